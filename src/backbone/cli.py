@@ -1,0 +1,257 @@
+"""The ``backbone`` command. A door only: it translates arguments into calls on
+:class:`~backbone.warehouse.Warehouse` and results into tables; a user's mistake
+becomes one line on stderr, never a traceback."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from backbone import __version__
+from backbone.errors import BackboneError
+from backbone.settings import SETTINGS
+from backbone.warehouse import Warehouse, default_warehouse_path
+
+if TYPE_CHECKING:
+    from backbone.demo import GenerateSummary
+
+app = typer.Typer(
+    name="backbone",
+    help="Backbone: a community data-sharing warehouse for collective-impact partnerships.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+demo_app = typer.Typer(
+    help="Build and run the synthetic demo community.", no_args_is_help=True
+)
+app.add_typer(demo_app, name="demo")
+
+
+def _out() -> Console:
+    """Consoles are made per call (nothing global at import): they read the terminal
+    width and COLUMNS when used."""
+    return Console()
+
+
+def _err() -> Console:
+    return Console(stderr=True)
+
+
+WarehouseOption = Annotated[
+    Path,
+    typer.Option(
+        "--warehouse",
+        "-w",
+        envvar="BACKBONE_WAREHOUSE",
+        help="Warehouse folder (default: $BACKBONE_WAREHOUSE, then ./warehouse).",
+        show_default=False,
+        default_factory=default_warehouse_path,
+    ),
+]
+
+
+@contextmanager
+def doors() -> Iterator[None]:
+    """Turn Backbone's errors into one clear line and exit status 1."""
+    try:
+        yield
+    except BackboneError as exc:
+        _err().print(f"[bold red]Error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        _out().print(f"backbone {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version."
+        ),
+    ] = False,
+) -> None:
+    """Backbone: a community data-sharing warehouse."""
+
+
+def _size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+@app.command()
+def init(
+    directory: Annotated[
+        Path, typer.Argument(help="Folder to create the warehouse in.")
+    ],
+    name: Annotated[str | None, typer.Option(help="Name shown on reports.")] = None,
+) -> None:
+    """Create a new warehouse folder with the canonical schema."""
+    with doors(), Warehouse.init(directory, name=name) as wh:
+        _out().print(
+            f"Created warehouse [bold]{wh.settings['warehouse.name']}[/] at {directory} "
+            f"(schema version {wh.schema_version})."
+        )
+
+
+@app.command()
+def info(warehouse: WarehouseOption) -> None:
+    """Show what a warehouse holds: partners, tables with row counts, sizes."""
+    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
+        facts = wh.info()
+    _out().print(f"[bold]{facts.name}[/] at {facts.path}")
+    _out().print(
+        f"schema version {facts.schema_version}; created {facts.created_at}; "
+        f"database {_size(facts.database_bytes)}; raw store {facts.raw_files} files, "
+        f"{_size(facts.raw_bytes)}"
+    )
+    partners = Table(title=f"Partners ({len(facts.partners)})")
+    for column in ("id", "name", "kind"):
+        partners.add_column(column)
+    for p in facts.partners:
+        partners.add_row(p.partner_id, p.name, p.kind)
+    _out().print(partners)
+    tables = Table(title="Tables")
+    tables.add_column("table")
+    tables.add_column("rows", justify="right")
+    for t in facts.tables:
+        tables.add_row(t.name, f"{t.rows:,}")
+    _out().print(tables)
+
+
+@app.command("settings")
+def show_settings() -> None:
+    """List every warehouse setting (backbone.toml) with its default and meaning."""
+    table = Table(title="Settings in backbone.toml")
+    table.add_column("setting", no_wrap=True)
+    table.add_column("default", no_wrap=True)
+    table.add_column("meaning")
+    for s in SETTINGS:
+        table.add_row(s.name, repr(s.default), s.help)
+    _out().print(table)
+
+
+def _progress() -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=_err(),
+        transient=True,
+    )
+
+
+def _generate(
+    out_dir: Path, students: int, years: int, seed: int, last_year: int
+) -> GenerateSummary:
+    from backbone.demo import expected_steps, generate
+
+    with _progress() as bar:
+        task = bar.add_task("generating", total=expected_steps(years))
+
+        def step(message: str) -> None:
+            bar.update(task, description=message, advance=1)
+
+        return generate(
+            out_dir,
+            students=students,
+            years=years,
+            seed=seed,
+            last_year=last_year,
+            progress=step,
+        )
+
+
+@demo_app.command("generate")
+def demo_generate(
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Folder to write the community to.")
+    ],
+    students: Annotated[int, typer.Option(help="Students who ever attend.")] = 12_000,
+    years: Annotated[int, typer.Option(help="School years of data.")] = 6,
+    seed: Annotated[int, typer.Option(help="Random seed; same seed, same files.")] = 42,
+    last_year: Annotated[
+        int, typer.Option(help="Last school year (2026 = 2025-26).")
+    ] = 2026,
+) -> None:
+    """Write the files every partner of a synthetic community would send."""
+    with doors():
+        summary = _generate(out_dir, students, years, seed, last_year)
+    _out().print(
+        f"Wrote {summary.files} files ({_size(summary.bytes)}) for {summary.students:,} "
+        f"students to {summary.out}/partners; planted truth in {summary.out}/truth."
+    )
+
+
+@demo_app.command("run")
+def demo_run(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the demo.")] = Path(
+        "demo-out"
+    ),
+    students: Annotated[int, typer.Option(help="Students who ever attend.")] = 12_000,
+    years: Annotated[int, typer.Option(help="School years of data.")] = 6,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
+) -> None:
+    """Generate the community, build a warehouse from it and run every stage."""
+    community = out_dir / "community"
+    warehouse = out_dir / "warehouse"
+    with doors():
+        summary = _generate(community, students, years, seed, 2026)
+        if (warehouse / "backbone.toml").exists():
+            shutil.rmtree(warehouse)  # the demo's own warehouse from an earlier run
+        with Warehouse.init(warehouse, name="Demo community warehouse") as wh:
+            counts = wh.partners.import_directory(community / "community.json")
+            facts = wh.info()
+    table = Table(title="Demo community built", show_header=False)
+    table.add_column("what")
+    table.add_column("result")
+    table.add_row(
+        "partner files",
+        f"{summary.files} files, {_size(summary.bytes)} in {community}/partners",
+    )
+    table.add_row(
+        "students",
+        f"{summary.students:,} over school years {summary.school_years[0]}-{summary.school_years[-1]}",
+    )
+    table.add_row(
+        "partner records",
+        f"{summary.rows['partner_record']:,} (one per partner and student)",
+    )
+    table.add_row("planted truth", f"{community}/truth (the warehouse never reads it)")
+    table.add_row("warehouse", f"{warehouse} (schema version {facts.schema_version})")
+    for key, value in counts.items():
+        table.add_row(f"  registered {key.replace('_', ' ')}", f"{value:,}")
+    _out().print(table)
+    _out().print(
+        f"Next: [bold]backbone info --warehouse {warehouse}[/] shows what it holds; "
+        f"{community}/README.md describes each partner's dialect."
+    )
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,353 @@
+"""``backbone demo generate``: write what every partner of the community would send.
+
+Layout of the output folder::
+
+    community.json          the steward's directory: partners, schools, programs,
+                            initiatives, institutions, school years, calendars
+    partners/<partner_id>/  each partner's files, in its own dialect, by school year
+    truth/                  planted truth; the warehouse never reads it
+    README.md               what is where
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from backbone.demo.calendar import INSTRUCTIONAL_DAYS
+from backbone.demo.community import (
+    CBOS,
+    COLLEGE_AGENCY,
+    DISTRICTS,
+    FUNDERS,
+    INSTITUTIONS,
+    PROGRAMS,
+    schools,
+)
+from backbone.demo.exports import build_exports
+from backbone.demo.records import build_partner_records
+from backbone.demo.simulate import simulate
+from backbone.demo.writers import write_agency, write_cbo, write_district
+from backbone.errors import UserError
+
+__all__ = ["GenerateSummary", "expected_steps", "generate"]
+
+BACKBONE_PARTNER = ("b00-backbone", "Community Backbone Collaborative")
+
+
+@dataclass(frozen=True)
+class GenerateSummary:
+    out: Path
+    students: int
+    school_years: list[int]
+    files: int
+    bytes: int
+    rows: dict[str, int]
+
+
+def expected_steps(years: int) -> int:
+    """How many progress messages :func:`generate` sends (for a progress bar)."""
+    # students, each year, attendance .. college (6), names, exports,
+    # each district and its years, each CBO, the agency, the truth
+    return 1 + years + 6 + 2 + len(DISTRICTS) * (1 + years) + len(CBOS) + 2
+
+
+def _prepare(out: Path) -> None:
+    """Use an empty folder, or replace an earlier demo community; never anything else."""
+    if out.exists() and any(out.iterdir()):
+        if not (out / "community.json").is_file():
+            raise UserError(
+                f"{out} exists and is not an earlier demo community; choose a new or "
+                "empty folder so nothing there is overwritten."
+            )
+        for child in ("partners", "truth"):
+            shutil.rmtree(out / child, ignore_errors=True)
+        for child in ("community.json", "README.md"):
+            (out / child).unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def generate(
+    out: Path | str,
+    *,
+    students: int = 12_000,
+    years: int = 6,
+    seed: int = 42,
+    last_year: int = 2026,
+    threads: int = 2,
+    memory_limit: str = "1500MB",
+    progress: Callable[[str], None] | None = None,
+) -> GenerateSummary:
+    """Simulate the community and write every partner's files plus the planted truth."""
+    if students < 100:
+        raise UserError("Generate at least 100 students (--students).")
+    if not 2 <= years <= 20:
+        raise UserError("Generate between 2 and 20 school years (--years).")
+    say = progress or (lambda _msg: None)
+    out = Path(out)
+    _prepare(out)
+    sim = simulate(students, years, seed, last_year, progress=say)
+    rng = np.random.default_rng([seed, 1])
+
+    # A scratch database on disk with a memory cap keeps peak memory bounded: the
+    # exports are several times the size of the simulation.
+    scratch = tempfile.TemporaryDirectory(prefix="backbone-demo-")
+    con = duckdb.connect(str(Path(scratch.name) / "scratch.duckdb"))
+    con.execute(f"SET threads = {threads}")
+    con.execute(f"SET memory_limit = '{memory_limit}'")
+    con.execute(f"SET temp_directory = '{Path(scratch.name) / 'spill'}'")
+    con.execute("SET preserve_insertion_order = true")
+    for name in list(sim.tables):
+        con.register(f"{name}_arrow", sim.tables[name])
+        con.execute(f"CREATE TABLE {name} AS SELECT * FROM {name}_arrow")
+        con.unregister(f"{name}_arrow")
+        del sim.tables[name]  # free the Arrow copy as soon as DuckDB has it
+    cal = sim.calendars
+    n_d, n_y, _ = cal.shape
+    con.register(
+        "calendar_arrow",
+        pa.table(
+            {
+                "district": np.repeat(np.arange(n_d), n_y * INSTRUCTIONAL_DAYS),
+                "year_index": np.tile(
+                    np.repeat(np.arange(n_y), INSTRUCTIONAL_DAYS), n_d
+                ),
+                "day_index": np.tile(np.arange(INSTRUCTIONAL_DAYS), n_d * n_y),
+                "d": cal.reshape(-1),
+            }
+        ),
+    )
+    con.execute("CREATE TABLE calendar AS SELECT * FROM calendar_arrow")
+    say("spelling names as each partner's system does")
+    build_partner_records(con, rng)
+    say("building each partner's export")
+    build_exports(con)
+
+    partners_dir = out / "partners"
+    files: list[Path] = []
+    for d in DISTRICTS:
+        say(f"writing {d.name} ({d.file_format})")
+        files += write_district(con, d, sim.years, partners_dir / d.partner_id, say)
+    for c in CBOS:
+        say(f"writing {c.name} ({c.file_format})")
+        files += write_cbo(con, c.partner_id, sim.years, partners_dir / c.partner_id)
+    say("writing the college agency's files")
+    files += write_agency(con, partners_dir / COLLEGE_AGENCY[0])
+
+    say("writing the planted truth")
+    _write_truth(con, out / "truth")
+    _write_directory(sim.years, sim.calendars, out / "community.json")
+    (out / "README.md").write_text(_readme(students, sim.years, seed), encoding="utf-8")
+
+    rows = {
+        name: con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]  # type: ignore[index]
+        for name in (
+            "persons",
+            "partner_record",
+            "x_attendance",
+            "x_courses",
+            "x_discipline",
+            "x_roster",
+            "x_sessions",
+            "x_college_terms",
+        )
+    }
+    con.close()
+    scratch.cleanup()
+    return GenerateSummary(
+        out=out,
+        students=students,
+        school_years=sim.years,
+        files=len(files),
+        bytes=sum(p.stat().st_size for p in files),
+        rows=rows,
+    )
+
+
+def _write_truth(con: duckdb.DuckDBPyConnection, truth: Path) -> None:
+    truth.mkdir(parents=True, exist_ok=True)
+    queries = {
+        "persons": "SELECT * FROM persons ORDER BY person_key",
+        "records": (
+            "SELECT partner_id, local_id, person_key FROM partner_record "
+            "ORDER BY partner_id, local_id"
+        ),
+        "student_years": (
+            "SELECT s.segment, s.person_key, dd.partner_id, pr.local_id, s.school_year, "
+            "s.grade, s.entry_date, s.exit_date, s.exit_type, s.risk AS yearly_risk, "
+            "s.absence_rate_planted FROM segments s JOIN district_dim dd USING (district) "
+            "JOIN partner_record pr ON pr.partner_id = dd.partner_id "
+            "AND pr.person_key = s.person_key ORDER BY segment"
+        ),
+        "program_participation": "SELECT * FROM participation ORDER BY participation",
+        "college": "SELECT * FROM college_students ORDER BY person_key",
+    }
+    for name, sql in queries.items():
+        con.execute(f"COPY ({sql}) TO '{truth / name}.parquet' (FORMAT parquet)")
+    lines = [
+        "program_id,partner_id,effect_attendance_pp,effect_marks,full_dose_sessions"
+    ]
+    for p in PROGRAMS:
+        lines.append(
+            f"{p.program_id},{p.partner_id},{p.effect_attendance_pp},{p.effect_marks},"
+            f"{round(0.6 * p.sessions)}"
+        )
+    (truth / "programs.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (truth / "README.md").write_text(TRUTH_README, encoding="utf-8")
+
+
+def _write_directory(years: list[int], calendars: np.ndarray, path: Path) -> None:
+    school_rows = schools()
+    partners: list[dict[str, object]] = [
+        {
+            "partner_id": BACKBONE_PARTNER[0],
+            "name": BACKBONE_PARTNER[1],
+            "kind": "backbone",
+        }
+    ]
+    partners += [
+        {
+            "partner_id": d.partner_id,
+            "name": d.name,
+            "kind": "school_district",
+            "ed_org_id": d.ed_org_id,
+        }
+        for d in DISTRICTS
+    ]
+    partners += [
+        {"partner_id": c.partner_id, "name": c.name, "kind": "community_organization"}
+        for c in CBOS
+    ]
+    partners.append(
+        {
+            "partner_id": COLLEGE_AGENCY[0],
+            "name": COLLEGE_AGENCY[1],
+            "kind": "higher_education_agency",
+        }
+    )
+    partners += [{"partner_id": f[0], "name": f[1], "kind": "funder"} for f in FUNDERS]
+    calendars_out = []
+    for di, d in enumerate(DISTRICTS):
+        ids = [s["school_id"] for s in school_rows if s["partner_id"] == d.partner_id]
+        for yi, t in enumerate(years):
+            calendars_out.append(
+                {
+                    "school_year": t,
+                    "school_ids": ids,
+                    "instructional_dates": [str(x) for x in calendars[di, yi]],
+                }
+            )
+    doc = {
+        "partners": partners,
+        "schools": [{k: v for k, v in s.items() if k != "key"} for s in school_rows],
+        "programs": [
+            {
+                "program_id": p.program_id,
+                "partner_id": p.partner_id,
+                "program_name": p.name,
+                "program_type": p.program_type,
+            }
+            for p in PROGRAMS
+        ],
+        "initiatives": [
+            {
+                "initiative_id": iid,
+                "funder_partner_id": fid,
+                "name": name,
+                "begin_date": f"{years[0] - 1}-07-01",
+                "end_date": f"{years[-1]}-06-30",
+                "program_ids": list(progs),
+            }
+            for fid, _, inits in FUNDERS
+            for iid, name, progs in inits
+        ],
+        "institutions": [
+            {
+                "institution_id": i[0],
+                "name": i[1],
+                "level": i[2],
+                "control": i[3],
+                "state": "MN",
+            }
+            for i in INSTITUTIONS
+        ],
+        "school_years": [
+            {
+                "school_year": t,
+                "description": f"{t - 1}-{str(t)[2:]}",
+                "begin_date": f"{t - 1}-07-01",
+                "end_date": f"{t}-06-30",
+            }
+            for t in years
+        ],
+        "calendars": calendars_out,
+    }
+    path.write_text(
+        json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+
+
+TRUTH_README = """# Planted truth
+
+The warehouse never reads this folder. Later stages are validated against it.
+
+- `records.parquet`: the person (`person_key`) behind every partner record
+  (`partner_id`, `local_id`): linkage truth covering every file in `partners/`.
+- `persons.parquet`: each person's true identity, demographics, latent risk
+  (`latent_risk`), and outcome (`graduated`, `dropout`, `no_diploma`, `moved_away`,
+  `enrolled`) with the school year it happened (`exit_year`).
+- `student_years.parquet`: each enrolment spell with the year's risk and planted
+  absence rate.
+- `programs.csv`: each program's true effect on attendance rate (percentage points)
+  and on every course mark (0-100 points) for a participant attending at least
+  `full_dose_sessions` sessions; lower attendance scales the effect down in proportion.
+  Some programs have zero effect.
+- `program_participation.parquet`: every participation with its realized effects
+  (`effect_attendance_pp`, `effect_marks`), so the true average effect of any group
+  of participants can be computed.
+- `college.parquet`: for each graduate, whether and where they enrolled, remediation,
+  persistence (`years_enrolled`) and degree.
+"""
+
+
+def _readme(students: int, years: list[int], seed: int) -> str:
+    rows = "\n".join(
+        f"| {d.partner_id} | {d.name} | {d.file_format} | {d.encoding} | "
+        f"{d.delimiter!r} | {d.date_format} | {d.attendance} |"
+        for d in DISTRICTS
+    )
+    cbos = "\n".join(f"| {c.partner_id} | {c.name} | {c.file_format} |" for c in CBOS)
+    return f"""# Demo community
+
+{students} students, school years {years[0] - 1}-{str(years[0])[2:]} to \
+{years[-1] - 1}-{str(years[-1])[2:]}, seed {seed}. Generated by `backbone demo generate`;
+the same seed gives byte-identical files.
+
+## School districts (`partners/<id>/<school year>/`)
+
+| partner | name | format | encoding | delimiter | dates | attendance |
+| --- | --- | --- | --- | --- | --- | --- |
+{rows}
+
+## Community organizations (`partners/<id>/`)
+
+| partner | name | format |
+| --- | --- | --- |
+{cbos}
+
+## College agency
+
+`partners/{COLLEGE_AGENCY[0]}/<academic year>/`: students, terms and events (CSV) for
+graduates who enrolled in college.
+
+`community.json` is the steward's directory of partners, schools, programs, funders'
+initiatives, institutions and calendars. `truth/` holds the planted truth.
+"""

@@ -1,0 +1,124 @@
+"""Schema versions. Each migration moves a warehouse one version forward.
+
+Opening a warehouse applies every migration it lacks, in one transaction; a warehouse
+written by a newer Backbone is refused (we never guess at a future schema). To change
+the schema, append a migration: never edit an applied one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import duckdb
+
+from backbone import __version__
+from backbone.errors import SchemaVersionError
+from backbone.model.descriptors import descriptor_rows
+from backbone.model.schema import (
+    ANALYTIC_TABLES,
+    CALENDAR_TABLES,
+    IDENTITY_TABLES,
+    OPS_TABLES,
+    REF_TABLES,
+    SCHEMAS,
+    create_table_sql,
+)
+
+__all__ = ["CURRENT_VERSION", "MIGRATIONS", "Migration", "migrate", "schema_version"]
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    statements: Sequence[str]
+    seed: Callable[[duckdb.DuckDBPyConnection], None] | None = None
+
+
+def _seed_descriptors(con: duckdb.DuckDBPyConnection) -> None:
+    con.executemany(
+        "INSERT INTO ref.descriptor VALUES (?, ?, ?, ?, ?)", descriptor_rows()
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "canonical model: partners, descriptors, identity, analytic facts",
+        (
+            *(f"CREATE SCHEMA IF NOT EXISTS {s}" for s in SCHEMAS),
+            *(
+                create_table_sql(t)
+                for t in (*OPS_TABLES, *REF_TABLES, *IDENTITY_TABLES, *ANALYTIC_TABLES)
+            ),
+        ),
+        _seed_descriptors,
+    ),
+    Migration(
+        2,
+        "school years and instructional calendars",
+        tuple(create_table_sql(t) for t in CALENDAR_TABLES),
+    ),
+)
+
+CURRENT_VERSION = MIGRATIONS[-1].version
+
+
+def schema_version(con: duckdb.DuckDBPyConnection) -> int:
+    """The warehouse's schema version; 0 for an empty database."""
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables "
+        "WHERE table_schema = 'ops' AND table_name = 'meta'"
+    ).fetchone()
+    if not exists or exists[0] == 0:
+        return 0
+    row = con.execute(
+        "SELECT value FROM ops.meta WHERE key = 'schema_version'"
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def migrate(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    target: int = CURRENT_VERSION,
+    where: str = "this warehouse",
+) -> list[Migration]:
+    """Bring the database to ``target``; returns the migrations applied."""
+    current = schema_version(con)
+    if current > CURRENT_VERSION:
+        raise SchemaVersionError(
+            f"{where} has schema version {current}, but this Backbone "
+            f"({__version__}) reads versions up to {CURRENT_VERSION}. Upgrade Backbone "
+            "to open it; nothing was changed."
+        )
+    pending = [m for m in MIGRATIONS if current < m.version <= target]
+    if not pending:
+        return []
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for migration in pending:
+            for statement in migration.statements:
+                con.execute(statement)
+            if migration.seed is not None:
+                migration.seed(con)
+            con.execute(
+                "INSERT INTO ops.schema_migration VALUES (?, ?, ?, ?)",
+                [
+                    migration.version,
+                    migration.description,
+                    datetime.now(UTC).replace(tzinfo=None),
+                    __version__,
+                ],
+            )
+        con.execute(
+            "INSERT OR REPLACE INTO ops.meta VALUES ('schema_version', ?)",
+            [str(pending[-1].version)],
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return pending

@@ -1,0 +1,633 @@
+"""The canonical model, declared as data.
+
+Tables live in four DuckDB schemas so that identifying data stays apart from analysis:
+
+* ``ops``       – the warehouse's own bookkeeping (meta, migrations, submissions);
+* ``ref``       – partners, schools, programs, initiatives, institutions, descriptors;
+* ``identity``  – what partners sent to identify a person, and the linked persons;
+* ``analytic``  – the canonical, longitudinal facts (Ed-Fi names and natural keys).
+
+Analytic rows name their subject by ``(provider_partner_id, student_local_id)``, the
+partner's own id; ``identity.record_person`` maps that pair to a linked person, so
+re-linking never rewrites facts. Every analytic row carries its provider and the
+submission it came from (lineage). DDL is produced by pure functions below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+__all__ = [
+    "SCHEMAS",
+    "Column",
+    "Table",
+    "create_table_sql",
+]
+
+SCHEMAS = ("ops", "ref", "identity", "analytic")
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    nullable: bool = True
+    descriptor: str | None = None
+    """Ed-Fi descriptor whose code values this column holds (canonical, not local)."""
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class Table:
+    schema: str
+    name: str
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...]
+    doc: str = ""
+    edfi: str | None = None
+    """The Ed-Fi entity this table mirrors, where there is one."""
+    person_level: bool = field(default=False)
+    """Rows describe one person; reads go through the policy layer."""
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    def column(self, name: str) -> Column:
+        for column in self.columns:
+            if column.name == name:
+                return column
+        raise KeyError(f"{self.qualified_name} has no column {name!r}")
+
+
+def create_table_sql(table: Table) -> str:
+    """``CREATE TABLE`` for one table (DuckDB dialect; sqlglot translates it)."""
+    lines = []
+    for column in table.columns:
+        null = "" if column.nullable else " NOT NULL"
+        lines.append(f"    {column.name} {column.type}{null}")
+    if table.primary_key:
+        lines.append(f"    PRIMARY KEY ({', '.join(table.primary_key)})")
+    body = ",\n".join(lines)
+    return f"CREATE TABLE {table.qualified_name} (\n{body}\n)"
+
+
+def _c(
+    name: str,
+    type_: str,
+    *,
+    required: bool = False,
+    descriptor: str | None = None,
+    doc: str = "",
+) -> Column:
+    return Column(name, type_, nullable=not required, descriptor=descriptor, doc=doc)
+
+
+def _lineage() -> tuple[Column, ...]:
+    return (
+        _c("provider_partner_id", "VARCHAR", required=True, doc="who sent the row"),
+        _c("submission_id", "BIGINT", required=True, doc="the submission it came from"),
+    )
+
+
+def _student() -> Column:
+    return _c(
+        "student_local_id",
+        "VARCHAR",
+        required=True,
+        doc="the provider's own id for the person; see identity.record_person",
+    )
+
+
+def analytic_table(
+    name: str,
+    columns: Iterable[Column],
+    primary_key: Iterable[str],
+    *,
+    edfi: str | None = None,
+    doc: str = "",
+    person_level: bool = True,
+) -> Table:
+    """An analytic table: lineage columns first, then the facts."""
+    lead = (*_lineage()[:1], _student()) if person_level else _lineage()[:1]
+    return Table(
+        "analytic",
+        name,
+        (*lead, *columns, _lineage()[1]),
+        ("provider_partner_id", *primary_key),
+        doc=doc,
+        edfi=edfi,
+        person_level=person_level,
+    )
+
+
+# --- ops ------------------------------------------------------------------------
+
+OPS_TABLES = (
+    Table(
+        "ops",
+        "meta",
+        (_c("key", "VARCHAR", required=True), _c("value", "VARCHAR")),
+        ("key",),
+        doc="Warehouse facts: schema_version, created_at, created_by.",
+    ),
+    Table(
+        "ops",
+        "schema_migration",
+        (
+            _c("version", "INTEGER", required=True),
+            _c("description", "VARCHAR", required=True),
+            _c("applied_at", "TIMESTAMP", required=True),
+            _c("backbone_version", "VARCHAR", required=True),
+        ),
+        ("version",),
+        doc="Every migration applied to this warehouse, in order.",
+    ),
+    Table(
+        "ops",
+        "submission",
+        (
+            _c("submission_id", "BIGINT", required=True),
+            _c("partner_id", "VARCHAR", required=True),
+            _c("feed", "VARCHAR", required=True),
+            _c("file_name", "VARCHAR", required=True),
+            _c("sha256", "VARCHAR", required=True, doc="checksum of the raw file"),
+            _c("size_bytes", "BIGINT", required=True),
+            _c("raw_path", "VARCHAR", required=True, doc="path under raw/"),
+            _c("received_at", "TIMESTAMP", required=True),
+            _c("status", "VARCHAR", required=True),
+            _c("rows_read", "BIGINT"),
+            _c("rows_loaded", "BIGINT"),
+            _c("rows_quarantined", "BIGINT"),
+            _c("note", "VARCHAR"),
+        ),
+        ("submission_id",),
+        doc="One row per file a partner submitted; counts reconcile.",
+    ),
+)
+
+# --- ref ------------------------------------------------------------------------
+
+PARTNER_KINDS = (
+    "school_district",
+    "community_organization",
+    "higher_education_agency",
+    "government_agency",
+    "funder",
+    "research",
+    "backbone",
+)
+
+REF_TABLES = (
+    Table(
+        "ref",
+        "partner",
+        (
+            _c("partner_id", "VARCHAR", required=True),
+            _c("name", "VARCHAR", required=True),
+            _c("kind", "VARCHAR", required=True, doc=" / ".join(PARTNER_KINDS)),
+            _c("ed_org_id", "BIGINT", doc="Ed-Fi EducationOrganizationId, if any"),
+            _c("parent_partner_id", "VARCHAR"),
+            _c("created_at", "TIMESTAMP", required=True),
+        ),
+        ("partner_id",),
+        doc="Organizations of the partnership.",
+    ),
+    Table(
+        "ref",
+        "school",
+        (
+            _c("school_id", "VARCHAR", required=True, doc="warehouse-wide school id"),
+            _c("partner_id", "VARCHAR", required=True, doc="owning district or CBO"),
+            _c("local_school_code", "VARCHAR", required=True),
+            _c("name", "VARCHAR", required=True),
+            _c("school_level", "VARCHAR", doc="Elementary / Middle / High / Site"),
+            _c("lowest_grade_level", "VARCHAR", descriptor="GradeLevelDescriptor"),
+            _c("highest_grade_level", "VARCHAR", descriptor="GradeLevelDescriptor"),
+            _c("ed_org_id", "BIGINT"),
+        ),
+        ("school_id",),
+        doc="Schools and sites owned by partners.",
+        edfi="School",
+    ),
+    Table(
+        "ref",
+        "program",
+        (
+            _c("program_id", "VARCHAR", required=True),
+            _c("partner_id", "VARCHAR", required=True),
+            _c("program_name", "VARCHAR", required=True),
+            _c("program_type", "VARCHAR", descriptor="ProgramTypeDescriptor"),
+        ),
+        ("program_id",),
+        doc="Programs run by community organizations or districts.",
+        edfi="Program",
+    ),
+    Table(
+        "ref",
+        "initiative",
+        (
+            _c("initiative_id", "VARCHAR", required=True),
+            _c("funder_partner_id", "VARCHAR", required=True),
+            _c("name", "VARCHAR", required=True),
+            _c("begin_date", "DATE"),
+            _c("end_date", "DATE"),
+        ),
+        ("initiative_id",),
+        doc="A funder's initiative; groups programs.",
+    ),
+    Table(
+        "ref",
+        "initiative_program",
+        (
+            _c("initiative_id", "VARCHAR", required=True),
+            _c("program_id", "VARCHAR", required=True),
+        ),
+        ("initiative_id", "program_id"),
+    ),
+    Table(
+        "ref",
+        "postsecondary_institution",
+        (
+            _c("institution_id", "VARCHAR", required=True),
+            _c("name", "VARCHAR", required=True),
+            _c("level", "VARCHAR", doc="Two-year / Four-year"),
+            _c("control", "VARCHAR", doc="Public / Private"),
+            _c("state", "VARCHAR"),
+        ),
+        ("institution_id",),
+        edfi="PostSecondaryInstitution",
+    ),
+    Table(
+        "ref",
+        "descriptor",
+        (
+            _c("descriptor_name", "VARCHAR", required=True),
+            _c("code_value", "VARCHAR", required=True),
+            _c("namespace", "VARCHAR", required=True),
+            _c("short_description", "VARCHAR"),
+            _c("ordinal", "SMALLINT", doc="sort order; grade levels: K = 0"),
+        ),
+        ("descriptor_name", "code_value"),
+        doc="Canonical code values (Ed-Fi descriptors and Backbone's own).",
+        edfi="Descriptor",
+    ),
+    Table(
+        "ref",
+        "descriptor_map",
+        (
+            _c("partner_id", "VARCHAR", required=True),
+            _c("descriptor_name", "VARCHAR", required=True),
+            _c("local_code_value", "VARCHAR", required=True),
+            _c("code_value", "VARCHAR", required=True),
+        ),
+        ("partner_id", "descriptor_name", "local_code_value"),
+        doc="A partner's local code -> canonical code (Ed-Fi AMT DescriptorMap).",
+    ),
+)
+
+# --- identity -------------------------------------------------------------------
+
+IDENTITY_TABLES = (
+    Table(
+        "identity",
+        "partner_record",
+        (
+            _c("partner_id", "VARCHAR", required=True),
+            _c("local_id", "VARCHAR", required=True),
+            _c(
+                "identification_system",
+                "VARCHAR",
+                descriptor="StudentIdentificationSystemDescriptor",
+            ),
+            _c("first_name", "VARCHAR"),
+            _c("middle_name", "VARCHAR"),
+            _c("last_surname", "VARCHAR"),
+            _c("generation_code_suffix", "VARCHAR"),
+            _c("birth_date", "DATE"),
+            _c("birth_sex", "VARCHAR", descriptor="SexDescriptor"),
+            _c("address", "VARCHAR"),
+            _c("postal_code", "VARCHAR"),
+            _c("state_student_id", "VARCHAR"),
+            _c("school_id", "VARCHAR", doc="school last seen with, if any"),
+            _c("submission_id", "BIGINT", required=True),
+        ),
+        ("partner_id", "local_id"),
+        doc="The identifying fields a partner sent for its local id (PII).",
+        person_level=True,
+    ),
+    Table(
+        "identity",
+        "person",
+        (
+            _c("person_id", "BIGINT", required=True),
+            _c("created_at", "TIMESTAMP", required=True),
+        ),
+        ("person_id",),
+        doc="A linked person: every record of one student, across partners.",
+    ),
+    Table(
+        "identity",
+        "record_person",
+        (
+            _c("partner_id", "VARCHAR", required=True),
+            _c("local_id", "VARCHAR", required=True),
+            _c("person_id", "BIGINT", required=True),
+            _c(
+                "method", "VARCHAR", required=True, doc="deterministic / model / review"
+            ),
+            _c("linked_at", "TIMESTAMP", required=True),
+        ),
+        ("partner_id", "local_id"),
+        doc="Which person each partner record belongs to.",
+        person_level=True,
+    ),
+)
+
+# --- analytic -------------------------------------------------------------------
+
+ANALYTIC_TABLES = (
+    analytic_table(
+        "demographics",
+        (
+            _c("as_of_date", "DATE", required=True),
+            _c("sex", "VARCHAR", descriptor="SexDescriptor"),
+            _c("hispanic_latino_ethnicity", "BOOLEAN"),
+            _c("race", "VARCHAR", descriptor="RaceDescriptor"),
+            _c("economic_disadvantaged", "BOOLEAN"),
+            _c("english_learner", "BOOLEAN"),
+            _c("disability", "BOOLEAN"),
+        ),
+        ("student_local_id", "as_of_date"),
+        edfi="StudentEducationOrganizationAssociation",
+        doc="Demographics as reported on a date (they change).",
+    ),
+    analytic_table(
+        "enrollment",
+        (
+            _c("school_id", "VARCHAR", required=True),
+            _c("entry_date", "DATE", required=True),
+            _c(
+                "entry_grade_level",
+                "VARCHAR",
+                required=True,
+                descriptor="GradeLevelDescriptor",
+            ),
+            _c("school_year", "SMALLINT", required=True),
+            _c("entry_type", "VARCHAR"),
+            _c("exit_withdraw_date", "DATE"),
+            _c(
+                "exit_withdraw_type", "VARCHAR", descriptor="ExitWithdrawTypeDescriptor"
+            ),
+            _c("class_of_school_year", "SMALLINT"),
+        ),
+        ("student_local_id", "school_id", "entry_date"),
+        edfi="StudentSchoolAssociation",
+    ),
+    analytic_table(
+        "attendance_event",
+        (
+            _c("school_id", "VARCHAR", required=True),
+            _c("school_year", "SMALLINT", required=True),
+            _c("event_date", "DATE", required=True),
+            _c(
+                "attendance_event_category",
+                "VARCHAR",
+                required=True,
+                descriptor="AttendanceEventCategoryDescriptor",
+            ),
+            _c("event_duration", "DECIMAL(3,2)", doc="1 = whole day, 0.5 = half"),
+            _c("attendance_event_reason", "VARCHAR"),
+        ),
+        ("student_local_id", "school_id", "event_date", "attendance_event_category"),
+        edfi="StudentSchoolAttendanceEvent",
+        doc="Daily attendance events (absences, tardies) as Ed-Fi sends them.",
+    ),
+    analytic_table(
+        "attendance_period",
+        (
+            _c("school_id", "VARCHAR", required=True),
+            _c("school_year", "SMALLINT", required=True),
+            _c("session_name", "VARCHAR", required=True),
+            _c("period_begin_date", "DATE"),
+            _c("period_end_date", "DATE"),
+            _c("days_enrolled", "DECIMAL(5,1)", required=True),
+            _c("days_present", "DECIMAL(5,1)", required=True),
+            _c("days_absent_excused", "DECIMAL(5,1)"),
+            _c("days_absent_unexcused", "DECIMAL(5,1)"),
+            _c("days_tardy", "DECIMAL(5,1)"),
+        ),
+        ("student_local_id", "school_id", "school_year", "session_name"),
+        doc="Attendance totals per term, for partners that send no daily events.",
+    ),
+    analytic_table(
+        "discipline_incident",
+        (
+            _c("school_id", "VARCHAR", required=True),
+            _c("incident_identifier", "VARCHAR", required=True),
+            _c("incident_date", "DATE", required=True),
+            _c("behavior", "VARCHAR", required=True, descriptor="BehaviorDescriptor"),
+            _c(
+                "participation_code",
+                "VARCHAR",
+                descriptor="DisciplineIncidentParticipationCodeDescriptor",
+            ),
+        ),
+        ("student_local_id", "school_id", "incident_identifier", "behavior"),
+        edfi="StudentDisciplineIncidentBehaviorAssociation",
+        doc="A student's part in a discipline incident (incident facts denormalised).",
+    ),
+    analytic_table(
+        "discipline_action",
+        (
+            _c("discipline_action_identifier", "VARCHAR", required=True),
+            _c("discipline_date", "DATE", required=True),
+            _c(
+                "discipline",
+                "VARCHAR",
+                required=True,
+                descriptor="DisciplineDescriptor",
+            ),
+            _c("discipline_action_length", "DECIMAL(5,1)", doc="days"),
+            _c("responsibility_school_id", "VARCHAR"),
+            _c("incident_identifier", "VARCHAR"),
+        ),
+        ("student_local_id", "discipline_action_identifier", "discipline_date"),
+        edfi="DisciplineAction",
+    ),
+    analytic_table(
+        "course_transcript",
+        (
+            _c("school_id", "VARCHAR", required=True),
+            _c("school_year", "SMALLINT", required=True),
+            _c("term", "VARCHAR", required=True, descriptor="TermDescriptor"),
+            _c("course_code", "VARCHAR", required=True),
+            _c("course_title", "VARCHAR"),
+            _c("academic_subject", "VARCHAR", descriptor="AcademicSubjectDescriptor"),
+            _c(
+                "course_attempt_result",
+                "VARCHAR",
+                descriptor="CourseAttemptResultDescriptor",
+            ),
+            _c("attempted_credits", "DECIMAL(4,2)"),
+            _c("earned_credits", "DECIMAL(4,2)"),
+            _c("final_letter_grade_earned", "VARCHAR"),
+            _c("final_numeric_grade_earned", "DECIMAL(5,2)"),
+            _c("when_taken_grade_level", "VARCHAR", descriptor="GradeLevelDescriptor"),
+        ),
+        ("student_local_id", "school_id", "school_year", "term", "course_code"),
+        edfi="CourseTranscript",
+        doc="Course marks per term: the course-performance facts.",
+    ),
+    analytic_table(
+        "student_academic_record",
+        (
+            _c("school_id", "VARCHAR", required=True),
+            _c("school_year", "SMALLINT", required=True),
+            _c("term", "VARCHAR", required=True, descriptor="TermDescriptor"),
+            _c("session_attempted_credits", "DECIMAL(5,2)"),
+            _c("session_earned_credits", "DECIMAL(5,2)"),
+            _c("cumulative_earned_credits", "DECIMAL(5,2)"),
+            _c("session_gpa", "DECIMAL(4,2)"),
+            _c("cumulative_gpa", "DECIMAL(4,2)"),
+        ),
+        ("student_local_id", "school_id", "school_year", "term"),
+        edfi="StudentAcademicRecord",
+    ),
+    analytic_table(
+        "student_assessment",
+        (
+            _c("assessment_identifier", "VARCHAR", required=True),
+            _c("academic_subject", "VARCHAR", descriptor="AcademicSubjectDescriptor"),
+            _c("administration_date", "DATE", required=True),
+            _c("school_year", "SMALLINT", required=True),
+            _c(
+                "when_assessed_grade_level",
+                "VARCHAR",
+                descriptor="GradeLevelDescriptor",
+            ),
+            _c("scale_score", "DOUBLE"),
+            _c("performance_level", "VARCHAR", descriptor="PerformanceLevelDescriptor"),
+        ),
+        ("student_local_id", "assessment_identifier", "administration_date"),
+        edfi="StudentAssessment",
+    ),
+    analytic_table(
+        "program_participation",
+        (
+            _c("program_id", "VARCHAR", required=True),
+            _c("begin_date", "DATE", required=True),
+            _c("end_date", "DATE"),
+            _c("reason_exited", "VARCHAR", descriptor="ReasonExitedDescriptor"),
+        ),
+        ("student_local_id", "program_id", "begin_date"),
+        edfi="StudentProgramAssociation",
+    ),
+    analytic_table(
+        "program_attendance",
+        (
+            _c("program_id", "VARCHAR", required=True),
+            _c("event_date", "DATE", required=True),
+            _c(
+                "attendance_event_category",
+                "VARCHAR",
+                required=True,
+                descriptor="AttendanceEventCategoryDescriptor",
+            ),
+            _c("hours", "DECIMAL(4,2)", doc="dosage of the session"),
+        ),
+        ("student_local_id", "program_id", "event_date"),
+        edfi="StudentProgramAttendanceEvent",
+        doc="Program sessions attended: the dosage of community programs.",
+    ),
+    analytic_table(
+        "graduation",
+        (
+            _c("school_id", "VARCHAR", required=True),
+            _c("graduation_date", "DATE", required=True),
+            _c("diploma_type", "VARCHAR", descriptor="DiplomaTypeDescriptor"),
+            _c("class_of_school_year", "SMALLINT"),
+        ),
+        ("student_local_id", "school_id"),
+        edfi="Diploma",
+        doc="Diplomas awarded; other exits are enrollment.exit_withdraw_type.",
+    ),
+    analytic_table(
+        "postsecondary_enrollment",
+        (
+            _c("institution_id", "VARCHAR", required=True),
+            _c("term_name", "VARCHAR", required=True, doc="e.g. Fall 2025"),
+            _c("term_begin_date", "DATE", required=True),
+            _c("term_end_date", "DATE"),
+            _c("enrollment_status", "VARCHAR", doc="Full-time / Part-time"),
+            _c("credits_attempted", "DECIMAL(5,2)"),
+            _c("credits_earned", "DECIMAL(5,2)"),
+            _c("term_gpa", "DECIMAL(4,2)"),
+        ),
+        ("student_local_id", "institution_id", "term_begin_date"),
+        doc="College terms enrolled, with credits and GPA.",
+    ),
+    analytic_table(
+        "postsecondary_event",
+        (
+            _c("event_date", "DATE", required=True),
+            _c(
+                "postsecondary_event_category",
+                "VARCHAR",
+                required=True,
+                descriptor="PostSecondaryEventCategoryDescriptor",
+            ),
+            _c("institution_id", "VARCHAR"),
+            _c("degree_type", "VARCHAR", doc="for College Degree Received"),
+        ),
+        ("student_local_id", "postsecondary_event_category", "event_date"),
+        edfi="PostSecondaryEvent",
+        doc="Remedial enrollment, degrees and other college events.",
+    ),
+)
+
+# Added by migration 2.
+CALENDAR_TABLES = (
+    Table(
+        "ref",
+        "school_year",
+        (
+            _c("school_year", "SMALLINT", required=True, doc="ending year: 2026"),
+            _c("description", "VARCHAR", required=True, doc="2025-26"),
+            _c("begin_date", "DATE", required=True),
+            _c("end_date", "DATE", required=True),
+        ),
+        ("school_year",),
+        edfi="SchoolYearType",
+    ),
+    Table(
+        "ref",
+        "calendar_date",
+        (
+            _c("school_id", "VARCHAR", required=True),
+            _c("date", "DATE", required=True),
+            _c("school_year", "SMALLINT", required=True),
+            _c("is_instructional_day", "BOOLEAN", required=True),
+        ),
+        ("school_id", "date"),
+        edfi="CalendarDate",
+        doc="Instructional days per school, for attendance rates from events.",
+    ),
+)
+
+ALL_TABLES: tuple[Table, ...] = (
+    *OPS_TABLES,
+    *REF_TABLES,
+    *IDENTITY_TABLES,
+    *ANALYTIC_TABLES,
+    *CALENDAR_TABLES,
+)
+
+
+def table(qualified_name: str) -> Table:
+    """Look a table up by ``schema.name``."""
+    for t in ALL_TABLES:
+        if t.qualified_name == qualified_name:
+            return t
+    raise KeyError(qualified_name)

@@ -1,0 +1,223 @@
+"""The partner registry: organizations and what they own (schools, programs).
+
+A *directory* is the steward's description of the community as JSON: partners,
+schools, programs, funders' initiatives, college institutions, school years and
+instructional calendars. ``backbone demo`` writes one; :meth:`import_directory`
+loads it in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from backbone.errors import InputFileError, NotFoundError, UserError
+from backbone.model.schema import PARTNER_KINDS
+
+__all__ = ["Partner", "PartnerRegistry"]
+
+
+@dataclass(frozen=True)
+class Partner:
+    partner_id: str
+    name: str
+    kind: str
+    ed_org_id: int | None = None
+
+
+class PartnerRegistry:
+    """Partners and what they own, in ``ref``."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self._con = con
+
+    def add(self, partner: Partner) -> None:
+        if partner.kind not in PARTNER_KINDS:
+            raise UserError(
+                f"Partner kind {partner.kind!r} is not known; use one of "
+                f"{', '.join(PARTNER_KINDS)}."
+            )
+        if self.get_or_none(partner.partner_id) is not None:
+            raise UserError(
+                f"A partner with id {partner.partner_id!r} already exists; "
+                "choose another id."
+            )
+        self._con.execute(
+            "INSERT INTO ref.partner VALUES (?, ?, ?, ?, NULL, ?)",
+            [
+                partner.partner_id,
+                partner.name,
+                partner.kind,
+                partner.ed_org_id,
+                datetime.now(UTC).replace(tzinfo=None),
+            ],
+        )
+
+    def get_or_none(self, partner_id: str) -> Partner | None:
+        row = self._con.execute(
+            "SELECT partner_id, name, kind, ed_org_id FROM ref.partner "
+            "WHERE partner_id = ?",
+            [partner_id],
+        ).fetchone()
+        return Partner(*row) if row else None
+
+    def get(self, partner_id: str) -> Partner:
+        partner = self.get_or_none(partner_id)
+        if partner is None:
+            raise NotFoundError(
+                f"No partner {partner_id!r}; `backbone info` lists the partners."
+            )
+        return partner
+
+    def list(self) -> list[Partner]:
+        rows = self._con.execute(
+            "SELECT partner_id, name, kind, ed_org_id FROM ref.partner "
+            "ORDER BY kind, partner_id"
+        ).fetchall()
+        return [Partner(*row) for row in rows]
+
+    def import_directory(self, path: Path) -> dict[str, int]:
+        """Register everything a community directory file describes; returns counts."""
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InputFileError(
+                f"cannot read the directory ({exc}).", path=path
+            ) from None
+        counts: dict[str, int] = {}
+        con = self._con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for p in _items(doc, "partners", path):
+                self.add(
+                    Partner(p["partner_id"], p["name"], p["kind"], p.get("ed_org_id"))
+                )
+            counts["partners"] = len(doc["partners"])
+            _insert(
+                con,
+                "ref.school",
+                doc.get("schools", []),
+                (
+                    "school_id",
+                    "partner_id",
+                    "local_school_code",
+                    "name",
+                    "school_level",
+                    "lowest_grade_level",
+                    "highest_grade_level",
+                    "ed_org_id",
+                ),
+            )
+            counts["schools"] = len(doc.get("schools", []))
+            _insert(
+                con,
+                "ref.program",
+                doc.get("programs", []),
+                (
+                    "program_id",
+                    "partner_id",
+                    "program_name",
+                    "program_type",
+                ),
+            )
+            counts["programs"] = len(doc.get("programs", []))
+            initiatives = doc.get("initiatives", [])
+            _insert(
+                con,
+                "ref.initiative",
+                initiatives,
+                (
+                    "initiative_id",
+                    "funder_partner_id",
+                    "name",
+                    "begin_date",
+                    "end_date",
+                ),
+            )
+            links = [
+                {"initiative_id": i["initiative_id"], "program_id": p}
+                for i in initiatives
+                for p in i.get("program_ids", [])
+            ]
+            _insert(
+                con, "ref.initiative_program", links, ("initiative_id", "program_id")
+            )
+            counts["initiatives"] = len(initiatives)
+            _insert(
+                con,
+                "ref.postsecondary_institution",
+                doc.get("institutions", []),
+                (
+                    "institution_id",
+                    "name",
+                    "level",
+                    "control",
+                    "state",
+                ),
+            )
+            counts["institutions"] = len(doc.get("institutions", []))
+            _insert(
+                con,
+                "ref.school_year",
+                doc.get("school_years", []),
+                (
+                    "school_year",
+                    "description",
+                    "begin_date",
+                    "end_date",
+                ),
+            )
+            counts["school_years"] = len(doc.get("school_years", []))
+            counts["calendar_dates"] = _insert_calendars(con, doc.get("calendars", []))
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        return counts
+
+
+def _items(doc: dict[str, Any], key: str, path: Path) -> list[dict[str, Any]]:
+    items = doc.get(key)
+    if not isinstance(items, list):
+        raise InputFileError(f"expected a list under {key!r}.", path=path)
+    return items
+
+
+def _insert(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    items: list[dict[str, Any]],
+    columns: tuple[str, ...],
+) -> None:
+    if not items:
+        return
+    placeholders = ", ".join("?" for _ in columns)
+    con.executemany(
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})",
+        [[item.get(c) for c in columns] for item in items],
+    )
+
+
+def _insert_calendars(
+    con: duckdb.DuckDBPyConnection, calendars: list[dict[str, Any]]
+) -> int:
+    """Calendars come as (school ids, school year, instructional dates); expand them."""
+    total = 0
+    for cal in calendars:
+        days = [date.fromisoformat(d) for d in cal["instructional_dates"]]
+        con.execute(
+            """
+            INSERT INTO ref.calendar_date
+            SELECT s.school_id, d.date, $year, true
+            FROM (SELECT unnest($schools::VARCHAR[]) AS school_id) s,
+                 (SELECT unnest($days::DATE[]) AS date) d
+            """,
+            {"year": cal["school_year"], "schools": cal["school_ids"], "days": days},
+        )
+        total += len(days) * len(cal["school_ids"])
+    return total

@@ -1,0 +1,153 @@
+"""Warehouse settings: declared once as a table of (name, default, help).
+
+``backbone.toml`` in a warehouse folder holds the values; anything missing takes its
+default. The same table drives the written file's comments, ``backbone settings`` and
+the README's settings table (a test keeps the README in step).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from backbone.errors import SettingsError
+
+__all__ = ["SETTINGS", "Setting", "Settings", "render_settings_toml"]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: dotted name (``section.key``), default, and help for people."""
+
+    name: str
+    default: Any
+    help: str
+
+    @property
+    def section(self) -> str:
+        return self.name.split(".", 1)[0]
+
+    @property
+    def key(self) -> str:
+        return self.name.split(".", 1)[1]
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "warehouse.name",
+        "Backbone warehouse",
+        "Name shown by `backbone info` and, later, on every page and report.",
+    ),
+    Setting(
+        "engine.threads",
+        0,
+        "DuckDB worker threads; 0 lets DuckDB use every core.",
+    ),
+    Setting(
+        "engine.memory_limit",
+        "",
+        "DuckDB memory limit such as '4GB'; empty lets DuckDB use 80% of RAM.",
+    ),
+    Setting(
+        "calendar.school_year_start_month",
+        7,
+        "Month (1-12) a school year starts; dates from then on belong to the "
+        "next school year, named by its ending year as Ed-Fi does (2025-26 is 2026).",
+    ),
+    Setting(
+        "governance.min_cell_size",
+        10,
+        "Smallest count any aggregate may show where no agreement sets a stricter "
+        "minimum; smaller cells are suppressed.",
+    ),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings of one warehouse (defaults overlaid with backbone.toml)."""
+
+    values: dict[str, Any]
+
+    @classmethod
+    def defaults(cls) -> Settings:
+        return cls({s.name: s.default for s in SETTINGS})
+
+    @classmethod
+    def load(cls, path: Path) -> Settings:
+        """Read ``backbone.toml``; unknown keys and wrong types are errors naming them."""
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(
+                f"{path}: is not valid TOML ({exc}). Fix the file or delete it to "
+                "restore the defaults."
+            ) from None
+        values = {s.name: s.default for s in SETTINGS}
+        for section, table in raw.items():
+            if not isinstance(table, dict):
+                raise SettingsError(
+                    f"{path}: '{section}' must be a [section]; known settings are "
+                    f"{', '.join(sorted(_BY_NAME))}."
+                )
+            for key, value in table.items():
+                name = f"{section}.{key}"
+                setting = _BY_NAME.get(name)
+                if setting is None:
+                    raise SettingsError(
+                        f"{path}: unknown setting '{name}'. Known settings are "
+                        f"{', '.join(sorted(_BY_NAME))}; see `backbone settings`."
+                    )
+                values[name] = _coerce(path, setting, value)
+        return cls(values)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
+
+
+def _coerce(path: Path, setting: Setting, value: Any) -> Any:
+    expected = type(setting.default)
+    if expected is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise SettingsError(
+            f"{path}: setting '{setting.name}' must be a whole number, not {value!r}."
+        )
+    if expected is str and not isinstance(value, str):
+        raise SettingsError(
+            f"{path}: setting '{setting.name}' must be text in quotes, not {value!r}."
+        )
+    if setting.name == "calendar.school_year_start_month" and not 1 <= value <= 12:
+        raise SettingsError(
+            f"{path}: setting '{setting.name}' must be a month from 1 to 12, "
+            f"not {value}."
+        )
+    if isinstance(value, int) and value < 0:
+        raise SettingsError(f"{path}: setting '{setting.name}' cannot be negative.")
+    return value
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, str):
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{escaped}"'
+    return str(value)
+
+
+def render_settings_toml(overrides: dict[str, Any] | None = None) -> str:
+    """The text of a new backbone.toml: every setting, its help as a comment."""
+    values = {s.name: s.default for s in SETTINGS} | (overrides or {})
+    lines = [
+        "# Backbone warehouse settings. Every setting is listed with its default;",
+        "# `backbone settings` explains them. Unknown keys are refused.",
+    ]
+    section = None
+    for setting in SETTINGS:
+        if setting.section != section:
+            section = setting.section
+            lines += ["", f"[{section}]"]
+        lines.append(f"# {setting.help}")
+        lines.append(f"{setting.key} = {_toml_value(values[setting.name])}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,192 @@
+"""The core object. A warehouse is a folder::
+
+    backbone.toml     settings (see `backbone settings`)
+    backbone.duckdb   the database: ops, ref, identity and analytic schemas
+    raw/              content-addressed store of every submitted file
+    agreements/       data-sharing agreements (YAML documents)
+    mappings/         one mapping per partner feed (YAML)
+
+The CLI, web app, REST API and Python API only translate into and out of
+:class:`Warehouse`; it owns the one database connection and hands out the stages.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+
+import duckdb
+
+from backbone import __version__
+from backbone.engines import connect
+from backbone.errors import NotAWarehouseError, WarehouseError
+from backbone.model.migrations import CURRENT_VERSION, migrate, schema_version
+from backbone.model.schema import ALL_TABLES
+from backbone.partners import Partner, PartnerRegistry
+from backbone.settings import Settings, render_settings_toml
+
+__all__ = ["TableInfo", "Warehouse", "WarehouseInfo", "default_warehouse_path"]
+
+SETTINGS_FILE = "backbone.toml"
+DATABASE_FILE = "backbone.duckdb"
+FOLDERS = ("raw", "agreements", "mappings")
+
+
+def default_warehouse_path() -> Path:
+    """``$BACKBONE_WAREHOUSE`` if set, else ``./warehouse``."""
+    return Path(os.environ.get("BACKBONE_WAREHOUSE") or "warehouse")
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    name: str
+    rows: int
+
+
+@dataclass(frozen=True)
+class WarehouseInfo:
+    path: Path
+    name: str
+    schema_version: int
+    created_at: str | None
+    partners: list[Partner]
+    tables: list[TableInfo]
+    database_bytes: int
+    raw_files: int
+    raw_bytes: int
+
+
+class Warehouse:
+    """An open warehouse folder. Use :meth:`init` to create one, :meth:`open` to open."""
+
+    def __init__(
+        self, path: Path, settings: Settings, con: duckdb.DuckDBPyConnection
+    ) -> None:
+        self.path = path
+        self.settings = settings
+        self._con = con
+        self.partners = PartnerRegistry(con)
+
+    # --- lifecycle ---------------------------------------------------------------
+
+    @classmethod
+    def init(cls, path: Path | str, *, name: str | None = None) -> Warehouse:
+        """Create a new warehouse folder (it may exist, but must be empty)."""
+        path = Path(path)
+        if (path / SETTINGS_FILE).exists():
+            raise WarehouseError(
+                f"{path} is already a Backbone warehouse; open it with "
+                f"`--warehouse {path}` instead of creating it again."
+            )
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise WarehouseError(
+                f"{path} exists and is not empty; choose a new or empty folder so "
+                "nothing there is overwritten."
+            )
+        path.mkdir(parents=True, exist_ok=True)
+        for folder in FOLDERS:
+            (path / folder).mkdir(exist_ok=True)
+        overrides = {"warehouse.name": name} if name else None
+        (path / SETTINGS_FILE).write_text(
+            render_settings_toml(overrides), encoding="utf-8"
+        )
+        warehouse = cls.open(path)
+        warehouse._con.execute(
+            "INSERT INTO ops.meta VALUES ('created_at', ?), ('created_by', ?)",
+            [
+                datetime.now(UTC).isoformat(timespec="seconds"),
+                f"backbone {__version__}",
+            ],
+        )
+        return warehouse
+
+    @classmethod
+    def open(
+        cls, path: Path | str | None = None, *, read_only: bool = False
+    ) -> Warehouse:
+        """Open an existing warehouse, migrating an older schema forward."""
+        path = Path(path) if path is not None else default_warehouse_path()
+        if not path.exists():
+            raise NotAWarehouseError(
+                f"No warehouse at {path}. Create one with `backbone init {path}`, "
+                "or point to one with --warehouse or BACKBONE_WAREHOUSE."
+            )
+        if not path.is_dir() or not (path / SETTINGS_FILE).is_file():
+            raise NotAWarehouseError(
+                f"{path} is not a Backbone warehouse (it has no {SETTINGS_FILE}). "
+                "Check the path, or create one with `backbone init DIR`."
+            )
+        database = path / DATABASE_FILE
+        fresh = not database.exists()
+        if fresh and read_only:
+            raise NotAWarehouseError(
+                f"{path} has settings but no database; open it once without "
+                "read-only to create the database."
+            )
+        settings = Settings.load(path / SETTINGS_FILE)
+        con = connect(database, settings, read_only=read_only)
+        try:
+            if read_only:
+                version = schema_version(con)
+                if version != CURRENT_VERSION:
+                    migrate(con, target=version, where=str(path))  # refuses newer
+                    raise WarehouseError(
+                        f"{path} has schema version {version}; open it once for "
+                        f"writing to migrate it to version {CURRENT_VERSION}."
+                    )
+            else:
+                migrate(con, where=str(path))
+        except BaseException:
+            con.close()
+            raise
+        return cls(path, settings, con)
+
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- what it holds -----------------------------------------------------------
+
+    @property
+    def schema_version(self) -> int:
+        return schema_version(self._con)
+
+    def table_counts(self) -> list[TableInfo]:
+        """Row count of every canonical table, in declaration order."""
+        union = " UNION ALL ".join(
+            f"SELECT '{t.qualified_name}' AS name, count(*) AS n "
+            f"FROM {t.qualified_name}"
+            for t in ALL_TABLES
+        )
+        counts = dict(self._con.execute(union).fetchall())
+        return [
+            TableInfo(t.qualified_name, counts[t.qualified_name]) for t in ALL_TABLES
+        ]
+
+    def info(self) -> WarehouseInfo:
+        meta = dict(self._con.execute("SELECT key, value FROM ops.meta").fetchall())
+        raw_files = [p for p in (self.path / "raw").rglob("*") if p.is_file()]
+        return WarehouseInfo(
+            path=self.path,
+            name=self.settings["warehouse.name"],
+            schema_version=int(meta["schema_version"]),
+            created_at=meta.get("created_at"),
+            partners=self.partners.list(),
+            tables=self.table_counts(),
+            database_bytes=(self.path / DATABASE_FILE).stat().st_size,
+            raw_files=len(raw_files),
+            raw_bytes=sum(p.stat().st_size for p in raw_files),
+        )

@@ -1,0 +1,130 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from backbone import __version__
+from backbone.cli import app
+from backbone.settings import SETTINGS
+
+runner = CliRunner()
+
+
+def test_version() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert __version__ in result.output
+
+
+def test_init_then_info(tmp_path: Path) -> None:
+    wh = tmp_path / "wh"
+    result = runner.invoke(app, ["init", str(wh), "--name", "Eastside Partnership"])
+    assert result.exit_code == 0, result.output
+    assert "Created warehouse" in result.output
+    result = runner.invoke(app, ["info", "--warehouse", str(wh)])
+    assert result.exit_code == 0, result.output
+    assert "Eastside Partnership" in result.output
+    assert "analytic.attendance_event" in result.output
+    assert "Partners (0)" in result.output
+
+
+def test_info_reads_the_warehouse_from_the_environment(tmp_path: Path) -> None:
+    wh = tmp_path / "wh"
+    assert runner.invoke(app, ["init", str(wh)]).exit_code == 0
+    result = runner.invoke(app, ["info"], env={"BACKBONE_WAREHOUSE": str(wh)})
+    assert result.exit_code == 0, result.output
+    assert str(wh) in result.output
+
+
+def test_settings_lists_every_setting() -> None:
+    result = runner.invoke(app, ["settings"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    for setting in SETTINGS:
+        assert setting.name in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["info", "--warehouse", "{tmp}/missing"], "No warehouse at"),
+        (["info", "--warehouse", "{tmp}/foreign"], "is not a Backbone warehouse"),
+        (["init", "{tmp}/foreign"], "exists and is not empty"),
+        (
+            ["demo", "generate", "--out", "{tmp}/foreign", "--students", "200"],
+            "is not an earlier demo community",
+        ),
+        (
+            ["demo", "generate", "--out", "{tmp}/x", "--students", "5"],
+            "at least 100 students",
+        ),
+    ],
+)
+def test_user_errors_are_one_clear_line_without_traceback(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "data.csv").write_text("a,b\n")
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    env = {**os.environ, "COLUMNS": "400"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "backbone", *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr + proc.stdout
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("Error: ")
+    assert message in lines[0]
+
+
+def test_demo_run_builds_a_warehouse_and_says_where_to_look(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "demo",
+            "run",
+            "--out",
+            str(tmp_path / "demo"),
+            "--students",
+            "600",
+            "--years",
+            "5",
+            "--seed",
+            "3",
+        ],
+        env={"COLUMNS": "200"},
+    )
+    assert result.exit_code == 0, result.output
+    assert "Demo community built" in result.output
+    assert "backbone info --warehouse" in result.output
+    info = runner.invoke(
+        app,
+        ["info", "--warehouse", str(tmp_path / "demo" / "warehouse")],
+        env={"COLUMNS": "200"},
+    )
+    assert "Partners (16)" in info.output
+    assert "d05-oakdale" in info.output
+    # running it again replaces the demo's own community and warehouse
+    again = runner.invoke(
+        app,
+        [
+            "demo",
+            "run",
+            "--out",
+            str(tmp_path / "demo"),
+            "--students",
+            "600",
+            "--years",
+            "5",
+            "--seed",
+            "3",
+        ],
+    )
+    assert again.exit_code == 0, again.output
