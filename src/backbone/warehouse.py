@@ -23,6 +23,7 @@ import duckdb
 from backbone import __version__
 from backbone.engines import connect
 from backbone.errors import NotAWarehouseError, WarehouseError
+from backbone.model.codes import DescriptorMaps
 from backbone.model.migrations import CURRENT_VERSION, migrate, schema_version
 from backbone.model.schema import ALL_TABLES
 from backbone.partners import Partner, PartnerRegistry
@@ -69,6 +70,7 @@ class Warehouse:
         self.settings = settings
         self._con = con
         self.partners = PartnerRegistry(con)
+        self.descriptor_maps = DescriptorMaps(con)
 
     # --- lifecycle ---------------------------------------------------------------
 

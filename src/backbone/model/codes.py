@@ -1,0 +1,74 @@
+"""Descriptor maps: each partner's local codes to canonical code values.
+
+Ed-Fi classifies code sets such as attendance categories as *local*, so every
+district's codes differ; like Ed-Fi's Analytics Middle Tier ``DescriptorMap``, the
+warehouse keeps one row per (partner, descriptor, local code) in ``ref.descriptor_map``.
+:func:`canonical_code_sql` is the pure SQL builder ingestion uses to translate a
+column; :class:`DescriptorMaps` records and reads the maps.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from backbone.errors import UserError
+from backbone.model.descriptors import DESCRIPTORS
+
+__all__ = ["DescriptorMaps", "canonical_code_sql"]
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def canonical_code_sql(column: str, partner_id: str, descriptor_name: str) -> str:
+    """SQL for the canonical code of ``column`` (NULL where the partner's code is unmapped).
+
+    A value that is already canonical passes through, so partners may send either.
+    """
+    return (
+        f"coalesce("
+        f"(SELECT m.code_value FROM ref.descriptor_map m "
+        f"WHERE m.partner_id = {_literal(partner_id)} "
+        f"AND m.descriptor_name = {_literal(descriptor_name)} "
+        f"AND m.local_code_value = CAST({column} AS VARCHAR)), "
+        f"(SELECT d.code_value FROM ref.descriptor d "
+        f"WHERE d.descriptor_name = {_literal(descriptor_name)} "
+        f"AND d.code_value = CAST({column} AS VARCHAR)))"
+    )
+
+
+class DescriptorMaps:
+    """Read and record partners' code maps."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self._con = con
+
+    def set(
+        self, partner_id: str, descriptor_name: str, mapping: dict[str, str]
+    ) -> None:
+        """Map local codes to canonical values; refuses values Ed-Fi does not know."""
+        if descriptor_name not in DESCRIPTORS:
+            raise UserError(
+                f"{descriptor_name!r} is not a known descriptor; known ones are "
+                f"{', '.join(sorted(DESCRIPTORS))}."
+            )
+        allowed = DESCRIPTORS[descriptor_name][1]
+        unknown = sorted(v for v in mapping.values() if v not in allowed)
+        if unknown:
+            raise UserError(
+                f"{descriptor_name} has no value {unknown[0]!r}; map each local code "
+                f"to one of: {', '.join(allowed)}."
+            )
+        self._con.executemany(
+            "INSERT OR REPLACE INTO ref.descriptor_map VALUES (?, ?, ?, ?)",
+            [[partner_id, descriptor_name, k, v] for k, v in mapping.items()],
+        )
+
+    def get(self, partner_id: str, descriptor_name: str) -> dict[str, str]:
+        rows = self._con.execute(
+            "SELECT local_code_value, code_value FROM ref.descriptor_map "
+            "WHERE partner_id = ? AND descriptor_name = ? ORDER BY 1",
+            [partner_id, descriptor_name],
+        ).fetchall()
+        return dict(rows)
