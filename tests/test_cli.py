@@ -111,6 +111,47 @@ def test_demo_run_builds_a_warehouse_and_says_where_to_look(tmp_path: Path) -> N
     )
     assert "Partners (16)" in info.output
     assert "d05-oakdale" in info.output
+    # the partnership's paperwork: a living agreement, an expired one, a funder's
+    # aggregate-only license, overdue commitments and a request in review
+    assert "Overdue commitments by owner" in result.output
+    assert "graduate lists" in result.output
+    assert "REQ-2026-07" in result.output
+    wh = str(tmp_path / "demo" / "warehouse")
+    history = runner.invoke(
+        app, ["agreement", "history", "DSA-A01", "-w", wh], env={"COLUMNS": "250"}
+    )
+    assert "widening" in history.output and "approved" in history.output
+    listing = runner.invoke(
+        app, ["agreement", "list", "-w", wh], env={"COLUMNS": "250"}
+    ).output
+    assert "DSA-C03-PILOT" in listing and "2023-06-30" in listing
+    funder = runner.invoke(
+        app,
+        [
+            "agreement",
+            "check",
+            "--provider",
+            "c02-eastside",
+            "--recipient",
+            "f01-unitedfund",
+            "--entity",
+            "program_attendance",
+            "--field",
+            "hours",
+            "--purpose",
+            "initiative_outcomes",
+            "--operation",
+            "row_level_view",
+            "--on",
+            "2025-01-01",
+            "-w",
+            wh,
+        ],
+        env={"COLUMNS": "250"},
+    )
+    assert funder.exit_code == 1 and "not permitted for f01-unitedfund" in funder.output
+    lint = runner.invoke(app, ["agreement", "lint", "-w", wh], env={"COLUMNS": "250"})
+    assert lint.exit_code == 0, lint.output
     # running it again replaces the demo's own community and warehouse
     again = runner.invoke(
         app,

@@ -27,6 +27,10 @@ from backbone.model.codes import DescriptorMaps
 from backbone.model.migrations import CURRENT_VERSION, migrate, schema_version
 from backbone.model.schema import ALL_TABLES
 from backbone.partners import Partner, PartnerRegistry
+from backbone.partners.agreements import AgreementRegistry
+from backbone.partners.commitments import CommitmentBook
+from backbone.partners.feeds import FeedRegistry
+from backbone.partners.requests import RequestBook
 from backbone.settings import Settings, render_settings_toml
 
 __all__ = ["TableInfo", "Warehouse", "WarehouseInfo", "default_warehouse_path"]
@@ -71,6 +75,10 @@ class Warehouse:
         self._con = con
         self.partners = PartnerRegistry(con)
         self.descriptor_maps = DescriptorMaps(con)
+        self.agreements = AgreementRegistry(con, path / "agreements")
+        self.commitments = CommitmentBook(con)
+        self.feeds = FeedRegistry(con)
+        self.requests = RequestBook(con, path / "agreements")
 
     # --- lifecycle ---------------------------------------------------------------
 

@@ -33,6 +33,7 @@ from backbone.demo.community import (
     schools,
 )
 from backbone.demo.exports import build_exports
+from backbone.demo.governance import write_governance_files
 from backbone.demo.records import build_partner_records
 from backbone.demo.simulate import simulate
 from backbone.demo.writers import write_agency, write_cbo, write_district
@@ -68,7 +69,7 @@ def _prepare(out: Path) -> None:
                 f"{out} exists and is not an earlier demo community; choose a new or "
                 "empty folder so nothing there is overwritten."
             )
-        for child in ("partners", "truth"):
+        for child in ("partners", "truth", "agreements", "requests"):
             shutil.rmtree(out / child, ignore_errors=True)
         for child in ("community.json", "README.md"):
             (out / child).unlink(missing_ok=True)
@@ -142,6 +143,7 @@ def generate(
     say("writing the college agency's files")
     files += write_agency(con, partners_dir / COLLEGE_AGENCY[0])
 
+    files += write_governance_files(out)
     say("writing the planted truth")
     _write_truth(con, out / "truth")
     _write_directory(sim.years, sim.calendars, out / "community.json")
@@ -234,6 +236,20 @@ def _write_directory(years: list[int], calendars: np.ndarray, path: Path) -> Non
         }
     )
     partners += [{"partner_id": f[0], "name": f[1], "kind": "funder"} for f in FUNDERS]
+    for p in partners:
+        domain = f"{p['partner_id']}.example.org"
+        p["contacts"] = [
+            {
+                "name": f"Data Lead, {p['name']}",
+                "role": "data lead",
+                "email": f"data@{domain}",
+            },
+            {
+                "name": f"Director, {p['name']}",
+                "role": "director",
+                "email": f"director@{domain}",
+            },
+        ]
     calendars_out = []
     for di, d in enumerate(DISTRICTS):
         ids = [s["school_id"] for s in school_rows if s["partner_id"] == d.partner_id]

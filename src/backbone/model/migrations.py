@@ -19,6 +19,7 @@ from backbone.model.descriptors import descriptor_rows
 from backbone.model.schema import (
     ANALYTIC_TABLES,
     CALENDAR_TABLES,
+    GOVERNANCE_TABLES,
     IDENTITY_TABLES,
     OPS_TABLES,
     REF_TABLES,
@@ -60,6 +61,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         2,
         "school years and instructional calendars",
         tuple(create_table_sql(t) for t in CALENDAR_TABLES),
+    ),
+    Migration(
+        3,
+        "partner contacts, agreement versions, commitments, feeds, data-use requests",
+        (
+            "CREATE SCHEMA IF NOT EXISTS gov",
+            *(create_table_sql(t) for t in GOVERNANCE_TABLES),
+        ),
     ),
 )
 

@@ -631,3 +631,156 @@ def table(qualified_name: str) -> Table:
         if t.qualified_name == qualified_name:
             return t
     raise KeyError(qualified_name)
+
+
+# Added by migration 3: partners' contacts and the partnership's governance records.
+GOVERNANCE_TABLES = (
+    Table(
+        "ref",
+        "partner_contact",
+        (
+            _c("partner_id", "VARCHAR", required=True),
+            _c("name", "VARCHAR", required=True),
+            _c("role", "VARCHAR"),
+            _c("email", "VARCHAR", required=True),
+        ),
+        ("partner_id", "email"),
+        doc="People to talk to at each partner.",
+    ),
+    Table(
+        "gov",
+        "agreement_version",
+        (
+            _c("agreement_id", "VARCHAR", required=True),
+            _c("version", "INTEGER", required=True),
+            _c("provider_partner_id", "VARCHAR", required=True),
+            _c(
+                "effective_from", "DATE", required=True, doc="when this version applies"
+            ),
+            _c("summary", "VARCHAR", required=True),
+            _c(
+                "change_class",
+                "VARCHAR",
+                required=True,
+                doc="initial / widening / narrowing / neutral",
+            ),
+            _c(
+                "status", "VARCHAR", required=True, doc="pending / approved / withdrawn"
+            ),
+            _c(
+                "in_force_from",
+                "DATE",
+                doc="set once approved: effective date or last approval",
+            ),
+            _c("recorded_at", "TIMESTAMP", required=True),
+            _c("sha256", "VARCHAR", required=True),
+            _c("document", "VARCHAR", required=True, doc="the version's YAML text"),
+        ),
+        ("agreement_id", "version"),
+        doc="Every version of every agreement; none is ever deleted.",
+    ),
+    Table(
+        "gov",
+        "agreement_approval",
+        (
+            _c("agreement_id", "VARCHAR", required=True),
+            _c("version", "INTEGER", required=True),
+            _c("partner_id", "VARCHAR", required=True),
+            _c("approved_by", "VARCHAR", required=True),
+            _c("approved_on", "DATE", required=True),
+            _c("recorded_at", "TIMESTAMP", required=True),
+        ),
+        ("agreement_id", "version", "partner_id"),
+    ),
+    Table(
+        "gov",
+        "commitment",
+        (
+            _c("commitment_id", "INTEGER", required=True),
+            _c("title", "VARCHAR", required=True),
+            _c("owner_partner_id", "VARCHAR", required=True),
+            _c("owner_person", "VARCHAR"),
+            _c("counterpart_partner_id", "VARCHAR"),
+            _c("due_date", "DATE", required=True),
+            _c(
+                "status",
+                "VARCHAR",
+                required=True,
+                doc="open / in_progress / done / dropped",
+            ),
+            _c("made_on", "DATE", required=True),
+            _c("context", "VARCHAR", doc="where it was promised, e.g. a meeting"),
+        ),
+        ("commitment_id",),
+        doc="Promises partners make to each other.",
+    ),
+    Table(
+        "gov",
+        "commitment_update",
+        (
+            _c("commitment_id", "INTEGER", required=True),
+            _c("seq", "INTEGER", required=True),
+            _c("updated_on", "DATE", required=True),
+            _c("status", "VARCHAR", required=True),
+            _c("due_date", "DATE", required=True),
+            _c("note", "VARCHAR"),
+            _c("by_person", "VARCHAR"),
+        ),
+        ("commitment_id", "seq"),
+        doc="Dated history of every commitment.",
+    ),
+    Table(
+        "gov",
+        "feed",
+        (
+            _c("partner_id", "VARCHAR", required=True),
+            _c("feed_id", "VARCHAR", required=True),
+            _c("entities", "VARCHAR[]", required=True),
+            _c("cadence", "VARCHAR", required=True, doc="monthly / term / yearly"),
+            _c("agreement_id", "VARCHAR", required=True),
+            _c("description", "VARCHAR"),
+            _c("since", "DATE", required=True, doc="first period expected"),
+        ),
+        ("partner_id", "feed_id"),
+        doc="The datasets each partner has agreed to send, and how often.",
+    ),
+    Table(
+        "gov",
+        "data_request",
+        (
+            _c("request_id", "VARCHAR", required=True),
+            _c("requester_partner_id", "VARCHAR", required=True),
+            _c("title", "VARCHAR", required=True),
+            _c("filed_on", "DATE", required=True),
+            _c(
+                "status",
+                "VARCHAR",
+                required=True,
+                doc="in_review / approved / declined",
+            ),
+            _c("document", "VARCHAR", required=True, doc="the request's YAML"),
+            _c("draft_agreement_id", "VARCHAR"),
+        ),
+        ("request_id",),
+        doc="Data-use requests: how a partnership grows.",
+    ),
+    Table(
+        "gov",
+        "request_review",
+        (
+            _c("request_id", "VARCHAR", required=True),
+            _c("provider_partner_id", "VARCHAR", required=True),
+            _c("reviewer", "VARCHAR", required=True),
+            _c("decision", "VARCHAR", required=True),
+            _c("fit", "SMALLINT", required=True, doc="rubric 1-4: fit with the goals"),
+            _c("protections", "SMALLINT", required=True, doc="rubric 1-4"),
+            _c("minimum_necessary", "SMALLINT", required=True, doc="rubric 1-4"),
+            _c("conditions", "VARCHAR"),
+            _c("comments", "VARCHAR"),
+            _c("reviewed_on", "DATE", required=True),
+        ),
+        ("request_id", "provider_partner_id"),
+    ),
+)
+
+ALL_TABLES = (*ALL_TABLES, *GOVERNANCE_TABLES)

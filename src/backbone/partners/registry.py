@@ -19,7 +19,7 @@ import duckdb
 from backbone.errors import InputFileError, NotFoundError, UserError
 from backbone.model.schema import PARTNER_KINDS
 
-__all__ = ["Partner", "PartnerRegistry"]
+__all__ = ["Contact", "Partner", "PartnerRegistry"]
 
 
 @dataclass(frozen=True)
@@ -30,13 +30,33 @@ class Partner:
     ed_org_id: int | None = None
 
 
+@dataclass(frozen=True)
+class Contact:
+    name: str
+    email: str
+    role: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Contact:
+        """``"Name, role, email"`` or ``"Name, email"`` as typed on the command line."""
+        parts = [p.strip() for p in text.split(",")]
+        if len(parts) == 2 and "@" in parts[1]:
+            return cls(parts[0], parts[1])
+        if len(parts) == 3 and "@" in parts[2]:
+            return cls(parts[0], parts[2], parts[1] or None)
+        raise UserError(
+            f"Contact {text!r} should read 'Name, role, email' (role optional), "
+            "e.g. 'Ana Ruiz, data manager, ana@district.org'."
+        )
+
+
 class PartnerRegistry:
     """Partners and what they own, in ``ref``."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self._con = con
 
-    def add(self, partner: Partner) -> None:
+    def add(self, partner: Partner, contacts: tuple[Contact, ...] = ()) -> None:
         if partner.kind not in PARTNER_KINDS:
             raise UserError(
                 f"Partner kind {partner.kind!r} is not known; use one of "
@@ -57,6 +77,64 @@ class PartnerRegistry:
                 datetime.now(UTC).replace(tzinfo=None),
             ],
         )
+        for contact in contacts:
+            self.add_contact(partner.partner_id, contact)
+
+    def add_contact(self, partner_id: str, contact: Contact) -> None:
+        self.get(partner_id)
+        if "@" not in contact.email:
+            raise UserError(f"{contact.email!r} is not an email address.")
+        self._con.execute(
+            "INSERT OR REPLACE INTO ref.partner_contact VALUES (?, ?, ?, ?)",
+            [partner_id, contact.name, contact.role, contact.email],
+        )
+
+    def contacts(self, partner_id: str) -> list[Contact]:
+        rows = self._con.execute(
+            "SELECT name, email, role FROM ref.partner_contact WHERE partner_id = ? "
+            "ORDER BY name",
+            [partner_id],
+        ).fetchall()
+        return [Contact(*r) for r in rows]
+
+    def schools(self, partner_id: str) -> list[tuple[str, str, str | None]]:
+        """(school id, name, level) of the schools and sites a partner owns."""
+        return [
+            (r[0], r[1], r[2])
+            for r in self._con.execute(
+                "SELECT school_id, name, school_level FROM ref.school WHERE partner_id = ? "
+                "ORDER BY school_id",
+                [partner_id],
+            ).fetchall()
+        ]
+
+    def add_school(
+        self, partner_id: str, local_code: str, name: str, level: str | None = None
+    ) -> str:
+        self.get(partner_id)
+        school_id = f"{partner_id}/{local_code}"
+        if self._con.execute(
+            "SELECT 1 FROM ref.school WHERE school_id = ?", [school_id]
+        ).fetchone():
+            raise UserError(
+                f"{partner_id} already has a school or site {local_code!r}."
+            )
+        self._con.execute(
+            "INSERT INTO ref.school (school_id, partner_id, local_school_code, name, "
+            "school_level) VALUES (?, ?, ?, ?, ?)",
+            [school_id, partner_id, local_code, name, level],
+        )
+        return school_id
+
+    def programs(self, partner_id: str) -> list[tuple[str, str, str | None]]:
+        return [
+            (r[0], r[1], r[2])
+            for r in self._con.execute(
+                "SELECT program_id, program_name, program_type FROM ref.program "
+                "WHERE partner_id = ? ORDER BY program_id",
+                [partner_id],
+            ).fetchall()
+        ]
 
     def get_or_none(self, partner_id: str) -> Partner | None:
         row = self._con.execute(
@@ -95,7 +173,8 @@ class PartnerRegistry:
         try:
             for p in _items(doc, "partners", path):
                 self.add(
-                    Partner(p["partner_id"], p["name"], p["kind"], p.get("ed_org_id"))
+                    Partner(p["partner_id"], p["name"], p["kind"], p.get("ed_org_id")),
+                    tuple(Contact(**c) for c in p.get("contacts", [])),
                 )
             counts["partners"] = len(doc["partners"])
             _insert(

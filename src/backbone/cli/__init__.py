@@ -5,13 +5,11 @@ becomes one line on stderr, never a traceback."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     Progress,
@@ -22,9 +20,10 @@ from rich.progress import (
 from rich.table import Table
 
 from backbone import __version__
-from backbone.errors import BackboneError
+from backbone.cli.common import WarehouseOption, _err, _out, doors
+from backbone.demo.governance import record_governance
 from backbone.settings import SETTINGS
-from backbone.warehouse import Warehouse, default_warehouse_path
+from backbone.warehouse import Warehouse
 
 if TYPE_CHECKING:
     from backbone.demo import GenerateSummary
@@ -40,39 +39,6 @@ demo_app = typer.Typer(
     help="Build and run the synthetic demo community.", no_args_is_help=True
 )
 app.add_typer(demo_app, name="demo")
-
-
-def _out() -> Console:
-    """Consoles are made per call (nothing global at import): they read the terminal
-    width and COLUMNS when used."""
-    return Console()
-
-
-def _err() -> Console:
-    return Console(stderr=True)
-
-
-WarehouseOption = Annotated[
-    Path,
-    typer.Option(
-        "--warehouse",
-        "-w",
-        envvar="BACKBONE_WAREHOUSE",
-        help="Warehouse folder (default: $BACKBONE_WAREHOUSE, then ./warehouse).",
-        show_default=False,
-        default_factory=default_warehouse_path,
-    ),
-]
-
-
-@contextmanager
-def doors() -> Iterator[None]:
-    """Turn Backbone's errors into one clear line and exit status 1."""
-    try:
-        yield
-    except BackboneError as exc:
-        _err().print(f"[bold red]Error:[/] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
 
 
 def _version(value: bool) -> None:
@@ -118,7 +84,7 @@ def init(
 
 
 @app.command()
-def info(warehouse: WarehouseOption) -> None:
+def info(warehouse: WarehouseOption = Path("warehouse")) -> None:
     """Show what a warehouse holds: partners, tables with row counts, sizes."""
     with doors(), Warehouse.open(warehouse, read_only=True) as wh:
         facts = wh.info()
@@ -226,6 +192,7 @@ def demo_run(
             shutil.rmtree(warehouse)  # the demo's own warehouse from an earlier run
         with Warehouse.init(warehouse, name="Demo community warehouse") as wh:
             counts = wh.partners.import_directory(community / "community.json")
+            counts |= record_governance(wh, community, date.today())
             facts = wh.info()
     table = Table(title="Demo community built", show_header=False)
     table.add_column("what")
@@ -247,10 +214,23 @@ def demo_run(
     for key, value in counts.items():
         table.add_row(f"  registered {key.replace('_', ' ')}", f"{value:,}")
     _out().print(table)
+    from backbone.cli.partners import status
+
+    status(warehouse=warehouse, on=None)
     _out().print(
         f"Next: [bold]backbone info --warehouse {warehouse}[/] shows what it holds; "
-        f"{community}/README.md describes each partner's dialect."
+        f"[bold]backbone agreement history DSA-A01 --warehouse {warehouse}[/] shows a "
+        f"living agreement; {community}/README.md describes each partner's dialect."
     )
+
+
+def _register() -> None:
+    from backbone.cli import partners
+
+    partners.register(app)
+
+
+_register()
 
 
 def main() -> None:

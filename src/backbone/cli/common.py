@@ -1,0 +1,73 @@
+"""Helpers every command shares: consoles, the --warehouse option, dates, doors()."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from backbone.errors import BackboneError, UserError
+
+__all__ = ["OnOption", "WarehouseOption", "doors", "parse_date"]
+
+
+def _out() -> Console:
+    """Consoles are made per call (nothing global at import): they read the terminal
+    width and COLUMNS when used."""
+    return Console()
+
+
+def _plain() -> Console:
+    """A console that prints text as given: user data like 'HS [d2/HS01]' is not markup."""
+    return Console(markup=False, highlight=False)
+
+
+def _err() -> Console:
+    return Console(stderr=True)
+
+
+WarehouseOption = Annotated[
+    Path,
+    typer.Option(
+        "--warehouse",
+        "-w",
+        envvar="BACKBONE_WAREHOUSE",
+        help="Warehouse folder (default: $BACKBONE_WAREHOUSE, then ./warehouse).",
+        show_default=False,
+    ),
+]
+
+
+@contextmanager
+def doors() -> Iterator[None]:
+    """Turn Backbone's errors into one clear line and exit status 1."""
+    try:
+        yield
+    except BackboneError as exc:
+        _err().print(f"[bold red]Error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
+def parse_date(text: str | None, what: str = "date") -> date:
+    """An ISO date typed by a person; today when omitted."""
+    if text is None:
+        return date.today()
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise UserError(
+            f"{what} {text!r} is not a date; write it as YYYY-MM-DD."
+        ) from None
+
+
+OnOption = Annotated[
+    str | None,
+    typer.Option(
+        "--on", help="The day to act or report as of (YYYY-MM-DD; default today)."
+    ),
+]

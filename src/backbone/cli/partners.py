@@ -1,0 +1,845 @@
+"""Commands for partners and the promises between them: ``partner``, ``agreement``,
+``commitment``, ``feed``, ``request``, ``status`` and ``digest``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from backbone.cli.common import (
+    OnOption,
+    WarehouseOption,
+    _out,
+    _plain,
+    doors,
+    parse_date,
+)
+from backbone.errors import UserError
+from backbone.partners import Contact, Partner
+from backbone.partners.agreements import (
+    AccessRequest,
+    Severity,
+    lint_document,
+    load_document,
+)
+from backbone.partners.agreements.document import dump_document
+from backbone.partners.feeds import Feed
+from backbone.partners.status import (
+    build_digest,
+    digest_html,
+    digest_text,
+    partnership_status,
+)
+from backbone.warehouse import Warehouse
+
+partner_app = typer.Typer(
+    help="Partners: organizations, contacts, schools and sites.", no_args_is_help=True
+)
+agreement_app = typer.Typer(
+    help="Data-sharing agreements as living documents.", no_args_is_help=True
+)
+commitment_app = typer.Typer(
+    help="Promises partners make to each other.", no_args_is_help=True
+)
+feed_app = typer.Typer(
+    help="The datasets each partner has agreed to send.", no_args_is_help=True
+)
+request_app = typer.Typer(
+    help="Data-use requests and their review.", no_args_is_help=True
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(partner_app, name="partner")
+    app.add_typer(agreement_app, name="agreement")
+    app.add_typer(commitment_app, name="commitment")
+    app.add_typer(feed_app, name="feed")
+    app.add_typer(request_app, name="request")
+    app.command("status")(status)
+    app.command("digest")(digest)
+
+
+def _table(title: str, *columns: str) -> Table:
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    return table
+
+
+# --- partner ------------------------------------------------------------------------
+
+
+@partner_app.command("add")
+def partner_add(
+    partner_id: Annotated[str, typer.Argument(help="Short id, e.g. d09-eastfield.")],
+    name: Annotated[str, typer.Option(help="The organization's name.")],
+    kind: Annotated[
+        str,
+        typer.Option(
+            help="school_district, community_organization, higher_education_agency, government_agency, funder, research or backbone."
+        ),
+    ],
+    contact: Annotated[
+        list[str] | None, typer.Option(help="'Name, role, email' (repeatable).")
+    ] = None,
+    school: Annotated[
+        list[str] | None,
+        typer.Option(help="'CODE=Name' of a school or site it owns (repeatable)."),
+    ] = None,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Register a partner with its contacts and schools or sites."""
+    with doors(), Warehouse.open(warehouse) as wh:
+        contacts = tuple(Contact.parse(c) for c in contact or [])
+        sites = []
+        for s in school or []:
+            code, sep, label = s.partition("=")
+            if not sep or not code.strip() or not label.strip():
+                raise UserError(
+                    f"School {s!r} should read 'CODE=Name', e.g. 'HS01=Eastfield High School'."
+                )
+            sites.append((code.strip(), label.strip()))
+        wh._con.execute("BEGIN TRANSACTION")
+        try:
+            wh.partners.add(Partner(partner_id, name, kind), contacts)
+            for code, label in sites:
+                wh.partners.add_school(partner_id, code, label)
+            wh._con.execute("COMMIT")
+        except BaseException:
+            wh._con.execute("ROLLBACK")
+            raise
+        _out().print(
+            f"Registered {partner_id} ({kind}) with {len(contacts)} contacts and {len(sites)} schools or sites."
+        )
+
+
+@partner_app.command("list")
+def partner_list(warehouse: WarehouseOption = Path("warehouse")) -> None:
+    """List partners."""
+    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
+        table = _table("Partners", "id", "name", "kind", "contacts", "schools/sites")
+        for p in wh.partners.list():
+            table.add_row(
+                p.partner_id,
+                p.name,
+                p.kind,
+                str(len(wh.partners.contacts(p.partner_id))),
+                str(len(wh.partners.schools(p.partner_id))),
+            )
+        _plain().print(table)
+
+
+@partner_app.command("show")
+def partner_show(
+    partner_id: str, warehouse: WarehouseOption = Path("warehouse"), on: OnOption = None
+) -> None:
+    """Everything about one partner: contacts, schools, programs, agreements, feeds."""
+    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
+        day = parse_date(on)
+        p = wh.partners.get(partner_id)
+        console = _plain()
+        console.print(f"{p.name} ({p.partner_id}), {p.kind.replace('_', ' ')}")
+        for c in wh.partners.contacts(partner_id):
+            console.print(
+                f"  contact: {c.name}{f', {c.role}' if c.role else ''} <{c.email}>"
+            )
+        schools = wh.partners.schools(partner_id)
+        if schools:
+            console.print(
+                f"  schools and sites ({len(schools)}): "
+                + "; ".join(f"{s[1]} [{s[0]}]" for s in schools)
+            )
+        for prog in wh.partners.programs(partner_id):
+            console.print(
+                f"  program: {prog[1]} [{prog[0]}], {prog[2]}",
+                markup=False,
+                highlight=False,
+            )
+        for aid in wh.agreements.ids():
+            latest = wh.agreements.versions(aid)[-1]
+            if partner_id in latest.document.parties.all() or partner_id in {
+                r.partner for r in latest.document.recipients
+            }:
+                current = wh.agreements.in_force(aid, day)
+                state = f"in force: v{current.version}" if current else "not in force"
+                console.print(
+                    f"  agreement: {aid} — {latest.document.title} ({state}; latest v{latest.version} {latest.status})"
+                )
+        for f in wh.feeds.list(partner_id):
+            console.print(
+                f"  feed: {f.feed_id} ({f.cadence}) {', '.join(f.entities)} under {f.agreement_id}"
+            )
+
+
+# --- agreement ----------------------------------------------------------------------
+
+
+@agreement_app.command("add")
+def agreement_add(file: Path, warehouse: WarehouseOption = Path("warehouse")) -> None:
+    """Record a new agreement from its YAML document (version 1)."""
+    with doors(), Warehouse.open(warehouse) as wh:
+        v = wh.agreements.add(file)
+        state = (
+            f"in force from {v.in_force_from}"
+            if v.status == "approved"
+            else f"pending approval by {', '.join(v.awaiting)}"
+        )
+        _out().print(f"Recorded {v.ref}: {v.document.title} ({state}).")
+
+
+@agreement_app.command("amend")
+def agreement_amend(
+    agreement_id: str,
+    file: Path,
+    effective: Annotated[
+        str, typer.Option(help="Date the new version takes effect (YYYY-MM-DD).")
+    ],
+    summary: Annotated[str, typer.Option(help="What changed and why.")],
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Record the next version of an agreement; widening versions wait for approval."""
+    with doors(), Warehouse.open(warehouse) as wh:
+        v, changes = wh.agreements.amend(
+            agreement_id,
+            file,
+            effective=parse_date(effective, "--effective"),
+            summary=summary,
+        )
+        console = _plain()
+        console.print(
+            f"Recorded {v.ref} ({v.change_class}), effective {v.effective_from}."
+        )
+        for c in changes:
+            console.print(f"  [{c.effect.value}] {c.describe()}")
+        if v.status == "pending":
+            console.print(
+                f"It widens access, so it is pending until approved by: {', '.join(v.awaiting)}."
+            )
+
+
+@agreement_app.command("approve")
+def agreement_approve(
+    agreement_id: str,
+    partner: Annotated[str, typer.Option(help="The approving party.")],
+    by: Annotated[str, typer.Option(help="Who approved, for the record.")],
+    version: Annotated[
+        int | None, typer.Option(help="Version (default: the latest).")
+    ] = None,
+    on: OnOption = None,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Record a party's approval of a pending version."""
+    with doors(), Warehouse.open(warehouse) as wh:
+        v = wh.agreements.approve(
+            agreement_id, partner, by=by, on=parse_date(on), version=version
+        )
+        if v.status == "approved":
+            _out().print(
+                f"{v.ref} is approved by every party and in force from {v.in_force_from}."
+            )
+        else:
+            _out().print(
+                f"Approval recorded; {v.ref} still awaits {', '.join(v.awaiting)}."
+            )
+
+
+@agreement_app.command("withdraw")
+def agreement_withdraw(
+    agreement_id: str, version: int, warehouse: WarehouseOption = Path("warehouse")
+) -> None:
+    """Withdraw a pending version (it stays in the history, never in force)."""
+    with doors(), Warehouse.open(warehouse) as wh:
+        v = wh.agreements.withdraw(agreement_id, version)
+        _out().print(f"{v.ref} withdrawn.")
+
+
+@agreement_app.command("list")
+def agreement_list(
+    warehouse: WarehouseOption = Path("warehouse"), on: OnOption = None
+) -> None:
+    """List agreements with the version in force."""
+    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
+        day = parse_date(on)
+        table = _table(
+            f"Agreements on {day}",
+            "id",
+            "title",
+            "tier",
+            "provider",
+            "in force",
+            "latest",
+            "ends",
+        )
+        for aid in wh.agreements.ids():
+            history = wh.agreements.versions(aid)
+            latest = history[-1]
+            current = wh.agreements.in_force(aid, day)
+            doc = (current or latest).document
+            table.add_row(
+                aid,
+                doc.title,
+                doc.tier.value,
+                doc.parties.provider,
+                f"v{current.version}" if current else "none",
+                f"v{latest.version} {latest.status}",
+                str(doc.effective_to or "open"),
+            )
+        _plain().print(table)
+
+
+@agreement_app.command("show")
+def agreement_show(
+    agreement_id: str,
+    on: OnOption = None,
+    version: Annotated[
+        int | None, typer.Option(help="Show this version instead.")
+    ] = None,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Print the version in force on a day (default today)."""
+    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
+        day = parse_date(on)
+        v = (
+            wh.agreements.version(agreement_id, version)
+            if version
+            else wh.agreements.in_force(agreement_id, day)
+        )
+        if v is None:
+            raise UserError(
+                f"No version of {agreement_id} is in force on {day}; `backbone agreement history {agreement_id}` lists them."
+            )
+        _out().print(
+            f"# {v.ref}, {v.status}, in force from {v.in_force_from}", highlight=False
+        )
+        _out().print(dump_document(v.document), highlight=False, markup=False)
+
+
+@agreement_app.command("history")
+def agreement_history(
+    agreement_id: str, warehouse: WarehouseOption = Path("warehouse")
+) -> None:
+    """Every version, with its class, status and approvals."""
+    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
+        table = _table(
+            f"History of {agreement_id}",
+            "version",
+            "effective",
+            "class",
+            "status",
+            "in force from",
+            "summary",
+            "approvals",
+        )
+        for v in wh.agreements.versions(agreement_id):
+            table.add_row(
+                str(v.version),
+                str(v.effective_from),
+                v.change_class,
+                v.status,
+                str(v.in_force_from or "—"),
+                v.summary,
+                "; ".join(f"{p} ({by}, {d})" for p, by, d in v.approvals) or "—",
+            )
+        _plain().print(table)
+
+
+@agreement_app.command("diff")
+def agreement_diff(
+    agreement_id: str, v1: int, v2: int, warehouse: WarehouseOption = Path("warehouse")
+) -> None:
+    """Every change between two versions, classed as widening, narrowing or neutral."""
+    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
+        changes = wh.agreements.diff(agreement_id, v1, v2)
+        table = _table(f"{agreement_id} v{v1} → v{v2}", "effect", "change")
+        for c in changes:
+            table.add_row(c.effect.value, c.describe())
+        _plain().print(table if changes else "No differences.")
+
+
+@agreement_app.command("lint")
+def agreement_lint(
+    target: Annotated[
+        str | None,
+        typer.Argument(
+            help="An agreement id or a YAML file; default: every recorded agreement."
+        ),
+    ] = None,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Check mandatory terms by legal basis; exits 1 if any error is found."""
+    with doors():
+        if target and Path(target).is_file():
+            results = {target: lint_document(load_document(Path(target)))}
+        else:
+            with Warehouse.open(warehouse, read_only=True) as wh:
+                results = wh.agreements.lint(target)
+        errors = 0
+        console = _plain()
+        for ref, findings in results.items():
+            if not findings:
+                console.print(f"{ref}: ok")
+            for f in findings:
+                errors += f.severity is Severity.error
+                console.print(
+                    f"{ref}: {f.severity.value}: {f.path}: {f.message}", highlight=False
+                )
+        if errors:
+            raise UserError(
+                f"{errors} error(s) in the agreements above; fix them before relying on them."
+            )
+
+
+@agreement_app.command("check")
+def agreement_check(
+    provider: Annotated[str, typer.Option(help="Partner providing the data.")],
+    recipient: Annotated[str, typer.Option(help="Partner asking for it.")],
+    entity: Annotated[
+        str, typer.Option(help="Canonical entity, e.g. attendance_event.")
+    ],
+    purpose: Annotated[str, typer.Option(help="Declared purpose id.")],
+    operation: Annotated[
+        str,
+        typer.Option(
+            help="row_level_view, link, aggregate, export_microdata or download."
+        ),
+    ],
+    field: Annotated[
+        list[str] | None, typer.Option(help="Field asked for (repeatable).")
+    ] = None,
+    role: Annotated[str | None, typer.Option(help="Recipient's role.")] = None,
+    link_with: Annotated[
+        str | None, typer.Option(help="For link: the other partner.")
+    ] = None,
+    on: OnOption = None,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Ask the agreements whether a use is allowed on a day, and why."""
+    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
+        d = wh.agreements.decide(
+            AccessRequest(
+                provider,
+                recipient,
+                entity,
+                tuple(field or ()),
+                purpose,
+                operation,
+                parse_date(on),
+                role,
+                link_with,
+            )
+        )
+        _out().print(
+            ("[green]ALLOW[/] " if d.allowed else "[red]DENY[/] ") + d.reason,
+            highlight=False,
+        )
+        if not d.allowed:
+            raise typer.Exit(1)
+
+
+# --- commitments --------------------------------------------------------------------
+
+
+@commitment_app.command("add")
+def commitment_add(
+    title: Annotated[str, typer.Argument(help="What was promised.")],
+    owner: Annotated[str, typer.Option(help="Partner who will do it.")],
+    due: Annotated[str, typer.Option(help="Due date (YYYY-MM-DD).")],
+    person: Annotated[
+        str | None, typer.Option(help="Person at the owner responsible.")
+    ] = None,
+    counterpart: Annotated[
+        str | None, typer.Option(help="Partner it is owed to.")
+    ] = None,
+    context: Annotated[
+        str | None,
+        typer.Option(help="Where it was promised, e.g. 'Oct partner meeting'."),
+    ] = None,
+    on: OnOption = None,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Record a commitment made in a partner meeting."""
+    with doors(), Warehouse.open(warehouse) as wh:
+        c = wh.commitments.add(
+            title,
+            owner=owner,
+            due=parse_date(due, "--due"),
+            made_on=parse_date(on),
+            owner_person=person,
+            counterpart=counterpart,
+            context=context,
+        )
+        _out().print(
+            f"Commitment #{c.commitment_id}: {c.owner_partner_id} will {c.title!r} by {c.due_date}."
+        )
+
+
+@commitment_app.command("update")
+def commitment_update(
+    commitment_id: int,
+    status: Annotated[
+        str | None, typer.Option(help="open, in_progress, done or dropped.")
+    ] = None,
+    due: Annotated[str | None, typer.Option(help="New due date.")] = None,
+    note: Annotated[str | None, typer.Option(help="What happened.")] = None,
+    by: Annotated[str | None, typer.Option(help="Who reports it.")] = None,
+    on: OnOption = None,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Record progress on a commitment (a new dated entry in its history)."""
+    with doors(), Warehouse.open(warehouse) as wh:
+        c = wh.commitments.update(
+            commitment_id,
+            on=parse_date(on),
+            status=status,
+            due=parse_date(due, "--due") if due else None,
+            note=note,
+            by=by,
+        )
+        _out().print(f"Commitment #{c.commitment_id} is {c.status}, due {c.due_date}.")
+
+
+@commitment_app.command("list")
+def commitment_list(
+    overdue: Annotated[
+        bool, typer.Option("--overdue", help="Only overdue ones.")
+    ] = False,
+    owner: Annotated[str | None, typer.Option(help="Only this owner's.")] = None,
+    all_: Annotated[
+        bool, typer.Option("--all", help="Include done and dropped ones.")
+    ] = False,
+    on: OnOption = None,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """List commitments (open ones by default)."""
+    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
+        day = parse_date(on)
+        items = wh.commitments.list(
+            on=day, owner=owner, overdue=overdue, open_only=not all_
+        )
+        table = _table(
+            f"Commitments on {day}",
+            "#",
+            "what",
+            "owner",
+            "person",
+            "owed to",
+            "due",
+            "status",
+        )
+        for c in items:
+            due = (
+                f"[red]{c.due_date} ({c.days_late(day)} days late)[/]"
+                if c.overdue(day)
+                else str(c.due_date)
+            )
+            table.add_row(
+                str(c.commitment_id),
+                escape(c.title),
+                c.owner_partner_id,
+                escape(c.owner_person or "—"),
+                c.counterpart_partner_id or "—",
+                due,
+                c.status,
+            )
+        _out().print(table)
+
+
+@commitment_app.command("show")
+def commitment_show(
+    commitment_id: int, warehouse: WarehouseOption = Path("warehouse")
+) -> None:
+    """A commitment and its dated history."""
+    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
+        c = wh.commitments.get(commitment_id)
+        console = _plain()
+        console.print(
+            f"#{c.commitment_id} {c.title} — {c.owner_partner_id} ({c.owner_person or 'no one named'}), "
+            f"owed to {c.counterpart_partner_id or 'the partnership'}, due {c.due_date}, {c.status}"
+        )
+        for on, status, due, note, by in wh.commitments.history(commitment_id):
+            console.print(
+                f"  {on} {status} (due {due}){f' — {note}' if note else ''}{f' [{by}]' if by else ''}"
+            )
+
+
+# --- feeds --------------------------------------------------------------------------
+
+
+@feed_app.command("add")
+def feed_add(
+    partner: str,
+    feed_id: str,
+    entity: Annotated[
+        list[str], typer.Option(help="Canonical entity sent (repeatable).")
+    ],
+    cadence: Annotated[str, typer.Option(help="monthly, term or yearly.")],
+    agreement: Annotated[str, typer.Option(help="Agreement that covers it.")],
+    since: Annotated[str, typer.Option(help="First period expected (YYYY-MM-DD).")],
+    description: Annotated[str | None, typer.Option()] = None,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Declare a dataset a partner has agreed to send."""
+    with doors(), Warehouse.open(warehouse) as wh:
+        wh.feeds.add(
+            Feed(
+                partner,
+                feed_id,
+                tuple(entity),
+                cadence,
+                agreement,
+                description,
+                parse_date(since, "--since"),
+            )
+        )
+        _out().print(
+            f"Feed {partner}/{feed_id} ({cadence}) recorded under {agreement}."
+        )
+
+
+@feed_app.command("list")
+def feed_list(
+    partner: Annotated[str | None, typer.Option(help="Only this partner's.")] = None,
+    on: OnOption = None,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """List feeds, with the late ones marked."""
+    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
+        day = parse_date(on)
+        late = {(f.partner_id, f.feed_id): due for f, due, _ in wh.feeds.late(day)}
+        table = _table(
+            f"Feeds on {day}",
+            "partner",
+            "feed",
+            "entities",
+            "cadence",
+            "agreement",
+            "state",
+        )
+        for f in wh.feeds.list(partner):
+            due = late.get((f.partner_id, f.feed_id))
+            table.add_row(
+                f.partner_id,
+                f.feed_id,
+                ", ".join(f.entities),
+                f.cadence,
+                f.agreement_id,
+                f"[red]late (due {due})[/]" if due else "on time",
+            )
+        _out().print(table)
+
+
+# --- data-use requests --------------------------------------------------------------
+
+
+@request_app.command("file")
+def request_file(
+    file: Path, on: OnOption = None, warehouse: WarehouseOption = Path("warehouse")
+) -> None:
+    """File a data-use request from its YAML document."""
+    with doors(), Warehouse.open(warehouse) as wh:
+        r = wh.requests.file(file, on=parse_date(on))
+        _out().print(
+            f"Filed {r.request_id}; awaiting review by {', '.join(r.awaiting)}."
+        )
+
+
+@request_app.command("review")
+def request_review(
+    request_id: str,
+    partner: Annotated[str, typer.Option(help="The reviewing provider.")],
+    reviewer: Annotated[str, typer.Option(help="Who reviewed.")],
+    decision: Annotated[
+        str, typer.Option(help="approve, approve_with_conditions or decline.")
+    ],
+    fit: Annotated[
+        int, typer.Option(help="Rubric 1-4: fit with the partnership's goals.")
+    ],
+    protections: Annotated[int, typer.Option(help="Rubric 1-4: protections offered.")],
+    minimum: Annotated[
+        int, typer.Option(help="Rubric 1-4: only the minimum data necessary.")
+    ],
+    conditions: Annotated[str | None, typer.Option()] = None,
+    comment: Annotated[str | None, typer.Option()] = None,
+    on: OnOption = None,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Record a provider's review of a request."""
+    with doors(), Warehouse.open(warehouse) as wh:
+        r = wh.requests.review(
+            request_id,
+            provider=partner,
+            reviewer=reviewer,
+            decision=decision,
+            fit=fit,
+            protections=protections,
+            minimum_necessary=minimum,
+            on=parse_date(on),
+            conditions=conditions,
+            comments=comment,
+        )
+        if r.status == "approved":
+            _out().print(
+                f"{r.request_id} approved by every provider; draft agreements for signature: "
+                f"{', '.join(r.drafts)} (in agreements/drafts/)."
+            )
+        elif r.status == "declined":
+            _out().print(f"{r.request_id} declined by {partner}.")
+        else:
+            _out().print(
+                f"Review recorded; {r.request_id} awaits {', '.join(r.awaiting)}."
+            )
+
+
+@request_app.command("list")
+def request_list(warehouse: WarehouseOption = Path("warehouse")) -> None:
+    """List data-use requests."""
+    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
+        table = _table(
+            "Data-use requests", "id", "from", "title", "filed", "status", "awaiting"
+        )
+        for r in wh.requests.list():
+            table.add_row(
+                r.request_id,
+                r.requester,
+                r.title,
+                str(r.filed_on),
+                r.status,
+                ", ".join(r.awaiting) or "—",
+            )
+        _plain().print(table)
+
+
+@request_app.command("show")
+def request_show(
+    request_id: str, warehouse: WarehouseOption = Path("warehouse")
+) -> None:
+    """A request, its data, and its reviews."""
+    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
+        r = wh.requests.get(request_id)
+        d = r.document
+        console = _plain()
+        console.print(
+            f"[bold]{r.request_id}[/] {r.title} — from {r.requester}, filed {r.filed_on}, {r.status}"
+        )
+        console.print(
+            f"  purpose: {d.purpose.id}: {d.purpose.description}",
+            markup=False,
+            highlight=False,
+        )
+        console.print(
+            f"  period: {d.begin} to {d.end}; audience: {', '.join(d.audience)}"
+        )
+        console.print(f"  publication: {d.publication}", markup=False, highlight=False)
+        for item in d.data:
+            console.print(
+                f"  data: {item.provider} {item.entity} ({', '.join(item.fields)}) at {item.level.value} level"
+            )
+        for rv in r.reviews:
+            console.print(
+                f"  review by {rv.provider} ({rv.reviewer}, {rv.reviewed_on}): {rv.decision}; fit {rv.fit}, "
+                f"protections {rv.protections}, minimum {rv.minimum_necessary}"
+                + (f"; conditions: {rv.conditions}" if rv.conditions else "")
+                + (f"; {rv.comments}" if rv.comments else "")
+            )
+        if r.awaiting:
+            console.print(
+                f"  awaiting: {', '.join(r.awaiting)}", markup=False, highlight=False
+            )
+        if r.drafts:
+            console.print(
+                f"  draft agreements: {', '.join(r.drafts)}",
+                markup=False,
+                highlight=False,
+            )
+
+
+# --- status and digest --------------------------------------------------------------
+
+
+def status(warehouse: WarehouseOption = Path("warehouse"), on: OnOption = None) -> None:
+    """The partnership at a glance: agreements, commitments, feeds, submissions, requests."""
+    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
+        s = partnership_status(wh, parse_date(on))
+    console = _plain()
+    console.print(f"[bold]Partnership status on {s.on}[/]")
+    table = _table("Agreements needing attention", "agreement", "why")
+    for v in s.expiring:
+        table.add_row(
+            v.ref,
+            f"ends {v.document.effective_to} ({(v.document.effective_to - s.on).days} days)"
+            if v.document.effective_to
+            else "",
+        )
+    for v in s.pending:
+        table.add_row(
+            v.ref,
+            escape(
+                f"{v.change_class} version pending approval by {', '.join(v.awaiting)}"
+            ),
+        )
+    console.print(table)
+    table = _table(
+        "Overdue commitments by owner",
+        "owner",
+        "#",
+        "what",
+        "due",
+        "days late",
+        "owed to",
+    )
+    for owner, items in sorted(s.overdue.items()):
+        for c in items:
+            table.add_row(
+                owner,
+                str(c.commitment_id),
+                escape(c.title),
+                str(c.due_date),
+                str(c.days_late(s.on)),
+                c.counterpart_partner_id or "—",
+            )
+    console.print(table)
+    table = _table(
+        "Late feeds", "partner", "feed", "cadence", "was due", "last received"
+    )
+    for f, due, last in s.late_feeds:
+        table.add_row(
+            f.partner_id,
+            f.feed_id,
+            f.cadence,
+            str(due),
+            f"{last:%Y-%m-%d}" if last else "never",
+        )
+    console.print(table)
+    table = _table("Last submission per partner", "partner", "name", "last submission")
+    for pid, name, last in s.last_submissions:
+        table.add_row(pid, name, f"{last:%Y-%m-%d}" if last else "none yet")
+    console.print(table)
+    table = _table(
+        "Data-use requests in review", "request", "from", "title", "awaiting"
+    )
+    for r in s.requests:
+        table.add_row(r.request_id, r.requester, escape(r.title), ", ".join(r.awaiting))
+    console.print(table)
+
+
+def digest(
+    partner: Annotated[str, typer.Option(help="The partner the digest is for.")],
+    out: Annotated[
+        Path, typer.Option(help="Folder to write the text and HTML into.")
+    ] = Path("digests"),
+    on: OnOption = None,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Write a partner's weekly digest as text and HTML."""
+    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
+        d = build_digest(wh, partner, parse_date(on))
+    out.mkdir(parents=True, exist_ok=True)
+    stem = out / f"digest-{partner}-{d.on}"
+    stem.with_suffix(".txt").write_text(digest_text(d), encoding="utf-8")
+    stem.with_suffix(".html").write_text(digest_html(d), encoding="utf-8")
+    _out().print(f"Wrote {stem}.txt and {stem}.html.")
+    _out().print(digest_text(d), highlight=False, markup=False)

@@ -1,0 +1,720 @@
+"""The demo partnership's paperwork: agreements (with a history), feeds, commitments
+and a funder's data-use request, as the steward would hold them.
+
+:func:`write_governance_files` writes the agreement and request documents into the
+community folder (deterministic: fixed dates); :func:`record_governance` records them
+in a warehouse and adds feeds, commitments and reviews dated relative to ``today``, so
+that some commitments are overdue whenever the demo runs.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from backbone.demo.community import CBOS, COLLEGE_AGENCY, DISTRICTS, FUNDERS
+from backbone.partners.feeds import Feed
+
+if TYPE_CHECKING:
+    from backbone.warehouse import Warehouse
+
+__all__ = ["record_governance", "write_governance_files"]
+
+STEWARD = "b00-backbone"
+
+DISTRICT_DATASETS: dict[str, list[str]] = {
+    "partner_record": [
+        "local_id",
+        "first_name",
+        "middle_name",
+        "last_surname",
+        "birth_date",
+        "birth_sex",
+        "address",
+        "postal_code",
+        "state_student_id",
+        "school_id",
+    ],
+    "demographics": [
+        "as_of_date",
+        "sex",
+        "hispanic_latino_ethnicity",
+        "race",
+        "economic_disadvantaged",
+        "english_learner",
+        "disability",
+    ],
+    "enrollment": [
+        "school_id",
+        "entry_date",
+        "entry_grade_level",
+        "school_year",
+        "exit_withdraw_date",
+        "exit_withdraw_type",
+        "class_of_school_year",
+    ],
+    "attendance_event": [
+        "school_id",
+        "school_year",
+        "event_date",
+        "attendance_event_category",
+    ],
+    "attendance_period": [
+        "school_id",
+        "school_year",
+        "session_name",
+        "days_enrolled",
+        "days_present",
+        "days_absent_excused",
+        "days_absent_unexcused",
+    ],
+    "discipline_incident": [
+        "school_id",
+        "incident_identifier",
+        "incident_date",
+        "behavior",
+    ],
+    "discipline_action": [
+        "discipline_action_identifier",
+        "discipline_date",
+        "discipline",
+        "discipline_action_length",
+    ],
+    "course_transcript": [
+        "school_id",
+        "school_year",
+        "term",
+        "course_code",
+        "academic_subject",
+        "course_attempt_result",
+        "attempted_credits",
+        "earned_credits",
+        "final_letter_grade_earned",
+        "final_numeric_grade_earned",
+    ],
+    "student_academic_record": [
+        "school_year",
+        "term",
+        "session_gpa",
+        "cumulative_gpa",
+        "cumulative_earned_credits",
+    ],
+    "student_assessment": [
+        "assessment_identifier",
+        "academic_subject",
+        "administration_date",
+        "school_year",
+        "scale_score",
+        "performance_level",
+    ],
+    "graduation": [
+        "school_id",
+        "graduation_date",
+        "diploma_type",
+        "class_of_school_year",
+    ],
+}
+CBO_DATASETS = {
+    "partner_record": [
+        "local_id",
+        "first_name",
+        "last_surname",
+        "birth_date",
+        "birth_sex",
+    ],
+    "program_participation": ["program_id", "begin_date", "end_date"],
+    "program_attendance": ["program_id", "event_date", "hours"],
+}
+COLLEGE_DATASETS = {
+    "partner_record": [
+        "local_id",
+        "first_name",
+        "middle_name",
+        "last_surname",
+        "birth_date",
+        "birth_sex",
+    ],
+    "postsecondary_enrollment": [
+        "institution_id",
+        "term_name",
+        "term_begin_date",
+        "enrollment_status",
+        "credits_attempted",
+        "credits_earned",
+        "term_gpa",
+    ],
+    "postsecondary_event": [
+        "event_date",
+        "postsecondary_event_category",
+        "institution_id",
+        "degree_type",
+    ],
+}
+
+
+def _datasets(spec: dict[str, list[str]]) -> list[dict[str, Any]]:
+    def cls(field: str) -> str:
+        return (
+            "restricted"
+            if field in ("birth_date", "address", "state_student_id")
+            else "confidential"
+        )
+
+    return [
+        {"entity": e, "fields": [{"name": f, "classification": cls(f)} for f in fields]}
+        for e, fields in spec.items()
+    ]
+
+
+def _common(provider: str, signed: str) -> dict[str, Any]:
+    return {
+        "contacts": {
+            "privacy": {
+                "name": "Privacy Officer",
+                "email": f"privacy@{provider}.example.org",
+            }
+        },
+        "publication": {
+            "min_cell_size": 10,
+            "complementary_suppression": True,
+            "top_bottom_coding": {"top_percent": 95, "bottom_percent": 5},
+        },
+        "security": {
+            "encryption_at_rest": True,
+            "mfa_required": True,
+            "storage_location": "US",
+        },
+        "retention": {
+            "destroy_after_days": 365,
+            "destruction_method": "secure deletion",
+            "certificate_required": True,
+        },
+        "breach": {
+            "notify_within_hours": 72,
+            "notify_parties": [provider, STEWARD],
+            "incident_contact": f"security@{provider}.example.org",
+        },
+        "termination": {
+            "notice_days": 90,
+            "on_termination": "revoke_immediately",
+            "destroy_within_days": 30,
+        },
+        "signatories": [
+            {
+                "partner": provider,
+                "name": "Superintendent or Director",
+                "signed": signed,
+            },
+            {"partner": STEWARD, "name": "Executive Director", "signed": signed},
+        ],
+    }
+
+
+def _district_agreement(d_id: str, name: str) -> dict[str, Any]:
+    others = [d.partner_id for d in DISTRICTS if d.partner_id != d_id]
+    return {
+        "agreement_id": f"DSA-{d_id.split('-')[0].upper()}",
+        "title": f"Data-sharing agreement: {name} and the Community Backbone",
+        "tier": "dsa",
+        "status": "active",
+        "effective_from": "2020-07-01",
+        "effective_to": "2027-06-30",
+        "parties": {"provider": d_id, "recipient": STEWARD},
+        "legal_basis": {"basis": "ferpa_studies", "citation": "34 CFR 99.31(a)(6)"},
+        "purposes": [
+            {
+                "id": "early_warning",
+                "description": "Identify, segment and track students' risk factors across districts.",
+            },
+            {
+                "id": "shared_measurement",
+                "description": "Community indicators and cross-district benchmarks.",
+            },
+            {
+                "id": "program_evaluation",
+                "description": "Outcomes of community programs against a comparison group.",
+            },
+        ],
+        "datasets": _datasets(DISTRICT_DATASETS),
+        "population": {"school_years": list(range(2021, 2028))},
+        "recipients": [
+            {
+                "partner": STEWARD,
+                "roles": ["steward_admin", "steward_analyst"],
+                "access": "identified",
+                "operations": [
+                    "row_level_view",
+                    "link",
+                    "aggregate",
+                    "export_microdata",
+                ],
+            },
+            *(
+                {
+                    "partner": o,
+                    "access": "aggregate",
+                    "operations": ["aggregate"],
+                    "purposes": ["shared_measurement"],
+                }
+                for o in others
+            ),
+        ],
+        "linkage": {
+            "allowed": True,
+            "linkable_with": [
+                *others,
+                *(c.partner_id for c in CBOS),
+                COLLEGE_AGENCY[0],
+            ],
+            "method": "clear_text",
+            "keys_retention_days": 365,
+        },
+        "redisclosure": "aggregate_public_with_rules",
+        **_common(d_id, "2020-06-15"),
+    }
+
+
+def _cbo_agreement(
+    c_id: str,
+    name: str,
+    *,
+    agreement_id: str,
+    start: str,
+    end: str | None,
+    consent: bool,
+) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "agreement_id": agreement_id,
+        "title": f"Data-sharing agreement: {name} and the Community Backbone",
+        "tier": "dsa",
+        "status": "active",
+        "effective_from": start,
+        "parties": {"provider": c_id, "recipient": STEWARD},
+        "legal_basis": {"basis": "consent" if consent else "contract"},
+        "purposes": [
+            {
+                "id": "program_evaluation",
+                "description": "Participants' outcomes against a comparison group.",
+            },
+            {
+                "id": "early_warning",
+                "description": "Show schools which at-risk students are already served.",
+            },
+        ],
+        "datasets": _datasets(CBO_DATASETS),
+        "population": {"consent_required": consent},
+        "recipients": [
+            {
+                "partner": STEWARD,
+                "access": "identified",
+                "operations": ["row_level_view", "link", "aggregate"],
+            },
+            *(
+                {
+                    "partner": d.partner_id,
+                    "access": "pseudonymous",
+                    "operations": ["row_level_view", "aggregate"],
+                    "purposes": ["early_warning"],
+                }
+                for d in DISTRICTS
+            ),
+        ],
+        "linkage": {
+            "allowed": True,
+            "linkable_with": [d.partner_id for d in DISTRICTS],
+        },
+        **_common(c_id, start),
+    }
+    if end:
+        doc["effective_to"] = end
+    return doc
+
+
+def _college_agreement(version: int) -> dict[str, Any]:
+    a_id, a_name = COLLEGE_AGENCY
+    doc: dict[str, Any] = {
+        "agreement_id": "DSA-A01",
+        "title": f"Data-sharing agreement: {a_name} and the Community Backbone",
+        "tier": "dsa",
+        "status": "active",
+        "effective_from": "2021-07-01",
+        "effective_to": "2028-06-30",
+        "parties": {"provider": a_id, "recipient": STEWARD},
+        "legal_basis": {
+            "basis": "ferpa_audit_eval",
+            "citation": "34 CFR 99.31(a)(3), 99.35",
+        },
+        "purposes": [
+            {
+                "id": "shared_measurement",
+                "description": "Community college-going indicators.",
+                "activity_description": "Annual community indicator report on postsecondary enrollment.",
+            },
+        ],
+        "datasets": _datasets(COLLEGE_DATASETS),
+        "recipients": [
+            {
+                "partner": STEWARD,
+                "access": "identified",
+                "operations": ["row_level_view", "aggregate"],
+            },
+        ],
+        "linkage": {"allowed": False},
+        "redisclosure": "aggregate_public_with_rules",
+        **_common(a_id, "2021-06-20"),
+    }
+    if version == 2:
+        doc["purposes"].append(
+            {
+                "id": "college_outcomes",
+                "description": "Link districts' graduates to college records to report outcomes by high school.",
+                "activity_description": "High-school feedback reports: enrollment, persistence, remediation, degrees.",
+            }
+        )
+        doc["recipients"][0]["operations"] = ["row_level_view", "link", "aggregate"]
+        doc["recipients"] += [
+            {
+                "partner": d.partner_id,
+                "access": "aggregate",
+                "operations": ["aggregate"],
+                "purposes": ["college_outcomes"],
+            }
+            for d in DISTRICTS
+        ]
+        doc["linkage"] = {
+            "allowed": True,
+            "linkable_with": [d.partner_id for d in DISTRICTS],
+            "method": "clear_text",
+            "keys_retention_days": 180,
+        }
+        doc["signatories"] = [{**s, "signed": "2023-12-01"} for s in doc["signatories"]]
+    return doc
+
+
+def _funder_agreement() -> dict[str, Any]:
+    funder = FUNDERS[0][0]
+    return {
+        "agreement_id": "DUL-F01-EASTSIDE",
+        "title": "Data-use license: Every Day Counts outcomes for the United Community Fund",
+        "tier": "dul",
+        "status": "active",
+        "effective_from": "2024-07-01",
+        "effective_to": "2027-01-15",
+        "parties": {
+            "provider": "c02-eastside",
+            "recipient": STEWARD,
+            "licensees": [funder],
+        },
+        "legal_basis": {"basis": "contract"},
+        "purposes": [
+            {
+                "id": "initiative_outcomes",
+                "description": "Funder's view of the outcomes of the programs it funds.",
+            }
+        ],
+        "datasets": _datasets(
+            {
+                "program_participation": ["program_id", "begin_date", "end_date"],
+                "program_attendance": ["program_id", "event_date", "hours"],
+            }
+        ),
+        "recipients": [
+            {"partner": funder, "access": "aggregate", "operations": ["aggregate"]}
+        ],
+        "redisclosure": "aggregate_public_with_rules",
+        **{
+            **_common("c02-eastside", "2024-06-10"),
+            "signatories": [
+                {"partner": "c02-eastside", "name": "Director", "signed": "2024-06-10"},
+                {
+                    "partner": STEWARD,
+                    "name": "Executive Director",
+                    "signed": "2024-06-10",
+                },
+                {"partner": funder, "name": "Program Officer", "signed": "2024-06-12"},
+            ],
+        },
+    }
+
+
+def _request() -> dict[str, Any]:
+    funder = FUNDERS[1][0]
+    return {
+        "request_id": "REQ-2026-07",
+        "requester": funder,
+        "title": "College and Career Ready: outcomes of College Bound Advising",
+        "purpose": {
+            "id": "initiative_outcomes",
+            "description": "Compare college enrollment of advised students with similar non-participants.",
+        },
+        "data": [
+            {
+                "provider": "c04-collegebound",
+                "entity": "program_participation",
+                "fields": ["program_id", "begin_date", "end_date"],
+                "level": "aggregate",
+            },
+            {
+                "provider": COLLEGE_AGENCY[0],
+                "entity": "postsecondary_enrollment",
+                "fields": ["institution_id", "term_begin_date", "enrollment_status"],
+                "level": "aggregate",
+            },
+            {
+                "provider": "d02-riverside",
+                "entity": "graduation",
+                "fields": ["school_id", "graduation_date", "class_of_school_year"],
+                "level": "aggregate",
+            },
+        ],
+        "begin": "2027-01-01",
+        "end": "2029-06-30",
+        "audience": ["City Foundation program officers", "City Foundation board"],
+        "publication": "An annual public brief with counts of 10 or more and rates coded above 95% and below 5%.",
+    }
+
+
+def _dump(data: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100),
+        encoding="utf-8",
+    )
+
+
+def write_governance_files(out: Path) -> list[Path]:
+    """Agreement documents (and the amendment and request) under ``out/agreements``."""
+    folder = out / "agreements"
+    written = []
+    for d in DISTRICTS:
+        doc = _district_agreement(d.partner_id, d.name)
+        written.append(folder / f"{doc['agreement_id']}.yaml")
+        _dump(doc, written[-1])
+    for c in CBOS:
+        consent = c.partner_id == "c01-brightfutures"
+        aid = f"DSA-{c.partner_id.split('-')[0].upper()}"
+        start = "2023-07-01" if c.partner_id == "c03-stepup" else "2020-07-01"
+        written.append(folder / f"{aid}.yaml")
+        _dump(
+            _cbo_agreement(
+                c.partner_id,
+                c.name,
+                agreement_id=aid,
+                start=start,
+                end=None,
+                consent=consent,
+            ),
+            written[-1],
+        )
+    pilot = _cbo_agreement(
+        "c03-stepup",
+        "Step Up Tutoring (pilot)",
+        agreement_id="DSA-C03-PILOT",
+        start="2020-07-01",
+        end="2023-06-30",
+        consent=False,
+    )
+    written.append(folder / "DSA-C03-PILOT.yaml")
+    _dump(pilot, written[-1])
+    written.append(folder / "DSA-A01.yaml")
+    _dump(_college_agreement(1), written[-1])
+    written.append(folder / "amendments" / "DSA-A01-v2.yaml")
+    _dump(_college_agreement(2), written[-1])
+    written.append(folder / "DUL-F01-EASTSIDE.yaml")
+    _dump(_funder_agreement(), written[-1])
+    written.append(out / "requests" / "REQ-2026-07.yaml")
+    _dump(_request(), written[-1])
+    return written
+
+
+def record_governance(wh: Warehouse, community: Path, today: date) -> dict[str, int]:
+    """Record the paperwork in a warehouse whose partners are registered."""
+    folder = community / "agreements"
+    counts = {
+        "agreements": 0,
+        "agreement versions": 0,
+        "feeds": 0,
+        "commitments": 0,
+        "requests": 0,
+    }
+    for path in sorted(folder.glob("*.yaml")):
+        wh.agreements.add(path)
+        counts["agreements"] += 1
+    wh.agreements.amend(
+        "DSA-A01",
+        folder / "amendments" / "DSA-A01-v2.yaml",
+        effective=date(2024, 1, 1),
+        summary="Add the college-outcomes purpose and linkage with the districts' graduates.",
+    )
+    wh.agreements.approve(
+        "DSA-A01", COLLEGE_AGENCY[0], by="Agency Director", on=date(2023, 12, 1)
+    )
+    wh.agreements.approve(
+        "DSA-A01", STEWARD, by="Executive Director", on=date(2023, 12, 4)
+    )
+    counts["agreement versions"] = len(wh.agreements.all_versions())
+
+    for d in DISTRICTS:
+        aid = f"DSA-{d.partner_id.split('-')[0].upper()}"
+        attendance = (
+            "attendance_event" if d.attendance == "daily" else "attendance_period"
+        )
+        wh.feeds.add(
+            Feed(
+                d.partner_id,
+                "attendance",
+                (attendance,),
+                "monthly" if d.attendance == "daily" else "term",
+                aid,
+                "Attendance for the school year to date",
+                date(2020, 9, 1),
+            )
+        )
+        wh.feeds.add(
+            Feed(
+                d.partner_id,
+                "student-records",
+                (
+                    "partner_record",
+                    "demographics",
+                    "enrollment",
+                    "discipline_incident",
+                    "discipline_action",
+                    "course_transcript",
+                    "student_academic_record",
+                    "student_assessment",
+                    "graduation",
+                ),
+                "term",
+                aid,
+                "Rosters, enrollment, discipline, marks, tests and graduates",
+                date(2020, 9, 1),
+            )
+        )
+        counts["feeds"] += 2
+    for c in CBOS:
+        aid = f"DSA-{c.partner_id.split('-')[0].upper()}"
+        wh.feeds.add(
+            Feed(
+                c.partner_id,
+                "rosters",
+                ("partner_record", "program_participation", "program_attendance"),
+                "term",
+                aid,
+                "Program rosters and session attendance",
+                date(2023, 9, 1),
+            )
+        )
+        counts["feeds"] += 1
+    wh.feeds.add(
+        Feed(
+            COLLEGE_AGENCY[0],
+            "college-records",
+            ("partner_record", "postsecondary_enrollment", "postsecondary_event"),
+            "yearly",
+            "DSA-A01",
+            "Graduates' college terms and events",
+            date(2021, 9, 1),
+        )
+    )
+    counts["feeds"] += 1
+
+    book = wh.commitments
+    meeting = today - timedelta(days=55)
+    grad = book.add(
+        "Collect the high schools' graduate lists for the college match",
+        owner="d02-riverside",
+        owner_person="M. Alvarez (data manager)",
+        counterpart=COLLEGE_AGENCY[0],
+        due=today - timedelta(days=25),
+        made_on=meeting,
+        context="Fall partner meeting",
+    )
+    book.update(
+        grad.commitment_id,
+        on=today - timedelta(days=30),
+        note="Assumed the college agency was collecting them.",
+        by="M. Alvarez",
+    )
+    book.add(
+        "Send the corrected 2025-26 enrollment workbook",
+        owner="d05-oakdale",
+        owner_person="J. Chen",
+        counterpart=STEWARD,
+        due=today - timedelta(days=9),
+        made_on=meeting,
+        context="Fall partner meeting",
+    )
+    roster = book.add(
+        "Share the new mentoring roster template with all mentors",
+        owner="c01-brightfutures",
+        owner_person="T. Brooks",
+        counterpart=STEWARD,
+        due=today - timedelta(days=3),
+        made_on=meeting,
+        context="Fall partner meeting",
+    )
+    book.update(
+        roster.commitment_id,
+        on=today - timedelta(days=10),
+        status="in_progress",
+        note="Template drafted.",
+        by="T. Brooks",
+    )
+    book.add(
+        "Draft the chronic-absence section of the community scorecard",
+        owner=STEWARD,
+        owner_person="Data steward",
+        counterpart=None,
+        due=today + timedelta(days=14),
+        made_on=meeting,
+        context="Fall partner meeting",
+    )
+    signed = book.add(
+        "Countersign the amended college-agency agreement",
+        owner=STEWARD,
+        owner_person="Executive Director",
+        counterpart=COLLEGE_AGENCY[0],
+        due=date(2023, 12, 15),
+        made_on=date(2023, 11, 20),
+        context="Agreement review",
+    )
+    book.update(
+        signed.commitment_id,
+        on=date(2023, 12, 4),
+        status="done",
+        note="Signed; version 2 in force.",
+        by="Executive Director",
+    )
+    counts["commitments"] = len(book.list(on=today, open_only=False))
+
+    request = wh.requests.file(
+        community / "requests" / "REQ-2026-07.yaml", on=today - timedelta(days=21)
+    )
+    wh.requests.review(
+        request.request_id,
+        provider="c04-collegebound",
+        reviewer="Program Director",
+        decision="approve",
+        fit=4,
+        protections=3,
+        minimum_necessary=4,
+        on=today - timedelta(days=14),
+        comments="Exactly what our funder needs; aggregate only.",
+    )
+    wh.requests.review(
+        request.request_id,
+        provider=COLLEGE_AGENCY[0],
+        reviewer="Agency Director",
+        decision="approve_with_conditions",
+        fit=3,
+        protections=3,
+        minimum_necessary=3,
+        on=today - timedelta(days=7),
+        conditions="Report institution types, not institution names.",
+    )
+    counts["requests"] = 1
+    return counts

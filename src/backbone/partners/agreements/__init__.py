@@ -1,0 +1,23 @@
+"""Data-sharing agreements: documents, versions, differences, lint and decisions."""
+
+from backbone.partners.agreements.decide import AccessRequest, Decision, decide
+from backbone.partners.agreements.diff import Change, Effect, diff_documents
+from backbone.partners.agreements.document import AgreementDocument, load_document
+from backbone.partners.agreements.lint import Finding, Severity, lint_document
+from backbone.partners.agreements.store import AgreementRegistry, VersionRecord
+
+__all__ = [
+    "AccessRequest",
+    "AgreementDocument",
+    "AgreementRegistry",
+    "Change",
+    "Decision",
+    "Effect",
+    "Finding",
+    "Severity",
+    "VersionRecord",
+    "decide",
+    "diff_documents",
+    "lint_document",
+    "load_document",
+]

@@ -1,0 +1,453 @@
+"""Agreements as living documents: versions, approvals, the version in force.
+
+Every version's YAML is kept twice: in ``gov.agreement_version`` (with its checksum)
+and as ``agreements/<id>/v<N>.yaml`` in the warehouse folder. Nothing is ever
+overwritten or deleted. A version that widens what recipients get is *pending* until
+every party has approved it; a narrowing or neutral one is in force from its date.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import duckdb
+import yaml
+
+from backbone.errors import InputFileError, NotFoundError, UserError
+from backbone.partners.agreements.decide import (
+    AccessRequest,
+    Decision,
+    VersionView,
+    decide,
+)
+from backbone.partners.agreements.diff import Change, Effect, classify, diff_documents
+from backbone.partners.agreements.document import (
+    AgreementDocument,
+    dump_document,
+    load_document,
+    parse_document,
+)
+from backbone.partners.agreements.lint import Finding, Severity, lint_document
+
+__all__ = ["AgreementRegistry", "VersionRecord"]
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    agreement_id: str
+    version: int
+    effective_from: date
+    summary: str
+    change_class: str
+    status: str
+    in_force_from: date | None
+    recorded_at: datetime
+    approvals: tuple[tuple[str, str, date], ...]
+    """(partner, approved by, approved on)"""
+    document: AgreementDocument
+
+    @property
+    def awaiting(self) -> tuple[str, ...]:
+        approved = {a[0] for a in self.approvals}
+        return tuple(p for p in self.document.parties.all() if p not in approved)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.agreement_id}@{self.version}"
+
+    def view(self) -> VersionView:
+        return VersionView(
+            self.agreement_id,
+            self.version,
+            self.document,
+            self.status,
+            self.in_force_from,
+            self.awaiting,
+        )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _write_once(path: Path, text: str) -> None:
+    """Write a version file atomically; an existing file is never replaced."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        if path.read_text(encoding="utf-8") == text:
+            return
+        raise UserError(
+            f"{path} already holds a different version; versions are never overwritten."
+        )
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class AgreementRegistry:
+    def __init__(self, con: duckdb.DuckDBPyConnection, folder: Path) -> None:
+        self._con = con
+        self._folder = folder
+
+    # --- recording ---------------------------------------------------------------
+
+    def _known_partners(self) -> set[str]:
+        return {
+            r[0]
+            for r in self._con.execute("SELECT partner_id FROM ref.partner").fetchall()
+        }
+
+    def _check_references(self, doc: AgreementDocument, source: Path | str) -> None:
+        known = self._known_partners()
+        named = [
+            ("parties.provider", doc.parties.provider),
+            ("parties.recipient", doc.parties.recipient),
+        ]
+        named += [
+            (f"parties.licensees[{i}]", p) for i, p in enumerate(doc.parties.licensees)
+        ]
+        named += [
+            (f"recipients[{i}].partner", r.partner)
+            for i, r in enumerate(doc.recipients)
+        ]
+        named += [
+            (f"linkage.linkable_with[{i}]", p)
+            for i, p in enumerate(doc.linkage.linkable_with)
+        ]
+        named += [
+            (f"signatories[{i}].partner", s.partner)
+            for i, s in enumerate(doc.signatories)
+        ]
+        unknown = [
+            f"{path}: unknown partner {pid!r}"
+            for path, pid in named
+            if pid not in known
+        ]
+        parties = set(doc.parties.all())
+        not_party = [
+            f"signatories[{i}].partner: {s.partner} is not a party"
+            for i, s in enumerate(doc.signatories)
+            if s.partner not in parties
+        ]
+        if unknown or not_party:
+            hint = (
+                " Register partners with `backbone partner add` first."
+                if unknown
+                else ""
+            )
+            raise InputFileError(
+                "; ".join(unknown + not_party) + "." + hint + " Nothing was recorded.",
+                path=source,
+            )
+
+    def add(self, path: Path) -> VersionRecord:
+        """Record a new agreement from its YAML document as version 1."""
+        doc = load_document(path)
+        return self.add_document(doc, source=path)
+
+    def add_document(
+        self, doc: AgreementDocument, *, source: Path | str = "<document>"
+    ) -> VersionRecord:
+        if doc.version not in (None, 1):
+            raise InputFileError(
+                f"a new agreement starts at version 1, not {doc.version}; to change "
+                f"{doc.agreement_id} use `backbone agreement amend`.",
+                path=source,
+            )
+        if self._versions_rows(doc.agreement_id):
+            raise UserError(
+                f"Agreement {doc.agreement_id} already exists; record changes with "
+                f"`backbone agreement amend {doc.agreement_id} FILE --effective DATE --summary TEXT`."
+            )
+        self._check_references(doc, source)
+        doc = doc.model_copy(update={"version": 1})
+        signed = {s.partner: s for s in doc.signatories}
+        self._record(
+            doc,
+            doc.effective_from,
+            "initial agreement",
+            "initial",
+            [
+                (p, signed[p].name, signed[p].signed)
+                for p in doc.parties.all()
+                if p in signed
+            ],
+        )
+        return self.version(doc.agreement_id, 1)
+
+    def amend(
+        self, agreement_id: str, path: Path, *, effective: date, summary: str
+    ) -> tuple[VersionRecord, list[Change]]:
+        """Record the next version; widening versions wait for every party's approval."""
+        history = self.versions(agreement_id)
+        previous = history[-1]
+        doc = load_document(path)
+        if doc.agreement_id != agreement_id:
+            raise InputFileError(
+                f"the document is for agreement {doc.agreement_id}, not {agreement_id}.",
+                path=path,
+            )
+        expected = previous.version + 1
+        if doc.version is not None and doc.version != expected:
+            raise InputFileError(
+                f"version {doc.version} skips or repeats a version; the next version of "
+                f"{agreement_id} is {expected}.",
+                path=path,
+            )
+        if previous.status == "pending":
+            raise UserError(
+                f"{previous.ref} still awaits approval by {', '.join(previous.awaiting)}; "
+                "approve or withdraw it before recording another version."
+            )
+        if not summary.strip():
+            raise UserError(
+                "Give the amendment a summary (--summary) saying what changed and why."
+            )
+        if effective < previous.effective_from:
+            raise UserError(
+                f"The amendment's effective date {effective} is before version "
+                f"{previous.version}'s ({previous.effective_from}); dates must move forward."
+            )
+        if doc.parties.provider != previous.document.parties.provider:
+            raise InputFileError(
+                "an amendment cannot change the provider; record a new agreement instead.",
+                path=path,
+            )
+        self._check_references(doc, path)
+        changes = diff_documents(previous.document, doc)
+        if not changes:
+            raise UserError(
+                f"{path} is identical to {previous.ref}; nothing to record."
+            )
+        effect = classify(changes)
+        doc = doc.model_copy(update={"version": expected})
+        self._record(doc, effective, summary, effect.value, [])
+        return self.version(agreement_id, expected), changes
+
+    def _record(
+        self,
+        doc: AgreementDocument,
+        effective: date,
+        summary: str,
+        change_class: str,
+        approvals: list[tuple[str, str, date]],
+    ) -> None:
+        text = dump_document(doc)
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        assert doc.version is not None
+        con = self._con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(
+                "INSERT INTO gov.agreement_version VALUES (?, ?, ?, ?, ?, ?, 'pending', NULL, ?, ?, ?)",
+                [
+                    doc.agreement_id,
+                    doc.version,
+                    doc.parties.provider,
+                    effective,
+                    summary,
+                    change_class,
+                    _now(),
+                    digest,
+                    text,
+                ],
+            )
+            for partner, by, on in approvals:
+                con.execute(
+                    "INSERT INTO gov.agreement_approval VALUES (?, ?, ?, ?, ?, ?)",
+                    [doc.agreement_id, doc.version, partner, by, on, _now()],
+                )
+            self._settle(doc.agreement_id, doc.version, change_class)
+            _write_once(self._folder / doc.agreement_id / f"v{doc.version}.yaml", text)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+    def _settle(self, agreement_id: str, version: int, change_class: str) -> None:
+        """Put a version in force once it needs no (more) approvals."""
+        row = self._con.execute(
+            "SELECT effective_from, document FROM gov.agreement_version WHERE agreement_id = ? AND version = ?",
+            [agreement_id, version],
+        ).fetchone()
+        assert row is not None
+        effective, text = row
+        doc = parse_document(yaml.safe_load(text), source=f"{agreement_id}@{version}")
+        approvals = dict(
+            self._con.execute(
+                "SELECT partner_id, approved_on FROM gov.agreement_approval WHERE agreement_id = ? AND version = ?",
+                [agreement_id, version],
+            ).fetchall()
+        )
+        needs_all = change_class in ("initial", Effect.widening.value)
+        if needs_all and any(p not in approvals for p in doc.parties.all()):
+            return
+        in_force = max([effective, *approvals.values()]) if needs_all else effective
+        self._con.execute(
+            "UPDATE gov.agreement_version SET status = 'approved', in_force_from = ? "
+            "WHERE agreement_id = ? AND version = ?",
+            [in_force, agreement_id, version],
+        )
+
+    def approve(
+        self,
+        agreement_id: str,
+        partner_id: str,
+        *,
+        by: str,
+        on: date,
+        version: int | None = None,
+    ) -> VersionRecord:
+        history = self.versions(agreement_id)
+        record = history[-1] if version is None else self.version(agreement_id, version)
+        if partner_id not in record.document.parties.all():
+            raise UserError(
+                f"{partner_id} is not a party to {agreement_id}; its parties are "
+                f"{', '.join(record.document.parties.all())}."
+            )
+        if record.status != "pending":
+            raise UserError(
+                f"{record.ref} is {record.status}; there is nothing to approve."
+            )
+        if partner_id not in record.awaiting:
+            raise UserError(f"{partner_id} has already approved {record.ref}.")
+        self._con.execute("BEGIN TRANSACTION")
+        try:
+            self._con.execute(
+                "INSERT INTO gov.agreement_approval VALUES (?, ?, ?, ?, ?, ?)",
+                [agreement_id, record.version, partner_id, by, on, _now()],
+            )
+            self._settle(agreement_id, record.version, record.change_class)
+            self._con.execute("COMMIT")
+        except BaseException:
+            self._con.execute("ROLLBACK")
+            raise
+        return self.version(agreement_id, record.version)
+
+    def withdraw(self, agreement_id: str, version: int) -> VersionRecord:
+        record = self.version(agreement_id, version)
+        if record.status != "pending":
+            raise UserError(
+                f"Only a pending version can be withdrawn; {record.ref} is {record.status}."
+            )
+        self._con.execute(
+            "UPDATE gov.agreement_version SET status = 'withdrawn' WHERE agreement_id = ? AND version = ?",
+            [agreement_id, version],
+        )
+        return self.version(agreement_id, version)
+
+    # --- reading -------------------------------------------------------------------
+
+    def _versions_rows(self, agreement_id: str) -> list[tuple]:  # type: ignore[type-arg]
+        return self._con.execute(
+            "SELECT agreement_id, version, effective_from, summary, change_class, status, "
+            "in_force_from, recorded_at, document FROM gov.agreement_version "
+            "WHERE agreement_id = ? ORDER BY version",
+            [agreement_id],
+        ).fetchall()
+
+    def versions(self, agreement_id: str) -> list[VersionRecord]:
+        rows = self._versions_rows(agreement_id)
+        if not rows:
+            raise NotFoundError(
+                f"No agreement {agreement_id!r}; `backbone agreement list` shows them."
+            )
+        approvals: dict[int, list[tuple[str, str, date]]] = {}
+        for version, partner, by, on in self._con.execute(
+            "SELECT version, partner_id, approved_by, approved_on FROM gov.agreement_approval "
+            "WHERE agreement_id = ? ORDER BY approved_on, partner_id",
+            [agreement_id],
+        ).fetchall():
+            approvals.setdefault(version, []).append((partner, by, on))
+        return [
+            VersionRecord(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                r[5],
+                r[6],
+                r[7],
+                tuple(approvals.get(r[1], [])),
+                parse_document(yaml.safe_load(r[8]), source=f"{r[0]}@{r[1]}"),
+            )
+            for r in rows
+        ]
+
+    def version(self, agreement_id: str, version: int) -> VersionRecord:
+        for record in self.versions(agreement_id):
+            if record.version == version:
+                return record
+        raise NotFoundError(
+            f"{agreement_id} has no version {version}; `backbone agreement history {agreement_id}` lists them."
+        )
+
+    def in_force(self, agreement_id: str, on: date) -> VersionRecord | None:
+        candidates = [
+            v
+            for v in self.versions(agreement_id)
+            if v.status == "approved"
+            and v.in_force_from is not None
+            and v.in_force_from <= on
+        ]
+        return candidates[-1] if candidates else None
+
+    def ids(self) -> list[str]:
+        return [
+            r[0]
+            for r in self._con.execute(
+                "SELECT DISTINCT agreement_id FROM gov.agreement_version ORDER BY 1"
+            ).fetchall()
+        ]
+
+    def all_versions(self) -> list[VersionRecord]:
+        return [v for agreement_id in self.ids() for v in self.versions(agreement_id)]
+
+    def diff(self, agreement_id: str, v1: int, v2: int) -> list[Change]:
+        return diff_documents(
+            self.version(agreement_id, v1).document,
+            self.version(agreement_id, v2).document,
+        )
+
+    def lint(self, agreement_id: str | None = None) -> dict[str, list[Finding]]:
+        """Findings for the latest version of each agreement (or of one)."""
+        ids = [agreement_id] if agreement_id else self.ids()
+        out: dict[str, list[Finding]] = {}
+        for aid in ids:
+            latest = self.versions(aid)[-1]
+            findings = lint_document(latest.document)
+            path = self._folder / aid / f"v{latest.version}.yaml"
+            if (
+                not path.exists()
+                or hashlib.sha256(path.read_bytes()).hexdigest()
+                != hashlib.sha256(dump_document(latest.document).encode()).hexdigest()
+            ):
+                findings.append(
+                    Finding(
+                        Severity.error,
+                        str(path),
+                        "the version file is missing or was edited after it was recorded",
+                    )
+                )
+            out[latest.ref] = findings
+        return out
+
+    def decide(self, request: AccessRequest) -> Decision:
+        return decide(request, [v.view() for v in self.all_versions()])
+
+    def expiring(self, on: date, within_days: int) -> list[VersionRecord]:
+        out = []
+        for aid in self.ids():
+            current = self.in_force(aid, on)
+            end = current.document.effective_to if current else None
+            if current and end and 0 <= (end - on).days <= within_days:
+                out.append(current)
+        return out
+
+    def pending(self) -> list[VersionRecord]:
+        return [v for v in self.all_versions() if v.status == "pending"]

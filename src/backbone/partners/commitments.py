@@ -1,0 +1,192 @@
+"""Commitments: the promises partners make to each other, with a dated history.
+
+Exists because two partners once left a meeting each believing the other would
+collect the high schools' graduate lists, and a month passed before anyone noticed.
+Every commitment has one owner (a partner and a person), a counterpart it is owed to,
+and a due date; every change is a new dated row in its history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import duckdb
+
+from backbone.errors import NotFoundError, UserError
+
+__all__ = ["STATUSES", "Commitment", "CommitmentBook"]
+
+STATUSES = ("open", "in_progress", "done", "dropped")
+OPEN = ("open", "in_progress")
+
+
+@dataclass(frozen=True)
+class Commitment:
+    commitment_id: int
+    title: str
+    owner_partner_id: str
+    owner_person: str | None
+    counterpart_partner_id: str | None
+    due_date: date
+    status: str
+    made_on: date
+    context: str | None
+
+    def overdue(self, on: date) -> bool:
+        return self.status in OPEN and self.due_date < on
+
+    def days_late(self, on: date) -> int:
+        return (on - self.due_date).days
+
+
+_COLUMNS = (
+    "commitment_id, title, owner_partner_id, owner_person, counterpart_partner_id, "
+    "due_date, status, made_on, context"
+)
+
+
+class CommitmentBook:
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self._con = con
+
+    def _partner(self, partner_id: str | None, what: str) -> None:
+        if partner_id is None:
+            return
+        if not self._con.execute(
+            "SELECT 1 FROM ref.partner WHERE partner_id = ?", [partner_id]
+        ).fetchone():
+            raise UserError(
+                f"Unknown {what} partner {partner_id!r}; `backbone partner list` shows them."
+            )
+
+    def add(
+        self,
+        title: str,
+        *,
+        owner: str,
+        due: date,
+        made_on: date,
+        owner_person: str | None = None,
+        counterpart: str | None = None,
+        context: str | None = None,
+    ) -> Commitment:
+        if not title.strip():
+            raise UserError("Say what was promised (the commitment's title).")
+        self._partner(owner, "owner")
+        self._partner(counterpart, "counterpart")
+        if counterpart == owner:
+            raise UserError(
+                "A commitment is owed to another partner; the counterpart cannot be the owner."
+            )
+        if due < made_on:
+            raise UserError(
+                f"The due date {due} is before the day it was made ({made_on})."
+            )
+        con = self._con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            row = con.execute(
+                "SELECT coalesce(max(commitment_id), 0) + 1 FROM gov.commitment"
+            ).fetchone()
+            assert row is not None
+            cid = int(row[0])
+            con.execute(
+                f"INSERT INTO gov.commitment ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?)",
+                [cid, title, owner, owner_person, counterpart, due, made_on, context],
+            )
+            con.execute(
+                "INSERT INTO gov.commitment_update VALUES (?, 1, ?, 'open', ?, ?, ?)",
+                [cid, made_on, due, f"promised: {title}", owner_person],
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        return self.get(cid)
+
+    def update(
+        self,
+        commitment_id: int,
+        *,
+        on: date,
+        status: str | None = None,
+        due: date | None = None,
+        note: str | None = None,
+        by: str | None = None,
+    ) -> Commitment:
+        current = self.get(commitment_id)
+        if status is not None and status not in STATUSES:
+            raise UserError(f"Status {status!r} is not one of {', '.join(STATUSES)}.")
+        if status is None and due is None and not note:
+            raise UserError("Give a new --status, a new --due date or a --note.")
+        new_status = status or current.status
+        new_due = due or current.due_date
+        con = self._con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            row = con.execute(
+                "SELECT max(seq) + 1 FROM gov.commitment_update WHERE commitment_id = ?",
+                [commitment_id],
+            ).fetchone()
+            assert row is not None
+            con.execute(
+                "INSERT INTO gov.commitment_update VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [commitment_id, row[0], on, new_status, new_due, note, by],
+            )
+            con.execute(
+                "UPDATE gov.commitment SET status = ?, due_date = ? WHERE commitment_id = ?",
+                [new_status, new_due, commitment_id],
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        return self.get(commitment_id)
+
+    def get(self, commitment_id: int) -> Commitment:
+        row = self._con.execute(
+            f"SELECT {_COLUMNS} FROM gov.commitment WHERE commitment_id = ?",
+            [commitment_id],
+        ).fetchone()
+        if row is None:
+            raise NotFoundError(
+                f"No commitment {commitment_id}; `backbone commitment list` shows them."
+            )
+        return Commitment(*row)
+
+    def history(
+        self, commitment_id: int
+    ) -> list[tuple[date, str, date, str | None, str | None]]:
+        self.get(commitment_id)
+        return [
+            tuple(r)
+            for r in self._con.execute(
+                "SELECT updated_on, status, due_date, note, by_person FROM gov.commitment_update "
+                "WHERE commitment_id = ? ORDER BY seq",
+                [commitment_id],
+            ).fetchall()
+        ]
+
+    def list(
+        self,
+        *,
+        on: date,
+        owner: str | None = None,
+        counterpart: str | None = None,
+        overdue: bool = False,
+        open_only: bool = False,
+    ) -> list[Commitment]:
+        rows = self._con.execute(
+            f"SELECT {_COLUMNS} FROM gov.commitment ORDER BY due_date, commitment_id"
+        ).fetchall()
+        items = [Commitment(*r) for r in rows]
+        if owner:
+            items = [c for c in items if c.owner_partner_id == owner]
+        if counterpart:
+            items = [c for c in items if c.counterpart_partner_id == counterpart]
+        if open_only:
+            items = [c for c in items if c.status in OPEN]
+        if overdue:
+            items = [c for c in items if c.overdue(on)]
+        return items

@@ -1,0 +1,145 @@
+"""Feeds: the datasets each partner has agreed to send, how often, under which agreement.
+
+A feed's periods follow its cadence; each period's data is due a grace period after
+the period ends. A feed is *late* when the last due date has passed and nothing was
+submitted for it since that period ended.
+"""
+
+from __future__ import annotations
+
+import builtins
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import duckdb
+
+from backbone.errors import NotFoundError, UserError
+
+__all__ = ["CADENCES", "Feed", "FeedRegistry", "last_due"]
+
+CADENCES = ("monthly", "term", "yearly")
+GRACE_DAYS = 15
+
+
+@dataclass(frozen=True)
+class Feed:
+    partner_id: str
+    feed_id: str
+    entities: tuple[str, ...]
+    cadence: str
+    agreement_id: str
+    description: str | None
+    since: date
+
+
+def _period_ends(cadence: str, since: date, on: date) -> list[date]:
+    """Ends of the periods between ``since`` and ``on`` (inclusive of partial ones)."""
+    ends: list[date] = []
+    year = since.year - 1
+    while year <= on.year:
+        if cadence == "monthly":
+            candidates = [
+                date(year, m, 1) + timedelta(days=-1) for m in range(2, 13)
+            ] + [date(year, 12, 31)]
+        elif cadence == "term":
+            candidates = [date(year, 1, 31), date(year, 6, 30)]
+        else:
+            candidates = [date(year, 6, 30)]
+        ends += [d for d in candidates if since <= d]
+        year += 1
+    return sorted(ends)
+
+
+def last_due(cadence: str, since: date, on: date) -> tuple[date, date] | None:
+    """(end of the last period whose data is due by ``on``, its due date)."""
+    due = [
+        (end, end + timedelta(days=GRACE_DAYS))
+        for end in _period_ends(cadence, since, on)
+    ]
+    due = [d for d in due if d[1] <= on]
+    return due[-1] if due else None
+
+
+class FeedRegistry:
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self._con = con
+
+    def add(self, feed: Feed) -> None:
+        if feed.cadence not in CADENCES:
+            raise UserError(
+                f"Cadence {feed.cadence!r} is not one of {', '.join(CADENCES)}."
+            )
+        if not self._con.execute(
+            "SELECT 1 FROM ref.partner WHERE partner_id = ?", [feed.partner_id]
+        ).fetchone():
+            raise UserError(
+                f"Unknown partner {feed.partner_id!r}; `backbone partner list` shows them."
+            )
+        provider = self._con.execute(
+            "SELECT provider_partner_id FROM gov.agreement_version WHERE agreement_id = ? LIMIT 1",
+            [feed.agreement_id],
+        ).fetchone()
+        if provider is None:
+            raise UserError(
+                f"Unknown agreement {feed.agreement_id!r}; a feed must be covered by a recorded agreement."
+            )
+        if provider[0] != feed.partner_id:
+            raise UserError(
+                f"Agreement {feed.agreement_id} covers data from {provider[0]}, not {feed.partner_id}."
+            )
+        if self._con.execute(
+            "SELECT 1 FROM gov.feed WHERE partner_id = ? AND feed_id = ?",
+            [feed.partner_id, feed.feed_id],
+        ).fetchone():
+            raise UserError(f"{feed.partner_id} already has a feed {feed.feed_id!r}.")
+        self._con.execute(
+            "INSERT INTO gov.feed VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                feed.partner_id,
+                feed.feed_id,
+                list(feed.entities),
+                feed.cadence,
+                feed.agreement_id,
+                feed.description,
+                feed.since,
+            ],
+        )
+
+    def list(self, partner_id: str | None = None) -> list[Feed]:
+        rows = self._con.execute(
+            "SELECT partner_id, feed_id, entities, cadence, agreement_id, description, since "
+            "FROM gov.feed WHERE ? IS NULL OR partner_id = ? ORDER BY partner_id, feed_id",
+            [partner_id, partner_id],
+        ).fetchall()
+        return [Feed(r[0], r[1], tuple(r[2]), r[3], r[4], r[5], r[6]) for r in rows]
+
+    def get(self, partner_id: str, feed_id: str) -> Feed:
+        for feed in self.list(partner_id):
+            if feed.feed_id == feed_id:
+                return feed
+        raise NotFoundError(
+            f"{partner_id} has no feed {feed_id!r}; `backbone feed list` shows them."
+        )
+
+    def last_submission(
+        self, partner_id: str, feed_id: str | None = None
+    ) -> datetime | None:
+        row = self._con.execute(
+            "SELECT max(received_at) FROM ops.submission WHERE partner_id = ? "
+            "AND (? IS NULL OR feed = ?)",
+            [partner_id, feed_id, feed_id],
+        ).fetchone()
+        return row[0] if row else None
+
+    def late(self, on: date) -> builtins.list[tuple[Feed, date, datetime | None]]:
+        """Late feeds with the due date missed and the last submission (if any)."""
+        out = []
+        for feed in self.list():
+            due = last_due(feed.cadence, feed.since, on)
+            if due is None:
+                continue
+            period_end, due_date = due
+            last = self.last_submission(feed.partner_id, feed.feed_id)
+            if last is None or last.date() <= period_end:
+                out.append((feed, due_date, last))
+        return out

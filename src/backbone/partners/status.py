@@ -1,0 +1,210 @@
+"""The partnership at a glance, and each partner's weekly digest.
+
+``partnership_status`` gathers what a steward must chase: agreements expiring or
+awaiting approval, overdue commitments by owner, late feeds, each partner's last
+submission, requests awaiting review. ``build_digest`` cuts the same facts for one
+partner; ``digest_text`` and ``digest_html`` render it to send (the HTML is
+self-contained: no external assets).
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from backbone.partners.agreements.store import VersionRecord
+from backbone.partners.commitments import Commitment
+from backbone.partners.feeds import Feed
+from backbone.partners.requests import DataRequest
+
+if TYPE_CHECKING:
+    from backbone.warehouse import Warehouse
+
+__all__ = [
+    "Digest",
+    "PartnershipStatus",
+    "build_digest",
+    "digest_html",
+    "digest_text",
+    "partnership_status",
+]
+
+EXPIRY_WINDOW_DAYS = 60
+RECENT_DAYS = 30
+
+
+@dataclass
+class PartnershipStatus:
+    on: date
+    expiring: list[VersionRecord]
+    pending: list[VersionRecord]
+    overdue: dict[str, list[Commitment]]
+    late_feeds: list[tuple[Feed, date, datetime | None]]
+    last_submissions: list[tuple[str, str, datetime | None]]
+    requests: list[DataRequest]
+
+
+def partnership_status(wh: Warehouse, on: date) -> PartnershipStatus:
+    overdue: dict[str, list[Commitment]] = {}
+    for c in wh.commitments.list(on=on, overdue=True):
+        overdue.setdefault(c.owner_partner_id, []).append(c)
+    last = [
+        (p.partner_id, p.name, wh.feeds.last_submission(p.partner_id))
+        for p in wh.partners.list()
+        if p.kind not in ("backbone", "funder")
+    ]
+    return PartnershipStatus(
+        on=on,
+        expiring=wh.agreements.expiring(on, EXPIRY_WINDOW_DAYS),
+        pending=wh.agreements.pending(),
+        overdue=overdue,
+        late_feeds=wh.feeds.late(on),
+        last_submissions=last,
+        requests=[r for r in wh.requests.list() if r.status == "in_review"],
+    )
+
+
+@dataclass
+class Digest:
+    partner_id: str
+    partner_name: str
+    on: date
+    owes: list[Commitment] = field(default_factory=list)
+    owed: list[Commitment] = field(default_factory=list)
+    late_feeds: list[tuple[Feed, date, datetime | None]] = field(default_factory=list)
+    submissions: list[
+        tuple[datetime, str, str, str, int | None, int | None, int | None]
+    ] = field(default_factory=list)
+    approvals: list[VersionRecord] = field(default_factory=list)
+    reviews: list[DataRequest] = field(default_factory=list)
+    expiring: list[VersionRecord] = field(default_factory=list)
+
+
+def build_digest(wh: Warehouse, partner_id: str, on: date) -> Digest:
+    partner = wh.partners.get(partner_id)
+    d = Digest(partner_id, partner.name, on)
+    d.owes = wh.commitments.list(on=on, owner=partner_id, open_only=True)
+    d.owed = wh.commitments.list(on=on, counterpart=partner_id, open_only=True)
+    d.late_feeds = [f for f in wh.feeds.late(on) if f[0].partner_id == partner_id]
+    d.submissions = [
+        tuple(r)
+        for r in wh._con.execute(
+            "SELECT received_at, feed, file_name, status, rows_read, rows_loaded, rows_quarantined "
+            "FROM ops.submission WHERE partner_id = ? AND received_at >= ? ORDER BY received_at DESC",
+            [partner_id, on - timedelta(days=RECENT_DAYS)],
+        ).fetchall()
+    ]
+    d.approvals = [v for v in wh.agreements.pending() if partner_id in v.awaiting]
+    d.reviews = [
+        r
+        for r in wh.requests.list()
+        if r.status == "in_review" and partner_id in r.awaiting
+    ]
+    d.expiring = [
+        v
+        for v in wh.agreements.expiring(on, EXPIRY_WINDOW_DAYS)
+        if partner_id in v.document.parties.all()
+    ]
+    return d
+
+
+def _due(c: Commitment, on: date) -> str:
+    if c.overdue(on):
+        return f"OVERDUE by {c.days_late(on)} days (due {c.due_date})"
+    return f"due {c.due_date}"
+
+
+def _sections(d: Digest) -> list[tuple[str, list[str]]]:
+    on = d.on
+    return [
+        (
+            "What you promised",
+            [
+                f"#{c.commitment_id} {c.title} — {_due(c, on)}"
+                + (
+                    f", owed to {c.counterpart_partner_id}"
+                    if c.counterpart_partner_id
+                    else ""
+                )
+                for c in d.owes
+            ],
+        ),
+        (
+            "What others promised you",
+            [
+                f"#{c.commitment_id} {c.title} — {c.owner_partner_id} ({c.owner_person or 'no one named'}), {_due(c, on)}"
+                for c in d.owed
+            ],
+        ),
+        (
+            "Late feeds",
+            [
+                f"{f.feed_id} ({f.cadence}: {', '.join(f.entities)}) was due {due}; "
+                + (f"last received {last:%Y-%m-%d}" if last else "never received")
+                for f, due, last in d.late_feeds
+            ],
+        ),
+        (
+            f"Your submissions in the last {RECENT_DAYS} days",
+            [
+                f"{at:%Y-%m-%d} {feed}: {name} — {status}; {read or 0} rows read, {loaded or 0} loaded, "
+                f"{quarantined or 0} quarantined"
+                for at, feed, name, status, read, loaded, quarantined in d.submissions
+            ],
+        ),
+        (
+            "Agreements awaiting your approval",
+            [
+                f"{v.ref} ({v.change_class}, effective {v.effective_from}): {v.summary}"
+                for v in d.approvals
+            ],
+        ),
+        (
+            "Data-use requests awaiting your review",
+            [
+                f"{r.request_id} from {r.requester}: {r.title} (filed {r.filed_on})"
+                for r in d.reviews
+            ],
+        ),
+        (
+            "Agreements ending soon",
+            [f"{v.ref} ends {v.document.effective_to}" for v in d.expiring],
+        ),
+    ]
+
+
+def digest_text(d: Digest) -> str:
+    lines = [f"Backbone digest for {d.partner_name} ({d.partner_id}), {d.on}", ""]
+    for title, items in _sections(d):
+        lines.append(f"{title}:")
+        lines += [f"  - {item}" for item in items] or ["  (none)"]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def digest_html(d: Digest) -> str:
+    e = html.escape
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>Backbone digest: {e(d.partner_name)} {d.on}</title>",
+        "<style>body{font-family:system-ui,sans-serif;max-width:46rem;margin:2rem auto;"
+        "color:#1d2733}h1{font-size:1.3rem}h2{font-size:1.05rem;margin-top:1.4rem}"
+        ".late{color:#a4161a;font-weight:600}.none{color:#6b7785}</style></head><body>",
+        f"<h1>Backbone digest for {e(d.partner_name)}</h1><p>{d.on}</p>",
+    ]
+    for title, items in _sections(d):
+        parts.append(f"<h2>{e(title)}</h2>")
+        if not items:
+            parts.append("<p class='none'>None.</p>")
+            continue
+        parts.append("<ul>")
+        for item in items:
+            css = (
+                " class='late'" if "OVERDUE" in item or "never received" in item else ""
+            )
+            parts.append(f"<li{css}>{e(item)}</li>")
+        parts.append("</ul>")
+    parts.append("</body></html>\n")
+    return "".join(parts)

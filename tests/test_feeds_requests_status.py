@@ -1,0 +1,319 @@
+from collections.abc import Iterator
+from datetime import date, datetime
+from pathlib import Path
+
+import pytest
+import yaml
+
+from backbone import Warehouse
+from backbone.errors import InputFileError, UserError
+from backbone.partners.agreements import lint_document, load_document
+from backbone.partners.feeds import Feed, last_due
+from backbone.partners.status import (
+    build_digest,
+    digest_html,
+    digest_text,
+    partnership_status,
+)
+
+from .governance_fixtures import agreement, register_partners, write
+
+
+@pytest.fixture
+def wh(tmp_path: Path) -> Iterator[Warehouse]:
+    with Warehouse.init(tmp_path / "wh") as w:
+        register_partners(w)
+        w.agreements.add(write(tmp_path / "a.yaml", agreement()))
+        yield w
+
+
+@pytest.mark.parametrize(
+    ("cadence", "on", "expected"),
+    [
+        ("monthly", date(2026, 11, 30), (date(2026, 10, 31), date(2026, 11, 15))),
+        ("monthly", date(2026, 11, 14), (date(2026, 9, 30), date(2026, 10, 15))),
+        ("term", date(2026, 11, 30), (date(2026, 6, 30), date(2026, 7, 15))),
+        ("term", date(2027, 2, 20), (date(2027, 1, 31), date(2027, 2, 15))),
+        ("yearly", date(2026, 7, 14), (date(2025, 6, 30), date(2025, 7, 15))),
+        ("yearly", date(2024, 7, 14), None),  # first period not yet due
+    ],
+)
+def test_last_due_period_by_cadence(
+    cadence: str, on: date, expected: tuple[date, date] | None
+) -> None:
+    assert last_due(cadence, date(2024, 9, 1), on) == expected
+
+
+def _submit(wh: Warehouse, partner: str, feed: str, at: datetime) -> None:
+    wh._con.execute(
+        "INSERT INTO ops.submission VALUES ((SELECT count(*) + 1 FROM ops.submission), ?, ?, 'f.csv', "
+        "'abc', 10, 'raw/ab/abc', ?, 'loaded', 10, 9, 1, NULL)",
+        [partner, feed, at],
+    )
+
+
+def test_a_feed_is_late_until_something_arrives_after_the_period(wh: Warehouse) -> None:
+    wh.feeds.add(
+        Feed(
+            "d1",
+            "attendance",
+            ("attendance_event",),
+            "monthly",
+            "DSA-D1",
+            None,
+            date(2026, 1, 1),
+        )
+    )
+    on = date(2026, 11, 30)
+    assert [(f.feed_id, due, last) for f, due, last in wh.feeds.late(on)] == [
+        ("attendance", date(2026, 11, 15), None)
+    ]
+    _submit(
+        wh, "d1", "attendance", datetime(2026, 10, 20, 9, 0)
+    )  # before October ended
+    assert len(wh.feeds.late(on)) == 1
+    _submit(wh, "d1", "attendance", datetime(2026, 11, 3, 9, 0))
+    assert wh.feeds.late(on) == []
+
+
+@pytest.mark.parametrize(
+    ("feed", "message"),
+    [
+        (
+            Feed(
+                "d1", "x", ("enrollment",), "weekly", "DSA-D1", None, date(2026, 1, 1)
+            ),
+            "Cadence 'weekly'",
+        ),
+        (
+            Feed(
+                "d1", "x", ("enrollment",), "term", "DSA-NONE", None, date(2026, 1, 1)
+            ),
+            "Unknown agreement",
+        ),
+        (
+            Feed("c1", "x", ("enrollment",), "term", "DSA-D1", None, date(2026, 1, 1)),
+            "covers data from d1",
+        ),
+        (
+            Feed("zz", "x", ("enrollment",), "term", "DSA-D1", None, date(2026, 1, 1)),
+            "Unknown partner 'zz'",
+        ),
+    ],
+)
+def test_bad_feeds_are_refused(wh: Warehouse, feed: Feed, message: str) -> None:
+    with pytest.raises(UserError, match=message):
+        wh.feeds.add(feed)
+    assert wh.feeds.list() == []
+
+
+REQUEST = {
+    "request_id": "REQ-1",
+    "requester": "f1",
+    "title": "Outcomes of the clubs",
+    "purpose": {
+        "id": "initiative_outcomes",
+        "description": "Compare participants with peers.",
+    },
+    "data": [
+        {
+            "provider": "c1",
+            "entity": "program_participation",
+            "fields": ["program_id", "begin_date"],
+            "level": "aggregate",
+        },
+        {
+            "provider": "d1",
+            "entity": "attendance_event",
+            "fields": ["event_date"],
+            "level": "aggregate",
+        },
+    ],
+    "begin": "2027-01-01",
+    "end": "2028-06-30",
+    "audience": ["Fund board"],
+    "publication": "Annual brief, cells of 10 or more.",
+}
+
+
+def test_a_request_approved_by_every_provider_yields_draft_agreements(
+    wh: Warehouse, tmp_path: Path
+) -> None:
+    r = wh.requests.file(write(tmp_path / "req.yaml", REQUEST), on=date(2026, 11, 1))
+    assert (r.status, r.awaiting) == ("in_review", ["c1", "d1"])
+    r = wh.requests.review(
+        "REQ-1",
+        provider="c1",
+        reviewer="Dir",
+        decision="approve",
+        fit=4,
+        protections=3,
+        minimum_necessary=4,
+        on=date(2026, 11, 5),
+    )
+    assert r.status == "in_review" and r.awaiting == ["d1"] and r.drafts == ()
+    r = wh.requests.review(
+        "REQ-1",
+        provider="d1",
+        reviewer="Sup",
+        decision="approve_with_conditions",
+        fit=3,
+        protections=3,
+        minimum_necessary=2,
+        on=date(2026, 11, 9),
+        conditions="No school-level cells below 20.",
+    )
+    assert r.status == "approved"
+    assert r.drafts == ("DUL-REQ-1-C1", "DUL-REQ-1-D1")
+    for draft_id in r.drafts:
+        path = wh.path / "agreements" / "drafts" / f"{draft_id}.yaml"
+        doc = load_document(path)
+        assert doc.parties.licensees == ("f1",)
+        assert doc.recipients[0].access.value == "aggregate"
+        assert [f for f in lint_document(doc) if f.severity.value == "error"] == []
+    assert (
+        "No school-level cells below 20."
+        in (wh.path / "agreements/drafts/DUL-REQ-1-D1.yaml").read_text()
+    )
+    # the draft, once signed, records like any agreement
+    signed = yaml.safe_load(
+        (wh.path / "agreements/drafts/DUL-REQ-1-C1.yaml").read_text()
+    )
+    signed["signatories"] = [
+        {"partner": p, "name": "X", "signed": "2026-12-01"} for p in ("c1", "b0", "f1")
+    ]
+    assert (
+        wh.agreements.add(write(tmp_path / "signed.yaml", signed)).status == "approved"
+    )
+
+
+def test_a_decline_closes_the_request(wh: Warehouse, tmp_path: Path) -> None:
+    wh.requests.file(write(tmp_path / "req.yaml", REQUEST), on=date(2026, 11, 1))
+    r = wh.requests.review(
+        "REQ-1",
+        provider="d1",
+        reviewer="Sup",
+        decision="decline",
+        fit=1,
+        protections=2,
+        minimum_necessary=1,
+        on=date(2026, 11, 2),
+        comments="Not the minimum necessary.",
+    )
+    assert r.status == "declined"
+    with pytest.raises(UserError, match="reviews are closed"):
+        wh.requests.review(
+            "REQ-1",
+            provider="c1",
+            reviewer="Dir",
+            decision="approve",
+            fit=4,
+            protections=4,
+            minimum_necessary=4,
+            on=date(2026, 11, 3),
+        )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"decision": "maybe"}, "not one of approve"),
+        ({"fit": 5}, "from 1 \\(poor\\) to 4"),
+        ({"decision": "approve_with_conditions"}, "needs the conditions"),
+        ({"provider": "a1"}, "provides none of the data"),
+    ],
+)
+def test_bad_reviews_are_refused(
+    wh: Warehouse, tmp_path: Path, kwargs: dict[str, object], message: str
+) -> None:
+    wh.requests.file(write(tmp_path / "req.yaml", REQUEST), on=date(2026, 11, 1))
+    args: dict[str, object] = dict(
+        provider="c1",
+        reviewer="Dir",
+        decision="approve",
+        fit=3,
+        protections=3,
+        minimum_necessary=3,
+        on=date(2026, 11, 5),
+    )
+    args.update(kwargs)
+    with pytest.raises(UserError, match=message):
+        wh.requests.review("REQ-1", **args)  # type: ignore[arg-type]
+    assert wh.requests.get("REQ-1").reviews == ()
+
+
+def test_bad_requests_are_refused(wh: Warehouse, tmp_path: Path) -> None:
+    with pytest.raises(InputFileError, match="unknown partner 'zz'"):
+        wh.requests.file(
+            write(tmp_path / "r.yaml", {**REQUEST, "requester": "zz"}),
+            on=date(2026, 11, 1),
+        )
+    with pytest.raises(InputFileError, match="end \\(2020-01-01\\) is before begin"):
+        wh.requests.file(
+            write(tmp_path / "r.yaml", {**REQUEST, "end": "2020-01-01"}),
+            on=date(2026, 11, 1),
+        )
+    assert wh.requests.list() == []
+
+
+def test_status_and_digest_show_what_to_chase(wh: Warehouse, tmp_path: Path) -> None:
+    on = date(2027, 5, 15)
+    wh.commitments.add(
+        "Collect <graduate> lists",
+        owner="d1",
+        owner_person="Ana",
+        counterpart="a1",
+        due=date(2027, 4, 1),
+        made_on=date(2027, 3, 1),
+    )
+    wh.commitments.add(
+        "Match the lists",
+        owner="a1",
+        counterpart="d1",
+        due=date(2027, 6, 1),
+        made_on=date(2027, 3, 1),
+    )
+    wh.feeds.add(
+        Feed(
+            "d1",
+            "attendance",
+            ("attendance_event",),
+            "monthly",
+            "DSA-D1",
+            None,
+            date(2026, 9, 1),
+        )
+    )
+    wh.requests.file(write(tmp_path / "req.yaml", REQUEST), on=date(2027, 5, 1))
+    v2 = agreement()
+    v2["purposes"].append({"id": "college_outcomes", "description": "x"})
+    wh.agreements.amend(
+        "DSA-D1",
+        write(tmp_path / "v2.yaml", v2),
+        effective=date(2027, 6, 1),
+        summary="Widen.",
+    )
+
+    status = partnership_status(wh, on)
+    assert [v.ref for v in status.expiring] == ["DSA-D1@1"]  # ends 2027-06-30
+    assert [v.ref for v in status.pending] == ["DSA-D1@2"]
+    assert list(status.overdue) == ["d1"]
+    assert [f.feed_id for f, _, _ in status.late_feeds] == ["attendance"]
+    assert [r.request_id for r in status.requests] == ["REQ-1"]
+
+    digest = build_digest(wh, "d1", on)
+    text = digest_text(digest)
+    assert (
+        "#1 Collect <graduate> lists — OVERDUE by 44 days (due 2027-04-01), owed to a1"
+        in text
+    )
+    assert "#2 Match the lists — a1 (no one named), due 2027-06-01" in text
+    assert (
+        "attendance (monthly: attendance_event) was due 2027-05-15; never received"
+        in text
+    )
+    assert "DSA-D1@2 (widening, effective 2027-06-01): Widen." in text
+    assert "REQ-1 from f1" in text
+    page = digest_html(digest)
+    assert "&lt;graduate&gt;" in page and "<graduate>" not in page
+    assert "http" not in page  # self-contained: nothing to fetch
