@@ -190,3 +190,72 @@ def test_a_version_with_any_widening_change_is_widening() -> None:
         is Effect.narrowing
     )
     assert classify([]) is Effect.neutral
+
+
+@pytest.mark.parametrize(
+    ("mutate", "path", "effect"),
+    [
+        (
+            _set(
+                "datasets.0.fields.0",
+                {"name": "event_date", "classification": "directory"},
+            ),
+            "datasets[attendance_event].fields[event_date].classification",
+            Effect.widening,
+        ),
+        (
+            _set(
+                "purposes.0",
+                {"id": "early_warning", "description": "Anything about students."},
+            ),
+            "purposes[early_warning]",
+            Effect.widening,
+        ),
+        (
+            _set(
+                "publication",
+                {"min_cell_size": 10, "top_bottom_coding": {"top_percent": 99.9}},
+            ),
+            "publication.top_bottom_coding",
+            Effect.narrowing,
+        ),
+        (
+            _set("termination", {"notice_days": 90, "destroy_within_days": 365}),
+            "termination.destroy_within_days",
+            Effect.narrowing,
+        ),
+        (
+            _set("breach", {"notify_within_hours": 72, "incident_contact": "x@y.org"}),
+            "breach",
+            Effect.neutral,
+        ),
+        (
+            _set(
+                "retention", {"destroy_after_days": 365, "certificate_required": False}
+            ),
+            "retention.certificate_required",
+            Effect.widening,
+        ),
+    ],
+)
+def test_finer_changes_are_seen_and_classed(
+    mutate: Any, path: str, effect: Effect
+) -> None:
+    changes = diff_documents(_doc(), _doc(mutate))
+    assert (path, effect) in [(c.path, c.effect) for c in changes]
+
+
+def test_loosening_top_coding_widens() -> None:
+    coded = _doc(
+        _set(
+            "publication",
+            {"min_cell_size": 10, "top_bottom_coding": {"top_percent": 95}},
+        )
+    )
+    looser = _doc(
+        _set(
+            "publication",
+            {"min_cell_size": 10, "top_bottom_coding": {"top_percent": 99.9}},
+        )
+    )
+    assert [c.effect for c in diff_documents(coded, looser)] == [Effect.widening]

@@ -262,3 +262,52 @@ def test_decide_uses_the_recorded_history(wh: Warehouse, tmp_path: Path) -> None
         role="steward_admin",
     )
     assert wh.agreements.decide(request).agreement == "DSA-D1@1"
+
+
+def test_a_withdrawn_widening_is_not_the_baseline_of_the_next_version(
+    wh: Warehouse, tmp_path: Path
+) -> None:
+    wh.agreements.add(write(tmp_path / "a.yaml", agreement()))
+    wider = agreement()
+    wider["purposes"].append({"id": "p3", "description": "Something new."})
+    wh.agreements.amend(
+        "DSA-D1",
+        write(tmp_path / "v2.yaml", wider),
+        effective=date(2025, 1, 1),
+        summary="Widen.",
+    )
+    wh.agreements.withdraw("DSA-D1", 2)
+    wider_minus = agreement(publication={"min_cell_size": 12})
+    wider_minus["purposes"].append({"id": "p3", "description": "Something new."})
+    v3, _ = wh.agreements.amend(
+        "DSA-D1",
+        write(tmp_path / "v3.yaml", wider_minus),
+        effective=date(2025, 1, 1),
+        summary="Same widening, smuggled.",
+    )
+    assert v3.change_class == "widening" and v3.status == "pending"
+
+
+def test_a_narrowing_never_takes_effect_before_the_version_it_amends(
+    wh: Warehouse, tmp_path: Path
+) -> None:
+    wh.agreements.add(write(tmp_path / "a.yaml", agreement()))
+    wider = agreement()
+    wider["purposes"].append({"id": "p2", "description": "New."})
+    wh.agreements.amend(
+        "DSA-D1",
+        write(tmp_path / "v2.yaml", wider),
+        effective=date(2025, 2, 1),
+        summary="Widen.",
+    )
+    wh.agreements.approve("DSA-D1", "d1", by="x", on=date(2025, 6, 1))
+    wh.agreements.approve("DSA-D1", "b0", by="x", on=date(2025, 6, 1))
+    renamed = dict(wider, title="Renamed")
+    v3, _ = wh.agreements.amend(
+        "DSA-D1",
+        write(tmp_path / "v3.yaml", renamed),
+        effective=date(2025, 2, 15),
+        summary="Rename.",
+    )
+    assert v3.in_force_from == date(2025, 6, 1)
+    assert wh.agreements.in_force("DSA-D1", date(2025, 3, 1)).version == 1  # type: ignore[union-attr]

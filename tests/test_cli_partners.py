@@ -387,6 +387,23 @@ def test_commitments_feeds_requests_status_and_digest(wh: str, tmp_path: Path) -
             "Unknown owner partner 'zz'",
         ),
         (["agreement", "show", "NOPE"], "No agreement 'NOPE'"),
+        (
+            [
+                "commitment",
+                "add",
+                "Send [/] the lists",
+                "--owner",
+                "zz",
+                "--due",
+                "2026-01-01",
+            ],
+            "Unknown owner partner 'zz'",
+        ),
+        (["agreement", "lint", "{tmp}/missing.yaml"], "missing.yaml does not exist"),
+        (
+            ["digest", "--partner", "d1", "--out", "{tmp}/a.yaml"],
+            "Cannot write the digest",
+        ),
     ],
 )
 def test_bad_input_is_one_clear_line_and_changes_nothing(

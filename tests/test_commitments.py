@@ -91,5 +91,7 @@ def test_updates_need_something_to_record(wh: Warehouse) -> None:
         wh.commitments.update(c.commitment_id, on=MEETING)
     with pytest.raises(UserError, match="not one of open"):
         wh.commitments.update(c.commitment_id, on=MEETING, status="finished")
+    with pytest.raises(UserError, match="before the day it was made"):
+        wh.commitments.update(c.commitment_id, on=MEETING, due=date(2000, 1, 1))
     with pytest.raises(NotFoundError):
         wh.commitments.update(99, on=MEETING, status="done")

@@ -31,6 +31,11 @@ def wh(tmp_path: Path) -> Iterator[Warehouse]:
     ("cadence", "on", "expected"),
     [
         ("monthly", date(2026, 11, 30), (date(2026, 10, 31), date(2026, 11, 15))),
+        (
+            "monthly",
+            date(2026, 11, 15),
+            (date(2026, 9, 30), date(2026, 10, 15)),
+        ),  # late only after the due date
         ("monthly", date(2026, 11, 14), (date(2026, 9, 30), date(2026, 10, 15))),
         ("term", date(2026, 11, 30), (date(2026, 6, 30), date(2026, 7, 15))),
         ("term", date(2027, 2, 20), (date(2027, 1, 31), date(2027, 2, 15))),
@@ -164,7 +169,7 @@ def test_a_request_approved_by_every_provider_yields_draft_agreements(
         conditions="No school-level cells below 20.",
     )
     assert r.status == "approved"
-    assert r.drafts == ("DUL-REQ-1-C1", "DUL-REQ-1-D1")
+    assert r.drafts == ("DUL-REQ-1-c1", "DUL-REQ-1-d1")
     for draft_id in r.drafts:
         path = wh.path / "agreements" / "drafts" / f"{draft_id}.yaml"
         doc = load_document(path)
@@ -173,11 +178,11 @@ def test_a_request_approved_by_every_provider_yields_draft_agreements(
         assert [f for f in lint_document(doc) if f.severity.value == "error"] == []
     assert (
         "No school-level cells below 20."
-        in (wh.path / "agreements/drafts/DUL-REQ-1-D1.yaml").read_text()
+        in (wh.path / "agreements/drafts/DUL-REQ-1-d1.yaml").read_text()
     )
     # the draft, once signed, records like any agreement
     signed = yaml.safe_load(
-        (wh.path / "agreements/drafts/DUL-REQ-1-C1.yaml").read_text()
+        (wh.path / "agreements/drafts/DUL-REQ-1-c1.yaml").read_text()
     )
     signed["signatories"] = [
         {"partner": p, "name": "X", "signed": "2026-12-01"} for p in ("c1", "b0", "f1")
@@ -309,7 +314,7 @@ def test_status_and_digest_show_what_to_chase(wh: Warehouse, tmp_path: Path) -> 
     )
     assert "#2 Match the lists — a1 (no one named), due 2027-06-01" in text
     assert (
-        "attendance (monthly: attendance_event) was due 2027-05-15; never received"
+        "attendance (monthly: attendance_event) was due 2027-04-15; never received"
         in text
     )
     assert "DSA-D1@2 (widening, effective 2027-06-01): Widen." in text
@@ -317,3 +322,72 @@ def test_status_and_digest_show_what_to_chase(wh: Warehouse, tmp_path: Path) -> 
     page = digest_html(digest)
     assert "&lt;graduate&gt;" in page and "<graduate>" not in page
     assert "http" not in page  # self-contained: nothing to fetch
+
+
+def test_a_feed_under_an_ended_agreement_is_not_late(wh: Warehouse) -> None:
+    wh.feeds.add(
+        Feed(
+            "d1",
+            "attendance",
+            ("attendance_event",),
+            "monthly",
+            "DSA-D1",
+            None,
+            date(2026, 1, 1),
+        )
+    )
+    assert partnership_status(wh, date(2027, 6, 1)).late_feeds != []
+    assert (
+        partnership_status(wh, date(2027, 9, 1)).late_feeds == []
+    )  # DSA-D1 ended 2027-06-30
+
+
+def test_feeds_carry_canonical_entities(wh: Warehouse) -> None:
+    with pytest.raises(UserError, match="nonsense is not one"):
+        wh.feeds.add(
+            Feed("d1", "x", ("nonsense",), "term", "DSA-D1", None, date(2026, 1, 1))
+        )
+
+
+def test_drafts_are_named_by_the_whole_partner_id(tmp_path: Path) -> None:
+    from backbone.partners import Partner
+
+    with Warehouse.init(tmp_path / "wh2") as w:
+        for p in (
+            Partner("b0", "B", "backbone"),
+            Partner("city-schools", "S", "school_district"),
+            Partner("city-parks", "P", "community_organization"),
+            Partner("f1", "F", "funder"),
+        ):
+            w.partners.add(p)
+        doc = {
+            **REQUEST,
+            "data": [
+                {
+                    "provider": "city-schools",
+                    "entity": "enrollment",
+                    "fields": ["school_id"],
+                    "level": "aggregate",
+                },
+                {
+                    "provider": "city-parks",
+                    "entity": "program_participation",
+                    "fields": ["program_id"],
+                    "level": "aggregate",
+                },
+            ],
+        }
+        w.requests.file(write(tmp_path / "r.yaml", doc), on=date(2026, 11, 1))
+        for provider in ("city-parks", "city-schools"):
+            r = w.requests.review(
+                "REQ-1",
+                provider=provider,
+                reviewer="x",
+                decision="approve",
+                fit=3,
+                protections=3,
+                minimum_necessary=3,
+                on=date(2026, 11, 2),
+            )
+        assert r.drafts == ("DUL-REQ-1-city-parks", "DUL-REQ-1-city-schools")
+        assert len(list((w.path / "agreements" / "drafts").iterdir())) == 2

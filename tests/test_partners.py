@@ -114,3 +114,9 @@ def test_partner_ids_are_unique(warehouse: Warehouse) -> None:
 def test_unknown_partner_is_not_found(warehouse: Warehouse) -> None:
     with pytest.raises(NotFoundError, match="No partner 'zz'"):
         warehouse.partners.get("zz")
+
+
+@pytest.mark.parametrize("bad", ["", "a b/c", "[/oops]", "-x", "x" * 65])
+def test_partner_ids_are_plain(warehouse: Warehouse, bad: str) -> None:
+    with pytest.raises(UserError, match="Partner id"):
+        warehouse.partners.add(Partner(bad, "Name", "funder"))

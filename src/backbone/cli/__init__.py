@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     Progress,
@@ -20,7 +21,7 @@ from rich.progress import (
 from rich.table import Table
 
 from backbone import __version__
-from backbone.cli.common import WarehouseOption, _err, _out, doors
+from backbone.cli.common import WarehouseOption, _err, _out, _plain, doors
 from backbone.demo.governance import record_governance
 from backbone.settings import SETTINGS
 from backbone.warehouse import Warehouse
@@ -78,7 +79,7 @@ def init(
     """Create a new warehouse folder with the canonical schema."""
     with doors(), Warehouse.init(directory, name=name) as wh:
         _out().print(
-            f"Created warehouse [bold]{wh.settings['warehouse.name']}[/] at {directory} "
+            f"Created warehouse [bold]{escape(wh.settings['warehouse.name'])}[/] at {escape(str(directory))} "
             f"(schema version {wh.schema_version})."
         )
 
@@ -88,7 +89,7 @@ def info(warehouse: WarehouseOption = Path("warehouse")) -> None:
     """Show what a warehouse holds: partners, tables with row counts, sizes."""
     with doors(), Warehouse.open(warehouse, read_only=True) as wh:
         facts = wh.info()
-    _out().print(f"[bold]{facts.name}[/] at {facts.path}")
+    _out().print(f"[bold]{escape(facts.name)}[/] at {escape(str(facts.path))}")
     _out().print(
         f"schema version {facts.schema_version}; created {facts.created_at}; "
         f"database {_size(facts.database_bytes)}; raw store {facts.raw_files} files, "
@@ -99,7 +100,7 @@ def info(warehouse: WarehouseOption = Path("warehouse")) -> None:
         partners.add_column(column)
     for p in facts.partners:
         partners.add_row(p.partner_id, p.name, p.kind)
-    _out().print(partners)
+    _plain().print(partners)
     tables = Table(title="Tables")
     tables.add_column("table")
     tables.add_column("rows", justify="right")

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from backbone.errors import BackboneError, UserError
 
@@ -49,7 +50,8 @@ def doors() -> Iterator[None]:
     try:
         yield
     except BackboneError as exc:
-        _err().print(f"[bold red]Error:[/] {exc}", highlight=False, soft_wrap=True)
+        message = Text("Error: ", style="bold red") + Text(str(exc))
+        _err().print(message, highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
 
 

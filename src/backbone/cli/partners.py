@@ -7,13 +7,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from backbone.cli.common import (
     OnOption,
     WarehouseOption,
-    _out,
     _plain,
     doors,
     parse_date,
@@ -112,7 +110,7 @@ def partner_add(
         except BaseException:
             wh._con.execute("ROLLBACK")
             raise
-        _out().print(
+        _plain().print(
             f"Registered {partner_id} ({kind}) with {len(contacts)} contacts and {len(sites)} schools or sites."
         )
 
@@ -188,7 +186,7 @@ def agreement_add(file: Path, warehouse: WarehouseOption = Path("warehouse")) ->
             if v.status == "approved"
             else f"pending approval by {', '.join(v.awaiting)}"
         )
-        _out().print(f"Recorded {v.ref}: {v.document.title} ({state}).")
+        _plain().print(f"Recorded {v.ref}: {v.document.title} ({state}).")
 
 
 @agreement_app.command("amend")
@@ -238,11 +236,11 @@ def agreement_approve(
             agreement_id, partner, by=by, on=parse_date(on), version=version
         )
         if v.status == "approved":
-            _out().print(
+            _plain().print(
                 f"{v.ref} is approved by every party and in force from {v.in_force_from}."
             )
         else:
-            _out().print(
+            _plain().print(
                 f"Approval recorded; {v.ref} still awaits {', '.join(v.awaiting)}."
             )
 
@@ -254,7 +252,7 @@ def agreement_withdraw(
     """Withdraw a pending version (it stays in the history, never in force)."""
     with doors(), Warehouse.open(warehouse) as wh:
         v = wh.agreements.withdraw(agreement_id, version)
-        _out().print(f"{v.ref} withdrawn.")
+        _plain().print(f"{v.ref} withdrawn.")
 
 
 @agreement_app.command("list")
@@ -312,10 +310,10 @@ def agreement_show(
             raise UserError(
                 f"No version of {agreement_id} is in force on {day}; `backbone agreement history {agreement_id}` lists them."
             )
-        _out().print(
+        _plain().print(
             f"# {v.ref}, {v.status}, in force from {v.in_force_from}", highlight=False
         )
-        _out().print(dump_document(v.document), highlight=False, markup=False)
+        _plain().print(dump_document(v.document), highlight=False, markup=False)
 
 
 @agreement_app.command("history")
@@ -372,6 +370,14 @@ def agreement_lint(
 ) -> None:
     """Check mandatory terms by legal basis; exits 1 if any error is found."""
     with doors():
+        if (
+            target
+            and target.lower().endswith((".yaml", ".yml"))
+            and not Path(target).is_file()
+        ):
+            raise UserError(
+                f"{target} does not exist; give an agreement id or the path of a YAML file."
+            )
         if target and Path(target).is_file():
             results = {target: lint_document(load_document(Path(target)))}
         else:
@@ -432,8 +438,8 @@ def agreement_check(
                 link_with,
             )
         )
-        _out().print(
-            ("[green]ALLOW[/] " if d.allowed else "[red]DENY[/] ") + d.reason,
+        _plain().print(
+            ("ALLOW " if d.allowed else "DENY ") + d.reason,
             highlight=False,
         )
         if not d.allowed:
@@ -472,7 +478,7 @@ def commitment_add(
             counterpart=counterpart,
             context=context,
         )
-        _out().print(
+        _plain().print(
             f"Commitment #{c.commitment_id}: {c.owner_partner_id} will {c.title!r} by {c.due_date}."
         )
 
@@ -499,7 +505,9 @@ def commitment_update(
             note=note,
             by=by,
         )
-        _out().print(f"Commitment #{c.commitment_id} is {c.status}, due {c.due_date}.")
+        _plain().print(
+            f"Commitment #{c.commitment_id} is {c.status}, due {c.due_date}."
+        )
 
 
 @commitment_app.command("list")
@@ -532,20 +540,20 @@ def commitment_list(
         )
         for c in items:
             due = (
-                f"[red]{c.due_date} ({c.days_late(day)} days late)[/]"
+                f"{c.due_date} ({c.days_late(day)} days late)"
                 if c.overdue(day)
                 else str(c.due_date)
             )
             table.add_row(
                 str(c.commitment_id),
-                escape(c.title),
+                c.title,
                 c.owner_partner_id,
-                escape(c.owner_person or "—"),
+                c.owner_person or "—",
                 c.counterpart_partner_id or "—",
                 due,
                 c.status,
             )
-        _out().print(table)
+        _plain().print(table)
 
 
 @commitment_app.command("show")
@@ -595,7 +603,7 @@ def feed_add(
                 parse_date(since, "--since"),
             )
         )
-        _out().print(
+        _plain().print(
             f"Feed {partner}/{feed_id} ({cadence}) recorded under {agreement}."
         )
 
@@ -627,9 +635,9 @@ def feed_list(
                 ", ".join(f.entities),
                 f.cadence,
                 f.agreement_id,
-                f"[red]late (due {due})[/]" if due else "on time",
+                f"late (due {due})" if due else "on time",
             )
-        _out().print(table)
+        _plain().print(table)
 
 
 # --- data-use requests --------------------------------------------------------------
@@ -642,7 +650,7 @@ def request_file(
     """File a data-use request from its YAML document."""
     with doors(), Warehouse.open(warehouse) as wh:
         r = wh.requests.file(file, on=parse_date(on))
-        _out().print(
+        _plain().print(
             f"Filed {r.request_id}; awaiting review by {', '.join(r.awaiting)}."
         )
 
@@ -682,14 +690,14 @@ def request_review(
             comments=comment,
         )
         if r.status == "approved":
-            _out().print(
+            _plain().print(
                 f"{r.request_id} approved by every provider; draft agreements for signature: "
                 f"{', '.join(r.drafts)} (in agreements/drafts/)."
             )
         elif r.status == "declined":
-            _out().print(f"{r.request_id} declined by {partner}.")
+            _plain().print(f"{r.request_id} declined by {partner}.")
         else:
-            _out().print(
+            _plain().print(
                 f"Review recorded; {r.request_id} awaits {', '.join(r.awaiting)}."
             )
 
@@ -723,7 +731,7 @@ def request_show(
         d = r.document
         console = _plain()
         console.print(
-            f"[bold]{r.request_id}[/] {r.title} — from {r.requester}, filed {r.filed_on}, {r.status}"
+            f"{r.request_id} {r.title} — from {r.requester}, filed {r.filed_on}, {r.status}"
         )
         console.print(
             f"  purpose: {d.purpose.id}: {d.purpose.description}",
@@ -765,7 +773,7 @@ def status(warehouse: WarehouseOption = Path("warehouse"), on: OnOption = None) 
     with doors(), Warehouse.open(warehouse, read_only=True) as wh:
         s = partnership_status(wh, parse_date(on))
     console = _plain()
-    console.print(f"[bold]Partnership status on {s.on}[/]")
+    console.print(f"Partnership status on {s.on}")
     table = _table("Agreements needing attention", "agreement", "why")
     for v in s.expiring:
         table.add_row(
@@ -777,9 +785,7 @@ def status(warehouse: WarehouseOption = Path("warehouse"), on: OnOption = None) 
     for v in s.pending:
         table.add_row(
             v.ref,
-            escape(
-                f"{v.change_class} version pending approval by {', '.join(v.awaiting)}"
-            ),
+            f"{v.change_class} version pending approval by {', '.join(v.awaiting)}",
         )
     console.print(table)
     table = _table(
@@ -796,7 +802,7 @@ def status(warehouse: WarehouseOption = Path("warehouse"), on: OnOption = None) 
             table.add_row(
                 owner,
                 str(c.commitment_id),
-                escape(c.title),
+                c.title,
                 str(c.due_date),
                 str(c.days_late(s.on)),
                 c.counterpart_partner_id or "—",
@@ -822,7 +828,7 @@ def status(warehouse: WarehouseOption = Path("warehouse"), on: OnOption = None) 
         "Data-use requests in review", "request", "from", "title", "awaiting"
     )
     for r in s.requests:
-        table.add_row(r.request_id, r.requester, escape(r.title), ", ".join(r.awaiting))
+        table.add_row(r.request_id, r.requester, r.title, ", ".join(r.awaiting))
     console.print(table)
 
 
@@ -837,9 +843,16 @@ def digest(
     """Write a partner's weekly digest as text and HTML."""
     with doors(), Warehouse.open(warehouse, read_only=True) as wh:
         d = build_digest(wh, partner, parse_date(on))
-    out.mkdir(parents=True, exist_ok=True)
-    stem = out / f"digest-{partner}-{d.on}"
-    stem.with_suffix(".txt").write_text(digest_text(d), encoding="utf-8")
-    stem.with_suffix(".html").write_text(digest_html(d), encoding="utf-8")
-    _out().print(f"Wrote {stem}.txt and {stem}.html.")
-    _out().print(digest_text(d), highlight=False, markup=False)
+    text_path = out / f"digest-{partner}-{d.on}.txt"
+    html_path = out / f"digest-{partner}-{d.on}.html"
+    with doors():
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            text_path.write_text(digest_text(d), encoding="utf-8")
+            html_path.write_text(digest_html(d), encoding="utf-8")
+        except OSError as exc:
+            raise UserError(
+                f"Cannot write the digest into {out} ({exc.strerror}); choose another --out folder."
+            ) from None
+    _plain().print(f"Wrote {text_path} and {html_path}.")
+    _plain().print(digest_text(d), highlight=False, markup=False)

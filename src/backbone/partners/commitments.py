@@ -122,6 +122,10 @@ class CommitmentBook:
             raise UserError("Give a new --status, a new --due date or a --note.")
         new_status = status or current.status
         new_due = due or current.due_date
+        if new_due < current.made_on:
+            raise UserError(
+                f"The due date {new_due} is before the day it was made ({current.made_on})."
+            )
         con = self._con
         con.execute("BEGIN TRANSACTION")
         try:

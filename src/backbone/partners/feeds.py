@@ -8,6 +8,7 @@ submitted for it since that period ended.
 from __future__ import annotations
 
 import builtins
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -18,6 +19,7 @@ from backbone.errors import NotFoundError, UserError
 __all__ = ["CADENCES", "Feed", "FeedRegistry", "last_due"]
 
 CADENCES = ("monthly", "term", "yearly")
+MODES = ("replace-period", "append")
 GRACE_DAYS = 15
 
 
@@ -30,6 +32,9 @@ class Feed:
     agreement_id: str
     description: str | None
     since: date
+    mode: str = "replace-period"
+    """replace-period: a new file replaces the rows of the school years it covers;
+    append: new rows are added to what is there."""
 
 
 def _period_ends(cadence: str, since: date, on: date) -> list[date]:
@@ -56,7 +61,7 @@ def last_due(cadence: str, since: date, on: date) -> tuple[date, date] | None:
         (end, end + timedelta(days=GRACE_DAYS))
         for end in _period_ends(cadence, since, on)
     ]
-    due = [d for d in due if d[1] <= on]
+    due = [d for d in due if d[1] < on]
     return due[-1] if due else None
 
 
@@ -65,6 +70,8 @@ class FeedRegistry:
         self._con = con
 
     def add(self, feed: Feed) -> None:
+        if feed.mode not in MODES:
+            raise UserError(f"Mode {feed.mode!r} is not one of {', '.join(MODES)}.")
         if feed.cadence not in CADENCES:
             raise UserError(
                 f"Cadence {feed.cadence!r} is not one of {', '.join(CADENCES)}."
@@ -87,13 +94,22 @@ class FeedRegistry:
             raise UserError(
                 f"Agreement {feed.agreement_id} covers data from {provider[0]}, not {feed.partner_id}."
             )
+        from backbone.partners.agreements.document import SHAREABLE
+
+        unknown = [e for e in feed.entities if e not in SHAREABLE]
+        if unknown or not feed.entities:
+            raise UserError(
+                f"A feed carries canonical entities; {', '.join(unknown) or '(none)'} is not "
+                f"one. Use: {', '.join(sorted(SHAREABLE))}."
+            )
         if self._con.execute(
             "SELECT 1 FROM gov.feed WHERE partner_id = ? AND feed_id = ?",
             [feed.partner_id, feed.feed_id],
-        ).fetchone():
+        ).fetchall():
             raise UserError(f"{feed.partner_id} already has a feed {feed.feed_id!r}.")
         self._con.execute(
-            "INSERT INTO gov.feed VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO gov.feed (partner_id, feed_id, entities, cadence, agreement_id, "
+            "description, since, mode) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 feed.partner_id,
                 feed.feed_id,
@@ -102,16 +118,19 @@ class FeedRegistry:
                 feed.agreement_id,
                 feed.description,
                 feed.since,
+                feed.mode,
             ],
         )
 
     def list(self, partner_id: str | None = None) -> list[Feed]:
         rows = self._con.execute(
-            "SELECT partner_id, feed_id, entities, cadence, agreement_id, description, since "
+            "SELECT partner_id, feed_id, entities, cadence, agreement_id, description, since, mode "
             "FROM gov.feed WHERE ? IS NULL OR partner_id = ? ORDER BY partner_id, feed_id",
             [partner_id, partner_id],
         ).fetchall()
-        return [Feed(r[0], r[1], tuple(r[2]), r[3], r[4], r[5], r[6]) for r in rows]
+        return [
+            Feed(r[0], r[1], tuple(r[2]), r[3], r[4], r[5], r[6], r[7]) for r in rows
+        ]
 
     def get(self, partner_id: str, feed_id: str) -> Feed:
         for feed in self.list(partner_id):
@@ -131,10 +150,18 @@ class FeedRegistry:
         ).fetchone()
         return row[0] if row else None
 
-    def late(self, on: date) -> builtins.list[tuple[Feed, date, datetime | None]]:
-        """Late feeds with the due date missed and the last submission (if any)."""
+    def late(
+        self, on: date, covered: Callable[[str], bool] | None = None
+    ) -> builtins.list[tuple[Feed, date, datetime | None]]:
+        """Late feeds with the due date missed and the last submission (if any).
+
+        ``covered(agreement_id)`` tells whether the feed's agreement still runs on
+        ``on``; a feed under an ended agreement is not late, it is over.
+        """
         out = []
         for feed in self.list():
+            if covered is not None and not covered(feed.agreement_id):
+                continue
             due = last_due(feed.cadence, feed.since, on)
             if due is None:
                 continue

@@ -9,6 +9,7 @@ loads it in one transaction.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -19,7 +20,9 @@ import duckdb
 from backbone.errors import InputFileError, NotFoundError, UserError
 from backbone.model.schema import PARTNER_KINDS
 
-__all__ = ["Contact", "Partner", "PartnerRegistry"]
+__all__ = ["PARTNER_ID", "Contact", "Partner", "PartnerRegistry"]
+
+PARTNER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,13 @@ class PartnerRegistry:
         self._con = con
 
     def add(self, partner: Partner, contacts: tuple[Contact, ...] = ()) -> None:
+        if not PARTNER_ID.fullmatch(partner.partner_id):
+            raise UserError(
+                f"Partner id {partner.partner_id!r} must be 1-64 letters, digits, '.', '_' or "
+                "'-', starting with a letter or digit (e.g. d09-eastfield)."
+            )
+        if not partner.name.strip():
+            raise UserError("Give the partner's name (--name).")
         if partner.kind not in PARTNER_KINDS:
             raise UserError(
                 f"Partner kind {partner.kind!r} is not known; use one of "

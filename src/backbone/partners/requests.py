@@ -226,7 +226,8 @@ class RequestBook:
                     "UPDATE gov.data_request SET status = 'declined' WHERE request_id = ?",
                     [request_id],
                 )
-            elif not updated.awaiting:
+            drafts: dict[str, str] = {}
+            if decision != "decline" and not updated.awaiting:
                 drafts = self._draft_agreements(updated)
                 con.execute(
                     "UPDATE gov.data_request SET status = 'approved', draft_agreement_id = ? "
@@ -237,9 +238,16 @@ class RequestBook:
         except BaseException:
             con.execute("ROLLBACK")
             raise
+        # files only once the record is committed: a failure leaves no stray drafts
+        if drafts:
+            self._drafts.mkdir(parents=True, exist_ok=True)
+            for agreement_id, text in drafts.items():
+                (self._drafts / f"{agreement_id}.yaml").write_text(
+                    text, encoding="utf-8"
+                )
         return self.get(request_id)
 
-    def _draft_agreements(self, request: DataRequest) -> list[str]:
+    def _draft_agreements(self, request: DataRequest) -> dict[str, str]:
         """One draft data-use license per provider, ready for signature."""
         partners = self._partners()
         steward = next(
@@ -250,14 +258,14 @@ class RequestBook:
                 "Register the backbone organization (kind backbone) before approving requests."
             )
         doc = request.document
-        ids = []
+        ids: dict[str, str] = {}
         for provider in doc.providers():
             wanted = [d for d in doc.data if d.provider == provider]
             level = max(
                 (d.level for d in wanted), key=lambda lv: list(AccessLevel).index(lv)
             )
             district = partners[provider] == "school_district"
-            agreement_id = f"DUL-{doc.request_id}-{provider.split('-')[0].upper()}"
+            agreement_id = f"DUL-{doc.request_id}-{provider}"
             conditions = [
                 r.conditions
                 for r in request.reviews
@@ -322,11 +330,7 @@ class RequestBook:
             header += "".join(
                 f"# Condition set by {provider}: {c}\n" for c in conditions
             )
-            self._drafts.mkdir(parents=True, exist_ok=True)
-            (self._drafts / f"{agreement_id}.yaml").write_text(
-                header + dump_document(draft), encoding="utf-8"
-            )
-            ids.append(agreement_id)
+            ids[agreement_id] = header + dump_document(draft)
         return ids
 
     def get(self, request_id: str) -> DataRequest:

@@ -10,6 +10,7 @@ self-contained: no external assets).
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -46,6 +47,14 @@ class PartnershipStatus:
     requests: list[DataRequest]
 
 
+def _covered(wh: Warehouse, on: date) -> Callable[[str], bool]:
+    def covered(agreement_id: str) -> bool:
+        current = wh.agreements.in_force(agreement_id, on)
+        return current is not None and current.document.in_term(on)
+
+    return covered
+
+
 def partnership_status(wh: Warehouse, on: date) -> PartnershipStatus:
     overdue: dict[str, list[Commitment]] = {}
     for c in wh.commitments.list(on=on, overdue=True):
@@ -60,7 +69,7 @@ def partnership_status(wh: Warehouse, on: date) -> PartnershipStatus:
         expiring=wh.agreements.expiring(on, EXPIRY_WINDOW_DAYS),
         pending=wh.agreements.pending(),
         overdue=overdue,
-        late_feeds=wh.feeds.late(on),
+        late_feeds=wh.feeds.late(on, _covered(wh, on)),
         last_submissions=last,
         requests=[r for r in wh.requests.list() if r.status == "in_review"],
     )
@@ -87,7 +96,9 @@ def build_digest(wh: Warehouse, partner_id: str, on: date) -> Digest:
     d = Digest(partner_id, partner.name, on)
     d.owes = wh.commitments.list(on=on, owner=partner_id, open_only=True)
     d.owed = wh.commitments.list(on=on, counterpart=partner_id, open_only=True)
-    d.late_feeds = [f for f in wh.feeds.late(on) if f[0].partner_id == partner_id]
+    d.late_feeds = [
+        f for f in wh.feeds.late(on, _covered(wh, on)) if f[0].partner_id == partner_id
+    ]
     d.submissions = [
         tuple(r)
         for r in wh._con.execute(

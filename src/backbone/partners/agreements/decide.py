@@ -104,7 +104,9 @@ def _check(
     if req.operation == Operation.link.value:
         if not doc.linkage.allowed:
             return 8, "linkage is not permitted", None
-        if req.link_with is not None and req.link_with not in doc.linkage.linkable_with:
+        if req.link_with is None:
+            return 8, "name the partner whose records would be linked (link_with)", None
+        if req.link_with not in doc.linkage.linkable_with:
             return 8, f"linkage with {req.link_with} is not permitted", None
     return 9, None, recipient.access.value
 

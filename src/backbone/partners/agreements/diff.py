@@ -227,15 +227,47 @@ def diff_documents(before: AgreementDocument, after: AgreementDocument) -> list[
                 Effect.narrowing if ap.complementary_suppression else Effect.widening,
             )
         )
-    if bp.top_bottom_coding != ap.top_bottom_coding:
-        changes.append(
-            Change(
-                "publication.top_bottom_coding",
-                _plain(bp.top_bottom_coding),
-                _plain(ap.top_bottom_coding),
-                Effect.narrowing if ap.top_bottom_coding else Effect.widening,
+    bc, ac = bp.top_bottom_coding, ap.top_bottom_coding
+    if bc != ac:
+        if bc is None or ac is None:
+            effect = Effect.narrowing if ac else Effect.widening
+        else:
+            wider = (
+                ac.top_percent > bc.top_percent or ac.bottom_percent < bc.bottom_percent
             )
+            narrower = (
+                ac.top_percent < bc.top_percent or ac.bottom_percent > bc.bottom_percent
+            )
+            effect = (
+                Effect.widening
+                if wider
+                else (Effect.narrowing if narrower else Effect.neutral)
+            )
+        changes.append(
+            Change("publication.top_bottom_coding", _plain(bc), _plain(ac), effect)
         )
+    b_delta = bp.dp_budget.delta if bp.dp_budget else 0.0
+    a_delta = ap.dp_budget.delta if ap.dp_budget else 0.0
+    changes += _ordered(
+        "publication.dp_budget.delta", b_delta, a_delta, more_is_wider=True
+    )
+    changes += _optional_bound(
+        "publication.partner_review_days",
+        bp.partner_review_days,
+        ap.partner_review_days,
+    )
+    changes = [
+        Change(
+            c.path,
+            c.before,
+            c.after,
+            Effect.narrowing if c.effect is Effect.widening else Effect.widening,
+        )
+        if c.path == "publication.partner_review_days"
+        and c.effect is not Effect.neutral
+        else c
+        for c in changes
+    ]
     b_eps = bp.dp_budget.epsilon if bp.dp_budget else 0.0
     a_eps = ap.dp_budget.epsilon if ap.dp_budget else 0.0
     changes += _ordered(
@@ -273,13 +305,65 @@ def diff_documents(before: AgreementDocument, after: AgreementDocument) -> list[
     b_hours = before.breach.notify_within_hours if before.breach else None
     a_hours = after.breach.notify_within_hours if after.breach else None
     changes += _optional_bound("breach.notify_within_hours", b_hours, a_hours)
-    if before.termination != after.termination:
+    bt, at = before.termination, after.termination
+    changes += _optional_bound(
+        "termination.destroy_within_days",
+        bt.destroy_within_days if bt else None,
+        at.destroy_within_days if at else None,
+    )
+    if _plain(bt) != _plain(at) and not any(
+        c.path.startswith("termination") for c in changes
+    ):
+        changes.append(Change("termination", _plain(bt), _plain(at), Effect.neutral))
+    if br and ar and br.certificate_required != ar.certificate_required:
         changes.append(
             Change(
-                "termination",
-                _plain(before.termination),
-                _plain(after.termination),
-                Effect.neutral,
+                "retention.certificate_required",
+                br.certificate_required,
+                ar.certificate_required,
+                Effect.narrowing if ar.certificate_required else Effect.widening,
+            )
+        )
+    b_notify = set(before.breach.notify_parties) if before.breach else set()
+    a_notify = set(after.breach.notify_parties) if after.breach else set()
+    changes += [
+        Change("breach.notify_parties", p, None, Effect.widening)
+        for p in sorted(b_notify - a_notify)
+    ]
+    changes += [
+        Change("breach.notify_parties", None, p, Effect.narrowing)
+        for p in sorted(a_notify - b_notify)
+    ]
+    b_purpose = {p.id: p for p in before.purposes}
+    for p in after.purposes:
+        old = b_purpose.get(p.id)
+        if old is not None and old != p:
+            # a reworded purpose can change what it permits: the parties approve it
+            changes.append(
+                Change(f"purposes[{p.id}]", _plain(old), _plain(p), Effect.widening)
+            )
+    ranks = ("public", "directory", "confidential", "restricted")
+    for entity in sorted(set(before_sets) & set(after_sets)):
+        b_fields = {f.name: f.classification.value for f in before_sets[entity].fields}
+        for f in after_sets[entity].fields:
+            old_class = b_fields.get(f.name)
+            if old_class is not None and old_class != f.classification.value:
+                lower = ranks.index(f.classification.value) < ranks.index(old_class)
+                changes.append(
+                    Change(
+                        f"datasets[{entity}].fields[{f.name}].classification",
+                        old_class,
+                        f.classification.value,
+                        Effect.widening if lower else Effect.narrowing,
+                    )
+                )
+    if before.parties.recipient != after.parties.recipient:
+        changes.append(
+            Change(
+                "parties.recipient",
+                before.parties.recipient,
+                after.parties.recipient,
+                Effect.widening,
             )
         )
     if before.signatories != after.signatories:
@@ -291,6 +375,14 @@ def diff_documents(before: AgreementDocument, after: AgreementDocument) -> list[
                 Effect.neutral,
             )
         )
+    # Anything else that differs is listed too, so no change goes unseen.
+    b_all = before.model_dump(mode="json", exclude={"version"})
+    a_all = after.model_dump(mode="json", exclude={"version"})
+    for key in b_all:
+        if b_all[key] != a_all.get(key) and not any(
+            c.path == key or c.path.startswith((f"{key}.", f"{key}[")) for c in changes
+        ):
+            changes.append(Change(key, b_all[key], a_all.get(key), Effect.neutral))
     return changes
 
 

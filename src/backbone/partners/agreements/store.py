@@ -184,14 +184,16 @@ class AgreementRegistry:
     ) -> tuple[VersionRecord, list[Change]]:
         """Record the next version; widening versions wait for every party's approval."""
         history = self.versions(agreement_id)
-        previous = history[-1]
+        # The baseline is the latest version that was not withdrawn: a withdrawn
+        # widening must not become the yardstick that makes the next one look narrow.
+        previous = [v for v in history if v.status != "withdrawn"][-1]
         doc = load_document(path)
         if doc.agreement_id != agreement_id:
             raise InputFileError(
                 f"the document is for agreement {doc.agreement_id}, not {agreement_id}.",
                 path=path,
             )
-        expected = previous.version + 1
+        expected = history[-1].version + 1
         if doc.version is not None and doc.version != expected:
             raise InputFileError(
                 f"version {doc.version} skips or repeats a version; the next version of "
@@ -270,12 +272,10 @@ class AgreementRegistry:
 
     def _settle(self, agreement_id: str, version: int, change_class: str) -> None:
         """Put a version in force once it needs no (more) approvals."""
-        row = self._con.execute(
+        effective, text = self._con.execute(
             "SELECT effective_from, document FROM gov.agreement_version WHERE agreement_id = ? AND version = ?",
             [agreement_id, version],
-        ).fetchone()
-        assert row is not None
-        effective, text = row
+        ).fetchall()[0]
         doc = parse_document(yaml.safe_load(text), source=f"{agreement_id}@{version}")
         approvals = dict(
             self._con.execute(
@@ -286,7 +286,19 @@ class AgreementRegistry:
         needs_all = change_class in ("initial", Effect.widening.value)
         if needs_all and any(p not in approvals for p in doc.parties.all()):
             return
-        in_force = max([effective, *approvals.values()]) if needs_all else effective
+        # Never in force before the version it amends: a narrowing dated between a
+        # widening's effective date and its approval must not carry the widening early.
+        before = self._con.execute(
+            "SELECT max(in_force_from) FROM gov.agreement_version WHERE agreement_id = ? "
+            "AND version < ? AND status = 'approved'",
+            [agreement_id, version],
+        ).fetchall()[0][0]
+        starts = [
+            effective,
+            *(approvals.values() if needs_all else ()),
+            *([before] if before else []),
+        ]
+        in_force = max(starts)
         self._con.execute(
             "UPDATE gov.agreement_version SET status = 'approved', in_force_from = ? "
             "WHERE agreement_id = ? AND version = ?",
