@@ -23,6 +23,7 @@ import duckdb
 from backbone import __version__
 from backbone.engines import connect
 from backbone.errors import NotAWarehouseError, WarehouseError
+from backbone.ingest import Ingestor
 from backbone.model.codes import DescriptorMaps
 from backbone.model.migrations import CURRENT_VERSION, migrate, schema_version
 from backbone.model.schema import ALL_TABLES
@@ -37,7 +38,7 @@ __all__ = ["TableInfo", "Warehouse", "WarehouseInfo", "default_warehouse_path"]
 
 SETTINGS_FILE = "backbone.toml"
 DATABASE_FILE = "backbone.duckdb"
-FOLDERS = ("raw", "agreements", "mappings")
+FOLDERS = ("raw", "agreements", "mappings", "reports")
 
 
 def default_warehouse_path() -> Path:
@@ -79,6 +80,13 @@ class Warehouse:
         self.commitments = CommitmentBook(con)
         self.feeds = FeedRegistry(con)
         self.requests = RequestBook(con, path / "agreements")
+        self.ingest = Ingestor(
+            con,
+            path,
+            self.agreements,
+            self.feeds,
+            settings["calendar.school_year_start_month"],
+        )
 
     # --- lifecycle ---------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from rich.table import Table
 from backbone import __version__
 from backbone.cli.common import WarehouseOption, _err, _out, _plain, doors
 from backbone.demo.governance import record_governance
+from backbone.demo.ingest import ingest_community, submission_plan
 from backbone.settings import SETTINGS
 from backbone.warehouse import Warehouse
 
@@ -194,6 +195,14 @@ def demo_run(
         with Warehouse.init(warehouse, name="Demo community warehouse") as wh:
             counts = wh.partners.import_directory(community / "community.json")
             counts |= record_governance(wh, community, date.today())
+            plan = submission_plan(community)
+            with _progress() as bar:
+                task = bar.add_task("submitting", total=len(plan))
+
+                def step(message: str) -> None:
+                    bar.update(task, description=f"submitting {message}", advance=1)
+
+                ingested = ingest_community(wh, community, date.today(), progress=step)
             facts = wh.info()
     table = Table(title="Demo community built", show_header=False)
     table.add_column("what")
@@ -215,6 +224,29 @@ def demo_run(
     for key, value in counts.items():
         table.add_row(f"  registered {key.replace('_', ' ')}", f"{value:,}")
     _out().print(table)
+    loads = Table(title="Submissions (every row loaded or quarantined)")
+    for column in ("partner", "files", "rows read", "loaded", "quarantined"):
+        loads.add_column(column, justify="left" if column == "partner" else "right")
+    for partner, (n, read, loaded, bad) in ingested.by_partner.items():
+        loads.add_row(partner, f"{n:,}", f"{read:,}", f"{loaded:,}", f"{bad:,}")
+    loads.add_row(
+        "all",
+        f"{ingested.submissions:,}",
+        f"{ingested.rows_read:,}",
+        f"{ingested.rows_loaded:,}",
+        f"{ingested.rows_quarantined:,}",
+    )
+    _plain().print(loads)
+    reconciled = ingested.rows_read == ingested.rows_loaded + ingested.rows_quarantined
+    _out().print(
+        f"Counts {'reconcile' if reconciled else 'DO NOT reconcile'}: "
+        f"{ingested.rows_read:,} = {ingested.rows_loaded:,} + {ingested.rows_quarantined:,}."
+    )
+    for sid, columns in ingested.refused_columns:
+        _out().print(
+            f"Submission {sid}: refused and never stored: {escape(columns)} "
+            f"(see `backbone submissions show {sid} -w {warehouse}`)."
+        )
     from backbone.cli.partners import status
 
     status(warehouse=warehouse, on=None)
@@ -226,9 +258,10 @@ def demo_run(
 
 
 def _register() -> None:
-    from backbone.cli import partners
+    from backbone.cli import ingest, partners
 
     partners.register(app)
+    ingest.register(app)
 
 
 _register()

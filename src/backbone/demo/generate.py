@@ -34,6 +34,8 @@ from backbone.demo.community import (
 )
 from backbone.demo.exports import build_exports
 from backbone.demo.governance import write_governance_files
+from backbone.demo.mappings import write_mappings
+from backbone.demo.planted import plant_errors
 from backbone.demo.records import build_partner_records
 from backbone.demo.simulate import simulate
 from backbone.demo.writers import write_agency, write_cbo, write_district
@@ -58,7 +60,7 @@ def expected_steps(years: int) -> int:
     """How many progress messages :func:`generate` sends (for a progress bar)."""
     # students, each year, attendance .. college (6), names, exports,
     # each district and its years, each CBO, the agency, the truth
-    return 1 + years + 6 + 2 + len(DISTRICTS) * (1 + years) + len(CBOS) + 2
+    return 1 + years + 6 + 2 + len(DISTRICTS) * (1 + years) + len(CBOS) + 3
 
 
 def _prepare(out: Path) -> None:
@@ -69,7 +71,7 @@ def _prepare(out: Path) -> None:
                 f"{out} exists and is not an earlier demo community; choose a new or "
                 "empty folder so nothing there is overwritten."
             )
-        for child in ("partners", "truth", "agreements", "requests"):
+        for child in ("partners", "truth", "agreements", "requests", "mappings"):
             shutil.rmtree(out / child, ignore_errors=True)
         for child in ("community.json", "README.md"):
             (out / child).unlink(missing_ok=True)
@@ -143,7 +145,10 @@ def generate(
     say("writing the college agency's files")
     files += write_agency(con, partners_dir / COLLEGE_AGENCY[0])
 
+    say("planting the usual mistakes")
+    plant_errors(out, sim.years)
     files += write_governance_files(out)
+    files += write_mappings(out)
     say("writing the planted truth")
     _write_truth(con, out / "truth")
     _write_directory(sim.years, sim.calendars, out / "community.json")

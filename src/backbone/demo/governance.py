@@ -155,6 +155,13 @@ COLLEGE_DATASETS = {
 }
 
 
+def _all_fields(entity: str) -> list[str]:
+    """Every field of a canonical entity except the ones Backbone fills itself."""
+    from backbone.ingest.mapping import IMPLICIT, target_table
+
+    return [c.name for c in target_table(entity).columns if c.name not in IMPLICIT]
+
+
 def _datasets(spec: dict[str, list[str]]) -> list[dict[str, Any]]:
     def cls(field: str) -> str:
         return (
@@ -163,9 +170,13 @@ def _datasets(spec: dict[str, list[str]]) -> list[dict[str, Any]]:
             else "confidential"
         )
 
+    # the demo's partners share every field of the entities they agreed to share
     return [
-        {"entity": e, "fields": [{"name": f, "classification": cls(f)} for f in fields]}
-        for e, fields in spec.items()
+        {
+            "entity": e,
+            "fields": [{"name": f, "classification": cls(f)} for f in _all_fields(e)],
+        }
+        for e in spec
     ]
 
 

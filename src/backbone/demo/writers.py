@@ -45,6 +45,7 @@ ENTITIES: dict[str, tuple[str, list[tuple[str, str]]]] = {
             ("zip", "text"),
             ("school", "id"),
             ("grade", "grade"),
+            ("as_of", "date"),
         ],
     ),
     "enrollments": (
@@ -72,6 +73,7 @@ ENTITIES: dict[str, tuple[str, list[tuple[str, str]]]] = {
         [
             ("local_id", "id"),
             ("school", "id"),
+            ("school_year", "int"),
             ("term", "text"),
             ("term_begin", "date"),
             ("term_end", "date"),
@@ -100,6 +102,7 @@ ENTITIES: dict[str, tuple[str, list[tuple[str, str]]]] = {
         [
             ("local_id", "id"),
             ("school", "id"),
+            ("school_year", "int"),
             ("term", "text"),
             ("course_code", "id"),
             ("course_title", "text"),
@@ -115,6 +118,7 @@ ENTITIES: dict[str, tuple[str, list[tuple[str, str]]]] = {
         [
             ("local_id", "id"),
             ("school", "id"),
+            ("school_year", "int"),
             ("term", "text"),
             ("term_gpa", "num"),
             ("cumulative_gpa", "num"),
@@ -162,6 +166,7 @@ SOURCE = {
     "mark": "numeric_grade",
     "test": "assessment_id",
     "test_date": "administration_date",
+    "as_of": "as_of_date",
     "diploma": "diploma_type",
 }
 

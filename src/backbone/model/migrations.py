@@ -21,6 +21,7 @@ from backbone.model.schema import (
     CALENDAR_TABLES,
     GOVERNANCE_TABLES,
     IDENTITY_TABLES,
+    INGEST_TABLES,
     OPS_TABLES,
     REF_TABLES,
     SCHEMAS,
@@ -68,6 +69,26 @@ MIGRATIONS: tuple[Migration, ...] = (
         (
             "CREATE SCHEMA IF NOT EXISTS gov",
             *(create_table_sql(t) for t in GOVERNANCE_TABLES),
+        ),
+    ),
+    Migration(
+        4,
+        "ingestion: quarantine, per-entity counts, replacements, raw-file decisions; "
+        "analytic tables keep their natural keys by validation, not an index",
+        (
+            *(create_table_sql(t) for t in INGEST_TABLES),
+            "ALTER TABLE gov.feed ADD COLUMN mode VARCHAR DEFAULT 'replace-period'",
+            *(
+                statement
+                for t in ANALYTIC_TABLES
+                for statement in (
+                    f"CREATE TABLE analytic.{t.name}__v4 AS SELECT * FROM {t.qualified_name}",
+                    f"DROP TABLE {t.qualified_name}",
+                    create_table_sql(t, enforce_key=False),
+                    f"INSERT INTO {t.qualified_name} SELECT * FROM analytic.{t.name}__v4",
+                    f"DROP TABLE analytic.{t.name}__v4",
+                )
+            ),
         ),
     ),
 )

@@ -61,13 +61,17 @@ class Table:
         raise KeyError(f"{self.qualified_name} has no column {name!r}")
 
 
-def create_table_sql(table: Table) -> str:
-    """``CREATE TABLE`` for one table (DuckDB dialect; sqlglot translates it)."""
+def create_table_sql(table: Table, *, enforce_key: bool = True) -> str:
+    """``CREATE TABLE`` for one table (DuckDB dialect; sqlglot translates it).
+
+    ``enforce_key=False`` leaves the natural key to validation: bulk loads into a
+    table with a large composite primary-key index are many times slower.
+    """
     lines = []
     for column in table.columns:
         null = "" if column.nullable else " NOT NULL"
         lines.append(f"    {column.name} {column.type}{null}")
-    if table.primary_key:
+    if table.primary_key and enforce_key:
         lines.append(f"    PRIMARY KEY ({', '.join(table.primary_key)})")
     body = ",\n".join(lines)
     return f"CREATE TABLE {table.qualified_name} (\n{body}\n)"
@@ -784,3 +788,107 @@ GOVERNANCE_TABLES = (
 )
 
 ALL_TABLES = (*ALL_TABLES, *GOVERNANCE_TABLES)
+
+
+# Added by migration 4: what ingestion records.
+INGEST_TABLES = (
+    Table(
+        "ops",
+        "submission_target",
+        (
+            _c("submission_id", "BIGINT", required=True),
+            _c("entity", "VARCHAR", required=True),
+            _c("rows_in", "BIGINT", required=True),
+            _c("rows_loaded", "BIGINT", required=True),
+            _c("rows_quarantined", "BIGINT", required=True),
+            _c(
+                "rows_replaced",
+                "BIGINT",
+                required=True,
+                doc="earlier rows this load replaced",
+            ),
+            _c(
+                "periods",
+                "SMALLINT[]",
+                doc="school years replaced (feed mode replace-period)",
+            ),
+        ),
+        ("submission_id", "entity"),
+        doc="Per canonical entity a submission fed: rows in = loaded + quarantined.",
+    ),
+    Table(
+        "ops",
+        "quarantine",
+        (
+            _c("submission_id", "BIGINT", required=True),
+            _c("entity", "VARCHAR", required=True),
+            _c(
+                "source_row",
+                "BIGINT",
+                required=True,
+                doc="row number as the partner sees it",
+            ),
+            _c("rules", "VARCHAR[]", required=True),
+            _c("messages", "VARCHAR[]", required=True),
+            _c(
+                "record",
+                "JSON",
+                required=True,
+                doc="the row as sent, declared columns only",
+            ),
+        ),
+        ("submission_id", "entity", "source_row"),
+        doc="Rows refused, with every reason; exported, fixed and resubmitted.",
+    ),
+    Table(
+        "ops",
+        "replacement",
+        (
+            _c("submission_id", "BIGINT", required=True),
+            _c("entity", "VARCHAR", required=True),
+            _c("replaced_submission_id", "BIGINT", required=True),
+            _c("rows", "BIGINT", required=True),
+        ),
+        ("submission_id", "entity", "replaced_submission_id"),
+        doc="Which earlier submissions' rows a replace-period load replaced (their raw files keep them).",
+    ),
+    Table(
+        "ops",
+        "raw_decision",
+        (
+            _c("submission_id", "BIGINT", required=True),
+            _c("undeclared_columns", "VARCHAR[]", required=True),
+            _c(
+                "decision",
+                "VARCHAR",
+                doc="keep / purge; NULL while awaiting the steward",
+            ),
+            _c("reason", "VARCHAR"),
+            _c("decided_by", "VARCHAR"),
+            _c("decided_at", "TIMESTAMP"),
+        ),
+        ("submission_id",),
+        doc="Raw files holding columns no agreement allows: kept or purged, and why.",
+    ),
+)
+
+ALL_TABLES = (*ALL_TABLES, *INGEST_TABLES)
+
+# Natural-key column and period (school year) of each analytic table, used by
+# validation (duplicates) and by replace-period loads.
+PERIOD_SQL: dict[str, str] = {
+    "demographics": "as_of_date",
+    "enrollment": "school_year",
+    "attendance_event": "school_year",
+    "attendance_period": "school_year",
+    "discipline_incident": "incident_date",
+    "discipline_action": "discipline_date",
+    "course_transcript": "school_year",
+    "student_academic_record": "school_year",
+    "student_assessment": "school_year",
+    "program_participation": "begin_date",
+    "program_attendance": "event_date",
+    "graduation": "graduation_date",
+    "postsecondary_enrollment": "term_begin_date",
+    "postsecondary_event": "event_date",
+}

@@ -92,6 +92,16 @@ class AgreementRegistry:
     def __init__(self, con: duckdb.DuckDBPyConnection, folder: Path) -> None:
         self._con = con
         self._folder = folder
+        self._parsed: dict[str, AgreementDocument] = {}
+        """Recorded versions never change: parse each one once (keyed by checksum)."""
+
+    def _document(self, text: str, source: str) -> AgreementDocument:
+        key = hashlib.sha256(text.encode()).hexdigest()
+        doc = self._parsed.get(key)
+        if doc is None:
+            doc = parse_document(yaml.safe_load(text), source=source)
+            self._parsed[key] = doc
+        return doc
 
     # --- recording ---------------------------------------------------------------
 
@@ -386,7 +396,7 @@ class AgreementRegistry:
                 r[6],
                 r[7],
                 tuple(approvals.get(r[1], [])),
-                parse_document(yaml.safe_load(r[8]), source=f"{r[0]}@{r[1]}"),
+                self._document(r[8], f"{r[0]}@{r[1]}"),
             )
             for r in rows
         ]

@@ -1,0 +1,237 @@
+"""Commands for submissions: ``submit``, ``submissions`` and ``mapping``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from backbone.cli.common import OnOption, WarehouseOption, _plain, doors, parse_date
+from backbone.errors import UserError
+from backbone.ingest.report import build_report, quarantine_csv, write_report_files
+from backbone.warehouse import Warehouse
+
+submissions_app = typer.Typer(
+    help="Submissions, their validation reports and quarantine.", no_args_is_help=True
+)
+mapping_app = typer.Typer(
+    help="Mappings from partner files to the canonical model.", no_args_is_help=True
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("submit")(submit)
+    app.add_typer(submissions_app, name="submissions")
+    app.add_typer(mapping_app, name="mapping")
+
+
+def submit(
+    files: Annotated[list[Path], typer.Argument(help="Files to submit, in order.")],
+    partner: Annotated[str, typer.Option(help="Submitting partner.")],
+    feed: Annotated[str, typer.Option(help="The feed the files belong to.")],
+    mode: Annotated[
+        str | None,
+        typer.Option(
+            help="Override the feed's mode: replace-period or append (use append to resubmit fixed rows)."
+        ),
+    ] = None,
+    on: OnOption = None,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Submit partner files: validate, load, quarantine; prints the reconciled counts."""
+    with doors(), Warehouse.open(warehouse) as wh:
+        console = _plain()
+        for path in files:
+            for result in wh.ingest.submit(
+                partner, feed, [path], mode=mode, on=parse_date(on)
+            ):
+                console.print(result.message)
+                if result.status != "loaded":
+                    continue
+                for t in result.targets:
+                    replaced = (
+                        f", replaced {t.rows_replaced:,} earlier rows"
+                        if t.rows_replaced
+                        else ""
+                    )
+                    console.print(
+                        f"  {t.entity}: {t.rows_in:,} in, {t.rows_loaded:,} loaded, "
+                        f"{t.rows_quarantined:,} quarantined{replaced}"
+                    )
+                if result.undeclared or result.dropped:
+                    console.print(
+                        f"  refused and never stored: {', '.join(result.undeclared + result.dropped)}; "
+                        f"decide on the raw file with `backbone submissions decide-raw {result.submission_id}`"
+                    )
+                report = build_report(wh._con, result.submission_id)
+                for g in report.groups:
+                    first = g.examples[0] if g.examples else (0, "")
+                    console.print(
+                        f"  {g.rule} ({g.entity}): {g.rows:,} rows, e.g. row {first[0]}: {first[1]}"
+                    )
+                html_path, _ = write_report_files(report, wh.path / "reports")
+                if report.groups:
+                    console.print(f"  report: {html_path}")
+
+
+@submissions_app.command("list")
+def submissions_list(
+    partner: Annotated[str | None, typer.Option(help="Only this partner's.")] = None,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Every submission with its reconciled counts."""
+    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
+        table = Table(title="Submissions")
+        for c in (
+            "#",
+            "partner",
+            "feed",
+            "file",
+            "received",
+            "status",
+            "read",
+            "loaded",
+            "quarantined",
+        ):
+            table.add_column(c)
+        for r in wh.ingest.list(partner):
+            table.add_row(
+                str(r[0]),
+                r[1],
+                r[2],
+                r[3],
+                f"{r[4]:%Y-%m-%d %H:%M}",
+                r[5],
+                *(f"{x:,}" if x is not None else "—" for x in r[6:9]),
+            )
+        _plain().print(table)
+
+
+@submissions_app.command("show")
+def submissions_show(
+    submission_id: int,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Also write the report as HTML and CSV into this folder."),
+    ] = None,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """A submission's validation report: counts, and errors by rule with examples."""
+    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
+        wh.ingest.get(submission_id)
+        report = build_report(wh._con, submission_id)
+        console = _plain()
+        console.print(
+            f"Submission {report.submission_id}: {report.file_name} from {report.partner_id} "
+            f"(feed {report.feed}), received {report.received_at}, {report.status}"
+        )
+        console.print(
+            f"{report.rows_read:,} rows read = {report.rows_loaded:,} loaded + "
+            f"{report.rows_quarantined:,} quarantined ({'reconciled' if report.reconciles else 'DOES NOT RECONCILE'})"
+        )
+        if report.note:
+            console.print(report.note)
+        for entity, rows_in, loaded, quarantined, replaced in report.targets:
+            console.print(
+                f"  {entity}: {rows_in:,} in, {loaded:,} loaded, {quarantined:,} quarantined, {replaced:,} replaced"
+            )
+        for g in report.groups:
+            console.print(f"{g.rule} in {g.entity}: {g.rows:,} rows")
+            for row, message in g.examples:
+                console.print(f"    row {row}: {message}")
+        if out is not None:
+            try:
+                html_path, csv_path = write_report_files(report, out)
+            except OSError as exc:
+                raise UserError(
+                    f"Cannot write the report into {out} ({exc.strerror})."
+                ) from None
+            console.print(f"Wrote {html_path} and {csv_path}.")
+
+
+@submissions_app.command("quarantine")
+def submissions_quarantine(
+    submission_id: int,
+    out: Annotated[
+        Path, typer.Option(help="CSV file to write the quarantined rows to.")
+    ],
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Export a submission's quarantined rows, with reasons, to fix and resubmit."""
+    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
+        row = wh.ingest.get(submission_id)
+        text = quarantine_csv(wh._con, submission_id)
+        try:
+            out.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UserError(f"Cannot write {out} ({exc.strerror}).") from None
+        n = text.count("\n") - 1
+        _plain().print(
+            f"Wrote {n:,} quarantined rows to {out}. Fix them, then: backbone submit "
+            f"--partner {row[1]} --feed {row[2]} --mode append {out}"
+        )
+
+
+@submissions_app.command("decide-raw")
+def submissions_decide_raw(
+    submission_id: int,
+    keep: Annotated[
+        bool, typer.Option("--keep/--purge", help="Keep the raw file, or purge it.")
+    ],
+    reason: Annotated[str, typer.Option(help="Why; kept on record.")],
+    by: Annotated[str, typer.Option(help="Who decided.")],
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Decide whether a raw file holding refused columns is kept or purged."""
+    with doors(), Warehouse.open(warehouse) as wh:
+        decision = wh.ingest.decide_raw(submission_id, keep=keep, reason=reason, by=by)
+        _plain().print(
+            f"Raw file of submission {submission_id}: {decision} (recorded)."
+        )
+
+
+@mapping_app.command("suggest")
+def mapping_suggest(
+    file: Path,
+    entity: Annotated[str, typer.Option(help="Canonical entity the file holds.")],
+    partner: Annotated[
+        str, typer.Option(help="Partner the mapping is for.")
+    ] = "PARTNER",
+    feed: Annotated[str, typer.Option(help="Feed the mapping is for.")] = "FEED",
+    out: Annotated[
+        Path | None, typer.Option(help="Write the draft here (default: print it).")
+    ] = None,
+) -> None:
+    """Draft a mapping from a file's header and values, for the steward to edit."""
+    import duckdb
+
+    from backbone.ingest.suggest import suggest_mapping
+
+    with doors():
+        text = suggest_mapping(duckdb.connect(), file, entity, partner, feed)
+        if out is None:
+            _plain().print(text)
+            return
+        if out.exists():
+            raise UserError(
+                f"{out} exists; choose another --out so nothing is overwritten."
+            )
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+        _plain().print(
+            f"Wrote a draft mapping to {out}; check every TODO before using it."
+        )
+
+
+@mapping_app.command("check")
+def mapping_check(
+    partner: str, feed: str, warehouse: WarehouseOption = Path("warehouse")
+) -> None:
+    """Validate a feed's mapping file."""
+    from backbone.ingest.mapping import load_mapping
+
+    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
+        m = load_mapping(wh.path / "mappings", partner, feed)
+        _plain().print(f"{partner}/{feed}: {len(m.files)} sections, ok.")

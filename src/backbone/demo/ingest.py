@@ -1,0 +1,135 @@
+"""Submit every file the demo community sent, in the order partners would send them."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from backbone.demo.community import CBOS, COLLEGE_AGENCY, DISTRICTS
+
+if TYPE_CHECKING:
+    from backbone.warehouse import Warehouse
+
+__all__ = ["IngestSummary", "ingest_community", "submission_plan"]
+
+EDFI_ORDER = (
+    "students",
+    "studentEducationOrganizationAssociations",
+    "studentSchoolAssociations",
+    "studentDisciplineIncidentBehaviorAssociations",
+    "disciplineActions",
+    "courseTranscripts",
+    "studentAcademicRecords",
+    "studentAssessments",
+)
+DISTRICT_ORDER = (
+    "students",
+    "enrollments",
+    "discipline",
+    "courses",
+    "gpa",
+    "assessments",
+    "graduates",
+)
+
+
+@dataclass
+class IngestSummary:
+    submissions: int = 0
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    by_partner: dict[str, list[int]] = field(default_factory=dict)
+    """partner -> [files, read, loaded, quarantined]"""
+    refused_columns: list[tuple[int, str]] = field(default_factory=list)
+
+
+def submission_plan(community: Path) -> list[tuple[str, str, Path]]:
+    """(partner, feed, file) in the order partners send them."""
+    plan: list[tuple[str, str, Path]] = []
+    partners = community / "partners"
+    for d in DISTRICTS:
+        for year in sorted((partners / d.partner_id).iterdir()):
+            files = sorted(year.iterdir())
+            if d.file_format == "edfi-json":
+                for stem in EDFI_ORDER:
+                    plan += [
+                        (d.partner_id, "student-records", f)
+                        for f in files
+                        if f.stem == stem
+                    ]
+                plan += [
+                    (d.partner_id, "attendance", f)
+                    for f in files
+                    if f.stem == "studentSchoolAttendanceEvents"
+                ]
+            elif d.file_format == "xlsx":
+                plan += [(d.partner_id, "student-records", f) for f in files]
+                plan += [(d.partner_id, "attendance", f) for f in files]
+            else:
+                for stem in DISTRICT_ORDER:
+                    plan += [
+                        (d.partner_id, "student-records", f)
+                        for f in files
+                        if f.stem == stem
+                    ]
+                plan += [
+                    (d.partner_id, "attendance", f)
+                    for f in files
+                    if f.stem.startswith("attendance")
+                ]
+    for c in CBOS:
+        files = sorted((partners / c.partner_id).iterdir())
+        rosters = [
+            f for f in files if f.name.startswith(("roster", "advisees", "mentoring"))
+        ]
+        sessions = [f for f in files if f.name.startswith(("sessions", "meetings"))]
+        plan += [(c.partner_id, "rosters", f) for f in rosters + sessions]
+    agency = COLLEGE_AGENCY[0]
+    for year in sorted((partners / agency).iterdir()):
+        for stem in ("students", "terms", "events"):
+            plan += [
+                (agency, "college-records", f)
+                for f in sorted(year.iterdir())
+                if f.stem == stem
+            ]
+    return plan
+
+
+def ingest_community(
+    wh: Warehouse,
+    community: Path,
+    on: date,
+    progress: Callable[[str], None] | None = None,
+) -> IngestSummary:
+    say = progress or (lambda _m: None)
+    target = wh.path / "mappings"
+    for source in (community / "mappings").rglob("*.yaml"):
+        dest = target / source.relative_to(community / "mappings")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, dest)
+    summary = IngestSummary()
+    for partner, feed, path in submission_plan(community):
+        say(f"{partner}: {path.name}")
+        for result in wh.ingest.submit(partner, feed, [path], on=on):
+            counts = summary.by_partner.setdefault(partner, [0, 0, 0, 0])
+            counts[0] += 1
+            counts[1] += result.rows_read
+            counts[2] += result.rows_loaded
+            counts[3] += result.rows_quarantined
+            summary.submissions += 1
+            summary.rows_read += result.rows_read
+            summary.rows_loaded += result.rows_loaded
+            summary.rows_quarantined += result.rows_quarantined
+            if result.undeclared or result.dropped:
+                summary.refused_columns.append(
+                    (
+                        result.submission_id,
+                        ", ".join(result.undeclared + result.dropped),
+                    )
+                )
+    return summary

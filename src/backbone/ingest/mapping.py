@@ -1,0 +1,248 @@
+"""Mappings: how one partner feed's files become canonical rows.
+
+One YAML document per partner feed, under ``mappings/<partner>/<feed>.yaml``::
+
+    partner: d02-riverside
+    feed: attendance
+    files:
+      - match: "attendance.*"          # file-name pattern
+        entity: attendance_event       # canonical table
+        columns:
+          student_local_id: student_id
+          school_id: {template: "{partner_id}/{school_code}"}
+          school_year: {school_year_from: date, date_format: "%Y-%m-%d"}
+          event_date: {column: date, date_format: "%Y-%m-%d"}
+          attendance_event_category: {column: code, codes: {A: Unexcused Absence}}
+          event_duration: {constant: 1}
+        ignore: [comment]               # columns deliberately not loaded
+
+A column reference may be a dotted path into JSON (``studentReference.studentUniqueId``,
+``races[1].raceDescriptor``). ``stock: edfi`` uses the mapping shipped for Ed-Fi API
+extracts. Every source column a file holds must be mapped or ignored by some section
+that matches it: anything else is *undeclared* and is never stored.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from backbone.errors import InputFileError
+from backbone.model.schema import ALL_TABLES, Table
+
+__all__ = [
+    "FieldSpec",
+    "FileSection",
+    "Mapping",
+    "load_mapping",
+    "parse_mapping",
+    "target_table",
+]
+
+IMPLICIT = {"provider_partner_id", "submission_id", "partner_id"}
+_TEMPLATE_REF = re.compile(r"\{([^{}]+)\}")
+TARGETS = {
+    t.name: t
+    for t in ALL_TABLES
+    if t.schema == "analytic" or t.name == "partner_record"
+}
+
+
+def target_table(entity: str) -> Table:
+    return TARGETS[entity]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FieldSpec(_Model):
+    column: str | None = None
+    constant: str | int | float | bool | None = None
+    template: str | None = None
+    """Text with ``{column}`` references; ``{partner_id}`` is the submitting partner."""
+    school_year_from: str | None = None
+    """A date column; the field is its school year (ending year)."""
+    received: bool = False
+    """The day the file was submitted (for snapshots that carry no date)."""
+    date_format: str | None = None
+    """strftime pattern of a text date, e.g. %m/%d/%Y; ISO when omitted."""
+    decimal_comma: bool = False
+    codes: dict[str, str] | None = None
+    """Local code -> canonical code value (a crosswalk)."""
+    descriptor_uri: bool = False
+    """The value is an Ed-Fi descriptor URI; its code value follows '#'."""
+    grade_level: bool = False
+    """Numbers, K, KG, PK -> Ed-Fi grade-level descriptors."""
+    contains: str | None = None
+    """For a list column: true when the list holds this value."""
+    true_values: tuple[str, ...] = ("y", "yes", "true", "t", "1", "x")
+    false_values: tuple[str, ...] = ("n", "no", "false", "f", "0", "")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> FieldSpec:
+        sources = [
+            x
+            for x in (
+                self.column,
+                self.constant,
+                self.template,
+                self.school_year_from,
+                True if self.received else None,
+            )
+            if x is not None
+        ]
+        if len(sources) != 1:
+            raise ValueError(
+                "give exactly one of column, constant, template, school_year_from or received"
+            )
+        return self
+
+    def source_columns(self) -> set[str]:
+        """Top-level source columns this field reads."""
+        refs: list[str] = []
+        if self.column:
+            refs.append(self.column)
+        if self.school_year_from:
+            refs.append(self.school_year_from)
+        if self.template:
+            refs += [
+                r for r in _TEMPLATE_REF.findall(self.template) if r != "partner_id"
+            ]
+        return {re.split(r"[.\[]", r, maxsplit=1)[0] for r in refs}
+
+
+class FileSection(_Model):
+    match: str
+    entity: str
+    sheet: str | None = None
+    only_when: str | None = None
+    """A column (path); rows where it is empty are not part of this section."""
+    columns: dict[str, FieldSpec | str]
+    ignore: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _fields_exist(self) -> FileSection:
+        table = TARGETS.get(self.entity)
+        if table is None:
+            raise ValueError(
+                f"unknown entity {self.entity!r}; use one of {', '.join(sorted(TARGETS))}"
+            )
+        known = {c.name for c in table.columns} - IMPLICIT
+        for name in self.columns:
+            if name not in known:
+                raise ValueError(
+                    f"{self.entity} has no field {name!r}; its fields are "
+                    f"{', '.join(sorted(known))}"
+                )
+        required = {
+            c.name for c in table.columns if not c.nullable and c.name not in IMPLICIT
+        }
+        missing = sorted(required - set(self.columns))
+        if missing:
+            raise ValueError(f"{self.entity} needs a mapping for {', '.join(missing)}")
+        return self
+
+    def fields(self) -> dict[str, FieldSpec]:
+        return {
+            name: FieldSpec(column=spec) if isinstance(spec, str) else spec
+            for name, spec in self.columns.items()
+        }
+
+    def matches(self, file_name: str) -> bool:
+        return fnmatch.fnmatch(file_name.lower(), self.match.lower())
+
+    def declared(self) -> set[str]:
+        used = set(self.ignore)
+        if self.only_when:
+            used.add(re.split(r"[.\[]", self.only_when, maxsplit=1)[0])
+        for spec in self.fields().values():
+            used |= spec.source_columns()
+        return used
+
+
+class Mapping(_Model):
+    partner: str
+    feed: str
+    files: tuple[FileSection, ...] = Field(min_length=1)
+
+    def sections_for(self, file_name: str) -> list[FileSection]:
+        return [s for s in self.files if s.matches(file_name)]
+
+
+def _problems(exc: ValidationError) -> str:
+    out = []
+    for e in exc.errors():
+        loc = ""
+        for part in e["loc"]:
+            loc += (
+                f"[{part}]"
+                if isinstance(part, int)
+                else (f".{part}" if loc else str(part))
+            )
+        out.append(f"{loc or '(document)'}: {e['msg'].removeprefix('Value error, ')}")
+    return "; ".join(out)
+
+
+def parse_mapping(data: Any, *, source: Path | str, partner: str, feed: str) -> Mapping:
+    if not isinstance(data, dict):
+        raise InputFileError(
+            "a mapping must be a YAML mapping (partner, feed, files).", path=source
+        )
+    if data.get("stock") is not None:
+        data = _stock(str(data["stock"]), partner, feed, source)
+    try:
+        mapping = Mapping.model_validate(data)
+    except ValidationError as exc:
+        raise InputFileError(
+            f"the mapping is not valid: {_problems(exc)}. Fix it and submit again.",
+            path=source,
+        ) from None
+    if (mapping.partner, mapping.feed) != (partner, feed):
+        raise InputFileError(
+            f"this mapping is for {mapping.partner}/{mapping.feed}, not {partner}/{feed}.",
+            path=source,
+        )
+    return mapping
+
+
+def _stock(name: str, partner: str, feed: str, source: Path | str) -> dict[str, Any]:
+    path = resources.files("backbone.ingest") / "stock" / f"{name}.yaml"
+    if not path.is_file():
+        raise InputFileError(
+            f"there is no stock mapping {name!r}; the stock mappings are: edfi.",
+            path=source,
+        )
+    data = yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER)
+    data["partner"], data["feed"] = partner, feed
+    return dict(data)
+
+
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def load_mapping(folder: Path, partner: str, feed: str) -> Mapping:
+    """Load and validate a feed's mapping."""
+    path = folder / partner / f"{feed}.yaml"
+    if not path.is_file():
+        raise InputFileError(
+            f"there is no mapping for feed {feed!r} of {partner}. Draft one with "
+            f"`backbone mapping suggest FILE --entity ENTITY` and save it here.",
+            path=path,
+        )
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise InputFileError(
+            f"is not valid YAML ({getattr(exc, 'problem', exc)}).",
+            path=path,
+            row=mark.line + 1 if mark is not None else None,
+        ) from None
+    return parse_mapping(data, source=path, partner=partner, feed=feed)

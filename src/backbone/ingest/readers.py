@@ -1,0 +1,247 @@
+"""Reading whatever a partner sends into a staging table, one row per record.
+
+Formats are recognised by their bytes, not their names: XLSX (a zip with ``xl/``),
+Parquet (``PAR1``), JSON (an array of objects) and JSON lines, else delimited text.
+For text, the encoding is detected (UTF-8, with or without BOM, else Latin-1; a file
+mixing the two is refused) and so is the delimiter (comma, semicolon, tab, pipe).
+Every staged table has ``__row``: the row number as the partner would find it
+(spreadsheet rows count the header as row 1; JSON records count from 1). Reading is
+done by DuckDB (and fastexcel for workbooks), never row by row in Python.
+"""
+
+from __future__ import annotations
+
+import codecs
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from backbone.errors import InputFileError
+
+__all__ = ["SourceInfo", "StagedFile", "sniff", "stage"]
+
+TEXT_SAMPLE = 1 << 16
+DELIMITERS = (",", ";", "\t", "|")
+MAX_LINE_BYTES = 8 << 20
+IGNORED_COLUMNS = ("backbone_errors",)
+"""Columns Backbone itself adds to exported quarantine files; ignored on resubmission."""
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    format: str
+    """csv | xlsx | parquet | json | jsonl"""
+    encoding: str | None = None
+    delimiter: str | None = None
+
+
+@dataclass(frozen=True)
+class StagedFile:
+    table: str
+    columns: dict[str, str]
+    """source column -> DuckDB type"""
+    rows: int
+    info: SourceInfo
+    row_label: str
+    """How rows are named to people: 'row' (spreadsheet rows) or 'record'."""
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _encoding(path: Path) -> str:
+    """utf-8 when the whole file is valid UTF-8, else latin-1; mixed files are refused."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    saw_multibyte = False
+    offset = 0
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 22):
+            if not saw_multibyte and any(b >= 0x80 for b in chunk[:TEXT_SAMPLE]):
+                saw_multibyte = True
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                bad = offset + exc.start
+                if _has_utf8_sequences(path, bad):
+                    line = _line_of(path, bad)
+                    raise InputFileError(
+                        f"mixes text encodings (UTF-8 and Latin-1); the first byte that is "
+                        f"not UTF-8 is on line {line}. Export the whole file as UTF-8 and "
+                        "send it again.",
+                        path=path,
+                    ) from None
+                return "latin-1"
+            offset += len(chunk)
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return "latin-1"
+    return "utf-8"
+
+
+def _has_utf8_sequences(path: Path, before: int) -> bool:
+    """Valid multi-byte UTF-8 characters before the first invalid byte?"""
+    with path.open("rb") as f:
+        head = f.read(min(before, 1 << 24))
+    try:
+        text = head.decode("utf-8", errors="strict")
+    except UnicodeDecodeError:
+        return False
+    return any(ord(ch) > 0x7F for ch in text)
+
+
+def _line_of(path: Path, offset: int) -> int:
+    with path.open("rb") as f:
+        return f.read(offset).count(b"\n") + 1
+
+
+def sniff(path: Path) -> SourceInfo:
+    """Recognise the format (and for text: encoding and delimiter)."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as f:
+            head = f.read(TEXT_SAMPLE)
+    except OSError as exc:
+        raise InputFileError(f"cannot be read ({exc.strerror}).", path=path) from None
+    if size == 0:
+        raise InputFileError("is empty; there is nothing to load.", path=path)
+    if head.startswith(b"PK\x03\x04"):
+        return SourceInfo("xlsx")
+    if head.startswith(b"PAR1"):
+        return SourceInfo("parquet")
+    if b"\x00" in head:
+        nul = head.index(b"\x00")
+        raise InputFileError(
+            f"is not a text file (binary content at byte {nul}); send CSV, "
+            "Excel (.xlsx), Parquet or JSON.",
+            path=path,
+        )
+    stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if stripped.startswith(b"["):
+        return SourceInfo("json", "utf-8")
+    if stripped.startswith(b"{"):
+        return SourceInfo("jsonl", "utf-8")
+    encoding = _encoding(path)
+    first_line = head.split(b"\n", 1)[0]
+    if len(first_line) >= TEXT_SAMPLE and b"\n" not in head:
+        with path.open("rb") as f:
+            line = f.readline(MAX_LINE_BYTES + 1)
+        if len(line) > MAX_LINE_BYTES:
+            raise InputFileError(
+                f"its first line is longer than {MAX_LINE_BYTES >> 20} MB; a file of rows "
+                "has one line per row. Check the line endings and export it again.",
+                path=path,
+                row=1,
+            )
+        first_line = line
+    header = first_line.decode(encoding, errors="replace")
+    counts = {d: header.count(d) for d in DELIMITERS}
+    delimiter = max(DELIMITERS, key=lambda d: counts[d])
+    if counts[delimiter] == 0:
+        delimiter = ","
+    return SourceInfo("csv", encoding, delimiter)
+
+
+def stage(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    table: str,
+    *,
+    sheet: str | None = None,
+    info: SourceInfo | None = None,
+) -> StagedFile:
+    """Read ``path`` into the temporary table ``table`` with a ``__row`` column."""
+    info = info or sniff(path)
+    source = _literal(str(path))
+    try:
+        if info.format == "csv":
+            delim = "\\t" if info.delimiter == "\t" else (info.delimiter or ",")
+            relation = (
+                f"read_csv({source}, header = true, all_varchar = true, delim = E'{delim}', "
+                f"quote = '\"', escape = '\"', encoding = '{info.encoding}', "
+                f"max_line_size = {MAX_LINE_BYTES}, null_padding = true, "
+                f"strict_mode = false)"
+            )
+            offset, label = 1, "row"
+        elif info.format == "parquet":
+            relation, offset, label = f"read_parquet({source})", 0, "record"
+        elif info.format in ("json", "jsonl"):
+            fmt = "array" if info.format == "json" else "newline_delimited"
+            relation = (
+                f"read_json({source}, format = '{fmt}', sample_size = -1, "
+                "maximum_object_size = 67108864)"
+            )
+            offset, label = 0, "record"
+        else:
+            return _stage_xlsx(con, path, table, sheet, info)
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {table} AS "
+            f"SELECT (row_number() OVER () + {offset})::BIGINT AS __row, * FROM {relation}"
+        )
+    except duckdb.Error as exc:
+        raise InputFileError(_reader_message(exc, info), path=path) from None
+    return _describe(con, table, info, label)
+
+
+def _reader_message(exc: duckdb.Error, info: SourceInfo) -> str:
+    text = str(exc).split("\n")[0]
+    if info.format == "csv":
+        return (
+            f"could not be read as {info.encoding} text delimited by "
+            f"{info.delimiter!r} ({text}). Check the delimiter, quoting and encoding."
+        )
+    return f"could not be read as {info.format.upper()} ({text})."
+
+
+def _describe(
+    con: duckdb.DuckDBPyConnection, table: str, info: SourceInfo, label: str
+) -> StagedFile:
+    described = con.execute(f"DESCRIBE {table}").fetchall()
+    columns = {
+        name: type_
+        for name, type_, *_ in described
+        if name != "__row" and name not in IGNORED_COLUMNS
+    }
+    rows = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+    return StagedFile(table, columns, int(rows), info, label)
+
+
+def _stage_xlsx(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    table: str,
+    sheet: str | None,
+    info: SourceInfo,
+) -> StagedFile:
+    import fastexcel
+
+    try:
+        book = fastexcel.read_excel(str(path))
+        names = book.sheet_names
+        if sheet is not None and sheet not in names:
+            raise InputFileError(
+                f"has no sheet {sheet!r}; its sheets are {', '.join(names)}.", path=path
+            )
+        data = book.load_sheet(sheet if sheet is not None else names[0]).to_arrow()
+    except InputFileError:
+        raise
+    except Exception as exc:  # fastexcel raises its own error types
+        raise InputFileError(
+            f"could not be read as an Excel workbook ({str(exc).splitlines()[0]}).",
+            path=path,
+        ) from None
+    con.register(f"{table}__arrow", data)
+    try:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT (row_number() OVER () + 1)::BIGINT "
+            f"AS __row, * FROM {table}__arrow"
+        )
+    finally:
+        con.unregister(f"{table}__arrow")
+    return _describe(con, table, info, "row")

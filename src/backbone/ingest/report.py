@@ -1,0 +1,201 @@
+"""The validation report of a submission: counts, errors grouped by rule with
+examples and row numbers; as data, HTML and CSV for the partner, and the export of
+quarantined rows for fixing (formula-safe)."""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from backbone.ingest.rules import RULE_HELP
+
+__all__ = [
+    "Report",
+    "build_report",
+    "quarantine_csv",
+    "report_csv",
+    "report_html",
+    "safe_cell",
+]
+
+EXAMPLES = 5
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value: object) -> str:
+    """A cell a spreadsheet will never run: formula-like text is prefixed with a quote."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+@dataclass
+class RuleGroup:
+    entity: str
+    rule: str
+    rows: int
+    examples: list[tuple[int, str]] = field(default_factory=list)
+
+
+@dataclass
+class Report:
+    submission_id: int
+    partner_id: str
+    feed: str
+    file_name: str
+    received_at: str
+    status: str
+    rows_read: int
+    rows_loaded: int
+    rows_quarantined: int
+    note: str | None
+    targets: list[tuple[str, int, int, int, int]]
+    groups: list[RuleGroup]
+
+    @property
+    def reconciles(self) -> bool:
+        return self.rows_read == self.rows_loaded + self.rows_quarantined and all(
+            rows_in == loaded + quarantined
+            for _, rows_in, loaded, quarantined, _ in self.targets
+        )
+
+
+def build_report(con: duckdb.DuckDBPyConnection, submission_id: int) -> Report:
+    row = con.execute(
+        "SELECT submission_id, partner_id, feed, file_name, strftime(received_at, '%Y-%m-%d %H:%M'), status, "
+        "coalesce(rows_read, 0), coalesce(rows_loaded, 0), coalesce(rows_quarantined, 0), note "
+        "FROM ops.submission WHERE submission_id = ?",
+        [submission_id],
+    ).fetchall()[0]
+    targets = [
+        tuple(r)
+        for r in con.execute(
+            "SELECT entity, rows_in, rows_loaded, rows_quarantined, rows_replaced FROM ops.submission_target "
+            "WHERE submission_id = ? ORDER BY entity",
+            [submission_id],
+        ).fetchall()
+    ]
+    groups: dict[tuple[str, str], RuleGroup] = {}
+    for entity, rule, n in con.execute(
+        "SELECT entity, rule, count(*) FROM (SELECT entity, unnest(list_distinct(rules)) AS rule FROM ops.quarantine "
+        "WHERE submission_id = ?) GROUP BY ALL ORDER BY 3 DESC, 1, 2",
+        [submission_id],
+    ).fetchall():
+        groups[(entity, rule)] = RuleGroup(entity, rule, n)
+    for entity, rule, source_row, message in con.execute(
+        f"""
+        SELECT entity, rule, source_row, message FROM (
+            SELECT entity, source_row, unnest(rules) AS rule, unnest(messages) AS message
+            FROM ops.quarantine WHERE submission_id = ?)
+        QUALIFY row_number() OVER (PARTITION BY entity, rule ORDER BY source_row, message) <= {EXAMPLES}
+            AND row_number() OVER (PARTITION BY entity, rule, source_row ORDER BY message) = 1
+        ORDER BY entity, rule, source_row
+        """,
+        [submission_id],
+    ).fetchall():
+        groups[(entity, rule)].examples.append((source_row, message))
+    return Report(*row, targets=targets, groups=list(groups.values()))  # type: ignore[misc]
+
+
+def report_csv(report: Report) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(
+        ["entity", "rule", "rows", "what it means", "example row", "example"]
+    )
+    for g in report.groups:
+        examples: list[tuple[int | None, str]] = list(g.examples) or [(None, "")]
+        for source_row, message in examples:
+            writer.writerow(
+                [
+                    safe_cell(x)
+                    for x in (
+                        g.entity,
+                        g.rule,
+                        g.rows,
+                        RULE_HELP.get(g.rule, ""),
+                        source_row,
+                        message,
+                    )
+                ]
+            )
+    return out.getvalue()
+
+
+def report_html(report: Report) -> str:
+    e = html.escape
+    rows = "".join(
+        f"<tr><td>{e(t[0])}</td><td>{t[1]:,}</td><td>{t[2]:,}</td><td>{t[3]:,}</td><td>{t[4]:,}</td></tr>"
+        for t in report.targets
+    )
+    groups = ""
+    for g in report.groups:
+        examples = "".join(f"<li>row {r}: {e(m)}</li>" for r, m in g.examples)
+        groups += (
+            f"<h3>{e(g.rule)} in {e(g.entity)}: {g.rows:,} rows</h3>"
+            f"<p>{e(RULE_HELP.get(g.rule, ''))}</p><ul>{examples}</ul>"
+        )
+    status = "reconciled" if report.reconciles else "DOES NOT RECONCILE"
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>Validation report: submission {report.submission_id}</title>"
+        "<style>body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;color:#1d2733}"
+        "table{border-collapse:collapse}td,th{border:1px solid #c9d1d9;padding:.3rem .6rem;text-align:right}"
+        "td:first-child,th:first-child{text-align:left}h3{margin-bottom:.2rem}</style></head><body>"
+        f"<h1>Validation report: {e(report.file_name)}</h1>"
+        f"<p>Submission {report.submission_id} from {e(report.partner_id)}, feed {e(report.feed)}, "
+        f"received {e(report.received_at)}: <b>{e(report.status)}</b>. {report.rows_read:,} rows read, "
+        f"{report.rows_loaded:,} loaded, {report.rows_quarantined:,} quarantined ({status}).</p>"
+        + (f"<p><b>{e(report.note)}</b></p>" if report.note else "")
+        + "<table><tr><th>entity</th><th>rows in</th><th>loaded</th><th>quarantined</th><th>replaced</th></tr>"
+        + rows
+        + "</table><h2>Errors by rule</h2>"
+        + (groups or "<p>None.</p>")
+        + "</body></html>\n"
+    )
+
+
+def quarantine_csv(con: duckdb.DuckDBPyConnection, submission_id: int) -> str:
+    """The quarantined rows as sent (declared columns), each with its reasons, to fix
+    and resubmit. Formula-like cells are neutralised."""
+    rows = con.execute(
+        "SELECT entity, source_row, record, messages FROM ops.quarantine WHERE submission_id = ? "
+        "ORDER BY source_row, entity",
+        [submission_id],
+    ).fetchall()
+    records: dict[int, dict[str, object]] = {}
+    reasons: dict[int, list[str]] = {}
+    for entity, source_row, record, messages in rows:
+        values = json.loads(record) if isinstance(record, str) else record
+        records.setdefault(source_row, {}).update(values)
+        reasons.setdefault(source_row, []).extend(f"{entity}: {m}" for m in messages)
+    columns: list[str] = []
+    for values in records.values():
+        for key in values:
+            if key not in columns:
+                columns.append(key)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([*columns, "backbone_errors"])
+    for source_row, values in records.items():
+        writer.writerow(
+            [
+                *(safe_cell(values.get(c)) for c in columns),
+                safe_cell("; ".join(reasons[source_row])),
+            ]
+        )
+    return out.getvalue()
+
+
+def write_report_files(report: Report, folder: Path) -> tuple[Path, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    html_path = folder / f"submission-{report.submission_id}.html"
+    csv_path = folder / f"submission-{report.submission_id}.csv"
+    html_path.write_text(report_html(report), encoding="utf-8")
+    csv_path.write_text(report_csv(report), encoding="utf-8")
+    return html_path, csv_path

@@ -1,0 +1,648 @@
+"""Submissions: a partner's file in, canonical rows loaded or quarantined, nothing lost.
+
+Order of work for one file (the order is the guarantee):
+
+1. check partner, feed, mapping and the agreement in force (refuse early, store nothing);
+2. checksum; the same file loaded before for the same feed is a no-op that says so;
+3. store the raw file content-addressed under ``raw/`` and record the submission as
+   *received* (committed: a crash later still leaves the file and the record);
+4. stage and validate in temporary tables (undeclared columns and fields the agreement
+   does not allow are never selected, so never stored);
+5. one transaction: replace the periods the file covers (feed mode ``replace-period``)
+   or append, insert accepted rows with their submission id, quarantine the rest with
+   every reason, record counts that reconcile. A crash or ``kill -9`` before COMMIT
+   leaves no partial rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import duckdb
+
+from backbone.errors import BackboneError, InputFileError, NotFoundError, UserError
+from backbone.ingest.mapping import IMPLICIT, FileSection, Mapping, load_mapping
+from backbone.ingest.readers import SourceInfo, StagedFile, sniff, stage
+from backbone.ingest.validate import (
+    CheckPlan,
+    code_lookup_rows,
+    duplicate_in_file_sql,
+    duplicate_of_loaded_sql,
+    literal,
+    plan_checks,
+    quote,
+    reference_sqls,
+    typed_sql,
+)
+from backbone.model.schema import PERIOD_SQL
+from backbone.partners.agreements import AgreementRegistry
+from backbone.partners.feeds import MODES, Feed, FeedRegistry
+
+__all__ = ["Ingestor", "SubmissionResult", "TargetResult"]
+
+
+@dataclass(frozen=True)
+class TargetResult:
+    entity: str
+    rows_in: int
+    rows_loaded: int
+    rows_quarantined: int
+    rows_replaced: int
+    periods: tuple[int, ...]
+
+
+@dataclass
+class SubmissionResult:
+    submission_id: int
+    partner_id: str
+    feed: str
+    file_name: str
+    sha256: str
+    status: str
+    """loaded | duplicate | refused"""
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    targets: list[TargetResult] = field(default_factory=list)
+    undeclared: list[str] = field(default_factory=list)
+    """Source columns no mapping section declares (never stored)."""
+    dropped: list[str] = field(default_factory=list)
+    """Mapped fields the agreement does not allow (never stored)."""
+    message: str = ""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _sha256(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 22):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def display_name(path: Path) -> str:
+    """The file's name for people: no folders, no control characters, bounded length."""
+    name = "".join(ch if ch.isprintable() else "?" for ch in path.name)
+    return name[:200] or "(unnamed)"
+
+
+class Ingestor:
+    """Submissions into one warehouse (``wh.ingest``)."""
+
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        root: Path,
+        agreements: AgreementRegistry,
+        feeds: FeedRegistry,
+        school_year_start_month: int,
+    ) -> None:
+        self._con = con
+        self._root = root
+        self._agreements = agreements
+        self._feeds = feeds
+        self._start_month = school_year_start_month
+        self._today = date.today()
+        self._mappings: dict[tuple[object, ...], Mapping] = {}
+
+    # --- entry point -------------------------------------------------------------------
+
+    def submit(
+        self,
+        partner_id: str,
+        feed_id: str,
+        paths: list[Path],
+        *,
+        mode: str | None = None,
+        on: date | None = None,
+    ) -> list[SubmissionResult]:
+        """Submit files in order; each is its own atomic submission."""
+        if not paths:
+            raise UserError("Name at least one file to submit.")
+        if mode is not None and mode not in MODES:
+            raise UserError(f"Mode {mode!r} is not one of {', '.join(MODES)}.")
+        self._today = on or date.today()
+        return [
+            self._submit_one(partner_id, feed_id, Path(p), mode, self._today)
+            for p in paths
+        ]
+
+    # --- one file ----------------------------------------------------------------------
+
+    def _mapping(self, partner_id: str, feed_id: str) -> Mapping:
+        """The feed's mapping, parsed once while its file is unchanged."""
+        path = self._root / "mappings" / partner_id / f"{feed_id}.yaml"
+        stat = path.stat() if path.exists() else None
+        key: tuple[object, ...] = (
+            str(path),
+            stat.st_mtime_ns if stat else 0,
+            stat.st_size if stat else -1,
+        )
+        cached = self._mappings.get(key)
+        if cached is None:
+            cached = load_mapping(self._root / "mappings", partner_id, feed_id)
+            self._mappings[key] = cached
+        return cached
+
+    def _prepare(
+        self, partner_id: str, feed_id: str, path: Path, on: date
+    ) -> tuple[Feed, Mapping, list[FileSection], dict[str, set[str]]]:
+        feed = self._feeds.get(partner_id, feed_id)
+        mapping = self._mapping(partner_id, feed_id)
+        if not path.is_file():
+            raise InputFileError(
+                "does not exist or is not a file.", path=display_name(path)
+            )
+        sections = mapping.sections_for(path.name)
+        if not sections:
+            patterns = ", ".join(s.match for s in mapping.files)
+            raise InputFileError(
+                f"matches no section of the {partner_id}/{feed_id} mapping (its files are: "
+                f"{patterns}). Rename the file or add a section to the mapping.",
+                path=display_name(path),
+            )
+        version = self._agreements.in_force(feed.agreement_id, on)
+        if version is None:
+            raise UserError(
+                f"Agreement {feed.agreement_id}, which covers feed {feed_id} of {partner_id}, "
+                f"is not in force on {on}; nothing was stored."
+            )
+        doc = version.document
+        if not doc.in_term(on) or doc.status.value != "active":
+            raise UserError(
+                f"{version.ref} is {doc.status.value} and runs {doc.effective_from} to "
+                f"{doc.effective_to or 'open'}; data cannot be accepted on {on}. Nothing was stored."
+            )
+        allowed: dict[str, set[str]] = {}
+        for section in sections:
+            if section.entity not in feed.entities:
+                raise UserError(
+                    f"Feed {feed_id} of {partner_id} carries {', '.join(feed.entities)}, not "
+                    f"{section.entity}; fix the mapping or the feed."
+                )
+            dataset = doc.dataset(section.entity)
+            if dataset is None:
+                raise UserError(
+                    f"{version.ref} does not share {section.entity}; the file's "
+                    f"{section.entity} rows cannot be accepted. Nothing was stored."
+                )
+            table_required = {
+                c.name for c in _table(section.entity).columns if not c.nullable
+            } - IMPLICIT
+            allowed[section.entity] = dataset.field_names() | table_required
+        return feed, mapping, sections, allowed
+
+    def _submit_one(
+        self, partner_id: str, feed_id: str, path: Path, mode: str | None, on: date
+    ) -> SubmissionResult:
+        feed, _mapping, sections, allowed = self._prepare(partner_id, feed_id, path, on)
+        mode = mode or feed.mode
+        sha, size = _sha256(path)
+        name = display_name(path)
+        previous = self._con.execute(
+            "SELECT submission_id, received_at FROM ops.submission WHERE partner_id = ? AND feed = ? "
+            "AND sha256 = ? AND status = 'loaded' ORDER BY submission_id LIMIT 1",
+            [partner_id, feed_id, sha],
+        ).fetchall()
+        if previous:
+            sid, at = previous[0]
+            return SubmissionResult(
+                sid,
+                partner_id,
+                feed_id,
+                name,
+                sha,
+                "duplicate",
+                message=f"{name} was already loaded as submission {sid} on {at:%Y-%m-%d}; nothing changed.",
+            )
+        raw_path = self._store_raw(path, sha)
+        sid = self._record_received(partner_id, feed_id, name, sha, size, raw_path)
+        try:
+            result = self._load(
+                sid, partner_id, feed_id, path, name, sha, sections, allowed, mode
+            )
+        except BackboneError as exc:
+            self._con.execute(
+                "UPDATE ops.submission SET status = 'refused', note = ? WHERE submission_id = ?",
+                [str(exc), sid],
+            )
+            raise
+        finally:
+            for t in self._con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE temporary AND table_name LIKE 'ingest\\_%' ESCAPE '\\'"
+            ).fetchall():
+                self._con.execute(f"DROP TABLE IF EXISTS temp.{quote(t[0])}")
+        return result
+
+    def _store_raw(self, path: Path, sha: str) -> str:
+        relative = f"raw/{sha[:2]}/{sha}"
+        target = self._root / relative
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{sha}.{os.getpid()}.tmp")
+            shutil.copyfile(path, tmp)
+            os.replace(tmp, target)
+        return relative
+
+    def _record_received(
+        self, partner_id: str, feed_id: str, name: str, sha: str, size: int, raw: str
+    ) -> int:
+        self._con.execute("BEGIN TRANSACTION")
+        try:
+            sid = int(
+                self._con.execute(
+                    "SELECT coalesce(max(submission_id), 0) + 1 FROM ops.submission"
+                ).fetchall()[0][0]
+            )
+            self._con.execute(
+                "INSERT INTO ops.submission VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'received', NULL, NULL, NULL, NULL)",
+                [sid, partner_id, feed_id, name, sha, size, raw, _now()],
+            )
+            self._con.execute("COMMIT")
+        except BaseException:
+            self._con.execute("ROLLBACK")
+            raise
+        return sid
+
+    # --- staging, validation, load -------------------------------------------------------
+
+    def _lookups(
+        self, partner_id: str, section: FileSection, key: str
+    ) -> dict[str, str]:
+        table = _table(section.entity)
+        out = {}
+        for name, spec in section.fields().items():
+            column = table.column(name)
+            if not (column.descriptor or spec.codes or spec.grade_level):
+                continue
+            partner_map = dict(
+                self._con.execute(
+                    "SELECT local_code_value, code_value FROM ref.descriptor_map WHERE partner_id = ? AND descriptor_name = ?",
+                    [partner_id, column.descriptor or ""],
+                ).fetchall()
+            )
+            rows = code_lookup_rows(spec, column.descriptor, partner_map)
+            lookup = f"ingest_{key}_code_{name}"
+            values = (
+                ", ".join(f"({literal(k)}, {literal(v)})" for k, v in rows)
+                or "(NULL, NULL)"
+            )
+            self._con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {lookup} AS SELECT * FROM (VALUES {values}) t(local, canonical)"
+            )
+            out[name] = lookup
+        return out
+
+    def _load(
+        self,
+        sid: int,
+        partner_id: str,
+        feed_id: str,
+        path: Path,
+        name: str,
+        sha: str,
+        sections: list[FileSection],
+        allowed: dict[str, set[str]],
+        mode: str,
+    ) -> SubmissionResult:
+        con = self._con
+        info: SourceInfo = sniff(path)
+        staged: dict[str | None, StagedFile] = {}
+        for section in sections:
+            sheet = section.sheet if info.format == "xlsx" else None
+            if sheet not in staged:
+                staged[sheet] = stage(
+                    con, path, f"ingest_staged_{len(staged)}", sheet=sheet, info=info
+                )
+        for s in staged.values():
+            if s.rows == 0:
+                raise InputFileError(
+                    "has a header but no rows; there is nothing to load."
+                    if info.format in ("csv", "xlsx")
+                    else "holds no records; there is nothing to load.",
+                    path=name,
+                )
+        undeclared: set[str] = set()
+        for sheet, s in staged.items():
+            declared: set[str] = set()
+            for section in sections:
+                if (section.sheet if info.format == "xlsx" else None) == sheet:
+                    declared |= section.declared()
+            undeclared |= set(s.columns) - declared
+        dropped: set[str] = set()
+        prepared: list[tuple[FileSection, CheckPlan, StagedFile, str, str]] = []
+        for i, section in enumerate(sections):
+            s = staged[section.sheet if info.format == "xlsx" else None]
+            missing = sorted(
+                c
+                for c in section.declared() - set(section.ignore)
+                if c not in s.columns
+            )
+            if missing:
+                hint = ""
+                if len(s.columns) == 1:
+                    hint = f" The file has a single column {next(iter(s.columns))!r}: is the delimiter right?"
+                raise InputFileError(
+                    f"lacks the column(s) {', '.join(repr(m) for m in missing)} that the mapping's "
+                    f"{section.entity} section reads; the file has {', '.join(repr(c) for c in list(s.columns)[:12])}."
+                    + hint,
+                    path=name,
+                )
+            dropped |= {
+                f"{section.entity}.{f}"
+                for f in section.fields()
+                if f not in allowed[section.entity]
+            }
+            plan = plan_checks(
+                section,
+                self._lookups(partner_id, section, str(i)),
+                allowed[section.entity],
+            )
+            typed = f"ingest_typed_{i}"
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {typed} AS "
+                + typed_sql(
+                    plan,
+                    s.table,
+                    s.columns,
+                    partner_id,
+                    self._start_month,
+                    only_when=section.only_when,
+                    received=f"DATE '{self._today}'",
+                )
+            )
+            errors = f"ingest_errors_{i}"
+            cross = [q for q in (duplicate_in_file_sql(plan, typed),) if q]
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {errors} AS "
+                f"SELECT __row, e.rule AS rule, e.message AS message FROM "
+                f"(SELECT __row, unnest(__errors) AS e FROM {typed} WHERE len(__errors) > 0)"
+            )
+            for q in cross + reference_sqls(plan, typed, partner_id):
+                con.execute(f"INSERT INTO {errors} {q}")
+            prepared.append((section, plan, s, typed, errors))
+
+        result = SubmissionResult(
+            sid,
+            partner_id,
+            feed_id,
+            name,
+            sha,
+            "loaded",
+            undeclared=sorted(undeclared),
+            dropped=sorted(dropped),
+        )
+        con.execute("BEGIN TRANSACTION")
+        try:
+            rows_read = sum(s.rows for s in staged.values())
+            bad_by_sheet: dict[str | None, str] = {}
+            for section, plan, s, typed, errors in prepared:
+                target = self._load_section(
+                    sid, partner_id, section, plan, s, typed, errors, mode
+                )
+                result.targets.append(target)
+                sheet = section.sheet if info.format == "xlsx" else None
+                bad_by_sheet.setdefault(sheet, "")
+                bad_by_sheet[sheet] += (
+                    f" UNION SELECT __row FROM {errors}"
+                    if bad_by_sheet[sheet]
+                    else f"SELECT __row FROM {errors}"
+                )
+            quarantined = 0
+            for union in bad_by_sheet.values():
+                quarantined += int(
+                    con.execute(
+                        f"SELECT count(DISTINCT __row) FROM ({union})"
+                    ).fetchall()[0][0]
+                )
+            result.rows_read = rows_read
+            result.rows_quarantined = quarantined
+            result.rows_loaded = rows_read - quarantined
+            if undeclared or dropped:
+                con.execute(
+                    "INSERT INTO ops.raw_decision VALUES (?, ?, NULL, NULL, NULL, NULL)",
+                    [sid, sorted(undeclared | dropped)],
+                )
+            note = None
+            if undeclared or dropped:
+                note = (
+                    "refused and never stored: "
+                    + ", ".join(sorted(undeclared | dropped))
+                    + "; the raw file awaits a decision (keep or purge)"
+                )
+            con.execute(
+                "UPDATE ops.submission SET status = 'loaded', rows_read = ?, rows_loaded = ?, "
+                "rows_quarantined = ?, note = ? WHERE submission_id = ?",
+                [rows_read, result.rows_loaded, quarantined, note, sid],
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        result.message = (
+            f"{name}: {result.rows_read:,} rows read, {result.rows_loaded:,} loaded, "
+            f"{result.rows_quarantined:,} quarantined (submission {sid})."
+        )
+        return result
+
+    def _period_sql(self, entity: str, alias: str = "") -> str | None:
+        column = PERIOD_SQL.get(entity)
+        if column is None:
+            return None
+        ref = f"{alias}{quote(column)}"
+        if column == "school_year":
+            return ref
+        return f"(year({ref}) + (month({ref}) >= {self._start_month})::INT)"
+
+    def _load_section(
+        self,
+        sid: int,
+        partner_id: str,
+        section: FileSection,
+        plan: CheckPlan,
+        s: StagedFile,
+        typed: str,
+        errors: str,
+        mode: str,
+    ) -> TargetResult:
+        con = self._con
+        table = plan.table
+        entity = section.entity
+        fields = plan.field_names
+        good = f"(SELECT * FROM {typed} t WHERE NOT EXISTS (SELECT 1 FROM {errors} e WHERE e.__row = t.__row))"
+        replaced = 0
+        periods: tuple[int, ...] = ()
+        period = self._period_sql(entity)
+        owner = (
+            "partner_id" if table.name == "partner_record" else "provider_partner_id"
+        )
+        if table.name == "partner_record":
+            # identity is merged, not replaced: several files may each tell part of it
+            counts = []
+        elif mode == "replace-period" and period is not None:
+            new_period = self._period_sql(entity, "g.")
+            periods = tuple(
+                int(r[0])
+                for r in con.execute(
+                    f"SELECT DISTINCT {new_period} FROM {good} g WHERE {new_period} IS NOT NULL ORDER BY 1"
+                ).fetchall()
+            )
+            keep_sql = (
+                f"{period} IN ({', '.join(str(p) for p in periods)})"
+                if periods
+                else "false"
+            )
+            counts = con.execute(
+                f"SELECT submission_id, count(*) FROM {table.qualified_name} WHERE {owner} = ? AND {keep_sql} GROUP BY 1",
+                [partner_id],
+            ).fetchall()
+            con.execute(
+                f"DELETE FROM {table.qualified_name} WHERE {owner} = ? AND {keep_sql}",
+                [partner_id],
+            )
+        else:
+            counts = []
+        for replaced_sid, n in counts:
+            replaced += int(n)
+            con.execute(
+                "INSERT INTO ops.replacement VALUES (?, ?, ?, ?)",
+                [sid, entity, replaced_sid, n],
+            )
+        dup_loaded = duplicate_of_loaded_sql(plan, typed, partner_id, None)
+        if dup_loaded:
+            con.execute(f"INSERT INTO {errors} {dup_loaded}")
+        columns = ", ".join(quote(f) for f in fields)
+        conflict = ""
+        if table.name == "partner_record":
+            updates = ", ".join(
+                f"{quote(f)} = coalesce(EXCLUDED.{quote(f)}, {quote(f)})"
+                for f in fields
+                if f != "local_id"
+            )
+            conflict = f" ON CONFLICT (partner_id, local_id) DO UPDATE SET {updates}, submission_id = EXCLUDED.submission_id"
+        con.execute(
+            f"INSERT INTO {table.qualified_name} ({owner}, {columns}, submission_id) "
+            f"SELECT {literal(partner_id)}, {columns}, {sid} FROM {good} "
+            + (
+                "QUALIFY row_number() OVER (PARTITION BY local_id ORDER BY __row DESC) = 1 "
+                if conflict
+                else ""
+            )
+            + f"ORDER BY __row{conflict}"
+        )
+        declared_sources = sorted(
+            {
+                c
+                for f, spec in section.fields().items()
+                if f in fields
+                for c in spec.source_columns()
+            }
+            & set(s.columns)
+        )
+        record = (
+            "json_object("
+            + ", ".join(
+                f"{literal(c)}, "
+                + (
+                    f"to_json(st.{quote(c)})"
+                    if s.columns[c].startswith(("STRUCT", "MAP"))
+                    or s.columns[c].endswith("[]")
+                    else f"CAST(st.{quote(c)} AS VARCHAR)"
+                )
+                for c in declared_sources
+            )
+            + ")"
+            if declared_sources
+            else "'{}'::JSON"
+        )
+        con.execute(
+            f"""
+            INSERT INTO ops.quarantine
+            SELECT {sid}, {literal(entity)}, e.__row, list(e.rule ORDER BY e.rule), list(e.message ORDER BY e.rule),
+                   any_value({record})
+            FROM {errors} e JOIN {s.table} st ON st.__row = e.__row
+            GROUP BY e.__row
+            """
+        )
+        quarantined = int(
+            con.execute(f"SELECT count(DISTINCT __row) FROM {errors}").fetchall()[0][0]
+        )
+        loaded = s.rows - quarantined
+        con.execute(
+            "INSERT INTO ops.submission_target VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [sid, entity, s.rows, loaded, quarantined, replaced, list(periods) or None],
+        )
+        return TargetResult(entity, s.rows, loaded, quarantined, replaced, periods)
+
+    # --- reading back ---------------------------------------------------------------------
+
+    def list(self, partner_id: str | None = None) -> list[tuple]:  # type: ignore[type-arg]
+        return self._con.execute(
+            "SELECT submission_id, partner_id, feed, file_name, received_at, status, rows_read, "
+            "rows_loaded, rows_quarantined, note FROM ops.submission "
+            "WHERE ? IS NULL OR partner_id = ? ORDER BY submission_id",
+            [partner_id, partner_id],
+        ).fetchall()
+
+    def get(self, submission_id: int) -> tuple:  # type: ignore[type-arg]
+        rows = self._con.execute(
+            "SELECT submission_id, partner_id, feed, file_name, received_at, status, rows_read, "
+            "rows_loaded, rows_quarantined, note, sha256, raw_path FROM ops.submission WHERE submission_id = ?",
+            [submission_id],
+        ).fetchall()
+        if not rows:
+            raise NotFoundError(
+                f"No submission {submission_id}; `backbone submissions list` shows them."
+            )
+        return rows[0]
+
+    def decide_raw(
+        self, submission_id: int, *, keep: bool, reason: str, by: str
+    ) -> str:
+        """Record whether a raw file holding refused columns is kept or purged."""
+        row = self.get(submission_id)
+        pending = self._con.execute(
+            "SELECT undeclared_columns, decision FROM ops.raw_decision WHERE submission_id = ?",
+            [submission_id],
+        ).fetchall()
+        if not pending:
+            raise UserError(
+                f"Submission {submission_id}'s raw file holds nothing refused; there is nothing to decide."
+            )
+        if pending[0][1] is not None:
+            raise UserError(
+                f"The raw file of submission {submission_id} was already decided: {pending[0][1]}."
+            )
+        if not reason.strip():
+            raise UserError(
+                "Give the reason for the decision (--reason); it is kept on record."
+            )
+        raw_path = self._root / row[11]
+        if not keep:
+            shared = self._con.execute(
+                "SELECT count(*) FROM ops.submission WHERE sha256 = ? AND submission_id <> ?",
+                [row[10], submission_id],
+            ).fetchall()[0][0]
+            if raw_path.exists() and not shared:
+                raw_path.unlink()
+        self._con.execute(
+            "UPDATE ops.raw_decision SET decision = ?, reason = ?, decided_by = ?, decided_at = ? WHERE submission_id = ?",
+            ["keep" if keep else "purge", reason, by, _now(), submission_id],
+        )
+        return "keep" if keep else "purge"
+
+
+def _table(entity: str):  # type: ignore[no-untyped-def]
+    from backbone.ingest.mapping import target_table
+
+    return target_table(entity)

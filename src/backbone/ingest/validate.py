@@ -1,0 +1,379 @@
+"""Validation as SQL, built by pure functions and run in the database.
+
+From a staged file and one mapping section, three statements produce the typed
+canonical rows and, for each, the list of rules it breaks::
+
+    staged ──raw_sql──► raw (source text per field) ──typed_sql──► typed (+ row errors)
+           ──cross-row checks (duplicates, references)──► checked
+
+Rows with no error load; the others are quarantined with every reason. No Python
+loop touches a row.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from backbone.ingest.mapping import IMPLICIT, FieldSpec, FileSection, target_table
+from backbone.ingest.rules import DATE_ORDER, RANGES, REFERENCES
+from backbone.model.descriptors import DESCRIPTORS, GRADE_LEVELS
+from backbone.model.schema import Column, Table
+
+__all__ = [
+    "CheckPlan",
+    "code_lookup_rows",
+    "plan_checks",
+    "source_sql",
+    "typed_sql",
+]
+
+NUMERIC = re.compile(r"^(DECIMAL|DOUBLE|INTEGER|SMALLINT|BIGINT|FLOAT)")
+_SEGMENT = re.compile(r"([^.\[\]]+)|\[(\d+|\*)\]")
+
+
+def quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def literal(text: str) -> str:
+    return "'" + str(text).replace("'", "''") + "'"
+
+
+def source_sql(ref: str, alias: str = "s") -> str:
+    """A dotted JSON path as DuckDB SQL: ``a.b[1].c`` -> ``s."a"."b"[1]."c"``;
+    ``a[*].b`` is the list of every element's ``b``."""
+    out = alias
+    segments = _SEGMENT.findall(ref)
+    for i, (name, index) in enumerate(segments):
+        if index == "*":
+            rest = "".join(
+                f"[{x}]" if x else f".{quote(n)}" for n, x in segments[i + 1 :]
+            )
+            return f"list_transform({out}, lambda x: x{rest})"
+        out += f"[{index}]" if index else f".{quote(name)}"
+    return out
+
+
+def _text(expr: str) -> str:
+    return f"CAST({expr} AS VARCHAR)"
+
+
+def raw_sql(
+    name: str, spec: FieldSpec, partner_id: str, received: str = "current_date"
+) -> str:
+    """The field's source value as text (what the partner sent), or a constant."""
+    if spec.received:
+        return f"CAST({received} AS VARCHAR)"
+    if spec.constant is not None:
+        value = spec.constant
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        return literal(str(value))
+    if spec.template is not None:
+        parts = []
+        position = 0
+        for match in re.finditer(r"\{([^{}]+)\}", spec.template):
+            if match.start() > position:
+                parts.append(literal(spec.template[position : match.start()]))
+            ref = match.group(1)
+            parts.append(
+                literal(partner_id)
+                if ref == "partner_id"
+                else f"NULLIF(trim({_text(source_sql(ref))}), '')"
+            )
+            position = match.end()
+        if position < len(spec.template):
+            parts.append(literal(spec.template[position:]))
+        return "(" + " || ".join(parts or ["''"]) + ")"
+    ref = spec.column or spec.school_year_from
+    assert ref is not None
+    if spec.contains is not None:
+        return (
+            f"CASE WHEN {source_sql(ref)} IS NULL THEN NULL WHEN "
+            f"list_contains(CAST({source_sql(ref)} AS VARCHAR[]), {literal(spec.contains)}) "
+            "THEN 'true' ELSE 'false' END"
+        )
+    if spec.descriptor_uri:
+        # uri://namespace/NameDescriptor#Code Value -> Code Value
+        return f"split_part({_text(source_sql(ref))}, '#', 2)"
+    return _text(source_sql(ref))
+
+
+@dataclass(frozen=True)
+class FieldPlan:
+    name: str
+    column: Column
+    spec: FieldSpec
+    lookup: str | None
+    """Temp table of (local, canonical) codes for a coded field."""
+
+
+def _date_sql(raw: str, spec: FieldSpec, source_type: str | None) -> str:
+    if source_type and (
+        source_type.startswith("DATE") or source_type.startswith("TIMESTAMP")
+    ):
+        return f"TRY_CAST({raw} AS TIMESTAMP)::DATE"
+    fmt = spec.date_format or "%Y-%m-%d"
+    return f"try_strptime(trim({raw}), {literal(fmt)})::DATE"
+
+
+def _number_sql(raw: str, spec: FieldSpec, type_: str) -> str:
+    text = f"trim({raw})"
+    if spec.decimal_comma:
+        text = f"replace({text}, ',', '.')"
+    return f"TRY_CAST({text} AS {type_})"
+
+
+def _bool_sql(raw: str, spec: FieldSpec) -> str:
+    trues = ", ".join(literal(v.lower()) for v in spec.true_values)
+    falses = ", ".join(literal(v.lower()) for v in spec.false_values)
+    return (
+        f"CASE WHEN lower(trim({raw})) IN ({trues}) THEN true "
+        f"WHEN lower(trim({raw})) IN ({falses}) THEN false END"
+    )
+
+
+def code_lookup_rows(
+    spec: FieldSpec, descriptor: str | None, partner_map: dict[str, str]
+) -> list[tuple[str, str]]:
+    """(LOCAL CODE, canonical value) pairs, keys upper-cased: crosswalk first, then the
+    partner's descriptor map, then canonical values themselves."""
+    rows: dict[str, str] = {}
+    if spec.grade_level:
+        for name, number in GRADE_LEVELS:
+            keys = (
+                {str(number), f"{number:02d}"} if number >= 0 else {"-1", "PK", "PREK"}
+            )
+            if number == 0:
+                keys |= {"K", "KG", "KINDERGARTEN"}
+            for key in keys:
+                rows.setdefault(key, name)
+    for local, canonical in (spec.codes or {}).items():
+        rows[str(local).upper()] = canonical
+    for local, canonical in partner_map.items():
+        rows.setdefault(local.upper(), canonical)
+    if descriptor is not None:
+        for value in DESCRIPTORS[descriptor][1]:
+            rows.setdefault(value.upper(), value)
+    return sorted(rows.items())
+
+
+def _value_sql(
+    plan: FieldPlan, raw: str, source_type: str | None, start_month: int
+) -> str:
+    spec, type_ = plan.spec, plan.column.type
+    if spec.school_year_from is not None:
+        day = _date_sql(raw, spec, source_type)
+        return f"CAST(year({day}) + (month({day}) >= {start_month})::INT AS {type_})"
+    if plan.lookup is not None:
+        return f"(SELECT k.canonical FROM {plan.lookup} k WHERE k.local = upper(trim({raw})))"
+    if type_ == "DATE":
+        return _date_sql(raw, spec, None if spec.received else source_type)
+    if type_ == "BOOLEAN":
+        if source_type == "BOOLEAN":
+            return f"TRY_CAST({raw} AS BOOLEAN)"
+        return _bool_sql(raw, spec)
+    if NUMERIC.match(type_):
+        return _number_sql(raw, spec, type_)
+    return f"NULLIF(trim({raw}), '')"
+
+
+def _failure_rule(plan: FieldPlan) -> str:
+    if plan.lookup is not None:
+        return "unknown_code"
+    type_ = plan.column.type
+    if type_ == "DATE" or plan.spec.school_year_from is not None:
+        return "invalid_date"
+    if type_ == "BOOLEAN":
+        return "invalid_boolean"
+    return "invalid_number"
+
+
+def _describe_source(plan: FieldPlan) -> str:
+    spec = plan.spec
+    ref = spec.column or spec.school_year_from or spec.template or "constant"
+    return f"{plan.name} (from {ref})" if ref != plan.name else plan.name
+
+
+def _failure_message(plan: FieldPlan, raw: str) -> str:
+    rule = _failure_rule(plan)
+    what = {
+        "unknown_code": "is not a known code; add it to the mapping's codes",
+        "invalid_date": f"is not a date in the form {plan.spec.date_format or '%Y-%m-%d'}",
+        "invalid_boolean": "is not a yes/no value",
+        "invalid_number": "is not a number",
+    }[rule]
+    return f"{literal(_describe_source(plan) + ': ')} || {literal(chr(39))} || {raw} || {literal(chr(39) + ' ' + what)}"
+
+
+@dataclass(frozen=True)
+class CheckPlan:
+    table: Table
+    fields: tuple[FieldPlan, ...]
+
+    @property
+    def field_names(self) -> list[str]:
+        return [f.name for f in self.fields]
+
+
+def plan_checks(
+    section: FileSection, lookups: dict[str, str], allowed: set[str]
+) -> CheckPlan:
+    """The fields to load (only those the agreement allows) and their code lookups."""
+    table = target_table(section.entity)
+    plans = []
+    for name, spec in section.fields().items():
+        if name not in allowed:
+            continue
+        plans.append(FieldPlan(name, table.column(name), spec, lookups.get(name)))
+    return CheckPlan(table, tuple(plans))
+
+
+def typed_sql(
+    plan: CheckPlan,
+    staged: str,
+    source_types: dict[str, str],
+    partner_id: str,
+    start_month: int,
+    *,
+    only_when: str | None = None,
+    received: str = "current_date",
+) -> str:
+    """SELECT of typed canonical fields plus ``__errors`` (rule, message) per row."""
+    raws = []
+    values = []
+    checks = []
+    required = {c.name for c in plan.table.columns if not c.nullable} - IMPLICIT
+    for f in plan.fields:
+        raw = f"r.{quote('r__' + f.name)}"
+        raws.append(
+            f"{raw_sql(f.name, f.spec, partner_id, received)} AS {quote('r__' + f.name)}"
+        )
+        top = (
+            (f.spec.column or f.spec.school_year_from or "").split(".")[0].split("[")[0]
+        )
+        value = _value_sql(f, raw, source_types.get(top), start_month)
+        values.append(f"{value} AS {quote(f.name)}")
+        raw_v = f"v.{quote('r__' + f.name)}"
+        present = f"NULLIF(trim({raw_v}), '') IS NOT NULL"
+        if f.name in required:
+            checks.append(
+                f"CASE WHEN NOT {present} THEN {{'rule': 'required', 'message': "
+                f"{literal(_describe_source(f) + ': a value is required')}}} END"
+            )
+        checks.append(
+            f"CASE WHEN {present} AND v.{quote(f.name)} IS NULL THEN {{'rule': "
+            f"{literal(_failure_rule(f))}, 'message': {_failure_message(f, raw_v)}}} END"
+        )
+    names = set(plan.field_names)
+    for column, rule in RANGES.get(plan.table.name, {}).items():
+        if column in names and all(
+            n in names
+            for n in re.findall(r"[a-z_]+", rule.condition)
+            if n in {c.name for c in plan.table.columns}
+        ):
+            cond = re.sub(
+                r"\b([a-z_]+)\b",
+                lambda m: (
+                    f"v.{quote(m.group(1))}" if m.group(1) in names else m.group(1)
+                ),
+                rule.condition,
+            )
+            checks.append(
+                f"CASE WHEN v.{quote(column)} IS NOT NULL AND NOT coalesce(({cond}), true) THEN "
+                f"{{'rule': 'out_of_range', 'message': {literal(column + ': ')} || "
+                f"CAST(v.{quote(column)} AS VARCHAR) || {literal(' — ' + rule.message)}}} END"
+            )
+    for earlier, later in DATE_ORDER.get(plan.table.name, ()):
+        if earlier in names and later in names:
+            checks.append(
+                f"CASE WHEN v.{quote(later)} < v.{quote(earlier)} THEN {{'rule': 'date_order', "
+                f"'message': {literal(later + ' ')} || CAST(v.{quote(later)} AS VARCHAR) || "
+                f"{literal(' is before ' + earlier + ' ')} || CAST(v.{quote(earlier)} AS VARCHAR)}} END"
+            )
+    raw_list = ",\n        ".join(raws)
+    value_list = ",\n        ".join(values)
+    check_list = ",\n            ".join(checks) or "NULL"
+    field_cols = ", ".join(f"v.{quote(n)}" for n in plan.field_names)
+    where = ""
+    if only_when:
+        where = f"\n    WHERE NULLIF(trim(CAST({source_sql(only_when)} AS VARCHAR)), '') IS NOT NULL"
+    return f"""
+WITH r AS (
+    SELECT s.__row,
+        {raw_list}
+    FROM {staged} s{where}
+), v AS (
+    SELECT r.*,
+        {value_list}
+    FROM r
+)
+SELECT v.__row, {field_cols},
+    list_filter([
+            {check_list}
+        ], lambda e: e IS NOT NULL) AS __errors
+FROM v
+"""
+
+
+def key_columns(table: Table) -> list[str]:
+    return [c for c in table.primary_key if c not in IMPLICIT]
+
+
+def duplicate_in_file_sql(plan: CheckPlan, typed: str) -> str | None:
+    """Rows repeating the natural key of an earlier row of the same file.
+
+    Identity records are merged instead (a roster lists a person once per program)."""
+    if plan.table.name == "partner_record":
+        return None
+    key = [k for k in key_columns(plan.table) if k in plan.field_names]
+    if len(key) != len(key_columns(plan.table)):
+        return None
+    cols = ", ".join(quote(k) for k in key)
+    join = " AND ".join(f"t.{quote(k)} = d.{quote(k)}" for k in key)
+    return f"""
+WITH d AS (
+    SELECT {cols}, min(__row) AS first_row FROM {typed}
+    WHERE len(__errors) = 0 GROUP BY ALL HAVING count(*) > 1
+)
+SELECT t.__row, 'duplicate_in_file' AS rule,
+       'the same record as row ' || d.first_row AS message
+FROM {typed} t JOIN d ON {join}
+WHERE t.__row > d.first_row AND len(t.__errors) = 0
+"""
+
+
+def duplicate_of_loaded_sql(
+    plan: CheckPlan, typed: str, provider: str, keep_periods_sql: str | None
+) -> str | None:
+    """Rows whose natural key was loaded before (outside the periods being replaced)."""
+    if plan.table.name == "partner_record":
+        return None
+    key = key_columns(plan.table)
+    if not all(k in plan.field_names for k in key):
+        return None
+    join = " AND ".join(f"l.{quote(k)} = t.{quote(k)}" for k in key)
+    extra = f" AND NOT ({keep_periods_sql})" if keep_periods_sql else ""
+    return f"""
+SELECT t.__row, 'duplicate_of_loaded' AS rule,
+       'already loaded from submission ' || any_value(l.submission_id) AS message
+FROM {typed} t JOIN {plan.table.qualified_name} l
+  ON l.provider_partner_id = {literal(provider)} AND {join}{extra}
+WHERE len(t.__errors) = 0
+GROUP BY t.__row
+"""
+
+
+def reference_sqls(plan: CheckPlan, typed: str, provider: str) -> list[str]:
+    out = []
+    for ref in REFERENCES.get(plan.table.name, ()):
+        needed = set(re.findall(r"t\.([a-z_]+)", ref.exists_sql))
+        if not needed <= set(plan.field_names):
+            continue
+        exists = ref.exists_sql.replace("{provider}", literal(provider))
+        out.append(
+            f"SELECT t.__row, {literal(ref.rule)} AS rule, {literal(ref.message)} AS message "
+            f"FROM {typed} t WHERE len(t.__errors) = 0 AND NOT ({exists})"
+        )
+    return out
