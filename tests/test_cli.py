@@ -169,3 +169,65 @@ def test_demo_run_builds_a_warehouse_and_says_where_to_look(tmp_path: Path) -> N
         ],
     )
     assert again.exit_code == 0, again.output
+
+
+def test_demo_quarantines_exactly_the_planted_mistakes(tmp_path: Path) -> None:
+    import csv
+
+    import duckdb
+
+    result = runner.invoke(
+        app,
+        [
+            "demo",
+            "run",
+            "--out",
+            str(tmp_path / "d"),
+            "--students",
+            "400",
+            "--years",
+            "5",
+            "--seed",
+            "9",
+        ],
+        env={"COLUMNS": "200"},
+    )
+    assert result.exit_code == 0, result.output
+    assert "Counts reconcile" in result.output
+    with (tmp_path / "d/community/truth/planted_errors.csv").open() as f:
+        planted = list(csv.DictReader(f))
+    expected = {
+        (p["partner_id"], Path(p["file"]).name, int(p["row"]), p["entity"], p["rule"])
+        for p in planted
+        if p["row"]
+    }
+    con = duckdb.connect(str(tmp_path / "d/warehouse/backbone.duckdb"), read_only=True)
+    got = {
+        (partner, name, row, entity, rule)
+        for partner, name, row, entity, rules in con.execute(
+            "SELECT s.partner_id, s.file_name, q.source_row, q.entity, list_distinct(q.rules) "
+            "FROM ops.quarantine q JOIN ops.submission s USING (submission_id)"
+        ).fetchall()
+        for rule in rules
+    }
+    assert got == expected
+    # the SSN column was refused, never stored, and its raw file awaits a decision
+    refused = con.execute(
+        "SELECT undeclared_columns, decision FROM ops.raw_decision"
+    ).fetchall()
+    assert refused == [(["SSN"], None)]
+    assert "SSN" in result.output
+    totals = con.execute(
+        "SELECT sum(rows_read), sum(rows_loaded) + sum(rows_quarantined) FROM ops.submission WHERE status = 'loaded'"
+    ).fetchall()[0]
+    assert totals[0] == totals[1]
+    # the Ed-Fi district loaded through the stock mapping with nothing hand-written
+    mapping = (
+        tmp_path / "d/warehouse/mappings/d01-northfield/attendance.yaml"
+    ).read_text()
+    assert mapping.strip() == "stock: edfi"
+    edfi = con.execute(
+        "SELECT count(*), count(DISTINCT attendance_event_category) FROM analytic.attendance_event "
+        "WHERE provider_partner_id = 'd01-northfield'"
+    ).fetchall()[0]
+    assert edfi[0] > 1000 and edfi[1] == 3

@@ -155,7 +155,9 @@ def test_attendance_codes_differ_between_districts(community: GenerateSummary) -
         ("d07-maplevalley", "attendance.jsonl", "code"),
     ):
         # the first year: the last one carries planted mistakes
-        file = _partner_dir(community, district_id) / str(community.school_years[0]) / path
+        file = (
+            _partner_dir(community, district_id) / str(community.school_years[0]) / path
+        )
         reader = (
             f"read_csv('{file}', delim='|', all_varchar=true)"
             if path.endswith(".txt")

@@ -47,8 +47,9 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "engine.memory_limit",
-        "",
-        "DuckDB memory limit such as '4GB'; empty lets DuckDB use 80% of RAM.",
+        "1GB",
+        "DuckDB memory limit such as '4GB'; work beyond it spills to disk. Empty lets "
+        "DuckDB use 80% of RAM.",
     ),
     Setting(
         "calendar.school_year_start_month",

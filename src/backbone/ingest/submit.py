@@ -324,14 +324,20 @@ class Ingestor:
                 staged[sheet] = stage(
                     con, path, f"ingest_staged_{len(staged)}", sheet=sheet, info=info
                 )
-        for s in staged.values():
-            if s.rows == 0:
-                raise InputFileError(
-                    "has a header but no rows; there is nothing to load."
-                    if info.format in ("csv", "xlsx")
-                    else "holds no records; there is nothing to load.",
-                    path=name,
-                )
+        if all(s.rows == 0 for s in staged.values()):
+            note = (
+                "has a header but no rows; nothing was loaded or replaced"
+                if info.format in ("csv", "xlsx")
+                else "holds no records; nothing was loaded or replaced"
+            )
+            con.execute(
+                "UPDATE ops.submission SET status = 'empty', rows_read = 0, rows_loaded = 0, "
+                "rows_quarantined = 0, note = ? WHERE submission_id = ?",
+                [note, sid],
+            )
+            return SubmissionResult(
+                sid, partner_id, feed_id, name, sha, "empty", message=f"{name}: {note}."
+            )
         undeclared: set[str] = set()
         for sheet, s in staged.items():
             declared: set[str] = set()
@@ -433,9 +439,9 @@ class Ingestor:
                     "INSERT INTO ops.raw_decision VALUES (?, ?, NULL, NULL, NULL, NULL)",
                     [sid, sorted(undeclared | dropped)],
                 )
-            note = None
+            refusal: str | None = None
             if undeclared or dropped:
-                note = (
+                refusal = (
                     "refused and never stored: "
                     + ", ".join(sorted(undeclared | dropped))
                     + "; the raw file awaits a decision (keep or purge)"
@@ -443,7 +449,7 @@ class Ingestor:
             con.execute(
                 "UPDATE ops.submission SET status = 'loaded', rows_read = ?, rows_loaded = ?, "
                 "rows_quarantined = ?, note = ? WHERE submission_id = ?",
-                [rows_read, result.rows_loaded, quarantined, note, sid],
+                [rows_read, result.rows_loaded, quarantined, refusal, sid],
             )
             con.execute("COMMIT")
         except BaseException:

@@ -1,0 +1,96 @@
+"""Benchmark: validate and load 10 million attendance rows from one CSV.
+
+Builds a one-district warehouse (agreement, feed, mapping, 50,000 enrollments), writes
+a 10M-row attendance CSV with unique natural keys and a sprinkling of bad rows, then
+times ``wh.ingest.submit``. Prints, last: rows/s, peak resident memory, and the time
+DuckDB's bare ``read_csv`` takes on the same file (the ratio to beat).
+Target on the 2-core machine: >= 500,000 rows/s, peak < 2 GB.
+
+    .venv/bin/python bench/ingest.py [--rows N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import duckdb
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.ingest_fixtures import make_warehouse
+
+STUDENTS = 50_000
+DAYS = 200
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument(
+        "--memory-limit",
+        default=None,
+        help="override engine.memory_limit (default: the setting's default)",
+    )
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="backbone-bench-ingest-"))
+    try:
+        run(tmp, args.rows, args.memory_limit)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(tmp: Path, rows: int, memory_limit: str | None) -> None:
+    on = date(2026, 1, 20)
+    wh = make_warehouse(tmp)
+    if memory_limit:
+        wh._con.execute(f"SET memory_limit = '{memory_limit}'")
+    con = duckdb.connect()
+    enroll = tmp / "enroll.csv"
+    con.execute(
+        f"""COPY (SELECT 'S' || lpad(i::VARCHAR, 6, '0') AS id, 'HS01' AS school, '2025-08-25' AS entry,
+                   '9' AS grade, '' AS exit, '' AS why FROM range({STUDENTS}) t(i)) TO '{enroll}' (HEADER)"""
+    )
+    wh.ingest.submit("d1", "records", [enroll], on=on)
+    attendance = tmp / "attendance.csv"
+    per_student = max(1, rows // STUDENTS)
+    con.execute(
+        f"""COPY (SELECT 'S' || lpad((i // {per_student} % {STUDENTS})::VARCHAR, 6, '0') AS id,
+                   'HS01' AS school,
+                   strftime(DATE '2025-08-25' + (i % {per_student} + (i // ({per_student} * {STUDENTS})) * {per_student})::INT, '%Y-%m-%d') AS date,
+                   CASE WHEN i % 100003 = 7 THEN 'Z' WHEN i % 3 = 0 THEN 'U' WHEN i % 3 = 1 THEN 'E' ELSE 'T' END AS code,
+                   '' AS note
+            FROM range({rows}) t(i)) TO '{attendance}' (HEADER)"""
+    )
+    size_mb = attendance.stat().st_size / 1e6
+    started = time.perf_counter()
+    bare = con.execute(
+        f"SELECT count(*) FROM read_csv('{attendance}', header = true, all_varchar = true)"
+    ).fetchall()[0][0]
+    bare_s = time.perf_counter() - started
+    started = time.perf_counter()
+    [result] = wh.ingest.submit("d1", "attendance", [attendance], on=on)
+    load_s = time.perf_counter() - started
+    wh.close()
+    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    assert bare == result.rows_read == result.rows_loaded + result.rows_quarantined
+    print(f"file                  {size_mb:,.0f} MB, {result.rows_read:,} rows")
+    print(f"loaded / quarantined  {result.rows_loaded:,} / {result.rows_quarantined:,}")
+    print(f"bare read_csv         {bare_s:.1f} s")
+    print(
+        f"submit (validate+load) {load_s:.1f} s = {load_s / bare_s:.1f}x bare read_csv"
+    )
+    print(
+        f"throughput            {result.rows_read / load_s:,.0f} rows/s (target >= 500,000)"
+    )
+    print(f"peak memory           {peak_gb:.2f} GB (target < 2 GB)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,394 @@
+"""Submissions end to end on small files whose answers were worked out by hand."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from backbone import Warehouse
+from backbone.errors import InputFileError, UserError
+from backbone.ingest.report import build_report, quarantine_csv
+
+from .ingest_fixtures import (
+    ATTENDANCE,
+    ENROLLMENTS,
+    EXPECTED_ATTENDANCE,
+    csv_file,
+    make_warehouse,
+)
+
+ON = date(2026, 1, 20)
+
+
+@pytest.fixture
+def wh(tmp_path: Path) -> Iterator[Warehouse]:
+    w = make_warehouse(tmp_path)
+    yield w
+    w.close()
+
+
+def _q(wh: Warehouse, sid: int) -> dict[int, list[str]]:
+    rows = wh._con.execute(
+        "SELECT source_row, list_distinct(rules) FROM ops.quarantine WHERE submission_id = ?",
+        [sid],
+    ).fetchall()
+    return {r: sorted(rules) for r, rules in rows}
+
+
+def _load_enrollments(wh: Warehouse, tmp_path: Path) -> int:
+    [r] = wh.ingest.submit(
+        "d1", "records", [csv_file(tmp_path / "enroll.csv", ENROLLMENTS)], on=ON
+    )
+    return r.submission_id
+
+
+def test_enrollments_load_and_the_bad_one_is_quarantined(
+    wh: Warehouse, tmp_path: Path
+) -> None:
+    [r] = wh.ingest.submit(
+        "d1", "records", [csv_file(tmp_path / "enroll.csv", ENROLLMENTS)], on=ON
+    )
+    assert (r.status, r.rows_read, r.rows_loaded, r.rows_quarantined) == (
+        "loaded",
+        4,
+        3,
+        1,
+    )
+    assert _q(wh, r.submission_id) == {5: ["date_order"]}
+    rows = wh._con.execute(
+        "SELECT student_local_id, school_id, entry_grade_level, school_year, exit_withdraw_type, submission_id "
+        "FROM analytic.enrollment ORDER BY 1"
+    ).fetchall()
+    assert rows == [
+        ("S1", "d1/HS01", "Ninth grade", 2026, None, r.submission_id),
+        ("S2", "d1/HS01", "Ninth grade", 2026, "Transferred", r.submission_id),
+        ("S3", "d1/HS01", "Kindergarten", 2026, None, r.submission_id),
+    ]
+
+
+def test_attendance_rules_on_a_hand_checked_file(wh: Warehouse, tmp_path: Path) -> None:
+    _load_enrollments(wh, tmp_path)
+    [r] = wh.ingest.submit(
+        "d1", "attendance", [csv_file(tmp_path / "att.csv", ATTENDANCE)], on=ON
+    )
+    assert (r.rows_read, r.rows_loaded, r.rows_quarantined) == (8, 2, 6)
+    assert _q(wh, r.submission_id) == EXPECTED_ATTENDANCE
+    loaded = wh._con.execute(
+        "SELECT student_local_id, event_date, attendance_event_category FROM analytic.attendance_event ORDER BY 2"
+    ).fetchall()
+    assert loaded == [
+        ("S1", date(2025, 9, 2), "Unexcused Absence"),
+        ("S1", date(2025, 9, 3), "Excused Absence"),
+    ]
+    report = build_report(wh._con, r.submission_id)
+    assert report.reconciles
+    by_rule = {g.rule: g for g in report.groups}
+    assert by_rule["unknown_code"].examples == [
+        (
+            5,
+            "attendance_event_category (from code): 'X' is not a known code; add it to the mapping's codes",
+        )
+    ]
+    assert by_rule["duplicate_in_file"].examples == [(4, "the same record as row 2")]
+
+
+def test_the_same_file_twice_is_a_no_op_that_says_so(
+    wh: Warehouse, tmp_path: Path
+) -> None:
+    path = csv_file(tmp_path / "enroll.csv", ENROLLMENTS)
+    [first] = wh.ingest.submit("d1", "records", [path], on=ON)
+    [again] = wh.ingest.submit("d1", "records", [path], on=ON)
+    assert again.status == "duplicate"
+    assert again.submission_id == first.submission_id
+    assert "already loaded as submission 1" in again.message
+    assert wh._con.execute("SELECT count(*) FROM analytic.enrollment").fetchall() == [
+        (3,)
+    ]
+    assert wh._con.execute("SELECT count(*) FROM ops.submission").fetchall() == [(1,)]
+
+
+def test_a_corrected_file_replaces_its_period_and_the_old_rows_stay_recoverable(
+    wh: Warehouse, tmp_path: Path
+) -> None:
+    first = _load_enrollments(wh, tmp_path)
+    corrected = ENROLLMENTS.replace(
+        "S4,HS01,2025-08-25,10,2025-08-01,T", "S4,HS01,2025-08-25,10,,"
+    )
+    [r] = wh.ingest.submit(
+        "d1", "records", [csv_file(tmp_path / "enroll_v2.csv", corrected)], on=ON
+    )
+    assert (r.rows_loaded, r.rows_quarantined) == (4, 0)
+    assert r.targets[0].rows_replaced == 3 and r.targets[0].periods == (2026,)
+    assert wh._con.execute(
+        "SELECT count(*), min(submission_id) FROM analytic.enrollment"
+    ).fetchall() == [(4, r.submission_id)]
+    assert wh._con.execute("SELECT * FROM ops.replacement").fetchall() == [
+        (r.submission_id, "enrollment", first, 3)
+    ]
+    raw = wh._con.execute(
+        "SELECT raw_path FROM ops.submission WHERE submission_id = ?", [first]
+    ).fetchall()[0][0]
+    assert (
+        wh.path / raw
+    ).read_text() == ENROLLMENTS  # the replaced rows' file, byte for byte
+
+
+def test_append_mode_adds_rows(wh: Warehouse, tmp_path: Path) -> None:
+    _load_enrollments(wh, tmp_path)
+    more = "id,school,entry,grade,exit,why\nS5,HS01,2025-09-15,11,,\n"
+    [r] = wh.ingest.submit(
+        "d1",
+        "records",
+        [csv_file(tmp_path / "enroll_more.csv", more)],
+        mode="append",
+        on=ON,
+    )
+    assert r.targets[0].rows_replaced == 0
+    assert wh._con.execute("SELECT count(*) FROM analytic.enrollment").fetchall() == [
+        (4,)
+    ]
+    again = "id,school,entry,grade,exit,why\nS5,HS01,2025-09-15,11,,\nS6,HS01,2025-09-15,11,,\n"
+    [r2] = wh.ingest.submit(
+        "d1",
+        "records",
+        [csv_file(tmp_path / "enroll_again.csv", again)],
+        mode="append",
+        on=ON,
+    )
+    assert _q(wh, r2.submission_id) == {2: ["duplicate_of_loaded"]}
+
+
+def test_identity_records_merge(wh: Warehouse, tmp_path: Path) -> None:
+    wh.ingest.submit(
+        "d1",
+        "records",
+        [
+            csv_file(
+                tmp_path / "students.csv",
+                "id,first,last,dob,middle\nS1,Ana,Ruiz,02/03/2011,\n",
+            )
+        ],
+        on=ON,
+    )
+    wh.ingest.submit(
+        "d1",
+        "records",
+        [
+            csv_file(
+                tmp_path / "students2.csv",
+                "id,first,last,dob,middle\nS1,Ana,Ruiz-Lopez,,\nS2,Ben,Ode,07/30/2010,\n",
+            )
+        ],
+        on=ON,
+    )
+    rows = wh._con.execute(
+        "SELECT local_id, last_surname, birth_date, submission_id FROM identity.partner_record ORDER BY 1"
+    ).fetchall()
+    assert rows == [
+        ("S1", "Ruiz-Lopez", date(2011, 2, 3), 2),
+        ("S2", "Ode", date(2010, 7, 30), 2),
+    ]
+
+
+def test_undeclared_and_disallowed_columns_are_never_stored(
+    wh: Warehouse, tmp_path: Path
+) -> None:
+    text = "id,first,last,dob,middle,ssn\nS1,Ana,Ruiz,02/03/2011,Maria,123-45-6789\nS2,Ben,Ode,13/45/2010,,987-65-4321\n"
+    [r] = wh.ingest.submit(
+        "d1", "records", [csv_file(tmp_path / "students.csv", text)], on=ON
+    )
+    assert r.undeclared == ["ssn"]
+    assert r.dropped == [
+        "partner_record.middle_name"
+    ]  # the agreement does not share it
+    assert _q(wh, r.submission_id) == {3: ["invalid_date"]}
+    dump = json.dumps(
+        wh._con.execute("SELECT * FROM ops.quarantine").fetchall(), default=str
+    )
+    dump += json.dumps(
+        wh._con.execute("SELECT * FROM identity.partner_record").fetchall(), default=str
+    )
+    for secret in ("123-45-6789", "987-65-4321", "Maria"):
+        assert secret not in dump
+    assert wh._con.execute(
+        "SELECT undeclared_columns, decision FROM ops.raw_decision"
+    ).fetchall() == [(["partner_record.middle_name", "ssn"], None)]
+    raw = (
+        wh.path
+        / wh._con.execute("SELECT raw_path FROM ops.submission").fetchall()[0][0]
+    )
+    assert raw.exists()
+    with pytest.raises(UserError, match="Give the reason"):
+        wh.ingest.decide_raw(r.submission_id, keep=False, reason=" ", by="Steward")
+    assert (
+        wh.ingest.decide_raw(
+            r.submission_id, keep=False, reason="SSNs are not shared", by="Steward"
+        )
+        == "purge"
+    )
+    assert not raw.exists()
+    with pytest.raises(UserError, match="already decided"):
+        wh.ingest.decide_raw(r.submission_id, keep=True, reason="x", by="Steward")
+
+
+def test_no_agreement_in_force_means_nothing_is_stored(
+    wh: Warehouse, tmp_path: Path
+) -> None:
+    with pytest.raises(
+        UserError, match=r"data cannot be accepted on 2028-01-01\. Nothing was stored"
+    ):
+        wh.ingest.submit(
+            "d1",
+            "records",
+            [csv_file(tmp_path / "enroll.csv", ENROLLMENTS)],
+            on=date(2028, 1, 1),
+        )
+    assert wh._con.execute("SELECT count(*) FROM ops.submission").fetchall() == [(0,)]
+    assert not any((wh.path / "raw").rglob("*"))
+
+
+def test_quarantined_rows_export_fix_and_resubmit(
+    wh: Warehouse, tmp_path: Path
+) -> None:
+    _load_enrollments(wh, tmp_path)
+    bad = 'id,school,date,code,note\nS1,HS01,2025-09-02,X,\n=HYPERLINK("http://x"),HS01,2025-09-03,U,\n'
+    [r] = wh.ingest.submit(
+        "d1", "attendance", [csv_file(tmp_path / "att.csv", bad)], on=ON
+    )
+    assert r.rows_quarantined == 2
+    exported = quarantine_csv(wh._con, r.submission_id)
+    lines = exported.splitlines()
+    assert lines[0] == "code,date,id,school,backbone_errors"
+    assert (
+        "'=HYPERLINK" in exported and ",=HYPERLINK" not in exported
+    )  # never executable
+    fixed = exported.replace("X,2025-09-02", "U,2025-09-02").replace(
+        '\'=HYPERLINK(""http://x"")', "S2"
+    )
+    [r2] = wh.ingest.submit(
+        "d1",
+        "attendance",
+        [csv_file(tmp_path / "fixed.csv", fixed)],
+        mode="append",
+        on=ON,
+    )
+    assert (r2.rows_loaded, r2.rows_quarantined) == (2, 0)
+
+
+def test_lineage_every_row_names_its_submission(wh: Warehouse, tmp_path: Path) -> None:
+    first = _load_enrollments(wh, tmp_path)
+    [att] = wh.ingest.submit(
+        "d1", "attendance", [csv_file(tmp_path / "att.csv", ATTENDANCE)], on=ON
+    )
+    assert wh._con.execute(
+        "SELECT DISTINCT provider_partner_id, submission_id FROM analytic.enrollment"
+    ).fetchall() == [("d1", first)]
+    assert wh._con.execute(
+        "SELECT DISTINCT submission_id FROM analytic.attendance_event"
+    ).fetchall() == [(att.submission_id,)]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "is empty"),
+        (b"\x00\x01\x02PK garbage\x00", "is not a text file"),
+        (
+            b"id;school;entry;grade;exit;why\nS1;HS01;2025-08-25;9;;\n",
+            None,
+        ),  # semicolons are detected
+        (b"id school entry\nS1 HS01 2025\n", "lacks the column(s)"),
+        (
+            "id,school,entry,grade,exit,why\nS1,HS01,2025-08-25,9,,caf\u00e9\n".encode()
+            + b"S2,HS01,2025-08-25,9,,caf\xe9\n",
+            "mixes text encodings",
+        ),
+    ],
+    ids=[
+        "empty",
+        "binary",
+        "semicolon",
+        "wrong-delimiter",
+        "mixed-encodings",
+    ],
+)
+def test_bad_files_get_a_clear_message(
+    wh: Warehouse, tmp_path: Path, content: bytes, message: str | None
+) -> None:
+    path = tmp_path / "enroll_bad.csv"
+    path.write_bytes(content)
+    if message is None:
+        [r] = wh.ingest.submit("d1", "records", [path], on=ON)
+        assert r.rows_loaded == 1
+        return
+    with pytest.raises(
+        InputFileError, match=message.replace("(", r"\(").replace(")", r"\)")
+    ):
+        wh.ingest.submit("d1", "records", [path], on=ON)
+
+
+def test_a_header_only_file_is_recorded_as_empty_and_changes_nothing(
+    wh: Warehouse, tmp_path: Path
+) -> None:
+    _load_enrollments(wh, tmp_path)
+    [r] = wh.ingest.submit(
+        "d1",
+        "records",
+        [csv_file(tmp_path / "enroll_empty.csv", "id,school,entry,grade,exit,why\n")],
+        on=ON,
+    )
+    assert r.status == "empty" and "has a header but no rows" in r.message
+    assert wh._con.execute("SELECT count(*) FROM analytic.enrollment").fetchall() == [
+        (3,)
+    ]
+
+
+def test_a_100_mb_single_line_is_refused_clearly(wh: Warehouse, tmp_path: Path) -> None:
+    path = tmp_path / "enroll_line.csv"
+    with path.open("wb") as f:
+        f.write(b"id,")
+        f.write(b"x" * (100 << 20))
+    with pytest.raises(InputFileError, match="first line is longer than 8 MB"):
+        wh.ingest.submit("d1", "records", [path], on=ON)
+
+
+def test_latin1_and_bom_files_read_correctly(wh: Warehouse, tmp_path: Path) -> None:
+    students = "id,first,last,dob,middle\nS1,José,Muñoz,02/03/2011,\n"
+    wh.ingest.submit(
+        "d1",
+        "records",
+        [csv_file(tmp_path / "students_latin.csv", students, "latin-1")],
+        on=ON,
+    )
+    wh.ingest.submit(
+        "d1",
+        "records",
+        [
+            csv_file(
+                tmp_path / "students_bom.csv", students.replace("S1", "S2"), "utf-8-sig"
+            )
+        ],
+        on=ON,
+    )
+    assert wh._con.execute(
+        "SELECT local_id, first_name, last_surname FROM identity.partner_record ORDER BY 1"
+    ).fetchall() == [("S1", "José", "Muñoz"), ("S2", "José", "Muñoz")]
+
+
+def test_hostile_file_names_are_only_labels(wh: Warehouse, tmp_path: Path) -> None:
+    path = csv_file(tmp_path / "enroll\x1b[31m;rm -rf ~.csv", ENROLLMENTS)
+    [r] = wh.ingest.submit("d1", "records", [path], on=ON)
+    assert r.file_name == "enroll?[31m;rm -rf ~.csv"
+    stored = list((wh.path / "raw").rglob("*"))
+    assert all(p.name == r.sha256 or p.is_dir() for p in stored)
+
+
+def test_a_file_matching_no_section_is_refused(wh: Warehouse, tmp_path: Path) -> None:
+    with pytest.raises(InputFileError, match="matches no section"):
+        wh.ingest.submit(
+            "d1", "records", [csv_file(tmp_path / "grades.csv", ENROLLMENTS)], on=ON
+        )
