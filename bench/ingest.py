@@ -70,10 +70,14 @@ def run(tmp: Path, rows: int, memory_limit: str | None) -> None:
     )
     size_mb = attendance.stat().st_size / 1e6
     started = time.perf_counter()
-    bare = con.execute(
-        f"SELECT count(*) FROM read_csv('{attendance}', header = true, all_varchar = true)"
-    ).fetchall()[0][0]
+    con.execute(
+        f"CREATE TABLE bare AS SELECT * FROM read_csv('{attendance}', header = true, "
+        "all_varchar = true)"
+    )
+    bare = con.execute("SELECT count(*) FROM bare").fetchall()[0][0]
     bare_s = time.perf_counter() - started
+    con.execute("DROP TABLE bare")
+    con.close()
     started = time.perf_counter()
     [result] = wh.ingest.submit("d1", "attendance", [attendance], on=on)
     load_s = time.perf_counter() - started
@@ -82,7 +86,7 @@ def run(tmp: Path, rows: int, memory_limit: str | None) -> None:
     assert bare == result.rows_read == result.rows_loaded + result.rows_quarantined
     print(f"file                  {size_mb:,.0f} MB, {result.rows_read:,} rows")
     print(f"loaded / quarantined  {result.rows_loaded:,} / {result.rows_quarantined:,}")
-    print(f"bare read_csv         {bare_s:.1f} s")
+    print(f"bare read_csv         {bare_s:.1f} s (every column read into a table)")
     print(
         f"submit (validate+load) {load_s:.1f} s = {load_s / bare_s:.1f}x bare read_csv"
     )
