@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +17,7 @@ from backbone.cli.common import (
     doors,
     parse_date,
 )
+from backbone.engines.duckdb import transaction
 from backbone.errors import UserError
 from backbone.partners import Contact, Partner
 from backbone.partners.agreements import (
@@ -25,6 +27,7 @@ from backbone.partners.agreements import (
     load_document,
 )
 from backbone.partners.agreements.document import dump_document
+from backbone.partners.agreements.store import VersionRecord
 from backbone.partners.feeds import Feed
 from backbone.partners.status import (
     build_digest,
@@ -59,6 +62,20 @@ def register(app: typer.Typer) -> None:
     app.add_typer(request_app, name="request")
     app.command("status")(status)
     app.command("digest")(digest)
+
+
+def _state(version: VersionRecord | None, day: date) -> str:
+    """What a version means on a day: running, ended, suspended, or nothing in force."""
+    if version is None:
+        return "none in force"
+    doc = version.document
+    if doc.status.value != "active":
+        return f"v{version.version} ({doc.status.value})"
+    if doc.effective_to is not None and day > doc.effective_to:
+        return f"v{version.version} (ended {doc.effective_to})"
+    if day < doc.effective_from:
+        return f"v{version.version} (starts {doc.effective_from})"
+    return f"v{version.version} in force"
 
 
 def _table(title: str, *columns: str) -> Table:
@@ -101,15 +118,10 @@ def partner_add(
                     f"School {s!r} should read 'CODE=Name', e.g. 'HS01=Eastfield High School'."
                 )
             sites.append((code.strip(), label.strip()))
-        wh._con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(wh._con):
             wh.partners.add(Partner(partner_id, name, kind), contacts)
             for code, label in sites:
                 wh.partners.add_school(partner_id, code, label)
-            wh._con.execute("COMMIT")
-        except BaseException:
-            wh._con.execute("ROLLBACK")
-            raise
         _plain().print(
             f"Registered {partner_id} ({kind}) with {len(contacts)} contacts and {len(sites)} schools or sites."
         )
@@ -163,7 +175,7 @@ def partner_show(
                 r.partner for r in latest.document.recipients
             }:
                 current = wh.agreements.in_force(aid, day)
-                state = f"in force: v{current.version}" if current else "not in force"
+                state = _state(current, day)
                 console.print(
                     f"  agreement: {aid} — {latest.document.title} ({state}; latest v{latest.version} {latest.status})"
                 )
@@ -282,7 +294,7 @@ def agreement_list(
                 doc.title,
                 doc.tier.value,
                 doc.parties.provider,
-                f"v{current.version}" if current else "none",
+                _state(current, day),
                 f"v{latest.version} {latest.status}",
                 str(doc.effective_to or "open"),
             )
@@ -311,7 +323,8 @@ def agreement_show(
                 f"No version of {agreement_id} is in force on {day}; `backbone agreement history {agreement_id}` lists them."
             )
         _plain().print(
-            f"# {v.ref}, {v.status}, in force from {v.in_force_from}", highlight=False
+            f"# {v.ref}, {v.status}, in force from {v.in_force_from}; on {day}: {_state(v, day)}",
+            highlight=False,
         )
         _plain().print(dump_document(v.document), highlight=False, markup=False)
 

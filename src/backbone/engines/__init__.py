@@ -1,5 +1,5 @@
 """Where SQL runs. DuckDB is the embedded default."""
 
-from backbone.engines.duckdb import connect
+from backbone.engines.duckdb import connect, transaction
 
-__all__ = ["connect"]
+__all__ = ["connect", "transaction"]

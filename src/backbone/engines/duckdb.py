@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -9,7 +11,7 @@ import duckdb
 from backbone.errors import WarehouseError
 from backbone.settings import Settings
 
-__all__ = ["connect"]
+__all__ = ["connect", "transaction"]
 
 
 def connect(
@@ -35,3 +37,15 @@ def connect(
         raise WarehouseError(
             f"{database} is not a DuckDB database Backbone can read ({exc})."
         ) from None
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """All or nothing: commit when the block ends, roll back if anything escapes it."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import duckdb
 
+from backbone.engines.duckdb import transaction
 from backbone.errors import BackboneError, InputFileError, NotFoundError, UserError
 from backbone.ingest.mapping import IMPLICIT, FileSection, Mapping, load_mapping
 from backbone.ingest.readers import SourceInfo, StagedFile, sniff, stage
@@ -257,8 +258,7 @@ class Ingestor:
     def _record_received(
         self, partner_id: str, feed_id: str, name: str, sha: str, size: int, raw: str
     ) -> int:
-        self._con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(self._con):
             sid = int(
                 self._con.execute(
                     "SELECT coalesce(max(submission_id), 0) + 1 FROM ops.submission"
@@ -268,10 +268,6 @@ class Ingestor:
                 "INSERT INTO ops.submission VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'received', NULL, NULL, NULL, NULL)",
                 [sid, partner_id, feed_id, name, sha, size, raw, _now()],
             )
-            self._con.execute("COMMIT")
-        except BaseException:
-            self._con.execute("ROLLBACK")
-            raise
         return sid
 
     # --- staging, validation, load -------------------------------------------------------
@@ -408,8 +404,7 @@ class Ingestor:
             undeclared=sorted(undeclared),
             dropped=sorted(dropped),
         )
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             rows_read = sum(s.rows for s in staged.values())
             bad_by_sheet: dict[str | None, str] = {}
             for section, plan, s, typed, errors in prepared:
@@ -451,10 +446,6 @@ class Ingestor:
                 "rows_quarantined = ?, note = ? WHERE submission_id = ?",
                 [rows_read, result.rows_loaded, quarantined, refusal, sid],
             )
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
         result.message = (
             f"{name}: {result.rows_read:,} rows read, {result.rows_loaded:,} loaded, "
             f"{result.rows_quarantined:,} quarantined (submission {sid})."

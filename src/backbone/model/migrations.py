@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 import duckdb
 
 from backbone import __version__
+from backbone.engines.duckdb import transaction
 from backbone.errors import SchemaVersionError
 from backbone.model.descriptors import descriptor_rows
 from backbone.model.schema import (
@@ -127,8 +128,7 @@ def migrate(
     pending = [m for m in MIGRATIONS if current < m.version <= target]
     if not pending:
         return []
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         for migration in pending:
             for statement in migration.statements:
                 con.execute(statement)
@@ -147,8 +147,4 @@ def migrate(
             "INSERT OR REPLACE INTO ops.meta VALUES ('schema_version', ?)",
             [str(pending[-1].version)],
         )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return pending

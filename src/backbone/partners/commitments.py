@@ -13,6 +13,7 @@ from datetime import date
 
 import duckdb
 
+from backbone.engines.duckdb import transaction
 from backbone.errors import NotFoundError, UserError
 
 __all__ = ["STATUSES", "Commitment", "CommitmentBook"]
@@ -84,8 +85,7 @@ class CommitmentBook:
                 f"The due date {due} is before the day it was made ({made_on})."
             )
         con = self._con
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             row = con.execute(
                 "SELECT coalesce(max(commitment_id), 0) + 1 FROM gov.commitment"
             ).fetchone()
@@ -99,10 +99,6 @@ class CommitmentBook:
                 "INSERT INTO gov.commitment_update VALUES (?, 1, ?, 'open', ?, ?, ?)",
                 [cid, made_on, due, f"promised: {title}", owner_person],
             )
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
         return self.get(cid)
 
     def update(
@@ -127,8 +123,7 @@ class CommitmentBook:
                 f"The due date {new_due} is before the day it was made ({current.made_on})."
             )
         con = self._con
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             row = con.execute(
                 "SELECT max(seq) + 1 FROM gov.commitment_update WHERE commitment_id = ?",
                 [commitment_id],
@@ -142,10 +137,6 @@ class CommitmentBook:
                 "UPDATE gov.commitment SET status = ?, due_date = ? WHERE commitment_id = ?",
                 [new_status, new_due, commitment_id],
             )
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
         return self.get(commitment_id)
 
     def get(self, commitment_id: int) -> Commitment:

@@ -17,6 +17,7 @@ from typing import Any
 
 import duckdb
 
+from backbone.engines.duckdb import transaction
 from backbone.errors import InputFileError, NotFoundError, UserError
 from backbone.model.schema import PARTNER_KINDS
 
@@ -179,8 +180,7 @@ class PartnerRegistry:
             ) from None
         counts: dict[str, int] = {}
         con = self._con
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             for p in _items(doc, "partners", path):
                 self.add(
                     Partner(p["partner_id"], p["name"], p["kind"], p.get("ed_org_id")),
@@ -263,10 +263,6 @@ class PartnerRegistry:
             )
             counts["school_years"] = len(doc.get("school_years", []))
             counts["calendar_dates"] = _insert_calendars(con, doc.get("calendars", []))
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
         return counts
 
 

@@ -18,6 +18,7 @@ import duckdb
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from backbone.engines.duckdb import transaction
 from backbone.errors import InputFileError, NotFoundError, UserError
 from backbone.partners.agreements.document import (
     AccessLevel,
@@ -203,8 +204,7 @@ class RequestBook:
         if provider not in request.awaiting:
             raise UserError(f"{provider} has already reviewed {request_id}.")
         con = self._con
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             con.execute(
                 "INSERT INTO gov.request_review VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
@@ -234,10 +234,6 @@ class RequestBook:
                     "WHERE request_id = ?",
                     [",".join(drafts), request_id],
                 )
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
         # files only once the record is committed: a failure leaves no stray drafts
         if drafts:
             self._drafts.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,7 @@ from pathlib import Path
 import duckdb
 import yaml
 
+from backbone.engines.duckdb import transaction
 from backbone.errors import InputFileError, NotFoundError, UserError
 from backbone.partners.agreements.decide import (
     AccessRequest,
@@ -252,8 +253,7 @@ class AgreementRegistry:
         digest = hashlib.sha256(text.encode()).hexdigest()
         assert doc.version is not None
         con = self._con
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             con.execute(
                 "INSERT INTO gov.agreement_version VALUES (?, ?, ?, ?, ?, ?, 'pending', NULL, ?, ?, ?)",
                 [
@@ -275,10 +275,6 @@ class AgreementRegistry:
                 )
             self._settle(doc.agreement_id, doc.version, change_class)
             _write_once(self._folder / doc.agreement_id / f"v{doc.version}.yaml", text)
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
 
     def _settle(self, agreement_id: str, version: int, change_class: str) -> None:
         """Put a version in force once it needs no (more) approvals."""
@@ -337,17 +333,12 @@ class AgreementRegistry:
             )
         if partner_id not in record.awaiting:
             raise UserError(f"{partner_id} has already approved {record.ref}.")
-        self._con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(self._con):
             self._con.execute(
                 "INSERT INTO gov.agreement_approval VALUES (?, ?, ?, ?, ?, ?)",
                 [agreement_id, record.version, partner_id, by, on, _now()],
             )
             self._settle(agreement_id, record.version, record.change_class)
-            self._con.execute("COMMIT")
-        except BaseException:
-            self._con.execute("ROLLBACK")
-            raise
         return self.version(agreement_id, record.version)
 
     def withdraw(self, agreement_id: str, version: int) -> VersionRecord:
@@ -441,8 +432,16 @@ class AgreementRegistry:
         ids = [agreement_id] if agreement_id else self.ids()
         out: dict[str, list[Finding]] = {}
         for aid in ids:
-            latest = self.versions(aid)[-1]
+            history = self.versions(aid)
+            latest = history[-1]
             findings = lint_document(latest.document)
+            # the version actually relied on is checked too when a newer one is pending
+            relied = [v for v in history if v.status == "approved"]
+            if relied and relied[-1].version != latest.version:
+                for f in lint_document(relied[-1].document):
+                    findings.append(
+                        Finding(f.severity, f"{relied[-1].ref}: {f.path}", f.message)
+                    )
             path = self._folder / aid / f"v{latest.version}.yaml"
             if (
                 not path.exists()
