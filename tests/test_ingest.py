@@ -392,3 +392,189 @@ def test_a_file_matching_no_section_is_refused(wh: Warehouse, tmp_path: Path) ->
         wh.ingest.submit(
             "d1", "records", [csv_file(tmp_path / "grades.csv", ENROLLMENTS)], on=ON
         )
+
+
+def test_a_file_name_with_a_wildcard_reads_only_that_file(
+    wh: Warehouse, tmp_path: Path
+) -> None:
+    folder = tmp_path / "glob"
+    csv_file(folder / "enroll_1.csv", ENROLLMENTS)
+    csv_file(folder / "enroll_2.csv", ENROLLMENTS.replace("S1,", "S7,"))
+    one = csv_file(
+        folder / "enroll_*.csv",
+        "id,school,entry,grade,exit,why\nS9,HS01,2025-08-25,9,,\n",
+    )
+    [r] = wh.ingest.submit("d1", "records", [one], on=ON)
+    assert r.rows_read == 1
+    assert wh._con.execute(
+        "SELECT student_local_id FROM analytic.enrollment"
+    ).fetchall() == [("S9",)]
+
+
+def test_a_mistyped_year_is_quarantined_not_a_reason_to_wipe_that_year(
+    wh: Warehouse, tmp_path: Path
+) -> None:
+    _load_enrollments(wh, tmp_path)
+    last_year = "id,school,entry,grade,exit,why\nS1,HS01,2024-08-26,8,,\nS2,HS01,2024-08-26,8,,\n"
+    wh.ingest.submit(
+        "d1", "records", [csv_file(tmp_path / "enroll_2025.csv", last_year)], on=ON
+    )
+    typo = ENROLLMENTS.replace("S3,HS01,2025-08-25,KG", "S3,HS01,2024-08-25,KG")
+    [r] = wh.ingest.submit(
+        "d1", "records", [csv_file(tmp_path / "enroll_fix.csv", typo)], on=ON
+    )
+    assert _q(wh, r.submission_id) == {4: ["outside_period"], 5: ["date_order"]}
+    assert r.targets[0].periods == (2026,)
+    years = wh._con.execute(
+        "SELECT school_year, count(*) FROM analytic.enrollment GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    assert years == [(2025, 2), (2026, 2)]  # 2024-25 untouched
+
+
+def test_a_file_whose_rows_were_replaced_can_be_submitted_again(
+    wh: Warehouse, tmp_path: Path
+) -> None:
+    original = csv_file(tmp_path / "enroll.csv", ENROLLMENTS)
+    wh.ingest.submit("d1", "records", [original], on=ON)
+    wh.ingest.submit(
+        "d1",
+        "records",
+        [
+            csv_file(
+                tmp_path / "enroll_v2.csv",
+                "id,school,entry,grade,exit,why\nS1,HS01,2025-08-25,9,,\n",
+            )
+        ],
+        on=ON,
+    )
+    [again] = wh.ingest.submit("d1", "records", [original], on=ON)
+    assert again.status == "loaded" and again.rows_loaded == 3
+
+
+def test_undeclared_fields_nested_in_json_are_never_stored(
+    wh: Warehouse, tmp_path: Path
+) -> None:
+    import yaml
+
+    mapping = {
+        "partner": "d1",
+        "feed": "attendance",
+        "files": [
+            {
+                "match": "*.jsonl",
+                "entity": "attendance_event",
+                "columns": {
+                    "student_local_id": "student.id",
+                    "school_id": {"template": "{partner_id}/{school}"},
+                    "school_year": {"school_year_from": "date"},
+                    "event_date": "date",
+                    "attendance_event_category": {
+                        "column": "code",
+                        "codes": {"U": "Unexcused Absence"},
+                    },
+                },
+            }
+        ],
+    }
+    (wh.path / "mappings/d1/attendance.yaml").write_text(yaml.safe_dump(mapping))
+    _load_enrollments(wh, tmp_path)
+    lines = [
+        '{"student": {"id": "S1", "ssn": "123-45-6789"}, "school": "HS01", "date": "2025-09-02", "code": "U"}',
+        '{"student": {"id": "S1", "ssn": "123-45-6789"}, "school": "HS01", "date": "2025-09-03", "code": "Q"}',
+    ]
+    [r] = wh.ingest.submit(
+        "d1",
+        "attendance",
+        [csv_file(tmp_path / "att.jsonl", "\n".join(lines) + "\n")],
+        on=ON,
+    )
+    assert r.undeclared == ["student.ssn"]
+    assert r.rows_quarantined == 1
+    stored = json.dumps(
+        wh._con.execute("SELECT * FROM ops.quarantine").fetchall(), default=str
+    )
+    assert "123-45-6789" not in stored and "student.id" in stored
+
+
+def test_json_values_mixing_numbers_and_text_are_read_as_values(
+    wh: Warehouse, tmp_path: Path
+) -> None:
+    import yaml
+
+    mapping = {
+        "partner": "d1",
+        "feed": "records",
+        "files": [
+            {
+                "match": "*.jsonl",
+                "entity": "partner_record",
+                "columns": {"local_id": "id", "first_name": "first"},
+            }
+        ],
+    }
+    (wh.path / "mappings/d1/records.yaml").write_text(yaml.safe_dump(mapping))
+    text = '{"id": 101, "first": "Ana"}\n{"id": "S2", "first": "Ben"}\n'
+    wh.ingest.submit(
+        "d1", "records", [csv_file(tmp_path / "students.jsonl", text)], on=ON
+    )
+    assert wh._con.execute(
+        "SELECT local_id FROM identity.partner_record ORDER BY 1"
+    ).fetchall() == [("101",), ("S2",)]
+
+
+def test_quoted_fields_may_span_lines(wh: Warehouse, tmp_path: Path) -> None:
+    text = 'id,first,last,dob,middle\nS1,"Ana\nMaria",Ruiz,02/03/2011,\nS2,Ben,Ode,07/30/2010,\n'
+    [r] = wh.ingest.submit(
+        "d1", "records", [csv_file(tmp_path / "students.csv", text)], on=ON
+    )
+    assert r.rows_read == 2 and r.rows_loaded == 2
+
+
+def test_crosswalks_must_name_canonical_codes(wh: Warehouse, tmp_path: Path) -> None:
+    import yaml
+
+    bad = json.loads(
+        json.dumps(
+            yaml.safe_load((wh.path / "mappings/d1/attendance.yaml").read_text())
+        )
+    )
+    bad["files"][0]["columns"]["attendance_event_category"]["codes"]["U"] = (
+        "Bogus Thing"
+    )
+    (wh.path / "mappings/d1/attendance.yaml").write_text(yaml.safe_dump(bad))
+    with pytest.raises(
+        InputFileError,
+        match="'Bogus Thing' is not a AttendanceEventCategoryDescriptor value",
+    ):
+        wh.ingest.submit(
+            "d1", "attendance", [csv_file(tmp_path / "att.csv", ATTENDANCE)], on=ON
+        )
+
+
+def test_a_mapping_the_database_cannot_apply_is_refused_not_a_crash(
+    wh: Warehouse, tmp_path: Path
+) -> None:
+    import yaml
+
+    doc = yaml.safe_load((wh.path / "mappings/d1/records.yaml").read_text())
+    doc["files"][1]["columns"]["entry_date"] = {
+        "column": "entry",
+        "date_format": "%Q%Y",
+    }
+    (wh.path / "mappings/d1/records.yaml").write_text(yaml.safe_dump(doc))
+    with pytest.raises(UserError, match="mapping could not be applied"):
+        wh.ingest.submit(
+            "d1", "records", [csv_file(tmp_path / "enroll.csv", ENROLLMENTS)], on=ON
+        )
+    assert wh._con.execute("SELECT status FROM ops.submission").fetchall() == [
+        ("refused",)
+    ]
+
+
+def test_negative_numbers_stay_numbers_in_exports() -> None:
+    from backbone.ingest.report import safe_cell
+
+    assert safe_cell("-1") == "-1"
+    assert safe_cell("=1+1") == "'=1+1"
+    assert safe_cell("-x") == "'-x"
+    assert safe_cell("@SUM(A1)") == "'@SUM(A1)"

@@ -104,6 +104,19 @@ class FieldSpec(_Model):
             )
         return self
 
+    def source_refs(self) -> list[str]:
+        """Every source path this field reads, as written (``a.b[1].c``)."""
+        refs: list[str] = []
+        if self.column:
+            refs.append(self.column)
+        if self.school_year_from:
+            refs.append(self.school_year_from)
+        if self.template:
+            refs += [
+                r for r in _TEMPLATE_REF.findall(self.template) if r != "partner_id"
+            ]
+        return refs
+
     def source_columns(self) -> set[str]:
         """Top-level source columns this field reads."""
         refs: list[str] = []
@@ -141,6 +154,18 @@ class FileSection(_Model):
                     f"{self.entity} has no field {name!r}; its fields are "
                     f"{', '.join(sorted(known))}"
                 )
+        for name, spec in self.fields().items():
+            descriptor = table.column(name).descriptor
+            if descriptor and spec.codes:
+                from backbone.model.descriptors import DESCRIPTORS
+
+                allowed = DESCRIPTORS[descriptor][1]
+                wrong = sorted(v for v in spec.codes.values() if v not in allowed)
+                if wrong:
+                    raise ValueError(
+                        f"{name}: {wrong[0]!r} is not a {descriptor} value; use one of "
+                        f"{', '.join(allowed)}"
+                    )
         required = {
             c.name for c in table.columns if not c.nullable and c.name not in IMPLICIT
         }

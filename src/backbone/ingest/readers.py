@@ -115,6 +115,11 @@ def sniff(path: Path) -> SourceInfo:
         return SourceInfo("xlsx")
     if head.startswith(b"PAR1"):
         return SourceInfo("parquet")
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise InputFileError(
+            "is UTF-16 text (Excel's 'Unicode text'); save it as CSV UTF-8 and send it again.",
+            path=path,
+        )
     if b"\x00" in head:
         nul = head.index(b"\x00")
         raise InputFileError(
@@ -180,10 +185,21 @@ def stage(
             offset, label = 0, "record"
         else:
             return _stage_xlsx(con, path, table, sheet, info)
-        con.execute(
+        create = (
             f"CREATE OR REPLACE TEMP TABLE {table} AS "
             f"SELECT (row_number() OVER () + {offset})::BIGINT AS __row, * FROM {relation}"
         )
+        try:
+            con.execute(create)
+        except duckdb.Error:
+            if info.format != "csv":
+                raise
+            # quoted fields spanning lines need the single-threaded reader
+            con.execute(
+                create.replace(
+                    "strict_mode = false)", "strict_mode = false, parallel = false)"
+                )
+            )
     except duckdb.Error as exc:
         raise InputFileError(_reader_message(exc, info), path=path) from None
     return _describe(con, table, info, label)

@@ -29,9 +29,16 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def safe_cell(value: object) -> str:
-    """A cell a spreadsheet will never run: formula-like text is prefixed with a quote."""
+    """A cell a spreadsheet will never run: formula-like text is prefixed with a quote
+    (numbers such as -1 stay numbers)."""
     text = "" if value is None else str(value)
-    return "'" + text if text.startswith(FORMULA_START) else text
+    if not text.startswith(FORMULA_START):
+        return text
+    try:
+        float(text)
+    except ValueError:
+        return "'" + text
+    return text
 
 
 @dataclass

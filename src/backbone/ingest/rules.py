@@ -171,6 +171,7 @@ RULE_HELP = {
     "duplicate_in_file": "The same record appears more than once in the file.",
     "duplicate_of_loaded": "The record was already loaded from an earlier submission.",
     "unknown_enrollment": "Attendance for a student with no enrollment in that school and year.",
+    "outside_period": "A row dated in another school year than the file's (replace-period feeds).",
     "unknown_school": "A school the partner has not registered.",
     "unknown_program": "A program that is not registered.",
     "unknown_institution": "A college that is not registered.",

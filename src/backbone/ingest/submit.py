@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -38,6 +39,7 @@ from backbone.ingest.validate import (
     plan_checks,
     quote,
     reference_sqls,
+    source_sql,
     typed_sql,
 )
 from backbone.model.schema import PERIOD_SQL
@@ -184,6 +186,12 @@ class Ingestor:
                 f"{version.ref} is {doc.status.value} and runs {doc.effective_from} to "
                 f"{doc.effective_to or 'open'}; data cannot be accepted on {on}. Nothing was stored."
             )
+        entities = [s.entity for s in sections]
+        if len(entities) != len(set(entities)):
+            raise UserError(
+                f"Two sections of the {partner_id}/{feed_id} mapping feed the same entity from "
+                f"{display_name(path)}; combine them into one section."
+            )
         allowed: dict[str, set[str]] = {}
         for section in sections:
             if section.entity not in feed.entities:
@@ -212,7 +220,8 @@ class Ingestor:
         name = display_name(path)
         previous = self._con.execute(
             "SELECT submission_id, received_at FROM ops.submission WHERE partner_id = ? AND feed = ? "
-            "AND sha256 = ? AND status = 'loaded' ORDER BY submission_id LIMIT 1",
+            "AND sha256 = ? AND status = 'loaded' AND submission_id NOT IN "
+            "(SELECT replaced_submission_id FROM ops.replacement) ORDER BY submission_id LIMIT 1",
             [partner_id, feed_id, sha],
         ).fetchall()
         if previous:
@@ -230,7 +239,7 @@ class Ingestor:
         sid = self._record_received(partner_id, feed_id, name, sha, size, raw_path)
         try:
             result = self._load(
-                sid, partner_id, feed_id, path, name, sha, sections, allowed, mode
+                sid, partner_id, feed_id, raw_path, name, sha, sections, allowed, mode
             )
         except BackboneError as exc:
             self._con.execute(
@@ -238,6 +247,19 @@ class Ingestor:
                 [str(exc), sid],
             )
             raise
+        except duckdb.Error as exc:
+            # a mapping the database cannot apply (a bad date format, a path into a
+            # plain column, ...): refuse with the reason rather than crash
+            reason = str(exc).split("\n")[0]
+            message = (
+                f"{name}: the {partner_id}/{feed_id} mapping could not be applied to this "
+                f"file ({reason}). Check the mapping's formats and column paths; nothing was loaded."
+            )
+            self._con.execute(
+                "UPDATE ops.submission SET status = 'refused', note = ? WHERE submission_id = ?",
+                [message, sid],
+            )
+            raise UserError(message) from None
         finally:
             for t in self._con.execute(
                 "SELECT table_name FROM duckdb_tables() WHERE temporary AND table_name LIKE 'ingest\\_%' ESCAPE '\\'"
@@ -304,7 +326,7 @@ class Ingestor:
         sid: int,
         partner_id: str,
         feed_id: str,
-        path: Path,
+        raw_relative: str,
         name: str,
         sha: str,
         sections: list[FileSection],
@@ -312,14 +334,24 @@ class Ingestor:
         mode: str,
     ) -> SubmissionResult:
         con = self._con
-        info: SourceInfo = sniff(path)
-        staged: dict[str | None, StagedFile] = {}
-        for section in sections:
-            sheet = section.sheet if info.format == "xlsx" else None
-            if sheet not in staged:
-                staged[sheet] = stage(
-                    con, path, f"ingest_staged_{len(staged)}", sheet=sheet, info=info
-                )
+        # Read the stored copy: exactly the bytes that were checksummed, under a name
+        # with no wildcard a reader could expand.
+        raw_file = self._root / raw_relative
+        try:
+            info: SourceInfo = sniff(raw_file)
+            staged: dict[str | None, StagedFile] = {}
+            for section in sections:
+                sheet = section.sheet if info.format == "xlsx" else None
+                if sheet not in staged:
+                    staged[sheet] = stage(
+                        con,
+                        raw_file,
+                        f"ingest_staged_{len(staged)}",
+                        sheet=sheet,
+                        info=info,
+                    )
+        except InputFileError as exc:
+            raise InputFileError(str(exc).replace(str(raw_file), name)) from None
         if all(s.rows == 0 for s in staged.values()):
             note = (
                 "has a header but no rows; nothing was loaded or replaced"
@@ -340,16 +372,39 @@ class Ingestor:
             for section in sections:
                 if (section.sheet if info.format == "xlsx" else None) == sheet:
                     declared |= section.declared()
+            paths: set[str] = set()
+            ignored: set[str] = set()
+            for section in sections:
+                if (section.sheet if info.format == "xlsx" else None) == sheet:
+                    ignored |= set(section.ignore)
+                    paths |= {
+                        _plain_path(r)
+                        for spec in section.fields().values()
+                        for r in spec.source_refs()
+                    }
+                    if section.only_when:
+                        paths.add(_plain_path(section.only_when))
             undeclared |= set(s.columns) - declared
+            undeclared |= {
+                leaf
+                for column, type_ in s.columns.items()
+                if column in declared and column not in ignored
+                for leaf in _leaves(column, type_)
+                if not any(leaf == p or leaf.startswith(p + ".") for p in paths)
+            }
         dropped: set[str] = set()
         prepared: list[tuple[FileSection, CheckPlan, StagedFile, str, str]] = []
         for i, section in enumerate(sections):
             s = staged[section.sheet if info.format == "xlsx" else None]
-            missing = sorted(
+            # columns read only by fields the agreement refuses are optional (an
+            # exported quarantine file leaves them out)
+            needed = {
                 c
-                for c in section.declared() - set(section.ignore)
-                if c not in s.columns
-            )
+                for f, spec in section.fields().items()
+                if f in allowed[section.entity]
+                for c in spec.source_columns()
+            }
+            missing = sorted(c for c in needed if c not in s.columns)
             if missing:
                 hint = ""
                 if len(s.columns) == 1:
@@ -392,8 +447,23 @@ class Ingestor:
             )
             for q in cross + reference_sqls(plan, typed, partner_id):
                 con.execute(f"INSERT INTO {errors} {q}")
+            if mode == "replace-period":
+                self._one_period(plan, typed, errors, section.entity)
             prepared.append((section, plan, s, typed, errors))
 
+        unread: list[str] = []
+        if info.format == "xlsx":
+            import fastexcel
+
+            unread = [
+                n
+                for n in fastexcel.read_excel(str(raw_file)).sheet_names
+                if n not in staged
+            ]
+            if None in staged:
+                unread = unread[
+                    1:
+                ]  # the first sheet was read for sections naming no sheet
         result = SubmissionResult(
             sid,
             partner_id,
@@ -434,13 +504,18 @@ class Ingestor:
                     "INSERT INTO ops.raw_decision VALUES (?, ?, NULL, NULL, NULL, NULL)",
                     [sid, sorted(undeclared | dropped)],
                 )
-            refusal: str | None = None
+            notes = []
             if undeclared or dropped:
-                refusal = (
+                notes.append(
                     "refused and never stored: "
                     + ", ".join(sorted(undeclared | dropped))
                     + "; the raw file awaits a decision (keep or purge)"
                 )
+            if unread:
+                notes.append(
+                    f"sheets not part of feed {feed_id}, not read: {', '.join(unread)}"
+                )
+            refusal: str | None = "; ".join(notes) or None
             con.execute(
                 "UPDATE ops.submission SET status = 'loaded', rows_read = ?, rows_loaded = ?, "
                 "rows_quarantined = ?, note = ? WHERE submission_id = ?",
@@ -449,8 +524,41 @@ class Ingestor:
         result.message = (
             f"{name}: {result.rows_read:,} rows read, {result.rows_loaded:,} loaded, "
             f"{result.rows_quarantined:,} quarantined (submission {sid})."
+            + (
+                f" Sheets not part of this feed, not read: {', '.join(unread)}."
+                if unread
+                else ""
+            )
         )
         return result
+
+    def _one_period(
+        self, plan: CheckPlan, typed: str, errors: str, entity: str
+    ) -> None:
+        """A replace-period file is for one school year: the year most of its rows are in.
+        Rows dated in another year are quarantined, so a mistyped date can never wipe
+        a different year's data."""
+        period = self._period_sql(entity, "t.")
+        if period is None or not all(
+            c in plan.field_names for c in re.findall(r'"([a-z_]+)"', period)
+        ):
+            return
+        main = self._con.execute(
+            f"SELECT {period} AS p FROM {typed} t WHERE NOT EXISTS "
+            f"(SELECT 1 FROM {errors} e WHERE e.__row = t.__row) AND {period} IS NOT NULL "
+            "GROUP BY p ORDER BY count(*) DESC, p DESC LIMIT 1"
+        ).fetchall()
+        if not main:
+            return
+        year = int(main[0][0])
+        label = f"{year - 1}-{str(year)[2:]}"
+        self._con.execute(
+            f"INSERT INTO {errors} SELECT t.__row, 'outside_period', "
+            f"'dated in school year ' || ({period} - 1) || '-' || right(CAST({period} AS VARCHAR), 2) "
+            f"|| ', but this file is for {label}; send it with that year''s data' "
+            f"FROM {typed} t WHERE {period} IS NOT NULL AND {period} <> {year} AND NOT EXISTS "
+            f"(SELECT 1 FROM {errors} e WHERE e.__row = t.__row)"
+        )
 
     def _period_sql(self, entity: str, alias: str = "") -> str | None:
         column = PERIOD_SQL.get(entity)
@@ -537,29 +645,24 @@ class Ingestor:
             )
             + f"ORDER BY __row{conflict}"
         )
-        declared_sources = sorted(
+        # Only the paths the allowed fields read are kept: a struct column may hold
+        # more (an SSN inside a JSON object) that must never be stored.
+        refs = sorted(
             {
-                c
+                r
                 for f, spec in section.fields().items()
                 if f in fields
-                for c in spec.source_columns()
+                for r in spec.source_refs()
+                if r.split(".")[0].split("[")[0] in s.columns
             }
-            & set(s.columns)
         )
         record = (
             "json_object("
             + ", ".join(
-                f"{literal(c)}, "
-                + (
-                    f"to_json(st.{quote(c)})"
-                    if s.columns[c].startswith(("STRUCT", "MAP"))
-                    or s.columns[c].endswith("[]")
-                    else f"CAST(st.{quote(c)} AS VARCHAR)"
-                )
-                for c in declared_sources
+                f"{literal(r)}, CAST({source_sql(r, 'st')} AS VARCHAR)" for r in refs
             )
             + ")"
-            if declared_sources
+            if refs
             else "'{}'::JSON"
         )
         con.execute(
@@ -643,3 +746,37 @@ def _table(entity: str):  # type: ignore[no-untyped-def]
     from backbone.ingest.mapping import target_table
 
     return target_table(entity)
+
+
+def _plain_path(ref: str) -> str:
+    """``races[1].raceDescriptor`` -> ``races.raceDescriptor``."""
+    return re.sub(r"\[(\d+|\*)\]", "", ref)
+
+
+def _struct_fields(type_: str) -> list[tuple[str, str]]:
+    """Top-level (name, type) pairs of a DuckDB ``STRUCT(...)`` type, lists unwrapped."""
+    while type_.endswith("[]"):
+        type_ = type_[:-2]
+    if not type_.startswith("STRUCT(") or not type_.endswith(")"):
+        return []
+    body, fields, depth, start = type_[7:-1], [], 0, 0
+    for i, ch in enumerate(body + ","):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            part = body[start:i].strip()
+            name, _, inner = part.partition(" ")
+            fields.append((name.strip('"'), inner.strip()))
+            start = i + 1
+    return fields
+
+
+def _leaves(column: str, type_: str) -> list[str]:
+    """Every leaf path under a nested column (none for a plain column)."""
+    out = []
+    for name, inner in _struct_fields(type_):
+        sub = _leaves(f"{column}.{name}", inner)
+        out += sub or [f"{column}.{name}"]
+    return out

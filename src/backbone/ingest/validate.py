@@ -60,7 +60,11 @@ def _text(expr: str) -> str:
 
 
 def raw_sql(
-    name: str, spec: FieldSpec, partner_id: str, received: str = "current_date"
+    name: str,
+    spec: FieldSpec,
+    partner_id: str,
+    received: str = "current_date",
+    json_columns: frozenset[str] = frozenset(),
 ) -> str:
     """The field's source value as text (what the partner sent), or a constant."""
     if spec.received:
@@ -94,10 +98,14 @@ def raw_sql(
             f"list_contains(CAST({source_sql(ref)} AS VARCHAR[]), {literal(spec.contains)}) "
             "THEN 'true' ELSE 'false' END"
         )
+    text = _text(source_sql(ref))
+    if ref in json_columns:
+        # a JSON column mixing numbers and text: take the value, not its JSON spelling
+        text = f"json_extract_string({source_sql(ref)}, '$')"
     if spec.descriptor_uri:
         # uri://namespace/NameDescriptor#Code Value -> Code Value
-        return f"split_part({_text(source_sql(ref))}, '#', 2)"
-    return _text(source_sql(ref))
+        return f"split_part({text}, '#', 2)"
+    return text
 
 
 @dataclass(frozen=True)
@@ -247,8 +255,9 @@ def typed_sql(
     required = {c.name for c in plan.table.columns if not c.nullable} - IMPLICIT
     for f in plan.fields:
         raw = f"r.{quote('r__' + f.name)}"
+        json_columns = frozenset(c for c, t in source_types.items() if t == "JSON")
         raws.append(
-            f"{raw_sql(f.name, f.spec, partner_id, received)} AS {quote('r__' + f.name)}"
+            f"{raw_sql(f.name, f.spec, partner_id, received, json_columns)} AS {quote('r__' + f.name)}"
         )
         top = (
             (f.spec.column or f.spec.school_year_from or "").split(".")[0].split("[")[0]
