@@ -578,3 +578,23 @@ def test_negative_numbers_stay_numbers_in_exports() -> None:
     assert safe_cell("=1+1") == "'=1+1"
     assert safe_cell("-x") == "'-x"
     assert safe_cell("@SUM(A1)") == "'@SUM(A1)"
+
+
+def test_a_section_for_some_rows_counts_only_those(
+    wh: Warehouse, tmp_path: Path
+) -> None:
+    import yaml
+
+    doc = yaml.safe_load((wh.path / "mappings/d1/records.yaml").read_text())
+    doc["files"][1]["only_when"] = "exit"
+    (wh.path / "mappings/d1/records.yaml").write_text(yaml.safe_dump(doc))
+    [r] = wh.ingest.submit(
+        "d1", "records", [csv_file(tmp_path / "enroll.csv", ENROLLMENTS)], on=ON
+    )
+    # only S2 and S4 have an exit date; S4's is before its entry
+    assert [(t.rows_in, t.rows_loaded, t.rows_quarantined) for t in r.targets] == [
+        (2, 1, 1)
+    ]
+    assert wh._con.execute("SELECT count(*) FROM analytic.enrollment").fetchall() == [
+        (1,)
+    ]

@@ -218,8 +218,13 @@ def mapping_suggest(
             raise UserError(
                 f"{out} exists; choose another --out so nothing is overwritten."
             )
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text, encoding="utf-8")
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UserError(
+                f"Cannot write {out} ({exc.strerror}); choose another --out."
+            ) from None
         _plain().print(
             f"Wrote a draft mapping to {out}; check every TODO before using it."
         )

@@ -677,12 +677,22 @@ class Ingestor:
         quarantined = int(
             con.execute(f"SELECT count(DISTINCT __row) FROM {errors}").fetchall()[0][0]
         )
-        loaded = s.rows - quarantined
+        # rows of this section: a section with only_when covers only some of the file
+        rows_in = int(con.execute(f"SELECT count(*) FROM {typed}").fetchall()[0][0])
+        loaded = rows_in - quarantined
         con.execute(
             "INSERT INTO ops.submission_target VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [sid, entity, s.rows, loaded, quarantined, replaced, list(periods) or None],
+            [
+                sid,
+                entity,
+                rows_in,
+                loaded,
+                quarantined,
+                replaced,
+                list(periods) or None,
+            ],
         )
-        return TargetResult(entity, s.rows, loaded, quarantined, replaced, periods)
+        return TargetResult(entity, rows_in, loaded, quarantined, replaced, periods)
 
     # --- reading back ---------------------------------------------------------------------
 
