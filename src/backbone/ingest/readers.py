@@ -12,6 +12,9 @@ done by DuckDB (and fastexcel for workbooks), never row by row in Python.
 from __future__ import annotations
 
 import codecs
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -228,6 +231,19 @@ def _describe(
     return StagedFile(table, columns, int(rows), info, label)
 
 
+@contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Silence what native code writes straight to file descriptor 2."""
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _stage_xlsx(
     con: duckdb.DuckDBPyConnection,
     path: Path,
@@ -244,7 +260,8 @@ def _stage_xlsx(
             raise InputFileError(
                 f"has no sheet {sheet!r}; its sheets are {', '.join(names)}.", path=path
             )
-        data = book.load_sheet(sheet if sheet is not None else names[0]).to_arrow()
+        with _quiet_native_stderr():  # fastexcel prints a note for every empty column
+            data = book.load_sheet(sheet if sheet is not None else names[0]).to_arrow()
     except InputFileError:
         raise
     except Exception as exc:  # fastexcel raises its own error types
