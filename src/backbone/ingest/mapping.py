@@ -119,16 +119,7 @@ class FieldSpec(_Model):
 
     def source_columns(self) -> set[str]:
         """Top-level source columns this field reads."""
-        refs: list[str] = []
-        if self.column:
-            refs.append(self.column)
-        if self.school_year_from:
-            refs.append(self.school_year_from)
-        if self.template:
-            refs += [
-                r for r in _TEMPLATE_REF.findall(self.template) if r != "partner_id"
-            ]
-        return {re.split(r"[.\[]", r, maxsplit=1)[0] for r in refs}
+        return {re.split(r"[.\[]", r, maxsplit=1)[0] for r in self.source_refs()}
 
 
 class FileSection(_Model):
