@@ -586,15 +586,33 @@ def test_a_section_for_some_rows_counts_only_those(
     import yaml
 
     doc = yaml.safe_load((wh.path / "mappings/d1/records.yaml").read_text())
-    doc["files"][1]["only_when"] = "exit"
+    exits = {
+        "match": "enroll*",
+        "entity": "partner_record",
+        "only_when": "exit",
+        "columns": {"local_id": "id"},
+        "ignore": ["school", "entry", "grade", "why"],
+    }
+    doc["files"].append(exits)
     (wh.path / "mappings/d1/records.yaml").write_text(yaml.safe_dump(doc))
     [r] = wh.ingest.submit(
         "d1", "records", [csv_file(tmp_path / "enroll.csv", ENROLLMENTS)], on=ON
     )
-    # only S2 and S4 have an exit date; S4's is before its entry
-    assert [(t.rows_in, t.rows_loaded, t.rows_quarantined) for t in r.targets] == [
-        (2, 1, 1)
+    # only S2 and S4 have an exit date: the filtered section reads just those two rows
+    counts = {
+        t.entity: (t.rows_in, t.rows_loaded, t.rows_quarantined) for t in r.targets
+    }
+    assert counts == {"enrollment": (4, 3, 1), "partner_record": (2, 2, 0)}
+    assert (r.rows_read, r.rows_loaded, r.rows_quarantined) == (4, 3, 1)
+    assert wh._con.execute(
+        "SELECT local_id FROM identity.partner_record ORDER BY 1"
+    ).fetchall() == [
+        ("S2",),
+        ("S4",),
     ]
-    assert wh._con.execute("SELECT count(*) FROM analytic.enrollment").fetchall() == [
-        (1,)
-    ]
+    only = {"partner": "d1", "feed": "records", "files": [exits]}
+    (wh.path / "mappings/d1/records.yaml").write_text(yaml.safe_dump(only))
+    with pytest.raises(UserError, match="add one that reads every row"):
+        wh.ingest.submit(
+            "d1", "records", [csv_file(tmp_path / "enroll2.csv", ENROLLMENTS)], on=ON
+        )

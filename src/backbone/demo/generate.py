@@ -147,7 +147,7 @@ def generate(
 
     say("planting the usual mistakes")
     plant_errors(out, sim.years)
-    files += write_governance_files(out)
+    files += write_governance_files(out, last_year)
     files += write_mappings(out)
     say("writing the planted truth")
     _write_truth(con, out / "truth")

@@ -224,7 +224,7 @@ def _common(provider: str, signed: str) -> dict[str, Any]:
     }
 
 
-def _district_agreement(d_id: str, name: str) -> dict[str, Any]:
+def _district_agreement(d_id: str, name: str, last_year: int) -> dict[str, Any]:
     others = [d.partner_id for d in DISTRICTS if d.partner_id != d_id]
     return {
         "agreement_id": f"DSA-{d_id.split('-')[0].upper()}",
@@ -232,7 +232,7 @@ def _district_agreement(d_id: str, name: str) -> dict[str, Any]:
         "tier": "dsa",
         "status": "active",
         "effective_from": "2020-07-01",
-        "effective_to": "2027-06-30",
+        "effective_to": f"{last_year + 3}-06-30",
         "parties": {"provider": d_id, "recipient": STEWARD},
         "legal_basis": {"basis": "ferpa_studies", "citation": "34 CFR 99.31(a)(6)"},
         "purposes": [
@@ -344,7 +344,7 @@ def _cbo_agreement(
     return doc
 
 
-def _college_agreement(version: int) -> dict[str, Any]:
+def _college_agreement(version: int, last_year: int) -> dict[str, Any]:
     a_id, a_name = COLLEGE_AGENCY
     doc: dict[str, Any] = {
         "agreement_id": "DSA-A01",
@@ -352,7 +352,7 @@ def _college_agreement(version: int) -> dict[str, Any]:
         "tier": "dsa",
         "status": "active",
         "effective_from": "2021-07-01",
-        "effective_to": "2028-06-30",
+        "effective_to": f"{last_year + 3}-06-30",
         "parties": {"provider": a_id, "recipient": STEWARD},
         "legal_basis": {
             "basis": "ferpa_audit_eval",
@@ -405,7 +405,7 @@ def _college_agreement(version: int) -> dict[str, Any]:
     return doc
 
 
-def _funder_agreement() -> dict[str, Any]:
+def _funder_agreement(last_year: int) -> dict[str, Any]:
     funder = FUNDERS[0][0]
     return {
         "agreement_id": "DUL-F01-EASTSIDE",
@@ -413,7 +413,7 @@ def _funder_agreement() -> dict[str, Any]:
         "tier": "dul",
         "status": "active",
         "effective_from": "2024-07-01",
-        "effective_to": "2027-01-15",
+        "effective_to": f"{last_year + 1}-01-15",
         "parties": {
             "provider": "c02-eastside",
             "recipient": STEWARD,
@@ -496,12 +496,12 @@ def _dump(data: dict[str, Any], path: Path) -> None:
     )
 
 
-def write_governance_files(out: Path) -> list[Path]:
+def write_governance_files(out: Path, last_year: int = 2026) -> list[Path]:
     """Agreement documents (and the amendment and request) under ``out/agreements``."""
     folder = out / "agreements"
     written = []
     for d in DISTRICTS:
-        doc = _district_agreement(d.partner_id, d.name)
+        doc = _district_agreement(d.partner_id, d.name, last_year)
         written.append(folder / f"{doc['agreement_id']}.yaml")
         _dump(doc, written[-1])
     for c in CBOS:
@@ -531,11 +531,11 @@ def write_governance_files(out: Path) -> list[Path]:
     written.append(folder / "DSA-C03-PILOT.yaml")
     _dump(pilot, written[-1])
     written.append(folder / "DSA-A01.yaml")
-    _dump(_college_agreement(1), written[-1])
+    _dump(_college_agreement(1, last_year), written[-1])
     written.append(folder / "amendments" / "DSA-A01-v2.yaml")
-    _dump(_college_agreement(2), written[-1])
+    _dump(_college_agreement(2, last_year), written[-1])
     written.append(folder / "DUL-F01-EASTSIDE.yaml")
-    _dump(_funder_agreement(), written[-1])
+    _dump(_funder_agreement(last_year), written[-1])
     written.append(out / "requests" / "REQ-2026-07.yaml")
     _dump(_request(), written[-1])
     return written

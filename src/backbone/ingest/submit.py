@@ -186,6 +186,12 @@ class Ingestor:
                 f"{version.ref} is {doc.status.value} and runs {doc.effective_from} to "
                 f"{doc.effective_to or 'open'}; data cannot be accepted on {on}. Nothing was stored."
             )
+        if all(s.only_when for s in sections):
+            raise UserError(
+                f"Every section of the {partner_id}/{feed_id} mapping that reads "
+                f"{display_name(path)} has only_when; add one that reads every row, so each "
+                "row is loaded or quarantined."
+            )
         entities = [s.entity for s in sections]
         if len(entities) != len(set(entities)):
             raise UserError(
@@ -629,12 +635,13 @@ class Ingestor:
         columns = ", ".join(quote(f) for f in fields)
         conflict = ""
         if table.name == "partner_record":
-            updates = ", ".join(
+            updates = [
                 f"{quote(f)} = coalesce(EXCLUDED.{quote(f)}, {quote(f)})"
                 for f in fields
                 if f != "local_id"
-            )
-            conflict = f" ON CONFLICT (partner_id, local_id) DO UPDATE SET {updates}, submission_id = EXCLUDED.submission_id"
+            ]
+            updates.append("submission_id = EXCLUDED.submission_id")
+            conflict = f" ON CONFLICT (partner_id, local_id) DO UPDATE SET {', '.join(updates)}"
         con.execute(
             f"INSERT INTO {table.qualified_name} ({owner}, {columns}, submission_id) "
             f"SELECT {literal(partner_id)}, {columns}, {sid} FROM {good} "
