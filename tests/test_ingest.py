@@ -616,3 +616,131 @@ def test_a_section_for_some_rows_counts_only_those(
         wh.ingest.submit(
             "d1", "records", [csv_file(tmp_path / "enroll2.csv", ENROLLMENTS)], on=ON
         )
+
+
+def test_the_stock_edfi_mapping_reads_grades(tmp_path: Path) -> None:
+    from backbone.partners.feeds import Feed
+
+    w = make_warehouse(
+        tmp_path,
+        fields={
+            "course_transcript": [
+                "school_id",
+                "school_year",
+                "term",
+                "course_code",
+                "final_letter_grade_earned",
+                "final_numeric_grade_earned",
+            ]
+        },
+    )
+    try:
+        w.feeds.add(
+            Feed(
+                "d1",
+                "edfi",
+                ("course_transcript",),
+                "term",
+                "DSA-D1",
+                None,
+                date(2024, 9, 1),
+            )
+        )
+        (w.path / "mappings/d1/edfi.yaml").write_text("stock: edfi\n")
+        grade = {
+            "studentSectionAssociationReference": {
+                "studentUniqueId": "604822",
+                "schoolId": 255901001,
+                "schoolYear": 2026,
+                "localCourseCode": "ALG-1",
+                "sectionIdentifier": "ALG-1-1",
+                "sessionName": "Fall",
+                "beginDate": "2025-08-25",
+            },
+            "gradingPeriodReference": {
+                "gradingPeriodDescriptor": "uri://ed-fi.org/GradingPeriodDescriptor#First Semester",
+                "periodSequence": 1,
+                "schoolId": 255901001,
+                "schoolYear": 2026,
+            },
+            "gradeTypeDescriptor": "uri://ed-fi.org/GradeTypeDescriptor#Semester",
+            "letterGradeEarned": "B",
+            "numericGradeEarned": 84,
+        }
+        path = tmp_path / "grades.json"
+        path.write_text(
+            json.dumps(
+                [
+                    grade,
+                    {
+                        **grade,
+                        "numericGradeEarned": 91,
+                        "letterGradeEarned": "A",
+                        "gradingPeriodReference": {
+                            **grade["gradingPeriodReference"],
+                            "gradingPeriodDescriptor": "uri://ed-fi.org/GradingPeriodDescriptor#Second Semester",
+                        },
+                    },
+                ]
+            )
+        )
+        [r] = w.ingest.submit("d1", "edfi", [path], on=ON)
+        assert (r.rows_read, r.rows_loaded, r.undeclared) == (2, 2, [])
+        rows = w._con.execute(
+            "SELECT student_local_id, school_id, term, course_code, final_numeric_grade_earned "
+            "FROM analytic.course_transcript ORDER BY term"
+        ).fetchall()
+        assert rows == [
+            ("604822", "d1/255901001", "Fall Semester", "ALG-1", 84),
+            ("604822", "d1/255901001", "Spring Semester", "ALG-1", 91),
+        ]
+    finally:
+        w.close()
+
+
+def test_show_reports_interruptions_and_raw_file_decisions(
+    wh: Warehouse, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from backbone.cli import app
+
+    text = "id,first,last,dob,middle,ssn\nS1,Ana,Ruiz,02/03/2011,,123-45-6789\n"
+    [r] = wh.ingest.submit(
+        "d1", "records", [csv_file(tmp_path / "students.csv", text)], on=ON
+    )
+    wh.ingest.decide_raw(
+        r.submission_id, keep=False, reason="SSNs are not shared", by="Steward"
+    )
+    wh._con.execute(
+        "INSERT INTO ops.submission VALUES (9, 'd1', 'records', 'big.csv', 'x', 1, 'raw/x', now(), "
+        "'received', NULL, NULL, NULL, NULL)"
+    )
+    wh.close()
+    runner = CliRunner()
+    shown = runner.invoke(
+        app,
+        ["submissions", "show", str(r.submission_id), "-w", str(tmp_path / "wh")],
+        env={"COLUMNS": "250"},
+    ).output
+    assert "Raw file decision: purge" in shown and "SSNs are not shared" in shown
+    stuck = runner.invoke(
+        app,
+        ["submissions", "show", "9", "-w", str(tmp_path / "wh")],
+        env={"COLUMNS": "250"},
+    ).output
+    assert "did not finish" in stuck and "reconciled" not in stuck
+    out = runner.invoke(
+        app,
+        [
+            "submissions",
+            "quarantine",
+            str(r.submission_id),
+            "--out",
+            str(tmp_path / "fix.csv"),
+            "-w",
+            str(tmp_path / "wh"),
+        ],
+        env={"COLUMNS": "250"},
+    ).output
+    assert "give the fixed file such a name" in out

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from backbone.cli.common import OnOption, WarehouseOption, _plain, doors, parse_date
 from backbone.errors import UserError
+from backbone.ingest.mapping import load_mapping
 from backbone.ingest.report import build_report, quarantine_csv, write_report_files
 from backbone.warehouse import Warehouse
 
@@ -127,12 +128,27 @@ def submissions_show(
             f"Submission {report.submission_id}: {report.file_name} from {report.partner_id} "
             f"(feed {report.feed}), received {report.received_at}, {report.status}"
         )
-        console.print(
-            f"{report.rows_read:,} rows read = {report.rows_loaded:,} loaded + "
-            f"{report.rows_quarantined:,} quarantined ({'reconciled' if report.reconciles else 'DOES NOT RECONCILE'})"
-        )
+        if report.status == "received":
+            console.print(
+                "This submission did not finish (the load was interrupted); nothing from it "
+                "was loaded. Submit the file again."
+            )
+        elif report.status == "loaded":
+            console.print(
+                f"{report.rows_read:,} rows read = {report.rows_loaded:,} loaded + "
+                f"{report.rows_quarantined:,} quarantined "
+                f"({'reconciled' if report.reconciles else 'DOES NOT RECONCILE'})"
+            )
         if report.note:
             console.print(report.note)
+        for decision, reason, by, at in wh._con.execute(
+            "SELECT decision, reason, decided_by, decided_at FROM ops.raw_decision "
+            "WHERE submission_id = ? AND decision IS NOT NULL",
+            [submission_id],
+        ).fetchall():
+            console.print(
+                f"Raw file decision: {decision} on {at:%Y-%m-%d} by {by} ({reason})."
+            )
         for entity, rows_in, loaded, quarantined, replaced in report.targets:
             console.print(
                 f"  {entity}: {rows_in:,} in, {loaded:,} loaded, {quarantined:,} quarantined, {replaced:,} replaced"
@@ -155,23 +171,39 @@ def submissions_show(
 def submissions_quarantine(
     submission_id: int,
     out: Annotated[
-        Path, typer.Option(help="CSV file to write the quarantined rows to.")
-    ],
+        Path | None,
+        typer.Option(
+            help="CSV file to write the quarantined rows to (default: <original name>-fix.csv)."
+        ),
+    ] = None,
     warehouse: WarehouseOption = Path("warehouse"),
 ) -> None:
     """Export a submission's quarantined rows, with reasons, to fix and resubmit."""
     with doors(), Warehouse.open(warehouse, read_only=True) as wh:
         row = wh.ingest.get(submission_id)
+        if out is None:
+            out = Path(f"{Path(row[3]).stem}-fix.csv")
         text = quarantine_csv(wh._con, submission_id)
         try:
             out.write_text(text, encoding="utf-8")
         except OSError as exc:
             raise UserError(f"Cannot write {out} ({exc.strerror}).") from None
         n = text.count("\n") - 1
-        _plain().print(
+        console = _plain()
+        console.print(
             f"Wrote {n:,} quarantined rows to {out}. Fix them, then: backbone submit "
             f"--partner {row[1]} --feed {row[2]} --mode append {out}"
         )
+        try:
+            mapping = load_mapping(wh.path / "mappings", row[1], row[2])
+        except UserError:
+            return
+        if not mapping.sections_for(out.name):
+            patterns = ", ".join(s.match for s in mapping.files)
+            console.print(
+                f"Note: the feed's mapping reads files named {patterns}; give the fixed "
+                "file such a name before submitting it."
+            )
 
 
 @submissions_app.command("decide-raw")

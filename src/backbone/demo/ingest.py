@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from backbone.demo.community import CBOS, COLLEGE_AGENCY, DISTRICTS
+from backbone.demo.mappings import descriptor_maps
 
 if TYPE_CHECKING:
     from backbone.warehouse import Warehouse
@@ -112,6 +113,8 @@ def ingest_community(
         dest = target / source.relative_to(community / "mappings")
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, dest)
+    for (partner, descriptor), codes in descriptor_maps().items():
+        wh.descriptor_maps.set(partner, descriptor, codes)
     summary = IngestSummary()
     for partner, feed, path in submission_plan(community):
         say(f"{partner}: {path.name}")

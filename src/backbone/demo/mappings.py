@@ -15,7 +15,23 @@ import yaml
 from backbone.demo.community import CBOS, COLLEGE_AGENCY, DISTRICTS, PROGRAMS, District
 from backbone.demo.writers import CBO_COLUMNS, ENTITIES, column_name
 
-__all__ = ["mapping_documents", "write_mappings"]
+__all__ = ["descriptor_maps", "mapping_documents", "write_mappings"]
+
+# Code sets the steward keeps in the warehouse's descriptor map rather than in the
+# feed's YAML (Hillcrest's numeric attendance codes): both routes are exercised.
+IN_DESCRIPTOR_MAP = {("d04-hillcrest", "AttendanceEventCategoryDescriptor")}
+
+
+def descriptor_maps() -> dict[tuple[str, str], dict[str, str]]:
+    """(partner, descriptor) -> local code -> canonical value, for the descriptor map."""
+    out = {}
+    for d in DISTRICTS:
+        for descriptor, codes in d.codes.items():
+            if (d.partner_id, descriptor) in IN_DESCRIPTOR_MAP:
+                out[(d.partner_id, descriptor)] = {
+                    local: value for value, local in codes.items()
+                }
+    return out
 
 
 def _col(d: District, canonical: str) -> str:
@@ -38,7 +54,7 @@ def _num(d: District, canonical: str) -> dict[str, Any] | str:
 
 def _codes(d: District, descriptor: str, canonical: str) -> dict[str, Any] | str:
     crosswalk = {local: value for value, local in d.codes.get(descriptor, {}).items()}
-    if not crosswalk:
+    if not crosswalk or (d.partner_id, descriptor) in IN_DESCRIPTOR_MAP:
         return _col(d, canonical)
     return {"column": _col(d, canonical), "codes": crosswalk}
 
