@@ -85,7 +85,6 @@ def _section(
     entity_file: str,
     entity: str,
     columns: dict[str, Any],
-    used: set[str] | None = None,
 ) -> dict[str, Any]:
     all_columns = [
         c
@@ -111,8 +110,8 @@ def _section(
             used_sources |= {
                 p.split("}")[0] for p in spec["template"].split("{")[1:]
             } - {"partner_id"}
-    ignore = sorted({_col(d, c) for c in all_columns} - used_sources - (used or set()))
-    # ``used``: columns the file's other sections read, so not ignored here
+    # what this section does not read is ignored here (another section may read it)
+    ignore = sorted({_col(d, c) for c in all_columns} - used_sources)
     if ignore:
         section["ignore"] = ignore
     return section
@@ -148,8 +147,8 @@ def _district_sections(d: District) -> dict[str, list[dict[str, Any]]]:
         "disability": _bool(d, "special_education"),
     }
     records = [
-        _section(d, "students", "partner_record", students_id, used=set()),
-        _section(d, "students", "demographics", demographics, used=set()),
+        _section(d, "students", "partner_record", students_id),
+        _section(d, "students", "demographics", demographics),
         _section(
             d,
             "enrollments",
@@ -187,7 +186,6 @@ def _district_sections(d: District) -> dict[str, list[dict[str, Any]]]:
                 "behavior": c("behavior"),
                 "participation_code": {"constant": "Perpetrator"},
             },
-            used=set(),
         ),
         _section(
             d,
@@ -202,7 +200,6 @@ def _district_sections(d: District) -> dict[str, list[dict[str, Any]]]:
                 "responsibility_school_id": _school(d),
                 "incident_identifier": c("incident_id"),
             },
-            used=set(),
         ),
         _section(
             d,

@@ -16,7 +16,6 @@ import duckdb
 import xlsxwriter
 
 from backbone.demo.community import CBOS, District
-from backbone.model.descriptors import descriptor_uri
 
 __all__ = ["write_agency", "write_cbo", "write_district"]
 
@@ -573,9 +572,3 @@ def write_agency(con: duckdb.DuckDBPyConnection, out: Path) -> list[Path]:
             _copy_text(con, sql, path, ",", "utf-8")
             written.append(path)
     return written
-
-
-def uri(name: str, value_sql: str) -> str:
-    """SQL producing an Ed-Fi descriptor URI from a canonical code value column."""
-    prefix = descriptor_uri(name, "")
-    return f"{_quote(prefix)} || {value_sql}"

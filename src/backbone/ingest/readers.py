@@ -46,8 +46,6 @@ class StagedFile:
     """source column -> DuckDB type"""
     rows: int
     info: SourceInfo
-    row_label: str
-    """How rows are named to people: 'row' (spreadsheet rows) or 'record'."""
 
 
 def _quote(name: str) -> str:
@@ -176,16 +174,16 @@ def stage(
                 f"max_line_size = {MAX_LINE_BYTES}, null_padding = true, "
                 f"strict_mode = false)"
             )
-            offset, label = 1, "row"
+            offset = 1  # the header is row 1, as in a spreadsheet
         elif info.format == "parquet":
-            relation, offset, label = f"read_parquet({source})", 0, "record"
+            relation, offset = f"read_parquet({source})", 0
         elif info.format in ("json", "jsonl"):
             fmt = "array" if info.format == "json" else "newline_delimited"
             relation = (
                 f"read_json({source}, format = '{fmt}', sample_size = -1, "
                 "maximum_object_size = 67108864)"
             )
-            offset, label = 0, "record"
+            offset = 0  # records count from 1
         else:
             return _stage_xlsx(con, path, table, sheet, info)
         create = (
@@ -205,7 +203,7 @@ def stage(
             )
     except duckdb.Error as exc:
         raise InputFileError(_reader_message(exc, info), path=path) from None
-    return _describe(con, table, info, label)
+    return _describe(con, table, info)
 
 
 def _reader_message(exc: duckdb.Error, info: SourceInfo) -> str:
@@ -219,7 +217,7 @@ def _reader_message(exc: duckdb.Error, info: SourceInfo) -> str:
 
 
 def _describe(
-    con: duckdb.DuckDBPyConnection, table: str, info: SourceInfo, label: str
+    con: duckdb.DuckDBPyConnection, table: str, info: SourceInfo
 ) -> StagedFile:
     described = con.execute(f"DESCRIBE {table}").fetchall()
     columns = {
@@ -228,7 +226,7 @@ def _describe(
         if name != "__row" and name not in IGNORED_COLUMNS
     }
     rows = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
-    return StagedFile(table, columns, int(rows), info, label)
+    return StagedFile(table, columns, int(rows), info)
 
 
 @contextmanager
@@ -277,4 +275,4 @@ def _stage_xlsx(
         )
     finally:
         con.unregister(f"{table}__arrow")
-    return _describe(con, table, info, "row")
+    return _describe(con, table, info)

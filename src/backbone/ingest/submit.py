@@ -28,7 +28,13 @@ import duckdb
 
 from backbone.engines.duckdb import transaction
 from backbone.errors import BackboneError, InputFileError, NotFoundError, UserError
-from backbone.ingest.mapping import IMPLICIT, FileSection, Mapping, load_mapping
+from backbone.ingest.mapping import (
+    IMPLICIT,
+    FileSection,
+    Mapping,
+    load_mapping,
+    target_table,
+)
 from backbone.ingest.readers import SourceInfo, StagedFile, sniff, stage
 from backbone.ingest.validate import (
     CheckPlan,
@@ -212,7 +218,7 @@ class Ingestor:
                     f"{section.entity} rows cannot be accepted. Nothing was stored."
                 )
             table_required = {
-                c.name for c in _table(section.entity).columns if not c.nullable
+                c.name for c in target_table(section.entity).columns if not c.nullable
             } - IMPLICIT
             allowed[section.entity] = dataset.field_names() | table_required
         return feed, mapping, sections, allowed
@@ -303,7 +309,7 @@ class Ingestor:
     def _lookups(
         self, partner_id: str, section: FileSection, key: str
     ) -> dict[str, str]:
-        table = _table(section.entity)
+        table = target_table(section.entity)
         out = {}
         for name, spec in section.fields().items():
             column = table.column(name)
@@ -757,12 +763,6 @@ class Ingestor:
             ["keep" if keep else "purge", reason, by, _now(), submission_id],
         )
         return "keep" if keep else "purge"
-
-
-def _table(entity: str):  # type: ignore[no-untyped-def]
-    from backbone.ingest.mapping import target_table
-
-    return target_table(entity)
 
 
 def _plain_path(ref: str) -> str:
