@@ -63,6 +63,34 @@ SETTINGS: tuple[Setting, ...] = (
         "Smallest count any aggregate may show where no agreement sets a stricter "
         "minimum; smaller cells are suppressed.",
     ),
+    Setting(
+        "linkage.auto_link_probability",
+        0.95,
+        "Pairs the model scores at or above this match probability are linked "
+        "without review.",
+    ),
+    Setting(
+        "linkage.review_probability",
+        0.5,
+        "Pairs scored from here up to the auto-link bound wait for clerical review; "
+        "below it they are not linked.",
+    ),
+    Setting(
+        "linkage.auto_link_dice",
+        0.85,
+        "Privacy-preserving pairs whose encodings' Dice similarity is at or above "
+        "this are linked without review.",
+    ),
+    Setting(
+        "linkage.review_dice",
+        0.75,
+        "Encoded pairs from here up to the auto-link Dice bound wait for review.",
+    ),
+    Setting(
+        "linkage.memory_limit",
+        "6GB",
+        "Memory cap of the linkage scratch database; work beyond it spills to disk.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -120,6 +148,16 @@ def _coerce(path: Path, setting: Setting, value: Any) -> Any:
         raise SettingsError(
             f"{path}: setting '{setting.name}' must be text in quotes, not {value!r}."
         )
+    if expected is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise SettingsError(
+                f"{path}: setting '{setting.name}' must be a number, not {value!r}."
+            )
+        if not 0 < value <= 1:
+            raise SettingsError(
+                f"{path}: setting '{setting.name}' must be between 0 and 1, not {value}."
+            )
+        value = float(value)
     if setting.name == "calendar.school_year_start_month" and not 1 <= value <= 12:
         raise SettingsError(
             f"{path}: setting '{setting.name}' must be a month from 1 to 12, "

@@ -24,6 +24,7 @@ from backbone import __version__
 from backbone.engines import connect
 from backbone.errors import NotAWarehouseError, WarehouseError
 from backbone.ingest import Ingestor
+from backbone.linkage import Linkage
 from backbone.model.codes import DescriptorMaps
 from backbone.model.migrations import CURRENT_VERSION, migrate, schema_version
 from backbone.model.schema import ALL_TABLES
@@ -87,6 +88,7 @@ class Warehouse:
             self.feeds,
             settings["calendar.school_year_start_month"],
         )
+        self.linkage = Linkage(con, path, settings, self.agreements)
 
     # --- lifecycle ---------------------------------------------------------------
 

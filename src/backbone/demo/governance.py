@@ -121,9 +121,13 @@ CBO_DATASETS = {
     "partner_record": [
         "local_id",
         "first_name",
+        "middle_name",
         "last_surname",
         "birth_date",
         "birth_sex",
+        "address",
+        "postal_code",
+        "school_name",
     ],
     "program_participation": ["program_id", "begin_date", "end_date"],
     "program_attendance": ["program_id", "event_date", "hours"],
@@ -136,6 +140,7 @@ COLLEGE_DATASETS = {
         "last_surname",
         "birth_date",
         "birth_sex",
+        "school_name",
     ],
     "postsecondary_enrollment": [
         "institution_id",

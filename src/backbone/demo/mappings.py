@@ -352,6 +352,8 @@ def _cbo_sections(cbo_id: str) -> list[dict[str, Any]]:
                 "program",
                 "start",
                 "end",
+                "address",
+                "zip",
             ],
             roster,
             strict=False,
@@ -387,7 +389,13 @@ def _cbo_sections(cbo_id: str) -> list[dict[str, Any]]:
             "birth_date": date(names["dob"]),
             "birth_sex": {"column": names["sex"], "codes": sex_codes},
             "identification_system": {"constant": "Local"},
+            "school_name": names["school"],
             **({"middle_name": names["middle"]} if has_middle else {}),
+            **(
+                {"address": names["address"], "postal_code": names["zip"]}
+                if "zip" in names
+                else {}
+            ),
         },
         "ignore": sorted(
             set(roster)
@@ -397,7 +405,10 @@ def _cbo_sections(cbo_id: str) -> list[dict[str, Any]]:
                 r["last"],
                 names["dob"],
                 names["sex"],
+                names["school"],
                 names.get("middle", ""),
+                names.get("address", ""),
+                names.get("zip", ""),
             }
             - {""}
         ),
@@ -467,8 +478,9 @@ def mapping_documents() -> dict[tuple[str, str], dict[str, Any]]:
                         "codes": {"F": "Female", "M": "Male"},
                     },
                     "identification_system": {"constant": "Other"},
+                    "school_name": "high_school",
                 },
-                "ignore": ["high_school", "hs_graduation_year"],
+                "ignore": ["hs_graduation_year"],
             },
             {
                 "match": "terms.csv",

@@ -63,6 +63,7 @@ PROFILES = {
         dob_shift=0.004,
         surname_change=0.0,
         hyphenate=0.0,
+        moved=0.25,
     ),
     "cbo": dict(
         first_typo=0.08,
@@ -75,6 +76,7 @@ PROFILES = {
         dob_shift=0.01,
         surname_change=0.0,
         hyphenate=0.0,
+        moved=0.15,
     ),
     "agency": dict(
         first_typo=0.02,
@@ -87,6 +89,7 @@ PROFILES = {
         dob_shift=0.003,
         surname_change=0.04,
         hyphenate=0.04,
+        moved=0.6,
     ),
 }
 
@@ -126,7 +129,7 @@ def build_partner_records(
 ) -> None:
     """Create ``partner_record`` (partner_id, local_id, person_key, identity fields)."""
     con.execute(_MACROS)
-    path = resources.files("backbone.demo") / "data" / "nicknames.csv"
+    path = resources.files("backbone.linkage") / "data" / "nicknames.csv"
     with resources.as_file(path) as p:
         con.register("nicknames_arrow", pacsv.read_csv(p))
     con.execute(
@@ -189,6 +192,7 @@ def build_partner_records(
             "c2",
             "u_pick",
             "u_addr",
+            "u_move",
         ):
             cols[name] = rng.random(k)
         for name, value in prof.items():
@@ -202,12 +206,30 @@ def build_partner_records(
         ]
         tables.append(pa.table(cols))
     con.register("record_draws", pa.concat_tables(tables))
-    n_persons = con.execute("SELECT count(*) FROM persons").fetchone()[0]  # type: ignore[index]
+    n_persons = con.execute("SELECT count(*) FROM persons").fetchall()[0][0]
+    # a home address per person, which partners share unless the family moved
+    con.register(
+        "home_draws",
+        pa.table(
+            {
+                "person_key": np.arange(1, n_persons + 1, dtype=np.int64),
+                "home_no": rng.integers(10, 9990, size=n_persons),
+                "home_street": np.asarray(STREETS, dtype=object)[
+                    rng.integers(0, len(STREETS), n_persons)
+                ],
+                "home_type": np.asarray(STREET_TYPES, dtype=object)[
+                    rng.integers(0, len(STREET_TYPES), n_persons)
+                ],
+                "u_home_zip": rng.random(n_persons),
+            }
+        ),
+    )
     con.execute(
         f"""
         CREATE OR REPLACE TABLE partner_record AS
         WITH base AS (
-            SELECT r.*, p.first_name AS true_first, p.middle_name AS true_middle,
+            SELECT r.*, h.home_no, h.home_street, h.home_type, h.u_home_zip,
+                   p.first_name AS true_first, p.middle_name AS true_middle,
                    p.last_surname AS true_last, p.generation_code_suffix,
                    p.birth_date AS true_birth, p.sex, p.state_student_id,
                    p.home_district,
@@ -216,6 +238,7 @@ def build_partner_records(
                    n.nicks
             FROM record_draws r
             JOIN persons p USING (person_key)
+            JOIN home_draws h USING (person_key)
             LEFT JOIN nick n ON n.name = p.first_name
         ),
         varied AS (
@@ -240,8 +263,13 @@ def build_partner_records(
                      WHEN u_dob > 1 - pr_dob_shift
                      THEN (true_birth + INTERVAL (1 + floor(c1 * 3)::INT) DAY)::DATE
                      ELSE true_birth END AS birth_date,
-                street_no || ' ' || street || ' ' || street_type AS address,
-                (55100 + 10 * home_district + floor(u_addr * 9)::INT)::VARCHAR AS postal_code
+                CASE WHEN u_move < pr_moved
+                     THEN street_no || ' ' || street || ' ' || street_type
+                     ELSE home_no || ' ' || home_street || ' ' || home_type
+                END AS address,
+                (55100 + 10 * home_district + floor(
+                    CASE WHEN u_move < pr_moved THEN u_addr ELSE u_home_zip END * 9
+                )::INT)::VARCHAR AS postal_code
             FROM base
         )
         SELECT partner_id, kind, local_id, person_key, first_name, middle_name,

@@ -23,6 +23,7 @@ from backbone.model.schema import (
     GOVERNANCE_TABLES,
     IDENTITY_TABLES,
     INGEST_TABLES,
+    LINKAGE_TABLES,
     OPS_TABLES,
     REF_TABLES,
     SCHEMAS,
@@ -90,6 +91,18 @@ MIGRATIONS: tuple[Migration, ...] = (
                     f"DROP TABLE analytic.{t.name}__v4",
                 )
             ),
+        ),
+    ),
+    Migration(
+        5,
+        "identity resolution: link runs, evidence, clerical review, person events, "
+        "privacy-preserving encodings; the school a partner names",
+        (
+            "ALTER TABLE identity.partner_record ADD COLUMN IF NOT EXISTS school_name VARCHAR",
+            "ALTER TABLE identity.person ADD COLUMN IF NOT EXISTS retired_at TIMESTAMP",
+            "ALTER TABLE identity.person ADD COLUMN IF NOT EXISTS merged_into BIGINT",
+            # link_edge is rewritten in bulk each run; its key is kept by the linker
+            *(create_table_sql(t, enforce_key=t.name != "link_edge") for t in LINKAGE_TABLES),
         ),
     ),
 )

@@ -1,0 +1,30 @@
+"""Where Splink runs. The only module that chooses a Splink backend.
+
+Linkage runs in a scratch DuckDB database beside the warehouse (on disk, with the
+warehouse's memory cap, spilling to a temp directory) so that Splink's many
+intermediate tables never touch the warehouse database. To link on Spark, return
+``SparkAPI(spark_session=...)`` here; the model's SQL is written in DuckDB's
+dialect and Splink translates it with sqlglot.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+from splink.internals.duckdb.database_api import DuckDBAPI
+
+__all__ = ["scratch_api"]
+
+
+def scratch_api(folder: Path, *, threads: int = 0, memory_limit: str = "") -> DuckDBAPI:
+    """A Splink database API over a fresh scratch database in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(folder / "linkage.duckdb"))
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    if memory_limit:
+        con.execute(f"SET memory_limit = '{memory_limit}'")
+    con.execute(f"SET temp_directory = '{folder / 'spill'}'")
+    con.execute("SET preserve_insertion_order = false")
+    return DuckDBAPI(connection=con)

@@ -1,0 +1,642 @@
+"""``backbone link``: every partner record to a person, with a stable person index.
+
+One run: standardize the partner records; link by shared state student id
+(deterministic); train the Splink model by EM and score the blocked pairs; score
+privacy-preserving encodings by Dice similarity; apply reviewers' decisions; join
+pairs into persons under the constraints of :mod:`backbone.linkage.cluster`; give
+each person the id it had before wherever its records did, log merges and splits
+with the pairs behind them; write it all in one transaction.
+
+Splink runs in a scratch database (see :mod:`backbone.engines.splink`); the
+warehouse database only receives the results.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from backbone.engines import transaction
+from backbone.engines.splink import scratch_api
+from backbone.linkage import cluster, model, prepare
+from backbone.linkage.pprl import dice_edges_sql
+from backbone.settings import Settings
+
+__all__ = ["LinkSummary", "records_sql", "run_linkage"]
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class LinkSummary:
+    run_id: int
+    records: int
+    pairs_scored: int
+    deterministic_links: int
+    auto_links: int
+    encoded_links: int
+    review_pairs: int
+    refused_by_constraints: int
+    persons: int
+    new_persons: int
+    merges: int
+    splits: int
+    seconds: float
+    model_path: Path
+
+
+def records_sql(where: str = "TRUE") -> str:
+    """Partner records with school names: the one a partner reports, or the
+    district's enrollments (the schools a record was ever enrolled in)."""
+    return f"""
+    SELECT pr.partner_id, pr.local_id, pr.first_name, pr.middle_name, pr.last_surname,
+           pr.birth_date, pr.birth_sex, pr.address, pr.postal_code, pr.state_student_id,
+           list_distinct(list_filter(
+               list_append(coalesce(enrolled.schools, []), coalesce(s.name, pr.school_name)),
+               lambda x: x IS NOT NULL)) AS schools
+    FROM identity.partner_record pr
+    LEFT JOIN ref.school s ON s.school_id = pr.school_id
+    LEFT JOIN (
+        SELECT e.provider_partner_id, e.student_local_id, list(DISTINCT rs.name) AS schools
+        FROM analytic.enrollment e JOIN ref.school rs USING (school_id)
+        GROUP BY ALL
+    ) enrolled ON enrolled.provider_partner_id = pr.partner_id
+              AND enrolled.student_local_id = pr.local_id
+    WHERE {where.replace("partner_id, local_id", "pr.partner_id, pr.local_id")}
+    """
+
+
+def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
+    return con.execute(sql).fetchall()[0][0]
+
+
+def run_linkage(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    settings: Settings,
+    *,
+    linkable: set[tuple[str, str]],
+    progress: Progress | None = None,
+    now: datetime | None = None,
+) -> LinkSummary:
+    """Link every partner record in the warehouse; returns what the run did.
+
+    ``linkable`` holds the partner pairs (both orders) whose agreements in force
+    allow linking their records; no other pair is ever linked.
+    """
+    say = progress or (lambda _m: None)
+    started = time.perf_counter()
+    at = (now or datetime.now(UTC)).replace(tzinfo=None)
+    upper = float(settings["linkage.auto_link_probability"])
+    lower = float(settings["linkage.review_probability"])
+    upper_dice = float(settings["linkage.auto_link_dice"])
+    lower_dice = float(settings["linkage.review_dice"])
+    run_id = int(
+        _scalar(con, "SELECT coalesce(max(run_id), 0) + 1 FROM identity.link_run")
+    )
+
+    with tempfile.TemporaryDirectory(prefix="backbone-link-") as scratch:
+        api = scratch_api(
+            Path(scratch),
+            threads=int(settings["engine.threads"]),
+            memory_limit=str(settings["linkage.memory_limit"]),
+        )
+        s = api.duckdb_con
+        try:
+            say("standardizing partner records")
+            s.register("clear_records", con.sql(records_sql()).to_arrow_table())
+            s.register(
+                "encodings",
+                con.sql(
+                    "SELECT partner_id, local_id, clk FROM identity.encoding"
+                ).to_arrow_table(),
+            )
+            s.register(
+                "old_assignment",
+                con.sql(
+                    "SELECT partner_id, local_id, person_id FROM identity.record_person"
+                ).to_arrow_table(),
+            )
+            s.register(
+                "old_edges",
+                con.sql(
+                    "SELECT * FROM identity.link_edge WHERE decision = 'link'"
+                ).to_arrow_table(),
+            )
+            s.register(
+                "decisions",
+                con.sql("SELECT * FROM identity.review_decision").to_arrow_table(),
+            )
+            s.register(
+                "linkable",
+                pa.table(
+                    {
+                        "partner_l": [a for a, _ in sorted(linkable)],
+                        "partner_r": [b for _, b in sorted(linkable)],
+                    },
+                    schema=pa.schema(
+                        [("partner_l", pa.string()), ("partner_r", pa.string())]
+                    ),
+                ),
+            )
+            prepare.load_nicknames(s)
+            s.execute(
+                "CREATE TABLE linkage_input AS "
+                + prepare.linkage_input_sql("clear_records")
+            )
+            _number_records(s)
+            n_records = int(_scalar(s, "SELECT count(*) FROM records"))
+            n_clear = int(_scalar(s, "SELECT count(*) FROM linkage_input"))
+
+            pairs_scored = 0
+            model_text = "{}"
+            s.execute(
+                "CREATE TABLE scored (unique_id_l BIGINT, unique_id_r BIGINT, "
+                "match_weight DOUBLE, match_probability DOUBLE)"
+            )
+            if n_clear >= 2:
+                say(f"training the model on {n_clear:,} records (EM)")
+                linker = model.train(api, "linkage_input")
+                model_text = model.model_json(linker)
+                say("scoring blocked pairs")
+                predictions = linker.inference.predict()
+                pairs_scored = int(
+                    _scalar(s, f"SELECT count(*) FROM {predictions.physical_name}")
+                )
+                s.execute(
+                    "INSERT INTO scored SELECT unique_id_l, unique_id_r, match_weight, "
+                    f"match_probability FROM {predictions.physical_name} "
+                    f"WHERE match_probability >= {lower}"
+                )
+                predictions.drop_table_from_database_and_remove_from_cache()
+
+            say("scoring privacy-preserving encodings")
+            s.execute(
+                "CREATE TABLE encoded AS "
+                + dice_edges_sql("encoded_records", lower_dice)
+            )
+            pairs_scored += int(_scalar(s, "SELECT count(*) FROM encoded"))
+
+            say("applying identifiers, reviews and thresholds")
+            s.execute(_edges_sql(upper, upper_dice))
+            say("joining pairs into persons")
+            cluster.connected_components(
+                api,
+                s,
+                "records",
+                "(SELECT unique_id_l, unique_id_r FROM edges WHERE decision = 'link')",
+                "clusters",
+            )
+            refused = _enforce_constraints(s)
+            s.execute(_finalize_edges_sql())
+            say("keeping person ids stable")
+            counts = _assign_person_ids(s, con, run_id, at)
+            summary_counts = s.execute(
+                """
+                SELECT count(*) FILTER (WHERE decision = 'link' AND method = 'deterministic'),
+                       count(*) FILTER (WHERE decision = 'link' AND method = 'model'),
+                       count(*) FILTER (WHERE decision = 'link' AND method = 'encoded'),
+                       count(*) FILTER (WHERE decision = 'review')
+                FROM edges
+                """
+            ).fetchall()[0]
+
+            model_dir = path / "linkage"
+            model_dir.mkdir(exist_ok=True)
+            model_path = model_dir / f"run-{run_id}-model.json"
+            say("writing persons and evidence")
+            _write(
+                con,
+                s,
+                run_id=run_id,
+                at=at,
+                model_text=model_text,
+                row=dict(
+                    records=n_records,
+                    pairs_scored=pairs_scored,
+                    auto_links=summary_counts[1],
+                    deterministic_links=summary_counts[0],
+                    encoded_links=summary_counts[2],
+                    review_pairs=summary_counts[3],
+                    refused_by_constraints=refused,
+                    **counts,
+                    auto_link_probability=upper,
+                    review_probability=lower,
+                ),
+            )
+            model_path.write_text(model_text, encoding="utf-8")
+        finally:
+            s.close()
+    return LinkSummary(
+        run_id=run_id,
+        records=n_records,
+        pairs_scored=pairs_scored,
+        deterministic_links=summary_counts[0],
+        auto_links=summary_counts[1],
+        encoded_links=summary_counts[2],
+        review_pairs=summary_counts[3],
+        refused_by_constraints=refused,
+        seconds=time.perf_counter() - started,
+        model_path=model_path,
+        **counts,
+    )
+
+
+def _number_records(s: duckdb.DuckDBPyConnection) -> None:
+    """``records``: every record to place (clear-text and encoded-only), numbered."""
+    s.execute(
+        """
+        CREATE TABLE records AS
+        SELECT unique_id, partner_id, local_id, state_student_id FROM linkage_input
+        UNION ALL
+        SELECT (SELECT coalesce(max(unique_id), 0) FROM linkage_input)
+                   + row_number() OVER (ORDER BY e.partner_id, e.local_id),
+               e.partner_id, e.local_id, NULL
+        FROM encodings e ANTI JOIN linkage_input i USING (partner_id, local_id)
+        """
+    )
+    s.execute(
+        """
+        CREATE TABLE encoded_records AS
+        SELECT r.unique_id, r.partner_id, from_base64(e.clk) AS clk
+        FROM encodings e JOIN records r USING (partner_id, local_id)
+        """
+    )
+    # reviewers' decisions, as unordered pairs of unique ids
+    s.execute(
+        """
+        CREATE TABLE reviewed AS
+        SELECT least(a.unique_id, b.unique_id) AS unique_id_l,
+               greatest(a.unique_id, b.unique_id) AS unique_id_r, d.decision
+        FROM decisions d
+        JOIN records a ON a.partner_id = d.partner_id_l AND a.local_id = d.local_id_l
+        JOIN records b ON b.partner_id = d.partner_id_r AND b.local_id = d.local_id_r
+        """
+    )
+
+
+def _edges_sql(upper: float, upper_dice: float) -> str:
+    """``edges``: one row per pair with every kind of evidence, and a decision."""
+    return f"""
+    CREATE TABLE edges AS
+    WITH evidence AS (
+        SELECT unique_id_l, unique_id_r, 'model' AS method, match_weight,
+               match_probability, match_probability >= {upper} AS strong
+        FROM scored
+        UNION ALL
+        SELECT unique_id_l, unique_id_r, 'encoded', NULL, dice, dice >= {upper_dice}
+        FROM encoded
+        UNION ALL
+        SELECT a.unique_id, b.unique_id, 'deterministic', NULL, 1.0, TRUE
+        FROM records a JOIN records b
+          ON a.state_student_id = b.state_student_id AND a.unique_id < b.unique_id
+         AND a.partner_id <> b.partner_id
+        UNION ALL
+        SELECT unique_id_l, unique_id_r, 'review', NULL, 1.0, TRUE
+        FROM reviewed WHERE decision = 'same'
+    ),
+    best AS (
+        SELECT unique_id_l, unique_id_r,
+               arg_min(method, CASE method WHEN 'review' THEN 0 WHEN 'deterministic' THEN 1
+                                           WHEN 'model' THEN 2 ELSE 3 END
+                                 - CASE WHEN strong THEN 10 ELSE 0 END) AS method,
+               max(match_weight) AS match_weight,
+               max(match_probability) AS match_probability,
+               bool_or(strong) AS strong,
+               bool_or(method = 'review') AS reviewed_same
+        FROM evidence GROUP BY ALL
+    )
+    SELECT b.*, a.partner_id AS partner_l, c.partner_id AS partner_r,
+           CASE
+               WHEN d.decision = 'different' THEN 'refused'
+               WHEN NOT b.reviewed_same AND a.state_student_id <> c.state_student_id
+               THEN 'refused'
+               WHEN b.strong THEN 'link'
+               ELSE 'review'
+           END AS decision,
+           CASE
+               WHEN d.decision = 'different' THEN '{cluster.CONSTRAINTS[2]}'
+               WHEN NOT b.reviewed_same AND a.state_student_id <> c.state_student_id
+               THEN '{cluster.CONSTRAINTS[1]}'
+           END AS reason
+    FROM best b
+    JOIN records a ON a.unique_id = b.unique_id_l
+    JOIN records c ON c.unique_id = b.unique_id_r
+    -- only partners whose agreements both allow it are ever linked
+    SEMI JOIN linkable k ON k.partner_l = a.partner_id AND k.partner_r = c.partner_id
+    LEFT JOIN reviewed d USING (unique_id_l, unique_id_r)
+    """
+
+
+def _enforce_constraints(s: duckdb.DuckDBPyConnection) -> int:
+    """Re-form the clusters that break a constraint; returns the pairs refused."""
+    s.execute(
+        "CREATE TABLE different AS SELECT unique_id_l, unique_id_r FROM reviewed "
+        "WHERE decision = 'different'"
+    )
+    s.execute(
+        "CREATE TABLE conflicted AS "
+        + cluster.violating_clusters_sql("clusters", "records", "different")
+    )
+    if not _scalar(s, "SELECT count(*) FROM conflicted"):
+        return 0
+    members = s.execute(
+        """
+        SELECT r.unique_id, r.partner_id, r.state_student_id
+        FROM clusters c JOIN conflicted USING (cluster_id) JOIN records r USING (unique_id)
+        """
+    ).fetchall()
+    inside = s.execute(
+        """
+        SELECT e.unique_id_l, e.unique_id_r, e.method, e.match_probability
+        FROM edges e JOIN clusters c ON c.unique_id = e.unique_id_l
+        JOIN conflicted USING (cluster_id)
+        WHERE e.decision = 'link'
+        """
+    ).fetchall()
+    different = {(a, b) for a, b in s.execute("SELECT * FROM different").fetchall()}
+    labels, refused = cluster.resolve_conflicts(members, inside, different)
+    s.register(
+        "relabel",
+        pa.table(
+            {
+                "unique_id": pa.array(list(labels), pa.int64()),
+                "cluster_id": pa.array(list(labels.values()), pa.int64()),
+            }
+        ),
+    )
+    s.execute(
+        "UPDATE clusters SET cluster_id = relabel.cluster_id FROM relabel "
+        "WHERE clusters.unique_id = relabel.unique_id"
+    )
+    s.register(
+        "refused_pairs",
+        pa.table(
+            {
+                "unique_id_l": pa.array([r[0] for r in refused], pa.int64()),
+                "unique_id_r": pa.array([r[1] for r in refused], pa.int64()),
+                "reason": pa.array([r[2] for r in refused], pa.string()),
+            }
+        ),
+    )
+    s.execute(
+        "UPDATE edges SET decision = 'refused', reason = refused_pairs.reason "
+        "FROM refused_pairs WHERE edges.unique_id_l = refused_pairs.unique_id_l "
+        "AND edges.unique_id_r = refused_pairs.unique_id_r"
+    )
+    return len(refused)
+
+
+def _finalize_edges_sql() -> str:
+    """A pair waiting for review whose records are one person anyway needs no review."""
+    return """
+    UPDATE edges SET decision = 'implied'
+    FROM clusters a, clusters b
+    WHERE edges.decision = 'review' AND a.unique_id = edges.unique_id_l
+      AND b.unique_id = edges.unique_id_r AND a.cluster_id = b.cluster_id
+    """
+
+
+def _assign_person_ids(
+    s: duckdb.DuckDBPyConnection,
+    con: duckdb.DuckDBPyConnection,
+    run_id: int,
+    at: datetime,
+) -> dict[str, int]:
+    """Give every cluster a person id, keeping the ids of the last run.
+
+    An old person's records may land in several clusters (a split): it keeps its id
+    in the cluster holding most of them. A cluster may hold several old persons (a
+    merge): it keeps the id of the one with most records there; the others retire,
+    merged into it. Clusters with no old person get new ids.
+    """
+    next_id = int(
+        _scalar(con, "SELECT coalesce(max(person_id), 0) + 1 FROM identity.person")
+    )
+    s.execute(
+        """
+        CREATE TABLE placed AS
+        SELECT c.unique_id, c.cluster_id, r.partner_id, r.local_id, o.person_id AS old_id
+        FROM clusters c JOIN records r USING (unique_id)
+        LEFT JOIN old_assignment o USING (partner_id, local_id)
+        """
+    )
+    s.execute(
+        """
+        CREATE TABLE overlap AS
+        SELECT cluster_id, old_id, count(*) AS n FROM placed
+        WHERE old_id IS NOT NULL GROUP BY ALL
+        """
+    )
+    # each old person's home cluster, then each cluster's heir among those at home
+    s.execute(
+        """
+        CREATE TABLE heir AS
+        WITH home AS (
+            SELECT old_id, arg_max(cluster_id, n * 1e12 - cluster_id) AS cluster_id,
+                   max(n) AS n
+            FROM overlap GROUP BY old_id
+        )
+        SELECT cluster_id, arg_max(old_id, n * 1e12 - old_id) AS person_id
+        FROM home GROUP BY cluster_id
+        """
+    )
+    s.execute(
+        f"""
+        CREATE TABLE cluster_person AS
+        WITH firsts AS (
+            SELECT cluster_id, min(partner_id || chr(31) || local_id) AS first_key
+            FROM placed GROUP BY cluster_id
+        )
+        SELECT f.cluster_id,
+               coalesce(h.person_id,
+                        {next_id} - 1 + row_number() OVER (
+                            PARTITION BY h.person_id IS NULL ORDER BY f.first_key)
+               ) AS person_id,
+               h.person_id IS NULL AS is_new
+        FROM firsts f LEFT JOIN heir h USING (cluster_id)
+        """
+    )
+    # merges: old persons whose home cluster went to another id
+    s.execute(
+        f"""
+        CREATE TABLE events AS
+        WITH home AS (
+            SELECT old_id, arg_max(cluster_id, n * 1e12 - cluster_id) AS cluster_id,
+                   max(n) AS n
+            FROM overlap GROUP BY old_id
+        ),
+        merged AS (
+            SELECT 'merge' AS event, cp.person_id, h.old_id AS other_person_id,
+                   h.n AS records, h.cluster_id
+            FROM home h JOIN cluster_person cp USING (cluster_id)
+            WHERE cp.person_id <> h.old_id
+        ),
+        split AS (
+            SELECT 'split' AS event, o.old_id AS person_id, cp.person_id AS other_person_id,
+                   o.n AS records, o.cluster_id
+            FROM overlap o JOIN cluster_person cp USING (cluster_id)
+            WHERE cp.person_id <> o.old_id
+              AND NOT EXISTS (SELECT 1 FROM merged m WHERE m.other_person_id = o.old_id
+                              AND m.cluster_id = o.cluster_id)
+        ),
+        gone AS (
+            SELECT 'retire' AS event, a.person_id, NULL::BIGINT, count(*), NULL::BIGINT
+            FROM old_assignment a
+            WHERE NOT EXISTS (SELECT 1 FROM overlap o WHERE o.old_id = a.person_id)
+            GROUP BY a.person_id
+        )
+        SELECT e.*, {run_id} AS run_id FROM (
+            SELECT * FROM merged UNION ALL SELECT * FROM split UNION ALL SELECT * FROM gone
+        ) e
+        """
+    )
+    # evidence: the pairs that joined (merge) or the old pairs no longer linking (split)
+    s.execute(
+        """
+        CREATE TABLE event_evidence AS
+        SELECT ev.event, ev.person_id, ev.other_person_id,
+               to_json(list({
+                   'left': ra.partner_id || ':' || ra.local_id,
+                   'right': rb.partner_id || ':' || rb.local_id,
+                   'method': e.method, 'probability': round(e.match_probability, 4),
+                   'decision': e.decision, 'reason': e.reason
+               } ORDER BY e.match_probability DESC) FILTER (WHERE e.unique_id_l IS NOT NULL))::VARCHAR
+                   AS evidence
+        FROM events ev
+        LEFT JOIN placed pa ON pa.cluster_id = ev.cluster_id
+             AND pa.old_id = CASE ev.event WHEN 'merge' THEN ev.other_person_id
+                                           ELSE ev.person_id END
+        LEFT JOIN edges e ON (e.unique_id_l = pa.unique_id OR e.unique_id_r = pa.unique_id)
+        LEFT JOIN placed pb ON pb.unique_id = CASE WHEN e.unique_id_l = pa.unique_id
+                                                   THEN e.unique_id_r ELSE e.unique_id_l END
+        LEFT JOIN records ra ON ra.unique_id = e.unique_id_l
+        LEFT JOIN records rb ON rb.unique_id = e.unique_id_r
+        WHERE ev.event = 'retire' OR pb.unique_id IS NULL OR (
+            CASE ev.event
+                WHEN 'merge' THEN pb.cluster_id = ev.cluster_id AND pb.old_id IS DISTINCT FROM ev.other_person_id
+                ELSE pb.old_id = ev.person_id AND pb.cluster_id <> ev.cluster_id
+            END)
+        GROUP BY ALL
+        """
+    )
+    counts = s.execute(
+        """
+        SELECT (SELECT count(*) FROM cluster_person),
+               (SELECT count(*) FROM cluster_person WHERE is_new),
+               (SELECT count(*) FROM events WHERE event = 'merge'),
+               (SELECT count(*) FROM events WHERE event = 'split')
+        """
+    ).fetchall()[0]
+    return dict(
+        persons=counts[0], new_persons=counts[1], merges=counts[2], splits=counts[3]
+    )
+
+
+def _write(
+    con: duckdb.DuckDBPyConnection,
+    s: duckdb.DuckDBPyConnection,
+    *,
+    run_id: int,
+    at: datetime,
+    model_text: str,
+    row: dict[str, Any],
+) -> None:
+    """Replace the person index and the evidence in one transaction."""
+    assignment = s.sql(
+        """
+        WITH joined AS (
+            SELECT unique_id_l AS unique_id, method FROM edges WHERE decision = 'link'
+            UNION ALL
+            SELECT unique_id_r, method FROM edges WHERE decision = 'link'
+        ),
+        how AS (
+            SELECT unique_id, arg_min(method, CASE method WHEN 'review' THEN 0
+                WHEN 'deterministic' THEN 1 WHEN 'model' THEN 2 ELSE 3 END) AS method
+            FROM joined GROUP BY ALL
+        )
+        SELECT p.partner_id, p.local_id, cp.person_id, coalesce(h.method, 'single') AS method
+        FROM placed p JOIN cluster_person cp USING (cluster_id)
+        LEFT JOIN how h USING (unique_id)
+        """
+    ).to_arrow_table()
+    new_persons = s.sql(
+        "SELECT person_id FROM cluster_person WHERE is_new"
+    ).to_arrow_table()
+    edges = s.sql(
+        f"""
+        SELECT a.partner_id, a.local_id, b.partner_id, b.local_id, {run_id},
+               e.method, e.match_weight, e.match_probability, e.decision, e.reason
+        FROM edges e JOIN records a ON a.unique_id = e.unique_id_l
+        JOIN records b ON b.unique_id = e.unique_id_r
+        """
+    ).to_arrow_table()
+    events = s.sql(
+        """
+        SELECT ev.run_id, ev.event, ev.person_id, ev.other_person_id, ev.records,
+               coalesce(x.evidence, '[]')
+        FROM events ev LEFT JOIN event_evidence x
+          ON x.event = ev.event AND x.person_id = ev.person_id
+         AND x.other_person_id IS NOT DISTINCT FROM ev.other_person_id
+        """
+    ).to_arrow_table()
+    with transaction(con):
+        con.register("new_assignment", assignment)
+        con.register("new_persons", new_persons)
+        con.register("new_edges", edges)
+        con.register("new_events", events)
+        con.execute("DELETE FROM identity.record_person")
+        con.execute(
+            "INSERT INTO identity.record_person SELECT partner_id, local_id, person_id, "
+            "method, ? FROM new_assignment",
+            [at],
+        )
+        con.execute(
+            "INSERT INTO identity.person (person_id, created_at) "
+            "SELECT person_id, ? FROM new_persons",
+            [at],
+        )
+        con.execute(
+            """
+            UPDATE identity.person SET retired_at = ?, merged_into = m.person_id
+            FROM (SELECT person_id, other_person_id FROM new_events WHERE event = 'merge') m
+            WHERE identity.person.person_id = m.other_person_id
+            """,
+            [at],
+        )
+        con.execute(
+            """
+            UPDATE identity.person SET retired_at = ?
+            WHERE person_id IN (SELECT person_id FROM new_events WHERE event = 'retire')
+            """,
+            [at],
+        )
+        con.execute("DELETE FROM identity.link_edge")
+        con.execute(
+            "INSERT INTO identity.link_edge (partner_id_l, local_id_l, partner_id_r, "
+            "local_id_r, run_id, method, match_weight, match_probability, decision, "
+            "reason) SELECT * FROM new_edges"
+        )
+        con.execute(
+            "INSERT INTO identity.person_event SELECT *, ? FROM new_events", [at]
+        )
+        finished = datetime.now(UTC).replace(tzinfo=None)
+        columns = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        con.execute(
+            f"INSERT INTO identity.link_run (run_id, started_at, finished_at, model_json, "
+            f"{columns}) VALUES (?, ?, ?, ?, {marks})",
+            [run_id, at, finished, model_text, *row.values()],
+        )
+        for name in ("new_assignment", "new_persons", "new_edges", "new_events"):
+            con.unregister(name)
+    json.loads(model_text)  # the saved model must stay readable

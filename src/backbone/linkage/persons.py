@@ -1,0 +1,601 @@
+"""The warehouse's identity stage: link, review, explain, give ids back, evaluate.
+
+:class:`Linkage` is what the warehouse hands out as ``wh.linkage``; the CLI only
+translates into and out of it.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import json
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from backbone.engines import transaction
+from backbone.engines.splink import scratch_api
+from backbone.errors import InputFileError, NotFoundError, UserError
+from backbone.linkage import model, prepare
+from backbone.linkage.link import LinkSummary, records_sql, run_linkage
+from backbone.linkage.pprl import BITS
+from backbone.partners.agreements import AgreementRegistry
+from backbone.settings import Settings
+
+__all__ = [
+    "Evaluation",
+    "Linkage",
+    "PairExplanation",
+    "PersonView",
+    "RecordKey",
+    "ReviewPair",
+]
+
+IDENTITY_FIELDS = (
+    "first_name",
+    "middle_name",
+    "last_surname",
+    "birth_date",
+    "birth_sex",
+    "address",
+    "postal_code",
+    "state_student_id",
+    "school",
+)
+
+
+@dataclass(frozen=True, order=True)
+class RecordKey:
+    partner_id: str
+    local_id: str
+
+    @classmethod
+    def parse(cls, text: str) -> RecordKey:
+        partner, sep, local = text.partition(":")
+        if not sep or not partner or not local:
+            raise UserError(
+                f"'{text}' is not a record; write it as PARTNER:LOCAL_ID, "
+                "e.g. d01-northfield:425045."
+            )
+        return cls(partner, local)
+
+    def __str__(self) -> str:
+        return f"{self.partner_id}:{self.local_id}"
+
+
+@dataclass(frozen=True)
+class PairExplanation:
+    left: dict[str, Any]
+    right: dict[str, Any]
+    match_weight: float
+    match_probability: float
+    parts: list[tuple[str, str, float]]
+    """(comparison, level, match weight)"""
+    decision: str | None
+    method: str | None
+
+
+@dataclass(frozen=True)
+class ReviewPair:
+    left: RecordKey
+    right: RecordKey
+    match_probability: float
+    method: str
+
+
+@dataclass(frozen=True)
+class PersonView:
+    person_id: int
+    created_at: datetime
+    retired_at: datetime | None
+    merged_into: int | None
+    records: list[dict[str, Any]]
+    evidence: list[dict[str, Any]]
+    events: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    records: int
+    true_pairs: int
+    predicted_pairs: int
+    pairwise_precision: float
+    pairwise_recall: float
+    pairwise_f1: float
+    true_persons: int
+    predicted_persons: int
+    cluster_precision: float
+    cluster_recall: float
+    cluster_f1: float
+    by_partner_kind: list[tuple[str, int, int, int, float]]
+    """(partner kinds, true pairs, predicted pairs, true positives, F1)"""
+
+
+def _f1(p: float, r: float) -> float:
+    return 2 * p * r / (p + r) if p + r else 0.0
+
+
+class Linkage:
+    """Identity resolution over one warehouse's connection."""
+
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        path: Path,
+        settings: Settings,
+        agreements: AgreementRegistry,
+    ) -> None:
+        self._con = con
+        self._path = path
+        self._settings = settings
+        self._agreements = agreements
+
+    # --- running -----------------------------------------------------------------
+
+    def linkable_pairs(self, on: date) -> set[tuple[str, str]]:
+        """Partner pairs whose agreements in force on ``on`` both allow linking."""
+        allowed: dict[str, set[str]] = {}
+        for agreement_id in self._agreements.ids():
+            record = self._agreements.in_force(agreement_id, on)
+            if record is None:
+                continue
+            doc = record.document
+            if doc.effective_to and doc.effective_to < on:
+                continue
+            if doc.status != "active" or not doc.linkage.allowed:
+                continue
+            allowed.setdefault(doc.parties.provider, set()).update(
+                doc.linkage.linkable_with
+            )
+        return {
+            (a, b)
+            for a, others in allowed.items()
+            for b in others
+            if a in allowed.get(b, set())
+        }
+
+    def run(
+        self,
+        *,
+        progress: Callable[[str], None] | None = None,
+        on: date | None = None,
+    ) -> LinkSummary:
+        """Link every partner record; persons keep their ids across runs."""
+        today = on or datetime.now(UTC).date()
+        summary = run_linkage(
+            self._con,
+            self._path,
+            self._settings,
+            linkable=self.linkable_pairs(today),
+            progress=progress,
+        )
+        self._purge_encodings(today)
+        return summary
+
+    def _purge_encodings(self, today: date) -> int:
+        """Delete encodings the provider's agreement says not to keep after linking."""
+        keep_days: dict[str, int | None] = {}
+        for agreement_id in self._agreements.ids():
+            record = self._agreements.in_force(agreement_id, today)
+            if record is not None:
+                doc = record.document
+                keep_days[doc.parties.provider] = doc.linkage.keys_retention_days
+        deleted = 0
+        partners = [
+            r[0]
+            for r in self._con.execute(
+                "SELECT DISTINCT partner_id FROM identity.encoding"
+            ).fetchall()
+        ]
+        for partner in partners:
+            days = keep_days.get(partner, 0)
+            if days is None:
+                continue
+            cutoff = datetime.combine(today, datetime.min.time())
+            rows = self._con.execute(
+                "DELETE FROM identity.encoding WHERE partner_id = ? "
+                "AND received_at + to_days(?) <= ? RETURNING 1",
+                [partner, days, cutoff],
+            ).fetchall()
+            deleted += len(rows)
+        return deleted
+
+    def last_run(self) -> dict[str, Any] | None:
+        cur = self._con.execute(
+            "SELECT * EXCLUDE (model_json) FROM identity.link_run ORDER BY run_id DESC LIMIT 1"
+        )
+        names = [d[0] for d in cur.description]
+        rows = cur.fetchall()
+        return dict(zip(names, rows[0], strict=True)) if rows else None
+
+    # --- records, persons, evidence ------------------------------------------------
+
+    def _record(self, key: RecordKey) -> dict[str, Any]:
+        cur = self._con.execute(
+            """
+            SELECT pr.partner_id, pr.local_id, pr.first_name, pr.middle_name,
+                   pr.last_surname, pr.birth_date, pr.birth_sex, pr.address,
+                   pr.postal_code, pr.state_student_id,
+                   coalesce(s.name, pr.school_name) AS school,
+                   rp.person_id, rp.method
+            FROM identity.partner_record pr
+            LEFT JOIN ref.school s USING (school_id)
+            LEFT JOIN identity.record_person rp USING (partner_id, local_id)
+            WHERE pr.partner_id = ? AND pr.local_id = ?
+            """,
+            [key.partner_id, key.local_id],
+        )
+        names = [d[0] for d in cur.description]
+        rows = cur.fetchall()
+        if not rows:
+            encoded = self._con.execute(
+                "SELECT 1 FROM identity.encoding WHERE partner_id = ? AND local_id = ?",
+                [key.partner_id, key.local_id],
+            ).fetchall()
+            if encoded:
+                return {
+                    "partner_id": key.partner_id,
+                    "local_id": key.local_id,
+                    "encoded": True,
+                }
+            raise NotFoundError(
+                f"No record {key}. `backbone person show ID` lists a person's records."
+            )
+        return dict(zip(names, rows[0], strict=True))
+
+    def person(self, person_id: int) -> PersonView:
+        rows = self._con.execute(
+            "SELECT created_at, retired_at, merged_into FROM identity.person WHERE person_id = ?",
+            [person_id],
+        ).fetchall()
+        if not rows:
+            raise NotFoundError(
+                f"No person {person_id}. `backbone export crosswalk` lists person ids."
+            )
+        created, retired, merged = rows[0]
+        cur = self._con.execute(
+            """
+            SELECT rp.partner_id, rp.local_id, rp.method, pr.first_name, pr.middle_name,
+                   pr.last_surname, pr.birth_date, pr.birth_sex,
+                   coalesce(s.name, pr.school_name) AS school, pr.state_student_id,
+                   pr.submission_id
+            FROM identity.record_person rp
+            LEFT JOIN identity.partner_record pr USING (partner_id, local_id)
+            LEFT JOIN ref.school s ON s.school_id = pr.school_id
+            WHERE rp.person_id = ? ORDER BY rp.partner_id, rp.local_id
+            """,
+            [person_id],
+        )
+        names = [d[0] for d in cur.description]
+        records = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+        cur = self._con.execute(
+            """
+            SELECT e.partner_id_l || ':' || e.local_id_l AS left_record,
+                   e.partner_id_r || ':' || e.local_id_r AS right_record,
+                   e.method, e.match_weight, e.match_probability, e.decision, e.reason
+            FROM identity.link_edge e
+            JOIN identity.record_person a ON a.partner_id = e.partner_id_l AND a.local_id = e.local_id_l
+            JOIN identity.record_person b ON b.partner_id = e.partner_id_r AND b.local_id = e.local_id_r
+            WHERE a.person_id = ? OR b.person_id = ?
+            ORDER BY e.decision, e.match_probability DESC
+            """,
+            [person_id, person_id],
+        )
+        names = [d[0] for d in cur.description]
+        evidence = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+        cur = self._con.execute(
+            """
+            SELECT run_id, event, person_id, other_person_id, records, evidence, happened_at
+            FROM identity.person_event WHERE person_id = ? OR other_person_id = ?
+            ORDER BY run_id, event
+            """,
+            [person_id, person_id],
+        )
+        names = [d[0] for d in cur.description]
+        events = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+        for event in events:
+            event["evidence"] = json.loads(event["evidence"])
+        return PersonView(
+            person_id, created, retired, merged, records, evidence, events
+        )
+
+    def explain(self, left: RecordKey, right: RecordKey) -> PairExplanation:
+        """The saved model's match weights for one pair, comparison by comparison."""
+        left, right = sorted((left, right))
+        a, b = self._record(left), self._record(right)
+        run = self._con.execute(
+            "SELECT model_json FROM identity.link_run ORDER BY run_id DESC LIMIT 1"
+        ).fetchall()
+        if not run or run[0][0] == "{}":
+            raise UserError("No linkage model yet: run `backbone link` first.")
+        edge = self._con.execute(
+            "SELECT decision, method FROM identity.link_edge WHERE partner_id_l = ? "
+            "AND local_id_l = ? AND partner_id_r = ? AND local_id_r = ?",
+            [left.partner_id, left.local_id, right.partner_id, right.local_id],
+        ).fetchall()
+        if a.get("encoded") or b.get("encoded"):
+            raise UserError(
+                f"{left} or {right} is known only by its privacy-preserving encoding; "
+                "its evidence is the Dice similarity shown by `backbone person show`."
+            )
+        with tempfile.TemporaryDirectory(prefix="backbone-explain-") as scratch:
+            api = scratch_api(Path(scratch), memory_limit="1GB")
+            s = api.duckdb_con
+            try:
+                s.register(
+                    "pair_source",
+                    self._con.sql(
+                        records_sql("(partner_id, local_id) IN ((?, ?), (?, ?))"),
+                        params=[
+                            left.partner_id,
+                            left.local_id,
+                            right.partner_id,
+                            right.local_id,
+                        ],
+                    ).to_arrow_table(),
+                )
+                prepare.load_nicknames(s)
+                rows = s.execute(
+                    prepare.linkage_input_sql("pair_source")
+                    + " ORDER BY partner_id, local_id"
+                ).fetchall()
+                names = list(prepare.LINKAGE_COLUMNS)
+                recs = [dict(zip(names, r, strict=True)) for r in rows]
+                weight, probability, parts = model.explain_pair(
+                    api, run[0][0], recs[0], recs[1]
+                )
+            finally:
+                s.close()
+        return PairExplanation(
+            a,
+            b,
+            weight,
+            probability,
+            parts,
+            edge[0][0] if edge else None,
+            edge[0][1] if edge else None,
+        )
+
+    # --- clerical review --------------------------------------------------------------
+
+    def review_queue(self, limit: int | None = None) -> list[ReviewPair]:
+        """Pairs between the bounds, most likely first, not yet decided."""
+        sql = (
+            "SELECT e.partner_id_l, e.local_id_l, e.partner_id_r, e.local_id_r, "
+            "e.match_probability, e.method FROM identity.link_edge e "
+            "ANTI JOIN identity.review_decision d USING (partner_id_l, local_id_l, partner_id_r, local_id_r) "
+            "WHERE e.decision = 'review' ORDER BY e.match_probability DESC, 1, 2, 3, 4"
+        )
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [
+            ReviewPair(RecordKey(r[0], r[1]), RecordKey(r[2], r[3]), r[4], r[5])
+            for r in self._con.execute(sql).fetchall()
+        ]
+
+    def decide(
+        self,
+        left: RecordKey,
+        right: RecordKey,
+        decision: str,
+        *,
+        by: str,
+        note: str | None = None,
+        at: datetime | None = None,
+    ) -> None:
+        """Record a reviewer's decision; it overrides the model on every later run."""
+        if decision not in ("same", "different"):
+            raise UserError(
+                f"A review decision is 'same' or 'different', not '{decision}'."
+            )
+        if left == right:
+            raise UserError("A record is always the same as itself; name two records.")
+        left, right = sorted((left, right))
+        self._record(left)
+        self._record(right)
+        when = (at or datetime.now(UTC)).replace(tzinfo=None)
+        with transaction(self._con):
+            self._con.execute(
+                "DELETE FROM identity.review_decision WHERE partner_id_l = ? AND "
+                "local_id_l = ? AND partner_id_r = ? AND local_id_r = ?",
+                [left.partner_id, left.local_id, right.partner_id, right.local_id],
+            )
+            self._con.execute(
+                "INSERT INTO identity.review_decision VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    left.partner_id,
+                    left.local_id,
+                    right.partner_id,
+                    right.local_id,
+                    decision,
+                    by,
+                    when,
+                    note,
+                ],
+            )
+
+    def decisions(self) -> list[tuple[RecordKey, RecordKey, str, str, datetime]]:
+        return [
+            (RecordKey(r[0], r[1]), RecordKey(r[2], r[3]), r[4], r[5], r[6])
+            for r in self._con.execute(
+                "SELECT partner_id_l, local_id_l, partner_id_r, local_id_r, decision, "
+                "decided_by, decided_at FROM identity.review_decision ORDER BY decided_at"
+            ).fetchall()
+        ]
+
+    # --- giving ids back --------------------------------------------------------------
+
+    def crosswalk(self, partner_id: str) -> pa.Table:
+        """The partner's local ids with their person ids."""
+        known = self._con.execute(
+            "SELECT 1 FROM ref.partner WHERE partner_id = ?", [partner_id]
+        ).fetchall()
+        if not known:
+            raise NotFoundError(
+                f"No partner '{partner_id}'. `backbone partner list` shows them."
+            )
+        return self._con.sql(
+            "SELECT local_id, person_id FROM identity.record_person WHERE partner_id = ? "
+            "ORDER BY local_id",
+            params=[partner_id],
+        ).to_arrow_table()
+
+    def export_crosswalk(self, partner_id: str, out: Path) -> int:
+        table = self.crosswalk(partner_id)
+        if out.suffix.lower() == ".parquet":
+            pq.write_table(table, out)
+        else:
+            pacsv.write_csv(table, out)
+        return int(table.num_rows)
+
+    # --- privacy-preserving encodings -------------------------------------------------
+
+    def add_encodings(
+        self, partner_id: str, path: Path, *, project: str, at: datetime | None = None
+    ) -> int:
+        """Store a partner's encodings (replacing that partner's earlier ones)."""
+        self.crosswalk(partner_id)  # the partner must exist
+        when = (at or datetime.now(UTC)).replace(tzinfo=None)
+        rows: list[tuple[str, str]] = []
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            if reader.fieldnames is None or not {"local_id", "clk"} <= set(
+                reader.fieldnames
+            ):
+                raise InputFileError(
+                    "needs the columns local_id and clk, as `backbone encode` writes them.",
+                    path=path,
+                    row=1,
+                )
+            for number, row in enumerate(reader, start=2):
+                clk = row["clk"] or ""
+                try:
+                    size = len(base64.b64decode(clk, validate=True))
+                except ValueError:
+                    size = -1
+                if size != BITS // 8:
+                    raise InputFileError(
+                        f"clk is not a {BITS}-bit encoding in base64; "
+                        "re-run `backbone encode` on the partner's machine.",
+                        path=path,
+                        row=number,
+                        column="clk",
+                    )
+                rows.append((row["local_id"], clk))
+        ids = [r[0] for r in rows]
+        if len(set(ids)) != len(ids):
+            raise InputFileError(
+                "a local_id appears twice; send one encoding per record.",
+                path=path,
+                column="local_id",
+            )
+        table = pa.table(
+            {
+                "partner_id": [partner_id] * len(rows),
+                "local_id": ids,
+                "clk": [r[1] for r in rows],
+                "linkage_project": [project] * len(rows),
+            }
+        )
+        with transaction(self._con):
+            self._con.register("incoming_encodings", table)
+            self._con.execute(
+                "DELETE FROM identity.encoding WHERE partner_id = ?", [partner_id]
+            )
+            self._con.execute(
+                "INSERT INTO identity.encoding SELECT partner_id, local_id, clk, "
+                "linkage_project, ? FROM incoming_encodings",
+                [when],
+            )
+            self._con.unregister("incoming_encodings")
+        return len(rows)
+
+    # --- accuracy against a planted truth ---------------------------------------------
+
+    def evaluate(self, truth: Path) -> Evaluation:
+        """Pairwise and cluster precision, recall and F1 against ``truth/records.parquet``."""
+        source = truth / "records.parquet" if truth.is_dir() else truth
+        if not source.exists():
+            raise UserError(
+                f"No truth at {source}: point --truth at a demo community's truth/ folder."
+            )
+        c = self._con
+        c.execute(
+            "CREATE OR REPLACE TEMP TABLE eval_j AS SELECT t.partner_id, t.person_key, "
+            "rp.person_id, p.kind FROM read_parquet(?) t "
+            "JOIN identity.record_person rp USING (partner_id, local_id) "
+            "JOIN ref.partner p USING (partner_id)",
+            [str(source)],
+        )
+        tot = c.execute(
+            """
+            SELECT count(*),
+                   (SELECT sum(n * (n - 1) / 2) FROM (SELECT count(*) n FROM eval_j GROUP BY person_key)),
+                   (SELECT sum(n * (n - 1) / 2) FROM (SELECT count(*) n FROM eval_j GROUP BY person_id)),
+                   (SELECT sum(n * (n - 1) / 2) FROM (SELECT count(*) n FROM eval_j GROUP BY person_id, person_key)),
+                   count(DISTINCT person_key), count(DISTINCT person_id)
+            FROM eval_j
+            """
+        ).fetchall()[0]
+        records, true_pairs, pred_pairs, tp = (
+            tot[0],
+            int(tot[1] or 0),
+            int(tot[2] or 0),
+            int(tot[3] or 0),
+        )
+        exact = c.execute(
+            """
+            WITH t AS (SELECT person_key, list(partner_id || ':' || person_id ORDER BY ALL) AS m FROM eval_j GROUP BY person_key),
+                 p AS (SELECT person_id, count(*) n, count(DISTINCT person_key) k FROM eval_j GROUP BY person_id),
+                 q AS (SELECT person_key, count(DISTINCT person_id) k FROM eval_j GROUP BY person_key),
+                 pure AS (SELECT j.person_key FROM eval_j j JOIN p USING (person_id) JOIN q USING (person_key)
+                          GROUP BY j.person_key HAVING max(p.k) = 1 AND max(q.k) = 1)
+            SELECT (SELECT count(*) FROM pure)
+            """
+        ).fetchall()[0][0]
+        by_kind = c.execute(
+            """
+            WITH pairs AS (
+                SELECT a.kind || '–' || b.kind AS kinds,
+                       (a.person_key = b.person_key) AS same_true,
+                       (a.person_id = b.person_id) AS same_pred
+                FROM eval_j a JOIN eval_j b
+                  ON a.partner_id < b.partner_id
+                 AND (a.person_key = b.person_key OR a.person_id = b.person_id)
+            )
+            SELECT kinds, count(*) FILTER (WHERE same_true), count(*) FILTER (WHERE same_pred),
+                   count(*) FILTER (WHERE same_true AND same_pred)
+            FROM pairs GROUP BY kinds ORDER BY kinds
+            """
+        ).fetchall()
+        c.execute("DROP TABLE eval_j")
+        precision = tp / pred_pairs if pred_pairs else 1.0
+        recall = tp / true_pairs if true_pairs else 1.0
+        cp = exact / tot[5] if tot[5] else 1.0
+        cr = exact / tot[4] if tot[4] else 1.0
+        kinds = [
+            (k, t, p, both, _f1(both / p if p else 1.0, both / t if t else 1.0))
+            for k, t, p, both in by_kind
+        ]
+        return Evaluation(
+            records,
+            true_pairs,
+            pred_pairs,
+            precision,
+            recall,
+            _f1(precision, recall),
+            tot[4],
+            tot[5],
+            cp,
+            cr,
+            _f1(cp, cr),
+            kinds,
+        )

@@ -1,0 +1,126 @@
+"""Standardizing partner records for linkage: pure SQL builders.
+
+Every partner spells a person differently (accents, upper case, hyphens, nicknames,
+day and month swapped). Linkage compares standardized forms: lower-case ASCII names,
+the surname's parts, every formal name a first name may stand for, the birth date
+with day and month swapped, a tidied address. Records are numbered (``unique_id``)
+so that pairs and clusters are integers, not strings.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import duckdb
+import pyarrow.csv as pacsv
+
+__all__ = [
+    "LINKAGE_COLUMNS",
+    "linkage_input_sql",
+    "load_nicknames",
+    "name_sql",
+]
+
+LINKAGE_COLUMNS = (
+    "unique_id",
+    "partner_id",
+    "local_id",
+    "first_name",
+    "middle_name",
+    "last_name",
+    "surname_parts",
+    "first_forms",
+    "first_canon",
+    "birth_date",
+    "birth_date_swapped",
+    "birth_year",
+    "sex",
+    "address",
+    "postal_code",
+    "schools",
+    "state_student_id",
+)
+"""The columns of the linkage input, in order."""
+
+
+def name_sql(column: str) -> str:
+    """A name as lower-case ASCII letters only, NULL when nothing is left."""
+    return (
+        f"nullif(regexp_replace(lower(strip_accents({column})), '[^a-z]', '', 'g'), '')"
+    )
+
+
+def load_nicknames(
+    con: duckdb.DuckDBPyConnection, table: str = "linkage_nickname"
+) -> None:
+    """Create ``table(name, formals)``: each first name and the formal names it may shorten."""
+    path = resources.files("backbone.linkage") / "data" / "nicknames.csv"
+    with resources.as_file(path) as p:
+        pairs = pacsv.read_csv(p)
+    con.register("linkage_nickname_csv", pairs)
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE {table} AS
+        SELECT {name_sql("nickname")} AS name,
+               list_distinct(list({name_sql("name")})) AS formals
+        FROM linkage_nickname_csv GROUP BY 1
+        """
+    )
+    con.unregister("linkage_nickname_csv")
+
+
+def linkage_input_sql(
+    source: str = "identity.partner_record",
+    nicknames: str = "linkage_nickname",
+    where: str = "TRUE",
+) -> str:
+    """SELECT the standardized linkage input from partner records.
+
+    ``source`` has the identifying columns of ``identity.partner_record`` and
+    ``schools``, the names of the schools the record is known at (see
+    :func:`backbone.linkage.link.records_sql`).
+
+    ``first_forms`` holds the first name and every formal name it may shorten, so
+    "Bill" and "William" share a form; ``first_canon`` is the alphabetically first
+    formal name (a blocking key). ``birth_date_swapped`` is the birth date with day
+    and month exchanged, where that is still a date.
+    """
+    return f"""
+    WITH std AS (
+        SELECT partner_id, local_id,
+               {name_sql("first_name")} AS first_name,
+               {name_sql("middle_name")} AS middle_name,
+               {name_sql("last_surname")} AS last_name,
+               list_filter(
+                   regexp_split_to_array(
+                       regexp_replace(lower(strip_accents(last_surname)), '[^a-z -]', '', 'g'),
+                       '[ -]+'),
+                   lambda part: length(part) > 1) AS surname_parts,
+               birth_date,
+               CASE WHEN day(birth_date) <= 12 AND day(birth_date) <> month(birth_date)
+                    THEN make_date(year(birth_date), day(birth_date), month(birth_date))
+               END AS birth_date_swapped,
+               year(birth_date) AS birth_year,
+               CASE lower(birth_sex) WHEN 'male' THEN 'm' WHEN 'female' THEN 'f' END AS sex,
+               nullif(regexp_replace(lower(trim(address)), '[^a-z0-9]+', ' ', 'g'), '')
+                   AS address,
+               nullif(substr(regexp_replace(postal_code, '[^0-9]', '', 'g'), 1, 5), '')
+                   AS postal_code,
+               nullif(list_transform(schools, lambda x:
+                   trim(regexp_replace(lower(strip_accents(x)), '[^a-z0-9]+', ' ', 'g'))), [])
+                   AS schools,
+               nullif(trim(state_student_id), '') AS state_student_id
+        FROM {source}
+        WHERE {where}
+    )
+    SELECT row_number() OVER (ORDER BY std.partner_id, std.local_id) AS unique_id,
+           std.partner_id, std.local_id, std.first_name, std.middle_name, std.last_name,
+           std.surname_parts,
+           CASE WHEN std.first_name IS NULL THEN NULL
+                ELSE list_distinct(list_append(coalesce(n.formals, []), std.first_name))
+           END AS first_forms,
+           coalesce(list_min(n.formals), std.first_name) AS first_canon,
+           std.birth_date, std.birth_date_swapped, std.birth_year, std.sex, std.address,
+           std.postal_code, std.schools, std.state_student_id
+    FROM std LEFT JOIN {nicknames} n ON n.name = std.first_name
+    """
