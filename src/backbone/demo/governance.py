@@ -341,6 +341,8 @@ def _cbo_agreement(
         "linkage": {
             "allowed": True,
             "linkable_with": [d.partner_id for d in DISTRICTS],
+            # linkage keys (e.g. privacy-preserving encodings) go once linked
+            "keys_retention_days": 0,
         },
         **_common(c_id, start),
     }

@@ -53,7 +53,10 @@ BLOCKING_RULES: tuple[str, ...] = (
 # EM passes: each fixes some fields by blocking on them and learns the others.
 TRAINING_RULES: tuple[str, ...] = (
     "l.birth_date = r.birth_date",
-    "l.first_canon = r.first_canon AND l.last_name = r.last_name",
+    # names alone pair many namesakes; the middle initial keeps the block mostly
+    # true pairs, so the birth-date levels are learned from real disagreements
+    "l.first_canon = r.first_canon AND l.last_name = r.last_name "
+    "AND substr(l.middle_name, 1, 1) = substr(r.middle_name, 1, 1)",
 )
 
 # Pairs that agree on all of these are almost surely one person; used (with an
@@ -166,7 +169,10 @@ def settings() -> SettingsCreator:
         unique_id_column_name="unique_id",
         comparisons=_comparisons(),
         blocking_rules_to_generate_predictions=[
-            {"blocking_rule": f"{rule} AND {DIFFERENT_PARTNERS}", "sql_dialect": "duckdb"}
+            {
+                "blocking_rule": f"{rule} AND {DIFFERENT_PARTNERS}",
+                "sql_dialect": "duckdb",
+            }
             for rule in BLOCKING_RULES
         ],
         retain_intermediate_calculation_columns=False,
@@ -206,34 +212,30 @@ def model_json(linker: Linker) -> str:
 def explain_pair(
     db_api: DatabaseAPISubClass,
     model: str,
-    left: dict[str, Any],
-    right: dict[str, Any],
+    left: str,
+    right: str,
 ) -> tuple[float, float, list[tuple[str, str, float]]]:
     """Score one pair with a saved model.
 
-    Returns (match weight, match probability, [(comparison, level, weight)]).
+    ``left`` and ``right`` are one-row tables of linkage input that also carry
+    ``tf_first_name`` and ``tf_last_name``, the names' frequencies among all
+    records. Returns (match weight, probability, [(comparison, level, weight)]).
     """
     _quiet_splink()
-    linker = Linker(
-        db_api.register(_empty_like(left)), json.loads(model), log_level=logging.ERROR
+    linker = Linker(db_api.register(left), json.loads(model), log_level=logging.ERROR)
+    scored: SplinkDataFrame = linker.inference.score_pair(
+        db_api.register(left), db_api.register(right)
     )
-    scored: SplinkDataFrame = linker.inference.score_pair(left, right)
     row = scored.as_record_list()[0]
     levels = _level_labels(json.loads(model))
     parts = []
     for comparison, labels in levels.items():
         gamma = row.get(f"gamma_{comparison}")
-        weight = row.get(f"mw_{comparison}")
+        weight = float(row.get(f"mw_{comparison}") or 0.0)
+        weight += float(row.get(f"mw_tf_adj_{comparison}") or 0.0)
         label = labels.get(int(gamma), str(gamma)) if gamma is not None else ""
-        parts.append((comparison, label, float(weight or 0.0)))
+        parts.append((comparison, label, weight))
     return float(row["match_weight"]), float(row["match_probability"]), parts
-
-
-def _empty_like(record: dict[str, Any]) -> str:
-    # score_pair needs a registered input to know the schema; the pair itself is
-    # passed directly, so any one-row table of the same shape will do
-    cols = ", ".join(f"NULL AS {name}" for name in record)
-    return f"(SELECT {cols} LIMIT 0)"
 
 
 def _level_labels(model: dict[str, Any]) -> dict[str, dict[int, str]]:

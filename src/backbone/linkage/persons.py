@@ -119,6 +119,17 @@ class Evaluation:
     """(partner kinds, true pairs, predicted pairs, true positives, F1)"""
 
 
+_KIND_LABELS = {
+    "school_district": "district",
+    "community_organization": "community org",
+    "higher_education_agency": "college agency",
+}
+
+
+def _short_kinds(kinds: str) -> str:
+    return "–".join(_KIND_LABELS.get(k, k) for k in kinds.split("–"))
+
+
 def _f1(p: float, r: float) -> float:
     return 2 * p * r / (p + r) if p + r else 0.0
 
@@ -227,8 +238,9 @@ class Linkage:
                    coalesce(s.name, pr.school_name) AS school,
                    rp.person_id, rp.method
             FROM identity.partner_record pr
-            LEFT JOIN ref.school s USING (school_id)
-            LEFT JOIN identity.record_person rp USING (partner_id, local_id)
+            LEFT JOIN ref.school s ON s.school_id = pr.school_id
+            LEFT JOIN identity.record_person rp
+                   ON rp.partner_id = pr.partner_id AND rp.local_id = pr.local_id
             WHERE pr.partner_id = ? AND pr.local_id = ?
             """,
             [key.partner_id, key.local_id],
@@ -343,14 +355,27 @@ class Linkage:
                     ).to_arrow_table(),
                 )
                 prepare.load_nicknames(s)
-                rows = s.execute(
-                    prepare.linkage_input_sql("pair_source")
+                s.execute(
+                    "CREATE TABLE pair_input AS "
+                    + prepare.linkage_input_sql("pair_source")
                     + " ORDER BY partner_id, local_id"
+                )
+                names = s.execute(
+                    "SELECT first_name, last_name FROM pair_input"
                 ).fetchall()
-                names = list(prepare.LINKAGE_COLUMNS)
-                recs = [dict(zip(names, r, strict=True)) for r in rows]
+                for side, rank, (first, last) in (
+                    ("pair_l", 1, names[0]),
+                    ("pair_r", 2, names[1]),
+                ):
+                    tf = self._name_frequencies(first, last)
+                    s.execute(
+                        f"CREATE TABLE {side} AS SELECT *, ?::DOUBLE AS tf_first_name, "
+                        "?::DOUBLE AS tf_last_name FROM pair_input "
+                        f"QUALIFY row_number() OVER (ORDER BY partner_id, local_id) = {rank}",
+                        [tf["tf_first_name"], tf["tf_last_name"]],
+                    )
                 weight, probability, parts = model.explain_pair(
-                    api, run[0][0], recs[0], recs[1]
+                    api, run[0][0], "pair_l", "pair_r"
                 )
             finally:
                 s.close()
@@ -363,6 +388,25 @@ class Linkage:
             edge[0][0] if edge else None,
             edge[0][1] if edge else None,
         )
+
+    def _name_frequencies(
+        self, first: str | None, last: str | None
+    ) -> dict[str, float]:
+        """How common the names are among all records (Splink's term frequencies)."""
+        row = self._con.execute(
+            f"""
+            SELECT count(*) FILTER (WHERE {prepare.name_sql("first_name")} = ?)
+                       / greatest(count(first_name), 1),
+                   count(*) FILTER (WHERE {prepare.name_sql("last_surname")} = ?)
+                       / greatest(count(last_surname), 1)
+            FROM identity.partner_record
+            """,
+            [first, last],
+        ).fetchall()[0]
+        return {
+            "tf_first_name": float(row[0] or 0.0),
+            "tf_last_name": float(row[1] or 0.0),
+        }
 
     # --- clerical review --------------------------------------------------------------
 
@@ -582,7 +626,13 @@ class Linkage:
         cp = exact / tot[5] if tot[5] else 1.0
         cr = exact / tot[4] if tot[4] else 1.0
         kinds = [
-            (k, t, p, both, _f1(both / p if p else 1.0, both / t if t else 1.0))
+            (
+                _short_kinds(k),
+                t,
+                p,
+                both,
+                _f1(both / p if p else 1.0, both / t if t else 1.0),
+            )
             for k, t, p, both in by_kind
         ]
         return Evaluation(

@@ -102,7 +102,10 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE identity.person ADD COLUMN IF NOT EXISTS retired_at TIMESTAMP",
             "ALTER TABLE identity.person ADD COLUMN IF NOT EXISTS merged_into BIGINT",
             # link_edge is rewritten in bulk each run; its key is kept by the linker
-            *(create_table_sql(t, enforce_key=t.name != "link_edge") for t in LINKAGE_TABLES),
+            *(
+                create_table_sql(t, enforce_key=t.name != "link_edge")
+                for t in LINKAGE_TABLES
+            ),
         ),
     ),
 )

@@ -925,7 +925,12 @@ LINKAGE_TABLES = (
         (
             *_pair(),
             _c("run_id", "BIGINT", required=True),
-            _c("method", "VARCHAR", required=True, doc="deterministic / model / encoded / review"),
+            _c(
+                "method",
+                "VARCHAR",
+                required=True,
+                doc="deterministic / model / encoded / review",
+            ),
             _c("match_weight", "DOUBLE"),
             _c("match_probability", "DOUBLE", required=True),
             _c("decision", "VARCHAR", required=True, doc="link / review / refused"),

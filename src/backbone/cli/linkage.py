@@ -1,0 +1,449 @@
+"""Commands for identity resolution: ``link``, ``person``, ``review``, ``export``, ``encode``."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from backbone.cli.common import WarehouseOption, _err, _out, _plain, doors
+from backbone.errors import InputFileError, UserError
+from backbone.linkage import LinkSummary, RecordKey, encode_records
+from backbone.linkage.pprl import schema
+from backbone.warehouse import Warehouse
+
+link_app = typer.Typer(
+    help="Link partner records to persons; explain and evaluate links.",
+    no_args_is_help=False,
+    invoke_without_command=True,
+)
+person_app = typer.Typer(help="Linked persons.", no_args_is_help=True)
+review_app = typer.Typer(
+    help="Clerical review of uncertain pairs (run without a subcommand to review).",
+    invoke_without_command=True,
+)
+export_app = typer.Typer(help="Give linked ids back to partners.", no_args_is_help=True)
+encodings_app = typer.Typer(
+    help="Privacy-preserving encodings partners send instead of names.",
+    no_args_is_help=True,
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(link_app, name="link")
+    app.add_typer(person_app, name="person")
+    app.add_typer(review_app, name="review")
+    app.add_typer(export_app, name="export")
+    app.add_typer(encodings_app, name="encodings")
+    app.command("encode")(encode)
+
+
+def print_link_summary(summary: LinkSummary) -> None:
+    table = Table(title=f"Link run {summary.run_id}", show_header=False)
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    for label, value in (
+        ("partner records", summary.records),
+        ("pairs scored", summary.pairs_scored),
+        ("linked by state student id", summary.deterministic_links),
+        ("linked by the model", summary.auto_links),
+        ("linked by encodings (Dice)", summary.encoded_links),
+        ("waiting for review", summary.review_pairs),
+        ("refused by constraints", summary.refused_by_constraints),
+        ("persons", summary.persons),
+        ("new persons", summary.new_persons),
+        ("merges (logged)", summary.merges),
+        ("splits (logged)", summary.splits),
+    ):
+        table.add_row(label, f"{value:,}")
+    _out().print(table)
+    _out().print(
+        f"Linked in {summary.seconds:.1f} s; model saved to {summary.model_path}. "
+        "Next: `backbone review` for uncertain pairs, `backbone person show ID`."
+    )
+
+
+@link_app.callback()
+def link(
+    ctx: typer.Context,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Link every partner record to a person (run with no subcommand)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    with doors(), Warehouse.open(warehouse) as wh:
+        with _err().status("linking") as status:
+            summary = wh.linkage.run(progress=lambda m: status.update(m))
+        print_link_summary(summary)
+
+
+@link_app.command("evaluate")
+def link_evaluate(
+    truth: Annotated[
+        Path, typer.Option(help="The demo community's truth/ folder (planted linkage).")
+    ],
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Pairwise and cluster precision, recall and F1 of the last run against a truth."""
+    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
+        result = wh.linkage.evaluate(truth)
+    table = Table(title=f"Linkage accuracy ({result.records:,} records)")
+    for column in ("measure", "precision", "recall", "F1"):
+        table.add_column(column, justify="left" if column == "measure" else "right")
+    table.add_row(
+        f"pairwise ({result.true_pairs:,} true pairs, {result.predicted_pairs:,} linked)",
+        f"{result.pairwise_precision:.4f}",
+        f"{result.pairwise_recall:.4f}",
+        f"{result.pairwise_f1:.4f}",
+    )
+    table.add_row(
+        f"cluster ({result.true_persons:,} true persons, {result.predicted_persons:,} found)",
+        f"{result.cluster_precision:.4f}",
+        f"{result.cluster_recall:.4f}",
+        f"{result.cluster_f1:.4f}",
+    )
+    for kinds, true_pairs, linked, both, f1 in result.by_partner_kind:
+        p = both / linked if linked else 1.0
+        r = both / true_pairs if true_pairs else 1.0
+        table.add_row(
+            f"  {kinds.replace('_', ' ')}", f"{p:.4f}", f"{r:.4f}", f"{f1:.4f}"
+        )
+    _out().print(table)
+
+
+@link_app.command("explain")
+def link_explain(
+    left: Annotated[str, typer.Argument(help="PARTNER:LOCAL_ID")],
+    right: Annotated[str, typer.Argument(help="PARTNER:LOCAL_ID")],
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """The match weights of one pair under the last run's model."""
+    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
+        x = wh.linkage.explain(RecordKey.parse(left), RecordKey.parse(right))
+    _show_pair(x.left, x.right)
+    table = Table(title="Evidence (match weight, log2 of the Bayes factor)")
+    for column in ("comparison", "level", "weight"):
+        table.add_column(column, justify="right" if column == "weight" else "left")
+    for comparison, level, weight in x.parts:
+        table.add_row(comparison, level, f"{weight:+.2f}")
+    _plain().print(table)
+    status = f"; last run: {x.decision} ({x.method})" if x.decision else ""
+    _out().print(
+        f"Match weight {x.match_weight:+.2f}, probability {x.match_probability:.4f}{status}."
+    )
+
+
+_SHOWN = (
+    "first_name",
+    "middle_name",
+    "last_surname",
+    "birth_date",
+    "birth_sex",
+    "address",
+    "postal_code",
+    "state_student_id",
+    "school",
+    "person_id",
+)
+
+
+def _show_pair(a: dict[str, Any], b: dict[str, Any]) -> None:
+    table = Table(show_header=True)
+    table.add_column("field")
+    table.add_column(f"{a['partner_id']}:{a['local_id']}")
+    table.add_column(f"{b['partner_id']}:{b['local_id']}")
+    for field in _SHOWN:
+        left, right = a.get(field), b.get(field)
+        if left is None and right is None:
+            continue
+        mark = "" if left == right else " *"
+        table.add_row(
+            field + mark,
+            "" if left is None else str(left),
+            "" if right is None else str(right),
+        )
+    _plain().print(table)
+
+
+@person_app.command("show")
+def person_show(
+    person_id: Annotated[int, typer.Argument(help="A person id.")],
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Every partner record of a person and the evidence that joined them."""
+    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
+        view = wh.linkage.person(person_id)
+    console = _plain()
+    state = (
+        f", retired {view.retired_at:%Y-%m-%d}"
+        + (f" (merged into {view.merged_into})" if view.merged_into else "")
+        if view.retired_at
+        else ""
+    )
+    console.print(f"Person {view.person_id} (since {view.created_at:%Y-%m-%d}{state})")
+    records = Table(title="Records")
+    for column in (
+        "partner",
+        "local id",
+        "name",
+        "birth date",
+        "sex",
+        "school",
+        "joined by",
+    ):
+        records.add_column(column)
+    for r in view.records:
+        name = " ".join(
+            str(r[k]) for k in ("first_name", "middle_name", "last_surname") if r.get(k)
+        )
+        records.add_row(
+            r["partner_id"],
+            r["local_id"],
+            name or "(encoded)",
+            str(r["birth_date"] or ""),
+            str(r["birth_sex"] or ""),
+            str(r["school"] or ""),
+            r["method"],
+        )
+    console.print(records)
+    evidence = Table(title="Evidence")
+    for column in ("pair", "method", "weight", "probability", "decision"):
+        evidence.add_column(column)
+    for e in view.evidence:
+        weight = "" if e["match_weight"] is None else f"{e['match_weight']:+.2f}"
+        decision = e["decision"] + (f" ({e['reason']})" if e["reason"] else "")
+        evidence.add_row(
+            f"{e['left_record']} ~ {e['right_record']}",
+            e["method"],
+            weight,
+            f"{e['match_probability']:.4f}",
+            decision,
+        )
+    console.print(evidence)
+    for event in view.events:
+        pairs = ", ".join(
+            f"{p['left']}~{p['right']} {p['method']} {p['probability']}"
+            for p in event["evidence"][:5]
+        )
+        console.print(
+            f"run {event['run_id']}: {event['event']} {event['person_id']} / "
+            f"{event['other_person_id']} ({event['records']} records) {pairs}"
+        )
+
+
+@review_app.callback()
+def review(
+    ctx: typer.Context,
+    reviewer: Annotated[
+        str, typer.Option(help="Your name, recorded with each decision.")
+    ] = "steward",
+    limit: Annotated[int, typer.Option(help="Pairs to review in this sitting.")] = 20,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Review uncertain pairs side by side: [s]ame, [d]ifferent, s[k]ip, [q]uit."""
+    if ctx.invoked_subcommand is not None:
+        return
+    with doors(), Warehouse.open(warehouse) as wh:
+        queue = wh.linkage.review_queue(limit)
+        if not queue:
+            _out().print(
+                "Nothing to review. Run `backbone link` after new submissions."
+            )
+            return
+        decided = 0
+        for number, pair in enumerate(queue, start=1):
+            x = wh.linkage.explain(pair.left, pair.right)
+            _out().print(
+                f"\nPair {number} of {len(queue)}: probability {pair.match_probability:.4f}"
+            )
+            _show_pair(x.left, x.right)
+            _plain().print(
+                "  " + "; ".join(f"{c} {lv} {w:+.1f}" for c, lv, w in x.parts)
+            )
+            answer = typer.prompt("[s]ame, [d]ifferent, s[k]ip, [q]uit", default="k")
+            choice = answer.strip().lower()[:1]
+            if choice == "q":
+                break
+            if choice in ("s", "d"):
+                wh.linkage.decide(
+                    pair.left,
+                    pair.right,
+                    "same" if choice == "s" else "different",
+                    by=reviewer,
+                )
+                decided += 1
+        _out().print(
+            f"Recorded {decided} decisions; they override the model from the next "
+            "`backbone link` on."
+        )
+
+
+@review_app.command("list")
+def review_list(
+    limit: Annotated[int, typer.Option(help="Pairs to list.")] = 50,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Pairs waiting for review, most likely first."""
+    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
+        queue = wh.linkage.review_queue(limit)
+    table = Table(title=f"{len(queue)} pairs waiting for review")
+    for column in ("left", "right", "method", "probability"):
+        table.add_column(column)
+    for p in queue:
+        table.add_row(str(p.left), str(p.right), p.method, f"{p.match_probability:.4f}")
+    _plain().print(table)
+
+
+@review_app.command("decide")
+def review_decide(
+    left: Annotated[str, typer.Argument(help="PARTNER:LOCAL_ID")],
+    right: Annotated[str, typer.Argument(help="PARTNER:LOCAL_ID")],
+    decision: Annotated[str, typer.Argument(help="same or different")],
+    reviewer: Annotated[str, typer.Option(help="Your name.")] = "steward",
+    note: Annotated[str | None, typer.Option(help="Why.")] = None,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Record one decision without the interactive review."""
+    with doors(), Warehouse.open(warehouse) as wh:
+        wh.linkage.decide(
+            RecordKey.parse(left),
+            RecordKey.parse(right),
+            decision,
+            by=reviewer,
+            note=note,
+        )
+    _plain().print(
+        f"Recorded: {left} and {right} are {decision}; the next `backbone link` applies it."
+    )
+
+
+@export_app.command("crosswalk")
+def export_crosswalk(
+    partner: Annotated[str, typer.Option(help="The partner whose ids to give back.")],
+    out: Annotated[Path, typer.Option(help="CSV (or .parquet) file to write.")],
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Write a partner's local ids with their person ids."""
+    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
+        rows = wh.linkage.export_crosswalk(partner, out)
+    _plain().print(f"Wrote {rows:,} ids of {partner} to {out}.")
+
+
+@encodings_app.command("submit")
+def encodings_submit(
+    file: Annotated[Path, typer.Argument(help="The CSV `backbone encode` wrote.")],
+    partner: Annotated[str, typer.Option(help="The partner that encoded it.")],
+    project: Annotated[str, typer.Option(help="The linkage project.")] = "backbone",
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Store a partner's encodings (replacing its earlier ones) for the next link run."""
+    with doors(), Warehouse.open(warehouse) as wh:
+        n = wh.linkage.add_encodings(partner, file, project=project)
+    _plain().print(f"Stored {n:,} encodings of {partner}; run `backbone link`.")
+
+
+def _read_secret(path: Path) -> bytes:
+    if not path.is_file():
+        raise InputFileError(
+            "no such file; the linkage secret is a file only partners hold.", path=path
+        )
+    secret = path.read_bytes().strip()
+    if len(secret) < 16:
+        raise InputFileError("the linkage secret must be at least 16 bytes.", path=path)
+    return secret
+
+
+def encode(
+    file: Annotated[Path, typer.Argument(help="CSV of the partner's records.")],
+    secret_file: Annotated[Path, typer.Option(help="File holding the shared secret.")],
+    out: Annotated[Path, typer.Option(help="CSV of local ids and encodings to write.")],
+    id_column: Annotated[
+        str, typer.Option(help="Column of the local id.")
+    ] = "local_id",
+    first_column: Annotated[
+        str, typer.Option(help="Column of the first name.")
+    ] = "first_name",
+    last_column: Annotated[
+        str, typer.Option(help="Column of the last name.")
+    ] = "last_surname",
+    birth_column: Annotated[
+        str, typer.Option(help="Column of the birth date.")
+    ] = "birth_date",
+    sex_column: Annotated[str, typer.Option(help="Column of sex (F/M).")] = "birth_sex",
+    date_format: Annotated[str, typer.Option(help="Birth date format.")] = "%Y-%m-%d",
+    project: Annotated[
+        str, typer.Option(help="Linkage project (rotates the salt).")
+    ] = "backbone",
+    salt_birth_year: Annotated[
+        bool,
+        typer.Option(
+            help="Salt names with the birth year (harder to attack; needs exact years)."
+        ),
+    ] = False,
+) -> None:
+    """Run on a partner's own machine: names and birth dates become keyed Bloom filters.
+
+    Only local ids and encodings are written; the secret never leaves the partners.
+    """
+    from datetime import datetime
+
+    with doors():
+        secret = _read_secret(secret_file)
+        if not file.is_file():
+            raise InputFileError("no such file.", path=file)
+        rows: list[tuple[str, str | None, str | None, date | None, str | None]] = []
+        with file.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            wanted = [id_column, first_column, last_column, birth_column, sex_column]
+            missing = [c for c in wanted if c not in (reader.fieldnames or [])]
+            if missing:
+                raise InputFileError(
+                    f"has no column {', '.join(missing)}; name the columns with "
+                    "--id-column, --first-column, --last-column, --birth-column, --sex-column.",
+                    path=file,
+                    row=1,
+                )
+            for number, row in enumerate(reader, start=2):
+                born_text = (row[birth_column] or "").strip()
+                born = None
+                if born_text:
+                    try:
+                        born = datetime.strptime(born_text, date_format).date()
+                    except ValueError:
+                        raise InputFileError(
+                            f"'{born_text}' is not a date in the format {date_format}; "
+                            "fix it or pass --date-format.",
+                            path=file,
+                            row=number,
+                            column=birth_column,
+                        ) from None
+                rows.append(
+                    (
+                        row[id_column],
+                        row[first_column],
+                        row[last_column],
+                        born,
+                        row[sex_column],
+                    )
+                )
+        if not rows:
+            raise UserError(f"{file} has no records to encode.")
+        encoded = encode_records(
+            rows, secret, project=project, salt_with_birth_year=salt_birth_year
+        )
+        with out.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["local_id", "clk"])
+            writer.writerows((e.local_id, e.clk) for e in encoded)
+        out.with_suffix(".schema.json").write_text(
+            json.dumps(schema(project, salt_birth_year), indent=2), encoding="utf-8"
+        )
+    _plain().print(
+        f"Encoded {len(encoded):,} records to {out} (local ids and encodings only); "
+        f"send it with `backbone encodings submit {out.name} --partner YOUR_ID`."
+    )
