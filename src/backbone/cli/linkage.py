@@ -71,14 +71,22 @@ def print_link_summary(summary: LinkSummary) -> None:
 @link_app.callback()
 def link(
     ctx: typer.Context,
+    retrain: Annotated[
+        bool,
+        typer.Option(help="Estimate the model again instead of reusing the saved one."),
+    ] = False,
     warehouse: WarehouseOption = Path("warehouse"),
 ) -> None:
-    """Link every partner record to a person (run with no subcommand)."""
+    """Link every partner record to a person (run with no subcommand).
+
+    The first run trains the model (EM) and saves it; later runs reuse it so new
+    submissions do not move earlier links, unless --retrain.
+    """
     if ctx.invoked_subcommand is not None:
         return
     with doors(), Warehouse.open(warehouse) as wh:
         with _err().status("linking") as status:
-            summary = wh.linkage.run(progress=lambda m: status.update(m))
+            summary = wh.linkage.run(retrain=retrain, progress=lambda m: status.update(m))
         print_link_summary(summary)
 
 

@@ -85,13 +85,16 @@ def run_linkage(
     settings: Settings,
     *,
     linkable: set[tuple[str, str]],
+    retrain: bool = False,
     progress: Progress | None = None,
     now: datetime | None = None,
 ) -> LinkSummary:
     """Link every partner record in the warehouse; returns what the run did.
 
     ``linkable`` holds the partner pairs (both orders) whose agreements in force
-    allow linking their records; no other pair is ever linked.
+    allow linking their records; no other pair is ever linked. The first run trains
+    the model; later runs score with the saved one (so new submissions do not move
+    earlier pairs) unless ``retrain``.
     """
     say = progress or (lambda _m: None)
     started = time.perf_counter()
@@ -103,6 +106,11 @@ def run_linkage(
     run_id = int(
         _scalar(con, "SELECT coalesce(max(run_id), 0) + 1 FROM identity.link_run")
     )
+    saved = con.execute(
+        "SELECT model_json FROM identity.link_run WHERE model_json <> '{}' "
+        "ORDER BY run_id DESC LIMIT 1"
+    ).fetchall()
+    previous_model = saved[0][0] if saved else None
 
     with tempfile.TemporaryDirectory(prefix="backbone-link-") as scratch:
         api = scratch_api(
@@ -164,8 +172,12 @@ def run_linkage(
                 "match_weight DOUBLE, match_probability DOUBLE)"
             )
             if n_clear >= 2:
-                say(f"training the model on {n_clear:,} records (EM)")
-                linker = model.train(api, "linkage_input")
+                if previous_model and not retrain:
+                    say("scoring with the saved model")
+                    linker = model.trained(api, "linkage_input", previous_model)
+                else:
+                    say(f"training the model on {n_clear:,} records (EM)")
+                    linker = model.train(api, "linkage_input")
                 model_text = model.model_json(linker)
                 say("scoring blocked pairs")
                 predictions = linker.inference.predict()
@@ -267,7 +279,8 @@ def _number_records(s: duckdb.DuckDBPyConnection) -> None:
     s.execute(
         """
         CREATE TABLE encoded_records AS
-        SELECT r.unique_id, r.partner_id, from_base64(e.clk) AS clk
+        SELECT r.unique_id, r.partner_id, from_base64(e.clk) AS clk,
+               r.unique_id IN (SELECT unique_id FROM linkage_input) AS clear
         FROM encodings e JOIN records r USING (partner_id, local_id)
         """
     )

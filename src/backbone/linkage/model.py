@@ -204,6 +204,12 @@ def train(
     return linker
 
 
+def trained(db_api: DatabaseAPISubClass, table: str, model: str) -> Linker:
+    """A linker over ``table`` with the parameters of a saved model."""
+    _quiet_splink()
+    return Linker(db_api.register(table), json.loads(model), log_level=logging.ERROR)
+
+
 def model_json(linker: Linker) -> str:
     """The trained model as JSON (saved with the run)."""
     return json.dumps(linker.misc.save_model_to_json(), sort_keys=True)

@@ -178,14 +178,19 @@ class Linkage:
         *,
         progress: Callable[[str], None] | None = None,
         on: date | None = None,
+        retrain: bool = False,
     ) -> LinkSummary:
-        """Link every partner record; persons keep their ids across runs."""
+        """Link every partner record; persons keep their ids across runs.
+
+        The model is trained on the first run and reused after, unless ``retrain``.
+        """
         today = on or datetime.now(UTC).date()
         summary = run_linkage(
             self._con,
             self._path,
             self._settings,
             linkable=self.linkable_pairs(today),
+            retrain=retrain,
             progress=progress,
         )
         self._purge_encodings(today)
@@ -196,9 +201,13 @@ class Linkage:
         keep_days: dict[str, int | None] = {}
         for agreement_id in self._agreements.ids():
             record = self._agreements.in_force(agreement_id, today)
-            if record is not None:
-                doc = record.document
-                keep_days[doc.parties.provider] = doc.linkage.keys_retention_days
+            if record is None or record.document.linkage.keys_retention_days is None:
+                continue
+            # the strictest agreement of a provider decides
+            doc = record.document
+            days = doc.linkage.keys_retention_days
+            earlier = keep_days.get(doc.parties.provider)
+            keep_days[doc.parties.provider] = days if earlier is None else min(earlier, days)
         deleted = 0
         partners = [
             r[0]
@@ -210,7 +219,9 @@ class Linkage:
             days = keep_days.get(partner, 0)
             if days is None:
                 continue
-            cutoff = datetime.combine(today, datetime.min.time())
+            cutoff = datetime.now(UTC).replace(tzinfo=None)
+            if today < cutoff.date():  # linking as of an earlier day
+                cutoff = datetime.combine(today, datetime.max.time())
             rows = self._con.execute(
                 "DELETE FROM identity.encoding WHERE partner_id = ? "
                 "AND received_at + to_days(?) <= ? RETURNING 1",

@@ -188,21 +188,23 @@ def band_positions(bands: int = BANDS, width: int = BAND_WIDTH) -> list[Sequence
 def dice_edges_sql(table: str, threshold: float) -> str:
     """SELECT candidate pairs of encodings with Dice ≥ ``threshold``.
 
-    ``table(unique_id, partner_id, clk BLOB)``. Pairs from the same partner are
-    never compared. Each record keeps only its best match per other partner, and a
+    ``table(unique_id, partner_id, clk BLOB, clear BOOLEAN)``: ``clear`` marks
+    records the warehouse also holds in clear text; two of those are left to the
+    clear-text model, so encodings only speak for records known by nothing else.
+    Pairs from the same partner are never compared. Each record keeps only its best match per other partner, and a
     pair stays only if it is best for both records (one-to-one).
     """
     band_keys = []
     for b, positions in enumerate(band_positions()):
         bits = " || ".join(f"get_bit(bits, {p})::VARCHAR" for p in positions)
         band_keys.append(
-            f"SELECT unique_id, partner_id, {b} AS band, {bits} AS key FROM e"
+            f"SELECT unique_id, partner_id, clear, {b} AS band, {bits} AS key FROM e"
         )
     bands = "\n        UNION ALL ".join(band_keys)
     return f"""
     WITH e AS (
-        SELECT unique_id, partner_id, clk::BIT AS bits, bit_count(clk::BIT) AS ones
-        FROM (SELECT unique_id, partner_id, clk FROM {table})
+        SELECT unique_id, partner_id, clear, clk::BIT AS bits, bit_count(clk::BIT) AS ones
+        FROM {table}
     ),
     keyed AS ({bands}),
     candidates AS (
@@ -210,7 +212,7 @@ def dice_edges_sql(table: str, threshold: float) -> str:
                greatest(a.unique_id, b.unique_id) AS unique_id_r
         FROM keyed a JOIN keyed b
           ON a.band = b.band AND a.key = b.key AND a.unique_id < b.unique_id
-         AND a.partner_id <> b.partner_id
+         AND a.partner_id <> b.partner_id AND NOT (a.clear AND b.clear)
     ),
     scored AS (
         SELECT c.unique_id_l, c.unique_id_r, l.partner_id AS partner_l,

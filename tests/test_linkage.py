@@ -1,0 +1,382 @@
+"""Identity resolution: the model, constraints, stable ids, review, crosswalk, PPRL."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+from typer.testing import CliRunner
+
+from backbone import Warehouse
+from backbone.cli import app
+from backbone.demo import GenerateSummary
+from backbone.demo.governance import record_governance
+from backbone.demo.ingest import ingest_community
+from backbone.linkage import RecordKey, encode_records
+from backbone.linkage.cluster import CONSTRAINTS, resolve_conflicts
+from backbone.linkage.pprl import dice
+from backbone.linkage.prepare import linkage_input_sql, load_nicknames
+
+runner = CliRunner()
+WIDE = {"COLUMNS": "250"}
+
+
+@pytest.fixture(scope="module")
+def built(
+    community: GenerateSummary, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The demo community ingested into a warehouse and linked once."""
+    path = tmp_path_factory.mktemp("linked") / "wh"
+    with Warehouse.init(path) as wh:
+        wh.partners.import_directory(community.out / "community.json")
+        record_governance(wh, community.out, date.today())
+        ingest_community(wh, community.out, date.today())
+        wh.linkage.run()
+    return path
+
+
+@pytest.fixture
+def wh(built: Path, tmp_path: Path) -> Iterator[Warehouse]:
+    """A private copy of the linked warehouse, so tests may change it."""
+    shutil.copytree(built, tmp_path / "wh")
+    with Warehouse.open(tmp_path / "wh") as w:
+        yield w
+
+
+def _pairs_of(wh: Warehouse) -> set[tuple[str, str, int]]:
+    return set(
+        wh._con.execute(
+            "SELECT partner_id, local_id, person_id FROM identity.record_person"
+        ).fetchall()
+    )
+
+
+# --- standardizing and constraints on hand-made records ---------------------------
+
+
+def test_standardizing_finds_nicknames_swapped_dates_and_surname_parts() -> None:
+    con = duckdb.connect()
+    con.execute(
+        """
+        CREATE TABLE src AS SELECT * FROM (VALUES
+            ('p1', 'a', 'Bill', NULL, 'Miller-McCoy', DATE '2010-03-04', 'Male', ' 12  Oak St ', '55101-1234', NULL, ['Oak Middle']),
+            ('p2', 'b', 'WILLIAM', 'J', 'MILLER', DATE '2010-04-03', 'Male', NULL, NULL, '123', NULL),
+            ('p3', 'c', 'José', NULL, 'Núñez', DATE '2010-04-13', 'Female', NULL, NULL, '', [])
+        ) t(partner_id, local_id, first_name, middle_name, last_surname, birth_date,
+            birth_sex, address, postal_code, state_student_id, schools)
+        """
+    )
+    load_nicknames(con)
+    rows = con.execute(
+        "SELECT first_name, first_forms, first_canon, last_name, surname_parts, "
+        "birth_date_swapped, sex, address, postal_code, schools, state_student_id "
+        f"FROM ({linkage_input_sql('src')}) ORDER BY unique_id"
+    ).fetchall()
+    bill, william, jose = rows
+    assert bill[0] == "bill" and "william" in bill[1] and bill[2] == "william"
+    assert william[2] == "william"
+    assert bill[3] == "millermccoy" and bill[4] == ["miller", "mccoy"]
+    assert bill[5] == date(2010, 4, 3)  # 4 March swapped is 3 April
+    assert william[5] == date(2010, 3, 4)
+    assert jose[5] is None  # day 13 cannot be a month
+    assert (bill[6], jose[6]) == ("m", "f")
+    assert bill[7] == "12 oak st" and bill[8] == "55101"
+    assert bill[9] == ["oak middle"] and jose[9] is None
+    assert jose[0] == "jose" and jose[3] == "nunez" and jose[10] is None
+
+
+def test_conflicted_clusters_are_re_formed_strongest_pair_first() -> None:
+    # b and c are both district d1 records; a (a program) links to both, b more
+    # strongly; d carries a different state id from b
+    records = [
+        (1, "c1", None),
+        (2, "d1", "S1"),
+        (3, "d1", None),
+        (4, "d2", "S2"),
+    ]
+    edges = [
+        (1, 2, "model", 0.99),
+        (1, 3, "model", 0.97),
+        (2, 4, "model", 0.96),
+        (3, 4, "review", 1.0),
+    ]
+    labels, refused = resolve_conflicts(records, edges, different=set())
+    assert labels[1] == labels[2]
+    assert labels[3] == labels[4]  # the reviewer's "same" is applied first
+    assert labels[1] != labels[3]
+    reasons = {(a, b): r for a, b, r in refused}
+    assert reasons[(1, 3)] == CONSTRAINTS[0]
+    assert reasons[(2, 4)] == CONSTRAINTS[0]
+    # a reviewer's "different" is never crossed, even through others
+    labels, refused = resolve_conflicts(
+        [(1, "a", None), (2, "b", None), (3, "c", None)],
+        [(1, 2, "model", 0.99), (2, 3, "model", 0.98)],
+        different={(1, 3)},
+    )
+    assert labels[1] == labels[2] and labels[3] != labels[1]
+    assert refused == [(2, 3, CONSTRAINTS[2])]
+
+
+# --- the demo community ------------------------------------------------------------
+
+
+def test_demo_linkage_is_accurate_at_the_products_threshold(
+    built: Path, community: GenerateSummary
+) -> None:
+    with Warehouse.open(built, read_only=True) as w:
+        result = w.linkage.evaluate(community.out / "truth")
+        run = w.linkage.last_run()
+    assert run is not None and run["auto_link_probability"] == 0.95
+    assert result.pairwise_f1 >= 0.99, result
+    assert result.pairwise_precision >= 0.995
+    kinds = {k for k, *_ in result.by_partner_kind}
+    assert {"district–district", "community org–district", "college agency–district"} <= kinds
+
+
+def test_re_running_keeps_every_person_id(wh: Warehouse) -> None:
+    before = _pairs_of(wh)
+    summary = wh.linkage.run()
+    assert _pairs_of(wh) == before
+    assert (summary.new_persons, summary.merges, summary.splits) == (0, 0, 0)
+
+
+def test_new_submissions_keep_existing_ids(wh: Warehouse) -> None:
+    before = {(p, lid): pid for p, lid, pid in _pairs_of(wh)}
+    # a new community record for a person already known
+    some = next(iter(before))
+    row = wh._con.execute(
+        "SELECT * FROM identity.partner_record WHERE partner_id = ? AND local_id = ?",
+        list(some),
+    ).fetchall()[0]
+    wh._con.execute(
+        "INSERT INTO identity.partner_record SELECT 'c01-brightfutures', 'NEW-1', "
+        "identification_system, first_name, middle_name, last_surname, "
+        "generation_code_suffix, birth_date, birth_sex, NULL, NULL, NULL, NULL, "
+        "submission_id, NULL FROM identity.partner_record WHERE partner_id = ? AND local_id = ?",
+        list(some),
+    )
+    summary = wh.linkage.run()
+    after = {(p, lid): pid for p, lid, pid in _pairs_of(wh)}
+    assert all(after[k] == v for k, v in before.items())
+    assert summary.merges == 0 and summary.splits == 0
+    assert row  # the copied record existed
+
+
+def test_a_reviewers_different_splits_a_person_and_the_split_is_logged(
+    wh: Warehouse,
+) -> None:
+    pair = wh._con.execute(
+        "SELECT partner_id_l, local_id_l, partner_id_r, local_id_r FROM identity.link_edge "
+        "WHERE decision = 'link' AND method = 'model' AND partner_id_l LIKE 'c%' LIMIT 1"
+    ).fetchall()[0]
+    left, right = RecordKey(pair[0], pair[1]), RecordKey(pair[2], pair[3])
+    wh.linkage.decide(left, right, "different", by="tester")
+    summary = wh.linkage.run()
+    owners = dict(
+        ((p, lid), pid)
+        for p, lid, pid in wh._con.execute(
+            "SELECT partner_id, local_id, person_id FROM identity.record_person"
+        ).fetchall()
+    )
+    assert owners[(left.partner_id, left.local_id)] != owners[(right.partner_id, right.local_id)]
+    assert summary.splits >= 1
+    event = wh._con.execute(
+        "SELECT evidence FROM identity.person_event WHERE event = 'split'"
+    ).fetchall()
+    assert event and str(left) in event[0][0] + str(right) or "different" in event[0][0]
+    edge = wh._con.execute(
+        "SELECT decision, reason FROM identity.link_edge WHERE partner_id_l = ? AND local_id_l = ? "
+        "AND partner_id_r = ? AND local_id_r = ?",
+        list(pair),
+    ).fetchall()[0]
+    assert edge == ("refused", CONSTRAINTS[2])
+    # and it stays decided on every later run
+    wh.linkage.run()
+    again = dict(
+        ((p, lid), pid)
+        for p, lid, pid in wh._con.execute(
+            "SELECT partner_id, local_id, person_id FROM identity.record_person"
+        ).fetchall()
+    )
+    assert again[(left.partner_id, left.local_id)] != again[(right.partner_id, right.local_id)]
+
+
+def test_a_reviewers_same_links_a_pair_from_the_review_queue(wh: Warehouse) -> None:
+    queue = wh.linkage.review_queue()
+    assert queue, "the demo leaves some pairs for review"
+    pair = queue[0]
+    wh.linkage.decide(pair.left, pair.right, "same", by="tester")
+    wh.linkage.run()
+    owners = dict(
+        ((p, lid), pid)
+        for p, lid, pid in wh._con.execute(
+            "SELECT partner_id, local_id, person_id FROM identity.record_person"
+        ).fetchall()
+    )
+    assert owners[(pair.left.partner_id, pair.left.local_id)] == owners[
+        (pair.right.partner_id, pair.right.local_id)
+    ]
+    assert pair not in wh.linkage.review_queue()
+
+
+def test_interactive_review_records_decisions(built: Path, tmp_path: Path) -> None:
+    shutil.copytree(built, tmp_path / "wh")
+    w = str(tmp_path / "wh")
+    result = runner.invoke(
+        app, ["review", "--limit", "2", "--reviewer", "ana", "-w", w], input="s\nd\n", env=WIDE
+    )
+    assert result.exit_code == 0, result.output
+    assert "Recorded 2 decisions" in result.output
+    assert "match weight" not in result.output.lower() or "first_name" in result.output
+    with Warehouse.open(tmp_path / "wh", read_only=True) as wh:
+        decisions = wh.linkage.decisions()
+    assert [d[2] for d in decisions] == ["same", "different"]
+    assert {d[3] for d in decisions} == {"ana"}
+
+
+def test_person_show_explain_evaluate_and_crosswalk_from_the_cli(
+    built: Path, community: GenerateSummary, tmp_path: Path
+) -> None:
+    w = str(built)
+    with Warehouse.open(built, read_only=True) as wh:
+        person, left, right = wh._con.execute(
+            """
+            SELECT a.person_id, e.partner_id_l || ':' || e.local_id_l,
+                   e.partner_id_r || ':' || e.local_id_r
+            FROM identity.link_edge e JOIN identity.record_person a
+              ON a.partner_id = e.partner_id_l AND a.local_id = e.local_id_l
+            WHERE e.decision = 'link' AND e.method = 'model' LIMIT 1
+            """
+        ).fetchall()[0]
+    shown = runner.invoke(app, ["person", "show", str(person), "-w", w], env=WIDE)
+    assert shown.exit_code == 0, shown.output
+    assert left.split(":")[1] in shown.output and right.split(":")[1] in shown.output
+    assert "model" in shown.output and "link" in shown.output
+    explained = runner.invoke(app, ["link", "explain", left, right, "-w", w], env=WIDE)
+    assert explained.exit_code == 0, explained.output
+    for comparison in ("first_name", "last_name", "birth_date", "sex", "school"):
+        assert comparison in explained.output
+    assert "last run: link (model)" in explained.output
+    evaluated = runner.invoke(
+        app, ["link", "evaluate", "--truth", str(community.out / "truth"), "-w", w], env=WIDE
+    )
+    assert evaluated.exit_code == 0 and "pairwise" in evaluated.output
+    out = tmp_path / "ids.csv"
+    exported = runner.invoke(
+        app,
+        ["export", "crosswalk", "--partner", "d02-riverside", "--out", str(out), "-w", w],
+        env=WIDE,
+    )
+    assert exported.exit_code == 0, exported.output
+    with out.open() as f:
+        rows = list(csv.DictReader(f))
+    with Warehouse.open(built, read_only=True) as wh:
+        expected = wh._con.execute(
+            "SELECT count(*) FROM identity.partner_record WHERE partner_id = 'd02-riverside'"
+        ).fetchall()[0][0]
+    assert len(rows) == expected and set(rows[0]) == {"local_id", "person_id"}
+    bad = runner.invoke(app, ["link", "explain", "nocolon", right, "-w", w], env=WIDE)
+    assert bad.exit_code != 0 and "PARTNER:LOCAL_ID" in bad.output
+    assert "Traceback" not in bad.output
+
+
+# --- privacy-preserving linkage ------------------------------------------------------
+
+
+def test_encodings_are_keyed_about_half_full_and_similar_for_similar_names() -> None:
+    secret = b"a secret only the partners hold"
+    rows = [
+        ("1", "Maria", "Garcia", date(2008, 3, 14), "F"),
+        ("2", "Marie", "Garcia", date(2008, 3, 14), "F"),
+        ("3", "John", "Okafor", date(2011, 7, 2), "M"),
+    ]
+    a, b, c = encode_records(rows, secret)
+    assert dice(a.clk, b.clk) > 0.8 > 0.6 > dice(a.clk, c.clk)
+    assert encode_records(rows, secret) == [a, b, c]  # deterministic
+    other = encode_records(rows, b"another project's secret!!")
+    assert dice(a.clk, other[0].clk) < 0.7  # a different secret, unlinkable codes
+    import base64
+
+    ones = sum(bin(byte).count("1") for byte in base64.b64decode(a.clk))
+    assert len(base64.b64decode(a.clk)) == 128 and 0.35 < ones / 1024 < 0.65
+
+
+def test_encoded_partners_link_nearly_as_well_and_their_encodings_are_purged(
+    built: Path, community: GenerateSummary, tmp_path: Path
+) -> None:
+    with Warehouse.open(built, read_only=True) as wh:
+        clear = wh.linkage.evaluate(community.out / "truth").pairwise_f1
+        partners = [
+            r[0]
+            for r in wh._con.execute(
+                "SELECT DISTINCT partner_id FROM identity.partner_record ORDER BY 1"
+            ).fetchall()
+        ]
+    shutil.copytree(built, tmp_path / "wh")
+    w = str(tmp_path / "wh")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("shared by the partners, never by the backbone\n")
+    # every partner encodes its own records on its own machine
+    for partner in partners:
+        with Warehouse.open(tmp_path / "wh", read_only=True) as wh:
+            wh._con.execute(
+                "COPY (SELECT local_id, first_name, last_surname, birth_date, birth_sex "
+                "FROM identity.partner_record WHERE partner_id = ?) TO "
+                f"'{tmp_path / (partner + '.csv')}' (HEADER)",
+                [partner],
+            )
+        encoded = tmp_path / f"{partner}.clk.csv"
+        result = runner.invoke(
+            app,
+            [
+                "encode",
+                str(tmp_path / f"{partner}.csv"),
+                "--secret-file",
+                str(secret),
+                "--out",
+                str(encoded),
+            ],
+            env=WIDE,
+        )
+        assert result.exit_code == 0, result.output
+        with encoded.open() as f:
+            assert next(csv.reader(f)) == ["local_id", "clk"]  # nothing else leaves
+        sent = runner.invoke(
+            app, ["encodings", "submit", str(encoded), "--partner", partner, "-w", w], env=WIDE
+        )
+        assert sent.exit_code == 0, sent.output
+    # c02-eastside links by encodings only: its names never reached the warehouse
+    with Warehouse.open(tmp_path / "wh") as wh:
+        wh._con.execute("DELETE FROM identity.partner_record WHERE partner_id = 'c02-eastside'")
+        summary = wh.linkage.run()
+        pprl = wh.linkage.evaluate(community.out / "truth")
+        left = dict(
+            wh._con.execute(
+                "SELECT partner_id, count(*) FROM identity.encoding GROUP BY 1"
+            ).fetchall()
+        )
+    assert summary.encoded_links > 0
+    assert abs(pprl.pairwise_f1 - clear) <= 0.02, (pprl, clear)
+    # community organizations' agreements keep no linkage keys; districts keep a year
+    assert not any(p.startswith("c0") for p in left)
+    assert left.get("d01-northfield", 0) > 0
+
+
+def test_encode_names_the_file_row_and_column_of_a_bad_date(tmp_path: Path) -> None:
+    src = tmp_path / "roster.csv"
+    src.write_text(
+        "local_id,first_name,last_surname,birth_date,birth_sex\n1,Ana,Diaz,2010-01-05,F\n2,Bo,Li,05/01/2010,M\n"
+    )
+    secret = tmp_path / "s"
+    secret.write_text("0123456789abcdef0123")
+    result = runner.invoke(
+        app, ["encode", str(src), "--secret-file", str(secret), "--out", str(tmp_path / "o.csv")]
+    )
+    assert result.exit_code != 0
+    assert "row 3" in result.output and "birth_date" in result.output
+    assert "Traceback" not in result.output
