@@ -31,6 +31,7 @@ test: lint typecheck
 bench: $(VENV)/.installed
 	$(BIN)/python bench/generate.py
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/linkage.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

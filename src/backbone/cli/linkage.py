@@ -86,7 +86,9 @@ def link(
         return
     with doors(), Warehouse.open(warehouse) as wh:
         with _err().status("linking") as status:
-            summary = wh.linkage.run(retrain=retrain, progress=lambda m: status.update(m))
+            summary = wh.linkage.run(
+                retrain=retrain, progress=lambda m: status.update(m)
+            )
         print_link_summary(summary)
 
 

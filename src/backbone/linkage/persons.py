@@ -201,13 +201,17 @@ class Linkage:
         keep_days: dict[str, int | None] = {}
         for agreement_id in self._agreements.ids():
             record = self._agreements.in_force(agreement_id, today)
-            if record is None or record.document.linkage.keys_retention_days is None:
+            if record is None:
                 continue
-            # the strictest agreement of a provider decides
             doc = record.document
             days = doc.linkage.keys_retention_days
+            if days is None:
+                continue
+            # the strictest agreement of a provider decides
             earlier = keep_days.get(doc.parties.provider)
-            keep_days[doc.parties.provider] = days if earlier is None else min(earlier, days)
+            keep_days[doc.parties.provider] = (
+                days if earlier is None else min(earlier, days)
+            )
         deleted = 0
         partners = [
             r[0]
@@ -623,8 +627,12 @@ class Linkage:
                        (a.person_key = b.person_key) AS same_true,
                        (a.person_id = b.person_id) AS same_pred
                 FROM eval_j a JOIN eval_j b
-                  ON a.partner_id < b.partner_id
-                 AND (a.person_key = b.person_key OR a.person_id = b.person_id)
+                  ON a.person_key = b.person_key AND a.partner_id < b.partner_id
+                UNION ALL  -- pairs linked but not truly one person (two equi-joins, no OR)
+                SELECT a.kind || '–' || b.kind, FALSE, TRUE
+                FROM eval_j a JOIN eval_j b
+                  ON a.person_id = b.person_id AND a.partner_id < b.partner_id
+                 AND a.person_key <> b.person_key
             )
             SELECT kinds, count(*) FILTER (WHERE same_true), count(*) FILTER (WHERE same_pred),
                    count(*) FILTER (WHERE same_true AND same_pred)

@@ -1,0 +1,164 @@
+"""Benchmark: link 1,000,000 partner records from the demo generator, end to end.
+
+Phase 1 (a child process) simulates the community at scale and spells every
+partner's records the way its system does (the generator's own partner records:
+district typos and dropped middle names, community nicknames and missing birth
+dates, the college's married surnames) and saves them with their truth.
+Phase 2 (another child process, measured) loads them into a fresh warehouse and
+runs ``backbone link``: standardizing, deterministic pass, EM training, scoring
+blocked pairs, constraints, person ids, evidence, all written. Prints, last:
+records, pairs compared, seconds, peak RSS of the linking process, pairwise F1.
+Target on the 2-core machine: <= 300 s, peak < 8 GB.
+
+    .venv/bin/python bench/linkage.py [--records N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RECORDS_PER_STUDENT = 1.72  # measured on the demo community (6 school years)
+
+
+def simulate(out: Path, students: int, seed: int) -> None:
+    import duckdb
+    import numpy as np
+
+    from backbone.demo.records import build_partner_records
+    from backbone.demo.simulate import simulate as run
+
+    sim = run(students, 6, seed)
+    con = duckdb.connect(str(out / "scratch.duckdb"))
+    con.execute("SET memory_limit = '6GB'")
+    for name in list(sim.tables):
+        con.register(f"{name}_arrow", sim.tables[name])
+        con.execute(f"CREATE TABLE {name} AS SELECT * FROM {name}_arrow")
+        con.unregister(f"{name}_arrow")
+        del sim.tables[name]
+    build_partner_records(con, np.random.default_rng([seed, 1]))
+    con.execute(
+        f"""
+        COPY (SELECT partner_id, local_id, person_key, first_name, middle_name,
+                     last_surname, birth_date, sex, state_student_id, address, postal_code
+              FROM partner_record) TO '{out / "records.parquet"}'
+        """
+    )
+    con.close()
+
+
+def link(out: Path) -> None:
+    from backbone import Warehouse
+    from backbone.demo.community import CBOS, COLLEGE_AGENCY, DISTRICTS
+    from backbone.linkage.link import run_linkage
+
+    wh = Warehouse.init(out / "wh")
+    con = wh._con
+    con.execute(
+        f"""
+        INSERT INTO ref.partner (partner_id, name, kind, created_at)
+        SELECT DISTINCT partner_id, partner_id,
+               CASE WHEN partner_id LIKE 'd%' THEN 'school_district'
+                    WHEN partner_id LIKE 'c%' THEN 'community_organization'
+                    ELSE 'higher_education_agency' END, now()
+        FROM '{out / "records.parquet"}'
+        """
+    )
+    con.execute(
+        f"""
+        INSERT INTO identity.partner_record (partner_id, local_id, first_name, middle_name,
+            last_surname, birth_date, birth_sex, address, postal_code, state_student_id,
+            submission_id)
+        SELECT partner_id, local_id, first_name, middle_name, last_surname, birth_date, sex,
+               CASE WHEN partner_id LIKE 'd%' OR partner_id = 'c02-eastside' THEN address END,
+               CASE WHEN partner_id LIKE 'd%' OR partner_id = 'c02-eastside' THEN postal_code END,
+               CASE WHEN partner_id IN ('d01-northfield', 'd02-riverside', 'd04-hillcrest',
+                    'd05-oakdale', 'd06-pinecrest', 'd08-cedarridge') THEN state_student_id END,
+               0
+        FROM '{out / "records.parquet"}'
+        """
+    )
+    # the demo agreements: districts link with everyone, the others with districts
+    districts = [d.partner_id for d in DISTRICTS]
+    others = [c.partner_id for c in CBOS] + [COLLEGE_AGENCY[0]]
+    linkable = {(a, b) for a in districts for b in districts if a != b}
+    linkable |= {(a, b) for a in districts for b in others}
+    linkable |= {(b, a) for a, b in linkable}
+    start = time.perf_counter()
+    summary = run_linkage(con, wh.path, wh.settings, linkable=linkable)
+    seconds = time.perf_counter() - start
+    truth = out / "truth"
+    truth.mkdir()
+    con.execute(
+        f"COPY (SELECT partner_id, local_id, person_key FROM '{out / 'records.parquet'}') "
+        f"TO '{truth / 'records.parquet'}'"
+    )
+    result = wh.linkage.evaluate(truth)
+    wh.close()
+    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    print(
+        json.dumps(
+            {
+                "records": summary.records,
+                "pairs": summary.pairs_scored,
+                "seconds": round(seconds, 1),
+                "peak_gb": round(peak_gb, 2),
+                "f1": round(result.pairwise_f1, 4),
+                "precision": round(result.pairwise_precision, 4),
+                "recall": round(result.pairwise_recall, 4),
+                "persons": summary.persons,
+            }
+        )
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--phase", choices=["simulate", "link"], default=None)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    if args.phase == "simulate":
+        simulate(args.out, int(args.records / RECORDS_PER_STUDENT), args.seed)
+        return
+    if args.phase == "link":
+        link(args.out)
+        return
+    with tempfile.TemporaryDirectory(prefix="backbone-bench-link-") as tmp:
+        out = Path(tmp)
+        me = [
+            sys.executable,
+            __file__,
+            "--out",
+            str(out),
+            "--records",
+            str(args.records),
+        ]
+        t0 = time.perf_counter()
+        subprocess.run(
+            [*me, "--phase", "simulate", "--seed", str(args.seed)], check=True
+        )
+        print(
+            f"simulated the community in {time.perf_counter() - t0:.0f} s", flush=True
+        )
+        done = subprocess.run(
+            [*me, "--phase", "link"], check=True, capture_output=True, text=True
+        )
+        figures = json.loads(done.stdout.strip().splitlines()[-1])
+    print(
+        f"linkage: {figures['records']:,} partner records, {figures['pairs']:,} pairs "
+        f"compared, {figures['seconds']} s, peak RSS {figures['peak_gb']} GB, "
+        f"pairwise F1 {figures['f1']} (precision {figures['precision']}, recall "
+        f"{figures['recall']}), {figures['persons']:,} persons"
+    )
+
+
+if __name__ == "__main__":
+    main()
