@@ -46,6 +46,10 @@ def wh(built: Path, tmp_path: Path) -> Iterator[Warehouse]:
         yield w
 
 
+def _owners(wh: Warehouse) -> dict[tuple[str, str], int]:
+    return {(p, lid): pid for p, lid, pid in _pairs_of(wh)}
+
+
 def _pairs_of(wh: Warehouse) -> set[tuple[str, str, int]]:
     return set(
         wh._con.execute(
@@ -148,7 +152,7 @@ def test_re_running_keeps_every_person_id(wh: Warehouse) -> None:
 
 
 def test_new_submissions_keep_existing_ids(wh: Warehouse) -> None:
-    before = {(p, lid): pid for p, lid, pid in _pairs_of(wh)}
+    before = _owners(wh)
     # a new community record for a person already known
     some = next(iter(before))
     row = wh._con.execute(
@@ -163,7 +167,7 @@ def test_new_submissions_keep_existing_ids(wh: Warehouse) -> None:
         list(some),
     )
     summary = wh.linkage.run()
-    after = {(p, lid): pid for p, lid, pid in _pairs_of(wh)}
+    after = _owners(wh)
     assert all(after[k] == v for k, v in before.items())
     assert summary.merges == 0 and summary.splits == 0
     assert row  # the copied record existed
@@ -179,12 +183,7 @@ def test_a_reviewers_different_splits_a_person_and_the_split_is_logged(
     left, right = RecordKey(pair[0], pair[1]), RecordKey(pair[2], pair[3])
     wh.linkage.decide(left, right, "different", by="tester")
     summary = wh.linkage.run()
-    owners = dict(
-        ((p, lid), pid)
-        for p, lid, pid in wh._con.execute(
-            "SELECT partner_id, local_id, person_id FROM identity.record_person"
-        ).fetchall()
-    )
+    owners = _owners(wh)
     assert (
         owners[(left.partner_id, left.local_id)]
         != owners[(right.partner_id, right.local_id)]
@@ -204,12 +203,7 @@ def test_a_reviewers_different_splits_a_person_and_the_split_is_logged(
     assert edge == ("refused", CONSTRAINTS[2])
     # and it stays decided on every later run
     wh.linkage.run()
-    again = dict(
-        ((p, lid), pid)
-        for p, lid, pid in wh._con.execute(
-            "SELECT partner_id, local_id, person_id FROM identity.record_person"
-        ).fetchall()
-    )
+    again = _owners(wh)
     assert (
         again[(left.partner_id, left.local_id)]
         != again[(right.partner_id, right.local_id)]
@@ -222,12 +216,7 @@ def test_a_reviewers_same_links_a_pair_from_the_review_queue(wh: Warehouse) -> N
     pair = queue[0]
     wh.linkage.decide(pair.left, pair.right, "same", by="tester")
     wh.linkage.run()
-    owners = dict(
-        ((p, lid), pid)
-        for p, lid, pid in wh._con.execute(
-            "SELECT partner_id, local_id, person_id FROM identity.record_person"
-        ).fetchall()
-    )
+    owners = _owners(wh)
     assert (
         owners[(pair.left.partner_id, pair.left.local_id)]
         == owners[(pair.right.partner_id, pair.right.local_id)]

@@ -13,7 +13,6 @@ warehouse database only receives the results.
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from collections.abc import Callable
@@ -132,12 +131,6 @@ def run_linkage(
                 "old_assignment",
                 con.sql(
                     "SELECT partner_id, local_id, person_id FROM identity.record_person"
-                ).to_arrow_table(),
-            )
-            s.register(
-                "old_edges",
-                con.sql(
-                    "SELECT * FROM identity.link_edge WHERE decision = 'link'"
                 ).to_arrow_table(),
             )
             s.register(
@@ -652,4 +645,3 @@ def _write(
         )
         for name in ("new_assignment", "new_persons", "new_edges", "new_events"):
             con.unregister(name)
-    json.loads(model_text)  # the saved model must stay readable
