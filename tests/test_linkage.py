@@ -66,17 +66,19 @@ def test_standardizing_finds_nicknames_swapped_dates_and_surname_parts() -> None
     con.execute(
         """
         CREATE TABLE src AS SELECT * FROM (VALUES
-            ('p1', 'a', 'Bill', NULL, 'Miller-McCoy', DATE '2010-03-04', 'Male', ' 12  Oak St ', '55101-1234', NULL, ['Oak Middle']),
-            ('p2', 'b', 'WILLIAM', 'J', 'MILLER', DATE '2010-04-03', 'Male', NULL, NULL, '123', NULL),
-            ('p3', 'c', 'José', NULL, 'Núñez', DATE '2010-04-13', 'Female', NULL, NULL, '', [])
+            ('p1', 'a', 'Bill', NULL, 'Miller-McCoy', DATE '2010-03-04', 'Male', ' 12  Oak St ', '55101-1234', NULL, ['Oak Middle'], ['Oak  Middle|2024'], TRUE),
+            ('p2', 'b', 'WILLIAM', 'J', 'MILLER', DATE '2010-04-03', 'Male', NULL, NULL, '123', NULL, NULL, NULL),
+            ('p3', 'c', 'José', NULL, 'Núñez', DATE '2010-04-13', 'Female', NULL, NULL, '', [], [], FALSE)
         ) t(partner_id, local_id, first_name, middle_name, last_surname, birth_date,
-            birth_sex, address, postal_code, state_student_id, schools)
+            birth_sex, address, postal_code, state_student_id, schools, school_years,
+            reports_school)
         """
     )
     load_nicknames(con)
     rows = con.execute(
         "SELECT first_name, first_forms, first_canon, last_name, surname_parts, "
-        "birth_date_swapped, sex, address, postal_code, schools, state_student_id "
+        "birth_date_swapped, sex, address, postal_code, schools, state_student_id, "
+        "school_years, reports_school "
         f"FROM ({linkage_input_sql('src')}) ORDER BY unique_id"
     ).fetchall()
     bill, william, jose = rows
@@ -90,6 +92,8 @@ def test_standardizing_finds_nicknames_swapped_dates_and_surname_parts() -> None
     assert bill[7] == "12 oak st" and bill[8] == "55101"
     assert bill[9] == ["oak middle"] and jose[9] is None
     assert jose[0] == "jose" and jose[3] == "nunez" and jose[10] is None
+    assert bill[11] == ["oak middle|2024"] and bill[12] is True
+    assert william[12] is False and jose[11] is None
 
 
 def test_conflicted_clusters_are_re_formed_strongest_pair_first() -> None:
@@ -406,3 +410,18 @@ def test_encode_names_the_file_row_and_column_of_a_bad_date(tmp_path: Path) -> N
     assert result.exit_code != 0
     assert "row 3" in result.output and "birth_date" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_saved_model_of_another_design_is_retrained_not_reused(built: Path) -> None:
+    import json
+
+    from backbone.linkage.model import same_design
+
+    with Warehouse.open(built, read_only=True) as wh:
+        saved = wh._con.execute(
+            "SELECT model_json FROM identity.link_run ORDER BY run_id DESC LIMIT 1"
+        ).fetchall()[0][0]
+    assert same_design(saved)
+    older = json.loads(saved)
+    older["comparisons"] = older["comparisons"][:-1]  # a version without the school
+    assert not same_design(json.dumps(older))

@@ -53,23 +53,42 @@ class LinkSummary:
     model_path: Path
 
 
-def records_sql(where: str = "TRUE") -> str:
-    """Partner records with school names: the one a partner reports, or the
-    district's enrollments (the schools a record was ever enrolled in)."""
+def records_sql(where: str = "TRUE", start_month: int = 7) -> str:
+    """Partner records with the schools they are known at.
+
+    ``schools``: the school a partner reports (a program's roster, the college's
+    high school) or a district's enrollments. ``school_years``: the same as
+    "school|school year" where the year is known: each enrollment's, and for a
+    reported school the latest school year of the record's program participation
+    (rosters are sent year by year, so the school reported last is that year's).
+    ``reports_school``: the partner named the school itself (a program, the college).
+    """
+    year = f"(year(pp.begin_date) + (month(pp.begin_date) >= {int(start_month)})::INT)"
     return f"""
     SELECT pr.partner_id, pr.local_id, pr.first_name, pr.middle_name, pr.last_surname,
            pr.birth_date, pr.birth_sex, pr.address, pr.postal_code, pr.state_student_id,
            list_distinct(list_filter(
                list_append(coalesce(enrolled.schools, []), coalesce(s.name, pr.school_name)),
-               lambda x: x IS NOT NULL)) AS schools
+               lambda x: x IS NOT NULL)) AS schools,
+           list_distinct(list_filter(
+               list_append(coalesce(enrolled.school_years, []),
+                           coalesce(s.name, pr.school_name) || '|' || took_part.school_year),
+               lambda x: x IS NOT NULL)) AS school_years,
+           pr.school_name IS NOT NULL AS reports_school
     FROM identity.partner_record pr
     LEFT JOIN ref.school s ON s.school_id = pr.school_id
     LEFT JOIN (
-        SELECT e.provider_partner_id, e.student_local_id, list(DISTINCT rs.name) AS schools
+        SELECT e.provider_partner_id, e.student_local_id, list(DISTINCT rs.name) AS schools,
+               list(DISTINCT rs.name || '|' || e.school_year) AS school_years
         FROM analytic.enrollment e JOIN ref.school rs USING (school_id)
         GROUP BY ALL
     ) enrolled ON enrolled.provider_partner_id = pr.partner_id
               AND enrolled.student_local_id = pr.local_id
+    LEFT JOIN (
+        SELECT pp.provider_partner_id, pp.student_local_id, max({year}) AS school_year
+        FROM analytic.program_participation pp GROUP BY ALL
+    ) took_part ON took_part.provider_partner_id = pr.partner_id
+               AND took_part.student_local_id = pr.local_id
     WHERE {where.replace("partner_id, local_id", "pr.partner_id, pr.local_id")}
     """
 
@@ -93,7 +112,8 @@ def run_linkage(
     ``linkable`` holds the partner pairs (both orders) whose agreements in force
     allow linking their records; no other pair is ever linked. The first run trains
     the model; later runs score with the saved one (so new submissions do not move
-    earlier pairs) unless ``retrain``.
+    earlier pairs) unless ``retrain`` or the saved model's comparisons differ from
+    this version's.
     """
     say = progress or (lambda _m: None)
     started = time.perf_counter()
@@ -120,7 +140,14 @@ def run_linkage(
         s = api.duckdb_con
         try:
             say("standardizing partner records")
-            s.register("clear_records", con.sql(records_sql()).to_arrow_table())
+            s.register(
+                "clear_records",
+                con.sql(
+                    records_sql(
+                        start_month=settings["calendar.school_year_start_month"]
+                    )
+                ).to_arrow_table(),
+            )
             s.register(
                 "encodings",
                 con.sql(
@@ -165,7 +192,8 @@ def run_linkage(
                 "match_weight DOUBLE, match_probability DOUBLE)"
             )
             if n_clear >= 2:
-                if previous_model and not retrain:
+                # a model saved by a version that compared differently is retrained
+                if previous_model and not retrain and model.same_design(previous_model):
                     say("scoring with the saved model")
                     linker = model.trained(api, "linkage_input", previous_model)
                 else:

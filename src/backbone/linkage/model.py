@@ -4,7 +4,8 @@ A Fellegi–Sunter model built with Splink. Comparisons follow what a person exp
 looks at: first name (exact, nickname of the same formal name, Jaro–Winkler), last
 name (exact, Jaro–Winkler, a shared part of a hyphenated or changed surname), birth
 date (exact, day and month swapped, same year and month, within ten days), sex,
-address, postal code and school. Blocking rules keep the pairs tractable and never
+address, postal code and school (the same school in the same school year, or
+a school in common). Blocking rules keep the pairs tractable and never
 pair two records of the same partner (see :mod:`backbone.linkage.constraints`).
 m is estimated by EM, u by random sampling; the trained model is JSON and is saved
 with each run so every pair's weights can be explained later.
@@ -150,7 +151,19 @@ def _comparisons() -> list[Any]:
         cl.CustomComparison(
             output_column_name="school",
             comparison_levels=[
-                cll.NullLevel("schools"),
+                # two districts' enrollments say nothing of each other (a mover is
+                # never at both at once): only a school a partner reports is evidence
+                cll.CustomLevel(
+                    "schools_l IS NULL OR schools_r IS NULL "
+                    "OR NOT (reports_school_l OR reports_school_r)",
+                    "no reported school to compare",
+                    base_dialect_str="duckdb",
+                ).configure(is_null_level=True),
+                cll.CustomLevel(
+                    "len(list_intersect(school_years_l, school_years_r)) > 0",
+                    "the same school in the same school year",
+                    base_dialect_str="duckdb",
+                ),
                 cll.CustomLevel(
                     "len(list_intersect(schools_l, schools_r)) > 0",
                     "a school in common",
@@ -202,6 +215,31 @@ def train(
             f"{rule} AND {DIFFERENT_PARTNERS}", max_pairs=em_pairs
         )
     return linker
+
+
+def _design(model: dict[str, Any]) -> list[Any]:
+    """What a model compares and how it blocks, without its trained parameters."""
+    rules = [
+        r["blocking_rule"] if isinstance(r, dict) else r
+        for r in model["blocking_rules_to_generate_predictions"]
+    ]
+    return [
+        rules,
+        [
+            (
+                c["output_column_name"],
+                [lv["sql_condition"] for lv in c["comparison_levels"]],
+            )
+            for c in model["comparisons"]
+        ],
+    ]
+
+
+def same_design(model: str) -> bool:
+    """True when a saved model compares and blocks as this version's model does."""
+    return _design(json.loads(model)) == _design(
+        settings().create_settings_dict("duckdb")
+    )
 
 
 def trained(db_api: DatabaseAPISubClass, table: str, model: str) -> Linker:

@@ -360,7 +360,10 @@ class Linkage:
                 s.register(
                     "pair_source",
                     self._con.sql(
-                        records_sql("(partner_id, local_id) IN ((?, ?), (?, ?))"),
+                        records_sql(
+                            "(partner_id, local_id) IN ((?, ?), (?, ?))",
+                            self._settings["calendar.school_year_start_month"],
+                        ),
                         params=[
                             left.partner_id,
                             left.local_id,

@@ -38,6 +38,8 @@ LINKAGE_COLUMNS = (
     "address",
     "postal_code",
     "schools",
+    "school_years",
+    "reports_school",
     "state_student_id",
 )
 """The columns of the linkage input, in order."""
@@ -76,8 +78,9 @@ def linkage_input_sql(
 ) -> str:
     """SELECT the standardized linkage input from partner records.
 
-    ``source`` has the identifying columns of ``identity.partner_record`` and
-    ``schools``, the names of the schools the record is known at (see
+    ``source`` has the identifying columns of ``identity.partner_record``,
+    ``schools`` (the names of the schools the record is known at) and
+    ``school_years`` ("school|school year") (see
     :func:`backbone.linkage.link.records_sql`).
 
     ``first_forms`` holds the first name and every formal name it may shorten, so
@@ -109,6 +112,10 @@ def linkage_input_sql(
                nullif(list_transform(schools, lambda x:
                    trim(regexp_replace(lower(strip_accents(x)), '[^a-z0-9]+', ' ', 'g'))), [])
                    AS schools,
+               nullif(list_transform(school_years, lambda x:
+                   trim(regexp_replace(lower(strip_accents(x)), '[^a-z0-9|]+', ' ', 'g'))), [])
+                   AS school_years,
+               coalesce(reports_school, FALSE) AS reports_school,
                nullif(trim(state_student_id), '') AS state_student_id
         FROM {source}
         WHERE {where}
@@ -121,6 +128,6 @@ def linkage_input_sql(
            END AS first_forms,
            coalesce(list_min(n.formals), std.first_name) AS first_canon,
            std.birth_date, std.birth_date_swapped, std.birth_year, std.sex, std.address,
-           std.postal_code, std.schools, std.state_student_id
+           std.postal_code, std.schools, std.school_years, std.reports_school, std.state_student_id
     FROM std LEFT JOIN {nicknames} n ON n.name = std.first_name
     """
