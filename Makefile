@@ -32,6 +32,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/generate.py
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/linkage.py
+	$(BIN)/python bench/pprl.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

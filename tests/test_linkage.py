@@ -17,6 +17,7 @@ from backbone.cli import app
 from backbone.demo import GenerateSummary
 from backbone.demo.governance import record_governance
 from backbone.demo.ingest import ingest_community
+from backbone.demo.pprl import play_pprl_project
 from backbone.linkage import RecordKey, encode_records
 from backbone.linkage.cluster import CONSTRAINTS, resolve_conflicts
 from backbone.linkage.pprl import dice
@@ -329,52 +330,41 @@ def test_encoded_partners_link_nearly_as_well_and_their_encodings_are_purged(
 ) -> None:
     with Warehouse.open(built, read_only=True) as wh:
         clear = wh.linkage.evaluate(community.out / "truth").pairwise_f1
-        partners = [
-            r[0]
-            for r in wh._con.execute(
-                "SELECT DISTINCT partner_id FROM identity.partner_record ORDER BY 1"
-            ).fetchall()
-        ]
+        wh._con.execute(
+            "COPY (SELECT local_id, first_name, last_surname, birth_date, birth_sex "
+            "FROM identity.partner_record WHERE partner_id = 'c02-eastside') TO "
+            f"'{tmp_path / 'roster.csv'}' (HEADER)"
+        )
     shutil.copytree(built, tmp_path / "wh")
     w = str(tmp_path / "wh")
     secret = tmp_path / "secret.txt"
     secret.write_text("shared by the partners, never by the backbone\n")
-    # every partner encodes its own records on its own machine
-    for partner in partners:
-        with Warehouse.open(tmp_path / "wh", read_only=True) as wh:
-            wh._con.execute(
-                "COPY (SELECT local_id, first_name, last_surname, birth_date, birth_sex "
-                "FROM identity.partner_record WHERE partner_id = ?) TO "
-                f"'{tmp_path / (partner + '.csv')}' (HEADER)",
-                [partner],
-            )
-        encoded = tmp_path / f"{partner}.clk.csv"
-        result = runner.invoke(
-            app,
-            [
-                "encode",
-                str(tmp_path / f"{partner}.csv"),
-                "--secret-file",
-                str(secret),
-                "--out",
-                str(encoded),
-            ],
-            env=WIDE,
-        )
-        assert result.exit_code == 0, result.output
-        with encoded.open() as f:
-            assert next(csv.reader(f)) == ["local_id", "clk"]  # nothing else leaves
-        sent = runner.invoke(
-            app,
-            ["encodings", "submit", str(encoded), "--partner", partner, "-w", w],
-            env=WIDE,
-        )
-        assert sent.exit_code == 0, sent.output
-    # c02-eastside links by encodings only: its names never reached the warehouse
+    # the partner's own machine: names in, only ids and encodings out
+    encoded = tmp_path / "roster.clk.csv"
+    result = runner.invoke(
+        app,
+        [
+            "encode",
+            str(tmp_path / "roster.csv"),
+            "--secret-file",
+            str(secret),
+            "--out",
+            str(encoded),
+        ],
+        env=WIDE,
+    )
+    assert result.exit_code == 0, result.output
+    with encoded.open() as f:
+        assert next(csv.reader(f)) == ["local_id", "clk"]  # nothing else leaves
+    sent = runner.invoke(
+        app,
+        ["encodings", "submit", str(encoded), "--partner", "c02-eastside", "-w", w],
+        env=WIDE,
+    )
+    assert sent.exit_code == 0, sent.output
+    # the whole project: every partner encodes; c02-eastside sends no names at all
     with Warehouse.open(tmp_path / "wh") as wh:
-        wh._con.execute(
-            "DELETE FROM identity.partner_record WHERE partner_id = 'c02-eastside'"
-        )
+        play_pprl_project(wh, secret.read_bytes().strip(), tmp_path)
         summary = wh.linkage.run()
         pprl = wh.linkage.evaluate(community.out / "truth")
         left = dict(
@@ -382,11 +372,32 @@ def test_encoded_partners_link_nearly_as_well_and_their_encodings_are_purged(
                 "SELECT partner_id, count(*) FROM identity.encoding GROUP BY 1"
             ).fetchall()
         )
-    assert summary.encoded_links > 0
+        names = wh._con.execute(
+            "SELECT count(*) FROM identity.partner_record WHERE partner_id = 'c02-eastside'"
+        ).fetchall()[0][0]
+    assert names == 0 and summary.encoded_links > 0
     assert abs(pprl.pairwise_f1 - clear) <= 0.02, (pprl, clear)
     # community organizations' agreements keep no linkage keys; districts keep a year
     assert not any(p.startswith("c0") for p in left)
     assert left.get("d01-northfield", 0) > 0
+
+
+def test_encodings_that_are_not_encodings_are_refused_with_the_row(
+    warehouse: Warehouse, tmp_path: Path
+) -> None:
+    from backbone.errors import InputFileError
+
+    warehouse._con.execute(
+        "INSERT INTO ref.partner (partner_id, name, kind, created_at) "
+        "VALUES ('c09-test', 'Test', 'community_organization', now())"
+    )
+    bad = tmp_path / "bad.csv"
+    bad.write_text("local_id,clk\n1,AAAA\n")
+    with pytest.raises(InputFileError, match=r"row 2.*clk"):
+        warehouse.linkage.add_encodings("c09-test", bad, project="p")
+    assert warehouse._con.execute(
+        "SELECT count(*) FROM identity.encoding"
+    ).fetchall() == [(0,)]
 
 
 def test_encode_names_the_file_row_and_column_of_a_bad_date(tmp_path: Path) -> None:

@@ -1,0 +1,60 @@
+"""The demo's privacy-preserving linkage project, played out on one machine.
+
+Every partner encodes its own records with the project's shared secret (as each
+would on its own machine, from the identity fields it holds) and sends the
+encodings; the partners named ``encoded_only`` send nothing else, so the warehouse
+holds none of their names or birth dates. Used by the tests and ``bench/pprl.py``
+to compare linkage with and without clear text.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from backbone.linkage import encode_records
+
+if TYPE_CHECKING:
+    from backbone.warehouse import Warehouse
+
+__all__ = ["play_pprl_project"]
+
+
+def play_pprl_project(
+    wh: Warehouse,
+    secret: bytes,
+    workdir: Path,
+    *,
+    encoded_only: Iterable[str] = ("c02-eastside",),
+    project: str = "demo-linkage",
+) -> dict[str, int]:
+    """Encode and submit every partner's records; returns encodings per partner."""
+    hidden = set(encoded_only)
+    partners = [
+        r[0]
+        for r in wh._con.execute(
+            "SELECT DISTINCT partner_id FROM identity.partner_record ORDER BY 1"
+        ).fetchall()
+    ]
+    sent: dict[str, int] = {}
+    for partner in partners:
+        rows = wh._con.execute(
+            "SELECT local_id, first_name, last_surname, birth_date, birth_sex "
+            "FROM identity.partner_record WHERE partner_id = ? ORDER BY local_id",
+            [partner],
+        ).fetchall()
+        encoded = encode_records(rows, secret, project=project)
+        path = workdir / f"{partner}-encodings.csv"
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["local_id", "clk"])
+            writer.writerows((e.local_id, e.clk) for e in encoded)
+        sent[partner] = wh.linkage.add_encodings(partner, path, project=project)
+    # the encoded-only partners never sent their names: remove what the demo loaded
+    for partner in hidden:
+        wh._con.execute(
+            "DELETE FROM identity.partner_record WHERE partner_id = ?", [partner]
+        )
+    return sent
