@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -400,8 +400,6 @@ def encode(
 
     Only local ids and encodings are written; the secret never leaves the partners.
     """
-    from datetime import datetime
-
     with doors():
         secret = _read_secret(secret_file)
         if not file.is_file():

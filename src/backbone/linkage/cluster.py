@@ -30,6 +30,7 @@ __all__ = [
     "CONSTRAINTS",
     "METHOD_RANK",
     "connected_components",
+    "method_rank_sql",
     "resolve_conflicts",
     "violating_clusters_sql",
 ]
@@ -43,6 +44,12 @@ CONSTRAINTS = (
 # Which evidence joins first when clusters are re-formed: people over identifiers
 # over the model over encodings.
 METHOD_RANK = {"review": 0, "deterministic": 1, "model": 2, "encoded": 3}
+
+
+def method_rank_sql(column: str = "method") -> str:
+    """``METHOD_RANK`` as a SQL expression over ``column``."""
+    whens = " ".join(f"WHEN '{m}' THEN {r}" for m, r in METHOD_RANK.items())
+    return f"(CASE {column} {whens} ELSE {len(METHOD_RANK)} END)"
 
 
 def connected_components(

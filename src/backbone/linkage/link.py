@@ -54,7 +54,7 @@ class LinkSummary:
 
 
 def records_sql(where: str = "TRUE", start_month: int = 7) -> str:
-    """Partner records with the schools they are known at.
+    """Partner records (``pr``) with the schools they are known at.
 
     ``schools``: the school a partner reports (a program's roster, the college's
     high school) or a district's enrollments. ``school_years``: the same as
@@ -89,7 +89,7 @@ def records_sql(where: str = "TRUE", start_month: int = 7) -> str:
         FROM analytic.program_participation pp GROUP BY ALL
     ) took_part ON took_part.provider_partner_id = pr.partner_id
                AND took_part.student_local_id = pr.local_id
-    WHERE {where.replace("partner_id, local_id", "pr.partner_id, pr.local_id")}
+    WHERE {where}
     """
 
 
@@ -222,13 +222,11 @@ def run_linkage(
             say("applying identifiers, reviews and thresholds")
             s.execute(_edges_sql(upper, upper_dice))
             say("joining pairs into persons")
-            cluster.connected_components(
-                api,
-                s,
-                "records",
-                "(SELECT unique_id_l, unique_id_r FROM edges WHERE decision = 'link')",
-                "clusters",
+            s.execute(
+                "CREATE TABLE linked AS SELECT unique_id_l, unique_id_r FROM edges "
+                "WHERE decision = 'link'"
             )
+            cluster.connected_components(api, s, "records", "linked", "clusters")
             refused = _enforce_constraints(s)
             s.execute(_finalize_edges_sql())
             say("keeping person ids stable")
@@ -340,9 +338,9 @@ def _edges_sql(upper: float, upper_dice: float) -> str:
     ),
     best AS (
         SELECT unique_id_l, unique_id_r,
-               arg_min(method, CASE method WHEN 'review' THEN 0 WHEN 'deterministic' THEN 1
-                                           WHEN 'model' THEN 2 ELSE 3 END
-                                 - CASE WHEN strong THEN 10 ELSE 0 END) AS method,
+               -- strong evidence first, then people over identifiers over the model
+               arg_min(method, {cluster.method_rank_sql()}
+                               - CASE WHEN strong THEN 10 ELSE 0 END) AS method,
                max(match_weight) AS match_weight,
                max(match_probability) AS match_probability,
                bool_or(strong) AS strong,
@@ -471,15 +469,18 @@ def _assign_person_ids(
         WHERE old_id IS NOT NULL GROUP BY ALL
         """
     )
-    # each old person's home cluster, then each cluster's heir among those at home
+    # each old person's home cluster (most of its records), then each cluster's
+    # heir among the old persons at home there
+    s.execute(
+        """
+        CREATE TABLE home AS
+        SELECT old_id, arg_max(cluster_id, n * 1e12 - cluster_id) AS cluster_id, max(n) AS n
+        FROM overlap GROUP BY old_id
+        """
+    )
     s.execute(
         """
         CREATE TABLE heir AS
-        WITH home AS (
-            SELECT old_id, arg_max(cluster_id, n * 1e12 - cluster_id) AS cluster_id,
-                   max(n) AS n
-            FROM overlap GROUP BY old_id
-        )
         SELECT cluster_id, arg_max(old_id, n * 1e12 - old_id) AS person_id
         FROM home GROUP BY cluster_id
         """
@@ -504,12 +505,7 @@ def _assign_person_ids(
     s.execute(
         f"""
         CREATE TABLE events AS
-        WITH home AS (
-            SELECT old_id, arg_max(cluster_id, n * 1e12 - cluster_id) AS cluster_id,
-                   max(n) AS n
-            FROM overlap GROUP BY old_id
-        ),
-        merged AS (
+        WITH merged AS (
             SELECT 'merge' AS event, cp.person_id, h.old_id AS other_person_id,
                    h.n AS records, h.cluster_id
             FROM home h JOIN cluster_person cp USING (cluster_id)
@@ -587,15 +583,14 @@ def _write(
 ) -> None:
     """Replace the person index and the evidence in one transaction."""
     assignment = s.sql(
-        """
+        f"""
         WITH joined AS (
             SELECT unique_id_l AS unique_id, method FROM edges WHERE decision = 'link'
             UNION ALL
             SELECT unique_id_r, method FROM edges WHERE decision = 'link'
         ),
         how AS (
-            SELECT unique_id, arg_min(method, CASE method WHEN 'review' THEN 0
-                WHEN 'deterministic' THEN 1 WHEN 'model' THEN 2 ELSE 3 END) AS method
+            SELECT unique_id, arg_min(method, {cluster.method_rank_sql()}) AS method
             FROM joined GROUP BY ALL
         )
         SELECT p.partner_id, p.local_id, cp.person_id, coalesce(h.method, 'single') AS method

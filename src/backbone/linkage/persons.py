@@ -361,7 +361,7 @@ class Linkage:
                     "pair_source",
                     self._con.sql(
                         records_sql(
-                            "(partner_id, local_id) IN ((?, ?), (?, ?))",
+                            "(pr.partner_id, pr.local_id) IN ((?, ?), (?, ?))",
                             self._settings["calendar.school_year_start_month"],
                         ),
                         params=[

@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -81,8 +82,6 @@ def _hkdf(secret: bytes, salt: bytes, info: bytes, length: int = 32) -> bytes:
 def _clean(value: str | None) -> str:
     if not value:
         return ""
-    import unicodedata
-
     ascii_text = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode()
     return "".join(ch for ch in ascii_text.lower() if ch.isalpha())
 
