@@ -149,6 +149,20 @@ def test_demo_linkage_is_accurate_at_the_products_threshold(
     } <= kinds
 
 
+def test_only_partners_whose_agreements_allow_it_are_linked(built: Path) -> None:
+    with Warehouse.open(built, read_only=True) as w:
+        pairs = w.linkage.linkable_pairs(date.today())
+        direct = w._con.execute(
+            "SELECT DISTINCT partner_id_l, partner_id_r FROM identity.link_edge"
+        ).fetchall()
+    # the community organizations agreed to linkage with the districts only
+    assert ("c01-brightfutures", "d02-riverside") in pairs
+    assert ("d02-riverside", "c01-brightfutures") in pairs
+    assert ("c01-brightfutures", "a01-regionalcollege") not in pairs
+    assert ("c01-brightfutures", "c02-eastside") not in pairs
+    assert direct and all((a, b) in pairs for a, b in direct)
+
+
 def test_re_running_keeps_every_person_id(wh: Warehouse) -> None:
     before = _pairs_of(wh)
     summary = wh.linkage.run()

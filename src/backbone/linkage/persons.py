@@ -27,7 +27,7 @@ from backbone.errors import InputFileError, NotFoundError, UserError
 from backbone.linkage import model, prepare
 from backbone.linkage.link import LinkSummary, records_sql, run_linkage
 from backbone.linkage.pprl import BITS
-from backbone.partners.agreements import AgreementRegistry
+from backbone.partners.agreements import AgreementDocument, AgreementRegistry
 from backbone.settings import Settings
 
 __all__ = [
@@ -151,16 +151,22 @@ class Linkage:
 
     # --- running -----------------------------------------------------------------
 
-    def linkable_pairs(self, on: date) -> set[tuple[str, str]]:
-        """Partner pairs whose agreements in force on ``on`` both allow linking."""
-        allowed: dict[str, set[str]] = {}
+    def _documents_in_force(self, on: date) -> list[AgreementDocument]:
+        """The version of each agreement in force on ``on`` that has not ended."""
+        docs = []
         for agreement_id in self._agreements.ids():
             record = self._agreements.in_force(agreement_id, on)
             if record is None:
                 continue
-            doc = record.document
-            if doc.effective_to and doc.effective_to < on:
+            if record.document.effective_to and record.document.effective_to < on:
                 continue
+            docs.append(record.document)
+        return docs
+
+    def linkable_pairs(self, on: date) -> set[tuple[str, str]]:
+        """Partner pairs whose agreements in force on ``on`` both allow linking."""
+        allowed: dict[str, set[str]] = {}
+        for doc in self._documents_in_force(on):
             if doc.status != "active" or not doc.linkage.allowed:
                 continue
             allowed.setdefault(doc.parties.provider, set()).update(
@@ -199,11 +205,7 @@ class Linkage:
     def _purge_encodings(self, today: date) -> int:
         """Delete encodings the provider's agreement says not to keep after linking."""
         keep_days: dict[str, int | None] = {}
-        for agreement_id in self._agreements.ids():
-            record = self._agreements.in_force(agreement_id, today)
-            if record is None:
-                continue
-            doc = record.document
+        for doc in self._documents_in_force(today):
             days = doc.linkage.keys_retention_days
             if days is None:
                 continue
