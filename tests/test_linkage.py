@@ -450,3 +450,73 @@ def test_a_saved_model_of_another_design_is_retrained_not_reused(built: Path) ->
     older = json.loads(saved)
     older["comparisons"] = older["comparisons"][:-1]  # a version without the school
     assert not same_design(json.dumps(older))
+
+
+def test_linkage_doors_answer_mistakes_in_one_clear_line(
+    built: Path, tmp_path: Path
+) -> None:
+    w = str(built)
+    cases = [
+        (["person", "show", "99999999", "-w", w], "No person 99999999"),
+        (
+            ["link", "explain", "d01-northfield:nope", "c01-brightfutures:x", "-w", w],
+            "No record",
+        ),
+        (
+            [
+                "review",
+                "decide",
+                "d01-northfield:a",
+                "d02-riverside:b",
+                "maybe",
+                "-w",
+                w,
+            ],
+            "'same' or 'different'",
+        ),
+        (
+            [
+                "export",
+                "crosswalk",
+                "--partner",
+                "d99-nowhere",
+                "--out",
+                str(tmp_path / "x.csv"),
+                "-w",
+                w,
+            ],
+            "No partner 'd99-nowhere'",
+        ),
+        (
+            ["link", "evaluate", "--truth", str(tmp_path / "none"), "-w", w],
+            "No truth at",
+        ),
+        (
+            [
+                "encodings",
+                "submit",
+                str(tmp_path / "missing.csv"),
+                "--partner",
+                "c02-eastside",
+                "-w",
+                w,
+            ],
+            "no such file",
+        ),
+        (
+            [
+                "encode",
+                str(tmp_path / "in.csv"),
+                "--secret-file",
+                str(tmp_path / "nokey"),
+                "--out",
+                str(tmp_path / "o.csv"),
+            ],
+            "secret",
+        ),
+    ]
+    for args, expected in cases:
+        result = runner.invoke(app, args, env=WIDE)
+        assert result.exit_code == 1, (args, result.output)
+        assert expected in result.output, (args, result.output)
+        assert "Traceback" not in result.output

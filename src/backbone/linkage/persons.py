@@ -527,6 +527,8 @@ class Linkage:
     ) -> int:
         """Store a partner's encodings (replacing that partner's earlier ones)."""
         self.crosswalk(partner_id)  # the partner must exist
+        if not path.is_file():
+            raise InputFileError("no such file.", path=path)
         when = (at or datetime.now(UTC)).replace(tzinfo=None)
         rows: list[tuple[str, str]] = []
         with path.open(newline="", encoding="utf-8") as handle:
