@@ -15,6 +15,7 @@ traceback.
     ├── WarehouseError            the warehouse folder is missing, foreign, locked, ...
     │   ├── NotAWarehouseError    the folder is not a Backbone warehouse
     │   └── SchemaVersionError    the warehouse was written by a newer Backbone
+    ├── AuthenticationFailed      unknown user, wrong password or token, disabled (401)
     └── PolicyDenied              a read or release was refused by the agreements (403)
 """
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 from pathlib import Path
 
 __all__ = [
+    "AuthenticationFailed",
     "BackboneError",
     "InputFileError",
     "NotAWarehouseError",
@@ -100,3 +102,9 @@ class PolicyDenied(BackboneError):
     """The agreements in force do not allow the request."""
 
     status = 403
+
+
+class AuthenticationFailed(BackboneError):
+    """Who is asking could not be established (no such user, wrong secret, disabled)."""
+
+    status = 401

@@ -25,6 +25,7 @@ from backbone.model.schema import (
     INGEST_TABLES,
     LINKAGE_TABLES,
     OPS_TABLES,
+    POLICY_TABLES,
     REF_TABLES,
     SCHEMAS,
     create_table_sql,
@@ -106,6 +107,16 @@ MIGRATIONS: tuple[Migration, ...] = (
                 create_table_sql(t, enforce_key=t.name != "link_edge")
                 for t in LINKAGE_TABLES
             ),
+        ),
+    ),
+    Migration(
+        6,
+        "policy: users and tokens, the hash-chained audit log, the release ledger, "
+        "the differential-privacy budget, purges; families' consent",
+        tuple(
+            # analytic tables keep their natural keys by validation (see migration 4)
+            create_table_sql(t, enforce_key=t.schema != "analytic")
+            for t in POLICY_TABLES
         ),
     ),
 )

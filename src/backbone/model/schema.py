@@ -987,6 +987,171 @@ LINKAGE_TABLES = (
 
 ALL_TABLES = (*ALL_TABLES, *LINKAGE_TABLES)
 
+# Added by migration 6: who may read, what they read, what was released and purged.
+POLICY_TABLES = (
+    Table(
+        "gov",
+        "principal",
+        (
+            _c("user_id", "VARCHAR", required=True),
+            _c("display_name", "VARCHAR"),
+            _c("partner_id", "VARCHAR", required=True),
+            _c("role", "VARCHAR", required=True),
+            _c(
+                "password_hash", "VARCHAR", doc="argon2id; null until a password is set"
+            ),
+            _c("created_at", "TIMESTAMP", required=True),
+            _c("created_by", "VARCHAR", required=True),
+            _c("expires_on", "DATE", doc="no access after this day"),
+            _c("training_until", "DATE", doc="confidentiality training valid until"),
+            _c("disabled_at", "TIMESTAMP"),
+            _c("disabled_reason", "VARCHAR"),
+        ),
+        ("user_id",),
+        doc="Users: each belongs to one partner and has one role.",
+    ),
+    Table(
+        "gov",
+        "api_token",
+        (
+            _c(
+                "token_id", "VARCHAR", required=True, doc="the public part of the token"
+            ),
+            _c("user_id", "VARCHAR", required=True),
+            _c(
+                "secret_hash",
+                "VARCHAR",
+                required=True,
+                doc="SHA-256 of the secret part",
+            ),
+            _c("label", "VARCHAR"),
+            _c("created_at", "TIMESTAMP", required=True),
+            _c("expires_at", "TIMESTAMP"),
+            _c("revoked_at", "TIMESTAMP"),
+        ),
+        ("token_id",),
+        doc="API tokens; only a hash of the secret is kept.",
+    ),
+    Table(
+        "gov",
+        "audit_log",
+        (
+            _c("seq", "BIGINT", required=True),
+            _c("entry", "VARCHAR", required=True, doc="canonical JSON of the event"),
+            _c("prev_hash", "VARCHAR", required=True),
+            _c("row_hash", "VARCHAR", required=True, doc="SHA-256(prev_hash || entry)"),
+        ),
+        (),
+        doc="Append-only, hash-chained record of every read, export, upload, login, "
+        "decision and purge.",
+    ),
+    Table(
+        "gov",
+        "release",
+        (
+            _c("release_id", "BIGINT", required=True),
+            _c("released_at", "TIMESTAMP", required=True),
+            _c("user_id", "VARCHAR", required=True),
+            _c("partner_id", "VARCHAR", required=True),
+            _c("purpose", "VARCHAR", required=True),
+            _c("definition", "VARCHAR", required=True, doc="JSON: the table asked for"),
+            _c("agreements", "VARCHAR", required=True, doc="id@version relied on"),
+            _c("providers", "VARCHAR", required=True, doc="JSON: whose data is in it"),
+            _c("mode", "VARCHAR", required=True, doc="suppression / dp"),
+            _c("cells", "INTEGER", required=True),
+            _c("suppressed", "INTEGER", required=True),
+            _c("epsilon", "DOUBLE"),
+        ),
+        ("release_id",),
+        doc="The release ledger: every aggregate table that left the warehouse.",
+    ),
+    Table(
+        "gov",
+        "release_cell",
+        (
+            _c("release_id", "BIGINT", required=True),
+            _c("cell", "INTEGER", required=True),
+            _c(
+                "label",
+                "VARCHAR",
+                required=True,
+                doc="JSON: the cell's dimension values",
+            ),
+            _c("value", "BIGINT", required=True, doc="the true count"),
+            _c("published", "BOOLEAN", required=True),
+            _c("threshold", "INTEGER", required=True),
+        ),
+        ("release_id", "cell"),
+        doc="Every cell of every release, published or suppressed.",
+    ),
+    Table(
+        "gov",
+        "release_member",
+        (
+            _c("release_id", "BIGINT", required=True),
+            _c("cell", "INTEGER", required=True),
+            _c(
+                "unit", "VARCHAR", required=True, doc="keyed hash of the person counted"
+            ),
+        ),
+        (),
+        doc="Who each released cell counted (keyed hashes), so that later releases "
+        "are audited together with earlier ones.",
+    ),
+    Table(
+        "gov",
+        "dp_spend",
+        (
+            _c("agreement", "VARCHAR", required=True, doc="agreement id"),
+            _c("release_id", "BIGINT", required=True),
+            _c("epsilon", "DOUBLE", required=True),
+            _c("delta", "DOUBLE", required=True),
+            _c("spent_at", "TIMESTAMP", required=True),
+        ),
+        (),
+        doc="Differential-privacy budget spent under each agreement.",
+    ),
+    Table(
+        "gov",
+        "purge",
+        (
+            _c("purge_id", "BIGINT", required=True),
+            _c("provider_partner_id", "VARCHAR", required=True),
+            _c("agreement", "VARCHAR", required=True, doc="id@version that ended"),
+            _c("due_on", "DATE", required=True),
+            _c("purged_at", "TIMESTAMP", required=True),
+            _c("rows_destroyed", "BIGINT", required=True),
+            _c(
+                "certificate",
+                "VARCHAR",
+                required=True,
+                doc="JSON destruction certificate",
+            ),
+        ),
+        ("purge_id",),
+        doc="Destruction of a provider's data when its agreements ended.",
+    ),
+    analytic_table(
+        "consent",
+        (
+            _c("consent_scope", "VARCHAR", required=True, doc="a purpose id, or 'all'"),
+            _c(
+                "consent_status",
+                "VARCHAR",
+                required=True,
+                doc="granted / denied / withdrawn",
+            ),
+            _c("decision_date", "DATE", required=True),
+            _c("school_year", "SMALLINT", doc="the school year a grant covers"),
+            _c("expiration_date", "DATE"),
+        ),
+        ("student_local_id", "consent_scope", "decision_date"),
+        doc="Families' consent decisions, for agreements whose legal basis is consent.",
+    ),
+)
+
+ALL_TABLES = (*ALL_TABLES, *POLICY_TABLES)
+
 # Natural-key column and period (school year) of each analytic table, used by
 # validation (duplicates) and by replace-period loads.
 PERIOD_SQL: dict[str, str] = {
@@ -1004,4 +1169,5 @@ PERIOD_SQL: dict[str, str] = {
     "graduation": "graduation_date",
     "postsecondary_enrollment": "term_begin_date",
     "postsecondary_event": "event_date",
+    "consent": "decision_date",
 }
