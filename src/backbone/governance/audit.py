@@ -1,0 +1,271 @@
+"""The audit trail: an append-only, hash-chained log of every disclosure.
+
+Each entry is canonical JSON (sorted keys, no spaces), and its hash is
+``SHA-256(prev_hash || entry)``, so editing, deleting or reordering any entry breaks
+every later link. :meth:`AuditLog.verify` walks the chain and names the first entry
+that does not hold. A steward with write access to the database file could rewrite
+the whole chain; the chain head printed by :meth:`AuditLog.head` (and in every
+partner's disclosure report) is the anchor that exposes that: a partner who kept an
+earlier head can check it with ``verify(anchor=...)``.
+
+The log also serves FERPA's recordation requirement (34 CFR 99.32): :meth:`report`
+lists every disclosure of one partner's data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+
+__all__ = [
+    "GENESIS",
+    "AuditEntry",
+    "AuditLog",
+    "Disclosure",
+    "Verification",
+    "canonical_json",
+    "chain_hash",
+]
+
+GENESIS = "0" * 64
+# Actions that put a partner's data in someone's hands (recordation).
+DISCLOSING = ("read", "export", "release", "link")
+
+
+def canonical_json(value: Any) -> str:
+    """RFC 8785-style canonical form: sorted keys, no whitespace, UTF-8 kept."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+    )
+
+
+def chain_hash(prev_hash: str, entry: str) -> str:
+    return hashlib.sha256((prev_hash + entry).encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One event. ``providers`` are the partners whose data it touched."""
+
+    action: str
+    """read / export / release / upload / login / login_failed / link / purge /
+    user / token / retention / review / deny ..."""
+    actor: str
+    decision: str = "allow"
+    reason: str = ""
+    actor_partner: str | None = None
+    on_behalf_of: str | None = None
+    purpose: str | None = None
+    agreements: tuple[str, ...] = ()
+    providers: tuple[str, ...] = ()
+    what: str = ""
+    rows: int | None = None
+    cells: int | None = None
+    suppressed: int | None = None
+    epsilon: float | None = None
+    destination: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self, at: datetime, seq: int) -> dict[str, Any]:
+        return {
+            "seq": seq,
+            "at": at.isoformat(timespec="microseconds"),
+            "action": self.action,
+            "actor": self.actor,
+            "actor_partner": self.actor_partner,
+            "on_behalf_of": self.on_behalf_of,
+            "purpose": self.purpose,
+            "agreements": sorted(set(self.agreements)),
+            "providers": sorted(set(self.providers)),
+            "what": self.what,
+            "rows": self.rows,
+            "cells": self.cells,
+            "suppressed": self.suppressed,
+            "epsilon": self.epsilon,
+            "destination": self.destination,
+            "decision": self.decision,
+            "reason": self.reason,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True)
+class Verification:
+    ok: bool
+    entries: int
+    head: str
+    first_bad: int | None = None
+    """The sequence number of the first entry that does not hold."""
+    problem: str = ""
+
+
+@dataclass(frozen=True)
+class Disclosure:
+    seq: int
+    at: str
+    action: str
+    actor: str
+    actor_partner: str | None
+    purpose: str | None
+    agreements: list[str]
+    what: str
+    rows: int | None
+    cells: int | None
+    suppressed: int | None
+    destination: str | None
+
+
+class AuditLog:
+    """``wh.audit``: append, verify, report."""
+
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, clock: Callable[[], datetime]
+    ) -> None:
+        self._con = con
+        self._clock = clock
+        self._lock = threading.Lock()
+
+    def append(self, entry: AuditEntry) -> int:
+        """Add one entry at the head of the chain; returns its sequence number."""
+        with self._lock:
+            head = self._con.execute(
+                "SELECT seq, row_hash FROM gov.audit_log ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
+            seq, prev = (int(head[0]) + 1, str(head[1])) if head else (1, GENESIS)
+            text = canonical_json(entry.as_dict(self._clock(), seq))
+            self._con.execute(
+                "INSERT INTO gov.audit_log VALUES (?, ?, ?, ?)",
+                [seq, text, prev, chain_hash(prev, text)],
+            )
+            return seq
+
+    def head(self) -> tuple[int, str]:
+        """(sequence number, hash) of the newest entry: the anchor to hand out."""
+        row = self._con.execute(
+            "SELECT seq, row_hash FROM gov.audit_log ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        return (int(row[0]), str(row[1])) if row else (0, GENESIS)
+
+    def verify(self, *, anchor: tuple[int, str] | None = None) -> Verification:
+        """Walk the chain from the start; name the first entry that does not hold.
+
+        Each entry carries its own sequence number inside the hashed text, so
+        renumbering rows to hide a deletion or a swap breaks the chain too.
+        """
+        cursor = self._con.execute(
+            "SELECT seq, entry, prev_hash, row_hash FROM gov.audit_log ORDER BY seq"
+        )
+        prev, expected, count = GENESIS, 1, 0
+        anchored = anchor is None
+        while batch := cursor.fetchmany(10_000):
+            for seq, text, prev_hash, row_hash in batch:
+                problem = _check(seq, text, prev_hash, row_hash, prev, expected)
+                if problem:
+                    return Verification(False, count, prev, expected, problem)
+                if anchor is not None and seq == anchor[0]:
+                    if row_hash != anchor[1]:
+                        return Verification(
+                            False,
+                            count,
+                            prev,
+                            seq,
+                            f"entry {seq} does not match the anchor handed out "
+                            "earlier: the chain was rewritten",
+                        )
+                    anchored = True
+                prev, expected, count = row_hash, expected + 1, count + 1
+        if not anchored:
+            assert anchor is not None
+            return Verification(
+                False,
+                count,
+                prev,
+                anchor[0],
+                f"the chain ends before entry {anchor[0]}, which was handed out as "
+                "an anchor: entries were deleted",
+            )
+        return Verification(True, count, prev)
+
+    def entries(
+        self, *, since_seq: int = 0, action: str | None = None, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        rows = self._con.execute(
+            "SELECT entry FROM gov.audit_log WHERE seq > ? "
+            "AND (? IS NULL OR json_extract_string(entry, '$.action') = ?) "
+            "ORDER BY seq LIMIT ?",
+            [since_seq, action, action, limit],
+        ).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def report(
+        self, partner: str, *, since: datetime | None = None
+    ) -> list[Disclosure]:
+        """Every disclosure of ``partner``'s data that was allowed (FERPA 99.32)."""
+        rows = self._con.execute(
+            """
+            SELECT entry FROM gov.audit_log
+            WHERE json_extract_string(entry, '$.decision') = 'allow'
+              AND list_contains(?, json_extract_string(entry, '$.action'))
+              AND list_contains(
+                    CAST(json_extract(entry, '$.providers') AS VARCHAR[]), ?)
+              AND (? IS NULL OR json_extract_string(entry, '$.at') >= ?)
+            ORDER BY seq
+            """,
+            [
+                list(DISCLOSING),
+                partner,
+                since and since.isoformat(),
+                since and since.isoformat(),
+            ],
+        ).fetchall()
+        return [_disclosure(json.loads(r[0])) for r in rows]
+
+
+def _check(
+    seq: int, text: str, prev_hash: str, row_hash: str, prev: str, expected: int
+) -> str:
+    if seq != expected:
+        return (
+            f"entry {expected} is missing or out of order (found entry {seq} in its "
+            "place)"
+        )
+    if prev_hash != prev:
+        return f"entry {seq} does not follow the entry before it (deleted or reordered)"
+    if chain_hash(prev_hash, text) != row_hash:
+        return f"entry {seq} was edited after it was written"
+    try:
+        recorded = json.loads(text).get("seq")
+    except ValueError:
+        return f"entry {seq} is not valid JSON"
+    if recorded != seq:
+        return f"entry {seq} carries sequence number {recorded}"
+    return ""
+
+
+def _disclosure(e: dict[str, Any]) -> Disclosure:
+    return Disclosure(
+        seq=e["seq"],
+        at=e["at"],
+        action=e["action"],
+        actor=e["actor"],
+        actor_partner=e.get("actor_partner"),
+        purpose=e.get("purpose"),
+        agreements=list(e.get("agreements") or []),
+        what=e.get("what", ""),
+        rows=e.get("rows"),
+        cells=e.get("cells"),
+        suppressed=e.get("suppressed"),
+        destination=e.get("destination"),
+    )
+
+
+def system_clock() -> datetime:
+    """Now, in UTC, without tzinfo (as DuckDB TIMESTAMPs are stored)."""
+    return datetime.now(UTC).replace(tzinfo=None)

@@ -1,0 +1,444 @@
+"""Principals: the people who use the warehouse, each belonging to one partner.
+
+A user has one role; the role bounds what the user may ever do, and the agreements
+in force decide what the user may do with each provider's data. Passwords are
+hashed with argon2id; API tokens are 256-bit random secrets of which only a SHA-256
+hash is kept (a slow hash is for guessable secrets, and a token is not guessable).
+Access ends when a user is disabled, when the account expires, or when the user's
+confidentiality training lapses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+
+import duckdb
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from backbone.errors import AuthenticationFailed, NotFoundError, UserError
+from backbone.governance.audit import AuditEntry, AuditLog
+
+__all__ = [
+    "ROLE_OPERATIONS",
+    "Principal",
+    "Principals",
+    "Role",
+]
+
+_USER_ID = re.compile(r"^[a-z0-9][a-z0-9._@-]{1,63}$")
+TOKEN_PREFIX = "bbt"
+
+
+class Role(StrEnum):
+    steward_admin = "steward_admin"
+    steward_analyst = "steward_analyst"
+    partner_analyst = "partner_analyst"
+    partner_uploader = "partner_uploader"
+    funder_viewer = "funder_viewer"
+    researcher = "researcher"
+
+
+# What each role may ever do; the agreements narrow it further per provider.
+# "upload", "administer" and "audit" are not data operations of an agreement.
+ROLE_OPERATIONS: dict[Role, frozenset[str]] = {
+    Role.steward_admin: frozenset(
+        {
+            "row_level_view",
+            "export_microdata",
+            "link",
+            "aggregate",
+            "upload",
+            "administer",
+            "audit",
+        }
+    ),
+    Role.steward_analyst: frozenset(
+        {"row_level_view", "export_microdata", "link", "aggregate"}
+    ),
+    Role.partner_analyst: frozenset(
+        {"row_level_view", "export_microdata", "aggregate"}
+    ),
+    Role.partner_uploader: frozenset({"upload"}),
+    Role.funder_viewer: frozenset({"aggregate"}),
+    Role.researcher: frozenset({"row_level_view", "export_microdata", "aggregate"}),
+}
+# The partner kinds a role fits.
+ROLE_KINDS: dict[Role, frozenset[str]] = {
+    Role.steward_admin: frozenset({"backbone"}),
+    Role.steward_analyst: frozenset({"backbone"}),
+    Role.partner_analyst: frozenset(
+        {
+            "school_district",
+            "community_organization",
+            "higher_education_agency",
+            "government_agency",
+        }
+    ),
+    Role.partner_uploader: frozenset(
+        {
+            "school_district",
+            "community_organization",
+            "higher_education_agency",
+            "government_agency",
+            "backbone",
+        }
+    ),
+    Role.funder_viewer: frozenset({"funder"}),
+    Role.researcher: frozenset({"research", "backbone", "higher_education_agency"}),
+}
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: str
+    partner_id: str
+    role: Role
+    display_name: str | None = None
+    expires_on: date | None = None
+    training_until: date | None = None
+    disabled: bool = False
+
+    @property
+    def is_steward(self) -> bool:
+        return self.role in (Role.steward_admin, Role.steward_analyst)
+
+    def may(self, operation: str) -> bool:
+        return operation in ROLE_OPERATIONS[self.role]
+
+    def lapsed(self, on: date) -> str | None:
+        """Why this user may not act on ``on``, or None."""
+        if self.disabled:
+            return f"user {self.user_id} is disabled"
+        if self.expires_on is not None and on > self.expires_on:
+            return f"user {self.user_id}'s access expired on {self.expires_on}"
+        if self.training_until is not None and on > self.training_until:
+            return (
+                f"user {self.user_id}'s confidentiality training lapsed on "
+                f"{self.training_until}"
+            )
+        return None
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str
+    """Shown once; only its hash is kept."""
+    token_id: str
+    expires_at: datetime | None
+
+
+def _secret_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+class Principals:
+    """``wh.users``: add, list, disable, passwords, tokens, sign-in."""
+
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        audit: AuditLog,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._con = con
+        self._audit = audit
+        self._clock = clock
+        # argon2id with the library's defaults (RFC 9106 low-memory profile)
+        self._hasher = PasswordHasher()
+
+    # --- reading -----------------------------------------------------------------
+
+    def _row(self, user_id: str) -> Principal | None:
+        row = self._con.execute(
+            "SELECT user_id, partner_id, role, display_name, expires_on, "
+            "training_until, disabled_at IS NOT NULL FROM gov.principal "
+            "WHERE user_id = ?",
+            [user_id],
+        ).fetchone()
+        if row is None:
+            return None
+        return Principal(
+            row[0], row[1], Role(row[2]), row[3], row[4], row[5], bool(row[6])
+        )
+
+    def get(self, user_id: str) -> Principal:
+        found = self._row(user_id)
+        if found is None:
+            raise NotFoundError(
+                f"no user {user_id!r}; `backbone user list` shows the users."
+            )
+        return found
+
+    def list(self) -> list[Principal]:
+        ids = [
+            r[0]
+            for r in self._con.execute(
+                "SELECT user_id FROM gov.principal ORDER BY partner_id, user_id"
+            ).fetchall()
+        ]
+        return [self.get(i) for i in ids]
+
+    def count(self) -> int:
+        row = self._con.execute("SELECT count(*) FROM gov.principal").fetchone()
+        return int(row[0]) if row else 0
+
+    # --- changing ----------------------------------------------------------------
+
+    def add(
+        self,
+        user_id: str,
+        *,
+        partner: str,
+        role: Role | str,
+        by: Principal | None,
+        display_name: str | None = None,
+        password: str | None = None,
+        expires_on: date | None = None,
+        training_until: date | None = None,
+    ) -> Principal:
+        """Add a user. Only a steward admin may, except for the very first user of
+        a new warehouse, who must be the steward's admin."""
+        try:
+            role = Role(role)
+        except ValueError:
+            raise UserError(
+                f"unknown role {role!r}; use one of {', '.join(r.value for r in Role)}."
+            ) from None
+        if not _USER_ID.match(user_id):
+            raise UserError(
+                f"user id {user_id!r} must be 2-64 characters: lower-case letters, "
+                "digits, '.', '_', '@' or '-'."
+            )
+        kind_row = self._con.execute(
+            "SELECT kind FROM ref.partner WHERE partner_id = ?", [partner]
+        ).fetchone()
+        if kind_row is None:
+            raise NotFoundError(
+                f"no partner {partner!r}; register it first with `backbone partner add`."
+            )
+        if kind_row[0] not in ROLE_KINDS[role]:
+            raise UserError(
+                f"role {role.value} does not fit a {kind_row[0]} partner; it is for "
+                f"{', '.join(sorted(ROLE_KINDS[role]))} partners."
+            )
+        if by is None:
+            if self.count() > 0:
+                raise AuthenticationFailed(
+                    "sign in as a steward admin to add users (--user or --token)."
+                )
+            if role is not Role.steward_admin:
+                raise UserError(
+                    "the first user of a warehouse must be the steward's admin "
+                    "(--role steward_admin)."
+                )
+        elif not by.may("administer"):
+            raise AuthenticationFailed(f"{by.user_id} may not add users.")
+        if self._row(user_id) is not None:
+            raise UserError(f"user {user_id!r} already exists.")
+        self._con.execute(
+            "INSERT INTO gov.principal VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
+            [
+                user_id,
+                display_name,
+                partner,
+                role.value,
+                self._hasher.hash(password) if password else None,
+                self._clock(),
+                by.user_id if by else user_id,
+                expires_on,
+                training_until,
+            ],
+        )
+        self._audit.append(
+            AuditEntry(
+                "user",
+                by.user_id if by else user_id,
+                actor_partner=by.partner_id if by else partner,
+                what=f"added user {user_id} ({role.value} of {partner})",
+            )
+        )
+        return self.get(user_id)
+
+    def disable(self, user_id: str, *, by: Principal, reason: str) -> Principal:
+        """Disable a user and revoke the user's tokens, at once."""
+        if not by.may("administer"):
+            raise AuthenticationFailed(f"{by.user_id} may not disable users.")
+        self.get(user_id)
+        now = self._clock()
+        self._con.execute(
+            "UPDATE gov.principal SET disabled_at = ?, disabled_reason = ? "
+            "WHERE user_id = ?",
+            [now, reason, user_id],
+        )
+        self._con.execute(
+            "UPDATE gov.api_token SET revoked_at = ? "
+            "WHERE user_id = ? AND revoked_at IS NULL",
+            [now, user_id],
+        )
+        self._audit.append(
+            AuditEntry(
+                "user",
+                by.user_id,
+                actor_partner=by.partner_id,
+                what=f"disabled user {user_id}",
+                reason=reason,
+            )
+        )
+        return self.get(user_id)
+
+    def set_password(self, user_id: str, password: str, *, by: Principal) -> None:
+        if by.user_id != user_id and not by.may("administer"):
+            raise AuthenticationFailed(
+                f"{by.user_id} may not set {user_id}'s password."
+            )
+        if len(password) < 12:
+            raise UserError("a password must have at least 12 characters.")
+        self.get(user_id)
+        self._con.execute(
+            "UPDATE gov.principal SET password_hash = ? WHERE user_id = ?",
+            [self._hasher.hash(password), user_id],
+        )
+        self._audit.append(
+            AuditEntry(
+                "user",
+                by.user_id,
+                actor_partner=by.partner_id,
+                what=f"set the password of {user_id}",
+            )
+        )
+
+    def issue_token(
+        self,
+        user_id: str,
+        *,
+        by: Principal | None,
+        label: str | None = None,
+        days: int | None = 90,
+    ) -> IssuedToken:
+        """A new API token for ``user_id``. A user may issue their own; a steward
+        admin anyone's. ``by=None`` is the warehouse's host operator (the CLI on
+        the machine that holds the folder) issuing the first admin's token."""
+        target = self.get(user_id)
+        if by is not None and by.user_id != user_id and not by.may("administer"):
+            raise AuthenticationFailed(f"{by.user_id} may not issue tokens for others.")
+        if by is None and not (
+            target.role is Role.steward_admin and self._tokens_of_admins() == 0
+        ):
+            raise AuthenticationFailed(
+                "sign in to issue tokens (--user or --token); only the first steward "
+                "admin's first token can be issued without signing in."
+            )
+        token_id = secrets.token_hex(6)
+        secret = secrets.token_urlsafe(32)
+        now = self._clock()
+        expires = now + timedelta(days=days) if days else None
+        self._con.execute(
+            "INSERT INTO gov.api_token VALUES (?, ?, ?, ?, ?, ?, NULL)",
+            [token_id, user_id, _secret_hash(secret), label, now, expires],
+        )
+        self._audit.append(
+            AuditEntry(
+                "token",
+                by.user_id if by else user_id,
+                actor_partner=by.partner_id if by else target.partner_id,
+                what=f"issued token {token_id} for {user_id}",
+                detail={"expires_at": expires.isoformat() if expires else None},
+            )
+        )
+        return IssuedToken(f"{TOKEN_PREFIX}_{token_id}_{secret}", token_id, expires)
+
+    def _tokens_of_admins(self) -> int:
+        row = self._con.execute(
+            "SELECT count(*) FROM gov.api_token t JOIN gov.principal p USING (user_id) "
+            "WHERE p.role = 'steward_admin'"
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def revoke_token(self, token_id: str, *, by: Principal) -> None:
+        row = self._con.execute(
+            "SELECT user_id FROM gov.api_token WHERE token_id = ?", [token_id]
+        ).fetchone()
+        if row is None:
+            raise NotFoundError(f"no token {token_id!r}.")
+        if row[0] != by.user_id and not by.may("administer"):
+            raise AuthenticationFailed(f"{by.user_id} may not revoke that token.")
+        self._con.execute(
+            "UPDATE gov.api_token SET revoked_at = ? WHERE token_id = ?",
+            [self._clock(), token_id],
+        )
+        self._audit.append(
+            AuditEntry(
+                "token",
+                by.user_id,
+                actor_partner=by.partner_id,
+                what=f"revoked token {token_id}",
+            )
+        )
+
+    # --- signing in --------------------------------------------------------------
+
+    def _refuse(self, who: str, why: str, detail: str) -> AuthenticationFailed:
+        self._audit.append(
+            AuditEntry("login", who, decision="deny", reason=detail, what=why)
+        )
+        return AuthenticationFailed(why)
+
+    def sign_in(self, user_id: str, password: str) -> Principal:
+        """Check a password; every attempt is audited."""
+        found = self._con.execute(
+            "SELECT password_hash FROM gov.principal WHERE user_id = ?", [user_id]
+        ).fetchone()
+        wrong = "unknown user or wrong password."
+        if found is None or found[0] is None:
+            # hash anyway so that timing does not tell which users exist
+            self._hasher.hash(password)
+            raise self._refuse(user_id, wrong, "unknown user or no password set")
+        try:
+            self._hasher.verify(found[0], password)
+        except (VerificationError, InvalidHashError):
+            raise self._refuse(user_id, wrong, "wrong password") from None
+        return self._admit(self.get(user_id), "password")
+
+    def sign_in_token(self, token: str) -> Principal:
+        parts = token.strip().split("_", 2)
+        if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
+            raise self._refuse("(token)", "that is not a Backbone token.", "malformed")
+        _, token_id, secret = parts
+        row = self._con.execute(
+            "SELECT user_id, secret_hash, expires_at, revoked_at FROM gov.api_token "
+            "WHERE token_id = ?",
+            [token_id],
+        ).fetchone()
+        if row is None or not hmac.compare_digest(row[1], _secret_hash(secret)):
+            raise self._refuse(
+                f"(token {token_id})", "unknown or wrong token.", "no such token"
+            )
+        if row[3] is not None:
+            raise self._refuse(row[0], "the token was revoked.", f"token {token_id}")
+        if row[2] is not None and self._clock() > row[2]:
+            raise self._refuse(
+                row[0], f"the token expired on {row[2]:%Y-%m-%d}.", f"token {token_id}"
+            )
+        return self._admit(self.get(row[0]), f"token {token_id}")
+
+    def _admit(self, principal: Principal, how: str) -> Principal:
+        why = principal.lapsed(self._clock().date())
+        if why:
+            raise self._refuse(principal.user_id, why + ".", how)
+        self._audit.append(
+            AuditEntry(
+                "login",
+                principal.user_id,
+                actor_partner=principal.partner_id,
+                what=f"signed in with {how}",
+            )
+        )
+        return principal
