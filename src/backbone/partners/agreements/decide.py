@@ -81,8 +81,10 @@ def _check(
             ),
             None,
         )
-    if req.purpose not in doc.purpose_ids() or (
-        recipient.purposes and req.purpose not in recipient.purposes
+    # linking serves the agreement's purposes; what it needs is checked below
+    if req.operation != Operation.link.value and (
+        req.purpose not in doc.purpose_ids()
+        or (recipient.purposes and req.purpose not in recipient.purposes)
     ):
         return 4, f"purpose {req.purpose!r} is not permitted", None
     dataset = doc.dataset(req.entity)
@@ -104,9 +106,8 @@ def _check(
     if req.operation == Operation.link.value:
         if not doc.linkage.allowed:
             return 8, "linkage is not permitted", None
-        if req.link_with is None:
-            return 8, "name the partner whose records would be linked (link_with)", None
-        if req.link_with not in doc.linkage.linkable_with:
+        # without a partner named, the question is whether it links at all
+        if req.link_with is not None and req.link_with not in doc.linkage.linkable_with:
             return 8, f"linkage with {req.link_with} is not permitted", None
     return 9, None, recipient.access.value
 

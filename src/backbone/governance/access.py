@@ -1,0 +1,455 @@
+"""Governed access: the only way person-level rows leave the warehouse.
+
+``wh.access(principal, purpose)`` gives an :class:`Access` for one principal and one
+declared purpose on one day. Each read asks the policy layer for a grant per
+provider, materializes only the permitted rows and fields (query-layer enforcement:
+DuckDB has no row-level security, so nothing else is ever handed out), and appends
+an audit entry naming the agreement versions relied on, whatever the outcome.
+Aggregates go on to the release gate; :meth:`Access.session` hands analysts a fresh
+in-memory DuckDB holding only their permitted rows, with file access switched off
+and the configuration locked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from backbone.errors import NotFoundError, PolicyDenied, UserError
+from backbone.governance.audit import AuditEntry, AuditLog
+from backbone.governance.policy import (
+    ENTITIES,
+    Grant,
+    Refusal,
+    decide_grants,
+    permitted_rows_sql,
+    school_year_of,
+    subject_columns,
+)
+from backbone.governance.principals import Principal, Role
+from backbone.partners.agreements.decide import VersionView
+from backbone.partners.agreements.document import AccessLevel
+
+if TYPE_CHECKING:
+    from backbone.governance.release import Release, ReleaseGate
+
+__all__ = ["Access", "Keys", "Materialized", "locked_connection"]
+
+
+class Keys:
+    """The warehouse's own secret, from which per-use keys are derived."""
+
+    def __init__(self, master: bytes) -> None:
+        self._master = master
+
+    def derive(self, use: str) -> str:
+        return hmac.new(self._master, use.encode("utf-8"), hashlib.sha256).hexdigest()
+
+    def pseudonym_key(self, recipient: str) -> str:
+        return self.derive(f"pseudonym:{recipient}")
+
+
+def locked_connection(tables: dict[str, pa.Table]) -> duckdb.DuckDBPyConnection:
+    """A fresh in-memory DuckDB holding only ``tables``, unable to read or write
+    files and unable to change that."""
+    con = duckdb.connect(":memory:")
+    for name, table in tables.items():
+        con.register(f"_{name}_arrow", table)
+        con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM "_{name}_arrow"')
+        con.unregister(f"_{name}_arrow")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+    return con
+
+
+@dataclass(frozen=True)
+class Materialized:
+    table: pa.Table
+    grants: tuple[Grant, ...]
+    refusals: tuple[Refusal, ...]
+
+    @property
+    def agreements(self) -> tuple[str, ...]:
+        return tuple(sorted({g.agreement for g in self.grants if g.agreement}))
+
+    @property
+    def providers(self) -> tuple[str, ...]:
+        return tuple(sorted({g.provider for g in self.grants}))
+
+
+class Access:
+    """What one principal may do, for one purpose, on one day."""
+
+    def __init__(
+        self,
+        *,
+        con: duckdb.DuckDBPyConnection,
+        views: Callable[[], list[VersionView]],
+        audit: AuditLog,
+        gate: ReleaseGate,
+        keys: Keys,
+        principal: Principal,
+        purpose: str,
+        on: date,
+        school_year_start_month: int,
+        min_cell_size: int,
+    ) -> None:
+        if not purpose or not purpose.strip():
+            raise UserError("name the purpose of this read (--purpose).")
+        self._con = con
+        self._views = views
+        self._audit = audit
+        self._gate = gate
+        self._keys = keys
+        self.principal = principal
+        self.purpose = purpose.strip()
+        self.on = on
+        self._school_year = school_year_of(on, school_year_start_month)
+        self._min_cell = min_cell_size
+
+    # --- decisions ---------------------------------------------------------------
+
+    def _deny(self, action: str, what: str, reason: str, **detail: Any) -> PolicyDenied:
+        self._audit.append(
+            AuditEntry(
+                action,
+                self.principal.user_id,
+                decision="deny",
+                reason=reason,
+                actor_partner=self.principal.partner_id,
+                purpose=self.purpose,
+                what=what,
+                providers=tuple(detail.pop("providers", ())),
+                agreements=tuple(detail.pop("agreements", ())),
+                detail=detail,
+            )
+        )
+        return PolicyDenied(f"{what}: {reason}")
+
+    def _providers(self, entity: str) -> list[str]:
+        provider_col, _ = subject_columns(entity)
+        table = ENTITIES[entity].qualified_name
+        return [
+            r[0]
+            for r in self._con.execute(
+                f"SELECT DISTINCT {provider_col} FROM {table} ORDER BY 1"
+            ).fetchall()
+        ]
+
+    def grants(
+        self,
+        entity: str,
+        operation: str,
+        providers: Sequence[str] | None = None,
+        *,
+        link_with: str | None = None,
+    ) -> list[Grant | Refusal]:
+        """The policy's answer per provider, without reading anything."""
+        if entity not in ENTITIES:
+            raise NotFoundError(
+                f"unknown entity {entity!r}; use one of {', '.join(sorted(ENTITIES))}."
+            )
+        return decide_grants(
+            user_partner=self.principal.partner_id,
+            role=self.principal.role.value,
+            is_steward=self.principal.is_steward,
+            pseudonymous_only=self.principal.role is Role.researcher,
+            entity=entity,
+            purpose=self.purpose,
+            operation=operation,
+            on=self.on,
+            providers=list(providers) if providers else self._providers(entity),
+            views=self._views(),
+            default_min_cell_size=self._min_cell,
+            link_with=link_with,
+        )
+
+    def _admit(
+        self,
+        action: str,
+        entity: str,
+        operation: str,
+        providers: Sequence[str] | None,
+    ) -> tuple[list[Grant], list[Refusal]]:
+        what = f"{operation} {entity}" + (
+            f" of {', '.join(providers)}" if providers else ""
+        )
+        lapsed = self.principal.lapsed(self.on)
+        if lapsed:
+            raise self._deny(action, what, lapsed)
+        if not self.principal.may(operation):
+            raise self._deny(
+                action,
+                what,
+                f"role {self.principal.role.value} may not {operation.replace('_', ' ')}",
+            )
+        answers = self.grants(entity, operation, providers)
+        grants = [a for a in answers if isinstance(a, Grant)]
+        refusals = [a for a in answers if isinstance(a, Refusal)]
+        if not grants:
+            reasons = "; ".join(f"{r.provider}: {r.reason}" for r in refusals)
+            raise self._deny(
+                action,
+                what,
+                reasons or "no partner has sent such data",
+                providers=[r.provider for r in refusals],
+                agreements=[r.agreement for r in refusals if r.agreement],
+            )
+        return grants, refusals
+
+    def require_steward(self, operation: str, what: str) -> None:
+        """Steward-only work (linking, reviewing, evaluating): refuse anyone else."""
+        lapsed = self.principal.lapsed(self.on)
+        if lapsed:
+            raise self._deny("read", what, lapsed)
+        if not (self.principal.is_steward and self.principal.may(operation)):
+            raise self._deny(
+                "read",
+                what,
+                f"only the steward's admins and analysts may; {self.principal.user_id} "
+                f"is {self.principal.role.value} of {self.principal.partner_id}",
+            )
+
+    def own_or_steward(
+        self, partner: str, what: str, *, rows: int | None = None
+    ) -> None:
+        """Rows a partner sent that never entered the warehouse (its quarantine, its
+        validation reports): for that partner's own users and the steward."""
+        lapsed = self.principal.lapsed(self.on)
+        own = self.principal.partner_id == partner and self.principal.role in (
+            Role.partner_uploader,
+            Role.partner_analyst,
+        )
+        steward = self.principal.is_steward and self.principal.may("row_level_view")
+        if lapsed or not (own or steward):
+            raise self._deny(
+                "read",
+                what,
+                lapsed or f"only {partner}'s own users and the steward may",
+                providers=[partner],
+            )
+        self.log("read", what, providers=[partner], rows=rows)
+
+    def link_refusals(self, left: str, right: str) -> list[Refusal]:
+        """Why the principal may not link ``left``'s records with ``right``'s (each
+        provider's agreement must allow linking with the other), or nothing."""
+        out = []
+        for provider, other in ((left, right), (right, left)):
+            out += [
+                a
+                for a in self.grants(
+                    "partner_record", "link", [provider], link_with=other
+                )
+                if isinstance(a, Refusal)
+            ]
+        return out
+
+    def require(
+        self, entity: str, operation: str, providers: Sequence[str], *, what: str
+    ) -> tuple[Grant, ...]:
+        """All of ``providers`` must grant ``operation``, or the whole request is
+        refused (e.g. showing two records side by side for clerical review; for
+        ``link``, each provider must allow linking with the other)."""
+        if operation == "link" and len(providers) == 2:
+            self.require_steward("link", what)
+            refusals = self.link_refusals(providers[0], providers[1])
+            if refusals:
+                raise self._deny(
+                    "read",
+                    what,
+                    "; ".join(f"{r.provider}: {r.reason}" for r in refusals),
+                    providers=sorted(providers),
+                )
+            return ()
+        grants, refusals = self._admit("read", entity, operation, providers)
+        if refusals:
+            reasons = "; ".join(f"{r.provider}: {r.reason}" for r in refusals)
+            raise self._deny(
+                "read",
+                what,
+                reasons,
+                providers=[r.provider for r in refusals],
+            )
+        return tuple(grants)
+
+    # --- materializing -----------------------------------------------------------
+
+    def _read(
+        self,
+        grant: Grant,
+        fields: Sequence[str] | None,
+        person_ids: Sequence[int] | None,
+    ) -> pa.Table:
+        identified = grant.access is AccessLevel.identified
+        sql, params = permitted_rows_sql(
+            grant,
+            on=self.on,
+            school_year=self._school_year,
+            pseudonym_key=None
+            if identified
+            else self._keys.pseudonym_key(self.principal.partner_id),
+        )
+        if person_ids is not None:
+            if not identified:
+                return pa.table({})  # pseudonyms cannot be looked up by person id
+            sql = f"SELECT * FROM ({sql}) WHERE list_contains(?, person_id)"
+            params = [*params, list(person_ids)]
+        if fields is not None:
+            keep = [f for f in fields if f in grant.fields]
+            key = "person_id" if identified else "pseudonym"
+            sql = f"SELECT {', '.join([*keep, key])} FROM ({sql})"
+        return self._con.sql(sql, params=params).to_arrow_table()
+
+    def materialize(
+        self,
+        entity: str,
+        *,
+        operation: str = "row_level_view",
+        providers: Sequence[str] | None = None,
+        fields: Sequence[str] | None = None,
+        person_ids: Sequence[int] | None = None,
+        action: str = "read",
+    ) -> Materialized:
+        grants, refusals = self._admit(action, entity, operation, providers)
+        if fields is not None:
+            unknown = set(fields) - {c.name for c in ENTITIES[entity].columns}
+            if unknown:
+                raise UserError(
+                    f"{entity} has no field {sorted(unknown)[0]!r}; its fields are "
+                    f"{', '.join(c.name for c in ENTITIES[entity].columns)}."
+                )
+        parts = [self._read(g, fields, person_ids) for g in grants]
+        parts = [p for p in parts if p.num_columns]
+        table = (
+            pa.concat_tables(parts, promote_options="default")
+            if parts
+            else pa.table({})
+        )
+        return Materialized(table, tuple(grants), tuple(refusals))
+
+    def _record(
+        self,
+        action: str,
+        m: Materialized,
+        what: str,
+        *,
+        destination: str | None = None,
+        **detail: Any,
+    ) -> None:
+        self._audit.append(
+            AuditEntry(
+                action,
+                self.principal.user_id,
+                actor_partner=self.principal.partner_id,
+                purpose=self.purpose,
+                agreements=m.agreements,
+                providers=m.providers,
+                what=what,
+                rows=m.table.num_rows,
+                destination=destination,
+                reason="; ".join(g.reason for g in m.grants),
+                detail={
+                    "access": {g.provider: g.access.value for g in m.grants},
+                    "refused": {r.provider: r.reason for r in m.refusals},
+                    **detail,
+                },
+            )
+        )
+
+    # --- the doors' verbs --------------------------------------------------------
+
+    def rows(
+        self,
+        entity: str,
+        *,
+        providers: Sequence[str] | None = None,
+        fields: Sequence[str] | None = None,
+        person_ids: Sequence[int] | None = None,
+    ) -> Materialized:
+        """Row-level view of an entity: only permitted rows and fields."""
+        m = self.materialize(
+            entity, providers=providers, fields=fields, person_ids=person_ids
+        )
+        self._record(
+            "read",
+            m,
+            f"rows of {entity}",
+            persons=len(person_ids) if person_ids is not None else None,
+        )
+        return m
+
+    def export(
+        self,
+        entity: str,
+        out: Path,
+        *,
+        providers: Sequence[str] | None = None,
+        fields: Sequence[str] | None = None,
+    ) -> Materialized:
+        """Write permitted rows to CSV or Parquet (by the file's suffix)."""
+        if out.suffix.lower() not in (".csv", ".parquet"):
+            raise UserError(f"{out}: export to a .csv or .parquet file.")
+        m = self.materialize(
+            entity,
+            operation="export_microdata",
+            providers=providers,
+            fields=fields,
+            action="export",
+        )
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.suffix.lower() == ".csv":
+            pacsv.write_csv(m.table, out)
+        else:
+            pq.write_table(m.table, out)
+        self._record("export", m, f"export of {entity}", destination=str(out))
+        return m
+
+    def session(
+        self, entities: Sequence[str], *, operation: str = "row_level_view"
+    ) -> duckdb.DuckDBPyConnection:
+        """A locked in-memory database with one table per entity: the permitted
+        rows only. Anything run there sees nothing else."""
+        tables = {}
+        for entity in entities:
+            m = self.materialize(entity, operation=operation)
+            self._record("read", m, f"session table {entity}")
+            tables[entity] = m.table
+        return locked_connection(tables)
+
+    def count(
+        self,
+        entity: str,
+        by: Sequence[str],
+        *,
+        where: Mapping[str, Sequence[object]] | None = None,
+        epsilon: float | None = None,
+    ) -> Release:
+        """Persons per group, through the release gate (suppression, or
+        differential privacy when ``epsilon`` is given)."""
+        return self._gate.count(self, entity, list(by), dict(where or {}), epsilon)
+
+    def log(self, action: str, what: str, **detail: Any) -> None:
+        """Record a use that is not a read of rows (e.g. a decision shown)."""
+        self._audit.append(
+            AuditEntry(
+                action,
+                self.principal.user_id,
+                actor_partner=self.principal.partner_id,
+                purpose=self.purpose,
+                what=what,
+                providers=tuple(detail.pop("providers", ())),
+                agreements=tuple(detail.pop("agreements", ())),
+                rows=detail.pop("rows", None),
+                detail=detail,
+            )
+        )

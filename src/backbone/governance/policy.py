@@ -1,0 +1,331 @@
+"""The policy layer: who may see which rows and fields of whose data, for what.
+
+:meth:`Policy.grants` answers, for one principal, purpose, entity, operation and
+day, one :class:`Grant` or :class:`Refusal` per provider whose data the entity
+holds. A grant carries the agreement version relied on, the access level, the
+fields that survive masking and the row scope:
+
+- a partner always sees its own data (it is the discloser);
+- the steward sees what the agreements give the steward;
+- any other recipient sees another provider's rows only about the persons it holds
+  records of itself (a district: the persons it enrolls; a community organization:
+  its participants), and only as that provider's agreement grants;
+- aggregates draw on every row the agreement covers; they leave only through the
+  release gate;
+- where an agreement rests on consent, only persons with a current grant flow;
+- ``pseudonymous`` access replaces ids with the recipient's own keyed pseudonyms
+  and drops every identifying field.
+
+:func:`permitted_rows_sql` turns a grant into the one query that materializes the
+permitted rows; it is a pure function, tested as a string and on fixtures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from backbone.model.schema import ALL_TABLES, Table
+from backbone.partners.agreements.decide import (
+    AccessRequest,
+    VersionView,
+    decide,
+)
+from backbone.partners.agreements.document import (
+    AccessLevel,
+    AgreementDocument,
+    Classification,
+    LegalBasis,
+)
+
+__all__ = [
+    "ENTITIES",
+    "IDENTIFYING",
+    "Grant",
+    "Refusal",
+    "RowScope",
+    "decide_grants",
+    "permitted_rows_sql",
+    "school_year_of",
+    "subject_columns",
+]
+
+# Person-level entities a principal may ask for, by name.
+ENTITIES: dict[str, Table] = {
+    t.name: t
+    for t in ALL_TABLES
+    if (t.schema == "analytic" and t.person_level)
+    or t.name in ("partner_record", "record_person")
+}
+# Entities derived from another that the agreements name: the crosswalk of local
+# ids to persons is governed as the identifying records it was made from.
+GOVERNED_AS = {"record_person": "partner_record"}
+# Fields that identify a person; never shown under pseudonymous access.
+IDENTIFYING = frozenset(
+    {
+        "local_id",
+        "student_local_id",
+        "first_name",
+        "middle_name",
+        "last_surname",
+        "generation_code_suffix",
+        "birth_date",
+        "address",
+        "postal_code",
+        "state_student_id",
+        "identification_system",
+    }
+)
+# The steward's own purpose: reading identifying records to link and review them,
+# which the agreements grant as the ``link`` operation rather than as a purpose.
+IDENTITY_RESOLUTION = "identity_resolution"
+# Bookkeeping columns every grant may carry.
+LINEAGE = ("provider_partner_id", "partner_id", "submission_id")
+
+
+def subject_columns(entity: str) -> tuple[str, str]:
+    """(provider column, local id column) of an entity."""
+    if entity in ("partner_record", "record_person"):
+        return "partner_id", "local_id"
+    return "provider_partner_id", "student_local_id"
+
+
+def school_year_of(day: date, start_month: int) -> int:
+    """The school year (named by its ending year) that ``day`` falls in."""
+    return day.year + 1 if day.month >= start_month else day.year
+
+
+@dataclass(frozen=True)
+class RowScope:
+    persons_of: str | None = None
+    """Only persons linked to a record of this partner (None: every row)."""
+    school_years: tuple[int, ...] | None = None
+    consent_purpose: str | None = None
+    """Only persons with a current consent grant for this purpose."""
+
+
+@dataclass(frozen=True)
+class Grant:
+    provider: str
+    entity: str
+    access: AccessLevel
+    fields: tuple[str, ...]
+    """Fields that may be materialized (masked ones already removed)."""
+    agreement: str | None
+    """``agreement_id@version`` relied on; None for a partner's own data."""
+    reason: str
+    scope: RowScope
+    min_cell_size: int
+    dp_budget: float | None = None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    provider: str
+    entity: str
+    reason: str
+    agreement: str | None = None
+
+
+def _document(views: list[VersionView], ref: str) -> AgreementDocument:
+    return next(v.document for v in views if v.ref == ref)
+
+
+def _declared(doc: AgreementDocument, table: Table) -> tuple[str, ...]:
+    dataset = doc.dataset(GOVERNED_AS.get(table.name, table.name))
+    names = dataset.field_names() if dataset else set()
+    return tuple(c.name for c in table.columns if c.name in names)
+
+
+def _unmasked(
+    doc: AgreementDocument | None, table: Table, fields: tuple[str, ...]
+) -> tuple[str, ...]:
+    """Drop identifying fields and fields the agreement classes as directory or
+    restricted: what pseudonymous access leaves."""
+    hidden = set(IDENTIFYING)
+    dataset = doc.dataset(GOVERNED_AS.get(table.name, table.name)) if doc else None
+    if dataset is not None:
+        hidden |= {
+            f.name
+            for f in dataset.fields
+            if f.classification in (Classification.directory, Classification.restricted)
+        }
+    return tuple(f for f in fields if f not in hidden)
+
+
+def decide_grants(
+    *,
+    user_partner: str,
+    role: str,
+    is_steward: bool,
+    pseudonymous_only: bool,
+    entity: str,
+    purpose: str,
+    operation: str,
+    on: date,
+    providers: list[str],
+    views: list[VersionView],
+    default_min_cell_size: int,
+    link_with: str | None = None,
+) -> list[Grant | Refusal]:
+    """One grant or refusal per provider. Pure: the caller supplies the agreement
+    versions and the providers that hold rows of the entity."""
+    table = ENTITIES[entity]
+    if purpose == IDENTITY_RESOLUTION:
+        if GOVERNED_AS.get(entity, entity) != "partner_record":
+            return [
+                Refusal(p, entity, "identity resolution reads identifying records only")
+                for p in providers
+            ]
+        operation = "link"
+    # the person id is joined on by the query itself, never read as a field
+    every_field = tuple(c.name for c in table.columns if c.name != "person_id")
+    out: list[Grant | Refusal] = []
+    for provider in providers:
+        if provider == user_partner:
+            access = (
+                AccessLevel.pseudonymous
+                if pseudonymous_only
+                else AccessLevel.identified
+            )
+            fields = (
+                _unmasked(None, table, every_field)
+                if access is AccessLevel.pseudonymous
+                else every_field
+            )
+            out.append(
+                Grant(
+                    provider,
+                    entity,
+                    access,
+                    fields,
+                    None,
+                    f"{provider}'s own data",
+                    RowScope(),
+                    default_min_cell_size,
+                )
+            )
+            continue
+        decision = decide(
+            AccessRequest(
+                provider=provider,
+                recipient=user_partner,
+                entity=GOVERNED_AS.get(entity, entity),
+                fields=(),
+                purpose=purpose,
+                operation=operation,
+                on=on,
+                role=role,
+                link_with=link_with,
+            ),
+            views,
+        )
+        if not decision.allowed or decision.agreement is None:
+            out.append(Refusal(provider, entity, decision.reason, decision.agreement))
+            continue
+        doc = _document(views, decision.agreement)
+        access = AccessLevel(decision.access or "aggregate")
+        if pseudonymous_only and access is AccessLevel.identified:
+            access = AccessLevel.pseudonymous
+        declared = _declared(doc, table)
+        keys = tuple(
+            c for c in every_field if c in LINEAGE or c in subject_columns(entity)
+        )
+        fields = tuple(c for c in every_field if c in declared or c in keys)
+        if access is not AccessLevel.identified:
+            fields = _unmasked(doc, table, fields)
+        consent = (
+            doc.legal_basis.basis is LegalBasis.consent
+            or doc.population.consent_required
+        )
+        # a partner's users see others' rows only about persons it holds records of;
+        # the steward and researchers work over the agreement's whole population
+        # (researchers only ever pseudonymously)
+        own_persons_only = operation != "aggregate" and not (
+            is_steward or pseudonymous_only
+        )
+        scope = RowScope(
+            persons_of=user_partner if own_persons_only else None,
+            school_years=doc.population.school_years,
+            consent_purpose=purpose if consent else None,
+        )
+        out.append(
+            Grant(
+                provider,
+                entity,
+                access,
+                fields,
+                decision.agreement,
+                decision.reason,
+                scope,
+                doc.publication.min_cell_size,
+                doc.publication.dp_budget.epsilon
+                if doc.publication.dp_budget
+                else None,
+            )
+        )
+    return out
+
+
+def permitted_rows_sql(
+    grant: Grant, *, on: date, school_year: int, pseudonym_key: str | None = None
+) -> tuple[str, list[object]]:
+    """The query (and its parameters) that reads exactly the rows and fields a
+    grant permits, with the linked ``person_id`` of each row's subject, or under
+    pseudonymous access the recipient's ``pseudonym`` for it instead.
+
+    Names come from the canonical model (never from the request); values are
+    parameters. ``on`` and its school year decide which consent grants are current.
+    """
+    table = ENTITIES[grant.entity]
+    provider_col, local_col = subject_columns(grant.entity)
+    select = [f"t.{f}" for f in grant.fields]
+    params: list[object] = []
+    if grant.access is AccessLevel.identified:
+        select.append("rp.person_id")
+    else:
+        if pseudonym_key is None:
+            raise ValueError("pseudonymous access needs the recipient's key")
+        # nested keyed SHA-256 (HMAC-style: no length extension), computed in SQL
+        # so no Python loop touches the rows; unlinked records get one too
+        select.append(
+            "substr(sha256(? || sha256(? || coalesce(CAST(rp.person_id AS VARCHAR), "
+            f"'record:' || t.{provider_col} || ':' || t.{local_col}))), 1, 20) "
+            "AS pseudonym"
+        )
+        params += [pseudonym_key, pseudonym_key]
+    params.append(grant.provider)
+    where = [f"t.{provider_col} = ?"]
+    scope = grant.scope
+    if scope.school_years is not None and any(
+        c.name == "school_year" for c in table.columns
+    ):
+        where.append("list_contains(?, t.school_year)")
+        params.append(list(scope.school_years))
+    if scope.persons_of is not None:
+        where.append(
+            "rp.person_id IN (SELECT person_id FROM identity.record_person "
+            "WHERE partner_id = ?)"
+        )
+        params.append(scope.persons_of)
+    if scope.consent_purpose is not None:
+        # the latest decision wins; on the same day a denial wins over a grant
+        where.append(
+            f"t.{local_col} IN (SELECT student_local_id FROM ("
+            "SELECT student_local_id, consent_status, expiration_date, school_year, "
+            "row_number() OVER (PARTITION BY student_local_id ORDER BY "
+            "decision_date DESC, consent_status = 'granted') AS latest "
+            "FROM analytic.consent WHERE provider_partner_id = ? "
+            "AND consent_scope IN (?, 'all') AND decision_date <= ?) "
+            "WHERE latest = 1 AND consent_status = 'granted' "
+            "AND (expiration_date IS NULL OR expiration_date >= ?) "
+            "AND (school_year IS NULL OR school_year = ?))"
+        )
+        params += [grant.provider, scope.consent_purpose, on, on, school_year]
+    sql = (
+        f"SELECT {', '.join(select)} FROM {table.qualified_name} t "
+        "LEFT JOIN identity.record_person rp "
+        f"ON rp.partner_id = t.{provider_col} AND rp.local_id = t.{local_col} "
+        f"WHERE {' AND '.join(where)}"
+    )
+    return sql, params
