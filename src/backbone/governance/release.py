@@ -1,0 +1,612 @@
+"""The release gate: every aggregate leaves through here, and is remembered.
+
+A release counts persons per group of one entity. The gate
+
+1. reads the permitted rows through the policy layer (``aggregate`` operation) into
+   a locked in-memory database, each person as a keyed hash (the *unit*);
+2. forms the table's cells with their margins (1 or 2 dimensions) as sets of units;
+3. takes every earlier release that counted any of the same units from the ledger,
+   and groups all units into *atoms* by which cells, old and new, they belong to;
+4. suppresses cells (primary: 0 < n < the strictest minimum cell size of the
+   providers in the cell; complementary until a linear-programming interval audit
+   of every small cell and atom is clean, earlier releases included, which stops
+   differencing within a table and across releases);
+5. records the release, its cells and their units in the ledger, and the audit log.
+
+With ``epsilon`` the counts are released with differential privacy instead
+(OpenDP), charged to each provider agreement's budget; a table once released one
+way is never released the other way.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from backbone.errors import UserError
+from backbone.governance.audit import AuditEntry, AuditLog, canonical_json
+from backbone.governance.disclosure import protect
+from backbone.governance.policy import (
+    ENTITIES,
+    IDENTIFYING,
+    Grant,
+    permitted_rows_sql,
+    subject_columns,
+)
+from backbone.partners.agreements.document import AccessLevel
+
+if TYPE_CHECKING:
+    from backbone.governance.access import Access
+
+__all__ = ["Release", "ReleaseGate", "cell_pairs_sql"]
+
+MAX_DIMENSIONS = 2
+DP_DELTA = 1e-7
+TOTAL = "(all)"
+
+
+@dataclass(frozen=True)
+class Release:
+    release_id: int
+    table: pa.Table
+    """One row per cell: the dimensions (``(all)`` on a margin), ``persons`` (null
+    when suppressed) and ``note``."""
+    cells: int
+    suppressed: int
+    agreements: tuple[str, ...]
+    mode: str
+    epsilon: float | None = None
+    accuracy: float | None = None
+
+
+def cell_pairs_sql(
+    by: Sequence[str], where: dict[str, Sequence[object]]
+) -> tuple[str, list[object]]:
+    """(unit, cell label) pairs of a table with margins, over the locked ``rows``.
+
+    Pure: names are checked by the caller against the canonical model; values are
+    parameters. A margin is the union of its row's or column's units, so a person
+    in two cells of a row is counted once in its total.
+    """
+    filters: list[str] = []
+    params: list[object] = []
+    for column, values in where.items():
+        filters.append(f"list_contains(?, CAST({column} AS VARCHAR))")
+        params.append([str(v) for v in values])
+    cond = f"WHERE {' AND '.join(filters)}" if filters else ""
+    base = f"SELECT DISTINCT unit, provider, {', '.join(by) or 'NULL AS _none'} FROM rows {cond}"
+    labels = [f"CAST({b} AS VARCHAR)" for b in by]
+    parts = []
+    # inner cells, then each margin: a dimension replaced by the total
+    for keep in _margins(len(by)):
+        cols = [lab if k else f"'{TOTAL}'" for lab, k in zip(labels, keep, strict=True)]
+        label = f"to_json([{', '.join(cols)}])" if cols else f"to_json(['{TOTAL}'])"
+        parts.append(f"SELECT DISTINCT unit, provider, {label} AS label FROM base")
+    sql = f"WITH base AS ({base}) " + " UNION ".join(parts)
+    return sql, params
+
+
+def _margins(n: int) -> list[tuple[bool, ...]]:
+    if n == 0:
+        return [()]
+    if n == 1:
+        return [(True,), (False,)]
+    return [(True, True), (True, False), (False, True), (False, False)]
+
+
+class ReleaseGate:
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        audit: AuditLog,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._con = con
+        self._audit = audit
+        self._clock = clock
+
+    # --- reading the units -------------------------------------------------------
+
+    def _units(
+        self, access: Access, entity: str, columns: Sequence[str]
+    ) -> tuple[pa.Table, list[Grant]]:
+        grants, _refusals = access._admit("release", entity, "aggregate", None)
+        provider_col, _ = subject_columns(entity)
+        key = access._keys.derive("ledger")
+        usable = [g for g in grants if set(columns) <= set(g.fields)]
+        if not usable:
+            raise access._deny(
+                "release",
+                f"count of {entity} by {', '.join(columns)}",
+                "no provider shares those fields for aggregates",
+            )
+        parts = []
+        for g in usable:
+            # every unit is a keyed hash of the person, whatever the access level:
+            # the counts leave, the hashes stay in the ledger
+            unit_grant = replace(g, access=AccessLevel.aggregate)
+            sql, params = permitted_rows_sql(
+                unit_grant,
+                on=access.on,
+                school_year=access._school_year,
+                pseudonym_key=key,
+            )
+            select = ", ".join(
+                [f"{provider_col} AS provider", *columns, "pseudonym AS unit"]
+            )
+            parts.append(
+                self._con.sql(
+                    f"SELECT {select} FROM ({sql})", params=params
+                ).to_arrow_table()
+            )
+        return pa.concat_tables(parts, promote_options="default"), usable
+
+    # --- counting ----------------------------------------------------------------
+
+    def count(
+        self,
+        access: Access,
+        entity: str,
+        by: list[str],
+        where: dict[str, Sequence[object]],
+        epsilon: float | None,
+    ) -> Release:
+        if entity not in ENTITIES:
+            raise UserError(f"unknown entity {entity!r}.")
+        columns = {c.name for c in ENTITIES[entity].columns}
+        asked = [*by, *where]
+        bad = [c for c in asked if c not in columns]
+        if bad:
+            raise UserError(
+                f"{entity} has no field {bad[0]!r}; its fields are {', '.join(sorted(columns))}."
+            )
+        identifying = [c for c in asked if c in IDENTIFYING]
+        if identifying:
+            raise UserError(
+                f"{identifying[0]} identifies a person; it cannot be a dimension or filter."
+            )
+        if len(by) > MAX_DIMENSIONS:
+            raise UserError(
+                f"a released table has at most {MAX_DIMENSIONS} dimensions; split it."
+            )
+        if len(set(by)) != len(by):
+            raise UserError("each dimension may appear once.")
+        definition = {
+            "entity": entity,
+            "by": list(by),
+            "where": {k: sorted(str(v) for v in vs) for k, vs in sorted(where.items())},
+        }
+        rows, grants = self._units(access, entity, sorted(set(asked)))
+        if epsilon is not None:
+            return self._dp(access, definition, rows, grants, by, where, epsilon)
+        return self._suppressed(access, definition, rows, grants, by, where)
+
+    def _previous_modes(self, definition: dict[str, Any]) -> set[str]:
+        return {
+            r[0]
+            for r in self._con.execute(
+                "SELECT DISTINCT mode FROM gov.release WHERE definition = ?",
+                [canonical_json(definition)],
+            ).fetchall()
+        }
+
+    def _suppressed(
+        self,
+        access: Access,
+        definition: dict[str, Any],
+        rows: pa.Table,
+        grants: list[Grant],
+        by: list[str],
+        where: dict[str, Sequence[object]],
+    ) -> Release:
+        what = f"count of {definition['entity']} by {', '.join(by) or 'nothing'}"
+        if "dp" in self._previous_modes(definition):
+            raise access._deny(
+                "release",
+                what,
+                "this table was released with differential privacy; releasing it "
+                "suppressed as well would undo the noise",
+            )
+        min_cell = pa.table(
+            {
+                "provider": [g.provider for g in grants],
+                "min_cell": [g.min_cell_size for g in grants],
+            }
+        )
+        sql, params = cell_pairs_sql(by, where)
+        local = duckdb.connect(":memory:")
+        try:
+            local.register("rows_arrow", rows)
+            local.execute("CREATE TABLE rows AS SELECT * FROM rows_arrow")
+            local.unregister("rows_arrow")
+            local.execute(f"CREATE TABLE pairs AS {sql}", params)
+            local.execute(
+                "CREATE TABLE cells AS SELECT label, "
+                "CAST(row_number() OVER (ORDER BY label) - 1 AS INTEGER) AS cell "
+                "FROM (SELECT DISTINCT label FROM pairs)"
+            )
+            # the strictest minimum of the providers whose data is in each cell
+            local.register("min_cell", min_cell)
+            thresholds_t = local.sql(
+                "SELECT c.cell, c.label, max(m.min_cell) AS threshold FROM pairs p "
+                "JOIN cells c USING (label) JOIN min_cell m USING (provider) "
+                "GROUP BY c.cell, c.label ORDER BY c.cell"
+            ).to_arrow_table()
+            new_pairs = local.sql(
+                "SELECT DISTINCT unit, cell FROM pairs JOIN cells USING (label) "
+                "ORDER BY cell, unit"
+            ).to_arrow_table()
+            # earlier releases that counted any of the same persons
+            prior = self._prior(new_pairs.select(["unit"]))
+            local.register("prior_pairs", prior["pairs"])
+            local.register("prior_cells", prior["cells"])
+            n_new = thresholds_t.num_rows
+            # one global cell number: this release's cells first, then earlier ones
+            local.execute(
+                "CREATE TABLE old_cells AS SELECT release_id, cell, threshold, published, "
+                f"CAST({n_new} + row_number() OVER (ORDER BY release_id, cell) - 1 "
+                "AS INTEGER) AS g FROM prior_cells"
+            )
+            # an atom's minimum is the strictest of its persons' providers (-1
+            # when all its persons come from earlier releases only)
+            atoms_t = local.sql(
+                """
+                WITH every AS (
+                    SELECT unit, cell AS g FROM new_pairs
+                    UNION ALL
+                    SELECT p.unit, o.g FROM prior_pairs p
+                    JOIN old_cells o USING (release_id, cell)),
+                unit_min AS (
+                    SELECT p.unit, max(m.min_cell) AS min_cell FROM pairs p
+                    JOIN min_cell m USING (provider) GROUP BY p.unit),
+                signature AS (
+                    SELECT unit, list_sort(list_distinct(list(g))) AS cells
+                    FROM every GROUP BY unit)
+                SELECT s.cells, count(*) AS units,
+                       coalesce(max(u.min_cell), -1) AS min_cell
+                FROM signature s LEFT JOIN unit_min u USING (unit)
+                GROUP BY s.cells
+                """
+            ).to_arrow_table()
+            old = local.sql(
+                "SELECT threshold, published FROM old_cells ORDER BY g"
+            ).to_arrow_table()
+        finally:
+            local.close()
+        labels = thresholds_t.column("label").to_pylist()
+        if not labels:
+            # nobody matched: an empty table reveals no one (zeros are published)
+            release_id = self._record(
+                access,
+                definition,
+                grants,
+                "suppression",
+                [],
+                np.zeros(0, dtype=np.int64),
+                np.zeros(0, dtype=bool),
+                np.zeros(0, dtype=np.int64),
+                None,
+                None,
+            )
+            return Release(
+                release_id,
+                _table(
+                    by,
+                    [],
+                    np.zeros(0),
+                    np.zeros(0, dtype=bool),
+                    np.zeros(0, dtype=bool),
+                ),
+                0,
+                0,
+                tuple(sorted({g.agreement for g in grants if g.agreement})),
+                "suppression",
+            )
+        thresholds = np.asarray(
+            thresholds_t.column("threshold").to_pylist(), dtype=np.int64
+        )
+        n_cells = n_new + old.num_rows
+        M = np.zeros((n_cells, atoms_t.num_rows), dtype=np.int64)
+        for j, cells in enumerate(atoms_t.column("cells").to_pylist()):
+            M[cells, j] = 1
+        atom_counts = np.asarray(atoms_t.column("units").to_pylist(), dtype=np.int64)
+        all_thresholds = np.concatenate(
+            [
+                thresholds,
+                np.asarray(old.column("threshold").to_pylist(), dtype=np.int64),
+            ]
+        )
+        new_cells = np.zeros(n_cells, dtype=bool)
+        new_cells[:n_new] = True
+        prior_published = np.zeros(n_cells, dtype=bool)
+        prior_published[n_new:] = np.asarray(
+            old.column("published").to_pylist(), dtype=bool
+        )
+        atom_min = np.asarray(atoms_t.column("min_cell").to_pylist(), dtype=np.int64)
+        inherited = np.where(M.astype(bool), all_thresholds[:, None], 0).max(axis=0)
+        atom_thresholds = np.where(atom_min >= 0, atom_min, inherited)
+        result = protect(
+            M,
+            atom_counts,
+            all_thresholds,
+            new_cells=new_cells,
+            prior_published=prior_published,
+            complementary=True,
+            atom_thresholds=atom_thresholds,
+        )
+        values = M @ atom_counts
+        if result.refused:
+            raise access._deny(
+                "release",
+                what,
+                "no suppression pattern protects every small group against this "
+                "table and the earlier releases it overlaps; nothing was released",
+                providers=sorted({g.provider for g in grants}),
+                agreements=sorted({g.agreement for g in grants if g.agreement}),
+            )
+        suppressed = result.suppressed[: len(labels)]
+        release_id = self._record(
+            access,
+            definition,
+            grants,
+            "suppression",
+            labels,
+            values[: len(labels)],
+            suppressed,
+            thresholds,
+            new_pairs,
+            None,
+        )
+        table = _table(
+            by, labels, values[: len(labels)], suppressed, result.primary[: len(labels)]
+        )
+        return Release(
+            release_id,
+            table,
+            len(labels),
+            int(suppressed.sum()),
+            tuple(sorted({g.agreement for g in grants if g.agreement})),
+            "suppression",
+        )
+
+    def _prior(self, units: pa.Table) -> dict[str, pa.Table]:
+        """Members and cells of every earlier release that counted any of ``units``."""
+        self._con.register("new_units", units)
+        try:
+            self._con.execute(
+                "CREATE OR REPLACE TEMP TABLE hit AS SELECT DISTINCT m.release_id "
+                "FROM gov.release_member m JOIN new_units n USING (unit)"
+            )
+            pairs = self._con.sql(
+                "SELECT m.release_id, m.cell, m.unit FROM gov.release_member m "
+                "JOIN hit USING (release_id)"
+            ).to_arrow_table()
+            cells = self._con.sql(
+                "SELECT c.release_id, c.cell, c.threshold, c.published "
+                "FROM gov.release_cell c JOIN hit USING (release_id)"
+            ).to_arrow_table()
+            self._con.execute("DROP TABLE hit")
+        finally:
+            self._con.unregister("new_units")
+        return {"pairs": pairs, "cells": cells}
+
+    def _record(
+        self,
+        access: Access,
+        definition: dict[str, Any],
+        grants: list[Grant],
+        mode: str,
+        labels: list[str],
+        values: np.ndarray[Any, Any],
+        suppressed: np.ndarray[Any, Any],
+        thresholds: np.ndarray[Any, Any],
+        pairs: pa.Table | None,
+        epsilon: float | None,
+    ) -> int:
+        agreements = sorted({g.agreement for g in grants if g.agreement})
+        providers = sorted({g.provider for g in grants})
+        row = self._con.execute(
+            "SELECT coalesce(max(release_id), 0) + 1 FROM gov.release"
+        ).fetchone()
+        release_id = int(row[0]) if row else 1
+        self._con.execute(
+            "INSERT INTO gov.release VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                release_id,
+                self._clock(),
+                access.principal.user_id,
+                access.principal.partner_id,
+                access.purpose,
+                canonical_json(definition),
+                ",".join(agreements),
+                json.dumps(providers),
+                mode,
+                len(labels),
+                int(suppressed.sum()),
+                epsilon,
+            ],
+        )
+        cells = pa.table(
+            {
+                "release_id": pa.array([release_id] * len(labels), pa.int64()),
+                "cell": pa.array(range(len(labels)), pa.int32()),
+                "label": pa.array(labels, pa.string()),
+                "value": pa.array([int(v) for v in values], pa.int64()),
+                "published": pa.array([not bool(s) for s in suppressed], pa.bool_()),
+                "threshold": pa.array([int(t) for t in thresholds], pa.int32()),
+            }
+        )
+        self._con.register("new_cells", cells)
+        try:
+            self._con.execute("INSERT INTO gov.release_cell SELECT * FROM new_cells")
+        finally:
+            self._con.unregister("new_cells")
+        if pairs is not None and pairs.num_rows:
+            self._con.register("members", pairs)
+            try:
+                self._con.execute(
+                    "INSERT INTO gov.release_member "
+                    "SELECT ?, CAST(cell AS INTEGER), unit FROM members",
+                    [release_id],
+                )
+            finally:
+                self._con.unregister("members")
+        self._audit.append(
+            AuditEntry(
+                "release",
+                access.principal.user_id,
+                actor_partner=access.principal.partner_id,
+                purpose=access.purpose,
+                agreements=tuple(agreements),
+                providers=tuple(providers),
+                what=f"release {release_id}: {canonical_json(definition)}",
+                cells=len(labels),
+                suppressed=int(suppressed.sum()),
+                epsilon=epsilon,
+                reason="; ".join(g.reason for g in grants),
+                detail={"mode": mode},
+            )
+        )
+        return release_id
+
+    # --- differential privacy ----------------------------------------------------
+
+    def _dp(
+        self,
+        access: Access,
+        definition: dict[str, Any],
+        rows: pa.Table,
+        grants: list[Grant],
+        by: list[str],
+        where: dict[str, Sequence[object]],
+        epsilon: float,
+    ) -> Release:
+        from backbone.governance.dp import dp_counts
+
+        what = (
+            f"private count of {definition['entity']} by {', '.join(by) or 'nothing'}"
+        )
+        if epsilon <= 0:
+            raise UserError("epsilon must be greater than 0.")
+        if "suppression" in self._previous_modes(definition):
+            raise access._deny(
+                "release",
+                what,
+                "this table was released with suppression; a noisy release of the "
+                "same cells would let the two be combined",
+            )
+        for g in grants:
+            if g.agreement is None:
+                continue
+            if g.dp_budget is None:
+                raise access._deny(
+                    "release",
+                    what,
+                    f"{g.agreement} sets no differential-privacy budget",
+                    agreements=[g.agreement],
+                )
+            spent = self._spent(g.agreement.split("@")[0])
+            if spent + epsilon > g.dp_budget + 1e-12:
+                raise access._deny(
+                    "release",
+                    what,
+                    f"{g.agreement}'s privacy budget is spent "
+                    f"({spent:g} of {g.dp_budget:g}; this asks {epsilon:g})",
+                    agreements=[g.agreement],
+                )
+        local = duckdb.connect(":memory:")
+        try:
+            local.register("rows_arrow", rows)
+            filters, params = [], []
+            for column, values in where.items():
+                filters.append(f"list_contains(?, CAST({column} AS VARCHAR))")
+                params.append([str(v) for v in values])
+            cond = f"WHERE {' AND '.join(filters)}" if filters else ""
+            dims = ", ".join(f"CAST({b} AS VARCHAR) AS {b}" for b in by)
+            # each person is counted once, in one group, so one person's data
+            # changes one count by one (the privacy unit)
+            frame = local.sql(
+                f"SELECT {dims or '1 AS _all'} FROM (SELECT *, row_number() OVER "
+                f"(PARTITION BY unit ORDER BY {', '.join(by) or 'unit'}) AS k "
+                f"FROM rows_arrow {cond}) WHERE k = 1",
+                params=params,
+            ).to_arrow_table()
+        finally:
+            local.close()
+        result = dp_counts(frame, by or ["_all"], None, epsilon, DP_DELTA)
+        table = result.table
+        release_id = self._record(
+            access,
+            definition,
+            grants,
+            "dp",
+            [json.dumps(r) for r in table.select(by or ["_all"]).to_pylist()],
+            np.zeros(table.num_rows, dtype=np.int64),
+            np.zeros(table.num_rows, dtype=bool),
+            np.zeros(table.num_rows, dtype=np.int64),
+            None,
+            epsilon,
+        )
+        for g in grants:
+            if g.agreement is not None:
+                self._con.execute(
+                    "INSERT INTO gov.dp_spend VALUES (?, ?, ?, ?, ?)",
+                    [
+                        g.agreement.split("@")[0],
+                        release_id,
+                        epsilon,
+                        DP_DELTA,
+                        self._clock(),
+                    ],
+                )
+        return Release(
+            release_id,
+            table,
+            table.num_rows,
+            0,
+            tuple(sorted({g.agreement for g in grants if g.agreement})),
+            "dp",
+            epsilon,
+            result.accuracy,
+        )
+
+    def _spent(self, agreement_id: str) -> float:
+        row = self._con.execute(
+            "SELECT coalesce(sum(epsilon), 0) FROM gov.dp_spend WHERE agreement = ?",
+            [agreement_id],
+        ).fetchone()
+        return float(row[0]) if row else 0.0
+
+    def budget(self, agreement_id: str) -> float:
+        """Epsilon spent so far under an agreement."""
+        return self._spent(agreement_id)
+
+
+def _table(
+    by: list[str],
+    labels: list[str],
+    values: np.ndarray[Any, Any],
+    suppressed: np.ndarray[Any, Any],
+    primary: np.ndarray[Any, Any],
+) -> pa.Table:
+    decoded = [json.loads(lab) for lab in labels]
+    columns: dict[str, Any] = {
+        b: [d[i] for d in decoded] for i, b in enumerate(by)
+    } or {"group": [TOTAL] * len(labels)}
+    columns["persons"] = [
+        None if s else int(v) for v, s in zip(values, suppressed, strict=True)
+    ]
+    columns["note"] = [
+        ("fewer than the minimum" if p else "suppressed to protect another cell")
+        if s
+        else ""
+        for s, p in zip(suppressed, primary, strict=True)
+    ]
+    return pa.table(columns)

@@ -1,0 +1,346 @@
+"""Retention: a provider's data is destroyed when the agreements that let it in end.
+
+For every provider and every entity it has sent, the data may stay while some
+agreement of that provider in force today shares the entity. Once none does, the
+data is due for destruction at the earliest of the ended agreement's
+``retention.destroy_by``, its end plus ``retention.destroy_after_days``, and (when
+it was terminated) its end plus ``termination.destroy_within_days``. On that day
+:meth:`Retention.run` (also run whenever the warehouse is opened for writing)
+deletes the rows everywhere they flowed: the analytic tables, identifying records
+and their links, clerical-review decisions, linkage encodings, quarantined rows and
+the raw files; persons left with no record are retired. Access ends with the
+agreement (the policy layer denies it from the end date), users of a partner left
+with no agreement at all are disabled, and a destruction certificate is appended to
+the audit log.
+
+The release ledger keeps its keyed hashes of the persons counted: they identify no
+one, and without them a later table could difference an earlier one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+
+from backbone.engines.duckdb import transaction
+from backbone.governance.audit import AuditEntry, AuditLog, canonical_json
+from backbone.model.schema import ALL_TABLES
+from backbone.partners.agreements.document import AgreementDocument, Status
+from backbone.partners.agreements.store import AgreementRegistry, VersionRecord
+
+__all__ = ["Due", "Purge", "Retention", "destruction_due"]
+
+
+@dataclass(frozen=True)
+class Due:
+    provider: str
+    entity: str
+    agreement: str
+    """``id@version`` of the last agreement version that shared the entity."""
+    ended_on: date
+    due_on: date
+
+
+@dataclass(frozen=True)
+class Purge:
+    purge_id: int
+    provider: str
+    entities: tuple[str, ...]
+    rows: dict[str, int]
+    raw_files: int
+    certificate: dict[str, object]
+
+
+def _end(record: VersionRecord, doc: AgreementDocument) -> date | None:
+    """The day an agreement version stopped applying, or None while it applies."""
+    if doc.status is Status.terminated:
+        return record.in_force_from or doc.effective_from
+    return doc.effective_to
+
+
+def _due(ended: date, doc: AgreementDocument) -> date:
+    days: list[date] = []
+    if doc.retention is not None:
+        if doc.retention.destroy_by is not None:
+            days.append(doc.retention.destroy_by)
+        if doc.retention.destroy_after_days is not None:
+            days.append(ended + timedelta(days=doc.retention.destroy_after_days))
+    if (
+        doc.status is Status.terminated
+        and doc.termination is not None
+        and doc.termination.destroy_within_days is not None
+    ):
+        days.append(ended + timedelta(days=doc.termination.destroy_within_days))
+    # no retention terms at all: nothing is kept past the end
+    return min(days) if days else ended
+
+
+def destruction_due(
+    versions: list[VersionRecord], holdings: dict[str, set[str]], today: date
+) -> list[Due]:
+    """What must be destroyed today. Pure: ``holdings`` maps each provider to the
+    entities it has rows of."""
+    by_agreement: dict[str, list[VersionRecord]] = {}
+    for v in versions:
+        by_agreement.setdefault(v.agreement_id, []).append(v)
+    # per provider and entity: is it shared today; else the latest end and due day
+    live: set[tuple[str, str]] = set()
+    ended: dict[tuple[str, str], tuple[date, date, str]] = {}
+    for history in by_agreement.values():
+        approved = sorted(
+            (v for v in history if v.status == "approved" and v.in_force_from),
+            key=lambda v: v.version,
+        )
+        in_force = [v for v in approved if v.in_force_from and v.in_force_from <= today]
+        if not in_force:
+            continue
+        current = in_force[-1]
+        doc = current.document
+        provider = doc.parties.provider
+        end = _end(current, doc)
+        entities = {d.entity for d in doc.datasets}
+        if end is None or end >= today:
+            if doc.status is not Status.draft:
+                live |= {(provider, e) for e in entities}
+            # an entity dropped by a narrowing amendment ends with that amendment
+            for older in in_force[:-1]:
+                for e in {d.entity for d in older.document.datasets} - entities:
+                    assert current.in_force_from is not None
+                    day = current.in_force_from
+                    due = _due(day, older.document)
+                    ended[(provider, e)] = max(
+                        ended.get((provider, e), (day, due, older.ref)),
+                        (day, due, older.ref),
+                    )
+            continue
+        for e in entities:
+            due = _due(end, doc)
+            ended[(provider, e)] = max(
+                ended.get((provider, e), (end, due, current.ref)),
+                (end, due, current.ref),
+            )
+    out = []
+    for (provider, entity), (end, due, ref) in sorted(ended.items()):
+        if (provider, entity) in live or entity not in holdings.get(provider, set()):
+            continue
+        if due <= today:
+            out.append(Due(provider, entity, ref, end, due))
+    return out
+
+
+# Where each entity's rows of a provider live: (table, provider column).
+def _flows(entity: str) -> list[tuple[str, str]]:
+    if entity == "partner_record":
+        return [
+            ("identity.encoding", "partner_id"),
+            ("identity.record_person", "partner_id"),
+            ("identity.link_edge", "partner_id_l"),
+            ("identity.link_edge", "partner_id_r"),
+            ("identity.review_decision", "partner_id_l"),
+            ("identity.review_decision", "partner_id_r"),
+            ("identity.partner_record", "partner_id"),
+        ]
+    return [(f"analytic.{entity}", "provider_partner_id")]
+
+
+class Retention:
+    """``wh.retention``: what is due, and the purge."""
+
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        root: Path,
+        agreements: AgreementRegistry,
+        audit: AuditLog,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._con = con
+        self._root = root
+        self._agreements = agreements
+        self._audit = audit
+        self._clock = clock
+
+    def _holdings(self) -> dict[str, set[str]]:
+        parts = [
+            f"SELECT DISTINCT provider_partner_id, '{t.name}' FROM {t.qualified_name}"
+            for t in ALL_TABLES
+            if t.schema == "analytic" and t.person_level
+        ]
+        parts.append(
+            "SELECT DISTINCT partner_id, 'partner_record' FROM identity.partner_record"
+        )
+        held: dict[str, set[str]] = {}
+        for provider, entity in self._con.execute(" UNION ALL ".join(parts)).fetchall():
+            held.setdefault(provider, set()).add(entity)
+        return held
+
+    def due(self, today: date | None = None) -> list[Due]:
+        today = today or self._clock().date()
+        return destruction_due(self._agreements.all_versions(), self._holdings(), today)
+
+    def run(self, *, by: str = "retention schedule") -> list[Purge]:
+        """Destroy everything due today; one certificate per provider."""
+        due = self.due()
+        purges = []
+        for provider in sorted({d.provider for d in due}):
+            purges.append(
+                self._purge(provider, [d for d in due if d.provider == provider], by)
+            )
+        if purges:
+            self._revoke()
+        return purges
+
+    def _purge(self, provider: str, due: list[Due], by: str) -> Purge:
+        now = self._clock()
+        entities = sorted({d.entity for d in due})
+        counts: dict[str, int] = {}
+        with transaction(self._con):
+            for entity in entities:
+                for table, column in _flows(entity):
+                    n = self._con.execute(
+                        f"SELECT count(*) FROM {table} WHERE {column} = ?", [provider]
+                    ).fetchall()[0][0]
+                    if n:
+                        self._con.execute(
+                            f"DELETE FROM {table} WHERE {column} = ?", [provider]
+                        )
+                    counts[table] = counts.get(table, 0) + int(n)
+            # quarantined rows of the purged entities
+            n = self._con.execute(
+                "SELECT count(*) FROM ops.quarantine q JOIN ops.submission s USING (submission_id) "
+                "WHERE s.partner_id = ? AND list_contains(?, q.entity)",
+                [provider, entities],
+            ).fetchall()[0][0]
+            self._con.execute(
+                "DELETE FROM ops.quarantine WHERE list_contains(?, entity) AND submission_id IN "
+                "(SELECT submission_id FROM ops.submission WHERE partner_id = ?)",
+                [entities, provider],
+            )
+            counts["ops.quarantine"] = int(n)
+            if "partner_record" in entities:
+                # persons with no record left are retired, never reused
+                retired = self._con.execute(
+                    "UPDATE identity.person SET retired_at = ? WHERE retired_at IS NULL "
+                    "AND person_id NOT IN (SELECT person_id FROM identity.record_person)",
+                    [now],
+                ).fetchall()
+                counts["identity.person (retired)"] = (
+                    int(retired[0][0]) if retired else 0
+                )
+            raw = self._raw_files(provider, entities)
+            row = self._con.execute(
+                "SELECT coalesce(max(purge_id), 0) + 1 FROM gov.purge"
+            ).fetchone()
+            purge_id = int(row[0]) if row else 1
+            certificate: dict[str, object] = {
+                "certificate": f"destruction-{purge_id}",
+                "provider": provider,
+                "entities": entities,
+                "agreements": sorted({d.agreement for d in due}),
+                "ended_on": str(max(d.ended_on for d in due)),
+                "due_on": str(min(d.due_on for d in due)),
+                "destroyed_at": now.isoformat(timespec="seconds"),
+                "destroyed_by": by,
+                "method": "deleted from the database; raw files unlinked",
+                "rows": counts,
+                "raw_files": [r[0] for r in raw],
+            }
+            certificate["sha256"] = hashlib.sha256(
+                canonical_json(certificate).encode("utf-8")
+            ).hexdigest()
+            self._con.execute(
+                "INSERT INTO gov.purge VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    purge_id,
+                    provider,
+                    ",".join(sorted({d.agreement for d in due})),
+                    min(d.due_on for d in due),
+                    now,
+                    sum(v for k, v in counts.items() if "retired" not in k),
+                    json.dumps(certificate, sort_keys=True),
+                ],
+            )
+        # files go after the rows are committed: a crash leaves files, never rows
+        for sha, relative in raw:
+            path = self._root / relative
+            if path.exists():
+                path.unlink()
+            del sha
+        self._audit.append(
+            AuditEntry(
+                "purge",
+                by,
+                providers=(provider,),
+                agreements=tuple(sorted({d.agreement for d in due})),
+                what=f"destroyed {provider}'s {', '.join(entities)}",
+                rows=sum(v for k, v in counts.items() if "retired" not in k),
+                reason="retention period ended",
+                detail={"certificate": certificate},
+            )
+        )
+        return Purge(purge_id, provider, tuple(entities), counts, len(raw), certificate)
+
+    def _raw_files(self, provider: str, entities: list[str]) -> list[tuple[str, str]]:
+        """Raw files of the provider all of whose sections were purged, and that no
+        other submission still needs."""
+        return [
+            (r[0], r[1])
+            for r in self._con.execute(
+                """
+                SELECT DISTINCT s.sha256, s.raw_path FROM ops.submission s
+                WHERE s.partner_id = ?
+                  AND NOT EXISTS (SELECT 1 FROM ops.submission_target t
+                                  WHERE t.submission_id = s.submission_id
+                                    AND NOT list_contains(?, t.entity))
+                  AND NOT EXISTS (SELECT 1 FROM ops.submission o
+                                  WHERE o.sha256 = s.sha256 AND o.partner_id <> s.partner_id)
+                """,
+                [provider, entities],
+            ).fetchall()
+        ]
+
+    def _revoke(self) -> None:
+        """Disable users of partners no agreement in force names any more."""
+        today = self._clock().date()
+        parties: set[str] = set()
+        for aid in self._agreements.ids():
+            current = self._agreements.in_force(aid, today)
+            if current is None:
+                continue
+            doc = current.document
+            end = _end(current, doc)
+            if doc.status is Status.active and (end is None or end >= today):
+                parties |= set(doc.parties.all())
+                parties |= {r.partner for r in doc.recipients}
+        stale = self._con.execute(
+            "SELECT p.user_id, p.partner_id FROM gov.principal p JOIN ref.partner r "
+            "USING (partner_id) WHERE p.disabled_at IS NULL AND r.kind <> 'backbone' "
+            "AND NOT list_contains(?, p.partner_id)",
+            [sorted(parties)],
+        ).fetchall()
+        now = self._clock()
+        for user_id, partner_id in stale:
+            self._con.execute(
+                "UPDATE gov.principal SET disabled_at = ?, disabled_reason = ? "
+                "WHERE user_id = ?",
+                [now, "no agreement in force names the partner", user_id],
+            )
+            self._con.execute(
+                "UPDATE gov.api_token SET revoked_at = ? WHERE user_id = ? "
+                "AND revoked_at IS NULL",
+                [now, user_id],
+            )
+            self._audit.append(
+                AuditEntry(
+                    "user",
+                    "retention schedule",
+                    what=f"disabled user {user_id}",
+                    reason=f"no agreement in force names {partner_id}",
+                )
+            )
