@@ -5,6 +5,7 @@
     raw/              content-addressed store of every submitted file
     agreements/       data-sharing agreements (YAML documents)
     mappings/         one mapping per partner feed (YAML)
+    secrets/          the warehouse's own key (pseudonyms, ledger hashes); never shared
 
 The CLI, web app, REST API and Python API only translate into and out of
 :class:`Warehouse`; it owns the one database connection and hands out the stages.
@@ -13,8 +14,10 @@ The CLI, web app, REST API and Python API only translate into and out of
 from __future__ import annotations
 
 import os
+import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from types import TracebackType
 
@@ -22,8 +25,19 @@ import duckdb
 
 from backbone import __version__
 from backbone.engines import connect
-from backbone.errors import NotAWarehouseError, WarehouseError
-from backbone.ingest import Ingestor
+from backbone.errors import NotAWarehouseError, PolicyDenied, WarehouseError
+from backbone.governance import (
+    Access,
+    AuditEntry,
+    AuditLog,
+    Keys,
+    Principal,
+    Principals,
+    ReleaseGate,
+    Retention,
+    system_clock,
+)
+from backbone.ingest import Ingestor, SubmissionResult
 from backbone.linkage import Linkage
 from backbone.model.codes import DescriptorMaps
 from backbone.model.migrations import CURRENT_VERSION, migrate, schema_version
@@ -39,7 +53,8 @@ __all__ = ["TableInfo", "Warehouse", "WarehouseInfo", "default_warehouse_path"]
 
 SETTINGS_FILE = "backbone.toml"
 DATABASE_FILE = "backbone.duckdb"
-FOLDERS = ("raw", "agreements", "mappings", "reports")
+FOLDERS = ("raw", "agreements", "mappings", "reports", "secrets")
+KEY_FILE = "secrets/warehouse.key"
 
 
 def default_warehouse_path() -> Path:
@@ -70,11 +85,19 @@ class Warehouse:
     """An open warehouse folder. Use :meth:`init` to create one, :meth:`open` to open."""
 
     def __init__(
-        self, path: Path, settings: Settings, con: duckdb.DuckDBPyConnection
+        self,
+        path: Path,
+        settings: Settings,
+        con: duckdb.DuckDBPyConnection,
+        clock: Callable[[], datetime] = system_clock,
     ) -> None:
         self.path = path
         self.settings = settings
         self._con = con
+        self.clock = clock
+        self.audit = AuditLog(con, clock)
+        self.users = Principals(con, self.audit, clock)
+        self.gate = ReleaseGate(con, self.audit, clock)
         self.partners = PartnerRegistry(con)
         self.descriptor_maps = DescriptorMaps(con)
         self.agreements = AgreementRegistry(con, path / "agreements")
@@ -89,11 +112,128 @@ class Warehouse:
             settings["calendar.school_year_start_month"],
         )
         self.linkage = Linkage(con, path, settings, self.agreements)
+        self.retention = Retention(con, path, self.agreements, self.audit, clock)
+        self._keys: Keys | None = None
+
+    # --- who is asking -------------------------------------------------------------
+
+    def today(self) -> date:
+        return self.clock().date()
+
+    def sign_in(self, user_id: str, password: str) -> Principal:
+        return self.users.sign_in(user_id, password)
+
+    def sign_in_token(self, token: str) -> Principal:
+        return self.users.sign_in_token(token)
+
+    def _check_upload(self, principal: Principal, partner: str, what: str) -> None:
+        why = principal.lapsed(self.today())
+        if why is None and not principal.may("upload"):
+            why = f"role {principal.role.value} may not upload"
+        if why is None and principal.partner_id != partner and not principal.is_steward:
+            why = f"{principal.user_id} uploads only for {principal.partner_id}"
+        if why:
+            self.audit.append(
+                AuditEntry(
+                    "upload",
+                    principal.user_id,
+                    decision="deny",
+                    reason=why,
+                    actor_partner=principal.partner_id,
+                    providers=(partner,),
+                    what=what,
+                )
+            )
+            raise PolicyDenied(f"{what}: {why}")
+
+    def submit(
+        self,
+        principal: Principal,
+        partner: str,
+        feed: str,
+        paths: list[Path],
+        *,
+        mode: str | None = None,
+        on: date | None = None,
+    ) -> list[SubmissionResult]:
+        """A partner's files, uploaded by one of its users (or the steward's)."""
+        self._check_upload(principal, partner, f"upload to {partner}/{feed}")
+        results = self.ingest.submit(partner, feed, paths, mode=mode, on=on)
+        for r in results:
+            self.audit.append(
+                AuditEntry(
+                    "upload",
+                    principal.user_id,
+                    actor_partner=principal.partner_id,
+                    providers=(partner,),
+                    what=f"submission {r.submission_id} ({r.file_name}) to {feed}: "
+                    f"{r.status}",
+                    rows=r.rows_read,
+                    detail={
+                        "sha256": r.sha256,
+                        "loaded": r.rows_loaded,
+                        "quarantined": r.rows_quarantined,
+                    },
+                )
+            )
+        return results
+
+    def submit_encodings(
+        self, principal: Principal, partner: str, path: Path, *, project: str
+    ) -> int:
+        """A partner's privacy-preserving encodings, uploaded by one of its users."""
+        self._check_upload(principal, partner, f"encodings of {partner}")
+        n = self.linkage.add_encodings(partner, path, project=project)
+        self.audit.append(
+            AuditEntry(
+                "upload",
+                principal.user_id,
+                actor_partner=principal.partner_id,
+                providers=(partner,),
+                what=f"{n} encodings ({project})",
+                rows=n,
+            )
+        )
+        return n
+
+    def _warehouse_keys(self) -> Keys:
+        if self._keys is None:
+            path = self.path / KEY_FILE
+            if not path.exists():
+                path.parent.mkdir(exist_ok=True)
+                path.write_bytes(secrets.token_bytes(32))
+                path.chmod(0o600)
+            self._keys = Keys(path.read_bytes())
+        return self._keys
+
+    def access(
+        self, principal: Principal, purpose: str, *, on: date | None = None
+    ) -> Access:
+        """Everything ``principal`` may read, for ``purpose``, as the agreements in
+        force on ``on`` (today) allow; every read through it is audited."""
+        return Access(
+            con=self._con,
+            views=lambda: [v.view() for v in self.agreements.all_versions()],
+            audit=self.audit,
+            gate=self.gate,
+            keys=self._warehouse_keys(),
+            principal=principal,
+            purpose=purpose,
+            on=on or self.today(),
+            school_year_start_month=self.settings["calendar.school_year_start_month"],
+            min_cell_size=self.settings["governance.min_cell_size"],
+        )
 
     # --- lifecycle ---------------------------------------------------------------
 
     @classmethod
-    def init(cls, path: Path | str, *, name: str | None = None) -> Warehouse:
+    def init(
+        cls,
+        path: Path | str,
+        *,
+        name: str | None = None,
+        clock: Callable[[], datetime] = system_clock,
+    ) -> Warehouse:
         """Create a new warehouse folder (it may exist, but must be empty)."""
         path = Path(path)
         if (path / SETTINGS_FILE).exists():
@@ -113,7 +253,8 @@ class Warehouse:
         (path / SETTINGS_FILE).write_text(
             render_settings_toml(overrides), encoding="utf-8"
         )
-        warehouse = cls.open(path)
+        warehouse = cls.open(path, clock=clock)
+        warehouse._warehouse_keys()
         warehouse._con.execute(
             "INSERT INTO ops.meta VALUES ('created_at', ?), ('created_by', ?)",
             [
@@ -125,9 +266,14 @@ class Warehouse:
 
     @classmethod
     def open(
-        cls, path: Path | str | None = None, *, read_only: bool = False
+        cls,
+        path: Path | str | None = None,
+        *,
+        read_only: bool = False,
+        clock: Callable[[], datetime] = system_clock,
     ) -> Warehouse:
-        """Open an existing warehouse, migrating an older schema forward."""
+        """Open an existing warehouse, migrating an older schema forward; opened for
+        writing, it first destroys whatever the agreements say is due."""
         path = Path(path) if path is not None else default_warehouse_path()
         if not path.exists():
             raise NotAWarehouseError(
@@ -159,10 +305,13 @@ class Warehouse:
                     )
             else:
                 migrate(con, where=str(path))
+            warehouse = cls(path, settings, con, clock)
+            if not read_only:
+                warehouse.retention.run()
         except BaseException:
             con.close()
             raise
-        return cls(path, settings, con)
+        return warehouse
 
     def close(self) -> None:
         self._con.close()

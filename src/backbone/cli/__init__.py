@@ -24,6 +24,7 @@ from backbone import __version__
 from backbone.cli.common import WarehouseOption, _err, _out, _plain, doors
 from backbone.demo.governance import record_governance
 from backbone.demo.ingest import ingest_community, submission_plan
+from backbone.demo.users import create_demo_users, governance_tour
 from backbone.settings import SETTINGS
 from backbone.warehouse import Warehouse
 
@@ -195,6 +196,8 @@ def demo_run(
         with Warehouse.init(warehouse, name="Demo community warehouse") as wh:
             counts = wh.partners.import_directory(community / "community.json")
             counts |= record_governance(wh, community, date.today())
+            users = create_demo_users(wh)
+            counts["users"] = len(wh.users.list())
             plan = submission_plan(community)
             with _progress() as bar:
                 task = bar.add_task("submitting", total=len(plan))
@@ -202,10 +205,18 @@ def demo_run(
                 def step(message: str) -> None:
                     bar.update(task, description=f"submitting {message}", advance=1)
 
-                ingested = ingest_community(wh, community, date.today(), progress=step)
+                ingested = ingest_community(
+                    wh,
+                    community,
+                    date.today(),
+                    progress=step,
+                    uploaders=users.uploaders,
+                )
+            steward = wh.access(users.steward, "identity_resolution")
             with _err().status("linking partner records to persons") as spinner:
-                linked = wh.linkage.run(progress=lambda m: spinner.update(m))
-            accuracy = wh.linkage.evaluate(community / "truth")
+                linked = wh.linkage.run(steward, progress=lambda m: spinner.update(m))
+            accuracy = wh.linkage.evaluate(steward, community / "truth")
+            tour = governance_tour(wh, users)
             facts = wh.info()
     table = Table(title="Demo community built", show_header=False)
     table.add_column("what")
@@ -251,6 +262,8 @@ def demo_run(
         f"against the planted truth: pairwise F1 {accuracy.pairwise_f1:.4f} "
         f"(precision {accuracy.pairwise_precision:.4f}, recall {accuracy.pairwise_recall:.4f})."
     )
+    for line in tour:
+        _plain().print(line)
     for sid, columns in ingested.refused_columns:
         _out().print(
             f"Submission {sid}: refused and never stored: {escape(columns)} "
@@ -267,11 +280,12 @@ def demo_run(
 
 
 def _register() -> None:
-    from backbone.cli import ingest, linkage, partners
+    from backbone.cli import governance, ingest, linkage, partners
 
     partners.register(app)
     ingest.register(app)
     linkage.register(app)
+    governance.register(app, linkage.export_app)
 
 
 _register()

@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.text import Text
 
-from backbone.errors import BackboneError, UserError
+from backbone.errors import AuthenticationFailed, BackboneError, UserError
 
-__all__ = ["OnOption", "WarehouseOption", "doors", "parse_date"]
+if TYPE_CHECKING:
+    from backbone.governance import Principal
+    from backbone.warehouse import Warehouse
+
+__all__ = [
+    "OnOption",
+    "PurposeOption",
+    "TokenOption",
+    "UserOption",
+    "WarehouseOption",
+    "doors",
+    "parse_date",
+    "signed_in",
+]
 
 
 def _out() -> Console:
@@ -73,3 +87,45 @@ OnOption = Annotated[
         "--on", help="The day to act or report as of (YYYY-MM-DD; default today)."
     ),
 ]
+
+
+TokenOption = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        envvar="BACKBONE_TOKEN",
+        help="Your API token (default: $BACKBONE_TOKEN); `backbone user token` issues one.",
+        show_default=False,
+    ),
+]
+UserOption = Annotated[
+    str | None,
+    typer.Option(
+        "--user",
+        envvar="BACKBONE_USER",
+        help="Sign in as this user; the password is asked for (or $BACKBONE_PASSWORD).",
+        show_default=False,
+    ),
+]
+PurposeOption = Annotated[
+    str,
+    typer.Option(
+        "--purpose",
+        help="Why you need it: one of the purposes of the agreements (e.g. early_warning).",
+    ),
+]
+
+
+def signed_in(wh: Warehouse, user: str | None, token: str | None) -> Principal:
+    """The principal behind a command: a token, or a user and password."""
+    if token:
+        return wh.sign_in_token(token)
+    if user:
+        password = os.environ.get("BACKBONE_PASSWORD")
+        if password is None:
+            password = typer.prompt(f"Password for {user}", hide_input=True)
+        return wh.sign_in(user, password)
+    raise AuthenticationFailed(
+        "sign in first: pass --token (or set BACKBONE_TOKEN), or --user (or set "
+        "BACKBONE_USER) and give the password."
+    )

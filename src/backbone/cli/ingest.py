@@ -8,7 +8,17 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from backbone.cli.common import OnOption, WarehouseOption, _plain, doors, parse_date
+from backbone.cli.common import (
+    OnOption,
+    PurposeOption,
+    TokenOption,
+    UserOption,
+    WarehouseOption,
+    _plain,
+    doors,
+    parse_date,
+    signed_in,
+)
 from backbone.errors import UserError
 from backbone.ingest.mapping import load_mapping
 from backbone.ingest.report import build_report, quarantine_csv, write_report_files
@@ -39,14 +49,19 @@ def submit(
         ),
     ] = None,
     on: OnOption = None,
+    user: UserOption = None,
+    token: TokenOption = None,
     warehouse: WarehouseOption = Path("warehouse"),
 ) -> None:
-    """Submit partner files: validate, load, quarantine; prints the reconciled counts."""
+    """Submit partner files: validate, load, quarantine; prints the reconciled counts.
+
+    Sign in as one of the partner's users (or the steward's)."""
     with doors(), Warehouse.open(warehouse) as wh:
+        principal = signed_in(wh, user, token)
         console = _plain()
         for path in files:
-            for result in wh.ingest.submit(
-                partner, feed, [path], mode=mode, on=parse_date(on)
+            for result in wh.submit(
+                principal, partner, feed, [path], mode=mode, on=parse_date(on)
             ):
                 console.print(result.message)
                 if result.status != "loaded":
@@ -117,12 +132,22 @@ def submissions_show(
         Path | None,
         typer.Option(help="Also write the report as HTML and CSV into this folder."),
     ] = None,
+    purpose: PurposeOption = "data_quality",
+    user: UserOption = None,
+    token: TokenOption = None,
     warehouse: WarehouseOption = Path("warehouse"),
 ) -> None:
-    """A submission's validation report: counts, and errors by rule with examples."""
-    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
-        wh.ingest.get(submission_id)
+    """A submission's validation report: counts, and errors by rule with examples
+    (for the partner's own users and the steward)."""
+    with doors(), Warehouse.open(warehouse) as wh:
+        submission = wh.ingest.get(submission_id)
+        access = wh.access(signed_in(wh, user, token), purpose)
         report = build_report(wh._con, submission_id)
+        access.own_or_steward(
+            submission[1],
+            f"validation report of submission {submission_id}",
+            rows=sum(len(g.examples) for g in report.groups),
+        )
         console = _plain()
         console.print(
             f"Submission {report.submission_id}: {report.file_name} from {report.partner_id} "
@@ -176,14 +201,24 @@ def submissions_quarantine(
             help="CSV file to write the quarantined rows to (default: <original name>-fix.csv)."
         ),
     ] = None,
+    purpose: PurposeOption = "data_quality",
+    user: UserOption = None,
+    token: TokenOption = None,
     warehouse: WarehouseOption = Path("warehouse"),
 ) -> None:
-    """Export a submission's quarantined rows, with reasons, to fix and resubmit."""
-    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
+    """Export a submission's quarantined rows, with reasons, to fix and resubmit
+    (for the partner's own users and the steward)."""
+    with doors(), Warehouse.open(warehouse) as wh:
         row = wh.ingest.get(submission_id)
+        access = wh.access(signed_in(wh, user, token), purpose)
         if out is None:
             out = Path(f"{Path(row[3]).stem}-fix.csv")
         text = quarantine_csv(wh._con, submission_id)
+        access.own_or_steward(
+            row[1],
+            f"quarantined rows of submission {submission_id} to {out}",
+            rows=text.count("\n") - 1,
+        )
         try:
             out.write_text(text, encoding="utf-8")
         except OSError as exc:

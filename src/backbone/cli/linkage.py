@@ -11,7 +11,17 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from backbone.cli.common import WarehouseOption, _err, _out, _plain, doors
+from backbone.cli.common import (
+    PurposeOption,
+    TokenOption,
+    UserOption,
+    WarehouseOption,
+    _err,
+    _out,
+    _plain,
+    doors,
+    signed_in,
+)
 from backbone.errors import InputFileError, UserError
 from backbone.linkage import LinkSummary, RecordKey, encode_records
 from backbone.linkage.pprl import schema
@@ -75,6 +85,8 @@ def link(
         bool,
         typer.Option(help="Estimate the model again instead of reusing the saved one."),
     ] = False,
+    user: UserOption = None,
+    token: TokenOption = None,
     warehouse: WarehouseOption = Path("warehouse"),
 ) -> None:
     """Link every partner record to a person (run with no subcommand).
@@ -85,9 +97,10 @@ def link(
     if ctx.invoked_subcommand is not None:
         return
     with doors(), Warehouse.open(warehouse) as wh:
+        access = wh.access(signed_in(wh, user, token), "identity_resolution")
         with _err().status("linking") as status:
             summary = wh.linkage.run(
-                retrain=retrain, progress=lambda m: status.update(m)
+                access, retrain=retrain, progress=lambda m: status.update(m)
             )
         print_link_summary(summary)
 
@@ -97,11 +110,14 @@ def link_evaluate(
     truth: Annotated[
         Path, typer.Option(help="The demo community's truth/ folder (planted linkage).")
     ],
+    user: UserOption = None,
+    token: TokenOption = None,
     warehouse: WarehouseOption = Path("warehouse"),
 ) -> None:
     """Pairwise and cluster precision, recall and F1 of the last run against a truth."""
-    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
-        result = wh.linkage.evaluate(truth)
+    with doors(), Warehouse.open(warehouse) as wh:
+        access = wh.access(signed_in(wh, user, token), "identity_resolution")
+        result = wh.linkage.evaluate(access, truth)
     table = Table(title=f"Linkage accuracy ({result.records:,} records)")
     for column in ("measure", "precision", "recall", "F1"):
         table.add_column(column, justify="left" if column == "measure" else "right")
@@ -130,11 +146,14 @@ def link_evaluate(
 def link_explain(
     left: Annotated[str, typer.Argument(help="PARTNER:LOCAL_ID")],
     right: Annotated[str, typer.Argument(help="PARTNER:LOCAL_ID")],
+    user: UserOption = None,
+    token: TokenOption = None,
     warehouse: WarehouseOption = Path("warehouse"),
 ) -> None:
-    """The match weights of one pair under the last run's model."""
-    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
-        x = wh.linkage.explain(RecordKey.parse(left), RecordKey.parse(right))
+    """The match weights of one pair under the last run's model (the steward's)."""
+    with doors(), Warehouse.open(warehouse) as wh:
+        access = wh.access(signed_in(wh, user, token), "identity_resolution")
+        x = wh.linkage.explain(access, RecordKey.parse(left), RecordKey.parse(right))
     _show_pair(x.left, x.right)
     table = Table(title="Evidence (match weight, log2 of the Bayes factor)")
     for column in ("comparison", "level", "weight"):
@@ -183,11 +202,16 @@ def _show_pair(a: dict[str, Any], b: dict[str, Any]) -> None:
 @person_app.command("show")
 def person_show(
     person_id: Annotated[int, typer.Argument(help="A person id.")],
+    purpose: PurposeOption = "identity_resolution",
+    user: UserOption = None,
+    token: TokenOption = None,
     warehouse: WarehouseOption = Path("warehouse"),
 ) -> None:
-    """Every partner record of a person and the evidence that joined them."""
-    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
-        view = wh.linkage.person(person_id)
+    """A person's partner records and the evidence that joined them: those the
+    agreements let you see, for the purpose you name."""
+    with doors(), Warehouse.open(warehouse) as wh:
+        access = wh.access(signed_in(wh, user, token), purpose)
+        view = wh.linkage.person(access, person_id)
     console = _plain()
     state = (
         f", retired {view.retired_at:%Y-%m-%d}"
@@ -249,17 +273,19 @@ def person_show(
 @review_app.callback()
 def review(
     ctx: typer.Context,
-    reviewer: Annotated[
-        str, typer.Option(help="Your name, recorded with each decision.")
-    ] = "steward",
     limit: Annotated[int, typer.Option(help="Pairs to review in this sitting.")] = 20,
+    user: UserOption = None,
+    token: TokenOption = None,
     warehouse: WarehouseOption = Path("warehouse"),
 ) -> None:
-    """Review uncertain pairs side by side: [s]ame, [d]ifferent, s[k]ip, [q]uit."""
+    """Review uncertain pairs side by side: [s]ame, [d]ifferent, s[k]ip, [q]uit.
+
+    Decisions are recorded under the signed-in reviewer's name."""
     if ctx.invoked_subcommand is not None:
         return
     with doors(), Warehouse.open(warehouse) as wh:
-        queue = wh.linkage.review_queue(limit)
+        access = wh.access(signed_in(wh, user, token), "identity_resolution")
+        queue = wh.linkage.review_queue(access, limit)
         if not queue:
             _out().print(
                 "Nothing to review. Run `backbone link` after new submissions."
@@ -267,7 +293,7 @@ def review(
             return
         decided = 0
         for number, pair in enumerate(queue, start=1):
-            x = wh.linkage.explain(pair.left, pair.right)
+            x = wh.linkage.explain(access, pair.left, pair.right)
             _out().print(
                 f"\nPair {number} of {len(queue)}: probability {pair.match_probability:.4f}"
             )
@@ -281,10 +307,10 @@ def review(
                 break
             if choice in ("s", "d"):
                 wh.linkage.decide(
+                    access,
                     pair.left,
                     pair.right,
                     "same" if choice == "s" else "different",
-                    by=reviewer,
                 )
                 decided += 1
         _out().print(
@@ -296,11 +322,14 @@ def review(
 @review_app.command("list")
 def review_list(
     limit: Annotated[int, typer.Option(help="Pairs to list.")] = 50,
+    user: UserOption = None,
+    token: TokenOption = None,
     warehouse: WarehouseOption = Path("warehouse"),
 ) -> None:
     """Pairs waiting for review, most likely first."""
-    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
-        queue = wh.linkage.review_queue(limit)
+    with doors(), Warehouse.open(warehouse) as wh:
+        access = wh.access(signed_in(wh, user, token), "identity_resolution")
+        queue = wh.linkage.review_queue(access, limit)
     table = Table(title=f"{len(queue)} pairs waiting for review")
     for column in ("left", "right", "method", "probability"):
         table.add_column(column)
@@ -314,17 +343,19 @@ def review_decide(
     left: Annotated[str, typer.Argument(help="PARTNER:LOCAL_ID")],
     right: Annotated[str, typer.Argument(help="PARTNER:LOCAL_ID")],
     decision: Annotated[str, typer.Argument(help="same or different")],
-    reviewer: Annotated[str, typer.Option(help="Your name.")] = "steward",
     note: Annotated[str | None, typer.Option(help="Why.")] = None,
+    user: UserOption = None,
+    token: TokenOption = None,
     warehouse: WarehouseOption = Path("warehouse"),
 ) -> None:
     """Record one decision without the interactive review."""
     with doors(), Warehouse.open(warehouse) as wh:
+        access = wh.access(signed_in(wh, user, token), "identity_resolution")
         wh.linkage.decide(
+            access,
             RecordKey.parse(left),
             RecordKey.parse(right),
             decision,
-            by=reviewer,
             note=note,
         )
     _plain().print(
@@ -336,11 +367,16 @@ def review_decide(
 def export_crosswalk(
     partner: Annotated[str, typer.Option(help="The partner whose ids to give back.")],
     out: Annotated[Path, typer.Option(help="CSV (or .parquet) file to write.")],
+    purpose: PurposeOption = "identity_resolution",
+    user: UserOption = None,
+    token: TokenOption = None,
     warehouse: WarehouseOption = Path("warehouse"),
 ) -> None:
-    """Write a partner's local ids with their person ids."""
-    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
-        rows = wh.linkage.export_crosswalk(partner, out)
+    """Write a partner's local ids with their person ids (for the partner itself
+    and the steward; every export is recorded)."""
+    with doors(), Warehouse.open(warehouse) as wh:
+        access = wh.access(signed_in(wh, user, token), purpose)
+        rows = wh.linkage.export_crosswalk(access, partner, out)
     _plain().print(f"Wrote {rows:,} ids of {partner} to {out}.")
 
 
@@ -349,11 +385,15 @@ def encodings_submit(
     file: Annotated[Path, typer.Argument(help="The CSV `backbone encode` wrote.")],
     partner: Annotated[str, typer.Option(help="The partner that encoded it.")],
     project: Annotated[str, typer.Option(help="The linkage project.")] = "backbone",
+    user: UserOption = None,
+    token: TokenOption = None,
     warehouse: WarehouseOption = Path("warehouse"),
 ) -> None:
     """Store a partner's encodings (replacing its earlier ones) for the next link run."""
     with doors(), Warehouse.open(warehouse) as wh:
-        n = wh.linkage.add_encodings(partner, file, project=project)
+        n = wh.submit_encodings(
+            signed_in(wh, user, token), partner, file, project=project
+        )
     _plain().print(f"Stored {n:,} encodings of {partner}; run `backbone link`.")
 
 

@@ -14,12 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
 from backbone.engines import transaction
 from backbone.engines.splink import scratch_api
@@ -29,6 +27,9 @@ from backbone.linkage.link import LinkSummary, records_sql, run_linkage
 from backbone.linkage.pprl import BITS
 from backbone.partners.agreements import AgreementDocument, AgreementRegistry
 from backbone.settings import Settings
+
+if TYPE_CHECKING:
+    from backbone.governance import Access
 
 __all__ = [
     "Evaluation",
@@ -181,6 +182,7 @@ class Linkage:
 
     def run(
         self,
+        access: Access,
         *,
         progress: Callable[[str], None] | None = None,
         on: date | None = None,
@@ -189,17 +191,27 @@ class Linkage:
         """Link every partner record; persons keep their ids across runs.
 
         The model is trained on the first run and reused after, unless ``retrain``.
+        Only the steward links, and only partner pairs whose agreements allow it.
         """
-        today = on or datetime.now(UTC).date()
+        today = on or access.on
+        linkable = self.linkable_pairs(today)
+        access.require_steward("link", "link partner records")
         summary = run_linkage(
             self._con,
             self._path,
             self._settings,
-            linkable=self.linkable_pairs(today),
+            linkable=linkable,
             retrain=retrain,
             progress=progress,
         )
         self._purge_encodings(today)
+        access.log(
+            "link",
+            f"link run {summary.run_id}",
+            providers=sorted({p for pair in linkable for p in pair}),
+            rows=summary.records,
+            persons=summary.persons,
+        )
         return summary
 
     def _purge_encodings(self, today: date) -> int:
@@ -280,7 +292,9 @@ class Linkage:
             )
         return dict(zip(names, rows[0], strict=True))
 
-    def person(self, person_id: int) -> PersonView:
+    def person(self, access: Access, person_id: int) -> PersonView:
+        """A person's records and evidence, as far as ``access`` may see them: only
+        records of providers that grant a row-level view, only permitted fields."""
         rows = self._con.execute(
             "SELECT created_at, retired_at, merged_into FROM identity.person WHERE person_id = ?",
             [person_id],
@@ -290,21 +304,33 @@ class Linkage:
                 f"No person {person_id}. `backbone export crosswalk` lists person ids."
             )
         created, retired, merged = rows[0]
-        cur = self._con.execute(
-            """
-            SELECT rp.partner_id, rp.local_id, rp.method, pr.first_name, pr.middle_name,
-                   pr.last_surname, pr.birth_date, pr.birth_sex,
-                   coalesce(s.name, pr.school_name) AS school, pr.state_student_id,
-                   pr.submission_id
-            FROM identity.record_person rp
-            LEFT JOIN identity.partner_record pr USING (partner_id, local_id)
-            LEFT JOIN ref.school s ON s.school_id = pr.school_id
-            WHERE rp.person_id = ? ORDER BY rp.partner_id, rp.local_id
-            """,
-            [person_id],
+        seen = access.rows("record_person", person_ids=[person_id]).table
+        links = {(r["partner_id"], r["local_id"]) for r in seen.to_pylist()}
+        permitted = access.rows("partner_record", person_ids=[person_id]).table
+        details = {(r["partner_id"], r["local_id"]): r for r in permitted.to_pylist()}
+        schools = dict(
+            self._con.execute("SELECT school_id, name FROM ref.school").fetchall()
         )
-        names = [d[0] for d in cur.description]
-        records = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+        methods = dict(
+            ((r[0], r[1]), r[2])
+            for r in self._con.execute(
+                "SELECT partner_id, local_id, method FROM identity.record_person "
+                "WHERE person_id = ?",
+                [person_id],
+            ).fetchall()
+        )
+        records = []
+        for key in sorted(links):
+            d = details.get(key, {})
+            records.append(
+                {
+                    "partner_id": key[0],
+                    "local_id": key[1],
+                    "method": methods.get(key, ""),
+                    **{f: d.get(f) for f in IDENTITY_FIELDS if f != "school"},
+                    "school": schools.get(d.get("school_id")) or d.get("school_name"),
+                }
+            )
         cur = self._con.execute(
             """
             SELECT e.partner_id_l || ':' || e.local_id_l AS left_record,
@@ -319,7 +345,12 @@ class Linkage:
             [person_id, person_id],
         )
         names = [d[0] for d in cur.description]
-        evidence = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+        visible = {f"{p}:{lid}" for p, lid in links}
+        evidence = [
+            e
+            for e in (dict(zip(names, r, strict=True)) for r in cur.fetchall())
+            if e["left_record"] in visible and e["right_record"] in visible
+        ]
         cur = self._con.execute(
             """
             SELECT run_id, event, person_id, other_person_id, records, evidence, happened_at
@@ -336,10 +367,25 @@ class Linkage:
             person_id, created, retired, merged, records, evidence, events
         )
 
-    def explain(self, left: RecordKey, right: RecordKey) -> PairExplanation:
-        """The saved model's match weights for one pair, comparison by comparison."""
+    def explain(
+        self, access: Access, left: RecordKey, right: RecordKey
+    ) -> PairExplanation:
+        """The saved model's match weights for one pair, comparison by comparison:
+        for whoever may link both providers' records (the steward)."""
         left, right = sorted((left, right))
+        access.require(
+            "partner_record",
+            "link",
+            [left.partner_id, right.partner_id],
+            what=f"explain {left} ~ {right}",
+        )
         a, b = self._record(left), self._record(right)
+        access.log(
+            "read",
+            f"pair {left} ~ {right} side by side",
+            providers=sorted({left.partner_id, right.partner_id}),
+            rows=2,
+        )
         run = self._con.execute(
             "SELECT model_json FROM identity.link_run ORDER BY run_id DESC LIMIT 1"
         ).fetchall()
@@ -430,8 +476,30 @@ class Linkage:
 
     # --- clerical review --------------------------------------------------------------
 
-    def review_queue(self, limit: int | None = None) -> list[ReviewPair]:
-        """Pairs between the bounds, most likely first, not yet decided."""
+    def review_queue(
+        self, access: Access, limit: int | None = None
+    ) -> list[ReviewPair]:
+        """Pairs between the bounds, most likely first, not yet decided: those
+        whose two providers both let ``access`` link their records."""
+        access.require_steward("link", "the review queue")
+        queue = self._queue(None)
+        verdict: dict[tuple[str, str], bool] = {}
+        for p in queue:
+            key = (p.left.partner_id, p.right.partner_id)
+            if key not in verdict:
+                verdict[key] = not access.link_refusals(*key)
+        pairs = [p for p in queue if verdict[(p.left.partner_id, p.right.partner_id)]][
+            : limit if limit is not None else None
+        ]
+        access.log(
+            "read",
+            "review queue",
+            providers=sorted({k.partner_id for p in pairs for k in (p.left, p.right)}),
+            rows=len(pairs),
+        )
+        return pairs
+
+    def _queue(self, limit: int | None = None) -> list[ReviewPair]:
         sql = (
             "SELECT e.partner_id_l, e.local_id_l, e.partner_id_r, e.local_id_r, "
             "e.match_probability, e.method FROM identity.link_edge e "
@@ -447,15 +515,17 @@ class Linkage:
 
     def decide(
         self,
+        access: Access,
         left: RecordKey,
         right: RecordKey,
         decision: str,
         *,
-        by: str,
         note: str | None = None,
         at: datetime | None = None,
     ) -> None:
-        """Record a reviewer's decision; it overrides the model on every later run."""
+        """Record a reviewer's decision; it overrides the model on every later run.
+        The reviewer is the signed-in principal; both providers must allow linking."""
+        by = access.principal.user_id
         if decision not in ("same", "different"):
             raise UserError(
                 f"A review decision is 'same' or 'different', not '{decision}'."
@@ -463,9 +533,20 @@ class Linkage:
         if left == right:
             raise UserError("A record is always the same as itself; name two records.")
         left, right = sorted((left, right))
+        access.require(
+            "partner_record",
+            "link",
+            [left.partner_id, right.partner_id],
+            what=f"decide {left} ~ {right}",
+        )
         self._record(left)
         self._record(right)
         when = (at or datetime.now(UTC)).replace(tzinfo=None)
+        access.log(
+            "review",
+            f"{left} and {right} are {decision}",
+            providers=sorted({left.partner_id, right.partner_id}),
+        )
         with transaction(self._con):
             self._con.execute(
                 "DELETE FROM identity.review_decision WHERE partner_id_l = ? AND "
@@ -497,8 +578,7 @@ class Linkage:
 
     # --- giving ids back --------------------------------------------------------------
 
-    def crosswalk(self, partner_id: str) -> pa.Table:
-        """The partner's local ids with their person ids."""
+    def _known_partner(self, partner_id: str) -> None:
         known = self._con.execute(
             "SELECT 1 FROM ref.partner WHERE partner_id = ?", [partner_id]
         ).fetchall()
@@ -506,19 +586,15 @@ class Linkage:
             raise NotFoundError(
                 f"No partner '{partner_id}'. `backbone partner list` shows them."
             )
-        return self._con.sql(
-            "SELECT local_id, person_id FROM identity.record_person WHERE partner_id = ? "
-            "ORDER BY local_id",
-            params=[partner_id],
-        ).to_arrow_table()
 
-    def export_crosswalk(self, partner_id: str, out: Path) -> int:
-        table = self.crosswalk(partner_id)
-        if out.suffix.lower() == ".parquet":
-            pq.write_table(table, out)
-        else:
-            pacsv.write_csv(table, out)
-        return int(table.num_rows)
+    def export_crosswalk(self, access: Access, partner_id: str, out: Path) -> int:
+        """Write a partner's local ids with their person ids (CSV or Parquet), as
+        far as the policy lets ``access`` export them."""
+        self._known_partner(partner_id)
+        m = access.export(
+            "record_person", out, providers=[partner_id], fields=["local_id"]
+        )
+        return int(m.table.num_rows)
 
     # --- privacy-preserving encodings -------------------------------------------------
 
@@ -526,7 +602,7 @@ class Linkage:
         self, partner_id: str, path: Path, *, project: str, at: datetime | None = None
     ) -> int:
         """Store a partner's encodings (replacing that partner's earlier ones)."""
-        self.crosswalk(partner_id)  # the partner must exist
+        self._known_partner(partner_id)
         if not path.is_file():
             raise InputFileError("no such file.", path=path)
         when = (at or datetime.now(UTC)).replace(tzinfo=None)
@@ -586,8 +662,10 @@ class Linkage:
 
     # --- accuracy against a planted truth ---------------------------------------------
 
-    def evaluate(self, truth: Path) -> Evaluation:
-        """Pairwise and cluster precision, recall and F1 against ``truth/records.parquet``."""
+    def evaluate(self, access: Access, truth: Path) -> Evaluation:
+        """Pairwise and cluster precision, recall and F1 against ``truth/records.parquet``
+        (the steward's check; only aggregates come out)."""
+        access.require_steward("link", "evaluate linkage")
         source = truth / "records.parquet" if truth.is_dir() else truth
         if not source.exists():
             raise UserError(

@@ -1,0 +1,480 @@
+"""Commands for governance: ``user``, ``rows``, ``count``, ``export rows``, ``audit``,
+``retention``. Doors only: the warehouse's policy layer decides."""
+
+from __future__ import annotations
+
+import csv
+import os
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from backbone.cli.common import (
+    PurposeOption,
+    TokenOption,
+    UserOption,
+    WarehouseOption,
+    _out,
+    _plain,
+    doors,
+    parse_date,
+    signed_in,
+)
+from backbone.errors import AuthenticationFailed, UserError
+from backbone.governance import Principal
+from backbone.warehouse import Warehouse
+
+user_app = typer.Typer(help="Users, their roles and tokens.", no_args_is_help=True)
+audit_app = typer.Typer(
+    help="The hash-chained audit log: verify it, report disclosures.",
+    no_args_is_help=True,
+)
+retention_app = typer.Typer(
+    help="Destroy data whose agreements have ended.", no_args_is_help=True
+)
+
+
+def register(app: typer.Typer, export_app: typer.Typer) -> None:
+    app.add_typer(user_app, name="user")
+    app.add_typer(audit_app, name="audit")
+    app.add_typer(retention_app, name="retention")
+    app.command("rows")(rows)
+    app.command("count")(count)
+    export_app.command("rows")(export_rows)
+
+
+def _optional_sign_in(
+    wh: Warehouse, user: str | None, token: str | None
+) -> Principal | None:
+    return signed_in(wh, user, token) if (user or token) else None
+
+
+def _new_password(ask: bool) -> str | None:
+    if not ask:
+        return None
+    given = os.environ.get("BACKBONE_NEW_PASSWORD")
+    if given is not None:
+        return given
+    return str(typer.prompt("New password", hide_input=True, confirmation_prompt=True))
+
+
+# --- users --------------------------------------------------------------------------
+
+
+@user_app.command("add")
+def user_add(
+    user_id: Annotated[str, typer.Argument(help="The new user's id, e.g. j.chen.")],
+    partner: Annotated[str, typer.Option(help="The partner the user works for.")],
+    role: Annotated[
+        str,
+        typer.Option(
+            help="steward_admin, steward_analyst, partner_analyst, partner_uploader, "
+            "funder_viewer or researcher."
+        ),
+    ],
+    name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+    password: Annotated[
+        bool,
+        typer.Option(
+            "--password", help="Set a password (asked for, or $BACKBONE_NEW_PASSWORD)."
+        ),
+    ] = False,
+    expires: Annotated[
+        str | None, typer.Option(help="No access after this day (YYYY-MM-DD).")
+    ] = None,
+    training_until: Annotated[
+        str | None,
+        typer.Option(help="Confidentiality training valid until (YYYY-MM-DD)."),
+    ] = None,
+    user: UserOption = None,
+    token: TokenOption = None,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Add a user. Sign in as a steward admin; a new warehouse's first user (its
+    steward admin) needs no sign-in."""
+    with doors(), Warehouse.open(warehouse) as wh:
+        by = _optional_sign_in(wh, user, token)
+        added = wh.users.add(
+            user_id,
+            partner=partner,
+            role=role,
+            by=by,
+            display_name=name,
+            password=_new_password(password),
+            expires_on=parse_date(expires, "--expires") if expires else None,
+            training_until=(
+                parse_date(training_until, "--training-until")
+                if training_until
+                else None
+            ),
+        )
+    _plain().print(f"Added {added.user_id}: {added.role.value} of {added.partner_id}.")
+
+
+@user_app.command("list")
+def user_list(warehouse: WarehouseOption = Path("warehouse")) -> None:
+    """Users with their partner, role and state."""
+    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
+        users = wh.users.list()
+        today = wh.today()
+    table = Table(title=f"{len(users)} users")
+    for column in ("user", "partner", "role", "expires", "training until", "state"):
+        table.add_column(column)
+    for u in users:
+        table.add_row(
+            u.user_id,
+            u.partner_id,
+            u.role.value,
+            str(u.expires_on or ""),
+            str(u.training_until or ""),
+            u.lapsed(today) or "active",
+        )
+    _plain().print(table)
+
+
+@user_app.command("disable")
+def user_disable(
+    user_id: Annotated[str, typer.Argument(help="The user to disable.")],
+    reason: Annotated[str, typer.Option(help="Why; kept on record.")],
+    user: UserOption = None,
+    token: TokenOption = None,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Disable a user and revoke the user's tokens at once (steward admins)."""
+    with doors(), Warehouse.open(warehouse) as wh:
+        wh.users.disable(user_id, by=signed_in(wh, user, token), reason=reason)
+    _plain().print(f"Disabled {user_id}; the user's tokens are revoked.")
+
+
+@user_app.command("password")
+def user_password(
+    user_id: Annotated[str, typer.Argument(help="Whose password to set.")],
+    user: UserOption = None,
+    token: TokenOption = None,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Set a password (your own, or anyone's as a steward admin)."""
+    with doors(), Warehouse.open(warehouse) as wh:
+        by = signed_in(wh, user, token)
+        new = _new_password(True)
+        assert new is not None
+        wh.users.set_password(user_id, new, by=by)
+    _plain().print(f"Password of {user_id} set.")
+
+
+@user_app.command("token")
+def user_token(
+    user_id: Annotated[str, typer.Argument(help="Whose token to issue.")],
+    days: Annotated[int, typer.Option(help="Days until it expires.")] = 90,
+    label: Annotated[str | None, typer.Option(help="What it is for.")] = None,
+    user: UserOption = None,
+    token: TokenOption = None,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Issue an API token (shown once; only its hash is kept)."""
+    with doors(), Warehouse.open(warehouse) as wh:
+        issued = wh.users.issue_token(
+            user_id, by=_optional_sign_in(wh, user, token), label=label, days=days
+        )
+    _plain().print(issued.token)
+    until = f" until {issued.expires_at:%Y-%m-%d}" if issued.expires_at else ""
+    typer.echo(
+        f"Token {issued.token_id} for {user_id}{until}; keep it secret, it is not "
+        "shown again. Use it with --token or BACKBONE_TOKEN.",
+        err=True,
+    )
+
+
+# --- reading data ---------------------------------------------------------------------
+
+
+def _where(items: list[str] | None) -> dict[str, list[str]]:
+    where: dict[str, list[str]] = {}
+    for item in items or []:
+        column, sep, value = item.partition("=")
+        if not sep or not column.strip():
+            raise UserError(f"--where {item!r}: write it as COLUMN=VALUE.")
+        where.setdefault(column.strip(), []).append(value)
+    return where
+
+
+def rows(
+    entity: Annotated[str, typer.Argument(help="An entity, e.g. enrollment.")],
+    purpose: PurposeOption,
+    provider: Annotated[
+        list[str] | None, typer.Option(help="Only this provider's rows (repeatable).")
+    ] = None,
+    field: Annotated[
+        list[str] | None, typer.Option(help="Only these fields (repeatable).")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="Rows to show.")] = 20,
+    user: UserOption = None,
+    token: TokenOption = None,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Row-level view of an entity: only the rows and fields the agreements give you
+    for this purpose (your own data, and others' as their agreements grant)."""
+    with doors(), Warehouse.open(warehouse) as wh:
+        access = wh.access(signed_in(wh, user, token), purpose)
+        m = access.rows(entity, providers=provider, fields=field)
+    table = Table(title=f"{m.table.num_rows:,} rows of {entity}")
+    for column in m.table.column_names:
+        table.add_column(column)
+    for r in m.table.slice(0, limit).to_pylist():
+        table.add_row(*("" if v is None else str(v) for v in r.values()))
+    console = _plain()
+    console.print(table)
+    for g in m.grants:
+        console.print(f"{g.provider}: {g.reason} ({g.access.value})")
+    for r in m.refusals:
+        console.print(f"{r.provider}: not shown, {r.reason}")
+
+
+def export_rows(
+    entity: Annotated[str, typer.Argument(help="An entity, e.g. enrollment.")],
+    out: Annotated[Path, typer.Option(help="CSV or .parquet file to write.")],
+    purpose: PurposeOption,
+    provider: Annotated[
+        list[str] | None, typer.Option(help="Only this provider's rows (repeatable).")
+    ] = None,
+    field: Annotated[
+        list[str] | None, typer.Option(help="Only these fields (repeatable).")
+    ] = None,
+    user: UserOption = None,
+    token: TokenOption = None,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Export the rows you may export (the agreements' export_microdata)."""
+    with doors(), Warehouse.open(warehouse) as wh:
+        access = wh.access(signed_in(wh, user, token), purpose)
+        m = access.export(entity, out, providers=provider, fields=field)
+    _plain().print(
+        f"Wrote {m.table.num_rows:,} rows of {entity} to {out} "
+        f"(under {', '.join(m.agreements) or 'your own data'}); the export is recorded."
+    )
+
+
+def count(
+    entity: Annotated[str, typer.Argument(help="An entity, e.g. enrollment.")],
+    purpose: PurposeOption,
+    by: Annotated[
+        list[str] | None, typer.Option(help="A dimension (repeatable, at most 2).")
+    ] = None,
+    where: Annotated[
+        list[str] | None, typer.Option(help="COLUMN=VALUE filter (repeatable).")
+    ] = None,
+    epsilon: Annotated[
+        float | None,
+        typer.Option(help="Release with differential privacy, spending this epsilon."),
+    ] = None,
+    user: UserOption = None,
+    token: TokenOption = None,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Persons per group, through the release gate: small cells and the cells that
+    would give them away are suppressed; the release is recorded in the ledger."""
+    with doors(), Warehouse.open(warehouse) as wh:
+        access = wh.access(signed_in(wh, user, token), purpose)
+        release = access.count(entity, by or [], where=_where(where), epsilon=epsilon)
+    table = Table(title=f"Release {release.release_id}: persons in {entity}")
+    for column in release.table.column_names:
+        table.add_column(column, justify="right" if column == "persons" else "left")
+    for r in release.table.to_pylist():
+        table.add_row(
+            *(
+                ("*" if k == "persons" else "") if v is None else str(v)
+                for k, v in r.items()
+            )
+        )
+    _plain().print(table)
+    if release.mode == "dp":
+        _plain().print(
+            f"Differentially private (epsilon {release.epsilon:g}); each count is "
+            f"within ±{release.accuracy:.1f} of the truth with 95% probability."
+        )
+    else:
+        _plain().print(
+            f"{release.suppressed} of {release.cells} cells suppressed (*); "
+            f"under {', '.join(release.agreements) or 'your own data'}."
+        )
+
+
+# --- audit ----------------------------------------------------------------------------
+
+
+def _anchor(text: str | None) -> tuple[int, str] | None:
+    if text is None:
+        return None
+    seq, sep, digest = text.partition(":")
+    if not sep or not seq.isdigit() or len(digest) != 64:
+        raise UserError(
+            f"--anchor {text!r}: write it as SEQ:HASH, as `backbone audit head` prints."
+        )
+    return int(seq), digest
+
+
+@audit_app.command("verify")
+def audit_verify(
+    anchor: Annotated[
+        str | None,
+        typer.Option(help="SEQ:HASH handed out earlier; proves nothing was rewritten."),
+    ] = None,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Walk the hash chain; name the first edited, deleted or reordered entry."""
+    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
+        result = wh.audit.verify(anchor=_anchor(anchor))
+    if result.ok:
+        _plain().print(
+            f"Audit log intact: {result.entries:,} entries, head {result.head}."
+        )
+        return
+    _plain().print(
+        f"Audit log BROKEN at entry {result.first_bad}: {result.problem}. "
+        f"{result.entries:,} entries before it verify."
+    )
+    raise typer.Exit(1)
+
+
+@audit_app.command("head")
+def audit_head(warehouse: WarehouseOption = Path("warehouse")) -> None:
+    """The newest entry's number and hash: give it to partners as an anchor."""
+    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
+        seq, digest = wh.audit.head()
+    _plain().print(f"{seq}:{digest}")
+
+
+@audit_app.command("report")
+def audit_report(
+    partner: Annotated[str, typer.Option(help="Whose data's disclosures to list.")],
+    since: Annotated[
+        str | None, typer.Option(help="Only from this day (YYYY-MM-DD).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Also write a CSV file.")] = None,
+    user: UserOption = None,
+    token: TokenOption = None,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Every disclosure of a partner's data (FERPA recordation, 34 CFR 99.32), for
+    that partner's own users and the steward's admins."""
+    with doors(), Warehouse.open(warehouse) as wh:
+        who = signed_in(wh, user, token)
+        if who.partner_id != partner and not who.may("audit"):
+            raise AuthenticationFailed(
+                f"{who.user_id} may see only {who.partner_id}'s disclosure report."
+            )
+        start = parse_date(since, "--since") if since else None
+        entries = wh.audit.report(
+            partner,
+            since=None if start is None else _midnight(start),
+        )
+        seq, digest = wh.audit.head()
+    table = Table(title=f"Disclosures of {partner}'s data ({len(entries):,})")
+    for column in ("#", "when", "what", "who", "purpose", "agreements", "rows/cells"):
+        table.add_column(column)
+    for e in entries:
+        size = f"{e.rows:,} rows" if e.rows is not None else ""
+        if e.cells is not None:
+            size = f"{e.cells} cells, {e.suppressed or 0} suppressed"
+        table.add_row(
+            str(e.seq),
+            e.at[:19],
+            e.what + (f" -> {e.destination}" if e.destination else ""),
+            f"{e.actor} ({e.actor_partner})",
+            e.purpose or "",
+            ", ".join(e.agreements) or "own data",
+            size,
+        )
+    _plain().print(table)
+    _out().print(
+        f"Chain head {seq}:{digest} — keep it; `backbone audit verify --anchor` "
+        "proves later that this history was not rewritten."
+    )
+    if out is not None:
+        with out.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(
+                [
+                    "seq",
+                    "at",
+                    "action",
+                    "what",
+                    "who",
+                    "partner",
+                    "purpose",
+                    "agreements",
+                    "rows",
+                    "cells",
+                    "suppressed",
+                    "destination",
+                ]
+            )
+            for e in entries:
+                writer.writerow(
+                    [
+                        e.seq,
+                        e.at,
+                        e.action,
+                        e.what,
+                        e.actor,
+                        e.actor_partner,
+                        e.purpose,
+                        " ".join(e.agreements),
+                        e.rows,
+                        e.cells,
+                        e.suppressed,
+                        e.destination,
+                    ]
+                )
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, datetime.min.time())
+
+
+# --- retention ------------------------------------------------------------------------
+
+
+@retention_app.command("due")
+def retention_due(warehouse: WarehouseOption = Path("warehouse")) -> None:
+    """What the agreements say must be destroyed, and when it was due."""
+    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
+        due = wh.retention.due()
+    if not due:
+        _plain().print("Nothing is due for destruction.")
+        return
+    table = Table(title="Due for destruction")
+    for column in ("provider", "entity", "agreement", "ended", "due"):
+        table.add_column(column)
+    for d in due:
+        table.add_row(d.provider, d.entity, d.agreement, str(d.ended_on), str(d.due_on))
+    _plain().print(table)
+
+
+@retention_app.command("run")
+def retention_run(warehouse: WarehouseOption = Path("warehouse")) -> None:
+    """Destroy what is due now, with a certificate in the audit log (opening the
+    warehouse for writing does this too)."""
+    with doors(), Warehouse.open(warehouse) as wh:
+        # opening ran the schedule; ask again in case the day turned meanwhile
+        purges = wh.retention.run()
+        done = wh._con.execute(
+            "SELECT purge_id, provider_partner_id, agreement, rows_destroyed, purged_at "
+            "FROM gov.purge ORDER BY purge_id"
+        ).fetchall()
+    for p in purges:
+        _plain().print(
+            f"Destroyed {p.provider}'s {', '.join(p.entities)}: "
+            f"{sum(v for k, v in p.rows.items() if 'retired' not in k):,} rows, "
+            f"{p.raw_files} raw files; certificate {p.certificate['certificate']}."
+        )
+    if not done:
+        _plain().print("Nothing was due; nothing has been destroyed.")
+        return
+    for purge_id, provider, agreement, n, at in done:
+        _plain().print(
+            f"destruction-{purge_id}: {provider} ({agreement}), {n:,} rows, {at:%Y-%m-%d}"
+        )
