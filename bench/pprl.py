@@ -45,12 +45,13 @@ def main() -> None:
         )
         truth = out / "demo" / "community" / "truth"
         with Warehouse.open(out / "demo" / "warehouse") as wh:
-            clear = wh.linkage.evaluate(truth)
+            steward = wh.access(wh.users.get("steward"), "identity_resolution")
+            clear = wh.linkage.evaluate(steward, truth)
             start = time.perf_counter()
             play_pprl_project(wh, b"the demo partners' shared secret", out)
             encoded_at = time.perf_counter() - start
-            summary = wh.linkage.run()
-            pprl = wh.linkage.evaluate(truth)
+            summary = wh.linkage.run(steward)
+            pprl = wh.linkage.evaluate(steward, truth)
     print(
         f"pprl: clear-text pairwise F1 {clear.pairwise_f1:.4f}, with c02-eastside known "
         f"only by encodings {pprl.pairwise_f1:.4f} (difference "

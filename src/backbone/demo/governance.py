@@ -132,6 +132,13 @@ CBO_DATASETS = {
     "program_participation": ["program_id", "begin_date", "end_date"],
     "program_attendance": ["program_id", "event_date", "hours"],
 }
+CONSENT_FIELDS = [
+    "consent_scope",
+    "consent_status",
+    "decision_date",
+    "school_year",
+    "expiration_date",
+]
 COLLEGE_DATASETS = {
     "partner_record": [
         "local_id",
@@ -320,7 +327,12 @@ def _cbo_agreement(
                 "description": "Show schools which at-risk students are already served.",
             },
         ],
-        "datasets": _datasets(CBO_DATASETS),
+        "datasets": _datasets(
+            {
+                **CBO_DATASETS,
+                **({"consent": CONSENT_FIELDS} if consent else {}),
+            }
+        ),
         "population": {"consent_required": consent},
         "recipients": [
             {
@@ -615,11 +627,17 @@ def record_governance(wh: Warehouse, community: Path, today: date) -> dict[str, 
         counts["feeds"] += 2
     for c in CBOS:
         aid = f"DSA-{c.partner_id.split('-')[0].upper()}"
+        consent = ("consent",) if c.partner_id == "c01-brightfutures" else ()
         wh.feeds.add(
             Feed(
                 c.partner_id,
                 "rosters",
-                ("partner_record", "program_participation", "program_attendance"),
+                (
+                    "partner_record",
+                    "program_participation",
+                    "program_attendance",
+                    *consent,
+                ),
                 "term",
                 aid,
                 "Program rosters and session attendance",

@@ -13,6 +13,7 @@ from backbone.demo.community import CBOS, COLLEGE_AGENCY, DISTRICTS
 from backbone.demo.mappings import descriptor_maps
 
 if TYPE_CHECKING:
+    from backbone.governance import Principal
     from backbone.warehouse import Warehouse
 
 __all__ = ["IngestSummary", "ingest_community", "submission_plan"]
@@ -106,7 +107,13 @@ def ingest_community(
     community: Path,
     on: date,
     progress: Callable[[str], None] | None = None,
+    uploaders: dict[str, Principal] | None = None,
 ) -> IngestSummary:
+    """Every file, uploaded by its partner's uploader (created if not given)."""
+    if uploaders is None:
+        from backbone.demo.users import create_demo_users
+
+        uploaders = create_demo_users(wh).uploaders
     say = progress or (lambda _m: None)
     target = wh.path / "mappings"
     for source in (community / "mappings").rglob("*.yaml"):
@@ -118,7 +125,7 @@ def ingest_community(
     summary = IngestSummary()
     for partner, feed, path in submission_plan(community):
         say(f"{partner}: {path.name}")
-        for result in wh.ingest.submit(partner, feed, [path], on=on):
+        for result in wh.submit(uploaders[partner], partner, feed, [path], on=on):
             counts = summary.by_partner.setdefault(partner, [0, 0, 0, 0])
             counts[0] += 1
             counts[1] += result.rows_read

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from backbone.demo.community import CBOS, COLLEGE_AGENCY, DISTRICTS, PROGRAMS, District
-from backbone.demo.writers import CBO_COLUMNS, ENTITIES, column_name
+from backbone.demo.writers import CBO_COLUMNS, CONSENT_CBO, ENTITIES, column_name
 
 __all__ = ["descriptor_maps", "mapping_documents", "write_mappings"]
 
@@ -436,7 +436,26 @@ def _cbo_sections(cbo_id: str) -> list[dict[str, Any]]:
             "attendance_event_category": {"constant": "In Attendance"},
         },
     }
-    return [identity, participation, session]
+    sections = [identity, participation, session]
+    if cbo_id == CONSENT_CBO:
+        sections.append(
+            {
+                "match": "*.xlsx",
+                "sheet": "Consent",
+                "entity": "consent",
+                "columns": {
+                    "student_local_id": "Mentee ID",
+                    "consent_scope": {"constant": "all"},
+                    "consent_status": {
+                        "column": "Permission",
+                        "codes": {"Yes": "granted", "No": "denied"},
+                    },
+                    "decision_date": "Signed",
+                    "expiration_date": "Valid through",
+                },
+            }
+        )
+    return sections
 
 
 def mapping_documents() -> dict[tuple[str, str], dict[str, Any]]:

@@ -427,6 +427,23 @@ CBO_COLUMNS = {
 }
 
 
+CONSENT_CBO = "c01-brightfutures"
+"""The community organization whose agreement rests on families' consent."""
+
+
+def consent_sql(cbo_id: str, school_year: int) -> str:
+    """Families' permission slips of one school year: signed when the mentoring
+    began, valid for three years unless withdrawn; about one family in twenty
+    declines (a stable hash of the id decides)."""
+    return (
+        "SELECT local_id AS \"Mentee ID\", CASE WHEN hash(local_id) % 20 = 0 THEN 'No' "
+        'ELSE \'Yes\' END AS "Permission", min(begin_date) AS "Signed", '
+        'CAST(min(begin_date) + INTERVAL 3 YEAR AS DATE) AS "Valid through" '
+        f"FROM x_roster WHERE partner_id = {_quote(cbo_id)} AND school_year = {school_year} "
+        "GROUP BY local_id ORDER BY local_id"
+    )
+
+
 def write_cbo(
     con: duckdb.DuckDBPyConnection,
     cbo_id: str,
@@ -520,7 +537,10 @@ def write_cbo(
         year = f"{t - 1}-{str(t)[2:]}"
         if cbo.file_format == "xlsx":
             path = out / f"mentoring {year}.xlsx"
-            _write_xlsx(con, [("Roster", roster_sql), ("Sessions", session_sql)], path)
+            sheets = [("Roster", roster_sql), ("Sessions", session_sql)]
+            if cbo_id == CONSENT_CBO:
+                sheets.append(("Consent", consent_sql(cbo_id, t)))
+            _write_xlsx(con, sheets, path)
             written.append(path)
         elif cbo.file_format == "jsonl":
             for name, sql in (("advisees", roster_sql), ("meetings", session_sql)):
