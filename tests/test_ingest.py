@@ -20,6 +20,7 @@ from .ingest_fixtures import (
     csv_file,
     make_warehouse,
 )
+from .signin import steward_env
 
 ON = date(2026, 1, 20)
 
@@ -716,18 +717,19 @@ def test_show_reports_interruptions_and_raw_file_decisions(
         "INSERT INTO ops.submission VALUES (9, 'd1', 'records', 'big.csv', 'x', 1, 'raw/x', now(), "
         "'received', NULL, NULL, NULL, NULL)"
     )
+    env = {"COLUMNS": "250", **steward_env(wh, "b0")}
     wh.close()
     runner = CliRunner()
     shown = runner.invoke(
         app,
         ["submissions", "show", str(r.submission_id), "-w", str(tmp_path / "wh")],
-        env={"COLUMNS": "250"},
+        env=env,
     ).output
     assert "Raw file decision: purge" in shown and "SSNs are not shared" in shown
     stuck = runner.invoke(
         app,
         ["submissions", "show", "9", "-w", str(tmp_path / "wh")],
-        env={"COLUMNS": "250"},
+        env=env,
     ).output
     assert "did not finish" in stuck and "reconciled" not in stuck
     out = runner.invoke(
@@ -741,6 +743,6 @@ def test_show_reports_interruptions_and_raw_file_decisions(
             "-w",
             str(tmp_path / "wh"),
         ],
-        env={"COLUMNS": "250"},
+        env=env,
     ).output
     assert "give the fixed file such a name" in out

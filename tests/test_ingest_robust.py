@@ -24,6 +24,7 @@ from backbone.errors import BackboneError
 from backbone.ingest.readers import stage
 
 from .ingest_fixtures import ENROLLMENTS, csv_file, make_warehouse
+from .signin import steward_env
 
 ON = date(2026, 1, 20)
 
@@ -170,9 +171,9 @@ def test_validation_reconciles_whatever_the_cells(
 def test_cli_submit_report_quarantine_and_decide(tmp_path: Path) -> None:
     runner = CliRunner()
     wh = make_warehouse(tmp_path)
+    env = {"COLUMNS": "250", **steward_env(wh, "b0")}
     wh.close()
     w = str(tmp_path / "wh")
-    env = {"COLUMNS": "250"}
     out = runner.invoke(
         app,
         [

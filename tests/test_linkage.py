@@ -18,13 +18,27 @@ from backbone.demo import GenerateSummary
 from backbone.demo.governance import record_governance
 from backbone.demo.ingest import ingest_community
 from backbone.demo.pprl import play_pprl_project
+from backbone.governance import Access
 from backbone.linkage import RecordKey, encode_records
 from backbone.linkage.cluster import CONSTRAINTS, resolve_conflicts
 from backbone.linkage.pprl import dice
 from backbone.linkage.prepare import linkage_input_sql, load_nicknames
 
+from .signin import steward, steward_env
+
 runner = CliRunner()
 WIDE = {"COLUMNS": "250"}
+
+
+def _steward(wh: Warehouse) -> Access:
+    """The demo's steward admin, linking (identity resolution)."""
+    return wh.access(steward(wh, "b00-backbone"), "identity_resolution")
+
+
+def _signed_in(path: Path) -> dict[str, str]:
+    """CLI environment: wide, and signed in as the steward admin."""
+    with Warehouse.open(path) as wh:
+        return {**WIDE, **steward_env(wh, "b00-backbone")}
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +49,7 @@ def built(community: GenerateSummary, tmp_path_factory: pytest.TempPathFactory) 
         wh.partners.import_directory(community.out / "community.json")
         record_governance(wh, community.out, date.today())
         ingest_community(wh, community.out, date.today())
-        wh.linkage.run()
+        wh.linkage.run(_steward(wh))
     return path
 
 
@@ -136,7 +150,7 @@ def test_demo_linkage_is_accurate_at_the_products_threshold(
     built: Path, community: GenerateSummary
 ) -> None:
     with Warehouse.open(built, read_only=True) as w:
-        result = w.linkage.evaluate(community.out / "truth")
+        result = w.linkage.evaluate(_steward(w), community.out / "truth")
         run = w.linkage.last_run()
     assert run is not None and run["auto_link_probability"] == 0.95
     assert result.pairwise_f1 >= 0.99, result
@@ -165,7 +179,7 @@ def test_only_partners_whose_agreements_allow_it_are_linked(built: Path) -> None
 
 def test_re_running_keeps_every_person_id(wh: Warehouse) -> None:
     before = _pairs_of(wh)
-    summary = wh.linkage.run()
+    summary = wh.linkage.run(_steward(wh))
     assert _pairs_of(wh) == before
     assert (summary.new_persons, summary.merges, summary.splits) == (0, 0, 0)
 
@@ -185,7 +199,7 @@ def test_new_submissions_keep_existing_ids(wh: Warehouse) -> None:
         "submission_id, NULL FROM identity.partner_record WHERE partner_id = ? AND local_id = ?",
         list(some),
     )
-    summary = wh.linkage.run()
+    summary = wh.linkage.run(_steward(wh))
     after = _owners(wh)
     assert all(after[k] == v for k, v in before.items())
     assert summary.merges == 0 and summary.splits == 0
@@ -200,8 +214,8 @@ def test_a_reviewers_different_splits_a_person_and_the_split_is_logged(
         "WHERE decision = 'link' AND method = 'model' AND partner_id_l LIKE 'c%' LIMIT 1"
     ).fetchall()[0]
     left, right = RecordKey(pair[0], pair[1]), RecordKey(pair[2], pair[3])
-    wh.linkage.decide(left, right, "different", by="tester")
-    summary = wh.linkage.run()
+    wh.linkage.decide(_steward(wh), left, right, "different")
+    summary = wh.linkage.run(_steward(wh))
     owners = _owners(wh)
     assert (
         owners[(left.partner_id, left.local_id)]
@@ -221,7 +235,7 @@ def test_a_reviewers_different_splits_a_person_and_the_split_is_logged(
     ).fetchall()[0]
     assert edge == ("refused", CONSTRAINTS[2])
     # and it stays decided on every later run
-    wh.linkage.run()
+    wh.linkage.run(_steward(wh))
     again = _owners(wh)
     assert (
         again[(left.partner_id, left.local_id)]
@@ -230,17 +244,17 @@ def test_a_reviewers_different_splits_a_person_and_the_split_is_logged(
 
 
 def test_a_reviewers_same_links_a_pair_from_the_review_queue(wh: Warehouse) -> None:
-    queue = wh.linkage.review_queue()
+    queue = wh.linkage.review_queue(_steward(wh))
     assert queue, "the demo leaves some pairs for review"
     pair = queue[0]
-    wh.linkage.decide(pair.left, pair.right, "same", by="tester")
-    wh.linkage.run()
+    wh.linkage.decide(_steward(wh), pair.left, pair.right, "same")
+    wh.linkage.run(_steward(wh))
     owners = _owners(wh)
     assert (
         owners[(pair.left.partner_id, pair.left.local_id)]
         == owners[(pair.right.partner_id, pair.right.local_id)]
     )
-    assert pair not in wh.linkage.review_queue()
+    assert pair not in wh.linkage.review_queue(_steward(wh))
 
 
 def test_interactive_review_records_decisions(built: Path, tmp_path: Path) -> None:
@@ -248,9 +262,9 @@ def test_interactive_review_records_decisions(built: Path, tmp_path: Path) -> No
     w = str(tmp_path / "wh")
     result = runner.invoke(
         app,
-        ["review", "--limit", "2", "--reviewer", "ana", "-w", w],
+        ["review", "--limit", "2", "-w", w],
         input="s\nd\n",
-        env=WIDE,
+        env=_signed_in(tmp_path / "wh"),
     )
     assert result.exit_code == 0, result.output
     assert "Recorded 2 decisions" in result.output
@@ -258,13 +272,16 @@ def test_interactive_review_records_decisions(built: Path, tmp_path: Path) -> No
     with Warehouse.open(tmp_path / "wh", read_only=True) as wh:
         decisions = wh.linkage.decisions()
     assert [d[2] for d in decisions] == ["same", "different"]
-    assert {d[3] for d in decisions} == {"ana"}
+    assert {d[3] for d in decisions} == {"steward"}  # the signed-in reviewer
 
 
 def test_person_show_explain_evaluate_and_crosswalk_from_the_cli(
     built: Path, community: GenerateSummary, tmp_path: Path
 ) -> None:
+    shutil.copytree(built, tmp_path / "wh")
+    built = tmp_path / "wh"
     w = str(built)
+    env = _signed_in(built)
     with Warehouse.open(built, read_only=True) as wh:
         person, left, right = wh._con.execute(
             """
@@ -275,11 +292,11 @@ def test_person_show_explain_evaluate_and_crosswalk_from_the_cli(
             WHERE e.decision = 'link' AND e.method = 'model' LIMIT 1
             """
         ).fetchall()[0]
-    shown = runner.invoke(app, ["person", "show", str(person), "-w", w], env=WIDE)
+    shown = runner.invoke(app, ["person", "show", str(person), "-w", w], env=env)
     assert shown.exit_code == 0, shown.output
     assert left.split(":")[1] in shown.output and right.split(":")[1] in shown.output
     assert "model" in shown.output and "link" in shown.output
-    explained = runner.invoke(app, ["link", "explain", left, right, "-w", w], env=WIDE)
+    explained = runner.invoke(app, ["link", "explain", left, right, "-w", w], env=env)
     assert explained.exit_code == 0, explained.output
     for comparison in ("first_name", "last_name", "birth_date", "sex", "school"):
         assert comparison in explained.output
@@ -287,7 +304,7 @@ def test_person_show_explain_evaluate_and_crosswalk_from_the_cli(
     evaluated = runner.invoke(
         app,
         ["link", "evaluate", "--truth", str(community.out / "truth"), "-w", w],
-        env=WIDE,
+        env=env,
     )
     assert evaluated.exit_code == 0 and "pairwise" in evaluated.output
     out = tmp_path / "ids.csv"
@@ -303,7 +320,7 @@ def test_person_show_explain_evaluate_and_crosswalk_from_the_cli(
             "-w",
             w,
         ],
-        env=WIDE,
+        env=env,
     )
     assert exported.exit_code == 0, exported.output
     with out.open() as f:
@@ -313,7 +330,7 @@ def test_person_show_explain_evaluate_and_crosswalk_from_the_cli(
             "SELECT count(*) FROM identity.partner_record WHERE partner_id = 'd02-riverside'"
         ).fetchall()[0][0]
     assert len(rows) == expected and set(rows[0]) == {"local_id", "person_id"}
-    bad = runner.invoke(app, ["link", "explain", "nocolon", right, "-w", w], env=WIDE)
+    bad = runner.invoke(app, ["link", "explain", "nocolon", right, "-w", w], env=env)
     assert bad.exit_code != 0 and "PARTNER:LOCAL_ID" in bad.output
     assert "Traceback" not in bad.output
 
@@ -343,7 +360,7 @@ def test_encoded_partners_link_nearly_as_well_and_their_encodings_are_purged(
     built: Path, community: GenerateSummary, tmp_path: Path
 ) -> None:
     with Warehouse.open(built, read_only=True) as wh:
-        clear = wh.linkage.evaluate(community.out / "truth").pairwise_f1
+        clear = wh.linkage.evaluate(_steward(wh), community.out / "truth").pairwise_f1
         wh._con.execute(
             "COPY (SELECT local_id, first_name, last_surname, birth_date, birth_sex "
             "FROM identity.partner_record WHERE partner_id = 'c02-eastside') TO "
@@ -373,14 +390,14 @@ def test_encoded_partners_link_nearly_as_well_and_their_encodings_are_purged(
     sent = runner.invoke(
         app,
         ["encodings", "submit", str(encoded), "--partner", "c02-eastside", "-w", w],
-        env=WIDE,
+        env=_signed_in(tmp_path / "wh"),
     )
     assert sent.exit_code == 0, sent.output
     # the whole project: every partner encodes; c02-eastside sends no names at all
     with Warehouse.open(tmp_path / "wh") as wh:
         play_pprl_project(wh, secret.read_bytes().strip(), tmp_path)
-        summary = wh.linkage.run()
-        pprl = wh.linkage.evaluate(community.out / "truth")
+        summary = wh.linkage.run(_steward(wh))
+        pprl = wh.linkage.evaluate(_steward(wh), community.out / "truth")
         left = dict(
             wh._con.execute(
                 "SELECT partner_id, count(*) FROM identity.encoding GROUP BY 1"
@@ -455,7 +472,11 @@ def test_a_saved_model_of_another_design_is_retrained_not_reused(built: Path) ->
 def test_linkage_doors_answer_mistakes_in_one_clear_line(
     built: Path, tmp_path: Path
 ) -> None:
-    w = str(built)
+    shutil.copytree(built, tmp_path / "wh")
+    w = str(tmp_path / "wh")
+    env = _signed_in(tmp_path / "wh")
+    unsigned = runner.invoke(app, ["person", "show", "1", "-w", w], env=WIDE)
+    assert unsigned.exit_code == 1 and "sign in first" in unsigned.output
     cases = [
         (["person", "show", "99999999", "-w", w], "No person 99999999"),
         (
@@ -516,7 +537,7 @@ def test_linkage_doors_answer_mistakes_in_one_clear_line(
         ),
     ]
     for args, expected in cases:
-        result = runner.invoke(app, args, env=WIDE)
+        result = runner.invoke(app, args, env=env)
         assert result.exit_code == 1, (args, result.output)
         assert expected in result.output, (args, result.output)
         assert "Traceback" not in result.output

@@ -1,0 +1,196 @@
+"""Users, passwords and tokens; the hash-chained audit log and its tampering."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from backbone import Warehouse
+from backbone.errors import AuthenticationFailed, NotFoundError, UserError
+from backbone.governance.audit import GENESIS, chain_hash
+from tests.policy_fixtures import NOW, build, user
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("audit") / "wh"
+    build(path)
+    return path
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(NOW)
+
+
+@pytest.fixture
+def wh(built: Path, tmp_path: Path, clock: Clock) -> Iterator[Warehouse]:
+    shutil.copytree(built, tmp_path / "wh")
+    with Warehouse.open(tmp_path / "wh", clock=clock) as w:
+        yield w
+
+
+# --- users ---------------------------------------------------------------------------
+
+
+def test_only_the_first_user_needs_no_sign_in_and_must_be_the_steward(
+    tmp_path: Path,
+) -> None:
+    with Warehouse.init(tmp_path / "w", clock=lambda: NOW) as wh:
+        from tests.policy_fixtures import PARTNERS
+
+        for p in PARTNERS:
+            wh.partners.add(p)
+        with pytest.raises(UserError, match="first user"):
+            wh.users.add("xx", partner="d1", role="partner_analyst", by=None)
+        admin = wh.users.add("admin", partner="b0", role="steward_admin", by=None)
+        with pytest.raises(AuthenticationFailed, match="sign in as a steward admin"):
+            wh.users.add("yy", partner="d1", role="partner_analyst", by=None)
+        analyst = wh.users.add("ann", partner="d1", role="partner_analyst", by=admin)
+        with pytest.raises(AuthenticationFailed, match="may not add users"):
+            wh.users.add("zz", partner="d1", role="partner_analyst", by=analyst)
+        with pytest.raises(UserError, match="does not fit a funder"):
+            wh.users.add("ff", partner="f1", role="partner_analyst", by=admin)
+        with pytest.raises(NotFoundError):
+            wh.users.add("gg", partner="nobody", role="partner_analyst", by=admin)
+
+
+def test_passwords_are_argon2_and_every_sign_in_is_audited(wh: Warehouse) -> None:
+    steward = user(wh, "steward")
+    wh.users.set_password("d1.analyst", "correct horse battery", by=steward)
+    stored = wh._con.execute(
+        "SELECT password_hash FROM gov.principal WHERE user_id = 'd1.analyst'"
+    ).fetchall()[0][0]
+    assert stored.startswith("$argon2id$") and "correct horse" not in stored
+    assert wh.sign_in("d1.analyst", "correct horse battery").partner_id == "d1"
+    with pytest.raises(AuthenticationFailed, match="unknown user or wrong password"):
+        wh.sign_in("d1.analyst", "wrong")
+    with pytest.raises(AuthenticationFailed, match="unknown user or wrong password"):
+        wh.sign_in("nobody", "whatever")
+    logins = [e for e in wh.audit.entries() if e["action"] == "login"]
+    assert [e["decision"] for e in logins[-3:]] == ["allow", "deny", "deny"]
+    with pytest.raises(UserError, match="at least 12"):
+        wh.users.set_password("d1.analyst", "short", by=steward)
+
+
+def test_tokens_are_stored_hashed_and_expire_or_get_revoked(
+    wh: Warehouse, clock: Clock
+) -> None:
+    steward = user(wh, "steward")
+    issued = wh.users.issue_token("d2.analyst", by=steward, days=30)
+    secret = issued.token.split("_", 2)[2]
+    dump = str(wh._con.execute("SELECT * FROM gov.api_token").fetchall())
+    assert secret not in dump
+    assert wh.sign_in_token(issued.token).user_id == "d2.analyst"
+    with pytest.raises(AuthenticationFailed):
+        wh.sign_in_token(issued.token[:-2] + "xx")
+    clock.now = NOW + timedelta(days=31)
+    with pytest.raises(AuthenticationFailed, match="expired"):
+        wh.sign_in_token(issued.token)
+    clock.now = NOW
+    again = wh.users.issue_token("d2.analyst", by=user(wh, "d2.analyst"))
+    wh.users.disable("d2.analyst", by=steward, reason="left")
+    with pytest.raises(AuthenticationFailed, match="revoked"):
+        wh.sign_in_token(again.token)
+    with pytest.raises(AuthenticationFailed, match="may not issue tokens for others"):
+        wh.users.issue_token("steward", by=user(wh, "d1.analyst"))
+
+
+# --- the audit log --------------------------------------------------------------------
+
+
+def _reads(wh: Warehouse, n: int) -> None:
+    access = wh.access(user(wh, "steward"), "early_warning")
+    for _ in range(n):
+        access.rows("enrollment", providers=["d1"])
+
+
+def test_the_chain_verifies_and_every_entry_says_who_what_why(wh: Warehouse) -> None:
+    _reads(wh, 3)
+    result = wh.audit.verify()
+    assert result.ok and result.entries == wh.audit.head()[0]
+    last = wh.audit.entries(since_seq=result.entries - 1)[0]
+    assert last["actor"] == "steward" and last["purpose"] == "early_warning"
+    assert last["agreements"] == ["DSA-D1@1"] and last["providers"] == ["d1"]
+    assert last["rows"] == 40 and last["decision"] == "allow"
+    first = wh._con.execute(
+        "SELECT prev_hash, entry, row_hash FROM gov.audit_log WHERE seq = 1"
+    ).fetchall()[0]
+    assert first[0] == GENESIS and chain_hash(first[0], first[1]) == first[2]
+
+
+def test_an_edited_entry_is_found(wh: Warehouse) -> None:
+    _reads(wh, 3)
+    n = wh.audit.head()[0]
+    wh._con.execute(
+        "UPDATE gov.audit_log SET entry = replace(entry, '\"rows\":40', '\"rows\":4') WHERE seq = ?",
+        [n - 1],
+    )
+    result = wh.audit.verify()
+    assert not result.ok and result.first_bad == n - 1 and "edited" in result.problem
+
+
+def test_a_deleted_entry_is_found(wh: Warehouse) -> None:
+    _reads(wh, 3)
+    n = wh.audit.head()[0]
+    wh._con.execute("DELETE FROM gov.audit_log WHERE seq = ?", [n - 2])
+    result = wh.audit.verify()
+    assert not result.ok and result.first_bad == n - 2
+
+
+def test_reordered_entries_are_found_even_when_renumbered(wh: Warehouse) -> None:
+    _reads(wh, 3)
+    n = wh.audit.head()[0]
+    wh._con.execute("UPDATE gov.audit_log SET seq = -1 WHERE seq = ?", [n - 1])
+    wh._con.execute("UPDATE gov.audit_log SET seq = ? WHERE seq = ?", [n - 1, n])
+    wh._con.execute("UPDATE gov.audit_log SET seq = ? WHERE seq = -1", [n])
+    result = wh.audit.verify()
+    assert not result.ok and result.first_bad == n - 1
+
+
+def test_a_rewritten_chain_is_caught_by_the_anchor_handed_out(wh: Warehouse) -> None:
+    _reads(wh, 2)
+    anchor = wh.audit.head()
+    # an insider deletes the last entry and re-hashes: the chain itself verifies...
+    wh._con.execute("DELETE FROM gov.audit_log WHERE seq = ?", [anchor[0]])
+    wh.access(user(wh, "steward"), "early_warning").rows("enrollment", providers=["d2"])
+    assert wh.audit.verify().ok
+    # ...but not against the head a partner kept
+    result = wh.audit.verify(anchor=anchor)
+    assert (
+        not result.ok
+        and result.first_bad == anchor[0]
+        and "rewritten" in result.problem
+    )
+
+
+def test_the_disclosure_report_lists_every_disclosure_of_a_partners_data(
+    wh: Warehouse,
+) -> None:
+    wh.access(user(wh, "c1.analyst"), "early_warning").rows("enrollment")
+    wh.access(user(wh, "steward"), "shared_measurement").count(
+        "enrollment", ["school_id"]
+    )
+    with pytest.raises(Exception, match="may not"):
+        wh.access(user(wh, "f1.viewer"), "program_evaluation").rows("enrollment")
+    report = wh.audit.report("d2")
+    assert [(d.action, d.actor) for d in report] == [
+        ("read", "c1.analyst"),
+        ("release", "steward"),
+    ]
+    assert report[0].agreements == ["DSA-D1@1", "DSA-D2@1"] and report[0].rows == 10
+    assert report[1].cells == 4
+    assert all(d.actor != "f1.viewer" for d in report), "refusals disclose nothing"
+    assert wh.audit.report("d2", since=datetime(2030, 1, 1)) == []

@@ -1,0 +1,478 @@
+"""The policy layer as an attacker would try it: every role against every provider,
+entity and operation; lifecycles; purposes; consent; pseudonyms; hostile strings;
+the locked session. Expected answers are worked out in policy_fixtures.py."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+from collections.abc import Iterator
+from datetime import date, datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+import yaml
+
+from backbone import Warehouse
+from backbone.errors import (
+    AuthenticationFailed,
+    BackboneError,
+    NotFoundError,
+    PolicyDenied,
+    UserError,
+)
+from backbone.governance.policy import IDENTIFYING, permitted_rows_sql
+from tests.policy_fixtures import NOW, build, club_agreement, user
+
+PRINCIPALS = (
+    "steward",
+    "analyst",
+    "d1.analyst",
+    "d1.uploader",
+    "d2.analyst",
+    "c1.analyst",
+    "f1.viewer",
+    "r1.researcher",
+)
+ENTITIES = (
+    "partner_record",
+    "record_person",
+    "enrollment",
+    "demographics",
+    "program_participation",
+    "consent",
+)
+PURPOSES = (
+    "early_warning",
+    "shared_measurement",
+    "program_evaluation",
+    "research",
+    "identity_resolution",
+    "marketing",
+)
+# who may ever see rows, by agreement: provider -> recipient partner -> purposes
+ROW_GRANTS = {
+    "d1": {
+        "b0": {
+            "early_warning",
+            "shared_measurement",
+            "program_evaluation",
+            "research",
+            "identity_resolution",
+        },
+        "r1": {"research"},
+        "c1": {"early_warning"},
+    },
+    "d2": {
+        "b0": {
+            "early_warning",
+            "shared_measurement",
+            "program_evaluation",
+            "research",
+            "identity_resolution",
+        },
+        "r1": {"research"},
+        "c1": {"early_warning"},
+    },
+    "c1": {
+        "b0": {"early_warning", "program_evaluation", "identity_resolution"},
+        "d1": {"early_warning"},
+        "d2": {"early_warning"},
+    },
+}
+PERSONS_OF = {
+    "d1": set(range(1, 44)),
+    "d2": set(range(101, 131)),
+    "c1": {1, 2, 3, 4, 5, 6, 101, 102, 103, 104},
+}
+CONSENTED = {f"c1-{i}" for i in range(1, 9)}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("policy") / "wh"
+    build(path)
+    return path
+
+
+@pytest.fixture
+def wh(built: Path, tmp_path: Path) -> Iterator[Warehouse]:
+    shutil.copytree(built, tmp_path / "wh")
+    with Warehouse.open(tmp_path / "wh", clock=lambda: NOW) as w:
+        yield w
+
+
+def _entries(wh: Warehouse) -> int:
+    return wh.audit.head()[0]
+
+
+# --- the permission matrix ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("purpose", PURPOSES)
+@pytest.mark.parametrize("entity", ENTITIES)
+@pytest.mark.parametrize("who", PRINCIPALS)
+def test_no_row_leaves_without_a_grant(
+    wh: Warehouse, who: str, entity: str, purpose: str
+) -> None:
+    """Every role x entity x purpose: what comes back is only the principal's own
+    data, or rows whose provider's agreement names the principal's partner for this
+    purpose, within the population, consent and person scope, with identifying
+    fields only under identified access; and the attempt is always audited."""
+    principal = user(wh, who)
+    before = _entries(wh)
+    try:
+        m = wh.access(principal, purpose).rows(entity)
+    except PolicyDenied:
+        assert _entries(wh) == before + 1
+        assert wh.audit.entries(since_seq=before)[0]["decision"] == "deny"
+        return
+    assert _entries(wh) == before + 1
+    mine = principal.partner_id
+    assert principal.role.value not in ("funder_viewer", "partner_uploader")
+    rows = m.table.to_pylist()
+    provider_col = (
+        "partner_id"
+        if entity in ("partner_record", "record_person")
+        else "provider_partner_id"
+    )
+    for g in m.grants:
+        if g.provider != mine:
+            assert purpose in ROW_GRANTS[g.provider].get(mine, set()), (
+                g.provider,
+                g.reason,
+            )
+    others = [r for r in rows if r[provider_col] != mine]
+    access = {g.provider: g.access.value for g in m.grants}
+    for r in others:
+        if access[r[provider_col]] != "identified":
+            # neither the warehouse's ids nor anything identifying, only a pseudonym
+            assert r["pseudonym"]
+            assert all(r.get(f) is None for f in (*IDENTIFYING, "person_id")), r
+        if entity == "enrollment":
+            assert r["school_year"] != 2024, "outside the agreement's population"
+        if r[provider_col] == "c1" and "student_local_id" in r:
+            assert r["student_local_id"] in CONSENTED
+        if principal.partner_id in PERSONS_OF and r.get("person_id") is not None:
+            assert r["person_id"] in PERSONS_OF[principal.partner_id]
+    if principal.role.value == "researcher":
+        assert "person_id" not in m.table.column_names
+        assert not set(m.table.column_names) & {
+            "first_name",
+            "last_surname",
+            "birth_date",
+            "address",
+            "student_local_id",
+            "local_id",
+        }
+
+
+@pytest.mark.parametrize("who", PRINCIPALS)
+def test_exports_need_export_microdata(wh: Warehouse, who: str, tmp_path: Path) -> None:
+    principal = user(wh, who)
+    out = tmp_path / "out.csv"
+    try:
+        m = wh.access(principal, "research").export("enrollment", out)
+    except PolicyDenied:
+        assert not out.exists()
+        return
+    # researchers (r1: export under d1's and d2's agreements) and the steward
+    assert who in ("steward", "analyst", "r1.researcher", "d1.analyst", "d2.analyst")
+    assert out.exists()
+    entry = wh.audit.entries(since_seq=_entries(wh) - 1)[0]
+    assert entry["action"] == "export" and entry["destination"] == str(out)
+    assert entry["rows"] == m.table.num_rows
+
+
+def test_the_hand_worked_answers(wh: Warehouse) -> None:
+    # the steward sees both districts' 2026 rows, never 2024 (outside the population)
+    m = wh.access(user(wh, "steward"), "early_warning").rows("enrollment")
+    assert m.table.num_rows == 70 and set(m.providers) == {"d1", "d2"}
+    assert "person_id" in m.table.column_names
+    # a district sees its own rows, every year, and no other district's rows
+    m = wh.access(user(wh, "d1.analyst"), "early_warning").rows("enrollment")
+    assert m.table.num_rows == 48 and m.providers == ("d1",)
+    assert {r.provider for r in m.refusals} == {"d2"}
+    # districts see the club's participants among their own students, with consent
+    m = wh.access(user(wh, "d1.analyst"), "early_warning").rows("program_participation")
+    assert m.table.num_rows == 6 and m.table.column_names[-1] == "pseudonym"
+    m = wh.access(user(wh, "d2.analyst"), "early_warning").rows("program_participation")
+    assert m.table.num_rows == 2  # c1-7, c1-8; c1-9 was denied, c1-10 never asked
+    # the club sees its participants' enrollment, pseudonymously, and no one else's
+    m = wh.access(user(wh, "c1.analyst"), "early_warning").rows("enrollment")
+    assert m.table.num_rows == 10
+    assert "student_local_id" not in m.table.column_names
+    # a researcher sees the population, never an identity
+    m = wh.access(user(wh, "r1.researcher"), "research").rows("enrollment")
+    assert m.table.num_rows == 70 and "person_id" not in m.table.column_names
+    m = wh.access(user(wh, "r1.researcher"), "research").rows("partner_record")
+    assert set(m.table.column_names) == {
+        "partner_id",
+        "school_id",
+        "submission_id",
+        "pseudonym",
+    }
+
+
+def test_refusals_say_why(wh: Warehouse) -> None:
+    with pytest.raises(PolicyDenied, match="may not row level view"):
+        wh.access(user(wh, "f1.viewer"), "program_evaluation").rows("enrollment")
+    with pytest.raises(PolicyDenied, match="purpose 'marketing' is not permitted"):
+        wh.access(user(wh, "steward"), "marketing").rows("enrollment", providers=["d1"])
+    with pytest.raises(PolicyDenied, match="may not upload"):
+        wh.submit(user(wh, "f1.viewer"), "d1", "records", [Path("x.csv")])
+    with pytest.raises(PolicyDenied, match="uploads only for d1"):
+        wh.submit(user(wh, "d1.uploader"), "d2", "records", [Path("x.csv")])
+    with pytest.raises(UserError, match="name the purpose"):
+        wh.access(user(wh, "steward"), "  ")
+
+
+# --- pseudonyms ---------------------------------------------------------------------
+
+
+def test_pseudonyms_are_stable_per_recipient_and_never_ids(wh: Warehouse) -> None:
+    club = wh.access(user(wh, "c1.analyst"), "early_warning")
+    a = {
+        r["pseudonym"]
+        for r in club.rows("enrollment", providers=["d1"]).table.to_pylist()
+    }
+    b = {
+        r["pseudonym"]
+        for r in club.rows("partner_record", providers=["d1"]).table.to_pylist()
+    }
+    assert len(a) == 6 and a == b  # the same six persons, the same pseudonyms
+    again = {
+        r["pseudonym"]
+        for r in club.rows("enrollment", providers=["d1"]).table.to_pylist()
+    }
+    assert again == a
+    lab = wh.access(user(wh, "r1.researcher"), "research").rows(
+        "enrollment", providers=["d1"]
+    )
+    theirs = {r["pseudonym"] for r in lab.table.to_pylist()}
+    assert not a & theirs, "each recipient has pseudonyms of its own"
+    ids = {str(n) for n in range(200)} | {f"d1-{i:02d}" for i in range(1, 44)}
+    assert not (a | theirs) & ids
+
+
+# --- consent ------------------------------------------------------------------------
+
+
+def _consent(
+    wh: Warehouse, local_id: str, status: str, on: date, **extra: object
+) -> None:
+    wh._con.execute(
+        "INSERT INTO analytic.consent (provider_partner_id, student_local_id, consent_scope, "
+        "consent_status, decision_date, school_year, expiration_date, submission_id) "
+        "VALUES ('c1', ?, 'all', ?, ?, ?, ?, 9)",
+        [local_id, status, on, extra.get("school_year", 2026), extra.get("expires")],
+    )
+
+
+def _club_rows(wh: Warehouse) -> int:
+    return (
+        wh.access(user(wh, "d2.analyst"), "early_warning")
+        .rows("program_participation")
+        .table.num_rows
+    )
+
+
+def test_a_denial_or_expiry_stops_the_flow_at_once(wh: Warehouse) -> None:
+    assert _club_rows(wh) == 2
+    _consent(wh, "c1-7", "denied", NOW.date())  # same day as the read: denial wins
+    assert _club_rows(wh) == 1
+    _consent(wh, "c1-8", "granted", date(2026, 2, 1), expires=date(2026, 3, 1))
+    assert _club_rows(wh) == 0  # its latest grant expired yesterday
+    _consent(wh, "c1-10", "granted", date(2026, 2, 1), school_year=2025)
+    assert _club_rows(wh) == 0  # last year's grant does not cover this year
+    _consent(wh, "c1-10", "granted", date(2026, 2, 2))
+    assert _club_rows(wh) == 1
+
+
+# --- agreement lifecycle ------------------------------------------------------------
+
+
+def _amend(
+    wh: Warehouse, tmp_path: Path, doc: dict[str, object], effective: date
+) -> None:
+    path = tmp_path / "amend.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    wh.agreements.amend(
+        str(doc["agreement_id"]), path, effective=effective, summary="test"
+    )
+
+
+def test_suspended_expired_and_pending_agreements_deny(
+    wh: Warehouse, tmp_path: Path
+) -> None:
+    doc = club_agreement()
+    _amend(
+        wh, tmp_path, {**copy.deepcopy(doc), "status": "suspended"}, date(2026, 3, 1)
+    )
+    with pytest.raises(PolicyDenied, match="suspended"):
+        wh.access(user(wh, "d1.analyst"), "early_warning").rows(
+            "program_participation", providers=["c1"]
+        )
+    # expired: the same read on a day after the districts' agreements ended
+    after = wh.access(user(wh, "steward"), "early_warning", on=date(2027, 7, 1))
+    with pytest.raises(PolicyDenied, match="expired on 2027-06-30"):
+        after.rows("enrollment")
+    # a widening amendment is pending until every party approves: not in force
+    from tests.policy_fixtures import district_agreement
+
+    wider = district_agreement("d1", 10)
+    wider["recipients"][4]["purposes"] = ["early_warning", "program_evaluation"]
+    _amend(wh, tmp_path, wider, date(2026, 3, 1))
+    with pytest.raises(
+        PolicyDenied, match="DSA-D1@2 would allow it but awaits approval"
+    ):
+        wh.access(user(wh, "c1.analyst"), "program_evaluation").rows(
+            "enrollment", providers=["d1"]
+        )
+
+
+def test_lapsed_users_are_refused(wh: Warehouse) -> None:
+    steward = user(wh, "steward")
+    wh.users.add(
+        "temp",
+        partner="d1",
+        role="partner_analyst",
+        by=steward,
+        expires_on=date(2026, 3, 1),
+    )
+    with pytest.raises(PolicyDenied, match="expired on 2026-03-01"):
+        wh.access(user(wh, "temp"), "early_warning").rows("enrollment")
+    wh.users.add(
+        "untrained",
+        partner="d1",
+        role="partner_analyst",
+        by=steward,
+        training_until=date(2026, 1, 31),
+    )
+    with pytest.raises(PolicyDenied, match="training lapsed"):
+        wh.access(user(wh, "untrained"), "early_warning").rows("enrollment")
+    wh.users.disable("d1.analyst", by=steward, reason="left the district")
+    with pytest.raises(PolicyDenied, match="disabled"):
+        wh.access(user(wh, "d1.analyst"), "early_warning").rows("enrollment")
+
+
+# --- hostile strings ----------------------------------------------------------------
+
+HOSTILE = (
+    "enrollment; DROP TABLE analytic.enrollment",
+    "x' OR '1'='1",
+    '"; SELECT * FROM identity.partner_record; --',
+    "../../etc/passwd",
+    "read_csv('/etc/passwd')",
+    "\x00\n\t",
+    "é" * 500,
+)
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_hostile_strings_in_every_parameter_leak_nothing(
+    wh: Warehouse, text: str
+) -> None:
+    steward = user(wh, "steward")
+    before = wh._con.execute("SELECT count(*) FROM analytic.enrollment").fetchall()[0][
+        0
+    ]
+    attempts = [
+        lambda: wh.access(steward, text).rows("enrollment"),
+        lambda: wh.access(steward, "early_warning").rows(text),
+        lambda: wh.access(steward, "early_warning").rows("enrollment", fields=[text]),
+        lambda: wh.access(steward, "early_warning").rows(
+            "enrollment", providers=[text]
+        ),
+        lambda: wh.access(steward, "shared_measurement").count("enrollment", [text]),
+        lambda: wh.access(steward, "shared_measurement").count(
+            "enrollment", [], where={text: ["S1"]}
+        ),
+        lambda: wh.sign_in(text, text),
+        lambda: wh.sign_in_token(text),
+    ]
+    for attempt in attempts:
+        with pytest.raises(
+            (PolicyDenied, UserError, NotFoundError, AuthenticationFailed)
+        ):
+            attempt()
+    # a hostile value is only ever a value: it matches nothing
+    release = wh.access(steward, "shared_measurement").count(
+        "enrollment", ["school_id"], where={"school_id": [text]}
+    )
+    assert release.cells == 0
+    after = wh._con.execute("SELECT count(*) FROM analytic.enrollment").fetchall()[0][0]
+    assert before == after
+
+
+def test_the_permitted_rows_query_is_built_from_the_model_only() -> None:
+    from backbone.governance.policy import Grant, RowScope
+    from backbone.partners.agreements.document import AccessLevel
+
+    grant = Grant(
+        "c1",
+        "program_participation",
+        AccessLevel.pseudonymous,
+        ("provider_partner_id", "program_id"),
+        "DSA-C1@1",
+        "allowed",
+        RowScope("d1", (2026,), "early_warning"),
+        10,
+    )
+    sql, params = permitted_rows_sql(
+        grant, on=date(2026, 3, 2), school_year=2026, pseudonym_key="k"
+    )
+    assert sql.startswith(
+        "SELECT t.provider_partner_id, t.program_id, substr(sha256(? || sha256(?"
+    )
+    assert (
+        "FROM analytic.program_participation t LEFT JOIN identity.record_person rp"
+        in sql
+    )
+    assert "WHERE partner_id = ?" in sql and "consent_scope IN (?, 'all')" in sql
+    assert "school_year" not in sql.split("FROM analytic.consent")[0].split("WHERE")[1]
+    assert params == [
+        "k",
+        "k",
+        "c1",
+        "d1",
+        "c1",
+        "early_warning",
+        date(2026, 3, 2),
+        date(2026, 3, 2),
+        2026,
+    ]
+
+
+# --- the locked session -------------------------------------------------------------
+
+
+def test_a_session_holds_only_permitted_rows_and_cannot_escape(
+    wh: Warehouse, tmp_path: Path
+) -> None:
+    con = wh.access(user(wh, "c1.analyst"), "early_warning").session(
+        ["enrollment", "program_participation"]
+    )
+    assert con.execute("SELECT count(*) FROM enrollment").fetchall()[0][0] == 10
+    assert (
+        con.execute("SELECT count(*) FROM program_participation").fetchall()[0][0] == 10
+    )
+    secret = tmp_path / "secret.csv"
+    secret.write_text("a\n1\n", encoding="utf-8")
+    for escape in (
+        f"SELECT * FROM read_csv('{secret}')",
+        f"COPY enrollment TO '{tmp_path / 'out.csv'}'",
+        "SET enable_external_access = true",
+        f"ATTACH '{wh.path / 'backbone.duckdb'}' AS w",
+        "SELECT * FROM analytic.enrollment",
+    ):
+        with pytest.raises(duckdb.Error):
+            con.execute(escape)
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_errors_are_backbone_errors_for_the_doors(wh: Warehouse) -> None:
+    with pytest.raises(BackboneError):
+        wh.access(user(wh, "steward"), "early_warning").rows("no_such_entity")
+    assert datetime(2026, 3, 2, 9) == NOW

@@ -1,0 +1,284 @@
+"""The release gate against differencing, and retention with a fake clock."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from collections.abc import Iterator
+from datetime import date, datetime
+from pathlib import Path
+
+import pytest
+import yaml
+
+from backbone import Warehouse
+from backbone.errors import PolicyDenied
+from tests.policy_fixtures import NOW, build, club_agreement, user
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("release") / "wh"
+    build(path)
+    return path
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(NOW)
+
+
+@pytest.fixture
+def folder(built: Path, tmp_path: Path) -> Path:
+    shutil.copytree(built, tmp_path / "wh")
+    return tmp_path / "wh"
+
+
+@pytest.fixture
+def wh(folder: Path, clock: Clock) -> Iterator[Warehouse]:
+    with Warehouse.open(folder, clock=clock) as w:
+        yield w
+
+
+def _persons(release: object) -> dict[tuple[str, ...], int | None]:
+    table = release.table  # type: ignore[attr-defined]
+    dims = [c for c in table.column_names if c not in ("persons", "note")]
+    return {tuple(str(r[d]) for d in dims): r["persons"] for r in table.to_pylist()}
+
+
+# --- the release gate -----------------------------------------------------------------
+
+
+def test_counts_with_margins_and_the_strictest_minimum(wh: Warehouse) -> None:
+    release = wh.access(user(wh, "f1.viewer"), "program_evaluation").count(
+        "enrollment", ["school_id"]
+    )
+    assert _persons(release) == {("(all)",): 70, ("S1",): 30, ("S2",): 10, ("T1",): 30}
+    assert release.suppressed == 0 and release.agreements == ("DSA-D1@1", "DSA-D2@1")
+    thresholds = dict(
+        wh._con.execute(
+            "SELECT label, threshold FROM gov.release_cell WHERE release_id = ?",
+            [release.release_id],
+        ).fetchall()
+    )
+    # d1 agreed to 10, d2 to 11: a cell holding d2's students takes 11
+    assert thresholds == {'["(all)"]': 11, '["S1"]': 10, '["S2"]': 10, '["T1"]': 11}
+
+
+def test_a_small_cell_and_its_complement_are_suppressed(wh: Warehouse) -> None:
+    release = wh.access(user(wh, "steward"), "shared_measurement").count(
+        "demographics", ["english_learner"]
+    )
+    # 3 English learners < 10; with the total (40) published, the 37 would give the
+    # 3 away, so it goes too
+    assert _persons(release) == {("(all)",): 40, ("false",): None, ("true",): None}
+    notes = {r["english_learner"]: r["note"] for r in release.table.to_pylist()}
+    assert notes["true"] == "fewer than the minimum"
+    assert notes["false"] == "suppressed to protect another cell"
+
+
+def test_differencing_total_minus_subgroup_is_blocked(wh: Warehouse) -> None:
+    steward = wh.access(user(wh, "steward"), "shared_measurement")
+    first = steward.count("demographics", [])
+    assert _persons(first) == {("(all)",): 40}
+    # 40 students, then 37 who are not English learners: 3 would be known
+    second = steward.count("demographics", [], where={"english_learner": ["false"]})
+    assert _persons(second) == {("(all)",): None}
+    # the same attack by a different principal is audited against the same ledger
+    other = wh.access(user(wh, "analyst"), "shared_measurement")
+    third = other.count("demographics", [], where={"english_learner": ["false"]})
+    assert _persons(third) == {("(all)",): None}
+
+
+def test_differencing_this_year_minus_last_is_blocked(wh: Warehouse) -> None:
+    # d1's analyst counts d1's own rows (every year) and d2's (as d2's agreement
+    # grants for shared measurement): 40 + 30 enrolled in 2026
+    own = wh.access(user(wh, "d1.analyst"), "shared_measurement")
+    this_year = own.count("enrollment", [], where={"school_year": [2026]})
+    assert _persons(this_year) == {("(all)",): 70}
+    # everyone enrolled in 2024 or 2026 is 73: the 3 who left would be exposed
+    both = own.count("enrollment", [], where={"school_year": [2024, 2026]})
+    assert _persons(both) == {("(all)",): None}
+    by_year = own.count("enrollment", ["school_year"])
+    published = {k: v for k, v in _persons(by_year).items() if v is not None}
+    assert ("2024",) not in published  # 8 persons in 2024 < 10
+
+
+def test_differential_privacy_spends_a_budget_and_never_mixes(wh: Warehouse) -> None:
+    steward = wh.access(user(wh, "steward"), "shared_measurement")
+    release = steward.count("enrollment", ["school_id"], epsilon=0.6)
+    assert release.mode == "dp" and release.epsilon == 0.6 and release.accuracy
+    assert wh.gate.budget("DSA-D1") == pytest.approx(0.6)
+    with pytest.raises(PolicyDenied, match="privacy budget is spent"):
+        steward.count("enrollment", ["entry_grade_level"], epsilon=0.5)
+    steward.count("demographics", ["english_learner"])
+    with pytest.raises(PolicyDenied, match="released with suppression"):
+        steward.count("demographics", ["english_learner"], epsilon=0.1)
+    with pytest.raises(PolicyDenied, match="sets no differential-privacy budget"):
+        wh.access(user(wh, "steward"), "early_warning").count(
+            "program_participation", ["program_id"], epsilon=0.1
+        )
+
+
+def test_the_gate_refuses_what_the_agreements_refuse(wh: Warehouse) -> None:
+    with pytest.raises(PolicyDenied):
+        wh.access(user(wh, "f1.viewer"), "early_warning").count(
+            "enrollment", ["school_id"]
+        )
+    with pytest.raises(PolicyDenied, match="may not aggregate"):
+        wh.access(user(wh, "d1.uploader"), "early_warning").count("enrollment", [])
+    from backbone.errors import UserError
+
+    with pytest.raises(UserError, match="identifies a person"):
+        wh.access(user(wh, "steward"), "early_warning").count(
+            "enrollment", ["student_local_id"]
+        )
+
+
+# --- retention --------------------------------------------------------------------------
+
+
+def _plant_flows(wh: Warehouse) -> Path:
+    """Rows of every kind a provider's data flows into, for d1 and c1."""
+    raw = wh.path / "raw" / "ab" / ("ab" * 32)
+    raw.parent.mkdir(parents=True, exist_ok=True)
+    raw.write_text("local_id,first_name\nd1-01,First1\n", encoding="utf-8")
+    con = wh._con
+    con.execute(
+        "INSERT INTO ops.submission VALUES (1, 'd1', 'records', 'students.csv', ?, 40, ?, ?, "
+        "'loaded', 2, 1, 1, NULL)",
+        ["ab" * 32, "raw/ab/" + "ab" * 32, NOW],
+    )
+    con.execute(
+        "INSERT INTO ops.submission_target VALUES (1, 'partner_record', 2, 1, 1, 0, NULL)"
+    )
+    con.execute(
+        "INSERT INTO ops.quarantine VALUES (1, 'partner_record', 3, ['bad_date'], "
+        "['birth_date is not a date'], '{\"local_id\": \"d1-99\"}')"
+    )
+    con.execute(
+        "INSERT INTO identity.encoding VALUES ('c1', 'c1-1', 'AAAA', 'backbone', ?)",
+        [NOW],
+    )
+    con.execute(
+        "INSERT INTO identity.link_edge VALUES ('c1', 'c1-1', 'd1', 'd1-01', 1, 'model', 9.0, "
+        "0.99, 'link', NULL)"
+    )
+    return raw
+
+
+def _count(wh: Warehouse, sql: str) -> int:
+    return int(wh._con.execute(sql).fetchall()[0][0])
+
+
+def test_nothing_is_destroyed_before_it_is_due_but_access_ends(
+    folder: Path, clock: Clock
+) -> None:
+    with Warehouse.open(folder, clock=clock) as wh:
+        _plant_flows(wh)
+    clock.now = datetime(2027, 7, 15)  # agreements ended 2027-06-30; due 30 days later
+    with Warehouse.open(folder, clock=clock) as wh:
+        assert wh.retention.due() == []
+        assert _count(wh, "SELECT count(*) FROM analytic.enrollment") == 78
+        with pytest.raises(PolicyDenied, match="expired"):
+            wh.access(user(wh, "steward"), "early_warning").rows("enrollment")
+
+
+def test_retention_purges_everywhere_with_a_certificate(
+    folder: Path, clock: Clock
+) -> None:
+    with Warehouse.open(folder, clock=clock) as wh:
+        raw = _plant_flows(wh)
+    clock.now = datetime(2027, 7, 31, 6)
+    with Warehouse.open(folder, clock=clock) as wh:  # opening runs the schedule
+        for table, column in (
+            ("analytic.enrollment", "provider_partner_id"),
+            ("analytic.demographics", "provider_partner_id"),
+            ("analytic.program_participation", "provider_partner_id"),
+            ("analytic.consent", "provider_partner_id"),
+            ("identity.partner_record", "partner_id"),
+            ("identity.record_person", "partner_id"),
+            ("identity.encoding", "partner_id"),
+            ("identity.link_edge", "partner_id_l"),
+        ):
+            assert _count(wh, f"SELECT count(*) FROM {table}") == 0, table
+            del column
+        assert _count(wh, "SELECT count(*) FROM ops.quarantine") == 0
+        assert (
+            _count(wh, "SELECT count(*) FROM identity.person WHERE retired_at IS NULL")
+            == 0
+        )
+        assert not raw.exists()
+        purges = wh._con.execute(
+            "SELECT provider_partner_id, due_on, certificate FROM gov.purge ORDER BY 1"
+        ).fetchall()
+        assert [p[0] for p in purges] == ["c1", "d1", "d2"]
+        assert all(p[1] == date(2027, 7, 30) for p in purges)
+        d1 = json.loads(purges[1][2])
+        assert d1["rows"]["analytic.enrollment"] == 48 and d1["raw_files"] == [
+            "ab" * 32
+        ]
+        assert d1["agreements"] == ["DSA-D1@1"] and len(d1["sha256"]) == 64
+        logged = [e for e in wh.audit.entries() if e["action"] == "purge"]
+        assert [e["providers"] for e in logged] == [["c1"], ["d1"], ["d2"]]
+        assert logged[1]["detail"]["certificate"] == d1
+        assert wh.audit.verify().ok
+        # no agreement names the districts or the club any more: their users are off
+        assert user(wh, "d1.analyst").disabled and not user(wh, "steward").disabled
+        assert wh.retention.run() == []  # nothing twice
+
+
+def test_a_terminated_agreement_purges_only_its_provider(
+    folder: Path, clock: Clock, tmp_path: Path
+) -> None:
+    with Warehouse.open(folder, clock=clock) as wh:
+        _plant_flows(wh)
+        doc = copy.deepcopy(club_agreement())
+        doc["status"] = "terminated"
+        doc["termination"] = {"notice_days": 0, "destroy_within_days": 0}
+        path = tmp_path / "end.yaml"
+        path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+        wh.agreements.amend(
+            "DSA-C1", path, effective=date(2026, 3, 1), summary="club closed"
+        )
+        purges = wh.retention.run()
+        assert [p.provider for p in purges] == ["c1"]
+        assert _count(wh, "SELECT count(*) FROM analytic.program_participation") == 0
+        assert _count(wh, "SELECT count(*) FROM identity.encoding") == 0
+        assert (
+            _count(
+                wh,
+                "SELECT count(*) FROM identity.partner_record WHERE partner_id = 'c1'",
+            )
+            == 0
+        )
+        assert _count(wh, "SELECT count(*) FROM analytic.enrollment") == 78
+        # persons 1-6 still have their district records: nobody was retired
+        assert (
+            _count(
+                wh, "SELECT count(*) FROM identity.person WHERE retired_at IS NOT NULL"
+            )
+            == 0
+        )
+        with pytest.raises(PolicyDenied):
+            wh.access(user(wh, "d1.analyst"), "early_warning").rows(
+                "program_participation", providers=["c1"]
+            )
+        # the club is still a recipient of the districts' data, so its users keep
+        # their accounts; but with its own records gone no student is in its scope
+        assert not user(wh, "c1.analyst").disabled
+        assert (
+            wh.access(user(wh, "c1.analyst"), "early_warning")
+            .rows("enrollment")
+            .table.num_rows
+            == 0
+        )
