@@ -15,15 +15,26 @@ bound any linear combination of atoms: a suppressed cell, or one atom such as
 
 A *target* (a suppressed cell, or an atom) with true value ``0 < v < threshold`` is
 *exposed* when its feasible interval ``[lo, hi]`` is narrower than its protection
-width. The default protection is ``ceil(threshold / 2)``: with the usual minimum
-cell size 10, an attacker must not be able to pin a small count to a range of
-fewer than 5 values. Since the interval always contains the true ``v``, this also
-means he cannot tell a count of 3 from one of 0 *and* from one of 8 at once.
+width. The default protection is ``ceil(threshold / 2)``: with the common minimum
+cell size 10, the attacker's range for a small count must span at least 5 values
+(a suppressed 3 might be anything in [0, 5] or wider), so he cannot tell which
+small number it is; a wider rule suppresses far more of a table with margins.
+Callers may pass their own widths.
 
-This is the continuous LP relaxation used by τ-ARGUS's audit and sdcTable's
-``attack()``; integer reasoning can only narrow intervals further, so the audit
-checks the relaxation as the standard does. Only cells and atoms are audited, not
-arbitrary unions of atoms.
+The intervals are those of the continuous LP relaxation, as in τ-ARGUS's audit and
+sdcTable's ``attack()``. Limits: only cells and atoms are targets. A union of
+atoms that is neither (say "ELL at school X" when another release also splits
+ELL students by grade) and is pinned to a value between the protection width and
+the threshold is not flagged; pinned below the protection width it is, through
+its atoms, whose intervals then lie inside [0, that value].
+
+How :func:`protect` finds a pattern: primary suppression, then (for tables) the
+classic line rule, then the LP audit, suppressing for each exposure the smallest
+cell its bound rests on, until the audit is clean. Suppressing more only widens
+intervals, so each round re-checks just the targets found exposed. Most targets
+are proven safe without an LP of their own (see ``_audit``).
+
+Bad input (shapes, negative counts, a non-0/1 ``M``) raises ``ValueError``.
 
 Public functions: :func:`feasible_intervals`, :func:`audit`, :func:`protect`,
 :func:`table_membership`, :func:`table_lines`, :func:`protect_table`,
@@ -66,6 +77,7 @@ Label: TypeAlias = tuple[int | None, ...]
 _TOL = 1e-6
 # at most this many "spread" LPs before exact per-target LPs (see _audit)
 _SPREAD_ROUNDS = 12
+_SPREAD_MIN = 10  # fewer open targets than this go straight to exact LPs
 
 
 # --------------------------------------------------------------------------- results
@@ -92,9 +104,10 @@ class Protection:
     """The outcome of :func:`protect`, one entry per cell (row of ``M``).
 
     ``intervals`` is (cells × 2): the attacker's [lo, hi] for every suppressed
-    cell under the final publication, NaN for published cells. When ``refused``
-    is true every new cell is suppressed and the caller must refuse the release;
-    ``exposures`` then says what could not be protected.
+    new cell under the final publication; NaN for published cells, earlier
+    releases' cells, and everything when refused. When ``refused`` is true every
+    new cell is suppressed and the caller must refuse the release; ``exposures``
+    then says what could not be protected.
     """
 
     suppressed: Bools
@@ -224,10 +237,19 @@ def _solve(
     bounds: Floats,
     a_ub: sparse.csr_array | None = None,
     b_ub: Floats | None = None,
+    *,
+    presolve: bool = True,
 ) -> tuple[str, float, Floats, Floats]:
     """linprog (HiGHS): status word, optimum, point, duals of the equality rows."""
     res = linprog(
-        c, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs"
+        c,
+        A_ub=a_ub,
+        b_ub=b_ub,
+        A_eq=a_eq,
+        b_eq=b_eq,
+        bounds=bounds,
+        method="highs",
+        options={"presolve": presolve},
     )
     if res.status == 3:
         return "unbounded", -math.inf, np.zeros(0), np.zeros(0)
@@ -290,7 +312,8 @@ class _System:
 
     Known zero cells fix their atoms at 0 (columns dropped); atoms in no known
     cell are unconstrained (a target touching one is unbounded); identical rows
-    are kept once. HiGHS presolves too, but doing it once here saves it per LP.
+    are kept once. Done once here, this lets every LP skip HiGHS's presolve,
+    which otherwise costs most of the time of each solve on ledger-sized systems.
     """
 
     def __init__(self, m: Bools, values: Floats, known: Bools) -> None:
@@ -344,7 +367,9 @@ class _System:
                 return _Bound(-sense * math.inf, none)
             return _Bound(0.0, none)
         upper = np.full(self.cols.size, np.inf)
-        status, fun, _, duals = _solve(sense * c, self.a, self.b, self._bounds(upper))
+        status, fun, _, duals = _solve(
+            sense * c, self.a, self.b, self._bounds(upper), presolve=False
+        )
         if status == "unbounded":  # pragma: no cover - cols are all constrained
             return _Bound(-sense * math.inf, none)
         used = np.abs(duals) > _TOL
@@ -378,9 +403,8 @@ class _System:
         lower = np.concatenate([np.zeros(n), np.full(k, -np.inf)])
         upper = np.concatenate([self.cap, gain])
         c = np.concatenate([np.zeros(n), -1.0 / gain])
-        _, _, x, _ = _solve(
-            c, a_eq, self.b, np.column_stack([lower, upper]), a_ub, b_ub
-        )
+        bounds = np.column_stack([lower, upper])
+        _, _, x, _ = _solve(c, a_eq, self.b, bounds, a_ub, b_ub, presolve=False)
         return np.asarray(t @ x[:n], dtype=np.float64)
 
 
@@ -442,23 +466,25 @@ def _audit(system: _System, t: _Targets) -> list[_Finding]:
     targets, truth, prot = t.rows, t.truth, t.protection
     # Every feasible point x gives lo ≤ t·x ≤ hi, so the spread of t over feasible
     # points (the truth among them) is a lower bound on the interval width. A few
-    # "spread" LPs push all unproven targets at once and prove nearly all of them
-    # safe; only the rest (mostly the truly exposed) get their own exact LPs.
+    # "spread" LPs push all unproven targets at once (one down, then up, gains
+    # accumulating) and prove nearly all of them safe; the rest (mostly the truly
+    # exposed) get their own exact LPs. A spread LP costs a few exact ones, so
+    # rounds stop when they prove too few.
     safe = system.unbounded(targets)
     lo_seen, hi_seen = truth.copy(), truth.copy()
-    idle, up = 0, False
-    for _ in range(_SPREAD_ROUNDS):
+    for round_ in range(_SPREAD_ROUNDS):
         open_ = np.flatnonzero(~safe & (hi_seen - lo_seen < prot - _TOL))
-        if open_.size == 0 or idle == 2:
+        if open_.size < _SPREAD_MIN:
             break
         sub = sparse.csr_array(targets[open_])
-        moved = system.spread(sub, lo_seen[open_], hi_seen[open_], prot[open_], up)
-        before = int(open_.size)
+        moved = system.spread(
+            sub, lo_seen[open_], hi_seen[open_], prot[open_], up=round_ > 0
+        )
         lo_seen[open_] = np.minimum(lo_seen[open_], moved)
         hi_seen[open_] = np.maximum(hi_seen[open_], moved)
-        after = int((hi_seen[open_] - lo_seen[open_] < prot[open_] - _TOL).sum())
-        idle = idle + 1 if after == before else 0
-        up = not up
+        proved = int((hi_seen[open_] - lo_seen[open_] >= prot[open_] - _TOL).sum())
+        if round_ > 0 and proved < _SPREAD_MIN // 2:
+            break
     safe |= hi_seen - lo_seen >= prot - _TOL
 
     nonneg = np.asarray(targets.min(axis=1).toarray()).ravel() >= 0
@@ -580,8 +606,12 @@ def protect(
     suppressed (primary). With ``complementary`` (the default), further new cells
     are suppressed until :func:`audit` is clean: for each exposure, the smallest
     non-zero new published cell among those the attacker's bound rests on (the
-    LP's non-zero duals; failing that, any cell overlapping the target). When no
-    such cell is left, every new cell is suppressed and ``refused`` is set.
+    cells with non-zero duals in the interval LPs; merely overlapping the target
+    is not enough: in [3, 50, 60 | 113] only 50, 60 or the total hide the 3,
+    and the total would be the overlapping one). A zero cell, or a new cell equal
+    to an earlier published one, is never chosen: it hides nothing. When an
+    exposure rests only on cells that cannot be suppressed, no pattern can fix
+    it: every new cell is suppressed and ``refused`` is set.
 
     ``complementary=False`` applies primary suppression only. That is unsafe
     whenever margins or earlier releases are published (a margin minus the other
@@ -622,12 +652,15 @@ def protect(
         )
         if not found:
             return _finish(mm, values, new, suppressed, primary, False, ())
+        # The certificate (the known cells with non-zero duals) proves the narrow
+        # bound whatever else is published: it breaks only if one of its cells
+        # is suppressed, so if none can be, the exposure can never be fixed.
+        round_start = suppressed.copy()
         stuck: list[Exposure] = []
         for f in found:
+            if (f.certificate & suppressed & ~round_start).any():
+                continue  # already broken by this round's choices; re-check
             pool = np.flatnonzero(f.certificate & candidate & ~suppressed)
-            if pool.size == 0:
-                overlap = mm[:, _support(mm, f.exposure)].any(axis=1)
-                pool = np.flatnonzero(overlap & candidate & ~suppressed)
             if pool.size == 0:
                 stuck.append(f.exposure)
                 continue
@@ -643,16 +676,6 @@ def protect(
         pending = [i for i in pending if t.describe[i] in exposed]
 
 
-def _support(mm: Bools, exposure: Exposure) -> Bools:
-    """The atoms an exposed target sums."""
-    if exposure.kind == "cell":
-        row: Bools = mm[exposure.index].copy()
-        return row
-    atoms = np.zeros(mm.shape[1], dtype=bool)
-    atoms[exposure.index] = True
-    return atoms
-
-
 def _finish(
     mm: Bools,
     values: Floats,
@@ -664,7 +687,7 @@ def _finish(
 ) -> Protection:
     """The result, with the attacker's interval for every suppressed new cell."""
     intervals = np.full((mm.shape[0], 2), np.nan)
-    cells = np.flatnonzero(suppressed & new)
+    cells = np.flatnonzero(suppressed & new) if not refused else np.zeros(0, int)
     if cells.size:
         system = _System(mm, values, ~suppressed | (values == 0))
         rows = mm[cells].astype(np.float64)

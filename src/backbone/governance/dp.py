@@ -12,7 +12,8 @@ Two ways to say which groups exist:
   groups absent from the data, and the presence of a group leaks nothing. This
   is stronger than declaring the data's own keys invariant (``Margin(invariant=
   "keys")``), which leaves out empty groups and so reveals which exist. Counts use
-  integer Laplace noise; ``delta`` must be 0.
+  integer Laplace noise; ``delta`` must be 0. No margin is declared: counts need
+  no ``max_length`` (only sums and means do).
 - **Private keys** (``keys`` None, ``delta > 0``): OpenDP releases only groups
   whose noisy count clears a threshold it chooses from ε and δ (≈16 at ε=1,
   δ=1e-7), so small groups are censored like suppressed cells.
@@ -101,7 +102,8 @@ def dp_counts(
         split_evenly_over=1,
     )
     # signed=True: noise is added to the exact count without clamping at zero, so
-    # the counts stay unbiased (and OpenDP's warning about the default is moot)
+    # counts stay unbiased; saying so also avoids OpenDP's FutureWarning about
+    # the default changing
     query = context.query().group_by(by).agg(dp.len(signed=True).alias("count"))
     if keys is not None:
         public = _public_keys(keys, by, data.schema)
@@ -109,8 +111,13 @@ def dp_counts(
             # a large key set is only a memory note; everything here is in memory
             warnings.filterwarnings("ignore", message="Large key-set")
             query = query.with_keys(public)
-    summary = query.summarize(alpha=ALPHA)
-    released = query.release().collect().sort(by)
+    # Resolving searches for the noise scale (and threshold): do it once, then
+    # summarise and release that same measurement through the context.
+    from opendp.accuracy import summarize_polars_measurement
+
+    measurement = query.resolve()
+    summary = summarize_polars_measurement(measurement, ALPHA)
+    released = context(measurement).collect().sort(by)
     threshold = int(summary["threshold"][0]) if "threshold" in summary.columns else None
     table = released.to_arrow()
     return DpResult(
@@ -136,4 +143,9 @@ def _public_keys(keys: pa.Table, by: list[str], schema: pl.Schema) -> pl.DataFra
     if public.is_duplicated().any():
         # a repeated key would release the same group twice and spend ε twice
         raise ValueError("The public key list repeats a key; give each key once.")
-    return public.cast({c: schema[c] for c in by})
+    try:
+        return public.cast({c: schema[c] for c in by})
+    except pl.exceptions.PolarsError as err:
+        raise ValueError(
+            f"The public keys do not match the data's column types: {err}"
+        ) from err
