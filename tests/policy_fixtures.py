@@ -148,6 +148,12 @@ def district_agreement(provider: str, min_cell: int) -> dict[str, Any]:
         "publication": {
             "min_cell_size": min_cell,
             "dp_budget": {"epsilon": 1.0},
+            # d2 codes rates above 95% and below 5%; d1 publishes them as they are
+            **(
+                {"top_bottom_coding": {"top_percent": 95, "bottom_percent": 5}}
+                if provider == "d2"
+                else {}
+            ),
         },
     }
 

@@ -167,6 +167,24 @@ def test_rows_exports_and_counts_through_the_policy(w: str, tmp_path: Path) -> N
     )
     assert counted.exit_code == 0, counted.output
     assert "2 of 3 cells suppressed" in counted.output and "40" in counted.output
+    rates = runner.invoke(
+        app,
+        [
+            "count",
+            "enrollment",
+            "--by",
+            "school_id",
+            "--matching",
+            "entry_grade_level=Ninth grade",
+            "--purpose",
+            "program_evaluation",
+            "-w",
+            w,
+        ],
+        env=fund,
+    )
+    assert rates.exit_code == 0, rates.output
+    assert ">95%" in rates.output and "71.4%" in rates.output
     hostile = runner.invoke(
         app,
         [

@@ -113,6 +113,23 @@ def test_differencing_this_year_minus_last_is_blocked(wh: Warehouse) -> None:
     assert ("2024",) not in published  # 8 persons in 2024 < 10
 
 
+def test_rates_hide_small_counts_and_what_would_reveal_them(wh: Warehouse) -> None:
+    release = wh.access(user(wh, "steward"), "shared_measurement").rate(
+        "enrollment", ["school_id"], {"entry_grade_level": ["Ninth grade"]}
+    )
+    rows = {r["school_id"]: r for r in release.table.to_pylist()}
+    # S1: 15 of 30 in ninth grade; S2: 5 of 10 (too few); T1: all 30; all schools:
+    # 50 of 70. With the total and T1's numerator published, S1's 15 would give
+    # S2's 5 away, so it goes too: S2's 5 (and the other 5) can then be anything
+    # from 0 to 10.
+    assert rows["S2"]["rate"] == "*" and rows["S2"]["matching"] is None
+    assert rows["S2"]["persons"] == 10
+    assert rows["S1"]["rate"] == "*" and rows["S1"]["persons"] == 30
+    assert rows["(all)"]["rate"] == "71.4%"
+    # d2 codes rates above 95%: its school's 100% shows as >95%
+    assert rows["T1"]["rate"] == ">95%" and rows["T1"]["matching"] == 30
+
+
 def test_differential_privacy_spends_a_budget_and_never_mixes(wh: Warehouse) -> None:
     steward = wh.access(user(wh, "steward"), "shared_measurement")
     release = steward.count("enrollment", ["school_id"], epsilon=0.6)

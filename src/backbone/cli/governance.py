@@ -270,22 +270,39 @@ def count(
         float | None,
         typer.Option(help="Release with differential privacy, spending this epsilon."),
     ] = None,
+    matching: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="COLUMN=VALUE: also count those matching it, and the rate (repeatable)."
+        ),
+    ] = None,
     user: UserOption = None,
     token: TokenOption = None,
     warehouse: WarehouseOption = Path("warehouse"),
 ) -> None:
     """Persons per group, through the release gate: small cells and the cells that
-    would give them away are suppressed; the release is recorded in the ledger."""
+    would give them away are suppressed; the release is recorded in the ledger.
+    With --matching, rates too (suppressed or top/bottom coded as agreed)."""
     with doors(), Warehouse.open(warehouse) as wh:
         access = wh.access(signed_in(wh, user, token), purpose)
-        release = access.count(entity, by or [], where=_where(where), epsilon=epsilon)
+        if matching:
+            release = access.rate(
+                entity, by or [], _where(matching), where=_where(where)
+            )
+        else:
+            release = access.count(
+                entity, by or [], where=_where(where), epsilon=epsilon
+            )
     table = Table(title=f"Release {release.release_id}: persons in {entity}")
     for column in release.table.column_names:
-        table.add_column(column, justify="right" if column == "persons" else "left")
+        table.add_column(
+            column,
+            justify="right" if column in ("persons", "matching", "rate") else "left",
+        )
     for r in release.table.to_pylist():
         table.add_row(
             *(
-                ("*" if k == "persons" else "") if v is None else str(v)
+                ("*" if k in ("persons", "matching") else "") if v is None else str(v)
                 for k, v in r.items()
             )
         )

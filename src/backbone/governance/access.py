@@ -438,6 +438,21 @@ class Access:
         differential privacy when ``epsilon`` is given)."""
         return self._gate.count(self, entity, list(by), dict(where or {}), epsilon)
 
+    def rate(
+        self,
+        entity: str,
+        by: Sequence[str],
+        numerator: Mapping[str, Sequence[object]],
+        *,
+        where: Mapping[str, Sequence[object]] | None = None,
+    ) -> Release:
+        """Persons per group, those of them matching ``numerator``, and the rate,
+        through the release gate (small counts and rates that would reveal them
+        suppressed; rates top and bottom coded as the agreements say)."""
+        return self._gate.count(
+            self, entity, list(by), dict(where or {}), None, dict(numerator)
+        )
+
     def log(self, action: str, what: str, **detail: Any) -> None:
         """Record a use that is not a read of rows (e.g. a decision shown)."""
         self._audit.append(

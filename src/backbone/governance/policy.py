@@ -117,6 +117,8 @@ class Grant:
     scope: RowScope
     min_cell_size: int
     dp_budget: float | None = None
+    top_bottom: tuple[float, float] | None = None
+    """The agreement's top and bottom coding of rates, in percent."""
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,11 @@ def _unmasked(
             if f.classification in (Classification.directory, Classification.restricted)
         }
     return tuple(f for f in fields if f not in hidden)
+
+
+def _coding(doc: AgreementDocument) -> tuple[float, float] | None:
+    coding = doc.publication.top_bottom_coding
+    return (coding.top_percent, coding.bottom_percent) if coding else None
 
 
 def decide_grants(
@@ -262,6 +269,7 @@ def decide_grants(
                 doc.publication.dp_budget.epsilon
                 if doc.publication.dp_budget
                 else None,
+                _coding(doc),
             )
         )
     return out

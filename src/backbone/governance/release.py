@@ -32,7 +32,7 @@ import pyarrow as pa
 
 from backbone.errors import UserError
 from backbone.governance.audit import AuditEntry, AuditLog, canonical_json
-from backbone.governance.disclosure import protect
+from backbone.governance.disclosure import code_rates, protect
 from backbone.governance.policy import (
     ENTITIES,
     IDENTIFYING,
@@ -67,13 +67,14 @@ class Release:
 
 
 def cell_pairs_sql(
-    by: Sequence[str], where: dict[str, Sequence[object]]
+    by: Sequence[str], where: dict[str, Sequence[object]], tag: str | None = None
 ) -> tuple[str, list[object]]:
     """(unit, cell label) pairs of a table with margins, over the locked ``rows``.
 
     Pure: names are checked by the caller against the canonical model; values are
     parameters. A margin is the union of its row's or column's units, so a person
-    in two cells of a row is counted once in its total.
+    in two cells of a row is counted once in its total. ``tag`` prefixes the labels
+    (a rate's numerator cells are ``#`` + the denominator's label).
     """
     filters: list[str] = []
     params: list[object] = []
@@ -88,8 +89,11 @@ def cell_pairs_sql(
     for keep in _margins(len(by)):
         cols = [lab if k else f"'{TOTAL}'" for lab, k in zip(labels, keep, strict=True)]
         label = f"to_json([{', '.join(cols)}])" if cols else f"to_json(['{TOTAL}'])"
+        label = f"CAST({label} AS VARCHAR)"
+        if tag:
+            label = f"'{tag}' || {label}"
         parts.append(f"SELECT DISTINCT unit, provider, {label} AS label FROM base")
-    sql = f"WITH base AS ({base}) " + " UNION ".join(parts)
+    sql = f"SELECT * FROM (WITH base AS ({base}) " + " UNION ".join(parts) + ")"
     return sql, params
 
 
@@ -157,11 +161,14 @@ class ReleaseGate:
         by: list[str],
         where: dict[str, Sequence[object]],
         epsilon: float | None,
+        numerator: dict[str, Sequence[object]] | None = None,
     ) -> Release:
+        """Persons per group; with ``numerator``, also those of them matching it,
+        and the rate (numerator and denominator cells protected together)."""
         if entity not in ENTITIES:
             raise UserError(f"unknown entity {entity!r}.")
         columns = {c.name for c in ENTITIES[entity].columns}
-        asked = [*by, *where]
+        asked = [*by, *where, *(numerator or {})]
         bad = [c for c in asked if c not in columns]
         if bad:
             raise UserError(
@@ -183,10 +190,20 @@ class ReleaseGate:
             "by": list(by),
             "where": {k: sorted(str(v) for v in vs) for k, vs in sorted(where.items())},
         }
+        if numerator is not None:
+            if not numerator:
+                raise UserError("a rate needs a numerator condition (COLUMN=VALUE).")
+            if epsilon is not None:
+                raise UserError(
+                    "rates are released with suppression, not with epsilon."
+                )
+            definition["numerator"] = {
+                k: sorted(str(v) for v in vs) for k, vs in sorted(numerator.items())
+            }
         rows, grants = self._units(access, entity, sorted(set(asked)))
         if epsilon is not None:
             return self._dp(access, definition, rows, grants, by, where, epsilon)
-        return self._suppressed(access, definition, rows, grants, by, where)
+        return self._suppressed(access, definition, rows, grants, by, where, numerator)
 
     def _previous_modes(self, definition: dict[str, Any]) -> set[str]:
         return {
@@ -205,6 +222,7 @@ class ReleaseGate:
         grants: list[Grant],
         by: list[str],
         where: dict[str, Sequence[object]],
+        numerator: dict[str, Sequence[object]] | None = None,
     ) -> Release:
         what = f"count of {definition['entity']} by {', '.join(by) or 'nothing'}"
         if "dp" in self._previous_modes(definition):
@@ -221,6 +239,9 @@ class ReleaseGate:
             }
         )
         sql, params = cell_pairs_sql(by, where)
+        if numerator is not None:
+            num_sql, num_params = cell_pairs_sql(by, {**where, **numerator}, tag="#")
+            sql, params = f"{sql} UNION ALL {num_sql}", [*params, *num_params]
         local = duckdb.connect(":memory:")
         try:
             local.register("rows_arrow", rows)
@@ -367,6 +388,8 @@ class ReleaseGate:
         table = _table(
             by, labels, values[: len(labels)], suppressed, result.primary[: len(labels)]
         )
+        if numerator is not None:
+            table = _rates(by, table, labels, thresholds, _coding(grants))
         return Release(
             release_id,
             table,
@@ -589,6 +612,56 @@ class ReleaseGate:
         return self._spent(agreement_id)
 
 
+def _coding(grants: list[Grant]) -> tuple[float | None, float | None]:
+    """The strictest top and bottom coding any provider's agreement asks for."""
+    tops = [g.top_bottom[0] for g in grants if g.top_bottom]
+    bottoms = [g.top_bottom[1] for g in grants if g.top_bottom]
+    return (min(tops) if tops else None, max(bottoms) if bottoms else None)
+
+
+def _rates(
+    by: list[str],
+    table: pa.Table,
+    labels: list[str],
+    thresholds: np.ndarray[Any, Any],
+    coding: tuple[float | None, float | None],
+) -> pa.Table:
+    """One row per denominator cell: persons, of whom matching, and the coded rate
+    (suppressed when either count is, or when either could be read off the rate)."""
+    persons = dict(zip(labels, table.column("persons").to_pylist(), strict=True))
+    limit = dict(zip(labels, thresholds.tolist(), strict=True))
+    rows = [lab for lab in labels if not lab.startswith("#")]
+    out = _table(by, [], np.zeros(0), np.zeros(0, dtype=bool), np.zeros(0, dtype=bool))
+    columns: dict[str, list[Any]] = {name: [] for name in out.column_names}
+    columns["matching"], columns["rate"] = [], []
+    for lab in rows:
+        decoded = json.loads(lab)
+        for i, b in enumerate(by):
+            columns[b].append(decoded[i])
+        if not by:
+            columns["group"].append(TOTAL)
+        den, num = persons[lab], persons.get("#" + lab, 0)
+        columns["persons"].append(den)
+        columns["matching"].append(num)
+        if den is None or num is None:
+            columns["rate"].append("*")
+            columns["note"].append("suppressed with its counts")
+            continue
+        threshold = max(limit[lab], limit.get("#" + lab, 0))
+        coded = code_rates(
+            [num],
+            [den],
+            threshold=threshold,
+            top_percent=coding[0],
+            bottom_percent=coding[1],
+        )
+        columns["rate"].append(str(coded.text[0]))
+        columns["note"].append(
+            "rate would reveal a small count" if coded.suppressed[0] else ""
+        )
+    return pa.table(columns)
+
+
 def _table(
     by: list[str],
     labels: list[str],
@@ -596,7 +669,7 @@ def _table(
     suppressed: np.ndarray[Any, Any],
     primary: np.ndarray[Any, Any],
 ) -> pa.Table:
-    decoded = [json.loads(lab) for lab in labels]
+    decoded = [json.loads(lab.lstrip("#")) for lab in labels]
     columns: dict[str, Any] = {
         b: [d[i] for d in decoded] for i, b in enumerate(by)
     } or {"group": [TOTAL] * len(labels)}
