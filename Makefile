@@ -33,6 +33,8 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/linkage.py
 	$(BIN)/python bench/pprl.py
+	$(BIN)/python bench/release.py
+	$(BIN)/python bench/policy.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache
