@@ -13,7 +13,7 @@ funder ``f1``; a university research group ``r1``.
 - d2's students are ``d2-01`` … ``d2-30``, persons 101-130, all at school T1 in 2026.
 - c1's participants ``c1-1`` … ``c1-6`` are persons 1-6 (d1 students) and ``c1-7`` …
   ``c1-10`` are persons 101-104 (d2 students). Consent: ``c1-1`` … ``c1-8`` granted for
-  school year 2026, ``c1-9`` granted then denied, ``c1-10`` never asked.
+  until withdrawn, ``c1-9`` granted then denied, ``c1-10`` never asked.
 - The clock stands at 2026-03-02 (school year 2026).
 """
 
@@ -133,6 +133,7 @@ def district_agreement(provider: str, min_cell: int) -> dict[str, Any]:
             },
             {
                 "partner": "r1",
+                "roles": ["researcher"],
                 "access": "pseudonymous",
                 "operations": ["row_level_view", "export_microdata", "aggregate"],
                 "purposes": ["research"],
@@ -351,7 +352,7 @@ def build(path: Path, clock: Callable[[], datetime] = lambda: NOW) -> None:
                 "consent_scope": "all",
                 "consent_status": "granted",
                 "decision_date": date(2025, 9, 1),
-                "school_year": 2026,
+                "school_year": None,  # until withdrawn
                 "submission_id": 4,
             }
             for lid in c1[:9]

@@ -121,7 +121,7 @@ def test_rows_exports_and_counts_through_the_policy(w: str, tmp_path: Path) -> N
         app, ["rows", "enrollment", "--purpose", "early_warning", "-w", w], env=club
     )
     assert shown.exit_code == 0, shown.output
-    assert "10 rows of enrollment" in shown.output and "pseudonymous" in shown.output
+    assert "8 rows of enrollment" in shown.output and "pseudonymous" in shown.output
     assert "d1-0" not in shown.output  # no district ids reach the club
     denied = runner.invoke(
         app, ["rows", "enrollment", "--purpose", "marketing", "-w", w], env=club
@@ -259,3 +259,34 @@ def test_uploads_need_a_user_of_the_partner(w: str, tmp_path: Path) -> None:
     assert unsigned.exit_code == 1 and "sign in first" in unsigned.output
     other = runner.invoke(app, args, env=_token(w, "d1.uploader"))
     assert other.exit_code == 1 and "uploads only for d1" in other.output
+
+
+def test_only_a_signed_in_steward_admin_changes_agreements(
+    w: str, tmp_path: Path
+) -> None:
+    import yaml
+
+    from tests.policy_fixtures import district_agreement
+
+    evil = district_agreement("d1", 10)
+    evil["agreement_id"] = "DSA-EVIL"
+    evil["recipients"].append(
+        {"partner": "d2", "access": "identified", "operations": ["row_level_view"]}
+    )
+    path = tmp_path / "evil.yaml"
+    path.write_text(yaml.safe_dump(evil), encoding="utf-8")
+    unsigned = runner.invoke(app, ["agreement", "add", str(path), "-w", w], env=WIDE)
+    assert unsigned.exit_code == 1 and "sign in first" in unsigned.output
+    analyst = runner.invoke(
+        app, ["agreement", "add", str(path), "-w", w], env=_token(w, "d2.analyst")
+    )
+    assert analyst.exit_code == 1 and "may not change agreements" in analyst.output
+    with Warehouse.open(w) as wh:
+        assert "DSA-EVIL" not in wh.agreements.ids()
+    done = runner.invoke(
+        app, ["agreement", "add", str(path), "-w", w], env=_token(w, "steward")
+    )
+    assert done.exit_code == 0, done.output
+    with Warehouse.open(w) as wh:
+        logged = [e for e in wh.audit.entries() if e["action"] == "agreement"]
+        assert logged[-1]["actor"] == "steward" and "DSA-EVIL@1" in logged[-1]["what"]

@@ -24,7 +24,7 @@ def run(*args: str) -> str:
 
 
 @pytest.fixture
-def wh(tmp_path: Path) -> str:
+def wh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     path = str(tmp_path / "wh")
     run("init", path)
     for pid, kind in (
@@ -45,6 +45,20 @@ def wh(tmp_path: Path) -> str:
             "-w",
             path,
         )
+    # agreements are recorded by a signed-in steward admin
+    run(
+        "user",
+        "add",
+        "steward",
+        "--partner",
+        "b0",
+        "--role",
+        "steward_admin",
+        "-w",
+        path,
+    )
+    token = runner.invoke(app, ["user", "token", "steward", "-w", path]).stdout.strip()
+    monkeypatch.setenv("BACKBONE_TOKEN", token)
     return path
 
 

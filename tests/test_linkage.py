@@ -35,10 +35,14 @@ def _steward(wh: Warehouse) -> Access:
     return wh.access(steward(wh, "b00-backbone"), "identity_resolution")
 
 
-def _signed_in(path: Path) -> dict[str, str]:
-    """CLI environment: wide, and signed in as the steward admin."""
+def _signed_in(path: Path, user: str | None = None) -> dict[str, str]:
+    """CLI environment: wide, and signed in as the steward admin (or ``user``)."""
     with Warehouse.open(path) as wh:
-        return {**WIDE, **steward_env(wh, "b00-backbone")}
+        env = {**WIDE, **steward_env(wh, "b00-backbone")}
+        if user is not None:
+            admin = steward(wh, "b00-backbone")
+            env["BACKBONE_TOKEN"] = wh.users.issue_token(user, by=admin).token
+        return env
 
 
 @pytest.fixture(scope="module")
@@ -308,20 +312,13 @@ def test_person_show_explain_evaluate_and_crosswalk_from_the_cli(
     )
     assert evaluated.exit_code == 0 and "pairwise" in evaluated.output
     out = tmp_path / "ids.csv"
-    exported = runner.invoke(
-        app,
-        [
-            "export",
-            "crosswalk",
-            "--partner",
-            "d02-riverside",
-            "--out",
-            str(out),
-            "-w",
-            w,
-        ],
-        env=env,
-    )
+    args = ["export", "crosswalk", "--partner", "d02-riverside", "--out", str(out)]
+    # the ids go back to the partner itself; the steward's linking purpose is no
+    # licence to export them
+    refused = runner.invoke(app, [*args, "-w", w], env=env)
+    assert refused.exit_code == 1 and "identity resolution" in refused.output
+    own = _signed_in(built, "d02-riverside.analyst")
+    exported = runner.invoke(app, [*args, "-w", w], env=own)
     assert exported.exit_code == 0, exported.output
     with out.open() as f:
         rows = list(csv.DictReader(f))

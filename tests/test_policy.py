@@ -199,9 +199,10 @@ def test_the_hand_worked_answers(wh: Warehouse) -> None:
     assert m.table.num_rows == 6 and m.table.column_names[-1] == "pseudonym"
     m = wh.access(user(wh, "d2.analyst"), "early_warning").rows("program_participation")
     assert m.table.num_rows == 2  # c1-7, c1-8; c1-9 was denied, c1-10 never asked
-    # the club sees its participants' enrollment, pseudonymously, and no one else's
+    # the club sees its participants' enrollment, pseudonymously, and no one else's:
+    # only participants whose families consented count as its own (not c1-9, c1-10)
     m = wh.access(user(wh, "c1.analyst"), "early_warning").rows("enrollment")
-    assert m.table.num_rows == 10
+    assert m.table.num_rows == 8
     assert "student_local_id" not in m.table.column_names
     # a researcher sees the population, never an identity
     m = wh.access(user(wh, "r1.researcher"), "research").rows("enrollment")
@@ -431,11 +432,17 @@ def test_the_permitted_rows_query_is_built_from_the_model_only() -> None:
         in sql
     )
     assert "WHERE partner_id = ?" in sql and "consent_scope IN (?, 'all')" in sql
-    assert "school_year" not in sql.split("FROM analytic.consent")[0].split("WHERE")[1]
+    # the agreement's school years, by the participation's begin date (July starts one)
+    assert (
+        "list_contains(?, year(t.begin_date) + CASE WHEN month(t.begin_date) >= ? "
+        "THEN 1 ELSE 0 END)" in sql
+    )
     assert params == [
         "k",
         "k",
         "c1",
+        [2026],
+        7,
         "d1",
         "c1",
         "early_warning",
@@ -454,7 +461,7 @@ def test_a_session_holds_only_permitted_rows_and_cannot_escape(
     con = wh.access(user(wh, "c1.analyst"), "early_warning").session(
         ["enrollment", "program_participation"]
     )
-    assert con.execute("SELECT count(*) FROM enrollment").fetchall()[0][0] == 10
+    assert con.execute("SELECT count(*) FROM enrollment").fetchall()[0][0] == 8
     assert (
         con.execute("SELECT count(*) FROM program_participation").fetchall()[0][0] == 10
     )
@@ -476,3 +483,28 @@ def test_errors_are_backbone_errors_for_the_doors(wh: Warehouse) -> None:
     with pytest.raises(BackboneError):
         wh.access(user(wh, "steward"), "early_warning").rows("no_such_entity")
     assert datetime(2026, 3, 2, 9) == NOW
+
+
+def test_a_persons_view_shows_only_records_and_evidence_one_may_see(
+    wh: Warehouse,
+) -> None:
+    wh._con.execute(
+        "INSERT INTO identity.person_event VALUES (1, 'merge', 1, 101, 1, ?, ?)",
+        [
+            '[{"left": "c1:c1-1", "right": "d1:d1-01", "method": "model"}, '
+            '{"left": "d1:d1-01", "right": "d2:d2-05", "method": "model"}]',
+            NOW,
+        ],
+    )
+    district = wh.access(user(wh, "d1.analyst"), "early_warning")
+    view = wh.linkage.person(district, 1)
+    assert [(r["partner_id"], r["local_id"]) for r in view.records] == [("d1", "d1-01")]
+    assert [e["evidence"] for e in view.events] == [[]]  # other providers' ids stay out
+    with pytest.raises(NotFoundError, match="No person 101"):
+        wh.linkage.person(district, 101)  # d2's student: as if there were none
+    steward = wh.access(user(wh, "steward"), "identity_resolution")
+    full = wh.linkage.person(steward, 1)
+    assert {r["partner_id"] for r in full.records} == {"c1", "d1"}
+    assert len(full.events[0]["evidence"]) == 1  # d2:d2-05 is not one of its records
+    # nothing in the log names another provider's local id
+    assert "c1-1" not in str(wh.audit.entries(limit=10**6))

@@ -99,6 +99,23 @@ def test_differencing_total_minus_subgroup_is_blocked(wh: Warehouse) -> None:
     assert _persons(third) == {("(all)",): None}
 
 
+def test_links_made_between_releases_do_not_open_a_difference(wh: Warehouse) -> None:
+    # the first table is counted while d1's records are not linked yet...
+    links = wh._con.execute(
+        "SELECT * FROM identity.record_person WHERE partner_id = 'd1'"
+    ).fetchall()
+    wh._con.execute("DELETE FROM identity.record_person WHERE partner_id = 'd1'")
+    steward = wh.access(user(wh, "steward"), "shared_measurement")
+    assert _persons(steward.count("demographics", [])) == {("(all)",): 40}
+    # ...the second after linking gave every record a person: the ledger follows
+    # the records to their persons, so 40 - 37 still cannot be published
+    wh._con.executemany(
+        "INSERT INTO identity.record_person VALUES (?, ?, ?, ?, ?)", links
+    )
+    second = steward.count("demographics", [], where={"english_learner": ["false"]})
+    assert _persons(second) == {("(all)",): None}
+
+
 def test_differencing_this_year_minus_last_is_blocked(wh: Warehouse) -> None:
     # d1's analyst counts d1's own rows (every year) and d2's (as d2's agreement
     # grants for shared measurement): 40 + 30 enrolled in 2026
@@ -123,11 +140,11 @@ def test_rates_hide_small_counts_and_what_would_reveal_them(wh: Warehouse) -> No
     # S2's 5 away, so it goes too: S2's 5 (and the other 5) can then be anything
     # from 0 to 10.
     assert rows["S2"]["rate"] == "*" and rows["S2"]["matching"] is None
-    assert rows["S2"]["persons"] == 10
     assert rows["S1"]["rate"] == "*" and rows["S1"]["persons"] == 30
     assert rows["(all)"]["rate"] == "71.4%"
     # d2 codes rates above 95%: its school's 100% shows as >95%
-    assert rows["T1"]["rate"] == ">95%" and rows["T1"]["matching"] == 30
+    # (its count of matching students would undo the coding, so it is not shown)
+    assert rows["T1"]["rate"] == ">95%" and rows["T1"]["matching"] is None
 
 
 def test_differential_privacy_spends_a_budget_and_never_mixes(wh: Warehouse) -> None:
@@ -190,6 +207,18 @@ def _plant_flows(wh: Warehouse) -> Path:
         "INSERT INTO identity.link_edge VALUES ('c1', 'c1-1', 'd1', 'd1-01', 1, 'model', 9.0, "
         "0.99, 'link', NULL)"
     )
+    con.execute(
+        "INSERT INTO identity.person_event VALUES (1, 'merge', 1, 7, 1, ?, ?)",
+        [
+            '[{"left": "c1:c1-1", "right": "d1:d1-01", "method": "model"}, '
+            '{"left": "d1:d1-02", "right": "d2:d2-05", "method": "model"}]',
+            NOW,
+        ],
+    )
+    (wh.path / "reports").mkdir(exist_ok=True)
+    (wh.path / "reports" / "submission-1.html").write_text(
+        "d1-99 First99", encoding="utf-8"
+    )
     return raw
 
 
@@ -230,6 +259,10 @@ def test_retention_purges_everywhere_with_a_certificate(
             assert _count(wh, f"SELECT count(*) FROM {table}") == 0, table
             del column
         assert _count(wh, "SELECT count(*) FROM ops.quarantine") == 0
+        assert not (wh.path / "reports" / "submission-1.html").exists()
+        assert wh._con.execute(
+            "SELECT evidence FROM identity.person_event"
+        ).fetchall() == [("[]",)]
         assert (
             _count(wh, "SELECT count(*) FROM identity.person WHERE retired_at IS NULL")
             == 0
@@ -252,6 +285,22 @@ def test_retention_purges_everywhere_with_a_certificate(
         # no agreement names the districts or the club any more: their users are off
         assert user(wh, "d1.analyst").disabled and not user(wh, "steward").disabled
         assert wh.retention.run() == []  # nothing twice
+
+
+def test_a_fixed_destruction_date_holds_while_the_agreement_runs(
+    folder: Path, clock: Clock, tmp_path: Path
+) -> None:
+    with Warehouse.open(folder, clock=clock) as wh:
+        doc = copy.deepcopy(club_agreement())
+        doc["retention"] = {"destroy_after_days": 30, "destroy_by": "2026-03-01"}
+        path = tmp_path / "destroy.yaml"
+        path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+        wh.agreements.amend(
+            "DSA-C1", path, effective=date(2026, 3, 1), summary="destroy early"
+        )
+        [purge] = wh.retention.run()
+        assert purge.provider == "c1" and purge.certificate["due_on"] == "2026-03-01"
+        assert _count(wh, "SELECT count(*) FROM analytic.program_participation") == 0
 
 
 def test_a_terminated_agreement_purges_only_its_provider(

@@ -25,7 +25,7 @@ import duckdb
 
 from backbone import __version__
 from backbone.engines import connect
-from backbone.errors import NotAWarehouseError, PolicyDenied, WarehouseError
+from backbone.errors import NotAWarehouseError, PolicyDenied, UserError, WarehouseError
 from backbone.governance import (
     Access,
     AuditEntry,
@@ -196,9 +196,23 @@ class Warehouse:
         )
         return n
 
+    def _released_before(self) -> bool:
+        row = self._con.execute(
+            "SELECT (SELECT count(*) FROM gov.release) + "
+            "(SELECT count(*) FROM gov.audit_log "
+            "WHERE json_extract_string(entry, '$.action') IN ('read', 'export'))"
+        ).fetchone()
+        return bool(row and row[0])
+
     def _warehouse_keys(self) -> Keys:
         if self._keys is None:
             path = self.path / KEY_FILE
+            if not path.exists() and self._released_before():
+                raise WarehouseError(
+                    f"{path} is missing; restore it from a backup. The release "
+                    "ledger and every recipient's pseudonyms depend on it, so a new "
+                    "key would let new tables be differenced against old ones."
+                )
             if not path.exists():
                 path.parent.mkdir(exist_ok=True)
                 path.write_bytes(secrets.token_bytes(32))
@@ -210,16 +224,27 @@ class Warehouse:
         self, principal: Principal, purpose: str, *, on: date | None = None
     ) -> Access:
         """Everything ``principal`` may read, for ``purpose``, as the agreements in
-        force on ``on`` (today) allow; every read through it is audited."""
+        force on ``on`` (today, or a later day to see what will hold then) allow;
+        every read through it is audited.
+
+        The principal is looked up again by its user id, so a disabled user or a
+        made-up principal object gets nothing; a past day is refused, since the
+        consent and agreements that held then are not what holds now."""
+        current = self.users.current(principal.user_id)
+        today = self.today()
+        if on is not None and on < today:
+            raise UserError(
+                f"reads are decided as of today ({today}) or a later day, not {on}."
+            )
         return Access(
             con=self._con,
             views=lambda: [v.view() for v in self.agreements.all_versions()],
             audit=self.audit,
             gate=self.gate,
             keys=self._warehouse_keys(),
-            principal=principal,
+            principal=current,
             purpose=purpose,
-            on=on or self.today(),
+            on=on or today,
             school_year_start_month=self.settings["calendar.school_year_start_month"],
             min_cell_size=self.settings["governance.min_cell_size"],
         )

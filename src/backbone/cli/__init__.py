@@ -217,6 +217,15 @@ def demo_run(
                 linked = wh.linkage.run(steward, progress=lambda m: spinner.update(m))
             accuracy = wh.linkage.evaluate(steward, community / "truth")
             tour = governance_tour(wh, users)
+            token_file = out_dir / "steward.token"
+            token_file.write_text(
+                wh.users.issue_token(
+                    users.steward.user_id, by=users.steward, label="demo", days=30
+                ).token
+                + "\n",
+                encoding="utf-8",
+            )
+            token_file.chmod(0o600)
             facts = wh.info()
     table = Table(title="Demo community built", show_header=False)
     table.add_column("what")
@@ -264,6 +273,10 @@ def demo_run(
     )
     for line in tour:
         _plain().print(line)
+    _plain().print(
+        f"Sign in as the demo's steward admin: export BACKBONE_TOKEN=$(cat {token_file}) "
+        f"BACKBONE_WAREHOUSE={warehouse}"
+    )
     for sid, columns in ingested.refused_columns:
         _out().print(
             f"Submission {sid}: refused and never stored: {escape(columns)} "

@@ -25,6 +25,7 @@ from backbone.cli.common import (
 )
 from backbone.errors import AuthenticationFailed, UserError
 from backbone.governance import Principal
+from backbone.governance.audit import Disclosure
 from backbone.warehouse import Warehouse
 
 user_app = typer.Typer(help="Users, their roles and tokens.", no_args_is_help=True)
@@ -411,41 +412,50 @@ def audit_report(
         "proves later that this history was not rewritten."
     )
     if out is not None:
-        with out.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
+        with doors():
+            _write_report(out, entries)
+
+
+def _write_report(out: Path, entries: list[Disclosure]) -> None:
+    try:
+        handle = out.open("w", newline="", encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"{out}: cannot write the report ({exc.strerror}).") from None
+    with handle:
+        writer = csv.writer(handle)
+        writer.writerow(
+            [
+                "seq",
+                "at",
+                "action",
+                "what",
+                "who",
+                "partner",
+                "purpose",
+                "agreements",
+                "rows",
+                "cells",
+                "suppressed",
+                "destination",
+            ]
+        )
+        for e in entries:
             writer.writerow(
                 [
-                    "seq",
-                    "at",
-                    "action",
-                    "what",
-                    "who",
-                    "partner",
-                    "purpose",
-                    "agreements",
-                    "rows",
-                    "cells",
-                    "suppressed",
-                    "destination",
+                    e.seq,
+                    e.at,
+                    e.action,
+                    e.what,
+                    e.actor,
+                    e.actor_partner,
+                    e.purpose,
+                    " ".join(e.agreements),
+                    e.rows,
+                    e.cells,
+                    e.suppressed,
+                    e.destination,
                 ]
             )
-            for e in entries:
-                writer.writerow(
-                    [
-                        e.seq,
-                        e.at,
-                        e.action,
-                        e.what,
-                        e.actor,
-                        e.actor_partner,
-                        e.purpose,
-                        " ".join(e.agreements),
-                        e.rows,
-                        e.cells,
-                        e.suppressed,
-                        e.destination,
-                    ]
-                )
 
 
 def _midnight(day: date) -> datetime:

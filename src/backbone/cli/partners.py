@@ -12,13 +12,17 @@ from rich.table import Table
 
 from backbone.cli.common import (
     OnOption,
+    TokenOption,
+    UserOption,
     WarehouseOption,
     _plain,
     doors,
     parse_date,
+    signed_in,
 )
 from backbone.engines.duckdb import transaction
-from backbone.errors import UserError
+from backbone.errors import AuthenticationFailed, UserError
+from backbone.governance import AuditEntry, Principal
 from backbone.partners import Contact, Partner
 from backbone.partners.agreements import (
     AccessRequest,
@@ -188,11 +192,42 @@ def partner_show(
 # --- agreement ----------------------------------------------------------------------
 
 
+def _steward_admin(wh: Warehouse, user: str | None, token: str | None) -> Principal:
+    """Agreements decide every read: only a signed-in steward admin records them."""
+    who = signed_in(wh, user, token)
+    if not who.may("administer"):
+        raise AuthenticationFailed(
+            f"{who.user_id} may not change agreements; sign in as a steward admin."
+        )
+    return who
+
+
+def _log_agreement(wh: Warehouse, who: Principal, what: str, provider: str) -> None:
+    wh.audit.append(
+        AuditEntry(
+            "agreement",
+            who.user_id,
+            actor_partner=who.partner_id,
+            providers=(provider,),
+            what=what,
+        )
+    )
+
+
 @agreement_app.command("add")
-def agreement_add(file: Path, warehouse: WarehouseOption = Path("warehouse")) -> None:
-    """Record a new agreement from its YAML document (version 1)."""
+def agreement_add(
+    file: Path,
+    user: UserOption = None,
+    token: TokenOption = None,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Record a new agreement from its YAML document (version 1; steward admins)."""
     with doors(), Warehouse.open(warehouse) as wh:
+        who = _steward_admin(wh, user, token)
         v = wh.agreements.add(file)
+        _log_agreement(
+            wh, who, f"recorded {v.ref} ({v.status})", v.document.parties.provider
+        )
         state = (
             f"in force from {v.in_force_from}"
             if v.status == "approved"
@@ -209,15 +244,24 @@ def agreement_amend(
         str, typer.Option(help="Date the new version takes effect (YYYY-MM-DD).")
     ],
     summary: Annotated[str, typer.Option(help="What changed and why.")],
+    user: UserOption = None,
+    token: TokenOption = None,
     warehouse: WarehouseOption = Path("warehouse"),
 ) -> None:
     """Record the next version of an agreement; widening versions wait for approval."""
     with doors(), Warehouse.open(warehouse) as wh:
+        who = _steward_admin(wh, user, token)
         v, changes = wh.agreements.amend(
             agreement_id,
             file,
             effective=parse_date(effective, "--effective"),
             summary=summary,
+        )
+        _log_agreement(
+            wh,
+            who,
+            f"recorded {v.ref} ({v.change_class}, {v.status}): {summary}",
+            v.document.parties.provider,
         )
         console = _plain()
         console.print(
@@ -240,12 +284,22 @@ def agreement_approve(
         int | None, typer.Option(help="Version (default: the latest).")
     ] = None,
     on: OnOption = None,
+    user: UserOption = None,
+    token: TokenOption = None,
     warehouse: WarehouseOption = Path("warehouse"),
 ) -> None:
-    """Record a party's approval of a pending version."""
+    """Record a party's signed approval of a pending version (steward admins
+    record it; the log names both)."""
     with doors(), Warehouse.open(warehouse) as wh:
+        who = _steward_admin(wh, user, token)
         v = wh.agreements.approve(
             agreement_id, partner, by=by, on=parse_date(on), version=version
+        )
+        _log_agreement(
+            wh,
+            who,
+            f"recorded {partner}'s approval of {v.ref} by {by}",
+            v.document.parties.provider,
         )
         if v.status == "approved":
             _plain().print(
@@ -259,11 +313,17 @@ def agreement_approve(
 
 @agreement_app.command("withdraw")
 def agreement_withdraw(
-    agreement_id: str, version: int, warehouse: WarehouseOption = Path("warehouse")
+    agreement_id: str,
+    version: int,
+    user: UserOption = None,
+    token: TokenOption = None,
+    warehouse: WarehouseOption = Path("warehouse"),
 ) -> None:
     """Withdraw a pending version (it stays in the history, never in force)."""
     with doors(), Warehouse.open(warehouse) as wh:
+        who = _steward_admin(wh, user, token)
         v = wh.agreements.withdraw(agreement_id, version)
+        _log_agreement(wh, who, f"withdrew {v.ref}", v.document.parties.provider)
         _plain().print(f"{v.ref} withdrawn.")
 
 

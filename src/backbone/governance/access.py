@@ -115,6 +115,7 @@ class Access:
         self.purpose = purpose.strip()
         self.on = on
         self._school_year = school_year_of(on, school_year_start_month)
+        self._start_month = school_year_start_month
         self._min_cell = min_cell_size
 
     # --- decisions ---------------------------------------------------------------
@@ -230,29 +231,57 @@ class Access:
             Role.partner_uploader,
             Role.partner_analyst,
         )
-        steward = self.principal.is_steward and self.principal.may("row_level_view")
+        steward = (
+            self.principal.is_steward
+            and self.principal.may("row_level_view")
+            and self._receives_from(partner)
+        )
         if lapsed or not (own or steward):
             raise self._deny(
                 "read",
                 what,
-                lapsed or f"only {partner}'s own users and the steward may",
+                lapsed
+                or f"only {partner}'s own users, and the steward while an agreement "
+                f"of {partner}'s in force names it, may",
                 providers=[partner],
             )
         self.log("read", what, providers=[partner], rows=rows)
 
+    def _link_answers(self, left: str, right: str) -> list[Grant | Refusal]:
+        out: list[Grant | Refusal] = []
+        for provider, other in ((left, right), (right, left)):
+            out += self.grants("partner_record", "link", [provider], link_with=other)
+        return out
+
     def link_refusals(self, left: str, right: str) -> list[Refusal]:
         """Why the principal may not link ``left``'s records with ``right``'s (each
         provider's agreement must allow linking with the other), or nothing."""
-        out = []
-        for provider, other in ((left, right), (right, left)):
-            out += [
-                a
-                for a in self.grants(
-                    "partner_record", "link", [provider], link_with=other
+        return [a for a in self._link_answers(left, right) if isinstance(a, Refusal)]
+
+    def _receives_from(self, provider: str) -> bool:
+        """Whether an agreement of ``provider`` in force today names the
+        principal's partner as a recipient."""
+        latest: dict[str, VersionView] = {}
+        for v in self._views():
+            if (
+                v.document.parties.provider == provider
+                and v.status == "approved"
+                and v.in_force_from is not None
+                and v.in_force_from <= self.on
+                and (
+                    v.agreement_id not in latest
+                    or v.version > latest[v.agreement_id].version
                 )
-                if isinstance(a, Refusal)
-            ]
-        return out
+            ):
+                latest[v.agreement_id] = v
+        return any(
+            v.document.status.value == "active"
+            and v.document.in_term(self.on)
+            and any(
+                r.partner == self.principal.partner_id for r in v.document.recipients
+            )
+            for v in latest.values()
+        )
 
     def require(
         self, entity: str, operation: str, providers: Sequence[str], *, what: str
@@ -262,7 +291,8 @@ class Access:
         ``link``, each provider must allow linking with the other)."""
         if operation == "link" and len(providers) == 2:
             self.require_steward("link", what)
-            refusals = self.link_refusals(providers[0], providers[1])
+            answers = self._link_answers(providers[0], providers[1])
+            refusals = [a for a in answers if isinstance(a, Refusal)]
             if refusals:
                 raise self._deny(
                     "read",
@@ -270,7 +300,7 @@ class Access:
                     "; ".join(f"{r.provider}: {r.reason}" for r in refusals),
                     providers=sorted(providers),
                 )
-            return ()
+            return tuple(a for a in answers if isinstance(a, Grant))
         grants, refusals = self._admit("read", entity, operation, providers)
         if refusals:
             reasons = "; ".join(f"{r.provider}: {r.reason}" for r in refusals)
@@ -295,6 +325,7 @@ class Access:
             grant,
             on=self.on,
             school_year=self._school_year,
+            school_year_start_month=self._start_month,
             pseudonym_key=None
             if identified
             else self._keys.pseudonym_key(self.principal.partner_id),
@@ -310,7 +341,7 @@ class Access:
             sql = f"SELECT {', '.join([*keep, key])} FROM ({sql})"
         return self._con.sql(sql, params=params).to_arrow_table()
 
-    def materialize(
+    def _materialize(
         self,
         entity: str,
         *,
@@ -346,19 +377,38 @@ class Access:
         destination: str | None = None,
         **detail: Any,
     ) -> None:
+        """One entry per read: the providers whose rows were disclosed (with how
+        many each), the agreement versions relied on, and what was refused."""
+        by_provider: dict[str, int] = {}
+        column = next(
+            (
+                c
+                for c in ("provider_partner_id", "partner_id")
+                if c in m.table.column_names
+            ),
+            None,
+        )
+        if column is not None:
+            for provider in m.table.column(column).to_pylist():
+                by_provider[provider] = by_provider.get(provider, 0) + 1
+        disclosed = [g for g in m.grants if by_provider.get(g.provider)]
         self._audit.append(
             AuditEntry(
                 action,
                 self.principal.user_id,
                 actor_partner=self.principal.partner_id,
                 purpose=self.purpose,
-                agreements=m.agreements,
-                providers=m.providers,
+                agreements=tuple(
+                    sorted({g.agreement for g in disclosed if g.agreement})
+                ),
+                providers=tuple(sorted(by_provider)),
                 what=what,
                 rows=m.table.num_rows,
                 destination=destination,
                 reason="; ".join(g.reason for g in m.grants),
                 detail={
+                    "on": self.on.isoformat(),
+                    "rows_by_provider": by_provider,
                     "access": {g.provider: g.access.value for g in m.grants},
                     "refused": {r.provider: r.reason for r in m.refusals},
                     **detail,
@@ -377,7 +427,7 @@ class Access:
         person_ids: Sequence[int] | None = None,
     ) -> Materialized:
         """Row-level view of an entity: only permitted rows and fields."""
-        m = self.materialize(
+        m = self._materialize(
             entity, providers=providers, fields=fields, person_ids=person_ids
         )
         self._record(
@@ -399,18 +449,24 @@ class Access:
         """Write permitted rows to CSV or Parquet (by the file's suffix)."""
         if out.suffix.lower() not in (".csv", ".parquet"):
             raise UserError(f"{out}: export to a .csv or .parquet file.")
-        m = self.materialize(
+        m = self._materialize(
             entity,
             operation="export_microdata",
             providers=providers,
             fields=fields,
             action="export",
         )
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if out.suffix.lower() == ".csv":
-            pacsv.write_csv(m.table, out)
-        else:
-            pq.write_table(m.table, out)
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            if out.suffix.lower() == ".csv":
+                pacsv.write_csv(m.table, out)
+            else:
+                pq.write_table(m.table, out)
+        except OSError as exc:
+            raise UserError(
+                f"{out}: cannot write the export ({exc.strerror or exc}); nothing was "
+                "disclosed."
+            ) from None
         self._record("export", m, f"export of {entity}", destination=str(out))
         return m
 
@@ -421,7 +477,7 @@ class Access:
         rows only. Anything run there sees nothing else."""
         tables = {}
         for entity in entities:
-            m = self.materialize(entity, operation=operation)
+            m = self._materialize(entity, operation=operation)
             self._record("read", m, f"session table {entity}")
             tables[entity] = m.table
         return locked_connection(tables)

@@ -225,7 +225,7 @@ class AuditLog:
                 since and since.isoformat(),
             ],
         ).fetchall()
-        return [_disclosure(json.loads(r[0])) for r in rows]
+        return [_disclosure(json.loads(r[0]), partner) for r in rows]
 
 
 def _check(
@@ -249,7 +249,9 @@ def _check(
     return ""
 
 
-def _disclosure(e: dict[str, Any]) -> Disclosure:
+def _disclosure(e: dict[str, Any], partner: str) -> Disclosure:
+    by_provider = (e.get("detail") or {}).get("rows_by_provider")
+    rows = by_provider.get(partner) if isinstance(by_provider, dict) else e.get("rows")
     return Disclosure(
         seq=e["seq"],
         at=e["at"],
@@ -259,7 +261,7 @@ def _disclosure(e: dict[str, Any]) -> Disclosure:
         purpose=e.get("purpose"),
         agreements=list(e.get("agreements") or []),
         what=e.get("what", ""),
-        rows=e.get("rows"),
+        rows=rows,
         cells=e.get("cells"),
         suppressed=e.get("suppressed"),
         destination=e.get("destination"),

@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from backbone.model.schema import ALL_TABLES, Table
+from backbone.model.schema import ALL_TABLES, PERIOD_SQL, Table
 from backbone.partners.agreements.decide import (
     AccessRequest,
     VersionView,
@@ -102,6 +102,9 @@ class RowScope:
     school_years: tuple[int, ...] | None = None
     consent_purpose: str | None = None
     """Only persons with a current consent grant for this purpose."""
+    persons_consent_purpose: str | None = None
+    """The recipient's own records count towards ``persons_of`` only with a current
+    consent grant for this purpose (its own agreement rests on consent)."""
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,29 @@ def _unmasked(
     return tuple(f for f in fields if f not in hidden)
 
 
+def _rests_on_consent(partner: str, views: list[VersionView], on: date) -> bool:
+    """Whether an agreement of ``partner``'s, as provider, in force on ``on`` rests
+    on consent: then its records may define whom it sees only with consent."""
+    latest: dict[str, VersionView] = {}
+    for v in views:
+        if (
+            v.document.parties.provider == partner
+            and v.status == "approved"
+            and v.in_force_from is not None
+            and v.in_force_from <= on
+            and (
+                v.agreement_id not in latest
+                or v.version > latest[v.agreement_id].version
+            )
+        ):
+            latest[v.agreement_id] = v
+    return any(
+        v.document.legal_basis.basis is LegalBasis.consent
+        or v.document.population.consent_required
+        for v in latest.values()
+    )
+
+
 def _coding(doc: AgreementDocument) -> tuple[float, float] | None:
     coding = doc.publication.top_bottom_coding
     return (coding.top_percent, coding.bottom_percent) if coding else None
@@ -178,12 +204,11 @@ def decide_grants(
     """One grant or refusal per provider. Pure: the caller supplies the agreement
     versions and the providers that hold rows of the entity."""
     table = ENTITIES[entity]
-    if purpose == IDENTITY_RESOLUTION:
-        if GOVERNED_AS.get(entity, entity) != "partner_record":
-            return [
-                Refusal(p, entity, "identity resolution reads identifying records only")
-                for p in providers
-            ]
+    asked = operation
+    identity_resolution = purpose == IDENTITY_RESOLUTION
+    if identity_resolution:
+        # the steward's looking at identifying records to link and review them: a
+        # row-level view under the agreements' ``link``, never an export or a count
         operation = "link"
     # the person id is joined on by the query itself, never read as a field
     every_field = tuple(c.name for c in table.columns if c.name != "person_id")
@@ -210,6 +235,20 @@ def decide_grants(
                     f"{provider}'s own data",
                     RowScope(),
                     default_min_cell_size,
+                )
+            )
+            continue
+        if identity_resolution and (
+            asked not in ("row_level_view", "link")
+            or not is_steward
+            or GOVERNED_AS.get(entity, entity) != "partner_record"
+        ):
+            out.append(
+                Refusal(
+                    provider,
+                    entity,
+                    "identity resolution is the steward's row-level view of "
+                    "identifying records; name the purpose the data is for",
                 )
             )
             continue
@@ -248,11 +287,20 @@ def decide_grants(
         # a partner's users see others' rows only about persons it holds records of;
         # the steward and researchers work over the agreement's whole population
         # (researchers only ever pseudonymously)
+        # researchers see the population only where the agreement names the role
+        researcher_named = pseudonymous_only and any(
+            r.partner == user_partner and role in r.roles for r in doc.recipients
+        )
         own_persons_only = operation != "aggregate" and not (
-            is_steward or pseudonymous_only
+            is_steward or researcher_named
         )
         scope = RowScope(
             persons_of=user_partner if own_persons_only else None,
+            persons_consent_purpose=(
+                purpose
+                if own_persons_only and _rests_on_consent(user_partner, views, on)
+                else None
+            ),
             school_years=doc.population.school_years,
             consent_purpose=purpose if consent else None,
         )
@@ -275,8 +323,32 @@ def decide_grants(
     return out
 
 
+def _consented_sql(
+    provider: str, purpose: str, on: date, school_year: int
+) -> tuple[str, list[object]]:
+    """Local ids of ``provider`` whose latest consent decision on ``on`` is a
+    current grant for ``purpose``; on the same day a denial wins over a grant."""
+    return (
+        "SELECT student_local_id FROM ("
+        "SELECT student_local_id, consent_status, expiration_date, school_year, "
+        "row_number() OVER (PARTITION BY student_local_id ORDER BY "
+        "decision_date DESC, consent_status = 'granted') AS latest "
+        "FROM analytic.consent WHERE provider_partner_id = ? "
+        "AND consent_scope IN (?, 'all') AND decision_date <= ?) "
+        "WHERE latest = 1 AND consent_status = 'granted' "
+        "AND (expiration_date IS NULL OR expiration_date >= ?) "
+        "AND (school_year IS NULL OR school_year = ?)",
+        [provider, purpose, on, on, school_year],
+    )
+
+
 def permitted_rows_sql(
-    grant: Grant, *, on: date, school_year: int, pseudonym_key: str | None = None
+    grant: Grant,
+    *,
+    on: date,
+    school_year: int,
+    pseudonym_key: str | None = None,
+    school_year_start_month: int = 7,
 ) -> tuple[str, list[object]]:
     """The query (and its parameters) that reads exactly the rows and fields a
     grant permits, with the linked ``person_id`` of each row's subject, or under
@@ -305,31 +377,36 @@ def permitted_rows_sql(
     params.append(grant.provider)
     where = [f"t.{provider_col} = ?"]
     scope = grant.scope
-    if scope.school_years is not None and any(
-        c.name == "school_year" for c in table.columns
-    ):
-        where.append("list_contains(?, t.school_year)")
+    period = PERIOD_SQL.get(grant.entity)
+    if scope.school_years is not None and period is not None:
+        # the agreement's school years, by the row's school year or its date
+        where.append(
+            "list_contains(?, t.school_year)"
+            if period == "school_year"
+            else (
+                f"list_contains(?, year(t.{period}) "
+                f"+ CASE WHEN month(t.{period}) >= ? THEN 1 ELSE 0 END)"
+            )
+        )
         params.append(list(scope.school_years))
+        if period != "school_year":
+            params.append(school_year_start_month)
     if scope.persons_of is not None:
-        where.append(
-            "rp.person_id IN (SELECT person_id FROM identity.record_person "
-            "WHERE partner_id = ?)"
-        )
+        held = "SELECT person_id FROM identity.record_person WHERE partner_id = ?"
         params.append(scope.persons_of)
+        if scope.persons_consent_purpose is not None:
+            consented, more = _consented_sql(
+                scope.persons_of, scope.persons_consent_purpose, on, school_year
+            )
+            held += f" AND local_id IN ({consented})"
+            params += more
+        where.append(f"rp.person_id IN ({held})")
     if scope.consent_purpose is not None:
-        # the latest decision wins; on the same day a denial wins over a grant
-        where.append(
-            f"t.{local_col} IN (SELECT student_local_id FROM ("
-            "SELECT student_local_id, consent_status, expiration_date, school_year, "
-            "row_number() OVER (PARTITION BY student_local_id ORDER BY "
-            "decision_date DESC, consent_status = 'granted') AS latest "
-            "FROM analytic.consent WHERE provider_partner_id = ? "
-            "AND consent_scope IN (?, 'all') AND decision_date <= ?) "
-            "WHERE latest = 1 AND consent_status = 'granted' "
-            "AND (expiration_date IS NULL OR expiration_date >= ?) "
-            "AND (school_year IS NULL OR school_year = ?))"
+        consented, more = _consented_sql(
+            grant.provider, scope.consent_purpose, on, school_year
         )
-        params += [grant.provider, scope.consent_purpose, on, on, school_year]
+        where.append(f"t.{local_col} IN ({consented})")
+        params += more
     sql = (
         f"SELECT {', '.join(select)} FROM {table.qualified_name} t "
         "LEFT JOIN identity.record_person rp "

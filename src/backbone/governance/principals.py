@@ -177,6 +177,13 @@ class Principals:
             )
         return found
 
+    def current(self, user_id: str) -> Principal:
+        """The principal as the warehouse knows it now (for every access)."""
+        found = self._row(user_id)
+        if found is None:
+            raise AuthenticationFailed(f"no user {user_id!r}; sign in first.")
+        return found
+
     def list(self) -> list[Principal]:
         ids = [
             r[0]
@@ -329,12 +336,11 @@ class Principals:
         target = self.get(user_id)
         if by is not None and by.user_id != user_id and not by.may("administer"):
             raise AuthenticationFailed(f"{by.user_id} may not issue tokens for others.")
-        if by is None and not (
-            target.role is Role.steward_admin and self._tokens_of_admins() == 0
-        ):
+        if by is None and not self._bootstrapping(target):
             raise AuthenticationFailed(
-                "sign in to issue tokens (--user or --token); only the first steward "
-                "admin's first token can be issued without signing in."
+                "sign in to issue tokens (--user or --token); only a new warehouse's "
+                "one steward admin, with no password and no token yet, can be given "
+                "its first token without signing in."
             )
         token_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
@@ -355,12 +361,22 @@ class Principals:
         )
         return IssuedToken(f"{TOKEN_PREFIX}_{token_id}_{secret}", token_id, expires)
 
-    def _tokens_of_admins(self) -> int:
+    def _bootstrapping(self, target: Principal) -> bool:
+        """A new warehouse: its only user is a steward admin with no password and
+        no token, so whoever holds the folder may give it a first token."""
         row = self._con.execute(
-            "SELECT count(*) FROM gov.api_token t JOIN gov.principal p USING (user_id) "
-            "WHERE p.role = 'steward_admin'"
+            "SELECT (SELECT count(*) FROM gov.principal), "
+            "(SELECT count(*) FROM gov.api_token), "
+            "(SELECT count(*) FROM gov.principal WHERE password_hash IS NOT NULL)"
         ).fetchone()
-        return int(row[0]) if row else 0
+        assert row is not None
+        users, tokens, passwords = (int(v) for v in row)
+        return (
+            target.role is Role.steward_admin
+            and users == 1
+            and tokens == 0
+            and passwords == 0
+        )
 
     def revoke_token(self, token_id: str, *, by: Principal) -> None:
         row = self._con.execute(

@@ -21,6 +21,7 @@ way is never released the other way.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -48,6 +49,10 @@ if TYPE_CHECKING:
 __all__ = ["Release", "ReleaseGate", "cell_pairs_sql"]
 
 MAX_DIMENSIONS = 2
+# A record's keyed hash (the same construction as pseudonyms, over the record key).
+RECORD_HASH = (
+    "substr(sha256(? || sha256(? || 'record:' || {provider} || ':' || {local})), 1, 20)"
+)
 DP_DELTA = 1e-7
 TOTAL = "(all)"
 
@@ -82,7 +87,10 @@ def cell_pairs_sql(
         filters.append(f"list_contains(?, CAST({column} AS VARCHAR))")
         params.append([str(v) for v in values])
     cond = f"WHERE {' AND '.join(filters)}" if filters else ""
-    base = f"SELECT DISTINCT unit, provider, {', '.join(by) or 'NULL AS _none'} FROM rows {cond}"
+    base = (
+        f"SELECT DISTINCT unit, record, provider, {', '.join(by) or 'NULL AS _none'} "
+        f"FROM rows {cond}"
+    )
     labels = [f"CAST({b} AS VARCHAR)" for b in by]
     parts = []
     # inner cells, then each margin: a dimension replaced by the total
@@ -92,7 +100,9 @@ def cell_pairs_sql(
         label = f"CAST({label} AS VARCHAR)"
         if tag:
             label = f"'{tag}' || {label}"
-        parts.append(f"SELECT DISTINCT unit, provider, {label} AS label FROM base")
+        parts.append(
+            f"SELECT DISTINCT unit, record, provider, {label} AS label FROM base"
+        )
     sql = f"SELECT * FROM (WITH base AS ({base}) " + " UNION ".join(parts) + ")"
     return sql, params
 
@@ -131,23 +141,38 @@ class ReleaseGate:
                 f"count of {entity} by {', '.join(columns)}",
                 "no provider shares those fields for aggregates",
             )
+        _, local_col = subject_columns(entity)
         parts = []
         for g in usable:
-            # every unit is a keyed hash of the person, whatever the access level:
-            # the counts leave, the hashes stay in the ledger
-            unit_grant = replace(g, access=AccessLevel.aggregate)
+            # every unit is a keyed hash of the person, whatever the access level,
+            # and every record one of the record: the counts leave, the hashes stay
+            # in the ledger (records, so that later links can be followed)
+            unit_grant = replace(
+                g,
+                access=AccessLevel.aggregate,
+                fields=(*g.fields, local_col)
+                if local_col not in g.fields
+                else g.fields,
+            )
             sql, params = permitted_rows_sql(
                 unit_grant,
                 on=access.on,
                 school_year=access._school_year,
+                school_year_start_month=access._start_month,
                 pseudonym_key=key,
             )
             select = ", ".join(
-                [f"{provider_col} AS provider", *columns, "pseudonym AS unit"]
+                [
+                    f"{provider_col} AS provider",
+                    *columns,
+                    "pseudonym AS unit",
+                    f"{RECORD_HASH.format(provider=provider_col, local=local_col)} "
+                    "AS record",
+                ]
             )
             parts.append(
                 self._con.sql(
-                    f"SELECT {select} FROM ({sql})", params=params
+                    f"SELECT {select} FROM ({sql})", params=[key, key, *params]
                 ).to_arrow_table()
             )
         return pa.concat_tables(parts, promote_options="default"), usable
@@ -167,6 +192,8 @@ class ReleaseGate:
         and the rate (numerator and denominator cells protected together)."""
         if entity not in ENTITIES:
             raise UserError(f"unknown entity {entity!r}.")
+        if epsilon is not None and not (math.isfinite(epsilon) and epsilon > 0):
+            raise UserError(f"epsilon must be a number greater than 0, not {epsilon}.")
         columns = {c.name for c in ENTITIES[entity].columns}
         asked = [*by, *where, *(numerator or {})]
         bad = [c for c in asked if c not in columns]
@@ -205,12 +232,20 @@ class ReleaseGate:
             return self._dp(access, definition, rows, grants, by, where, epsilon)
         return self._suppressed(access, definition, rows, grants, by, where, numerator)
 
-    def _previous_modes(self, definition: dict[str, Any]) -> set[str]:
+    def _previous_modes(
+        self, definition: dict[str, Any], grants: list[Grant]
+    ) -> set[str]:
+        """How earlier releases of the same entity with data of any of the same
+        providers were made: one universe is released one way only, whatever the
+        filters or dimensions (a noisy table and a suppressed one of overlapping
+        cells can be combined)."""
         return {
             r[0]
             for r in self._con.execute(
-                "SELECT DISTINCT mode FROM gov.release WHERE definition = ?",
-                [canonical_json(definition)],
+                "SELECT DISTINCT mode FROM gov.release "
+                "WHERE json_extract_string(definition, '$.entity') = ? "
+                "AND list_has_any(CAST(json(providers) AS VARCHAR[]), ?)",
+                [definition["entity"], sorted({g.provider for g in grants})],
             ).fetchall()
         }
 
@@ -225,11 +260,11 @@ class ReleaseGate:
         numerator: dict[str, Sequence[object]] | None = None,
     ) -> Release:
         what = f"count of {definition['entity']} by {', '.join(by) or 'nothing'}"
-        if "dp" in self._previous_modes(definition):
+        if "dp" in self._previous_modes(definition, grants):
             raise access._deny(
                 "release",
                 what,
-                "this table was released with differential privacy; releasing it "
+                "this data was released with differential privacy; releasing it "
                 "suppressed as well would undo the noise",
             )
         min_cell = pa.table(
@@ -260,14 +295,22 @@ class ReleaseGate:
                 "JOIN cells c USING (label) JOIN min_cell m USING (provider) "
                 "GROUP BY c.cell, c.label ORDER BY c.cell"
             ).to_arrow_table()
-            new_pairs = local.sql(
-                "SELECT DISTINCT unit, cell FROM pairs JOIN cells USING (label) "
-                "ORDER BY cell, unit"
+            local.execute(
+                "CREATE TABLE new_pairs AS SELECT DISTINCT unit, cell FROM pairs "
+                "JOIN cells USING (label)"
+            )
+            new_members = local.sql(
+                "SELECT DISTINCT record AS unit, cell FROM pairs JOIN cells "
+                "USING (label) ORDER BY cell, unit"
             ).to_arrow_table()
-            # earlier releases that counted any of the same persons
-            prior = self._prior(new_pairs.select(["unit"]))
+            # earlier releases that counted any of the same records, their records
+            # followed to the persons they belong to now (links change over time)
+            prior = self._prior(
+                new_members.select(["unit"]), access._keys.derive("ledger")
+            )
             local.register("prior_pairs", prior["pairs"])
             local.register("prior_cells", prior["cells"])
+            local.register("now_of", prior["now_of"])
             n_new = thresholds_t.num_rows
             # one global cell number: this release's cells first, then earlier ones
             local.execute(
@@ -282,8 +325,9 @@ class ReleaseGate:
                 WITH every AS (
                     SELECT unit, cell AS g FROM new_pairs
                     UNION ALL
-                    SELECT p.unit, o.g FROM prior_pairs p
-                    JOIN old_cells o USING (release_id, cell)),
+                    SELECT coalesce(n.unit, p.unit) AS unit, o.g FROM prior_pairs p
+                    JOIN old_cells o USING (release_id, cell)
+                    LEFT JOIN now_of n ON n.record = p.unit),
                 unit_min AS (
                     SELECT p.unit, max(m.min_cell) AS min_cell FROM pairs p
                     JOIN min_cell m USING (provider) GROUP BY p.unit),
@@ -293,7 +337,7 @@ class ReleaseGate:
                 SELECT s.cells, count(*) AS units,
                        coalesce(max(u.min_cell), -1) AS min_cell
                 FROM signature s LEFT JOIN unit_min u USING (unit)
-                GROUP BY s.cells
+                GROUP BY s.cells ORDER BY s.cells
                 """
             ).to_arrow_table()
             old = local.sql(
@@ -382,7 +426,7 @@ class ReleaseGate:
             values[: len(labels)],
             suppressed,
             thresholds,
-            new_pairs,
+            new_members,
             None,
         )
         table = _table(
@@ -399,13 +443,14 @@ class ReleaseGate:
             "suppression",
         )
 
-    def _prior(self, units: pa.Table) -> dict[str, pa.Table]:
-        """Members and cells of every earlier release that counted any of ``units``."""
-        self._con.register("new_units", units)
+    def _prior(self, records: pa.Table, key: str) -> dict[str, pa.Table]:
+        """Members and cells of every earlier release that counted any of
+        ``records``, and the person each linked record belongs to now."""
+        self._con.register("new_records", records)
         try:
             self._con.execute(
                 "CREATE OR REPLACE TEMP TABLE hit AS SELECT DISTINCT m.release_id "
-                "FROM gov.release_member m JOIN new_units n USING (unit)"
+                "FROM gov.release_member m JOIN new_records n USING (unit)"
             )
             pairs = self._con.sql(
                 "SELECT m.release_id, m.cell, m.unit FROM gov.release_member m "
@@ -417,8 +462,15 @@ class ReleaseGate:
             ).to_arrow_table()
             self._con.execute("DROP TABLE hit")
         finally:
-            self._con.unregister("new_units")
-        return {"pairs": pairs, "cells": cells}
+            self._con.unregister("new_records")
+        # unlinked records are their own unit; linked ones are their person's
+        now_of = self._con.sql(
+            f"SELECT {RECORD_HASH.format(provider='partner_id', local='local_id')} "
+            "AS record, substr(sha256(? || sha256(? || CAST(person_id AS VARCHAR))), "
+            "1, 20) AS unit FROM identity.record_person",
+            params=[key, key, key, key],
+        ).to_arrow_table()
+        return {"pairs": pairs, "cells": cells, "now_of": now_of}
 
     def _record(
         self,
@@ -518,12 +570,12 @@ class ReleaseGate:
         )
         if epsilon <= 0:
             raise UserError("epsilon must be greater than 0.")
-        if "suppression" in self._previous_modes(definition):
+        if "suppression" in self._previous_modes(definition, grants):
             raise access._deny(
                 "release",
                 what,
-                "this table was released with suppression; a noisy release of the "
-                "same cells would let the two be combined",
+                "this data was released with suppression; a noisy release of "
+                "overlapping cells would let the two be combined",
             )
         for g in grants:
             if g.agreement is None:
@@ -656,6 +708,9 @@ def _rates(
             bottom_percent=coding[1],
         )
         columns["rate"].append(str(coded.text[0]))
+        if coded.text[0][:1] in "<>":
+            # a coded rate beside its counts would be no coding at all
+            columns["matching"][-1] = None
         columns["note"].append(
             "rate would reveal a small count" if coded.suppressed[0] else ""
         )

@@ -105,6 +105,15 @@ def destruction_due(
         provider = doc.parties.provider
         end = _end(current, doc)
         entities = {d.entity for d in doc.datasets}
+        destroy_by = doc.retention.destroy_by if doc.retention else None
+        if destroy_by is not None and destroy_by <= today:
+            # a fixed destruction date holds even while the agreement runs on
+            for e in entities:
+                ended[(provider, e)] = max(
+                    ended.get((provider, e), (destroy_by, destroy_by, current.ref)),
+                    (destroy_by, destroy_by, current.ref),
+                )
+            continue
         if end is None or end >= today:
             if doc.status is not Status.draft:
                 live |= {(provider, e) for e in entities}
@@ -224,6 +233,9 @@ class Retention:
             )
             counts["ops.quarantine"] = int(n)
             if "partner_record" in entities:
+                counts["identity.person_event (pairs scrubbed)"] = self._scrub_events(
+                    provider
+                )
                 # persons with no record left are retired, never reused
                 retired = self._con.execute(
                     "UPDATE identity.person SET retired_at = ? WHERE retired_at IS NULL "
@@ -234,6 +246,15 @@ class Retention:
                     int(retired[0][0]) if retired else 0
                 )
             raw = self._raw_files(provider, entities)
+            reports = [
+                int(r[0])
+                for r in self._con.execute(
+                    "SELECT DISTINCT submission_id FROM ops.submission_target "
+                    "JOIN ops.submission USING (submission_id) "
+                    "WHERE partner_id = ? AND list_contains(?, entity)",
+                    [provider, entities],
+                ).fetchall()
+            ]
             row = self._con.execute(
                 "SELECT coalesce(max(purge_id), 0) + 1 FROM gov.purge"
             ).fetchone()
@@ -250,6 +271,7 @@ class Retention:
                 "method": "deleted from the database; raw files unlinked",
                 "rows": counts,
                 "raw_files": [r[0] for r in raw],
+                "reports_deleted": len(reports),
             }
             certificate["sha256"] = hashlib.sha256(
                 canonical_json(certificate).encode("utf-8")
@@ -267,11 +289,16 @@ class Retention:
                 ],
             )
         # files go after the rows are committed: a crash leaves files, never rows
-        for sha, relative in raw:
+        for _sha, relative in raw:
             path = self._root / relative
             if path.exists():
                 path.unlink()
-            del sha
+        # validation reports quote rows as sent
+        for sid in reports:
+            for suffix in (".html", ".csv"):
+                report = self._root / "reports" / f"submission-{sid}{suffix}"
+                if report.exists():
+                    report.unlink()
         self._audit.append(
             AuditEntry(
                 "purge",
@@ -285,6 +312,30 @@ class Retention:
             )
         )
         return Purge(purge_id, provider, tuple(entities), counts, len(raw), certificate)
+
+    def _scrub_events(self, provider: str) -> int:
+        """Drop the provider's records from the evidence of merges and splits
+        (the events stay: other persons' histories need them)."""
+        prefix = f"{provider}:"
+        rows = self._con.execute(
+            "SELECT rowid, evidence FROM identity.person_event WHERE contains(evidence, ?)",
+            [json.dumps(prefix)[1:-1]],
+        ).fetchall()
+        scrubbed = 0
+        for rowid, evidence in rows:
+            pairs = json.loads(evidence)
+            kept = [
+                p
+                for p in pairs
+                if not str(p.get("left", "")).startswith(prefix)
+                and not str(p.get("right", "")).startswith(prefix)
+            ]
+            scrubbed += len(pairs) - len(kept)
+            self._con.execute(
+                "UPDATE identity.person_event SET evidence = ? WHERE rowid = ?",
+                [json.dumps(kept), rowid],
+            )
+        return scrubbed
 
     def _raw_files(self, provider: str, entities: list[str]) -> list[tuple[str, str]]:
         """Raw files of the provider all of whose sections were purged, and that no

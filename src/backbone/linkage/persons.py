@@ -306,6 +306,10 @@ class Linkage:
         created, retired, merged = rows[0]
         seen = access.rows("record_person", person_ids=[person_id]).table
         links = {(r["partner_id"], r["local_id"]) for r in seen.to_pylist()}
+        if not links:
+            # the same answer as for no such person: nothing to see is nothing
+            raise NotFoundError(f"No person {person_id} among the records you may see.")
+
         permitted = access.rows("partner_record", person_ids=[person_id]).table
         details = {(r["partner_id"], r["local_id"]): r for r in permitted.to_pylist()}
         schools = dict(
@@ -362,7 +366,12 @@ class Linkage:
         names = [d[0] for d in cur.description]
         events = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
         for event in events:
-            event["evidence"] = json.loads(event["evidence"])
+            # only the pairs whose two records this principal may see
+            event["evidence"] = [
+                p
+                for p in json.loads(event["evidence"])
+                if p.get("left") in visible and p.get("right") in visible
+            ]
         return PersonView(
             person_id, created, retired, merged, records, evidence, events
         )
@@ -373,19 +382,17 @@ class Linkage:
         """The saved model's match weights for one pair, comparison by comparison:
         for whoever may link both providers' records (the steward)."""
         left, right = sorted((left, right))
-        access.require(
+        grants = access.require(
             "partner_record",
             "link",
             [left.partner_id, right.partner_id],
-            what=f"explain {left} ~ {right}",
+            what=f"explain a pair of {left.partner_id} and {right.partner_id} records",
+        )
+        # a field is shown only where both providers' agreements declare it
+        allowed = (
+            set.intersection(*(set(g.fields) for g in grants)) if grants else set()
         )
         a, b = self._record(left), self._record(right)
-        access.log(
-            "read",
-            f"pair {left} ~ {right} side by side",
-            providers=sorted({left.partner_id, right.partner_id}),
-            rows=2,
-        )
         run = self._con.execute(
             "SELECT model_json FROM identity.link_run ORDER BY run_id DESC LIMIT 1"
         ).fetchall()
@@ -445,6 +452,24 @@ class Linkage:
                 )
             finally:
                 s.close()
+        # local ids stay out of the log: it is shown to every provider named in it
+        access.log(
+            "read",
+            f"a pair of {left.partner_id} and {right.partner_id} records side by side",
+            providers=sorted({left.partner_id, right.partner_id}),
+            rows=2,
+        )
+        shown = set(allowed) | {
+            "partner_id",
+            "local_id",
+            "person_id",
+            "method",
+            "encoded",
+        }
+        if {"school_id", "school_name"} & set(allowed):
+            shown.add("school")
+        a = {k: v for k, v in a.items() if k in shown}
+        b = {k: v for k, v in b.items() if k in shown}
         return PairExplanation(
             a,
             b,
@@ -537,14 +562,14 @@ class Linkage:
             "partner_record",
             "link",
             [left.partner_id, right.partner_id],
-            what=f"decide {left} ~ {right}",
+            what=f"decide on a pair of {left.partner_id} and {right.partner_id} records",
         )
         self._record(left)
         self._record(right)
         when = (at or datetime.now(UTC)).replace(tzinfo=None)
         access.log(
             "review",
-            f"{left} and {right} are {decision}",
+            f"a pair of {left.partner_id} and {right.partner_id} records: {decision}",
             providers=sorted({left.partner_id, right.partner_id}),
         )
         with transaction(self._con):
