@@ -202,15 +202,20 @@ def _where(items: list[str] | None) -> dict[str, list[str]]:
     return where
 
 
+EntityArgument = Annotated[str, typer.Argument(help="An entity, e.g. enrollment.")]
+ProviderOption = Annotated[
+    list[str] | None, typer.Option(help="Only this provider's rows (repeatable).")
+]
+FieldOption = Annotated[
+    list[str] | None, typer.Option(help="Only these fields (repeatable).")
+]
+
+
 def rows(
-    entity: Annotated[str, typer.Argument(help="An entity, e.g. enrollment.")],
+    entity: EntityArgument,
     purpose: PurposeOption,
-    provider: Annotated[
-        list[str] | None, typer.Option(help="Only this provider's rows (repeatable).")
-    ] = None,
-    field: Annotated[
-        list[str] | None, typer.Option(help="Only these fields (repeatable).")
-    ] = None,
+    provider: ProviderOption = None,
+    field: FieldOption = None,
     limit: Annotated[int, typer.Option(help="Rows to show.")] = 20,
     user: UserOption = None,
     token: TokenOption = None,
@@ -235,15 +240,11 @@ def rows(
 
 
 def export_rows(
-    entity: Annotated[str, typer.Argument(help="An entity, e.g. enrollment.")],
+    entity: EntityArgument,
     out: Annotated[Path, typer.Option(help="CSV or .parquet file to write.")],
     purpose: PurposeOption,
-    provider: Annotated[
-        list[str] | None, typer.Option(help="Only this provider's rows (repeatable).")
-    ] = None,
-    field: Annotated[
-        list[str] | None, typer.Option(help="Only these fields (repeatable).")
-    ] = None,
+    provider: ProviderOption = None,
+    field: FieldOption = None,
     user: UserOption = None,
     token: TokenOption = None,
     warehouse: WarehouseOption = Path("warehouse"),
@@ -259,7 +260,7 @@ def export_rows(
 
 
 def count(
-    entity: Annotated[str, typer.Argument(help="An entity, e.g. enrollment.")],
+    entity: EntityArgument,
     purpose: PurposeOption,
     by: Annotated[
         list[str] | None, typer.Option(help="A dimension (repeatable, at most 2).")

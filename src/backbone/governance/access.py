@@ -32,6 +32,7 @@ from backbone.governance.policy import (
     Grant,
     Refusal,
     decide_grants,
+    in_force_versions,
     permitted_rows_sql,
     school_year_of,
     subject_columns,
@@ -261,26 +262,13 @@ class Access:
     def _receives_from(self, provider: str) -> bool:
         """Whether an agreement of ``provider`` in force today names the
         principal's partner as a recipient."""
-        latest: dict[str, VersionView] = {}
-        for v in self._views():
-            if (
-                v.document.parties.provider == provider
-                and v.status == "approved"
-                and v.in_force_from is not None
-                and v.in_force_from <= self.on
-                and (
-                    v.agreement_id not in latest
-                    or v.version > latest[v.agreement_id].version
-                )
-            ):
-                latest[v.agreement_id] = v
         return any(
             v.document.status.value == "active"
             and v.document.in_term(self.on)
             and any(
                 r.partner == self.principal.partner_id for r in v.document.recipients
             )
-            for v in latest.values()
+            for v in in_force_versions(self._views(), provider, self.on)
         )
 
     def require(

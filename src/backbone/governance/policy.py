@@ -45,6 +45,7 @@ __all__ = [
     "Refusal",
     "RowScope",
     "decide_grants",
+    "in_force_versions",
     "permitted_rows_sql",
     "school_year_of",
     "subject_columns",
@@ -158,13 +159,14 @@ def _unmasked(
     return tuple(f for f in fields if f not in hidden)
 
 
-def _rests_on_consent(partner: str, views: list[VersionView], on: date) -> bool:
-    """Whether an agreement of ``partner``'s, as provider, in force on ``on`` rests
-    on consent: then its records may define whom it sees only with consent."""
+def in_force_versions(
+    views: list[VersionView], provider: str, on: date
+) -> list[VersionView]:
+    """The version in force on ``on`` of each agreement ``provider`` discloses under."""
     latest: dict[str, VersionView] = {}
     for v in views:
         if (
-            v.document.parties.provider == partner
+            v.document.parties.provider == provider
             and v.status == "approved"
             and v.in_force_from is not None
             and v.in_force_from <= on
@@ -174,10 +176,16 @@ def _rests_on_consent(partner: str, views: list[VersionView], on: date) -> bool:
             )
         ):
             latest[v.agreement_id] = v
+    return list(latest.values())
+
+
+def _rests_on_consent(partner: str, views: list[VersionView], on: date) -> bool:
+    """Whether an agreement of ``partner``'s, as provider, in force on ``on`` rests
+    on consent: then its records may define whom it sees only with consent."""
     return any(
         v.document.legal_basis.basis is LegalBasis.consent
         or v.document.population.consent_required
-        for v in latest.values()
+        for v in in_force_versions(views, partner, on)
     )
 
 
