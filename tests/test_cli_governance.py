@@ -184,7 +184,8 @@ def test_rows_exports_and_counts_through_the_policy(w: str, tmp_path: Path) -> N
         env=fund,
     )
     assert rates.exit_code == 0, rates.output
-    assert ">95%" in rates.output and "71.4%" in rates.output
+    # audited with the first release of the same students: most cells are held back
+    assert "cells suppressed" in rates.output and "100.0%" not in rates.output
     hostile = runner.invoke(
         app,
         [

@@ -315,10 +315,9 @@ def test_suspended_expired_and_pending_agreements_deny(
         wh.access(user(wh, "d1.analyst"), "early_warning").rows(
             "program_participation", providers=["c1"]
         )
-    # expired: the same read on a day after the districts' agreements ended
-    after = wh.access(user(wh, "steward"), "early_warning", on=date(2027, 7, 1))
-    with pytest.raises(PolicyDenied, match="expired on 2027-06-30"):
-        after.rows("enrollment")
+    # another day than today is never the day a read is decided on
+    with pytest.raises(UserError, match="as of today"):
+        wh.access(user(wh, "steward"), "early_warning", on=date(2027, 7, 1))
     # a widening amendment is pending until every party approves: not in force
     from tests.policy_fixtures import district_agreement
 
@@ -331,6 +330,12 @@ def test_suspended_expired_and_pending_agreements_deny(
         wh.access(user(wh, "c1.analyst"), "program_evaluation").rows(
             "enrollment", providers=["d1"]
         )
+    # expired: the same read once the districts' agreements have ended
+    wh.close()
+    with Warehouse.open(wh.path, clock=lambda: datetime(2027, 7, 1)) as later:
+        steward = later.access(user(later, "steward"), "early_warning")
+        with pytest.raises(PolicyDenied, match="expired on 2027-06-30"):
+            steward.rows("enrollment")
 
 
 def test_lapsed_users_are_refused(wh: Warehouse) -> None:
@@ -505,6 +510,6 @@ def test_a_persons_view_shows_only_records_and_evidence_one_may_see(
     steward = wh.access(user(wh, "steward"), "identity_resolution")
     full = wh.linkage.person(steward, 1)
     assert {r["partner_id"] for r in full.records} == {"c1", "d1"}
-    assert len(full.events[0]["evidence"]) == 1  # d2:d2-05 is not one of its records
+    assert len(full.events[0]["evidence"]) == 2  # the steward sees every side
     # nothing in the log names another provider's local id
     assert "c1-1" not in str(wh.audit.entries(limit=10**6))

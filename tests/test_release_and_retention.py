@@ -116,6 +116,24 @@ def test_links_made_between_releases_do_not_open_a_difference(wh: Warehouse) -> 
     assert _persons(second) == {("(all)",): None}
 
 
+def test_a_merge_after_a_release_does_not_block_later_ones(wh: Warehouse) -> None:
+    steward = wh.access(user(wh, "steward"), "shared_measurement")
+    first = steward.count("enrollment", ["school_id"])
+    assert _persons(first)[("(all)",)] == 70
+    # linking later finds d2-01 to be d1-01's person: the first release keeps the
+    # persons it counted, so the ledger stays consistent with what it published
+    wh._con.execute(
+        "UPDATE identity.record_person SET person_id = 1 "
+        "WHERE partner_id = 'd2' AND local_id = 'd2-01'"
+    )
+    later = steward.count("enrollment", ["entry_grade_level"])
+    counts = _persons(later)
+    # not refused; the new total (69 against the 70 counted before the merge) and
+    # a complement are held back, so the merge stays unseen
+    assert counts[("Ninth grade",)] == 49
+    assert counts[("(all)",)] is None and later.suppressed == 2
+
+
 def test_differencing_this_year_minus_last_is_blocked(wh: Warehouse) -> None:
     # d1's analyst counts d1's own rows (every year) and d2's (as d2's agreement
     # grants for shared measurement): 40 + 30 enrolled in 2026
@@ -142,9 +160,11 @@ def test_rates_hide_small_counts_and_what_would_reveal_them(wh: Warehouse) -> No
     assert rows["S2"]["rate"] == "*" and rows["S2"]["matching"] is None
     assert rows["S1"]["rate"] == "*" and rows["S1"]["persons"] == 30
     assert rows["(all)"]["rate"] == "71.4%"
-    # d2 codes rates above 95%: its school's 100% shows as >95%
-    # (its count of matching students would undo the coding, so it is not shown)
-    assert rows["T1"]["rate"] == ">95%" and rows["T1"]["matching"] is None
+    # d2 codes rates above 95%: its school's 100% would be ">95%", but with its
+    # counts beside it (30 persons, none in the rest) the coding would say "all";
+    # the coded counts are suppressed as small, and so the row goes
+    assert rows["T1"]["rate"] == "*" and rows["T1"]["matching"] is None
+    assert rows["T1"]["persons"] is None
 
 
 def test_differential_privacy_spends_a_budget_and_never_mixes(wh: Warehouse) -> None:

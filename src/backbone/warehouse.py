@@ -127,6 +127,7 @@ class Warehouse:
         return self.users.sign_in_token(token)
 
     def _check_upload(self, principal: Principal, partner: str, what: str) -> None:
+        principal = self.users.current(principal.user_id)
         why = principal.lapsed(self.today())
         if why is None and not principal.may("upload"):
             why = f"role {principal.role.value} may not upload"
@@ -224,17 +225,19 @@ class Warehouse:
         self, principal: Principal, purpose: str, *, on: date | None = None
     ) -> Access:
         """Everything ``principal`` may read, for ``purpose``, as the agreements in
-        force on ``on`` (today, or a later day to see what will hold then) allow;
-        every read through it is audited.
+        force today allow; every read through it is audited.
 
         The principal is looked up again by its user id, so a disabled user or a
-        made-up principal object gets nothing; a past day is refused, since the
-        consent and agreements that held then are not what holds now."""
+        made-up principal object gets nothing; any other day than today is
+        refused, since the consent and agreements of another day are not what
+        holds for today's data."""
         current = self.users.current(principal.user_id)
         today = self.today()
-        if on is not None and on < today:
+        if on is not None and on != today:
+            # today's data under another day's agreements or consent is no one's
             raise UserError(
-                f"reads are decided as of today ({today}) or a later day, not {on}."
+                f"reads are decided as of today ({today}), not {on}; "
+                "`backbone agreement check --on` answers what-if questions."
             )
         return Access(
             con=self._con,

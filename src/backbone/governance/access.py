@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -78,6 +78,8 @@ class Materialized:
     table: pa.Table
     grants: tuple[Grant, ...]
     refusals: tuple[Refusal, ...]
+    rows_by_provider: dict[str, int] = field(default_factory=dict)
+    """How many of the rows each provider's grant gave (for the audit log)."""
 
     @property
     def agreements(self) -> tuple[str, ...]:
@@ -347,14 +349,18 @@ class Access:
                     f"{entity} has no field {sorted(unknown)[0]!r}; its fields are "
                     f"{', '.join(c.name for c in ENTITIES[entity].columns)}."
                 )
-        parts = [self._read(g, fields, person_ids) for g in grants]
-        parts = [p for p in parts if p.num_columns]
+        read = [(g.provider, self._read(g, fields, person_ids)) for g in grants]
+        counts: dict[str, int] = {}
+        for provider, part in read:
+            if part.num_rows:
+                counts[provider] = counts.get(provider, 0) + part.num_rows
+        parts = [p for _, p in read if p.num_columns]
         table = (
             pa.concat_tables(parts, promote_options="default")
             if parts
             else pa.table({})
         )
-        return Materialized(table, tuple(grants), tuple(refusals))
+        return Materialized(table, tuple(grants), tuple(refusals), counts)
 
     def _record(
         self,
@@ -367,18 +373,7 @@ class Access:
     ) -> None:
         """One entry per read: the providers whose rows were disclosed (with how
         many each), the agreement versions relied on, and what was refused."""
-        by_provider: dict[str, int] = {}
-        column = next(
-            (
-                c
-                for c in ("provider_partner_id", "partner_id")
-                if c in m.table.column_names
-            ),
-            None,
-        )
-        if column is not None:
-            for provider in m.table.column(column).to_pylist():
-                by_provider[provider] = by_provider.get(provider, 0) + 1
+        by_provider = m.rows_by_provider
         disclosed = [g for g in m.grants if by_provider.get(g.provider)]
         self._audit.append(
             AuditEntry(

@@ -72,20 +72,30 @@ class Release:
 
 
 def cell_pairs_sql(
-    by: Sequence[str], where: dict[str, Sequence[object]], tag: str | None = None
+    by: Sequence[str],
+    where: dict[str, Sequence[object]],
+    tag: str | None = None,
+    exclude: dict[str, Sequence[object]] | None = None,
 ) -> tuple[str, list[object]]:
     """(unit, cell label) pairs of a table with margins, over the locked ``rows``.
 
     Pure: names are checked by the caller against the canonical model; values are
     parameters. A margin is the union of its row's or column's units, so a person
     in two cells of a row is counted once in its total. ``tag`` prefixes the labels
-    (a rate's numerator cells are ``#`` + the denominator's label).
+    (a rate's numerator cells are ``#`` + the denominator's label, the rest ``!``);
+    ``exclude`` keeps only rows that do not match it (the rest of a rate).
     """
     filters: list[str] = []
     params: list[object] = []
     for column, values in where.items():
         filters.append(f"list_contains(?, CAST({column} AS VARCHAR))")
         params.append([str(v) for v in values])
+    if exclude:
+        negated = []
+        for column, values in exclude.items():
+            negated.append(f"list_contains(?, CAST({column} AS VARCHAR))")
+            params.append([str(v) for v in values])
+        filters.append(f"NOT coalesce({' AND '.join(negated)}, false)")
     cond = f"WHERE {' AND '.join(filters)}" if filters else ""
     base = (
         f"SELECT DISTINCT unit, record, provider, {', '.join(by) or 'NULL AS _none'} "
@@ -275,8 +285,14 @@ class ReleaseGate:
         )
         sql, params = cell_pairs_sql(by, where)
         if numerator is not None:
+            # a rate's counts: those matching, and the rest, are cells as well,
+            # so that neither can be read off the rate or worked out from margins
             num_sql, num_params = cell_pairs_sql(by, {**where, **numerator}, tag="#")
-            sql, params = f"{sql} UNION ALL {num_sql}", [*params, *num_params]
+            rest_sql, rest_params = cell_pairs_sql(
+                by, where, tag="!", exclude=numerator
+            )
+            sql = f"{sql} UNION ALL {num_sql} UNION ALL {rest_sql}"
+            params = [*params, *num_params, *rest_params]
         local = duckdb.connect(":memory:")
         try:
             local.register("rows_arrow", rows)
@@ -300,14 +316,11 @@ class ReleaseGate:
                 "JOIN cells USING (label)"
             )
             new_members = local.sql(
-                "SELECT DISTINCT record AS unit, cell FROM pairs JOIN cells "
-                "USING (label) ORDER BY cell, unit"
+                "SELECT DISTINCT cell, unit, record FROM pairs JOIN cells "
+                "USING (label) ORDER BY cell, unit, record"
             ).to_arrow_table()
-            # earlier releases that counted any of the same records, their records
-            # followed to the persons they belong to now (links change over time)
-            prior = self._prior(
-                new_members.select(["unit"]), access._keys.derive("ledger")
-            )
+            # earlier releases that counted any of the same persons or records
+            prior = self._prior(new_members, access._keys.derive("ledger"))
             local.register("prior_pairs", prior["pairs"])
             local.register("prior_cells", prior["cells"])
             local.register("now_of", prior["now_of"])
@@ -320,14 +333,35 @@ class ReleaseGate:
             )
             # an atom's minimum is the strictest of its persons' providers (-1
             # when all its persons come from earlier releases only)
+            # earlier releases keep the persons they counted; a record counted
+            # before it was first linked is followed to its person now, unless
+            # that would merge it with someone the release already counted
+            local.execute(
+                """
+                CREATE TABLE prior_units AS
+                WITH forward AS (
+                    SELECT p.release_id, n.unit AS now_unit,
+                           count(DISTINCT p.record) AS records
+                    FROM prior_pairs p JOIN now_of n ON n.record = p.record
+                    WHERE p.unit = p.record GROUP BY p.release_id, n.unit),
+                safe AS (
+                    SELECT f.release_id, f.now_unit FROM forward f
+                    WHERE f.records = 1 AND NOT EXISTS (
+                        SELECT 1 FROM prior_pairs q
+                        WHERE q.release_id = f.release_id AND q.unit = f.now_unit))
+                SELECT p.release_id, p.cell, coalesce(s.now_unit, p.unit) AS unit
+                FROM prior_pairs p
+                LEFT JOIN now_of n ON n.record = p.record AND p.unit = p.record
+                LEFT JOIN safe s ON s.release_id = p.release_id AND s.now_unit = n.unit
+                """
+            )
             atoms_t = local.sql(
                 """
                 WITH every AS (
                     SELECT unit, cell AS g FROM new_pairs
                     UNION ALL
-                    SELECT coalesce(n.unit, p.unit) AS unit, o.g FROM prior_pairs p
-                    JOIN old_cells o USING (release_id, cell)
-                    LEFT JOIN now_of n ON n.record = p.unit),
+                    SELECT u.unit, o.g FROM prior_units u
+                    JOIN old_cells o USING (release_id, cell)),
                 unit_min AS (
                     SELECT p.unit, max(m.min_cell) AS min_cell FROM pairs p
                     JOIN min_cell m USING (provider) GROUP BY p.unit),
@@ -394,6 +428,8 @@ class ReleaseGate:
         prior_published[n_new:] = np.asarray(
             old.column("published").to_pylist(), dtype=bool
         )
+        if numerator is not None:
+            _force_coded(labels, M @ atom_counts, all_thresholds, _coding(grants))
         atom_min = np.asarray(atoms_t.column("min_cell").to_pylist(), dtype=np.int64)
         inherited = np.where(M.astype(bool), all_thresholds[:, None], 0).max(axis=0)
         atom_thresholds = np.where(atom_min >= 0, atom_min, inherited)
@@ -443,17 +479,18 @@ class ReleaseGate:
             "suppression",
         )
 
-    def _prior(self, records: pa.Table, key: str) -> dict[str, pa.Table]:
-        """Members and cells of every earlier release that counted any of
-        ``records``, and the person each linked record belongs to now."""
-        self._con.register("new_records", records)
+    def _prior(self, members: pa.Table, key: str) -> dict[str, pa.Table]:
+        """Members and cells of every earlier release that counted any of the
+        same persons or records, and the person each linked record belongs to now."""
+        self._con.register("new_members", members)
         try:
             self._con.execute(
                 "CREATE OR REPLACE TEMP TABLE hit AS SELECT DISTINCT m.release_id "
-                "FROM gov.release_member m JOIN new_records n USING (unit)"
+                "FROM gov.release_member m WHERE m.unit IN (SELECT unit FROM "
+                "new_members) OR m.record IN (SELECT record FROM new_members)"
             )
             pairs = self._con.sql(
-                "SELECT m.release_id, m.cell, m.unit FROM gov.release_member m "
+                "SELECT m.release_id, m.cell, m.unit, m.record FROM gov.release_member m "
                 "JOIN hit USING (release_id)"
             ).to_arrow_table()
             cells = self._con.sql(
@@ -462,7 +499,7 @@ class ReleaseGate:
             ).to_arrow_table()
             self._con.execute("DROP TABLE hit")
         finally:
-            self._con.unregister("new_records")
+            self._con.unregister("new_members")
         # unlinked records are their own unit; linked ones are their person's
         now_of = self._con.sql(
             f"SELECT {RECORD_HASH.format(provider='partner_id', local='local_id')} "
@@ -528,7 +565,7 @@ class ReleaseGate:
             try:
                 self._con.execute(
                     "INSERT INTO gov.release_member "
-                    "SELECT ?, CAST(cell AS INTEGER), unit FROM members",
+                    "SELECT ?, CAST(cell AS INTEGER), unit, record FROM members",
                     [release_id],
                 )
             finally:
@@ -671,6 +708,31 @@ def _coding(grants: list[Grant]) -> tuple[float | None, float | None]:
     return (min(tops) if tops else None, max(bottoms) if bottoms else None)
 
 
+def _force_coded(
+    labels: list[str],
+    values: np.ndarray[Any, Any],
+    thresholds: np.ndarray[Any, Any],
+    coding: tuple[float | None, float | None],
+) -> None:
+    """A rate that will be top or bottom coded must not show its counts: raise the
+    thresholds of its matching and rest cells above their values (in place), so
+    that suppression, complements included, treats them as small."""
+    top, bottom = coding
+    if top is None and bottom is None:
+        return
+    index = {lab: i for i, lab in enumerate(labels)}
+    for lab, i in index.items():
+        if lab[0] in "#!" or not values[i]:
+            continue
+        matching = values[index["#" + lab]] if "#" + lab in index else 0
+        rate = 100.0 * matching / values[i]
+        if (top is not None and rate > top) or (bottom is not None and rate < bottom):
+            for part in ("#" + lab, "!" + lab):
+                j = index.get(part)
+                if j is not None and values[j] > 0:
+                    thresholds[j] = max(int(thresholds[j]), int(values[j]) + 1)
+
+
 def _rates(
     by: list[str],
     table: pa.Table,
@@ -682,7 +744,7 @@ def _rates(
     (suppressed when either count is, or when either could be read off the rate)."""
     persons = dict(zip(labels, table.column("persons").to_pylist(), strict=True))
     limit = dict(zip(labels, thresholds.tolist(), strict=True))
-    rows = [lab for lab in labels if not lab.startswith("#")]
+    rows = [lab for lab in labels if lab[0] not in "#!"]
     out = _table(by, [], np.zeros(0), np.zeros(0, dtype=bool), np.zeros(0, dtype=bool))
     columns: dict[str, list[Any]] = {name: [] for name in out.column_names}
     columns["matching"], columns["rate"] = [], []
@@ -693,9 +755,11 @@ def _rates(
         if not by:
             columns["group"].append(TOTAL)
         den, num = persons[lab], persons.get("#" + lab, 0)
+        rest = persons.get("!" + lab, 0)
         columns["persons"].append(den)
         columns["matching"].append(num)
-        if den is None or num is None:
+        if den is None or num is None or rest is None:
+            columns["matching"][-1] = None
             columns["rate"].append("*")
             columns["note"].append("suppressed with its counts")
             continue
@@ -724,7 +788,7 @@ def _table(
     suppressed: np.ndarray[Any, Any],
     primary: np.ndarray[Any, Any],
 ) -> pa.Table:
-    decoded = [json.loads(lab.lstrip("#")) for lab in labels]
+    decoded = [json.loads(lab.lstrip("#!")) for lab in labels]
     columns: dict[str, Any] = {
         b: [d[i] for d in decoded] for i, b in enumerate(by)
     } or {"group": [TOTAL] * len(labels)}

@@ -22,10 +22,12 @@ import pyarrow as pa
 from backbone.engines import transaction
 from backbone.engines.splink import scratch_api
 from backbone.errors import InputFileError, NotFoundError, UserError
+from backbone.governance.policy import Grant
 from backbone.linkage import model, prepare
 from backbone.linkage.link import LinkSummary, records_sql, run_linkage
 from backbone.linkage.pprl import BITS
 from backbone.partners.agreements import AgreementDocument, AgreementRegistry
+from backbone.partners.agreements.document import AccessLevel
 from backbone.settings import Settings
 
 if TYPE_CHECKING:
@@ -299,16 +301,28 @@ class Linkage:
             "SELECT created_at, retired_at, merged_into FROM identity.person WHERE person_id = ?",
             [person_id],
         ).fetchall()
+        absent = NotFoundError(
+            f"No person {person_id}. `backbone export crosswalk` lists person ids."
+        )
         if not rows:
-            raise NotFoundError(
-                f"No person {person_id}. `backbone export crosswalk` lists person ids."
-            )
+            raise absent
         created, retired, merged = rows[0]
         seen = access.rows("record_person", person_ids=[person_id]).table
         links = {(r["partner_id"], r["local_id"]) for r in seen.to_pylist()}
-        if not links:
+        if not links and not (access.principal.is_steward and retired is not None):
             # the same answer as for no such person: nothing to see is nothing
-            raise NotFoundError(f"No person {person_id} among the records you may see.")
+            # (the steward alone sees a retired person's history)
+            raise absent
+        # evidence names records of other persons too (splits): shown only where
+        # the principal may see both providers' identifying records
+        open_to = {
+            g.provider
+            for g in access.grants("partner_record", "row_level_view")
+            if isinstance(g, Grant) and g.access is AccessLevel.identified
+        }
+
+        def shown(record: object) -> bool:
+            return str(record).split(":", 1)[0] in open_to
 
         permitted = access.rows("partner_record", person_ids=[person_id]).table
         details = {(r["partner_id"], r["local_id"]): r for r in permitted.to_pylist()}
@@ -349,11 +363,10 @@ class Linkage:
             [person_id, person_id],
         )
         names = [d[0] for d in cur.description]
-        visible = {f"{p}:{lid}" for p, lid in links}
         evidence = [
             e
             for e in (dict(zip(names, r, strict=True)) for r in cur.fetchall())
-            if e["left_record"] in visible and e["right_record"] in visible
+            if shown(e["left_record"]) and shown(e["right_record"])
         ]
         cur = self._con.execute(
             """
@@ -370,7 +383,7 @@ class Linkage:
             event["evidence"] = [
                 p
                 for p in json.loads(event["evidence"])
-                if p.get("left") in visible and p.get("right") in visible
+                if shown(p.get("left")) and shown(p.get("right"))
             ]
         return PersonView(
             person_id, created, retired, merged, records, evidence, events

@@ -1091,8 +1091,12 @@ POLICY_TABLES = (
             _c("release_id", "BIGINT", required=True),
             _c("cell", "INTEGER", required=True),
             _c(
-                "unit", "VARCHAR", required=True, doc="keyed hash of the person counted"
+                "unit",
+                "VARCHAR",
+                required=True,
+                doc="keyed hash of the person counted, as linked at release time",
             ),
+            _c("record", "VARCHAR", required=True, doc="keyed hash of the record"),
         ),
         (),
         doc="Who each released cell counted (keyed hashes), so that later releases "
