@@ -110,7 +110,8 @@ class Access:
         if not purpose or not purpose.strip():
             raise UserError("name the purpose of this read (--purpose).")
         self._con = con
-        self._views = views
+        self._load_views = views
+        self._cached_views: list[VersionView] | None = None
         self._audit = audit
         self._gate = gate
         self._keys = keys
@@ -122,6 +123,13 @@ class Access:
         self._min_cell = min_cell_size
 
     # --- decisions ---------------------------------------------------------------
+
+    def _views(self) -> list[VersionView]:
+        """The agreement versions, parsed once per access (one request, one day)
+        rather than once per provider asked about."""
+        if self._cached_views is None:
+            self._cached_views = self._load_views()
+        return self._cached_views
 
     def _deny(self, action: str, what: str, reason: str, **detail: Any) -> PolicyDenied:
         self._audit.append(
