@@ -25,6 +25,7 @@ from backbone.cli.common import WarehouseOption, _err, _out, _plain, doors
 from backbone.demo.governance import record_governance
 from backbone.demo.ingest import ingest_community, submission_plan
 from backbone.demo.users import create_demo_users, governance_tour
+from backbone.governance.policy import IDENTITY_RESOLUTION
 from backbone.settings import SETTINGS
 from backbone.warehouse import Warehouse
 
@@ -212,7 +213,7 @@ def demo_run(
                     progress=step,
                     uploaders=users.uploaders,
                 )
-            steward = wh.access(users.steward, "identity_resolution")
+            steward = wh.access(users.steward, IDENTITY_RESOLUTION)
             with _err().status("linking partner records to persons") as spinner:
                 linked = wh.linkage.run(steward, progress=lambda m: spinner.update(m))
             accuracy = wh.linkage.evaluate(steward, community / "truth")

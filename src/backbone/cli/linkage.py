@@ -23,6 +23,8 @@ from backbone.cli.common import (
     signed_in,
 )
 from backbone.errors import InputFileError, UserError
+from backbone.governance import Access
+from backbone.governance.policy import IDENTITY_RESOLUTION
 from backbone.linkage import LinkSummary, RecordKey, encode_records
 from backbone.linkage.pprl import schema
 from backbone.warehouse import Warehouse
@@ -42,6 +44,11 @@ encodings_app = typer.Typer(
     help="Privacy-preserving encodings partners send instead of names.",
     no_args_is_help=True,
 )
+
+
+def _linking(wh: Warehouse, user: str | None, token: str | None) -> Access:
+    """The signed-in principal, for the steward's identity-resolution work."""
+    return wh.access(signed_in(wh, user, token), IDENTITY_RESOLUTION)
 
 
 def register(app: typer.Typer) -> None:
@@ -97,7 +104,7 @@ def link(
     if ctx.invoked_subcommand is not None:
         return
     with doors(), Warehouse.open(warehouse) as wh:
-        access = wh.access(signed_in(wh, user, token), "identity_resolution")
+        access = _linking(wh, user, token)
         with _err().status("linking") as status:
             summary = wh.linkage.run(
                 access, retrain=retrain, progress=lambda m: status.update(m)
@@ -116,7 +123,7 @@ def link_evaluate(
 ) -> None:
     """Pairwise and cluster precision, recall and F1 of the last run against a truth."""
     with doors(), Warehouse.open(warehouse) as wh:
-        access = wh.access(signed_in(wh, user, token), "identity_resolution")
+        access = _linking(wh, user, token)
         result = wh.linkage.evaluate(access, truth)
     table = Table(title=f"Linkage accuracy ({result.records:,} records)")
     for column in ("measure", "precision", "recall", "F1"):
@@ -152,7 +159,7 @@ def link_explain(
 ) -> None:
     """The match weights of one pair under the last run's model (the steward's)."""
     with doors(), Warehouse.open(warehouse) as wh:
-        access = wh.access(signed_in(wh, user, token), "identity_resolution")
+        access = _linking(wh, user, token)
         x = wh.linkage.explain(access, RecordKey.parse(left), RecordKey.parse(right))
     _show_pair(x.left, x.right)
     table = Table(title="Evidence (match weight, log2 of the Bayes factor)")
@@ -202,7 +209,7 @@ def _show_pair(a: dict[str, Any], b: dict[str, Any]) -> None:
 @person_app.command("show")
 def person_show(
     person_id: Annotated[int, typer.Argument(help="A person id.")],
-    purpose: PurposeOption = "identity_resolution",
+    purpose: PurposeOption = IDENTITY_RESOLUTION,
     user: UserOption = None,
     token: TokenOption = None,
     warehouse: WarehouseOption = Path("warehouse"),
@@ -284,7 +291,7 @@ def review(
     if ctx.invoked_subcommand is not None:
         return
     with doors(), Warehouse.open(warehouse) as wh:
-        access = wh.access(signed_in(wh, user, token), "identity_resolution")
+        access = _linking(wh, user, token)
         queue = wh.linkage.review_queue(access, limit)
         if not queue:
             _out().print(
@@ -328,7 +335,7 @@ def review_list(
 ) -> None:
     """Pairs waiting for review, most likely first."""
     with doors(), Warehouse.open(warehouse) as wh:
-        access = wh.access(signed_in(wh, user, token), "identity_resolution")
+        access = _linking(wh, user, token)
         queue = wh.linkage.review_queue(access, limit)
     table = Table(title=f"{len(queue)} pairs waiting for review")
     for column in ("left", "right", "method", "probability"):
@@ -350,7 +357,7 @@ def review_decide(
 ) -> None:
     """Record one decision without the interactive review."""
     with doors(), Warehouse.open(warehouse) as wh:
-        access = wh.access(signed_in(wh, user, token), "identity_resolution")
+        access = _linking(wh, user, token)
         wh.linkage.decide(
             access,
             RecordKey.parse(left),
@@ -367,7 +374,7 @@ def review_decide(
 def export_crosswalk(
     partner: Annotated[str, typer.Option(help="The partner whose ids to give back.")],
     out: Annotated[Path, typer.Option(help="CSV (or .parquet) file to write.")],
-    purpose: PurposeOption = "identity_resolution",
+    purpose: PurposeOption = IDENTITY_RESOLUTION,
     user: UserOption = None,
     token: TokenOption = None,
     warehouse: WarehouseOption = Path("warehouse"),
