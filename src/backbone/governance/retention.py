@@ -30,7 +30,7 @@ import duckdb
 
 from backbone.engines.duckdb import transaction
 from backbone.governance.audit import AuditEntry, AuditLog, canonical_json
-from backbone.model.schema import ALL_TABLES
+from backbone.model.schema import ALL_TABLES, DERIVED_FROM
 from backbone.partners.agreements.document import AgreementDocument, Status
 from backbone.partners.agreements.store import AgreementRegistry, VersionRecord
 
@@ -209,8 +209,13 @@ class Retention:
         now = self._clock()
         entities = sorted({d.entity for d in due})
         counts: dict[str, int] = {}
+        # what the warehouse derived from the destroyed facts goes with them
+        derived = sorted(
+            {d for d, sources in DERIVED_FROM.items() if set(sources) & set(entities)}
+            - set(entities)
+        )
         with transaction(self._con):
-            for entity in entities:
+            for entity in [*entities, *derived]:
                 for table, column in _flows(entity):
                     n = self._con.execute(
                         f"SELECT count(*) FROM {table} WHERE {column} = ?", [provider]

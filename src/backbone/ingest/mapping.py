@@ -50,7 +50,7 @@ _TEMPLATE_REF = re.compile(r"\{([^{}]+)\}")
 TARGETS = {
     t.name: t
     for t in ALL_TABLES
-    if t.schema == "analytic" or t.name == "partner_record"
+    if (t.schema == "analytic" and not t.derived) or t.name == "partner_record"
 }
 
 

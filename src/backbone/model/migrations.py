@@ -24,6 +24,7 @@ from backbone.model.schema import (
     IDENTITY_TABLES,
     INGEST_TABLES,
     LINKAGE_TABLES,
+    MEASURE_TABLES,
     OPS_TABLES,
     POLICY_TABLES,
     REF_TABLES,
@@ -117,6 +118,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             # analytic tables keep their natural keys by validation (see migration 4)
             create_table_sql(t, enforce_key=t.schema != "analytic")
             for t in POLICY_TABLES
+        ),
+    ),
+    Migration(
+        7,
+        "early warning: indicator components per record and snapshot day, "
+        "versioned indicator definitions, trained risk models",
+        tuple(
+            create_table_sql(t, enforce_key=t.schema != "analytic")
+            for t in MEASURE_TABLES
         ),
     ),
 )

@@ -49,6 +49,8 @@ class Table:
     """The Ed-Fi entity this table mirrors, where there is one."""
     person_level: bool = field(default=False)
     """Rows describe one person; reads go through the policy layer."""
+    derived: bool = field(default=False)
+    """Computed by the warehouse from partners' facts, never submitted."""
 
     @property
     def qualified_name(self) -> str:
@@ -112,6 +114,7 @@ def analytic_table(
     edfi: str | None = None,
     doc: str = "",
     person_level: bool = True,
+    derived: bool = False,
 ) -> Table:
     """An analytic table: lineage columns first, then the facts."""
     lead = (*_lineage()[:1], _student()) if person_level else _lineage()[:1]
@@ -123,6 +126,7 @@ def analytic_table(
         doc=doc,
         edfi=edfi,
         person_level=person_level,
+        derived=derived,
     )
 
 
@@ -1156,6 +1160,88 @@ POLICY_TABLES = (
 
 ALL_TABLES = (*ALL_TABLES, *POLICY_TABLES)
 
+# Added by migration 7: early-warning indicators and the risk model.
+MEASURE_TABLES = (
+    analytic_table(
+        "student_indicator",
+        (
+            _c("school_year", "SMALLINT", required=True),
+            _c("as_of_date", "DATE", required=True, doc="the snapshot's day"),
+            _c(
+                "definition_version",
+                "INTEGER",
+                required=True,
+                doc="the indicator definitions version used",
+            ),
+            _c("school_id", "VARCHAR", doc="the latest school enrolled in"),
+            _c("grade_level", "VARCHAR", descriptor="GradeLevelDescriptor"),
+            _c("last_enrolled_date", "DATE"),
+            _c("days_enrolled", "DOUBLE", doc="instructional days enrolled"),
+            _c("days_absent", "DOUBLE", doc="excused + unexcused, by duration"),
+            _c("suspensions", "INTEGER"),
+            _c("suspension_days", "DOUBLE"),
+            _c("conduct_incidents", "INTEGER", doc="code-of-conduct, as perpetrator"),
+            _c("state_offenses", "INTEGER"),
+            _c("ela_mark_total", "DOUBLE", doc="sum of ELA term marks"),
+            _c("ela_marks", "INTEGER"),
+            _c("math_mark_total", "DOUBLE"),
+            _c("math_marks", "INTEGER"),
+            _c("ela_math_fails", "INTEGER", doc="ELA or math terms failed"),
+            _c("core_course_fails", "INTEGER", doc="core semester courses failed"),
+            _c("course_fails", "INTEGER", doc="semester courses failed"),
+            _c("terms_completed", "INTEGER"),
+            _c("credits_earned", "DOUBLE", doc="this school year"),
+            _c("cumulative_credits", "DOUBLE"),
+            _c("gpa", "DOUBLE", doc="latest cumulative GPA"),
+            _c("gpa_date", "DATE", doc="end of the term the GPA is from"),
+            _c("sex", "VARCHAR", descriptor="SexDescriptor"),
+            _c("race", "VARCHAR", descriptor="RaceDescriptor"),
+            _c("hispanic_latino_ethnicity", "BOOLEAN"),
+            _c("economic_disadvantaged", "BOOLEAN"),
+            _c("english_learner", "BOOLEAN"),
+            _c("disability", "BOOLEAN"),
+            _c("programs", "INTEGER", doc="programs participated in"),
+            _c("program_hours", "DOUBLE"),
+        ),
+        ("student_local_id", "school_year", "as_of_date"),
+        doc="Early-warning components of one provider's record as of a day, "
+        "combined per linked person when read (measures.indicators).",
+        derived=True,
+    ),
+    Table(
+        "gov",
+        "indicator_definition",
+        (
+            _c("version", "INTEGER", required=True),
+            _c("document", "VARCHAR", required=True, doc="the YAML as recorded"),
+            _c("checksum", "VARCHAR", required=True),
+            _c("recorded_at", "TIMESTAMP", required=True),
+            _c("recorded_by", "VARCHAR", required=True),
+            _c("note", "VARCHAR"),
+        ),
+        ("version",),
+        doc="Every version of the early-warning indicator definitions.",
+    ),
+    Table(
+        "gov",
+        "risk_model",
+        (
+            _c("model_id", "INTEGER", required=True),
+            _c("trained_at", "TIMESTAMP", required=True),
+            _c("trained_by", "VARCHAR", required=True),
+            _c("definition_version", "INTEGER", required=True),
+            _c("best", "VARCHAR", required=True),
+            _c("file", "VARCHAR", required=True, doc="under the warehouse's models/"),
+            _c("checksum", "VARCHAR", required=True),
+            _c("report", "VARCHAR", required=True, doc="JSON validation report"),
+        ),
+        ("model_id",),
+        doc="Trained risk models and their validation on later cohorts.",
+    ),
+)
+
+ALL_TABLES = (*ALL_TABLES, *MEASURE_TABLES)
+
 # Natural-key column and period (school year) of each analytic table, used by
 # validation (duplicates) and by replace-period loads.
 PERIOD_SQL: dict[str, str] = {
@@ -1174,4 +1260,21 @@ PERIOD_SQL: dict[str, str] = {
     "postsecondary_enrollment": "term_begin_date",
     "postsecondary_event": "event_date",
     "consent": "decision_date",
+    "student_indicator": "school_year",
+}
+# Derived tables and the facts they are computed from: when a provider's facts are
+# destroyed, what was derived from them goes too.
+DERIVED_FROM: dict[str, tuple[str, ...]] = {
+    "student_indicator": (
+        "enrollment",
+        "attendance_event",
+        "attendance_period",
+        "discipline_incident",
+        "discipline_action",
+        "course_transcript",
+        "student_academic_record",
+        "demographics",
+        "program_participation",
+        "program_attendance",
+    ),
 }
