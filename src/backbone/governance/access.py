@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -34,6 +35,7 @@ from backbone.governance.policy import (
     decide_grants,
     in_force_versions,
     permitted_rows_sql,
+    pseudonym_sql,
     school_year_of,
     subject_columns,
 )
@@ -317,6 +319,7 @@ class Access:
         grant: Grant,
         fields: Sequence[str] | None,
         person_ids: Sequence[int] | None,
+        where: Mapping[str, Sequence[object]] | None = None,
     ) -> pa.Table:
         identified = grant.access is AccessLevel.identified
         sql, params = permitted_rows_sql(
@@ -333,6 +336,11 @@ class Access:
                 return pa.table({})  # pseudonyms cannot be looked up by person id
             sql = f"SELECT * FROM ({sql}) WHERE list_contains(?, person_id)"
             params = [*params, list(person_ids)]
+        if where:
+            # columns come from the canonical model (checked by the caller)
+            conds = [f"list_contains(?, CAST({column} AS VARCHAR))" for column in where]
+            sql = f"SELECT * FROM ({sql}) WHERE {' AND '.join(conds)}"
+            params = [*params, *([str(v) for v in vs] for vs in where.values())]
         if fields is not None:
             keep = [f for f in fields if f in grant.fields]
             key = "person_id" if identified else "pseudonym"
@@ -348,8 +356,15 @@ class Access:
         fields: Sequence[str] | None = None,
         person_ids: Sequence[int] | None = None,
         action: str = "read",
+        where: Mapping[str, Sequence[object]] | None = None,
     ) -> Materialized:
         grants, refusals = self._admit(action, entity, operation, providers)
+        if where:
+            bad = set(where) - {c.name for c in ENTITIES[entity].columns}
+            if bad:
+                raise UserError(f"{entity} has no field {sorted(bad)[0]!r}.")
+            # a filter on a field a grant masks would reveal it: those rows go
+            grants = [g for g in grants if set(where) <= set(g.fields)]
         if fields is not None:
             unknown = set(fields) - {c.name for c in ENTITIES[entity].columns}
             if unknown:
@@ -357,7 +372,7 @@ class Access:
                     f"{entity} has no field {sorted(unknown)[0]!r}; its fields are "
                     f"{', '.join(c.name for c in ENTITIES[entity].columns)}."
                 )
-        read = [(g.provider, self._read(g, fields, person_ids)) for g in grants]
+        read = [(g.provider, self._read(g, fields, person_ids, where)) for g in grants]
         counts: dict[str, int] = {}
         for provider, part in read:
             if part.num_rows:
@@ -498,6 +513,87 @@ class Access:
         suppressed; rates top and bottom coded as the agreements say)."""
         return self._gate.count(
             self, entity, list(by), dict(where or {}), None, dict(numerator)
+        )
+
+    # --- measures: one person's rows from several providers -----------------------
+
+    def person_rows(
+        self,
+        entity: str,
+        *,
+        what: str,
+        operation: str = "row_level_view",
+        where: Mapping[str, Sequence[object]] | None = None,
+    ) -> Materialized:
+        """Permitted rows, each with a ``unit`` that is the same for every row of
+        one person whatever its provider (the recipient's keyed pseudonym), so that
+        a measure can combine them, and ``person_id`` only where the access to that
+        row is identified. One audit entry."""
+        m = self._materialize(entity, operation=operation, where=where)
+        key = self._keys.pseudonym_key(self.principal.partner_id)
+        provider_col, local_col = subject_columns(entity)
+        local = duckdb.connect(":memory:")
+        try:
+            parts = []
+            for grant in m.grants:
+                part = m.table.filter(
+                    pc.equal(m.table.column(provider_col), grant.provider)
+                )
+                if not part.num_rows:
+                    continue
+                # drop the column the concatenation padded with nulls
+                identified = grant.access is AccessLevel.identified
+                padded = "pseudonym" if identified else "person_id"
+                if padded in part.column_names:
+                    part = part.drop_columns([padded])
+                local.register("part", part)
+                if identified:
+                    unit = pseudonym_sql("person_id", provider_col, local_col)
+                    sql = f"SELECT *, {unit} AS unit FROM part"
+                    params: list[object] = [key, key]
+                else:
+                    sql = (
+                        "SELECT * EXCLUDE (pseudonym), pseudonym AS unit, "
+                        "CAST(NULL AS BIGINT) AS person_id FROM part"
+                    )
+                    params = []
+                parts.append(local.sql(sql, params=params).to_arrow_table())
+                local.unregister("part")
+        finally:
+            local.close()
+        table = pa.concat_tables(parts, promote_options="default") if parts else m.table
+        out = Materialized(table, m.grants, m.refusals, m.rows_by_provider)
+        self._record("read", out, what)
+        return out
+
+    def units(
+        self, entity: str, columns: Sequence[str]
+    ) -> tuple[pa.Table, list[Grant]]:
+        """For an aggregate combined per person: every permitted row as (provider,
+        ``columns``, unit, record), units and records as the ledger's keyed hashes.
+        Nothing leaves but through :meth:`count_units`."""
+        return self._gate._units(self, entity, columns, partial=True)
+
+    def count_units(
+        self,
+        definition: Mapping[str, Any],
+        rows: pa.Table,
+        grants: Sequence[Grant],
+        by: Sequence[str],
+        *,
+        where: Mapping[str, Sequence[object]] | None = None,
+        numerator: Mapping[str, Sequence[object]] | None = None,
+    ) -> Release:
+        """Persons per group of prepared units (provider, unit, record and the
+        dimensions), through the release gate like :meth:`count`."""
+        return self._gate._suppressed(
+            self,
+            dict(definition),
+            rows,
+            list(grants),
+            list(by),
+            dict(where or {}),
+            dict(numerator) if numerator is not None else None,
         )
 
     def log(self, action: str, what: str, **detail: Any) -> None:

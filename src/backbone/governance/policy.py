@@ -47,6 +47,7 @@ __all__ = [
     "decide_grants",
     "in_force_versions",
     "permitted_rows_sql",
+    "pseudonym_sql",
     "school_year_of",
     "subject_columns",
 ]
@@ -350,6 +351,16 @@ def _consented_sql(
     )
 
 
+def pseudonym_sql(person: str, provider: str, local: str) -> str:
+    """A recipient's keyed pseudonym of a row's person (two ``?``: the key twice):
+    nested keyed SHA-256 (HMAC-style: no length extension), computed in SQL so no
+    Python loop touches the rows; an unlinked record gets one of its own."""
+    return (
+        f"substr(sha256(? || sha256(? || coalesce(CAST({person} AS VARCHAR), "
+        f"'record:' || {provider} || ':' || {local}))), 1, 20)"
+    )
+
+
 def permitted_rows_sql(
     grant: Grant,
     *,
@@ -377,8 +388,7 @@ def permitted_rows_sql(
         # nested keyed SHA-256 (HMAC-style: no length extension), computed in SQL
         # so no Python loop touches the rows; unlinked records get one too
         select.append(
-            "substr(sha256(? || sha256(? || coalesce(CAST(rp.person_id AS VARCHAR), "
-            f"'record:' || t.{provider_col} || ':' || t.{local_col}))), 1, 20) "
+            f"{pseudonym_sql('rp.person_id', f't.{provider_col}', f't.{local_col}')} "
             "AS pseudonym"
         )
         params += [pseudonym_key, pseudonym_key]

@@ -139,12 +139,29 @@ class ReleaseGate:
     # --- reading the units -------------------------------------------------------
 
     def _units(
-        self, access: Access, entity: str, columns: Sequence[str]
+        self,
+        access: Access,
+        entity: str,
+        columns: Sequence[str],
+        *,
+        partial: bool = False,
     ) -> tuple[pa.Table, list[Grant]]:
+        """Each permitted row as (provider, ``columns``, unit, record): the unit a
+        keyed hash of its person, the record one of its record. With ``partial``, a
+        provider sharing only some of ``columns`` still counts, NULL for the rest
+        (measures combine providers' rows per person)."""
         grants, _refusals = access._admit("release", entity, "aggregate", None)
         provider_col, _ = subject_columns(entity)
         key = access._keys.derive("ledger")
-        usable = [g for g in grants if set(columns) <= set(g.fields)]
+        usable = [
+            g
+            for g in grants
+            if (
+                set(columns) & set(g.fields)
+                if partial
+                else set(columns) <= set(g.fields)
+            )
+        ]
         if not usable:
             raise access._deny(
                 "release",
@@ -171,10 +188,14 @@ class ReleaseGate:
                 school_year_start_month=access._start_month,
                 pseudonym_key=key,
             )
+            types = {c.name: c.type for c in ENTITIES[entity].columns}
             select = ", ".join(
                 [
                     f"{provider_col} AS provider",
-                    *columns,
+                    *(
+                        c if c in g.fields else f"CAST(NULL AS {types[c]}) AS {c}"
+                        for c in columns
+                    ),
                     "pseudonym AS unit",
                     f"{RECORD_HASH.format(provider=provider_col, local=local_col)} "
                     "AS record",
