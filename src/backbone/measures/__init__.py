@@ -1,0 +1,1 @@
+"""Measures: early-warning indicators, segments, the risk model, charts."""

@@ -1,0 +1,431 @@
+"""``wh.indicators``: compute early-warning indicators, and read them through the
+policy layer as rosters, segments, tier transitions and trends.
+
+Computing is the steward's derivation inside the warehouse (like linking): each
+provider's facts become one component row per record and snapshot, stored with
+the definitions version used. Reading is never direct: rosters combine the
+component rows the reader may see (:meth:`Access.person_rows`), and every count
+leaves through the release gate (:meth:`Access.count_units`), combined per person
+first so a student in two districts is one person in one cell.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from backbone.engines.duckdb import transaction
+from backbone.errors import UserError
+from backbone.governance.access import Access, locked_connection
+from backbone.governance.policy import Grant
+from backbone.governance.release import Release
+from backbone.measures.definitions import DefinitionStore
+from backbone.measures.indicator_sql import (
+    COMPONENT_COLUMNS,
+    TIERS,
+    components_sql,
+    person_indicators_sql,
+)
+
+__all__ = ["DIMENSIONS", "Indicators", "Roster", "Snapshot"]
+
+ENTITY = "student_indicator"
+# What segments may be cut by: person-level values after combining.
+DIMENSIONS = (
+    "district",
+    "school_id",
+    "grade_level",
+    "school_year",
+    "sex",
+    "race",
+    "hispanic_latino_ethnicity",
+    "economic_disadvantaged",
+    "english_learner",
+    "disability",
+    "in_program",
+    "tier",
+    "attendance_level",
+    "chronic_days_level",
+    "behavior_level",
+    "suspension_level",
+    "course_mark_level",
+    "course_fail_level",
+    "gpa_level",
+    "on_track_9",
+    "credits_behind",
+)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    school_year: int
+    as_of: date
+    definition_version: int
+    records: int
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Roster:
+    snapshot: Snapshot
+    table: pa.Table
+    """One row per person: identifiers the reader may see, values, levels, tier."""
+    providers: tuple[str, ...]
+    refused: dict[str, str]
+
+
+class Indicators:
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        clock: Callable[[], datetime],
+        school_year_start_month: int,
+    ) -> None:
+        self._con = con
+        self._start = school_year_start_month
+        self.definitions = DefinitionStore(con, clock)
+
+    # --- the school year --------------------------------------------------------
+
+    def year_bounds(self, school_year: int) -> tuple[date, date]:
+        begin = date(school_year - 1, self._start, 1)
+        end = date(school_year, self._start, 1) - timedelta(days=1)
+        return begin, end
+
+    def school_year_of(self, day: date) -> int:
+        return day.year + 1 if day.month >= self._start else day.year
+
+    def data_years(self) -> list[int]:
+        return [
+            int(r[0])
+            for r in self._con.execute(
+                "SELECT DISTINCT school_year FROM analytic.enrollment UNION "
+                "SELECT DISTINCT school_year FROM analytic.attendance_period UNION "
+                "SELECT DISTINCT school_year FROM analytic.course_transcript "
+                "ORDER BY 1"
+            ).fetchall()
+        ]
+
+    # --- computing --------------------------------------------------------------
+
+    def compute(
+        self,
+        access: Access,
+        *,
+        as_of: date | None = None,
+        school_years: Sequence[int] | None = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> list[Snapshot]:
+        """Compute and store snapshots: for ``as_of``, one in-year snapshot of its
+        school year; otherwise one per school year (at its end, or today for the
+        year under way). A snapshot computed again replaces itself atomically."""
+        access.require_steward("row_level_view", "compute early-warning indicators")
+        version, definitions = self.definitions.current()
+        today = access.on
+        if as_of is not None:
+            if as_of > today:
+                raise UserError(f"--as-of {as_of} is in the future; use a past day.")
+            plan = [(self.school_year_of(as_of), as_of)]
+        else:
+            years = list(school_years) if school_years else self.data_years()
+            if not years:
+                raise UserError(
+                    "no enrollment, attendance or course data yet; submit some first."
+                )
+            plan = [(y, min(self.year_bounds(y)[1], today)) for y in years]
+            plan = [(y, cut) for y, cut in plan if cut >= self.year_bounds(y)[0]]
+        say = progress or (lambda _m: None)
+        out = []
+        for year, cutoff in plan:
+            begin, end = self.year_bounds(year)
+            cutoff = min(cutoff, end)
+            say(f"indicators for {year - 1}-{str(year)[2:]} as of {cutoff}")
+            started = time.perf_counter()
+            sql, params = components_sql(
+                definitions,
+                version=version,
+                school_year=year,
+                year_begin=begin,
+                cutoff=cutoff,
+            )
+            with transaction(self._con):
+                self._con.execute(
+                    f"DELETE FROM analytic.{ENTITY} WHERE school_year = ? "
+                    "AND as_of_date = ?",
+                    [year, cutoff],
+                )
+                # submission_id 0: derived by the warehouse, not sent
+                self._con.execute(
+                    f"INSERT INTO analytic.{ENTITY} BY NAME "
+                    f"SELECT *, CAST(0 AS BIGINT) AS submission_id FROM ({sql})",
+                    params,
+                )
+                row = self._con.execute(
+                    f"SELECT count(*) FROM analytic.{ENTITY} WHERE school_year = ? "
+                    "AND as_of_date = ?",
+                    [year, cutoff],
+                ).fetchone()
+            records = int(row[0]) if row else 0
+            out.append(
+                Snapshot(year, cutoff, version, records, time.perf_counter() - started)
+            )
+        access.log(
+            "derive",
+            "early-warning indicators",
+            rows=sum(s.records for s in out),
+            snapshots=[f"{s.school_year}@{s.as_of}" for s in out],
+            definition_version=version,
+        )
+        return out
+
+    def snapshots(self) -> list[Snapshot]:
+        return [
+            Snapshot(int(y), d, int(v), int(n))
+            for y, d, v, n in self._con.execute(
+                f"SELECT school_year, as_of_date, max(definition_version), count(*) "
+                f"FROM analytic.{ENTITY} GROUP BY 1, 2 ORDER BY 2, 1"
+            ).fetchall()
+        ]
+
+    def snapshot(
+        self, *, school_year: int | None = None, as_of: date | None = None
+    ) -> Snapshot:
+        """The snapshot asked for: ``as_of`` exactly, else the latest of
+        ``school_year``, else the latest of all."""
+        known = self.snapshots()
+        if not known:
+            raise UserError(
+                "no indicators computed yet; run `backbone indicators compute`."
+            )
+        chosen = [
+            s
+            for s in known
+            if (as_of is None or s.as_of == as_of)
+            and (school_year is None or s.school_year == school_year)
+        ]
+        if not chosen:
+            have = ", ".join(f"{s.school_year}@{s.as_of}" for s in known[-6:])
+            raise UserError(
+                f"no snapshot for {as_of or school_year}; computed: {have}. "
+                "Compute one with `backbone indicators compute --as-of DATE`."
+            )
+        return chosen[-1]
+
+    # --- person-level values ----------------------------------------------------
+
+    def evaluate(self, components: pa.Table) -> pa.Table:
+        """Person-level indicators, levels and tiers of component rows carrying
+        ``unit`` and ``person_id``, each snapshot with its own definitions."""
+        if components.num_rows == 0:
+            return pa.table({})
+        parts = []
+        versions = pc.unique(components.column("definition_version")).to_pylist()
+        for version in sorted(v for v in versions if v is not None):
+            rows = components.filter(
+                pc.equal(components.column("definition_version"), version)
+            )
+            con = locked_connection({"components": rows})
+            try:
+                parts.append(
+                    con.sql(
+                        person_indicators_sql(self.definitions.get(int(version)))
+                    ).to_arrow_table()
+                )
+            finally:
+                con.close()
+        return pa.concat_tables(parts, promote_options="default")
+
+    def roster(
+        self,
+        access: Access,
+        *,
+        school_year: int | None = None,
+        as_of: date | None = None,
+        tiers: Sequence[str] | None = None,
+        school: str | None = None,
+        not_served: bool = False,
+    ) -> Roster:
+        """The persons of one snapshot the reader may see, combined across the
+        providers whose rows the agreements give it, worst first."""
+        snap = self.snapshot(school_year=school_year, as_of=as_of)
+        m = access.person_rows(
+            ENTITY,
+            what=f"early-warning roster {snap.school_year}@{snap.as_of}",
+            where={"school_year": [snap.school_year], "as_of_date": [snap.as_of]},
+        )
+        table = self.evaluate(_with_columns(m.table))
+        if table.num_rows:
+            con = locked_connection({"persons": table})
+            try:
+                conds = ["district IS NOT NULL"]
+                params: list[object] = []
+                if tiers:
+                    bad = set(tiers) - set(TIERS)
+                    if bad:
+                        raise UserError(
+                            f"unknown tier {sorted(bad)[0]!r}; use {', '.join(TIERS)}."
+                        )
+                    conds.append("list_contains(?, tier)")
+                    params.append(list(tiers))
+                if school:
+                    conds.append("school_id = ?")
+                    params.append(school)
+                if not_served:
+                    conds.append("NOT in_program")
+                table = con.sql(
+                    f"SELECT * FROM persons WHERE {' AND '.join(conds)} "
+                    "ORDER BY points DESC, attendance_rate NULLS LAST, unit",
+                    params=params,
+                ).to_arrow_table()
+            finally:
+                con.close()
+        return Roster(
+            snap,
+            table,
+            tuple(sorted(m.rows_by_provider)),
+            {r.provider: r.reason for r in m.refusals},
+        )
+
+    # --- aggregates through the release gate ------------------------------------
+
+    def _person_units(
+        self, access: Access, snaps: Sequence[Snapshot]
+    ) -> tuple[pa.Table, pa.Table, list[Grant]]:
+        """(units of the snapshots' rows, persons evaluated per unit, grants)."""
+        rows, grants = access.units(ENTITY, COMPONENT_COLUMNS)
+        keep = pc.is_in(
+            pc.binary_join_element_wise(
+                pc.cast(rows.column("school_year"), pa.string()),
+                pc.cast(rows.column("as_of_date"), pa.string()),
+                "@",
+            ),
+            value_set=pa.array([f"{s.school_year}@{s.as_of}" for s in snaps]),
+        )
+        rows = rows.filter(keep)
+        if rows.num_rows == 0:
+            raise UserError(
+                "nothing to count: no indicator rows of "
+                f"{', '.join(f'{s.school_year}@{s.as_of}' for s in snaps)} are "
+                "readable for this purpose."
+            )
+        components = _with_columns(
+            rows.append_column("provider_partner_id", rows.column("provider"))
+        )
+        return rows, self.evaluate(components), list(grants)
+
+    def count(
+        self,
+        access: Access,
+        by: Sequence[str],
+        *,
+        school_year: int | None = None,
+        as_of: date | None = None,
+        where: Mapping[str, Sequence[object]] | None = None,
+        numerator: Mapping[str, Sequence[object]] | None = None,
+        years: Sequence[int] | None = None,
+    ) -> Release:
+        """Persons of a snapshot (or, with ``years``, of each year's latest
+        snapshot) by up to two person-level dimensions, through the release gate;
+        with ``numerator``, the share of them matching it."""
+        asked = [*by, *(where or {}), *(numerator or {})]
+        bad = [c for c in asked if c not in DIMENSIONS]
+        if bad:
+            raise UserError(
+                f"cannot count by {bad[0]!r}; use one of {', '.join(DIMENSIONS)}."
+            )
+        if years:
+            snaps = [self.snapshot(school_year=y) for y in years]
+        else:
+            snaps = [self.snapshot(school_year=school_year, as_of=as_of)]
+        rows, persons, grants = self._person_units(access, snaps)
+        exploded = _explode(rows, persons, sorted(set(asked)))
+        definition = {
+            "entity": ENTITY,
+            "measure": "early_warning",
+            "snapshots": [f"{s.school_year}@{s.as_of}" for s in snaps],
+            "by": list(by),
+            "where": {k: sorted(str(v) for v in vs) for k, vs in (where or {}).items()},
+        }
+        if numerator:
+            definition["numerator"] = {
+                k: sorted(str(v) for v in vs) for k, vs in numerator.items()
+            }
+        return access.count_units(
+            definition,
+            exploded,
+            grants,
+            by,
+            where=where,
+            numerator=numerator,
+        )
+
+    def transitions(self, access: Access, before: Snapshot, after: Snapshot) -> Release:
+        """Persons by tier at ``before`` and at ``after`` (``(absent)`` where a
+        person is in one snapshot only), through the release gate."""
+        rows, persons, grants = self._person_units(access, [before, after])
+        con = locked_connection({"units": rows, "persons": persons})
+        try:
+            exploded = con.sql(
+                "WITH t AS (SELECT p.unit, "
+                "coalesce(max(tier) FILTER (WHERE as_of_date = ? AND school_year = ?), "
+                "'(absent)') AS tier_before, "
+                "coalesce(max(tier) FILTER (WHERE as_of_date = ? AND school_year = ?), "
+                "'(absent)') AS tier_after FROM persons p GROUP BY p.unit) "
+                "SELECT DISTINCT u.provider, u.unit, u.record, t.tier_before, "
+                "t.tier_after FROM units u JOIN t USING (unit)",
+                params=[
+                    before.as_of,
+                    before.school_year,
+                    after.as_of,
+                    after.school_year,
+                ],
+            ).to_arrow_table()
+        finally:
+            con.close()
+        definition = {
+            "entity": ENTITY,
+            "measure": "tier_transitions",
+            "snapshots": [
+                f"{before.school_year}@{before.as_of}",
+                f"{after.school_year}@{after.as_of}",
+            ],
+            "by": ["tier_before", "tier_after"],
+        }
+        return access.count_units(
+            definition,
+            exploded,
+            grants,
+            ["tier_before", "tier_after"],
+        )
+
+
+def _with_columns(table: pa.Table) -> pa.Table:
+    """Materialized rows as components: identifiers a reader may not see (all of
+    its grants pseudonymous) are there, empty."""
+    if table.num_rows == 0:
+        return pa.table({})
+    for name, type_ in (("student_local_id", pa.string()), ("person_id", pa.int64())):
+        if name not in table.column_names:
+            table = table.append_column(name, pa.nulls(table.num_rows, type_))
+    return table
+
+
+def _explode(rows: pa.Table, persons: pa.Table, columns: Sequence[str]) -> pa.Table:
+    """Each person's values beside every record that made them (cells count
+    persons once; the strictest provider in a cell sets its minimum)."""
+    con = locked_connection({"units": rows, "persons": persons})
+    try:
+        select = ", ".join(f"p.{c}" for c in columns)
+        return con.sql(
+            f"SELECT DISTINCT u.provider, u.unit, u.record{', ' + select if select else ''} "
+            "FROM units u JOIN persons p ON p.unit = u.unit "
+            "AND p.school_year = u.school_year AND p.as_of_date = u.as_of_date"
+        ).to_arrow_table()
+    finally:
+        con.close()
