@@ -1,0 +1,365 @@
+"""``wh.risk``: the predictive risk score, trained and validated in the warehouse.
+
+One row per student and school year (grades 8 to 11, year-end indicators), for
+students still enrolled the next year, so nothing from the year they left leaks
+into the features. The label is *did not graduate*: a dropout exit, or reaching
+the expected graduation year without a diploma; students who moved away without
+one are censored (left out), as NSC-style outcome reports do. Cohorts (expected
+class of) train on the earlier ones and validate on the later ones, never both.
+
+The steward trains (reading through the policy layer, every read audited); the
+model file and its validation report are kept (``gov.risk_model``). Scoring runs on
+whatever component rows a reader may see, so a score never draws on data the
+reader could not read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from backbone.errors import UserError
+from backbone.governance.access import Access, locked_connection
+from backbone.measures.indicators import Indicators
+from backbone.measures.risk_model import TrainedModels, train
+from backbone.model.descriptors import GRADE_LEVELS
+
+__all__ = ["FEATURES", "SUBGROUPS", "RiskModels", "TrainingReport"]
+
+FEATURES = (
+    "attendance_rate",
+    "days_absent",
+    "suspension_days",
+    "conduct_incidents",
+    "state_offenses",
+    "ela_mark",
+    "math_mark",
+    "ela_math_fails",
+    "core_course_fails",
+    "course_fails",
+    "gpa",
+    "credits_earned",
+    "credits_gap",
+    "grade",
+    # the student's history: persistent risk shows across years (Bowers et al.
+    # 2013: longitudinal flags are the most accurate)
+    "attendance_rate_history",
+    "mark_history",
+    "gpa_history",
+    "core_fails_to_date",
+    "suspension_days_to_date",
+    "behavior_to_date",
+    "economic_disadvantaged_flag",
+    "disability_flag",
+    "english_learner_flag",
+)
+SUBGROUPS = ("sex", "race_ethnicity", "economic")
+
+
+@dataclass(frozen=True)
+class TrainingReport:
+    model_id: int
+    best: str
+    report: dict[str, Any]
+    """Per model: AUC, precision and recall at the flagged fraction, calibration,
+    subgroups; and the rule-based tiers' recall of the same non-graduates."""
+
+
+def _grade_values() -> pa.Table:
+    return pa.table(
+        {
+            "grade_level": [name for name, _ in GRADE_LEVELS],
+            "grade": [n for _, n in GRADE_LEVELS],
+        }
+    )
+
+
+def features_sql(persons: str = "persons") -> str:
+    """Model features of evaluated persons (pure SQL over their indicators): the
+    snapshot's values and, over the person's snapshots up to it, their history."""
+    history = (
+        "OVER (PARTITION BY p.unit ORDER BY p.school_year, p.as_of_date "
+        "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
+    )
+    return f"""
+SELECT p.*, g.grade,
+       p.cumulative_credits - p.credits_due AS credits_gap,
+       avg(p.attendance_rate) {history} AS attendance_rate_history,
+       avg(least(p.ela_mark, p.math_mark)) {history} AS mark_history,
+       avg(p.gpa) {history} AS gpa_history,
+       sum(p.core_course_fails) {history} AS core_fails_to_date,
+       sum(p.suspension_days) {history} AS suspension_days_to_date,
+       sum(p.conduct_incidents + 3 * p.state_offenses) {history} AS behavior_to_date,
+       CAST(p.economic_disadvantaged AS INTEGER) AS economic_disadvantaged_flag,
+       CAST(p.disability AS INTEGER) AS disability_flag,
+       CAST(p.english_learner AS INTEGER) AS english_learner_flag,
+       CASE WHEN p.hispanic_latino_ethnicity THEN 'Hispanic or Latino'
+            ELSE coalesce(p.race, '(missing)') END AS race_ethnicity,
+       CASE WHEN p.economic_disadvantaged THEN 'economically disadvantaged'
+            WHEN NOT p.economic_disadvantaged THEN 'not disadvantaged'
+            ELSE '(missing)' END AS economic
+FROM {persons} p LEFT JOIN grades g USING (grade_level)
+"""
+
+
+def training_sql(min_grade: int = 8, max_grade: int = 11) -> str:
+    """Labelled rows: features of year t for students enrolled in year t + 1;
+    label 1 = did not graduate, NULL = outcome unknown (left out)."""
+    return f"""
+WITH grad AS (SELECT DISTINCT unit FROM graduation),
+last_year AS (SELECT max(year(graduation_date) + CASE WHEN month(graduation_date) >= 7
+                                                   THEN 1 ELSE 0 END) AS y
+              FROM graduation),
+enr AS (
+    SELECT unit, max(school_year) AS last_year,
+           arg_max(exit_withdraw_type, entry_date) AS last_exit,
+           coalesce(bool_or(exit_withdraw_type = 'Dropout'), false) AS dropped
+    FROM enrollment GROUP BY unit
+),
+next_year AS (SELECT DISTINCT unit, school_year FROM enrollment),
+feat AS (
+    SELECT f.*, CAST(f.school_year + 12 - f.grade AS INTEGER) AS cohort
+    FROM features f WHERE f.grade BETWEEN {min_grade} AND {max_grade}
+)
+SELECT feat.*,
+       CASE WHEN grad.unit IS NOT NULL THEN 0
+            WHEN enr.dropped THEN 1
+            WHEN enr.last_year >= feat.cohort
+                 AND coalesce(enr.last_exit, '') <> 'Transferred' THEN 1
+       END AS label
+FROM feat
+JOIN next_year n ON n.unit = feat.unit AND n.school_year = feat.school_year + 1
+LEFT JOIN grad ON grad.unit = feat.unit
+LEFT JOIN enr ON enr.unit = feat.unit
+WHERE feat.cohort <= (SELECT y FROM last_year)
+"""
+
+
+class RiskModels:
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        root: Path,
+        clock: Callable[[], datetime],
+        indicators: Indicators,
+    ) -> None:
+        self._con = con
+        self._dir = root / "models"
+        self._clock = clock
+        self._indicators = indicators
+
+    # --- training ---------------------------------------------------------------
+
+    def training_rows(self, access: Access) -> pa.Table:
+        """Labelled person-years from year-end snapshots, read through the policy
+        layer (three audited reads)."""
+        ends = [
+            s
+            for s in self._indicators.snapshots()
+            if s.as_of == self._indicators.year_bounds(s.school_year)[1]
+        ]
+        if len(ends) < 2:
+            raise UserError(
+                "the risk model needs year-end indicators of at least two school "
+                "years; run `backbone indicators compute` after the years end."
+            )
+        m = access.person_rows(
+            "student_indicator",
+            what="risk model training: year-end indicators",
+            where={"as_of_date": [s.as_of for s in ends]},
+        )
+        persons = self._indicators.evaluate(m.table)
+        enrollment = access.person_rows(
+            "enrollment", what="risk model training: enrollment and exits"
+        ).table
+        graduation = access.person_rows(
+            "graduation", what="risk model training: diplomas"
+        ).table
+        for name, table in (("enrollment", enrollment), ("graduation", graduation)):
+            if table.num_rows == 0:
+                raise UserError(f"the risk model needs {name} data; none is readable.")
+        con = locked_connection(
+            {
+                "persons": persons,
+                "grades": _grade_values(),
+                "enrollment": enrollment,
+                "graduation": graduation,
+            }
+        )
+        try:
+            con.execute(f"CREATE TEMP TABLE features AS {features_sql()}")
+            return con.sql(
+                f"SELECT * FROM ({training_sql()}) WHERE label IS NOT NULL"
+            ).to_arrow_table()
+        finally:
+            con.close()
+
+    def train(
+        self,
+        access: Access,
+        *,
+        validate_last: int = 2,
+        flagged_fraction: float = 0.2,
+        min_cell: int = 10,
+    ) -> TrainingReport:
+        access.require_steward("row_level_view", "train the risk model")
+        rows = self.training_rows(access)
+        if rows.num_rows == 0:
+            raise UserError("no student has a known graduation outcome yet.")
+        trained = train(
+            rows,
+            features=FEATURES,
+            label="label",
+            cohort="cohort",
+            subgroups=SUBGROUPS,
+            validate_last=validate_last,
+            flagged_fraction=flagged_fraction,
+            min_cell=min_cell,
+        )
+        report = {
+            "features": list(FEATURES),
+            "train_cohorts": list(trained.train_cohorts),
+            "validate_cohorts": list(trained.validate_cohorts),
+            "best": trained.best,
+            "models": {name: asdict(r) for name, r in trained.reports.items()},
+            "tiers": _tier_recall(rows, trained.validate_cohorts),
+            "label": "did not graduate (dropout, or no diploma by the expected year)",
+        }
+        version = max(int(v) for v in rows.column("definition_version").to_pylist())
+        self._dir.mkdir(exist_ok=True)
+        row = self._con.execute(
+            "SELECT coalesce(max(model_id), 0) + 1 FROM gov.risk_model"
+        ).fetchone()
+        model_id = int(row[0]) if row else 1
+        path = self._dir / f"risk-{model_id}.joblib"
+        trained.save(path)
+        checksum = hashlib.sha256(path.read_bytes()).hexdigest()
+        self._con.execute(
+            "INSERT INTO gov.risk_model VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                model_id,
+                self._clock(),
+                access.principal.user_id,
+                version,
+                trained.best,
+                path.name,
+                checksum,
+                json.dumps(report, default=str),
+            ],
+        )
+        access.log(
+            "derive",
+            "risk model",
+            model_id=model_id,
+            best=trained.best,
+            rows=rows.num_rows,
+            auc={n: round(r.auc, 4) for n, r in trained.reports.items()},
+        )
+        return TrainingReport(model_id, trained.best, report)
+
+    # --- using a model ----------------------------------------------------------
+
+    def latest(self) -> tuple[int, TrainedModels, dict[str, Any]] | None:
+        row = self._con.execute(
+            "SELECT model_id, file, checksum, report FROM gov.risk_model "
+            "ORDER BY model_id DESC LIMIT 1"
+        ).fetchone()
+        if row is None:
+            return None
+        path = self._dir / str(row[1])
+        if not path.exists() or (
+            hashlib.sha256(path.read_bytes()).hexdigest() != row[2]
+        ):
+            raise UserError(
+                f"{path} is missing or altered; train the model again "
+                "(`backbone risk train`)."
+            )
+        return int(row[0]), TrainedModels.load(path), json.loads(str(row[3]))
+
+    def report(self, model_id: int | None = None) -> dict[str, Any]:
+        row = self._con.execute(
+            "SELECT model_id, trained_at, trained_by, report FROM gov.risk_model "
+            + ("WHERE model_id = ? " if model_id else "")
+            + "ORDER BY model_id DESC LIMIT 1",
+            [model_id] if model_id else [],
+        ).fetchone()
+        if row is None:
+            raise UserError("no risk model trained yet; run `backbone risk train`.")
+        return {
+            "model_id": int(row[0]),
+            "trained_at": str(row[1]),
+            "trained_by": row[2],
+            **json.loads(str(row[3])),
+        }
+
+    def score(self, persons: pa.Table, *, top: int = 3) -> pa.Table | None:
+        """``persons`` (evaluated indicators) with ``risk_score`` and
+        ``risk_factors``, or None when no model is trained."""
+        latest = self.latest()
+        if latest is None or persons.num_rows == 0:
+            return None
+        _, trained, _ = latest
+        con = locked_connection({"persons": persons, "grades": _grade_values()})
+        try:
+            features = con.sql(features_sql()).to_arrow_table()
+        finally:
+            con.close()
+        scores = trained.score(features)
+        factors = trained.contributions(features, top=top)
+        text = ["; ".join(_factor_label(name) for name, _ in row) for row in factors]
+        return features.append_column(
+            "risk_score", pa.array(np.round(scores, 4))
+        ).append_column("risk_factors", pa.array(text, pa.string()))
+
+
+_LABELS = {
+    "attendance_rate": "attendance",
+    "days_absent": "days absent",
+    "suspension_days": "suspensions",
+    "conduct_incidents": "conduct incidents",
+    "state_offenses": "state offenses",
+    "ela_mark": "ELA marks",
+    "math_mark": "math marks",
+    "ela_math_fails": "ELA/math failures",
+    "core_course_fails": "core course failures",
+    "course_fails": "course failures",
+    "gpa": "GPA",
+    "credits_earned": "credits this year",
+    "credits_gap": "credits behind",
+    "grade": "grade",
+}
+
+
+def _factor_label(feature: str) -> str:
+    return _LABELS.get(feature, feature)
+
+
+def _tier_recall(rows: pa.Table, validate: Sequence[int]) -> dict[str, Any]:
+    """How many of the validation cohorts' non-graduates the rule-based ABC tiers
+    flagged in the same rows: the baseline the score must beat."""
+    cohort = np.asarray(rows.column("cohort").to_numpy(zero_copy_only=False))
+    label = np.asarray(rows.column("label").to_numpy(zero_copy_only=False)) == 1
+    tier = np.asarray(rows.column("tier").to_numpy(zero_copy_only=False)).astype(str)
+    keep = np.isin(cohort, list(validate))
+    label, tier = label[keep], tier[keep]
+    out: dict[str, Any] = {"rows": int(keep.sum()), "non_graduates": int(label.sum())}
+    for name, flagged in (
+        ("high_risk", tier == "high risk"),
+        ("watch_or_high_risk", np.isin(tier, ["watch", "high risk"])),
+    ):
+        hits = int((flagged & label).sum())
+        out[name] = {
+            "flagged": float(flagged.mean()) if len(flagged) else 0.0,
+            "recall": hits / int(label.sum()) if label.sum() else None,
+            "precision": hits / int(flagged.sum()) if flagged.sum() else None,
+        }
+    return out
