@@ -1,0 +1,105 @@
+"""The early-warning charts, drawn from released tables only: every number in a
+picture has been through the release gate (or, for the model's calibration, is
+held back where a bin counts fewer students than the minimum cell)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from backbone.errors import PolicyDenied
+from backbone.governance.access import Access
+from backbone.governance.release import TOTAL
+from backbone.measures.charts import calibration_curve, tier_distribution, trend_lines
+
+if TYPE_CHECKING:
+    from backbone.warehouse import Warehouse
+
+__all__ = ["draw_charts"]
+
+
+def _year(school_year: object) -> str:
+    y = int(str(school_year))
+    return f"{y - 1}-{str(y)[2:]}"
+
+
+def draw_charts(
+    wh: Warehouse, access: Access, out: Path
+) -> tuple[list[Path], list[str]]:
+    """Write each chart as PNG and HTML; returns the files and, for any chart the
+    release gate would not release, why it was left out."""
+    written: list[Path] = []
+    withheld: list[str] = []
+    snap = wh.indicators.snapshot()
+    label = f"{_year(snap.school_year)} as of {snap.as_of}"
+    # the trend first: it spans every year, so it overlaps most with later tables
+    years = sorted({s.school_year for s in wh.indicators.snapshots()})
+    try:
+        release = wh.indicators.count(
+            access,
+            ["district", "school_year"],
+            years=years,
+            numerator={"tier": ["high risk"]},
+        )
+    except PolicyDenied as why:
+        withheld.append(f"high-risk trend: {why}")
+    else:
+        points = []
+        for r in release.table.to_pylist():
+            if r["district"] == TOTAL or r["school_year"] == TOTAL:
+                continue
+            share = (
+                r["matching"] / r["persons"]
+                if r["matching"] is not None and r["persons"]
+                else None
+            )
+            points.append((str(r["district"]), _year(r["school_year"]), share))
+        points.sort(key=lambda p: (p[0], p[1]))
+        chart = trend_lines(
+            points,
+            title="Share of students at high risk, by district and school year",
+            y_label="high risk",
+            notes=f"Release {release.release_id}; each year's latest snapshot.",
+        )
+        written += chart.write(out, "high-risk-trend")
+    for dimension, noun in (("district", "district"), ("school_id", "school")):
+        try:
+            release = wh.indicators.count(access, [dimension, "tier"])
+        except PolicyDenied as why:
+            withheld.append(f"tiers by {noun}: {why}")
+            continue
+        rows = [
+            (str(r[dimension]), str(r["tier"]), r["persons"])
+            for r in release.table.to_pylist()
+            if r[dimension] != TOTAL and r["tier"] != TOTAL
+        ]
+        chart = tier_distribution(
+            rows,
+            title=f"Early-warning tiers by {noun}, {label}",
+            notes=f"Release {release.release_id}; students counted once, in the "
+            f"{noun} they were last enrolled in. Definitions "
+            f"v{snap.definition_version}.",
+        )
+        written += chart.write(out, f"tiers-by-{noun}")
+    latest = wh.risk.latest()
+    if latest is not None:
+        model_id, _, report = latest
+        floor = wh.settings["governance.min_cell_size"]
+        curves = {
+            name: [
+                (b["predicted"], b["observed"], b["n"])
+                for b in r["calibration"]
+                if b["n"] >= floor
+            ]
+            for name, r in report["models"].items()
+        }
+        chart = calibration_curve(
+            curves,
+            title=f"Risk model {model_id}: predicted and observed non-graduation",
+            notes="Validation cohorts "
+            f"{', '.join(map(str, report['validate_cohorts']))}; bins with fewer "
+            f"than {floor} students are left out.",
+        )
+        written += chart.write(out, "risk-calibration")
+    access.log("publish", f"early-warning charts in {out}", files=len(written))
+    return written, withheld
