@@ -39,6 +39,8 @@ from backbone.governance import (
 )
 from backbone.ingest import Ingestor, SubmissionResult
 from backbone.linkage import Linkage
+from backbone.measures.indicators import Indicators
+from backbone.measures.risk import RiskModels
 from backbone.model.codes import DescriptorMaps
 from backbone.model.migrations import CURRENT_VERSION, migrate, schema_version
 from backbone.model.schema import ALL_TABLES
@@ -113,6 +115,10 @@ class Warehouse:
         )
         self.linkage = Linkage(con, path, settings, self.agreements)
         self.retention = Retention(con, path, self.agreements, self.audit, clock)
+        self.indicators = Indicators(
+            con, clock, settings["calendar.school_year_start_month"]
+        )
+        self.risk = RiskModels(con, path, clock, self.indicators)
         self._keys: Keys | None = None
 
     # --- who is asking -------------------------------------------------------------

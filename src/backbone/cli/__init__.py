@@ -22,6 +22,7 @@ from rich.table import Table
 
 from backbone import __version__
 from backbone.cli.common import WarehouseOption, _err, _out, _plain, doors
+from backbone.demo.early_warning import early_warning_tour
 from backbone.demo.governance import record_governance
 from backbone.demo.ingest import ingest_community, submission_plan
 from backbone.demo.users import create_demo_users, governance_tour
@@ -218,6 +219,8 @@ def demo_run(
                 linked = wh.linkage.run(steward, progress=lambda m: spinner.update(m))
             accuracy = wh.linkage.evaluate(steward, community / "truth")
             tour = governance_tour(wh, users)
+            with _err().status("computing early-warning indicators"):
+                tour += early_warning_tour(wh, users, out_dir / "charts")
             token_file = out_dir / "steward.token"
             token_file.write_text(
                 wh.users.issue_token(
@@ -294,12 +297,13 @@ def demo_run(
 
 
 def _register() -> None:
-    from backbone.cli import governance, ingest, linkage, partners
+    from backbone.cli import governance, ingest, linkage, measures, partners
 
     partners.register(app)
     ingest.register(app)
     linkage.register(app)
     governance.register(app, linkage.export_app)
+    measures.register(app)
 
 
 _register()

@@ -1,0 +1,516 @@
+"""Commands for early warning: ``indicators`` (definitions, compute, snapshots,
+roster, count, transitions, trend, charts) and ``risk`` (train, report). Doors
+only: the warehouse computes, the policy layer and release gate decide."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from backbone.cli.common import (
+    TokenOption,
+    UserOption,
+    WarehouseOption,
+    _plain,
+    doors,
+    parse_date,
+    signed_in,
+)
+from backbone.errors import UserError
+from backbone.governance.release import Release
+from backbone.measures.indicators import Snapshot
+from backbone.warehouse import Warehouse
+
+indicators_app = typer.Typer(
+    help="Early-warning indicators: compute, rosters, segments, trends, charts.",
+    no_args_is_help=True,
+)
+definitions_app = typer.Typer(
+    help="The indicator definitions (versioned cut points).", no_args_is_help=True
+)
+risk_app = typer.Typer(
+    help="The predictive risk score: train, validate, report.", no_args_is_help=True
+)
+
+EarlyWarningPurpose = Annotated[
+    str,
+    typer.Option("--purpose", help="Why you need it (an agreement's purpose)."),
+]
+YearOption = Annotated[
+    int | None,
+    typer.Option(
+        "--school-year", help="School year by its ending year (2026 = 2025-26)."
+    ),
+]
+AsOfOption = Annotated[
+    str | None, typer.Option("--as-of", help="A snapshot day (YYYY-MM-DD).")
+]
+
+
+def register(app: typer.Typer) -> None:
+    indicators_app.add_typer(definitions_app, name="definitions")
+    app.add_typer(indicators_app, name="indicators")
+    app.add_typer(risk_app, name="risk")
+
+
+def _as_of(text: str | None) -> date | None:
+    return parse_date(text, "--as-of") if text else None
+
+
+def _pairs(items: list[str] | None, option: str) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for item in items or []:
+        column, sep, value = item.partition("=")
+        if not sep or not column.strip():
+            raise UserError(f"{option} {item!r}: write it as NAME=VALUE.")
+        out.setdefault(column.strip(), []).append(value)
+    return out
+
+
+def _print_release(release: Release, title: str) -> None:
+    table = Table(title=f"Release {release.release_id}: {title}")
+    for column in release.table.column_names:
+        table.add_column(
+            column,
+            justify="right" if column in ("persons", "matching", "rate") else "left",
+        )
+    for r in release.table.to_pylist():
+        table.add_row(
+            *(
+                ("*" if k in ("persons", "matching") else "") if v is None else str(v)
+                for k, v in r.items()
+            )
+        )
+    _plain().print(table)
+    _plain().print(
+        f"{release.suppressed} of {release.cells} cells suppressed (*); "
+        f"under {', '.join(release.agreements) or 'your own data'}."
+    )
+
+
+# --- definitions ---------------------------------------------------------------------
+
+
+@definitions_app.command("show")
+def definitions_show(
+    version: Annotated[
+        int | None, typer.Option(help="A recorded version (default: in use).")
+    ] = None,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Print the indicator definitions (YAML) in use, or of a version."""
+    with doors(), Warehouse.open(warehouse) as wh:
+        text = wh.indicators.definitions.text(version)
+    _plain().print(text, end="")
+
+
+@definitions_app.command("history")
+def definitions_history(warehouse: WarehouseOption = Path("warehouse")) -> None:
+    """Every recorded version of the definitions."""
+    with doors(), Warehouse.open(warehouse) as wh:
+        rows = wh.indicators.definitions.history()
+    table = Table(title="Indicator definitions")
+    for column in ("version", "recorded", "by", "note"):
+        table.add_column(column)
+    for version, at, by, note in rows:
+        table.add_row(str(version), f"{at:%Y-%m-%d %H:%M}", by, note or "")
+    _plain().print(table)
+
+
+@definitions_app.command("set")
+def definitions_set(
+    file: Annotated[Path, typer.Argument(help="A YAML file of definitions.")],
+    note: Annotated[str | None, typer.Option(help="Why they changed.")] = None,
+    user: UserOption = None,
+    token: TokenOption = None,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Record new definitions (a steward admin); later computations use them, and
+    every value keeps the version it was computed with."""
+    with doors(), Warehouse.open(warehouse) as wh:
+        access = wh.access(signed_in(wh, user, token), "administration")
+        access.require_steward("administer", "record indicator definitions")
+        version = wh.indicators.definitions.record_file(
+            file, by=access.principal.user_id, note=note
+        )
+        access.log("administer", f"indicator definitions version {version}")
+    _plain().print(f"Indicator definitions version {version} in use.")
+
+
+# --- computing ---------------------------------------------------------------------
+
+
+@indicators_app.command("compute")
+def compute(
+    as_of: AsOfOption = None,
+    school_year: YearOption = None,
+    user: UserOption = None,
+    token: TokenOption = None,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Compute indicators per person and school year (at each year's end, or
+    today for the year under way), or one in-year snapshot with --as-of."""
+    with doors(), Warehouse.open(warehouse) as wh:
+        access = wh.access(signed_in(wh, user, token), "early_warning")
+        snaps = wh.indicators.compute(
+            access,
+            as_of=_as_of(as_of),
+            school_years=[school_year] if school_year else None,
+        )
+    _print_snapshots(snaps, "Computed")
+
+
+def _print_snapshots(snaps: list[Snapshot], title: str) -> None:
+    table = Table(title=f"{title} early-warning snapshots")
+    for column in ("school year", "as of", "definitions", "records", "seconds"):
+        table.add_column(column, justify="right")
+    for s in snaps:
+        table.add_row(
+            f"{s.school_year - 1}-{str(s.school_year)[2:]}",
+            str(s.as_of),
+            f"v{s.definition_version}",
+            f"{s.records:,}",
+            f"{s.seconds:.2f}" if s.seconds else "",
+        )
+    _plain().print(table)
+
+
+@indicators_app.command("snapshots")
+def snapshots(warehouse: WarehouseOption = Path("warehouse")) -> None:
+    """The snapshots computed so far."""
+    with doors(), Warehouse.open(warehouse) as wh:
+        snaps = wh.indicators.snapshots()
+    _print_snapshots(snaps, "Stored")
+
+
+# --- reading -------------------------------------------------------------------------
+
+
+def _pct(value: Any) -> str:
+    return "" if value is None else f"{100 * value:.1f}%"
+
+
+@indicators_app.command("roster")
+def roster(
+    purpose: EarlyWarningPurpose = "early_warning",
+    school_year: YearOption = None,
+    as_of: AsOfOption = None,
+    tier: Annotated[
+        list[str] | None,
+        typer.Option(help="Only this tier: on track, watch, high risk (repeatable)."),
+    ] = None,
+    school: Annotated[str | None, typer.Option(help="Only this school id.")] = None,
+    not_served: Annotated[
+        bool,
+        typer.Option(
+            "--not-served", help="Only students in no program or intervention."
+        ),
+    ] = False,
+    limit: Annotated[int, typer.Option(help="Show at most this many.")] = 40,
+    user: UserOption = None,
+    token: TokenOption = None,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Students by risk, worst first: the persons the agreements let you see,
+    combined across every provider whose rows you may read."""
+    with doors(), Warehouse.open(warehouse) as wh:
+        access = wh.access(signed_in(wh, user, token), purpose)
+        r = wh.indicators.roster(
+            access,
+            school_year=school_year,
+            as_of=_as_of(as_of),
+            tiers=tier,
+            school=school,
+            not_served=not_served,
+        )
+        scored = wh.risk.score(r.table) if r.table.num_rows else None
+    rows = (scored if scored is not None else r.table).to_pylist()
+    if scored is not None:
+        rows.sort(key=lambda x: (-x["points"], -(x["risk_score"] or 0)))
+    table = Table(
+        title=f"Early warning {r.snapshot.school_year - 1}-{str(r.snapshot.school_year)[2:]} "
+        f"as of {r.snapshot.as_of} (definitions v{r.snapshot.definition_version})"
+    )
+    columns = [
+        "person",
+        "records",
+        "district",
+        "school",
+        "grade",
+        "tier",
+        "attendance",
+        "flags",
+    ]
+    if scored is not None:
+        columns += ["risk", "top factors"]
+    for column in columns:
+        table.add_column(
+            column, justify="right" if column in ("attendance", "risk") else "left"
+        )
+    for x in rows[:limit]:
+        cells = [
+            str(x["person_id"]) if x["person_id"] is not None else f"~{x['unit'][:10]}",
+            ", ".join(x["records"] or []),
+            x["district"] or "",
+            x["school_id"] or "",
+            x["grade_level"] or "",
+            x["tier"],
+            _pct(x["attendance_rate"]),
+            x["flags"] or "",
+        ]
+        if scored is not None:
+            cells += [f"{x['risk_score']:.2f}", x["risk_factors"]]
+        table.add_row(*cells)
+    _plain().print(table)
+    _plain().print(
+        f"{len(rows):,} students ({min(limit, len(rows))} shown); data of "
+        f"{', '.join(r.providers) or 'no provider'}"
+        + (
+            "; withheld: " + "; ".join(f"{p} ({why})" for p, why in r.refused.items())
+            if r.refused
+            else ""
+        )
+    )
+
+
+@indicators_app.command("count")
+def count(
+    by: Annotated[
+        list[str] | None,
+        typer.Option(help="A dimension, e.g. school_id, tier (repeatable, at most 2)."),
+    ] = None,
+    purpose: EarlyWarningPurpose = "early_warning",
+    school_year: YearOption = None,
+    as_of: AsOfOption = None,
+    where: Annotated[
+        list[str] | None, typer.Option(help="NAME=VALUE filter (repeatable).")
+    ] = None,
+    share_of: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="NAME=VALUE: also the share matching it, e.g. tier=high risk."
+        ),
+    ] = None,
+    user: UserOption = None,
+    token: TokenOption = None,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Students per segment (district, school, grade, demographic group, program
+    participation, tier, indicator level), through the release gate."""
+    with doors(), Warehouse.open(warehouse) as wh:
+        access = wh.access(signed_in(wh, user, token), purpose)
+        release = wh.indicators.count(
+            access,
+            by or [],
+            school_year=school_year,
+            as_of=_as_of(as_of),
+            where=_pairs(where, "--where"),
+            numerator=_pairs(share_of, "--share-of") or None,
+        )
+    _print_release(release, f"students by {', '.join(by or []) or 'nothing'}")
+
+
+def _snapshot_arg(wh: Warehouse, text: str) -> Snapshot:
+    """A snapshot named by a day (YYYY-MM-DD) or a school year (2025)."""
+    if text.isdigit():
+        return wh.indicators.snapshot(school_year=int(text))
+    return wh.indicators.snapshot(as_of=parse_date(text, "snapshot"))
+
+
+@indicators_app.command("transitions")
+def transitions(
+    before: Annotated[
+        str, typer.Option("--from", help="A snapshot day or school year.")
+    ],
+    after: Annotated[str, typer.Option("--to", help="A later snapshot day or year.")],
+    purpose: EarlyWarningPurpose = "early_warning",
+    user: UserOption = None,
+    token: TokenOption = None,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Students by tier at one snapshot and at another, through the release gate."""
+    with doors(), Warehouse.open(warehouse) as wh:
+        access = wh.access(signed_in(wh, user, token), purpose)
+        a, b = _snapshot_arg(wh, before), _snapshot_arg(wh, after)
+        release = wh.indicators.transitions(access, a, b)
+    _print_release(release, f"tier at {a.as_of} by tier at {b.as_of}")
+
+
+@indicators_app.command("trend")
+def trend(
+    by: Annotated[
+        str, typer.Option(help="district, school_id, grade_level or another dimension.")
+    ] = "district",
+    share_of: Annotated[
+        str, typer.Option(help="NAME=VALUE whose share is tracked.")
+    ] = "tier=high risk",
+    purpose: EarlyWarningPurpose = "early_warning",
+    user: UserOption = None,
+    token: TokenOption = None,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """The share of students matching a condition, per group and school year
+    (each year's latest snapshot), through the release gate."""
+    with doors(), Warehouse.open(warehouse) as wh:
+        access = wh.access(signed_in(wh, user, token), purpose)
+        years = sorted({s.school_year for s in wh.indicators.snapshots()})
+        release = wh.indicators.count(
+            access,
+            [by, "school_year"],
+            years=years,
+            numerator=_pairs([share_of], "--share-of"),
+        )
+    _print_release(release, f"{share_of} by {by} and school year")
+
+
+@indicators_app.command("charts")
+def charts(
+    out: Annotated[
+        Path, typer.Option(help="Folder for the PNG and HTML files.")
+    ] = Path("charts"),
+    purpose: EarlyWarningPurpose = "early_warning",
+    user: UserOption = None,
+    token: TokenOption = None,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Charts drawn offline from released (suppressed) tables: tiers by school,
+    the high-risk share by district and year, and the risk model's calibration."""
+    from backbone.measures.figures import draw_charts
+
+    with doors(), Warehouse.open(warehouse) as wh:
+        access = wh.access(signed_in(wh, user, token), purpose)
+        written, withheld = draw_charts(wh, access, out)
+    for path in written:
+        _plain().print(f"wrote {path}")
+    for note in withheld:
+        _plain().print(f"left out: {note}")
+
+
+# --- risk model ----------------------------------------------------------------------
+
+
+@risk_app.command("train")
+def risk_train(
+    flagged: Annotated[
+        float, typer.Option(help="Share of students the score flags.")
+    ] = 0.2,
+    validate_last: Annotated[
+        int, typer.Option(help="Latest cohorts kept for validation.")
+    ] = 2,
+    user: UserOption = None,
+    token: TokenOption = None,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Train the logistic and gradient-boosted models on earlier cohorts, validate
+    on later ones, keep both and report them."""
+    with doors(), Warehouse.open(warehouse) as wh:
+        access = wh.access(signed_in(wh, user, token), "early_warning")
+        trained = wh.risk.train(
+            access, validate_last=validate_last, flagged_fraction=flagged
+        )
+        report = wh.risk.report(trained.model_id)
+    print_risk_report(report)
+
+
+@risk_app.command("report")
+def risk_report(
+    model: Annotated[
+        int | None, typer.Option(help="A model id (default latest).")
+    ] = None,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """The validation report of the latest (or a given) risk model."""
+    with doors(), Warehouse.open(warehouse) as wh:
+        report = wh.risk.report(model)
+    print_risk_report(report)
+
+
+def _f(value: Any, percent: bool = False) -> str:
+    if value is None:
+        return "—"
+    return f"{100 * value:.1f}%" if percent else f"{value:.3f}"
+
+
+def print_risk_report(report: dict[str, Any]) -> None:
+    console = _plain()
+    models = report["models"]
+    first = next(iter(models.values()))
+    table = Table(
+        title=f"Risk model {report['model_id']}: trained on classes of "
+        f"{', '.join(map(str, report['train_cohorts']))}; validated on "
+        f"{', '.join(map(str, report['validate_cohorts']))}"
+    )
+    for column in (
+        "model",
+        "AUC",
+        "flagged",
+        "precision",
+        "recall",
+        "rows",
+        "non-grads",
+    ):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for name, r in models.items():
+        table.add_row(
+            name + (" (best)" if name == report["best"] else ""),
+            _f(r["auc"]),
+            _f(r["flagged_fraction"], True),
+            _f(r["precision"], True),
+            _f(r["recall"], True),
+            f"{r['n_validate']:,}",
+            f"{r['positives_validate']:,}",
+        )
+    tiers = report["tiers"]
+    for name in ("high_risk", "watch_or_high_risk"):
+        t = tiers[name]
+        table.add_row(
+            f"ABC tier: {name.replace('_', ' ')}",
+            "",
+            _f(t["flagged"], True),
+            _f(t["precision"], True),
+            _f(t["recall"], True),
+            f"{tiers['rows']:,}",
+            f"{tiers['non_graduates']:,}",
+        )
+    console.print(table)
+    best = models[report["best"]]
+    sub = Table(title=f"{report['best']} by subgroup (! = gap from overall)")
+    for column in (
+        "group",
+        "value",
+        "n",
+        "non-grads",
+        "AUC",
+        "precision",
+        "recall",
+        "",
+    ):
+        sub.add_column(
+            column, justify="left" if column in ("group", "value") else "right"
+        )
+    for g in best["subgroups"]:
+        sub.add_row(
+            g["group"],
+            g["value"],
+            f"{g['n']:,}",
+            f"{g['positives']:,}",
+            _f(g["auc"]),
+            _f(g["precision"], True),
+            _f(g["recall"], True),
+            "!" if g["gap"] else "",
+        )
+    console.print(sub)
+    cal = Table(title=f"{report['best']} calibration (validation cohorts)")
+    for column in ("predicted", "observed", "n"):
+        cal.add_column(column, justify="right")
+    for b in best["calibration"]:
+        cal.add_row(_f(b["predicted"], True), _f(b["observed"], True), f"{b['n']:,}")
+    console.print(cal)
+    console.print(
+        f"Label: {report['label']}. Subgroups smaller than the minimum cell are "
+        f"not reported (—). Flagged share {_f(first['flagged_fraction'], True)}."
+    )

@@ -1,0 +1,159 @@
+"""The early-warning commands, run as a person would (CliRunner, a signed-in
+steward), on the hand-worked partnership of tests/early_warning_fixtures.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from backbone import Warehouse
+from backbone.cli import app
+from backbone.measures.definitions import default_text
+from tests.early_warning_fixtures import build
+from tests.signin import steward_env
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path) -> tuple[str, dict[str, str]]:
+    path = tmp_path / "wh"
+    build(path)
+    with Warehouse.open(path) as wh:
+        env = {**steward_env(wh, "b0"), "COLUMNS": "250"}
+    return str(path), env
+
+
+def _run(args: list[str], env: dict[str, str]) -> tuple[int, str]:
+    result = runner.invoke(app, args, env=env)
+    return result.exit_code, result.output
+
+
+def test_compute_roster_and_count(warehouse: tuple[str, dict[str, str]]) -> None:
+    wh, env = warehouse
+    code, out = _run(["indicators", "compute", "-w", wh], env)
+    assert code == 0, out
+    assert "2025-26" in out and "2026-06-30" in out and "56" in out
+    code, out = _run(["indicators", "roster", "--tier", "high risk", "-w", wh], env)
+    assert code == 0, out
+    assert "2 students" in out and "state offense" in out and "suspended" in out
+    code, out = _run(["indicators", "count", "--by", "tier", "-w", wh], env)
+    assert code == 0, out
+    assert "Release" in out and "cells suppressed" in out and "31" in out
+    code, out = _run(["indicators", "snapshots", "-w", wh], env)
+    assert "2026-06-30" in out
+
+
+def test_definitions_show_and_set(
+    warehouse: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    wh, env = warehouse
+    code, out = _run(["indicators", "definitions", "show", "-w", wh], env)
+    assert code == 0 and "chronic_below: 0.90" in out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nattendance: [1, 2]\n")
+    code, out = _run(["indicators", "definitions", "set", str(bad), "-w", wh], env)
+    assert code == 1 and "Traceback" not in out
+    assert str(bad) in out and "attendance" in out
+    good = tmp_path / "good.yaml"
+    good.write_text(
+        default_text().replace("incidents_at_risk: 5", "incidents_at_risk: 4")
+    )
+    code, out = _run(
+        [
+            "indicators",
+            "definitions",
+            "set",
+            str(good),
+            "--note",
+            "board vote",
+            "-w",
+            wh,
+        ],
+        env,
+    )
+    assert code == 0 and "version 2" in out
+    code, out = _run(["indicators", "definitions", "history", "-w", wh], env)
+    assert "board vote" in out
+
+
+def test_charts_are_written_offline(
+    warehouse: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    wh, env = warehouse
+    assert _run(["indicators", "compute", "-w", wh], env)[0] == 0
+    out_dir = tmp_path / "charts"
+    code, out = _run(["indicators", "charts", "--out", str(out_dir), "-w", wh], env)
+    assert code == 0, out
+    pages = sorted(p.name for p in out_dir.glob("*.html"))
+    assert "high-risk-trend.html" in pages and "tiers-by-school.html" in pages
+    for page in out_dir.glob("*.html"):
+        text = page.read_text()
+        assert "<svg" in text and "<script" not in text and 'src="http' not in text
+    assert all(p.read_bytes()[:4] == b"\x89PNG" for p in out_dir.glob("*.png"))
+
+
+def test_risk_training_needs_outcomes_and_says_so(
+    warehouse: tuple[str, dict[str, str]],
+) -> None:
+    wh, env = warehouse
+    assert _run(["indicators", "compute", "-w", wh], env)[0] == 0
+    code, out = _run(["risk", "train", "-w", wh], env)
+    assert code == 1 and "Traceback" not in out
+    assert "at least two school years" in out
+
+
+def test_the_roster_needs_a_sign_in(warehouse: tuple[str, dict[str, str]]) -> None:
+    wh, _ = warehouse
+    code, out = _run(["indicators", "roster", "-w", wh], {"COLUMNS": "250"})
+    assert code == 1 and "sign in" in out
+
+
+def test_demo_trains_a_validated_risk_model_and_scores_rosters(tmp_path: Path) -> None:
+    """A smaller demo community end to end: indicators for every year, the two
+    models validated on later classes, charts, and rosters with scores."""
+    out = tmp_path / "demo"
+    result = runner.invoke(
+        app,
+        ["demo", "run", "--out", str(out), "--students", "3000", "--seed", "5"],
+        env={"COLUMNS": "250"},
+    )
+    assert result.exit_code == 0, result.output
+    assert "Early warning" in result.output and "AUC" in result.output
+    wh_path = out / "warehouse"
+    with Warehouse.open(wh_path) as wh:
+        report = wh.risk.report()
+        assert set(report["models"]) == {"logistic", "gradient_boosting"}
+        assert not set(report["train_cohorts"]) & set(report["validate_cohorts"])
+        assert max(m["auc"] for m in report["models"].values()) > 0.75
+        assert report["tiers"]["high_risk"]["recall"] is not None
+        steward = wh.access(wh.users.get("steward"), "early_warning")
+        roster = wh.indicators.roster(steward, tiers=["high risk"])
+        scored = wh.risk.score(roster.table)
+        assert scored is not None and scored.num_rows == roster.table.num_rows
+        scores = scored.column("risk_score").to_pylist()
+        assert all(0 <= s <= 1 for s in scores)
+        assert any(f for f in scored.column("risk_factors").to_pylist())
+    assert (out / "charts" / "risk-calibration.png").exists()
+    env = {
+        "BACKBONE_TOKEN": (out / "steward.token").read_text().strip(),
+        "COLUMNS": "250",
+    }
+    code, text = _run(["risk", "report", "-w", str(wh_path)], env)
+    assert code == 0 and "gradient_boosting" in text and "by subgroup" in text
+    code, text = _run(
+        [
+            "indicators",
+            "roster",
+            "--tier",
+            "high risk",
+            "--limit",
+            "3",
+            "-w",
+            str(wh_path),
+        ],
+        env,
+    )
+    assert code == 0 and "top factors" in text
