@@ -116,6 +116,8 @@ DISTRICT_DATASETS: dict[str, list[str]] = {
         "diploma_type",
         "class_of_school_year",
     ],
+    # early-warning values the steward derives from the facts above
+    "student_indicator": [],
 }
 CBO_DATASETS = {
     "partner_record": [
@@ -131,6 +133,8 @@ CBO_DATASETS = {
     ],
     "program_participation": ["program_id", "begin_date", "end_date"],
     "program_attendance": ["program_id", "event_date", "hours"],
+    # whether (and how much) a student is served, in the early-warning values
+    "student_indicator": [],
 }
 CONSENT_FIELDS = [
     "consent_scope",
@@ -169,9 +173,10 @@ COLLEGE_DATASETS = {
 
 def _all_fields(entity: str) -> list[str]:
     """Every field of a canonical entity except the ones Backbone fills itself."""
-    from backbone.ingest.mapping import IMPLICIT, target_table
+    from backbone.ingest.mapping import IMPLICIT
+    from backbone.partners.agreements.document import SHAREABLE
 
-    return [c.name for c in target_table(entity).columns if c.name not in IMPLICIT]
+    return [c.name for c in SHAREABLE[entity].columns if c.name not in IMPLICIT]
 
 
 def _datasets(spec: dict[str, list[str]]) -> list[dict[str, Any]]:
