@@ -46,9 +46,9 @@ from tests.policy_fixtures import (
     PARTNERS,
     _fields,
     _insert,
-    _student,
     club_agreement,
     district_agreement,
+    insert_persons,
 )
 
 NOW = datetime(2026, 7, 15, 9, 0)
@@ -176,33 +176,7 @@ def build(path: Path, clock: Callable[[], datetime] = lambda: NOW) -> None:
             **{("d1", f): 10 + i for i, f in enumerate(fillers, start=1)},
             **{("d2", g): 100 + i for i, g in enumerate(watchers, start=1)},
         }
-        _insert(
-            wh,
-            "identity.partner_record",
-            [_student(p, lid, n) for (p, lid), n in persons.items()],
-        )
-        _insert(
-            wh,
-            "identity.person",
-            [
-                {"person_id": n, "created_at": NOW}
-                for n in sorted(set(persons.values()))
-            ],
-        )
-        _insert(
-            wh,
-            "identity.record_person",
-            [
-                {
-                    "partner_id": p,
-                    "local_id": lid,
-                    "person_id": n,
-                    "method": "deterministic",
-                    "linked_at": NOW,
-                }
-                for (p, lid), n in persons.items()
-            ],
-        )
+        insert_persons(wh, persons, NOW)
         _insert(wh, "ref.calendar_date", _calendar())
         start = date(2025, 8, 25)
         _insert(

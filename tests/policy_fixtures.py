@@ -229,6 +229,36 @@ def _student(partner: str, local: str, person: int) -> dict[str, Any]:
     }
 
 
+def insert_persons(
+    wh: Warehouse, persons: dict[tuple[str, str], int], at: datetime = NOW
+) -> None:
+    """Each (partner, local id) record, linked to its person id."""
+    _insert(
+        wh,
+        "identity.partner_record",
+        [_student(p, lid, n) for (p, lid), n in persons.items()],
+    )
+    _insert(
+        wh,
+        "identity.person",
+        [{"person_id": n, "created_at": at} for n in sorted(set(persons.values()))],
+    )
+    _insert(
+        wh,
+        "identity.record_person",
+        [
+            {
+                "partner_id": p,
+                "local_id": lid,
+                "person_id": n,
+                "method": "deterministic",
+                "linked_at": at,
+            }
+            for (p, lid), n in persons.items()
+        ],
+    )
+
+
 def build(path: Path, clock: Callable[[], datetime] = lambda: NOW) -> None:
     """Create the partnership's warehouse at ``path`` (closed afterwards)."""
     with Warehouse.init(path, clock=clock) as wh:
@@ -253,33 +283,7 @@ def build(path: Path, clock: Callable[[], datetime] = lambda: NOW) -> None:
                 for i, lid in enumerate(c1, start=1)
             },
         }
-        _insert(
-            wh,
-            "identity.partner_record",
-            [_student(p, lid, n) for (p, lid), n in persons.items()],
-        )
-        _insert(
-            wh,
-            "identity.person",
-            [
-                {"person_id": n, "created_at": NOW}
-                for n in sorted(set(persons.values()))
-            ],
-        )
-        _insert(
-            wh,
-            "identity.record_person",
-            [
-                {
-                    "partner_id": p,
-                    "local_id": lid,
-                    "person_id": n,
-                    "method": "deterministic",
-                    "linked_at": NOW,
-                }
-                for (p, lid), n in persons.items()
-            ],
-        )
+        insert_persons(wh, persons)
         enrollment = [
             {
                 "provider_partner_id": "d1",

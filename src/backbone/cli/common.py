@@ -11,12 +11,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.table import Table
 from rich.text import Text
 
 from backbone.errors import AuthenticationFailed, BackboneError, UserError
 
 if TYPE_CHECKING:
     from backbone.governance import Principal
+    from backbone.governance.release import Release
     from backbone.warehouse import Warehouse
 
 __all__ = [
@@ -27,6 +29,8 @@ __all__ = [
     "WarehouseOption",
     "doors",
     "parse_date",
+    "parse_pairs",
+    "print_release",
     "signed_in",
 ]
 
@@ -129,3 +133,44 @@ def signed_in(wh: Warehouse, user: str | None, token: str | None) -> Principal:
         "sign in first: pass --token (or set BACKBONE_TOKEN), or --user (or set "
         "BACKBONE_USER) and give the password."
     )
+
+
+def parse_pairs(
+    items: list[str] | None, option: str = "--where"
+) -> dict[str, list[str]]:
+    """``NAME=VALUE`` options (repeatable) as {name: [values]}."""
+    pairs: dict[str, list[str]] = {}
+    for item in items or []:
+        column, sep, value = item.partition("=")
+        if not sep or not column.strip():
+            raise UserError(f"{option} {item!r}: write it as COLUMN=VALUE.")
+        pairs.setdefault(column.strip(), []).append(value)
+    return pairs
+
+
+def print_release(release: Release, title: str) -> None:
+    """A table released by the gate, with its suppression or noise explained."""
+    table = Table(title=f"Release {release.release_id}: {title}")
+    for column in release.table.column_names:
+        table.add_column(
+            column,
+            justify="right" if column in ("persons", "matching", "rate") else "left",
+        )
+    for r in release.table.to_pylist():
+        table.add_row(
+            *(
+                ("*" if k in ("persons", "matching") else "") if v is None else str(v)
+                for k, v in r.items()
+            )
+        )
+    _plain().print(table)
+    if release.mode == "dp":
+        _plain().print(
+            f"Differentially private (epsilon {release.epsilon:g}); each count is "
+            f"within ±{release.accuracy:.1f} of the truth with 95% probability."
+        )
+    else:
+        _plain().print(
+            f"{release.suppressed} of {release.cells} cells suppressed (*); "
+            f"under {', '.join(release.agreements) or 'your own data'}."
+        )

@@ -21,6 +21,8 @@ from backbone.cli.common import (
     _plain,
     doors,
     parse_date,
+    parse_pairs,
+    print_release,
     signed_in,
 )
 from backbone.errors import AuthenticationFailed, UserError
@@ -192,16 +194,6 @@ def user_token(
 # --- reading data ---------------------------------------------------------------------
 
 
-def _where(items: list[str] | None) -> dict[str, list[str]]:
-    where: dict[str, list[str]] = {}
-    for item in items or []:
-        column, sep, value = item.partition("=")
-        if not sep or not column.strip():
-            raise UserError(f"--where {item!r}: write it as COLUMN=VALUE.")
-        where.setdefault(column.strip(), []).append(value)
-    return where
-
-
 EntityArgument = Annotated[str, typer.Argument(help="An entity, e.g. enrollment.")]
 ProviderOption = Annotated[
     list[str] | None, typer.Option(help="Only this provider's rows (repeatable).")
@@ -289,36 +281,13 @@ def count(
         access = wh.access(signed_in(wh, user, token), purpose)
         if matching:
             release = access.rate(
-                entity, by or [], _where(matching), where=_where(where)
+                entity, by or [], parse_pairs(matching), where=parse_pairs(where)
             )
         else:
             release = access.count(
-                entity, by or [], where=_where(where), epsilon=epsilon
+                entity, by or [], where=parse_pairs(where), epsilon=epsilon
             )
-    table = Table(title=f"Release {release.release_id}: persons in {entity}")
-    for column in release.table.column_names:
-        table.add_column(
-            column,
-            justify="right" if column in ("persons", "matching", "rate") else "left",
-        )
-    for r in release.table.to_pylist():
-        table.add_row(
-            *(
-                ("*" if k in ("persons", "matching") else "") if v is None else str(v)
-                for k, v in r.items()
-            )
-        )
-    _plain().print(table)
-    if release.mode == "dp":
-        _plain().print(
-            f"Differentially private (epsilon {release.epsilon:g}); each count is "
-            f"within ±{release.accuracy:.1f} of the truth with 95% probability."
-        )
-    else:
-        _plain().print(
-            f"{release.suppressed} of {release.cells} cells suppressed (*); "
-            f"under {', '.join(release.agreements) or 'your own data'}."
-        )
+    print_release(release, f"persons in {entity}")
 
 
 # --- audit ----------------------------------------------------------------------------

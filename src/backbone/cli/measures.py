@@ -18,10 +18,10 @@ from backbone.cli.common import (
     _plain,
     doors,
     parse_date,
+    parse_pairs,
+    print_release,
     signed_in,
 )
-from backbone.errors import UserError
-from backbone.governance.release import Release
 from backbone.measures.indicators import Snapshot
 from backbone.warehouse import Warehouse
 
@@ -59,37 +59,6 @@ def register(app: typer.Typer) -> None:
 
 def _as_of(text: str | None) -> date | None:
     return parse_date(text, "--as-of") if text else None
-
-
-def _pairs(items: list[str] | None, option: str) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for item in items or []:
-        column, sep, value = item.partition("=")
-        if not sep or not column.strip():
-            raise UserError(f"{option} {item!r}: write it as NAME=VALUE.")
-        out.setdefault(column.strip(), []).append(value)
-    return out
-
-
-def _print_release(release: Release, title: str) -> None:
-    table = Table(title=f"Release {release.release_id}: {title}")
-    for column in release.table.column_names:
-        table.add_column(
-            column,
-            justify="right" if column in ("persons", "matching", "rate") else "left",
-        )
-    for r in release.table.to_pylist():
-        table.add_row(
-            *(
-                ("*" if k in ("persons", "matching") else "") if v is None else str(v)
-                for k, v in r.items()
-            )
-        )
-    _plain().print(table)
-    _plain().print(
-        f"{release.suppressed} of {release.cells} cells suppressed (*); "
-        f"under {', '.join(release.agreements) or 'your own data'}."
-    )
 
 
 # --- definitions ---------------------------------------------------------------------
@@ -308,10 +277,10 @@ def count(
             by or [],
             school_year=school_year,
             as_of=_as_of(as_of),
-            where=_pairs(where, "--where"),
-            numerator=_pairs(share_of, "--share-of") or None,
+            where=parse_pairs(where, "--where"),
+            numerator=parse_pairs(share_of, "--share-of") or None,
         )
-    _print_release(release, f"students by {', '.join(by or []) or 'nothing'}")
+    print_release(release, f"students by {', '.join(by or []) or 'nothing'}")
 
 
 def _snapshot_arg(wh: Warehouse, text: str) -> Snapshot:
@@ -337,7 +306,7 @@ def transitions(
         access = wh.access(signed_in(wh, user, token), purpose)
         a, b = _snapshot_arg(wh, before), _snapshot_arg(wh, after)
         release = wh.indicators.transitions(access, a, b)
-    _print_release(release, f"tier at {a.as_of} by tier at {b.as_of}")
+    print_release(release, f"tier at {a.as_of} by tier at {b.as_of}")
 
 
 @indicators_app.command("trend")
@@ -362,9 +331,9 @@ def trend(
             access,
             [by, "school_year"],
             years=years,
-            numerator=_pairs([share_of], "--share-of"),
+            numerator=parse_pairs([share_of], "--share-of"),
         )
-    _print_release(release, f"{share_of} by {by} and school year")
+    print_release(release, f"{share_of} by {by} and school year")
 
 
 @indicators_app.command("charts")
