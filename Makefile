@@ -35,6 +35,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/pprl.py
 	$(BIN)/python bench/release.py
 	$(BIN)/python bench/policy.py
+	$(BIN)/python bench/indicators.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache
