@@ -238,6 +238,8 @@ def test_roster_filters(wh: Warehouse) -> None:
     assert sorted(_by_person(high.table)) == [2, 3]
     at_t1 = _roster(wh, "steward", school="T1")
     assert len(at_t1.table) == 21  # the 20 at T1 and the student who moved there
+    tenth = _roster(wh, "steward", grade="Tenth grade", district="d2")
+    assert sorted(_by_person(tenth.table)) == list(range(101, 121))
     with pytest.raises(UserError, match="unknown tier"):
         _roster(wh, "steward", tiers=["doomed"])
 

@@ -173,6 +173,12 @@ def roster(
         typer.Option(help="Only this tier: on track, watch, high risk (repeatable)."),
     ] = None,
     school: Annotated[str | None, typer.Option(help="Only this school id.")] = None,
+    district: Annotated[
+        str | None, typer.Option(help="Only students last enrolled in this district.")
+    ] = None,
+    grade: Annotated[
+        str | None, typer.Option(help="Only this grade level, e.g. 'Ninth grade'.")
+    ] = None,
     not_served: Annotated[
         bool,
         typer.Option(
@@ -194,6 +200,8 @@ def roster(
             as_of=_as_of(as_of),
             tiers=tier,
             school=school,
+            district=district,
+            grade=grade,
             not_served=not_served,
         )
         scored = wh.risk.score(r.table) if r.table.num_rows else None

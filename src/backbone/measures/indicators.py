@@ -249,6 +249,8 @@ class Indicators:
         as_of: date | None = None,
         tiers: Sequence[str] | None = None,
         school: str | None = None,
+        district: str | None = None,
+        grade: str | None = None,
         not_served: bool = False,
     ) -> Roster:
         """The persons of one snapshot the reader may see, combined across the
@@ -273,9 +275,14 @@ class Indicators:
                         )
                     conds.append("list_contains(?, tier)")
                     params.append(list(tiers))
-                if school:
-                    conds.append("school_id = ?")
-                    params.append(school)
+                for column, value in (
+                    ("school_id", school),
+                    ("district", district),
+                    ("grade_level", grade),
+                ):
+                    if value:
+                        conds.append(f"{column} = ?")
+                        params.append(value)
                 if not_served:
                     conds.append("NOT in_program")
                 table = con.sql(
