@@ -22,7 +22,9 @@ instructional except Labor Day (2025-09-01): 9 instructional days.
   1 core F (warning), GPA at risk, 2.5 credits (off track in grade 9, behind)
   → 0 + 2 + 2 = 4 → high risk.
 - ``a4`` (person 4): present every day; a victim in I4 and removed from class
-  (not a suspension) → on track; in c1's mentoring program (``k4``, consent given).
+  (not a suspension) → on track; in c1's mentoring program (``k4``, consent given),
+  which c1 shares with the districts pseudonymously (or, built with
+  ``club_access="identified"``, identified).
 - ``f01`` … ``f30`` (persons 11-40, d1 S1): present every day → on track.
 - ``g01`` … ``g20`` (persons 101-120, d2 T1, tenth grade): one excused absence on
   08-26 → 88.9% → watch.
@@ -75,9 +77,11 @@ def _district(provider: str, min_cell: int) -> dict[str, Any]:
     return doc
 
 
-def _club() -> dict[str, Any]:
+def _club(access: str) -> dict[str, Any]:
     doc = club_agreement()
     doc["datasets"].append(_dataset("student_indicator"))
+    for recipient in doc["recipients"][1:]:
+        recipient["access"] = access
     return doc
 
 
@@ -156,11 +160,18 @@ def _course(
     }
 
 
-def build(path: Path, clock: Callable[[], datetime] = lambda: NOW) -> None:
+def build(
+    path: Path,
+    clock: Callable[[], datetime] = lambda: NOW,
+    *,
+    club_access: str = "pseudonymous",
+) -> None:
+    """The warehouse at ``path``; ``club_access`` is how c1 shares with the
+    districts (``identified`` lets schools see which of their students it serves)."""
     with Warehouse.init(path, clock=clock) as wh:
         for p in PARTNERS:
             wh.partners.add(p)
-        for doc in (_district("d1", 10), _district("d2", 11), _club()):
+        for doc in (_district("d1", 10), _district("d2", 11), _club(club_access)):
             wh.agreements.add_document(
                 parse_document(copy.deepcopy(doc), source="test")
             )

@@ -203,7 +203,7 @@ def test_computing_is_the_stewards_and_is_audited(wh: Warehouse) -> None:
 # --- what each reader may see ---------------------------------------------------
 
 
-def test_a_district_sees_its_own_students_with_the_clubs_service_as_pseudonyms(
+def test_a_district_sees_its_own_students_and_no_other_districts_rows(
     wh: Warehouse,
 ) -> None:
     roster = _roster(wh, "d1.analyst")
@@ -216,15 +216,40 @@ def test_a_district_sees_its_own_students_with_the_clubs_service_as_pseudonyms(
     assert (moved["days_enrolled"], moved["days_absent"]) == (5, 1)
     assert (moved["suspension_level"], moved["tier"]) == (0, "watch")
     assert moved["records"] == ["d1:a2"]  # its own handle on the student
-    assert persons[4]["records"] == ["d1:a4"]  # the club's row carries no id
-    assert persons[4]["in_program"] is True
-    assert roster.providers == ("c1", "d1")
-    not_served = _roster(wh, "d1.analyst", not_served=True)
-    assert 4 not in _by_person(not_served.table) and not_served.table.num_rows == 33
     entry = [
         e for e in wh.audit.entries() if e["what"].startswith("early-warning roster")
     ][-1]
-    assert entry["actor"] == "d1.analyst" and set(entry["providers"]) == {"c1", "d1"}
+    assert entry["actor"] == "d1.analyst" and entry["providers"] == ["d1"]
+
+
+def test_pseudonymous_rows_are_never_attached_to_a_known_student(
+    wh: Warehouse,
+) -> None:
+    roster = _roster(wh, "d1.analyst")
+    # c1 shares with d1 only as pseudonyms: its row stays out of d1's persons
+    assert "pseudonymously" in roster.refused["c1"]
+    assert _by_person(roster.table)[4]["in_program"] is False
+    assert roster.providers == ("d1",)
+    # and the roster's person keys match none of the pseudonyms d1 can read
+    pseudonyms = set(
+        wh.access(wh.users.get("d1.analyst"), "early_warning")
+        .rows("program_participation", providers=["c1"])
+        .table.column("pseudonym")
+        .to_pylist()
+    )
+    assert pseudonyms and not pseudonyms & set(roster.table.column("unit").to_pylist())
+
+
+def test_a_club_sharing_identified_shows_schools_who_it_serves(tmp_path: Path) -> None:
+    build(tmp_path / "wh", club_access="identified")
+    with Warehouse.open(tmp_path / "wh", clock=lambda: NOW) as wh:
+        wh.indicators.compute(wh.access(wh.users.get("steward"), "early_warning"))
+        roster = _roster(wh, "d1.analyst")
+        assert roster.providers == ("c1", "d1")
+        assert _by_person(roster.table)[4]["in_program"] is True
+        not_served = _roster(wh, "d1.analyst", not_served=True)
+        assert 4 not in _by_person(not_served.table)
+        assert not_served.table.num_rows == 33
 
 
 def test_a_funder_gets_no_roster_and_the_refusal_is_recorded(wh: Warehouse) -> None:

@@ -22,6 +22,7 @@ from backbone.cli.common import (
     print_release,
     signed_in,
 )
+from backbone.errors import UserError
 from backbone.measures.indicators import Snapshot
 from backbone.warehouse import Warehouse
 
@@ -43,7 +44,10 @@ EarlyWarningPurpose = Annotated[
 YearOption = Annotated[
     int | None,
     typer.Option(
-        "--school-year", help="School year by its ending year (2026 = 2025-26)."
+        "--school-year",
+        min=1900,
+        max=2200,
+        help="School year by its ending year (2026 = 2025-26).",
     ),
 ]
 AsOfOption = Annotated[
@@ -128,7 +132,7 @@ def compute(
         snaps = wh.indicators.compute(
             access,
             as_of=_as_of(as_of),
-            school_years=[school_year] if school_year else None,
+            school_years=[school_year] if school_year is not None else None,
         )
     _print_snapshots(snaps, "Computed")
 
@@ -149,9 +153,15 @@ def _print_snapshots(snaps: list[Snapshot], title: str) -> None:
 
 
 @indicators_app.command("snapshots")
-def snapshots(warehouse: WarehouseOption = Path("warehouse")) -> None:
-    """The snapshots computed so far."""
+def snapshots(
+    user: UserOption = None,
+    token: TokenOption = None,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """The snapshots computed so far (the steward's)."""
     with doors(), Warehouse.open(warehouse) as wh:
+        access = wh.access(signed_in(wh, user, token), "early_warning")
+        access.require_steward("row_level_view", "list early-warning snapshots")
         snaps = wh.indicators.snapshots()
     _print_snapshots(snaps, "Stored")
 
@@ -185,7 +195,7 @@ def roster(
             "--not-served", help="Only students in no program or intervention."
         ),
     ] = False,
-    limit: Annotated[int, typer.Option(help="Show at most this many.")] = 40,
+    limit: Annotated[int, typer.Option(min=1, help="Show at most this many.")] = 40,
     user: UserOption = None,
     token: TokenOption = None,
     warehouse: WarehouseOption = Path("warehouse"),
@@ -204,7 +214,7 @@ def roster(
             grade=grade,
             not_served=not_served,
         )
-        scored = wh.risk.score(r.table) if r.table.num_rows else None
+        scored = wh.risk.score(r)
     rows = (scored if scored is not None else r.table).to_pylist()
     if scored is not None:
         rows.sort(key=lambda x: (-x["points"], -(x["risk_score"] or 0)))
@@ -333,6 +343,8 @@ def trend(
     """The share of students matching a condition, per group and school year
     (each year's latest snapshot), through the release gate."""
     with doors(), Warehouse.open(warehouse) as wh:
+        if by == "school_year":
+            raise UserError("the trend runs over school years already; pick a group.")
         access = wh.access(signed_in(wh, user, token), purpose)
         years = sorted({s.school_year for s in wh.indicators.snapshots()})
         release = wh.indicators.count(
@@ -389,7 +401,7 @@ def risk_train(
         trained = wh.risk.train(
             access, validate_last=validate_last, flagged_fraction=flagged
         )
-        report = wh.risk.report(trained.model_id)
+        report = wh.risk.report(access, trained.model_id)
     print_risk_report(report)
 
 
@@ -398,11 +410,15 @@ def risk_report(
     model: Annotated[
         int | None, typer.Option(help="A model id (default latest).")
     ] = None,
+    user: UserOption = None,
+    token: TokenOption = None,
     warehouse: WarehouseOption = Path("warehouse"),
 ) -> None:
-    """The validation report of the latest (or a given) risk model."""
+    """The validation report of the latest (or a given) risk model (the
+    steward's)."""
     with doors(), Warehouse.open(warehouse) as wh:
-        report = wh.risk.report(model)
+        access = wh.access(signed_in(wh, user, token), "early_warning")
+        report = wh.risk.report(access, model)
     print_risk_report(report)
 
 
@@ -473,8 +489,8 @@ def print_risk_report(report: dict[str, Any]) -> None:
         sub.add_row(
             g["group"],
             g["value"],
-            f"{g['n']:,}",
-            f"{g['positives']:,}",
+            "—" if g["n"] is None else f"{g['n']:,}",
+            "—" if g["positives"] is None else f"{g['positives']:,}",
             _f(g["auc"]),
             _f(g["precision"], True),
             _f(g["recall"], True),

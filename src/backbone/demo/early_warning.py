@@ -91,15 +91,17 @@ def early_warning_tour(wh: Warehouse, users: DemoUsers, charts: Path) -> list[st
     roster = wh.indicators.roster(
         wh.access(analyst, "early_warning"), tiers=["high risk"]
     )
-    in_program = (
-        sum(1 for v in roster.table.column("in_program").to_pylist() if v)
-        if roster.table.num_rows
-        else 0
+    pseudonymous = sorted(
+        p for p, why in roster.refused.items() if "pseudonymously" in why
     )
     lines.append(
-        f"  {district}'s roster: {roster.table.num_rows:,} students at high risk, "
-        f"{in_program} already in a community program (from "
-        f"{', '.join(p for p in roster.providers if p != district) or 'no one else'}, "
-        "as pseudonyms)"
+        f"  {district}'s roster: {roster.table.num_rows:,} of its students at high "
+        f"risk, from {', '.join(roster.providers)}'s records; "
+        + (
+            f"{', '.join(pseudonymous)} share only pseudonyms with districts, so "
+            "their programs are not attached to named students"
+            if pseudonymous
+            else "no pseudonymous rows withheld"
+        )
     )
     return lines

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -522,32 +523,49 @@ class Access:
         entity: str,
         *,
         what: str,
-        operation: str = "row_level_view",
         where: Mapping[str, Sequence[object]] | None = None,
     ) -> Materialized:
-        """Permitted rows, each with a ``unit`` that is the same for every row of
-        one person whatever its provider (the recipient's keyed pseudonym), so that
-        a measure can combine them, and ``person_id`` only where the access to that
-        row is identified. One audit entry."""
-        m = self._materialize(entity, operation=operation, where=where)
-        key = self._keys.pseudonym_key(self.principal.partner_id)
+        """Permitted rows to combine per person (a measure over several providers),
+        each with a ``unit`` shared by one person's rows, and ``person_id`` where
+        known. One audit entry.
+
+        Rows are combined at one access level: a reader who sees any provider
+        identified gets only its identified rows, so no pseudonymous grant's row is
+        ever attached to a known person; a reader with pseudonymous access only gets
+        those rows, combined by its pseudonyms. Units of identified rows are keyed
+        with a key made for this call, so they match nothing else the reader holds.
+        """
+        m = self._materialize(entity, where=where)
+        identified = [g for g in m.grants if g.access is AccessLevel.identified]
+        used = identified or list(m.grants)
+        left_out = [
+            Refusal(
+                g.provider,
+                entity,
+                "shared pseudonymously: not combined with persons you know",
+                g.agreement,
+            )
+            for g in m.grants
+            if g not in used
+        ]
+        key = secrets.token_hex(16)
         provider_col, local_col = subject_columns(entity)
         local = duckdb.connect(":memory:")
         try:
             parts = []
-            for grant in m.grants:
+            for grant in used:
                 part = m.table.filter(
                     pc.equal(m.table.column(provider_col), grant.provider)
                 )
                 if not part.num_rows:
                     continue
                 # drop the column the concatenation padded with nulls
-                identified = grant.access is AccessLevel.identified
-                padded = "pseudonym" if identified else "person_id"
+                known = grant.access is AccessLevel.identified
+                padded = "pseudonym" if known else "person_id"
                 if padded in part.column_names:
                     part = part.drop_columns([padded])
                 local.register("part", part)
-                if identified:
+                if known:
                     unit = pseudonym_sql("person_id", provider_col, local_col)
                     sql = f"SELECT *, {unit} AS unit FROM part"
                     params: list[object] = [key, key]
@@ -561,39 +579,48 @@ class Access:
                 local.unregister("part")
         finally:
             local.close()
-        table = pa.concat_tables(parts, promote_options="default") if parts else m.table
-        out = Materialized(table, m.grants, m.refusals, m.rows_by_provider)
+        table = (
+            pa.concat_tables(parts, promote_options="default")
+            if parts
+            else pa.table({})
+        )
+        providers = {g.provider for g in used}
+        out = Materialized(
+            table,
+            tuple(used),
+            (*m.refusals, *left_out),
+            {p: n for p, n in m.rows_by_provider.items() if p in providers},
+        )
         self._record("read", out, what)
         return out
 
-    def units(
-        self, entity: str, columns: Sequence[str]
-    ) -> tuple[pa.Table, list[Grant]]:
-        """For an aggregate combined per person: every permitted row as (provider,
-        ``columns``, unit, record), units and records as the ledger's keyed hashes.
-        Nothing leaves but through :meth:`count_units`."""
-        return self._gate._units(self, entity, columns, partial=True)
-
-    def count_units(
+    def count_derived(
         self,
-        definition: Mapping[str, Any],
-        rows: pa.Table,
-        grants: Sequence[Grant],
+        entity: str,
+        columns: Sequence[str],
+        derive_sql: str,
         by: Sequence[str],
         *,
+        params: Sequence[object] = (),
         where: Mapping[str, Sequence[object]] | None = None,
         numerator: Mapping[str, Sequence[object]] | None = None,
+        definition: Mapping[str, Any] | None = None,
     ) -> Release:
-        """Persons per group of prepared units (provider, unit, record and the
-        dimensions), through the release gate like :meth:`count`."""
-        return self._gate._suppressed(
+        """Persons per group of a measure combined per person from an entity's
+        rows, through the release gate: ``derive_sql`` runs in a locked database
+        over ``units`` (each permitted row's ``columns`` with its provider and the
+        ledger's unit and record hashes) and must return (provider, unit, record
+        and the dimensions); only the protected counts come back."""
+        return self._gate.count_derived(
             self,
-            dict(definition),
-            rows,
-            list(grants),
+            entity,
+            list(columns),
+            derive_sql,
+            list(params),
             list(by),
             dict(where or {}),
             dict(numerator) if numerator is not None else None,
+            dict(definition or {}),
         )
 
     def log(self, action: str, what: str, **detail: Any) -> None:

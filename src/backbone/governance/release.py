@@ -263,6 +263,73 @@ class ReleaseGate:
             return self._dp(access, definition, rows, grants, by, where, epsilon)
         return self._suppressed(access, definition, rows, grants, by, where, numerator)
 
+    def count_derived(
+        self,
+        access: Access,
+        entity: str,
+        columns: list[str],
+        derive_sql: str,
+        params: list[object],
+        by: list[str],
+        where: dict[str, Sequence[object]],
+        numerator: dict[str, Sequence[object]] | None,
+        definition: dict[str, Any],
+    ) -> Release:
+        """Persons per group of a measure derived per person (see
+        :meth:`Access.count_derived`). The gate reads the units and the grants
+        itself; the derivation only shapes them, and is checked: every unit and
+        provider it returns is one it was given."""
+        from backbone.governance.access import locked_connection
+
+        if entity not in ENTITIES:
+            raise UserError(f"unknown entity {entity!r}.")
+        asked = [*by, *where, *(numerator or {})]
+        bookkeeping = {"provider", "unit", "record", "person_id", "pseudonym"}
+        bad = [c for c in asked if c in IDENTIFYING or c in bookkeeping]
+        if bad:
+            raise UserError(
+                f"{bad[0]} identifies a person; it cannot be a dimension or filter."
+            )
+        if len(by) > MAX_DIMENSIONS:
+            raise UserError(
+                f"a released table has at most {MAX_DIMENSIONS} dimensions; split it."
+            )
+        if len(set(by)) != len(by):
+            raise UserError("each dimension may appear once.")
+        if numerator is not None and not numerator:
+            raise UserError("a rate needs a numerator condition (NAME=VALUE).")
+        units, grants = self._units(access, entity, columns, partial=True)
+        con = locked_connection({"units": units})
+        try:
+            rows = con.sql(derive_sql, params=params).to_arrow_table()
+            missing = {"provider", "unit", "record", *asked} - set(rows.column_names)
+            if missing:
+                raise UserError(f"cannot count by {sorted(missing)[0]!r}.")
+            con.register("derived", rows)
+            strays = con.execute(
+                "SELECT count(*) FROM derived d WHERE NOT EXISTS (SELECT 1 FROM "
+                "units u WHERE u.unit = d.unit AND u.record = d.record "
+                "AND u.provider = d.provider)"
+            ).fetchone()
+        finally:
+            con.close()
+        if strays and strays[0]:
+            raise ValueError("a derivation returned units it was not given")
+        definition = {
+            **definition,
+            "entity": entity,
+            "by": list(by),
+            "where": {k: sorted(str(v) for v in vs) for k, vs in sorted(where.items())},
+        }
+        if numerator is not None:
+            definition["numerator"] = {
+                k: sorted(str(v) for v in vs) for k, vs in sorted(numerator.items())
+            }
+        keep = ["provider", "unit", "record", *dict.fromkeys(asked)]
+        return self._suppressed(
+            access, definition, rows.select(keep), grants, by, where, numerator
+        )
+
     def _previous_modes(
         self, definition: dict[str, Any], grants: list[Grant]
     ) -> set[str]:

@@ -106,6 +106,15 @@ class OnTrack9(_Strict):
     min_credits: float = Field(5.0, ge=0)
     max_core_semester_fails: int = Field(1, ge=0)
 
+    @model_validator(mode="after")
+    def _grade(self) -> OnTrack9:
+        if self.grade_level not in GRADE_NAMES:
+            raise ValueError(
+                f"unknown grade level {self.grade_level!r}; use an Ed-Fi name such "
+                "as 'Ninth grade'"
+            )
+        return self
+
 
 class Credits(_Strict):
     required_by_end_of_grade: dict[str, float]
@@ -141,16 +150,21 @@ class Definitions(_Strict):
     credits: Credits
     tiers: Tiers
 
-    def term_end_sql(self, term_column: str, year_column: str) -> str:
-        """SQL for the day a term's marks are final (a term with no configured end
-        counts at the end of the school year)."""
+    def term_end_sql(
+        self, term_column: str, year_column: str, start_month: int = 7
+    ) -> str:
+        """SQL for the day a term's marks are final: its month-day in the school
+        year (months from ``start_month`` on belong to the year before the one the
+        school year is named by); a term with no configured end counts at the end
+        of the school year."""
+        start = int(start_month)
         cases = " ".join(
             f"WHEN {term_column} = '{_quote(term)}' THEN make_date("
-            f"{year_column} - CASE WHEN {int(end[:2])} >= 7 THEN 1 ELSE 0 END, "
+            f"{year_column} - {1 if int(end[:2]) >= start else 0}, "
             f"{int(end[:2])}, {int(end[3:])})"
             for term, end in self.course.term_ends.items()
         )
-        fallback = f"make_date({year_column}, 6, 30)"
+        fallback = f"(make_date({year_column}, {start}, 1) - INTERVAL 1 DAY)::DATE"
         return f"(CASE {cases} ELSE {fallback} END)" if cases else fallback
 
 
@@ -267,5 +281,9 @@ class DefinitionStore:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise InputFileError(f"{path}: cannot read it ({exc.strerror}).") from None
+        except UnicodeDecodeError:
+            raise InputFileError(
+                f"{path}: not UTF-8 text; save it as UTF-8 YAML and record it again."
+            ) from None
         parse_definitions(text, str(path))
         return self.record(text, by=by, note=note)

@@ -81,7 +81,8 @@ def draw_charts(
             f"v{snap.definition_version}.",
         )
         written += chart.write(out, f"tiers-by-{noun}")
-    latest = wh.risk.latest()
+    # the model describes the persons it was trained on: the steward's to show
+    latest = wh.risk.latest() if access.principal.is_steward else None
     if latest is not None:
         model_id, _, report = latest
         floor = wh.settings["governance.min_cell_size"]

@@ -27,7 +27,9 @@ __all__ = [
     "LEVELS",
     "TIERS",
     "components_sql",
+    "derived_units_sql",
     "person_indicators_sql",
+    "persons_sql",
 ]
 
 LEVELS = ("on track", "warning", "at risk")
@@ -85,6 +87,9 @@ def components_sql(
     school_year: int,
     year_begin: date,
     cutoff: date,
+    year_end: date | None = None,
+    start_month: int = 7,
+    providers: list[str] | None = None,
 ) -> tuple[str, list[object]]:
     """One row per record with facts in ``school_year`` up to ``cutoff`` (the
     snapshot day, or the year's last day): the query that fills
@@ -94,7 +99,8 @@ def components_sql(
     cutoff), counted from a running total per school and day, so the cost is one
     equality join per enrollment rather than one row per enrolled day.
     """
-    term_end = d.term_end_sql("term", "school_year")
+    term_end = d.term_end_sql("term", "school_year", start_month)
+    year_end = year_end or cutoff
     p: list[object] = []
 
     def param(value: object) -> str:
@@ -104,6 +110,9 @@ def components_sql(
 
     y, begin, cut = param(school_year), param(year_begin), param(cutoff)
     absent_categories = param(list(d.attendance.absence_categories))
+    providers_filter = (
+        "true" if providers is None else f"list_contains({param(list(providers))}, r.p)"
+    )
     sql = f"""
 WITH
 enr AS (
@@ -112,6 +121,25 @@ enr AS (
            least(coalesce(exit_withdraw_date, {cut}), {cut}) AS last_day
     FROM analytic.enrollment
     WHERE school_year = {y} AND entry_date <= {cut}
+),
+ordered AS (
+    SELECT *, max(last_day) OVER (
+               PARTITION BY p, s, school_id ORDER BY entry_date, last_day
+               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before_end
+    FROM enr
+),
+merged AS (
+    -- overlapping or repeated spells at one school are one spell: a day counts once
+    SELECT p, s, school_id, min(entry_date) AS entry_date, max(last_day) AS last_day,
+           arg_max(entry_grade_level, entry_date) AS entry_grade_level
+    FROM (
+        SELECT *, sum(CASE WHEN before_end IS NULL OR entry_date > before_end
+                           THEN 1 ELSE 0 END) OVER (
+                   PARTITION BY p, s, school_id ORDER BY entry_date, last_day
+                   ROWS UNBOUNDED PRECEDING) AS island
+        FROM ordered
+    )
+    GROUP BY p, s, school_id, island
 ),
 cal AS (
     -- every day of the year so far at each school with a calendar, with the
@@ -122,7 +150,7 @@ cal AS (
                OVER (PARTITION BY s.school_id ORDER BY d.day) AS upto
     FROM (SELECT DISTINCT school_id FROM ref.calendar_date
           WHERE date BETWEEN {begin} AND {cut}
-            AND school_id IN (SELECT school_id FROM enr)) s
+            AND school_id IN (SELECT school_id FROM merged)) s
     CROSS JOIN (SELECT CAST(unnest(generate_series(CAST({begin} AS DATE),
                                                    CAST({cut} AS DATE),
                                                    INTERVAL 1 DAY)) AS DATE) AS day) d
@@ -136,33 +164,52 @@ spell AS (
                 ELSE l.upto - coalesce(f.upto, 0)
                      + CASE WHEN f.instructional THEN 1 ELSE 0 END
            END AS days
-    FROM enr e
+    FROM merged e
     LEFT JOIN cal l ON l.school_id = e.school_id AND l.date = e.last_day
     LEFT JOIN cal f ON f.school_id = e.school_id AND f.date = e.entry_date
 ),
 enrolled AS (
-    SELECT p, s, sum(days) AS days_enrolled,
+    SELECT p, s,
+           CASE WHEN bool_and(days IS NOT NULL) THEN sum(days) END AS days_enrolled,
            arg_max(school_id, entry_date) AS school_id,
            arg_max(entry_grade_level, entry_date) AS grade_level,
            max(last_day) AS last_enrolled_date
     FROM spell GROUP BY p, s
 ),
-absent AS (
-    SELECT provider_partner_id AS p, student_local_id AS s,
-           sum(coalesce(event_duration, 1)) AS days_absent
+absent_day AS (
+    -- at most one day absent per day, however many events say so
+    SELECT provider_partner_id AS p, student_local_id AS s, event_date,
+           least(sum(coalesce(event_duration, 1)), 1) AS duration
     FROM analytic.attendance_event
     WHERE school_year = {y} AND event_date <= {cut}
       AND list_contains({absent_categories}, attendance_event_category)
+    GROUP BY p, s, event_date
+),
+absent AS (
+    -- only absences on instructional days the record was enrolled
+    SELECT p, s, sum(duration) AS days_absent
+    FROM (
+        SELECT a.p, a.s, a.event_date, max(a.duration) AS duration
+        FROM absent_day a
+        JOIN spell sp ON sp.p = a.p AND sp.s = a.s
+                     AND a.event_date BETWEEN sp.entry_date AND sp.last_day
+        JOIN cal c ON c.school_id = sp.school_id AND c.date = a.event_date
+                  AND c.instructional
+        GROUP BY a.p, a.s, a.event_date
+    )
     GROUP BY p, s
 ),
 period AS (
-    -- partners that send term totals instead of daily events
+    -- partners that send term totals instead of daily events; a term counts
+    -- once it has ended (one with no end date, once the year has)
     SELECT provider_partner_id AS p, student_local_id AS s,
            sum(days_enrolled) AS days_enrolled,
-           sum(coalesce(days_absent_excused, 0) + coalesce(days_absent_unexcused, 0))
-               AS days_absent
+           sum(CASE WHEN days_absent_excused IS NULL AND days_absent_unexcused IS NULL
+                    THEN greatest(days_enrolled - days_present, 0)
+                    ELSE coalesce(days_absent_excused, 0)
+                         + coalesce(days_absent_unexcused, 0) END) AS days_absent
     FROM analytic.attendance_period
-    WHERE school_year = {y} AND coalesce(period_end_date, {cut}) <= {cut}
+    WHERE school_year = {y} AND coalesce(period_end_date, {param(year_end)}) <= {cut}
     GROUP BY p, s
 ),
 susp AS (
@@ -176,10 +223,10 @@ susp AS (
 ),
 incidents AS (
     SELECT provider_partner_id AS p, student_local_id AS s,
-           count(DISTINCT incident_identifier) FILTER (
+           count(DISTINCT school_id || ':' || incident_identifier) FILTER (
                WHERE list_contains({param(list(d.behavior.conduct_behaviors))}, behavior)
            ) AS conduct_incidents,
-           count(DISTINCT incident_identifier) FILTER (
+           count(DISTINCT school_id || ':' || incident_identifier) FILTER (
                WHERE list_contains({param(list(d.behavior.state_offense_behaviors))}, behavior)
            ) AS state_offenses
     FROM analytic.discipline_incident
@@ -224,7 +271,7 @@ record AS (
            arg_max(cumulative_gpa, term_end) AS gpa, max(term_end) AS gpa_date,
            arg_max(cumulative_earned_credits, term_end) AS cumulative_credits
     FROM (
-        SELECT *, {d.term_end_sql("term", "school_year")} AS term_end
+        SELECT *, {d.term_end_sql("term", "school_year", start_month)} AS term_end
         FROM analytic.student_academic_record WHERE school_year <= {y}
     )
     WHERE term_end <= {cut}
@@ -306,6 +353,7 @@ LEFT JOIN record rc ON rc.p = r.p AND rc.s = r.s
 LEFT JOIN demo dm ON dm.p = r.p AND dm.s = r.s
 LEFT JOIN programs pr ON pr.p = r.p AND pr.s = r.s
 LEFT JOIN hours h ON h.p = r.p AND h.s = r.s
+WHERE {providers_filter}
 """
     return sql.strip(), p
 
@@ -365,8 +413,10 @@ WITH combined AS (
                FILTER (WHERE english_learner IS NOT NULL) AS english_learner,
            arg_max(disability, coalesce(last_enrolled_date, DATE '1900-01-01'))
                FILTER (WHERE disability IS NOT NULL) AS disability,
-           sum(days_enrolled) AS days_enrolled,
-           sum(days_absent) AS days_absent,
+           -- a record enrolled on days nobody can count leaves the rate unknown
+           CASE WHEN bool_or(days_enrolled IS NULL AND last_enrolled_date IS NOT NULL)
+                THEN NULL ELSE sum(days_enrolled) END AS days_enrolled,
+           sum(days_absent) FILTER (WHERE days_enrolled IS NOT NULL) AS days_absent,
            sum(suspensions) AS suspensions,
            sum(suspension_days) AS suspension_days,
            sum(conduct_incidents) AS conduct_incidents,
@@ -376,7 +426,8 @@ WITH combined AS (
            sum(ela_math_fails) AS ela_math_fails,
            sum(core_course_fails) AS core_course_fails,
            sum(course_fails) AS course_fails,
-           max(terms_completed) AS terms_completed,
+           -- a mover's fall in one district and spring in another are two terms
+           least(sum(terms_completed), {c.terms_per_year}) AS terms_completed,
            sum(credits_earned) AS credits_earned,
            max(cumulative_credits) AS cumulative_credits,
            arg_max(gpa, gpa_date) FILTER (WHERE gpa IS NOT NULL) AS gpa,
@@ -457,3 +508,62 @@ SELECT *,
        ) AS flags
 FROM pointed
 """.strip()
+
+
+def persons_sql(definitions: dict[int, Definitions], components: str) -> str:
+    """Persons of every snapshot in ``components``, each evaluated with the
+    definitions version its rows were computed with."""
+    parts = [
+        "SELECT * FROM ("
+        + person_indicators_sql(
+            d, f"(SELECT * FROM {components} WHERE definition_version = {int(v)})"
+        )
+        + ")"
+        for v, d in sorted(definitions.items())
+    ]
+    return " UNION ALL BY NAME ".join(parts)
+
+
+def derived_units_sql(
+    definitions: dict[int, Definitions],
+    snapshots: list[tuple[int, date]],
+    dimensions: list[str],
+    *,
+    transitions: bool = False,
+) -> str:
+    """For the release gate, over its ``units`` (provider, unit, record and the
+    component columns): each person's values (``dimensions``) beside every record
+    that made them, in the given snapshots. With ``transitions`` (two snapshots),
+    the dimensions are the person's tier at the first and at the second
+    (``(absent)`` where it is in one only)."""
+    keys = ", ".join(_text(f"{int(y)}@{d.isoformat()}") for y, d in snapshots)
+    components = (
+        "(SELECT *, provider AS provider_partner_id, "
+        "CAST(NULL AS BIGINT) AS person_id, "
+        "CAST(NULL AS VARCHAR) AS student_local_id FROM units "
+        f"WHERE list_contains([{keys}], CAST(school_year AS VARCHAR) || '@' "
+        "|| CAST(as_of_date AS VARCHAR)))"
+    )
+    persons = persons_sql(definitions, "comps")
+    if transitions:
+        (y0, d0), (y1, d1) = snapshots
+        picked = (
+            "SELECT unit, "
+            f"coalesce(max(tier) FILTER (WHERE school_year = {int(y0)} AND "
+            f"as_of_date = DATE '{d0.isoformat()}'), '(absent)') AS tier_before, "
+            f"coalesce(max(tier) FILTER (WHERE school_year = {int(y1)} AND "
+            f"as_of_date = DATE '{d1.isoformat()}'), '(absent)') AS tier_after "
+            "FROM persons GROUP BY unit"
+        )
+        return (
+            f"WITH comps AS {components}, persons AS ({persons}), t AS ({picked}) "
+            "SELECT DISTINCT c.provider, c.unit, c.record, t.tier_before, "
+            "t.tier_after FROM comps c JOIN t USING (unit)"
+        )
+    select = "".join(f", p.{c}" for c in dimensions)
+    return (
+        f"WITH comps AS {components}, persons AS ({persons}) "
+        f"SELECT DISTINCT c.provider, c.unit, c.record{select} FROM comps c "
+        "JOIN persons p ON p.unit = c.unit AND p.school_year = c.school_year "
+        "AND p.as_of_date = c.as_of_date"
+    )

@@ -5,14 +5,14 @@ Computing is the steward's derivation inside the warehouse (like linking): each
 provider's facts become one component row per record and snapshot, stored with
 the definitions version used. Reading is never direct: rosters combine the
 component rows the reader may see (:meth:`Access.person_rows`), and every count
-leaves through the release gate (:meth:`Access.count_units`), combined per person
+leaves through the release gate (:meth:`Access.count_derived`), combined per person
 first so a student in two districts is one person in one cell.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -25,15 +25,17 @@ from backbone.errors import UserError
 from backbone.governance.access import Access, locked_connection
 from backbone.governance.policy import Grant
 from backbone.governance.release import Release
-from backbone.measures.definitions import DefinitionStore
+from backbone.measures.definitions import Definitions, DefinitionStore
 from backbone.measures.indicator_sql import (
     COMPONENT_COLUMNS,
     TIERS,
     components_sql,
-    person_indicators_sql,
+    derived_units_sql,
+    persons_sql,
 )
+from backbone.model.schema import DERIVED_FROM
 
-__all__ = ["DIMENSIONS", "Indicators", "Roster", "Snapshot"]
+__all__ = ["DIMENSIONS", "Indicators", "Roster", "Snapshot", "with_identifiers"]
 
 ENTITY = "student_indicator"
 # What segments may be cut by: person-level values after combining.
@@ -78,6 +80,8 @@ class Roster:
     """One row per person: identifiers the reader may see, values, levels, tier."""
     providers: tuple[str, ...]
     refused: dict[str, str]
+    history: pa.Table
+    """The same persons' earlier year-end values (the risk score's history)."""
 
 
 class Indicators:
@@ -140,6 +144,10 @@ class Indicators:
                 )
             plan = [(y, min(self.year_bounds(y)[1], today)) for y in years]
             plan = [(y, cut) for y, cut in plan if cut >= self.year_bounds(y)[0]]
+        # only providers whose agreements in force give the steward these values
+        answers = access.grants(ENTITY, "row_level_view", self._source_providers())
+        allowed = [a.provider for a in answers if isinstance(a, Grant)]
+        refused = {a.provider: a.reason for a in answers if not isinstance(a, Grant)}
         say = progress or (lambda _m: None)
         out = []
         for year, cutoff in plan:
@@ -153,6 +161,9 @@ class Indicators:
                 school_year=year,
                 year_begin=begin,
                 cutoff=cutoff,
+                year_end=end,
+                start_month=self._start,
+                providers=allowed,
             )
             with transaction(self._con):
                 self._con.execute(
@@ -181,8 +192,17 @@ class Indicators:
             rows=sum(s.records for s in out),
             snapshots=[f"{s.school_year}@{s.as_of}" for s in out],
             definition_version=version,
+            providers=allowed,
+            refused=refused,
         )
         return out
+
+    def _source_providers(self) -> list[str]:
+        tables = sorted(set(DERIVED_FROM[ENTITY]))
+        union = " UNION ".join(
+            f"SELECT DISTINCT provider_partner_id FROM analytic.{t}" for t in tables
+        )
+        return [r[0] for r in self._con.execute(f"{union} ORDER BY 1").fetchall()]
 
     def snapshots(self) -> list[Snapshot]:
         return [
@@ -219,27 +239,25 @@ class Indicators:
 
     # --- person-level values ----------------------------------------------------
 
+    def _definitions(self, versions: Iterable[int]) -> dict[int, Definitions]:
+        return {int(v): self.definitions.get(int(v)) for v in versions}
+
     def evaluate(self, components: pa.Table) -> pa.Table:
         """Person-level indicators, levels and tiers of component rows carrying
         ``unit`` and ``person_id``, each snapshot with its own definitions."""
         if components.num_rows == 0:
             return pa.table({})
-        parts = []
         versions = pc.unique(components.column("definition_version")).to_pylist()
-        for version in sorted(v for v in versions if v is not None):
-            rows = components.filter(
-                pc.equal(components.column("definition_version"), version)
-            )
-            con = locked_connection({"components": rows})
-            try:
-                parts.append(
-                    con.sql(
-                        person_indicators_sql(self.definitions.get(int(version)))
-                    ).to_arrow_table()
+        con = locked_connection({"components": components})
+        try:
+            return con.sql(
+                persons_sql(
+                    self._definitions([v for v in versions if v is not None]),
+                    "components",
                 )
-            finally:
-                con.close()
-        return pa.concat_tables(parts, promote_options="default")
+            ).to_arrow_table()
+        finally:
+            con.close()
 
     def roster(
         self,
@@ -254,25 +272,38 @@ class Indicators:
         not_served: bool = False,
     ) -> Roster:
         """The persons of one snapshot the reader may see, combined across the
-        providers whose rows the agreements give it, worst first."""
+        providers whose rows the agreements give it, worst first; with their
+        earlier year-end snapshots (``history``) for the risk score."""
+        if tiers:
+            bad = set(tiers) - set(TIERS)
+            if bad:
+                raise UserError(
+                    f"unknown tier {sorted(bad)[0]!r}; use {', '.join(TIERS)}."
+                )
         snap = self.snapshot(school_year=school_year, as_of=as_of)
+        earlier = [
+            s.as_of
+            for s in self.snapshots()
+            if s.school_year < snap.school_year
+            and s.as_of == self.year_bounds(s.school_year)[1]
+        ]
         m = access.person_rows(
             ENTITY,
             what=f"early-warning roster {snap.school_year}@{snap.as_of}",
-            where={"school_year": [snap.school_year], "as_of_date": [snap.as_of]},
+            where={"as_of_date": [*earlier, snap.as_of]},
         )
-        table = self.evaluate(_with_columns(m.table))
-        if table.num_rows:
-            con = locked_connection({"persons": table})
+        everyone = self.evaluate(with_identifiers(m.table))
+        table = history = everyone
+        if everyone.num_rows:
+            con = locked_connection({"persons": everyone})
             try:
-                conds = ["district IS NOT NULL"]
-                params: list[object] = []
+                conds = [
+                    "district IS NOT NULL",
+                    "school_year = ?",
+                    "as_of_date = ?",
+                ]
+                params: list[object] = [snap.school_year, snap.as_of]
                 if tiers:
-                    bad = set(tiers) - set(TIERS)
-                    if bad:
-                        raise UserError(
-                            f"unknown tier {sorted(bad)[0]!r}; use {', '.join(TIERS)}."
-                        )
                     conds.append("list_contains(?, tier)")
                     params.append(list(tiers))
                 for column, value in (
@@ -290,6 +321,9 @@ class Indicators:
                     "ORDER BY points DESC, attendance_rate NULLS LAST, unit",
                     params=params,
                 ).to_arrow_table()
+                history = con.sql(
+                    "SELECT * FROM persons WHERE as_of_date <> ?", params=[snap.as_of]
+                ).to_arrow_table()
             finally:
                 con.close()
         return Roster(
@@ -297,34 +331,10 @@ class Indicators:
             table,
             tuple(sorted(m.rows_by_provider)),
             {r.provider: r.reason for r in m.refusals},
+            history,
         )
 
     # --- aggregates through the release gate ------------------------------------
-
-    def _person_units(
-        self, access: Access, snaps: Sequence[Snapshot]
-    ) -> tuple[pa.Table, pa.Table, list[Grant]]:
-        """(units of the snapshots' rows, persons evaluated per unit, grants)."""
-        rows, grants = access.units(ENTITY, COMPONENT_COLUMNS)
-        keep = pc.is_in(
-            pc.binary_join_element_wise(
-                pc.cast(rows.column("school_year"), pa.string()),
-                pc.cast(rows.column("as_of_date"), pa.string()),
-                "@",
-            ),
-            value_set=pa.array([f"{s.school_year}@{s.as_of}" for s in snaps]),
-        )
-        rows = rows.filter(keep)
-        if rows.num_rows == 0:
-            raise UserError(
-                "nothing to count: no indicator rows of "
-                f"{', '.join(f'{s.school_year}@{s.as_of}' for s in snaps)} are "
-                "readable for this purpose."
-            )
-        components = _with_columns(
-            rows.append_column("provider_partner_id", rows.column("provider"))
-        )
-        return rows, self.evaluate(components), list(grants)
 
     def count(
         self,
@@ -350,69 +360,49 @@ class Indicators:
             snaps = [self.snapshot(school_year=y) for y in years]
         else:
             snaps = [self.snapshot(school_year=school_year, as_of=as_of)]
-        rows, persons, grants = self._person_units(access, snaps)
-        exploded = _explode(rows, persons, sorted(set(asked)))
-        definition = {
-            "entity": ENTITY,
-            "measure": "early_warning",
-            "snapshots": [f"{s.school_year}@{s.as_of}" for s in snaps],
-            "by": list(by),
-            "where": {k: sorted(str(v) for v in vs) for k, vs in (where or {}).items()},
-        }
-        if numerator:
-            definition["numerator"] = {
-                k: sorted(str(v) for v in vs) for k, vs in numerator.items()
-            }
-        return access.count_units(
-            definition,
-            exploded,
-            grants,
+        sql = derived_units_sql(
+            self._definitions({s.definition_version for s in snaps}),
+            [(s.school_year, s.as_of) for s in snaps],
+            list(dict.fromkeys(asked)),
+        )
+        return access.count_derived(
+            ENTITY,
+            COMPONENT_COLUMNS,
+            sql,
             by,
             where=where,
             numerator=numerator,
+            definition={
+                "measure": "early_warning",
+                "snapshots": [f"{s.school_year}@{s.as_of}" for s in snaps],
+                "definitions": sorted({s.definition_version for s in snaps}),
+            },
         )
 
     def transitions(self, access: Access, before: Snapshot, after: Snapshot) -> Release:
         """Persons by tier at ``before`` and at ``after`` (``(absent)`` where a
         person is in one snapshot only), through the release gate."""
-        rows, persons, grants = self._person_units(access, [before, after])
-        con = locked_connection({"units": rows, "persons": persons})
-        try:
-            exploded = con.sql(
-                "WITH t AS (SELECT p.unit, "
-                "coalesce(max(tier) FILTER (WHERE as_of_date = ? AND school_year = ?), "
-                "'(absent)') AS tier_before, "
-                "coalesce(max(tier) FILTER (WHERE as_of_date = ? AND school_year = ?), "
-                "'(absent)') AS tier_after FROM persons p GROUP BY p.unit) "
-                "SELECT DISTINCT u.provider, u.unit, u.record, t.tier_before, "
-                "t.tier_after FROM units u JOIN t USING (unit)",
-                params=[
-                    before.as_of,
-                    before.school_year,
-                    after.as_of,
-                    after.school_year,
-                ],
-            ).to_arrow_table()
-        finally:
-            con.close()
-        definition = {
-            "entity": ENTITY,
-            "measure": "tier_transitions",
-            "snapshots": [
-                f"{before.school_year}@{before.as_of}",
-                f"{after.school_year}@{after.as_of}",
-            ],
-            "by": ["tier_before", "tier_after"],
-        }
-        return access.count_units(
-            definition,
-            exploded,
-            grants,
+        snaps = [before, after]
+        sql = derived_units_sql(
+            self._definitions({s.definition_version for s in snaps}),
+            [(s.school_year, s.as_of) for s in snaps],
+            [],
+            transitions=True,
+        )
+        return access.count_derived(
+            ENTITY,
+            COMPONENT_COLUMNS,
+            sql,
             ["tier_before", "tier_after"],
+            definition={
+                "measure": "tier_transitions",
+                "snapshots": [f"{s.school_year}@{s.as_of}" for s in snaps],
+                "definitions": sorted({s.definition_version for s in snaps}),
+            },
         )
 
 
-def _with_columns(table: pa.Table) -> pa.Table:
+def with_identifiers(table: pa.Table) -> pa.Table:
     """Materialized rows as components: identifiers a reader may not see (all of
     its grants pseudonymous) are there, empty."""
     if table.num_rows == 0:
@@ -421,18 +411,3 @@ def _with_columns(table: pa.Table) -> pa.Table:
         if name not in table.column_names:
             table = table.append_column(name, pa.nulls(table.num_rows, type_))
     return table
-
-
-def _explode(rows: pa.Table, persons: pa.Table, columns: Sequence[str]) -> pa.Table:
-    """Each person's values beside every record that made them (cells count
-    persons once; the strictest provider in a cell sets its minimum)."""
-    con = locked_connection({"units": rows, "persons": persons})
-    try:
-        select = ", ".join(f"p.{c}" for c in columns)
-        return con.sql(
-            f"SELECT DISTINCT u.provider, u.unit, u.record{', ' + select if select else ''} "
-            "FROM units u JOIN persons p ON p.unit = u.unit "
-            "AND p.school_year = u.school_year AND p.as_of_date = u.as_of_date"
-        ).to_arrow_table()
-    finally:
-        con.close()

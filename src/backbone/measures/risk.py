@@ -26,10 +26,11 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from backbone.errors import UserError
 from backbone.governance.access import Access, locked_connection
-from backbone.measures.indicators import Indicators
+from backbone.measures.indicators import Indicators, Roster, with_identifiers
 from backbone.measures.risk_model import TrainedModels, train
 from backbone.model.descriptors import GRADE_LEVELS
 
@@ -113,28 +114,40 @@ FROM {persons} p LEFT JOIN grades g USING (grade_level)
 
 def training_sql(min_grade: int = 8, max_grade: int = 11) -> str:
     """Labelled rows: features of year t for students enrolled in year t + 1;
-    label 1 = did not graduate, NULL = outcome unknown (left out)."""
+    label 1 = no diploma by the expected year (a dropout, no diploma, a late one),
+    NULL = outcome unknown (moved away without one: left out).
+
+    A person's class (cohort) is fixed once, from the first grade seen, so a
+    student held back stays in one class: never both trained and validated on."""
     return f"""
-WITH grad AS (SELECT DISTINCT unit FROM graduation),
-last_year AS (SELECT max(year(graduation_date) + CASE WHEN month(graduation_date) >= 7
-                                                   THEN 1 ELSE 0 END) AS y
-              FROM graduation),
+WITH year_of AS (
+    SELECT unit, year(graduation_date)
+           + CASE WHEN month(graduation_date) >= 7 THEN 1 ELSE 0 END AS y
+    FROM graduation
+),
+grad AS (SELECT unit, min(y) AS graduated FROM year_of GROUP BY unit),
+last_year AS (SELECT max(y) AS y FROM year_of),
 enr AS (
     SELECT unit, max(school_year) AS last_year,
-           arg_max(exit_withdraw_type, entry_date) AS last_exit,
+           arg_max(coalesce(exit_withdraw_type, ''), entry_date) AS last_exit,
            coalesce(bool_or(exit_withdraw_type = 'Dropout'), false) AS dropped
     FROM enrollment GROUP BY unit
 ),
 next_year AS (SELECT DISTINCT unit, school_year FROM enrollment),
+class_of AS (
+    SELECT unit, CAST(min(school_year + 12 - grade) AS INTEGER) AS cohort
+    FROM features WHERE grade IS NOT NULL GROUP BY unit
+),
 feat AS (
-    SELECT f.*, CAST(f.school_year + 12 - f.grade AS INTEGER) AS cohort
-    FROM features f WHERE f.grade BETWEEN {min_grade} AND {max_grade}
+    SELECT f.*, c.cohort FROM features f JOIN class_of c USING (unit)
+    WHERE f.grade BETWEEN {min_grade} AND {max_grade}
 )
 SELECT feat.*,
-       CASE WHEN grad.unit IS NOT NULL THEN 0
+       CASE WHEN grad.graduated <= feat.cohort THEN 0
+            WHEN grad.graduated > feat.cohort THEN 1
             WHEN enr.dropped THEN 1
-            WHEN enr.last_year >= feat.cohort
-                 AND coalesce(enr.last_exit, '') <> 'Transferred' THEN 1
+            WHEN enr.last_year >= feat.cohort AND enr.last_exit <> 'Transferred'
+                THEN 1
        END AS label
 FROM feat
 JOIN next_year n ON n.unit = feat.unit AND n.school_year = feat.school_year + 1
@@ -142,6 +155,17 @@ LEFT JOIN grad ON grad.unit = feat.unit
 LEFT JOIN enr ON enr.unit = feat.unit
 WHERE feat.cohort <= (SELECT y FROM last_year)
 """
+
+
+def _by_person(table: pa.Table) -> pa.Table:
+    """One key per person across separate reads: the person id where known (each
+    read keys its units afresh), else the read's own unit."""
+    if table.num_rows == 0 or "person_id" not in table.column_names:
+        return table
+    key = pc.coalesce(
+        pc.cast(table.column("person_id"), pa.string()), table.column("unit")
+    )
+    return table.set_column(table.column_names.index("unit"), "unit", key)
 
 
 class RiskModels:
@@ -159,9 +183,10 @@ class RiskModels:
 
     # --- training ---------------------------------------------------------------
 
-    def training_rows(self, access: Access) -> pa.Table:
+    def training_rows(self, access: Access) -> tuple[pa.Table, int]:
         """Labelled person-years from year-end snapshots, read through the policy
-        layer (three audited reads)."""
+        layer (three audited reads), and the strictest minimum cell size of the
+        agreements they were read under."""
         ends = [
             s
             for s in self._indicators.snapshots()
@@ -177,13 +202,15 @@ class RiskModels:
             what="risk model training: year-end indicators",
             where={"as_of_date": [s.as_of for s in ends]},
         )
-        persons = self._indicators.evaluate(m.table)
-        enrollment = access.person_rows(
-            "enrollment", what="risk model training: enrollment and exits"
-        ).table
-        graduation = access.person_rows(
-            "graduation", what="risk model training: diplomas"
-        ).table
+        persons = _by_person(self._indicators.evaluate(with_identifiers(m.table)))
+        enrollment = _by_person(
+            access.person_rows(
+                "enrollment", what="risk model training: enrollment and exits"
+            ).table
+        )
+        graduation = _by_person(
+            access.person_rows("graduation", what="risk model training: diplomas").table
+        )
         for name, table in (("enrollment", enrollment), ("graduation", graduation)):
             if table.num_rows == 0:
                 raise UserError(f"the risk model needs {name} data; none is readable.")
@@ -197,11 +224,12 @@ class RiskModels:
         )
         try:
             con.execute(f"CREATE TEMP TABLE features AS {features_sql()}")
-            return con.sql(
+            rows = con.sql(
                 f"SELECT * FROM ({training_sql()}) WHERE label IS NOT NULL"
             ).to_arrow_table()
         finally:
             con.close()
+        return rows, max(g.min_cell_size for g in m.grants)
 
     def train(
         self,
@@ -209,10 +237,9 @@ class RiskModels:
         *,
         validate_last: int = 2,
         flagged_fraction: float = 0.2,
-        min_cell: int = 10,
     ) -> TrainingReport:
         access.require_steward("row_level_view", "train the risk model")
-        rows = self.training_rows(access)
+        rows, min_cell = self.training_rows(access)
         if rows.num_rows == 0:
             raise UserError("no student has a known graduation outcome yet.")
         trained = train(
@@ -230,9 +257,13 @@ class RiskModels:
             "train_cohorts": list(trained.train_cohorts),
             "validate_cohorts": list(trained.validate_cohorts),
             "best": trained.best,
-            "models": {name: asdict(r) for name, r in trained.reports.items()},
+            "models": {
+                name: _small_groups_blanked(asdict(r))
+                for name, r in trained.reports.items()
+            },
+            "min_cell": min_cell,
             "tiers": _tier_recall(rows, trained.validate_cohorts),
-            "label": "did not graduate (dropout, or no diploma by the expected year)",
+            "label": "no diploma by the expected year (dropout, none, or late)",
         }
         version = max(int(v) for v in rows.column("definition_version").to_pylist())
         self._dir.mkdir(exist_ok=True)
@@ -285,15 +316,23 @@ class RiskModels:
             )
         return int(row[0]), TrainedModels.load(path), json.loads(str(row[3]))
 
-    def report(self, model_id: int | None = None) -> dict[str, Any]:
+    def report(self, access: Access, model_id: int | None = None) -> dict[str, Any]:
+        """A model's validation report: the steward's, since it describes the
+        persons the model was trained on."""
+        access.require_steward("row_level_view", "read the risk model's report")
         row = self._con.execute(
             "SELECT model_id, trained_at, trained_by, report FROM gov.risk_model "
-            + ("WHERE model_id = ? " if model_id else "")
+            + ("WHERE model_id = ? " if model_id is not None else "")
             + "ORDER BY model_id DESC LIMIT 1",
-            [model_id] if model_id else [],
+            [model_id] if model_id is not None else [],
         ).fetchone()
         if row is None:
-            raise UserError("no risk model trained yet; run `backbone risk train`.")
+            raise UserError(
+                f"no risk model {model_id}; `backbone risk report` shows the latest."
+                if model_id is not None
+                else "no risk model trained yet; run `backbone risk train`."
+            )
+        access.log("read", f"risk model {row[0]} report")
         return {
             "model_id": int(row[0]),
             "trained_at": str(row[1]),
@@ -301,16 +340,31 @@ class RiskModels:
             **json.loads(str(row[3])),
         }
 
-    def score(self, persons: pa.Table, *, top: int = 3) -> pa.Table | None:
-        """``persons`` (evaluated indicators) with ``risk_score`` and
-        ``risk_factors``, or None when no model is trained."""
+    def score(self, roster: Roster, *, top: int = 3) -> pa.Table | None:
+        """The roster's persons with ``risk_score`` and ``risk_factors`` (their
+        history taken from the earlier year-end snapshots read with them), or
+        None when no model is trained."""
         latest = self.latest()
-        if latest is None or persons.num_rows == 0:
+        if latest is None or roster.table.num_rows == 0:
             return None
         _, trained, _ = latest
+        now = roster.table.append_column(
+            "_order", pa.array(range(roster.table.num_rows), pa.int64())
+        )
+        history = roster.history
+        if history.num_rows:
+            history = history.append_column(
+                "_order", pa.nulls(history.num_rows, pa.int64())
+            )
+            persons = pa.concat_tables([now, history], promote_options="default")
+        else:
+            persons = now
         con = locked_connection({"persons": persons, "grades": _grade_values()})
         try:
-            features = con.sql(features_sql()).to_arrow_table()
+            features = con.sql(
+                f"SELECT * EXCLUDE (_order) FROM ({features_sql()}) "
+                "WHERE _order IS NOT NULL ORDER BY _order"
+            ).to_arrow_table()
         finally:
             con.close()
         scores = trained.score(features)
@@ -319,6 +373,15 @@ class RiskModels:
         return features.append_column(
             "risk_score", pa.array(np.round(scores, 4))
         ).append_column("risk_factors", pa.array(text, pa.string()))
+
+
+def _small_groups_blanked(report: dict[str, Any]) -> dict[str, Any]:
+    """A subgroup too small to report shows no counts either."""
+    report["subgroups"] = [
+        {**g, "n": None, "positives": None} if g["auc"] is None else g
+        for g in report["subgroups"]
+    ]
+    return report
 
 
 _LABELS = {
