@@ -14,8 +14,9 @@ Then times, each twice (interleaved) with the faster kept, in the same run:
 * Backbone: ``components_sql`` for 2026 as of 2026-06-30 into a temp table (one row
   per record), then the per-person combination ``person_indicators_sql`` over those
   components mapped to persons through ``identity.record_person``;
-* hand-written: one DuckDB statement computing each person's attendance rate (enrolled
-  instructional days from the calendar, absences weighted by duration).
+* hand-written: one DuckDB statement computing each person's attendance rate by the
+  same definition (enrolled instructional days from the calendar; excused and
+  unexcused absences weighted by duration, only while enrolled, at most one a day).
 
 Checks both give the same attendance rate for every person (exits 1 if not) and
 prints, last: sizes, generation time, both timings and the ratio (target <= 2x),
@@ -217,13 +218,28 @@ WITH enrolled AS (
     GROUP BY rp.person_id
 ),
 absent AS (
+    -- the same definition: absences while enrolled, at most one a day
     SELECT rp.person_id, sum(a.days_absent) AS days_absent
     FROM (
-        SELECT provider_partner_id, student_local_id,
-               sum(coalesce(event_duration, 1)) AS days_absent
-        FROM analytic.attendance_event
-        WHERE school_year = {SCHOOL_YEAR} AND event_date <= DATE '{CUTOFF}'
-          AND attendance_event_category IN ('Excused Absence', 'Unexcused Absence')
+        SELECT provider_partner_id, student_local_id, sum(day) AS days_absent
+        FROM (
+            SELECT ev.provider_partner_id, ev.student_local_id, ev.event_date,
+                   least(sum(coalesce(ev.event_duration, 1)), 1) AS day
+            FROM analytic.attendance_event ev
+            JOIN (
+                SELECT provider_partner_id, student_local_id,
+                       min(entry_date) AS first_day,
+                       max(least(coalesce(exit_withdraw_date, DATE '{CUTOFF}'),
+                                 DATE '{CUTOFF}')) AS last_day
+                FROM analytic.enrollment WHERE school_year = {SCHOOL_YEAR}
+                GROUP BY ALL
+            ) en USING (provider_partner_id, student_local_id)
+            WHERE ev.school_year = {SCHOOL_YEAR} AND ev.event_date <= DATE '{CUTOFF}'
+              AND ev.event_date BETWEEN en.first_day AND en.last_day
+              AND ev.attendance_event_category
+                  IN ('Excused Absence', 'Unexcused Absence')
+            GROUP BY ALL
+        )
         GROUP BY ALL
     ) a
     JOIN identity.record_person rp

@@ -138,7 +138,7 @@ def test_absences_count_only_on_enrolled_instructional_days_once_a_day(
     wh: Warehouse,
 ) -> None:
     # enrolled 08-25 .. 08-29 (5 days); absent 08-26 twice (one day), 08-27 half,
-    # 08-30 (a Saturday), 09-02 (after leaving): 1.5 days absent
+    # 08-30 and 09-02 (after leaving): 1.5 days absent
     _insert(wh, "analytic.enrollment", [_enrol("a", "S1", START, date(2025, 8, 29))])
     _insert(
         wh,

@@ -96,8 +96,13 @@ def components_sql(
     ``analytic.student_indicator`` for one snapshot.
 
     Days enrolled are the school's instructional days from entry to exit (or the
-    cutoff), counted from a running total per school and day, so the cost is one
-    equality join per enrollment rather than one row per enrolled day.
+    cutoff), repeated or overlapping spells at one school merged first, counted from
+    a running total per school and day, so the cost is one equality join per
+    enrollment rather than one row per enrolled day; a school without a calendar
+    leaves them unknown (NULL), never zero. Days absent are excused and unexcused
+    absences weighted by duration, only while the record was enrolled (first entry to
+    last exit) and at most one a day; partners sending term totals count once a term
+    has ended. Only ``providers`` (when given) are read.
     """
     term_end = d.term_end_sql("term", "school_year", start_month)
     year_end = year_end or cutoff
@@ -176,26 +181,24 @@ enrolled AS (
            max(last_day) AS last_enrolled_date
     FROM spell GROUP BY p, s
 ),
-absent_day AS (
-    -- at most one day absent per day, however many events say so
-    SELECT provider_partner_id AS p, student_local_id AS s, event_date,
-           least(sum(coalesce(event_duration, 1)), 1) AS duration
-    FROM analytic.attendance_event
-    WHERE school_year = {y} AND event_date <= {cut}
-      AND list_contains({absent_categories}, attendance_event_category)
-    GROUP BY p, s, event_date
+envelope AS (
+    SELECT p, s, min(entry_date) AS first_day, max(last_day) AS last_day
+    FROM merged GROUP BY p, s
 ),
 absent AS (
-    -- only absences on instructional days the record was enrolled
+    -- absences while the record was enrolled (first entry to last exit), at most
+    -- one day absent per day however many events say so
     SELECT p, s, sum(duration) AS days_absent
     FROM (
-        SELECT a.p, a.s, a.event_date, max(a.duration) AS duration
-        FROM absent_day a
-        JOIN spell sp ON sp.p = a.p AND sp.s = a.s
-                     AND a.event_date BETWEEN sp.entry_date AND sp.last_day
-        JOIN cal c ON c.school_id = sp.school_id AND c.date = a.event_date
-                  AND c.instructional
-        GROUP BY a.p, a.s, a.event_date
+        SELECT e.provider_partner_id AS p, e.student_local_id AS s, e.event_date,
+               least(sum(coalesce(e.event_duration, 1)), 1) AS duration
+        FROM analytic.attendance_event e
+        JOIN envelope v
+          ON v.p = e.provider_partner_id AND v.s = e.student_local_id
+        WHERE e.school_year = {y} AND e.event_date <= {cut}
+          AND e.event_date BETWEEN v.first_day AND v.last_day
+          AND list_contains({absent_categories}, e.attendance_event_category)
+        GROUP BY e.provider_partner_id, e.student_local_id, e.event_date
     )
     GROUP BY p, s
 ),
