@@ -312,3 +312,55 @@ def test_incident_ids_are_per_school(wh: Warehouse) -> None:
         ],
     )
     assert _components(wh)["d1:i"]["conduct_incidents"] == 2
+
+
+def test_values_come_only_from_facts_the_provider_shares(wh: Warehouse) -> None:
+    # d1's agreement shares enrollment but not discipline: its suspension of 'a'
+    # never reaches the indicators; 'b' of d9, which shares nothing, gets no row
+    _insert(
+        wh,
+        "analytic.enrollment",
+        [_enrol("a", "S1", START), _enrol("b", "S1", START, provider="d9")],
+    )
+    _insert(
+        wh,
+        "analytic.discipline_action",
+        [
+            {
+                "provider_partner_id": "d1",
+                "student_local_id": "a",
+                "discipline_action_identifier": "X",
+                "discipline_date": date(2025, 9, 3),
+                "discipline": "Out of School Suspension",
+                "discipline_action_length": 3.0,
+                "submission_id": 1,
+            },
+        ],
+    )
+    sql, params = components_sql(
+        default_definitions(),
+        version=1,
+        school_year=2026,
+        year_begin=date(2025, 7, 1),
+        cutoff=CUT,
+        year_end=CUT,
+        providers=["d1"],
+        sources={"enrollment": ["d1"]},
+    )
+    rows = wh._con.sql(sql, params=params).to_arrow_table().to_pylist()
+    assert [
+        (r["student_local_id"], r["days_enrolled"], r["suspension_days"]) for r in rows
+    ] == [("a", 9, 0)]
+    everything, params = components_sql(
+        default_definitions(),
+        version=1,
+        school_year=2026,
+        year_begin=date(2025, 7, 1),
+        cutoff=CUT,
+        year_end=CUT,
+    )
+    shared = {
+        r["student_local_id"]: r
+        for r in wh._con.sql(everything, params=params).to_arrow_table().to_pylist()
+    }
+    assert shared["a"]["suspension_days"] == 3

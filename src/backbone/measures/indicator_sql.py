@@ -90,6 +90,7 @@ def components_sql(
     year_end: date | None = None,
     start_month: int = 7,
     providers: list[str] | None = None,
+    sources: dict[str, list[str]] | None = None,
 ) -> tuple[str, list[object]]:
     """One row per record with facts in ``school_year`` up to ``cutoff`` (the
     snapshot day, or the year's last day): the query that fills
@@ -102,7 +103,9 @@ def components_sql(
     leaves them unknown (NULL), never zero. Days absent are excused and unexcused
     absences weighted by duration, only while the record was enrolled (first entry to
     last exit) and at most one a day; partners sending term totals count once a term
-    has ended. Only ``providers`` (when given) are read.
+    has ended. Only ``providers`` (when given) get rows, each fed only by the
+    facts ``sources`` says it shares (entity → providers), so a value never comes
+    from data its provider's agreements keep back.
     """
     term_end = d.term_end_sql("term", "school_year", start_month)
     year_end = year_end or cutoff
@@ -118,13 +121,24 @@ def components_sql(
     providers_filter = (
         "true" if providers is None else f"list_contains({param(list(providers))}, r.p)"
     )
+
+    def src(entity: str) -> str:
+        """A source table, narrowed to the providers that share it (when given)."""
+        if sources is None:
+            return f"analytic.{entity}"
+        allowed = param(list(sources.get(entity, ())))
+        return (
+            f"(SELECT * FROM analytic.{entity} "
+            f"WHERE list_contains({allowed}, provider_partner_id))"
+        )
+
     sql = f"""
 WITH
 enr AS (
     SELECT provider_partner_id AS p, student_local_id AS s, school_id,
            entry_grade_level, entry_date,
            least(coalesce(exit_withdraw_date, {cut}), {cut}) AS last_day
-    FROM analytic.enrollment
+    FROM {src("enrollment")} AS src_enrollment
     WHERE school_year = {y} AND entry_date <= {cut}
 ),
 ordered AS (
@@ -192,7 +206,7 @@ absent AS (
     FROM (
         SELECT e.provider_partner_id AS p, e.student_local_id AS s, e.event_date,
                least(sum(coalesce(e.event_duration, 1)), 1) AS duration
-        FROM analytic.attendance_event e
+        FROM {src("attendance_event")} e
         JOIN envelope v
           ON v.p = e.provider_partner_id AND v.s = e.student_local_id
         WHERE e.school_year = {y} AND e.event_date <= {cut}
@@ -211,7 +225,7 @@ period AS (
                     THEN greatest(days_enrolled - days_present, 0)
                     ELSE coalesce(days_absent_excused, 0)
                          + coalesce(days_absent_unexcused, 0) END) AS days_absent
-    FROM analytic.attendance_period
+    FROM {src("attendance_period")} AS src_attendance_period
     WHERE school_year = {y} AND coalesce(period_end_date, {param(year_end)}) <= {cut}
     GROUP BY p, s
 ),
@@ -219,7 +233,7 @@ susp AS (
     SELECT provider_partner_id AS p, student_local_id AS s,
            count(*) AS suspensions,
            sum(coalesce(discipline_action_length, 1)) AS suspension_days
-    FROM analytic.discipline_action
+    FROM {src("discipline_action")} AS src_discipline_action
     WHERE discipline_date BETWEEN {begin} AND {cut}
       AND list_contains({param(list(d.behavior.suspension_disciplines))}, discipline)
     GROUP BY p, s
@@ -232,7 +246,7 @@ incidents AS (
            count(DISTINCT school_id || ':' || incident_identifier) FILTER (
                WHERE list_contains({param(list(d.behavior.state_offense_behaviors))}, behavior)
            ) AS state_offenses
-    FROM analytic.discipline_incident
+    FROM {src("discipline_incident")} AS src_discipline_incident
     WHERE incident_date BETWEEN {begin} AND {cut}
       AND (participation_code IS NULL
            OR list_contains({param(list(d.behavior.participation_codes))}, participation_code))
@@ -248,7 +262,7 @@ marks AS (
                OR coalesce(list_contains({param(list(d.course.failing_letters))},
                                          final_letter_grade_earned), false) AS failed,
            {term_end} AS term_end
-    FROM analytic.course_transcript
+    FROM {src("course_transcript")} AS src_course_transcript
     WHERE school_year <= {y}
 ),
 courses AS (
@@ -275,7 +289,7 @@ record AS (
            arg_max(cumulative_earned_credits, term_end) AS cumulative_credits
     FROM (
         SELECT *, {d.term_end_sql("term", "school_year", start_month)} AS term_end
-        FROM analytic.student_academic_record WHERE school_year <= {y}
+        FROM {src("student_academic_record")} AS src_student_academic_record WHERE school_year <= {y}
     )
     WHERE term_end <= {cut}
     GROUP BY p, s
@@ -292,21 +306,21 @@ demo AS (
         SELECT *, CASE WHEN as_of_date <= {cut}
                        THEN date_diff('day', DATE '1900-01-01', as_of_date)
                        ELSE -date_diff('day', DATE '1900-01-01', as_of_date) END AS k
-        FROM analytic.demographics
+        FROM {src("demographics")} AS src_demographics
     )
     GROUP BY p, s
 ),
 programs AS (
     SELECT provider_partner_id AS p, student_local_id AS s,
            count(DISTINCT program_id) AS programs
-    FROM analytic.program_participation
+    FROM {src("program_participation")} AS src_program_participation
     WHERE begin_date <= {cut} AND coalesce(end_date, {cut}) >= {begin}
     GROUP BY p, s
 ),
 hours AS (
     SELECT provider_partner_id AS p, student_local_id AS s,
            sum(hours) AS program_hours
-    FROM analytic.program_attendance
+    FROM {src("program_attendance")} AS src_program_attendance
     WHERE event_date BETWEEN {begin} AND {cut}
     GROUP BY p, s
 ),

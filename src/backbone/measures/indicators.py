@@ -144,10 +144,20 @@ class Indicators:
                 )
             plan = [(y, min(self.year_bounds(y)[1], today)) for y in years]
             plan = [(y, cut) for y, cut in plan if cut >= self.year_bounds(y)[0]]
-        # only providers whose agreements in force give the steward these values
-        answers = access.grants(ENTITY, "row_level_view", self._source_providers())
+        # only providers whose agreements in force give the steward these values,
+        # each value only from facts the provider's agreements share
+        candidates = self._source_providers()
+        answers = access.grants(ENTITY, "row_level_view", candidates)
         allowed = [a.provider for a in answers if isinstance(a, Grant)]
         refused = {a.provider: a.reason for a in answers if not isinstance(a, Grant)}
+        sources = {
+            entity: [
+                a.provider
+                for a in access.grants(entity, "row_level_view", candidates)
+                if isinstance(a, Grant)
+            ]
+            for entity in DERIVED_FROM[ENTITY]
+        }
         say = progress or (lambda _m: None)
         out = []
         for year, cutoff in plan:
@@ -164,6 +174,7 @@ class Indicators:
                 year_end=end,
                 start_month=self._start,
                 providers=allowed,
+                sources=sources,
             )
             with transaction(self._con):
                 self._con.execute(
