@@ -253,3 +253,17 @@ def test_module_never_imports_pyplot() -> None:
         + [alias.name for alias in node.names]
     ]
     assert not [name for name in imported if "pyplot" in name]
+
+
+def test_long_group_labels_stay_inside_the_picture() -> None:
+    rows = [
+        (f"d0{i}-maplevalley/25501000{i}", tier, n)
+        for i in range(4)
+        for tier, n in (("on track", 50), ("watch", 20), ("high risk", 12))
+    ]
+    chart = tier_distribution(rows, title="Long labels")
+    chart.png()  # lays the figure out as it is saved
+    renderer = chart.figure.canvas.get_renderer()  # type: ignore[attr-defined]
+    box = chart.figure.axes[0].get_tightbbox(renderer)
+    # within a few pixels of the edge (the labels once lost a third of their width)
+    assert box is not None and box.x0 > -5 and box.y0 > -5

@@ -265,6 +265,9 @@ def _reset_layout(fig: Figure) -> None:
         spec = ax.get_subplotspec()
         if spec is not None:
             ax.set_position(spec.get_position(fig))
+            # set_position takes an axes out of the layout; constrained layout
+            # must still make room for its labels
+            ax.set_in_layout(True)
 
 
 def _write_replace(path: Path, data: bytes) -> None:

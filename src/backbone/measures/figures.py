@@ -32,34 +32,35 @@ def draw_charts(
     withheld: list[str] = []
     snap = wh.indicators.snapshot()
     label = f"{_year(snap.school_year)} as of {snap.as_of}"
-    # the trend first: it spans every year, so it overlaps most with later tables
+    # the trend first: it spans every year, so it overlaps most with later
+    # tables; the whole community's (by district, the release gate suppresses
+    # most cells: every student is in several years' cells)
     years = sorted({s.school_year for s in wh.indicators.snapshots()})
     try:
         release = wh.indicators.count(
-            access,
-            ["district", "school_year"],
-            years=years,
-            numerator={"tier": ["high risk"]},
+            access, ["school_year"], years=years, numerator={"tier": ["high risk"]}
         )
     except PolicyDenied as why:
         withheld.append(f"high-risk trend: {why}")
     else:
-        points = []
-        for r in release.table.to_pylist():
-            if r["district"] == TOTAL or r["school_year"] == TOTAL:
-                continue
-            share = (
+        points = [
+            (
+                "all districts",
+                _year(r["school_year"]),
                 r["matching"] / r["persons"]
                 if r["matching"] is not None and r["persons"]
-                else None
+                else None,
             )
-            points.append((str(r["district"]), _year(r["school_year"]), share))
-        points.sort(key=lambda p: (p[0], p[1]))
+            for r in release.table.to_pylist()
+            if r["school_year"] != TOTAL
+        ]
+        points.sort(key=lambda p: p[1])
         chart = trend_lines(
             points,
-            title="Share of students at high risk, by district and school year",
+            title="Share of students at high risk, by school year",
             y_label="high risk",
-            notes=f"Release {release.release_id}; each year's latest snapshot.",
+            notes=f"Release {release.release_id}; each year's latest snapshot; "
+            "`backbone indicators trend --by district` for districts and schools.",
         )
         written += chart.write(out, "high-risk-trend")
     for dimension, noun in (("district", "district"), ("school_id", "school")):

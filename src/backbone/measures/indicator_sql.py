@@ -561,7 +561,9 @@ def derived_units_sql(
         f"WHERE list_contains([{keys}], CAST(school_year AS VARCHAR) || '@' "
         "|| CAST(as_of_date AS VARCHAR)))"
     )
-    persons = persons_sql(definitions, "comps")
+    # students: persons enrolled somewhere in the snapshot (a community
+    # organization's participant with no enrollment is no school's student)
+    persons = f"SELECT * FROM ({persons_sql(definitions, 'comps')}) WHERE district IS NOT NULL"
     if transitions:
         (y0, d0), (y1, d1) = snapshots
         picked = (
