@@ -85,9 +85,11 @@ def _club(access: str) -> dict[str, Any]:
     return doc
 
 
-def _calendar() -> list[dict[str, Any]]:
+def calendar(schools: tuple[str, ...] = ("S1", "T1")) -> list[dict[str, Any]]:
+    """2025-08-25 … 2025-09-05 at each school: 9 instructional days (weekdays
+    but Labor Day)."""
     rows = []
-    for school in ("S1", "T1"):
+    for school in schools:
         day = date(2025, 8, 25)
         while day <= date(2025, 9, 5):
             rows.append(
@@ -188,7 +190,7 @@ def build(
             **{("d2", g): 100 + i for i, g in enumerate(watchers, start=1)},
         }
         insert_persons(wh, persons, NOW)
-        _insert(wh, "ref.calendar_date", _calendar())
+        _insert(wh, "ref.calendar_date", calendar())
         start = date(2025, 8, 25)
         _insert(
             wh,

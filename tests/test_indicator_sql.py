@@ -17,6 +17,7 @@ from backbone import Warehouse
 from backbone.governance.access import locked_connection
 from backbone.measures.definitions import default_definitions
 from backbone.measures.indicator_sql import components_sql, person_indicators_sql
+from tests.early_warning_fixtures import calendar
 from tests.policy_fixtures import _insert
 
 START = date(2025, 8, 25)  # a Monday
@@ -26,21 +27,7 @@ CUT = date(2026, 6, 30)
 @pytest.fixture
 def wh(tmp_path: Path) -> Iterator[Warehouse]:
     with Warehouse.init(tmp_path / "wh") as w:
-        # S1: 10 weekdays from 08-25, all instructional except Labor Day (9 days)
-        rows = []
-        for school in ("S1", "S2"):
-            day = START
-            while day <= date(2025, 9, 5):
-                rows.append(
-                    {
-                        "school_id": school,
-                        "date": day,
-                        "school_year": 2026,
-                        "is_instructional_day": day.weekday() < 5
-                        and day != date(2025, 9, 1),
-                    }
-                )
-                day += timedelta(days=1)
+        rows = calendar(("S1", "S2"))  # 9 instructional days each
         _insert(w, "ref.calendar_date", rows)
         yield w
 
