@@ -117,6 +117,45 @@ def cell_pairs_sql(
     return sql, params
 
 
+# Columns of the gate's own units: never a dimension or filter.
+_BOOKKEEPING = frozenset({"provider", "unit", "record", "person_id", "pseudonym"})
+
+
+def _table_definition(
+    entity: str,
+    by: Sequence[str],
+    where: dict[str, Sequence[object]],
+    numerator: dict[str, Sequence[object]] | None,
+) -> dict[str, Any]:
+    """The ledger's description of a table, once its shape is checked: nothing
+    that identifies a person, at most two dimensions, each once, a rate with a
+    condition."""
+    asked = [*by, *where, *(numerator or {})]
+    bad = [c for c in asked if c in IDENTIFYING or c in _BOOKKEEPING]
+    if bad:
+        raise UserError(
+            f"{bad[0]} identifies a person; it cannot be a dimension or filter."
+        )
+    if len(by) > MAX_DIMENSIONS:
+        raise UserError(
+            f"a released table has at most {MAX_DIMENSIONS} dimensions; split it."
+        )
+    if len(set(by)) != len(by):
+        raise UserError("each dimension may appear once.")
+    definition: dict[str, Any] = {
+        "entity": entity,
+        "by": list(by),
+        "where": {k: sorted(str(v) for v in vs) for k, vs in sorted(where.items())},
+    }
+    if numerator is not None:
+        if not numerator:
+            raise UserError("a rate needs a numerator condition (COLUMN=VALUE).")
+        definition["numerator"] = {
+            k: sorted(str(v) for v in vs) for k, vs in sorted(numerator.items())
+        }
+    return definition
+
+
 def _margins(n: int) -> list[tuple[bool, ...]]:
     if n == 0:
         return [()]
@@ -232,32 +271,9 @@ class ReleaseGate:
             raise UserError(
                 f"{entity} has no field {bad[0]!r}; its fields are {', '.join(sorted(columns))}."
             )
-        identifying = [c for c in asked if c in IDENTIFYING]
-        if identifying:
-            raise UserError(
-                f"{identifying[0]} identifies a person; it cannot be a dimension or filter."
-            )
-        if len(by) > MAX_DIMENSIONS:
-            raise UserError(
-                f"a released table has at most {MAX_DIMENSIONS} dimensions; split it."
-            )
-        if len(set(by)) != len(by):
-            raise UserError("each dimension may appear once.")
-        definition = {
-            "entity": entity,
-            "by": list(by),
-            "where": {k: sorted(str(v) for v in vs) for k, vs in sorted(where.items())},
-        }
-        if numerator is not None:
-            if not numerator:
-                raise UserError("a rate needs a numerator condition (COLUMN=VALUE).")
-            if epsilon is not None:
-                raise UserError(
-                    "rates are released with suppression, not with epsilon."
-                )
-            definition["numerator"] = {
-                k: sorted(str(v) for v in vs) for k, vs in sorted(numerator.items())
-            }
+        definition = _table_definition(entity, by, where, numerator)
+        if numerator is not None and epsilon is not None:
+            raise UserError("rates are released with suppression, not with epsilon.")
         rows, grants = self._units(access, entity, sorted(set(asked)))
         if epsilon is not None:
             return self._dp(access, definition, rows, grants, by, where, epsilon)
@@ -283,21 +299,8 @@ class ReleaseGate:
 
         if entity not in ENTITIES:
             raise UserError(f"unknown entity {entity!r}.")
+        definition = {**definition, **_table_definition(entity, by, where, numerator)}
         asked = [*by, *where, *(numerator or {})]
-        bookkeeping = {"provider", "unit", "record", "person_id", "pseudonym"}
-        bad = [c for c in asked if c in IDENTIFYING or c in bookkeeping]
-        if bad:
-            raise UserError(
-                f"{bad[0]} identifies a person; it cannot be a dimension or filter."
-            )
-        if len(by) > MAX_DIMENSIONS:
-            raise UserError(
-                f"a released table has at most {MAX_DIMENSIONS} dimensions; split it."
-            )
-        if len(set(by)) != len(by):
-            raise UserError("each dimension may appear once.")
-        if numerator is not None and not numerator:
-            raise UserError("a rate needs a numerator condition (NAME=VALUE).")
         units, grants = self._units(access, entity, columns, partial=True)
         con = locked_connection({"units": units})
         try:
@@ -315,16 +318,6 @@ class ReleaseGate:
             con.close()
         if strays and strays[0]:
             raise ValueError("a derivation returned units it was not given")
-        definition = {
-            **definition,
-            "entity": entity,
-            "by": list(by),
-            "where": {k: sorted(str(v) for v in vs) for k, vs in sorted(where.items())},
-        }
-        if numerator is not None:
-            definition["numerator"] = {
-                k: sorted(str(v) for v in vs) for k, vs in sorted(numerator.items())
-            }
         keep = ["provider", "unit", "record", *dict.fromkeys(asked)]
         return self._suppressed(
             access, definition, rows.select(keep), grants, by, where, numerator
