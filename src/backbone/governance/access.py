@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -45,7 +45,12 @@ from backbone.partners.agreements.decide import VersionView
 from backbone.partners.agreements.document import AccessLevel
 
 if TYPE_CHECKING:
-    from backbone.governance.release import Release, ReleaseGate
+    from backbone.governance.release import (
+        Derived,
+        Release,
+        ReleaseGate,
+        StatisticsRelease,
+    )
 
 __all__ = ["Access", "Keys", "Materialized", "locked_connection"]
 
@@ -233,6 +238,24 @@ class Access:
                 what,
                 f"only the steward's admins and analysts may; {self.principal.user_id} "
                 f"is {self.principal.role.value} of {self.principal.partner_id}",
+            )
+
+    def require_own_or_steward_aggregate(self, partner: str, what: str) -> None:
+        """Aggregates about a partner's own undertaking (a funder's initiative):
+        for that partner's users and the steward. The data under it still passes
+        each provider's agreement and the release gate."""
+        lapsed = self.principal.lapsed(self.on)
+        allowed = self.principal.may("aggregate") and (
+            self.principal.is_steward or self.principal.partner_id == partner
+        )
+        if lapsed or not allowed:
+            raise self._deny(
+                "release",
+                what,
+                lapsed
+                or f"only {partner}'s own users and the steward may; "
+                f"{self.principal.user_id} is {self.principal.role.value} of "
+                f"{self.principal.partner_id}",
             )
 
     def own_or_steward(
@@ -605,23 +628,41 @@ class Access:
         where: Mapping[str, Sequence[object]] | None = None,
         numerator: Mapping[str, Sequence[object]] | None = None,
         definition: Mapping[str, Any] | None = None,
+        inputs: Mapping[str, tuple[str, Sequence[str]]] | None = None,
+        optional: Collection[str] = (),
     ) -> Release:
-        """Persons per group of a measure combined per person from an entity's
-        rows, through the release gate: ``derive_sql`` runs in a locked database
-        over ``units`` (each permitted row's ``columns`` with its provider and the
-        ledger's unit and record hashes) and must return (provider, unit, record
-        and the dimensions); only the protected counts come back."""
+        """Persons per group of a measure combined per person, through the
+        release gate: ``derive_sql`` runs in a locked database over ``units``
+        (each permitted row of ``entity``'s ``columns`` with its provider and the
+        ledger's unit and record hashes) — or, with ``inputs``, over one such
+        table per alias (alias → (entity, columns)), ``optional`` ones empty when
+        not shared — and must return (provider, unit, record and the dimensions);
+        only the protected counts come back."""
         return self._gate.count_derived(
             self,
-            entity,
-            list(columns),
+            dict(inputs) if inputs else {"units": (entity, list(columns))},
             derive_sql,
             list(params),
             list(by),
             dict(where or {}),
             dict(numerator) if numerator is not None else None,
             dict(definition or {}),
+            optional,
         )
+
+    def statistics(
+        self,
+        inputs: Mapping[str, tuple[str, Sequence[str]]],
+        derive: Callable[[duckdb.DuckDBPyConnection], Derived],
+        *,
+        definition: Mapping[str, Any],
+        optional: Collection[str] = (),
+    ) -> StatisticsRelease:
+        """Statistics of groups of persons (means, effects), computed by
+        ``derive`` over the permitted inputs in a locked database, through the
+        release gate: each group is protected like a count, and a statistic of a
+        suppressed group is not released."""
+        return self._gate.statistics(self, inputs, derive, dict(definition), optional)
 
     def log(self, action: str, what: str, **detail: Any) -> None:
         """Record a use that is not a read of rows (e.g. a decision shown)."""

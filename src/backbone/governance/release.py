@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -31,7 +31,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from backbone.errors import UserError
+from backbone.errors import PolicyDenied, UserError
 from backbone.governance.audit import AuditEntry, AuditLog, canonical_json
 from backbone.governance.disclosure import code_rates, protect
 from backbone.governance.policy import (
@@ -46,7 +46,15 @@ from backbone.partners.agreements.document import AccessLevel
 if TYPE_CHECKING:
     from backbone.governance.access import Access
 
-__all__ = ["Release", "ReleaseGate", "cell_pairs_sql"]
+__all__ = [
+    "Derived",
+    "PublishedStatistic",
+    "Release",
+    "ReleaseGate",
+    "Statistic",
+    "StatisticsRelease",
+    "cell_pairs_sql",
+]
 
 MAX_DIMENSIONS = 2
 # A record's keyed hash (the same construction as pseudonyms, over the record key).
@@ -55,6 +63,22 @@ RECORD_HASH = (
 )
 DP_DELTA = 1e-7
 TOTAL = "(all)"
+# Reference tables a derivation may read beside its inputs (no person in them).
+REFERENCE_TABLES = (
+    "school",
+    "program",
+    "initiative",
+    "initiative_program",
+    "postsecondary_institution",
+)
+_ARROW_TYPES: dict[str, pa.DataType] = {
+    "DATE": pa.date32(),
+    "SMALLINT": pa.int16(),
+    "INTEGER": pa.int32(),
+    "BIGINT": pa.int64(),
+    "DOUBLE": pa.float64(),
+    "BOOLEAN": pa.bool_(),
+}
 
 
 @dataclass(frozen=True)
@@ -69,6 +93,60 @@ class Release:
     mode: str
     epsilon: float | None = None
     accuracy: float | None = None
+
+
+@dataclass(frozen=True)
+class Statistic:
+    """A statistic a derivation computed, and the cells (groups of persons) it
+    was computed from."""
+
+    key: dict[str, str]
+    cells: tuple[str, ...]
+    values: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Derived:
+    """What a derivation returns to the gate: who is in each cell, and the
+    statistics of those cells."""
+
+    members: pa.Table
+    """(label, unit): the persons each cell counted"""
+    statistics: list[Statistic]
+
+
+@dataclass(frozen=True)
+class PublishedStatistic:
+    key: dict[str, str]
+    persons: dict[str, int | None]
+    """each cell it counted, with its persons (None when suppressed)"""
+    values: dict[str, Any] | None
+    """None when suppressed"""
+    note: str
+
+
+@dataclass(frozen=True)
+class StatisticsRelease:
+    release_id: int
+    statistics: list[PublishedStatistic]
+    cells: int
+    suppressed: int
+    agreements: tuple[str, ...]
+    left_out: dict[str, str]
+    """inputs the reader may not aggregate, and why"""
+
+
+@dataclass(frozen=True)
+class Protected:
+    """A table's cells after suppression, as recorded in the ledger."""
+
+    release_id: int
+    labels: list[str]
+    values: np.ndarray[Any, Any]
+    suppressed: np.ndarray[Any, Any]
+    primary: np.ndarray[Any, Any]
+    """suppressed for being small (the rest of ``suppressed`` protects them)"""
+    thresholds: np.ndarray[Any, Any]
 
 
 def cell_pairs_sql(
@@ -282,46 +360,193 @@ class ReleaseGate:
     def count_derived(
         self,
         access: Access,
-        entity: str,
-        columns: list[str],
+        inputs: Mapping[str, tuple[str, Sequence[str]]],
         derive_sql: str,
         params: list[object],
         by: list[str],
         where: dict[str, Sequence[object]],
         numerator: dict[str, Sequence[object]] | None,
         definition: dict[str, Any],
+        optional: Collection[str] = (),
     ) -> Release:
-        """Persons per group of a measure derived per person (see
-        :meth:`Access.count_derived`). The gate reads the units and the grants
-        itself; the derivation only shapes them, and is checked: every unit and
-        provider it returns is one it was given."""
-        from backbone.governance.access import locked_connection
-
-        if entity not in ENTITIES:
-            raise UserError(f"unknown entity {entity!r}.")
+        """Persons per group of a measure derived per person from one or more
+        entities (see :meth:`Access.count_derived`). The gate reads the units and
+        the grants itself; the derivation only shapes them, and is checked: every
+        unit, record and provider it returns is one it was given."""
+        entity = "+".join(dict.fromkeys(e for e, _ in inputs.values()))
         definition = {**definition, **_table_definition(entity, by, where, numerator)}
         asked = [*by, *where, *(numerator or {})]
-        units, grants = self._units(access, entity, columns, partial=True)
-        con = locked_connection({"units": units})
+        tables, grants, refused = self._inputs(access, inputs, optional)
+        if refused:
+            definition["left_out"] = refused
+        con = self._locked(tables)
         try:
             rows = con.sql(derive_sql, params=params).to_arrow_table()
             missing = {"provider", "unit", "record", *asked} - set(rows.column_names)
             if missing:
                 raise UserError(f"cannot count by {sorted(missing)[0]!r}.")
-            con.register("derived", rows)
-            strays = con.execute(
-                "SELECT count(*) FROM derived d WHERE NOT EXISTS (SELECT 1 FROM "
-                "units u WHERE u.unit = d.unit AND u.record = d.record "
-                "AND u.provider = d.provider)"
-            ).fetchone()
+            self._check_strays(con, rows, tables)
         finally:
             con.close()
-        if strays and strays[0]:
-            raise ValueError("a derivation returned units it was not given")
         keep = ["provider", "unit", "record", *dict.fromkeys(asked)]
         return self._suppressed(
             access, definition, rows.select(keep), grants, by, where, numerator
         )
+
+    def statistics(
+        self,
+        access: Access,
+        inputs: Mapping[str, tuple[str, Sequence[str]]],
+        derive: Callable[[duckdb.DuckDBPyConnection], Derived],
+        definition: dict[str, Any],
+        optional: Collection[str] = (),
+    ) -> StatisticsRelease:
+        """Statistics (means, effects) of groups of persons, through the gate.
+
+        ``derive`` runs over a locked database of the permitted inputs (one table
+        per alias, each row with its provider, unit and record) and returns the
+        groups of persons (cells) and the statistics computed from them. The cells
+        are protected exactly as counts are, earlier releases included (so a mean
+        over a group one person larger than an earlier one is not published); a
+        statistic is published only when every cell it is computed from is.
+        """
+        definition = {
+            **definition,
+            "inputs": {a: [e, sorted(c)] for a, (e, c) in sorted(inputs.items())},
+        }
+        tables, grants, refused = self._inputs(access, inputs, optional)
+        if refused:
+            definition["left_out"] = refused
+        con = self._locked(tables)
+        try:
+            derived = derive(con)
+            con.register("members", derived.members.select(["label", "unit"]))
+            union = " UNION ".join(
+                f'SELECT unit, record, provider FROM "{a}"' for a in tables
+            )
+            pairs = con.sql(
+                f"SELECT DISTINCT u.unit, u.record, u.provider, m.label "
+                f"FROM members m JOIN ({union}) u USING (unit)"
+            ).to_arrow_table()
+            lost = con.execute(
+                f"SELECT count(*) FROM members m WHERE NOT EXISTS "
+                f"(SELECT 1 FROM ({union}) u WHERE u.unit = m.unit)"
+            ).fetchall()[0]
+        finally:
+            con.close()
+        if lost and lost[0]:
+            raise ValueError("a derivation returned units it was not given")
+        what = f"statistics: {definition.get('name', 'unnamed')}"
+        if not grants:
+            raise access._deny("release", what, "no input was shared for aggregates")
+        done = self._protect(
+            access,
+            definition,
+            grants,
+            what,
+            pairs,
+            "SELECT DISTINCT unit, record, provider, label FROM rows",
+            [],
+            None,
+        )
+        published = {
+            lab: (None if sup else int(v))
+            for lab, v, sup in zip(
+                done.labels, done.values, done.suppressed, strict=True
+            )
+        }
+        stats = []
+        for st in derived.statistics:
+            unknown = [c for c in st.cells if c not in published]
+            if unknown:
+                raise ValueError(
+                    f"statistic {st.key} names a cell with no one: {unknown[0]}"
+                )
+            shown = all(published[c] is not None for c in st.cells)
+            stats.append(
+                PublishedStatistic(
+                    st.key,
+                    {c: published[c] for c in st.cells},
+                    dict(st.values) if shown else None,
+                    ""
+                    if shown
+                    else "suppressed: a group it counts is too small "
+                    "or would reveal another",
+                )
+            )
+        return StatisticsRelease(
+            done.release_id,
+            stats,
+            len(done.labels),
+            int(done.suppressed.sum()),
+            tuple(sorted({g.agreement for g in grants if g.agreement})),
+            refused,
+        )
+
+    def _inputs(
+        self,
+        access: Access,
+        inputs: Mapping[str, tuple[str, Sequence[str]]],
+        optional: Collection[str],
+    ) -> tuple[dict[str, pa.Table], list[Grant], dict[str, str]]:
+        """Each input's permitted rows as units (one call of :meth:`_units` per
+        entity); an optional input the reader may not aggregate is left empty,
+        with the reason."""
+        tables: dict[str, pa.Table] = {}
+        grants: list[Grant] = []
+        refused: dict[str, str] = {}
+        for alias, (entity, columns) in inputs.items():
+            if entity not in ENTITIES:
+                raise UserError(f"unknown entity {entity!r}.")
+            try:
+                units, used = self._units(access, entity, columns, partial=True)
+            except PolicyDenied as denied:
+                if alias not in optional:
+                    raise
+                types = {c.name: c.type for c in ENTITIES[entity].columns}
+                units = pa.table(
+                    {
+                        "provider": pa.array([], pa.string()),
+                        **{
+                            c: pa.array([], _ARROW_TYPES.get(types[c], pa.string()))
+                            for c in columns
+                        },
+                        "unit": pa.array([], pa.string()),
+                        "record": pa.array([], pa.string()),
+                    }
+                )
+                used = []
+                refused[alias] = str(denied)
+            tables[alias] = units
+            grants.extend(used)
+        return tables, grants, refused
+
+    def _locked(self, tables: dict[str, pa.Table]) -> duckdb.DuckDBPyConnection:
+        """A locked database of the inputs and the reference tables a measure
+        needs (schools, programs, initiatives, colleges: no person in them)."""
+        from backbone.governance.access import locked_connection
+
+        reference = {
+            name: self._con.sql(f"SELECT * FROM ref.{name}").to_arrow_table()
+            for name in REFERENCE_TABLES
+        }
+        return locked_connection({**reference, **tables})
+
+    @staticmethod
+    def _check_strays(
+        con: duckdb.DuckDBPyConnection, rows: pa.Table, tables: dict[str, pa.Table]
+    ) -> None:
+        con.register("derived", rows)
+        union = " UNION ".join(
+            f'SELECT unit, record, provider FROM "{a}"' for a in tables
+        )
+        strays = con.execute(
+            f"SELECT count(*) FROM derived d WHERE NOT EXISTS (SELECT 1 FROM "
+            f"({union}) u WHERE u.unit = d.unit AND u.record = d.record "
+            "AND u.provider = d.provider)"
+        ).fetchall()[0]
+        if strays and strays[0]:
+            raise ValueError("a derivation returned units it was not given")
 
     def _previous_modes(
         self, definition: dict[str, Any], grants: list[Grant]
@@ -358,12 +583,6 @@ class ReleaseGate:
                 "this data was released with differential privacy; releasing it "
                 "suppressed as well would undo the noise",
             )
-        min_cell = pa.table(
-            {
-                "provider": [g.provider for g in grants],
-                "min_cell": [g.min_cell_size for g in grants],
-            }
-        )
         sql, params = cell_pairs_sql(by, where)
         if numerator is not None:
             # a rate's counts: those matching, and the rest, are cells as well,
@@ -374,6 +593,45 @@ class ReleaseGate:
             )
             sql = f"{sql} UNION ALL {num_sql} UNION ALL {rest_sql}"
             params = [*params, *num_params, *rest_params]
+        coding = _coding(grants) if numerator is not None else None
+        done = self._protect(
+            access, definition, grants, what, rows, sql, params, coding
+        )
+        agreements = tuple(sorted({g.agreement for g in grants if g.agreement}))
+        table = _table(by, done.labels, done.values, done.suppressed, done.primary)
+        if numerator is not None and done.labels:
+            table = _rates(by, table, done.labels, done.thresholds, _coding(grants))
+        return Release(
+            done.release_id,
+            table,
+            len(done.labels),
+            int(done.suppressed.sum()),
+            agreements,
+            "suppression",
+        )
+
+    def _protect(
+        self,
+        access: Access,
+        definition: dict[str, Any],
+        grants: list[Grant],
+        what: str,
+        rows: pa.Table,
+        pairs_sql: str,
+        params: list[object],
+        coding: tuple[float | None, float | None] | None,
+    ) -> Protected:
+        """Suppress the cells ``pairs_sql`` forms over the locked ``rows`` (as
+        (unit, record, provider, label)) against this table and every earlier
+        release they overlap, and record them in the ledger. ``coding``: a rate's
+        top and bottom coding (its ``#`` and ``!`` cells are protected with it)."""
+        min_cell = pa.table(
+            {
+                "provider": [g.provider for g in grants],
+                "min_cell": [g.min_cell_size for g in grants],
+            }
+        )
+        sql = pairs_sql
         local = duckdb.connect(":memory:")
         try:
             local.register("rows_arrow", rows)
@@ -463,31 +721,21 @@ class ReleaseGate:
         labels = thresholds_t.column("label").to_pylist()
         if not labels:
             # nobody matched: an empty table reveals no one (zeros are published)
+            empty = np.zeros(0, dtype=np.int64)
             release_id = self._record(
                 access,
                 definition,
                 grants,
                 "suppression",
                 [],
-                np.zeros(0, dtype=np.int64),
-                np.zeros(0, dtype=bool),
-                np.zeros(0, dtype=np.int64),
+                empty,
+                empty.astype(bool),
+                empty,
                 None,
                 None,
             )
-            return Release(
-                release_id,
-                _table(
-                    by,
-                    [],
-                    np.zeros(0),
-                    np.zeros(0, dtype=bool),
-                    np.zeros(0, dtype=bool),
-                ),
-                0,
-                0,
-                tuple(sorted({g.agreement for g in grants if g.agreement})),
-                "suppression",
+            return Protected(
+                release_id, [], empty, empty.astype(bool), empty.astype(bool), empty
             )
         thresholds = np.asarray(
             thresholds_t.column("threshold").to_pylist(), dtype=np.int64
@@ -509,8 +757,8 @@ class ReleaseGate:
         prior_published[n_new:] = np.asarray(
             old.column("published").to_pylist(), dtype=bool
         )
-        if numerator is not None:
-            _force_coded(labels, M @ atom_counts, all_thresholds, _coding(grants))
+        if coding is not None:
+            _force_coded(labels, M @ atom_counts, all_thresholds, coding)
         atom_min = np.asarray(atoms_t.column("min_cell").to_pylist(), dtype=np.int64)
         inherited = np.where(M.astype(bool), all_thresholds[:, None], 0).max(axis=0)
         atom_thresholds = np.where(atom_min >= 0, atom_min, inherited)
@@ -546,18 +794,13 @@ class ReleaseGate:
             new_members,
             None,
         )
-        table = _table(
-            by, labels, values[: len(labels)], suppressed, result.primary[: len(labels)]
-        )
-        if numerator is not None:
-            table = _rates(by, table, labels, thresholds, _coding(grants))
-        return Release(
+        return Protected(
             release_id,
-            table,
-            len(labels),
-            int(suppressed.sum()),
-            tuple(sorted({g.agreement for g in grants if g.agreement})),
-            "suppression",
+            labels,
+            values[: len(labels)],
+            suppressed,
+            result.primary[: len(labels)],
+            thresholds,
         )
 
     def _prior(self, members: pa.Table, key: str) -> dict[str, pa.Table]:
