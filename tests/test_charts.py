@@ -5,16 +5,24 @@ from __future__ import annotations
 import ast
 import re
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 from matplotlib.text import Text
 
 from backbone.errors import UserError
 from backbone.measures.charts import (
+    BALANCE_FLAGS,
     SUPPRESSED_FOOTNOTE,
     TIERS,
+    BalanceRow,
     Chart,
+    EffectRow,
+    balance_plot,
     calibration_curve,
+    college_going,
+    effect_intervals,
     tier_distribution,
     trend_lines,
 )
@@ -267,3 +275,351 @@ def test_long_group_labels_stay_inside_the_picture() -> None:
     box = chart.figure.axes[0].get_tightbbox(renderer)
     # within a few pixels of the edge (the labels once lost a third of their width)
     assert box is not None and box.x0 > -5 and box.y0 > -5
+
+
+# ------------------------------------------------ program evaluation charts
+
+EFFECTS = [
+    EffectRow(
+        "Bright Futures Mentoring — attendance rate", 3.1, 1.2, 5.0, 312, 598, 3.0
+    ),
+    EffectRow(
+        "Bright Futures Mentoring — course completion", -0.8, -3.5, 1.9, 298, 560
+    ),
+    EffectRow("Summer Bridge — attendance rate", None, None, None, 8, None),
+    EffectRow(
+        "Summer Bridge — credits",
+        None,
+        None,
+        None,
+        45,
+        0,
+        reason="not estimable: no comparison students",
+    ),
+]
+
+BALANCE = [
+    BalanceRow("Prior-year attendance rate", 0.42, 0.03, "equivalent"),
+    BalanceRow("Free or reduced-price lunch", -0.18, 0.11, "adjust"),
+    BalanceRow("English learner", 0.31, 0.28, "not equivalent"),
+    BalanceRow("Prior GPA", None, None, None),
+]
+
+CLASSES = ["Class of 2022", "Class of 2023", "Class of 2024"]
+COLLEGE = [
+    ("Enrolled first fall", [61.2, None, 58.0]),
+    ("Persisted to second year", [48.0, 47.5, None]),
+]
+
+
+def _effects(rows: list[EffectRow] = EFFECTS) -> Chart:
+    return effect_intervals(
+        "Program effects",
+        rows,
+        unit_label="percentage points",
+        notes="Matched comparison.",
+    )
+
+
+def _balance() -> Chart:
+    return balance_plot("Baseline equivalence", BALANCE, notes="SMD after matching.")
+
+
+def _college() -> Chart:
+    return college_going("College going", CLASSES, COLLEGE, notes="Not yet: —.")
+
+
+@pytest.mark.parametrize(
+    ("build", "expected_rows"),
+    [
+        (
+            _effects,
+            [
+                [
+                    "Bright Futures Mentoring — attendance rate",
+                    "3.100",
+                    "1.200",
+                    "5.000",
+                    "312",
+                    "598",
+                    "3.000",
+                    "",
+                ],
+                [
+                    "Bright Futures Mentoring — course completion",
+                    "-0.800",
+                    "-3.500",
+                    "1.900",
+                    "298",
+                    "560",
+                    "",
+                    "",
+                ],
+                [
+                    "Summer Bridge — attendance rate",
+                    "—",
+                    "—",
+                    "—",
+                    "8",
+                    "—",
+                    "",
+                    "suppressed",
+                ],
+                [
+                    "Summer Bridge — credits",
+                    "",
+                    "",
+                    "",
+                    "45",
+                    "0",
+                    "",
+                    "not estimable: no comparison students",
+                ],
+            ],
+        ),
+        (
+            _balance,
+            [
+                ["Prior-year attendance rate", "0.420", "0.030", "equivalent"],
+                ["Free or reduced-price lunch", "-0.180", "0.110", "adjust"],
+                ["English learner", "0.310", "0.280", "not equivalent"],
+                ["Prior GPA", "—", "—", ""],
+            ],
+        ),
+        (
+            _college,
+            [
+                ["Enrolled first fall", "61.2%", "—", "58.0%"],
+                ["Persisted to second year", "48.0%", "47.5%", "—"],
+            ],
+        ),
+    ],
+    ids=["effects", "balance", "college"],
+)
+def test_evaluation_charts_write_deterministic_png_and_offline_html(
+    tmp_path: Path, build: object, expected_rows: list[list[str]]
+) -> None:
+    assert callable(build)
+    chart = build()
+    png_path, html_path = chart.write(tmp_path, "chart")
+    png = png_path.read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    page = html_path.read_text(encoding="utf-8")
+    _assert_offline(page)
+    assert 'href="http' not in page and "src='http" not in page
+    assert (
+        '<meta http-equiv="Content-Security-Policy" '
+        "content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">"
+    ) in page
+    assert _cells(page) == expected_rows
+    # something is suppressed in each: the "—" cells carry the footnote
+    assert SUPPRESSED_FOOTNOTE in page
+    # the same chart saved again, and one built afresh, are byte-identical
+    again = build()
+    assert chart.png() == png and again.png() == png
+    assert again.html() == page
+
+
+def test_effect_intervals_columns_name_the_unit_and_the_truth() -> None:
+    chart = _effects()
+    assert chart.columns == (
+        "estimate",
+        "effect (percentage points)",
+        "95% CI low",
+        "95% CI high",
+        "n participants",
+        "n comparison",
+        "planted truth",
+        "note",
+    )
+    ax = chart.figure.axes[0]
+    assert ax.get_xlabel() == "Effect (percentage points)"
+    legend = ax.get_legend()
+    assert legend is not None
+    assert [t.get_text() for t in legend.get_texts()] == [
+        "estimate and 95% CI",
+        "planted truth",
+        "suppressed",
+    ]
+    drawn = [t.get_text() for t in ax.texts]
+    assert "n = 312 / 598" in drawn and "n = 8 / —" in drawn
+    assert "suppressed" in drawn and "not estimable: no comparison students" in drawn
+
+
+def test_effect_intervals_draws_the_truth_only_where_given() -> None:
+    with_truth = _effects().svg()
+    assert 'id="backbone-truth-0"' in with_truth  # the first row has a truth
+    assert with_truth.count('id="backbone-truth-') == 1
+    assert with_truth.count('id="backbone-estimate-') == 2  # two rows estimated
+
+    without = _effects([r for r in EFFECTS if r.truth is None])
+    assert "planted truth" not in without.columns
+    assert "backbone-truth" not in without.svg()
+    assert "planted truth" not in without.html()
+    legend = without.figure.axes[0].get_legend()
+    assert legend is not None
+    assert "planted truth" not in [t.get_text() for t in legend.get_texts()]
+
+
+def test_not_estimable_is_not_called_suppressed() -> None:
+    rows = [EFFECTS[0], EFFECTS[3]]
+    page = _effects(rows).html()
+    assert "not estimable: no comparison students" in page
+    # no suppressed cell, so no small-groups footnote
+    assert SUPPRESSED_FOOTNOTE not in page
+
+
+def test_effect_intervals_all_suppressed_still_renders() -> None:
+    chart = _effects([EFFECTS[2]])
+    assert chart.png().startswith(b"\x89PNG")
+    assert _cells(chart.html()) == [
+        ["Summer Bridge — attendance rate", "—", "—", "—", "8", "—", "suppressed"]
+    ]
+
+
+def test_balance_plot_reference_lines_and_flags() -> None:
+    chart = _balance()
+    assert chart.columns == (
+        "covariate",
+        "SMD before matching",
+        "SMD after matching",
+        "flag after matching",
+    )
+    assert [row[3] for row in chart.rows] == [*BALANCE_FLAGS, ""]
+    ax = chart.figure.axes[0]
+    # axvline: from the bottom (0) to the top (1) of the axes at one x
+    vertical = sorted(
+        float(xy[0, 0])
+        for xy in (np.asarray(line.get_xydata()) for line in ax.get_lines())
+        if xy[:, 1].tolist() == [0.0, 1.0]
+    )
+    assert vertical == [-0.25, -0.05, 0.0, 0.05, 0.25]
+    drawn = [t.get_text() for t in ax.texts]
+    assert {"equivalent", "adjust", "not equivalent", "suppressed"} <= set(drawn)
+
+
+def test_balance_plot_says_which_side_is_suppressed() -> None:
+    chart = balance_plot(
+        "b",
+        [
+            BalanceRow("Grade", 0.1, None, None),
+            BalanceRow("Age", None, 0.02, "equivalent"),
+        ],
+    )
+    drawn = [t.get_text() for t in chart.figure.axes[0].texts]
+    assert "after: suppressed" in drawn
+    assert "equivalent; before: suppressed" in drawn
+    assert _cells(chart.html()) == [
+        ["Grade", "0.100", "—", ""],
+        ["Age", "—", "0.020", "equivalent"],
+    ]
+
+
+def test_college_going_is_trend_lines_in_percent_on_a_full_axis() -> None:
+    chart = _college()
+    assert chart.columns == ("series", *CLASSES)
+    assert chart.percent
+    assert chart.rows == (
+        ("Enrolled first fall", 0.612, None, 0.58),
+        ("Persisted to second year", 0.48, 0.475, None),
+    )
+    ax = chart.figure.axes[0]
+    assert ax.get_ylim() == (0.0, 1.0)
+    ys = np.asarray(ax.get_lines()[0].get_ydata()).tolist()
+    assert ys[0] == 0.612 and ys[1] != ys[1]  # NaN: the line breaks there
+    assert [t.get_text() for t in ax.get_xticklabels()] == CLASSES
+
+
+def _effect(**change: object) -> EffectRow:
+    base: dict[str, object] = {
+        "label": "A — x",
+        "effect": 1.0,
+        "ci_low": 0.0,
+        "ci_high": 2.0,
+        "n_treated": 10,
+        "n_comparison": 20,
+    }
+    return EffectRow(**{**base, **change})  # type: ignore[arg-type]
+
+
+NOT_A_ROW: Any = ("A", 1.0, 0.0, 2.0, 1, 1)  # a plain tuple, not an EffectRow
+
+
+def _bad_effects(**change: object) -> Chart:
+    return effect_intervals("t", [_effect(), _effect(**change)], unit_label="pp")
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: effect_intervals("t", [], unit_label="pp"), "no estimates"),
+        (lambda: effect_intervals("t", [_effect()], unit_label=""), "unit label"),
+        (lambda: _bad_effects(effect=float("nan")), r"Row 2 \('A — x'\).*finite"),
+        (lambda: _bad_effects(ci_low=1.5), r"Row 2 .*contain the effect"),
+        (lambda: _bad_effects(ci_high=None), r"Row 2 .*both ends"),
+        (lambda: _bad_effects(effect=None), r"Row 2 .*cannot have a confidence"),
+        (lambda: _bad_effects(n_treated=-1), r"Row 2 .*n participants.*≥ 0"),
+        (lambda: _bad_effects(n_comparison=2.5), r"Row 2 .*n comparison"),
+        (lambda: _bad_effects(truth="3"), r"Row 2 .*truth.*number"),
+        (lambda: _bad_effects(reason="why"), r"Row 2 .*reason is only"),
+        (lambda: _bad_effects(label=""), r"Row 2: the label"),
+        (
+            lambda: effect_intervals("t", [NOT_A_ROW], unit_label="pp"),
+            r"Row 1: expected an EffectRow",
+        ),
+        (lambda: balance_plot("t", []), "no covariates"),
+        (
+            lambda: balance_plot("t", [BalanceRow("Age", 0.1, 0.02, "fine")]),
+            r"Row 1 \('Age'\): the flag must be one of",
+        ),
+        (
+            lambda: balance_plot("t", [BalanceRow("Age", 0.1, float("inf"), None)]),
+            r"Row 1 \('Age'\), SMD after.*finite",
+        ),
+        (lambda: college_going("t", [], COLLEGE), "no graduating classes"),
+        (lambda: college_going("t", CLASSES, []), "no measures"),
+        (
+            lambda: college_going("t", ["A", "A"], [("m", [1.0, 2.0])]),
+            "appears twice",
+        ),
+        (
+            lambda: college_going("t", CLASSES, [("Enrolled", [61.2, 101.0, 3.0])]),
+            r"Series 1 \('Enrolled'\), Class of 2023: .*between 0 and 100",
+        ),
+        (
+            lambda: college_going("t", CLASSES, [("Enrolled", [61.2])]),
+            r"Series 1 \('Enrolled'\): needs one value per class",
+        ),
+        (
+            lambda: college_going("t", CLASSES, [COLLEGE[0], COLLEGE[0]]),
+            r"Series 2 .*appears twice",
+        ),
+    ],
+    ids=[
+        "no-estimates",
+        "no-unit",
+        "nan",
+        "ci-excludes",
+        "ci-half",
+        "ci-without-effect",
+        "negative-n",
+        "fractional-n",
+        "text-truth",
+        "reason-with-effect",
+        "empty-label",
+        "not-a-row",
+        "no-covariates",
+        "bad-flag",
+        "inf-smd",
+        "no-classes",
+        "no-series",
+        "duplicate-class",
+        "over-100",
+        "short-series",
+        "duplicate-measure",
+    ],
+)
+def test_bad_evaluation_input_is_a_user_error(call: object, message: str) -> None:
+    assert callable(call)
+    with pytest.raises(UserError, match=message):
+        call()

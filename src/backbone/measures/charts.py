@@ -48,10 +48,18 @@ if TYPE_CHECKING:  # only for annotations: keeps older matplotlib importable
     from matplotlib.typing import LineStyleType, RcKeyType
 
 __all__ = [
+    "BALANCE_FLAGS",
     "SUPPRESSED_FOOTNOTE",
     "TIERS",
+    "WWC_ADJUST",
+    "WWC_EQUIVALENT",
+    "BalanceRow",
     "Chart",
+    "EffectRow",
+    "balance_plot",
     "calibration_curve",
+    "college_going",
+    "effect_intervals",
     "tier_distribution",
     "trend_lines",
 ]
@@ -644,3 +652,538 @@ def calibration_curve(
         columns=("model", "predicted", "observed", "n"),
         rows=tuple(table),
     )
+
+
+# --------------------------------------------------------- program evaluation
+
+# An estimate's point and interval, and the planted truth the demo compares it to.
+_ESTIMATE_COLOUR = _OKABE_ITO[0]
+_TRUTH_COLOUR = _OKABE_ITO[3]
+_REFERENCE_COLOUR = "#7F7F7F"
+_LABEL_WIDTH = 42  # characters per line of a row label before it wraps
+
+# What Works Clearinghouse baseline-equivalence thresholds on |SMD|: at most 0.05
+# needs nothing, up to 0.25 needs statistical adjustment, beyond is not equivalent.
+WWC_EQUIVALENT = 0.05
+WWC_ADJUST = 0.25
+BALANCE_FLAGS = ("equivalent", "adjust", "not equivalent")
+
+
+@dataclass(frozen=True)
+class EffectRow:
+    """One estimate in a forest plot (:func:`effect_intervals`).
+
+    ``effect`` is ``None`` when the estimate is suppressed or could not be made;
+    ``reason`` then says why (e.g. ``"not estimable: no comparison students"``),
+    and without one the row reads "suppressed". ``truth`` is a planted effect
+    (synthetic data only), drawn as its own marker when given. ``None`` counts
+    are suppressed.
+    """
+
+    label: str
+    effect: float | None
+    ci_low: float | None
+    ci_high: float | None
+    n_treated: int | None
+    n_comparison: int | None
+    truth: float | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class BalanceRow:
+    """One covariate in a balance ("love") plot (:func:`balance_plot`).
+
+    Standardized mean differences before and after matching (``None`` when
+    suppressed) and the after-matching flag, one of :data:`BALANCE_FLAGS` or
+    ``None`` when there is none.
+    """
+
+    covariate: str
+    smd_before: float | None
+    smd_after: float | None
+    flag: str | None
+
+
+def _row_label(label: object, where: str) -> str:
+    if not isinstance(label, str) or not label.strip():
+        raise UserError(f"{where}: the label must be non-empty text, got {label!r}.")
+    return label
+
+
+def _wrapped(label: str) -> str:
+    return textwrap.fill(label, width=_LABEL_WIDTH) or label
+
+
+def _rows_height(labels: Sequence[str]) -> float:
+    """Figure height for one row per label (wrapped labels take more room)."""
+    extra_lines = sum(label.count("\n") for label in labels)
+    return 2.2 + 0.42 * len(labels) + 0.16 * extra_lines
+
+
+def _padded(values: Sequence[float]) -> tuple[float, float]:
+    """x limits around ``values`` and zero, with a margin."""
+    low = min([*values, 0.0])
+    high = max([*values, 0.0])
+    span = (high - low) or 1.0
+    return low - 0.08 * span, high + 0.08 * span
+
+
+def _suppressed_band(ax: Axes, y: float, text: str) -> None:
+    """A hatched band across the row with ``text`` on it: a gap, marked."""
+    ax.axhspan(
+        y - 0.3,
+        y + 0.3,
+        facecolor=_SUPPRESSED_FACE,
+        edgecolor=_SUPPRESSED_EDGE,
+        hatch="///",
+        linewidth=0,
+        zorder=0,
+    )
+    ax.text(
+        0.5,
+        y,
+        text,
+        ha="center",
+        va="center",
+        fontsize=9,
+        transform=ax.get_yaxis_transform(),
+        bbox={"facecolor": "white", "edgecolor": "none", "pad": 1.5},
+    )
+
+
+def _count_text(value: int | None) -> str:
+    return SUPPRESSED_MARK if value is None else f"{value:,}"
+
+
+def _check_effect_row(row: object, n: int) -> EffectRow:
+    if not isinstance(row, EffectRow):
+        raise UserError(f"Row {n}: expected an EffectRow, got {row!r}.")
+    where = f"Row {n} ({row.label!r})"
+    label = _row_label(row.label, f"Row {n}")
+    effect = _check_number(row.effect, f"{where}, effect")
+    low = _check_number(row.ci_low, f"{where}, CI low")
+    high = _check_number(row.ci_high, f"{where}, CI high")
+    truth = _check_number(row.truth, f"{where}, truth")
+    n_treated = _check_count(row.n_treated, f"{where}, n participants")
+    n_comparison = _check_count(row.n_comparison, f"{where}, n comparison")
+    reason = row.reason
+    if reason is not None and (not isinstance(reason, str) or not reason.strip()):
+        raise UserError(f"{where}: the reason must be non-empty text or empty.")
+    if effect is None:
+        if low is not None or high is not None:
+            raise UserError(
+                f"{where}: an estimate without an effect cannot have a "
+                "confidence interval."
+            )
+    else:
+        if reason is not None:
+            raise UserError(
+                f"{where}: a reason is only for an estimate without an effect."
+            )
+        if low is None or high is None:
+            raise UserError(f"{where}: the effect needs both ends of its 95% CI.")
+        if not low <= effect <= high:
+            raise UserError(
+                f"{where}: the CI ({low}, {high}) must contain the effect {effect}."
+            )
+    return EffectRow(label, effect, low, high, n_treated, n_comparison, truth, reason)
+
+
+def effect_intervals(
+    title: str,
+    rows: Sequence[EffectRow],
+    *,
+    unit_label: str,
+    notes: str = "",
+) -> Chart:
+    """A forest plot: each estimate's effect and 95% confidence interval.
+
+    One row per :class:`EffectRow`, first at the top: a point at the effect, a
+    horizontal line for its interval, and the numbers of participants and
+    comparison students at the right ("n = 312 / 598"). A vertical line marks
+    zero (no effect). All rows share one unit, ``unit_label`` (e.g. "percentage
+    points"), on the x axis: chart each unit separately. A row without an effect
+    is a hatched gap reading "suppressed" or its ``reason``. A planted ``truth``
+    is drawn as a hollow diamond, and gets a table column, only when some row
+    has one.
+
+    The table lists every row: effect, CI, both n, the truth when any is given,
+    and a note ("suppressed" or the reason) for rows without an effect.
+    """
+    if not rows:
+        raise UserError("There are no estimates to chart.")
+    if not isinstance(unit_label, str) or not unit_label.strip():
+        raise UserError("The unit label must be non-empty text.")
+    checked = [_check_effect_row(row, n) for n, row in enumerate(rows, start=1)]
+    any_truth = any(r.truth is not None for r in checked)
+    labels = [_wrapped(r.label) for r in checked]
+    ys = list(range(len(checked)))
+
+    with _style():
+        fig = _new_figure(_rows_height(labels))
+        ax = fig.add_subplot()
+        ax.axvline(0, color=_REFERENCE_COLOUR, linewidth=1, zorder=1)
+        for y, r in zip(ys, checked, strict=True):
+            if r.effect is None or r.ci_low is None or r.ci_high is None:
+                _suppressed_band(ax, y, r.reason or "suppressed")
+            else:
+                ax.hlines(
+                    y,
+                    r.ci_low,
+                    r.ci_high,
+                    color=_ESTIMATE_COLOUR,
+                    linewidth=2,
+                    zorder=2,
+                )
+                ax.plot(
+                    [r.effect],
+                    [y],
+                    linestyle="none",
+                    marker="o",
+                    markersize=7,
+                    color=_ESTIMATE_COLOUR,
+                    zorder=3,
+                    gid=f"backbone-estimate-{y}",
+                )
+            if r.truth is not None:
+                ax.plot(
+                    [r.truth],
+                    [y],
+                    linestyle="none",
+                    marker="D",
+                    markersize=7,
+                    markerfacecolor="none",
+                    markeredgecolor=_TRUTH_COLOUR,
+                    markeredgewidth=1.6,
+                    zorder=4,
+                    gid=f"backbone-truth-{y}",
+                )
+            ax.text(
+                1.01,
+                y,
+                f"n = {_count_text(r.n_treated)} / {_count_text(r.n_comparison)}",
+                ha="left",
+                va="center",
+                fontsize=8.5,
+                color="#444444",
+                transform=ax.get_yaxis_transform(),
+            )
+        ax.text(
+            1.01,
+            -0.5,
+            "participants /\ncomparison",
+            ha="left",
+            va="bottom",
+            fontsize=7.5,
+            color="#444444",
+            transform=ax.get_yaxis_transform(),
+        )
+        xs = [
+            v for r in checked for v in (r.ci_low, r.ci_high, r.truth) if v is not None
+        ]
+        ax.set_xlim(*_padded(xs))
+        ax.set_yticks(ys, labels)
+        ax.set_ylim(len(checked) - 0.5, -0.5)  # first estimate at the top
+        ax.set_xlabel(f"Effect ({unit_label})")
+        ax.tick_params(axis="y", length=0)
+        ax.spines["left"].set_visible(False)
+        ax.grid(axis="x", color="#E5E5E5", linewidth=0.8)
+        ax.set_axisbelow(True)
+        handles: list[Line2D | Patch] = [
+            Line2D(
+                [],
+                [],
+                color=_ESTIMATE_COLOUR,
+                marker="o",
+                linewidth=2,
+                label="estimate and 95% CI",
+            )
+        ]
+        if any_truth:
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    linestyle="none",
+                    marker="D",
+                    markerfacecolor="none",
+                    markeredgecolor=_TRUTH_COLOUR,
+                    markeredgewidth=1.6,
+                    label="planted truth",
+                )
+            )
+        if any(r.effect is None for r in checked):
+            handles.append(_suppressed_patch())
+        ax.legend(
+            handles=handles,
+            loc="lower left",
+            bbox_to_anchor=(0, 1.01),
+            borderaxespad=0,
+            ncols=2,  # narrow: the n column header sits to the right
+            frameon=False,
+            fontsize=9,
+        )
+        _add_chrome(fig, title, notes)
+
+    columns: tuple[str, ...] = (
+        "estimate",
+        f"effect ({unit_label})",
+        "95% CI low",
+        "95% CI high",
+        "n participants",
+        "n comparison",
+        *(("planted truth",) if any_truth else ()),
+        "note",
+    )
+    table: list[tuple[object, ...]] = []
+    for r in checked:
+        truth_cell: tuple[object, ...] = ()
+        if any_truth:
+            truth_cell = ("" if r.truth is None else r.truth,)
+        if r.effect is None and r.reason is not None:
+            # Not estimable is not suppression: no "—" (and no footnote) here.
+            estimate: tuple[object, ...] = ("", "", "")
+        else:
+            estimate = (r.effect, r.ci_low, r.ci_high)
+        note = "" if r.effect is not None else (r.reason or "suppressed")
+        table.append(
+            (r.label, *estimate, r.n_treated, r.n_comparison, *truth_cell, note)
+        )
+    return Chart(
+        title=title, notes=notes, figure=fig, columns=columns, rows=tuple(table)
+    )
+
+
+# ------------------------------------------------------------------ balance
+
+
+def _check_balance_row(row: object, n: int) -> BalanceRow:
+    if not isinstance(row, BalanceRow):
+        raise UserError(f"Row {n}: expected a BalanceRow, got {row!r}.")
+    where = f"Row {n} ({row.covariate!r})"
+    covariate = _row_label(row.covariate, f"Row {n}")
+    before = _check_number(row.smd_before, f"{where}, SMD before")
+    after = _check_number(row.smd_after, f"{where}, SMD after")
+    if row.flag is not None and row.flag not in BALANCE_FLAGS:
+        raise UserError(
+            f"{where}: the flag must be one of {', '.join(BALANCE_FLAGS)} or "
+            f"empty, got {row.flag!r}."
+        )
+    return BalanceRow(covariate, before, after, row.flag)
+
+
+def balance_plot(
+    title: str,
+    rows: Sequence[BalanceRow],
+    *,
+    notes: str = "",
+) -> Chart:
+    """A balance ("love") plot of baseline equivalence, one row per covariate.
+
+    The standardized mean difference before matching is a hollow circle, after
+    matching a filled one, joined by a thin line. Dotted lines at ±0.05 and
+    dashed lines at ±0.25 are the What Works Clearinghouse thresholds
+    (:data:`WWC_EQUIVALENT`, :data:`WWC_ADJUST`). The after-matching flag is
+    written at the right and listed in the table; it is shown as given (not
+    recomputed from the SMD). A covariate with both SMDs suppressed is a hatched
+    gap; with one suppressed, the right-hand text says which.
+    """
+    if not rows:
+        raise UserError("There are no covariates to chart.")
+    checked = [_check_balance_row(row, n) for n, row in enumerate(rows, start=1)]
+    labels = [_wrapped(r.covariate) for r in checked]
+    ys = list(range(len(checked)))
+    known = [
+        abs(v) for r in checked for v in (r.smd_before, r.smd_after) if v is not None
+    ]
+    reach = max([WWC_ADJUST * 1.2, *(1.08 * v for v in known)])
+    before_colour = _REFERENCE_COLOUR
+    after_colour = _ESTIMATE_COLOUR
+
+    with _style():
+        fig = _new_figure(_rows_height(labels))
+        ax = fig.add_subplot()
+        ax.axvline(0, color="#BDBDBD", linewidth=1, zorder=1)
+        for x in (-WWC_EQUIVALENT, WWC_EQUIVALENT):
+            ax.axvline(x, color=_REFERENCE_COLOUR, linestyle=":", linewidth=1)
+        for x in (-WWC_ADJUST, WWC_ADJUST):
+            ax.axvline(x, color=_REFERENCE_COLOUR, linestyle="--", linewidth=1)
+        for y, r in zip(ys, checked, strict=True):
+            side: list[str] = [r.flag] if r.flag else []
+            if r.smd_before is None and r.smd_after is None:
+                _suppressed_band(ax, y, "suppressed")
+            elif r.smd_before is None:
+                side.append("before: suppressed")
+            elif r.smd_after is None:
+                side.append("after: suppressed")
+            if r.smd_before is not None and r.smd_after is not None:
+                ax.plot(
+                    [r.smd_before, r.smd_after],
+                    [y, y],
+                    color="#BDBDBD",
+                    linewidth=1,
+                    zorder=2,
+                )
+            if r.smd_before is not None:
+                ax.plot(
+                    [r.smd_before],
+                    [y],
+                    linestyle="none",
+                    marker="o",
+                    markersize=7,
+                    markerfacecolor="white",
+                    markeredgecolor=before_colour,
+                    markeredgewidth=1.4,
+                    zorder=3,
+                    gid=f"backbone-before-{y}",
+                )
+            if r.smd_after is not None:
+                ax.plot(
+                    [r.smd_after],
+                    [y],
+                    linestyle="none",
+                    marker="o",
+                    markersize=7,
+                    color=after_colour,
+                    zorder=4,
+                    gid=f"backbone-after-{y}",
+                )
+            if side:
+                ax.text(
+                    1.01,
+                    y,
+                    "; ".join(side),
+                    ha="left",
+                    va="center",
+                    fontsize=8.5,
+                    color="#444444",
+                    transform=ax.get_yaxis_transform(),
+                )
+        ax.set_xlim(-reach, reach)
+        ax.set_yticks(ys, labels)
+        ax.set_ylim(len(checked) - 0.5, -0.5)  # first covariate at the top
+        ax.set_xlabel("Standardized mean difference")
+        ax.tick_params(axis="y", length=0)
+        ax.spines["left"].set_visible(False)
+        handles = [
+            Line2D(
+                [],
+                [],
+                linestyle="none",
+                marker="o",
+                markerfacecolor="white",
+                markeredgecolor=before_colour,
+                markeredgewidth=1.4,
+                label="before matching",
+            ),
+            Line2D(
+                [],
+                [],
+                linestyle="none",
+                marker="o",
+                color=after_colour,
+                label="after matching",
+            ),
+            Line2D(
+                [],
+                [],
+                color=_REFERENCE_COLOUR,
+                linestyle=":",
+                label=f"±{WWC_EQUIVALENT:g} (WWC: equivalent inside)",
+            ),
+            Line2D(
+                [],
+                [],
+                color=_REFERENCE_COLOUR,
+                linestyle="--",
+                label=f"±{WWC_ADJUST:g} (WWC: not equivalent outside)",
+            ),
+        ]
+        ax.legend(
+            handles=handles,
+            loc="lower left",
+            bbox_to_anchor=(0, 1.01),
+            borderaxespad=0,
+            ncols=2,
+            frameon=False,
+            fontsize=9,
+        )
+        _add_chrome(fig, title, notes)
+    return Chart(
+        title=title,
+        notes=notes,
+        figure=fig,
+        columns=(
+            "covariate",
+            "SMD before matching",
+            "SMD after matching",
+            "flag after matching",
+        ),
+        rows=tuple(
+            (r.covariate, r.smd_before, r.smd_after, r.flag or "") for r in checked
+        ),
+    )
+
+
+# ----------------------------------------------------------- college going
+
+
+def college_going(
+    title: str,
+    classes: Sequence[str],
+    series: Sequence[tuple[str, Sequence[float | None]]],
+    *,
+    notes: str = "",
+) -> Chart:
+    """Percentages by graduating class, one line per measure, y axis 0–100 %.
+
+    ``classes`` are the class labels in order ("Class of 2022", ...); each of
+    ``series`` is ``(measure, values)`` with one percentage (0..100) or ``None``
+    per class. ``None`` is a gap in the line and "—" in the table (suppressed, or
+    not yet observable).
+
+    This is a thin wrapper over :func:`trend_lines`, which already draws lines
+    with markers that break at a gap. It checks the shape and the 0..100 range,
+    converts percentages to shares (the unit ``trend_lines`` and the table use,
+    so the chart's ``rows`` hold shares: 61.2 becomes 0.612, shown "61.2%") and
+    fixes the y axis at 0–100 %.
+    """
+    if not classes:
+        raise UserError("There are no graduating classes to chart.")
+    if not series:
+        raise UserError("There are no measures to chart.")
+    class_list = [_row_label(c, f"Class {n}") for n, c in enumerate(classes, start=1)]
+    if len(set(class_list)) != len(class_list):
+        raise UserError("A graduating class appears twice in the classes.")
+    seen: set[str] = set()
+    points: list[tuple[str, str, float | None]] = []
+    for n, entry in enumerate(series, start=1):
+        if isinstance(entry, str) or not isinstance(entry, Sequence) or len(entry) != 2:
+            raise UserError(f"Series {n}: expected (measure, values), got {entry!r}.")
+        measure, values = entry
+        measure = _row_label(measure, f"Series {n}")
+        where = f"Series {n} ({measure!r})"
+        if measure in seen:
+            raise UserError(f"{where}: this measure appears twice.")
+        seen.add(measure)
+        if isinstance(values, str | bytes) or len(values) != len(class_list):
+            raise UserError(
+                f"{where}: needs one value per class ({len(class_list)}), "
+                f"got {values!r}."
+            )
+        for cls, value in zip(class_list, values, strict=True):
+            v = _check_number(value, f"{where}, {cls}")
+            if v is not None and not 0 <= v <= 100:
+                raise UserError(
+                    f"{where}, {cls}: a percentage must be between 0 and 100, "
+                    f"got {v!r}."
+                )
+            points.append((measure, cls, None if v is None else v / 100))
+
+    chart = trend_lines(
+        points, title=title, y_label="Percent", percent=True, notes=notes
+    )
+    with _style():
+        chart.figure.axes[0].set_ylim(0, 1)
+    return chart
