@@ -226,8 +226,12 @@ def simulate(
             "risk",
             "abs_shift",
             "mark_shift",
+            "n_abs",
         )
     }
+    prev_absence = np.full(n, np.nan)
+    year_abs = np.zeros(n)
+    year_days = np.zeros(n)
     part_cols: dict[str, list[np.ndarray]] = {
         k: []
         for k in (
@@ -285,6 +289,12 @@ def simulate(
         d1 = (d0[movers] + rng.integers(1, n_d, size=len(movers))) % n_d
         district[active[movers]] = d1
         # programs, decided before outcomes (their effects change them)
+        prior = prev_absence[active]
+        seen = np.where(
+            np.isnan(prior),
+            0.55 * econ[active] + 0.35 * disability[active] - 0.25,
+            (np.nan_to_num(prior) - 0.06) / 0.05,
+        )
         abs_shift = np.zeros(m)
         mark_shift = np.zeros(m)
         for pi, prog in enumerate(PROGRAMS):
@@ -293,7 +303,10 @@ def simulate(
                 [i for i, d in enumerate(DISTRICTS) if d.partner_id in prog.districts],
             )
             eligible = served & (g >= prog.grades[0]) & (g <= prog.grades[1])
-            logit = np.log(prog.take_up / (1 - prog.take_up)) + prog.targets_risk * r
+            # programs recruit on what referrers can see: last year's attendance
+            # (or, for a student new to the data, their family's circumstances) —
+            # selection on observables, which matching on the baseline can remove
+            logit = np.log(prog.take_up / (1 - prog.take_up)) + prog.targets_risk * seen
             joins = eligible & (rng.random(m) < _sigmoid(logit))
             k = np.nonzero(joins)[0]
             if len(k) == 0:
@@ -345,6 +358,23 @@ def simulate(
                 exit_ = np.full(len(movers), INSTRUCTIONAL_DAYS)
                 ext = np.where(g[movers] == 12, 3, 0)
             who = active[sel]
+            # absences are drawn here, so next year's referrals can see them
+            untreated = np.clip(
+                _sigmoid(
+                    -2.85
+                    + 0.75 * r[sel]
+                    + 0.12 * (g[sel] >= 9)
+                    + 0.1 * risk_shift[dist]
+                ),
+                0.003,
+                0.9,
+            )
+            spell_days = np.maximum(exit_ - entry, 0)
+            spell_abs = rng.binomial(
+                spell_days, np.clip(untreated - abs_shift[sel], 0.003, 0.9)
+            )
+            year_abs[who] += spell_abs
+            year_days[who] += spell_days
             for key, val in (
                 ("person_key", pkey[who]),
                 ("year_index", np.full(len(sel), ti)),
@@ -357,8 +387,14 @@ def simulate(
                 ("risk", r[sel]),
                 ("abs_shift", abs_shift[sel]),
                 ("mark_shift", mark_shift[sel]),
+                ("n_abs", spell_abs),
             ):
                 seg_cols[key].append(np.asarray(val))
+        prev_absence[:] = np.nan
+        enrolled = year_days > 0
+        prev_absence[enrolled] = year_abs[enrolled] / year_days[enrolled]
+        year_abs[:] = 0
+        year_days[:] = 0
         # statuses after the year
         grads = active[graduate | ((event == 1) & (g == 12))]
         status[grads] = 1
@@ -395,11 +431,13 @@ def simulate(
     r = seg["risk"]
     g = seg["grade"]
     shift = risk_shift[seg["district"]]
-    abs_rate = (
-        _sigmoid(-2.85 + 0.75 * r + 0.12 * (g >= 9) + 0.1 * shift) - seg["abs_shift"]
+    untreated_rate = np.clip(
+        _sigmoid(-2.85 + 0.75 * r + 0.12 * (g >= 9) + 0.1 * shift), 0.003, 0.9
     )
-    abs_rate = np.clip(abs_rate, 0.003, 0.9)
-    n_abs = rng.binomial(days, abs_rate)
+    abs_rate = np.clip(untreated_rate - seg["abs_shift"], 0.003, 0.9)
+    # the planted effect as it came out (a rate cannot fall below its floor)
+    abs_realized = untreated_rate - abs_rate
+    n_abs = seg["n_abs"]
     tardy_rate = _sigmoid(-3.6 + 0.45 * r)
     n_tardy = rng.binomial(days, tardy_rate)
     excused_share = np.clip(0.55 - 0.1 * r, 0.1, 0.9)
@@ -503,6 +541,8 @@ def simulate(
     ability = rng.normal(0, 4.0, n)
     pk_index = seg["person_key"] - 1
     rows = []
+    mark_effect_sum = np.zeros(n_seg)
+    mark_count = np.zeros(n_seg)
     terms = ("Fall Semester", "Spring Semester")
     for ti_, last_day in enumerate((FALL_END, INSTRUCTIONAL_DAYS - 1)):
         covered = (
@@ -516,8 +556,13 @@ def simulate(
             mu = (
                 80.5 - 7.5 * r[s] + ability[pk_index[s]] + seg["mark_shift"][s] + offset
             )
-            mark = np.clip(np.round(mu + rng.normal(0, 9.0, len(s))), 30, 100)
+            noise = rng.normal(0, 9.0, len(s))
+            mark = np.clip(np.round(mu + noise), 30, 100)
+            # the same mark without any program: the realized effect (marks clip)
+            untreated = np.clip(np.round(mu - seg["mark_shift"][s] + noise), 30, 100)
             rows.append((s, ti_, si, mark))
+            mark_effect_sum += np.bincount(s, weights=mark - untreated, minlength=n_seg)
+            mark_count += np.bincount(s, minlength=n_seg)
     m_seg = np.concatenate([x[0] for x in rows])
     m_term = np.concatenate([np.full(len(x[0]), x[1], dtype=np.int8) for x in rows])
     m_subj = np.concatenate([np.full(len(x[0]), x[2], dtype=np.int8) for x in rows])
@@ -620,6 +665,9 @@ def simulate(
         }
     )
     attended_days = np.bincount(owner, minlength=n_part)
+    realized_att, realized_mark = _realized_effects(
+        seg, part, abs_realized, mark_effect_sum, mark_count, len(school_years)
+    )
     sim.tables["participation"] = (
         pa.table(
             {
@@ -638,6 +686,10 @@ def simulate(
                 "hours": attended_days * hours_each,
                 "effect_attendance_pp": part["effect_attendance_pp"],
                 "effect_marks": part["effect_marks"],
+                "effect_attendance_pp_realized": realized_att,
+                "effect_marks_realized": realized_mark,
+                # assessments move by 4 scale points per mark point (see above)
+                "effect_scale_score": 4.0 * part["effect_marks"],
             }
         )
         if n_part
@@ -648,6 +700,60 @@ def simulate(
     say("simulating college")
     sim.tables["college"] = _simulate_college(rng, sim, z, ability, last_year)
     return sim
+
+
+def _realized_effects(
+    seg: dict[str, np.ndarray],
+    part: dict[str, np.ndarray],
+    abs_realized: np.ndarray,
+    mark_effect_sum: np.ndarray,
+    mark_count: np.ndarray,
+    n_years: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each participation's planted effect as it came out in its student's year:
+    attendance (percentage points, weighted by days over the year's spells) and
+    course marks (points, over the year's marks; NaN in a year without marks),
+    shared among a student's programs in proportion to their planted effects."""
+    key = seg["person_key"] * n_years + seg["year_index"]
+    days = (seg["exit_day"] - seg["entry_day"]).astype(float)
+    order = np.argsort(key, kind="stable")
+    keys, first = np.unique(key[order], return_index=True)
+    group = np.empty(len(key), dtype=np.int64)
+    group[order] = np.repeat(np.arange(len(keys)), np.diff(np.append(first, len(key))))
+
+    def per_year(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        total = np.bincount(group, weights=values * weights, minlength=len(keys))
+        norm = np.bincount(group, weights=weights, minlength=len(keys))
+        return np.divide(total, norm, out=np.zeros(len(keys)), where=norm > 0)
+
+    att_ratio = per_year(
+        np.divide(
+            abs_realized,
+            seg["abs_shift"],
+            out=np.zeros(len(key)),
+            where=seg["abs_shift"] > 0,
+        ),
+        days,
+    )
+    mark_ratio = per_year(
+        np.divide(
+            mark_effect_sum,
+            mark_count * seg["mark_shift"],
+            out=np.zeros(len(key)),
+            where=(seg["mark_shift"] > 0) & (mark_count > 0),
+        ),
+        mark_count,
+    )
+    pkey = part["person_key"] * n_years + part["year_index"]
+    at = np.clip(np.searchsorted(keys, pkey), 0, max(len(keys) - 1, 0))
+    found = keys[at] == pkey
+    realized_att = np.where(found, part["effect_attendance_pp"] * att_ratio[at], 0.0)
+    # no marks that year (grades below 6): no effect on marks to speak of
+    has_marks = np.bincount(group, weights=mark_count, minlength=len(keys)) > 0
+    realized_mark = np.where(
+        found & has_marks[at], part["effect_marks"] * mark_ratio[at], np.nan
+    )
+    return realized_att, realized_mark
 
 
 def _simulate_college(
