@@ -40,6 +40,8 @@ from backbone.governance import (
 from backbone.ingest import Ingestor, SubmissionResult
 from backbone.linkage import Linkage
 from backbone.measures.indicators import Indicators
+from backbone.measures.initiatives import Initiatives
+from backbone.measures.outcomes import Outcomes
 from backbone.measures.risk import RiskModels
 from backbone.model.codes import DescriptorMaps
 from backbone.model.migrations import CURRENT_VERSION, migrate, schema_version
@@ -119,6 +121,10 @@ class Warehouse:
             con, clock, settings["calendar.school_year_start_month"]
         )
         self.risk = RiskModels(con, path, clock, self.indicators)
+        self.initiatives = Initiatives(con)
+        self.outcomes = Outcomes(
+            self.initiatives, con, settings["calendar.school_year_start_month"]
+        )
         self._keys: Keys | None = None
 
     # --- who is asking -------------------------------------------------------------

@@ -25,6 +25,7 @@ from backbone.cli.common import WarehouseOption, _err, _out, _plain, doors
 from backbone.demo.early_warning import early_warning_tour
 from backbone.demo.governance import record_governance
 from backbone.demo.ingest import ingest_community, submission_plan
+from backbone.demo.outcomes import outcomes_tour
 from backbone.demo.users import create_demo_users, governance_tour
 from backbone.governance.policy import IDENTITY_RESOLUTION
 from backbone.settings import SETTINGS
@@ -221,6 +222,10 @@ def demo_run(
             tour = governance_tour(wh, users)
             with _err().status("computing early-warning indicators"):
                 tour += early_warning_tour(wh, users, out_dir / "charts")
+            with _err().status("evaluating the funders' initiatives"):
+                tour += outcomes_tour(
+                    wh, users, community / "truth", out_dir / "charts"
+                )
             token_file = out_dir / "steward.token"
             token_file.write_text(
                 wh.users.issue_token(
@@ -297,13 +302,14 @@ def demo_run(
 
 
 def _register() -> None:
-    from backbone.cli import governance, ingest, linkage, measures, partners
+    from backbone.cli import governance, ingest, linkage, measures, outcomes, partners
 
     partners.register(app)
     ingest.register(app)
     linkage.register(app)
     governance.register(app, linkage.export_app)
     measures.register(app)
+    outcomes.register(app)
 
 
 _register()

@@ -15,6 +15,7 @@ __all__ = [
     "COLLEGE_AGENCY",
     "DISTRICTS",
     "FUNDERS",
+    "INITIATIVE_TARGETS",
     "INSTITUTIONS",
     "PROGRAMS",
     "Cbo",
@@ -504,6 +505,13 @@ FUNDERS: tuple[tuple[str, str, tuple[tuple[str, str, tuple[str, ...]], ...]], ..
         ),
     ),
 )
+# what each initiative's funder tracks, and the least sessions that count as served
+INITIATIVE_TARGETS: dict[str, tuple[tuple[str, ...], int]] = {
+    "INIT-ATTEND": (("attendance_rate", "suspended"), 5),
+    "INIT-ACADEMIC": (("course_mark", "math_score", "ela_score"), 5),
+    "INIT-ENRICH": (("attendance_rate", "course_mark"), 5),
+    "INIT-COLLEGE": (("college_enrolled", "graduated"), 3),
+}
 
 # institution id, name, level, control; the last column is its share of enrollees
 INSTITUTIONS: tuple[tuple[str, str, str, str, float], ...] = (

@@ -28,6 +28,7 @@ from backbone.demo.community import (
     COLLEGE_AGENCY,
     DISTRICTS,
     FUNDERS,
+    INITIATIVE_TARGETS,
     INSTITUTIONS,
     PROGRAMS,
     schools,
@@ -286,6 +287,9 @@ def _write_directory(years: list[int], calendars: np.ndarray, path: Path) -> Non
                 "begin_date": f"{years[0] - 1}-07-01",
                 "end_date": f"{years[-1]}-06-30",
                 "program_ids": list(progs),
+                "target_outcomes": list(INITIATIVE_TARGETS[iid][0]),
+                "min_sessions": INITIATIVE_TARGETS[iid][1],
+                "min_hours": 0.0,
             }
             for fid, _, inits in FUNDERS
             for iid, name, progs in inits

@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from backbone.demo.community import CBOS, COLLEGE_AGENCY, DISTRICTS, FUNDERS
+from backbone.demo.community import (
+    CBOS,
+    COLLEGE_AGENCY,
+    DISTRICTS,
+    FUNDERS,
+    PROGRAMS,
+)
 from backbone.partners.feeds import Feed
 
 if TYPE_CHECKING:
@@ -265,6 +271,10 @@ def _district_agreement(d_id: str, name: str, last_year: int) -> dict[str, Any]:
                 "id": "program_evaluation",
                 "description": "Outcomes of community programs against a comparison group.",
             },
+            {
+                "id": "initiative_outcomes",
+                "description": "Funders see aggregate outcomes of the initiatives they fund.",
+            },
         ],
         "datasets": _datasets(DISTRICT_DATASETS),
         "population": {"school_years": list(range(2021, 2028))},
@@ -288,6 +298,15 @@ def _district_agreement(d_id: str, name: str, last_year: int) -> dict[str, Any]:
                     "purposes": ["shared_measurement"],
                 }
                 for o in others
+            ),
+            *(
+                {
+                    "partner": f,
+                    "access": "aggregate",
+                    "operations": ["aggregate"],
+                    "purposes": ["initiative_outcomes"],
+                }
+                for f, *_ in FUNDERS
             ),
         ],
         "linkage": {
@@ -331,6 +350,10 @@ def _cbo_agreement(
                 "id": "early_warning",
                 "description": "Show schools which at-risk students are already served.",
             },
+            {
+                "id": "initiative_outcomes",
+                "description": "Funders of our programs see their aggregate outcomes.",
+            },
         ],
         "datasets": _datasets(
             {
@@ -354,6 +377,15 @@ def _cbo_agreement(
                 }
                 for d in DISTRICTS
             ),
+            *(
+                {
+                    "partner": f,
+                    "access": "aggregate",
+                    "operations": ["aggregate"],
+                    "purposes": ["initiative_outcomes"],
+                }
+                for f in _funders_of(c_id)
+            ),
         ],
         "linkage": {
             "allowed": True,
@@ -366,6 +398,16 @@ def _cbo_agreement(
     if end:
         doc["effective_to"] = end
     return doc
+
+
+def _funders_of(partner: str) -> list[str]:
+    """The funders paying for any of a community organization's programs."""
+    runs = {p.program_id for p in PROGRAMS if p.partner_id == partner}
+    return [
+        f
+        for f, _, inits in FUNDERS
+        if any(runs & set(programs) for _, _, programs in inits)
+    ]
 
 
 def _college_agreement(version: int, last_year: int) -> dict[str, Any]:
@@ -407,6 +449,12 @@ def _college_agreement(version: int, last_year: int) -> dict[str, Any]:
                 "id": "college_outcomes",
                 "description": "Link districts' graduates to college records to report outcomes by high school.",
                 "activity_description": "High-school feedback reports: enrollment, persistence, remediation, degrees.",
+            }
+        )
+        doc["purposes"].append(
+            {
+                "id": "program_evaluation",
+                "description": "College enrollment of community programs' participants against a comparison group.",
             }
         )
         doc["recipients"][0]["operations"] = ["row_level_view", "link", "aggregate"]

@@ -129,6 +129,17 @@ MIGRATIONS: tuple[Migration, ...] = (
             for t in MEASURE_TABLES
         ),
     ),
+    Migration(
+        8,
+        "funders' initiatives: description, target outcomes, minimum dosage",
+        (
+            "ALTER TABLE ref.initiative ADD COLUMN IF NOT EXISTS description VARCHAR",
+            "ALTER TABLE ref.initiative ADD COLUMN IF NOT EXISTS target_outcomes VARCHAR[]",
+            "ALTER TABLE ref.initiative ADD COLUMN IF NOT EXISTS min_sessions INTEGER",
+            "ALTER TABLE ref.initiative ADD COLUMN IF NOT EXISTS min_hours DOUBLE",
+            "ALTER TABLE ref.initiative ADD COLUMN IF NOT EXISTS definition VARCHAR",
+        ),
+    ),
 )
 
 CURRENT_VERSION = MIGRATIONS[-1].version

@@ -226,6 +226,10 @@ class PartnerRegistry:
                     "name",
                     "begin_date",
                     "end_date",
+                    "description",
+                    "target_outcomes",
+                    "min_sessions",
+                    "min_hours",
                 ),
             )
             links = [

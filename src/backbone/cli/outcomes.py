@@ -1,0 +1,377 @@
+"""Commands for funders and evaluators: ``outcomes initiative`` (set, add, show,
+list), ``outcomes evaluate``, ``outcomes compare``. Doors only: the warehouse
+computes; the policy layer and the release gate decide what leaves."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from backbone.cli.common import (
+    TokenOption,
+    UserOption,
+    WarehouseOption,
+    _plain,
+    doors,
+    parse_date,
+    signed_in,
+)
+from backbone.governance.principals import Principal
+from backbone.measures.initiatives import OUTCOMES, Dosage, Initiative
+from backbone.measures.outcomes import BASELINE, Evaluation, EvaluationSettings
+from backbone.warehouse import Warehouse
+
+outcomes_app = typer.Typer(
+    help="Funders' initiatives: outcomes against a matched comparison group.",
+    no_args_is_help=True,
+)
+initiative_app = typer.Typer(
+    help="Funders' initiatives: programs, period, target outcomes, dosage.",
+    no_args_is_help=True,
+)
+
+PurposeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--purpose",
+        help="Why you need it: program_evaluation (the steward), "
+        "initiative_outcomes (a funder; the default for funders).",
+    ),
+]
+OutOption = Annotated[
+    Path | None,
+    typer.Option("--out", help="Also write the report (JSON) and charts here."),
+]
+
+
+def register(app: typer.Typer) -> None:
+    outcomes_app.add_typer(initiative_app, name="initiative")
+    app.add_typer(outcomes_app, name="outcomes")
+
+
+def _purpose(principal: Principal, purpose: str | None) -> str:
+    if purpose:
+        return purpose
+    return "program_evaluation" if principal.is_steward else "initiative_outcomes"
+
+
+# --- initiatives ---------------------------------------------------------------------
+
+
+@initiative_app.command("set")
+def initiative_set(
+    file: Annotated[Path, typer.Argument(help="An initiative as YAML.")],
+    user: UserOption = None,
+    token: TokenOption = None,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Record (or replace) an initiative from a YAML file (the steward's admins)."""
+    with doors(), Warehouse.open(warehouse) as wh:
+        access = wh.access(signed_in(wh, user, token), "administration")
+        access.require_steward("administer", "record an initiative")
+        initiative = wh.initiatives.set_file(file)
+        access.log("administer", f"initiative {initiative.initiative_id} set")
+    _plain().print(f"Initiative {initiative.initiative_id} recorded.")
+
+
+@initiative_app.command("add")
+def initiative_add(
+    initiative_id: Annotated[str, typer.Argument(help="e.g. INIT-ATTEND")],
+    funder: Annotated[str, typer.Option(help="The funder's partner id.")],
+    name: Annotated[str, typer.Option(help="The initiative's name.")],
+    program: Annotated[
+        list[str], typer.Option("--program", help="A program it funds (repeat).")
+    ],
+    target: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--target", help=f"An outcome it tracks (repeat): {', '.join(OUTCOMES)}."
+        ),
+    ] = None,
+    begin: Annotated[str | None, typer.Option(help="First day (YYYY-MM-DD).")] = None,
+    end: Annotated[str | None, typer.Option(help="Last day (YYYY-MM-DD).")] = None,
+    min_sessions: Annotated[
+        int, typer.Option(min=0, help="Least sessions attended to count as served.")
+    ] = 0,
+    min_hours: Annotated[
+        float, typer.Option(min=0, help="Least hours to count as served.")
+    ] = 0.0,
+    description: Annotated[str, typer.Option(help="What it is for.")] = "",
+    user: UserOption = None,
+    token: TokenOption = None,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Record (or replace) an initiative from options (the steward's admins)."""
+    from pydantic import ValidationError
+
+    from backbone.errors import UserError
+
+    with doors(), Warehouse.open(warehouse) as wh:
+        access = wh.access(signed_in(wh, user, token), "administration")
+        access.require_steward("administer", "record an initiative")
+        try:
+            initiative = Initiative(
+                initiative_id=initiative_id,
+                funder=funder,
+                name=name,
+                description=description,
+                begin=parse_date(begin, "--begin") if begin else None,
+                end=parse_date(end, "--end") if end else None,
+                programs=tuple(program),
+                target_outcomes=tuple(target or ()),
+                min_dosage=Dosage(sessions=min_sessions, hours=min_hours),
+            )
+        except ValidationError as err:
+            first = err.errors()[0]
+            where = ".".join(str(x) for x in first["loc"])
+            raise UserError(f"{where}: {first['msg']}.") from None
+        wh.initiatives.set(initiative)
+        access.log("administer", f"initiative {initiative_id} set")
+    _plain().print(f"Initiative {initiative_id} recorded.")
+
+
+@initiative_app.command("show")
+def initiative_show(
+    initiative_id: Annotated[str, typer.Argument()],
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """An initiative as YAML (no student data: anyone may read it)."""
+    import yaml
+
+    with doors(), Warehouse.open(warehouse) as wh:
+        initiative = wh.initiatives.get(initiative_id)
+    _plain().print(
+        yaml.safe_dump(initiative.model_dump(mode="json"), sort_keys=False), end=""
+    )
+
+
+@initiative_app.command("list")
+def initiative_list(
+    funder: Annotated[str | None, typer.Option(help="Only this funder's.")] = None,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Every initiative, its funder, programs and targets."""
+    with doors(), Warehouse.open(warehouse) as wh:
+        rows = wh.initiatives.list(funder)
+    table = Table(title="Initiatives")
+    for column in ("initiative", "funder", "name", "programs", "targets", "dosage"):
+        table.add_column(column)
+    for i in rows:
+        table.add_row(
+            i.initiative_id,
+            i.funder,
+            i.name,
+            ", ".join(i.programs),
+            ", ".join(i.target_outcomes),
+            f"{i.min_dosage.sessions} sessions" if i.min_dosage.sessions else "any",
+        )
+    _plain().print(table)
+
+
+# --- evaluation ----------------------------------------------------------------------
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _print_evaluation(ev: Evaluation, *, details: bool = True) -> None:
+    console = _plain()
+    i = ev.initiative
+    console.print(
+        f"{i.initiative_id} — {i.name} ({i.funder}); release {ev.release_id}: "
+        f"{ev.cells} groups, {ev.suppressed} suppressed; as of {ev.as_of}; under "
+        f"{', '.join(ev.agreements) or 'no agreement'}."
+    )
+    for alias, reason in ev.left_out.items():
+        console.print(f"  Left out: {alias} — {reason}")
+    for p in ev.programs:
+        roster = p.roster
+        served, found = roster.get("served"), roster.get("found")
+        rate = (
+            f"{100 * found / served:.0f}%"
+            if served and found is not None
+            else "suppressed"
+        )
+        console.print(
+            f"\n{p.program_name} ({p.program_id}): {_fmt(roster.get('listed'))} new "
+            f"participants, {_fmt(served)} with the least dosage, {_fmt(found)} found "
+            f"in district records (match rate {rate}), "
+            f"{_fmt(roster.get('matched'))} matched."
+        )
+        table = Table(title="Effects (participants − matched comparison), 95% CI")
+        for column in ("sample", "outcome", "design", "effect", "95% CI", "n", "note"):
+            table.add_column(column)
+        for e in p.effects:
+            ci = (
+                f"[{_fmt(e.get('ci_low'))}, {_fmt(e.get('ci_high'))}]"
+                if e.get("effect") is not None
+                else "—"
+            )
+            target = "*" if e["outcome"] in i.target_outcomes else ""
+            table.add_row(
+                e["sample"],
+                OUTCOMES[e["outcome"]].label + target,
+                e.get("design") or "—",
+                _fmt(e.get("effect")),
+                ci,
+                f"{_fmt(e['n_participants'])} / {_fmt(e['n_comparison'])}",
+                e["note"],
+            )
+        console.print(table)
+        if not details:
+            continue
+        bal = Table(
+            title="Baseline equivalence (standardized mean differences; WWC: "
+            "≤0.05 equivalent, ≤0.25 adjust)"
+        )
+        for column in ("sample", "covariate", "before", "after", "flag"):
+            bal.add_column(column)
+        for b in p.balance:
+            bal.add_row(
+                b["sample"],
+                b.get("label") or b["covariate"],
+                _fmt(b.get("smd_before"), 3),
+                _fmt(b.get("smd_after"), 3),
+                b.get("flag") or b["note"],
+            )
+        console.print(bal)
+        for title, rows, key in (
+            ("Dosage response", p.dose, "band"),
+            ("Subgroups", p.subgroups, "value"),
+        ):
+            if not rows:
+                continue
+            t = Table(title=f"{title} ({BASELINE} sample, target outcomes)")
+            for column in ("outcome", "group", "effect", "95% CI", "n"):
+                t.add_column(column)
+            for r in rows:
+                if r["sample"] != BASELINE:
+                    continue
+                t.add_row(
+                    OUTCOMES[r["outcome"]].label,
+                    (f"{r['group']}: " if "group" in r else "") + str(r[key]),
+                    _fmt(r.get("effect")),
+                    f"[{_fmt(r.get('ci_low'))}, {_fmt(r.get('ci_high'))}]"
+                    if r.get("effect") is not None
+                    else "suppressed",
+                    f"{_fmt(r['n_participants'])} / {_fmt(r['n_comparison'])}",
+                )
+            console.print(t)
+
+
+def _report_json(ev: Evaluation) -> dict[str, Any]:
+    return {
+        "initiative": ev.initiative.model_dump(mode="json"),
+        "release_id": ev.release_id,
+        "as_of": ev.as_of.isoformat(),
+        "agreements": list(ev.agreements),
+        "left_out": ev.left_out,
+        "programs": [
+            {
+                "program_id": p.program_id,
+                "program_name": p.program_name,
+                "roster": p.roster,
+                "effects": p.effects,
+                "balance": p.balance,
+                "dose": p.dose,
+                "subgroups": p.subgroups,
+            }
+            for p in ev.programs
+        ],
+    }
+
+
+def write_evaluation(ev: Evaluation, out: Path) -> list[Path]:
+    """The published report as JSON and its charts (effects with intervals,
+    baseline balance), from released numbers only."""
+    from backbone.measures.evaluation_charts import evaluation_charts
+
+    out.mkdir(parents=True, exist_ok=True)
+    report = out / f"{ev.initiative.initiative_id}.json"
+    report.write_text(json.dumps(_report_json(ev), indent=2), encoding="utf-8")
+    return [report, *evaluation_charts(ev, out)]
+
+
+@outcomes_app.command("evaluate")
+def evaluate(
+    initiative_id: Annotated[str, typer.Argument(help="The initiative to evaluate.")],
+    purpose: PurposeOption = None,
+    ratio: Annotated[
+        int, typer.Option(min=1, max=5, help="Comparisons per participant.")
+    ] = 2,
+    caliper: Annotated[
+        float,
+        typer.Option(min=0.01, max=1.0, help="Caliper, SD of the propensity logit."),
+    ] = 0.2,
+    out: OutOption = None,
+    user: UserOption = None,
+    token: TokenOption = None,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Each program's new participants (the initiative's least dosage) against a
+    matched comparison group of non-participants of the same school, grade and
+    year: balance, effects with 95% intervals, dosage, subgroups, match rate."""
+    with doors(), Warehouse.open(warehouse) as wh:
+        principal = signed_in(wh, user, token)
+        access = wh.access(principal, _purpose(principal, purpose))
+        ev = wh.outcomes.evaluate(
+            access,
+            initiative_id,
+            settings=EvaluationSettings(ratio=ratio, caliper=caliper),
+        )
+        written = write_evaluation(ev, out) if out else []
+    _print_evaluation(ev)
+    for path in written:
+        _plain().print(f"Wrote {path}")
+
+
+@outcomes_app.command("compare")
+def compare(
+    funder: Annotated[
+        str, typer.Option(help="The funder whose initiatives to set side by side.")
+    ],
+    purpose: PurposeOption = None,
+    user: UserOption = None,
+    token: TokenOption = None,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """A funder's initiatives side by side: each program's effect on the
+    initiative's target outcomes (the baseline sample)."""
+    with doors(), Warehouse.open(warehouse) as wh:
+        principal = signed_in(wh, user, token)
+        access = wh.access(principal, _purpose(principal, purpose))
+        evaluations = [
+            wh.outcomes.evaluate(access, i.initiative_id)
+            for i in wh.initiatives.list(funder)
+        ]
+    table = Table(title=f"Initiatives of {funder}: effects on their targets, 95% CI")
+    for column in ("initiative", "program", "outcome", "effect", "95% CI", "n"):
+        table.add_column(column)
+    for ev in evaluations:
+        for p in ev.programs:
+            for e in p.effects:
+                if (
+                    e["sample"] != BASELINE
+                    or e["outcome"] not in ev.initiative.target_outcomes
+                ):
+                    continue
+                table.add_row(
+                    ev.initiative.name,
+                    p.program_name,
+                    OUTCOMES[e["outcome"]].label,
+                    _fmt(e.get("effect")),
+                    f"[{_fmt(e.get('ci_low'))}, {_fmt(e.get('ci_high'))}]"
+                    if e.get("effect") is not None
+                    else e["note"] or "—",
+                    f"{_fmt(e['n_participants'])} / {_fmt(e['n_comparison'])}",
+                )
+    _plain().print(table)

@@ -1,0 +1,649 @@
+"""Funders' initiative outcomes: each program's participants against a matched
+comparison group of non-participants from the same schools and grades.
+
+``wh.outcomes.evaluate(access, initiative)`` reads nothing itself: the release gate
+reads the permitted inputs (:data:`evaluation_sql.INPUTS`) for the reader — the
+steward's evaluator, or the initiative's own funder, whose agreements give it
+aggregates only — into a locked database, and runs :func:`_derive` there. That
+builds one row per student and school year (:func:`evaluation_sql.person_years_sql`),
+takes each program's new participants (their first year in the program, with the
+initiative's least dosage), matches them within school × grade × year on their
+baseline (:mod:`evaluation_stats`), and estimates each outcome. Every group of
+students a number is computed from is a cell the gate protects like a count,
+earlier releases included; only the published numbers come back.
+
+Two samples, two designs (What Works Clearinghouse terms):
+
+* ``baseline``: participants with a school year before their first (most of them):
+  matched on that year's attendance, suspensions, marks, GPA and scores and on
+  demographics; yearly outcomes as difference-in-differences, graduation and
+  college enrollment as a matched comparison adjusted for the baseline;
+* ``first year``: participants with no earlier year in the data (a program in a
+  student's first school year): matched on demographics only, outcomes as an
+  adjusted comparison — the weaker design, reported apart.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from backbone.governance.release import Derived, Statistic, StatisticsRelease
+from backbone.measures import evaluation_stats as es
+from backbone.measures.evaluation_sql import (
+    INPUTS,
+    OPTIONAL_INPUTS,
+    long_term_sql,
+    participation_sql,
+    person_years_sql,
+)
+from backbone.measures.initiatives import OUTCOMES, Initiative, Initiatives
+
+if TYPE_CHECKING:
+    from backbone.governance.access import Access
+
+__all__ = [
+    "BASELINE",
+    "FIRST_YEAR",
+    "Evaluation",
+    "EvaluationSettings",
+    "Outcomes",
+    "ProgramResult",
+]
+
+BASELINE = "baseline"
+FIRST_YEAR = "first year"
+YEARLY = tuple(code for code, o in OUTCOMES.items() if o.yearly)
+LONG_TERM = tuple(code for code, o in OUTCOMES.items() if not o.yearly)
+# outcomes measured on the same students, so one group of persons (cell) each
+FAMILY = {
+    "attendance_rate": "enrolled",
+    "suspended": "enrolled",
+    "course_mark": "courses",
+    "pass_rate": "courses",
+    "gpa": "courses",
+    "ela_score": "tests",
+    "math_score": "tests",
+    "graduated": "graduation",
+    "college_enrolled": "college",
+}
+DEMOGRAPHICS = (
+    "female",
+    "economic_disadvantaged",
+    "english_learner",
+    "disability",
+    "hispanic",
+    "race_not_white",
+)
+COVARIATE_LABELS = {
+    "female": "Female",
+    "economic_disadvantaged": "Economically disadvantaged",
+    "english_learner": "English learner",
+    "disability": "Disability",
+    "hispanic": "Hispanic or Latino",
+    "race_not_white": "Student of color",
+    **{f"{c}_pre": f"Prior-year {OUTCOMES[c].label.lower()}" for c in YEARLY},
+}
+SUBGROUPS = {
+    "female": ("Sex", {"1": "Female", "0": "Male"}),
+    "economic_disadvantaged": (
+        "Economic disadvantage",
+        {"1": "Disadvantaged", "0": "Not disadvantaged"},
+    ),
+    "english_learner": ("English learner", {"1": "English learner", "0": "Not EL"}),
+    "disability": ("Disability", {"1": "With disability", "0": "No disability"}),
+    "race_not_white": ("Race", {"1": "Students of color", "0": "White"}),
+    "grade_band": ("Grades", {}),
+}
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    ratio: int = 2
+    """comparisons per participant"""
+    caliper: float = 0.2
+    """in standard deviations of the propensity score's logit"""
+    dose_bands: int = 3
+
+
+@dataclass
+class ProgramResult:
+    program_id: str
+    program_name: str
+    roster: dict[str, int | None] = field(default_factory=dict)
+    """persons listed, served (the least dosage), found in district records"""
+    effects: list[dict[str, Any]] = field(default_factory=list)
+    balance: list[dict[str, Any]] = field(default_factory=list)
+    dose: list[dict[str, Any]] = field(default_factory=list)
+    subgroups: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Evaluation:
+    initiative: Initiative
+    release_id: int
+    programs: list[ProgramResult]
+    left_out: dict[str, str]
+    cells: int
+    suppressed: int
+    agreements: tuple[str, ...]
+    as_of: date
+
+
+def _label(*parts: object) -> str:
+    return json.dumps([str(p) for p in parts])
+
+
+def _num(value: Any) -> float | None:
+    if value is None:
+        return None
+    number = float(value)
+    return None if math.isnan(number) else number
+
+
+class _Collector:
+    """Cells (groups of persons) and the statistics computed from them."""
+
+    def __init__(self) -> None:
+        self.members: dict[str, set[str]] = {}
+        self.statistics: list[Statistic] = []
+
+    def cell(self, label: str, units: Iterable[str]) -> str:
+        """A group of persons; person-year keys (``unit@year``) count their person."""
+        self.members.setdefault(label, set()).update(u.rsplit("@", 1)[0] for u in units)
+        return label
+
+    def add(
+        self, key: dict[str, str], cells: Sequence[str], values: dict[str, Any]
+    ) -> None:
+        self.statistics.append(Statistic(key, tuple(cells), values))
+
+    def derived(self) -> Derived:
+        labels: list[str] = []
+        units: list[str] = []
+        for label, members in self.members.items():
+            for u in sorted(members):
+                labels.append(label)
+                units.append(u)
+        # a statistic of a group nobody is in has nothing to publish
+        statistics = [
+            s for s in self.statistics if all(self.members.get(c) for c in s.cells)
+        ]
+        return Derived(
+            pa.table({"label": pa.array(labels, pa.string()), "unit": units}),
+            statistics,
+        )
+
+
+def _frame_for_program(
+    years: pd.DataFrame,
+    participation: pd.DataFrame,
+    program_id: str,
+    initiative: Initiative,
+    first_year: int | None,
+    last_year: int | None,
+) -> tuple[pd.DataFrame, dict[str, set[str]]]:
+    """Candidate person-years: the program's new participants (treated) and the
+    never-participants of the same school, grade and year; and the roster."""
+    part = participation[participation["program_id"] == program_id]
+    first = part.groupby("unit", as_index=False)["school_year"].min()
+    lo = -9999 if first_year is None else first_year
+    hi = 9999 if last_year is None else last_year
+    # new participants: first in the program during the initiative's period
+    new = first[first["school_year"].between(lo, hi)]
+    spells = part.merge(new, on=["unit", "school_year"])
+    enough = pd.Series(True, index=spells.index)
+    if initiative.min_dosage.sessions:
+        enough &= spells["sessions"].fillna(-1) >= initiative.min_dosage.sessions
+    if initiative.min_dosage.hours:
+        enough &= spells["hours"].fillna(-1) >= initiative.min_dosage.hours
+    served = spells[enough]
+    treated = served[["unit", "school_year", "sessions"]].rename(
+        columns={"sessions": "dose"}
+    )
+    rows = years.merge(treated, on=["unit", "school_year"], how="left", indicator=True)
+    rows["treated"] = rows.pop("_merge") == "both"
+    # comparisons had not taken part in the program by that year (students who
+    # join later are fair comparisons before they join: leaving them out would
+    # drop the very students whose bad year got them referred)
+    joined = rows["unit"].map(first.set_index("unit")["school_year"])
+    rows = rows[rows["treated"] | joined.isna() | (joined > rows["school_year"])]
+    rows = rows.copy()
+    # the matcher's unit is the person-year (a person may compare in two years);
+    # the gate's cells count persons
+    rows["person"] = rows["unit"]
+    rows["unit"] = rows["unit"] + "@" + rows["school_year"].astype(str)
+    found = set(rows.loc[rows["treated"], "person"])
+    roster = {
+        "listed": set(new["unit"]),
+        "served": set(served["unit"]),
+        "found": found,
+    }
+    rows["stratum"] = (
+        rows["school_id"].astype(str)
+        + "|"
+        + rows["grade"].astype(str)
+        + "|"
+        + rows["school_year"].astype(str)
+    )
+    strata = set(rows.loc[rows["treated"], "stratum"])
+    return rows[rows["stratum"].isin(strata)].reset_index(drop=True), roster
+
+
+def _with_outcomes(
+    years: pd.DataFrame, long_term: pd.DataFrame, as_of: date
+) -> pd.DataFrame:
+    """Each person-year with its yearly outcomes (``_post``), the year before's
+    (``_pre``), and graduation and college enrollment judged against the class the
+    student was expected in (grades 9–12 only; unknown until the window ends or
+    when the student left the community's schools)."""
+    out = years.copy()
+    for code in YEARLY:
+        out[f"{code}_post"] = out[code] * OUTCOMES[code].scale
+    prior = years[["unit", "school_year", *YEARLY]].copy()
+    prior["school_year"] = prior["school_year"] + 1
+    prior = prior.rename(columns={c: f"{c}_pre" for c in YEARLY})
+    for code in YEARLY:
+        prior[f"{code}_pre"] = prior[f"{code}_pre"] * OUTCOMES[code].scale
+    out = out.merge(prior, on=["unit", "school_year"], how="left")
+    out["has_baseline"] = out["attendance_rate_pre"].notna()
+    lt = long_term.set_index("unit")
+    high = out["grade"].between(9, 12)
+    expected = (out["school_year"] + (12 - out["grade"])).where(high)
+    deadline = pd.to_datetime(
+        expected.fillna(1900).astype(int).astype(str) + "-08-31", errors="coerce"
+    )
+    grad_date = pd.to_datetime(out["unit"].map(lt["graduation_date"]))
+    left = out["unit"].map(lt["left_community"]).fillna(False).astype(bool)
+    first_term = pd.to_datetime(out["unit"].map(lt["first_term"]))
+    today = pd.Timestamp(as_of)
+    on_time = grad_date.notna() & (grad_date <= deadline)
+    graduated = np.where(on_time, 1.0, 0.0)
+    known = high & (on_time | ((deadline < today) & ~left))
+    out["graduated_post"] = np.where(known, graduated * 100.0, np.nan)
+    college_deadline = deadline + pd.DateOffset(years=1)
+    enrolled = grad_date.notna() & first_term.notna() & (first_term <= college_deadline)
+    known_college = high & (enrolled | ((college_deadline < today) & ~left))
+    out["college_enrolled_post"] = np.where(
+        known_college, np.where(enrolled, 100.0, 0.0), np.nan
+    )
+    out["grade_band"] = np.select(
+        [out["grade"] <= 5, out["grade"] <= 8], ["K–5", "6–8"], "9–12"
+    )
+    return out
+
+
+def _usable(frame: pd.DataFrame, columns: Sequence[str]) -> list[str]:
+    """Covariates with some variation among the candidates (others cannot be
+    matched or adjusted on)."""
+    keep = []
+    for c in columns:
+        values = frame[c].dropna()
+        if len(values) and values.nunique() > 1:
+            keep.append(c)
+    return keep
+
+
+def _estimate_row(est: es.Estimate, outcome: str) -> dict[str, Any]:
+    return {
+        "outcome": outcome,
+        "design": est.design,
+        "effect": _num(est.effect),
+        "ci_low": _num(est.ci_low),
+        "ci_high": _num(est.ci_high),
+        "p_value": _num(est.p_value),
+        "mean_treated_pre": _num(est.mean_treated_pre),
+        "mean_treated_post": _num(est.mean_treated_post),
+        "mean_comparison_pre": _num(est.mean_comparison_pre),
+        "mean_comparison_post": _num(est.mean_comparison_post),
+        "reason": est.reason,
+    }
+
+
+def _safely(
+    run: Callable[[], list[tuple[str, es.Estimate]]],
+) -> list[tuple[str, es.Estimate]]:
+    """Estimates of small subsets (bands, subgroups): a subset too small for its
+    regression has no estimate rather than stopping the evaluation."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            return run()
+    except (ZeroDivisionError, np.linalg.LinAlgError, RuntimeWarning):
+        return []
+
+
+def _analyse_sample(
+    col: _Collector,
+    program_id: str,
+    sample: str,
+    frame: pd.DataFrame,
+    targets: Sequence[str],
+    settings: EvaluationSettings,
+    outcomes: Sequence[str],
+) -> None:
+    baseline = sample == BASELINE
+    covariates = _usable(
+        frame,
+        [*(f"{c}_pre" for c in YEARLY if baseline), *DEMOGRAPHICS],
+    )
+    if not frame["treated"].any() or frame["treated"].all() or not covariates:
+        return
+    try:
+        matched = es.match(
+            frame, covariates, ratio=settings.ratio, caliper=settings.caliper
+        )
+    except es.EvaluationError:
+        return
+    if matched.treated_matched == 0:
+        return
+    m = matched.frame
+    treated_all = frame.loc[frame["treated"], "unit"]
+    pool = frame.loc[~frame["treated"], "unit"]
+    offered = col.cell(
+        _label(program_id, sample, "offered", "participants"), treated_all
+    )
+    pooled = col.cell(_label(program_id, sample, "pool", "comparison"), pool)
+    m_t = col.cell(
+        _label(program_id, sample, "matched", "participants"),
+        m.loc[m["treated"], "unit"],
+    )
+    m_c = col.cell(
+        _label(program_id, sample, "matched", "comparison"),
+        m.loc[~m["treated"], "unit"],
+    )
+    shown = [c for c in covariates if not c.endswith(es.MISSING_SUFFIX)]
+    before = es.balance(frame, shown).set_index("covariate")
+    after = es.balance(m, shown, weights="weight").set_index("covariate")
+    for c in shown:
+        col.add(
+            {
+                "kind": "balance",
+                "program": program_id,
+                "sample": sample,
+                "covariate": c,
+            },
+            [offered, pooled, m_t, m_c],
+            {
+                "label": COVARIATE_LABELS.get(c, c),
+                "kind": str(after.at[c, "kind"]),
+                "mean_participants": _num(after.at[c, "mean_treated"]),
+                "mean_comparison": _num(after.at[c, "mean_comparison"]),
+                "smd_before": _num(before.at[c, "smd"]),
+                "smd_after": _num(after.at[c, "smd"]),
+                "flag": str(after.at[c, "flag"]),
+            },
+        )
+    col.add(
+        {"kind": "match", "program": program_id, "sample": sample},
+        [offered, m_t, m_c, pooled],
+        {
+            "matched_share": matched.treated_matched / max(matched.treated_offered, 1),
+            "caliper": settings.caliper,
+            "ratio": settings.ratio,
+        },
+    )
+    adjust = list(covariates)
+    for outcome in outcomes:
+        yearly = OUTCOMES[outcome].yearly
+        did = baseline and yearly
+        post = f"{outcome}_post"
+        if m[post].notna().sum() == 0:
+            continue
+        found_est = _safely(
+            lambda: [("", es.estimate(matched, outcome, adjust, baseline=did))]  # noqa: B023
+        )
+        if not found_est:
+            continue
+        est = found_est[0][1]
+        if est.effect is None or est.n_treated < 2:
+            continue
+        family = FAMILY[outcome]
+        t_cell = col.cell(
+            _label(program_id, sample, family, "participants"), est.treated_units
+        )
+        c_cell = col.cell(
+            _label(program_id, sample, family, "comparison"), est.comparison_units
+        )
+        sd = m.loc[~m["treated"], post].std()
+        row = _estimate_row(est, outcome)
+        row["effect_size"] = (
+            _num(est.effect / sd) if est.effect is not None and sd and sd > 0 else None
+        )
+        col.add(
+            {
+                "kind": "effect",
+                "program": program_id,
+                "sample": sample,
+                "outcome": outcome,
+            },
+            [t_cell, c_cell],
+            row,
+        )
+        if outcome not in targets:
+            continue
+        if "dose" in m and m.loc[m["treated"], "dose"].notna().any():
+            for band, b_est in _safely(
+                partial(
+                    es.dose_response,
+                    matched,
+                    outcome,
+                    adjust,
+                    baseline=did,
+                    bands=settings.dose_bands,
+                )
+            ):
+                if b_est.effect is None:
+                    continue
+                cells = [
+                    col.cell(_label(program_id, sample, family, "dose", band, g), units)
+                    for g, units in (
+                        ("participants", b_est.treated_units),
+                        ("comparison", b_est.comparison_units),
+                    )
+                ]
+                col.add(
+                    {
+                        "kind": "dose",
+                        "program": program_id,
+                        "sample": sample,
+                        "outcome": outcome,
+                        "band": band,
+                    },
+                    cells,
+                    _estimate_row(b_est, outcome),
+                )
+        for column, (title, names) in SUBGROUPS.items():
+            if column not in m:
+                continue
+            for value, s_est in _safely(
+                partial(es.subgroups, matched, outcome, adjust, column, baseline=did)
+            ):
+                if s_est.effect is None:
+                    continue
+                name = names.get(str(value).removesuffix(".0"), str(value))
+                cells = [
+                    col.cell(_label(program_id, sample, family, column, name, g), units)
+                    for g, units in (
+                        ("participants", s_est.treated_units),
+                        ("comparison", s_est.comparison_units),
+                    )
+                ]
+                row = _estimate_row(s_est, outcome)
+                row["group"] = title
+                row["value"] = name
+                col.add(
+                    {
+                        "kind": "subgroup",
+                        "program": program_id,
+                        "sample": sample,
+                        "outcome": outcome,
+                        "group": title,
+                        "value": name,
+                    },
+                    cells,
+                    row,
+                )
+
+
+def _derive(
+    con: duckdb.DuckDBPyConnection,
+    initiative: Initiative,
+    start_month: int,
+    as_of: date,
+    settings: EvaluationSettings,
+) -> Derived:
+    years = con.sql(person_years_sql()).df()
+    participation = con.sql(participation_sql(start_month)).df()
+    sql, params = long_term_sql(as_of, start_month)
+    long_term = con.sql(sql, params=params).df()
+    frame_all = _with_outcomes(years, long_term, as_of)
+    first_year, last_year = initiative.period_years(start_month)
+    col = _Collector()
+    outcomes = list(dict.fromkeys([*initiative.target_outcomes, *OUTCOMES]))
+    for program_id in initiative.programs:
+        frame, roster = _frame_for_program(
+            frame_all, participation, program_id, initiative, first_year, last_year
+        )
+        cells = {
+            k: col.cell(_label(program_id, "roster", k), sorted(v))
+            for k, v in roster.items()
+        }
+        col.add(
+            {"kind": "roster", "program": program_id},
+            list(cells.values()),
+            {},
+        )
+        for sample, part in (
+            (BASELINE, frame[frame["has_baseline"]]),
+            (FIRST_YEAR, frame[~frame["has_baseline"]]),
+        ):
+            _analyse_sample(
+                col,
+                program_id,
+                sample,
+                part.reset_index(drop=True),
+                initiative.target_outcomes,
+                settings,
+                outcomes,
+            )
+    return col.derived()
+
+
+class Outcomes:
+    """``wh.outcomes``: evaluations of funders' initiatives."""
+
+    def __init__(
+        self,
+        initiatives: Initiatives,
+        con: duckdb.DuckDBPyConnection,
+        start_month: int,
+    ) -> None:
+        self._initiatives = initiatives
+        self._con = con
+        self._start_month = start_month
+
+    def evaluate(
+        self,
+        access: Access,
+        initiative_id: str,
+        *,
+        as_of: date | None = None,
+        settings: EvaluationSettings | None = None,
+    ) -> Evaluation:
+        """Each of the initiative's programs against its matched comparison group,
+        through the release gate. The steward may evaluate any initiative; a
+        funder only its own."""
+        initiative = self._initiatives.get(initiative_id)
+        access.require_own_or_steward_aggregate(
+            initiative.funder, f"evaluation of {initiative_id}"
+        )
+        settings = settings or EvaluationSettings()
+        today = as_of or access.on
+        names = dict(
+            self._con.execute(
+                "SELECT program_id, program_name FROM ref.program"
+            ).fetchall()
+        )
+        release = access.statistics(
+            INPUTS,
+            lambda con: _derive(con, initiative, self._start_month, today, settings),
+            definition={
+                "name": f"evaluation of {initiative_id}",
+                "initiative": initiative.model_dump(mode="json"),
+                "as_of": today.isoformat(),
+                "matching": {
+                    "ratio": settings.ratio,
+                    "caliper": settings.caliper,
+                    "exact": ["school", "grade", "school year"],
+                },
+            },
+            optional=OPTIONAL_INPUTS,
+        )
+        return _report(initiative, release, names, today)
+
+
+def _report(
+    initiative: Initiative,
+    release: StatisticsRelease,
+    names: dict[str, str],
+    as_of: date,
+) -> Evaluation:
+    programs = {p: ProgramResult(p, names.get(p, p)) for p in initiative.programs}
+    for st in release.statistics:
+        result = programs[st.key["program"]]
+        kind = st.key["kind"]
+        n = list(st.persons.values())
+        if kind == "roster":
+            result.roster = {json.loads(c)[-1]: v for c, v in st.persons.items()}
+            continue
+        row: dict[str, Any] = {
+            "sample": st.key.get("sample"),
+            **(st.values or {}),
+            "suppressed": st.values is None,
+            "note": st.note,
+        }
+        if kind == "effect" or kind in ("dose", "subgroup"):
+            row.setdefault("outcome", st.key.get("outcome"))
+            row["n_participants"], row["n_comparison"] = n[0], n[1]
+            if kind == "dose":
+                row["band"] = st.key["band"]
+            if kind == "subgroup":
+                row["group"], row["value"] = st.key["group"], st.key["value"]
+            {
+                "effect": result.effects,
+                "dose": result.dose,
+                "subgroup": result.subgroups,
+            }[kind].append(row)
+        elif kind == "balance":
+            row["covariate"] = st.key["covariate"]
+            (
+                row["n_offered"],
+                row["n_pool"],
+                row["n_participants"],
+                row["n_comparison"],
+            ) = n
+            result.balance.append(row)
+        elif kind == "match":
+            result.roster.setdefault("matched", n[1])
+    return Evaluation(
+        initiative,
+        release.release_id,
+        list(programs.values()),
+        release.left_out,
+        release.cells,
+        release.suppressed,
+        release.agreements,
+        as_of,
+    )
