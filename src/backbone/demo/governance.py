@@ -455,6 +455,7 @@ def _college_agreement(version: int, last_year: int) -> dict[str, Any]:
             {
                 "id": "program_evaluation",
                 "description": "College enrollment of community programs' participants against a comparison group.",
+                "activity_description": "Evaluate community programs: participants' college enrollment against matched non-participants.",
             }
         )
         doc["recipients"][0]["operations"] = ["row_level_view", "link", "aggregate"]

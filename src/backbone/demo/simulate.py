@@ -771,7 +771,7 @@ def _simulate_college(
     k = len(grad)
     zz = z[grad]
     aa = ability[grad]
-    p_enrol = _sigmoid(0.45 - 0.8 * zz + 0.12 * aa)
+    p_enrol = _sigmoid(0.1 - 0.8 * zz + 0.12 * aa)
     enrolled_fall = rng.random(k) < p_enrol
     delayed = ~enrolled_fall & (rng.random(k) < 0.12)
     start_year = np.where(enrolled_fall, grad_year, grad_year + rng.integers(1, 3, k))

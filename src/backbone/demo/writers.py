@@ -349,6 +349,11 @@ def write_district(
             elif d.file_format == "jsonl":
                 path = folder / f"{entity}.jsonl"
                 sql = _district_sql(d, entity, t, False)
+                # JSON lines have no header: a year with nothing to send sends no
+                # file (a small community may have no graduates in a district)
+                rows = con.execute(f"SELECT count(*) FROM ({sql})").fetchall()[0][0]
+                if not rows:
+                    continue
                 con.execute(f"COPY ({sql}) TO '{path}' (FORMAT json)")
             else:
                 ext = {",": "csv", ";": "csv", "|": "txt", "\t": "tsv"}[d.delimiter]

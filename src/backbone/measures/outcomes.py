@@ -610,6 +610,15 @@ def _report(
             continue
         row: dict[str, Any] = {
             "sample": st.key.get("sample"),
+            # a suppressed statistic keeps its shape, every number None
+            **dict.fromkeys(
+                ("effect", "ci_low", "ci_high", "p_value", "design", "effect_size")
+            ),
+            **dict.fromkeys(
+                ("smd_before", "smd_after", "flag", "label", "kind")
+                if kind == "balance"
+                else ()
+            ),
             **(st.values or {}),
             "suppressed": st.values is None,
             "note": st.note,
