@@ -202,10 +202,10 @@ def _print_evaluation(ev: Evaluation, *, details: bool = True) -> None:
             else "suppressed"
         )
         console.print(
-            f"\n{p.program_name} ({p.program_id}): {_fmt(roster.get('listed'))} new "
-            f"participants, {_fmt(served)} with the least dosage, {_fmt(found)} found "
-            f"in district records (match rate {rate}), "
-            f"{_fmt(roster.get('matched'))} matched."
+            f"\n{p.program_name} ({p.program_id}): {_fmt(served)} new participants "
+            f"with the least dosage, {_fmt(found)} found in district records "
+            f"(match rate {rate}), {_fmt(roster.get('matched'))} matched with a "
+            "baseline year."
         )
         table = Table(title="Effects (participants − matched comparison), 95% CI")
         for column in ("sample", "outcome", "design", "effect", "95% CI", "n", "note"):
@@ -375,3 +375,181 @@ def compare(
                     f"{_fmt(e['n_participants'])} / {_fmt(e['n_comparison'])}",
                 )
     _plain().print(table)
+
+
+# --- college outcomes, the scorecard, what each partner gets ---------------------
+
+
+def _rate_value(text: object) -> float | None:
+    """A released rate as a number ('61.2%' → 61.2); coded or suppressed → None."""
+    if not isinstance(text, str) or not text.endswith("%") or text[:1] in "<>":
+        return None
+    try:
+        return float(text[:-1])
+    except ValueError:
+        return None
+
+
+def _print_table(table: Any, title: str) -> None:
+    t = Table(title=title)
+    for column in table.column_names:
+        t.add_column(
+            column,
+            justify="right" if column in ("persons", "matching", "rate") else "left",
+        )
+    for row in table.to_pylist():
+        t.add_row(*("" if v is None else str(v) for v in row.values()))
+    _plain().print(t)
+
+
+@outcomes_app.command("college")
+def college(
+    by: Annotated[
+        str,
+        typer.Option(
+            help="Dimensions, comma-separated: high_school, high_school_id, district, "
+            "class_of, sex, race, hispanic_latino_ethnicity, economic_disadvantaged, "
+            "english_learner, disability."
+        ),
+    ] = "high_school,class_of",
+    measure: Annotated[
+        list[str] | None,
+        typer.Option("--measure", help="Only these measures (repeat)."),
+    ] = None,
+    purpose: Annotated[
+        str,
+        typer.Option(
+            "--purpose", help="college_outcomes (districts) or shared_measurement."
+        ),
+    ] = "college_outcomes",
+    out: OutOption = None,
+    user: UserOption = None,
+    token: TokenOption = None,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Graduates' college outcomes by high school and graduating class, shaped like
+    the Clearinghouse StudentTracker reports: enrollment in the first fall, within
+    one and two years, 2- vs 4-year, persistence, remediation, degrees."""
+    from backbone.measures.college import college_report
+
+    dims = tuple(d.strip() for d in by.split(",") if d.strip())
+    with doors(), Warehouse.open(warehouse) as wh:
+        access = wh.access(signed_in(wh, user, token), purpose)
+        report = college_report(access, as_of=access.on, by=dims, measures=measure)
+    for m in report.measures.values():
+        if m.release is None:
+            _plain().print(f"{m.label}: {m.refused or 'not released'}")
+            for alias, why in m.left_out.items():
+                _plain().print(f"  left out: {alias} — {why}")
+            continue
+        _print_table(m.table, f"Release {m.release_id}: {m.label} ({m.denominator})")
+    if out:
+        for path in _college_charts(report, out):
+            _plain().print(f"Wrote {path}")
+
+
+def _college_charts(report: Any, out: Path) -> list[Path]:
+    """College-going by graduating class for the whole community (the margins)."""
+    from backbone.measures.charts import college_going
+
+    if "class_of" not in report.by:
+        return []
+    classes: set[str] = set()
+    series = []
+    for m in report.measures.values():
+        if m.table is None:
+            continue
+        rows = [
+            r
+            for r in m.table.to_pylist()
+            if all(r.get(d) == "(all)" for d in report.by if d != "class_of")
+            and r.get("class_of") not in (None, "(all)")
+        ]
+        values = {str(r["class_of"]): _rate_value(r.get("rate")) for r in rows}
+        classes.update(values)
+        series.append((m.label, values))
+    ordered = sorted(classes)
+    if not ordered or not series:
+        return []
+    chart = college_going(
+        "College going by graduating class (the community)",
+        [f"Class of {c}" for c in ordered],
+        [(label, [values.get(c) for c in ordered]) for label, values in series],
+        notes="Released rates of the community's graduates (all high schools), "
+        "as the Clearinghouse reports them; a gap is suppressed, coded, or not yet "
+        "observable.",
+    )
+    return list(chart.write(out, "college-going"))
+
+
+@outcomes_app.command("scorecard")
+def scorecard_command(
+    year: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--year", help="Only these school years (repeat; 2026 = 2025-26)."
+        ),
+    ] = None,
+    purpose: Annotated[
+        str, typer.Option("--purpose", help="An agreement's purpose.")
+    ] = "shared_measurement",
+    user: UserOption = None,
+    token: TokenOption = None,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """The shared-measurement scorecard: chronic absence, 9th-grade on-track,
+    graduation, college enrollment and persistence, kindergarten readiness — by
+    school year, each district beside the community."""
+    from backbone.measures.scorecard import scorecard
+
+    with doors(), Warehouse.open(warehouse) as wh:
+        access = wh.access(signed_in(wh, user, token), purpose)
+        card = scorecard(wh, access, years=year)
+    for r in card.indicators:
+        if r.table is None:
+            _plain().print(f"{r.label}: {r.status} — {r.note}")
+            continue
+        rows = r.table.to_pylist()
+        years = sorted(
+            {str(x["school_year"]) for x in rows if x["school_year"] != "(all)"}
+        )
+        districts = sorted({str(x["district"]) for x in rows})
+        t = Table(title=f"Release {r.release_id}: {r.label}")
+        t.add_column("district")
+        for y in years:
+            t.add_column(y, justify="right")
+        index = {(str(x["school_year"]), str(x["district"])): x for x in rows}
+        for d in sorted(districts, key=lambda v: (v != "(all)", v)):
+            name = "community" if d == "(all)" else card.districts.get(d, d)
+            t.add_row(
+                name,
+                *(str(index.get((y, d), {}).get("rate") or "") for y in years),
+            )
+        _plain().print(t)
+        _plain().print(f"  {r.definition}")
+
+
+@outcomes_app.command("what-we-get")
+def what_we_get_command(
+    partner: Annotated[str, typer.Argument(help="The partner the summary is for.")],
+    purpose: Annotated[
+        str, typer.Option("--purpose", help="An agreement's purpose.")
+    ] = "shared_measurement",
+    user: UserOption = None,
+    token: TokenOption = None,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """What a partner can see now that its own system could not show: a summary
+    for its board, every number from a released table."""
+    from backbone.measures.scorecard import what_we_get
+
+    with doors(), Warehouse.open(warehouse) as wh:
+        access = wh.access(signed_in(wh, user, token), purpose)
+        findings = what_we_get(wh, access, partner)
+    console = _plain()
+    console.print(f"What {partner} gets from the partnership:")
+    for f in findings:
+        releases = (
+            f" (releases {', '.join(map(str, f.release_ids))})" if f.release_ids else ""
+        )
+        console.print(f"- {f.topic}: {f.text}{releases}")

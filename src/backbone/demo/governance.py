@@ -297,7 +297,9 @@ def _district_agreement(d_id: str, name: str, last_year: int) -> dict[str, Any]:
                     "operations": ["aggregate"],
                     "purposes": ["shared_measurement"],
                 }
-                for o in others
+                # other districts, the community organizations and the college
+                # agency see the community's indicators (aggregates only)
+                for o in [*others, *(c.partner_id for c in CBOS), COLLEGE_AGENCY[0]]
             ),
             *(
                 {
@@ -464,7 +466,7 @@ def _college_agreement(version: int, last_year: int) -> dict[str, Any]:
                 "partner": d.partner_id,
                 "access": "aggregate",
                 "operations": ["aggregate"],
-                "purposes": ["college_outcomes"],
+                "purposes": ["college_outcomes", "shared_measurement"],
             }
             for d in DISTRICTS
         ]

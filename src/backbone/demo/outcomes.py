@@ -91,4 +91,9 @@ def outcomes_tour(
         lines.append(f"  {funder} evaluated {other.initiative_id}: THIS IS A LEAK.")
     except PolicyDenied as refused:
         lines.append(f"  {funder} asks for {other.initiative_id}: refused ({refused}).")
+    lines.append(
+        "  Shared measurement: `backbone outcomes scorecard`, `outcomes college "
+        "--out DIR` (college-going charts) and `outcomes what-we-get PARTNER`."
+    )
     return lines
+

@@ -658,6 +658,22 @@ class ReleaseGate:
                 "SELECT DISTINCT cell, unit, record FROM pairs JOIN cells "
                 "USING (label) ORDER BY cell, unit, record"
             ).to_arrow_table()
+            # the same cells of the same persons as an earlier release (an
+            # evaluation run again on unchanged data): its decisions stand, and
+            # showing them again reveals nothing new
+            fingerprint = local.execute(
+                "SELECT sha256(coalesce(string_agg(part, ';' ORDER BY part), '') || ?)"
+                " FROM (SELECT DISTINCT c.label || '|' || p.unit || '|' || p.record "
+                "|| '|' || t.threshold AS part FROM pairs p JOIN cells c USING (label)"
+                " JOIN (SELECT c2.label, max(m.min_cell) AS threshold FROM pairs q "
+                "JOIN cells c2 USING (label) JOIN min_cell m USING (provider) "
+                "GROUP BY c2.label) t ON t.label = c.label)",
+                [canonical_json({"coding": coding})],
+            ).fetchall()[0][0]
+            definition["fingerprint"] = fingerprint
+            same = self._same_release(fingerprint)
+            if same is not None:
+                return self._repeat(access, definition, grants, same)
             # earlier releases that counted any of the same persons or records
             prior = self._prior(new_members, access._keys.derive("ledger"))
             local.register("prior_pairs", prior["pairs"])
@@ -802,6 +818,49 @@ class ReleaseGate:
             result.primary[: len(labels)],
             thresholds,
         )
+
+    def _same_release(self, fingerprint: str) -> int | None:
+        row = self._con.execute(
+            "SELECT min(release_id) FROM gov.release WHERE mode = 'suppression' "
+            "AND json_extract_string(definition, '$.fingerprint') = ?",
+            [fingerprint],
+        ).fetchall()
+        return int(row[0][0]) if row and row[0][0] is not None else None
+
+    def _repeat(
+        self,
+        access: Access,
+        definition: dict[str, Any],
+        grants: list[Grant],
+        earlier: int,
+    ) -> Protected:
+        """Record a release of exactly an earlier one's cells with its decisions
+        (a new disclosure, so a new ledger entry; its persons are the earlier
+        release's, which the ledger already holds)."""
+        cells = self._con.sql(
+            "SELECT label, value, published, threshold FROM gov.release_cell "
+            "WHERE release_id = ? ORDER BY cell",
+            params=[earlier],
+        ).to_arrow_table()
+        labels = cells.column("label").to_pylist()
+        values = np.asarray(cells.column("value").to_pylist(), dtype=np.int64)
+        suppressed = ~np.asarray(cells.column("published").to_pylist(), dtype=bool)
+        thresholds = np.asarray(cells.column("threshold").to_pylist(), dtype=np.int64)
+        definition["same_as"] = earlier
+        release_id = self._record(
+            access,
+            definition,
+            grants,
+            "suppression",
+            labels,
+            values,
+            suppressed,
+            thresholds,
+            None,
+            None,
+        )
+        primary = suppressed & (values > 0) & (values < thresholds)
+        return Protected(release_id, labels, values, suppressed, primary, thresholds)
 
     def _prior(self, members: pa.Table, key: str) -> dict[str, pa.Table]:
         """Members and cells of every earlier release that counted any of the

@@ -126,7 +126,7 @@ class Initiatives:
     def set(self, initiative: Initiative) -> Initiative:
         """Record (or replace) an initiative; its funder and programs must exist."""
         funder = self._con.execute(
-            "SELECT partner_type FROM ref.partner WHERE partner_id = ?",
+            "SELECT kind FROM ref.partner WHERE partner_id = ?",
             [initiative.funder],
         ).fetchone()
         if funder is None:

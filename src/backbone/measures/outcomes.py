@@ -66,15 +66,11 @@ BASELINE = "baseline"
 FIRST_YEAR = "first year"
 YEARLY = tuple(code for code, o in OUTCOMES.items() if o.yearly)
 LONG_TERM = tuple(code for code, o in OUTCOMES.items() if not o.yearly)
-# outcomes measured on the same students, so one group of persons (cell) each
+# groups of persons (cells) the outcomes are computed on: the yearly outcomes on the
+# matched sample itself (one pair of cells), graduation and college on the matched
+# students whose window has closed
 FAMILY = {
-    "attendance_rate": "enrolled",
-    "suspended": "enrolled",
-    "course_mark": "courses",
-    "pass_rate": "courses",
-    "gpa": "courses",
-    "ela_score": "tests",
-    "math_score": "tests",
+    **{code: "matched" for code in YEARLY},
     "graduated": "graduation",
     "college_enrolled": "college",
 }
@@ -101,10 +97,7 @@ SUBGROUPS = {
         "Economic disadvantage",
         {"1": "Disadvantaged", "0": "Not disadvantaged"},
     ),
-    "english_learner": ("English learner", {"1": "English learner", "0": "Not EL"}),
-    "disability": ("Disability", {"1": "With disability", "0": "No disability"}),
     "race_not_white": ("Race", {"1": "Students of color", "0": "White"}),
-    "grade_band": ("Grades", {}),
 }
 
 
@@ -122,7 +115,8 @@ class ProgramResult:
     program_id: str
     program_name: str
     roster: dict[str, int | None] = field(default_factory=dict)
-    """persons listed, served (the least dosage), found in district records"""
+    """new participants served (with the least dosage), found in district
+    records, and matched (the baseline sample)"""
     effects: list[dict[str, Any]] = field(default_factory=list)
     balance: list[dict[str, Any]] = field(default_factory=list)
     dose: list[dict[str, Any]] = field(default_factory=list)
@@ -225,11 +219,9 @@ def _frame_for_program(
     rows["person"] = rows["unit"]
     rows["unit"] = rows["unit"] + "@" + rows["school_year"].astype(str)
     found = set(rows.loc[rows["treated"], "person"])
-    roster = {
-        "listed": set(new["unit"]),
-        "served": set(served["unit"]),
-        "found": found,
-    }
+    # the roster: new participants with the least dosage, and those of them found
+    # in district records that year (the match rate)
+    roster = {"served": set(served["unit"]), "found": found}
     rows["stratum"] = (
         rows["school_id"].astype(str)
         + "|"
@@ -349,11 +341,7 @@ def _analyse_sample(
     if matched.treated_matched == 0:
         return
     m = matched.frame
-    treated_all = frame.loc[frame["treated"], "unit"]
     pool = frame.loc[~frame["treated"], "unit"]
-    offered = col.cell(
-        _label(program_id, sample, "offered", "participants"), treated_all
-    )
     pooled = col.cell(_label(program_id, sample, "pool", "comparison"), pool)
     m_t = col.cell(
         _label(program_id, sample, "matched", "participants"),
@@ -364,7 +352,12 @@ def _analyse_sample(
         m.loc[~m["treated"], "unit"],
     )
     shown = [c for c in covariates if not c.endswith(es.MISSING_SUFFIX)]
-    before = es.balance(frame, shown).set_index("covariate")
+    # "before": the participants analysed against every eligible non-participant
+    # (all participants offered would differ from those matched by a handful,
+    # and publishing both would count that handful)
+    before = es.balance(
+        pd.concat([m[m["treated"]], frame[~frame["treated"]]]), shown
+    ).set_index("covariate")
     after = es.balance(m, shown, weights="weight").set_index("covariate")
     for c in shown:
         col.add(
@@ -374,7 +367,7 @@ def _analyse_sample(
                 "sample": sample,
                 "covariate": c,
             },
-            [offered, pooled, m_t, m_c],
+            [pooled, m_t, m_c],
             {
                 "label": COVARIATE_LABELS.get(c, c),
                 "kind": str(after.at[c, "kind"]),
@@ -387,9 +380,8 @@ def _analyse_sample(
         )
     col.add(
         {"kind": "match", "program": program_id, "sample": sample},
-        [offered, m_t, m_c, pooled],
+        [m_t, m_c, pooled],
         {
-            "matched_share": matched.treated_matched / max(matched.treated_offered, 1),
             "caliper": settings.caliper,
             "ratio": settings.ratio,
         },
@@ -431,7 +423,8 @@ def _analyse_sample(
             [t_cell, c_cell],
             row,
         )
-        if outcome not in targets:
+        # dosage and subgroups for the targets, in the main (baseline) sample
+        if outcome not in targets or not baseline:
             continue
         if "dose" in m and m.loc[m["treated"], "dose"].notna().any():
             for band, b_est in _safely(
@@ -637,15 +630,10 @@ def _report(
             }[kind].append(row)
         elif kind == "balance":
             row["covariate"] = st.key["covariate"]
-            (
-                row["n_offered"],
-                row["n_pool"],
-                row["n_participants"],
-                row["n_comparison"],
-            ) = n
+            row["n_pool"], row["n_participants"], row["n_comparison"] = n
             result.balance.append(row)
-        elif kind == "match":
-            result.roster.setdefault("matched", n[1])
+        elif kind == "match" and st.key.get("sample") == BASELINE:
+            result.roster["matched"] = n[0]
     return Evaluation(
         initiative,
         release.release_id,

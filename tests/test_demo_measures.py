@@ -1,9 +1,12 @@
-"""Funders' initiative outcomes on a small demo community: the steward's
-evaluation, a funder's view of its own initiative (aggregates only, through the
-release gate), refusals, initiatives set from YAML and the CLI."""
+"""A smaller demo community end to end (built once for the module): early
+warning (indicators, the validated risk model, rosters with scores) and funders'
+initiative outcomes (the steward's evaluation against the planted truth, a
+funder's view of its own initiative through the release gate, refusals,
+initiatives from YAML and the CLI)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -17,15 +20,82 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("outcomes") / "demo"
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("demo") / "demo"
     result = runner.invoke(
         app,
         ["demo", "run", "--out", str(out), "--students", "3000", "--seed", "5"],
         env={"COLUMNS": "250"},
     )
     assert result.exit_code == 0, result.output
-    return out
+    return out, result.output
+
+
+@pytest.fixture
+def demo(built: tuple[Path, str]) -> Path:
+    return built[0]
+
+
+def _run(args: list[str], env: dict[str, str]) -> tuple[int, str]:
+    result = runner.invoke(app, args, env=env)
+    return result.exit_code, result.output
+
+
+def test_demo_trains_a_validated_risk_model_and_scores_rosters(
+    built: tuple[Path, str],
+) -> None:
+    """Indicators for every year, the two models validated on later classes,
+    charts, and rosters with scores."""
+    out, output = built
+    assert "Early warning" in output and "AUC" in output
+    wh_path = out / "warehouse"
+    with Warehouse.open(wh_path) as wh:
+        steward = wh.access(wh.users.get("steward"), "early_warning")
+        report = wh.risk.report(steward)
+        assert set(report["models"]) == {"logistic", "gradient_boosting"}
+        assert not set(report["train_cohorts"]) & set(report["validate_cohorts"])
+        assert max(m["auc"] for m in report["models"].values()) > 0.75
+        assert report["tiers"]["high_risk"]["recall"] is not None
+        roster = wh.indicators.roster(steward, tiers=["high risk"])
+        scored = wh.risk.score(roster)
+        assert scored is not None and scored.num_rows == roster.table.num_rows
+        scores = scored.column("risk_score").to_pylist()
+        assert all(0 <= s <= 1 for s in scores)
+        assert any(f for f in scored.column("risk_factors").to_pylist())
+    assert (out / "charts" / "risk-calibration.png").exists()
+    env = {
+        "BACKBONE_TOKEN": (out / "steward.token").read_text().strip(),
+        "COLUMNS": "250",
+    }
+    code, text = _run(["risk", "report", "-w", str(wh_path)], env)
+    assert code == 0 and "gradient_boosting" in text and "by subgroup" in text
+    code, text = _run(
+        [
+            "indicators",
+            "roster",
+            "--tier",
+            "high risk",
+            "--limit",
+            "3",
+            "-w",
+            str(wh_path),
+        ],
+        env,
+    )
+    assert code == 0 and "top factors" in text
+
+
+def test_the_demo_shows_each_program_against_its_planted_truth(
+    built: tuple[Path, str],
+) -> None:
+    out, output = built
+    text = " ".join(output.split())
+    assert "Initiative outcomes" in text
+    checked = re.findall(r"\(truth [+-][0-9.]+, (inside|OUTSIDE)\)", text)
+    assert len(checked) >= 8
+    # 95% intervals: on this community at most one may miss by chance
+    assert checked.count("OUTSIDE") <= 1, text
+    assert (out / "charts" / "init-attend-effects-1.png").exists()
 
 
 def test_the_steward_evaluates_an_initiative_against_a_matched_comparison(
