@@ -303,6 +303,20 @@ def _estimate_row(est: es.Estimate, outcome: str) -> dict[str, Any]:
     }
 
 
+def _band_name(position: int, bands: int) -> str:
+    names = {
+        2: ("lower half of dosage", "upper half of dosage"),
+        3: (
+            "lowest third of dosage",
+            "middle third of dosage",
+            "highest third of dosage",
+        ),
+    }
+    if bands in names:
+        return names[bands][position]
+    return f"dosage band {position + 1} of {bands}"
+
+
 def _safely(
     run: Callable[[], list[tuple[str, es.Estimate]]],
 ) -> list[tuple[str, es.Estimate]]:
@@ -427,7 +441,7 @@ def _analyse_sample(
         if outcome not in targets or not baseline:
             continue
         if "dose" in m and m.loc[m["treated"], "dose"].notna().any():
-            for band, b_est in _safely(
+            bands = _safely(
                 partial(
                     es.dose_response,
                     matched,
@@ -436,9 +450,13 @@ def _analyse_sample(
                     baseline=did,
                     bands=settings.dose_bands,
                 )
-            ):
+            )
+            for position, (_range, b_est) in enumerate(bands):
                 if b_est.effect is None:
                     continue
+                # named by rank, not by the sessions at its ends: the band's
+                # highest and lowest dose are each one student's
+                band = _band_name(position, len(bands))
                 cells = [
                     col.cell(_label(program_id, sample, family, "dose", band, g), units)
                     for g, units in (
