@@ -96,4 +96,3 @@ def outcomes_tour(
         "--out DIR` (college-going charts) and `outcomes what-we-get PARTNER`."
     )
     return lines
-
