@@ -262,12 +262,15 @@ class ReleaseGate:
         columns: Sequence[str],
         *,
         partial: bool = False,
+        refused: list[str] | None = None,
     ) -> tuple[pa.Table, list[Grant]]:
         """Each permitted row as (provider, ``columns``, unit, record): the unit a
         keyed hash of its person, the record one of its record. With ``partial``, a
         provider sharing only some of ``columns`` still counts, NULL for the rest
         (measures combine providers' rows per person)."""
-        grants, _refusals = access._admit("release", entity, "aggregate", None)
+        grants, refusals = access._admit("release", entity, "aggregate", None)
+        if refused is not None:
+            refused.extend(f"{r.provider}: {r.reason}" for r in refusals)
         provider_col, _ = subject_columns(entity)
         key = access._keys.derive("ledger")
         usable = [
@@ -373,8 +376,13 @@ class ReleaseGate:
         entities (see :meth:`Access.count_derived`). The gate reads the units and
         the grants itself; the derivation only shapes them, and is checked: every
         unit, record and provider it returns is one it was given."""
-        entity = "+".join(dict.fromkeys(e for e, _ in inputs.values()))
-        definition = {**definition, **_table_definition(entity, by, where, numerator)}
+        names = list(dict.fromkeys(e for e, _ in inputs.values()))
+        entity = "+".join(names)
+        definition = {
+            **definition,
+            **_table_definition(entity, by, where, numerator),
+            "entities": names,
+        }
         asked = [*by, *where, *(numerator or {})]
         tables, grants, refused = self._inputs(access, inputs, optional)
         if refused:
@@ -413,8 +421,16 @@ class ReleaseGate:
         definition = {
             **definition,
             "inputs": {a: [e, sorted(c)] for a, (e, c) in sorted(inputs.items())},
+            "entities": sorted({e for e, _ in inputs.values()}),
         }
         tables, grants, refused = self._inputs(access, inputs, optional)
+        if "dp" in self._previous_modes(definition, grants):
+            raise access._deny(
+                "release",
+                f"statistics: {definition.get('name', 'unnamed')}",
+                "some of this data was released with differential privacy; "
+                "releasing it suppressed as well would undo the noise",
+            )
         if refused:
             definition["left_out"] = refused
         con = self._locked(tables)
@@ -457,6 +473,7 @@ class ReleaseGate:
         }
         stats = []
         for st in derived.statistics:
+            _check_values(st)
             unknown = [c for c in st.cells if c not in published]
             if unknown:
                 raise ValueError(
@@ -498,8 +515,14 @@ class ReleaseGate:
         for alias, (entity, columns) in inputs.items():
             if entity not in ENTITIES:
                 raise UserError(f"unknown entity {entity!r}.")
+            partly: list[str] = []
             try:
-                units, used = self._units(access, entity, columns, partial=True)
+                units, used = self._units(
+                    access, entity, columns, partial=True, refused=partly
+                )
+                if partly:
+                    # some providers' rows are not in it: say whose, and why
+                    refused[alias] = "partly: " + "; ".join(partly)
             except PolicyDenied as denied:
                 if alias not in optional:
                     raise
@@ -555,13 +578,20 @@ class ReleaseGate:
         providers were made: one universe is released one way only, whatever the
         filters or dimensions (a noisy table and a suppressed one of overlapping
         cells can be combined)."""
+        entities = sorted(
+            {definition.get("entity", ""), *definition.get("entities", [])} - {""}
+        )
+        # a table of several entities names them all ("entities"); one of one
+        # entity its "entity": either way, any shared entity counts
         return {
             r[0]
             for r in self._con.execute(
                 "SELECT DISTINCT mode FROM gov.release "
-                "WHERE json_extract_string(definition, '$.entity') = ? "
+                "WHERE (list_contains(?, json_extract_string(definition, '$.entity')) "
+                "OR list_has_any(?, coalesce(CAST(json_extract(definition, "
+                "'$.entities') AS VARCHAR[]), []))) "
                 "AND list_has_any(CAST(json(providers) AS VARCHAR[]), ?)",
-                [definition["entity"], sorted({g.provider for g in grants})],
+                [entities, entities, sorted({g.provider for g in grants})],
             ).fetchall()
         }
 
@@ -1082,6 +1112,19 @@ class ReleaseGate:
     def budget(self, agreement_id: str) -> float:
         """Epsilon spent so far under an agreement."""
         return self._spent(agreement_id)
+
+
+def _check_values(statistic: Statistic) -> None:
+    """A statistic is a few numbers and words, never rows: anything else is a
+    derivation's mistake, refused before anything leaves."""
+    for name, value in statistic.values.items():
+        ok = value is None or isinstance(value, str | bool | int)
+        if isinstance(value, float):
+            ok = math.isfinite(value)
+        if not ok or (isinstance(value, str) and len(value) > 200):
+            raise ValueError(
+                f"statistic {statistic.key}: {name} is not a single number or word"
+            )
 
 
 def _coding(grants: list[Grant]) -> tuple[float | None, float | None]:

@@ -22,7 +22,10 @@ __all__ = [
 
 # alias -> (entity, columns) the evaluation reads through the gate
 INPUTS: dict[str, tuple[str, list[str]]] = {
-    "participation": ("program_participation", ["program_id", "begin_date"]),
+    "participation": (
+        "program_participation",
+        ["program_id", "begin_date", "end_date"],
+    ),
     "sessions": ("program_attendance", ["program_id", "event_date", "hours"]),
     "indicator": (
         "student_indicator",
@@ -165,24 +168,31 @@ ORDER BY y.unit, y.school_year
 
 
 def participation_sql(start_month: int) -> str:
-    """One row per person, program and school year of participation: sessions
-    attended (distinct days with attendance) and hours; NULL when the program
-    sends no attendance."""
+    """One row per person, program and school year of participation (the year
+    a spell began): sessions attended (distinct days with attendance inside the
+    spell — from its first day to its last, or to the end of that school year
+    when it has none) and hours; NULL when the program sends no attendance."""
     begin_year = _school_year("begin_date", start_month)
-    event_year = _school_year("event_date", start_month)
     return f"""
 WITH spells AS (
-    SELECT DISTINCT unit, program_id, {begin_year} AS school_year
+    SELECT unit, program_id, begin_date,
+           coalesce(end_date,
+                    make_date(CAST({begin_year} AS INTEGER), {int(start_month)}, 1)
+                        - INTERVAL 1 DAY) AS end_date,
+           {begin_year} AS school_year
     FROM participation
 ),
 attended AS (
-    SELECT unit, program_id, {event_year} AS school_year,
-           count(DISTINCT event_date) AS sessions, sum(hours) AS hours
-    FROM sessions GROUP BY ALL
+    SELECT s.unit, s.program_id, s.school_year,
+           count(DISTINCT a.event_date) AS sessions, sum(a.hours) AS hours
+    FROM spells s
+    JOIN sessions a ON a.unit = s.unit AND a.program_id = s.program_id
+     AND a.event_date BETWEEN s.begin_date AND s.end_date
+    GROUP BY ALL
 )
-SELECT unit, program_id, school_year,
+SELECT DISTINCT s.unit, s.program_id, s.school_year,
        CAST(a.sessions AS DOUBLE) AS sessions, CAST(a.hours AS DOUBLE) AS hours
-FROM spells LEFT JOIN attended a USING (unit, program_id, school_year)
+FROM spells s LEFT JOIN attended a USING (unit, program_id, school_year)
 ORDER BY unit, program_id, school_year
 """
 
@@ -195,7 +205,8 @@ def long_term_sql(as_of: date, start_month: int) -> tuple[str, list[object]]:
     last_year = _school_year("entry_date", start_month)
     sql = f"""
 WITH diplomas AS (
-    SELECT unit, min(graduation_date) AS graduation_date FROM graduation GROUP BY unit
+    SELECT unit, min(graduation_date) AS graduation_date FROM graduation
+    WHERE graduation_date <= ? GROUP BY unit
 ),
 last_spell AS (
     SELECT unit, arg_max(exit_withdraw_type, entry_date) AS last_exit,
@@ -217,4 +228,4 @@ FROM diplomas d
 FULL JOIN last_spell l USING (unit)
 LEFT JOIN terms t ON t.unit = coalesce(d.unit, l.unit)
 """
-    return sql, [as_of]
+    return sql, [as_of, as_of]

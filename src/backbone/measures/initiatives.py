@@ -104,7 +104,12 @@ def _load(text: str, source: str) -> Initiative:
     try:
         data: Any = yaml.safe_load(text)
     except yaml.YAMLError as err:
-        raise InputFileError(f"{source}: not valid YAML ({err}).") from None
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or "cannot be read"
+        raise InputFileError(
+            f"{source}: not valid YAML{where}: {problem}. Fix it and set it again."
+        ) from None
     if not isinstance(data, dict):
         raise InputFileError(f"{source}: an initiative is a mapping of fields.")
     try:
@@ -224,6 +229,13 @@ class Initiatives:
         )
 
     def list(self, funder: str | None = None) -> list[Initiative]:
+        if (
+            funder is not None
+            and not self._con.execute(
+                "SELECT 1 FROM ref.partner WHERE partner_id = ?", [funder]
+            ).fetchone()
+        ):
+            raise NotFoundError(f"no partner {funder!r}.")
         ids = [
             r[0]
             for r in self._con.execute(

@@ -29,7 +29,7 @@ import json
 import math
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -66,11 +66,16 @@ BASELINE = "baseline"
 FIRST_YEAR = "first year"
 YEARLY = tuple(code for code, o in OUTCOMES.items() if o.yearly)
 LONG_TERM = tuple(code for code, o in OUTCOMES.items() if not o.yearly)
-# groups of persons (cells) the outcomes are computed on: the yearly outcomes on the
-# matched sample itself (one pair of cells), graduation and college on the matched
-# students whose window has closed
+# outcomes of one family are estimated on the same students (those with all of
+# them), so that they count one group of persons, not several nearly equal ones
 FAMILY = {
-    **{code: "matched" for code in YEARLY},
+    "attendance_rate": "enrolled",
+    "suspended": "enrolled",
+    "course_mark": "courses",
+    "pass_rate": "courses",
+    "gpa": "courses",
+    "ela_score": "tests",
+    "math_score": "tests",
     "graduated": "graduation",
     "college_enrolled": "college",
 }
@@ -150,12 +155,21 @@ class _Collector:
     """Cells (groups of persons) and the statistics computed from them."""
 
     def __init__(self) -> None:
-        self.members: dict[str, set[str]] = {}
+        self.members: dict[str, frozenset[str]] = {}
+        self._by_members: dict[frozenset[str], str] = {}
         self.statistics: list[Statistic] = []
 
     def cell(self, label: str, units: Iterable[str]) -> str:
-        """A group of persons; person-year keys (``unit@year``) count their person."""
-        self.members.setdefault(label, set()).update(u.rsplit("@", 1)[0] for u in units)
+        """The group of exactly these persons (person-year keys ``unit@year``
+        count their person); a group already formed keeps its first label, and a
+        label is never given to two different groups."""
+        persons = frozenset(u.rsplit("@", 1)[0] for u in units)
+        if persons in self._by_members:
+            return self._by_members[persons]
+        if label in self.members:
+            raise ValueError(f"cell {label} named for two different groups")
+        self.members[label] = persons
+        self._by_members[persons] = label
         return label
 
     def add(
@@ -262,11 +276,13 @@ def _with_outcomes(
     today = pd.Timestamp(as_of)
     on_time = grad_date.notna() & (grad_date <= deadline)
     graduated = np.where(on_time, 1.0, 0.0)
-    known = high & (on_time | ((deadline < today) & ~left))
+    # known once the class's deadline has passed (before it, only those who
+    # already graduated would be "known": a 100% rate), for students still here
+    known = high & (deadline < today) & ~left
     out["graduated_post"] = np.where(known, graduated * 100.0, np.nan)
     college_deadline = deadline + pd.DateOffset(years=1)
     enrolled = grad_date.notna() & first_term.notna() & (first_term <= college_deadline)
-    known_college = high & (enrolled | ((college_deadline < today) & ~left))
+    known_college = high & (college_deadline < today) & ~left
     out["college_enrolled_post"] = np.where(
         known_college, np.where(enrolled, 100.0, 0.0), np.nan
     )
@@ -274,6 +290,11 @@ def _with_outcomes(
         [out["grade"] <= 5, out["grade"] <= 8], ["K–5", "6–8"], "9–12"
     )
     return out
+
+
+def _round(value: Any, digits: int) -> float | None:
+    number = _num(value)
+    return None if number is None else round(number, digits)
 
 
 def _usable(frame: pd.DataFrame, columns: Sequence[str]) -> list[str]:
@@ -288,19 +309,65 @@ def _usable(frame: pd.DataFrame, columns: Sequence[str]) -> list[str]:
 
 
 def _estimate_row(est: es.Estimate, outcome: str) -> dict[str, Any]:
+    if OUTCOMES[outcome].scale != 1.0:
+        # a yes/no outcome's group mean is a count over the group: only the
+        # (adjusted) difference and its interval are published
+        means: dict[str, float | None] = dict.fromkeys(
+            (
+                "mean_treated_pre",
+                "mean_treated_post",
+                "mean_comparison_pre",
+                "mean_comparison_post",
+            )
+        )
+    else:
+        means = {
+            "mean_treated_pre": _round(est.mean_treated_pre, 2),
+            "mean_treated_post": _round(est.mean_treated_post, 2),
+            "mean_comparison_pre": _round(est.mean_comparison_pre, 2),
+            "mean_comparison_post": _round(est.mean_comparison_post, 2),
+        }
     return {
+        **means,
         "outcome": outcome,
         "design": est.design,
         "effect": _num(est.effect),
         "ci_low": _num(est.ci_low),
         "ci_high": _num(est.ci_high),
         "p_value": _num(est.p_value),
-        "mean_treated_pre": _num(est.mean_treated_pre),
-        "mean_treated_post": _num(est.mean_treated_post),
-        "mean_comparison_pre": _num(est.mean_comparison_pre),
-        "mean_comparison_post": _num(est.mean_comparison_post),
         "reason": est.reason,
     }
+
+
+def _one(
+    matched: es.Matched, outcome: str, adjust: list[str], did: bool
+) -> list[tuple[str, es.Estimate]]:
+    return [("", es.estimate(matched, outcome, adjust, baseline=did))]
+
+
+def _complete_cases(
+    matched: es.Matched, outcomes: Sequence[str], baseline: bool
+) -> dict[str, es.Matched]:
+    """Per family, the matched sample with each outcome kept only where every
+    outcome of the family is observed (before and after, for a yearly outcome in
+    the baseline sample): one family, one group of students."""
+    out: dict[str, es.Matched] = {}
+    for family in dict.fromkeys(FAMILY.values()):
+        members = [o for o in outcomes if FAMILY[o] == family]
+        frame = matched.frame.copy()
+        columns = [
+            c
+            for o in members
+            for c in (
+                (f"{o}_post", f"{o}_pre")
+                if baseline and OUTCOMES[o].yearly
+                else (f"{o}_post",)
+            )
+        ]
+        complete = frame[columns].notna().all(axis=1)
+        frame.loc[~complete, columns] = np.nan
+        out[family] = replace(matched, frame=frame)
+    return out
 
 
 def _band_name(position: int, bands: int) -> str:
@@ -385,10 +452,10 @@ def _analyse_sample(
             {
                 "label": COVARIATE_LABELS.get(c, c),
                 "kind": str(after.at[c, "kind"]),
-                "mean_participants": _num(after.at[c, "mean_treated"]),
-                "mean_comparison": _num(after.at[c, "mean_comparison"]),
-                "smd_before": _num(before.at[c, "smd"]),
-                "smd_after": _num(after.at[c, "smd"]),
+                # standardized differences only (rounded): a group's mean of a
+                # yes/no covariate over its students would count them
+                "smd_before": _round(before.at[c, "smd"], 3),
+                "smd_after": _round(after.at[c, "smd"], 3),
                 "flag": str(after.at[c, "flag"]),
             },
         )
@@ -401,15 +468,15 @@ def _analyse_sample(
         },
     )
     adjust = list(covariates)
+    by_family = _complete_cases(matched, outcomes, baseline)
     for outcome in outcomes:
         yearly = OUTCOMES[outcome].yearly
         did = baseline and yearly
         post = f"{outcome}_post"
-        if m[post].notna().sum() == 0:
+        family_matched = by_family[FAMILY[outcome]]
+        if family_matched.frame[post].notna().sum() == 0:
             continue
-        found_est = _safely(
-            lambda: [("", es.estimate(matched, outcome, adjust, baseline=did))]  # noqa: B023
-        )
+        found_est = _safely(partial(_one, family_matched, outcome, adjust, did))
         if not found_est:
             continue
         est = found_est[0][1]
@@ -422,10 +489,16 @@ def _analyse_sample(
         c_cell = col.cell(
             _label(program_id, sample, family, "comparison"), est.comparison_units
         )
-        sd = m.loc[~m["treated"], post].std()
         row = _estimate_row(est, outcome)
+        # Hedges-style effect size for measured outcomes: the effect over the
+        # comparison students' spread in the estimation sample
+        spread = family_matched.frame.loc[
+            family_matched.frame["unit"].isin(set(est.comparison_units)), post
+        ].std()
         row["effect_size"] = (
-            _num(est.effect / sd) if est.effect is not None and sd and sd > 0 else None
+            _num(round(est.effect / spread, 2))
+            if OUTCOMES[outcome].scale == 1.0 and spread and spread > 0
+            else None
         )
         col.add(
             {
@@ -444,7 +517,7 @@ def _analyse_sample(
             bands = _safely(
                 partial(
                     es.dose_response,
-                    matched,
+                    family_matched,
                     outcome,
                     adjust,
                     baseline=did,
@@ -479,7 +552,9 @@ def _analyse_sample(
             if column not in m:
                 continue
             for value, s_est in _safely(
-                partial(es.subgroups, matched, outcome, adjust, column, baseline=did)
+                partial(
+                    es.subgroups, family_matched, outcome, adjust, column, baseline=did
+                )
             ):
                 if s_est.effect is None:
                     continue
