@@ -73,7 +73,7 @@ FAMILY = {
     "suspended": "enrolled",
     "course_mark": "courses",
     "pass_rate": "courses",
-    "gpa": "courses",
+    "gpa": "gpa",  # high school only: alone, so the marks keep younger students
     "ela_score": "tests",
     "math_score": "tests",
     "graduated": "graduation",
@@ -203,7 +203,9 @@ def _frame_for_program(
     last_year: int | None,
 ) -> tuple[pd.DataFrame, dict[str, set[str]]]:
     """Candidate person-years: the program's new participants (treated) and the
-    never-participants of the same school, grade and year; and the roster."""
+    students of the same school, grade and year who had not taken part in it by
+    then (some join later: their earlier years are fair comparisons, though the
+    intervals do not model one student counted on both sides); and the roster."""
     part = participation[participation["program_id"] == program_id]
     first = part.groupby("unit", as_index=False)["school_year"].min()
     lo = -9999 if first_year is None else first_year
