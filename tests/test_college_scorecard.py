@@ -899,3 +899,52 @@ def test_sql_builders_take_values_as_parameters_and_translate_to_spark() -> None
         assert "Transferred" not in sql and "Demonstrating" not in sql
         (spark,) = sqlglot.transpile(sql, read="duckdb", write="spark")
         assert spark
+
+
+def test_the_commands_print_released_tables_and_write_the_chart(
+    built: Path, tmp_path: Path
+) -> None:
+    """`outcomes college`, `scorecard` and `what-we-get` as a person runs them."""
+    from typer.testing import CliRunner
+
+    from backbone.cli import app
+    from tests.signin import steward_env
+
+    path = tmp_path / "wh"
+    shutil.copytree(built, path)
+    with Warehouse.open(path, clock=lambda: NOW) as w:
+        env = {**steward_env(w, "b0"), "COLUMNS": "250"}
+    runner = CliRunner()
+    college = runner.invoke(
+        app,
+        [
+            "outcomes",
+            "college",
+            "--by",
+            "class_of",
+            "--purpose",
+            "shared_measurement",
+            "--out",
+            str(tmp_path / "charts"),
+            "-w",
+            str(path),
+        ],
+        env=env,
+    )
+    assert college.exit_code == 0, college.output
+    assert "Enrolled" in college.output and "Release" in college.output
+    assert (tmp_path / "charts" / "college-going.png").exists()
+    card = runner.invoke(app, ["outcomes", "scorecard", "-w", str(path)], env=env)
+    assert card.exit_code == 0, card.output
+    assert "community" in card.output
+    got = runner.invoke(
+        app, ["outcomes", "what-we-get", "d1", "-w", str(path)], env=env
+    )
+    assert got.exit_code == 0, got.output
+    assert "What d1 gets" in got.output
+    wrong = runner.invoke(
+        app,
+        ["outcomes", "college", "--by", "shoe_size", "-w", str(path)],
+        env=env,
+    )
+    assert wrong.exit_code == 1 and "Traceback" not in wrong.output
