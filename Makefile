@@ -36,6 +36,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/release.py
 	$(BIN)/python bench/policy.py
 	$(BIN)/python bench/indicators.py
+	$(BIN)/python bench/outcomes.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache
