@@ -18,6 +18,7 @@ from backbone.cli.common import (
     _plain,
     doors,
     parse_date,
+    print_release,
     signed_in,
 )
 from backbone.governance.principals import Principal
@@ -390,18 +391,6 @@ def _rate_value(text: object) -> float | None:
         return None
 
 
-def _print_table(table: Any, title: str) -> None:
-    t = Table(title=title)
-    for column in table.column_names:
-        t.add_column(
-            column,
-            justify="right" if column in ("persons", "matching", "rate") else "left",
-        )
-    for row in table.to_pylist():
-        t.add_row(*("" if v is None else str(v) for v in row.values()))
-    _plain().print(t)
-
-
 @outcomes_app.command("college")
 def college(
     by: Annotated[
@@ -442,7 +431,7 @@ def college(
             for alias, why in m.left_out.items():
                 _plain().print(f"  left out: {alias} — {why}")
             continue
-        _print_table(m.table, f"Release {m.release_id}: {m.label} ({m.denominator})")
+        print_release(m.release, f"{m.label} ({m.denominator})")
     if out:
         for path in _college_charts(report, out):
             _plain().print(f"Wrote {path}")

@@ -437,9 +437,7 @@ class ReleaseGate:
         try:
             derived = derive(con)
             con.register("members", derived.members.select(["label", "unit"]))
-            union = " UNION ".join(
-                f'SELECT unit, record, provider FROM "{a}"' for a in tables
-            )
+            union = _every_unit_sql(tables)
             pairs = con.sql(
                 f"SELECT DISTINCT u.unit, u.record, u.provider, m.label "
                 f"FROM members m JOIN ({union}) u USING (unit)"
@@ -560,9 +558,7 @@ class ReleaseGate:
         con: duckdb.DuckDBPyConnection, rows: pa.Table, tables: dict[str, pa.Table]
     ) -> None:
         con.register("derived", rows)
-        union = " UNION ".join(
-            f'SELECT unit, record, provider FROM "{a}"' for a in tables
-        )
+        union = _every_unit_sql(tables)
         strays = con.execute(
             f"SELECT count(*) FROM derived d WHERE NOT EXISTS (SELECT 1 FROM "
             f"({union}) u WHERE u.unit = d.unit AND u.record = d.record "
@@ -1112,6 +1108,11 @@ class ReleaseGate:
     def budget(self, agreement_id: str) -> float:
         """Epsilon spent so far under an agreement."""
         return self._spent(agreement_id)
+
+
+def _every_unit_sql(tables: Mapping[str, pa.Table]) -> str:
+    """Every (unit, record, provider) the gate gave a derivation."""
+    return " UNION ".join(f'SELECT unit, record, provider FROM "{a}"' for a in tables)
 
 
 def _check_values(statistic: Statistic) -> None:
