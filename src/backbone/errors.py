@@ -15,8 +15,9 @@ traceback.
     ├── WarehouseError            the warehouse folder is missing, foreign, locked, ...
     │   ├── NotAWarehouseError    the folder is not a Backbone warehouse
     │   └── SchemaVersionError    the warehouse was written by a newer Backbone
-    ├── AuthenticationFailed      unknown user, wrong password or token, disabled (401)
-    └── PolicyDenied              a read or release was refused by the agreements (403)
+    ├── AuthenticationFailed      not signed in: unknown user, wrong password or token (401)
+    └── Forbidden                 signed in, but may not do this (403)
+        └── PolicyDenied          a read or release was refused by the agreements
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 __all__ = [
     "AuthenticationFailed",
     "BackboneError",
+    "Forbidden",
     "InputFileError",
     "NotAWarehouseError",
     "NotFoundError",
@@ -98,10 +100,14 @@ class SchemaVersionError(WarehouseError):
     """The warehouse's schema is newer than this Backbone understands."""
 
 
-class PolicyDenied(BackboneError):
-    """The agreements in force do not allow the request."""
+class Forbidden(BackboneError):
+    """The person is signed in but may not do this (their role, partner or state)."""
 
     status = 403
+
+
+class PolicyDenied(Forbidden):
+    """The agreements in force do not allow the request."""
 
 
 class AuthenticationFailed(BackboneError):
