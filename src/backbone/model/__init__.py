@@ -1,5 +1,12 @@
-"""The canonical model: tables as data, descriptors, and schema migrations."""
+"""The canonical model: tables as data, descriptors, the school calendar, and schema
+migrations."""
 
+from backbone.model.calendar import (
+    school_year_bounds,
+    school_year_label,
+    school_year_of,
+    school_year_sql,
+)
 from backbone.model.descriptors import DESCRIPTORS, descriptor_uri, parse_descriptor_uri
 from backbone.model.migrations import CURRENT_VERSION, migrate
 from backbone.model.schema import ALL_TABLES, Column, Table, table
@@ -13,5 +20,9 @@ __all__ = [
     "descriptor_uri",
     "migrate",
     "parse_descriptor_uri",
+    "school_year_bounds",
+    "school_year_label",
+    "school_year_of",
+    "school_year_sql",
     "table",
 ]

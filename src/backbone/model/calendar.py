@@ -1,0 +1,112 @@
+"""The school calendar: which school year a day belongs to, and a year's bounds.
+
+A school year starts on the first day of ``calendar.school_year_start_month`` and
+is named, as Ed-Fi names it, by the calendar year it ends in: with July as the start
+month, 2025-07-01 to 2026-06-30 is school year 2026, shown as "2025-26". With
+January it is one calendar year: 2025-01-01 to 2025-12-31 is school year 2025,
+shown as "2025".
+
+Every date-to-school-year rule of Backbone, in Python or in SQL, comes from here,
+so the two can never disagree (``tests/test_calendar.py`` checks it for every start
+month). The start month is a validated whole number inlined into the SQL, never
+text from a user.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+__all__ = [
+    "check_start_month",
+    "in_earlier_calendar_year",
+    "school_year_bounds",
+    "school_year_first_day_sql",
+    "school_year_label",
+    "school_year_label_sql",
+    "school_year_last_day_sql",
+    "school_year_of",
+    "school_year_sql",
+]
+
+
+def check_start_month(start_month: int) -> int:
+    """``start_month`` as a month number, or ValueError: it is inlined into SQL."""
+    if isinstance(start_month, bool) or not isinstance(start_month, int):
+        raise ValueError(
+            f"a school year's start month is a whole number, not {start_month!r}"
+        )
+    if not 1 <= start_month <= 12:
+        raise ValueError(f"a school year's start month is 1 to 12, not {start_month}")
+    return start_month
+
+
+def in_earlier_calendar_year(month: int, start_month: int) -> bool:
+    """Whether days in ``month`` fall in the calendar year before the one their
+    school year is named by (the months from the start month on, unless the school
+    year is one calendar year)."""
+    start = check_start_month(start_month)
+    return start > 1 and month >= start
+
+
+def school_year_of(day: date, start_month: int) -> int:
+    """The school year ``day`` falls in, named by the calendar year it ends in."""
+    return day.year + in_earlier_calendar_year(day.month, start_month)
+
+
+def school_year_bounds(school_year: int, start_month: int) -> tuple[date, date]:
+    """The first and last day of ``school_year``."""
+    start = check_start_month(start_month)
+    if start == 1:
+        return date(school_year, 1, 1), date(school_year, 12, 31)
+    return (
+        date(school_year - 1, start, 1),
+        date(school_year, start, 1) - timedelta(days=1),
+    )
+
+
+def school_year_label(school_year: int, start_month: int) -> str:
+    """How people write the year: "2025-26" for 2026, or "2026" when a school
+    year is one calendar year (start month January)."""
+    if check_start_month(start_month) == 1:
+        return str(school_year)
+    return f"{school_year - 1}-{school_year % 100:02d}"
+
+
+# --- the same rules in SQL (DuckDB) --------------------------------------------------
+
+
+def school_year_sql(date_expr: str, start_month: int) -> str:
+    """SQL for the school year (INTEGER) of the DATE or TIMESTAMP ``date_expr``
+    (an expression of the caller's making; NULL stays NULL). The expression is
+    repeated: pass a column or a numbered parameter (``$1``), not ``?``."""
+    start = check_start_month(start_month)
+    if start == 1:
+        return f"CAST(year({date_expr}) AS INTEGER)"
+    return f"CAST(year({date_expr}) + CAST(month({date_expr}) >= {start} AS INTEGER) AS INTEGER)"
+
+
+def school_year_first_day_sql(year_expr: str, start_month: int) -> str:
+    """SQL for the first day (DATE) of the school year ``year_expr``."""
+    start = check_start_month(start_month)
+    back = int(in_earlier_calendar_year(start, start))
+    return f"make_date(CAST({year_expr} AS INTEGER) - {back}, {start}, 1)"
+
+
+def school_year_last_day_sql(year_expr: str, start_month: int) -> str:
+    """SQL for the last day (DATE) of the school year ``year_expr``."""
+    start = check_start_month(start_month)
+    ahead = 1 - int(in_earlier_calendar_year(start, start))
+    return (
+        f"CAST(make_date(CAST({year_expr} AS INTEGER) + {ahead}, {start}, 1) "
+        "- INTERVAL 1 DAY AS DATE)"
+    )
+
+
+def school_year_label_sql(year_expr: str, start_month: int) -> str:
+    """SQL for :func:`school_year_label` (VARCHAR) of the school year ``year_expr``."""
+    y = f"CAST({year_expr} AS INTEGER)"
+    if check_start_month(start_month) == 1:
+        return f"CAST({y} AS VARCHAR)"
+    return (
+        f"CAST({y} - 1 AS VARCHAR) || '-' || lpad(CAST({y} % 100 AS VARCHAR), 2, '0')"
+    )
