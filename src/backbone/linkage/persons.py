@@ -31,7 +31,7 @@ from backbone.partners.agreements.document import AccessLevel
 from backbone.settings import Settings
 
 if TYPE_CHECKING:
-    from backbone.governance import Access
+    from backbone.governance.access import Access
 
 __all__ = [
     "Evaluation",

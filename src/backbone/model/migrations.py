@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 
 import duckdb
 
-from backbone import __version__
 from backbone.engines.duckdb import transaction
 from backbone.errors import SchemaVersionError
 from backbone.model.descriptors import descriptor_rows
@@ -31,6 +30,7 @@ from backbone.model.schema import (
     SCHEMAS,
     create_table_sql,
 )
+from backbone.version import __version__
 
 __all__ = ["CURRENT_VERSION", "MIGRATIONS", "Migration", "migrate", "schema_version"]
 

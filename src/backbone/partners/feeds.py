@@ -150,6 +150,24 @@ class FeedRegistry:
         ).fetchone()
         return row[0] if row else None
 
+    def recent_submissions(
+        self, partner_id: str, since: date
+    ) -> builtins.list[
+        tuple[datetime, str, str, str, int | None, int | None, int | None]
+    ]:
+        """The partner's submissions received since ``since``, newest first: when,
+        feed, file name, status, and rows read, loaded and quarantined."""
+        rows = self._con.execute(
+            "SELECT received_at, feed, file_name, status, rows_read, rows_loaded, "
+            "rows_quarantined FROM ops.submission "
+            "WHERE partner_id = ? AND received_at >= ? ORDER BY received_at DESC",
+            [partner_id, since],
+        ).fetchall()
+        return [
+            (at, feed, file_name, status, read, loaded, quarantined)
+            for at, feed, file_name, status, read, loaded, quarantined in rows
+        ]
+
     def late(
         self, on: date, covered: Callable[[str], bool] | None = None
     ) -> builtins.list[tuple[Feed, date, datetime | None]]:

@@ -13,15 +13,13 @@ import html
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from backbone.partners.agreements.store import VersionRecord
-from backbone.partners.commitments import Commitment
-from backbone.partners.feeds import Feed
-from backbone.partners.requests import DataRequest
-
-if TYPE_CHECKING:
-    from backbone.warehouse import Warehouse
+from backbone.partners.agreements.store import AgreementRegistry, VersionRecord
+from backbone.partners.commitments import Commitment, CommitmentBook
+from backbone.partners.feeds import Feed, FeedRegistry
+from backbone.partners.registry import PartnerRegistry
+from backbone.partners.requests import DataRequest, RequestBook
 
 __all__ = [
     "Digest",
@@ -36,6 +34,22 @@ EXPIRY_WINDOW_DAYS = 60
 RECENT_DAYS = 30
 
 
+class Partnership(Protocol):
+    """The partner stages the status reads (a ``Warehouse`` is one); named here so
+    that this package does not depend on the warehouse above it."""
+
+    @property
+    def partners(self) -> PartnerRegistry: ...
+    @property
+    def agreements(self) -> AgreementRegistry: ...
+    @property
+    def commitments(self) -> CommitmentBook: ...
+    @property
+    def feeds(self) -> FeedRegistry: ...
+    @property
+    def requests(self) -> RequestBook: ...
+
+
 @dataclass
 class PartnershipStatus:
     on: date
@@ -47,7 +61,7 @@ class PartnershipStatus:
     requests: list[DataRequest]
 
 
-def _covered(wh: Warehouse, on: date) -> Callable[[str], bool]:
+def _covered(wh: Partnership, on: date) -> Callable[[str], bool]:
     def covered(agreement_id: str) -> bool:
         current = wh.agreements.in_force(agreement_id, on)
         return current is not None and current.document.in_term(on)
@@ -55,7 +69,7 @@ def _covered(wh: Warehouse, on: date) -> Callable[[str], bool]:
     return covered
 
 
-def partnership_status(wh: Warehouse, on: date) -> PartnershipStatus:
+def partnership_status(wh: Partnership, on: date) -> PartnershipStatus:
     overdue: dict[str, list[Commitment]] = {}
     for c in wh.commitments.list(on=on, overdue=True):
         overdue.setdefault(c.owner_partner_id, []).append(c)
@@ -91,7 +105,7 @@ class Digest:
     expiring: list[VersionRecord] = field(default_factory=list)
 
 
-def build_digest(wh: Warehouse, partner_id: str, on: date) -> Digest:
+def build_digest(wh: Partnership, partner_id: str, on: date) -> Digest:
     partner = wh.partners.get(partner_id)
     d = Digest(partner_id, partner.name, on)
     d.owes = wh.commitments.list(on=on, owner=partner_id, open_only=True)
@@ -99,14 +113,9 @@ def build_digest(wh: Warehouse, partner_id: str, on: date) -> Digest:
     d.late_feeds = [
         f for f in wh.feeds.late(on, _covered(wh, on)) if f[0].partner_id == partner_id
     ]
-    d.submissions = [
-        tuple(r)
-        for r in wh._con.execute(
-            "SELECT received_at, feed, file_name, status, rows_read, rows_loaded, rows_quarantined "
-            "FROM ops.submission WHERE partner_id = ? AND received_at >= ? ORDER BY received_at DESC",
-            [partner_id, on - timedelta(days=RECENT_DAYS)],
-        ).fetchall()
-    ]
+    d.submissions = wh.feeds.recent_submissions(
+        partner_id, on - timedelta(days=RECENT_DAYS)
+    )
     d.approvals = [v for v in wh.agreements.pending() if partner_id in v.awaiting]
     d.reviews = [
         r
