@@ -171,8 +171,9 @@ def build(
     """The warehouse at ``path``; ``club_access`` is how c1 shares with the
     districts (``identified`` lets schools see which of their students it serves)."""
     with Warehouse.init(path, clock=clock) as wh:
-        for p in PARTNERS:
-            wh.partners.add(p)
+        with wh.session() as s:
+            for p in PARTNERS:
+                wh.partners.add(s, p)
         for doc in (_district("d1", 10), _district("d2", 11), _club(club_access)):
             wh.agreements.add_document(
                 parse_document(copy.deepcopy(doc), source="test")

@@ -88,5 +88,6 @@ def write(path: Path, doc: dict[str, Any]) -> Path:
 
 
 def register_partners(wh: Warehouse) -> None:
-    for p in PARTNERS:
-        wh.partners.add(p)
+    with wh.session() as s:
+        for p in PARTNERS:
+            wh.partners.add(s, p)

@@ -103,8 +103,10 @@ def make_warehouse(
         Partner("c1", "Youth Club", "community_organization"),
         Partner("f1", "Fund", "funder"),
     ):
-        wh.partners.add(p)
-    wh.partners.add_school("d1", "HS01", "One High", "High")
+        with wh.session() as s:
+            wh.partners.add(s, p)
+    with wh.session() as s:
+        wh.partners.add_school(s, "d1", "HS01", "One High", "High")
     shared = fields or {
         "partner_record": RECORD_FIELDS,
         "enrollment": ENROLLMENT_FIELDS,

@@ -262,8 +262,9 @@ def insert_persons(
 def build(path: Path, clock: Callable[[], datetime] = lambda: NOW) -> None:
     """Create the partnership's warehouse at ``path`` (closed afterwards)."""
     with Warehouse.init(path, clock=clock) as wh:
-        for p in PARTNERS:
-            wh.partners.add(p)
+        with wh.session() as s:
+            for p in PARTNERS:
+                wh.partners.add(s, p)
         for doc in (
             district_agreement("d1", 10),
             district_agreement("d2", 11),

@@ -51,8 +51,9 @@ def test_only_the_first_user_needs_no_sign_in_and_must_be_the_steward(
     with Warehouse.init(tmp_path / "w", clock=lambda: NOW) as wh:
         from tests.policy_fixtures import PARTNERS
 
-        for p in PARTNERS:
-            wh.partners.add(p)
+        with wh.session() as s:
+            for p in PARTNERS:
+                wh.partners.add(s, p)
         with pytest.raises(UserError, match="first user"):
             wh.users.add("xx", partner="d1", role="partner_analyst", by=None)
         admin = wh.users.add("admin", partner="b0", role="steward_admin", by=None)

@@ -42,8 +42,9 @@ def test_the_first_admin_then_users_tokens_and_passwords(tmp_path: Path) -> None
     with Warehouse.open(w) as wh:
         from tests.policy_fixtures import PARTNERS
 
-        for p in PARTNERS:
-            wh.partners.add(p)
+        with wh.session() as s:
+            for p in PARTNERS:
+                wh.partners.add(s, p)
     first = runner.invoke(
         app,
         [

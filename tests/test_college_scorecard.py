@@ -329,8 +329,9 @@ def _enrolled(
 
 def build(path: Path) -> None:
     with Warehouse.init(path, clock=lambda: NOW) as wh:
-        for p in PARTNERS:
-            wh.partners.add(p)
+        with wh.session() as s:
+            for p in PARTNERS:
+                wh.partners.add(s, p)
         for doc in (
             _district("d1"),
             _district("d2"),

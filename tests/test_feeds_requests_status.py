@@ -359,7 +359,8 @@ def test_drafts_are_named_by_the_whole_partner_id(tmp_path: Path) -> None:
             Partner("city-parks", "P", "community_organization"),
             Partner("f1", "F", "funder"),
         ):
-            w.partners.add(p)
+            with w.session() as s:
+                w.partners.add(s, p)
         doc = {
             **REQUEST,
             "data": [

@@ -50,7 +50,8 @@ def built(community: GenerateSummary, tmp_path_factory: pytest.TempPathFactory) 
     """The demo community ingested into a warehouse and linked once."""
     path = tmp_path_factory.mktemp("linked") / "wh"
     with Warehouse.init(path) as wh:
-        wh.partners.import_directory(community.out / "community.json")
+        with wh.session() as s:
+            wh.partners.import_directory(s, community.out / "community.json")
         record_governance(wh, community.out, date.today())
         ingest_community(wh, community.out, date.today())
         wh.linkage.run(_steward(wh))

@@ -70,7 +70,8 @@ def test_import_directory_registers_the_community(
 ) -> None:
     path = tmp_path / "community.json"
     path.write_text(json.dumps(DIRECTORY))
-    counts = warehouse.partners.import_directory(path)
+    with warehouse.session() as s:
+        counts = warehouse.partners.import_directory(s, path)
     assert counts == {
         "partners": 3,
         "schools": 2,
@@ -92,7 +93,8 @@ def test_a_bad_directory_loads_nothing(warehouse: Warehouse, tmp_path: Path) -> 
     path = tmp_path / "community.json"
     path.write_text(json.dumps(bad))
     with pytest.raises(UserError, match="kind 'bank' is not known"):
-        warehouse.partners.import_directory(path)
+        with warehouse.session() as s:
+            warehouse.partners.import_directory(s, path)
     assert warehouse.partners.list() == []
 
 
@@ -102,13 +104,16 @@ def test_unreadable_directory_names_the_file(
     path = tmp_path / "community.json"
     path.write_text("{not json")
     with pytest.raises(InputFileError, match=r"community\.json"):
-        warehouse.partners.import_directory(path)
+        with warehouse.session() as s:
+            warehouse.partners.import_directory(s, path)
 
 
 def test_partner_ids_are_unique(warehouse: Warehouse) -> None:
-    warehouse.partners.add(Partner("d1", "District One", "school_district"))
+    with warehouse.session() as s:
+        warehouse.partners.add(s, Partner("d1", "District One", "school_district"))
     with pytest.raises(UserError, match="already exists"):
-        warehouse.partners.add(Partner("d1", "Again", "school_district"))
+        with warehouse.session() as s:
+            warehouse.partners.add(s, Partner("d1", "Again", "school_district"))
 
 
 def test_unknown_partner_is_not_found(warehouse: Warehouse) -> None:
@@ -119,4 +124,5 @@ def test_unknown_partner_is_not_found(warehouse: Warehouse) -> None:
 @pytest.mark.parametrize("bad", ["", "a b/c", "[/oops]", "-x", "x" * 65])
 def test_partner_ids_are_plain(warehouse: Warehouse, bad: str) -> None:
     with pytest.raises(UserError, match="Partner id"):
-        warehouse.partners.add(Partner(bad, "Name", "funder"))
+        with warehouse.session() as s:
+            warehouse.partners.add(s, Partner(bad, "Name", "funder"))

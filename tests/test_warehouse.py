@@ -36,7 +36,8 @@ def test_reopening_keeps_data(tmp_path: Path) -> None:
     from backbone.partners import Partner
 
     with Warehouse.init(tmp_path / "wh") as wh:
-        wh.partners.add(Partner("d1", "District One", "school_district"))
+        with wh.session() as s:
+            wh.partners.add(s, Partner("d1", "District One", "school_district"))
     with Warehouse.open(tmp_path / "wh", read_only=True) as wh:
         assert [p.partner_id for p in wh.partners.list()] == ["d1"]
 
@@ -82,9 +83,13 @@ def _old_warehouse(path: Path, version: int) -> None:
     con.close()
 
 
-def test_opening_an_older_warehouse_migrates_it(tmp_path: Path) -> None:
+def test_an_older_warehouse_is_migrated_by_the_explicit_step(tmp_path: Path) -> None:
     path = tmp_path / "old"
     _old_warehouse(path, version=1)
+    with pytest.raises(WarehouseError, match="run `backbone migrate"):
+        Warehouse.open(path)  # opening changes nothing
+    assert Warehouse.migrate(path) == (1, CURRENT_VERSION)
+    assert Warehouse.migrate(path) == (CURRENT_VERSION, CURRENT_VERSION)
     with Warehouse.open(path) as wh:
         assert wh.schema_version == CURRENT_VERSION
         versions = [
@@ -99,12 +104,12 @@ def test_opening_an_older_warehouse_migrates_it(tmp_path: Path) -> None:
         )
 
 
-def test_read_only_open_of_an_older_warehouse_asks_for_a_write_open(
+def test_read_only_open_of_an_older_warehouse_asks_for_the_migration(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "old"
     _old_warehouse(path, version=1)
-    with pytest.raises(WarehouseError, match="open it once for writing"):
+    with pytest.raises(WarehouseError, match="backbone migrate"):
         Warehouse.open(path, read_only=True)
 
 
@@ -122,11 +127,9 @@ def test_a_newer_warehouse_is_refused_untouched(tmp_path: Path) -> None:
     assert (path / "backbone.duckdb").read_bytes() == before
 
 
-def test_a_warehouse_in_use_by_another_process_gets_a_clear_error(
-    tmp_path: Path,
-) -> None:
-    path = tmp_path / "busy"
-    Warehouse.init(path).close()
+def _hold(path: Path, seconds: float | None = None) -> subprocess.Popen[str]:
+    """Another process holding the warehouse for writing, until told (or a while)."""
+    release = f"time.sleep({seconds})" if seconds else "sys.stdin.readline()"
     holder = subprocess.Popen(
         [
             sys.executable,
@@ -137,7 +140,8 @@ def test_a_warehouse_in_use_by_another_process_gets_a_clear_error(
                 from backbone import Warehouse
                 wh = Warehouse.open({str(path)!r})
                 print("ready", flush=True)
-                sys.stdin.readline()
+                {release}
+                wh.close()
                 """
             ),
         ],
@@ -145,9 +149,42 @@ def test_a_warehouse_in_use_by_another_process_gets_a_clear_error(
         stdout=subprocess.PIPE,
         text=True,
     )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+    return holder
+
+
+def _wait_setting(path: Path, seconds: int) -> None:
+    toml = path / "backbone.toml"
+    toml.write_text(
+        toml.read_text().replace(
+            "lock_wait_seconds = 600", f"lock_wait_seconds = {seconds}"
+        )
+    )
+
+
+def test_a_warehouse_held_too_long_names_the_holder(tmp_path: Path) -> None:
+    path = tmp_path / "busy"
+    Warehouse.init(path).close()
+    _wait_setting(path, 1)
+    holder = _hold(path)
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
-        with pytest.raises(WarehouseError, match="in use by another process"):
-            Warehouse.open(path)
+        heard: list[str] = []
+        with pytest.raises(WarehouseError, match=r"held by .*process \d+.*gave up"):
+            Warehouse.open(path, on_wait=heard.append)
+        assert len(heard) == 1 and "Waiting for the warehouse" in heard[0]
+        # readers wait for the writer too, and are told the same way
+        with pytest.raises(WarehouseError, match="gave up"):
+            Warehouse.open(path, read_only=True)
     finally:
         holder.communicate("\n", timeout=30)
+
+
+def test_a_command_waits_for_the_writer_then_goes_on(tmp_path: Path) -> None:
+    path = tmp_path / "busy"
+    Warehouse.init(path).close()
+    holder = _hold(path, seconds=1.5)
+    heard: list[str] = []
+    with Warehouse.open(path, on_wait=heard.append) as wh:
+        assert wh.schema_version == CURRENT_VERSION
+    assert heard and "in use by" in heard[0]
+    holder.communicate(timeout=30)

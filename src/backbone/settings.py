@@ -52,6 +52,12 @@ SETTINGS: tuple[Setting, ...] = (
         "DuckDB use 80% of RAM.",
     ),
     Setting(
+        "engine.lock_wait_seconds",
+        600,
+        "How long a command waits for another process that holds the warehouse "
+        "(writing) before it gives up and says who holds it.",
+    ),
+    Setting(
         "calendar.school_year_start_month",
         7,
         "Month (1-12) a school year starts; dates from then on belong to the "

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -24,7 +26,8 @@ from types import TracebackType
 import duckdb
 
 from backbone import __version__
-from backbone.engines import connect
+from backbone.engines import begin, connect, end
+from backbone.engines.duckdb import clear_note
 from backbone.errors import NotAWarehouseError, PolicyDenied, UserError, WarehouseError
 from backbone.governance import (
     Access,
@@ -51,6 +54,7 @@ from backbone.partners.agreements import AgreementRegistry
 from backbone.partners.commitments import CommitmentBook
 from backbone.partners.feeds import FeedRegistry
 from backbone.partners.requests import RequestBook
+from backbone.session import Session
 from backbone.settings import Settings, render_settings_toml
 
 __all__ = ["TableInfo", "Warehouse", "WarehouseInfo", "default_warehouse_path"]
@@ -94,11 +98,17 @@ class Warehouse:
         settings: Settings,
         con: duckdb.DuckDBPyConnection,
         clock: Callable[[], datetime] = system_clock,
+        *,
+        read_only: bool = False,
     ) -> None:
         self.path = path
         self.settings = settings
         self._con = con
         self.clock = clock
+        self.read_only = read_only
+        # one unit of work at a time in this process; other processes are kept out
+        # by the database file's own lock (see engines.duckdb)
+        self._write_lock = threading.RLock()
         self.audit = AuditLog(con, clock)
         self.users = Principals(con, self.audit, clock)
         self.gate = ReleaseGate(con, self.audit, clock)
@@ -126,6 +136,45 @@ class Warehouse:
             self.initiatives, con, settings["calendar.school_year_start_month"]
         )
         self._keys: Keys | None = None
+
+    # --- the unit of work ---------------------------------------------------------
+
+    @contextmanager
+    def session(
+        self, principal: Principal | None = None, *, purpose: str | None = None
+    ) -> Iterator[Session]:
+        """One unit of work: its own cursor, the clock, the principal (looked up again,
+        so a disabled user gets nothing) and one transaction, committed when the block
+        ends and rolled back if anything escapes it (an interrupt included). Refusals
+        the stages met are audited after the rollback."""
+        if self.read_only:
+            raise WarehouseError(
+                f"{self.path} was opened read-only; this needs it opened for writing."
+            )
+        with self._write_lock:
+            current = self.users.current(principal.user_id) if principal else None
+            cursor = self._con.cursor()
+            session = Session(
+                cursor,
+                self.clock,
+                current,
+                self.audit.append,
+                purpose=purpose,
+                setup=current is None and self.users.count() == 0,
+            )
+            begin(cursor)
+            try:
+                yield session
+            except BaseException:
+                end(cursor, commit=False)
+                for entry in session.denials:
+                    self.audit.append(entry, cursor)
+                cursor.close()
+                raise
+            try:
+                end(cursor, commit=True)
+            finally:
+                cursor.close()
 
     # --- who is asking -------------------------------------------------------------
 
@@ -305,15 +354,12 @@ class Warehouse:
         return warehouse
 
     @classmethod
-    def open(
+    def _connect(
         cls,
-        path: Path | str | None = None,
-        *,
-        read_only: bool = False,
-        clock: Callable[[], datetime] = system_clock,
-    ) -> Warehouse:
-        """Open an existing warehouse, migrating an older schema forward; opened for
-        writing, it first destroys whatever the agreements say is due."""
+        path: Path | str | None,
+        read_only: bool,
+        on_wait: Callable[[str], None] | None,
+    ) -> tuple[Path, Settings, duckdb.DuckDBPyConnection]:
         path = Path(path) if path is not None else default_warehouse_path()
         if not path.exists():
             raise NotAWarehouseError(
@@ -326,35 +372,69 @@ class Warehouse:
                 "Check the path, or create one with `backbone init DIR`."
             )
         database = path / DATABASE_FILE
-        fresh = not database.exists()
-        if fresh and read_only:
+        if not database.exists() and read_only:
             raise NotAWarehouseError(
                 f"{path} has settings but no database; open it once without "
                 "read-only to create the database."
             )
         settings = Settings.load(path / SETTINGS_FILE)
-        con = connect(database, settings, read_only=read_only)
+        con = connect(database, settings, read_only=read_only, on_wait=on_wait)
+        return path, settings, con
+
+    @classmethod
+    def open(
+        cls,
+        path: Path | str | None = None,
+        *,
+        read_only: bool = False,
+        clock: Callable[[], datetime] = system_clock,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> Warehouse:
+        """Open an existing warehouse. Opening changes nothing: a warehouse of an
+        older schema must be migrated first (:meth:`migrate`, ``backbone migrate``),
+        and retention runs on its schedule (``backbone retention run``). Read-only,
+        it shares the file with other readers; for writing, it holds the file until
+        closed, and ``on_wait`` hears what it waits for meanwhile."""
+        path, settings, con = cls._connect(path, read_only, on_wait)
         try:
-            if read_only:
-                version = schema_version(con)
-                if version != CURRENT_VERSION:
-                    migrate(con, target=version, where=str(path))  # refuses newer
-                    raise WarehouseError(
-                        f"{path} has schema version {version}; open it once for "
-                        f"writing to migrate it to version {CURRENT_VERSION}."
-                    )
-            else:
-                migrate(con, where=str(path))
-            warehouse = cls(path, settings, con, clock)
-            if not read_only:
-                warehouse.retention.run()
+            version = schema_version(con)
+            if version == 0 and not read_only:
+                migrate(con, where=str(path))  # a new database: create the schema
+            elif version != CURRENT_VERSION:
+                migrate(con, target=version, where=str(path))  # refuses newer
+                raise WarehouseError(
+                    f"{path} has schema version {version}; run `backbone migrate "
+                    f"--warehouse {path}` to bring it to version {CURRENT_VERSION} "
+                    "(take a copy of the folder first)."
+                )
+            warehouse = cls(path, settings, con, clock, read_only=read_only)
         except BaseException:
             con.close()
             raise
         return warehouse
 
+    @classmethod
+    def migrate(
+        cls,
+        path: Path | str | None = None,
+        *,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> tuple[int, int]:
+        """Bring an older warehouse's schema forward, in one transaction; returns the
+        (from, to) versions. A newer warehouse is refused untouched."""
+        path, _, con = cls._connect(path, False, on_wait)
+        try:
+            before = schema_version(con)
+            migrate(con, where=str(path))
+            return before, schema_version(con)
+        finally:
+            con.close()
+            clear_note(path / DATABASE_FILE)
+
     def close(self) -> None:
         self._con.close()
+        if not self.read_only:
+            clear_note(self.path / DATABASE_FILE)
 
     def __enter__(self) -> Warehouse:
         return self

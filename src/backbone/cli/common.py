@@ -28,6 +28,7 @@ __all__ = [
     "UserOption",
     "WarehouseOption",
     "doors",
+    "maybe_signed_in",
     "parse_date",
     "parse_pairs",
     "print_release",
@@ -133,6 +134,14 @@ def signed_in(wh: Warehouse, user: str | None, token: str | None) -> Principal:
         "sign in first: pass --token (or set BACKBONE_TOKEN), or --user (or set "
         "BACKBONE_USER) and give the password."
     )
+
+
+def maybe_signed_in(
+    wh: Warehouse, user: str | None, token: str | None
+) -> Principal | None:
+    """The principal if the command was signed in, else None: the stage then refuses
+    unless the warehouse is new and has no user yet."""
+    return signed_in(wh, user, token) if (user or token) else None
 
 
 def parse_pairs(

@@ -17,10 +17,10 @@ from backbone.cli.common import (
     WarehouseOption,
     _plain,
     doors,
+    maybe_signed_in,
     parse_date,
     signed_in,
 )
-from backbone.engines.duckdb import transaction
 from backbone.errors import AuthenticationFailed, UserError
 from backbone.governance import AuditEntry, Principal
 from backbone.partners import Contact, Partner
@@ -109,9 +109,12 @@ def partner_add(
         list[str] | None,
         typer.Option(help="'CODE=Name' of a school or site it owns (repeatable)."),
     ] = None,
+    user: UserOption = None,
+    token: TokenOption = None,
     warehouse: WarehouseOption = Path("warehouse"),
 ) -> None:
-    """Register a partner with its contacts and schools or sites."""
+    """Register a partner with its contacts and schools or sites (a steward admin;
+    in a new warehouse with no user yet, whoever sets it up)."""
     with doors(), Warehouse.open(warehouse) as wh:
         contacts = tuple(Contact.parse(c) for c in contact or [])
         sites = []
@@ -122,10 +125,10 @@ def partner_add(
                     f"School {s!r} should read 'CODE=Name', e.g. 'HS01=Eastfield High School'."
                 )
             sites.append((code.strip(), label.strip()))
-        with transaction(wh._con):
-            wh.partners.add(Partner(partner_id, name, kind), contacts)
-            for code, label in sites:
-                wh.partners.add_school(partner_id, code, label)
+        with wh.session(maybe_signed_in(wh, user, token)) as session:
+            wh.partners.add(
+                session, Partner(partner_id, name, kind), contacts, tuple(sites)
+            )
         _plain().print(
             f"Registered {partner_id} ({kind}) with {len(contacts)} contacts and {len(sites)} schools or sites."
         )

@@ -1,5 +1,5 @@
 """Where SQL runs. DuckDB is the embedded default."""
 
-from backbone.engines.duckdb import connect, transaction
+from backbone.engines.duckdb import begin, connect, end, transaction
 
-__all__ = ["connect", "transaction"]
+__all__ = ["begin", "connect", "end", "transaction"]

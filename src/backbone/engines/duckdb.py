@@ -1,9 +1,24 @@
-"""Opening the warehouse's DuckDB database with the warehouse's settings."""
+"""Opening the warehouse's DuckDB database with the warehouse's settings.
+
+DuckDB lets one process write a database file, or several processes read it, never
+both. Backbone shares a warehouse between processes by that rule: a command that
+writes opens the file for writing and holds it only while it runs; one that reads
+opens it read-only. A command that finds the file held waits for it (up to
+``engine.lock_wait_seconds``), saying what it waits for, instead of failing with
+DuckDB's lock error. The writer leaves a note beside the database (who, since when)
+so the waiting command can name it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import json
+import os
+import sys
+import time
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -11,37 +26,114 @@ import duckdb
 from backbone.errors import WarehouseError
 from backbone.settings import Settings
 
-__all__ = ["connect", "transaction"]
+__all__ = ["begin", "clear_note", "connect", "end", "holder_note", "transaction"]
+
+POLL_SECONDS = 0.2
+
+
+def _note_path(database: Path) -> Path:
+    return database.with_name(database.name + ".writer")
+
+
+def holder_note(database: Path | str) -> str:
+    """Who holds the warehouse for writing, from the note the writer left."""
+    try:
+        note = json.loads(_note_path(Path(database)).read_text(encoding="utf-8"))
+        return f"`{note['command']}` (process {note['pid']}, since {note['since']} UTC)"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "another process"
+
+
+def _leave_note(database: Path) -> None:
+    command = " ".join(["backbone", *sys.argv[1:3]] if sys.argv else ["backbone"])
+    note = {
+        "pid": os.getpid(),
+        "command": command,
+        "since": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    with suppress(OSError):
+        _note_path(database).write_text(json.dumps(note), encoding="utf-8")
+
+
+def clear_note(database: Path | str) -> None:
+    """Remove the writer's note when it closes the database (only its own)."""
+    path = _note_path(Path(database))
+    with suppress(OSError, ValueError, KeyError, TypeError):
+        if json.loads(path.read_text(encoding="utf-8"))["pid"] == os.getpid():
+            path.unlink()
 
 
 def connect(
-    database: Path | str, settings: Settings, *, read_only: bool = False
+    database: Path | str,
+    settings: Settings,
+    *,
+    read_only: bool = False,
+    on_wait: Callable[[str], None] | None = None,
 ) -> duckdb.DuckDBPyConnection:
-    """Connect, turning DuckDB's lock and I/O errors into sentences for people."""
+    """Connect, waiting while another process holds the file; DuckDB's lock and I/O
+    errors become sentences for people."""
     config: dict[str, str | bool | int | float | list[str]] = {}
     if settings["engine.threads"]:
         config["threads"] = settings["engine.threads"]
     if settings["engine.memory_limit"]:
         config["memory_limit"] = settings["engine.memory_limit"]
-    try:
-        return duckdb.connect(str(database), read_only=read_only, config=config)
-    except duckdb.IOException as exc:
-        text = str(exc)
-        if "lock" in text.lower():
+    deadline = time.monotonic() + float(settings["engine.lock_wait_seconds"])
+    told = False
+    while True:
+        try:
+            con = duckdb.connect(str(database), read_only=read_only, config=config)
+        except duckdb.IOException as exc:
+            text = str(exc)
+            if "lock" not in text.lower():
+                raise WarehouseError(f"Cannot open {database}: {text}") from None
+            holder = holder_note(database)
+            if time.monotonic() >= deadline:
+                raise WarehouseError(
+                    f"The warehouse database {database} is held by {holder}; gave up "
+                    f"after waiting {settings['engine.lock_wait_seconds']} s. Wait "
+                    "for it to finish, or stop it, then try again."
+                ) from None
+            if not told and on_wait is not None:
+                on_wait(f"Waiting for the warehouse: it is in use by {holder} ...")
+                told = True
+            time.sleep(POLL_SECONDS)
+            continue
+        except duckdb.InvalidInputException as exc:
             raise WarehouseError(
-                f"The warehouse database {database} is in use by another process. "
-                "Wait for it to finish, or stop it, then try again."
+                f"{database} is not a DuckDB database Backbone can read ({exc})."
             ) from None
-        raise WarehouseError(f"Cannot open {database}: {text}") from None
-    except duckdb.InvalidInputException as exc:
-        raise WarehouseError(
-            f"{database} is not a DuckDB database Backbone can read ({exc})."
-        ) from None
+        if not read_only:
+            _leave_note(Path(database))
+        return con
+
+
+# Connections with a transaction opened by :func:`begin` (a session's): a block of
+# :func:`transaction` on one of them joins it. DuckDB cannot be asked (a BEGIN inside
+# a transaction aborts it), so the warehouse keeps the set.
+_OPEN: weakref.WeakSet[duckdb.DuckDBPyConnection] = weakref.WeakSet()
+
+
+def begin(con: duckdb.DuckDBPyConnection) -> None:
+    """Open a unit of work's transaction on ``con``."""
+    con.execute("BEGIN TRANSACTION")
+    _OPEN.add(con)
+
+
+def end(con: duckdb.DuckDBPyConnection, *, commit: bool) -> None:
+    """Commit or roll back the transaction :func:`begin` opened."""
+    _OPEN.discard(con)
+    con.execute("COMMIT" if commit else "ROLLBACK")
 
 
 @contextmanager
 def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """All or nothing: commit when the block ends, roll back if anything escapes it."""
+    """All or nothing: commit when the block ends, roll back if anything escapes it.
+
+    Inside a session's transaction the block joins it: the session commits or rolls
+    back the whole unit of work."""
+    if con in _OPEN:
+        yield
+        return
     con.execute("BEGIN TRANSACTION")
     try:
         yield

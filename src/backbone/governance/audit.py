@@ -18,11 +18,13 @@ import hashlib
 import json
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
+
+from backbone.session import AuditEntry
 
 __all__ = [
     "GENESIS",
@@ -48,52 +50,6 @@ def canonical_json(value: Any) -> str:
 
 def chain_hash(prev_hash: str, entry: str) -> str:
     return hashlib.sha256((prev_hash + entry).encode("utf-8")).hexdigest()
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    """One event. ``providers`` are the partners whose data it touched."""
-
-    action: str
-    """read / export / release / upload / login / login_failed / link / purge /
-    user / token / retention / review / deny ..."""
-    actor: str
-    decision: str = "allow"
-    reason: str = ""
-    actor_partner: str | None = None
-    on_behalf_of: str | None = None
-    purpose: str | None = None
-    agreements: tuple[str, ...] = ()
-    providers: tuple[str, ...] = ()
-    what: str = ""
-    rows: int | None = None
-    cells: int | None = None
-    suppressed: int | None = None
-    epsilon: float | None = None
-    destination: str | None = None
-    detail: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self, at: datetime, seq: int) -> dict[str, Any]:
-        return {
-            "seq": seq,
-            "at": at.isoformat(timespec="microseconds"),
-            "action": self.action,
-            "actor": self.actor,
-            "actor_partner": self.actor_partner,
-            "on_behalf_of": self.on_behalf_of,
-            "purpose": self.purpose,
-            "agreements": sorted(set(self.agreements)),
-            "providers": sorted(set(self.providers)),
-            "what": self.what,
-            "rows": self.rows,
-            "cells": self.cells,
-            "suppressed": self.suppressed,
-            "epsilon": self.epsilon,
-            "destination": self.destination,
-            "decision": self.decision,
-            "reason": self.reason,
-            "detail": self.detail,
-        }
 
 
 @dataclass(frozen=True)
@@ -132,15 +88,19 @@ class AuditLog:
         self._clock = clock
         self._lock = threading.Lock()
 
-    def append(self, entry: AuditEntry) -> int:
-        """Add one entry at the head of the chain; returns its sequence number."""
+    def append(
+        self, entry: AuditEntry, con: duckdb.DuckDBPyConnection | None = None
+    ) -> int:
+        """Add one entry at the head of the chain; returns its sequence number.
+        ``con`` is a session's cursor when the entry belongs to its transaction."""
+        con = con or self._con
         with self._lock:
-            head = self._con.execute(
+            head = con.execute(
                 "SELECT seq, row_hash FROM gov.audit_log ORDER BY seq DESC LIMIT 1"
             ).fetchone()
             seq, prev = (int(head[0]) + 1, str(head[1])) if head else (1, GENESIS)
             text = canonical_json(entry.as_dict(self._clock(), seq))
-            self._con.execute(
+            con.execute(
                 "INSERT INTO gov.audit_log VALUES (?, ?, ?, ?)",
                 [seq, text, prev, chain_hash(prev, text)],
             )

@@ -20,6 +20,7 @@ import duckdb
 from backbone.engines.duckdb import transaction
 from backbone.errors import InputFileError, NotFoundError, UserError
 from backbone.model.schema import PARTNER_KINDS
+from backbone.session import Session
 
 __all__ = ["PARTNER_ID", "Contact", "Partner", "PartnerRegistry"]
 
@@ -60,7 +61,32 @@ class PartnerRegistry:
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self._con = con
 
-    def add(self, partner: Partner, contacts: tuple[Contact, ...] = ()) -> None:
+    def add(
+        self,
+        s: Session,
+        partner: Partner,
+        contacts: tuple[Contact, ...] = (),
+        schools: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        """Register a partner with its contacts and (code, name) schools or sites: the
+        steward admin's, audited."""
+        s.require("administer", f"register partner {partner.partner_id}")
+        self._add(s.con, partner, contacts)
+        for code, name in schools:
+            self._add_school(s.con, partner.partner_id, code, name)
+        s.record(
+            "partner",
+            f"registered {partner.partner_id} ({partner.kind}) with "
+            f"{len(contacts)} contacts and {len(schools)} schools or sites",
+            providers=(partner.partner_id,),
+        )
+
+    def _add(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        partner: Partner,
+        contacts: tuple[Contact, ...],
+    ) -> None:
         if not PARTNER_ID.fullmatch(partner.partner_id):
             raise UserError(
                 f"Partner id {partner.partner_id!r} must be 1-64 letters, digits, '.', '_' or "
@@ -73,12 +99,12 @@ class PartnerRegistry:
                 f"Partner kind {partner.kind!r} is not known; use one of "
                 f"{', '.join(PARTNER_KINDS)}."
             )
-        if self.get_or_none(partner.partner_id) is not None:
+        if _partner(con, partner.partner_id) is not None:
             raise UserError(
                 f"A partner with id {partner.partner_id!r} already exists; "
                 "choose another id."
             )
-        self._con.execute(
+        con.execute(
             "INSERT INTO ref.partner VALUES (?, ?, ?, ?, NULL, ?)",
             [
                 partner.partner_id,
@@ -89,13 +115,24 @@ class PartnerRegistry:
             ],
         )
         for contact in contacts:
-            self.add_contact(partner.partner_id, contact)
+            self._add_contact(con, partner.partner_id, contact)
 
-    def add_contact(self, partner_id: str, contact: Contact) -> None:
-        self.get(partner_id)
+    def add_contact(self, s: Session, partner_id: str, contact: Contact) -> None:
+        s.require("administer", f"add a contact to {partner_id}")
+        self._add_contact(s.con, partner_id, contact)
+        s.record(
+            "partner",
+            f"contact {contact.email} of {partner_id}",
+            providers=(partner_id,),
+        )
+
+    def _add_contact(
+        self, con: duckdb.DuckDBPyConnection, partner_id: str, contact: Contact
+    ) -> None:
+        _known(con, partner_id)
         if "@" not in contact.email:
             raise UserError(f"{contact.email!r} is not an email address.")
-        self._con.execute(
+        con.execute(
             "INSERT OR REPLACE INTO ref.partner_contact VALUES (?, ?, ?, ?)",
             [partner_id, contact.name, contact.role, contact.email],
         )
@@ -120,17 +157,41 @@ class PartnerRegistry:
         ]
 
     def add_school(
-        self, partner_id: str, local_code: str, name: str, level: str | None = None
+        self,
+        s: Session,
+        partner_id: str,
+        local_code: str,
+        name: str,
+        level: str | None = None,
     ) -> str:
-        self.get(partner_id)
+        """A school or site a partner owns; returns its id."""
+        s.require("administer", f"add a school to {partner_id}")
+        school_id = self._add_school(s.con, partner_id, local_code, name, level)
+        s.record("partner", f"school {school_id} ({name})", providers=(partner_id,))
+        return school_id
+
+    def _add_school(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        partner_id: str,
+        local_code: str,
+        name: str,
+        level: str | None = None,
+    ) -> str:
+        _known(con, partner_id)
+        if not local_code.strip() or not name.strip():
+            raise UserError(
+                f"A school of {partner_id} needs a code and a name, e.g. "
+                "'HS01=Eastfield High School'."
+            )
         school_id = f"{partner_id}/{local_code}"
-        if self._con.execute(
+        if con.execute(
             "SELECT 1 FROM ref.school WHERE school_id = ?", [school_id]
         ).fetchone():
             raise UserError(
                 f"{partner_id} already has a school or site {local_code!r}."
             )
-        self._con.execute(
+        con.execute(
             "INSERT INTO ref.school (school_id, partner_id, local_school_code, name, "
             "school_level) VALUES (?, ?, ?, ?, ?)",
             [school_id, partner_id, local_code, name, level],
@@ -148,20 +209,10 @@ class PartnerRegistry:
         ]
 
     def get_or_none(self, partner_id: str) -> Partner | None:
-        row = self._con.execute(
-            "SELECT partner_id, name, kind, ed_org_id FROM ref.partner "
-            "WHERE partner_id = ?",
-            [partner_id],
-        ).fetchone()
-        return Partner(*row) if row else None
+        return _partner(self._con, partner_id)
 
     def get(self, partner_id: str) -> Partner:
-        partner = self.get_or_none(partner_id)
-        if partner is None:
-            raise NotFoundError(
-                f"No partner {partner_id!r}; `backbone info` lists the partners."
-            )
-        return partner
+        return _known(self._con, partner_id)
 
     def list(self) -> list[Partner]:
         rows = self._con.execute(
@@ -170,8 +221,9 @@ class PartnerRegistry:
         ).fetchall()
         return [Partner(*row) for row in rows]
 
-    def import_directory(self, path: Path) -> dict[str, int]:
+    def import_directory(self, s: Session, path: Path) -> dict[str, int]:
         """Register everything a community directory file describes; returns counts."""
+        s.require("administer", f"import the directory {path.name}")
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
@@ -179,10 +231,11 @@ class PartnerRegistry:
                 f"cannot read the directory ({exc}).", path=path
             ) from None
         counts: dict[str, int] = {}
-        con = self._con
+        con = s.con
         with transaction(con):
             for p in _items(doc, "partners", path):
-                self.add(
+                self._add(
+                    con,
                     Partner(p["partner_id"], p["name"], p["kind"], p.get("ed_org_id")),
                     tuple(Contact(**c) for c in p.get("contacts", [])),
                 )
@@ -267,7 +320,31 @@ class PartnerRegistry:
             )
             counts["school_years"] = len(doc.get("school_years", []))
             counts["calendar_dates"] = _insert_calendars(con, doc.get("calendars", []))
+            s.record(
+                "partner",
+                f"imported the directory {path.name}: "
+                + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts.items()),
+                providers=tuple(p["partner_id"] for p in doc["partners"]),
+            )
         return counts
+
+
+def _partner(con: duckdb.DuckDBPyConnection, partner_id: str) -> Partner | None:
+    row = con.execute(
+        "SELECT partner_id, name, kind, ed_org_id FROM ref.partner "
+        "WHERE partner_id = ?",
+        [partner_id],
+    ).fetchone()
+    return Partner(*row) if row else None
+
+
+def _known(con: duckdb.DuckDBPyConnection, partner_id: str) -> Partner:
+    partner = _partner(con, partner_id)
+    if partner is None:
+        raise NotFoundError(
+            f"No partner {partner_id!r}; `backbone info` lists the partners."
+        )
+    return partner
 
 
 def _items(doc: dict[str, Any], key: str, path: Path) -> list[dict[str, Any]]:

@@ -1,0 +1,215 @@
+"""The unit of work every door goes through.
+
+A :class:`Session` is what ``wh.session(principal)`` hands out: its own DuckDB cursor,
+the clock, the signed-in principal (or none), the purpose, and one transaction. Every
+stage method that writes takes the session and, inside the stage, asks it
+:meth:`Session.require` (who may do this) and :meth:`Session.record` (the audit entry,
+written in the same transaction as the change). So a door cannot forget either: it
+parses, opens a session, calls one method, renders.
+
+A refusal is audited even though the session's transaction rolls back: the warehouse
+writes the denials a session collected after the rollback.
+
+This module sits at the bottom of the layers (beside errors and settings) so that
+every stage may take a session; it knows principals only by the :class:`Actor`
+protocol.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Protocol
+
+import duckdb
+
+from backbone.errors import AuthenticationFailed, Forbidden
+
+__all__ = ["Actor", "AuditEntry", "Session", "SetupActor"]
+
+
+class Actor(Protocol):
+    """Who is acting: :class:`backbone.governance.Principal` is one."""
+
+    @property
+    def user_id(self) -> str: ...
+
+    @property
+    def partner_id(self) -> str: ...
+
+    @property
+    def is_steward(self) -> bool: ...
+
+    def may(self, operation: str) -> bool: ...
+
+    def lapsed(self, on: date) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One event of the audit log. ``providers`` are the partners whose data it touched."""
+
+    action: str
+    """read / export / release / upload / login / link / purge / user / token /
+    retention / review / partner / agreement / feed / commitment / request /
+    raw_decision / definitions / initiative / ..."""
+    actor: str
+    decision: str = "allow"
+    reason: str = ""
+    actor_partner: str | None = None
+    on_behalf_of: str | None = None
+    purpose: str | None = None
+    agreements: tuple[str, ...] = ()
+    providers: tuple[str, ...] = ()
+    what: str = ""
+    rows: int | None = None
+    cells: int | None = None
+    suppressed: int | None = None
+    epsilon: float | None = None
+    destination: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self, at: datetime, seq: int) -> dict[str, Any]:
+        return {
+            "seq": seq,
+            "at": at.isoformat(timespec="microseconds"),
+            "action": self.action,
+            "actor": self.actor,
+            "actor_partner": self.actor_partner,
+            "on_behalf_of": self.on_behalf_of,
+            "purpose": self.purpose,
+            "agreements": sorted(set(self.agreements)),
+            "providers": sorted(set(self.providers)),
+            "what": self.what,
+            "rows": self.rows,
+            "cells": self.cells,
+            "suppressed": self.suppressed,
+            "epsilon": self.epsilon,
+            "destination": self.destination,
+            "decision": self.decision,
+            "reason": self.reason,
+            "detail": self.detail,
+        }
+
+
+Append = Callable[[AuditEntry, duckdb.DuckDBPyConnection], int]
+
+
+@dataclass(frozen=True)
+class SetupActor:
+    """Whoever holds a new warehouse's folder, before its first user exists: they set
+    up the steward's organization and its first admin (``backbone init``, ``partner
+    add``, ``user add``); every step is audited under this name."""
+
+    user_id: str = "(setup)"
+    partner_id: str = ""
+    is_steward: bool = True
+
+    def may(self, operation: str) -> bool:
+        return True
+
+    def lapsed(self, on: date) -> str | None:
+        return None
+
+
+class Session:
+    """One unit of work: a cursor in one transaction, the clock and who is acting.
+
+    Made by :meth:`backbone.warehouse.Warehouse.session`; stages receive it as their
+    first argument. ``con`` is the session's own cursor: everything a write reads or
+    writes goes through it, so it sees its own changes and commits or rolls back as one.
+    """
+
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        clock: Callable[[], datetime],
+        principal: Actor | None,
+        append: Append,
+        *,
+        purpose: str | None = None,
+        setup: bool = False,
+    ) -> None:
+        self.con = con
+        self.setup = setup
+        self.clock = clock
+        self.principal = principal
+        self.purpose = purpose
+        self._append = append
+        self.denials: list[AuditEntry] = []
+        self.recorded = 0
+
+    def today(self) -> date:
+        return self.clock().date()
+
+    def actor(self) -> Actor:
+        """The signed-in principal; a session without one may not change anything,
+        except while a new warehouse has no user yet (see :class:`SetupActor`)."""
+        if self.principal is None and self.setup:
+            return SetupActor()
+        if self.principal is None:
+            raise AuthenticationFailed(
+                "sign in first: pass --token (or set BACKBONE_TOKEN), or --user "
+                "(or set BACKBONE_USER) and give the password."
+            )
+        return self.principal
+
+    def require(
+        self,
+        operation: str,
+        what: str,
+        *,
+        partner: str | None = None,
+        action: str = "deny",
+        providers: tuple[str, ...] = (),
+    ) -> Actor:
+        """The principal, if it may do ``operation`` (a role operation such as
+        ``administer`` or ``upload``); ``partner`` limits a non-steward to its own
+        partner. A refusal is audited and raised as :class:`Forbidden`."""
+        who = self.actor()
+        why = who.lapsed(self.today())
+        if why is None and not who.may(operation):
+            role = getattr(who, "role", "")
+            why = f"{who.user_id} ({role}) may not {operation.replace('_', ' ')}"
+        if (
+            why is None
+            and partner is not None
+            and who.partner_id != partner
+            and not who.is_steward
+        ):
+            why = f"{who.user_id} acts only for {who.partner_id}"
+        if why:
+            self.denials.append(
+                AuditEntry(
+                    action,
+                    who.user_id,
+                    decision="deny",
+                    reason=why,
+                    actor_partner=who.partner_id,
+                    purpose=self.purpose,
+                    providers=providers or ((partner,) if partner else ()),
+                    what=what,
+                )
+            )
+            raise Forbidden(f"{what}: {why}.")
+        return who
+
+    def record(self, action: str, what: str, **fields: Any) -> int:
+        """Write the audit entry of a change, in the session's transaction; returns
+        its sequence number."""
+        who = self.actor()
+        fields.setdefault("actor_partner", who.partner_id)
+        if self.purpose is not None:
+            fields.setdefault("purpose", self.purpose)
+        seq = self._append(
+            AuditEntry(action, who.user_id, what=what, **fields), self.con
+        )
+        self.recorded += 1
+        return seq
+
+    def append(self, entry: AuditEntry) -> int:
+        """Write a prepared audit entry in the session's transaction."""
+        seq = self._append(entry, self.con)
+        self.recorded += 1
+        return seq
