@@ -114,6 +114,22 @@ def info(warehouse: WarehouseOption = Path("warehouse")) -> None:
     _out().print(tables)
 
 
+@app.command()
+def migrate(warehouse: WarehouseOption = Path("warehouse")) -> None:
+    """Bring a warehouse written by an older Backbone to this version's schema, in
+    one transaction (take a copy of the folder first). Opening never migrates."""
+    with doors():
+        before, after = Warehouse.migrate(warehouse)
+    if before == after:
+        _out().print(
+            f"{escape(str(warehouse))} is at schema version {after}; nothing to do."
+        )
+    else:
+        _out().print(
+            f"Migrated {escape(str(warehouse))} from schema version {before} to {after}."
+        )
+
+
 @app.command("settings")
 def show_settings() -> None:
     """List every warehouse setting (backbone.toml) with its default and meaning."""
@@ -197,7 +213,10 @@ def demo_run(
         if (warehouse / "backbone.toml").exists():
             shutil.rmtree(warehouse)  # the demo's own warehouse from an earlier run
         with Warehouse.init(warehouse, name="Demo community warehouse") as wh:
-            counts = wh.partners.import_directory(community / "community.json")
+            with wh.session() as setup:  # a new warehouse: no user yet
+                counts = wh.partners.import_directory(
+                    setup, community / "community.json"
+                )
             counts |= record_governance(wh, community, date.today())
             users = create_demo_users(wh)
             counts["users"] = len(wh.users.list())
@@ -316,4 +335,8 @@ _register()
 
 
 def main() -> None:
+    from backbone.engines.duckdb import report_waits_to
+
+    # a command that finds the warehouse held says what it waits for, on stderr
+    report_waits_to(lambda message: _err().print(message, highlight=False))
     app()

@@ -26,9 +26,25 @@ import duckdb
 from backbone.errors import WarehouseError
 from backbone.settings import Settings
 
-__all__ = ["begin", "clear_note", "connect", "end", "holder_note", "transaction"]
+__all__ = [
+    "begin",
+    "clear_note",
+    "connect",
+    "end",
+    "holder_note",
+    "report_waits_to",
+    "transaction",
+]
 
 POLL_SECONDS = 0.2
+# Where a door wants to hear that a command waits for the warehouse (the CLI sets it
+# to its stderr console at start); an explicit ``on_wait`` takes precedence.
+_wait_reporter: list[Callable[[str], None]] = []
+
+
+def report_waits_to(reporter: Callable[[str], None]) -> None:
+    """Tell ``reporter`` whenever a connection has to wait for another process."""
+    _wait_reporter[:] = [reporter]
 
 
 def _note_path(database: Path) -> Path:
@@ -77,6 +93,7 @@ def connect(
         config["threads"] = settings["engine.threads"]
     if settings["engine.memory_limit"]:
         config["memory_limit"] = settings["engine.memory_limit"]
+    on_wait = on_wait or (_wait_reporter[0] if _wait_reporter else None)
     deadline = time.monotonic() + float(settings["engine.lock_wait_seconds"])
     told = False
     while True:

@@ -1,0 +1,222 @@
+"""One warehouse, several processes at once: writes wait their turn, nothing is lost.
+
+Real ``backbone`` processes, started together: two submissions and a linkage run.
+DuckDB lets one process write a database file at a time; a command that finds the
+warehouse held waits, says what it waits for, and goes on. Afterwards the counts
+reconcile, every write has its audit entry and the chain verifies.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from backbone import Warehouse
+
+from .governance_fixtures import agreement, write
+from .ingest_fixtures import (
+    ATTENDANCE,
+    ATTENDANCE_FIELDS,
+    ENROLLMENT_FIELDS,
+    ENROLLMENTS,
+    MAPPINGS,
+    RECORD_FIELDS,
+    csv_file,
+)
+
+STUDENTS = """id,first,last,dob,middle
+S1,Ana,Ruiz,01/02/2010,
+S2,Ben,Cole,03/04/2010,
+S3,Cy,Dunn,05/06/2015,
+S4,Di,Eng,07/08/2009,
+"""
+
+
+def _backbone(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "backbone", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+
+
+def _started(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "backbone", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A district's warehouse set up through the doors, and a steward's environment."""
+    wh = tmp_path / "wh"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKBONE_")}
+    env |= {"BACKBONE_WAREHOUSE": str(wh), "COLUMNS": "200"}
+    for args in (
+        ("init", str(wh)),
+        ("partner", "add", "b0", "--name", "Backbone", "--kind", "backbone"),
+        (
+            "partner",
+            "add",
+            "d1",
+            "--name",
+            "District One",
+            "--kind",
+            "school_district",
+            "--school",
+            "HS01=One High",
+        ),
+        ("user", "add", "steward", "--partner", "b0", "--role", "steward_admin"),
+    ):
+        done = _backbone(*args, env=env)
+        assert done.returncode == 0, done.stderr
+    issued = _backbone("user", "token", "steward", env=env)
+    assert issued.returncode == 0, issued.stderr
+    token = next(w for w in issued.stdout.split() if w.startswith("bbt_"))
+    env["BACKBONE_TOKEN"] = token
+    fields = {
+        "partner_record": RECORD_FIELDS,
+        "enrollment": ENROLLMENT_FIELDS,
+        "attendance_event": ATTENDANCE_FIELDS,
+    }
+    doc = agreement(
+        datasets=[
+            {"entity": e, "fields": [{"name": f} for f in fs]}
+            for e, fs in fields.items()
+        ],
+        effective_from="2024-07-01",
+        effective_to="2027-06-30",
+    )
+    for args in (
+        ("agreement", "add", str(write(tmp_path / "dsa.yaml", doc))),
+        (
+            "feed",
+            "add",
+            "d1",
+            "records",
+            "--entity",
+            "partner_record",
+            "--entity",
+            "enrollment",
+            "--cadence",
+            "term",
+            "--agreement",
+            "DSA-D1",
+            "--since",
+            "2024-09-01",
+        ),
+        (
+            "feed",
+            "add",
+            "d1",
+            "attendance",
+            "--entity",
+            "attendance_event",
+            "--cadence",
+            "monthly",
+            "--agreement",
+            "DSA-D1",
+            "--since",
+            "2024-09-01",
+        ),
+    ):
+        done = _backbone(*args, env=env)
+        assert done.returncode == 0, done.stderr
+    for feed, mapping in MAPPINGS.items():
+        path = wh / "mappings" / "d1" / f"{feed}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(mapping, sort_keys=False))
+    # the records go first: attendance is checked against known enrollments
+    first = _backbone(
+        "submit",
+        "--partner",
+        "d1",
+        "--feed",
+        "records",
+        str(csv_file(tmp_path / "students.csv", STUDENTS)),
+        str(csv_file(tmp_path / "enrollments.csv", ENROLLMENTS)),
+        env=env,
+    )
+    assert first.returncode == 0, first.stderr
+    return tmp_path, env
+
+
+def test_two_submissions_and_a_link_at_once_all_land(
+    setup: tuple[Path, dict[str, str]],
+) -> None:
+    folder, env = setup
+    attendance = csv_file(folder / "sept.csv", ATTENDANCE)
+    october = csv_file(
+        folder / "oct.csv",
+        ATTENDANCE.replace("2025-09-0", "2025-10-1").replace(
+            "2026-08-01", "2025-10-20"
+        ),
+    )
+    running = [
+        _started(
+            "submit",
+            "--partner",
+            "d1",
+            "--feed",
+            "attendance",
+            "--mode",
+            "append",
+            str(attendance),
+            env=env,
+        ),
+        _started(
+            "submit",
+            "--partner",
+            "d1",
+            "--feed",
+            "attendance",
+            "--mode",
+            "append",
+            str(october),
+            env=env,
+        ),
+        _started("link", env=env),
+    ]
+    outcomes = [p.communicate(timeout=300) for p in running]
+    for process, (_out, err) in zip(running, outcomes, strict=True):
+        assert process.returncode == 0, err
+        assert "Traceback" not in err and "IO Error" not in err
+    assert any("Waiting for the warehouse" in err for _, err in outcomes)
+    with Warehouse.open(folder / "wh", read_only=True) as wh:
+        con = wh._con
+        subs = con.execute(
+            "SELECT count(*), sum(rows_read), sum(rows_loaded), sum(rows_quarantined) "
+            "FROM ops.submission WHERE status = 'loaded'"
+        ).fetchone()
+        assert subs is not None
+        files, read, loaded, quarantined = subs
+        assert files == 4  # students, enrollments and the two attendance files
+        assert read == loaded + quarantined
+        events = con.execute(
+            "SELECT count(*) FROM analytic.attendance_event"
+        ).fetchone()
+        assert events is not None and events[0] > 0
+        runs = con.execute("SELECT count(*) FROM identity.link_run").fetchone()
+        assert runs == (1,)
+        actions = [
+            r[0]
+            for r in con.execute(
+                "SELECT json_extract_string(entry, '$.action') FROM gov.audit_log "
+                "WHERE json_extract_string(entry, '$.action') IN ('upload', 'link') "
+                "AND json_extract_string(entry, '$.decision') = 'allow'"
+            ).fetchall()
+        ]
+        assert actions.count("upload") == 4 and actions.count("link") >= 1
+        assert wh.audit.verify().ok
