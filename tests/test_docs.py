@@ -26,12 +26,15 @@ def test_readme_settings_table_matches_the_settings() -> None:
     assert rows == expected
 
 
-def test_architecture_names_every_package() -> None:
+def test_architecture_names_every_package_and_module_in_its_layer() -> None:
     text = (ROOT / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    layers = text.split("```", 3)[3]  # the layer picture, after the flow line
     package = ROOT / "src" / "backbone"
     for child in package.iterdir():
         if child.is_dir() and (child / "__init__.py").exists():
-            assert f"backbone/{child.name}/" in text, child.name
+            assert f"{child.name}/" in layers, child.name
+        elif child.suffix == ".py" and child.stem not in ("__init__", "__main__"):
+            assert child.name in layers, child.name
 
 
 def test_ci_runs_the_readme_test_command_and_nothing_else() -> None:
