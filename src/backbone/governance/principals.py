@@ -47,7 +47,11 @@ class Role(StrEnum):
 
 
 # What each role may ever do; the agreements narrow it further per provider.
-# "upload", "administer" and "audit" are not data operations of an agreement.
+# "upload", "administer", "audit" and "act_for_partner" are not data operations of an
+# agreement. "act_for_partner" is speaking for one's own partner in the partnership's
+# paperwork (approving an agreement version, reviewing a data-use request, filing one,
+# reporting progress on its commitments); a steward admin may record it on any
+# partner's behalf.
 ROLE_OPERATIONS: dict[Role, frozenset[str]] = {
     Role.steward_admin: frozenset(
         {
@@ -58,13 +62,14 @@ ROLE_OPERATIONS: dict[Role, frozenset[str]] = {
             "upload",
             "administer",
             "audit",
+            "act_for_partner",
         }
     ),
     Role.steward_analyst: frozenset(
         {"row_level_view", "export_microdata", "link", "aggregate"}
     ),
     Role.partner_analyst: frozenset(
-        {"row_level_view", "export_microdata", "aggregate"}
+        {"row_level_view", "export_microdata", "aggregate", "act_for_partner"}
     ),
     Role.partner_uploader: frozenset({"upload"}),
     Role.funder_viewer: frozenset({"aggregate"}),
