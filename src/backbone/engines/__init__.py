@@ -1,5 +1,23 @@
 """Where SQL runs. DuckDB is the embedded default."""
 
-from backbone.engines.duckdb import begin, connect, end, transaction
+from backbone.engines.duckdb import (
+    begin,
+    connect,
+    end,
+    next_id,
+    set_option,
+    transaction,
+)
+from backbone.engines.sql import ident, literal, qualified
 
-__all__ = ["begin", "connect", "end", "transaction"]
+__all__ = [
+    "begin",
+    "connect",
+    "end",
+    "ident",
+    "literal",
+    "next_id",
+    "qualified",
+    "set_option",
+    "transaction",
+]

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import duckdb
 
+from backbone.engines.sql import SqlValue, literal
 from backbone.errors import WarehouseError
 from backbone.settings import Settings
 
@@ -32,7 +33,9 @@ __all__ = [
     "connect",
     "end",
     "holder_note",
+    "next_id",
     "report_waits_to",
+    "set_option",
     "transaction",
 ]
 
@@ -158,3 +161,32 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         con.execute("ROLLBACK")
         raise
     con.execute("COMMIT")
+
+
+# The settings Backbone changes on a connection. ``SET`` takes no parameter in every
+# DuckDB Backbone supports, so the name is checked here and the value quoted.
+OPTIONS = frozenset(
+    {
+        "enable_external_access",
+        "lock_configuration",
+        "memory_limit",
+        "preserve_insertion_order",
+        "temp_directory",
+        "threads",
+    }
+)
+
+
+def set_option(con: duckdb.DuckDBPyConnection, name: str, value: SqlValue) -> None:
+    """``SET name = value`` for one of :data:`OPTIONS`."""
+    if name not in OPTIONS:
+        raise ValueError(f"{name!r} is not an engine option Backbone sets")
+    con.execute(f"SET {name} = {literal(value)}")
+
+
+def next_id(con: duckdb.DuckDBPyConnection, sequence: str) -> int:
+    """The next number of ``sequence`` (``schema.name``). Sequences never hand out a
+    number twice, even when the transaction that drew it rolls back."""
+    row = con.execute("SELECT nextval(?)", [sequence]).fetchone()
+    assert row is not None
+    return int(row[0])
