@@ -1,35 +1,28 @@
 """Schema versions. Each migration moves a warehouse one version forward.
 
-Opening a warehouse applies every migration it lacks, in one transaction; a warehouse
-written by a newer Backbone is refused (we never guess at a future schema). To change
-the schema, append a migration: never edit an applied one.
+Migrating applies every migration a warehouse lacks, in one transaction; a warehouse
+written by a newer Backbone is refused (we never guess at a future schema). Each step
+carries its own frozen SQL, exactly as it ran when it shipped (``frozen_ddl/NNNN.sql``),
+never built from today's declarations in ``schema.py``: a table that gains a column
+later must not change what an old step creates. To change the schema, change the
+declaration and append a migration that brings every warehouse there; never edit an
+applied one (tests pin their text and check that a fresh warehouse matches the
+declarations).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib import resources
 
 import duckdb
 
 from backbone.engines.duckdb import transaction
 from backbone.errors import SchemaVersionError
 from backbone.model.descriptors import descriptor_rows
-from backbone.model.schema import (
-    ANALYTIC_TABLES,
-    CALENDAR_TABLES,
-    GOVERNANCE_TABLES,
-    IDENTITY_TABLES,
-    INGEST_TABLES,
-    LINKAGE_TABLES,
-    MEASURE_TABLES,
-    OPS_TABLES,
-    POLICY_TABLES,
-    REF_TABLES,
-    SCHEMAS,
-    create_table_sql,
-)
 from backbone.version import __version__
 
 __all__ = ["CURRENT_VERSION", "MIGRATIONS", "Migration", "migrate", "schema_version"]
@@ -43,9 +36,31 @@ class Migration:
     seed: Callable[[duckdb.DuckDBPyConnection], None] | None = None
 
 
+def frozen_statements(version: int) -> tuple[str, ...]:
+    """The statements of ``frozen_ddl/NNNN.sql``: ``--`` lines are comments, and a
+    statement ends with ``;`` at the end of a line."""
+    script = (
+        resources.files("backbone.model")
+        .joinpath(f"frozen_ddl/{version:04d}.sql")
+        .read_text("utf-8")
+    )
+    body = "\n".join(
+        line for line in script.splitlines() if not line.lstrip().startswith("--")
+    )
+    return tuple(
+        statement.strip()
+        for statement in re.split(r";[ \t]*$", body, flags=re.MULTILINE)
+        if statement.strip()
+    )
+
+
 def _seed_descriptors(con: duckdb.DuckDBPyConnection) -> None:
+    # columns named: ref.descriptor as migration 1 made it, whatever it gains later
     con.executemany(
-        "INSERT INTO ref.descriptor VALUES (?, ?, ?, ?, ?)", descriptor_rows()
+        "INSERT INTO ref.descriptor "
+        "(descriptor_name, code_value, namespace, short_description, ordinal) "
+        "VALUES (?, ?, ?, ?, ?)",
+        descriptor_rows(),
     )
 
 
@@ -53,93 +68,45 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
         "canonical model: partners, descriptors, identity, analytic facts",
-        (
-            *(f"CREATE SCHEMA IF NOT EXISTS {s}" for s in SCHEMAS),
-            *(
-                create_table_sql(t)
-                for t in (*OPS_TABLES, *REF_TABLES, *IDENTITY_TABLES, *ANALYTIC_TABLES)
-            ),
-        ),
+        frozen_statements(1),
         _seed_descriptors,
     ),
-    Migration(
-        2,
-        "school years and instructional calendars",
-        tuple(create_table_sql(t) for t in CALENDAR_TABLES),
-    ),
+    Migration(2, "school years and instructional calendars", frozen_statements(2)),
     Migration(
         3,
         "partner contacts, agreement versions, commitments, feeds, data-use requests",
-        (
-            "CREATE SCHEMA IF NOT EXISTS gov",
-            *(create_table_sql(t) for t in GOVERNANCE_TABLES),
-        ),
+        frozen_statements(3),
     ),
     Migration(
         4,
         "ingestion: quarantine, per-entity counts, replacements, raw-file decisions; "
         "analytic tables keep their natural keys by validation, not an index",
-        (
-            *(create_table_sql(t) for t in INGEST_TABLES),
-            "ALTER TABLE gov.feed ADD COLUMN mode VARCHAR DEFAULT 'replace-period'",
-            *(
-                statement
-                for t in ANALYTIC_TABLES
-                for statement in (
-                    f"CREATE TABLE analytic.{t.name}__v4 AS SELECT * FROM {t.qualified_name}",
-                    f"DROP TABLE {t.qualified_name}",
-                    create_table_sql(t, enforce_key=False),
-                    f"INSERT INTO {t.qualified_name} SELECT * FROM analytic.{t.name}__v4",
-                    f"DROP TABLE analytic.{t.name}__v4",
-                )
-            ),
-        ),
+        frozen_statements(4),
     ),
     Migration(
         5,
         "identity resolution: link runs, evidence, clerical review, person events, "
         "privacy-preserving encodings; the school a partner names",
-        (
-            "ALTER TABLE identity.partner_record ADD COLUMN IF NOT EXISTS school_name VARCHAR",
-            "ALTER TABLE identity.person ADD COLUMN IF NOT EXISTS retired_at TIMESTAMP",
-            "ALTER TABLE identity.person ADD COLUMN IF NOT EXISTS merged_into BIGINT",
-            # link_edge is rewritten in bulk each run; its key is kept by the linker
-            *(
-                create_table_sql(t, enforce_key=t.name != "link_edge")
-                for t in LINKAGE_TABLES
-            ),
-        ),
+        frozen_statements(5),
     ),
     Migration(
         6,
         "policy: users and tokens, the hash-chained audit log, the release ledger, "
         "the differential-privacy budget, purges; families' consent",
-        tuple(
-            # analytic tables keep their natural keys by validation (see migration 4)
-            create_table_sql(t, enforce_key=t.schema != "analytic")
-            for t in POLICY_TABLES
-        ),
+        frozen_statements(6),
     ),
     Migration(
         7,
         "early warning: indicator components per record and snapshot day, "
         "versioned indicator definitions, trained risk models",
-        tuple(
-            create_table_sql(t, enforce_key=t.schema != "analytic")
-            for t in MEASURE_TABLES
-        ),
+        frozen_statements(7),
     ),
     Migration(
         8,
         "funders' initiatives: description, target outcomes, minimum dosage",
-        (
-            "ALTER TABLE ref.initiative ADD COLUMN IF NOT EXISTS description VARCHAR",
-            "ALTER TABLE ref.initiative ADD COLUMN IF NOT EXISTS target_outcomes VARCHAR[]",
-            "ALTER TABLE ref.initiative ADD COLUMN IF NOT EXISTS min_sessions INTEGER",
-            "ALTER TABLE ref.initiative ADD COLUMN IF NOT EXISTS min_hours DOUBLE",
-            "ALTER TABLE ref.initiative ADD COLUMN IF NOT EXISTS definition VARCHAR",
-        ),
+        frozen_statements(8),
     ),
+    # Append new steps here, with their SQL inline or in frozen_ddl/NNNN.sql.
 )
 
 CURRENT_VERSION = MIGRATIONS[-1].version
@@ -183,7 +150,9 @@ def migrate(
             if migration.seed is not None:
                 migration.seed(con)
             con.execute(
-                "INSERT INTO ops.schema_migration VALUES (?, ?, ?, ?)",
+                "INSERT INTO ops.schema_migration "
+                "(version, description, applied_at, backbone_version) "
+                "VALUES (?, ?, ?, ?)",
                 [
                     migration.version,
                     migration.description,
@@ -192,7 +161,7 @@ def migrate(
                 ],
             )
         con.execute(
-            "INSERT OR REPLACE INTO ops.meta VALUES ('schema_version', ?)",
+            "INSERT OR REPLACE INTO ops.meta (key, value) VALUES ('schema_version', ?)",
             [str(pending[-1].version)],
         )
     return pending

@@ -36,6 +36,8 @@ class Column:
     descriptor: str | None = None
     """Ed-Fi descriptor whose code values this column holds (canonical, not local)."""
     doc: str = ""
+    default: str | None = None
+    """SQL default expression, where a migration gave the column one."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,8 @@ def create_table_sql(table: Table, *, enforce_key: bool = True) -> str:
     lines = []
     for column in table.columns:
         null = "" if column.nullable else " NOT NULL"
-        lines.append(f"    {column.name} {column.type}{null}")
+        default = "" if column.default is None else f" DEFAULT {column.default}"
+        lines.append(f"    {column.name} {column.type}{null}{default}")
     if table.primary_key and enforce_key:
         lines.append(f"    PRIMARY KEY ({', '.join(table.primary_key)})")
     body = ",\n".join(lines)
@@ -86,8 +89,16 @@ def _c(
     required: bool = False,
     descriptor: str | None = None,
     doc: str = "",
+    default: str | None = None,
 ) -> Column:
-    return Column(name, type_, nullable=not required, descriptor=descriptor, doc=doc)
+    return Column(
+        name,
+        type_,
+        nullable=not required,
+        descriptor=descriptor,
+        doc=doc,
+        default=default,
+    )
 
 
 def _lineage() -> tuple[Column, ...]:
@@ -760,6 +771,12 @@ GOVERNANCE_TABLES = (
             _c("agreement_id", "VARCHAR", required=True),
             _c("description", "VARCHAR"),
             _c("since", "DATE", required=True, doc="first period expected"),
+            _c(
+                "mode",
+                "VARCHAR",
+                default="'replace-period'",
+                doc="replace-period / append (migration 4)",
+            ),
         ),
         ("partner_id", "feed_id"),
         doc="The datasets each partner has agreed to send, and how often.",
