@@ -188,3 +188,33 @@ def test_a_command_waits_for_the_writer_then_goes_on(tmp_path: Path) -> None:
         assert wh.schema_version == CURRENT_VERSION
     assert heard and "in use by" in heard[0]
     holder.communicate(timeout=30)
+
+
+def test_a_long_job_hands_the_file_back_while_it_computes(tmp_path: Path) -> None:
+    path = tmp_path / "shared"
+    Warehouse.init(path, name="Shared").close()
+    reader = textwrap.dedent(
+        f"""
+        from backbone import Warehouse
+        with Warehouse.open({str(path)!r}, read_only=True) as wh:
+            print(wh.info().name)
+        """
+    )
+    with Warehouse.open(path) as wh:
+        with wh.released():
+            # the file is free: another process reads it meanwhile, no waiting
+            done = subprocess.run(
+                [sys.executable, "-c", reader],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert done.returncode == 0, done.stderr
+            assert done.stdout.strip() == "Shared"
+        # and the stages carry on with the file taken back
+        assert wh.info().name == "Shared"
+        with wh.session() as s, pytest.raises(WarehouseError, match="unit of work"):
+            with wh.released():
+                pass
+        del s

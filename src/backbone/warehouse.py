@@ -22,16 +22,16 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from types import TracebackType
+from typing import cast
 
 import duckdb
 
 from backbone import __version__
 from backbone.engines import begin, connect, end
-from backbone.engines.duckdb import clear_note
-from backbone.errors import NotAWarehouseError, PolicyDenied, UserError, WarehouseError
+from backbone.engines.duckdb import Handle, clear_note
+from backbone.errors import NotAWarehouseError, UserError, WarehouseError
 from backbone.governance import (
     Access,
-    AuditEntry,
     AuditLog,
     Keys,
     Principal,
@@ -40,7 +40,7 @@ from backbone.governance import (
     Retention,
     system_clock,
 )
-from backbone.ingest import Ingestor, SubmissionResult
+from backbone.ingest import Ingestor
 from backbone.linkage import Linkage
 from backbone.measures.indicators import Indicators
 from backbone.measures.initiatives import Initiatives
@@ -109,6 +109,8 @@ class Warehouse:
         # one unit of work at a time in this process; other processes are kept out
         # by the database file's own lock (see engines.duckdb)
         self._write_lock = threading.RLock()
+        self._sessions = 0
+        self._handle: Handle | None = None
         self.audit = AuditLog(con, clock)
         self.users = Principals(con, self.audit, clock)
         self.gate = ReleaseGate(con, self.audit, clock)
@@ -163,18 +165,37 @@ class Warehouse:
                 setup=current is None and self.users.count() == 0,
             )
             begin(cursor)
+            self._sessions += 1
             try:
                 yield session
             except BaseException:
+                self._sessions -= 1
                 end(cursor, commit=False)
                 for entry in session.denials:
                     self.audit.append(entry, cursor)
                 cursor.close()
                 raise
+            self._sessions -= 1
             try:
                 end(cursor, commit=True)
             finally:
                 cursor.close()
+
+    @contextmanager
+    def released(self) -> Iterator[None]:
+        """Hand the database file back to other processes for the block (a long job's
+        computing, between reading its inputs and writing its results), then take it
+        again, waiting for whoever holds it by then."""
+        if self._handle is None:
+            yield
+            return
+        with self._write_lock:
+            if self._sessions:
+                raise WarehouseError(
+                    "a unit of work is open; finish it before handing the warehouse back"
+                )
+            with self._handle.released():
+                yield
 
     # --- who is asking -------------------------------------------------------------
 
@@ -186,77 +207,6 @@ class Warehouse:
 
     def sign_in_token(self, token: str) -> Principal:
         return self.users.sign_in_token(token)
-
-    def _check_upload(self, principal: Principal, partner: str, what: str) -> None:
-        principal = self.users.current(principal.user_id)
-        why = principal.lapsed(self.today())
-        if why is None and not principal.may("upload"):
-            why = f"role {principal.role.value} may not upload"
-        if why is None and principal.partner_id != partner and not principal.is_steward:
-            why = f"{principal.user_id} uploads only for {principal.partner_id}"
-        if why:
-            self.audit.append(
-                AuditEntry(
-                    "upload",
-                    principal.user_id,
-                    decision="deny",
-                    reason=why,
-                    actor_partner=principal.partner_id,
-                    providers=(partner,),
-                    what=what,
-                )
-            )
-            raise PolicyDenied(f"{what}: {why}")
-
-    def submit(
-        self,
-        principal: Principal,
-        partner: str,
-        feed: str,
-        paths: list[Path],
-        *,
-        mode: str | None = None,
-        on: date | None = None,
-    ) -> list[SubmissionResult]:
-        """A partner's files, uploaded by one of its users (or the steward's)."""
-        self._check_upload(principal, partner, f"upload to {partner}/{feed}")
-        results = self.ingest.submit(partner, feed, paths, mode=mode, on=on)
-        for r in results:
-            self.audit.append(
-                AuditEntry(
-                    "upload",
-                    principal.user_id,
-                    actor_partner=principal.partner_id,
-                    providers=(partner,),
-                    what=f"submission {r.submission_id} ({r.file_name}) to {feed}: "
-                    f"{r.status}",
-                    rows=r.rows_read,
-                    detail={
-                        "sha256": r.sha256,
-                        "loaded": r.rows_loaded,
-                        "quarantined": r.rows_quarantined,
-                    },
-                )
-            )
-        return results
-
-    def submit_encodings(
-        self, principal: Principal, partner: str, path: Path, *, project: str
-    ) -> int:
-        """A partner's privacy-preserving encodings, uploaded by one of its users."""
-        self._check_upload(principal, partner, f"encodings of {partner}")
-        n = self.linkage.add_encodings(partner, path, project=project)
-        self.audit.append(
-            AuditEntry(
-                "upload",
-                principal.user_id,
-                actor_partner=principal.partner_id,
-                providers=(partner,),
-                what=f"{n} encodings ({project})",
-                rows=n,
-            )
-        )
-        return n
 
     def _released_before(self) -> bool:
         row = self._con.execute(
@@ -396,6 +346,12 @@ class Warehouse:
         it shares the file with other readers; for writing, it holds the file until
         closed, and ``on_wait`` hears what it waits for meanwhile."""
         path, settings, con = cls._connect(path, read_only, on_wait)
+        database = path / DATABASE_FILE
+        handle = Handle(
+            lambda: connect(database, settings, read_only=read_only, on_wait=on_wait),
+            con,
+            database=database,
+        )
         try:
             version = schema_version(con)
             if version == 0 and not read_only:
@@ -407,7 +363,15 @@ class Warehouse:
                     f"--warehouse {path}` to bring it to version {CURRENT_VERSION} "
                     "(take a copy of the folder first)."
                 )
-            warehouse = cls(path, settings, con, clock, read_only=read_only)
+            # stages hold the handle, so a long job can give the file back meanwhile
+            warehouse = cls(
+                path,
+                settings,
+                cast(duckdb.DuckDBPyConnection, handle),
+                clock,
+                read_only=read_only,
+            )
+            warehouse._handle = handle
         except BaseException:
             con.close()
             raise

@@ -28,6 +28,7 @@ from backbone.errors import WarehouseError
 from backbone.settings import Settings
 
 __all__ = [
+    "Handle",
     "begin",
     "clear_note",
     "connect",
@@ -125,6 +126,56 @@ def connect(
         if not read_only:
             _leave_note(Path(database))
         return con
+
+
+class Handle:
+    """The warehouse's connection, which a long job can hand back while it computes.
+
+    Stages hold the handle, not the connection: every attribute is the current
+    connection's. :meth:`released` closes the database file, so other processes may
+    read or write it meanwhile, and opens it again (waiting its turn) afterwards; the
+    stages then use the new connection without knowing.
+    """
+
+    def __init__(
+        self,
+        opener: Callable[[], duckdb.DuckDBPyConnection],
+        first: duckdb.DuckDBPyConnection | None = None,
+        *,
+        database: Path | None = None,
+    ) -> None:
+        self._opener = opener
+        self._current: duckdb.DuckDBPyConnection | None = first or opener()
+        self.database = database
+
+    @property
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        if self._current is None:
+            raise WarehouseError(
+                "The warehouse was handed back to other processes for a while; "
+                "this step needs it and may not run meanwhile."
+            )
+        return self._current
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.connection, name)
+
+    @contextmanager
+    def released(self) -> Iterator[None]:
+        """Give the database file back for the block; reopen it afterwards."""
+        self.connection.close()
+        if self.database is not None:
+            clear_note(self.database)
+        self._current = None
+        try:
+            yield
+        finally:
+            self._current = self._opener()
+
+    def close(self) -> None:
+        if self._current is not None:
+            self._current.close()
+            self._current = None
 
 
 # Connections with a transaction opened by :func:`begin` (a session's): a block of
