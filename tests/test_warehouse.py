@@ -35,9 +35,8 @@ def test_info_lists_tables_with_row_counts(warehouse: Warehouse) -> None:
 def test_reopening_keeps_data(tmp_path: Path) -> None:
     from backbone.partners import Partner
 
-    with Warehouse.init(tmp_path / "wh") as wh:
-        with wh.session() as s:
-            wh.partners.add(s, Partner("d1", "District One", "school_district"))
+    with Warehouse.init(tmp_path / "wh") as wh, wh.session() as s:
+        wh.partners.add(s, Partner("d1", "District One", "school_district"))
     with Warehouse.open(tmp_path / "wh", read_only=True) as wh:
         assert [p.partner_id for p in wh.partners.list()] == ["d1"]
 
@@ -214,7 +213,9 @@ def test_a_long_job_hands_the_file_back_while_it_computes(tmp_path: Path) -> Non
             assert done.stdout.strip() == "Shared"
         # and the stages carry on with the file taken back
         assert wh.info().name == "Shared"
-        with wh.session() as s, pytest.raises(WarehouseError, match="unit of work"):
-            with wh.released():
-                pass
-        del s
+        with (
+            wh.session(),
+            pytest.raises(WarehouseError, match="unit of work"),
+            wh.released(),
+        ):
+            pass
