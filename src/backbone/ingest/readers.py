@@ -48,14 +48,6 @@ class StagedFile:
     info: SourceInfo
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _encoding(path: Path) -> str:
     """utf-8 when the whole file is valid UTF-8, else latin-1; mixed files are refused."""
     decoder = codecs.getincrementaldecoder("utf-8")()
@@ -164,25 +156,25 @@ def stage(
 ) -> StagedFile:
     """Read ``path`` into the temporary table ``table`` with a ``__row`` column."""
     info = info or sniff(path)
-    source = _literal(str(path))
+    params: list[str] = [str(path)]
     try:
         if info.format == "csv":
-            delim = "\\t" if info.delimiter == "\t" else (info.delimiter or ",")
             relation = (
-                f"read_csv({source}, header = true, all_varchar = true, delim = E'{delim}', "
-                f"quote = '\"', escape = '\"', encoding = '{info.encoding}', "
+                "read_csv(?, header = true, all_varchar = true, delim = ?, "
+                "quote = '\"', escape = '\"', encoding = ?, "
                 f"max_line_size = {MAX_LINE_BYTES}, null_padding = true, "
-                f"strict_mode = false)"
+                "strict_mode = false)"
             )
+            params += [info.delimiter or ",", info.encoding]
             offset = 1  # the header is row 1, as in a spreadsheet
         elif info.format == "parquet":
-            relation, offset = f"read_parquet({source})", 0
+            relation, offset = "read_parquet(?)", 0
         elif info.format in ("json", "jsonl"):
-            fmt = "array" if info.format == "json" else "newline_delimited"
             relation = (
-                f"read_json({source}, format = '{fmt}', sample_size = -1, "
+                "read_json(?, format = ?, sample_size = -1, "
                 "maximum_object_size = 67108864)"
             )
+            params.append("array" if info.format == "json" else "newline_delimited")
             offset = 0  # records count from 1
         else:
             return _stage_xlsx(con, path, table, sheet, info)
@@ -191,7 +183,7 @@ def stage(
             f"SELECT (row_number() OVER () + {offset})::BIGINT AS __row, * FROM {relation}"
         )
         try:
-            con.execute(create)
+            con.execute(create, params)
         except duckdb.Error:
             if info.format != "csv":
                 raise
@@ -199,7 +191,8 @@ def stage(
             con.execute(
                 create.replace(
                     "strict_mode = false)", "strict_mode = false, parallel = false)"
-                )
+                ),
+                params,
             )
     except duckdb.Error as exc:
         raise InputFileError(_reader_message(exc, info), path=path) from None

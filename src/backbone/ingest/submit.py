@@ -27,6 +27,7 @@ from pathlib import Path
 import duckdb
 
 from backbone.engines.duckdb import transaction
+from backbone.engines.sql import ident, literal
 from backbone.errors import BackboneError, InputFileError, NotFoundError, UserError
 from backbone.ingest.mapping import (
     IMPLICIT,
@@ -41,9 +42,7 @@ from backbone.ingest.validate import (
     code_lookup_rows,
     duplicate_in_file_sql,
     duplicate_of_loaded_sql,
-    literal,
     plan_checks,
-    quote,
     reference_sqls,
     source_sql,
     typed_sql,
@@ -276,7 +275,7 @@ class Ingestor:
             for t in self._con.execute(
                 "SELECT table_name FROM duckdb_tables() WHERE temporary AND table_name LIKE 'ingest\\_%' ESCAPE '\\'"
             ).fetchall():
-                self._con.execute(f"DROP TABLE IF EXISTS temp.{quote(t[0])}")
+                self._con.execute(f"DROP TABLE IF EXISTS temp.{ident(t[0])}")
         return result
 
     def _store_raw(self, path: Path, sha: str) -> str:
@@ -323,12 +322,10 @@ class Ingestor:
             )
             rows = code_lookup_rows(spec, column.descriptor, partner_map)
             lookup = f"ingest_{key}_code_{name}"
-            values = (
-                ", ".join(f"({literal(k)}, {literal(v)})" for k, v in rows)
-                or "(NULL, NULL)"
-            )
+            values = ", ".join("(?, ?)" for _ in rows) or "(NULL, NULL)"
             self._con.execute(
-                f"CREATE OR REPLACE TEMP TABLE {lookup} AS SELECT * FROM (VALUES {values}) t(local, canonical)"
+                f"CREATE OR REPLACE TEMP TABLE {lookup} AS SELECT * FROM (VALUES {values}) t(local, canonical)",
+                [text for row in rows for text in row],
             )
             out[name] = lookup
         return out
@@ -447,7 +444,7 @@ class Ingestor:
                     partner_id,
                     self._start_month,
                     only_when=section.only_when,
-                    received=f"DATE '{self._today}'",
+                    received=literal(self._today),
                 )
             )
             errors = f"ingest_errors_{i}"
@@ -576,7 +573,7 @@ class Ingestor:
         column = PERIOD_SQL.get(entity)
         if column is None:
             return None
-        ref = f"{alias}{quote(column)}"
+        ref = f"{alias}{ident(column)}"
         if column == "school_year":
             return ref
         return f"(year({ref}) + (month({ref}) >= {self._start_month})::INT)"
@@ -638,11 +635,11 @@ class Ingestor:
         dup_loaded = duplicate_of_loaded_sql(plan, typed, partner_id, None)
         if dup_loaded:
             con.execute(f"INSERT INTO {errors} {dup_loaded}")
-        columns = ", ".join(quote(f) for f in fields)
+        columns = ", ".join(ident(f) for f in fields)
         conflict = ""
         if table.name == "partner_record":
             updates = [
-                f"{quote(f)} = coalesce(EXCLUDED.{quote(f)}, {quote(f)})"
+                f"{ident(f)} = coalesce(EXCLUDED.{ident(f)}, {ident(f)})"
                 for f in fields
                 if f != "local_id"
             ]

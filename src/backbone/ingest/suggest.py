@@ -17,6 +17,7 @@ from typing import Any
 import duckdb
 import yaml
 
+from backbone.engines.sql import ident
 from backbone.errors import UserError
 from backbone.ingest.mapping import IMPLICIT, TARGETS
 from backbone.ingest.readers import stage
@@ -120,7 +121,7 @@ def suggest_mapping(
         values = [
             r[0]
             for r in con.execute(
-                f'SELECT DISTINCT CAST("{match}" AS VARCHAR) FROM ingest_suggest WHERE "{match}" IS NOT NULL LIMIT 25'
+                f"SELECT DISTINCT CAST({ident(match)} AS VARCHAR) FROM ingest_suggest WHERE {ident(match)} IS NOT NULL LIMIT 25"
             ).fetchall()
         ]
         if column.type == "DATE" and staged.columns[match] == "VARCHAR" and values:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from backbone.engines.sql import ident, literal
 from backbone.ingest.mapping import IMPLICIT, FieldSpec, FileSection, target_table
 from backbone.ingest.rules import DATE_ORDER, RANGES, REFERENCES
 from backbone.model.descriptors import DESCRIPTORS, GRADE_LEVELS
@@ -32,14 +33,6 @@ NUMERIC = re.compile(r"^(DECIMAL|DOUBLE|INTEGER|SMALLINT|BIGINT|FLOAT)")
 _SEGMENT = re.compile(r"([^.\[\]]+)|\[(\d+|\*)\]")
 
 
-def quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def literal(text: str) -> str:
-    return "'" + str(text).replace("'", "''") + "'"
-
-
 def source_sql(ref: str, alias: str = "s") -> str:
     """A dotted JSON path as DuckDB SQL: ``a.b[1].c`` -> ``s."a"."b"[1]."c"``;
     ``a[*].b`` is the list of every element's ``b``."""
@@ -48,10 +41,10 @@ def source_sql(ref: str, alias: str = "s") -> str:
     for i, (name, index) in enumerate(segments):
         if index == "*":
             rest = "".join(
-                f"[{x}]" if x else f".{quote(n)}" for n, x in segments[i + 1 :]
+                f"[{x}]" if x else f".{ident(n)}" for n, x in segments[i + 1 :]
             )
             return f"list_transform({out}, lambda x: x{rest})"
-        out += f"[{index}]" if index else f".{quote(name)}"
+        out += f"[{index}]" if index else f".{ident(name)}"
     return out
 
 
@@ -254,17 +247,17 @@ def typed_sql(
     checks = []
     required = {c.name for c in plan.table.columns if not c.nullable} - IMPLICIT
     for f in plan.fields:
-        raw = f"r.{quote('r__' + f.name)}"
+        raw = f"r.{ident('r__' + f.name)}"
         json_columns = frozenset(c for c, t in source_types.items() if t == "JSON")
         raws.append(
-            f"{raw_sql(f.name, f.spec, partner_id, received, json_columns)} AS {quote('r__' + f.name)}"
+            f"{raw_sql(f.name, f.spec, partner_id, received, json_columns)} AS {ident('r__' + f.name)}"
         )
         top = (
             (f.spec.column or f.spec.school_year_from or "").split(".")[0].split("[")[0]
         )
         value = _value_sql(f, raw, source_types.get(top), start_month)
-        values.append(f"{value} AS {quote(f.name)}")
-        raw_v = f"v.{quote('r__' + f.name)}"
+        values.append(f"{value} AS {ident(f.name)}")
+        raw_v = f"v.{ident('r__' + f.name)}"
         present = f"NULLIF(trim({raw_v}), '') IS NOT NULL"
         if f.name in required:
             checks.append(
@@ -272,7 +265,7 @@ def typed_sql(
                 f"{literal(_describe_source(f) + ': a value is required')}}} END"
             )
         checks.append(
-            f"CASE WHEN {present} AND v.{quote(f.name)} IS NULL THEN {{'rule': "
+            f"CASE WHEN {present} AND v.{ident(f.name)} IS NULL THEN {{'rule': "
             f"{literal(_failure_rule(f))}, 'message': {_failure_message(f, raw_v)}}} END"
         )
     names = set(plan.field_names)
@@ -285,26 +278,26 @@ def typed_sql(
             cond = re.sub(
                 r"\b([a-z_]+)\b",
                 lambda m: (
-                    f"v.{quote(m.group(1))}" if m.group(1) in names else m.group(1)
+                    f"v.{ident(m.group(1))}" if m.group(1) in names else m.group(1)
                 ),
                 rule.condition,
             )
             checks.append(
-                f"CASE WHEN v.{quote(column)} IS NOT NULL AND NOT coalesce(({cond}), true) THEN "
+                f"CASE WHEN v.{ident(column)} IS NOT NULL AND NOT coalesce(({cond}), true) THEN "
                 f"{{'rule': 'out_of_range', 'message': {literal(column + ': ')} || "
-                f"CAST(v.{quote(column)} AS VARCHAR) || {literal(' — ' + rule.message)}}} END"
+                f"CAST(v.{ident(column)} AS VARCHAR) || {literal(' — ' + rule.message)}}} END"
             )
     for earlier, later in DATE_ORDER.get(plan.table.name, ()):
         if earlier in names and later in names:
             checks.append(
-                f"CASE WHEN v.{quote(later)} < v.{quote(earlier)} THEN {{'rule': 'date_order', "
-                f"'message': {literal(later + ' ')} || CAST(v.{quote(later)} AS VARCHAR) || "
-                f"{literal(' is before ' + earlier + ' ')} || CAST(v.{quote(earlier)} AS VARCHAR)}} END"
+                f"CASE WHEN v.{ident(later)} < v.{ident(earlier)} THEN {{'rule': 'date_order', "
+                f"'message': {literal(later + ' ')} || CAST(v.{ident(later)} AS VARCHAR) || "
+                f"{literal(' is before ' + earlier + ' ')} || CAST(v.{ident(earlier)} AS VARCHAR)}} END"
             )
     raw_list = ",\n        ".join(raws)
     value_list = ",\n        ".join(values)
     check_list = ",\n            ".join(checks) or "NULL"
-    field_cols = ", ".join(f"v.{quote(n)}" for n in plan.field_names)
+    field_cols = ", ".join(f"v.{ident(n)}" for n in plan.field_names)
     where = ""
     if only_when:
         where = f"\n    WHERE NULLIF(trim(CAST({source_sql(only_when)} AS VARCHAR)), '') IS NOT NULL"
@@ -339,8 +332,8 @@ def duplicate_in_file_sql(plan: CheckPlan, typed: str) -> str | None:
     key = [k for k in key_columns(plan.table) if k in plan.field_names]
     if len(key) != len(key_columns(plan.table)):
         return None
-    cols = ", ".join(quote(k) for k in key)
-    join = " AND ".join(f"t.{quote(k)} = d.{quote(k)}" for k in key)
+    cols = ", ".join(ident(k) for k in key)
+    join = " AND ".join(f"t.{ident(k)} = d.{ident(k)}" for k in key)
     return f"""
 WITH d AS (
     SELECT {cols}, min(__row) AS first_row FROM {typed}
@@ -362,7 +355,7 @@ def duplicate_of_loaded_sql(
     key = key_columns(plan.table)
     if not all(k in plan.field_names for k in key):
         return None
-    join = " AND ".join(f"l.{quote(k)} = t.{quote(k)}" for k in key)
+    join = " AND ".join(f"l.{ident(k)} = t.{ident(k)}" for k in key)
     extra = f" AND NOT ({keep_periods_sql})" if keep_periods_sql else ""
     return f"""
 SELECT t.__row, 'duplicate_of_loaded' AS rule,

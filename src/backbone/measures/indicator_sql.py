@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from backbone.engines.sql import literal
 from backbone.measures.definitions import Definitions
 
 __all__ = [
@@ -72,12 +73,8 @@ COMPONENT_COLUMNS = (
 
 
 def _num(value: float) -> str:
-    """A validated number as a SQL literal."""
-    return repr(float(value))
-
-
-def _text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+    """A validated number as a SQL literal (a DOUBLE)."""
+    return literal(float(value))
 
 
 def components_sql(
@@ -395,7 +392,7 @@ def person_indicators_sql(d: Definitions, components: str = "components") -> str
     for i, grade in enumerate(order):
         before = required[order[i - 1]] if i > 0 else 0.0
         due_cases.append(
-            f"WHEN {_text(grade)} THEN {_num(before)} + "
+            f"WHEN {literal(grade)} THEN {_num(before)} + "
             f"least(terms_completed, {c.terms_per_year}) / {_num(c.terms_per_year)} "
             f"* {_num(required[grade] - before)}"
         )
@@ -478,7 +475,7 @@ levelled AS (
                AS course_fail_level,
            {_level(f"gpa <= {_num(c.gpa_at_risk_at_or_below)}", f"gpa < {_num(c.gpa_warning_below)}")}
                AS gpa_level,
-           CASE WHEN grade_level = {_text(nine.grade_level)}
+           CASE WHEN grade_level = {literal(nine.grade_level)}
                      AND terms_completed >= {c.terms_per_year}
                 THEN coalesce(credits_earned, 0) >= {_num(nine.min_credits)}
                      AND core_course_fails <= {nine.max_core_semester_fails}
@@ -499,10 +496,10 @@ pointed AS (
 SELECT *,
        a_points + b_points + c_points AS points,
        CASE WHEN a_points + b_points + c_points >= {d.tiers.high_risk_min_points}
-                THEN {_text(TIERS[2])}
+                THEN {literal(TIERS[2])}
             WHEN a_points + b_points + c_points >= {d.tiers.watch_min_points}
-                THEN {_text(TIERS[1])}
-            ELSE {_text(TIERS[0])} END AS tier,
+                THEN {literal(TIERS[1])}
+            ELSE {literal(TIERS[0])} END AS tier,
        concat_ws('; ',
            CASE WHEN attendance_level > 0 THEN
                'attendance ' || CAST(round(100 * attendance_rate, 1) AS VARCHAR) || '%'
@@ -553,7 +550,7 @@ def derived_units_sql(
     that made them, in the given snapshots. With ``transitions`` (two snapshots),
     the dimensions are the person's tier at the first and at the second
     (``(absent)`` where it is in one only)."""
-    keys = ", ".join(_text(f"{int(y)}@{d.isoformat()}") for y, d in snapshots)
+    keys = ", ".join(literal(f"{int(y)}@{d.isoformat()}") for y, d in snapshots)
     components = (
         "(SELECT *, provider AS provider_partner_id, "
         "CAST(NULL AS BIGINT) AS person_id, "
@@ -569,9 +566,9 @@ def derived_units_sql(
         picked = (
             "SELECT unit, "
             f"coalesce(max(tier) FILTER (WHERE school_year = {int(y0)} AND "
-            f"as_of_date = DATE '{d0.isoformat()}'), '(absent)') AS tier_before, "
+            f"as_of_date = {literal(d0)}), '(absent)') AS tier_before, "
             f"coalesce(max(tier) FILTER (WHERE school_year = {int(y1)} AND "
-            f"as_of_date = DATE '{d1.isoformat()}'), '(absent)') AS tier_after "
+            f"as_of_date = {literal(d1)}), '(absent)') AS tier_after "
             "FROM persons GROUP BY unit"
         )
         return (

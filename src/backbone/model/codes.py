@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import duckdb
 
+from backbone.engines.sql import literal
 from backbone.errors import UserError
 from backbone.model.descriptors import DESCRIPTORS
 
 __all__ = ["DescriptorMaps", "canonical_code_sql"]
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def canonical_code_sql(column: str, partner_id: str, descriptor_name: str) -> str:
@@ -29,11 +26,11 @@ def canonical_code_sql(column: str, partner_id: str, descriptor_name: str) -> st
     return (
         f"coalesce("
         f"(SELECT m.code_value FROM ref.descriptor_map m "
-        f"WHERE m.partner_id = {_literal(partner_id)} "
-        f"AND m.descriptor_name = {_literal(descriptor_name)} "
+        f"WHERE m.partner_id = {literal(partner_id)} "
+        f"AND m.descriptor_name = {literal(descriptor_name)} "
         f"AND m.local_code_value = CAST({column} AS VARCHAR)), "
         f"(SELECT d.code_value FROM ref.descriptor d "
-        f"WHERE d.descriptor_name = {_literal(descriptor_name)} "
+        f"WHERE d.descriptor_name = {literal(descriptor_name)} "
         f"AND d.code_value = CAST({column} AS VARCHAR)))"
     )
 
