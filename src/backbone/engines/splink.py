@@ -10,15 +10,20 @@ dialect and Splink translates it with sqlglot.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
-from splink.internals.duckdb.database_api import DuckDBAPI
+
+if TYPE_CHECKING:
+    from splink.internals.duckdb.database_api import DuckDBAPI
 
 __all__ = ["scratch_api"]
 
 
 def scratch_api(folder: Path, *, threads: int = 0, memory_limit: str = "") -> DuckDBAPI:
     """A Splink database API over a fresh scratch database in ``folder``."""
+    from splink.internals.duckdb.database_api import DuckDBAPI  # heavy: only to link
+
     folder.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(folder / "linkage.duckdb"))
     if threads:

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import duckdb
-from splink.clustering import cluster_pairwise_predictions_at_threshold
-from splink.internals.database_api import DatabaseAPISubClass
+
+if TYPE_CHECKING:
+    from splink.internals.database_api import DatabaseAPISubClass
 
 __all__ = [
     "CONSTRAINTS",
@@ -65,6 +67,8 @@ def connected_components(
     The label is the smallest unique_id in the component, so it does not depend on
     the order rows arrive.
     """
+    from splink.clustering import cluster_pairwise_predictions_at_threshold
+
     clusters = cluster_pairwise_predictions_at_threshold(
         nodes, edges, db_api, node_id_column_name="unique_id"
     )

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import splink.comparison_level_library as cll
-import splink.comparison_library as cl
-from splink import Linker, SettingsCreator
-from splink.internals.database_api import DatabaseAPISubClass
-from splink.internals.splink_dataframe import SplinkDataFrame
+# Splink (and sqlglot under it) loads only when a model is built or used.
+if TYPE_CHECKING:
+    from splink import Linker, SettingsCreator
+    from splink.internals.database_api import DatabaseAPISubClass
 
 __all__ = [
     "BLOCKING_RULES",
@@ -70,6 +69,9 @@ _PRIOR_RECALL = 0.7
 
 
 def _comparisons() -> list[Any]:
+    import splink.comparison_level_library as cll
+    import splink.comparison_library as cl
+
     return [
         cl.CustomComparison(
             output_column_name="first_name",
@@ -177,6 +179,8 @@ def _comparisons() -> list[Any]:
 
 def settings() -> SettingsCreator:
     """The model's Splink settings (untrained)."""
+    from splink import SettingsCreator
+
     return SettingsCreator(
         link_type="dedupe_only",
         unique_id_column_name="unique_id",
@@ -203,6 +207,8 @@ def train(
     em_pairs: float = 2e6,
 ) -> Linker:
     """A linker over ``table`` (already in the Splink database) with parameters estimated."""
+    from splink import Linker
+
     _quiet_splink()
     records = db_api.register(table)
     linker = Linker(records, settings(), log_level=logging.ERROR)
@@ -244,6 +250,8 @@ def same_design(model: str) -> bool:
 
 def trained(db_api: DatabaseAPISubClass, table: str, model: str) -> Linker:
     """A linker over ``table`` with the parameters of a saved model."""
+    from splink import Linker
+
     _quiet_splink()
     return Linker(db_api.register(table), json.loads(model), log_level=logging.ERROR)
 
@@ -265,6 +273,9 @@ def explain_pair(
     ``tf_first_name`` and ``tf_last_name``, the names' frequencies among all
     records. Returns (match weight, probability, [(comparison, level, weight)]).
     """
+    from splink import Linker
+    from splink.internals.splink_dataframe import SplinkDataFrame
+
     _quiet_splink()
     linker = Linker(db_api.register(left), json.loads(model), log_level=logging.ERROR)
     scored: SplinkDataFrame = linker.inference.score_pair(
