@@ -33,7 +33,6 @@ import pyarrow as pa
 
 from backbone.errors import PolicyDenied, UserError
 from backbone.governance.audit import AuditEntry, AuditLog, canonical_json
-from backbone.governance.disclosure import code_rates, protect
 from backbone.governance.policy import (
     ENTITIES,
     IDENTIFYING,
@@ -651,6 +650,8 @@ class ReleaseGate:
         (unit, record, provider, label)) against this table and every earlier
         release they overlap, and record them in the ledger. ``coding``: a rate's
         top and bottom coding (its ``#`` and ``!`` cells are protected with it)."""
+        from backbone.governance.disclosure import protect  # SciPy's LP solver
+
         min_cell = pa.table(
             {
                 "provider": [g.provider for g in grants],
@@ -1169,6 +1170,8 @@ def _rates(
 ) -> pa.Table:
     """One row per denominator cell: persons, of whom matching, and the coded rate
     (suppressed when either count is, or when either could be read off the rate)."""
+    from backbone.governance.disclosure import code_rates
+
     persons = dict(zip(labels, table.column("persons").to_pylist(), strict=True))
     limit = dict(zip(labels, thresholds.tolist(), strict=True))
     rows = [lab for lab in labels if lab[0] not in "#!"]
