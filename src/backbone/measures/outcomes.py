@@ -36,11 +36,9 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from backbone.governance.release import Derived, Statistic, StatisticsRelease
-from backbone.measures import evaluation_stats as es
 from backbone.measures.evaluation_sql import (
     INPUTS,
     OPTIONAL_INPUTS,
@@ -50,8 +48,13 @@ from backbone.measures.evaluation_sql import (
 )
 from backbone.measures.initiatives import OUTCOMES, Initiative, Initiatives
 
+# pandas, SciPy, scikit-learn and statsmodels (under evaluation_stats) load only
+# when an evaluation runs, not whenever the warehouse opens.
 if TYPE_CHECKING:
+    import pandas as pd
+
     from backbone.governance.access import Access
+    from backbone.measures import evaluation_stats as es
 
 __all__ = [
     "BASELINE",
@@ -206,6 +209,8 @@ def _frame_for_program(
     students of the same school, grade and year who had not taken part in it by
     then (some join later: their earlier years are fair comparisons, though the
     intervals do not model one student counted on both sides); and the roster."""
+    import pandas as pd
+
     part = participation[participation["program_id"] == program_id]
     first = part.groupby("unit", as_index=False)["school_year"].min()
     lo = -9999 if first_year is None else first_year
@@ -256,6 +261,8 @@ def _with_outcomes(
     (``_pre``), and graduation and college enrollment judged against the class the
     student was expected in (grades 9–12 only; unknown until the window ends or
     when the student left the community's schools)."""
+    import pandas as pd
+
     out = years.copy()
     for code in YEARLY:
         out[f"{code}_post"] = out[code] * OUTCOMES[code].scale
@@ -344,6 +351,8 @@ def _estimate_row(est: es.Estimate, outcome: str) -> dict[str, Any]:
 def _one(
     matched: es.Matched, outcome: str, adjust: list[str], did: bool
 ) -> list[tuple[str, es.Estimate]]:
+    from backbone.measures import evaluation_stats as es
+
     return [("", es.estimate(matched, outcome, adjust, baseline=did))]
 
 
@@ -408,6 +417,10 @@ def _analyse_sample(
     settings: EvaluationSettings,
     outcomes: Sequence[str],
 ) -> None:
+    import pandas as pd
+
+    from backbone.measures import evaluation_stats as es
+
     baseline = sample == BASELINE
     covariates = _usable(
         frame,

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import numpy as np
@@ -31,8 +31,11 @@ import pyarrow.compute as pc
 from backbone.errors import UserError
 from backbone.governance.access import Access, locked_connection
 from backbone.measures.indicators import Indicators, Roster, with_identifiers
-from backbone.measures.risk_model import TrainedModels, train
 from backbone.model.descriptors import GRADE_LEVELS
+
+# scikit-learn and joblib (under risk_model) load only to train or score.
+if TYPE_CHECKING:
+    from backbone.measures.risk_model import TrainedModels
 
 __all__ = ["FEATURES", "SUBGROUPS", "RiskModels", "TrainingReport"]
 
@@ -238,6 +241,8 @@ class RiskModels:
         validate_last: int = 2,
         flagged_fraction: float = 0.2,
     ) -> TrainingReport:
+        from backbone.measures.risk_model import train
+
         access.require_steward("row_level_view", "train the risk model")
         rows, min_cell = self.training_rows(access)
         if rows.num_rows == 0:
@@ -300,6 +305,8 @@ class RiskModels:
     # --- using a model ----------------------------------------------------------
 
     def latest(self) -> tuple[int, TrainedModels, dict[str, Any]] | None:
+        from backbone.measures.risk_model import TrainedModels
+
         row = self._con.execute(
             "SELECT model_id, file, checksum, report FROM gov.risk_model "
             "ORDER BY model_id DESC LIMIT 1"
