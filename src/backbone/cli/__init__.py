@@ -22,11 +22,6 @@ from rich.table import Table
 
 from backbone import __version__
 from backbone.cli.common import WarehouseOption, _err, _out, _plain, doors
-from backbone.demo.early_warning import early_warning_tour
-from backbone.demo.governance import record_governance
-from backbone.demo.ingest import ingest_community, submission_plan
-from backbone.demo.outcomes import outcomes_tour
-from backbone.demo.users import create_demo_users, governance_tour
 from backbone.governance.policy import IDENTITY_RESOLUTION
 from backbone.settings import SETTINGS
 from backbone.warehouse import Warehouse
@@ -206,6 +201,13 @@ def demo_run(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
 ) -> None:
     """Generate the community, build a warehouse from it and run every stage."""
+    # the demo (NumPy, xlsxwriter, matplotlib) loads only for the demo commands
+    from backbone.demo.early_warning import early_warning_tour
+    from backbone.demo.governance import record_governance
+    from backbone.demo.ingest import ingest_community, submission_plan
+    from backbone.demo.outcomes import outcomes_tour
+    from backbone.demo.users import create_demo_users, governance_tour
+
     community = out_dir / "community"
     warehouse = out_dir / "warehouse"
     with doors():
