@@ -13,18 +13,19 @@ from pathlib import Path
 import duckdb
 
 from backbone.demo.community import District
+from backbone.engines.sql import literal
 from backbone.model.descriptors import EDFI_NAMESPACE
 
 __all__ = ["write_edfi_district"]
 
 
 def _d(name: str, col: str) -> str:
-    return f"'{EDFI_NAMESPACE}/{name}#' || {col}"
+    return f"{literal(f'{EDFI_NAMESPACE}/{name}#')} || {col}"
 
 
 def _resources(d: District, t: int) -> dict[str, str]:
     ed_org = d.ed_org_id
-    where = f"partner_id = '{d.partner_id}' AND school_year = {t}"
+    where = f"partner_id = {literal(d.partner_id)} AND school_year = {int(t)}"
     student = "{'studentUniqueId': local_id}"
     school = "{'schoolId': school_local::BIGINT}"
     return {
@@ -57,7 +58,7 @@ def _resources(d: District, t: int) -> dict[str, str]:
                      'assigningOrganizationIdentificationCode': 'State',
                      'identificationCode': state_student_id}}] AS studentIdentificationCodes,
                    [{{'addressTypeDescriptor': '{EDFI_NAMESPACE}/AddressTypeDescriptor#Home',
-                     'streetNumberName': address, 'city': '{d.name.split()[0]}',
+                     'streetNumberName': address, 'city': {literal(d.name.split()[0])},
                      'stateAbbreviationDescriptor': '{EDFI_NAMESPACE}/StateAbbreviationDescriptor#MN',
                      'postalCode': postal_code}}] AS addresses
             FROM x_students WHERE {where} ORDER BY local_id""",
@@ -178,7 +179,9 @@ def write_edfi_district(
         folder.mkdir(parents=True, exist_ok=True)
         for resource, sql in _resources(d, t).items():
             path = folder / f"{resource}.json"
-            con.execute(f"COPY ({sql}) TO '{path}' (FORMAT json, ARRAY true)")
+            con.execute(
+                f"COPY ({sql}) TO {literal(str(path))} (FORMAT json, ARRAY true)"
+            )
             written.append(path)
         say(f"{d.partner_id}: wrote {t}")
     return written

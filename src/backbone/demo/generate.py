@@ -40,6 +40,8 @@ from backbone.demo.planted import plant_errors
 from backbone.demo.records import build_partner_records
 from backbone.demo.simulate import simulate
 from backbone.demo.writers import write_agency, write_cbo, write_district
+from backbone.engines.duckdb import set_option
+from backbone.engines.sql import literal
 from backbone.errors import UserError
 
 __all__ = ["GenerateSummary", "expected_steps", "generate"]
@@ -105,10 +107,10 @@ def generate(
     # exports are several times the size of the simulation.
     scratch = tempfile.TemporaryDirectory(prefix="backbone-demo-")
     con = duckdb.connect(str(Path(scratch.name) / "scratch.duckdb"))
-    con.execute(f"SET threads = {threads}")
-    con.execute(f"SET memory_limit = '{memory_limit}'")
-    con.execute(f"SET temp_directory = '{Path(scratch.name) / 'spill'}'")
-    con.execute("SET preserve_insertion_order = true")
+    set_option(con, "threads", threads)
+    set_option(con, "memory_limit", memory_limit)
+    set_option(con, "temp_directory", str(Path(scratch.name) / "spill"))
+    set_option(con, "preserve_insertion_order", True)
     for name in list(sim.tables):
         con.register(f"{name}_arrow", sim.tables[name])
         con.execute(f"CREATE TABLE {name} AS SELECT * FROM {name}_arrow")
@@ -199,7 +201,8 @@ def _write_truth(con: duckdb.DuckDBPyConnection, truth: Path) -> None:
         "college": "SELECT * FROM college_students ORDER BY person_key",
     }
     for name, sql in queries.items():
-        con.execute(f"COPY ({sql}) TO '{truth / name}.parquet' (FORMAT parquet)")
+        target = literal(str(truth / f"{name}.parquet"))
+        con.execute(f"COPY ({sql}) TO {target} (FORMAT parquet)")
     lines = [
         "program_id,partner_id,effect_attendance_pp,effect_marks,full_dose_sessions"
     ]

@@ -16,6 +16,7 @@ import duckdb
 import xlsxwriter
 
 from backbone.demo.community import CBOS, District
+from backbone.engines.sql import ident, literal
 
 __all__ = ["write_agency", "write_cbo", "write_district"]
 
@@ -187,14 +188,10 @@ def column_name(d: District, canonical: str) -> str:
             return canonical
 
 
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _value_sql(d: District, col: str, kind: str, native: bool) -> str:
     """SQL rendering one canonical column in the district's dialect."""
     if kind == "date":
-        return col if native else f"strftime({col}, {_quote(d.date_format)})"
+        return col if native else f"strftime({col}, {literal(d.date_format)})"
     if kind == "name":
         expr = col
         if d.ascii_names:
@@ -207,7 +204,7 @@ def _value_sql(d: District, col: str, kind: str, native: bool) -> str:
             return col
         yes, no = d.bools
         return (
-            f"CASE WHEN {col} THEN {_quote(yes)} WHEN NOT {col} THEN {_quote(no)} END"
+            f"CASE WHEN {col} THEN {literal(yes)} WHEN NOT {col} THEN {literal(no)} END"
         )
     if kind == "num":
         if native:
@@ -230,7 +227,7 @@ def _value_sql(d: District, col: str, kind: str, native: bool) -> str:
         if not mapping:
             return col
         whens = " ".join(
-            f"WHEN {_quote(k)} THEN {_quote(v)}" for k, v in mapping.items()
+            f"WHEN {literal(k)} THEN {literal(v)}" for k, v in mapping.items()
         )
         return f"CASE {col} {whens} ELSE {col} END"
     return col
@@ -244,7 +241,7 @@ def _district_sql(d: District, entity: str, school_year: int, native: bool) -> s
             continue
         source = SOURCE.get(canonical, canonical)
         expr = _value_sql(d, source, kind, native)
-        select.append(f'{expr} AS "{column_name(d, canonical)}"')
+        select.append(f"{expr} AS {ident(column_name(d, canonical))}")
     body = ", ".join(select)
     order = {
         "attendance": "local_id, event_date, category",
@@ -266,7 +263,7 @@ def _district_sql(d: District, entity: str, school_year: int, native: bool) -> s
         )
     return (
         f"SELECT {body} FROM {source_table} "
-        f"WHERE partner_id = {_quote(d.partner_id)} AND school_year = {school_year} "
+        f"WHERE partner_id = {literal(d.partner_id)} AND school_year = {school_year} "
         f"ORDER BY {order}"
     )
 
@@ -278,8 +275,10 @@ def _copy_text(
     delimiter: str,
     encoding: str,
 ) -> int:
-    delim = "\\t" if delimiter == "\t" else delimiter
-    con.execute(f"COPY ({sql}) TO '{path}' (FORMAT csv, HEADER, DELIMITER E'{delim}')")
+    con.execute(
+        f"COPY ({sql}) TO {literal(str(path))} "
+        f"(FORMAT csv, HEADER, DELIMITER {literal(delimiter)})"
+    )
     if encoding != "utf-8":
         text = path.read_bytes().decode("utf-8")
         path.write_bytes(text.encode(encoding))
@@ -344,7 +343,7 @@ def write_district(
                 path = folder / f"{entity}.parquet"
                 sql = _district_sql(d, entity, t, True)
                 con.execute(
-                    f"COPY ({sql}) TO '{path}' (FORMAT parquet, COMPRESSION zstd)"
+                    f"COPY ({sql}) TO {literal(str(path))} (FORMAT parquet, COMPRESSION zstd)"
                 )
             elif d.file_format == "jsonl":
                 path = folder / f"{entity}.jsonl"
@@ -354,7 +353,7 @@ def write_district(
                 rows = con.execute(f"SELECT count(*) FROM ({sql})").fetchall()[0][0]
                 if not rows:
                     continue
-                con.execute(f"COPY ({sql}) TO '{path}' (FORMAT json)")
+                con.execute(f"COPY ({sql}) TO {literal(str(path))} (FORMAT json)")
             else:
                 ext = {",": "csv", ";": "csv", "|": "txt", "\t": "tsv"}[d.delimiter]
                 path = folder / f"{entity}.{ext}"
@@ -444,7 +443,7 @@ def consent_sql(cbo_id: str, school_year: int) -> str:
         "SELECT local_id AS \"Mentee ID\", CASE WHEN hash(local_id) % 20 = 0 THEN 'No' "
         'ELSE \'Yes\' END AS "Permission", min(begin_date) AS "Signed", '
         'CAST(min(begin_date) + INTERVAL 3 YEAR AS DATE) AS "Valid through" '
-        f"FROM x_roster WHERE partner_id = {_quote(cbo_id)} AND school_year = {school_year} "
+        f"FROM x_roster WHERE partner_id = {literal(cbo_id)} AND school_year = {school_year} "
         "GROUP BY local_id ORDER BY local_id"
     )
 
@@ -462,7 +461,7 @@ def write_cbo(
     date = (
         (lambda c: c)
         if native
-        else (lambda c: f"strftime({c}, {_quote(cbo.date_format)})")
+        else (lambda c: f"strftime({c}, {literal(cbo.date_format)})")
     )
     gender = "CASE sex WHEN 'Female' THEN 'F' ELSE 'M' END"
     roster_exprs = {
@@ -524,18 +523,19 @@ def write_cbo(
         roster_sql = (
             "SELECT "
             + ", ".join(
-                f'{e} AS "{n}"' for e, n in zip(roster_exprs, roster_names, strict=True)
+                f"{e} AS {ident(n)}"
+                for e, n in zip(roster_exprs, roster_names, strict=True)
             )
-            + f" FROM x_roster WHERE partner_id = {_quote(cbo_id)} AND school_year = {t}"
+            + f" FROM x_roster WHERE partner_id = {literal(cbo_id)} AND school_year = {t}"
             " ORDER BY local_id, program_id, begin_date"
         )
         session_sql = (
             "SELECT "
             + ", ".join(
-                f'{e} AS "{n}"'
+                f"{e} AS {ident(n)}"
                 for e, n in zip(session_exprs, session_names, strict=True)
             )
-            + f" FROM x_sessions WHERE partner_id = {_quote(cbo_id)} AND school_year = {t}"
+            + f" FROM x_sessions WHERE partner_id = {literal(cbo_id)} AND school_year = {t}"
             " ORDER BY local_id, program_id, event_date"
         )
         out.mkdir(parents=True, exist_ok=True)
@@ -550,7 +550,7 @@ def write_cbo(
         elif cbo.file_format == "jsonl":
             for name, sql in (("advisees", roster_sql), ("meetings", session_sql)):
                 path = out / f"{name}_{t}.jsonl"
-                con.execute(f"COPY ({sql}) TO '{path}' (FORMAT json)")
+                con.execute(f"COPY ({sql}) TO {literal(str(path))} (FORMAT json)")
                 written.append(path)
         else:
             for name, sql in (("roster", roster_sql), ("sessions", session_sql)):

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
+from backbone.engines.duckdb import set_option
+
 if TYPE_CHECKING:
     from splink.internals.duckdb.database_api import DuckDBAPI
 
@@ -27,9 +29,9 @@ def scratch_api(folder: Path, *, threads: int = 0, memory_limit: str = "") -> Du
     folder.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(folder / "linkage.duckdb"))
     if threads:
-        con.execute(f"SET threads = {int(threads)}")
+        set_option(con, "threads", int(threads))
     if memory_limit:
-        con.execute(f"SET memory_limit = '{memory_limit}'")
-    con.execute(f"SET temp_directory = '{folder / 'spill'}'")
-    con.execute("SET preserve_insertion_order = false")
+        set_option(con, "memory_limit", memory_limit)
+    set_option(con, "temp_directory", str(folder / "spill"))
+    set_option(con, "preserve_insertion_order", False)
     return DuckDBAPI(connection=con)

@@ -31,6 +31,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from backbone.engines.sql import ident, literal
 from backbone.errors import PolicyDenied, UserError
 from backbone.governance.audit import AuditEntry, AuditLog, canonical_json
 from backbone.governance.policy import (
@@ -182,11 +183,12 @@ def cell_pairs_sql(
     parts = []
     # inner cells, then each margin: a dimension replaced by the total
     for keep in _margins(len(by)):
-        cols = [lab if k else f"'{TOTAL}'" for lab, k in zip(labels, keep, strict=True)]
-        label = f"to_json([{', '.join(cols)}])" if cols else f"to_json(['{TOTAL}'])"
+        total = literal(TOTAL)
+        cols = [lab if k else total for lab, k in zip(labels, keep, strict=True)]
+        label = f"to_json([{', '.join(cols) or total}])"
         label = f"CAST({label} AS VARCHAR)"
         if tag:
-            label = f"'{tag}' || {label}"
+            label = f"{literal(tag)} || {label}"
         parts.append(
             f"SELECT DISTINCT unit, record, provider, {label} AS label FROM base"
         )
@@ -1113,7 +1115,9 @@ class ReleaseGate:
 
 def _every_unit_sql(tables: Mapping[str, pa.Table]) -> str:
     """Every (unit, record, provider) the gate gave a derivation."""
-    return " UNION ".join(f'SELECT unit, record, provider FROM "{a}"' for a in tables)
+    return " UNION ".join(
+        f"SELECT unit, record, provider FROM {ident(a)}" for a in tables
+    )
 
 
 def _check_values(statistic: Statistic) -> None:

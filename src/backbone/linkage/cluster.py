@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
+from backbone.engines.sql import literal
+
 if TYPE_CHECKING:
     from splink.internals.database_api import DatabaseAPISubClass
 
@@ -50,7 +52,7 @@ METHOD_RANK = {"review": 0, "deterministic": 1, "model": 2, "encoded": 3}
 
 def method_rank_sql(column: str = "method") -> str:
     """``METHOD_RANK`` as a SQL expression over ``column``."""
-    whens = " ".join(f"WHEN '{m}' THEN {r}" for m, r in METHOD_RANK.items())
+    whens = " ".join(f"WHEN {literal(m)} THEN {r}" for m, r in METHOD_RANK.items())
     return f"(CASE {column} {whens} ELSE {len(METHOD_RANK)} END)"
 
 

@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from backbone.engines import transaction
 from backbone.engines.splink import scratch_api
+from backbone.engines.sql import literal
 from backbone.linkage import cluster, model, prepare
 from backbone.linkage.pprl import dice_edges_sql
 from backbone.settings import Settings
@@ -356,9 +357,9 @@ def _edges_sql(upper: float, upper_dice: float) -> str:
                ELSE 'review'
            END AS decision,
            CASE
-               WHEN d.decision = 'different' THEN '{cluster.CONSTRAINTS[2]}'
+               WHEN d.decision = 'different' THEN {literal(cluster.CONSTRAINTS[2])}
                WHEN NOT b.reviewed_same AND a.state_student_id <> c.state_student_id
-               THEN '{cluster.CONSTRAINTS[1]}'
+               THEN {literal(cluster.CONSTRAINTS[1])}
            END AS reason
     FROM best b
     JOIN records a ON a.unique_id = b.unique_id_l

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from backbone.engines.sql import literal
 from backbone.model.descriptors import GRADE_LEVELS
 
 __all__ = [
@@ -79,7 +80,7 @@ OPTIONAL_INPUTS = frozenset(
 
 
 def _grade_case(column: str) -> str:
-    whens = " ".join(f"WHEN '{name}' THEN {n}" for name, n in GRADE_LEVELS)
+    whens = " ".join(f"WHEN {literal(name)} THEN {n}" for name, n in GRADE_LEVELS)
     return f"CASE {column} {whens} END"
 
 
