@@ -174,10 +174,10 @@ def build(
         with wh.session() as s:
             for p in PARTNERS:
                 wh.partners.add(s, p)
-        for doc in (_district("d1", 10), _district("d2", 11), _club(club_access)):
-            wh.agreements.add_document(
-                parse_document(copy.deepcopy(doc), source="test")
-            )
+            for doc in (_district("d1", 10), _district("d2", 11), _club(club_access)):
+                wh.agreements.add_document(
+                    s, parse_document(copy.deepcopy(doc), source="test")
+                )
         fillers = [f"f{i:02d}" for i in range(1, 31)]
         watchers = [f"g{i:02d}" for i in range(1, 21)]
         persons = {

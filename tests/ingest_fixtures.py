@@ -120,29 +120,32 @@ def make_warehouse(
         effective_from="2024-07-01",
         effective_to="2027-06-30",
     )
-    wh.agreements.add(write(tmp_path / "dsa.yaml", doc))
-    wh.feeds.add(
-        Feed(
-            "d1",
-            "records",
-            ("partner_record", "enrollment"),
-            "term",
-            "DSA-D1",
-            None,
-            __import__("datetime").date(2024, 9, 1),
+    with wh.session() as s:  # no user yet: setting the warehouse up
+        wh.agreements.add(s, write(tmp_path / "dsa.yaml", doc))
+        wh.feeds.add(
+            s,
+            Feed(
+                "d1",
+                "records",
+                ("partner_record", "enrollment"),
+                "term",
+                "DSA-D1",
+                None,
+                __import__("datetime").date(2024, 9, 1),
+            ),
         )
-    )
-    wh.feeds.add(
-        Feed(
-            "d1",
-            "attendance",
-            ("attendance_event",),
-            "monthly",
-            "DSA-D1",
-            None,
-            __import__("datetime").date(2024, 9, 1),
+        wh.feeds.add(
+            s,
+            Feed(
+                "d1",
+                "attendance",
+                ("attendance_event",),
+                "monthly",
+                "DSA-D1",
+                None,
+                __import__("datetime").date(2024, 9, 1),
+            ),
         )
-    )
     for feed, doc_ in MAPPINGS.items():
         path = wh.path / "mappings" / "d1" / f"{feed}.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)

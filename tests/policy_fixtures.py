@@ -265,14 +265,14 @@ def build(path: Path, clock: Callable[[], datetime] = lambda: NOW) -> None:
         with wh.session() as s:
             for p in PARTNERS:
                 wh.partners.add(s, p)
-        for doc in (
-            district_agreement("d1", 10),
-            district_agreement("d2", 11),
-            club_agreement(),
-        ):
-            wh.agreements.add_document(
-                parse_document(copy.deepcopy(doc), source="test")
-            )
+            for doc in (
+                district_agreement("d1", 10),
+                district_agreement("d2", 11),
+                club_agreement(),
+            ):
+                wh.agreements.add_document(
+                    s, parse_document(copy.deepcopy(doc), source="test")
+                )
         d1 = [f"d1-{i:02d}" for i in range(1, 44)]
         d2 = [f"d2-{i:02d}" for i in range(1, 31)]
         c1 = [f"c1-{i}" for i in range(1, 11)]

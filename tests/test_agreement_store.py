@@ -28,7 +28,8 @@ def _widened(tmp_path: Path, **extra: object) -> Path:
 def test_signed_agreement_is_in_force_from_its_effective_date(
     wh: Warehouse, tmp_path: Path
 ) -> None:
-    v = wh.agreements.add(write(tmp_path / "a.yaml", agreement()))
+    with wh.session() as s:
+        v = wh.agreements.add(s, write(tmp_path / "a.yaml", agreement()))
     assert (v.ref, v.status, v.in_force_from) == (
         "DSA-D1@1",
         "approved",
@@ -42,11 +43,14 @@ def test_signed_agreement_is_in_force_from_its_effective_date(
 def test_unsigned_agreement_waits_for_every_party(
     wh: Warehouse, tmp_path: Path
 ) -> None:
-    v = wh.agreements.add(write(tmp_path / "a.yaml", agreement(signatories=[])))
+    with wh.session() as s:
+        v = wh.agreements.add(s, write(tmp_path / "a.yaml", agreement(signatories=[])))
     assert v.status == "pending" and v.awaiting == ("d1", "b0")
-    v = wh.agreements.approve("DSA-D1", "d1", by="Sup", on=date(2024, 8, 1))
+    with wh.session() as s:
+        v = wh.agreements.approve(s, "DSA-D1", "d1", title="Sup", on=date(2024, 8, 1))
     assert v.status == "pending" and v.awaiting == ("b0",)
-    v = wh.agreements.approve("DSA-D1", "b0", by="Dir", on=date(2024, 8, 3))
+    with wh.session() as s:
+        v = wh.agreements.approve(s, "DSA-D1", "b0", title="Dir", on=date(2024, 8, 3))
     assert v.status == "approved"
     assert v.in_force_from == date(
         2024, 8, 3
@@ -74,34 +78,40 @@ def test_unsigned_agreement_waits_for_every_party(
 def test_bad_references_record_nothing(
     wh: Warehouse, tmp_path: Path, changes: dict[str, object], message: str
 ) -> None:
-    with pytest.raises(InputFileError, match=message):
-        wh.agreements.add(write(tmp_path / "a.yaml", agreement(**changes)))
+    with pytest.raises(InputFileError, match=message), wh.session() as s:
+        wh.agreements.add(s, write(tmp_path / "a.yaml", agreement(**changes)))
     assert wh.agreements.ids() == []
     assert not (wh.path / "agreements" / "DSA-D1").exists()
 
 
 def test_duplicate_agreement_is_refused(wh: Warehouse, tmp_path: Path) -> None:
-    wh.agreements.add(write(tmp_path / "a.yaml", agreement()))
-    with pytest.raises(UserError, match="already exists"):
-        wh.agreements.add(write(tmp_path / "a.yaml", agreement()))
+    with wh.session() as s:
+        wh.agreements.add(s, write(tmp_path / "a.yaml", agreement()))
+    with pytest.raises(UserError, match="already exists"), wh.session() as s:
+        wh.agreements.add(s, write(tmp_path / "a.yaml", agreement()))
 
 
 def test_widening_amendment_is_pending_until_every_party_approves(
     wh: Warehouse, tmp_path: Path
 ) -> None:
-    wh.agreements.add(write(tmp_path / "a.yaml", agreement()))
-    v2, changes = wh.agreements.amend(
-        "DSA-D1",
-        _widened(tmp_path),
-        effective=date(2025, 1, 1),
-        summary="Add college outcomes.",
-    )
+    with wh.session() as s:
+        wh.agreements.add(s, write(tmp_path / "a.yaml", agreement()))
+    with wh.session() as s:
+        v2, changes = wh.agreements.amend(
+            s,
+            "DSA-D1",
+            _widened(tmp_path),
+            effective=date(2025, 1, 1),
+            summary="Add college outcomes.",
+        )
     assert v2.change_class == "widening" and v2.status == "pending"
     assert [c.describe() for c in changes] == ["added purposes: college_outcomes"]
     assert wh.agreements.in_force("DSA-D1", date(2025, 6, 1)).version == 1  # type: ignore[union-attr]
-    wh.agreements.approve("DSA-D1", "b0", by="Dir", on=date(2024, 12, 1))
+    with wh.session() as s:
+        wh.agreements.approve(s, "DSA-D1", "b0", title="Dir", on=date(2024, 12, 1))
     assert wh.agreements.in_force("DSA-D1", date(2025, 6, 1)).version == 1  # type: ignore[union-attr]
-    wh.agreements.approve("DSA-D1", "d1", by="Sup", on=date(2024, 12, 10))
+    with wh.session() as s:
+        wh.agreements.approve(s, "DSA-D1", "d1", title="Sup", on=date(2024, 12, 10))
     assert wh.agreements.in_force("DSA-D1", date(2024, 12, 31)).version == 1  # type: ignore[union-attr]
     assert wh.agreements.in_force("DSA-D1", date(2025, 1, 1)).version == 2  # type: ignore[union-attr]
 
@@ -109,32 +119,40 @@ def test_widening_amendment_is_pending_until_every_party_approves(
 def test_narrowing_amendment_takes_effect_on_its_date(
     wh: Warehouse, tmp_path: Path
 ) -> None:
-    wh.agreements.add(write(tmp_path / "a.yaml", agreement()))
-    v2, _ = wh.agreements.amend(
-        "DSA-D1",
-        write(tmp_path / "v2.yaml", agreement(publication={"min_cell_size": 11})),
-        effective=date(2025, 3, 1),
-        summary="Stricter minimum cell size.",
-    )
+    with wh.session() as s:
+        wh.agreements.add(s, write(tmp_path / "a.yaml", agreement()))
+    with wh.session() as s:
+        v2, _ = wh.agreements.amend(
+            s,
+            "DSA-D1",
+            write(tmp_path / "v2.yaml", agreement(publication={"min_cell_size": 11})),
+            effective=date(2025, 3, 1),
+            summary="Stricter minimum cell size.",
+        )
     assert (v2.change_class, v2.status, v2.approvals) == ("narrowing", "approved", ())
     assert wh.agreements.in_force("DSA-D1", date(2025, 2, 28)).version == 1  # type: ignore[union-attr]
     assert wh.agreements.in_force("DSA-D1", date(2025, 3, 1)).version == 2  # type: ignore[union-attr]
 
 
 def test_no_version_is_ever_lost(wh: Warehouse, tmp_path: Path) -> None:
-    wh.agreements.add(write(tmp_path / "a.yaml", agreement()))
-    wh.agreements.amend(
-        "DSA-D1",
-        write(tmp_path / "v2.yaml", agreement(publication={"min_cell_size": 11})),
-        effective=date(2025, 3, 1),
-        summary="Stricter.",
-    )
-    wh.agreements.amend(
-        "DSA-D1",
-        write(tmp_path / "v3.yaml", agreement(publication={"min_cell_size": 15})),
-        effective=date(2025, 9, 1),
-        summary="Stricter still.",
-    )
+    with wh.session() as s:
+        wh.agreements.add(s, write(tmp_path / "a.yaml", agreement()))
+    with wh.session() as s:
+        wh.agreements.amend(
+            s,
+            "DSA-D1",
+            write(tmp_path / "v2.yaml", agreement(publication={"min_cell_size": 11})),
+            effective=date(2025, 3, 1),
+            summary="Stricter.",
+        )
+    with wh.session() as s:
+        wh.agreements.amend(
+            s,
+            "DSA-D1",
+            write(tmp_path / "v3.yaml", agreement(publication={"min_cell_size": 15})),
+            effective=date(2025, 9, 1),
+            summary="Stricter still.",
+        )
     history = wh.agreements.versions("DSA-D1")
     assert [v.version for v in history] == [1, 2, 3]
     assert [v.document.publication.min_cell_size for v in history] == [10, 11, 15]
@@ -177,9 +195,14 @@ def test_bad_amendments_change_nothing(
     summary: str,
     message: str,
 ) -> None:
-    wh.agreements.add(write(tmp_path / "a.yaml", agreement()))
-    with pytest.raises((UserError, InputFileError), match=message):
+    with wh.session() as s:
+        wh.agreements.add(s, write(tmp_path / "a.yaml", agreement()))
+    with (
+        pytest.raises((UserError, InputFileError), match=message),
+        wh.session() as s,
+    ):
         wh.agreements.amend(
+            s,
             "DSA-D1",
             write(tmp_path / "v2.yaml", agreement(**doc_changes)),
             effective=effective,
@@ -191,37 +214,53 @@ def test_bad_amendments_change_nothing(
 def test_a_pending_version_blocks_the_next_until_approved_or_withdrawn(
     wh: Warehouse, tmp_path: Path
 ) -> None:
-    wh.agreements.add(write(tmp_path / "a.yaml", agreement()))
-    wh.agreements.amend(
-        "DSA-D1", _widened(tmp_path), effective=date(2025, 1, 1), summary="Widen."
-    )
-    narrower = write(tmp_path / "v3.yaml", agreement(publication={"min_cell_size": 12}))
-    with pytest.raises(UserError, match="still awaits approval by d1, b0"):
+    with wh.session() as s:
+        wh.agreements.add(s, write(tmp_path / "a.yaml", agreement()))
+    with wh.session() as s:
         wh.agreements.amend(
-            "DSA-D1", narrower, effective=date(2025, 2, 1), summary="Narrow."
+            s,
+            "DSA-D1",
+            _widened(tmp_path),
+            effective=date(2025, 1, 1),
+            summary="Widen.",
         )
-    assert wh.agreements.withdraw("DSA-D1", 2).status == "withdrawn"
-    v3, _ = wh.agreements.amend(
-        "DSA-D1", narrower, effective=date(2025, 2, 1), summary="Narrow."
-    )
+    narrower = write(tmp_path / "v3.yaml", agreement(publication={"min_cell_size": 12}))
+    with (
+        pytest.raises(UserError, match="still awaits approval by d1, b0"),
+        wh.session() as s,
+    ):
+        wh.agreements.amend(
+            s, "DSA-D1", narrower, effective=date(2025, 2, 1), summary="Narrow."
+        )
+    with wh.session() as s:
+        assert wh.agreements.withdraw(s, "DSA-D1", 2).status == "withdrawn"
+    with wh.session() as s:
+        v3, _ = wh.agreements.amend(
+            s, "DSA-D1", narrower, effective=date(2025, 2, 1), summary="Narrow."
+        )
     assert v3.version == 3 and wh.agreements.pending() == []
-    with pytest.raises(UserError, match="nothing to approve"):
-        wh.agreements.approve("DSA-D1", "d1", by="x", on=date(2025, 1, 1), version=2)
+    with pytest.raises(UserError, match="nothing to approve"), wh.session() as s:
+        wh.agreements.approve(
+            s, "DSA-D1", "d1", title="x", on=date(2025, 1, 1), version=2
+        )
 
 
 def test_approval_only_by_a_party_and_only_once(wh: Warehouse, tmp_path: Path) -> None:
-    wh.agreements.add(write(tmp_path / "a.yaml", agreement(signatories=[])))
-    with pytest.raises(UserError, match="c1 is not a party"):
-        wh.agreements.approve("DSA-D1", "c1", by="x", on=date(2024, 8, 1))
-    wh.agreements.approve("DSA-D1", "d1", by="x", on=date(2024, 8, 1))
-    with pytest.raises(UserError, match="already approved"):
-        wh.agreements.approve("DSA-D1", "d1", by="x", on=date(2024, 8, 1))
+    with wh.session() as s:
+        wh.agreements.add(s, write(tmp_path / "a.yaml", agreement(signatories=[])))
+    with pytest.raises(UserError, match="c1 is not a party"), wh.session() as s:
+        wh.agreements.approve(s, "DSA-D1", "c1", title="x", on=date(2024, 8, 1))
+    with wh.session() as s:
+        wh.agreements.approve(s, "DSA-D1", "d1", title="x", on=date(2024, 8, 1))
+    with pytest.raises(UserError, match="already approved"), wh.session() as s:
+        wh.agreements.approve(s, "DSA-D1", "d1", title="x", on=date(2024, 8, 1))
 
 
 def test_lint_detects_a_version_file_edited_after_recording(
     wh: Warehouse, tmp_path: Path
 ) -> None:
-    wh.agreements.add(write(tmp_path / "a.yaml", agreement()))
+    with wh.session() as s:
+        wh.agreements.add(s, write(tmp_path / "a.yaml", agreement()))
     assert wh.agreements.lint() == {"DSA-D1@1": []}
     file = wh.path / "agreements" / "DSA-D1" / "v1.yaml"
     file.write_text(file.read_text().replace("min_cell_size: 10", "min_cell_size: 2"))
@@ -232,7 +271,8 @@ def test_lint_detects_a_version_file_edited_after_recording(
 
 
 def test_expiring_agreements(wh: Warehouse, tmp_path: Path) -> None:
-    wh.agreements.add(write(tmp_path / "a.yaml", agreement()))
+    with wh.session() as s:
+        wh.agreements.add(s, write(tmp_path / "a.yaml", agreement()))
     assert [v.ref for v in wh.agreements.expiring(date(2027, 5, 15), 60)] == [
         "DSA-D1@1"
     ]
@@ -242,7 +282,8 @@ def test_expiring_agreements(wh: Warehouse, tmp_path: Path) -> None:
 def test_unknown_agreement_or_version(wh: Warehouse, tmp_path: Path) -> None:
     with pytest.raises(NotFoundError, match="No agreement 'X'"):
         wh.agreements.versions("X")
-    wh.agreements.add(write(tmp_path / "a.yaml", agreement()))
+    with wh.session() as s:
+        wh.agreements.add(s, write(tmp_path / "a.yaml", agreement()))
     with pytest.raises(NotFoundError, match="has no version 4"):
         wh.agreements.version("DSA-D1", 4)
 
@@ -250,7 +291,8 @@ def test_unknown_agreement_or_version(wh: Warehouse, tmp_path: Path) -> None:
 def test_decide_uses_the_recorded_history(wh: Warehouse, tmp_path: Path) -> None:
     from backbone.partners.agreements import AccessRequest
 
-    wh.agreements.add(write(tmp_path / "a.yaml", agreement()))
+    with wh.session() as s:
+        wh.agreements.add(s, write(tmp_path / "a.yaml", agreement()))
     request = AccessRequest(
         "d1",
         "b0",
@@ -267,47 +309,60 @@ def test_decide_uses_the_recorded_history(wh: Warehouse, tmp_path: Path) -> None
 def test_a_withdrawn_widening_is_not_the_baseline_of_the_next_version(
     wh: Warehouse, tmp_path: Path
 ) -> None:
-    wh.agreements.add(write(tmp_path / "a.yaml", agreement()))
+    with wh.session() as s:
+        wh.agreements.add(s, write(tmp_path / "a.yaml", agreement()))
     wider = agreement()
     wider["purposes"].append({"id": "p3", "description": "Something new."})
-    wh.agreements.amend(
-        "DSA-D1",
-        write(tmp_path / "v2.yaml", wider),
-        effective=date(2025, 1, 1),
-        summary="Widen.",
-    )
-    wh.agreements.withdraw("DSA-D1", 2)
+    with wh.session() as s:
+        wh.agreements.amend(
+            s,
+            "DSA-D1",
+            write(tmp_path / "v2.yaml", wider),
+            effective=date(2025, 1, 1),
+            summary="Widen.",
+        )
+    with wh.session() as s:
+        wh.agreements.withdraw(s, "DSA-D1", 2)
     wider_minus = agreement(publication={"min_cell_size": 12})
     wider_minus["purposes"].append({"id": "p3", "description": "Something new."})
-    v3, _ = wh.agreements.amend(
-        "DSA-D1",
-        write(tmp_path / "v3.yaml", wider_minus),
-        effective=date(2025, 1, 1),
-        summary="Same widening, smuggled.",
-    )
+    with wh.session() as s:
+        v3, _ = wh.agreements.amend(
+            s,
+            "DSA-D1",
+            write(tmp_path / "v3.yaml", wider_minus),
+            effective=date(2025, 1, 1),
+            summary="Same widening, smuggled.",
+        )
     assert v3.change_class == "widening" and v3.status == "pending"
 
 
 def test_a_narrowing_never_takes_effect_before_the_version_it_amends(
     wh: Warehouse, tmp_path: Path
 ) -> None:
-    wh.agreements.add(write(tmp_path / "a.yaml", agreement()))
+    with wh.session() as s:
+        wh.agreements.add(s, write(tmp_path / "a.yaml", agreement()))
     wider = agreement()
     wider["purposes"].append({"id": "p2", "description": "New."})
-    wh.agreements.amend(
-        "DSA-D1",
-        write(tmp_path / "v2.yaml", wider),
-        effective=date(2025, 2, 1),
-        summary="Widen.",
-    )
-    wh.agreements.approve("DSA-D1", "d1", by="x", on=date(2025, 6, 1))
-    wh.agreements.approve("DSA-D1", "b0", by="x", on=date(2025, 6, 1))
+    with wh.session() as s:
+        wh.agreements.amend(
+            s,
+            "DSA-D1",
+            write(tmp_path / "v2.yaml", wider),
+            effective=date(2025, 2, 1),
+            summary="Widen.",
+        )
+    with wh.session() as s:
+        wh.agreements.approve(s, "DSA-D1", "d1", title="x", on=date(2025, 6, 1))
+    with wh.session() as s:
+        wh.agreements.approve(s, "DSA-D1", "b0", title="x", on=date(2025, 6, 1))
     renamed = dict(wider, title="Renamed")
-    v3, _ = wh.agreements.amend(
-        "DSA-D1",
-        write(tmp_path / "v3.yaml", renamed),
-        effective=date(2025, 2, 15),
-        summary="Rename.",
-    )
+    with wh.session() as s:
+        v3, _ = wh.agreements.amend(
+            s,
+            "DSA-D1",
+            write(tmp_path / "v3.yaml", renamed),
+            effective=date(2025, 2, 15),
+            summary="Rename.",
+        )
     assert v3.in_force_from == date(2025, 6, 1)
     assert wh.agreements.in_force("DSA-D1", date(2025, 3, 1)).version == 1  # type: ignore[union-attr]

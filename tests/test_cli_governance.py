@@ -282,7 +282,7 @@ def test_only_a_signed_in_steward_admin_changes_agreements(
     analyst = runner.invoke(
         app, ["agreement", "add", str(path), "-w", w], env=_token(w, "d2.analyst")
     )
-    assert analyst.exit_code == 1 and "may not change agreements" in analyst.output
+    assert analyst.exit_code == 1 and "may not administer" in analyst.output
     with Warehouse.open(w) as wh:
         assert "DSA-EVIL" not in wh.agreements.ids()
     done = runner.invoke(

@@ -119,7 +119,7 @@ def test_the_life_of_an_agreement(wh: str, tmp_path: Path) -> None:
         "DSA-D1",
         "--partner",
         "d1",
-        "--by",
+        "--title",
         "Sup",
         "--on",
         "2024-12-01",
@@ -132,7 +132,7 @@ def test_the_life_of_an_agreement(wh: str, tmp_path: Path) -> None:
         "DSA-D1",
         "--partner",
         "b0",
-        "--by",
+        "--title",
         "Dir",
         "--on",
         "2024-12-02",
@@ -151,6 +151,8 @@ def test_the_life_of_an_agreement(wh: str, tmp_path: Path) -> None:
         and "widening" in history
         and "Add college outcomes" in history
     )
+    # the signed-in steward admin recorded each party's approval on its behalf
+    assert "d1 (steward, 2024-12-01)" in history
     assert "added purposes: college_outcomes" in run(
         "agreement", "diff", "DSA-D1", "1", "2", "-w", wh
     )
@@ -290,8 +292,6 @@ def test_commitments_feeds_requests_status_and_digest(wh: str, tmp_path: Path) -
         "REQ-1",
         "--partner",
         "c1",
-        "--reviewer",
-        "Dir",
         "--decision",
         "approve",
         "--fit",

@@ -332,14 +332,16 @@ def build(path: Path) -> None:
         with wh.session() as s:
             for p in PARTNERS:
                 wh.partners.add(s, p)
-        for doc in (
-            _district("d1"),
-            _district("d2"),
-            _agency(),
-            _agency_to_high_schools(),
-            _club(),
-        ):
-            wh.agreements.add_document(parse_document(copy.deepcopy(doc), source="t"))
+            for doc in (
+                _district("d1"),
+                _district("d2"),
+                _agency(),
+                _agency_to_high_schools(),
+                _club(),
+            ):
+                wh.agreements.add_document(
+                    s, parse_document(copy.deepcopy(doc), source="t")
+                )
         persons: dict[tuple[str, str], int] = {}
         # graduates and college students
         for n in (*_r(1, 40), *_r(41, 64), *_r(401, 433)):

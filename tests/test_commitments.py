@@ -22,20 +22,27 @@ MEETING = date(2026, 10, 1)
 
 def test_overdue_commitments_by_owner_with_dated_history(wh: Warehouse) -> None:
     book = wh.commitments
-    lists = book.add(
-        "Collect graduate lists",
-        owner="d1",
-        owner_person="Ana",
-        counterpart="a1",
-        due=date(2026, 11, 1),
-        made_on=MEETING,
-        context="October meeting",
-    )
-    book.add("Send rosters", owner="c1", due=date(2026, 12, 15), made_on=MEETING)
-    done = book.add("Sign the DSA", owner="a1", due=date(2026, 10, 15), made_on=MEETING)
-    book.update(
-        done.commitment_id, on=date(2026, 10, 10), status="done", note="Signed."
-    )
+    with wh.session() as s:
+        lists = book.add(
+            s,
+            "Collect graduate lists",
+            owner="d1",
+            owner_person="Ana",
+            counterpart="a1",
+            due=date(2026, 11, 1),
+            made_on=MEETING,
+            context="October meeting",
+        )
+    with wh.session() as s:
+        book.add(s, "Send rosters", owner="c1", due=date(2026, 12, 15), made_on=MEETING)
+    with wh.session() as s:
+        done = book.add(
+            s, "Sign the DSA", owner="a1", due=date(2026, 10, 15), made_on=MEETING
+        )
+    with wh.session() as s:
+        book.update(
+            s, done.commitment_id, on=date(2026, 10, 10), status="done", note="Signed."
+        )
     today = date(2026, 11, 30)
     overdue = book.list(on=today, overdue=True)
     assert [c.title for c in overdue] == ["Collect graduate lists"]
@@ -44,13 +51,14 @@ def test_overdue_commitments_by_owner_with_dated_history(wh: Warehouse) -> None:
     assert [c.title for c in book.list(on=today, counterpart="a1")] == [
         "Collect graduate lists"
     ]
-    book.update(
-        lists.commitment_id,
-        on=date(2026, 11, 20),
-        due=date(2026, 12, 5),
-        note="Each side thought the other was collecting them.",
-        by="Steward",
-    )
+    with wh.session() as s:
+        book.update(
+            s,
+            lists.commitment_id,
+            on=date(2026, 11, 20),
+            due=date(2026, 12, 5),
+            note="Each side thought the other was collecting them.",
+        )
     assert book.list(on=today, overdue=True) == []
     history = book.history(lists.commitment_id)
     assert [(h[0], h[1], h[2]) for h in history] == [
@@ -80,18 +88,24 @@ def test_bad_commitments_are_refused(
     }
     args.update(kwargs)
     title = args.pop("title")
-    with pytest.raises(UserError, match=message):
-        wh.commitments.add(title, **args)  # type: ignore[arg-type]
+    with pytest.raises(UserError, match=message), wh.session() as s:
+        wh.commitments.add(s, title, **args)  # type: ignore[arg-type]
     assert wh.commitments.list(on=MEETING) == []
 
 
 def test_updates_need_something_to_record(wh: Warehouse) -> None:
-    c = wh.commitments.add("Do it", owner="d1", due=date(2026, 11, 1), made_on=MEETING)
-    with pytest.raises(UserError, match="Give a new --status"):
-        wh.commitments.update(c.commitment_id, on=MEETING)
-    with pytest.raises(UserError, match="not one of open"):
-        wh.commitments.update(c.commitment_id, on=MEETING, status="finished")
-    with pytest.raises(UserError, match="before the day it was made"):
-        wh.commitments.update(c.commitment_id, on=MEETING, due=date(2000, 1, 1))
-    with pytest.raises(NotFoundError):
-        wh.commitments.update(99, on=MEETING, status="done")
+    with wh.session() as s:
+        c = wh.commitments.add(
+            s, "Do it", owner="d1", due=date(2026, 11, 1), made_on=MEETING
+        )
+    with pytest.raises(UserError, match="Give a new --status"), wh.session() as s:
+        wh.commitments.update(s, c.commitment_id, on=MEETING)
+    with pytest.raises(UserError, match="not one of open"), wh.session() as s:
+        wh.commitments.update(s, c.commitment_id, on=MEETING, status="finished")
+    with (
+        pytest.raises(UserError, match="before the day it was made"),
+        wh.session() as s,
+    ):
+        wh.commitments.update(s, c.commitment_id, on=MEETING, due=date(2000, 1, 1))
+    with pytest.raises(NotFoundError), wh.session() as s:
+        wh.commitments.update(s, 99, on=MEETING, status="done")

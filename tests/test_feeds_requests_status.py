@@ -23,7 +23,8 @@ from .governance_fixtures import agreement, register_partners, write
 def wh(tmp_path: Path) -> Iterator[Warehouse]:
     with Warehouse.init(tmp_path / "wh") as w:
         register_partners(w)
-        w.agreements.add(write(tmp_path / "a.yaml", agreement()))
+        with w.session() as s:
+            w.agreements.add(s, write(tmp_path / "a.yaml", agreement()))
         yield w
 
 
@@ -58,17 +59,19 @@ def _submit(wh: Warehouse, partner: str, feed: str, at: datetime) -> None:
 
 
 def test_a_feed_is_late_until_something_arrives_after_the_period(wh: Warehouse) -> None:
-    wh.feeds.add(
-        Feed(
-            "d1",
-            "attendance",
-            ("attendance_event",),
-            "monthly",
-            "DSA-D1",
-            None,
-            date(2026, 1, 1),
+    with wh.session() as s:
+        wh.feeds.add(
+            s,
+            Feed(
+                "d1",
+                "attendance",
+                ("attendance_event",),
+                "monthly",
+                "DSA-D1",
+                None,
+                date(2026, 1, 1),
+            ),
         )
-    )
     on = date(2026, 11, 30)
     assert [(f.feed_id, due, last) for f, due, last in wh.feeds.late(on)] == [
         ("attendance", date(2026, 11, 15), None)
@@ -107,8 +110,8 @@ def test_a_feed_is_late_until_something_arrives_after_the_period(wh: Warehouse) 
     ],
 )
 def test_bad_feeds_are_refused(wh: Warehouse, feed: Feed, message: str) -> None:
-    with pytest.raises(UserError, match=message):
-        wh.feeds.add(feed)
+    with pytest.raises(UserError, match=message), wh.session() as s:
+        wh.feeds.add(s, feed)
     assert wh.feeds.list() == []
 
 
@@ -144,30 +147,35 @@ REQUEST = {
 def test_a_request_approved_by_every_provider_yields_draft_agreements(
     wh: Warehouse, tmp_path: Path
 ) -> None:
-    r = wh.requests.file(write(tmp_path / "req.yaml", REQUEST), on=date(2026, 11, 1))
+    with wh.session() as s:
+        r = wh.requests.file(
+            s, write(tmp_path / "req.yaml", REQUEST), on=date(2026, 11, 1)
+        )
     assert (r.status, r.awaiting) == ("in_review", ["c1", "d1"])
-    r = wh.requests.review(
-        "REQ-1",
-        provider="c1",
-        reviewer="Dir",
-        decision="approve",
-        fit=4,
-        protections=3,
-        minimum_necessary=4,
-        on=date(2026, 11, 5),
-    )
+    with wh.session() as s:
+        r = wh.requests.review(
+            s,
+            "REQ-1",
+            provider="c1",
+            decision="approve",
+            fit=4,
+            protections=3,
+            minimum_necessary=4,
+            on=date(2026, 11, 5),
+        )
     assert r.status == "in_review" and r.awaiting == ["d1"] and r.drafts == ()
-    r = wh.requests.review(
-        "REQ-1",
-        provider="d1",
-        reviewer="Sup",
-        decision="approve_with_conditions",
-        fit=3,
-        protections=3,
-        minimum_necessary=2,
-        on=date(2026, 11, 9),
-        conditions="No school-level cells below 20.",
-    )
+    with wh.session() as s:
+        r = wh.requests.review(
+            s,
+            "REQ-1",
+            provider="d1",
+            decision="approve_with_conditions",
+            fit=3,
+            protections=3,
+            minimum_necessary=2,
+            on=date(2026, 11, 9),
+            conditions="No school-level cells below 20.",
+        )
     assert r.status == "approved"
     assert r.drafts == ("DUL-REQ-1-c1", "DUL-REQ-1-d1")
     for draft_id in r.drafts:
@@ -187,30 +195,34 @@ def test_a_request_approved_by_every_provider_yields_draft_agreements(
     signed["signatories"] = [
         {"partner": p, "name": "X", "signed": "2026-12-01"} for p in ("c1", "b0", "f1")
     ]
-    assert (
-        wh.agreements.add(write(tmp_path / "signed.yaml", signed)).status == "approved"
-    )
+    with wh.session() as s:
+        assert (
+            wh.agreements.add(s, write(tmp_path / "signed.yaml", signed)).status
+            == "approved"
+        )
 
 
 def test_a_decline_closes_the_request(wh: Warehouse, tmp_path: Path) -> None:
-    wh.requests.file(write(tmp_path / "req.yaml", REQUEST), on=date(2026, 11, 1))
-    r = wh.requests.review(
-        "REQ-1",
-        provider="d1",
-        reviewer="Sup",
-        decision="decline",
-        fit=1,
-        protections=2,
-        minimum_necessary=1,
-        on=date(2026, 11, 2),
-        comments="Not the minimum necessary.",
-    )
+    with wh.session() as s:
+        wh.requests.file(s, write(tmp_path / "req.yaml", REQUEST), on=date(2026, 11, 1))
+    with wh.session() as s:
+        r = wh.requests.review(
+            s,
+            "REQ-1",
+            provider="d1",
+            decision="decline",
+            fit=1,
+            protections=2,
+            minimum_necessary=1,
+            on=date(2026, 11, 2),
+            comments="Not the minimum necessary.",
+        )
     assert r.status == "declined"
-    with pytest.raises(UserError, match="reviews are closed"):
+    with pytest.raises(UserError, match="reviews are closed"), wh.session() as s:
         wh.requests.review(
+            s,
             "REQ-1",
             provider="c1",
-            reviewer="Dir",
             decision="approve",
             fit=4,
             protections=4,
@@ -231,10 +243,10 @@ def test_a_decline_closes_the_request(wh: Warehouse, tmp_path: Path) -> None:
 def test_bad_reviews_are_refused(
     wh: Warehouse, tmp_path: Path, kwargs: dict[str, object], message: str
 ) -> None:
-    wh.requests.file(write(tmp_path / "req.yaml", REQUEST), on=date(2026, 11, 1))
+    with wh.session() as s:
+        wh.requests.file(s, write(tmp_path / "req.yaml", REQUEST), on=date(2026, 11, 1))
     args: dict[str, object] = dict(
         provider="c1",
-        reviewer="Dir",
         decision="approve",
         fit=3,
         protections=3,
@@ -242,19 +254,27 @@ def test_bad_reviews_are_refused(
         on=date(2026, 11, 5),
     )
     args.update(kwargs)
-    with pytest.raises(UserError, match=message):
-        wh.requests.review("REQ-1", **args)  # type: ignore[arg-type]
+    with pytest.raises(UserError, match=message), wh.session() as s:
+        wh.requests.review(s, "REQ-1", **args)  # type: ignore[arg-type]
     assert wh.requests.get("REQ-1").reviews == ()
 
 
 def test_bad_requests_are_refused(wh: Warehouse, tmp_path: Path) -> None:
-    with pytest.raises(InputFileError, match="unknown partner 'zz'"):
+    with (
+        pytest.raises(InputFileError, match="unknown partner 'zz'"),
+        wh.session() as s,
+    ):
         wh.requests.file(
+            s,
             write(tmp_path / "r.yaml", {**REQUEST, "requester": "zz"}),
             on=date(2026, 11, 1),
         )
-    with pytest.raises(InputFileError, match="end \\(2020-01-01\\) is before begin"):
+    with (
+        pytest.raises(InputFileError, match="end \\(2020-01-01\\) is before begin"),
+        wh.session() as s,
+    ):
         wh.requests.file(
+            s,
             write(tmp_path / "r.yaml", {**REQUEST, "end": "2020-01-01"}),
             on=date(2026, 11, 1),
         )
@@ -263,41 +283,50 @@ def test_bad_requests_are_refused(wh: Warehouse, tmp_path: Path) -> None:
 
 def test_status_and_digest_show_what_to_chase(wh: Warehouse, tmp_path: Path) -> None:
     on = date(2027, 5, 15)
-    wh.commitments.add(
-        "Collect <graduate> lists",
-        owner="d1",
-        owner_person="Ana",
-        counterpart="a1",
-        due=date(2027, 4, 1),
-        made_on=date(2027, 3, 1),
-    )
-    wh.commitments.add(
-        "Match the lists",
-        owner="a1",
-        counterpart="d1",
-        due=date(2027, 6, 1),
-        made_on=date(2027, 3, 1),
-    )
-    wh.feeds.add(
-        Feed(
-            "d1",
-            "attendance",
-            ("attendance_event",),
-            "monthly",
-            "DSA-D1",
-            None,
-            date(2026, 9, 1),
+    with wh.session() as s:
+        wh.commitments.add(
+            s,
+            "Collect <graduate> lists",
+            owner="d1",
+            owner_person="Ana",
+            counterpart="a1",
+            due=date(2027, 4, 1),
+            made_on=date(2027, 3, 1),
         )
-    )
-    wh.requests.file(write(tmp_path / "req.yaml", REQUEST), on=date(2027, 5, 1))
+    with wh.session() as s:
+        wh.commitments.add(
+            s,
+            "Match the lists",
+            owner="a1",
+            counterpart="d1",
+            due=date(2027, 6, 1),
+            made_on=date(2027, 3, 1),
+        )
+    with wh.session() as s:
+        wh.feeds.add(
+            s,
+            Feed(
+                "d1",
+                "attendance",
+                ("attendance_event",),
+                "monthly",
+                "DSA-D1",
+                None,
+                date(2026, 9, 1),
+            ),
+        )
+    with wh.session() as s:
+        wh.requests.file(s, write(tmp_path / "req.yaml", REQUEST), on=date(2027, 5, 1))
     v2 = agreement()
     v2["purposes"].append({"id": "college_outcomes", "description": "x"})
-    wh.agreements.amend(
-        "DSA-D1",
-        write(tmp_path / "v2.yaml", v2),
-        effective=date(2027, 6, 1),
-        summary="Widen.",
-    )
+    with wh.session() as s:
+        wh.agreements.amend(
+            s,
+            "DSA-D1",
+            write(tmp_path / "v2.yaml", v2),
+            effective=date(2027, 6, 1),
+            summary="Widen.",
+        )
 
     status = partnership_status(wh, on)
     assert [v.ref for v in status.expiring] == ["DSA-D1@1"]  # ends 2027-06-30
@@ -325,17 +354,19 @@ def test_status_and_digest_show_what_to_chase(wh: Warehouse, tmp_path: Path) -> 
 
 
 def test_a_feed_under_an_ended_agreement_is_not_late(wh: Warehouse) -> None:
-    wh.feeds.add(
-        Feed(
-            "d1",
-            "attendance",
-            ("attendance_event",),
-            "monthly",
-            "DSA-D1",
-            None,
-            date(2026, 1, 1),
+    with wh.session() as s:
+        wh.feeds.add(
+            s,
+            Feed(
+                "d1",
+                "attendance",
+                ("attendance_event",),
+                "monthly",
+                "DSA-D1",
+                None,
+                date(2026, 1, 1),
+            ),
         )
-    )
     assert partnership_status(wh, date(2027, 6, 1)).late_feeds != []
     assert (
         partnership_status(wh, date(2027, 9, 1)).late_feeds == []
@@ -343,9 +374,10 @@ def test_a_feed_under_an_ended_agreement_is_not_late(wh: Warehouse) -> None:
 
 
 def test_feeds_carry_canonical_entities(wh: Warehouse) -> None:
-    with pytest.raises(UserError, match="nonsense is not one"):
+    with pytest.raises(UserError, match="nonsense is not one"), wh.session() as s:
         wh.feeds.add(
-            Feed("d1", "x", ("nonsense",), "term", "DSA-D1", None, date(2026, 1, 1))
+            s,
+            Feed("d1", "x", ("nonsense",), "term", "DSA-D1", None, date(2026, 1, 1)),
         )
 
 
@@ -378,17 +410,19 @@ def test_drafts_are_named_by_the_whole_partner_id(tmp_path: Path) -> None:
                 },
             ],
         }
-        w.requests.file(write(tmp_path / "r.yaml", doc), on=date(2026, 11, 1))
+        with w.session() as s:
+            w.requests.file(s, write(tmp_path / "r.yaml", doc), on=date(2026, 11, 1))
         for provider in ("city-parks", "city-schools"):
-            r = w.requests.review(
-                "REQ-1",
-                provider=provider,
-                reviewer="x",
-                decision="approve",
-                fit=3,
-                protections=3,
-                minimum_necessary=3,
-                on=date(2026, 11, 2),
-            )
+            with w.session() as s:
+                r = w.requests.review(
+                    s,
+                    "REQ-1",
+                    provider=provider,
+                    decision="approve",
+                    fit=3,
+                    protections=3,
+                    minimum_necessary=3,
+                    on=date(2026, 11, 2),
+                )
         assert r.drafts == ("DUL-REQ-1-city-parks", "DUL-REQ-1-city-schools")
         assert len(list((w.path / "agreements" / "drafts").iterdir())) == 2

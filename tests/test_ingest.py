@@ -636,17 +636,19 @@ def test_the_stock_edfi_mapping_reads_grades(tmp_path: Path) -> None:
         },
     )
     try:
-        w.feeds.add(
-            Feed(
-                "d1",
-                "edfi",
-                ("course_transcript",),
-                "term",
-                "DSA-D1",
-                None,
-                date(2024, 9, 1),
+        with w.session() as s:
+            w.feeds.add(
+                s,
+                Feed(
+                    "d1",
+                    "edfi",
+                    ("course_transcript",),
+                    "term",
+                    "DSA-D1",
+                    None,
+                    date(2024, 9, 1),
+                ),
             )
-        )
         (w.path / "mappings/d1/edfi.yaml").write_text("stock: edfi\n")
         grade = {
             "studentSectionAssociationReference": {

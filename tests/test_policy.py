@@ -299,9 +299,10 @@ def _amend(
 ) -> None:
     path = tmp_path / "amend.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-    wh.agreements.amend(
-        str(doc["agreement_id"]), path, effective=effective, summary="test"
-    )
+    with wh.session(user(wh, "steward")) as s:
+        wh.agreements.amend(
+            s, str(doc["agreement_id"]), path, effective=effective, summary="test"
+        )
 
 
 def test_suspended_expired_and_pending_agreements_deny(

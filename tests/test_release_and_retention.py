@@ -315,9 +315,10 @@ def test_a_fixed_destruction_date_holds_while_the_agreement_runs(
         doc["retention"] = {"destroy_after_days": 30, "destroy_by": "2026-03-01"}
         path = tmp_path / "destroy.yaml"
         path.write_text(yaml.safe_dump(doc), encoding="utf-8")
-        wh.agreements.amend(
-            "DSA-C1", path, effective=date(2026, 3, 1), summary="destroy early"
-        )
+        with wh.session(user(wh, "steward")) as s:
+            wh.agreements.amend(
+                s, "DSA-C1", path, effective=date(2026, 3, 1), summary="destroy early"
+            )
         [purge] = wh.retention.run()
         assert purge.provider == "c1" and purge.certificate["due_on"] == "2026-03-01"
         assert _count(wh, "SELECT count(*) FROM analytic.program_participation") == 0
@@ -333,9 +334,10 @@ def test_a_terminated_agreement_purges_only_its_provider(
         doc["termination"] = {"notice_days": 0, "destroy_within_days": 0}
         path = tmp_path / "end.yaml"
         path.write_text(yaml.safe_dump(doc), encoding="utf-8")
-        wh.agreements.amend(
-            "DSA-C1", path, effective=date(2026, 3, 1), summary="club closed"
-        )
+        with wh.session(user(wh, "steward")) as s:
+            wh.agreements.amend(
+                s, "DSA-C1", path, effective=date(2026, 3, 1), summary="club closed"
+            )
         purges = wh.retention.run()
         assert [p.provider for p in purges] == ["c1"]
         assert _count(wh, "SELECT count(*) FROM analytic.program_participation") == 0

@@ -21,8 +21,7 @@ from backbone.cli.common import (
     parse_date,
     signed_in,
 )
-from backbone.errors import AuthenticationFailed, UserError
-from backbone.governance import AuditEntry, Principal
+from backbone.errors import UserError
 from backbone.partners import Contact, Partner
 from backbone.partners.agreements import (
     AccessRequest,
@@ -195,28 +194,6 @@ def partner_show(
 # --- agreement ----------------------------------------------------------------------
 
 
-def _steward_admin(wh: Warehouse, user: str | None, token: str | None) -> Principal:
-    """Agreements decide every read: only a signed-in steward admin records them."""
-    who = signed_in(wh, user, token)
-    if not who.may("administer"):
-        raise AuthenticationFailed(
-            f"{who.user_id} may not change agreements; sign in as a steward admin."
-        )
-    return who
-
-
-def _log_agreement(wh: Warehouse, who: Principal, what: str, provider: str) -> None:
-    wh.audit.append(
-        AuditEntry(
-            "agreement",
-            who.user_id,
-            actor_partner=who.partner_id,
-            providers=(provider,),
-            what=what,
-        )
-    )
-
-
 @agreement_app.command("add")
 def agreement_add(
     file: Path,
@@ -226,11 +203,8 @@ def agreement_add(
 ) -> None:
     """Record a new agreement from its YAML document (version 1; steward admins)."""
     with doors(), Warehouse.open(warehouse) as wh:
-        who = _steward_admin(wh, user, token)
-        v = wh.agreements.add(file)
-        _log_agreement(
-            wh, who, f"recorded {v.ref} ({v.status})", v.document.parties.provider
-        )
+        with wh.session(signed_in(wh, user, token)) as s:
+            v = wh.agreements.add(s, file)
         state = (
             f"in force from {v.in_force_from}"
             if v.status == "approved"
@@ -253,19 +227,14 @@ def agreement_amend(
 ) -> None:
     """Record the next version of an agreement; widening versions wait for approval."""
     with doors(), Warehouse.open(warehouse) as wh:
-        who = _steward_admin(wh, user, token)
-        v, changes = wh.agreements.amend(
-            agreement_id,
-            file,
-            effective=parse_date(effective, "--effective"),
-            summary=summary,
-        )
-        _log_agreement(
-            wh,
-            who,
-            f"recorded {v.ref} ({v.change_class}, {v.status}): {summary}",
-            v.document.parties.provider,
-        )
+        with wh.session(signed_in(wh, user, token)) as s:
+            v, changes = wh.agreements.amend(
+                s,
+                agreement_id,
+                file,
+                effective=parse_date(effective, "--effective"),
+                summary=summary,
+            )
         console = _plain()
         console.print(
             f"Recorded {v.ref} ({v.change_class}), effective {v.effective_from}."
@@ -282,28 +251,32 @@ def agreement_amend(
 def agreement_approve(
     agreement_id: str,
     partner: Annotated[str, typer.Option(help="The approving party.")],
-    by: Annotated[str, typer.Option(help="Who approved, for the record.")],
     version: Annotated[
         int | None, typer.Option(help="Version (default: the latest).")
+    ] = None,
+    title: Annotated[
+        str | None,
+        typer.Option(
+            help="Who signed for the party, e.g. 'Superintendent' (kept in the audit log)."
+        ),
     ] = None,
     on: OnOption = None,
     user: UserOption = None,
     token: TokenOption = None,
     warehouse: WarehouseOption = Path("warehouse"),
 ) -> None:
-    """Record a party's signed approval of a pending version (steward admins
-    record it; the log names both)."""
+    """Record a party's approval of a pending version, given on --on: an analyst of
+    the party, or a steward admin on its behalf (the signed-in user is recorded)."""
     with doors(), Warehouse.open(warehouse) as wh:
-        who = _steward_admin(wh, user, token)
-        v = wh.agreements.approve(
-            agreement_id, partner, by=by, on=parse_date(on), version=version
-        )
-        _log_agreement(
-            wh,
-            who,
-            f"recorded {partner}'s approval of {v.ref} by {by}",
-            v.document.parties.provider,
-        )
+        with wh.session(signed_in(wh, user, token)) as s:
+            v = wh.agreements.approve(
+                s,
+                agreement_id,
+                partner,
+                on=parse_date(on),
+                version=version,
+                title=title,
+            )
         if v.status == "approved":
             _plain().print(
                 f"{v.ref} is approved by every party and in force from {v.in_force_from}."
@@ -324,9 +297,8 @@ def agreement_withdraw(
 ) -> None:
     """Withdraw a pending version (it stays in the history, never in force)."""
     with doors(), Warehouse.open(warehouse) as wh:
-        who = _steward_admin(wh, user, token)
-        v = wh.agreements.withdraw(agreement_id, version)
-        _log_agreement(wh, who, f"withdrew {v.ref}", v.document.parties.provider)
+        with wh.session(signed_in(wh, user, token)) as s:
+            v = wh.agreements.withdraw(s, agreement_id, version)
         _plain().print(f"{v.ref} withdrawn.")
 
 
@@ -541,19 +513,23 @@ def commitment_add(
         typer.Option(help="Where it was promised, e.g. 'Oct partner meeting'."),
     ] = None,
     on: OnOption = None,
+    user: UserOption = None,
+    token: TokenOption = None,
     warehouse: WarehouseOption = Path("warehouse"),
 ) -> None:
-    """Record a commitment made in a partner meeting."""
+    """Record a commitment made in a partner meeting (steward admins)."""
     with doors(), Warehouse.open(warehouse) as wh:
-        c = wh.commitments.add(
-            title,
-            owner=owner,
-            due=parse_date(due, "--due"),
-            made_on=parse_date(on),
-            owner_person=person,
-            counterpart=counterpart,
-            context=context,
-        )
+        with wh.session(signed_in(wh, user, token)) as s:
+            c = wh.commitments.add(
+                s,
+                title,
+                owner=owner,
+                due=parse_date(due, "--due"),
+                made_on=parse_date(on),
+                owner_person=person,
+                counterpart=counterpart,
+                context=context,
+            )
         _plain().print(
             f"Commitment #{c.commitment_id}: {c.owner_partner_id} will {c.title!r} by {c.due_date}."
         )
@@ -567,20 +543,23 @@ def commitment_update(
     ] = None,
     due: Annotated[str | None, typer.Option(help="New due date.")] = None,
     note: Annotated[str | None, typer.Option(help="What happened.")] = None,
-    by: Annotated[str | None, typer.Option(help="Who reports it.")] = None,
     on: OnOption = None,
+    user: UserOption = None,
+    token: TokenOption = None,
     warehouse: WarehouseOption = Path("warehouse"),
 ) -> None:
-    """Record progress on a commitment (a new dated entry in its history)."""
+    """Record progress on a commitment (a new dated entry in its history): an
+    analyst of the owner, or a steward admin on its behalf."""
     with doors(), Warehouse.open(warehouse) as wh:
-        c = wh.commitments.update(
-            commitment_id,
-            on=parse_date(on),
-            status=status,
-            due=parse_date(due, "--due") if due else None,
-            note=note,
-            by=by,
-        )
+        with wh.session(signed_in(wh, user, token)) as s:
+            c = wh.commitments.update(
+                s,
+                commitment_id,
+                on=parse_date(on),
+                status=status,
+                due=parse_date(due, "--due") if due else None,
+                note=note,
+            )
         _plain().print(
             f"Commitment #{c.commitment_id} is {c.status}, due {c.due_date}."
         )
@@ -664,21 +643,23 @@ def feed_add(
     agreement: Annotated[str, typer.Option(help="Agreement that covers it.")],
     since: Annotated[str, typer.Option(help="First period expected (YYYY-MM-DD).")],
     description: Annotated[str | None, typer.Option()] = None,
+    user: UserOption = None,
+    token: TokenOption = None,
     warehouse: WarehouseOption = Path("warehouse"),
 ) -> None:
-    """Declare a dataset a partner has agreed to send."""
+    """Declare a dataset a partner has agreed to send (steward admins)."""
     with doors(), Warehouse.open(warehouse) as wh:
-        wh.feeds.add(
-            Feed(
-                partner,
-                feed_id,
-                tuple(entity),
-                cadence,
-                agreement,
-                description,
-                parse_date(since, "--since"),
-            )
+        feed = Feed(
+            partner,
+            feed_id,
+            tuple(entity),
+            cadence,
+            agreement,
+            description,
+            parse_date(since, "--since"),
         )
+        with wh.session(signed_in(wh, user, token)) as s:
+            wh.feeds.add(s, feed)
         _plain().print(
             f"Feed {partner}/{feed_id} ({cadence}) recorded under {agreement}."
         )
@@ -721,11 +702,17 @@ def feed_list(
 
 @request_app.command("file")
 def request_file(
-    file: Path, on: OnOption = None, warehouse: WarehouseOption = Path("warehouse")
+    file: Path,
+    on: OnOption = None,
+    user: UserOption = None,
+    token: TokenOption = None,
+    warehouse: WarehouseOption = Path("warehouse"),
 ) -> None:
-    """File a data-use request from its YAML document."""
+    """File a data-use request from its YAML document: an analyst of the requester,
+    or a steward admin on its behalf."""
     with doors(), Warehouse.open(warehouse) as wh:
-        r = wh.requests.file(file, on=parse_date(on))
+        with wh.session(signed_in(wh, user, token)) as s:
+            r = wh.requests.file(s, file, on=parse_date(on))
         _plain().print(
             f"Filed {r.request_id}; awaiting review by {', '.join(r.awaiting)}."
         )
@@ -735,7 +722,6 @@ def request_file(
 def request_review(
     request_id: str,
     partner: Annotated[str, typer.Option(help="The reviewing provider.")],
-    reviewer: Annotated[str, typer.Option(help="Who reviewed.")],
     decision: Annotated[
         str, typer.Option(help="approve, approve_with_conditions or decline.")
     ],
@@ -749,22 +735,26 @@ def request_review(
     conditions: Annotated[str | None, typer.Option()] = None,
     comment: Annotated[str | None, typer.Option()] = None,
     on: OnOption = None,
+    user: UserOption = None,
+    token: TokenOption = None,
     warehouse: WarehouseOption = Path("warehouse"),
 ) -> None:
-    """Record a provider's review of a request."""
+    """Record a provider's review of a request: the signed-in reviewer is an analyst
+    of the provider, or a steward admin recording it on the provider's behalf."""
     with doors(), Warehouse.open(warehouse) as wh:
-        r = wh.requests.review(
-            request_id,
-            provider=partner,
-            reviewer=reviewer,
-            decision=decision,
-            fit=fit,
-            protections=protections,
-            minimum_necessary=minimum,
-            on=parse_date(on),
-            conditions=conditions,
-            comments=comment,
-        )
+        with wh.session(signed_in(wh, user, token)) as s:
+            r = wh.requests.review(
+                s,
+                request_id,
+                provider=partner,
+                decision=decision,
+                fit=fit,
+                protections=protections,
+                minimum_necessary=minimum,
+                on=parse_date(on),
+                conditions=conditions,
+                comments=comment,
+            )
         if r.status == "approved":
             _plain().print(
                 f"{r.request_id} approved by every provider; draft agreements for signature: "

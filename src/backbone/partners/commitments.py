@@ -15,6 +15,7 @@ import duckdb
 
 from backbone.engines.duckdb import transaction
 from backbone.errors import NotFoundError, UserError
+from backbone.session import Session
 
 __all__ = ["STATUSES", "Commitment", "CommitmentBook"]
 
@@ -51,18 +52,9 @@ class CommitmentBook:
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self._con = con
 
-    def _partner(self, partner_id: str | None, what: str) -> None:
-        if partner_id is None:
-            return
-        if not self._con.execute(
-            "SELECT 1 FROM ref.partner WHERE partner_id = ?", [partner_id]
-        ).fetchone():
-            raise UserError(
-                f"Unknown {what} partner {partner_id!r}; `backbone partner list` shows them."
-            )
-
     def add(
         self,
+        s: Session,
         title: str,
         *,
         owner: str,
@@ -72,10 +64,14 @@ class CommitmentBook:
         counterpart: str | None = None,
         context: str | None = None,
     ) -> Commitment:
+        """Record a promise made between partners (a steward admin, who keeps the
+        partnership's book of promises)."""
+        s.require("administer", f"record a commitment of {owner}", action="commitment")
+        con = s.con
         if not title.strip():
             raise UserError("Say what was promised (the commitment's title).")
-        self._partner(owner, "owner")
-        self._partner(counterpart, "counterpart")
+        _partner(con, owner, "owner")
+        _partner(con, counterpart, "counterpart")
         if counterpart == owner:
             raise UserError(
                 "A commitment is owed to another partner; the counterpart cannot be the owner."
@@ -84,7 +80,6 @@ class CommitmentBook:
             raise UserError(
                 f"The due date {due} is before the day it was made ({made_on})."
             )
-        con = self._con
         with transaction(con):
             row = con.execute(
                 "SELECT coalesce(max(commitment_id), 0) + 1 FROM gov.commitment"
@@ -99,19 +94,38 @@ class CommitmentBook:
                 "INSERT INTO gov.commitment_update VALUES (?, 1, ?, 'open', ?, ?, ?)",
                 [cid, made_on, due, f"promised: {title}", owner_person],
             )
-        return self.get(cid)
+        s.record(
+            "commitment",
+            f"commitment #{cid}: {owner} will {title!r} by {due}",
+            providers=tuple(p for p in (owner, counterpart) if p),
+        )
+        return _get(con, cid)
 
     def update(
         self,
+        s: Session,
         commitment_id: int,
         *,
         on: date,
         status: str | None = None,
         due: date | None = None,
         note: str | None = None,
-        by: str | None = None,
     ) -> Commitment:
-        current = self.get(commitment_id)
+        """Record progress on a commitment: a new dated entry in its history.
+
+        The owner reports its own progress: an analyst of the owning partner, or a
+        steward admin recording it on the owner's behalf (the one who keeps the
+        book). The entry names the signed-in user as who reported it.
+        """
+        s.actor()  # who are you, before anything is looked up
+        con = s.con
+        current = _get(con, commitment_id)
+        who = s.require(
+            "act_for_partner",
+            f"report progress on commitment #{commitment_id}",
+            partner=current.owner_partner_id,
+            action="commitment",
+        )
         if status is not None and status not in STATUSES:
             raise UserError(f"Status {status!r} is not one of {', '.join(STATUSES)}.")
         if status is None and due is None and not note:
@@ -122,7 +136,6 @@ class CommitmentBook:
             raise UserError(
                 f"The due date {new_due} is before the day it was made ({current.made_on})."
             )
-        con = self._con
         with transaction(con):
             row = con.execute(
                 "SELECT max(seq) + 1 FROM gov.commitment_update WHERE commitment_id = ?",
@@ -131,24 +144,27 @@ class CommitmentBook:
             assert row is not None
             con.execute(
                 "INSERT INTO gov.commitment_update VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [commitment_id, row[0], on, new_status, new_due, note, by],
+                [commitment_id, row[0], on, new_status, new_due, note, who.user_id],
             )
             con.execute(
                 "UPDATE gov.commitment SET status = ?, due_date = ? WHERE commitment_id = ?",
                 [new_status, new_due, commitment_id],
             )
-        return self.get(commitment_id)
+        s.record(
+            "commitment",
+            f"commitment #{commitment_id} {new_status}, due {new_due}"
+            + (f": {note}" if note else ""),
+            providers=(current.owner_partner_id,),
+            on_behalf_of=(
+                current.owner_partner_id
+                if current.owner_partner_id != who.partner_id
+                else None
+            ),
+        )
+        return _get(con, commitment_id)
 
     def get(self, commitment_id: int) -> Commitment:
-        row = self._con.execute(
-            f"SELECT {_COLUMNS} FROM gov.commitment WHERE commitment_id = ?",
-            [commitment_id],
-        ).fetchone()
-        if row is None:
-            raise NotFoundError(
-                f"No commitment {commitment_id}; `backbone commitment list` shows them."
-            )
-        return Commitment(*row)
+        return _get(self._con, commitment_id)
 
     def history(
         self, commitment_id: int
@@ -185,3 +201,26 @@ class CommitmentBook:
         if overdue:
             items = [c for c in items if c.overdue(on)]
         return items
+
+
+def _partner(con: duckdb.DuckDBPyConnection, partner_id: str | None, what: str) -> None:
+    if partner_id is None:
+        return
+    if not con.execute(
+        "SELECT 1 FROM ref.partner WHERE partner_id = ?", [partner_id]
+    ).fetchone():
+        raise UserError(
+            f"Unknown {what} partner {partner_id!r}; `backbone partner list` shows them."
+        )
+
+
+def _get(con: duckdb.DuckDBPyConnection, commitment_id: int) -> Commitment:
+    row = con.execute(
+        f"SELECT {_COLUMNS} FROM gov.commitment WHERE commitment_id = ?",
+        [commitment_id],
+    ).fetchone()
+    if row is None:
+        raise NotFoundError(
+            f"No commitment {commitment_id}; `backbone commitment list` shows them."
+        )
+    return Commitment(*row)

@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta
 import duckdb
 
 from backbone.errors import NotFoundError, UserError
+from backbone.session import Session
 
 __all__ = ["CADENCES", "Feed", "FeedRegistry", "last_due"]
 
@@ -69,20 +70,28 @@ class FeedRegistry:
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self._con = con
 
-    def add(self, feed: Feed) -> None:
+    def add(self, s: Session, feed: Feed) -> None:
+        """Declare a dataset a partner has agreed to send (a steward admin)."""
+        s.require(
+            "administer",
+            f"declare the feed {feed.partner_id}/{feed.feed_id}",
+            action="feed",
+            providers=(feed.partner_id,),
+        )
+        con = s.con
         if feed.mode not in MODES:
             raise UserError(f"Mode {feed.mode!r} is not one of {', '.join(MODES)}.")
         if feed.cadence not in CADENCES:
             raise UserError(
                 f"Cadence {feed.cadence!r} is not one of {', '.join(CADENCES)}."
             )
-        if not self._con.execute(
+        if not con.execute(
             "SELECT 1 FROM ref.partner WHERE partner_id = ?", [feed.partner_id]
         ).fetchone():
             raise UserError(
                 f"Unknown partner {feed.partner_id!r}; `backbone partner list` shows them."
             )
-        provider = self._con.execute(
+        provider = con.execute(
             "SELECT provider_partner_id FROM gov.agreement_version WHERE agreement_id = ? LIMIT 1",
             [feed.agreement_id],
         ).fetchone()
@@ -102,12 +111,12 @@ class FeedRegistry:
                 f"A feed carries canonical entities; {', '.join(unknown) or '(none)'} is not "
                 f"one. Use: {', '.join(sorted(SHAREABLE))}."
             )
-        if self._con.execute(
+        if con.execute(
             "SELECT 1 FROM gov.feed WHERE partner_id = ? AND feed_id = ?",
             [feed.partner_id, feed.feed_id],
         ).fetchall():
             raise UserError(f"{feed.partner_id} already has a feed {feed.feed_id!r}.")
-        self._con.execute(
+        con.execute(
             "INSERT INTO gov.feed (partner_id, feed_id, entities, cadence, agreement_id, "
             "description, since, mode) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [
@@ -120,6 +129,13 @@ class FeedRegistry:
                 feed.since,
                 feed.mode,
             ],
+        )
+        s.record(
+            "feed",
+            f"feed {feed.partner_id}/{feed.feed_id} ({feed.cadence}: "
+            f"{', '.join(feed.entities)}) under {feed.agreement_id}",
+            providers=(feed.partner_id,),
+            agreements=(feed.agreement_id,),
         )
 
     def list(self, partner_id: str | None = None) -> list[Feed]:

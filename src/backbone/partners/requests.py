@@ -26,6 +26,7 @@ from backbone.partners.agreements.document import (
     Dataset,
     dump_document,
 )
+from backbone.session import Session
 
 __all__ = ["DECISIONS", "DataRequest", "RequestBook", "RequestDocument", "Review"]
 
@@ -128,27 +129,32 @@ class RequestBook:
         self._con = con
         self._drafts = agreements_folder / "drafts"
 
-    def _partners(self) -> dict[str, str]:
-        return dict(
-            self._con.execute("SELECT partner_id, kind FROM ref.partner").fetchall()
-        )
-
-    def file(self, path: Path, *, on: date) -> DataRequest:
+    def file(self, s: Session, path: Path, *, on: date) -> DataRequest:
+        """File a data-use request from its YAML document: an analyst of the
+        requesting partner, or a steward admin filing it on the requester's behalf."""
+        s.actor()  # who are you, before the file is read
         doc = _load(path)
-        partners = self._partners()
+        who = s.require(
+            "act_for_partner",
+            f"file the data-use request {doc.request_id} for {doc.requester}",
+            partner=doc.requester,
+            action="request",
+        )
+        con = s.con
+        partners = _partners(con)
         unknown = [p for p in [doc.requester, *doc.providers()] if p not in partners]
         if unknown:
             raise InputFileError(
                 f"unknown partner {unknown[0]!r}; register it with `backbone partner add` first.",
                 path=path,
             )
-        if self._con.execute(
+        if con.execute(
             "SELECT 1 FROM gov.data_request WHERE request_id = ?", [doc.request_id]
         ).fetchone():
             raise UserError(
                 f"A request {doc.request_id} was already filed; give the new one another id."
             )
-        self._con.execute(
+        con.execute(
             "INSERT INTO gov.data_request VALUES (?, ?, ?, ?, 'in_review', ?, NULL)",
             [
                 doc.request_id,
@@ -160,14 +166,20 @@ class RequestBook:
                 ),
             ],
         )
-        return self.get(doc.request_id)
+        s.record(
+            "request",
+            f"filed {doc.request_id} from {doc.requester}: {doc.title}",
+            providers=tuple(doc.providers()),
+            on_behalf_of=doc.requester if doc.requester != who.partner_id else None,
+        )
+        return _get(con, doc.request_id)
 
     def review(
         self,
+        s: Session,
         request_id: str,
         *,
         provider: str,
-        reviewer: str,
         decision: str,
         fit: int,
         protections: int,
@@ -176,7 +188,18 @@ class RequestBook:
         conditions: str | None = None,
         comments: str | None = None,
     ) -> DataRequest:
-        request = self.get(request_id)
+        """Record ``provider``'s review of a request. The reviewer is the signed-in
+        user: an analyst of the provider, or a steward admin recording the provider's
+        review on its behalf. When every provider has approved, the draft licenses
+        are written to ``agreements/drafts``."""
+        who = s.require(
+            "act_for_partner",
+            f"review {request_id} for {provider}",
+            partner=provider,
+            action="request",
+        )
+        con = s.con
+        request = _get(con, request_id)
         if decision not in DECISIONS:
             raise UserError(
                 f"Decision {decision!r} is not one of {', '.join(DECISIONS)}."
@@ -203,14 +226,13 @@ class RequestBook:
             raise UserError(f"{request_id} is {request.status}; reviews are closed.")
         if provider not in request.awaiting:
             raise UserError(f"{provider} has already reviewed {request_id}.")
-        con = self._con
         with transaction(con):
             con.execute(
                 "INSERT INTO gov.request_review VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     request_id,
                     provider,
-                    reviewer,
+                    who.user_id,
                     decision,
                     fit,
                     protections,
@@ -220,7 +242,7 @@ class RequestBook:
                     on,
                 ],
             )
-            updated = self.get(request_id)
+            updated = _get(con, request_id)
             if decision == "decline":
                 con.execute(
                     "UPDATE gov.data_request SET status = 'declined' WHERE request_id = ?",
@@ -228,129 +250,32 @@ class RequestBook:
                 )
             drafts: dict[str, str] = {}
             if decision != "decline" and not updated.awaiting:
-                drafts = self._draft_agreements(updated)
+                drafts = _draft_agreements(_partners(con), updated)
                 con.execute(
                     "UPDATE gov.data_request SET status = 'approved', draft_agreement_id = ? "
                     "WHERE request_id = ?",
                     [",".join(drafts), request_id],
                 )
-        # files only once the record is committed: a failure leaves no stray drafts
+        s.record(
+            "request",
+            f"{provider}'s review of {request_id}: {decision} (fit {fit}, protections "
+            f"{protections}, minimum {minimum_necessary})"
+            + (f"; drafts {', '.join(drafts)}" if drafts else ""),
+            providers=(provider,),
+            on_behalf_of=provider if provider != who.partner_id else None,
+        )
+        # the files last, once nothing in the stage can fail any more: a refusal or
+        # an error leaves no stray drafts
         if drafts:
             self._drafts.mkdir(parents=True, exist_ok=True)
             for agreement_id, text in drafts.items():
                 (self._drafts / f"{agreement_id}.yaml").write_text(
                     text, encoding="utf-8"
                 )
-        return self.get(request_id)
-
-    def _draft_agreements(self, request: DataRequest) -> dict[str, str]:
-        """One draft data-use license per provider, ready for signature."""
-        partners = self._partners()
-        steward = next(
-            (p for p, kind in sorted(partners.items()) if kind == "backbone"), None
-        )
-        if steward is None:
-            raise UserError(
-                "Register the backbone organization (kind backbone) before approving requests."
-            )
-        doc = request.document
-        ids: dict[str, str] = {}
-        for provider in doc.providers():
-            wanted = [d for d in doc.data if d.provider == provider]
-            level = max(
-                (d.level for d in wanted), key=lambda lv: list(AccessLevel).index(lv)
-            )
-            district = partners[provider] == "school_district"
-            agreement_id = f"DUL-{doc.request_id}-{provider}"
-            conditions = [
-                r.conditions
-                for r in request.reviews
-                if r.provider == provider and r.conditions
-            ]
-            draft = AgreementDocument.model_validate(
-                {
-                    "agreement_id": agreement_id,
-                    "title": f"{doc.title} ({provider})",
-                    "tier": "dul",
-                    "status": "active",
-                    "effective_from": doc.begin,
-                    "effective_to": doc.end,
-                    "parties": {
-                        "provider": provider,
-                        "recipient": steward,
-                        "licensees": [doc.requester],
-                    },
-                    "legal_basis": {
-                        "basis": "ferpa_audit_eval" if district else "contract",
-                        "citation": "34 CFR 99.31(a)(3), 99.35" if district else None,
-                    },
-                    "purposes": [
-                        {
-                            "id": doc.purpose.id,
-                            "description": doc.purpose.description,
-                            "activity_description": f"Data-use request {doc.request_id}: {doc.title}",
-                        }
-                    ],
-                    "datasets": [
-                        {"entity": d.entity, "fields": [{"name": f} for f in d.fields]}
-                        for d in wanted
-                    ],
-                    "recipients": [
-                        {
-                            "partner": doc.requester,
-                            "access": level.value,
-                            "operations": ["aggregate"]
-                            if level is AccessLevel.aggregate
-                            else ["row_level_view", "aggregate"],
-                        }
-                    ],
-                    "redisclosure": "aggregate_public_with_rules"
-                    if level is AccessLevel.aggregate
-                    else "none",
-                    "publication": {
-                        "min_cell_size": 10,
-                        "complementary_suppression": True,
-                    },
-                    "retention": {
-                        "destroy_after_days": 90,
-                        "certificate_required": True,
-                    },
-                    "breach": {
-                        "notify_within_hours": 72,
-                        "notify_parties": [provider, steward],
-                    },
-                    "termination": {"notice_days": 30, "destroy_within_days": 30},
-                }
-            )
-            header = f"# Draft from data-use request {doc.request_id}; sign, then `backbone agreement add`.\n"
-            header += "".join(
-                f"# Condition set by {provider}: {c}\n" for c in conditions
-            )
-            ids[agreement_id] = header + dump_document(draft)
-        return ids
+        return _get(con, request_id)
 
     def get(self, request_id: str) -> DataRequest:
-        row = self._con.execute(
-            "SELECT request_id, requester_partner_id, title, filed_on, status, document, draft_agreement_id "
-            "FROM gov.data_request WHERE request_id = ?",
-            [request_id],
-        ).fetchone()
-        if row is None:
-            raise NotFoundError(
-                f"No request {request_id!r}; `backbone request list` shows them."
-            )
-        reviews = tuple(
-            Review(*r)
-            for r in self._con.execute(
-                "SELECT provider_partner_id, reviewer, decision, fit, protections, minimum_necessary, "
-                "conditions, comments, reviewed_on FROM gov.request_review WHERE request_id = ? "
-                "ORDER BY reviewed_on, provider_partner_id",
-                [request_id],
-            ).fetchall()
-        )
-        doc = RequestDocument.model_validate(yaml.safe_load(row[5]))
-        drafts = tuple(row[6].split(",")) if row[6] else ()
-        return DataRequest(row[0], row[1], row[2], row[3], row[4], doc, reviews, drafts)
+        return _get(self._con, request_id)
 
     def list(self) -> list[DataRequest]:
         ids = [
@@ -360,3 +285,116 @@ class RequestBook:
             ).fetchall()
         ]
         return [self.get(i) for i in ids]
+
+
+def _partners(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    return dict(con.execute("SELECT partner_id, kind FROM ref.partner").fetchall())
+
+
+def _get(con: duckdb.DuckDBPyConnection, request_id: str) -> DataRequest:
+    row = con.execute(
+        "SELECT request_id, requester_partner_id, title, filed_on, status, document, draft_agreement_id "
+        "FROM gov.data_request WHERE request_id = ?",
+        [request_id],
+    ).fetchone()
+    if row is None:
+        raise NotFoundError(
+            f"No request {request_id!r}; `backbone request list` shows them."
+        )
+    reviews = tuple(
+        Review(*r)
+        for r in con.execute(
+            "SELECT provider_partner_id, reviewer, decision, fit, protections, minimum_necessary, "
+            "conditions, comments, reviewed_on FROM gov.request_review WHERE request_id = ? "
+            "ORDER BY reviewed_on, provider_partner_id",
+            [request_id],
+        ).fetchall()
+    )
+    doc = RequestDocument.model_validate(yaml.safe_load(row[5]))
+    drafts = tuple(row[6].split(",")) if row[6] else ()
+    return DataRequest(row[0], row[1], row[2], row[3], row[4], doc, reviews, drafts)
+
+
+def _draft_agreements(partners: dict[str, str], request: DataRequest) -> dict[str, str]:
+    """One draft data-use license per provider, ready for signature; ``partners``
+    are the registered partners' kinds by id."""
+    steward = next(
+        (p for p, kind in sorted(partners.items()) if kind == "backbone"), None
+    )
+    if steward is None:
+        raise UserError(
+            "Register the backbone organization (kind backbone) before approving requests."
+        )
+    doc = request.document
+    ids: dict[str, str] = {}
+    for provider in doc.providers():
+        wanted = [d for d in doc.data if d.provider == provider]
+        level = max(
+            (d.level for d in wanted), key=lambda lv: list(AccessLevel).index(lv)
+        )
+        district = partners[provider] == "school_district"
+        agreement_id = f"DUL-{doc.request_id}-{provider}"
+        conditions = [
+            r.conditions
+            for r in request.reviews
+            if r.provider == provider and r.conditions
+        ]
+        draft = AgreementDocument.model_validate(
+            {
+                "agreement_id": agreement_id,
+                "title": f"{doc.title} ({provider})",
+                "tier": "dul",
+                "status": "active",
+                "effective_from": doc.begin,
+                "effective_to": doc.end,
+                "parties": {
+                    "provider": provider,
+                    "recipient": steward,
+                    "licensees": [doc.requester],
+                },
+                "legal_basis": {
+                    "basis": "ferpa_audit_eval" if district else "contract",
+                    "citation": "34 CFR 99.31(a)(3), 99.35" if district else None,
+                },
+                "purposes": [
+                    {
+                        "id": doc.purpose.id,
+                        "description": doc.purpose.description,
+                        "activity_description": f"Data-use request {doc.request_id}: {doc.title}",
+                    }
+                ],
+                "datasets": [
+                    {"entity": d.entity, "fields": [{"name": f} for f in d.fields]}
+                    for d in wanted
+                ],
+                "recipients": [
+                    {
+                        "partner": doc.requester,
+                        "access": level.value,
+                        "operations": ["aggregate"]
+                        if level is AccessLevel.aggregate
+                        else ["row_level_view", "aggregate"],
+                    }
+                ],
+                "redisclosure": "aggregate_public_with_rules"
+                if level is AccessLevel.aggregate
+                else "none",
+                "publication": {
+                    "min_cell_size": 10,
+                    "complementary_suppression": True,
+                },
+                "retention": {
+                    "destroy_after_days": 90,
+                    "certificate_required": True,
+                },
+                "breach": {
+                    "notify_within_hours": 72,
+                    "notify_parties": [provider, steward],
+                },
+                "termination": {"notice_days": 30, "destroy_within_days": 30},
+            }
+        )
+        header = f"# Draft from data-use request {doc.request_id}; sign, then `backbone agreement add`.\n"
+        header += "".join(f"# Condition set by {provider}: {c}\n" for c in conditions)
+        ids[agreement_id] = header + dump_document(draft)
+    return ids

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
@@ -33,6 +33,7 @@ from backbone.partners.agreements.document import (
     parse_document,
 )
 from backbone.partners.agreements.lint import Finding, Severity, lint_document
+from backbone.session import Session
 
 __all__ = ["AgreementRegistry", "VersionRecord"]
 
@@ -71,10 +72,6 @@ class VersionRecord:
         )
 
 
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
 def _write_once(path: Path, text: str) -> None:
     """Write a version file atomically; an existing file is never replaced."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -105,15 +102,21 @@ class AgreementRegistry:
         return doc
 
     # --- recording ---------------------------------------------------------------
+    #
+    # Agreements decide every read, so only a steward admin records, amends or
+    # withdraws them; a party's approval is given by one of its analysts or recorded
+    # for it by a steward admin. Each write is one audit entry in the session's
+    # transaction; everything a write reads goes through the session's cursor.
 
-    def _known_partners(self) -> set[str]:
-        return {
-            r[0]
-            for r in self._con.execute("SELECT partner_id FROM ref.partner").fetchall()
+    def _check_references(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        doc: AgreementDocument,
+        source: Path | str,
+    ) -> None:
+        known = {
+            r[0] for r in con.execute("SELECT partner_id FROM ref.partner").fetchall()
         }
-
-    def _check_references(self, doc: AgreementDocument, source: Path | str) -> None:
-        known = self._known_partners()
         named = [
             ("parties.provider", doc.parties.provider),
             ("parties.recipient", doc.parties.recipient),
@@ -155,29 +158,44 @@ class AgreementRegistry:
                 path=source,
             )
 
-    def add(self, path: Path) -> VersionRecord:
-        """Record a new agreement from its YAML document as version 1."""
-        doc = load_document(path)
-        return self.add_document(doc, source=path)
+    def add(self, s: Session, path: Path) -> VersionRecord:
+        """Record a new agreement from its YAML document as version 1 (a steward
+        admin)."""
+        s.require(
+            "administer", f"record the agreement in {path.name}", action="agreement"
+        )
+        return self._add_document(s, load_document(path), path)
 
     def add_document(
-        self, doc: AgreementDocument, *, source: Path | str = "<document>"
+        self, s: Session, doc: AgreementDocument, *, source: Path | str = "<document>"
     ) -> VersionRecord:
+        """Record a new agreement as version 1 (a steward admin); the parties that
+        signed it (its signatories) have approved it."""
+        s.require(
+            "administer", f"record the agreement {doc.agreement_id}", action="agreement"
+        )
+        return self._add_document(s, doc, source)
+
+    def _add_document(
+        self, s: Session, doc: AgreementDocument, source: Path | str
+    ) -> VersionRecord:
+        con = s.con
         if doc.version not in (None, 1):
             raise InputFileError(
                 f"a new agreement starts at version 1, not {doc.version}; to change "
                 f"{doc.agreement_id} use `backbone agreement amend`.",
                 path=source,
             )
-        if self._versions_rows(doc.agreement_id):
+        if _versions_rows(con, doc.agreement_id):
             raise UserError(
                 f"Agreement {doc.agreement_id} already exists; record changes with "
                 f"`backbone agreement amend {doc.agreement_id} FILE --effective DATE --summary TEXT`."
             )
-        self._check_references(doc, source)
+        self._check_references(con, doc, source)
         doc = doc.model_copy(update={"version": 1})
-        signed = {s.partner: s for s in doc.signatories}
+        signed = {sig.partner: sig for sig in doc.signatories}
         self._record(
+            s,
             doc,
             doc.effective_from,
             "initial agreement",
@@ -188,13 +206,31 @@ class AgreementRegistry:
                 if p in signed
             ],
         )
-        return self.version(doc.agreement_id, 1)
+        v = self._version(con, doc.agreement_id, 1)
+        s.record(
+            "agreement",
+            f"recorded {v.ref} ({v.status})",
+            providers=(doc.parties.provider,),
+            agreements=(v.ref,),
+        )
+        return v
 
     def amend(
-        self, agreement_id: str, path: Path, *, effective: date, summary: str
+        self,
+        s: Session,
+        agreement_id: str,
+        path: Path,
+        *,
+        effective: date,
+        summary: str,
     ) -> tuple[VersionRecord, list[Change]]:
-        """Record the next version; widening versions wait for every party's approval."""
-        history = self.versions(agreement_id)
+        """Record the next version (a steward admin); widening versions wait for
+        every party's approval."""
+        s.require(
+            "administer", f"amend the agreement {agreement_id}", action="agreement"
+        )
+        con = s.con
+        history = self._versions(con, agreement_id)
         # The baseline is the latest version that was not withdrawn: a withdrawn
         # widening must not become the yardstick that makes the next one look narrow.
         previous = [v for v in history if v.status != "withdrawn"][-1]
@@ -230,7 +266,7 @@ class AgreementRegistry:
                 "an amendment cannot change the provider; record a new agreement instead.",
                 path=path,
             )
-        self._check_references(doc, path)
+        self._check_references(con, doc, path)
         changes = diff_documents(previous.document, doc)
         if not changes:
             raise UserError(
@@ -238,11 +274,19 @@ class AgreementRegistry:
             )
         effect = classify(changes)
         doc = doc.model_copy(update={"version": expected})
-        self._record(doc, effective, summary, effect.value, [])
-        return self.version(agreement_id, expected), changes
+        self._record(s, doc, effective, summary, effect.value, [])
+        v = self._version(con, agreement_id, expected)
+        s.record(
+            "agreement",
+            f"recorded {v.ref} ({v.change_class}, {v.status}): {summary}",
+            providers=(doc.parties.provider,),
+            agreements=(v.ref,),
+        )
+        return v, changes
 
     def _record(
         self,
+        s: Session,
         doc: AgreementDocument,
         effective: date,
         summary: str,
@@ -252,7 +296,8 @@ class AgreementRegistry:
         text = dump_document(doc)
         digest = hashlib.sha256(text.encode()).hexdigest()
         assert doc.version is not None
-        con = self._con
+        con = s.con
+        now = s.clock()
         with transaction(con):
             con.execute(
                 "INSERT INTO gov.agreement_version VALUES (?, ?, ?, ?, ?, ?, 'pending', NULL, ?, ?, ?)",
@@ -263,7 +308,7 @@ class AgreementRegistry:
                     effective,
                     summary,
                     change_class,
-                    _now(),
+                    now,
                     digest,
                     text,
                 ],
@@ -271,57 +316,39 @@ class AgreementRegistry:
             for partner, by, on in approvals:
                 con.execute(
                     "INSERT INTO gov.agreement_approval VALUES (?, ?, ?, ?, ?, ?)",
-                    [doc.agreement_id, doc.version, partner, by, on, _now()],
+                    [doc.agreement_id, doc.version, partner, by, on, now],
                 )
-            self._settle(doc.agreement_id, doc.version, change_class)
+            _settle(con, doc.agreement_id, doc.version, change_class)
             _write_once(self._folder / doc.agreement_id / f"v{doc.version}.yaml", text)
-
-    def _settle(self, agreement_id: str, version: int, change_class: str) -> None:
-        """Put a version in force once it needs no (more) approvals."""
-        effective, text = self._con.execute(
-            "SELECT effective_from, document FROM gov.agreement_version WHERE agreement_id = ? AND version = ?",
-            [agreement_id, version],
-        ).fetchall()[0]
-        doc = parse_document(yaml.safe_load(text), source=f"{agreement_id}@{version}")
-        approvals = dict(
-            self._con.execute(
-                "SELECT partner_id, approved_on FROM gov.agreement_approval WHERE agreement_id = ? AND version = ?",
-                [agreement_id, version],
-            ).fetchall()
-        )
-        needs_all = change_class in ("initial", Effect.widening.value)
-        if needs_all and any(p not in approvals for p in doc.parties.all()):
-            return
-        # Never in force before the version it amends: a narrowing dated between a
-        # widening's effective date and its approval must not carry the widening early.
-        before = self._con.execute(
-            "SELECT max(in_force_from) FROM gov.agreement_version WHERE agreement_id = ? "
-            "AND version < ? AND status = 'approved'",
-            [agreement_id, version],
-        ).fetchall()[0][0]
-        starts = [
-            effective,
-            *(approvals.values() if needs_all else ()),
-            *([before] if before else []),
-        ]
-        in_force = max(starts)
-        self._con.execute(
-            "UPDATE gov.agreement_version SET status = 'approved', in_force_from = ? "
-            "WHERE agreement_id = ? AND version = ?",
-            [in_force, agreement_id, version],
-        )
 
     def approve(
         self,
+        s: Session,
         agreement_id: str,
         partner_id: str,
         *,
-        by: str,
         on: date,
         version: int | None = None,
+        title: str | None = None,
     ) -> VersionRecord:
-        history = self.versions(agreement_id)
-        record = history[-1] if version is None else self.version(agreement_id, version)
+        """Record ``partner_id``'s approval of a pending version (the latest unless
+        ``version`` is given), given on ``on``.
+
+        An analyst of that partner approves for it; a steward admin may record the
+        approval on its behalf. Either way the signed-in user is who approved;
+        ``title`` (the signatory's title, say) goes into the audit entry only.
+        """
+        who = s.require(
+            "act_for_partner",
+            f"approve {agreement_id} for {partner_id}",
+            partner=partner_id,
+            action="agreement",
+        )
+        con = s.con
+        history = self._versions(con, agreement_id)
+        record = (
+            history[-1] if version is None else _pick(history, agreement_id, version)
+        )
         if partner_id not in record.document.parties.all():
             raise UserError(
                 f"{partner_id} is not a party to {agreement_id}; its parties are "
@@ -333,44 +360,65 @@ class AgreementRegistry:
             )
         if partner_id not in record.awaiting:
             raise UserError(f"{partner_id} has already approved {record.ref}.")
-        with transaction(self._con):
-            self._con.execute(
+        with transaction(con):
+            con.execute(
                 "INSERT INTO gov.agreement_approval VALUES (?, ?, ?, ?, ?, ?)",
-                [agreement_id, record.version, partner_id, by, on, _now()],
+                [agreement_id, record.version, partner_id, who.user_id, on, s.clock()],
             )
-            self._settle(agreement_id, record.version, record.change_class)
-        return self.version(agreement_id, record.version)
+            _settle(con, agreement_id, record.version, record.change_class)
+        v = self._version(con, agreement_id, record.version)
+        s.record(
+            "agreement",
+            f"recorded {partner_id}'s approval of {v.ref} given on {on}"
+            + (f" (signed by {title})" if title else "")
+            + (f"; {v.ref} in force from {v.in_force_from}" if v.in_force_from else ""),
+            providers=(v.document.parties.provider,),
+            agreements=(v.ref,),
+            on_behalf_of=partner_id if partner_id != who.partner_id else None,
+            detail={"title": title} if title else {},
+        )
+        return v
 
-    def withdraw(self, agreement_id: str, version: int) -> VersionRecord:
-        record = self.version(agreement_id, version)
+    def withdraw(self, s: Session, agreement_id: str, version: int) -> VersionRecord:
+        """Withdraw a pending version (a steward admin): it stays in the history,
+        never in force."""
+        s.require(
+            "administer", f"withdraw {agreement_id}@{version}", action="agreement"
+        )
+        con = s.con
+        record = self._version(con, agreement_id, version)
         if record.status != "pending":
             raise UserError(
                 f"Only a pending version can be withdrawn; {record.ref} is {record.status}."
             )
-        self._con.execute(
+        con.execute(
             "UPDATE gov.agreement_version SET status = 'withdrawn' WHERE agreement_id = ? AND version = ?",
             [agreement_id, version],
         )
-        return self.version(agreement_id, version)
+        v = self._version(con, agreement_id, version)
+        s.record(
+            "agreement",
+            f"withdrew {v.ref}",
+            providers=(v.document.parties.provider,),
+            agreements=(v.ref,),
+        )
+        return v
 
     # --- reading -------------------------------------------------------------------
 
-    def _versions_rows(self, agreement_id: str) -> list[tuple]:  # type: ignore[type-arg]
-        return self._con.execute(
-            "SELECT agreement_id, version, effective_from, summary, change_class, status, "
-            "in_force_from, recorded_at, document FROM gov.agreement_version "
-            "WHERE agreement_id = ? ORDER BY version",
-            [agreement_id],
-        ).fetchall()
-
     def versions(self, agreement_id: str) -> list[VersionRecord]:
-        rows = self._versions_rows(agreement_id)
+        return self._versions(self._con, agreement_id)
+
+    def _versions(
+        self, con: duckdb.DuckDBPyConnection, agreement_id: str
+    ) -> list[VersionRecord]:
+        rows = _versions_rows(con, agreement_id)
         if not rows:
             raise NotFoundError(
                 f"No agreement {agreement_id!r}; `backbone agreement list` shows them."
             )
         approvals: dict[int, list[tuple[str, str, date]]] = {}
-        for version, partner, by, on in self._con.execute(
+        for version, partner, by, on in con.execute(
             "SELECT version, partner_id, approved_by, approved_on FROM gov.agreement_approval "
             "WHERE agreement_id = ? ORDER BY approved_on, partner_id",
             [agreement_id],
@@ -393,12 +441,12 @@ class AgreementRegistry:
         ]
 
     def version(self, agreement_id: str, version: int) -> VersionRecord:
-        for record in self.versions(agreement_id):
-            if record.version == version:
-                return record
-        raise NotFoundError(
-            f"{agreement_id} has no version {version}; `backbone agreement history {agreement_id}` lists them."
-        )
+        return self._version(self._con, agreement_id, version)
+
+    def _version(
+        self, con: duckdb.DuckDBPyConnection, agreement_id: str, version: int
+    ) -> VersionRecord:
+        return _pick(self._versions(con, agreement_id), agreement_id, version)
 
     def in_force(self, agreement_id: str, on: date) -> VersionRecord | None:
         candidates = [
@@ -472,3 +520,61 @@ class AgreementRegistry:
 
     def pending(self) -> list[VersionRecord]:
         return [v for v in self.all_versions() if v.status == "pending"]
+
+
+def _versions_rows(con: duckdb.DuckDBPyConnection, agreement_id: str) -> list[tuple]:  # type: ignore[type-arg]
+    return con.execute(
+        "SELECT agreement_id, version, effective_from, summary, change_class, status, "
+        "in_force_from, recorded_at, document FROM gov.agreement_version "
+        "WHERE agreement_id = ? ORDER BY version",
+        [agreement_id],
+    ).fetchall()
+
+
+def _pick(
+    history: list[VersionRecord], agreement_id: str, version: int
+) -> VersionRecord:
+    for record in history:
+        if record.version == version:
+            return record
+    raise NotFoundError(
+        f"{agreement_id} has no version {version}; `backbone agreement history {agreement_id}` lists them."
+    )
+
+
+def _settle(
+    con: duckdb.DuckDBPyConnection, agreement_id: str, version: int, change_class: str
+) -> None:
+    """Put a version in force once it needs no (more) approvals."""
+    effective, text = con.execute(
+        "SELECT effective_from, document FROM gov.agreement_version WHERE agreement_id = ? AND version = ?",
+        [agreement_id, version],
+    ).fetchall()[0]
+    doc = parse_document(yaml.safe_load(text), source=f"{agreement_id}@{version}")
+    approvals = dict(
+        con.execute(
+            "SELECT partner_id, approved_on FROM gov.agreement_approval WHERE agreement_id = ? AND version = ?",
+            [agreement_id, version],
+        ).fetchall()
+    )
+    needs_all = change_class in ("initial", Effect.widening.value)
+    if needs_all and any(p not in approvals for p in doc.parties.all()):
+        return
+    # Never in force before the version it amends: a narrowing dated between a
+    # widening's effective date and its approval must not carry the widening early.
+    before = con.execute(
+        "SELECT max(in_force_from) FROM gov.agreement_version WHERE agreement_id = ? "
+        "AND version < ? AND status = 'approved'",
+        [agreement_id, version],
+    ).fetchall()[0][0]
+    starts = [
+        effective,
+        *(approvals.values() if needs_all else ()),
+        *([before] if before else []),
+    ]
+    in_force = max(starts)
+    con.execute(
+        "UPDATE gov.agreement_version SET status = 'approved', in_force_from = ? "
+        "WHERE agreement_id = ? AND version = ?",
+        [in_force, agreement_id, version],
+    )

@@ -1,0 +1,323 @@
+"""Every write of the partnership's paperwork is authorized and audited inside its
+stage: agreements (add, amend, approve, withdraw), feeds, commitments and data-use
+requests.
+
+For each write: with no one signed in it is refused as "who are you" and changes
+nothing; a signed-in user whose role or partner may not do it is refused with 403,
+changes nothing and leaves exactly one deny entry; the user who may leaves exactly
+one audit entry, in the same transaction as the change.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from backbone import Warehouse
+from backbone.errors import AuthenticationFailed, Forbidden
+from backbone.governance import Principal, Role
+from backbone.partners.agreements.document import parse_document
+from backbone.partners.feeds import Feed
+from backbone.session import Session
+
+from .governance_fixtures import agreement, register_partners, write
+from .test_feeds_requests_status import REQUEST
+
+USERS = (
+    ("d1.analyst", "d1", Role.partner_analyst),
+    ("d1.uploader", "d1", Role.partner_uploader),
+    ("d2.analyst", "d2", Role.partner_analyst),
+    ("b0.analyst", "b0", Role.steward_analyst),
+)
+# what the warehouse holds of the paperwork, compared whole before and after
+TABLES = (
+    "gov.agreement_version",
+    "gov.agreement_approval",
+    "gov.feed",
+    "gov.commitment",
+    "gov.commitment_update",
+    "gov.data_request",
+    "gov.request_review",
+)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """DSA-D1 in force (signed), DSA-D2 awaiting both parties, a commitment owed by
+    d1 and a request asking d1 and c1; a steward admin and a few other users."""
+    files = tmp_path_factory.mktemp("docs")
+    path = tmp_path_factory.mktemp("audit") / "wh"
+    with Warehouse.init(path) as wh:
+        register_partners(wh)
+        with wh.session() as s:
+            admin = wh.users.add(s, "steward", partner="b0", role=Role.steward_admin)
+        with wh.session(admin) as s:
+            for user_id, partner, role in USERS:
+                wh.users.add(s, user_id, partner=partner, role=role)
+            wh.agreements.add(s, write(files / "d1.yaml", agreement()))
+            wh.agreements.add(s, write(files / "d2.yaml", _unsigned_d2()))
+            wh.commitments.add(
+                s, "Send rosters", owner="d1", due=date(2026, 11, 1), made_on=DAY
+            )
+            wh.requests.file(s, write(files / "req.yaml", REQUEST), on=DAY)
+    return path
+
+
+@pytest.fixture
+def wh(built: Path, tmp_path: Path) -> Iterator[Warehouse]:
+    shutil.copytree(built, tmp_path / "wh")
+    with Warehouse.open(tmp_path / "wh") as w:
+        yield w
+
+
+DAY = date(2026, 10, 1)
+
+
+def _unsigned_d2() -> dict[str, Any]:
+    return agreement(
+        agreement_id="DSA-D2",
+        parties={"provider": "d2", "recipient": "b0"},
+        signatories=[],
+    )
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    action: str
+    may: str
+    """a user who may"""
+    may_not: str
+    """a signed-in user who may not (wrong role or another partner)"""
+    write: Callable[[Warehouse, Session, Path], object]
+
+
+CASES = [
+    Case(
+        "agreement add",
+        "agreement",
+        "steward",
+        "d1.analyst",
+        lambda wh, s, tmp: wh.agreements.add(
+            s, write(tmp / "c.yaml", agreement(agreement_id="DSA-C"))
+        ),
+    ),
+    Case(
+        "agreement add_document",
+        "agreement",
+        "steward",
+        "b0.analyst",
+        lambda wh, s, tmp: wh.agreements.add_document(
+            s, parse_document(agreement(agreement_id="DSA-C"), source="test")
+        ),
+    ),
+    Case(
+        "agreement amend",
+        "agreement",
+        "steward",
+        "d1.analyst",
+        lambda wh, s, tmp: wh.agreements.amend(
+            s,
+            "DSA-D1",
+            write(tmp / "v2.yaml", agreement(publication={"min_cell_size": 11})),
+            effective=date(2025, 1, 1),
+            summary="Stricter.",
+        ),
+    ),
+    Case(
+        "agreement approve: wrong role",
+        "agreement",
+        "d2.analyst",
+        "b0.analyst",
+        lambda wh, s, tmp: wh.agreements.approve(s, "DSA-D2", "d2", on=DAY),
+    ),
+    Case(
+        "agreement approve: another partner",
+        "agreement",
+        "steward",
+        "d1.analyst",
+        lambda wh, s, tmp: wh.agreements.approve(s, "DSA-D2", "d2", on=DAY),
+    ),
+    Case(
+        "agreement withdraw",
+        "agreement",
+        "steward",
+        "d2.analyst",
+        lambda wh, s, tmp: wh.agreements.withdraw(s, "DSA-D2", 1),
+    ),
+    Case(
+        "feed add",
+        "feed",
+        "steward",
+        "d1.uploader",
+        lambda wh, s, tmp: wh.feeds.add(
+            s,
+            Feed("d1", "att", ("attendance_event",), "monthly", "DSA-D1", None, DAY),
+        ),
+    ),
+    Case(
+        "commitment add",
+        "commitment",
+        "steward",
+        "d1.analyst",
+        lambda wh, s, tmp: wh.commitments.add(
+            s, "Match the lists", owner="a1", due=date(2026, 12, 1), made_on=DAY
+        ),
+    ),
+    Case(
+        "commitment update",
+        "commitment",
+        "d1.analyst",
+        "d1.uploader",
+        lambda wh, s, tmp: wh.commitments.update(
+            s, 1, on=DAY, status="in_progress", note="Started."
+        ),
+    ),
+    Case(
+        "commitment update: another partner",
+        "commitment",
+        "steward",
+        "d2.analyst",
+        lambda wh, s, tmp: wh.commitments.update(s, 1, on=DAY, status="done"),
+    ),
+    Case(
+        "request file",
+        "request",
+        "steward",
+        "d1.analyst",  # the requester is f1
+        lambda wh, s, tmp: wh.requests.file(
+            s, write(tmp / "r.yaml", {**REQUEST, "request_id": "REQ-2"}), on=DAY
+        ),
+    ),
+    Case(
+        "request review",
+        "request",
+        "d1.analyst",
+        "d1.uploader",
+        lambda wh, s, tmp: wh.requests.review(
+            s,
+            "REQ-1",
+            provider="d1",
+            decision="approve",
+            fit=3,
+            protections=3,
+            minimum_necessary=3,
+            on=DAY,
+        ),
+    ),
+    Case(
+        "request review: another partner",
+        "request",
+        "steward",
+        "d2.analyst",
+        lambda wh, s, tmp: wh.requests.review(
+            s,
+            "REQ-1",
+            provider="c1",
+            decision="decline",
+            fit=1,
+            protections=1,
+            minimum_necessary=1,
+            on=DAY,
+        ),
+    ),
+]
+
+
+def _state(wh: Warehouse) -> dict[str, object]:
+    state: dict[str, object] = {
+        t: sorted(map(repr, wh._con.execute(f"SELECT * FROM {t}").fetchall()))
+        for t in TABLES
+    }
+    state["files"] = sorted(str(p) for p in (wh.path / "agreements").rglob("*"))
+    return state
+
+
+def _user(wh: Warehouse, user_id: str) -> Principal:
+    return wh.users.get(user_id)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_without_sign_in_nothing_changes(
+    wh: Warehouse, tmp_path: Path, case: Case
+) -> None:
+    before, seq = _state(wh), wh.audit.head()[0]
+    with (
+        pytest.raises(AuthenticationFailed, match="sign in first"),
+        wh.session() as s,
+    ):
+        case.write(wh, s, tmp_path)
+    assert _state(wh) == before
+    assert wh.audit.head()[0] == seq
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_who_may_not_is_refused_and_the_refusal_audited(
+    wh: Warehouse, tmp_path: Path, case: Case
+) -> None:
+    before, seq = _state(wh), wh.audit.head()[0]
+    with pytest.raises(Forbidden), wh.session(_user(wh, case.may_not)) as s:
+        case.write(wh, s, tmp_path)
+    assert _state(wh) == before
+    [entry] = wh.audit.entries(since_seq=seq)
+    assert (entry["decision"], entry["action"], entry["actor"]) == (
+        "deny",
+        case.action,
+        case.may_not,
+    )
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_each_write_leaves_exactly_one_entry(
+    wh: Warehouse, tmp_path: Path, case: Case
+) -> None:
+    before, seq = _state(wh), wh.audit.head()[0]
+    with wh.session(_user(wh, case.may)) as s:
+        case.write(wh, s, tmp_path)
+    assert _state(wh) != before
+    [entry] = wh.audit.entries(since_seq=seq)
+    assert (entry["decision"], entry["action"], entry["actor"]) == (
+        "allow",
+        case.action,
+        case.may,
+    )
+    assert wh.audit.verify().ok
+
+
+def test_the_signed_in_user_is_who_approved_reviewed_and_reported(
+    wh: Warehouse,
+) -> None:
+    analyst, admin = _user(wh, "d1.analyst"), _user(wh, "steward")
+    seq = wh.audit.head()[0]
+    with wh.session(analyst) as s:
+        wh.commitments.update(s, 1, on=DAY, note="Started.")
+        wh.requests.review(
+            s,
+            "REQ-1",
+            provider="d1",
+            decision="approve",
+            fit=3,
+            protections=3,
+            minimum_necessary=3,
+            on=DAY,
+        )
+    with wh.session(admin) as s:
+        v = wh.agreements.approve(
+            s, "DSA-D2", "d2", on=DAY, title="Superintendent of District Two"
+        )
+    assert v.approvals == (("d2", "steward", DAY),)
+    assert wh.commitments.history(1)[-1][-1] == "d1.analyst"
+    assert [(r.provider, r.reviewer) for r in wh.requests.get("REQ-1").reviews] == [
+        ("d1", "d1.analyst")
+    ]
+    entries = wh.audit.entries(since_seq=seq)
+    # a steward admin records the approval on the party's behalf; the analyst
+    # speaks for its own partner
+    assert [e["on_behalf_of"] for e in entries] == [None, None, "d2"]
+    assert "signed by Superintendent of District Two" in entries[-1]["what"]
