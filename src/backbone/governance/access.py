@@ -27,6 +27,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from backbone.engines.duckdb import set_option
+from backbone.engines.sql import ident
 from backbone.errors import NotFoundError, PolicyDenied, UserError
 from backbone.governance.audit import AuditEntry, AuditLog
 from backbone.governance.policy import (
@@ -74,10 +76,12 @@ def locked_connection(tables: dict[str, pa.Table]) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(":memory:")
     for name, table in tables.items():
         con.register(f"_{name}_arrow", table)
-        con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM "_{name}_arrow"')
+        con.execute(
+            f"CREATE TABLE {ident(name)} AS SELECT * FROM {ident(f'_{name}_arrow')}"
+        )
         con.unregister(f"_{name}_arrow")
-    con.execute("SET enable_external_access = false")
-    con.execute("SET lock_configuration = true")
+    set_option(con, "enable_external_access", False)
+    set_option(con, "lock_configuration", True)
     return con
 
 

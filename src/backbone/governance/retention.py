@@ -29,6 +29,7 @@ from pathlib import Path
 import duckdb
 
 from backbone.engines.duckdb import transaction
+from backbone.engines.sql import literal
 from backbone.governance.audit import AuditEntry, AuditLog, canonical_json
 from backbone.model.schema import ALL_TABLES, DERIVED_FROM
 from backbone.partners.agreements.document import AgreementDocument, Status
@@ -177,7 +178,7 @@ class Retention:
 
     def _holdings(self) -> dict[str, set[str]]:
         parts = [
-            f"SELECT DISTINCT provider_partner_id, '{t.name}' FROM {t.qualified_name}"
+            f"SELECT DISTINCT provider_partner_id, {literal(t.name)} FROM {t.qualified_name}"
             for t in ALL_TABLES
             if t.schema == "analytic" and t.person_level
         ]

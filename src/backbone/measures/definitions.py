@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from backbone.engines.duckdb import transaction
+from backbone.engines.sql import literal
 from backbone.errors import InputFileError, UserError
 from backbone.model.descriptors import GRADE_LEVELS
 
@@ -159,17 +160,13 @@ class Definitions(_Strict):
         of the school year."""
         start = int(start_month)
         cases = " ".join(
-            f"WHEN {term_column} = '{_quote(term)}' THEN make_date("
+            f"WHEN {term_column} = {literal(term)} THEN make_date("
             f"{year_column} - {1 if int(end[:2]) >= start else 0}, "
             f"{int(end[:2])}, {int(end[3:])})"
             for term, end in self.course.term_ends.items()
         )
         fallback = f"(make_date({year_column}, {start}, 1) - INTERVAL 1 DAY)::DATE"
         return f"(CASE {cases} ELSE {fallback} END)" if cases else fallback
-
-
-def _quote(value: str) -> str:
-    return value.replace("'", "''")
 
 
 def parse_definitions(text: str, source: str = "definitions") -> Definitions:
