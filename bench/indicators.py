@@ -39,6 +39,7 @@ from pathlib import Path
 
 import duckdb
 
+from backbone.engines import set_option
 from backbone.measures.definitions import default_definitions
 from backbone.measures.indicator_sql import components_sql, person_indicators_sql
 from backbone.warehouse import DATABASE_FILE, Warehouse
@@ -291,10 +292,10 @@ def main() -> None:
 def run(tmp: Path, students: int, memory_limit: str, threads: int, repeat: int) -> bool:
     wh = Warehouse.init(tmp / "warehouse")
     con = wh._con
-    con.execute(f"SET memory_limit = '{memory_limit}'")
+    set_option(con, "memory_limit", memory_limit)
     if threads:
-        con.execute(f"SET threads = {threads}")
-    con.execute("SET preserve_insertion_order = false")
+        set_option(con, "threads", threads)
+    set_option(con, "preserve_insertion_order", False)
     say(f"generating {students:,} students ...")
     started = time.perf_counter()
     generate(con, students)

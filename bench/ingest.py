@@ -26,6 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.ingest_fixtures import make_warehouse
 
+from backbone.engines import literal, set_option
+
 STUDENTS = 50_000
 DAYS = 200
 
@@ -50,12 +52,12 @@ def run(tmp: Path, rows: int, memory_limit: str | None) -> None:
     on = date(2026, 1, 20)
     wh = make_warehouse(tmp)
     if memory_limit:
-        wh._con.execute(f"SET memory_limit = '{memory_limit}'")
+        set_option(wh._con, "memory_limit", memory_limit)
     con = duckdb.connect()
     enroll = tmp / "enroll.csv"
     con.execute(
         f"""COPY (SELECT 'S' || lpad(i::VARCHAR, 6, '0') AS id, 'HS01' AS school, '2025-08-25' AS entry,
-                   '9' AS grade, '' AS exit, '' AS why FROM range({STUDENTS}) t(i)) TO '{enroll}' (HEADER)"""
+                   '9' AS grade, '' AS exit, '' AS why FROM range({STUDENTS}) t(i)) TO {literal(str(enroll))} (HEADER)"""
     )
     wh.ingest.submit("d1", "records", [enroll], on=on)
     attendance = tmp / "attendance.csv"
@@ -66,13 +68,14 @@ def run(tmp: Path, rows: int, memory_limit: str | None) -> None:
                    strftime(DATE '2025-08-25' + (i % {per_student} + (i // ({per_student} * {STUDENTS})) * {per_student})::INT, '%Y-%m-%d') AS date,
                    CASE WHEN i % 100003 = 7 THEN 'Z' WHEN i % 3 = 0 THEN 'U' WHEN i % 3 = 1 THEN 'E' ELSE 'T' END AS code,
                    '' AS note
-            FROM range({rows}) t(i)) TO '{attendance}' (HEADER)"""
+            FROM range({rows}) t(i)) TO {literal(str(attendance))} (HEADER)"""
     )
     size_mb = attendance.stat().st_size / 1e6
     started = time.perf_counter()
     con.execute(
-        f"CREATE TABLE bare AS SELECT * FROM read_csv('{attendance}', header = true, "
-        "all_varchar = true)"
+        "CREATE TABLE bare AS SELECT * FROM read_csv(?, header = true, "
+        "all_varchar = true)",
+        [str(attendance)],
     )
     bare = con.execute("SELECT count(*) FROM bare").fetchall()[0][0]
     bare_s = time.perf_counter() - started

@@ -33,10 +33,11 @@ def simulate(out: Path, students: int, seed: int) -> None:
 
     from backbone.demo.records import build_partner_records
     from backbone.demo.simulate import simulate as run
+    from backbone.engines import literal, set_option
 
     sim = run(students, 6, seed)
     con = duckdb.connect(str(out / "scratch.duckdb"))
-    con.execute("SET memory_limit = '6GB'")
+    set_option(con, "memory_limit", "6GB")
     for name in list(sim.tables):
         con.register(f"{name}_arrow", sim.tables[name])
         con.execute(f"CREATE TABLE {name} AS SELECT * FROM {name}_arrow")
@@ -47,7 +48,7 @@ def simulate(out: Path, students: int, seed: int) -> None:
         f"""
         COPY (SELECT partner_id, local_id, person_key, first_name, middle_name,
                      last_surname, birth_date, sex, state_student_id, address, postal_code
-              FROM partner_record) TO '{out / "records.parquet"}'
+              FROM partner_record) TO {literal(str(out / "records.parquet"))}
         """
     )
     con.close()
@@ -56,6 +57,7 @@ def simulate(out: Path, students: int, seed: int) -> None:
 def link(out: Path) -> None:
     from backbone import Warehouse
     from backbone.demo.community import CBOS, COLLEGE_AGENCY, DISTRICTS
+    from backbone.engines import literal
     from backbone.linkage.link import run_linkage
 
     wh = Warehouse.init(out / "wh")
@@ -96,8 +98,9 @@ def link(out: Path) -> None:
     truth = out / "truth"
     truth.mkdir()
     con.execute(
-        f"COPY (SELECT partner_id, local_id, person_key FROM '{out / 'records.parquet'}') "
-        f"TO '{truth / 'records.parquet'}'"
+        "COPY (SELECT partner_id, local_id, person_key "
+        f"FROM read_parquet({literal(str(out / 'records.parquet'))})) "
+        f"TO {literal(str(truth / 'records.parquet'))}"
     )
     con.execute(
         "INSERT INTO ref.partner (partner_id, name, kind, created_at) "
