@@ -25,6 +25,8 @@ from backbone.demo.community import (
 from backbone.partners.feeds import Feed
 
 if TYPE_CHECKING:
+    from backbone.governance import Principal
+    from backbone.session import Session
     from backbone.warehouse import Warehouse
 
 __all__ = ["record_governance", "write_governance_files"]
@@ -616,8 +618,14 @@ def write_governance_files(out: Path, last_year: int = 2026) -> list[Path]:
     return written
 
 
-def record_governance(wh: Warehouse, community: Path, today: date) -> dict[str, int]:
-    """Record the paperwork in a warehouse whose partners are registered."""
+def record_governance(
+    wh: Warehouse, community: Path, today: date, by: Principal | None = None
+) -> dict[str, int]:
+    """Record the paperwork in a warehouse whose partners are registered, through
+    sessions like any other write, so every agreement, approval, feed, commitment,
+    request and review leaves its audit entry. ``by`` is the steward admin who
+    records it; without one the warehouse must have no user yet (the demo records
+    its paperwork while setting the warehouse up)."""
     folder = community / "agreements"
     counts = {
         "agreements": 0,
@@ -626,29 +634,79 @@ def record_governance(wh: Warehouse, community: Path, today: date) -> dict[str, 
         "commitments": 0,
         "requests": 0,
     }
-    for path in sorted(folder.glob("*.yaml")):
-        wh.agreements.add(path)
-        counts["agreements"] += 1
-    wh.agreements.amend(
-        "DSA-A01",
-        folder / "amendments" / "DSA-A01-v2.yaml",
-        effective=date(2024, 1, 1),
-        summary="Add the college-outcomes purpose and linkage with the districts' graduates.",
-    )
-    wh.agreements.approve(
-        "DSA-A01", COLLEGE_AGENCY[0], by="Agency Director", on=date(2023, 12, 1)
-    )
-    wh.agreements.approve(
-        "DSA-A01", STEWARD, by="Executive Director", on=date(2023, 12, 4)
-    )
+    with wh.session(by) as s:
+        for path in sorted(folder.glob("*.yaml")):
+            wh.agreements.add(s, path)
+            counts["agreements"] += 1
+        wh.agreements.amend(
+            s,
+            "DSA-A01",
+            folder / "amendments" / "DSA-A01-v2.yaml",
+            effective=date(2024, 1, 1),
+            summary="Add the college-outcomes purpose and linkage with the districts' graduates.",
+        )
+        # each party's signature, recorded by the steward on its behalf
+        wh.agreements.approve(
+            s,
+            "DSA-A01",
+            COLLEGE_AGENCY[0],
+            on=date(2023, 12, 1),
+            title="Agency Director",
+        )
+        wh.agreements.approve(
+            s, "DSA-A01", STEWARD, on=date(2023, 12, 4), title="Executive Director"
+        )
     counts["agreement versions"] = len(wh.agreements.all_versions())
 
+    with wh.session(by) as s:
+        counts["feeds"] = _record_feeds(wh, s)
+    with wh.session(by) as s:
+        _record_commitments(wh, s, today)
+    counts["commitments"] = len(wh.commitments.list(on=today, open_only=False))
+
+    with wh.session(by) as s:
+        request = wh.requests.file(
+            s,
+            community / "requests" / "REQ-2026-07.yaml",
+            on=today - timedelta(days=21),
+        )
+        # the providers' reviews, recorded by the steward on their behalf
+        wh.requests.review(
+            s,
+            request.request_id,
+            provider="c04-collegebound",
+            decision="approve",
+            fit=4,
+            protections=3,
+            minimum_necessary=4,
+            on=today - timedelta(days=14),
+            comments="Exactly what our funder needs; aggregate only.",
+        )
+        wh.requests.review(
+            s,
+            request.request_id,
+            provider=COLLEGE_AGENCY[0],
+            decision="approve_with_conditions",
+            fit=3,
+            protections=3,
+            minimum_necessary=3,
+            on=today - timedelta(days=7),
+            conditions="Report institution types, not institution names.",
+        )
+    counts["requests"] = 1
+    return counts
+
+
+def _record_feeds(wh: Warehouse, s: Session) -> int:
+    """The datasets every data partner sends; returns how many."""
+    feeds = 0
     for d in DISTRICTS:
         aid = f"DSA-{d.partner_id.split('-')[0].upper()}"
         attendance = (
             "attendance_event" if d.attendance == "daily" else "attendance_period"
         )
         wh.feeds.add(
+            s,
             Feed(
                 d.partner_id,
                 "attendance",
@@ -657,9 +715,10 @@ def record_governance(wh: Warehouse, community: Path, today: date) -> dict[str, 
                 aid,
                 "Attendance for the school year to date",
                 date(2020, 9, 1),
-            )
+            ),
         )
         wh.feeds.add(
+            s,
             Feed(
                 d.partner_id,
                 "student-records",
@@ -678,13 +737,14 @@ def record_governance(wh: Warehouse, community: Path, today: date) -> dict[str, 
                 aid,
                 "Rosters, enrollment, discipline, marks, tests and graduates",
                 date(2020, 9, 1),
-            )
+            ),
         )
-        counts["feeds"] += 2
+        feeds += 2
     for c in CBOS:
         aid = f"DSA-{c.partner_id.split('-')[0].upper()}"
         consent = ("consent",) if c.partner_id == "c01-brightfutures" else ()
         wh.feeds.add(
+            s,
             Feed(
                 c.partner_id,
                 "rosters",
@@ -698,10 +758,11 @@ def record_governance(wh: Warehouse, community: Path, today: date) -> dict[str, 
                 aid,
                 "Program rosters and session attendance",
                 date(2023, 9, 1),
-            )
+            ),
         )
-        counts["feeds"] += 1
+        feeds += 1
     wh.feeds.add(
+        s,
         Feed(
             COLLEGE_AGENCY[0],
             "college-records",
@@ -710,13 +771,18 @@ def record_governance(wh: Warehouse, community: Path, today: date) -> dict[str, 
             "DSA-A01",
             "Graduates' college terms and events",
             date(2021, 9, 1),
-        )
+        ),
     )
-    counts["feeds"] += 1
+    return feeds + 1
 
+
+def _record_commitments(wh: Warehouse, s: Session, today: date) -> None:
+    """Promises from the fall partner meeting (some overdue whenever the demo runs)
+    and their progress, reported by the steward for their owners."""
     book = wh.commitments
     meeting = today - timedelta(days=55)
     grad = book.add(
+        s,
         "Collect the high schools' graduate lists for the college match",
         owner="d02-riverside",
         owner_person="M. Alvarez (data manager)",
@@ -726,12 +792,13 @@ def record_governance(wh: Warehouse, community: Path, today: date) -> dict[str, 
         context="Fall partner meeting",
     )
     book.update(
+        s,
         grad.commitment_id,
         on=today - timedelta(days=30),
         note="Assumed the college agency was collecting them.",
-        by="M. Alvarez",
     )
     book.add(
+        s,
         "Send the corrected 2025-26 enrollment workbook",
         owner="d05-oakdale",
         owner_person="J. Chen",
@@ -741,6 +808,7 @@ def record_governance(wh: Warehouse, community: Path, today: date) -> dict[str, 
         context="Fall partner meeting",
     )
     roster = book.add(
+        s,
         "Share the new mentoring roster template with all mentors",
         owner="c01-brightfutures",
         owner_person="T. Brooks",
@@ -750,13 +818,14 @@ def record_governance(wh: Warehouse, community: Path, today: date) -> dict[str, 
         context="Fall partner meeting",
     )
     book.update(
+        s,
         roster.commitment_id,
         on=today - timedelta(days=10),
         status="in_progress",
         note="Template drafted.",
-        by="T. Brooks",
     )
     book.add(
+        s,
         "Draft the chronic-absence section of the community scorecard",
         owner=STEWARD,
         owner_person="Data steward",
@@ -766,6 +835,7 @@ def record_governance(wh: Warehouse, community: Path, today: date) -> dict[str, 
         context="Fall partner meeting",
     )
     signed = book.add(
+        s,
         "Countersign the amended college-agency agreement",
         owner=STEWARD,
         owner_person="Executive Director",
@@ -775,38 +845,9 @@ def record_governance(wh: Warehouse, community: Path, today: date) -> dict[str, 
         context="Agreement review",
     )
     book.update(
+        s,
         signed.commitment_id,
         on=date(2023, 12, 4),
         status="done",
         note="Signed; version 2 in force.",
-        by="Executive Director",
     )
-    counts["commitments"] = len(book.list(on=today, open_only=False))
-
-    request = wh.requests.file(
-        community / "requests" / "REQ-2026-07.yaml", on=today - timedelta(days=21)
-    )
-    wh.requests.review(
-        request.request_id,
-        provider="c04-collegebound",
-        reviewer="Program Director",
-        decision="approve",
-        fit=4,
-        protections=3,
-        minimum_necessary=4,
-        on=today - timedelta(days=14),
-        comments="Exactly what our funder needs; aggregate only.",
-    )
-    wh.requests.review(
-        request.request_id,
-        provider=COLLEGE_AGENCY[0],
-        reviewer="Agency Director",
-        decision="approve_with_conditions",
-        fit=3,
-        protections=3,
-        minimum_necessary=3,
-        on=today - timedelta(days=7),
-        conditions="Report institution types, not institution names.",
-    )
-    counts["requests"] = 1
-    return counts
