@@ -27,7 +27,7 @@ from typing import cast
 import duckdb
 
 from backbone import __version__
-from backbone.engines import begin, connect, end
+from backbone.engines import begin, connect, end, literal
 from backbone.engines.duckdb import Handle, clear_note
 from backbone.errors import NotAWarehouseError, UserError, WarehouseError
 from backbone.governance import (
@@ -420,7 +420,7 @@ class Warehouse:
     def table_counts(self) -> list[TableInfo]:
         """Row count of every canonical table, in declaration order."""
         union = " UNION ALL ".join(
-            f"SELECT '{t.qualified_name}' AS name, count(*) AS n "
+            f"SELECT {literal(t.qualified_name)} AS name, count(*) AS n "
             f"FROM {t.qualified_name}"
             for t in ALL_TABLES
         )
