@@ -30,6 +30,7 @@ test: lint typecheck
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: $(VENV)/.installed
+	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/generate.py
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/linkage.py

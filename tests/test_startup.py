@@ -1,0 +1,66 @@
+"""Starting the command stays cheap: the heavy libraries load only in the stages that
+use them (bench/startup.py prints the CPU time; this guards the rule, untimed)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# packages that cost a noticeable share of a second to import, and the demo
+HEAVY = (
+    "sklearn",
+    "scipy",
+    "statsmodels",
+    "matplotlib",
+    "opendp",
+    "polars",
+    "splink",
+    "sqlglot",
+    "pandas",
+    "joblib",
+    "fastexcel",
+    "xlsxwriter",
+    "backbone.demo",
+)
+
+_LOADED_AFTER = """
+import sys
+from typer.testing import CliRunner
+from backbone.cli import app
+result = CliRunner().invoke(app, sys.argv[1:])
+assert result.exit_code == 0, result.output
+print(" ".join(sys.modules))
+"""
+
+
+def _heavy_loaded(*args: str) -> set[str]:
+    """The heavy packages in ``sys.modules`` after running ``backbone *args``."""
+    run = subprocess.run(
+        [sys.executable, "-c", _LOADED_AFTER, *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return {
+        heavy
+        for name in run.stdout.split()
+        for heavy in HEAVY
+        if name == heavy or name.startswith(heavy + ".")
+    }
+
+
+@pytest.mark.parametrize("command", [["--help"], ["info"], ["settings"]])
+def test_commands_that_only_look_load_no_heavy_library(
+    command: list[str], tmp_path: Path
+) -> None:
+    warehouse = tmp_path / "wh"
+    subprocess.run(
+        [sys.executable, "-m", "backbone", "init", str(warehouse)],
+        capture_output=True,
+        check=True,
+    )
+    args = [*command, "--warehouse", str(warehouse)] if command == ["info"] else command
+    assert _heavy_loaded(*args) == set()
