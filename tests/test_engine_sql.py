@@ -9,7 +9,14 @@ from decimal import Decimal
 import duckdb
 import pytest
 
-from backbone.engines import ident, literal, next_id, qualified, set_option
+from backbone.engines import (
+    ident,
+    literal,
+    next_id,
+    next_ids,
+    qualified,
+    set_option,
+)
 from backbone.engines.sql import SqlValue
 
 AWKWARD = ["plain", 'with "quotes"', "it's", "semi; DROP TABLE x; --", "ünï", " "]
@@ -100,3 +107,11 @@ def test_next_id_never_hands_out_a_number_twice_even_after_a_rollback() -> None:
     assert next_id(con, "ops.thing_id") == 8
     con.execute("ROLLBACK")
     assert next_id(con, "ops.thing_id") == 9
+
+
+def test_next_ids_draws_a_block_and_nothing_after_it_repeats() -> None:
+    con = duckdb.connect()
+    con.execute("CREATE SEQUENCE s START WITH 3")
+    assert next_ids(con, "s", 0) == []
+    assert next_ids(con, "s", 3) == [3, 4, 5]
+    assert next_id(con, "s") == 6

@@ -14,8 +14,14 @@ import duckdb
 import pytest
 
 from backbone import Warehouse
+from backbone.engines import next_id
 from backbone.model.migrations import CURRENT_VERSION, MIGRATIONS, migrate
-from backbone.model.schema import ALL_TABLES, create_table_sql
+from backbone.model.schema import (
+    ALL_TABLES,
+    ID_SEQUENCES,
+    create_sequence_sql,
+    create_table_sql,
+)
 
 STORED_V4 = Path(__file__).parent / "data" / "v4-warehouse"
 
@@ -92,7 +98,30 @@ def test_a_fresh_warehouse_has_exactly_the_declared_schema() -> None:
             "identity.link_edge"
         )
         declared.execute(create_table_sql(t, enforce_key=enforce_key))
+    for sequence in ID_SEQUENCES:
+        declared.execute(create_sequence_sql(sequence))
     assert fresh_schema() == schema_of(declared)
+
+
+def test_id_sequences_start_after_every_id_a_warehouse_already_used() -> None:
+    """Ids came from ``max() + 1`` before step 9: its sequences go on after the
+    largest id anywhere, a person only a merge's evidence still names included, so
+    no id is ever handed out twice."""
+    con = duckdb.connect()
+    migrate(con, target=8)
+    con.execute(
+        "INSERT INTO identity.person (person_id, created_at) "
+        "VALUES (3, TIMESTAMP '2025-01-01')"
+    )
+    con.execute(
+        "INSERT INTO identity.person_event VALUES "
+        "(2, 'merge', 3, 7, 1, '[]', TIMESTAMP '2025-01-02')"
+    )
+    migrate(con)
+    assert next_id(con, "identity.person_id_seq") == 8
+    assert next_id(con, "identity.person_id_seq") == 9
+    assert next_id(con, "identity.link_run_id_seq") == 3
+    assert next_id(con, "ops.submission_id_seq") == 1
 
 
 @pytest.mark.parametrize("start", range(1, CURRENT_VERSION))
@@ -163,6 +192,11 @@ def test_a_warehouse_an_earlier_release_wrote_migrates_with_its_data(
         ]
     con = duckdb.connect(str(path / "backbone.duckdb"), read_only=True)
     assert schema_of(con) == fresh_schema()
+    # its three submissions keep their ids; the next is the fourth
+    assert con.execute(
+        "SELECT start_value FROM duckdb_sequences() "
+        "WHERE sequence_name = 'submission_id_seq'"
+    ).fetchone() == (4,)
     # every row the old warehouse held is still there, column for column (the
     # version and the migration log move on)
     changed = [

@@ -5,6 +5,7 @@ from backbone.engines.duckdb import (
     connect,
     end,
     next_id,
+    next_ids,
     set_option,
     transaction,
 )
@@ -17,6 +18,7 @@ __all__ = [
     "ident",
     "literal",
     "next_id",
+    "next_ids",
     "qualified",
     "set_option",
     "transaction",

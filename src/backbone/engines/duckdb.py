@@ -35,6 +35,7 @@ __all__ = [
     "end",
     "holder_note",
     "next_id",
+    "next_ids",
     "report_waits_to",
     "set_option",
     "transaction",
@@ -241,3 +242,12 @@ def next_id(con: duckdb.DuckDBPyConnection, sequence: str) -> int:
     row = con.execute("SELECT nextval(?)", [sequence]).fetchone()
     assert row is not None
     return int(row[0])
+
+
+def next_ids(con: duckdb.DuckDBPyConnection, sequence: str, count: int) -> list[int]:
+    """The next ``count`` numbers of ``sequence``, ascending (not necessarily
+    consecutive: hand them out from the list, never by arithmetic)."""
+    rows = con.execute(
+        "SELECT nextval(?) AS id FROM range(?) ORDER BY id", [sequence, count]
+    ).fetchall()
+    return [int(r[0]) for r in rows]

@@ -21,6 +21,7 @@ from importlib import resources
 import duckdb
 
 from backbone.engines.duckdb import transaction
+from backbone.engines.sql import literal
 from backbone.errors import SchemaVersionError
 from backbone.model.descriptors import descriptor_rows
 from backbone.version import __version__
@@ -64,6 +65,58 @@ def _seed_descriptors(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+# Step 9, frozen as it shipped: each id sequence and every column that held its ids
+# when ``max() + 1`` handed them out. A sequence starts after the largest of them, so
+# an id of a row since deleted (a person in a merge's evidence, a purged run) is
+# never handed out again.
+_IDS_IN_USE_V9: dict[str, tuple[tuple[str, str], ...]] = {
+    "ops.submission_id_seq": (
+        ("ops.submission", "submission_id"),
+        ("ops.submission_target", "submission_id"),
+        ("ops.quarantine", "submission_id"),
+        ("ops.replacement", "submission_id"),
+        ("ops.replacement", "replaced_submission_id"),
+        ("ops.raw_decision", "submission_id"),
+        ("identity.partner_record", "submission_id"),
+    ),
+    "identity.link_run_id_seq": (
+        ("identity.link_run", "run_id"),
+        ("identity.link_edge", "run_id"),
+        ("identity.person_event", "run_id"),
+    ),
+    "identity.person_id_seq": (
+        ("identity.person", "person_id"),
+        ("identity.person", "merged_into"),
+        ("identity.record_person", "person_id"),
+        ("identity.person_event", "person_id"),
+        ("identity.person_event", "other_person_id"),
+    ),
+    "gov.commitment_id_seq": (
+        ("gov.commitment", "commitment_id"),
+        ("gov.commitment_update", "commitment_id"),
+    ),
+    "gov.release_id_seq": (
+        ("gov.release", "release_id"),
+        ("gov.release_cell", "release_id"),
+        ("gov.release_member", "release_id"),
+        ("gov.dp_spend", "release_id"),
+    ),
+    "gov.purge_id_seq": (("gov.purge", "purge_id"),),
+    "gov.risk_model_id_seq": (("gov.risk_model", "model_id"),),
+}
+
+
+def _create_id_sequences(con: duckdb.DuckDBPyConnection) -> None:
+    for sequence, columns in _IDS_IN_USE_V9.items():
+        largest = " UNION ALL ".join(
+            f"SELECT max({column}) AS id FROM {table}" for table, column in columns
+        )
+        row = con.execute(f"SELECT coalesce(max(id), 0) FROM ({largest})").fetchone()
+        start = int(row[0]) + 1 if row else 1
+        # DDL takes no parameter: the start is a number we computed
+        con.execute(f"CREATE SEQUENCE {sequence} START WITH {literal(start)}")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -105,6 +158,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         8,
         "funders' initiatives: description, target outcomes, minimum dosage",
         frozen_statements(8),
+    ),
+    Migration(
+        9,
+        "ids from sequences: submissions, link runs, persons, commitments, releases, "
+        "purges and risk models, each starting after the largest id already used",
+        (),
+        _create_id_sequences,
     ),
     # Append new steps here, with their SQL inline or in frozen_ddl/NNNN.sql.
 )

@@ -19,9 +19,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 __all__ = [
+    "ID_SEQUENCES",
     "SCHEMAS",
     "Column",
+    "IdSequence",
     "Table",
+    "create_sequence_sql",
     "create_table_sql",
 ]
 
@@ -1300,3 +1303,31 @@ DERIVED_FROM: dict[str, tuple[str, ...]] = {
         "program_attendance",
     ),
 }
+
+
+@dataclass(frozen=True)
+class IdSequence:
+    """The sequence that numbers one table's id column. A sequence never hands out a
+    number twice, even after the row is deleted or its transaction rolls back, and
+    two writers can never draw the same one (``max() + 1`` could do all three)."""
+
+    name: str
+    """qualified, ``schema.name``: what :func:`backbone.engines.duckdb.next_id` takes"""
+    table: str
+    column: str
+
+
+ID_SEQUENCES = (
+    IdSequence("ops.submission_id_seq", "ops.submission", "submission_id"),
+    IdSequence("identity.link_run_id_seq", "identity.link_run", "run_id"),
+    IdSequence("identity.person_id_seq", "identity.person", "person_id"),
+    IdSequence("gov.commitment_id_seq", "gov.commitment", "commitment_id"),
+    IdSequence("gov.release_id_seq", "gov.release", "release_id"),
+    IdSequence("gov.purge_id_seq", "gov.purge", "purge_id"),
+    IdSequence("gov.risk_model_id_seq", "gov.risk_model", "model_id"),
+)
+
+
+def create_sequence_sql(sequence: IdSequence, start: int = 1) -> str:
+    """``CREATE SEQUENCE`` for one id sequence, starting at ``start``."""
+    return f"CREATE SEQUENCE {sequence.name} START WITH {int(start)}"
