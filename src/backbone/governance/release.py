@@ -31,6 +31,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from backbone.engines.duckdb import next_id
 from backbone.engines.sql import ident, literal
 from backbone.errors import PolicyDenied, UserError
 from backbone.governance.audit import AuditEntry, AuditLog, canonical_json
@@ -936,10 +937,7 @@ class ReleaseGate:
     ) -> int:
         agreements = sorted({g.agreement for g in grants if g.agreement})
         providers = sorted({g.provider for g in grants})
-        row = self._con.execute(
-            "SELECT coalesce(max(release_id), 0) + 1 FROM gov.release"
-        ).fetchone()
-        release_id = int(row[0]) if row else 1
+        release_id = next_id(self._con, "gov.release_id_seq")
         self._con.execute(
             "INSERT INTO gov.release VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import duckdb
 
-from backbone.engines.duckdb import transaction
+from backbone.engines.duckdb import next_id, transaction
 from backbone.engines.sql import literal
 from backbone.governance.audit import AuditEntry, AuditLog, canonical_json
 from backbone.model.schema import ALL_TABLES, DERIVED_FROM
@@ -261,10 +261,7 @@ class Retention:
                     [provider, entities],
                 ).fetchall()
             ]
-            row = self._con.execute(
-                "SELECT coalesce(max(purge_id), 0) + 1 FROM gov.purge"
-            ).fetchone()
-            purge_id = int(row[0]) if row else 1
+            purge_id = next_id(self._con, "gov.purge_id_seq")
             certificate: dict[str, object] = {
                 "certificate": f"destruction-{purge_id}",
                 "provider": provider,

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import duckdb
 
-from backbone.engines.duckdb import transaction
+from backbone.engines.duckdb import next_id, transaction
 from backbone.engines.sql import ident, literal
 from backbone.errors import BackboneError, InputFileError, NotFoundError, UserError
 from backbone.ingest.mapping import (
@@ -292,11 +292,7 @@ class Ingestor:
         self, partner_id: str, feed_id: str, name: str, sha: str, size: int, raw: str
     ) -> int:
         with transaction(self._con):
-            sid = int(
-                self._con.execute(
-                    "SELECT coalesce(max(submission_id), 0) + 1 FROM ops.submission"
-                ).fetchall()[0][0]
-            )
+            sid = next_id(self._con, "ops.submission_id_seq")
             self._con.execute(
                 "INSERT INTO ops.submission VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'received', NULL, NULL, NULL, NULL)",
                 [sid, partner_id, feed_id, name, sha, size, raw, _now()],

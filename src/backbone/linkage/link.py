@@ -24,7 +24,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from backbone.engines import transaction
+from backbone.engines import next_id, next_ids, transaction
 from backbone.engines.splink import scratch_api
 from backbone.engines.sql import literal
 from backbone.linkage import cluster, model, prepare
@@ -123,9 +123,7 @@ def run_linkage(
     lower = float(settings["linkage.review_probability"])
     upper_dice = float(settings["linkage.auto_link_dice"])
     lower_dice = float(settings["linkage.review_dice"])
-    run_id = int(
-        _scalar(con, "SELECT coalesce(max(run_id), 0) + 1 FROM identity.link_run")
-    )
+    run_id = next_id(con, "identity.link_run_id_seq")
     saved = con.execute(
         "SELECT model_json FROM identity.link_run WHERE model_json <> '{}' "
         "ORDER BY run_id DESC LIMIT 1"
@@ -452,9 +450,6 @@ def _assign_person_ids(
     merge): it keeps the id of the one with most records there; the others retire,
     merged into it. Clusters with no old person get new ids.
     """
-    next_id = int(
-        _scalar(con, "SELECT coalesce(max(person_id), 0) + 1 FROM identity.person")
-    )
     s.execute(
         """
         CREATE TABLE placed AS
@@ -486,22 +481,41 @@ def _assign_person_ids(
         FROM home GROUP BY cluster_id
         """
     )
+    # clusters with no heir are new persons, numbered in the order of their first
+    # record from ids the warehouse's sequence hands out (never one used before)
     s.execute(
-        f"""
-        CREATE TABLE cluster_person AS
+        """
+        CREATE TABLE cluster_heir AS
         WITH firsts AS (
             SELECT cluster_id, min(partner_id || chr(31) || local_id) AS first_key
             FROM placed GROUP BY cluster_id
         )
-        SELECT f.cluster_id,
-               coalesce(h.person_id,
-                        {next_id} - 1 + row_number() OVER (
-                            PARTITION BY h.person_id IS NULL ORDER BY f.first_key)
-               ) AS person_id,
-               h.person_id IS NULL AS is_new
+        SELECT f.cluster_id, h.person_id AS heir,
+               CASE WHEN h.person_id IS NULL THEN row_number() OVER (
+                   PARTITION BY h.person_id IS NULL ORDER BY f.first_key) END AS new_rank
         FROM firsts f LEFT JOIN heir h USING (cluster_id)
         """
     )
+    fresh = int(_scalar(s, "SELECT count(*) FROM cluster_heir WHERE heir IS NULL"))
+    ids = next_ids(con, "identity.person_id_seq", fresh)
+    s.register(
+        "new_person_ids",
+        pa.table(
+            {
+                "new_rank": pa.array(range(1, fresh + 1), pa.int64()),
+                "person_id": pa.array(ids, pa.int64()),
+            }
+        ),
+    )
+    s.execute(
+        """
+        CREATE TABLE cluster_person AS
+        SELECT c.cluster_id, coalesce(c.heir, n.person_id) AS person_id,
+               c.heir IS NULL AS is_new
+        FROM cluster_heir c LEFT JOIN new_person_ids n USING (new_rank)
+        """
+    )
+    s.unregister("new_person_ids")
     # merges: old persons whose home cluster went to another id
     s.execute(
         f"""

@@ -28,6 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from backbone.engines.duckdb import next_id
 from backbone.errors import UserError
 from backbone.governance.access import Access, locked_connection
 from backbone.measures.indicators import Indicators, Roster, with_identifiers
@@ -272,10 +273,7 @@ class RiskModels:
         }
         version = max(int(v) for v in rows.column("definition_version").to_pylist())
         self._dir.mkdir(exist_ok=True)
-        row = self._con.execute(
-            "SELECT coalesce(max(model_id), 0) + 1 FROM gov.risk_model"
-        ).fetchone()
-        model_id = int(row[0]) if row else 1
+        model_id = next_id(self._con, "gov.risk_model_id_seq")
         path = self._dir / f"risk-{model_id}.joblib"
         trained.save(path)
         checksum = hashlib.sha256(path.read_bytes()).hexdigest()

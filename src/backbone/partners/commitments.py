@@ -13,7 +13,7 @@ from datetime import date
 
 import duckdb
 
-from backbone.engines.duckdb import transaction
+from backbone.engines.duckdb import next_id, transaction
 from backbone.errors import NotFoundError, UserError
 from backbone.session import Session
 
@@ -81,11 +81,7 @@ class CommitmentBook:
                 f"The due date {due} is before the day it was made ({made_on})."
             )
         with transaction(con):
-            row = con.execute(
-                "SELECT coalesce(max(commitment_id), 0) + 1 FROM gov.commitment"
-            ).fetchone()
-            assert row is not None
-            cid = int(row[0])
+            cid = next_id(con, "gov.commitment_id_seq")
             con.execute(
                 f"INSERT INTO gov.commitment ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?)",
                 [cid, title, owner, owner_person, counterpart, due, made_on, context],
