@@ -165,7 +165,7 @@ def stage(
                 f"max_line_size = {MAX_LINE_BYTES}, null_padding = true, "
                 "strict_mode = false)"
             )
-            params += [info.delimiter or ",", info.encoding]
+            params += [info.delimiter or ",", info.encoding or "utf-8"]
             offset = 1  # the header is row 1, as in a spreadsheet
         elif info.format == "parquet":
             relation, offset = "read_parquet(?)", 0
