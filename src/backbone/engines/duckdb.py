@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -160,6 +161,21 @@ class Handle:
 
     def __getattr__(self, name: str) -> object:
         return getattr(self.connection, name)
+
+    def _settled(self) -> duckdb.DuckDBPyConnection:
+        """The connection with no half-read result pending. DuckDB 2 refuses a
+        relation or a registration while an ``execute`` result is not fetched to its
+        end (``fetchone`` leaves it so); on the one connection every stage shares, one
+        stage's ``fetchone`` must not break the next stage's ``sql``."""
+        con = self.connection
+        con.execute("SELECT 1").fetchall()
+        return con
+
+    def sql(self, *args: Any, **kwargs: Any) -> duckdb.DuckDBPyRelation:
+        return self._settled().sql(*args, **kwargs)
+
+    def register(self, *args: Any, **kwargs: Any) -> duckdb.DuckDBPyConnection:
+        return self._settled().register(*args, **kwargs)
 
     @contextmanager
     def released(self) -> Iterator[None]:
