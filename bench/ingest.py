@@ -59,7 +59,8 @@ def run(tmp: Path, rows: int, memory_limit: str | None) -> None:
         f"""COPY (SELECT 'S' || lpad(i::VARCHAR, 6, '0') AS id, 'HS01' AS school, '2025-08-25' AS entry,
                    '9' AS grade, '' AS exit, '' AS why FROM range({STUDENTS}) t(i)) TO {literal(str(enroll))} (HEADER)"""
     )
-    wh.ingest.submit("d1", "records", [enroll], on=on)
+    with wh.session() as s:  # a new warehouse, no user yet: whoever set it up
+        wh.ingest.submit(s, "d1", "records", [enroll], on=on)
     attendance = tmp / "attendance.csv"
     per_student = max(1, rows // STUDENTS)
     con.execute(
@@ -82,7 +83,8 @@ def run(tmp: Path, rows: int, memory_limit: str | None) -> None:
     con.execute("DROP TABLE bare")
     con.close()
     started = time.perf_counter()
-    [result] = wh.ingest.submit("d1", "attendance", [attendance], on=on)
+    with wh.session() as s:
+        [result] = wh.ingest.submit(s, "d1", "attendance", [attendance], on=on)
     load_s = time.perf_counter() - started
     wh.close()
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2

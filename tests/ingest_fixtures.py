@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from backbone import Warehouse
+from backbone.governance import Principal
+from backbone.ingest import SubmissionResult
 from backbone.partners import Partner
 from backbone.partners.feeds import Feed
 
 from .governance_fixtures import agreement, write
+from .signin import steward
 
 ENROLLMENT_FIELDS = [
     "school_id",
@@ -186,3 +190,27 @@ EXPECTED_ATTENDANCE = {
     8: ["unknown_enrollment"],
     9: ["required"],
 }
+
+
+def submit(
+    wh: Warehouse,
+    partner: str,
+    feed: str,
+    paths: list[Path],
+    *,
+    mode: str | None = None,
+    on: date | None = None,
+    principal: Principal | None = None,
+) -> list[SubmissionResult]:
+    """``wh.ingest.submit`` in a session of its own: as ``principal``; without one,
+    as the steward admin once the warehouse has users, else as whoever set it up."""
+    if principal is None and wh.users.count():
+        principal = steward(wh, "b0")
+    with wh.session(principal) as s:
+        return wh.ingest.submit(s, partner, feed, paths, mode=mode, on=on)
+
+
+def decide_raw(wh: Warehouse, submission_id: int, *, keep: bool, reason: str) -> str:
+    """The steward admin's decision on a raw file holding refused columns."""
+    with wh.session(steward(wh, "b0")) as s:
+        return wh.ingest.decide_raw(s, submission_id, keep=keep, reason=reason)

@@ -260,7 +260,7 @@ def test_uploads_need_a_user_of_the_partner(w: str, tmp_path: Path) -> None:
     unsigned = runner.invoke(app, args, env=WIDE)
     assert unsigned.exit_code == 1 and "sign in first" in unsigned.output
     other = runner.invoke(app, args, env=_token(w, "d1.uploader"))
-    assert other.exit_code == 1 and "uploads only for d1" in other.output
+    assert other.exit_code == 1 and "d1.uploader acts only for d1" in other.output
 
 
 def test_only_a_signed_in_steward_admin_changes_agreements(

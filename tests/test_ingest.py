@@ -18,7 +18,9 @@ from .ingest_fixtures import (
     ENROLLMENTS,
     EXPECTED_ATTENDANCE,
     csv_file,
+    decide_raw,
     make_warehouse,
+    submit,
 )
 from .signin import steward_env
 
@@ -41,8 +43,8 @@ def _q(wh: Warehouse, sid: int) -> dict[int, list[str]]:
 
 
 def _load_enrollments(wh: Warehouse, tmp_path: Path) -> int:
-    [r] = wh.ingest.submit(
-        "d1", "records", [csv_file(tmp_path / "enroll.csv", ENROLLMENTS)], on=ON
+    [r] = submit(
+        wh, "d1", "records", [csv_file(tmp_path / "enroll.csv", ENROLLMENTS)], on=ON
     )
     return r.submission_id
 
@@ -50,8 +52,8 @@ def _load_enrollments(wh: Warehouse, tmp_path: Path) -> int:
 def test_enrollments_load_and_the_bad_one_is_quarantined(
     wh: Warehouse, tmp_path: Path
 ) -> None:
-    [r] = wh.ingest.submit(
-        "d1", "records", [csv_file(tmp_path / "enroll.csv", ENROLLMENTS)], on=ON
+    [r] = submit(
+        wh, "d1", "records", [csv_file(tmp_path / "enroll.csv", ENROLLMENTS)], on=ON
     )
     assert (r.status, r.rows_read, r.rows_loaded, r.rows_quarantined) == (
         "loaded",
@@ -73,8 +75,8 @@ def test_enrollments_load_and_the_bad_one_is_quarantined(
 
 def test_attendance_rules_on_a_hand_checked_file(wh: Warehouse, tmp_path: Path) -> None:
     _load_enrollments(wh, tmp_path)
-    [r] = wh.ingest.submit(
-        "d1", "attendance", [csv_file(tmp_path / "att.csv", ATTENDANCE)], on=ON
+    [r] = submit(
+        wh, "d1", "attendance", [csv_file(tmp_path / "att.csv", ATTENDANCE)], on=ON
     )
     assert (r.rows_read, r.rows_loaded, r.rows_quarantined) == (8, 2, 6)
     assert _q(wh, r.submission_id) == EXPECTED_ATTENDANCE
@@ -101,8 +103,8 @@ def test_the_same_file_twice_is_a_no_op_that_says_so(
     wh: Warehouse, tmp_path: Path
 ) -> None:
     path = csv_file(tmp_path / "enroll.csv", ENROLLMENTS)
-    [first] = wh.ingest.submit("d1", "records", [path], on=ON)
-    [again] = wh.ingest.submit("d1", "records", [path], on=ON)
+    [first] = submit(wh, "d1", "records", [path], on=ON)
+    [again] = submit(wh, "d1", "records", [path], on=ON)
     assert again.status == "duplicate"
     assert again.submission_id == first.submission_id
     assert "already loaded as submission 1" in again.message
@@ -119,8 +121,8 @@ def test_a_corrected_file_replaces_its_period_and_the_old_rows_stay_recoverable(
     corrected = ENROLLMENTS.replace(
         "S4,HS01,2025-08-25,10,2025-08-01,T", "S4,HS01,2025-08-25,10,,"
     )
-    [r] = wh.ingest.submit(
-        "d1", "records", [csv_file(tmp_path / "enroll_v2.csv", corrected)], on=ON
+    [r] = submit(
+        wh, "d1", "records", [csv_file(tmp_path / "enroll_v2.csv", corrected)], on=ON
     )
     assert (r.rows_loaded, r.rows_quarantined) == (4, 0)
     assert r.targets[0].rows_replaced == 3 and r.targets[0].periods == (2026,)
@@ -141,7 +143,8 @@ def test_a_corrected_file_replaces_its_period_and_the_old_rows_stay_recoverable(
 def test_append_mode_adds_rows(wh: Warehouse, tmp_path: Path) -> None:
     _load_enrollments(wh, tmp_path)
     more = "id,school,entry,grade,exit,why\nS5,HS01,2025-09-15,11,,\n"
-    [r] = wh.ingest.submit(
+    [r] = submit(
+        wh,
         "d1",
         "records",
         [csv_file(tmp_path / "enroll_more.csv", more)],
@@ -153,7 +156,8 @@ def test_append_mode_adds_rows(wh: Warehouse, tmp_path: Path) -> None:
         (4,)
     ]
     again = "id,school,entry,grade,exit,why\nS5,HS01,2025-09-15,11,,\nS6,HS01,2025-09-15,11,,\n"
-    [r2] = wh.ingest.submit(
+    [r2] = submit(
+        wh,
         "d1",
         "records",
         [csv_file(tmp_path / "enroll_again.csv", again)],
@@ -164,7 +168,8 @@ def test_append_mode_adds_rows(wh: Warehouse, tmp_path: Path) -> None:
 
 
 def test_identity_records_merge(wh: Warehouse, tmp_path: Path) -> None:
-    wh.ingest.submit(
+    submit(
+        wh,
         "d1",
         "records",
         [
@@ -175,7 +180,8 @@ def test_identity_records_merge(wh: Warehouse, tmp_path: Path) -> None:
         ],
         on=ON,
     )
-    wh.ingest.submit(
+    submit(
+        wh,
         "d1",
         "records",
         [
@@ -199,8 +205,8 @@ def test_undeclared_and_disallowed_columns_are_never_stored(
     wh: Warehouse, tmp_path: Path
 ) -> None:
     text = "id,first,last,dob,middle,ssn\nS1,Ana,Ruiz,02/03/2011,Maria,123-45-6789\nS2,Ben,Ode,13/45/2010,,987-65-4321\n"
-    [r] = wh.ingest.submit(
-        "d1", "records", [csv_file(tmp_path / "students.csv", text)], on=ON
+    [r] = submit(
+        wh, "d1", "records", [csv_file(tmp_path / "students.csv", text)], on=ON
     )
     assert r.undeclared == ["ssn"]
     assert r.dropped == [
@@ -224,16 +230,14 @@ def test_undeclared_and_disallowed_columns_are_never_stored(
     )
     assert raw.exists()
     with pytest.raises(UserError, match="Give the reason"):
-        wh.ingest.decide_raw(r.submission_id, keep=False, reason=" ", by="Steward")
+        decide_raw(wh, r.submission_id, keep=False, reason=" ")
     assert (
-        wh.ingest.decide_raw(
-            r.submission_id, keep=False, reason="SSNs are not shared", by="Steward"
-        )
+        decide_raw(wh, r.submission_id, keep=False, reason="SSNs are not shared")
         == "purge"
     )
     assert not raw.exists()
     with pytest.raises(UserError, match="already decided"):
-        wh.ingest.decide_raw(r.submission_id, keep=True, reason="x", by="Steward")
+        decide_raw(wh, r.submission_id, keep=True, reason="x")
 
 
 def test_no_agreement_in_force_means_nothing_is_stored(
@@ -242,7 +246,8 @@ def test_no_agreement_in_force_means_nothing_is_stored(
     with pytest.raises(
         UserError, match=r"data cannot be accepted on 2028-01-01\. Nothing was stored"
     ):
-        wh.ingest.submit(
+        submit(
+            wh,
             "d1",
             "records",
             [csv_file(tmp_path / "enroll.csv", ENROLLMENTS)],
@@ -257,9 +262,7 @@ def test_quarantined_rows_export_fix_and_resubmit(
 ) -> None:
     _load_enrollments(wh, tmp_path)
     bad = 'id,school,date,code,note\nS1,HS01,2025-09-02,X,\n=HYPERLINK("http://x"),HS01,2025-09-03,U,\n'
-    [r] = wh.ingest.submit(
-        "d1", "attendance", [csv_file(tmp_path / "att.csv", bad)], on=ON
-    )
+    [r] = submit(wh, "d1", "attendance", [csv_file(tmp_path / "att.csv", bad)], on=ON)
     assert r.rows_quarantined == 2
     exported = quarantine_csv(wh._con, r.submission_id)
     lines = exported.splitlines()
@@ -270,7 +273,8 @@ def test_quarantined_rows_export_fix_and_resubmit(
     fixed = exported.replace("X,2025-09-02", "U,2025-09-02").replace(
         '\'=HYPERLINK(""http://x"")', "S2"
     )
-    [r2] = wh.ingest.submit(
+    [r2] = submit(
+        wh,
         "d1",
         "attendance",
         [csv_file(tmp_path / "fixed.csv", fixed)],
@@ -282,8 +286,8 @@ def test_quarantined_rows_export_fix_and_resubmit(
 
 def test_lineage_every_row_names_its_submission(wh: Warehouse, tmp_path: Path) -> None:
     first = _load_enrollments(wh, tmp_path)
-    [att] = wh.ingest.submit(
-        "d1", "attendance", [csv_file(tmp_path / "att.csv", ATTENDANCE)], on=ON
+    [att] = submit(
+        wh, "d1", "attendance", [csv_file(tmp_path / "att.csv", ATTENDANCE)], on=ON
     )
     assert wh._con.execute(
         "SELECT DISTINCT provider_partner_id, submission_id FROM analytic.enrollment"
@@ -323,20 +327,21 @@ def test_bad_files_get_a_clear_message(
     path = tmp_path / "enroll_bad.csv"
     path.write_bytes(content)
     if message is None:
-        [r] = wh.ingest.submit("d1", "records", [path], on=ON)
+        [r] = submit(wh, "d1", "records", [path], on=ON)
         assert r.rows_loaded == 1
         return
     with pytest.raises(
         InputFileError, match=message.replace("(", r"\(").replace(")", r"\)")
     ):
-        wh.ingest.submit("d1", "records", [path], on=ON)
+        submit(wh, "d1", "records", [path], on=ON)
 
 
 def test_a_header_only_file_is_recorded_as_empty_and_changes_nothing(
     wh: Warehouse, tmp_path: Path
 ) -> None:
     _load_enrollments(wh, tmp_path)
-    [r] = wh.ingest.submit(
+    [r] = submit(
+        wh,
         "d1",
         "records",
         [csv_file(tmp_path / "enroll_empty.csv", "id,school,entry,grade,exit,why\n")],
@@ -354,18 +359,20 @@ def test_a_100_mb_single_line_is_refused_clearly(wh: Warehouse, tmp_path: Path) 
         f.write(b"id,")
         f.write(b"x" * (100 << 20))
     with pytest.raises(InputFileError, match="first line is longer than 8 MB"):
-        wh.ingest.submit("d1", "records", [path], on=ON)
+        submit(wh, "d1", "records", [path], on=ON)
 
 
 def test_latin1_and_bom_files_read_correctly(wh: Warehouse, tmp_path: Path) -> None:
     students = "id,first,last,dob,middle\nS1,José,Muñoz,02/03/2011,\n"
-    wh.ingest.submit(
+    submit(
+        wh,
         "d1",
         "records",
         [csv_file(tmp_path / "students_latin.csv", students, "latin-1")],
         on=ON,
     )
-    wh.ingest.submit(
+    submit(
+        wh,
         "d1",
         "records",
         [
@@ -382,7 +389,7 @@ def test_latin1_and_bom_files_read_correctly(wh: Warehouse, tmp_path: Path) -> N
 
 def test_hostile_file_names_are_only_labels(wh: Warehouse, tmp_path: Path) -> None:
     path = csv_file(tmp_path / "enroll\x1b[31m;rm -rf ~.csv", ENROLLMENTS)
-    [r] = wh.ingest.submit("d1", "records", [path], on=ON)
+    [r] = submit(wh, "d1", "records", [path], on=ON)
     assert r.file_name == "enroll?[31m;rm -rf ~.csv"
     stored = list((wh.path / "raw").rglob("*"))
     assert all(p.name == r.sha256 or p.is_dir() for p in stored)
@@ -390,8 +397,8 @@ def test_hostile_file_names_are_only_labels(wh: Warehouse, tmp_path: Path) -> No
 
 def test_a_file_matching_no_section_is_refused(wh: Warehouse, tmp_path: Path) -> None:
     with pytest.raises(InputFileError, match="matches no section"):
-        wh.ingest.submit(
-            "d1", "records", [csv_file(tmp_path / "grades.csv", ENROLLMENTS)], on=ON
+        submit(
+            wh, "d1", "records", [csv_file(tmp_path / "grades.csv", ENROLLMENTS)], on=ON
         )
 
 
@@ -405,7 +412,7 @@ def test_a_file_name_with_a_wildcard_reads_only_that_file(
         folder / "enroll_*.csv",
         "id,school,entry,grade,exit,why\nS9,HS01,2025-08-25,9,,\n",
     )
-    [r] = wh.ingest.submit("d1", "records", [one], on=ON)
+    [r] = submit(wh, "d1", "records", [one], on=ON)
     assert r.rows_read == 1
     assert wh._con.execute(
         "SELECT student_local_id FROM analytic.enrollment"
@@ -417,12 +424,12 @@ def test_a_mistyped_year_is_quarantined_not_a_reason_to_wipe_that_year(
 ) -> None:
     _load_enrollments(wh, tmp_path)
     last_year = "id,school,entry,grade,exit,why\nS1,HS01,2024-08-26,8,,\nS2,HS01,2024-08-26,8,,\n"
-    wh.ingest.submit(
-        "d1", "records", [csv_file(tmp_path / "enroll_2025.csv", last_year)], on=ON
+    submit(
+        wh, "d1", "records", [csv_file(tmp_path / "enroll_2025.csv", last_year)], on=ON
     )
     typo = ENROLLMENTS.replace("S3,HS01,2025-08-25,KG", "S3,HS01,2024-08-25,KG")
-    [r] = wh.ingest.submit(
-        "d1", "records", [csv_file(tmp_path / "enroll_fix.csv", typo)], on=ON
+    [r] = submit(
+        wh, "d1", "records", [csv_file(tmp_path / "enroll_fix.csv", typo)], on=ON
     )
     assert _q(wh, r.submission_id) == {4: ["outside_period"], 5: ["date_order"]}
     assert r.targets[0].periods == (2026,)
@@ -436,8 +443,9 @@ def test_a_file_whose_rows_were_replaced_can_be_submitted_again(
     wh: Warehouse, tmp_path: Path
 ) -> None:
     original = csv_file(tmp_path / "enroll.csv", ENROLLMENTS)
-    wh.ingest.submit("d1", "records", [original], on=ON)
-    wh.ingest.submit(
+    submit(wh, "d1", "records", [original], on=ON)
+    submit(
+        wh,
         "d1",
         "records",
         [
@@ -448,7 +456,7 @@ def test_a_file_whose_rows_were_replaced_can_be_submitted_again(
         ],
         on=ON,
     )
-    [again] = wh.ingest.submit("d1", "records", [original], on=ON)
+    [again] = submit(wh, "d1", "records", [original], on=ON)
     assert again.status == "loaded" and again.rows_loaded == 3
 
 
@@ -483,7 +491,8 @@ def test_undeclared_fields_nested_in_json_are_never_stored(
         '{"student": {"id": "S1", "ssn": "123-45-6789"}, "school": "HS01", "date": "2025-09-02", "code": "U"}',
         '{"student": {"id": "S1", "ssn": "123-45-6789"}, "school": "HS01", "date": "2025-09-03", "code": "Q"}',
     ]
-    [r] = wh.ingest.submit(
+    [r] = submit(
+        wh,
         "d1",
         "attendance",
         [csv_file(tmp_path / "att.jsonl", "\n".join(lines) + "\n")],
@@ -515,9 +524,7 @@ def test_json_values_mixing_numbers_and_text_are_read_as_values(
     }
     (wh.path / "mappings/d1/records.yaml").write_text(yaml.safe_dump(mapping))
     text = '{"id": 101, "first": "Ana"}\n{"id": "S2", "first": "Ben"}\n'
-    wh.ingest.submit(
-        "d1", "records", [csv_file(tmp_path / "students.jsonl", text)], on=ON
-    )
+    submit(wh, "d1", "records", [csv_file(tmp_path / "students.jsonl", text)], on=ON)
     assert wh._con.execute(
         "SELECT local_id FROM identity.partner_record ORDER BY 1"
     ).fetchall() == [("101",), ("S2",)]
@@ -525,8 +532,8 @@ def test_json_values_mixing_numbers_and_text_are_read_as_values(
 
 def test_quoted_fields_may_span_lines(wh: Warehouse, tmp_path: Path) -> None:
     text = 'id,first,last,dob,middle\nS1,"Ana\nMaria",Ruiz,02/03/2011,\nS2,Ben,Ode,07/30/2010,\n'
-    [r] = wh.ingest.submit(
-        "d1", "records", [csv_file(tmp_path / "students.csv", text)], on=ON
+    [r] = submit(
+        wh, "d1", "records", [csv_file(tmp_path / "students.csv", text)], on=ON
     )
     assert r.rows_read == 2 and r.rows_loaded == 2
 
@@ -547,8 +554,8 @@ def test_crosswalks_must_name_canonical_codes(wh: Warehouse, tmp_path: Path) -> 
         InputFileError,
         match="'Bogus Thing' is not a AttendanceEventCategoryDescriptor value",
     ):
-        wh.ingest.submit(
-            "d1", "attendance", [csv_file(tmp_path / "att.csv", ATTENDANCE)], on=ON
+        submit(
+            wh, "d1", "attendance", [csv_file(tmp_path / "att.csv", ATTENDANCE)], on=ON
         )
 
 
@@ -564,8 +571,8 @@ def test_a_mapping_the_database_cannot_apply_is_refused_not_a_crash(
     }
     (wh.path / "mappings/d1/records.yaml").write_text(yaml.safe_dump(doc))
     with pytest.raises(UserError, match="mapping could not be applied"):
-        wh.ingest.submit(
-            "d1", "records", [csv_file(tmp_path / "enroll.csv", ENROLLMENTS)], on=ON
+        submit(
+            wh, "d1", "records", [csv_file(tmp_path / "enroll.csv", ENROLLMENTS)], on=ON
         )
     assert wh._con.execute("SELECT status FROM ops.submission").fetchall() == [
         ("refused",)
@@ -596,8 +603,8 @@ def test_a_section_for_some_rows_counts_only_those(
     }
     doc["files"].append(exits)
     (wh.path / "mappings/d1/records.yaml").write_text(yaml.safe_dump(doc))
-    [r] = wh.ingest.submit(
-        "d1", "records", [csv_file(tmp_path / "enroll.csv", ENROLLMENTS)], on=ON
+    [r] = submit(
+        wh, "d1", "records", [csv_file(tmp_path / "enroll.csv", ENROLLMENTS)], on=ON
     )
     # only S2 and S4 have an exit date: the filtered section reads just those two rows
     counts = {
@@ -614,8 +621,12 @@ def test_a_section_for_some_rows_counts_only_those(
     only = {"partner": "d1", "feed": "records", "files": [exits]}
     (wh.path / "mappings/d1/records.yaml").write_text(yaml.safe_dump(only))
     with pytest.raises(UserError, match="add one that reads every row"):
-        wh.ingest.submit(
-            "d1", "records", [csv_file(tmp_path / "enroll2.csv", ENROLLMENTS)], on=ON
+        submit(
+            wh,
+            "d1",
+            "records",
+            [csv_file(tmp_path / "enroll2.csv", ENROLLMENTS)],
+            on=ON,
         )
 
 
@@ -687,7 +698,7 @@ def test_the_stock_edfi_mapping_reads_grades(tmp_path: Path) -> None:
                 ]
             )
         )
-        [r] = w.ingest.submit("d1", "edfi", [path], on=ON)
+        [r] = submit(w, "d1", "edfi", [path], on=ON)
         assert (r.rows_read, r.rows_loaded, r.undeclared) == (2, 2, [])
         rows = w._con.execute(
             "SELECT student_local_id, school_id, term, course_code, final_numeric_grade_earned "
@@ -709,12 +720,10 @@ def test_show_reports_interruptions_and_raw_file_decisions(
     from backbone.cli import app
 
     text = "id,first,last,dob,middle,ssn\nS1,Ana,Ruiz,02/03/2011,,123-45-6789\n"
-    [r] = wh.ingest.submit(
-        "d1", "records", [csv_file(tmp_path / "students.csv", text)], on=ON
+    [r] = submit(
+        wh, "d1", "records", [csv_file(tmp_path / "students.csv", text)], on=ON
     )
-    wh.ingest.decide_raw(
-        r.submission_id, keep=False, reason="SSNs are not shared", by="Steward"
-    )
+    decide_raw(wh, r.submission_id, keep=False, reason="SSNs are not shared")
     wh._con.execute(
         "INSERT INTO ops.submission VALUES (9, 'd1', 'records', 'big.csv', 'x', 1, 'raw/x', now(), "
         "'received', NULL, NULL, NULL, NULL)"

@@ -23,7 +23,7 @@ from backbone.cli import app
 from backbone.errors import BackboneError
 from backbone.ingest.readers import stage
 
-from .ingest_fixtures import ENROLLMENTS, csv_file, make_warehouse
+from .ingest_fixtures import ENROLLMENTS, csv_file, make_warehouse, submit
 from .signin import steward_env
 
 ON = date(2026, 1, 20)
@@ -42,17 +42,15 @@ def _big_attendance(path: Path, rows: int) -> Path:
 
 def test_kill_9_mid_load_leaves_no_partial_rows(tmp_path: Path) -> None:
     wh = make_warehouse(tmp_path)
-    wh.ingest.submit(
-        "d1", "records", [csv_file(tmp_path / "enroll.csv", ENROLLMENTS)], on=ON
-    )
+    submit(wh, "d1", "records", [csv_file(tmp_path / "enroll.csv", ENROLLMENTS)], on=ON)
     wh.close()
     big = _big_attendance(tmp_path / "attendance_big.csv", 3_000_000)
     script = textwrap.dedent(
         f"""
         from datetime import date
         from backbone import Warehouse
-        with Warehouse.open({str(tmp_path / "wh")!r}) as wh:
-            wh.ingest.submit("d1", "attendance", [{str(big)!r}], on=date(2026, 1, 20))
+        with Warehouse.open({str(tmp_path / "wh")!r}) as wh, wh.session() as s:
+            wh.ingest.submit(s, "d1", "attendance", [{str(big)!r}], on=date(2026, 1, 20))
         print("finished", flush=True)
         """
     )
@@ -83,7 +81,7 @@ def test_kill_9_mid_load_leaves_no_partial_rows(tmp_path: Path) -> None:
             "SELECT count(*) FROM ops.quarantine WHERE submission_id = 2"
         ).fetchall() == [(0,)]
         # the raw file was kept, and submitting again loads it whole
-        [r] = wh.ingest.submit("d1", "attendance", [big], on=ON)
+        [r] = submit(wh, "d1", "attendance", [big], on=ON)
         assert r.rows_read == 3_000_000 == r.rows_loaded + r.rows_quarantined
         assert wh._con.execute(
             "SELECT count(*) FROM analytic.attendance_event"
@@ -146,9 +144,7 @@ def test_validation_reconciles_whatever_the_cells(
     base = tmp_path_factory.mktemp("fuzz")
     wh = make_warehouse(base)
     try:
-        wh.ingest.submit(
-            "d1", "records", [csv_file(base / "enroll.csv", ENROLLMENTS)], on=ON
-        )
+        submit(wh, "d1", "records", [csv_file(base / "enroll.csv", ENROLLMENTS)], on=ON)
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(["id", "school", "date", "code", "note"])
@@ -156,7 +152,7 @@ def test_validation_reconciles_whatever_the_cells(
         path = base / "attendance.csv"
         path.write_text(buffer.getvalue(), encoding="utf-8")
         try:
-            results = wh.ingest.submit("d1", "attendance", [path], on=ON)
+            results = submit(wh, "d1", "attendance", [path], on=ON)
         except BackboneError:
             return
         for r in results:
@@ -238,8 +234,6 @@ def test_cli_submit_report_quarantine_and_decide(tmp_path: Path) -> None:
             "--keep",
             "--reason",
             "x",
-            "--by",
-            "me",
             "-w",
             w,
         ],

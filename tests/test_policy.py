@@ -18,6 +18,7 @@ from backbone import Warehouse
 from backbone.errors import (
     AuthenticationFailed,
     BackboneError,
+    Forbidden,
     NotFoundError,
     PolicyDenied,
     UserError,
@@ -221,10 +222,16 @@ def test_refusals_say_why(wh: Warehouse) -> None:
         wh.access(user(wh, "f1.viewer"), "program_evaluation").rows("enrollment")
     with pytest.raises(PolicyDenied, match="purpose 'marketing' is not permitted"):
         wh.access(user(wh, "steward"), "marketing").rows("enrollment", providers=["d1"])
-    with pytest.raises(PolicyDenied, match="may not upload"):
-        wh.submit(user(wh, "f1.viewer"), "d1", "records", [Path("x.csv")])
-    with pytest.raises(PolicyDenied, match="uploads only for d1"):
-        wh.submit(user(wh, "d1.uploader"), "d2", "records", [Path("x.csv")])
+    with (
+        pytest.raises(Forbidden, match="may not upload"),
+        wh.session(user(wh, "f1.viewer")) as s,
+    ):
+        wh.ingest.submit(s, "d1", "records", [Path("x.csv")])
+    with (
+        pytest.raises(Forbidden, match="acts only for d1"),
+        wh.session(user(wh, "d1.uploader")) as s,
+    ):
+        wh.ingest.submit(s, "d2", "records", [Path("x.csv")])
     with pytest.raises(UserError, match="name the purpose"):
         wh.access(user(wh, "steward"), "  ")
 

@@ -21,7 +21,7 @@ from backbone.cli.common import (
 )
 from backbone.errors import UserError
 from backbone.ingest.mapping import load_mapping
-from backbone.ingest.report import build_report, quarantine_csv, write_report_files
+from backbone.ingest.report import write_report_files
 from backbone.warehouse import Warehouse
 
 submissions_app = typer.Typer(
@@ -55,14 +55,18 @@ def submit(
 ) -> None:
     """Submit partner files: validate, load, quarantine; prints the reconciled counts.
 
-    Sign in as one of the partner's users (or the steward's)."""
+    Sign in as one of the partner's users (or the steward's). Each file is its own
+    submission: a refused file stops the command, the files before it stay loaded."""
     with doors(), Warehouse.open(warehouse) as wh:
         principal = signed_in(wh, user, token)
         console = _plain()
         for path in files:
-            for result in wh.submit(
-                principal, partner, feed, [path], mode=mode, on=parse_date(on)
-            ):
+            # one session per file, so each file's counts are shown as it is done
+            with wh.session(principal) as s:
+                results = wh.ingest.submit(
+                    s, partner, feed, [path], mode=mode, on=parse_date(on)
+                )
+            for result in results:
                 console.print(result.message)
                 if result.status != "loaded":
                     continue
@@ -81,7 +85,7 @@ def submit(
                         f"  refused and never stored: {', '.join(result.undeclared + result.dropped)}; "
                         f"decide on the raw file with `backbone submissions decide-raw {result.submission_id}`"
                     )
-                report = build_report(wh._con, result.submission_id)
+                report = wh.ingest.report(result.submission_id)
                 for g in report.groups:
                     first = g.examples[0] if g.examples else (0, "")
                     console.print(
@@ -142,7 +146,7 @@ def submissions_show(
     with doors(), Warehouse.open(warehouse) as wh:
         submission = wh.ingest.get(submission_id)
         access = wh.access(signed_in(wh, user, token), purpose)
-        report = build_report(wh._con, submission_id)
+        report = wh.ingest.report(submission_id)
         access.own_or_steward(
             submission[1],
             f"validation report of submission {submission_id}",
@@ -166,11 +170,7 @@ def submissions_show(
             )
         if report.note:
             console.print(report.note)
-        for decision, reason, by, at in wh._con.execute(
-            "SELECT decision, reason, decided_by, decided_at FROM ops.raw_decision "
-            "WHERE submission_id = ? AND decision IS NOT NULL",
-            [submission_id],
-        ).fetchall():
+        for decision, reason, by, at in wh.ingest.raw_decisions(submission_id):
             console.print(
                 f"Raw file decision: {decision} on {at:%Y-%m-%d} by {by} ({reason})."
             )
@@ -213,7 +213,7 @@ def submissions_quarantine(
         access = wh.access(signed_in(wh, user, token), purpose)
         if out is None:
             out = Path(f"{Path(row[3]).stem}-fix.csv")
-        text = quarantine_csv(wh._con, submission_id)
+        text = wh.ingest.quarantine_csv(submission_id)
         access.own_or_steward(
             row[1],
             f"quarantined rows of submission {submission_id} to {out}",
@@ -248,15 +248,19 @@ def submissions_decide_raw(
         bool, typer.Option("--keep/--purge", help="Keep the raw file, or purge it.")
     ],
     reason: Annotated[str, typer.Option(help="Why; kept on record.")],
-    by: Annotated[str, typer.Option(help="Who decided.")],
+    user: UserOption = None,
+    token: TokenOption = None,
     warehouse: WarehouseOption = Path("warehouse"),
 ) -> None:
-    """Decide whether a raw file holding refused columns is kept or purged."""
-    with doors(), Warehouse.open(warehouse) as wh:
-        decision = wh.ingest.decide_raw(submission_id, keep=keep, reason=reason, by=by)
-        _plain().print(
-            f"Raw file of submission {submission_id}: {decision} (recorded)."
-        )
+    """Decide whether a raw file holding refused columns is kept or purged (a
+    steward admin; the decision is recorded under their name)."""
+    with (
+        doors(),
+        Warehouse.open(warehouse) as wh,
+        wh.session(signed_in(wh, user, token)) as s,
+    ):
+        decision = wh.ingest.decide_raw(s, submission_id, keep=keep, reason=reason)
+    _plain().print(f"Raw file of submission {submission_id}: {decision} (recorded).")
 
 
 @mapping_app.command("suggest")

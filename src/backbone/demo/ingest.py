@@ -125,7 +125,9 @@ def ingest_community(
     summary = IngestSummary()
     for partner, feed, path in submission_plan(community):
         say(f"{partner}: {path.name}")
-        for result in wh.submit(uploaders[partner], partner, feed, [path], on=on):
+        with wh.session(uploaders[partner]) as s:
+            results = wh.ingest.submit(s, partner, feed, [path], on=on)
+        for result in results:
             counts = summary.by_partner.setdefault(partner, [0, 0, 0, 0])
             counts[0] += 1
             counts[1] += result.rows_read

@@ -10,8 +10,13 @@ Order of work for one file (the order is the guarantee):
    does not allow are never selected, so never stored);
 5. one transaction: replace the periods the file covers (feed mode ``replace-period``)
    or append, insert accepted rows with their submission id, quarantine the rest with
-   every reason, record counts that reconcile. A crash or ``kill -9`` before COMMIT
-   leaves no partial rows.
+   every reason, record counts that reconcile, and the upload's audit entry. A crash
+   or ``kill -9`` before COMMIT leaves no partial rows.
+
+All of it runs in the caller's session (:class:`backbone.session.Session`), which
+commits in these steps: see :meth:`Ingestor.submit`. The state of one call lives in a
+:class:`_Call` passed along, never on the ``Ingestor``, so one ``Ingestor`` serves
+concurrent sessions.
 """
 
 from __future__ import annotations
@@ -20,13 +25,15 @@ import hashlib
 import os
 import re
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
 
-from backbone.engines.duckdb import next_id, transaction
+from backbone.engines.duckdb import begin, end, next_id, transaction
 from backbone.engines.sql import ident, literal
 from backbone.errors import BackboneError, InputFileError, NotFoundError, UserError
 from backbone.ingest.mapping import (
@@ -37,6 +44,7 @@ from backbone.ingest.mapping import (
     target_table,
 )
 from backbone.ingest.readers import SourceInfo, StagedFile, sniff, stage
+from backbone.ingest.report import Report, build_report, quarantine_csv
 from backbone.ingest.validate import (
     CheckPlan,
     code_lookup_rows,
@@ -50,6 +58,7 @@ from backbone.ingest.validate import (
 from backbone.model.schema import PERIOD_SQL
 from backbone.partners.agreements import AgreementRegistry
 from backbone.partners.feeds import MODES, Feed, FeedRegistry
+from backbone.session import Session
 
 __all__ = ["Ingestor", "SubmissionResult", "TargetResult"]
 
@@ -98,6 +107,48 @@ def _sha256(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
+@dataclass(frozen=True)
+class _Call:
+    """One ``submit`` call: the session's cursor and what the call is about."""
+
+    con: duckdb.DuckDBPyConnection
+    partner_id: str
+    feed_id: str
+    on: date
+    """The day the files are received (agreements in force, received dates)."""
+
+
+def _commit_step(con: duckdb.DuckDBPyConnection) -> None:
+    """Keep what the session did so far and go on in a new transaction."""
+    end(con, commit=True)
+    begin(con)
+
+
+def _roll_back_step(con: duckdb.DuckDBPyConnection) -> None:
+    """Undo what the session did since its last step and go on in a new transaction."""
+    end(con, commit=False)
+    begin(con)
+
+
+@contextmanager
+def _outside_the_transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Staging into temporary tables, which keeps nothing: outside any transaction,
+    where a reader may try again after a failed attempt (a failed statement would
+    abort the transaction). The session's transaction is open again after it."""
+    end(con, commit=True)
+    try:
+        yield
+    finally:
+        begin(con)
+
+
+def _drop_staging(con: duckdb.DuckDBPyConnection) -> None:
+    for t in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE temporary AND table_name LIKE 'ingest\\_%' ESCAPE '\\'"
+    ).fetchall():
+        con.execute(f"DROP TABLE IF EXISTS temp.{ident(t[0])}")
+
+
 def display_name(path: Path) -> str:
     """The file's name for people: no folders, no control characters, bounded length."""
     name = "".join(ch if ch.isprintable() else "?" for ch in path.name)
@@ -120,13 +171,13 @@ class Ingestor:
         self._agreements = agreements
         self._feeds = feeds
         self._start_month = school_year_start_month
-        self._today = date.today()
         self._mappings: dict[tuple[object, ...], Mapping] = {}
 
     # --- entry point -------------------------------------------------------------------
 
     def submit(
         self,
+        s: Session,
         partner_id: str,
         feed_id: str,
         paths: list[Path],
@@ -134,16 +185,44 @@ class Ingestor:
         mode: str | None = None,
         on: date | None = None,
     ) -> list[SubmissionResult]:
-        """Submit files in order; each is its own atomic submission."""
+        """Submit a partner's files in order, uploaded by one of its users (or the
+        steward's); ``on`` is the day they are received (default: today).
+
+        Each file is its own atomic submission, and the session commits file by
+        file: the file's *received* record first (so a crash later still leaves the
+        record and the raw file), then its load together with its ``upload`` audit
+        entry in one transaction; a refused file's load is rolled back and its
+        refusal kept, with its own entry, before the error is raised. So a refusal in
+        the third file leaves the first two loaded, and every stored submission, and
+        every file found already loaded, has exactly one ``upload`` entry. Make it the
+        only write of its session: it commits whatever the session did before it.
+        """
+        s.require(
+            "upload",
+            f"upload to {partner_id}/{feed_id}",
+            partner=partner_id,
+            action="upload",
+        )
         if not paths:
             raise UserError("Name at least one file to submit.")
         if mode is not None and mode not in MODES:
             raise UserError(f"Mode {mode!r} is not one of {', '.join(MODES)}.")
-        self._today = on or date.today()
-        return [
-            self._submit_one(partner_id, feed_id, Path(p), mode, self._today)
-            for p in paths
-        ]
+        call = _Call(s.con, partner_id, feed_id, on or s.today())
+        return [self._submit_one(s, call, Path(p), mode) for p in paths]
+
+    def _record_upload(self, s: Session, result: SubmissionResult) -> None:
+        s.record(
+            "upload",
+            f"submission {result.submission_id} ({result.file_name}) to "
+            f"{result.feed}: {result.status}",
+            providers=(result.partner_id,),
+            rows=result.rows_read,
+            detail={
+                "sha256": result.sha256,
+                "loaded": result.rows_loaded,
+                "quarantined": result.rows_quarantined,
+            },
+        )
 
     # --- one file ----------------------------------------------------------------------
 
@@ -163,8 +242,9 @@ class Ingestor:
         return cached
 
     def _prepare(
-        self, partner_id: str, feed_id: str, path: Path, on: date
+        self, call: _Call, path: Path
     ) -> tuple[Feed, Mapping, list[FileSection], dict[str, set[str]]]:
+        partner_id, feed_id, on = call.partner_id, call.feed_id, call.on
         feed = self._feeds.get(partner_id, feed_id)
         mapping = self._mapping(partner_id, feed_id)
         if not path.is_file():
@@ -223,13 +303,14 @@ class Ingestor:
         return feed, mapping, sections, allowed
 
     def _submit_one(
-        self, partner_id: str, feed_id: str, path: Path, mode: str | None, on: date
+        self, s: Session, call: _Call, path: Path, mode: str | None
     ) -> SubmissionResult:
-        feed, _mapping, sections, allowed = self._prepare(partner_id, feed_id, path, on)
+        partner_id, feed_id, con = call.partner_id, call.feed_id, call.con
+        feed, _mapping, sections, allowed = self._prepare(call, path)
         mode = mode or feed.mode
         sha, size = _sha256(path)
         name = display_name(path)
-        previous = self._con.execute(
+        previous = con.execute(
             "SELECT submission_id, received_at FROM ops.submission WHERE partner_id = ? AND feed = ? "
             "AND sha256 = ? AND status = 'loaded' AND submission_id NOT IN "
             "(SELECT replaced_submission_id FROM ops.replacement) ORDER BY submission_id LIMIT 1",
@@ -237,7 +318,7 @@ class Ingestor:
         ).fetchall()
         if previous:
             sid, at = previous[0]
-            return SubmissionResult(
+            result = SubmissionResult(
                 sid,
                 partner_id,
                 feed_id,
@@ -246,17 +327,16 @@ class Ingestor:
                 "duplicate",
                 message=f"{name} was already loaded as submission {sid} on {at:%Y-%m-%d}; nothing changed.",
             )
+            self._record_upload(s, result)
+            _commit_step(con)
+            return result
         raw_path = self._store_raw(path, sha)
-        sid = self._record_received(partner_id, feed_id, name, sha, size, raw_path)
+        sid = self._record_received(call, name, sha, size, raw_path)
+        _commit_step(con)  # a crash from here on leaves the record 'received'
         try:
-            result = self._load(
-                sid, partner_id, feed_id, raw_path, name, sha, sections, allowed, mode
-            )
+            result = self._load(call, sid, raw_path, name, sha, sections, allowed, mode)
         except BackboneError as exc:
-            self._con.execute(
-                "UPDATE ops.submission SET status = 'refused', note = ? WHERE submission_id = ?",
-                [str(exc), sid],
-            )
+            self._refuse(s, call, sid, name, sha, str(exc))
             raise
         except duckdb.Error as exc:
             # a mapping the database cannot apply (a bad date format, a path into a
@@ -266,17 +346,28 @@ class Ingestor:
                 f"{name}: the {partner_id}/{feed_id} mapping could not be applied to this "
                 f"file ({reason}). Check the mapping's formats and column paths; nothing was loaded."
             )
-            self._con.execute(
-                "UPDATE ops.submission SET status = 'refused', note = ? WHERE submission_id = ?",
-                [message, sid],
-            )
+            self._refuse(s, call, sid, name, sha, message)
             raise UserError(message) from None
-        finally:
-            for t in self._con.execute(
-                "SELECT table_name FROM duckdb_tables() WHERE temporary AND table_name LIKE 'ingest\\_%' ESCAPE '\\'"
-            ).fetchall():
-                self._con.execute(f"DROP TABLE IF EXISTS temp.{ident(t[0])}")
+        _drop_staging(con)
+        self._record_upload(s, result)
+        _commit_step(con)  # the file's load and its audit entry, as one
         return result
+
+    def _refuse(
+        self, s: Session, call: _Call, sid: int, name: str, sha: str, note: str
+    ) -> None:
+        """Undo a file's load (its staging tables go with it) and keep its refusal."""
+        _roll_back_step(call.con)
+        _drop_staging(call.con)
+        call.con.execute(
+            "UPDATE ops.submission SET status = 'refused', note = ? WHERE submission_id = ?",
+            [note, sid],
+        )
+        self._record_upload(
+            s,
+            SubmissionResult(sid, call.partner_id, call.feed_id, name, sha, "refused"),
+        )
+        _commit_step(call.con)
 
     def _store_raw(self, path: Path, sha: str) -> str:
         relative = f"raw/{sha[:2]}/{sha}"
@@ -289,20 +380,23 @@ class Ingestor:
         return relative
 
     def _record_received(
-        self, partner_id: str, feed_id: str, name: str, sha: str, size: int, raw: str
+        self, call: _Call, name: str, sha: str, size: int, raw: str
     ) -> int:
-        with transaction(self._con):
-            sid = next_id(self._con, "ops.submission_id_seq")
-            self._con.execute(
-                "INSERT INTO ops.submission VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'received', NULL, NULL, NULL, NULL)",
-                [sid, partner_id, feed_id, name, sha, size, raw, _now()],
-            )
+        sid = next_id(call.con, "ops.submission_id_seq")
+        call.con.execute(
+            "INSERT INTO ops.submission VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'received', NULL, NULL, NULL, NULL)",
+            [sid, call.partner_id, call.feed_id, name, sha, size, raw, _now()],
+        )
         return sid
 
     # --- staging, validation, load -------------------------------------------------------
 
     def _lookups(
-        self, partner_id: str, section: FileSection, key: str
+        self,
+        con: duckdb.DuckDBPyConnection,
+        partner_id: str,
+        section: FileSection,
+        key: str,
     ) -> dict[str, str]:
         table = target_table(section.entity)
         out = {}
@@ -311,7 +405,7 @@ class Ingestor:
             if not (column.descriptor or spec.codes or spec.grade_level):
                 continue
             partner_map = dict(
-                self._con.execute(
+                con.execute(
                     "SELECT local_code_value, code_value FROM ref.descriptor_map WHERE partner_id = ? AND descriptor_name = ?",
                     [partner_id, column.descriptor or ""],
                 ).fetchall()
@@ -319,7 +413,7 @@ class Ingestor:
             rows = code_lookup_rows(spec, column.descriptor, partner_map)
             lookup = f"ingest_{key}_code_{name}"
             values = ", ".join("(?, ?)" for _ in rows) or "(NULL, NULL)"
-            self._con.execute(
+            con.execute(
                 f"CREATE OR REPLACE TEMP TABLE {lookup} AS SELECT * FROM (VALUES {values}) t(local, canonical)",
                 [text for row in rows for text in row],
             )
@@ -328,9 +422,8 @@ class Ingestor:
 
     def _load(
         self,
+        call: _Call,
         sid: int,
-        partner_id: str,
-        feed_id: str,
         raw_relative: str,
         name: str,
         sha: str,
@@ -338,23 +431,24 @@ class Ingestor:
         allowed: dict[str, set[str]],
         mode: str,
     ) -> SubmissionResult:
-        con = self._con
+        con, partner_id, feed_id = call.con, call.partner_id, call.feed_id
         # Read the stored copy: exactly the bytes that were checksummed, under a name
         # with no wildcard a reader could expand.
         raw_file = self._root / raw_relative
         try:
             info: SourceInfo = sniff(raw_file)
             staged: dict[str | None, StagedFile] = {}
-            for section in sections:
-                sheet = section.sheet if info.format == "xlsx" else None
-                if sheet not in staged:
-                    staged[sheet] = stage(
-                        con,
-                        raw_file,
-                        f"ingest_staged_{len(staged)}",
-                        sheet=sheet,
-                        info=info,
-                    )
+            with _outside_the_transaction(con):
+                for section in sections:
+                    sheet = section.sheet if info.format == "xlsx" else None
+                    if sheet not in staged:
+                        staged[sheet] = stage(
+                            con,
+                            raw_file,
+                            f"ingest_staged_{len(staged)}",
+                            sheet=sheet,
+                            info=info,
+                        )
         except InputFileError as exc:
             raise InputFileError(str(exc).replace(str(raw_file), name)) from None
         if all(s.rows == 0 for s in staged.values()):
@@ -427,7 +521,7 @@ class Ingestor:
             }
             plan = plan_checks(
                 section,
-                self._lookups(partner_id, section, str(i)),
+                self._lookups(con, partner_id, section, str(i)),
                 allowed[section.entity],
             )
             typed = f"ingest_typed_{i}"
@@ -440,7 +534,7 @@ class Ingestor:
                     partner_id,
                     self._start_month,
                     only_when=section.only_when,
-                    received=literal(self._today),
+                    received=literal(call.on),
                 )
             )
             errors = f"ingest_errors_{i}"
@@ -453,7 +547,7 @@ class Ingestor:
             for q in cross + reference_sqls(plan, typed, partner_id):
                 con.execute(f"INSERT INTO {errors} {q}")
             if mode == "replace-period":
-                self._one_period(plan, typed, errors, section.entity)
+                self._one_period(con, plan, typed, errors, section.entity)
             prepared.append((section, plan, s, typed, errors))
 
         unread: list[str] = []
@@ -484,7 +578,7 @@ class Ingestor:
             bad_by_sheet: dict[str | None, str] = {}
             for section, plan, s, typed, errors in prepared:
                 target = self._load_section(
-                    sid, partner_id, section, plan, s, typed, errors, mode
+                    con, sid, partner_id, section, plan, s, typed, errors, mode
                 )
                 result.targets.append(target)
                 sheet = section.sheet if info.format == "xlsx" else None
@@ -538,7 +632,12 @@ class Ingestor:
         return result
 
     def _one_period(
-        self, plan: CheckPlan, typed: str, errors: str, entity: str
+        self,
+        con: duckdb.DuckDBPyConnection,
+        plan: CheckPlan,
+        typed: str,
+        errors: str,
+        entity: str,
     ) -> None:
         """A replace-period file is for one school year: the year most of its rows are in.
         Rows dated in another year are quarantined, so a mistyped date can never wipe
@@ -548,7 +647,7 @@ class Ingestor:
             c in plan.field_names for c in re.findall(r'"([a-z_]+)"', period)
         ):
             return
-        main = self._con.execute(
+        main = con.execute(
             f"SELECT {period} AS p FROM {typed} t WHERE NOT EXISTS "
             f"(SELECT 1 FROM {errors} e WHERE e.__row = t.__row) AND {period} IS NOT NULL "
             "GROUP BY p ORDER BY count(*) DESC, p DESC LIMIT 1"
@@ -557,7 +656,7 @@ class Ingestor:
             return
         year = int(main[0][0])
         label = f"{year - 1}-{str(year)[2:]}"
-        self._con.execute(
+        con.execute(
             f"INSERT INTO {errors} SELECT t.__row, 'outside_period', "
             f"'dated in school year ' || ({period} - 1) || '-' || right(CAST({period} AS VARCHAR), 2) "
             f"|| ', but this file is for {label}; send it with that year''s data' "
@@ -576,6 +675,7 @@ class Ingestor:
 
     def _load_section(
         self,
+        con: duckdb.DuckDBPyConnection,
         sid: int,
         partner_id: str,
         section: FileSection,
@@ -585,7 +685,6 @@ class Ingestor:
         errors: str,
         mode: str,
     ) -> TargetResult:
-        con = self._con
         table = plan.table
         entity = section.entity
         fields = plan.field_names
@@ -711,23 +810,43 @@ class Ingestor:
         ).fetchall()
 
     def get(self, submission_id: int) -> tuple:  # type: ignore[type-arg]
-        rows = self._con.execute(
-            "SELECT submission_id, partner_id, feed, file_name, received_at, status, rows_read, "
-            "rows_loaded, rows_quarantined, note, sha256, raw_path FROM ops.submission WHERE submission_id = ?",
-            [submission_id],
-        ).fetchall()
-        if not rows:
-            raise NotFoundError(
-                f"No submission {submission_id}; `backbone submissions list` shows them."
-            )
-        return rows[0]
+        return _submission(self._con, submission_id)
+
+    def report(self, submission_id: int) -> Report:
+        """The validation report of a submission (counts, errors by rule)."""
+        self.get(submission_id)
+        return build_report(self._con, submission_id)
+
+    def quarantine_csv(self, submission_id: int) -> str:
+        """A submission's quarantined rows with their reasons, as CSV to fix."""
+        self.get(submission_id)
+        return quarantine_csv(self._con, submission_id)
+
+    def raw_decisions(
+        self, submission_id: int
+    ) -> tuple[tuple[str, str, str, datetime], ...]:
+        """(decision, reason, by, at) of a raw file holding refused columns."""
+        return tuple(
+            (r[0], r[1], r[2], r[3])
+            for r in self._con.execute(
+                "SELECT decision, reason, decided_by, decided_at FROM ops.raw_decision "
+                "WHERE submission_id = ? AND decision IS NOT NULL",
+                [submission_id],
+            ).fetchall()
+        )
 
     def decide_raw(
-        self, submission_id: int, *, keep: bool, reason: str, by: str
+        self, s: Session, submission_id: int, *, keep: bool, reason: str
     ) -> str:
-        """Record whether a raw file holding refused columns is kept or purged."""
-        row = self.get(submission_id)
-        pending = self._con.execute(
+        """Record whether a raw file holding refused columns is kept or purged: the
+        steward admin's decision, under their name, audited."""
+        who = s.require(
+            "administer",
+            f"decide on the raw file of submission {submission_id}",
+            action="raw_decision",
+        )
+        row = _submission(s.con, submission_id)
+        pending = s.con.execute(
             "SELECT undeclared_columns, decision FROM ops.raw_decision WHERE submission_id = ?",
             [submission_id],
         ).fetchall()
@@ -743,19 +862,41 @@ class Ingestor:
             raise UserError(
                 "Give the reason for the decision (--reason); it is kept on record."
             )
+        decision = "keep" if keep else "purge"
+        s.con.execute(
+            "UPDATE ops.raw_decision SET decision = ?, reason = ?, decided_by = ?, decided_at = ? WHERE submission_id = ?",
+            [decision, reason, who.user_id, _now(), submission_id],
+        )
+        s.record(
+            "raw_decision",
+            f"raw file of submission {submission_id} ({row[3]}): {decision}",
+            providers=(row[1],),
+            reason=reason,
+            detail={"refused_columns": list(pending[0][0] or [])},
+        )
         raw_path = self._root / row[11]
         if not keep:
-            shared = self._con.execute(
+            shared = s.con.execute(
                 "SELECT count(*) FROM ops.submission WHERE sha256 = ? AND submission_id <> ?",
                 [row[10], submission_id],
             ).fetchall()[0][0]
             if raw_path.exists() and not shared:
+                # last: the decision and its entry are written; only the commit is left
                 raw_path.unlink()
-        self._con.execute(
-            "UPDATE ops.raw_decision SET decision = ?, reason = ?, decided_by = ?, decided_at = ? WHERE submission_id = ?",
-            ["keep" if keep else "purge", reason, by, _now(), submission_id],
+        return decision
+
+
+def _submission(con: duckdb.DuckDBPyConnection, submission_id: int) -> tuple:  # type: ignore[type-arg]
+    rows = con.execute(
+        "SELECT submission_id, partner_id, feed, file_name, received_at, status, rows_read, "
+        "rows_loaded, rows_quarantined, note, sha256, raw_path FROM ops.submission WHERE submission_id = ?",
+        [submission_id],
+    ).fetchall()
+    if not rows:
+        raise NotFoundError(
+            f"No submission {submission_id}; `backbone submissions list` shows them."
         )
-        return "keep" if keep else "purge"
+    return rows[0]
 
 
 def _plain_path(ref: str) -> str:
