@@ -106,9 +106,10 @@ def link(out: Path) -> None:
         "INSERT INTO ref.partner (partner_id, name, kind, created_at) "
         "VALUES ('b00-backbone', 'Backbone', 'backbone', now())"
     )
-    steward = wh.users.add(
-        "steward", partner="b00-backbone", role="steward_admin", by=None
-    )
+    with wh.session() as setup:
+        steward = wh.users.add(
+            setup, "steward", partner="b00-backbone", role="steward_admin"
+        )
     result = wh.linkage.evaluate(wh.access(steward, "identity_resolution"), truth)
     wh.close()
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2

@@ -364,13 +364,15 @@ def build(
                 }
             ],
         )
-        steward = wh.users.add(
-            "steward", partner="b0", role=Role.steward_admin, by=None
-        )
-        for user_id, partner, role in (
-            ("analyst", "b0", Role.steward_analyst),
-            ("d1.analyst", "d1", Role.partner_analyst),
-            ("d2.analyst", "d2", Role.partner_analyst),
-            ("f1.viewer", "f1", Role.funder_viewer),
-        ):
-            wh.users.add(user_id, partner=partner, role=role, by=steward)
+        with wh.session() as setup:
+            steward = wh.users.add(
+                setup, "steward", partner="b0", role=Role.steward_admin
+            )
+        with wh.session(steward) as s:
+            for user_id, partner, role in (
+                ("analyst", "b0", Role.steward_analyst),
+                ("d1.analyst", "d1", Role.partner_analyst),
+                ("d2.analyst", "d2", Role.partner_analyst),
+                ("f1.viewer", "f1", Role.funder_viewer),
+            ):
+                wh.users.add(s, user_id, partner=partner, role=role)

@@ -370,19 +370,21 @@ def build(path: Path, clock: Callable[[], datetime] = lambda: NOW) -> None:
             }
         )
         _insert(wh, "analytic.consent", consent)
-        steward = wh.users.add(
-            "steward", partner="b0", role=Role.steward_admin, by=None
-        )
-        for user_id, partner, role in (
-            ("analyst", "b0", Role.steward_analyst),
-            ("d1.analyst", "d1", Role.partner_analyst),
-            ("d1.uploader", "d1", Role.partner_uploader),
-            ("d2.analyst", "d2", Role.partner_analyst),
-            ("c1.analyst", "c1", Role.partner_analyst),
-            ("f1.viewer", "f1", Role.funder_viewer),
-            ("r1.researcher", "r1", Role.researcher),
-        ):
-            wh.users.add(user_id, partner=partner, role=role, by=steward)
+        with wh.session() as setup:
+            steward = wh.users.add(
+                setup, "steward", partner="b0", role=Role.steward_admin
+            )
+        with wh.session(steward) as s:
+            for user_id, partner, role in (
+                ("analyst", "b0", Role.steward_analyst),
+                ("d1.analyst", "d1", Role.partner_analyst),
+                ("d1.uploader", "d1", Role.partner_uploader),
+                ("d2.analyst", "d2", Role.partner_analyst),
+                ("c1.analyst", "c1", Role.partner_analyst),
+                ("f1.viewer", "f1", Role.funder_viewer),
+                ("r1.researcher", "r1", Role.researcher),
+            ):
+                wh.users.add(s, user_id, partner=partner, role=role)
 
 
 def user(wh: Warehouse, user_id: str) -> Principal:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from backbone import Warehouse
-from backbone.errors import AuthenticationFailed, NotFoundError, UserError
+from backbone.errors import AuthenticationFailed, Forbidden, NotFoundError, UserError
 from backbone.governance.audit import GENESIS, chain_hash
 from tests.policy_fixtures import NOW, build, user
 
@@ -54,23 +54,35 @@ def test_only_the_first_user_needs_no_sign_in_and_must_be_the_steward(
         with wh.session() as s:
             for p in PARTNERS:
                 wh.partners.add(s, p)
-        with pytest.raises(UserError, match="first user"):
-            wh.users.add("xx", partner="d1", role="partner_analyst", by=None)
-        admin = wh.users.add("admin", partner="b0", role="steward_admin", by=None)
-        with pytest.raises(AuthenticationFailed, match="sign in as a steward admin"):
-            wh.users.add("yy", partner="d1", role="partner_analyst", by=None)
-        analyst = wh.users.add("ann", partner="d1", role="partner_analyst", by=admin)
-        with pytest.raises(AuthenticationFailed, match="may not add users"):
-            wh.users.add("zz", partner="d1", role="partner_analyst", by=analyst)
-        with pytest.raises(UserError, match="does not fit a funder"):
-            wh.users.add("ff", partner="f1", role="partner_analyst", by=admin)
-        with pytest.raises(NotFoundError):
-            wh.users.add("gg", partner="nobody", role="partner_analyst", by=admin)
+        with pytest.raises(UserError, match="first user"), wh.session() as setup:
+            wh.users.add(setup, "xx", partner="d1", role="partner_analyst")
+        with wh.session() as setup:
+            admin = wh.users.add(setup, "admin", partner="b0", role="steward_admin")
+        with (
+            pytest.raises(AuthenticationFailed, match="sign in first"),
+            wh.session() as unsigned,
+        ):
+            wh.users.add(unsigned, "yy", partner="d1", role="partner_analyst")
+        with wh.session(admin) as s:
+            analyst = wh.users.add(s, "ann", partner="d1", role="partner_analyst")
+        with (
+            pytest.raises(Forbidden, match=r"add user zz: .* may not administer"),
+            wh.session(analyst) as s,
+        ):
+            wh.users.add(s, "zz", partner="d1", role="partner_analyst")
+        with (
+            pytest.raises(UserError, match="does not fit a funder"),
+            wh.session(admin) as s,
+        ):
+            wh.users.add(s, "ff", partner="f1", role="partner_analyst")
+        with pytest.raises(NotFoundError), wh.session(admin) as s:
+            wh.users.add(s, "gg", partner="nobody", role="partner_analyst")
 
 
 def test_passwords_are_argon2_and_every_sign_in_is_audited(wh: Warehouse) -> None:
     steward = user(wh, "steward")
-    wh.users.set_password("d1.analyst", "correct horse battery", by=steward)
+    with wh.session(steward) as s:
+        wh.users.set_password(s, "d1.analyst", "correct horse battery")
     stored = wh._con.execute(
         "SELECT password_hash FROM gov.principal WHERE user_id = 'd1.analyst'"
     ).fetchall()[0][0]
@@ -82,15 +94,16 @@ def test_passwords_are_argon2_and_every_sign_in_is_audited(wh: Warehouse) -> Non
         wh.sign_in("nobody", "whatever")
     logins = [e for e in wh.audit.entries() if e["action"] == "login"]
     assert [e["decision"] for e in logins[-3:]] == ["allow", "deny", "deny"]
-    with pytest.raises(UserError, match="at least 12"):
-        wh.users.set_password("d1.analyst", "short", by=steward)
+    with pytest.raises(UserError, match="at least 12"), wh.session(steward) as s:
+        wh.users.set_password(s, "d1.analyst", "short")
 
 
 def test_tokens_are_stored_hashed_and_expire_or_get_revoked(
     wh: Warehouse, clock: Clock
 ) -> None:
     steward = user(wh, "steward")
-    issued = wh.users.issue_token("d2.analyst", by=steward, days=30)
+    with wh.session(steward) as s:
+        issued = wh.users.issue_token(s, "d2.analyst", days=30)
     secret = issued.token.split("_", 2)[2]
     dump = str(wh._con.execute("SELECT * FROM gov.api_token").fetchall())
     assert secret not in dump
@@ -101,12 +114,17 @@ def test_tokens_are_stored_hashed_and_expire_or_get_revoked(
     with pytest.raises(AuthenticationFailed, match="expired"):
         wh.sign_in_token(issued.token)
     clock.now = NOW
-    again = wh.users.issue_token("d2.analyst", by=user(wh, "d2.analyst"))
-    wh.users.disable("d2.analyst", by=steward, reason="left")
+    with wh.session(user(wh, "d2.analyst")) as s:
+        again = wh.users.issue_token(s, "d2.analyst")
+    with wh.session(steward) as s:
+        wh.users.disable(s, "d2.analyst", reason="left")
     with pytest.raises(AuthenticationFailed, match="revoked"):
         wh.sign_in_token(again.token)
-    with pytest.raises(AuthenticationFailed, match="may not issue tokens for others"):
-        wh.users.issue_token("steward", by=user(wh, "d1.analyst"))
+    with (
+        pytest.raises(Forbidden, match=r"issue a token for steward: .* may not"),
+        wh.session(user(wh, "d1.analyst")) as s,
+    ):
+        wh.users.issue_token(s, "steward")
 
 
 # --- the audit log --------------------------------------------------------------------
@@ -186,7 +204,8 @@ def test_the_disclosure_report_lists_every_disclosure_of_a_partners_data(
     )
     with pytest.raises(Exception, match="may not"):
         wh.access(user(wh, "f1.viewer"), "program_evaluation").rows("enrollment")
-    report = wh.audit.report("d2")
+    with wh.session(user(wh, "d2.analyst")) as s:
+        report = wh.audit.report(s, "d2").disclosures
     assert [(d.action, d.actor) for d in report] == [
         ("read", "c1.analyst"),
         ("release", "steward"),
@@ -195,4 +214,6 @@ def test_the_disclosure_report_lists_every_disclosure_of_a_partners_data(
     assert report[0].agreements == ["DSA-D1@1", "DSA-D2@1"] and report[0].rows == 2
     assert report[1].cells == 4
     assert all(d.actor != "f1.viewer" for d in report), "refusals disclose nothing"
-    assert wh.audit.report("d2", since=datetime(2030, 1, 1)) == []
+    with wh.session(user(wh, "steward")) as s:
+        later = wh.audit.report(s, "d2", since=datetime(2030, 1, 1))
+    assert later.disclosures == []

@@ -31,9 +31,8 @@ def w(built: Path, tmp_path: Path) -> str:
 
 
 def _token(w: str, user_id: str) -> dict[str, str]:
-    with Warehouse.open(w) as wh:
-        admin = wh.users.get("steward")
-        return {**WIDE, "BACKBONE_TOKEN": wh.users.issue_token(user_id, by=admin).token}
+    with Warehouse.open(w) as wh, wh.session(wh.users.get("steward")) as s:
+        return {**WIDE, "BACKBONE_TOKEN": wh.users.issue_token(s, user_id).token}
 
 
 def test_the_first_admin_then_users_tokens_and_passwords(tmp_path: Path) -> None:
@@ -67,7 +66,7 @@ def test_the_first_admin_then_users_tokens_and_passwords(tmp_path: Path) -> None
         ["user", "add", "ann", "--partner", "d1", "--role", "partner_analyst", "-w", w],
         env=WIDE,
     )
-    assert unsigned.exit_code == 1 and "sign in as a steward admin" in unsigned.output
+    assert unsigned.exit_code == 1 and "sign in first" in unsigned.output
     admin = {
         **WIDE,
         "BACKBONE_USER": "admin",
@@ -249,7 +248,9 @@ def test_audit_verify_report_and_a_broken_chain(w: str) -> None:
 def test_retention_due_and_run(w: str) -> None:
     due = runner.invoke(app, ["retention", "due", "-w", w], env=WIDE)
     assert due.exit_code == 0 and "Nothing is due" in due.output
-    ran = runner.invoke(app, ["retention", "run", "-w", w], env=WIDE)
+    unsigned = runner.invoke(app, ["retention", "run", "-w", w], env=WIDE)
+    assert unsigned.exit_code == 1 and "sign in first" in unsigned.output
+    ran = runner.invoke(app, ["retention", "run", "-w", w], env=_token(w, "steward"))
     assert ran.exit_code == 0 and "nothing has been destroyed" in ran.output
 
 

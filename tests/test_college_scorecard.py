@@ -548,18 +548,19 @@ def build(path: Path) -> None:
                 }
             ],
         )
-        wh.indicators.definitions.current()  # the defaults become version 1
-        steward = wh.users.add(
-            "steward", partner="b0", role=Role.steward_admin, by=None
-        )
-        for user_id, partner, role in (
-            ("d1.analyst", "d1", Role.partner_analyst),
-            ("d2.analyst", "d2", Role.partner_analyst),
-            ("c1.analyst", "c1", Role.partner_analyst),
-            ("a1.analyst", "a1", Role.partner_analyst),
-            ("f1.viewer", "f1", Role.funder_viewer),
-        ):
-            wh.users.add(user_id, partner=partner, role=role, by=steward)
+        with wh.session() as setup:
+            steward = wh.users.add(
+                setup, "steward", partner="b0", role=Role.steward_admin
+            )
+        with wh.session(steward) as s:
+            for user_id, partner, role in (
+                ("d1.analyst", "d1", Role.partner_analyst),
+                ("d2.analyst", "d2", Role.partner_analyst),
+                ("c1.analyst", "c1", Role.partner_analyst),
+                ("a1.analyst", "a1", Role.partner_analyst),
+                ("f1.viewer", "f1", Role.funder_viewer),
+            ):
+                wh.users.add(s, user_id, partner=partner, role=role)
 
 
 @pytest.fixture(scope="module")
@@ -739,6 +740,7 @@ def test_scorecard_each_district_beside_the_community(wh: Warehouse) -> None:
         "persons": 53,
         "matching": 23,
         "rate": "43.4%",
+        "rate_value": 23 / 53,
         "note": "",
     }
     # on track: first-time ninth graders (blocks A and B; the repeaters 231-232

@@ -154,13 +154,17 @@ def test_initiatives_are_set_from_yaml_and_checked(demo: Path, tmp_path: Path) -
         encoding="utf-8",
     )
     with Warehouse.open(demo / "warehouse") as wh:
-        wh.initiatives.set_file(good)
+        with wh.session(wh.users.get("steward")) as s:
+            wh.initiatives.set_file(s, good)
         got = wh.initiatives.get("INIT-READ")
         assert got.programs == ("PRG-READ",) and got.min_dosage.sessions == 8
         bad = tmp_path / "bad.yaml"
         bad.write_text(good.read_text().replace("ela_score", "happiness"))
-        with pytest.raises(Exception, match="target_outcomes"):
-            wh.initiatives.set_file(bad)
+        with (
+            pytest.raises(Exception, match="target_outcomes"),
+            wh.session(wh.users.get("steward")) as s,
+        ):
+            wh.initiatives.set_file(s, bad)
         with pytest.raises(NotFoundError):
             wh.initiatives.get("INIT-NONE")
     env = {

@@ -27,7 +27,9 @@ def warehouse(tmp_path: Path) -> Path:
     path = tmp_path / "wh"
     build(path)
     with Warehouse.open(path) as wh:
-        wh.indicators.compute(wh.access(wh.users.get("steward"), "early_warning"))
+        steward = wh.users.get("steward")
+        with wh.session(steward) as s:
+            wh.indicators.compute(s, wh.access(steward, "early_warning"))
     return path
 
 

@@ -15,11 +15,11 @@ import pytest
 import sqlglot
 
 from backbone import Warehouse
-from backbone.errors import InputFileError, PolicyDenied, UserError
+from backbone.errors import Forbidden, InputFileError, PolicyDenied, UserError
 from backbone.governance.retention import Due
 from backbone.measures.definitions import default_definitions, default_text
 from backbone.measures.indicator_sql import components_sql, person_indicators_sql
-from backbone.measures.indicators import Indicators
+from backbone.measures.indicators import Indicators, Snapshot
 from tests.early_warning_fixtures import NOW, build
 
 YEAR_END = date(2026, 6, 30)
@@ -30,7 +30,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("early") / "wh"
     build(path)
     with Warehouse.open(path, clock=lambda: NOW) as wh:
-        wh.indicators.compute(wh.access(wh.users.get("steward"), "early_warning"))
+        _compute(wh)
     return path
 
 
@@ -39,6 +39,13 @@ def wh(built: Path, tmp_path: Path) -> Iterator[Warehouse]:
     shutil.copytree(built, tmp_path / "wh")
     with Warehouse.open(tmp_path / "wh", clock=lambda: NOW) as w:
         yield w
+
+
+def _compute(wh: Warehouse, user: str = "steward", **kw: Any) -> list[Snapshot]:
+    """Compute indicators as ``user``, in a unit of work of their own."""
+    principal = wh.users.get(user)
+    with wh.session(principal, purpose="early_warning") as s:
+        return wh.indicators.compute(s, wh.access(principal, "early_warning"), **kw)
 
 
 def _by_person(table: Any) -> dict[int, dict[str, Any]]:
@@ -176,7 +183,7 @@ def test_a_student_who_moved_districts_mid_year_is_counted_across_both(
 
 def test_in_year_snapshot_counts_only_what_happened_by_its_day(wh: Warehouse) -> None:
     steward = wh.access(wh.users.get("steward"), "early_warning")
-    (snap,) = wh.indicators.compute(steward, as_of=date(2025, 8, 29))
+    (snap,) = _compute(wh, as_of=date(2025, 8, 29))
     assert (snap.school_year, snap.as_of) == (2026, date(2025, 8, 29))
     persons = _by_person(wh.indicators.roster(steward, as_of=date(2025, 8, 29)).table)
     assert persons[1]["days_enrolled"] == 5 and persons[1]["days_absent"] == 1.5
@@ -187,15 +194,14 @@ def test_in_year_snapshot_counts_only_what_happened_by_its_day(wh: Warehouse) ->
 
 
 def test_computing_again_replaces_the_snapshot(wh: Warehouse) -> None:
-    steward = wh.access(wh.users.get("steward"), "early_warning")
-    wh.indicators.compute(steward)
+    _compute(wh)
     n = wh._con.execute("SELECT count(*) FROM analytic.student_indicator").fetchone()
     assert n == (56,)
 
 
 def test_computing_is_the_stewards_and_is_audited(wh: Warehouse) -> None:
-    with pytest.raises(PolicyDenied):
-        wh.indicators.compute(wh.access(wh.users.get("d1.analyst"), "early_warning"))
+    with pytest.raises(Forbidden):
+        _compute(wh, "d1.analyst")
     actions = [e["action"] for e in wh.audit.entries()]
     assert "derive" in actions
 
@@ -243,7 +249,7 @@ def test_pseudonymous_rows_are_never_attached_to_a_known_student(
 def test_a_club_sharing_identified_shows_schools_who_it_serves(tmp_path: Path) -> None:
     build(tmp_path / "wh", club_access="identified")
     with Warehouse.open(tmp_path / "wh", clock=lambda: NOW) as wh:
-        wh.indicators.compute(wh.access(wh.users.get("steward"), "early_warning"))
+        _compute(wh)
         roster = _roster(wh, "d1.analyst")
         assert roster.providers == ("c1", "d1")
         assert _by_person(roster.table)[4]["in_program"] is True
@@ -302,7 +308,7 @@ def test_count_refuses_unknown_dimensions(wh: Warehouse) -> None:
 
 def test_tier_transitions_between_two_snapshots(wh: Warehouse) -> None:
     steward = wh.access(wh.users.get("steward"), "early_warning")
-    (early,) = wh.indicators.compute(steward, as_of=date(2025, 8, 29))
+    (early,) = _compute(wh, as_of=date(2025, 8, 29))
     late = wh.indicators.snapshot(as_of=YEAR_END)
     release = wh.indicators.transitions(steward, early, late)
     cells = {
@@ -327,12 +333,13 @@ def test_definitions_are_versioned_and_values_keep_theirs(
     stricter = default_text().replace("chronic_below: 0.90", "chronic_below: 0.85")
     path = tmp_path / "ours.yaml"
     path.write_text(stricter)
-    assert store.record_file(path, by="steward") == 2
-    assert store.record_file(path, by="steward") == 2  # the same text: no new version
+    with wh.session(wh.users.get("steward")) as s:
+        assert store.record_file(s, path) == 2
+        assert store.record_file(s, path) == 2  # the same text: no new version
     assert store.get(1).attendance.chronic_below == 0.90
     old = _by_person(_roster(wh, "steward").table)
     assert old[101]["attendance_level"] == 2  # 88.9% < 90%: v1's snapshot
-    wh.indicators.compute(wh.access(wh.users.get("steward"), "early_warning"))
+    _compute(wh)
     new = _by_person(_roster(wh, "steward").table)
     assert new[101]["attendance_level"] == 1  # 88.9% ≥ 85%, < 95%
     assert new[101]["definition_version"] == 2
@@ -341,8 +348,11 @@ def test_definitions_are_versioned_and_values_keep_theirs(
 def test_bad_definitions_name_the_field(tmp_path: Path, wh: Warehouse) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(default_text().replace("warning_below: 0.95", "warning_below: 0.5"))
-    with pytest.raises(InputFileError, match="attendance") as err:
-        wh.indicators.definitions.record_file(path, by="steward")
+    with (
+        pytest.raises(InputFileError, match="attendance") as err,
+        wh.session(wh.users.get("steward")) as s,
+    ):
+        wh.indicators.definitions.record_file(s, path)
     assert str(path) in str(err.value)
     assert wh.indicators.definitions.current()[0] == 1
 
@@ -354,7 +364,8 @@ def test_destroying_a_providers_facts_destroys_what_was_derived_from_them(
     wh: Warehouse,
 ) -> None:
     due = Due("d2", "attendance_event", "DSA-D2@1", date(2026, 6, 30), date(2026, 7, 1))
-    purge = wh.retention._purge("d2", [due], "test")
+    with wh.session(wh.users.get("steward")) as s:
+        purge = wh.retention._purge(s, "d2", [due], "test", [])
     assert purge.rows["analytic.student_indicator"] == 21
     left = wh._con.execute(
         "SELECT count(*) FROM analytic.student_indicator WHERE provider_partner_id = 'd2'"

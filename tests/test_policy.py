@@ -348,25 +348,28 @@ def test_suspended_expired_and_pending_agreements_deny(
 
 def test_lapsed_users_are_refused(wh: Warehouse) -> None:
     steward = user(wh, "steward")
-    wh.users.add(
-        "temp",
-        partner="d1",
-        role="partner_analyst",
-        by=steward,
-        expires_on=date(2026, 3, 1),
-    )
+    with wh.session(steward) as s:
+        wh.users.add(
+            s,
+            "temp",
+            partner="d1",
+            role="partner_analyst",
+            expires_on=date(2026, 3, 1),
+        )
     with pytest.raises(PolicyDenied, match="expired on 2026-03-01"):
         wh.access(user(wh, "temp"), "early_warning").rows("enrollment")
-    wh.users.add(
-        "untrained",
-        partner="d1",
-        role="partner_analyst",
-        by=steward,
-        training_until=date(2026, 1, 31),
-    )
+    with wh.session(steward) as s:
+        wh.users.add(
+            s,
+            "untrained",
+            partner="d1",
+            role="partner_analyst",
+            training_until=date(2026, 1, 31),
+        )
     with pytest.raises(PolicyDenied, match="training lapsed"):
         wh.access(user(wh, "untrained"), "early_warning").rows("enrollment")
-    wh.users.disable("d1.analyst", by=steward, reason="left the district")
+    with wh.session(steward) as s:
+        wh.users.disable(s, "d1.analyst", reason="left the district")
     with pytest.raises(PolicyDenied, match="disabled"):
         wh.access(user(wh, "d1.analyst"), "early_warning").rows("enrollment")
 

@@ -14,6 +14,7 @@ import yaml
 
 from backbone import Warehouse
 from backbone.errors import PolicyDenied
+from backbone.governance.retention import Purge
 from tests.policy_fixtures import NOW, build, club_agreement, user
 
 
@@ -242,6 +243,12 @@ def _plant_flows(wh: Warehouse) -> Path:
     return raw
 
 
+def _run_retention(wh: Warehouse) -> list[Purge]:
+    """The retention schedule's daily step, run by the steward admin."""
+    with wh.session(user(wh, "steward")) as s:
+        return wh.retention.run(s)
+
+
 def _count(wh: Warehouse, sql: str) -> int:
     return int(wh._con.execute(sql).fetchall()[0][0])
 
@@ -265,7 +272,8 @@ def test_retention_purges_everywhere_with_a_certificate(
     with Warehouse.open(folder, clock=clock) as wh:
         raw = _plant_flows(wh)
     clock.now = datetime(2027, 7, 31, 6)
-    with Warehouse.open(folder, clock=clock) as wh:  # opening runs the schedule
+    with Warehouse.open(folder, clock=clock) as wh:
+        _run_retention(wh)  # the schedule's daily run
         for table, column in (
             ("analytic.enrollment", "provider_partner_id"),
             ("analytic.demographics", "provider_partner_id"),
@@ -304,7 +312,7 @@ def test_retention_purges_everywhere_with_a_certificate(
         assert wh.audit.verify().ok
         # no agreement names the districts or the club any more: their users are off
         assert user(wh, "d1.analyst").disabled and not user(wh, "steward").disabled
-        assert wh.retention.run() == []  # nothing twice
+        assert _run_retention(wh) == []  # nothing twice
 
 
 def test_a_fixed_destruction_date_holds_while_the_agreement_runs(
@@ -319,7 +327,7 @@ def test_a_fixed_destruction_date_holds_while_the_agreement_runs(
             wh.agreements.amend(
                 s, "DSA-C1", path, effective=date(2026, 3, 1), summary="destroy early"
             )
-        [purge] = wh.retention.run()
+        [purge] = _run_retention(wh)
         assert purge.provider == "c1" and purge.certificate["due_on"] == "2026-03-01"
         assert _count(wh, "SELECT count(*) FROM analytic.program_participation") == 0
 
@@ -338,7 +346,7 @@ def test_a_terminated_agreement_purges_only_its_provider(
             wh.agreements.amend(
                 s, "DSA-C1", path, effective=date(2026, 3, 1), summary="club closed"
             )
-        purges = wh.retention.run()
+        purges = _run_retention(wh)
         assert [p.provider for p in purges] == ["c1"]
         assert _count(wh, "SELECT count(*) FROM analytic.program_participation") == 0
         assert _count(wh, "SELECT count(*) FROM identity.encoding") == 0

@@ -248,13 +248,11 @@ def demo_run(
                     wh, users, community / "truth", out_dir / "charts"
                 )
             token_file = out_dir / "steward.token"
-            token_file.write_text(
-                wh.users.issue_token(
-                    users.steward.user_id, by=users.steward, label="demo", days=30
-                ).token
-                + "\n",
-                encoding="utf-8",
-            )
+            with wh.session(users.steward) as s:
+                issued = wh.users.issue_token(
+                    s, users.steward.user_id, label="demo", days=30
+                )
+            token_file.write_text(issued.token + "\n", encoding="utf-8")
             token_file.chmod(0o600)
             facts = wh.info()
     table = Table(title="Demo community built", show_header=False)

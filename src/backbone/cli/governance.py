@@ -20,13 +20,13 @@ from backbone.cli.common import (
     _out,
     _plain,
     doors,
+    maybe_signed_in,
     parse_date,
     parse_pairs,
     print_release,
     signed_in,
 )
-from backbone.errors import AuthenticationFailed, UserError
-from backbone.governance import Principal
+from backbone.errors import UserError
 from backbone.governance.audit import Disclosure
 from backbone.warehouse import Warehouse
 
@@ -47,12 +47,6 @@ def register(app: typer.Typer, export_app: typer.Typer) -> None:
     app.command("rows")(rows)
     app.command("count")(count)
     export_app.command("rows")(export_rows)
-
-
-def _optional_sign_in(
-    wh: Warehouse, user: str | None, token: str | None
-) -> Principal | None:
-    return signed_in(wh, user, token) if (user or token) else None
 
 
 def _new_password(ask: bool) -> str | None:
@@ -98,13 +92,16 @@ def user_add(
 ) -> None:
     """Add a user. Sign in as a steward admin; a new warehouse's first user (its
     steward admin) needs no sign-in."""
-    with doors(), Warehouse.open(warehouse) as wh:
-        by = _optional_sign_in(wh, user, token)
+    with (
+        doors(),
+        Warehouse.open(warehouse) as wh,
+        wh.session(maybe_signed_in(wh, user, token)) as s,
+    ):
         added = wh.users.add(
+            s,
             user_id,
             partner=partner,
             role=role,
-            by=by,
             display_name=name,
             password=_new_password(password),
             expires_on=parse_date(expires, "--expires") if expires else None,
@@ -147,8 +144,12 @@ def user_disable(
     warehouse: WarehouseOption = Path("warehouse"),
 ) -> None:
     """Disable a user and revoke the user's tokens at once (steward admins)."""
-    with doors(), Warehouse.open(warehouse) as wh:
-        wh.users.disable(user_id, by=signed_in(wh, user, token), reason=reason)
+    with (
+        doors(),
+        Warehouse.open(warehouse) as wh,
+        wh.session(signed_in(wh, user, token)) as s,
+    ):
+        wh.users.disable(s, user_id, reason=reason)
     _plain().print(f"Disabled {user_id}; the user's tokens are revoked.")
 
 
@@ -161,10 +162,11 @@ def user_password(
 ) -> None:
     """Set a password (your own, or anyone's as a steward admin)."""
     with doors(), Warehouse.open(warehouse) as wh:
-        by = signed_in(wh, user, token)
+        principal = signed_in(wh, user, token)
         new = _new_password(True)
         assert new is not None
-        wh.users.set_password(user_id, new, by=by)
+        with wh.session(principal) as s:
+            wh.users.set_password(s, user_id, new)
     _plain().print(f"Password of {user_id} set.")
 
 
@@ -177,11 +179,15 @@ def user_token(
     token: TokenOption = None,
     warehouse: WarehouseOption = Path("warehouse"),
 ) -> None:
-    """Issue an API token (shown once; only its hash is kept)."""
-    with doors(), Warehouse.open(warehouse) as wh:
-        issued = wh.users.issue_token(
-            user_id, by=_optional_sign_in(wh, user, token), label=label, days=days
-        )
+    """Issue an API token (shown once; only its hash is kept). A new warehouse's
+    one steward admin, with no password and no token yet, gets its first without
+    signing in."""
+    with (
+        doors(),
+        Warehouse.open(warehouse) as wh,
+        wh.session(maybe_signed_in(wh, user, token)) as s,
+    ):
+        issued = wh.users.issue_token(s, user_id, label=label, days=days)
     _plain().print(issued.token)
     until = f" until {issued.expires_at:%Y-%m-%d}" if issued.expires_at else ""
     typer.echo(
@@ -348,18 +354,16 @@ def audit_report(
 ) -> None:
     """Every disclosure of a partner's data (FERPA recordation, 34 CFR 99.32), for
     that partner's own users and the steward's admins."""
-    with doors(), Warehouse.open(warehouse) as wh:
-        who = signed_in(wh, user, token)
-        if who.partner_id != partner and not who.may("audit"):
-            raise AuthenticationFailed(
-                f"{who.user_id} may see only {who.partner_id}'s disclosure report."
-            )
-        start = parse_date(since, "--since") if since else None
-        entries = wh.audit.report(
-            partner,
-            since=None if start is None else _midnight(start),
+    start = parse_date(since, "--since") if since else None
+    with (
+        doors(),
+        Warehouse.open(warehouse) as wh,
+        wh.session(signed_in(wh, user, token)) as s,
+    ):
+        report = wh.audit.report(
+            s, partner, since=None if start is None else _midnight(start)
         )
-        seq, digest = wh.audit.head()
+    entries = report.disclosures
     table = Table(title=f"Disclosures of {partner}'s data ({len(entries):,})")
     for column in ("#", "when", "what", "who", "purpose", "agreements", "rows/cells"):
         table.add_column(column)
@@ -377,6 +381,7 @@ def audit_report(
             size,
         )
     _plain().print(table)
+    seq, digest = report.head
     _out().print(
         f"Chain head {seq}:{digest} — keep it; `backbone audit verify --anchor` "
         "proves later that this history was not rewritten."
@@ -452,26 +457,28 @@ def retention_due(warehouse: WarehouseOption = Path("warehouse")) -> None:
 
 
 @retention_app.command("run")
-def retention_run(warehouse: WarehouseOption = Path("warehouse")) -> None:
-    """Destroy what is due now, with a certificate in the audit log (opening the
-    warehouse for writing does this too)."""
+def retention_run(
+    user: UserOption = None,
+    token: TokenOption = None,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Destroy what is due now, with a certificate in the audit log (a steward
+    admin; run it daily, e.g. from cron with a token in BACKBONE_TOKEN)."""
     with doors(), Warehouse.open(warehouse) as wh:
-        # opening ran the schedule; ask again in case the day turned meanwhile
-        purges = wh.retention.run()
-        done = wh._con.execute(
-            "SELECT purge_id, provider_partner_id, agreement, rows_destroyed, purged_at "
-            "FROM gov.purge ORDER BY purge_id"
-        ).fetchall()
+        with wh.session(signed_in(wh, user, token)) as s:
+            purges = wh.retention.run(s)
+        done = wh.retention.certificates()
     for p in purges:
         _plain().print(
             f"Destroyed {p.provider}'s {', '.join(p.entities)}: "
-            f"{sum(v for k, v in p.rows.items() if 'retired' not in k):,} rows, "
-            f"{p.raw_files} raw files; certificate {p.certificate['certificate']}."
+            f"{p.destroyed:,} rows, {p.raw_files} raw files; "
+            f"certificate {p.certificate['certificate']}."
         )
     if not done:
         _plain().print("Nothing was due; nothing has been destroyed.")
         return
-    for purge_id, provider, agreement, n, at in done:
+    for c in done:
         _plain().print(
-            f"destruction-{purge_id}: {provider} ({agreement}), {n:,} rows, {at:%Y-%m-%d}"
+            f"destruction-{c.purge_id}: {c.provider} ({c.agreement}), "
+            f"{c.rows_destroyed:,} rows, {c.purged_at:%Y-%m-%d}"
         )

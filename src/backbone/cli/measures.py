@@ -76,7 +76,7 @@ def definitions_show(
     warehouse: WarehouseOption = Path("warehouse"),
 ) -> None:
     """Print the indicator definitions (YAML) in use, or of a version."""
-    with doors(), Warehouse.open(warehouse) as wh:
+    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
         text = wh.indicators.definitions.text(version)
     _plain().print(text, end="")
 
@@ -84,13 +84,18 @@ def definitions_show(
 @definitions_app.command("history")
 def definitions_history(warehouse: WarehouseOption = Path("warehouse")) -> None:
     """Every recorded version of the definitions."""
-    with doors(), Warehouse.open(warehouse) as wh:
+    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
         rows = wh.indicators.definitions.history()
     table = Table(title="Indicator definitions")
     for column in ("version", "recorded", "by", "note"):
         table.add_column(column)
-    for version, at, by, note in rows:
-        table.add_row(str(version), f"{at:%Y-%m-%d %H:%M}", by, note or "")
+    for v in rows:
+        table.add_row(
+            str(v.version),
+            f"{v.recorded_at:%Y-%m-%d %H:%M}" if v.recorded_at else "not yet",
+            v.recorded_by,
+            v.note or "",
+        )
     _plain().print(table)
 
 
@@ -104,13 +109,12 @@ def definitions_set(
 ) -> None:
     """Record new definitions (a steward admin); later computations use them, and
     every value keeps the version it was computed with."""
-    with doors(), Warehouse.open(warehouse) as wh:
-        access = wh.access(signed_in(wh, user, token), "administration")
-        access.require_steward("administer", "record indicator definitions")
-        version = wh.indicators.definitions.record_file(
-            file, by=access.principal.user_id, note=note
-        )
-        access.log("administer", f"indicator definitions version {version}")
+    with (
+        doors(),
+        Warehouse.open(warehouse) as wh,
+        wh.session(signed_in(wh, user, token)) as s,
+    ):
+        version = wh.indicators.definitions.record_file(s, file, note=note)
     _plain().print(f"Indicator definitions version {version} in use.")
 
 
@@ -128,12 +132,14 @@ def compute(
     """Compute indicators per person and school year (at each year's end, or
     today for the year under way), or one in-year snapshot with --as-of."""
     with doors(), Warehouse.open(warehouse) as wh:
-        access = wh.access(signed_in(wh, user, token), "early_warning")
-        snaps = wh.indicators.compute(
-            access,
-            as_of=_as_of(as_of),
-            school_years=[school_year] if school_year is not None else None,
-        )
+        principal = signed_in(wh, user, token)
+        with wh.session(principal, purpose="early_warning") as s:
+            snaps = wh.indicators.compute(
+                s,
+                wh.access(principal, "early_warning"),
+                as_of=_as_of(as_of),
+                school_years=[school_year] if school_year is not None else None,
+            )
     _print_snapshots(snaps, "Computed")
 
 
@@ -161,8 +167,7 @@ def snapshots(
     """The snapshots computed so far (the steward's)."""
     with doors(), Warehouse.open(warehouse) as wh:
         access = wh.access(signed_in(wh, user, token), "early_warning")
-        access.require_steward("row_level_view", "list early-warning snapshots")
-        snaps = wh.indicators.snapshots()
+        snaps = wh.indicators.computed(access)
     _print_snapshots(snaps, "Stored")
 
 
@@ -397,12 +402,15 @@ def risk_train(
     """Train the logistic and gradient-boosted models on earlier cohorts, validate
     on later ones, keep both and report them."""
     with doors(), Warehouse.open(warehouse) as wh:
-        access = wh.access(signed_in(wh, user, token), "early_warning")
-        trained = wh.risk.train(
-            access, validate_last=validate_last, flagged_fraction=flagged
-        )
-        report = wh.risk.report(access, trained.model_id)
-    print_risk_report(report)
+        principal = signed_in(wh, user, token)
+        with wh.session(principal, purpose="early_warning") as s:
+            trained = wh.risk.train(
+                s,
+                wh.access(principal, "early_warning"),
+                validate_last=validate_last,
+                flagged_fraction=flagged,
+            )
+    print_risk_report({"model_id": trained.model_id, **trained.report})
 
 
 @risk_app.command("report")

@@ -71,11 +71,12 @@ def initiative_set(
     warehouse: WarehouseOption = Path("warehouse"),
 ) -> None:
     """Record (or replace) an initiative from a YAML file (the steward's admins)."""
-    with doors(), Warehouse.open(warehouse) as wh:
-        access = wh.access(signed_in(wh, user, token), "administration")
-        access.require_steward("administer", "record an initiative")
-        initiative = wh.initiatives.set_file(file)
-        access.log("administer", f"initiative {initiative.initiative_id} set")
+    with (
+        doors(),
+        Warehouse.open(warehouse) as wh,
+        wh.session(signed_in(wh, user, token)) as s,
+    ):
+        initiative = wh.initiatives.set_file(s, file)
     _plain().print(f"Initiative {initiative.initiative_id} recorded.")
 
 
@@ -112,8 +113,7 @@ def initiative_add(
     from backbone.errors import UserError
 
     with doors(), Warehouse.open(warehouse) as wh:
-        access = wh.access(signed_in(wh, user, token), "administration")
-        access.require_steward("administer", "record an initiative")
+        principal = signed_in(wh, user, token)
         try:
             initiative = Initiative(
                 initiative_id=initiative_id,
@@ -130,8 +130,8 @@ def initiative_add(
             first = err.errors()[0]
             where = ".".join(str(x) for x in first["loc"])
             raise UserError(f"{where}: {first['msg']}.") from None
-        wh.initiatives.set(initiative)
-        access.log("administer", f"initiative {initiative_id} set")
+        with wh.session(principal) as s:
+            wh.initiatives.set(s, initiative)
     _plain().print(f"Initiative {initiative_id} recorded.")
 
 
@@ -143,7 +143,7 @@ def initiative_show(
     """An initiative as YAML (no student data: anyone may read it)."""
     import yaml
 
-    with doors(), Warehouse.open(warehouse) as wh:
+    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
         initiative = wh.initiatives.get(initiative_id)
     _plain().print(
         yaml.safe_dump(initiative.model_dump(mode="json"), sort_keys=False), end=""
@@ -156,7 +156,7 @@ def initiative_list(
     warehouse: WarehouseOption = Path("warehouse"),
 ) -> None:
     """Every initiative, its funder, programs and targets."""
-    with doors(), Warehouse.open(warehouse) as wh:
+    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
         rows = wh.initiatives.list(funder)
     table = Table(title="Initiatives")
     for column in ("initiative", "funder", "name", "programs", "targets", "dosage"):

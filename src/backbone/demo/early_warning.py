@@ -22,7 +22,8 @@ def _cells(table: list[dict[str, object]], key: str) -> dict[str, object]:
 def early_warning_tour(wh: Warehouse, users: DemoUsers, charts: Path) -> list[str]:
     lines = ["Early warning (indicators, segments, risk model):"]
     steward = wh.access(users.steward, "early_warning")
-    snaps = wh.indicators.compute(steward)
+    with wh.session(users.steward, purpose="early_warning") as s:
+        snaps = wh.indicators.compute(s, steward)
     latest = snaps[-1]
     lines.append(
         f"  computed {len(snaps)} year-end snapshots "
@@ -30,7 +31,8 @@ def early_warning_tour(wh: Warehouse, users: DemoUsers, charts: Path) -> list[st
         f"{sum(s.seconds for s in snaps):.1f} s, definitions v{latest.definition_version})"
     )
     try:
-        trained = wh.risk.train(steward)
+        with wh.session(users.steward, purpose="early_warning") as s:
+            trained = wh.risk.train(s, steward)
     except UserError as why:
         lines.append(f"  risk model not trained: {why}")
     else:

@@ -28,43 +28,43 @@ class DemoUsers:
 
 
 def create_demo_users(wh: Warehouse) -> DemoUsers:
-    """Add the demo's users (no passwords: the demo acts for them in-process)."""
+    """Add the demo's users (no passwords: the demo acts for them in-process): the
+    steward's admin by the setup, the others by that admin, each audited."""
     steward_id = STEWARD
     users = wh.users
-    steward = users.add(
-        "steward",
-        partner=steward_id,
-        role=Role.steward_admin,
-        by=None,
-        display_name="Data steward",
-    )
-    analyst = users.add(
-        "steward.analyst",
-        partner=steward_id,
-        role=Role.steward_analyst,
-        by=steward,
-        display_name="Backbone analyst",
-    )
-    out = DemoUsers(steward, analyst)
-    providers = [
-        *(d.partner_id for d in DISTRICTS),
-        *(c.partner_id for c in CBOS),
-        COLLEGE_AGENCY[0],
-    ]
-    for partner in providers:
-        out.uploaders[partner] = users.add(
-            f"{partner}.uploader",
-            partner=partner,
-            role=Role.partner_uploader,
-            by=steward,
+    with wh.session() as setup:
+        steward = users.add(
+            setup,
+            "steward",
+            partner=steward_id,
+            role=Role.steward_admin,
+            display_name="Data steward",
         )
-        out.analysts[partner] = users.add(
-            f"{partner}.analyst", partner=partner, role=Role.partner_analyst, by=steward
+    with wh.session(steward) as s:
+        analyst = users.add(
+            s,
+            "steward.analyst",
+            partner=steward_id,
+            role=Role.steward_analyst,
+            display_name="Backbone analyst",
         )
-    for funder, *_ in FUNDERS:
-        out.viewers[funder] = users.add(
-            f"{funder}.viewer", partner=funder, role=Role.funder_viewer, by=steward
-        )
+        out = DemoUsers(steward, analyst)
+        providers = [
+            *(d.partner_id for d in DISTRICTS),
+            *(c.partner_id for c in CBOS),
+            COLLEGE_AGENCY[0],
+        ]
+        for partner in providers:
+            out.uploaders[partner] = users.add(
+                s, f"{partner}.uploader", partner=partner, role=Role.partner_uploader
+            )
+            out.analysts[partner] = users.add(
+                s, f"{partner}.analyst", partner=partner, role=Role.partner_analyst
+            )
+        for funder, *_ in FUNDERS:
+            out.viewers[funder] = users.add(
+                s, f"{funder}.viewer", partner=funder, role=Role.funder_viewer
+            )
     return out
 
 

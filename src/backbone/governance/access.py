@@ -12,6 +12,7 @@ and the configuration locked.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
 import secrets
@@ -45,6 +46,7 @@ from backbone.governance.policy import (
 from backbone.governance.principals import Principal, Role
 from backbone.partners.agreements.decide import VersionView
 from backbone.partners.agreements.document import AccessLevel
+from backbone.session import Session
 
 if TYPE_CHECKING:
     from backbone.governance.release import (
@@ -133,6 +135,7 @@ class Access:
         self._school_year = school_year_of(on, school_year_start_month)
         self._start_month = school_year_start_month
         self._min_cell = min_cell_size
+        self._session: Session | None = None
 
     # --- decisions ---------------------------------------------------------------
 
@@ -143,8 +146,34 @@ class Access:
             self._cached_views = self._load_views()
         return self._cached_views
 
+    def within(self, s: Session) -> Access:
+        """This access inside a unit of work that stores what it derives from the
+        rows it reads (the risk model): reads see the session's transaction, their
+        audit entries are written in it, and a refusal is audited after its
+        rollback. The release gate keeps its own ledger: release counts through an
+        access outside a session."""
+        if s.actor().user_id != self.principal.user_id:
+            raise UserError(
+                f"this access is {self.principal.user_id}'s, not {s.actor().user_id}'s."
+            )
+        bound = copy.copy(self)
+        bound._enter(s)
+        return bound
+
+    def _enter(self, s: Session) -> None:
+        self._con = s.con
+        self._session = s
+
+    def _write(self, entry: AuditEntry) -> None:
+        if self._session is None:
+            self._audit.append(entry)
+        elif entry.decision == "deny":
+            self._session.denials.append(entry)  # written after the rollback
+        else:
+            self._session.append(entry)
+
     def _deny(self, action: str, what: str, reason: str, **detail: Any) -> PolicyDenied:
-        self._audit.append(
+        self._write(
             AuditEntry(
                 action,
                 self.principal.user_id,
@@ -426,7 +455,7 @@ class Access:
         many each), the agreement versions relied on, and what was refused."""
         by_provider = m.rows_by_provider
         disclosed = [g for g in m.grants if by_provider.get(g.provider)]
-        self._audit.append(
+        self._write(
             AuditEntry(
                 action,
                 self.principal.user_id,
@@ -670,7 +699,7 @@ class Access:
 
     def log(self, action: str, what: str, **detail: Any) -> None:
         """Record a use that is not a read of rows (e.g. a decision shown)."""
-        self._audit.append(
+        self._write(
             AuditEntry(
                 action,
                 self.principal.user_id,

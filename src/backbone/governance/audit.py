@@ -24,13 +24,15 @@ from typing import Any
 
 import duckdb
 
-from backbone.session import AuditEntry
+from backbone.errors import Forbidden
+from backbone.session import AuditEntry, Session
 
 __all__ = [
     "GENESIS",
     "AuditEntry",
     "AuditLog",
     "Disclosure",
+    "DisclosureReport",
     "Verification",
     "canonical_json",
     "chain_hash",
@@ -76,6 +78,15 @@ class Disclosure:
     cells: int | None
     suppressed: int | None
     destination: str | None
+
+
+@dataclass(frozen=True)
+class DisclosureReport:
+    partner: str
+    disclosures: list[Disclosure]
+    head: tuple[int, str]
+    """(sequence number, hash) of the chain's newest entry when it was made: the
+    anchor a partner keeps to check later that this history was not rewritten."""
 
 
 class AuditLog:
@@ -165,10 +176,30 @@ class AuditLog:
         return [json.loads(r[0]) for r in rows]
 
     def report(
-        self, partner: str, *, since: datetime | None = None
-    ) -> list[Disclosure]:
-        """Every disclosure of ``partner``'s data that was allowed (FERPA 99.32)."""
-        rows = self._con.execute(
+        self, s: Session, partner: str, *, since: datetime | None = None
+    ) -> DisclosureReport:
+        """Every disclosure of ``partner``'s data that was allowed (FERPA 99.32),
+        with the chain head to keep as an anchor: for that partner's own users and
+        whoever may audit (the steward's admins); anyone else is refused, and the
+        refusal audited."""
+        who = s.actor()
+        why = who.lapsed(s.today())
+        if why is None and who.partner_id != partner and not who.may("audit"):
+            why = f"{who.user_id} may see only {who.partner_id}'s disclosure report"
+        if why:
+            s.denials.append(
+                AuditEntry(
+                    "read",
+                    who.user_id,
+                    decision="deny",
+                    reason=why,
+                    actor_partner=who.partner_id,
+                    providers=(partner,),
+                    what=f"the disclosure report of {partner}",
+                )
+            )
+            raise Forbidden(f"{why}.")
+        rows = s.con.execute(
             """
             SELECT entry FROM gov.audit_log
             WHERE json_extract_string(entry, '$.decision') = 'allow'
@@ -185,7 +216,14 @@ class AuditLog:
                 since and since.isoformat(),
             ],
         ).fetchall()
-        return [_disclosure(json.loads(r[0]), partner) for r in rows]
+        head = s.con.execute(
+            "SELECT seq, row_hash FROM gov.audit_log ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        return DisclosureReport(
+            partner,
+            [_disclosure(json.loads(r[0]), partner) for r in rows],
+            (int(head[0]), str(head[1])) if head else (0, GENESIS),
+        )
 
 
 def _check(

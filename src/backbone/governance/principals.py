@@ -25,6 +25,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from backbone.errors import AuthenticationFailed, NotFoundError, UserError
 from backbone.governance.audit import AuditEntry, AuditLog
+from backbone.session import Actor, Session, SetupActor
 
 __all__ = [
     "ROLE_OPERATIONS",
@@ -51,7 +52,8 @@ class Role(StrEnum):
 # agreement. "act_for_partner" is speaking for one's own partner in the partnership's
 # paperwork (approving an agreement version, reviewing a data-use request, filing one,
 # reporting progress on its commitments); a steward admin may record it on any
-# partner's behalf.
+# partner's behalf. "derive" is computing what the warehouse derives from everyone's
+# facts (early-warning indicators, the risk model): the steward's work, like linking.
 ROLE_OPERATIONS: dict[Role, frozenset[str]] = {
     Role.steward_admin: frozenset(
         {
@@ -63,10 +65,11 @@ ROLE_OPERATIONS: dict[Role, frozenset[str]] = {
             "administer",
             "audit",
             "act_for_partner",
+            "derive",
         }
     ),
     Role.steward_analyst: frozenset(
-        {"row_level_view", "export_microdata", "link", "aggregate"}
+        {"row_level_view", "export_microdata", "link", "aggregate", "derive"}
     ),
     Role.partner_analyst: frozenset(
         {"row_level_view", "export_microdata", "aggregate", "act_for_partner"}
@@ -162,25 +165,10 @@ class Principals:
     # --- reading -----------------------------------------------------------------
 
     def _row(self, user_id: str) -> Principal | None:
-        row = self._con.execute(
-            "SELECT user_id, partner_id, role, display_name, expires_on, "
-            "training_until, disabled_at IS NOT NULL FROM gov.principal "
-            "WHERE user_id = ?",
-            [user_id],
-        ).fetchone()
-        if row is None:
-            return None
-        return Principal(
-            row[0], row[1], Role(row[2]), row[3], row[4], row[5], bool(row[6])
-        )
+        return _principal(self._con, user_id)
 
     def get(self, user_id: str) -> Principal:
-        found = self._row(user_id)
-        if found is None:
-            raise NotFoundError(
-                f"no user {user_id!r}; `backbone user list` shows the users."
-            )
-        return found
+        return _known(self._con, user_id)
 
     def current(self, user_id: str) -> Principal:
         """The principal as the warehouse knows it now (for every access)."""
@@ -206,30 +194,38 @@ class Principals:
 
     def add(
         self,
+        s: Session,
         user_id: str,
         *,
         partner: str,
         role: Role | str,
-        by: Principal | None,
         display_name: str | None = None,
         password: str | None = None,
         expires_on: date | None = None,
         training_until: date | None = None,
     ) -> Principal:
-        """Add a user. Only a steward admin may, except for the very first user of
-        a new warehouse, who must be the steward's admin."""
+        """Add a user: a steward admin's work; the first user of a new warehouse is
+        added by whoever sets it up (a session with no one signed in), and must be
+        the steward's admin."""
+        who = s.require("administer", f"add user {user_id}")
         try:
             role = Role(role)
         except ValueError:
             raise UserError(
                 f"unknown role {role!r}; use one of {', '.join(r.value for r in Role)}."
             ) from None
+        if isinstance(who, SetupActor) and role is not Role.steward_admin:
+            raise UserError(
+                "the first user of a warehouse must be the steward's admin "
+                "(--role steward_admin)."
+            )
         if not _USER_ID.match(user_id):
             raise UserError(
                 f"user id {user_id!r} must be 2-64 characters: lower-case letters, "
                 "digits, '.', '_', '@' or '-'."
             )
-        kind_row = self._con.execute(
+        con = s.con
+        kind_row = con.execute(
             "SELECT kind FROM ref.partner WHERE partner_id = ?", [partner]
         ).fetchone()
         if kind_row is None:
@@ -241,21 +237,9 @@ class Principals:
                 f"role {role.value} does not fit a {kind_row[0]} partner; it is for "
                 f"{', '.join(sorted(ROLE_KINDS[role]))} partners."
             )
-        if by is None:
-            if self.count() > 0:
-                raise AuthenticationFailed(
-                    "sign in as a steward admin to add users (--user or --token)."
-                )
-            if role is not Role.steward_admin:
-                raise UserError(
-                    "the first user of a warehouse must be the steward's admin "
-                    "(--role steward_admin)."
-                )
-        elif not by.may("administer"):
-            raise AuthenticationFailed(f"{by.user_id} may not add users.")
-        if self._row(user_id) is not None:
+        if _principal(con, user_id) is not None:
             raise UserError(f"user {user_id!r} already exists.")
-        self._con.execute(
+        con.execute(
             "INSERT INTO gov.principal VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
             [
                 user_id,
@@ -263,146 +247,106 @@ class Principals:
                 partner,
                 role.value,
                 self._hasher.hash(password) if password else None,
-                self._clock(),
-                by.user_id if by else user_id,
+                s.clock(),
+                who.user_id,
                 expires_on,
                 training_until,
             ],
         )
-        self._audit.append(
-            AuditEntry(
-                "user",
-                by.user_id if by else user_id,
-                actor_partner=by.partner_id if by else partner,
-                what=f"added user {user_id} ({role.value} of {partner})",
-            )
+        s.record(
+            "user",
+            f"added user {user_id} ({role.value} of {partner})",
+            providers=(partner,),
         )
-        return self.get(user_id)
+        return _known(con, user_id)
 
-    def disable(self, user_id: str, *, by: Principal, reason: str) -> Principal:
-        """Disable a user and revoke the user's tokens, at once."""
-        if not by.may("administer"):
-            raise AuthenticationFailed(f"{by.user_id} may not disable users.")
-        self.get(user_id)
-        now = self._clock()
-        self._con.execute(
+    def disable(self, s: Session, user_id: str, *, reason: str) -> Principal:
+        """Disable a user and revoke the user's tokens, at once (a steward admin)."""
+        s.require("administer", f"disable user {user_id}")
+        con = s.con
+        _known(con, user_id)
+        now = s.clock()
+        con.execute(
             "UPDATE gov.principal SET disabled_at = ?, disabled_reason = ? "
             "WHERE user_id = ?",
             [now, reason, user_id],
         )
-        self._con.execute(
+        con.execute(
             "UPDATE gov.api_token SET revoked_at = ? "
             "WHERE user_id = ? AND revoked_at IS NULL",
             [now, user_id],
         )
-        self._audit.append(
-            AuditEntry(
-                "user",
-                by.user_id,
-                actor_partner=by.partner_id,
-                what=f"disabled user {user_id}",
-                reason=reason,
-            )
-        )
-        return self.get(user_id)
+        s.record("user", f"disabled user {user_id}", reason=reason)
+        return _known(con, user_id)
 
-    def set_password(self, user_id: str, password: str, *, by: Principal) -> None:
-        if by.user_id != user_id and not by.may("administer"):
-            raise AuthenticationFailed(
-                f"{by.user_id} may not set {user_id}'s password."
-            )
+    def set_password(self, s: Session, user_id: str, password: str) -> None:
+        """Set a password: one's own, or anyone's as a steward admin."""
+        _self_or_admin(s, user_id, f"set the password of {user_id}")
         if len(password) < 12:
             raise UserError("a password must have at least 12 characters.")
-        self.get(user_id)
-        self._con.execute(
+        con = s.con
+        _known(con, user_id)
+        con.execute(
             "UPDATE gov.principal SET password_hash = ? WHERE user_id = ?",
             [self._hasher.hash(password), user_id],
         )
-        self._audit.append(
-            AuditEntry(
-                "user",
-                by.user_id,
-                actor_partner=by.partner_id,
-                what=f"set the password of {user_id}",
-            )
-        )
+        s.record("user", f"set the password of {user_id}")
 
     def issue_token(
         self,
+        s: Session,
         user_id: str,
         *,
-        by: Principal | None,
         label: str | None = None,
         days: int | None = 90,
     ) -> IssuedToken:
         """A new API token for ``user_id``. A user may issue their own; a steward
-        admin anyone's. ``by=None`` is the warehouse's host operator (the CLI on
-        the machine that holds the folder) issuing the first admin's token."""
-        target = self.get(user_id)
-        if by is not None and by.user_id != user_id and not by.may("administer"):
-            raise AuthenticationFailed(f"{by.user_id} may not issue tokens for others.")
-        if by is None and not self._bootstrapping(target):
-            raise AuthenticationFailed(
-                "sign in to issue tokens (--user or --token); only a new warehouse's "
-                "one steward admin, with no password and no token yet, can be given "
-                "its first token without signing in."
-            )
+        admin anyone's. With no one signed in, only a new warehouse's one steward
+        admin (no password and no token yet) can be given its first token, by
+        whoever holds the folder."""
+        con = s.con
+        target = _known(con, user_id)
+        first = s.principal is None and _bootstrapping(con, target)
+        if not first:
+            _self_or_admin(s, user_id, f"issue a token for {user_id}")
         token_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
-        now = self._clock()
+        now = s.clock()
         expires = now + timedelta(days=days) if days else None
-        self._con.execute(
+        con.execute(
             "INSERT INTO gov.api_token VALUES (?, ?, ?, ?, ?, ?, NULL)",
             [token_id, user_id, _secret_hash(secret), label, now, expires],
         )
-        self._audit.append(
-            AuditEntry(
-                "token",
-                by.user_id if by else user_id,
-                actor_partner=by.partner_id if by else target.partner_id,
-                what=f"issued token {token_id} for {user_id}",
-                detail={"expires_at": expires.isoformat() if expires else None},
+        what = f"issued token {token_id} for {user_id}"
+        detail = {"expires_at": expires.isoformat() if expires else None}
+        if first:
+            s.append(
+                AuditEntry(
+                    "token",
+                    SetupActor().user_id,
+                    actor_partner=target.partner_id,
+                    what=what,
+                    detail=detail,
+                )
             )
-        )
+        else:
+            s.record("token", what, detail=detail)
         return IssuedToken(f"{TOKEN_PREFIX}_{token_id}_{secret}", token_id, expires)
 
-    def _bootstrapping(self, target: Principal) -> bool:
-        """A new warehouse: its only user is a steward admin with no password and
-        no token, so whoever holds the folder may give it a first token."""
-        row = self._con.execute(
-            "SELECT (SELECT count(*) FROM gov.principal), "
-            "(SELECT count(*) FROM gov.api_token), "
-            "(SELECT count(*) FROM gov.principal WHERE password_hash IS NOT NULL)"
-        ).fetchone()
-        assert row is not None
-        users, tokens, passwords = (int(v) for v in row)
-        return (
-            target.role is Role.steward_admin
-            and users == 1
-            and tokens == 0
-            and passwords == 0
-        )
-
-    def revoke_token(self, token_id: str, *, by: Principal) -> None:
-        row = self._con.execute(
+    def revoke_token(self, s: Session, token_id: str) -> None:
+        """Revoke a token: one's own, or anyone's as a steward admin."""
+        con = s.con
+        row = con.execute(
             "SELECT user_id FROM gov.api_token WHERE token_id = ?", [token_id]
         ).fetchone()
         if row is None:
             raise NotFoundError(f"no token {token_id!r}.")
-        if row[0] != by.user_id and not by.may("administer"):
-            raise AuthenticationFailed(f"{by.user_id} may not revoke that token.")
-        self._con.execute(
+        _self_or_admin(s, str(row[0]), f"revoke token {token_id}")
+        con.execute(
             "UPDATE gov.api_token SET revoked_at = ? WHERE token_id = ?",
-            [self._clock(), token_id],
+            [s.clock(), token_id],
         )
-        self._audit.append(
-            AuditEntry(
-                "token",
-                by.user_id,
-                actor_partner=by.partner_id,
-                what=f"revoked token {token_id}",
-            )
-        )
+        s.record("token", f"revoked token {token_id}")
 
     # --- signing in --------------------------------------------------------------
 
@@ -463,3 +407,51 @@ class Principals:
             )
         )
         return principal
+
+
+def _principal(con: duckdb.DuckDBPyConnection, user_id: str) -> Principal | None:
+    row = con.execute(
+        "SELECT user_id, partner_id, role, display_name, expires_on, "
+        "training_until, disabled_at IS NOT NULL FROM gov.principal "
+        "WHERE user_id = ?",
+        [user_id],
+    ).fetchone()
+    if row is None:
+        return None
+    return Principal(row[0], row[1], Role(row[2]), row[3], row[4], row[5], bool(row[6]))
+
+
+def _known(con: duckdb.DuckDBPyConnection, user_id: str) -> Principal:
+    found = _principal(con, user_id)
+    if found is None:
+        raise NotFoundError(
+            f"no user {user_id!r}; `backbone user list` shows the users."
+        )
+    return found
+
+
+def _self_or_admin(s: Session, user_id: str, what: str) -> Actor:
+    """The signed-in user acting on their own account (while not lapsed), or a
+    steward admin acting on anyone's; anyone else is refused (and audited)."""
+    who = s.actor()
+    if who.user_id == user_id and who.lapsed(s.today()) is None:
+        return who
+    return s.require("administer", what)
+
+
+def _bootstrapping(con: duckdb.DuckDBPyConnection, target: Principal) -> bool:
+    """A new warehouse: its only user is a steward admin with no password and no
+    token, so whoever holds the folder may give it a first token."""
+    row = con.execute(
+        "SELECT (SELECT count(*) FROM gov.principal), "
+        "(SELECT count(*) FROM gov.api_token), "
+        "(SELECT count(*) FROM gov.principal WHERE password_hash IS NOT NULL)"
+    ).fetchone()
+    assert row is not None
+    users, tokens, passwords = (int(v) for v in row)
+    return (
+        target.role is Role.steward_admin
+        and users == 1
+        and tokens == 0
+        and passwords == 0
+    )

@@ -5,13 +5,13 @@ agreement of that provider in force today shares the entity. Once none does, the
 data is due for destruction at the earliest of the ended agreement's
 ``retention.destroy_by``, its end plus ``retention.destroy_after_days``, and (when
 it was terminated) its end plus ``termination.destroy_within_days``. On that day
-:meth:`Retention.run` (also run whenever the warehouse is opened for writing)
-deletes the rows everywhere they flowed: the analytic tables, identifying records
-and their links, clerical-review decisions, linkage encodings, quarantined rows and
-the raw files; persons left with no record are retired. Access ends with the
-agreement (the policy layer denies it from the end date), users of a partner left
-with no agreement at all are disabled, and a destruction certificate is appended to
-the audit log.
+:meth:`Retention.run` (a steward admin's step, ``backbone retention run``, run
+daily on a schedule) deletes the rows everywhere they flowed: the analytic tables,
+identifying records and their links, clerical-review decisions, linkage encodings,
+quarantined rows and the raw files; persons left with no record are retired.
+Access ends with the agreement (the policy layer denies it from the end date), users
+of a partner left with no agreement at all are disabled, and a destruction
+certificate is appended to the audit log.
 
 The release ledger keeps its keyed hashes of the persons counted: they identify no
 one, and without them a later table could difference an earlier one.
@@ -34,8 +34,9 @@ from backbone.governance.audit import AuditEntry, AuditLog, canonical_json
 from backbone.model.schema import ALL_TABLES, DERIVED_FROM
 from backbone.partners.agreements.document import AgreementDocument, Status
 from backbone.partners.agreements.store import AgreementRegistry, VersionRecord
+from backbone.session import Session
 
-__all__ = ["Due", "Purge", "Retention", "destruction_due"]
+__all__ = ["Certificate", "Due", "Purge", "Retention", "destruction_due"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,24 @@ class Purge:
     entities: tuple[str, ...]
     rows: dict[str, int]
     raw_files: int
+    certificate: dict[str, object]
+
+    @property
+    def destroyed(self) -> int:
+        """Rows destroyed (persons retired are not rows destroyed)."""
+        return _destroyed(self.rows)
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """A destruction done (``gov.purge``); ``certificate`` is its full text."""
+
+    purge_id: int
+    provider: str
+    agreement: str
+    due_on: date
+    purged_at: datetime
+    rows_destroyed: int
     certificate: dict[str, object]
 
 
@@ -176,7 +195,7 @@ class Retention:
         self._audit = audit
         self._clock = clock
 
-    def _holdings(self) -> dict[str, set[str]]:
+    def _holdings(self, con: duckdb.DuckDBPyConnection) -> dict[str, set[str]]:
         parts = [
             f"SELECT DISTINCT provider_partner_id, {literal(t.name)} FROM {t.qualified_name}"
             for t in ALL_TABLES
@@ -186,28 +205,85 @@ class Retention:
             "SELECT DISTINCT partner_id, 'partner_record' FROM identity.partner_record"
         )
         held: dict[str, set[str]] = {}
-        for provider, entity in self._con.execute(" UNION ALL ".join(parts)).fetchall():
+        for provider, entity in con.execute(" UNION ALL ".join(parts)).fetchall():
             held.setdefault(provider, set()).add(entity)
         return held
 
-    def due(self, today: date | None = None) -> list[Due]:
+    def due(
+        self, today: date | None = None, con: duckdb.DuckDBPyConnection | None = None
+    ) -> list[Due]:
+        """What is due for destruction on ``today`` (as ``con``, a session's cursor,
+        sees the holdings)."""
         today = today or self._clock().date()
-        return destruction_due(self._agreements.all_versions(), self._holdings(), today)
+        return destruction_due(
+            self._agreements.all_versions(), self._holdings(con or self._con), today
+        )
 
-    def run(self, *, by: str = "retention schedule") -> list[Purge]:
-        """Destroy everything due today; one certificate per provider."""
-        due = self.due()
-        purges = []
-        for provider in sorted({d.provider for d in due}):
-            purges.append(
-                self._purge(provider, [d for d in due if d.provider == provider], by)
+    def certificates(self) -> list[Certificate]:
+        """Every destruction done so far, oldest first."""
+        return [
+            Certificate(int(i), p, a, due, at, int(n), json.loads(c))
+            for i, p, a, due, at, n, c in self._con.execute(
+                "SELECT purge_id, provider_partner_id, agreement, due_on, purged_at, "
+                "rows_destroyed, certificate FROM gov.purge ORDER BY purge_id"
+            ).fetchall()
+        ]
+
+    def run(self, s: Session) -> list[Purge]:
+        """Destroy everything due today, one certificate per provider, and disable
+        the users of partners no agreement names any more: a steward admin's step
+        (``backbone retention run``, scheduled daily), in one unit of work. Each
+        destruction appends its certificate (``purge``) to the audit log, and the
+        run its own entry (``retention``)."""
+        who = s.require("administer", "run the retention schedule")
+        due = self.due(s.today(), s.con)
+        files: list[Path] = []
+        purges = [
+            self._purge(
+                s,
+                provider,
+                [d for d in due if d.provider == provider],
+                who.user_id,
+                files,
             )
-        if purges:
-            self._revoke()
+            for provider in sorted({d.provider for d in due})
+        ]
+        disabled = self._revoke(s) if purges else []
+        done = (
+            "; ".join(
+                f"destroyed {p.provider}'s {', '.join(p.entities)} "
+                f"({p.certificate['certificate']})"
+                for p in purges
+            )
+            or "nothing was due"
+        )
+        s.record(
+            "retention",
+            f"retention run: {done}"
+            + (f"; disabled {', '.join(u for u, _ in disabled)}" if disabled else ""),
+            providers=tuple(p.provider for p in purges),
+            rows=sum(p.destroyed for p in purges),
+            detail={
+                "certificates": [p.certificate["certificate"] for p in purges],
+                "disabled": {
+                    u: f"no agreement in force names {partner}"
+                    for u, partner in disabled
+                },
+            },
+        )
+        # Files go last, once every row is written: should the commit still fail,
+        # what was already due is gone from disk and the next run destroys the rows
+        # and certifies; a certificate never names a file that is still there.
+        for path in files:
+            path.unlink(missing_ok=True)
         return purges
 
-    def _purge(self, provider: str, due: list[Due], by: str) -> Purge:
-        now = self._clock()
+    def _purge(
+        self, s: Session, provider: str, due: list[Due], by: str, files: list[Path]
+    ) -> Purge:
+        """Delete a provider's due data in ``s`` and append its certificate; the
+        files to unlink once the rows are gone are added to ``files``."""
+        con, now = s.con, s.clock()
         entities = sorted({d.entity for d in due})
         counts: dict[str, int] = {}
         # what the warehouse derived from the destroyed facts goes with them
@@ -215,35 +291,35 @@ class Retention:
             {d for d, sources in DERIVED_FROM.items() if set(sources) & set(entities)}
             - set(entities)
         )
-        with transaction(self._con):
+        with transaction(con):
             for entity in [*entities, *derived]:
                 for table, column in _flows(entity):
-                    n = self._con.execute(
+                    n = con.execute(
                         f"SELECT count(*) FROM {table} WHERE {column} = ?", [provider]
                     ).fetchall()[0][0]
                     if n:
-                        self._con.execute(
+                        con.execute(
                             f"DELETE FROM {table} WHERE {column} = ?", [provider]
                         )
                     counts[table] = counts.get(table, 0) + int(n)
             # quarantined rows of the purged entities
-            n = self._con.execute(
+            n = con.execute(
                 "SELECT count(*) FROM ops.quarantine q JOIN ops.submission s USING (submission_id) "
                 "WHERE s.partner_id = ? AND list_contains(?, q.entity)",
                 [provider, entities],
             ).fetchall()[0][0]
-            self._con.execute(
+            con.execute(
                 "DELETE FROM ops.quarantine WHERE list_contains(?, entity) AND submission_id IN "
                 "(SELECT submission_id FROM ops.submission WHERE partner_id = ?)",
                 [entities, provider],
             )
             counts["ops.quarantine"] = int(n)
             if "partner_record" in entities:
-                counts["identity.person_event (pairs scrubbed)"] = self._scrub_events(
-                    provider
+                counts["identity.person_event (pairs scrubbed)"] = _scrub_events(
+                    con, provider
                 )
                 # persons with no record left are retired, never reused
-                retired = self._con.execute(
+                retired = con.execute(
                     "UPDATE identity.person SET retired_at = ? WHERE retired_at IS NULL "
                     "AND person_id NOT IN (SELECT person_id FROM identity.record_person)",
                     [now],
@@ -251,17 +327,17 @@ class Retention:
                 counts["identity.person (retired)"] = (
                     int(retired[0][0]) if retired else 0
                 )
-            raw = self._raw_files(provider, entities)
+            raw = _raw_files(con, provider, entities)
             reports = [
                 int(r[0])
-                for r in self._con.execute(
+                for r in con.execute(
                     "SELECT DISTINCT submission_id FROM ops.submission_target "
                     "JOIN ops.submission USING (submission_id) "
                     "WHERE partner_id = ? AND list_contains(?, entity)",
                     [provider, entities],
                 ).fetchall()
             ]
-            purge_id = next_id(self._con, "gov.purge_id_seq")
+            purge_id = next_id(con, "gov.purge_id_seq")
             certificate: dict[str, object] = {
                 "certificate": f"destruction-{purge_id}",
                 "provider": provider,
@@ -279,7 +355,7 @@ class Retention:
             certificate["sha256"] = hashlib.sha256(
                 canonical_json(certificate).encode("utf-8")
             ).hexdigest()
-            self._con.execute(
+            con.execute(
                 "INSERT INTO gov.purge VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
                     purge_id,
@@ -287,81 +363,38 @@ class Retention:
                     ",".join(sorted({d.agreement for d in due})),
                     min(d.due_on for d in due),
                     now,
-                    sum(v for k, v in counts.items() if "retired" not in k),
+                    _destroyed(counts),
                     json.dumps(certificate, sort_keys=True),
                 ],
             )
-        # files go after the rows are committed: a crash leaves files, never rows
-        for _sha, relative in raw:
-            path = self._root / relative
-            if path.exists():
-                path.unlink()
+        # the files go once every row of the unit of work is written (see run)
+        files.extend(self._root / relative for _sha, relative in raw)
         # validation reports quote rows as sent
-        for sid in reports:
-            for suffix in (".html", ".csv"):
-                report = self._root / "reports" / f"submission-{sid}{suffix}"
-                if report.exists():
-                    report.unlink()
-        self._audit.append(
+        files.extend(
+            self._root / "reports" / f"submission-{sid}{suffix}"
+            for sid in reports
+            for suffix in (".html", ".csv")
+        )
+        s.append(
             AuditEntry(
                 "purge",
                 by,
+                actor_partner=s.actor().partner_id,
                 providers=(provider,),
                 agreements=tuple(sorted({d.agreement for d in due})),
                 what=f"destroyed {provider}'s {', '.join(entities)}",
-                rows=sum(v for k, v in counts.items() if "retired" not in k),
+                rows=_destroyed(counts),
                 reason="retention period ended",
                 detail={"certificate": certificate},
             )
         )
         return Purge(purge_id, provider, tuple(entities), counts, len(raw), certificate)
 
-    def _scrub_events(self, provider: str) -> int:
-        """Drop the provider's records from the evidence of merges and splits
-        (the events stay: other persons' histories need them)."""
-        prefix = f"{provider}:"
-        rows = self._con.execute(
-            "SELECT rowid, evidence FROM identity.person_event WHERE contains(evidence, ?)",
-            [json.dumps(prefix)[1:-1]],
-        ).fetchall()
-        scrubbed = 0
-        for rowid, evidence in rows:
-            pairs = json.loads(evidence)
-            kept = [
-                p
-                for p in pairs
-                if not str(p.get("left", "")).startswith(prefix)
-                and not str(p.get("right", "")).startswith(prefix)
-            ]
-            scrubbed += len(pairs) - len(kept)
-            self._con.execute(
-                "UPDATE identity.person_event SET evidence = ? WHERE rowid = ?",
-                [json.dumps(kept), rowid],
-            )
-        return scrubbed
-
-    def _raw_files(self, provider: str, entities: list[str]) -> list[tuple[str, str]]:
-        """Raw files of the provider all of whose sections were purged, and that no
-        other submission still needs."""
-        return [
-            (r[0], r[1])
-            for r in self._con.execute(
-                """
-                SELECT DISTINCT s.sha256, s.raw_path FROM ops.submission s
-                WHERE s.partner_id = ?
-                  AND NOT EXISTS (SELECT 1 FROM ops.submission_target t
-                                  WHERE t.submission_id = s.submission_id
-                                    AND NOT list_contains(?, t.entity))
-                  AND NOT EXISTS (SELECT 1 FROM ops.submission o
-                                  WHERE o.sha256 = s.sha256 AND o.partner_id <> s.partner_id)
-                """,
-                [provider, entities],
-            ).fetchall()
-        ]
-
-    def _revoke(self) -> None:
-        """Disable users of partners no agreement in force names any more."""
-        today = self._clock().date()
+    def _revoke(self, s: Session) -> list[tuple[str, str]]:
+        """Disable users of partners no agreement in force names any more; the
+        (user, partner) pairs disabled."""
+        con, now = s.con, s.clock()
+        today = now.date()
         parties: set[str] = set()
         for aid in self._agreements.ids():
             current = self._agreements.in_force(aid, today)
@@ -372,29 +405,76 @@ class Retention:
             if doc.status is Status.active and (end is None or end >= today):
                 parties |= set(doc.parties.all())
                 parties |= {r.partner for r in doc.recipients}
-        stale = self._con.execute(
-            "SELECT p.user_id, p.partner_id FROM gov.principal p JOIN ref.partner r "
-            "USING (partner_id) WHERE p.disabled_at IS NULL AND r.kind <> 'backbone' "
-            "AND NOT list_contains(?, p.partner_id)",
-            [sorted(parties)],
-        ).fetchall()
-        now = self._clock()
-        for user_id, partner_id in stale:
-            self._con.execute(
+        stale = [
+            (str(u), str(p))
+            for u, p in con.execute(
+                "SELECT p.user_id, p.partner_id FROM gov.principal p JOIN ref.partner r "
+                "USING (partner_id) WHERE p.disabled_at IS NULL AND r.kind <> 'backbone' "
+                "AND NOT list_contains(?, p.partner_id) ORDER BY p.user_id",
+                [sorted(parties)],
+            ).fetchall()
+        ]
+        for user_id, _partner in stale:
+            con.execute(
                 "UPDATE gov.principal SET disabled_at = ?, disabled_reason = ? "
                 "WHERE user_id = ?",
                 [now, "no agreement in force names the partner", user_id],
             )
-            self._con.execute(
+            con.execute(
                 "UPDATE gov.api_token SET revoked_at = ? WHERE user_id = ? "
                 "AND revoked_at IS NULL",
                 [now, user_id],
             )
-            self._audit.append(
-                AuditEntry(
-                    "user",
-                    "retention schedule",
-                    what=f"disabled user {user_id}",
-                    reason=f"no agreement in force names {partner_id}",
-                )
-            )
+        return stale
+
+
+def _destroyed(counts: dict[str, int]) -> int:
+    """Rows destroyed (persons retired are not rows destroyed)."""
+    return sum(v for k, v in counts.items() if "retired" not in k)
+
+
+def _scrub_events(con: duckdb.DuckDBPyConnection, provider: str) -> int:
+    """Drop the provider's records from the evidence of merges and splits (the
+    events stay: other persons' histories need them)."""
+    prefix = f"{provider}:"
+    rows = con.execute(
+        "SELECT rowid, evidence FROM identity.person_event WHERE contains(evidence, ?)",
+        [json.dumps(prefix)[1:-1]],
+    ).fetchall()
+    scrubbed = 0
+    for rowid, evidence in rows:
+        pairs = json.loads(evidence)
+        kept = [
+            p
+            for p in pairs
+            if not str(p.get("left", "")).startswith(prefix)
+            and not str(p.get("right", "")).startswith(prefix)
+        ]
+        scrubbed += len(pairs) - len(kept)
+        con.execute(
+            "UPDATE identity.person_event SET evidence = ? WHERE rowid = ?",
+            [json.dumps(kept), rowid],
+        )
+    return scrubbed
+
+
+def _raw_files(
+    con: duckdb.DuckDBPyConnection, provider: str, entities: list[str]
+) -> list[tuple[str, str]]:
+    """Raw files of the provider all of whose sections were purged, and that no
+    other submission still needs."""
+    return [
+        (r[0], r[1])
+        for r in con.execute(
+            """
+            SELECT DISTINCT s.sha256, s.raw_path FROM ops.submission s
+            WHERE s.partner_id = ?
+              AND NOT EXISTS (SELECT 1 FROM ops.submission_target t
+                              WHERE t.submission_id = s.submission_id
+                                AND NOT list_contains(?, t.entity))
+              AND NOT EXISTS (SELECT 1 FROM ops.submission o
+                              WHERE o.sha256 = s.sha256 AND o.partner_id <> s.partner_id)
+            """,
+            [provider, entities],
+        ).fetchall()
+    ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
@@ -19,12 +20,18 @@ import duckdb
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from backbone.engines.duckdb import transaction
 from backbone.engines.sql import literal
 from backbone.errors import InputFileError, UserError
 from backbone.model.descriptors import GRADE_LEVELS
+from backbone.session import Session
 
-__all__ = ["DefinitionStore", "Definitions", "default_definitions", "parse_definitions"]
+__all__ = [
+    "DefinitionStore",
+    "DefinitionVersion",
+    "Definitions",
+    "default_definitions",
+    "parse_definitions",
+]
 
 GRADE_NAMES = tuple(name for name, _ in GRADE_LEVELS)
 
@@ -200,8 +207,27 @@ def default_definitions() -> Definitions:
     return parse_definitions(default_text(), "stock/indicators.yaml")
 
 
+DEFAULTS_BY = "backbone defaults"
+
+
+@dataclass(frozen=True)
+class DefinitionVersion:
+    """One version of the definitions, as ``history`` lists it."""
+
+    version: int
+    recorded_at: datetime | None
+    """None: the shipped defaults, in use but not recorded yet."""
+    recorded_by: str
+    note: str | None
+
+
 class DefinitionStore:
-    """``wh.indicators.definitions``: every version kept, the latest in use."""
+    """``wh.indicators.definitions``: every version kept, the latest in use.
+
+    Reading never writes: before anything is recorded, the shipped defaults are
+    version 1. The first write that needs a stored version (computing indicators,
+    recording new definitions) records them as version 1 in its own unit of work, so
+    every stored value names a version that is kept."""
 
     def __init__(
         self, con: duckdb.DuckDBPyConnection, clock: Callable[[], datetime]
@@ -210,28 +236,12 @@ class DefinitionStore:
         self._clock = clock
 
     def current(self) -> tuple[int, Definitions]:
-        """The version in use; the shipped defaults become version 1 on first use."""
-        row = self._con.execute(
-            "SELECT version, document FROM gov.indicator_definition "
-            "ORDER BY version DESC LIMIT 1"
-        ).fetchone()
-        if row is None:
-            return self.record(default_text(), by="backbone defaults"), (
-                default_definitions()
-            )
-        return int(row[0]), parse_definitions(str(row[1]), f"version {row[0]}")
+        """The version in use (the shipped defaults as version 1 until one is
+        recorded)."""
+        return _latest(self._con)
 
     def get(self, version: int) -> Definitions:
-        row = self._con.execute(
-            "SELECT document FROM gov.indicator_definition WHERE version = ?",
-            [version],
-        ).fetchone()
-        if row is None:
-            raise UserError(
-                f"no indicator definitions version {version}; "
-                "`backbone indicators definitions list` shows them."
-            )
-        return parse_definitions(str(row[0]), f"version {version}")
+        return parse_definitions(self.text(version), f"version {version}")
 
     def text(self, version: int | None = None) -> str:
         if version is None:
@@ -240,40 +250,67 @@ class DefinitionStore:
             "SELECT document FROM gov.indicator_definition WHERE version = ?",
             [version],
         ).fetchone()
-        if row is None:
-            raise UserError(f"no indicator definitions version {version}.")
-        return str(row[0])
+        if row is not None:
+            return str(row[0])
+        if version == 1 and _stored_latest(self._con) is None:
+            return default_text()
+        raise UserError(
+            f"no indicator definitions version {version}; "
+            "`backbone indicators definitions history` shows them."
+        )
 
-    def history(self) -> list[tuple[int, datetime, str, str | None]]:
-        self.current()
+    def history(self) -> list[DefinitionVersion]:
+        rows = self._con.execute(
+            "SELECT version, recorded_at, recorded_by, note "
+            "FROM gov.indicator_definition ORDER BY version"
+        ).fetchall()
+        if not rows:
+            return [DefinitionVersion(1, None, DEFAULTS_BY, "shipped defaults")]
         return [
-            (int(v), at, str(by), note)
-            for v, at, by, note in self._con.execute(
-                "SELECT version, recorded_at, recorded_by, note "
-                "FROM gov.indicator_definition ORDER BY version"
-            ).fetchall()
+            DefinitionVersion(int(v), at, str(by), note) for v, at, by, note in rows
         ]
 
-    def record(self, text: str, *, by: str, note: str | None = None) -> int:
-        """Record ``text`` as a new version (validated); the same document as the
-        latest is not a new version."""
+    def _for_write(self, s: Session) -> tuple[int, Definitions]:
+        """The version a write in ``s`` uses (computing indicators, which is
+        authorized and audited itself); the shipped defaults are recorded as
+        version 1 first when nothing is recorded yet, as part of that write."""
+        _record_defaults(s.con, s.clock())
+        return _latest(s.con)
+
+    def record(self, s: Session, text: str, *, note: str | None = None) -> int:
+        """Record ``text`` (validated) as a new version: a steward admin's, audited.
+        The same document as the latest is not a new version. Later computations
+        use it; values already computed keep theirs."""
+        who = s.require("administer", "record indicator definitions")
         parse_definitions(text)
+        con, now = s.con, s.clock()
+        _record_defaults(con, now)
         checksum = hashlib.sha256(text.encode("utf-8")).hexdigest()
-        with transaction(self._con):
-            latest = self._con.execute(
-                "SELECT version, checksum FROM gov.indicator_definition "
-                "ORDER BY version DESC LIMIT 1"
-            ).fetchone()
-            if latest is not None and latest[1] == checksum:
-                return int(latest[0])
-            version = 1 if latest is None else int(latest[0]) + 1
-            self._con.execute(
-                "INSERT INTO gov.indicator_definition VALUES (?, ?, ?, ?, ?, ?)",
-                [version, text, checksum, self._clock(), by, note],
+        latest = _stored_latest(con)
+        assert latest is not None  # the defaults at least
+        if latest[1] == checksum:
+            version = latest[0]
+            s.record(
+                "definitions",
+                f"indicator definitions version {version} (the same as in use)",
+                detail={"version": version, "checksum": checksum, "note": note},
             )
+            return version
+        version = latest[0] + 1
+        con.execute(
+            "INSERT INTO gov.indicator_definition VALUES (?, ?, ?, ?, ?, ?)",
+            [version, text, checksum, now, who.user_id, note],
+        )
+        s.record(
+            "definitions",
+            f"indicator definitions version {version}",
+            detail={"version": version, "checksum": checksum, "note": note},
+        )
         return version
 
-    def record_file(self, path: Path, *, by: str, note: str | None = None) -> int:
+    def record_file(self, s: Session, path: Path, *, note: str | None = None) -> int:
+        """Record the definitions in a YAML file (see :meth:`record`)."""
+        s.require("administer", "record indicator definitions")
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
@@ -283,4 +320,36 @@ class DefinitionStore:
                 f"{path}: not UTF-8 text; save it as UTF-8 YAML and record it again."
             ) from None
         parse_definitions(text, str(path))
-        return self.record(text, by=by, note=note)
+        return self.record(s, text, note=note)
+
+
+def _stored_latest(con: duckdb.DuckDBPyConnection) -> tuple[int, str] | None:
+    """(version, checksum) of the latest recorded version, if any."""
+    row = con.execute(
+        "SELECT version, checksum FROM gov.indicator_definition "
+        "ORDER BY version DESC LIMIT 1"
+    ).fetchone()
+    return (int(row[0]), str(row[1])) if row else None
+
+
+def _latest(con: duckdb.DuckDBPyConnection) -> tuple[int, Definitions]:
+    row = con.execute(
+        "SELECT version, document FROM gov.indicator_definition "
+        "ORDER BY version DESC LIMIT 1"
+    ).fetchone()
+    if row is None:
+        return 1, default_definitions()
+    return int(row[0]), parse_definitions(str(row[1]), f"version {row[0]}")
+
+
+def _record_defaults(con: duckdb.DuckDBPyConnection, now: datetime) -> bool:
+    """Record the shipped defaults as version 1 if nothing is recorded yet (inside
+    the caller's transaction); whether it did."""
+    if _stored_latest(con) is not None:
+        return False
+    text = default_text()
+    con.execute(
+        "INSERT INTO gov.indicator_definition VALUES (1, ?, ?, ?, ?, NULL)",
+        [text, hashlib.sha256(text.encode("utf-8")).hexdigest(), now, DEFAULTS_BY],
+    )
+    return True

@@ -34,6 +34,7 @@ from backbone.measures.indicator_sql import (
     persons_sql,
 )
 from backbone.model.schema import DERIVED_FROM
+from backbone.session import Session
 
 __all__ = ["DIMENSIONS", "Indicators", "Roster", "Snapshot", "with_identifiers"]
 
@@ -106,20 +107,13 @@ class Indicators:
         return day.year + 1 if day.month >= self._start else day.year
 
     def data_years(self) -> list[int]:
-        return [
-            int(r[0])
-            for r in self._con.execute(
-                "SELECT DISTINCT school_year FROM analytic.enrollment UNION "
-                "SELECT DISTINCT school_year FROM analytic.attendance_period UNION "
-                "SELECT DISTINCT school_year FROM analytic.course_transcript "
-                "ORDER BY 1"
-            ).fetchall()
-        ]
+        return _data_years(self._con)
 
     # --- computing --------------------------------------------------------------
 
     def compute(
         self,
+        s: Session,
         access: Access,
         *,
         as_of: date | None = None,
@@ -128,16 +122,19 @@ class Indicators:
     ) -> list[Snapshot]:
         """Compute and store snapshots: for ``as_of``, one in-year snapshot of its
         school year; otherwise one per school year (at its end, or today for the
-        year under way). A snapshot computed again replaces itself atomically."""
-        access.require_steward("row_level_view", "compute early-warning indicators")
-        version, definitions = self.definitions.current()
+        year under way). A snapshot computed again replaces itself. The steward's
+        work (``derive``), in one unit of work with one audit entry; ``access`` (the
+        same principal's) answers which providers' facts the agreements share."""
+        s.require("derive", "compute early-warning indicators")
+        access = access.within(s)
+        version, definitions = self.definitions._for_write(s)
         today = access.on
         if as_of is not None:
             if as_of > today:
                 raise UserError(f"--as-of {as_of} is in the future; use a past day.")
             plan = [(self.school_year_of(as_of), as_of)]
         else:
-            years = list(school_years) if school_years else self.data_years()
+            years = list(school_years) if school_years else _data_years(s.con)
             if not years:
                 raise UserError(
                     "no enrollment, attendance or course data yet; submit some first."
@@ -146,7 +143,7 @@ class Indicators:
             plan = [(y, cut) for y, cut in plan if cut >= self.year_bounds(y)[0]]
         # only providers whose agreements in force give the steward these values,
         # each value only from facts the provider's agreements share
-        candidates = self._source_providers()
+        candidates = _source_providers(s.con)
         answers = access.grants(ENTITY, "row_level_view", candidates)
         allowed = [a.provider for a in answers if isinstance(a, Grant)]
         refused = {a.provider: a.reason for a in answers if not isinstance(a, Grant)}
@@ -176,19 +173,19 @@ class Indicators:
                 providers=allowed,
                 sources=sources,
             )
-            with transaction(self._con):
-                self._con.execute(
+            with transaction(s.con):
+                s.con.execute(
                     f"DELETE FROM analytic.{ENTITY} WHERE school_year = ? "
                     "AND as_of_date = ?",
                     [year, cutoff],
                 )
                 # submission_id 0: derived by the warehouse, not sent
-                self._con.execute(
+                s.con.execute(
                     f"INSERT INTO analytic.{ENTITY} BY NAME "
                     f"SELECT *, CAST(0 AS BIGINT) AS submission_id FROM ({sql})",
                     params,
                 )
-                row = self._con.execute(
+                row = s.con.execute(
                     f"SELECT count(*) FROM analytic.{ENTITY} WHERE school_year = ? "
                     "AND as_of_date = ?",
                     [year, cutoff],
@@ -197,32 +194,36 @@ class Indicators:
             out.append(
                 Snapshot(year, cutoff, version, records, time.perf_counter() - started)
             )
-        access.log(
+        s.record(
             "derive",
             "early-warning indicators",
-            rows=sum(s.records for s in out),
-            snapshots=[f"{s.school_year}@{s.as_of}" for s in out],
-            definition_version=version,
-            providers=allowed,
-            refused=refused,
+            rows=sum(snap.records for snap in out),
+            providers=tuple(allowed),
+            detail={
+                "snapshots": [f"{snap.school_year}@{snap.as_of}" for snap in out],
+                "definition_version": version,
+                "refused": refused,
+            },
         )
         return out
 
-    def _source_providers(self) -> list[str]:
-        tables = sorted(set(DERIVED_FROM[ENTITY]))
-        union = " UNION ".join(
-            f"SELECT DISTINCT provider_partner_id FROM analytic.{t}" for t in tables
-        )
-        return [r[0] for r in self._con.execute(f"{union} ORDER BY 1").fetchall()]
-
-    def snapshots(self) -> list[Snapshot]:
+    def snapshots(self, con: duckdb.DuckDBPyConnection | None = None) -> list[Snapshot]:
+        """The snapshots stored (as ``con``, a session's cursor, sees them)."""
         return [
             Snapshot(int(y), d, int(v), int(n))
-            for y, d, v, n in self._con.execute(
+            for y, d, v, n in (con or self._con)
+            .execute(
                 f"SELECT school_year, as_of_date, max(definition_version), count(*) "
                 f"FROM analytic.{ENTITY} GROUP BY 1, 2 ORDER BY 2, 1"
-            ).fetchall()
+            )
+            .fetchall()
         ]
+
+    def computed(self, access: Access) -> list[Snapshot]:
+        """The snapshots computed so far, for the steward (how many records each
+        holds is the steward's to know)."""
+        access.require_steward("row_level_view", "list early-warning snapshots")
+        return self.snapshots()
 
     def snapshot(
         self, *, school_year: int | None = None, as_of: date | None = None
@@ -422,3 +423,24 @@ def with_identifiers(table: pa.Table) -> pa.Table:
         if name not in table.column_names:
             table = table.append_column(name, pa.nulls(table.num_rows, type_))
     return table
+
+
+def _data_years(con: duckdb.DuckDBPyConnection) -> list[int]:
+    return [
+        int(r[0])
+        for r in con.execute(
+            "SELECT DISTINCT school_year FROM analytic.enrollment UNION "
+            "SELECT DISTINCT school_year FROM analytic.attendance_period UNION "
+            "SELECT DISTINCT school_year FROM analytic.course_transcript "
+            "ORDER BY 1"
+        ).fetchall()
+    ]
+
+
+def _source_providers(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Providers of any fact the indicators are derived from."""
+    union = " UNION ".join(
+        f"SELECT DISTINCT provider_partner_id FROM analytic.{t}"
+        for t in sorted(set(DERIVED_FROM[ENTITY]))
+    )
+    return [r[0] for r in con.execute(f"{union} ORDER BY 1").fetchall()]

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from backbone.engines.duckdb import transaction
 from backbone.errors import InputFileError, NotFoundError, UserError
+from backbone.session import Session
 
 __all__ = ["OUTCOMES", "Dosage", "Initiative", "Initiatives", "Outcome"]
 
@@ -128,9 +129,17 @@ class Initiatives:
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self._con = con
 
-    def set(self, initiative: Initiative) -> Initiative:
-        """Record (or replace) an initiative; its funder and programs must exist."""
-        funder = self._con.execute(
+    def set(self, s: Session, initiative: Initiative) -> Initiative:
+        """Record (or replace) an initiative: a steward admin's, audited. Its funder
+        and programs must exist."""
+        s.require(
+            "administer",
+            f"record initiative {initiative.initiative_id}",
+            providers=(initiative.funder,),
+        )
+        con = s.con
+        replaced = _exists(con, initiative.initiative_id)
+        funder = con.execute(
             "SELECT kind FROM ref.partner WHERE partner_id = ?",
             [initiative.funder],
         ).fetchone()
@@ -140,7 +149,7 @@ class Initiatives:
             raise UserError(f"{initiative.funder} is a {funder[0]}, not a funder.")
         known = {
             r[0]
-            for r in self._con.execute(
+            for r in con.execute(
                 "SELECT program_id FROM ref.program WHERE list_contains(?, program_id)",
                 [list(initiative.programs)],
             ).fetchall()
@@ -155,16 +164,16 @@ class Initiatives:
         text = yaml.safe_dump(
             initiative.model_dump(mode="json"), sort_keys=False, allow_unicode=True
         )
-        with transaction(self._con):
-            self._con.execute(
+        with transaction(con):
+            con.execute(
                 "DELETE FROM ref.initiative_program WHERE initiative_id = ?",
                 [initiative.initiative_id],
             )
-            self._con.execute(
+            con.execute(
                 "DELETE FROM ref.initiative WHERE initiative_id = ?",
                 [initiative.initiative_id],
             )
-            self._con.execute(
+            con.execute(
                 "INSERT INTO ref.initiative (initiative_id, funder_partner_id, name, "
                 "begin_date, end_date, description, target_outcomes, min_sessions, "
                 "min_hours, definition) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -181,20 +190,30 @@ class Initiatives:
                     text,
                 ],
             )
-            self._con.executemany(
+            con.executemany(
                 "INSERT INTO ref.initiative_program VALUES (?, ?)",
                 [[initiative.initiative_id, p] for p in initiative.programs],
             )
+            s.record(
+                "initiative",
+                f"{'replaced' if replaced else 'recorded'} initiative "
+                f"{initiative.initiative_id} ({initiative.name}) of {initiative.funder}",
+                providers=(initiative.funder,),
+                detail={"programs": list(initiative.programs)},
+            )
         return initiative
 
-    def set_file(self, path: Path) -> Initiative:
+    def set_file(self, s: Session, path: Path) -> Initiative:
+        """Record (or replace) the initiative a YAML file describes (see
+        :meth:`set`)."""
+        s.require("administer", f"record the initiative in {path.name}")
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise InputFileError(f"{path}: no such file.") from None
         except UnicodeDecodeError:
             raise InputFileError(f"{path}: not UTF-8 text; save it as UTF-8.") from None
-        return self.set(_load(text, str(path)))
+        return self.set(s, _load(text, str(path)))
 
     def get(self, initiative_id: str) -> Initiative:
         row = self._con.execute(
@@ -245,3 +264,12 @@ class Initiatives:
             ).fetchall()
         ]
         return [self.get(i) for i in ids]
+
+
+def _exists(con: duckdb.DuckDBPyConnection, initiative_id: str) -> bool:
+    return (
+        con.execute(
+            "SELECT 1 FROM ref.initiative WHERE initiative_id = ?", [initiative_id]
+        ).fetchone()
+        is not None
+    )

@@ -33,6 +33,7 @@ from backbone.errors import UserError
 from backbone.governance.access import Access, locked_connection
 from backbone.measures.indicators import Indicators, Roster, with_identifiers
 from backbone.model.descriptors import GRADE_LEVELS
+from backbone.session import Session
 
 # scikit-learn and joblib (under risk_model) load only to train or score.
 if TYPE_CHECKING:
@@ -187,14 +188,18 @@ class RiskModels:
 
     # --- training ---------------------------------------------------------------
 
-    def training_rows(self, access: Access) -> tuple[pa.Table, int]:
+    def training_rows(
+        self, access: Access, s: Session | None = None
+    ) -> tuple[pa.Table, int]:
         """Labelled person-years from year-end snapshots, read through the policy
-        layer (three audited reads), and the strictest minimum cell size of the
-        agreements they were read under."""
+        layer (three audited reads; inside ``s`` when given), and the strictest
+        minimum cell size of the agreements they were read under."""
+        if s is not None:
+            access = access.within(s)
         ends = [
-            s
-            for s in self._indicators.snapshots()
-            if s.as_of == self._indicators.year_bounds(s.school_year)[1]
+            snap
+            for snap in self._indicators.snapshots(s.con if s else None)
+            if snap.as_of == self._indicators.year_bounds(snap.school_year)[1]
         ]
         if len(ends) < 2:
             raise UserError(
@@ -237,15 +242,21 @@ class RiskModels:
 
     def train(
         self,
+        s: Session,
         access: Access,
         *,
         validate_last: int = 2,
         flagged_fraction: float = 0.2,
     ) -> TrainingReport:
+        """Train the models on earlier cohorts, validate them on the latest, keep
+        both (``models/risk-N.joblib``) with their report: the steward's work
+        (``derive``), in one unit of work. The training rows are read through
+        ``access`` (the same principal's) inside it, each read audited, and the
+        model's audit entry names them."""
         from backbone.measures.risk_model import train
 
-        access.require_steward("row_level_view", "train the risk model")
-        rows, min_cell = self.training_rows(access)
+        who = s.require("derive", "train the risk model")
+        rows, min_cell = self.training_rows(access, s)
         if rows.num_rows == 0:
             raise UserError("no student has a known graduation outcome yet.")
         trained = train(
@@ -273,16 +284,19 @@ class RiskModels:
         }
         version = max(int(v) for v in rows.column("definition_version").to_pylist())
         self._dir.mkdir(exist_ok=True)
-        model_id = next_id(self._con, "gov.risk_model_id_seq")
+        model_id = next_id(s.con, "gov.risk_model_id_seq")
         path = self._dir / f"risk-{model_id}.joblib"
+        # a model's id is never handed out twice, so its file is never another's (a
+        # unit of work that rolled back leaves an orphan file, not a wrong one); the
+        # checksum kept in gov.risk_model is what a model is loaded by
         trained.save(path)
         checksum = hashlib.sha256(path.read_bytes()).hexdigest()
-        self._con.execute(
+        s.con.execute(
             "INSERT INTO gov.risk_model VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 model_id,
-                self._clock(),
-                access.principal.user_id,
+                s.clock(),
+                who.user_id,
                 version,
                 trained.best,
                 path.name,
@@ -290,13 +304,15 @@ class RiskModels:
                 json.dumps(report, default=str),
             ],
         )
-        access.log(
+        s.record(
             "derive",
             "risk model",
-            model_id=model_id,
-            best=trained.best,
             rows=rows.num_rows,
-            auc={n: round(r.auc, 4) for n, r in trained.reports.items()},
+            detail={
+                "model_id": model_id,
+                "best": trained.best,
+                "auc": {n: round(r.auc, 4) for n, r in trained.reports.items()},
+            },
         )
         return TrainingReport(model_id, trained.best, report)
 
