@@ -95,7 +95,7 @@ def linkage_input_sql(
                {name_sql("middle_name")} AS middle_name,
                {name_sql("last_surname")} AS last_name,
                list_filter(
-                   regexp_split_to_array(
+                   string_split_regex(
                        regexp_replace(lower(strip_accents(last_surname)), '[^a-z -]', '', 'g'),
                        '[ -]+'),
                    lambda part: length(part) > 1) AS surname_parts,

@@ -73,8 +73,8 @@ COMPONENT_COLUMNS = (
 
 
 def _num(value: float) -> str:
-    """A validated number as a SQL literal (a DOUBLE)."""
-    return literal(float(value))
+    """A validated number as a SQL literal: a cut point reads as written (``0.9``)."""
+    return repr(float(value))
 
 
 def components_sql(
@@ -88,7 +88,7 @@ def components_sql(
     start_month: int = 7,
     providers: list[str] | None = None,
     sources: dict[str, list[str]] | None = None,
-) -> tuple[str, list[object]]:
+) -> tuple[str, dict[str, object]]:
     """One row per record with facts in ``school_year`` up to ``cutoff`` (the
     snapshot day, or the year's last day): the query that fills
     ``analytic.student_indicator`` for one snapshot.
@@ -106,12 +106,14 @@ def components_sql(
     """
     term_end = d.term_end_sql("term", "school_year", start_month)
     year_end = year_end or cutoff
-    p: list[object] = []
+    p: dict[str, object] = {}
 
     def param(value: object) -> str:
-        # numbered, so a value used in several places is passed once
-        p.append(value)
-        return f"${len(p)}"
+        # named, so a value used in several places is passed once (Spark's markers
+        # are named too, ``:p1``; it has no numbered ones)
+        name = f"p{len(p) + 1}"
+        p[name] = value
+        return f"${name}"
 
     y, begin, cut = param(school_year), param(year_begin), param(cutoff)
     absent_categories = param(list(d.attendance.absence_categories))
