@@ -45,12 +45,14 @@ def main() -> None:
         )
         truth = out / "demo" / "community" / "truth"
         with Warehouse.open(out / "demo" / "warehouse") as wh:
-            steward = wh.access(wh.users.get("steward"), "identity_resolution")
+            admin = wh.users.get("steward")
+            steward = wh.access(admin, "identity_resolution")
             clear = wh.linkage.evaluate(steward, truth)
             start = time.perf_counter()
             play_pprl_project(wh, b"the demo partners' shared secret", out)
             encoded_at = time.perf_counter() - start
-            summary = wh.linkage.run(steward)
+            with wh.session(admin, purpose="identity_resolution") as s:
+                summary = wh.linkage.run(s)
             pprl = wh.linkage.evaluate(steward, truth)
     print(
         f"pprl: clear-text pairwise F1 {clear.pairwise_f1:.4f}, with c02-eastside known "

@@ -19,7 +19,7 @@ from backbone.demo.governance import record_governance
 from backbone.demo.ingest import ingest_community
 from backbone.demo.pprl import play_pprl_project
 from backbone.governance import Access
-from backbone.linkage import RecordKey, encode_records
+from backbone.linkage import LinkSummary, RecordKey, encode_records
 from backbone.linkage.cluster import CONSTRAINTS, resolve_conflicts
 from backbone.linkage.pprl import dice
 from backbone.linkage.prepare import linkage_input_sql, load_nicknames
@@ -35,13 +35,25 @@ def _steward(wh: Warehouse) -> Access:
     return wh.access(steward(wh, "b00-backbone"), "identity_resolution")
 
 
+def _link(wh: Warehouse) -> LinkSummary:
+    """A linkage run by the demo's steward admin, in a session of its own."""
+    with wh.session(steward(wh, "b00-backbone"), purpose="identity_resolution") as s:
+        return wh.linkage.run(s)
+
+
+def _decide(wh: Warehouse, left: RecordKey, right: RecordKey, decision: str) -> None:
+    """The steward admin's review decision on a pair."""
+    with wh.session(steward(wh, "b00-backbone"), purpose="identity_resolution") as s:
+        wh.linkage.decide(s, left, right, decision)
+
+
 def _signed_in(path: Path, user: str | None = None) -> dict[str, str]:
     """CLI environment: wide, and signed in as the steward admin (or ``user``)."""
     with Warehouse.open(path) as wh:
         env = {**WIDE, **steward_env(wh, "b00-backbone")}
         if user is not None:
-            with wh.session(steward(wh, "b00-backbone")) as s:
-                env["BACKBONE_TOKEN"] = wh.users.issue_token(s, user).token
+            admin = steward(wh, "b00-backbone")
+            env["BACKBONE_TOKEN"] = wh.users.issue_token(user, by=admin).token
         return env
 
 
@@ -54,7 +66,7 @@ def built(community: GenerateSummary, tmp_path_factory: pytest.TempPathFactory) 
             wh.partners.import_directory(s, community.out / "community.json")
         record_governance(wh, community.out, date.today())
         ingest_community(wh, community.out, date.today())
-        wh.linkage.run(_steward(wh))
+        _link(wh)
     return path
 
 
@@ -151,6 +163,7 @@ def test_conflicted_clusters_are_re_formed_strongest_pair_first() -> None:
 # --- the demo community ------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_demo_linkage_is_accurate_at_the_products_threshold(
     built: Path, community: GenerateSummary
 ) -> None:
@@ -168,6 +181,7 @@ def test_demo_linkage_is_accurate_at_the_products_threshold(
     } <= kinds
 
 
+@pytest.mark.slow
 def test_only_partners_whose_agreements_allow_it_are_linked(built: Path) -> None:
     with Warehouse.open(built, read_only=True) as w:
         pairs = w.linkage.linkable_pairs(date.today())
@@ -182,13 +196,15 @@ def test_only_partners_whose_agreements_allow_it_are_linked(built: Path) -> None
     assert direct and all((a, b) in pairs for a, b in direct)
 
 
+@pytest.mark.slow
 def test_re_running_keeps_every_person_id(wh: Warehouse) -> None:
     before = _pairs_of(wh)
-    summary = wh.linkage.run(_steward(wh))
+    summary = _link(wh)
     assert _pairs_of(wh) == before
     assert (summary.new_persons, summary.merges, summary.splits) == (0, 0, 0)
 
 
+@pytest.mark.slow
 def test_new_submissions_keep_existing_ids(wh: Warehouse) -> None:
     before = _owners(wh)
     # a new community record for a person already known
@@ -204,13 +220,14 @@ def test_new_submissions_keep_existing_ids(wh: Warehouse) -> None:
         "submission_id, NULL FROM identity.partner_record WHERE partner_id = ? AND local_id = ?",
         list(some),
     )
-    summary = wh.linkage.run(_steward(wh))
+    summary = _link(wh)
     after = _owners(wh)
     assert all(after[k] == v for k, v in before.items())
     assert summary.merges == 0 and summary.splits == 0
     assert row  # the copied record existed
 
 
+@pytest.mark.slow
 def test_a_reviewers_different_splits_a_person_and_the_split_is_logged(
     wh: Warehouse,
 ) -> None:
@@ -219,8 +236,8 @@ def test_a_reviewers_different_splits_a_person_and_the_split_is_logged(
         "WHERE decision = 'link' AND method = 'model' AND partner_id_l LIKE 'c%' LIMIT 1"
     ).fetchall()[0]
     left, right = RecordKey(pair[0], pair[1]), RecordKey(pair[2], pair[3])
-    wh.linkage.decide(_steward(wh), left, right, "different")
-    summary = wh.linkage.run(_steward(wh))
+    _decide(wh, left, right, "different")
+    summary = _link(wh)
     owners = _owners(wh)
     assert (
         owners[(left.partner_id, left.local_id)]
@@ -240,7 +257,7 @@ def test_a_reviewers_different_splits_a_person_and_the_split_is_logged(
     ).fetchall()[0]
     assert edge == ("refused", CONSTRAINTS[2])
     # and it stays decided on every later run
-    wh.linkage.run(_steward(wh))
+    _link(wh)
     again = _owners(wh)
     assert (
         again[(left.partner_id, left.local_id)]
@@ -248,12 +265,13 @@ def test_a_reviewers_different_splits_a_person_and_the_split_is_logged(
     )
 
 
+@pytest.mark.slow
 def test_a_reviewers_same_links_a_pair_from_the_review_queue(wh: Warehouse) -> None:
     queue = wh.linkage.review_queue(_steward(wh))
     assert queue, "the demo leaves some pairs for review"
     pair = queue[0]
-    wh.linkage.decide(_steward(wh), pair.left, pair.right, "same")
-    wh.linkage.run(_steward(wh))
+    _decide(wh, pair.left, pair.right, "same")
+    _link(wh)
     owners = _owners(wh)
     assert (
         owners[(pair.left.partner_id, pair.left.local_id)]
@@ -262,6 +280,7 @@ def test_a_reviewers_same_links_a_pair_from_the_review_queue(wh: Warehouse) -> N
     assert pair not in wh.linkage.review_queue(_steward(wh))
 
 
+@pytest.mark.slow
 def test_interactive_review_records_decisions(built: Path, tmp_path: Path) -> None:
     shutil.copytree(built, tmp_path / "wh")
     w = str(tmp_path / "wh")
@@ -280,6 +299,7 @@ def test_interactive_review_records_decisions(built: Path, tmp_path: Path) -> No
     assert {d[3] for d in decisions} == {"steward"}  # the signed-in reviewer
 
 
+@pytest.mark.slow
 def test_person_show_explain_evaluate_and_crosswalk_from_the_cli(
     built: Path, community: GenerateSummary, tmp_path: Path
 ) -> None:
@@ -354,6 +374,7 @@ def test_encodings_are_keyed_about_half_full_and_similar_for_similar_names() -> 
     assert len(base64.b64decode(a.clk)) == 128 and 0.35 < ones / 1024 < 0.65
 
 
+@pytest.mark.slow
 def test_encoded_partners_link_nearly_as_well_and_their_encodings_are_purged(
     built: Path, community: GenerateSummary, tmp_path: Path
 ) -> None:
@@ -394,7 +415,7 @@ def test_encoded_partners_link_nearly_as_well_and_their_encodings_are_purged(
     # the whole project: every partner encodes; c02-eastside sends no names at all
     with Warehouse.open(tmp_path / "wh") as wh:
         play_pprl_project(wh, secret.read_bytes().strip(), tmp_path)
-        summary = wh.linkage.run(_steward(wh))
+        summary = _link(wh)
         pprl = wh.linkage.evaluate(_steward(wh), community.out / "truth")
         left = dict(
             wh._con.execute(
@@ -422,8 +443,11 @@ def test_encodings_that_are_not_encodings_are_refused_with_the_row(
     )
     bad = tmp_path / "bad.csv"
     bad.write_text("local_id,clk\n1,AAAA\n")
-    with pytest.raises(InputFileError, match=r"row 2.*clk"):
-        warehouse.linkage.add_encodings("c09-test", bad, project="p")
+    with (
+        pytest.raises(InputFileError, match=r"row 2.*clk"),
+        warehouse.session() as s,  # no user yet: whoever set it up
+    ):
+        warehouse.linkage.add_encodings(s, "c09-test", bad, project="p")
     assert warehouse._con.execute(
         "SELECT count(*) FROM identity.encoding"
     ).fetchall() == [(0,)]
@@ -452,6 +476,7 @@ def test_encode_names_the_file_row_and_column_of_a_bad_date(tmp_path: Path) -> N
     assert "Traceback" not in result.output
 
 
+@pytest.mark.slow
 def test_a_saved_model_of_another_design_is_retrained_not_reused(built: Path) -> None:
     import json
 
@@ -467,6 +492,7 @@ def test_a_saved_model_of_another_design_is_retrained_not_reused(built: Path) ->
     assert not same_design(json.dumps(older))
 
 
+@pytest.mark.slow
 def test_linkage_doors_answer_mistakes_in_one_clear_line(
     built: Path, tmp_path: Path
 ) -> None:

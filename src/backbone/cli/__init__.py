@@ -237,8 +237,11 @@ def demo_run(
                     uploaders=users.uploaders,
                 )
             steward = wh.access(users.steward, IDENTITY_RESOLUTION)
-            with _err().status("linking partner records to persons") as spinner:
-                linked = wh.linkage.run(steward, progress=lambda m: spinner.update(m))
+            with (
+                _err().status("linking partner records to persons") as spinner,
+                wh.session(users.steward, purpose=IDENTITY_RESOLUTION) as s,
+            ):
+                linked = wh.linkage.run(s, progress=lambda m: spinner.update(m))
             accuracy = wh.linkage.evaluate(steward, community / "truth")
             tour = governance_tour(wh, users)
             with _err().status("computing early-warning indicators"):

@@ -104,10 +104,13 @@ def link(
     if ctx.invoked_subcommand is not None:
         return
     with doors(), Warehouse.open(warehouse) as wh:
-        access = _linking(wh, user, token)
-        with _err().status("linking") as status:
+        principal = signed_in(wh, user, token)
+        with (
+            _err().status("linking") as status,
+            wh.session(principal, purpose=IDENTITY_RESOLUTION) as s,
+        ):
             summary = wh.linkage.run(
-                access, retrain=retrain, progress=lambda m: status.update(m)
+                s, retrain=retrain, progress=lambda m: status.update(m)
             )
         print_link_summary(summary)
 
@@ -291,7 +294,8 @@ def review(
     if ctx.invoked_subcommand is not None:
         return
     with doors(), Warehouse.open(warehouse) as wh:
-        access = _linking(wh, user, token)
+        principal = signed_in(wh, user, token)
+        access = wh.access(principal, IDENTITY_RESOLUTION)
         queue = wh.linkage.review_queue(access, limit)
         if not queue:
             _out().print(
@@ -313,12 +317,13 @@ def review(
             if choice == "q":
                 break
             if choice in ("s", "d"):
-                wh.linkage.decide(
-                    access,
-                    pair.left,
-                    pair.right,
-                    "same" if choice == "s" else "different",
-                )
+                with wh.session(principal, purpose=IDENTITY_RESOLUTION) as s:
+                    wh.linkage.decide(
+                        s,
+                        pair.left,
+                        pair.right,
+                        "same" if choice == "s" else "different",
+                    )
                 decided += 1
         _out().print(
             f"Recorded {decided} decisions; they override the model from the next "
@@ -356,14 +361,13 @@ def review_decide(
     warehouse: WarehouseOption = Path("warehouse"),
 ) -> None:
     """Record one decision without the interactive review."""
-    with doors(), Warehouse.open(warehouse) as wh:
-        access = _linking(wh, user, token)
+    with (
+        doors(),
+        Warehouse.open(warehouse) as wh,
+        wh.session(signed_in(wh, user, token), purpose=IDENTITY_RESOLUTION) as s,
+    ):
         wh.linkage.decide(
-            access,
-            RecordKey.parse(left),
-            RecordKey.parse(right),
-            decision,
-            note=note,
+            s, RecordKey.parse(left), RecordKey.parse(right), decision, note=note
         )
     _plain().print(
         f"Recorded: {left} and {right} are {decision}; the next `backbone link` applies it."
@@ -397,10 +401,12 @@ def encodings_submit(
     warehouse: WarehouseOption = Path("warehouse"),
 ) -> None:
     """Store a partner's encodings (replacing its earlier ones) for the next link run."""
-    with doors(), Warehouse.open(warehouse) as wh:
-        n = wh.submit_encodings(
-            signed_in(wh, user, token), partner, file, project=project
-        )
+    with (
+        doors(),
+        Warehouse.open(warehouse) as wh,
+        wh.session(signed_in(wh, user, token)) as s,
+    ):
+        n = wh.linkage.add_encodings(s, partner, file, project=project)
     _plain().print(f"Stored {n:,} encodings of {partner}; run `backbone link`.")
 
 

@@ -10,13 +10,14 @@ to compare linkage with and without clear text.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from backbone.linkage import encode_records
 
 if TYPE_CHECKING:
+    from backbone.governance import Principal
     from backbone.warehouse import Warehouse
 
 __all__ = ["play_pprl_project"]
@@ -29,8 +30,11 @@ def play_pprl_project(
     *,
     encoded_only: Iterable[str] = ("c02-eastside",),
     project: str = "demo-linkage",
+    uploaders: Mapping[str, Principal] | None = None,
 ) -> dict[str, int]:
-    """Encode and submit every partner's records; returns encodings per partner."""
+    """Encode and submit every partner's records, each sent by the partner's
+    uploader (default: the demo's ``PARTNER.uploader``); returns encodings per
+    partner."""
     hidden = set(encoded_only)
     partners = [
         r[0]
@@ -51,7 +55,13 @@ def play_pprl_project(
             writer = csv.writer(handle)
             writer.writerow(["local_id", "clk"])
             writer.writerows((e.local_id, e.clk) for e in encoded)
-        sent[partner] = wh.linkage.add_encodings(partner, path, project=project)
+        sender = (
+            uploaders[partner]
+            if uploaders is not None
+            else wh.users.get(f"{partner}.uploader")
+        )
+        with wh.session(sender) as s:
+            sent[partner] = wh.linkage.add_encodings(s, partner, path, project=project)
     # the encoded-only partners never sent their names: remove what the demo loaded
     for partner in hidden:
         wh._con.execute(

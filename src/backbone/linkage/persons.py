@@ -19,15 +19,15 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pyarrow as pa
 
-from backbone.engines import transaction
 from backbone.engines.splink import scratch_api
-from backbone.errors import InputFileError, NotFoundError, UserError
+from backbone.errors import InputFileError, NotFoundError, PolicyDenied, UserError
 from backbone.governance.policy import Grant
 from backbone.linkage import model, prepare
 from backbone.linkage.link import LinkSummary, records_sql, run_linkage
 from backbone.linkage.pprl import BITS
 from backbone.partners.agreements import AgreementDocument, AgreementRegistry
 from backbone.partners.agreements.document import AccessLevel
+from backbone.session import AuditEntry, Session
 from backbone.settings import Settings
 
 if TYPE_CHECKING:
@@ -184,7 +184,7 @@ class Linkage:
 
     def run(
         self,
-        access: Access,
+        s: Session,
         *,
         progress: Callable[[str], None] | None = None,
         on: date | None = None,
@@ -193,30 +193,33 @@ class Linkage:
         """Link every partner record; persons keep their ids across runs.
 
         The model is trained on the first run and reused after, unless ``retrain``.
-        Only the steward links, and only partner pairs whose agreements allow it.
+        Only the steward links (a role that may ``link``), and only partner pairs
+        whose agreements in force on ``on`` (default: today) allow it. The run's
+        results, the encodings it purges and its ``link`` audit entry are written in
+        the session's one transaction.
         """
-        today = on or access.on
+        s.require("link", "link partner records", action="link")
+        today = on or s.today()
         linkable = self.linkable_pairs(today)
-        access.require_steward("link", "link partner records")
         summary = run_linkage(
-            self._con,
+            s.con,
             self._path,
             self._settings,
             linkable=linkable,
             retrain=retrain,
             progress=progress,
         )
-        self._purge_encodings(today)
-        access.log(
+        self._purge_encodings(s.con, today)
+        s.record(
             "link",
             f"link run {summary.run_id}",
-            providers=sorted({p for pair in linkable for p in pair}),
+            providers=tuple(sorted({p for pair in linkable for p in pair})),
             rows=summary.records,
-            persons=summary.persons,
+            detail={"persons": summary.persons},
         )
         return summary
 
-    def _purge_encodings(self, today: date) -> int:
+    def _purge_encodings(self, con: duckdb.DuckDBPyConnection, today: date) -> int:
         """Delete encodings the provider's agreement says not to keep after linking."""
         keep_days: dict[str, int | None] = {}
         for doc in self._documents_in_force(today):
@@ -231,7 +234,7 @@ class Linkage:
         deleted = 0
         partners = [
             r[0]
-            for r in self._con.execute(
+            for r in con.execute(
                 "SELECT DISTINCT partner_id FROM identity.encoding"
             ).fetchall()
         ]
@@ -242,7 +245,7 @@ class Linkage:
             cutoff = datetime.now(UTC).replace(tzinfo=None)
             if today < cutoff.date():  # linking as of an earlier day
                 cutoff = datetime.combine(today, datetime.max.time())
-            rows = self._con.execute(
+            rows = con.execute(
                 "DELETE FROM identity.encoding WHERE partner_id = ? "
                 "AND received_at + to_days(?) <= ? RETURNING 1",
                 [partner, days, cutoff],
@@ -260,8 +263,11 @@ class Linkage:
 
     # --- records, persons, evidence ------------------------------------------------
 
-    def _record(self, key: RecordKey) -> dict[str, Any]:
-        cur = self._con.execute(
+    def _record(
+        self, key: RecordKey, con: duckdb.DuckDBPyConnection | None = None
+    ) -> dict[str, Any]:
+        con = con or self._con
+        cur = con.execute(
             """
             SELECT pr.partner_id, pr.local_id, pr.first_name, pr.middle_name,
                    pr.last_surname, pr.birth_date, pr.birth_sex, pr.address,
@@ -279,7 +285,7 @@ class Linkage:
         names = [d[0] for d in cur.description]
         rows = cur.fetchall()
         if not rows:
-            encoded = self._con.execute(
+            encoded = con.execute(
                 "SELECT 1 FROM identity.encoding WHERE partner_id = ? AND local_id = ?",
                 [key.partner_id, key.local_id],
             ).fetchall()
@@ -553,7 +559,7 @@ class Linkage:
 
     def decide(
         self,
-        access: Access,
+        s: Session,
         left: RecordKey,
         right: RecordKey,
         decision: str,
@@ -562,48 +568,67 @@ class Linkage:
         at: datetime | None = None,
     ) -> None:
         """Record a reviewer's decision; it overrides the model on every later run.
-        The reviewer is the signed-in principal; both providers must allow linking."""
-        by = access.principal.user_id
+        The reviewer is the session's principal, who must link (the steward), and
+        both providers' agreements must allow linking their records with each other."""
+        left, right = sorted((left, right))
+        pair = f"a pair of {left.partner_id} and {right.partner_id} records"
+        providers = tuple(sorted({left.partner_id, right.partner_id}))
+        who = s.require(
+            "link", f"decide on {pair}", action="review", providers=providers
+        )
         if decision not in ("same", "different"):
             raise UserError(
                 f"A review decision is 'same' or 'different', not '{decision}'."
             )
         if left == right:
             raise UserError("A record is always the same as itself; name two records.")
-        left, right = sorted((left, right))
-        access.require(
-            "partner_record",
-            "link",
-            [left.partner_id, right.partner_id],
-            what=f"decide on a pair of {left.partner_id} and {right.partner_id} records",
-        )
-        self._record(left)
-        self._record(right)
+        self._require_linkable(s, left.partner_id, right.partner_id, pair)
+        self._record(left, s.con)
+        self._record(right, s.con)
         when = (at or datetime.now(UTC)).replace(tzinfo=None)
-        access.log(
-            "review",
-            f"a pair of {left.partner_id} and {right.partner_id} records: {decision}",
-            providers=sorted({left.partner_id, right.partner_id}),
+        s.con.execute(
+            "DELETE FROM identity.review_decision WHERE partner_id_l = ? AND "
+            "local_id_l = ? AND partner_id_r = ? AND local_id_r = ?",
+            [left.partner_id, left.local_id, right.partner_id, right.local_id],
         )
-        with transaction(self._con):
-            self._con.execute(
-                "DELETE FROM identity.review_decision WHERE partner_id_l = ? AND "
-                "local_id_l = ? AND partner_id_r = ? AND local_id_r = ?",
-                [left.partner_id, left.local_id, right.partner_id, right.local_id],
+        s.con.execute(
+            "INSERT INTO identity.review_decision VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                left.partner_id,
+                left.local_id,
+                right.partner_id,
+                right.local_id,
+                decision,
+                who.user_id,
+                when,
+                note,
+            ],
+        )
+        # local ids stay out of the log: it is shown to every provider named in it
+        s.record("review", f"{pair}: {decision}", providers=providers)
+
+    def _require_linkable(self, s: Session, left: str, right: str, pair: str) -> None:
+        """Refuse (audited) a pair of providers the linkage run would not link."""
+        if left == right or (left, right) in self.linkable_pairs(s.today()):
+            return
+        who = s.actor()
+        reason = (
+            f"the agreements in force of {left} and {right} do not both allow "
+            "linking their records with each other"
+        )
+        s.denials.append(
+            AuditEntry(
+                "review",
+                who.user_id,
+                decision="deny",
+                reason=reason,
+                actor_partner=who.partner_id,
+                purpose=s.purpose,
+                providers=tuple(sorted({left, right})),
+                what=f"decide on {pair}",
             )
-            self._con.execute(
-                "INSERT INTO identity.review_decision VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    left.partner_id,
-                    left.local_id,
-                    right.partner_id,
-                    right.local_id,
-                    decision,
-                    by,
-                    when,
-                    note,
-                ],
-            )
+        )
+        raise PolicyDenied(f"decide on {pair}: {reason}.")
 
     def decisions(self) -> list[tuple[RecordKey, RecordKey, str, str, datetime]]:
         return [
@@ -616,10 +641,14 @@ class Linkage:
 
     # --- giving ids back --------------------------------------------------------------
 
-    def _known_partner(self, partner_id: str) -> None:
-        known = self._con.execute(
-            "SELECT 1 FROM ref.partner WHERE partner_id = ?", [partner_id]
-        ).fetchall()
+    def _known_partner(
+        self, partner_id: str, con: duckdb.DuckDBPyConnection | None = None
+    ) -> None:
+        known = (
+            (con or self._con)
+            .execute("SELECT 1 FROM ref.partner WHERE partner_id = ?", [partner_id])
+            .fetchall()
+        )
         if not known:
             raise NotFoundError(
                 f"No partner '{partner_id}'. `backbone partner list` shows them."
@@ -637,10 +666,20 @@ class Linkage:
     # --- privacy-preserving encodings -------------------------------------------------
 
     def add_encodings(
-        self, partner_id: str, path: Path, *, project: str, at: datetime | None = None
+        self,
+        s: Session,
+        partner_id: str,
+        path: Path,
+        *,
+        project: str,
+        at: datetime | None = None,
     ) -> int:
-        """Store a partner's encodings (replacing that partner's earlier ones)."""
-        self._known_partner(partner_id)
+        """Store a partner's encodings (replacing that partner's earlier ones),
+        uploaded by one of its users (or the steward's); one ``upload`` entry."""
+        s.require(
+            "upload", f"encodings of {partner_id}", partner=partner_id, action="upload"
+        )
+        self._known_partner(partner_id, s.con)
         if not path.is_file():
             raise InputFileError("no such file.", path=path)
         when = (at or datetime.now(UTC)).replace(tzinfo=None)
@@ -685,17 +724,25 @@ class Linkage:
                 "linkage_project": [project] * len(rows),
             }
         )
-        with transaction(self._con):
-            self._con.register("incoming_encodings", table)
-            self._con.execute(
+        con = s.con
+        con.register("incoming_encodings", table)
+        try:
+            con.execute(
                 "DELETE FROM identity.encoding WHERE partner_id = ?", [partner_id]
             )
-            self._con.execute(
+            con.execute(
                 "INSERT INTO identity.encoding SELECT partner_id, local_id, clk, "
                 "linkage_project, ? FROM incoming_encodings",
                 [when],
             )
-            self._con.unregister("incoming_encodings")
+        finally:
+            con.unregister("incoming_encodings")
+        s.record(
+            "upload",
+            f"{len(rows)} encodings ({project})",
+            providers=(partner_id,),
+            rows=len(rows),
+        )
         return len(rows)
 
     # --- accuracy against a planted truth ---------------------------------------------
