@@ -52,8 +52,8 @@ def _signed_in(path: Path, user: str | None = None) -> dict[str, str]:
     with Warehouse.open(path) as wh:
         env = {**WIDE, **steward_env(wh, "b00-backbone")}
         if user is not None:
-            admin = steward(wh, "b00-backbone")
-            env["BACKBONE_TOKEN"] = wh.users.issue_token(user, by=admin).token
+            with wh.session(steward(wh, "b00-backbone")) as s:
+                env["BACKBONE_TOKEN"] = wh.users.issue_token(s, user).token
         return env
 
 
