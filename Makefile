@@ -26,8 +26,9 @@ lint: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy
 
+# the full suite; tests marked xdist_group("demo") share one `demo run` on one worker
 test: lint typecheck
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pytest -n 2 -q --dist loadgroup
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/startup.py

@@ -1,4 +1,5 @@
-"""Shared fixtures: a fresh warehouse, and small demo communities generated once."""
+"""Shared fixtures: a fresh warehouse, small demo communities generated once, and
+one whole demo run per session (and xdist worker)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 
 from backbone import Warehouse
 from backbone.demo import GenerateSummary, generate
+from tests.demo_build import DemoBuild, build_demo
 
 STATS_STUDENTS = 4_000
 STATS_YEARS = 5
@@ -25,3 +27,11 @@ def community(tmp_path_factory: pytest.TempPathFactory) -> GenerateSummary:
     """A small community, big enough for base rates to be stable (about 3 s)."""
     out = tmp_path_factory.mktemp("community")
     return generate(out, students=STATS_STUDENTS, years=STATS_YEARS, seed=11)
+
+
+@pytest.fixture(scope="session")
+def demo_build(tmp_path_factory: pytest.TempPathFactory) -> DemoBuild:
+    """`backbone demo run` once (about a minute): read it, never change it; a test
+    that writes takes ``copy_demo(demo_build, tmp_path / "demo")``. Tests using it
+    are marked ``xdist_group("demo")`` so one worker builds it."""
+    return build_demo(tmp_path_factory.mktemp("demo") / "demo")

@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 from backbone import __version__
 from backbone.cli import app
 from backbone.settings import SETTINGS
+from tests.demo_build import DemoBuild, copy_demo
 
 runner = CliRunner()
 
@@ -84,39 +85,27 @@ def test_user_errors_are_one_clear_line_without_traceback(
     assert message in lines[0]
 
 
-def test_demo_run_builds_a_warehouse_and_says_where_to_look(tmp_path: Path) -> None:
-    result = runner.invoke(
-        app,
-        [
-            "demo",
-            "run",
-            "--out",
-            str(tmp_path / "demo"),
-            "--students",
-            "600",
-            "--years",
-            "5",
-            "--seed",
-            "3",
-        ],
-        env={"COLUMNS": "200"},
-    )
-    assert result.exit_code == 0, result.output
-    assert "Demo community built" in result.output
-    assert "backbone info --warehouse" in result.output
+@pytest.mark.slow
+@pytest.mark.xdist_group("demo")
+def test_demo_run_builds_a_warehouse_and_says_where_to_look(
+    demo_build: DemoBuild,
+) -> None:
+    output = demo_build.output  # `demo run` succeeded (the fixture checks)
+    assert "Demo community built" in output
+    assert "backbone info --warehouse" in output
     info = runner.invoke(
         app,
-        ["info", "--warehouse", str(tmp_path / "demo" / "warehouse")],
+        ["info", "--warehouse", str(demo_build.out / "warehouse")],
         env={"COLUMNS": "200"},
     )
     assert "Partners (16)" in info.output
     assert "d05-oakdale" in info.output
     # the partnership's paperwork: a living agreement, an expired one, a funder's
     # aggregate-only license, overdue commitments and a request in review
-    assert "Overdue commitments by owner" in result.output
-    assert "graduate lists" in result.output
-    assert "REQ-2026-07" in result.output
-    wh = str(tmp_path / "demo" / "warehouse")
+    assert "Overdue commitments by owner" in output
+    assert "graduate lists" in output
+    assert "REQ-2026-07" in output
+    wh = str(demo_build.out / "warehouse")
     history = runner.invoke(
         app, ["agreement", "history", "DSA-A01", "-w", wh], env={"COLUMNS": "250"}
     )
@@ -152,14 +141,21 @@ def test_demo_run_builds_a_warehouse_and_says_where_to_look(tmp_path: Path) -> N
     assert funder.exit_code == 1 and "not permitted for f01-unitedfund" in funder.output
     lint = runner.invoke(app, ["agreement", "lint", "-w", wh], env={"COLUMNS": "250"})
     assert lint.exit_code == 0, lint.output
-    # running it again replaces the demo's own community and warehouse
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("demo")
+def test_running_the_demo_again_replaces_its_community_and_warehouse(
+    demo_build: DemoBuild, tmp_path: Path
+) -> None:
+    out = copy_demo(demo_build, tmp_path / "demo")
     again = runner.invoke(
         app,
         [
             "demo",
             "run",
             "--out",
-            str(tmp_path / "demo"),
+            str(out),
             "--students",
             "600",
             "--years",
@@ -171,37 +167,24 @@ def test_demo_run_builds_a_warehouse_and_says_where_to_look(tmp_path: Path) -> N
     assert again.exit_code == 0, again.output
 
 
-def test_demo_quarantines_exactly_the_planted_mistakes(tmp_path: Path) -> None:
+@pytest.mark.slow
+@pytest.mark.xdist_group("demo")
+def test_demo_quarantines_exactly_the_planted_mistakes(demo_build: DemoBuild) -> None:
     import csv
 
     import duckdb
 
-    result = runner.invoke(
-        app,
-        [
-            "demo",
-            "run",
-            "--out",
-            str(tmp_path / "d"),
-            "--students",
-            "400",
-            "--years",
-            "5",
-            "--seed",
-            "9",
-        ],
-        env={"COLUMNS": "200"},
-    )
-    assert result.exit_code == 0, result.output
-    assert "Counts reconcile" in result.output
-    with (tmp_path / "d/community/truth/planted_errors.csv").open() as f:
+    assert "Counts reconcile" in demo_build.output
+    with (demo_build.out / "community/truth/planted_errors.csv").open() as f:
         planted = list(csv.DictReader(f))
     expected = {
         (p["partner_id"], Path(p["file"]).name, int(p["row"]), p["entity"], p["rule"])
         for p in planted
         if p["row"]
     }
-    con = duckdb.connect(str(tmp_path / "d/warehouse/backbone.duckdb"), read_only=True)
+    con = duckdb.connect(
+        str(demo_build.out / "warehouse/backbone.duckdb"), read_only=True
+    )
     got = {
         (partner, name, row, entity, rule)
         for partner, name, row, entity, rules in con.execute(
@@ -216,14 +199,14 @@ def test_demo_quarantines_exactly_the_planted_mistakes(tmp_path: Path) -> None:
         "SELECT undeclared_columns, decision FROM ops.raw_decision"
     ).fetchall()
     assert refused == [(["SSN"], None)]
-    assert "SSN" in result.output
+    assert "SSN" in demo_build.output
     totals = con.execute(
         "SELECT sum(rows_read), sum(rows_loaded) + sum(rows_quarantined) FROM ops.submission WHERE status = 'loaded'"
     ).fetchall()[0]
     assert totals[0] == totals[1]
     # the Ed-Fi district loaded through the stock mapping with nothing hand-written
     mapping = (
-        tmp_path / "d/warehouse/mappings/d01-northfield/attendance.yaml"
+        demo_build.out / "warehouse/mappings/d01-northfield/attendance.yaml"
     ).read_text()
     assert mapping.strip() == "stock: edfi"
     edfi = con.execute(
@@ -231,3 +214,4 @@ def test_demo_quarantines_exactly_the_planted_mistakes(tmp_path: Path) -> None:
         "WHERE provider_partner_id = 'd01-northfield'"
     ).fetchall()[0]
     assert edfi[0] > 1000 and edfi[1] == 3
+    con.close()  # the shared demo's database is opened again by other tests

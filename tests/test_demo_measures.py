@@ -1,4 +1,5 @@
-"""A smaller demo community end to end (built once for the module): early
+"""A smaller demo community end to end (the session's demo run, copied once for
+the module: these tests write to it): early
 warning (indicators, the validated risk model, rosters with scores) and funders'
 initiative outcomes (the steward's evaluation against the planted truth, a
 funder's view of its own initiative through the release gate, refusals,
@@ -15,20 +16,19 @@ from typer.testing import CliRunner
 from backbone.cli import app
 from backbone.errors import NotFoundError, PolicyDenied
 from backbone.warehouse import Warehouse
+from tests.demo_build import DemoBuild, copy_demo
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("demo")]
 
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    out = tmp_path_factory.mktemp("demo") / "demo"
-    result = runner.invoke(
-        app,
-        ["demo", "run", "--out", str(out), "--students", "3000", "--seed", "5"],
-        env={"COLUMNS": "250"},
-    )
-    assert result.exit_code == 0, result.output
-    return out, result.output
+def built(
+    demo_build: DemoBuild, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, str]:
+    out = copy_demo(demo_build, tmp_path_factory.mktemp("demo") / "demo")
+    return out, demo_build.output
 
 
 @pytest.fixture
