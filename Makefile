@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_DIR ?= demo-out
 
-.PHONY: demo test lint typecheck bench clean
+.PHONY: demo test check lint typecheck bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ typecheck: $(VENV)/.installed
 # the full suite; tests marked xdist_group("demo") share one `demo run` on one worker
 test: lint typecheck
 	$(BIN)/python -m pytest -n 2 -q --dist loadgroup
+
+# the quick lane for daily work: lint, types and every test not marked slow
+check: lint typecheck
+	$(BIN)/python -m pytest -n 2 -q -m "not slow"
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/startup.py

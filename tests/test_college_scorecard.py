@@ -906,6 +906,7 @@ def test_sql_builders_take_values_as_parameters_and_translate_to_spark() -> None
         assert spark
 
 
+@pytest.mark.slow
 def test_the_commands_print_released_tables_and_write_the_chart(
     built: Path, tmp_path: Path
 ) -> None:

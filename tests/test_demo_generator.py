@@ -26,6 +26,7 @@ def _digest(folder: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow
 def test_same_seed_gives_byte_identical_files(tmp_path: Path) -> None:
     a = generate(tmp_path / "a", students=400, years=3, seed=5)
     b = generate(tmp_path / "b", students=400, years=3, seed=5)

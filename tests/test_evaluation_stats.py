@@ -554,6 +554,7 @@ def test_subgroups_split_sets_by_the_treated_row() -> None:
 # ---------------------------------------------------------------------- calibration
 
 
+@pytest.mark.slow
 def test_simulation_calibration_of_did_with_matching() -> None:
     reps = 200
     # Small matrices: one BLAS thread is faster, and far faster on a busy machine.

@@ -40,6 +40,7 @@ def _big_attendance(path: Path, rows: int) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_kill_9_mid_load_leaves_no_partial_rows(tmp_path: Path) -> None:
     wh = make_warehouse(tmp_path)
     submit(wh, "d1", "records", [csv_file(tmp_path / "enroll.csv", ENROLLMENTS)], on=ON)
@@ -129,6 +130,7 @@ CELL = st.one_of(
 )
 
 
+@pytest.mark.slow
 @settings(
     max_examples=40,
     deadline=None,

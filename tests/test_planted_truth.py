@@ -27,6 +27,8 @@ PROGRAMS = (
 )
 SEEDS = range(20)
 
+pytestmark = pytest.mark.slow  # 20 communities evaluated
+
 
 def _binomial_tail(k: int, n: int, p: float) -> float:
     """P(X >= k) for X ~ Binomial(n, p)."""
