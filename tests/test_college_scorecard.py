@@ -79,6 +79,7 @@ from backbone.measures.scorecard import (
     NO_DATA,
     REFUSED,
     RELEASED,
+    GridCell,
     graduation_sql,
     k_readiness_sql,
     on_track_sql,
@@ -633,6 +634,13 @@ def test_basic_packet_by_high_school_and_class_worked_by_hand(wh: Warehouse) -> 
     long = report.table()
     assert set(long.column("measure").to_pylist()) >= {"enrolled_first_fall"}
     assert long.column_names[:4] == ["measure", "label", "high_school", "class_of"]
+    # the community's rates by class, as numbers for a chart (no text parsed)
+    going = report.going_by_class()
+    assert going is not None and going.classes == ("2024", "2025", "2026")
+    first_fall = next(s for s in going.series if s.measure == "enrolled_first_fall")
+    assert first_fall.values == (1.0, 35 / 60, 0.0)
+    first_level = next(s for s in going.series if s.measure == "first_level")
+    assert first_level.values == (0.0, 15 / 35, None)  # 2026: year one not over
 
 
 def test_the_ledger_records_one_release_per_measure(wh: Warehouse) -> None:
@@ -769,6 +777,19 @@ def test_scorecard_each_district_beside_the_community(wh: Warehouse) -> None:
     long = card.table()
     assert "community" in long.column("district_name").to_pylist()
     assert "no data" in long.column("status").to_pylist()
+    # the grid a door renders: the community first, then each district by name
+    grid = card.grid("chronic_absence")
+    assert grid is not None and grid.years == ("2026",)
+    assert [(r.district, r.name) for r in grid.rows] == [
+        (TOTAL, "community"),
+        ("d1", "District One"),
+        ("d2", "District Two"),
+    ]
+    assert grid.rows[0].cells == (GridCell("43.4%", 23 / 53),)
+    fall_grid = card.grid("college_first_fall")
+    assert fall_grid is not None and "2025" in fall_grid.years
+    d1 = next(r for r in fall_grid.rows if r.district == "d1")
+    assert d1.cells[fall_grid.years.index("2025")] == GridCell("62.5%", 25 / 40)
 
 
 def test_a_district_reads_the_scorecard_and_is_refused_college_figures(
@@ -939,6 +960,7 @@ def test_the_commands_print_released_tables_and_write_the_chart(
     )
     assert college.exit_code == 0, college.output
     assert "Enrolled" in college.output and "Release" in college.output
+    assert "rate_value" not in college.output  # a person reads the coded text
     assert (tmp_path / "charts" / "college-going.png").exists()
     card = runner.invoke(app, ["outcomes", "scorecard", "-w", str(path)], env=env)
     assert card.exit_code == 0, card.output

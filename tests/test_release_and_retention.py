@@ -9,11 +9,14 @@ from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
 import pytest
 import yaml
 
 from backbone import Warehouse
 from backbone.errors import PolicyDenied
+from backbone.governance.release import _rates
 from backbone.governance.retention import Purge
 from tests.policy_fixtures import NOW, build, club_agreement, user
 
@@ -161,11 +164,14 @@ def test_rates_hide_small_counts_and_what_would_reveal_them(wh: Warehouse) -> No
     assert rows["S2"]["rate"] == "*" and rows["S2"]["matching"] is None
     assert rows["S1"]["rate"] == "*" and rows["S1"]["persons"] == 30
     assert rows["(all)"]["rate"] == "71.4%"
+    # beside the text, the number a chart or an API uses; none where the text hides it
+    assert rows["(all)"]["rate_value"] == pytest.approx(50 / 70)
+    assert rows["S1"]["rate_value"] is None and rows["S2"]["rate_value"] is None
     # d2 codes rates above 95%: its school's 100% would be ">95%", but with its
     # counts beside it (30 persons, none in the rest) the coding would say "all";
     # the coded counts are suppressed as small, and so the row goes
     assert rows["T1"]["rate"] == "*" and rows["T1"]["matching"] is None
-    assert rows["T1"]["persons"] is None
+    assert rows["T1"]["persons"] is None and rows["T1"]["rate_value"] is None
 
 
 def test_differential_privacy_spends_a_budget_and_never_mixes(wh: Warehouse) -> None:
@@ -378,3 +384,21 @@ def test_a_terminated_agreement_purges_only_its_provider(
             .table.num_rows
             == 0
         )
+
+
+def test_a_coded_rate_carries_no_number() -> None:
+    """A top-coded rate shows ">95%" and no fraction (the number would undo the
+    coding); a plain one shows both, the fraction exact from the released counts."""
+    labels = []
+    persons = []
+    for school, den, num in (("A", 400, 390), ("B", 200, 120)):
+        lab = json.dumps([school])
+        labels += [lab, "#" + lab, "!" + lab]
+        persons += [den, num, den - num]
+    table = pa.table({"persons": persons})
+    rates = _rates(["school_id"], table, labels, np.full(6, 10), (95.0, 5.0))
+    rows = {r["school_id"]: r for r in rates.to_pylist()}
+    assert (rows["A"]["rate"], rows["A"]["rate_value"]) == (">95%", None)
+    assert rows["A"]["matching"] is None
+    assert (rows["B"]["rate"], rows["B"]["rate_value"]) == ("60.0%", 0.6)
+    assert rates.schema.field("rate_value").type == pa.float64()

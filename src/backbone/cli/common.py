@@ -160,12 +160,14 @@ def parse_pairs(
 def print_release(release: Release, title: str) -> None:
     """A table released by the gate, with its suppression or noise explained."""
     table = Table(title=f"Release {release.release_id}: {title}")
-    for column in release.table.column_names:
+    # a person reads the rate as its text; its number is for charts and the API
+    shown = [c for c in release.table.column_names if c != "rate_value"]
+    for column in shown:
         table.add_column(
             column,
             justify="right" if column in ("persons", "matching", "rate") else "left",
         )
-    for r in release.table.to_pylist():
+    for r in release.table.select(shown).to_pylist():
         table.add_row(
             *(
                 ("*" if k in ("persons", "matching") else "") if v is None else str(v)

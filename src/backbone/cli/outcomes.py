@@ -381,16 +381,6 @@ def compare(
 # --- college outcomes, the scorecard, what each partner gets ---------------------
 
 
-def _rate_value(text: object) -> float | None:
-    """A released rate as a number ('61.2%' → 61.2); coded or suppressed → None."""
-    if not isinstance(text, str) or not text.endswith("%") or text[:1] in "<>":
-        return None
-    try:
-        return float(text[:-1])
-    except ValueError:
-        return None
-
-
 @outcomes_app.command("college")
 def college(
     by: Annotated[
@@ -439,36 +429,8 @@ def college(
 
 def _college_charts(report: Any, out: Path) -> list[Path]:
     """College-going by graduating class for the whole community (the margins)."""
-    from backbone.measures.charts import college_going
-
-    if "class_of" not in report.by:
-        return []
-    classes: set[str] = set()
-    series = []
-    for m in report.measures.values():
-        if m.table is None:
-            continue
-        rows = [
-            r
-            for r in m.table.to_pylist()
-            if all(r.get(d) == "(all)" for d in report.by if d != "class_of")
-            and r.get("class_of") not in (None, "(all)")
-        ]
-        values = {str(r["class_of"]): _rate_value(r.get("rate")) for r in rows}
-        classes.update(values)
-        series.append((m.label, values))
-    ordered = sorted(classes)
-    if not ordered or not series:
-        return []
-    chart = college_going(
-        "College going by graduating class (the community)",
-        [f"Class of {c}" for c in ordered],
-        [(label, [values.get(c) for c in ordered]) for label, values in series],
-        notes="Released rates of the community's graduates (all high schools), "
-        "as the Clearinghouse reports them; a gap is suppressed, coded, or not yet "
-        "observable.",
-    )
-    return list(chart.write(out, "college-going"))
+    going = report.going_by_class()
+    return [] if going is None else list(going.chart().write(out, "college-going"))
 
 
 @outcomes_app.command("scorecard")
@@ -495,25 +457,16 @@ def scorecard_command(
         access = wh.access(signed_in(wh, user, token), purpose)
         card = scorecard(wh, access, years=year)
     for r in card.indicators:
-        if r.table is None:
+        grid = card.grid(r.code)
+        if grid is None:
             _plain().print(f"{r.label}: {r.status} — {r.note}")
             continue
-        rows = r.table.to_pylist()
-        years = sorted(
-            {str(x["school_year"]) for x in rows if x["school_year"] != "(all)"}
-        )
-        districts = sorted({str(x["district"]) for x in rows})
-        t = Table(title=f"Release {r.release_id}: {r.label}")
+        t = Table(title=f"Release {grid.release_id}: {grid.label}")
         t.add_column("district")
-        for y in years:
+        for y in grid.years:
             t.add_column(y, justify="right")
-        index = {(str(x["school_year"]), str(x["district"])): x for x in rows}
-        for d in sorted(districts, key=lambda v: (v != "(all)", v)):
-            name = "community" if d == "(all)" else card.districts.get(d, d)
-            t.add_row(
-                name,
-                *(str(index.get((y, d), {}).get("rate") or "") for y in years),
-            )
+        for row in grid.rows:
+            t.add_row(row.name, *(cell.text for cell in row.cells))
         _plain().print(t)
         _plain().print(f"  {r.definition}")
 

@@ -1170,8 +1170,10 @@ def _rates(
     thresholds: np.ndarray[Any, Any],
     coding: tuple[float | None, float | None],
 ) -> pa.Table:
-    """One row per denominator cell: persons, of whom matching, and the coded rate
-    (suppressed when either count is, or when either could be read off the rate)."""
+    """One row per denominator cell: persons, of whom matching, the coded rate as
+    text (suppressed when either count is, or when either could be read off the
+    rate) and ``rate_value``, the same rate as a fraction (0 to 1) for a chart or
+    an API, null wherever the text is suppressed or coded."""
     from backbone.governance.disclosure import code_rates
 
     persons = dict(zip(labels, table.column("persons").to_pylist(), strict=True))
@@ -1179,7 +1181,7 @@ def _rates(
     rows = [lab for lab in labels if lab[0] not in "#!"]
     out = _table(by, [], np.zeros(0), np.zeros(0, dtype=bool), np.zeros(0, dtype=bool))
     columns: dict[str, list[Any]] = {name: [] for name in out.column_names}
-    columns["matching"], columns["rate"] = [], []
+    columns["matching"], columns["rate"], columns["rate_value"] = [], [], []
     for lab in rows:
         decoded = json.loads(lab)
         for i, b in enumerate(by):
@@ -1193,6 +1195,7 @@ def _rates(
         if den is None or num is None or rest is None:
             columns["matching"][-1] = None
             columns["rate"].append("*")
+            columns["rate_value"].append(None)
             columns["note"].append("suppressed with its counts")
             continue
         threshold = max(limit[lab], limit.get("#" + lab, 0))
@@ -1203,14 +1206,26 @@ def _rates(
             top_percent=coding[0],
             bottom_percent=coding[1],
         )
-        columns["rate"].append(str(coded.text[0]))
-        if coded.text[0][:1] in "<>":
+        text = str(coded.text[0])
+        columns["rate"].append(text)
+        # the number says no more than the text: none where the text is "*" or
+        # coded (">95%"), else matching / persons, both of which are released
+        shown = not coded.suppressed[0] and text[:1] not in "<>" and den > 0
+        columns["rate_value"].append(num / den if shown else None)
+        if text[:1] in "<>":
             # a coded rate beside its counts would be no coding at all
             columns["matching"][-1] = None
         columns["note"].append(
             "rate would reveal a small count" if coded.suppressed[0] else ""
         )
-    return pa.table(columns)
+    return pa.table(
+        {
+            name: pa.array(values, pa.float64())
+            if name == "rate_value"
+            else pa.array(values)
+            for name, values in columns.items()
+        }
+    )
 
 
 def _table(

@@ -26,14 +26,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from backbone.errors import PolicyDenied, UserError
 from backbone.governance.access import Access
 from backbone.governance.policy import Grant
-from backbone.governance.release import Release
+from backbone.governance.release import TOTAL, Release
 from backbone.measures.college_sql import (
     DEFAULT_DEGREE_YEARS,
     DEGREE_LEVELS,
@@ -42,9 +42,14 @@ from backbone.measures.college_sql import (
     graduate_outcomes_sql,
 )
 
+if TYPE_CHECKING:
+    from backbone.measures.charts import Chart
+
 __all__ = [
     "COLLEGE_DIMENSIONS",
     "NUMERATORS",
+    "ClassSeries",
+    "CollegeGoing",
     "CollegeReport",
     "MeasureRelease",
     "college_release",
@@ -221,8 +226,43 @@ class MeasureRelease:
     @property
     def table(self) -> pa.Table | None:
         """The dimensions, ``persons`` (the denominator), ``matching``, ``rate``
-        (coded text) and ``note``; ``(all)`` on the margins."""
+        (coded text), ``rate_value`` (a fraction, null where the text is suppressed
+        or coded) and ``note``; ``(all)`` on the margins."""
         return self.release.table if self.release else None
+
+
+@dataclass(frozen=True)
+class ClassSeries:
+    measure: str
+    label: str
+    values: tuple[float | None, ...]
+    """the released rate (a fraction) per graduating class; None where it is
+    suppressed, coded or not yet observable"""
+
+
+@dataclass(frozen=True)
+class CollegeGoing:
+    """The community's released rates by graduating class, one series per measure
+    (the margins over every other dimension)."""
+
+    classes: tuple[str, ...]
+    series: tuple[ClassSeries, ...]
+
+    def chart(self) -> Chart:
+        """The line chart of :func:`backbone.measures.charts.college_going`."""
+        from backbone.measures.charts import college_going
+
+        return college_going(
+            "College going by graduating class (the community)",
+            [f"Class of {c}" for c in self.classes],
+            [
+                (s.label, [None if v is None else 100 * v for v in s.values])
+                for s in self.series
+            ],
+            notes="Released rates of the community's graduates (all high schools), "
+            "as the Clearinghouse reports them; a gap is suppressed, coded, or not "
+            "yet observable.",
+        )
 
 
 @dataclass(frozen=True)
@@ -235,16 +275,57 @@ class CollegeReport:
     left_out: Mapping[str, str]
     """every input left out of any measure, and why"""
 
+    def going_by_class(self) -> CollegeGoing | None:
+        """The community's rates by graduating class; None unless the report is cut
+        by ``class_of`` and released something."""
+        if "class_of" not in self.by:
+            return None
+        per_measure: list[tuple[MeasureRelease, dict[str, float | None]]] = []
+        for m in self.measures.values():
+            if m.table is None:
+                continue
+            per_measure.append(
+                (
+                    m,
+                    {
+                        str(r["class_of"]): r.get("rate_value")
+                        for r in m.table.to_pylist()
+                        if r.get("class_of") not in (None, TOTAL)
+                        and all(r.get(d) == TOTAL for d in self.by if d != "class_of")
+                    },
+                )
+            )
+        classes = sorted({c for _, values in per_measure for c in values})
+        if not classes or not per_measure:
+            return None
+        return CollegeGoing(
+            tuple(classes),
+            tuple(
+                ClassSeries(m.measure, m.label, tuple(values.get(c) for c in classes))
+                for m, values in per_measure
+            ),
+        )
+
     def table(self) -> pa.Table:
         """All released measures in one long table: ``measure``, ``label``, the
-        dimensions, ``persons``, ``matching``, ``rate``, ``note``."""
+        dimensions, ``persons``, ``matching``, ``rate`` (text), ``rate_value`` (a
+        fraction, null where the text is suppressed or coded), ``note``."""
         rows: list[dict[str, Any]] = []
         for m in self.measures.values():
             if m.table is None:
                 continue
             for r in m.table.to_pylist():
                 rows.append({"measure": m.measure, "label": m.label, **r})
-        columns = ["measure", "label", *self.by, "persons", "matching", "rate", "note"]
+        columns = [
+            "measure",
+            "label",
+            *self.by,
+            "persons",
+            "matching",
+            "rate",
+            "rate_value",
+            "note",
+        ]
         if not self.by:
             columns.insert(2, "group")
         return pa.table(
@@ -253,6 +334,8 @@ class CollegeReport:
 
 
 def _type(column: str) -> pa.DataType:
+    if column == "rate_value":
+        return pa.float64()
     return pa.int64() if column in ("persons", "matching") else pa.string()
 
 

@@ -47,9 +47,7 @@ def draw_charts(
             (
                 "all districts",
                 _year(r["school_year"]),
-                r["matching"] / r["persons"]
-                if r["matching"] is not None and r["persons"]
-                else None,
+                r["rate_value"],
             )
             for r in release.table.to_pylist()
             if r["school_year"] != TOTAL

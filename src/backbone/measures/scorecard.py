@@ -67,6 +67,9 @@ __all__ = [
     "REFUSED",
     "RELEASED",
     "Finding",
+    "Grid",
+    "GridCell",
+    "GridRow",
     "IndicatorResult",
     "Scorecard",
     "chronic_absence_sql",
@@ -329,7 +332,8 @@ class IndicatorResult:
     @property
     def table(self) -> pa.Table | None:
         """``school_year``, ``district`` (``(all)``: the community), ``persons``,
-        ``matching``, ``rate`` (coded text) and ``note``."""
+        ``matching``, ``rate`` (coded text), ``rate_value`` (the rate as a
+        fraction, null where the text is suppressed or coded) and ``note``."""
         return self.release.table if self.release else None
 
     def cell(
@@ -344,6 +348,38 @@ class IndicatorResult:
             ):
                 return dict(row)
         return None
+
+
+@dataclass(frozen=True)
+class GridCell:
+    """One released rate: its text as the gate coded it ("" where nothing was
+    released for the year) and its value as a fraction (None where the text is
+    suppressed, coded or empty)."""
+
+    text: str
+    value: float | None
+
+
+@dataclass(frozen=True)
+class GridRow:
+    district: str
+    """the district's id, or ``(all)`` for the community"""
+    name: str
+    """the district's name, or ``community``"""
+    cells: tuple[GridCell, ...]
+    """one per year of the grid"""
+
+
+@dataclass(frozen=True)
+class Grid:
+    """An indicator's rates as a grid: the community first, then each district,
+    one column per school year (as released, ``(all)`` left out)."""
+
+    code: str
+    label: str
+    release_id: int
+    years: tuple[str, ...]
+    rows: tuple[GridRow, ...]
 
 
 @dataclass(frozen=True)
@@ -362,6 +398,32 @@ class Scorecard:
         raise UserError(
             f"the scorecard has no indicator {code!r}; it has "
             f"{', '.join(r.code for r in self.indicators)}."
+        )
+
+    def grid(self, code: str) -> Grid | None:
+        """One indicator as districts by school years; None when it has no release."""
+        result = self.indicator(code)
+        if result.release is None:
+            return None
+        rows = result.release.table.to_pylist()
+        years = sorted({str(r["school_year"]) for r in rows} - {TOTAL})
+        index = {(str(r["school_year"]), str(r["district"])): r for r in rows}
+        districts = sorted(
+            {str(r["district"]) for r in rows}, key=lambda d: (d != TOTAL, d)
+        )
+        return Grid(
+            result.code,
+            result.label,
+            result.release.release_id,
+            tuple(years),
+            tuple(
+                GridRow(
+                    d,
+                    "community" if d == TOTAL else self.districts.get(d, d),
+                    tuple(_grid_cell(index.get((y, d))) for y in years),
+                )
+                for d in districts
+            ),
         )
 
     def table(self) -> pa.Table:
@@ -393,6 +455,7 @@ class Scorecard:
             "persons": pa.int64(),
             "matching": pa.int64(),
             "rate": pa.string(),
+            "rate_value": pa.float64(),
             "status": pa.string(),
             "note": pa.string(),
         }
@@ -696,6 +759,12 @@ def _rate(row: Mapping[str, Any] | None) -> str:
     if matching is None or persons is None:
         return f"{rate}" + (f" of {persons:,}" if persons is not None else "")
     return f"{rate} ({matching:,} of {persons:,})"
+
+
+def _grid_cell(row: Mapping[str, Any] | None) -> GridCell:
+    if row is None:
+        return GridCell("", None)
+    return GridCell(str(row.get("rate") or ""), row.get("rate_value"))
 
 
 def _row(release: Release, **dims: str) -> dict[str, Any] | None:
