@@ -52,15 +52,24 @@ def _heavy_loaded(*args: str) -> set[str]:
     }
 
 
-@pytest.mark.parametrize("command", [["--help"], ["info"], ["settings"]])
-def test_commands_that_only_look_load_no_heavy_library(
-    command: list[str], tmp_path: Path
-) -> None:
-    warehouse = tmp_path / "wh"
+@pytest.fixture(scope="module")
+def warehouse_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("startup") / "wh"
     subprocess.run(
-        [sys.executable, "-m", "backbone", "init", str(warehouse)],
+        [sys.executable, "-m", "backbone", "init", str(path)],
         capture_output=True,
         check=True,
     )
-    args = [*command, "--warehouse", str(warehouse)] if command == ["info"] else command
+    return path
+
+
+@pytest.mark.parametrize("command", [["--help"], ["info"], ["settings"]])
+def test_commands_that_only_look_load_no_heavy_library(
+    command: list[str], warehouse_path: Path
+) -> None:
+    args = (
+        [*command, "--warehouse", str(warehouse_path)]
+        if command == ["info"]
+        else command
+    )
     assert _heavy_loaded(*args) == set()
