@@ -748,6 +748,7 @@ def test_scorecard_each_district_beside_the_community(wh: Warehouse) -> None:
         "persons": 53,
         "matching": 23,
         "rate": "43.4%",
+        "rate_value": 23 / 53,
         "note": "",
     }
     # on track: first-time ninth graders (blocks A and B; the repeaters 231-232
