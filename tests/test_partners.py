@@ -6,6 +6,7 @@ import pytest
 from backbone import Warehouse
 from backbone.errors import InputFileError, NotFoundError, UserError
 from backbone.partners import Partner
+from backbone.partners.registry import DirectoryImport, School
 
 DIRECTORY = {
     "partners": [
@@ -71,16 +72,22 @@ def test_import_directory_registers_the_community(
     path = tmp_path / "community.json"
     path.write_text(json.dumps(DIRECTORY))
     with warehouse.session() as s:
-        counts = warehouse.partners.import_directory(s, path)
-    assert counts == {
-        "partners": 3,
-        "schools": 2,
-        "programs": 1,
-        "initiatives": 1,
-        "institutions": 0,
-        "school_years": 1,
-        "calendar_dates": 6,
-    }
+        done = warehouse.partners.import_directory(s, path)
+    assert done == DirectoryImport(
+        partners=3,
+        schools=2,
+        programs=1,
+        initiatives=1,
+        institutions=0,
+        school_years=1,
+        calendar_dates=6,
+    )
+    assert str(done).startswith("3 partners, 2 schools, 1 programs")
+    assert warehouse.partners.schools("d1") == [
+        School("d1/ES01", "One Elementary", "Elementary"),
+        School("d1/HS01", "One High", "High"),
+    ]
+    assert [p.program_id for p in warehouse.partners.programs("c1")] == ["P1"]
     assert warehouse.partners.get("c1").kind == "community_organization"
     assert warehouse._con.execute(
         "SELECT program_id FROM ref.initiative_program WHERE initiative_id = 'I1'"

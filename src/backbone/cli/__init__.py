@@ -218,7 +218,7 @@ def demo_run(
             with wh.session() as setup:  # a new warehouse: no user yet
                 counts = wh.partners.import_directory(
                     setup, community / "community.json"
-                )
+                ).counts()
             counts |= record_governance(wh, community, date.today())
             users = create_demo_users(wh)
             counts["users"] = len(wh.users.list())

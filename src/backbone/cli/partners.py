@@ -167,11 +167,11 @@ def partner_show(
         if schools:
             console.print(
                 f"  schools and sites ({len(schools)}): "
-                + "; ".join(f"{s[1]} [{s[0]}]" for s in schools)
+                + "; ".join(f"{s.name} [{s.school_id}]" for s in schools)
             )
         for prog in wh.partners.programs(partner_id):
             console.print(
-                f"  program: {prog[1]} [{prog[0]}], {prog[2]}",
+                f"  program: {prog.name} [{prog.program_id}], {prog.program_type}",
                 markup=False,
                 highlight=False,
             )

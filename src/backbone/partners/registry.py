@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,15 @@ from backbone.errors import InputFileError, NotFoundError, UserError
 from backbone.model.schema import PARTNER_KINDS
 from backbone.session import Session
 
-__all__ = ["PARTNER_ID", "Contact", "Partner", "PartnerRegistry"]
+__all__ = [
+    "PARTNER_ID",
+    "Contact",
+    "DirectoryImport",
+    "Partner",
+    "PartnerRegistry",
+    "Program",
+    "School",
+]
 
 PARTNER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -52,6 +60,45 @@ class Contact:
         raise UserError(
             f"Contact {text!r} should read 'Name, role, email' (role optional), "
             "e.g. 'Ana Ruiz, data manager, ana@district.org'."
+        )
+
+
+@dataclass(frozen=True)
+class School:
+    """A school or site a partner owns."""
+
+    school_id: str
+    """``partner/local code``"""
+    name: str
+    level: str | None
+
+
+@dataclass(frozen=True)
+class Program:
+    program_id: str
+    name: str
+    program_type: str | None
+
+
+@dataclass(frozen=True)
+class DirectoryImport:
+    """What a community directory registered: how many of each."""
+
+    partners: int
+    schools: int
+    programs: int
+    initiatives: int
+    institutions: int
+    school_years: int
+    calendar_dates: int
+
+    def counts(self) -> dict[str, int]:
+        """``{"partners": 3, ...}`` in the order above, for a summary line."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def __str__(self) -> str:
+        return ", ".join(
+            f"{n} {name.replace('_', ' ')}" for name, n in self.counts().items()
         )
 
 
@@ -145,10 +192,10 @@ class PartnerRegistry:
         ).fetchall()
         return [Contact(*r) for r in rows]
 
-    def schools(self, partner_id: str) -> list[tuple[str, str, str | None]]:
-        """(school id, name, level) of the schools and sites a partner owns."""
+    def schools(self, partner_id: str) -> list[School]:
+        """The schools and sites a partner owns, by id."""
         return [
-            (r[0], r[1], r[2])
+            School(r[0], r[1], r[2])
             for r in self._con.execute(
                 "SELECT school_id, name, school_level FROM ref.school WHERE partner_id = ? "
                 "ORDER BY school_id",
@@ -198,9 +245,10 @@ class PartnerRegistry:
         )
         return school_id
 
-    def programs(self, partner_id: str) -> list[tuple[str, str, str | None]]:
+    def programs(self, partner_id: str) -> list[Program]:
+        """The programs a partner runs, by id."""
         return [
-            (r[0], r[1], r[2])
+            Program(r[0], r[1], r[2])
             for r in self._con.execute(
                 "SELECT program_id, program_name, program_type FROM ref.program "
                 "WHERE partner_id = ? ORDER BY program_id",
@@ -221,7 +269,7 @@ class PartnerRegistry:
         ).fetchall()
         return [Partner(*row) for row in rows]
 
-    def import_directory(self, s: Session, path: Path) -> dict[str, int]:
+    def import_directory(self, s: Session, path: Path) -> DirectoryImport:
         """Register everything a community directory file describes; returns counts."""
         s.require("administer", f"import the directory {path.name}")
         try:
@@ -320,13 +368,13 @@ class PartnerRegistry:
             )
             counts["school_years"] = len(doc.get("school_years", []))
             counts["calendar_dates"] = _insert_calendars(con, doc.get("calendars", []))
+            done = DirectoryImport(**counts)
             s.record(
                 "partner",
-                f"imported the directory {path.name}: "
-                + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts.items()),
+                f"imported the directory {path.name}: {done}",
                 providers=tuple(p["partner_id"] for p in doc["partners"]),
             )
-        return counts
+        return done
 
 
 def _partner(con: duckdb.DuckDBPyConnection, partner_id: str) -> Partner | None:
