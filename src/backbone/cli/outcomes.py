@@ -4,7 +4,6 @@ computes; the policy layer and the release gate decide what leaves."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -269,28 +268,6 @@ def _print_evaluation(ev: Evaluation, *, details: bool = True) -> None:
             console.print(t)
 
 
-def _report_json(ev: Evaluation) -> dict[str, Any]:
-    return {
-        "initiative": ev.initiative.model_dump(mode="json"),
-        "release_id": ev.release_id,
-        "as_of": ev.as_of.isoformat(),
-        "agreements": list(ev.agreements),
-        "left_out": ev.left_out,
-        "programs": [
-            {
-                "program_id": p.program_id,
-                "program_name": p.program_name,
-                "roster": p.roster,
-                "effects": p.effects,
-                "balance": p.balance,
-                "dose": p.dose,
-                "subgroups": p.subgroups,
-            }
-            for p in ev.programs
-        ],
-    }
-
-
 def write_evaluation(ev: Evaluation, out: Path) -> list[Path]:
     """The published report as JSON and its charts (effects with intervals,
     baseline balance), from released numbers only."""
@@ -298,7 +275,7 @@ def write_evaluation(ev: Evaluation, out: Path) -> list[Path]:
 
     out.mkdir(parents=True, exist_ok=True)
     report = out / f"{ev.initiative.initiative_id}.json"
-    report.write_text(json.dumps(_report_json(ev), indent=2), encoding="utf-8")
+    report.write_bytes(ev.report_json())
     return [report, *evaluation_charts(ev, out)]
 
 

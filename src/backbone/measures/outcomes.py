@@ -142,6 +142,34 @@ class Evaluation:
     agreements: tuple[str, ...]
     as_of: date
 
+    def report(self) -> dict[str, Any]:
+        """The published report as plain data (JSON types only): the initiative,
+        the release, what was left out, and per program its roster, effects,
+        balance, dose and subgroups, all as released."""
+        return {
+            "initiative": self.initiative.model_dump(mode="json"),
+            "release_id": self.release_id,
+            "as_of": self.as_of.isoformat(),
+            "agreements": list(self.agreements),
+            "left_out": self.left_out,
+            "programs": [
+                {
+                    "program_id": p.program_id,
+                    "program_name": p.program_name,
+                    "roster": p.roster,
+                    "effects": p.effects,
+                    "balance": p.balance,
+                    "dose": p.dose,
+                    "subgroups": p.subgroups,
+                }
+                for p in self.programs
+            ],
+        }
+
+    def report_json(self) -> bytes:
+        """:meth:`report` as indented UTF-8 JSON, the file a door writes or sends."""
+        return json.dumps(self.report(), indent=2).encode("utf-8")
+
 
 def _label(*parts: object) -> str:
     return json.dumps([str(p) for p in parts])
