@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 from collections.abc import Iterator
 from datetime import date
@@ -18,10 +19,11 @@ from backbone.demo import GenerateSummary
 from backbone.demo.governance import record_governance
 from backbone.demo.ingest import ingest_community
 from backbone.demo.pprl import play_pprl_project
+from backbone.errors import InputFileError, UserError
 from backbone.governance import Access
 from backbone.linkage import LinkSummary, RecordKey, encode_records
 from backbone.linkage.cluster import CONSTRAINTS, resolve_conflicts
-from backbone.linkage.pprl import dice
+from backbone.linkage.pprl import IdentityColumns, dice, encode_csv, schema
 from backbone.linkage.prepare import linkage_input_sql, load_nicknames
 
 from .signin import steward, steward_env
@@ -372,6 +374,42 @@ def test_encodings_are_keyed_about_half_full_and_similar_for_similar_names() -> 
 
     ones = sum(bin(byte).count("1") for byte in base64.b64decode(a.clk))
     assert len(base64.b64decode(a.clk)) == 128 and 0.35 < ones / 1024 < 0.65
+
+
+def test_a_partners_csv_is_encoded_to_bytes_it_can_send() -> None:
+    secret = b"a secret only the partners hold"
+    data = (
+        "\ufeffid,given,family,dob,sex\r\n"
+        "1,Maria,Garcia,03/14/2008,F\r\n"
+        "3,John,Okafor,,M\r\n"
+    ).encode()
+    columns = IdentityColumns("id", "given", "family", "dob", "sex")
+    got = encode_csv(
+        data, secret, columns=columns, date_format="%m/%d/%Y", project="p1"
+    )
+    expected = encode_records(
+        [
+            ("1", "Maria", "Garcia", date(2008, 3, 14), "F"),
+            ("3", "John", "Okafor", None, "M"),
+        ],
+        secret,
+        project="p1",
+    )
+    assert got.records == 2
+    assert (
+        got.csv
+        == (
+            "local_id,clk\r\n" + "".join(f"{e.local_id},{e.clk}\r\n" for e in expected)
+        ).encode()
+    )
+    assert b"Maria" not in got.csv and b"2008" not in got.csv
+    assert json.loads(got.schema) == schema("p1", False)
+    with pytest.raises(InputFileError, match=r"f\.csv, row 2, column 'dob'"):
+        encode_csv(data, secret, columns=columns, source="f.csv")  # not ISO dates
+    with pytest.raises(InputFileError, match="has no column last_surname"):
+        encode_csv(data, secret, columns=IdentityColumns("id", "given"))
+    with pytest.raises(UserError, match="no records"):
+        encode_csv(b"id,given,family,dob,sex\n", secret, columns=columns)
 
 
 @pytest.mark.slow

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import json
-from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,11 +19,11 @@ from backbone.cli.common import (
     doors,
     signed_in,
 )
-from backbone.errors import InputFileError, UserError
+from backbone.errors import InputFileError
 from backbone.governance import Access
 from backbone.governance.policy import IDENTITY_RESOLUTION
-from backbone.linkage import LinkSummary, RecordKey, encode_records
-from backbone.linkage.pprl import schema
+from backbone.linkage import LinkSummary, RecordKey
+from backbone.linkage.pprl import IdentityColumns, encode_csv
 from backbone.warehouse import Warehouse
 
 link_app = typer.Typer(
@@ -457,54 +454,20 @@ def encode(
         secret = _read_secret(secret_file)
         if not file.is_file():
             raise InputFileError("no such file.", path=file)
-        rows: list[tuple[str, str | None, str | None, date | None, str | None]] = []
-        with file.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            wanted = [id_column, first_column, last_column, birth_column, sex_column]
-            missing = [c for c in wanted if c not in (reader.fieldnames or [])]
-            if missing:
-                raise InputFileError(
-                    f"has no column {', '.join(missing)}; name the columns with "
-                    "--id-column, --first-column, --last-column, --birth-column, --sex-column.",
-                    path=file,
-                    row=1,
-                )
-            for number, row in enumerate(reader, start=2):
-                born_text = (row[birth_column] or "").strip()
-                born = None
-                if born_text:
-                    try:
-                        born = datetime.strptime(born_text, date_format).date()
-                    except ValueError:
-                        raise InputFileError(
-                            f"'{born_text}' is not a date in the format {date_format}; "
-                            "fix it or pass --date-format.",
-                            path=file,
-                            row=number,
-                            column=birth_column,
-                        ) from None
-                rows.append(
-                    (
-                        row[id_column],
-                        row[first_column],
-                        row[last_column],
-                        born,
-                        row[sex_column],
-                    )
-                )
-        if not rows:
-            raise UserError(f"{file} has no records to encode.")
-        encoded = encode_records(
-            rows, secret, project=project, salt_with_birth_year=salt_birth_year
+        encoded = encode_csv(
+            file.read_bytes(),
+            secret,
+            columns=IdentityColumns(
+                id_column, first_column, last_column, birth_column, sex_column
+            ),
+            date_format=date_format,
+            project=project,
+            salt_with_birth_year=salt_birth_year,
+            source=str(file),
         )
-        with out.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["local_id", "clk"])
-            writer.writerows((e.local_id, e.clk) for e in encoded)
-        out.with_suffix(".schema.json").write_text(
-            json.dumps(schema(project, salt_birth_year), indent=2), encoding="utf-8"
-        )
+        out.write_bytes(encoded.csv)
+        out.with_suffix(".schema.json").write_bytes(encoded.schema)
     _plain().print(
-        f"Encoded {len(encoded):,} records to {out} (local ids and encodings only); "
+        f"Encoded {encoded.records:,} records to {out} (local ids and encodings only); "
         f"send it with `backbone encodings submit {out.name} --partner YOUR_ID`."
     )

@@ -23,22 +23,31 @@ dozen lines over ``hashlib``/``hmac``) rather than depended on.
 from __future__ import annotations
 
 import base64
+import csv
 import hashlib
 import hmac
+import io
+import json
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 import numpy as np
+
+from backbone.errors import InputFileError, UserError
 
 __all__ = [
     "BITS",
     "FEATURES",
+    "EncodedFile",
     "EncodedRecord",
+    "IdentityColumns",
     "dice",
     "dice_edges_sql",
+    "encode_csv",
     "encode_records",
+    "encodings_csv",
     "schema",
 ]
 
@@ -132,6 +141,107 @@ def encode_records(
             )
         )
     return out
+
+
+@dataclass(frozen=True)
+class IdentityColumns:
+    """The columns of a partner's CSV that hold each identity field."""
+
+    local_id: str = "local_id"
+    first_name: str = "first_name"
+    last_name: str = "last_surname"
+    birth_date: str = "birth_date"
+    sex: str = "birth_sex"
+
+
+@dataclass(frozen=True)
+class EncodedFile:
+    """What a partner sends: its local ids and encodings as CSV, and the schema."""
+
+    records: int
+    csv: bytes
+    """``local_id,clk`` rows, UTF-8"""
+    schema: bytes
+    """:func:`schema` as indented JSON, UTF-8"""
+
+
+def encodings_csv(encoded: Iterable[EncodedRecord]) -> bytes:
+    """``local_id,clk`` as CSV bytes (what ``backbone encodings submit`` reads)."""
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(["local_id", "clk"])
+    writer.writerows((e.local_id, e.clk) for e in encoded)
+    return text.getvalue().encode("utf-8")
+
+
+def encode_csv(
+    data: bytes,
+    secret: bytes,
+    *,
+    columns: IdentityColumns = IdentityColumns(),
+    date_format: str = "%Y-%m-%d",
+    project: str = "backbone",
+    salt_with_birth_year: bool = False,
+    source: str = "the file",
+) -> EncodedFile:
+    """Encode a partner's CSV of identity fields (``data``, UTF-8, a BOM allowed);
+    ``source`` names it in errors. Names and birth dates never leave this call."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputFileError(
+            f"is not UTF-8 text (byte {exc.start}); save it as UTF-8 CSV.", path=source
+        ) from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    wanted = [
+        columns.local_id,
+        columns.first_name,
+        columns.last_name,
+        columns.birth_date,
+        columns.sex,
+    ]
+    missing = [c for c in wanted if c not in (reader.fieldnames or [])]
+    if missing:
+        raise InputFileError(
+            f"has no column {', '.join(missing)}; name the columns with "
+            "--id-column, --first-column, --last-column, --birth-column, --sex-column.",
+            path=source,
+            row=1,
+        )
+    rows: list[tuple[str, str | None, str | None, date | None, str | None]] = []
+    for number, row in enumerate(reader, start=2):
+        born_text = (row[columns.birth_date] or "").strip()
+        born = None
+        if born_text:
+            try:
+                born = datetime.strptime(born_text, date_format).date()
+            except ValueError:
+                raise InputFileError(
+                    f"'{born_text}' is not a date in the format {date_format}; "
+                    "fix it or pass --date-format.",
+                    path=source,
+                    row=number,
+                    column=columns.birth_date,
+                ) from None
+        rows.append(
+            (
+                row[columns.local_id],
+                row[columns.first_name],
+                row[columns.last_name],
+                born,
+                row[columns.sex],
+            )
+        )
+    if not rows:
+        raise UserError(f"{source} has no records to encode.")
+    encoded = encode_records(
+        rows, secret, project=project, salt_with_birth_year=salt_with_birth_year
+    )
+    return EncodedFile(
+        len(encoded),
+        encodings_csv(encoded),
+        json.dumps(schema(project, salt_with_birth_year), indent=2).encode("utf-8"),
+    )
 
 
 def dice(a: str, b: str) -> float:
