@@ -78,6 +78,16 @@ def setup(tmp_path: Path) -> tuple[Path, dict[str, str]]:
             "--school",
             "HS01=One High",
         ),
+        (
+            "partner",
+            "add",
+            "c1",
+            "--name",
+            "Youth Club",
+            "--kind",
+            "community_organization",
+        ),
+        ("partner", "add", "f1", "--name", "Fund", "--kind", "funder"),
         ("user", "add", "steward", "--partner", "b0", "--role", "steward_admin"),
     ):
         done = _backbone(*args, env=env)

@@ -29,6 +29,7 @@ from backbone.engines.splink import scratch_api
 from backbone.engines.sql import literal
 from backbone.linkage import cluster, model, prepare
 from backbone.linkage.pprl import dice_edges_sql
+from backbone.model.calendar import school_year_sql
 from backbone.settings import Settings
 
 __all__ = ["LinkSummary", "records_sql", "run_linkage"]
@@ -54,7 +55,7 @@ class LinkSummary:
     model_path: Path
 
 
-def records_sql(where: str = "TRUE", start_month: int = 7) -> str:
+def records_sql(where: str, start_month: int) -> str:
     """Partner records (``pr``) with the schools they are known at.
 
     ``schools``: the school a partner reports (a program's roster, the college's
@@ -64,7 +65,7 @@ def records_sql(where: str = "TRUE", start_month: int = 7) -> str:
     (rosters are sent year by year, so the school reported last is that year's).
     ``reports_school``: the partner named the school itself (a program, the college).
     """
-    year = f"(year(pp.begin_date) + (month(pp.begin_date) >= {int(start_month)})::INT)"
+    year = school_year_sql("pp.begin_date", start_month)
     return f"""
     SELECT pr.partner_id, pr.local_id, pr.first_name, pr.middle_name, pr.last_surname,
            pr.birth_date, pr.birth_sex, pr.address, pr.postal_code, pr.state_student_id,
@@ -142,9 +143,7 @@ def run_linkage(
             s.register(
                 "clear_records",
                 con.sql(
-                    records_sql(
-                        start_month=settings["calendar.school_year_start_month"]
-                    )
+                    records_sql("TRUE", settings["calendar.school_year_start_month"])
                 ).to_arrow_table(),
             )
             s.register(
@@ -190,7 +189,12 @@ def run_linkage(
                 "CREATE TABLE scored (unique_id_l BIGINT, unique_id_r BIGINT, "
                 "match_weight DOUBLE, match_probability DOUBLE)"
             )
-            if n_clear >= 2:
+            # the model scores pairs of records from two partners; with records of
+            # one partner only (a partnership's first feed) there is nothing to score
+            n_partners = int(
+                _scalar(s, "SELECT count(DISTINCT partner_id) FROM linkage_input")
+            )
+            if n_clear >= 2 and n_partners >= 2:
                 # a model saved by a version that compared differently is retrained
                 if previous_model and not retrain and model.same_design(previous_model):
                     say("scoring with the saved model")
