@@ -4,8 +4,6 @@ becomes one line on stderr, never a traceback."""
 
 from __future__ import annotations
 
-import shutil
-from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -15,6 +13,7 @@ from rich.progress import (
     BarColumn,
     Progress,
     SpinnerColumn,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
 )
@@ -22,7 +21,6 @@ from rich.table import Table
 
 from backbone import __version__
 from backbone.cli.common import WarehouseOption, _err, _out, _plain, doors
-from backbone.governance.policy import IDENTITY_RESOLUTION
 from backbone.settings import SETTINGS
 from backbone.warehouse import Warehouse
 
@@ -149,6 +147,23 @@ def _progress() -> Progress:
     )
 
 
+class _BarProgress:
+    """The demo's phases on one progress line (a bar where the steps are known)."""
+
+    def __init__(self, bar: Progress) -> None:
+        self._bar = bar
+        self._task: TaskID | None = None
+
+    def phase(self, name: str, total: int | None = None) -> None:
+        if self._task is not None:
+            self._bar.remove_task(self._task)
+        self._task = self._bar.add_task(name, total=total)
+
+    def step(self, message: str, *, advance: bool = True) -> None:
+        if self._task is not None:
+            self._bar.update(self._task, description=message, advance=int(advance))
+
+
 def _generate(
     out_dir: Path, students: int, years: int, seed: int, last_year: int
 ) -> GenerateSummary:
@@ -201,63 +216,24 @@ def demo_run(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
 ) -> None:
     """Generate the community, build a warehouse from it and run every stage."""
-    # the demo (NumPy, xlsxwriter, matplotlib) loads only for the demo commands
-    from backbone.demo.early_warning import early_warning_tour
-    from backbone.demo.governance import record_governance
-    from backbone.demo.ingest import ingest_community, submission_plan
-    from backbone.demo.outcomes import outcomes_tour
-    from backbone.demo.users import create_demo_users, governance_tour
+    from backbone.demo.run import run_demo  # the demo loads only for its commands
 
-    community = out_dir / "community"
-    warehouse = out_dir / "warehouse"
-    with doors():
-        summary = _generate(community, students, years, seed, 2026)
-        if (warehouse / "backbone.toml").exists():
-            shutil.rmtree(warehouse)  # the demo's own warehouse from an earlier run
-        with Warehouse.init(warehouse, name="Demo community warehouse") as wh:
-            with wh.session() as setup:  # a new warehouse: no user yet
-                counts = wh.partners.import_directory(
-                    setup, community / "community.json"
-                ).counts()
-            counts |= record_governance(wh, community, date.today())
-            users = create_demo_users(wh)
-            counts["users"] = len(wh.users.list())
-            plan = submission_plan(community)
-            with _progress() as bar:
-                task = bar.add_task("submitting", total=len(plan))
-
-                def step(message: str) -> None:
-                    bar.update(task, description=f"submitting {message}", advance=1)
-
-                ingested = ingest_community(
-                    wh,
-                    community,
-                    date.today(),
-                    progress=step,
-                    uploaders=users.uploaders,
-                )
-            steward = wh.access(users.steward, IDENTITY_RESOLUTION)
-            with (
-                _err().status("linking partner records to persons") as spinner,
-                wh.session(users.steward, purpose=IDENTITY_RESOLUTION) as s,
-            ):
-                linked = wh.linkage.run(s, progress=lambda m: spinner.update(m))
-            accuracy = wh.linkage.evaluate(steward, community / "truth")
-            tour = governance_tour(wh, users)
-            with _err().status("computing early-warning indicators"):
-                tour += early_warning_tour(wh, users, out_dir / "charts")
-            with _err().status("evaluating the funders' initiatives"):
-                tour += outcomes_tour(
-                    wh, users, community / "truth", out_dir / "charts"
-                )
-            token_file = out_dir / "steward.token"
-            with wh.session(users.steward) as s:
-                issued = wh.users.issue_token(
-                    s, users.steward.user_id, label="demo", days=30
-                )
-            token_file.write_text(issued.token + "\n", encoding="utf-8")
-            token_file.chmod(0o600)
-            facts = wh.info()
+    with doors(), _progress() as bar:
+        done = run_demo(
+            out_dir,
+            students=students,
+            years=years,
+            seed=seed,
+            progress=_BarProgress(bar),
+        )
+    summary, community, warehouse = done.generated, done.community, done.warehouse
+    counts, ingested, linked, accuracy = (
+        done.registered,
+        done.ingested,
+        done.linked,
+        done.accuracy,
+    )
+    tour, token_file, facts = done.tour, done.token_file, done.facts
     table = Table(title="Demo community built", show_header=False)
     table.add_column("what")
     table.add_column("result")

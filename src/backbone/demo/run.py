@@ -1,0 +1,145 @@
+"""``backbone demo run`` below the door: generate the community, build its warehouse
+and run every stage, returning what happened as data for any door to render.
+
+The steward's admin is created right after the partners are registered (by the
+setup, as in any new warehouse), and everything after that is done as a signed-in
+user: the steward records the paperwork and links, each partner's uploader sends
+its own files, and every step leaves its audit entry.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Protocol
+
+from backbone.demo.early_warning import early_warning_tour
+from backbone.demo.generate import GenerateSummary, expected_steps, generate
+from backbone.demo.governance import record_governance
+from backbone.demo.ingest import IngestSummary, ingest_community, submission_plan
+from backbone.demo.outcomes import outcomes_tour
+from backbone.demo.users import create_demo_users, governance_tour
+from backbone.governance.policy import IDENTITY_RESOLUTION
+from backbone.linkage.link import LinkSummary
+from backbone.linkage.persons import Evaluation
+from backbone.warehouse import Warehouse, WarehouseInfo
+
+__all__ = ["DemoProgress", "DemoRun", "run_demo"]
+
+
+class DemoProgress(Protocol):
+    """How a door hears about the demo's progress: a phase starts (with the number of
+    steps it has, when known), then steps advance with a message."""
+
+    def phase(self, name: str, total: int | None = None) -> None: ...
+
+    def step(self, message: str, *, advance: bool = True) -> None: ...
+
+
+class _Silent:
+    def phase(self, name: str, total: int | None = None) -> None:
+        del name, total
+
+    def step(self, message: str, *, advance: bool = True) -> None:
+        del message, advance
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    """What ``run_demo`` did, for a door to show."""
+
+    community: Path
+    warehouse: Path
+    generated: GenerateSummary
+    registered: dict[str, int]
+    ingested: IngestSummary
+    linked: LinkSummary
+    accuracy: Evaluation
+    tour: list[str]
+    token_file: Path
+    facts: WarehouseInfo
+    refused_columns: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def reconciled(self) -> bool:
+        i = self.ingested
+        return i.rows_read == i.rows_loaded + i.rows_quarantined
+
+
+def run_demo(
+    out_dir: Path,
+    *,
+    students: int = 12_000,
+    years: int = 6,
+    seed: int = 42,
+    progress: DemoProgress | None = None,
+    today: date | None = None,
+) -> DemoRun:
+    """Generate a community in ``out_dir/community`` and build ``out_dir/warehouse``
+    from it (replacing only a warehouse an earlier demo run left there)."""
+    say = progress or _Silent()
+    today = today or date.today()
+    community = out_dir / "community"
+    warehouse = out_dir / "warehouse"
+    say.phase("generating", expected_steps(years))
+    generated = generate(
+        community,
+        students=students,
+        years=years,
+        seed=seed,
+        last_year=2026,
+        progress=say.step,
+    )
+    if (warehouse / "backbone.toml").exists():
+        shutil.rmtree(warehouse)  # the demo's own warehouse from an earlier run
+    with Warehouse.init(warehouse, name="Demo community warehouse") as wh:
+        say.phase("registering the partnership")
+        with wh.session() as setup:  # a new warehouse: no user yet
+            registered = wh.partners.import_directory(
+                setup, community / "community.json"
+            ).counts()
+        users = create_demo_users(wh)
+        registered |= record_governance(wh, community, today, by=users.steward)
+        registered["users"] = len(wh.users.list())
+        say.phase("submitting", len(submission_plan(community)))
+        ingested = ingest_community(
+            wh,
+            community,
+            today,
+            progress=lambda m: say.step(f"submitting {m}"),
+            uploaders=users.uploaders,
+        )
+        say.phase("linking partner records to persons")
+        with wh.session(users.steward, purpose=IDENTITY_RESOLUTION) as s:
+            linked = wh.linkage.run(s, progress=lambda m: say.step(m, advance=False))
+        accuracy = wh.linkage.evaluate(
+            wh.access(users.steward, IDENTITY_RESOLUTION), community / "truth"
+        )
+        tour = governance_tour(wh, users)
+        say.phase("computing early-warning indicators")
+        tour += early_warning_tour(wh, users, out_dir / "charts")
+        say.phase("evaluating the funders' initiatives")
+        tour += outcomes_tour(wh, users, community / "truth", out_dir / "charts")
+        token_file = out_dir / "steward.token"
+        with wh.session(users.steward) as s:
+            issued = wh.users.issue_token(
+                s, users.steward.user_id, label="demo", days=30
+            )
+        token_file.write_text(issued.token + "\n", encoding="utf-8")
+        token_file.chmod(0o600)
+        facts = wh.info()
+    return DemoRun(
+        community=community,
+        warehouse=warehouse,
+        generated=generated,
+        registered=registered,
+        ingested=ingested,
+        linked=linked,
+        accuracy=accuracy,
+        tour=tour,
+        token_file=token_file,
+        facts=facts,
+        refused_columns=list(ingested.refused_columns),
+    )
