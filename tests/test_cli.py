@@ -149,6 +149,7 @@ def test_running_the_demo_again_replaces_its_community_and_warehouse(
     demo_build: DemoBuild, tmp_path: Path
 ) -> None:
     out = copy_demo(demo_build, tmp_path / "demo")
+    # a small community is enough to show the old demo is replaced (about 35 s)
     again = runner.invoke(
         app,
         [
@@ -157,9 +158,9 @@ def test_running_the_demo_again_replaces_its_community_and_warehouse(
             "--out",
             str(out),
             "--students",
-            "600",
+            "300",
             "--years",
-            "5",
+            "3",
             "--seed",
             "3",
         ],
