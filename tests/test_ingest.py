@@ -11,7 +11,7 @@ import pytest
 
 from backbone import Warehouse
 from backbone.errors import InputFileError, UserError
-from backbone.ingest.report import build_report, quarantine_csv
+from backbone.ingest.report import build_report, quarantine_csv, report_html
 
 from .ingest_fixtures import (
     ATTENDANCE,
@@ -89,6 +89,15 @@ def test_attendance_rules_on_a_hand_checked_file(wh: Warehouse, tmp_path: Path) 
     ]
     report = build_report(wh._con, r.submission_id)
     assert report.reconciles
+    (target,) = report.targets
+    assert (target.entity, target.rows_in, target.rows_loaded) == (
+        "attendance_event",
+        8,
+        2,
+    )
+    assert target.rows_quarantined == 6 and target.rows_replaced == 0
+    page = report_html(report)
+    assert "<td>attendance_event</td><td>8</td><td>2</td><td>6</td><td>0</td>" in page
     by_rule = {g.rule: g for g in report.groups}
     assert by_rule["unknown_code"].examples == [
         (

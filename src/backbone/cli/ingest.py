@@ -174,9 +174,10 @@ def submissions_show(
             console.print(
                 f"Raw file decision: {decision} on {at:%Y-%m-%d} by {by} ({reason})."
             )
-        for entity, rows_in, loaded, quarantined, replaced in report.targets:
+        for t in report.targets:
             console.print(
-                f"  {entity}: {rows_in:,} in, {loaded:,} loaded, {quarantined:,} quarantined, {replaced:,} replaced"
+                f"  {t.entity}: {t.rows_in:,} in, {t.rows_loaded:,} loaded, "
+                f"{t.rows_quarantined:,} quarantined, {t.rows_replaced:,} replaced"
             )
         for g in report.groups:
             console.print(f"{g.rule} in {g.entity}: {g.rows:,} rows")

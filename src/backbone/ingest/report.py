@@ -17,6 +17,8 @@ from backbone.ingest.rules import RULE_HELP
 
 __all__ = [
     "Report",
+    "RuleGroup",
+    "TargetCounts",
     "build_report",
     "quarantine_csv",
     "report_csv",
@@ -49,6 +51,17 @@ class RuleGroup:
     examples: list[tuple[int, str]] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class TargetCounts:
+    """What one canonical table got from a submission."""
+
+    entity: str
+    rows_in: int
+    rows_loaded: int
+    rows_quarantined: int
+    rows_replaced: int
+
+
 @dataclass
 class Report:
     submission_id: int
@@ -61,14 +74,13 @@ class Report:
     rows_loaded: int
     rows_quarantined: int
     note: str | None
-    targets: list[tuple[str, int, int, int, int]]
+    targets: list[TargetCounts]
     groups: list[RuleGroup]
 
     @property
     def reconciles(self) -> bool:
         return self.rows_read == self.rows_loaded + self.rows_quarantined and all(
-            rows_in == loaded + quarantined
-            for _, rows_in, loaded, quarantined, _ in self.targets
+            t.rows_in == t.rows_loaded + t.rows_quarantined for t in self.targets
         )
 
 
@@ -80,7 +92,7 @@ def build_report(con: duckdb.DuckDBPyConnection, submission_id: int) -> Report:
         [submission_id],
     ).fetchall()[0]
     targets = [
-        tuple(r)
+        TargetCounts(*r)
         for r in con.execute(
             "SELECT entity, rows_in, rows_loaded, rows_quarantined, rows_replaced FROM ops.submission_target "
             "WHERE submission_id = ? ORDER BY entity",
@@ -137,7 +149,8 @@ def report_csv(report: Report) -> str:
 def report_html(report: Report) -> str:
     e = html.escape
     rows = "".join(
-        f"<tr><td>{e(t[0])}</td><td>{t[1]:,}</td><td>{t[2]:,}</td><td>{t[3]:,}</td><td>{t[4]:,}</td></tr>"
+        f"<tr><td>{e(t.entity)}</td><td>{t.rows_in:,}</td><td>{t.rows_loaded:,}</td>"
+        f"<td>{t.rows_quarantined:,}</td><td>{t.rows_replaced:,}</td></tr>"
         for t in report.targets
     )
     groups = ""
