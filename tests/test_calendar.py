@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from backbone.ingest.rules import ranges
 from backbone.model.calendar import (
     check_start_month,
     school_year_bounds,
@@ -131,3 +132,30 @@ def test_start_month_is_a_month_number(bad: object) -> None:
         check_start_month(bad)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="start month"):
         school_year_sql("d", bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("start", "day", "school_year", "inside"),
+    [
+        (7, date(2025, 8, 15), 2026, True),
+        (7, date(2025, 6, 30), 2026, False),
+        (9, date(2025, 8, 15), 2026, False),  # still 2024-25's summer
+        (9, date(2025, 8, 15), 2025, True),
+        (1, date(2025, 12, 31), 2025, True),
+        (1, date(2025, 12, 31), 2026, False),
+    ],
+)
+def test_attendance_must_lie_in_its_school_year(
+    con: duckdb.DuckDBPyConnection,
+    start: int,
+    day: date,
+    school_year: int,
+    inside: bool,
+) -> None:
+    rule = ranges("attendance_event", start)["event_date"]
+    holds = con.execute(
+        f"SELECT {rule.condition} FROM (SELECT ?::DATE AS event_date, "
+        "?::SMALLINT AS school_year)",
+        [day, school_year],
+    ).fetchone()
+    assert holds == (inside,)

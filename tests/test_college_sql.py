@@ -277,6 +277,7 @@ def con() -> Iterator[duckdb.DuckDBPyConnection]:
 def _run(
     con: duckdb.DuckDBPyConnection, as_of: date = AS_OF, **kw: Any
 ) -> tuple[list[str], list[dict[str, Any]]]:
+    kw.setdefault("start_month", 7)
     sql, params = graduate_outcomes_sql(as_of, **kw)
     cur = con.execute(sql, params)
     names = [d[0] for d in cur.description]
@@ -423,7 +424,7 @@ def test_columns_in_order(con: duckdb.DuckDBPyConnection) -> None:
     assert names == ["provider", "unit", "record", *PERSON]
     assert tuple(names) == graduate_outcomes_column_names()
     assert list(COLLEGE_MEASURES) == names[6:16]
-    sql, params = graduate_outcomes_sql(AS_OF)
+    sql, params = graduate_outcomes_sql(AS_OF, start_month=7)
     types = {r[0]: r[1] for r in con.execute(f"DESCRIBE ({sql})", params).fetchall()}
     assert types["class_of"] == "SMALLINT"
     assert types["graduation_date"] == "DATE"
@@ -503,7 +504,18 @@ def test_degree_years_parameter(con: duckdb.DuckDBPyConnection) -> None:
     }
     for bad in (0, 21, True):
         with pytest.raises(ValueError):
-            graduate_outcomes_sql(AS_OF, degree_years=bad)
+            graduate_outcomes_sql(AS_OF, start_month=7, degree_years=bad)
+
+
+@pytest.mark.parametrize(("start_month", "class_of"), [(7, 2025), (6, 2026), (1, 2025)])
+def test_a_class_from_the_date_follows_the_school_year_start(
+    con: duckdb.DuckDBPyConnection, start_month: int, class_of: int
+) -> None:
+    # B graduated on 2025-06-05 with no class stated: the school year of the date
+    _, rows = _run(con, start_month=start_month)
+    assert {r["class_of"] for r in rows if r["unit"] == "uB"} == {class_of}
+    # A's stated class stands whatever the calendar
+    assert {r["class_of"] for r in rows if r["unit"] == "uA"} == {2025}
 
 
 def test_without_demographics(con: duckdb.DuckDBPyConnection) -> None:
@@ -514,18 +526,18 @@ def test_without_demographics(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def test_pure_and_parameterised() -> None:
-    sql, params = graduate_outcomes_sql(AS_OF)
+    sql, params = graduate_outcomes_sql(AS_OF, start_month=7)
     assert sql.count("?") == len(params)
     assert params[sql[: sql.index("?")].count("?")] == AS_OF  # the first is as_of
     assert "2027" not in sql  # the day is a parameter
-    assert graduate_outcomes_sql(AS_OF) == (sql, params)
+    assert graduate_outcomes_sql(AS_OF, start_month=7) == (sql, params)
 
 
 def test_transpiles_to_spark() -> None:
     sqlglot = pytest.importorskip("sqlglot")
     variants: list[dict[str, Any]] = [{}, {"demographics": False}, {"degree_years": 4}]
     for kw in variants:
-        sql, _ = graduate_outcomes_sql(AS_OF, **kw)
+        sql, _ = graduate_outcomes_sql(AS_OF, start_month=7, **kw)
         (spark,) = sqlglot.transpile(sql, read="duckdb", write="spark")
         assert "ROW_NUMBER" in spark.upper()
 

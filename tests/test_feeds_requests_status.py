@@ -50,6 +50,24 @@ def test_last_due_period_by_cadence(
     assert last_due(cadence, date(2024, 9, 1), on) == expected
 
 
+@pytest.mark.parametrize(
+    ("cadence", "start_month", "on", "expected"),
+    [
+        # school years from September: the year ends on August 31, the first term
+        # with March
+        ("yearly", 9, date(2026, 9, 20), (date(2026, 8, 31), date(2026, 9, 15))),
+        ("term", 9, date(2026, 4, 20), (date(2026, 3, 31), date(2026, 4, 15))),
+        # one calendar year
+        ("yearly", 1, date(2026, 1, 20), (date(2025, 12, 31), date(2026, 1, 15))),
+        ("monthly", 9, date(2026, 11, 30), (date(2026, 10, 31), date(2026, 11, 15))),
+    ],
+)
+def test_yearly_and_term_feeds_follow_the_school_year(
+    cadence: str, start_month: int, on: date, expected: tuple[date, date]
+) -> None:
+    assert last_due(cadence, date(2024, 9, 1), on, start_month) == expected
+
+
 def _submit(wh: Warehouse, partner: str, feed: str, at: datetime) -> None:
     wh._con.execute(
         "INSERT INTO ops.submission VALUES ((SELECT count(*) + 1 FROM ops.submission), ?, ?, 'f.csv', "

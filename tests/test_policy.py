@@ -24,6 +24,7 @@ from backbone.errors import (
     UserError,
 )
 from backbone.governance.policy import IDENTIFYING, permitted_rows_sql
+from backbone.model.calendar import school_year_sql
 from tests.policy_fixtures import NOW, build, club_agreement, user
 
 PRINCIPALS = (
@@ -438,7 +439,11 @@ def test_the_permitted_rows_query_is_built_from_the_model_only() -> None:
         10,
     )
     sql, params = permitted_rows_sql(
-        grant, on=date(2026, 3, 2), school_year=2026, pseudonym_key="k"
+        grant,
+        on=date(2026, 3, 2),
+        school_year=2026,
+        pseudonym_key="k",
+        school_year_start_month=7,
     )
     assert sql.startswith(
         "SELECT t.provider_partner_id, t.program_id, substr(sha256(? || sha256(?"
@@ -449,16 +454,12 @@ def test_the_permitted_rows_query_is_built_from_the_model_only() -> None:
     )
     assert "WHERE partner_id = ?" in sql and "consent_scope IN (?, 'all')" in sql
     # the agreement's school years, by the participation's begin date (July starts one)
-    assert (
-        "list_contains(?, year(t.begin_date) + CASE WHEN month(t.begin_date) >= ? "
-        "THEN 1 ELSE 0 END)" in sql
-    )
+    assert f"list_contains(?, {school_year_sql('t.begin_date', 7)})" in sql
     assert params == [
         "k",
         "k",
         "c1",
         [2026],
-        7,
         "d1",
         "c1",
         "early_warning",

@@ -111,7 +111,7 @@ def _rows() -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = (
             con.sql(
                 f"SELECT unit, school_year, cohort, label, attendance_rate_history "
-                f"FROM ({training_sql()}) ORDER BY unit, school_year"
+                f"FROM ({training_sql(start_month=7)}) ORDER BY unit, school_year"
             )
             .to_arrow_table()
             .to_pylist()

@@ -24,6 +24,7 @@ from backbone.cli.common import (
 )
 from backbone.errors import UserError
 from backbone.measures.indicators import Snapshot
+from backbone.model.calendar import school_year_label
 from backbone.warehouse import Warehouse
 
 indicators_app = typer.Typer(
@@ -140,16 +141,16 @@ def compute(
                 as_of=_as_of(as_of),
                 school_years=[school_year] if school_year is not None else None,
             )
-    _print_snapshots(snaps, "Computed")
+    _print_snapshots(snaps, "Computed", wh.settings["calendar.school_year_start_month"])
 
 
-def _print_snapshots(snaps: list[Snapshot], title: str) -> None:
+def _print_snapshots(snaps: list[Snapshot], title: str, start_month: int) -> None:
     table = Table(title=f"{title} early-warning snapshots")
     for column in ("school year", "as of", "definitions", "records", "seconds"):
         table.add_column(column, justify="right")
     for s in snaps:
         table.add_row(
-            f"{s.school_year - 1}-{str(s.school_year)[2:]}",
+            school_year_label(s.school_year, start_month),
             str(s.as_of),
             f"v{s.definition_version}",
             f"{s.records:,}",
@@ -168,7 +169,7 @@ def snapshots(
     with doors(), Warehouse.open(warehouse) as wh:
         access = wh.access(signed_in(wh, user, token), "early_warning")
         snaps = wh.indicators.computed(access)
-    _print_snapshots(snaps, "Stored")
+    _print_snapshots(snaps, "Stored", wh.settings["calendar.school_year_start_month"])
 
 
 # --- reading -------------------------------------------------------------------------
@@ -223,8 +224,11 @@ def roster(
     rows = (scored if scored is not None else r.table).to_pylist()
     if scored is not None:
         rows.sort(key=lambda x: (-x["points"], -(x["risk_score"] or 0)))
+    year = school_year_label(
+        r.snapshot.school_year, wh.settings["calendar.school_year_start_month"]
+    )
     table = Table(
-        title=f"Early warning {r.snapshot.school_year - 1}-{str(r.snapshot.school_year)[2:]} "
+        title=f"Early warning {year} "
         f"as of {r.snapshot.as_of} (definitions v{r.snapshot.definition_version})"
     )
     columns = [

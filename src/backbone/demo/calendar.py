@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["INSTRUCTIONAL_DAYS", "instructional_calendar"]
+__all__ = ["INSTRUCTIONAL_DAYS", "SCHOOL_YEAR_START_MONTH", "instructional_calendar"]
 
 INSTRUCTIONAL_DAYS = 180
+SCHOOL_YEAR_START_MONTH = 7
+"""The community's school years run July to June (the warehouse setting's default):
+its files, mappings and initiatives are written for that calendar."""
 
 
 def instructional_calendar(school_year: int, offset_days: int = 0) -> np.ndarray:

@@ -10,6 +10,7 @@ from backbone.demo.users import DemoUsers
 from backbone.errors import PolicyDenied, UserError
 from backbone.governance.release import TOTAL
 from backbone.measures.figures import draw_charts
+from backbone.model.calendar import school_year_label
 from backbone.warehouse import Warehouse
 
 __all__ = ["early_warning_tour"]
@@ -76,8 +77,11 @@ def early_warning_tour(wh: Warehouse, users: DemoUsers, charts: Path) -> list[st
         lines.append(f"  tier counts withheld by the release gate: {why}")
     else:
         by_tier = _cells(tiers.table.to_pylist(), "tier")
+        year = school_year_label(
+            latest.school_year, wh.settings["calendar.school_year_start_month"]
+        )
         lines.append(
-            f"  {latest.school_year - 1}-{str(latest.school_year)[2:]}: "
+            f"  {year}: "
             + ", ".join(
                 f"{t} {shown(by_tier.get(t))}"
                 for t in ("on track", "watch", "high risk")

@@ -10,7 +10,9 @@ from __future__ import annotations
 import duckdb
 import pyarrow as pa
 
+from backbone.demo.calendar import SCHOOL_YEAR_START_MONTH
 from backbone.demo.community import DISTRICTS, INSTITUTIONS, PROGRAMS, schools
+from backbone.model.calendar import school_year_sql
 from backbone.model.descriptors import GRADE_LEVELS
 
 __all__ = ["build_exports"]
@@ -267,13 +269,14 @@ def build_exports(con: duckdb.DuckDBPyConnection) -> None:
         """
     )
     # college agency: students (graduates who enrolled), terms, events
+    # the agency counts academic years as the community's school years
     con.execute(
-        """
+        f"""
         CREATE OR REPLACE TABLE x_college_terms AS
         SELECT pr.local_id, c.institution_id, i.institution_name, c.term_name,
                c.term_begin_date, c.term_end_date, c.enrollment_status,
                c.credits_attempted, c.credits_earned, c.term_gpa,
-               year(c.term_begin_date) + (month(c.term_begin_date) >= 7)::INT AS academic_year
+               {school_year_sql("c.term_begin_date", SCHOOL_YEAR_START_MONTH)} AS academic_year
         FROM college c
         JOIN partner_record pr ON pr.kind = 'agency' AND pr.person_key = c.person_key
         JOIN institution_dim i USING (institution_id)
@@ -295,7 +298,7 @@ def build_exports(con: duckdb.DuckDBPyConnection) -> None:
         """
     )
     con.execute(
-        """
+        f"""
         CREATE OR REPLACE TABLE x_college_events AS
         WITH firsts AS (
             SELECT local_id, institution_id, min(term_begin_date) AS first_term,
@@ -319,7 +322,7 @@ def build_exports(con: duckdb.DuckDBPyConnection) -> None:
         SELECT f.local_id, f.institution_id, (f.last_term + INTERVAL 7 DAY)::DATE,
                'College Degree Received',
                CASE WHEN cs.four_year THEN 'Bachelor''s degree' ELSE 'Associate''s degree' END,
-               year(f.last_term) + (month(f.last_term) >= 7)::INT
+               {school_year_sql("f.last_term", SCHOOL_YEAR_START_MONTH)}
         FROM college_students cs
         JOIN partner_record pr ON pr.kind = 'agency' AND pr.person_key = cs.person_key
         JOIN firsts f ON f.local_id = pr.local_id

@@ -16,8 +16,10 @@ import json
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+from backbone.demo.calendar import SCHOOL_YEAR_START_MONTH
 from backbone.demo.community import DISTRICTS, District
 from backbone.demo.writers import column_name
+from backbone.model.calendar import school_year_label
 
 __all__ = ["plant_errors"]
 
@@ -205,7 +207,7 @@ def plant_errors(out: Path, years: list[int]) -> Path:
         partners,
         record,
     )
-    year = f"{years[-1] - 1}-{str(years[-1])[2:]}"
+    year = school_year_label(years[-1], SCHOOL_YEAR_START_MONTH)
     _cbo_roster(partners / "c02-eastside" / f"roster_{year}.csv", partners, record)
     path = out / "truth" / "planted_errors.csv"
     path.parent.mkdir(parents=True, exist_ok=True)

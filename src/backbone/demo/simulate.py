@@ -18,8 +18,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from backbone.demo.calendar import INSTRUCTIONAL_DAYS, instructional_calendar
+from backbone.demo.calendar import (
+    INSTRUCTIONAL_DAYS,
+    SCHOOL_YEAR_START_MONTH,
+    instructional_calendar,
+)
 from backbone.demo.community import DISTRICTS, INSTITUTIONS, PROGRAMS
+from backbone.model.calendar import school_year_label
 
 __all__ = ["Simulation", "simulate"]
 
@@ -253,7 +258,7 @@ def simulate(
         ["End of school year", "Transferred", "Dropout", "Graduated", "Transferred"]
     )
     for ti, t in enumerate(school_years):
-        say(f"simulating school year {t - 1}-{str(t)[2:]}")
+        say(f"simulating school year {school_year_label(t, SCHOOL_YEAR_START_MONTH)}")
         grade = t - class_of + 12
         active = np.nonzero((status == 0) & (grade >= 0) & (grade <= 12))[0]
         m = len(active)

@@ -15,8 +15,10 @@ from pathlib import Path
 import duckdb
 import xlsxwriter
 
+from backbone.demo.calendar import SCHOOL_YEAR_START_MONTH
 from backbone.demo.community import CBOS, District
 from backbone.engines.sql import ident, literal
+from backbone.model.calendar import school_year_label
 
 __all__ = ["write_agency", "write_cbo", "write_district"]
 
@@ -539,7 +541,7 @@ def write_cbo(
             " ORDER BY local_id, program_id, event_date"
         )
         out.mkdir(parents=True, exist_ok=True)
-        year = f"{t - 1}-{str(t)[2:]}"
+        year = school_year_label(t, SCHOOL_YEAR_START_MONTH)
         if cbo.file_format == "xlsx":
             path = out / f"mentoring {year}.xlsx"
             sheets = [("Roster", roster_sql), ("Sessions", session_sql)]

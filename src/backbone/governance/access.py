@@ -40,10 +40,10 @@ from backbone.governance.policy import (
     in_force_versions,
     permitted_rows_sql,
     pseudonym_sql,
-    school_year_of,
     subject_columns,
 )
 from backbone.governance.principals import Principal, Role
+from backbone.model.calendar import school_year_of
 from backbone.partners.agreements.decide import VersionView
 from backbone.partners.agreements.document import AccessLevel
 from backbone.session import Session
@@ -133,7 +133,8 @@ class Access:
         self.purpose = purpose.strip()
         self.on = on
         self._school_year = school_year_of(on, school_year_start_month)
-        self._start_month = school_year_start_month
+        self.school_year_start_month = school_year_start_month
+        """The warehouse's ``calendar.school_year_start_month``."""
         self._min_cell = min_cell_size
         self._session: Session | None = None
 
@@ -383,7 +384,7 @@ class Access:
             grant,
             on=self.on,
             school_year=self._school_year,
-            school_year_start_month=self._start_month,
+            school_year_start_month=self.school_year_start_month,
             pseudonym_key=None
             if identified
             else self._keys.pseudonym_key(self.principal.partner_id),

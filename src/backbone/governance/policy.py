@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+from backbone.model.calendar import school_year_sql
 from backbone.model.schema import ALL_TABLES, PERIOD_SQL, Table
 from backbone.partners.agreements.decide import (
     AccessRequest,
@@ -48,7 +49,6 @@ __all__ = [
     "in_force_versions",
     "permitted_rows_sql",
     "pseudonym_sql",
-    "school_year_of",
     "subject_columns",
 ]
 
@@ -90,11 +90,6 @@ def subject_columns(entity: str) -> tuple[str, str]:
     if entity in ("partner_record", "record_person"):
         return "partner_id", "local_id"
     return "provider_partner_id", "student_local_id"
-
-
-def school_year_of(day: date, start_month: int) -> int:
-    """The school year (named by its ending year) that ``day`` falls in."""
-    return day.year + 1 if day.month >= start_month else day.year
 
 
 @dataclass(frozen=True)
@@ -367,7 +362,7 @@ def permitted_rows_sql(
     on: date,
     school_year: int,
     pseudonym_key: str | None = None,
-    school_year_start_month: int = 7,
+    school_year_start_month: int,
 ) -> tuple[str, list[object]]:
     """The query (and its parameters) that reads exactly the rows and fields a
     grant permits, with the linked ``person_id`` of each row's subject, or under
@@ -401,14 +396,9 @@ def permitted_rows_sql(
         where.append(
             "list_contains(?, t.school_year)"
             if period == "school_year"
-            else (
-                f"list_contains(?, year(t.{period}) "
-                f"+ CASE WHEN month(t.{period}) >= ? THEN 1 ELSE 0 END)"
-            )
+            else f"list_contains(?, {school_year_sql(f't.{period}', school_year_start_month)})"
         )
         params.append(list(scope.school_years))
-        if period != "school_year":
-            params.append(school_year_start_month)
     if scope.persons_of is not None:
         held = "SELECT person_id FROM identity.record_person WHERE partner_id = ?"
         params.append(scope.persons_of)

@@ -307,7 +307,7 @@ class ReleaseGate:
                 unit_grant,
                 on=access.on,
                 school_year=access._school_year,
-                school_year_start_month=access._start_month,
+                school_year_start_month=access.school_year_start_month,
                 pseudonym_key=key,
             )
             types = {c.name: c.type for c in ENTITIES[entity].columns}

@@ -1,14 +1,30 @@
 """Validation rules beyond types and code sets, declared as data.
 
 Each rule is SQL over the typed row (field names as columns); a row breaking it is
-quarantined with the rule's name and a message a clerk understands.
+quarantined with the rule's name and a message a clerk understands. A rule that
+depends on the school calendar names its bounds as ``{first_day_of_school_year}`` /
+``{last_day_of_school_year}``; :func:`ranges` fills them in for the warehouse's
+start month.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["DATE_ORDER", "RANGES", "REFERENCES", "RULE_HELP", "Range", "Reference"]
+from backbone.model.calendar import (
+    school_year_first_day_sql,
+    school_year_last_day_sql,
+)
+
+__all__ = [
+    "DATE_ORDER",
+    "RANGES",
+    "REFERENCES",
+    "RULE_HELP",
+    "Range",
+    "Reference",
+    "ranges",
+]
 
 
 @dataclass(frozen=True)
@@ -32,7 +48,7 @@ RANGES: dict[str, dict[str, Range]] = {
     },
     "attendance_event": {
         "event_date": Range(
-            "event_date BETWEEN make_date(school_year - 1, 7, 1) AND make_date(school_year, 6, 30)",
+            "event_date BETWEEN {first_day_of_school_year} AND {last_day_of_school_year}",
             "the date is outside the school year",
         ),
         "event_duration": Range(
@@ -92,6 +108,21 @@ RANGES: dict[str, dict[str, Range]] = {
         ),
     },
 }
+
+
+def ranges(entity: str, start_month: int) -> dict[str, Range]:
+    """The range rules of ``entity``, school-year bounds filled in for ``start_month``."""
+    calendar = {
+        "first_day_of_school_year": school_year_first_day_sql(
+            "school_year", start_month
+        ),
+        "last_day_of_school_year": school_year_last_day_sql("school_year", start_month),
+    }
+    return {
+        column: Range(rule.condition.format_map(calendar), rule.message)
+        for column, rule in RANGES.get(entity, {}).items()
+    }
+
 
 # (earlier, later) date pairs per entity
 DATE_ORDER: dict[str, tuple[tuple[str, str], ...]] = {

@@ -55,6 +55,11 @@ from backbone.ingest.validate import (
     source_sql,
     typed_sql,
 )
+from backbone.model.calendar import (
+    school_year_label,
+    school_year_label_sql,
+    school_year_sql,
+)
 from backbone.model.schema import PERIOD_SQL
 from backbone.partners.agreements import AgreementRegistry
 from backbone.partners.feeds import MODES, Feed, FeedRegistry
@@ -655,10 +660,10 @@ class Ingestor:
         if not main:
             return
         year = int(main[0][0])
-        label = f"{year - 1}-{str(year)[2:]}"
+        label = school_year_label(year, self._start_month)
         con.execute(
             f"INSERT INTO {errors} SELECT t.__row, 'outside_period', "
-            f"'dated in school year ' || ({period} - 1) || '-' || right(CAST({period} AS VARCHAR), 2) "
+            f"'dated in school year ' || {school_year_label_sql(period, self._start_month)} "
             f"|| ', but this file is for {label}; send it with that year''s data' "
             f"FROM {typed} t WHERE {period} IS NOT NULL AND {period} <> {year} AND NOT EXISTS "
             f"(SELECT 1 FROM {errors} e WHERE e.__row = t.__row)"
@@ -671,7 +676,7 @@ class Ingestor:
         ref = f"{alias}{ident(column)}"
         if column == "school_year":
             return ref
-        return f"(year({ref}) + (month({ref}) >= {self._start_month})::INT)"
+        return school_year_sql(ref, self._start_month)
 
     def _load_section(
         self,

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 from backbone.engines.sql import ident, literal
 from backbone.ingest.mapping import IMPLICIT, FieldSpec, FileSection, target_table
-from backbone.ingest.rules import DATE_ORDER, RANGES, REFERENCES
+from backbone.ingest.rules import DATE_ORDER, REFERENCES, ranges
+from backbone.model.calendar import school_year_sql
 from backbone.model.descriptors import DESCRIPTORS, GRADE_LEVELS
 from backbone.model.schema import Column, Table
 
@@ -166,7 +167,7 @@ def _value_sql(
     spec, type_ = plan.spec, plan.column.type
     if spec.school_year_from is not None:
         day = _date_sql(raw, spec, source_type)
-        return f"CAST(year({day}) + (month({day}) >= {start_month})::INT AS {type_})"
+        return f"CAST({school_year_sql(day, start_month)} AS {type_})"
     if plan.lookup is not None:
         return f"(SELECT k.canonical FROM {plan.lookup} k WHERE k.local = upper(trim({raw})))"
     if type_ == "DATE":
@@ -269,7 +270,7 @@ def typed_sql(
             f"{literal(_failure_rule(f))}, 'message': {_failure_message(f, raw_v)}}} END"
         )
     names = set(plan.field_names)
-    for column, rule in RANGES.get(plan.table.name, {}).items():
+    for column, rule in ranges(plan.table.name, start_month).items():
         if column in names and all(
             n in names
             for n in re.findall(r"[a-z_]+", rule.condition)

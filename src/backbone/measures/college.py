@@ -150,6 +150,7 @@ def college_units_sql(
     as_of: date,
     measure: str,
     *,
+    start_month: int,
     degree_years: int = DEFAULT_DEGREE_YEARS,
     demographics: bool = False,
     events: bool = True,
@@ -170,7 +171,10 @@ def college_units_sql(
             f"{', '.join(college_measures(degree_years))}."
         )
     inner, params = graduate_outcomes_sql(
-        as_of, degree_years=degree_years, demographics=demographics
+        as_of,
+        start_month=start_month,
+        degree_years=degree_years,
+        demographics=demographics,
     )
     demo = "".join(f", o.{c}" for c, _ in DEMOGRAPHIC_COLUMNS)
     sql = f"""
@@ -372,6 +376,7 @@ def college_release(
     sql, params = college_units_sql(
         as_of,
         measure,
+        start_month=access.school_year_start_month,
         degree_years=degree_years,
         demographics=demographics,
         events=events,

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from datetime import date
 from types import MappingProxyType
 
+from backbone.model.calendar import school_year_sql
+
 __all__ = [
     "COLLEGE_MEASURES",
     "DEGREE_LEVELS",
@@ -155,6 +157,7 @@ def graduate_outcomes_column_names(
 def graduate_outcomes_sql(
     as_of: date,
     *,
+    start_month: int,
     degree_years: int = DEFAULT_DEGREE_YEARS,
     demographics: bool = True,
 ) -> tuple[str, list[object]]:
@@ -172,8 +175,8 @@ def graduate_outcomes_sql(
     ``as_of``. With several, the earliest ``graduation_date`` is the graduation (ties:
     provider, then record) and only that row is the person's graduation record:
     ``high_school_id`` is its ``school_id``; ``class_of`` its
-    ``class_of_school_year``, else the school year its date falls in (July 1 start:
-    June 2025 is 2025, August 2025 is 2026). Below, *g* is that date. Only college
+    ``class_of_school_year``, else the school year its date falls in (school years
+    start in ``start_month``; with July, June 2025 is 2025 and August 2025 is 2026). Below, *g* is that date. Only college
     terms and events dated strictly after *g* count (a term begun in high school is
     dual enrollment, not college-going), from any provider of the person. Persons
     without a graduation never appear.
@@ -307,8 +310,7 @@ g0 AS (
     SELECT unit, provider AS g_provider, record AS g_record,
            school_id AS high_school_id, graduation_date AS gd,
            CAST(coalesce(class_of_school_year,
-                         year(graduation_date)
-                         + CASE WHEN month(graduation_date) >= 7 THEN 1 ELSE 0 END)
+                         {school_year_sql("graduation_date", start_month)})
                 AS SMALLINT) AS class_of,
            -- the fall after graduation: this year's, or next year's after Oct 31
            year(graduation_date)

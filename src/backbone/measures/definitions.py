@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from backbone.engines.sql import literal
 from backbone.errors import InputFileError, UserError
+from backbone.model.calendar import in_earlier_calendar_year, school_year_last_day_sql
 from backbone.model.descriptors import GRADE_LEVELS
 from backbone.session import Session
 
@@ -162,17 +163,15 @@ class Definitions(_Strict):
         self, term_column: str, year_column: str, start_month: int = 7
     ) -> str:
         """SQL for the day a term's marks are final: its month-day in the school
-        year (months from ``start_month`` on belong to the year before the one the
-        school year is named by); a term with no configured end counts at the end
-        of the school year."""
-        start = int(start_month)
+        year (placed in a calendar year by :mod:`backbone.model.calendar`); a term
+        with no configured end counts at the end of the school year."""
         cases = " ".join(
             f"WHEN {term_column} = {literal(term)} THEN make_date("
-            f"{year_column} - {1 if int(end[:2]) >= start else 0}, "
+            f"{year_column} - {int(in_earlier_calendar_year(int(end[:2]), start_month))}, "
             f"{int(end[:2])}, {int(end[3:])})"
             for term, end in self.course.term_ends.items()
         )
-        fallback = f"(make_date({year_column}, {start}, 1) - INTERVAL 1 DAY)::DATE"
+        fallback = school_year_last_day_sql(year_column, start_month)
         return f"(CASE {cases} ELSE {fallback} END)" if cases else fallback
 
 

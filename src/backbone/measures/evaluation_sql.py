@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import date
 
 from backbone.engines.sql import literal
+from backbone.model.calendar import school_year_last_day_sql, school_year_sql
 from backbone.model.descriptors import GRADE_LEVELS
 
 __all__ = [
@@ -85,10 +86,7 @@ def _grade_case(column: str) -> str:
 
 
 def _school_year(column: str, start_month: int) -> str:
-    return (
-        f"CAST(year({column}) + CAST(month({column}) >= {int(start_month)} AS INTEGER)"
-        " AS SMALLINT)"
-    )
+    return f"CAST({school_year_sql(column, start_month)} AS SMALLINT)"
 
 
 def person_years_sql() -> str:
@@ -177,9 +175,8 @@ def participation_sql(start_month: int) -> str:
     return f"""
 WITH spells AS (
     SELECT unit, program_id, begin_date,
-           coalesce(end_date,
-                    make_date(CAST({begin_year} AS INTEGER), {int(start_month)}, 1)
-                        - INTERVAL 1 DAY) AS end_date,
+           coalesce(end_date, {school_year_last_day_sql(begin_year, start_month)})
+               AS end_date,
            {begin_year} AS school_year
     FROM participation
 ),

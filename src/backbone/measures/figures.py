@@ -11,6 +11,7 @@ from backbone.errors import PolicyDenied
 from backbone.governance.access import Access
 from backbone.governance.release import TOTAL
 from backbone.measures.charts import calibration_curve, tier_distribution, trend_lines
+from backbone.model.calendar import school_year_label
 
 if TYPE_CHECKING:
     from backbone.warehouse import Warehouse
@@ -18,9 +19,10 @@ if TYPE_CHECKING:
 __all__ = ["draw_charts"]
 
 
-def _year(school_year: object) -> str:
-    y = int(str(school_year))
-    return f"{y - 1}-{str(y)[2:]}"
+def _year(wh: Warehouse, school_year: object) -> str:
+    return school_year_label(
+        int(str(school_year)), wh.settings["calendar.school_year_start_month"]
+    )
 
 
 def draw_charts(
@@ -31,7 +33,7 @@ def draw_charts(
     written: list[Path] = []
     withheld: list[str] = []
     snap = wh.indicators.snapshot()
-    label = f"{_year(snap.school_year)} as of {snap.as_of}"
+    label = f"{_year(wh, snap.school_year)} as of {snap.as_of}"
     # the trend first: it spans every year, so it overlaps most with later
     # tables; the whole community's (by district, the release gate suppresses
     # most cells: every student is in several years' cells)
@@ -46,7 +48,7 @@ def draw_charts(
         points = [
             (
                 "all districts",
-                _year(r["school_year"]),
+                _year(wh, r["school_year"]),
                 r["rate_value"],
             )
             for r in release.table.to_pylist()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 import duckdb
 import pyarrow as pa
@@ -32,6 +32,11 @@ from backbone.measures.indicator_sql import (
     components_sql,
     derived_units_sql,
     persons_sql,
+)
+from backbone.model.calendar import (
+    school_year_bounds,
+    school_year_label,
+    school_year_of,
 )
 from backbone.model.schema import DERIVED_FROM
 from backbone.session import Session
@@ -96,15 +101,17 @@ class Indicators:
         self._start = school_year_start_month
         self.definitions = DefinitionStore(con, clock)
 
-    # --- the school year --------------------------------------------------------
+    # --- the school year (the warehouse's calendar) -------------------------------
+
+    @property
+    def school_year_start_month(self) -> int:
+        return self._start
 
     def year_bounds(self, school_year: int) -> tuple[date, date]:
-        begin = date(school_year - 1, self._start, 1)
-        end = date(school_year, self._start, 1) - timedelta(days=1)
-        return begin, end
+        return school_year_bounds(school_year, self._start)
 
     def school_year_of(self, day: date) -> int:
-        return day.year + 1 if day.month >= self._start else day.year
+        return school_year_of(day, self._start)
 
     def data_years(self) -> list[int]:
         return _data_years(self._con)
@@ -160,7 +167,7 @@ class Indicators:
         for year, cutoff in plan:
             begin, end = self.year_bounds(year)
             cutoff = min(cutoff, end)
-            say(f"indicators for {year - 1}-{str(year)[2:]} as of {cutoff}")
+            say(f"indicators for {school_year_label(year, self._start)} as of {cutoff}")
             started = time.perf_counter()
             sql, params = components_sql(
                 definitions,

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from backbone.engines.duckdb import transaction
 from backbone.errors import InputFileError, NotFoundError, UserError
+from backbone.model.calendar import school_year_of
 from backbone.session import Session
 
 __all__ = ["OUTCOMES", "Dosage", "Initiative", "Initiatives", "Outcome"]
@@ -96,7 +97,7 @@ class Initiative(BaseModel):
         """The first and last school years the period touches (None: open)."""
 
         def year(d: date | None) -> int | None:
-            return None if d is None else d.year + (d.month >= start_month)
+            return None if d is None else school_year_of(d, start_month)
 
         return year(self.begin), year(self.end)
 

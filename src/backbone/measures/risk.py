@@ -32,6 +32,7 @@ from backbone.engines.duckdb import next_id
 from backbone.errors import UserError
 from backbone.governance.access import Access, locked_connection
 from backbone.measures.indicators import Indicators, Roster, with_identifiers
+from backbone.model.calendar import school_year_sql
 from backbone.model.descriptors import GRADE_LEVELS
 from backbone.session import Session
 
@@ -117,17 +118,17 @@ FROM {persons} p LEFT JOIN grades g USING (grade_level)
 """
 
 
-def training_sql(min_grade: int = 8, max_grade: int = 11) -> str:
+def training_sql(*, start_month: int, min_grade: int = 8, max_grade: int = 11) -> str:
     """Labelled rows: features of year t for students enrolled in year t + 1;
     label 1 = no diploma by the expected year (a dropout, no diploma, a late one),
     NULL = outcome unknown (moved away without one: left out).
 
     A person's class (cohort) is fixed once, from the first grade seen, so a
-    student held back stays in one class: never both trained and validated on."""
+    student held back stays in one class: never both trained and validated on.
+    A diploma counts for the school year its date falls in (``start_month``)."""
     return f"""
 WITH year_of AS (
-    SELECT unit, year(graduation_date)
-           + CASE WHEN month(graduation_date) >= 7 THEN 1 ELSE 0 END AS y
+    SELECT unit, {school_year_sql("graduation_date", start_month)} AS y
     FROM graduation
 ),
 grad AS (SELECT unit, min(y) AS graduated FROM year_of GROUP BY unit),
@@ -233,8 +234,11 @@ class RiskModels:
         )
         try:
             con.execute(f"CREATE TEMP TABLE features AS {features_sql()}")
+            labelled = training_sql(
+                start_month=self._indicators.school_year_start_month
+            )
             rows = con.sql(
-                f"SELECT * FROM ({training_sql()}) WHERE label IS NOT NULL"
+                f"SELECT * FROM ({labelled}) WHERE label IS NOT NULL"
             ).to_arrow_table()
         finally:
             con.close()

@@ -55,6 +55,7 @@ from backbone.measures.college import college_release
 from backbone.measures.definitions import Definitions
 from backbone.measures.indicator_sql import COMPONENT_COLUMNS, derived_units_sql
 from backbone.measures.indicators import Snapshot
+from backbone.model.calendar import school_year_label
 
 if TYPE_CHECKING:
     from backbone.warehouse import Warehouse
@@ -740,9 +741,8 @@ class Finding:
     """why the reader may not have this finding (then ``text`` says so)"""
 
 
-def _year_label(year: int | str) -> str:
-    y = int(year)
-    return f"{y - 1}-{str(y)[2:]}"
+def _year_label(wh: Warehouse, year: int | str) -> str:
+    return school_year_label(int(year), wh.settings["calendar.school_year_start_month"])
 
 
 def _count(value: int | None) -> str:
@@ -832,13 +832,13 @@ FROM e JOIN spans s USING (unit)
     if total is None:
         return Finding(
             topic,
-            f"{name} has no enrollment in {_year_label(year)} yet.",
+            f"{name} has no enrollment in {_year_label(wh, year)} yet.",
             (release.release_id,),
         )
     came = _row(release, mobility="came from another district")
     left = _row(release, mobility="left for another district")
     text = (
-        f"In {_year_label(year)}, {name} enrolled {_count(total['persons'])} students; "
+        f"In {_year_label(wh, year)}, {name} enrolled {_count(total['persons'])} students; "
         f"{_count(came['persons'] if came else 0)} of them came from another "
         f"community district during the year and "
         f"{_count(left['persons'] if left else 0)} left for one, moves its own "
@@ -892,12 +892,12 @@ SELECT provider, unit, record, 'yes' FROM served
     if row is None:
         return Finding(
             topic,
-            f"{name} has no enrollment in {_year_label(year)} yet.",
+            f"{name} has no enrollment in {_year_label(wh, year)} yet.",
             (release.release_id,),
         )
     return Finding(
         topic,
-        f"In {_year_label(year)}, {_rate(row)} of {name}'s students took part in a "
+        f"In {_year_label(wh, year)}, {_rate(row)} of {name}'s students took part in a "
         "community organization's program, from the organizations' own records.",
         (release.release_id,),
     )
@@ -944,7 +944,7 @@ def _chronic_beside(wh: Warehouse, access: Access, partner: str, name: str) -> F
     assert release is not None  # a snapshot exists
     mine = _row(release, district=partner)
     text = (
-        f"In {_year_label(snap.school_year)}, {_rate(mine)} of {name}'s students "
+        f"In {_year_label(wh, snap.school_year)}, {_rate(mine)} of {name}'s students "
         "were chronically absent"
     )
     missing = _not_shared(access, INDICATOR_ENTITY, partner, _districts(wh))
@@ -1002,7 +1002,7 @@ def _community_chronic(
     )
     return Finding(
         topic,
-        f"In {_year_label(snap.school_year)}, {_rate(_row(release, district=TOTAL))} "
+        f"In {_year_label(wh, snap.school_year)}, {_rate(_row(release, district=TOTAL))} "
         f"of the community's students were chronically absent"
         + (f" ({parts})" if parts else "")
         + "; every district measured the same way, each student counted once.",
@@ -1047,12 +1047,12 @@ WHERE unit IN (SELECT unit FROM known)
     if row is None:
         return Finding(
             topic,
-            f"{name} has no participants in {_year_label(year)} yet.",
+            f"{name} has no participants in {_year_label(wh, year)} yet.",
             (release.release_id,),
         )
     return Finding(
         topic,
-        f"In {_year_label(year)}, {_rate(row)} of {name}'s participants were "
+        f"In {_year_label(wh, year)}, {_rate(row)} of {name}'s participants were "
         "matched to a community district's enrollment records.",
         (release.release_id,),
     )
@@ -1128,7 +1128,7 @@ SELECT s.provider, s.unit, s.record, 'yes', p.v FROM served s JOIN person p USIN
     )
     return Finding(
         topic,
-        f"In {_year_label(snap.school_year)}, {_rate(served)} of {name}'s "
+        f"In {_year_label(wh, snap.school_year)}, {_rate(served)} of {name}'s "
         f"participants enrolled in community schools {what}, beside "
         f"{_rate(others)} of students it did not serve and {_rate(community)} "
         "across the community.",

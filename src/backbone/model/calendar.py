@@ -88,18 +88,17 @@ def school_year_sql(date_expr: str, start_month: int) -> str:
 def school_year_first_day_sql(year_expr: str, start_month: int) -> str:
     """SQL for the first day (DATE) of the school year ``year_expr``."""
     start = check_start_month(start_month)
-    back = int(in_earlier_calendar_year(start, start))
-    return f"make_date(CAST({year_expr} AS INTEGER) - {back}, {start}, 1)"
+    year = f"CAST({year_expr} AS INTEGER)"
+    return f"make_date({year}{' - 1' if start > 1 else ''}, {start}, 1)"
 
 
 def school_year_last_day_sql(year_expr: str, start_month: int) -> str:
     """SQL for the last day (DATE) of the school year ``year_expr``."""
     start = check_start_month(start_month)
-    ahead = 1 - int(in_earlier_calendar_year(start, start))
-    return (
-        f"CAST(make_date(CAST({year_expr} AS INTEGER) + {ahead}, {start}, 1) "
-        "- INTERVAL 1 DAY AS DATE)"
-    )
+    year = f"CAST({year_expr} AS INTEGER)"
+    if start == 1:
+        return f"make_date({year}, 12, 31)"
+    return f"CAST(make_date({year}, {start}, 1) - INTERVAL 1 DAY AS DATE)"
 
 
 def school_year_label_sql(year_expr: str, start_month: int) -> str:

@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta
 import duckdb
 
 from backbone.errors import NotFoundError, UserError
+from backbone.model.calendar import school_year_bounds, school_year_of
 from backbone.session import Session
 
 __all__ = ["CADENCES", "Feed", "FeedRegistry", "last_due"]
@@ -38,29 +39,39 @@ class Feed:
     append: new rows are added to what is there."""
 
 
-def _period_ends(cadence: str, since: date, on: date) -> list[date]:
-    """Ends of the periods between ``since`` and ``on`` (inclusive of partial ones)."""
+def _first_term_end(first_day: date) -> date:
+    """A school year's first term ends with its seventh month (January for a
+    school year starting in July)."""
+    month = first_day.month - 1 + 7
+    return date(first_day.year + month // 12, month % 12 + 1, 1) - timedelta(days=1)
+
+
+def _period_ends(cadence: str, since: date, on: date, start_month: int) -> list[date]:
+    """Ends of the periods between ``since`` and ``on`` (inclusive of partial ones):
+    calendar months, or the terms or whole of each school year."""
     ends: list[date] = []
-    year = since.year - 1
-    while year <= on.year:
-        if cadence == "monthly":
-            candidates = [
-                date(year, m, 1) + timedelta(days=-1) for m in range(2, 13)
-            ] + [date(year, 12, 31)]
-        elif cadence == "term":
-            candidates = [date(year, 1, 31), date(year, 6, 30)]
-        else:
-            candidates = [date(year, 6, 30)]
-        ends += [d for d in candidates if since <= d]
-        year += 1
-    return sorted(ends)
+    if cadence == "monthly":
+        for year in range(since.year - 1, on.year + 1):
+            ends += [date(year, m, 1) - timedelta(days=1) for m in range(2, 13)]
+            ends.append(date(year, 12, 31))
+    else:
+        first_year = school_year_of(since, start_month)
+        for year in range(first_year, school_year_of(on, start_month) + 1):
+            first_day, last_day = school_year_bounds(year, start_month)
+            if cadence == "term":
+                ends.append(_first_term_end(first_day))
+            ends.append(last_day)
+    return sorted(d for d in ends if since <= d)
 
 
-def last_due(cadence: str, since: date, on: date) -> tuple[date, date] | None:
-    """(end of the last period whose data is due by ``on``, its due date)."""
+def last_due(
+    cadence: str, since: date, on: date, start_month: int = 7
+) -> tuple[date, date] | None:
+    """(end of the last period whose data is due by ``on``, its due date); school
+    years start in ``start_month`` (the settings' default when not given)."""
     due = [
         (end, end + timedelta(days=GRACE_DAYS))
-        for end in _period_ends(cadence, since, on)
+        for end in _period_ends(cadence, since, on, start_month)
     ]
     due = [d for d in due if d[1] < on]
     return due[-1] if due else None
@@ -185,18 +196,23 @@ class FeedRegistry:
         ]
 
     def late(
-        self, on: date, covered: Callable[[str], bool] | None = None
+        self,
+        on: date,
+        covered: Callable[[str], bool] | None = None,
+        *,
+        school_year_start_month: int = 7,
     ) -> builtins.list[tuple[Feed, date, datetime | None]]:
         """Late feeds with the due date missed and the last submission (if any).
 
         ``covered(agreement_id)`` tells whether the feed's agreement still runs on
-        ``on``; a feed under an ended agreement is not late, it is over.
+        ``on``; a feed under an ended agreement is not late, it is over. Yearly and
+        term feeds follow the school year (``calendar.school_year_start_month``).
         """
         out = []
         for feed in self.list():
             if covered is not None and not covered(feed.agreement_id):
                 continue
-            due = last_due(feed.cadence, feed.since, on)
+            due = last_due(feed.cadence, feed.since, on, school_year_start_month)
             if due is None:
                 continue
             period_end, due_date = due

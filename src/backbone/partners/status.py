@@ -20,6 +20,7 @@ from backbone.partners.commitments import Commitment, CommitmentBook
 from backbone.partners.feeds import Feed, FeedRegistry
 from backbone.partners.registry import PartnerRegistry
 from backbone.partners.requests import DataRequest, RequestBook
+from backbone.settings import Settings
 
 __all__ = [
     "Digest",
@@ -48,6 +49,8 @@ class Partnership(Protocol):
     def feeds(self) -> FeedRegistry: ...
     @property
     def requests(self) -> RequestBook: ...
+    @property
+    def settings(self) -> Settings: ...
 
 
 @dataclass
@@ -69,6 +72,14 @@ def _covered(wh: Partnership, on: date) -> Callable[[str], bool]:
     return covered
 
 
+def _late_feeds(wh: Partnership, on: date) -> list[tuple[Feed, date, datetime | None]]:
+    return wh.feeds.late(
+        on,
+        _covered(wh, on),
+        school_year_start_month=wh.settings["calendar.school_year_start_month"],
+    )
+
+
 def partnership_status(wh: Partnership, on: date) -> PartnershipStatus:
     overdue: dict[str, list[Commitment]] = {}
     for c in wh.commitments.list(on=on, overdue=True):
@@ -83,7 +94,7 @@ def partnership_status(wh: Partnership, on: date) -> PartnershipStatus:
         expiring=wh.agreements.expiring(on, EXPIRY_WINDOW_DAYS),
         pending=wh.agreements.pending(),
         overdue=overdue,
-        late_feeds=wh.feeds.late(on, _covered(wh, on)),
+        late_feeds=_late_feeds(wh, on),
         last_submissions=last,
         requests=[r for r in wh.requests.list() if r.status == "in_review"],
     )
@@ -110,9 +121,7 @@ def build_digest(wh: Partnership, partner_id: str, on: date) -> Digest:
     d = Digest(partner_id, partner.name, on)
     d.owes = wh.commitments.list(on=on, owner=partner_id, open_only=True)
     d.owed = wh.commitments.list(on=on, counterpart=partner_id, open_only=True)
-    d.late_feeds = [
-        f for f in wh.feeds.late(on, _covered(wh, on)) if f[0].partner_id == partner_id
-    ]
+    d.late_feeds = [f for f in _late_feeds(wh, on) if f[0].partner_id == partner_id]
     d.submissions = wh.feeds.recent_submissions(
         partner_id, on - timedelta(days=RECENT_DAYS)
     )
