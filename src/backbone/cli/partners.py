@@ -30,6 +30,7 @@ from backbone.partners.agreements import (
     load_document,
 )
 from backbone.partners.agreements.document import dump_document
+from backbone.partners.agreements.inforce import VersionState
 from backbone.partners.agreements.store import VersionRecord
 from backbone.partners.feeds import Feed
 from backbone.partners.status import (
@@ -69,16 +70,7 @@ def register(app: typer.Typer) -> None:
 
 def _state(version: VersionRecord | None, day: date) -> str:
     """What a version means on a day: running, ended, suspended, or nothing in force."""
-    if version is None:
-        return "none in force"
-    doc = version.document
-    if doc.status.value != "active":
-        return f"v{version.version} ({doc.status.value})"
-    if doc.effective_to is not None and day > doc.effective_to:
-        return f"v{version.version} (ended {doc.effective_to})"
-    if day < doc.effective_from:
-        return f"v{version.version} (starts {doc.effective_from})"
-    return f"v{version.version} in force"
+    return str(VersionState(version, day))
 
 
 def _table(title: str, *columns: str) -> Table:

@@ -46,6 +46,7 @@ from backbone.governance.principals import Principal, Role
 from backbone.model.calendar import school_year_of
 from backbone.partners.agreements.decide import VersionView
 from backbone.partners.agreements.document import AccessLevel
+from backbone.partners.agreements.inforce import VersionState
 from backbone.session import Session
 
 if TYPE_CHECKING:
@@ -333,8 +334,7 @@ class Access:
         """Whether an agreement of ``provider`` in force today names the
         principal's partner as a recipient."""
         return any(
-            v.document.status.value == "active"
-            and v.document.in_term(self.on)
+            VersionState(v, self.on).applies
             and any(
                 r.partner == self.principal.partner_id for r in v.document.recipients
             )

@@ -38,6 +38,7 @@ from backbone.partners.agreements.document import (
     Classification,
     LegalBasis,
 )
+from backbone.partners.agreements.inforce import in_force_by_agreement
 
 __all__ = [
     "ENTITIES",
@@ -159,20 +160,11 @@ def in_force_versions(
     views: list[VersionView], provider: str, on: date
 ) -> list[VersionView]:
     """The version in force on ``on`` of each agreement ``provider`` discloses under."""
-    latest: dict[str, VersionView] = {}
-    for v in views:
-        if (
-            v.document.parties.provider == provider
-            and v.status == "approved"
-            and v.in_force_from is not None
-            and v.in_force_from <= on
-            and (
-                v.agreement_id not in latest
-                or v.version > latest[v.agreement_id].version
-            )
-        ):
-            latest[v.agreement_id] = v
-    return list(latest.values())
+    return list(
+        in_force_by_agreement(
+            (v for v in views if v.document.parties.provider == provider), on
+        ).values()
+    )
 
 
 def _rests_on_consent(partner: str, views: list[VersionView], on: date) -> bool:

@@ -33,6 +33,7 @@ from backbone.engines.sql import literal
 from backbone.governance.audit import AuditEntry, AuditLog, canonical_json
 from backbone.model.schema import ALL_TABLES, DERIVED_FROM
 from backbone.partners.agreements.document import AgreementDocument, Status
+from backbone.partners.agreements.inforce import came_into_force
 from backbone.partners.agreements.store import AgreementRegistry, VersionRecord
 from backbone.session import Session
 
@@ -113,11 +114,7 @@ def destruction_due(
     live: set[tuple[str, str]] = set()
     ended: dict[tuple[str, str], tuple[date, date, str]] = {}
     for history in by_agreement.values():
-        approved = sorted(
-            (v for v in history if v.status == "approved" and v.in_force_from),
-            key=lambda v: v.version,
-        )
-        in_force = [v for v in approved if v.in_force_from and v.in_force_from <= today]
+        in_force = came_into_force(history, today)
         if not in_force:
             continue
         current = in_force[-1]
@@ -397,12 +394,10 @@ class Retention:
         today = now.date()
         parties: set[str] = set()
         for aid in self._agreements.ids():
-            current = self._agreements.in_force(aid, today)
-            if current is None:
-                continue
-            doc = current.document
-            end = _end(current, doc)
-            if doc.status is Status.active and (end is None or end >= today):
+            state = self._agreements.state(aid, today)
+            # an agreement not yet begun still names its parties' users
+            if state.version is not None and state.active and not state.ended:
+                doc = state.version.document
                 parties |= set(doc.parties.all())
                 parties |= {r.partner for r in doc.recipients}
         stale = [

@@ -264,14 +264,15 @@ class Ingestor:
                 f"{patterns}). Rename the file or add a section to the mapping.",
                 path=display_name(path),
             )
-        version = self._agreements.in_force(feed.agreement_id, on)
+        state = self._agreements.state(feed.agreement_id, on)
+        version = state.version
         if version is None:
             raise UserError(
                 f"Agreement {feed.agreement_id}, which covers feed {feed_id} of {partner_id}, "
                 f"is not in force on {on}; nothing was stored."
             )
         doc = version.document
-        if not doc.in_term(on) or doc.status.value != "active":
+        if not state.applies:
             raise UserError(
                 f"{version.ref} is {doc.status.value} and runs {doc.effective_from} to "
                 f"{doc.effective_to or 'open'}; data cannot be accepted on {on}. Nothing was stored."

@@ -158,12 +158,9 @@ class Linkage:
         """The version of each agreement in force on ``on`` that has not ended."""
         docs = []
         for agreement_id in self._agreements.ids():
-            record = self._agreements.in_force(agreement_id, on)
-            if record is None:
-                continue
-            if record.document.effective_to and record.document.effective_to < on:
-                continue
-            docs.append(record.document)
+            state = self._agreements.state(agreement_id, on)
+            if state.version is not None and not state.ended:
+                docs.append(state.version.document)
         return docs
 
     def linkable_pairs(self, on: date) -> set[tuple[str, str]]:

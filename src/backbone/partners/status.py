@@ -66,8 +66,8 @@ class PartnershipStatus:
 
 def _covered(wh: Partnership, on: date) -> Callable[[str], bool]:
     def covered(agreement_id: str) -> bool:
-        current = wh.agreements.in_force(agreement_id, on)
-        return current is not None and current.document.in_term(on)
+        # a suspended agreement's feed is still owed: only its dates matter here
+        return wh.agreements.state(agreement_id, on).in_term
 
     return covered
 

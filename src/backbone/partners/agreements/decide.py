@@ -13,6 +13,12 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from backbone.partners.agreements.document import AgreementDocument, Operation
+from backbone.partners.agreements.inforce import (
+    Standing,
+    refusal,
+    standing,
+    version_in_force,
+)
 
 __all__ = ["AccessRequest", "Decision", "VersionView", "decide"]
 
@@ -63,12 +69,10 @@ def _check(
     doc: AgreementDocument, req: AccessRequest
 ) -> tuple[int, str | None, str | None]:
     """(how far the request got, why it stopped or None, access level)."""
-    if doc.status.value != "active":
-        return 0, f"the agreement is {doc.status.value}", None
-    if req.on < doc.effective_from:
-        return 1, f"the agreement takes effect on {doc.effective_from}", None
-    if doc.effective_to is not None and req.on > doc.effective_to:
-        return 1, f"the agreement expired on {doc.effective_to}", None
+    term = standing(doc, req.on)
+    if term is not Standing.applies:
+        # a suspended agreement gets less far than one outside its dates
+        return (0 if term is Standing.inactive else 1), refusal(doc, req.on), None
     recipient = next((r for r in doc.recipients if r.partner == req.recipient), None)
     if recipient is None:
         return 2, f"{req.recipient} is not a recipient", None
@@ -126,15 +130,8 @@ def decide(request: AccessRequest, versions: Iterable[VersionView]) -> Decision:
     best: tuple[int, Decision] | None = None
     for agreement_id in sorted(by_agreement):
         history = sorted(by_agreement[agreement_id], key=lambda v: v.version)
-        in_force = [
-            v
-            for v in history
-            if v.status == "approved"
-            and v.in_force_from is not None
-            and v.in_force_from <= request.on
-        ]
         pending = [v for v in history if v.status == "pending"]
-        current = in_force[-1] if in_force else None
+        current = version_in_force(history, request.on)
         if current is not None:
             stage, why, access = _check(current.document, request)
             if why is None:

@@ -32,6 +32,7 @@ from backbone.partners.agreements.document import (
     load_document,
     parse_document,
 )
+from backbone.partners.agreements.inforce import VersionState, version_in_force
 from backbone.partners.agreements.lint import Finding, Severity, lint_document
 from backbone.session import Session
 
@@ -449,14 +450,12 @@ class AgreementRegistry:
         return _pick(self._versions(con, agreement_id), agreement_id, version)
 
     def in_force(self, agreement_id: str, on: date) -> VersionRecord | None:
-        candidates = [
-            v
-            for v in self.versions(agreement_id)
-            if v.status == "approved"
-            and v.in_force_from is not None
-            and v.in_force_from <= on
-        ]
-        return candidates[-1] if candidates else None
+        """The version in force on ``on`` (see :mod:`.inforce`), or None."""
+        return version_in_force(self.versions(agreement_id), on)
+
+    def state(self, agreement_id: str, on: date) -> VersionState[VersionRecord]:
+        """The version in force on ``on`` and whether it applies that day."""
+        return VersionState(self.in_force(agreement_id, on), on)
 
     def ids(self) -> list[str]:
         return [
