@@ -61,7 +61,7 @@ def test_overdue_commitments_by_owner_with_dated_history(wh: Warehouse) -> None:
         )
     assert book.list(on=today, overdue=True) == []
     history = book.history(lists.commitment_id)
-    assert [(h[0], h[1], h[2]) for h in history] == [
+    assert [(h.on, h.status, h.due) for h in history] == [
         (MEETING, "open", date(2026, 11, 1)),
         (date(2026, 11, 20), "open", date(2026, 12, 5)),
     ]

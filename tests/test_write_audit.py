@@ -312,7 +312,7 @@ def test_the_signed_in_user_is_who_approved_reviewed_and_reported(
             s, "DSA-D2", "d2", on=DAY, title="Superintendent of District Two"
         )
     assert v.approvals == (("d2", "steward", DAY),)
-    assert wh.commitments.history(1)[-1][-1] == "d1.analyst"
+    assert wh.commitments.history(1)[-1].by == "d1.analyst"
     assert [(r.provider, r.reviewer) for r in wh.requests.get("REQ-1").reviews] == [
         ("d1", "d1.analyst")
     ]

@@ -615,9 +615,10 @@ def commitment_show(
             f"#{c.commitment_id} {c.title} — {c.owner_partner_id} ({c.owner_person or 'no one named'}), "
             f"owed to {c.counterpart_partner_id or 'the partnership'}, due {c.due_date}, {c.status}"
         )
-        for on, status, due, note, by in wh.commitments.history(commitment_id):
+        for u in wh.commitments.history(commitment_id):
             console.print(
-                f"  {on} {status} (due {due}){f' — {note}' if note else ''}{f' [{by}]' if by else ''}"
+                f"  {u.on} {u.status} (due {u.due})"
+                f"{f' — {u.note}' if u.note else ''}{f' [{u.by}]' if u.by else ''}"
             )
 
 

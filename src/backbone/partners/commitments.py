@@ -17,7 +17,7 @@ from backbone.engines.duckdb import next_id, transaction
 from backbone.errors import NotFoundError, UserError
 from backbone.session import Session
 
-__all__ = ["STATUSES", "Commitment", "CommitmentBook"]
+__all__ = ["STATUSES", "Commitment", "CommitmentBook", "CommitmentUpdate"]
 
 STATUSES = ("open", "in_progress", "done", "dropped")
 OPEN = ("open", "in_progress")
@@ -46,6 +46,18 @@ _COLUMNS = (
     "commitment_id, title, owner_partner_id, owner_person, counterpart_partner_id, "
     "due_date, status, made_on, context"
 )
+
+
+@dataclass(frozen=True)
+class CommitmentUpdate:
+    """One dated entry of a commitment's history."""
+
+    on: date
+    status: str
+    due: date
+    note: str | None
+    by: str | None
+    """the user who recorded it"""
 
 
 class CommitmentBook:
@@ -162,12 +174,11 @@ class CommitmentBook:
     def get(self, commitment_id: int) -> Commitment:
         return _get(self._con, commitment_id)
 
-    def history(
-        self, commitment_id: int
-    ) -> list[tuple[date, str, date, str | None, str | None]]:
+    def history(self, commitment_id: int) -> list[CommitmentUpdate]:
+        """What happened to a commitment, oldest first."""
         self.get(commitment_id)
         return [
-            tuple(r)
+            CommitmentUpdate(*r)
             for r in self._con.execute(
                 "SELECT updated_on, status, due_date, note, by_person FROM gov.commitment_update "
                 "WHERE commitment_id = ? ORDER BY seq",
