@@ -93,7 +93,8 @@ def link(out: Path) -> None:
     linkable |= {(a, b) for a in districts for b in others}
     linkable |= {(b, a) for a, b in linkable}
     start = time.perf_counter()
-    summary = run_linkage(con, wh.path, wh.settings, linkable=linkable)
+    with wh.session() as unit:  # no user: the bench's warehouse is set up bare
+        summary = run_linkage(unit, wh.path, wh.settings, linkable=linkable)
     seconds = time.perf_counter() - start
     truth = out / "truth"
     truth.mkdir()

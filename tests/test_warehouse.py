@@ -219,3 +219,36 @@ def test_a_long_job_hands_the_file_back_while_it_computes(tmp_path: Path) -> Non
             wh.released(),
         ):
             pass
+
+
+def test_a_unit_of_work_pauses_between_its_reads_and_its_writes(
+    tmp_path: Path,
+) -> None:
+    from backbone.partners import Partner
+
+    path = tmp_path / "paused"
+    Warehouse.init(path, name="Paused").close()
+    reader = textwrap.dedent(
+        f"""
+        from backbone import Warehouse
+        with Warehouse.open({str(path)!r}, read_only=True) as wh:
+            print(len(wh.partners.list()))
+        """
+    )
+    with Warehouse.open(path) as wh, wh.session() as s:
+        with s.released():
+            done = subprocess.run(
+                [sys.executable, "-c", reader],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "0"
+        wh.partners.add(s, Partner("d1", "District One", "school_district"))
+        with pytest.raises(WarehouseError, match="has written"), s.released():
+            pass
+    with Warehouse.open(path, read_only=True) as wh:
+        # the write after the pause committed with the unit of work
+        assert [p.partner_id for p in wh.partners.list()] == ["d1"]

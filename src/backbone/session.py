@@ -17,14 +17,15 @@ protocol.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol
 
 import duckdb
 
-from backbone.errors import AuthenticationFailed, Forbidden
+from backbone.errors import AuthenticationFailed, Forbidden, WarehouseError
 
 __all__ = ["Actor", "AuditEntry", "Session", "SetupActor"]
 
@@ -130,9 +131,11 @@ class Session:
         *,
         purpose: str | None = None,
         setup: bool = False,
+        pause: Callable[[Session], AbstractContextManager[None]] | None = None,
     ) -> None:
         self.con = con
         self.setup = setup
+        self._pause = pause
         self.clock = clock
         self.principal = principal
         self.purpose = purpose
@@ -142,6 +145,23 @@ class Session:
 
     def today(self) -> date:
         return self.clock().date()
+
+    @contextmanager
+    def released(self) -> Iterator[None]:
+        """Hand the warehouse file back to other processes for the block: a long job
+        computing between reading its inputs and writing its results. Only before the
+        unit has written anything (its reads end with the pause); afterwards
+        :attr:`con` is a new cursor in a new transaction, so re-read it, and check
+        that what was read has not changed meanwhile."""
+        if self.recorded:
+            raise WarehouseError(
+                "a unit of work that has written may not hand the warehouse back"
+            )
+        if self._pause is None:
+            yield
+            return
+        with self._pause(self):
+            yield
 
     def actor(self) -> Actor:
         """The signed-in principal; a session without one may not change anything,

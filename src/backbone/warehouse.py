@@ -163,6 +163,7 @@ class Warehouse:
                 self.audit.append,
                 purpose=purpose,
                 setup=current is None and self.users.count() == 0,
+                pause=self._paused,
             )
             begin(cursor)
             self._sessions += 1
@@ -170,16 +171,31 @@ class Warehouse:
                 yield session
             except BaseException:
                 self._sessions -= 1
-                end(cursor, commit=False)
+                end(session.con, commit=False)
                 for entry in session.denials:
-                    self.audit.append(entry, cursor)
-                cursor.close()
+                    self.audit.append(entry, session.con)
+                session.con.close()
                 raise
             self._sessions -= 1
             try:
-                end(cursor, commit=True)
+                end(session.con, commit=True)
             finally:
-                cursor.close()
+                session.con.close()
+
+    @contextmanager
+    def _paused(self, session: Session) -> Iterator[None]:
+        """A session's pause (see :meth:`Session.released`): its reads end, the file
+        is handed back, then a new cursor and transaction carry the session on."""
+        end(session.con, commit=True)  # reads only, by the pause's contract
+        session.con.close()
+        self._sessions -= 1
+        try:
+            with self.released():
+                yield
+        finally:
+            self._sessions += 1
+            session.con = self._con.cursor()
+            begin(session.con)
 
     @contextmanager
     def released(self) -> Iterator[None]:

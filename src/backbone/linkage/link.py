@@ -30,6 +30,7 @@ from backbone.engines.sql import literal
 from backbone.linkage import cluster, model, prepare
 from backbone.linkage.pprl import dice_edges_sql
 from backbone.model.calendar import school_year_sql
+from backbone.session import Session
 from backbone.settings import Settings
 
 __all__ = ["LinkSummary", "records_sql", "run_linkage"]
@@ -99,8 +100,28 @@ def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
     return con.execute(sql).fetchall()[0][0]
 
 
+class InputsChanged(Exception):
+    """Another process changed what the run read while it computed; run again."""
+
+
+def _inputs_fingerprint(con: duckdb.DuckDBPyConnection) -> tuple[Any, ...]:
+    """What a run reads, summarized: any submission, review, encoding or link in
+    between changes it."""
+    row = con.execute(
+        """
+        SELECT (SELECT count(*) FROM identity.partner_record),
+               (SELECT max(submission_id) FROM ops.submission),
+               (SELECT count(*) FROM identity.review_decision),
+               (SELECT count(*) FROM identity.encoding),
+               (SELECT count(*) FROM identity.record_person),
+               (SELECT max(run_id) FROM identity.link_run)
+        """
+    ).fetchall()
+    return tuple(row[0])
+
+
 def run_linkage(
-    con: duckdb.DuckDBPyConnection,
+    unit: Session,
     path: Path,
     settings: Settings,
     *,
@@ -115,8 +136,12 @@ def run_linkage(
     allow linking their records; no other pair is ever linked. The first run trains
     the model; later runs score with the saved one (so new submissions do not move
     earlier pairs) unless ``retrain`` or the saved model's comparisons differ from
-    this version's.
+    this version's. Between reading its inputs and writing its results the run
+    hands the warehouse file back (``unit.released()``), so other processes are not
+    kept waiting while the model works; if what it read changed meanwhile it raises
+    :class:`InputsChanged` and writes nothing.
     """
+    con = unit.con
     say = progress or (lambda _m: None)
     started = time.perf_counter()
     at = (now or datetime.now(UTC)).replace(tzinfo=None)
@@ -174,64 +199,76 @@ def run_linkage(
                     ),
                 ),
             )
-            prepare.load_nicknames(s)
-            s.execute(
-                "CREATE TABLE linkage_input AS "
-                + prepare.linkage_input_sql("clear_records")
-            )
-            _number_records(s)
-            n_records = int(_scalar(s, "SELECT count(*) FROM records"))
-            n_clear = int(_scalar(s, "SELECT count(*) FROM linkage_input"))
-
-            pairs_scored = 0
-            model_text = "{}"
-            s.execute(
-                "CREATE TABLE scored (unique_id_l BIGINT, unique_id_r BIGINT, "
-                "match_weight DOUBLE, match_probability DOUBLE)"
-            )
-            # the model scores pairs of records from two partners; with records of
-            # one partner only (a partnership's first feed) there is nothing to score
-            n_partners = int(
-                _scalar(s, "SELECT count(DISTINCT partner_id) FROM linkage_input")
-            )
-            if n_clear >= 2 and n_partners >= 2:
-                # a model saved by a version that compared differently is retrained
-                if previous_model and not retrain and model.same_design(previous_model):
-                    say("scoring with the saved model")
-                    linker = model.trained(api, "linkage_input", previous_model)
-                else:
-                    say(f"training the model on {n_clear:,} records (EM)")
-                    linker = model.train(api, "linkage_input")
-                model_text = model.model_json(linker)
-                say("scoring blocked pairs")
-                predictions = linker.inference.predict()
-                pairs_scored = int(
-                    _scalar(s, f"SELECT count(*) FROM {predictions.physical_name}")
-                )
+            before = _inputs_fingerprint(con)
+            # the inputs are in memory: give the warehouse back while the model works
+            with unit.released():
+                prepare.load_nicknames(s)
                 s.execute(
-                    "INSERT INTO scored SELECT unique_id_l, unique_id_r, match_weight, "
-                    f"match_probability FROM {predictions.physical_name} "
-                    f"WHERE match_probability >= {lower}"
+                    "CREATE TABLE linkage_input AS "
+                    + prepare.linkage_input_sql("clear_records")
                 )
-                predictions.drop_table_from_database_and_remove_from_cache()
+                _number_records(s)
+                n_records = int(_scalar(s, "SELECT count(*) FROM records"))
+                n_clear = int(_scalar(s, "SELECT count(*) FROM linkage_input"))
 
-            say("scoring privacy-preserving encodings")
-            s.execute(
-                "CREATE TABLE encoded AS "
-                + dice_edges_sql("encoded_records", lower_dice)
-            )
-            pairs_scored += int(_scalar(s, "SELECT count(*) FROM encoded"))
+                pairs_scored = 0
+                model_text = "{}"
+                s.execute(
+                    "CREATE TABLE scored (unique_id_l BIGINT, unique_id_r BIGINT, "
+                    "match_weight DOUBLE, match_probability DOUBLE)"
+                )
+                # the model scores pairs of records from two partners; with records of
+                # one partner only (a partnership's first feed) there is nothing to score
+                n_partners = int(
+                    _scalar(s, "SELECT count(DISTINCT partner_id) FROM linkage_input")
+                )
+                if n_clear >= 2 and n_partners >= 2:
+                    # a model saved by a version that compared differently is retrained
+                    if (
+                        previous_model
+                        and not retrain
+                        and model.same_design(previous_model)
+                    ):
+                        say("scoring with the saved model")
+                        linker = model.trained(api, "linkage_input", previous_model)
+                    else:
+                        say(f"training the model on {n_clear:,} records (EM)")
+                        linker = model.train(api, "linkage_input")
+                    model_text = model.model_json(linker)
+                    say("scoring blocked pairs")
+                    predictions = linker.inference.predict()
+                    pairs_scored = int(
+                        _scalar(s, f"SELECT count(*) FROM {predictions.physical_name}")
+                    )
+                    s.execute(
+                        "INSERT INTO scored SELECT unique_id_l, unique_id_r, match_weight, "
+                        f"match_probability FROM {predictions.physical_name} "
+                        f"WHERE match_probability >= {lower}"
+                    )
+                    predictions.drop_table_from_database_and_remove_from_cache()
 
-            say("applying identifiers, reviews and thresholds")
-            s.execute(_edges_sql(upper, upper_dice))
-            say("joining pairs into persons")
-            s.execute(
-                "CREATE TABLE linked AS SELECT unique_id_l, unique_id_r FROM edges "
-                "WHERE decision = 'link'"
-            )
-            cluster.connected_components(api, s, "records", "linked", "clusters")
-            refused = _enforce_constraints(s)
-            s.execute(_finalize_edges_sql())
+                say("scoring privacy-preserving encodings")
+                s.execute(
+                    "CREATE TABLE encoded AS "
+                    + dice_edges_sql("encoded_records", lower_dice)
+                )
+                pairs_scored += int(_scalar(s, "SELECT count(*) FROM encoded"))
+
+                say("applying identifiers, reviews and thresholds")
+                s.execute(_edges_sql(upper, upper_dice))
+                say("joining pairs into persons")
+                s.execute(
+                    "CREATE TABLE linked AS SELECT unique_id_l, unique_id_r FROM edges "
+                    "WHERE decision = 'link'"
+                )
+                cluster.connected_components(api, s, "records", "linked", "clusters")
+                refused = _enforce_constraints(s)
+                s.execute(_finalize_edges_sql())
+            con = unit.con  # the unit of work's cursor, opened again
+            if _inputs_fingerprint(con) != before:
+                raise InputsChanged(
+                    "partner records, reviews or encodings changed while linking"
+                )
             say("keeping person ids stable")
             counts = _assign_person_ids(s, con, run_id, at)
             summary_counts = s.execute(

@@ -20,10 +20,16 @@ import duckdb
 import pyarrow as pa
 
 from backbone.engines.splink import scratch_api
-from backbone.errors import InputFileError, NotFoundError, PolicyDenied, UserError
+from backbone.errors import (
+    InputFileError,
+    NotFoundError,
+    PolicyDenied,
+    UserError,
+    WarehouseError,
+)
 from backbone.governance.policy import Grant
 from backbone.linkage import model, prepare
-from backbone.linkage.link import LinkSummary, records_sql, run_linkage
+from backbone.linkage.link import InputsChanged, LinkSummary, records_sql, run_linkage
 from backbone.linkage.pprl import BITS
 from backbone.partners.agreements import AgreementDocument, AgreementRegistry
 from backbone.partners.agreements.document import AccessLevel
@@ -198,14 +204,26 @@ class Linkage:
         s.require("link", "link partner records", action="link")
         today = on or s.today()
         linkable = self.linkable_pairs(today)
-        summary = run_linkage(
-            s.con,
-            self._path,
-            self._settings,
-            linkable=linkable,
-            retrain=retrain,
-            progress=progress,
-        )
+        for attempt in range(3):
+            try:
+                summary = run_linkage(
+                    s,
+                    self._path,
+                    self._settings,
+                    linkable=linkable,
+                    retrain=retrain,
+                    progress=progress,
+                )
+                break
+            except InputsChanged:
+                # another process submitted or reviewed while the model worked
+                if attempt == 2:
+                    raise WarehouseError(
+                        "partner records kept changing while linking (three tries); "
+                        "run `backbone link` again when submissions are done."
+                    ) from None
+                if progress:
+                    progress("records changed meanwhile; linking again")
         self._purge_encodings(s.con, today)
         s.record(
             "link",
