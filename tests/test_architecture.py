@@ -93,9 +93,7 @@ def test_no_module_imports_another_packages_private_names() -> None:
         for _, module, tree in _modules()
         for offence in private_imports_across_packages(module, tree)
     ]
-    assert offences == [], "private names used across packages:\n" + "\n".join(
-        offences
-    )
+    assert offences == [], "private names used across packages:\n" + "\n".join(offences)
 
 
 def test_only_the_warehouse_and_engines_touch_another_objects_connection() -> None:

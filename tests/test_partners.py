@@ -99,9 +99,11 @@ def test_a_bad_directory_loads_nothing(warehouse: Warehouse, tmp_path: Path) -> 
     bad["partners"][2]["kind"] = "bank"
     path = tmp_path / "community.json"
     path.write_text(json.dumps(bad))
-    with pytest.raises(UserError, match="kind 'bank' is not known"):
-        with warehouse.session() as s:
-            warehouse.partners.import_directory(s, path)
+    with (
+        pytest.raises(UserError, match="kind 'bank' is not known"),
+        warehouse.session() as s,
+    ):
+        warehouse.partners.import_directory(s, path)
     assert warehouse.partners.list() == []
 
 
@@ -110,17 +112,18 @@ def test_unreadable_directory_names_the_file(
 ) -> None:
     path = tmp_path / "community.json"
     path.write_text("{not json")
-    with pytest.raises(InputFileError, match=r"community\.json"):
-        with warehouse.session() as s:
-            warehouse.partners.import_directory(s, path)
+    with (
+        pytest.raises(InputFileError, match=r"community\.json"),
+        warehouse.session() as s,
+    ):
+        warehouse.partners.import_directory(s, path)
 
 
 def test_partner_ids_are_unique(warehouse: Warehouse) -> None:
     with warehouse.session() as s:
         warehouse.partners.add(s, Partner("d1", "District One", "school_district"))
-    with pytest.raises(UserError, match="already exists"):
-        with warehouse.session() as s:
-            warehouse.partners.add(s, Partner("d1", "Again", "school_district"))
+    with pytest.raises(UserError, match="already exists"), warehouse.session() as s:
+        warehouse.partners.add(s, Partner("d1", "Again", "school_district"))
 
 
 def test_unknown_partner_is_not_found(warehouse: Warehouse) -> None:
@@ -130,6 +133,5 @@ def test_unknown_partner_is_not_found(warehouse: Warehouse) -> None:
 
 @pytest.mark.parametrize("bad", ["", "a b/c", "[/oops]", "-x", "x" * 65])
 def test_partner_ids_are_plain(warehouse: Warehouse, bad: str) -> None:
-    with pytest.raises(UserError, match="Partner id"):
-        with warehouse.session() as s:
-            warehouse.partners.add(s, Partner(bad, "Name", "funder"))
+    with pytest.raises(UserError, match="Partner id"), warehouse.session() as s:
+        warehouse.partners.add(s, Partner(bad, "Name", "funder"))
