@@ -84,8 +84,8 @@ from backbone.measures.scorecard import (
     k_readiness_sql,
     on_track_sql,
     scorecard,
-    what_we_get,
 )
+from backbone.measures.what_we_get import what_we_get
 from backbone.partners import Partner
 from backbone.partners.agreements.document import SHAREABLE, parse_document
 from tests.policy_fixtures import _common, _insert, insert_persons

@@ -239,16 +239,16 @@ def _measures() -> dict[str, Callable[[], Iterator[str]]]:
         "backbone.measures.risk.training_sql": lambda: iter(
             [training_sql(start_month=7)]
         ),
-        "backbone.measures.scorecard.chronic_absence_sql": lambda: iter(
+        "backbone.measures.scorecard_sql.chronic_absence_sql": lambda: iter(
             [chronic_absence_sql(d, SNAPSHOTS)]
         ),
-        "backbone.measures.scorecard.on_track_sql": lambda: iter(
+        "backbone.measures.scorecard_sql.on_track_sql": lambda: iter(
             [on_track_sql(d, SNAPSHOTS)[0]]
         ),
-        "backbone.measures.scorecard.graduation_sql": lambda: iter(
+        "backbone.measures.scorecard_sql.graduation_sql": lambda: iter(
             [graduation_sql(AS_OF)[0]]
         ),
-        "backbone.measures.scorecard.k_readiness_sql": lambda: iter(
+        "backbone.measures.scorecard_sql.k_readiness_sql": lambda: iter(
             [k_readiness_sql()[0]]
         ),
     }

@@ -460,7 +460,7 @@ def what_we_get_command(
 ) -> None:
     """What a partner can see now that its own system could not show: a summary
     for its board, every number from a released table."""
-    from backbone.measures.scorecard import what_we_get
+    from backbone.measures.what_we_get import what_we_get
 
     with doors(), Warehouse.open(warehouse) as wh:
         access = wh.access(signed_in(wh, user, token), purpose)
