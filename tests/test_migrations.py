@@ -1,6 +1,6 @@
 """Migrations run frozen SQL: an old warehouse migrates the same whatever today's
 declarations say, and every road (fresh, from any earlier version, from a warehouse
-an earlier release wrote) ends at the schema ``model/schema.py`` declares."""
+an earlier release wrote) ends at the schema ``model/schema/`` declares."""
 
 from __future__ import annotations
 

@@ -278,12 +278,12 @@ def _model() -> dict[str, Callable[[], Iterator[str]]]:
                 )
             ]
         ),
-        "backbone.model.schema.create_table_sql": lambda: (
+        "backbone.model.schema.core.create_table_sql": lambda: (
             create_table_sql(t, enforce_key=key)
             for t in ALL_TABLES
             for key in (True, False)
         ),
-        "backbone.model.schema.create_sequence_sql": lambda: (
+        "backbone.model.schema.core.create_sequence_sql": lambda: (
             create_sequence_sql(s, 42) for s in ID_SEQUENCES
         ),
     }
@@ -351,7 +351,7 @@ SPARK_HAS = frozenset({"MAKE_DATE", "HASH"})
 KNOWN_FAILURES: dict[str, str] = {
     # Spark has no sequences: a Spark engine would draw ids from a counter table
     # behind engines.duckdb.next_id, the one place that draws them.
-    "backbone.model.schema.create_sequence_sql": "CREATE SEQUENCE",
+    "backbone.model.schema.core.create_sequence_sql": "CREATE SEQUENCE",
     # No accent folding in Spark SQL: names would be folded by a UDF (or before
     # they reach Spark); DuckDB's strip_accents has no portable spelling.
     "backbone.linkage.prepare.name_sql": "strip_accents",

@@ -3,7 +3,7 @@
 Migrating applies every migration a warehouse lacks, in one transaction; a warehouse
 written by a newer Backbone is refused (we never guess at a future schema). Each step
 carries its own frozen SQL, exactly as it ran when it shipped (``frozen_ddl/NNNN.sql``),
-never built from today's declarations in ``schema.py``: a table that gains a column
+never built from today's declarations in ``model/schema/``: a table that gains a column
 later must not change what an old step creates. To change the schema, change the
 declaration and append a migration that brings every warehouse there; never edit an
 applied one (tests pin their text and check that a fresh warehouse matches the
