@@ -62,6 +62,11 @@ def test_demo_trains_a_validated_risk_model_and_scores_rosters(
         scores = scored.column("risk_score").to_pylist()
         assert all(0 <= s <= 1 for s in scores)
         assert any(f for f in scored.column("risk_factors").to_pylist())
+        # worst first, as the roster command shows it: points, then risk score
+        ranked = wh.risk.ranked(roster).to_pylist()
+        assert len(ranked) == scored.num_rows
+        keys = [(-x["points"], -x["risk_score"]) for x in ranked]
+        assert keys == sorted(keys)
     assert (out / "charts" / "risk-calibration.png").exists()
     env = {
         "BACKBONE_TOKEN": (out / "steward.token").read_text().strip(),

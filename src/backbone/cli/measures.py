@@ -220,10 +220,9 @@ def roster(
             grade=grade,
             not_served=not_served,
         )
-        scored = wh.risk.score(r)
-    rows = (scored if scored is not None else r.table).to_pylist()
-    if scored is not None:
-        rows.sort(key=lambda x: (-x["points"], -(x["risk_score"] or 0)))
+        ranked = wh.risk.ranked(r)
+    scored = "risk_score" in ranked.column_names
+    rows = ranked.to_pylist()
     year = school_year_label(
         r.snapshot.school_year, wh.settings["calendar.school_year_start_month"]
     )
@@ -241,7 +240,7 @@ def roster(
         "attendance",
         "flags",
     ]
-    if scored is not None:
+    if scored:
         columns += ["risk", "top factors"]
     for column in columns:
         table.add_column(
@@ -258,7 +257,7 @@ def roster(
             _pct(x["attendance_rate"]),
             x["flags"] or "",
         ]
-        if scored is not None:
+        if scored:
             cells += [f"{x['risk_score']:.2f}", x["risk_factors"]]
         table.add_row(*cells)
     _plain().print(table)

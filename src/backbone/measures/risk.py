@@ -399,6 +399,16 @@ class RiskModels:
             "risk_score", pa.array(np.round(scores, 4))
         ).append_column("risk_factors", pa.array(text, pa.string()))
 
+    def ranked(self, roster: Roster, *, top: int = 3) -> pa.Table:
+        """The roster worst first, as every door shows it: with a trained model,
+        scored (``risk_score``, ``risk_factors``) and ordered by points, then by
+        risk score (ties keep the roster's order); without one, the roster as it
+        comes (already worst first)."""
+        scored = self.score(roster, top=top)
+        if scored is None:
+            return roster.table
+        return scored.sort_by([("points", "descending"), ("risk_score", "descending")])
+
 
 def _small_groups_blanked(report: dict[str, Any]) -> dict[str, Any]:
     """A subgroup too small to report shows no counts either."""
