@@ -11,8 +11,7 @@ one audit entry, in the same transaction as the change.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -20,14 +19,19 @@ from typing import Any
 import pytest
 
 from backbone import Warehouse
-from backbone.errors import AuthenticationFailed, Forbidden
 from backbone.governance import Principal, Role
 from backbone.partners.agreements.document import parse_document
 from backbone.partners.feeds import Feed
-from backbone.session import Session
 
 from .governance_fixtures import agreement, register_partners, write
 from .test_feeds_requests_status import REQUEST
+from .write_audit import (
+    Case,
+    one_entry_per_write,
+    refusal_is_audited,
+    snapshot,
+    unsigned_changes_nothing,
+)
 
 USERS = (
     ("d1.analyst", "d1", Role.partner_analyst),
@@ -85,17 +89,6 @@ def _unsigned_d2() -> dict[str, Any]:
         parties={"provider": "d2", "recipient": "b0"},
         signatories=[],
     )
-
-
-@dataclass(frozen=True)
-class Case:
-    name: str
-    action: str
-    may: str
-    """a user who may"""
-    may_not: str
-    """a signed-in user who may not (wrong role or another partner)"""
-    write: Callable[[Warehouse, Session, Path], object]
 
 
 CASES = [
@@ -231,12 +224,7 @@ CASES = [
 
 
 def _state(wh: Warehouse) -> dict[str, object]:
-    state: dict[str, object] = {
-        t: sorted(map(repr, wh._con.execute(f"SELECT * FROM {t}").fetchall()))
-        for t in TABLES
-    }
-    state["files"] = sorted(str(p) for p in (wh.path / "agreements").rglob("*"))
-    return state
+    return snapshot(wh, TABLES, "agreements")
 
 
 def _user(wh: Warehouse, user_id: str) -> Principal:
@@ -247,47 +235,21 @@ def _user(wh: Warehouse, user_id: str) -> Principal:
 def test_without_sign_in_nothing_changes(
     wh: Warehouse, tmp_path: Path, case: Case
 ) -> None:
-    before, seq = _state(wh), wh.audit.head()[0]
-    with (
-        pytest.raises(AuthenticationFailed, match="sign in first"),
-        wh.session() as s,
-    ):
-        case.write(wh, s, tmp_path)
-    assert _state(wh) == before
-    assert wh.audit.head()[0] == seq
+    unsigned_changes_nothing(wh, tmp_path, case, _state)
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_who_may_not_is_refused_and_the_refusal_audited(
     wh: Warehouse, tmp_path: Path, case: Case
 ) -> None:
-    before, seq = _state(wh), wh.audit.head()[0]
-    with pytest.raises(Forbidden), wh.session(_user(wh, case.may_not)) as s:
-        case.write(wh, s, tmp_path)
-    assert _state(wh) == before
-    [entry] = wh.audit.entries(since_seq=seq)
-    assert (entry["decision"], entry["action"], entry["actor"]) == (
-        "deny",
-        case.action,
-        case.may_not,
-    )
+    refusal_is_audited(wh, tmp_path, case, _state)
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_each_write_leaves_exactly_one_entry(
     wh: Warehouse, tmp_path: Path, case: Case
 ) -> None:
-    before, seq = _state(wh), wh.audit.head()[0]
-    with wh.session(_user(wh, case.may)) as s:
-        case.write(wh, s, tmp_path)
-    assert _state(wh) != before
-    [entry] = wh.audit.entries(since_seq=seq)
-    assert (entry["decision"], entry["action"], entry["actor"]) == (
-        "allow",
-        case.action,
-        case.may,
-    )
-    assert wh.audit.verify().ok
+    one_entry_per_write(wh, tmp_path, case, _state)
 
 
 def test_the_signed_in_user_is_who_approved_reviewed_and_reported(

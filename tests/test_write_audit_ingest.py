@@ -12,21 +12,26 @@ from __future__ import annotations
 
 import base64
 import shutil
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 import pytest
 
 from backbone import Warehouse
-from backbone.errors import AuthenticationFailed, Forbidden, UserError
+from backbone.errors import Forbidden, UserError
 from backbone.governance import Principal, Role
 from backbone.linkage import RecordKey
 from backbone.linkage.pprl import BITS
-from backbone.session import Session
 
 from .ingest_fixtures import ATTENDANCE, ENROLLMENTS, csv_file, make_warehouse
+from .write_audit import (
+    Case,
+    one_entry_per_write,
+    refusal_is_audited,
+    snapshot,
+    unsigned_changes_nothing,
+)
 
 ON = date(2026, 1, 20)
 USERS = (
@@ -99,17 +104,6 @@ def _encodings(path: Path) -> Path:
     return csv_file(path, f"local_id,clk\nS1,{clk}\nS2,{clk}\n")
 
 
-@dataclass(frozen=True)
-class Case:
-    name: str
-    action: str
-    may: str
-    """a user who may"""
-    may_not: str
-    """a signed-in user who may not (wrong role or another partner)"""
-    write: Callable[[Warehouse, Session, Path], object]
-
-
 CASES = [
     Case(
         "submit: wrong role",
@@ -167,12 +161,7 @@ CASES = [
 
 
 def _state(wh: Warehouse) -> dict[str, object]:
-    state: dict[str, object] = {
-        t: sorted(map(repr, wh._con.execute(f"SELECT * FROM {t}").fetchall()))
-        for t in TABLES
-    }
-    state["raw"] = sorted(str(p) for p in (wh.path / "raw").rglob("*"))
-    return state
+    return snapshot(wh, TABLES, "raw")
 
 
 def _user(wh: Warehouse, user_id: str) -> Principal:
@@ -183,44 +172,21 @@ def _user(wh: Warehouse, user_id: str) -> Principal:
 def test_without_sign_in_nothing_changes(
     wh: Warehouse, tmp_path: Path, case: Case
 ) -> None:
-    before, seq = _state(wh), wh.audit.head()[0]
-    with pytest.raises(AuthenticationFailed, match="sign in first"), wh.session() as s:
-        case.write(wh, s, tmp_path)
-    assert _state(wh) == before
-    assert wh.audit.head()[0] == seq
+    unsigned_changes_nothing(wh, tmp_path, case, _state)
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_who_may_not_is_refused_and_the_refusal_audited(
     wh: Warehouse, tmp_path: Path, case: Case
 ) -> None:
-    before, seq = _state(wh), wh.audit.head()[0]
-    with pytest.raises(Forbidden), wh.session(_user(wh, case.may_not)) as s:
-        case.write(wh, s, tmp_path)
-    assert _state(wh) == before
-    [entry] = wh.audit.entries(since_seq=seq)
-    assert (entry["decision"], entry["action"], entry["actor"]) == (
-        "deny",
-        case.action,
-        case.may_not,
-    )
+    refusal_is_audited(wh, tmp_path, case, _state)
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_each_write_leaves_exactly_one_entry(
     wh: Warehouse, tmp_path: Path, case: Case
 ) -> None:
-    before, seq = _state(wh), wh.audit.head()[0]
-    with wh.session(_user(wh, case.may)) as s:
-        case.write(wh, s, tmp_path)
-    assert _state(wh) != before
-    [entry] = wh.audit.entries(since_seq=seq)
-    assert (entry["decision"], entry["action"], entry["actor"]) == (
-        "allow",
-        case.action,
-        case.may,
-    )
-    assert wh.audit.verify().ok
+    one_entry_per_write(wh, tmp_path, case, _state)
 
 
 def test_every_stored_submission_has_one_upload_entry_and_a_refusal_keeps_the_rest(
@@ -270,12 +236,13 @@ def test_every_stored_submission_has_one_upload_entry_and_a_refusal_keeps_the_re
 def test_a_raw_file_decision_is_the_signed_in_steward_admins(
     wh: Warehouse,
 ) -> None:
-    raw = wh.path / wh.ingest.get(1)[11]
+    raw = wh.path / wh.ingest.get(1).raw_path
     seq = wh.audit.head()[0]
     with wh.session(_user(wh, "steward")) as s:
         assert wh.ingest.decide_raw(s, 1, keep=False, reason="No SSNs") == "purge"
     assert not raw.exists()
-    [(decision, reason, by, _at)] = wh.ingest.raw_decisions(1)
+    [d] = wh.ingest.raw_decisions(1)
+    decision, reason, by = d.decision, d.reason, d.by
     assert (decision, reason, by) == ("purge", "No SSNs", "steward")
     [entry] = wh.audit.entries(since_seq=seq)
     assert entry["actor"] == "steward" and entry["providers"] == ["d1"]
