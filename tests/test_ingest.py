@@ -98,6 +98,11 @@ def test_attendance_rules_on_a_hand_checked_file(wh: Warehouse, tmp_path: Path) 
     assert target.rows_quarantined == 6 and target.rows_replaced == 0
     page = report_html(report)
     assert "<td>attendance_event</td><td>8</td><td>2</td><td>6</td><td>0</td>" in page
+    sub = wh.ingest.get(r.submission_id)
+    assert sub in wh.ingest.list("d1") and sub not in wh.ingest.list("d2")
+    assert (sub.partner_id, sub.feed, sub.file_name) == ("d1", "attendance", "att.csv")
+    assert (sub.rows_read, sub.rows_loaded, sub.rows_quarantined) == (8, 2, 6)
+    assert (wh.path / sub.raw_path).is_file()
     by_rule = {g.rule: g for g in report.groups}
     assert by_rule["unknown_code"].examples == [
         (

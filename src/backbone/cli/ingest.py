@@ -118,13 +118,16 @@ def submissions_list(
             table.add_column(c)
         for r in wh.ingest.list(partner):
             table.add_row(
-                str(r[0]),
-                r[1],
-                r[2],
-                r[3],
-                f"{r[4]:%Y-%m-%d %H:%M}",
-                r[5],
-                *(f"{x:,}" if x is not None else "—" for x in r[6:9]),
+                str(r.submission_id),
+                r.partner_id,
+                r.feed,
+                r.file_name,
+                f"{r.received_at:%Y-%m-%d %H:%M}",
+                r.status,
+                *(
+                    f"{x:,}" if x is not None else "—"
+                    for x in (r.rows_read, r.rows_loaded, r.rows_quarantined)
+                ),
             )
         _plain().print(table)
 
@@ -148,7 +151,7 @@ def submissions_show(
         access = wh.access(signed_in(wh, user, token), purpose)
         report = wh.ingest.report(submission_id)
         access.own_or_steward(
-            submission[1],
+            submission.partner_id,
             f"validation report of submission {submission_id}",
             rows=sum(len(g.examples) for g in report.groups),
         )
@@ -170,9 +173,10 @@ def submissions_show(
             )
         if report.note:
             console.print(report.note)
-        for decision, reason, by, at in wh.ingest.raw_decisions(submission_id):
+        for d in wh.ingest.raw_decisions(submission_id):
             console.print(
-                f"Raw file decision: {decision} on {at:%Y-%m-%d} by {by} ({reason})."
+                f"Raw file decision: {d.decision} on {d.at:%Y-%m-%d} by {d.by} "
+                f"({d.reason})."
             )
         for t in report.targets:
             console.print(
@@ -210,13 +214,13 @@ def submissions_quarantine(
     """Export a submission's quarantined rows, with reasons, to fix and resubmit
     (for the partner's own users and the steward)."""
     with doors(), Warehouse.open(warehouse) as wh:
-        row = wh.ingest.get(submission_id)
+        sub = wh.ingest.get(submission_id)
         access = wh.access(signed_in(wh, user, token), purpose)
         if out is None:
-            out = Path(f"{Path(row[3]).stem}-fix.csv")
+            out = Path(f"{Path(sub.file_name).stem}-fix.csv")
         text = wh.ingest.quarantine_csv(submission_id)
         access.own_or_steward(
-            row[1],
+            sub.partner_id,
             f"quarantined rows of submission {submission_id} to {out}",
             rows=text.count("\n") - 1,
         )
@@ -228,10 +232,10 @@ def submissions_quarantine(
         console = _plain()
         console.print(
             f"Wrote {n:,} quarantined rows to {out}. Fix them, then: backbone submit "
-            f"--partner {row[1]} --feed {row[2]} --mode append {out}"
+            f"--partner {sub.partner_id} --feed {sub.feed} --mode append {out}"
         )
         try:
-            mapping = load_mapping(wh.path / "mappings", row[1], row[2])
+            mapping = load_mapping(wh.path / "mappings", sub.partner_id, sub.feed)
         except UserError:
             return
         if not mapping.sections_for(out.name):

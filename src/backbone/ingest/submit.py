@@ -65,7 +65,42 @@ from backbone.partners.agreements import AgreementRegistry
 from backbone.partners.feeds import MODES, Feed, FeedRegistry
 from backbone.session import Session
 
-__all__ = ["Ingestor", "SubmissionResult", "TargetResult"]
+__all__ = ["Ingestor", "RawDecision", "Submission", "SubmissionResult", "TargetResult"]
+
+_SUBMISSION_COLUMNS = (
+    "submission_id, partner_id, feed, file_name, received_at, status, rows_read, "
+    "rows_loaded, rows_quarantined, note, sha256, raw_path"
+)
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A submission as recorded: who sent which file, and what became of it."""
+
+    submission_id: int
+    partner_id: str
+    feed: str
+    file_name: str
+    received_at: datetime
+    status: str
+    rows_read: int | None
+    rows_loaded: int | None
+    rows_quarantined: int | None
+    note: str | None
+    sha256: str
+    raw_path: str
+    """the raw file, relative to the warehouse folder"""
+
+
+@dataclass(frozen=True)
+class RawDecision:
+    """The steward's decision on a raw file that holds refused columns."""
+
+    decision: str
+    """``keep`` or ``purge``"""
+    reason: str
+    by: str
+    at: datetime
 
 
 @dataclass(frozen=True)
@@ -807,15 +842,18 @@ class Ingestor:
 
     # --- reading back ---------------------------------------------------------------------
 
-    def list(self, partner_id: str | None = None) -> list[tuple]:  # type: ignore[type-arg]
-        return self._con.execute(
-            "SELECT submission_id, partner_id, feed, file_name, received_at, status, rows_read, "
-            "rows_loaded, rows_quarantined, note FROM ops.submission "
-            "WHERE ? IS NULL OR partner_id = ? ORDER BY submission_id",
-            [partner_id, partner_id],
-        ).fetchall()
+    def list(self, partner_id: str | None = None) -> list[Submission]:
+        """Every submission (of one partner), oldest first."""
+        return [
+            Submission(*r)
+            for r in self._con.execute(
+                f"SELECT {_SUBMISSION_COLUMNS} FROM ops.submission "
+                "WHERE ? IS NULL OR partner_id = ? ORDER BY submission_id",
+                [partner_id, partner_id],
+            ).fetchall()
+        ]
 
-    def get(self, submission_id: int) -> tuple:  # type: ignore[type-arg]
+    def get(self, submission_id: int) -> Submission:
         return _submission(self._con, submission_id)
 
     def report(self, submission_id: int) -> Report:
@@ -828,12 +866,10 @@ class Ingestor:
         self.get(submission_id)
         return quarantine_csv(self._con, submission_id)
 
-    def raw_decisions(
-        self, submission_id: int
-    ) -> tuple[tuple[str, str, str, datetime], ...]:
-        """(decision, reason, by, at) of a raw file holding refused columns."""
+    def raw_decisions(self, submission_id: int) -> tuple[RawDecision, ...]:
+        """The decisions on a raw file holding refused columns."""
         return tuple(
-            (r[0], r[1], r[2], r[3])
+            RawDecision(*r)
             for r in self._con.execute(
                 "SELECT decision, reason, decided_by, decided_at FROM ops.raw_decision "
                 "WHERE submission_id = ? AND decision IS NOT NULL",
@@ -875,16 +911,16 @@ class Ingestor:
         )
         s.record(
             "raw_decision",
-            f"raw file of submission {submission_id} ({row[3]}): {decision}",
-            providers=(row[1],),
+            f"raw file of submission {submission_id} ({row.file_name}): {decision}",
+            providers=(row.partner_id,),
             reason=reason,
             detail={"refused_columns": list(pending[0][0] or [])},
         )
-        raw_path = self._root / row[11]
+        raw_path = self._root / row.raw_path
         if not keep:
             shared = s.con.execute(
                 "SELECT count(*) FROM ops.submission WHERE sha256 = ? AND submission_id <> ?",
-                [row[10], submission_id],
+                [row.sha256, submission_id],
             ).fetchall()[0][0]
             if raw_path.exists() and not shared:
                 # last: the decision and its entry are written; only the commit is left
@@ -892,17 +928,16 @@ class Ingestor:
         return decision
 
 
-def _submission(con: duckdb.DuckDBPyConnection, submission_id: int) -> tuple:  # type: ignore[type-arg]
+def _submission(con: duckdb.DuckDBPyConnection, submission_id: int) -> Submission:
     rows = con.execute(
-        "SELECT submission_id, partner_id, feed, file_name, received_at, status, rows_read, "
-        "rows_loaded, rows_quarantined, note, sha256, raw_path FROM ops.submission WHERE submission_id = ?",
+        f"SELECT {_SUBMISSION_COLUMNS} FROM ops.submission WHERE submission_id = ?",
         [submission_id],
     ).fetchall()
     if not rows:
         raise NotFoundError(
             f"No submission {submission_id}; `backbone submissions list` shows them."
         )
-    return rows[0]
+    return Submission(*rows[0])
 
 
 def _plain_path(ref: str) -> str:
