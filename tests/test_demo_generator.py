@@ -37,6 +37,7 @@ def test_same_seed_gives_byte_identical_files(tmp_path: Path) -> None:
     assert digest_a != _digest(tmp_path / "c")
 
 
+@pytest.mark.slow
 def test_regenerating_into_the_same_folder_replaces_the_old_community(
     tmp_path: Path,
 ) -> None:

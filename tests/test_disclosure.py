@@ -375,6 +375,7 @@ def _releases(
     return m[:, keep], sizes[keep], release
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.integers(20, 90))
 def test_property_red_team_ledger(seed: int, units: int) -> None:

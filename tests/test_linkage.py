@@ -29,6 +29,9 @@ from backbone.linkage.prepare import linkage_input_sql, load_nicknames
 from .signin import steward, steward_env
 
 runner = CliRunner()
+# one worker builds the linked demo warehouse (make test: --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("linkage")
+
 WIDE = {"COLUMNS": "250"}
 
 

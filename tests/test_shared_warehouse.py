@@ -163,6 +163,7 @@ def setup(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     return tmp_path, env
 
 
+@pytest.mark.slow  # real processes, each starting the CLI
 def test_two_submissions_and_a_link_at_once_all_land(
     setup: tuple[Path, dict[str, str]],
 ) -> None:
