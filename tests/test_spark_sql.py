@@ -311,7 +311,7 @@ def _governance_linkage_demo() -> dict[str, Callable[[], Iterator[str]]]:
         "backbone.governance.policy.pseudonym_sql": lambda: iter(
             [expression(pseudonym_sql("rp.person_id", "t.p", "t.l"))]
         ),
-        "backbone.governance.release.cell_pairs_sql": cells,
+        "backbone.governance.release.cells.cell_pairs_sql": cells,
         "backbone.linkage.cluster.method_rank_sql": lambda: iter(
             [expression(method_rank_sql())]
         ),

@@ -1,0 +1,219 @@
+"""The ledger: every release recorded with its cells and the units they counted
+(so that later releases are protected against it), in the audit log too, and
+an earlier release of exactly the same cells found again."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from backbone.engines.duckdb import next_id
+from backbone.governance.audit import AuditEntry, AuditLog, canonical_json
+from backbone.governance.policy import Grant
+from backbone.governance.release.cells import RECORD_HASH
+
+if TYPE_CHECKING:
+    from backbone.governance.access import Access
+
+__all__ = ["Ledger", "Protected"]
+
+
+@dataclass(frozen=True)
+class Protected:
+    """A table's cells after suppression, as recorded in the ledger."""
+
+    release_id: int
+    labels: list[str]
+    values: np.ndarray[Any, Any]
+    suppressed: np.ndarray[Any, Any]
+    primary: np.ndarray[Any, Any]
+    """suppressed for being small (the rest of ``suppressed`` protects them)"""
+    thresholds: np.ndarray[Any, Any]
+
+
+class Ledger:
+    """The release gate's ledger (:class:`ReleaseGate` is one)."""
+
+    _con: duckdb.DuckDBPyConnection
+    _audit: AuditLog
+    _clock: Callable[[], datetime]
+
+    def _previous_modes(
+        self, definition: dict[str, Any], grants: list[Grant]
+    ) -> set[str]:
+        """How earlier releases of the same entity with data of any of the same
+        providers were made: one universe is released one way only, whatever the
+        filters or dimensions (a noisy table and a suppressed one of overlapping
+        cells can be combined)."""
+        entities = sorted(
+            {definition.get("entity", ""), *definition.get("entities", [])} - {""}
+        )
+        # a table of several entities names them all ("entities"); one of one
+        # entity its "entity": either way, any shared entity counts
+        return {
+            r[0]
+            for r in self._con.execute(
+                "SELECT DISTINCT mode FROM gov.release "
+                "WHERE (list_contains(?, json_extract_string(definition, '$.entity')) "
+                "OR list_has_any(?, coalesce(CAST(json_extract(definition, "
+                "'$.entities') AS VARCHAR[]), []))) "
+                "AND list_has_any(CAST(json(providers) AS VARCHAR[]), ?)",
+                [entities, entities, sorted({g.provider for g in grants})],
+            ).fetchall()
+        }
+
+    def _same_release(self, fingerprint: str) -> int | None:
+        row = self._con.execute(
+            "SELECT min(release_id) FROM gov.release WHERE mode = 'suppression' "
+            "AND json_extract_string(definition, '$.fingerprint') = ?",
+            [fingerprint],
+        ).fetchall()
+        return int(row[0][0]) if row and row[0][0] is not None else None
+
+    def _repeat(
+        self,
+        access: Access,
+        definition: dict[str, Any],
+        grants: list[Grant],
+        earlier: int,
+    ) -> Protected:
+        """Record a release of exactly an earlier one's cells with its decisions
+        (a new disclosure, so a new ledger entry; its persons are the earlier
+        release's, which the ledger already holds)."""
+        cells = self._con.sql(
+            "SELECT label, value, published, threshold FROM gov.release_cell "
+            "WHERE release_id = ? ORDER BY cell",
+            params=[earlier],
+        ).to_arrow_table()
+        labels = cells.column("label").to_pylist()
+        values = np.asarray(cells.column("value").to_pylist(), dtype=np.int64)
+        suppressed = ~np.asarray(cells.column("published").to_pylist(), dtype=bool)
+        thresholds = np.asarray(cells.column("threshold").to_pylist(), dtype=np.int64)
+        definition["same_as"] = earlier
+        release_id = self._record(
+            access,
+            definition,
+            grants,
+            "suppression",
+            labels,
+            values,
+            suppressed,
+            thresholds,
+            None,
+            None,
+        )
+        primary = suppressed & (values > 0) & (values < thresholds)
+        return Protected(release_id, labels, values, suppressed, primary, thresholds)
+
+    def _prior(self, members: pa.Table, key: str) -> dict[str, pa.Table]:
+        """Members and cells of every earlier release that counted any of the
+        same persons or records, and the person each linked record belongs to now."""
+        self._con.register("new_members", members)
+        try:
+            self._con.execute(
+                "CREATE OR REPLACE TEMP TABLE hit AS SELECT DISTINCT m.release_id "
+                "FROM gov.release_member m WHERE m.unit IN (SELECT unit FROM "
+                "new_members) OR m.record IN (SELECT record FROM new_members)"
+            )
+            pairs = self._con.sql(
+                "SELECT m.release_id, m.cell, m.unit, m.record FROM gov.release_member m "
+                "JOIN hit USING (release_id)"
+            ).to_arrow_table()
+            cells = self._con.sql(
+                "SELECT c.release_id, c.cell, c.threshold, c.published "
+                "FROM gov.release_cell c JOIN hit USING (release_id)"
+            ).to_arrow_table()
+            self._con.execute("DROP TABLE hit")
+        finally:
+            self._con.unregister("new_members")
+        # unlinked records are their own unit; linked ones are their person's
+        now_of = self._con.sql(
+            f"SELECT {RECORD_HASH.format(provider='partner_id', local='local_id')} "
+            "AS record, substr(sha256(? || sha256(? || CAST(person_id AS VARCHAR))), "
+            "1, 20) AS unit FROM identity.record_person",
+            params=[key, key, key, key],
+        ).to_arrow_table()
+        return {"pairs": pairs, "cells": cells, "now_of": now_of}
+
+    def _record(
+        self,
+        access: Access,
+        definition: dict[str, Any],
+        grants: list[Grant],
+        mode: str,
+        labels: list[str],
+        values: np.ndarray[Any, Any],
+        suppressed: np.ndarray[Any, Any],
+        thresholds: np.ndarray[Any, Any],
+        pairs: pa.Table | None,
+        epsilon: float | None,
+    ) -> int:
+        agreements = sorted({g.agreement for g in grants if g.agreement})
+        providers = sorted({g.provider for g in grants})
+        release_id = next_id(self._con, "gov.release_id_seq")
+        self._con.execute(
+            "INSERT INTO gov.release VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                release_id,
+                self._clock(),
+                access.principal.user_id,
+                access.principal.partner_id,
+                access.purpose,
+                canonical_json(definition),
+                ",".join(agreements),
+                json.dumps(providers),
+                mode,
+                len(labels),
+                int(suppressed.sum()),
+                epsilon,
+            ],
+        )
+        cells = pa.table(
+            {
+                "release_id": pa.array([release_id] * len(labels), pa.int64()),
+                "cell": pa.array(range(len(labels)), pa.int32()),
+                "label": pa.array(labels, pa.string()),
+                "value": pa.array([int(v) for v in values], pa.int64()),
+                "published": pa.array([not bool(s) for s in suppressed], pa.bool_()),
+                "threshold": pa.array([int(t) for t in thresholds], pa.int32()),
+            }
+        )
+        self._con.register("new_cells", cells)
+        try:
+            self._con.execute("INSERT INTO gov.release_cell SELECT * FROM new_cells")
+        finally:
+            self._con.unregister("new_cells")
+        if pairs is not None and pairs.num_rows:
+            self._con.register("members", pairs)
+            try:
+                self._con.execute(
+                    "INSERT INTO gov.release_member "
+                    "SELECT ?, CAST(cell AS INTEGER), unit, record FROM members",
+                    [release_id],
+                )
+            finally:
+                self._con.unregister("members")
+        self._audit.append(
+            AuditEntry(
+                "release",
+                access.principal.user_id,
+                actor_partner=access.principal.partner_id,
+                purpose=access.purpose,
+                agreements=tuple(agreements),
+                providers=tuple(providers),
+                what=f"release {release_id}: {canonical_json(definition)}",
+                cells=len(labels),
+                suppressed=int(suppressed.sum()),
+                epsilon=epsilon,
+                reason="; ".join(g.reason for g in grants),
+                detail={"mode": mode},
+            )
+        )
+        return release_id
