@@ -3,10 +3,7 @@ consent, and the derived early-warning indicators."""
 
 from __future__ import annotations
 
-from backbone.model.schema.core import (
-    _c,
-    analytic_table,
-)
+from backbone.model.schema.core import _c, analytic_table
 
 __all__ = [
     "ANALYTIC_TABLES",

@@ -4,10 +4,7 @@ indicator definitions and risk models."""
 
 from __future__ import annotations
 
-from backbone.model.schema.core import (
-    Table,
-    _c,
-)
+from backbone.model.schema.core import Table, _c
 
 __all__ = ["ACCESS_TABLES", "MODEL_TABLES", "RECORD_TABLES"]
 

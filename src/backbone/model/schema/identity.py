@@ -3,11 +3,7 @@ identity resolution's runs, edges and decisions."""
 
 from __future__ import annotations
 
-from backbone.model.schema.core import (
-    Column,
-    Table,
-    _c,
-)
+from backbone.model.schema.core import Column, Table, _c
 
 __all__ = ["IDENTITY_TABLES", "LINKAGE_TABLES"]
 

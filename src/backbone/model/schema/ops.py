@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from backbone.model.schema.core import (
-    Table,
-    _c,
-)
+from backbone.model.schema.core import Table, _c
 
 __all__ = ["INGEST_TABLES", "OPS_TABLES"]
 

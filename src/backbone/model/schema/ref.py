@@ -3,10 +3,7 @@ the calendar, and partners' contacts."""
 
 from __future__ import annotations
 
-from backbone.model.schema.core import (
-    Table,
-    _c,
-)
+from backbone.model.schema.core import Table, _c
 
 __all__ = ["CALENDAR_TABLES", "CONTACT_TABLES", "PARTNER_KINDS", "REF_TABLES"]
 
