@@ -175,7 +175,7 @@ def test_demo_linkage_is_accurate_at_the_products_threshold(
     with Warehouse.open(built, read_only=True) as w:
         result = w.linkage.evaluate(_steward(w), community.out / "truth")
         run = w.linkage.last_run()
-    assert run is not None and run["auto_link_probability"] == 0.95
+    assert run is not None and run.auto_link_probability == 0.95
     assert result.pairwise_f1 >= 0.99, result
     assert result.pairwise_precision >= 0.995
     kinds = {k for k, *_ in result.by_partner_kind}
@@ -300,8 +300,8 @@ def test_interactive_review_records_decisions(built: Path, tmp_path: Path) -> No
     assert "match weight" not in result.output.lower() or "first_name" in result.output
     with Warehouse.open(tmp_path / "wh", read_only=True) as wh:
         decisions = wh.linkage.decisions()
-    assert [d[2] for d in decisions] == ["same", "different"]
-    assert {d[3] for d in decisions} == {"steward"}  # the signed-in reviewer
+    assert [d.decision for d in decisions] == ["same", "different"]
+    assert {d.by for d in decisions} == {"steward"}  # the signed-in reviewer
 
 
 @pytest.mark.slow

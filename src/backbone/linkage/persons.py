@@ -11,7 +11,7 @@ import csv
 import json
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,10 +41,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Evaluation",
+    "LinkRun",
     "Linkage",
     "PairExplanation",
     "PersonView",
     "RecordKey",
+    "ReviewDecision",
     "ReviewPair",
 ]
 
@@ -98,6 +100,40 @@ class ReviewPair:
     right: RecordKey
     match_probability: float
     method: str
+
+
+@dataclass(frozen=True)
+class ReviewDecision:
+    """A reviewer's decision on a pair of records."""
+
+    left: RecordKey
+    right: RecordKey
+    decision: str
+    """``same`` or ``different``"""
+    by: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class LinkRun:
+    """One run of ``backbone link`` as recorded (its trained model left out)."""
+
+    run_id: int
+    started_at: datetime
+    finished_at: datetime
+    records: int
+    pairs_scored: int
+    auto_links: int
+    deterministic_links: int
+    encoded_links: int
+    review_pairs: int
+    refused_by_constraints: int
+    persons: int
+    new_persons: int
+    merges: int
+    splits: int
+    auto_link_probability: float
+    review_probability: float
 
 
 @dataclass(frozen=True)
@@ -268,13 +304,13 @@ class Linkage:
             deleted += len(rows)
         return deleted
 
-    def last_run(self) -> dict[str, Any] | None:
-        cur = self._con.execute(
-            "SELECT * EXCLUDE (model_json) FROM identity.link_run ORDER BY run_id DESC LIMIT 1"
-        )
-        names = [d[0] for d in cur.description]
-        rows = cur.fetchall()
-        return dict(zip(names, rows[0], strict=True)) if rows else None
+    def last_run(self) -> LinkRun | None:
+        """The latest run of ``backbone link``; None before the first."""
+        columns = ", ".join(f.name for f in fields(LinkRun))
+        rows = self._con.execute(
+            f"SELECT {columns} FROM identity.link_run ORDER BY run_id DESC LIMIT 1"
+        ).fetchall()
+        return LinkRun(*rows[0]) if rows else None
 
     # --- records, persons, evidence ------------------------------------------------
 
@@ -645,9 +681,12 @@ class Linkage:
         )
         raise PolicyDenied(f"decide on {pair}: {reason}.")
 
-    def decisions(self) -> list[tuple[RecordKey, RecordKey, str, str, datetime]]:
+    def decisions(self) -> list[ReviewDecision]:
+        """Every review decision, oldest first."""
         return [
-            (RecordKey(r[0], r[1]), RecordKey(r[2], r[3]), r[4], r[5], r[6])
+            ReviewDecision(
+                RecordKey(r[0], r[1]), RecordKey(r[2], r[3]), r[4], r[5], r[6]
+            )
             for r in self._con.execute(
                 "SELECT partner_id_l, local_id_l, partner_id_r, local_id_r, decision, "
                 "decided_by, decided_at FROM identity.review_decision ORDER BY decided_at"
