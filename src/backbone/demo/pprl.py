@@ -9,12 +9,12 @@ to compare linkage with and without clear text.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from backbone.linkage import encode_records
+from backbone.linkage.pprl import encodings_csv
 
 if TYPE_CHECKING:
     from backbone.governance import Principal
@@ -51,10 +51,7 @@ def play_pprl_project(
         ).fetchall()
         encoded = encode_records(rows, secret, project=project)
         path = workdir / f"{partner}-encodings.csv"
-        with path.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["local_id", "clk"])
-            writer.writerows((e.local_id, e.clk) for e in encoded)
+        path.write_bytes(encodings_csv(encoded))
         sender = (
             uploaders[partner]
             if uploaders is not None
