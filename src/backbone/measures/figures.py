@@ -85,7 +85,7 @@ def draw_charts(
     # the model describes the persons it was trained on: the steward's to show
     latest = wh.risk.latest() if access.principal.is_steward else None
     if latest is not None:
-        model_id, _, report = latest
+        model_id, report = latest.model_id, latest.report
         floor = wh.settings["governance.min_cell_size"]
         curves = {
             name: [

@@ -40,7 +40,7 @@ from backbone.session import Session
 if TYPE_CHECKING:
     from backbone.measures.risk_model import TrainedModels
 
-__all__ = ["FEATURES", "SUBGROUPS", "RiskModels", "TrainingReport"]
+__all__ = ["FEATURES", "SUBGROUPS", "LatestModel", "RiskModels", "TrainingReport"]
 
 FEATURES = (
     "attendance_rate",
@@ -70,6 +70,16 @@ FEATURES = (
     "english_learner_flag",
 )
 SUBGROUPS = ("sex", "race_ethnicity", "economic")
+
+
+@dataclass(frozen=True)
+class LatestModel:
+    """The most recently trained risk models, loaded and checked."""
+
+    model_id: int
+    trained: TrainedModels
+    report: dict[str, Any]
+    """the validation report recorded when it was trained (the steward's)"""
 
 
 @dataclass(frozen=True)
@@ -322,7 +332,8 @@ class RiskModels:
 
     # --- using a model ----------------------------------------------------------
 
-    def latest(self) -> tuple[int, TrainedModels, dict[str, Any]] | None:
+    def latest(self) -> LatestModel | None:
+        """The latest trained models; None before the first training."""
         from backbone.measures.risk_model import TrainedModels
 
         row = self._con.execute(
@@ -339,7 +350,9 @@ class RiskModels:
                 f"{path} is missing or altered; train the model again "
                 "(`backbone risk train`)."
             )
-        return int(row[0]), TrainedModels.load(path), json.loads(str(row[3]))
+        return LatestModel(
+            int(row[0]), TrainedModels.load(path), json.loads(str(row[3]))
+        )
 
     def report(self, access: Access, model_id: int | None = None) -> dict[str, Any]:
         """A model's validation report: the steward's, since it describes the
@@ -372,7 +385,7 @@ class RiskModels:
         latest = self.latest()
         if latest is None or roster.table.num_rows == 0:
             return None
-        _, trained, _ = latest
+        trained = latest.trained
         now = roster.table.append_column(
             "_order", pa.array(range(roster.table.num_rows), pa.int64())
         )
