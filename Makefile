@@ -30,9 +30,10 @@ typecheck: $(VENV)/.installed
 test: lint typecheck
 	$(BIN)/python -m pytest -n 2 -q --dist loadgroup
 
-# the quick lane for daily work: lint, types and every test not marked slow
+# the quick lane for daily work: lint, types and every test not marked slow (a
+# module's tests on one worker, so its module fixtures are built once)
 check: lint typecheck
-	$(BIN)/python -m pytest -n 2 -q -m "not slow"
+	$(BIN)/python -m pytest -n 2 -q -m "not slow" --dist loadscope
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/startup.py
