@@ -13,11 +13,13 @@ def test_sql_names_partner_descriptor_and_column() -> None:
 
 
 def test_local_codes_translate_and_unknown_ones_are_null(warehouse: Warehouse) -> None:
-    warehouse.descriptor_maps.set(
-        "d04",
-        "AttendanceEventCategoryDescriptor",
-        {"1": "Excused Absence", "2": "Unexcused Absence", "3": "Tardy"},
-    )
+    with warehouse.session() as s:  # a new warehouse: set up by its holder
+        warehouse.descriptor_maps.set(
+            s,
+            "d04",
+            "AttendanceEventCategoryDescriptor",
+            {"1": "Excused Absence", "2": "Unexcused Absence", "3": "Tardy"},
+        )
     expr = canonical_code_sql("code", "d04", "AttendanceEventCategoryDescriptor")
     rows = warehouse._con.execute(
         f"SELECT code, {expr} FROM (VALUES ('2'), ('3'), ('9'), ('Tardy')) t(code) "
@@ -35,12 +37,18 @@ def test_local_codes_translate_and_unknown_ones_are_null(warehouse: Warehouse) -
 
 
 def test_maps_refuse_values_that_are_not_canonical(warehouse: Warehouse) -> None:
-    with pytest.raises(UserError, match="has no value 'Skipped'"):
+    with (
+        pytest.raises(UserError, match="has no value 'Skipped'"),
+        warehouse.session() as s,
+    ):
         warehouse.descriptor_maps.set(
-            "d04", "AttendanceEventCategoryDescriptor", {"S": "Skipped"}
+            s, "d04", "AttendanceEventCategoryDescriptor", {"S": "Skipped"}
         )
-    with pytest.raises(UserError, match="not a known descriptor"):
-        warehouse.descriptor_maps.set("d04", "MoodDescriptor", {"H": "Happy"})
+    with (
+        pytest.raises(UserError, match="not a known descriptor"),
+        warehouse.session() as s,
+    ):
+        warehouse.descriptor_maps.set(s, "d04", "MoodDescriptor", {"H": "Happy"})
     assert (
         warehouse.descriptor_maps.get("d04", "AttendanceEventCategoryDescriptor") == {}
     )

@@ -48,6 +48,7 @@ TABLES = (
     "gov.commitment_update",
     "gov.data_request",
     "gov.request_review",
+    "ref.descriptor_map",
 )
 
 
@@ -92,6 +93,15 @@ def _unsigned_d2() -> dict[str, Any]:
 
 
 CASES = [
+    Case(
+        "code map set",
+        "partner",
+        "steward",
+        "d1.analyst",
+        lambda wh, s, tmp: wh.descriptor_maps.set(
+            s, "d1", "AttendanceEventCategoryDescriptor", {"X": "Tardy"}
+        ),
+    ),
     Case(
         "agreement add",
         "agreement",

@@ -108,20 +108,25 @@ def ingest_community(
     on: date,
     progress: Callable[[str], None] | None = None,
     uploaders: dict[str, Principal] | None = None,
+    steward: Principal | None = None,
 ) -> IngestSummary:
-    """Every file, uploaded by its partner's uploader (created if not given)."""
+    """Every file, uploaded by its partner's uploader (created if not given); the
+    steward admin records the partners' code maps."""
     if uploaders is None:
         from backbone.demo.users import create_demo_users
 
-        uploaders = create_demo_users(wh).uploaders
+        users = create_demo_users(wh)
+        uploaders, steward = users.uploaders, users.steward
+    steward = steward or wh.users.get("steward")
     say = progress or (lambda _m: None)
     target = wh.path / "mappings"
     for source in (community / "mappings").rglob("*.yaml"):
         dest = target / source.relative_to(community / "mappings")
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, dest)
-    for (partner, descriptor), codes in descriptor_maps().items():
-        wh.descriptor_maps.set(partner, descriptor, codes)
+    with wh.session(steward) as s:
+        for (partner, descriptor), codes in descriptor_maps().items():
+            wh.descriptor_maps.set(s, partner, descriptor, codes)
     summary = IngestSummary()
     for partner, feed, path in submission_plan(community):
         say(f"{partner}: {path.name}")

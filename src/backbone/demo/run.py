@@ -110,6 +110,7 @@ def run_demo(
             today,
             progress=lambda m: say.step(f"submitting {m}"),
             uploaders=users.uploaders,
+            steward=users.steward,
         )
         say.phase("linking partner records to persons")
         with wh.session(users.steward, purpose=IDENTITY_RESOLUTION) as s:

@@ -14,6 +14,7 @@ import duckdb
 from backbone.engines.sql import literal
 from backbone.errors import UserError
 from backbone.model.descriptors import DESCRIPTORS
+from backbone.session import Session
 
 __all__ = ["DescriptorMaps", "canonical_code_sql"]
 
@@ -42,9 +43,20 @@ class DescriptorMaps:
         self._con = con
 
     def set(
-        self, partner_id: str, descriptor_name: str, mapping: dict[str, str]
+        self,
+        s: Session,
+        partner_id: str,
+        descriptor_name: str,
+        mapping: dict[str, str],
     ) -> None:
-        """Map local codes to canonical values; refuses values Ed-Fi does not know."""
+        """Map local codes to canonical values (a steward admin's, audited: the maps
+        decide how every later submission is coded); refuses values Ed-Fi does not
+        know."""
+        s.require(
+            "administer",
+            f"map {partner_id}'s {descriptor_name} codes",
+            action="partner",
+        )
         if descriptor_name not in DESCRIPTORS:
             raise UserError(
                 f"{descriptor_name!r} is not a known descriptor; known ones are "
@@ -57,9 +69,14 @@ class DescriptorMaps:
                 f"{descriptor_name} has no value {unknown[0]!r}; map each local code "
                 f"to one of: {', '.join(allowed)}."
             )
-        self._con.executemany(
+        s.con.executemany(
             "INSERT OR REPLACE INTO ref.descriptor_map VALUES (?, ?, ?, ?)",
             [[partner_id, descriptor_name, k, v] for k, v in mapping.items()],
+        )
+        s.record(
+            "partner",
+            f"mapped {len(mapping)} of {partner_id}'s {descriptor_name} codes",
+            providers=(partner_id,),
         )
 
     def get(self, partner_id: str, descriptor_name: str) -> dict[str, str]:
