@@ -252,3 +252,35 @@ def test_a_unit_of_work_pauses_between_its_reads_and_its_writes(
     with Warehouse.open(path, read_only=True) as wh:
         # the write after the pause committed with the unit of work
         assert [p.partner_id for p in wh.partners.list()] == ["d1"]
+
+
+def test_the_audit_chain_has_one_head_while_a_unit_of_work_is_open(
+    tmp_path: Path,
+) -> None:
+    import threading
+
+    from backbone.governance import AuditEntry
+    from backbone.partners import Partner
+
+    with Warehouse.init(tmp_path / "wh") as wh:
+        # another thread's entry waits for the unit of work; this thread's joins it
+        other = threading.Thread(
+            target=lambda: wh.audit.append(AuditEntry("login", "someone"))
+        )
+        with wh.session() as s:
+            wh.partners.add(s, Partner("d1", "District One", "school_district"))
+            other.start()
+            wh.audit.append(AuditEntry("read", "reader", what="a read"))
+            other.join(timeout=0.5)
+            assert other.is_alive()  # still waiting for the unit to end
+        other.join(timeout=30)
+        assert wh.audit.verify().ok
+        assert [e["action"] for e in wh.audit.entries()] == ["partner", "read", "login"]
+        # a unit that rolls back keeps the reads it made, not its changes
+        with pytest.raises(RuntimeError), wh.session() as s:
+            wh.partners.add(s, Partner("d2", "District Two", "school_district"))
+            wh.audit.append(AuditEntry("read", "reader", what="another read"))
+            raise RuntimeError("interrupted")
+        assert wh.audit.verify().ok
+        assert [e["what"] for e in wh.audit.entries()][-1] == "another read"
+        assert [p.partner_id for p in wh.partners.list()] == ["d1"]

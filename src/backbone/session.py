@@ -141,6 +141,10 @@ class Session:
         self.purpose = purpose
         self._append = append
         self.denials: list[AuditEntry] = []
+        """Refusals met in this unit: written after a rollback, or before the commit."""
+        self.kept: list[AuditEntry] = []
+        """Entries of disclosures written in this unit, written again after a
+        rollback (see :meth:`backbone.governance.audit.AuditLog.append`)."""
         self.recorded = 0
 
     def today(self) -> date:

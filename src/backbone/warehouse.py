@@ -17,7 +17,7 @@ import os
 import secrets
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -111,7 +111,7 @@ class Warehouse:
         self._write_lock = threading.RLock()
         self._sessions = 0
         self._handle: Handle | None = None
-        self.audit = AuditLog(con, clock)
+        self.audit = AuditLog(con, clock, self._write_lock)
         self.users = Principals(con, self.audit, clock)
         self.gate = ReleaseGate(con, self.audit, clock)
         self.partners = PartnerRegistry(con)
@@ -167,35 +167,54 @@ class Warehouse:
             )
             begin(cursor)
             self._sessions += 1
+            self.audit.active = session
             try:
                 yield session
             except BaseException:
                 self._sessions -= 1
-                end(session.con, commit=False)
-                for entry in session.denials:
-                    self.audit.append(entry, session.con)
-                session.con.close()
+                self.audit.active = None
+                # the cursor may be gone already (a pause that could not take the
+                # file back): then there is nothing left to roll back
+                with suppress(duckdb.Error):
+                    end(session.con, commit=False)
+                with suppress(duckdb.Error):
+                    session.con.close()
+                # refusals, and the reads the unit made, are recorded all the same
+                for entry in [*session.denials, *session.kept]:
+                    self.audit.append(entry)
                 raise
             self._sessions -= 1
+            self.audit.active = None
             try:
+                for entry in session.denials:  # refusals a stage caught and got past
+                    self.audit.append(entry, session.con)
                 end(session.con, commit=True)
             finally:
                 session.con.close()
 
     @contextmanager
     def _paused(self, session: Session) -> Iterator[None]:
-        """A session's pause (see :meth:`Session.released`): its reads end, the file
-        is handed back, then a new cursor and transaction carry the session on."""
-        end(session.con, commit=True)  # reads only, by the pause's contract
+        """A session's pause (see :meth:`Session.released`): its reads end (rolled
+        back: by the pause's contract it has written nothing, and so nothing stray
+        is committed), the file is handed back, then a new cursor and transaction
+        carry the session on. Reads it recorded before the pause stay recorded."""
+        end(session.con, commit=False)
         session.con.close()
+        self.audit.active = None
+        for entry in session.kept:
+            self.audit.append(entry)
+        session.kept.clear()
         self._sessions -= 1
         try:
             with self.released():
                 yield
         finally:
             self._sessions += 1
-            session.con = self._con.cursor()
-            begin(session.con)
+            if self._handle is None or self._handle.is_open:
+                session.con = self._con.cursor()
+                begin(session.con)
+                self.audit.active = session
+            # else the file could not be taken back: its error goes up
 
     @contextmanager
     def released(self) -> Iterator[None]:

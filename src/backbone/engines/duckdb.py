@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
@@ -43,6 +44,8 @@ __all__ = [
 ]
 
 POLL_SECONDS = 0.2
+# how long another thread waits for a long job to take the file back
+WAIT_FOR_RETURN_SECONDS = 3600.0
 # Where a door wants to hear that a command waits for the warehouse (the CLI sets it
 # to its stderr console at start); an explicit ``on_wait`` takes precedence.
 _wait_reporter: list[Callable[[str], None]] = []
@@ -149,9 +152,19 @@ class Handle:
         self._opener = opener
         self._current: duckdb.DuckDBPyConnection | None = first or opener()
         self.database = database
+        self._back = threading.Event()
+        self._back.set()
+        self._releaser: int | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self._current is not None
 
     @property
     def connection(self) -> duckdb.DuckDBPyConnection:
+        # another thread of this process waits while a long job has the file out
+        if self._current is None and threading.get_ident() != self._releaser:
+            self._back.wait(timeout=WAIT_FOR_RETURN_SECONDS)
         if self._current is None:
             raise WarehouseError(
                 "The warehouse was handed back to other processes for a while; "
@@ -183,11 +196,17 @@ class Handle:
         self.connection.close()
         if self.database is not None:
             clear_note(self.database)
+        self._back.clear()
+        self._releaser = threading.get_ident()
         self._current = None
         try:
             yield
         finally:
-            self._current = self._opener()
+            try:
+                self._current = self._opener()
+            finally:
+                self._releaser = None
+                self._back.set()
 
     def close(self) -> None:
         if self._current is not None:

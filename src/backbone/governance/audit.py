@@ -41,6 +41,9 @@ __all__ = [
 GENESIS = "0" * 64
 # Actions that put a partner's data in someone's hands (recordation).
 DISCLOSING = ("read", "export", "release", "link")
+# Entries that record what happened rather than a change: kept even when the unit of
+# work they were written in rolls back.
+SURVIVES_ROLLBACK = frozenset({"read", "export", "release", "login"})
 
 
 def canonical_json(value: Any) -> str:
@@ -93,19 +96,37 @@ class AuditLog:
     """``wh.audit``: append, verify, report."""
 
     def __init__(
-        self, con: duckdb.DuckDBPyConnection, clock: Callable[[], datetime]
+        self,
+        con: duckdb.DuckDBPyConnection,
+        clock: Callable[[], datetime],
+        lock: threading.RLock | None = None,
     ) -> None:
         self._con = con
         self._clock = clock
-        self._lock = threading.Lock()
+        # the warehouse's unit-of-work lock: while a session is open (its entries
+        # uncommitted on its cursor), no other thread may append, or two entries
+        # would take the same place in the chain
+        self._lock = lock or threading.RLock()
+        self.active: Session | None = None
+        """The open unit of work, if any (set by the warehouse)."""
 
     def append(
         self, entry: AuditEntry, con: duckdb.DuckDBPyConnection | None = None
     ) -> int:
         """Add one entry at the head of the chain; returns its sequence number.
-        ``con`` is a session's cursor when the entry belongs to its transaction."""
-        con = con or self._con
+        ``con`` is a session's cursor when the entry belongs to its transaction.
+
+        An entry written while a unit of work is open goes into the unit's
+        transaction (the chain has one head); one that records a disclosure or a
+        refusal rather than a change is also kept aside, so that it is written again
+        if the unit rolls back: a read is never unrecorded."""
         with self._lock:
+            active = self.active
+            if active is not None and (con is None or con is active.con):
+                con = active.con
+                if entry.decision == "deny" or entry.action in SURVIVES_ROLLBACK:
+                    active.kept.append(entry)
+            con = con or self._con
             head = con.execute(
                 "SELECT seq, row_hash FROM gov.audit_log ORDER BY seq DESC LIMIT 1"
             ).fetchone()
