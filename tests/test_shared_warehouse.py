@@ -231,3 +231,44 @@ def test_two_submissions_and_a_link_at_once_all_land(
         ]
         assert actions.count("upload") == 4 and actions.count("link") >= 1
         assert wh.audit.verify().ok
+
+
+def test_a_password_prompt_does_not_hold_the_warehouse(
+    setup: tuple[Path, dict[str, str]],
+) -> None:
+    folder, env = setup
+    env = {k: v for k, v in env.items() if k != "BACKBONE_TOKEN"}
+    toml = folder / "wh" / "backbone.toml"  # a reader held up gives up at once
+    toml.write_text(
+        toml.read_text().replace("lock_wait_seconds = 600", "lock_wait_seconds = 2")
+    )
+    waiting = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "backbone",
+            "user",
+            "disable",
+            "steward",
+            "--reason",
+            "x",
+            "--user",
+            "steward",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert waiting.stdout is not None
+        # the prompt is up (asked while the command line is read)
+        assert "Password" in waiting.stdout.read(len("Password"))
+        # meanwhile others read the warehouse, with no waiting
+        done = _backbone("partner", "list", env=env)
+        assert done.returncode == 0, done.stderr
+        assert "Waiting for the warehouse" not in done.stderr
+    finally:
+        waiting.communicate("wrong password\n", timeout=60)
+    assert waiting.returncode != 0

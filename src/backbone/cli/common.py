@@ -103,6 +103,18 @@ TokenOption = Annotated[
         show_default=False,
     ),
 ]
+# Passwords asked for while the command line is read, before any command opens the
+# warehouse: a prompt left waiting must not hold the file and keep others out.
+_passwords: dict[str, str] = {}
+
+
+def _ask_password(ctx: typer.Context, user: str | None) -> str | None:
+    token_given = ctx.params.get("token") or os.environ.get("BACKBONE_TOKEN")
+    if user and not token_given and os.environ.get("BACKBONE_PASSWORD") is None:
+        _passwords[user] = typer.prompt(f"Password for {user}", hide_input=True)
+    return user
+
+
 UserOption = Annotated[
     str | None,
     typer.Option(
@@ -110,6 +122,7 @@ UserOption = Annotated[
         envvar="BACKBONE_USER",
         help="Sign in as this user; the password is asked for (or $BACKBONE_PASSWORD).",
         show_default=False,
+        callback=_ask_password,
     ),
 ]
 PurposeOption = Annotated[
@@ -127,6 +140,8 @@ def signed_in(wh: Warehouse, user: str | None, token: str | None) -> Principal:
         return wh.sign_in_token(token)
     if user:
         password = os.environ.get("BACKBONE_PASSWORD")
+        if password is None:
+            password = _passwords.get(user)
         if password is None:
             password = typer.prompt(f"Password for {user}", hide_input=True)
         return wh.sign_in(user, password)

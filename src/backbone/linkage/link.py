@@ -105,15 +105,20 @@ class InputsChanged(Exception):
 
 
 def _inputs_fingerprint(con: duckdb.DuckDBPyConnection) -> tuple[Any, ...]:
-    """What a run reads, summarized: any submission, review, encoding or link in
-    between changes it."""
+    """What a run reads, summarized: every change to it (a submission, a review, an
+    encoding, an agreement, a purge, another link run) leaves an audit entry, so the
+    newest such entry changes with it; counts guard the rest."""
     row = con.execute(
         """
-        SELECT (SELECT count(*) FROM identity.partner_record),
+        SELECT (SELECT max(seq) FROM gov.audit_log
+                WHERE json_extract_string(entry, '$.action') IN
+                      ('upload', 'review', 'link', 'purge', 'retention', 'agreement',
+                       'partner'))
+                   AS last_change,
+               (SELECT count(*) FROM identity.partner_record),
                (SELECT max(submission_id) FROM ops.submission),
                (SELECT count(*) FROM identity.review_decision),
                (SELECT count(*) FROM identity.encoding),
-               (SELECT count(*) FROM identity.record_person),
                (SELECT max(run_id) FROM identity.link_run)
         """
     ).fetchall()

@@ -239,8 +239,9 @@ class Linkage:
         """
         s.require("link", "link partner records", action="link")
         today = on or s.today()
-        linkable = self.linkable_pairs(today)
         for attempt in range(3):
+            # the agreements are read again each try: one may have changed meanwhile
+            linkable = self.linkable_pairs(today)
             try:
                 summary = run_linkage(
                     s,
