@@ -284,3 +284,22 @@ def test_the_audit_chain_has_one_head_while_a_unit_of_work_is_open(
         assert wh.audit.verify().ok
         assert [e["what"] for e in wh.audit.entries()][-1] == "another read"
         assert [p.partner_id for p in wh.partners.list()] == ["d1"]
+
+
+def test_a_failed_step_inside_a_unit_of_work_saves_none_of_it(tmp_path: Path) -> None:
+    from backbone.engines import transaction
+    from backbone.partners import Partner
+
+    with Warehouse.init(tmp_path / "wh") as wh:
+        with (
+            pytest.raises(WarehouseError, match="none of it was saved"),
+            wh.session() as s,
+        ):
+            wh.partners.add(s, Partner("d1", "District One", "school_district"))
+            try:
+                with transaction(s.con):
+                    s.con.execute("DELETE FROM ref.partner")
+                    raise ValueError("half done")
+            except ValueError:
+                pass  # a caller that carries on must not commit the half
+        assert wh.partners.list() == []

@@ -218,6 +218,7 @@ class Handle:
 # :func:`transaction` on one of them joins it. DuckDB cannot be asked (a BEGIN inside
 # a transaction aborts it), so the warehouse keeps the set.
 _OPEN: weakref.WeakSet[duckdb.DuckDBPyConnection] = weakref.WeakSet()
+_DOOMED: weakref.WeakSet[duckdb.DuckDBPyConnection] = weakref.WeakSet()
 
 
 def begin(con: duckdb.DuckDBPyConnection) -> None:
@@ -227,8 +228,16 @@ def begin(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def end(con: duckdb.DuckDBPyConnection, *, commit: bool) -> None:
-    """Commit or roll back the transaction :func:`begin` opened."""
+    """Commit or roll back the transaction :func:`begin` opened. A transaction in
+    which a joined block failed is never committed, even if its caller went on."""
     _OPEN.discard(con)
+    if commit and con in _DOOMED:
+        _DOOMED.discard(con)
+        con.execute("ROLLBACK")
+        raise WarehouseError(
+            "a step of this unit of work failed part-way, so none of it was saved."
+        )
+    _DOOMED.discard(con)
     con.execute("COMMIT" if commit else "ROLLBACK")
 
 
@@ -239,7 +248,11 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     Inside a session's transaction the block joins it: the session commits or rolls
     back the whole unit of work."""
     if con in _OPEN:
-        yield
+        try:
+            yield
+        except BaseException:
+            _DOOMED.add(con)  # its partial writes must not be committed later
+            raise
         return
     con.execute("BEGIN TRANSACTION")
     try:
