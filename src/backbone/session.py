@@ -174,8 +174,7 @@ class Session:
             return SetupActor()
         if self.principal is None:
             raise AuthenticationFailed(
-                "sign in first: pass --token (or set BACKBONE_TOKEN), or --user "
-                "(or set BACKBONE_USER) and give the password."
+                "sign in first: with your API token, or your user id and password."
             )
         return self.principal
 

@@ -61,10 +61,14 @@ def _note_path(database: Path) -> Path:
 
 
 def holder_note(database: Path | str) -> str:
-    """Who holds the warehouse for writing, from the note the writer left."""
+    """Who holds the warehouse for writing, from the note the writer left (a note of
+    a process that is gone names nobody: readers may be what holds it)."""
     try:
         note = json.loads(_note_path(Path(database)).read_text(encoding="utf-8"))
-        return f"`{note['command']}` (process {note['pid']}, since {note['since']} UTC)"
+        os.kill(int(note["pid"]), 0)  # still running?
+        return (
+            f"`{note['command']}` (process {note['pid']}, since {note['since']} UTC)"
+        )
     except (OSError, ValueError, KeyError, TypeError):
         return "another process"
 
