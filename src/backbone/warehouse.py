@@ -20,9 +20,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import cached_property
 from pathlib import Path
 from types import TracebackType
-from typing import cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 import duckdb
 
@@ -30,32 +31,29 @@ from backbone import __version__
 from backbone.engines import begin, connect, end, literal
 from backbone.engines.duckdb import Handle, clear_note
 from backbone.errors import NotAWarehouseError, UserError, WarehouseError
-from backbone.governance import (
-    Access,
-    AuditLog,
-    Keys,
-    Principal,
-    Principals,
-    ReleaseGate,
-    Retention,
-    system_clock,
-)
-from backbone.ingest import Ingestor
-from backbone.linkage import Linkage
-from backbone.measures.indicators import Indicators
-from backbone.measures.initiatives import Initiatives
-from backbone.measures.outcomes import Outcomes
-from backbone.measures.risk import RiskModels
-from backbone.model.codes import DescriptorMaps
+from backbone.governance.audit import AuditLog, system_clock
+from backbone.governance.principals import Principal, Principals
 from backbone.model.migrations import CURRENT_VERSION, migrate, schema_version
 from backbone.model.schema import ALL_TABLES
 from backbone.partners import Partner, PartnerRegistry
-from backbone.partners.agreements import AgreementRegistry
-from backbone.partners.commitments import CommitmentBook
-from backbone.partners.feeds import FeedRegistry
-from backbone.partners.requests import RequestBook
 from backbone.session import Session
 from backbone.settings import Settings, render_settings_toml
+
+if TYPE_CHECKING:
+    from backbone.governance.access import Access, Keys
+    from backbone.governance.release import ReleaseGate
+    from backbone.governance.retention import Retention
+    from backbone.ingest import Ingestor
+    from backbone.linkage import Linkage
+    from backbone.measures.indicators import Indicators
+    from backbone.measures.initiatives import Initiatives
+    from backbone.measures.outcomes import Outcomes
+    from backbone.measures.risk import RiskModels
+    from backbone.model.codes import DescriptorMaps
+    from backbone.partners.agreements import AgreementRegistry
+    from backbone.partners.commitments import CommitmentBook
+    from backbone.partners.feeds import FeedRegistry
+    from backbone.partners.requests import RequestBook
 
 __all__ = ["TableInfo", "Warehouse", "WarehouseInfo", "default_warehouse_path"]
 
@@ -63,6 +61,26 @@ SETTINGS_FILE = "backbone.toml"
 DATABASE_FILE = "backbone.duckdb"
 FOLDERS = ("raw", "agreements", "mappings", "reports", "secrets")
 KEY_FILE = "secrets/warehouse.key"
+
+
+_T = TypeVar("_T")
+
+
+class _stage(cached_property[_T]):
+    """A stage built on first use, once even when threads ask at the same moment
+    (the web doors share one warehouse); later reads find it in the instance."""
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any] | None = None) -> _stage[_T]: ...
+    @overload
+    def __get__(self, instance: object, owner: type[Any] | None = None) -> _T: ...
+    def __get__(
+        self, instance: object | None, owner: type[Any] | None = None
+    ) -> _T | _stage[_T]:
+        if instance is None:
+            return self
+        with cast("Warehouse", instance)._stages_lock:
+            return super().__get__(instance, owner)
 
 
 def default_warehouse_path() -> Path:
@@ -110,34 +128,106 @@ class Warehouse:
         # by the database file's own lock (see engines.duckdb)
         self._write_lock = threading.RLock()
         self._sessions = 0
+        self._stages_lock = threading.RLock()  # a stage may build the ones it uses
         self._handle: Handle | None = None
         self.audit = AuditLog(con, clock, self._write_lock)
         self.users = Principals(con, self.audit, clock)
-        self.gate = ReleaseGate(con, self.audit, clock)
         self.partners = PartnerRegistry(con)
-        self.descriptor_maps = DescriptorMaps(con)
-        self.agreements = AgreementRegistry(con, path / "agreements")
-        self.commitments = CommitmentBook(con)
-        self.feeds = FeedRegistry(con)
-        self.requests = RequestBook(con, path / "agreements")
-        self.ingest = Ingestor(
-            con,
-            path,
+        self._keys: Keys | None = None
+
+    # --- the stages ----------------------------------------------------------------
+    # Each is built, and its module loaded, on first use: a command that only looks
+    # (``backbone info``) does not pay for the agreements, linkage or measures.
+
+    @_stage
+    def gate(self) -> ReleaseGate:
+        from backbone.governance.release import ReleaseGate
+
+        return ReleaseGate(self._con, self.audit, self.clock)
+
+    @_stage
+    def descriptor_maps(self) -> DescriptorMaps:
+        from backbone.model.codes import DescriptorMaps
+
+        return DescriptorMaps(self._con)
+
+    @_stage
+    def agreements(self) -> AgreementRegistry:
+        from backbone.partners.agreements import AgreementRegistry
+
+        return AgreementRegistry(self._con, self.path / "agreements")
+
+    @_stage
+    def commitments(self) -> CommitmentBook:
+        from backbone.partners.commitments import CommitmentBook
+
+        return CommitmentBook(self._con)
+
+    @_stage
+    def feeds(self) -> FeedRegistry:
+        from backbone.partners.feeds import FeedRegistry
+
+        return FeedRegistry(self._con)
+
+    @_stage
+    def requests(self) -> RequestBook:
+        from backbone.partners.requests import RequestBook
+
+        return RequestBook(self._con, self.path / "agreements")
+
+    @_stage
+    def ingest(self) -> Ingestor:
+        from backbone.ingest import Ingestor
+
+        return Ingestor(
+            self._con,
+            self.path,
             self.agreements,
             self.feeds,
-            settings["calendar.school_year_start_month"],
+            self.settings["calendar.school_year_start_month"],
         )
-        self.linkage = Linkage(con, path, settings, self.agreements)
-        self.retention = Retention(con, path, self.agreements, self.audit, clock)
-        self.indicators = Indicators(
-            con, clock, settings["calendar.school_year_start_month"]
+
+    @_stage
+    def linkage(self) -> Linkage:
+        from backbone.linkage import Linkage
+
+        return Linkage(self._con, self.path, self.settings, self.agreements)
+
+    @_stage
+    def retention(self) -> Retention:
+        from backbone.governance.retention import Retention
+
+        return Retention(self._con, self.path, self.agreements, self.audit, self.clock)
+
+    @_stage
+    def indicators(self) -> Indicators:
+        from backbone.measures.indicators import Indicators
+
+        return Indicators(
+            self._con, self.clock, self.settings["calendar.school_year_start_month"]
         )
-        self.risk = RiskModels(con, path, clock, self.indicators)
-        self.initiatives = Initiatives(con)
-        self.outcomes = Outcomes(
-            self.initiatives, con, settings["calendar.school_year_start_month"]
+
+    @_stage
+    def risk(self) -> RiskModels:
+        from backbone.measures.risk import RiskModels
+
+        return RiskModels(self._con, self.path, self.clock, self.indicators)
+
+    @_stage
+    def initiatives(self) -> Initiatives:
+        from backbone.measures.initiatives import Initiatives
+
+        return Initiatives(self._con)
+
+    @_stage
+    def outcomes(self) -> Outcomes:
+        from backbone.measures.outcomes import Outcomes
+
+        return Outcomes(
+            self.initiatives,
+            self._con,
+            self.settings["calendar.school_year_start_month"],
         )
-        self._keys: Keys | None = None
 
     # --- the unit of work ---------------------------------------------------------
 
@@ -264,6 +354,8 @@ class Warehouse:
                 path.parent.mkdir(exist_ok=True)
                 path.write_bytes(secrets.token_bytes(32))
                 path.chmod(0o600)
+            from backbone.governance.access import Keys
+
             self._keys = Keys(path.read_bytes())
         return self._keys
 
@@ -285,6 +377,8 @@ class Warehouse:
                 f"reads are decided as of today ({today}), not {on}; "
                 "`backbone agreement check --on` answers what-if questions."
             )
+        from backbone.governance.access import Access
+
         return Access(
             con=self._con,
             views=lambda: [v.view() for v in self.agreements.all_versions()],
