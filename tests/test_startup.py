@@ -73,3 +73,31 @@ def test_commands_that_only_look_load_no_heavy_library(
         else command
     )
     assert _heavy_loaded(*args) == set()
+
+
+def test_constants_written_out_for_the_command_line_match_their_sources() -> None:
+    """The command line spells out two constants so that building it loads neither
+    the policy layer nor the measures; they must not drift from the originals."""
+    from backbone.cli import linkage, outcomes
+    from backbone.governance.policy import IDENTITY_RESOLUTION
+    from backbone.measures.initiatives import OUTCOMES
+
+    assert linkage.IDENTITY_RESOLUTION == IDENTITY_RESOLUTION
+    assert tuple(OUTCOMES) == outcomes.OUTCOME_CODES
+
+
+def test_importing_the_package_or_one_governance_module_loads_no_stage() -> None:
+    """``import backbone`` and the audit log alone stay light; the public names are
+    found all the same."""
+    code = (
+        "import sys, backbone, backbone.governance.audit\n"
+        "light = {'backbone.warehouse', 'backbone.governance.access',"
+        " 'backbone.partners.agreements', 'pyarrow'}.isdisjoint(sys.modules)\n"
+        "from backbone import Warehouse\n"
+        "from backbone.governance import Access, ReleaseGate\n"
+        "print(light, Warehouse.__name__, Access.__name__, ReleaseGate.__name__)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert run.stdout.split() == ["True", "Warehouse", "Access", "ReleaseGate"]

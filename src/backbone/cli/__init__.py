@@ -20,9 +20,8 @@ from rich.progress import (
 from rich.table import Table
 
 from backbone import __version__
-from backbone.cli.common import WarehouseOption, _err, _out, _plain, doors
+from backbone.cli.common import Warehouse, WarehouseOption, _err, _out, _plain, doors
 from backbone.settings import SETTINGS
-from backbone.warehouse import Warehouse
 
 if TYPE_CHECKING:
     from backbone.demo import GenerateSummary

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -20,12 +20,26 @@ if TYPE_CHECKING:
     from backbone.governance import Principal
     from backbone.governance.release import Release
     from backbone.warehouse import Warehouse
+else:
+
+    class _WarehouseOnFirstUse:
+        """:class:`~backbone.warehouse.Warehouse` for the commands: its module (and
+        every stage's) loads when a command first uses it, not when the command line
+        is built, so ``backbone --help`` stays cheap. mypy sees the real class."""
+
+        def __getattr__(self, name: str) -> Any:
+            from backbone.warehouse import Warehouse
+
+            return getattr(Warehouse, name)
+
+    Warehouse = _WarehouseOnFirstUse()
 
 __all__ = [
     "OnOption",
     "PurposeOption",
     "TokenOption",
     "UserOption",
+    "Warehouse",
     "WarehouseOption",
     "doors",
     "maybe_signed_in",

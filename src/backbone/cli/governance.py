@@ -16,6 +16,7 @@ from backbone.cli.common import (
     PurposeOption,
     TokenOption,
     UserOption,
+    Warehouse,
     WarehouseOption,
     _out,
     _plain,
@@ -28,7 +29,6 @@ from backbone.cli.common import (
 )
 from backbone.errors import UserError
 from backbone.governance.audit import Disclosure
-from backbone.warehouse import Warehouse
 
 user_app = typer.Typer(help="Users, their roles and tokens.", no_args_is_help=True)
 audit_app = typer.Typer(

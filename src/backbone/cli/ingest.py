@@ -13,6 +13,7 @@ from backbone.cli.common import (
     PurposeOption,
     TokenOption,
     UserOption,
+    Warehouse,
     WarehouseOption,
     _plain,
     doors,
@@ -20,9 +21,6 @@ from backbone.cli.common import (
     signed_in,
 )
 from backbone.errors import UserError
-from backbone.ingest.mapping import load_mapping
-from backbone.ingest.report import write_report_files
-from backbone.warehouse import Warehouse
 
 submissions_app = typer.Typer(
     help="Submissions, their validation reports and quarantine.", no_args_is_help=True
@@ -57,6 +55,8 @@ def submit(
 
     Sign in as one of the partner's users (or the steward's). Each file is its own
     submission: a refused file stops the command, the files before it stay loaded."""
+    from backbone.ingest.report import write_report_files
+
     with doors(), Warehouse.open(warehouse) as wh:
         principal = signed_in(wh, user, token)
         console = _plain()
@@ -146,6 +146,8 @@ def submissions_show(
 ) -> None:
     """A submission's validation report: counts, and errors by rule with examples
     (for the partner's own users and the steward)."""
+    from backbone.ingest.report import write_report_files
+
     with doors(), Warehouse.open(warehouse) as wh:
         submission = wh.ingest.get(submission_id)
         access = wh.access(signed_in(wh, user, token), purpose)
@@ -213,6 +215,8 @@ def submissions_quarantine(
 ) -> None:
     """Export a submission's quarantined rows, with reasons, to fix and resubmit
     (for the partner's own users and the steward)."""
+    from backbone.ingest.mapping import load_mapping
+
     with doors(), Warehouse.open(warehouse) as wh:
         sub = wh.ingest.get(submission_id)
         access = wh.access(signed_in(wh, user, token), purpose)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -12,6 +12,7 @@ from backbone.cli.common import (
     PurposeOption,
     TokenOption,
     UserOption,
+    Warehouse,
     WarehouseOption,
     _err,
     _out,
@@ -20,11 +21,15 @@ from backbone.cli.common import (
     signed_in,
 )
 from backbone.errors import InputFileError
-from backbone.governance import Access
-from backbone.governance.policy import IDENTITY_RESOLUTION
-from backbone.linkage import LinkSummary, RecordKey
-from backbone.linkage.pprl import IdentityColumns, encode_csv
-from backbone.warehouse import Warehouse
+
+if TYPE_CHECKING:
+    from backbone.governance import Access
+    from backbone.linkage import LinkSummary
+
+# governance.policy.IDENTITY_RESOLUTION, written out so that building the command
+# line (a default below) does not load the policy layer; tests/test_startup.py
+# keeps the two the same
+IDENTITY_RESOLUTION = "identity_resolution"
 
 link_app = typer.Typer(
     help="Link partner records to persons; explain and evaluate links.",
@@ -158,6 +163,8 @@ def link_explain(
     warehouse: WarehouseOption = Path("warehouse"),
 ) -> None:
     """The match weights of one pair under the last run's model (the steward's)."""
+    from backbone.linkage import RecordKey
+
     with doors(), Warehouse.open(warehouse) as wh:
         access = _linking(wh, user, token)
         x = wh.linkage.explain(access, RecordKey.parse(left), RecordKey.parse(right))
@@ -358,6 +365,8 @@ def review_decide(
     warehouse: WarehouseOption = Path("warehouse"),
 ) -> None:
     """Record one decision without the interactive review."""
+    from backbone.linkage import RecordKey
+
     with (
         doors(),
         Warehouse.open(warehouse) as wh,
@@ -450,6 +459,8 @@ def encode(
 
     Only local ids and encodings are written; the secret never leaves the partners.
     """
+    from backbone.linkage.pprl import IdentityColumns, encode_csv
+
     with doors():
         secret = _read_secret(secret_file)
         if not file.is_file():

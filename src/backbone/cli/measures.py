@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -14,6 +14,7 @@ from rich.table import Table
 from backbone.cli.common import (
     TokenOption,
     UserOption,
+    Warehouse,
     WarehouseOption,
     _plain,
     doors,
@@ -23,9 +24,10 @@ from backbone.cli.common import (
     signed_in,
 )
 from backbone.errors import UserError
-from backbone.measures.indicators import Snapshot
 from backbone.model.calendar import school_year_label
-from backbone.warehouse import Warehouse
+
+if TYPE_CHECKING:
+    from backbone.measures.indicators import Snapshot
 
 indicators_app = typer.Typer(
     help="Early-warning indicators: compute, rosters, segments, trends, charts.",

@@ -5,7 +5,7 @@ computes; the policy layer and the release gate decide what leaves."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -13,6 +13,7 @@ from rich.table import Table
 from backbone.cli.common import (
     TokenOption,
     UserOption,
+    Warehouse,
     WarehouseOption,
     _plain,
     doors,
@@ -20,10 +21,25 @@ from backbone.cli.common import (
     print_release,
     signed_in,
 )
-from backbone.governance.principals import Principal
-from backbone.measures.initiatives import OUTCOMES, Dosage, Initiative
-from backbone.measures.outcomes import BASELINE, Evaluation, EvaluationSettings
-from backbone.warehouse import Warehouse
+
+if TYPE_CHECKING:
+    from backbone.governance.principals import Principal
+    from backbone.measures.outcomes import Evaluation
+
+# the codes of measures.initiatives.OUTCOMES, written out so that building the
+# command line (a help text below) does not load the measures; tests/test_startup.py
+# keeps the two the same
+OUTCOME_CODES = (
+    "attendance_rate",
+    "suspended",
+    "course_mark",
+    "pass_rate",
+    "gpa",
+    "ela_score",
+    "math_score",
+    "graduated",
+    "college_enrolled",
+)
 
 outcomes_app = typer.Typer(
     help="Funders' initiatives: outcomes against a matched comparison group.",
@@ -90,7 +106,8 @@ def initiative_add(
     target: Annotated[
         list[str] | None,
         typer.Option(
-            "--target", help=f"An outcome it tracks (repeat): {', '.join(OUTCOMES)}."
+            "--target",
+            help=f"An outcome it tracks (repeat): {', '.join(OUTCOME_CODES)}.",
         ),
     ] = None,
     begin: Annotated[str | None, typer.Option(help="First day (YYYY-MM-DD).")] = None,
@@ -110,6 +127,7 @@ def initiative_add(
     from pydantic import ValidationError
 
     from backbone.errors import UserError
+    from backbone.measures.initiatives import Dosage, Initiative
 
     with doors(), Warehouse.open(warehouse) as wh:
         principal = signed_in(wh, user, token)
@@ -184,6 +202,9 @@ def _fmt(value: Any, digits: int = 2) -> str:
 
 
 def _print_evaluation(ev: Evaluation, *, details: bool = True) -> None:
+    from backbone.measures.initiatives import OUTCOMES
+    from backbone.measures.outcomes import BASELINE
+
     console = _plain()
     i = ev.initiative
     console.print(
@@ -298,6 +319,8 @@ def evaluate(
     """Each program's new participants (the initiative's least dosage) against a
     matched comparison group of non-participants of the same school, grade and
     year: balance, effects with 95% intervals, dosage, subgroups, match rate."""
+    from backbone.measures.outcomes import EvaluationSettings
+
     with doors(), Warehouse.open(warehouse) as wh:
         principal = signed_in(wh, user, token)
         access = wh.access(principal, _purpose(principal, purpose))
@@ -324,6 +347,9 @@ def compare(
 ) -> None:
     """A funder's initiatives side by side: each program's effect on the
     initiative's target outcomes (the baseline sample)."""
+    from backbone.measures.initiatives import OUTCOMES
+    from backbone.measures.outcomes import BASELINE
+
     with doors(), Warehouse.open(warehouse) as wh:
         principal = signed_in(wh, user, token)
         access = wh.access(principal, _purpose(principal, purpose))

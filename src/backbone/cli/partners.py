@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -14,6 +14,7 @@ from backbone.cli.common import (
     OnOption,
     TokenOption,
     UserOption,
+    Warehouse,
     WarehouseOption,
     _plain,
     doors,
@@ -23,23 +24,10 @@ from backbone.cli.common import (
 )
 from backbone.errors import UserError
 from backbone.partners import Contact, Partner
-from backbone.partners.agreements import (
-    AccessRequest,
-    Severity,
-    lint_document,
-    load_document,
-)
-from backbone.partners.agreements.document import dump_document
-from backbone.partners.agreements.inforce import VersionState
-from backbone.partners.agreements.store import VersionRecord
 from backbone.partners.feeds import Feed
-from backbone.partners.status import (
-    build_digest,
-    digest_html,
-    digest_text,
-    partnership_status,
-)
-from backbone.warehouse import Warehouse
+
+if TYPE_CHECKING:
+    from backbone.partners.agreements.store import VersionRecord
 
 partner_app = typer.Typer(
     help="Partners: organizations, contacts, schools and sites.", no_args_is_help=True
@@ -70,6 +58,8 @@ def register(app: typer.Typer) -> None:
 
 def _state(version: VersionRecord | None, day: date) -> str:
     """What a version means on a day: running, ended, suspended, or nothing in force."""
+    from backbone.partners.agreements.inforce import VersionState
+
     return str(VersionState(version, day))
 
 
@@ -338,6 +328,8 @@ def agreement_show(
     warehouse: WarehouseOption = Path("warehouse"),
 ) -> None:
     """Print the version in force on a day (default today)."""
+    from backbone.partners.agreements.document import dump_document
+
     with doors(), Warehouse.open(warehouse, read_only=True) as wh:
         day = parse_date(on)
         v = (
@@ -409,6 +401,8 @@ def agreement_lint(
     warehouse: WarehouseOption = Path("warehouse"),
 ) -> None:
     """Check mandatory terms by legal basis; exits 1 if any error is found."""
+    from backbone.partners.agreements import Severity, lint_document, load_document
+
     with doors():
         if (
             target
@@ -464,6 +458,8 @@ def agreement_check(
     warehouse: WarehouseOption = Path("warehouse"),
 ) -> None:
     """Ask the agreements whether a use is allowed on a day, and why."""
+    from backbone.partners.agreements import AccessRequest
+
     with doors(), Warehouse.open(warehouse, read_only=True) as wh:
         d = wh.agreements.decide(
             AccessRequest(
@@ -835,6 +831,8 @@ def request_show(
 
 def status(warehouse: WarehouseOption = Path("warehouse"), on: OnOption = None) -> None:
     """The partnership at a glance: agreements, commitments, feeds, submissions, requests."""
+    from backbone.partners.status import partnership_status
+
     with doors(), Warehouse.open(warehouse, read_only=True) as wh:
         s = partnership_status(wh, parse_date(on))
     console = _plain()
@@ -906,6 +904,8 @@ def digest(
     warehouse: WarehouseOption = Path("warehouse"),
 ) -> None:
     """Write a partner's weekly digest as text and HTML."""
+    from backbone.partners.status import build_digest, digest_html, digest_text
+
     with doors(), Warehouse.open(warehouse, read_only=True) as wh:
         d = build_digest(wh, partner, parse_date(on))
     text_path = out / f"digest-{partner}-{d.on}.txt"
