@@ -66,9 +66,7 @@ def holder_note(database: Path | str) -> str:
     try:
         note = json.loads(_note_path(Path(database)).read_text(encoding="utf-8"))
         os.kill(int(note["pid"]), 0)  # still running?
-        return (
-            f"`{note['command']}` (process {note['pid']}, since {note['since']} UTC)"
-        )
+        return f"`{note['command']}` (process {note['pid']}, since {note['since']} UTC)"
     except (OSError, ValueError, KeyError, TypeError):
         return "another process"
 
