@@ -141,8 +141,9 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize("name", sorted(set(COMMANDS) - OUTSIDE))
 def test_no_command_changes_the_warehouse_for_someone_not_signed_in(
-    name: str, warehouse: Path, tmp_path: Path
+    name: str, warehouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.chdir(tmp_path)  # files a command writes by default land here
     (tmp_path / "any.yaml").write_text("a: 1\n", encoding="utf-8")
     database = warehouse / "backbone.duckdb"
     before = database.read_bytes()
