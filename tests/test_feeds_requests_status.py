@@ -28,6 +28,23 @@ def wh(tmp_path: Path) -> Iterator[Warehouse]:
         yield w
 
 
+def _monthly_attendance(wh: Warehouse, since: date) -> None:
+    """d1's monthly attendance feed under DSA-D1, expected from ``since``."""
+    with wh.session() as s:
+        wh.feeds.add(
+            s,
+            Feed(
+                "d1",
+                "attendance",
+                ("attendance_event",),
+                "monthly",
+                "DSA-D1",
+                None,
+                since,
+            ),
+        )
+
+
 @pytest.mark.parametrize(
     ("cadence", "on", "expected"),
     [
@@ -77,19 +94,7 @@ def _submit(wh: Warehouse, partner: str, feed: str, at: datetime) -> None:
 
 
 def test_a_feed_is_late_until_something_arrives_after_the_period(wh: Warehouse) -> None:
-    with wh.session() as s:
-        wh.feeds.add(
-            s,
-            Feed(
-                "d1",
-                "attendance",
-                ("attendance_event",),
-                "monthly",
-                "DSA-D1",
-                None,
-                date(2026, 1, 1),
-            ),
-        )
+    _monthly_attendance(wh, date(2026, 1, 1))
     on = date(2026, 11, 30)
     assert [(f.feed_id, due, last) for f, due, last in wh.feeds.late(on)] == [
         ("attendance", date(2026, 11, 15), None)
@@ -320,19 +325,7 @@ def test_status_and_digest_show_what_to_chase(wh: Warehouse, tmp_path: Path) -> 
             due=date(2027, 6, 1),
             made_on=date(2027, 3, 1),
         )
-    with wh.session() as s:
-        wh.feeds.add(
-            s,
-            Feed(
-                "d1",
-                "attendance",
-                ("attendance_event",),
-                "monthly",
-                "DSA-D1",
-                None,
-                date(2026, 9, 1),
-            ),
-        )
+    _monthly_attendance(wh, date(2026, 9, 1))
     with wh.session() as s:
         wh.requests.file(s, write(tmp_path / "req.yaml", REQUEST), on=date(2027, 5, 1))
     v2 = agreement()
@@ -372,19 +365,7 @@ def test_status_and_digest_show_what_to_chase(wh: Warehouse, tmp_path: Path) -> 
 
 
 def test_a_feed_under_an_ended_agreement_is_not_late(wh: Warehouse) -> None:
-    with wh.session() as s:
-        wh.feeds.add(
-            s,
-            Feed(
-                "d1",
-                "attendance",
-                ("attendance_event",),
-                "monthly",
-                "DSA-D1",
-                None,
-                date(2026, 1, 1),
-            ),
-        )
+    _monthly_attendance(wh, date(2026, 1, 1))
     assert partnership_status(wh, date(2027, 6, 1)).late_feeds != []
     assert (
         partnership_status(wh, date(2027, 9, 1)).late_feeds == []
