@@ -137,7 +137,6 @@ class Access:
         self.school_year_start_month = school_year_start_month
         """The warehouse's ``calendar.school_year_start_month``."""
         self._min_cell = min_cell_size
-        self._session: Session | None = None
 
     # --- decisions ---------------------------------------------------------------
 
@@ -159,20 +158,13 @@ class Access:
                 f"this access is {self.principal.user_id}'s, not {s.actor().user_id}'s."
             )
         bound = copy.copy(self)
-        bound._enter(s)
+        bound._con = s.con
         return bound
 
-    def _enter(self, s: Session) -> None:
-        self._con = s.con
-        self._session = s
-
     def _write(self, entry: AuditEntry) -> None:
-        if self._session is None:
-            self._audit.append(entry)
-        elif entry.decision == "deny":
-            self._session.denials.append(entry)  # written after the rollback
-        else:
-            self._session.append(entry)
+        # inside a unit of work the log writes it in the unit's transaction, and
+        # writes it again should the unit roll back (see AuditLog.append)
+        self._audit.append(entry)
 
     def _deny(self, action: str, what: str, reason: str, **detail: Any) -> PolicyDenied:
         self._write(
