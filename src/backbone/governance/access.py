@@ -158,8 +158,11 @@ class Access:
                 f"this access is {self.principal.user_id}'s, not {s.actor().user_id}'s."
             )
         bound = copy.copy(self)
-        bound._con = s.con
+        bound._enter(s)
         return bound
+
+    def _enter(self, s: Session) -> None:
+        self._con = s.con
 
     def _write(self, entry: AuditEntry) -> None:
         # inside a unit of work the log writes it in the unit's transaction, and
