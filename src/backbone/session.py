@@ -23,8 +23,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol
 
-import duckdb
-
+from backbone.engines import Connection
 from backbone.errors import AuthenticationFailed, Forbidden, WarehouseError
 
 __all__ = ["Actor", "AuditEntry", "Session", "SetupActor"]
@@ -94,7 +93,7 @@ class AuditEntry:
         }
 
 
-Append = Callable[[AuditEntry, duckdb.DuckDBPyConnection], int]
+Append = Callable[[AuditEntry, Connection], int]
 
 
 @dataclass(frozen=True)
@@ -124,7 +123,7 @@ class Session:
 
     def __init__(
         self,
-        con: duckdb.DuckDBPyConnection,
+        con: Connection,
         clock: Callable[[], datetime],
         principal: Actor | None,
         append: Append,

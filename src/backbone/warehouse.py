@@ -25,10 +25,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
-import duckdb
-
 from backbone import __version__
-from backbone.engines import begin, connect, end, literal
+from backbone.engines import Connection, EngineError, begin, connect, end, literal
 from backbone.engines.duckdb import Handle, clear_note
 from backbone.errors import NotAWarehouseError, UserError, WarehouseError
 from backbone.governance.audit import AuditLog, system_clock
@@ -114,7 +112,7 @@ class Warehouse:
         self,
         path: Path,
         settings: Settings,
-        con: duckdb.DuckDBPyConnection,
+        con: Connection,
         clock: Callable[[], datetime] = system_clock,
         *,
         read_only: bool = False,
@@ -265,9 +263,9 @@ class Warehouse:
                 self.audit.active = None
                 # the cursor may be gone already (a pause that could not take the
                 # file back): then there is nothing left to roll back
-                with suppress(duckdb.Error):
+                with suppress(EngineError):
                     end(session.con, commit=False)
-                with suppress(duckdb.Error):
+                with suppress(EngineError):
                     session.con.close()
                 # refusals, and the reads the unit made, are recorded all the same
                 for entry in [*session.denials, *session.kept]:
@@ -438,7 +436,7 @@ class Warehouse:
         path: Path | str | None,
         read_only: bool,
         on_wait: Callable[[str], None] | None,
-    ) -> tuple[Path, Settings, duckdb.DuckDBPyConnection]:
+    ) -> tuple[Path, Settings, Connection]:
         path = Path(path) if path is not None else default_warehouse_path()
         if not path.exists():
             raise NotAWarehouseError(
@@ -496,7 +494,7 @@ class Warehouse:
             warehouse = cls(
                 path,
                 settings,
-                cast(duckdb.DuckDBPyConnection, handle),
+                cast(Connection, handle),
                 clock,
                 read_only=read_only,
             )

@@ -285,12 +285,11 @@ def mapping_suggest(
     ] = None,
 ) -> None:
     """Draft a mapping from a file's header and values, for the steward to edit."""
-    import duckdb
-
+    from backbone.engines import scratch
     from backbone.ingest.suggest import suggest_mapping
 
     with doors():
-        text = suggest_mapping(duckdb.connect(), file, entity, partner, feed)
+        text = suggest_mapping(scratch(), file, entity, partner, feed)
         if out is None:
             _plain().print(text)
             return

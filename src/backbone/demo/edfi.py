@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import duckdb
-
 from backbone.demo.community import District
+from backbone.engines import Connection
 from backbone.engines.sql import literal
 from backbone.model.descriptors import EDFI_NAMESPACE
 
@@ -167,7 +166,7 @@ def _resources(d: District, t: int) -> dict[str, str]:
 
 
 def write_edfi_district(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     d: District,
     school_years: list[int],
     out: Path,

@@ -7,18 +7,18 @@ then renders them in each partner's dialect.
 
 from __future__ import annotations
 
-import duckdb
 import pyarrow as pa
 
 from backbone.demo.calendar import SCHOOL_YEAR_START_MONTH
 from backbone.demo.community import DISTRICTS, INSTITUTIONS, PROGRAMS, schools
+from backbone.engines import Connection
 from backbone.model.calendar import school_year_sql
 from backbone.model.descriptors import GRADE_LEVELS
 
 __all__ = ["build_exports"]
 
 
-def build_exports(con: duckdb.DuckDBPyConnection) -> None:
+def build_exports(con: Connection) -> None:
     """Create the canonical export tables from the simulation and partner records."""
     school_rows = schools()
     con.register(

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 
@@ -41,6 +40,7 @@ from backbone.demo.planted import plant_errors
 from backbone.demo.records import build_partner_records
 from backbone.demo.simulate import simulate
 from backbone.demo.writers import write_agency, write_cbo, write_district
+from backbone.engines import Connection, scratch
 from backbone.engines.duckdb import set_option
 from backbone.engines.sql import literal
 from backbone.errors import UserError
@@ -115,11 +115,11 @@ def generate(
 
     # A scratch database on disk with a memory cap keeps peak memory bounded: the
     # exports are several times the size of the simulation.
-    scratch = tempfile.TemporaryDirectory(prefix="backbone-demo-")
-    con = duckdb.connect(str(Path(scratch.name) / "scratch.duckdb"))
+    workdir = tempfile.TemporaryDirectory(prefix="backbone-demo-")
+    con = scratch(Path(workdir.name) / "scratch.duckdb")
     set_option(con, "threads", threads)
     set_option(con, "memory_limit", memory_limit)
-    set_option(con, "temp_directory", str(Path(scratch.name) / "spill"))
+    set_option(con, "temp_directory", str(Path(workdir.name) / "spill"))
     set_option(con, "preserve_insertion_order", True)
     for name in list(sim.tables):
         con.register(f"{name}_arrow", sim.tables[name])
@@ -181,7 +181,7 @@ def generate(
         )
     }
     con.close()
-    scratch.cleanup()
+    workdir.cleanup()
     return GenerateSummary(
         out=out,
         students=students,
@@ -192,7 +192,7 @@ def generate(
     )
 
 
-def _write_truth(con: duckdb.DuckDBPyConnection, truth: Path) -> None:
+def _write_truth(con: Connection, truth: Path) -> None:
     truth.mkdir(parents=True, exist_ok=True)
     queries = {
         "persons": "SELECT * FROM persons ORDER BY person_key",

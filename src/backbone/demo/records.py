@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from importlib import resources
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from backbone.demo.community import CBOS, COLLEGE_AGENCY, DISTRICTS, PROGRAMS
+from backbone.engines import Connection
 
 __all__ = ["build_partner_records"]
 
@@ -124,9 +124,7 @@ def _ids(rng: np.random.Generator, count: int, prefix: str, digits: int) -> np.n
     return np.char.add(prefix, chosen.astype(str).astype(f"<U{digits}")).astype(object)
 
 
-def build_partner_records(
-    con: duckdb.DuckDBPyConnection, rng: np.random.Generator
-) -> None:
+def build_partner_records(con: Connection, rng: np.random.Generator) -> None:
     """Create ``partner_record`` (partner_id, local_id, person_key, identity fields)."""
     con.execute(_MACROS)
     path = resources.files("backbone.linkage") / "data" / "nicknames.csv"

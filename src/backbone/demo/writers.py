@@ -12,11 +12,11 @@ import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 
-import duckdb
 import xlsxwriter
 
 from backbone.demo.calendar import SCHOOL_YEAR_START_MONTH
 from backbone.demo.community import CBOS, District
+from backbone.engines import Connection
 from backbone.engines.sql import ident, literal
 from backbone.model.calendar import school_year_label
 
@@ -271,7 +271,7 @@ def _district_sql(d: District, entity: str, school_year: int, native: bool) -> s
 
 
 def _copy_text(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     sql: str,
     path: Path,
     delimiter: str,
@@ -287,9 +287,7 @@ def _copy_text(
     return path.stat().st_size
 
 
-def _write_xlsx(
-    con: duckdb.DuckDBPyConnection, sheets: list[tuple[str, str]], path: Path
-) -> None:
+def _write_xlsx(con: Connection, sheets: list[tuple[str, str]], path: Path) -> None:
     """One workbook, a sheet per query; dates as Excel dates, as Excel users send."""
     workbook = xlsxwriter.Workbook(
         str(path), {"constant_memory": True, "default_date_format": "mm/dd/yyyy"}
@@ -310,7 +308,7 @@ def _write_xlsx(
 
 
 def write_district(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     d: District,
     school_years: list[int],
     out: Path,
@@ -451,7 +449,7 @@ def consent_sql(cbo_id: str, school_year: int) -> str:
 
 
 def write_cbo(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     cbo_id: str,
     school_years: list[int],
     out: Path,
@@ -562,7 +560,7 @@ def write_cbo(
     return written
 
 
-def write_agency(con: duckdb.DuckDBPyConnection, out: Path) -> list[Path]:
+def write_agency(con: Connection, out: Path) -> list[Path]:
     """The college agency's yearly files: students, terms and events (CSV)."""
     written: list[Path] = []
     years = [

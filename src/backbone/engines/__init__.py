@@ -1,17 +1,22 @@
 """Where SQL runs. DuckDB is the embedded default."""
 
 from backbone.engines.duckdb import (
+    Connection,
+    EngineError,
     begin,
     connect,
     end,
     next_id,
     next_ids,
+    scratch,
     set_option,
     transaction,
 )
 from backbone.engines.sql import ident, literal, qualified
 
 __all__ = [
+    "Connection",
+    "EngineError",
     "begin",
     "connect",
     "end",
@@ -20,6 +25,7 @@ __all__ = [
     "next_id",
     "next_ids",
     "qualified",
+    "scratch",
     "set_option",
     "transaction",
 ]

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import duckdb
 
@@ -30,6 +30,8 @@ from backbone.errors import WarehouseError
 from backbone.settings import Settings
 
 __all__ = [
+    "Connection",
+    "EngineError",
     "Handle",
     "begin",
     "clear_note",
@@ -39,9 +41,15 @@ __all__ = [
     "next_id",
     "next_ids",
     "report_waits_to",
+    "scratch",
     "set_option",
     "transaction",
 ]
+
+# What stages hold and catch: the engine's connection and its error. A stage names
+# these, never the engine's module, so a second engine fills the same names.
+Connection: TypeAlias = duckdb.DuckDBPyConnection
+EngineError = duckdb.Error
 
 POLL_SECONDS = 0.2
 # how long another thread waits for a long job to take the file back
@@ -133,6 +141,12 @@ def connect(
         if not read_only:
             _leave_note(Path(database))
         return con
+
+
+def scratch(path: Path | str | None = None) -> Connection:
+    """A private working database: in memory, or in the file ``path`` (for work too
+    big for memory). Not the warehouse; nothing in it is shared."""
+    return duckdb.connect(":memory:" if path is None else str(path))
 
 
 class Handle:

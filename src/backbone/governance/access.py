@@ -22,12 +22,12 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from backbone.engines import Connection, scratch
 from backbone.engines.duckdb import set_option
 from backbone.engines.sql import ident
 from backbone.errors import NotFoundError, PolicyDenied, UserError
@@ -73,10 +73,10 @@ class Keys:
         return self.derive(f"pseudonym:{recipient}")
 
 
-def locked_connection(tables: dict[str, pa.Table]) -> duckdb.DuckDBPyConnection:
+def locked_connection(tables: dict[str, pa.Table]) -> Connection:
     """A fresh in-memory DuckDB holding only ``tables``, unable to read or write
     files and unable to change that."""
-    con = duckdb.connect(":memory:")
+    con = scratch()
     for name, table in tables.items():
         con.register(f"_{name}_arrow", table)
         con.execute(
@@ -111,7 +111,7 @@ class Access:
     def __init__(
         self,
         *,
-        con: duckdb.DuckDBPyConnection,
+        con: Connection,
         views: Callable[[], list[VersionView]],
         audit: AuditLog,
         gate: ReleaseGate,
@@ -531,7 +531,7 @@ class Access:
 
     def session(
         self, entities: Sequence[str], *, operation: str = "row_level_view"
-    ) -> duckdb.DuckDBPyConnection:
+    ) -> Connection:
         """A locked in-memory database with one table per entity: the permitted
         rows only. Anything run there sees nothing else."""
         tables = {}
@@ -602,7 +602,7 @@ class Access:
         ]
         key = secrets.token_hex(16)
         provider_col, local_col = subject_columns(entity)
-        local = duckdb.connect(":memory:")
+        local = scratch()
         try:
             parts = []
             for grant in used:
@@ -682,7 +682,7 @@ class Access:
     def statistics(
         self,
         inputs: Mapping[str, tuple[str, Sequence[str]]],
-        derive: Callable[[duckdb.DuckDBPyConnection], Derived],
+        derive: Callable[[Connection], Derived],
         *,
         definition: Mapping[str, Any],
         optional: Collection[str] = (),

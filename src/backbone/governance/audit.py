@@ -22,8 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import duckdb
-
+from backbone.engines import Connection
 from backbone.errors import Forbidden
 from backbone.session import AuditEntry, Session
 
@@ -97,7 +96,7 @@ class AuditLog:
 
     def __init__(
         self,
-        con: duckdb.DuckDBPyConnection,
+        con: Connection,
         clock: Callable[[], datetime],
         lock: threading.RLock | None = None,
     ) -> None:
@@ -110,9 +109,7 @@ class AuditLog:
         self.active: Session | None = None
         """The open unit of work, if any (set by the warehouse)."""
 
-    def append(
-        self, entry: AuditEntry, con: duckdb.DuckDBPyConnection | None = None
-    ) -> int:
+    def append(self, entry: AuditEntry, con: Connection | None = None) -> int:
         """Add one entry at the head of the chain; returns its sequence number.
         ``con`` is a session's cursor when the entry belongs to its transaction.
 

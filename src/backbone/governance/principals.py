@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 
-import duckdb
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from backbone.engines import Connection
 from backbone.errors import AuthenticationFailed, NotFoundError, UserError
 from backbone.governance.audit import AuditEntry, AuditLog
 from backbone.session import Actor, Session, SetupActor
@@ -152,7 +152,7 @@ class Principals:
 
     def __init__(
         self,
-        con: duckdb.DuckDBPyConnection,
+        con: Connection,
         audit: AuditLog,
         clock: Callable[[], datetime],
     ) -> None:
@@ -409,7 +409,7 @@ class Principals:
         return principal
 
 
-def _principal(con: duckdb.DuckDBPyConnection, user_id: str) -> Principal | None:
+def _principal(con: Connection, user_id: str) -> Principal | None:
     row = con.execute(
         "SELECT user_id, partner_id, role, display_name, expires_on, "
         "training_until, disabled_at IS NOT NULL FROM gov.principal "
@@ -421,7 +421,7 @@ def _principal(con: duckdb.DuckDBPyConnection, user_id: str) -> Principal | None
     return Principal(row[0], row[1], Role(row[2]), row[3], row[4], row[5], bool(row[6]))
 
 
-def _known(con: duckdb.DuckDBPyConnection, user_id: str) -> Principal:
+def _known(con: Connection, user_id: str) -> Principal:
     found = _principal(con, user_id)
     if found is None:
         raise NotFoundError(
@@ -439,7 +439,7 @@ def _self_or_admin(s: Session, user_id: str, what: str) -> Actor:
     return s.require("administer", what)
 
 
-def _bootstrapping(con: duckdb.DuckDBPyConnection, target: Principal) -> bool:
+def _bootstrapping(con: Connection, target: Principal) -> bool:
     """A new warehouse: its only user is a steward admin with no password and no
     token, so whoever holds the folder may give it a first token."""
     row = con.execute(

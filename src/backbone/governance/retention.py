@@ -26,8 +26,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-import duckdb
-
+from backbone.engines import Connection
 from backbone.engines.duckdb import next_id, transaction
 from backbone.engines.sql import literal
 from backbone.governance.audit import AuditEntry, AuditLog, canonical_json
@@ -180,7 +179,7 @@ class Retention:
 
     def __init__(
         self,
-        con: duckdb.DuckDBPyConnection,
+        con: Connection,
         root: Path,
         agreements: AgreementRegistry,
         audit: AuditLog,
@@ -192,7 +191,7 @@ class Retention:
         self._audit = audit
         self._clock = clock
 
-    def _holdings(self, con: duckdb.DuckDBPyConnection) -> dict[str, set[str]]:
+    def _holdings(self, con: Connection) -> dict[str, set[str]]:
         parts = [
             f"SELECT DISTINCT provider_partner_id, {literal(t.name)} FROM {t.qualified_name}"
             for t in ALL_TABLES
@@ -207,7 +206,7 @@ class Retention:
         return held
 
     def due(
-        self, today: date | None = None, con: duckdb.DuckDBPyConnection | None = None
+        self, today: date | None = None, con: Connection | None = None
     ) -> list[Due]:
         """What is due for destruction on ``today`` (as ``con``, a session's cursor,
         sees the holdings)."""
@@ -428,7 +427,7 @@ def _destroyed(counts: dict[str, int]) -> int:
     return sum(v for k, v in counts.items() if "retired" not in k)
 
 
-def _scrub_events(con: duckdb.DuckDBPyConnection, provider: str) -> int:
+def _scrub_events(con: Connection, provider: str) -> int:
     """Drop the provider's records from the evidence of merges and splits (the
     events stay: other persons' histories need them)."""
     prefix = f"{provider}:"
@@ -454,7 +453,7 @@ def _scrub_events(con: duckdb.DuckDBPyConnection, provider: str) -> int:
 
 
 def _raw_files(
-    con: duckdb.DuckDBPyConnection, provider: str, entities: list[str]
+    con: Connection, provider: str, entities: list[str]
 ) -> list[tuple[str, str]]:
     """Raw files of the provider all of whose sections were purged, and that no
     other submission still needs."""

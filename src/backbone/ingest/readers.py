@@ -18,8 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
-
+from backbone.engines import Connection, EngineError
 from backbone.errors import InputFileError
 
 __all__ = ["SourceInfo", "StagedFile", "sniff", "stage"]
@@ -147,7 +146,7 @@ def sniff(path: Path) -> SourceInfo:
 
 
 def stage(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     path: Path,
     table: str,
     *,
@@ -184,7 +183,7 @@ def stage(
         )
         try:
             con.execute(create, params)
-        except duckdb.Error:
+        except EngineError:
             if info.format != "csv":
                 raise
             # quoted fields spanning lines need the single-threaded reader
@@ -194,12 +193,12 @@ def stage(
                 ),
                 params,
             )
-    except duckdb.Error as exc:
+    except EngineError as exc:
         raise InputFileError(_reader_message(exc, info), path=path) from None
     return _describe(con, table, info)
 
 
-def _reader_message(exc: duckdb.Error, info: SourceInfo) -> str:
+def _reader_message(exc: EngineError, info: SourceInfo) -> str:
     text = str(exc).split("\n")[0]
     if info.format == "csv":
         return (
@@ -209,9 +208,7 @@ def _reader_message(exc: duckdb.Error, info: SourceInfo) -> str:
     return f"could not be read as {info.format.upper()} ({text})."
 
 
-def _describe(
-    con: duckdb.DuckDBPyConnection, table: str, info: SourceInfo
-) -> StagedFile:
+def _describe(con: Connection, table: str, info: SourceInfo) -> StagedFile:
     described = con.execute(f"DESCRIBE {table}").fetchall()
     columns = {
         name: type_
@@ -236,7 +233,7 @@ def _quiet_native_stderr() -> Iterator[None]:
 
 
 def _stage_xlsx(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     path: Path,
     table: str,
     sheet: str | None,

@@ -11,8 +11,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
-
+from backbone.engines import Connection
 from backbone.ingest.rules import RULE_HELP
 
 __all__ = [
@@ -84,7 +83,7 @@ class Report:
         )
 
 
-def build_report(con: duckdb.DuckDBPyConnection, submission_id: int) -> Report:
+def build_report(con: Connection, submission_id: int) -> Report:
     row = con.execute(
         "SELECT submission_id, partner_id, feed, file_name, strftime(received_at, '%Y-%m-%d %H:%M'), status, "
         "coalesce(rows_read, 0), coalesce(rows_loaded, 0), coalesce(rows_quarantined, 0), note "
@@ -180,7 +179,7 @@ def report_html(report: Report) -> str:
     )
 
 
-def quarantine_csv(con: duckdb.DuckDBPyConnection, submission_id: int) -> str:
+def quarantine_csv(con: Connection, submission_id: int) -> str:
     """The quarantined rows as sent (declared columns), each with its reasons, to fix
     and resubmit. Formula-like cells are neutralised."""
     rows = con.execute(

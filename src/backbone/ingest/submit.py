@@ -31,8 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-import duckdb
-
+from backbone.engines import Connection, EngineError
 from backbone.engines.duckdb import begin, end, next_id, transaction
 from backbone.engines.sql import ident, literal
 from backbone.errors import BackboneError, InputFileError, NotFoundError, UserError
@@ -151,27 +150,27 @@ def _sha256(path: Path) -> tuple[str, int]:
 class _Call:
     """One ``submit`` call: the session's cursor and what the call is about."""
 
-    con: duckdb.DuckDBPyConnection
+    con: Connection
     partner_id: str
     feed_id: str
     on: date
     """The day the files are received (agreements in force, received dates)."""
 
 
-def _commit_step(con: duckdb.DuckDBPyConnection) -> None:
+def _commit_step(con: Connection) -> None:
     """Keep what the session did so far and go on in a new transaction."""
     end(con, commit=True)
     begin(con)
 
 
-def _roll_back_step(con: duckdb.DuckDBPyConnection) -> None:
+def _roll_back_step(con: Connection) -> None:
     """Undo what the session did since its last step and go on in a new transaction."""
     end(con, commit=False)
     begin(con)
 
 
 @contextmanager
-def _outside_the_transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+def _outside_the_transaction(con: Connection) -> Iterator[None]:
     """Staging into temporary tables, which keeps nothing: outside any transaction,
     where a reader may try again after a failed attempt (a failed statement would
     abort the transaction). The session's transaction is open again after it."""
@@ -182,7 +181,7 @@ def _outside_the_transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         begin(con)
 
 
-def _drop_staging(con: duckdb.DuckDBPyConnection) -> None:
+def _drop_staging(con: Connection) -> None:
     for t in con.execute(
         "SELECT table_name FROM duckdb_tables() WHERE temporary AND table_name LIKE 'ingest\\_%' ESCAPE '\\'"
     ).fetchall():
@@ -200,7 +199,7 @@ class Ingestor:
 
     def __init__(
         self,
-        con: duckdb.DuckDBPyConnection,
+        con: Connection,
         root: Path,
         agreements: AgreementRegistry,
         feeds: FeedRegistry,
@@ -379,7 +378,7 @@ class Ingestor:
         except BackboneError as exc:
             self._refuse(s, call, sid, name, sha, str(exc))
             raise
-        except duckdb.Error as exc:
+        except EngineError as exc:
             # a mapping the database cannot apply (a bad date format, a path into a
             # plain column, ...): refuse with the reason rather than crash
             reason = str(exc).split("\n")[0]
@@ -434,7 +433,7 @@ class Ingestor:
 
     def _lookups(
         self,
-        con: duckdb.DuckDBPyConnection,
+        con: Connection,
         partner_id: str,
         section: FileSection,
         key: str,
@@ -674,7 +673,7 @@ class Ingestor:
 
     def _one_period(
         self,
-        con: duckdb.DuckDBPyConnection,
+        con: Connection,
         plan: CheckPlan,
         typed: str,
         errors: str,
@@ -716,7 +715,7 @@ class Ingestor:
 
     def _load_section(
         self,
-        con: duckdb.DuckDBPyConnection,
+        con: Connection,
         sid: int,
         partner_id: str,
         section: FileSection,
@@ -928,7 +927,7 @@ class Ingestor:
         return decision
 
 
-def _submission(con: duckdb.DuckDBPyConnection, submission_id: int) -> Submission:
+def _submission(con: Connection, submission_id: int) -> Submission:
     rows = con.execute(
         f"SELECT {_SUBMISSION_COLUMNS} FROM ops.submission WHERE submission_id = ?",
         [submission_id],

@@ -14,9 +14,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import yaml
 
+from backbone.engines import Connection
 from backbone.engines.sql import ident
 from backbone.errors import UserError
 from backbone.ingest.mapping import IMPLICIT, TARGETS
@@ -83,7 +83,7 @@ def _guess_date_format(values: list[str]) -> str | None:
 
 
 def suggest_mapping(
-    con: duckdb.DuckDBPyConnection, path: Path, entity: str, partner: str, feed: str
+    con: Connection, path: Path, entity: str, partner: str, feed: str
 ) -> str:
     if entity not in TARGETS:
         raise UserError(

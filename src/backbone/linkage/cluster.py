@@ -23,8 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import duckdb
-
+from backbone.engines import Connection
 from backbone.engines.sql import literal
 
 if TYPE_CHECKING:
@@ -58,7 +57,7 @@ def method_rank_sql(column: str = "method") -> str:
 
 def connected_components(
     db_api: DatabaseAPISubClass,
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     nodes: str,
     edges: str,
     out: str,

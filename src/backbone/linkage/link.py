@@ -21,10 +21,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 
-from backbone.engines import next_id, next_ids, transaction
+from backbone.engines import Connection, next_id, next_ids, transaction
 from backbone.engines.splink import scratch_api
 from backbone.engines.sql import literal
 from backbone.linkage import cluster, model, prepare
@@ -96,7 +95,7 @@ def records_sql(where: str, start_month: int) -> str:
     """
 
 
-def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
+def _scalar(con: Connection, sql: str) -> Any:
     return con.execute(sql).fetchall()[0][0]
 
 
@@ -104,7 +103,7 @@ class InputsChanged(Exception):
     """Another process changed what the run read while it computed; run again."""
 
 
-def _inputs_fingerprint(con: duckdb.DuckDBPyConnection) -> tuple[Any, ...]:
+def _inputs_fingerprint(con: Connection) -> tuple[Any, ...]:
     """What a run reads, summarized: every change to it (a submission, a review, an
     encoding, an agreement, a purge, another link run) leaves an audit entry, so the
     newest such entry changes with it; counts guard the rest."""
@@ -327,7 +326,7 @@ def run_linkage(
     )
 
 
-def _number_records(s: duckdb.DuckDBPyConnection) -> None:
+def _number_records(s: Connection) -> None:
     """``records``: every record to place (clear-text and encoded-only), numbered."""
     s.execute(
         """
@@ -414,7 +413,7 @@ def _edges_sql(upper: float, upper_dice: float) -> str:
     """
 
 
-def _enforce_constraints(s: duckdb.DuckDBPyConnection) -> int:
+def _enforce_constraints(s: Connection) -> int:
     """Re-form the clusters that break a constraint; returns the pairs refused."""
     s.execute(
         "CREATE TABLE different AS SELECT unique_id_l, unique_id_r FROM reviewed "
@@ -484,8 +483,8 @@ def _finalize_edges_sql() -> str:
 
 
 def _assign_person_ids(
-    s: duckdb.DuckDBPyConnection,
-    con: duckdb.DuckDBPyConnection,
+    s: Connection,
+    con: Connection,
     run_id: int,
     at: datetime,
 ) -> dict[str, int]:
@@ -634,8 +633,8 @@ def _assign_person_ids(
 
 
 def _write(
-    con: duckdb.DuckDBPyConnection,
-    s: duckdb.DuckDBPyConnection,
+    con: Connection,
+    s: Connection,
     *,
     run_id: int,
     at: datetime,

@@ -16,9 +16,9 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import pyarrow as pa
 
+from backbone.engines import Connection
 from backbone.engines.splink import scratch_api
 from backbone.errors import (
     InputFileError,
@@ -184,7 +184,7 @@ class Linkage:
 
     def __init__(
         self,
-        con: duckdb.DuckDBPyConnection,
+        con: Connection,
         path: Path,
         settings: Settings,
         agreements: AgreementRegistry,
@@ -271,7 +271,7 @@ class Linkage:
         )
         return summary
 
-    def _purge_encodings(self, con: duckdb.DuckDBPyConnection, today: date) -> int:
+    def _purge_encodings(self, con: Connection, today: date) -> int:
         """Delete encodings the provider's agreement says not to keep after linking."""
         keep_days: dict[str, int | None] = {}
         for doc in self._documents_in_force(today):
@@ -315,9 +315,7 @@ class Linkage:
 
     # --- records, persons, evidence ------------------------------------------------
 
-    def _record(
-        self, key: RecordKey, con: duckdb.DuckDBPyConnection | None = None
-    ) -> dict[str, Any]:
+    def _record(self, key: RecordKey, con: Connection | None = None) -> dict[str, Any]:
         con = con or self._con
         cur = con.execute(
             """
@@ -696,9 +694,7 @@ class Linkage:
 
     # --- giving ids back --------------------------------------------------------------
 
-    def _known_partner(
-        self, partner_id: str, con: duckdb.DuckDBPyConnection | None = None
-    ) -> None:
+    def _known_partner(self, partner_id: str, con: Connection | None = None) -> None:
         known = (
             (con or self._con)
             .execute("SELECT 1 FROM ref.partner WHERE partner_id = ?", [partner_id])

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from importlib import resources
 
-import duckdb
 import pyarrow.csv as pacsv
+
+from backbone.engines import Connection
 
 __all__ = [
     "LINKAGE_COLUMNS",
@@ -52,9 +53,7 @@ def name_sql(column: str) -> str:
     )
 
 
-def load_nicknames(
-    con: duckdb.DuckDBPyConnection, table: str = "linkage_nickname"
-) -> None:
+def load_nicknames(con: Connection, table: str = "linkage_nickname") -> None:
     """Create ``table(name, formals)``: each first name and the formal names it may shorten."""
     path = resources.files("backbone.linkage") / "data" / "nicknames.csv"
     with resources.as_file(path) as p:

@@ -16,10 +16,10 @@ from datetime import datetime
 from importlib import resources
 from pathlib import Path
 
-import duckdb
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from backbone.engines import Connection
 from backbone.engines.sql import literal
 from backbone.errors import InputFileError, UserError
 from backbone.model.calendar import in_earlier_calendar_year, school_year_last_day_sql
@@ -228,9 +228,7 @@ class DefinitionStore:
     recording new definitions) records them as version 1 in its own unit of work, so
     every stored value names a version that is kept."""
 
-    def __init__(
-        self, con: duckdb.DuckDBPyConnection, clock: Callable[[], datetime]
-    ) -> None:
+    def __init__(self, con: Connection, clock: Callable[[], datetime]) -> None:
         self._con = con
         self._clock = clock
 
@@ -322,7 +320,7 @@ class DefinitionStore:
         return self.record(s, text, note=note)
 
 
-def _stored_latest(con: duckdb.DuckDBPyConnection) -> tuple[int, str] | None:
+def _stored_latest(con: Connection) -> tuple[int, str] | None:
     """(version, checksum) of the latest recorded version, if any."""
     row = con.execute(
         "SELECT version, checksum FROM gov.indicator_definition "
@@ -331,7 +329,7 @@ def _stored_latest(con: duckdb.DuckDBPyConnection) -> tuple[int, str] | None:
     return (int(row[0]), str(row[1])) if row else None
 
 
-def _latest(con: duckdb.DuckDBPyConnection) -> tuple[int, Definitions]:
+def _latest(con: Connection) -> tuple[int, Definitions]:
     row = con.execute(
         "SELECT version, document FROM gov.indicator_definition "
         "ORDER BY version DESC LIMIT 1"
@@ -341,7 +339,7 @@ def _latest(con: duckdb.DuckDBPyConnection) -> tuple[int, Definitions]:
     return int(row[0]), parse_definitions(str(row[1]), f"version {row[0]}")
 
 
-def _record_defaults(con: duckdb.DuckDBPyConnection, now: datetime) -> bool:
+def _record_defaults(con: Connection, now: datetime) -> bool:
     """Record the shipped defaults as version 1 if nothing is recorded yet (inside
     the caller's transaction); whether it did."""
     if _stored_latest(con) is not None:

@@ -16,10 +16,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from backbone.engines import Connection
 from backbone.engines.duckdb import transaction
 from backbone.errors import UserError
 from backbone.governance.access import Access, locked_connection
@@ -93,7 +93,7 @@ class Roster:
 class Indicators:
     def __init__(
         self,
-        con: duckdb.DuckDBPyConnection,
+        con: Connection,
         clock: Callable[[], datetime],
         school_year_start_month: int,
     ) -> None:
@@ -214,7 +214,7 @@ class Indicators:
         )
         return out
 
-    def snapshots(self, con: duckdb.DuckDBPyConnection | None = None) -> list[Snapshot]:
+    def snapshots(self, con: Connection | None = None) -> list[Snapshot]:
         """The snapshots stored (as ``con``, a session's cursor, sees them)."""
         return [
             Snapshot(int(y), d, int(v), int(n))
@@ -432,7 +432,7 @@ def with_identifiers(table: pa.Table) -> pa.Table:
     return table
 
 
-def _data_years(con: duckdb.DuckDBPyConnection) -> list[int]:
+def _data_years(con: Connection) -> list[int]:
     return [
         int(r[0])
         for r in con.execute(
@@ -444,7 +444,7 @@ def _data_years(con: duckdb.DuckDBPyConnection) -> list[int]:
     ]
 
 
-def _source_providers(con: duckdb.DuckDBPyConnection) -> list[str]:
+def _source_providers(con: Connection) -> list[str]:
     """Providers of any fact the indicators are derived from."""
     union = " UNION ".join(
         f"SELECT DISTINCT provider_partner_id FROM analytic.{t}"

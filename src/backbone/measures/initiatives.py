@@ -13,10 +13,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from backbone.engines import Connection
 from backbone.engines.duckdb import transaction
 from backbone.errors import InputFileError, NotFoundError, UserError
 from backbone.model.calendar import school_year_of
@@ -127,7 +127,7 @@ def _load(text: str, source: str) -> Initiative:
 class Initiatives:
     """``wh.initiatives``: the funders' initiatives the warehouse knows."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, con: Connection) -> None:
         self._con = con
 
     def set(self, s: Session, initiative: Initiative) -> Initiative:
@@ -267,7 +267,7 @@ class Initiatives:
         return [self.get(i) for i in ids]
 
 
-def _exists(con: duckdb.DuckDBPyConnection, initiative_id: str) -> bool:
+def _exists(con: Connection, initiative_id: str) -> bool:
     return (
         con.execute(
             "SELECT 1 FROM ref.initiative WHERE initiative_id = ?", [initiative_id]

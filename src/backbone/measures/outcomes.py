@@ -34,10 +34,10 @@ from datetime import date
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 
+from backbone.engines import Connection
 from backbone.governance.release import Derived, Statistic, StatisticsRelease
 from backbone.measures.evaluation_sql import (
     INPUTS,
@@ -627,7 +627,7 @@ def _analyse_sample(
 
 
 def _derive(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     initiative: Initiative,
     start_month: int,
     as_of: date,
@@ -676,7 +676,7 @@ class Outcomes:
     def __init__(
         self,
         initiatives: Initiatives,
-        con: duckdb.DuckDBPyConnection,
+        con: Connection,
         start_month: int,
     ) -> None:
         self._initiatives = initiatives

@@ -23,11 +23,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from backbone.engines import Connection
 from backbone.engines.duckdb import next_id
 from backbone.errors import UserError
 from backbone.governance.access import Access, locked_connection
@@ -187,7 +187,7 @@ def _by_person(table: pa.Table) -> pa.Table:
 class RiskModels:
     def __init__(
         self,
-        con: duckdb.DuckDBPyConnection,
+        con: Connection,
         root: Path,
         clock: Callable[[], datetime],
         indicators: Indicators,

@@ -9,8 +9,7 @@ column; :class:`DescriptorMaps` records and reads the maps.
 
 from __future__ import annotations
 
-import duckdb
-
+from backbone.engines import Connection
 from backbone.engines.sql import literal
 from backbone.errors import UserError
 from backbone.model.descriptors import DESCRIPTORS
@@ -39,7 +38,7 @@ def canonical_code_sql(column: str, partner_id: str, descriptor_name: str) -> st
 class DescriptorMaps:
     """Read and record partners' code maps."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, con: Connection) -> None:
         self._con = con
 
     def set(

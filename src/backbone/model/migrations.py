@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 
-import duckdb
-
+from backbone.engines import Connection
 from backbone.engines.duckdb import transaction
 from backbone.engines.sql import literal
 from backbone.errors import SchemaVersionError
@@ -34,7 +33,7 @@ class Migration:
     version: int
     description: str
     statements: Sequence[str]
-    seed: Callable[[duckdb.DuckDBPyConnection], None] | None = None
+    seed: Callable[[Connection], None] | None = None
 
 
 def frozen_statements(version: int) -> tuple[str, ...]:
@@ -55,7 +54,7 @@ def frozen_statements(version: int) -> tuple[str, ...]:
     )
 
 
-def _seed_descriptors(con: duckdb.DuckDBPyConnection) -> None:
+def _seed_descriptors(con: Connection) -> None:
     # columns named: ref.descriptor as migration 1 made it, whatever it gains later
     con.executemany(
         "INSERT INTO ref.descriptor "
@@ -106,7 +105,7 @@ _IDS_IN_USE_V9: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 
-def _create_id_sequences(con: duckdb.DuckDBPyConnection) -> None:
+def _create_id_sequences(con: Connection) -> None:
     for sequence, columns in _IDS_IN_USE_V9.items():
         largest = " UNION ALL ".join(
             f"SELECT max({column}) AS id FROM {table}" for table, column in columns
@@ -172,7 +171,7 @@ MIGRATIONS: tuple[Migration, ...] = (
 CURRENT_VERSION = MIGRATIONS[-1].version
 
 
-def schema_version(con: duckdb.DuckDBPyConnection) -> int:
+def schema_version(con: Connection) -> int:
     """The warehouse's schema version; 0 for an empty database."""
     exists = con.execute(
         "SELECT count(*) FROM information_schema.tables "
@@ -187,7 +186,7 @@ def schema_version(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def migrate(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     *,
     target: int = CURRENT_VERSION,
     where: str = "this warehouse",

@@ -11,8 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-import duckdb
-
+from backbone.engines import Connection
 from backbone.engines.duckdb import next_id, transaction
 from backbone.errors import NotFoundError, UserError
 from backbone.session import Session
@@ -61,7 +60,7 @@ class CommitmentUpdate:
 
 
 class CommitmentBook:
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, con: Connection) -> None:
         self._con = con
 
     def add(
@@ -210,7 +209,7 @@ class CommitmentBook:
         return items
 
 
-def _partner(con: duckdb.DuckDBPyConnection, partner_id: str | None, what: str) -> None:
+def _partner(con: Connection, partner_id: str | None, what: str) -> None:
     if partner_id is None:
         return
     if not con.execute(
@@ -221,7 +220,7 @@ def _partner(con: duckdb.DuckDBPyConnection, partner_id: str | None, what: str) 
         )
 
 
-def _get(con: duckdb.DuckDBPyConnection, commitment_id: int) -> Commitment:
+def _get(con: Connection, commitment_id: int) -> Commitment:
     row = con.execute(
         f"SELECT {_COLUMNS} FROM gov.commitment WHERE commitment_id = ?",
         [commitment_id],

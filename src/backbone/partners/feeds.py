@@ -12,8 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-import duckdb
-
+from backbone.engines import Connection
 from backbone.errors import NotFoundError, UserError
 from backbone.model.calendar import school_year_bounds, school_year_of
 from backbone.session import Session
@@ -78,7 +77,7 @@ def last_due(
 
 
 class FeedRegistry:
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, con: Connection) -> None:
         self._con = con
 
     def add(self, s: Session, feed: Feed) -> None:

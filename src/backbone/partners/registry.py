@@ -15,8 +15,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
+from backbone.engines import Connection
 from backbone.engines.duckdb import transaction
 from backbone.errors import InputFileError, NotFoundError, UserError
 from backbone.model.schema import PARTNER_KINDS
@@ -105,7 +104,7 @@ class DirectoryImport:
 class PartnerRegistry:
     """Partners and what they own, in ``ref``."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, con: Connection) -> None:
         self._con = con
 
     def add(
@@ -130,7 +129,7 @@ class PartnerRegistry:
 
     def _add(
         self,
-        con: duckdb.DuckDBPyConnection,
+        con: Connection,
         partner: Partner,
         contacts: tuple[Contact, ...],
     ) -> None:
@@ -173,9 +172,7 @@ class PartnerRegistry:
             providers=(partner_id,),
         )
 
-    def _add_contact(
-        self, con: duckdb.DuckDBPyConnection, partner_id: str, contact: Contact
-    ) -> None:
+    def _add_contact(self, con: Connection, partner_id: str, contact: Contact) -> None:
         _known(con, partner_id)
         if "@" not in contact.email:
             raise UserError(f"{contact.email!r} is not an email address.")
@@ -219,7 +216,7 @@ class PartnerRegistry:
 
     def _add_school(
         self,
-        con: duckdb.DuckDBPyConnection,
+        con: Connection,
         partner_id: str,
         local_code: str,
         name: str,
@@ -377,7 +374,7 @@ class PartnerRegistry:
         return done
 
 
-def _partner(con: duckdb.DuckDBPyConnection, partner_id: str) -> Partner | None:
+def _partner(con: Connection, partner_id: str) -> Partner | None:
     row = con.execute(
         "SELECT partner_id, name, kind, ed_org_id FROM ref.partner "
         "WHERE partner_id = ?",
@@ -386,7 +383,7 @@ def _partner(con: duckdb.DuckDBPyConnection, partner_id: str) -> Partner | None:
     return Partner(*row) if row else None
 
 
-def _known(con: duckdb.DuckDBPyConnection, partner_id: str) -> Partner:
+def _known(con: Connection, partner_id: str) -> Partner:
     partner = _partner(con, partner_id)
     if partner is None:
         raise NotFoundError(
@@ -403,7 +400,7 @@ def _items(doc: dict[str, Any], key: str, path: Path) -> list[dict[str, Any]]:
 
 
 def _insert(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     table: str,
     items: list[dict[str, Any]],
     columns: tuple[str, ...],
@@ -417,9 +414,7 @@ def _insert(
     )
 
 
-def _insert_calendars(
-    con: duckdb.DuckDBPyConnection, calendars: list[dict[str, Any]]
-) -> int:
+def _insert_calendars(con: Connection, calendars: list[dict[str, Any]]) -> int:
     """Calendars come as (school ids, school year, instructional dates); expand them."""
     total = 0
     for cal in calendars:

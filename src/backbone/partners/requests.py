@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-import duckdb
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from backbone.engines import Connection
 from backbone.engines.duckdb import transaction
 from backbone.errors import InputFileError, NotFoundError, UserError
 from backbone.partners.agreements.document import (
@@ -125,7 +125,7 @@ def _load(path: Path) -> RequestDocument:
 
 
 class RequestBook:
-    def __init__(self, con: duckdb.DuckDBPyConnection, agreements_folder: Path) -> None:
+    def __init__(self, con: Connection, agreements_folder: Path) -> None:
         self._con = con
         self._drafts = agreements_folder / "drafts"
 
@@ -287,11 +287,11 @@ class RequestBook:
         return [self.get(i) for i in ids]
 
 
-def _partners(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+def _partners(con: Connection) -> dict[str, str]:
     return dict(con.execute("SELECT partner_id, kind FROM ref.partner").fetchall())
 
 
-def _get(con: duckdb.DuckDBPyConnection, request_id: str) -> DataRequest:
+def _get(con: Connection, request_id: str) -> DataRequest:
     row = con.execute(
         "SELECT request_id, requester_partner_id, title, filed_on, status, document, draft_agreement_id "
         "FROM gov.data_request WHERE request_id = ?",

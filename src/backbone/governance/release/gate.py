@@ -9,9 +9,9 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import pyarrow as pa
 
+from backbone.engines import Connection
 from backbone.engines.sql import ident
 from backbone.errors import PolicyDenied, UserError
 from backbone.governance.audit import AuditLog
@@ -61,7 +61,7 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
 class ReleaseGate(Suppression, DifferentialPrivacy):
     def __init__(
         self,
-        con: duckdb.DuckDBPyConnection,
+        con: Connection,
         audit: AuditLog,
         clock: Callable[[], datetime],
     ) -> None:
@@ -221,7 +221,7 @@ class ReleaseGate(Suppression, DifferentialPrivacy):
         self,
         access: Access,
         inputs: Mapping[str, tuple[str, Sequence[str]]],
-        derive: Callable[[duckdb.DuckDBPyConnection], Derived],
+        derive: Callable[[Connection], Derived],
         definition: dict[str, Any],
         optional: Collection[str] = (),
     ) -> StatisticsRelease:
@@ -358,7 +358,7 @@ class ReleaseGate(Suppression, DifferentialPrivacy):
             grants.extend(used)
         return tables, grants, refused
 
-    def _locked(self, tables: dict[str, pa.Table]) -> duckdb.DuckDBPyConnection:
+    def _locked(self, tables: dict[str, pa.Table]) -> Connection:
         """A locked database of the inputs and the reference tables a measure
         needs (schools, programs, initiatives, colleges: no person in them)."""
         from backbone.governance.access import locked_connection
@@ -371,7 +371,7 @@ class ReleaseGate(Suppression, DifferentialPrivacy):
 
     @staticmethod
     def _check_strays(
-        con: duckdb.DuckDBPyConnection, rows: pa.Table, tables: dict[str, pa.Table]
+        con: Connection, rows: pa.Table, tables: dict[str, pa.Table]
     ) -> None:
         con.register("derived", rows)
         union = _every_unit_sql(tables)

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 
+from backbone.engines import Connection
 from backbone.engines.duckdb import next_id
 from backbone.governance.audit import AuditEntry, AuditLog, canonical_json
 from backbone.governance.policy import Grant
@@ -41,7 +41,7 @@ class Protected:
 class Ledger:
     """The release gate's ledger (:class:`ReleaseGate` is one)."""
 
-    _con: duckdb.DuckDBPyConnection
+    _con: Connection
     _audit: AuditLog
     _clock: Callable[[], datetime]
 

@@ -7,10 +7,10 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 
+from backbone.engines import scratch
 from backbone.errors import UserError
 from backbone.governance.policy import Grant
 from backbone.governance.release.ledger import Ledger
@@ -70,7 +70,7 @@ class DifferentialPrivacy(Ledger):
                     f"({spent:g} of {g.dp_budget:g}; this asks {epsilon:g})",
                     agreements=[g.agreement],
                 )
-        local = duckdb.connect(":memory:")
+        local = scratch()
         try:
             local.register("rows_arrow", rows)
             filters, params = [], []

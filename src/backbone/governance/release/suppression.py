@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 
+from backbone.engines import scratch
 from backbone.governance.audit import canonical_json
 from backbone.governance.policy import Grant
 from backbone.governance.release.cells import _rates, _table, cell_pairs_sql
@@ -95,7 +95,7 @@ class Suppression(Ledger):
             }
         )
         sql = pairs_sql
-        local = duckdb.connect(":memory:")
+        local = scratch()
         try:
             local.register("rows_arrow", rows)
             local.execute("CREATE TABLE rows AS SELECT * FROM rows_arrow")

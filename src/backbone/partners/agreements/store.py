@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
-import duckdb
 import yaml
 
+from backbone.engines import Connection
 from backbone.engines.duckdb import transaction
 from backbone.errors import InputFileError, NotFoundError, UserError
 from backbone.partners.agreements.decide import (
@@ -88,7 +88,7 @@ def _write_once(path: Path, text: str) -> None:
 
 
 class AgreementRegistry:
-    def __init__(self, con: duckdb.DuckDBPyConnection, folder: Path) -> None:
+    def __init__(self, con: Connection, folder: Path) -> None:
         self._con = con
         self._folder = folder
         self._parsed: dict[str, AgreementDocument] = {}
@@ -111,7 +111,7 @@ class AgreementRegistry:
 
     def _check_references(
         self,
-        con: duckdb.DuckDBPyConnection,
+        con: Connection,
         doc: AgreementDocument,
         source: Path | str,
     ) -> None:
@@ -410,9 +410,7 @@ class AgreementRegistry:
     def versions(self, agreement_id: str) -> list[VersionRecord]:
         return self._versions(self._con, agreement_id)
 
-    def _versions(
-        self, con: duckdb.DuckDBPyConnection, agreement_id: str
-    ) -> list[VersionRecord]:
+    def _versions(self, con: Connection, agreement_id: str) -> list[VersionRecord]:
         rows = _versions_rows(con, agreement_id)
         if not rows:
             raise NotFoundError(
@@ -445,7 +443,7 @@ class AgreementRegistry:
         return self._version(self._con, agreement_id, version)
 
     def _version(
-        self, con: duckdb.DuckDBPyConnection, agreement_id: str, version: int
+        self, con: Connection, agreement_id: str, version: int
     ) -> VersionRecord:
         return _pick(self._versions(con, agreement_id), agreement_id, version)
 
@@ -521,7 +519,7 @@ class AgreementRegistry:
         return [v for v in self.all_versions() if v.status == "pending"]
 
 
-def _versions_rows(con: duckdb.DuckDBPyConnection, agreement_id: str) -> list[tuple]:  # type: ignore[type-arg]
+def _versions_rows(con: Connection, agreement_id: str) -> list[tuple]:  # type: ignore[type-arg]
     return con.execute(
         "SELECT agreement_id, version, effective_from, summary, change_class, status, "
         "in_force_from, recorded_at, document FROM gov.agreement_version "
@@ -542,7 +540,7 @@ def _pick(
 
 
 def _settle(
-    con: duckdb.DuckDBPyConnection, agreement_id: str, version: int, change_class: str
+    con: Connection, agreement_id: str, version: int, change_class: str
 ) -> None:
     """Put a version in force once it needs no (more) approvals."""
     effective, text = con.execute(
