@@ -149,7 +149,7 @@ def test_differencing_against_an_earlier_total_is_blocked() -> None:
     # Atoms: [ELL, not ELL] = [3, 22]; cells: old total, new ELL, new not-ELL.
     m = np.array([[1, 1], [1, 0], [0, 1]])
     new = np.array([False, True, True])
-    p = protect(m, [3, 22], 10, new_cells=new, prior_published=~new)
+    p = protect(m, [3, 22], 10, new_cells=new, prior_published=~new, intervals=True)
     assert p.suppressed.tolist() == [False, True, True]
     assert not p.refused
     assert (p.intervals[1].tolist(), p.intervals[2].tolist()) == ([0, 25], [0, 25])

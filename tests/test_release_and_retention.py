@@ -402,3 +402,45 @@ def test_a_coded_rate_carries_no_number() -> None:
     assert rows["A"]["matching"] is None
     assert (rows["B"]["rate"], rows["B"]["rate_value"]) == ("60.0%", 0.6)
     assert rates.schema.field("rate_value").type == pa.float64()
+
+
+def test_a_chain_of_releases_cannot_difference_out_a_small_group(
+    wh: Warehouse,
+) -> None:
+    # X counts b (T1's 30), Y counts a ∪ b (S1's 33 in any year, and T1's 30); Z
+    # counts a' ⊂ a (S1's 30 of 2026). Z shares no one with X, yet Y - X - Z
+    # would give the 3 who were at S1 only in 2024: X must be audited with Z.
+    # d1's analyst sees d1's rows of every year and d2's (see the test above)
+    steward = wh.access(user(wh, "d1.analyst"), "shared_measurement")
+    x = steward.count("enrollment", [], where={"school_id": ["T1"]})
+    assert _persons(x) == {("(all)",): 30}
+    y = steward.count("enrollment", [], where={"school_id": ["S1", "T1"]})
+    assert _persons(y) == {("(all)",): 63}
+    z = steward.count(
+        "enrollment", [], where={"school_id": ["S1"], "school_year": [2026]}
+    )
+    assert _persons(z) == {("(all)",): None}
+
+
+def test_a_table_of_cells_already_released_keeps_their_decisions(
+    wh: Warehouse,
+) -> None:
+    steward = wh.access(user(wh, "d1.analyst"), "shared_measurement")
+    first = steward.count("enrollment", ["school_year"])
+    before = _persons(first)
+    # 2026 alone, by year: its cell and its total both count 2026's persons,
+    # already released; no audit is needed, and the decisions are the same
+    again = steward.count("enrollment", ["school_year"], where={"school_year": [2026]})
+    assert _persons(again) == {
+        ("(all)",): before[("2026",)],
+        ("2026",): before[("2026",)],
+    }
+    seen = wh._con.execute(
+        "SELECT json_extract(definition, '$.seen_before') FROM gov.release "
+        "WHERE release_id = ?",
+        [again.release_id],
+    ).fetchall()
+    assert seen == [("true",)]
+    # 2024 was suppressed (8 persons): alone it stays suppressed, total and all
+    small = steward.count("enrollment", ["school_year"], where={"school_year": [2024]})
+    assert set(_persons(small).values()) == {None}

@@ -598,6 +598,7 @@ def protect(
     protection: npt.ArrayLike | None = None,
     atom_thresholds: npt.ArrayLike | None = None,
     lines: Sequence[Sequence[int]] | None = None,
+    intervals: bool = False,
 ) -> Protection:
     """Choose which new cells to suppress so no small count can be pinned down.
 
@@ -621,6 +622,9 @@ def protect(
     ``lines`` (optional) lists additive relations, each ``[total, part, ...]``;
     when given, the classic line rule runs first as a fast start and the LP
     audit then confirms. :func:`table_lines` gives them for a table.
+
+    ``intervals``: also compute the attacker's interval of every suppressed new
+    cell (two LPs each; the release gate does not need them, so they are off).
     """
     mm = _membership(m)
     n_cells, n_atoms = mm.shape
@@ -634,7 +638,7 @@ def protect(
     primary = new & (values > 0) & (values < rules.thr)
     suppressed = (~new & ~prior_pub) | primary
     if not complementary:
-        return _finish(mm, values, new, suppressed, primary, False, ())
+        return _finish(mm, values, new, suppressed, primary, False, (), intervals)
 
     # A zero is known, and a new cell identical to an earlier published cell is
     # known already: suppressing either protects nothing.
@@ -651,7 +655,7 @@ def protect(
             _System(mm, values, ~suppressed | (values == 0)), t.subset(pending)
         )
         if not found:
-            return _finish(mm, values, new, suppressed, primary, False, ())
+            return _finish(mm, values, new, suppressed, primary, False, (), intervals)
         # The certificate (the known cells with non-zero duals) proves the narrow
         # bound whatever else is published: it breaks only if one of its cells
         # is suppressed, so if none can be, the exposure can never be fixed.
@@ -667,7 +671,7 @@ def protect(
             suppressed[pool[np.lexsort((pool, values[pool]))[0]]] = True
         if stuck:
             return _finish(
-                mm, values, new, suppressed | new, primary, True, tuple(stuck)
+                mm, values, new, suppressed | new, primary, True, tuple(stuck), False
             )
         # Suppressing more only removes constraints, so intervals only widen and
         # complements (non-zero, ≥ threshold) are never targets: re-check only
@@ -684,10 +688,12 @@ def _finish(
     primary: Bools,
     refused: bool,
     exposures: tuple[Exposure, ...],
+    with_intervals: bool,
 ) -> Protection:
-    """The result, with the attacker's interval for every suppressed new cell."""
+    """The result; with ``with_intervals``, the attacker's interval for every
+    suppressed new cell (NaN otherwise)."""
     intervals = np.full((mm.shape[0], 2), np.nan)
-    cells = np.flatnonzero(suppressed & new) if not refused else np.zeros(0, int)
+    cells = np.flatnonzero(suppressed & new) if with_intervals else np.zeros(0, int)
     if cells.size:
         system = _System(mm, values, ~suppressed | (values == 0))
         rows = mm[cells].astype(np.float64)
@@ -802,6 +808,7 @@ def protect_table(
         protection=protection,
         atom_thresholds=thr_inner,
         lines=table_lines(dims),
+        intervals=True,
     )
     pos = _table_positions(dims)
     full = tuple(d + 1 for d in dims)

@@ -22,7 +22,43 @@ from backbone.governance.release.cells import RECORD_HASH
 if TYPE_CHECKING:
     from backbone.governance.access import Access
 
-__all__ = ["Ledger", "Protected"]
+__all__ = ["Ledger", "Protected", "component_sql"]
+
+# Releases reached from the new members, to a fixed point: a bound on the rounds
+# only guards against a bug (each round adds a release or stops).
+_MAX_ROUNDS = 10_000
+
+
+def component_sql() -> list[str]:
+    """Statements that leave in temp table ``reached`` the earlier releases in the
+    connected component of ``new_members`` (unit, record), over the release-person
+    overlap graph. ``now_of`` (record, unit) names each linked record's person now.
+
+    A release's keys are its units, its records, and its records' persons now; a
+    release is reached when it shares a key with the new members or with a reached
+    release. Recursive SQL with ``UNION`` (not ``ALL``) stops when nothing new is
+    reached."""
+    return [
+        "CREATE OR REPLACE TEMP TABLE member_key AS "
+        "SELECT release_id, unit AS k FROM gov.release_member "
+        "UNION SELECT release_id, record FROM gov.release_member "
+        "UNION SELECT m.release_id, n.unit FROM gov.release_member m "
+        "JOIN now_of n ON n.record = m.record",
+        "CREATE OR REPLACE TEMP TABLE reached AS "
+        "WITH RECURSIVE start_key AS ("
+        "  SELECT unit AS k FROM new_members UNION SELECT record FROM new_members "
+        "  UNION SELECT n.unit FROM new_members m JOIN now_of n USING (record)), "
+        "hop(release_id) AS ("
+        "  SELECT DISTINCT release_id FROM member_key "
+        "  WHERE k IN (SELECT k FROM start_key) "
+        "  UNION "
+        "  SELECT b.release_id FROM hop h "
+        "  JOIN member_key a ON a.release_id = h.release_id "
+        "  JOIN member_key b ON b.k = a.k) "
+        "SELECT DISTINCT release_id FROM hop",
+    ]
+
+
 
 
 @dataclass(frozen=True)
@@ -113,26 +149,17 @@ class Ledger:
         return Protected(release_id, labels, values, suppressed, primary, thresholds)
 
     def _prior(self, members: pa.Table, key: str) -> dict[str, pa.Table]:
-        """Members and cells of every earlier release that counted any of the
-        same persons or records, and the person each linked record belongs to now."""
-        self._con.register("new_members", members)
-        try:
-            self._con.execute(
-                "CREATE OR REPLACE TEMP TABLE hit AS SELECT DISTINCT m.release_id "
-                "FROM gov.release_member m WHERE m.unit IN (SELECT unit FROM "
-                "new_members) OR m.record IN (SELECT record FROM new_members)"
-            )
-            pairs = self._con.sql(
-                "SELECT m.release_id, m.cell, m.unit, m.record FROM gov.release_member m "
-                "JOIN hit USING (release_id)"
-            ).to_arrow_table()
-            cells = self._con.sql(
-                "SELECT c.release_id, c.cell, c.threshold, c.published "
-                "FROM gov.release_cell c JOIN hit USING (release_id)"
-            ).to_arrow_table()
-            self._con.execute("DROP TABLE hit")
-        finally:
-            self._con.unregister("new_members")
+        """Members and cells of every earlier release connected to these members,
+        and the person each linked record belongs to now.
+
+        Connected, not merely overlapping: releases are joined when they count a
+        person or record in common (directly, or a record through the person it
+        is linked to now), and every release of the connected component counts.
+        If X counted b, Y counted a ∪ b and the new table counts a' ⊂ a, X shares
+        no one with it, yet Y - X - new gives |a - a'| away. Releases outside the
+        component share no person with any release in it, so their counts are
+        sums of other persons and constrain nothing the audit looks at.
+        """
         # unlinked records are their own unit; linked ones are their person's
         now_of = self._con.sql(
             f"SELECT {RECORD_HASH.format(provider='partner_id', local='local_id')} "
@@ -140,6 +167,24 @@ class Ledger:
             "1, 20) AS unit FROM identity.record_person",
             params=[key, key, key, key],
         ).to_arrow_table()
+        self._con.register("new_members", members)
+        self._con.register("now_of", now_of)
+        try:
+            for statement in component_sql():
+                self._con.execute(statement)
+            pairs = self._con.sql(
+                "SELECT m.release_id, m.cell, m.unit, m.record FROM gov.release_member m "
+                "JOIN reached USING (release_id)"
+            ).to_arrow_table()
+            cells = self._con.sql(
+                "SELECT c.release_id, c.cell, c.threshold, c.published "
+                "FROM gov.release_cell c JOIN reached USING (release_id)"
+            ).to_arrow_table()
+            self._con.execute("DROP TABLE reached")
+            self._con.execute("DROP TABLE member_key")
+        finally:
+            self._con.unregister("new_members")
+            self._con.unregister("now_of")
         return {"pairs": pairs, "cells": cells, "now_of": now_of}
 
     def _record(
