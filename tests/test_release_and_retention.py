@@ -444,3 +444,37 @@ def test_a_table_of_cells_already_released_keeps_their_decisions(
     # 2024 was suppressed (8 persons): alone it stays suppressed, total and all
     small = steward.count("enrollment", ["school_year"], where={"school_year": [2024]})
     assert set(_persons(small).values()) == {None}
+
+
+def test_one_agreement_field_switches_its_data_to_differential_privacy(
+    wh: Warehouse, tmp_path: Path
+) -> None:
+    from tests.policy_fixtures import district_agreement
+
+    doc = district_agreement("d1", 10)
+    doc["version"] = 2
+    doc["publication"] = {
+        **doc["publication"],
+        "method": "differential_privacy",
+        "dp_budget": {"epsilon": 1.0, "epsilon_per_release": 0.25},
+    }
+    path = tmp_path / "dsa-d1-v2.yaml"
+    path.write_text(yaml.safe_dump(json.loads(json.dumps(doc, default=str))))
+    with wh.session(user(wh, "steward")) as s:
+        amended = wh.agreements.amend(
+            s, "DSA-D1", path, effective=NOW.date(), summary="Noisy counts from now on."
+        )
+    assert [c.describe() for c in amended.changes] == [
+        "publication.method: suppression -> differential_privacy"
+    ]
+    steward = wh.access(user(wh, "steward"), "shared_measurement")
+    # no epsilon asked: d1's data leaves as noisy counts, 0.25 of its budget each
+    first = steward.count("demographics", ["english_learner"])
+    assert first.mode == "dp" and first.epsilon == 0.25
+    steward.count("demographics", [])
+    assert wh.gate.budget("DSA-D1") == pytest.approx(0.5)
+    # rates and derived measures of its data are not released at all
+    with pytest.raises(PolicyDenied, match="differential privacy"):
+        steward.rate(
+            "enrollment", ["school_id"], {"entry_grade_level": ["Ninth grade"]}
+        )

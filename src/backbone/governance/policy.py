@@ -22,6 +22,7 @@ permitted rows; it is a pure function, tested as a string and on fixtures.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import date
 
@@ -37,6 +38,7 @@ from backbone.partners.agreements.document import (
     AgreementDocument,
     Classification,
     LegalBasis,
+    PublicationMethod,
 )
 from backbone.partners.agreements.inforce import in_force_by_agreement
 
@@ -120,6 +122,9 @@ class Grant:
     dp_budget: float | None = None
     top_bottom: tuple[float, float] | None = None
     """The agreement's top and bottom coding of rates, in percent."""
+    private_epsilon: float | None = None
+    """Set when the agreement publishes by differential privacy: what one count
+    table spends (a table of its data is then never released by suppression)."""
 
 
 @dataclass(frozen=True)
@@ -175,6 +180,19 @@ def _rests_on_consent(partner: str, views: list[VersionView], on: date) -> bool:
         or v.document.population.consent_required
         for v in in_force_versions(views, partner, on)
     )
+
+
+def _private_epsilon(doc: AgreementDocument) -> float | None:
+    """The epsilon per table of an agreement that publishes by differential
+    privacy (its lint requires one; a missing one spends the whole budget at once
+    rather than falling back to suppression)."""
+    publication = doc.publication
+    if publication.method is not PublicationMethod.differential_privacy:
+        return None
+    budget = publication.dp_budget
+    if budget is None:
+        return math.inf  # no budget: the gate refuses, naming the agreement
+    return budget.epsilon_per_release or budget.epsilon
 
 
 def _coding(doc: AgreementDocument) -> tuple[float, float] | None:
@@ -314,6 +332,7 @@ def decide_grants(
                 if doc.publication.dp_budget
                 else None,
                 _coding(doc),
+                _private_epsilon(doc),
             )
         )
     return out

@@ -172,6 +172,11 @@ class ReleaseGate(Suppression, DifferentialPrivacy):
         if numerator is not None and epsilon is not None:
             raise UserError("rates are released with suppression, not with epsilon.")
         rows, grants = self._units(access, entity, sorted(set(asked)))
+        private = _private(grants)
+        if private and epsilon is None:
+            if numerator is not None:
+                raise _by_privacy_only(access, f"rate of {entity}", private)
+            epsilon = min(g.private_epsilon for g in private)  # type: ignore[type-var]
         if epsilon is not None:
             return self._dp(access, definition, rows, grants, by, where, epsilon)
         return self._suppressed(access, definition, rows, grants, by, where, numerator)
@@ -201,6 +206,8 @@ class ReleaseGate(Suppression, DifferentialPrivacy):
         }
         asked = [*by, *where, *(numerator or {})]
         tables, grants, refused = self._inputs(access, inputs, optional)
+        if _private(grants):
+            raise _by_privacy_only(access, f"count of {entity}", _private(grants))
         if refused:
             definition["left_out"] = refused
         con = self._locked(tables)
@@ -240,6 +247,12 @@ class ReleaseGate(Suppression, DifferentialPrivacy):
             "entities": sorted({e for e, _ in inputs.values()}),
         }
         tables, grants, refused = self._inputs(access, inputs, optional)
+        if _private(grants):
+            raise _by_privacy_only(
+                access,
+                f"statistics: {definition.get('name', 'unnamed')}",
+                _private(grants),
+            )
         if "dp" in self._previous_modes(definition, grants):
             raise access._deny(
                 "release",
@@ -382,6 +395,25 @@ class ReleaseGate(Suppression, DifferentialPrivacy):
         ).fetchall()[0]
         if strays and strays[0]:
             raise ValueError("a derivation returned units it was not given")
+
+
+def _private(grants: Sequence[Grant]) -> list[Grant]:
+    """The grants whose agreements publish by differential privacy."""
+    return [g for g in grants if g.private_epsilon is not None]
+
+
+def _by_privacy_only(
+    access: Access, what: str, private: Sequence[Grant]
+) -> PolicyDenied:
+    names = sorted({g.agreement for g in private if g.agreement})
+    return access._deny(
+        "release",
+        what,
+        f"{', '.join(names)} publish{'es' if len(names) == 1 else ''} by "
+        "differential privacy (publication.method): only noisy counts of that data "
+        "leave, not rates, derived measures or statistics",
+        agreements=names,
+    )
 
 
 def _every_unit_sql(tables: Mapping[str, pa.Table]) -> str:

@@ -10,12 +10,17 @@ from backbone.partners.agreements.inforce import (
     version_in_force,
 )
 from backbone.partners.agreements.lint import Finding, Severity, lint_document
-from backbone.partners.agreements.store import AgreementRegistry, VersionRecord
+from backbone.partners.agreements.store import (
+    AgreementRegistry,
+    Amendment,
+    VersionRecord,
+)
 
 __all__ = [
     "AccessRequest",
     "AgreementDocument",
     "AgreementRegistry",
+    "Amendment",
     "Change",
     "Decision",
     "Effect",

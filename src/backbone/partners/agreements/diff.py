@@ -212,6 +212,13 @@ def diff_documents(before: AgreementDocument, after: AgreementDocument) -> list[
         for c in changes
     ]
     bp, ap = before.publication, after.publication
+    if bp.method != ap.method:
+        # noise instead of suppression: a change of kind, for the steward to read
+        changes.append(
+            Change(
+                "publication.method", bp.method.value, ap.method.value, Effect.neutral
+            )
+        )
     changes += _ordered(
         "publication.min_cell_size",
         bp.min_cell_size,

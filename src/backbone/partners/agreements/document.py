@@ -203,9 +203,22 @@ class TopBottomCoding(_Model):
 class DpBudget(_Model):
     epsilon: float = Field(gt=0)
     delta: float = Field(default=0.0, ge=0)
+    epsilon_per_release: float | None = Field(default=None, gt=0)
+    """What one count table spends when ``publication.method`` is
+    ``differential_privacy`` and the reader names no epsilon."""
+
+
+class PublicationMethod(StrEnum):
+    """How aggregates of the provider's data leave: small cells suppressed and
+    every release audited against the earlier ones, or noisy counts charged to a
+    privacy budget (for data published over and over; see docs/RELEASES.md)."""
+
+    suppression = "suppression"
+    differential_privacy = "differential_privacy"
 
 
 class Publication(_Model):
+    method: PublicationMethod = PublicationMethod.suppression
     min_cell_size: int = Field(default=10, ge=1)
     complementary_suppression: bool = True
     top_bottom_coding: TopBottomCoding | None = None

@@ -14,7 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from backbone.partners.agreements.document import AgreementDocument, LegalBasis
+from backbone.partners.agreements.document import (
+    AgreementDocument,
+    LegalBasis,
+    PublicationMethod,
+)
 
 __all__ = ["Finding", "Severity", "lint_document"]
 
@@ -147,6 +151,19 @@ def lint_document(doc: AgreementDocument) -> list[Finding]:
                 "publication.min_cell_size",
                 f"a minimum cell size of {doc.publication.min_cell_size} is below "
                 "any state's practice (5 to 30, most often 10)",
+            )
+        )
+    publication = doc.publication
+    if publication.method is PublicationMethod.differential_privacy and (
+        publication.dp_budget is None
+        or publication.dp_budget.epsilon_per_release is None
+    ):
+        findings.append(
+            Finding(
+                Severity.error,
+                "publication.dp_budget",
+                "publishing by differential privacy needs a budget with "
+                "epsilon and epsilon_per_release (what one table spends)",
             )
         )
     if doc.termination is None:

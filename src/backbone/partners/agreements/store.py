@@ -36,7 +36,7 @@ from backbone.partners.agreements.inforce import VersionState, version_in_force
 from backbone.partners.agreements.lint import Finding, Severity, lint_document
 from backbone.session import Session
 
-__all__ = ["AgreementRegistry", "VersionRecord"]
+__all__ = ["AgreementRegistry", "Amendment", "VersionRecord"]
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,15 @@ def _write_once(path: Path, text: str) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class Amendment:
+    """A version recorded by :meth:`AgreementRegistry.amend`, with how it differs
+    from the version before it."""
+
+    version: VersionRecord
+    changes: tuple[Change, ...]
 
 
 class AgreementRegistry:
@@ -224,7 +233,7 @@ class AgreementRegistry:
         *,
         effective: date,
         summary: str,
-    ) -> tuple[VersionRecord, list[Change]]:
+    ) -> Amendment:
         """Record the next version (a steward admin); widening versions wait for
         every party's approval."""
         s.require(
@@ -283,7 +292,7 @@ class AgreementRegistry:
             providers=(doc.parties.provider,),
             agreements=(v.ref,),
         )
-        return v, changes
+        return Amendment(v, tuple(changes))
 
     def _record(
         self,
