@@ -97,15 +97,18 @@ def test_widening_amendment_is_pending_until_every_party_approves(
     with wh.session() as s:
         wh.agreements.add(s, write(tmp_path / "a.yaml", agreement()))
     with wh.session() as s:
-        v2, changes = wh.agreements.amend(
+        amended = wh.agreements.amend(
             s,
             "DSA-D1",
             _widened(tmp_path),
             effective=date(2025, 1, 1),
             summary="Add college outcomes.",
         )
+    v2 = amended.version
     assert v2.change_class == "widening" and v2.status == "pending"
-    assert [c.describe() for c in changes] == ["added purposes: college_outcomes"]
+    assert [c.describe() for c in amended.changes] == [
+        "added purposes: college_outcomes"
+    ]
     assert wh.agreements.in_force("DSA-D1", date(2025, 6, 1)).version == 1  # type: ignore[union-attr]
     with wh.session() as s:
         wh.agreements.approve(s, "DSA-D1", "b0", title="Dir", on=date(2024, 12, 1))
@@ -122,13 +125,13 @@ def test_narrowing_amendment_takes_effect_on_its_date(
     with wh.session() as s:
         wh.agreements.add(s, write(tmp_path / "a.yaml", agreement()))
     with wh.session() as s:
-        v2, _ = wh.agreements.amend(
+        v2 = wh.agreements.amend(
             s,
             "DSA-D1",
             write(tmp_path / "v2.yaml", agreement(publication={"min_cell_size": 11})),
             effective=date(2025, 3, 1),
             summary="Stricter minimum cell size.",
-        )
+        ).version
     assert (v2.change_class, v2.status, v2.approvals) == ("narrowing", "approved", ())
     assert wh.agreements.in_force("DSA-D1", date(2025, 2, 28)).version == 1  # type: ignore[union-attr]
     assert wh.agreements.in_force("DSA-D1", date(2025, 3, 1)).version == 2  # type: ignore[union-attr]
@@ -235,9 +238,9 @@ def test_a_pending_version_blocks_the_next_until_approved_or_withdrawn(
     with wh.session() as s:
         assert wh.agreements.withdraw(s, "DSA-D1", 2).status == "withdrawn"
     with wh.session() as s:
-        v3, _ = wh.agreements.amend(
+        v3 = wh.agreements.amend(
             s, "DSA-D1", narrower, effective=date(2025, 2, 1), summary="Narrow."
-        )
+        ).version
     assert v3.version == 3 and wh.agreements.pending() == []
     with pytest.raises(UserError, match="nothing to approve"), wh.session() as s:
         wh.agreements.approve(
@@ -326,13 +329,13 @@ def test_a_withdrawn_widening_is_not_the_baseline_of_the_next_version(
     wider_minus = agreement(publication={"min_cell_size": 12})
     wider_minus["purposes"].append({"id": "p3", "description": "Something new."})
     with wh.session() as s:
-        v3, _ = wh.agreements.amend(
+        v3 = wh.agreements.amend(
             s,
             "DSA-D1",
             write(tmp_path / "v3.yaml", wider_minus),
             effective=date(2025, 1, 1),
             summary="Same widening, smuggled.",
-        )
+        ).version
     assert v3.change_class == "widening" and v3.status == "pending"
 
 
@@ -357,12 +360,12 @@ def test_a_narrowing_never_takes_effect_before_the_version_it_amends(
         wh.agreements.approve(s, "DSA-D1", "b0", title="x", on=date(2025, 6, 1))
     renamed = dict(wider, title="Renamed")
     with wh.session() as s:
-        v3, _ = wh.agreements.amend(
+        v3 = wh.agreements.amend(
             s,
             "DSA-D1",
             write(tmp_path / "v3.yaml", renamed),
             effective=date(2025, 2, 15),
             summary="Rename.",
-        )
+        ).version
     assert v3.in_force_from == date(2025, 6, 1)
     assert wh.agreements.in_force("DSA-D1", date(2025, 3, 1)).version == 1  # type: ignore[union-attr]

@@ -11,7 +11,7 @@ import pytest
 
 from backbone import Warehouse
 from backbone.errors import AuthenticationFailed, Forbidden, NotFoundError, UserError
-from backbone.governance.audit import GENESIS, chain_hash
+from backbone.governance.audit import GENESIS, AuditHead, chain_hash
 from tests.policy_fixtures import NOW, build, user
 
 
@@ -139,7 +139,7 @@ def _reads(wh: Warehouse, n: int) -> None:
 def test_the_chain_verifies_and_every_entry_says_who_what_why(wh: Warehouse) -> None:
     _reads(wh, 3)
     result = wh.audit.verify()
-    assert result.ok and result.entries == wh.audit.head()[0]
+    assert result.ok and result.entries == wh.audit.head().seq
     last = wh.audit.entries(since_seq=result.entries - 1)[0]
     assert last["actor"] == "steward" and last["purpose"] == "early_warning"
     assert last["agreements"] == ["DSA-D1@1"] and last["providers"] == ["d1"]
@@ -152,7 +152,7 @@ def test_the_chain_verifies_and_every_entry_says_who_what_why(wh: Warehouse) -> 
 
 def test_an_edited_entry_is_found(wh: Warehouse) -> None:
     _reads(wh, 3)
-    n = wh.audit.head()[0]
+    n = wh.audit.head().seq
     wh._con.execute(
         "UPDATE gov.audit_log SET entry = replace(entry, '\"rows\":40', '\"rows\":4') WHERE seq = ?",
         [n - 1],
@@ -163,7 +163,7 @@ def test_an_edited_entry_is_found(wh: Warehouse) -> None:
 
 def test_a_deleted_entry_is_found(wh: Warehouse) -> None:
     _reads(wh, 3)
-    n = wh.audit.head()[0]
+    n = wh.audit.head().seq
     wh._con.execute("DELETE FROM gov.audit_log WHERE seq = ?", [n - 2])
     result = wh.audit.verify()
     assert not result.ok and result.first_bad == n - 2
@@ -171,7 +171,7 @@ def test_a_deleted_entry_is_found(wh: Warehouse) -> None:
 
 def test_reordered_entries_are_found_even_when_renumbered(wh: Warehouse) -> None:
     _reads(wh, 3)
-    n = wh.audit.head()[0]
+    n = wh.audit.head().seq
     wh._con.execute("UPDATE gov.audit_log SET seq = -1 WHERE seq = ?", [n - 1])
     wh._con.execute("UPDATE gov.audit_log SET seq = ? WHERE seq = ?", [n - 1, n])
     wh._con.execute("UPDATE gov.audit_log SET seq = ? WHERE seq = -1", [n])
@@ -183,16 +183,29 @@ def test_a_rewritten_chain_is_caught_by_the_anchor_handed_out(wh: Warehouse) -> 
     _reads(wh, 2)
     anchor = wh.audit.head()
     # an insider deletes the last entry and re-hashes: the chain itself verifies...
-    wh._con.execute("DELETE FROM gov.audit_log WHERE seq = ?", [anchor[0]])
+    wh._con.execute("DELETE FROM gov.audit_log WHERE seq = ?", [anchor.seq])
     wh.access(user(wh, "steward"), "early_warning").rows("enrollment", providers=["d2"])
     assert wh.audit.verify().ok
     # ...but not against the head a partner kept
     result = wh.audit.verify(anchor=anchor)
     assert (
         not result.ok
-        and result.first_bad == anchor[0]
+        and result.first_bad == anchor.seq
         and "rewritten" in result.problem
     )
+
+
+def test_the_anchor_is_handed_out_as_seq_colon_hash_and_read_back(
+    wh: Warehouse,
+) -> None:
+    _reads(wh, 1)
+    head = wh.audit.head()
+    assert head.seq > 0 and len(head.hash) == 64
+    assert AuditHead.parse(str(head)) == head
+    assert str(head) == f"{head.seq}:{head.hash}"
+    for bad in (str(head.seq), f"x:{head.hash}", f"{head.seq}:{head.hash[:12]}"):
+        with pytest.raises(ValueError):
+            AuditHead.parse(bad)
 
 
 def test_the_disclosure_report_lists_every_disclosure_of_a_partners_data(

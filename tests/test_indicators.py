@@ -329,7 +329,7 @@ def test_definitions_are_versioned_and_values_keep_theirs(
     wh: Warehouse, tmp_path: Path
 ) -> None:
     store = wh.indicators.definitions
-    assert store.current()[0] == 1
+    assert store.current().version == 1
     stricter = default_text().replace("chronic_below: 0.90", "chronic_below: 0.85")
     path = tmp_path / "ours.yaml"
     path.write_text(stricter)
@@ -354,7 +354,7 @@ def test_bad_definitions_name_the_field(tmp_path: Path, wh: Warehouse) -> None:
     ):
         wh.indicators.definitions.record_file(s, path)
     assert str(path) in str(err.value)
-    assert wh.indicators.definitions.current()[0] == 1
+    assert wh.indicators.definitions.current().version == 1
 
 
 # --- retention ----------------------------------------------------------------------

@@ -22,6 +22,7 @@ from backbone.model.schema import (
     create_sequence_sql,
     create_table_sql,
 )
+from backbone.warehouse import SchemaMigration
 
 STORED_V4 = Path(__file__).parent / "data" / "v4-warehouse"
 
@@ -181,7 +182,7 @@ def test_a_warehouse_an_earlier_release_wrote_migrates_with_its_data(
     old.close()
     assert len(before["ops.schema_migration"]) == 4
 
-    assert Warehouse.migrate(path) == (4, CURRENT_VERSION)
+    assert Warehouse.migrate(path) == SchemaMigration(4, CURRENT_VERSION)
 
     with Warehouse.open(path, read_only=True) as wh:
         assert wh.schema_version == CURRENT_VERSION

@@ -106,7 +106,7 @@ def wh(built: Path, tmp_path: Path) -> Iterator[Warehouse]:
 
 
 def _entries(wh: Warehouse) -> int:
-    return wh.audit.head()[0]
+    return wh.audit.head().seq
 
 
 # --- the permission matrix ----------------------------------------------------------

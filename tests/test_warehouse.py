@@ -10,6 +10,7 @@ from backbone import Warehouse
 from backbone.errors import NotAWarehouseError, SchemaVersionError, WarehouseError
 from backbone.model.migrations import CURRENT_VERSION, migrate
 from backbone.settings import render_settings_toml
+from backbone.warehouse import SchemaMigration
 
 
 def test_init_lays_out_the_folder(tmp_path: Path) -> None:
@@ -87,8 +88,8 @@ def test_an_older_warehouse_is_migrated_by_the_explicit_step(tmp_path: Path) -> 
     _old_warehouse(path, version=1)
     with pytest.raises(WarehouseError, match="run `backbone migrate"):
         Warehouse.open(path)  # opening changes nothing
-    assert Warehouse.migrate(path) == (1, CURRENT_VERSION)
-    assert Warehouse.migrate(path) == (CURRENT_VERSION, CURRENT_VERSION)
+    assert Warehouse.migrate(path) == SchemaMigration(1, CURRENT_VERSION)
+    assert not Warehouse.migrate(path).changed
     with Warehouse.open(path) as wh:
         assert wh.schema_version == CURRENT_VERSION
         versions = [

@@ -266,7 +266,7 @@ def test_the_signed_in_user_is_who_approved_reviewed_and_reported(
     wh: Warehouse,
 ) -> None:
     analyst, admin = _user(wh, "d1.analyst"), _user(wh, "steward")
-    seq = wh.audit.head()[0]
+    seq = wh.audit.head().seq
     with wh.session(analyst) as s:
         wh.commitments.update(s, 1, on=DAY, note="Started.")
         wh.requests.review(

@@ -192,7 +192,7 @@ def test_each_write_leaves_exactly_one_entry(
 def test_every_stored_submission_has_one_upload_entry_and_a_refusal_keeps_the_rest(
     wh: Warehouse, tmp_path: Path
 ) -> None:
-    seq = wh.audit.head()[0]
+    seq = wh.audit.head().seq
     september = csv_file(tmp_path / "sept.csv", ATTENDANCE)
     october = csv_file(
         tmp_path / "oct.csv", ATTENDANCE.replace("2025-09-0", "2025-10-1")
@@ -237,7 +237,7 @@ def test_a_raw_file_decision_is_the_signed_in_steward_admins(
     wh: Warehouse,
 ) -> None:
     raw = wh.path / wh.ingest.get(1).raw_path
-    seq = wh.audit.head()[0]
+    seq = wh.audit.head().seq
     with wh.session(_user(wh, "steward")) as s:
         assert wh.ingest.decide_raw(s, 1, keep=False, reason="No SSNs") == "purge"
     assert not raw.exists()
@@ -253,7 +253,7 @@ def test_a_raw_file_decision_is_the_signed_in_steward_admins(
 def test_a_review_decision_on_providers_that_may_not_be_linked_is_refused(
     wh: Warehouse,
 ) -> None:
-    before, seq = _state(wh), wh.audit.head()[0]
+    before, seq = _state(wh), wh.audit.head().seq
     with (
         pytest.raises(Forbidden, match="do not both allow linking"),
         wh.session(_user(wh, "steward")) as s,

@@ -140,7 +140,7 @@ def test_reading_definitions_never_writes_and_values_name_a_kept_version(
     wh: Warehouse,
 ) -> None:
     store = wh.indicators.definitions
-    assert store.current()[0] == 1 and store.text() == default_text()
+    assert store.current().version == 1 and store.text() == default_text()
     [shipped] = store.history()
     assert (shipped.version, shipped.recorded_at) == (1, None)
     assert _state(wh)["gov.indicator_definition"] == 0  # read, not recorded
@@ -173,7 +173,7 @@ def test_the_disclosure_report_is_the_partners_own_or_the_auditors(
     before = _state(wh)
     with wh.session(wh.users.get("d1.analyst")) as s:
         own = wh.audit.report(s, "d1")
-    assert own.partner == "d1" and own.head[0] == before["gov.audit_log"]
+    assert own.partner == "d1" and own.head.seq == before["gov.audit_log"]
     with (
         pytest.raises(Forbidden, match="only d1's disclosure report"),
         wh.session(wh.users.get("d1.analyst")) as s,

@@ -42,15 +42,15 @@ State = Callable[[Warehouse], object]
 def unsigned_changes_nothing(
     wh: Warehouse, tmp_path: Path, case: Case, state: State
 ) -> None:
-    before, seq = state(wh), wh.audit.head()[0]
+    before, seq = state(wh), wh.audit.head().seq
     with pytest.raises(AuthenticationFailed, match="sign in first"), wh.session() as s:
         case.write(wh, s, tmp_path)
     assert state(wh) == before
-    assert wh.audit.head()[0] == seq
+    assert wh.audit.head().seq == seq
 
 
 def refusal_is_audited(wh: Warehouse, tmp_path: Path, case: Case, state: State) -> None:
-    before, seq = state(wh), wh.audit.head()[0]
+    before, seq = state(wh), wh.audit.head().seq
     with pytest.raises(Forbidden), wh.session(wh.users.get(case.may_not)) as s:
         case.write(wh, s, tmp_path)
     assert state(wh) == before
@@ -65,7 +65,7 @@ def refusal_is_audited(wh: Warehouse, tmp_path: Path, case: Case, state: State) 
 def one_entry_per_write(
     wh: Warehouse, tmp_path: Path, case: Case, state: State
 ) -> None:
-    before, seq = state(wh), wh.audit.head()[0]
+    before, seq = state(wh), wh.audit.head().seq
     with wh.session(wh.users.get(case.may)) as s:
         case.write(wh, s, tmp_path)
     assert state(wh) != before

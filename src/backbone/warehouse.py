@@ -53,7 +53,13 @@ if TYPE_CHECKING:
     from backbone.partners.feeds import FeedRegistry
     from backbone.partners.requests import RequestBook
 
-__all__ = ["TableInfo", "Warehouse", "WarehouseInfo", "default_warehouse_path"]
+__all__ = [
+    "SchemaMigration",
+    "TableInfo",
+    "Warehouse",
+    "WarehouseInfo",
+    "default_warehouse_path",
+]
 
 SETTINGS_FILE = "backbone.toml"
 DATABASE_FILE = "backbone.duckdb"
@@ -90,6 +96,18 @@ def default_warehouse_path() -> Path:
 class TableInfo:
     name: str
     rows: int
+
+
+@dataclass(frozen=True)
+class SchemaMigration:
+    """What ``backbone migrate`` did: the schema version before and after."""
+
+    from_version: int
+    to_version: int
+
+    @property
+    def changed(self) -> bool:
+        return self.from_version != self.to_version
 
 
 @dataclass(frozen=True)
@@ -510,14 +528,14 @@ class Warehouse:
         path: Path | str | None = None,
         *,
         on_wait: Callable[[str], None] | None = None,
-    ) -> tuple[int, int]:
+    ) -> SchemaMigration:
         """Bring an older warehouse's schema forward, in one transaction; returns the
-        (from, to) versions. A newer warehouse is refused untouched."""
+        versions before and after. A newer warehouse is refused untouched."""
         path, _, con = cls._connect(path, False, on_wait)
         try:
             before = schema_version(con)
             migrate(con, where=str(path))
-            return before, schema_version(con)
+            return SchemaMigration(before, schema_version(con))
         finally:
             con.close()
             clear_note(path / DATABASE_FILE)

@@ -111,14 +111,16 @@ def migrate(warehouse: WarehouseOption = Path("warehouse")) -> None:
     """Bring a warehouse written by an older Backbone to this version's schema, in
     one transaction (take a copy of the folder first). Opening never migrates."""
     with doors():
-        before, after = Warehouse.migrate(warehouse)
-    if before == after:
+        done = Warehouse.migrate(warehouse)
+    if not done.changed:
         _out().print(
-            f"{escape(str(warehouse))} is at schema version {after}; nothing to do."
+            f"{escape(str(warehouse))} is at schema version {done.to_version}; "
+            "nothing to do."
         )
     else:
         _out().print(
-            f"Migrated {escape(str(warehouse))} from schema version {before} to {after}."
+            f"Migrated {escape(str(warehouse))} from schema version "
+            f"{done.from_version} to {done.to_version}."
         )
 
 

@@ -28,7 +28,7 @@ from backbone.cli.common import (
     signed_in,
 )
 from backbone.errors import UserError
-from backbone.governance.audit import Disclosure
+from backbone.governance.audit import AuditHead, Disclosure
 
 user_app = typer.Typer(help="Users, their roles and tokens.", no_args_is_help=True)
 audit_app = typer.Typer(
@@ -299,15 +299,15 @@ def count(
 # --- audit ----------------------------------------------------------------------------
 
 
-def _anchor(text: str | None) -> tuple[int, str] | None:
+def _anchor(text: str | None) -> AuditHead | None:
     if text is None:
         return None
-    seq, sep, digest = text.partition(":")
-    if not sep or not seq.isdigit() or len(digest) != 64:
+    try:
+        return AuditHead.parse(text)
+    except ValueError:
         raise UserError(
             f"--anchor {text!r}: write it as SEQ:HASH, as `backbone audit head` prints."
-        )
-    return int(seq), digest
+        ) from None
 
 
 @audit_app.command("verify")
@@ -337,8 +337,8 @@ def audit_verify(
 def audit_head(warehouse: WarehouseOption = Path("warehouse")) -> None:
     """The newest entry's number and hash: give it to partners as an anchor."""
     with doors(), Warehouse.open(warehouse, read_only=True) as wh:
-        seq, digest = wh.audit.head()
-    _plain().print(f"{seq}:{digest}")
+        head = wh.audit.head()
+    _plain().print(str(head))
 
 
 @audit_app.command("report")
@@ -381,9 +381,8 @@ def audit_report(
             size,
         )
     _plain().print(table)
-    seq, digest = report.head
     _out().print(
-        f"Chain head {seq}:{digest} — keep it; `backbone audit verify --anchor` "
+        f"Chain head {report.head} — keep it; `backbone audit verify --anchor` "
         "proves later that this history was not rewritten."
     )
     if out is not None:

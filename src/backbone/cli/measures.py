@@ -382,10 +382,10 @@ def charts(
 
     with doors(), Warehouse.open(warehouse) as wh:
         access = wh.access(signed_in(wh, user, token), purpose)
-        written, withheld = draw_charts(wh, access, out)
-    for path in written:
+        drawn = draw_charts(wh, access, out)
+    for path in drawn.written:
         _plain().print(f"wrote {path}")
-    for note in withheld:
+    for note in drawn.withheld:
         _plain().print(f"left out: {note}")
 
 

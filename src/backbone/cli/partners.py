@@ -210,18 +210,19 @@ def agreement_amend(
     """Record the next version of an agreement; widening versions wait for approval."""
     with doors(), Warehouse.open(warehouse) as wh:
         with wh.session(signed_in(wh, user, token)) as s:
-            v, changes = wh.agreements.amend(
+            amended = wh.agreements.amend(
                 s,
                 agreement_id,
                 file,
                 effective=parse_date(effective, "--effective"),
                 summary=summary,
             )
+        v = amended.version
         console = _plain()
         console.print(
             f"Recorded {v.ref} ({v.change_class}), effective {v.effective_from}."
         )
-        for c in changes:
+        for c in amended.changes:
             console.print(f"  [{c.effect.value}] {c.describe()}")
         if v.status == "pending":
             console.print(

@@ -59,11 +59,11 @@ def early_warning_tour(wh: Warehouse, users: DemoUsers, charts: Path) -> list[st
         ]
         if gaps:
             lines.append(f"  subgroup gaps to watch: {', '.join(gaps)}")
-    written, withheld = draw_charts(wh, steward, charts)
+    drawn = draw_charts(wh, steward, charts)
     lines.append(
-        f"  {len(written)} chart files (PNG and HTML, drawn offline) in {charts}"
+        f"  {len(drawn.written)} chart files (PNG and HTML, drawn offline) in {charts}"
     )
-    lines += [f"  chart left out: {note}" for note in withheld]
+    lines += [f"  chart left out: {note}" for note in drawn.withheld]
 
     def shown(value: object) -> str:
         return "suppressed" if value is None else f"{value:,}"

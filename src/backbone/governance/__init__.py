@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     )
     from backbone.governance.audit import (
         AuditEntry,
+        AuditHead,
         AuditLog,
         Verification,
         system_clock,
@@ -39,6 +40,7 @@ _HOMES = {
     "Materialized": "access",
     "locked_connection": "access",
     "AuditEntry": "audit",
+    "AuditHead": "audit",
     "AuditLog": "audit",
     "Verification": "audit",
     "system_clock": "audit",
@@ -56,6 +58,7 @@ _HOMES = {
 __all__ = [
     "Access",
     "AuditEntry",
+    "AuditHead",
     "AuditLog",
     "Grant",
     "Keys",

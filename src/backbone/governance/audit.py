@@ -29,12 +29,14 @@ from backbone.session import AuditEntry, Session
 __all__ = [
     "GENESIS",
     "AuditEntry",
+    "AuditHead",
     "AuditLog",
     "Disclosure",
     "DisclosureReport",
     "Verification",
     "canonical_json",
     "chain_hash",
+    "last_change",
 ]
 
 GENESIS = "0" * 64
@@ -54,6 +56,51 @@ def canonical_json(value: Any) -> str:
 
 def chain_hash(prev_hash: str, entry: str) -> str:
     return hashlib.sha256((prev_hash + entry).encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class AuditHead:
+    """The chain's newest entry: the anchor a partner keeps, written ``SEQ:HASH``, to
+    check later (``verify(anchor=...)``) that the history up to it was not rewritten."""
+
+    seq: int
+    """Its sequence number (entries are numbered from 1 without gaps, so in an intact
+    chain also the number of entries); 0 for an empty log."""
+    hash: str
+    """Its chain hash (:data:`GENESIS` for an empty log)."""
+
+    def __str__(self) -> str:
+        return f"{self.seq}:{self.hash}"
+
+    @classmethod
+    def parse(cls, text: str) -> AuditHead:
+        """An anchor written ``SEQ:HASH`` (as ``backbone audit head`` prints it);
+        ValueError if it is not one."""
+        seq, sep, digest = text.partition(":")
+        if not sep or not seq.isdigit() or len(digest) != 64:
+            raise ValueError(f"{text!r} is not SEQ:HASH")
+        return cls(int(seq), digest)
+
+
+def last_change(con: Connection) -> int:
+    """The sequence number of the newest entry that records a change (not a read, a
+    release, a sign-in or a refusal); 0 if none. Every write leaves one, so a long job
+    that hands the file back while it computes compares it before and after to know
+    whether anyone changed anything meanwhile."""
+    row = con.execute(
+        "SELECT coalesce(max(seq), 0) FROM gov.audit_log "
+        "WHERE json_extract_string(entry, '$.decision') = 'allow' "
+        "AND NOT list_contains(?, json_extract_string(entry, '$.action'))",
+        [sorted(SURVIVES_ROLLBACK)],
+    ).fetchall()
+    return int(row[0][0])
+
+
+def _head(con: Connection) -> AuditHead:
+    row = con.execute(
+        "SELECT seq, row_hash FROM gov.audit_log ORDER BY seq DESC LIMIT 1"
+    ).fetchone()
+    return AuditHead(int(row[0]), str(row[1])) if row else AuditHead(0, GENESIS)
 
 
 @dataclass(frozen=True)
@@ -86,9 +133,9 @@ class Disclosure:
 class DisclosureReport:
     partner: str
     disclosures: list[Disclosure]
-    head: tuple[int, str]
-    """(sequence number, hash) of the chain's newest entry when it was made: the
-    anchor a partner keeps to check later that this history was not rewritten."""
+    head: AuditHead
+    """The chain's newest entry when it was made: the anchor a partner keeps to
+    check later that this history was not rewritten."""
 
 
 class AuditLog:
@@ -135,14 +182,11 @@ class AuditLog:
             )
             return seq
 
-    def head(self) -> tuple[int, str]:
-        """(sequence number, hash) of the newest entry: the anchor to hand out."""
-        row = self._con.execute(
-            "SELECT seq, row_hash FROM gov.audit_log ORDER BY seq DESC LIMIT 1"
-        ).fetchone()
-        return (int(row[0]), str(row[1])) if row else (0, GENESIS)
+    def head(self) -> AuditHead:
+        """The newest entry: the anchor to hand out."""
+        return _head(self._con)
 
-    def verify(self, *, anchor: tuple[int, str] | None = None) -> Verification:
+    def verify(self, *, anchor: AuditHead | None = None) -> Verification:
         """Walk the chain from the start; name the first entry that does not hold.
 
         Each entry carries its own sequence number inside the hashed text, so
@@ -158,8 +202,8 @@ class AuditLog:
                 problem = _check(seq, text, prev_hash, row_hash, prev, expected)
                 if problem:
                     return Verification(False, count, prev, expected, problem)
-                if anchor is not None and seq == anchor[0]:
-                    if row_hash != anchor[1]:
+                if anchor is not None and seq == anchor.seq:
+                    if row_hash != anchor.hash:
                         return Verification(
                             False,
                             count,
@@ -176,8 +220,8 @@ class AuditLog:
                 False,
                 count,
                 prev,
-                anchor[0],
-                f"the chain ends before entry {anchor[0]}, which was handed out as "
+                anchor.seq,
+                f"the chain ends before entry {anchor.seq}, which was handed out as "
                 "an anchor: entries were deleted",
             )
         return Verification(True, count, prev)
@@ -234,13 +278,10 @@ class AuditLog:
                 since and since.isoformat(),
             ],
         ).fetchall()
-        head = s.con.execute(
-            "SELECT seq, row_hash FROM gov.audit_log ORDER BY seq DESC LIMIT 1"
-        ).fetchone()
         return DisclosureReport(
             partner,
             [_disclosure(json.loads(r[0]), partner) for r in rows],
-            (int(head[0]), str(head[1])) if head else (0, GENESIS),
+            _head(s.con),
         )
 
 

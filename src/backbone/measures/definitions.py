@@ -30,6 +30,7 @@ __all__ = [
     "DefinitionStore",
     "DefinitionVersion",
     "Definitions",
+    "DefinitionsInUse",
     "default_definitions",
     "parse_definitions",
 ]
@@ -220,6 +221,14 @@ class DefinitionVersion:
     note: str | None
 
 
+@dataclass(frozen=True)
+class DefinitionsInUse:
+    """The definitions computations use now, and the version that names them."""
+
+    version: int
+    definitions: Definitions
+
+
 class DefinitionStore:
     """``wh.indicators.definitions``: every version kept, the latest in use.
 
@@ -232,7 +241,7 @@ class DefinitionStore:
         self._con = con
         self._clock = clock
 
-    def current(self) -> tuple[int, Definitions]:
+    def current(self) -> DefinitionsInUse:
         """The version in use (the shipped defaults as version 1 until one is
         recorded)."""
         return _latest(self._con)
@@ -242,7 +251,7 @@ class DefinitionStore:
 
     def text(self, version: int | None = None) -> str:
         if version is None:
-            version, _ = self.current()
+            version = self.current().version
         row = self._con.execute(
             "SELECT document FROM gov.indicator_definition WHERE version = ?",
             [version],
@@ -267,7 +276,7 @@ class DefinitionStore:
             DefinitionVersion(int(v), at, str(by), note) for v, at, by, note in rows
         ]
 
-    def _for_write(self, s: Session) -> tuple[int, Definitions]:
+    def _for_write(self, s: Session) -> DefinitionsInUse:
         """The version a write in ``s`` uses (computing indicators, which is
         authorized and audited itself); the shipped defaults are recorded as
         version 1 first when nothing is recorded yet, as part of that write."""
@@ -329,14 +338,16 @@ def _stored_latest(con: Connection) -> tuple[int, str] | None:
     return (int(row[0]), str(row[1])) if row else None
 
 
-def _latest(con: Connection) -> tuple[int, Definitions]:
+def _latest(con: Connection) -> DefinitionsInUse:
     row = con.execute(
         "SELECT version, document FROM gov.indicator_definition "
         "ORDER BY version DESC LIMIT 1"
     ).fetchone()
     if row is None:
-        return 1, default_definitions()
-    return int(row[0]), parse_definitions(str(row[1]), f"version {row[0]}")
+        return DefinitionsInUse(1, default_definitions())
+    return DefinitionsInUse(
+        int(row[0]), parse_definitions(str(row[1]), f"version {row[0]}")
+    )
 
 
 def _record_defaults(con: Connection, now: datetime) -> bool:

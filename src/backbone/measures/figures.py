@@ -4,6 +4,7 @@ held back where a bin counts fewer students than the minimum cell)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,7 +17,15 @@ from backbone.model.calendar import school_year_label
 if TYPE_CHECKING:
     from backbone.warehouse import Warehouse
 
-__all__ = ["draw_charts"]
+__all__ = ["DrawnCharts", "draw_charts"]
+
+
+@dataclass(frozen=True)
+class DrawnCharts:
+    written: tuple[Path, ...]
+    """The chart files, PNG and HTML."""
+    withheld: tuple[str, ...]
+    """For each chart the release gate would not release: which, and why."""
 
 
 def _year(wh: Warehouse, school_year: object) -> str:
@@ -25,9 +34,7 @@ def _year(wh: Warehouse, school_year: object) -> str:
     )
 
 
-def draw_charts(
-    wh: Warehouse, access: Access, out: Path
-) -> tuple[list[Path], list[str]]:
+def draw_charts(wh: Warehouse, access: Access, out: Path) -> DrawnCharts:
     """Write each chart as PNG and HTML; returns the files and, for any chart the
     release gate would not release, why it was left out."""
     written: list[Path] = []
@@ -104,4 +111,4 @@ def draw_charts(
         )
         written += chart.write(out, "risk-calibration")
     access.log("publish", f"early-warning charts in {out}", files=len(written))
-    return written, withheld
+    return DrawnCharts(tuple(written), tuple(withheld))

@@ -134,7 +134,7 @@ class Indicators:
         same principal's) answers which providers' facts the agreements share."""
         s.require("derive", "compute early-warning indicators")
         access = access.within(s)
-        version, definitions = self.definitions._for_write(s)
+        in_use = self.definitions._for_write(s)
         today = access.on
         if as_of is not None:
             if as_of > today:
@@ -170,8 +170,8 @@ class Indicators:
             say(f"indicators for {school_year_label(year, self._start)} as of {cutoff}")
             started = time.perf_counter()
             sql, params = components_sql(
-                definitions,
-                version=version,
+                in_use.definitions,
+                version=in_use.version,
                 school_year=year,
                 year_begin=begin,
                 cutoff=cutoff,
@@ -199,7 +199,9 @@ class Indicators:
                 ).fetchone()
             records = int(row[0]) if row else 0
             out.append(
-                Snapshot(year, cutoff, version, records, time.perf_counter() - started)
+                Snapshot(
+                    year, cutoff, in_use.version, records, time.perf_counter() - started
+                )
             )
         s.record(
             "derive",
@@ -208,7 +210,7 @@ class Indicators:
             providers=tuple(allowed),
             detail={
                 "snapshots": [f"{snap.school_year}@{snap.as_of}" for snap in out],
-                "definition_version": version,
+                "definition_version": in_use.version,
                 "refused": refused,
             },
         )

@@ -367,18 +367,18 @@ def chronic_absence_release(
     snaps = _snapshots(wh, years)
     if not snaps:
         return None
-    version, current = wh.indicators.definitions.current()
+    in_use = wh.indicators.definitions.current()
     return access.count_derived(
         INDICATOR_ENTITY,
         COMPONENT_COLUMNS,
-        chronic_absence_sql(current, snaps),
+        chronic_absence_sql(in_use.definitions, snaps),
         list(by),
         where={**_years_where(years), **(where or {})},
         numerator={"chronically_absent": ["yes"]},
         definition={
             "measure": "scorecard:chronic_absence",
             "snapshots": [f"{s.school_year}@{s.as_of}" for s in snaps],
-            "definitions": version,
+            "definitions": in_use.version,
         },
     )
 
@@ -387,7 +387,7 @@ def _chronic(
     wh: Warehouse, access: Access, years: Sequence[int] | None
 ) -> IndicatorResult:
     spec = INDICATORS["chronic_absence"]
-    _, current = wh.indicators.definitions.current()
+    current = wh.indicators.definitions.current().definitions
     definition = spec.definition.format(chronic=current.attendance.chronic_below)
     release = chronic_absence_release(wh, access, years=years)
     if release is None:
@@ -399,15 +399,15 @@ def _on_track(
     wh: Warehouse, access: Access, years: Sequence[int] | None
 ) -> IndicatorResult:
     spec = INDICATORS["on_track_9"]
-    version, current = wh.indicators.definitions.current()
-    rule = current.on_track_9
+    in_use = wh.indicators.definitions.current()
+    rule = in_use.definitions.on_track_9
     definition = spec.definition.format(
         credits=rule.min_credits, fails=rule.max_core_semester_fails
     )
     snaps = _snapshots(wh, years, earlier_too=True)
     if not snaps:
         return _no_data(spec, definition, "no early-warning snapshot for these years")
-    sql, params = on_track_sql(current, snaps)
+    sql, params = on_track_sql(in_use.definitions, snaps)
     release = access.count_derived(
         INDICATOR_ENTITY,
         COMPONENT_COLUMNS,
@@ -419,7 +419,7 @@ def _on_track(
         definition={
             "measure": "scorecard:on_track_9",
             "snapshots": [f"{s.school_year}@{s.as_of}" for s in snaps],
-            "definitions": version,
+            "definitions": in_use.version,
         },
     )
     return _released(spec, definition, release)
@@ -429,7 +429,7 @@ def _graduation(
     wh: Warehouse, access: Access, years: Sequence[int] | None
 ) -> IndicatorResult:
     spec = INDICATORS["graduation_4yr"]
-    _, current = wh.indicators.definitions.current()
+    current = wh.indicators.definitions.current().definitions
     sql, params = graduation_sql(access.on, ninth_grade=current.on_track_9.grade_level)
     release = access.count_derived(
         "enrollment",

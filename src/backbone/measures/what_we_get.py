@@ -366,9 +366,9 @@ def _participants(
     snap = _latest_snapshot(wh)
     if snap is None:
         return Finding(topic, "No early-warning snapshot has been computed yet.")
-    version, current = wh.indicators.definitions.current()
+    in_use = wh.indicators.definitions.current()
     base = derived_units_sql(
-        _same_definitions(current, [snap]),
+        _same_definitions(in_use.definitions, [snap]),
         [(snap.school_year, snap.as_of)],
         ["attendance_rate", "attendance_level", "tier"],
     )
@@ -409,7 +409,7 @@ SELECT s.provider, s.unit, s.record, 'yes', p.v FROM served s JOIN person p USIN
             "measure": f"what_we_get:participants_{column}",
             "partner": partner,
             "snapshot": f"{snap.school_year}@{snap.as_of}",
-            "definitions": version,
+            "definitions": in_use.version,
         },
         inputs={
             "units": (INDICATOR_ENTITY, list(COMPONENT_COLUMNS)),
