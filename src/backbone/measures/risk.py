@@ -29,8 +29,9 @@ import pyarrow.compute as pc
 
 from backbone.engines import Connection
 from backbone.engines.duckdb import next_id
-from backbone.errors import UserError
+from backbone.errors import UserError, WarehouseError
 from backbone.governance.access import Access, locked_connection
+from backbone.governance.audit import last_change
 from backbone.measures.indicators import Indicators, Roster, with_identifiers
 from backbone.model.calendar import school_year_sql
 from backbone.model.descriptors import GRADE_LEVELS
@@ -40,7 +41,14 @@ from backbone.session import Session
 if TYPE_CHECKING:
     from backbone.measures.risk_model import TrainedModels
 
-__all__ = ["FEATURES", "SUBGROUPS", "LatestModel", "RiskModels", "TrainingReport"]
+__all__ = [
+    "FEATURES",
+    "SUBGROUPS",
+    "LatestModel",
+    "RiskModels",
+    "TrainingReport",
+    "TrainingRows",
+]
 
 FEATURES = (
     "attendance_rate",
@@ -70,6 +78,8 @@ FEATURES = (
     "english_learner_flag",
 )
 SUBGROUPS = ("sex", "race_ethnicity", "economic")
+# reads and fits once more if another process changed the data while it fitted
+FIT_ATTEMPTS = 2
 
 
 @dataclass(frozen=True)
@@ -80,6 +90,16 @@ class LatestModel:
     trained: TrainedModels
     report: dict[str, Any]
     """the validation report recorded when it was trained (the steward's)"""
+
+
+@dataclass(frozen=True)
+class TrainingRows:
+    """Labelled person-years to train on, as the policy layer let them be read."""
+
+    table: pa.Table
+    min_cell_size: int
+    """The strictest minimum cell size of the agreements they were read under: no
+    subgroup smaller than it is reported."""
 
 
 @dataclass(frozen=True)
@@ -199,9 +219,7 @@ class RiskModels:
 
     # --- training ---------------------------------------------------------------
 
-    def training_rows(
-        self, access: Access, s: Session | None = None
-    ) -> tuple[pa.Table, int]:
+    def training_rows(self, access: Access, s: Session | None = None) -> TrainingRows:
         """Labelled person-years from year-end snapshots, read through the policy
         layer (three audited reads; inside ``s`` when given), and the strictest
         minimum cell size of the agreements they were read under."""
@@ -252,7 +270,7 @@ class RiskModels:
             ).to_arrow_table()
         finally:
             con.close()
-        return rows, max(g.min_cell_size for g in m.grants)
+        return TrainingRows(rows, max(g.min_cell_size for g in m.grants))
 
     def train(
         self,
@@ -266,36 +284,35 @@ class RiskModels:
         both (``models/risk-N.joblib``) with their report: the steward's work
         (``derive``), in one unit of work. The training rows are read through
         ``access`` (the same principal's) inside it, each read audited, and the
-        model's audit entry names them."""
-        from backbone.measures.risk_model import train
+        model's audit entry names them.
 
+        While the models fit, the warehouse file is handed back
+        (:meth:`Session.released`): other processes read and write meanwhile. If
+        one changed anything by then (a new audit entry of a change), the rows are
+        read and the models fitted once more; a second change refuses, writing
+        nothing."""
         who = s.require("derive", "train the risk model")
-        rows, min_cell = self.training_rows(access, s)
-        if rows.num_rows == 0:
-            raise UserError("no student has a known graduation outcome yet.")
-        trained = train(
-            rows,
-            features=FEATURES,
-            label="label",
-            cohort="cohort",
-            subgroups=SUBGROUPS,
-            validate_last=validate_last,
-            flagged_fraction=flagged_fraction,
-            min_cell=min_cell,
-        )
-        report = {
-            "features": list(FEATURES),
-            "train_cohorts": list(trained.train_cohorts),
-            "validate_cohorts": list(trained.validate_cohorts),
-            "best": trained.best,
-            "models": {
-                name: _small_groups_blanked(asdict(r))
-                for name, r in trained.reports.items()
-            },
-            "min_cell": min_cell,
-            "tiers": _tier_recall(rows, trained.validate_cohorts),
-            "label": "no diploma by the expected year (dropout, none, or late)",
-        }
+        for attempt in range(1, FIT_ATTEMPTS + 1):
+            read = self.training_rows(access, s)
+            rows = read.table
+            if rows.num_rows == 0:
+                raise UserError("no student has a known graduation outcome yet.")
+            read_after = last_change(s.con)
+            # the rows are in memory: give the warehouse back while the models fit
+            with s.released():
+                trained, report = _fitted(
+                    read,
+                    validate_last=validate_last,
+                    flagged_fraction=flagged_fraction,
+                )
+            if last_change(s.con) == read_after:
+                break
+            if attempt == FIT_ATTEMPTS:
+                raise WarehouseError(
+                    "the warehouse changed while the risk model trained, "
+                    f"{FIT_ATTEMPTS} times; nothing was saved. Train it again when "
+                    "the submissions and computations under way are done."
+                )
         version = max(int(v) for v in rows.column("definition_version").to_pylist())
         self._dir.mkdir(exist_ok=True)
         model_id = next_id(s.con, "gov.risk_model_id_seq")
@@ -421,6 +438,40 @@ class RiskModels:
         if scored is None:
             return roster.table
         return scored.sort_by([("points", "descending"), ("risk_score", "descending")])
+
+
+def _fitted(
+    read: TrainingRows, *, validate_last: int, flagged_fraction: float
+) -> tuple[TrainedModels, dict[str, Any]]:
+    """Both models fitted on ``read`` and their validation report (pure: no
+    warehouse)."""
+    from backbone.measures.risk_model import train
+
+    rows = read.table
+    trained = train(
+        rows,
+        features=FEATURES,
+        label="label",
+        cohort="cohort",
+        subgroups=SUBGROUPS,
+        validate_last=validate_last,
+        flagged_fraction=flagged_fraction,
+        min_cell=read.min_cell_size,
+    )
+    report = {
+        "features": list(FEATURES),
+        "train_cohorts": list(trained.train_cohorts),
+        "validate_cohorts": list(trained.validate_cohorts),
+        "best": trained.best,
+        "models": {
+            name: _small_groups_blanked(asdict(r))
+            for name, r in trained.reports.items()
+        },
+        "min_cell": read.min_cell_size,
+        "tiers": _tier_recall(rows, trained.validate_cohorts),
+        "label": "no diploma by the expected year (dropout, none, or late)",
+    }
+    return trained, report
 
 
 def _small_groups_blanked(report: dict[str, Any]) -> dict[str, Any]:
