@@ -389,23 +389,81 @@ class _System:
         Up: maximise Σ s_i/gain_i with s_i ≤ t_i·x − floor_i and s_i ≤ gain_i
         (down: s_i ≤ ceiling_i − t_i·x). The cap makes the LP spread its effort
         over the targets instead of driving a few to extremes. Returns t·x.
+
+        Most targets are single atoms. Such a target's constraint is written into
+        its atom's column instead of a row of its own: up, x_a = floor + s + e
+        with s ≤ gain and e ≥ 0 the rest; down, x_a = ceiling − s − e. The feasible
+        x and the optimum are the same, but the LP keeps only the known cells (and
+        the multi-atom targets) as rows, so its basis stays small.
         """
         k, n = targets.shape[0], self.cols.size
         if n == 0 or self.rows.size == 0:
             return np.zeros(k)
-        t = targets[:, self.cols]
-        sign = -1.0 if up else 1.0
-        a_ub = sparse.hstack([sign * t, sparse.eye(k)], format="csr")
-        b_ub = -floor if up else ceiling
-        a_eq = sparse.hstack(
-            [self.a, sparse.csr_array((self.rows.size, k))], format="csr"
+        t = sparse.csr_array(targets[:, self.cols])
+        sign = 1.0 if up else -1.0
+        anchor = floor if up else ceiling
+        # single-atom targets, one per atom, become split columns
+        counts = np.diff(t.indptr)
+        firsts = t.indptr[:-1]
+        single = counts == 1
+        single[single] = t.data[firsts[single]] == 1.0
+        atom = np.full(k, -1, dtype=np.int64)
+        atom[single] = t.indices[firsts[single]]
+        _, first = np.unique(atom[single], return_index=True)
+        split = np.flatnonzero(single)[first]
+        split_atom = atom[split]
+        rows = np.setdiff1d(np.arange(k), split)
+        m = split.size
+        keep = np.setdiff1d(np.arange(n), split_atom)
+        # x = S z + x0, z = (kept atoms, s of split targets, e of split targets)
+        width = keep.size + 2 * m
+        s_rows = np.concatenate([keep, split_atom, split_atom])
+        s_cols = np.arange(width)
+        s_vals = np.concatenate([np.ones(keep.size), np.full(2 * m, sign)])
+        subst = sparse.csr_array((s_vals, (s_rows, s_cols)), shape=(n, width))
+        x0 = np.zeros(n)
+        x0[split_atom] = anchor[split]
+        cap = self.cap[split_atom]
+        g = gain[split]
+        if up:
+            room = cap - anchor[split]  # how far above the floor x_a may go
+            s_lo, s_hi = -anchor[split], np.minimum(g, room)
+            e_hi = np.maximum(0.0, room - g)
+        else:
+            s_lo, s_hi = anchor[split] - cap, np.minimum(g, anchor[split])
+            e_hi = np.maximum(0.0, anchor[split] - g)
+        a_eq = sparse.csr_array(self.a @ subst)
+        b_eq = self.b - self.a @ x0
+        # the other targets keep a row each: s_r ≤ ±(t_r·x − anchor_r)
+        r = rows.size
+        a_ub: sparse.csr_array | None = None
+        b_ub: Floats | None = None
+        if r:
+            tr = sparse.csr_array(t[rows] @ subst)
+            a_ub = sparse.hstack([-sign * tr, sparse.eye(r)], format="csr")
+            b_ub = -sign * (anchor[rows] - t[rows] @ x0)
+            a_eq = sparse.hstack(
+                [a_eq, sparse.csr_array((a_eq.shape[0], r))], format="csr"
+            )
+        lower = np.concatenate(
+            [np.zeros(keep.size), s_lo, np.zeros(m), np.full(r, -np.inf)]
         )
-        lower = np.concatenate([np.zeros(n), np.full(k, -np.inf)])
-        upper = np.concatenate([self.cap, gain])
-        c = np.concatenate([np.zeros(n), -1.0 / gain])
+        upper = np.concatenate([self.cap[keep], s_hi, e_hi, gain[rows]])
+        c = np.concatenate(
+            [np.zeros(keep.size), -1.0 / g, np.zeros(m), -1.0 / gain[rows]]
+        )
         bounds = np.column_stack([lower, upper])
-        _, _, x, _ = _solve(c, a_eq, self.b, bounds, a_ub, b_ub, presolve=False)
-        return np.asarray(t @ x[:n], dtype=np.float64)
+        _, _, z, _ = _solve(
+            c,
+            a_eq,
+            b_eq,
+            bounds,
+            a_ub,
+            b_ub,
+            presolve=False,
+        )
+        x = subst @ z[:width] + x0
+        return np.asarray(t @ x, dtype=np.float64)
 
 
 # ------------------------------------------------------------------------ the audit
