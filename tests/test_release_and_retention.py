@@ -478,3 +478,20 @@ def test_one_agreement_field_switches_its_data_to_differential_privacy(
         steward.rate(
             "enrollment", ["school_id"], {"entry_grade_level": ["Ninth grade"]}
         )
+
+
+def test_past_its_audit_capacity_the_gate_refuses_on_public_figures(
+    folder: Path, clock: Clock
+) -> None:
+    (folder / "backbone.toml").write_text(
+        "[governance]\naudit_capacity = 5\n", encoding="utf-8"
+    )
+    with Warehouse.open(folder, clock=clock) as wh:
+        analyst = wh.access(user(wh, "d1.analyst"), "shared_measurement")
+        first = analyst.count("enrollment", ["school_id"])  # 4 cells: under 5
+        analyst.count("enrollment", ["school_year"])  # 4 before: still under
+        # 7 cells released: refused whatever the counts, naming the way out
+        with pytest.raises(PolicyDenied, match=r"publication\.method"):
+            analyst.count("enrollment", ["entry_grade_level"])
+        # asking for exactly a released table again still works (no audit)
+        assert _persons(analyst.count("enrollment", ["school_id"])) == _persons(first)

@@ -70,6 +70,13 @@ SETTINGS: tuple[Setting, ...] = (
         "minimum; smaller cells are suppressed.",
     ),
     Setting(
+        "governance.audit_capacity",
+        20000,
+        "Most cells released with suppression from one entity and provider before "
+        "the gate stops auditing more of them and refuses (see docs/RELEASES.md: "
+        "switch the agreement to differential privacy instead); 0 means no bound.",
+    ),
+    Setting(
         "linkage.auto_link_probability",
         0.95,
         "Pairs the model scores at or above this match probability are linked "

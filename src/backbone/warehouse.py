@@ -159,7 +159,12 @@ class Warehouse:
     def gate(self) -> ReleaseGate:
         from backbone.governance.release import ReleaseGate
 
-        return ReleaseGate(self._con, self.audit, self.clock)
+        return ReleaseGate(
+            self._con,
+            self.audit,
+            self.clock,
+            audit_capacity=int(self.settings["governance.audit_capacity"]),
+        )
 
     @_stage
     def descriptor_maps(self) -> DescriptorMaps:

@@ -64,10 +64,13 @@ class ReleaseGate(Suppression, DifferentialPrivacy):
         con: Connection,
         audit: AuditLog,
         clock: Callable[[], datetime],
+        *,
+        audit_capacity: int = 0,
     ) -> None:
         self._con = con
         self._audit = audit
         self._clock = clock
+        self._audit_capacity = audit_capacity
 
     # --- reading the units -------------------------------------------------------
 

@@ -59,8 +59,6 @@ def component_sql() -> list[str]:
     ]
 
 
-
-
 @dataclass(frozen=True)
 class Protected:
     """A table's cells after suppression, as recorded in the ledger."""
@@ -80,6 +78,7 @@ class Ledger:
     _con: Connection
     _audit: AuditLog
     _clock: Callable[[], datetime]
+    _audit_capacity: int
 
     def _previous_modes(
         self, definition: dict[str, Any], grants: list[Grant]
@@ -104,6 +103,24 @@ class Ledger:
                 [entities, entities, sorted({g.provider for g in grants})],
             ).fetchall()
         }
+
+    def _released_cells(self, definition: dict[str, Any], grants: list[Grant]) -> int:
+        """Cells released with suppression from the same entity and any of the
+        same providers: public (the ledger's table shapes), so a refusal for size
+        reveals nothing about who is in them."""
+        entities = sorted(
+            {definition.get("entity", ""), *definition.get("entities", [])} - {""}
+        )
+        row = self._con.execute(
+            "SELECT coalesce(sum(cells), 0) FROM gov.release "
+            "WHERE mode = 'suppression' "
+            "AND (list_contains(?, json_extract_string(definition, '$.entity')) "
+            "OR list_has_any(?, coalesce(CAST(json_extract(definition, "
+            "'$.entities') AS VARCHAR[]), []))) "
+            "AND list_has_any(CAST(json(providers) AS VARCHAR[]), ?)",
+            [entities, entities, sorted({g.provider for g in grants})],
+        ).fetchone()
+        return int(row[0]) if row else 0
 
     def _same_release(self, fingerprint: str) -> int | None:
         row = self._con.execute(

@@ -137,6 +137,22 @@ class Suppression(Ledger):
             same = self._same_release(fingerprint)
             if same is not None:
                 return self._repeat(access, definition, grants, same)
+            # Past the capacity the audit's cost has no useful bound: refuse, on
+            # public figures only (the sizes of the tables already released)
+            capacity = self._audit_capacity
+            if capacity:
+                before = self._released_cells(definition, grants)
+                if before >= capacity:
+                    raise access._deny(
+                        "release",
+                        what,
+                        f"{before} cells of this data were already released with "
+                        "suppression, the gate's audit capacity "
+                        f"(governance.audit_capacity = {capacity}); publish it by "
+                        "differential privacy (the agreements' publication.method) "
+                        "instead",
+                        providers=sorted({g.provider for g in grants}),
+                    )
             # earlier releases that counted any of the same persons or records
             prior = self._prior(new_members, access._keys.derive("ledger"))
             local.register("prior_pairs", prior["pairs"])
