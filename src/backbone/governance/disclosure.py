@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
@@ -78,6 +79,10 @@ _TOL = 1e-6
 # at most this many "spread" LPs before exact per-target LPs (see _audit)
 _SPREAD_ROUNDS = 12
 _SPREAD_MIN = 10  # fewer open targets than this go straight to exact LPs
+# this many open targets or more are spread in _SPREAD_PARTS LPs, on threads
+_SPREAD_SPLIT_MIN = 1000
+_SPREAD_PARTS = 4
+_SPREAD_THREADS = 2
 
 
 # --------------------------------------------------------------------------- results
@@ -534,12 +539,33 @@ def _audit(system: _System, t: _Targets) -> list[_Finding]:
         open_ = np.flatnonzero(~safe & (hi_seen - lo_seen < prot - _TOL))
         if open_.size < _SPREAD_MIN:
             break
-        sub = sparse.csr_array(targets[open_])
-        moved = system.spread(
-            sub, lo_seen[open_], hi_seen[open_], prot[open_], up=round_ > 0
-        )
-        lo_seen[open_] = np.minimum(lo_seen[open_], moved)
-        hi_seen[open_] = np.maximum(hi_seen[open_], moved)
+        # One point cannot move every target of a cell at once (the cell's sum
+        # holds them together), so many targets go in a few smaller spreads, each
+        # its own feasible point: they prove more per round, and run side by
+        # side (HiGHS releases the GIL). The split is seeded: same decisions.
+        # (Pushing down is bounded by zero anyway: that round stays whole.)
+        split = round_ > 0 and open_.size >= _SPREAD_SPLIT_MIN
+        parts = _SPREAD_PARTS if split else 1
+        rng = np.random.default_rng(round_)
+        chunks = np.array_split(rng.permutation(open_), parts)
+
+        def push(chunk: Ints, up: bool = round_ > 0) -> Floats:
+            return system.spread(
+                sparse.csr_array(targets[chunk]),
+                lo_seen[chunk],
+                hi_seen[chunk],
+                prot[chunk],
+                up=up,
+            )
+
+        if parts > 1:
+            with ThreadPoolExecutor(_SPREAD_THREADS) as pool:
+                moves = list(pool.map(push, chunks))
+        else:
+            moves = [push(chunks[0])]
+        for chunk, moved in zip(chunks, moves, strict=True):
+            lo_seen[chunk] = np.minimum(lo_seen[chunk], moved)
+            hi_seen[chunk] = np.maximum(hi_seen[chunk], moved)
         proved = int((hi_seen[open_] - lo_seen[open_] >= prot[open_] - _TOL).sum())
         if round_ > 0 and proved < _SPREAD_MIN // 2:
             break
