@@ -495,3 +495,45 @@ def test_past_its_audit_capacity_the_gate_refuses_on_public_figures(
             analyst.count("enrollment", ["entry_grade_level"])
         # asking for exactly a released table again still works (no audit)
         assert _persons(analyst.count("enrollment", ["school_id"])) == _persons(first)
+
+
+def test_the_audit_hands_the_warehouse_back_while_it_computes(
+    wh: Warehouse, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+    import sys
+
+    import backbone.governance.disclosure as disclosure
+
+    real_protect = disclosure.protect
+    seen: list[int] = []
+    writer = (
+        "import duckdb, sys\n"
+        "c = duckdb.connect(sys.argv[1])\n"
+        "c.execute('INSERT INTO gov.release SELECT release_id + 1000, released_at, "
+        "user_id, partner_id, purpose, definition, agreements, providers, mode, "
+        "cells, suppressed, epsilon FROM gov.release')\n"
+        "print(c.execute('SELECT count(*) FROM gov.release').fetchall()[0][0])\n"
+    )
+
+    def protect_while_another_writes(*args: object, **kwargs: object) -> object:
+        # another process can open the file and write the ledger meanwhile
+        if not seen:
+            done = subprocess.run(
+                [sys.executable, "-c", writer, str(folder / "backbone.duckdb")],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            seen.append(int(done.stdout))
+        else:
+            seen.append(-1)
+        return real_protect(*args, **kwargs)  # type: ignore[arg-type]
+
+    steward = wh.access(user(wh, "d1.analyst"), "shared_measurement")
+    steward.count("enrollment", ["school_id"])
+    monkeypatch.setattr(disclosure, "protect", protect_while_another_writes)
+    release = steward.count("enrollment", ["entry_grade_level"])
+    # the ledger changed during the audit: it was audited again, holding the file
+    assert seen == [2, -1]
+    assert release.release_id > 0 and _persons(release)[("(all)",)] is not None

@@ -164,6 +164,7 @@ class Warehouse:
             self.audit,
             self.clock,
             audit_capacity=int(self.settings["governance.audit_capacity"]),
+            hand_back=self._hand_back,
         )
 
     @_stage
@@ -326,6 +327,20 @@ class Warehouse:
                 begin(session.con)
                 self.audit.active = session
             # else the file could not be taken back: its error goes up
+
+    @contextmanager
+    def _hand_back(self) -> Iterator[bool]:
+        """For the release gate's audit: the file handed back while it computes
+        (True), or kept (False) when a unit of work is open or there is no file."""
+        if self._handle is None:
+            yield False
+            return
+        with self._write_lock:
+            if self._sessions:
+                yield False
+                return
+            with self._handle.released():
+                yield True
 
     @contextmanager
     def released(self) -> Iterator[None]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Collection, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -66,11 +67,13 @@ class ReleaseGate(Suppression, DifferentialPrivacy):
         clock: Callable[[], datetime],
         *,
         audit_capacity: int = 0,
+        hand_back: Callable[[], AbstractContextManager[bool]] | None = None,
     ) -> None:
         self._con = con
         self._audit = audit
         self._clock = clock
         self._audit_capacity = audit_capacity
+        self._hand_back = hand_back or (lambda: nullcontext(False))
 
     # --- reading the units -------------------------------------------------------
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -14,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from backbone.engines import Connection
-from backbone.engines.duckdb import next_id
+from backbone.engines.duckdb import next_id, transaction
 from backbone.governance.audit import AuditEntry, AuditLog, canonical_json
 from backbone.governance.policy import Grant
 from backbone.governance.release.cells import RECORD_HASH
@@ -79,6 +80,7 @@ class Ledger:
     _audit: AuditLog
     _clock: Callable[[], datetime]
     _audit_capacity: int
+    _hand_back: Callable[[], AbstractContextManager[bool]]
 
     def _previous_modes(
         self, definition: dict[str, Any], grants: list[Grant]
@@ -121,6 +123,18 @@ class Ledger:
             [entities, entities, sorted({g.provider for g in grants})],
         ).fetchone()
         return int(row[0]) if row else 0
+
+    def _ledger_state(self) -> tuple[Any, ...]:
+        """What an audit read that another process may change: the releases
+        recorded and the links that map records to persons."""
+        row = self._con.execute(
+            "SELECT (SELECT count(*) FROM gov.release), "
+            "(SELECT coalesce(max(release_id), 0) FROM gov.release), "
+            "(SELECT count(*) FROM identity.record_person), "
+            "(SELECT coalesce(sum(hash(partner_id, local_id, person_id)), 0) "
+            "FROM identity.record_person)"
+        ).fetchone()
+        return tuple(row) if row else ()
 
     def _same_release(self, fingerprint: str) -> int | None:
         row = self._con.execute(
@@ -205,6 +219,35 @@ class Ledger:
         return {"pairs": pairs, "cells": cells, "now_of": now_of}
 
     def _record(
+        self,
+        access: Access,
+        definition: dict[str, Any],
+        grants: list[Grant],
+        mode: str,
+        labels: list[str],
+        values: np.ndarray[Any, Any],
+        suppressed: np.ndarray[Any, Any],
+        thresholds: np.ndarray[Any, Any],
+        pairs: pa.Table | None,
+        epsilon: float | None,
+    ) -> int:
+        # the release, its cells, its members and its audit entry, or none of them
+        # (a ledger missing a release's members would under-audit later ones)
+        with transaction(self._con):
+            return self._record_all(
+                access,
+                definition,
+                grants,
+                mode,
+                labels,
+                values,
+                suppressed,
+                thresholds,
+                pairs,
+                epsilon,
+            )
+
+    def _record_all(
         self,
         access: Access,
         definition: dict[str, Any],

@@ -5,10 +5,12 @@ then recorded."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from backbone.engines import scratch
 from backbone.governance.audit import canonical_json
@@ -81,6 +83,8 @@ class Suppression(Ledger):
         pairs_sql: str,
         params: list[object],
         coding: tuple[float | None, float | None] | None,
+        *,
+        hand_back: bool = True,
     ) -> Protected:
         """Suppress the cells ``pairs_sql`` forms over the locked ``rows`` (as
         (unit, record, provider, label)) against this table and every earlier
@@ -267,8 +271,11 @@ class Suppression(Ledger):
             )
         n_cells = n_new + old.num_rows
         M = np.zeros((n_cells, atoms_t.num_rows), dtype=np.int64)
-        for j, cells in enumerate(atoms_t.column("cells").to_pylist()):
-            M[cells, j] = 1
+        cell_lists = atoms_t.column("cells").combine_chunks()
+        M[
+            pc.list_flatten(cell_lists).to_numpy(),
+            pc.list_parent_indices(cell_lists).to_numpy(),
+        ] = 1
         atom_counts = np.asarray(atoms_t.column("units").to_pylist(), dtype=np.int64)
         all_thresholds = np.concatenate(
             [
@@ -287,15 +294,32 @@ class Suppression(Ledger):
         atom_min = np.asarray(atoms_t.column("min_cell").to_pylist(), dtype=np.int64)
         inherited = np.where(M.astype(bool), all_thresholds[:, None], 0).max(axis=0)
         atom_thresholds = np.where(atom_min >= 0, atom_min, inherited)
-        result = protect(
-            M,
-            atom_counts,
-            all_thresholds,
-            new_cells=new_cells,
-            prior_published=prior_published,
-            complementary=True,
-            atom_thresholds=atom_thresholds,
-        )
+        # the audit needs no database: the file is handed back to other processes
+        # meanwhile, and the ledger checked afterwards (a release recorded, or a
+        # link changed, in between means auditing again, this time holding it)
+        ledger_before = self._ledger_state() if hand_back else None
+        with self._hand_back() if hand_back else nullcontext(False) as handed:
+            result = protect(
+                M,
+                atom_counts,
+                all_thresholds,
+                new_cells=new_cells,
+                prior_published=prior_published,
+                complementary=True,
+                atom_thresholds=atom_thresholds,
+            )
+        if handed and self._ledger_state() != ledger_before:
+            return self._protect(
+                access,
+                definition,
+                grants,
+                what,
+                rows,
+                pairs_sql,
+                params,
+                coding,
+                hand_back=False,
+            )
         values = M @ atom_counts
         if result.refused:
             raise access._deny(
