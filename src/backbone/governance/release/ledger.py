@@ -234,91 +234,69 @@ class Ledger:
         # the release, its cells, its members and its audit entry, or none of them
         # (a ledger missing a release's members would under-audit later ones)
         with transaction(self._con):
-            return self._record_all(
-                access,
-                definition,
-                grants,
-                mode,
-                labels,
-                values,
-                suppressed,
-                thresholds,
-                pairs,
-                epsilon,
+            agreements = sorted({g.agreement for g in grants if g.agreement})
+            providers = sorted({g.provider for g in grants})
+            release_id = next_id(self._con, "gov.release_id_seq")
+            self._con.execute(
+                "INSERT INTO gov.release VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    release_id,
+                    self._clock(),
+                    access.principal.user_id,
+                    access.principal.partner_id,
+                    access.purpose,
+                    canonical_json(definition),
+                    ",".join(agreements),
+                    json.dumps(providers),
+                    mode,
+                    len(labels),
+                    int(suppressed.sum()),
+                    epsilon,
+                ],
             )
-
-    def _record_all(
-        self,
-        access: Access,
-        definition: dict[str, Any],
-        grants: list[Grant],
-        mode: str,
-        labels: list[str],
-        values: np.ndarray[Any, Any],
-        suppressed: np.ndarray[Any, Any],
-        thresholds: np.ndarray[Any, Any],
-        pairs: pa.Table | None,
-        epsilon: float | None,
-    ) -> int:
-        agreements = sorted({g.agreement for g in grants if g.agreement})
-        providers = sorted({g.provider for g in grants})
-        release_id = next_id(self._con, "gov.release_id_seq")
-        self._con.execute(
-            "INSERT INTO gov.release VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                release_id,
-                self._clock(),
-                access.principal.user_id,
-                access.principal.partner_id,
-                access.purpose,
-                canonical_json(definition),
-                ",".join(agreements),
-                json.dumps(providers),
-                mode,
-                len(labels),
-                int(suppressed.sum()),
-                epsilon,
-            ],
-        )
-        cells = pa.table(
-            {
-                "release_id": pa.array([release_id] * len(labels), pa.int64()),
-                "cell": pa.array(range(len(labels)), pa.int32()),
-                "label": pa.array(labels, pa.string()),
-                "value": pa.array([int(v) for v in values], pa.int64()),
-                "published": pa.array([not bool(s) for s in suppressed], pa.bool_()),
-                "threshold": pa.array([int(t) for t in thresholds], pa.int32()),
-            }
-        )
-        self._con.register("new_cells", cells)
-        try:
-            self._con.execute("INSERT INTO gov.release_cell SELECT * FROM new_cells")
-        finally:
-            self._con.unregister("new_cells")
-        if pairs is not None and pairs.num_rows:
-            self._con.register("members", pairs)
+            cells = pa.table(
+                {
+                    "release_id": pa.array([release_id] * len(labels), pa.int64()),
+                    "cell": pa.array(range(len(labels)), pa.int32()),
+                    "label": pa.array(labels, pa.string()),
+                    "value": pa.array([int(v) for v in values], pa.int64()),
+                    "published": pa.array(
+                        [not bool(s) for s in suppressed], pa.bool_()
+                    ),
+                    "threshold": pa.array([int(t) for t in thresholds], pa.int32()),
+                }
+            )
+            self._con.register("new_cells", cells)
             try:
                 self._con.execute(
-                    "INSERT INTO gov.release_member "
-                    "SELECT ?, CAST(cell AS INTEGER), unit, record FROM members",
-                    [release_id],
+                    "INSERT INTO gov.release_cell SELECT * FROM new_cells"
                 )
             finally:
-                self._con.unregister("members")
-        self._audit.append(
-            AuditEntry(
-                "release",
-                access.principal.user_id,
-                actor_partner=access.principal.partner_id,
-                purpose=access.purpose,
-                agreements=tuple(agreements),
-                providers=tuple(providers),
-                what=f"release {release_id}: {canonical_json(definition)}",
-                cells=len(labels),
-                suppressed=int(suppressed.sum()),
-                epsilon=epsilon,
-                reason="; ".join(g.reason for g in grants),
-                detail={"mode": mode},
+                self._con.unregister("new_cells")
+            if pairs is not None and pairs.num_rows:
+                self._con.register("members", pairs)
+                try:
+                    self._con.execute(
+                        "INSERT INTO gov.release_member "
+                        "SELECT ?, CAST(cell AS INTEGER), unit, record FROM members",
+                        [release_id],
+                    )
+                finally:
+                    self._con.unregister("members")
+            self._audit.append(
+                AuditEntry(
+                    "release",
+                    access.principal.user_id,
+                    actor_partner=access.principal.partner_id,
+                    purpose=access.purpose,
+                    agreements=tuple(agreements),
+                    providers=tuple(providers),
+                    what=f"release {release_id}: {canonical_json(definition)}",
+                    cells=len(labels),
+                    suppressed=int(suppressed.sum()),
+                    epsilon=epsilon,
+                    reason="; ".join(g.reason for g in grants),
+                    detail={"mode": mode},
+                )
             )
-        )
         return release_id
