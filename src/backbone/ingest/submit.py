@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Protocol
 
 from backbone.engines import Connection, EngineError
 from backbone.engines.duckdb import begin, end, next_id, transaction
@@ -130,6 +131,18 @@ class SubmissionResult:
     dropped: list[str] = field(default_factory=list)
     """Mapped fields the agreement does not allow (never stored)."""
     message: str = ""
+    report: Report | None = None
+    """The loaded file's validation report, for the partner that sent it."""
+
+
+class QuarantineReader(Protocol):
+    """Who asks for rows a partner sent that never entered the warehouse (its
+    quarantine, its validation reports): :class:`~backbone.governance.access.Access`
+    decides (the partner's own users, or the steward) and audits the read."""
+
+    def own_or_steward(
+        self, partner: str, what: str, *, rows: int | None = None
+    ) -> None: ...
 
 
 def _now() -> datetime:
@@ -247,7 +260,12 @@ class Ingestor:
         if mode is not None and mode not in MODES:
             raise UserError(f"Mode {mode!r} is not one of {', '.join(MODES)}.")
         call = _Call(s.con, partner_id, feed_id, on or s.today())
-        return [self._submit_one(s, call, Path(p), mode) for p in paths]
+        results = [self._submit_one(s, call, Path(p), mode) for p in paths]
+        for r in results:
+            # the uploader may read what it just sent (it was allowed to send it)
+            if r.status == "loaded":
+                r.report = build_report(s.con, r.submission_id)
+        return results
 
     def _record_upload(self, s: Session, result: SubmissionResult) -> None:
         s.record(
@@ -855,15 +873,33 @@ class Ingestor:
     def get(self, submission_id: int) -> Submission:
         return _submission(self._con, submission_id)
 
-    def report(self, submission_id: int) -> Report:
-        """The validation report of a submission (counts, errors by rule)."""
-        self.get(submission_id)
-        return build_report(self._con, submission_id)
+    def report(self, submission_id: int, reader: QuarantineReader) -> Report:
+        """The validation report of a submission (counts, errors by rule), for
+        the partner's own users and the steward (``reader`` decides, and audits)."""
+        submission = self.get(submission_id)
+        report = build_report(self._con, submission_id)
+        reader.own_or_steward(
+            submission.partner_id,
+            f"validation report of submission {submission_id}",
+            rows=sum(len(g.examples) for g in report.groups),
+        )
+        return report
 
-    def quarantine_csv(self, submission_id: int) -> str:
-        """A submission's quarantined rows with their reasons, as CSV to fix."""
-        self.get(submission_id)
-        return quarantine_csv(self._con, submission_id)
+    def quarantine_csv(
+        self, submission_id: int, reader: QuarantineReader, *, to: str = ""
+    ) -> str:
+        """A submission's quarantined rows with their reasons, as CSV to fix, for
+        the partner's own users and the steward (``reader`` decides, and audits;
+        ``to`` names where the door puts it, for the audit entry)."""
+        submission = self.get(submission_id)
+        text = quarantine_csv(self._con, submission_id)
+        reader.own_or_steward(
+            submission.partner_id,
+            f"quarantined rows of submission {submission_id}"
+            + (f" to {to}" if to else ""),
+            rows=text.count("\n") - 1,
+        )
+        return text
 
     def raw_decisions(self, submission_id: int) -> tuple[RawDecision, ...]:
         """The decisions on a raw file holding refused columns."""
