@@ -14,11 +14,13 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = SRC / "backbone"
 
-# Current offenders against the connection rule, with how often they reach in:
-# to be removed by the unit-of-work change. The test fails when a file reaches in
-# more often (a new offence) or less often (shrink this list).
+# Current offenders against the connection rule, with how often they reach in. The
+# test fails when a file reaches in more often (a new offence) or less often (shrink
+# this list). The demo plays each partner encoding the records it holds, and reads
+# them back from the warehouse instead of the community's files (its only writes
+# go through the linkage stage).
 CONNECTION_ALLOWED: dict[str, int] = {
-    "backbone/demo/pprl.py": 3,
+    "backbone/demo/pprl.py": 2,
 }
 # The warehouse owns the connection; the engines are where SQL runs.
 CONNECTION_OWNERS = ("backbone/warehouse.py", "backbone/engines/")

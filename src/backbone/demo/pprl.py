@@ -31,6 +31,7 @@ def play_pprl_project(
     encoded_only: Iterable[str] = ("c02-eastside",),
     project: str = "demo-linkage",
     uploaders: Mapping[str, Principal] | None = None,
+    steward_id: str = "steward",
 ) -> dict[str, int]:
     """Encode and submit every partner's records, each sent by the partner's
     uploader (default: the demo's ``PARTNER.uploader``); returns encodings per
@@ -60,8 +61,8 @@ def play_pprl_project(
         with wh.session(sender) as s:
             sent[partner] = wh.linkage.add_encodings(s, partner, path, project=project)
     # the encoded-only partners never sent their names: remove what the demo loaded
-    for partner in hidden:
-        wh._con.execute(
-            "DELETE FROM identity.partner_record WHERE partner_id = ?", [partner]
-        )
+    steward = wh.users.get(steward_id)
+    for partner in sorted(hidden):
+        with wh.session(steward) as s:
+            wh.linkage.withdraw_identifying(s, partner)
     return sent

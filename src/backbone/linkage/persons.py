@@ -796,6 +796,33 @@ class Linkage:
         )
         return len(rows)
 
+    def withdraw_identifying(self, s: Session, partner_id: str) -> int:
+        """Remove the identifying records (names, birth dates) a partner sent, for
+        a partner that links by its encodings only from now on; its encodings and
+        links stay. A steward admin's step, with one ``purge`` entry."""
+        s.require(
+            "administer",
+            f"withdraw {partner_id}'s identifying records",
+            action="purge",
+            providers=(partner_id,),
+        )
+        self._known_partner(partner_id, s.con)
+        row = s.con.execute(
+            "SELECT count(*) FROM identity.partner_record WHERE partner_id = ?",
+            [partner_id],
+        ).fetchone()
+        removed = int(row[0]) if row else 0
+        s.con.execute(
+            "DELETE FROM identity.partner_record WHERE partner_id = ?", [partner_id]
+        )
+        s.record(
+            "purge",
+            f"{removed} identifying records of {partner_id} (it links by encodings)",
+            providers=(partner_id,),
+            rows=removed,
+        )
+        return removed
+
     # --- accuracy against a planted truth ---------------------------------------------
 
     def evaluate(self, access: Access, truth: Path) -> Evaluation:
