@@ -664,13 +664,9 @@ def feed_list(
     """List feeds, with the late ones marked."""
     with doors(), Warehouse.open(warehouse, read_only=True) as wh:
         day = parse_date(on)
-        late = {
-            (f.partner_id, f.feed_id): due
-            for f, due, _ in wh.feeds.late(
-                day,
-                school_year_start_month=wh.settings["calendar.school_year_start_month"],
-            )
-        }
+        from backbone.partners.status import late_feeds
+
+        late = {(f.partner_id, f.feed_id): due for f, due, _ in late_feeds(wh, day)}
         table = _table(
             f"Feeds on {day}",
             "partner",

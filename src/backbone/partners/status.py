@@ -28,6 +28,7 @@ __all__ = [
     "build_digest",
     "digest_html",
     "digest_text",
+    "late_feeds",
     "partnership_status",
 ]
 
@@ -72,7 +73,9 @@ def _covered(wh: Partnership, on: date) -> Callable[[str], bool]:
     return covered
 
 
-def _late_feeds(wh: Partnership, on: date) -> list[tuple[Feed, date, datetime | None]]:
+def late_feeds(wh: Partnership, on: date) -> list[tuple[Feed, date, datetime | None]]:
+    """Feeds late on ``on`` (not those whose agreement has ended: they are over),
+    with the due date missed and the last submission; one rule for every door."""
     return wh.feeds.late(
         on,
         _covered(wh, on),
@@ -94,7 +97,7 @@ def partnership_status(wh: Partnership, on: date) -> PartnershipStatus:
         expiring=wh.agreements.expiring(on, EXPIRY_WINDOW_DAYS),
         pending=wh.agreements.pending(),
         overdue=overdue,
-        late_feeds=_late_feeds(wh, on),
+        late_feeds=late_feeds(wh, on),
         last_submissions=last,
         requests=[r for r in wh.requests.list() if r.status == "in_review"],
     )
@@ -121,7 +124,7 @@ def build_digest(wh: Partnership, partner_id: str, on: date) -> Digest:
     d = Digest(partner_id, partner.name, on)
     d.owes = wh.commitments.list(on=on, owner=partner_id, open_only=True)
     d.owed = wh.commitments.list(on=on, counterpart=partner_id, open_only=True)
-    d.late_feeds = [f for f in _late_feeds(wh, on) if f[0].partner_id == partner_id]
+    d.late_feeds = [f for f in late_feeds(wh, on) if f[0].partner_id == partner_id]
     d.submissions = wh.feeds.recent_submissions(
         partner_id, on - timedelta(days=RECENT_DAYS)
     )
