@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import duckdb
 
@@ -29,21 +29,33 @@ from backbone.engines.sql import SqlValue, literal
 from backbone.errors import WarehouseError
 from backbone.settings import Settings
 
+if TYPE_CHECKING:  # heavy libraries stay out of start-up
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
 __all__ = [
     "Connection",
     "EngineError",
     "Handle",
+    "arrow",
     "begin",
     "clear_note",
+    "columns",
     "connect",
+    "create_table_as",
     "end",
+    "frame",
     "holder_note",
     "next_id",
     "next_ids",
+    "register",
+    "registered",
     "report_waits_to",
     "scratch",
     "set_option",
     "transaction",
+    "unregister",
 ]
 
 # What stages hold and catch: the engine's connection and its error. A stage names
@@ -315,3 +327,72 @@ def next_ids(con: duckdb.DuckDBPyConnection, sequence: str, count: int) -> list[
         "SELECT nextval(?) AS id FROM range(?) ORDER BY id", [sequence, count]
     ).fetchall()
     return [int(r[0]) for r in rows]
+
+
+# What a stage asks of the engine beyond DB-API ``execute``/``fetch*``: results as
+# Arrow, NumPy or pandas, Arrow tables visible to SQL under a name, a table made from
+# a query. A second engine (Spark) fills these same functions.
+Params: TypeAlias = "list[Any] | dict[str, Any] | None"
+
+
+def _settled(con: Any) -> duckdb.DuckDBPyConnection:
+    """The connection with no half-read result pending (see ``Handle._settled``)."""
+    if isinstance(con, Handle):
+        return con._settled()
+    return con  # type: ignore[no-any-return]
+
+
+def arrow(con: Any, sql: str, params: Params = None) -> pa.Table:
+    """The result of ``sql`` as an Arrow table."""
+    return _settled(con).sql(sql, params=params).to_arrow_table()
+
+
+def columns(con: Any, sql: str, params: Params = None) -> dict[str, np.ndarray]:
+    """The result of ``sql`` as NumPy arrays by column name."""
+    return _settled(con).execute(sql, params or []).fetchnumpy()
+
+
+def frame(con: Any, sql: str, params: Params = None) -> pd.DataFrame:
+    """The result of ``sql`` as a pandas frame (for statsmodels / scikit-learn)."""
+    return _settled(con).sql(sql, params=params).df()
+
+
+def register(con: Any, name: str, table: object) -> None:
+    """Make an Arrow table (or frame) readable by SQL as ``name`` until
+    :func:`unregister`; prefer :func:`registered`, which cannot forget."""
+    _settled(con).register(name, table)
+
+
+def unregister(con: Any, name: str) -> None:
+    con.unregister(name)
+
+
+@contextmanager
+def registered(con: Any, **tables: object) -> Iterator[None]:
+    """Tables readable by SQL under their keyword names for the block."""
+    done: list[str] = []
+    try:
+        for name, table in tables.items():
+            register(con, name, table)
+            done.append(name)
+        yield
+    finally:
+        for name in reversed(done):
+            with suppress(duckdb.Error):
+                con.unregister(name)
+
+
+def create_table_as(
+    con: Any,
+    name: str,
+    sql: str,
+    params: Params = None,
+    *,
+    replace: bool = False,
+    temporary: bool = False,
+) -> None:
+    """``CREATE [OR REPLACE] [TEMP] TABLE name AS sql``; ``name`` already quoted
+    (``qualified``/``ident``)."""
+    head = "CREATE OR REPLACE" if replace else "CREATE"
+    kind = "TEMP TABLE" if temporary else "TABLE"
+    con.execute(f"{head} {kind} {name} AS {sql}", params or [])
