@@ -10,6 +10,7 @@ one audit entry, in the same transaction as the change.
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from datetime import date
@@ -22,6 +23,7 @@ from backbone import Warehouse
 from backbone.governance import Principal, Role
 from backbone.partners.agreements.document import parse_document
 from backbone.partners.feeds import Feed
+from backbone.partners.registry import Contact, Partner
 
 from .governance_fixtures import agreement, register_partners, write
 from .test_feeds_requests_status import REQUEST
@@ -49,6 +51,12 @@ TABLES = (
     "gov.data_request",
     "gov.request_review",
     "ref.descriptor_map",
+    "ref.partner",
+    "ref.partner_contact",
+    "ref.school",
+    "ref.program",
+    "gov.principal",
+    "gov.api_token",
 )
 
 
@@ -71,6 +79,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 s, "Send rosters", owner="d1", due=date(2026, 11, 1), made_on=DAY
             )
             wh.requests.file(s, write(files / "req.yaml", REQUEST), on=DAY)
+            wh.users.issue_token(s, "d1.analyst", label="laptop")
     return path
 
 
@@ -82,6 +91,20 @@ def wh(built: Path, tmp_path: Path) -> Iterator[Warehouse]:
 
 
 DAY = date(2026, 10, 1)
+DIRECTORY = {
+    "partners": [
+        {"partner_id": "c9", "name": "Reading Club", "kind": "community_organization"}
+    ],
+    "schools": [],
+    "programs": [{"program_id": "READ", "partner_id": "c9", "program_name": "Reading"}],
+}
+
+
+def _token_of(wh: Warehouse, user_id: str) -> str:
+    [(token_id,)] = wh._con.execute(
+        "SELECT token_id FROM gov.api_token WHERE user_id = ?", [user_id]
+    ).fetchall()
+    return str(token_id)
 
 
 def _unsigned_d2() -> dict[str, Any]:
@@ -230,7 +253,77 @@ CASES = [
             on=DAY,
         ),
     ),
+    Case(
+        "partner add",
+        "partner",
+        "steward",
+        "b0.analyst",
+        lambda wh, s, tmp: wh.partners.add(
+            s,
+            Partner("c9", "Reading Club", "community_organization"),
+            (Contact("Rae", "rae@example.org"),),
+            (("R1", "Main site"),),
+        ),
+    ),
+    Case(
+        "partner add_contact",
+        "partner",
+        "steward",
+        "d1.analyst",
+        lambda wh, s, tmp: wh.partners.add_contact(
+            s, "d1", Contact("Dee", "dee@example.org", "data lead")
+        ),
+    ),
+    Case(
+        "partner add_school",
+        "partner",
+        "steward",
+        "d1.analyst",
+        lambda wh, s, tmp: wh.partners.add_school(s, "d1", "999", "New High"),
+    ),
+    Case(
+        "partner import_directory",
+        "partner",
+        "steward",
+        "b0.analyst",
+        lambda wh, s, tmp: wh.partners.import_directory(
+            s, _json(tmp / "directory.json", DIRECTORY)
+        ),
+    ),
+    Case(
+        "user disable",
+        "user",
+        "steward",
+        "b0.analyst",
+        lambda wh, s, tmp: wh.users.disable(s, "d2.analyst", reason="left"),
+    ),
+    Case(
+        "user set_password: someone else's",
+        "user",
+        "steward",
+        "d2.analyst",
+        lambda wh, s, tmp: wh.users.set_password(s, "d1.analyst", "a long passphrase"),
+    ),
+    Case(
+        "user issue_token: someone else's",
+        "token",
+        "d1.analyst",
+        "d2.analyst",
+        lambda wh, s, tmp: wh.users.issue_token(s, "d1.analyst"),
+    ),
+    Case(
+        "user revoke_token: someone else's",
+        "token",
+        "d1.analyst",
+        "d2.analyst",
+        lambda wh, s, tmp: wh.users.revoke_token(s, _token_of(wh, "d1.analyst")),
+    ),
 ]
+
+
+def _json(path: Path, doc: object) -> Path:
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    return path
 
 
 def _state(wh: Warehouse) -> dict[str, object]:

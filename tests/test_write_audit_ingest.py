@@ -157,6 +157,13 @@ CASES = [
         "d1.uploader",
         lambda wh, s, tmp: wh.linkage.run(s, on=ON),
     ),
+    Case(
+        "linkage withdraw identifying",
+        "purge",
+        "steward",
+        "b0.analyst",
+        lambda wh, s, tmp: wh.linkage.withdraw_identifying(s, "c1"),
+    ),
 ]
 
 

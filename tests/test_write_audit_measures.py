@@ -40,6 +40,11 @@ def wh(built: Path, tmp_path: Path) -> Iterator[Warehouse]:
         yield w
 
 
+def _text(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
 def _compute(wh: Warehouse, s: Session) -> object:
     # the access is the acting user's (the steward's when no one is signed in:
     # the session refuses before it is used)
@@ -71,6 +76,27 @@ WRITES: dict[str, tuple[Write, str]] = {
             s, "new.analyst", partner="d1", role="partner_analyst"
         ),
         "user",
+    ),
+    "definitions set from a file": (
+        lambda wh, s: wh.indicators.definitions.record_file(
+            s,
+            _text(
+                wh.path / "definitions.yaml",
+                default_text().replace("chronic_below: 0.90", "chronic_below: 0.8"),
+            ),
+        ),
+        "definitions",
+    ),
+    "initiative set from a file": (
+        lambda wh, s: wh.initiatives.set_file(
+            s,
+            _text(
+                wh.path / "initiative.yaml",
+                "initiative_id: INIT-MENTOR\nfunder: f1\nname: Mentoring\n"
+                "programs: [MENTOR]\n",
+            ),
+        ),
+        "initiative",
     ),
     "retention run": (lambda wh, s: wh.retention.run(s), "retention"),
     "indicators compute": (_compute, "derive"),

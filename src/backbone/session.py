@@ -183,12 +183,13 @@ class Session:
         what: str,
         *,
         partner: str | None = None,
-        action: str = "deny",
+        action: str,
         providers: tuple[str, ...] = (),
     ) -> Actor:
         """The principal, if it may do ``operation`` (a role operation such as
         ``administer`` or ``upload``); ``partner`` limits a non-steward to its own
-        partner. A refusal is audited and raised as :class:`Forbidden`."""
+        partner. A refusal is audited, as ``action`` (the kind of write refused, the
+        action its allowed entry would have), and raised as :class:`Forbidden`."""
         who = self.actor()
         why = who.lapsed(self.today())
         if why is None and not who.may(operation):

@@ -207,7 +207,7 @@ class Principals:
         """Add a user: a steward admin's work; the first user of a new warehouse is
         added by whoever sets it up (a session with no one signed in), and must be
         the steward's admin."""
-        who = s.require("administer", f"add user {user_id}")
+        who = s.require("administer", f"add user {user_id}", action="user")
         try:
             role = Role(role)
         except ValueError:
@@ -262,7 +262,7 @@ class Principals:
 
     def disable(self, s: Session, user_id: str, *, reason: str) -> Principal:
         """Disable a user and revoke the user's tokens, at once (a steward admin)."""
-        s.require("administer", f"disable user {user_id}")
+        s.require("administer", f"disable user {user_id}", action="user")
         con = s.con
         _known(con, user_id)
         now = s.clock()
@@ -281,7 +281,7 @@ class Principals:
 
     def set_password(self, s: Session, user_id: str, password: str) -> None:
         """Set a password: one's own, or anyone's as a steward admin."""
-        _self_or_admin(s, user_id, f"set the password of {user_id}")
+        _self_or_admin(s, user_id, f"set the password of {user_id}", "user")
         if len(password) < 12:
             raise UserError("a password must have at least 12 characters.")
         con = s.con
@@ -308,7 +308,7 @@ class Principals:
         target = _known(con, user_id)
         first = s.principal is None and _bootstrapping(con, target)
         if not first:
-            _self_or_admin(s, user_id, f"issue a token for {user_id}")
+            _self_or_admin(s, user_id, f"issue a token for {user_id}", "token")
         token_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
         now = s.clock()
@@ -341,7 +341,7 @@ class Principals:
         ).fetchone()
         if row is None:
             raise NotFoundError(f"no token {token_id!r}.")
-        _self_or_admin(s, str(row[0]), f"revoke token {token_id}")
+        _self_or_admin(s, str(row[0]), f"revoke token {token_id}", "token")
         con.execute(
             "UPDATE gov.api_token SET revoked_at = ? WHERE token_id = ?",
             [s.clock(), token_id],
@@ -430,13 +430,13 @@ def _known(con: Connection, user_id: str) -> Principal:
     return found
 
 
-def _self_or_admin(s: Session, user_id: str, what: str) -> Actor:
+def _self_or_admin(s: Session, user_id: str, what: str, action: str) -> Actor:
     """The signed-in user acting on their own account (while not lapsed), or a
     steward admin acting on anyone's; anyone else is refused (and audited)."""
     who = s.actor()
     if who.user_id == user_id and who.lapsed(s.today()) is None:
         return who
-    return s.require("administer", what)
+    return s.require("administer", what, action=action)
 
 
 def _bootstrapping(con: Connection, target: Principal) -> bool:

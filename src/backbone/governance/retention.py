@@ -231,7 +231,7 @@ class Retention:
         (``backbone retention run``, scheduled daily), in one unit of work. Each
         destruction appends its certificate (``purge``) to the audit log, and the
         run its own entry (``retention``)."""
-        who = s.require("administer", "run the retention schedule")
+        who = s.require("administer", "run the retention schedule", action="retention")
         due = self.due(s.today(), s.con)
         files: list[Path] = []
         purges = [

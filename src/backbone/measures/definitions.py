@@ -287,7 +287,9 @@ class DefinitionStore:
         """Record ``text`` (validated) as a new version: a steward admin's, audited.
         The same document as the latest is not a new version. Later computations
         use it; values already computed keep theirs."""
-        who = s.require("administer", "record indicator definitions")
+        who = s.require(
+            "administer", "record indicator definitions", action="definitions"
+        )
         parse_definitions(text)
         con, now = s.con, s.clock()
         _record_defaults(con, now)
@@ -316,7 +318,7 @@ class DefinitionStore:
 
     def record_file(self, s: Session, path: Path, *, note: str | None = None) -> int:
         """Record the definitions in a YAML file (see :meth:`record`)."""
-        s.require("administer", "record indicator definitions")
+        s.require("administer", "record indicator definitions", action="definitions")
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:

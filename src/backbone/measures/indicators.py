@@ -132,7 +132,7 @@ class Indicators:
         year under way). A snapshot computed again replaces itself. The steward's
         work (``derive``), in one unit of work with one audit entry; ``access`` (the
         same principal's) answers which providers' facts the agreements share."""
-        s.require("derive", "compute early-warning indicators")
+        s.require("derive", "compute early-warning indicators", action="derive")
         access = access.within(s)
         in_use = self.definitions._for_write(s)
         today = access.on

@@ -137,6 +137,7 @@ class Initiatives:
             "administer",
             f"record initiative {initiative.initiative_id}",
             providers=(initiative.funder,),
+            action="initiative",
         )
         con = s.con
         replaced = _exists(con, initiative.initiative_id)
@@ -207,7 +208,9 @@ class Initiatives:
     def set_file(self, s: Session, path: Path) -> Initiative:
         """Record (or replace) the initiative a YAML file describes (see
         :meth:`set`)."""
-        s.require("administer", f"record the initiative in {path.name}")
+        s.require(
+            "administer", f"record the initiative in {path.name}", action="initiative"
+        )
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:

@@ -291,7 +291,7 @@ class RiskModels:
         one changed anything by then (a new audit entry of a change), the rows are
         read and the models fitted once more; a second change refuses, writing
         nothing."""
-        who = s.require("derive", "train the risk model")
+        who = s.require("derive", "train the risk model", action="derive")
         for attempt in range(1, FIT_ATTEMPTS + 1):
             read = self.training_rows(access, s)
             rows = read.table

@@ -116,7 +116,9 @@ class PartnerRegistry:
     ) -> None:
         """Register a partner with its contacts and (code, name) schools or sites: the
         steward admin's, audited."""
-        s.require("administer", f"register partner {partner.partner_id}")
+        s.require(
+            "administer", f"register partner {partner.partner_id}", action="partner"
+        )
         self._add(s.con, partner, contacts)
         for code, name in schools:
             self._add_school(s.con, partner.partner_id, code, name)
@@ -164,7 +166,7 @@ class PartnerRegistry:
             self._add_contact(con, partner.partner_id, contact)
 
     def add_contact(self, s: Session, partner_id: str, contact: Contact) -> None:
-        s.require("administer", f"add a contact to {partner_id}")
+        s.require("administer", f"add a contact to {partner_id}", action="partner")
         self._add_contact(s.con, partner_id, contact)
         s.record(
             "partner",
@@ -209,7 +211,7 @@ class PartnerRegistry:
         level: str | None = None,
     ) -> str:
         """A school or site a partner owns; returns its id."""
-        s.require("administer", f"add a school to {partner_id}")
+        s.require("administer", f"add a school to {partner_id}", action="partner")
         school_id = self._add_school(s.con, partner_id, local_code, name, level)
         s.record("partner", f"school {school_id} ({name})", providers=(partner_id,))
         return school_id
@@ -268,7 +270,7 @@ class PartnerRegistry:
 
     def import_directory(self, s: Session, path: Path) -> DirectoryImport:
         """Register everything a community directory file describes; returns counts."""
-        s.require("administer", f"import the directory {path.name}")
+        s.require("administer", f"import the directory {path.name}", action="partner")
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
