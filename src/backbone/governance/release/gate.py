@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from backbone.engines import Connection
+from backbone.engines import Connection, arrow, register
 from backbone.engines.sql import ident
 from backbone.errors import PolicyDenied, UserError
 from backbone.governance.audit import AuditLog
@@ -144,9 +144,7 @@ class ReleaseGate(Suppression, DifferentialPrivacy):
                 ]
             )
             parts.append(
-                self._con.sql(
-                    f"SELECT {select} FROM ({sql})", params=[key, key, *params]
-                ).to_arrow_table()
+                arrow(self._con, f"SELECT {select} FROM ({sql})", [key, key, *params])
             )
         return pa.concat_tables(parts, promote_options="default"), usable
 
@@ -218,7 +216,7 @@ class ReleaseGate(Suppression, DifferentialPrivacy):
             definition["left_out"] = refused
         con = self._locked(tables)
         try:
-            rows = con.sql(derive_sql, params=params).to_arrow_table()
+            rows = arrow(con, derive_sql, params)
             missing = {"provider", "unit", "record", *asked} - set(rows.column_names)
             if missing:
                 raise UserError(f"cannot count by {sorted(missing)[0]!r}.")
@@ -271,12 +269,13 @@ class ReleaseGate(Suppression, DifferentialPrivacy):
         con = self._locked(tables)
         try:
             derived = derive(con)
-            con.register("members", derived.members.select(["label", "unit"]))
+            register(con, "members", derived.members.select(["label", "unit"]))
             union = _every_unit_sql(tables)
-            pairs = con.sql(
+            pairs = arrow(
+                con,
                 f"SELECT DISTINCT u.unit, u.record, u.provider, m.label "
-                f"FROM members m JOIN ({union}) u USING (unit)"
-            ).to_arrow_table()
+                f"FROM members m JOIN ({union}) u USING (unit)",
+            )
             lost = con.execute(
                 f"SELECT count(*) FROM members m WHERE NOT EXISTS "
                 f"(SELECT 1 FROM ({union}) u WHERE u.unit = m.unit)"
@@ -383,7 +382,7 @@ class ReleaseGate(Suppression, DifferentialPrivacy):
         from backbone.governance.access import locked_connection
 
         reference = {
-            name: self._con.sql(f"SELECT * FROM ref.{name}").to_arrow_table()
+            name: arrow(self._con, f"SELECT * FROM ref.{name}")
             for name in REFERENCE_TABLES
         }
         return locked_connection({**reference, **tables})
@@ -392,7 +391,7 @@ class ReleaseGate(Suppression, DifferentialPrivacy):
     def _check_strays(
         con: Connection, rows: pa.Table, tables: dict[str, pa.Table]
     ) -> None:
-        con.register("derived", rows)
+        register(con, "derived", rows)
         union = _every_unit_sql(tables)
         strays = con.execute(
             f"SELECT count(*) FROM derived d WHERE NOT EXISTS (SELECT 1 FROM "

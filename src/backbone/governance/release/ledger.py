@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from backbone.engines import Connection
+from backbone.engines import Connection, arrow, register, unregister
 from backbone.engines.duckdb import next_id, transaction
 from backbone.governance.audit import AuditEntry, AuditLog, canonical_json
 from backbone.governance.policy import Grant
@@ -154,11 +154,12 @@ class Ledger:
         """Record a release of exactly an earlier one's cells with its decisions
         (a new disclosure, so a new ledger entry; its persons are the earlier
         release's, which the ledger already holds)."""
-        cells = self._con.sql(
+        cells = arrow(
+            self._con,
             "SELECT label, value, published, threshold FROM gov.release_cell "
             "WHERE release_id = ? ORDER BY cell",
-            params=[earlier],
-        ).to_arrow_table()
+            [earlier],
+        )
         labels = cells.column("label").to_pylist()
         values = np.asarray(cells.column("value").to_pylist(), dtype=np.int64)
         suppressed = ~np.asarray(cells.column("published").to_pylist(), dtype=bool)
@@ -192,30 +193,33 @@ class Ledger:
         sums of other persons and constrain nothing the audit looks at.
         """
         # unlinked records are their own unit; linked ones are their person's
-        now_of = self._con.sql(
+        now_of = arrow(
+            self._con,
             f"SELECT {RECORD_HASH.format(provider='partner_id', local='local_id')} "
             "AS record, substr(sha256(? || sha256(? || CAST(person_id AS VARCHAR))), "
             "1, 20) AS unit FROM identity.record_person",
-            params=[key, key, key, key],
-        ).to_arrow_table()
-        self._con.register("new_members", members)
-        self._con.register("now_of", now_of)
+            [key, key, key, key],
+        )
+        register(self._con, "new_members", members)
+        register(self._con, "now_of", now_of)
         try:
             for statement in component_sql():
                 self._con.execute(statement)
-            pairs = self._con.sql(
+            pairs = arrow(
+                self._con,
                 "SELECT m.release_id, m.cell, m.unit, m.record FROM gov.release_member m "
-                "JOIN reached USING (release_id)"
-            ).to_arrow_table()
-            cells = self._con.sql(
+                "JOIN reached USING (release_id)",
+            )
+            cells = arrow(
+                self._con,
                 "SELECT c.release_id, c.cell, c.threshold, c.published "
-                "FROM gov.release_cell c JOIN reached USING (release_id)"
-            ).to_arrow_table()
+                "FROM gov.release_cell c JOIN reached USING (release_id)",
+            )
             self._con.execute("DROP TABLE reached")
             self._con.execute("DROP TABLE member_key")
         finally:
-            self._con.unregister("new_members")
-            self._con.unregister("now_of")
+            unregister(self._con, "new_members")
+            unregister(self._con, "now_of")
         return {"pairs": pairs, "cells": cells, "now_of": now_of}
 
     def _record(
@@ -266,15 +270,15 @@ class Ledger:
                     "threshold": pa.array([int(t) for t in thresholds], pa.int32()),
                 }
             )
-            self._con.register("new_cells", cells)
+            register(self._con, "new_cells", cells)
             try:
                 self._con.execute(
                     "INSERT INTO gov.release_cell SELECT * FROM new_cells"
                 )
             finally:
-                self._con.unregister("new_cells")
+                unregister(self._con, "new_cells")
             if pairs is not None and pairs.num_rows:
-                self._con.register("members", pairs)
+                register(self._con, "members", pairs)
                 try:
                     self._con.execute(
                         "INSERT INTO gov.release_member "
@@ -282,7 +286,7 @@ class Ledger:
                         [release_id],
                     )
                 finally:
-                    self._con.unregister("members")
+                    unregister(self._con, "members")
             self._audit.append(
                 AuditEntry(
                     "release",

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from backbone.engines import scratch
+from backbone.engines import arrow, register, scratch
 from backbone.errors import UserError
 from backbone.governance.policy import Grant
 from backbone.governance.release.ledger import Ledger
@@ -72,7 +72,7 @@ class DifferentialPrivacy(Ledger):
                 )
         local = scratch()
         try:
-            local.register("rows_arrow", rows)
+            register(local, "rows_arrow", rows)
             filters, params = [], []
             for column, values in where.items():
                 filters.append(f"list_contains(?, CAST({column} AS VARCHAR))")
@@ -81,12 +81,13 @@ class DifferentialPrivacy(Ledger):
             dims = ", ".join(f"CAST({b} AS VARCHAR) AS {b}" for b in by)
             # each person is counted once, in one group, so one person's data
             # changes one count by one (the privacy unit)
-            frame = local.sql(
+            frame = arrow(
+                local,
                 f"SELECT {dims or '1 AS _all'} FROM (SELECT *, row_number() OVER "
                 f"(PARTITION BY unit ORDER BY {', '.join(by) or 'unit'}) AS k "
                 f"FROM rows_arrow {cond}) WHERE k = 1",
-                params=params,
-            ).to_arrow_table()
+                params,
+            )
         finally:
             local.close()
         result = dp_counts(frame, by or ["_all"], None, epsilon, DP_DELTA)

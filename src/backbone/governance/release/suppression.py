@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from backbone.engines import scratch
+from backbone.engines import arrow, register, scratch, unregister
 from backbone.governance.audit import canonical_json
 from backbone.governance.policy import Grant
 from backbone.governance.release.cells import _rates, _table, cell_pairs_sql
@@ -101,9 +101,9 @@ class Suppression(Ledger):
         sql = pairs_sql
         local = scratch()
         try:
-            local.register("rows_arrow", rows)
+            register(local, "rows_arrow", rows)
             local.execute("CREATE TABLE rows AS SELECT * FROM rows_arrow")
-            local.unregister("rows_arrow")
+            unregister(local, "rows_arrow")
             local.execute(f"CREATE TABLE pairs AS {sql}", params)
             local.execute(
                 "CREATE TABLE cells AS SELECT label, "
@@ -111,20 +111,22 @@ class Suppression(Ledger):
                 "FROM (SELECT DISTINCT label FROM pairs)"
             )
             # the strictest minimum of the providers whose data is in each cell
-            local.register("min_cell", min_cell)
-            thresholds_t = local.sql(
+            register(local, "min_cell", min_cell)
+            thresholds_t = arrow(
+                local,
                 "SELECT c.cell, c.label, max(m.min_cell) AS threshold FROM pairs p "
                 "JOIN cells c USING (label) JOIN min_cell m USING (provider) "
-                "GROUP BY c.cell, c.label ORDER BY c.cell"
-            ).to_arrow_table()
+                "GROUP BY c.cell, c.label ORDER BY c.cell",
+            )
             local.execute(
                 "CREATE TABLE new_pairs AS SELECT DISTINCT unit, cell FROM pairs "
                 "JOIN cells USING (label)"
             )
-            new_members = local.sql(
+            new_members = arrow(
+                local,
                 "SELECT DISTINCT cell, unit, record FROM pairs JOIN cells "
-                "USING (label) ORDER BY cell, unit, record"
-            ).to_arrow_table()
+                "USING (label) ORDER BY cell, unit, record",
+            )
             # the same cells of the same persons as an earlier release (an
             # evaluation run again on unchanged data): its decisions stand, and
             # showing them again reveals nothing new
@@ -159,9 +161,9 @@ class Suppression(Ledger):
                     )
             # earlier releases that counted any of the same persons or records
             prior = self._prior(new_members, access._keys.derive("ledger"))
-            local.register("prior_pairs", prior["pairs"])
-            local.register("prior_cells", prior["cells"])
-            local.register("now_of", prior["now_of"])
+            register(local, "prior_pairs", prior["pairs"])
+            register(local, "prior_cells", prior["cells"])
+            register(local, "now_of", prior["now_of"])
             n_new = thresholds_t.num_rows
             # one global cell number: this release's cells first, then earlier ones
             local.execute(
@@ -195,7 +197,8 @@ class Suppression(Ledger):
             )
             # each cell's persons as one fingerprint: a new cell with an earlier
             # cell's exact persons adds nothing to what that cell's status says
-            seen = local.sql(
+            seen = arrow(
+                local,
                 """
                 WITH new_sig AS (
                     SELECT cell, sha256(string_agg(unit, ',' ORDER BY unit)) AS sig,
@@ -210,9 +213,10 @@ class Suppression(Ledger):
                        coalesce(bool_or(o.published), false) AS published
                 FROM new_sig n LEFT JOIN old_sig o USING (sig)
                 GROUP BY n.cell, n.persons ORDER BY n.cell
-                """
-            ).to_arrow_table()
-            atoms_t = local.sql(
+                """,
+            )
+            atoms_t = arrow(
+                local,
                 """
                 WITH every AS (
                     SELECT unit, cell AS g FROM new_pairs
@@ -229,11 +233,9 @@ class Suppression(Ledger):
                        coalesce(max(u.min_cell), -1) AS min_cell
                 FROM signature s LEFT JOIN unit_min u USING (unit)
                 GROUP BY s.cells ORDER BY s.cells
-                """
-            ).to_arrow_table()
-            old = local.sql(
-                "SELECT threshold, published FROM old_cells ORDER BY g"
-            ).to_arrow_table()
+                """,
+            )
+            old = arrow(local, "SELECT threshold, published FROM old_cells ORDER BY g")
         finally:
             local.close()
         labels = thresholds_t.column("label").to_pylist()
