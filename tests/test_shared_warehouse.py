@@ -215,10 +215,33 @@ def test_two_submissions_and_a_link_at_once_all_land(
         files, read, loaded, quarantined = subs
         assert files == 4  # students, enrollments and the two attendance files
         assert read == loaded + quarantined
+        # every row of every file was read, and each went to the warehouse or to
+        # quarantine: nothing lost between the processes
+        sent = {
+            p.name: len(p.read_text(encoding="utf-8").splitlines()) - 1
+            for p in (attendance, october)
+        }
+        per_file = dict(
+            con.execute(
+                "SELECT file_name, rows_read FROM ops.submission WHERE feed = ?",
+                ["attendance"],
+            ).fetchall()
+        )
+        assert per_file == sent
+        attendance_loaded = con.execute(
+            "SELECT sum(rows_loaded) FROM ops.submission WHERE feed = 'attendance'"
+        ).fetchone()
         events = con.execute(
             "SELECT count(*) FROM analytic.attendance_event"
         ).fetchone()
-        assert events is not None and events[0] > 0
+        assert attendance_loaded is not None and events is not None
+        assert events[0] == attendance_loaded[0] > 0
+        # the link saw every record the first submission stored
+        records, linked = con.execute(
+            "SELECT (SELECT count(*) FROM identity.partner_record), "
+            "(SELECT count(*) FROM identity.record_person)"
+        ).fetchone() or (0, 0)
+        assert linked == records > 0
         runs = con.execute("SELECT count(*) FROM identity.link_run").fetchone()
         assert runs == (1,)
         actions = [
