@@ -1,236 +1,405 @@
-"""Benchmark: the release gate's disclosure maths (suppression plus LP interval audit).
+"""Benchmark: the release gate's cost as its ledger grows, the old gate beside the new.
 
-Part 1 protects one 2-D table with margins: students by school × grade for 40
-schools and 6 grades, with realistic sizes (four tiny schools, a dozen thin
-grades elsewhere).
-Part 2 is ledger-like: 30 overlapping releases over 20,000 students with random
-attributes (counts by school, by grade, school × grade, filtered by ELL, special
-education, free lunch, last year's and this year's enrolment...). Students are
-grouped into atoms by their membership signature across every cell (np.unique
-over the packed bits). The 29 earlier releases are protected together first (the
-ledger as it stands, clean against itself); then the newest, free-lunch students
-by school × grade with margins, is protected against them, their status fixed.
-Prints, last: cells, atoms, suppressed, seconds.
+A one-district warehouse (tests/policy_fixtures' partners and d1 agreement, its
+population widened to six school years) enrols ``--persons`` persons, one
+enrollment row each with a random school (26, three of them tiny), school year
+(2021-2026) and entry grade (9-12). Then a ledger of overlapping releases goes
+through the real gate, ``wh.access(steward, "shared_measurement").count(
+"enrollment", by, where=...)``, ``by`` among [], [school_id], [entry_grade_level],
+[school_year] and random filters on the three fields; every release's wall and
+CPU time (of this process, HiGHS's threads included) is recorded, and so is a
+refusal. At R = 30, 300 and 1,000 releases one new 189-cell rate table in the
+scorecard's shape (ninth graders among 8 schools' students by year and school:
+63 labels x persons, matching, the rest) is protected on a copy of the warehouse,
+so the ledger itself goes on unchanged.
 
-    .venv/bin/python bench/release.py [--units N] [--seed S]
+Each configuration (persons x gate) runs in its own process, one after another,
+with the same seed, hence the same population and the same requests. The new gate
+is this working tree's ``src``; the old one is ``--old-commit`` checked out in a
+temporary git worktree (removed afterwards). A configuration starts no new release
+or rate table past ``--budget`` seconds, and is stopped at ``--budget`` plus
+``--grace`` when one release is still running; the tables say where each stopped.
+Prints, last: time per release as the ledger grows, then per persons and R the
+median and last CPU seconds per release, the rate table's CPU seconds and the
+releases refused, new gate beside old.
+
+    .venv/bin/python bench/release.py [--persons 20000 200000] [--releases 1000]
+        [--budget 600] [--grace 300] [--old-commit 84ab762] [--seed 7]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
 
-import numpy as np
-from numpy.typing import NDArray
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from backbone.governance.disclosure import protect, protect_table, table_lines
+REPO = Path(__file__).resolve().parents[1]
+NOW = datetime(2026, 3, 2, 9, 0)
+SCHOOLS = tuple(f"S{i:02d}" for i in range(1, 27))
+TINY_SCHOOLS = 3
+YEARS = tuple(range(2021, 2027))
+GRADES = ("Ninth grade", "Tenth grade", "Eleventh grade", "Twelfth grade")
+FILTERS: dict[str, tuple[object, ...]] = {
+    "school_id": SCHOOLS,
+    "entry_grade_level": GRADES,
+    "school_year": YEARS,
+}
+BYS: tuple[list[str], ...] = ([], ["school_id"], ["entry_grade_level"], ["school_year"])
+RATE_SCHOOLS = list(SCHOOLS[:8])  # (6 years + all) x (8 schools + all) = 63 labels
+SHOWN_AT = (1, 10, 30, 100, 300, 1000)
+RATE_AT = (30, 300, 1000)
 
-SCHOOLS = 40
-GRADES = 6
-MIN_CELL = 10
-Mask = NDArray[np.bool_]
+
+# --- one configuration, in its own process ----------------------------------------
 
 
-def school_sizes(rng: np.random.Generator) -> NDArray[np.float64]:
-    """Relative school sizes: mostly 300-600 students, a few very small schools."""
-    sizes = rng.uniform(300, 600, SCHOOLS)
-    sizes[rng.choice(SCHOOLS, 4, replace=False)] = rng.uniform(15, 45, 4)
-    return sizes / sizes.sum()
+def _emit(record: dict[str, Any]) -> None:
+    print(json.dumps(record), flush=True)
 
 
-def one_table(rng: np.random.Generator) -> dict[str, float]:
-    p = school_sizes(rng)
-    grade_p = np.array([0.18, 0.18, 0.17, 0.17, 0.15, 0.15])
-    counts = rng.multinomial(14_000, np.outer(p, grade_p).ravel()).reshape(SCHOOLS, 6)
-    # and a dozen thin grades elsewhere (a program starting, a grade phasing out)
-    thin = rng.choice(counts.size, 12, replace=False)
-    counts.ravel()[thin] = rng.integers(1, MIN_CELL, 12)
-    start = time.perf_counter()
-    table = protect_table(counts, min_cell_size=MIN_CELL)
-    seconds = time.perf_counter() - start
-    return {
-        "cells": table.values.size,
-        "small": int(table.primary.sum()),
-        "suppressed": int(table.suppressed.sum()),
-        "refused": table.refused,
-        "seconds": seconds,
+def build(path: Path, persons: int, seed: int) -> None:
+    """The district's warehouse at ``path`` (closed afterwards)."""
+    import numpy as np
+    import pyarrow as pa
+    from tests.policy_fixtures import PARTNERS, district_agreement
+
+    from backbone import Warehouse
+    from backbone.governance import Role
+    from backbone.partners.agreements.document import parse_document
+
+    rng = np.random.default_rng(seed)
+    size = rng.uniform(0.5, 1.5, len(SCHOOLS))
+    size[-TINY_SCHOOLS:] = rng.uniform(0.005, 0.02, TINY_SCHOOLS)
+    school = rng.choice(len(SCHOOLS), persons, p=size / size.sum())
+    year = rng.integers(0, len(YEARS), persons)
+    grade = rng.choice(len(GRADES), persons, p=[0.3, 0.26, 0.23, 0.21])
+    ids = np.arange(1, persons + 1)
+    local = [f"d1-{i:07d}" for i in ids]
+    agreement = copy.deepcopy(district_agreement("d1", 10))
+    agreement["population"] = {"school_years": list(YEARS)}
+    tables = {
+        "identity.partner_record": pa.table(
+            {
+                "partner_id": ["d1"] * persons,
+                "local_id": local,
+                "first_name": [f"First{i}" for i in ids],
+                "last_surname": [f"Last{i}" for i in ids],
+                "birth_date": [date(2008 + i % 6, 1 + i % 12, 1 + i % 28) for i in ids],
+                "address": [f"{i} Main St" for i in ids],
+                "submission_id": [1] * persons,
+            }
+        ),
+        "identity.person": pa.table({"person_id": ids, "created_at": [NOW] * persons}),
+        "identity.record_person": pa.table(
+            {
+                "partner_id": ["d1"] * persons,
+                "local_id": local,
+                "person_id": ids,
+                "method": ["deterministic"] * persons,
+                "linked_at": [NOW] * persons,
+            }
+        ),
+        "analytic.enrollment": pa.table(
+            {
+                "provider_partner_id": ["d1"] * persons,
+                "student_local_id": local,
+                "school_id": [SCHOOLS[s] for s in school],
+                "entry_date": [date(YEARS[y] - 1, 8, 20) for y in year],
+                "entry_grade_level": [GRADES[g] for g in grade],
+                "school_year": [YEARS[y] for y in year],
+                "submission_id": [1] * persons,
+            }
+        ),
+    }
+    with Warehouse.init(path, clock=lambda: NOW) as wh:
+        with wh.session() as s:
+            for partner in PARTNERS:
+                wh.partners.add(s, partner)
+            wh.agreements.add_document(s, parse_document(agreement, source="bench"))
+        for name, rows in tables.items():
+            wh._con.register("bench_rows", rows)
+            wh._con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM bench_rows")
+            wh._con.unregister("bench_rows")
+        with wh.session() as setup:
+            wh.users.add(setup, "steward", partner="b0", role=Role.steward_admin)
+
+
+def random_request(rng: Any) -> tuple[list[str], dict[str, list[object]] | None]:
+    by = rng.choice(BYS)
+    if rng.random() < 0.25:
+        return by, None
+    keys = rng.sample(sorted(FILTERS), rng.randint(1, 2))
+    return by, {
+        k: sorted(rng.sample(list(FILTERS[k]), rng.randint(1, len(FILTERS[k]) - 1)))
+        for k in keys
     }
 
 
-@dataclass(frozen=True)
-class Release:
-    name: str
-    cells: list[Mask]  # one mask over units per cell
-    lines: list[list[int]]  # additive lines, as cell indices within the release
+def _timed(run: Callable[[], Any]) -> tuple[float, float, Any]:
+    """(wall s, CPU s, the release or None when the gate refused it)"""
+    from backbone.errors import PolicyDenied
+
+    wall, cpu = time.perf_counter(), time.process_time()
+    try:
+        result = run()
+    except PolicyDenied:
+        result = None
+    return time.perf_counter() - wall, time.process_time() - cpu, result
 
 
-def by(groups: NDArray[np.int64], k: int, where: Mask, name: str) -> Release:
-    """One 1-D count table (k cells and a total) of the units in ``where``."""
-    cells = [where & (groups == g) for g in range(k)]
-    cells.append(where.copy())
-    return Release(name, cells, [[k, *range(k)]])
+def configuration(persons: int, releases: int, budget: float, seed: int) -> None:
+    """Build, then grow the ledger; one JSON line per event on stdout."""
+    import random
+
+    import backbone
+    from backbone import Warehouse
+
+    _emit({"event": "code", "path": str(Path(backbone.__file__).parents[1])})
+    rng = random.Random(seed)
+    with tempfile.TemporaryDirectory(prefix="backbone-bench-release-") as tmp:
+        path = Path(tmp) / "wh"
+        started = time.perf_counter()
+        build(path, persons, seed)
+        _emit({"event": "built", "seconds": time.perf_counter() - started})
+        started = time.perf_counter()  # the budget counts the gate only
+        wh = Warehouse.open(path, clock=lambda: NOW)
+        try:
+            for r in range(1, releases + 1):
+                if time.perf_counter() - started > budget:
+                    _emit({"event": "stopped", "after": r - 1, "why": "budget"})
+                    return
+                by, where = random_request(rng)
+                access = wh.access(wh.users.get("steward"), "shared_measurement")
+                wall, cpu, release = _timed(
+                    lambda access=access, by=by, where=where: access.count(
+                        "enrollment", by, where=where
+                    )
+                )
+                _emit(
+                    {
+                        "event": "release",
+                        "r": r,
+                        "wall": wall,
+                        "cpu": cpu,
+                        "refused": release is None,
+                    }
+                )
+                if r in RATE_AT:
+                    if time.perf_counter() - started > budget:
+                        _emit({"event": "stopped", "after": r, "why": "budget"})
+                        return
+                    wh.close()
+                    _emit({"event": "rate", "r": r, **_rate_table(path, Path(tmp))})
+                    wh = Warehouse.open(path, clock=lambda: NOW)
+        finally:
+            wh.close()
 
 
-def cross(a: NDArray[np.int64], ka: int, b: NDArray[np.int64], kb: int, where: Mask,
-          name: str) -> Release:  # fmt: skip
-    """A 2-D table with margins, cells in table_membership's order."""
-    cells = [where & (a == i) & (b == j) for i in range(ka) for j in range(kb)]
-    cells += [where & (a == i) for i in range(ka)]
-    cells += [where & (b == j) for j in range(kb)]
-    cells.append(where.copy())
-    return Release(name, cells, table_lines((ka, kb)))
+def _rate_table(path: Path, tmp: Path) -> dict[str, Any]:
+    """The scorecard-shaped rate table, protected on a copy of the warehouse."""
+    from backbone import Warehouse
 
-
-def ledger(units: int, rng: np.random.Generator) -> list[Release]:
-    school = rng.choice(SCHOOLS, units, p=school_sizes(rng))
-    grade = rng.integers(0, GRADES, units)
-    ell = rng.random(units) < 0.12
-    sped = rng.random(units) < 0.14
-    frl = rng.random(units) < 0.5
-    female = rng.random(units) < 0.49
-    # year over year: most students were there last year, some left, some are new
-    this_year = rng.random(units) < 0.9
-    last_year = np.where(this_year, rng.random(units) < 0.88, True)
-    everyone = np.ones(units, dtype=bool)
-    two = female.astype(np.int64)
-    specs: list[Callable[[], Release]] = [
-        lambda: by(school, SCHOOLS, this_year, "school"),
-        lambda: by(grade, GRADES, this_year, "grade"),
-        lambda: cross(school, SCHOOLS, grade, GRADES, last_year, "school×grade 2023"),
-        lambda: by(school, SCHOOLS, last_year, "school 2023"),
-        lambda: by(grade, GRADES, this_year & ell, "grade, ELL"),
-        lambda: by(school, SCHOOLS, this_year & frl, "school, FRL"),
-        lambda: by(grade, GRADES, this_year & sped, "grade, SPED"),
-        lambda: by(school, SCHOOLS, this_year & ~ell, "school, not ELL"),
-        lambda: by(grade, GRADES, last_year & frl, "grade, FRL 2023"),
-        lambda: by(two, 2, this_year, "sex"),
-        lambda: by(school, SCHOOLS, last_year & ~sped, "school, not SPED 2023"),
-        lambda: by(grade, GRADES, this_year & female, "grade, female"),
-        lambda: by(school, SCHOOLS, this_year & ~frl, "school, not FRL"),
-        lambda: by(grade, GRADES, last_year & ell, "grade, ELL 2023"),
-        lambda: by(two, 2, this_year & sped, "sex, SPED"),
-        lambda: by(grade, GRADES, this_year & last_year, "grade, stayed"),
-        lambda: by(school, SCHOOLS, last_year & ~this_year, "school, left"),
-        lambda: by(grade, GRADES, this_year & ~last_year, "grade, new"),
-        lambda: by(two, 2, this_year & frl, "sex, FRL"),
-        lambda: by(grade, GRADES, everyone, "grade, ever"),
-        lambda: by(two, 2, last_year & ell, "sex, ELL 2023"),
-        lambda: by(grade, GRADES, this_year & ~sped, "grade, not SPED"),
-        lambda: by(two, 2, this_year & ~ell & frl, "sex, FRL not ELL"),
-        lambda: by(grade, GRADES, last_year & female, "grade, female 2023"),
-        lambda: by(two, 2, last_year, "sex 2023"),
-        lambda: by(grade, GRADES, last_year & sped, "grade, SPED 2023"),
-        lambda: by(two, 2, this_year & ~frl, "sex, not FRL"),
-        lambda: by(grade, GRADES, this_year & frl & ell, "grade, FRL and ELL"),
-        lambda: by(two, 2, last_year & sped & frl, "sex, SPED and FRL 2023"),
-        # the newest: this year's free-lunch students by school × grade, whose
-        # row totals were published before ("school, FRL")
-        lambda: cross(school, SCHOOLS, grade, GRADES, this_year & frl, "FRL"),
-    ]
-    return [spec() for spec in specs]
-
-
-def atoms_of(cells: list[Mask]) -> tuple[Mask, NDArray[np.int64]]:
-    """Group units by which cells they are in: (cells × atoms membership, sizes)."""
-    signature = np.packbits(np.column_stack(cells), axis=1)
-    _, first, sizes = np.unique(
-        signature, axis=0, return_index=True, return_counts=True
-    )
-    member = np.column_stack(cells)[first].T  # cells × atoms
-    keep = member.any(axis=0)  # units in no cell are in no statistic
-    return member[:, keep], sizes[keep].astype(np.int64)
-
-
-def ledger_run(units: int, rng: np.random.Generator) -> dict[str, float]:
-    releases = ledger(units, rng)
-    cells: list[Mask] = []
-    starts: list[int] = []
-    for release in releases:
-        starts.append(len(cells))
-        cells += release.cells
-    t0 = time.perf_counter()
-    m, counts = atoms_of(cells)
-    t_atoms = time.perf_counter() - t0
-    n = m.shape[0]
-    thresholds = np.full(n, MIN_CELL)
-    # The ledger as it stands: the earlier releases, protected together (each
-    # release's own lines first, then the LP audit over all of them), so that
-    # they are clean against each other before the newest one arrives.
-    old = np.zeros(n, dtype=bool)
-    old[: starts[-1]] = True
-    old_lines = [
-        [start + i for i in line]
-        for release, start in zip(releases[:-1], starts[:-1], strict=True)
-        for line in release.lines
-    ]
-    used = m[old].any(axis=0)
-    t0 = time.perf_counter()
-    before = protect(
-        m[old][:, used],
-        counts[used],
-        MIN_CELL,
-        new_cells=np.ones(int(old.sum()), dtype=bool),
-        prior_published=np.zeros(int(old.sum()), dtype=bool),
-        lines=old_lines,
-    )
-    t_old = time.perf_counter() - t0
-    prior_published = np.zeros(n, dtype=bool)
-    prior_published[old] = before.published
-    new = np.zeros(n, dtype=bool)
-    new[starts[-1] :] = True
-    lines = [[starts[-1] + i for i in line] for line in releases[-1].lines]
-    t0 = time.perf_counter()
-    result = protect(
-        m,
-        counts,
-        thresholds,
-        new_cells=new,
-        prior_published=prior_published,
-        lines=lines,
-    )
-    seconds = time.perf_counter() - t0
+    copied = tmp / "copy"
+    shutil.copytree(path, copied)
+    try:
+        with Warehouse.open(copied, clock=lambda: NOW) as wh:
+            steward = wh.users.get("steward")
+            wall, cpu, release = _timed(
+                lambda: wh.access(steward, "shared_measurement").rate(
+                    "enrollment",
+                    ["school_year", "school_id"],
+                    {"entry_grade_level": ["Ninth grade"]},
+                    where={"school_id": RATE_SCHOOLS},
+                )
+            )
+    finally:
+        shutil.rmtree(copied)
     return {
-        "releases": len(releases),
-        "cells": n,
-        "atoms": m.shape[1],
-        "small_atoms": int(((counts > 0) & (counts < MIN_CELL)).sum()),
-        "prior_suppressed": int((~prior_published & ~new).sum()),
-        "prior_refused": before.refused,
-        "prior_seconds": t_old,
-        "new_cells": int(new.sum()),
-        "primary": int(result.primary.sum()),
-        "suppressed": int((result.suppressed & new).sum()),
-        "refused": result.refused,
-        "atoms_seconds": t_atoms,
-        "seconds": seconds,
+        "wall": wall,
+        "cpu": cpu,
+        "cells": None if release is None else release.cells,
+        "suppressed": None if release is None else release.suppressed,
     }
+
+
+# --- the driver: every configuration, then the tables -----------------------------
+
+
+@dataclass
+class Run:
+    persons: int
+    gate: str
+    build_s: float = 0.0
+    releases: list[dict[str, Any]] = field(default_factory=list)
+    rates: dict[int, dict[str, Any]] = field(default_factory=dict)
+    stopped: str = ""
+
+
+def run_configuration(
+    src: Path, gate: str, persons: int, args: argparse.Namespace
+) -> Run:
+    env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{REPO}"}
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--configuration",
+        "--persons",
+        str(persons),
+        "--releases",
+        str(args.releases),
+        "--budget",
+        str(args.budget),
+        "--seed",
+        str(args.seed),
+    ]
+    run = Run(persons, gate)
+    print(f"-- {gate} gate, {persons:,} persons ({src})", file=sys.stderr, flush=True)
+    with tempfile.TemporaryFile("w+") as out:
+        child = subprocess.Popen(command, env=env, stdout=out, cwd=REPO)
+        try:
+            child.wait(timeout=args.budget + args.grace + 600)  # 600: the build
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+            run.stopped = "killed: one release ran past the budget"
+        out.seek(0)
+        for line in out:
+            record = json.loads(line)
+            if record["event"] == "code" and Path(record["path"]) != src:
+                raise SystemExit(f"{gate} gate ran {record['path']}, not {src}")
+            if record["event"] == "built":
+                run.build_s = record["seconds"]
+            elif record["event"] == "release":
+                run.releases.append(record)
+            elif record["event"] == "rate":
+                run.rates[record["r"]] = record
+            elif record["event"] == "stopped":
+                run.stopped = f"budget spent after {record['after']} releases"
+    if child.returncode not in (0, -9) and not run.stopped:
+        run.stopped = f"failed (exit {child.returncode})"
+    done = len(run.releases)
+    print(
+        f"   built in {run.build_s:.0f} s; {done} releases"
+        f"{'; ' + run.stopped if run.stopped else ''}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return run
+
+
+def _s(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def summary(runs: dict[tuple[int, str], Run], persons: list[int]) -> list[str]:
+    gates = ("new", "old")
+    lines = [
+        "time per release as the ledger grows (CPU s / wall s of release R)",
+        f"{'persons':>8} {'R':>5} " + " ".join(f"{g + ' cpu/wall':>16}" for g in gates),
+    ]
+    for p in persons:
+        for r in SHOWN_AT:
+            cols = []
+            for g in gates:
+                run = runs.get((p, g))
+                if run is None or len(run.releases) < r:
+                    cols.append(f"{'-':>16}")
+                else:
+                    rec = run.releases[r - 1]
+                    cols.append(f"{_s(rec['cpu']) + ' / ' + _s(rec['wall']):>16}")
+            lines.append(f"{p:>8,} {r:>5} " + " ".join(cols))
+    lines += [
+        "",
+        "per release over the first R (CPU s): median, last; 189-cell rate table "
+        "at R (CPU s, suppressed); releases refused",
+        f"{'persons':>8} {'R':>5} | {'new med':>7} {'last':>6} {'rate':>7} "
+        f"{'supp':>4} {'ref':>4} | {'old med':>7} {'last':>6} {'rate':>7} "
+        f"{'supp':>4} {'ref':>4}",
+    ]
+    for p in persons:
+        for r in RATE_AT:
+            cols = []
+            for g in gates:
+                run = runs.get((p, g))
+                if run is None or len(run.releases) < r:
+                    cols.append(f"{'-':>7} {'-':>6} {'-':>7} {'-':>4} {'-':>4}")
+                    continue
+                cpu = [rec["cpu"] for rec in run.releases[:r]]
+                refused = sum(rec["refused"] for rec in run.releases[:r])
+                rate = run.rates.get(r)
+                cols.append(
+                    f"{_s(statistics.median(cpu)):>7} {_s(cpu[-1]):>6} "
+                    f"{_s(rate['cpu'] if rate else None):>7} "
+                    f"{rate['suppressed'] if rate else '-'!s:>4} {refused:>4}"
+                )
+            lines.append(f"{p:>8,} {r:>5} | " + " | ".join(cols))
+    lines.append("")
+    for (p, g), run in sorted(runs.items()):
+        rates = {r: rec["cells"] for r, rec in run.rates.items()}
+        lines.append(
+            f"{g} gate, {p:,} persons: built in {run.build_s:.0f} s, "
+            f"{len(run.releases)} releases ({run.stopped or 'all done'}); "
+            f"rate table cells {rates or '-'}"
+        )
+    return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--units", type=int, default=20_000)
+    parser.add_argument("--persons", type=int, nargs="+", default=[20_000, 200_000])
+    parser.add_argument("--releases", type=int, default=1000)
+    parser.add_argument("--budget", type=float, default=600.0, help="s per config")
+    parser.add_argument("--grace", type=float, default=300.0)
+    parser.add_argument("--old-commit", default="84ab762", help="'' for none")
+    parser.add_argument("--old-max-persons", type=int, default=None,
+                        help="run the old gate only for persons <= this")  # fmt: skip
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--configuration", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    rng = np.random.default_rng(args.seed)
-    table = one_table(rng)
-    led = ledger_run(args.units, rng)
-    print(
-        f"table: 40 schools × 6 grades, {table['cells']} cells with margins, "
-        f"{table['small']} small, {table['suppressed']} suppressed"
-        f"{' (refused)' if table['refused'] else ''}, {table['seconds']:.2f} s"
-    )
-    print(
-        f"ledger: {led['releases']} releases over {args.units:,} units, "
-        f"{led['cells']:,} cells, {led['atoms']:,} atoms ({led['small_atoms']:,} "
-        f"small, grouped in {led['atoms_seconds']:.2f} s), "
-        f"earlier releases protected together in {led['prior_seconds']:.1f} s "
-        f"({led['prior_suppressed']} cells suppressed"
-        f"{', refused' if led['prior_refused'] else ''}); newest release "
-        f"{led['new_cells']} cells, {led['primary']} small, {led['suppressed']} "
-        f"suppressed{' (refused)' if led['refused'] else ''}, {led['seconds']:.2f} s"
-    )
+    if args.configuration:
+        configuration(args.persons[0], args.releases, args.budget, args.seed)
+        return
+    runs: dict[tuple[int, str], Run] = {}
+    old_tree = Path(tempfile.mkdtemp(prefix="backbone-bench-old-")) / "tree"
+    if args.old_commit:
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", str(old_tree), args.old_commit],
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+        )
+    try:
+        for persons in args.persons:
+            runs[persons, "new"] = run_configuration(REPO / "src", "new", persons, args)
+            if args.old_commit and (
+                args.old_max_persons is None or persons <= args.old_max_persons
+            ):
+                runs[persons, "old"] = run_configuration(
+                    old_tree / "src", "old", persons, args
+                )
+    finally:
+        if args.old_commit:
+            subprocess.run(
+                ["git", "worktree", "remove", "--force", str(old_tree)],
+                cwd=REPO,
+                check=False,
+            )
+            shutil.rmtree(old_tree.parent, ignore_errors=True)
+    print("\n".join(summary(runs, args.persons)))
 
 
 if __name__ == "__main__":
