@@ -11,18 +11,28 @@ import pyarrow as pa
 
 from backbone.demo.calendar import SCHOOL_YEAR_START_MONTH
 from backbone.demo.community import DISTRICTS, INSTITUTIONS, PROGRAMS, schools
-from backbone.engines import Connection
+from backbone.engines import Connection, create_table_as, ident, registered
 from backbone.model.calendar import school_year_sql
 from backbone.model.descriptors import GRADE_LEVELS
 
 __all__ = ["build_exports"]
 
 
+def _dimension(con: Connection, name: str, table: pa.Table) -> None:
+    """A small lookup table of the community's, made from Arrow."""
+    source = f"{name}_arrow"
+    with registered(con, **{source: table}):
+        create_table_as(
+            con, ident(name), f"SELECT * FROM {ident(source)}", replace=True
+        )
+
+
 def build_exports(con: Connection) -> None:
     """Create the canonical export tables from the simulation and partner records."""
     school_rows = schools()
-    con.register(
-        "school_dim_arrow",
+    _dimension(
+        con,
+        "school_dim",
         pa.table(
             {
                 "school": [s["key"] for s in school_rows],
@@ -31,9 +41,9 @@ def build_exports(con: Connection) -> None:
             }
         ),
     )
-    con.execute("CREATE OR REPLACE TABLE school_dim AS SELECT * FROM school_dim_arrow")
-    con.register(
-        "district_dim_arrow",
+    _dimension(
+        con,
+        "district_dim",
         pa.table(
             {
                 "district": list(range(len(DISTRICTS))),
@@ -41,11 +51,9 @@ def build_exports(con: Connection) -> None:
             }
         ),
     )
-    con.execute(
-        "CREATE OR REPLACE TABLE district_dim AS SELECT * FROM district_dim_arrow"
-    )
-    con.register(
-        "grade_dim_arrow",
+    _dimension(
+        con,
+        "grade_dim",
         pa.table(
             {
                 "grade": [g for _, g in GRADE_LEVELS],
@@ -53,9 +61,9 @@ def build_exports(con: Connection) -> None:
             }
         ),
     )
-    con.execute("CREATE OR REPLACE TABLE grade_dim AS SELECT * FROM grade_dim_arrow")
-    con.register(
-        "program_dim_arrow",
+    _dimension(
+        con,
+        "program_dim",
         pa.table(
             {
                 "program_id": [p.program_id for p in PROGRAMS],
@@ -64,20 +72,15 @@ def build_exports(con: Connection) -> None:
             }
         ),
     )
-    con.execute(
-        "CREATE OR REPLACE TABLE program_dim AS SELECT * FROM program_dim_arrow"
-    )
-    con.register(
-        "institution_dim_arrow",
+    _dimension(
+        con,
+        "institution_dim",
         pa.table(
             {
                 "institution_id": [i[0] for i in INSTITUTIONS],
                 "institution_name": [i[1] for i in INSTITUTIONS],
             }
         ),
-    )
-    con.execute(
-        "CREATE OR REPLACE TABLE institution_dim AS SELECT * FROM institution_dim_arrow"
     )
 
     con.execute(

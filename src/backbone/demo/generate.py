@@ -40,7 +40,13 @@ from backbone.demo.planted import plant_errors
 from backbone.demo.records import build_partner_records
 from backbone.demo.simulate import simulate
 from backbone.demo.writers import write_agency, write_cbo, write_district
-from backbone.engines import Connection, scratch
+from backbone.engines import (
+    Connection,
+    create_table_as,
+    ident,
+    registered,
+    scratch,
+)
 from backbone.engines.duckdb import set_option
 from backbone.engines.sql import literal
 from backbone.errors import UserError
@@ -122,26 +128,22 @@ def generate(
     set_option(con, "temp_directory", str(Path(workdir.name) / "spill"))
     set_option(con, "preserve_insertion_order", True)
     for name in list(sim.tables):
-        con.register(f"{name}_arrow", sim.tables[name])
-        con.execute(f"CREATE TABLE {name} AS SELECT * FROM {name}_arrow")
-        con.unregister(f"{name}_arrow")
+        source = f"{name}_arrow"
+        with registered(con, **{source: sim.tables[name]}):
+            create_table_as(con, ident(name), f"SELECT * FROM {ident(source)}")
         del sim.tables[name]  # free the Arrow copy as soon as DuckDB has it
     cal = sim.calendars
     n_d, n_y, _ = cal.shape
-    con.register(
-        "calendar_arrow",
-        pa.table(
-            {
-                "district": np.repeat(np.arange(n_d), n_y * INSTRUCTIONAL_DAYS),
-                "year_index": np.tile(
-                    np.repeat(np.arange(n_y), INSTRUCTIONAL_DAYS), n_d
-                ),
-                "day_index": np.tile(np.arange(INSTRUCTIONAL_DAYS), n_d * n_y),
-                "d": cal.reshape(-1),
-            }
-        ),
+    calendar = pa.table(
+        {
+            "district": np.repeat(np.arange(n_d), n_y * INSTRUCTIONAL_DAYS),
+            "year_index": np.tile(np.repeat(np.arange(n_y), INSTRUCTIONAL_DAYS), n_d),
+            "day_index": np.tile(np.arange(INSTRUCTIONAL_DAYS), n_d * n_y),
+            "d": cal.reshape(-1),
+        }
     )
-    con.execute("CREATE TABLE calendar AS SELECT * FROM calendar_arrow")
+    with registered(con, calendar_arrow=calendar):
+        con.execute("CREATE TABLE calendar AS SELECT * FROM calendar_arrow")
     say("spelling names as each partner's system does")
     build_partner_records(con, rng)
     say("building each partner's export")

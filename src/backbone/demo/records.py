@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from backbone.demo.community import CBOS, COLLEGE_AGENCY, DISTRICTS, PROGRAMS
-from backbone.engines import Connection
+from backbone.engines import Connection, columns, register, registered
 
 __all__ = ["build_partner_records"]
 
@@ -129,18 +129,20 @@ def build_partner_records(con: Connection, rng: np.random.Generator) -> None:
     con.execute(_MACROS)
     path = resources.files("backbone.linkage") / "data" / "nicknames.csv"
     with resources.as_file(path) as p:
-        con.register("nicknames_arrow", pacsv.read_csv(p))
-    con.execute(
-        "CREATE OR REPLACE TABLE nick AS SELECT name, list(nickname ORDER BY nickname) "
-        "AS nicks FROM nicknames_arrow GROUP BY name"
-    )
+        nicknames = pacsv.read_csv(p)
+    with registered(con, nicknames_arrow=nicknames):
+        con.execute(
+            "CREATE OR REPLACE TABLE nick AS SELECT name, "
+            "list(nickname ORDER BY nickname) AS nicks FROM nicknames_arrow GROUP BY name"
+        )
     parts = []
     # districts: one record per (person, district) ever enrolled
     for di, d in enumerate(DISTRICTS):
-        keys = con.execute(
+        keys = columns(
+            con,
             "SELECT DISTINCT person_key FROM segments WHERE district = ? ORDER BY 1",
             [di],
-        ).fetchnumpy()["person_key"]
+        )["person_key"]
         parts.append(
             (
                 d.partner_id,
@@ -151,18 +153,20 @@ def build_partner_records(con: Connection, rng: np.random.Generator) -> None:
         )
     for ci, c in enumerate(CBOS):
         prog_ids = [p.program_id for p in PROGRAMS if p.partner_id == c.partner_id]
-        keys = con.execute(
+        keys = columns(
+            con,
             "SELECT DISTINCT person_key FROM participation WHERE list_contains(?, program_id) "
             "ORDER BY 1",
             [prog_ids],
-        ).fetchnumpy()["person_key"]
+        )["person_key"]
         prefix = c.partner_id.split("-")[1][:2].upper() + "-"
         parts.append(
             (c.partner_id, "cbo", keys, _ids(rng, len(keys), prefix, 5 + ci % 2))
         )
-    keys = con.execute(
-        "SELECT DISTINCT person_key FROM college ORDER BY 1"  # enrolled within the data
-    ).fetchnumpy()["person_key"]
+    keys = columns(
+        con,
+        "SELECT DISTINCT person_key FROM college ORDER BY 1",  # enrolled within the data
+    )["person_key"]
     parts.append((COLLEGE_AGENCY[0], "agency", keys, _ids(rng, len(keys), "RHE", 8)))
 
     tables = []
@@ -203,10 +207,11 @@ def build_partner_records(con: Connection, rng: np.random.Generator) -> None:
             rng.integers(0, len(STREET_TYPES), k)
         ]
         tables.append(pa.table(cols))
-    con.register("record_draws", pa.concat_tables(tables))
+    register(con, "record_draws", pa.concat_tables(tables))
     n_persons = con.execute("SELECT count(*) FROM persons").fetchall()[0][0]
     # a home address per person, which partners share unless the family moved
-    con.register(
+    register(
+        con,
         "home_draws",
         pa.table(
             {

@@ -27,7 +27,13 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from backbone.engines import Connection, scratch
+from backbone.engines import (
+    Connection,
+    arrow,
+    create_table_as,
+    registered,
+    scratch,
+)
 from backbone.engines.duckdb import set_option
 from backbone.engines.sql import ident
 from backbone.errors import NotFoundError, PolicyDenied, UserError
@@ -78,11 +84,9 @@ def locked_connection(tables: dict[str, pa.Table]) -> Connection:
     files and unable to change that."""
     con = scratch()
     for name, table in tables.items():
-        con.register(f"_{name}_arrow", table)
-        con.execute(
-            f"CREATE TABLE {ident(name)} AS SELECT * FROM {ident(f'_{name}_arrow')}"
-        )
-        con.unregister(f"_{name}_arrow")
+        source = f"_{name}_arrow"
+        with registered(con, **{source: table}):
+            create_table_as(con, ident(name), f"SELECT * FROM {ident(source)}")
     set_option(con, "enable_external_access", False)
     set_option(con, "lock_configuration", True)
     return con
@@ -398,7 +402,7 @@ class Access:
             keep = [f for f in fields if f in grant.fields]
             key = "person_id" if identified else "pseudonym"
             sql = f"SELECT {', '.join([*keep, key])} FROM ({sql})"
-        return self._con.sql(sql, params=params).to_arrow_table()
+        return arrow(self._con, sql, params)
 
     def _materialize(
         self,
@@ -616,7 +620,6 @@ class Access:
                 padded = "pseudonym" if known else "person_id"
                 if padded in part.column_names:
                     part = part.drop_columns([padded])
-                local.register("part", part)
                 if known:
                     unit = pseudonym_sql("person_id", provider_col, local_col)
                     sql = f"SELECT *, {unit} AS unit FROM part"
@@ -627,8 +630,8 @@ class Access:
                         "CAST(NULL AS BIGINT) AS person_id FROM part"
                     )
                     params = []
-                parts.append(local.sql(sql, params=params).to_arrow_table())
-                local.unregister("part")
+                with registered(local, part=part):
+                    parts.append(arrow(local, sql, params))
         finally:
             local.close()
         table = (

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from backbone.engines import Connection, EngineError
+from backbone.engines import Connection, EngineError, registered
 from backbone.errors import InputFileError
 
 __all__ = ["SourceInfo", "StagedFile", "sniff", "stage"]
@@ -257,12 +257,9 @@ def _stage_xlsx(
             f"could not be read as an Excel workbook ({str(exc).splitlines()[0]}).",
             path=path,
         ) from None
-    con.register(f"{table}__arrow", data)
-    try:
+    with registered(con, **{f"{table}__arrow": data}):
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT (row_number() OVER () + 1)::BIGINT "
             f"AS __row, * FROM {table}__arrow"
         )
-    finally:
-        con.unregister(f"{table}__arrow")
     return _describe(con, table, info)
