@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import shutil
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -11,7 +13,14 @@ import pytest
 
 from backbone import Warehouse
 from backbone.errors import AuthenticationFailed, Forbidden, NotFoundError, UserError
-from backbone.governance.audit import GENESIS, AuditHead, chain_hash
+from backbone.governance.audit import (
+    GENESIS,
+    AuditHead,
+    LoggedEntry,
+    canonical_json,
+    chain_hash,
+    disclosure_csv,
+)
 from tests.policy_fixtures import NOW, build, user
 
 
@@ -92,8 +101,8 @@ def test_passwords_are_argon2_and_every_sign_in_is_audited(wh: Warehouse) -> Non
         wh.sign_in("d1.analyst", "wrong")
     with pytest.raises(AuthenticationFailed, match="unknown user or wrong password"):
         wh.sign_in("nobody", "whatever")
-    logins = [e for e in wh.audit.entries() if e["action"] == "login"]
-    assert [e["decision"] for e in logins[-3:]] == ["allow", "deny", "deny"]
+    logins = wh.audit.entries(action="login")
+    assert [e.decision for e in logins[-3:]] == ["allow", "deny", "deny"]
     with pytest.raises(UserError, match="at least 12"), wh.session(steward) as s:
         wh.users.set_password(s, "d1.analyst", "short")
 
@@ -140,10 +149,20 @@ def test_the_chain_verifies_and_every_entry_says_who_what_why(wh: Warehouse) -> 
     _reads(wh, 3)
     result = wh.audit.verify()
     assert result.ok and result.entries == wh.audit.head().seq
-    last = wh.audit.entries(since_seq=result.entries - 1)[0]
-    assert last["actor"] == "steward" and last["purpose"] == "early_warning"
-    assert last["agreements"] == ["DSA-D1@1"] and last["providers"] == ["d1"]
-    assert last["rows"] == 40 and last["decision"] == "allow"
+    [last] = wh.audit.entries(since_seq=result.entries - 1)
+    assert isinstance(last, LoggedEntry) and last.seq == result.entries
+    assert last.actor == "steward" and last.purpose == "early_warning"
+    assert last.agreements == ("DSA-D1@1",) and last.providers == ("d1",)
+    assert last.rows == 40 and last.decision == "allow" and last.at == NOW
+    assert last.detail["rows_by_provider"] == {"d1": 40}
+    # read as stored, too: the canonical JSON the chain hashes
+    stored = wh._con.execute(
+        "SELECT entry FROM gov.audit_log WHERE seq = ?", [last.seq]
+    ).fetchall()[0][0]
+    assert canonical_json(last.as_json()) == stored
+    assert last["providers"] == ["d1"] and last["at"] == NOW.isoformat(
+        timespec="microseconds"
+    )
     first = wh._con.execute(
         "SELECT prev_hash, entry, row_hash FROM gov.audit_log WHERE seq = 1"
     ).fetchall()[0]
@@ -224,9 +243,50 @@ def test_the_disclosure_report_lists_every_disclosure_of_a_partners_data(
         ("release", "steward"),
     ]
     # the club read 8 rows: 6 of d1's and 2 of d2's; d2's report counts its own
-    assert report[0].agreements == ["DSA-D1@1", "DSA-D2@1"] and report[0].rows == 2
+    assert report[0].agreements == ("DSA-D1@1", "DSA-D2@1") and report[0].rows == 2
+    assert report[0].at == NOW
     assert report[1].cells == 4
     assert all(d.actor != "f1.viewer" for d in report), "refusals disclose nothing"
     with wh.session(user(wh, "steward")) as s:
         later = wh.audit.report(s, "d2", since=datetime(2030, 1, 1))
-    assert later.disclosures == []
+    assert later.disclosures == ()
+
+
+def test_the_disclosure_report_as_a_csv_file(wh: Warehouse) -> None:
+    wh.access(user(wh, "c1.analyst"), "early_warning").rows("enrollment")
+    with wh.session(user(wh, "d2.analyst")) as s:
+        report = wh.audit.report(s, "d2")
+    text = disclosure_csv(report).decode("utf-8")
+    assert text.endswith("\r\n")  # csv's own line ends, as spreadsheets expect
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    assert rows[0] == [
+        "seq",
+        "at",
+        "action",
+        "what",
+        "who",
+        "partner",
+        "purpose",
+        "agreements",
+        "rows",
+        "cells",
+        "suppressed",
+        "destination",
+    ]
+    [read] = report.disclosures
+    assert rows[1:] == [
+        [
+            str(read.seq),
+            NOW.isoformat(timespec="microseconds"),
+            "read",
+            "rows of enrollment",
+            "c1.analyst",
+            "c1",
+            "early_warning",
+            "DSA-D1@1 DSA-D2@1",
+            "2",
+            "",
+            "",
+            "",
+        ]
+    ]

@@ -3,9 +3,11 @@ and retention from the command line, as people would type them."""
 
 from __future__ import annotations
 
+import csv
 import shutil
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
@@ -132,24 +134,22 @@ def test_rows_exports_and_counts_through_the_policy(w: str, tmp_path: Path) -> N
     )
     lab = _token(w, "r1.researcher")
     out = tmp_path / "extract.parquet"
-    exported = runner.invoke(
+    exported_args = ["export", "rows", "enrollment", "--purpose", "research"]
+    exported = runner.invoke(app, [*exported_args, "--out", str(out), "-w", w], env=lab)
+    assert exported.exit_code == 0 and "Wrote 70 rows" in exported.output
+    assert pq.read_table(out).num_rows == 70
+    with Warehouse.open(w, read_only=True) as wh:
+        [entry] = wh.audit.entries(action="export")[-1:]
+    assert (entry.actor, entry.destination) == ("r1.researcher", str(out))
+    # the file's kind is known before anything is read: nothing read, nothing logged
+    odd = runner.invoke(
         app,
-        [
-            "export",
-            "rows",
-            "enrollment",
-            "--purpose",
-            "research",
-            "--out",
-            str(out),
-            "-w",
-            w,
-        ],
+        [*exported_args[:5], "--out", str(tmp_path / "extract.xlsx"), "-w", w],
         env=lab,
     )
-    assert (
-        exported.exit_code == 0 and "Wrote 70 rows" in exported.output and out.exists()
-    )
+    assert odd.exit_code == 1 and ".csv or .parquet" in odd.output
+    with Warehouse.open(w, read_only=True) as wh:
+        assert wh.audit.entries(action="export")[-1].seq == entry.seq
     fund = _token(w, "f1.viewer")
     counted = runner.invoke(
         app,
@@ -218,7 +218,7 @@ def test_rows_exports_and_counts_through_the_policy(w: str, tmp_path: Path) -> N
     assert malformed.exit_code == 1 and "COLUMN=VALUE" in malformed.output
 
 
-def test_audit_verify_report_and_a_broken_chain(w: str) -> None:
+def test_audit_verify_report_and_a_broken_chain(w: str, tmp_path: Path) -> None:
     club = _token(w, "c1.analyst")
     runner.invoke(
         app, ["rows", "enrollment", "--purpose", "early_warning", "-w", w], env=club
@@ -237,6 +237,14 @@ def test_audit_verify_report_and_a_broken_chain(w: str) -> None:
         and "c1.analyst" in report.output
         and "Chain head" in report.output
     )
+    out = tmp_path / "reports" / "d1.csv"
+    runner.invoke(
+        app, ["audit", "report", "--partner", "d1", "--out", str(out), "-w", w], env=d1
+    )
+    with out.open(newline="", encoding="utf-8") as f:
+        written = list(csv.DictReader(f))
+    assert [r["who"] for r in written] == ["c1.analyst"]
+    assert written[0]["what"] == "rows of enrollment"
     nosy = runner.invoke(app, ["audit", "report", "--partner", "d2", "-w", w], env=d1)
     assert nosy.exit_code == 1 and "only d1's disclosure report" in nosy.output
     with Warehouse.open(w) as wh:
@@ -291,5 +299,5 @@ def test_only_a_signed_in_steward_admin_changes_agreements(
     )
     assert done.exit_code == 0, done.output
     with Warehouse.open(w) as wh:
-        logged = [e for e in wh.audit.entries() if e["action"] == "agreement"]
-        assert logged[-1]["actor"] == "steward" and "DSA-EVIL@1" in logged[-1]["what"]
+        logged = wh.audit.entries(action="agreement")
+        assert logged[-1].actor == "steward" and "DSA-EVIL@1" in logged[-1].what

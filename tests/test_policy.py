@@ -11,6 +11,9 @@ from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
@@ -23,6 +26,7 @@ from backbone.errors import (
     PolicyDenied,
     UserError,
 )
+from backbone.governance.access import ExportFormat, export_bytes
 from backbone.governance.policy import IDENTIFYING, permitted_rows_sql
 from backbone.model.calendar import school_year_sql
 from tests.policy_fixtures import NOW, build, club_agreement, user
@@ -128,7 +132,7 @@ def test_no_row_leaves_without_a_grant(
         m = wh.access(principal, purpose).rows(entity)
     except PolicyDenied:
         assert _entries(wh) == before + 1
-        assert wh.audit.entries(since_seq=before)[0]["decision"] == "deny"
+        assert wh.audit.entries(since_seq=before)[0].decision == "deny"
         return
     assert _entries(wh) == before + 1
     mine = principal.partner_id
@@ -175,16 +179,33 @@ def test_exports_need_export_microdata(wh: Warehouse, who: str, tmp_path: Path) 
     principal = user(wh, who)
     out = tmp_path / "out.csv"
     try:
-        m = wh.access(principal, "research").export("enrollment", out)
+        export = wh.access(principal, "research").export(
+            "enrollment", ExportFormat.of(out), destination=str(out)
+        )
     except PolicyDenied:
-        assert not out.exists()
         return
     # researchers (r1: export under d1's and d2's agreements) and the steward
     assert who in ("steward", "analyst", "r1.researcher", "d1.analyst", "d2.analyst")
-    assert out.exists()
+    # the bytes of a CSV file of the permitted rows; where they go is the caller's
+    written = pacsv.read_csv(pa.BufferReader(export.content))
+    assert written.num_rows == export.table.num_rows > 0
+    assert written.column_names == export.table.column_names
+    assert not out.exists()
     entry = wh.audit.entries(since_seq=_entries(wh) - 1)[0]
-    assert entry["action"] == "export" and entry["destination"] == str(out)
-    assert entry["rows"] == m.table.num_rows
+    assert entry.action == "export" and entry.destination == str(out)
+    assert entry.rows == export.table.num_rows
+
+
+def test_an_export_is_a_csv_or_parquet_file() -> None:
+    table = pa.table({"local_id": ["d1-01", "d1-02"], "grade": [3, None]})
+    assert pq.read_table(
+        pa.BufferReader(export_bytes(table, ExportFormat.parquet))
+    ).equals(table)
+    text = export_bytes(table, ExportFormat.csv).decode("utf-8")
+    assert text.splitlines()[0] == '"local_id","grade"'
+    assert ExportFormat.of("x/ids.PARQUET") is ExportFormat.parquet
+    with pytest.raises(UserError, match=r"\.csv or \.parquet"):
+        ExportFormat.of("ids.xlsx")
 
 
 def test_the_hand_worked_answers(wh: Warehouse) -> None:
@@ -515,13 +536,13 @@ def test_a_persons_view_shows_only_records_and_evidence_one_may_see(
     )
     district = wh.access(user(wh, "d1.analyst"), "early_warning")
     view = wh.linkage.person(district, 1)
-    assert [(r["partner_id"], r["local_id"]) for r in view.records] == [("d1", "d1-01")]
-    assert [e["evidence"] for e in view.events] == [[]]  # other providers' ids stay out
+    assert [(r.partner_id, r.local_id) for r in view.records] == [("d1", "d1-01")]
+    assert [e.evidence for e in view.events] == [()]  # other providers' ids stay out
     with pytest.raises(NotFoundError, match="No person 101"):
         wh.linkage.person(district, 101)  # d2's student: as if there were none
     steward = wh.access(user(wh, "steward"), "identity_resolution")
     full = wh.linkage.person(steward, 1)
-    assert {r["partner_id"] for r in full.records} == {"c1", "d1"}
-    assert len(full.events[0]["evidence"]) == 2  # the steward sees every side
+    assert {r.partner_id for r in full.records} == {"c1", "d1"}
+    assert len(full.events[0].evidence) == 2  # the steward sees every side
     # nothing in the log names another provider's local id
     assert "c1-1" not in str(wh.audit.entries(limit=10**6))

@@ -312,9 +312,9 @@ def test_retention_purges_everywhere_with_a_certificate(
             "ab" * 32
         ]
         assert d1["agreements"] == ["DSA-D1@1"] and len(d1["sha256"]) == 64
-        logged = [e for e in wh.audit.entries() if e["action"] == "purge"]
-        assert [e["providers"] for e in logged] == [["c1"], ["d1"], ["d2"]]
-        assert logged[1]["detail"]["certificate"] == d1
+        logged = wh.audit.entries(action="purge")
+        assert [e.providers for e in logged] == [("c1",), ("d1",), ("d2",)]
+        assert logged[1].detail["certificate"] == d1
         assert wh.audit.verify().ok
         # no agreement names the districts or the club any more: their users are off
         assert user(wh, "d1.analyst").disabled and not user(wh, "steward").disabled

@@ -47,6 +47,7 @@ __all__ = [
     "parse_pairs",
     "print_release",
     "signed_in",
+    "write_file",
 ]
 
 
@@ -86,6 +87,18 @@ def doors() -> Iterator[None]:
         message = Text("Error: ", style="bold red") + Text(str(exc))
         _err().print(message, highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
+
+
+def write_file(out: Path, content: bytes, what: str) -> None:
+    """Put what a stage made (a report, an export) at ``out``: where bytes go is the
+    door's one decision about them."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(content)
+    except OSError as exc:
+        raise UserError(
+            f"{out}: cannot write {what} ({exc.strerror or exc})."
+        ) from None
 
 
 def parse_date(text: str | None, what: str = "date") -> date:

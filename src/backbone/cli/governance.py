@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import csv
 import os
 from datetime import date, datetime
 from pathlib import Path
@@ -26,9 +25,10 @@ from backbone.cli.common import (
     parse_pairs,
     print_release,
     signed_in,
+    write_file,
 )
 from backbone.errors import UserError
-from backbone.governance.audit import AuditHead, Disclosure
+from backbone.governance.audit import AuditHead, disclosure_csv
 
 user_app = typer.Typer(help="Users, their roles and tokens.", no_args_is_help=True)
 audit_app = typer.Typer(
@@ -248,12 +248,22 @@ def export_rows(
     warehouse: WarehouseOption = Path("warehouse"),
 ) -> None:
     """Export the rows you may export (the agreements' export_microdata)."""
-    with doors(), Warehouse.open(warehouse) as wh:
-        access = wh.access(signed_in(wh, user, token), purpose)
-        m = access.export(entity, out, providers=provider, fields=field)
+    from backbone.governance.access import ExportFormat  # loads with the command
+
+    with doors():
+        form = ExportFormat.of(out)
+        with Warehouse.open(warehouse) as wh:
+            access = wh.access(signed_in(wh, user, token), purpose)
+            export = access.export(
+                entity, form, destination=str(out), providers=provider, fields=field
+            )
+        write_file(
+            out, export.content, "the export, which the audit log records as made"
+        )
     _plain().print(
-        f"Wrote {m.table.num_rows:,} rows of {entity} to {out} "
-        f"(under {', '.join(m.agreements) or 'your own data'}); the export is recorded."
+        f"Wrote {export.table.num_rows:,} rows of {entity} to {out} "
+        f"(under {', '.join(export.agreements) or 'your own data'}); the export is "
+        "recorded."
     )
 
 
@@ -373,7 +383,7 @@ def audit_report(
             size = f"{e.cells} cells, {e.suppressed or 0} suppressed"
         table.add_row(
             str(e.seq),
-            e.at[:19],
+            f"{e.at:%Y-%m-%dT%H:%M:%S}",
             e.what + (f" -> {e.destination}" if e.destination else ""),
             f"{e.actor} ({e.actor_partner})",
             e.purpose or "",
@@ -387,49 +397,7 @@ def audit_report(
     )
     if out is not None:
         with doors():
-            _write_report(out, entries)
-
-
-def _write_report(out: Path, entries: list[Disclosure]) -> None:
-    try:
-        handle = out.open("w", newline="", encoding="utf-8")
-    except OSError as exc:
-        raise UserError(f"{out}: cannot write the report ({exc.strerror}).") from None
-    with handle:
-        writer = csv.writer(handle)
-        writer.writerow(
-            [
-                "seq",
-                "at",
-                "action",
-                "what",
-                "who",
-                "partner",
-                "purpose",
-                "agreements",
-                "rows",
-                "cells",
-                "suppressed",
-                "destination",
-            ]
-        )
-        for e in entries:
-            writer.writerow(
-                [
-                    e.seq,
-                    e.at,
-                    e.action,
-                    e.what,
-                    e.actor,
-                    e.actor_partner,
-                    e.purpose,
-                    " ".join(e.agreements),
-                    e.rows,
-                    e.cells,
-                    e.suppressed,
-                    e.destination,
-                ]
-            )
+            write_file(out, disclosure_csv(report), "the report")
 
 
 def _midnight(day: date) -> datetime:

@@ -19,6 +19,7 @@ from backbone.cli.common import (
     _plain,
     doors,
     signed_in,
+    write_file,
 )
 from backbone.errors import InputFileError
 
@@ -391,10 +392,17 @@ def export_crosswalk(
 ) -> None:
     """Write a partner's local ids with their person ids (for the partner itself
     and the steward; every export is recorded)."""
-    with doors(), Warehouse.open(warehouse) as wh:
-        access = wh.access(signed_in(wh, user, token), purpose)
-        rows = wh.linkage.export_crosswalk(access, partner, out)
-    _plain().print(f"Wrote {rows:,} ids of {partner} to {out}.")
+    from backbone.governance.access import ExportFormat  # loads with the command
+
+    with doors():
+        form = ExportFormat.of(out)
+        with Warehouse.open(warehouse) as wh:
+            access = wh.access(signed_in(wh, user, token), purpose)
+            export = wh.linkage.export_crosswalk(
+                access, partner, form, destination=str(out)
+            )
+        write_file(out, export.content, "the ids, which the audit log records as given")
+    _plain().print(f"Wrote {export.table.num_rows:,} ids of {partner} to {out}.")
 
 
 @encodings_app.command("submit")

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from backbone.governance.access import (
         Access,
+        Export,
+        ExportFormat,
         Keys,
         Materialized,
         locked_connection,
@@ -36,6 +38,8 @@ if TYPE_CHECKING:
 # each public name, and the module that defines it
 _HOMES = {
     "Access": "access",
+    "Export": "access",
+    "ExportFormat": "access",
     "Keys": "access",
     "Materialized": "access",
     "locked_connection": "access",
@@ -60,6 +64,8 @@ __all__ = [
     "AuditEntry",
     "AuditHead",
     "AuditLog",
+    "Export",
+    "ExportFormat",
     "Grant",
     "Keys",
     "Materialized",

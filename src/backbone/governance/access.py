@@ -19,7 +19,8 @@ import secrets
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
+from enum import StrEnum
+from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -63,7 +64,15 @@ if TYPE_CHECKING:
         StatisticsRelease,
     )
 
-__all__ = ["Access", "Keys", "Materialized", "locked_connection"]
+__all__ = [
+    "Access",
+    "Export",
+    "ExportFormat",
+    "Keys",
+    "Materialized",
+    "export_bytes",
+    "locked_connection",
+]
 
 
 class Keys:
@@ -107,6 +116,49 @@ class Materialized:
     @property
     def providers(self) -> tuple[str, ...]:
         return tuple(sorted({g.provider for g in self.grants}))
+
+
+class ExportFormat(StrEnum):
+    """The file formats permitted rows are exported in."""
+
+    csv = "csv"
+    parquet = "parquet"
+
+    @classmethod
+    def of(cls, name: str | PurePath) -> ExportFormat:
+        """The format a file name asks for by its suffix (``.csv``, ``.parquet``)."""
+        suffix = PurePath(name).suffix.lower().lstrip(".")
+        try:
+            return cls(suffix)
+        except ValueError:
+            raise UserError(f"{name}: export to a .csv or .parquet file.") from None
+
+
+def export_bytes(table: pa.Table, format: ExportFormat) -> bytes:
+    """The bytes of ``table`` written as a ``format`` file."""
+    sink = pa.BufferOutputStream()
+    if format is ExportFormat.csv:
+        pacsv.write_csv(table, sink)
+    else:
+        pq.write_table(table, sink)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+@dataclass(frozen=True)
+class Export:
+    """An export: the file's bytes, and the permitted rows they hold."""
+
+    content: bytes
+    format: ExportFormat
+    materialized: Materialized
+
+    @property
+    def table(self) -> pa.Table:
+        return self.materialized.table
+
+    @property
+    def agreements(self) -> tuple[str, ...]:
+        return self.materialized.agreements
 
 
 class Access:
@@ -504,14 +556,14 @@ class Access:
     def export(
         self,
         entity: str,
-        out: Path,
+        format: ExportFormat,
         *,
+        destination: str,
         providers: Sequence[str] | None = None,
         fields: Sequence[str] | None = None,
-    ) -> Materialized:
-        """Write permitted rows to CSV or Parquet (by the file's suffix)."""
-        if out.suffix.lower() not in (".csv", ".parquet"):
-            raise UserError(f"{out}: export to a .csv or .parquet file.")
+    ) -> Export:
+        """Permitted rows as the bytes of a CSV or Parquet file, for the door to put
+        at ``destination`` (named in the audit entry: where the rows go)."""
         m = self._materialize(
             entity,
             operation="export_microdata",
@@ -519,19 +571,9 @@ class Access:
             fields=fields,
             action="export",
         )
-        try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            if out.suffix.lower() == ".csv":
-                pacsv.write_csv(m.table, out)
-            else:
-                pq.write_table(m.table, out)
-        except OSError as exc:
-            raise UserError(
-                f"{out}: cannot write the export ({exc.strerror or exc}); nothing was "
-                "disclosed."
-            ) from None
-        self._record("export", m, f"export of {entity}", destination=str(out))
-        return m
+        content = export_bytes(m.table, format)
+        self._record("export", m, f"export of {entity}", destination=destination)
+        return Export(content, format, m)
 
     def session(
         self, entities: Sequence[str], *, operation: str = "row_level_view"

@@ -14,10 +14,12 @@ lists every disclosure of one partner's data.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -33,9 +35,11 @@ __all__ = [
     "AuditLog",
     "Disclosure",
     "DisclosureReport",
+    "LoggedEntry",
     "Verification",
     "canonical_json",
     "chain_hash",
+    "disclosure_csv",
     "last_change",
 ]
 
@@ -103,6 +107,47 @@ def _head(con: Connection) -> AuditHead:
     return AuditHead(int(row[0]), str(row[1])) if row else AuditHead(0, GENESIS)
 
 
+@dataclass(frozen=True, kw_only=True)
+class LoggedEntry(AuditEntry):
+    """An entry as the log holds it: what it records, its place in the chain and
+    when it was written. ``entry["field"]`` reads it as stored (canonical JSON: lists
+    for the tuples, the time as ISO text)."""
+
+    seq: int
+    at: datetime
+
+    @classmethod
+    def from_json(cls, stored: Mapping[str, Any]) -> LoggedEntry:
+        """The entry of a stored text, parsed (entries older than a field lack it)."""
+        return cls(
+            str(stored["action"]),
+            str(stored["actor"]),
+            decision=str(stored.get("decision", "allow")),
+            reason=str(stored.get("reason") or ""),
+            actor_partner=stored.get("actor_partner"),
+            on_behalf_of=stored.get("on_behalf_of"),
+            purpose=stored.get("purpose"),
+            agreements=tuple(stored.get("agreements") or ()),
+            providers=tuple(stored.get("providers") or ()),
+            what=str(stored.get("what") or ""),
+            rows=stored.get("rows"),
+            cells=stored.get("cells"),
+            suppressed=stored.get("suppressed"),
+            epsilon=stored.get("epsilon"),
+            destination=stored.get("destination"),
+            detail=dict(stored.get("detail") or {}),
+            seq=int(stored["seq"]),
+            at=datetime.fromisoformat(str(stored["at"])),
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        """The entry as stored."""
+        return self.as_dict(self.at, self.seq)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.as_json()[name]
+
+
 @dataclass(frozen=True)
 class Verification:
     ok: bool
@@ -115,15 +160,18 @@ class Verification:
 
 @dataclass(frozen=True)
 class Disclosure:
+    """One disclosure of a partner's data: a read, an export, a release or a link."""
+
     seq: int
-    at: str
+    at: datetime
     action: str
     actor: str
     actor_partner: str | None
     purpose: str | None
-    agreements: list[str]
+    agreements: tuple[str, ...]
     what: str
     rows: int | None
+    """the partner's rows disclosed (not the other providers' of the same read)"""
     cells: int | None
     suppressed: int | None
     destination: str | None
@@ -132,10 +180,56 @@ class Disclosure:
 @dataclass(frozen=True)
 class DisclosureReport:
     partner: str
-    disclosures: list[Disclosure]
+    disclosures: tuple[Disclosure, ...]
     head: AuditHead
     """The chain's newest entry when it was made: the anchor a partner keeps to
     check later that this history was not rewritten."""
+
+
+DISCLOSURE_COLUMNS = (
+    "seq",
+    "at",
+    "action",
+    "what",
+    "who",
+    "partner",
+    "purpose",
+    "agreements",
+    "rows",
+    "cells",
+    "suppressed",
+    "destination",
+)
+
+
+def disclosure_csv(report: DisclosureReport) -> bytes:
+    """The report as a CSV file (UTF-8, one row per disclosure) to hand the partner."""
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(DISCLOSURE_COLUMNS)
+    for e in report.disclosures:
+        writer.writerow(
+            [
+                e.seq,
+                _timestamp(e.at),
+                e.action,
+                e.what,
+                e.actor,
+                e.actor_partner,
+                e.purpose,
+                " ".join(e.agreements),
+                e.rows,
+                e.cells,
+                e.suppressed,
+                e.destination,
+            ]
+        )
+    return text.getvalue().encode("utf-8")
+
+
+def _timestamp(at: datetime) -> str:
+    """A time as the log writes it."""
+    return at.isoformat(timespec="microseconds")
 
 
 class AuditLog:
@@ -228,14 +322,15 @@ class AuditLog:
 
     def entries(
         self, *, since_seq: int = 0, action: str | None = None, limit: int = 1000
-    ) -> list[dict[str, Any]]:
+    ) -> list[LoggedEntry]:
+        """Entries after ``since_seq`` (of one ``action``), oldest first."""
         rows = self._con.execute(
             "SELECT entry FROM gov.audit_log WHERE seq > ? "
             "AND (? IS NULL OR json_extract_string(entry, '$.action') = ?) "
             "ORDER BY seq LIMIT ?",
             [since_seq, action, action, limit],
         ).fetchall()
-        return [json.loads(r[0]) for r in rows]
+        return [LoggedEntry.from_json(json.loads(r[0])) for r in rows]
 
     def report(
         self, s: Session, partner: str, *, since: datetime | None = None
@@ -280,7 +375,7 @@ class AuditLog:
         ).fetchall()
         return DisclosureReport(
             partner,
-            [_disclosure(json.loads(r[0]), partner) for r in rows],
+            tuple(_disclosure(json.loads(r[0]), partner) for r in rows),
             _head(s.con),
         )
 
@@ -311,12 +406,12 @@ def _disclosure(e: dict[str, Any], partner: str) -> Disclosure:
     rows = by_provider.get(partner) if isinstance(by_provider, dict) else e.get("rows")
     return Disclosure(
         seq=e["seq"],
-        at=e["at"],
+        at=datetime.fromisoformat(e["at"]),
         action=e["action"],
         actor=e["actor"],
         actor_partner=e.get("actor_partner"),
         purpose=e.get("purpose"),
-        agreements=list(e.get("agreements") or []),
+        agreements=tuple(e.get("agreements") or ()),
         what=e.get("what", ""),
         rows=rows,
         cells=e.get("cells"),

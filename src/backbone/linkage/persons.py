@@ -37,7 +37,7 @@ from backbone.session import AuditEntry, Session
 from backbone.settings import Settings
 
 if TYPE_CHECKING:
-    from backbone.governance.access import Access
+    from backbone.governance.access import Access, Export, ExportFormat
 
 __all__ = [
     "Evaluation",
@@ -705,14 +705,25 @@ class Linkage:
                 f"No partner '{partner_id}'. `backbone partner list` shows them."
             )
 
-    def export_crosswalk(self, access: Access, partner_id: str, out: Path) -> int:
-        """Write a partner's local ids with their person ids (CSV or Parquet), as
-        far as the policy lets ``access`` export them."""
+    def export_crosswalk(
+        self,
+        access: Access,
+        partner_id: str,
+        format: ExportFormat,
+        *,
+        destination: str,
+    ) -> Export:
+        """A partner's local ids with their person ids, as a CSV or Parquet file's
+        bytes for the door to put at ``destination``, as far as the policy lets
+        ``access`` export them."""
         self._known_partner(partner_id)
-        m = access.export(
-            "record_person", out, providers=[partner_id], fields=["local_id"]
+        return access.export(
+            "record_person",
+            format,
+            destination=destination,
+            providers=[partner_id],
+            fields=["local_id"],
         )
-        return int(m.table.num_rows)
 
     # --- privacy-preserving encodings -------------------------------------------------
 
