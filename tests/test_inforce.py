@@ -13,6 +13,7 @@ from backbone.partners.agreements.inforce import (
     Standing,
     VersionState,
     came_into_force,
+    end_of,
     in_force_by_agreement,
     version_in_force,
 )
@@ -134,3 +135,22 @@ def test_nothing_in_force() -> None:
     assert str(state) == "none in force"
     assert state.refusal() == "no version is in force on 2025-03-01"
     assert not (state.applies or state.active or state.in_term or state.ended)
+
+
+@pytest.mark.parametrize(
+    ("view", "end"),
+    [
+        (_view(1), D(2027, 6, 30)),  # at the end of its term
+        (_view(1, effective_to=None), None),  # no end while it has none
+        # a suspension ends nothing: its data stays until the term is over
+        (_view(1, status="suspended"), D(2027, 6, 30)),
+        # a termination ends it on the day it came into force, not at the term's end
+        (_view(2, status="terminated", in_force=D(2026, 3, 1)), D(2026, 3, 1)),
+        (
+            _view(2, status="terminated", in_force=None, effective_from="2026-01-15"),
+            D(2026, 1, 15),
+        ),
+    ],
+)
+def test_when_a_version_ends(view: VersionView, end: date | None) -> None:
+    assert end_of(view) == end

@@ -32,7 +32,7 @@ from backbone.engines.sql import literal
 from backbone.governance.audit import AuditEntry, AuditLog, canonical_json
 from backbone.model.schema import ALL_TABLES, DERIVED_FROM
 from backbone.partners.agreements.document import AgreementDocument, Status
-from backbone.partners.agreements.inforce import came_into_force
+from backbone.partners.agreements.inforce import came_into_force, end_of
 from backbone.partners.agreements.store import AgreementRegistry, VersionRecord
 from backbone.session import Session
 
@@ -77,13 +77,6 @@ class Certificate:
     certificate: dict[str, object]
 
 
-def _end(record: VersionRecord, doc: AgreementDocument) -> date | None:
-    """The day an agreement version stopped applying, or None while it applies."""
-    if doc.status is Status.terminated:
-        return record.in_force_from or doc.effective_from
-    return doc.effective_to
-
-
 def _due(ended: date, doc: AgreementDocument) -> date:
     days: list[date] = []
     if doc.retention is not None:
@@ -119,7 +112,7 @@ def destruction_due(
         current = in_force[-1]
         doc = current.document
         provider = doc.parties.provider
-        end = _end(current, doc)
+        end = end_of(current)
         entities = {d.entity for d in doc.datasets}
         destroy_by = doc.retention.destroy_by if doc.retention else None
         if destroy_by is not None and destroy_by <= today:

@@ -31,6 +31,7 @@ __all__ = [
     "VersionState",
     "Versioned",
     "came_into_force",
+    "end_of",
     "in_force_by_agreement",
     "refusal",
     "standing",
@@ -123,6 +124,17 @@ def refusal(doc: AgreementDocument, day: date) -> str | None:
         case Standing.ended:
             return f"the agreement expired on {doc.effective_to}"
     return None
+
+
+def end_of(version: Versioned) -> date | None:
+    """When a version in force stops applying for good, or None while it has no end:
+    a terminated version ends on the day it came into force (the termination's day),
+    any other at the end of its term. A suspended version has not ended (its data
+    stays); a version after its end has (retention destroys from that day)."""
+    doc = version.document
+    if doc.status is Status.terminated:
+        return version.in_force_from or doc.effective_from
+    return doc.effective_to
 
 
 @dataclass(frozen=True)
