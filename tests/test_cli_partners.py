@@ -309,6 +309,8 @@ def test_commitments_feeds_requests_status_and_digest(wh: str, tmp_path: Path) -
         "Overdue commitments by owner",
         "Collect the graduate lists",
         "Late feeds",
+        "2026-11-15",  # the late feed's due date
+        "none yet",  # a partner that has sent nothing
         "REQ-1",
     ):
         assert expected in status

@@ -8,7 +8,13 @@ import yaml
 from backbone import Warehouse
 from backbone.errors import InputFileError, UserError
 from backbone.partners.agreements import lint_document, load_document
-from backbone.partners.feeds import Feed, last_due
+from backbone.partners.feeds import (
+    DuePeriod,
+    Feed,
+    LateFeed,
+    RecentSubmission,
+    last_due,
+)
 from backbone.partners.status import (
     build_digest,
     digest_html,
@@ -64,7 +70,9 @@ def _monthly_attendance(wh: Warehouse, since: date) -> None:
 def test_last_due_period_by_cadence(
     cadence: str, on: date, expected: tuple[date, date] | None
 ) -> None:
-    assert last_due(cadence, date(2024, 9, 1), on) == expected
+    assert last_due(cadence, date(2024, 9, 1), on) == (
+        DuePeriod(*expected) if expected else None
+    )
 
 
 @pytest.mark.parametrize(
@@ -82,7 +90,7 @@ def test_last_due_period_by_cadence(
 def test_yearly_and_term_feeds_follow_the_school_year(
     cadence: str, start_month: int, on: date, expected: tuple[date, date]
 ) -> None:
-    assert last_due(cadence, date(2024, 9, 1), on, start_month) == expected
+    assert last_due(cadence, date(2024, 9, 1), on, start_month) == DuePeriod(*expected)
 
 
 def _submit(wh: Warehouse, partner: str, feed: str, at: datetime) -> None:
@@ -96,8 +104,8 @@ def _submit(wh: Warehouse, partner: str, feed: str, at: datetime) -> None:
 def test_a_feed_is_late_until_something_arrives_after_the_period(wh: Warehouse) -> None:
     _monthly_attendance(wh, date(2026, 1, 1))
     on = date(2026, 11, 30)
-    assert [(f.feed_id, due, last) for f, due, last in wh.feeds.late(on)] == [
-        ("attendance", date(2026, 11, 15), None)
+    assert wh.feeds.late(on) == [
+        LateFeed(wh.feeds.get("d1", "attendance"), date(2026, 11, 15), None)
     ]
     _submit(
         wh, "d1", "attendance", datetime(2026, 10, 20, 9, 0)
@@ -338,16 +346,30 @@ def test_status_and_digest_show_what_to_chase(wh: Warehouse, tmp_path: Path) -> 
             effective=date(2027, 6, 1),
             summary="Widen.",
         )
+    # a file of another feed: the attendance feed stays late
+    _submit(wh, "d1", "roster", datetime(2027, 5, 3, 9, 0))
 
     status = partnership_status(wh, on)
     assert [v.ref for v in status.expiring] == ["DSA-D1@1"]  # ends 2027-06-30
     assert [v.ref for v in status.pending] == ["DSA-D1@2"]
     assert list(status.overdue) == ["d1"]
-    assert [f.feed_id for f, _, _ in status.late_feeds] == ["attendance"]
+    assert [f.feed.feed_id for f in status.late_feeds] == ["attendance"]
     assert [r.request_id for r in status.requests] == ["REQ-1"]
+    last = {s.partner_id: s.received_at for s in status.last_submissions}
+    assert last["d1"] == datetime(2027, 5, 3, 9, 0)
 
     digest = build_digest(wh, "d1", on)
+    assert digest.submissions == [
+        RecentSubmission(
+            datetime(2027, 5, 3, 9, 0), "roster", "f.csv", "loaded", 10, 9, 1
+        )
+    ]
+    assert [f.feed.feed_id for f in digest.late_feeds] == ["attendance"]
     text = digest_text(digest)
+    assert (
+        "2027-05-03 roster: f.csv — loaded; 10 rows read, 9 loaded, 1 quarantined"
+        in text
+    )
     assert (
         "#1 Collect <graduate> lists — OVERDUE by 44 days (due 2027-04-01), owed to a1"
         in text

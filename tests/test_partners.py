@@ -1,4 +1,5 @@
 import json
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,18 @@ def test_unknown_partner_is_not_found(warehouse: Warehouse) -> None:
 def test_partner_ids_are_plain(warehouse: Warehouse, bad: str) -> None:
     with pytest.raises(UserError, match="Partner id"), warehouse.session() as s:
         warehouse.partners.add(s, Partner(bad, "Name", "funder"))
+
+
+def test_partners_are_dated_by_the_sessions_clock(tmp_path: Path) -> None:
+    then = datetime(2026, 3, 2, 9, 30)
+    directory = tmp_path / "community.json"
+    directory.write_text(json.dumps(DIRECTORY))
+    with Warehouse.init(tmp_path / "wh", clock=lambda: then) as wh:
+        with wh.session() as s:
+            wh.partners.add(s, Partner("c9", "Late Club", "community_organization"))
+        with wh.session() as s:
+            wh.partners.import_directory(s, directory)
+        created = wh._con.execute(
+            "SELECT DISTINCT created_at FROM ref.partner"
+        ).fetchall()
+    assert created == [(then,)]

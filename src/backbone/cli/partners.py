@@ -666,7 +666,7 @@ def feed_list(
         day = parse_date(on)
         from backbone.partners.status import late_feeds
 
-        late = {(f.partner_id, f.feed_id): due for f, due, _ in late_feeds(wh, day)}
+        late = {(f.feed.partner_id, f.feed.feed_id): f.due for f in late_feeds(wh, day)}
         table = _table(
             f"Feeds on {day}",
             "partner",
@@ -871,18 +871,22 @@ def status(warehouse: WarehouseOption = Path("warehouse"), on: OnOption = None) 
     table = _table(
         "Late feeds", "partner", "feed", "cadence", "was due", "last received"
     )
-    for f, due, last in s.late_feeds:
+    for late in s.late_feeds:
         table.add_row(
-            f.partner_id,
-            f.feed_id,
-            f.cadence,
-            str(due),
-            f"{last:%Y-%m-%d}" if last else "never",
+            late.feed.partner_id,
+            late.feed.feed_id,
+            late.feed.cadence,
+            str(late.due),
+            f"{late.last_received:%Y-%m-%d}" if late.last_received else "never",
         )
     console.print(table)
     table = _table("Last submission per partner", "partner", "name", "last submission")
-    for pid, name, last in s.last_submissions:
-        table.add_row(pid, name, f"{last:%Y-%m-%d}" if last else "none yet")
+    for last in s.last_submissions:
+        table.add_row(
+            last.partner_id,
+            last.name,
+            f"{last.received_at:%Y-%m-%d}" if last.received_at else "none yet",
+        )
     console.print(table)
     table = _table(
         "Data-use requests in review", "request", "from", "title", "awaiting"

@@ -17,7 +17,15 @@ from backbone.errors import NotFoundError, UserError
 from backbone.model.calendar import school_year_bounds, school_year_of
 from backbone.session import Session
 
-__all__ = ["CADENCES", "Feed", "FeedRegistry", "last_due"]
+__all__ = [
+    "CADENCES",
+    "DuePeriod",
+    "Feed",
+    "FeedRegistry",
+    "LateFeed",
+    "RecentSubmission",
+    "last_due",
+]
 
 CADENCES = ("monthly", "term", "yearly")
 MODES = ("replace-period", "append")
@@ -36,6 +44,39 @@ class Feed:
     mode: str = "replace-period"
     """replace-period: a new file replaces the rows of the school years it covers;
     append: new rows are added to what is there."""
+
+
+@dataclass(frozen=True)
+class DuePeriod:
+    """A feed's period whose data is due."""
+
+    period_end: date
+    due: date
+    """the period's end plus the grace days"""
+
+
+@dataclass(frozen=True)
+class LateFeed:
+    """A feed whose data was due and has not come."""
+
+    feed: Feed
+    due: date
+    """the due date missed (the last period's end plus the grace days)"""
+    last_received: datetime | None
+    """the feed's last submission, before that period ended (None: never)"""
+
+
+@dataclass(frozen=True)
+class RecentSubmission:
+    """A file a partner sent, as its digest lists it."""
+
+    received_at: datetime
+    feed: str
+    file_name: str
+    status: str
+    rows_read: int | None
+    rows_loaded: int | None
+    rows_quarantined: int | None
 
 
 def _first_term_end(first_day: date) -> date:
@@ -65,14 +106,14 @@ def _period_ends(cadence: str, since: date, on: date, start_month: int) -> list[
 
 def last_due(
     cadence: str, since: date, on: date, start_month: int = 7
-) -> tuple[date, date] | None:
-    """(end of the last period whose data is due by ``on``, its due date); school
-    years start in ``start_month`` (the settings' default when not given)."""
+) -> DuePeriod | None:
+    """The last period whose data is due by ``on`` (None before the first is);
+    school years start in ``start_month`` (the settings' default when not given)."""
     due = [
-        (end, end + timedelta(days=GRACE_DAYS))
+        DuePeriod(end, end + timedelta(days=GRACE_DAYS))
         for end in _period_ends(cadence, since, on, start_month)
     ]
-    due = [d for d in due if d[1] < on]
+    due = [d for d in due if d.due < on]
     return due[-1] if due else None
 
 
@@ -178,21 +219,15 @@ class FeedRegistry:
 
     def recent_submissions(
         self, partner_id: str, since: date
-    ) -> builtins.list[
-        tuple[datetime, str, str, str, int | None, int | None, int | None]
-    ]:
-        """The partner's submissions received since ``since``, newest first: when,
-        feed, file name, status, and rows read, loaded and quarantined."""
+    ) -> builtins.list[RecentSubmission]:
+        """The partner's submissions received since ``since``, newest first."""
         rows = self._con.execute(
             "SELECT received_at, feed, file_name, status, rows_read, rows_loaded, "
             "rows_quarantined FROM ops.submission "
             "WHERE partner_id = ? AND received_at >= ? ORDER BY received_at DESC",
             [partner_id, since],
         ).fetchall()
-        return [
-            (at, feed, file_name, status, read, loaded, quarantined)
-            for at, feed, file_name, status, read, loaded, quarantined in rows
-        ]
+        return [RecentSubmission(*r) for r in rows]
 
     def late(
         self,
@@ -200,7 +235,7 @@ class FeedRegistry:
         covered: Callable[[str], bool] | None = None,
         *,
         school_year_start_month: int = 7,
-    ) -> builtins.list[tuple[Feed, date, datetime | None]]:
+    ) -> builtins.list[LateFeed]:
         """Late feeds with the due date missed and the last submission (if any).
 
         ``covered(agreement_id)`` tells whether the feed's agreement still runs on
@@ -214,8 +249,7 @@ class FeedRegistry:
             due = last_due(feed.cadence, feed.since, on, school_year_start_month)
             if due is None:
                 continue
-            period_end, due_date = due
             last = self.last_submission(feed.partner_id, feed.feed_id)
-            if last is None or last.date() <= period_end:
-                out.append((feed, due_date, last))
+            if last is None or last.date() <= due.period_end:
+                out.append(LateFeed(feed, due.due, last))
         return out

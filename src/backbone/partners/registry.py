@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, fields
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +119,7 @@ class PartnerRegistry:
         s.require(
             "administer", f"register partner {partner.partner_id}", action="partner"
         )
-        self._add(s.con, partner, contacts)
+        self._add(s.con, partner, contacts, created_at=s.clock().replace(tzinfo=None))
         for code, name in schools:
             self._add_school(s.con, partner.partner_id, code, name)
         s.record(
@@ -134,6 +134,8 @@ class PartnerRegistry:
         con: Connection,
         partner: Partner,
         contacts: tuple[Contact, ...],
+        *,
+        created_at: datetime,
     ) -> None:
         if not PARTNER_ID.fullmatch(partner.partner_id):
             raise UserError(
@@ -159,7 +161,7 @@ class PartnerRegistry:
                 partner.name,
                 partner.kind,
                 partner.ed_org_id,
-                datetime.now(UTC).replace(tzinfo=None),
+                created_at,
             ],
         )
         for contact in contacts:
@@ -279,12 +281,14 @@ class PartnerRegistry:
             ) from None
         counts: dict[str, int] = {}
         con = s.con
+        now = s.clock().replace(tzinfo=None)
         with transaction(con):
             for p in _items(doc, "partners", path):
                 self._add(
                     con,
                     Partner(p["partner_id"], p["name"], p["kind"], p.get("ed_org_id")),
                     tuple(Contact(**c) for c in p.get("contacts", [])),
+                    created_at=now,
                 )
             counts["partners"] = len(doc["partners"])
             _insert(

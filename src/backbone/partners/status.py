@@ -17,13 +17,14 @@ from typing import Protocol
 
 from backbone.partners.agreements.store import AgreementRegistry, VersionRecord
 from backbone.partners.commitments import Commitment, CommitmentBook
-from backbone.partners.feeds import Feed, FeedRegistry
+from backbone.partners.feeds import FeedRegistry, LateFeed, RecentSubmission
 from backbone.partners.registry import PartnerRegistry
 from backbone.partners.requests import DataRequest, RequestBook
 from backbone.settings import Settings
 
 __all__ = [
     "Digest",
+    "LastSubmission",
     "PartnershipStatus",
     "build_digest",
     "digest_html",
@@ -54,14 +55,25 @@ class Partnership(Protocol):
     def settings(self) -> Settings: ...
 
 
-@dataclass
+@dataclass(frozen=True)
+class LastSubmission:
+    """When a partner last sent anything."""
+
+    partner_id: str
+    name: str
+    received_at: datetime | None
+    """None: never"""
+
+
+@dataclass(frozen=True)
 class PartnershipStatus:
     on: date
     expiring: list[VersionRecord]
     pending: list[VersionRecord]
     overdue: dict[str, list[Commitment]]
-    late_feeds: list[tuple[Feed, date, datetime | None]]
-    last_submissions: list[tuple[str, str, datetime | None]]
+    """open commitments past due, by the partner that owes them"""
+    late_feeds: list[LateFeed]
+    last_submissions: list[LastSubmission]
     requests: list[DataRequest]
 
 
@@ -73,7 +85,7 @@ def _covered(wh: Partnership, on: date) -> Callable[[str], bool]:
     return covered
 
 
-def late_feeds(wh: Partnership, on: date) -> list[tuple[Feed, date, datetime | None]]:
+def late_feeds(wh: Partnership, on: date) -> list[LateFeed]:
     """Feeds late on ``on`` (not those whose agreement has ended: they are over),
     with the due date missed and the last submission; one rule for every door."""
     return wh.feeds.late(
@@ -88,7 +100,7 @@ def partnership_status(wh: Partnership, on: date) -> PartnershipStatus:
     for c in wh.commitments.list(on=on, overdue=True):
         overdue.setdefault(c.owner_partner_id, []).append(c)
     last = [
-        (p.partner_id, p.name, wh.feeds.last_submission(p.partner_id))
+        LastSubmission(p.partner_id, p.name, wh.feeds.last_submission(p.partner_id))
         for p in wh.partners.list()
         if p.kind not in ("backbone", "funder")
     ]
@@ -103,17 +115,15 @@ def partnership_status(wh: Partnership, on: date) -> PartnershipStatus:
     )
 
 
-@dataclass
+@dataclass(frozen=True)
 class Digest:
     partner_id: str
     partner_name: str
     on: date
     owes: list[Commitment] = field(default_factory=list)
     owed: list[Commitment] = field(default_factory=list)
-    late_feeds: list[tuple[Feed, date, datetime | None]] = field(default_factory=list)
-    submissions: list[
-        tuple[datetime, str, str, str, int | None, int | None, int | None]
-    ] = field(default_factory=list)
+    late_feeds: list[LateFeed] = field(default_factory=list)
+    submissions: list[RecentSubmission] = field(default_factory=list)
     approvals: list[VersionRecord] = field(default_factory=list)
     reviews: list[DataRequest] = field(default_factory=list)
     expiring: list[VersionRecord] = field(default_factory=list)
@@ -121,25 +131,28 @@ class Digest:
 
 def build_digest(wh: Partnership, partner_id: str, on: date) -> Digest:
     partner = wh.partners.get(partner_id)
-    d = Digest(partner_id, partner.name, on)
-    d.owes = wh.commitments.list(on=on, owner=partner_id, open_only=True)
-    d.owed = wh.commitments.list(on=on, counterpart=partner_id, open_only=True)
-    d.late_feeds = [f for f in late_feeds(wh, on) if f[0].partner_id == partner_id]
-    d.submissions = wh.feeds.recent_submissions(
-        partner_id, on - timedelta(days=RECENT_DAYS)
+    return Digest(
+        partner_id,
+        partner.name,
+        on,
+        owes=wh.commitments.list(on=on, owner=partner_id, open_only=True),
+        owed=wh.commitments.list(on=on, counterpart=partner_id, open_only=True),
+        late_feeds=[f for f in late_feeds(wh, on) if f.feed.partner_id == partner_id],
+        submissions=wh.feeds.recent_submissions(
+            partner_id, on - timedelta(days=RECENT_DAYS)
+        ),
+        approvals=[v for v in wh.agreements.pending() if partner_id in v.awaiting],
+        reviews=[
+            r
+            for r in wh.requests.list()
+            if r.status == "in_review" and partner_id in r.awaiting
+        ],
+        expiring=[
+            v
+            for v in wh.agreements.expiring(on, EXPIRY_WINDOW_DAYS)
+            if partner_id in v.document.parties.all()
+        ],
     )
-    d.approvals = [v for v in wh.agreements.pending() if partner_id in v.awaiting]
-    d.reviews = [
-        r
-        for r in wh.requests.list()
-        if r.status == "in_review" and partner_id in r.awaiting
-    ]
-    d.expiring = [
-        v
-        for v in wh.agreements.expiring(on, EXPIRY_WINDOW_DAYS)
-        if partner_id in v.document.parties.all()
-    ]
-    return d
 
 
 def _due(c: Commitment, on: date) -> str:
@@ -173,17 +186,23 @@ def _sections(d: Digest) -> list[tuple[str, list[str]]]:
         (
             "Late feeds",
             [
-                f"{f.feed_id} ({f.cadence}: {', '.join(f.entities)}) was due {due}; "
-                + (f"last received {last:%Y-%m-%d}" if last else "never received")
-                for f, due, last in d.late_feeds
+                f"{late.feed.feed_id} ({late.feed.cadence}: "
+                f"{', '.join(late.feed.entities)}) was due {late.due}; "
+                + (
+                    f"last received {late.last_received:%Y-%m-%d}"
+                    if late.last_received
+                    else "never received"
+                )
+                for late in d.late_feeds
             ],
         ),
         (
             f"Your submissions in the last {RECENT_DAYS} days",
             [
-                f"{at:%Y-%m-%d} {feed}: {name} — {status}; {read or 0} rows read, {loaded or 0} loaded, "
-                f"{quarantined or 0} quarantined"
-                for at, feed, name, status, read, loaded, quarantined in d.submissions
+                f"{u.received_at:%Y-%m-%d} {u.feed}: {u.file_name} — {u.status}; "
+                f"{u.rows_read or 0} rows read, {u.rows_loaded or 0} loaded, "
+                f"{u.rows_quarantined or 0} quarantined"
+                for u in d.submissions
             ],
         ),
         (
