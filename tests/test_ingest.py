@@ -11,7 +11,12 @@ import pytest
 
 from backbone import Warehouse
 from backbone.errors import InputFileError, UserError
-from backbone.ingest.report import build_report, quarantine_csv, report_html
+from backbone.ingest.report import (
+    QuarantineExample,
+    build_report,
+    quarantine_csv,
+    report_html,
+)
 
 from .ingest_fixtures import (
     ATTENDANCE,
@@ -104,13 +109,15 @@ def test_attendance_rules_on_a_hand_checked_file(wh: Warehouse, tmp_path: Path) 
     assert (sub.rows_read, sub.rows_loaded, sub.rows_quarantined) == (8, 2, 6)
     assert (wh.path / sub.raw_path).is_file()
     by_rule = {g.rule: g for g in report.groups}
-    assert by_rule["unknown_code"].examples == [
-        (
+    assert by_rule["unknown_code"].examples == (
+        QuarantineExample(
             5,
             "attendance_event_category (from code): 'X' is not a known code; add it to the mapping's codes",
-        )
-    ]
-    assert by_rule["duplicate_in_file"].examples == [(4, "the same record as row 2")]
+        ),
+    )
+    assert by_rule["duplicate_in_file"].examples == (
+        QuarantineExample(4, "the same record as row 2"),
+    )
 
 
 def test_the_same_file_twice_is_a_no_op_that_says_so(

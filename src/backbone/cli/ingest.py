@@ -55,7 +55,7 @@ def submit(
 
     Sign in as one of the partner's users (or the steward's). Each file is its own
     submission: a refused file stops the command, the files before it stay loaded."""
-    from backbone.ingest.report import write_report_files
+    from backbone.ingest.report import QuarantineExample, write_report_files
 
     with doors(), Warehouse.open(warehouse) as wh:
         principal = signed_in(wh, user, token)
@@ -89,9 +89,9 @@ def submit(
                 if report is None:
                     continue
                 for g in report.groups:
-                    first = g.examples[0] if g.examples else (0, "")
+                    first = g.examples[0] if g.examples else QuarantineExample(0, "")
                     console.print(
-                        f"  {g.rule} ({g.entity}): {g.rows:,} rows, e.g. row {first[0]}: {first[1]}"
+                        f"  {g.rule} ({g.entity}): {g.rows:,} rows, e.g. row {first.row}: {first.message}"
                     )
                 html_path, _ = write_report_files(report, wh.path / "reports")
                 if report.groups:
@@ -183,8 +183,8 @@ def submissions_show(
             )
         for g in report.groups:
             console.print(f"{g.rule} in {g.entity}: {g.rows:,} rows")
-            for row, message in g.examples:
-                console.print(f"    row {row}: {message}")
+            for example in g.examples:
+                console.print(f"    row {example.row}: {example.message}")
         if out is not None:
             try:
                 html_path, csv_path = write_report_files(report, out)

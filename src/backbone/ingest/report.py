@@ -8,7 +8,7 @@ import csv
 import html
 import io
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from backbone.engines import Connection
@@ -42,12 +42,23 @@ def safe_cell(value: object) -> str:
     return text
 
 
-@dataclass
+@dataclass(frozen=True)
+class QuarantineExample:
+    """A row the rule quarantined, and what it said about it."""
+
+    row: int
+    """the row's number in the file as sent (its header is row 1)"""
+    message: str
+
+
+@dataclass(frozen=True)
 class RuleGroup:
+    """The rows one rule quarantined from one canonical table, with the first few."""
+
     entity: str
     rule: str
     rows: int
-    examples: list[tuple[int, str]] = field(default_factory=list)
+    examples: tuple[QuarantineExample, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -98,13 +109,12 @@ def build_report(con: Connection, submission_id: int) -> Report:
             [submission_id],
         ).fetchall()
     ]
-    groups: dict[tuple[str, str], RuleGroup] = {}
-    for entity, rule, n in con.execute(
+    counts = con.execute(
         "SELECT entity, rule, count(*) FROM (SELECT entity, unnest(list_distinct(rules)) AS rule FROM ops.quarantine "
         "WHERE submission_id = ?) GROUP BY ALL ORDER BY 3 DESC, 1, 2",
         [submission_id],
-    ).fetchall():
-        groups[(entity, rule)] = RuleGroup(entity, rule, n)
+    ).fetchall()
+    examples: dict[tuple[str, str], list[QuarantineExample]] = {}
     for entity, rule, source_row, message in con.execute(
         f"""
         SELECT entity, rule, source_row, message FROM (
@@ -116,8 +126,14 @@ def build_report(con: Connection, submission_id: int) -> Report:
         """,
         [submission_id],
     ).fetchall():
-        groups[(entity, rule)].examples.append((source_row, message))
-    return Report(*row, targets=targets, groups=list(groups.values()))  # type: ignore[misc]
+        examples.setdefault((entity, rule), []).append(
+            QuarantineExample(int(source_row), str(message))
+        )
+    groups = [
+        RuleGroup(entity, rule, int(n), tuple(examples.get((entity, rule), ())))
+        for entity, rule, n in counts
+    ]
+    return Report(*row, targets=targets, groups=groups)  # type: ignore[misc]
 
 
 def report_csv(report: Report) -> str:
@@ -127,8 +143,10 @@ def report_csv(report: Report) -> str:
         ["entity", "rule", "rows", "what it means", "example row", "example"]
     )
     for g in report.groups:
-        examples: list[tuple[int | None, str]] = list(g.examples) or [(None, "")]
-        for source_row, message in examples:
+        shown: list[tuple[int | None, str]] = [
+            (x.row, x.message) for x in g.examples
+        ] or [(None, "")]
+        for source_row, message in shown:
             writer.writerow(
                 [
                     safe_cell(x)
@@ -154,7 +172,7 @@ def report_html(report: Report) -> str:
     )
     groups = ""
     for g in report.groups:
-        examples = "".join(f"<li>row {r}: {e(m)}</li>" for r, m in g.examples)
+        examples = "".join(f"<li>row {x.row}: {e(x.message)}</li>" for x in g.examples)
         groups += (
             f"<h3>{e(g.rule)} in {e(g.entity)}: {g.rows:,} rows</h3>"
             f"<p>{e(RULE_HELP.get(g.rule, ''))}</p><ul>{examples}</ul>"
