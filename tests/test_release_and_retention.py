@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import shutil
 from collections.abc import Iterator
@@ -16,8 +17,9 @@ import yaml
 
 from backbone import Warehouse
 from backbone.errors import PolicyDenied
+from backbone.governance.audit import canonical_json
 from backbone.governance.release import _rates
-from backbone.governance.retention import Purge
+from backbone.governance.retention import DestructionCertificate, Purge
 from tests.policy_fixtures import NOW, build, club_agreement, user
 
 
@@ -312,6 +314,18 @@ def test_retention_purges_everywhere_with_a_certificate(
             "ab" * 32
         ]
         assert d1["agreements"] == ["DSA-D1@1"] and len(d1["sha256"]) == 64
+        # the seal covers the rest of the certificate
+        body = {k: v for k, v in d1.items() if k != "sha256"}
+        assert (
+            d1["sha256"]
+            == hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+        )
+        certificate = wh.retention.certificates()[1].certificate
+        assert certificate == DestructionCertificate.from_json(d1)
+        assert certificate.as_json() == d1
+        assert (certificate.name, certificate.provider) == ("destruction-2", "d1")
+        assert certificate.due_on == date(2027, 7, 30)
+        assert certificate.destroyed_at == datetime(2027, 7, 31, 6)
         logged = wh.audit.entries(action="purge")
         assert [e.providers for e in logged] == [("c1",), ("d1",), ("d2",)]
         assert logged[1].detail["certificate"] == d1
@@ -334,7 +348,7 @@ def test_a_fixed_destruction_date_holds_while_the_agreement_runs(
                 s, "DSA-C1", path, effective=date(2026, 3, 1), summary="destroy early"
             )
         [purge] = _run_retention(wh)
-        assert purge.provider == "c1" and purge.certificate["due_on"] == "2026-03-01"
+        assert purge.provider == "c1" and purge.certificate.due_on == date(2026, 3, 1)
         assert _count(wh, "SELECT count(*) FROM analytic.program_participation") == 0
 
 

@@ -439,7 +439,7 @@ def retention_run(
         _plain().print(
             f"Destroyed {p.provider}'s {', '.join(p.entities)}: "
             f"{p.destroyed:,} rows, {p.raw_files} raw files; "
-            f"certificate {p.certificate['certificate']}."
+            f"certificate {p.certificate.name}."
         )
     if not done:
         _plain().print("Nothing was due; nothing has been destroyed.")

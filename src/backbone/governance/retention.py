@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from backbone.engines import Connection
 from backbone.engines.duckdb import next_id, transaction
@@ -36,7 +37,14 @@ from backbone.partners.agreements.inforce import came_into_force, end_of
 from backbone.partners.agreements.store import AgreementRegistry, VersionRecord
 from backbone.session import Session
 
-__all__ = ["Certificate", "Due", "Purge", "Retention", "destruction_due"]
+__all__ = [
+    "Certificate",
+    "DestructionCertificate",
+    "Due",
+    "Purge",
+    "Retention",
+    "destruction_due",
+]
 
 
 @dataclass(frozen=True)
@@ -50,13 +58,81 @@ class Due:
 
 
 @dataclass(frozen=True)
+class DestructionCertificate:
+    """What one destruction destroyed, and under which agreements: kept in
+    ``gov.purge`` and in the audit log as JSON (:meth:`as_json`), sealed by the
+    SHA-256 of the rest of its text."""
+
+    name: str
+    """``destruction-N``, N the purge's id"""
+    provider: str
+    entities: tuple[str, ...]
+    agreements: tuple[str, ...]
+    ended_on: date
+    due_on: date
+    destroyed_at: datetime
+    destroyed_by: str
+    method: str
+    rows: dict[str, int]
+    """rows destroyed per table (and persons retired, pairs scrubbed)"""
+    raw_files: tuple[str, ...]
+    """the SHA-256 of each raw file unlinked"""
+    reports_deleted: int
+    sha256: str
+
+    def as_json(self) -> dict[str, object]:
+        """The certificate as stored and sealed."""
+        return {**_certificate_body(self), "sha256": self.sha256}
+
+    @classmethod
+    def from_json(cls, stored: Mapping[str, Any]) -> DestructionCertificate:
+        return cls(
+            name=str(stored["certificate"]),
+            provider=str(stored["provider"]),
+            entities=tuple(stored["entities"]),
+            agreements=tuple(stored["agreements"]),
+            ended_on=date.fromisoformat(str(stored["ended_on"])),
+            due_on=date.fromisoformat(str(stored["due_on"])),
+            destroyed_at=datetime.fromisoformat(str(stored["destroyed_at"])),
+            destroyed_by=str(stored["destroyed_by"]),
+            method=str(stored["method"]),
+            rows={str(k): int(v) for k, v in stored["rows"].items()},
+            raw_files=tuple(stored["raw_files"]),
+            reports_deleted=int(stored["reports_deleted"]),
+            sha256=str(stored["sha256"]),
+        )
+
+
+def _certificate_body(c: DestructionCertificate) -> dict[str, object]:
+    """What the seal covers: everything but the seal."""
+    return {
+        "certificate": c.name,
+        "provider": c.provider,
+        "entities": list(c.entities),
+        "agreements": list(c.agreements),
+        "ended_on": str(c.ended_on),
+        "due_on": str(c.due_on),
+        "destroyed_at": c.destroyed_at.isoformat(timespec="seconds"),
+        "destroyed_by": c.destroyed_by,
+        "method": c.method,
+        "rows": dict(c.rows),
+        "raw_files": list(c.raw_files),
+        "reports_deleted": c.reports_deleted,
+    }
+
+
+def _seal(body: dict[str, object]) -> str:
+    return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
 class Purge:
     purge_id: int
     provider: str
     entities: tuple[str, ...]
     rows: dict[str, int]
     raw_files: int
-    certificate: dict[str, object]
+    certificate: DestructionCertificate
 
     @property
     def destroyed(self) -> int:
@@ -74,7 +150,7 @@ class Certificate:
     due_on: date
     purged_at: datetime
     rows_destroyed: int
-    certificate: dict[str, object]
+    certificate: DestructionCertificate
 
 
 def _due(ended: date, doc: AgreementDocument) -> date:
@@ -211,7 +287,15 @@ class Retention:
     def certificates(self) -> list[Certificate]:
         """Every destruction done so far, oldest first."""
         return [
-            Certificate(int(i), p, a, due, at, int(n), json.loads(c))
+            Certificate(
+                int(i),
+                p,
+                a,
+                due,
+                at,
+                int(n),
+                DestructionCertificate.from_json(json.loads(c)),
+            )
             for i, p, a, due, at, n, c in self._con.execute(
                 "SELECT purge_id, provider_partner_id, agreement, due_on, purged_at, "
                 "rows_destroyed, certificate FROM gov.purge ORDER BY purge_id"
@@ -241,7 +325,7 @@ class Retention:
         done = (
             "; ".join(
                 f"destroyed {p.provider}'s {', '.join(p.entities)} "
-                f"({p.certificate['certificate']})"
+                f"({p.certificate.name})"
                 for p in purges
             )
             or "nothing was due"
@@ -253,7 +337,7 @@ class Retention:
             providers=tuple(p.provider for p in purges),
             rows=sum(p.destroyed for p in purges),
             detail={
-                "certificates": [p.certificate["certificate"] for p in purges],
+                "certificates": [p.certificate.name for p in purges],
                 "disabled": {
                     u: f"no agreement in force names {partner}"
                     for u, partner in disabled
@@ -327,23 +411,22 @@ class Retention:
                 ).fetchall()
             ]
             purge_id = next_id(con, "gov.purge_id_seq")
-            certificate: dict[str, object] = {
-                "certificate": f"destruction-{purge_id}",
-                "provider": provider,
-                "entities": entities,
-                "agreements": sorted({d.agreement for d in due}),
-                "ended_on": str(max(d.ended_on for d in due)),
-                "due_on": str(min(d.due_on for d in due)),
-                "destroyed_at": now.isoformat(timespec="seconds"),
-                "destroyed_by": by,
-                "method": "deleted from the database; raw files unlinked",
-                "rows": counts,
-                "raw_files": [r[0] for r in raw],
-                "reports_deleted": len(reports),
-            }
-            certificate["sha256"] = hashlib.sha256(
-                canonical_json(certificate).encode("utf-8")
-            ).hexdigest()
+            unsealed = DestructionCertificate(
+                name=f"destruction-{purge_id}",
+                provider=provider,
+                entities=tuple(entities),
+                agreements=tuple(sorted({d.agreement for d in due})),
+                ended_on=max(d.ended_on for d in due),
+                due_on=min(d.due_on for d in due),
+                destroyed_at=now.replace(microsecond=0),
+                destroyed_by=by,
+                method="deleted from the database; raw files unlinked",
+                rows=counts,
+                raw_files=tuple(r[0] for r in raw),
+                reports_deleted=len(reports),
+                sha256="",
+            )
+            certificate = replace(unsealed, sha256=_seal(_certificate_body(unsealed)))
             con.execute(
                 "INSERT INTO gov.purge VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
@@ -353,7 +436,7 @@ class Retention:
                     min(d.due_on for d in due),
                     now,
                     _destroyed(counts),
-                    json.dumps(certificate, sort_keys=True),
+                    json.dumps(certificate.as_json(), sort_keys=True),
                 ],
             )
         # the files go once every row of the unit of work is written (see run)
@@ -374,7 +457,7 @@ class Retention:
                 what=f"destroyed {provider}'s {', '.join(entities)}",
                 rows=_destroyed(counts),
                 reason="retention period ended",
-                detail={"certificate": certificate},
+                detail={"certificate": certificate.as_json()},
             )
         )
         return Purge(purge_id, provider, tuple(entities), counts, len(raw), certificate)
