@@ -4,9 +4,11 @@ an earlier release wrote) ends at the schema ``model/schema/`` declares."""
 
 from __future__ import annotations
 
+import getpass
 import gzip
 import hashlib
 import shutil
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ import pytest
 
 from backbone import Warehouse
 from backbone.engines import next_id
+from backbone.governance.audit import AuditEntry, AuditLog
 from backbone.model.migrations import CURRENT_VERSION, MIGRATIONS, migrate
 from backbone.model.schema import (
     ALL_TABLES,
@@ -22,6 +25,7 @@ from backbone.model.schema import (
     create_sequence_sql,
     create_table_sql,
 )
+from backbone.settings import render_settings_toml
 from backbone.warehouse import SchemaMigration
 
 STORED_V4 = Path(__file__).parent / "data" / "v4-warehouse"
@@ -182,10 +186,29 @@ def test_a_warehouse_an_earlier_release_wrote_migrates_with_its_data(
     old.close()
     assert len(before["ops.schema_migration"]) == 4
 
-    assert Warehouse.migrate(path) == SchemaMigration(4, CURRENT_VERSION)
+    at = datetime(2026, 5, 4, 3, 2, 1)
+    assert Warehouse.migrate(path, clock=lambda: at) == SchemaMigration(
+        4, CURRENT_VERSION
+    )
 
     with Warehouse.open(path, read_only=True) as wh:
         assert wh.schema_version == CURRENT_VERSION
+        # one audit entry, who ran the step, from which version to which (a version
+        # 4 warehouse kept no audit log: step 6 made it, so the chain starts here)
+        [entry] = wh.audit.entries()
+        assert (entry.seq, entry.action, entry.at) == (1, "migration", at)
+        assert entry.actor == f"system:{getpass.getuser()}"
+        assert entry.what == f"schema version 4 -> {CURRENT_VERSION}"
+        assert entry.detail["steps"] == list(range(5, CURRENT_VERSION + 1))
+        assert (entry.detail["from_version"], entry.detail["to_version"]) == (
+            4,
+            CURRENT_VERSION,
+        )
+        assert wh.audit.verify().ok
+    # nothing to do, nothing recorded
+    assert not Warehouse.migrate(path).changed
+    with Warehouse.open(path, read_only=True) as wh:
+        assert wh.audit.head().seq == 1
         assert {p.partner_id for p in wh.partners.list()} == {"b0", "d1", "c1", "f1"}
         assert sorted(f.feed_id for f in wh.feeds.list("d1")) == [
             "attendance",
@@ -219,3 +242,28 @@ def test_a_warehouse_an_earlier_release_wrote_migrates_with_its_data(
         ("attendance.csv", "loaded", 8, 2, 6),
     ]
     con.close()
+
+
+def test_a_migration_is_audited_on_the_chain_the_warehouse_kept(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "wh"
+    path.mkdir()
+    (path / "backbone.toml").write_text(render_settings_toml(), encoding="utf-8")
+    con = duckdb.connect(str(path / "backbone.duckdb"))
+    migrate(con, target=CURRENT_VERSION - 1)
+    earlier = datetime(2025, 1, 1)
+    AuditLog(con, lambda: earlier).append(AuditEntry("read", "d1.analyst"))
+    con.close()
+
+    now = datetime(2026, 1, 2, 3, 4, 5)
+    assert Warehouse.migrate(path, clock=lambda: now).changed
+    with Warehouse.open(path, read_only=True) as wh:
+        first, entry = wh.audit.entries()
+        assert (first.action, first.at) == ("read", earlier)
+        assert (entry.seq, entry.action, entry.at) == (2, "migration", now)
+        assert entry.actor == f"system:{getpass.getuser()}"
+        assert entry.what == (
+            f"schema version {CURRENT_VERSION - 1} -> {CURRENT_VERSION}"
+        )
+        assert wh.audit.verify().ok

@@ -13,8 +13,10 @@ The CLI, web app, REST API and Python API only translate into and out of
 
 from __future__ import annotations
 
+import getpass
 import os
 import secrets
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -34,7 +36,7 @@ from backbone.governance.principals import Principal, Principals
 from backbone.model.migrations import CURRENT_VERSION, migrate, schema_version
 from backbone.model.schema import ALL_TABLES
 from backbone.partners import Partner, PartnerRegistry
-from backbone.session import Session
+from backbone.session import AuditEntry, Session
 from backbone.settings import Settings, render_settings_toml
 
 if TYPE_CHECKING:
@@ -548,13 +550,43 @@ class Warehouse:
         path: Path | str | None = None,
         *,
         on_wait: Callable[[str], None] | None = None,
+        clock: Callable[[], datetime] = system_clock,
     ) -> SchemaMigration:
-        """Bring an older warehouse's schema forward, in one transaction; returns the
-        versions before and after. A newer warehouse is refused untouched."""
+        """Bring an older warehouse's schema forward, in one transaction with its
+        audit entry (``migration``: who ran it, from which version to which); returns
+        the versions before and after. A newer warehouse is refused untouched, and a
+        current one is left as it is (no entry: nothing changed).
+
+        Nobody can sign in to a warehouse of an older schema, so whoever holds the
+        folder runs this step (like ``init``); the entry names them by the operating
+        system's account that ran it, ``system:NAME``."""
         path, _, con = cls._connect(path, False, on_wait)
         try:
             before = schema_version(con)
-            migrate(con, where=str(path))
+            begin(con)
+            try:
+                applied = migrate(con, where=str(path))
+                if applied:
+                    after = applied[-1].version
+                    AuditLog(con, clock).append(
+                        AuditEntry(
+                            "migration",
+                            f"system:{_system_account()}",
+                            what=f"schema version {before} -> {after}",
+                            detail={
+                                "from_version": before,
+                                "to_version": after,
+                                "steps": [m.version for m in applied],
+                                "backbone_version": __version__,
+                                "host": socket.gethostname(),
+                            },
+                        ),
+                        con,
+                    )
+            except BaseException:
+                end(con, commit=False)
+                raise
+            end(con, commit=True)
             return SchemaMigration(before, schema_version(con))
         finally:
             con.close()
@@ -608,3 +640,11 @@ class Warehouse:
             raw_files=len(raw_files),
             raw_bytes=sum(p.stat().st_size for p in raw_files),
         )
+
+
+def _system_account() -> str:
+    """The operating system's name for whoever runs this process."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name and no password-file entry
+        return f"uid-{os.getuid()}"
