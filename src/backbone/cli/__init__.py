@@ -258,8 +258,14 @@ def demo_run(
     loads = Table(title="Submissions (every row loaded or quarantined)")
     for column in ("partner", "files", "rows read", "loaded", "quarantined"):
         loads.add_column(column, justify="left" if column == "partner" else "right")
-    for partner, (n, read, loaded, bad) in ingested.by_partner.items():
-        loads.add_row(partner, f"{n:,}", f"{read:,}", f"{loaded:,}", f"{bad:,}")
+    for partner, done_by in ingested.by_partner.items():
+        loads.add_row(
+            partner,
+            f"{done_by.files:,}",
+            f"{done_by.rows_read:,}",
+            f"{done_by.rows_loaded:,}",
+            f"{done_by.rows_quarantined:,}",
+        )
     loads.add_row(
         "all",
         f"{ingested.submissions:,}",
@@ -285,9 +291,11 @@ def demo_run(
         f"Sign in as the demo's steward admin: export BACKBONE_TOKEN=$(cat {token_file}) "
         f"BACKBONE_WAREHOUSE={warehouse}"
     )
-    for sid, columns in ingested.refused_columns:
+    for refused in ingested.refused_columns:
+        sid = refused.submission_id
         _out().print(
-            f"Submission {sid}: refused and never stored: {escape(columns)} "
+            f"Submission {sid}: refused and never stored: "
+            f"{escape(', '.join(refused.columns))} "
             f"(see `backbone submissions show {sid} -w {warehouse}`)."
         )
     from backbone.cli.partners import status

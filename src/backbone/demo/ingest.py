@@ -16,7 +16,13 @@ if TYPE_CHECKING:
     from backbone.governance import Principal
     from backbone.warehouse import Warehouse
 
-__all__ = ["IngestSummary", "ingest_community", "submission_plan"]
+__all__ = [
+    "IngestSummary",
+    "Loads",
+    "RefusedColumns",
+    "ingest_community",
+    "submission_plan",
+]
 
 EDFI_ORDER = (
     "students",
@@ -39,15 +45,57 @@ DISTRICT_ORDER = (
 )
 
 
-@dataclass
-class IngestSummary:
-    submissions: int = 0
+@dataclass(frozen=True)
+class Loads:
+    """What submissions loaded: files, and rows read, loaded and quarantined."""
+
+    files: int = 0
     rows_read: int = 0
     rows_loaded: int = 0
     rows_quarantined: int = 0
-    by_partner: dict[str, list[int]] = field(default_factory=dict)
-    """partner -> [files, read, loaded, quarantined]"""
-    refused_columns: list[tuple[int, str]] = field(default_factory=list)
+
+    def __add__(self, other: Loads) -> Loads:
+        return Loads(
+            self.files + other.files,
+            self.rows_read + other.rows_read,
+            self.rows_loaded + other.rows_loaded,
+            self.rows_quarantined + other.rows_quarantined,
+        )
+
+
+@dataclass(frozen=True)
+class RefusedColumns:
+    """A submission whose columns no mapping declared: refused, never stored."""
+
+    submission_id: int
+    columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class IngestSummary:
+    by_partner: dict[str, Loads] = field(default_factory=dict)
+    """each partner's submissions, in the order they were sent"""
+    refused_columns: tuple[RefusedColumns, ...] = ()
+
+    @property
+    def total(self) -> Loads:
+        return sum(self.by_partner.values(), Loads())
+
+    @property
+    def submissions(self) -> int:
+        return self.total.files
+
+    @property
+    def rows_read(self) -> int:
+        return self.total.rows_read
+
+    @property
+    def rows_loaded(self) -> int:
+        return self.total.rows_loaded
+
+    @property
+    def rows_quarantined(self) -> int:
+        return self.total.rows_quarantined
 
 
 def submission_plan(community: Path) -> list[tuple[str, str, Path]]:
@@ -127,26 +175,21 @@ def ingest_community(
     with wh.session(steward) as s:
         for (partner, descriptor), codes in descriptor_maps().items():
             wh.descriptor_maps.set(s, partner, descriptor, codes)
-    summary = IngestSummary()
+    by_partner: dict[str, Loads] = {}
+    refused: list[RefusedColumns] = []
     for partner, feed, path in submission_plan(community):
         say(f"{partner}: {path.name}")
         with wh.session(uploaders[partner]) as s:
             results = wh.ingest.submit(s, partner, feed, [path], on=on)
         for result in results:
-            counts = summary.by_partner.setdefault(partner, [0, 0, 0, 0])
-            counts[0] += 1
-            counts[1] += result.rows_read
-            counts[2] += result.rows_loaded
-            counts[3] += result.rows_quarantined
-            summary.submissions += 1
-            summary.rows_read += result.rows_read
-            summary.rows_loaded += result.rows_loaded
-            summary.rows_quarantined += result.rows_quarantined
+            by_partner[partner] = by_partner.get(partner, Loads()) + Loads(
+                1, result.rows_read, result.rows_loaded, result.rows_quarantined
+            )
             if result.undeclared or result.dropped:
-                summary.refused_columns.append(
-                    (
+                refused.append(
+                    RefusedColumns(
                         result.submission_id,
-                        ", ".join(result.undeclared + result.dropped),
+                        (*result.undeclared, *result.dropped),
                     )
                 )
-    return summary
+    return IngestSummary(by_partner, tuple(refused))

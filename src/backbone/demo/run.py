@@ -10,7 +10,7 @@ its own files, and every step leaves its audit entry.
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Protocol
@@ -18,7 +18,12 @@ from typing import Protocol
 from backbone.demo.early_warning import early_warning_tour
 from backbone.demo.generate import GenerateSummary, expected_steps, generate
 from backbone.demo.governance import record_governance
-from backbone.demo.ingest import IngestSummary, ingest_community, submission_plan
+from backbone.demo.ingest import (
+    IngestSummary,
+    RefusedColumns,
+    ingest_community,
+    submission_plan,
+)
 from backbone.demo.outcomes import outcomes_tour
 from backbone.demo.users import create_demo_users, governance_tour
 from backbone.governance.policy import IDENTITY_RESOLUTION
@@ -60,7 +65,7 @@ class DemoRun:
     tour: list[str]
     token_file: Path
     facts: WarehouseInfo
-    refused_columns: list[tuple[int, str]] = field(default_factory=list)
+    refused_columns: tuple[RefusedColumns, ...] = ()
 
     @property
     def reconciled(self) -> bool:
@@ -142,5 +147,5 @@ def run_demo(
         tour=tour,
         token_file=token_file,
         facts=facts,
-        refused_columns=list(ingested.refused_columns),
+        refused_columns=ingested.refused_columns,
     )
