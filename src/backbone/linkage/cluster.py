@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from backbone.engines import Connection
+from backbone.engines import Connection, create_table_as
 from backbone.engines.sql import literal
 
 if TYPE_CHECKING:
@@ -73,10 +73,12 @@ def connected_components(
     clusters = cluster_pairwise_predictions_at_threshold(
         nodes, edges, db_api, node_id_column_name="unique_id"
     )
-    con.execute(
-        f"CREATE OR REPLACE TABLE {out} AS SELECT unique_id, "
-        "min(unique_id) OVER (PARTITION BY cluster_id) AS cluster_id "
-        f"FROM {clusters.physical_name}"
+    create_table_as(
+        con,
+        out,
+        "SELECT unique_id, min(unique_id) OVER (PARTITION BY cluster_id) AS cluster_id "
+        f"FROM {clusters.physical_name}",
+        replace=True,
     )
     clusters.drop_table_from_database_and_remove_from_cache()
 

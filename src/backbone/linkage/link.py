@@ -17,13 +17,22 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from backbone.engines import Connection, next_id, next_ids, transaction
+from backbone.engines import (
+    Connection,
+    arrow,
+    create_table_as,
+    next_id,
+    next_ids,
+    register,
+    registered,
+    transaction,
+)
 from backbone.engines.splink import scratch_api
 from backbone.engines.sql import literal
 from backbone.linkage import cluster, model, prepare
@@ -132,7 +141,6 @@ def run_linkage(
     linkable: set[tuple[str, str]],
     retrain: bool = False,
     progress: Progress | None = None,
-    now: datetime | None = None,
 ) -> LinkSummary:
     """Link every partner record in the warehouse; returns what the run did.
 
@@ -143,12 +151,12 @@ def run_linkage(
     this version's. Between reading its inputs and writing its results the run
     hands the warehouse file back (``unit.released()``), so other processes are not
     kept waiting while the model works; if what it read changed meanwhile it raises
-    :class:`InputsChanged` and writes nothing.
+    :class:`InputsChanged` and writes nothing. Its times are the unit's clock.
     """
     con = unit.con
     say = progress or (lambda _m: None)
     started = time.perf_counter()
-    at = (now or datetime.now(UTC)).replace(tzinfo=None)
+    at = unit.clock().replace(tzinfo=None)
     upper = float(settings["linkage.auto_link_probability"])
     lower = float(settings["linkage.review_probability"])
     upper_dice = float(settings["linkage.auto_link_dice"])
@@ -169,29 +177,33 @@ def run_linkage(
         s = api.duckdb_con
         try:
             say("standardizing partner records")
-            s.register(
+            # the scratch database is closed at the end: nothing to unregister
+            register(
+                s,
                 "clear_records",
-                con.sql(
-                    records_sql("TRUE", settings["calendar.school_year_start_month"])
-                ).to_arrow_table(),
+                arrow(
+                    con,
+                    records_sql("TRUE", settings["calendar.school_year_start_month"]),
+                ),
             )
-            s.register(
+            register(
+                s,
                 "encodings",
-                con.sql(
-                    "SELECT partner_id, local_id, clk FROM identity.encoding"
-                ).to_arrow_table(),
+                arrow(con, "SELECT partner_id, local_id, clk FROM identity.encoding"),
             )
-            s.register(
+            register(
+                s,
                 "old_assignment",
-                con.sql(
-                    "SELECT partner_id, local_id, person_id FROM identity.record_person"
-                ).to_arrow_table(),
+                arrow(
+                    con,
+                    "SELECT partner_id, local_id, person_id FROM identity.record_person",
+                ),
             )
-            s.register(
-                "decisions",
-                con.sql("SELECT * FROM identity.review_decision").to_arrow_table(),
+            register(
+                s, "decisions", arrow(con, "SELECT * FROM identity.review_decision")
             )
-            s.register(
+            register(
+                s,
                 "linkable",
                 pa.table(
                     {
@@ -207,9 +219,8 @@ def run_linkage(
             # the inputs are in memory: give the warehouse back while the model works
             with unit.released():
                 prepare.load_nicknames(s)
-                s.execute(
-                    "CREATE TABLE linkage_input AS "
-                    + prepare.linkage_input_sql("clear_records")
+                create_table_as(
+                    s, "linkage_input", prepare.linkage_input_sql("clear_records")
                 )
                 _number_records(s)
                 n_records = int(_scalar(s, "SELECT count(*) FROM records"))
@@ -252,18 +263,18 @@ def run_linkage(
                     predictions.drop_table_from_database_and_remove_from_cache()
 
                 say("scoring privacy-preserving encodings")
-                s.execute(
-                    "CREATE TABLE encoded AS "
-                    + dice_edges_sql("encoded_records", lower_dice)
+                create_table_as(
+                    s, "encoded", dice_edges_sql("encoded_records", lower_dice)
                 )
                 pairs_scored += int(_scalar(s, "SELECT count(*) FROM encoded"))
 
                 say("applying identifiers, reviews and thresholds")
-                s.execute(_edges_sql(upper, upper_dice))
+                create_table_as(s, "edges", _edges_sql(upper, upper_dice))
                 say("joining pairs into persons")
-                s.execute(
-                    "CREATE TABLE linked AS SELECT unique_id_l, unique_id_r FROM edges "
-                    "WHERE decision = 'link'"
+                create_table_as(
+                    s,
+                    "linked",
+                    "SELECT unique_id_l, unique_id_r FROM edges WHERE decision = 'link'",
                 )
                 cluster.connected_components(api, s, "records", "linked", "clusters")
                 refused = _enforce_constraints(s)
@@ -294,6 +305,7 @@ def run_linkage(
                 s,
                 run_id=run_id,
                 at=at,
+                finished=unit.clock().replace(tzinfo=None),
                 model_text=model_text,
                 row=dict(
                     records=n_records,
@@ -328,42 +340,44 @@ def run_linkage(
 
 def _number_records(s: Connection) -> None:
     """``records``: every record to place (clear-text and encoded-only), numbered."""
-    s.execute(
+    create_table_as(
+        s,
+        "records",
         """
-        CREATE TABLE records AS
         SELECT unique_id, partner_id, local_id, state_student_id FROM linkage_input
         UNION ALL
         SELECT (SELECT coalesce(max(unique_id), 0) FROM linkage_input)
                    + row_number() OVER (ORDER BY e.partner_id, e.local_id),
                e.partner_id, e.local_id, NULL
         FROM encodings e ANTI JOIN linkage_input i USING (partner_id, local_id)
-        """
+        """,
     )
-    s.execute(
+    create_table_as(
+        s,
+        "encoded_records",
         """
-        CREATE TABLE encoded_records AS
         SELECT r.unique_id, r.partner_id, from_base64(e.clk) AS clk,
                r.unique_id IN (SELECT unique_id FROM linkage_input) AS clear
         FROM encodings e JOIN records r USING (partner_id, local_id)
-        """
+        """,
     )
     # reviewers' decisions, as unordered pairs of unique ids
-    s.execute(
+    create_table_as(
+        s,
+        "reviewed",
         """
-        CREATE TABLE reviewed AS
         SELECT least(a.unique_id, b.unique_id) AS unique_id_l,
                greatest(a.unique_id, b.unique_id) AS unique_id_r, d.decision
         FROM decisions d
         JOIN records a ON a.partner_id = d.partner_id_l AND a.local_id = d.local_id_l
         JOIN records b ON b.partner_id = d.partner_id_r AND b.local_id = d.local_id_r
-        """
+        """,
     )
 
 
 def _edges_sql(upper: float, upper_dice: float) -> str:
     """``edges``: one row per pair with every kind of evidence, and a decision."""
     return f"""
-    CREATE TABLE edges AS
     WITH evidence AS (
         SELECT unique_id_l, unique_id_r, 'model' AS method, match_weight,
                match_probability, match_probability >= {upper} AS strong
@@ -415,13 +429,15 @@ def _edges_sql(upper: float, upper_dice: float) -> str:
 
 def _enforce_constraints(s: Connection) -> int:
     """Re-form the clusters that break a constraint; returns the pairs refused."""
-    s.execute(
-        "CREATE TABLE different AS SELECT unique_id_l, unique_id_r FROM reviewed "
-        "WHERE decision = 'different'"
+    create_table_as(
+        s,
+        "different",
+        "SELECT unique_id_l, unique_id_r FROM reviewed WHERE decision = 'different'",
     )
-    s.execute(
-        "CREATE TABLE conflicted AS "
-        + cluster.violating_clusters_sql("clusters", "records", "different")
+    create_table_as(
+        s,
+        "conflicted",
+        cluster.violating_clusters_sql("clusters", "records", "different"),
     )
     if not _scalar(s, "SELECT count(*) FROM conflicted"):
         return 0
@@ -441,34 +457,29 @@ def _enforce_constraints(s: Connection) -> int:
     ).fetchall()
     different = {(a, b) for a, b in s.execute("SELECT * FROM different").fetchall()}
     labels, refused = cluster.resolve_conflicts(members, inside, different)
-    s.register(
-        "relabel",
-        pa.table(
-            {
-                "unique_id": pa.array(list(labels), pa.int64()),
-                "cluster_id": pa.array(list(labels.values()), pa.int64()),
-            }
-        ),
+    relabel = pa.table(
+        {
+            "unique_id": pa.array(list(labels), pa.int64()),
+            "cluster_id": pa.array(list(labels.values()), pa.int64()),
+        }
     )
-    s.execute(
-        "UPDATE clusters SET cluster_id = relabel.cluster_id FROM relabel "
-        "WHERE clusters.unique_id = relabel.unique_id"
+    refused_pairs = pa.table(
+        {
+            "unique_id_l": pa.array([r[0] for r in refused], pa.int64()),
+            "unique_id_r": pa.array([r[1] for r in refused], pa.int64()),
+            "reason": pa.array([r[2] for r in refused], pa.string()),
+        }
     )
-    s.register(
-        "refused_pairs",
-        pa.table(
-            {
-                "unique_id_l": pa.array([r[0] for r in refused], pa.int64()),
-                "unique_id_r": pa.array([r[1] for r in refused], pa.int64()),
-                "reason": pa.array([r[2] for r in refused], pa.string()),
-            }
-        ),
-    )
-    s.execute(
-        "UPDATE edges SET decision = 'refused', reason = refused_pairs.reason "
-        "FROM refused_pairs WHERE edges.unique_id_l = refused_pairs.unique_id_l "
-        "AND edges.unique_id_r = refused_pairs.unique_id_r"
-    )
+    with registered(s, relabel=relabel, refused_pairs=refused_pairs):
+        s.execute(
+            "UPDATE clusters SET cluster_id = relabel.cluster_id FROM relabel "
+            "WHERE clusters.unique_id = relabel.unique_id"
+        )
+        s.execute(
+            "UPDATE edges SET decision = 'refused', reason = refused_pairs.reason "
+            "FROM refused_pairs WHERE edges.unique_id_l = refused_pairs.unique_id_l "
+            "AND edges.unique_id_r = refused_pairs.unique_id_r"
+        )
     return len(refused)
 
 
@@ -495,42 +506,47 @@ def _assign_person_ids(
     merge): it keeps the id of the one with most records there; the others retire,
     merged into it. Clusters with no old person get new ids.
     """
-    s.execute(
+    create_table_as(
+        s,
+        "placed",
         """
-        CREATE TABLE placed AS
         SELECT c.unique_id, c.cluster_id, r.partner_id, r.local_id, o.person_id AS old_id
         FROM clusters c JOIN records r USING (unique_id)
         LEFT JOIN old_assignment o USING (partner_id, local_id)
-        """
+        """,
     )
-    s.execute(
+    create_table_as(
+        s,
+        "overlap",
         """
-        CREATE TABLE overlap AS
         SELECT cluster_id, old_id, count(*) AS n FROM placed
         WHERE old_id IS NOT NULL GROUP BY ALL
-        """
+        """,
     )
     # each old person's home cluster (most of its records), then each cluster's
     # heir among the old persons at home there
-    s.execute(
+    create_table_as(
+        s,
+        "home",
         """
-        CREATE TABLE home AS
         SELECT old_id, arg_max(cluster_id, n * 1e12 - cluster_id) AS cluster_id, max(n) AS n
         FROM overlap GROUP BY old_id
-        """
+        """,
     )
-    s.execute(
+    create_table_as(
+        s,
+        "heir",
         """
-        CREATE TABLE heir AS
         SELECT cluster_id, arg_max(old_id, n * 1e12 - old_id) AS person_id
         FROM home GROUP BY cluster_id
-        """
+        """,
     )
     # clusters with no heir are new persons, numbered in the order of their first
     # record from ids the warehouse's sequence hands out (never one used before)
-    s.execute(
+    create_table_as(
+        s,
+        "cluster_heir",
         """
-        CREATE TABLE cluster_heir AS
         WITH firsts AS (
             SELECT cluster_id, min(partner_id || chr(31) || local_id) AS first_key
             FROM placed GROUP BY cluster_id
@@ -539,32 +555,31 @@ def _assign_person_ids(
                CASE WHEN h.person_id IS NULL THEN row_number() OVER (
                    PARTITION BY h.person_id IS NULL ORDER BY f.first_key) END AS new_rank
         FROM firsts f LEFT JOIN heir h USING (cluster_id)
-        """
+        """,
     )
     fresh = int(_scalar(s, "SELECT count(*) FROM cluster_heir WHERE heir IS NULL"))
     ids = next_ids(con, "identity.person_id_seq", fresh)
-    s.register(
-        "new_person_ids",
-        pa.table(
-            {
-                "new_rank": pa.array(range(1, fresh + 1), pa.int64()),
-                "person_id": pa.array(ids, pa.int64()),
-            }
-        ),
+    new_person_ids = pa.table(
+        {
+            "new_rank": pa.array(range(1, fresh + 1), pa.int64()),
+            "person_id": pa.array(ids, pa.int64()),
+        }
     )
-    s.execute(
-        """
-        CREATE TABLE cluster_person AS
-        SELECT c.cluster_id, coalesce(c.heir, n.person_id) AS person_id,
-               c.heir IS NULL AS is_new
-        FROM cluster_heir c LEFT JOIN new_person_ids n USING (new_rank)
-        """
-    )
-    s.unregister("new_person_ids")
+    with registered(s, new_person_ids=new_person_ids):
+        create_table_as(
+            s,
+            "cluster_person",
+            """
+            SELECT c.cluster_id, coalesce(c.heir, n.person_id) AS person_id,
+                   c.heir IS NULL AS is_new
+            FROM cluster_heir c LEFT JOIN new_person_ids n USING (new_rank)
+            """,
+        )
     # merges: old persons whose home cluster went to another id
-    s.execute(
+    create_table_as(
+        s,
+        "events",
         f"""
-        CREATE TABLE events AS
         WITH merged AS (
             SELECT 'merge' AS event, cp.person_id, h.old_id AS other_person_id,
                    h.n AS records, h.cluster_id
@@ -588,12 +603,13 @@ def _assign_person_ids(
         SELECT e.*, {run_id} AS run_id FROM (
             SELECT * FROM merged UNION ALL SELECT * FROM split UNION ALL SELECT * FROM gone
         ) e
-        """
+        """,
     )
     # evidence: the pairs that joined (merge) or the old pairs no longer linking (split)
-    s.execute(
+    create_table_as(
+        s,
+        "event_evidence",
         """
-        CREATE TABLE event_evidence AS
         SELECT ev.event, ev.person_id, ev.other_person_id,
                to_json(list({
                    'left': ra.partner_id || ':' || ra.local_id,
@@ -617,7 +633,7 @@ def _assign_person_ids(
                 ELSE pb.old_id = ev.person_id AND pb.cluster_id <> ev.cluster_id
             END)
         GROUP BY ALL
-        """
+        """,
     )
     counts = s.execute(
         """
@@ -638,11 +654,13 @@ def _write(
     *,
     run_id: int,
     at: datetime,
+    finished: datetime,
     model_text: str,
     row: dict[str, Any],
 ) -> None:
     """Replace the person index and the evidence in one transaction."""
-    assignment = s.sql(
+    assignment = arrow(
+        s,
         f"""
         WITH joined AS (
             SELECT unique_id_l AS unique_id, method FROM edges WHERE decision = 'link'
@@ -656,33 +674,38 @@ def _write(
         SELECT p.partner_id, p.local_id, cp.person_id, coalesce(h.method, 'single') AS method
         FROM placed p JOIN cluster_person cp USING (cluster_id)
         LEFT JOIN how h USING (unique_id)
-        """
-    ).to_arrow_table()
-    new_persons = s.sql(
-        "SELECT person_id FROM cluster_person WHERE is_new"
-    ).to_arrow_table()
-    edges = s.sql(
+        """,
+    )
+    new_persons = arrow(s, "SELECT person_id FROM cluster_person WHERE is_new")
+    edges = arrow(
+        s,
         f"""
         SELECT a.partner_id, a.local_id, b.partner_id, b.local_id, {run_id},
                e.method, e.match_weight, e.match_probability, e.decision, e.reason
         FROM edges e JOIN records a ON a.unique_id = e.unique_id_l
         JOIN records b ON b.unique_id = e.unique_id_r
-        """
-    ).to_arrow_table()
-    events = s.sql(
+        """,
+    )
+    events = arrow(
+        s,
         """
         SELECT ev.run_id, ev.event, ev.person_id, ev.other_person_id, ev.records,
                coalesce(x.evidence, '[]')
         FROM events ev LEFT JOIN event_evidence x
           ON x.event = ev.event AND x.person_id = ev.person_id
          AND x.other_person_id IS NOT DISTINCT FROM ev.other_person_id
-        """
-    ).to_arrow_table()
-    with transaction(con):
-        con.register("new_assignment", assignment)
-        con.register("new_persons", new_persons)
-        con.register("new_edges", edges)
-        con.register("new_events", events)
+        """,
+    )
+    with (
+        transaction(con),
+        registered(
+            con,
+            new_assignment=assignment,
+            new_persons=new_persons,
+            new_edges=edges,
+            new_events=events,
+        ),
+    ):
         con.execute("DELETE FROM identity.record_person")
         con.execute(
             "INSERT INTO identity.record_person SELECT partner_id, local_id, person_id, "
@@ -718,7 +741,6 @@ def _write(
         con.execute(
             "INSERT INTO identity.person_event SELECT *, ? FROM new_events", [at]
         )
-        finished = datetime.now(UTC).replace(tzinfo=None)
         columns = ", ".join(row)
         marks = ", ".join("?" for _ in row)
         con.execute(
@@ -726,5 +748,3 @@ def _write(
             f"{columns}) VALUES (?, ?, ?, ?, {marks})",
             [run_id, at, finished, model_text, *row.values()],
         )
-        for name in ("new_assignment", "new_persons", "new_edges", "new_events"):
-            con.unregister(name)

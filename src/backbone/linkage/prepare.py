@@ -13,7 +13,7 @@ from importlib import resources
 
 import pyarrow.csv as pacsv
 
-from backbone.engines import Connection
+from backbone.engines import Connection, create_table_as, registered
 
 __all__ = [
     "LINKAGE_COLUMNS",
@@ -58,16 +58,18 @@ def load_nicknames(con: Connection, table: str = "linkage_nickname") -> None:
     path = resources.files("backbone.linkage") / "data" / "nicknames.csv"
     with resources.as_file(path) as p:
         pairs = pacsv.read_csv(p)
-    con.register("linkage_nickname_csv", pairs)
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE {table} AS
-        SELECT {name_sql("nickname")} AS name,
-               list_distinct(list({name_sql("name")})) AS formals
-        FROM linkage_nickname_csv GROUP BY 1
-        """
-    )
-    con.unregister("linkage_nickname_csv")
+    with registered(con, linkage_nickname_csv=pairs):
+        create_table_as(
+            con,
+            table,
+            f"""
+            SELECT {name_sql("nickname")} AS name,
+                   list_distinct(list({name_sql("name")})) AS formals
+            FROM linkage_nickname_csv GROUP BY 1
+            """,
+            replace=True,
+            temporary=True,
+        )
 
 
 def linkage_input_sql(
