@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import json
 import shutil
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, datetime, time
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
@@ -21,10 +24,18 @@ from backbone.demo.ingest import ingest_community
 from backbone.demo.pprl import play_pprl_project
 from backbone.errors import InputFileError, UserError
 from backbone.governance import Access
-from backbone.linkage import LinkSummary, RecordKey, encode_records
+from backbone.governance.access import ExportFormat
+from backbone.linkage import (
+    IdentityRecord,
+    KindAccuracy,
+    LinkSummary,
+    RecordKey,
+    encode_records,
+)
 from backbone.linkage.cluster import CONSTRAINTS, resolve_conflicts
-from backbone.linkage.pprl import IdentityColumns, dice, encode_csv, schema
+from backbone.linkage.pprl import BITS, IdentityColumns, dice, encode_csv, schema
 from backbone.linkage.prepare import linkage_input_sql, load_nicknames
+from backbone.partners import Partner
 
 from .signin import steward, steward_env
 
@@ -168,6 +179,68 @@ def test_conflicted_clusters_are_re_formed_strongest_pair_first() -> None:
 # --- the demo community ------------------------------------------------------------
 
 
+def test_accuracy_by_partner_kind_carries_its_own_precision_and_recall() -> None:
+    kind = KindAccuracy(
+        "community org–district", true_pairs=10, predicted_pairs=8, true_positives=6
+    )
+    assert (kind.precision, kind.recall) == (0.75, 0.6)
+    assert kind.f1 == pytest.approx(2 * 0.75 * 0.6 / (0.75 + 0.6))
+    # nothing to find and nothing found is no mistake
+    assert (KindAccuracy("x", 0, 0, 0).precision, KindAccuracy("x", 0, 0, 0).f1) == (
+        1.0,
+        1.0,
+    )
+    assert KindAccuracy("x", 4, 0, 0).recall == 0.0
+
+
+def test_a_record_shows_only_the_fields_it_is_shown_with() -> None:
+    record = IdentityRecord(
+        "d01-northfield",
+        "425045",
+        first_name="Ana",
+        last_surname="Diaz",
+        birth_date=date(2010, 1, 5),
+        school="Oak Middle",
+        person_id=7,
+        method="model",
+    )
+    shown = record.showing({"first_name", "last_surname"})
+    assert (shown.name, shown.birth_date, shown.school) == ("Ana Diaz", None, None)
+    assert (shown.key, shown.person_id, shown.method) == (
+        RecordKey("d01-northfield", "425045"),
+        7,
+        "model",
+    )
+
+
+def test_encodings_and_link_runs_are_dated_by_the_sessions_clock(
+    tmp_path: Path,
+) -> None:
+    then = datetime(2026, 3, 2, 9, 30)
+    encodings = tmp_path / "encodings.csv"
+    clks = [base64.b64encode(bytes([i]) * (BITS // 8)).decode() for i in (1, 2)]
+    encodings.write_text(f"local_id,clk\n1,{clks[0]}\n2,{clks[1]}\n")
+    with Warehouse.init(tmp_path / "wh", clock=lambda: then) as wh:
+        with wh.session() as s:
+            wh.partners.add(s, Partner("c09-test", "Test", "community_organization"))
+        with wh.session() as s:
+            wh.linkage.add_encodings(s, "c09-test", encodings, project="p")
+        received = wh._con.execute(
+            "SELECT DISTINCT received_at FROM identity.encoding"
+        ).fetchall()
+        with wh.session() as s:
+            summary = wh.linkage.run(s)
+        run = wh.linkage.last_run()
+        linked = wh._con.execute(
+            "SELECT DISTINCT linked_at FROM identity.record_person"
+        ).fetchall()
+        # the encodings no agreement lets the warehouse keep are gone, as of then
+        kept = wh._con.execute("SELECT count(*) FROM identity.encoding").fetchall()
+    assert summary.records == 2 and received == [(then,)]
+    assert run is not None and (run.started_at, run.finished_at) == (then, then)
+    assert linked == [(then,)] and kept == [(0,)]
+
+
 @pytest.mark.slow
 def test_demo_linkage_is_accurate_at_the_products_threshold(
     built: Path, community: GenerateSummary
@@ -178,7 +251,7 @@ def test_demo_linkage_is_accurate_at_the_products_threshold(
     assert run is not None and run.auto_link_probability == 0.95
     assert result.pairwise_f1 >= 0.99, result
     assert result.pairwise_precision >= 0.995
-    kinds = {k for k, *_ in result.by_partner_kind}
+    kinds = {k.kinds for k in result.by_partner_kind}
     assert {
         "district–district",
         "community org–district",
@@ -271,18 +344,30 @@ def test_a_reviewers_different_splits_a_person_and_the_split_is_logged(
 
 
 @pytest.mark.slow
-def test_a_reviewers_same_links_a_pair_from_the_review_queue(wh: Warehouse) -> None:
-    queue = wh.linkage.review_queue(_steward(wh))
-    assert queue, "the demo leaves some pairs for review"
-    pair = queue[0]
-    _decide(wh, pair.left, pair.right, "same")
-    _link(wh)
-    owners = _owners(wh)
-    assert (
-        owners[(pair.left.partner_id, pair.left.local_id)]
-        == owners[(pair.right.partner_id, pair.right.local_id)]
-    )
-    assert pair not in wh.linkage.review_queue(_steward(wh))
+def test_a_reviewers_same_links_a_pair_from_the_review_queue(
+    built: Path, tmp_path: Path
+) -> None:
+    # the decision and the run are dated by the session's clock, not the wall's
+    noon = datetime.combine(date.today(), time(12, 0))
+    shutil.copytree(built, tmp_path / "wh")
+    with Warehouse.open(tmp_path / "wh", clock=lambda: noon) as wh:
+        queue = wh.linkage.review_queue(_steward(wh))
+        assert queue, "the demo leaves some pairs for review"
+        pair = queue[0]
+        _decide(wh, pair.left, pair.right, "same")
+        _link(wh)
+        owners = _owners(wh)
+        assert (
+            owners[(pair.left.partner_id, pair.left.local_id)]
+            == owners[(pair.right.partner_id, pair.right.local_id)]
+        )
+        assert pair not in wh.linkage.review_queue(_steward(wh))
+        decided = wh.linkage.decisions()
+        run = wh.linkage.last_run()
+    assert [(d.left, d.right, d.at) for d in decided] == [
+        (*sorted((pair.left, pair.right)), noon)
+    ]
+    assert run is not None and (run.started_at, run.finished_at) == (noon, noon)
 
 
 @pytest.mark.slow
@@ -353,6 +438,25 @@ def test_person_show_explain_evaluate_and_crosswalk_from_the_cli(
             "SELECT count(*) FROM identity.partner_record WHERE partner_id = 'd02-riverside'"
         ).fetchall()[0][0]
     assert len(rows) == expected and set(rows[0]) == {"local_id", "person_id"}
+    # below the door: the stage hands back a file's bytes, and audits where they go
+    with Warehouse.open(built) as wh:
+        analyst = wh.access(
+            wh.users.get("d02-riverside.analyst"), "identity_resolution"
+        )
+        export = wh.linkage.export_crosswalk(
+            analyst, "d02-riverside", ExportFormat.parquet, destination="ids.parquet"
+        )
+        entry = wh.audit.entries(action="export", limit=10**6)[-1]
+    table = pq.read_table(pa.BufferReader(export.content))
+    assert table.num_rows == expected and set(table.column_names) == {
+        "local_id",
+        "person_id",
+    }
+    assert (entry["action"], entry["destination"], entry["rows"]) == (
+        "export",
+        "ids.parquet",
+        expected,
+    )
     bad = runner.invoke(app, ["link", "explain", "nocolon", right, "-w", w], env=env)
     assert bad.exit_code != 0 and "PARTNER:LOCAL_ID" in bad.output
     assert "Traceback" not in bad.output

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -25,7 +25,7 @@ from backbone.errors import InputFileError
 
 if TYPE_CHECKING:
     from backbone.governance import Access
-    from backbone.linkage import LinkSummary
+    from backbone.linkage import IdentityRecord, LinkSummary
 
 # governance.policy.IDENTITY_RESOLUTION, written out so that building the command
 # line (a default below) does not load the policy layer; tests/test_startup.py
@@ -146,11 +146,12 @@ def link_evaluate(
         f"{result.cluster_recall:.4f}",
         f"{result.cluster_f1:.4f}",
     )
-    for kinds, true_pairs, linked, both, f1 in result.by_partner_kind:
-        p = both / linked if linked else 1.0
-        r = both / true_pairs if true_pairs else 1.0
+    for kind in result.by_partner_kind:
         table.add_row(
-            f"  {kinds.replace('_', ' ')}", f"{p:.4f}", f"{r:.4f}", f"{f1:.4f}"
+            f"  {kind.kinds.replace('_', ' ')}",
+            f"{kind.precision:.4f}",
+            f"{kind.recall:.4f}",
+            f"{kind.f1:.4f}",
         )
     _out().print(table)
 
@@ -173,8 +174,8 @@ def link_explain(
     table = Table(title="Evidence (match weight, log2 of the Bayes factor)")
     for column in ("comparison", "level", "weight"):
         table.add_column(column, justify="right" if column == "weight" else "left")
-    for comparison, level, weight in x.parts:
-        table.add_row(comparison, level, f"{weight:+.2f}")
+    for part in x.parts:
+        table.add_row(part.comparison, part.level, f"{part.weight:+.2f}")
     _plain().print(table)
     status = f"; last run: {x.decision} ({x.method})" if x.decision else ""
     _out().print(
@@ -196,13 +197,13 @@ _SHOWN = (
 )
 
 
-def _show_pair(a: dict[str, Any], b: dict[str, Any]) -> None:
+def _show_pair(a: IdentityRecord, b: IdentityRecord) -> None:
     table = Table(show_header=True)
     table.add_column("field")
-    table.add_column(f"{a['partner_id']}:{a['local_id']}")
-    table.add_column(f"{b['partner_id']}:{b['local_id']}")
+    table.add_column(str(a.key))
+    table.add_column(str(b.key))
     for field in _SHOWN:
-        left, right = a.get(field), b.get(field)
+        left, right = getattr(a, field), getattr(b, field)
         if left is None and right is None:
             continue
         mark = "" if left == right else " *"
@@ -247,41 +248,37 @@ def person_show(
     ):
         records.add_column(column)
     for r in view.records:
-        name = " ".join(
-            str(r[k]) for k in ("first_name", "middle_name", "last_surname") if r.get(k)
-        )
         records.add_row(
-            r["partner_id"],
-            r["local_id"],
-            name or "(encoded)",
-            str(r["birth_date"] or ""),
-            str(r["birth_sex"] or ""),
-            str(r["school"] or ""),
-            r["method"],
+            r.partner_id,
+            r.local_id,
+            r.name or "(encoded)",
+            str(r.birth_date or ""),
+            str(r.birth_sex or ""),
+            str(r.school or ""),
+            r.method,
         )
     console.print(records)
     evidence = Table(title="Evidence")
     for column in ("pair", "method", "weight", "probability", "decision"):
         evidence.add_column(column)
     for e in view.evidence:
-        weight = "" if e["match_weight"] is None else f"{e['match_weight']:+.2f}"
-        decision = e["decision"] + (f" ({e['reason']})" if e["reason"] else "")
+        weight = "" if e.match_weight is None else f"{e.match_weight:+.2f}"
+        decision = e.decision + (f" ({e.reason})" if e.reason else "")
         evidence.add_row(
-            f"{e['left_record']} ~ {e['right_record']}",
-            e["method"],
+            f"{e.left} ~ {e.right}",
+            e.method,
             weight,
-            f"{e['match_probability']:.4f}",
+            f"{e.match_probability:.4f}",
             decision,
         )
     console.print(evidence)
     for event in view.events:
         pairs = ", ".join(
-            f"{p['left']}~{p['right']} {p['method']} {p['probability']}"
-            for p in event["evidence"][:5]
+            f"{p.left}~{p.right} {p.method} {p.probability}" for p in event.evidence[:5]
         )
         console.print(
-            f"run {event['run_id']}: {event['event']} {event['person_id']} / "
-            f"{event['other_person_id']} ({event['records']} records) {pairs}"
+            f"run {event.run_id}: {event.event} {event.person_id} / "
+            f"{event.other_person_id} ({event.records} records) {pairs}"
         )
 
 
@@ -315,7 +312,10 @@ def review(
             )
             _show_pair(x.left, x.right)
             _plain().print(
-                "  " + "; ".join(f"{c} {lv} {w:+.1f}" for c, lv, w in x.parts)
+                "  "
+                + "; ".join(
+                    f"{p.comparison} {p.level} {p.weight:+.1f}" for p in x.parts
+                )
             )
             answer = typer.prompt("[s]ame, [d]ifferent, s[k]ip, [q]uit", default="k")
             choice = answer.strip().lower()[:1]

@@ -5,10 +5,16 @@ partner-side encoder :func:`encode_records`.
 """
 
 from backbone.linkage.link import LinkSummary
+from backbone.linkage.model import ComparisonWeight
 from backbone.linkage.persons import (
     Evaluation,
+    EventPair,
+    IdentityRecord,
+    KindAccuracy,
     Linkage,
+    LinkEvidence,
     PairExplanation,
+    PersonEvent,
     PersonView,
     RecordKey,
     ReviewPair,
@@ -16,10 +22,16 @@ from backbone.linkage.persons import (
 from backbone.linkage.pprl import encode_records
 
 __all__ = [
+    "ComparisonWeight",
     "Evaluation",
+    "EventPair",
+    "IdentityRecord",
+    "KindAccuracy",
+    "LinkEvidence",
     "LinkSummary",
     "Linkage",
     "PairExplanation",
+    "PersonEvent",
     "PersonView",
     "RecordKey",
     "ReviewPair",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 # Splink (and sqlglot under it) loads only when a model is built or used.
@@ -26,6 +27,8 @@ __all__ = [
     "BLOCKING_RULES",
     "DIFFERENT_PARTNERS",
     "TRAINING_RULES",
+    "ComparisonWeight",
+    "PairScore",
     "explain_pair",
     "settings",
     "train",
@@ -66,6 +69,27 @@ _PRIOR_RULE = (
     "AND l.birth_date = r.birth_date"
 )
 _PRIOR_RECALL = 0.7
+
+
+@dataclass(frozen=True)
+class ComparisonWeight:
+    """One comparison's part of a pair's evidence."""
+
+    comparison: str
+    """first_name, last_name, birth_date, ..."""
+    level: str
+    """the level the pair reached, as Splink labels it (e.g. "Exact match")"""
+    weight: float
+    """its match weight (log2 of the Bayes factor), term-frequency adjusted"""
+
+
+@dataclass(frozen=True)
+class PairScore:
+    """One pair scored by a saved model."""
+
+    match_weight: float
+    match_probability: float
+    parts: tuple[ComparisonWeight, ...]
 
 
 def _comparisons() -> list[Any]:
@@ -266,12 +290,12 @@ def explain_pair(
     model: str,
     left: str,
     right: str,
-) -> tuple[float, float, list[tuple[str, str, float]]]:
-    """Score one pair with a saved model.
+) -> PairScore:
+    """Score one pair with a saved model, comparison by comparison.
 
     ``left`` and ``right`` are one-row tables of linkage input that also carry
     ``tf_first_name`` and ``tf_last_name``, the names' frequencies among all
-    records. Returns (match weight, probability, [(comparison, level, weight)]).
+    records.
     """
     from splink import Linker
     from splink.internals.splink_dataframe import SplinkDataFrame
@@ -289,8 +313,10 @@ def explain_pair(
         weight = float(row.get(f"mw_{comparison}") or 0.0)
         weight += float(row.get(f"mw_tf_adj_{comparison}") or 0.0)
         label = labels.get(int(gamma), str(gamma)) if gamma is not None else ""
-        parts.append((comparison, label, weight))
-    return float(row["match_weight"]), float(row["match_probability"]), parts
+        parts.append(ComparisonWeight(comparison, label, weight))
+    return PairScore(
+        float(row["match_weight"]), float(row["match_probability"]), tuple(parts)
+    )
 
 
 def _level_labels(model: dict[str, Any]) -> dict[str, dict[int, str]]:

@@ -10,15 +10,20 @@ import base64
 import csv
 import json
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass, fields
-from datetime import UTC, date, datetime
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, fields, replace
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from backbone.engines import Connection
+from backbone.engines import (
+    Connection,
+    arrow,
+    create_table_as,
+    registered,
+)
 from backbone.engines.splink import scratch_api
 from backbone.errors import (
     InputFileError,
@@ -30,6 +35,7 @@ from backbone.errors import (
 from backbone.governance.policy import Grant
 from backbone.linkage import model, prepare
 from backbone.linkage.link import InputsChanged, LinkSummary, records_sql, run_linkage
+from backbone.linkage.model import ComparisonWeight
 from backbone.linkage.pprl import BITS
 from backbone.partners.agreements import AgreementDocument, AgreementRegistry
 from backbone.partners.agreements.document import AccessLevel
@@ -40,10 +46,16 @@ if TYPE_CHECKING:
     from backbone.governance.access import Access, Export, ExportFormat
 
 __all__ = [
+    "ComparisonWeight",
     "Evaluation",
+    "EventPair",
+    "IdentityRecord",
+    "KindAccuracy",
+    "LinkEvidence",
     "LinkRun",
     "Linkage",
     "PairExplanation",
+    "PersonEvent",
     "PersonView",
     "RecordKey",
     "ReviewDecision",
@@ -83,14 +95,58 @@ class RecordKey:
 
 
 @dataclass(frozen=True)
+class IdentityRecord:
+    """A partner record's identifying fields, as far as the reader may see them: a
+    field the agreements keep from them is None, like a field the partner left out."""
+
+    partner_id: str
+    local_id: str
+    first_name: str | None = None
+    middle_name: str | None = None
+    last_surname: str | None = None
+    birth_date: date | None = None
+    birth_sex: str | None = None
+    address: str | None = None
+    postal_code: str | None = None
+    state_student_id: str | None = None
+    school: str | None = None
+    person_id: int | None = None
+    """the person it is linked to (None before the first link run)"""
+    method: str | None = None
+    """how it joined its person: deterministic, model, encoded, review or single"""
+    encoded: bool = False
+    """known only by its privacy-preserving encoding (no identifying fields)"""
+
+    @property
+    def key(self) -> RecordKey:
+        return RecordKey(self.partner_id, self.local_id)
+
+    def showing(self, fields: Collection[str]) -> IdentityRecord:
+        """The record with its identifying fields outside ``fields`` blanked, as if
+        the partner had not sent them."""
+        hidden: dict[str, Any] = {f: None for f in IDENTITY_FIELDS if f not in fields}
+        return replace(self, **hidden)
+
+    @property
+    def name(self) -> str:
+        """First, middle and last name as far as known ("" if none is)."""
+        return " ".join(
+            n for n in (self.first_name, self.middle_name, self.last_surname) if n
+        )
+
+
+@dataclass(frozen=True)
 class PairExplanation:
-    left: dict[str, Any]
-    right: dict[str, Any]
+    """One pair under the saved model: both records (the fields both providers'
+    agreements declare), the weights comparison by comparison, the last run's word."""
+
+    left: IdentityRecord
+    right: IdentityRecord
     match_weight: float
     match_probability: float
-    parts: list[tuple[str, str, float]]
-    """(comparison, level, match weight)"""
+    parts: tuple[ComparisonWeight, ...]
     decision: str | None
+    """the last run's decision on the pair (link, review, refused, implied), if scored"""
     method: str | None
 
 
@@ -137,14 +193,80 @@ class LinkRun:
 
 
 @dataclass(frozen=True)
+class LinkEvidence:
+    """A scored pair of records as the last run decided it."""
+
+    left: RecordKey
+    right: RecordKey
+    method: str
+    match_weight: float | None
+    """the model's weight (None for identifiers, encodings and reviews)"""
+    match_probability: float
+    decision: str
+    reason: str | None
+    """why a pair was refused (a constraint), if it was"""
+
+
+@dataclass(frozen=True)
+class EventPair:
+    """One pair behind a merge or a split, as logged when it happened."""
+
+    left: str
+    right: str
+    method: str | None
+    probability: float | None
+    decision: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class PersonEvent:
+    """A merge, split or retirement of a person in a link run, with its pairs."""
+
+    run_id: int
+    event: str
+    """merge, split or retire"""
+    person_id: int
+    other_person_id: int | None
+    records: int
+    evidence: tuple[EventPair, ...]
+    happened_at: datetime
+
+
+@dataclass(frozen=True)
 class PersonView:
     person_id: int
     created_at: datetime
     retired_at: datetime | None
     merged_into: int | None
-    records: list[dict[str, Any]]
-    evidence: list[dict[str, Any]]
-    events: list[dict[str, Any]]
+    records: list[IdentityRecord]
+    evidence: list[LinkEvidence]
+    events: list[PersonEvent]
+
+
+@dataclass(frozen=True)
+class KindAccuracy:
+    """Pairwise accuracy among the records of one pair of partner kinds."""
+
+    kinds: str
+    """such as community org–district"""
+    true_pairs: int
+    predicted_pairs: int
+    true_positives: int
+
+    @property
+    def precision(self) -> float:
+        return (
+            self.true_positives / self.predicted_pairs if self.predicted_pairs else 1.0
+        )
+
+    @property
+    def recall(self) -> float:
+        return self.true_positives / self.true_pairs if self.true_pairs else 1.0
+
+    @property
+    def f1(self) -> float:
+        return _f1(self.precision, self.recall)
 
 
 @dataclass(frozen=True)
@@ -160,8 +282,7 @@ class Evaluation:
     cluster_precision: float
     cluster_recall: float
     cluster_f1: float
-    by_partner_kind: list[tuple[str, int, int, int, float]]
-    """(partner kinds, true pairs, predicted pairs, true positives, F1)"""
+    by_partner_kind: list[KindAccuracy]
 
 
 _KIND_LABELS = {
@@ -261,7 +382,7 @@ class Linkage:
                     ) from None
                 if progress:
                     progress("records changed meanwhile; linking again")
-        self._purge_encodings(s.con, today)
+        self._purge_encodings(s.con, today, s.clock().replace(tzinfo=None))
         s.record(
             "link",
             f"link run {summary.run_id}",
@@ -271,8 +392,9 @@ class Linkage:
         )
         return summary
 
-    def _purge_encodings(self, con: Connection, today: date) -> int:
-        """Delete encodings the provider's agreement says not to keep after linking."""
+    def _purge_encodings(self, con: Connection, today: date, now: datetime) -> int:
+        """Delete encodings the provider's agreement says not to keep after linking
+        (as of ``now``, the session's clock, or the end of ``today`` if earlier)."""
         keep_days: dict[str, int | None] = {}
         for doc in self._documents_in_force(today):
             days = doc.linkage.keys_retention_days
@@ -294,7 +416,7 @@ class Linkage:
             days = keep_days.get(partner, 0)
             if days is None:
                 continue
-            cutoff = datetime.now(UTC).replace(tzinfo=None)
+            cutoff = now
             if today < cutoff.date():  # linking as of an earlier day
                 cutoff = datetime.combine(today, datetime.max.time())
             rows = con.execute(
@@ -315,7 +437,7 @@ class Linkage:
 
     # --- records, persons, evidence ------------------------------------------------
 
-    def _record(self, key: RecordKey, con: Connection | None = None) -> dict[str, Any]:
+    def _record(self, key: RecordKey, con: Connection | None = None) -> IdentityRecord:
         con = con or self._con
         cur = con.execute(
             """
@@ -340,15 +462,11 @@ class Linkage:
                 [key.partner_id, key.local_id],
             ).fetchall()
             if encoded:
-                return {
-                    "partner_id": key.partner_id,
-                    "local_id": key.local_id,
-                    "encoded": True,
-                }
+                return IdentityRecord(key.partner_id, key.local_id, encoded=True)
             raise NotFoundError(
                 f"No record {key}. `backbone person show ID` lists a person's records."
             )
-        return dict(zip(names, rows[0], strict=True))
+        return IdentityRecord(**dict(zip(names, rows[0], strict=True)))
 
     def person(self, access: Access, person_id: int) -> PersonView:
         """A person's records and evidence, as far as ``access`` may see them: only
@@ -397,18 +515,18 @@ class Linkage:
         for key in sorted(links):
             d = details.get(key, {})
             records.append(
-                {
-                    "partner_id": key[0],
-                    "local_id": key[1],
-                    "method": methods.get(key, ""),
+                IdentityRecord(
+                    key[0],
+                    key[1],
                     **{f: d.get(f) for f in IDENTITY_FIELDS if f != "school"},
-                    "school": schools.get(d.get("school_id")) or d.get("school_name"),
-                }
+                    school=schools.get(d.get("school_id")) or d.get("school_name"),
+                    person_id=person_id,
+                    method=methods.get(key, ""),
+                )
             )
-        cur = self._con.execute(
+        rows = self._con.execute(
             """
-            SELECT e.partner_id_l || ':' || e.local_id_l AS left_record,
-                   e.partner_id_r || ':' || e.local_id_r AS right_record,
+            SELECT e.partner_id_l, e.local_id_l, e.partner_id_r, e.local_id_r,
                    e.method, e.match_weight, e.match_probability, e.decision, e.reason
             FROM identity.link_edge e
             JOIN identity.record_person a ON a.partner_id = e.partner_id_l AND a.local_id = e.local_id_l
@@ -417,30 +535,47 @@ class Linkage:
             ORDER BY e.decision, e.match_probability DESC
             """,
             [person_id, person_id],
-        )
-        names = [d[0] for d in cur.description]
+        ).fetchall()
         evidence = [
             e
-            for e in (dict(zip(names, r, strict=True)) for r in cur.fetchall())
-            if shown(e["left_record"]) and shown(e["right_record"])
+            for e in (
+                LinkEvidence(RecordKey(r[0], r[1]), RecordKey(r[2], r[3]), *r[4:])
+                for r in rows
+            )
+            if shown(e.left) and shown(e.right)
         ]
-        cur = self._con.execute(
+        rows = self._con.execute(
             """
             SELECT run_id, event, person_id, other_person_id, records, evidence, happened_at
             FROM identity.person_event WHERE person_id = ? OR other_person_id = ?
             ORDER BY run_id, event
             """,
             [person_id, person_id],
-        )
-        names = [d[0] for d in cur.description]
-        events = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-        for event in events:
-            # only the pairs whose two records this principal may see
-            event["evidence"] = [
-                p
-                for p in json.loads(event["evidence"])
-                if shown(p.get("left")) and shown(p.get("right"))
-            ]
+        ).fetchall()
+        events = [
+            PersonEvent(
+                run_id,
+                event,
+                person,
+                other,
+                records_moved,
+                # only the pairs whose two records this principal may see
+                tuple(
+                    EventPair(
+                        p.get("left"),
+                        p.get("right"),
+                        p.get("method"),
+                        p.get("probability"),
+                        p.get("decision"),
+                        p.get("reason"),
+                    )
+                    for p in json.loads(pairs)
+                    if shown(p.get("left")) and shown(p.get("right"))
+                ),
+                happened_at,
+            )
+            for run_id, event, person, other, records_moved, pairs, happened_at in rows
+        ]
         return PersonView(
             person_id, created, retired, merged, records, evidence, events
         )
@@ -472,7 +607,7 @@ class Linkage:
             "AND local_id_l = ? AND partner_id_r = ? AND local_id_r = ?",
             [left.partner_id, left.local_id, right.partner_id, right.local_id],
         ).fetchall()
-        if a.get("encoded") or b.get("encoded"):
+        if a.encoded or b.encoded:
             raise UserError(
                 f"{left} or {right} is known only by its privacy-preserving encoding; "
                 "its evidence is the Dice similarity shown by `backbone person show`."
@@ -481,27 +616,22 @@ class Linkage:
             api = scratch_api(Path(scratch), memory_limit="1GB")
             s = api.duckdb_con
             try:
-                s.register(
-                    "pair_source",
-                    self._con.sql(
-                        records_sql(
-                            "(pr.partner_id, pr.local_id) IN ((?, ?), (?, ?))",
-                            self._settings["calendar.school_year_start_month"],
-                        ),
-                        params=[
-                            left.partner_id,
-                            left.local_id,
-                            right.partner_id,
-                            right.local_id,
-                        ],
-                    ).to_arrow_table(),
+                pair_source = arrow(
+                    self._con,
+                    records_sql(
+                        "(pr.partner_id, pr.local_id) IN ((?, ?), (?, ?))",
+                        self._settings["calendar.school_year_start_month"],
+                    ),
+                    [left.partner_id, left.local_id, right.partner_id, right.local_id],
                 )
                 prepare.load_nicknames(s)
-                s.execute(
-                    "CREATE TABLE pair_input AS "
-                    + prepare.linkage_input_sql("pair_source")
-                    + " ORDER BY partner_id, local_id"
-                )
+                with registered(s, pair_source=pair_source):
+                    create_table_as(
+                        s,
+                        "pair_input",
+                        prepare.linkage_input_sql("pair_source")
+                        + " ORDER BY partner_id, local_id",
+                    )
                 names = s.execute(
                     "SELECT first_name, last_name FROM pair_input"
                 ).fetchall()
@@ -510,15 +640,15 @@ class Linkage:
                     ("pair_r", 2, names[1]),
                 ):
                     tf = self._name_frequencies(first, last)
-                    s.execute(
-                        f"CREATE TABLE {side} AS SELECT *, ?::DOUBLE AS tf_first_name, "
-                        "?::DOUBLE AS tf_last_name FROM pair_input "
-                        f"QUALIFY row_number() OVER (ORDER BY partner_id, local_id) = {rank}",
+                    create_table_as(
+                        s,
+                        side,
+                        "SELECT *, ?::DOUBLE AS tf_first_name, ?::DOUBLE AS tf_last_name "
+                        "FROM pair_input QUALIFY row_number() OVER "
+                        f"(ORDER BY partner_id, local_id) = {rank}",
                         [tf["tf_first_name"], tf["tf_last_name"]],
                     )
-                weight, probability, parts = model.explain_pair(
-                    api, run[0][0], "pair_l", "pair_r"
-                )
+                score = model.explain_pair(api, run[0][0], "pair_l", "pair_r")
             finally:
                 s.close()
         # local ids stay out of the log: it is shown to every provider named in it
@@ -528,23 +658,15 @@ class Linkage:
             providers=sorted({left.partner_id, right.partner_id}),
             rows=2,
         )
-        shown = set(allowed) | {
-            "partner_id",
-            "local_id",
-            "person_id",
-            "method",
-            "encoded",
-        }
-        if {"school_id", "school_name"} & set(allowed):
+        shown = set(allowed)
+        if {"school_id", "school_name"} & shown:
             shown.add("school")
-        a = {k: v for k, v in a.items() if k in shown}
-        b = {k: v for k, v in b.items() if k in shown}
         return PairExplanation(
-            a,
-            b,
-            weight,
-            probability,
-            parts,
+            a.showing(shown),
+            b.showing(shown),
+            score.match_weight,
+            score.match_probability,
+            score.parts,
             edge[0][0] if edge else None,
             edge[0][1] if edge else None,
         )
@@ -615,7 +737,6 @@ class Linkage:
         decision: str,
         *,
         note: str | None = None,
-        at: datetime | None = None,
     ) -> None:
         """Record a reviewer's decision; it overrides the model on every later run.
         The reviewer is the session's principal, who must link (the steward), and
@@ -635,7 +756,7 @@ class Linkage:
         self._require_linkable(s, left.partner_id, right.partner_id, pair)
         self._record(left, s.con)
         self._record(right, s.con)
-        when = (at or datetime.now(UTC)).replace(tzinfo=None)
+        when = s.clock().replace(tzinfo=None)
         s.con.execute(
             "DELETE FROM identity.review_decision WHERE partner_id_l = ? AND "
             "local_id_l = ? AND partner_id_r = ? AND local_id_r = ?",
@@ -734,7 +855,6 @@ class Linkage:
         path: Path,
         *,
         project: str,
-        at: datetime | None = None,
     ) -> int:
         """Store a partner's encodings (replacing that partner's earlier ones),
         uploaded by one of its users (or the steward's); one ``upload`` entry."""
@@ -744,7 +864,7 @@ class Linkage:
         self._known_partner(partner_id, s.con)
         if not path.is_file():
             raise InputFileError("no such file.", path=path)
-        when = (at or datetime.now(UTC)).replace(tzinfo=None)
+        when = s.clock().replace(tzinfo=None)
         rows: list[tuple[str, str]] = []
         with path.open(newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
@@ -787,8 +907,7 @@ class Linkage:
             }
         )
         con = s.con
-        con.register("incoming_encodings", table)
-        try:
+        with registered(con, incoming_encodings=table):
             con.execute(
                 "DELETE FROM identity.encoding WHERE partner_id = ?", [partner_id]
             )
@@ -797,8 +916,6 @@ class Linkage:
                 "linkage_project, ? FROM incoming_encodings",
                 [when],
             )
-        finally:
-            con.unregister("incoming_encodings")
         s.record(
             "upload",
             f"{len(rows)} encodings ({project})",
@@ -846,12 +963,16 @@ class Linkage:
                 f"No truth at {source}: point --truth at a demo community's truth/ folder."
             )
         c = self._con
-        c.execute(
-            "CREATE OR REPLACE TEMP TABLE eval_j AS SELECT t.partner_id, t.person_key, "
-            "rp.person_id, p.kind FROM read_parquet(?) t "
+        create_table_as(
+            c,
+            "eval_j",
+            "SELECT t.partner_id, t.person_key, rp.person_id, p.kind "
+            "FROM read_parquet(?) t "
             "JOIN identity.record_person rp USING (partner_id, local_id) "
             "JOIN ref.partner p USING (partner_id)",
             [str(source)],
+            replace=True,
+            temporary=True,
         )
         tot = c.execute(
             """
@@ -903,16 +1024,7 @@ class Linkage:
         recall = tp / true_pairs if true_pairs else 1.0
         cp = exact / tot[5] if tot[5] else 1.0
         cr = exact / tot[4] if tot[4] else 1.0
-        kinds = [
-            (
-                _short_kinds(k),
-                t,
-                p,
-                both,
-                _f1(both / p if p else 1.0, both / t if t else 1.0),
-            )
-            for k, t, p, both in by_kind
-        ]
+        kinds = [KindAccuracy(_short_kinds(k), t, p, both) for k, t, p, both in by_kind]
         return Evaluation(
             records,
             true_pairs,
