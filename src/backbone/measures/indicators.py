@@ -19,6 +19,7 @@ from datetime import date, datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from backbone import engines
 from backbone.engines import Connection
 from backbone.engines.duckdb import transaction
 from backbone.errors import UserError
@@ -271,12 +272,13 @@ class Indicators:
         versions = pc.unique(components.column("definition_version")).to_pylist()
         con = locked_connection({"components": components})
         try:
-            return con.sql(
+            return engines.arrow(
+                con,
                 persons_sql(
                     self._definitions([v for v in versions if v is not None]),
                     "components",
-                )
-            ).to_arrow_table()
+                ),
+            )
         finally:
             con.close()
 
@@ -337,14 +339,15 @@ class Indicators:
                         params.append(value)
                 if not_served:
                     conds.append("NOT in_program")
-                table = con.sql(
+                table = engines.arrow(
+                    con,
                     f"SELECT * FROM persons WHERE {' AND '.join(conds)} "
                     "ORDER BY points DESC, attendance_rate NULLS LAST, unit",
-                    params=params,
-                ).to_arrow_table()
-                history = con.sql(
-                    "SELECT * FROM persons WHERE as_of_date <> ?", params=[snap.as_of]
-                ).to_arrow_table()
+                    params,
+                )
+                history = engines.arrow(
+                    con, "SELECT * FROM persons WHERE as_of_date <> ?", [snap.as_of]
+                )
             finally:
                 con.close()
         return Roster(

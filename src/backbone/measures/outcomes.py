@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from backbone import engines
 from backbone.engines import Connection
 from backbone.governance.release import Derived, Statistic, StatisticsRelease
 from backbone.measures.evaluation_sql import (
@@ -633,10 +634,10 @@ def _derive(
     as_of: date,
     settings: EvaluationSettings,
 ) -> Derived:
-    years = con.sql(person_years_sql()).df()
-    participation = con.sql(participation_sql(start_month)).df()
+    years = engines.frame(con, person_years_sql())
+    participation = engines.frame(con, participation_sql(start_month))
     sql, params = long_term_sql(as_of, start_month)
-    long_term = con.sql(sql, params=params).df()
+    long_term = engines.frame(con, sql, params)
     frame_all = _with_outcomes(years, long_term, as_of)
     first_year, last_year = initiative.period_years(start_month)
     col = _Collector()

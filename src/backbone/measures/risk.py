@@ -27,6 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from backbone import engines
 from backbone.engines import Connection
 from backbone.engines.duckdb import next_id
 from backbone.errors import UserError, WarehouseError
@@ -265,9 +266,9 @@ class RiskModels:
             labelled = training_sql(
                 start_month=self._indicators.school_year_start_month
             )
-            rows = con.sql(
-                f"SELECT * FROM ({labelled}) WHERE label IS NOT NULL"
-            ).to_arrow_table()
+            rows = engines.arrow(
+                con, f"SELECT * FROM ({labelled}) WHERE label IS NOT NULL"
+            )
         finally:
             con.close()
         return TrainingRows(rows, max(g.min_cell_size for g in m.grants))
@@ -416,10 +417,11 @@ class RiskModels:
             persons = now
         con = locked_connection({"persons": persons, "grades": _grade_values()})
         try:
-            features = con.sql(
+            features = engines.arrow(
+                con,
                 f"SELECT * EXCLUDE (_order) FROM ({features_sql()}) "
-                "WHERE _order IS NOT NULL ORDER BY _order"
-            ).to_arrow_table()
+                "WHERE _order IS NOT NULL ORDER BY _order",
+            )
         finally:
             con.close()
         scores = trained.score(features)
