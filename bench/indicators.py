@@ -320,6 +320,7 @@ def run(tmp: Path, students: int, memory_limit: str, threads: int, repeat: int) 
         version=1,
         school_year=SCHOOL_YEAR,
         year_begin=YEAR_BEGIN,
+        start_month=7,
         cutoff=CUTOFF,
     )
 

@@ -14,7 +14,10 @@ from hypothesis import strategies as st
 
 from backbone.ingest.rules import ranges
 from backbone.model.calendar import (
+    ON_TIME_GRACE_MONTHS,
     check_start_month,
+    on_time_deadline,
+    on_time_deadline_sql,
     school_year_bounds,
     school_year_first_day_sql,
     school_year_label,
@@ -106,6 +109,35 @@ def test_label(start: int, year: int) -> None:
 )
 def test_hand_worked_days(day: date, start: int, year: int) -> None:
     assert school_year_of(day, start) == year
+
+
+@pytest.mark.parametrize("start", MONTHS)
+@settings(max_examples=30, deadline=None)
+@given(years=st.lists(st.integers(min_value=1001, max_value=9990), min_size=1))
+def test_on_time_deadline_is_the_summer_after_the_class_year(
+    con: duckdb.DuckDBPyConnection, start: int, years: list[int]
+) -> None:
+    rows = con.execute(
+        f"SELECT y, {on_time_deadline_sql('y', start)} "
+        "FROM unnest(CAST(? AS INTEGER[])) t(y)",
+        [years],
+    ).fetchall()
+    for year, in_sql in rows:
+        deadline = on_time_deadline(year, start)
+        assert in_sql == deadline
+        # after the class's last school year, within the grace months, and the
+        # last day of a month
+        _, last = school_year_bounds(year, start)
+        assert last < deadline <= last + timedelta(days=31 * ON_TIME_GRACE_MONTHS)
+        assert (deadline + timedelta(days=1)).day == 1
+
+
+def test_hand_worked_on_time_deadlines() -> None:
+    # July start: summer graduates through Aug 31 of the class year count
+    assert on_time_deadline(2026, 7) == date(2026, 8, 31)
+    # a calendar-year school year: through the end of February after it
+    assert on_time_deadline(2025, 1) == date(2026, 2, 28)
+    assert on_time_deadline(2024, 9) == date(2024, 10, 31)
 
 
 def test_hand_worked_bounds_and_labels() -> None:

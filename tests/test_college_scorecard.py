@@ -917,7 +917,7 @@ def test_sql_builders_take_values_as_parameters_and_translate_to_spark() -> None
     d = default_definitions()
     snaps = [Snapshot(2026, D(2026, 6, 30), 1, 0)]
     for sql, params in (
-        graduation_sql(TODAY),
+        graduation_sql(TODAY, start_month=7),
         k_readiness_sql(),
         on_track_sql(d, snaps),
     ):

@@ -70,7 +70,7 @@ def _monthly_attendance(wh: Warehouse, since: date) -> None:
 def test_last_due_period_by_cadence(
     cadence: str, on: date, expected: tuple[date, date] | None
 ) -> None:
-    assert last_due(cadence, date(2024, 9, 1), on) == (
+    assert last_due(cadence, date(2024, 9, 1), on, 7) == (
         DuePeriod(*expected) if expected else None
     )
 
@@ -104,15 +104,15 @@ def _submit(wh: Warehouse, partner: str, feed: str, at: datetime) -> None:
 def test_a_feed_is_late_until_something_arrives_after_the_period(wh: Warehouse) -> None:
     _monthly_attendance(wh, date(2026, 1, 1))
     on = date(2026, 11, 30)
-    assert wh.feeds.late(on) == [
+    assert wh.feeds.late(on, school_year_start_month=7) == [
         LateFeed(wh.feeds.get("d1", "attendance"), date(2026, 11, 15), None)
     ]
     _submit(
         wh, "d1", "attendance", datetime(2026, 10, 20, 9, 0)
     )  # before October ended
-    assert len(wh.feeds.late(on)) == 1
+    assert len(wh.feeds.late(on, school_year_start_month=7)) == 1
     _submit(wh, "d1", "attendance", datetime(2026, 11, 3, 9, 0))
-    assert wh.feeds.late(on) == []
+    assert wh.feeds.late(on, school_year_start_month=7) == []
 
 
 @pytest.mark.parametrize(

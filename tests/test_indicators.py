@@ -65,6 +65,7 @@ def test_sql_builders_take_codes_as_parameters_and_translate_to_spark() -> None:
         d,
         version=1,
         school_year=2026,
+        start_month=7,
         year_begin=date(2025, 7, 1),
         cutoff=date(2026, 6, 30),
     )

@@ -73,6 +73,7 @@ from backbone.measures.scorecard import (
     on_track_sql,
 )
 from backbone.model.calendar import (
+    on_time_deadline_sql,
     school_year_first_day_sql,
     school_year_label_sql,
     school_year_last_day_sql,
@@ -183,6 +184,7 @@ def _measures() -> dict[str, Callable[[], Iterator[str]]]:
             d,
             version=1,
             school_year=2026,
+            start_month=7,
             year_begin=date(2025, 7, 1),
             cutoff=AS_OF,
         )[0]
@@ -247,7 +249,7 @@ def _measures() -> dict[str, Callable[[], Iterator[str]]]:
             [on_track_sql(d, SNAPSHOTS)[0]]
         ),
         "backbone.measures.scorecard_sql.graduation_sql": lambda: iter(
-            [graduation_sql(AS_OF)[0]]
+            [graduation_sql(AS_OF, start_month=7)[0]]
         ),
         "backbone.measures.scorecard_sql.k_readiness_sql": lambda: iter(
             [k_readiness_sql()[0]]
@@ -264,6 +266,7 @@ def _model() -> dict[str, Callable[[], Iterator[str]]]:
         "backbone.model.calendar.school_year_first_day_sql": calendar(
             school_year_first_day_sql
         ),
+        "backbone.model.calendar.on_time_deadline_sql": calendar(on_time_deadline_sql),
         "backbone.model.calendar.school_year_last_day_sql": calendar(
             school_year_last_day_sql
         ),

@@ -160,9 +160,7 @@ class Definitions(_Strict):
     credits: Credits
     tiers: Tiers
 
-    def term_end_sql(
-        self, term_column: str, year_column: str, start_month: int = 7
-    ) -> str:
+    def term_end_sql(self, term_column: str, year_column: str, start_month: int) -> str:
         """SQL for the day a term's marks are final: its month-day in the school
         year (placed in a calendar year by :mod:`backbone.model.calendar`); a term
         with no configured end counts at the end of the school year."""

@@ -85,7 +85,7 @@ def components_sql(
     year_begin: date,
     cutoff: date,
     year_end: date | None = None,
-    start_month: int = 7,
+    start_month: int,
     providers: list[str] | None = None,
     sources: dict[str, list[str]] | None = None,
 ) -> tuple[str, dict[str, object]]:

@@ -48,6 +48,7 @@ from backbone.measures.evaluation_sql import (
     person_years_sql,
 )
 from backbone.measures.initiatives import OUTCOMES, Initiative, Initiatives
+from backbone.model.calendar import on_time_deadline
 
 # pandas, SciPy, scikit-learn and statsmodels (under evaluation_stats) load only
 # when an evaluation runs, not whenever the warehouse opens.
@@ -284,7 +285,7 @@ def _frame_for_program(
 
 
 def _with_outcomes(
-    years: pd.DataFrame, long_term: pd.DataFrame, as_of: date
+    years: pd.DataFrame, long_term: pd.DataFrame, as_of: date, start_month: int
 ) -> pd.DataFrame:
     """Each person-year with its yearly outcomes (``_post``), the year before's
     (``_pre``), and graduation and college enrollment judged against the class the
@@ -305,9 +306,11 @@ def _with_outcomes(
     lt = long_term.set_index("unit")
     high = out["grade"].between(9, 12)
     expected = (out["school_year"] + (12 - out["grade"])).where(high)
-    deadline = pd.to_datetime(
-        expected.fillna(1900).astype(int).astype(str) + "-08-31", errors="coerce"
-    )
+    deadlines = {
+        year: on_time_deadline(int(year), start_month)
+        for year in expected.dropna().unique()
+    }
+    deadline = pd.to_datetime(expected.map(deadlines))
     grad_date = pd.to_datetime(out["unit"].map(lt["graduation_date"]))
     left = out["unit"].map(lt["left_community"]).fillna(False).astype(bool)
     first_term = pd.to_datetime(out["unit"].map(lt["first_term"]))
@@ -638,7 +641,7 @@ def _derive(
     participation = engines.frame(con, participation_sql(start_month))
     sql, params = long_term_sql(as_of, start_month)
     long_term = engines.frame(con, sql, params)
-    frame_all = _with_outcomes(years, long_term, as_of)
+    frame_all = _with_outcomes(years, long_term, as_of, start_month)
     first_year, last_year = initiative.period_years(start_month)
     col = _Collector()
     outcomes = list(dict.fromkeys([*initiative.target_outcomes, *OUTCOMES]))

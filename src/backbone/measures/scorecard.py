@@ -430,7 +430,11 @@ def _graduation(
 ) -> IndicatorResult:
     spec = INDICATORS["graduation_4yr"]
     current = wh.indicators.definitions.current().definitions
-    sql, params = graduation_sql(access.on, ninth_grade=current.on_track_9.grade_level)
+    sql, params = graduation_sql(
+        access.on,
+        start_month=access.school_year_start_month,
+        ninth_grade=current.on_track_9.grade_level,
+    )
     release = access.count_derived(
         "enrollment",
         (),

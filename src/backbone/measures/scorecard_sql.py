@@ -9,6 +9,7 @@ from datetime import date
 from backbone.measures.definitions import Definitions
 from backbone.measures.indicator_sql import derived_units_sql
 from backbone.measures.indicators import Snapshot
+from backbone.model.calendar import on_time_deadline_sql
 
 __all__ = [
     "LEAVER_EXITS",
@@ -92,15 +93,21 @@ WHERE r.grade_level = ? AND r.on_track_9 IS NOT NULL
 def graduation_sql(
     as_of: date,
     *,
+    start_month: int,
     ninth_grade: str = "Ninth grade",
     leavers: Sequence[str] = LEAVER_EXITS,
 ) -> tuple[str, list[object]]:
     """Over ``enrollment`` and ``graduation``: each cohort member's ``graduated``
-    ('yes' by Aug 31 of the class year, else 'no') by ``school_year`` (the class)
+    ('yes' by the class's on-time deadline, :func:`on_time_deadline` — Aug 31 of
+    the class year with a July start — else 'no') by ``school_year`` (the class)
     and ``district`` (of the latest enrollment), beside every enrollment record
-    of the person and the diplomas that made a yes. Classes whose Aug 31 is not
+    of the person and the diplomas that made a yes. Classes whose deadline is not
     before ``as_of`` are not judged yet."""
-    sql = """
+    class_deadline = on_time_deadline_sql(
+        "coalesce(x.stated, x.from_ninth)", start_month
+    )
+    cohort_deadline = on_time_deadline_sql("c.school_year", start_month)
+    sql = f"""
 WITH spells AS (
     SELECT provider, unit, record, school_year, entry_date, entry_grade_level,
            exit_withdraw_date, exit_withdraw_type, class_of_school_year,
@@ -127,13 +134,13 @@ cohort AS (
     SELECT x.unit, CAST(coalesce(x.stated, x.from_ninth) AS SMALLINT) AS school_year,
            l.district,
            coalesce(d.graduation_date
-                    <= make_date(coalesce(x.stated, x.from_ninth), 8, 31), false)
+                    <= {class_deadline}, false)
                AS on_time
     FROM expected x
     JOIN last_spell l USING (unit)
     LEFT JOIN diploma d USING (unit)
     WHERE coalesce(x.stated, x.from_ninth) IS NOT NULL
-      AND make_date(coalesce(x.stated, x.from_ninth), 8, 31) < CAST(? AS DATE)
+      AND {class_deadline} < CAST(? AS DATE)
       AND NOT (d.graduation_date IS NULL
                AND coalesce(list_contains(?, l.exit_withdraw_type), false))
 )
@@ -143,7 +150,7 @@ FROM cohort c JOIN spells s USING (unit)
 UNION
 SELECT g.provider, g.unit, g.record, c.school_year, c.district, 'yes'
 FROM cohort c JOIN graduation g USING (unit)
-WHERE c.on_time AND g.graduation_date <= make_date(c.school_year, 8, 31)
+WHERE c.on_time AND g.graduation_date <= {cohort_deadline}
 """
     return sql, [ninth_grade, as_of, list(leavers)]
 

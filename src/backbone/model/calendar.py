@@ -17,8 +17,11 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 __all__ = [
+    "ON_TIME_GRACE_MONTHS",
     "check_start_month",
     "in_earlier_calendar_year",
+    "on_time_deadline",
+    "on_time_deadline_sql",
     "school_year_bounds",
     "school_year_first_day_sql",
     "school_year_label",
@@ -62,6 +65,21 @@ def school_year_bounds(school_year: int, start_month: int) -> tuple[date, date]:
         date(school_year - 1, start, 1),
         date(school_year, start, 1) - timedelta(days=1),
     )
+
+
+ON_TIME_GRACE_MONTHS = 2
+"""A class graduates on time by the end of its last school year or in the months
+right after it: the summer, whose graduates the federal adjusted cohort rate counts.
+With a July start the class of 2026 is on time through 2026-08-31."""
+
+
+def on_time_deadline(class_year: int, start_month: int) -> date:
+    """The last day a student of the class of ``class_year`` (the school year they
+    are expected to finish) can graduate and count as on time."""
+    first_after = school_year_bounds(class_year + 1, start_month)[0]
+    month = first_after.month - 1 + ON_TIME_GRACE_MONTHS
+    year = first_after.year + month // 12
+    return date(year, month % 12 + 1, 1) - timedelta(days=1)
 
 
 def school_year_label(school_year: int, start_month: int) -> str:
@@ -108,4 +126,14 @@ def school_year_label_sql(year_expr: str, start_month: int) -> str:
         return f"CAST({y} AS VARCHAR)"
     return (
         f"CAST({y} - 1 AS VARCHAR) || '-' || lpad(CAST({y} % 100 AS VARCHAR), 2, '0')"
+    )
+
+
+def on_time_deadline_sql(year_expr: str, start_month: int) -> str:
+    """SQL for :func:`on_time_deadline` (DATE) of the class year ``year_expr``
+    (repeated once: pass a column or a numbered parameter)."""
+    first_after = school_year_first_day_sql(f"({year_expr}) + 1", start_month)
+    return (
+        f"CAST({first_after} + INTERVAL {ON_TIME_GRACE_MONTHS} MONTH "
+        "- INTERVAL 1 DAY AS DATE)"
     )

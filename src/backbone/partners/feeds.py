@@ -104,11 +104,9 @@ def _period_ends(cadence: str, since: date, on: date, start_month: int) -> list[
     return sorted(d for d in ends if since <= d)
 
 
-def last_due(
-    cadence: str, since: date, on: date, start_month: int = 7
-) -> DuePeriod | None:
+def last_due(cadence: str, since: date, on: date, start_month: int) -> DuePeriod | None:
     """The last period whose data is due by ``on`` (None before the first is);
-    school years start in ``start_month`` (the settings' default when not given)."""
+    school years start in ``start_month`` (``calendar.school_year_start_month``)."""
     due = [
         DuePeriod(end, end + timedelta(days=GRACE_DAYS))
         for end in _period_ends(cadence, since, on, start_month)
@@ -234,7 +232,7 @@ class FeedRegistry:
         on: date,
         covered: Callable[[str], bool] | None = None,
         *,
-        school_year_start_month: int = 7,
+        school_year_start_month: int,
     ) -> builtins.list[LateFeed]:
         """Late feeds with the due date missed and the last submission (if any).
 
