@@ -285,8 +285,18 @@ def test_re_running_keeps_every_person_id(wh: Warehouse) -> None:
 @pytest.mark.slow
 def test_new_submissions_keep_existing_ids(wh: Warehouse) -> None:
     before = _owners(wh)
-    # a new community record for a person already known
-    some = next(iter(before))
+    # a new community record for a person already known, one no other person
+    # resembles (same surname and birth date), chosen the same way every run
+    some = wh._con.execute(
+        """
+        SELECT min((r.partner_id, r.local_id)) FROM identity.partner_record r
+        JOIN identity.record_person p USING (partner_id, local_id)
+        WHERE (r.last_surname, r.birth_date) IN (
+            SELECT (r2.last_surname, r2.birth_date) FROM identity.partner_record r2
+            JOIN identity.record_person p2 USING (partner_id, local_id)
+            GROUP BY ALL HAVING count(DISTINCT p2.person_id) = 1)
+        """
+    ).fetchone()[0]
     row = wh._con.execute(
         "SELECT * FROM identity.partner_record WHERE partner_id = ? AND local_id = ?",
         list(some),
