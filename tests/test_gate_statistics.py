@@ -7,6 +7,8 @@ decisions; a derivation cannot return rows; a funder reaches nothing else."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -141,3 +143,37 @@ def test_a_group_is_named_once_and_equal_groups_share_a_name() -> None:
     assert col.cell('["b"]', ["u2@2025", "u1@2023"]) == first  # the same persons
     with pytest.raises(ValueError, match="two different groups"):
         col.cell('["a"]', ["u3@2024"])
+
+
+def test_other_processes_read_the_warehouse_while_a_derivation_runs(
+    warehouse: Path,
+) -> None:
+    # a reader that would have to wait for the file gives up at once instead
+    reader = (
+        "import sys\nfrom backbone import Warehouse\n"
+        "def busy(message): print('waited:', message); sys.exit(3)\n"
+        f"with Warehouse.open({str(warehouse)!r}, read_only=True, on_wait=busy) as wh:\n"
+        "    print(len(wh.partners.list()))\n"
+    )
+    seen: list[subprocess.CompletedProcess[str]] = []
+
+    def slow(con: duckdb.DuckDBPyConnection) -> Derived:
+        # matching and model fitting take long on a real partnership; meanwhile
+        # another process opens the warehouse without waiting
+        seen.append(
+            subprocess.run(
+                [sys.executable, "-c", reader],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+        )
+        return _by_absence(con)
+
+    with Warehouse.open(warehouse) as wh:
+        steward = wh.access(wh.users.get("steward"), "early_warning")
+        release = steward.statistics(INPUTS, slow, definition={"name": "slow"})
+        assert len(release.statistics) == 2
+    assert seen and seen[0].returncode == 0, seen[0].stdout + seen[0].stderr
+    assert int(seen[0].stdout.strip()) > 0

@@ -216,7 +216,10 @@ class ReleaseGate(Suppression, DifferentialPrivacy):
             definition["left_out"] = refused
         con = self._locked(tables)
         try:
-            rows = arrow(con, derive_sql, params)
+            # the derivation needs only the locked copy: the warehouse file is
+            # handed back to other processes meanwhile
+            with self._hand_back():
+                rows = arrow(con, derive_sql, params)
             missing = {"provider", "unit", "record", *asked} - set(rows.column_names)
             if missing:
                 raise UserError(f"cannot count by {sorted(missing)[0]!r}.")
@@ -268,7 +271,10 @@ class ReleaseGate(Suppression, DifferentialPrivacy):
             definition["left_out"] = refused
         con = self._locked(tables)
         try:
-            derived = derive(con)
+            # matching and statistics need only the locked copy of the inputs: the
+            # warehouse file is handed back to other processes while they run
+            with self._hand_back():
+                derived = derive(con)
             register(con, "members", derived.members.select(["label", "unit"]))
             union = _every_unit_sql(tables)
             pairs = arrow(
