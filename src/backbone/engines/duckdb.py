@@ -339,6 +339,9 @@ def _settled(con: Any) -> duckdb.DuckDBPyConnection:
     """The connection with no half-read result pending (see ``Handle._settled``)."""
     if isinstance(con, Handle):
         return con._settled()
+    if isinstance(con, duckdb.DuckDBPyConnection):
+        # a session's cursor, like the handle: a fetchone() may have left a result
+        con.execute("SELECT 1").fetchall()
     return con  # type: ignore[no-any-return]
 
 

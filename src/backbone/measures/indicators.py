@@ -22,11 +22,16 @@ import pyarrow.compute as pc
 from backbone import engines
 from backbone.engines import Connection
 from backbone.engines.duckdb import transaction
-from backbone.errors import UserError
+from backbone.errors import UserError, WarehouseError
 from backbone.governance.access import Access, locked_connection
+from backbone.governance.audit import last_change
 from backbone.governance.policy import Grant
 from backbone.governance.release import Release
-from backbone.measures.definitions import Definitions, DefinitionStore
+from backbone.measures.definitions import (
+    Definitions,
+    DefinitionsInUse,
+    DefinitionStore,
+)
 from backbone.measures.indicator_sql import (
     COMPONENT_COLUMNS,
     TIERS,
@@ -45,6 +50,8 @@ from backbone.session import Session
 __all__ = ["DIMENSIONS", "Indicators", "Roster", "Snapshot", "with_identifiers"]
 
 ENTITY = "student_indicator"
+# computing once more when the warehouse changed meanwhile; then it refuses
+COMPUTE_ATTEMPTS = 2
 # What segments may be cut by: person-level values after combining.
 DIMENSIONS = (
     "district",
@@ -164,24 +171,30 @@ class Indicators:
             for entity in DERIVED_FROM[ENTITY]
         }
         say = progress or (lambda _m: None)
+        for attempt in range(1, COMPUTE_ATTEMPTS + 1):
+            in_use = self.definitions.current()
+            inputs = _input_copies(s.con, sorted({*allowed, *candidates}))
+            read_after = last_change(s.con)
+            # the inputs are in memory: the warehouse file is handed back to other
+            # processes while the snapshots are computed from them
+            with s.released():
+                computed = self._computed(inputs, in_use, plan, allowed, sources, say)
+            if last_change(s.con) == read_after:
+                break
+            if attempt == COMPUTE_ATTEMPTS:
+                raise WarehouseError(
+                    "the warehouse changed while the indicators were computed, "
+                    f"{COMPUTE_ATTEMPTS} times; nothing was saved. Compute them again "
+                    "when the submissions and computations under way are done."
+                )
+            say("the warehouse changed meanwhile; computing again")
+        # the version read is the version stored (its defaults recorded now if
+        # nothing was: a change of definitions meanwhile would have been noticed)
+        stored = self.definitions._for_write(s)
+        assert stored.version == in_use.version
         out = []
-        for year, cutoff in plan:
-            begin, end = self.year_bounds(year)
-            cutoff = min(cutoff, end)
-            say(f"indicators for {school_year_label(year, self._start)} as of {cutoff}")
-            started = time.perf_counter()
-            sql, params = components_sql(
-                in_use.definitions,
-                version=in_use.version,
-                school_year=year,
-                year_begin=begin,
-                cutoff=cutoff,
-                year_end=end,
-                start_month=self._start,
-                providers=allowed,
-                sources=sources,
-            )
-            with transaction(s.con):
+        for (year, cutoff, seconds), table in computed:
+            with transaction(s.con), engines.registered(s.con, computed=table):
                 s.con.execute(
                     f"DELETE FROM analytic.{ENTITY} WHERE school_year = ? "
                     "AND as_of_date = ?",
@@ -190,20 +203,9 @@ class Indicators:
                 # submission_id 0: derived by the warehouse, not sent
                 s.con.execute(
                     f"INSERT INTO analytic.{ENTITY} BY NAME "
-                    f"SELECT *, CAST(0 AS BIGINT) AS submission_id FROM ({sql})",
-                    params,
+                    "SELECT *, CAST(0 AS BIGINT) AS submission_id FROM computed"
                 )
-                row = s.con.execute(
-                    f"SELECT count(*) FROM analytic.{ENTITY} WHERE school_year = ? "
-                    "AND as_of_date = ?",
-                    [year, cutoff],
-                ).fetchone()
-            records = int(row[0]) if row else 0
-            out.append(
-                Snapshot(
-                    year, cutoff, in_use.version, records, time.perf_counter() - started
-                )
-            )
+            out.append(Snapshot(year, cutoff, in_use.version, table.num_rows, seconds))
         s.record(
             "derive",
             "early-warning indicators",
@@ -216,6 +218,52 @@ class Indicators:
             },
         )
         return out
+
+    def _computed(
+        self,
+        inputs: Mapping[str, pa.Table],
+        in_use: DefinitionsInUse,
+        plan: Sequence[tuple[int, date]],
+        allowed: list[str],
+        sources: dict[str, list[str]],
+        say: Callable[[str], None],
+    ) -> list[tuple[tuple[int, date, float], pa.Table]]:
+        """Each planned snapshot's component rows, computed in a private database
+        holding copies of the inputs (not the warehouse: it may be handed back)."""
+        con = engines.scratch()
+        try:
+            for name, table in inputs.items():
+                schema, plain = name.split(".")
+                con.execute(f"CREATE SCHEMA IF NOT EXISTS {engines.ident(schema)}")
+                with engines.registered(con, copy=table):
+                    engines.create_table_as(
+                        con, engines.qualified(schema, plain), "SELECT * FROM copy"
+                    )
+            out = []
+            for year, cutoff in plan:
+                begin, end = self.year_bounds(year)
+                cutoff = min(cutoff, end)
+                say(
+                    f"indicators for {school_year_label(year, self._start)} "
+                    f"as of {cutoff}"
+                )
+                started = time.perf_counter()
+                sql, params = components_sql(
+                    in_use.definitions,
+                    version=in_use.version,
+                    school_year=year,
+                    year_begin=begin,
+                    cutoff=cutoff,
+                    year_end=end,
+                    start_month=self._start,
+                    providers=allowed,
+                    sources=sources,
+                )
+                table = engines.arrow(con, sql, params)
+                out.append(((year, cutoff, time.perf_counter() - started), table))
+            return out
+        finally:
+            con.close()
 
     def snapshots(self, con: Connection | None = None) -> list[Snapshot]:
         """The snapshots stored (as ``con``, a session's cursor, sees them)."""
@@ -435,6 +483,22 @@ def with_identifiers(table: pa.Table) -> pa.Table:
         if name not in table.column_names:
             table = table.append_column(name, pa.nulls(table.num_rows, type_))
     return table
+
+
+def _input_copies(con: Connection, providers: list[str]) -> dict[str, pa.Table]:
+    """Copies of what the indicators are computed from: the facts of these
+    providers and the calendar (``schema.table`` -> rows)."""
+    copies = {
+        f"analytic.{entity}": engines.arrow(
+            con,
+            f"SELECT * FROM analytic.{engines.ident(entity)} "
+            "WHERE list_contains(?, provider_partner_id)",
+            [providers],
+        )
+        for entity in sorted(set(DERIVED_FROM[ENTITY]))
+    }
+    copies["ref.calendar_date"] = engines.arrow(con, "SELECT * FROM ref.calendar_date")
+    return copies
 
 
 def _data_years(con: Connection) -> list[int]:
