@@ -307,6 +307,25 @@ def test_count_refuses_unknown_dimensions(wh: Warehouse) -> None:
         wh.indicators.count(steward, ["student_local_id"])
 
 
+def test_a_trend_is_a_share_per_group_and_school_year(wh: Warehouse) -> None:
+    steward = wh.access(wh.users.get("steward"), "early_warning")
+    years = sorted({s.school_year for s in wh.indicators.snapshots()})
+    trend = wh.indicators.trend(steward, "district", {"tier": ["high risk"]})
+    # the same release as counting by group and year over every year's snapshot
+    assert (
+        trend.table.column_names
+        == wh.indicators.count(
+            steward,
+            ["district", "school_year"],
+            years=years,
+            numerator={"tier": ["high risk"]},
+        ).table.column_names
+    )
+    assert {"district", "school_year"} <= set(trend.table.column_names)
+    with pytest.raises(UserError, match="pick a group"):
+        wh.indicators.trend(steward, "school_year", {"tier": ["high risk"]})
+
+
 def test_tier_transitions_between_two_snapshots(wh: Warehouse) -> None:
     steward = wh.access(wh.users.get("steward"), "early_warning")
     (early,) = _compute(wh, as_of=date(2025, 8, 29))

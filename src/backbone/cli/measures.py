@@ -23,7 +23,6 @@ from backbone.cli.common import (
     print_release,
     signed_in,
 )
-from backbone.errors import UserError
 from backbone.model.calendar import school_year_label
 
 if TYPE_CHECKING:
@@ -353,15 +352,10 @@ def trend(
     """The share of students matching a condition, per group and school year
     (each year's latest snapshot), through the release gate."""
     with doors(), Warehouse.open(warehouse) as wh:
-        if by == "school_year":
-            raise UserError("the trend runs over school years already; pick a group.")
-        access = wh.access(signed_in(wh, user, token), purpose)
-        years = sorted({s.school_year for s in wh.indicators.snapshots()})
-        release = wh.indicators.count(
-            access,
-            [by, "school_year"],
-            years=years,
-            numerator=parse_pairs([share_of], "--share-of"),
+        release = wh.indicators.trend(
+            wh.access(signed_in(wh, user, token), purpose),
+            by,
+            parse_pairs([share_of], "--share-of"),
         )
     print_release(release, f"{share_of} by {by} and school year")
 

@@ -408,6 +408,19 @@ class Indicators:
 
     # --- aggregates through the release gate ------------------------------------
 
+    def trend(
+        self,
+        access: Access,
+        by: str,
+        numerator: Mapping[str, Sequence[object]],
+    ) -> Release:
+        """The share of persons matching ``numerator`` per ``by`` group and school
+        year (each year's latest snapshot), through the release gate."""
+        if by == "school_year":
+            raise UserError("the trend runs over school years already; pick a group.")
+        years = sorted({s.school_year for s in self.snapshots()})
+        return self.count(access, [by, "school_year"], years=years, numerator=numerator)
+
     def count(
         self,
         access: Access,
