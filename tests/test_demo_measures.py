@@ -114,19 +114,17 @@ def test_the_steward_evaluates_an_initiative_against_a_matched_comparison(
         steward = wh.access(wh.users.get("steward"), "program_evaluation")
         ev = wh.outcomes.evaluate(steward, "INIT-ATTEND")
         assert {p.program_id for p in ev.programs} == {"PRG-MENTOR", "PRG-AFTER-E"}
-        published = [
-            e for p in ev.programs for e in p.effects if e["effect"] is not None
-        ]
+        published = [e for p in ev.programs for e in p.effects if e.effect is not None]
         assert published, "no effect was published"
         for e in published:
             # every published number counts at least the minimum cell
-            assert e["n_participants"] >= 10 and e["n_comparison"] >= 10
-            assert e["ci_low"] <= e["effect"] <= e["ci_high"]
-        att = [e for e in published if e["outcome"] == "attendance_rate"]
-        assert any(e["design"] == "difference-in-differences" for e in att)
-        balance = [b for p in ev.programs for b in p.balance if not b["suppressed"]]
+            assert e.n_participants >= 10 and e.n_comparison >= 10
+            assert e.ci_low <= e.effect <= e.ci_high
+        att = [e for e in published if e.outcome == "attendance_rate"]
+        assert any(e.design == "difference-in-differences" for e in att)
+        balance = [b for p in ev.programs for b in p.balance if not b.suppressed]
         assert balance and all(
-            b["flag"] in ("equivalent", "adjust", "not equivalent", "not computable")
+            b.flag in ("equivalent", "adjust", "not equivalent", "not computable")
             for b in balance
         )
         # the ledger keeps the release, under the evaluation's name
@@ -141,7 +139,7 @@ def test_a_funder_sees_aggregates_of_its_own_initiatives_only(demo: Path) -> Non
         viewer = wh.users.get("f01-unitedfund.viewer")
         access = wh.access(viewer, "initiative_outcomes")
         ev = wh.outcomes.evaluate(access, "INIT-ATTEND")
-        assert any(e["effect"] is not None for p in ev.programs for e in p.effects)
+        assert any(e.effect is not None for p in ev.programs for e in p.effects)
         with pytest.raises(PolicyDenied):
             wh.outcomes.evaluate(access, "INIT-ENRICH")  # the City Foundation's
         with pytest.raises(PolicyDenied):
@@ -149,7 +147,7 @@ def test_a_funder_sees_aggregates_of_its_own_initiatives_only(demo: Path) -> Non
         refused = [
             e
             for e in wh.audit.entries()
-            if e["actor"] == "f01-unitedfund.viewer" and e["decision"] == "deny"
+            if e.actor == "f01-unitedfund.viewer" and e.decision == "deny"
         ]
         assert len(refused) >= 2
 

@@ -7,7 +7,7 @@ import json
 from datetime import date
 
 from backbone.measures.initiatives import Initiative
-from backbone.measures.outcomes import Evaluation, ProgramResult
+from backbone.measures.outcomes import Evaluation, ProgramEffect, ProgramResult
 
 
 def _evaluation() -> Evaluation:
@@ -19,6 +19,8 @@ def _evaluation() -> Evaluation:
         "ci_high": 0.058,
         "n_participants": 40,
         "n_comparison": 80,
+        "suppressed": False,
+        "note": "",
     }
     return Evaluation(
         initiative=Initiative(
@@ -35,7 +37,7 @@ def _evaluation() -> Evaluation:
                 "PRG-MENTOR",
                 "Mentoring",
                 roster={"served": 45, "found": 42, "matched": 40},
-                effects=[effect],
+                effects=[ProgramEffect.from_row(effect)],
             )
         ],
         left_out={"assessment": "no agreement shares it"},
@@ -57,6 +59,11 @@ def test_the_report_is_plain_data_and_its_json_reads_back_the_same() -> None:
     assert program["program_id"] == "PRG-MENTOR"
     assert program["roster"]["matched"] == 40
     assert program["effects"][0]["effect"] == 0.031
+    # the door reads typed fields; the file keeps the row as released
+    (typed,) = ev.programs[0].effects
+    assert (typed.effect, typed.ci_low, typed.n_comparison) == (0.031, 0.004, 80)
+    assert typed.band is None and not typed.suppressed
+    assert list(program["effects"][0])[:2] == ["outcome", "sample"]
     body = ev.report_json()
     assert isinstance(body, bytes) and json.loads(body) == report
     assert body.startswith(b'{\n  "initiative"')  # indented, for a person too

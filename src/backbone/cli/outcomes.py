@@ -233,19 +233,19 @@ def _print_evaluation(ev: Evaluation, *, details: bool = True) -> None:
             table.add_column(column)
         for e in p.effects:
             ci = (
-                f"[{_fmt(e.get('ci_low'))}, {_fmt(e.get('ci_high'))}]"
-                if e.get("effect") is not None
+                f"[{_fmt(e.ci_low)}, {_fmt(e.ci_high)}]"
+                if e.effect is not None
                 else "—"
             )
-            target = "*" if e["outcome"] in i.target_outcomes else ""
+            target = "*" if e.outcome in i.target_outcomes else ""
             table.add_row(
-                e["sample"],
-                OUTCOMES[e["outcome"]].label + target,
-                e.get("design") or "—",
-                _fmt(e.get("effect")),
+                e.sample,
+                OUTCOMES[e.outcome].label + target,
+                e.design or "—",
+                _fmt(e.effect),
                 ci,
-                f"{_fmt(e['n_participants'])} / {_fmt(e['n_comparison'])}",
-                e["note"],
+                f"{_fmt(e.n_participants)} / {_fmt(e.n_comparison)}",
+                e.note,
             )
         console.print(table)
         if not details:
@@ -258,11 +258,11 @@ def _print_evaluation(ev: Evaluation, *, details: bool = True) -> None:
             bal.add_column(column)
         for b in p.balance:
             bal.add_row(
-                b["sample"],
-                b.get("label") or b["covariate"],
-                _fmt(b.get("smd_before"), 3),
-                _fmt(b.get("smd_after"), 3),
-                b.get("flag") or b["note"],
+                b.sample,
+                b.label or b.covariate,
+                _fmt(b.smd_before, 3),
+                _fmt(b.smd_after, 3),
+                b.flag or b.note,
             )
         console.print(bal)
         for title, rows, key in (
@@ -275,16 +275,17 @@ def _print_evaluation(ev: Evaluation, *, details: bool = True) -> None:
             for column in ("outcome", "group", "effect", "95% CI", "n"):
                 t.add_column(column)
             for r in rows:
-                if r["sample"] != BASELINE:
+                if r.sample != BASELINE:
                     continue
                 t.add_row(
-                    OUTCOMES[r["outcome"]].label,
-                    (f"{r['group']}: " if "group" in r else "") + str(r[key]),
-                    _fmt(r.get("effect")),
-                    f"[{_fmt(r.get('ci_low'))}, {_fmt(r.get('ci_high'))}]"
-                    if r.get("effect") is not None
+                    OUTCOMES[r.outcome].label,
+                    (f"{r.group}: " if r.group is not None else "")
+                    + str(getattr(r, key)),
+                    _fmt(r.effect),
+                    f"[{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]"
+                    if r.effect is not None
                     else "suppressed",
-                    f"{_fmt(r['n_participants'])} / {_fmt(r['n_comparison'])}",
+                    f"{_fmt(r.n_participants)} / {_fmt(r.n_comparison)}",
                 )
             console.print(t)
 
@@ -364,19 +365,19 @@ def compare(
         for p in ev.programs:
             for e in p.effects:
                 if (
-                    e["sample"] != BASELINE
-                    or e["outcome"] not in ev.initiative.target_outcomes
+                    e.sample != BASELINE
+                    or e.outcome not in ev.initiative.target_outcomes
                 ):
                     continue
                 table.add_row(
                     ev.initiative.name,
                     p.program_name,
-                    OUTCOMES[e["outcome"]].label,
-                    _fmt(e.get("effect")),
-                    f"[{_fmt(e.get('ci_low'))}, {_fmt(e.get('ci_high'))}]"
-                    if e.get("effect") is not None
-                    else e["note"] or "—",
-                    f"{_fmt(e['n_participants'])} / {_fmt(e['n_comparison'])}",
+                    OUTCOMES[e.outcome].label,
+                    _fmt(e.effect),
+                    f"[{_fmt(e.ci_low)}, {_fmt(e.ci_high)}]"
+                    if e.effect is not None
+                    else e.note or "—",
+                    f"{_fmt(e.n_participants)} / {_fmt(e.n_comparison)}",
                 )
     _plain().print(table)
 

@@ -54,28 +54,28 @@ def outcomes_tour(
         evaluation_charts(ev, charts, planted)
         for p in ev.programs:
             for e in p.effects:
-                if e["sample"] != "baseline" or e["outcome"] not in (
+                if e.sample != "baseline" or e.outcome not in (
                     "attendance_rate",
                     "course_mark",
                 ):
                     continue
-                if e["effect"] is None:
+                if e.effect is None or e.ci_low is None or e.ci_high is None:
                     shown = "suppressed"
                 else:
                     covered = (
-                        e["ci_low"]
-                        <= planted.get((p.program_id, e["outcome"]), 0.0)
-                        <= e["ci_high"]
+                        e.ci_low
+                        <= planted.get((p.program_id, e.outcome), 0.0)
+                        <= e.ci_high
                     )
                     shown = (
-                        f"{e['effect']:+.2f} [{e['ci_low']:+.2f}, {e['ci_high']:+.2f}]"
-                        f" n={e['n_participants']}/{e['n_comparison']} "
-                        f"(truth {planted.get((p.program_id, e['outcome']), 0.0):+.2f}"
+                        f"{e.effect:+.2f} [{e.ci_low:+.2f}, {e.ci_high:+.2f}]"
+                        f" n={e.n_participants}/{e.n_comparison} "
+                        f"(truth {planted.get((p.program_id, e.outcome), 0.0):+.2f}"
                         f"{', inside' if covered else ', OUTSIDE'})"
                     )
                 lines.append(
                     f"  {initiative.initiative_id} {p.program_name}, "
-                    f"{OUTCOMES[e['outcome']].label.lower()}: {shown}"
+                    f"{OUTCOMES[e.outcome].label.lower()}: {shown}"
                 )
     funder, viewer = next(iter(users.viewers.items()))
     own = next(i for i in wh.initiatives.list(funder))

@@ -31,18 +31,18 @@ def evaluation_charts(
     by_unit: dict[str, list[EffectRow]] = {}
     for p in ev.programs:
         for e in p.effects:
-            if e["sample"] != "baseline":
+            if e.sample != "baseline":
                 continue
-            outcome = OUTCOMES[e["outcome"]]
+            outcome = OUTCOMES[e.outcome]
             by_unit.setdefault(outcome.unit, []).append(
                 EffectRow(
                     label=f"{p.program_name} — {outcome.label.lower()}",
-                    effect=e.get("effect"),
-                    ci_low=e.get("ci_low") if e.get("effect") is not None else None,
-                    ci_high=e.get("ci_high") if e.get("effect") is not None else None,
-                    n_treated=e["n_participants"],
-                    n_comparison=e["n_comparison"],
-                    truth=(truth or {}).get((p.program_id, e["outcome"])),
+                    effect=e.effect,
+                    ci_low=e.ci_low if e.effect is not None else None,
+                    ci_high=e.ci_high if e.effect is not None else None,
+                    n_treated=e.n_participants,
+                    n_comparison=e.n_comparison,
+                    truth=(truth or {}).get((p.program_id, e.outcome)),
                 )
             )
     for i, (unit, rows) in enumerate(sorted(by_unit.items())):
@@ -61,13 +61,13 @@ def evaluation_charts(
     for p in ev.programs:
         rows_b = [
             BalanceRow(
-                covariate=b.get("label") or b["covariate"],
-                smd_before=b.get("smd_before"),
-                smd_after=b.get("smd_after"),
-                flag=b.get("flag"),
+                covariate=b.label or b.covariate,
+                smd_before=b.smd_before,
+                smd_after=b.smd_after,
+                flag=b.flag,
             )
             for b in p.balance
-            if b["sample"] == "baseline"
+            if b.sample == "baseline"
         ]
         if not rows_b:
             continue

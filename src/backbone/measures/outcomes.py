@@ -61,9 +61,11 @@ if TYPE_CHECKING:
 __all__ = [
     "BASELINE",
     "FIRST_YEAR",
+    "CovariateBalance",
     "Evaluation",
     "EvaluationSettings",
     "Outcomes",
+    "ProgramEffect",
     "ProgramResult",
 ]
 
@@ -120,6 +122,101 @@ class EvaluationSettings:
     dose_bands: int = 3
 
 
+def _opt_float(value: object) -> float | None:
+    return None if value is None else float(str(value))
+
+
+def _opt_int(value: object) -> int | None:
+    return None if value is None else int(str(value))
+
+
+def _opt_str(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+@dataclass(frozen=True)
+class ProgramEffect:
+    """One released effect of a program on an outcome (a dosage band's or a
+    subgroup's too): every number None when it was suppressed."""
+
+    sample: str | None
+    outcome: str
+    design: str | None
+    effect: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+    n_participants: int | None
+    n_comparison: int | None
+    suppressed: bool
+    note: str
+    band: str | None = None
+    """the dosage band (dose rows)"""
+    group: str | None = None
+    """the subgroup's dimension, such as "Sex" (subgroup rows)"""
+    value: str | None = None
+    """the subgroup's value, such as "Female" (subgroup rows)"""
+    published: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    """the row as the report file publishes it (JSON types, keys in order)"""
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> ProgramEffect:
+        return cls(
+            sample=_opt_str(row.get("sample")),
+            outcome=str(row["outcome"]),
+            design=_opt_str(row.get("design")),
+            effect=_opt_float(row.get("effect")),
+            ci_low=_opt_float(row.get("ci_low")),
+            ci_high=_opt_float(row.get("ci_high")),
+            p_value=_opt_float(row.get("p_value")),
+            n_participants=_opt_int(row.get("n_participants")),
+            n_comparison=_opt_int(row.get("n_comparison")),
+            suppressed=bool(row["suppressed"]),
+            note=str(row.get("note") or ""),
+            band=_opt_str(row.get("band")),
+            group=_opt_str(row.get("group")),
+            value=_opt_str(row.get("value")),
+            published=row,
+        )
+
+
+@dataclass(frozen=True)
+class CovariateBalance:
+    """A covariate's standardized mean difference between participants and the
+    comparison group, before and after matching, as released."""
+
+    sample: str | None
+    covariate: str
+    label: str | None
+    smd_before: float | None
+    smd_after: float | None
+    flag: str | None
+    n_pool: int | None
+    n_participants: int | None
+    n_comparison: int | None
+    suppressed: bool
+    note: str
+    published: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    """the row as the report file publishes it (JSON types, keys in order)"""
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> CovariateBalance:
+        return cls(
+            sample=_opt_str(row.get("sample")),
+            covariate=str(row["covariate"]),
+            label=_opt_str(row.get("label")),
+            smd_before=_opt_float(row.get("smd_before")),
+            smd_after=_opt_float(row.get("smd_after")),
+            flag=_opt_str(row.get("flag")),
+            n_pool=_opt_int(row.get("n_pool")),
+            n_participants=_opt_int(row.get("n_participants")),
+            n_comparison=_opt_int(row.get("n_comparison")),
+            suppressed=bool(row["suppressed"]),
+            note=str(row.get("note") or ""),
+            published=row,
+        )
+
+
 @dataclass
 class ProgramResult:
     program_id: str
@@ -127,10 +224,10 @@ class ProgramResult:
     roster: dict[str, int | None] = field(default_factory=dict)
     """new participants served (with the least dosage), found in district
     records, and matched (the baseline sample)"""
-    effects: list[dict[str, Any]] = field(default_factory=list)
-    balance: list[dict[str, Any]] = field(default_factory=list)
-    dose: list[dict[str, Any]] = field(default_factory=list)
-    subgroups: list[dict[str, Any]] = field(default_factory=list)
+    effects: list[ProgramEffect] = field(default_factory=list)
+    balance: list[CovariateBalance] = field(default_factory=list)
+    dose: list[ProgramEffect] = field(default_factory=list)
+    subgroups: list[ProgramEffect] = field(default_factory=list)
 
 
 @dataclass
@@ -159,10 +256,10 @@ class Evaluation:
                     "program_id": p.program_id,
                     "program_name": p.program_name,
                     "roster": p.roster,
-                    "effects": p.effects,
-                    "balance": p.balance,
-                    "dose": p.dose,
-                    "subgroups": p.subgroups,
+                    "effects": [e.published for e in p.effects],
+                    "balance": [b.published for b in p.balance],
+                    "dose": [d.published for d in p.dose],
+                    "subgroups": [g.published for g in p.subgroups],
                 }
                 for p in self.programs
             ],
@@ -767,11 +864,11 @@ def _report(
                 "effect": result.effects,
                 "dose": result.dose,
                 "subgroup": result.subgroups,
-            }[kind].append(row)
+            }[kind].append(ProgramEffect.from_row(row))
         elif kind == "balance":
             row["covariate"] = st.key["covariate"]
             row["n_pool"], row["n_participants"], row["n_comparison"] = n
-            result.balance.append(row)
+            result.balance.append(CovariateBalance.from_row(row))
         elif kind == "match" and st.key.get("sample") == BASELINE:
             result.roster["matched"] = n[0]
     return Evaluation(
