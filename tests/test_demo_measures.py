@@ -52,14 +52,12 @@ def test_demo_trains_a_validated_risk_model_and_scores_rosters(
     with Warehouse.open(wh_path) as wh:
         steward = wh.access(wh.users.get("steward"), "early_warning")
         report = wh.risk.report(steward)
-        assert set(report["models"]) == {"logistic", "gradient_boosting"}
+        assert set(report.models) == {"logistic", "gradient_boosting"}
         latest = wh.risk.latest()
-        assert latest is not None and set(latest.report["models"]) == set(
-            report["models"]
-        )
-        assert not set(report["train_cohorts"]) & set(report["validate_cohorts"])
-        assert max(m["auc"] for m in report["models"].values()) > 0.75
-        assert report["tiers"]["high_risk"]["recall"] is not None
+        assert latest is not None and set(latest.report.models) == set(report.models)
+        assert not set(report.train_cohorts) & set(report.validate_cohorts)
+        assert max(m.auc for m in report.models.values()) > 0.75
+        assert report.tiers.high_risk.recall is not None
         roster = wh.indicators.roster(steward, tiers=["high risk"])
         scored = wh.risk.score(roster)
         assert scored is not None and scored.num_rows == roster.table.num_rows

@@ -27,6 +27,7 @@ from backbone.model.calendar import school_year_label
 
 if TYPE_CHECKING:
     from backbone.measures.indicators import Snapshot
+    from backbone.measures.risk_report import RiskReport
 
 indicators_app = typer.Typer(
     help="Early-warning indicators: compute, rosters, segments, trends, charts.",
@@ -409,7 +410,7 @@ def risk_train(
                 validate_last=validate_last,
                 flagged_fraction=flagged,
             )
-    print_risk_report({"model_id": trained.model_id, **trained.report})
+    print_risk_report(trained.report)
 
 
 @risk_app.command("report")
@@ -435,14 +436,14 @@ def _f(value: Any, percent: bool = False) -> str:
     return f"{100 * value:.1f}%" if percent else f"{value:.3f}"
 
 
-def print_risk_report(report: dict[str, Any]) -> None:
+def print_risk_report(report: RiskReport) -> None:
     console = _plain()
-    models = report["models"]
+    models = report.models
     first = next(iter(models.values()))
     table = Table(
-        title=f"Risk model {report['model_id']}: trained on classes of "
-        f"{', '.join(map(str, report['train_cohorts']))}; validated on "
-        f"{', '.join(map(str, report['validate_cohorts']))}"
+        title=f"Risk model {report.model_id}: trained on classes of "
+        f"{', '.join(map(str, report.train_cohorts))}; validated on "
+        f"{', '.join(map(str, report.validate_cohorts))}"
     )
     for column in (
         "model",
@@ -456,29 +457,29 @@ def print_risk_report(report: dict[str, Any]) -> None:
         table.add_column(column, justify="left" if column == "model" else "right")
     for name, r in models.items():
         table.add_row(
-            name + (" (best)" if name == report["best"] else ""),
-            _f(r["auc"]),
-            _f(r["flagged_fraction"], True),
-            _f(r["precision"], True),
-            _f(r["recall"], True),
-            f"{r['n_validate']:,}",
-            f"{r['positives_validate']:,}",
+            name + (" (best)" if name == report.best else ""),
+            _f(r.auc),
+            _f(r.flagged_fraction, True),
+            _f(r.precision, True),
+            _f(r.recall, True),
+            f"{r.n_validate:,}",
+            f"{r.positives_validate:,}",
         )
-    tiers = report["tiers"]
+    tiers = report.tiers
     for name in ("high_risk", "watch_or_high_risk"):
-        t = tiers[name]
+        t = getattr(tiers, name)
         table.add_row(
             f"ABC tier: {name.replace('_', ' ')}",
             "",
-            _f(t["flagged"], True),
-            _f(t["precision"], True),
-            _f(t["recall"], True),
-            f"{tiers['rows']:,}",
-            f"{tiers['non_graduates']:,}",
+            _f(t.flagged, True),
+            _f(t.precision, True),
+            _f(t.recall, True),
+            f"{tiers.rows:,}",
+            f"{tiers.non_graduates:,}",
         )
     console.print(table)
-    best = models[report["best"]]
-    sub = Table(title=f"{report['best']} by subgroup (! = gap from overall)")
+    best = models[report.best]
+    sub = Table(title=f"{report.best} by subgroup (! = gap from overall)")
     for column in (
         "group",
         "value",
@@ -492,25 +493,25 @@ def print_risk_report(report: dict[str, Any]) -> None:
         sub.add_column(
             column, justify="left" if column in ("group", "value") else "right"
         )
-    for g in best["subgroups"]:
+    for g in best.subgroups:
         sub.add_row(
-            g["group"],
-            g["value"],
-            "—" if g["n"] is None else f"{g['n']:,}",
-            "—" if g["positives"] is None else f"{g['positives']:,}",
-            _f(g["auc"]),
-            _f(g["precision"], True),
-            _f(g["recall"], True),
-            "!" if g["gap"] else "",
+            g.group,
+            g.value,
+            "—" if g.n is None else f"{g.n:,}",
+            "—" if g.positives is None else f"{g.positives:,}",
+            _f(g.auc),
+            _f(g.precision, True),
+            _f(g.recall, True),
+            "!" if g.gap else "",
         )
     console.print(sub)
-    cal = Table(title=f"{report['best']} calibration (validation cohorts)")
+    cal = Table(title=f"{report.best} calibration (validation cohorts)")
     for column in ("predicted", "observed", "n"):
         cal.add_column(column, justify="right")
-    for b in best["calibration"]:
-        cal.add_row(_f(b["predicted"], True), _f(b["observed"], True), f"{b['n']:,}")
+    for b in best.calibration:
+        cal.add_row(_f(b.predicted, True), _f(b.observed, True), f"{b.n:,}")
     console.print(cal)
     console.print(
-        f"Label: {report['label']}. Subgroups smaller than the minimum cell are "
-        f"not reported (—). Flagged share {_f(first['flagged_fraction'], True)}."
+        f"Label: {report.label}. Subgroups smaller than the minimum cell are "
+        f"not reported (—). Flagged share {_f(first.flagged_fraction, True)}."
     )

@@ -38,24 +38,24 @@ def early_warning_tour(wh: Warehouse, users: DemoUsers, charts: Path) -> list[st
         lines.append(f"  risk model not trained: {why}")
     else:
         report = trained.report
-        models = report["models"]
+        models = report.models
         best = models[trained.best]
         other = next(n for n in models if n != trained.best)
-        tier = report["tiers"]["high_risk"]
+        tier = report.tiers.high_risk
         lines.append(
             f"  risk model {trained.model_id} (classes of "
-            f"{', '.join(map(str, report['train_cohorts']))} → validated on "
-            f"{', '.join(map(str, report['validate_cohorts']))}): AUC "
-            f"{best['auc']:.3f} {trained.best}, {models[other]['auc']:.3f} {other}; "
-            f"flagging {100 * best['flagged_fraction']:.0f}% finds "
-            f"{100 * best['recall']:.0f}% of non-graduates, the high-risk tier "
-            f"({100 * tier['flagged']:.0f}% flagged) {100 * (tier['recall'] or 0):.0f}% "
+            f"{', '.join(map(str, report.train_cohorts))} → validated on "
+            f"{', '.join(map(str, report.validate_cohorts))}): AUC "
+            f"{best.auc:.3f} {trained.best}, {models[other].auc:.3f} {other}; "
+            f"flagging {100 * best.flagged_fraction:.0f}% finds "
+            f"{100 * best.recall:.0f}% of non-graduates, the high-risk tier "
+            f"({100 * tier.flagged:.0f}% flagged) {100 * (tier.recall or 0):.0f}% "
             "(`backbone risk report`)"
         )
         gaps = [
-            f"{g['group']}={g['value']}"
-            for g in best["subgroups"]
-            if g["gap"] and g["value"] != "(missing)"
+            f"{g.group}={g.value}"
+            for g in best.subgroups
+            if g.gap and g.value != "(missing)"
         ]
         if gaps:
             lines.append(f"  subgroup gaps to watch: {', '.join(gaps)}")

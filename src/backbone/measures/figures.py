@@ -96,17 +96,15 @@ def draw_charts(wh: Warehouse, access: Access, out: Path) -> DrawnCharts:
         floor = wh.settings["governance.min_cell_size"]
         curves = {
             name: [
-                (b["predicted"], b["observed"], b["n"])
-                for b in r["calibration"]
-                if b["n"] >= floor
+                (b.predicted, b.observed, b.n) for b in r.calibration if b.n >= floor
             ]
-            for name, r in report["models"].items()
+            for name, r in report.models.items()
         }
         chart = calibration_curve(
             curves,
             title=f"Risk model {model_id}: predicted and observed non-graduation",
             notes="Validation cohorts "
-            f"{', '.join(map(str, report['validate_cohorts']))}; bins with fewer "
+            f"{', '.join(map(str, report.validate_cohorts))}; bins with fewer "
             f"than {floor} students are left out.",
         )
         written += chart.write(out, "risk-calibration")

@@ -16,7 +16,6 @@ reader could not read.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -34,6 +33,7 @@ from backbone.errors import UserError, WarehouseError
 from backbone.governance.access import Access, locked_connection
 from backbone.governance.audit import last_change
 from backbone.measures.indicators import Indicators, Roster, with_identifiers
+from backbone.measures.risk_report import RiskReport
 from backbone.model.calendar import school_year_sql
 from backbone.model.descriptors import GRADE_LEVELS
 from backbone.session import Session
@@ -89,7 +89,7 @@ class LatestModel:
 
     model_id: int
     trained: TrainedModels
-    report: dict[str, Any]
+    report: RiskReport
     """the validation report recorded when it was trained (the steward's)"""
 
 
@@ -107,7 +107,7 @@ class TrainingRows:
 class TrainingReport:
     model_id: int
     best: str
-    report: dict[str, Any]
+    report: RiskReport
     """Per model: AUC, precision and recall at the flagged fraction, calibration,
     subgroups; and the rule-based tiers' recall of the same non-graduates."""
 
@@ -333,7 +333,7 @@ class RiskModels:
                 trained.best,
                 path.name,
                 checksum,
-                json.dumps(report, default=str),
+                report.stored(),
             ],
         )
         s.record(
@@ -346,7 +346,9 @@ class RiskModels:
                 "auc": {n: round(r.auc, 4) for n, r in trained.reports.items()},
             },
         )
-        return TrainingReport(model_id, trained.best, report)
+        return TrainingReport(
+            model_id, trained.best, report.model_copy(update={"model_id": model_id})
+        )
 
     # --- using a model ----------------------------------------------------------
 
@@ -369,10 +371,12 @@ class RiskModels:
                 "(`backbone risk train`)."
             )
         return LatestModel(
-            int(row[0]), TrainedModels.load(path), json.loads(str(row[3]))
+            int(row[0]),
+            TrainedModels.load(path),
+            RiskReport.parse(str(row[3]), model_id=int(row[0])),
         )
 
-    def report(self, access: Access, model_id: int | None = None) -> dict[str, Any]:
+    def report(self, access: Access, model_id: int | None = None) -> RiskReport:
         """A model's validation report: the steward's, since it describes the
         persons the model was trained on."""
         access.require_steward("row_level_view", "read the risk model's report")
@@ -389,12 +393,12 @@ class RiskModels:
                 else "no risk model trained yet; run `backbone risk train`."
             )
         access.log("read", f"risk model {row[0]} report")
-        return {
-            "model_id": int(row[0]),
-            "trained_at": str(row[1]),
-            "trained_by": row[2],
-            **json.loads(str(row[3])),
-        }
+        return RiskReport.parse(
+            str(row[3]),
+            model_id=int(row[0]),
+            trained_at=str(row[1]),
+            trained_by=row[2],
+        )
 
     def score(self, roster: Roster, *, top: int = 3) -> pa.Table | None:
         """The roster's persons with ``risk_score`` and ``risk_factors`` (their
@@ -444,7 +448,7 @@ class RiskModels:
 
 def _fitted(
     read: TrainingRows, *, validate_last: int, flagged_fraction: float
-) -> tuple[TrainedModels, dict[str, Any]]:
+) -> tuple[TrainedModels, RiskReport]:
     """Both models fitted on ``read`` and their validation report (pure: no
     warehouse)."""
     from backbone.measures.risk_model import train
@@ -473,7 +477,7 @@ def _fitted(
         "tiers": _tier_recall(rows, trained.validate_cohorts),
         "label": "no diploma by the expected year (dropout, none, or late)",
     }
-    return trained, report
+    return trained, RiskReport.model_validate(report)
 
 
 def _small_groups_blanked(report: dict[str, Any]) -> dict[str, Any]:
