@@ -6,9 +6,6 @@ more, and a second change refuses, storing nothing. The other process is real.""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +15,7 @@ from backbone import Warehouse
 from backbone.errors import WarehouseError
 from backbone.measures.indicators import Snapshot
 from tests.early_warning_fixtures import build
+from tests.other_process import change, read_at_once
 
 
 @pytest.fixture
@@ -31,43 +29,6 @@ def path(tmp_path: Path) -> Path:
         toml.read_text().replace("lock_wait_seconds = 600", "lock_wait_seconds = 1")
     )
     return folder
-
-
-def _another_process(code: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
-def _read(path: Path) -> None:
-    done = _another_process(
-        f"""
-        from backbone import Warehouse
-        with Warehouse.open({str(path)!r}, read_only=True) as wh:
-            print(len(wh.partners.list()))
-        """
-    )
-    assert done.returncode == 0, done.stderr
-    assert "Waiting for the warehouse" not in done.stderr
-    assert int(done.stdout.strip()) > 0
-
-
-def _change(path: Path) -> None:
-    """The steward records the definitions in use again: an audited change."""
-    done = _another_process(
-        f"""
-        from backbone import Warehouse
-        with Warehouse.open({str(path)!r}) as wh:
-            store = wh.indicators.definitions
-            with wh.session(wh.users.get("steward")) as s:
-                store.record(s, store.text())
-        """
-    )
-    assert done.returncode == 0, done.stderr
 
 
 def _compute(path: Path, meanwhile: Callable[[int], None]) -> list[Snapshot]:
@@ -105,7 +66,7 @@ def _stored(path: Path) -> tuple[int, int]:
 
 
 def test_another_process_reads_while_indicators_are_computed(path: Path) -> None:
-    snapshots = _compute(path, lambda _n: _read(path))
+    snapshots = _compute(path, lambda _n: read_at_once(path))
     rows, entries = _stored(path)
     assert snapshots and rows == sum(s.records for s in snapshots) > 0
     assert entries == 1
@@ -117,7 +78,7 @@ def test_a_change_meanwhile_means_computing_again(path: Path) -> None:
     def meanwhile(n: int) -> None:
         passes.append(n)
         if n == 1:
-            _change(path)
+            change(path)
 
     snapshots = _compute(path, meanwhile)
     assert passes == [1, 2]
@@ -127,5 +88,5 @@ def test_a_change_meanwhile_means_computing_again(path: Path) -> None:
 
 def test_a_warehouse_that_keeps_changing_stores_no_indicators(path: Path) -> None:
     with pytest.raises(WarehouseError, match="changed while the indicators"):
-        _compute(path, lambda _n: _change(path))
+        _compute(path, lambda _n: change(path))
     assert _stored(path) == (0, 0)

@@ -9,9 +9,6 @@ warehouse (copied) is big enough to train on; the other process is real.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +20,7 @@ from backbone.errors import WarehouseError
 from backbone.measures import risk_model
 from backbone.measures.risk import TrainingReport
 from tests.demo_build import DemoBuild, copy_demo
+from tests.other_process import change, read_at_once
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("demo")]
 
@@ -37,44 +35,6 @@ def path(demo_build: DemoBuild, tmp_path: Path) -> Path:
         toml.read_text().replace("lock_wait_seconds = 600", "lock_wait_seconds = 1")
     )
     return folder
-
-
-def _another_process(code: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
-def _read(path: Path) -> None:
-    """Another process reads the warehouse; it must get in at once."""
-    done = _another_process(
-        f"""
-        from backbone import Warehouse
-        with Warehouse.open({str(path)!r}, read_only=True) as wh:
-            print(len(wh.audit.entries(action="read")))
-        """
-    )
-    assert done.returncode == 0, done.stderr
-    assert "Waiting for the warehouse" not in done.stderr
-
-
-def _change(path: Path) -> None:
-    """Another process writes: the steward records the definitions in use again
-    (no new version, but an audited change like any other)."""
-    done = _another_process(
-        f"""
-        from backbone import Warehouse
-        with Warehouse.open({str(path)!r}) as wh:
-            store = wh.indicators.definitions
-            with wh.session(wh.users.get("steward")) as s:
-                store.record(s, store.text())
-        """
-    )
-    assert done.returncode == 0, done.stderr
 
 
 def _while_fitting(
@@ -115,7 +75,7 @@ def test_another_process_reads_the_warehouse_while_the_model_fits(
     path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     models, entries = _models_and_entries(path)
-    fits = _while_fitting(monkeypatch, lambda _n: _read(path))
+    fits = _while_fitting(monkeypatch, lambda _n: read_at_once(path))
     trained = _train(path)
     assert fits == [1]
     assert _models_and_entries(path) == (models + 1, entries + 1)
@@ -128,7 +88,7 @@ def test_a_change_while_the_model_fits_means_reading_and_fitting_again(
     path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     models, entries = _models_and_entries(path)
-    fits = _while_fitting(monkeypatch, lambda n: _change(path) if n == 1 else None)
+    fits = _while_fitting(monkeypatch, lambda n: change(path) if n == 1 else None)
     _train(path)
     assert fits == [1, 2]
     assert _models_and_entries(path) == (models + 1, entries + 1)
@@ -138,7 +98,7 @@ def test_a_warehouse_that_keeps_changing_saves_no_model(
     path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     models, entries = _models_and_entries(path)
-    fits = _while_fitting(monkeypatch, lambda _n: _change(path))
+    fits = _while_fitting(monkeypatch, lambda _n: change(path))
     with pytest.raises(WarehouseError, match="changed while the risk model trained"):
         _train(path)
     assert fits == [1, 2]
