@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
 import pytest
 from scipy.optimize import linprog
 
@@ -329,3 +330,21 @@ def test_random_overlapping_releases_never_narrow_a_small_group(
     assert len(d2_units) == 30
     found = _breaches(ledger, d2_units)
     assert not found, f"seed {seed}\n" + _report(ledger, found)
+
+
+def test_the_component_follows_chains_of_shared_persons_and_no_further() -> None:
+    from backbone.governance.release.ledger import reached
+
+    # X counted b; Y counted a and b; Z counted c and d; V counted d only; the
+    # new table counts a: Y shares a, X shares b with Y; Z and V share no one
+    # with any of them
+    members = pa.table(
+        {
+            "release_id": [1, 2, 2, 3, 3, 4],
+            "k": ["b", "a", "b", "c", "d", "d"],
+        }
+    )
+    assert sorted(reached(members, pa.table({"k": ["a"]}))) == [1, 2]
+    assert sorted(reached(members, pa.table({"k": ["d", "x"]}))) == [3, 4]
+    assert list(reached(members, pa.table({"k": ["x"]}))) == []
+    assert list(reached(members.slice(0, 0), pa.table({"k": ["a"]}))) == []

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from backbone.engines import Connection, arrow, register, unregister
+from backbone.engines import Connection, arrow, register, registered, unregister
 from backbone.engines.duckdb import next_id, transaction
 from backbone.governance.audit import AuditEntry, AuditLog, canonical_json
 from backbone.governance.policy import Grant
@@ -23,41 +24,57 @@ from backbone.governance.release.cells import RECORD_HASH
 if TYPE_CHECKING:
     from backbone.governance.access import Access
 
-__all__ = ["Ledger", "Protected", "component_sql"]
-
-# Releases reached from the new members, to a fixed point: a bound on the rounds
-# only guards against a bug (each round adds a release or stops).
-_MAX_ROUNDS = 10_000
+__all__ = ["Ledger", "Protected", "component_sql", "reached"]
 
 
 def component_sql() -> list[str]:
-    """Statements that leave in temp table ``reached`` the earlier releases in the
-    connected component of ``new_members`` (unit, record), over the release-person
-    overlap graph. ``now_of`` (record, unit) names each linked record's person now.
-
-    A release's keys are its units, its records, and its records' persons now; a
-    release is reached when it shares a key with the new members or with a reached
-    release. Recursive SQL with ``UNION`` (not ``ALL``) stops when nothing new is
-    reached."""
+    """The keys of the release-person overlap graph, as two queries returning
+    ``(release_id, k)`` and ``(k)``: every earlier release's keys (its units, its
+    records, and its records' persons now) and the new members' keys. ``now_of``
+    (record, unit) names each linked record's person now. :func:`reached`
+    finds the connected component from them."""
     return [
-        "CREATE OR REPLACE TEMP TABLE member_key AS "
         "SELECT release_id, unit AS k FROM gov.release_member "
-        "UNION SELECT release_id, record FROM gov.release_member "
-        "UNION SELECT m.release_id, n.unit FROM gov.release_member m "
+        "UNION ALL SELECT release_id, record FROM gov.release_member "
+        "UNION ALL SELECT m.release_id, n.unit FROM gov.release_member m "
         "JOIN now_of n ON n.record = m.record",
-        "CREATE OR REPLACE TEMP TABLE reached AS "
-        "WITH RECURSIVE start_key AS ("
-        "  SELECT unit AS k FROM new_members UNION SELECT record FROM new_members "
-        "  UNION SELECT n.unit FROM new_members m JOIN now_of n USING (record)), "
-        "hop(release_id) AS ("
-        "  SELECT DISTINCT release_id FROM member_key "
-        "  WHERE k IN (SELECT k FROM start_key) "
-        "  UNION "
-        "  SELECT b.release_id FROM hop h "
-        "  JOIN member_key a ON a.release_id = h.release_id "
-        "  JOIN member_key b ON b.k = a.k) "
-        "SELECT DISTINCT release_id FROM hop",
+        "SELECT unit AS k FROM new_members UNION ALL SELECT record FROM new_members "
+        "UNION ALL SELECT n.unit FROM new_members m JOIN now_of n USING (record)",
     ]
+
+
+def reached(release_keys: pa.Table, start_keys: pa.Table) -> np.ndarray[Any, Any]:
+    """The earlier releases in the connected component of the new members: a
+    release is reached when it shares a key with the new members or with a
+    reached release. One pass of connected components over the bipartite graph
+    of releases and keys (linear in the ledger's member rows; following the
+    overlaps hop by hop in SQL joined every key's releases pairwise)."""
+    from scipy import sparse
+    from scipy.sparse.csgraph import connected_components
+
+    if release_keys.num_rows == 0 or start_keys.num_rows == 0:
+        return np.zeros(0, dtype=np.int64)
+    keys = pa.chunked_array(
+        [*release_keys.column("k").chunks, *start_keys.column("k").chunks],
+        pa.string(),
+    ).combine_chunks()
+    codes = pc.dictionary_encode(keys).indices.to_numpy(zero_copy_only=False)
+    n_keys = int(codes.max()) + 1
+    releases, release_node = np.unique(
+        release_keys.column("release_id").to_numpy(), return_inverse=True
+    )
+    n_releases = releases.size
+    new_node = n_releases + n_keys  # the new table, joined to its keys
+    rows = np.concatenate(
+        [release_node.ravel(), np.full(start_keys.num_rows, new_node)]
+    )
+    cols = n_releases + codes
+    graph = sparse.coo_array(
+        (np.ones(rows.size, dtype=np.int8), (rows, cols)),
+        shape=(new_node + 1, new_node + 1),
+    )
+    _, label = connected_components(graph, directed=False)
+    return np.asarray(releases[label[:n_releases] == label[new_node]], dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -203,20 +220,21 @@ class Ledger:
         register(self._con, "new_members", members)
         register(self._con, "now_of", now_of)
         try:
-            for statement in component_sql():
-                self._con.execute(statement)
-            pairs = arrow(
-                self._con,
-                "SELECT m.release_id, m.cell, m.unit, m.record FROM gov.release_member m "
-                "JOIN reached USING (release_id)",
+            release_keys_sql, start_keys_sql = component_sql()
+            ids = reached(
+                arrow(self._con, release_keys_sql), arrow(self._con, start_keys_sql)
             )
-            cells = arrow(
-                self._con,
-                "SELECT c.release_id, c.cell, c.threshold, c.published "
-                "FROM gov.release_cell c JOIN reached USING (release_id)",
-            )
-            self._con.execute("DROP TABLE reached")
-            self._con.execute("DROP TABLE member_key")
+            with registered(self._con, reached=pa.table({"release_id": ids})):
+                pairs = arrow(
+                    self._con,
+                    "SELECT m.release_id, m.cell, m.unit, m.record "
+                    "FROM gov.release_member m JOIN reached USING (release_id)",
+                )
+                cells = arrow(
+                    self._con,
+                    "SELECT c.release_id, c.cell, c.threshold, c.published "
+                    "FROM gov.release_cell c JOIN reached USING (release_id)",
+                )
         finally:
             unregister(self._con, "new_members")
             unregister(self._con, "now_of")
