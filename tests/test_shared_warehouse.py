@@ -11,12 +11,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
 
 from backbone import Warehouse
+from backbone.ingest import SubmissionResult
 
 from .governance_fixtures import agreement, write
 from .ingest_fixtures import (
@@ -24,6 +26,7 @@ from .ingest_fixtures import (
     ATTENDANCE_FIELDS,
     ENROLLMENT_FIELDS,
     ENROLLMENTS,
+    EXPECTED_ATTENDANCE,
     MAPPINGS,
     RECORD_FIELDS,
     csv_file,
@@ -295,3 +298,144 @@ def test_a_password_prompt_does_not_hold_the_warehouse(
     finally:
         waiting.communicate("wrong password\n", timeout=60)
     assert waiting.returncode != 0
+
+
+def _submit_meanwhile(
+    folder: Path, env: dict[str, str], path: Path, meanwhile: Callable[[], None]
+) -> SubmissionResult:
+    """Submit ``path`` in this process; ``meanwhile`` runs while it is read and
+    checked (a real other process), with a warehouse that a held-up command gives up
+    on after two seconds, not ten minutes."""
+    toml = folder / "wh" / "backbone.toml"
+    toml.write_text(
+        toml.read_text().replace("lock_wait_seconds = 600", "lock_wait_seconds = 2")
+    )
+    heard: list[str] = []
+
+    def told(message: str) -> None:
+        heard.append(message)
+        if message.startswith("reading and checking"):
+            meanwhile()
+
+    with Warehouse.open(folder / "wh") as wh:
+        steward = wh.sign_in_token(env["BACKBONE_TOKEN"])
+        with wh.session(steward) as s:
+            (result,) = wh.ingest.submit(
+                s, "d1", "attendance", [path], mode="append", progress=told
+            )
+    assert heard == [f"reading and checking {path.name}", f"loading {path.name}"]
+    return result
+
+
+def test_others_read_and_write_while_a_file_is_checked(
+    setup: tuple[Path, dict[str, str]],
+) -> None:
+    """A partner's large file is read and checked with the warehouse handed back:
+    meanwhile another process lists the submissions and another submits a file,
+    neither waiting; then the first file loads and every count reconciles."""
+    folder, env = setup
+    september = csv_file(folder / "sept.csv", ATTENDANCE)
+    october = csv_file(
+        folder / "oct.csv",
+        ATTENDANCE.replace("2025-09-0", "2025-10-1").replace(
+            "2026-08-01", "2025-10-20"
+        ),
+    )
+    others: list[subprocess.CompletedProcess[str]] = []
+
+    def meanwhile() -> None:
+        others.append(_backbone("submissions", "list", env=env))
+        others.append(
+            _backbone(
+                "submit",
+                "--partner",
+                "d1",
+                "--feed",
+                "attendance",
+                "--mode",
+                "append",
+                str(october),
+                env=env,
+            )
+        )
+
+    result = _submit_meanwhile(folder, env, september, meanwhile)
+    for done in others:
+        assert done.returncode == 0, done.stderr
+        assert "Waiting for the warehouse" not in done.stderr
+    assert "enrollments.csv" in others[0].stdout  # the reader saw the warehouse
+    assert result.status == "loaded"
+    # the same rows and reasons as a file submitted alone (tests/test_ingest.py)
+    assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (8, 2, 6)
+    with Warehouse.open(folder / "wh", read_only=True) as wh:
+        con = wh._con
+        per_file = con.execute(
+            "SELECT file_name, status, rows_loaded FROM ops.submission "
+            "WHERE feed = 'attendance' ORDER BY submission_id"
+        ).fetchall()
+        # september was received first; october got in while it was checked
+        assert [(n, st) for n, st, _ in per_file] == [
+            ("sept.csv", "loaded"),
+            ("oct.csv", "loaded"),
+        ]
+        events = con.execute(
+            "SELECT count(*) FROM analytic.attendance_event"
+        ).fetchone()
+        assert events == (sum(n for _, _, n in per_file),)
+        reasons = {
+            row: sorted(rules)
+            for row, rules in con.execute(
+                "SELECT source_row, list_distinct(rules) FROM ops.quarantine "
+                "WHERE submission_id = ?",
+                [result.submission_id],
+            ).fetchall()
+        }
+        assert reasons == EXPECTED_ATTENDANCE
+        uploads = con.execute(
+            "SELECT count(*) FROM gov.audit_log WHERE "
+            "json_extract_string(entry, '$.action') = 'upload'"
+        ).fetchone()
+        assert uploads == (4,)
+        assert wh.audit.verify().ok
+
+
+def test_the_same_file_sent_twice_at_once_loads_once(
+    setup: tuple[Path, dict[str, str]],
+) -> None:
+    """Sent again by another process while the first copy is checked, the file is
+    loaded by whichever finishes first; the other says so and changes nothing."""
+    folder, env = setup
+    september = csv_file(folder / "sept.csv", ATTENDANCE)
+    others: list[subprocess.CompletedProcess[str]] = []
+
+    def meanwhile() -> None:
+        others.append(
+            _backbone(
+                "submit",
+                "--partner",
+                "d1",
+                "--feed",
+                "attendance",
+                "--mode",
+                "append",
+                str(september),
+                env=env,
+            )
+        )
+
+    result = _submit_meanwhile(folder, env, september, meanwhile)
+    assert others[0].returncode == 0, others[0].stderr
+    assert "8 rows read, 2 loaded, 6 quarantined" in others[0].stdout
+    assert result.status == "duplicate"
+    assert "loaded meanwhile as submission" in result.message
+    with Warehouse.open(folder / "wh", read_only=True) as wh:
+        events = wh._con.execute(
+            "SELECT count(*) FROM analytic.attendance_event"
+        ).fetchone()
+        assert events == (2,)
+        statuses = wh._con.execute(
+            "SELECT status FROM ops.submission WHERE feed = 'attendance' "
+            "ORDER BY submission_id"
+        ).fetchall()
+        assert statuses == [("refused",), ("loaded",)]
+        assert wh.audit.verify().ok

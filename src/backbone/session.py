@@ -24,6 +24,7 @@ from datetime import date, datetime
 from typing import Any, Protocol
 
 from backbone.engines import Connection
+from backbone.engines.duckdb import begin, end
 from backbone.errors import AuthenticationFailed, Forbidden, WarehouseError
 
 __all__ = ["Actor", "AuditEntry", "Session", "SetupActor"]
@@ -165,6 +166,20 @@ class Session:
             return
         with self._pause(self):
             yield
+
+    def step(self, *, commit: bool = True) -> None:
+        """Keep (or undo) what the unit did so far and go on in a new transaction:
+        a job whose parts must each stand on their own (a submission's receipt, then
+        its load). Afterwards the unit may hand the file back again."""
+        end(self.con, commit=commit)
+        begin(self.con)
+        self.recorded = 0
+        if commit:
+            self.kept.clear()
+        else:
+            # disclosures made in the undone step happened all the same
+            for entry in self.kept:
+                self._append(entry, self.con)
 
     def actor(self) -> Actor:
         """The signed-in principal; a session without one may not change anything,

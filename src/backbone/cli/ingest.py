@@ -15,6 +15,7 @@ from backbone.cli.common import (
     UserOption,
     Warehouse,
     WarehouseOption,
+    _err,
     _plain,
     doors,
     parse_date,
@@ -62,9 +63,18 @@ def submit(
         console = _plain()
         for path in files:
             # one session per file, so each file's counts are shown as it is done
-            with wh.session(principal) as s:
+            with (
+                _err().status(f"submitting {path.name}") as status,
+                wh.session(principal) as s,
+            ):
                 results = wh.ingest.submit(
-                    s, partner, feed, [path], mode=mode, on=parse_date(on)
+                    s,
+                    partner,
+                    feed,
+                    [path],
+                    mode=mode,
+                    on=parse_date(on),
+                    progress=lambda m: status.update(m),
                 )
             for result in results:
                 console.print(result.message)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import duckdb
 
-from backbone.engines.sql import SqlValue, literal
+from backbone.engines.sql import SqlValue, ident, literal
 from backbone.errors import WarehouseError
 from backbone.settings import Settings
 
@@ -383,6 +383,19 @@ def registered(con: Any, **tables: object) -> Iterator[None]:
         for name in reversed(done):
             with suppress(duckdb.Error):
                 con.unregister(name)
+
+
+@contextmanager
+def attached(con: Any, path: Path, alias: str) -> Iterator[None]:
+    """Another database file readable, read-only, as ``alias`` for the block: a job's
+    scratch results taken into the warehouse's transaction with no copy through
+    memory, every type as it was. Attaching is transactional: a rollback undoes it."""
+    _settled(con).execute(f"ATTACH {literal(str(path))} AS {ident(alias)} (READ_ONLY)")
+    try:
+        yield
+    finally:
+        with suppress(duckdb.Error):
+            con.execute(f"DETACH {ident(alias)}")
 
 
 def create_table_as(

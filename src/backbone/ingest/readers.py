@@ -153,7 +153,9 @@ def stage(
     sheet: str | None = None,
     info: SourceInfo | None = None,
 ) -> StagedFile:
-    """Read ``path`` into the temporary table ``table`` with a ``__row`` column."""
+    """Read ``path`` into the table ``table`` of a scratch database (never the
+    warehouse: a partner's file is read and checked away from it), with a ``__row``
+    column."""
     info = info or sniff(path)
     params: list[str] = [str(path)]
     try:
@@ -178,7 +180,7 @@ def stage(
         else:
             return _stage_xlsx(con, path, table, sheet, info)
         create = (
-            f"CREATE OR REPLACE TEMP TABLE {table} AS "
+            f"CREATE OR REPLACE TABLE {table} AS "
             f"SELECT (row_number() OVER () + {offset})::BIGINT AS __row, * FROM {relation}"
         )
         try:
@@ -259,7 +261,7 @@ def _stage_xlsx(
         ) from None
     with registered(con, **{f"{table}__arrow": data}):
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT (row_number() OVER () + 1)::BIGINT "
+            f"CREATE OR REPLACE TABLE {table} AS SELECT (row_number() OVER () + 1)::BIGINT "
             f"AS __row, * FROM {table}__arrow"
         )
     return _describe(con, table, info)

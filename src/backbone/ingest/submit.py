@@ -6,9 +6,11 @@ Order of work for one file (the order is the guarantee):
 2. checksum; the same file loaded before for the same feed is a no-op that says so;
 3. store the raw file content-addressed under ``raw/`` and record the submission as
    *received* (committed: a crash later still leaves the file and the record);
-4. stage and validate in temporary tables (undeclared columns and fields the agreement
-   does not allow are never selected, so never stored);
-5. one transaction: replace the periods the file covers (feed mode ``replace-period``)
+4. read, type and check the file in a scratch database with the warehouse file handed
+   back meanwhile, so other processes read and write it (undeclared columns and
+   fields the agreement does not allow are never selected, so never stored);
+5. the file taken back: the checks against what the warehouse holds (references,
+   rows loaded before), then one transaction: replace the periods the file covers (feed mode ``replace-period``)
    or append, insert accepted rows with their submission id, quarantine the rest with
    every reason, record counts that reconcile, and the upload's audit entry. A crash
    or ``kill -9`` before COMMIT leaves no partial rows.
@@ -25,17 +27,23 @@ import hashlib
 import os
 import re
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Protocol
 
-from backbone.engines import Connection, EngineError
-from backbone.engines.duckdb import begin, end, next_id, transaction
+from backbone.engines import Connection, EngineError, attached, scratch
+from backbone.engines.duckdb import next_id, transaction
 from backbone.engines.sql import ident, literal
-from backbone.errors import BackboneError, InputFileError, NotFoundError, UserError
+from backbone.errors import (
+    BackboneError,
+    InputFileError,
+    NotFoundError,
+    UserError,
+    WarehouseError,
+)
 from backbone.ingest.mapping import (
     IMPLICIT,
     FileSection,
@@ -161,37 +169,54 @@ def _sha256(path: Path) -> tuple[str, int]:
 
 @dataclass(frozen=True)
 class _Call:
-    """One ``submit`` call: the session's cursor and what the call is about."""
+    """What one ``submit`` call is about (the cursor is the session's, which changes
+    when the file is handed back)."""
 
-    con: Connection
     partner_id: str
     feed_id: str
     on: date
     """The day the files are received (agreements in force, received dates)."""
 
 
-def _commit_step(con: Connection) -> None:
-    """Keep what the session did so far and go on in a new transaction."""
-    end(con, commit=True)
-    begin(con)
+class _NotTakenBack(Exception):
+    """The warehouse handed back while a file was checked could not be taken again."""
+
+    def __init__(self, error: WarehouseError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
-def _roll_back_step(con: Connection) -> None:
-    """Undo what the session did since its last step and go on in a new transaction."""
-    end(con, commit=False)
-    begin(con)
+@dataclass
+class _Checked:
+    """A file read, typed and checked in a scratch database (``database``): its
+    staged sheets, and per mapping section the typed rows and the errors found so far
+    (table names in that database)."""
+
+    database: Path
+    info: SourceInfo
+    staged: dict[str | None, StagedFile]
+    prepared: list[tuple[FileSection, CheckPlan, StagedFile, str, str]] = field(
+        default_factory=list
+    )
+    undeclared: set[str] = field(default_factory=set)
+    """source columns no section declares"""
+    dropped: set[str] = field(default_factory=set)
+    """mapped fields the agreement does not allow"""
+    unread: list[str] = field(default_factory=list)
+    """sheets of a workbook no section reads"""
 
 
-@contextmanager
-def _outside_the_transaction(con: Connection) -> Iterator[None]:
-    """Staging into temporary tables, which keeps nothing: outside any transaction,
-    where a reader may try again after a failed attempt (a failed statement would
-    abort the transaction). The session's transaction is open again after it."""
-    end(con, commit=True)
-    try:
-        yield
-    finally:
-        begin(con)
+def _loaded_before(
+    con: Connection, partner_id: str, feed_id: str, sha: str
+) -> tuple[int, datetime] | None:
+    """The submission that loaded the same file for the same feed (and stands)."""
+    rows = con.execute(
+        "SELECT submission_id, received_at FROM ops.submission WHERE partner_id = ? AND feed = ? "
+        "AND sha256 = ? AND status = 'loaded' AND submission_id NOT IN "
+        "(SELECT replaced_submission_id FROM ops.replacement) ORDER BY submission_id LIMIT 1",
+        [partner_id, feed_id, sha],
+    ).fetchall()
+    return (int(rows[0][0]), rows[0][1]) if rows else None
 
 
 def _drop_staging(con: Connection) -> None:
@@ -236,9 +261,11 @@ class Ingestor:
         *,
         mode: str | None = None,
         on: date | None = None,
+        progress: Callable[[str], None] | None = None,
     ) -> list[SubmissionResult]:
         """Submit a partner's files in order, uploaded by one of its users (or the
-        steward's); ``on`` is the day they are received (default: today).
+        steward's); ``on`` is the day they are received (default: today);
+        ``progress`` hears which file is being checked, then loaded.
 
         Each file is its own atomic submission, and the session commits file by
         file: the file's *received* record first (so a crash later still leaves the
@@ -246,8 +273,11 @@ class Ingestor:
         entry in one transaction; a refused file's load is rolled back and its
         refusal kept, with its own entry, before the error is raised. So a refusal in
         the third file leaves the first two loaded, and every stored submission, and
-        every file found already loaded, has exactly one ``upload`` entry. Make it the
-        only write of its session: it commits whatever the session did before it.
+        every file found already loaded, has exactly one ``upload`` entry. While a
+        file is read and checked the warehouse is handed back (see
+        :meth:`Session.released`); if it cannot be taken back the submission stays
+        *received* and sending the file again loads it. Make it the only write of its
+        session: it commits whatever the session did before it.
         """
         s.require(
             "upload",
@@ -259,8 +289,9 @@ class Ingestor:
             raise UserError("Name at least one file to submit.")
         if mode is not None and mode not in MODES:
             raise UserError(f"Mode {mode!r} is not one of {', '.join(MODES)}.")
-        call = _Call(s.con, partner_id, feed_id, on or s.today())
-        results = [self._submit_one(s, call, Path(p), mode) for p in paths]
+        call = _Call(partner_id, feed_id, on or s.today())
+        tell = progress or (lambda _message: None)
+        results = [self._submit_one(s, call, Path(p), mode, tell) for p in paths]
         for r in results:
             # the uploader may read what it just sent (it was allowed to send it)
             if r.status == "loaded":
@@ -361,21 +392,21 @@ class Ingestor:
         return feed, mapping, sections, allowed
 
     def _submit_one(
-        self, s: Session, call: _Call, path: Path, mode: str | None
+        self,
+        s: Session,
+        call: _Call,
+        path: Path,
+        mode: str | None,
+        progress: Callable[[str], None],
     ) -> SubmissionResult:
-        partner_id, feed_id, con = call.partner_id, call.feed_id, call.con
+        partner_id, feed_id = call.partner_id, call.feed_id
         feed, _mapping, sections, allowed = self._prepare(call, path)
         mode = mode or feed.mode
         sha, size = _sha256(path)
         name = display_name(path)
-        previous = con.execute(
-            "SELECT submission_id, received_at FROM ops.submission WHERE partner_id = ? AND feed = ? "
-            "AND sha256 = ? AND status = 'loaded' AND submission_id NOT IN "
-            "(SELECT replaced_submission_id FROM ops.replacement) ORDER BY submission_id LIMIT 1",
-            [partner_id, feed_id, sha],
-        ).fetchall()
-        if previous:
-            sid, at = previous[0]
+        earlier = _loaded_before(s.con, partner_id, feed_id, sha)
+        if earlier is not None:
+            sid, at = earlier
             result = SubmissionResult(
                 sid,
                 partner_id,
@@ -386,13 +417,28 @@ class Ingestor:
                 message=f"{name} was already loaded as submission {sid} on {at:%Y-%m-%d}; nothing changed.",
             )
             self._record_upload(s, result)
-            _commit_step(con)
+            s.step()
             return result
         raw_path = self._store_raw(path, sha)
-        sid = self._record_received(call, name, sha, size, raw_path)
-        _commit_step(con)  # a crash from here on leaves the record 'received'
+        sid = self._record_received(s.con, call, name, sha, size, raw_path)
+        s.step()  # a crash from here on leaves the record 'received'
         try:
-            result = self._load(call, sid, raw_path, name, sha, sections, allowed, mode)
+            with tempfile.TemporaryDirectory(prefix="backbone-ingest-") as work:
+                checked = self._checked_away(
+                    s,
+                    call,
+                    Path(work) / "checked.duckdb",
+                    raw_path,
+                    name,
+                    sections,
+                    allowed,
+                    progress,
+                )
+                progress(f"loading {name}")
+                result = self._load(s, call, sid, name, sha, checked, mode)
+        except _NotTakenBack as exc:
+            # the submission stays 'received'; sending the file again loads it
+            raise exc.error from None
         except BackboneError as exc:
             self._refuse(s, call, sid, name, sha, str(exc))
             raise
@@ -406,18 +452,18 @@ class Ingestor:
             )
             self._refuse(s, call, sid, name, sha, message)
             raise UserError(message) from None
-        _drop_staging(con)
+        _drop_staging(s.con)
         self._record_upload(s, result)
-        _commit_step(con)  # the file's load and its audit entry, as one
+        s.step()  # the file's load and its audit entry, as one
         return result
 
     def _refuse(
         self, s: Session, call: _Call, sid: int, name: str, sha: str, note: str
     ) -> None:
         """Undo a file's load (its staging tables go with it) and keep its refusal."""
-        _roll_back_step(call.con)
-        _drop_staging(call.con)
-        call.con.execute(
+        s.step(commit=False)
+        _drop_staging(s.con)
+        s.con.execute(
             "UPDATE ops.submission SET status = 'refused', note = ? WHERE submission_id = ?",
             [note, sid],
         )
@@ -425,7 +471,7 @@ class Ingestor:
             s,
             SubmissionResult(sid, call.partner_id, call.feed_id, name, sha, "refused"),
         )
-        _commit_step(call.con)
+        s.step()
 
     def _store_raw(self, path: Path, sha: str) -> str:
         relative = f"raw/{sha[:2]}/{sha}"
@@ -438,24 +484,22 @@ class Ingestor:
         return relative
 
     def _record_received(
-        self, call: _Call, name: str, sha: str, size: int, raw: str
+        self, con: Connection, call: _Call, name: str, sha: str, size: int, raw: str
     ) -> int:
-        sid = next_id(call.con, "ops.submission_id_seq")
-        call.con.execute(
+        sid = next_id(con, "ops.submission_id_seq")
+        con.execute(
             "INSERT INTO ops.submission VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'received', NULL, NULL, NULL, NULL)",
             [sid, call.partner_id, call.feed_id, name, sha, size, raw, _now()],
         )
         return sid
 
-    # --- staging, validation, load -------------------------------------------------------
+    # --- reading and checking, away from the warehouse -------------------------------------
 
-    def _lookups(
-        self,
-        con: Connection,
-        partner_id: str,
-        section: FileSection,
-        key: str,
-    ) -> dict[str, str]:
+    def _code_rows(
+        self, con: Connection, partner_id: str, section: FileSection
+    ) -> dict[str, list[tuple[str, str]]]:
+        """Each coded field's (local, canonical) pairs: the mapping's codes, the
+        descriptor's, and the partner's descriptor map in the warehouse."""
         table = target_table(section.entity)
         out = {}
         for name, spec in section.fields().items():
@@ -468,48 +512,206 @@ class Ingestor:
                     [partner_id, column.descriptor or ""],
                 ).fetchall()
             )
-            rows = code_lookup_rows(spec, column.descriptor, partner_map)
-            lookup = f"ingest_{key}_code_{name}"
-            values = ", ".join("(?, ?)" for _ in rows) or "(NULL, NULL)"
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE {lookup} AS SELECT * FROM (VALUES {values}) t(local, canonical)",
-                [text for row in rows for text in row],
-            )
-            out[name] = lookup
+            out[name] = code_lookup_rows(spec, column.descriptor, partner_map)
         return out
 
-    def _load(
+    def _checked_away(
         self,
+        s: Session,
         call: _Call,
-        sid: int,
+        scratch_file: Path,
         raw_relative: str,
         name: str,
-        sha: str,
         sections: list[FileSection],
         allowed: dict[str, set[str]],
-        mode: str,
-    ) -> SubmissionResult:
-        con, partner_id, feed_id = call.con, call.partner_id, call.feed_id
+        progress: Callable[[str], None],
+    ) -> _Checked:
+        """Read, type and check the file in a scratch database with the warehouse
+        handed back meanwhile; only the checks against what the warehouse holds
+        (references, rows loaded before) wait for the load."""
+        codes = [self._code_rows(s.con, call.partner_id, x) for x in sections]
+        failure: BackboneError | EngineError | None = None
+        checked: _Checked | None = None
+        try:
+            with s.released():
+                progress(f"reading and checking {name}")
+                try:
+                    checked = self._check(
+                        call, scratch_file, raw_relative, name, sections, allowed, codes
+                    )
+                except (BackboneError, EngineError) as exc:
+                    failure = exc
+        except WarehouseError as exc:  # the pause could not take the file back
+            raise _NotTakenBack(exc) from None
+        if failure is not None:
+            raise failure
+        assert checked is not None
+        return checked
+
+    def _check(
+        self,
+        call: _Call,
+        scratch_file: Path,
+        raw_relative: str,
+        name: str,
+        sections: list[FileSection],
+        allowed: dict[str, set[str]],
+        codes: list[dict[str, list[tuple[str, str]]]],
+    ) -> _Checked:
+        partner_id = call.partner_id
         # Read the stored copy: exactly the bytes that were checksummed, under a name
         # with no wildcard a reader could expand.
         raw_file = self._root / raw_relative
+        con = scratch(scratch_file)
         try:
-            info: SourceInfo = sniff(raw_file)
-            staged: dict[str | None, StagedFile] = {}
-            with _outside_the_transaction(con):
+            try:
+                info: SourceInfo = sniff(raw_file)
+                staged: dict[str | None, StagedFile] = {}
                 for section in sections:
                     sheet = section.sheet if info.format == "xlsx" else None
                     if sheet not in staged:
                         staged[sheet] = stage(
                             con,
                             raw_file,
-                            f"ingest_staged_{len(staged)}",
+                            f"staged_{len(staged)}",
                             sheet=sheet,
                             info=info,
                         )
-        except InputFileError as exc:
-            raise InputFileError(str(exc).replace(str(raw_file), name)) from None
-        if all(s.rows == 0 for s in staged.values()):
+            except InputFileError as exc:
+                raise InputFileError(str(exc).replace(str(raw_file), name)) from None
+            checked = _Checked(scratch_file, info, staged)
+            if all(x.rows == 0 for x in staged.values()):
+                return checked
+            for sheet, x in staged.items():
+                declared: set[str] = set()
+                paths: set[str] = set()
+                ignored: set[str] = set()
+                for section in sections:
+                    if (section.sheet if info.format == "xlsx" else None) != sheet:
+                        continue
+                    declared |= section.declared()
+                    ignored |= set(section.ignore)
+                    paths |= {
+                        _plain_path(r)
+                        for spec in section.fields().values()
+                        for r in spec.source_refs()
+                    }
+                    if section.only_when:
+                        paths.add(_plain_path(section.only_when))
+                checked.undeclared |= set(x.columns) - declared
+                checked.undeclared |= {
+                    leaf
+                    for column, type_ in x.columns.items()
+                    if column in declared and column not in ignored
+                    for leaf in _leaves(column, type_)
+                    if not any(leaf == p or leaf.startswith(p + ".") for p in paths)
+                }
+            for i, section in enumerate(sections):
+                x = staged[section.sheet if info.format == "xlsx" else None]
+                # columns read only by fields the agreement refuses are optional (an
+                # exported quarantine file leaves them out)
+                needed = {
+                    c
+                    for f, spec in section.fields().items()
+                    if f in allowed[section.entity]
+                    for c in spec.source_columns()
+                }
+                missing = sorted(c for c in needed if c not in x.columns)
+                if missing:
+                    hint = ""
+                    if len(x.columns) == 1:
+                        hint = f" The file has a single column {next(iter(x.columns))!r}: is the delimiter right?"
+                    raise InputFileError(
+                        f"lacks the column(s) {', '.join(repr(m) for m in missing)} that the mapping's "
+                        f"{section.entity} section reads; the file has {', '.join(repr(c) for c in list(x.columns)[:12])}."
+                        + hint,
+                        path=name,
+                    )
+                checked.dropped |= {
+                    f"{section.entity}.{f}"
+                    for f in section.fields()
+                    if f not in allowed[section.entity]
+                }
+                lookups = {}
+                for field_name, rows in codes[i].items():
+                    lookup = f"code_{i}_{field_name}"
+                    values = ", ".join("(?, ?)" for _ in rows) or "(NULL, NULL)"
+                    con.execute(
+                        f"CREATE OR REPLACE TABLE {lookup} AS SELECT * FROM (VALUES {values}) t(local, canonical)",
+                        [text for row in rows for text in row],
+                    )
+                    lookups[field_name] = lookup
+                plan = plan_checks(section, lookups, allowed[section.entity])
+                typed, errors = f"typed_{i}", f"errors_{i}"
+                con.execute(
+                    f"CREATE OR REPLACE TABLE {typed} AS "
+                    + typed_sql(
+                        plan,
+                        x.table,
+                        x.columns,
+                        partner_id,
+                        self._start_month,
+                        only_when=section.only_when,
+                        received=literal(call.on),
+                    )
+                )
+                con.execute(
+                    f"CREATE OR REPLACE TABLE {errors} AS "
+                    f"SELECT __row, e.rule AS rule, e.message AS message FROM "
+                    f"(SELECT __row, unnest(__errors) AS e FROM {typed} WHERE len(__errors) > 0)"
+                )
+                in_file = duplicate_in_file_sql(plan, typed)
+                if in_file:
+                    con.execute(f"INSERT INTO {errors} {in_file}")
+                checked.prepared.append((section, plan, x, typed, errors))
+            if info.format == "xlsx":
+                import fastexcel
+
+                checked.unread = [
+                    n
+                    for n in fastexcel.read_excel(str(raw_file)).sheet_names
+                    if n not in staged
+                ]
+                if None in staged:
+                    # the first sheet was read for sections naming no sheet
+                    checked.unread = checked.unread[1:]
+            return checked
+        finally:
+            con.close()
+
+    # --- the load ----------------------------------------------------------------------------
+
+    def _load(
+        self,
+        s: Session,
+        call: _Call,
+        sid: int,
+        name: str,
+        sha: str,
+        checked: _Checked,
+        mode: str,
+    ) -> SubmissionResult:
+        """The checked file into the warehouse, in the session's transaction: the
+        checks against what it holds, then rows loaded and quarantined."""
+        con, partner_id, feed_id = s.con, call.partner_id, call.feed_id
+        info = checked.info
+        earlier = _loaded_before(con, partner_id, feed_id, sha)
+        if earlier is not None:  # sent twice at once: the other one was first
+            note = f"the same file was loaded meanwhile as submission {earlier[0]}; nothing changed"
+            con.execute(
+                "UPDATE ops.submission SET status = 'refused', note = ? WHERE submission_id = ?",
+                [note, sid],
+            )
+            return SubmissionResult(
+                sid,
+                partner_id,
+                feed_id,
+                name,
+                sha,
+                "duplicate",
+                message=f"{name}: {note}.",
+            )
+        if all(x.rows == 0 for x in checked.staged.values()):
             note = (
                 "has a header but no rows; nothing was loaded or replaced"
                 if info.format in ("csv", "xlsx")
@@ -523,104 +725,11 @@ class Ingestor:
             return SubmissionResult(
                 sid, partner_id, feed_id, name, sha, "empty", message=f"{name}: {note}."
             )
-        undeclared: set[str] = set()
-        for sheet, s in staged.items():
-            declared: set[str] = set()
-            for section in sections:
-                if (section.sheet if info.format == "xlsx" else None) == sheet:
-                    declared |= section.declared()
-            paths: set[str] = set()
-            ignored: set[str] = set()
-            for section in sections:
-                if (section.sheet if info.format == "xlsx" else None) == sheet:
-                    ignored |= set(section.ignore)
-                    paths |= {
-                        _plain_path(r)
-                        for spec in section.fields().values()
-                        for r in spec.source_refs()
-                    }
-                    if section.only_when:
-                        paths.add(_plain_path(section.only_when))
-            undeclared |= set(s.columns) - declared
-            undeclared |= {
-                leaf
-                for column, type_ in s.columns.items()
-                if column in declared and column not in ignored
-                for leaf in _leaves(column, type_)
-                if not any(leaf == p or leaf.startswith(p + ".") for p in paths)
-            }
-        dropped: set[str] = set()
-        prepared: list[tuple[FileSection, CheckPlan, StagedFile, str, str]] = []
-        for i, section in enumerate(sections):
-            s = staged[section.sheet if info.format == "xlsx" else None]
-            # columns read only by fields the agreement refuses are optional (an
-            # exported quarantine file leaves them out)
-            needed = {
-                c
-                for f, spec in section.fields().items()
-                if f in allowed[section.entity]
-                for c in spec.source_columns()
-            }
-            missing = sorted(c for c in needed if c not in s.columns)
-            if missing:
-                hint = ""
-                if len(s.columns) == 1:
-                    hint = f" The file has a single column {next(iter(s.columns))!r}: is the delimiter right?"
-                raise InputFileError(
-                    f"lacks the column(s) {', '.join(repr(m) for m in missing)} that the mapping's "
-                    f"{section.entity} section reads; the file has {', '.join(repr(c) for c in list(s.columns)[:12])}."
-                    + hint,
-                    path=name,
-                )
-            dropped |= {
-                f"{section.entity}.{f}"
-                for f in section.fields()
-                if f not in allowed[section.entity]
-            }
-            plan = plan_checks(
-                section,
-                self._lookups(con, partner_id, section, str(i)),
-                allowed[section.entity],
-            )
-            typed = f"ingest_typed_{i}"
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE {typed} AS "
-                + typed_sql(
-                    plan,
-                    s.table,
-                    s.columns,
-                    partner_id,
-                    self._start_month,
-                    only_when=section.only_when,
-                    received=literal(call.on),
-                )
-            )
-            errors = f"ingest_errors_{i}"
-            cross = [q for q in (duplicate_in_file_sql(plan, typed),) if q]
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE {errors} AS "
-                f"SELECT __row, e.rule AS rule, e.message AS message FROM "
-                f"(SELECT __row, unnest(__errors) AS e FROM {typed} WHERE len(__errors) > 0)"
-            )
-            for q in cross + reference_sqls(plan, typed, partner_id):
-                con.execute(f"INSERT INTO {errors} {q}")
-            if mode == "replace-period":
-                self._one_period(con, plan, typed, errors, section.entity)
-            prepared.append((section, plan, s, typed, errors))
-
-        unread: list[str] = []
-        if info.format == "xlsx":
-            import fastexcel
-
-            unread = [
-                n
-                for n in fastexcel.read_excel(str(raw_file)).sheet_names
-                if n not in staged
-            ]
-            if None in staged:
-                unread = unread[
-                    1:
-                ]  # the first sheet was read for sections naming no sheet
+        undeclared, dropped, unread = (
+            checked.undeclared,
+            checked.dropped,
+            checked.unread,
+        )
         result = SubmissionResult(
             sid,
             partner_id,
@@ -631,53 +740,71 @@ class Ingestor:
             undeclared=sorted(undeclared),
             dropped=sorted(dropped),
         )
-        with transaction(con):
-            rows_read = sum(s.rows for s in staged.values())
-            bad_by_sheet: dict[str | None, str] = {}
-            for section, plan, s, typed, errors in prepared:
-                target = self._load_section(
-                    con, sid, partner_id, section, plan, s, typed, errors, mode
-                )
-                result.targets.append(target)
-                sheet = section.sheet if info.format == "xlsx" else None
-                bad_by_sheet.setdefault(sheet, "")
-                bad_by_sheet[sheet] += (
-                    f" UNION SELECT __row FROM {errors}"
-                    if bad_by_sheet[sheet]
-                    else f"SELECT __row FROM {errors}"
-                )
-            quarantined = 0
-            for union in bad_by_sheet.values():
-                quarantined += int(
-                    con.execute(
-                        f"SELECT count(DISTINCT __row) FROM ({union})"
-                    ).fetchall()[0][0]
-                )
-            result.rows_read = rows_read
-            result.rows_quarantined = quarantined
-            result.rows_loaded = rows_read - quarantined
-            if undeclared or dropped:
+        alias = f"ingest_{sid}"
+        with attached(con, checked.database, alias):
+            prepared: list[tuple[FileSection, CheckPlan, StagedFile, str, str]] = []
+            for i, (section, plan, x, typed_name, errors_name) in enumerate(
+                checked.prepared
+            ):
+                typed = f"{ident(alias)}.{typed_name}"
+                errors = f"ingest_errors_{i}"
                 con.execute(
-                    "INSERT INTO ops.raw_decision VALUES (?, ?, NULL, NULL, NULL, NULL)",
-                    [sid, sorted(undeclared | dropped)],
+                    f"CREATE OR REPLACE TEMP TABLE {errors} AS "
+                    f"SELECT * FROM {ident(alias)}.{errors_name}"
                 )
-            notes = []
-            if undeclared or dropped:
-                notes.append(
-                    "refused and never stored: "
-                    + ", ".join(sorted(undeclared | dropped))
-                    + "; the raw file awaits a decision (keep or purge)"
+                for q in reference_sqls(plan, typed, partner_id):
+                    con.execute(f"INSERT INTO {errors} {q}")
+                if mode == "replace-period":
+                    self._one_period(con, plan, typed, errors, section.entity)
+                staged = replace(x, table=f"{ident(alias)}.{x.table}")
+                prepared.append((section, plan, staged, typed, errors))
+            with transaction(con):
+                rows_read = sum(x.rows for x in checked.staged.values())
+                bad_by_sheet: dict[str | None, str] = {}
+                for section, plan, x, typed, errors in prepared:
+                    target = self._load_section(
+                        con, sid, partner_id, section, plan, x, typed, errors, mode
+                    )
+                    result.targets.append(target)
+                    sheet = section.sheet if info.format == "xlsx" else None
+                    bad_by_sheet.setdefault(sheet, "")
+                    bad_by_sheet[sheet] += (
+                        f" UNION SELECT __row FROM {errors}"
+                        if bad_by_sheet[sheet]
+                        else f"SELECT __row FROM {errors}"
+                    )
+                quarantined = 0
+                for union in bad_by_sheet.values():
+                    quarantined += int(
+                        con.execute(
+                            f"SELECT count(DISTINCT __row) FROM ({union})"
+                        ).fetchall()[0][0]
+                    )
+                result.rows_read = rows_read
+                result.rows_quarantined = quarantined
+                result.rows_loaded = rows_read - quarantined
+                if undeclared or dropped:
+                    con.execute(
+                        "INSERT INTO ops.raw_decision VALUES (?, ?, NULL, NULL, NULL, NULL)",
+                        [sid, sorted(undeclared | dropped)],
+                    )
+                notes = []
+                if undeclared or dropped:
+                    notes.append(
+                        "refused and never stored: "
+                        + ", ".join(sorted(undeclared | dropped))
+                        + "; the raw file awaits a decision (keep or purge)"
+                    )
+                if unread:
+                    notes.append(
+                        f"sheets not part of feed {feed_id}, not read: {', '.join(unread)}"
+                    )
+                refusal: str | None = "; ".join(notes) or None
+                con.execute(
+                    "UPDATE ops.submission SET status = 'loaded', rows_read = ?, rows_loaded = ?, "
+                    "rows_quarantined = ?, note = ? WHERE submission_id = ?",
+                    [rows_read, result.rows_loaded, quarantined, refusal, sid],
                 )
-            if unread:
-                notes.append(
-                    f"sheets not part of feed {feed_id}, not read: {', '.join(unread)}"
-                )
-            refusal: str | None = "; ".join(notes) or None
-            con.execute(
-                "UPDATE ops.submission SET status = 'loaded', rows_read = ?, rows_loaded = ?, "
-                "rows_quarantined = ?, note = ? WHERE submission_id = ?",
-                [rows_read, result.rows_loaded, quarantined, refusal, sid],
-            )
         result.message = (
             f"{name}: {result.rows_read:,} rows read, {result.rows_loaded:,} loaded, "
             f"{result.rows_quarantined:,} quarantined (submission {sid})."
