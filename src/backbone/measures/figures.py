@@ -15,7 +15,7 @@ from backbone.measures.charts import calibration_curve, tier_distribution, trend
 from backbone.model.calendar import school_year_label
 
 if TYPE_CHECKING:
-    from backbone.warehouse import Warehouse
+    from backbone.measures.stages import MeasureStages
 
 __all__ = ["DrawnCharts", "draw_charts"]
 
@@ -28,13 +28,13 @@ class DrawnCharts:
     """For each chart the release gate would not release: which, and why."""
 
 
-def _year(wh: Warehouse, school_year: object) -> str:
+def _year(wh: MeasureStages, school_year: object) -> str:
     return school_year_label(
         int(str(school_year)), wh.settings["calendar.school_year_start_month"]
     )
 
 
-def draw_charts(wh: Warehouse, access: Access, out: Path) -> DrawnCharts:
+def draw_charts(wh: MeasureStages, access: Access, out: Path) -> DrawnCharts:
     """Write each chart as PNG and HTML; returns the files and, for any chart the
     release gate would not release, why it was left out."""
     written: list[Path] = []

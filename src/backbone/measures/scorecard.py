@@ -61,7 +61,7 @@ from backbone.measures.scorecard_sql import (
 )
 
 if TYPE_CHECKING:
-    from backbone.warehouse import Warehouse
+    from backbone.measures.stages import MeasureStages
 
 __all__ = [
     "INDICATORS",
@@ -315,7 +315,7 @@ def _years_where(years: Sequence[int] | None) -> dict[str, Sequence[object]]:
 
 
 def _snapshots(
-    wh: Warehouse, years: Sequence[int] | None, *, earlier_too: bool = False
+    wh: MeasureStages, years: Sequence[int] | None, *, earlier_too: bool = False
 ) -> list[Snapshot]:
     """Per school year its year-end snapshot, else its latest (a year under way);
     only ``years`` (with ``earlier_too``, every year up to the last of them)."""
@@ -356,7 +356,7 @@ def _no_data(spec: IndicatorSpec, definition: str, why: str) -> IndicatorResult:
 
 
 def chronic_absence_release(
-    wh: Warehouse,
+    wh: MeasureStages,
     access: Access,
     *,
     years: Sequence[int] | None = None,
@@ -384,7 +384,7 @@ def chronic_absence_release(
 
 
 def _chronic(
-    wh: Warehouse, access: Access, years: Sequence[int] | None
+    wh: MeasureStages, access: Access, years: Sequence[int] | None
 ) -> IndicatorResult:
     spec = INDICATORS["chronic_absence"]
     current = wh.indicators.definitions.current().definitions
@@ -396,7 +396,7 @@ def _chronic(
 
 
 def _on_track(
-    wh: Warehouse, access: Access, years: Sequence[int] | None
+    wh: MeasureStages, access: Access, years: Sequence[int] | None
 ) -> IndicatorResult:
     spec = INDICATORS["on_track_9"]
     in_use = wh.indicators.definitions.current()
@@ -426,7 +426,7 @@ def _on_track(
 
 
 def _graduation(
-    wh: Warehouse, access: Access, years: Sequence[int] | None
+    wh: MeasureStages, access: Access, years: Sequence[int] | None
 ) -> IndicatorResult:
     spec = INDICATORS["graduation_4yr"]
     current = wh.indicators.definitions.current().definitions
@@ -464,9 +464,9 @@ def _graduation(
 
 def _college(
     code: str, measure: str
-) -> Callable[[Warehouse, Access, Sequence[int] | None], IndicatorResult]:
+) -> Callable[[MeasureStages, Access, Sequence[int] | None], IndicatorResult]:
     def build(
-        wh: Warehouse, access: Access, years: Sequence[int] | None
+        wh: MeasureStages, access: Access, years: Sequence[int] | None
     ) -> IndicatorResult:
         spec = INDICATORS[code]
         release = college_release(
@@ -482,7 +482,7 @@ def _college(
 
 
 def _k_readiness(
-    wh: Warehouse, access: Access, years: Sequence[int] | None
+    wh: MeasureStages, access: Access, years: Sequence[int] | None
 ) -> IndicatorResult:
     spec = INDICATORS["k_readiness"]
     if not access.grants("student_assessment", "aggregate"):
@@ -518,7 +518,7 @@ def _k_readiness(
 
 
 _BUILDERS: dict[
-    str, Callable[[Warehouse, Access, Sequence[int] | None], IndicatorResult]
+    str, Callable[[MeasureStages, Access, Sequence[int] | None], IndicatorResult]
 ] = {
     "chronic_absence": _chronic,
     "on_track_9": _on_track,
@@ -529,14 +529,14 @@ _BUILDERS: dict[
 }
 
 
-def _districts(wh: Warehouse) -> dict[str, str]:
+def _districts(wh: MeasureStages) -> dict[str, str]:
     return {
         p.partner_id: p.name for p in wh.partners.list() if p.kind == "school_district"
     }
 
 
 def scorecard(
-    wh: Warehouse,
+    wh: MeasureStages,
     access: Access,
     *,
     years: Sequence[int] | None = None,

@@ -30,7 +30,7 @@ from backbone.measures.scorecard_sql import _same_definitions
 from backbone.model.calendar import school_year_label
 
 if TYPE_CHECKING:
-    from backbone.warehouse import Warehouse
+    from backbone.measures.stages import MeasureStages
 
 __all__ = ["Finding", "what_we_get"]
 
@@ -48,7 +48,7 @@ class Finding:
     """why the reader may not have this finding (then ``text`` says so)"""
 
 
-def _year_label(wh: Warehouse, year: int | str) -> str:
+def _year_label(wh: MeasureStages, year: int | str) -> str:
     return school_year_label(int(year), wh.settings["calendar.school_year_start_month"])
 
 
@@ -75,11 +75,11 @@ def _row(release: Release, **dims: str) -> dict[str, Any] | None:
     return None
 
 
-def _year_window(wh: Warehouse, year: int) -> tuple[date, date]:
+def _year_window(wh: MeasureStages, year: int) -> tuple[date, date]:
     return wh.indicators.year_bounds(year)
 
 
-def _latest_snapshot(wh: Warehouse) -> Snapshot | None:
+def _latest_snapshot(wh: MeasureStages) -> Snapshot | None:
     snaps = [
         s
         for s in _snapshots(wh, None)
@@ -94,7 +94,7 @@ def _refused(topic: str, what: str, why: str) -> Finding:
     )
 
 
-def _movers(wh: Warehouse, access: Access, partner: str, name: str) -> Finding:
+def _movers(wh: MeasureStages, access: Access, partner: str, name: str) -> Finding:
     topic = "moves between districts"
     year = wh.indicators.school_year_of(access.on)
     districts = _districts(wh)
@@ -154,7 +154,7 @@ FROM e JOIN spans s USING (unit)
     return Finding(topic, text, (release.release_id,))
 
 
-def _served(wh: Warehouse, access: Access, partner: str, name: str) -> Finding:
+def _served(wh: MeasureStages, access: Access, partner: str, name: str) -> Finding:
     topic = "students served by community programs"
     year = wh.indicators.school_year_of(access.on)
     begin, end = _year_window(wh, year)
@@ -205,7 +205,7 @@ SELECT provider, unit, record, 'yes' FROM served
 
 
 def _graduates_college(
-    wh: Warehouse, access: Access, partner: str, name: str
+    wh: MeasureStages, access: Access, partner: str, name: str
 ) -> Finding:
     topic = "graduates' college enrollment"
     release = college_release(
@@ -234,7 +234,9 @@ def _graduates_college(
     )
 
 
-def _chronic_beside(wh: Warehouse, access: Access, partner: str, name: str) -> Finding:
+def _chronic_beside(
+    wh: MeasureStages, access: Access, partner: str, name: str
+) -> Finding:
     topic = "chronic absence beside the community"
     snap = _latest_snapshot(wh)
     if snap is None:
@@ -285,7 +287,7 @@ def _not_shared(
 
 
 def _community_chronic(
-    wh: Warehouse, access: Access, partner: str, name: str
+    wh: MeasureStages, access: Access, partner: str, name: str
 ) -> Finding:
     topic = "chronic absence across the community"
     snap = _latest_snapshot(wh)
@@ -311,7 +313,7 @@ def _community_chronic(
     )
 
 
-def _matched(wh: Warehouse, access: Access, partner: str, name: str) -> Finding:
+def _matched(wh: MeasureStages, access: Access, partner: str, name: str) -> Finding:
     topic = "participants matched to district records"
     year = wh.indicators.school_year_of(access.on)
     begin, end = _year_window(wh, year)
@@ -360,7 +362,7 @@ WHERE unit IN (SELECT unit FROM known)
 
 
 def _participants(
-    wh: Warehouse, access: Access, partner: str, name: str, *, risk: bool
+    wh: MeasureStages, access: Access, partner: str, name: str, *, risk: bool
 ) -> Finding:
     topic = "participants' risk" if risk else "participants' attendance"
     snap = _latest_snapshot(wh)
@@ -437,7 +439,9 @@ SELECT s.provider, s.unit, s.record, 'yes', p.v FROM served s JOIN person p USIN
     )
 
 
-def _feeder_schools(wh: Warehouse, access: Access, partner: str, name: str) -> Finding:
+def _feeder_schools(
+    wh: MeasureStages, access: Access, partner: str, name: str
+) -> Finding:
     topic = "high schools its students come from"
     sql = """
 WITH mine AS (SELECT provider, unit, record FROM postsecondary_enrollment WHERE provider = ?),
@@ -500,7 +504,7 @@ SELECT provider, unit, record, high_school FROM school_of
 
 
 _FINDINGS: dict[
-    str, tuple[tuple[str, Callable[[Warehouse, Access, str, str], Finding]], ...]
+    str, tuple[tuple[str, Callable[[MeasureStages, Access, str, str], Finding]], ...]
 ] = {
     "school_district": (
         ("moves between districts", _movers),
@@ -526,7 +530,7 @@ _FINDINGS: dict[
 _COMMUNITY = (("chronic absence across the community", _community_chronic),)
 
 
-def what_we_get(wh: Warehouse, access: Access, partner_id: str) -> list[Finding]:
+def what_we_get(wh: MeasureStages, access: Access, partner_id: str) -> list[Finding]:
     """What the partnership shows ``partner_id`` that its own system could not,
     as sentences with released numbers for its board. Every number is a gated
     release under the reader's purpose; a finding the reader may not have says
