@@ -209,6 +209,7 @@ class Warehouse:
             self.agreements,
             self.feeds,
             self.settings["calendar.school_year_start_month"],
+            self.settings["engine.memory_limit"] or None,
         )
 
     @_stage

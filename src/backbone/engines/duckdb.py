@@ -155,10 +155,16 @@ def connect(
         return con
 
 
-def scratch(path: Path | str | None = None) -> Connection:
+def scratch(
+    path: Path | str | None = None, *, memory_limit: str | None = None
+) -> Connection:
     """A private working database: in memory, or in the file ``path`` (for work too
-    big for memory). Not the warehouse; nothing in it is shared."""
-    return duckdb.connect(":memory:" if path is None else str(path))
+    big for memory), within ``memory_limit`` (``engine.memory_limit``) if given.
+    Not the warehouse; nothing in it is shared."""
+    config: dict[str, str | bool | int | float | list[str]] = (
+        {"memory_limit": memory_limit} if memory_limit else {}
+    )
+    return duckdb.connect(":memory:" if path is None else str(path), config=config)
 
 
 class Handle:

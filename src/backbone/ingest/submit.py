@@ -242,8 +242,10 @@ class Ingestor:
         agreements: AgreementRegistry,
         feeds: FeedRegistry,
         school_year_start_month: int,
+        memory_limit: str | None = None,
     ) -> None:
         self._con = con
+        self._memory_limit = memory_limit
         self._root = root
         self._agreements = agreements
         self._feeds = feeds
@@ -562,7 +564,7 @@ class Ingestor:
         # Read the stored copy: exactly the bytes that were checksummed, under a name
         # with no wildcard a reader could expand.
         raw_file = self._root / raw_relative
-        con = scratch(scratch_file)
+        con = scratch(scratch_file, memory_limit=self._memory_limit)
         try:
             try:
                 info: SourceInfo = sniff(raw_file)
