@@ -20,6 +20,7 @@ from backbone.governance.disclosure import (
     feasible_intervals,
     protect,
     protect_table,
+    sums_of_published,
     table_lines,
     table_membership,
 )
@@ -471,3 +472,27 @@ def test_dp_counts_with_private_keys_drops_small_groups() -> None:
     # D (one student) comes out only if its noise reaches the threshold (≈16):
     # probability below e^-14 ≈ 1e-6 at scale 1.
     assert result.table.column("school").to_pylist() == ["A", "B"]
+
+
+# --------------------------------------------------------- values public already
+
+
+def test_sums_of_published_cells_are_public_already() -> None:
+    # atoms a, b, c, d of 15, 12, 20 and 0 persons. Earlier table 0 published
+    # {a} and {b} and suppressed {c}; table 1 published {a, b} and {c, d}.
+    earlier = [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [1, 1, 0, 0], [0, 0, 1, 1]]
+    new = [
+        [1, 1, 0, 0],  # a + b (table 0), and table 1's cell: public
+        [0, 1, 1, 1],  # b + c + d: needs {b} of table 0 with {c, d} of table 1
+        [1, 0, 1, 0],  # a + c: {c} was suppressed
+        [0, 0, 1, 1],  # table 1's {c, d}
+        [0, 0, 0, 1],  # d alone holds no one: a zero, known
+    ]
+    m = np.array(new + earlier, dtype=bool)
+    counts = np.array([15, 12, 20, 0])
+    new_cells = np.array([True] * 5 + [False] * 5)
+    published = np.array([False] * 5 + [True, True, False, True, True])
+    tables = np.array([-1] * 5 + [0, 0, 0, 1, 1])
+    got = sums_of_published(m, counts, new_cells, published, tables)
+    # across two tables is not looked for; earlier cells are never "public already"
+    assert got.tolist() == [True, False, False, True, True] + [False] * 5

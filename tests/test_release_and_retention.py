@@ -460,6 +460,30 @@ def test_a_table_of_cells_already_released_keeps_their_decisions(
     assert set(_persons(small).values()) == {None}
 
 
+def test_a_margin_of_a_table_published_in_full_needs_no_audit(
+    wh: Warehouse,
+) -> None:
+    viewer = wh.access(user(wh, "f1.viewer"), "program_evaluation")
+    first = viewer.count("enrollment", ["school_id"])
+    assert _persons(first) == {("(all)",): 70, ("S1",): 30, ("S2",): 10, ("T1",): 30}
+    # S1 and S2 together: 30 + 10, both published; no one learns anything new
+    both = viewer.count("enrollment", [], where={"school_id": ["S1", "S2"]})
+    assert _persons(both) == {("(all)",): 40}
+    # S1's students of 2024 are part of a school: not a sum of published cells,
+    # so the LP audit decides
+    other = viewer.count(
+        "enrollment", [], where={"school_id": ["S1"], "school_year": [2024]}
+    )
+    flags = dict(
+        wh._con.execute(
+            "SELECT release_id, json_extract(definition, '$.sums_of_published') "
+            "FROM gov.release WHERE release_id IN (?, ?)",
+            [both.release_id, other.release_id],
+        ).fetchall()
+    )
+    assert flags == {both.release_id: "true", other.release_id: None}
+
+
 def test_one_agreement_field_switches_its_data_to_differential_privacy(
     wh: Warehouse, tmp_path: Path
 ) -> None:

@@ -90,7 +90,8 @@ class Suppression(Ledger):
         (unit, record, provider, label)) against this table and every earlier
         release they overlap, and record them in the ledger. ``coding``: a rate's
         top and bottom coding (its ``#`` and ``!`` cells are protected with it)."""
-        from backbone.governance.disclosure import protect  # SciPy's LP solver
+        # SciPy's LP solver
+        from backbone.governance.disclosure import protect, sums_of_published
 
         min_cell = pa.table(
             {
@@ -235,7 +236,10 @@ class Suppression(Ledger):
                 GROUP BY s.cells ORDER BY s.cells
                 """,
             )
-            old = arrow(local, "SELECT threshold, published FROM old_cells ORDER BY g")
+            old = arrow(
+                local,
+                "SELECT threshold, published, release_id FROM old_cells ORDER BY g",
+            )
         finally:
             local.close()
         labels = thresholds_t.column("label").to_pylist()
@@ -293,6 +297,26 @@ class Suppression(Ledger):
         )
         if coding is not None:
             _force_coded(labels, M @ atom_counts, all_thresholds, coding)
+        values = M @ atom_counts
+        tables = np.concatenate(
+            [
+                np.full(n_new, -1, dtype=np.int64),
+                np.asarray(old.column("release_id").to_pylist(), dtype=np.int64),
+            ]
+        )
+        if sums_of_published(M, atom_counts, new_cells, prior_published, tables)[
+            :n_new
+        ].all():
+            return self._public_already(
+                access,
+                definition,
+                grants,
+                labels,
+                values[:n_new],
+                all_thresholds[:n_new],
+                thresholds,
+                new_members,
+            )
         atom_min = np.asarray(atoms_t.column("min_cell").to_pylist(), dtype=np.int64)
         inherited = np.where(M.astype(bool), all_thresholds[:, None], 0).max(axis=0)
         atom_thresholds = np.where(atom_min >= 0, atom_min, inherited)
@@ -322,7 +346,6 @@ class Suppression(Ledger):
                 coding,
                 hand_back=False,
             )
-        values = M @ atom_counts
         if result.refused:
             raise access._deny(
                 "release",
@@ -353,6 +376,38 @@ class Suppression(Ledger):
             result.primary[: len(labels)],
             thresholds,
         )
+
+    def _public_already(
+        self,
+        access: Access,
+        definition: dict[str, Any],
+        grants: list[Grant],
+        labels: list[str],
+        values: np.ndarray[Any, Any],
+        coded: np.ndarray[Any, Any],
+        thresholds: np.ndarray[Any, Any],
+        members: pa.Table,
+    ) -> Protected:
+        """A table every cell of which is zero or a sum of cells one earlier table
+        published (a margin of it, say): its values are public already, so
+        publishing them tells an attacker nothing he could not work out, and no
+        LP is needed. Small cells are suppressed all the same (``coded``: the
+        thresholds with a rate's top and bottom coding)."""
+        primary = (values > 0) & (values < coded)
+        definition["sums_of_published"] = True
+        release_id = self._record(
+            access,
+            definition,
+            grants,
+            "suppression",
+            labels,
+            values,
+            primary,
+            thresholds,
+            members,
+            None,
+        )
+        return Protected(release_id, labels, values, primary, primary, thresholds)
 
     def _seen_before(
         self,
