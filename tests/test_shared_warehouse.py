@@ -300,6 +300,23 @@ def test_a_password_prompt_does_not_hold_the_warehouse(
     assert waiting.returncode != 0
 
 
+def _append_attendance(
+    path: Path, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """d1's attendance file submitted by another ``backbone`` process."""
+    return _backbone(
+        "submit",
+        "--partner",
+        "d1",
+        "--feed",
+        "attendance",
+        "--mode",
+        "append",
+        str(path),
+        env=env,
+    )
+
+
 def _submit_meanwhile(
     folder: Path, env: dict[str, str], path: Path, meanwhile: Callable[[], None]
 ) -> SubmissionResult:
@@ -345,19 +362,7 @@ def test_others_read_and_write_while_a_file_is_checked(
 
     def meanwhile() -> None:
         others.append(_backbone("submissions", "list", env=env))
-        others.append(
-            _backbone(
-                "submit",
-                "--partner",
-                "d1",
-                "--feed",
-                "attendance",
-                "--mode",
-                "append",
-                str(october),
-                env=env,
-            )
-        )
+        others.append(_append_attendance(october, env))
 
     result = _submit_meanwhile(folder, env, september, meanwhile)
     for done in others:
@@ -409,19 +414,7 @@ def test_the_same_file_sent_twice_at_once_loads_once(
     others: list[subprocess.CompletedProcess[str]] = []
 
     def meanwhile() -> None:
-        others.append(
-            _backbone(
-                "submit",
-                "--partner",
-                "d1",
-                "--feed",
-                "attendance",
-                "--mode",
-                "append",
-                str(september),
-                env=env,
-            )
-        )
+        others.append(_append_attendance(september, env))
 
     result = _submit_meanwhile(folder, env, september, meanwhile)
     assert others[0].returncode == 0, others[0].stderr

@@ -355,26 +355,17 @@ class Suppression(Ledger):
                 providers=sorted({g.provider for g in grants}),
                 agreements=sorted({g.agreement for g in grants if g.agreement}),
             )
-        suppressed = result.suppressed[: len(labels)]
-        release_id = self._record(
+        n = len(labels)
+        return self._recorded(
             access,
             definition,
             grants,
-            "suppression",
             labels,
-            values[: len(labels)],
-            suppressed,
+            values[:n],
+            result.suppressed[:n],
+            result.primary[:n],
             thresholds,
             new_members,
-            None,
-        )
-        return Protected(
-            release_id,
-            labels,
-            values[: len(labels)],
-            suppressed,
-            result.primary[: len(labels)],
-            thresholds,
         )
 
     def _public_already(
@@ -395,19 +386,17 @@ class Suppression(Ledger):
         thresholds with a rate's top and bottom coding)."""
         primary = (values > 0) & (values < coded)
         definition["sums_of_published"] = True
-        release_id = self._record(
+        return self._recorded(
             access,
             definition,
             grants,
-            "suppression",
             labels,
             values,
             primary,
+            primary,
             thresholds,
             members,
-            None,
         )
-        return Protected(release_id, labels, values, primary, primary, thresholds)
 
     def _seen_before(
         self,
@@ -434,6 +423,31 @@ class Suppression(Ledger):
         published_before = np.asarray(seen.column("published").to_pylist(), dtype=bool)
         suppressed = primary | ~published_before
         definition["seen_before"] = True
+        return self._recorded(
+            access,
+            definition,
+            grants,
+            labels,
+            values,
+            suppressed,
+            primary,
+            thresholds,
+            members,
+        )
+
+    def _recorded(
+        self,
+        access: Access,
+        definition: dict[str, Any],
+        grants: list[Grant],
+        labels: list[str],
+        values: np.ndarray[Any, Any],
+        suppressed: np.ndarray[Any, Any],
+        primary: np.ndarray[Any, Any],
+        thresholds: np.ndarray[Any, Any],
+        members: pa.Table,
+    ) -> Protected:
+        """The table's decisions recorded in the ledger (with its audit entry)."""
         release_id = self._record(
             access,
             definition,
