@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from backbone import Warehouse
+from backbone.errors import UserError, WarehouseError
 from backbone.ingest import SubmissionResult
 
 from .governance_fixtures import agreement, write
@@ -318,7 +319,11 @@ def _append_attendance(
 
 
 def _submit_meanwhile(
-    folder: Path, env: dict[str, str], path: Path, meanwhile: Callable[[], None]
+    folder: Path,
+    env: dict[str, str],
+    path: Path,
+    meanwhile: Callable[[], None],
+    mode: str = "append",
 ) -> SubmissionResult:
     """Submit ``path`` in this process; ``meanwhile`` runs while it is read and
     checked (a real other process), with a warehouse that a held-up command gives up
@@ -338,7 +343,7 @@ def _submit_meanwhile(
         steward = wh.sign_in_token(env["BACKBONE_TOKEN"])
         with wh.session(steward) as s:
             (result,) = wh.ingest.submit(
-                s, "d1", "attendance", [path], mode="append", progress=told
+                s, "d1", "attendance", [path], mode=mode, progress=told
             )
     assert heard == [f"reading and checking {path.name}", f"loading {path.name}"]
     return result
@@ -430,5 +435,113 @@ def test_the_same_file_sent_twice_at_once_loads_once(
             "SELECT status FROM ops.submission WHERE feed = 'attendance' "
             "ORDER BY submission_id"
         ).fetchall()
-        assert statuses == [("refused",), ("loaded",)]
+        assert statuses == [("duplicate",), ("loaded",)]
         assert wh.audit.verify().ok
+
+
+def _statuses(folder: Path) -> list[tuple[str, str, str | None]]:
+    with Warehouse.open(folder / "wh", read_only=True) as wh:
+        assert wh.audit.verify().ok
+        return wh._con.execute(
+            "SELECT file_name, status, note FROM ops.submission "
+            "WHERE feed = 'attendance' ORDER BY submission_id"
+        ).fetchall()
+
+
+def test_a_mapping_changed_while_a_file_is_checked_loads_nothing(
+    setup: tuple[Path, dict[str, str]],
+) -> None:
+    """The steward maps one more code while a file is checked: the file was read
+    under the old mapping, so it is refused and sent again, never loaded half-mapped."""
+    folder, env = setup
+    september = csv_file(folder / "sept.csv", ATTENDANCE)
+    mapping = folder / "wh" / "mappings" / "d1" / "attendance.yaml"
+
+    def meanwhile() -> None:
+        doc = yaml.safe_load(mapping.read_text())
+        codes = doc["files"][0]["columns"]["attendance_event_category"]["codes"]
+        codes["X"] = "Unexcused Absence"
+        mapping.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+    with pytest.raises(UserError, match="changed while the file was checked"):
+        _submit_meanwhile(folder, env, september, meanwhile)
+    ((name, status, note),) = _statuses(folder)
+    assert (name, status) == ("sept.csv", "refused")
+    assert note is not None and "Send the file again" in note
+    # sent again, it is read under the new mapping: code X is no longer quarantined
+    again = _append_attendance(september, env)
+    assert again.returncode == 0, again.stderr
+    assert "8 rows read, 3 loaded, 5 quarantined" in again.stdout
+
+
+def test_a_replacement_overtaken_by_a_newer_load_is_refused(
+    setup: tuple[Path, dict[str, str]],
+) -> None:
+    """A file replacing its school year, overtaken while checked by a file received
+    after it, does not wipe the newer file's rows."""
+    folder, env = setup
+    september = csv_file(folder / "sept.csv", ATTENDANCE)
+    october = csv_file(
+        folder / "oct.csv",
+        ATTENDANCE.replace("2025-09-0", "2025-10-1").replace(
+            "2026-08-01", "2025-10-20"
+        ),
+    )
+    others: list[subprocess.CompletedProcess[str]] = []
+
+    def meanwhile() -> None:
+        others.append(_append_attendance(october, env))
+
+    with pytest.raises(UserError, match="would replace newer data"):
+        _submit_meanwhile(folder, env, september, meanwhile, mode="replace-period")
+    assert others[0].returncode == 0, others[0].stderr
+    assert [(n, st) for n, st, _ in _statuses(folder)] == [
+        ("sept.csv", "refused"),
+        ("oct.csv", "loaded"),
+    ]
+    with Warehouse.open(folder / "wh", read_only=True) as wh:
+        dates = wh._con.execute(
+            "SELECT DISTINCT month(event_date) FROM analytic.attendance_event"
+        ).fetchall()
+    assert dates == [(10,)]  # october's rows stand
+
+
+def test_a_file_whose_warehouse_is_not_given_back_stays_received(
+    setup: tuple[Path, dict[str, str]],
+) -> None:
+    """Another process takes the warehouse while a file is checked and keeps it past
+    the wait: the submit gives up saying who holds it, the file's receipt stays, and
+    sending it again later loads it."""
+    folder, env = setup
+    september = csv_file(folder / "sept.csv", ATTENDANCE)
+    holder_code = (
+        "import sys, time\n"
+        "from backbone import Warehouse\n"
+        f"with Warehouse.open({str(folder / 'wh')!r}) as wh:\n"
+        "    print('holding', flush=True)\n"
+        "    time.sleep(6)\n"
+    )
+    holders: list[subprocess.Popen[str]] = []
+
+    def meanwhile() -> None:
+        holder = subprocess.Popen(
+            [sys.executable, "-c", holder_code],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        holders.append(holder)
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "holding"
+
+    with pytest.raises(WarehouseError, match="is held by"):
+        _submit_meanwhile(folder, env, september, meanwhile)
+    holders[0].communicate(timeout=60)
+    assert [(n, st) for n, st, _ in _statuses(folder)] == [("sept.csv", "received")]
+    again = _append_attendance(september, env)
+    assert again.returncode == 0, again.stderr
+    assert "8 rows read, 2 loaded, 6 quarantined" in again.stdout
+    assert [(n, st) for n, st, _ in _statuses(folder)] == [
+        ("sept.csv", "duplicate"),
+        ("sept.csv", "loaded"),
+    ]

@@ -304,3 +304,21 @@ def test_a_failed_step_inside_a_unit_of_work_saves_none_of_it(tmp_path: Path) ->
             except ValueError:
                 pass  # a caller that carries on must not commit the half
         assert wh.partners.list() == []
+
+
+def test_an_undone_step_keeps_the_reads_it_recorded_once(tmp_path: Path) -> None:
+    """A submission refused after its receipt undoes its step; a read the unit
+    recorded before stays on the chain, once, and the unit goes on."""
+    from backbone.governance import AuditEntry
+    from backbone.partners import Partner
+
+    with Warehouse.init(tmp_path / "wh") as wh:
+        with wh.session() as s:
+            wh.audit.append(AuditEntry("read", "reader", what="a roster read"))
+            wh.partners.add(s, Partner("d1", "District One", "school_district"))
+            s.step(commit=False)
+            wh.partners.add(s, Partner("d2", "District Two", "school_district"))
+        assert wh.audit.verify().ok
+        whats = [e["what"] for e in wh.audit.entries()]
+        assert whats.count("a roster read") == 1
+        assert [p.partner_id for p in wh.partners.list()] == ["d2"]

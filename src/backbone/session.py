@@ -146,6 +146,8 @@ class Session:
         """Entries of disclosures written in this unit, written again after a
         rollback (see :meth:`backbone.governance.audit.AuditLog.append`)."""
         self.recorded = 0
+        self.lost = False
+        """True once a pause could not take the file back: :attr:`con` is closed."""
 
     def today(self) -> date:
         return self.clock().date()
@@ -178,7 +180,8 @@ class Session:
             self.kept.clear()
         else:
             # disclosures made in the undone step happened all the same
-            for entry in self.kept:
+            entries, self.kept = self.kept, []
+            for entry in entries:  # appending keeps each again while the unit runs
                 self._append(entry, self.con)
 
     def actor(self) -> Actor:

@@ -325,11 +325,18 @@ class Warehouse:
                 yield
         finally:
             self._sessions += 1
-            if self._handle is None or self._handle.is_open:
-                session.con = self._con.cursor()
-                begin(session.con)
-                self.audit.active = session
             # else the file could not be taken back: its error goes up
+            session.lost = not (self._handle is None or self._handle.is_open)
+            if not session.lost:
+                try:
+                    session.con = self._con.cursor()
+                    begin(session.con)
+                except Exception as exc:
+                    session.lost = True
+                    raise WarehouseError(
+                        f"could not go on in {self.path} after handing it back ({exc})"
+                    ) from exc
+                self.audit.active = session
 
     @contextmanager
     def _hand_back(self) -> Iterator[bool]:

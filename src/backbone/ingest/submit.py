@@ -226,6 +226,26 @@ def _drop_staging(con: Connection) -> None:
         con.execute(f"DROP TABLE IF EXISTS temp.{ident(t[0])}")
 
 
+def _settle(con: Connection, sid: int, status: str, note: str) -> None:
+    """A received submission that loads nothing: why, kept with it."""
+    con.execute(
+        "UPDATE ops.submission SET status = ?, note = ? WHERE submission_id = ?",
+        [status, note, sid],
+    )
+
+
+def _remove_abandoned(root: Path) -> None:
+    """Scratch copies of partner files left by a submit that was killed (their
+    process is gone): a partner's file is kept only where retention sees it."""
+    for work in root.glob("ingest-*-*"):
+        try:
+            os.kill(int(work.name.split("-")[1]), 0)
+        except ProcessLookupError:
+            shutil.rmtree(work, ignore_errors=True)
+        except (ValueError, PermissionError):
+            continue
+
+
 def display_name(path: Path) -> str:
     """The file's name for people: no folders, no control characters, bounded length."""
     name = "".join(ch if ch.isprintable() else "?" for ch in path.name)
@@ -424,8 +444,13 @@ class Ingestor:
         raw_path = self._store_raw(path, sha)
         sid = self._record_received(s.con, call, name, sha, size, raw_path)
         s.step()  # a crash from here on leaves the record 'received'
+        scratch_root = self._root / "tmp"
+        scratch_root.mkdir(mode=0o700, exist_ok=True)
+        _remove_abandoned(scratch_root)
         try:
-            with tempfile.TemporaryDirectory(prefix="backbone-ingest-") as work:
+            with tempfile.TemporaryDirectory(
+                prefix=f"ingest-{os.getpid()}-", dir=scratch_root
+            ) as work:
                 checked = self._checked_away(
                     s,
                     call,
@@ -436,11 +461,21 @@ class Ingestor:
                     allowed,
                     progress,
                 )
+                # what was decided before the file was handed back must still hold
+                if self._prepare(call, path)[1:] != (_mapping, sections, allowed):
+                    raise UserError(
+                        f"{name}: the agreement, feed or mapping of {partner_id}/"
+                        f"{feed_id} changed while the file was checked; nothing was "
+                        "loaded. Send the file again."
+                    )
                 progress(f"loading {name}")
                 result = self._load(s, call, sid, name, sha, checked, mode)
         except _NotTakenBack as exc:
             # the submission stays 'received'; sending the file again loads it
-            raise exc.error from None
+            raise WarehouseError(
+                f"{name} was checked but not loaded (submission {sid}): {exc.error} "
+                "Send the file again when the warehouse is free."
+            ) from None
         except BackboneError as exc:
             self._refuse(s, call, sid, name, sha, str(exc))
             raise
@@ -465,10 +500,7 @@ class Ingestor:
         """Undo a file's load (its staging tables go with it) and keep its refusal."""
         s.step(commit=False)
         _drop_staging(s.con)
-        s.con.execute(
-            "UPDATE ops.submission SET status = 'refused', note = ? WHERE submission_id = ?",
-            [note, sid],
-        )
+        _settle(s.con, sid, "refused", note)
         self._record_upload(
             s,
             SubmissionResult(sid, call.partner_id, call.feed_id, name, sha, "refused"),
@@ -543,8 +575,16 @@ class Ingestor:
                     )
                 except (BackboneError, EngineError) as exc:
                     failure = exc
-        except WarehouseError as exc:  # the pause could not take the file back
-            raise _NotTakenBack(exc) from None
+        except Exception as exc:
+            if not (s.lost or isinstance(exc, WarehouseError)):
+                raise
+            # the pause could not take the file back: nothing may be written now
+            error = (
+                exc
+                if isinstance(exc, WarehouseError)
+                else WarehouseError(f"the warehouse could not be opened again ({exc}).")
+            )
+            raise _NotTakenBack(error) from None
         if failure is not None:
             raise failure
         assert checked is not None
@@ -700,10 +740,7 @@ class Ingestor:
         earlier = _loaded_before(con, partner_id, feed_id, sha)
         if earlier is not None:  # sent twice at once: the other one was first
             note = f"the same file was loaded meanwhile as submission {earlier[0]}; nothing changed"
-            con.execute(
-                "UPDATE ops.submission SET status = 'refused', note = ? WHERE submission_id = ?",
-                [note, sid],
-            )
+            _settle(con, sid, "duplicate", note)
             return SubmissionResult(
                 sid,
                 partner_id,
@@ -712,6 +749,17 @@ class Ingestor:
                 sha,
                 "duplicate",
                 message=f"{name}: {note}.",
+            )
+        later = con.execute(
+            "SELECT min(submission_id) FROM ops.submission WHERE partner_id = ? "
+            "AND feed = ? AND status = 'loaded' AND submission_id > ?",
+            [partner_id, feed_id, sid],
+        ).fetchall()[0][0]
+        if mode == "replace-period" and later is not None:
+            raise UserError(
+                f"{name}: submission {later}, received after this file, was loaded "
+                "while it was checked; loading this one now would replace newer data. "
+                "Nothing was loaded; send it again if it should replace that one."
             )
         if all(x.rows == 0 for x in checked.staged.values()):
             note = (
@@ -806,6 +854,21 @@ class Ingestor:
                     "UPDATE ops.submission SET status = 'loaded', rows_read = ?, rows_loaded = ?, "
                     "rows_quarantined = ?, note = ? WHERE submission_id = ?",
                     [rows_read, result.rows_loaded, quarantined, refusal, sid],
+                )
+                # an earlier copy whose load never finished (killed, or the warehouse
+                # not given back) is this file too: say where it went
+                con.execute(
+                    "UPDATE ops.submission SET status = 'duplicate', note = ? "
+                    "WHERE partner_id = ? AND feed = ? AND sha256 = ? "
+                    "AND status = 'received' AND submission_id < ?",
+                    [
+                        f"its load did not finish; the same file was loaded as "
+                        f"submission {sid}",
+                        partner_id,
+                        feed_id,
+                        sha,
+                        sid,
+                    ],
                 )
         result.message = (
             f"{name}: {result.rows_read:,} rows read, {result.rows_loaded:,} loaded, "

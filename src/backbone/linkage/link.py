@@ -113,18 +113,19 @@ class InputsChanged(Exception):
 
 
 def _inputs_fingerprint(con: Connection) -> tuple[Any, ...]:
-    """What a run reads, summarized: every change to it (a submission, a review, an
-    encoding, an agreement, a purge, another link run) leaves an audit entry, so the
-    newest such entry changes with it; counts guard the rest."""
+    """What a run reads, summarized: every change to it (a review, an agreement, a
+    purge, another link run) leaves an audit entry, so the newest such entry changes
+    with it; a load changes the loaded submissions. A file received, refused or found
+    already loaded changes no record, so it does not make the run start again."""
     row = con.execute(
         """
         SELECT (SELECT max(seq) FROM gov.audit_log
                 WHERE json_extract_string(entry, '$.action') IN
-                      ('upload', 'review', 'link', 'purge', 'retention', 'agreement',
-                       'partner'))
+                      ('review', 'link', 'purge', 'retention', 'agreement', 'partner'))
                    AS last_change,
                (SELECT count(*) FROM identity.partner_record),
-               (SELECT max(submission_id) FROM ops.submission),
+               (SELECT (count(*), sum(submission_id)) FROM ops.submission
+                WHERE status = 'loaded'),
                (SELECT count(*) FROM identity.review_decision),
                (SELECT count(*) FROM identity.encoding),
                (SELECT max(run_id) FROM identity.link_run)
