@@ -720,3 +720,32 @@ def test_linkage_doors_answer_mistakes_in_one_clear_line(
         assert result.exit_code == 1, (args, result.output)
         assert expected in result.output, (args, result.output)
         assert "Traceback" not in result.output
+
+
+def test_a_link_run_starts_again_for_new_encodings_not_for_a_receipt(
+    tmp_path: Path,
+) -> None:
+    """Encodings sent again (same count, same clock) change what linking reads; a
+    file received and not yet loaded does not."""
+    from backbone.linkage.link import _inputs_fingerprint
+
+    then = datetime(2026, 3, 2, 9, 30)
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    clks = [base64.b64encode(bytes([i]) * (BITS // 8)).decode() for i in (1, 2, 3)]
+    first.write_text(f"local_id,clk\n1,{clks[0]}\n2,{clks[1]}\n")
+    second.write_text(f"local_id,clk\n1,{clks[0]}\n2,{clks[2]}\n")
+    with Warehouse.init(tmp_path / "wh", clock=lambda: then) as wh:
+        with wh.session() as s:
+            wh.partners.add(s, Partner("c09-test", "Test", "community_organization"))
+        with wh.session() as s:
+            wh.linkage.add_encodings(s, "c09-test", first, project="p")
+        before = _inputs_fingerprint(wh._con)
+        wh._con.execute(
+            "INSERT INTO ops.submission VALUES (99, 'c09-test', 'records', 'x.csv', "
+            "'abc', 1, 'raw/ab/abc', ?, 'received', NULL, NULL, NULL, NULL)",
+            [then],
+        )
+        assert _inputs_fingerprint(wh._con) == before
+        with wh.session() as s:
+            wh.linkage.add_encodings(s, "c09-test", second, project="p")
+        assert _inputs_fingerprint(wh._con) != before

@@ -324,6 +324,7 @@ def _submit_meanwhile(
     path: Path,
     meanwhile: Callable[[], None],
     mode: str = "append",
+    feed: str = "attendance",
 ) -> SubmissionResult:
     """Submit ``path`` in this process; ``meanwhile`` runs while it is read and
     checked (a real other process), with a warehouse that a held-up command gives up
@@ -343,7 +344,7 @@ def _submit_meanwhile(
         steward = wh.sign_in_token(env["BACKBONE_TOKEN"])
         with wh.session(steward) as s:
             (result,) = wh.ingest.submit(
-                s, "d1", "attendance", [path], mode=mode, progress=told
+                s, "d1", feed, [path], mode=mode, progress=told
             )
     assert heard == [f"reading and checking {path.name}", f"loading {path.name}"]
     return result
@@ -545,3 +546,37 @@ def test_a_file_whose_warehouse_is_not_given_back_stays_received(
         ("sept.csv", "duplicate"),
         ("sept.csv", "loaded"),
     ]
+    with Warehouse.open(folder / "wh", read_only=True) as wh:
+        uploads = wh._con.execute(
+            "SELECT json_extract_string(entry, '$.what') FROM gov.audit_log "
+            "WHERE json_extract_string(entry, '$.what') LIKE '%sept.csv%' ORDER BY seq"
+        ).fetchall()
+    # one upload entry per stored submission, the settled copy's included
+    assert sorted(w.split(": ")[-1] for (w,) in uploads) == ["duplicate", "loaded"]
+
+
+def test_an_older_file_loaded_last_does_not_overwrite_a_newer_one(
+    setup: tuple[Path, dict[str, str]],
+) -> None:
+    """Two corrections of a student's name: the one received later wins, even when
+    the earlier one took longer to check and loads last."""
+    folder, env = setup
+    earlier = csv_file(folder / "students_a.csv", STUDENTS.replace("Ana,", "Anna,"))
+    later = csv_file(folder / "students_b.csv", STUDENTS.replace("Ana,", "Anya,"))
+    others: list[subprocess.CompletedProcess[str]] = []
+
+    def meanwhile() -> None:
+        others.append(
+            _backbone(
+                "submit", "--partner", "d1", "--feed", "records", str(later), env=env
+            )
+        )
+
+    result = _submit_meanwhile(folder, env, earlier, meanwhile, feed="records")
+    assert others[0].returncode == 0, others[0].stderr
+    assert result.status == "loaded"
+    with Warehouse.open(folder / "wh", read_only=True) as wh:
+        names = wh._con.execute(
+            "SELECT first_name FROM identity.partner_record WHERE local_id = 'S1'"
+        ).fetchall()
+    assert names == [("Anya",)]

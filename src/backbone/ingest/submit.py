@@ -23,12 +23,15 @@ concurrent sessions.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -178,6 +181,14 @@ class _Call:
     """The day the files are received (agreements in force, received dates)."""
 
 
+class _Overtaken(Exception):
+    """A replace-period file would replace rows of a submission received after it."""
+
+    def __init__(self, later: int) -> None:
+        super().__init__(f"overtaken by submission {later}")
+        self.later = later
+
+
 class _NotTakenBack(Exception):
     """The warehouse handed back while a file was checked could not be taken again."""
 
@@ -226,6 +237,19 @@ def _drop_staging(con: Connection) -> None:
         con.execute(f"DROP TABLE IF EXISTS temp.{ident(t[0])}")
 
 
+@contextmanager
+def _overtaken_says(name: str) -> Iterator[None]:
+    try:
+        yield
+    except _Overtaken as exc:
+        raise UserError(
+            f"{name}: submission {exc.later}, received after this file, was loaded "
+            "while it was checked and holds rows of the same period; loading this one "
+            "now would replace newer data. Nothing was loaded; send it again if it "
+            "should replace that one."
+        ) from None
+
+
 def _settle(con: Connection, sid: int, status: str, note: str) -> None:
     """A received submission that loads nothing: why, kept with it."""
     con.execute(
@@ -234,16 +258,33 @@ def _settle(con: Connection, sid: int, status: str, note: str) -> None:
     )
 
 
-def _remove_abandoned(root: Path) -> None:
-    """Scratch copies of partner files left by a submit that was killed (their
-    process is gone): a partner's file is kept only where retention sees it."""
-    for work in root.glob("ingest-*-*"):
+_LOCK = "in-use.lock"
+
+
+@contextmanager
+def _scratch_dir(root: Path) -> Iterator[Path]:
+    """A private folder under ``root`` for one file's check, locked while in use
+    (so another submit can tell it from one left by a killed process), removed after.
+    Folders whose lock nobody holds are removed first: a killed submit's copy of a
+    partner's file is kept only where retention sees it (raw/)."""
+    root.mkdir(mode=0o700, exist_ok=True)
+    for old in root.glob("ingest-*"):
+        lock_file = old / _LOCK
         try:
-            os.kill(int(work.name.split("-")[1]), 0)
-        except ProcessLookupError:
-            shutil.rmtree(work, ignore_errors=True)
-        except (ValueError, PermissionError):
-            continue
+            with lock_file.open("a") as held:
+                fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue  # a check in progress
+        except FileNotFoundError:
+            # just made by another submit (its lock not yet taken), or a bare leftover
+            if time.time() - old.stat().st_mtime < 3600:
+                continue
+        shutil.rmtree(old, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="ingest-", dir=root) as made:
+        work = Path(made)
+        with (work / _LOCK).open("a") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)
+            yield work
 
 
 def display_name(path: Path) -> str:
@@ -352,12 +393,14 @@ class Ingestor:
         return cached
 
     def _prepare(
-        self, call: _Call, path: Path
+        self, call: _Call, path: Path, *, stored: bool = False
     ) -> tuple[Feed, Mapping, list[FileSection], dict[str, set[str]]]:
+        """What the feed, its mapping and its agreement allow for the file
+        (``stored``: its copy is kept already; only its name counts)."""
         partner_id, feed_id, on = call.partner_id, call.feed_id, call.on
         feed = self._feeds.get(partner_id, feed_id)
         mapping = self._mapping(partner_id, feed_id)
-        if not path.is_file():
+        if not stored and not path.is_file():
             raise InputFileError(
                 "does not exist or is not a file.", path=display_name(path)
             )
@@ -444,27 +487,27 @@ class Ingestor:
         raw_path = self._store_raw(path, sha)
         sid = self._record_received(s.con, call, name, sha, size, raw_path)
         s.step()  # a crash from here on leaves the record 'received'
-        scratch_root = self._root / "tmp"
-        scratch_root.mkdir(mode=0o700, exist_ok=True)
-        _remove_abandoned(scratch_root)
+        codes = [self._code_rows(s.con, partner_id, x) for x in sections]
         try:
-            with tempfile.TemporaryDirectory(
-                prefix=f"ingest-{os.getpid()}-", dir=scratch_root
-            ) as work:
+            with _scratch_dir(self._root / "tmp") as work:
                 checked = self._checked_away(
                     s,
                     call,
-                    Path(work) / "checked.duckdb",
+                    work / "checked.duckdb",
                     raw_path,
                     name,
                     sections,
                     allowed,
+                    codes,
                     progress,
                 )
                 # what was decided before the file was handed back must still hold
-                if self._prepare(call, path)[1:] != (_mapping, sections, allowed):
+                again = self._prepare(call, path, stored=True)
+                if again != (feed, _mapping, sections, allowed) or codes != [
+                    self._code_rows(s.con, partner_id, x) for x in sections
+                ]:
                     raise UserError(
-                        f"{name}: the agreement, feed or mapping of {partner_id}/"
+                        f"{name}: the agreement, feed, mapping or code map of {partner_id}/"
                         f"{feed_id} changed while the file was checked; nothing was "
                         "loaded. Send the file again."
                     )
@@ -558,12 +601,12 @@ class Ingestor:
         name: str,
         sections: list[FileSection],
         allowed: dict[str, set[str]],
+        codes: list[dict[str, list[tuple[str, str]]]],
         progress: Callable[[str], None],
     ) -> _Checked:
         """Read, type and check the file in a scratch database with the warehouse
         handed back meanwhile; only the checks against what the warehouse holds
         (references, rows loaded before) wait for the load."""
-        codes = [self._code_rows(s.con, call.partner_id, x) for x in sections]
         failure: BackboneError | EngineError | None = None
         checked: _Checked | None = None
         try:
@@ -576,7 +619,7 @@ class Ingestor:
                 except (BackboneError, EngineError) as exc:
                     failure = exc
         except Exception as exc:
-            if not (s.lost or isinstance(exc, WarehouseError)):
+            if not s.lost:
                 raise
             # the pause could not take the file back: nothing may be written now
             error = (
@@ -750,17 +793,6 @@ class Ingestor:
                 "duplicate",
                 message=f"{name}: {note}.",
             )
-        later = con.execute(
-            "SELECT min(submission_id) FROM ops.submission WHERE partner_id = ? "
-            "AND feed = ? AND status = 'loaded' AND submission_id > ?",
-            [partner_id, feed_id, sid],
-        ).fetchall()[0][0]
-        if mode == "replace-period" and later is not None:
-            raise UserError(
-                f"{name}: submission {later}, received after this file, was loaded "
-                "while it was checked; loading this one now would replace newer data. "
-                "Nothing was loaded; send it again if it should replace that one."
-            )
         if all(x.rows == 0 for x in checked.staged.values()):
             note = (
                 "has a header but no rows; nothing was loaded or replaced"
@@ -808,7 +840,7 @@ class Ingestor:
                     self._one_period(con, plan, typed, errors, section.entity)
                 staged = replace(x, table=f"{ident(alias)}.{x.table}")
                 prepared.append((section, plan, staged, typed, errors))
-            with transaction(con):
+            with transaction(con), _overtaken_says(name):
                 rows_read = sum(x.rows for x in checked.staged.values())
                 bad_by_sheet: dict[str | None, str] = {}
                 for section, plan, x, typed, errors in prepared:
@@ -857,10 +889,11 @@ class Ingestor:
                 )
                 # an earlier copy whose load never finished (killed, or the warehouse
                 # not given back) is this file too: say where it went
-                con.execute(
+                settled = con.execute(
                     "UPDATE ops.submission SET status = 'duplicate', note = ? "
                     "WHERE partner_id = ? AND feed = ? AND sha256 = ? "
-                    "AND status = 'received' AND submission_id < ?",
+                    "AND status = 'received' AND submission_id < ? "
+                    "RETURNING submission_id, file_name",
                     [
                         f"its load did not finish; the same file was loaded as "
                         f"submission {sid}",
@@ -869,7 +902,19 @@ class Ingestor:
                         sha,
                         sid,
                     ],
-                )
+                ).fetchall()
+                for earlier_sid, earlier_name in settled:
+                    self._record_upload(
+                        s,
+                        SubmissionResult(
+                            int(earlier_sid),
+                            partner_id,
+                            feed_id,
+                            str(earlier_name),
+                            sha,
+                            "duplicate",
+                        ),
+                    )
         result.message = (
             f"{name}: {result.rows_read:,} rows read, {result.rows_loaded:,} loaded, "
             f"{result.rows_quarantined:,} quarantined (submission {sid})."
@@ -965,6 +1010,9 @@ class Ingestor:
                 f"SELECT submission_id, count(*) FROM {table.qualified_name} WHERE {owner} = ? AND {keep_sql} GROUP BY 1",
                 [partner_id],
             ).fetchall()
+            newer = [r for r, _ in counts if r > sid]
+            if newer:  # loaded while this file was checked, received after it
+                raise _Overtaken(min(newer))
             con.execute(
                 f"DELETE FROM {table.qualified_name} WHERE {owner} = ? AND {keep_sql}",
                 [partner_id],
@@ -989,7 +1037,12 @@ class Ingestor:
                 if f != "local_id"
             ]
             updates.append("submission_id = EXCLUDED.submission_id")
-            conflict = f" ON CONFLICT (partner_id, local_id) DO UPDATE SET {', '.join(updates)}"
+            # a file received earlier but loaded later (it was checked longer) does
+            # not overwrite what a newer file said
+            conflict = (
+                f" ON CONFLICT (partner_id, local_id) DO UPDATE SET {', '.join(updates)}"
+                f" WHERE {table.qualified_name}.submission_id < EXCLUDED.submission_id"
+            )
         con.execute(
             f"INSERT INTO {table.qualified_name} ({owner}, {columns}, submission_id) "
             f"SELECT {literal(partner_id)}, {columns}, {sid} FROM {good} "

@@ -115,8 +115,9 @@ class InputsChanged(Exception):
 def _inputs_fingerprint(con: Connection) -> tuple[Any, ...]:
     """What a run reads, summarized: every change to it (a review, an agreement, a
     purge, another link run) leaves an audit entry, so the newest such entry changes
-    with it; a load changes the loaded submissions. A file received, refused or found
-    already loaded changes no record, so it does not make the run start again."""
+    with it; a load changes the loaded submissions, new encodings their digest. A file
+    received, refused or found already loaded changes no record, so it does not make
+    the run start again."""
     row = con.execute(
         """
         SELECT (SELECT max(seq) FROM gov.audit_log
@@ -127,7 +128,8 @@ def _inputs_fingerprint(con: Connection) -> tuple[Any, ...]:
                (SELECT (count(*), sum(submission_id)) FROM ops.submission
                 WHERE status = 'loaded'),
                (SELECT count(*) FROM identity.review_decision),
-               (SELECT count(*) FROM identity.encoding),
+               (SELECT (count(*), bit_xor(hash(concat_ws('|', partner_id, local_id,
+                        clk, received_at)))) FROM identity.encoding),
                (SELECT max(run_id) FROM identity.link_run)
         """
     ).fetchall()
