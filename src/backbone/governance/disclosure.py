@@ -245,6 +245,7 @@ def _solve(
     b_ub: Floats | None = None,
     *,
     presolve: bool = True,
+    method: Literal["highs", "highs-ipm"] = "highs",
 ) -> tuple[str, float, Floats, Floats]:
     """linprog (HiGHS): status word, optimum, point, duals of the equality rows."""
     res = linprog(
@@ -254,7 +255,7 @@ def _solve(
         A_eq=a_eq,
         b_eq=b_eq,
         bounds=bounds,
-        method="highs",
+        method=method,
         options={"presolve": presolve},
     )
     if res.status == 3:
@@ -467,6 +468,10 @@ class _System:
             a_ub,
             b_ub,
             presolve=False,
+            # few rows (the known cells), many columns (atoms): the interior point
+            # method with its crossover (a vertex, as exact as simplex's) is 1.6x
+            # faster here (the demo's scorecard table: 33 vs 64 s of spread LPs)
+            method="highs-ipm",
         )
         x = subst @ z[:width] + x0
         return np.asarray(t @ x, dtype=np.float64)
