@@ -172,13 +172,7 @@ def test_two_submissions_and_a_link_at_once_all_land(
     setup: tuple[Path, dict[str, str]],
 ) -> None:
     folder, env = setup
-    attendance = csv_file(folder / "sept.csv", ATTENDANCE)
-    october = csv_file(
-        folder / "oct.csv",
-        ATTENDANCE.replace("2025-09-0", "2025-10-1").replace(
-            "2026-08-01", "2025-10-20"
-        ),
-    )
+    attendance, october = _two_months(folder)
     running = [
         _started(
             "submit",
@@ -301,6 +295,18 @@ def test_a_password_prompt_does_not_hold_the_warehouse(
     assert waiting.returncode != 0
 
 
+def _two_months(folder: Path) -> tuple[Path, Path]:
+    """d1's september attendance file, and october's: same rows a month later."""
+    september = csv_file(folder / "sept.csv", ATTENDANCE)
+    october = csv_file(
+        folder / "oct.csv",
+        ATTENDANCE.replace("2025-09-0", "2025-10-1").replace(
+            "2026-08-01", "2025-10-20"
+        ),
+    )
+    return september, october
+
+
 def _append_attendance(
     path: Path, env: dict[str, str]
 ) -> subprocess.CompletedProcess[str]:
@@ -357,13 +363,7 @@ def test_others_read_and_write_while_a_file_is_checked(
     meanwhile another process lists the submissions and another submits a file,
     neither waiting; then the first file loads and every count reconciles."""
     folder, env = setup
-    september = csv_file(folder / "sept.csv", ATTENDANCE)
-    october = csv_file(
-        folder / "oct.csv",
-        ATTENDANCE.replace("2025-09-0", "2025-10-1").replace(
-            "2026-08-01", "2025-10-20"
-        ),
-    )
+    september, october = _two_months(folder)
     others: list[subprocess.CompletedProcess[str]] = []
 
     def meanwhile() -> None:
@@ -481,13 +481,7 @@ def test_a_replacement_overtaken_by_a_newer_load_is_refused(
     """A file replacing its school year, overtaken while checked by a file received
     after it, does not wipe the newer file's rows."""
     folder, env = setup
-    september = csv_file(folder / "sept.csv", ATTENDANCE)
-    october = csv_file(
-        folder / "oct.csv",
-        ATTENDANCE.replace("2025-09-0", "2025-10-1").replace(
-            "2026-08-01", "2025-10-20"
-        ),
-    )
+    september, october = _two_months(folder)
     others: list[subprocess.CompletedProcess[str]] = []
 
     def meanwhile() -> None:
