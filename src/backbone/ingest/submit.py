@@ -181,14 +181,6 @@ class _Call:
     """The day the files are received (agreements in force, received dates)."""
 
 
-class _Overtaken(Exception):
-    """A replace-period file would replace rows of a submission received after it."""
-
-    def __init__(self, later: int) -> None:
-        super().__init__(f"overtaken by submission {later}")
-        self.later = later
-
-
 class _NotTakenBack(Exception):
     """The warehouse handed back while a file was checked could not be taken again."""
 
@@ -235,19 +227,6 @@ def _drop_staging(con: Connection) -> None:
         "SELECT table_name FROM duckdb_tables() WHERE temporary AND table_name LIKE 'ingest\\_%' ESCAPE '\\'"
     ).fetchall():
         con.execute(f"DROP TABLE IF EXISTS temp.{ident(t[0])}")
-
-
-@contextmanager
-def _overtaken_says(name: str) -> Iterator[None]:
-    try:
-        yield
-    except _Overtaken as exc:
-        raise UserError(
-            f"{name}: submission {exc.later}, received after this file, was loaded "
-            "while it was checked and holds rows of the same period; loading this one "
-            "now would replace newer data. Nothing was loaded; send it again if it "
-            "should replace that one."
-        ) from None
 
 
 def _settle(con: Connection, sid: int, status: str, note: str) -> None:
@@ -840,12 +819,21 @@ class Ingestor:
                     self._one_period(con, plan, typed, errors, section.entity)
                 staged = replace(x, table=f"{ident(alias)}.{x.table}")
                 prepared.append((section, plan, staged, typed, errors))
-            with transaction(con), _overtaken_says(name):
+            with transaction(con):
                 rows_read = sum(x.rows for x in checked.staged.values())
                 bad_by_sheet: dict[str | None, str] = {}
                 for section, plan, x, typed, errors in prepared:
                     target = self._load_section(
-                        con, sid, partner_id, section, plan, x, typed, errors, mode
+                        con,
+                        sid,
+                        name,
+                        partner_id,
+                        section,
+                        plan,
+                        x,
+                        typed,
+                        errors,
+                        mode,
                     )
                     result.targets.append(target)
                     sheet = section.sheet if info.format == "xlsx" else None
@@ -972,6 +960,7 @@ class Ingestor:
         self,
         con: Connection,
         sid: int,
+        name: str,
         partner_id: str,
         section: FileSection,
         plan: CheckPlan,
@@ -1012,7 +1001,12 @@ class Ingestor:
             ).fetchall()
             newer = [r for r, _ in counts if r > sid]
             if newer:  # loaded while this file was checked, received after it
-                raise _Overtaken(min(newer))
+                raise UserError(
+                    f"{name}: submission {min(newer)}, received after this file, was "
+                    "loaded while it was checked and holds rows of the same period; "
+                    "loading this one now would replace newer data. Nothing was "
+                    "loaded; send it again if it should replace that one."
+                )
             con.execute(
                 f"DELETE FROM {table.qualified_name} WHERE {owner} = ? AND {keep_sql}",
                 [partner_id],
