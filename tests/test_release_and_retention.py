@@ -440,21 +440,20 @@ def test_a_table_of_cells_already_released_keeps_their_decisions(
     wh: Warehouse,
 ) -> None:
     steward = wh.access(user(wh, "d1.analyst"), "shared_measurement")
-    first = steward.count("enrollment", ["school_year"])
+    first = steward.count("enrollment", ["school_id"])
     before = _persons(first)
-    # 2026 alone, by year: its cell and its total both count 2026's persons,
-    # already released; no audit is needed, and the decisions are the same
-    again = steward.count("enrollment", ["school_year"], where={"school_year": [2026]})
-    assert _persons(again) == {
-        ("(all)",): before[("2026",)],
-        ("2026",): before[("2026",)],
-    }
-    seen = wh._con.execute(
-        "SELECT json_extract(definition, '$.seen_before') FROM gov.release "
+    assert before[("T1",)] == 30
+    # T1 alone, by school: its cell and its total both count T1's persons, already
+    # published; they are in the span of what is public, so no audit is needed,
+    # and the decisions are the same
+    again = steward.count("enrollment", ["school_id"], where={"school_id": ["T1"]})
+    assert _persons(again) == {("(all)",): 30, ("T1",): 30}
+    flag = wh._con.execute(
+        "SELECT json_extract(definition, '$.in_span') FROM gov.release "
         "WHERE release_id = ?",
         [again.release_id],
     ).fetchall()
-    assert seen == [("true",)]
+    assert flag == [("true",)]
     # 2024 was suppressed (8 persons): alone it stays suppressed, total and all
     small = steward.count("enrollment", ["school_year"], where={"school_year": [2024]})
     assert set(_persons(small).values()) == {None}
@@ -476,7 +475,7 @@ def test_a_margin_of_a_table_published_in_full_needs_no_audit(
     )
     flags = dict(
         wh._con.execute(
-            "SELECT release_id, json_extract(definition, '$.sums_of_published') "
+            "SELECT release_id, json_extract(definition, '$.in_span') "
             "FROM gov.release WHERE release_id IN (?, ?)",
             [both.release_id, other.release_id],
         ).fetchall()
@@ -575,3 +574,6 @@ def test_the_audit_hands_the_warehouse_back_while_it_computes(
     # the ledger changed during the audit: it was audited again, holding the file
     assert seen == [2, -1]
     assert release.release_id > 0 and _persons(release)[("(all)",)] is not None
+
+
+

@@ -165,6 +165,24 @@ MIGRATIONS: tuple[Migration, ...] = (
         (),
         _create_id_sequences,
     ),
+    Migration(
+        10,
+        "the release audit's state kept between releases: units and their atoms, "
+        "atoms, the known and target rows over them, how far it is in step",
+        (
+            "CREATE TABLE gov.release_unit (unit VARCHAR NOT NULL, "
+            "atom BIGINT NOT NULL)",
+            "CREATE TABLE gov.release_atom (atom BIGINT NOT NULL, "
+            "units BIGINT NOT NULL, threshold INTEGER NOT NULL)",
+            "CREATE TABLE gov.release_row (row_id BIGINT NOT NULL, "
+            "atom BIGINT NOT NULL)",
+            "CREATE TABLE gov.release_row_info (row_id BIGINT NOT NULL, "
+            "kind VARCHAR NOT NULL, threshold INTEGER NOT NULL)",
+            "CREATE TABLE gov.release_audit_state (identity VARCHAR NOT NULL, "
+            "through_release BIGINT NOT NULL, next_atom BIGINT NOT NULL, "
+            "next_row BIGINT NOT NULL)",
+        ),
+    ),
     # Append new steps here, with their SQL inline or in frozen_ddl/NNNN.sql.
 )
 

@@ -13,68 +13,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from backbone.engines import Connection, arrow, register, registered, unregister
+from backbone.engines import Connection, arrow, register, unregister
 from backbone.engines.duckdb import next_id, transaction
 from backbone.governance.audit import AuditEntry, AuditLog, canonical_json
 from backbone.governance.policy import Grant
-from backbone.governance.release.cells import RECORD_HASH
 
 if TYPE_CHECKING:
     from backbone.governance.access import Access
 
-__all__ = ["Ledger", "Protected", "component_sql", "reached"]
-
-
-def component_sql() -> list[str]:
-    """The keys of the release-person overlap graph, as two queries returning
-    ``(release_id, k)`` and ``(k)``: every earlier release's keys (its units, its
-    records, and its records' persons now) and the new members' keys. ``now_of``
-    (record, unit) names each linked record's person now. :func:`reached`
-    finds the connected component from them."""
-    return [
-        "SELECT release_id, unit AS k FROM gov.release_member "
-        "UNION ALL SELECT release_id, record FROM gov.release_member "
-        "UNION ALL SELECT m.release_id, n.unit FROM gov.release_member m "
-        "JOIN now_of n ON n.record = m.record",
-        "SELECT unit AS k FROM new_members UNION ALL SELECT record FROM new_members "
-        "UNION ALL SELECT n.unit FROM new_members m JOIN now_of n USING (record)",
-    ]
-
-
-def reached(release_keys: pa.Table, start_keys: pa.Table) -> np.ndarray[Any, Any]:
-    """The earlier releases in the connected component of the new members: a
-    release is reached when it shares a key with the new members or with a
-    reached release. One pass of connected components over the bipartite graph
-    of releases and keys (linear in the ledger's member rows; following the
-    overlaps hop by hop in SQL joined every key's releases pairwise)."""
-    from scipy import sparse
-    from scipy.sparse.csgraph import connected_components
-
-    if release_keys.num_rows == 0 or start_keys.num_rows == 0:
-        return np.zeros(0, dtype=np.int64)
-    keys = pa.chunked_array(
-        [*release_keys.column("k").chunks, *start_keys.column("k").chunks],
-        pa.string(),
-    ).combine_chunks()
-    codes = pc.dictionary_encode(keys).indices.to_numpy(zero_copy_only=False)
-    n_keys = int(codes.max()) + 1
-    releases, release_node = np.unique(
-        release_keys.column("release_id").to_numpy(), return_inverse=True
-    )
-    n_releases = releases.size
-    new_node = n_releases + n_keys  # the new table, joined to its keys
-    rows = np.concatenate(
-        [release_node.ravel(), np.full(start_keys.num_rows, new_node)]
-    )
-    cols = n_releases + codes
-    graph = sparse.coo_array(
-        (np.ones(rows.size, dtype=np.int8), (rows, cols)),
-        shape=(new_node + 1, new_node + 1),
-    )
-    _, label = connected_components(graph, directed=False)
-    return np.asarray(releases[label[:n_releases] == label[new_node]], dtype=np.int64)
+__all__ = ["Ledger", "Protected"]
 
 
 @dataclass(frozen=True)
@@ -197,49 +145,6 @@ class Ledger:
         primary = suppressed & (values > 0) & (values < thresholds)
         return Protected(release_id, labels, values, suppressed, primary, thresholds)
 
-    def _prior(self, members: pa.Table, key: str) -> dict[str, pa.Table]:
-        """Members and cells of every earlier release connected to these members,
-        and the person each linked record belongs to now.
-
-        Connected, not merely overlapping: releases are joined when they count a
-        person or record in common (directly, or a record through the person it
-        is linked to now), and every release of the connected component counts.
-        If X counted b, Y counted a ∪ b and the new table counts a' ⊂ a, X shares
-        no one with it, yet Y - X - new gives |a - a'| away. Releases outside the
-        component share no person with any release in it, so their counts are
-        sums of other persons and constrain nothing the audit looks at.
-        """
-        # unlinked records are their own unit; linked ones are their person's
-        now_of = arrow(
-            self._con,
-            f"SELECT {RECORD_HASH.format(provider='partner_id', local='local_id')} "
-            "AS record, substr(sha256(? || sha256(? || CAST(person_id AS VARCHAR))), "
-            "1, 20) AS unit FROM identity.record_person",
-            [key, key, key, key],
-        )
-        register(self._con, "new_members", members)
-        register(self._con, "now_of", now_of)
-        try:
-            release_keys_sql, start_keys_sql = component_sql()
-            ids = reached(
-                arrow(self._con, release_keys_sql), arrow(self._con, start_keys_sql)
-            )
-            with registered(self._con, reached=pa.table({"release_id": ids})):
-                pairs = arrow(
-                    self._con,
-                    "SELECT m.release_id, m.cell, m.unit, m.record "
-                    "FROM gov.release_member m JOIN reached USING (release_id)",
-                )
-                cells = arrow(
-                    self._con,
-                    "SELECT c.release_id, c.cell, c.threshold, c.published "
-                    "FROM gov.release_cell c JOIN reached USING (release_id)",
-                )
-        finally:
-            unregister(self._con, "new_members")
-            unregister(self._con, "now_of")
-        return {"pairs": pairs, "cells": cells, "now_of": now_of}
-
     def _record(
         self,
         access: Access,
@@ -252,6 +157,8 @@ class Ledger:
         thresholds: np.ndarray[Any, Any],
         pairs: pa.Table | None,
         epsilon: float | None,
+        *,
+        keep: Callable[[int], None] | None = None,
     ) -> int:
         # the release, its cells, its members and its audit entry, or none of them
         # (a ledger missing a release's members would under-audit later ones)
@@ -305,6 +212,8 @@ class Ledger:
                     )
                 finally:
                     unregister(self._con, "members")
+            if keep is not None:
+                keep(release_id)  # the audit state, in step with the ledger
             self._audit.append(
                 AuditEntry(
                     "release",

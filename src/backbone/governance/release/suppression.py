@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from backbone.engines import arrow, register, scratch, unregister
 from backbone.governance.audit import canonical_json
 from backbone.governance.policy import Grant
+from backbone.governance.release import partition
 from backbone.governance.release.cells import _rates, _table, cell_pairs_sql
 from backbone.governance.release.ledger import Ledger, Protected
 from backbone.governance.release.results import Release
@@ -91,7 +91,7 @@ class Suppression(Ledger):
         release they overlap, and record them in the ledger. ``coding``: a rate's
         top and bottom coding (its ``#`` and ``!`` cells are protected with it)."""
         # SciPy's LP solver
-        from backbone.governance.disclosure import protect, sums_of_published
+        from backbone.governance.disclosure import protect
 
         min_cell = pa.table(
             {
@@ -160,86 +160,12 @@ class Suppression(Ledger):
                         "instead",
                         providers=sorted({g.provider for g in grants}),
                     )
-            # earlier releases that counted any of the same persons or records
-            prior = self._prior(new_members, access._keys.derive("ledger"))
-            register(local, "prior_pairs", prior["pairs"])
-            register(local, "prior_cells", prior["cells"])
-            register(local, "now_of", prior["now_of"])
-            n_new = thresholds_t.num_rows
-            # one global cell number: this release's cells first, then earlier ones
-            local.execute(
-                "CREATE TABLE old_cells AS SELECT release_id, cell, threshold, published, "
-                f"CAST({n_new} + row_number() OVER (ORDER BY release_id, cell) - 1 "
-                "AS INTEGER) AS g FROM prior_cells"
-            )
-            # an atom's minimum is the strictest of its persons' providers (-1
-            # when all its persons come from earlier releases only)
-            # earlier releases keep the persons they counted; a record counted
-            # before it was first linked is followed to its person now, unless
-            # that would merge it with someone the release already counted
-            local.execute(
-                """
-                CREATE TABLE prior_units AS
-                WITH forward AS (
-                    SELECT p.release_id, n.unit AS now_unit,
-                           count(DISTINCT p.record) AS records
-                    FROM prior_pairs p JOIN now_of n ON n.record = p.record
-                    WHERE p.unit = p.record GROUP BY p.release_id, n.unit),
-                safe AS (
-                    SELECT f.release_id, f.now_unit FROM forward f
-                    WHERE f.records = 1 AND NOT EXISTS (
-                        SELECT 1 FROM prior_pairs q
-                        WHERE q.release_id = f.release_id AND q.unit = f.now_unit))
-                SELECT p.release_id, p.cell, coalesce(s.now_unit, p.unit) AS unit
-                FROM prior_pairs p
-                LEFT JOIN now_of n ON n.record = p.record AND p.unit = p.record
-                LEFT JOIN safe s ON s.release_id = p.release_id AND s.now_unit = n.unit
-                """
-            )
-            # each cell's persons as one fingerprint: a new cell with an earlier
-            # cell's exact persons adds nothing to what that cell's status says
-            seen = arrow(
+            unit_min = arrow(
                 local,
-                """
-                WITH new_sig AS (
-                    SELECT cell, sha256(string_agg(unit, ',' ORDER BY unit)) AS sig,
-                           count(*) AS persons
-                    FROM new_pairs GROUP BY cell),
-                old_sig AS (
-                    SELECT o.g, any_value(o.published) AS published,
-                           sha256(string_agg(DISTINCT u.unit, ',' ORDER BY u.unit)) AS sig
-                    FROM prior_units u JOIN old_cells o USING (release_id, cell)
-                    GROUP BY o.g)
-                SELECT n.cell, n.persons, count(o.g) > 0 AS matched,
-                       coalesce(bool_or(o.published), false) AS published
-                FROM new_sig n LEFT JOIN old_sig o USING (sig)
-                GROUP BY n.cell, n.persons ORDER BY n.cell
-                """,
+                "SELECT p.unit, max(m.min_cell) AS min_cell FROM pairs p "
+                "JOIN min_cell m USING (provider) GROUP BY p.unit",
             )
-            atoms_t = arrow(
-                local,
-                """
-                WITH every AS (
-                    SELECT unit, cell AS g FROM new_pairs
-                    UNION ALL
-                    SELECT u.unit, o.g FROM prior_units u
-                    JOIN old_cells o USING (release_id, cell)),
-                unit_min AS (
-                    SELECT p.unit, max(m.min_cell) AS min_cell FROM pairs p
-                    JOIN min_cell m USING (provider) GROUP BY p.unit),
-                signature AS (
-                    SELECT unit, list_sort(list_distinct(list(g))) AS cells
-                    FROM every GROUP BY unit)
-                SELECT s.cells, count(*) AS units,
-                       coalesce(max(u.min_cell), -1) AS min_cell
-                FROM signature s LEFT JOIN unit_min u USING (unit)
-                GROUP BY s.cells ORDER BY s.cells
-                """,
-            )
-            old = arrow(
-                local,
-                "SELECT threshold, published, release_id FROM old_cells ORDER BY g",
-            )
+            new_pairs = arrow(local, "SELECT unit, cell FROM new_pairs")
         finally:
             local.close()
         labels = thresholds_t.column("label").to_pylist()
@@ -264,49 +190,16 @@ class Suppression(Ledger):
         thresholds = np.asarray(
             thresholds_t.column("threshold").to_pylist(), dtype=np.int64
         )
-        if seen.num_rows == n_new and all(seen.column("matched").to_pylist()):
-            return self._seen_before(
-                access,
-                definition,
-                grants,
-                labels,
-                thresholds,
-                seen,
-                new_members,
-                coding,
-            )
-        n_cells = n_new + old.num_rows
-        M = np.zeros((n_cells, atoms_t.num_rows), dtype=np.int64)
-        cell_lists = atoms_t.column("cells").combine_chunks()
-        M[
-            pc.list_flatten(cell_lists).to_numpy(),
-            pc.list_parent_indices(cell_lists).to_numpy(),
-        ] = 1
-        atom_counts = np.asarray(atoms_t.column("units").to_pylist(), dtype=np.int64)
-        all_thresholds = np.concatenate(
-            [
-                thresholds,
-                np.asarray(old.column("threshold").to_pylist(), dtype=np.int64),
-            ]
-        )
-        new_cells = np.zeros(n_cells, dtype=bool)
-        new_cells[:n_new] = True
-        prior_published = np.zeros(n_cells, dtype=bool)
-        prior_published[n_new:] = np.asarray(
-            old.column("published").to_pylist(), dtype=bool
-        )
+        # the earlier releases, as the audit state kept between them: the new
+        # cells over the partition they refine, with the component they reach
+        partition.current(self._con, access._keys.derive("ledger"))
+        n_new = len(labels)
+        refined = partition.refine(self._con, new_pairs, n_new, unit_min)
+        values = refined.values
+        all_thresholds = np.concatenate([thresholds, refined.row_thresholds])
         if coding is not None:
-            _force_coded(labels, M @ atom_counts, all_thresholds, coding)
-        values = M @ atom_counts
-        tables = np.concatenate(
-            [
-                np.full(n_new, -1, dtype=np.int64),
-                np.asarray(old.column("release_id").to_pylist(), dtype=np.int64),
-            ]
-        )
-        if sums_of_published(M, atom_counts, new_cells, prior_published, tables)[
-            :n_new
-        ].all():
+            _force_coded(labels, values, all_thresholds, coding)
+        if refined.in_span().all():
             return self._public_already(
                 access,
                 definition,
@@ -316,23 +209,25 @@ class Suppression(Ledger):
                 all_thresholds[:n_new],
                 thresholds,
                 new_members,
+                refined,
             )
-        atom_min = np.asarray(atoms_t.column("min_cell").to_pylist(), dtype=np.int64)
-        inherited = np.where(M.astype(bool), all_thresholds[:, None], 0).max(axis=0)
-        atom_thresholds = np.where(atom_min >= 0, atom_min, inherited)
+        new_cells = np.zeros(values.size, dtype=bool)
+        new_cells[:n_new] = True
+        prior_published = np.zeros(values.size, dtype=bool)
+        prior_published[n_new : n_new + refined.n_known] = True
         # the audit needs no database: the file is handed back to other processes
         # meanwhile, and the ledger checked afterwards (a release recorded, or a
         # link changed, in between means auditing again, this time holding it)
         ledger_before = self._ledger_state() if hand_back else None
         with self._hand_back() if hand_back else nullcontext(False) as handed:
             result = protect(
-                M,
-                atom_counts,
+                refined.m,
+                refined.counts,
                 all_thresholds,
                 new_cells=new_cells,
                 prior_published=prior_published,
                 complementary=True,
-                atom_thresholds=atom_thresholds,
+                atom_thresholds=refined.atom_thresholds(thresholds),
             )
         if handed and self._ledger_state() != ledger_before:
             return self._protect(
@@ -355,17 +250,17 @@ class Suppression(Ledger):
                 providers=sorted({g.provider for g in grants}),
                 agreements=sorted({g.agreement for g in grants if g.agreement}),
             )
-        n = len(labels)
         return self._recorded(
             access,
             definition,
             grants,
             labels,
-            values[:n],
-            result.suppressed[:n],
-            result.primary[:n],
+            values[:n_new],
+            result.suppressed[:n_new],
+            result.primary[:n_new],
             thresholds,
             new_members,
+            refined,
         )
 
     def _public_already(
@@ -378,14 +273,16 @@ class Suppression(Ledger):
         coded: np.ndarray[Any, Any],
         thresholds: np.ndarray[Any, Any],
         members: pa.Table,
+        refined: partition.Refined,
     ) -> Protected:
-        """A table every cell of which is zero or a sum of cells one earlier table
-        published (a margin of it, say): its values are public already, so
-        publishing them tells an attacker nothing he could not work out, and no
-        LP is needed. Small cells are suppressed all the same (``coded``: the
-        thresholds with a rate's top and bottom coding)."""
+        """A table every cell of which is zero or a linear combination of cells
+        published earlier (a margin of a table published in full, the same cells
+        over other filters, a difference of two tables): its values are public
+        already, so publishing them tells an attacker nothing he could not work
+        out, and no LP is needed. Small cells are suppressed all the same
+        (``coded``: the thresholds with a rate's top and bottom coding)."""
         primary = (values > 0) & (values < coded)
-        definition["sums_of_published"] = True
+        definition["in_span"] = True
         return self._recorded(
             access,
             definition,
@@ -396,43 +293,7 @@ class Suppression(Ledger):
             primary,
             thresholds,
             members,
-        )
-
-    def _seen_before(
-        self,
-        access: Access,
-        definition: dict[str, Any],
-        grants: list[Grant],
-        labels: list[str],
-        thresholds: np.ndarray[Any, Any],
-        seen: pa.Table,
-        members: pa.Table,
-        coding: tuple[float | None, float | None] | None,
-    ) -> Protected:
-        """A table every cell of which counts exactly the persons of a cell
-        already in the ledger (a subset of an earlier table, or it again over
-        other filters): no LP. A cell published before is published again (it
-        tells no one anything new) unless it is small now; every other cell is
-        suppressed, as it was. What is published is then a subset of what was,
-        so every earlier guarantee still holds."""
-        values = np.asarray(seen.column("persons").to_pylist(), dtype=np.int64)
-        coded = thresholds.copy()
-        if coding is not None:
-            _force_coded(labels, values, coded, coding)
-        primary = (values > 0) & (values < coded)
-        published_before = np.asarray(seen.column("published").to_pylist(), dtype=bool)
-        suppressed = primary | ~published_before
-        definition["seen_before"] = True
-        return self._recorded(
-            access,
-            definition,
-            grants,
-            labels,
-            values,
-            suppressed,
-            primary,
-            thresholds,
-            members,
+            refined,
         )
 
     def _recorded(
@@ -446,8 +307,10 @@ class Suppression(Ledger):
         primary: np.ndarray[Any, Any],
         thresholds: np.ndarray[Any, Any],
         members: pa.Table,
+        refined: partition.Refined,
     ) -> Protected:
-        """The table's decisions recorded in the ledger (with its audit entry)."""
+        """The table's decisions recorded in the ledger (with its audit entry),
+        and the audit state kept with them, in the same unit of work."""
         release_id = self._record(
             access,
             definition,
@@ -459,6 +322,9 @@ class Suppression(Ledger):
             thresholds,
             members,
             None,
+            keep=lambda release_id: refined.save(
+                self._con, release_id, ~suppressed, thresholds
+            ),
         )
         return Protected(release_id, labels, values, suppressed, primary, thresholds)
 

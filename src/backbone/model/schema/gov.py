@@ -337,4 +337,72 @@ MODEL_TABLES = (
         ("model_id",),
         doc="Trained risk models and their validation on later cohorts.",
     ),
+    Table(
+        "gov",
+        "release_unit",
+        (
+            _c(
+                "unit", "VARCHAR", required=True, doc="keyed hash, as in release_member"
+            ),
+            _c("atom", "BIGINT", required=True),
+        ),
+        (),
+        doc="The audit state kept between releases: each unit any suppressed "
+        "release counted, and its atom (the units counted in exactly the same cells).",
+    ),
+    Table(
+        "gov",
+        "release_atom",
+        (
+            _c("atom", "BIGINT", required=True),
+            _c("units", "BIGINT", required=True),
+            _c(
+                "threshold",
+                "INTEGER",
+                required=True,
+                doc="the largest threshold of any cell that counted it",
+            ),
+        ),
+        (),
+        doc="The atoms of the audit state, with their sizes.",
+    ),
+    Table(
+        "gov",
+        "release_row",
+        (
+            _c("row_id", "BIGINT", required=True),
+            _c("atom", "BIGINT", required=True),
+        ),
+        (),
+        doc="Earlier cells the audit keeps, as sets of atoms.",
+    ),
+    Table(
+        "gov",
+        "release_row_info",
+        (
+            _c("row_id", "BIGINT", required=True),
+            _c(
+                "kind",
+                "VARCHAR",
+                required=True,
+                doc="known (a published cell, independent of the other known) "
+                "or target (a small suppressed cell)",
+            ),
+            _c("threshold", "INTEGER", required=True),
+        ),
+        (),
+        doc="What each kept row is to the audit.",
+    ),
+    Table(
+        "gov",
+        "release_audit_state",
+        (
+            _c("identity", "VARCHAR", required=True, doc="the links it was built on"),
+            _c("through_release", "BIGINT", required=True),
+            _c("next_atom", "BIGINT", required=True),
+            _c("next_row", "BIGINT", required=True),
+        ),
+        (),
+        doc="How far the audit state is in step with the ledger (one row).",
+    ),
 )
