@@ -34,7 +34,7 @@ from backbone.governance.policy import (
     pseudonym_sql,
 )
 from backbone.governance.release import cell_pairs_sql
-from backbone.governance.release.ledger import component_sql
+from backbone.governance.release.partition import forwarded_units_sql
 from backbone.ingest.mapping import FileSection, parse_mapping, target_table
 from backbone.ingest.validate import (
     CheckPlan,
@@ -316,8 +316,8 @@ def _governance_linkage_demo() -> dict[str, Callable[[], Iterator[str]]]:
             [expression(pseudonym_sql("rp.person_id", "t.p", "t.l"))]
         ),
         "backbone.governance.release.cells.cell_pairs_sql": cells,
-        "backbone.governance.release.ledger.component_sql": lambda: iter(
-            component_sql()
+        "backbone.governance.release.partition.forwarded_units_sql": lambda: iter(
+            [forwarded_units_sql()]
         ),
         "backbone.linkage.cluster.method_rank_sql": lambda: iter(
             [expression(method_rank_sql())]
