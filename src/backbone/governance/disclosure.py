@@ -47,7 +47,7 @@ import math
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -84,6 +84,7 @@ _SPREAD_MIN = 10  # fewer open targets than this go straight to exact LPs
 _SPREAD_SPLIT_MIN = 1000
 _SPREAD_PARTS = 4
 _SPREAD_THREADS = 2
+_IPM_MIN_ATOMS = 2000  # spread LPs this wide go to the interior point method
 
 
 # --------------------------------------------------------------------------- results
@@ -351,6 +352,60 @@ class _System:
             )
         else:
             self.cap = np.full(self.cols.size, np.inf)
+        self._highs: Any = None  # the exact bounds' model, made once
+
+    def _warm(self, cost: Floats) -> tuple[str, float, Floats]:
+        """min cost·x over the known rows, x ≥ 0: one HiGHS model for all of this
+        system's exact bounds, only its costs changed between them, so each solve
+        starts from the last optimal basis (still feasible: the constraints do not
+        change), by the primal simplex (a cost change leaves the basis primal
+        feasible; dual simplex would start over). From scratch through linprog
+        each took ~45 ms on a 390 × 583 system (bench/release.py), most of a
+        release's time; warm, ~8 ms.
+
+        The model is SciPy's own HiGHS (the one ``linprog`` runs), through its
+        binding: ``linprog`` cannot keep a model between solves, and the
+        separate ``highspy`` package prints a banner on stdout."""
+        from scipy.optimize._highspy import _core as highspy
+
+        h = self._highs
+        if h is None:
+            h = highspy._Highs()
+            h.setOptionValue("output_flag", False)
+            h.setOptionValue("presolve", "off")
+            h.setOptionValue("simplex_strategy", 4)  # primal
+            lp = highspy.HighsLp()
+            n, rows = self.cols.size, self.a.shape[0]
+            a = sparse.csc_array(self.a)
+            lp.num_col_, lp.num_row_ = n, rows
+            lp.col_cost_ = np.zeros(n)
+            lp.col_lower_ = np.zeros(n)
+            lp.col_upper_ = np.full(n, highspy.kHighsInf)
+            lp.row_lower_ = self.b.astype(np.float64)
+            lp.row_upper_ = self.b.astype(np.float64)
+            lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+            lp.a_matrix_.start_ = a.indptr.astype(np.int32)
+            lp.a_matrix_.index_ = a.indices.astype(np.int32)
+            lp.a_matrix_.value_ = a.data.astype(np.float64)
+            h.passModel(lp)
+            self._highs = h
+        n = self.cols.size
+        h.changeColsCost(n, np.arange(n, dtype=np.int32), cost.astype(np.float64))
+        h.run()
+        status = h.getModelStatus()
+        if status == highspy.HighsModelStatus.kUnbounded:  # pragma: no cover
+            return "unbounded", -math.inf, np.zeros(self.a.shape[0])
+        if status == highspy.HighsModelStatus.kInfeasible:
+            raise ValueError(
+                "The published values are inconsistent with non-negative atoms; "
+                "check that values equal M @ atom_counts."
+            )
+        if status != highspy.HighsModelStatus.kOptimal:  # pragma: no cover
+            raise RuntimeError(
+                f"The interval LP failed: {h.modelStatusToString(status)}"
+            )
+        fun = float(h.getInfo().objective_function_value)
+        return "optimal", fun, np.asarray(h.getSolution().row_dual, dtype=np.float64)
 
     def unbounded(self, targets: sparse.csr_array) -> Bools:
         """Targets touching an unconstrained atom: their interval is infinite."""
@@ -373,10 +428,7 @@ class _System:
             if (sense * c < 0).any():
                 return _Bound(-sense * math.inf, none)
             return _Bound(0.0, none)
-        upper = np.full(self.cols.size, np.inf)
-        status, fun, _, duals = _solve(
-            sense * c, self.a, self.b, self._bounds(upper), presolve=False
-        )
+        status, fun, duals = self._warm(sense * c)
         if status == "unbounded":  # pragma: no cover - cols are all constrained
             return _Bound(-sense * math.inf, none)
         used = np.abs(duals) > _TOL
@@ -470,8 +522,10 @@ class _System:
             presolve=False,
             # few rows (the known cells), many columns (atoms): the interior point
             # method with its crossover (a vertex, as exact as simplex's) is 1.6x
-            # faster here (the demo's scorecard table: 33 vs 64 s of spread LPs)
-            method="highs-ipm",
+            # faster there (the demo's scorecard table, 7,965 atoms: 33 vs 64 s of
+            # spread LPs); on small systems its crossover can stall for minutes
+            # (bench/release.py, 583 atoms), where simplex takes milliseconds
+            method="highs-ipm" if n >= _IPM_MIN_ATOMS else "highs",
         )
         x = subst @ z[:width] + x0
         return np.asarray(t @ x, dtype=np.float64)
