@@ -574,6 +574,3 @@ def test_the_audit_hands_the_warehouse_back_while_it_computes(
     # the ledger changed during the audit: it was audited again, holding the file
     assert seen == [2, -1]
     assert release.release_id > 0 and _persons(release)[("(all)",)] is not None
-
-
-

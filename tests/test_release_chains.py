@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-import pyarrow as pa
 import pytest
 from scipy.optimize import linprog
 

@@ -237,13 +237,14 @@ class Refined:
         linear combination of published cells), so publishing it adds nothing."""
         new = self.m[: self.n_new].astype(np.float64)
         known = self.m[self.n_new : self.n_new + self.n_known].astype(np.float64)
-        out = ~new.any(axis=1)
+        out = np.asarray(~new.any(axis=1), dtype=bool)
         if not known.size:
             return out
         basis = self._basis()
         rest = new - (new @ basis) @ basis.T
         norms = np.linalg.norm(rest, axis=1)
-        return out | (norms <= _RANK_TOL * np.maximum(1.0, np.linalg.norm(new, axis=1)))
+        scale = np.maximum(1.0, np.linalg.norm(new, axis=1))
+        return np.asarray(out | (norms <= _RANK_TOL * scale), dtype=bool)
 
     def save(
         self,
