@@ -20,7 +20,6 @@ from backbone.governance.disclosure import (
     feasible_intervals,
     protect,
     protect_table,
-    sums_of_published,
     table_lines,
     table_membership,
 )
@@ -477,22 +476,24 @@ def test_dp_counts_with_private_keys_drops_small_groups() -> None:
 # --------------------------------------------------------- values public already
 
 
-def test_sums_of_published_cells_are_public_already() -> None:
-    # atoms a, b, c, d of 15, 12, 20 and 0 persons. Earlier table 0 published
-    # {a} and {b} and suppressed {c}; table 1 published {a, b} and {c, d}.
-    earlier = [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [1, 1, 0, 0], [0, 0, 1, 1]]
-    new = [
-        [1, 1, 0, 0],  # a + b (table 0), and table 1's cell: public
-        [0, 1, 1, 1],  # b + c + d: needs {b} of table 0 with {c, d} of table 1
-        [1, 0, 1, 0],  # a + c: {c} was suppressed
-        [0, 0, 1, 1],  # table 1's {c, d}
-        [0, 0, 0, 1],  # d alone holds no one: a zero, known
-    ]
-    m = np.array(new + earlier, dtype=bool)
-    counts = np.array([15, 12, 20, 0])
-    new_cells = np.array([True] * 5 + [False] * 5)
-    published = np.array([False] * 5 + [True, True, False, True, True])
-    tables = np.array([-1] * 5 + [0, 0, 0, 1, 1])
-    got = sums_of_published(m, counts, new_cells, published, tables)
-    # across two tables is not looked for; earlier cells are never "public already"
-    assert got.tolist() == [True, False, False, True, True] + [False] * 5
+def test_a_cell_in_the_span_of_published_cells_is_public_already() -> None:
+    from backbone.governance.release.partition import in_span, independent
+
+    # atoms a, b, c, d; published {a}, {b} (one table) and {c, d} (another)
+    known = np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 1]], dtype=bool)
+    new = np.array(
+        [
+            [1, 1, 0, 0],  # a + b
+            [0, 1, 1, 1],  # {b} of one table with {c, d} of the other
+            [1, 0, 1, 1],  # {a} + {c, d}
+            [1, 0, 1, 0],  # a + c: c alone was never published
+            [0, 0, 0, 1],  # d alone
+            [0, 0, 0, 0],  # nobody: a zero, known
+        ],
+        dtype=bool,
+    )
+    assert in_span(new, known).tolist() == [True, True, True, False, False, True]
+    # kept rows stay independent: a + c and d add to the span, then c is in it
+    more = np.array([[1, 0, 1, 0], [0, 0, 0, 1], [0, 0, 1, 0]], dtype=bool)
+    assert independent(known, more).sum() == 1  # one new dimension (rank 3 -> 4)
+    assert independent(known, new[:3]).tolist() == [False, False, False]

@@ -65,7 +65,6 @@ __all__ = [
     "feasible_intervals",
     "protect",
     "protect_table",
-    "sums_of_published",
     "table_lines",
     "table_membership",
 ]
@@ -822,52 +821,6 @@ def protect(
         # the targets just found exposed.
         exposed = {(f.exposure.kind, f.exposure.index) for f in found}
         pending = [i for i in pending if t.describe[i] in exposed]
-
-
-def sums_of_published(
-    m: npt.ArrayLike,
-    atom_counts: npt.ArrayLike,
-    new_cells: npt.ArrayLike,
-    prior_published: npt.ArrayLike,
-    tables: npt.ArrayLike,
-) -> Bools:
-    """For each new cell: whether its value is public already, with no LP.
-
-    True for a zero (the audit takes zeros as known) and for a cell whose atoms
-    are exactly those of some published cells of one earlier table (``tables``
-    numbers each cell's table; new cells' entries are ignored): the sum of those
-    cells' rows of ``M`` equals its row, an identity in integers, so its value is
-    their sum. A margin of a table published in full is one. Combinations across
-    tables, or with coefficients other than 1, are not looked for (such a cell
-    goes to the LP audit)."""
-    mm = _membership(m)
-    n_cells, n_atoms = mm.shape
-    counts = _counts(atom_counts, n_atoms, "atom_counts")
-    new = _mask(new_cells, n_cells, "new_cells")
-    pub = _mask(prior_published, n_cells, "prior_published")
-    table = np.asarray(tables, dtype=np.int64)
-    if table.shape != (n_cells,):
-        raise ValueError(f"tables must have {n_cells} entries (one per cell).")
-    values = _values(mm, counts)
-    rows = np.flatnonzero(new)
-    known = rows[values[rows] == 0]
-    out = np.zeros(n_cells, dtype=bool)
-    out[known] = True
-    todo = rows[values[rows] > 0]
-    published = np.flatnonzero(~new & pub & (values > 0))
-    if todo.size == 0 or published.size == 0:
-        return out
-    # float32 sums of 0/1 rows are exact far beyond any table's size
-    n = mm[todo].astype(np.float32)
-    p = mm[published].astype(np.float32)
-    inside = (n @ p.T) == p.sum(axis=1)[None, :]  # published cell within new cell
-    found = np.zeros(todo.size, dtype=bool)
-    for t in np.unique(table[published]):
-        of_table = table[published] == t
-        picked = inside[:, of_table].astype(np.float32)
-        found |= ((picked @ p[of_table]) == n).all(axis=1)
-    out[todo[found]] = True
-    return out
 
 
 def _finish(

@@ -41,7 +41,14 @@ from backbone.engines import Connection, arrow, register, registered, unregister
 from backbone.engines.duckdb import transaction
 from backbone.governance.release.cells import RECORD_HASH
 
-__all__ = ["Refined", "current", "forwarded_units_sql", "independent", "refine"]
+__all__ = [
+    "Refined",
+    "current",
+    "forwarded_units_sql",
+    "in_span",
+    "independent",
+    "refine",
+]
 
 # numerical rank of 0/1 rows: singular values below this are zero
 _RANK_TOL = 1e-7
@@ -235,16 +242,8 @@ class Refined:
     def in_span(self) -> np.ndarray[Any, Any]:
         """Per new cell: its value follows from the known rows (a zero, or a
         linear combination of published cells), so publishing it adds nothing."""
-        new = self.m[: self.n_new].astype(np.float64)
-        known = self.m[self.n_new : self.n_new + self.n_known].astype(np.float64)
-        out = np.asarray(~new.any(axis=1), dtype=bool)
-        if not known.size:
-            return out
-        basis = self._basis()
-        rest = new - (new @ basis) @ basis.T
-        norms = np.linalg.norm(rest, axis=1)
-        scale = np.maximum(1.0, np.linalg.norm(new, axis=1))
-        return np.asarray(out | (norms <= _RANK_TOL * scale), dtype=bool)
+        known = self.m[self.n_new : self.n_new + self.n_known]
+        return in_span(self.m[: self.n_new], known, self._basis())
 
     def save(
         self,
@@ -595,6 +594,24 @@ def _orthonormal(rows: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         (diag > _RANK_TOL * max(1.0, float(diag[0]) if diag.size else 1.0)).sum()
     )
     return np.asarray(q[:, :rank])
+
+
+def in_span(
+    new: np.ndarray[Any, Any],
+    known: np.ndarray[Any, Any],
+    orthonormal: np.ndarray[Any, Any] | None = None,
+) -> np.ndarray[Any, Any]:
+    """Per ``new`` row (0/1 over atoms): empty (a zero), or a linear combination
+    of the ``known`` rows, by its residual off their span."""
+    rows = new.astype(np.float64)
+    out = np.asarray(~rows.any(axis=1), dtype=bool)
+    if not known.size:
+        return out
+    q = orthonormal if orthonormal is not None else _orthonormal(known)
+    rest = rows - (rows @ q) @ q.T
+    norms = np.linalg.norm(rest, axis=1)
+    scale = np.maximum(1.0, np.linalg.norm(rows, axis=1))
+    return np.asarray(out | (norms <= _RANK_TOL * scale), dtype=bool)
 
 
 def independent(
