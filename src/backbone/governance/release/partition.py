@@ -7,8 +7,8 @@ The ledger's suppressed releases are summed up in four tables, kept in step with
   suppressed release counted, with its *atom*: the class of units counted in
   exactly the same cells (the characteristic partition of Malvestuto and
   Moscarini's incremental audit);
-- ``gov.release_atom``: each atom's size and the largest threshold of any cell
-  that counted it;
+- ``gov.release_atom``: each atom's size and threshold (the strictest minimum
+  cell size among its units' providers; see :meth:`Refined.atom_thresholds`);
 - ``gov.release_row`` / ``gov.release_row_info``: earlier cells as sets of atoms,
   of two kinds only. *Known*: published non-zero cells, kept as a linearly
   independent set (a published cell in the span of those kept adds no equation
@@ -50,8 +50,14 @@ __all__ = [
     "refine",
 ]
 
-# numerical rank of 0/1 rows: singular values below this are zero
+# numerical rank of 0/1 rows: pivots below this (relative) are zero
 _RANK_TOL = 1e-7
+# A row is "in the span" (publish with no LP) only when its residual off the
+# known rows is below this, relative to its norm: a 0/1 row outside the span is off
+# it by ~1/sqrt(atoms) or more, so a doubtful case goes to the audit. A candidate
+# row is dropped as dependent only below the same bound: a spare dependent row
+# kept costs the LP a little, a needed one dropped would be unsound.
+_SPAN_TOL = 1e-9
 
 STATE_TABLES = (
     "gov.release_unit",
@@ -611,7 +617,7 @@ def in_span(
     rest = rows - (rows @ q) @ q.T
     norms = np.linalg.norm(rest, axis=1)
     scale = np.maximum(1.0, np.linalg.norm(rows, axis=1))
-    return np.asarray(out | (norms <= _RANK_TOL * scale), dtype=bool)
+    return np.asarray(out | (norms <= _SPAN_TOL * scale), dtype=bool)
 
 
 def independent(
@@ -632,7 +638,7 @@ def independent(
     rest = cand - (cand @ q) @ q.T if q.size else cand
     _, r, piv = qr(rest.T, mode="economic", pivoting=True)
     diag = np.abs(np.diag(r)) if r.size else np.zeros(0)
-    rank = int((diag > _RANK_TOL * max(1.0, float(np.sqrt(cand.shape[1])))).sum())
+    rank = int((diag > _SPAN_TOL * max(1.0, float(np.sqrt(cand.shape[1])))).sum())
     out = np.zeros(k, dtype=bool)
     out[piv[:rank]] = True
     return out

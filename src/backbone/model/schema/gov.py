@@ -360,7 +360,7 @@ MODEL_TABLES = (
                 "threshold",
                 "INTEGER",
                 required=True,
-                doc="the largest threshold of any cell that counted it",
+                doc="the strictest minimum cell size among its units' providers",
             ),
         ),
         (),
