@@ -164,19 +164,27 @@ def _fold_all(con: Connection, key: str, identity: str) -> None:
         "WHERE release_id IN (SELECT DISTINCT release_id FROM gov.release_member) "
         "ORDER BY release_id, cell",
     )
-    # one release at a time, in order: the same steps a release takes
+    # one release at a time, in order: the same steps a release takes (both
+    # tables are sorted by release, so each release is a slice of them)
     ids = units.column("release_id").to_numpy()
     cell_ids = cells.column("release_id").to_numpy()
     for release_id in np.unique(ids):
-        mine = units.filter(pc.equal(units.column("release_id"), release_id))
-        its = cells.filter(pc.equal(cells.column("release_id"), release_id))
-        n_cells = int(np.sum(cell_ids == release_id))
-        refined = refine(con, mine.select(["unit", "cell"]), n_cells, None)
+        u0, u1 = (
+            np.searchsorted(ids, release_id, side="left"),
+            np.searchsorted(ids, release_id, side="right"),
+        )
+        c0, c1 = (
+            np.searchsorted(cell_ids, release_id, side="left"),
+            np.searchsorted(cell_ids, release_id, side="right"),
+        )
+        mine = units.slice(int(u0), int(u1 - u0)).select(["unit", "cell"])
+        its = cells.slice(int(c0), int(c1 - c0))
+        refined = refine(con, mine, int(c1 - c0), None)
         refined.save(
             con,
             int(release_id),
-            np.asarray(its.column("published").to_pylist(), dtype=bool),
-            np.asarray(its.column("threshold").to_pylist(), dtype=np.int64),
+            its.column("published").to_numpy(zero_copy_only=False).astype(bool),
+            its.column("threshold").to_numpy(zero_copy_only=False).astype(np.int64),
         )
     # releases with nothing to fold (empty tables, repeats) are in step too
     con.execute(
