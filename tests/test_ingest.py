@@ -8,6 +8,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+import yaml
 
 from backbone import Warehouse
 from backbone.errors import InputFileError, UserError
@@ -17,11 +18,13 @@ from backbone.ingest.report import (
     quarantine_csv,
     report_html,
 )
+from backbone.partners.feeds import Feed
 
 from .ingest_fixtures import (
     ATTENDANCE,
     ENROLLMENTS,
     EXPECTED_ATTENDANCE,
+    MAPPINGS,
     csv_file,
     decide_raw,
     make_warehouse,
@@ -778,3 +781,63 @@ def test_show_reports_interruptions_and_raw_file_decisions(
         env=env,
     ).output
     assert "give the fixed file such a name" in out
+
+
+def test_a_feed_replaces_only_its_own_rows_of_a_period(
+    wh: Warehouse, tmp_path: Path
+) -> None:
+    """Two feeds of one entity (a district's daily absences and a program's own
+    tardy file): loading or correcting one never removes the other's rows."""
+    _load_enrollments(wh, tmp_path)
+    with wh.session() as s:
+        wh.feeds.add(
+            s,
+            Feed(
+                "d1",
+                "tardies",
+                ("attendance_event",),
+                "monthly",
+                "DSA-D1",
+                None,
+                date(2024, 9, 1),
+            ),
+        )
+    mapping = json.loads(json.dumps(MAPPINGS["attendance"]))
+    mapping["feed"] = "tardies"
+    (wh.path / "mappings" / "d1" / "tardies.yaml").write_text(
+        yaml.safe_dump(mapping, sort_keys=False)
+    )
+    absences = (
+        "id,school,date,code,note\nS1,HS01,2025-09-02,U,\nS1,HS01,2025-09-03,E,\n"
+    )
+    tardies = "id,school,date,code,note\nS2,HS01,2025-09-04,T,\nS3,HS01,2025-09-05,T,\n"
+    [a] = submit(
+        wh, "d1", "attendance", [csv_file(tmp_path / "a.csv", absences)], on=ON
+    )
+    [t] = submit(wh, "d1", "tardies", [csv_file(tmp_path / "t.csv", tardies)], on=ON)
+    assert t.targets[0].rows_replaced == 0
+
+    def rows() -> list[tuple[str, int]]:
+        return wh._con.execute(
+            "SELECT student_local_id, submission_id FROM analytic.attendance_event "
+            "ORDER BY event_date"
+        ).fetchall()
+
+    assert rows() == [
+        ("S1", a.submission_id),
+        ("S1", a.submission_id),
+        ("S2", t.submission_id),
+        ("S3", t.submission_id),
+    ]
+    # the tardy file corrected: only its own rows of 2025-26 are replaced
+    fixed = "id,school,date,code,note\nS2,HS01,2025-09-04,T,\n"
+    [t2] = submit(wh, "d1", "tardies", [csv_file(tmp_path / "t2.csv", fixed)], on=ON)
+    assert t2.targets[0].rows_replaced == 2
+    assert rows() == [
+        ("S1", a.submission_id),
+        ("S1", a.submission_id),
+        ("S2", t2.submission_id),
+    ]
+    assert wh._con.execute(
+        "SELECT replaced_submission_id, rows FROM ops.replacement"
+    ).fetchall() == [(t.submission_id, 2)]

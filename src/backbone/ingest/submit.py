@@ -834,6 +834,7 @@ class Ingestor:
                         typed,
                         errors,
                         mode,
+                        feed_id,
                     )
                     result.targets.append(target)
                     sheet = section.sheet if info.format == "xlsx" else None
@@ -968,6 +969,7 @@ class Ingestor:
         typed: str,
         errors: str,
         mode: str,
+        feed_id: str,
     ) -> TargetResult:
         table = plan.table
         entity = section.entity
@@ -990,14 +992,21 @@ class Ingestor:
                     f"SELECT DISTINCT {new_period} FROM {good} g WHERE {new_period} IS NOT NULL ORDER BY 1"
                 ).fetchall()
             )
+            # A feed is the unit of replacement: another feed of the same entity
+            # (a second assessment file, a program's own attendance) keeps its
+            # rows, and so do this file's own rows of an earlier section.
             keep_sql = (
                 f"{period} IN ({', '.join(str(p) for p in periods)})"
                 if periods
                 else "false"
+            ) + (
+                " AND submission_id <> ? AND submission_id IN (SELECT submission_id "
+                "FROM ops.submission WHERE partner_id = ? AND feed = ?)"
             )
+            same_feed = [partner_id, sid, partner_id, feed_id]
             counts = con.execute(
                 f"SELECT submission_id, count(*) FROM {table.qualified_name} WHERE {owner} = ? AND {keep_sql} GROUP BY 1",
-                [partner_id],
+                same_feed,
             ).fetchall()
             newer = [r for r, _ in counts if r > sid]
             if newer:  # loaded while this file was checked, received after it
@@ -1009,7 +1018,7 @@ class Ingestor:
                 )
             con.execute(
                 f"DELETE FROM {table.qualified_name} WHERE {owner} = ? AND {keep_sql}",
-                [partner_id],
+                same_feed,
             )
         else:
             counts = []

@@ -42,8 +42,9 @@ class Feed:
     description: str | None
     since: date
     mode: str = "replace-period"
-    """replace-period: a new file replaces the rows of the school years it covers;
-    append: new rows are added to what is there."""
+    """replace-period: a new file replaces this feed's rows of the school years it
+    covers (never another feed's rows of the same entity); append: new rows are
+    added to what is there."""
 
 
 @dataclass(frozen=True)
