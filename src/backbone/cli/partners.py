@@ -115,6 +115,30 @@ def partner_add(
         )
 
 
+@partner_app.command("import")
+def partner_import(
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="A partnership directory (partnership.yaml or .json), or the folder "
+            "holding it; the format is in docs/PARTNERSHIP.md."
+        ),
+    ],
+    user: UserOption = None,
+    token: TokenOption = None,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Register a whole partnership from its directory file: partners, schools and
+    sites, programs, initiatives, institutions, school years and calendars (made
+    from first and last day and holidays, or listed). Checked whole first: nothing is
+    registered if any entry is wrong. Entries already registered are left as they
+    are, so the file can grow and be imported again."""
+    with doors(), Warehouse.open(warehouse) as wh:
+        with wh.session(maybe_signed_in(wh, user, token)) as session:
+            done = wh.partners.import_directory(session, path)
+        _plain().print(f"Registered {done}.")
+
+
 @partner_app.command("list")
 def partner_list(warehouse: WarehouseOption = Path("warehouse")) -> None:
     """List partners."""

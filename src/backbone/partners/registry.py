@@ -1,24 +1,33 @@
 """The partner registry: organizations and what they own (schools, programs).
 
-A *directory* is the steward's description of the community as JSON: partners,
-schools, programs, funders' initiatives, college institutions, school years and
-instructional calendars. ``backbone demo`` writes one; :meth:`import_directory`
-loads it in one transaction.
+A *directory* is the steward's description of the partnership (YAML or JSON,
+:mod:`backbone.partners.directory`): partners, schools, programs, funders'
+initiatives, college institutions, school years and instructional calendars.
+``backbone partner import`` and the demo load one with :meth:`import_directory`,
+in one transaction.
 """
 
 from __future__ import annotations
 
-import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from pydantic import BaseModel
 
 from backbone.engines import Connection
 from backbone.engines.duckdb import transaction
 from backbone.errors import InputFileError, NotFoundError, UserError
 from backbone.model.schema import PARTNER_KINDS
+from backbone.partners.directory import (
+    Calendar,
+    Directory,
+    find_directory,
+    read_directory,
+)
 from backbone.session import Session
 
 __all__ = [
@@ -90,15 +99,26 @@ class DirectoryImport:
     institutions: int
     school_years: int
     calendar_dates: int
+    already_registered: int = 0
+    """items whose id was registered before (left as they were)"""
 
     def counts(self) -> dict[str, int]:
-        """``{"partners": 3, ...}`` in the order above, for a summary line."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """``{"partners": 3, ...}``: what was registered, for a summary line."""
+        return {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.name != "already_registered"
+        }
 
     def __str__(self) -> str:
-        return ", ".join(
+        said = ", ".join(
             f"{n} {name.replace('_', ' ')}" for name, n in self.counts().items()
         )
+        if self.already_registered:
+            said += (
+                f" ({self.already_registered} already registered, left as they were)"
+            )
+        return said
 
 
 class PartnerRegistry:
@@ -271,113 +291,140 @@ class PartnerRegistry:
         return [Partner(*row) for row in rows]
 
     def import_directory(self, s: Session, path: Path) -> DirectoryImport:
-        """Register everything a community directory file describes; returns counts."""
+        """Register everything a partnership directory (a file, or a folder holding
+        one: :mod:`backbone.partners.directory`) describes, in one transaction;
+        returns counts. What is already registered under the same id is left as it
+        is and counted apart, so a directory can be imported again after new
+        schools, programs or years were added to it."""
         s.require("administer", f"import the directory {path.name}", action="partner")
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise InputFileError(
-                f"cannot read the directory ({exc}).", path=path
-            ) from None
-        counts: dict[str, int] = {}
+        path = find_directory(path)
+        doc = read_directory(path)
         con = s.con
         now = s.clock().replace(tzinfo=None)
         with transaction(con):
-            for p in _items(doc, "partners", path):
+            fresh = _unregistered(con, doc)
+            _check_references(con, doc, path)
+            for p in fresh.partners:
                 self._add(
                     con,
-                    Partner(p["partner_id"], p["name"], p["kind"], p.get("ed_org_id")),
-                    tuple(Contact(**c) for c in p.get("contacts", [])),
+                    Partner(p.partner_id, p.name, p.kind, p.ed_org_id),
+                    tuple(Contact(c.name, c.email, c.role) for c in p.contacts),
                     created_at=now,
                 )
-            counts["partners"] = len(doc["partners"])
-            _insert(
+            _insert(con, "ref.school", fresh.schools)
+            _insert(con, "ref.program", fresh.programs)
+            _insert(con, "ref.initiative", fresh.initiatives, skip=("program_ids",))
+            _insert_rows(
                 con,
-                "ref.school",
-                doc.get("schools", []),
-                (
-                    "school_id",
-                    "partner_id",
-                    "local_school_code",
-                    "name",
-                    "school_level",
-                    "lowest_grade_level",
-                    "highest_grade_level",
-                    "ed_org_id",
-                ),
+                "ref.initiative_program",
+                ("initiative_id", "program_id"),
+                [
+                    (i.initiative_id, p)
+                    for i in fresh.initiatives
+                    for p in i.program_ids
+                ],
             )
-            counts["schools"] = len(doc.get("schools", []))
-            _insert(
-                con,
-                "ref.program",
-                doc.get("programs", []),
-                (
-                    "program_id",
-                    "partner_id",
-                    "program_name",
-                    "program_type",
-                ),
+            _insert(con, "ref.postsecondary_institution", fresh.institutions)
+            _insert(con, "ref.school_year", fresh.school_years)
+            done = DirectoryImport(
+                partners=len(fresh.partners),
+                schools=len(fresh.schools),
+                programs=len(fresh.programs),
+                initiatives=len(fresh.initiatives),
+                institutions=len(fresh.institutions),
+                school_years=len(fresh.school_years),
+                calendar_dates=_insert_calendars(con, doc.calendars),
+                already_registered=_size(doc) - _size(fresh),
             )
-            counts["programs"] = len(doc.get("programs", []))
-            initiatives = doc.get("initiatives", [])
-            _insert(
-                con,
-                "ref.initiative",
-                initiatives,
-                (
-                    "initiative_id",
-                    "funder_partner_id",
-                    "name",
-                    "begin_date",
-                    "end_date",
-                    "description",
-                    "target_outcomes",
-                    "min_sessions",
-                    "min_hours",
-                ),
-            )
-            links = [
-                {"initiative_id": i["initiative_id"], "program_id": p}
-                for i in initiatives
-                for p in i.get("program_ids", [])
-            ]
-            _insert(
-                con, "ref.initiative_program", links, ("initiative_id", "program_id")
-            )
-            counts["initiatives"] = len(initiatives)
-            _insert(
-                con,
-                "ref.postsecondary_institution",
-                doc.get("institutions", []),
-                (
-                    "institution_id",
-                    "name",
-                    "level",
-                    "control",
-                    "state",
-                ),
-            )
-            counts["institutions"] = len(doc.get("institutions", []))
-            _insert(
-                con,
-                "ref.school_year",
-                doc.get("school_years", []),
-                (
-                    "school_year",
-                    "description",
-                    "begin_date",
-                    "end_date",
-                ),
-            )
-            counts["school_years"] = len(doc.get("school_years", []))
-            counts["calendar_dates"] = _insert_calendars(con, doc.get("calendars", []))
-            done = DirectoryImport(**counts)
             s.record(
                 "partner",
                 f"imported the directory {path.name}: {done}",
-                providers=tuple(p["partner_id"] for p in doc["partners"]),
+                providers=tuple(p.partner_id for p in doc.partners),
             )
         return done
+
+
+def _size(doc: Directory) -> int:
+    return (
+        len(doc.partners)
+        + len(doc.schools)
+        + len(doc.programs)
+        + len(doc.initiatives)
+        + len(doc.institutions)
+        + len(doc.school_years)
+    )
+
+
+def _ids(con: Connection, sql: str) -> set[Any]:
+    return {r[0] for r in con.execute(sql).fetchall()}
+
+
+def _unregistered(con: Connection, doc: Directory) -> Directory:
+    """The directory without what is already registered under the same id."""
+    partners = _ids(con, "SELECT partner_id FROM ref.partner")
+    schools = _ids(con, "SELECT school_id FROM ref.school")
+    programs = _ids(con, "SELECT program_id FROM ref.program")
+    initiatives = _ids(con, "SELECT initiative_id FROM ref.initiative")
+    institutions = _ids(con, "SELECT institution_id FROM ref.postsecondary_institution")
+    years = _ids(con, "SELECT school_year FROM ref.school_year")
+    return doc.model_copy(
+        update={
+            "partners": [p for p in doc.partners if p.partner_id not in partners],
+            "schools": [x for x in doc.schools if x.school_id not in schools],
+            "programs": [x for x in doc.programs if x.program_id not in programs],
+            "initiatives": [
+                x for x in doc.initiatives if x.initiative_id not in initiatives
+            ],
+            "institutions": [
+                x for x in doc.institutions if x.institution_id not in institutions
+            ],
+            "school_years": [x for x in doc.school_years if x.school_year not in years],
+        }
+    )
+
+
+def _check_references(con: Connection, doc: Directory, path: Path) -> None:
+    """Every partner, school and program a directory names exists in it or in the
+    warehouse."""
+    kinds = dict(con.execute("SELECT partner_id, kind FROM ref.partner").fetchall())
+    kinds |= {p.partner_id: p.kind for p in doc.partners}
+    schools = _ids(con, "SELECT school_id FROM ref.school") | {
+        x.school_id for x in doc.schools
+    }
+    programs = _ids(con, "SELECT program_id FROM ref.program") | {
+        x.program_id for x in doc.programs
+    }
+
+    def fail(where: str, message: str) -> None:
+        raise InputFileError(f"{where}: {message}. Nothing was registered.", path=path)
+
+    owners = [("schools", i, x.partner_id) for i, x in enumerate(doc.schools)]
+    owners += [("programs", i, x.partner_id) for i, x in enumerate(doc.programs)]
+    for key, i, owner in owners:
+        if owner not in kinds:
+            fail(f"{key}[{i}].partner_id", f"no partner {owner!r}")
+    for i, ini in enumerate(doc.initiatives):
+        if kinds.get(ini.funder_partner_id) is None:
+            fail(
+                f"initiatives[{i}].funder_partner_id",
+                f"no partner {ini.funder_partner_id!r}",
+            )
+        for program in ini.program_ids:
+            if program not in programs:
+                fail(f"initiatives[{i}].program_ids", f"no program {program!r}")
+    years = _ids(con, "SELECT school_year FROM ref.school_year") | {
+        y.school_year for y in doc.school_years
+    }
+    for i, cal in enumerate(doc.calendars):
+        for school in cal.school_ids:
+            if school not in schools:
+                fail(f"calendars[{i}].school_ids", f"no school {school!r}")
+        if cal.school_year not in years:
+            fail(
+                f"calendars[{i}].school_year",
+                f"school year {cal.school_year} is not registered; add it under "
+                "school_years",
+            )
 
 
 def _partner(con: Connection, partner_id: str) -> Partner | None:
@@ -398,41 +445,50 @@ def _known(con: Connection, partner_id: str) -> Partner:
     return partner
 
 
-def _items(doc: dict[str, Any], key: str, path: Path) -> list[dict[str, Any]]:
-    items = doc.get(key)
-    if not isinstance(items, list):
-        raise InputFileError(f"expected a list under {key!r}.", path=path)
-    return items
-
-
 def _insert(
     con: Connection,
     table: str,
-    items: list[dict[str, Any]],
-    columns: tuple[str, ...],
+    items: Sequence[BaseModel],
+    *,
+    skip: tuple[str, ...] = (),
 ) -> None:
+    """Rows of a ``ref`` table from directory items (their fields are its columns)."""
     if not items:
         return
-    placeholders = ", ".join("?" for _ in columns)
-    con.executemany(
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})",
-        [[item.get(c) for c in columns] for item in items],
+    columns = tuple(c for c in type(items[0]).model_fields if c not in skip)
+    _insert_rows(
+        con, table, columns, [tuple(getattr(x, c) for c in columns) for x in items]
     )
 
 
-def _insert_calendars(con: Connection, calendars: list[dict[str, Any]]) -> int:
-    """Calendars come as (school ids, school year, instructional dates); expand them."""
+def _insert_rows(
+    con: Connection, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
+) -> None:
+    if rows:
+        placeholders = ", ".join("?" for _ in columns)
+        con.executemany(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})",
+            [list(r) for r in rows],
+        )
+
+
+def _insert_calendars(con: Connection, calendars: Sequence[Calendar]) -> int:
+    """Each calendar's instructional days for each of its schools; a day already
+    registered for a school is kept, not doubled."""
     total = 0
     for cal in calendars:
-        days = [date.fromisoformat(d) for d in cal["instructional_dates"]]
-        con.execute(
+        days = cal.days()
+        added = con.execute(
             """
             INSERT INTO ref.calendar_date
             SELECT s.school_id, d.date, $year, true
             FROM (SELECT unnest($schools::VARCHAR[]) AS school_id) s,
                  (SELECT unnest($days::DATE[]) AS date) d
+            WHERE NOT EXISTS (SELECT 1 FROM ref.calendar_date c
+                              WHERE c.school_id = s.school_id AND c.date = d.date)
+            RETURNING 1
             """,
-            {"year": cal["school_year"], "schools": cal["school_ids"], "days": days},
-        )
-        total += len(days) * len(cal["school_ids"])
+            {"year": cal.school_year, "schools": cal.school_ids, "days": days},
+        ).fetchall()
+        total += len(added)
     return total
