@@ -841,3 +841,23 @@ def test_a_feed_replaces_only_its_own_rows_of_a_period(
     assert wh._con.execute(
         "SELECT replaced_submission_id, rows FROM ops.replacement"
     ).fetchall() == [(t.submission_id, 2)]
+
+
+def test_numbers_a_spreadsheet_wrote_as_decimals_are_codes_again(
+    wh: Warehouse, tmp_path: Path
+) -> None:
+    """School 63 and grade 9 exported by a spreadsheet as 63.0 and 9.0 match the
+    registered school and the grade; 0063 sent as text keeps its zeros."""
+    with wh.session() as s:
+        wh.partners.add_school(s, "d1", "63", "Sixty-Three High", "High")
+    text = (
+        "id,school,entry,grade,exit,why\n"
+        "S1,63.0,2025-08-25,9.0,,\n"
+        "S2,0063,2025-08-25,9,,\n"
+    )
+    [r] = submit(wh, "d1", "records", [csv_file(tmp_path / "enroll.csv", text)], on=ON)
+    assert (r.rows_loaded, r.rows_quarantined) == (1, 1)
+    assert _q(wh, r.submission_id) == {3: ["unknown_school"]}
+    assert wh._con.execute(
+        "SELECT student_local_id, school_id, entry_grade_level FROM analytic.enrollment"
+    ).fetchall() == [("S1", "d1/63", "Ninth grade")]

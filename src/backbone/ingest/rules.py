@@ -43,7 +43,7 @@ RANGES: dict[str, dict[str, Range]] = {
     },
     "enrollment": {
         "school_year": Range(
-            "school_year BETWEEN 1990 AND 2100", "school year is out of range"
+            "school_year BETWEEN 1900 AND 2200", "school year is out of range"
         ),
     },
     "attendance_event": {

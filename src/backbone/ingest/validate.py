@@ -53,6 +53,12 @@ def _text(expr: str) -> str:
     return f"CAST({expr} AS VARCHAR)"
 
 
+def code_text_sql(expr: str) -> str:
+    """A code or id as text, trimmed, with a spreadsheet's number spelling undone:
+    ``63.0`` is ``63`` (``0063`` keeps its zeros: it was sent as text)."""
+    return f"regexp_replace(trim({expr}), '^([+-]?[0-9]+)\\.0+$', '\\1')"
+
+
 def raw_sql(
     name: str,
     spec: FieldSpec,
@@ -78,7 +84,7 @@ def raw_sql(
             parts.append(
                 literal(partner_id)
                 if ref == "partner_id"
-                else f"NULLIF(trim({_text(source_sql(ref))}), '')"
+                else f"NULLIF({code_text_sql(_text(source_sql(ref)))}, '')"
             )
             position = match.end()
         if position < len(spec.template):
@@ -169,7 +175,10 @@ def _value_sql(
         day = _date_sql(raw, spec, source_type)
         return f"CAST({school_year_sql(day, start_month)} AS {type_})"
     if plan.lookup is not None:
-        return f"(SELECT k.canonical FROM {plan.lookup} k WHERE k.local = upper(trim({raw})))"
+        return (
+            f"(SELECT k.canonical FROM {plan.lookup} k "
+            f"WHERE k.local = upper({code_text_sql(raw)}))"
+        )
     if type_ == "DATE":
         return _date_sql(raw, spec, None if spec.received else source_type)
     if type_ == "BOOLEAN":
@@ -178,6 +187,8 @@ def _value_sql(
         return _bool_sql(raw, spec)
     if NUMERIC.match(type_):
         return _number_sql(raw, spec, type_)
+    if plan.name.endswith("_id"):
+        return f"NULLIF({code_text_sql(raw)}, '')"
     return f"NULLIF(trim({raw}), '')"
 
 
