@@ -30,7 +30,7 @@ from .ingest_fixtures import (
     make_warehouse,
     submit,
 )
-from .signin import steward_env
+from .signin import steward, steward_env
 
 ON = date(2026, 1, 20)
 
@@ -861,3 +861,65 @@ def test_numbers_a_spreadsheet_wrote_as_decimals_are_codes_again(
     assert wh._con.execute(
         "SELECT student_local_id, school_id, entry_grade_level FROM analytic.enrollment"
     ).fetchall() == [("S1", "d1/63", "Ninth grade")]
+
+
+def test_a_file_loaded_before_is_processed_again_after_its_mapping_changed(
+    wh: Warehouse, tmp_path: Path
+) -> None:
+    """The district's exit code 'W' (dropped out) was unknown; once the mapping knows it,
+    the same file sent again with reprocess loads that row too, replacing the rows
+    of the first load instead of adding to them."""
+    text = ENROLLMENTS.replace(
+        "S4,HS01,2025-08-25,10,2025-08-01,T", "S4,HS01,2025-08-25,10,2025-09-01,W"
+    )
+    path = csv_file(tmp_path / "enroll.csv", text)
+    [first] = submit(wh, "d1", "records", [path], on=ON)
+    assert (first.rows_loaded, first.rows_quarantined) == (3, 1)
+    [same] = submit(wh, "d1", "records", [path], on=ON)
+    assert same.status == "duplicate"
+    fixed = json.loads(json.dumps(MAPPINGS["records"]))
+    fixed["files"][1]["columns"]["exit_withdraw_type"]["codes"]["W"] = "Dropout"
+    source = tmp_path / "records-v2.yaml"
+    source.write_text(yaml.safe_dump(fixed, sort_keys=False))
+    with wh.session(steward(wh, "b0")) as s:
+        wh.ingest.set_mapping(s, "d1", "records", source)
+    old = list((wh.path / "mappings" / "d1").glob("records.*.yaml.old"))
+    assert len(old) == 1 and "W:" not in old[0].read_text()
+    with wh.session(steward(wh, "b0")) as s:
+        [again] = wh.ingest.submit(s, "d1", "records", [path], on=ON, reprocess=True)
+    assert (again.rows_loaded, again.rows_quarantined) == (4, 0)
+    assert again.targets[0].rows_replaced == 3
+    assert "Processed again" in again.message
+    assert wh._con.execute(
+        "SELECT count(*), min(submission_id), max(submission_id) FROM analytic.enrollment"
+    ).fetchall() == [(4, again.submission_id, again.submission_id)]
+    assert wh._con.execute(
+        "SELECT submission_id, entity, replaced_submission_id, rows FROM ops.replacement"
+    ).fetchall() == [(again.submission_id, "enrollment", first.submission_id, 3)]
+    entries = [e for e in wh.audit.entries() if e["action"] == "mapping"]
+    assert len(entries) == 1
+    assert "d1/records set from records-v2.yaml" in entries[0]["what"]
+
+
+def test_a_mapping_is_checked_before_it_is_recorded(
+    wh: Warehouse, tmp_path: Path
+) -> None:
+    wrong = json.loads(json.dumps(MAPPINGS["attendance"]))
+    source = tmp_path / "m.yaml"
+    source.write_text(yaml.safe_dump(wrong, sort_keys=False))
+    before = (wh.path / "mappings" / "d1" / "records.yaml").read_text()
+    with (
+        pytest.raises(InputFileError, match="for d1/attendance, not d1/records"),
+        wh.session(steward(wh, "b0")) as s,
+    ):
+        wh.ingest.set_mapping(s, "d1", "records", source)
+    wrong["feed"] = "records"
+    source.write_text(yaml.safe_dump(wrong, sort_keys=False))
+    with (
+        pytest.raises(
+            InputFileError, match="fills attendance_event, which feed records"
+        ),
+        wh.session(steward(wh, "b0")) as s,
+    ):
+        wh.ingest.set_mapping(s, "d1", "records", source)
+    assert (wh.path / "mappings" / "d1" / "records.yaml").read_text() == before

@@ -17,6 +17,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+import yaml
 
 from backbone import Warehouse
 from backbone.errors import Forbidden, UserError
@@ -24,7 +25,13 @@ from backbone.governance import Principal, Role
 from backbone.linkage import RecordKey
 from backbone.linkage.pprl import BITS
 
-from .ingest_fixtures import ATTENDANCE, ENROLLMENTS, csv_file, make_warehouse
+from .ingest_fixtures import (
+    ATTENDANCE,
+    ENROLLMENTS,
+    MAPPINGS,
+    csv_file,
+    make_warehouse,
+)
 from .write_audit import (
     Case,
     one_entry_per_write,
@@ -99,6 +106,16 @@ def wh(built: Path, tmp_path: Path) -> Iterator[Warehouse]:
         yield w
 
 
+def _mapping(path: Path) -> Path:
+    """The attendance mapping with one more absence code."""
+    doc = yaml.safe_load(yaml.safe_dump(MAPPINGS["attendance"]))
+    doc["files"][0]["columns"]["attendance_event_category"]["codes"]["A"] = (
+        "Unexcused Absence"
+    )
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return path
+
+
 def _encodings(path: Path) -> Path:
     clk = base64.b64encode(bytes(BITS // 8)).decode()
     return csv_file(path, f"local_id,clk\nS1,{clk}\nS2,{clk}\n")
@@ -130,6 +147,15 @@ CASES = [
         "c1.uploader",
         lambda wh, s, tmp: wh.linkage.add_encodings(
             s, "d1", _encodings(tmp / "clk.csv"), project="p"
+        ),
+    ),
+    Case(
+        "mapping add",
+        "mapping",
+        "steward",
+        "b0.analyst",
+        lambda wh, s, tmp: wh.ingest.set_mapping(
+            s, "d1", "attendance", _mapping(tmp / "attendance.yaml")
         ),
     ),
     Case(
@@ -168,7 +194,10 @@ CASES = [
 
 
 def _state(wh: Warehouse) -> dict[str, object]:
-    return snapshot(wh, TABLES, "raw")
+    mappings = {
+        str(p): p.read_bytes() for p in (wh.path / "mappings").rglob("*.yaml*")
+    }
+    return snapshot(wh, TABLES, "raw") | {"mappings": mappings}
 
 
 def _user(wh: Warehouse, user_id: str) -> Principal:

@@ -47,6 +47,13 @@ def submit(
             help="Override the feed's mode: replace-period or append (use append to resubmit fixed rows)."
         ),
     ] = None,
+    reprocess: Annotated[
+        bool,
+        typer.Option(
+            help="Process a file loaded before again (its feed's mapping changed): its "
+            "new rows replace the ones its earlier load left."
+        ),
+    ] = False,
     on: OnOption = None,
     user: UserOption = None,
     token: TokenOption = None,
@@ -75,6 +82,7 @@ def submit(
                     mode=mode,
                     on=parse_date(on),
                     progress=lambda m: status.update(m),
+                    reprocess=reprocess,
                 )
             for result in results:
                 console.print(result.message)
@@ -307,6 +315,26 @@ def mapping_suggest(
             ) from None
         _plain().print(
             f"Wrote a draft mapping to {out}; check every TODO before using it."
+        )
+
+
+@mapping_app.command("add")
+def mapping_add(
+    partner: str,
+    feed: str,
+    file: Annotated[Path, typer.Argument(help="The mapping (YAML) to record.")],
+    user: UserOption = None,
+    token: TokenOption = None,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Check a mapping and record it as the feed's (a steward admin; the one it
+    replaces is kept beside it)."""
+    with doors(), Warehouse.open(warehouse) as wh:
+        with wh.session(signed_in(wh, user, token)) as s:
+            path = wh.ingest.set_mapping(s, partner, feed, file)
+        _plain().print(
+            f"{partner}/{feed}: mapping recorded ({path}). Files already loaded keep "
+            "their rows; resubmit one with --reprocess to apply it to them."
         )
 
 

@@ -82,9 +82,12 @@ def print_link_summary(summary: LinkSummary) -> None:
     ):
         table.add_row(label, f"{value:,}")
     _out().print(table)
+    if summary.model_note:
+        _out().print(f"Model: {summary.model_note}.")
+    saved = f"; model saved to {summary.model_path}" if summary.with_model else ""
     _out().print(
-        f"Linked in {summary.seconds:.1f} s; model saved to {summary.model_path}. "
-        "Next: `backbone review` for uncertain pairs, `backbone person show ID`."
+        f"Linked in {summary.seconds:.1f} s{saved}. Next: `backbone review` for "
+        "uncertain pairs, `backbone person show ID`."
     )
 
 

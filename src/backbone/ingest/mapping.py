@@ -249,11 +249,19 @@ def load_mapping(folder: Path, partner: str, feed: str) -> Mapping:
     if not path.is_file():
         raise InputFileError(
             f"there is no mapping for feed {feed!r} of {partner}. Draft one with "
-            f"`backbone mapping suggest FILE --entity ENTITY` and save it here.",
+            "`backbone mapping suggest FILE --entity ENTITY`, edit it, and record it "
+            f"with `backbone mapping add {partner} {feed} FILE`.",
             path=path,
         )
+    return read_mapping(path, partner, feed)
+
+
+def read_mapping(path: Path, partner: str, feed: str) -> Mapping:
+    """Read and validate a mapping file for ``partner``'s ``feed``."""
     try:
         data = yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputFileError(f"cannot read the mapping ({exc}).", path=path) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise InputFileError(

@@ -52,6 +52,7 @@ from backbone.ingest.mapping import (
     FileSection,
     Mapping,
     load_mapping,
+    read_mapping,
     target_table,
 )
 from backbone.ingest.readers import SourceInfo, StagedFile, sniff, stage
@@ -179,6 +180,8 @@ class _Call:
     feed_id: str
     on: date
     """The day the files are received (agreements in force, received dates)."""
+    reprocess: bool = False
+    """Process a file loaded before again (its mapping changed), replacing its rows."""
 
 
 class _NotTakenBack(Exception):
@@ -220,6 +223,45 @@ def _loaded_before(
         [partner_id, feed_id, sha],
     ).fetchall()
     return (int(rows[0][0]), rows[0][1]) if rows else None
+
+
+def _take_back_earlier_loads(
+    con: Connection, sid: int, partner_id: str, feed_id: str, sha: str
+) -> dict[str, int]:
+    """A reprocessed file: the rows its earlier loads left go, recorded as replaced
+    by ``sid`` (identity records are merged again instead: links hang on them).
+    Returns the rows taken back per entity."""
+    taken: dict[str, int] = {}
+    while (earlier := _loaded_before(con, partner_id, feed_id, sha)) is not None:
+        before = earlier[0]
+        entities = [
+            str(r[0])
+            for r in con.execute(
+                "SELECT entity FROM ops.submission_target WHERE submission_id = ?",
+                [before],
+            ).fetchall()
+        ]
+        for entity in entities:
+            table = target_table(entity)
+            n = 0
+            if table.name != "partner_record":
+                n = len(
+                    con.execute(
+                        f"DELETE FROM {table.qualified_name} WHERE submission_id = ? "
+                        "RETURNING 1",
+                        [before],
+                    ).fetchall()
+                )
+            con.execute(
+                "INSERT INTO ops.replacement VALUES (?, ?, ?, ?)",
+                [sid, entity, before, n],
+            )
+            taken[entity] = taken.get(entity, 0) + n
+        if not entities:  # nothing recorded per entity: still not loaded before
+            con.execute(
+                "INSERT INTO ops.replacement VALUES (?, '(none)', ?, 0)", [sid, before]
+            )
+    return taken
 
 
 def _drop_staging(con: Connection) -> None:
@@ -304,6 +346,7 @@ class Ingestor:
         mode: str | None = None,
         on: date | None = None,
         progress: Callable[[str], None] | None = None,
+        reprocess: bool = False,
     ) -> list[SubmissionResult]:
         """Submit a partner's files in order, uploaded by one of its users (or the
         steward's); ``on`` is the day they are received (default: today);
@@ -315,7 +358,10 @@ class Ingestor:
         entry in one transaction; a refused file's load is rolled back and its
         refusal kept, with its own entry, before the error is raised. So a refusal in
         the third file leaves the first two loaded, and every stored submission, and
-        every file found already loaded, has exactly one ``upload`` entry. While a
+        every file found already loaded, has exactly one ``upload`` entry. A file
+        loaded before is a no-op, unless ``reprocess``: then it is read again with
+        the feed's mapping as it is now, and its new rows replace the ones its earlier
+        load left (recorded in ``ops.replacement``). While a
         file is read and checked the warehouse is handed back (see
         :meth:`Session.released`); if it cannot be taken back the submission stays
         *received* and sending the file again loads it. Make it the only write of its
@@ -331,7 +377,7 @@ class Ingestor:
             raise UserError("Name at least one file to submit.")
         if mode is not None and mode not in MODES:
             raise UserError(f"Mode {mode!r} is not one of {', '.join(MODES)}.")
-        call = _Call(partner_id, feed_id, on or s.today())
+        call = _Call(partner_id, feed_id, on or s.today(), reprocess)
         tell = progress or (lambda _message: None)
         results = [self._submit_one(s, call, Path(p), mode, tell) for p in paths]
         for r in results:
@@ -449,7 +495,7 @@ class Ingestor:
         sha, size = _sha256(path)
         name = display_name(path)
         earlier = _loaded_before(s.con, partner_id, feed_id, sha)
-        if earlier is not None:
+        if earlier is not None and not call.reprocess:
             sid, at = earlier
             result = SubmissionResult(
                 sid,
@@ -760,7 +806,8 @@ class Ingestor:
         con, partner_id, feed_id = s.con, call.partner_id, call.feed_id
         info = checked.info
         earlier = _loaded_before(con, partner_id, feed_id, sha)
-        if earlier is not None:  # sent twice at once: the other one was first
+        if earlier is not None and not call.reprocess:
+            # sent twice at once: the other one was first
             note = f"the same file was loaded meanwhile as submission {earlier[0]}; nothing changed"
             _settle(con, sid, "duplicate", note)
             return SubmissionResult(
@@ -820,6 +867,11 @@ class Ingestor:
                 staged = replace(x, table=f"{ident(alias)}.{x.table}")
                 prepared.append((section, plan, staged, typed, errors))
             with transaction(con):
+                taken_back = (
+                    _take_back_earlier_loads(con, sid, partner_id, feed_id, sha)
+                    if call.reprocess
+                    else {}
+                )
                 rows_read = sum(x.rows for x in checked.staged.values())
                 bad_by_sheet: dict[str | None, str] = {}
                 for section, plan, x, typed, errors in prepared:
@@ -836,7 +888,13 @@ class Ingestor:
                         mode,
                         feed_id,
                     )
-                    result.targets.append(target)
+                    result.targets.append(
+                        replace(
+                            target,
+                            rows_replaced=target.rows_replaced
+                            + taken_back.get(section.entity, 0),
+                        )
+                    )
                     sheet = section.sheet if info.format == "xlsx" else None
                     bad_by_sheet.setdefault(sheet, "")
                     bad_by_sheet[sheet] += (
@@ -907,6 +965,12 @@ class Ingestor:
         result.message = (
             f"{name}: {result.rows_read:,} rows read, {result.rows_loaded:,} loaded, "
             f"{result.rows_quarantined:,} quarantined (submission {sid})."
+            + (
+                " Processed again with the feed's mapping as it is now; the rows of "
+                "its earlier load were replaced."
+                if call.reprocess and taken_back
+                else ""
+            )
             + (
                 f" Sheets not part of this feed, not read: {', '.join(unread)}."
                 if unread
@@ -1159,6 +1223,48 @@ class Ingestor:
                 [submission_id],
             ).fetchall()
         )
+
+    def set_mapping(
+        self, s: Session, partner_id: str, feed_id: str, source: Path
+    ) -> Path:
+        """Record ``source`` as the mapping of a partner's feed (checked first; the
+        one it replaces is kept beside it with its time): the steward admin's,
+        audited. Later submissions of the feed read it; files already loaded are
+        processed again only when resubmitted with ``--reprocess``."""
+        s.require(
+            "administer", f"set the mapping of {partner_id}/{feed_id}", action="mapping"
+        )
+        feed = self._feeds.get(partner_id, feed_id)
+        mapping = read_mapping(source, partner_id, feed_id)
+        outside = sorted({f.entity for f in mapping.files} - set(feed.entities))
+        if outside:
+            raise InputFileError(
+                f"the mapping fills {', '.join(outside)}, which feed {feed_id} does not "
+                f"carry ({', '.join(feed.entities)}); add the entity to the feed or "
+                "remove that section.",
+                path=source,
+            )
+        folder = self._root / "mappings" / partner_id
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"{feed_id}.yaml"
+        text = source.read_text(encoding="utf-8")
+        if target.is_file():
+            if target.read_text(encoding="utf-8") == text:
+                return target
+            stamp = s.clock().strftime("%Y%m%dT%H%M%S")
+            shutil.copy2(target, folder / f"{feed_id}.{stamp}.yaml.old")
+        tmp = folder / f".{feed_id}.yaml.tmp"
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, target)
+        self._mappings.clear()
+        s.record(
+            "mapping",
+            f"mapping of {partner_id}/{feed_id} set from {source.name} "
+            f"({len(mapping.files)} sections, sha256 "
+            f"{hashlib.sha256(text.encode()).hexdigest()[:12]})",
+            providers=(partner_id,),
+        )
+        return target
 
     def decide_raw(
         self, s: Session, submission_id: int, *, keep: bool, reason: str

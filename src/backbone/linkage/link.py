@@ -62,6 +62,10 @@ class LinkSummary:
     splits: int
     seconds: float
     model_path: Path
+    model_note: str | None = None
+    """Why no model was trained or used, or which training rules it skipped."""
+    with_model: bool = True
+    """False when pairs were not scored by a model (nothing it could compare)."""
 
 
 def records_sql(where: str, start_month: int) -> str:
@@ -237,10 +241,26 @@ def run_linkage(
                 )
                 # the model scores pairs of records from two partners; with records of
                 # one partner only (a partnership's first feed) there is nothing to score
-                n_partners = int(
-                    _scalar(s, "SELECT count(DISTINCT partner_id) FROM linkage_input")
-                )
-                if n_clear >= 2 and n_partners >= 2:
+                holders = {
+                    str(r[0])
+                    for r in s.execute(
+                        "SELECT DISTINCT partner_id FROM linkage_input"
+                    ).fetchall()
+                }
+                pairs = {(a, b) for a, b in linkable if a != b and {a, b} <= holders}
+                model_note: str | None = None
+                if len(holders) < 2:
+                    model_note = (
+                        "no model: the names and birth dates are all one partner's "
+                        "(a partner's records are never linked to each other); "
+                        "each record is its own person until a second partner sends"
+                    )
+                elif not pairs:
+                    model_note = (
+                        "no model: no two partners holding records may be linked "
+                        "under their agreements (linkage.allowed, linkable_with)"
+                    )
+                if n_clear >= 2 and pairs:
                     # a model saved by a version that compared differently is retrained
                     if (
                         previous_model
@@ -251,7 +271,12 @@ def run_linkage(
                         linker = model.trained(api, "linkage_input", previous_model)
                     else:
                         say(f"training the model on {n_clear:,} records (EM)")
-                        linker = model.train(api, "linkage_input")
+                        linker, skipped = model.train(api, "linkage_input")
+                        if skipped:
+                            model_note = (
+                                "training rules without pairs to learn from, "
+                                f"skipped: {'; '.join(skipped)}"
+                            )
                     model_text = model.model_json(linker)
                     say("scoring blocked pairs")
                     predictions = linker.inference.predict()
@@ -337,6 +362,8 @@ def run_linkage(
         refused_by_constraints=refused,
         seconds=time.perf_counter() - started,
         model_path=model_path,
+        model_note=model_note,
+        with_model=model_text != "{}",
         **counts,
     )
 

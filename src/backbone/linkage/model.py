@@ -229,9 +229,12 @@ def train(
     seed: int = 20261130,
     u_pairs: float = 2e6,
     em_pairs: float = 2e6,
-) -> Linker:
-    """A linker over ``table`` (already in the Splink database) with parameters estimated."""
+) -> tuple[Linker, list[str]]:
+    """A linker over ``table`` (already in the Splink database) with parameters
+    estimated, and the training rules skipped because the data gave them nothing to
+    learn from (no pair they block, or a field empty for every partner)."""
     from splink import Linker
+    from splink.internals.exceptions import EMTrainingException
 
     _quiet_splink()
     records = db_api.register(table)
@@ -240,11 +243,15 @@ def train(
         [_PRIOR_RULE], recall=_PRIOR_RECALL
     )
     linker.training.estimate_u_using_random_sampling(max_pairs=u_pairs, seed=seed)
+    skipped = []
     for rule in TRAINING_RULES:
-        linker.training.estimate_parameters_using_expectation_maximisation(
-            f"{rule} AND {DIFFERENT_PARTNERS}", max_pairs=em_pairs
-        )
-    return linker
+        try:
+            linker.training.estimate_parameters_using_expectation_maximisation(
+                f"{rule} AND {DIFFERENT_PARTNERS}", max_pairs=em_pairs
+            )
+        except EMTrainingException:
+            skipped.append(rule)
+    return linker, skipped
 
 
 def _design(model: dict[str, Any]) -> list[Any]:

@@ -162,6 +162,15 @@ class Indicators:
         answers = access.grants(ENTITY, "row_level_view", candidates)
         allowed = [a.provider for a in answers if isinstance(a, Grant)]
         refused = {a.provider: a.reason for a in answers if not isinstance(a, Grant)}
+        if not allowed:
+            why = "; ".join(f"{p}: {r}" for p, r in sorted(refused.items()))
+            raise UserError(
+                "no partner's agreement in force gives you early-warning indicators "
+                f"({ENTITY}) for {access.purpose}"
+                + (f" ({why})" if why else " (no partner has sent enrollments yet)")
+                + f". A district's agreement shares them by listing {ENTITY} under "
+                "datasets, with this purpose; nothing was computed."
+            )
         sources = {
             entity: [
                 a.provider
@@ -188,6 +197,14 @@ class Indicators:
                     "when the submissions and computations under way are done."
                 )
             say("the warehouse changed meanwhile; computing again")
+        if not any(table.num_rows for _, table in computed):
+            years = ", ".join(school_year_label(y, self._start) for y, _ in plan)
+            raise UserError(
+                f"no student has indicators in {years or 'any school year'}: none of "
+                f"{', '.join(allowed)} has an enrollment in those years that the "
+                "agreements share for this purpose. Nothing was computed; submit "
+                "enrollments first (`backbone submissions list`)."
+            )
         # the version read is the version stored (its defaults recorded now if
         # nothing was: a change of definitions meanwhile would have been noticed)
         stored = self.definitions._for_write(s)
