@@ -194,9 +194,7 @@ CASES = [
 
 
 def _state(wh: Warehouse) -> dict[str, object]:
-    mappings = {
-        str(p): p.read_bytes() for p in (wh.path / "mappings").rglob("*.yaml*")
-    }
+    mappings = {str(p): p.read_bytes() for p in (wh.path / "mappings").rglob("*.yaml*")}
     return snapshot(wh, TABLES, "raw") | {"mappings": mappings}
 
 

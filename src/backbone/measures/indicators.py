@@ -198,9 +198,9 @@ class Indicators:
                 )
             say("the warehouse changed meanwhile; computing again")
         if not any(table.num_rows for _, table in computed):
-            years = ", ".join(school_year_label(y, self._start) for y, _ in plan)
+            labels = ", ".join(school_year_label(y, self._start) for y, _ in plan)
             raise UserError(
-                f"no student has indicators in {years or 'any school year'}: none of "
+                f"no student has indicators in {labels or 'any school year'}: none of "
                 f"{', '.join(allowed)} has an enrollment in those years that the "
                 "agreements share for this purpose. Nothing was computed; submit "
                 "enrollments first (`backbone submissions list`)."
