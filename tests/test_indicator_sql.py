@@ -305,7 +305,8 @@ def test_incident_ids_are_per_school(wh: Warehouse) -> None:
 
 def test_values_come_only_from_facts_the_provider_shares(wh: Warehouse) -> None:
     # d1's agreement shares enrollment but not discipline: its suspension of 'a'
-    # never reaches the indicators; 'b' of d9, which shares nothing, gets no row
+    # never reaches the indicators (unknown, not 0: no discipline data is shared);
+    # 'b' of d9, which shares nothing, gets no row
     _insert(
         wh,
         "analytic.enrollment",
@@ -340,7 +341,7 @@ def test_values_come_only_from_facts_the_provider_shares(wh: Warehouse) -> None:
     rows = wh._con.sql(sql, params=params).to_arrow_table().to_pylist()
     assert [
         (r["student_local_id"], r["days_enrolled"], r["suspension_days"]) for r in rows
-    ] == [("a", 9, 0)]
+    ] == [("a", 9, None)]
     everything, params = components_sql(
         default_definitions(),
         version=1,

@@ -38,6 +38,7 @@ from backbone.governance.release.partition import forwarded_units_sql
 from backbone.ingest.mapping import FileSection, parse_mapping, target_table
 from backbone.ingest.validate import (
     CheckPlan,
+    code_text_sql,
     duplicate_in_file_sql,
     duplicate_of_loaded_sql,
     plan_checks,
@@ -169,6 +170,9 @@ def _ingest() -> dict[str, Callable[[], Iterator[str]]]:
             expression(source_sql(ref)) for ref in ("id", "a.b[1].c", "a[*].b.c")
         ),
         "backbone.ingest.validate.raw_sql": raw,
+        "backbone.ingest.validate.code_text_sql": lambda: iter(
+            [expression(code_text_sql("school"))]
+        ),
         "backbone.ingest.validate.typed_sql": typed,
         "backbone.ingest.validate.duplicate_in_file_sql": in_file,
         "backbone.ingest.validate.duplicate_of_loaded_sql": of_loaded,

@@ -131,8 +131,20 @@ def components_sql(
             f"WHERE list_contains({allowed}, provider_partner_id))"
         )
 
+    def sent(entity: str, value: str) -> str:
+        """A count that is 0 when a provider sent none of it, and unknown (NULL)
+        when the provider sends no such data at all: never a figure from data
+        nobody sent."""
+        return (
+            f"CASE WHEN r.p IN (SELECT DISTINCT provider_partner_id "
+            f"FROM {src(entity)} AS senders) THEN coalesce({value}, 0) END"
+        )
+
     sql = f"""
 WITH
+absence_senders AS (
+    SELECT DISTINCT provider_partner_id AS p FROM {src("attendance_event")} AS ae
+),
 enr AS (
     SELECT provider_partner_id AS p, student_local_id AS s, school_id,
            entry_grade_level, entry_date,
@@ -335,20 +347,27 @@ SELECT r.p AS provider_partner_id, r.s AS student_local_id,
        e.school_id, e.grade_level, e.last_enrolled_date,
        CAST(coalesce(pe.days_enrolled, e.days_enrolled) AS DOUBLE) AS days_enrolled,
        CAST(CASE WHEN pe.p IS NOT NULL THEN pe.days_absent
-                 WHEN e.p IS NOT NULL THEN coalesce(a.days_absent, 0)
+                 WHEN e.p IS NOT NULL AND r.p IN (SELECT p FROM absence_senders)
+                     THEN coalesce(a.days_absent, 0)
                  ELSE a.days_absent END AS DOUBLE) AS days_absent,
-       CAST(coalesce(su.suspensions, 0) AS INTEGER) AS suspensions,
-       CAST(coalesce(su.suspension_days, 0) AS DOUBLE) AS suspension_days,
-       CAST(coalesce(i.conduct_incidents, 0) AS INTEGER) AS conduct_incidents,
-       CAST(coalesce(i.state_offenses, 0) AS INTEGER) AS state_offenses,
+       CAST({sent("discipline_action", "su.suspensions")} AS INTEGER) AS suspensions,
+       CAST({sent("discipline_action", "su.suspension_days")} AS DOUBLE)
+           AS suspension_days,
+       CAST({sent("discipline_incident", "i.conduct_incidents")} AS INTEGER)
+           AS conduct_incidents,
+       CAST({sent("discipline_incident", "i.state_offenses")} AS INTEGER)
+           AS state_offenses,
        CAST(c.ela_mark_total AS DOUBLE) AS ela_mark_total,
-       CAST(coalesce(c.ela_marks, 0) AS INTEGER) AS ela_marks,
+       CAST({sent("course_transcript", "c.ela_marks")} AS INTEGER) AS ela_marks,
        CAST(c.math_mark_total AS DOUBLE) AS math_mark_total,
-       CAST(coalesce(c.math_marks, 0) AS INTEGER) AS math_marks,
-       CAST(coalesce(c.ela_math_fails, 0) AS INTEGER) AS ela_math_fails,
-       CAST(coalesce(c.core_course_fails, 0) AS INTEGER) AS core_course_fails,
-       CAST(coalesce(c.course_fails, 0) AS INTEGER) AS course_fails,
-       CAST(coalesce(c.terms_completed, 0) AS INTEGER) AS terms_completed,
+       CAST({sent("course_transcript", "c.math_marks")} AS INTEGER) AS math_marks,
+       CAST({sent("course_transcript", "c.ela_math_fails")} AS INTEGER)
+           AS ela_math_fails,
+       CAST({sent("course_transcript", "c.core_course_fails")} AS INTEGER)
+           AS core_course_fails,
+       CAST({sent("course_transcript", "c.course_fails")} AS INTEGER) AS course_fails,
+       CAST({sent("course_transcript", "c.terms_completed")} AS INTEGER)
+           AS terms_completed,
        CAST(c.credits_earned AS DOUBLE) AS credits_earned,
        CAST(coalesce(rc.cumulative_credits, ea.cumulative_credits) AS DOUBLE)
            AS cumulative_credits,

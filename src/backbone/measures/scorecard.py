@@ -351,6 +351,34 @@ def _released(
     return IndicatorResult(spec.code, spec.label, definition, RELEASED, release)
 
 
+# What each indicator is computed from: every group needs data of at least one of
+# its entities, sent by some partner. Without it the indicator is left out and the
+# missing feed named: a rate over nobody's data would be invented (a graduation
+# rate of 0 % because no one sent diplomas).
+REQUIRES: Mapping[str, tuple[tuple[str, ...], ...]] = MappingProxyType(
+    {
+        "chronic_absence": (("attendance_event", "attendance_period"),),
+        "on_track_9": (("course_transcript",),),
+        "graduation_4yr": (("enrollment",), ("graduation",)),
+        "college_first_fall": (("graduation",), ("postsecondary_enrollment",)),
+        "college_persistence": (("graduation",), ("postsecondary_enrollment",)),
+        "k_readiness": (("student_assessment",),),
+    }
+)
+
+
+def unsent(access: Access, requires: Sequence[tuple[str, ...]]) -> str | None:
+    """Why a measure cannot be computed from what partners sent, or None."""
+    missing = [
+        " or ".join(group)
+        for group in requires
+        if not any(access.grants(entity, "aggregate") for entity in group)
+    ]
+    if not missing:
+        return None
+    return f"no partner has sent {', nor '.join(missing)}"
+
+
 def _no_data(spec: IndicatorSpec, definition: str, why: str) -> IndicatorResult:
     return IndicatorResult(spec.code, spec.label, definition, NO_DATA, None, why)
 
@@ -485,8 +513,6 @@ def _k_readiness(
     wh: MeasureStages, access: Access, years: Sequence[int] | None
 ) -> IndicatorResult:
     spec = INDICATORS["k_readiness"]
-    if not access.grants("student_assessment", "aggregate"):
-        return _no_data(spec, spec.definition, "no assessment data in the warehouse")
     sql, params = k_readiness_sql()
     release = access.count_derived(
         "student_assessment",
@@ -556,6 +582,10 @@ def scorecard(
     results = []
     for code in chosen:
         spec = INDICATORS[code]
+        missing = unsent(access, REQUIRES[code])
+        if missing:
+            results.append(_no_data(spec, spec.definition, missing))
+            continue
         try:
             results.append(_BUILDERS[code](wh, access, years))
         except PolicyDenied as denied:
