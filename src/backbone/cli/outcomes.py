@@ -21,6 +21,7 @@ from backbone.cli.common import (
     print_release,
     signed_in,
 )
+from backbone.errors import UserError
 
 if TYPE_CHECKING:
     from backbone.governance.principals import Principal
@@ -331,9 +332,14 @@ def evaluate(
             settings=EvaluationSettings(ratio=ratio, caliper=caliper),
         )
         written = write_evaluation(ev, out) if out else []
-    _print_evaluation(ev)
-    for path in written:
-        _plain().print(f"Wrote {path}")
+        _print_evaluation(ev)
+        for path in written:
+            _plain().print(f"Wrote {path}")
+        reasons = [p.why_no_effect(ev.left_out) for p in ev.programs]
+        if all(reasons):
+            raise UserError(
+                "no effect could be estimated — " + " | ".join(map(str, reasons))
+            )
 
 
 @outcomes_app.command("compare")
@@ -462,7 +468,7 @@ def scorecard_command(
         card = scorecard(wh, access, years=year)
     for r in card.indicators:
         grid = card.grid(r.code)
-        if grid is None:
+        if grid is None or r.status != "released":
             _plain().print(f"{r.label}: {r.status} — {r.note}")
             continue
         t = Table(title=f"Release {grid.release_id}: {grid.label}")

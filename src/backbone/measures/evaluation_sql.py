@@ -110,7 +110,7 @@ years AS (
                    coalesce(last_enrolled_date, as_of_date)) AS grade,
            sum(days_enrolled) AS days_enrolled,
            sum(days_absent) AS days_absent,
-           sum(coalesce(suspensions, 0)) AS suspensions,
+           sum(suspensions) AS suspensions,
            max(CASE WHEN sex = 'Female' THEN 1 WHEN sex = 'Male' THEN 0 END) AS female,
            max(CAST(economic_disadvantaged AS INTEGER)) AS economic_disadvantaged,
            max(CAST(english_learner AS INTEGER)) AS english_learner,
@@ -119,7 +119,9 @@ years AS (
            max(CASE WHEN race IS NULL THEN NULL
                     WHEN race = 'White' THEN 0 ELSE 1 END) AS race_not_white
     FROM ind
-    WHERE days_enrolled > 0
+    -- enrolled that year: days counted from the school's calendar, or a school
+    -- with no calendar (days unknown: no attendance rate, other outcomes stand)
+    WHERE days_enrolled > 0 OR (days_enrolled IS NULL AND school_id IS NOT NULL)
     GROUP BY unit, school_year
 ),
 courses AS (
@@ -151,9 +153,13 @@ tests AS (
     GROUP BY unit, school_year
 )
 SELECT y.unit, y.school_year, y.school_id, s.partner_id AS district, y.grade,
-       100.0 * (1 - least(y.days_absent, y.days_enrolled) / y.days_enrolled)
-           AS attendance_rate,
-       CASE WHEN y.suspensions > 0 THEN 1.0 ELSE 0.0 END AS suspended,
+       -- unknown (NULL) without absences or a calendar: least() skips a NULL
+       CASE WHEN y.days_absent IS NOT NULL AND y.days_enrolled > 0
+            THEN 100.0 * (1 - least(y.days_absent, y.days_enrolled) / y.days_enrolled)
+       END AS attendance_rate,
+       -- unknown (NULL) when no partner sends discipline for the student
+       CASE WHEN y.suspensions > 0 THEN 1.0
+            WHEN y.suspensions IS NOT NULL THEN 0.0 END AS suspended,
        c.course_mark, c.pass_rate, g.gpa, t.ela_score, t.math_score,
        y.female, y.economic_disadvantaged, y.english_learner, y.disability,
        y.hispanic, y.race_not_white

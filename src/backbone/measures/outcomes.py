@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from functools import partial
@@ -228,6 +228,36 @@ class ProgramResult:
     balance: list[CovariateBalance] = field(default_factory=list)
     dose: list[ProgramEffect] = field(default_factory=list)
     subgroups: list[ProgramEffect] = field(default_factory=list)
+
+    def why_no_effect(self, left_out: Mapping[str, str]) -> str | None:
+        """Why no effect of the program was estimated (None when one was), from
+        what was published: its roster and the inputs left out."""
+        if self.effects:
+            return None
+        served, found = self.roster.get("served"), self.roster.get("found")
+        matched = self.roster.get("matched")
+        if not served:
+            why = (
+                "no new participant with the initiative's least dosage in its "
+                "period (check the program's roster, its session attendance, the "
+                "initiative's dates and minimum dosage)"
+            )
+        elif not found:
+            why = (
+                "none of its participants is found in a district's enrollments in "
+                "the year they took part (check linkage: `backbone link`)"
+            )
+        elif not matched:
+            why = (
+                "no comparison student could be matched: there is nothing to match "
+                "on (no demographics and no year before the program) or no "
+                "non-participant at the participants' schools and grades"
+            )
+        else:
+            why = "no outcome has data for the matched students"
+        if left_out:
+            why += "; left out for want of data: " + ", ".join(sorted(left_out))
+        return f"{self.program_name} ({self.program_id}): {why}"
 
 
 @dataclass
@@ -750,11 +780,10 @@ def _derive(
             k: col.cell(_label(program_id, "roster", k), sorted(v))
             for k, v in roster.items()
         }
-        col.add(
-            {"kind": "roster", "program": program_id},
-            list(cells.values()),
-            {},
-        )
+        # a statistic per part: when every participant served was found the two
+        # groups are one cell (a 100 % match rate), and each part still has it
+        for part, cell in cells.items():
+            col.add({"kind": "roster", "program": program_id, "part": part}, [cell], {})
         for sample, part in (
             (BASELINE, frame[frame["has_baseline"]]),
             (FIRST_YEAR, frame[~frame["has_baseline"]]),
@@ -836,7 +865,7 @@ def _report(
         kind = st.key["kind"]
         n = list(st.persons.values())
         if kind == "roster":
-            result.roster = {json.loads(c)[-1]: v for c, v in st.persons.items()}
+            result.roster[st.key["part"]] = n[0]
             continue
         row: dict[str, Any] = {
             "sample": st.key.get("sample"),

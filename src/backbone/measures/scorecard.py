@@ -38,7 +38,7 @@ get" page in :mod:`backbone.measures.what_we_get`.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -355,6 +355,8 @@ def _released(
 # its entities, sent by some partner. Without it the indicator is left out and the
 # missing feed named: a rate over nobody's data would be invented (a graduation
 # rate of 0 % because no one sent diplomas).
+# (The two read from the early-warning snapshots, where a value no partner sent is
+# unknown: their release is then empty, and the missing feed is named with it.)
 REQUIRES: Mapping[str, tuple[tuple[str, ...], ...]] = MappingProxyType(
     {
         "chronic_absence": (("attendance_event", "attendance_period"),),
@@ -365,6 +367,9 @@ REQUIRES: Mapping[str, tuple[tuple[str, ...], ...]] = MappingProxyType(
         "k_readiness": (("student_assessment",),),
     }
 )
+
+
+_FROM_SNAPSHOTS = frozenset({"chronic_absence", "on_track_9"})
 
 
 def unsent(access: Access, requires: Sequence[tuple[str, ...]]) -> str | None:
@@ -583,11 +588,14 @@ def scorecard(
     for code in chosen:
         spec = INDICATORS[code]
         missing = unsent(access, REQUIRES[code])
-        if missing:
+        if missing and code not in _FROM_SNAPSHOTS:
             results.append(_no_data(spec, spec.definition, missing))
             continue
         try:
-            results.append(_BUILDERS[code](wh, access, years))
+            result = _BUILDERS[code](wh, access, years)
+            if missing and result.status == NO_DATA:
+                result = replace(result, note=missing)
+            results.append(result)
         except PolicyDenied as denied:
             results.append(
                 IndicatorResult(

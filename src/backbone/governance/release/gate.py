@@ -49,16 +49,6 @@ REFERENCE_TABLES = (
 )
 
 
-_ARROW_TYPES: dict[str, pa.DataType] = {
-    "DATE": pa.date32(),
-    "SMALLINT": pa.int16(),
-    "INTEGER": pa.int32(),
-    "BIGINT": pa.int64(),
-    "DOUBLE": pa.float64(),
-    "BOOLEAN": pa.bool_(),
-}
-
-
 class ReleaseGate(Suppression, DifferentialPrivacy):
     def __init__(
         self,
@@ -364,17 +354,14 @@ class ReleaseGate(Suppression, DifferentialPrivacy):
             except PolicyDenied as denied:
                 if alias not in optional:
                     raise
-                types = {c.name: c.type for c in ENTITIES[entity].columns}
-                units = pa.table(
-                    {
-                        "provider": pa.array([], pa.string()),
-                        **{
-                            c: pa.array([], _ARROW_TYPES.get(types[c], pa.string()))
-                            for c in columns
-                        },
-                        "unit": pa.array([], pa.string()),
-                        "record": pa.array([], pa.string()),
-                    }
+                # empty, typed as the entity's own columns (a number stays a
+                # number: an average over it is NULL, not a type error)
+                cols = ", ".join(ident(c) for c in columns)
+                units = arrow(
+                    self._con,
+                    f"SELECT CAST(NULL AS VARCHAR) AS provider, {cols}, "
+                    "CAST(NULL AS VARCHAR) AS unit, CAST(NULL AS VARCHAR) AS record "
+                    f"FROM {ENTITIES[entity].qualified_name} WHERE false",
                 )
                 used = []
                 refused[alias] = str(denied)
