@@ -83,7 +83,8 @@ def print_link_summary(summary: LinkSummary) -> None:
         table.add_row(label, f"{value:,}")
     _out().print(table)
     if summary.model_note:
-        _out().print(f"Model: {summary.model_note}.")
+        note = summary.model_note
+        _out().print(f"{note[0].upper()}{note[1:]}.")
     saved = f"; model saved to {summary.model_path}" if summary.with_model else ""
     _out().print(
         f"Linked in {summary.seconds:.1f} s{saved}. Next: `backbone review` for "

@@ -274,8 +274,8 @@ def run_linkage(
                         linker, skipped = model.train(api, "linkage_input")
                         if skipped:
                             model_note = (
-                                "training rules without pairs to learn from, "
-                                f"skipped: {'; '.join(skipped)}"
+                                "the model skipped training rules with no pairs "
+                                f"to learn from: {'; '.join(skipped)}"
                             )
                     model_text = model.model_json(linker)
                     say("scoring blocked pairs")

@@ -462,7 +462,10 @@ WITH combined AS (
            sum(core_course_fails) AS core_course_fails,
            sum(course_fails) AS course_fails,
            -- a mover's fall in one district and spring in another are two terms
-           least(sum(terms_completed), {c.terms_per_year}) AS terms_completed,
+           -- (least() skips a NULL: no course data stays unknown, not a full year)
+           CASE WHEN sum(terms_completed) IS NOT NULL
+                THEN least(sum(terms_completed), {c.terms_per_year}) END
+               AS terms_completed,
            sum(credits_earned) AS credits_earned,
            max(cumulative_credits) AS cumulative_credits,
            arg_max(gpa, gpa_date) FILTER (WHERE gpa IS NOT NULL) AS gpa,

@@ -1,0 +1,389 @@
+"""Small partnerships of unusual shapes, set up only through the command line, as a
+backbone analyst would with members' own exports: no Python, no traceback, figures
+worked out by hand, and the reason printed for whatever could not be computed."""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from typer.testing import CliRunner
+
+from backbone.cli import app
+
+runner = CliRunner()
+WIDE = {"COLUMNS": "250"}
+
+BASE_AGREEMENT: dict[str, Any] = {
+    "agreement_id": "DSA-D1",
+    "title": "District One and the Backbone",
+    "tier": "dsa",
+    "status": "active",
+    "effective_from": "1980-07-01",
+    "effective_to": "2030-06-30",
+    "parties": {"provider": "d1", "recipient": "b0"},
+    "legal_basis": {"basis": "ferpa_studies", "citation": "34 CFR 99.31(a)(6)"},
+    "purposes": [
+        {"id": "early_warning", "description": "Students at risk."},
+        {"id": "shared_measurement", "description": "Community indicators."},
+        {"id": "program_evaluation", "description": "Programs' outcomes."},
+    ],
+    "datasets": [],
+    "recipients": [
+        {
+            "partner": "b0",
+            "roles": ["steward_admin", "steward_analyst"],
+            "access": "identified",
+            "operations": ["row_level_view", "link", "aggregate"],
+        }
+    ],
+    "linkage": {"allowed": True},
+    "publication": {"min_cell_size": 3},
+    "retention": {"destroy_after_days": 365},
+    "breach": {"notify_within_hours": 72},
+    "termination": {"notice_days": 90},
+    "signatories": [
+        {"partner": "d1", "name": "Superintendent", "signed": "1980-06-01"},
+        {"partner": "b0", "name": "Director", "signed": "1980-06-02"},
+    ],
+}
+
+FIELDS = {
+    "partner_record": ["local_id", "first_name", "last_surname", "birth_date"],
+    "enrollment": [
+        "student_local_id",
+        "school_id",
+        "entry_date",
+        "entry_grade_level",
+        "school_year",
+        "exit_withdraw_date",
+        "exit_withdraw_type",
+    ],
+    "attendance_event": [
+        "student_local_id",
+        "school_id",
+        "school_year",
+        "event_date",
+        "attendance_event_category",
+        "event_duration",
+    ],
+    "program_participation": [
+        "student_local_id",
+        "program_id",
+        "begin_date",
+        "end_date",
+    ],
+    "student_indicator": [
+        "student_local_id",
+        "school_year",
+        "as_of_date",
+        "definition_version",
+        "school_id",
+        "grade_level",
+        "last_enrolled_date",
+        "days_enrolled",
+        "days_absent",
+        "suspensions",
+        "sex",
+        "race",
+        "hispanic_latino_ethnicity",
+        "economic_disadvantaged",
+        "english_learner",
+        "disability",
+        "programs",
+        "program_hours",
+    ],
+}
+
+STUDENTS = {
+    "match": "students*",
+    "entity": "partner_record",
+    "columns": {
+        "local_id": "id",
+        "first_name": "first",
+        "last_surname": "last",
+        "birth_date": {"column": "dob", "date_format": "%m/%d/%Y"},
+    },
+}
+ENROLLMENTS = {
+    "match": "enroll*",
+    "entity": "enrollment",
+    "columns": {
+        "student_local_id": "id",
+        "school_id": {"template": "{partner_id}/{school}"},
+        "entry_date": "entry",
+        "school_year": {"school_year_from": "entry"},
+        "entry_grade_level": {"column": "grade", "grade_level": True},
+        "exit_withdraw_date": "exit",
+        "exit_withdraw_type": {"column": "why", "codes": {"T": "Transferred"}},
+    },
+}
+ABSENCES = {
+    "match": "absences*",
+    "entity": "attendance_event",
+    "columns": {
+        "student_local_id": "id",
+        "school_id": {"template": "{partner_id}/{school}"},
+        "school_year": {"school_year_from": "date"},
+        "event_date": "date",
+        "attendance_event_category": {
+            "column": "code",
+            "codes": {"A": "Unexcused Absence", "E": "Excused Absence"},
+        },
+        "event_duration": {"constant": 1},
+    },
+}
+PROGRAM = {
+    "match": "program*",
+    "entity": "program_participation",
+    "columns": {
+        "student_local_id": "id",
+        "program_id": {"constant": "P-READ"},
+        "begin_date": "start",
+        "end_date": "end",
+    },
+}
+
+
+@dataclass
+class Partnership:
+    """A warehouse set up through the CLI, and the steward's sign-in."""
+
+    path: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    def run(self, *args: str, code: int = 0) -> str:
+        result = runner.invoke(app, [*args, "-w", str(self.path)], env=self.env)
+        text = " ".join(result.output.split())
+        assert "Traceback" not in result.output, result.output
+        assert result.exit_code == code, text
+        return text
+
+    def file(self, name: str, text: str) -> Path:
+        path = self.path.parent / "files" / name
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    def submit(self, feed: str, *texts: tuple[str, str]) -> str:
+        return self.run(
+            "submit",
+            "--partner",
+            "d1",
+            "--feed",
+            feed,
+            *(str(self.file(n, t)) for n, t in texts),
+        )
+
+
+def build(
+    tmp_path: Path,
+    directory: str,
+    *,
+    entities: list[str],
+    sections: list[dict[str, Any]],
+) -> Partnership:
+    """init → partner import → the steward → agreement add → feed add → mapping
+    add, for one district d1 whose single feed ``records`` carries ``entities``."""
+    p = Partnership(tmp_path / "wh", dict(WIDE))
+    assert runner.invoke(app, ["init", str(p.path)]).exit_code == 0
+    (tmp_path / "partnership.yaml").write_text(directory, encoding="utf-8")
+    p.run("partner", "import", str(tmp_path / "partnership.yaml"))
+    p.run("user", "add", "steward", "--partner", "b0", "--role", "steward_admin")
+    token = runner.invoke(app, ["user", "token", "steward", "-w", str(p.path)])
+    p.env["BACKBONE_TOKEN"] = token.stdout.strip()
+    doc = copy.deepcopy(BASE_AGREEMENT)
+    doc["datasets"] = [
+        {"entity": e, "fields": [{"name": f} for f in FIELDS[e]]}
+        for e in [*entities, "student_indicator"]
+    ]
+    (tmp_path / "dsa.yaml").write_text(yaml.safe_dump(doc), encoding="utf-8")
+    p.run("agreement", "add", str(tmp_path / "dsa.yaml"))
+    p.run(
+        "feed",
+        "add",
+        "d1",
+        "records",
+        *(a for e in entities for a in ("--entity", e)),
+        "--cadence",
+        "yearly",
+        "--agreement",
+        "DSA-D1",
+        "--since",
+        "1980-07-01",
+    )
+    mapping = {"partner": "d1", "feed": "records", "files": sections}
+    (tmp_path / "records.yaml").write_text(yaml.safe_dump(mapping), encoding="utf-8")
+    p.run("mapping", "add", "d1", "records", str(tmp_path / "records.yaml"))
+    return p
+
+
+ONE_DISTRICT = """\
+partners:
+  - {partner_id: b0, name: Backbone, kind: backbone}
+  - {partner_id: d1, name: District One, kind: school_district}
+schools:
+  - {partner_id: d1, local_school_code: "63", name: One High, school_level: High}
+school_years:
+  - {school_year: 2026, begin_date: 2025-07-01, end_date: 2026-06-30}
+"""
+
+FOUR_STUDENTS = (
+    "id,first,last,dob\nS1,Ana,Ruiz,02/03/2010\nS2,Ben,Lee,05/06/2010\n"
+    "S3,Cy,Ng,07/08/2010\nS4,Di,Oz,09/10/2010\n"
+)
+# school 63 as a spreadsheet writes it: 63.0
+FOUR_ENROLLED = (
+    "id,school,entry,grade,exit,why\nS1,63.0,2025-08-25,9.0,,\n"
+    "S2,63,2025-08-25,9,,\nS3,63,2025-08-25,9,,\nS4,63,2025-08-25,9,,\n"
+)
+
+
+def test_a_single_district_with_no_calendar_and_no_attendance(
+    tmp_path: Path,
+) -> None:
+    p = build(
+        tmp_path,
+        ONE_DISTRICT,
+        entities=["partner_record", "enrollment"],
+        sections=[STUDENTS, ENROLLMENTS],
+    )
+    said = p.submit(
+        "records", ("students.csv", FOUR_STUDENTS), ("enroll.csv", FOUR_ENROLLED)
+    )
+    assert "enroll.csv: 4 rows read, 4 loaded, 0 quarantined" in said
+    linked = p.run("link")
+    assert "│ persons │ 4 │" in linked and "│ pairs scored │ 0 │" in linked
+    assert "No model: the names and birth dates are all one partner's" in linked
+    assert "model saved" not in linked
+    assert "│ 2025-26 │ 2026-06-30 │ v1 │ 4 │" in p.run("indicators", "compute")
+    card = p.run("outcomes", "scorecard", "--purpose", "shared_measurement")
+    # nothing from data nobody sent: each indicator names the feed it lacks
+    for line in (
+        "Chronic absence: no data — no partner has sent attendance_event or "
+        "attendance_period",
+        "9th-grade on track: no data — no partner has sent course_transcript",
+        "Four-year graduation: no data — no partner has sent graduation",
+        "Kindergarten readiness: no data — no partner has sent student_assessment",
+    ):
+        assert line in card
+    assert "Release" not in card  # no table of nothing
+
+
+HISTORIC = """partners:
+  - {partner_id: b0, name: Backbone, kind: backbone}
+  - {partner_id: d1, name: District One, kind: school_district}
+schools:
+  - {partner_id: d1, local_school_code: "63", name: One High, school_level: High}
+school_years:
+  - {school_year: 1988, begin_date: 1987-07-01, end_date: 1988-06-30}
+calendars:
+  # Tue 1 to Fri 11 September 1987, less Monday 7 (Labor Day): 8 school days
+  - school_year: 1988
+    school_ids: [d1/63]
+    first_day: 1987-09-01
+    last_day: 1987-09-11
+    holidays: [1987-09-07]
+"""
+
+
+def test_historic_school_years_with_a_calendar_made_from_first_and_last_day(
+    tmp_path: Path,
+) -> None:
+    """1987-88, a calendar of 8 school days (1-4 and 8-11 September). S1 enrolled
+    from the first, absent on the 2nd and the 10th: 2 of 8. S2 entered on
+    Thursday the 3rd: 3, 4, 8, 9, 10, 11 = 6 days, never absent."""
+    p = build(
+        tmp_path,
+        HISTORIC,
+        entities=["partner_record", "enrollment", "attendance_event"],
+        sections=[STUDENTS, ENROLLMENTS, ABSENCES],
+    )
+    p.submit(
+        "records",
+        (
+            "students.csv",
+            "id,first,last,dob\nS1,Ana,Ruiz,02/03/1973\nS2,Ben,Lee,05/06/1973\n",
+        ),
+        (
+            "enroll.csv",
+            "id,school,entry,grade,exit,why\nS1,63,1987-09-01,9,,\nS2,63,1987-09-03,9,,\n",
+        ),
+        (
+            "absences.csv",
+            "id,school,date,code\nS1,63,1987-09-02,A\nS1,63,1987-09-10,E\n",
+        ),
+    )
+    p.run("link")
+    assert "│ 1987-88 │ 1988-06-30 │ v1 │ 2 │" in p.run("indicators", "compute")
+    rows = p.run(
+        "rows", "student_indicator", "--purpose", "early_warning", "--limit", "10"
+    )
+    assert "S1" in rows and "S2" in rows
+    assert rows.count("│ 8.0 │ 2.0 │") == 1 and rows.count("│ 6.0 │ 0.0 │") == 1
+
+
+READ_PROGRAM = """partners:
+  - {partner_id: b0, name: Backbone, kind: backbone}
+  - {partner_id: d1, name: District One, kind: school_district}
+  - {partner_id: f1, name: The Fund, kind: funder}
+schools:
+  - {partner_id: d1, local_school_code: "63", name: One High, school_level: High}
+programs:
+  - {program_id: P-READ, partner_id: d1, program_name: Reading Buddies}
+initiatives:
+  - {initiative_id: I-READ, funder_partner_id: f1, name: Read On,
+     program_ids: [P-READ], target_outcomes: [attendance_rate, course_mark]}
+school_years:
+  - {school_year: 2026, begin_date: 2025-07-01, end_date: 2026-06-30}
+"""
+
+
+def test_a_district_run_program_with_no_calendar_marks_or_demographics(
+    tmp_path: Path,
+) -> None:
+    """The district runs a reading program (10 of its 20 ninth graders). No
+    calendar, no course marks, no demographics: nothing to match on and no
+    outcome to measure. The evaluation says so and exits 1; it publishes no
+    effect, and every participant was found (100 %, not "suppressed")."""
+    p = build(
+        tmp_path,
+        READ_PROGRAM,
+        entities=["partner_record", "enrollment", "program_participation"],
+        sections=[STUDENTS, ENROLLMENTS, PROGRAM],
+    )
+    students = "id,first,last,dob\n" + "".join(
+        f"S{i},Name{i},Last{i},0{1 + i % 9}/1{i % 9}/2010\n" for i in range(20)
+    )
+    enrolled = "id,school,entry,grade,exit,why\n" + "".join(
+        f"S{i},63,2025-08-25,9,,\n" for i in range(20)
+    )
+    program = "id,start,end\n" + "".join(
+        f"S{i},2025-09-15,2026-05-30\n" for i in range(10)
+    )
+    p.submit(
+        "records",
+        ("students.csv", students),
+        ("enroll.csv", enrolled),
+        ("program.csv", program),
+    )
+    p.run("link")
+    p.run("indicators", "compute")
+    said = p.run("outcomes", "evaluate", "I-READ", code=1)
+    assert (
+        "10 new participants with the least dosage, 10 found in district "
+        "records (match rate 100%)" in said
+    )
+    assert (
+        "Left out: transcript — aggregate course_transcript: no partner has "
+        "sent such data" in said
+    )
+    assert (
+        "Error: no effect could be estimated — Reading Buddies (P-READ): no "
+        "comparison student could be matched" in said
+    )
+    assert not re.search(r"\[[+-]?\d", said)  # no effect or interval printed
