@@ -169,15 +169,56 @@ class Partnership:
         path.write_text(text, encoding="utf-8")
         return path
 
-    def submit(self, feed: str, *texts: tuple[str, str]) -> str:
+    def submit(self, feed: str, *texts: tuple[str, str], partner: str = "d1") -> str:
         return self.run(
             "submit",
             "--partner",
-            "d1",
+            partner,
             "--feed",
             feed,
             *(str(self.file(n, t)) for n, t in texts),
         )
+
+    def agreement(self, doc: dict[str, Any]) -> str:
+        path = self.path.parent / f"{doc['agreement_id']}.yaml"
+        path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+        return self.run("agreement", "add", str(path))
+
+    def feed(self, partner: str, feed: str, agreement: str, *entities: str) -> str:
+        return self.run(
+            "feed",
+            "add",
+            partner,
+            feed,
+            *(a for e in entities for a in ("--entity", e)),
+            "--cadence",
+            "yearly",
+            "--agreement",
+            agreement,
+            "--since",
+            "1980-07-01",
+        )
+
+    def mapping(self, partner: str, feed: str, sections: list[dict[str, Any]]) -> str:
+        path = self.path.parent / f"{partner}-{feed}.yaml"
+        doc = {"partner": partner, "feed": feed, "files": sections}
+        path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+        return self.run("mapping", "add", partner, feed, str(path))
+
+
+def agreement(provider: str, entities: list[str], **changes: Any) -> dict[str, Any]:
+    """The district template for ``provider``, sharing ``entities`` (and the
+    early-warning snapshot of them)."""
+    doc = copy.deepcopy(BASE_AGREEMENT)
+    doc["agreement_id"] = f"DSA-{provider.upper()}"
+    doc["parties"] = {"provider": provider, "recipient": "b0"}
+    doc["signatories"][0]["partner"] = provider
+    doc["datasets"] = [
+        {"entity": e, "fields": [{"name": f} for f in FIELDS[e]]}
+        for e in [*entities, "student_indicator"]
+    ]
+    doc.update(changes)
+    return doc
 
 
 def build(
@@ -186,6 +227,7 @@ def build(
     *,
     entities: list[str],
     sections: list[dict[str, Any]],
+    **terms: Any,
 ) -> Partnership:
     """init → partner import → the steward → agreement add → feed add → mapping
     add, for one district d1 whose single feed ``records`` carries ``entities``."""
@@ -196,29 +238,9 @@ def build(
     p.run("user", "add", "steward", "--partner", "b0", "--role", "steward_admin")
     token = runner.invoke(app, ["user", "token", "steward", "-w", str(p.path)])
     p.env["BACKBONE_TOKEN"] = token.stdout.strip()
-    doc = copy.deepcopy(BASE_AGREEMENT)
-    doc["datasets"] = [
-        {"entity": e, "fields": [{"name": f} for f in FIELDS[e]]}
-        for e in [*entities, "student_indicator"]
-    ]
-    (tmp_path / "dsa.yaml").write_text(yaml.safe_dump(doc), encoding="utf-8")
-    p.run("agreement", "add", str(tmp_path / "dsa.yaml"))
-    p.run(
-        "feed",
-        "add",
-        "d1",
-        "records",
-        *(a for e in entities for a in ("--entity", e)),
-        "--cadence",
-        "yearly",
-        "--agreement",
-        "DSA-D1",
-        "--since",
-        "1980-07-01",
-    )
-    mapping = {"partner": "d1", "feed": "records", "files": sections}
-    (tmp_path / "records.yaml").write_text(yaml.safe_dump(mapping), encoding="utf-8")
-    p.run("mapping", "add", "d1", "records", str(tmp_path / "records.yaml"))
+    p.agreement(agreement("d1", entities, **terms))
+    p.feed("d1", "records", "DSA-D1", *entities)
+    p.mapping("d1", "records", sections)
     return p
 
 
@@ -387,3 +409,64 @@ def test_a_district_run_program_with_no_calendar_marks_or_demographics(
         "comparison student could be matched" in said
     )
     assert not re.search(r"\[[+-]?\d", said)  # no effect or interval printed
+
+
+WITH_CLUB = """\
+partners:
+  - {partner_id: b0, name: Backbone, kind: backbone}
+  - {partner_id: d1, name: District One, kind: school_district}
+  - {partner_id: c1, name: Youth Club, kind: community_organization}
+schools:
+  - {partner_id: d1, local_school_code: "63", name: One High, school_level: High}
+programs:
+  - {program_id: P-CLUB, partner_id: c1, program_name: The Club}
+school_years:
+  - {school_year: 2026, begin_date: 2025-07-01, end_date: 2026-06-30}
+"""
+
+
+def test_a_club_whose_roster_has_no_birth_dates(tmp_path: Path) -> None:
+    """Three club members known by name only, beside four students: linking runs
+    (no crash on a prior it cannot estimate, nor on training rules that find no
+    pair), says what it could not learn, and links no one on a name alone."""
+    p = build(
+        tmp_path,
+        WITH_CLUB,
+        entities=["partner_record", "enrollment"],
+        sections=[STUDENTS, ENROLLMENTS],
+        linkage={"allowed": True, "linkable_with": ["c1"]},
+    )
+    club = agreement(
+        "c1",
+        ["partner_record", "program_participation"],
+        linkage={"allowed": True, "linkable_with": ["d1"]},
+    )
+    p.agreement(club)
+    p.feed("c1", "roster", "DSA-C1", "partner_record", "program_participation")
+    member = {"local_id": "member", "first_name": "first", "last_surname": "last"}
+    joined = {
+        "student_local_id": "member",
+        "program_id": {"constant": "P-CLUB"},
+        "begin_date": "joined",
+    }
+    p.mapping(
+        "c1",
+        "roster",
+        [
+            {"match": "roster*", "entity": "partner_record", "columns": member},
+            {"match": "roster*", "entity": "program_participation", "columns": joined},
+        ],
+    )
+    p.submit("records", ("students.csv", FOUR_STUDENTS), ("enroll.csv", FOUR_ENROLLED))
+    roster = (
+        "member,first,last,joined\nM1,Ana,Ruiz,2025-10-01\nM2,Cy,Ng,2025-10-01\n"
+        "M3,Zed,Who,2025-10-01\n"
+    )
+    said = p.submit("roster", ("roster.csv", roster), partner="c1")
+    assert "program_participation: 3 in, 3 loaded, 0 quarantined" in said
+    linked = p.run("link")
+    assert "│ partner records │ 7 │" in linked and "│ persons │ 7 │" in linked
+    assert (
+        "The model had nothing to learn from in: pairs agreeing on birth_date" in linked
+    )
+    assert "the prior (no pair found to estimate it from)" in linked

@@ -274,8 +274,8 @@ def run_linkage(
                         linker, skipped = model.train(api, "linkage_input")
                         if skipped:
                             model_note = (
-                                "the model skipped training rules with no pairs "
-                                f"to learn from: {'; '.join(skipped)}"
+                                "the model had nothing to learn from in: "
+                                f"{'; '.join(skipped)} (it uses what it was given)"
                             )
                     model_text = model.model_json(linker)
                     say("scoring blocked pairs")

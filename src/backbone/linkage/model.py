@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -250,7 +251,21 @@ def train(
                 f"{rule} AND {DIFFERENT_PARTNERS}", max_pairs=em_pairs
             )
         except EMTrainingException:
-            skipped.append(rule)
+            # named by the fields it blocks on, not by its SQL
+            fields = dict.fromkeys(re.findall(r"\bl\.(\w+)", rule))
+            skipped.append("pairs agreeing on " + ", ".join(fields))
+    # With no pair its rule finds (a first small feed), the prior is estimated
+    # as 0 or 1, and scoring takes its logarithm: assume one match among all
+    # pairs instead, the least that still lets evidence decide.
+    prior = linker._settings_obj._probability_two_random_records_match
+    if not 0.0 < prior < 1.0:
+        n = int(
+            db_api.duckdb_con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+        )
+        linker._settings_obj._probability_two_random_records_match = 2.0 / max(
+            n * (n - 1), 2
+        )
+        skipped.append("the prior (no pair found to estimate it from)")
     return linker, skipped
 
 
