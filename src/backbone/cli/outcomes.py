@@ -229,6 +229,13 @@ def _print_evaluation(ev: Evaluation, *, details: bool = True) -> None:
             f"(match rate {rate}), {_fmt(roster.get('matched'))} matched with a "
             "baseline year."
         )
+        for sample, covariates in p.not_equivalent().items():
+            console.print(
+                f"  {sample}: no effect published — the matched groups are not "
+                f"equivalent at baseline (WWC, > 0.25 SD) on {', '.join(covariates)}; "
+                "try --ratio 1 or a tighter --caliper, or --design randomized if "
+                "participants were assigned at random."
+            )
         table = Table(title="Effects (participants − matched comparison), 95% CI")
         for column in ("sample", "outcome", "design", "effect", "95% CI", "n", "note"):
             table.add_column(column)

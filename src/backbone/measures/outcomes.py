@@ -229,11 +229,23 @@ class ProgramResult:
     dose: list[ProgramEffect] = field(default_factory=list)
     subgroups: list[ProgramEffect] = field(default_factory=list)
 
+    def not_equivalent(self) -> dict[str, list[str]]:
+        """Per sample, the covariates on which the matched groups still differ by
+        more than 0.25 SD (WWC): that sample's effects are not published."""
+        from backbone.measures.evaluation_stats import NOT_EQUIVALENT
+
+        out: dict[str, list[str]] = {}
+        for b in self.balance:
+            if b.flag == NOT_EQUIVALENT:
+                out.setdefault(str(b.sample), []).append(b.label or b.covariate)
+        return out
+
     def why_no_effect(self, left_out: Mapping[str, str]) -> str | None:
         """Why no effect of the program was estimated (None when one was), from
-        what was published: its roster and the inputs left out."""
+        what was published: its roster, its balance and the inputs left out."""
         if self.effects:
             return None
+        unbalanced = self.not_equivalent()
         served, found = self.roster.get("served"), self.roster.get("found")
         matched = self.roster.get("matched")
         if not served:
@@ -246,6 +258,15 @@ class ProgramResult:
             why = (
                 "none of its participants is found in a district's enrollments in "
                 "the year they took part (check linkage: `backbone link`)"
+            )
+        elif unbalanced:
+            why = (
+                "the matched groups are not equivalent at baseline (WWC: more than "
+                "0.25 SD apart on "
+                + "; ".join(f"{k}: {', '.join(v)}" for k, v in unbalanced.items())
+                + "), so no effect is published; try one comparison per "
+                "participant (--ratio 1) or a tighter --caliper, or --design "
+                "randomized if participants were assigned at random"
             )
         elif not matched:
             why = (
@@ -641,6 +662,10 @@ def _analyse_sample(
             "ratio": settings.ratio,
         },
     )
+    # WWC: a matched comparison still differing by more than 0.25 SD at baseline
+    # on any covariate is not an evidence of effect; the balance says why
+    if any(after.at[c, "flag"] == es.NOT_EQUIVALENT for c in shown):
+        return
     adjust = list(covariates)
     by_family = _complete_cases(matched, outcomes, baseline)
     for outcome in outcomes:
