@@ -10,10 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
 from backbone.cli import app
+from backbone.partners.agreements.document import AgreementDocument, LegalBasis
+from backbone.partners.agreements.lint import lint_document
+from backbone.partners.agreements.templates import agreement_template
 
 runner = CliRunner()
 WIDE = {"COLUMNS": "250"}
@@ -470,3 +474,85 @@ def test_a_club_whose_roster_has_no_birth_dates(tmp_path: Path) -> None:
         "The model had nothing to learn from in: pairs agreeing on birth_date" in linked
     )
     assert "the prior (no pair found to estimate it from)" in linked
+
+
+@pytest.mark.parametrize("basis", [b.value for b in LegalBasis])
+def test_every_agreement_template_parses_and_has_its_bases_mandatory_terms(
+    basis: str,
+) -> None:
+    doc = AgreementDocument.model_validate(agreement_template(LegalBasis(basis)))
+    assert [f for f in lint_document(doc) if f.severity == "error"] == []
+
+
+def test_starting_a_partnership_from_the_templates_as_the_readme_says(
+    tmp_path: Path,
+) -> None:
+    """README, "Starting your own partnership": init --template, the directory
+    and the agreement as written, both parties' approval, a feed, a mapping, a
+    file, link and the scorecard; no Python anywhere."""
+    path = tmp_path / "wh"
+    p = Partnership(path, dict(WIDE))
+    made = runner.invoke(app, ["init", str(path), "--template", "ferpa_studies"])
+    assert made.exit_code == 0, made.output
+    templates = path / "templates"
+    said = p.run("partner", "import", str(templates / "partnership.yaml"))
+    assert "3 partners, 1 schools" in said and "calendar dates" in said
+    p.run(
+        "user", "add", "steward", "--partner", "b00-backbone", "--role", "steward_admin"
+    )
+    token = runner.invoke(app, ["user", "token", "steward", "-w", str(path)])
+    p.env["BACKBONE_TOKEN"] = token.stdout.strip()
+    p.run("agreement", "add", str(templates / "DSA-ferpa_studies.yaml"))
+    p.run(
+        "agreement",
+        "approve",
+        "DSA-D01-DISTRICT",
+        "--partner",
+        "d01-district",
+        "--title",
+        "Superintendent",
+    )
+    assert "in force" in p.run(
+        "agreement",
+        "approve",
+        "DSA-D01-DISTRICT",
+        "--partner",
+        "b00-backbone",
+        "--title",
+        "Director",
+    )
+    p.run(
+        "feed",
+        "add",
+        "d01-district",
+        "records",
+        "--entity",
+        "partner_record",
+        "--entity",
+        "enrollment",
+        "--cadence",
+        "yearly",
+        "--agreement",
+        "DSA-D01-DISTRICT",
+        "--since",
+        "2025-07-01",
+    )
+    mapping = {
+        "partner": "d01-district",
+        "feed": "records",
+        "files": [STUDENTS, ENROLLMENTS],
+    }
+    (tmp_path / "records.yaml").write_text(yaml.safe_dump(mapping), "utf-8")
+    p.run("mapping", "add", "d01-district", "records", str(tmp_path / "records.yaml"))
+    enrolled = FOUR_ENROLLED.replace(",63.0,", ",101,").replace(",63,", ",101,")
+    said = p.submit(
+        "records",
+        ("students.csv", FOUR_STUDENTS),
+        ("enroll.csv", enrolled),
+        partner="d01-district",
+    )
+    assert "enroll.csv: 4 rows read, 4 loaded, 0 quarantined" in said
+    assert "│ persons │ 4 │" in p.run("link")
+    p.run("indicators", "compute")
+    card = p.run("outcomes", "scorecard", "--purpose", "shared_measurement")
+    assert "Four-year graduation: no data — no partner has sent graduation" in card

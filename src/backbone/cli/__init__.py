@@ -21,6 +21,7 @@ from rich.table import Table
 
 from backbone import __version__
 from backbone.cli.common import Warehouse, WarehouseOption, _err, _out, _plain, doors
+from backbone.errors import UserError
 from backbone.settings import SETTINGS
 
 if TYPE_CHECKING:
@@ -72,13 +73,48 @@ def init(
         Path, typer.Argument(help="Folder to create the warehouse in.")
     ],
     name: Annotated[str | None, typer.Option(help="Name shown on reports.")] = None,
+    template: Annotated[
+        str | None,
+        typer.Option(
+            help="Also write starting files into DIRECTORY/templates: a partnership "
+            "directory and an agreement for this legal basis (ferpa_studies, "
+            "ferpa_audit_eval, consent, directory, school_official, state_law, "
+            "contract)."
+        ),
+    ] = None,
 ) -> None:
     """Create a new warehouse folder with the canonical schema."""
-    with doors(), Warehouse.init(directory, name=name) as wh:
-        _out().print(
-            f"Created warehouse [bold]{escape(wh.settings['warehouse.name'])}[/] at {escape(str(directory))} "
-            f"(schema version {wh.schema_version})."
-        )
+    from backbone.partners.agreements.document import LegalBasis
+
+    with doors():
+        bases = [b.value for b in LegalBasis]
+        if template is not None and template not in bases:
+            raise UserError(
+                f"--template {template!r} is not a legal basis; use one of "
+                f"{', '.join(bases)}."
+            )
+        with Warehouse.init(directory, name=name) as wh:
+            _out().print(
+                f"Created warehouse [bold]{escape(wh.settings['warehouse.name'])}[/] "
+                f"at {escape(str(directory))} (schema version {wh.schema_version})."
+            )
+        if template is not None:
+            from backbone.partners.agreements.templates import (
+                DIRECTORY_EXAMPLE,
+                template_yaml,
+            )
+
+            folder = directory / "templates"
+            folder.mkdir(exist_ok=True)
+            (folder / "partnership.yaml").write_text(DIRECTORY_EXAMPLE, "utf-8")
+            agreement = folder / f"DSA-{template}.yaml"
+            agreement.write_text(template_yaml(LegalBasis(template)), "utf-8")
+            _out().print(
+                f"Wrote {escape(str(folder / 'partnership.yaml'))} and "
+                f"{escape(str(agreement))}: edit them, then `backbone partner "
+                "import` and `backbone agreement add` (README: Starting your own "
+                "partnership)."
+            )
 
 
 @app.command()
