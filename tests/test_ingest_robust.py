@@ -285,3 +285,21 @@ def test_mapping_suggest_drafts_columns_dates_and_codes(tmp_path: Path) -> None:
         ],
     )
     assert again.exit_code == 1 and "exists" in again.output
+
+
+def test_mapping_suggest_proposes_a_code_only_for_a_real_match() -> None:
+    """Same word in other case, or an unambiguous abbreviation; anything else is a
+    marked guess the mapping check refuses until a person decides ("male" looks
+    like "Female" to a string matcher, and is not)."""
+    from backbone.ingest.suggest import crosswalk
+
+    sexes = ("Female", "Male", "Not Selected")
+    assert [crosswalk(v, sexes) for v in ("male", "FEMALE", "M", "F", "NS")] == [
+        "Male",
+        "Female",
+        "Male",
+        "Female",
+        "Not Selected",
+    ]
+    assert crosswalk("Femle", sexes) == "? Female (guess)"
+    assert crosswalk("X", sexes) == "?"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from backbone.ingest.mapping import IMPLICIT, TARGETS
 from backbone.ingest.readers import stage
 from backbone.model.descriptors import DESCRIPTORS
 
-__all__ = ["suggest_mapping"]
+__all__ = ["crosswalk", "suggest_mapping"]
 
 SYNONYMS = {
     "student_local_id": [
@@ -82,6 +83,29 @@ def _guess_date_format(values: list[str]) -> str | None:
     return None
 
 
+def crosswalk(value: str, canonical: Sequence[str]) -> str:
+    """The canonical value a partner's code stands for, only when it really is one:
+    the same word in other case, or an unambiguous abbreviation (a prefix, or the
+    initials of the words). Otherwise a guess the mapping check will refuse until a
+    person replaces it ("? Female (guess)"), or "?" when nothing is close. ("male"
+    is not "Female", however alike they look.)"""
+    v = value.strip().lower()
+    same = [c for c in canonical if c.lower() == v]
+    if same:
+        return same[0]
+    if v:
+        short = [
+            c
+            for c in canonical
+            if c.lower().startswith(v)
+            or "".join(w[0] for w in c.lower().split() if w) == v
+        ]
+        if len(short) == 1:
+            return short[0]
+    close = difflib.get_close_matches(value, canonical, n=1, cutoff=0.6)
+    return f"? {close[0]} (guess)" if close else "?"
+
+
 def suggest_mapping(
     con: Connection, path: Path, entity: str, partner: str, feed: str
 ) -> str:
@@ -133,12 +157,7 @@ def suggest_mapping(
                 )
         if column.descriptor and values:
             canonical = DESCRIPTORS[column.descriptor][1]
-            codes = {}
-            for v in values:
-                if v in canonical:
-                    continue
-                close = difflib.get_close_matches(v, canonical, n=1, cutoff=0.0)
-                codes[v] = close[0] if close else "?"
+            codes = {v: crosswalk(v, canonical) for v in values if v not in canonical}
             if codes:
                 spec["codes"] = codes
                 notes.append(
