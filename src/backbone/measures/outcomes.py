@@ -673,8 +673,8 @@ def _analyse_sample(
         did = baseline and yearly
         post = f"{outcome}_post"
         family_matched = by_family[FAMILY[outcome]]
-        if family_matched.frame[post].notna().sum() == 0:
-            continue
+        if family_matched.frame[post].nunique(dropna=True) <= 1:
+            continue  # no data, or no variation: nothing to estimate an effect of
         found_est = _safely(partial(_one, family_matched, outcome, adjust, did))
         if not found_est:
             continue
@@ -794,6 +794,14 @@ def _derive(
     sql, params = long_term_sql(as_of, start_month)
     long_term = engines.frame(con, sql, params)
     frame_all = _with_outcomes(years, long_term, as_of, start_month)
+    # no diploma (or college term) reached the evaluation — nobody sent any, or
+    # the reader may not see them: those outcomes are unknown, not 0 %
+    for alias, column in (
+        ("graduation", "graduated_post"),
+        ("college", "college_enrolled_post"),
+    ):
+        if not engines.frame(con, f"SELECT 1 FROM {alias} LIMIT 1").shape[0]:
+            frame_all[column] = np.nan
     first_year, last_year = initiative.period_years(start_month)
     col = _Collector()
     outcomes = list(dict.fromkeys([*initiative.target_outcomes, *OUTCOMES]))
