@@ -152,6 +152,13 @@ PROGRAM = {
     },
 }
 
+# a study's assignment file: each student's arm, as a program of its own
+ARMS = {
+    "match": "arms*",
+    "entity": "program_participation",
+    "columns": {"student_local_id": "id", "program_id": "arm", "begin_date": "start"},
+}
+
 
 @dataclass
 class Partnership:
@@ -556,3 +563,92 @@ def test_starting_a_partnership_from_the_templates_as_the_readme_says(
     p.run("indicators", "compute")
     card = p.run("outcomes", "scorecard", "--purpose", "shared_measurement")
     assert "Four-year graduation: no data — no partner has sent graduation" in card
+
+
+RANDOMIZED = """\
+partners:
+  - {partner_id: b0, name: Backbone, kind: backbone}
+  - {partner_id: d1, name: District One, kind: school_district}
+  - {partner_id: f1, name: The Fund, kind: funder}
+schools:
+  - {partner_id: d1, local_school_code: "63", name: One High, school_level: High}
+  - {partner_id: d1, local_school_code: "64", name: Two High, school_level: High}
+programs:
+  - {program_id: P-READ, partner_id: d1, program_name: Reading Buddies}
+  - {program_id: P-CTRL, partner_id: d1, program_name: Reading study control arm}
+  - {program_id: P-ALT, partner_id: d1, program_name: Reading study other arm}
+initiatives:
+  - {initiative_id: I-READ, funder_partner_id: f1, name: Read On,
+     program_ids: [P-READ], target_outcomes: [attendance_rate]}
+school_years:
+  - {school_year: 2026, begin_date: 2025-07-01, end_date: 2026-06-30}
+calendars:
+  # two weeks of school: 10 days
+  - school_year: 2026
+    school_ids: [d1/63, d1/64]
+    first_day: 2025-09-01
+    last_day: 2025-09-12
+"""
+
+
+def test_a_program_with_random_assignment_within_schools(tmp_path: Path) -> None:
+    """Ten school days. One High: assigned to the program S1, S2 (0 and 1 days
+    absent: 100 %, 90 %), to control S3, S4 (2, 3: 80 %, 70 %): +20 points. Two
+    High: program S5-S7 (1, 1, 2: mean 86.67 %), control S8-S10 (3, 4, 2: 70 %):
+    +16.67. Within schools, each weighted by n_t·n_c/n (1 and 1.5): (20 + 1.5 ×
+    16.67) / 2.5 = +18.0 points. S11, of the study's other arm (9 days absent),
+    is not a comparison."""
+    p = build(
+        tmp_path,
+        RANDOMIZED,
+        entities=[
+            "partner_record",
+            "enrollment",
+            "attendance_event",
+            "program_participation",
+        ],
+        sections=[STUDENTS, ENROLLMENTS, ABSENCES, ARMS],
+    )
+    absent = {1: 0, 2: 1, 3: 2, 4: 3, 5: 1, 6: 1, 7: 2, 8: 3, 9: 4, 10: 2, 11: 9}
+    school = {i: "63" if i <= 4 or i == 11 else "64" for i in absent}
+    arm = {i: "P-READ" for i in (1, 2, 5, 6, 7)} | {
+        i: "P-CTRL" for i in (3, 4, 8, 9, 10)
+    }
+    arm[11] = "P-ALT"
+    days = [f"2025-09-{d:02d}" for d in (1, 2, 3, 4, 5, 8, 9, 10, 11, 12)]
+    students = "id,first,last,dob\n" + "".join(
+        f"S{i},Name{i},Last{i},0{1 + i % 9}/1{i % 9}/2010\n" for i in absent
+    )
+    enrolled = "id,school,entry,grade,exit,why\n" + "".join(
+        f"S{i},{school[i]},2025-09-01,9,,\n" for i in absent
+    )
+    absences = "id,school,date,code\n" + "".join(
+        f"S{i},{school[i]},{days[k]},A\n" for i, n in absent.items() for k in range(n)
+    )
+    arms = "id,arm,start\n" + "".join(f"S{i},{arm[i]},2025-09-01\n" for i in absent)
+    p.submit(
+        "records",
+        ("students.csv", students),
+        ("enroll.csv", enrolled),
+        ("absences.csv", absences),
+        ("arms.csv", arms),
+    )
+    p.run("link")
+    p.run("indicators", "compute")
+    # without naming the control arm there is no comparison to make
+    refused = p.run("outcomes", "evaluate", "I-READ", "--design", "randomized", code=1)
+    assert "name the program its students are sent under, --control PROGRAM" in refused
+    said = p.run(
+        "outcomes",
+        "evaluate",
+        "I-READ",
+        "--design",
+        "randomized",
+        "--control",
+        "P-CTRL",
+    )
+    assert "5 assigned to the control arm, 5 of them found" in said
+    assert (
+        "│ randomized │ Attendance rate* │ randomized, within blocks │ 18.00 │ "
+        "[7.14, 28.86] │ 5 / 5 │" in said
+    )

@@ -223,11 +223,16 @@ def _print_evaluation(ev: Evaluation, *, details: bool = True) -> None:
             if served and found is not None
             else "suppressed"
         )
+        design = (
+            f"{_fmt(roster.get('control'))} assigned to the control arm, "
+            f"{_fmt(roster.get('control found'))} of them found."
+            if "control" in roster
+            else f"{_fmt(roster.get('matched'))} matched with a baseline year."
+        )
         console.print(
             f"\n{p.program_name} ({p.program_id}): {_fmt(served)} new participants "
             f"with the least dosage, {_fmt(found)} found in district records "
-            f"(match rate {rate}), {_fmt(roster.get('matched'))} matched with a "
-            "baseline year."
+            f"(match rate {rate}), {design}"
         )
         for sample, covariates in p.not_equivalent().items():
             console.print(
@@ -236,7 +241,7 @@ def _print_evaluation(ev: Evaluation, *, details: bool = True) -> None:
                 "try --ratio 1 or a tighter --caliper, or --design randomized if "
                 "participants were assigned at random."
             )
-        table = Table(title="Effects (participants − matched comparison), 95% CI")
+        table = Table(title="Effects (participants − comparison), 95% CI")
         for column in ("sample", "outcome", "design", "effect", "95% CI", "n", "note"):
             table.add_column(column)
         for e in p.effects:
@@ -320,6 +325,20 @@ def evaluate(
         float,
         typer.Option(min=0.01, max=1.0, help="Caliper, SD of the propensity logit."),
     ] = 0.2,
+    design: Annotated[
+        str,
+        typer.Option(
+            help="matched (a comparison matched on the past) or randomized "
+            "(students assigned at random between the program and --control)."
+        ),
+    ] = "matched",
+    control: Annotated[
+        str | None,
+        typer.Option(
+            help="Randomized: the program id the control arm's students are sent "
+            "under (only that arm is compared)."
+        ),
+    ] = None,
     out: OutOption = None,
     user: UserOption = None,
     token: TokenOption = None,
@@ -327,7 +346,9 @@ def evaluate(
 ) -> None:
     """Each program's new participants (the initiative's least dosage) against a
     matched comparison group of non-participants of the same school, grade and
-    year: balance, effects with 95% intervals, dosage, subgroups, match rate."""
+    year: balance, effects with 95% intervals, dosage, subgroups, match rate. With
+    --design randomized, those assigned to the program against those assigned to
+    the --control arm, the difference in means within schools."""
     from backbone.measures.outcomes import EvaluationSettings
 
     with doors(), Warehouse.open(warehouse) as wh:
@@ -336,7 +357,9 @@ def evaluate(
         ev = wh.outcomes.evaluate(
             access,
             initiative_id,
-            settings=EvaluationSettings(ratio=ratio, caliper=caliper),
+            settings=EvaluationSettings(
+                ratio=ratio, caliper=caliper, design=design, control=control
+            ),
         )
         written = write_evaluation(ev, out) if out else []
         _print_evaluation(ev)

@@ -43,7 +43,7 @@ from scipy.special import expit
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
-from statsmodels.regression.linear_model import WLS
+from statsmodels.regression.linear_model import OLS, WLS
 
 from backbone.errors import UserError
 
@@ -62,11 +62,13 @@ __all__ = [
     "equivalence_flag",
     "estimate",
     "match",
+    "randomized",
     "subgroups",
 ]
 
 DID = "difference-in-differences"
 ADJUSTED = "adjusted comparison"
+RANDOMIZED = "randomized, within blocks"
 
 EQUIVALENT = "equivalent"
 ADJUST = "adjust"
@@ -464,6 +466,73 @@ def estimate(
     else:  # a perfect fit: no sampling error left to test against
         p_value = 1.0 if effect == 0 else 0.0
     return result((effect, se, effect - half, effect + half, p_value), names)
+
+
+def randomized(frame: pd.DataFrame, outcome: str, *, block: str) -> Estimate:
+    """The effect of random assignment on ``outcome`` (``<outcome>_post``): the
+    difference in means within randomization blocks (``block``, e.g. the school),
+    as OLS of the outcome on assignment and block indicators — each block's
+    difference weighted by its precision — with HC2 standard errors (robust to
+    unequal variances between arms, as Neyman's), t with n − k degrees of freedom.
+    ``frame`` holds one row per student: ``unit``, ``treated`` (assigned to the
+    program) and the outcome. Rows without it are dropped, then blocks that lost
+    either arm (they say nothing about the difference)."""
+    post = f"{outcome}_post"
+    _require(frame, ["unit", "treated", block, post])
+    rows = frame[frame[post].notna()]
+    arms = rows.groupby(block)["treated"].agg(["min", "max"])
+    both = arms.index[(arms["min"] == 0) & (arms["max"] == 1)]
+    rows = rows[rows[block].isin(both)]
+    treated = rows["treated"].to_numpy(dtype=bool)
+    y = rows[post].to_numpy(dtype=np.float64)
+    units = rows["unit"].astype(str).to_numpy()
+    t_units = tuple(sorted(set(units[treated].tolist())))
+    c_units = tuple(sorted(set(units[~treated].tolist())))
+    blocks = pd.get_dummies(rows[block].astype(str), drop_first=True, dtype=float)
+
+    def mean(mask: BoolArray) -> float | None:
+        return float(y[mask].mean()) if mask.any() else None
+
+    def result(
+        stat: tuple[float, float, float, float, float] | None, reason: str | None
+    ) -> Estimate:
+        effect, se, ci_low, ci_high, p_value = stat or (None,) * 5
+        return Estimate(
+            design=RANDOMIZED,
+            effect=effect,
+            se=se,
+            ci_low=ci_low,
+            ci_high=ci_high,
+            p_value=p_value,
+            n_treated=len(t_units),
+            n_comparison=len(c_units),
+            n_sets=len(both),
+            treated_units=t_units,
+            comparison_units=c_units,
+            mean_treated_pre=None,
+            mean_treated_post=mean(treated),
+            mean_comparison_pre=None,
+            mean_comparison_post=mean(~treated),
+            covariates_used=(),
+            reason=reason,
+        )
+
+    if len(t_units) < 2 or len(c_units) < 2:
+        return result(None, "fewer than 2 students in an arm of a block with both")
+    x = np.column_stack(
+        [np.ones(y.size), treated.astype(np.float64), blocks.to_numpy()]
+    )
+    df = y.size - x.shape[1]
+    if df < 1:
+        return result(None, "too few students for the blocks")
+    fit = OLS(y, x).fit(cov_type="HC2")
+    effect, se = float(fit.params[1]), float(fit.bse[1])
+    half = float(stats.t.ppf(0.975, df)) * se
+    if se > 0:
+        p_value = float(2 * stats.t.sf(abs(effect) / se, df))
+    else:  # every student alike within arms: no sampling error to test against
+        p_value = 1.0 if effect == 0 else 0.0
+    return result((effect, se, effect - half, effect + half, p_value), None)
 
 
 def dose_response(

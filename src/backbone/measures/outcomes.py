@@ -39,6 +39,7 @@ import pyarrow as pa
 
 from backbone import engines
 from backbone.engines import Connection
+from backbone.errors import UserError
 from backbone.governance.release import Derived, Statistic, StatisticsRelease
 from backbone.measures.evaluation_sql import (
     INPUTS,
@@ -71,6 +72,8 @@ __all__ = [
 
 BASELINE = "baseline"
 FIRST_YEAR = "first year"
+RANDOMIZED = "randomized"
+DESIGNS = ("matched", RANDOMIZED)
 YEARLY = tuple(code for code, o in OUTCOMES.items() if o.yearly)
 LONG_TERM = tuple(code for code, o in OUTCOMES.items() if not o.yearly)
 # outcomes of one family are estimated on the same students (those with all of
@@ -120,6 +123,12 @@ class EvaluationSettings:
     caliper: float = 0.2
     """in standard deviations of the propensity score's logit"""
     dose_bands: int = 3
+    design: str = "matched"
+    """matched (a comparison group matched on the past) or randomized (students
+    assigned at random between the program and ``control``)"""
+    control: str | None = None
+    """randomized: the program id under which the control arm's students are sent
+    (only that arm is the comparison; other arms of the study are not)"""
 
 
 def _opt_float(value: object) -> float | None:
@@ -258,6 +267,12 @@ class ProgramResult:
             why = (
                 "none of its participants is found in a district's enrollments in "
                 "the year they took part (check linkage: `backbone link`)"
+            )
+        elif "control" in self.roster:  # a randomized design
+            why = (
+                "no student of the control arm is found in a district's enrollments"
+                if not self.roster.get("control found")
+                else "no outcome has data and variation in schools with both arms"
             )
         elif unbalanced:
             why = (
@@ -430,6 +445,79 @@ def _frame_for_program(
     )
     strata = set(rows.loc[rows["treated"], "stratum"])
     return rows[rows["stratum"].isin(strata)].reset_index(drop=True), roster
+
+
+def _randomized_program(
+    col: _Collector,
+    program_id: str,
+    control: str,
+    frame_all: pd.DataFrame,
+    participation: pd.DataFrame,
+    period: tuple[int | None, int | None],
+    outcomes: Sequence[str],
+) -> None:
+    """A program whose students were assigned at random: those assigned to it
+    against those assigned to ``control``, in the school year they were assigned
+    (their first in either arm, within the initiative's period), the difference in
+    means within schools (the randomization blocks)."""
+    import pandas as pd
+
+    from backbone.measures import evaluation_stats as es
+
+    lo = -9999 if period[0] is None else period[0]
+    hi = 9999 if period[1] is None else period[1]
+    first = participation.groupby(["unit", "program_id"], as_index=False)[
+        "school_year"
+    ].min()
+    first = first[first["school_year"].between(lo, hi)]
+    arm = first[first["program_id"] == program_id]
+    # a student found in both arms is not a clean comparison: kept as assigned
+    ctl = first[(first["program_id"] == control) & ~first["unit"].isin(arm["unit"])]
+    assigned = pd.concat(
+        [arm.assign(treated=True), ctl.assign(treated=False)], ignore_index=True
+    )[["unit", "school_year", "treated"]]
+    rows = frame_all.merge(assigned, on=["unit", "school_year"])
+    found = rows.loc[rows["treated"], "unit"]
+    roster = {
+        "served": arm["unit"],
+        "found": found,
+        "control": ctl["unit"],
+        "control found": rows.loc[~rows["treated"], "unit"],
+    }
+    for part, units in roster.items():
+        cell = col.cell(_label(program_id, "roster", part), sorted(set(units)))
+        col.add({"kind": "roster", "program": program_id, "part": part}, [cell], {})
+    for outcome in outcomes:
+        post = f"{outcome}_post"
+        if rows[post].nunique(dropna=True) <= 1:
+            continue  # no data, or no variation
+        est = es.randomized(rows, outcome, block="school_id")
+        if est.effect is None:
+            continue
+        cells = [
+            col.cell(_label(program_id, RANDOMIZED, outcome, group), units)
+            for group, units in (
+                ("participants", est.treated_units),
+                ("comparison", est.comparison_units),
+            )
+        ]
+        row = _estimate_row(est, outcome)
+        spread = rows.loc[~rows["treated"], post].std()
+        row["effect_size"] = (
+            _num(round(est.effect / spread, 2))
+            if OUTCOMES[outcome].scale == 1.0 and spread and spread > 0
+            else None
+        )
+        col.add(
+            {
+                "kind": "effect",
+                "program": program_id,
+                "sample": RANDOMIZED,
+                "outcome": outcome,
+            },
+            cells,
+            row,
+        )
 
 
 def _with_outcomes(
@@ -805,6 +893,19 @@ def _derive(
     first_year, last_year = initiative.period_years(start_month)
     col = _Collector()
     outcomes = list(dict.fromkeys([*initiative.target_outcomes, *OUTCOMES]))
+    if settings.design == RANDOMIZED:
+        assert settings.control is not None
+        for program_id in initiative.programs:
+            _randomized_program(
+                col,
+                program_id,
+                settings.control,
+                frame_all,
+                participation,
+                (first_year, last_year),
+                outcomes,
+            )
+        return col.derived()
     for program_id in initiative.programs:
         frame, roster = _frame_for_program(
             frame_all, participation, program_id, initiative, first_year, last_year
@@ -862,6 +963,7 @@ class Outcomes:
             initiative.funder, f"evaluation of {initiative_id}"
         )
         settings = settings or EvaluationSettings()
+        _check_design(settings, self._con)
         today = as_of or access.on
         names = dict(
             self._con.execute(
@@ -875,15 +977,49 @@ class Outcomes:
                 "name": f"evaluation of {initiative_id}",
                 "initiative": initiative.model_dump(mode="json"),
                 "as_of": today.isoformat(),
-                "matching": {
-                    "ratio": settings.ratio,
-                    "caliper": settings.caliper,
-                    "exact": ["school", "grade", "school year"],
-                },
+                "design": settings.design,
+                **(
+                    {"control": settings.control, "blocks": "school"}
+                    if settings.design == RANDOMIZED
+                    else {
+                        "matching": {
+                            "ratio": settings.ratio,
+                            "caliper": settings.caliper,
+                            "exact": ["school", "grade", "school year"],
+                        }
+                    }
+                ),
             },
             optional=OPTIONAL_INPUTS,
         )
         return _report(initiative, release, names, today)
+
+
+def _check_design(settings: EvaluationSettings, con: Connection) -> None:
+    if settings.design not in DESIGNS:
+        raise UserError(
+            f"design {settings.design!r} is not one of {', '.join(DESIGNS)}."
+        )
+    if settings.design != RANDOMIZED:
+        if settings.control is not None:
+            raise UserError(
+                "--control names the control arm of a randomized design; add "
+                "--design randomized, or leave it out for a matched comparison."
+            )
+        return
+    if settings.control is None:
+        raise UserError(
+            "a randomized design compares with its control arm: name the program "
+            "its students are sent under, --control PROGRAM."
+        )
+    known = con.execute(
+        "SELECT 1 FROM ref.program WHERE program_id = ?", [settings.control]
+    ).fetchall()
+    if not known:
+        raise UserError(
+            f"no program {settings.control!r}: register the control arm as a program "
+            "(`backbone partner import`) and send its students' participation."
+        )
 
 
 def _report(
