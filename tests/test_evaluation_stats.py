@@ -600,3 +600,13 @@ def test_no_warnings_on_awkward_input() -> None:
         small = subgroups(m, "score", [], "unit", baseline=True)
         assert all(r.effect is None for _, r in small)
         assert isinstance(small[0][1], Estimate)
+
+
+def test_the_matching_ratio_comes_down_when_comparison_students_run_out() -> None:
+    from backbone.measures.outcomes import matching_ratio
+
+    # 2:1 asked: 30 participants need 60 comparison students
+    assert matching_ratio(2, 30, 60) == 2
+    assert matching_ratio(2, 30, 59) == 1
+    assert matching_ratio(3, 10, 25) == 2
+    assert matching_ratio(2, 30, 10) == 1  # 1:1 at least (the caliper decides)

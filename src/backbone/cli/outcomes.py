@@ -234,6 +234,12 @@ def _print_evaluation(ev: Evaluation, *, details: bool = True) -> None:
             f"with the least dosage, {_fmt(found)} found in district records "
             f"(match rate {rate}), {design}"
         )
+        for sample, (used, asked) in p.ratios.items():
+            if used < asked:
+                console.print(
+                    f"  {sample}: matched {used}:1, not {asked}:1 — too few comparison "
+                    f"students for {asked} per participant."
+                )
         for sample, covariates in p.not_equivalent().items():
             console.print(
                 f"  {sample}: no effect published — the matched groups are not "

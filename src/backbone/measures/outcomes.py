@@ -237,6 +237,9 @@ class ProgramResult:
     balance: list[CovariateBalance] = field(default_factory=list)
     dose: list[ProgramEffect] = field(default_factory=list)
     subgroups: list[ProgramEffect] = field(default_factory=list)
+    ratios: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """per sample, comparisons per participant (used, asked): fewer when the pool
+    of comparison students was too small for the ratio asked"""
 
     def not_equivalent(self) -> dict[str, list[str]]:
         """Per sample, the covariates on which the matched groups still differ by
@@ -676,6 +679,13 @@ def _safely(
         return []
 
 
+def matching_ratio(asked: int, participants: int, pool: int) -> int:
+    """Comparisons per participant: k of them need k times as many students as
+    participants; when the pool is smaller the ratio comes down (to 1:1 at least)
+    rather than matching some participants k times and leaving others unmatched."""
+    return max(1, min(asked, pool // max(participants, 1)))
+
+
 def _analyse_sample(
     col: _Collector,
     program_id: str,
@@ -696,10 +706,11 @@ def _analyse_sample(
     )
     if not frame["treated"].any() or frame["treated"].all() or not covariates:
         return
+    ratio = matching_ratio(
+        settings.ratio, int(frame["treated"].sum()), int((~frame["treated"]).sum())
+    )
     try:
-        matched = es.match(
-            frame, covariates, ratio=settings.ratio, caliper=settings.caliper
-        )
+        matched = es.match(frame, covariates, ratio=ratio, caliper=settings.caliper)
     except es.EvaluationError:
         return
     if matched.treated_matched == 0:
@@ -747,7 +758,8 @@ def _analyse_sample(
         [m_t, m_c, pooled],
         {
             "caliper": settings.caliper,
-            "ratio": settings.ratio,
+            "ratio": ratio,
+            "ratio_asked": settings.ratio,
         },
     )
     # WWC: a matched comparison still differing by more than 0.25 SD at baseline
@@ -1067,8 +1079,13 @@ def _report(
             row["covariate"] = st.key["covariate"]
             row["n_pool"], row["n_participants"], row["n_comparison"] = n
             result.balance.append(CovariateBalance.from_row(row))
-        elif kind == "match" and st.key.get("sample") == BASELINE:
-            result.roster["matched"] = n[0]
+        elif kind == "match":
+            if st.values:
+                used, asked = st.values.get("ratio"), st.values.get("ratio_asked")
+                if used is not None and asked is not None:
+                    result.ratios[str(st.key["sample"])] = (int(used), int(asked))
+            if st.key.get("sample") == BASELINE:
+                result.roster["matched"] = n[0]
     return Evaluation(
         initiative,
         release.release_id,
