@@ -101,7 +101,9 @@ def test_a_bad_directory_loads_nothing(warehouse: Warehouse, tmp_path: Path) -> 
     path = tmp_path / "community.json"
     path.write_text(json.dumps(bad))
     with (
-        pytest.raises(UserError, match=r"partners\[2\]\.kind: Input should be"),
+        pytest.raises(
+            UserError, match=r"partners\[2\]\.kind: kind .bank. is not known"
+        ),
         warehouse.session() as s,
     ):
         warehouse.partners.import_directory(s, path)

@@ -105,7 +105,10 @@ def test_a_partnership_folder_is_registered_whole_and_again_without_doubling(
 @pytest.mark.parametrize(
     ("change", "said"),
     [
-        (("kind: funder", "kind: foundation"), "partners[2].kind: Input should be"),
+        (
+            ("kind: funder", "kind: foundation"),
+            "partners[2].kind: kind 'foundation' is not known",
+        ),
         (
             (
                 'partner_id: d1-east, local_school_code: "12"',

@@ -505,11 +505,8 @@ def _randomized_program(
             )
         ]
         row = _estimate_row(est, outcome)
-        spread = rows.loc[~rows["treated"], post].std()
-        row["effect_size"] = (
-            _num(round(est.effect / spread, 2))
-            if OUTCOMES[outcome].scale == 1.0 and spread and spread > 0
-            else None
+        row["effect_size"] = _effect_size(
+            est.effect, outcome, rows.loc[~rows["treated"], post].std()
         )
         col.add(
             {
@@ -586,6 +583,14 @@ def _usable(frame: pd.DataFrame, columns: Sequence[str]) -> list[str]:
         if len(values) and values.nunique() > 1:
             keep.append(c)
     return keep
+
+
+def _effect_size(effect: float, outcome: str, spread: float | None) -> float | None:
+    """Hedges-style effect size of a measured outcome: the effect over the
+    comparison students' spread in the estimation sample (None for a yes/no one)."""
+    if OUTCOMES[outcome].scale != 1.0 or not (spread and spread > 0):
+        return None
+    return _num(round(effect / spread, 2))
 
 
 def _estimate_row(est: es.Estimate, outcome: str) -> dict[str, Any]:
@@ -789,15 +794,12 @@ def _analyse_sample(
             _label(program_id, sample, family, "comparison"), est.comparison_units
         )
         row = _estimate_row(est, outcome)
-        # Hedges-style effect size for measured outcomes: the effect over the
-        # comparison students' spread in the estimation sample
-        spread = family_matched.frame.loc[
-            family_matched.frame["unit"].isin(set(est.comparison_units)), post
-        ].std()
-        row["effect_size"] = (
-            _num(round(est.effect / spread, 2))
-            if OUTCOMES[outcome].scale == 1.0 and spread and spread > 0
-            else None
+        row["effect_size"] = _effect_size(
+            est.effect,
+            outcome,
+            family_matched.frame.loc[
+                family_matched.frame["unit"].isin(set(est.comparison_units)), post
+            ].std(),
         )
         col.add(
             {

@@ -12,12 +12,20 @@ from __future__ import annotations
 import json
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from backbone.errors import InputFileError
+from backbone.model.schema import PARTNER_KINDS
 
 __all__ = [
     "DIRECTORY_NAMES",
@@ -53,17 +61,18 @@ class ContactItem(_Item):
 class PartnerItem(_Item):
     partner_id: Id
     name: Id
-    kind: Literal[
-        "school_district",
-        "community_organization",
-        "higher_education_agency",
-        "government_agency",
-        "funder",
-        "research",
-        "backbone",
-    ]
+    kind: str
     ed_org_id: int | None = None
     contacts: list[ContactItem] = []
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, kind: str) -> str:
+        if kind not in PARTNER_KINDS:
+            raise ValueError(
+                f"kind {kind!r} is not known; use one of {', '.join(PARTNER_KINDS)}"
+            )
+        return kind
 
 
 class SchoolItem(_Item):
