@@ -923,3 +923,40 @@ def test_a_mapping_is_checked_before_it_is_recorded(
     ):
         wh.ingest.set_mapping(s, "d1", "records", source)
     assert (wh.path / "mappings" / "d1" / "records.yaml").read_text() == before
+
+
+def test_reprocessing_keeps_the_old_rows_when_nothing_loads_and_never_outdoes_a_newer_file(
+    wh: Warehouse, tmp_path: Path
+) -> None:
+    first = csv_file(tmp_path / "enroll.csv", ENROLLMENTS)
+    [a] = submit(wh, "d1", "records", [first], on=ON)
+    # a mapping that reads the entry date in the wrong format quarantines every row
+    broken = json.loads(json.dumps(MAPPINGS["records"]))
+    broken["files"][1]["columns"]["entry_date"] = {
+        "column": "entry",
+        "date_format": "%d.%m.%Y",
+    }
+    source = tmp_path / "broken.yaml"
+    source.write_text(yaml.safe_dump(broken, sort_keys=False))
+    with wh.session(steward(wh, "b0")) as s:
+        wh.ingest.set_mapping(s, "d1", "records", source)
+    with (
+        pytest.raises(UserError, match="none of its 4 rows loads"),
+        wh.session(steward(wh, "b0")) as s,
+    ):
+        wh.ingest.submit(s, "d1", "records", [first], on=ON, reprocess=True)
+    assert wh._con.execute(
+        "SELECT count(*), max(submission_id) FROM analytic.enrollment"
+    ).fetchall() == [(3, a.submission_id)]
+    # a newer file of the feed: the older one may not be processed again over it
+    restore = tmp_path / "records.yaml"
+    restore.write_text(yaml.safe_dump(MAPPINGS["records"], sort_keys=False))
+    with wh.session(steward(wh, "b0")) as s:
+        wh.ingest.set_mapping(s, "d1", "records", restore)
+    newer = ENROLLMENTS.replace("S3,HS01,2025-08-25,KG,,\n", "")
+    submit(wh, "d1", "records", [csv_file(tmp_path / "enroll_v2.csv", newer)], on=ON)
+    with (
+        pytest.raises(UserError, match="was loaded after it and may hold newer rows"),
+        wh.session(steward(wh, "b0")) as s,
+    ):
+        wh.ingest.submit(s, "d1", "records", [first], on=ON, reprocess=True)

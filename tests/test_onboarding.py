@@ -439,7 +439,7 @@ school_years:
 def test_a_club_whose_roster_has_no_birth_dates(tmp_path: Path) -> None:
     """Three club members known by name only, beside four students: linking runs
     (no crash on a prior it cannot estimate, nor on training rules that find no
-    pair), says what it could not learn, and links no one on a name alone."""
+    pair), says what it could not learn, and links the two whose names agree."""
     p = build(
         tmp_path,
         WITH_CLUB,
@@ -476,10 +476,11 @@ def test_a_club_whose_roster_has_no_birth_dates(tmp_path: Path) -> None:
     said = p.submit("roster", ("roster.csv", roster), partner="c1")
     assert "program_participation: 3 in, 3 loaded, 0 quarantined" in said
     linked = p.run("link")
-    assert "│ partner records │ 7 │" in linked and "│ persons │ 7 │" in linked
-    assert (
-        "The model had nothing to learn from in: pairs agreeing on birth_date" in linked
-    )
+    # Ana Ruiz and Cy Ng are the district's S1 and S3; Zed Who is nobody's
+    assert "│ partner records │ 7 │" in linked and "│ persons │ 5 │" in linked
+    assert "│ linked by the model │ 2 │" in linked
+    assert "The model had nothing to learn from in:" in linked
+    assert "pairs agreeing on birth_date;" in linked
     assert "the prior (no pair found to estimate it from)" in linked
 
 
@@ -652,3 +653,13 @@ def test_a_program_with_random_assignment_within_schools(tmp_path: Path) -> None
         "│ randomized │ Attendance rate* │ randomized, within blocks │ 18.00 │ "
         "[7.14, 28.86] │ 5 / 5 │" in said
     )
+
+
+def test_the_directory_template_shares_only_what_ferpa_calls_directory_information() -> (
+    None
+):
+    doc = agreement_template(LegalBasis.directory)
+    shared = {d["entity"]: {f["name"] for f in d["fields"]} for d in doc["datasets"]}
+    assert set(shared) == {"partner_record", "enrollment", "graduation"}
+    assert "disability" not in set().union(*shared.values())
+    assert "birth_date" in shared["partner_record"]  # date of birth is, 99.3

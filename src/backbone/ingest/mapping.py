@@ -259,9 +259,16 @@ def load_mapping(folder: Path, partner: str, feed: str) -> Mapping:
 def read_mapping(path: Path, partner: str, feed: str) -> Mapping:
     """Read and validate a mapping file for ``partner``'s ``feed``."""
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER)
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise InputFileError(f"cannot read the mapping ({exc}).", path=path) from None
+    return parse_mapping_text(text, path, partner, feed)
+
+
+def parse_mapping_text(text: str, path: Path, partner: str, feed: str) -> Mapping:
+    """Validate a mapping's YAML text (read from ``path``)."""
+    try:
+        data = yaml.load(text, Loader=_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise InputFileError(

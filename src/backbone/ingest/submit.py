@@ -52,7 +52,7 @@ from backbone.ingest.mapping import (
     FileSection,
     Mapping,
     load_mapping,
-    read_mapping,
+    parse_mapping_text,
     target_table,
 )
 from backbone.ingest.readers import SourceInfo, StagedFile, sniff, stage
@@ -223,6 +223,32 @@ def _loaded_before(
         [partner_id, feed_id, sha],
     ).fetchall()
     return (int(rows[0][0]), rows[0][1]) if rows else None
+
+
+def _check_newest(
+    con: Connection, partner_id: str, feed_id: str, sha: str, name: str
+) -> None:
+    """A file processed again must be the newest its feed loaded: a file received
+    after it holds newer rows, which reprocessing the older one would replace."""
+    rows = con.execute(
+        "SELECT max(submission_id) FROM ops.submission WHERE partner_id = ? "
+        "AND feed = ? AND sha256 = ? AND status = 'loaded'",
+        [partner_id, feed_id, sha],
+    ).fetchall()
+    last = rows[0][0] if rows else None
+    if last is None:
+        return  # never loaded: an ordinary first submission
+    newer = con.execute(
+        "SELECT min(submission_id) FROM ops.submission WHERE partner_id = ? "
+        "AND feed = ? AND status = 'loaded' AND submission_id > ? AND sha256 <> ?",
+        [partner_id, feed_id, last, sha],
+    ).fetchall()[0][0]
+    if newer is not None:
+        raise UserError(
+            f"{name}: submission {newer} of feed {feed_id} was loaded after it and may "
+            "hold newer rows of the same years; processing this older file again "
+            "would replace them. Send the newest file again with --reprocess instead."
+        )
 
 
 def _take_back_earlier_loads(
@@ -495,6 +521,8 @@ class Ingestor:
         sha, size = _sha256(path)
         name = display_name(path)
         earlier = _loaded_before(s.con, partner_id, feed_id, sha)
+        if call.reprocess:
+            _check_newest(s.con, partner_id, feed_id, sha, name)
         if earlier is not None and not call.reprocess:
             sid, at = earlier
             result = SubmissionResult(
@@ -912,6 +940,13 @@ class Ingestor:
                 result.rows_read = rows_read
                 result.rows_quarantined = quarantined
                 result.rows_loaded = rows_read - quarantined
+                if taken_back and result.rows_loaded == 0:
+                    raise UserError(
+                        f"{name}: processed again with the current mapping, none of "
+                        f"its {rows_read:,} rows loads (every one quarantined); the "
+                        "rows of its earlier load were kept. Fix the mapping "
+                        "(`backbone submissions quarantine` shows why) and send it again."
+                    )
                 if undeclared or dropped:
                     con.execute(
                         "INSERT INTO ops.raw_decision VALUES (?, ?, NULL, NULL, NULL, NULL)",
@@ -1235,7 +1270,13 @@ class Ingestor:
             "administer", f"set the mapping of {partner_id}/{feed_id}", action="mapping"
         )
         feed = self._feeds.get(partner_id, feed_id)
-        mapping = read_mapping(source, partner_id, feed_id)
+        try:
+            text = source.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputFileError(
+                f"cannot read the mapping ({exc}).", path=source
+            ) from None
+        mapping = parse_mapping_text(text, source, partner_id, feed_id)
         outside = sorted({f.entity for f in mapping.files} - set(feed.entities))
         if outside:
             raise InputFileError(
@@ -1247,16 +1288,10 @@ class Ingestor:
         folder = self._root / "mappings" / partner_id
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / f"{feed_id}.yaml"
-        text = source.read_text(encoding="utf-8")
-        if target.is_file():
-            if target.read_text(encoding="utf-8") == text:
-                return target
-            stamp = s.clock().strftime("%Y%m%dT%H%M%S")
-            shutil.copy2(target, folder / f"{feed_id}.{stamp}.yaml.old")
-        tmp = folder / f".{feed_id}.yaml.tmp"
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, target)
-        self._mappings.clear()
+        if target.is_file() and target.read_text(encoding="utf-8") == text:
+            return target
+        # the audit entry first (in the unit of work), the file replaced last:
+        # a failure in between leaves the old mapping, never an unrecorded one
         s.record(
             "mapping",
             f"mapping of {partner_id}/{feed_id} set from {source.name} "
@@ -1264,6 +1299,13 @@ class Ingestor:
             f"{hashlib.sha256(text.encode()).hexdigest()[:12]})",
             providers=(partner_id,),
         )
+        if target.is_file():
+            stamp = s.clock().strftime("%Y%m%dT%H%M%S")
+            shutil.copy2(target, folder / f"{feed_id}.{stamp}.yaml.old")
+        tmp = folder / f".{feed_id}.yaml.tmp"
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, target)
+        self._mappings.clear()
         return target
 
     def decide_raw(

@@ -142,6 +142,15 @@ def _bool_sql(raw: str, spec: FieldSpec) -> str:
     )
 
 
+_NUMBER_SPELLING = re.compile(r"^([+-]?[0-9]+)\.0+$")
+
+
+def _code_key(local: str) -> str:
+    """A lookup key as the data's codes are compared (:func:`code_text_sql`):
+    trimmed, upper-cased, ``1.0`` as ``1``."""
+    return _NUMBER_SPELLING.sub(r"\1", local.strip()).upper()
+
+
 def code_lookup_rows(
     spec: FieldSpec, descriptor: str | None, partner_map: dict[str, str]
 ) -> list[tuple[str, str]]:
@@ -158,9 +167,9 @@ def code_lookup_rows(
             for key in keys:
                 rows.setdefault(key, name)
     for local, canonical in (spec.codes or {}).items():
-        rows[str(local).upper()] = canonical
+        rows[_code_key(str(local))] = canonical
     for local, canonical in partner_map.items():
-        rows.setdefault(local.upper(), canonical)
+        rows.setdefault(_code_key(local), canonical)
     if descriptor is not None:
         for value in DESCRIPTORS[descriptor][1]:
             rows.setdefault(value.upper(), value)

@@ -243,8 +243,15 @@ def train(
     linker.training.estimate_probability_two_random_records_match(
         [_PRIOR_RULE], recall=_PRIOR_RECALL
     )
-    linker.training.estimate_u_using_random_sampling(max_pairs=u_pairs, seed=seed)
+    # With no pair its rule finds (a first small feed), the prior is estimated as
+    # 0 or 1, and EM and scoring take its logarithm: assume one match among all
+    # pairs instead, the least that still lets evidence decide (set before EM,
+    # whose sessions start from it).
     skipped = []
+    n = int(db_api.duckdb_con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
+    if _floor_prior(linker, n):
+        skipped.append("the prior (no pair found to estimate it from)")
+    linker.training.estimate_u_using_random_sampling(max_pairs=u_pairs, seed=seed)
     for rule in TRAINING_RULES:
         try:
             linker.training.estimate_parameters_using_expectation_maximisation(
@@ -254,19 +261,18 @@ def train(
             # named by the fields it blocks on, not by its SQL
             fields = dict.fromkeys(re.findall(r"\bl\.(\w+)", rule))
             skipped.append("pairs agreeing on " + ", ".join(fields))
-    # With no pair its rule finds (a first small feed), the prior is estimated
-    # as 0 or 1, and scoring takes its logarithm: assume one match among all
-    # pairs instead, the least that still lets evidence decide.
-    prior = linker._settings_obj._probability_two_random_records_match
-    if not 0.0 < prior < 1.0:
-        n = int(
-            db_api.duckdb_con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
-        )
-        linker._settings_obj._probability_two_random_records_match = 2.0 / max(
-            n * (n - 1), 2
-        )
-        skipped.append("the prior (no pair found to estimate it from)")
+    _floor_prior(linker, n)  # EM estimates it again, from as little
     return linker, skipped
+
+
+def _floor_prior(linker: Linker, n: int) -> bool:
+    """Set the prior to one match among all ``n`` records' pairs when it is 0 or 1;
+    True when it had to be."""
+    settings_obj = linker._settings_obj
+    if 0.0 < settings_obj._probability_two_random_records_match < 1.0:
+        return False
+    settings_obj._probability_two_random_records_match = 2.0 / max(n * (n - 1), 2)
+    return True
 
 
 def _design(model: dict[str, Any]) -> list[Any]:

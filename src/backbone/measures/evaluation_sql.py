@@ -108,8 +108,12 @@ years AS (
            arg_max(school_id, coalesce(last_enrolled_date, as_of_date)) AS school_id,
            arg_max({_grade_case("grade_level")},
                    coalesce(last_enrolled_date, as_of_date)) AS grade,
-           sum(days_enrolled) AS days_enrolled,
-           sum(days_absent) AS days_absent,
+           -- a year with a record at a school without a calendar: days unknown
+           -- (its absences would otherwise count against the others' days)
+           CASE WHEN bool_and(days_enrolled IS NOT NULL) THEN sum(days_enrolled) END
+               AS days_enrolled,
+           CASE WHEN bool_and(days_enrolled IS NOT NULL) THEN sum(days_absent) END
+               AS days_absent,
            sum(suspensions) AS suspensions,
            max(CASE WHEN sex = 'Female' THEN 1 WHEN sex = 'Male' THEN 0 END) AS female,
            max(CAST(economic_disadvantaged AS INTEGER)) AS economic_disadvantaged,

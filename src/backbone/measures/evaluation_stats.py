@@ -527,11 +527,12 @@ def randomized(frame: pd.DataFrame, outcome: str, *, block: str) -> Estimate:
         return result(None, "too few students for the blocks")
     fit = OLS(y, x).fit(cov_type="HC2")
     effect, se = float(fit.params[1]), float(fit.bse[1])
+    if not (math.isfinite(se) and se > 0):
+        # every student alike within arms (or leverage 1): no sampling error
+        # to test against, so no interval is claimed
+        return result(None, "no variation within the arms to estimate an error from")
     half = float(stats.t.ppf(0.975, df)) * se
-    if se > 0:
-        p_value = float(2 * stats.t.sf(abs(effect) / se, df))
-    else:  # every student alike within arms: no sampling error to test against
-        p_value = 1.0 if effect == 0 else 0.0
+    p_value = float(2 * stats.t.sf(abs(effect) / se, df))
     return result((effect, se, effect - half, effect + half, p_value), None)
 
 

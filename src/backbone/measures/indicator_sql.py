@@ -131,20 +131,29 @@ def components_sql(
             f"WHERE list_contains({allowed}, provider_partner_id))"
         )
 
-    def sent(entity: str, value: str) -> str:
-        """A count that is 0 when a provider sent none of it, and unknown (NULL)
-        when the provider sends no such data at all: never a figure from data
-        nobody sent."""
+    # what each entity's facts of this snapshot's year are (as its CTE reads them)
+    in_year = {
+        "attendance_event": f"school_year = {y}",
+        "discipline_action": f"discipline_date BETWEEN {begin} AND {cut}",
+        "discipline_incident": f"incident_date BETWEEN {begin} AND {cut}",
+        "course_transcript": f"school_year = {y}",
+    }
+
+    def senders(entity: str) -> str:
         return (
-            f"CASE WHEN r.p IN (SELECT DISTINCT provider_partner_id "
-            f"FROM {src(entity)} AS senders) THEN coalesce({value}, 0) END"
+            f"SELECT DISTINCT provider_partner_id FROM {src(entity)} AS senders "
+            f"WHERE {in_year[entity]}"
         )
+
+    def sent(entity: str, value: str) -> str:
+        """A count that is 0 when a provider sent none of it that year, and
+        unknown (NULL) when the provider sent no such data for the year at all (a
+        feed it began later, or never): never a figure from data nobody sent."""
+        return f"CASE WHEN r.p IN ({senders(entity)}) THEN coalesce({value}, 0) END"
 
     sql = f"""
 WITH
-absence_senders AS (
-    SELECT DISTINCT provider_partner_id AS p FROM {src("attendance_event")} AS ae
-),
+absence_senders AS ({senders("attendance_event")}),
 enr AS (
     SELECT provider_partner_id AS p, student_local_id AS s, school_id,
            entry_grade_level, entry_date,
@@ -347,7 +356,8 @@ SELECT r.p AS provider_partner_id, r.s AS student_local_id,
        e.school_id, e.grade_level, e.last_enrolled_date,
        CAST(coalesce(pe.days_enrolled, e.days_enrolled) AS DOUBLE) AS days_enrolled,
        CAST(CASE WHEN pe.p IS NOT NULL THEN pe.days_absent
-                 WHEN e.p IS NOT NULL AND r.p IN (SELECT p FROM absence_senders)
+                 WHEN e.p IS NOT NULL
+                      AND r.p IN (SELECT provider_partner_id FROM absence_senders)
                      THEN coalesce(a.days_absent, 0)
                  ELSE a.days_absent END AS DOUBLE) AS days_absent,
        CAST({sent("discipline_action", "su.suspensions")} AS INTEGER) AS suspensions,

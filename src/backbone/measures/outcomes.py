@@ -260,7 +260,9 @@ class ProgramResult:
         unbalanced = self.not_equivalent()
         served, found = self.roster.get("served"), self.roster.get("found")
         matched = self.roster.get("matched")
-        if not served:
+        if served is None and "served" in self.roster:
+            why = "its roster is suppressed (too few participants to show)"
+        elif not served:
             why = (
                 "no new participant with the initiative's least dosage in its "
                 "period (check the program's roster, its session attendance, the "
@@ -469,13 +471,18 @@ def _randomized_program(
 
     lo = -9999 if period[0] is None else period[0]
     hi = 9999 if period[1] is None else period[1]
-    first = participation.groupby(["unit", "program_id"], as_index=False)[
-        "school_year"
-    ].min()
+    # each student's assignment is their first spell in either arm (intention to
+    # treat: a control student who joins the program later stays a control); a
+    # student in both arms from the same year is not a clean case and is left out
+    spells = participation[participation["program_id"].isin([program_id, control])]
+    first = spells.groupby(["unit", "program_id"], as_index=False)["school_year"].min()
+    first = first.sort_values(["unit", "school_year"])
+    earliest = first.groupby("unit")["school_year"].transform("min")
+    first = first[first["school_year"] == earliest]
+    first = first[~first["unit"].duplicated(keep=False)]
     first = first[first["school_year"].between(lo, hi)]
     arm = first[first["program_id"] == program_id]
-    # a student found in both arms is not a clean comparison: kept as assigned
-    ctl = first[(first["program_id"] == control) & ~first["unit"].isin(arm["unit"])]
+    ctl = first[first["program_id"] == control]
     assigned = pd.concat(
         [arm.assign(treated=True), ctl.assign(treated=False)], ignore_index=True
     )[["unit", "school_year", "treated"]]
@@ -506,7 +513,9 @@ def _randomized_program(
         ]
         row = _estimate_row(est, outcome)
         row["effect_size"] = _effect_size(
-            est.effect, outcome, rows.loc[~rows["treated"], post].std()
+            est.effect,
+            outcome,
+            rows.loc[rows["unit"].isin(set(est.comparison_units)), post].std(),
         )
         col.add(
             {
@@ -767,8 +776,9 @@ def _analyse_sample(
             "ratio_asked": settings.ratio,
         },
     )
-    # WWC: a matched comparison still differing by more than 0.25 SD at baseline
-    # on any covariate is not an evidence of effect; the balance says why
+    # A matched comparison still differing by more than 0.25 SD at baseline on any
+    # covariate (stricter than WWC, which asks it of the outcome's pretest) is not
+    # evidence of an effect; the balance table says where
     if any(after.at[c, "flag"] == es.NOT_EQUIVALENT for c in shown):
         return
     adjust = list(covariates)

@@ -40,6 +40,28 @@ _ORGANIZATION = (
     "program_attendance",
     "consent",
 )
+# FERPA's directory information (34 CFR 99.3): names, date of birth, grade, dates
+# of attendance, the school, degrees and awards. Nothing else may be shared on it.
+_DIRECTORY_FIELDS = {
+    "partner_record": (
+        "local_id",
+        "first_name",
+        "middle_name",
+        "last_surname",
+        "birth_date",
+        "school_id",
+        "school_name",
+    ),
+    "enrollment": (
+        "student_local_id",
+        "school_id",
+        "entry_date",
+        "entry_grade_level",
+        "school_year",
+        "exit_withdraw_date",
+    ),
+    "graduation": ("student_local_id", "school_id", "graduation_date", "diploma_type"),
+}
 _CITATION = {
     LegalBasis.ferpa_studies: "34 CFR 99.31(a)(6)",
     LegalBasis.ferpa_audit_eval: "34 CFR 99.31(a)(3), 99.35",
@@ -75,7 +97,13 @@ def agreement_template(
     ``backbone agreement add``."""
     start = today or date.today()
     district = basis not in (LegalBasis.contract, LegalBasis.consent)
-    entities = _DISTRICT if district else _ORGANIZATION
+    entities: tuple[str, ...] = (
+        tuple(_DIRECTORY_FIELDS)
+        if basis is LegalBasis.directory
+        else _DISTRICT
+        if district
+        else _ORGANIZATION
+    )
     purposes: list[dict[str, str]] = [
         {
             "id": "early_warning",
@@ -128,8 +156,12 @@ def agreement_template(
     }
     if basis is LegalBasis.directory:
         for d in doc["datasets"]:
-            for f in d["fields"]:
-                f["classification"] = "directory"
+            keep = _DIRECTORY_FIELDS[d["entity"]]
+            d["fields"] = [
+                {"name": f["name"], "classification": "directory"}
+                for f in d["fields"]
+                if f["name"] in keep
+            ]
     AgreementDocument.model_validate(doc)  # a template that does not parse is a bug
     return doc
 
