@@ -1093,7 +1093,7 @@ class Ingestor:
             )
             # A feed is the unit of replacement: another feed of the same entity
             # (a second assessment file, a program's own attendance) keeps its
-            # rows, and so do this file's own rows of an earlier section.
+            # rows; this submission's own rows are never its own replacement.
             keep_sql = (
                 f"{period} IN ({', '.join(str(p) for p in periods)})"
                 if periods
