@@ -101,7 +101,7 @@ def test_the_demo_shows_each_program_against_its_planted_truth(
     checked = re.findall(r"\(truth [+-][0-9.]+, (inside|OUTSIDE)\)", text)
     # a program whose matched groups are not equivalent at baseline (WWC) shows
     # no effect, and says so; the others are checked against the truth
-    withheld = re.findall(r"no effect published, the matched groups are not", text)
+    withheld = re.findall(r"no effect published: the matched groups are not", text)
     assert len(checked) >= 4 and len(checked) + 2 * len(withheld) >= 8, text
     # 95% intervals: on this community at most one may miss by chance
     assert checked.count("OUTSIDE") <= 1, text

@@ -240,13 +240,8 @@ def _print_evaluation(ev: Evaluation, *, details: bool = True) -> None:
                     f"  {sample}: matched {used}:1, not {asked}:1 — too few comparison "
                     f"students for {asked} per participant."
                 )
-        for sample, covariates in p.not_equivalent().items():
-            console.print(
-                f"  {sample}: no effect published — the matched groups are not "
-                f"equivalent at baseline (WWC, > 0.25 SD) on {', '.join(covariates)}; "
-                "try --ratio 1 or a tighter --caliper, or --design randomized if "
-                "participants were assigned at random."
-            )
+        for sample, why in p.withheld().items():
+            console.print(f"  {sample}: {why}.")
         table = Table(title="Effects (participants − comparison), 95% CI")
         for column in ("sample", "outcome", "design", "effect", "95% CI", "n", "note"):
             table.add_column(column)

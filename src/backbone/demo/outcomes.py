@@ -53,12 +53,10 @@ def outcomes_tour(
         planted = planted_truth(truth, initiative.min_dosage.sessions)
         evaluation_charts(ev, charts, planted)
         for p in ev.programs:
-            unbalanced = p.not_equivalent().get("baseline")
-            if unbalanced:
+            withheld = p.withheld().get("baseline")
+            if withheld:
                 lines.append(
-                    f"  {initiative.initiative_id} {p.program_name}: no effect "
-                    "published, the matched groups are not equivalent at baseline "
-                    f"(WWC, > 0.25 SD on {', '.join(unbalanced)})"
+                    f"  {initiative.initiative_id} {p.program_name}: {withheld}"
                 )
             for e in p.effects:
                 if e.sample != "baseline" or e.outcome not in (

@@ -382,6 +382,45 @@ def _cox_index(p_t: float, n_t: int, p_c: float, n_c: int) -> float:
 # -------------------------------------------------------------------------- estimates
 
 
+_Stat = tuple[float, float, float, float, float]
+"""effect, se, ci_low, ci_high, p_value"""
+
+
+def _estimate_of(
+    design: str,
+    stat: _Stat | None,
+    units: tuple[tuple[str, ...], tuple[str, ...]],
+    n_sets: int,
+    means: tuple[float | None, float | None, float | None, float | None],
+    used: tuple[str, ...],
+    reason: str | None,
+) -> Estimate:
+    """An :class:`Estimate` from its statistics (None: not estimated, ``reason``
+    says why), the units counted on each side and the group means (treated pre,
+    treated post, comparison pre, comparison post)."""
+    effect, se, ci_low, ci_high, p_value = stat or (None,) * 5
+    treated_units, comparison_units = units
+    return Estimate(
+        design=design,
+        effect=effect,
+        se=se,
+        ci_low=ci_low,
+        ci_high=ci_high,
+        p_value=p_value,
+        n_treated=len(treated_units),
+        n_comparison=len(comparison_units),
+        n_sets=n_sets,
+        treated_units=treated_units,
+        comparison_units=comparison_units,
+        mean_treated_pre=means[0],
+        mean_treated_post=means[1],
+        mean_comparison_pre=means[2],
+        mean_comparison_post=means[3],
+        covariates_used=used,
+        reason=reason,
+    )
+
+
 def estimate(
     matched: Matched,
     outcome: str,
@@ -421,29 +460,22 @@ def estimate(
         return _wmean(y[mask], w[mask])
 
     def result(
-        stat: tuple[float, float, float, float, float] | None,
-        used: tuple[str, ...] = (),
-        reason: str | None = None,
+        stat: _Stat | None, used: tuple[str, ...] = (), reason: str | None = None
     ) -> Estimate:
-        effect, se, ci_low, ci_high, p_value = stat or (None,) * 5
-        return Estimate(
-            design=DID if baseline else ADJUSTED,
-            effect=effect,
-            se=se,
-            ci_low=ci_low,
-            ci_high=ci_high,
-            p_value=p_value,
-            n_treated=len(t_units),
-            n_comparison=len(c_units),
-            n_sets=n_sets,
-            treated_units=t_units,
-            comparison_units=c_units,
-            mean_treated_pre=group_mean(y_pre, treated),
-            mean_treated_post=group_mean(y_post, treated),
-            mean_comparison_pre=group_mean(y_pre, ~treated),
-            mean_comparison_post=group_mean(y_post, ~treated),
-            covariates_used=used,
-            reason=reason,
+        means = (
+            group_mean(y_pre, treated),
+            group_mean(y_post, treated),
+            group_mean(y_pre, ~treated),
+            group_mean(y_post, ~treated),
+        )
+        return _estimate_of(
+            DID if baseline else ADJUSTED,
+            stat,
+            (t_units, c_units),
+            n_sets,
+            means,
+            used,
+            reason,
         )
 
     if len(t_units) < 2 or len(c_units) < 2:
@@ -493,28 +525,15 @@ def randomized(frame: pd.DataFrame, outcome: str, *, block: str) -> Estimate:
     def mean(mask: BoolArray) -> float | None:
         return float(y[mask].mean()) if mask.any() else None
 
-    def result(
-        stat: tuple[float, float, float, float, float] | None, reason: str | None
-    ) -> Estimate:
-        effect, se, ci_low, ci_high, p_value = stat or (None,) * 5
-        return Estimate(
-            design=RANDOMIZED,
-            effect=effect,
-            se=se,
-            ci_low=ci_low,
-            ci_high=ci_high,
-            p_value=p_value,
-            n_treated=len(t_units),
-            n_comparison=len(c_units),
-            n_sets=len(both),
-            treated_units=t_units,
-            comparison_units=c_units,
-            mean_treated_pre=None,
-            mean_treated_post=mean(treated),
-            mean_comparison_pre=None,
-            mean_comparison_post=mean(~treated),
-            covariates_used=(),
-            reason=reason,
+    def result(stat: _Stat | None, reason: str | None) -> Estimate:
+        return _estimate_of(
+            RANDOMIZED,
+            stat,
+            (t_units, c_units),
+            len(both),
+            (None, mean(treated), None, mean(~treated)),
+            (),
+            reason,
         )
 
     if len(t_units) < 2 or len(c_units) < 2:

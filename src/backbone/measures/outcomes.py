@@ -252,12 +252,25 @@ class ProgramResult:
                 out.setdefault(str(b.sample), []).append(b.label or b.covariate)
         return out
 
+    def withheld(self) -> dict[str, str]:
+        """Per sample whose effects are not published for imbalance, why, and what
+        would work (one sentence each, for every door to say the same)."""
+        return {
+            sample: (
+                "no effect published: the matched groups are not equivalent at "
+                f"baseline (more than 0.25 SD apart on {', '.join(covariates)}); try "
+                "--ratio 1, a tighter --caliper, or --design randomized if "
+                "participants were assigned at random"
+            )
+            for sample, covariates in self.not_equivalent().items()
+        }
+
     def why_no_effect(self, left_out: Mapping[str, str]) -> str | None:
         """Why no effect of the program was estimated (None when one was), from
         what was published: its roster, its balance and the inputs left out."""
         if self.effects:
             return None
-        unbalanced = self.not_equivalent()
+        withheld = self.withheld()
         served, found = self.roster.get("served"), self.roster.get("found")
         matched = self.roster.get("matched")
         if served is None and "served" in self.roster:
@@ -279,15 +292,8 @@ class ProgramResult:
                 if not self.roster.get("control found")
                 else "no outcome has data and variation in schools with both arms"
             )
-        elif unbalanced:
-            why = (
-                "the matched groups are not equivalent at baseline (WWC: more than "
-                "0.25 SD apart on "
-                + "; ".join(f"{k}: {', '.join(v)}" for k, v in unbalanced.items())
-                + "), so no effect is published; try one comparison per "
-                "participant (--ratio 1) or a tighter --caliper, or --design "
-                "randomized if participants were assigned at random"
-            )
+        elif withheld:
+            why = "; ".join(f"{sample}: {w}" for sample, w in withheld.items())
         elif not matched:
             why = (
                 "no comparison student could be matched: there is nothing to match "
@@ -452,6 +458,17 @@ def _frame_for_program(
     return rows[rows["stratum"].isin(strata)].reset_index(drop=True), roster
 
 
+def _add_roster(
+    col: _Collector, program_id: str, roster: Mapping[str, Iterable[str]]
+) -> None:
+    """A statistic per part of the roster: when every participant served was
+    found the two groups are one cell (a 100 % match rate), and each part still
+    has it."""
+    for part, units in roster.items():
+        cell = col.cell(_label(program_id, "roster", part), sorted(set(units)))
+        col.add({"kind": "roster", "program": program_id, "part": part}, [cell], {})
+
+
 def _randomized_program(
     col: _Collector,
     program_id: str,
@@ -494,9 +511,7 @@ def _randomized_program(
         "control": ctl["unit"],
         "control found": rows.loc[~rows["treated"], "unit"],
     }
-    for part, units in roster.items():
-        cell = col.cell(_label(program_id, "roster", part), sorted(set(units)))
-        col.add({"kind": "roster", "program": program_id, "part": part}, [cell], {})
+    _add_roster(col, program_id, roster)
     for outcome in outcomes:
         post = f"{outcome}_post"
         if rows[post].nunique(dropna=True) <= 1:
@@ -934,14 +949,7 @@ def _derive(
         frame, roster = _frame_for_program(
             frame_all, participation, program_id, initiative, first_year, last_year
         )
-        cells = {
-            k: col.cell(_label(program_id, "roster", k), sorted(v))
-            for k, v in roster.items()
-        }
-        # a statistic per part: when every participant served was found the two
-        # groups are one cell (a 100 % match rate), and each part still has it
-        for part, cell in cells.items():
-            col.add({"kind": "roster", "program": program_id, "part": part}, [cell], {})
+        _add_roster(col, program_id, roster)
         for sample, part in (
             (BASELINE, frame[frame["has_baseline"]]),
             (FIRST_YEAR, frame[~frame["has_baseline"]]),
