@@ -96,7 +96,7 @@ def test_yearly_and_term_feeds_follow_the_school_year(
 def _submit(wh: Warehouse, partner: str, feed: str, at: datetime) -> None:
     wh._con.execute(
         "INSERT INTO ops.submission VALUES ((SELECT count(*) + 1 FROM ops.submission), ?, ?, 'f.csv', "
-        "'abc', 10, 'raw/ab/abc', ?, 'loaded', 10, 9, 1, NULL)",
+        "'abc', 10, 'raw/ab/abc', ?, 'loaded', 10, 9, 1, NULL, 0)",
         [partner, feed, at],
     )
 

@@ -750,7 +750,7 @@ def test_show_reports_interruptions_and_raw_file_decisions(
     decide_raw(wh, r.submission_id, keep=False, reason="SSNs are not shared")
     wh._con.execute(
         "INSERT INTO ops.submission VALUES (9, 'd1', 'records', 'big.csv', 'x', 1, 'raw/x', now(), "
-        "'received', NULL, NULL, NULL, NULL)"
+        "'received', NULL, NULL, NULL, NULL, NULL)"
     )
     env = {"COLUMNS": "250", **steward_env(wh, "b0")}
     wh.close()
@@ -960,3 +960,99 @@ def test_reprocessing_keeps_the_old_rows_when_nothing_loads_and_never_outdoes_a_
         wh.session(steward(wh, "b0")) as s,
     ):
         wh.ingest.submit(s, "d1", "records", [first], on=ON, reprocess=True)
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        (
+            {"each": [{"s": "x"}, {"t": "y"}]},
+            "every entry of each must name the same keys",
+        ),
+        ({"each": [{"s": "code"}]}, "each is given but no field uses its keys"),
+        (
+            {"columns.event_date": "$when"},
+            r"\$when is used but the section has no each",
+        ),
+        (
+            {"each": [{"s": "code"}], "columns.event_date": "$when"},
+            r"\$when is not a key of the each entries",
+        ),
+        (
+            {
+                "columns.attendance_event_category": {
+                    "column": "code",
+                    "codes": {"X": None},
+                }
+            },
+            "attendance_event_category is required, so code 'X' cannot map to null",
+        ),
+        (
+            {"skip_when": [{"column": "note"}]},
+            "give exactly one of equals, one_of or empty",
+        ),
+    ],
+)
+def test_a_wide_or_skipping_section_is_checked_with_its_mistake_named(
+    wh: Warehouse, tmp_path: Path, change: dict[str, object], said: str
+) -> None:
+    doc = json.loads(json.dumps(MAPPINGS["attendance"]))
+    section = doc["files"][0]
+    for key, value in change.items():
+        if key.startswith("columns."):
+            section["columns"][key.removeprefix("columns.")] = value
+        else:
+            section[key] = value
+    source = tmp_path / "m.yaml"
+    source.write_text(yaml.safe_dump(doc, sort_keys=False))
+    with (
+        pytest.raises(InputFileError, match=f"files\\[0\\].*{said}"),
+        wh.session(steward(wh, "b0")) as s,
+    ):
+        wh.ingest.set_mapping(s, "d1", "attendance", source)
+
+
+def test_a_wide_file_whose_two_parts_repeat_a_key_names_the_files_row(
+    wh: Warehouse, tmp_path: Path
+) -> None:
+    """A morning and an afternoon code per day: the same code twice in one row is
+    one event, so the afternoon's is a duplicate of the file's own row 2."""
+    doc = json.loads(json.dumps(MAPPINGS["attendance"]))
+    section = doc["files"][0]
+    section["each"] = [{"code": "am"}, {"code": "pm"}]
+    section["columns"]["attendance_event_category"]["column"] = "$code"
+    section["skip_when"] = [{"column": "pm", "empty": True}]
+    (wh.path / "mappings" / "d1" / "attendance.yaml").write_text(yaml.safe_dump(doc))
+    submit(wh, "d1", "records", [csv_file(tmp_path / "enroll.csv", ENROLLMENTS)], on=ON)
+    [r] = submit(
+        wh,
+        "d1",
+        "attendance",
+        [
+            csv_file(
+                tmp_path / "days.csv",
+                "id,school,date,am,pm,note\n"
+                "S1,HS01,2025-09-02,U,U,\n"
+                "S1,HS01,2025-09-03,E,T,\n"
+                "S2,HS01,2025-09-04,T,,half day\n",
+            )
+        ],
+        on=ON,
+    )
+    assert (r.rows_read, r.rows_loaded, r.rows_quarantined, r.rows_skipped) == (
+        3,
+        1,
+        1,
+        1,
+    )
+    [t] = r.targets
+    assert (t.rows_in, t.rows_loaded, t.rows_quarantined, t.rows_skipped) == (
+        4,
+        3,
+        1,
+        2,
+    )
+    assert wh._con.execute(
+        "SELECT source_row, messages FROM ops.quarantine WHERE submission_id = ?",
+        [r.submission_id],
+    ).fetchall() == [(2, ["the same record as row 2"])]

@@ -742,7 +742,7 @@ def test_a_link_run_starts_again_for_new_encodings_not_for_a_receipt(
         before = _inputs_fingerprint(wh._con)
         wh._con.execute(
             "INSERT INTO ops.submission VALUES (99, 'c09-test', 'records', 'x.csv', "
-            "'abc', 1, 'raw/ab/abc', ?, 'received', NULL, NULL, NULL, NULL)",
+            "'abc', 1, 'raw/ab/abc', ?, 'received', NULL, NULL, NULL, NULL, NULL)",
             [then],
         )
         assert _inputs_fingerprint(wh._con) == before

@@ -103,6 +103,16 @@ FIELDS = {
     ],
 }
 
+FIELDS["student_assessment"] = [
+    "student_local_id",
+    "assessment_identifier",
+    "academic_subject",
+    "administration_date",
+    "school_year",
+    "scale_score",
+    "performance_level",
+]
+
 STUDENTS = {
     "match": "students*",
     "entity": "partner_record",
@@ -663,3 +673,84 @@ def test_the_directory_template_shares_only_what_ferpa_calls_directory_informati
     assert set(shared) == {"partner_record", "enrollment", "graduation"}
     assert "disability" not in set().union(*shared.values())
     assert "birth_date" in shared["partner_record"]  # date of birth is, 99.3
+
+
+# one row per student, a reading and a math score side by side; students exempted
+# from testing are listed with no scores; 9 is the district's "not reported" level
+SCORES = {
+    "match": "scores*",
+    "entity": "student_assessment",
+    "skip_when": [{"column": "status", "equals": "EXEMPT"}],
+    "each": [
+        {"test": "STATE-READ", "subject": "Reading", "score": "read", "level": "rl"},
+        {
+            "test": "STATE-MATH",
+            "subject": "Mathematics",
+            "score": "math",
+            "level": "ml",
+        },
+    ],
+    "columns": {
+        "student_local_id": "id",
+        "assessment_identifier": {"constant": "$test"},
+        "academic_subject": {"constant": "$subject"},
+        "administration_date": "date",
+        "school_year": {"school_year_from": "date"},
+        "scale_score": "$score",
+        "performance_level": {
+            "column": "$level",
+            "codes": {"A": "Advanced", "P": "Proficient", "B": "Basic", "9": None},
+        },
+    },
+}
+
+
+def test_a_district_sending_only_test_scores_in_one_wide_file(tmp_path: Path) -> None:
+    """Four students; S3 exempt (skipped, not quarantined); S2's math score is not a
+    number (its math row quarantined, its reading row loaded); S4's reading level 9
+    is "not reported" (stored empty, the row kept). By hand: 4 rows read, 2 loaded
+    whole, 1 quarantined, 1 skipped; 6 assessment rows in, 5 loaded."""
+    p = build(
+        tmp_path,
+        ONE_DISTRICT,
+        entities=["partner_record", "student_assessment"],
+        sections=[STUDENTS, SCORES],
+    )
+    said = p.submit(
+        "records",
+        ("students.csv", FOUR_STUDENTS),
+        (
+            "scores.csv",
+            "id,date,read,rl,math,ml,status\n"
+            "S1,2026-04-10,410,P,388,B,\n"
+            "S2,2026-04-10,455,A,abc,P,\n"
+            "S3,2026-04-10,,,,,exempt\n"
+            "S4,2026-04-10,430,9.0,401,P,\n",
+        ),
+    )
+    assert (
+        "scores.csv: 4 rows read, 2 loaded, 1 quarantined, 1 skipped by the "
+        "mapping's skip_when" in said
+    )
+    assert "student_assessment: 6 in, 5 loaded, 1 quarantined, 2 skipped" in said
+    report = p.run("submissions", "show", "2")
+    assert (
+        "4 rows read = 2 loaded + 1 quarantined + 1 skipped (skip_when) (reconciled)"
+        in report
+    )
+    assert "row 3: scale_score (from math): 'abc' is not a number" in report
+    import duckdb
+
+    with duckdb.connect(str(p.path / "backbone.duckdb"), read_only=True) as con:
+        rows = con.execute(
+            "SELECT student_local_id, assessment_identifier, academic_subject, "
+            "scale_score, performance_level, school_year FROM analytic.student_assessment "
+            "ORDER BY 1, 2"
+        ).fetchall()
+    assert rows == [
+        ("S1", "STATE-MATH", "Mathematics", 388.0, "Basic", 2026),
+        ("S1", "STATE-READ", "Reading", 410.0, "Proficient", 2026),
+        ("S2", "STATE-READ", "Reading", 455.0, "Advanced", 2026),
+        ("S4", "STATE-MATH", "Mathematics", 401.0, "Proficient", 2026),
+        ("S4", "STATE-READ", "Reading", 430.0, None, 2026),
+    ]

@@ -218,11 +218,11 @@ def _plant_flows(wh: Warehouse) -> Path:
     con = wh._con
     con.execute(
         "INSERT INTO ops.submission VALUES (1, 'd1', 'records', 'students.csv', ?, 40, ?, ?, "
-        "'loaded', 2, 1, 1, NULL)",
+        "'loaded', 2, 1, 1, NULL, 0)",
         ["ab" * 32, "raw/ab/" + "ab" * 32, NOW],
     )
     con.execute(
-        "INSERT INTO ops.submission_target VALUES (1, 'partner_record', 2, 1, 1, 0, NULL)"
+        "INSERT INTO ops.submission_target VALUES (1, 'partner_record', 2, 1, 1, 0, NULL, 0)"
     )
     con.execute(
         "INSERT INTO ops.quarantine VALUES (1, 'partner_record', 3, ['bad_date'], "

@@ -41,9 +41,12 @@ from backbone.ingest.validate import (
     code_text_sql,
     duplicate_in_file_sql,
     duplicate_of_loaded_sql,
+    parts_sql,
     plan_checks,
     raw_sql,
     reference_sqls,
+    skip_sql,
+    source_row_sql,
     source_sql,
     typed_sql,
 )
@@ -109,7 +112,45 @@ def sections() -> list[FileSection]:
         parse_mapping(m, source=feed, partner="d1", feed=feed)
         for feed, m in MAPPINGS.items()
     ]
-    return [s for m in (stock, *csv) for s in m.files]
+    return [s for m in (stock, *csv, WIDE) for s in m.files]
+
+
+# a wide file (two rows a line) with rows skipped and a "not reported" code
+WIDE = parse_mapping(
+    {
+        "partner": "d1",
+        "feed": "scores",
+        "files": [
+            {
+                "match": "scores*",
+                "entity": "student_assessment",
+                "skip_when": [
+                    {"column": "status", "equals": "EXEMPT"},
+                    {"column": "arm", "one_of": ["B", 2]},
+                    {"column": "date", "empty": True},
+                ],
+                "each": [
+                    {"test": "READ", "score": "read", "level": "rl"},
+                    {"test": "MATH", "score": "math", "level": "ml"},
+                ],
+                "columns": {
+                    "student_local_id": "id",
+                    "assessment_identifier": {"constant": "$test"},
+                    "administration_date": "date",
+                    "school_year": {"school_year_from": "date"},
+                    "scale_score": "$score",
+                    "performance_level": {
+                        "column": "$level",
+                        "codes": {"P": "Proficient", "9": None},
+                    },
+                },
+            }
+        ],
+    },
+    source="scores",
+    partner="d1",
+    feed="scores",
+)
 
 
 def plans() -> Iterator[tuple[FileSection, CheckPlan]]:
@@ -142,7 +183,23 @@ def _ingest() -> dict[str, Callable[[], Iterator[str]]]:
                 "d1",
                 7,
                 only_when=section.only_when,
+                skip_when=section.skip_when,
                 received="DATE '2026-03-02'",
+            )
+
+    def parts() -> Iterator[str]:
+        for section, _ in plans():
+            yield parts_sql(
+                [
+                    typed_sql(
+                        plan_checks(section, {}, set(section.fields()), part),
+                        "ingest_staged_0",
+                        {},
+                        "d1",
+                        7,
+                    )
+                    for part in section.parts()
+                ]
             )
 
     def raw() -> Iterator[str]:
@@ -151,8 +208,8 @@ def _ingest() -> dict[str, Callable[[], Iterator[str]]]:
                 yield expression(raw_sql(name, spec, "d1"))
 
     def in_file() -> Iterator[str]:
-        for _, plan in plans():
-            if (sql := duplicate_in_file_sql(plan, "typed")) is not None:
+        for section, plan in plans():
+            if (sql := duplicate_in_file_sql(plan, "typed", section)) is not None:
                 yield sql
 
     def of_loaded() -> Iterator[str]:
@@ -174,6 +231,13 @@ def _ingest() -> dict[str, Callable[[], Iterator[str]]]:
             [expression(code_text_sql("school"))]
         ),
         "backbone.ingest.validate.typed_sql": typed,
+        "backbone.ingest.validate.parts_sql": parts,
+        "backbone.ingest.validate.skip_sql": lambda: (
+            expression(skip_sql(rule)) for rule in WIDE.files[0].skip_when
+        ),
+        "backbone.ingest.validate.source_row_sql": lambda: (
+            expression(source_row_sql(section, "t")) for section in sections()[-2:]
+        ),
         "backbone.ingest.validate.duplicate_in_file_sql": in_file,
         "backbone.ingest.validate.duplicate_of_loaded_sql": of_loaded,
         "backbone.ingest.validate.reference_sqls": references,
@@ -371,6 +435,7 @@ KNOWN_FAILURES: dict[str, str] = {
     # Java patterns, and sqlglot translates only strptime (which raises on a bad
     # date), not try_strptime (which gives NULL, which validation needs).
     "backbone.ingest.validate.typed_sql": "try_strptime",
+    "backbone.ingest.validate.parts_sql": "try_strptime",
 }
 
 

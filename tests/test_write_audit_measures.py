@@ -28,7 +28,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     build(path)
     with Warehouse.open(path, clock=lambda: NOW) as wh:
         wh._con.execute(
-            "INSERT INTO ref.program VALUES ('MENTOR', 'c1', 'Mentoring', NULL)"
+            "INSERT INTO ref.program VALUES ('MENTOR', 'c1', 'Mentoring', NULL, NULL)"
         )
     return path
 

@@ -94,9 +94,10 @@ def submit(
                         if t.rows_replaced
                         else ""
                     )
+                    skipped = f", {t.rows_skipped:,} skipped" if t.rows_skipped else ""
                     console.print(
                         f"  {t.entity}: {t.rows_in:,} in, {t.rows_loaded:,} loaded, "
-                        f"{t.rows_quarantined:,} quarantined{replaced}"
+                        f"{t.rows_quarantined:,} quarantined{skipped}{replaced}"
                     )
                 if result.undeclared or result.dropped:
                     console.print(
@@ -185,7 +186,12 @@ def submissions_show(
             console.print(
                 f"{report.rows_read:,} rows read = {report.rows_loaded:,} loaded + "
                 f"{report.rows_quarantined:,} quarantined "
-                f"({'reconciled' if report.reconciles else 'DOES NOT RECONCILE'})"
+                + (
+                    f"+ {report.rows_skipped:,} skipped (skip_when) "
+                    if report.rows_skipped
+                    else ""
+                )
+                + f"({'reconciled' if report.reconciles else 'DOES NOT RECONCILE'})"
             )
         if report.note:
             console.print(report.note)

@@ -16,6 +16,11 @@ One YAML document per partner feed, under ``mappings/<partner>/<feed>.yaml``::
           event_duration: {constant: 1}
         ignore: [comment]               # columns deliberately not loaded
 
+A section may read a wide file (``each:`` entries, one row per entry, their values
+filled in where a field says ``$name``) and leave out rows on purpose (``skip_when``:
+counted as skipped, never quarantined or stored). A code crosswalk may map a local
+code to ``null`` ("not reported": the field is left empty, the row still loads).
+
 A column reference may be a dotted path into JSON (``studentReference.studentUniqueId``,
 ``races[1].raceDescriptor``). ``stock: edfi`` uses the mapping shipped for Ed-Fi API
 extracts. Every source column a file holds must be mapped or ignored by some section
@@ -40,6 +45,7 @@ __all__ = [
     "FieldSpec",
     "FileSection",
     "Mapping",
+    "SkipRule",
     "load_mapping",
     "parse_mapping",
     "target_table",
@@ -74,8 +80,9 @@ class FieldSpec(_Model):
     date_format: str | None = None
     """strftime pattern of a text date, e.g. %m/%d/%Y; ISO when omitted."""
     decimal_comma: bool = False
-    codes: dict[str, str] | None = None
-    """Local code -> canonical code value (a crosswalk)."""
+    codes: dict[str, str | None] | None = None
+    """Local code -> canonical code value (a crosswalk); ``null`` for a code with no
+    canonical twin ("not reported"): the field is left empty, the row still loads."""
     descriptor_uri: bool = False
     """The value is an Ed-Fi descriptor URI; its code value follows '#'."""
     grade_level: bool = False
@@ -122,12 +129,42 @@ class FieldSpec(_Model):
         return {re.split(r"[.\[]", r, maxsplit=1)[0] for r in self.source_refs()}
 
 
+class SkipRule(_Model):
+    """Rows a partner sends that are not meant for the warehouse (another arm of a
+    study, test records): counted as skipped, never quarantined, never stored."""
+
+    column: str
+    equals: str | int | float | None = None
+    one_of: tuple[str | int | float, ...] | None = None
+    empty: bool = False
+
+    @model_validator(mode="after")
+    def _one_test(self) -> SkipRule:
+        tests = [self.equals is not None, self.one_of is not None, self.empty]
+        if sum(tests) != 1:
+            raise ValueError("give exactly one of equals, one_of or empty: true")
+        return self
+
+    def values(self) -> tuple[str, ...]:
+        raw = (self.equals,) if self.equals is not None else self.one_of or ()
+        return tuple(str(v) for v in raw)
+
+
+_PART_REF = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
 class FileSection(_Model):
     match: str
     entity: str
     sheet: str | None = None
     only_when: str | None = None
     """A column (path); rows where it is empty are not part of this section."""
+    skip_when: tuple[SkipRule, ...] = ()
+    """Rows matching any rule are skipped (counted, not quarantined, not stored)."""
+    each: tuple[dict[str, str | int | float], ...] = ()
+    """Wide to long: every source row gives one row per entry; ``$name`` in a field's
+    column, constant or template is the entry's value (``score_result: $score`` with
+    entries ``{subject: Reading, score: read_scale}``, ``{subject: Mathematics, ...}``)."""
     columns: dict[str, FieldSpec | str]
     ignore: tuple[str, ...] = ()
 
@@ -151,7 +188,9 @@ class FileSection(_Model):
                 from backbone.model.descriptors import DESCRIPTORS
 
                 allowed = DESCRIPTORS[descriptor][1]
-                wrong = sorted(v for v in spec.codes.values() if v not in allowed)
+                wrong = sorted(
+                    v for v in spec.codes.values() if v is not None and v not in allowed
+                )
                 if wrong:
                     raise ValueError(
                         f"{name}: {wrong[0]!r} is not a {descriptor} value; use one of "
@@ -163,24 +202,94 @@ class FileSection(_Model):
         missing = sorted(required - set(self.columns))
         if missing:
             raise ValueError(f"{self.entity} needs a mapping for {', '.join(missing)}")
+        for name, spec in self.fields().items():
+            if name in required and spec.codes and None in spec.codes.values():
+                unknown = next(k for k, v in spec.codes.items() if v is None)
+                raise ValueError(
+                    f"{name} is required, so code {unknown!r} cannot map to null "
+                    "(not reported); map it to a value or skip those rows with skip_when"
+                )
+        keys = {frozenset(e) for e in self.each}
+        if len(keys) > 1:
+            raise ValueError("every entry of each must name the same keys")
+        used = {
+            ref
+            for spec in self.fields().values()
+            for text in _part_texts(spec)
+            for ref in _PART_REF.findall(text)
+        }
+        if used and not self.each:
+            raise ValueError(
+                f"${sorted(used)[0]} is used but the section has no each entries"
+            )
+        unknown_refs = sorted(used - set(next(iter(keys), ())))
+        if unknown_refs:
+            raise ValueError(f"${unknown_refs[0]} is not a key of the each entries")
+        if self.each and not used:
+            raise ValueError(
+                "each is given but no field uses its keys ($name): every entry would "
+                "give the same row"
+            )
         return self
 
     def fields(self) -> dict[str, FieldSpec]:
+        """The fields as written (``$name`` not yet filled in)."""
         return {
             name: FieldSpec(column=spec) if isinstance(spec, str) else spec
             for name, spec in self.columns.items()
         }
+
+    def parts(self) -> list[dict[str, FieldSpec]]:
+        """The fields of each row a source row gives: one part, or one per ``each``
+        entry with its values filled in."""
+        fields = self.fields()
+        if not self.each:
+            return [fields]
+        out = []
+        for entry in self.each:
+
+            def fill(text: str | None, entry: dict[str, Any] = entry) -> str | None:
+                if text is None:
+                    return None
+                return _PART_REF.sub(lambda m: str(entry[m.group(1)]), text)
+
+            part = {}
+            for name, spec in fields.items():
+                constant = spec.constant
+                if isinstance(constant, str):
+                    constant = fill(constant)
+                part[name] = spec.model_copy(
+                    update={
+                        "column": fill(spec.column),
+                        "template": fill(spec.template),
+                        "school_year_from": fill(spec.school_year_from),
+                        "constant": constant,
+                    }
+                )
+            out.append(part)
+        return out
+
+    def all_specs(self) -> list[FieldSpec]:
+        return [spec for part in self.parts() for spec in part.values()]
 
     def matches(self, file_name: str) -> bool:
         return fnmatch.fnmatch(file_name.lower(), self.match.lower())
 
     def declared(self) -> set[str]:
         used = set(self.ignore)
-        if self.only_when:
-            used.add(re.split(r"[.\[]", self.only_when, maxsplit=1)[0])
-        for spec in self.fields().values():
+        for ref in (self.only_when, *(r.column for r in self.skip_when)):
+            if ref:
+                used.add(re.split(r"[.\[]", ref, maxsplit=1)[0])
+        for spec in self.all_specs():
             used |= spec.source_columns()
         return used
+
+
+def _part_texts(spec: FieldSpec) -> list[str]:
+    texts = [spec.column, spec.template, spec.school_year_from]
+    if isinstance(spec.constant, str):
+        texts.append(spec.constant)
+    return [t for t in texts if t]
 
 
 class Mapping(_Model):

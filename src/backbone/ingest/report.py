@@ -70,6 +70,7 @@ class TargetCounts:
     rows_loaded: int
     rows_quarantined: int
     rows_replaced: int
+    rows_skipped: int = 0
 
 
 @dataclass
@@ -86,25 +87,28 @@ class Report:
     note: str | None
     targets: list[TargetCounts]
     groups: list[RuleGroup]
+    rows_skipped: int = 0
+    """rows the mapping's skip_when left out on purpose"""
 
     @property
     def reconciles(self) -> bool:
-        return self.rows_read == self.rows_loaded + self.rows_quarantined and all(
-            t.rows_in == t.rows_loaded + t.rows_quarantined for t in self.targets
-        )
+        return self.rows_read == (
+            self.rows_loaded + self.rows_quarantined + self.rows_skipped
+        ) and all(t.rows_in == t.rows_loaded + t.rows_quarantined for t in self.targets)
 
 
 def build_report(con: Connection, submission_id: int) -> Report:
     row = con.execute(
         "SELECT submission_id, partner_id, feed, file_name, strftime(received_at, '%Y-%m-%d %H:%M'), status, "
-        "coalesce(rows_read, 0), coalesce(rows_loaded, 0), coalesce(rows_quarantined, 0), note "
-        "FROM ops.submission WHERE submission_id = ?",
+        "coalesce(rows_read, 0), coalesce(rows_loaded, 0), coalesce(rows_quarantined, 0), note, "
+        "coalesce(rows_skipped, 0) FROM ops.submission WHERE submission_id = ?",
         [submission_id],
     ).fetchall()[0]
     targets = [
         TargetCounts(*r)
         for r in con.execute(
-            "SELECT entity, rows_in, rows_loaded, rows_quarantined, rows_replaced FROM ops.submission_target "
+            "SELECT entity, rows_in, rows_loaded, rows_quarantined, rows_replaced, "
+            "coalesce(rows_skipped, 0) FROM ops.submission_target "
             "WHERE submission_id = ? ORDER BY entity",
             [submission_id],
         ).fetchall()
@@ -133,7 +137,8 @@ def build_report(con: Connection, submission_id: int) -> Report:
         RuleGroup(entity, rule, int(n), tuple(examples.get((entity, rule), ())))
         for entity, rule, n in counts
     ]
-    return Report(*row, targets=targets, groups=groups)  # type: ignore[misc]
+    *head, skipped = row
+    return Report(*head, targets=targets, groups=groups, rows_skipped=skipped)  # type: ignore[misc]
 
 
 def report_csv(report: Report) -> str:
@@ -187,7 +192,13 @@ def report_html(report: Report) -> str:
         f"<h1>Validation report: {e(report.file_name)}</h1>"
         f"<p>Submission {report.submission_id} from {e(report.partner_id)}, feed {e(report.feed)}, "
         f"received {e(report.received_at)}: <b>{e(report.status)}</b>. {report.rows_read:,} rows read, "
-        f"{report.rows_loaded:,} loaded, {report.rows_quarantined:,} quarantined ({status}).</p>"
+        f"{report.rows_loaded:,} loaded, {report.rows_quarantined:,} quarantined"
+        + (
+            f", {report.rows_skipped:,} skipped on purpose"
+            if report.rows_skipped
+            else ""
+        )
+        + f" ({status}).</p>"
         + (f"<p><b>{e(report.note)}</b></p>" if report.note else "")
         + "<table><tr><th>entity</th><th>rows in</th><th>loaded</th><th>quarantined</th><th>replaced</th></tr>"
         + rows

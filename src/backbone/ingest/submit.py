@@ -62,8 +62,11 @@ from backbone.ingest.validate import (
     code_lookup_rows,
     duplicate_in_file_sql,
     duplicate_of_loaded_sql,
+    parts_sql,
     plan_checks,
     reference_sqls,
+    skip_sql,
+    source_row_sql,
     source_sql,
     typed_sql,
 )
@@ -123,6 +126,8 @@ class TargetResult:
     rows_quarantined: int
     rows_replaced: int
     periods: tuple[int, ...]
+    rows_skipped: int = 0
+    """source rows skip_when left out (times the section's parts)"""
 
 
 @dataclass
@@ -137,6 +142,8 @@ class SubmissionResult:
     rows_read: int = 0
     rows_loaded: int = 0
     rows_quarantined: int = 0
+    rows_skipped: int = 0
+    """rows the mapping's skip_when left out: neither loaded nor quarantined"""
     targets: list[TargetResult] = field(default_factory=list)
     undeclared: list[str] = field(default_factory=list)
     """Source columns no mapping section declares (never stored)."""
@@ -618,7 +625,7 @@ class Ingestor:
     ) -> int:
         sid = next_id(con, "ops.submission_id_seq")
         con.execute(
-            "INSERT INTO ops.submission VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'received', NULL, NULL, NULL, NULL)",
+            "INSERT INTO ops.submission VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'received', NULL, NULL, NULL, NULL, NULL)",
             [sid, call.partner_id, call.feed_id, name, sha, size, raw, _now()],
         )
         return sid
@@ -627,7 +634,7 @@ class Ingestor:
 
     def _code_rows(
         self, con: Connection, partner_id: str, section: FileSection
-    ) -> dict[str, list[tuple[str, str]]]:
+    ) -> dict[str, list[tuple[str, str | None]]]:
         """Each coded field's (local, canonical) pairs: the mapping's codes, the
         descriptor's, and the partner's descriptor map in the warehouse."""
         table = target_table(section.entity)
@@ -654,7 +661,7 @@ class Ingestor:
         name: str,
         sections: list[FileSection],
         allowed: dict[str, set[str]],
-        codes: list[dict[str, list[tuple[str, str]]]],
+        codes: list[dict[str, list[tuple[str, str | None]]]],
         progress: Callable[[str], None],
     ) -> _Checked:
         """Read, type and check the file in a scratch database with the warehouse
@@ -694,7 +701,7 @@ class Ingestor:
         name: str,
         sections: list[FileSection],
         allowed: dict[str, set[str]],
-        codes: list[dict[str, list[tuple[str, str]]]],
+        codes: list[dict[str, list[tuple[str, str | None]]]],
     ) -> _Checked:
         partner_id = call.partner_id
         # Read the stored copy: exactly the bytes that were checksummed, under a name
@@ -731,11 +738,15 @@ class Ingestor:
                     ignored |= set(section.ignore)
                     paths |= {
                         _plain_path(r)
-                        for spec in section.fields().values()
+                        for spec in section.all_specs()
                         for r in spec.source_refs()
                     }
-                    if section.only_when:
-                        paths.add(_plain_path(section.only_when))
+                    for ref in (
+                        section.only_when,
+                        *(rule.column for rule in section.skip_when),
+                    ):
+                        if ref:
+                            paths.add(_plain_path(ref))
                 checked.undeclared |= set(x.columns) - declared
                 checked.undeclared |= {
                     leaf
@@ -750,9 +761,12 @@ class Ingestor:
                 # exported quarantine file leaves them out)
                 needed = {
                     c
-                    for f, spec in section.fields().items()
+                    for part in section.parts()
+                    for f, spec in part.items()
                     if f in allowed[section.entity]
                     for c in spec.source_columns()
+                } | {
+                    _plain_path(rule.column).split(".")[0] for rule in section.skip_when
                 }
                 missing = sorted(c for c in needed if c not in x.columns)
                 if missing:
@@ -779,18 +793,28 @@ class Ingestor:
                         [text for row in rows for text in row],
                     )
                     lookups[field_name] = lookup
-                plan = plan_checks(section, lookups, allowed[section.entity])
+                plans = [
+                    plan_checks(section, lookups, allowed[section.entity], part)
+                    for part in section.parts()
+                ]
+                plan = plans[0]  # the parts differ only in where values come from
                 typed, errors = f"typed_{i}", f"errors_{i}"
                 con.execute(
                     f"CREATE OR REPLACE TABLE {typed} AS "
-                    + typed_sql(
-                        plan,
-                        x.table,
-                        x.columns,
-                        partner_id,
-                        self._start_month,
-                        only_when=section.only_when,
-                        received=literal(call.on),
+                    + parts_sql(
+                        [
+                            typed_sql(
+                                part_plan,
+                                x.table,
+                                x.columns,
+                                partner_id,
+                                self._start_month,
+                                only_when=section.only_when,
+                                skip_when=section.skip_when,
+                                received=literal(call.on),
+                            )
+                            for part_plan in plans
+                        ]
                     )
                 )
                 con.execute(
@@ -798,7 +822,7 @@ class Ingestor:
                     f"SELECT __row, e.rule AS rule, e.message AS message FROM "
                     f"(SELECT __row, unnest(__errors) AS e FROM {typed} WHERE len(__errors) > 0)"
                 )
-                in_file = duplicate_in_file_sql(plan, typed)
+                in_file = duplicate_in_file_sql(plan, typed, section)
                 if in_file:
                     con.execute(f"INSERT INTO {errors} {in_file}")
                 checked.prepared.append((section, plan, x, typed, errors))
@@ -901,7 +925,8 @@ class Ingestor:
                     else {}
                 )
                 rows_read = sum(x.rows for x in checked.staged.values())
-                bad_by_sheet: dict[str | None, str] = {}
+                # per sheet: rows a section took (None: all of them), rows in error
+                by_sheet: dict[str | None, list[tuple[str | None, str]]] = {}
                 for section, plan, x, typed, errors in prepared:
                     target = self._load_section(
                         con,
@@ -924,22 +949,40 @@ class Ingestor:
                         )
                     )
                     sheet = section.sheet if info.format == "xlsx" else None
-                    bad_by_sheet.setdefault(sheet, "")
-                    bad_by_sheet[sheet] += (
-                        f" UNION SELECT __row FROM {errors}"
-                        if bad_by_sheet[sheet]
-                        else f"SELECT __row FROM {errors}"
+                    # the file's rows: taken by some section, or with an error in one
+                    by_sheet.setdefault(sheet, []).append(
+                        (
+                            f"SELECT {source_row_sql(section, 't')} AS r FROM {typed} t"
+                            if section.skip_when
+                            else None,
+                            f"SELECT t.__source_row AS r FROM {errors} e "
+                            f"JOIN {typed} t ON t.__row = e.__row"
+                            if len(section.each) > 1
+                            else f"SELECT __row AS r FROM {errors}",
+                        )
                     )
-                quarantined = 0
-                for union in bad_by_sheet.values():
+                quarantined = taken = 0
+                for sheet, queries in by_sheet.items():
+                    bad = " UNION ".join(q for _, q in queries)
                     quarantined += int(
                         con.execute(
-                            f"SELECT count(DISTINCT __row) FROM ({union})"
+                            f"SELECT count(DISTINCT r) FROM ({bad})"
                         ).fetchall()[0][0]
                     )
+                    if all(q is not None for q, _ in queries):
+                        took = " UNION ".join(q for q, _ in queries if q)
+                        taken += int(
+                            con.execute(
+                                f"SELECT count(DISTINCT r) FROM ({took})"
+                            ).fetchall()[0][0]
+                        )
+                    else:  # a section takes every row (only_when never covers all)
+                        taken += checked.staged[sheet].rows
                 result.rows_read = rows_read
                 result.rows_quarantined = quarantined
-                result.rows_loaded = rows_read - quarantined
+                # a row skipped by every section reading it (skip_when) is neither
+                result.rows_loaded = taken - quarantined
+                result.rows_skipped = rows_read - taken
                 if taken_back and result.rows_loaded == 0:
                     raise UserError(
                         f"{name}: processed again with the current mapping, none of "
@@ -966,8 +1009,15 @@ class Ingestor:
                 refusal: str | None = "; ".join(notes) or None
                 con.execute(
                     "UPDATE ops.submission SET status = 'loaded', rows_read = ?, rows_loaded = ?, "
-                    "rows_quarantined = ?, note = ? WHERE submission_id = ?",
-                    [rows_read, result.rows_loaded, quarantined, refusal, sid],
+                    "rows_quarantined = ?, rows_skipped = ?, note = ? WHERE submission_id = ?",
+                    [
+                        rows_read,
+                        result.rows_loaded,
+                        quarantined,
+                        result.rows_skipped,
+                        refusal,
+                        sid,
+                    ],
                 )
                 # an earlier copy whose load never finished (killed, or the warehouse
                 # not given back) is this file too: say where it went
@@ -999,7 +1049,13 @@ class Ingestor:
                     )
         result.message = (
             f"{name}: {result.rows_read:,} rows read, {result.rows_loaded:,} loaded, "
-            f"{result.rows_quarantined:,} quarantined (submission {sid})."
+            f"{result.rows_quarantined:,} quarantined"
+            + (
+                f", {result.rows_skipped:,} skipped by the mapping's skip_when"
+                if result.rows_skipped
+                else ""
+            )
+            + f" (submission {sid})."
             + (
                 " Processed again with the feed's mapping as it is now; the rows of "
                 "its earlier load were replaced."
@@ -1160,7 +1216,8 @@ class Ingestor:
         refs = sorted(
             {
                 r
-                for f, spec in section.fields().items()
+                for part in section.parts()
+                for f, spec in part.items()
                 if f in fields
                 for r in spec.source_refs()
                 if r.split(".")[0].split("[")[0] in s.columns
@@ -1175,13 +1232,19 @@ class Ingestor:
             if refs
             else "'{}'::JSON"
         )
+        # a wide section's rows are numbered apart from the file's: the typed row
+        # names its file row (joined only then: it is the file's size)
+        wide = len(section.each) > 1
+        source = source_row_sql(section, "t" if wide else "e")
+        wide_join = f"JOIN {typed} t ON t.__row = e.__row " if wide else ""
         con.execute(
             f"""
             INSERT INTO ops.quarantine
-            SELECT {sid}, {literal(entity)}, e.__row, list(e.rule ORDER BY e.rule), list(e.message ORDER BY e.rule),
+            SELECT {sid}, {literal(entity)}, {source},
+                   list(e.rule ORDER BY e.__row, e.rule), list(e.message ORDER BY e.__row, e.rule),
                    any_value({record})
-            FROM {errors} e JOIN {s.table} st ON st.__row = e.__row
-            GROUP BY e.__row
+            FROM {errors} e {wide_join}JOIN {s.table} st ON st.__row = {source}
+            GROUP BY {source}
             """
         )
         quarantined = int(
@@ -1190,8 +1253,24 @@ class Ingestor:
         # rows of this section: a section with only_when covers only some of the file
         rows_in = int(con.execute(f"SELECT count(*) FROM {typed}").fetchall()[0][0])
         loaded = rows_in - quarantined
+        skipped = 0
+        if section.skip_when:
+            within = (
+                f"NULLIF(trim(CAST({source_sql(section.only_when)} AS VARCHAR)), '') "
+                "IS NOT NULL AND "
+                if section.only_when
+                else ""
+            )
+            any_rule = " OR ".join(
+                f"coalesce({skip_sql(r)}, false)" for r in section.skip_when
+            )
+            skipped = len(section.parts()) * int(
+                con.execute(
+                    f"SELECT count(*) FROM {s.table} s WHERE {within}({any_rule})"
+                ).fetchall()[0][0]
+            )
         con.execute(
-            "INSERT INTO ops.submission_target VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO ops.submission_target VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 sid,
                 entity,
@@ -1200,9 +1279,12 @@ class Ingestor:
                 quarantined,
                 replaced,
                 list(periods) or None,
+                skipped,
             ],
         )
-        return TargetResult(entity, rows_in, loaded, quarantined, replaced, periods)
+        return TargetResult(
+            entity, rows_in, loaded, quarantined, replaced, periods, skipped
+        )
 
     # --- reading back ---------------------------------------------------------------------
 

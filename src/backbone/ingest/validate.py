@@ -16,7 +16,13 @@ import re
 from dataclasses import dataclass
 
 from backbone.engines.sql import ident, literal
-from backbone.ingest.mapping import IMPLICIT, FieldSpec, FileSection, target_table
+from backbone.ingest.mapping import (
+    IMPLICIT,
+    FieldSpec,
+    FileSection,
+    SkipRule,
+    target_table,
+)
 from backbone.ingest.rules import DATE_ORDER, REFERENCES, ranges
 from backbone.model.calendar import school_year_sql
 from backbone.model.descriptors import DESCRIPTORS, GRADE_LEVELS
@@ -25,7 +31,10 @@ from backbone.model.schema import Column, Table
 __all__ = [
     "CheckPlan",
     "code_lookup_rows",
+    "parts_sql",
     "plan_checks",
+    "skip_sql",
+    "source_row_sql",
     "source_sql",
     "typed_sql",
 ]
@@ -153,10 +162,10 @@ def _code_key(local: str) -> str:
 
 def code_lookup_rows(
     spec: FieldSpec, descriptor: str | None, partner_map: dict[str, str]
-) -> list[tuple[str, str]]:
+) -> list[tuple[str, str | None]]:
     """(LOCAL CODE, canonical value) pairs, keys upper-cased: crosswalk first, then the
     partner's descriptor map, then canonical values themselves."""
-    rows: dict[str, str] = {}
+    rows: dict[str, str | None] = {}
     if spec.grade_level:
         for name, number in GRADE_LEVELS:
             keys = (
@@ -240,12 +249,16 @@ class CheckPlan:
 
 
 def plan_checks(
-    section: FileSection, lookups: dict[str, str], allowed: set[str]
+    section: FileSection,
+    lookups: dict[str, str],
+    allowed: set[str],
+    part: dict[str, FieldSpec] | None = None,
 ) -> CheckPlan:
-    """The fields to load (only those the agreement allows) and their code lookups."""
+    """The fields to load (only those the agreement allows) and their code lookups,
+    for the section or one of its parts (:meth:`FileSection.parts`)."""
     table = target_table(section.entity)
     plans = []
-    for name, spec in section.fields().items():
+    for name, spec in (part or section.fields()).items():
         if name not in allowed:
             continue
         plans.append(FieldPlan(name, table.column(name), spec, lookups.get(name)))
@@ -260,9 +273,11 @@ def typed_sql(
     start_month: int,
     *,
     only_when: str | None = None,
+    skip_when: tuple[SkipRule, ...] = (),
     received: str = "current_date",
 ) -> str:
-    """SELECT of typed canonical fields plus ``__errors`` (rule, message) per row."""
+    """SELECT of typed canonical fields plus ``__errors`` (rule, message) per row.
+    Rows outside ``only_when`` or matching a ``skip_when`` rule are not selected."""
     raws = []
     values = []
     checks = []
@@ -285,8 +300,15 @@ def typed_sql(
                 f"CASE WHEN NOT {present} THEN {{'rule': 'required', 'message': "
                 f"{literal(_describe_source(f) + ': a value is required')}}} END"
             )
+        failed = f"v.{ident(f.name)} IS NULL"
+        if f.lookup is not None and f.spec.codes and None in f.spec.codes.values():
+            # a code mapped to null ("not reported") is known, its field left empty
+            failed = (
+                f"NOT EXISTS (SELECT 1 FROM {f.lookup} k "
+                f"WHERE k.local = upper({code_text_sql(raw_v)}))"
+            )
         checks.append(
-            f"CASE WHEN {present} AND v.{ident(f.name)} IS NULL THEN {{'rule': "
+            f"CASE WHEN {present} AND {failed} THEN {{'rule': "
             f"{literal(_failure_rule(f))}, 'message': {_failure_message(f, raw_v)}}} END"
         )
     names = set(plan.field_names)
@@ -319,9 +341,13 @@ def typed_sql(
     value_list = ",\n        ".join(values)
     check_list = ",\n            ".join(checks) or "NULL"
     field_cols = ", ".join(f"v.{ident(n)}" for n in plan.field_names)
-    where = ""
+    conditions = [f"NOT coalesce({skip_sql(rule)}, false)" for rule in skip_when]
     if only_when:
-        where = f"\n    WHERE NULLIF(trim(CAST({source_sql(only_when)} AS VARCHAR)), '') IS NOT NULL"
+        conditions.insert(
+            0,
+            f"NULLIF(trim(CAST({source_sql(only_when)} AS VARCHAR)), '') IS NOT NULL",
+        )
+    where = ("\n    WHERE " + " AND ".join(conditions)) if conditions else ""
     return f"""
 WITH r AS (
     SELECT s.__row,
@@ -340,11 +366,42 @@ FROM v
 """
 
 
+def skip_sql(rule: SkipRule) -> str:
+    """True for a source row the rule skips (values compared as codes are: trimmed,
+    any case, ``2.0`` is ``2``)."""
+    value = f"upper(NULLIF({code_text_sql(_text(source_sql(rule.column)))}, ''))"
+    if rule.empty:
+        return f"({value} IS NULL)"
+    values = ", ".join(literal(_code_key(v)) for v in rule.values())
+    return f"({value} IN ({values}))"
+
+
+def parts_sql(typed_parts: list[str]) -> str:
+    """One part's typed rows, or several parts' (wide to long) with a ``__row`` of
+    their own per part, so a bad part is quarantined without its sibling, and
+    ``__source_row``, the file's row (:func:`source_row_sql`)."""
+    if len(typed_parts) == 1:
+        return typed_parts[0]
+    n = len(typed_parts)
+    return "\nUNION ALL\n".join(
+        f"SELECT ((__row - 1) * {n} + {k + 1})::BIGINT AS __row, "
+        f"__row AS __source_row, * EXCLUDE (__row) FROM ({q})"
+        for k, q in enumerate(typed_parts)
+    )
+
+
+def source_row_sql(section: FileSection, alias: str) -> str:
+    """The file's row number of a typed row (a wide section's rows have their own)."""
+    return f"{alias}.__source_row" if len(section.each) > 1 else f"{alias}.__row"
+
+
 def key_columns(table: Table) -> list[str]:
     return [c for c in table.primary_key if c not in IMPLICIT]
 
 
-def duplicate_in_file_sql(plan: CheckPlan, typed: str) -> str | None:
+def duplicate_in_file_sql(
+    plan: CheckPlan, typed: str, section: FileSection
+) -> str | None:
     """Rows repeating the natural key of an earlier row of the same file.
 
     Identity records are merged instead (a roster lists a person once per program)."""
@@ -355,13 +412,16 @@ def duplicate_in_file_sql(plan: CheckPlan, typed: str) -> str | None:
         return None
     cols = ", ".join(ident(k) for k in key)
     join = " AND ".join(f"t.{ident(k)} = d.{ident(k)}" for k in key)
+    # a wide section's row n of the file gives rows (n - 1) * parts + 1 ...
+    parts = max(len(section.each), 1)
+    first = f"((d.first_row - 1) // {parts} + 1)" if parts > 1 else "d.first_row"
     return f"""
 WITH d AS (
     SELECT {cols}, min(__row) AS first_row FROM {typed}
     WHERE len(__errors) = 0 GROUP BY ALL HAVING count(*) > 1
 )
 SELECT t.__row, 'duplicate_in_file' AS rule,
-       'the same record as row ' || d.first_row AS message
+       'the same record as row ' || {first} AS message
 FROM {typed} t JOIN d ON {join}
 WHERE t.__row > d.first_row AND len(t.__errors) = 0
 """

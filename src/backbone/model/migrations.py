@@ -183,6 +183,17 @@ MIGRATIONS: tuple[Migration, ...] = (
             "next_row BIGINT NOT NULL)",
         ),
     ),
+    Migration(
+        11,
+        "rows a mapping skips on purpose, counted per submission and entity; "
+        "schools and programs that close",
+        (
+            "ALTER TABLE ops.submission ADD COLUMN rows_skipped BIGINT",
+            "ALTER TABLE ops.submission_target ADD COLUMN rows_skipped BIGINT",
+            "ALTER TABLE ref.school ADD COLUMN closed_on DATE",
+            "ALTER TABLE ref.program ADD COLUMN closed_on DATE",
+        ),
+    ),
     # Append new steps here, with their SQL inline or in frozen_ddl/NNNN.sql.
 )
 

@@ -43,6 +43,11 @@ OPS_TABLES = (
             _c("rows_loaded", "BIGINT"),
             _c("rows_quarantined", "BIGINT"),
             _c("note", "VARCHAR"),
+            _c(
+                "rows_skipped",
+                "BIGINT",
+                doc="rows the mapping's skip_when left out (added by migration 11)",
+            ),
         ),
         ("submission_id",),
         doc="One row per file a partner submitted; counts reconcile.",
@@ -71,6 +76,11 @@ INGEST_TABLES = (
                 "periods",
                 "SMALLINT[]",
                 doc="school years replaced (feed mode replace-period)",
+            ),
+            _c(
+                "rows_skipped",
+                "BIGINT",
+                doc="rows the section's skip_when left out (added by migration 11)",
             ),
         ),
         ("submission_id", "entity"),
