@@ -754,3 +754,73 @@ def test_a_district_sending_only_test_scores_in_one_wide_file(tmp_path: Path) ->
         ("S4", "STATE-MATH", "Mathematics", 401.0, "Proficient", 2026),
         ("S4", "STATE-READ", "Reading", 430.0, None, 2026),
     ]
+
+
+def test_a_partnership_registered_one_command_at_a_time(tmp_path: Path) -> None:
+    """No directory file: partners, a school year, a school, a program, a calendar
+    from a file of dates, a college and a partner's own code, each by a command;
+    a rename and closings; mistakes named, nothing half-registered."""
+    p = Partnership(tmp_path / "wh", dict(WIDE))
+    assert runner.invoke(app, ["init", str(p.path)]).exit_code == 0
+    p.run("partner", "add", "b0", "--name", "Backbone", "--kind", "backbone")
+    p.run("partner", "add", "d1", "--name", "District One", "--kind", "school_district")
+    p.run("user", "add", "steward", "--partner", "b0", "--role", "steward_admin")
+    token = runner.invoke(app, ["user", "token", "steward", "-w", str(p.path)])
+    p.env["BACKBONE_TOKEN"] = token.stdout.strip()
+    p.run("school-year", "add", "2026", "--begin", "2025-07-01", "--end", "2026-06-30")
+    p.run("school", "add", "d1", "63", "One High", "--level", "High")
+    said = p.run("school", "add", "d1", "63", "Another", code=1)
+    assert "Cannot add school d1/63: it is registered already" in said
+    p.run("program", "add", "d1", "P-READ", "Reading Buddies")
+    days = p.file("days.csv", "date\n2025-09-02\n2025-09-03\n2025-09-04\n")
+    said = p.run("calendar", "add", "2026", "--school", "d1/63", "--file", str(days))
+    assert "3 calendar dates" in said
+    bad = p.file("bad-days.csv", "date\n2025-09-02\n09/03/2025\n")
+    said = p.run(
+        "calendar", "add", "2026", "--school", "d1/63", "--file", str(bad), code=1
+    )
+    assert "bad-days.csv, row 3: '09/03/2025' is not a date like 2025-09-02" in said
+    said = p.run(
+        "calendar", "add", "2027", "--school", "d1/63",
+        "--first-day", "2026-09-01", "--last-day", "2026-09-30", code=1,
+    )  # fmt: skip
+    assert "school year 2027 is not registered" in said
+    said = p.run(
+        "calendar", "add", "2026", "--school", "d1/63", "--first-day", "2025-09-01",
+        "--last-day", "2025-09-05", "--holiday", "2025-09-01",
+    )  # fmt: skip
+    assert "1 calendar dates" in said  # Mon 1 off, 2-4 known already, Fri 5 new
+    p.run("institution", "add", "100", "State University", "--control", "public")
+    said = p.run("descriptor", "map", "d1", "SexDescriptor", "F", "Femal", code=1)
+    assert "'Femal' is not a SexDescriptor value; use one of" in said
+    p.run("descriptor", "map", "d1", "SexDescriptor", "F", "Female")
+    p.run("school", "rename", "d1/63", "One High School")
+    p.run("school", "close", "d1/63", "--on", "2026-06-30")
+    p.run("program", "close", "P-READ", "--on", "2025-12-31")
+    said = p.run("program", "close", "P-WRITE", "--on", "2025-12-31", code=1)
+    assert "No program 'P-WRITE'" in said
+    shown = p.run("partner", "show", "d1")
+    assert "One High School [d1/63] (closed after 2026-06-30)" in shown
+    assert "program: Reading Buddies [P-READ] (closed after 2025-12-31)" in shown
+    # a participation that begins after the program closed is quarantined
+    p.agreement(agreement("d1", ["partner_record", "program_participation"]))
+    p.feed("d1", "records", "DSA-D1", "partner_record", "program_participation")
+    p.mapping("d1", "records", [STUDENTS, PROGRAM])
+    said = p.submit(
+        "records",
+        ("students.csv", FOUR_STUDENTS),
+        ("program.csv", "id,start,end\nS1,2025-09-15,2025-12-01\nS2,2026-01-10,\n"),
+    )
+    assert "program.csv: 2 rows read, 1 loaded, 1 quarantined" in said
+    assert "the program had closed before this begin date" in p.run(
+        "submissions", "show", "2"
+    )
+    import duckdb
+
+    with duckdb.connect(str(p.path / "backbone.duckdb"), read_only=True) as con:
+        assert con.execute(
+            "SELECT count(*) FROM ref.calendar_date WHERE school_id = 'd1/63'"
+        ).fetchall() == [(4,)]
+        assert con.execute("SELECT * FROM ref.descriptor_map").fetchall() == [
+            ("d1", "SexDescriptor", "F", "Female")
+        ]

@@ -345,9 +345,18 @@ def demo_run(
 
 
 def _register() -> None:
-    from backbone.cli import governance, ingest, linkage, measures, outcomes, partners
+    from backbone.cli import (
+        directory,
+        governance,
+        ingest,
+        linkage,
+        measures,
+        outcomes,
+        partners,
+    )
 
     partners.register(app)
+    directory.register(app)
     ingest.register(app)
     linkage.register(app)
     governance.register(app, linkage.export_app)

@@ -155,6 +155,10 @@ def partner_list(warehouse: WarehouseOption = Path("warehouse")) -> None:
         _plain().print(table)
 
 
+def _closed(day: date | None) -> str:
+    return f" (closed after {day.isoformat()})" if day else ""
+
+
 @partner_app.command("show")
 def partner_show(
     partner_id: str, warehouse: WarehouseOption = Path("warehouse"), on: OnOption = None
@@ -173,11 +177,15 @@ def partner_show(
         if schools:
             console.print(
                 f"  schools and sites ({len(schools)}): "
-                + "; ".join(f"{s.name} [{s.school_id}]" for s in schools)
+                + "; ".join(
+                    f"{s.name} [{s.school_id}]{_closed(s.closed_on)}" for s in schools
+                )
             )
         for prog in wh.partners.programs(partner_id):
             console.print(
-                f"  program: {prog.name} [{prog.program_id}], {prog.program_type}",
+                f"  program: {prog.name} [{prog.program_id}]"
+                + (f", {prog.program_type}" if prog.program_type else "")
+                + _closed(prog.closed_on),
                 markup=False,
                 highlight=False,
             )

@@ -153,6 +153,12 @@ REFERENCES: dict[str, tuple[Reference, ...]] = {
             "EXISTS (SELECT 1 FROM ref.school s WHERE s.school_id = t.school_id)",
             "the school is not registered for this partner",
         ),
+        Reference(
+            "closed",
+            "NOT EXISTS (SELECT 1 FROM ref.school s WHERE s.school_id = t.school_id "
+            "AND s.closed_on < t.entry_date)",
+            "the school had closed before this entry date",
+        ),
     ),
     "attendance_event": (
         Reference(
@@ -173,6 +179,12 @@ REFERENCES: dict[str, tuple[Reference, ...]] = {
             "unknown_program",
             "EXISTS (SELECT 1 FROM ref.program p WHERE p.program_id = t.program_id)",
             "the program is not registered",
+        ),
+        Reference(
+            "closed",
+            "NOT EXISTS (SELECT 1 FROM ref.program p WHERE p.program_id = t.program_id "
+            "AND p.closed_on < t.begin_date)",
+            "the program had closed before this begin date",
         ),
     ),
     "program_attendance": (
@@ -206,4 +218,5 @@ RULE_HELP = {
     "unknown_school": "A school the partner has not registered.",
     "unknown_program": "A program that is not registered.",
     "unknown_institution": "A college that is not registered.",
+    "closed": "A record that starts after its school or program closed.",
 }

@@ -24,13 +24,20 @@ from pydantic import (
     model_validator,
 )
 
-from backbone.errors import InputFileError
+from backbone.errors import InputFileError, UserError
 from backbone.model.schema import PARTNER_KINDS
 
 __all__ = [
     "DIRECTORY_NAMES",
     "Calendar",
+    "DescriptorMapItem",
     "Directory",
+    "InstitutionItem",
+    "ProgramItem",
+    "SchoolItem",
+    "SchoolYearItem",
+    "calendar_dates_from_file",
+    "check_directory",
     "find_directory",
     "read_directory",
 ]
@@ -204,6 +211,33 @@ def _holiday(h: date | str) -> list[date]:
     return [a + timedelta(days=i) for i in range((b - a).days + 1)]
 
 
+class DescriptorMapItem(_Item):
+    """A partner's local code for a canonical one (``F`` is ``Female``), used by
+    every mapping of that partner that reads the descriptor."""
+
+    partner_id: Id
+    descriptor_name: Id
+    local_code_value: Id
+    code_value: Id
+
+    @model_validator(mode="after")
+    def _known(self) -> DescriptorMapItem:
+        from backbone.model.descriptors import DESCRIPTORS
+
+        if self.descriptor_name not in DESCRIPTORS:
+            raise ValueError(
+                f"no descriptor {self.descriptor_name!r}; use one of "
+                f"{', '.join(sorted(DESCRIPTORS))}"
+            )
+        allowed = DESCRIPTORS[self.descriptor_name][1]
+        if self.code_value not in allowed:
+            raise ValueError(
+                f"{self.code_value!r} is not a {self.descriptor_name} value; use one "
+                f"of {', '.join(allowed)}"
+            )
+        return self
+
+
 class Directory(_Item):
     partners: list[PartnerItem] = []
     schools: list[SchoolItem] = []
@@ -212,6 +246,7 @@ class Directory(_Item):
     institutions: list[InstitutionItem] = []
     school_years: list[SchoolYearItem] = []
     calendars: list[Calendar] = []
+    descriptor_maps: list[DescriptorMapItem] = []
 
     @model_validator(mode="after")
     def _unique(self) -> Directory:
@@ -230,6 +265,34 @@ class Directory(_Item):
                     raise ValueError(f"{key}[{i}]: {value!r} appears twice")
                 seen.add(value)
         return self
+
+
+def calendar_dates_from_file(path: Path) -> list[date]:
+    """Instructional dates listed in a file, one a line (ISO, ``2025-09-02``); a
+    first line that is not a date is a header; a CSV's first column is read."""
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputFileError(f"cannot read the calendar ({exc}).", path=path) from None
+    days: list[date] = []
+    for number, line in enumerate(lines, start=1):
+        text = line.split(",")[0].strip().strip('"')
+        if not text:
+            continue
+        try:
+            days.append(date.fromisoformat(text))
+        except ValueError:
+            if number == 1:
+                continue  # a header
+            raise InputFileError(
+                f"{text!r} is not a date like 2025-09-02; list one instructional "
+                "day a line.",
+                path=path,
+                row=number,
+            ) from None
+    if not days:
+        raise InputFileError("lists no instructional day.", path=path)
+    return days
 
 
 def find_directory(path: Path) -> Path:
@@ -267,6 +330,12 @@ def read_directory(path: Path) -> Directory:
             "(docs/PARTNERSHIP.md).",
             path=path,
         )
+    return check_directory(doc, path)
+
+
+def check_directory(doc: dict[str, Any], path: Path | None = None) -> Directory:
+    """A directory from its parsed content (a file's, or a command's options),
+    every problem named by field (and file)."""
     try:
         return Directory.model_validate(doc)
     except ValidationError as exc:
@@ -278,9 +347,11 @@ def read_directory(path: Path) -> Directory:
             msg = str(err["msg"]).removeprefix("Value error, ")
             problems.append(f"{where or 'top level'}: {msg}")
         more = exc.error_count() - len(problems)
-        raise InputFileError(
+        message = (
             "; ".join(problems)
             + (f"; and {more} more" if more > 0 else "")
-            + ". Nothing was registered.",
-            path=path,
-        ) from None
+            + ". Nothing was registered."
+        )
+        if path is None:
+            raise UserError(message) from None
+        raise InputFileError(message, path=path) from None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from backbone.model.schema import PARTNER_KINDS
 from backbone.partners.directory import (
     Calendar,
     Directory,
+    check_directory,
     find_directory,
     read_directory,
 )
@@ -79,6 +80,8 @@ class School:
     """``partner/local code``"""
     name: str
     level: str | None
+    closed_on: date | None = None
+    """its last day, once closed"""
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,7 @@ class Program:
     program_id: str
     name: str
     program_type: str | None
+    closed_on: date | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,7 @@ class DirectoryImport:
     institutions: int
     school_years: int
     calendar_dates: int
+    descriptor_codes: int = 0
     already_registered: int = 0
     """items whose id was registered before (left as they were)"""
 
@@ -216,9 +221,10 @@ class PartnerRegistry:
     def schools(self, partner_id: str) -> list[School]:
         """The schools and sites a partner owns, by id."""
         return [
-            School(r[0], r[1], r[2])
+            School(*r)
             for r in self._con.execute(
-                "SELECT school_id, name, school_level FROM ref.school WHERE partner_id = ? "
+                "SELECT school_id, name, school_level, closed_on FROM ref.school "
+                "WHERE partner_id = ? "
                 "ORDER BY school_id",
                 [partner_id],
             ).fetchall()
@@ -269,9 +275,9 @@ class PartnerRegistry:
     def programs(self, partner_id: str) -> list[Program]:
         """The programs a partner runs, by id."""
         return [
-            Program(r[0], r[1], r[2])
+            Program(*r)
             for r in self._con.execute(
-                "SELECT program_id, program_name, program_type FROM ref.program "
+                "SELECT program_id, program_name, program_type, closed_on FROM ref.program "
                 "WHERE partner_id = ? ORDER BY program_id",
                 [partner_id],
             ).fetchall()
@@ -299,6 +305,27 @@ class PartnerRegistry:
         s.require("administer", f"import the directory {path.name}", action="partner")
         path = find_directory(path)
         doc = read_directory(path)
+        return self._register(s, doc, f"imported the directory {path.name}", path)
+
+    def register_entries(
+        self, s: Session, entries: dict[str, Any], what: str
+    ) -> DirectoryImport:
+        """Register entries given one by one (a command's options, in the directory
+        format: ``{"schools": [{...}]}``), checked as a directory is; an entry whose
+        id is registered already is refused, not left as it was."""
+        s.require("administer", what, action="partner")
+        doc = check_directory(entries)
+        done = self._register(s, doc, what, None)
+        if done.already_registered:
+            raise UserError(
+                f"Cannot {what}: it is registered already (`backbone partner show` "
+                "lists what a partner has). Nothing was changed."
+            )
+        return done
+
+    def _register(
+        self, s: Session, doc: Directory, what: str, path: Path | None
+    ) -> DirectoryImport:
         con = s.con
         now = s.clock().replace(tzinfo=None)
         with transaction(con):
@@ -326,6 +353,12 @@ class PartnerRegistry:
             )
             _insert(con, "ref.postsecondary_institution", fresh.institutions)
             _insert(con, "ref.school_year", fresh.school_years)
+            # a partner's code for a canonical value may be corrected: replaced
+            for m in fresh.descriptor_maps:
+                con.execute(
+                    "INSERT OR REPLACE INTO ref.descriptor_map VALUES (?, ?, ?, ?)",
+                    [m.partner_id, m.descriptor_name, m.local_code_value, m.code_value],
+                )
             done = DirectoryImport(
                 partners=len(fresh.partners),
                 schools=len(fresh.schools),
@@ -334,14 +367,83 @@ class PartnerRegistry:
                 institutions=len(fresh.institutions),
                 school_years=len(fresh.school_years),
                 calendar_dates=_insert_calendars(con, doc.calendars),
+                descriptor_codes=len(fresh.descriptor_maps),
                 already_registered=_size(doc) - _size(fresh),
             )
             s.record(
                 "partner",
-                f"imported the directory {path.name}: {done}",
-                providers=tuple(p.partner_id for p in doc.partners),
+                f"{what}: {done}",
+                providers=tuple(
+                    sorted(
+                        {p.partner_id for p in doc.partners}
+                        | {x.partner_id for x in doc.schools}
+                        | {x.partner_id for x in doc.programs}
+                        | {x.partner_id for x in doc.descriptor_maps}
+                    )
+                ),
             )
         return done
+
+    def rename(self, s: Session, kind: str, item_id: str, name: str) -> str:
+        """A school's, site's or program's new name (its id, and every row that
+        names it, stay); returns the old name."""
+        table, id_column, name_column = _NAMED[kind]
+        s.require("administer", f"rename {kind} {item_id}", action="partner")
+        if not name.strip():
+            raise UserError(f"Give the {kind}'s new name.")
+        old = self._owned(s.con, kind, item_id)
+        s.con.execute(
+            f"UPDATE {table} SET {name_column} = ? WHERE {id_column} = ?",
+            [name.strip(), item_id],
+        )
+        s.record(
+            "partner",
+            f"renamed {kind} {item_id}: {old[1]!r} -> {name.strip()!r}",
+            providers=(old[0],),
+        )
+        return str(old[1])
+
+    def close(self, s: Session, kind: str, item_id: str, on: date) -> None:
+        """A school, site or program closed after ``on`` (its last day): its rows
+        stay; a record dated after it is quarantined (``closed``)."""
+        table, id_column, _ = _NAMED[kind]
+        s.require("administer", f"close {kind} {item_id}", action="partner")
+        owner, _, closed = self._owned(s.con, kind, item_id)
+        s.con.execute(
+            f"UPDATE {table} SET closed_on = ? WHERE {id_column} = ?", [on, item_id]
+        )
+        s.record(
+            "partner",
+            f"closed {kind} {item_id} after {on.isoformat()}"
+            + (f" (was {closed.isoformat()})" if closed else ""),
+            providers=(owner,),
+        )
+
+    def _owned(self, con: Connection, kind: str, item_id: str) -> tuple[Any, ...]:
+        table, id_column, name_column = _NAMED[kind]
+        row = con.execute(
+            f"SELECT partner_id, {name_column}, closed_on FROM {table} "
+            f"WHERE {id_column} = ?",
+            [item_id],
+        ).fetchone()
+        if row is None:
+            raise NotFoundError(
+                f"No {kind} {item_id!r}; `backbone partner show PARTNER` lists a "
+                f"partner's schools and programs."
+                + (
+                    " A school's id is partner/code, e.g. d1/63."
+                    if kind == "school"
+                    else ""
+                )
+            )
+        return tuple(row)
+
+
+# what rename and close change: table, id column, name column
+_NAMED = {
+    "school": ("ref.school", "school_id", "name"),
+    "program": ("ref.program", "program_id", "program_name"),
+}
 
 
 def _size(doc: Directory) -> int:
@@ -352,6 +454,7 @@ def _size(doc: Directory) -> int:
         + len(doc.initiatives)
         + len(doc.institutions)
         + len(doc.school_years)
+        + len(doc.descriptor_maps)
     )
 
 
@@ -367,6 +470,12 @@ def _unregistered(con: Connection, doc: Directory) -> Directory:
     initiatives = _ids(con, "SELECT initiative_id FROM ref.initiative")
     institutions = _ids(con, "SELECT institution_id FROM ref.postsecondary_institution")
     years = _ids(con, "SELECT school_year FROM ref.school_year")
+    maps = set(
+        con.execute(
+            "SELECT partner_id, descriptor_name, local_code_value, code_value "
+            "FROM ref.descriptor_map"
+        ).fetchall()
+    )
     return doc.model_copy(
         update={
             "partners": [p for p in doc.partners if p.partner_id not in partners],
@@ -379,11 +488,22 @@ def _unregistered(con: Connection, doc: Directory) -> Directory:
                 x for x in doc.institutions if x.institution_id not in institutions
             ],
             "school_years": [x for x in doc.school_years if x.school_year not in years],
+            "descriptor_maps": [
+                x
+                for x in doc.descriptor_maps
+                if (
+                    x.partner_id,
+                    x.descriptor_name,
+                    x.local_code_value,
+                    x.code_value,
+                )
+                not in maps
+            ],
         }
     )
 
 
-def _check_references(con: Connection, doc: Directory, path: Path) -> None:
+def _check_references(con: Connection, doc: Directory, path: Path | None) -> None:
     """Every partner, school and program a directory names exists in it or in the
     warehouse."""
     kinds = dict(con.execute("SELECT partner_id, kind FROM ref.partner").fetchall())
@@ -396,10 +516,15 @@ def _check_references(con: Connection, doc: Directory, path: Path) -> None:
     }
 
     def fail(where: str, message: str) -> None:
+        if path is None:
+            raise UserError(f"{where}: {message}. Nothing was registered.")
         raise InputFileError(f"{where}: {message}. Nothing was registered.", path=path)
 
     owners = [("schools", i, x.partner_id) for i, x in enumerate(doc.schools)]
     owners += [("programs", i, x.partner_id) for i, x in enumerate(doc.programs)]
+    owners += [
+        ("descriptor_maps", i, x.partner_id) for i, x in enumerate(doc.descriptor_maps)
+    ]
     for key, i, owner in owners:
         if owner not in kinds:
             fail(f"{key}[{i}].partner_id", f"no partner {owner!r}")
