@@ -1056,3 +1056,36 @@ def test_a_wide_file_whose_two_parts_repeat_a_key_names_the_files_row(
         "SELECT source_row, messages FROM ops.quarantine WHERE submission_id = ?",
         [r.submission_id],
     ).fetchall() == [(2, ["the same record as row 2"])]
+
+
+def test_a_corrected_quarantine_goes_back_only_where_it_was_refused(
+    wh: Warehouse, tmp_path: Path
+) -> None:
+    """The quarantine of the attendance file, fixed (row 5's code X made U) and sent
+    back with the feed's own mode, replace-period: the two rows loaded first stay
+    (nothing replaced), the fixed row loads once, the unfixed ones are quarantined
+    again, and a row added by hand without a reason is not taken."""
+    _load_enrollments(wh, tmp_path)
+    [first] = submit(
+        wh, "d1", "attendance", [csv_file(tmp_path / "att.csv", ATTENDANCE)], on=ON
+    )
+    assert (first.rows_loaded, first.rows_quarantined) == (2, 6)
+    exported = quarantine_csv(wh._con, first.submission_id)
+    fixed = exported.replace("X,2025-09-04,S2", "U,2025-09-04,S2")
+    assert fixed != exported
+    fixed += "U,2025-09-09,S1,HS01,\n"  # not refused before: not taken
+    [again] = submit(
+        wh, "d1", "attendance", [csv_file(tmp_path / "fixed.csv", fixed)], on=ON
+    )
+    assert (again.rows_read, again.rows_loaded, again.rows_quarantined) == (7, 1, 5)
+    assert again.rows_skipped == 1
+    assert "nothing replaced" in again.message
+    assert [t.rows_replaced for t in again.targets] == [0]
+    assert wh._con.execute(
+        "SELECT student_local_id, event_date::VARCHAR, submission_id "
+        "FROM analytic.attendance_event ORDER BY 2"
+    ).fetchall() == [
+        ("S1", "2025-09-02", first.submission_id),
+        ("S1", "2025-09-03", first.submission_id),
+        ("S2", "2025-09-04", again.submission_id),
+    ]

@@ -26,7 +26,9 @@ __all__ = ["SourceInfo", "StagedFile", "sniff", "stage"]
 TEXT_SAMPLE = 1 << 16
 DELIMITERS = (",", ";", "\t", "|")
 MAX_LINE_BYTES = 8 << 20
-IGNORED_COLUMNS = ("backbone_errors",)
+CORRECTION_COLUMN = "backbone_errors"
+"""The reasons column of an exported quarantine: a file holding it is a correction."""
+IGNORED_COLUMNS = (CORRECTION_COLUMN,)
 """Columns Backbone itself adds to exported quarantine files; ignored on resubmission."""
 
 
@@ -45,6 +47,9 @@ class StagedFile:
     """source column -> DuckDB type"""
     rows: int
     info: SourceInfo
+    correction: bool = False
+    """an exported quarantine sent back fixed (it has the reasons column): each row
+    goes only to the entities that refused it, and nothing is replaced"""
 
 
 def _encoding(path: Path) -> str:
@@ -218,7 +223,8 @@ def _describe(con: Connection, table: str, info: SourceInfo) -> StagedFile:
         if name != "__row" and name not in IGNORED_COLUMNS
     }
     rows = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
-    return StagedFile(table, columns, int(rows), info)
+    correction = any(name == CORRECTION_COLUMN for name, *_ in described)
+    return StagedFile(table, columns, int(rows), info, correction)
 
 
 @contextmanager

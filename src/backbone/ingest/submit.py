@@ -571,8 +571,16 @@ class Ingestor:
                         f"{feed_id} changed while the file was checked; nothing was "
                         "loaded. Send the file again."
                     )
+                correction = any(x.correction for x in checked.staged.values())
+                if correction:
+                    mode = "append"  # fixed rows join what loaded; nothing replaced
                 progress(f"loading {name}")
                 result = self._load(s, call, sid, name, sha, checked, mode)
+                if correction and result.status == "loaded":
+                    result.message += (
+                        " A corrected quarantine: each row went only to what refused "
+                        "it, added to what was loaded (nothing replaced)."
+                    )
         except _NotTakenBack as exc:
             # the submission stays 'received'; sending the file again loads it
             raise WarehouseError(
@@ -811,6 +819,7 @@ class Ingestor:
                                 self._start_month,
                                 only_when=section.only_when,
                                 skip_when=section.skip_when,
+                                correction=x.correction,
                                 received=literal(call.on),
                             )
                             for part_plan in plans
@@ -953,7 +962,7 @@ class Ingestor:
                     by_sheet.setdefault(sheet, []).append(
                         (
                             f"SELECT {source_row_sql(section, 't')} AS r FROM {typed} t"
-                            if section.skip_when
+                            if section.skip_when or x.correction
                             else None,
                             f"SELECT t.__source_row AS r FROM {errors} e "
                             f"JOIN {typed} t ON t.__row = e.__row"
@@ -1051,7 +1060,12 @@ class Ingestor:
             f"{name}: {result.rows_read:,} rows read, {result.rows_loaded:,} loaded, "
             f"{result.rows_quarantined:,} quarantined"
             + (
-                f", {result.rows_skipped:,} skipped by the mapping's skip_when"
+                (
+                    f", {result.rows_skipped:,} not taken (a corrected quarantine "
+                    "takes back only rows it lists with a reason)"
+                    if any(x.correction for x in checked.staged.values())
+                    else f", {result.rows_skipped:,} skipped by the mapping's skip_when"
+                )
                 if result.rows_skipped
                 else ""
             )

@@ -23,6 +23,7 @@ from backbone.ingest.mapping import (
     SkipRule,
     target_table,
 )
+from backbone.ingest.readers import CORRECTION_COLUMN
 from backbone.ingest.rules import DATE_ORDER, REFERENCES, ranges
 from backbone.model.calendar import school_year_sql
 from backbone.model.descriptors import DESCRIPTORS, GRADE_LEVELS
@@ -274,10 +275,12 @@ def typed_sql(
     *,
     only_when: str | None = None,
     skip_when: tuple[SkipRule, ...] = (),
+    correction: bool = False,
     received: str = "current_date",
 ) -> str:
     """SELECT of typed canonical fields plus ``__errors`` (rule, message) per row.
-    Rows outside ``only_when`` or matching a ``skip_when`` rule are not selected."""
+    Rows outside ``only_when`` or matching a ``skip_when`` rule are not selected, nor,
+    in a ``correction`` (a fixed quarantine export), rows this entity did not refuse."""
     raws = []
     values = []
     checks = []
@@ -342,6 +345,13 @@ def typed_sql(
     check_list = ",\n            ".join(checks) or "NULL"
     field_cols = ", ".join(f"v.{ident(n)}" for n in plan.field_names)
     conditions = [f"NOT coalesce({skip_sql(rule)}, false)" for rule in skip_when]
+    if correction:
+        # a fixed quarantine row goes back only to the entities that refused it
+        entity = plan.table.name
+        conditions.append(
+            f"(s.{ident(CORRECTION_COLUMN)} LIKE {literal(entity + ': %')} OR "
+            f"s.{ident(CORRECTION_COLUMN)} LIKE {literal('%; ' + entity + ': %')})"
+        )
     if only_when:
         conditions.insert(
             0,
