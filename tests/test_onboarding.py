@@ -824,3 +824,72 @@ def test_a_partnership_registered_one_command_at_a_time(tmp_path: Path) -> None:
         assert con.execute("SELECT * FROM ref.descriptor_map").fetchall() == [
             ("d1", "SexDescriptor", "F", "Female")
         ]
+
+
+def test_test_scores_under_another_subject_are_named_not_silently_dropped(
+    tmp_path: Path,
+) -> None:
+    """The initiative targets the ELA and math scores; the district's tests are
+    labelled Writing and Science (valid subjects, but neither). The evaluation names
+    both outcomes as not measured, with the labels it found and what it reads."""
+    directory = READ_PROGRAM.replace(
+        "target_outcomes: [attendance_rate, course_mark]",
+        "target_outcomes: [ela_score, math_score]",
+    )
+    tests = {
+        "match": "tests*",
+        "entity": "student_assessment",
+        "columns": {
+            "student_local_id": "id",
+            "assessment_identifier": "test",
+            "academic_subject": "subject",
+            "administration_date": "date",
+            "school_year": {"school_year_from": "date"},
+            "scale_score": "score",
+        },
+    }
+    p = build(
+        tmp_path,
+        directory,
+        entities=[
+            "partner_record",
+            "enrollment",
+            "program_participation",
+            "student_assessment",
+        ],
+        sections=[STUDENTS, ENROLLMENTS, PROGRAM, tests],
+    )
+    students = "id,first,last,dob\n" + "".join(
+        f"S{i},Name{i},Last{i},0{1 + i % 9}/1{i % 9}/2010\n" for i in range(20)
+    )
+    enrolled = "id,school,entry,grade,exit,why\n" + "".join(
+        f"S{i},63,2025-08-25,9,,\n" for i in range(20)
+    )
+    program = "id,start,end\n" + "".join(
+        f"S{i},2025-09-15,2026-05-30\n" for i in range(10)
+    )
+    scores = "id,test,subject,date,score\n" + "".join(
+        f"S{i},T{k},{subject},2026-04-1{k},{400 + i}\n"
+        for i in range(20)
+        for k, subject in enumerate(("Writing", "Science"))
+    )
+    said = p.submit(
+        "records",
+        ("students.csv", students),
+        ("enroll.csv", enrolled),
+        ("program.csv", program),
+        ("tests.csv", scores),
+    )
+    assert "tests.csv: 40 rows read, 40 loaded" in said
+    p.run("link")
+    p.run("indicators", "compute")
+    said = p.run("outcomes", "evaluate", "I-READ", code=1)
+    for label, wanted in (
+        ("ELA (or reading) test score", "'English Language Arts' or 'Reading'"),
+        ("Math test score", "'Mathematics'"),
+    ):
+        assert (
+            f"Not measured: {label} — the assessments sent are labelled Science, "
+            f"Writing; it is read from academic_subject {wanted} (map the partner's "
+            "label to one in the feed's mapping)" in said
+        ), said

@@ -215,6 +215,8 @@ def _print_evaluation(ev: Evaluation, *, details: bool = True) -> None:
     )
     for alias, reason in ev.left_out.items():
         console.print(f"  Left out: {alias} — {reason}")
+    for code, reason in ev.unmeasured.items():
+        console.print(f"  Not measured: {OUTCOMES[code].label} — {reason}")
     for p in ev.programs:
         roster = p.roster
         served, found = roster.get("served"), roster.get("found")

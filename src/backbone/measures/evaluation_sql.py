@@ -80,6 +80,17 @@ OPTIONAL_INPUTS = frozenset(
 )
 
 
+# the subjects the ELA and math score outcomes are read from
+OUTCOME_SUBJECTS = {
+    "ela_score": ("English Language Arts", "Reading"),
+    "math_score": ("Mathematics",),
+}
+
+
+def _subjects(outcome: str) -> str:
+    return ", ".join(literal(x) for x in OUTCOME_SUBJECTS[outcome])
+
+
 def _grade_case(column: str) -> str:
     whens = " ".join(f"WHEN {literal(name)} THEN {n}" for name, n in GRADE_LEVELS)
     return f"CASE {column} {whens} END"
@@ -92,7 +103,8 @@ def _school_year(column: str, start_month: int) -> str:
 def person_years_sql() -> str:
     """One row per person and school year they were enrolled (year-end values):
     school, grade, attendance rate (%), suspended (0/1), mean course mark, courses
-    passed (%), GPA, ELA and math scale scores, and demographics as 0/1.
+    passed (%), GPA, ELA (or reading) and math scale scores, and demographics
+    as 0/1.
 
     A student at two schools in a year (a mover) is one row: days and absences
     add up; the school and grade are those of the latest enrollment. The year's
@@ -146,10 +158,10 @@ tests AS (
            avg(scale_score) FILTER (WHERE subject = 'MATH') AS math_score
     FROM (
         SELECT unit, school_year, scale_score,
-               CASE WHEN academic_subject = 'English Language Arts'
+               CASE WHEN academic_subject IN ({_subjects("ela_score")})
                       OR (academic_subject IS NULL
                           AND upper(assessment_identifier) LIKE '%ELA%') THEN 'ELA'
-                    WHEN academic_subject = 'Mathematics'
+                    WHEN academic_subject IN ({_subjects("math_score")})
                       OR (academic_subject IS NULL
                           AND upper(assessment_identifier) LIKE '%MATH%') THEN 'MATH'
                END AS subject
@@ -174,6 +186,15 @@ LEFT JOIN gpas g USING (unit, school_year)
 LEFT JOIN tests t USING (unit, school_year)
 ORDER BY y.unit, y.school_year
 """
+
+
+def assessment_subjects_sql() -> str:
+    """The subjects (or, unlabelled, test identifiers) the assessments sent carry:
+    labels, never counts, to say why a score outcome found nothing."""
+    return (
+        "SELECT DISTINCT coalesce(academic_subject, assessment_identifier) AS subject "
+        "FROM assessment ORDER BY 1"
+    )
 
 
 def participation_sql(start_month: int) -> str:

@@ -47,7 +47,7 @@ OUTCOMES: dict[str, Outcome] = {
         Outcome("course_mark", "Mean course mark", "points of 100", True),
         Outcome("pass_rate", "Courses passed", "percentage points", True),
         Outcome("gpa", "Grade point average", "GPA points", True),
-        Outcome("ela_score", "ELA test score", "scale-score points", True),
+        Outcome("ela_score", "ELA (or reading) test score", "scale-score points", True),
         Outcome("math_score", "Math test score", "scale-score points", True),
         Outcome("graduated", "Graduated on time", "percentage points", False, 100.0),
         Outcome(

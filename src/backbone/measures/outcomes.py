@@ -44,6 +44,8 @@ from backbone.governance.release import Derived, Statistic, StatisticsRelease
 from backbone.measures.evaluation_sql import (
     INPUTS,
     OPTIONAL_INPUTS,
+    OUTCOME_SUBJECTS,
+    assessment_subjects_sql,
     long_term_sql,
     participation_sql,
     person_years_sql,
@@ -317,6 +319,8 @@ class Evaluation:
     suppressed: int
     agreements: tuple[str, ...]
     as_of: date
+    unmeasured: dict[str, str] = field(default_factory=dict)
+    """target outcomes nobody has a value of, and why"""
 
     def report(self) -> dict[str, Any]:
         """The published report as plain data (JSON types only): the initiative,
@@ -328,6 +332,7 @@ class Evaluation:
             "as_of": self.as_of.isoformat(),
             "agreements": list(self.agreements),
             "left_out": self.left_out,
+            "unmeasured": self.unmeasured,
             "programs": [
                 {
                     "program_id": p.program_id,
@@ -909,6 +914,32 @@ def _analyse_sample(
                 )
 
 
+def _note_unmeasured(
+    con: Connection, col: _Collector, initiative: Initiative, frame_all: pd.DataFrame
+) -> None:
+    """Why each of the initiative's target outcomes has no value for anyone: a
+    note (no persons, no numbers) the evaluation prints, never a silent gap."""
+    for outcome in initiative.target_outcomes:
+        if frame_all[f"{outcome}_post"].notna().any():
+            continue
+        why = "no partner sends the data it is computed from"
+        if outcome in OUTCOME_SUBJECTS:
+            subjects = [
+                str(r[0])
+                for r in con.execute(assessment_subjects_sql()).fetchall()
+                if r[0] is not None
+            ]
+            wanted = " or ".join(repr(x) for x in OUTCOME_SUBJECTS[outcome])
+            why = (
+                f"the assessments sent are labelled {', '.join(subjects)}; it is "
+                f"read from academic_subject {wanted} (map the partner's label to "
+                "one in the feed's mapping)"
+                if subjects
+                else "no partner has sent student_assessment"
+            )
+        col.add({"kind": "unmeasured", "outcome": outcome}, (), {"why": why})
+
+
 def _derive(
     con: Connection,
     initiative: Initiative,
@@ -931,6 +962,7 @@ def _derive(
             frame_all[column] = np.nan
     first_year, last_year = initiative.period_years(start_month)
     col = _Collector()
+    _note_unmeasured(con, col, initiative, frame_all)
     outcomes = list(dict.fromkeys([*initiative.target_outcomes, *OUTCOMES]))
     if settings.design == RANDOMIZED:
         assert settings.control is not None
@@ -1061,9 +1093,13 @@ def _report(
     as_of: date,
 ) -> Evaluation:
     programs = {p: ProgramResult(p, names.get(p, p)) for p in initiative.programs}
+    unmeasured: dict[str, str] = {}
     for st in release.statistics:
-        result = programs[st.key["program"]]
         kind = st.key["kind"]
+        if kind == "unmeasured":
+            unmeasured[st.key["outcome"]] = str((st.values or {}).get("why", ""))
+            continue
+        result = programs[st.key["program"]]
         n = list(st.persons.values())
         if kind == "roster":
             result.roster[st.key["part"]] = n[0]
@@ -1115,4 +1151,5 @@ def _report(
         release.suppressed,
         release.agreements,
         as_of,
+        unmeasured,
     )
