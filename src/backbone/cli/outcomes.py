@@ -203,11 +203,11 @@ def _fmt(value: Any, digits: int = 2) -> str:
 
 
 def _print_evaluation(ev: Evaluation, *, details: bool = True) -> None:
-    from backbone.measures.initiatives import OUTCOMES
     from backbone.measures.outcomes import BASELINE
 
     console = _plain()
     i = ev.initiative
+    catalog = i.outcomes()  # the measured ones and the initiative's composites
     console.print(
         f"{i.initiative_id} — {i.name} ({i.funder}); release {ev.release_id}: "
         f"{ev.cells} groups, {ev.suppressed} suppressed; as of {ev.as_of}; under "
@@ -216,7 +216,7 @@ def _print_evaluation(ev: Evaluation, *, details: bool = True) -> None:
     for alias, reason in ev.left_out.items():
         console.print(f"  Left out: {alias} — {reason}")
     for code, reason in ev.unmeasured.items():
-        console.print(f"  Not measured: {OUTCOMES[code].label} — {reason}")
+        console.print(f"  Not measured: {catalog[code].label} — {reason}")
     for p in ev.programs:
         roster = p.roster
         served, found = roster.get("served"), roster.get("found")
@@ -256,7 +256,7 @@ def _print_evaluation(ev: Evaluation, *, details: bool = True) -> None:
             target = "*" if e.outcome in i.target_outcomes else ""
             table.add_row(
                 e.sample,
-                OUTCOMES[e.outcome].label + target,
+                catalog[e.outcome].label + target,
                 e.design or "—",
                 _fmt(e.effect),
                 ci,
@@ -294,7 +294,7 @@ def _print_evaluation(ev: Evaluation, *, details: bool = True) -> None:
                 if r.sample != BASELINE:
                     continue
                 t.add_row(
-                    OUTCOMES[r.outcome].label,
+                    catalog[r.outcome].label,
                     (f"{r.group}: " if r.group is not None else "")
                     + str(getattr(r, key)),
                     _fmt(r.effect),
@@ -387,7 +387,6 @@ def compare(
 ) -> None:
     """A funder's initiatives side by side: each program's effect on the
     initiative's target outcomes (the baseline sample)."""
-    from backbone.measures.initiatives import OUTCOMES
     from backbone.measures.outcomes import BASELINE
 
     with doors(), Warehouse.open(warehouse) as wh:
@@ -411,7 +410,7 @@ def compare(
                 table.add_row(
                     ev.initiative.name,
                     p.program_name,
-                    OUTCOMES[e.outcome].label,
+                    ev.initiative.outcomes()[e.outcome].label,
                     _fmt(e.effect),
                     f"[{_fmt(e.ci_low)}, {_fmt(e.ci_high)}]"
                     if e.effect is not None

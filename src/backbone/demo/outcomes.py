@@ -10,7 +10,6 @@ import pyarrow.parquet as pq
 
 from backbone.errors import PolicyDenied
 from backbone.measures.evaluation_charts import evaluation_charts
-from backbone.measures.initiatives import OUTCOMES
 
 if TYPE_CHECKING:
     from backbone.demo.users import DemoUsers
@@ -80,7 +79,7 @@ def outcomes_tour(
                     )
                 lines.append(
                     f"  {initiative.initiative_id} {p.program_name}, "
-                    f"{OUTCOMES[e.outcome].label.lower()}: {shown}"
+                    f"{initiative.outcomes()[e.outcome].label.lower()}: {shown}"
                 )
     funder, viewer = next(iter(users.viewers.items()))
     own = next(i for i in wh.initiatives.list(funder))

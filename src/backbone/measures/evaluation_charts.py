@@ -13,7 +13,6 @@ from backbone.measures.charts import (
     balance_plot,
     effect_intervals,
 )
-from backbone.measures.initiatives import OUTCOMES
 
 if TYPE_CHECKING:
     from backbone.measures.outcomes import Evaluation
@@ -33,7 +32,7 @@ def evaluation_charts(
         for e in p.effects:
             if e.sample != "baseline":
                 continue
-            outcome = OUTCOMES[e.outcome]
+            outcome = ev.initiative.outcomes()[e.outcome]
             by_unit.setdefault(outcome.unit, []).append(
                 EffectRow(
                     label=f"{p.program_name} — {outcome.label.lower()}",

@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from backbone.engines import Connection
 from backbone.engines.duckdb import transaction
@@ -22,7 +22,7 @@ from backbone.errors import InputFileError, NotFoundError, UserError
 from backbone.model.calendar import school_year_of
 from backbone.session import Session
 
-__all__ = ["OUTCOMES", "Dosage", "Initiative", "Initiatives", "Outcome"]
+__all__ = ["OUTCOMES", "Composite", "Dosage", "Initiative", "Initiatives", "Outcome"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,26 @@ OUTCOMES: dict[str, Outcome] = {
 }
 
 
+class Composite(BaseModel):
+    """An outcome a funder defines as the sum or mean of measured ones (reading and
+    math together), each student's from theirs, known only when all of them are."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    code: str = Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")
+    label: str = Field(min_length=1)
+    of: tuple[str, ...] = Field(min_length=2)
+    combine: Literal["mean", "sum"] = "mean"
+
+    def outcome(self) -> Outcome:
+        parts = [OUTCOMES[c] for c in self.of]
+        return Outcome(
+            self.code,
+            self.label,
+            parts[0].unit,
+            all(p.yearly for p in parts),
+        )
+
+
 class Dosage(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     sessions: int = Field(0, ge=0)
@@ -82,16 +102,42 @@ class Initiative(BaseModel):
     programs: tuple[str, ...] = Field(min_length=1)
     target_outcomes: tuple[str, ...] = ()
     min_dosage: Dosage = Field(default_factory=lambda: Dosage(sessions=0, hours=0.0))
+    composite_outcomes: tuple[Composite, ...] = ()
 
-    @field_validator("target_outcomes")
-    @classmethod
-    def _known_outcomes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        bad = [v for v in value if v not in OUTCOMES]
+    @model_validator(mode="after")
+    def _known_outcomes(self) -> Initiative:
+        for c in self.composite_outcomes:
+            if c.code in OUTCOMES:
+                raise ValueError(
+                    f"composite {c.code!r} has the name of a measured outcome"
+                )
+            bad = [o for o in c.of if o not in OUTCOMES]
+            if bad:
+                raise ValueError(
+                    f"composite {c.code!r}: unknown outcome {bad[0]!r}; use "
+                    f"{', '.join(OUTCOMES)}"
+                )
+            units = {OUTCOMES[o].unit for o in c.of}
+            scales = {OUTCOMES[o].scale for o in c.of}
+            if len(units) > 1 or scales != {1.0}:
+                raise ValueError(
+                    f"composite {c.code!r} adds outcomes measured in different units "
+                    f"({', '.join(sorted(units))}) or yes/no outcomes; combine scores "
+                    "of one kind (e.g. ela_score and math_score)"
+                )
+        known = self.outcomes()
+        bad = [v for v in self.target_outcomes if v not in known]
         if bad:
             raise ValueError(
-                f"unknown outcome {bad[0]!r}; use one of {', '.join(OUTCOMES)}"
+                f"unknown outcome {bad[0]!r}; use one of {', '.join(known)} (or "
+                "define it under composite_outcomes)"
             )
-        return value
+        return self
+
+    def outcomes(self) -> dict[str, Outcome]:
+        """Every outcome an evaluation of it estimates: the measured ones and its
+        composites."""
+        return OUTCOMES | {c.code: c.outcome() for c in self.composite_outcomes}
 
     def period_years(self, start_month: int) -> tuple[int | None, int | None]:
         """The first and last school years the period touches (None: open)."""
@@ -122,6 +168,17 @@ def _load(text: str, source: str) -> Initiative:
         raise InputFileError(
             f"{source}: field {where}: {first['msg']}. Fix it and set it again."
         ) from None
+
+
+def _composites(definition: str | None) -> tuple[Composite, ...]:
+    """The composites kept in an initiative's recorded definition (directory
+    imports record none)."""
+    data = yaml.safe_load(definition) if definition else None
+    if not isinstance(data, dict):
+        return ()
+    return tuple(
+        Composite.model_validate(c) for c in data.get("composite_outcomes") or ()
+    )
 
 
 class Initiatives:
@@ -222,7 +279,8 @@ class Initiatives:
     def get(self, initiative_id: str) -> Initiative:
         row = self._con.execute(
             "SELECT initiative_id, funder_partner_id, name, description, begin_date, "
-            "end_date, target_outcomes, min_sessions, min_hours FROM ref.initiative "
+            "end_date, target_outcomes, min_sessions, min_hours, definition "
+            "FROM ref.initiative "
             "WHERE initiative_id = ?",
             [initiative_id],
         ).fetchone()
@@ -249,6 +307,7 @@ class Initiatives:
             programs=tuple(programs),
             target_outcomes=tuple(row[6] or ()),
             min_dosage=Dosage(sessions=row[7] or 0, hours=row[8] or 0.0),
+            composite_outcomes=_composites(row[9]),
         )
 
     def list(self, funder: str | None = None) -> list[Initiative]:

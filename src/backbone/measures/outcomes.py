@@ -50,7 +50,13 @@ from backbone.measures.evaluation_sql import (
     participation_sql,
     person_years_sql,
 )
-from backbone.measures.initiatives import OUTCOMES, Initiative, Initiatives
+from backbone.measures.initiatives import (
+    OUTCOMES,
+    Composite,
+    Initiative,
+    Initiatives,
+    Outcome,
+)
 from backbone.model.calendar import on_time_deadline
 
 # pandas, SciPy, scikit-learn and statsmodels (under evaluation_stats) load only
@@ -481,7 +487,7 @@ def _randomized_program(
     frame_all: pd.DataFrame,
     participation: pd.DataFrame,
     period: tuple[int | None, int | None],
-    outcomes: Sequence[str],
+    outcomes: Mapping[str, Outcome],
 ) -> None:
     """A program whose students were assigned at random: those assigned to it
     against those assigned to ``control``, in the school year they were assigned
@@ -614,16 +620,22 @@ def _usable(frame: pd.DataFrame, columns: Sequence[str]) -> list[str]:
     return keep
 
 
+def _scale(outcome: str) -> float:
+    """100 for a yes/no outcome (a percentage); 1 for a measure (and a composite,
+    which adds measures only)."""
+    return OUTCOMES[outcome].scale if outcome in OUTCOMES else 1.0
+
+
 def _effect_size(effect: float, outcome: str, spread: float | None) -> float | None:
     """Hedges-style effect size of a measured outcome: the effect over the
     comparison students' spread in the estimation sample (None for a yes/no one)."""
-    if OUTCOMES[outcome].scale != 1.0 or not (spread and spread > 0):
+    if _scale(outcome) != 1.0 or not (spread and spread > 0):
         return None
     return _num(round(effect / spread, 2))
 
 
 def _estimate_row(est: es.Estimate, outcome: str) -> dict[str, Any]:
-    if OUTCOMES[outcome].scale != 1.0:
+    if _scale(outcome) != 1.0:
         # a yes/no outcome's group mean is a count over the group: only the
         # (adjusted) difference and its interval are published
         means: dict[str, float | None] = dict.fromkeys(
@@ -661,22 +673,27 @@ def _one(
     return [("", es.estimate(matched, outcome, adjust, baseline=did))]
 
 
+def _family(outcome: str) -> str:
+    """The family an outcome is estimated in; a composite is a family of its own."""
+    return FAMILY.get(outcome, outcome)
+
+
 def _complete_cases(
-    matched: es.Matched, outcomes: Sequence[str], baseline: bool
+    matched: es.Matched, outcomes: Mapping[str, Outcome], baseline: bool
 ) -> dict[str, es.Matched]:
     """Per family, the matched sample with each outcome kept only where every
     outcome of the family is observed (before and after, for a yearly outcome in
     the baseline sample): one family, one group of students."""
     out: dict[str, es.Matched] = {}
-    for family in dict.fromkeys(FAMILY.values()):
-        members = [o for o in outcomes if FAMILY[o] == family]
+    for family in dict.fromkeys(_family(o) for o in outcomes):
+        members = [o for o in outcomes if _family(o) == family]
         frame = matched.frame.copy()
         columns = [
             c
             for o in members
             for c in (
                 (f"{o}_post", f"{o}_pre")
-                if baseline and OUTCOMES[o].yearly
+                if baseline and outcomes[o].yearly
                 else (f"{o}_post",)
             )
         ]
@@ -727,7 +744,7 @@ def _analyse_sample(
     frame: pd.DataFrame,
     targets: Sequence[str],
     settings: EvaluationSettings,
-    outcomes: Sequence[str],
+    outcomes: Mapping[str, Outcome],
 ) -> None:
     import pandas as pd
 
@@ -804,10 +821,10 @@ def _analyse_sample(
     adjust = list(covariates)
     by_family = _complete_cases(matched, outcomes, baseline)
     for outcome in outcomes:
-        yearly = OUTCOMES[outcome].yearly
+        yearly = outcomes[outcome].yearly
         did = baseline and yearly
         post = f"{outcome}_post"
-        family_matched = by_family[FAMILY[outcome]]
+        family_matched = by_family[_family(outcome)]
         if family_matched.frame[post].nunique(dropna=True) <= 1:
             continue  # no data, or no variation: nothing to estimate an effect of
         found_est = _safely(partial(_one, family_matched, outcome, adjust, did))
@@ -816,7 +833,7 @@ def _analyse_sample(
         est = found_est[0][1]
         if est.effect is None or est.n_treated < 2:
             continue
-        family = FAMILY[outcome]
+        family = _family(outcome)
         t_cell = col.cell(
             _label(program_id, sample, family, "participants"), est.treated_units
         )
@@ -914,6 +931,18 @@ def _analyse_sample(
                 )
 
 
+def _add_composite(frame: pd.DataFrame, composite: Composite) -> None:
+    """A composite's value before and after, each student's, from its parts: known
+    only where every part is."""
+    for when in ("post", "pre"):
+        columns = [f"{o}_{when}" for o in composite.of]
+        if not all(c in frame for c in columns):
+            continue
+        parts = frame[columns]
+        value = parts.mean(axis=1) if composite.combine == "mean" else parts.sum(axis=1)
+        frame[f"{composite.code}_{when}"] = value.where(parts.notna().all(axis=1))
+
+
 def _note_unmeasured(
     con: Connection, col: _Collector, initiative: Initiative, frame_all: pd.DataFrame
 ) -> None:
@@ -960,10 +989,16 @@ def _derive(
     ):
         if not engines.frame(con, f"SELECT 1 FROM {alias} LIMIT 1").shape[0]:
             frame_all[column] = np.nan
+    for composite in initiative.composite_outcomes:
+        _add_composite(frame_all, composite)
     first_year, last_year = initiative.period_years(start_month)
     col = _Collector()
     _note_unmeasured(con, col, initiative, frame_all)
-    outcomes = list(dict.fromkeys([*initiative.target_outcomes, *OUTCOMES]))
+    catalog = initiative.outcomes()
+    outcomes = {
+        code: catalog[code]
+        for code in dict.fromkeys([*initiative.target_outcomes, *catalog])
+    }
     if settings.design == RANDOMIZED:
         assert settings.control is not None
         for program_id in initiative.programs:
