@@ -27,6 +27,7 @@ from backbone.measures.evaluation_stats import (
     equivalence_flag,
     estimate,
     match,
+    randomized,
     subgroups,
 )
 
@@ -610,3 +611,44 @@ def test_the_matching_ratio_comes_down_when_comparison_students_run_out() -> Non
     assert matching_ratio(2, 30, 59) == 1
     assert matching_ratio(3, 10, 25) == 2
     assert matching_ratio(2, 30, 10) == 1  # 1:1 at least (the caliper decides)
+
+
+def _study(x_missing: bool = False) -> pd.DataFrame:
+    """One school; the same prior scores (1, 2, 3) in both arms. Program 12, 15, 17
+    (mean 44/3), control 10, 12, 16 (38/3): a difference of 2.00."""
+    return pd.DataFrame(
+        {
+            "unit": [f"p{i}" for i in range(6)],
+            "school_id": ["s1"] * 6,
+            "treated": [True] * 3 + [False] * 3,
+            "score_post": [12.0, 15.0, 17.0, 10.0, 12.0, 16.0],
+            "score_pre": [1.0, 2.0, 3.0, 1.0, 2.0, 3.0],
+            "female": [1.0, 0.0, np.nan if x_missing else 1.0, 0.0, 1.0, 0.0],
+        }
+    )
+
+
+def test_a_randomized_estimate_adjusted_for_a_balanced_prior_is_the_same_and_sharper() -> (
+    None
+):
+    plain = randomized(_study(), "score", block="school_id")
+    adjusted = randomized(
+        _study(), "score", block="school_id", covariates=["score_pre"]
+    )
+    assert plain.effect == pytest.approx(2.0) == adjusted.effect
+    assert plain.design == "randomized, within blocks"
+    assert adjusted.design == "randomized, within blocks, covariate-adjusted"
+    assert adjusted.covariates_used == ("score_pre",)
+    assert adjusted.se is not None and plain.se is not None
+    assert adjusted.se < plain.se  # the prior explains most of the spread
+
+
+def test_a_covariate_some_student_lacks_is_left_out_not_the_student() -> None:
+    est = randomized(
+        _study(x_missing=True),
+        "score",
+        block="school_id",
+        covariates=["score_pre", "female", "not_a_column"],
+    )
+    assert est.covariates_used == ("score_pre",)
+    assert est.n_treated == 3 and est.n_comparison == 3

@@ -649,6 +649,8 @@ def test_a_program_with_random_assignment_within_schools(tmp_path: Path) -> None
     # without naming the control arm there is no comparison to make
     refused = p.run("outcomes", "evaluate", "I-READ", "--design", "randomized", code=1)
     assert "name the program its students are sent under, --control PROGRAM" in refused
+    refused = p.run("outcomes", "evaluate", "I-READ", "--adjust", code=1)
+    assert "--control and --adjust are for a randomized design" in refused
     said = p.run(
         "outcomes",
         "evaluate",
@@ -663,6 +665,13 @@ def test_a_program_with_random_assignment_within_schools(tmp_path: Path) -> None
         "│ randomized │ Attendance rate* │ randomized, within blocks │ 18.00 │ "
         "[7.14, 28.86] │ 5 / 5 │" in said
     )
+    # nothing measured before assignment (no prior year, no demographics): the
+    # adjusted estimate is the plain one, and says so by its design
+    adjusted = p.run(
+        "outcomes", "evaluate", "I-READ", "--design", "randomized",
+        "--control", "P-CTRL", "--adjust",
+    )  # fmt: skip
+    assert "│ randomized, within blocks │ 18.00 │ [7.14, 28.86] │" in adjusted
 
 
 def test_the_directory_template_shares_only_what_ferpa_calls_directory_information() -> (

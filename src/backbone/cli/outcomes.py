@@ -342,6 +342,13 @@ def evaluate(
             "under (only that arm is compared)."
         ),
     ] = None,
+    adjust: Annotated[
+        bool,
+        typer.Option(
+            help="Randomized: adjust for last year's outcome and demographics "
+            "(where every analysed student has them)."
+        ),
+    ] = False,
     out: OutOption = None,
     user: UserOption = None,
     token: TokenOption = None,
@@ -361,7 +368,11 @@ def evaluate(
             access,
             initiative_id,
             settings=EvaluationSettings(
-                ratio=ratio, caliper=caliper, design=design, control=control
+                ratio=ratio,
+                caliper=caliper,
+                design=design,
+                control=control,
+                adjust=adjust,
             ),
         )
         written = write_evaluation(ev, out) if out else []

@@ -500,7 +500,13 @@ def estimate(
     return result((effect, se, effect - half, effect + half, p_value), names)
 
 
-def randomized(frame: pd.DataFrame, outcome: str, *, block: str) -> Estimate:
+def randomized(
+    frame: pd.DataFrame,
+    outcome: str,
+    *,
+    block: str,
+    covariates: Sequence[str] = (),
+) -> Estimate:
     """The effect of random assignment on ``outcome`` (``<outcome>_post``): the
     difference in means within randomization blocks (``block``, e.g. the school),
     as OLS of the outcome on assignment and block indicators — each block's
@@ -508,7 +514,13 @@ def randomized(frame: pd.DataFrame, outcome: str, *, block: str) -> Estimate:
     unequal variances between arms, as Neyman's), t with n − k degrees of freedom.
     ``frame`` holds one row per student: ``unit``, ``treated`` (assigned to the
     program) and the outcome. Rows without it are dropped, then blocks that lost
-    either arm (they say nothing about the difference)."""
+    either arm (they say nothing about the difference).
+
+    ``covariates`` (measured before assignment: last year's outcome, demographics)
+    adjust the estimate for chance imbalance and make it more precise (ANCOVA,
+    centred); a covariate missing for any analysed student or without variation
+    among them is left out (named in ``covariates_used`` by its absence), so
+    adjusting never drops a student."""
     post = f"{outcome}_post"
     _require(frame, ["unit", "treated", block, post])
     rows = frame[frame[post].notna()]
@@ -521,25 +533,37 @@ def randomized(frame: pd.DataFrame, outcome: str, *, block: str) -> Estimate:
     t_units = tuple(sorted(set(units[treated].tolist())))
     c_units = tuple(sorted(set(units[~treated].tolist())))
     blocks = pd.get_dummies(rows[block].astype(str), drop_first=True, dtype=float)
+    used = tuple(
+        c
+        for c in covariates
+        if c in rows and rows[c].notna().all() and rows[c].nunique() > 1
+    )
+    design = RANDOMIZED + (", covariate-adjusted" if used else "")
 
     def mean(mask: BoolArray) -> float | None:
         return float(y[mask].mean()) if mask.any() else None
 
     def result(stat: _Stat | None, reason: str | None) -> Estimate:
         return _estimate_of(
-            RANDOMIZED,
+            design,
             stat,
             (t_units, c_units),
             len(both),
             (None, mean(treated), None, mean(~treated)),
-            (),
+            used,
             reason,
         )
 
     if len(t_units) < 2 or len(c_units) < 2:
         return result(None, "fewer than 2 students in an arm of a block with both")
+    adjust = rows[list(used)].to_numpy(dtype=np.float64)
     x = np.column_stack(
-        [np.ones(y.size), treated.astype(np.float64), blocks.to_numpy()]
+        [
+            np.ones(y.size),
+            treated.astype(np.float64),
+            blocks.to_numpy(),
+            adjust - adjust.mean(axis=0) if used else np.empty((y.size, 0)),
+        ]
     )
     df = y.size - x.shape[1]
     if df < 1:

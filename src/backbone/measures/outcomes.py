@@ -137,6 +137,9 @@ class EvaluationSettings:
     control: str | None = None
     """randomized: the program id under which the control arm's students are sent
     (only that arm is the comparison; other arms of the study are not)"""
+    adjust: bool = False
+    """randomized: adjust for last year's outcome and demographics (measured
+    before assignment), where every analysed student has them"""
 
 
 def _opt_float(value: object) -> float | None:
@@ -488,6 +491,7 @@ def _randomized_program(
     participation: pd.DataFrame,
     period: tuple[int | None, int | None],
     outcomes: Mapping[str, Outcome],
+    adjust: bool = False,
 ) -> None:
     """A program whose students were assigned at random: those assigned to it
     against those assigned to ``control``, in the school year they were assigned
@@ -527,7 +531,8 @@ def _randomized_program(
         post = f"{outcome}_post"
         if rows[post].nunique(dropna=True) <= 1:
             continue  # no data, or no variation
-        est = es.randomized(rows, outcome, block="school_id")
+        before = [f"{outcome}_pre", *DEMOGRAPHICS] if adjust else []
+        est = es.randomized(rows, outcome, block="school_id", covariates=before)
         if est.effect is None:
             continue
         cells = [
@@ -1010,6 +1015,7 @@ def _derive(
                 participation,
                 (first_year, last_year),
                 outcomes,
+                settings.adjust,
             )
         return col.derived()
     for program_id in initiative.programs:
@@ -1100,10 +1106,11 @@ def _check_design(settings: EvaluationSettings, con: Connection) -> None:
             f"design {settings.design!r} is not one of {', '.join(DESIGNS)}."
         )
     if settings.design != RANDOMIZED:
-        if settings.control is not None:
+        if settings.control is not None or settings.adjust:
             raise UserError(
-                "--control names the control arm of a randomized design; add "
-                "--design randomized, or leave it out for a matched comparison."
+                "--control and --adjust are for a randomized design; add "
+                "--design randomized, or leave them out for a matched comparison "
+                "(which always adjusts for what it matched on)."
             )
         return
     if settings.control is None:
