@@ -386,6 +386,16 @@ school_years:
 """
 
 
+# twenty ninth graders of school 63, the first ten in the district's program
+TWENTY_NINTH_GRADERS = (
+    "id,first,last,dob\n"
+    + "".join(f"S{i},Name{i},Last{i},0{1 + i % 9}/1{i % 9}/2010\n" for i in range(20)),
+    "id,school,entry,grade,exit,why\n"
+    + "".join(f"S{i},63,2025-08-25,9,,\n" for i in range(20)),
+    "id,start,end\n" + "".join(f"S{i},2025-09-15,2026-05-30\n" for i in range(10)),
+)
+
+
 def test_a_district_run_program_with_no_calendar_marks_or_demographics(
     tmp_path: Path,
 ) -> None:
@@ -399,15 +409,7 @@ def test_a_district_run_program_with_no_calendar_marks_or_demographics(
         entities=["partner_record", "enrollment", "program_participation"],
         sections=[STUDENTS, ENROLLMENTS, PROGRAM],
     )
-    students = "id,first,last,dob\n" + "".join(
-        f"S{i},Name{i},Last{i},0{1 + i % 9}/1{i % 9}/2010\n" for i in range(20)
-    )
-    enrolled = "id,school,entry,grade,exit,why\n" + "".join(
-        f"S{i},63,2025-08-25,9,,\n" for i in range(20)
-    )
-    program = "id,start,end\n" + "".join(
-        f"S{i},2025-09-15,2026-05-30\n" for i in range(10)
-    )
+    students, enrolled, program = TWENTY_NINTH_GRADERS
     p.submit(
         "records",
         ("students.csv", students),
@@ -868,15 +870,7 @@ def test_test_scores_under_another_subject_are_named_not_silently_dropped(
         ],
         sections=[STUDENTS, ENROLLMENTS, PROGRAM, tests],
     )
-    students = "id,first,last,dob\n" + "".join(
-        f"S{i},Name{i},Last{i},0{1 + i % 9}/1{i % 9}/2010\n" for i in range(20)
-    )
-    enrolled = "id,school,entry,grade,exit,why\n" + "".join(
-        f"S{i},63,2025-08-25,9,,\n" for i in range(20)
-    )
-    program = "id,start,end\n" + "".join(
-        f"S{i},2025-09-15,2026-05-30\n" for i in range(10)
-    )
+    students, enrolled, program = TWENTY_NINTH_GRADERS
     scores = "id,test,subject,date,score\n" + "".join(
         f"S{i},T{k},{subject},2026-04-1{k},{400 + i}\n"
         for i in range(20)
@@ -985,3 +979,35 @@ def test_a_composite_outcome_of_reading_and_math_in_a_randomized_study(
     path.write_text(yaml.safe_dump(initiative), encoding="utf-8")
     said = p.run("outcomes", "initiative", "set", str(path), code=1)
     assert "combine scores of one kind" in said
+
+
+def test_an_evaluation_only_agreement_is_enough_for_the_evaluation(
+    tmp_path: Path,
+) -> None:
+    """The district shares its records for program evaluation only: no early
+    warning. The indicators are computed under that purpose (the default purpose is
+    refused with what to do), and the evaluation runs and says what it lacks."""
+    p = build(
+        tmp_path,
+        READ_PROGRAM,
+        entities=["partner_record", "enrollment", "program_participation"],
+        sections=[STUDENTS, ENROLLMENTS, PROGRAM],
+        purposes=[{"id": "program_evaluation", "description": "Programs' outcomes."}],
+    )
+    students, enrolled, program = TWENTY_NINTH_GRADERS
+    p.submit(
+        "records",
+        ("students.csv", students),
+        ("enroll.csv", enrolled),
+        ("program.csv", program),
+    )
+    p.run("link")
+    refused = p.run("indicators", "compute", code=1)
+    assert "purpose 'early_warning' is not permitted" in refused
+    assert "--purpose program_evaluation for an evaluation-only agreement" in refused
+    computed = p.run("indicators", "compute", "--purpose", "program_evaluation")
+    assert "│ 2025-26 │ 2026-06-30 │ v1 │ 20 │" in computed
+    said = p.run("outcomes", "evaluate", "I-READ", code=1)
+    assert "10 found in district records (match rate 100%)" in said
+    assert "Not measured: Attendance rate — no partner sends the data" in said
+    assert "Not measured: Mean course mark — no partner sends the data" in said

@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from backbone.cli.common import (
+    PurposeOption,
     TokenOption,
     UserOption,
     Warehouse,
@@ -128,18 +129,21 @@ def definitions_set(
 def compute(
     as_of: AsOfOption = None,
     school_year: YearOption = None,
+    purpose: PurposeOption = "early_warning",
     user: UserOption = None,
     token: TokenOption = None,
     warehouse: WarehouseOption = Path("warehouse"),
 ) -> None:
     """Compute indicators per person and school year (at each year's end, or
-    today for the year under way), or one in-year snapshot with --as-of."""
+    today for the year under way), or one in-year snapshot with --as-of; under
+    the purpose the agreements give them for (an evaluation-only agreement:
+    --purpose program_evaluation)."""
     with doors(), Warehouse.open(warehouse) as wh:
         principal = signed_in(wh, user, token)
-        with wh.session(principal, purpose="early_warning") as s:
+        with wh.session(principal, purpose=purpose) as s:
             snaps = wh.indicators.compute(
                 s,
-                wh.access(principal, "early_warning"),
+                wh.access(principal, purpose),
                 as_of=_as_of(as_of),
                 school_years=[school_year] if school_year is not None else None,
             )

@@ -169,7 +169,9 @@ class Indicators:
                 f"({ENTITY}) for {access.purpose}"
                 + (f" ({why})" if why else " (no partner has sent enrollments yet)")
                 + f". A district's agreement shares them by listing {ENTITY} under "
-                "datasets, with this purpose; nothing was computed."
+                "datasets, with this purpose; compute them under a purpose it lists "
+                "(--purpose program_evaluation for an evaluation-only agreement). "
+                "Nothing was computed."
             )
         sources = {
             entity: [
