@@ -12,7 +12,7 @@ from __future__ import annotations
 from backbone.engines import Connection
 from backbone.engines.sql import literal
 from backbone.errors import UserError
-from backbone.model.descriptors import DESCRIPTORS
+from backbone.model.descriptors import descriptor_value_problem
 from backbone.session import Session
 
 __all__ = ["DescriptorMaps", "canonical_code_sql"]
@@ -56,18 +56,10 @@ class DescriptorMaps:
             f"map {partner_id}'s {descriptor_name} codes",
             action="partner",
         )
-        if descriptor_name not in DESCRIPTORS:
-            raise UserError(
-                f"{descriptor_name!r} is not a known descriptor; known ones are "
-                f"{', '.join(sorted(DESCRIPTORS))}."
-            )
-        allowed = DESCRIPTORS[descriptor_name][1]
-        unknown = sorted(v for v in mapping.values() if v not in allowed)
-        if unknown:
-            raise UserError(
-                f"{descriptor_name} has no value {unknown[0]!r}; map each local code "
-                f"to one of: {', '.join(allowed)}."
-            )
+        for value in sorted(mapping.values()):
+            problem = descriptor_value_problem(descriptor_name, value)
+            if problem:
+                raise UserError(f"Cannot map {partner_id}'s codes: {problem}.")
         s.con.executemany(
             "INSERT OR REPLACE INTO ref.descriptor_map VALUES (?, ?, ?, ?)",
             [[partner_id, descriptor_name, k, v] for k, v in mapping.items()],

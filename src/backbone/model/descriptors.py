@@ -20,6 +20,7 @@ __all__ = [
     "DescriptorUri",
     "descriptor_rows",
     "descriptor_uri",
+    "descriptor_value_problem",
     "grade_level_name",
     "parse_descriptor_uri",
 ]
@@ -187,6 +188,17 @@ DESCRIPTORS: dict[str, tuple[str, tuple[str, ...]]] = {
         ("Completed program", "Withdrew", "Moved", "Other"),
     ),
 }
+
+
+def descriptor_value_problem(name: str, value: str) -> str | None:
+    """Why ``value`` cannot be a canonical value of descriptor ``name`` (None: it
+    can), in words that say what to use instead."""
+    if name not in DESCRIPTORS:
+        return f"no descriptor {name!r}; use one of {', '.join(sorted(DESCRIPTORS))}"
+    allowed = DESCRIPTORS[name][1]
+    if value not in allowed:
+        return f"{value!r} is not a {name} value; use one of {', '.join(allowed)}"
+    return None
 
 
 def descriptor_rows() -> list[tuple[str, str, str, str | None, int]]:

@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from backbone.errors import InputFileError, UserError
+from backbone.model.descriptors import descriptor_value_problem
 from backbone.model.schema import PARTNER_KINDS
 
 __all__ = [
@@ -222,19 +223,9 @@ class DescriptorMapItem(_Item):
 
     @model_validator(mode="after")
     def _known(self) -> DescriptorMapItem:
-        from backbone.model.descriptors import DESCRIPTORS
-
-        if self.descriptor_name not in DESCRIPTORS:
-            raise ValueError(
-                f"no descriptor {self.descriptor_name!r}; use one of "
-                f"{', '.join(sorted(DESCRIPTORS))}"
-            )
-        allowed = DESCRIPTORS[self.descriptor_name][1]
-        if self.code_value not in allowed:
-            raise ValueError(
-                f"{self.code_value!r} is not a {self.descriptor_name} value; use one "
-                f"of {', '.join(allowed)}"
-            )
+        problem = descriptor_value_problem(self.descriptor_name, self.code_value)
+        if problem:
+            raise ValueError(problem)
         return self
 
 
