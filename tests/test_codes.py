@@ -48,7 +48,7 @@ def test_maps_refuse_values_that_are_not_canonical(warehouse: Warehouse) -> None
             s, "d04", "AttendanceEventCategoryDescriptor", {"S": "Skipped"}
         )
     with (
-        pytest.raises(UserError, match="no descriptor .MoodDescriptor.; use one of"),
+        pytest.raises(UserError, match="no descriptor 'MoodDescriptor'; use one of"),
         warehouse.session() as s,
     ):
         warehouse.descriptor_maps.set(s, "d04", "MoodDescriptor", {"H": "Happy"})

@@ -147,3 +147,23 @@ def test_a_wrong_entry_names_file_and_field_and_registers_nothing(
     assert "partnership.yaml: " in text and said.replace("Value error, ", "") in text
     assert "Nothing was registered" in text
     assert _rows(wh, "SELECT count(*) FROM ref.partner") == [(0,)]
+
+
+def test_an_initiative_targeting_an_unknown_outcome_is_refused_with_the_codes(
+    tmp_path: Path,
+) -> None:
+    from backbone.errors import InputFileError
+    from backbone.partners.directory import read_directory
+
+    path = tmp_path / "partnership.yaml"
+    path.write_text(
+        "partners:\n  - {partner_id: f1, name: Fund, kind: funder}\n"
+        "initiatives:\n  - {initiative_id: I1, funder_partner_id: f1, name: One,\n"
+        "     target_outcomes: [attendance_rate, happiness]}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(
+        InputFileError,
+        match=r"initiatives\[0\]\.target_outcomes: unknown outcome 'happiness'; use one of attendance_rate",
+    ):
+        read_directory(path)

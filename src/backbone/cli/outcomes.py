@@ -22,25 +22,12 @@ from backbone.cli.common import (
     signed_in,
 )
 from backbone.errors import UserError
+from backbone.model.outcomes import OUTCOME_CODES
 
 if TYPE_CHECKING:
     from backbone.governance.principals import Principal
     from backbone.measures.outcomes import Evaluation
 
-# the codes of measures.initiatives.OUTCOMES, written out so that building the
-# command line (a help text below) does not load the measures; tests/test_startup.py
-# keeps the two the same
-OUTCOME_CODES = (
-    "attendance_rate",
-    "suspended",
-    "course_mark",
-    "pass_rate",
-    "gpa",
-    "ela_score",
-    "math_score",
-    "graduated",
-    "college_enrolled",
-)
 
 outcomes_app = typer.Typer(
     help="Funders' initiatives: outcomes against a matched comparison group.",

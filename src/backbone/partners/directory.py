@@ -26,6 +26,7 @@ from pydantic import (
 
 from backbone.errors import InputFileError, UserError
 from backbone.model.descriptors import descriptor_value_problem
+from backbone.model.outcomes import OUTCOME_CODES
 from backbone.model.schema import PARTNER_KINDS
 
 __all__ = [
@@ -125,6 +126,17 @@ class InitiativeItem(_Item):
     min_sessions: int | None = Field(default=None, ge=0)
     min_hours: float | None = Field(default=None, ge=0)
     program_ids: list[Id] = []
+
+    @field_validator("target_outcomes")
+    @classmethod
+    def _known_outcomes(cls, value: list[str]) -> list[str]:
+        bad = [v for v in value if v not in OUTCOME_CODES]
+        if bad:
+            raise ValueError(
+                f"unknown outcome {bad[0]!r}; use one of {', '.join(OUTCOME_CODES)} "
+                "(composites are defined with `backbone outcomes initiative set`)"
+            )
+        return value
 
 
 class InstitutionItem(_Item):
