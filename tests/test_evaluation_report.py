@@ -67,3 +67,26 @@ def test_the_report_is_plain_data_and_its_json_reads_back_the_same() -> None:
     body = ev.report_json()
     assert isinstance(body, bytes) and json.loads(body) == report
     assert body.startswith(b'{\n  "initiative"')  # indented, for a person too
+
+
+def test_graduation_is_unknown_for_students_of_a_district_that_sends_none() -> None:
+    """d1 sends diplomas: its non-graduate counts 0 %. d2 sends none: its students'
+    graduation, and college entry, are unknown — not 0 %."""
+    import numpy as np
+    import pandas as pd
+
+    from backbone.measures.outcomes import _known_only_where_sent
+
+    frame = pd.DataFrame(
+        {
+            "district": ["d1", "d1", "d2"],
+            "graduated_post": [100.0, 0.0, 0.0],
+            "college_enrolled_post": [100.0, 0.0, 0.0],
+        }
+    )
+    _known_only_where_sent(frame, {"d1"}, any_college=True)
+    assert frame["graduated_post"].tolist()[:2] == [100.0, 0.0]
+    assert np.isnan(frame.at[2, "graduated_post"])
+    assert np.isnan(frame.at[2, "college_enrolled_post"])
+    _known_only_where_sent(frame, {"d1"}, any_college=False)
+    assert frame["college_enrolled_post"].isna().all()

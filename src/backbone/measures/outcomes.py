@@ -936,6 +936,18 @@ def _analyse_sample(
                 )
 
 
+def _known_only_where_sent(
+    frame: pd.DataFrame, graduation_senders: set[str], any_college: bool
+) -> None:
+    """A student whose district sends no diplomas (or none the reader may see) has
+    an unknown graduation, and so college entry, not 0 %; with no college term
+    sent at all, college entry is unknown for everyone."""
+    unknown = ~frame["district"].isin(graduation_senders)
+    frame.loc[unknown, ["graduated_post", "college_enrolled_post"]] = np.nan
+    if not any_college:
+        frame["college_enrolled_post"] = np.nan
+
+
 def _add_composite(frame: pd.DataFrame, composite: Composite) -> None:
     """A composite's value before and after, each student's, from its parts: known
     only where every part is."""
@@ -986,14 +998,9 @@ def _derive(
     sql, params = long_term_sql(as_of, start_month)
     long_term = engines.frame(con, sql, params)
     frame_all = _with_outcomes(years, long_term, as_of, start_month)
-    # no diploma (or college term) reached the evaluation — nobody sent any, or
-    # the reader may not see them: those outcomes are unknown, not 0 %
-    for alias, column in (
-        ("graduation", "graduated_post"),
-        ("college", "college_enrolled_post"),
-    ):
-        if not engines.frame(con, f"SELECT 1 FROM {alias} LIMIT 1").shape[0]:
-            frame_all[column] = np.nan
+    senders = engines.frame(con, "SELECT DISTINCT provider FROM graduation")
+    any_college = engines.frame(con, "SELECT 1 FROM college LIMIT 1").shape[0] > 0
+    _known_only_where_sent(frame_all, set(senders["provider"]), any_college)
     for composite in initiative.composite_outcomes:
         _add_composite(frame_all, composite)
     first_year, last_year = initiative.period_years(start_month)
