@@ -80,6 +80,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
             )
             wh.requests.file(s, write(files / "req.yaml", REQUEST), on=DAY)
             wh.users.issue_token(s, "d1.analyst", label="laptop")
+            wh.partners.add_school(s, "d1", "63", "One High")
     return path
 
 
@@ -289,6 +290,35 @@ CASES = [
         lambda wh, s, tmp: wh.partners.import_directory(
             s, _json(tmp / "directory.json", DIRECTORY)
         ),
+    ),
+    Case(
+        "partner register_entries",
+        "partner",
+        "steward",
+        "d1.analyst",
+        lambda wh, s, tmp: wh.partners.register_entries(
+            s,
+            {
+                "schools": [
+                    {"partner_id": "d1", "local_school_code": "70", "name": "Seventy"}
+                ]
+            },
+            "add school d1/70",
+        ),
+    ),
+    Case(
+        "partner rename",
+        "partner",
+        "steward",
+        "d1.analyst",
+        lambda wh, s, tmp: wh.partners.rename(s, "school", "d1/63", "One High School"),
+    ),
+    Case(
+        "partner close",
+        "partner",
+        "steward",
+        "d1.analyst",
+        lambda wh, s, tmp: wh.partners.close(s, "school", "d1/63", date(2026, 6, 30)),
     ),
     Case(
         "user disable",

@@ -109,19 +109,19 @@ class Initiative(BaseModel):
         for c in self.composite_outcomes:
             if c.code in OUTCOMES:
                 raise ValueError(
-                    f"composite {c.code!r} has the name of a measured outcome"
+                    f"composite_outcomes: {c.code!r} has the name of a measured outcome"
                 )
             bad = [o for o in c.of if o not in OUTCOMES]
             if bad:
                 raise ValueError(
-                    f"composite {c.code!r}: unknown outcome {bad[0]!r}; use "
+                    f"composite_outcomes: {c.code!r} names an unknown outcome {bad[0]!r}; use "
                     f"{', '.join(OUTCOMES)}"
                 )
             units = {OUTCOMES[o].unit for o in c.of}
             scales = {OUTCOMES[o].scale for o in c.of}
             if len(units) > 1 or scales != {1.0}:
                 raise ValueError(
-                    f"composite {c.code!r} adds outcomes measured in different units "
+                    f"composite_outcomes: {c.code!r} adds outcomes measured in different units "
                     f"({', '.join(sorted(units))}) or yes/no outcomes; combine scores "
                     "of one kind (e.g. ela_score and math_score)"
                 )
@@ -129,8 +129,8 @@ class Initiative(BaseModel):
         bad = [v for v in self.target_outcomes if v not in known]
         if bad:
             raise ValueError(
-                f"unknown outcome {bad[0]!r}; use one of {', '.join(known)} (or "
-                "define it under composite_outcomes)"
+                f"target_outcomes: unknown outcome {bad[0]!r}; use one of "
+                f"{', '.join(known)} (or define it under composite_outcomes)"
             )
         return self
 
@@ -164,9 +164,11 @@ def _load(text: str, source: str) -> Initiative:
         return Initiative.model_validate(data)
     except ValidationError as err:
         first = err.errors()[0]
-        where = ".".join(str(x) for x in first["loc"]) or "(document)"
+        where = ".".join(str(x) for x in first["loc"])
+        message = str(first["msg"]).removeprefix("Value error, ")
         raise InputFileError(
-            f"{source}: field {where}: {first['msg']}. Fix it and set it again."
+            f"{source}: {f'field {where}: ' if where else ''}{message}. Fix it and "
+            "set it again."
         ) from None
 
 
