@@ -305,7 +305,7 @@ def test_new_submissions_keep_existing_ids(wh: Warehouse) -> None:
         "INSERT INTO identity.partner_record SELECT 'c01-brightfutures', 'NEW-1', "
         "identification_system, first_name, middle_name, last_surname, "
         "generation_code_suffix, birth_date, birth_sex, NULL, NULL, NULL, NULL, "
-        "submission_id, NULL FROM identity.partner_record WHERE partner_id = ? AND local_id = ?",
+        "submission_id, NULL, NULL, NULL FROM identity.partner_record WHERE partner_id = ? AND local_id = ?",
         list(some),
     )
     summary = _link(wh)

@@ -1011,3 +1011,48 @@ def test_an_evaluation_only_agreement_is_enough_for_the_evaluation(
     assert "10 found in district records (match rate 100%)" in said
     assert "Not measured: Attendance rate — no partner sends the data" in said
     assert "Not measured: Mean course mark — no partner sends the data" in said
+
+
+def test_a_roster_with_birth_year_and_quarter_only(tmp_path: Path) -> None:
+    """A partner that coarsens birth dates to year and quarter: both are stored, a
+    quarter 5 is quarantined with the reason."""
+    fields = [*FIELDS["partner_record"], "birth_year", "birth_quarter"]
+    p = build(
+        tmp_path,
+        ONE_DISTRICT,
+        entities=["partner_record"],
+        sections=[
+            {
+                "match": "students*",
+                "entity": "partner_record",
+                "columns": {
+                    "local_id": "id",
+                    "first_name": "first",
+                    "last_surname": "last",
+                    "birth_year": "yob",
+                    "birth_quarter": "qob",
+                },
+            }
+        ],
+        datasets=[
+            {"entity": "partner_record", "fields": [{"name": f} for f in fields]}
+        ],
+    )
+    said = p.submit(
+        "records",
+        (
+            "students.csv",
+            "id,first,last,yob,qob\nS1,Ana,Ruiz,2010,1\nS2,Ben,Lee,2010,5\n",
+        ),
+    )
+    assert "students.csv: 2 rows read, 1 loaded, 1 quarantined" in said
+    assert "birth_quarter: 5 — birth quarter must be 1 to 4" in p.run(
+        "submissions", "show", "1"
+    )
+    import duckdb
+
+    with duckdb.connect(str(p.path / "backbone.duckdb"), read_only=True) as con:
+        assert con.execute(
+            "SELECT local_id, birth_date, birth_year, birth_quarter "
+            "FROM identity.partner_record"
+        ).fetchall() == [("S1", None, 2010, 1)]

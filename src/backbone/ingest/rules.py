@@ -40,6 +40,13 @@ RANGES: dict[str, dict[str, Range]] = {
             "birth_date BETWEEN DATE '1940-01-01' AND current_date",
             "birth date is not plausible",
         ),
+        "birth_year": Range(
+            "birth_year BETWEEN 1940 AND year(current_date)",
+            "birth year is not plausible",
+        ),
+        "birth_quarter": Range(
+            "birth_quarter BETWEEN 1 AND 4", "birth quarter must be 1 to 4"
+        ),
     },
     "enrollment": {
         "school_year": Range(

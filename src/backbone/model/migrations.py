@@ -186,8 +186,11 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         11,
         "rows a mapping skips on purpose, counted per submission and entity; "
-        "schools and programs that close",
+        "schools and programs that close; a birth year and quarter for partners "
+        "that send no full birth date",
         (
+            "ALTER TABLE identity.partner_record ADD COLUMN birth_year SMALLINT",
+            "ALTER TABLE identity.partner_record ADD COLUMN birth_quarter SMALLINT",
             "ALTER TABLE ops.submission ADD COLUMN rows_skipped BIGINT",
             "ALTER TABLE ops.submission_target ADD COLUMN rows_skipped BIGINT",
             "ALTER TABLE ref.school ADD COLUMN closed_on DATE",

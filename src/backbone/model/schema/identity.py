@@ -35,6 +35,12 @@ IDENTITY_TABLES = (
                 "VARCHAR",
                 doc="the school the person attends (or attended), as the partner names it",
             ),
+            _c(
+                "birth_year",
+                "SMALLINT",
+                doc="for a partner that sends no full birth date (added by migration 11)",
+            ),
+            _c("birth_quarter", "SMALLINT", doc="1-4, with birth_year"),
         ),
         ("partner_id", "local_id"),
         doc="The identifying fields a partner sent for its local id (PII).",
