@@ -90,3 +90,26 @@ def test_graduation_is_unknown_for_students_of_a_district_that_sends_none() -> N
     assert np.isnan(frame.at[2, "college_enrolled_post"])
     _known_only_where_sent(frame, {"d1"}, any_college=False)
     assert frame["college_enrolled_post"].isna().all()
+
+
+def test_a_reading_score_stands_in_for_ela_only_when_there_is_none() -> None:
+    """u1 has an ELA score (2500) and a reading benchmark (200): ELA 2500, never
+    their mean. u2 has only reading (210): that is its ELA score. u3's test has no
+    subject but an identifier naming ELA."""
+    import duckdb
+
+    from backbone.measures.evaluation_sql import assessment_scores_sql
+
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE assessment AS SELECT * FROM (VALUES "
+        "('u1', 2026, 'English Language Arts', 'T1', 2500.0), "
+        "('u1', 2026, 'Reading', 'R', 200.0), ('u2', 2026, 'Reading', 'R', 210.0), "
+        "('u2', 2026, 'Mathematics', 'M', 300.0), ('u3', 2026, NULL, 'STATE-ELA', 2400.0)"
+        ") t(unit, school_year, academic_subject, assessment_identifier, scale_score)"
+    )
+    assert con.execute(f"{assessment_scores_sql()} ORDER BY 1").fetchall() == [
+        ("u1", 2026, 2500.0, None),
+        ("u2", 2026, 210.0, 300.0),
+        ("u3", 2026, 2400.0, None),
+    ]

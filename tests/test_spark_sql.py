@@ -58,6 +58,7 @@ from backbone.measures.college import college_units_sql
 from backbone.measures.college_sql import college_measures, graduate_outcomes_sql
 from backbone.measures.definitions import default_definitions
 from backbone.measures.evaluation_sql import (
+    assessment_scores_sql,
     assessment_subjects_sql,
     long_term_sql,
     participation_sql,
@@ -292,6 +293,9 @@ def _measures() -> dict[str, Callable[[], Iterator[str]]]:
         "backbone.measures.indicator_sql.derived_units_sql": derived,
         "backbone.measures.definitions.Definitions.term_end_sql": lambda: iter(
             [expression(d.term_end_sql("term", "school_year", 8))]
+        ),
+        "backbone.measures.evaluation_sql.assessment_scores_sql": lambda: iter(
+            [assessment_scores_sql()]
         ),
         "backbone.measures.evaluation_sql.assessment_subjects_sql": lambda: iter(
             [assessment_subjects_sql()]

@@ -87,8 +87,47 @@ OUTCOME_SUBJECTS = {
 }
 
 
-def _subjects(outcome: str) -> str:
-    return ", ".join(literal(x) for x in OUTCOME_SUBJECTS[outcome])
+# a test without a subject counts by its identifier
+_IDENTIFIER_NAMES = {"ela_score": "ELA", "math_score": "MATH"}
+
+
+def _subject_case(part: int) -> str:
+    """WHEN clauses giving a test's outcome (``part`` 0) or its subject's rank
+    among the outcome's subjects (1)."""
+    whens = []
+    for outcome, subjects in OUTCOME_SUBJECTS.items():
+        for rank, subject in enumerate(subjects):
+            value = literal(outcome) if part == 0 else str(rank)
+            whens.append(f"WHEN academic_subject = {literal(subject)} THEN {value}")
+        value = literal(outcome) if part == 0 else "0"
+        whens.append(
+            "WHEN academic_subject IS NULL AND upper(assessment_identifier) LIKE "
+            f"{literal('%' + _IDENTIFIER_NAMES[outcome] + '%')} THEN {value}"
+        )
+    return " ".join(whens)
+
+
+def assessment_scores_sql() -> str:
+    """Per person and school year, the mean ELA and math scale scores from the
+    ``assessment`` input: a reading benchmark stands in for ELA only when the
+    student has no ELA score that year (their scales differ: never averaged
+    together)."""
+    return f"""
+WITH tagged AS (
+    SELECT unit, school_year, scale_score,
+           CASE {_subject_case(0)} END AS outcome,
+           CASE {_subject_case(1)} END AS preference
+    FROM assessment
+)
+SELECT unit, school_year,
+       avg(scale_score) FILTER (WHERE outcome = 'ela_score') AS ela_score,
+       avg(scale_score) FILTER (WHERE outcome = 'math_score') AS math_score
+FROM (
+    SELECT * FROM tagged WHERE outcome IS NOT NULL
+    QUALIFY preference = min(preference) OVER (PARTITION BY unit, school_year, outcome)
+)
+GROUP BY unit, school_year
+"""
 
 
 def _grade_case(column: str) -> str:
@@ -153,20 +192,7 @@ gpas AS (
     FROM academic GROUP BY unit, school_year
 ),
 tests AS (
-    SELECT unit, school_year,
-           avg(scale_score) FILTER (WHERE subject = 'ELA') AS ela_score,
-           avg(scale_score) FILTER (WHERE subject = 'MATH') AS math_score
-    FROM (
-        SELECT unit, school_year, scale_score,
-               CASE WHEN academic_subject IN ({_subjects("ela_score")})
-                      OR (academic_subject IS NULL
-                          AND upper(assessment_identifier) LIKE '%ELA%') THEN 'ELA'
-                    WHEN academic_subject IN ({_subjects("math_score")})
-                      OR (academic_subject IS NULL
-                          AND upper(assessment_identifier) LIKE '%MATH%') THEN 'MATH'
-               END AS subject
-        FROM assessment)
-    GROUP BY unit, school_year
+{assessment_scores_sql()}
 )
 SELECT y.unit, y.school_year, y.school_id, s.partner_id AS district, y.grade,
        -- unknown (NULL) without absences or a calendar: least() skips a NULL
@@ -189,12 +215,10 @@ ORDER BY y.unit, y.school_year
 
 
 def assessment_subjects_sql() -> str:
-    """The subjects (or, unlabelled, test identifiers) the assessments sent carry:
-    labels, never counts, to say why a score outcome found nothing."""
-    return (
-        "SELECT DISTINCT coalesce(academic_subject, assessment_identifier) AS subject "
-        "FROM assessment ORDER BY 1"
-    )
+    """The canonical subjects the assessments sent carry (NULL for tests sent
+    without one): a closed list of labels, never counts or a partner's own test
+    names, to say why a score outcome found nothing."""
+    return "SELECT DISTINCT academic_subject AS subject FROM assessment ORDER BY 1"
 
 
 def participation_sql(start_month: int) -> str:

@@ -964,26 +964,45 @@ def _note_unmeasured(
     con: Connection, col: _Collector, initiative: Initiative, frame_all: pd.DataFrame
 ) -> None:
     """Why each of the initiative's target outcomes has no value for anyone: a
-    note (no persons, no numbers) the evaluation prints, never a silent gap."""
+    note (a reason code and, for test scores, the canonical subjects sent — no
+    persons, no counts) the evaluation words and prints, never a silent gap."""
     for outcome in initiative.target_outcomes:
         if frame_all[f"{outcome}_post"].notna().any():
             continue
-        why = "no partner sends the data it is computed from"
+        values: dict[str, Any] = {"why": "no_data"}
         if outcome in OUTCOME_SUBJECTS:
-            subjects = [
-                str(r[0])
-                for r in con.execute(assessment_subjects_sql()).fetchall()
-                if r[0] is not None
-            ]
-            wanted = " or ".join(repr(x) for x in OUTCOME_SUBJECTS[outcome])
-            why = (
-                f"the assessments sent are labelled {', '.join(subjects)}; it is "
-                f"read from academic_subject {wanted} (map the partner's label to "
-                "one in the feed's mapping)"
-                if subjects
-                else "no partner has sent student_assessment"
+            sent = [r[0] for r in con.execute(assessment_subjects_sql()).fetchall()]
+            subjects = [str(x) for x in sent if x is not None]
+            shown = ", ".join(subjects[:5]) + (
+                f" and {len(subjects) - 5} more" if len(subjects) > 5 else ""
             )
-        col.add({"kind": "unmeasured", "outcome": outcome}, (), {"why": why})
+            values = (
+                {"why": "other_subjects", "found": shown}
+                if subjects
+                else {"why": "unlabelled" if sent else "no_assessments"}
+            )
+        col.add({"kind": "unmeasured", "outcome": outcome}, (), values)
+
+
+def _unmeasured_sentence(outcome: str, values: Mapping[str, Any]) -> str:
+    why = values.get("why")
+    wanted = " or ".join(repr(x) for x in OUTCOME_SUBJECTS.get(outcome, ()))
+    if why == "other_subjects":
+        return (
+            f"the assessments sent are labelled {values.get('found')}; it is read "
+            f"from academic_subject {wanted} (map the partner's label to one in the "
+            "feed's mapping)"
+        )
+    if why == "unlabelled":
+        return (
+            "the assessments sent carry no academic_subject; it is read from "
+            f"academic_subject {wanted} (or an identifier naming the subject)"
+        )
+    if why == "no_assessments":
+        return "no partner has sent student_assessment"
+    if outcome not in OUTCOMES:
+        return "no student has a value of every part of it"
+    return "no partner sends the data it is computed from"
 
 
 def _derive(
@@ -1146,7 +1165,9 @@ def _report(
     for st in release.statistics:
         kind = st.key["kind"]
         if kind == "unmeasured":
-            unmeasured[st.key["outcome"]] = str((st.values or {}).get("why", ""))
+            unmeasured[st.key["outcome"]] = _unmeasured_sentence(
+                st.key["outcome"], st.values or {}
+            )
             continue
         result = programs[st.key["program"]]
         n = list(st.persons.values())
