@@ -835,6 +835,19 @@ def test_a_partnership_registered_one_command_at_a_time(tmp_path: Path) -> None:
         assert con.execute("SELECT * FROM ref.descriptor_map").fetchall() == [
             ("d1", "SexDescriptor", "F", "Female")
         ]
+    # a steward's correction by command stands when the directory is imported again
+    p.run("descriptor", "map", "d1", "SexDescriptor", "F", "Male")
+    directory = tmp_path / "again.yaml"
+    directory.write_text(
+        "descriptor_maps:\n  - {partner_id: d1, descriptor_name: SexDescriptor, "
+        "local_code_value: F, code_value: Female}\n",
+        encoding="utf-8",
+    )
+    assert "1 already registered" in p.run("partner", "import", str(directory))
+    with duckdb.connect(str(p.path / "backbone.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT code_value FROM ref.descriptor_map").fetchall() == [
+            ("Male",)
+        ]
 
 
 def test_test_scores_under_another_subject_are_named_not_silently_dropped(

@@ -214,10 +214,12 @@ class Indicators:
         out = []
         for (year, cutoff, seconds), table in computed:
             with transaction(s.con), engines.registered(s.con, computed=table):
+                # only the providers computed for now: another purpose's
+                # snapshot of other providers' students stays
                 s.con.execute(
                     f"DELETE FROM analytic.{ENTITY} WHERE school_year = ? "
-                    "AND as_of_date = ?",
-                    [year, cutoff],
+                    "AND as_of_date = ? AND list_contains(?, provider_partner_id)",
+                    [year, cutoff, list(allowed)],
                 )
                 # submission_id 0: derived by the warehouse, not sent
                 s.con.execute(
@@ -227,7 +229,7 @@ class Indicators:
             out.append(Snapshot(year, cutoff, in_use.version, table.num_rows, seconds))
         s.record(
             "derive",
-            "early-warning indicators",
+            f"early-warning indicators for {access.purpose}",
             rows=sum(snap.records for snap in out),
             providers=tuple(allowed),
             detail={

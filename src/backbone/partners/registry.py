@@ -329,7 +329,7 @@ class PartnerRegistry:
         con = s.con
         now = s.clock().replace(tzinfo=None)
         with transaction(con):
-            fresh = _unregistered(con, doc)
+            fresh = _unregistered(con, doc, replace_maps=path is None)
             _check_references(con, doc, path)
             for p in fresh.partners:
                 self._add(
@@ -462,7 +462,9 @@ def _ids(con: Connection, sql: str) -> set[Any]:
     return {r[0] for r in con.execute(sql).fetchall()}
 
 
-def _unregistered(con: Connection, doc: Directory) -> Directory:
+def _unregistered(
+    con: Connection, doc: Directory, *, replace_maps: bool = False
+) -> Directory:
     """The directory without what is already registered under the same id."""
     partners = _ids(con, "SELECT partner_id FROM ref.partner")
     schools = _ids(con, "SELECT school_id FROM ref.school")
@@ -470,12 +472,15 @@ def _unregistered(con: Connection, doc: Directory) -> Directory:
     initiatives = _ids(con, "SELECT initiative_id FROM ref.initiative")
     institutions = _ids(con, "SELECT institution_id FROM ref.postsecondary_institution")
     years = _ids(con, "SELECT school_year FROM ref.school_year")
-    maps = set(
-        con.execute(
+    # a map of a code already mapped: a directory leaves it as it is (a steward's
+    # correction by command stands); the command replaces it unless it is the same
+    maps = {
+        tuple(row[: 4 if replace_maps else 3])
+        for row in con.execute(
             "SELECT partner_id, descriptor_name, local_code_value, code_value "
             "FROM ref.descriptor_map"
         ).fetchall()
-    )
+    }
     return doc.model_copy(
         update={
             "partners": [p for p in doc.partners if p.partner_id not in partners],
@@ -496,7 +501,7 @@ def _unregistered(con: Connection, doc: Directory) -> Directory:
                     x.descriptor_name,
                     x.local_code_value,
                     x.code_value,
-                )
+                )[: 4 if replace_maps else 3]
                 not in maps
             ],
         }
