@@ -1055,7 +1055,7 @@ def test_a_wide_file_whose_two_parts_repeat_a_key_names_the_files_row(
     assert wh._con.execute(
         "SELECT source_row, messages FROM ops.quarantine WHERE submission_id = ?",
         [r.submission_id],
-    ).fetchall() == [(2, ["the same record as row 2"])]
+    ).fetchall() == [(2, ["part 2 of 2 — the same record as row 2"])]
 
 
 def test_a_corrected_quarantine_goes_back_only_where_it_was_refused(
@@ -1088,4 +1088,48 @@ def test_a_corrected_quarantine_goes_back_only_where_it_was_refused(
         ("S1", "2025-09-02", first.submission_id),
         ("S1", "2025-09-03", first.submission_id),
         ("S2", "2025-09-04", again.submission_id),
+    ]
+
+
+def test_a_fixed_part_of_a_wide_row_goes_back_without_its_sibling(
+    wh: Warehouse, tmp_path: Path
+) -> None:
+    """Morning and afternoon codes; row 2's afternoon code X is unknown (its
+    morning loads). The export names the part; fixed and sent back, only the
+    afternoon is taken: loaded once, nothing refused as already loaded."""
+    doc = json.loads(json.dumps(MAPPINGS["attendance"]))
+    section = doc["files"][0]
+    section["each"] = [{"code": "am"}, {"code": "pm"}]
+    section["columns"]["attendance_event_category"]["column"] = "$code"
+    section["skip_when"] = [{"column": "note", "equals": "holiday"}]
+    section["ignore"] = []
+    (wh.path / "mappings" / "d1" / "attendance.yaml").write_text(yaml.safe_dump(doc))
+    submit(wh, "d1", "records", [csv_file(tmp_path / "enroll.csv", ENROLLMENTS)], on=ON)
+    days = (
+        "id,school,date,am,pm,note\nS1,HS01,2025-09-02,U,X,\nS1,HS01,2025-09-03,E,T,\n"
+    )
+    [first] = submit(
+        wh, "d1", "attendance", [csv_file(tmp_path / "days.csv", days)], on=ON
+    )
+    assert (first.rows_loaded, first.rows_quarantined) == (1, 1)
+    exported = quarantine_csv(wh._con, first.submission_id)
+    assert (
+        "attendance_event: part 2 of 2 — attendance_event_category (from pm)"
+        in exported
+    )
+    assert "note" in exported.splitlines()[0]  # the skip_when column goes with it
+    [again] = submit(
+        wh,
+        "d1",
+        "attendance",
+        [csv_file(tmp_path / "fixed.csv", exported.replace(",X,", ",E,"))],
+        on=ON,
+    )
+    assert (again.rows_read, again.rows_loaded, again.rows_quarantined) == (1, 1, 0)
+    assert wh._con.execute(
+        "SELECT event_date::VARCHAR, attendance_event_category FROM "
+        "analytic.attendance_event WHERE event_date = '2025-09-02' ORDER BY 2"
+    ).fetchall() == [
+        ("2025-09-02", "Excused Absence"),
+        ("2025-09-02", "Unexcused Absence"),
     ]

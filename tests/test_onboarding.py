@@ -749,7 +749,9 @@ def test_a_district_sending_only_test_scores_in_one_wide_file(tmp_path: Path) ->
         "4 rows read = 2 loaded + 1 quarantined + 1 skipped (skip_when) (reconciled)"
         in report
     )
-    assert "row 3: scale_score (from math): 'abc' is not a number" in report
+    assert (
+        "row 3: part 2 of 2 — scale_score (from math): 'abc' is not a number" in report
+    )
     import duckdb
 
     with duckdb.connect(str(p.path / "backbone.duckdb"), read_only=True) as con:

@@ -45,6 +45,7 @@ from backbone.ingest.validate import (
     plan_checks,
     raw_sql,
     reference_sqls,
+    refusal_message_sql,
     skip_sql,
     source_row_sql,
     source_sql,
@@ -236,6 +237,10 @@ def _ingest() -> dict[str, Callable[[], Iterator[str]]]:
         "backbone.ingest.validate.parts_sql": parts,
         "backbone.ingest.validate.skip_sql": lambda: (
             expression(skip_sql(rule)) for rule in WIDE.files[0].skip_when
+        ),
+        "backbone.ingest.validate.refusal_message_sql": lambda: (
+            f"SELECT {refusal_message_sql(section, 'e')} AS m FROM e"
+            for section in sections()[-2:]
         ),
         "backbone.ingest.validate.source_row_sql": lambda: (
             expression(source_row_sql(section, "t")) for section in sections()[-2:]

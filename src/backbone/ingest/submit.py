@@ -55,7 +55,13 @@ from backbone.ingest.mapping import (
     parse_mapping_text,
     target_table,
 )
-from backbone.ingest.readers import SourceInfo, StagedFile, sniff, stage
+from backbone.ingest.readers import (
+    CORRECTION_COLUMN,
+    SourceInfo,
+    StagedFile,
+    sniff,
+    stage,
+)
 from backbone.ingest.report import Report, build_report, quarantine_csv
 from backbone.ingest.validate import (
     CheckPlan,
@@ -65,6 +71,8 @@ from backbone.ingest.validate import (
     parts_sql,
     plan_checks,
     reference_sqls,
+    refusal_message_sql,
+    refusal_prefix,
     skip_sql,
     source_row_sql,
     source_sql,
@@ -777,6 +785,8 @@ class Ingestor:
                     _plain_path(rule.column).split(".")[0] for rule in section.skip_when
                 }
                 missing = sorted(c for c in needed if c not in x.columns)
+                if missing and x.correction and not _refused_any(con, x, section):
+                    continue  # a fixed export with nothing for this section
                 if missing:
                     hint = ""
                     if len(x.columns) == 1:
@@ -819,10 +829,12 @@ class Ingestor:
                                 self._start_month,
                                 only_when=section.only_when,
                                 skip_when=section.skip_when,
-                                correction=x.correction,
+                                correction=refusal_prefix(section, k)
+                                if x.correction
+                                else None,
                                 received=literal(call.on),
                             )
-                            for part_plan in plans
+                            for k, part_plan in enumerate(plans)
                         ]
                     )
                 )
@@ -1227,6 +1239,8 @@ class Ingestor:
         )
         # Only the paths the allowed fields read are kept: a struct column may hold
         # more (an SSN inside a JSON object) that must never be stored.
+        # (and the columns that say whether a row is the section's: a fixed export
+        # sent back must still say so)
         refs = sorted(
             {
                 r
@@ -1234,9 +1248,14 @@ class Ingestor:
                 for f, spec in part.items()
                 if f in fields
                 for r in spec.source_refs()
-                if r.split(".")[0].split("[")[0] in s.columns
+            }
+            | {
+                r
+                for r in (section.only_when, *(k.column for k in section.skip_when))
+                if r
             }
         )
+        refs = [r for r in refs if r.split(".")[0].split("[")[0] in s.columns]
         record = (
             "json_object("
             + ", ".join(
@@ -1255,7 +1274,8 @@ class Ingestor:
             f"""
             INSERT INTO ops.quarantine
             SELECT {sid}, {literal(entity)}, {source},
-                   list(e.rule ORDER BY e.__row, e.rule), list(e.message ORDER BY e.__row, e.rule),
+                   list(e.rule ORDER BY e.__row, e.rule),
+                   list({refusal_message_sql(section, "e")} ORDER BY e.__row, e.rule),
                    any_value({record})
             FROM {errors} e {wide_join}JOIN {s.table} st ON st.__row = {source}
             GROUP BY {source}
@@ -1465,6 +1485,20 @@ def _submission(con: Connection, submission_id: int) -> Submission:
             f"No submission {submission_id}; `backbone submissions list` shows them."
         )
     return Submission(*rows[0])
+
+
+def _refused_any(con: Connection, x: StagedFile, section: FileSection) -> bool:
+    """Whether a fixed quarantine export holds a row this section refused."""
+    reasons = ident(CORRECTION_COLUMN)
+    prefixes = [refusal_prefix(section, k) for k in range(max(len(section.each), 1))]
+    found = con.execute(
+        f"SELECT count(*) FROM {x.table} WHERE "
+        + " OR ".join(
+            f"starts_with({reasons}, ?) OR contains({reasons}, ?)" for _ in prefixes
+        ),
+        [v for p in prefixes for v in (p, "; " + p)],
+    ).fetchall()
+    return bool(found[0][0])
 
 
 def _plain_path(ref: str) -> str:

@@ -34,6 +34,8 @@ __all__ = [
     "code_lookup_rows",
     "parts_sql",
     "plan_checks",
+    "refusal_message_sql",
+    "refusal_prefix",
     "skip_sql",
     "source_row_sql",
     "source_sql",
@@ -275,12 +277,14 @@ def typed_sql(
     *,
     only_when: str | None = None,
     skip_when: tuple[SkipRule, ...] = (),
-    correction: bool = False,
+    correction: str | None = None,
     received: str = "current_date",
 ) -> str:
     """SELECT of typed canonical fields plus ``__errors`` (rule, message) per row.
     Rows outside ``only_when`` or matching a ``skip_when`` rule are not selected, nor,
-    in a ``correction`` (a fixed quarantine export), rows this entity did not refuse."""
+    in a correction (a fixed quarantine export), rows whose reasons do not hold
+    ``correction``, the start of this entity's (and part's) reasons
+    (:func:`refusal_prefix`)."""
     raws = []
     values = []
     checks = []
@@ -345,12 +349,12 @@ def typed_sql(
     check_list = ",\n            ".join(checks) or "NULL"
     field_cols = ", ".join(f"v.{ident(n)}" for n in plan.field_names)
     conditions = [f"NOT coalesce({skip_sql(rule)}, false)" for rule in skip_when]
-    if correction:
-        # a fixed quarantine row goes back only to the entities that refused it
-        entity = plan.table.name
+    if correction is not None:
+        # a fixed quarantine row goes back only to what refused it
+        reasons = f"s.{ident(CORRECTION_COLUMN)}"
         conditions.append(
-            f"(s.{ident(CORRECTION_COLUMN)} LIKE {literal(entity + ': %')} OR "
-            f"s.{ident(CORRECTION_COLUMN)} LIKE {literal('%; ' + entity + ': %')})"
+            f"(starts_with({reasons}, {literal(correction)}) OR "
+            f"contains({reasons}, {literal('; ' + correction)}))"
         )
     if only_when:
         conditions.insert(
@@ -397,6 +401,26 @@ def parts_sql(typed_parts: list[str]) -> str:
         f"SELECT ((__row - 1) * {n} + {k + 1})::BIGINT AS __row, "
         f"__row AS __source_row, * EXCLUDE (__row) FROM ({q})"
         for k, q in enumerate(typed_parts)
+    )
+
+
+def refusal_prefix(section: FileSection, part: int) -> str:
+    """How a quarantine export's reasons start for this section's entity and
+    ``part`` (0-based; a wide section's parts are told apart, so a fixed part goes
+    back without its sibling that loaded)."""
+    n = len(section.each)
+    return f"{section.entity}: " + (f"part {part + 1} of {n} — " if n > 1 else "")
+
+
+def refusal_message_sql(section: FileSection, alias: str) -> str:
+    """A quarantined row's message, as :func:`refusal_prefix` expects it."""
+    n = len(section.each)
+    message = f"{alias}.message"
+    if n <= 1:
+        return message
+    return (
+        f"'part ' || (({alias}.__row - 1) % {n} + 1) || {literal(f' of {n} — ')} "
+        f"|| {message}"
     )
 
 
