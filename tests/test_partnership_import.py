@@ -167,3 +167,22 @@ def test_an_initiative_targeting_an_unknown_outcome_is_refused_with_the_codes(
         match=r"initiatives\[0\]\.target_outcomes: unknown outcome 'happiness'; use one of attendance_rate",
     ):
         read_directory(path)
+
+
+def test_a_program_type_or_grade_that_is_not_canonical_is_refused(
+    tmp_path: Path,
+) -> None:
+    from backbone.errors import InputFileError
+    from backbone.partners.directory import read_directory
+
+    path = tmp_path / "partnership.yaml"
+    path.write_text(
+        "programs:\n  - {program_id: P1, partner_id: c1, program_name: One, "
+        "program_type: Academic}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(
+        InputFileError,
+        match=r"programs\[0\]\.program_type: 'Academic' is not a ProgramTypeDescriptor",
+    ):
+        read_directory(path)

@@ -102,7 +102,9 @@ def program_add(
     name: str,
     type_: Annotated[
         str | None,
-        typer.Option("--type", help="A ProgramTypeDescriptor value, e.g. Mentoring."),
+        typer.Option(
+            "--type", help="A ProgramTypeDescriptor value, e.g. 'Remedial Education'."
+        ),
     ] = None,
     user: UserOption = None,
     token: TokenOption = None,

@@ -95,6 +95,14 @@ class SchoolItem(_Item):
     school_id: str | None = None
     """``partner/code`` (the default); given, it must be exactly that."""
 
+    @field_validator("lowest_grade_level", "highest_grade_level")
+    @classmethod
+    def _grade(cls, value: str | None) -> str | None:
+        problem = value and descriptor_value_problem("GradeLevelDescriptor", value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
     @model_validator(mode="after")
     def _id(self) -> SchoolItem:
         expected = f"{self.partner_id}/{self.local_school_code}"
@@ -113,6 +121,14 @@ class ProgramItem(_Item):
     partner_id: Id
     program_name: Id
     program_type: str | None = None
+
+    @field_validator("program_type")
+    @classmethod
+    def _type(cls, value: str | None) -> str | None:
+        problem = value and descriptor_value_problem("ProgramTypeDescriptor", value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class InitiativeItem(_Item):
