@@ -41,12 +41,14 @@ from backbone.ingest.validate import (
     code_text_sql,
     duplicate_in_file_sql,
     duplicate_of_loaded_sql,
+    only_when_sql,
     parts_sql,
     plan_checks,
     raw_sql,
     reference_sqls,
     refusal_message_sql,
     skip_sql,
+    skipped_sql,
     source_row_sql,
     source_sql,
     typed_sql,
@@ -237,6 +239,12 @@ def _ingest() -> dict[str, Callable[[], Iterator[str]]]:
         "backbone.ingest.validate.parts_sql": parts,
         "backbone.ingest.validate.skip_sql": lambda: (
             expression(skip_sql(rule)) for rule in WIDE.files[0].skip_when
+        ),
+        "backbone.ingest.validate.skipped_sql": lambda: iter(
+            [expression(skipped_sql(WIDE.files[0].skip_when))]
+        ),
+        "backbone.ingest.validate.only_when_sql": lambda: iter(
+            [expression(only_when_sql("a.b"))]
         ),
         "backbone.ingest.validate.refusal_message_sql": lambda: (
             f"SELECT {refusal_message_sql(section, 'e')} AS m FROM e"

@@ -187,7 +187,8 @@ def submissions_show(
                 f"{report.rows_read:,} rows read = {report.rows_loaded:,} loaded + "
                 f"{report.rows_quarantined:,} quarantined "
                 + (
-                    f"+ {report.rows_skipped:,} skipped (skip_when) "
+                    f"+ {report.rows_skipped:,} skipped (skip_when, or not refused "
+                    "before in a corrected quarantine) "
                     if report.rows_skipped
                     else ""
                 )

@@ -68,12 +68,13 @@ from backbone.ingest.validate import (
     code_lookup_rows,
     duplicate_in_file_sql,
     duplicate_of_loaded_sql,
+    only_when_sql,
     parts_sql,
     plan_checks,
     reference_sqls,
     refusal_message_sql,
     refusal_prefix,
-    skip_sql,
+    skipped_sql,
     source_row_sql,
     source_sql,
     typed_sql,
@@ -1290,17 +1291,12 @@ class Ingestor:
         skipped = 0
         if section.skip_when:
             within = (
-                f"NULLIF(trim(CAST({source_sql(section.only_when)} AS VARCHAR)), '') "
-                "IS NOT NULL AND "
-                if section.only_when
-                else ""
-            )
-            any_rule = " OR ".join(
-                f"coalesce({skip_sql(r)}, false)" for r in section.skip_when
+                f"{only_when_sql(section.only_when)} AND " if section.only_when else ""
             )
             skipped = len(section.parts()) * int(
                 con.execute(
-                    f"SELECT count(*) FROM {s.table} s WHERE {within}({any_rule})"
+                    f"SELECT count(*) FROM {s.table} s "
+                    f"WHERE {within}{skipped_sql(section.skip_when)}"
                 ).fetchall()[0][0]
             )
         con.execute(

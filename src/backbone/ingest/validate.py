@@ -32,11 +32,13 @@ from backbone.model.schema import Column, Table
 __all__ = [
     "CheckPlan",
     "code_lookup_rows",
+    "only_when_sql",
     "parts_sql",
     "plan_checks",
     "refusal_message_sql",
     "refusal_prefix",
     "skip_sql",
+    "skipped_sql",
     "source_row_sql",
     "source_sql",
     "typed_sql",
@@ -348,7 +350,7 @@ def typed_sql(
     value_list = ",\n        ".join(values)
     check_list = ",\n            ".join(checks) or "NULL"
     field_cols = ", ".join(f"v.{ident(n)}" for n in plan.field_names)
-    conditions = [f"NOT coalesce({skip_sql(rule)}, false)" for rule in skip_when]
+    conditions = [f"NOT {skipped_sql(skip_when)}"] if skip_when else []
     if correction is not None:
         # a fixed quarantine row goes back only to what refused it
         reasons = f"s.{ident(CORRECTION_COLUMN)}"
@@ -357,10 +359,7 @@ def typed_sql(
             f"contains({reasons}, {literal('; ' + correction)}))"
         )
     if only_when:
-        conditions.insert(
-            0,
-            f"NULLIF(trim(CAST({source_sql(only_when)} AS VARCHAR)), '') IS NOT NULL",
-        )
+        conditions.insert(0, only_when_sql(only_when))
     where = ("\n    WHERE " + " AND ".join(conditions)) if conditions else ""
     return f"""
 WITH r AS (
@@ -388,6 +387,16 @@ def skip_sql(rule: SkipRule) -> str:
         return f"({value} IS NULL)"
     values = ", ".join(literal(_code_key(v)) for v in rule.values())
     return f"({value} IN ({values}))"
+
+
+def skipped_sql(rules: tuple[SkipRule, ...]) -> str:
+    """True for a source row some rule skips."""
+    return "(" + " OR ".join(f"coalesce({skip_sql(r)}, false)" for r in rules) + ")"
+
+
+def only_when_sql(ref: str) -> str:
+    """True for a source row of a section with ``only_when: ref``."""
+    return f"NULLIF(trim(CAST({source_sql(ref)} AS VARCHAR)), '') IS NOT NULL"
 
 
 def parts_sql(typed_parts: list[str]) -> str:

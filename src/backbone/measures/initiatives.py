@@ -106,6 +106,10 @@ class Initiative(BaseModel):
 
     @model_validator(mode="after")
     def _known_outcomes(self) -> Initiative:
+        codes = [c.code for c in self.composite_outcomes]
+        twice = sorted({c for c in codes if codes.count(c) > 1})
+        if twice:
+            raise ValueError(f"composite_outcomes: {twice[0]!r} is defined twice")
         for c in self.composite_outcomes:
             if c.code in OUTCOMES:
                 raise ValueError(
