@@ -47,6 +47,7 @@ from backbone.ingest.validate import (
     raw_sql,
     reference_sqls,
     refusal_message_sql,
+    refused_sql,
     skip_sql,
     skipped_sql,
     source_row_sql,
@@ -239,6 +240,9 @@ def _ingest() -> dict[str, Callable[[], Iterator[str]]]:
         "backbone.ingest.validate.parts_sql": parts,
         "backbone.ingest.validate.skip_sql": lambda: (
             expression(skip_sql(rule)) for rule in WIDE.files[0].skip_when
+        ),
+        "backbone.ingest.validate.refused_sql": lambda: iter(
+            [expression(refused_sql("attendance_event: ", "t"))]
         ),
         "backbone.ingest.validate.skipped_sql": lambda: iter(
             [expression(skipped_sql(WIDE.files[0].skip_when))]

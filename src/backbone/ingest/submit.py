@@ -56,7 +56,6 @@ from backbone.ingest.mapping import (
     target_table,
 )
 from backbone.ingest.readers import (
-    CORRECTION_COLUMN,
     SourceInfo,
     StagedFile,
     sniff,
@@ -74,6 +73,7 @@ from backbone.ingest.validate import (
     reference_sqls,
     refusal_message_sql,
     refusal_prefix,
+    refused_sql,
     skipped_sql,
     source_row_sql,
     source_sql,
@@ -1485,15 +1485,11 @@ def _submission(con: Connection, submission_id: int) -> Submission:
 
 def _refused_any(con: Connection, x: StagedFile, section: FileSection) -> bool:
     """Whether a fixed quarantine export holds a row this section refused."""
-    reasons = ident(CORRECTION_COLUMN)
-    prefixes = [refusal_prefix(section, k) for k in range(max(len(section.each), 1))]
-    found = con.execute(
-        f"SELECT count(*) FROM {x.table} WHERE "
-        + " OR ".join(
-            f"starts_with({reasons}, ?) OR contains({reasons}, ?)" for _ in prefixes
-        ),
-        [v for p in prefixes for v in (p, "; " + p)],
-    ).fetchall()
+    refused = " OR ".join(
+        refused_sql(refusal_prefix(section, k), "t")
+        for k in range(max(len(section.each), 1))
+    )
+    found = con.execute(f"SELECT count(*) FROM {x.table} t WHERE {refused}").fetchall()
     return bool(found[0][0])
 
 

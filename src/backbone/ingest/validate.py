@@ -37,6 +37,7 @@ __all__ = [
     "plan_checks",
     "refusal_message_sql",
     "refusal_prefix",
+    "refused_sql",
     "skip_sql",
     "skipped_sql",
     "source_row_sql",
@@ -353,11 +354,7 @@ def typed_sql(
     conditions = [f"NOT {skipped_sql(skip_when)}"] if skip_when else []
     if correction is not None:
         # a fixed quarantine row goes back only to what refused it
-        reasons = f"s.{ident(CORRECTION_COLUMN)}"
-        conditions.append(
-            f"(starts_with({reasons}, {literal(correction)}) OR "
-            f"contains({reasons}, {literal('; ' + correction)}))"
-        )
+        conditions.append(refused_sql(correction))
     if only_when:
         conditions.insert(0, only_when_sql(only_when))
     where = ("\n    WHERE " + " AND ".join(conditions)) if conditions else ""
@@ -419,6 +416,16 @@ def refusal_prefix(section: FileSection, part: int) -> str:
     back without its sibling that loaded)."""
     n = len(section.each)
     return f"{section.entity}: " + (f"part {part + 1} of {n} — " if n > 1 else "")
+
+
+def refused_sql(prefix: str, alias: str = "s") -> str:
+    """True for a row of a fixed quarantine export whose reasons hold ``prefix``
+    (:func:`refusal_prefix`): exact text, no pattern."""
+    reasons = f"{alias}.{ident(CORRECTION_COLUMN)}"
+    return (
+        f"(starts_with({reasons}, {literal(prefix)}) OR "
+        f"contains({reasons}, {literal('; ' + prefix)}))"
+    )
 
 
 def refusal_message_sql(section: FileSection, alias: str) -> str:
