@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 demo: $(VENV)/.installed
-	$(BIN)/backbone demo run --out $(DEMO_DIR)
+	$(BIN)/backbone demo run --out $(DEMO_DIR) --force
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests bench

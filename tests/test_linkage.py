@@ -386,11 +386,14 @@ def test_interactive_review_records_decisions(built: Path, tmp_path: Path) -> No
     w = str(tmp_path / "wh")
     result = runner.invoke(
         app,
-        ["review", "--limit", "2", "-w", w],
-        input="s\nd\n",
+        ["review", "--limit", "3", "-w", w],
+        # pair 1: an unknown key asked again, then yes, confirmed; pair 2: s is skip;
+        # pair 3: no, not confirmed, then no, confirmed
+        input="d\ny\ny\ns\nn\nn\nn\ny\n",
         env=_signed_in(tmp_path / "wh"),
     )
     assert result.exit_code == 0, result.output
+    assert "'d' is not one of y, n, s, q." in result.output
     assert "Recorded 2 decisions" in result.output
     assert "match weight" not in result.output.lower() or "first_name" in result.output
     with Warehouse.open(tmp_path / "wh", read_only=True) as wh:

@@ -17,15 +17,19 @@ protocol.
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 from backbone.engines import Connection
 from backbone.engines.duckdb import begin, end
 from backbone.errors import AuthenticationFailed, Forbidden, WarehouseError
+from backbone.interrupts import deferred
 
 __all__ = ["Actor", "AuditEntry", "Session", "SetupActor"]
 
@@ -148,6 +152,7 @@ class Session:
         self.recorded = 0
         self.lost = False
         """True once a pause could not take the file back: :attr:`con` is closed."""
+        self._files: list[tuple[Path | None, Path]] = []  # (written aside, its place)
 
     def today(self) -> date:
         return self.clock().date()
@@ -169,11 +174,54 @@ class Session:
         with self._pause(self):
             yield
 
+    def write_file(self, path: Path, content: str | bytes | Path) -> None:
+        """A file that belongs with what the unit writes (a run's model, a mapping, a
+        copy of a received file): written aside now, so a full disk fails before the
+        commit, and put in its place only when the unit commits; a rollback removes
+        it."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        aside = path.with_name(f".{path.name}.{os.getpid()}.pending")
+        if isinstance(content, Path):
+            shutil.copyfile(content, aside)
+        elif isinstance(content, str):
+            aside.write_text(content, encoding="utf-8")
+        else:
+            aside.write_bytes(content)
+        self._files.append((aside, path))
+
+    def remove_file(self, path: Path) -> None:
+        """A file the unit's change does away with (a purged raw file): removed only
+        when the unit commits."""
+        self._files.append((None, path))
+
+    def commit(self) -> None:
+        """Commit and put the unit's files in place, Ctrl-C held until both are done."""
+        with deferred():
+            end(self.con, commit=True)
+            files, self._files = self._files, []
+            for aside, path in files:
+                if aside is None:
+                    path.unlink(missing_ok=True)
+                else:
+                    os.replace(aside, path)
+
+    def abandon_files(self) -> None:
+        """Remove the files of a unit that did not commit."""
+        files, self._files = self._files, []
+        for aside, _path in files:
+            if aside is not None:
+                with suppress(OSError):
+                    aside.unlink()
+
     def step(self, *, commit: bool = True) -> None:
         """Keep (or undo) what the unit did so far and go on in a new transaction:
         a job whose parts must each stand on their own (a submission's receipt, then
         its load). Afterwards the unit may hand the file back again."""
-        end(self.con, commit=commit)
+        if commit:
+            self.commit()
+        else:
+            end(self.con, commit=False)
+            self.abandon_files()
         begin(self.con)
         self.recorded = 0
         if commit:

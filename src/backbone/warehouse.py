@@ -292,6 +292,7 @@ class Warehouse:
                 # file back): then there is nothing left to roll back
                 with suppress(EngineError):
                     end(session.con, commit=False)
+                session.abandon_files()
                 with suppress(EngineError):
                     session.con.close()
                 # refusals, and the reads the unit made, are recorded all the same
@@ -303,8 +304,9 @@ class Warehouse:
             try:
                 for entry in session.denials:  # refusals a stage caught and got past
                     self.audit.append(entry, session.con)
-                end(session.con, commit=True)
+                session.commit()
             finally:
+                session.abandon_files()  # left only if the commit failed
                 session.con.close()
 
     @contextmanager

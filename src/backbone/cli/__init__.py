@@ -20,7 +20,18 @@ from rich.progress import (
 from rich.table import Table
 
 from backbone import __version__
-from backbone.cli.common import Warehouse, WarehouseOption, _err, _out, _plain, doors
+from backbone.cli.common import (
+    ForceOption,
+    Warehouse,
+    WarehouseOption,
+    _err,
+    _out,
+    _plain,
+    doors,
+    exit_interrupted,
+    interrupted,
+    on_interrupt,
+)
 from backbone.errors import UserError
 from backbone.settings import SETTINGS
 
@@ -202,7 +213,7 @@ class _BarProgress:
 
 
 def _generate(
-    out_dir: Path, students: int, years: int, seed: int, last_year: int
+    out_dir: Path, students: int, years: int, seed: int, last_year: int, force: bool
 ) -> GenerateSummary:
     from backbone.demo import expected_steps, generate
 
@@ -219,6 +230,7 @@ def _generate(
             seed=seed,
             last_year=last_year,
             progress=step,
+            replace=force,
         )
 
 
@@ -233,10 +245,11 @@ def demo_generate(
     last_year: Annotated[
         int, typer.Option(help="Last school year (2026 = 2025-26).")
     ] = 2026,
+    force: ForceOption = False,
 ) -> None:
     """Write the files every partner of a synthetic community would send."""
     with doors():
-        summary = _generate(out_dir, students, years, seed, last_year)
+        summary = _generate(out_dir, students, years, seed, last_year, force)
     _out().print(
         f"Wrote {summary.files} files ({_size(summary.bytes)}) for {summary.students:,} "
         f"students to {summary.out}/partners; planted truth in {summary.out}/truth."
@@ -251,8 +264,10 @@ def demo_run(
     students: Annotated[int, typer.Option(help="Students who ever attend.")] = 12_000,
     years: Annotated[int, typer.Option(help="School years of data.")] = 6,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
+    force: ForceOption = False,
 ) -> None:
-    """Generate the community, build a warehouse from it and run every stage."""
+    """Generate the community, build a warehouse from it and run every stage (an
+    existing demo folder is replaced only with --force)."""
     from backbone.demo.run import run_demo  # the demo loads only for its commands
 
     with doors(), _progress() as bar:
@@ -262,6 +277,7 @@ def demo_run(
             years=years,
             seed=seed,
             progress=_BarProgress(bar),
+            replace=force,
         )
     summary, community, warehouse = done.generated, done.community, done.warehouse
     counts, ingested, linked, accuracy = (
@@ -368,8 +384,30 @@ _register()
 
 
 def main() -> None:
+    import signal
+    import sys
+
+    import click
+
     from backbone.engines.duckdb import report_waits_to
 
     # a command that finds the warehouse held says what it waits for, on stderr
     report_waits_to(lambda message: _err().print(message, highlight=False))
-    app()
+    signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        code = app(standalone_mode=False)
+    except click.ClickException as exc:
+        if not interrupted():
+            exc.show()
+            sys.exit(exc.exit_code)
+        code = exit_interrupted()
+    except BaseException:
+        # after Ctrl-C, whatever comes up (DuckDB's or Splink's way of saying a query
+        # was cut short, click's Abort) is the interrupt: one line, no traceback
+        if not interrupted():
+            raise
+        code = exit_interrupted()
+    if interrupted():  # typer ends a KeyboardInterrupt with status 130, silently
+        code = exit_interrupted()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the work is done: just end
+    sys.exit(code if isinstance(code, int) else 0)

@@ -35,6 +35,7 @@ else:
     Warehouse = _WarehouseOnFirstUse()
 
 __all__ = [
+    "ForceOption",
     "OnOption",
     "PurposeOption",
     "TokenOption",
@@ -42,6 +43,7 @@ __all__ = [
     "Warehouse",
     "WarehouseOption",
     "doors",
+    "may_write",
     "maybe_signed_in",
     "parse_date",
     "parse_pairs",
@@ -78,20 +80,92 @@ WarehouseOption = Annotated[
 ]
 
 
+# After Ctrl-C a command has this long to undo what it was doing and say so; then the
+# process ends anyway (an uncommitted transaction is simply not there).
+INTERRUPT_GRACE_SECONDS = 1.5
+_interrupt: dict[str, bool] = {}
+
+
+def interrupted() -> bool:
+    """True once Ctrl-C was pressed in this process."""
+    return bool(_interrupt.get("received"))
+
+
+def _interrupted_line() -> str:
+    from backbone.interrupts import committed
+
+    if not committed():
+        return "Interrupted: nothing was changed."
+    return (
+        "Interrupted: the step under way was undone; what this command had finished "
+        "before is kept."
+    )
+
+
+def exit_interrupted() -> int:
+    """Say once that the command was interrupted; the exit status to end with."""
+    if not _interrupt.get("said"):
+        _interrupt["said"] = True
+        _err().print(_interrupted_line(), highlight=False)
+    return 130
+
+
+def _after_grace() -> None:
+    import time
+
+    from backbone.interrupts import last_word
+
+    time.sleep(INTERRUPT_GRACE_SECONDS)
+    last_word()  # a commit and its files are never cut in half
+    os._exit(exit_interrupted())
+
+
+def on_interrupt(_signum: int, _frame: object) -> None:
+    """The command's Ctrl-C: the work under way is abandoned (a transaction rolls
+    back as the interrupt goes up) and a watchdog ends the process after a grace."""
+    if not _interrupt.get("received"):
+        import threading
+
+        _interrupt["received"] = True
+        threading.Thread(target=_after_grace, daemon=True).start()
+    raise KeyboardInterrupt
+
+
 @contextmanager
 def doors() -> Iterator[None]:
     """Turn Backbone's errors into one clear line and exit status 1."""
     try:
         yield
     except BackboneError as exc:
+        if interrupted():  # an error that only says the work was cut short
+            raise KeyboardInterrupt from None
         message = Text("Error: ", style="bold red") + Text(str(exc))
         _err().print(message, highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
 
 
+ForceOption = Annotated[
+    bool,
+    typer.Option("--force", help="Replace what is already there (refused without it)."),
+]
+
+
+def may_write(force: bool, *targets: Path) -> None:
+    """Refuse, before any work is done or disclosed, to replace a file (or a folder's
+    contents) that is already there, unless --force was given."""
+    if force:
+        return
+    for target in targets:
+        if target.is_file() or (target.is_dir() and any(target.iterdir())):
+            raise UserError(
+                f"{target} already exists; pass --force to replace it, or choose "
+                "another name."
+            )
+
+
 def write_file(out: Path, content: bytes, what: str) -> None:
     """Put what a stage made (a report, an export) at ``out``: where bytes go is the
-    door's one decision about them."""
+    door's one decision about them (:func:`may_write` asked first)."""
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(content)

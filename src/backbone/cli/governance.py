@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from backbone.cli.common import (
+    ForceOption,
     PurposeOption,
     TokenOption,
     UserOption,
@@ -20,6 +21,7 @@ from backbone.cli.common import (
     _out,
     _plain,
     doors,
+    may_write,
     maybe_signed_in,
     parse_date,
     parse_pairs,
@@ -174,6 +176,14 @@ def user_password(
 def user_token(
     user_id: Annotated[str, typer.Argument(help="Whose token to issue.")],
     days: Annotated[int, typer.Option(help="Days until it expires.")] = 90,
+    no_expiry: Annotated[
+        bool,
+        typer.Option(
+            "--no-expiry",
+            help="A token that never expires (for a partner's scheduled job; "
+            "recorded as such; revoke it when the job ends).",
+        ),
+    ] = False,
     label: Annotated[str | None, typer.Option(help="What it is for.")] = None,
     user: UserOption = None,
     token: TokenOption = None,
@@ -187,7 +197,9 @@ def user_token(
         Warehouse.open(warehouse) as wh,
         wh.session(maybe_signed_in(wh, user, token)) as s,
     ):
-        issued = wh.users.issue_token(s, user_id, label=label, days=days)
+        issued = wh.users.issue_token(
+            s, user_id, label=label, days=None if no_expiry else days
+        )
     _plain().print(issued.token)
     until = f" until {issued.expires_at:%Y-%m-%d}" if issued.expires_at else ""
     typer.echo(
@@ -245,6 +257,7 @@ def export_rows(
     field: FieldOption = None,
     user: UserOption = None,
     token: TokenOption = None,
+    force: ForceOption = False,
     warehouse: WarehouseOption = Path("warehouse"),
 ) -> None:
     """Export the rows you may export (the agreements' export_microdata)."""
@@ -252,6 +265,7 @@ def export_rows(
 
     with doors():
         form = ExportFormat.of(out)
+        may_write(force, out)
         with Warehouse.open(warehouse) as wh:
             access = wh.access(signed_in(wh, user, token), purpose)
             export = access.export(
@@ -358,6 +372,7 @@ def audit_report(
         str | None, typer.Option(help="Only from this day (YYYY-MM-DD).")
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Also write a CSV file.")] = None,
+    force: ForceOption = False,
     user: UserOption = None,
     token: TokenOption = None,
     warehouse: WarehouseOption = Path("warehouse"),
@@ -365,6 +380,8 @@ def audit_report(
     """Every disclosure of a partner's data (FERPA recordation, 34 CFR 99.32), for
     that partner's own users and the steward's admins."""
     start = parse_date(since, "--since") if since else None
+    with doors():
+        may_write(force, *([out] if out else []))
     with (
         doors(),
         Warehouse.open(warehouse) as wh,

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from backbone.cli.common import (
+    ForceOption,
     OnOption,
     PurposeOption,
     TokenOption,
@@ -18,6 +19,7 @@ from backbone.cli.common import (
     _err,
     _plain,
     doors,
+    may_write,
     parse_date,
     signed_in,
 )
@@ -230,6 +232,7 @@ def submissions_quarantine(
         ),
     ] = None,
     purpose: PurposeOption = "data_quality",
+    force: ForceOption = False,
     user: UserOption = None,
     token: TokenOption = None,
     warehouse: WarehouseOption = Path("warehouse"),
@@ -243,6 +246,7 @@ def submissions_quarantine(
         access = wh.access(signed_in(wh, user, token), purpose)
         if out is None:
             out = Path(f"{Path(sub.file_name).stem}-fix.csv")
+        may_write(force, out)
         text = wh.ingest.quarantine_csv(submission_id, access, to=str(out))
         try:
             out.write_text(text, encoding="utf-8")
@@ -299,6 +303,7 @@ def mapping_suggest(
     out: Annotated[
         Path | None, typer.Option(help="Write the draft here (default: print it).")
     ] = None,
+    force: ForceOption = False,
 ) -> None:
     """Draft a mapping from a file's header and values, for the steward to edit."""
     from backbone.engines import scratch
@@ -309,10 +314,7 @@ def mapping_suggest(
         if out is None:
             _plain().print(text)
             return
-        if out.exists():
-            raise UserError(
-                f"{out} exists; choose another --out so nothing is overwritten."
-            )
+        may_write(force, out)
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(text, encoding="utf-8")

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from backbone.cli.common import (
+    ForceOption,
     PurposeOption,
     TokenOption,
     UserOption,
@@ -18,6 +19,7 @@ from backbone.cli.common import (
     _out,
     _plain,
     doors,
+    may_write,
     signed_in,
     write_file,
 )
@@ -321,23 +323,38 @@ def review(
                     f"{p.comparison} {p.level} {p.weight:+.1f}" for p in x.parts
                 )
             )
-            answer = typer.prompt("[s]ame, [d]ifferent, s[k]ip, [q]uit", default="k")
-            choice = answer.strip().lower()[:1]
-            if choice == "q":
+            choice = _review_choice()
+            if choice == "quit":
                 break
-            if choice in ("s", "d"):
+            if choice != "skip":
                 with wh.session(principal, purpose=IDENTITY_RESOLUTION) as s:
-                    wh.linkage.decide(
-                        s,
-                        pair.left,
-                        pair.right,
-                        "same" if choice == "s" else "different",
-                    )
+                    wh.linkage.decide(s, pair.left, pair.right, choice)
                 decided += 1
         _out().print(
             f"Recorded {decided} decisions; they override the model from the next "
             "`backbone link` on."
         )
+
+
+REVIEW_KEYS = {"y": "same", "n": "different", "s": "skip", "q": "quit"}
+
+
+def _review_choice() -> str:
+    """same, different, skip or quit: keys nobody confuses (s is skip), anything else
+    asked again, and a link decision confirmed before it is recorded."""
+    while True:
+        key = typer.prompt(
+            "Same person? [y]es, [n]o, [s]kip, [q]uit", default="s", show_default=False
+        )
+        choice = REVIEW_KEYS.get(key.strip().lower())
+        if choice is None:
+            _plain().print(f"{key!r} is not one of y, n, s, q.")
+            continue
+        if choice in ("skip", "quit"):
+            return choice
+        meaning = "the same person" if choice == "same" else "different people"
+        if typer.confirm(f"Record that these are {meaning}?", default=False):
+            return choice
 
 
 @review_app.command("list")
@@ -390,6 +407,7 @@ def export_crosswalk(
     partner: Annotated[str, typer.Option(help="The partner whose ids to give back.")],
     out: Annotated[Path, typer.Option(help="CSV (or .parquet) file to write.")],
     purpose: PurposeOption = IDENTITY_RESOLUTION,
+    force: ForceOption = False,
     user: UserOption = None,
     token: TokenOption = None,
     warehouse: WarehouseOption = Path("warehouse"),
@@ -400,6 +418,7 @@ def export_crosswalk(
 
     with doors():
         form = ExportFormat.of(out)
+        may_write(force, out)
         with Warehouse.open(warehouse) as wh:
             access = wh.access(signed_in(wh, user, token), purpose)
             export = wh.linkage.export_crosswalk(
@@ -466,6 +485,7 @@ def encode(
             help="Salt names with the birth year (harder to attack; needs exact years)."
         ),
     ] = False,
+    force: ForceOption = False,
 ) -> None:
     """Run on a partner's own machine: names and birth dates become keyed Bloom filters.
 
@@ -474,6 +494,7 @@ def encode(
     from backbone.linkage.pprl import IdentityColumns, encode_csv
 
     with doors():
+        may_write(force, out, out.with_suffix(".schema.json"))
         secret = _read_secret(secret_file)
         if not file.is_file():
             raise InputFileError("no such file.", path=file)

@@ -82,13 +82,19 @@ def expected_steps(years: int) -> int:
     return 1 + years + 6 + 2 + len(DISTRICTS) * (1 + years) + len(CBOS) + 3
 
 
-def _prepare(out: Path) -> None:
-    """Use an empty folder, or replace an earlier demo community; never anything else."""
+def _prepare(out: Path, *, replace: bool) -> None:
+    """Use an empty folder, or replace an earlier demo community when asked to;
+    never anything else."""
     if out.exists() and any(out.iterdir()):
         if not (out / "community.json").is_file():
             raise UserError(
                 f"{out} exists and is not an earlier demo community; choose a new or "
                 "empty folder so nothing there is overwritten."
+            )
+        if not replace:
+            raise UserError(
+                f"{out} holds an earlier demo community; pass --force to replace it, "
+                "or choose a new or empty folder."
             )
         for child in ("partners", "truth", "agreements", "requests", "mappings"):
             shutil.rmtree(out / child, ignore_errors=True)
@@ -107,15 +113,17 @@ def generate(
     threads: int = 2,
     memory_limit: str = "1500MB",
     progress: Callable[[str], None] | None = None,
+    replace: bool = False,
 ) -> GenerateSummary:
-    """Simulate the community and write every partner's files plus the planted truth."""
+    """Simulate the community and write every partner's files plus the planted truth
+    (replacing an earlier demo community in ``out`` only when ``replace``)."""
     if students < 100:
         raise UserError("Generate at least 100 students (--students).")
     if not 2 <= years <= 20:
         raise UserError("Generate between 2 and 20 school years (--years).")
     say = progress or (lambda _msg: None)
     out = Path(out)
-    _prepare(out)
+    _prepare(out, replace=replace)
     sim = simulate(students, years, seed, last_year, progress=say)
     rng = np.random.default_rng([seed, 1])
 

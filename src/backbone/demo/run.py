@@ -26,6 +26,7 @@ from backbone.demo.ingest import (
 )
 from backbone.demo.outcomes import outcomes_tour
 from backbone.demo.users import create_demo_users, governance_tour
+from backbone.errors import UserError
 from backbone.governance.policy import IDENTITY_RESOLUTION
 from backbone.linkage.link import LinkSummary
 from backbone.linkage.persons import Evaluation
@@ -81,13 +82,25 @@ def run_demo(
     seed: int = 42,
     progress: DemoProgress | None = None,
     today: date | None = None,
+    replace: bool = False,
 ) -> DemoRun:
     """Generate a community in ``out_dir/community`` and build ``out_dir/warehouse``
-    from it (replacing only a warehouse an earlier demo run left there)."""
+    from it. A warehouse or community already there is replaced only when
+    ``replace``: a warehouse holds users, an audit log and a key nobody can remake."""
     say = progress or _Silent()
     today = today or date.today()
     community = out_dir / "community"
     warehouse = out_dir / "warehouse"
+    if warehouse.exists() and any(warehouse.iterdir()) and not replace:
+        what = (
+            "a warehouse (its users, audit log and key would be lost)"
+            if (warehouse / "backbone.toml").exists()
+            else "files"
+        )
+        raise UserError(
+            f"{warehouse} already holds {what}; pass --force to replace it, or "
+            "choose another --out."
+        )
     say.phase("generating", expected_steps(years))
     generated = generate(
         community,
@@ -96,9 +109,10 @@ def run_demo(
         seed=seed,
         last_year=2026,
         progress=say.step,
+        replace=replace,
     )
-    if (warehouse / "backbone.toml").exists():
-        shutil.rmtree(warehouse)  # the demo's own warehouse from an earlier run
+    if warehouse.exists():
+        shutil.rmtree(warehouse)  # replacing it was asked for
     with Warehouse.init(warehouse, name="Demo community warehouse") as wh:
         say.phase("registering the partnership")
         with wh.session() as setup:  # a new warehouse: no user yet

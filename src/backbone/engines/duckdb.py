@@ -27,6 +27,7 @@ import duckdb
 
 from backbone.engines.sql import SqlValue, ident, literal
 from backbone.errors import WarehouseError
+from backbone.interrupts import note_commit
 from backbone.settings import Settings
 
 if TYPE_CHECKING:  # heavy libraries stay out of start-up
@@ -44,6 +45,7 @@ __all__ = [
     "columns",
     "connect",
     "create_table_as",
+    "cut_short",
     "end",
     "frame",
     "holder_note",
@@ -261,6 +263,14 @@ def begin(con: duckdb.DuckDBPyConnection) -> None:
     _OPEN.add(con)
 
 
+def cut_short(exc: BaseException) -> bool:
+    """Whether a database error only says a query was interrupted (Ctrl-C): the
+    caller must let the interrupt go up, never take it for a problem of the data."""
+    return isinstance(exc, duckdb.InterruptException) or (
+        isinstance(exc, RuntimeError) and "interrupted" in str(exc).lower()
+    )
+
+
 def end(con: duckdb.DuckDBPyConnection, *, commit: bool) -> None:
     """Commit or roll back the transaction :func:`begin` opened. A transaction in
     which a joined block failed is never committed, even if its caller went on."""
@@ -273,6 +283,8 @@ def end(con: duckdb.DuckDBPyConnection, *, commit: bool) -> None:
         )
     _DOOMED.discard(con)
     con.execute("COMMIT" if commit else "ROLLBACK")
+    if commit:
+        note_commit()
 
 
 @contextmanager
@@ -295,6 +307,7 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         con.execute("ROLLBACK")
         raise
     con.execute("COMMIT")
+    note_commit()
 
 
 # The settings Backbone changes on a connection. ``SET`` takes no parameter in every

@@ -304,6 +304,11 @@ class Principals:
         admin anyone's. With no one signed in, only a new warehouse's one steward
         admin (no password and no token yet) can be given its first token, by
         whoever holds the folder."""
+        if days is not None and days < 1:
+            raise UserError(
+                f"--days {days}: a token lasts at least one day. A token that never "
+                "expires is issued only when asked for (--no-expiry), and recorded so."
+            )
         con = s.con
         target = _known(con, user_id)
         first = s.principal is None and _bootstrapping(con, target)

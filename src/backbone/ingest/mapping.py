@@ -64,6 +64,12 @@ def target_table(entity: str) -> Table:
     return TARGETS[entity]
 
 
+def _unanswered(value: str) -> bool:
+    """'?' or a draft's "? Tardy (guess)": left for a person to answer."""
+    text = value.strip()
+    return text == "?" or (text.startswith("? ") and text.endswith("(guess)"))
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -167,6 +173,23 @@ class FileSection(_Model):
     entries ``{subject: Reading, score: read_scale}``, ``{subject: Mathematics, ...}``)."""
     columns: dict[str, FieldSpec | str]
     ignore: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _no_questions_left(self) -> FileSection:
+        """A draft's '?' (a source, a constant or a date format nobody filled in)
+        is refused here, not when a file fails on it."""
+        for name, spec in self.columns.items():
+            asked = (
+                [spec]
+                if isinstance(spec, str)
+                else [spec.column, spec.constant, spec.date_format, spec.template]
+            )
+            if any(isinstance(x, str) and _unanswered(x) for x in asked):
+                raise ValueError(
+                    f"{name}: '?' is a question the draft left open; name the file's "
+                    "column (or a constant, or the date format) before using it"
+                )
+        return self
 
     @model_validator(mode="after")
     def _fields_exist(self) -> FileSection:

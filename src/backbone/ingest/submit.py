@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import os
 import re
 import shutil
 import tempfile
@@ -37,7 +36,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Protocol
 
-from backbone.engines import Connection, EngineError, attached, scratch
+from backbone.engines import Connection, EngineError, attached, cut_short, scratch
 from backbone.engines.duckdb import next_id, transaction
 from backbone.engines.sql import ident, literal
 from backbone.errors import (
@@ -95,6 +94,10 @@ _SUBMISSION_COLUMNS = (
     "submission_id, partner_id, feed, file_name, received_at, status, rows_read, "
     "rows_loaded, rows_quarantined, note, sha256, raw_path"
 )
+
+
+# said of a submission until a steward admin decides on its raw file (decide_raw)
+AWAITS_DECISION = "the raw file awaits a decision (keep or purge)"
 
 
 @dataclass(frozen=True)
@@ -553,7 +556,7 @@ class Ingestor:
             self._record_upload(s, result)
             s.step()
             return result
-        raw_path = self._store_raw(path, sha)
+        raw_path = self._store_raw(s, path, sha)
         sid = self._record_received(s.con, call, name, sha, size, raw_path)
         s.step()  # a crash from here on leaves the record 'received'
         codes = [self._code_rows(s.con, partner_id, x) for x in sections]
@@ -600,6 +603,8 @@ class Ingestor:
             self._refuse(s, call, sid, name, sha, str(exc))
             raise
         except EngineError as exc:
+            if cut_short(exc):
+                raise KeyboardInterrupt from None
             # a mapping the database cannot apply (a bad date format, a path into a
             # plain column, ...): refuse with the reason rather than crash
             reason = str(exc).split("\n")[0]
@@ -627,14 +632,12 @@ class Ingestor:
         )
         s.step()
 
-    def _store_raw(self, path: Path, sha: str) -> str:
+    def _store_raw(self, s: Session, path: Path, sha: str) -> str:
+        """The received file's place in the raw store, there once its receipt commits."""
         relative = f"raw/{sha[:2]}/{sha}"
         target = self._root / relative
         if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{sha}.{os.getpid()}.tmp")
-            shutil.copyfile(path, tmp)
-            os.replace(tmp, target)
+            s.write_file(target, path)
         return relative
 
     def _record_received(
@@ -694,6 +697,8 @@ class Ingestor:
                         call, scratch_file, raw_relative, name, sections, allowed, codes
                     )
                 except (BackboneError, EngineError) as exc:
+                    if cut_short(exc):
+                        raise KeyboardInterrupt from None
                     failure = exc
         except Exception as exc:
             if not s.lost:
@@ -1022,7 +1027,7 @@ class Ingestor:
                     notes.append(
                         "refused and never stored: "
                         + ", ".join(sorted(undeclared | dropped))
-                        + "; the raw file awaits a decision (keep or purge)"
+                        + f"; {AWAITS_DECISION}"
                     )
                 if unread:
                     notes.append(
@@ -1402,8 +1407,7 @@ class Ingestor:
         target = folder / f"{feed_id}.yaml"
         if target.is_file() and target.read_text(encoding="utf-8") == text:
             return target
-        # the audit entry first (in the unit of work), the file replaced last:
-        # a failure in between leaves the old mapping, never an unrecorded one
+        # the file is replaced when the audit entry commits: never an unrecorded one
         s.record(
             "mapping",
             f"mapping of {partner_id}/{feed_id} set from {source.name} "
@@ -1414,9 +1418,7 @@ class Ingestor:
         if target.is_file():
             stamp = s.clock().strftime("%Y%m%dT%H%M%S")
             shutil.copy2(target, folder / f"{feed_id}.{stamp}.yaml.old")
-        tmp = folder / f".{feed_id}.yaml.tmp"
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, target)
+        s.write_file(target, text)  # in place when the unit commits
         self._mappings.clear()
         return target
 
@@ -1452,6 +1454,15 @@ class Ingestor:
             "UPDATE ops.raw_decision SET decision = ?, reason = ?, decided_by = ?, decided_at = ? WHERE submission_id = ?",
             [decision, reason, who.user_id, _now(), submission_id],
         )
+        done = "kept" if keep else "purged"
+        s.con.execute(
+            "UPDATE ops.submission SET note = replace(note, ?, ?) WHERE submission_id = ?",
+            [
+                AWAITS_DECISION,
+                f"the raw file was {done} by {who.user_id} on {s.today()}",
+                submission_id,
+            ],
+        )
         s.record(
             "raw_decision",
             f"raw file of submission {submission_id} ({row.file_name}): {decision}",
@@ -1465,9 +1476,8 @@ class Ingestor:
                 "SELECT count(*) FROM ops.submission WHERE sha256 = ? AND submission_id <> ?",
                 [row.sha256, submission_id],
             ).fetchall()[0][0]
-            if raw_path.exists() and not shared:
-                # last: the decision and its entry are written; only the commit is left
-                raw_path.unlink()
+            if not shared:
+                s.remove_file(raw_path)  # once the decision commits
         return decision
 
 

@@ -100,8 +100,10 @@ def crosswalk(value: str, canonical: Sequence[str]) -> str:
             if c.lower().startswith(v)
             or "".join(w[0] for w in c.lower().split() if w) == v
         ]
-        if len(short) == 1:
+        if len(short) == 1 and len(v) > 1:
             return short[0]
+        if len(short) == 1:  # one letter stands for too much ('P': Present? Partial?)
+            return f"? {short[0]} (guess)"
     close = difflib.get_close_matches(value, canonical, n=1, cutoff=0.6)
     return f"? {close[0]} (guess)" if close else "?"
 

@@ -324,9 +324,7 @@ def run_linkage(
                 """
             ).fetchall()[0]
 
-            model_dir = path / "linkage"
-            model_dir.mkdir(exist_ok=True)
-            model_path = model_dir / f"run-{run_id}-model.json"
+            model_path = path / "linkage" / f"run-{run_id}-model.json"
             say("writing persons and evidence")
             _write(
                 con,
@@ -348,7 +346,7 @@ def run_linkage(
                     review_probability=lower,
                 ),
             )
-            model_path.write_text(model_text, encoding="utf-8")
+            unit.write_file(model_path, model_text)  # there once the run commits
         finally:
             s.close()
     return LinkSummary(

@@ -264,14 +264,9 @@ class RequestBook:
             providers=(provider,),
             on_behalf_of=provider if provider != who.partner_id else None,
         )
-        # the files last, once nothing in the stage can fail any more: a refusal or
-        # an error leaves no stray drafts
-        if drafts:
-            self._drafts.mkdir(parents=True, exist_ok=True)
-            for agreement_id, text in drafts.items():
-                (self._drafts / f"{agreement_id}.yaml").write_text(
-                    text, encoding="utf-8"
-                )
+        # the drafts appear when the unit commits: a refusal leaves none
+        for agreement_id, text in drafts.items():
+            s.write_file(self._drafts / f"{agreement_id}.yaml", text)
         return _get(con, request_id)
 
     def get(self, request_id: str) -> DataRequest:

@@ -9,7 +9,6 @@ every party has approved it; a narrowing or neutral one is in force from its dat
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -73,18 +72,15 @@ class VersionRecord:
         )
 
 
-def _write_once(path: Path, text: str) -> None:
-    """Write a version file atomically; an existing file is never replaced."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _write_once(s: Session, path: Path, text: str) -> None:
+    """Write a version file when the unit commits; an existing file is never replaced."""
     if path.exists():
         if path.read_text(encoding="utf-8") == text:
             return
         raise UserError(
             f"{path} already holds a different version; versions are never overwritten."
         )
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    s.write_file(path, text)
 
 
 @dataclass(frozen=True)
@@ -329,7 +325,9 @@ class AgreementRegistry:
                     [doc.agreement_id, doc.version, partner, by, on, now],
                 )
             _settle(con, doc.agreement_id, doc.version, change_class)
-            _write_once(self._folder / doc.agreement_id / f"v{doc.version}.yaml", text)
+            _write_once(
+                s, self._folder / doc.agreement_id / f"v{doc.version}.yaml", text
+            )
 
     def approve(
         self,

@@ -1,0 +1,160 @@
+"""The mistakes a steward at the terminal must not be able to make: a demo that replaces a
+warehouse, an export over an existing file, a token that silently never expires, a
+draft mapping's open questions taken as answers, a decided raw file still said to
+await a decision."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from backbone import Warehouse
+from backbone.cli import app
+
+from .demo_build import DemoBuild, copy_demo
+
+runner = CliRunner()
+
+
+def test_demo_run_refuses_to_replace_a_warehouse_without_force(tmp_path: Path) -> None:
+    with Warehouse.init(tmp_path / "demo" / "warehouse", name="Ours"):
+        pass
+    kept = (tmp_path / "demo" / "warehouse" / "backbone.toml").read_text()
+    result = runner.invoke(app, ["demo", "run", "--out", str(tmp_path / "demo")])
+    assert result.exit_code == 1
+    assert "already holds a warehouse" in result.output
+    assert "--force" in result.output
+    assert (tmp_path / "demo" / "warehouse" / "backbone.toml").read_text() == kept
+    assert not (tmp_path / "demo" / "community").exists()  # nothing was generated
+
+
+def test_demo_generate_refuses_to_replace_an_earlier_community(tmp_path: Path) -> None:
+    out = tmp_path / "community"
+    args = ["demo", "generate", "--out", str(out), "--students", "100", "--years", "2"]
+    assert runner.invoke(app, args).exit_code == 0
+    again = runner.invoke(app, args)
+    assert again.exit_code == 1 and "--force" in again.output
+    assert runner.invoke(app, [*args, "--force"]).exit_code == 0
+
+
+def _first_steward(path: Path) -> dict[str, str]:
+    for args in (
+        ["partner", "add", "b00-backbone", "--name", "Backbone", "--kind", "backbone"],
+        [
+            "user",
+            "add",
+            "steward",
+            "--partner",
+            "b00-backbone",
+            "--role",
+            "steward_admin",
+        ],
+    ):
+        done = runner.invoke(app, [*args, "-w", str(path)])
+        assert done.exit_code == 0, done.output
+    issued = runner.invoke(app, ["user", "token", "steward", "-w", str(path)])
+    assert issued.exit_code == 0, issued.output
+    return {"BACKBONE_TOKEN": issued.stdout.splitlines()[0].strip()}
+
+
+def test_a_token_that_never_expires_only_when_asked_for(tmp_path: Path) -> None:
+    path = tmp_path / "wh"
+    assert runner.invoke(app, ["init", str(path)]).exit_code == 0
+    env = _first_steward(path)
+    zero = runner.invoke(
+        app, ["user", "token", "steward", "--days", "0", "-w", str(path)], env=env
+    )
+    assert zero.exit_code == 1
+    assert "at least one day" in zero.output and "--no-expiry" in zero.output
+    forever = runner.invoke(
+        app, ["user", "token", "steward", "--no-expiry", "-w", str(path)], env=env
+    )
+    assert forever.exit_code == 0, forever.output
+    assert " until " not in forever.output
+    with Warehouse.open(path, read_only=True) as wh:
+        issued = [e for e in wh.audit.entries(action="token")]
+    assert issued[-1]["detail"]["expires_at"] is None  # recorded as never expiring
+
+
+def test_mapping_check_refuses_the_questions_a_draft_left(tmp_path: Path) -> None:
+    data = tmp_path / "attendance.csv"
+    data.write_text(
+        "student id,date,code,school\n1,2025-09-02,A,HS01\n2,2025-09-03,P,HS01\n"
+    )
+    draft = tmp_path / "draft.yaml"
+    made = runner.invoke(
+        app,
+        [
+            "mapping",
+            "suggest",
+            str(data),
+            "--entity",
+            "attendance_event",
+            "--out",
+            str(draft),
+        ],
+    )
+    assert made.exit_code == 0, made.output
+    text = draft.read_text()
+    # 'A' is not taken for anything; one letter is only ever a guess
+    assert "A: '?'" in text and "P: '? Partial (guess)'" in text
+    again = runner.invoke(
+        app,
+        [
+            "mapping",
+            "suggest",
+            str(data),
+            "--entity",
+            "attendance_event",
+            "--out",
+            str(draft),
+        ],
+    )
+    assert again.exit_code == 1 and "--force" in again.output  # the draft is kept
+    path = tmp_path / "wh"
+    assert runner.invoke(app, ["init", str(path)]).exit_code == 0
+    (path / "mappings" / "p1").mkdir(parents=True)
+    answered = re.sub(r"(A|P): '.*'", r"\1: Unexcused Absence", text)
+    (path / "mappings" / "p1" / "f1.yaml").write_text(answered)
+    check = runner.invoke(app, ["mapping", "check", "p1", "f1", "-w", str(path)])
+    assert check.exit_code == 1
+    assert "school_year: '?' is a question the draft left open" in check.output
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("demo")
+def test_decide_raw_settles_what_submissions_show_says(
+    demo_build: DemoBuild, tmp_path: Path
+) -> None:
+    demo = copy_demo(demo_build, tmp_path / "demo")
+    env = {
+        "BACKBONE_WAREHOUSE": str(demo / "warehouse"),
+        "BACKBONE_TOKEN": (demo / "steward.token").read_text().strip(),
+        "COLUMNS": "250",
+    }
+    refused = re.search(
+        r"Submission (\d+): refused and never stored", demo_build.output
+    )
+    assert refused, demo_build.output
+    sid = refused.group(1)
+    before = runner.invoke(app, ["submissions", "show", sid], env=env)
+    assert "awaits a decision" in before.output
+    decided = runner.invoke(
+        app,
+        [
+            "submissions",
+            "decide-raw",
+            sid,
+            "--purge",
+            "--reason",
+            "SSNs are not shared",
+        ],
+        env=env,
+    )
+    assert decided.exit_code == 0, decided.output
+    after = runner.invoke(app, ["submissions", "show", sid], env=env)
+    assert "awaits a decision" not in after.output
+    assert "the raw file was purged by" in after.output
