@@ -27,7 +27,7 @@ def build_demo(out: Path) -> DemoBuild:
     result = CliRunner().invoke(
         app, ["demo", "run", "--out", str(out), *DEMO_ARGS], env={"COLUMNS": "250"}
     )
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 0, (result.output, result.exception)
     return DemoBuild(out, result.output)
 
 

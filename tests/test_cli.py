@@ -149,22 +149,11 @@ def test_running_the_demo_again_replaces_its_community_and_warehouse(
     demo_build: DemoBuild, tmp_path: Path
 ) -> None:
     out = copy_demo(demo_build, tmp_path / "demo")
-    # a small community is enough to show the old demo is replaced (about 35 s)
-    again = runner.invoke(
-        app,
-        [
-            "demo",
-            "run",
-            "--out",
-            str(out),
-            "--students",
-            "300",
-            "--years",
-            "3",
-            "--seed",
-            "3",
-        ],
-    )
+    small = ["--students", "300", "--years", "3", "--seed", "3"]
+    refused = runner.invoke(app, ["demo", "run", "--out", str(out), *small])
+    assert refused.exit_code == 1 and "--force" in refused.output
+    # asked for: a small community is enough to show the old demo is replaced
+    again = runner.invoke(app, ["demo", "run", "--out", str(out), *small, "--force"])
     assert again.exit_code == 0, again.output
 
 

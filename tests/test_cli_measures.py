@@ -29,7 +29,7 @@ def warehouse(tmp_path: Path) -> tuple[str, dict[str, str]]:
 
 def _run(args: list[str], env: dict[str, str]) -> tuple[int, str]:
     result = runner.invoke(app, args, env=env)
-    return result.exit_code, result.output
+    return result.exit_code, result.output + repr(result.exception or "")
 
 
 def test_compute_roster_and_count(warehouse: tuple[str, dict[str, str]]) -> None:

@@ -5,10 +5,17 @@ await a decision."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import re
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from backbone import Warehouse
@@ -158,3 +165,97 @@ def test_decide_raw_settles_what_submissions_show_says(
     after = runner.invoke(app, ["submissions", "show", sid], env=env)
     assert "awaits a decision" not in after.output
     assert "the raw file was purged by" in after.output
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("demo")
+def test_listings_for_pipes_whole_and_in_csv_or_json(
+    demo_build: DemoBuild, tmp_path: Path
+) -> None:
+    demo = copy_demo(demo_build, tmp_path / "demo")
+    env = {
+        "BACKBONE_WAREHOUSE": str(demo / "warehouse"),
+        "BACKBONE_TOKEN": (demo / "steward.token").read_text().strip(),
+        "COLUMNS": "",  # standard output is not a terminal: nothing is cut
+    }
+    listed = runner.invoke(app, ["submissions", "list"], env=env)
+    assert listed.exit_code == 0, listed.output
+    assert "…" not in listed.output
+    assert "studentEducationOrganizationAssociations.json" in listed.output
+    as_json = runner.invoke(app, ["submissions", "list", "--format", "json"], env=env)
+    rows = json.loads(as_json.stdout)
+    assert rows and {"#", "partner", "feed", "file", "status"} <= set(rows[0])
+    as_csv = runner.invoke(app, ["user", "list", "--format", "csv"], env=env)
+    header, *users = list(csv.reader(io.StringIO(as_csv.stdout)))
+    assert users and len({len(header), *map(len, users)}) == 1
+    wrong = runner.invoke(app, ["user", "list", "--format", "xml"], env=env)
+    assert wrong.exit_code == 2 and "'xml' is not one of" in wrong.output
+    shown = runner.invoke(
+        app, ["agreement", "show", "DSA-A01"], env={**env, "COLUMNS": "40"}
+    )
+    document = yaml.safe_load(shown.stdout)  # valid YAML even at a narrow width
+    assert document["agreement_id"] == "DSA-A01"
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("demo")
+def test_a_roster_schools_can_use_names_school_names_words_and_a_spreadsheet(
+    demo_build: DemoBuild, tmp_path: Path
+) -> None:
+    import fastexcel
+
+    demo = copy_demo(demo_build, tmp_path / "demo")
+    env = {
+        "BACKBONE_WAREHOUSE": str(demo / "warehouse"),
+        "BACKBONE_TOKEN": (demo / "steward.token").read_text().strip(),
+        "COLUMNS": "",
+    }
+    sheet = tmp_path / "high-risk.xlsx"
+    shown = runner.invoke(
+        app,
+        [
+            "indicators",
+            "roster",
+            "--tier",
+            "high risk",
+            "--limit",
+            "5",
+            "--out",
+            str(sheet),
+        ],
+        env=env,
+    )
+    assert shown.exit_code == 0, shown.output
+    assert "Saved all" in shown.output
+    rows = fastexcel.read_excel(sheet).load_sheet(0).to_arrow().to_pylist()
+    assert rows and {"person", "name", "school", "tier", "top factors"} <= set(rows[0])
+    assert all(r["tier"] == "high risk" for r in rows)
+    # the steward's access to the districts is identified: names, in words
+    assert all(re.fullmatch(r"[^,]+, [^,]+", r["name"] or "") for r in rows)
+    assert all("School" in r["school"] for r in rows)  # a name, not an id
+    assert not any("_" in (r["top factors"] or "") for r in rows)  # words
+    with Warehouse.open(demo / "warehouse", read_only=True) as wh:
+        exports = wh.audit.entries(action="export")
+    assert {e["destination"] for e in exports} == {str(sheet)}
+    again = runner.invoke(app, ["indicators", "roster", "--out", str(sheet)], env=env)
+    assert again.exit_code == 1 and "--force" in again.output
+
+
+def test_no_wait_fails_at_once_while_another_process_holds_the_warehouse(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "wh"
+    assert runner.invoke(app, ["init", str(path)]).exit_code == 0
+    with Warehouse.open(path):  # this process holds it for writing
+        started = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-m", "backbone", "--no-wait", "info", "-w", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        took = time.monotonic() - started
+    assert done.returncode == 1
+    assert "gave up at once" in done.stderr and "Traceback" not in done.stderr
+    assert took < 10

@@ -524,8 +524,26 @@ def test_a_partners_csv_is_encoded_to_bytes_it_can_send() -> None:
     )
     assert b"Maria" not in got.csv and b"2008" not in got.csv
     assert json.loads(got.schema) == schema("p1", False)
+    # a bad row is set aside with what to fix; the rest is encoded
+    partly = encode_csv(data, secret, columns=columns, source="f.csv")  # ISO dates
+    assert partly.records == 1 and [q[:3] for q in partly.quarantined] == [
+        (2, "1", "dob")
+    ]
+    assert b"03/14/2008" in partly.quarantine_csv()
+    assert b"Maria" not in partly.quarantine_csv()  # the partner's names stay out
+    only_bad = b"id,given,family,dob,sex\n1,Maria,Garcia,03/14/2008,F\n"
     with pytest.raises(InputFileError, match=r"f\.csv, row 2, column 'dob'"):
-        encode_csv(data, secret, columns=columns, source="f.csv")  # not ISO dates
+        encode_csv(only_bad, secret, columns=columns, source="f.csv")  # nothing left
+    # one id for two people: neither is sent; the same record twice: sent once
+    twice = (
+        b"id,given,family,dob,sex\n"
+        b"1,Maria,Garcia,2008-03-14,F\n2,Ana,Ruiz,2009-01-01,F\n"
+        b"1,Mario,Garcia,2008-03-14,M\n2,Ana,Ruiz,2009-01-01,F\n3,Li,Wu,,M\n"
+    )
+    got = encode_csv(twice, secret, columns=columns)
+    ids = [line.split(",")[0] for line in got.csv.decode().splitlines()[1:]]
+    assert ids == ["2", "3"] and got.records == 2
+    assert [(q[0], q[1]) for q in got.quarantined] == [(2, "1"), (4, "1")]
     with pytest.raises(InputFileError, match="has no column last_surname"):
         encode_csv(data, secret, columns=IdentityColumns("id", "given"))
     with pytest.raises(UserError, match="no records"):

@@ -4,8 +4,9 @@ becomes one line on stderr, never a traceback."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -31,6 +32,7 @@ from backbone.cli.common import (
     exit_interrupted,
     interrupted,
     on_interrupt,
+    working,
 )
 from backbone.errors import UserError
 from backbone.settings import SETTINGS
@@ -65,8 +67,20 @@ def _root(
             "--version", callback=_version, is_eager=True, help="Show the version."
         ),
     ] = False,
+    no_wait: Annotated[
+        bool,
+        typer.Option(
+            "--no-wait",
+            envvar="BACKBONE_NO_WAIT",
+            help="Fail at once when another command holds the warehouse, instead "
+            "of waiting for it (engine.lock_wait_seconds) with a message.",
+        ),
+    ] = False,
 ) -> None:
     """Backbone: a community data-sharing warehouse."""
+    from backbone.engines.duckdb import wait_at_most
+
+    wait_at_most(0 if no_wait else None)
 
 
 def _size(n: int) -> str:
@@ -378,6 +392,45 @@ def _register() -> None:
     governance.register(app, linkage.export_app)
     measures.register(app)
     outcomes.register(app)
+    _say_working(app, "backbone")
+
+
+# commands that ask questions as they go: a spinner would sit on the prompt
+# and the demo's, which draw their own progress bars
+_INTERACTIVE = {
+    "backbone review",
+    "backbone user add",
+    "backbone user password",
+    "backbone demo run",
+    "backbone demo generate",
+}
+
+
+def _say_working(group: typer.Typer, path: str) -> None:
+    """Every command shows, while it runs, a spinner saying which command is at work
+    (its stage's own progress replaces the words where it reports any)."""
+    for command in group.registered_commands:
+        name = command.name or (command.callback.__name__ if command.callback else "")
+        where = f"{path} {name.replace('_', '-')}"
+        if command.callback is None or where in _INTERACTIVE:
+            continue
+        command.callback = _spinning(command.callback, where)
+    for sub in group.registered_groups:
+        if sub.typer_instance is not None:
+            callback = sub.typer_instance.registered_callback
+            where = f"{path} {sub.name}"
+            if callback and callback.callback and where not in _INTERACTIVE:
+                callback.callback = _spinning(callback.callback, where)
+            _say_working(sub.typer_instance, where)
+
+
+def _spinning(callback: Any, where: str) -> Any:
+    @functools.wraps(callback)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with working(f"{where} …"):
+            return callback(*args, **kwargs)
+
+    return run
 
 
 _register()
@@ -387,27 +440,21 @@ def main() -> None:
     import signal
     import sys
 
-    import click
-
     from backbone.engines.duckdb import report_waits_to
 
     # a command that finds the warehouse held says what it waits for, on stderr
     report_waits_to(lambda message: _err().print(message, highlight=False))
     signal.signal(signal.SIGINT, on_interrupt)
     try:
-        code = app(standalone_mode=False)
-    except click.ClickException as exc:
-        if not interrupted():
-            exc.show()
-            sys.exit(exc.exit_code)
-        code = exit_interrupted()
+        app()  # typer ends every command with SystemExit (130 for Ctrl-C, silently)
+    except SystemExit:
+        if interrupted():
+            sys.exit(exit_interrupted())
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the work is done: just end
+        raise
     except BaseException:
         # after Ctrl-C, whatever comes up (DuckDB's or Splink's way of saying a query
-        # was cut short, click's Abort) is the interrupt: one line, no traceback
+        # was cut short) is the interrupt: one line, no traceback
         if not interrupted():
             raise
-        code = exit_interrupted()
-    if interrupted():  # typer ends a KeyboardInterrupt with status 130, silently
-        code = exit_interrupted()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the work is done: just end
-    sys.exit(code if isinstance(code, int) else 0)
+        sys.exit(exit_interrupted())

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import os
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -36,36 +40,110 @@ else:
 
 __all__ = [
     "ForceOption",
+    "FormatOption",
     "OnOption",
+    "OutputForm",
     "PurposeOption",
     "TokenOption",
     "UserOption",
     "Warehouse",
     "WarehouseOption",
     "doors",
+    "emit",
     "may_write",
     "maybe_signed_in",
     "parse_date",
     "parse_pairs",
     "print_release",
     "signed_in",
+    "working",
     "write_file",
 ]
+
+
+# Output read by a program or kept in a log is never cut to the width of a terminal.
+UNCUT_WIDTH = 100_000
+
+
+def _width() -> int | None:
+    """The terminal's width (Rich reads it, and COLUMNS) when standard output is one;
+    otherwise nothing is truncated or wrapped to fit."""
+    return None if sys.stdout.isatty() or os.environ.get("COLUMNS") else UNCUT_WIDTH
 
 
 def _out() -> Console:
     """Consoles are made per call (nothing global at import): they read the terminal
     width and COLUMNS when used."""
-    return Console()
+    return Console(width=_width())
 
 
 def _plain() -> Console:
     """A console that prints text as given: user data like 'HS [d2/HS01]' is not markup."""
-    return Console(markup=False, highlight=False)
+    return Console(markup=False, highlight=False, width=_width())
+
+
+class OutputForm(StrEnum):
+    """How a listing is printed: for people, or for programs and spreadsheets."""
+
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+FormatOption = Annotated[
+    OutputForm,
+    typer.Option(
+        "--format",
+        help="table (for people), csv or json (for programs and spreadsheets).",
+    ),
+]
+
+
+def emit(table: Table, form: OutputForm = OutputForm.table) -> None:
+    """A listing as a table, or its cells (whole, never cut) as CSV or JSON on
+    standard output."""
+    if form == "table":
+        _plain().print(table)
+        return
+    headers = [str(c.header) for c in table.columns]
+    rows = list(
+        zip(*([str(cell) for cell in c.cells] for c in table.columns), strict=True)
+    )
+    if form == "csv":
+        out = csv.writer(sys.stdout, lineterminator="\n")
+        out.writerow(headers)
+        out.writerows(rows)
+    else:
+        records = [dict(zip(headers, r, strict=True)) for r in rows]
+        sys.stdout.write(json.dumps(records, ensure_ascii=False, indent=1) + "\n")
 
 
 def _err() -> Console:
     return Console(stderr=True)
+
+
+_spinner: list[Any] = []  # the one live status line on stderr, while a command runs
+
+
+@contextmanager
+def working(what: str) -> Iterator[Callable[[str], None]]:
+    """Say on stderr what the command is doing (a spinner with ``what``, gone when
+    it is done; nothing when stderr is not a terminal); yields a function that
+    changes the message, for a stage's progress. Nested, it changes the one line."""
+    if _spinner:
+        _spinner[-1].update(what)
+        yield _spinner[-1].update
+        return
+    console = _err()
+    if not console.is_terminal:
+        yield lambda _message: None
+        return
+    with console.status(what) as status:
+        _spinner.append(status)
+        try:
+            yield status.update
+        finally:
+            _spinner.pop()
 
 
 WarehouseOption = Annotated[

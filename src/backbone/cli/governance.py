@@ -13,14 +13,18 @@ from rich.table import Table
 
 from backbone.cli.common import (
     ForceOption,
+    FormatOption,
+    OutputForm,
     PurposeOption,
     TokenOption,
     UserOption,
     Warehouse,
     WarehouseOption,
+    _err,
     _out,
     _plain,
     doors,
+    emit,
     may_write,
     maybe_signed_in,
     parse_date,
@@ -117,7 +121,10 @@ def user_add(
 
 
 @user_app.command("list")
-def user_list(warehouse: WarehouseOption = Path("warehouse")) -> None:
+def user_list(
+    warehouse: WarehouseOption = Path("warehouse"),
+    form: FormatOption = OutputForm.table,
+) -> None:
     """Users with their partner, role and state."""
     with doors(), Warehouse.open(warehouse, read_only=True) as wh:
         users = wh.users.list()
@@ -134,7 +141,7 @@ def user_list(warehouse: WarehouseOption = Path("warehouse")) -> None:
             str(u.training_until or ""),
             u.lapsed(today) or "active",
         )
-    _plain().print(table)
+    emit(table, form)
 
 
 @user_app.command("disable")
@@ -230,6 +237,7 @@ def rows(
     user: UserOption = None,
     token: TokenOption = None,
     warehouse: WarehouseOption = Path("warehouse"),
+    form: FormatOption = OutputForm.table,
 ) -> None:
     """Row-level view of an entity: only the rows and fields the agreements give you
     for this purpose (your own data, and others' as their agreements grant)."""
@@ -241,8 +249,9 @@ def rows(
         table.add_column(column)
     for r in m.table.slice(0, limit).to_pylist():
         table.add_row(*("" if v is None else str(v) for v in r.values()))
-    console = _plain()
-    console.print(table)
+    emit(table, form)
+    # the notes go with the table, or beside a CSV or JSON (standard error)
+    console = _plain() if form == "table" else _err()
     for g in m.grants:
         console.print(f"{g.provider}: {g.reason} ({g.access.value})")
     for r in m.refusals:
@@ -376,6 +385,7 @@ def audit_report(
     user: UserOption = None,
     token: TokenOption = None,
     warehouse: WarehouseOption = Path("warehouse"),
+    form: FormatOption = OutputForm.table,
 ) -> None:
     """Every disclosure of a partner's data (FERPA recordation, 34 CFR 99.32), for
     that partner's own users and the steward's admins."""
@@ -407,7 +417,7 @@ def audit_report(
             ", ".join(e.agreements) or "own data",
             size,
         )
-    _plain().print(table)
+    emit(table, form)
     _out().print(
         f"Chain head {report.head} — keep it; `backbone audit verify --anchor` "
         "proves later that this history was not rewritten."

@@ -10,18 +10,21 @@ from rich.table import Table
 
 from backbone.cli.common import (
     ForceOption,
+    FormatOption,
     OnOption,
+    OutputForm,
     PurposeOption,
     TokenOption,
     UserOption,
     Warehouse,
     WarehouseOption,
-    _err,
     _plain,
     doors,
+    emit,
     may_write,
     parse_date,
     signed_in,
+    working,
 )
 from backbone.errors import UserError
 
@@ -73,7 +76,7 @@ def submit(
         for path in files:
             # one session per file, so each file's counts are shown as it is done
             with (
-                _err().status(f"submitting {path.name}") as status,
+                working(f"submitting {path.name}") as say,
                 wh.session(principal) as s,
             ):
                 results = wh.ingest.submit(
@@ -83,7 +86,7 @@ def submit(
                     [path],
                     mode=mode,
                     on=parse_date(on),
-                    progress=lambda m: status.update(m),
+                    progress=say,
                     reprocess=reprocess,
                 )
             for result in results:
@@ -123,6 +126,7 @@ def submit(
 def submissions_list(
     partner: Annotated[str | None, typer.Option(help="Only this partner's.")] = None,
     warehouse: WarehouseOption = Path("warehouse"),
+    form: FormatOption = OutputForm.table,
 ) -> None:
     """Every submission with its reconciled counts."""
     with doors(), Warehouse.open(warehouse, read_only=True) as wh:
@@ -152,7 +156,7 @@ def submissions_list(
                     for x in (r.rows_read, r.rows_loaded, r.rows_quarantined)
                 ),
             )
-        _plain().print(table)
+        emit(table, form)
 
 
 @submissions_app.command("show")

@@ -10,17 +10,20 @@ from rich.table import Table
 
 from backbone.cli.common import (
     ForceOption,
+    FormatOption,
+    OutputForm,
     PurposeOption,
     TokenOption,
     UserOption,
     Warehouse,
     WarehouseOption,
-    _err,
     _out,
     _plain,
     doors,
+    emit,
     may_write,
     signed_in,
+    working,
     write_file,
 )
 from backbone.errors import InputFileError
@@ -115,12 +118,10 @@ def link(
     with doors(), Warehouse.open(warehouse) as wh:
         principal = signed_in(wh, user, token)
         with (
-            _err().status("linking") as status,
+            working("linking") as say,
             wh.session(principal, purpose=IDENTITY_RESOLUTION) as s,
         ):
-            summary = wh.linkage.run(
-                s, retrain=retrain, progress=lambda m: status.update(m)
-            )
+            summary = wh.linkage.run(s, retrain=retrain, progress=say)
         print_link_summary(summary)
 
 
@@ -363,6 +364,7 @@ def review_list(
     user: UserOption = None,
     token: TokenOption = None,
     warehouse: WarehouseOption = Path("warehouse"),
+    form: FormatOption = OutputForm.table,
 ) -> None:
     """Pairs waiting for review, most likely first."""
     with doors(), Warehouse.open(warehouse) as wh:
@@ -373,7 +375,7 @@ def review_list(
         table.add_column(column)
     for p in queue:
         table.add_row(str(p.left), str(p.right), p.method, f"{p.match_probability:.4f}")
-    _plain().print(table)
+    emit(table, form)
 
 
 @review_app.command("decide")
@@ -494,7 +496,8 @@ def encode(
     from backbone.linkage.pprl import IdentityColumns, encode_csv
 
     with doors():
-        may_write(force, out, out.with_suffix(".schema.json"))
+        set_aside = out.with_suffix(".quarantine.csv")
+        may_write(force, out, out.with_suffix(".schema.json"), set_aside)
         secret = _read_secret(secret_file)
         if not file.is_file():
             raise InputFileError("no such file.", path=file)
@@ -509,9 +512,17 @@ def encode(
             salt_with_birth_year=salt_birth_year,
             source=str(file),
         )
-        out.write_bytes(encoded.csv)
-        out.with_suffix(".schema.json").write_bytes(encoded.schema)
+        write_file(out, encoded.csv, "the encodings")
+        write_file(out.with_suffix(".schema.json"), encoded.schema, "the schema")
+        set_aside.unlink(missing_ok=True)  # an earlier run's, replaced (--force)
+        if encoded.quarantined:
+            write_file(set_aside, encoded.quarantine_csv(), "the rows to fix")
     _plain().print(
         f"Encoded {encoded.records:,} records to {out} (local ids and encodings only); "
         f"send it with `backbone encodings submit {out.name} --partner YOUR_ID`."
     )
+    if encoded.quarantined:
+        _plain().print(
+            f"{len(encoded.quarantined):,} rows were not encoded: {set_aside} says "
+            "which and why (keep it; it is not sent). Fix them and encode again."
+        )

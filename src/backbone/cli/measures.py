@@ -12,17 +12,25 @@ import typer
 from rich.table import Table
 
 from backbone.cli.common import (
+    ForceOption,
+    FormatOption,
+    OutputForm,
     PurposeOption,
     TokenOption,
     UserOption,
     Warehouse,
     WarehouseOption,
+    _err,
     _plain,
     doors,
+    emit,
+    may_write,
     parse_date,
     parse_pairs,
     print_release,
     signed_in,
+    working,
+    write_file,
 )
 from backbone.model.calendar import school_year_label
 
@@ -86,7 +94,10 @@ def definitions_show(
 
 
 @definitions_app.command("history")
-def definitions_history(warehouse: WarehouseOption = Path("warehouse")) -> None:
+def definitions_history(
+    warehouse: WarehouseOption = Path("warehouse"),
+    form: FormatOption = OutputForm.table,
+) -> None:
     """Every recorded version of the definitions."""
     with doors(), Warehouse.open(warehouse, read_only=True) as wh:
         rows = wh.indicators.definitions.history()
@@ -100,7 +111,7 @@ def definitions_history(warehouse: WarehouseOption = Path("warehouse")) -> None:
             v.recorded_by,
             v.note or "",
         )
-    _plain().print(table)
+    emit(table, form)
 
 
 @definitions_app.command("set")
@@ -140,12 +151,16 @@ def compute(
     --purpose program_evaluation)."""
     with doors(), Warehouse.open(warehouse) as wh:
         principal = signed_in(wh, user, token)
-        with wh.session(principal, purpose=purpose) as s:
+        with (
+            working("computing indicators") as say,
+            wh.session(principal, purpose=purpose) as s,
+        ):
             snaps = wh.indicators.compute(
                 s,
                 wh.access(principal, purpose),
                 as_of=_as_of(as_of),
                 school_years=[school_year] if school_year is not None else None,
+                progress=say,
             )
     _print_snapshots(snaps, "Computed", wh.settings["calendar.school_year_start_month"])
 
@@ -208,12 +223,28 @@ def roster(
         ),
     ] = False,
     limit: Annotated[int, typer.Option(min=1, help="Show at most this many.")] = 40,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also save the whole roster as a .csv or .xlsx file (if the "
+            "agreements permit exporting; recorded with the file's name)."
+        ),
+    ] = None,
+    force: ForceOption = False,
     user: UserOption = None,
     token: TokenOption = None,
     warehouse: WarehouseOption = Path("warehouse"),
+    form: FormatOption = OutputForm.table,
 ) -> None:
     """Students by risk, worst first: the persons the agreements let you see,
-    combined across every provider whose rows you may read."""
+    combined across every provider whose rows you may read; names where you may see
+    them identified."""
+    from backbone.governance.access import ExportFormat, export_bytes
+
+    with doors():
+        file_form = ExportFormat.of(out) if out else None
+        if out:
+            may_write(force, out)
     with doors(), Warehouse.open(warehouse) as wh:
         access = wh.access(signed_in(wh, user, token), purpose)
         r = wh.indicators.roster(
@@ -225,6 +256,7 @@ def roster(
             district=district,
             grade=grade,
             not_served=not_served,
+            export_to=str(out) if out else None,
         )
         ranked = wh.risk.ranked(r)
     scored = "risk_score" in ranked.column_names
@@ -236,8 +268,10 @@ def roster(
         title=f"Early warning {year} "
         f"as of {r.snapshot.as_of} (definitions v{r.snapshot.definition_version})"
     )
+    named = any(x["name"] for x in rows)
     columns = [
         "person",
+        *(["name"] if named else []),
         "records",
         "district",
         "school",
@@ -252,22 +286,20 @@ def roster(
         table.add_column(
             column, justify="right" if column in ("attendance", "risk") else "left"
         )
-    for x in rows[:limit]:
-        cells = [
-            str(x["person_id"]) if x["person_id"] is not None else f"~{x['unit'][:10]}",
-            ", ".join(x["records"] or []),
-            x["district"] or "",
-            x["school_id"] or "",
-            x["grade_level"] or "",
-            x["tier"],
-            _pct(x["attendance_rate"]),
-            x["flags"] or "",
-        ]
-        if scored:
-            cells += [f"{x['risk_score']:.2f}", x["risk_factors"]]
+    shown = [_roster_cells(x, named, scored) for x in rows]
+    for cells in shown[:limit]:
         table.add_row(*cells)
-    _plain().print(table)
-    _plain().print(
+    emit(table, form)
+    # beside a CSV or JSON on standard output, notes go to standard error
+    note = _plain() if form == "table" else _err()
+    if out and file_form:
+        import pyarrow as pa
+
+        whole = pa.table({c: [row[i] for row in shown] for i, c in enumerate(columns)})
+        with doors():
+            write_file(out, export_bytes(whole, file_form), "the roster")
+        note.print(f"Saved all {len(shown):,} students to {out}.")
+    note.print(
         f"{len(rows):,} students ({min(limit, len(rows))} shown); data of "
         f"{', '.join(r.providers) or 'no provider'}"
         + (
@@ -276,6 +308,24 @@ def roster(
             else ""
         )
     )
+
+
+def _roster_cells(x: dict[str, Any], named: bool, scored: bool) -> list[str]:
+    """One student's line of the roster, in words (school names, not ids)."""
+    cells = [
+        str(x["person_id"]) if x["person_id"] is not None else f"~{x['unit'][:10]}",
+        *([x["name"] or ""] if named else []),
+        ", ".join(x["records"] or []),
+        x["district"] or "",
+        x["school_name"] or x["school_id"] or "",
+        x["grade_level"] or "",
+        x["tier"],
+        _pct(x["attendance_rate"]),
+        x["flags"] or "",
+    ]
+    if scored:
+        cells += [f"{x['risk_score']:.2f}", x["risk_factors"]]
+    return cells
 
 
 @indicators_app.command("count")

@@ -11,12 +11,15 @@ import typer
 from rich.table import Table
 
 from backbone.cli.common import (
+    FormatOption,
+    OutputForm,
     TokenOption,
     UserOption,
     Warehouse,
     WarehouseOption,
     _plain,
     doors,
+    emit,
     parse_date,
     print_release,
     signed_in,
@@ -159,6 +162,7 @@ def initiative_show(
 def initiative_list(
     funder: Annotated[str | None, typer.Option(help="Only this funder's.")] = None,
     warehouse: WarehouseOption = Path("warehouse"),
+    form: FormatOption = OutputForm.table,
 ) -> None:
     """Every initiative, its funder, programs and targets."""
     with doors(), Warehouse.open(warehouse, read_only=True) as wh:
@@ -175,7 +179,7 @@ def initiative_list(
             ", ".join(i.target_outcomes),
             f"{i.min_dosage.sessions} sessions" if i.min_dosage.sessions else "any",
         )
-    _plain().print(table)
+    emit(table, form)
 
 
 # --- evaluation ----------------------------------------------------------------------

@@ -11,13 +11,16 @@ import typer
 from rich.table import Table
 
 from backbone.cli.common import (
+    FormatOption,
     OnOption,
+    OutputForm,
     TokenOption,
     UserOption,
     Warehouse,
     WarehouseOption,
     _plain,
     doors,
+    emit,
     maybe_signed_in,
     parse_date,
     signed_in,
@@ -140,7 +143,10 @@ def partner_import(
 
 
 @partner_app.command("list")
-def partner_list(warehouse: WarehouseOption = Path("warehouse")) -> None:
+def partner_list(
+    warehouse: WarehouseOption = Path("warehouse"),
+    form: FormatOption = OutputForm.table,
+) -> None:
     """List partners."""
     with doors(), Warehouse.open(warehouse, read_only=True) as wh:
         table = _table("Partners", "id", "name", "kind", "contacts", "schools/sites")
@@ -152,7 +158,7 @@ def partner_list(warehouse: WarehouseOption = Path("warehouse")) -> None:
                 str(len(wh.partners.contacts(p.partner_id))),
                 str(len(wh.partners.schools(p.partner_id))),
             )
-        _plain().print(table)
+        emit(table, form)
 
 
 def _closed(day: date | None) -> str:
@@ -319,7 +325,9 @@ def agreement_withdraw(
 
 @agreement_app.command("list")
 def agreement_list(
-    warehouse: WarehouseOption = Path("warehouse"), on: OnOption = None
+    warehouse: WarehouseOption = Path("warehouse"),
+    on: OnOption = None,
+    form: FormatOption = OutputForm.table,
 ) -> None:
     """List agreements with the version in force."""
     with doors(), Warehouse.open(warehouse, read_only=True) as wh:
@@ -348,7 +356,7 @@ def agreement_list(
                 f"v{latest.version} {latest.status}",
                 str(doc.effective_to or "open"),
             )
-        _plain().print(table)
+        emit(table, form)
 
 
 @agreement_app.command("show")
@@ -374,16 +382,20 @@ def agreement_show(
             raise UserError(
                 f"No version of {agreement_id} is in force on {day}; `backbone agreement history {agreement_id}` lists them."
             )
-        _plain().print(
-            f"# {v.ref}, {v.status}, in force from {v.in_force_from}; on {day}: {_state(v, day)}",
-            highlight=False,
+        # the document itself, never wrapped to a terminal: `> file.yaml` is valid
+        # YAML (the first line is a comment)
+        typer.echo(
+            f"# {v.ref}, {v.status}, in force from {v.in_force_from}; on {day}: "
+            f"{_state(v, day)}"
         )
-        _plain().print(dump_document(v.document), highlight=False, markup=False)
+        typer.echo(dump_document(v.document), nl=False)
 
 
 @agreement_app.command("history")
 def agreement_history(
-    agreement_id: str, warehouse: WarehouseOption = Path("warehouse")
+    agreement_id: str,
+    warehouse: WarehouseOption = Path("warehouse"),
+    form: FormatOption = OutputForm.table,
 ) -> None:
     """Every version, with its class, status and approvals."""
     with doors(), Warehouse.open(warehouse, read_only=True) as wh:
@@ -407,7 +419,7 @@ def agreement_history(
                 v.summary,
                 "; ".join(f"{p} ({by}, {d})" for p, by, d in v.approvals) or "—",
             )
-        _plain().print(table)
+        emit(table, form)
 
 
 @agreement_app.command("diff")
@@ -597,6 +609,7 @@ def commitment_list(
     ] = False,
     on: OnOption = None,
     warehouse: WarehouseOption = Path("warehouse"),
+    form: FormatOption = OutputForm.table,
 ) -> None:
     """List commitments (open ones by default)."""
     with doors(), Warehouse.open(warehouse, read_only=True) as wh:
@@ -629,7 +642,7 @@ def commitment_list(
                 due,
                 c.status,
             )
-        _plain().print(table)
+        emit(table, form)
 
 
 @commitment_app.command("show")
@@ -692,6 +705,7 @@ def feed_list(
     partner: Annotated[str | None, typer.Option(help="Only this partner's.")] = None,
     on: OnOption = None,
     warehouse: WarehouseOption = Path("warehouse"),
+    form: FormatOption = OutputForm.table,
 ) -> None:
     """List feeds, with the late ones marked."""
     with doors(), Warehouse.open(warehouse, read_only=True) as wh:
@@ -718,7 +732,7 @@ def feed_list(
                 f.agreement_id,
                 f"late (due {due})" if due else "on time",
             )
-        _plain().print(table)
+        emit(table, form)
 
 
 # --- data-use requests --------------------------------------------------------------
@@ -793,7 +807,10 @@ def request_review(
 
 
 @request_app.command("list")
-def request_list(warehouse: WarehouseOption = Path("warehouse")) -> None:
+def request_list(
+    warehouse: WarehouseOption = Path("warehouse"),
+    form: FormatOption = OutputForm.table,
+) -> None:
     """List data-use requests."""
     with doors(), Warehouse.open(warehouse, read_only=True) as wh:
         table = _table(
@@ -808,7 +825,7 @@ def request_list(warehouse: WarehouseOption = Path("warehouse")) -> None:
                 r.status,
                 ", ".join(r.awaiting) or "—",
             )
-        _plain().print(table)
+        emit(table, form)
 
 
 @request_app.command("show")

@@ -58,6 +58,7 @@ __all__ = [
     "set_option",
     "transaction",
     "unregister",
+    "wait_at_most",
 ]
 
 # What stages hold and catch: the engine's connection and its error. A stage names
@@ -76,6 +77,16 @@ _wait_reporter: list[Callable[[str], None]] = []
 def report_waits_to(reporter: Callable[[str], None]) -> None:
     """Tell ``reporter`` whenever a connection has to wait for another process."""
     _wait_reporter[:] = [reporter]
+
+
+# A door's limit on waiting (``--no-wait``: none), below the setting's.
+_wait_limit: list[float] = []
+
+
+def wait_at_most(seconds: float | None) -> None:
+    """Wait for a held warehouse no longer than ``seconds`` in this process (None:
+    as long as the setting says)."""
+    _wait_limit[:] = [] if seconds is None else [seconds]
 
 
 def _note_path(database: Path) -> Path:
@@ -127,7 +138,8 @@ def connect(
     if settings["engine.memory_limit"]:
         config["memory_limit"] = settings["engine.memory_limit"]
     on_wait = on_wait or (_wait_reporter[0] if _wait_reporter else None)
-    deadline = time.monotonic() + float(settings["engine.lock_wait_seconds"])
+    patience = min([float(settings["engine.lock_wait_seconds"]), *_wait_limit])
+    deadline = time.monotonic() + patience
     told = False
     while True:
         try:
@@ -138,10 +150,10 @@ def connect(
                 raise WarehouseError(f"Cannot open {database}: {text}") from None
             holder = holder_note(database)
             if time.monotonic() >= deadline:
+                waited = f"after waiting {patience:g} s" if patience else "at once"
                 raise WarehouseError(
                     f"The warehouse database {database} is held by {holder}; gave up "
-                    f"after waiting {settings['engine.lock_wait_seconds']} s. Wait "
-                    "for it to finish, or stop it, then try again."
+                    f"{waited}. Wait for it to finish, or stop it, then try again."
                 ) from None
             if not told and on_wait is not None:
                 on_wait(f"Waiting for the warehouse: it is in use by {holder} ...")

@@ -123,6 +123,7 @@ class ExportFormat(StrEnum):
 
     csv = "csv"
     parquet = "parquet"
+    xlsx = "xlsx"
 
     @classmethod
     def of(cls, name: str | PurePath) -> ExportFormat:
@@ -131,17 +132,46 @@ class ExportFormat(StrEnum):
         try:
             return cls(suffix)
         except ValueError:
-            raise UserError(f"{name}: export to a .csv or .parquet file.") from None
+            raise UserError(
+                f"{name}: export to a .csv, .xlsx or .parquet file."
+            ) from None
 
 
 def export_bytes(table: pa.Table, format: ExportFormat) -> bytes:
     """The bytes of ``table`` written as a ``format`` file."""
+    if format is ExportFormat.xlsx:
+        return _xlsx_bytes(table)
     sink = pa.BufferOutputStream()
     if format is ExportFormat.csv:
         pacsv.write_csv(table, sink)
     else:
         pq.write_table(table, sink)
     return bytes(sink.getvalue().to_pybytes())
+
+
+def _xlsx_bytes(table: pa.Table) -> bytes:
+    """One sheet, a header row, then the rows; text never becomes a formula or link."""
+    import io
+
+    import xlsxwriter  # loads only for a spreadsheet
+
+    buffer = io.BytesIO()
+    book = xlsxwriter.Workbook(
+        buffer,
+        {"in_memory": True, "strings_to_formulas": False, "strings_to_urls": False},
+    )
+    sheet = book.add_worksheet()
+    sheet.write_row(0, 0, table.column_names)
+    for number, row in enumerate(table.to_pylist(), start=1):
+        sheet.write_row(number, 0, [_cell(v) for v in row.values()])
+    book.close()
+    return buffer.getvalue()
+
+
+def _cell(value: object) -> object:
+    return (
+        value if value is None or isinstance(value, (int, float, str)) else str(value)
+    )
 
 
 @dataclass(frozen=True)
@@ -540,15 +570,25 @@ class Access:
         providers: Sequence[str] | None = None,
         fields: Sequence[str] | None = None,
         person_ids: Sequence[int] | None = None,
+        export_to: str | None = None,
     ) -> Materialized:
-        """Row-level view of an entity: only permitted rows and fields."""
+        """Row-level view of an entity: only permitted rows and fields. With
+        ``export_to`` the rows are for a file there: exporting must be permitted
+        (export_microdata) and the entry names where they go."""
+        action = "export" if export_to else "read"
         m = self._materialize(
-            entity, providers=providers, fields=fields, person_ids=person_ids
+            entity,
+            providers=providers,
+            fields=fields,
+            person_ids=person_ids,
+            operation="export_microdata" if export_to else "row_level_view",
+            action=action,
         )
         self._record(
-            "read",
+            action,
             m,
             f"rows of {entity}",
+            destination=export_to,
             persons=len(person_ids) if person_ids is not None else None,
         )
         return m
@@ -622,10 +662,12 @@ class Access:
         *,
         what: str,
         where: Mapping[str, Sequence[object]] | None = None,
+        export_to: str | None = None,
     ) -> Materialized:
         """Permitted rows to combine per person (a measure over several providers),
         each with a ``unit`` shared by one person's rows, and ``person_id`` where
-        known. One audit entry.
+        known. One audit entry. With ``export_to`` (a roster saved to a file) the
+        agreements must permit exporting, and the entry names the file.
 
         Rows are combined at one access level: a reader who sees any provider
         identified gets only its identified rows, so no pseudonymous grant's row is
@@ -633,7 +675,13 @@ class Access:
         those rows, combined by its pseudonyms. Units of identified rows are keyed
         with a key made for this call, so they match nothing else the reader holds.
         """
-        m = self._materialize(entity, where=where)
+        action = "export" if export_to else "read"
+        m = self._materialize(
+            entity,
+            where=where,
+            operation="export_microdata" if export_to else "row_level_view",
+            action=action,
+        )
         identified = [g for g in m.grants if g.access is AccessLevel.identified]
         used = identified or list(m.grants)
         left_out = [
@@ -688,7 +736,7 @@ class Access:
             (*m.refusals, *left_out),
             {p: n for p, n in m.rows_by_provider.items() if p in providers},
         )
-        self._record("read", out, what)
+        self._record(action, out, what, destination=export_to)
         return out
 
     def count_derived(

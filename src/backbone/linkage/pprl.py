@@ -156,13 +156,24 @@ class IdentityColumns:
 
 @dataclass(frozen=True)
 class EncodedFile:
-    """What a partner sends: its local ids and encodings as CSV, and the schema."""
+    """What a partner sends: its local ids and encodings as CSV, and the schema;
+    and what it keeps to fix: the rows not encoded, with reasons."""
 
     records: int
     csv: bytes
-    """``local_id,clk`` rows, UTF-8"""
+    """``local_id,clk`` rows, UTF-8; each local id once"""
     schema: bytes
     """:func:`schema` as indented JSON, UTF-8"""
+    quarantined: tuple[tuple[int, str, str, str], ...] = ()
+    """(row, local id, column, what to fix) of each row not encoded; no names"""
+
+    def quarantine_csv(self) -> bytes:
+        """The rows not encoded, for the partner to fix (never sent)."""
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\r\n")
+        writer.writerow(["row", "local_id", "column", "problem"])
+        writer.writerows(self.quarantined)
+        return out.getvalue().encode("utf-8")
 
 
 def encodings_csv(encoded: Iterable[EncodedRecord]) -> bytes:
@@ -208,39 +219,84 @@ def encode_csv(
             path=source,
             row=1,
         )
-    rows: list[tuple[str, str | None, str | None, date | None, str | None]] = []
+    Identity = tuple[str, str | None, str | None, date | None, str | None]
+    rows: dict[str, tuple[int, Identity]] = {}  # local id -> (first row, identity)
+    refused: dict[int, tuple[int, str, str, str]] = {}
+    clashing: set[str] = set()
     for number, row in enumerate(reader, start=2):
+        local_id = (row[columns.local_id] or "").strip()
+        if not local_id:
+            refused[number] = (
+                number,
+                "",
+                columns.local_id,
+                "no local id; give every record its id",
+            )
+            continue
         born_text = (row[columns.birth_date] or "").strip()
         born = None
         if born_text:
             try:
                 born = datetime.strptime(born_text, date_format).date()
             except ValueError:
-                raise InputFileError(
-                    f"'{born_text}' is not a date in the format {date_format}; "
-                    "fix it or pass --date-format.",
-                    path=source,
-                    row=number,
-                    column=columns.birth_date,
-                ) from None
-        rows.append(
-            (
-                row[columns.local_id],
-                row[columns.first_name],
-                row[columns.last_name],
-                born,
-                row[columns.sex],
+                refused[number] = (
+                    number,
+                    local_id,
+                    columns.birth_date,
+                    f"'{born_text}' is not a date in the format {date_format}; fix "
+                    "it (or pass --date-format) and encode again",
+                )
+                continue
+        identity: Identity = (
+            local_id,
+            row[columns.first_name],
+            row[columns.last_name],
+            born,
+            row[columns.sex],
+        )
+        first = rows.get(local_id)
+        if first is None:
+            rows[local_id] = (number, identity)
+        elif first[1] != identity:  # the same id for two people: neither is sent
+            clashing.add(local_id)
+            refused[number] = (
+                number,
+                local_id,
+                columns.local_id,
+                f"local id also on row {first[0]} with other names or birth date; "
+                "give each person one id",
             )
+        # the same record twice is encoded once
+    for local_id in clashing:
+        number, _ = rows.pop(local_id)
+        refused[number] = (
+            number,
+            local_id,
+            columns.local_id,
+            "local id used again further down with other names or birth date; "
+            "give each person one id",
+        )
+    if not rows and refused:
+        first_bad = refused[min(refused)]
+        raise InputFileError(
+            f"no record could be encoded; the first problem: {first_bad[3]}.",
+            path=source,
+            row=first_bad[0],
+            column=first_bad[2],
         )
     if not rows:
         raise UserError(f"{source} has no records to encode.")
     encoded = encode_records(
-        rows, secret, project=project, salt_with_birth_year=salt_with_birth_year
+        [identity for _, identity in rows.values()],
+        secret,
+        project=project,
+        salt_with_birth_year=salt_with_birth_year,
     )
     return EncodedFile(
         len(encoded),
         encodings_csv(encoded),
         json.dumps(schema(project, salt_with_birth_year), indent=2).encode("utf-8"),
+        tuple(refused[n] for n in sorted(refused)),
     )
 
 

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 from backbone import engines
 from backbone.engines import Connection
 from backbone.engines.duckdb import transaction
-from backbone.errors import UserError, WarehouseError
+from backbone.errors import Forbidden, UserError, WarehouseError
 from backbone.governance.access import Access, locked_connection
 from backbone.governance.audit import last_change
 from backbone.governance.policy import Grant
@@ -362,10 +362,13 @@ class Indicators:
         district: str | None = None,
         grade: str | None = None,
         not_served: bool = False,
+        export_to: str | None = None,
     ) -> Roster:
         """The persons of one snapshot the reader may see, combined across the
         providers whose rows the agreements give it, worst first; with their
-        earlier year-end snapshots (``history``) for the risk score."""
+        earlier year-end snapshots (``history``) for the risk score, their schools'
+        names, and their names where the reader may see them identified. With
+        ``export_to`` the roster is for a file: exporting must be permitted."""
         if tiers:
             bad = set(tiers) - set(TIERS)
             if bad:
@@ -383,6 +386,7 @@ class Indicators:
             ENTITY,
             what=f"early-warning roster {snap.school_year}@{snap.as_of}",
             where={"as_of_date": [*earlier, snap.as_of]},
+            export_to=export_to,
         )
         everyone = self.evaluate(with_identifiers(m.table))
         table = history = everyone
@@ -419,12 +423,65 @@ class Indicators:
                 )
             finally:
                 con.close()
+            table = self._named(access, table, export_to)
         return Roster(
             snap,
             table,
             tuple(sorted(m.rows_by_provider)),
             {r.provider: r.reason for r in m.refusals},
             history,
+        )
+
+    def _named(
+        self, access: Access, table: pa.Table, export_to: str | None
+    ) -> pa.Table:
+        """The roster with its schools' names, and each known person's name where
+        the reader's access to the partner records that carry it is identified
+        (read through the policy layer: one more audit entry); empty otherwise."""
+        schools = dict(
+            self._con.execute("SELECT school_id, name FROM ref.school").fetchall()
+        )
+        school_ids = table.column("school_id").to_pylist()
+        table = table.append_column(
+            "school_name",
+            pa.array(
+                [schools.get(s, s) if s else None for s in school_ids], pa.string()
+            ),
+        )
+        known = sorted(
+            {p for p in table.column("person_id").to_pylist() if p is not None}
+        )
+        names: dict[int, str] = {}
+        if known:
+            try:
+                m = access.rows(
+                    "partner_record",
+                    fields=["first_name", "last_surname"],
+                    person_ids=known,
+                    export_to=export_to,
+                )
+            except Forbidden:
+                m = None
+            if m is not None and {"first_name", "last_surname", "person_id"} <= set(
+                m.table.column_names
+            ):
+                con = locked_connection({"names": m.table})
+                try:
+                    names = dict(
+                        con.execute(
+                            "SELECT person_id, mode(concat_ws(', ', last_surname, "
+                            "first_name)) FROM names WHERE person_id IS NOT NULL "
+                            "AND last_surname IS NOT NULL GROUP BY person_id"
+                        ).fetchall()
+                    )
+                finally:
+                    con.close()
+        return table.append_column(
+            "name",
+            pa.array(
+                [names.get(p) for p in table.column("person_id").to_pylist()],
+                pa.string(),
+            ),
         )
 
     # --- aggregates through the release gate ------------------------------------

@@ -504,6 +504,15 @@ _LABELS = {
     "credits_earned": "credits this year",
     "credits_gap": "credits behind",
     "grade": "grade",
+    "attendance_rate_history": "attendance in earlier years",
+    "mark_history": "marks in earlier years",
+    "gpa_history": "GPA in earlier years",
+    "core_fails_to_date": "core failures so far",
+    "suspension_days_to_date": "suspensions so far",
+    "behavior_to_date": "behavior incidents so far",
+    "economic_disadvantaged_flag": "economic disadvantage",
+    "disability_flag": "disability",
+    "english_learner_flag": "English learner",
 }
 
 
