@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 import subprocess
 import sys
@@ -259,3 +260,50 @@ def test_no_wait_fails_at_once_while_another_process_holds_the_warehouse(
     assert done.returncode == 1
     assert "gave up at once" in done.stderr and "Traceback" not in done.stderr
     assert took < 10
+
+
+def _stderr_in_a_terminal(args: list[str], stdout: Path | None = None) -> str:
+    """What a command writes on stderr when stderr is a terminal (a pseudo-terminal);
+    its standard output goes to ``stdout`` (a file), if given."""
+    import pty
+    import select
+
+    leader, follower = pty.openpty()
+    sink = stdout.open("wb") if stdout else subprocess.DEVNULL
+    child = subprocess.Popen(args, stdout=sink, stderr=follower)
+    os.close(follower)
+    said = b""
+    while True:
+        ready, _, _ = select.select([leader], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            said += chunk
+        elif child.poll() is not None:
+            break
+    child.wait(timeout=60)
+    os.close(leader)
+    if stdout:
+        sink.close()  # type: ignore[union-attr]
+    return re.sub(rb"\x1b\[[0-9;?]*[a-zA-Z]", b"", said).decode(errors="replace")
+
+
+def test_a_command_says_it_is_at_work_in_a_terminal_and_not_in_a_pipe(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "wh"
+    assert runner.invoke(app, ["init", str(path)]).exit_code == 0
+    command = [sys.executable, "-m", "backbone", "info", "-w", str(path)]
+    assert "backbone info …" in _stderr_in_a_terminal(command)
+    piped = subprocess.run(command, capture_output=True, text=True, check=True)
+    assert piped.stderr == ""  # a log gets the answer, not a spinner
+    # `> file.csv` at a terminal: the CSV goes to the file, the spinner to the screen
+    listed = tmp_path / "partners.csv"
+    said = _stderr_in_a_terminal(
+        [*command[:3], "partner", "list", "--format", "csv", "-w", str(path)], listed
+    )
+    assert listed.read_text().startswith("id,") and "id," not in said

@@ -544,6 +544,11 @@ def test_a_partners_csv_is_encoded_to_bytes_it_can_send() -> None:
     ids = [line.split(",")[0] for line in got.csv.decode().splitlines()[1:]]
     assert ids == ["2", "3"] and got.records == 2
     assert [(q[0], q[1]) for q in got.quarantined] == [(2, "1"), (4, "1")]
+    # an id on a row set aside (a bad date) is not sent from another row either
+    hidden = b"id,given,family,dob,sex\n7,Ana,Ruiz,bad,F\n7,Ana,Ruiz,2009-01-01,F\n8,Li,Wu,,M\n"
+    got = encode_csv(hidden, secret, columns=columns)
+    assert [line.split(",")[0] for line in got.csv.decode().splitlines()[1:]] == ["8"]
+    assert sorted(q[0] for q in got.quarantined) == [2, 3]
     with pytest.raises(InputFileError, match="has no column last_surname"):
         encode_csv(data, secret, columns=IdentityColumns("id", "given"))
     with pytest.raises(UserError, match="no records"):
@@ -629,7 +634,9 @@ def test_encodings_that_are_not_encodings_are_refused_with_the_row(
     ).fetchall() == [(0,)]
 
 
-def test_encode_names_the_file_row_and_column_of_a_bad_date(tmp_path: Path) -> None:
+def test_encode_sets_aside_a_row_with_a_bad_date_naming_row_and_column(
+    tmp_path: Path,
+) -> None:
     src = tmp_path / "roster.csv"
     src.write_text(
         "local_id,first_name,last_surname,birth_date,birth_sex\n1,Ana,Diaz,2010-01-05,F\n2,Bo,Li,05/01/2010,M\n"
@@ -647,9 +654,15 @@ def test_encode_names_the_file_row_and_column_of_a_bad_date(tmp_path: Path) -> N
             str(tmp_path / "o.csv"),
         ],
     )
-    assert result.exit_code != 0
-    assert "row 3" in result.output and "birth_date" in result.output
-    assert "Traceback" not in result.output
+    # the good row is encoded; the bad one is set aside with where and why
+    assert result.exit_code == 0, result.output
+    assert (
+        "Encoded 1 records" in result.output
+        and "1 rows were not encoded" in result.output
+    )
+    set_aside = (tmp_path / "o.quarantine.csv").read_text()
+    assert "3,2,birth_date," in set_aside and "05/01/2010" in set_aside
+    assert "Bo" not in set_aside  # names stay out of it
 
 
 @pytest.mark.slow

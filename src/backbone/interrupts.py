@@ -42,7 +42,9 @@ def deferred() -> Iterator[None]:
             yield
         finally:
             signal.signal(signal.SIGINT, previous)
-    if received:
+    if received and previous is not signal.SIG_IGN:
+        if callable(previous):  # the handler that was held off hears it now
+            previous(signal.SIGINT, None)
         raise KeyboardInterrupt
 
 

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 from backbone.engines import Connection
 from backbone.engines.duckdb import begin, end
 from backbone.errors import AuthenticationFailed, Forbidden, WarehouseError
-from backbone.interrupts import deferred
+from backbone.interrupts import deferred, note_commit
 
 __all__ = ["Actor", "AuditEntry", "Session", "SetupActor"]
 
@@ -153,6 +153,7 @@ class Session:
         self.lost = False
         """True once a pause could not take the file back: :attr:`con` is closed."""
         self._files: list[tuple[Path | None, Path]] = []  # (written aside, its place)
+        self._count = 0
 
     def today(self) -> date:
         return self.clock().date()
@@ -164,7 +165,7 @@ class Session:
         unit has written anything (its reads end with the pause); afterwards
         :attr:`con` is a new cursor in a new transaction, so re-read it, and check
         that what was read has not changed meanwhile."""
-        if self.recorded:
+        if self.recorded or self._files:
             raise WarehouseError(
                 "a unit of work that has written may not hand the warehouse back"
             )
@@ -180,7 +181,8 @@ class Session:
         commit, and put in its place only when the unit commits; a rollback removes
         it."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        aside = path.with_name(f".{path.name}.{os.getpid()}.pending")
+        self._count += 1  # one aside file per write: the last write to a path wins
+        aside = path.with_name(f".{path.name}.{os.getpid()}.{self._count}.pending")
         if isinstance(content, Path):
             shutil.copyfile(content, aside)
         elif isinstance(content, str):
@@ -198,12 +200,14 @@ class Session:
         """Commit and put the unit's files in place, Ctrl-C held until both are done."""
         with deferred():
             end(self.con, commit=True)
-            files, self._files = self._files, []
-            for aside, path in files:
+            note_commit()  # a change the command made (a sign-in's entry is not one)
+            while self._files:  # each placed file leaves the list; a failure leaves
+                aside, path = self._files[0]  # the rest for abandon_files
                 if aside is None:
                     path.unlink(missing_ok=True)
                 else:
                     os.replace(aside, path)
+                self._files.pop(0)
 
     def abandon_files(self) -> None:
         """Remove the files of a unit that did not commit."""

@@ -33,6 +33,7 @@ from backbone.engines.duckdb import Handle, clear_note
 from backbone.errors import NotAWarehouseError, UserError, WarehouseError
 from backbone.governance.audit import AuditLog, system_clock
 from backbone.governance.principals import Principal, Principals
+from backbone.interrupts import deferred
 from backbone.model.migrations import CURRENT_VERSION, migrate, schema_version
 from backbone.model.schema import ALL_TABLES
 from backbone.partners import Partner, PartnerRegistry
@@ -286,18 +287,19 @@ class Warehouse:
             try:
                 yield session
             except BaseException:
-                self._sessions -= 1
-                self.audit.active = None
-                # the cursor may be gone already (a pause that could not take the
-                # file back): then there is nothing left to roll back
-                with suppress(EngineError):
-                    end(session.con, commit=False)
-                session.abandon_files()
-                with suppress(EngineError):
-                    session.con.close()
-                # refusals, and the reads the unit made, are recorded all the same
-                for entry in [*session.denials, *session.kept]:
-                    self.audit.append(entry)
+                # undone and its refusals and reads recorded, Ctrl-C held meanwhile
+                with deferred():
+                    self._sessions -= 1
+                    self.audit.active = None
+                    # the cursor may be gone already (a pause that could not take
+                    # the file back): then there is nothing left to roll back
+                    with suppress(EngineError):
+                        end(session.con, commit=False)
+                    session.abandon_files()
+                    with suppress(EngineError):
+                        session.con.close()
+                    for entry in [*session.denials, *session.kept]:
+                        self.audit.append(entry)
                 raise
             self._sessions -= 1
             self.audit.active = None

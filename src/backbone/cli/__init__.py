@@ -78,7 +78,7 @@ def _root(
     ] = False,
 ) -> None:
     """Backbone: a community data-sharing warehouse."""
-    from backbone.engines.duckdb import wait_at_most
+    from backbone.waiting import wait_at_most
 
     wait_at_most(0 if no_wait else None)
 
@@ -440,7 +440,7 @@ def main() -> None:
     import signal
     import sys
 
-    from backbone.engines.duckdb import report_waits_to
+    from backbone.waiting import report_waits_to
 
     # a command that finds the warehouse held says what it waits for, on stderr
     report_waits_to(lambda message: _err().print(message, highlight=False))

@@ -52,6 +52,7 @@ __all__ = [
     "emit",
     "may_write",
     "maybe_signed_in",
+    "notes",
     "parse_date",
     "parse_pairs",
     "print_release",
@@ -74,11 +75,13 @@ def _width() -> int | None:
 def _out() -> Console:
     """Consoles are made per call (nothing global at import): they read the terminal
     width and COLUMNS when used."""
+    _quiet_spinner()
     return Console(width=_width())
 
 
 def _plain() -> Console:
     """A console that prints text as given: user data like 'HS [d2/HS01]' is not markup."""
+    _quiet_spinner()
     return Console(markup=False, highlight=False, width=_width())
 
 
@@ -105,6 +108,7 @@ def emit(table: Table, form: OutputForm = OutputForm.table) -> None:
     if form == "table":
         _plain().print(table)
         return
+    _quiet_spinner()
     headers = [str(c.header) for c in table.columns]
     rows = list(
         zip(*([str(cell) for cell in c.cells] for c in table.columns), strict=True)
@@ -119,31 +123,62 @@ def emit(table: Table, form: OutputForm = OutputForm.table) -> None:
 
 
 def _err() -> Console:
+    _quiet_spinner()
     return Console(stderr=True)
 
 
-_spinner: list[Any] = []  # the one live status line on stderr, while a command runs
+_spinner: list[Any] = []  # the one live status line on stderr, while a command works
 
 
 @contextmanager
 def working(what: str) -> Iterator[Callable[[str], None]]:
-    """Say on stderr what the command is doing (a spinner with ``what``, gone when
-    it is done; nothing when stderr is not a terminal); yields a function that
+    """Say on stderr what the command is doing (a spinner with ``what``; nothing when
+    stderr is not a terminal) until it prints anything; yields a function that
     changes the message, for a stage's progress. Nested, it changes the one line."""
     if _spinner:
-        _spinner[-1].update(what)
-        yield _spinner[-1].update
+        _spinner[-1][1](what)
+        yield _spinner[-1][1]
         return
-    console = _err()
+    console = Console(stderr=True)
     if not console.is_terminal:
         yield lambda _message: None
         return
-    with console.status(what) as status:
-        _spinner.append(status)
-        try:
-            yield status.update
-        finally:
-            _spinner.pop()
+    from rich.live import Live
+    from rich.spinner import Spinner
+
+    spinner = Spinner("dots", text=what)
+    # standard output stays the command's own: CSV piped from it never goes through here
+    live = Live(
+        spinner,
+        console=console,
+        transient=True,
+        redirect_stdout=False,
+        redirect_stderr=False,
+        refresh_per_second=12.5,
+    )
+
+    def say(message: str) -> None:
+        spinner.update(text=message)
+
+    live.start()
+    _spinner.append((live, say))
+    try:
+        yield say
+    finally:
+        _spinner.pop()
+        live.stop()
+
+
+def _quiet_spinner() -> None:
+    """The command is about to print: its spinner goes, so no line is garbled."""
+    for live, _say in _spinner:
+        live.stop()
+
+
+def notes(form: OutputForm) -> Console:
+    """Where the words around a listing go: with it, or to stderr beside a CSV or
+    JSON on standard output."""
+    return _plain() if form is OutputForm.table else _err()
 
 
 WarehouseOption = Annotated[
@@ -201,11 +236,12 @@ def _after_grace() -> None:
 def on_interrupt(_signum: int, _frame: object) -> None:
     """The command's Ctrl-C: the work under way is abandoned (a transaction rolls
     back as the interrupt goes up) and a watchdog ends the process after a grace."""
-    if not _interrupt.get("received"):
-        import threading
+    if _interrupt.get("received"):
+        return  # pressed again: the first is being handled (and the watchdog runs)
+    import threading
 
-        _interrupt["received"] = True
-        threading.Thread(target=_after_grace, daemon=True).start()
+    _interrupt["received"] = True
+    threading.Thread(target=_after_grace, daemon=True).start()
     raise KeyboardInterrupt
 
 

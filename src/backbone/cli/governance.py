@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -20,13 +20,12 @@ from backbone.cli.common import (
     UserOption,
     Warehouse,
     WarehouseOption,
-    _err,
-    _out,
     _plain,
     doors,
     emit,
     may_write,
     maybe_signed_in,
+    notes,
     parse_date,
     parse_pairs,
     print_release,
@@ -34,7 +33,9 @@ from backbone.cli.common import (
     write_file,
 )
 from backbone.errors import UserError
-from backbone.governance.audit import AuditHead, disclosure_csv
+
+if TYPE_CHECKING:
+    from backbone.governance.audit import AuditHead
 
 user_app = typer.Typer(help="Users, their roles and tokens.", no_args_is_help=True)
 audit_app = typer.Typer(
@@ -243,15 +244,20 @@ def rows(
     for this purpose (your own data, and others' as their agreements grant)."""
     with doors(), Warehouse.open(warehouse) as wh:
         access = wh.access(signed_in(wh, user, token), purpose)
-        m = access.rows(entity, providers=provider, fields=field)
+        # rows for a program (CSV, JSON) are an extract: exporting must be permitted
+        m = access.rows(
+            entity,
+            providers=provider,
+            fields=field,
+            export_to=None if form is OutputForm.table else f"standard output ({form})",
+        )
     table = Table(title=f"{m.table.num_rows:,} rows of {entity}")
     for column in m.table.column_names:
         table.add_column(column)
     for r in m.table.slice(0, limit).to_pylist():
         table.add_row(*("" if v is None else str(v) for v in r.values()))
     emit(table, form)
-    # the notes go with the table, or beside a CSV or JSON (standard error)
-    console = _plain() if form == "table" else _err()
+    console = notes(form)
     for g in m.grants:
         console.print(f"{g.provider}: {g.reason} ({g.access.value})")
     for r in m.refusals:
@@ -333,6 +339,8 @@ def count(
 
 
 def _anchor(text: str | None) -> AuditHead | None:
+    from backbone.governance.audit import AuditHead
+
     if text is None:
         return None
     try:
@@ -418,12 +426,14 @@ def audit_report(
             size,
         )
     emit(table, form)
-    _out().print(
+    notes(form).print(
         f"Chain head {report.head} — keep it; `backbone audit verify --anchor` "
         "proves later that this history was not rewritten."
     )
     if out is not None:
         with doors():
+            from backbone.governance.audit import disclosure_csv
+
             write_file(out, disclosure_csv(report), "the report")
 
 

@@ -297,7 +297,7 @@ def review(
     token: TokenOption = None,
     warehouse: WarehouseOption = Path("warehouse"),
 ) -> None:
-    """Review uncertain pairs side by side: [s]ame, [d]ifferent, s[k]ip, [q]uit.
+    """Review uncertain pairs side by side: [y]es same, [n]o different, [s]kip, [q]uit, [q]uit.
 
     Decisions are recorded under the signed-in reviewer's name."""
     if ctx.invoked_subcommand is not None:
@@ -408,6 +408,8 @@ def review_decide(
 def export_crosswalk(
     partner: Annotated[str, typer.Option(help="The partner whose ids to give back.")],
     out: Annotated[Path, typer.Option(help="CSV (or .parquet) file to write.")],
+    # a partner's own ids back to it (its users): linking is its purpose; the
+    # steward names the purpose the ids go back for
     purpose: PurposeOption = IDENTITY_RESOLUTION,
     force: ForceOption = False,
     user: UserOption = None,

@@ -20,11 +20,11 @@ from backbone.cli.common import (
     UserOption,
     Warehouse,
     WarehouseOption,
-    _err,
     _plain,
     doors,
     emit,
     may_write,
+    notes,
     parse_date,
     parse_pairs,
     print_release,
@@ -32,7 +32,6 @@ from backbone.cli.common import (
     working,
     write_file,
 )
-from backbone.model.calendar import school_year_label
 
 if TYPE_CHECKING:
     from backbone.measures.indicators import Snapshot
@@ -65,6 +64,12 @@ YearOption = Annotated[
 AsOfOption = Annotated[
     str | None, typer.Option("--as-of", help="A snapshot day (YYYY-MM-DD).")
 ]
+
+
+def school_year_label(year: int, start_month: int) -> str:
+    from backbone.model.calendar import school_year_label as label
+
+    return label(year, start_month)
 
 
 def register(app: typer.Typer) -> None:
@@ -256,7 +261,10 @@ def roster(
             district=district,
             grade=grade,
             not_served=not_served,
-            export_to=str(out) if out else None,
+            # a roster saved, or printed for a program, is an extract
+            export_to=str(out)
+            if out
+            else (None if form is OutputForm.table else f"standard output ({form})"),
         )
         ranked = wh.risk.ranked(r)
     scored = "risk_score" in ranked.column_names
@@ -290,8 +298,7 @@ def roster(
     for cells in shown[:limit]:
         table.add_row(*cells)
     emit(table, form)
-    # beside a CSV or JSON on standard output, notes go to standard error
-    note = _plain() if form == "table" else _err()
+    note = notes(form)
     if out and file_form:
         import pyarrow as pa
 

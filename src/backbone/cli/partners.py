@@ -19,6 +19,7 @@ from backbone.cli.common import (
     Warehouse,
     WarehouseOption,
     _plain,
+    _quiet_spinner,
     doors,
     emit,
     maybe_signed_in,
@@ -26,8 +27,6 @@ from backbone.cli.common import (
     signed_in,
 )
 from backbone.errors import UserError
-from backbone.partners import Contact, Partner
-from backbone.partners.feeds import Feed
 
 if TYPE_CHECKING:
     from backbone.partners.agreements.store import VersionRecord
@@ -100,6 +99,8 @@ def partner_add(
     """Register a partner with its contacts and schools or sites (a steward admin;
     in a new warehouse with no user yet, whoever sets it up)."""
     with doors(), Warehouse.open(warehouse) as wh:
+        from backbone.partners import Contact, Partner
+
         contacts = tuple(Contact.parse(c) for c in contact or [])
         sites = []
         for s in school or []:
@@ -384,6 +385,7 @@ def agreement_show(
             )
         # the document itself, never wrapped to a terminal: `> file.yaml` is valid
         # YAML (the first line is a comment)
+        _quiet_spinner()
         typer.echo(
             f"# {v.ref}, {v.status}, in force from {v.in_force_from}; on {day}: "
             f"{_state(v, day)}"
@@ -684,6 +686,8 @@ def feed_add(
 ) -> None:
     """Declare a dataset a partner has agreed to send (steward admins)."""
     with doors(), Warehouse.open(warehouse) as wh:
+        from backbone.partners.feeds import Feed
+
         feed = Feed(
             partner,
             feed_id,

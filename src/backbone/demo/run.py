@@ -91,16 +91,17 @@ def run_demo(
     today = today or date.today()
     community = out_dir / "community"
     warehouse = out_dir / "warehouse"
-    if warehouse.exists() and any(warehouse.iterdir()) and not replace:
-        what = (
-            "a warehouse (its users, audit log and key would be lost)"
-            if (warehouse / "backbone.toml").exists()
-            else "files"
-        )
-        raise UserError(
-            f"{warehouse} already holds {what}; pass --force to replace it, or "
-            "choose another --out."
-        )
+    if warehouse.exists() and any(warehouse.iterdir()):
+        if not (warehouse / "backbone.toml").exists():  # not even with --force
+            raise UserError(
+                f"{warehouse} holds files that are not a warehouse; choose another "
+                "--out so nothing there is lost."
+            )
+        if not replace:
+            raise UserError(
+                f"{warehouse} already holds a warehouse (its users, audit log and key "
+                "would be lost); pass --force to replace it, or choose another --out."
+            )
     say.phase("generating", expected_steps(years))
     generated = generate(
         community,

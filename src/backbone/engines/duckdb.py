@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import duckdb
 
+from backbone import waiting
 from backbone.engines.sql import SqlValue, ident, literal
 from backbone.errors import WarehouseError
-from backbone.interrupts import note_commit
 from backbone.settings import Settings
 
 if TYPE_CHECKING:  # heavy libraries stay out of start-up
@@ -53,12 +53,10 @@ __all__ = [
     "next_ids",
     "register",
     "registered",
-    "report_waits_to",
     "scratch",
     "set_option",
     "transaction",
     "unregister",
-    "wait_at_most",
 ]
 
 # What stages hold and catch: the engine's connection and its error. A stage names
@@ -69,24 +67,6 @@ EngineError = duckdb.Error
 POLL_SECONDS = 0.2
 # how long another thread waits for a long job to take the file back
 WAIT_FOR_RETURN_SECONDS = 3600.0
-# Where a door wants to hear that a command waits for the warehouse (the CLI sets it
-# to its stderr console at start); an explicit ``on_wait`` takes precedence.
-_wait_reporter: list[Callable[[str], None]] = []
-
-
-def report_waits_to(reporter: Callable[[str], None]) -> None:
-    """Tell ``reporter`` whenever a connection has to wait for another process."""
-    _wait_reporter[:] = [reporter]
-
-
-# A door's limit on waiting (``--no-wait``: none), below the setting's.
-_wait_limit: list[float] = []
-
-
-def wait_at_most(seconds: float | None) -> None:
-    """Wait for a held warehouse no longer than ``seconds`` in this process (None:
-    as long as the setting says)."""
-    _wait_limit[:] = [] if seconds is None else [seconds]
 
 
 def _note_path(database: Path) -> Path:
@@ -137,8 +117,11 @@ def connect(
         config["threads"] = settings["engine.threads"]
     if settings["engine.memory_limit"]:
         config["memory_limit"] = settings["engine.memory_limit"]
-    on_wait = on_wait or (_wait_reporter[0] if _wait_reporter else None)
-    patience = min([float(settings["engine.lock_wait_seconds"]), *_wait_limit])
+    on_wait = on_wait or waiting.reporter()
+    limit = waiting.limit()
+    patience = min(float(settings["engine.lock_wait_seconds"]), limit or float("inf"))
+    if limit == 0:
+        patience = 0.0
     deadline = time.monotonic() + patience
     told = False
     while True:
@@ -166,6 +149,7 @@ def connect(
             ) from None
         if not read_only:
             _leave_note(Path(database))
+        waiting.opened()
         return con
 
 
@@ -295,8 +279,6 @@ def end(con: duckdb.DuckDBPyConnection, *, commit: bool) -> None:
         )
     _DOOMED.discard(con)
     con.execute("COMMIT" if commit else "ROLLBACK")
-    if commit:
-        note_commit()
 
 
 @contextmanager
@@ -319,7 +301,6 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         con.execute("ROLLBACK")
         raise
     con.execute("COMMIT")
-    note_commit()
 
 
 # The settings Backbone changes on a connection. ``SET`` takes no parameter in every

@@ -255,26 +255,30 @@ def encode_csv(
             row[columns.sex],
         )
         first = rows.get(local_id)
-        if first is None:
-            rows[local_id] = (number, identity)
-        elif first[1] != identity:  # the same id for two people: neither is sent
+        if local_id in clashing or (first is not None and first[1] != identity):
+            # the same id for two people: none of its rows is sent
             clashing.add(local_id)
             refused[number] = (
                 number,
                 local_id,
                 columns.local_id,
-                f"local id also on row {first[0]} with other names or birth date; "
+                "local id also on another row with other names or birth date; "
                 "give each person one id",
             )
+        elif first is None:
+            rows[local_id] = (number, identity)
         # the same record twice is encoded once
+    # an id on a row set aside is not sent from another row either: which of the
+    # two is the person cannot be told until the row is fixed
+    clashing |= {r[1] for r in refused.values() if r[1] and r[1] in rows}
     for local_id in clashing:
         number, _ = rows.pop(local_id)
         refused[number] = (
             number,
             local_id,
             columns.local_id,
-            "local id used again further down with other names or birth date; "
-            "give each person one id",
+            "local id also on another row that is set aside or has other names or "
+            "birth date; give each person one id",
         )
     if not rows and refused:
         first_bad = refused[min(refused)]

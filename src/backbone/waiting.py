@@ -1,0 +1,39 @@
+"""What a door asks of a process that waits for a held warehouse: to be told when
+it waits (the CLI prints it on stderr), and a limit below the setting
+(``--no-wait``: none). Here, at the bottom of the layers, so that a door sets them
+without loading the database engine; :func:`backbone.engines.duckdb.connect` reads
+them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+__all__ = ["limit", "opened", "report_waits_to", "reporter", "wait_at_most"]
+
+_reporter: list[Callable[[str], None]] = []
+_limit: list[float] = []
+
+
+def report_waits_to(reporter: Callable[[str], None]) -> None:
+    """Tell ``reporter`` whenever a connection has to wait for another process."""
+    _reporter[:] = [reporter]
+
+
+def reporter() -> Callable[[str], None] | None:
+    return _reporter[0] if _reporter else None
+
+
+def wait_at_most(seconds: float | None) -> None:
+    """Wait for a held warehouse no longer than ``seconds`` in this process (None:
+    as long as the setting says)."""
+    _limit[:] = [] if seconds is None else [seconds]
+
+
+def limit() -> float | None:
+    return _limit[0] if _limit else None
+
+
+def opened() -> None:
+    """The command has the warehouse: the limit was for getting it, not for taking
+    it back after a long job handed it over (that waits as the setting says)."""
+    _limit.clear()
