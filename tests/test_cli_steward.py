@@ -93,34 +93,13 @@ def test_mapping_check_refuses_the_questions_a_draft_left(tmp_path: Path) -> Non
         "student id,date,code,school\n1,2025-09-02,A,HS01\n2,2025-09-03,P,HS01\n"
     )
     draft = tmp_path / "draft.yaml"
-    made = runner.invoke(
-        app,
-        [
-            "mapping",
-            "suggest",
-            str(data),
-            "--entity",
-            "attendance_event",
-            "--out",
-            str(draft),
-        ],
-    )
+    suggest = ["mapping", "suggest", str(data), "--entity", "attendance_event"]
+    made = runner.invoke(app, [*suggest, "--out", str(draft)])
     assert made.exit_code == 0, made.output
     text = draft.read_text()
     # 'A' is not taken for anything; one letter is only ever a guess
     assert "A: '?'" in text and "P: '? Partial (guess)'" in text
-    again = runner.invoke(
-        app,
-        [
-            "mapping",
-            "suggest",
-            str(data),
-            "--entity",
-            "attendance_event",
-            "--out",
-            str(draft),
-        ],
-    )
+    again = runner.invoke(app, [*suggest, "--out", str(draft)])
     assert again.exit_code == 1 and "--force" in again.output  # the draft is kept
     path = tmp_path / "wh"
     assert runner.invoke(app, ["init", str(path)]).exit_code == 0
@@ -132,17 +111,25 @@ def test_mapping_check_refuses_the_questions_a_draft_left(tmp_path: Path) -> Non
     assert "school_year: '?' is a question the draft left open" in check.output
 
 
+def _on_a_copy(
+    demo_build: DemoBuild, tmp_path: Path, *, columns: str
+) -> tuple[Path, dict[str, str]]:
+    """A private copy of the test demo and the steward's environment on it
+    (``columns`` empty: standard output is not a terminal, nothing is cut)."""
+    demo = copy_demo(demo_build, tmp_path / "demo")
+    return demo, {
+        "BACKBONE_WAREHOUSE": str(demo / "warehouse"),
+        "BACKBONE_TOKEN": (demo / "steward.token").read_text().strip(),
+        "COLUMNS": columns,
+    }
+
+
 @pytest.mark.slow
 @pytest.mark.xdist_group("demo")
 def test_decide_raw_settles_what_submissions_show_says(
     demo_build: DemoBuild, tmp_path: Path
 ) -> None:
-    demo = copy_demo(demo_build, tmp_path / "demo")
-    env = {
-        "BACKBONE_WAREHOUSE": str(demo / "warehouse"),
-        "BACKBONE_TOKEN": (demo / "steward.token").read_text().strip(),
-        "COLUMNS": "250",
-    }
+    _, env = _on_a_copy(demo_build, tmp_path, columns="250")
     refused = re.search(
         r"Submission (\d+): refused and never stored", demo_build.output
     )
@@ -173,12 +160,7 @@ def test_decide_raw_settles_what_submissions_show_says(
 def test_listings_for_pipes_whole_and_in_csv_or_json(
     demo_build: DemoBuild, tmp_path: Path
 ) -> None:
-    demo = copy_demo(demo_build, tmp_path / "demo")
-    env = {
-        "BACKBONE_WAREHOUSE": str(demo / "warehouse"),
-        "BACKBONE_TOKEN": (demo / "steward.token").read_text().strip(),
-        "COLUMNS": "",  # standard output is not a terminal: nothing is cut
-    }
+    _, env = _on_a_copy(demo_build, tmp_path, columns="")
     listed = runner.invoke(app, ["submissions", "list"], env=env)
     assert listed.exit_code == 0, listed.output
     assert "…" not in listed.output
@@ -205,12 +187,7 @@ def test_a_roster_schools_can_use_names_school_names_words_and_a_spreadsheet(
 ) -> None:
     import fastexcel
 
-    demo = copy_demo(demo_build, tmp_path / "demo")
-    env = {
-        "BACKBONE_WAREHOUSE": str(demo / "warehouse"),
-        "BACKBONE_TOKEN": (demo / "steward.token").read_text().strip(),
-        "COLUMNS": "",
-    }
+    demo, env = _on_a_copy(demo_build, tmp_path, columns="")
     sheet = tmp_path / "high-risk.xlsx"
     shown = runner.invoke(
         app,

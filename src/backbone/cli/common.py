@@ -22,6 +22,7 @@ from backbone.errors import AuthenticationFailed, BackboneError, UserError
 
 if TYPE_CHECKING:
     from backbone.governance import Principal
+    from backbone.governance.access import ExportFormat
     from backbone.governance.release import Release
     from backbone.warehouse import Warehouse
 else:
@@ -50,6 +51,7 @@ __all__ = [
     "WarehouseOption",
     "doors",
     "emit",
+    "export_target",
     "may_write",
     "maybe_signed_in",
     "notes",
@@ -275,6 +277,16 @@ def may_write(force: bool, *targets: Path) -> None:
                 f"{target} already exists; pass --force to replace it, or choose "
                 "another name."
             )
+
+
+def export_target(out: Path, force: bool) -> ExportFormat:
+    """The format an export's file asks for by its name, and that it may be written:
+    both settled before anything is read, so a refusal discloses nothing."""
+    from backbone.governance.access import ExportFormat  # loads with the command
+
+    form = ExportFormat.of(out)
+    may_write(force, out)
+    return form
 
 
 def write_file(out: Path, content: bytes, what: str) -> None:

@@ -23,6 +23,7 @@ from backbone.cli.common import (
     _plain,
     doors,
     emit,
+    export_target,
     may_write,
     maybe_signed_in,
     notes,
@@ -276,11 +277,8 @@ def export_rows(
     warehouse: WarehouseOption = Path("warehouse"),
 ) -> None:
     """Export the rows you may export (the agreements' export_microdata)."""
-    from backbone.governance.access import ExportFormat  # loads with the command
-
     with doors():
-        form = ExportFormat.of(out)
-        may_write(force, out)
+        form = export_target(out, force)
         with Warehouse.open(warehouse) as wh:
             access = wh.access(signed_in(wh, user, token), purpose)
             export = access.export(

@@ -21,6 +21,7 @@ from backbone.cli.common import (
     _plain,
     doors,
     emit,
+    export_target,
     may_write,
     signed_in,
     working,
@@ -418,11 +419,8 @@ def export_crosswalk(
 ) -> None:
     """Write a partner's local ids with their person ids (for the partner itself
     and the steward; every export is recorded)."""
-    from backbone.governance.access import ExportFormat  # loads with the command
-
     with doors():
-        form = ExportFormat.of(out)
-        may_write(force, out)
+        form = export_target(out, force)
         with Warehouse.open(warehouse) as wh:
             access = wh.access(signed_in(wh, user, token), purpose)
             export = wh.linkage.export_crosswalk(

@@ -23,7 +23,7 @@ from backbone.cli.common import (
     _plain,
     doors,
     emit,
-    may_write,
+    export_target,
     notes,
     parse_date,
     parse_pairs,
@@ -244,12 +244,10 @@ def roster(
     """Students by risk, worst first: the persons the agreements let you see,
     combined across every provider whose rows you may read; names where you may see
     them identified."""
-    from backbone.governance.access import ExportFormat, export_bytes
+    from backbone.governance.access import export_bytes
 
     with doors():
-        file_form = ExportFormat.of(out) if out else None
-        if out:
-            may_write(force, out)
+        file_form = export_target(out, force) if out else None
     with doors(), Warehouse.open(warehouse) as wh:
         access = wh.access(signed_in(wh, user, token), purpose)
         r = wh.indicators.roster(

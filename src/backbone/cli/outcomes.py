@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from backbone.cli.common import (
+    ForceOption,
     FormatOption,
     OutputForm,
     TokenOption,
@@ -20,6 +21,7 @@ from backbone.cli.common import (
     _plain,
     doors,
     emit,
+    may_write,
     parse_date,
     print_release,
     signed_in,
@@ -341,6 +343,7 @@ def evaluate(
         ),
     ] = False,
     out: OutOption = None,
+    force: ForceOption = False,
     user: UserOption = None,
     token: TokenOption = None,
     warehouse: WarehouseOption = Path("warehouse"),
@@ -352,6 +355,8 @@ def evaluate(
     the --control arm, the difference in means within schools."""
     from backbone.measures.outcomes import EvaluationSettings
 
+    with doors():  # an earlier report of this initiative stays unless --force
+        may_write(force, *([out / f"{initiative_id}.json"] if out else []))
     with doors(), Warehouse.open(warehouse) as wh:
         principal = signed_in(wh, user, token)
         access = wh.access(principal, _purpose(principal, purpose))

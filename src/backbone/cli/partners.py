@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from backbone.cli.common import (
+    ForceOption,
     FormatOption,
     OnOption,
     OutputForm,
@@ -22,6 +23,7 @@ from backbone.cli.common import (
     _quiet_spinner,
     doors,
     emit,
+    may_write,
     maybe_signed_in,
     parse_date,
     signed_in,
@@ -955,6 +957,7 @@ def digest(
         Path, typer.Option(help="Folder to write the text and HTML into.")
     ] = Path("digests"),
     on: OnOption = None,
+    force: ForceOption = False,
     warehouse: WarehouseOption = Path("warehouse"),
 ) -> None:
     """Write a partner's weekly digest as text and HTML."""
@@ -965,6 +968,7 @@ def digest(
     text_path = out / f"digest-{partner}-{d.on}.txt"
     html_path = out / f"digest-{partner}-{d.on}.html"
     with doors():
+        may_write(force, text_path, html_path)
         try:
             out.mkdir(parents=True, exist_ok=True)
             text_path.write_text(digest_text(d), encoding="utf-8")
