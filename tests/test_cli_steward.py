@@ -168,6 +168,7 @@ def test_listings_for_pipes_whole_and_in_csv_or_json(
     as_json = runner.invoke(app, ["submissions", "list", "--format", "json"], env=env)
     rows = json.loads(as_json.stdout)
     assert rows and {"#", "partner", "feed", "file", "status"} <= set(rows[0])
+    assert all(r["read"].isdigit() for r in rows)  # 6600, not "6,600"
     as_csv = runner.invoke(app, ["user", "list", "--format", "csv"], env=env)
     header, *users = list(csv.reader(io.StringIO(as_csv.stdout)))
     assert users and len({len(header), *map(len, users)}) == 1

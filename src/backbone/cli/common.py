@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -104,6 +105,14 @@ FormatOption = Annotated[
 ]
 
 
+_GROUPED = re.compile(r"-?\d{1,3}(,\d{3})+(\.\d+)?")
+
+
+def _plain_number(cell: str) -> str:
+    """'6,600' as a program reads a number: 6600."""
+    return cell.replace(",", "") if _GROUPED.fullmatch(cell) else cell
+
+
 def emit(table: Table, form: OutputForm = OutputForm.table) -> None:
     """A listing as a table, or its cells (whole, never cut) as CSV or JSON on
     standard output."""
@@ -113,7 +122,10 @@ def emit(table: Table, form: OutputForm = OutputForm.table) -> None:
     _quiet_spinner()
     headers = [str(c.header) for c in table.columns]
     rows = list(
-        zip(*([str(cell) for cell in c.cells] for c in table.columns), strict=True)
+        zip(
+            *([_plain_number(str(cell)) for cell in c.cells] for c in table.columns),
+            strict=True,
+        )
     )
     if form == "csv":
         out = csv.writer(sys.stdout, lineterminator="\n")
