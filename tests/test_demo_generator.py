@@ -42,7 +42,7 @@ def test_regenerating_into_the_same_folder_replaces_the_old_community(
     tmp_path: Path,
 ) -> None:
     generate(tmp_path / "a", students=300, years=2, seed=1)
-    generate(tmp_path / "a", students=300, years=3, seed=1)
+    generate(tmp_path / "a", students=300, years=3, seed=1, replace=True)
     years = sorted(p.name for p in (tmp_path / "a/partners/d02-riverside").iterdir())
     assert years == ["2024", "2025", "2026"]
 

@@ -196,7 +196,7 @@ def test_exports_need_export_microdata(wh: Warehouse, who: str, tmp_path: Path) 
     assert entry.rows == export.table.num_rows
 
 
-def test_an_export_is_a_csv_or_parquet_file() -> None:
+def test_an_export_is_a_csv_parquet_or_xlsx_file() -> None:
     table = pa.table({"local_id": ["d1-01", "d1-02"], "grade": [3, None]})
     assert pq.read_table(
         pa.BufferReader(export_bytes(table, ExportFormat.parquet))
@@ -204,8 +204,10 @@ def test_an_export_is_a_csv_or_parquet_file() -> None:
     text = export_bytes(table, ExportFormat.csv).decode("utf-8")
     assert text.splitlines()[0] == '"local_id","grade"'
     assert ExportFormat.of("x/ids.PARQUET") is ExportFormat.parquet
-    with pytest.raises(UserError, match=r"\.csv or \.parquet"):
-        ExportFormat.of("ids.xlsx")
+    with pytest.raises(UserError, match=r"\.csv, \.xlsx or \.parquet"):
+        ExportFormat.of("ids.json")
+    sheet = export_bytes(table, ExportFormat.xlsx)  # a spreadsheet for a school
+    assert sheet[:2] == b"PK" and ExportFormat.of("r.XLSX") is ExportFormat.xlsx
 
 
 def test_the_hand_worked_answers(wh: Warehouse) -> None:

@@ -27,7 +27,8 @@ import pytest
 
 from .demo_build import DemoBuild, copy_demo
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("demo")]
+# their own worker (and demo build): beside the demo group, not after it
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("demo-doors")]
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
