@@ -30,7 +30,7 @@ from .demo_build import DemoBuild, copy_demo
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("demo-doors")]
 
 # the first lands while the command line is still loading
-FRACTIONS = (0.15, 0.4, 0.65, 0.9)
+FRACTIONS = (0.15, 0.5, 0.85)
 NOTHING_CHANGED = "Interrupted: nothing was changed."
 
 
@@ -166,7 +166,7 @@ def test_interrupted_link_leaves_runs_audit_and_models_in_step(
     statuses = _each_interrupt(
         ["link", "--retrain"], _env(demo), lambda _s: _check_link(demo / "warehouse")
     )
-    assert sum(s.startswith("Interrupted") for s in statuses) >= 3, (
+    assert sum(s.startswith("Interrupted") for s in statuses) >= 2, (
         statuses
     )  # most signals landed mid-run
 
@@ -200,7 +200,7 @@ def test_interrupted_submit_keeps_receipts_and_raw_files_together(
     for after in (full * f for f in FRACTIONS):
         statuses.append(_interrupted(args(), env, after))
         _check_submit(demo / "warehouse")
-    assert sum(s.startswith("Interrupted") for s in statuses) >= 3, statuses
+    assert sum(s.startswith("Interrupted") for s in statuses) >= 2, statuses
 
 
 def test_interrupted_indicators_compute_changes_nothing(
@@ -223,4 +223,4 @@ def test_interrupted_indicators_compute_changes_nothing(
     statuses = _each_interrupt(
         args, env, check, ready=lambda: seen.append(_indicator_state(root))
     )
-    assert sum(s.startswith("Interrupted") for s in statuses) >= 3, statuses
+    assert sum(s.startswith("Interrupted") for s in statuses) >= 2, statuses

@@ -39,6 +39,7 @@ BLOCK = re.compile(
 WAITING_ON_THE_GATE = (
     "backbone outcomes scorecard",
     "backbone outcomes what-we-get",
+    "backbone outcomes college",
     "backbone indicators trend",
     "backbone indicators charts",
 )
