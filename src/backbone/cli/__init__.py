@@ -29,7 +29,7 @@ from backbone.cli.common import (
     _out,
     _plain,
     doors,
-    exit_interrupted,
+    end_interrupted,
     interrupted,
     on_interrupt,
     working,
@@ -438,7 +438,6 @@ _register()
 
 def main() -> None:
     import signal
-    import sys
 
     from backbone.waiting import report_waits_to
 
@@ -449,7 +448,7 @@ def main() -> None:
         app()  # typer ends every command with SystemExit (130 for Ctrl-C, silently)
     except SystemExit:
         if interrupted():
-            sys.exit(exit_interrupted())
+            end_interrupted()
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the work is done: just end
         raise
     except BaseException:
@@ -457,4 +456,4 @@ def main() -> None:
         # was cut short) is the interrupt: one line, no traceback
         if not interrupted():
             raise
-        sys.exit(exit_interrupted())
+        end_interrupted()

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -229,12 +229,19 @@ def _interrupted_line() -> str:
     )
 
 
-def exit_interrupted() -> int:
-    """Say once that the command was interrupted; the exit status to end with."""
+def end_interrupted() -> NoReturn:
+    """Say once that the command was interrupted, and end the process with 130.
+
+    Not by ``sys.exit``: CPython 3.11 marks a KeyboardInterrupt that passed through
+    any ``exec`` of source text (dataclasses and pydantic build methods that way) as
+    unhandled even once it was caught, and then ends the process by SIGINT instead
+    of the status asked for. The work under way has unwound by now."""
     if not _interrupt.get("said"):
         _interrupt["said"] = True
         _err().print(_interrupted_line(), highlight=False)
-    return 130
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(130)
 
 
 def _after_grace() -> None:
@@ -244,7 +251,7 @@ def _after_grace() -> None:
 
     time.sleep(INTERRUPT_GRACE_SECONDS)
     last_word()  # a commit and its files are never cut in half
-    os._exit(exit_interrupted())
+    end_interrupted()
 
 
 def on_interrupt(_signum: int, _frame: object) -> None:
