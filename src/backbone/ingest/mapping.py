@@ -40,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from backbone.errors import InputFileError
 from backbone.model.schema import ALL_TABLES, Table
+from backbone.yamltext import read_yaml
 
 __all__ = [
     "FieldSpec",
@@ -367,12 +368,9 @@ def _stock(name: str, partner: str, feed: str, source: Path | str) -> dict[str, 
             f"there is no stock mapping {name!r}; the stock mappings are: edfi.",
             path=source,
         )
-    data = yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER)
+    data = read_yaml(path.read_text(encoding="utf-8"))
     data["partner"], data["feed"] = partner, feed
     return dict(data)
-
-
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def load_mapping(folder: Path, partner: str, feed: str) -> Mapping:
@@ -400,7 +398,7 @@ def read_mapping(path: Path, partner: str, feed: str) -> Mapping:
 def parse_mapping_text(text: str, path: Path, partner: str, feed: str) -> Mapping:
     """Validate a mapping's YAML text (read from ``path``)."""
     try:
-        data = yaml.load(text, Loader=_LOADER)
+        data = read_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise InputFileError(

@@ -25,6 +25,7 @@ from backbone.errors import InputFileError, UserError
 from backbone.model.calendar import in_earlier_calendar_year, school_year_last_day_sql
 from backbone.model.descriptors import GRADE_LEVELS
 from backbone.session import Session
+from backbone.yamltext import read_yaml
 
 __all__ = [
     "DefinitionStore",
@@ -177,7 +178,7 @@ class Definitions(_Strict):
 def parse_definitions(text: str, source: str = "definitions") -> Definitions:
     """The definitions in ``text`` (YAML), or a UserError naming what is wrong."""
     try:
-        data = yaml.safe_load(text)
+        data = read_yaml(text)
     except yaml.YAMLError as exc:
         raise InputFileError(f"{source}: not valid YAML ({exc}).") from None
     if not isinstance(data, dict):

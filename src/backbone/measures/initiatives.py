@@ -21,6 +21,7 @@ from backbone.engines.duckdb import transaction
 from backbone.errors import InputFileError, NotFoundError, UserError
 from backbone.model.calendar import school_year_of
 from backbone.session import Session
+from backbone.yamltext import read_yaml
 
 __all__ = ["OUTCOMES", "Composite", "Dosage", "Initiative", "Initiatives", "Outcome"]
 
@@ -154,7 +155,7 @@ class Initiative(BaseModel):
 
 def _load(text: str, source: str) -> Initiative:
     try:
-        data: Any = yaml.safe_load(text)
+        data: Any = read_yaml(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -179,7 +180,7 @@ def _load(text: str, source: str) -> Initiative:
 def _composites(definition: str | None) -> tuple[Composite, ...]:
     """The composites kept in an initiative's recorded definition (directory
     imports record none)."""
-    data = yaml.safe_load(definition) if definition else None
+    data = read_yaml(definition) if definition else None
     if not isinstance(data, dict):
         return ()
     return tuple(

@@ -28,6 +28,7 @@ from backbone.errors import InputFileError, UserError
 from backbone.model.descriptors import descriptor_value_problem
 from backbone.model.outcomes import OUTCOME_CODES
 from backbone.model.schema import PARTNER_KINDS
+from backbone.yamltext import read_yaml
 
 __all__ = [
     "DIRECTORY_NAMES",
@@ -337,7 +338,7 @@ def read_directory(path: Path) -> Directory:
     except (OSError, UnicodeDecodeError) as exc:
         raise InputFileError(f"cannot read the directory ({exc}).", path=path) from None
     try:
-        doc = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        doc = json.loads(text) if path.suffix == ".json" else read_yaml(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise InputFileError(
             f"not valid {'JSON' if path.suffix == '.json' else 'YAML'} ({exc}).",

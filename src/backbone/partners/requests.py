@@ -27,6 +27,7 @@ from backbone.partners.agreements.document import (
     dump_document,
 )
 from backbone.session import Session
+from backbone.yamltext import read_yaml
 
 __all__ = ["DECISIONS", "DataRequest", "RequestBook", "RequestDocument", "Review"]
 
@@ -109,7 +110,7 @@ class DataRequest:
 
 def _load(path: Path) -> RequestDocument:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = read_yaml(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise InputFileError(f"cannot read the request ({exc}).", path=path) from None
     try:
@@ -305,7 +306,7 @@ def _get(con: Connection, request_id: str) -> DataRequest:
             [request_id],
         ).fetchall()
     )
-    doc = RequestDocument.model_validate(yaml.safe_load(row[5]))
+    doc = RequestDocument.model_validate(read_yaml(row[5]))
     drafts = tuple(row[6].split(",")) if row[6] else ()
     return DataRequest(row[0], row[1], row[2], row[3], row[4], doc, reviews, drafts)
 

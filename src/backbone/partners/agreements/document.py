@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from backbone.errors import InputFileError
 from backbone.model.schema import ALL_TABLES
+from backbone.yamltext import read_yaml
 
 __all__ = [
     "AccessLevel",
@@ -353,7 +354,7 @@ def parse_document(data: Any, *, source: Path | str) -> AgreementDocument:
 
 def load_document(path: Path) -> AgreementDocument:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = read_yaml(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise InputFileError(
             f"cannot read the agreement ({exc.strerror}).", path=path

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
-import yaml
-
 from backbone.engines import Connection
 from backbone.engines.duckdb import transaction
 from backbone.errors import InputFileError, NotFoundError, UserError
@@ -34,6 +32,7 @@ from backbone.partners.agreements.document import (
 from backbone.partners.agreements.inforce import VersionState, version_in_force
 from backbone.partners.agreements.lint import Finding, Severity, lint_document
 from backbone.session import Session
+from backbone.yamltext import read_yaml
 
 __all__ = ["AgreementRegistry", "Amendment", "VersionRecord"]
 
@@ -103,7 +102,7 @@ class AgreementRegistry:
         key = hashlib.sha256(text.encode()).hexdigest()
         doc = self._parsed.get(key)
         if doc is None:
-            doc = parse_document(yaml.safe_load(text), source=source)
+            doc = parse_document(read_yaml(text), source=source)
             self._parsed[key] = doc
         return doc
 
@@ -554,7 +553,7 @@ def _settle(
         "SELECT effective_from, document FROM gov.agreement_version WHERE agreement_id = ? AND version = ?",
         [agreement_id, version],
     ).fetchall()[0]
-    doc = parse_document(yaml.safe_load(text), source=f"{agreement_id}@{version}")
+    doc = parse_document(read_yaml(text), source=f"{agreement_id}@{version}")
     approvals = dict(
         con.execute(
             "SELECT partner_id, approved_on FROM gov.agreement_approval WHERE agreement_id = ? AND version = ?",
