@@ -95,6 +95,13 @@ def test_charts_are_written_offline(
         text = page.read_text()
         assert "<svg" in text and "<script" not in text and 'src="http' not in text
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in out_dir.glob("*.png"))
+    # drawn again into the same folder: refused (nothing touched) unless --force
+    before = {p.name: p.stat().st_mtime_ns for p in out_dir.iterdir()}
+    code, out = _run(["indicators", "charts", "--out", str(out_dir), "-w", wh], env)
+    assert code == 1 and "--force" in out
+    assert {p.name: p.stat().st_mtime_ns for p in out_dir.iterdir()} == before
+    again = ["indicators", "charts", "--out", str(out_dir), "--force", "-w", wh]
+    assert _run(again, env)[0] == 0
 
 
 def test_risk_training_needs_outcomes_and_says_so(

@@ -942,22 +942,26 @@ def test_the_commands_print_released_tables_and_write_the_chart(
     with Warehouse.open(path, clock=lambda: NOW) as w:
         env = {**steward_env(w, "b0"), "COLUMNS": "250"}
     runner = CliRunner()
-    college = runner.invoke(
-        app,
-        [
-            "outcomes",
-            "college",
-            "--by",
-            "class_of",
-            "--purpose",
-            "shared_measurement",
-            "--out",
-            str(tmp_path / "charts"),
-            "-w",
-            str(path),
-        ],
-        env=env,
-    )
+    college_args = [
+        "outcomes",
+        "college",
+        "--by",
+        "class_of",
+        "--purpose",
+        "shared_measurement",
+        "--out",
+        str(tmp_path / "charts"),
+        "-w",
+        str(path),
+    ]
+    (tmp_path / "charts").mkdir()
+    (tmp_path / "charts" / "college-going.png").write_bytes(b"an earlier chart")
+    refused = runner.invoke(app, college_args, env=env)
+    assert refused.exit_code == 1 and "--force" in refused.output
+    assert (
+        tmp_path / "charts" / "college-going.png"
+    ).read_bytes() == b"an earlier chart"
+    college = runner.invoke(app, [*college_args, "--force"], env=env)
     assert college.exit_code == 0, college.output
     assert "Enrolled" in college.output and "Release" in college.output
     assert "rate_value" not in college.output  # a person reads the coded text

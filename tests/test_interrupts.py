@@ -97,7 +97,7 @@ def _audit(wh: Warehouse, action: str) -> list[str]:
 
 
 def _no_half_placed_files(root: Path) -> None:
-    stray = [p for p in root.rglob("*.pending")]
+    stray = [*root.rglob("*.pending"), *(root / ".pending").glob("*")]
     assert not stray, stray
 
 

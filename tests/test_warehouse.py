@@ -322,3 +322,42 @@ def test_an_undone_step_keeps_the_reads_it_recorded_once(tmp_path: Path) -> None
         whats = [e["what"] for e in wh.audit.entries()]
         assert whats.count("a roster read") == 1
         assert [p.partner_id for p in wh.partners.list()] == ["d2"]
+
+
+def test_files_a_killed_unit_left_waiting_are_swept_by_the_next(
+    tmp_path: Path,
+) -> None:
+    """kill -9 while a unit of work holds a file for its commit: the file never
+    reaches its place, and the next unit of work removes what was left waiting."""
+    import os
+    import signal
+
+    from backbone.session import PENDING_FOLDER
+
+    Warehouse.init(tmp_path / "wh").close()
+    target = tmp_path / "wh" / "linkage" / "model.json"
+    script = textwrap.dedent(
+        f"""
+        import time
+        from pathlib import Path
+        from backbone import Warehouse
+        with Warehouse.open({str(tmp_path / "wh")!r}) as wh, wh.session() as s:
+            s.write_file(Path({str(target)!r}), "a model")
+            print("written aside", flush=True)
+            time.sleep(60)
+        """
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stdout.readline() == "written aside\n"
+    waiting = tmp_path / "wh" / PENDING_FOLDER
+    assert [p.read_text() for p in waiting.iterdir()] == ["a model"]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    proc.stdout.close()
+    assert not target.exists()
+    with Warehouse.open(tmp_path / "wh") as wh, wh.session() as s:
+        s.write_file(target, "the next run's model")
+    assert list(waiting.iterdir()) == []
+    assert target.read_text() == "the next run's model"

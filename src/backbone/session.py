@@ -17,6 +17,7 @@ protocol.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -100,6 +101,40 @@ class AuditEntry:
 
 Append = Callable[[AuditEntry, Connection], int]
 
+# A unit's files wait here (in the warehouse folder, so putting one in place is a
+# rename) until it commits; a process killed meanwhile leaves them behind, and the
+# next unit of work sweeps them (see :func:`sweep_pending`).
+PENDING_FOLDER = ".pending"
+_aside_numbers = itertools.count(1)
+
+
+def sweep_pending(folder: Path) -> int:
+    """Remove the files that units of work of processes now gone left waiting
+    (killed before their unit ended); how many. A file is named ``PID.N.name``."""
+    swept = 0
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return 0
+    for entry in entries:
+        pid = entry.name.split(".", 1)[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        with suppress(OSError):
+            entry.unlink()
+            swept += 1
+    return swept
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True
+
 
 @dataclass(frozen=True)
 class SetupActor:
@@ -136,8 +171,10 @@ class Session:
         purpose: str | None = None,
         setup: bool = False,
         pause: Callable[[Session], AbstractContextManager[None]] | None = None,
+        pending: Path | None = None,
     ) -> None:
         self.con = con
+        self._pending = pending  # where files wait for the commit (None: beside)
         self.setup = setup
         self._pause = pause
         self.clock = clock
@@ -153,7 +190,6 @@ class Session:
         self.lost = False
         """True once a pause could not take the file back: :attr:`con` is closed."""
         self._files: list[tuple[Path | None, Path]] = []  # (written aside, its place)
-        self._count = 0
 
     def today(self) -> date:
         return self.clock().date()
@@ -181,8 +217,13 @@ class Session:
         commit, and put in its place only when the unit commits; a rollback removes
         it."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._count += 1  # one aside file per write: the last write to a path wins
-        aside = path.with_name(f".{path.name}.{os.getpid()}.{self._count}.pending")
+        # one aside file per write: the last write to a path wins
+        waiting = f"{os.getpid()}.{next(_aside_numbers)}.{path.name}"
+        if self._pending is None:
+            aside = path.with_name(f".{waiting}.pending")
+        else:
+            self._pending.mkdir(exist_ok=True)
+            aside = self._pending / waiting
         if isinstance(content, Path):
             shutil.copyfile(content, aside)
         elif isinstance(content, str):
@@ -205,8 +246,8 @@ class Session:
                 aside, path = self._files[0]  # the rest for abandon_files
                 if aside is None:
                     path.unlink(missing_ok=True)
-                else:
-                    os.replace(aside, path)
+                else:  # a rename; a copy where the place is on another disk
+                    shutil.move(aside, path)
                 self._files.pop(0)
 
     def abandon_files(self) -> None:

@@ -37,7 +37,7 @@ from backbone.interrupts import deferred
 from backbone.model.migrations import CURRENT_VERSION, migrate, schema_version
 from backbone.model.schema import ALL_TABLES
 from backbone.partners import Partner, PartnerRegistry
-from backbone.session import AuditEntry, Session
+from backbone.session import PENDING_FOLDER, AuditEntry, Session, sweep_pending
 from backbone.settings import Settings, render_settings_toml
 
 if TYPE_CHECKING:
@@ -147,6 +147,7 @@ class Warehouse:
         # by the database file's own lock (see engines.duckdb)
         self._write_lock = threading.RLock()
         self._sessions = 0
+        self._swept = False
         self._stages_lock = threading.RLock()  # a stage may build the ones it uses
         self._handle: Handle | None = None
         self.audit = AuditLog(con, clock, self._write_lock)
@@ -280,7 +281,11 @@ class Warehouse:
                 purpose=purpose,
                 setup=current is None and self.users.count() == 0,
                 pause=self._paused,
+                pending=self.path / PENDING_FOLDER,
             )
+            if not self._swept:  # files a killed process left waiting
+                self._swept = True
+                sweep_pending(self.path / PENDING_FOLDER)
             begin(cursor)
             self._sessions += 1
             self.audit.active = session

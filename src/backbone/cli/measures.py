@@ -24,6 +24,7 @@ from backbone.cli.common import (
     doors,
     emit,
     export_target,
+    may_write,
     notes,
     parse_date,
     parse_pairs,
@@ -426,14 +427,20 @@ def charts(
         Path, typer.Option(help="Folder for the PNG and HTML files.")
     ] = Path("charts"),
     purpose: EarlyWarningPurpose = "early_warning",
+    force: ForceOption = False,
     user: UserOption = None,
     token: TokenOption = None,
     warehouse: WarehouseOption = Path("warehouse"),
 ) -> None:
     """Charts drawn offline from released (suppressed) tables: tiers by school,
     the high-risk share by district and year, and the risk model's calibration."""
-    from backbone.measures.figures import draw_charts
+    from backbone.measures.figures import CHART_STEMS, draw_charts
 
+    with doors():  # earlier charts stay unless --force
+        may_write(
+            force,
+            *(out / f"{s}.{kind}" for s in CHART_STEMS for kind in ("png", "html")),
+        )
     with doors(), Warehouse.open(warehouse) as wh:
         access = wh.access(signed_in(wh, user, token), purpose)
         drawn = draw_charts(wh, access, out)

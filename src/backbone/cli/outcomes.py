@@ -451,6 +451,7 @@ def college(
         ),
     ] = "college_outcomes",
     out: OutOption = None,
+    force: ForceOption = False,
     user: UserOption = None,
     token: TokenOption = None,
     warehouse: WarehouseOption = Path("warehouse"),
@@ -461,6 +462,8 @@ def college(
     from backbone.measures.college import college_report
 
     dims = tuple(d.strip() for d in by.split(",") if d.strip())
+    with doors():  # an earlier chart stays unless --force
+        may_write(force, *_chart_files(out, "college-going"))
     with doors(), Warehouse.open(warehouse) as wh:
         access = wh.access(signed_in(wh, user, token), purpose)
         report = college_report(access, as_of=access.on, by=dims, measures=measure)
@@ -474,6 +477,10 @@ def college(
     if out:
         for path in _college_charts(report, out):
             _plain().print(f"Wrote {path}")
+
+
+def _chart_files(out: Path | None, stem: str) -> list[Path]:
+    return [out / f"{stem}.png", out / f"{stem}.html"] if out else []
 
 
 def _college_charts(report: Any, out: Path) -> list[Path]:

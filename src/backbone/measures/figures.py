@@ -34,6 +34,15 @@ def _year(wh: MeasureStages, school_year: object) -> str:
     )
 
 
+# the files' names (each written as .png and .html)
+CHART_STEMS = (
+    "high-risk-trend",
+    "tiers-by-district",
+    "tiers-by-school",
+    "risk-calibration",
+)
+
+
 def draw_charts(wh: MeasureStages, access: Access, out: Path) -> DrawnCharts:
     """Write each chart as PNG and HTML; returns the files and, for any chart the
     release gate would not release, why it was left out."""
@@ -69,8 +78,11 @@ def draw_charts(wh: MeasureStages, access: Access, out: Path) -> DrawnCharts:
             notes=f"Release {release.release_id}; each year's latest snapshot; "
             "`backbone indicators trend --by district` for districts and schools.",
         )
-        written += chart.write(out, "high-risk-trend")
-    for dimension, noun in (("district", "district"), ("school_id", "school")):
+        written += chart.write(out, CHART_STEMS[0])
+    for dimension, noun, stem in (
+        ("district", "district", CHART_STEMS[1]),
+        ("school_id", "school", CHART_STEMS[2]),
+    ):
         try:
             release = wh.indicators.count(access, [dimension, "tier"])
         except PolicyDenied as why:
@@ -88,7 +100,7 @@ def draw_charts(wh: MeasureStages, access: Access, out: Path) -> DrawnCharts:
             f"{noun} they were last enrolled in. Definitions "
             f"v{snap.definition_version}.",
         )
-        written += chart.write(out, f"tiers-by-{noun}")
+        written += chart.write(out, stem)
     # the model describes the persons it was trained on: the steward's to show
     latest = wh.risk.latest() if access.principal.is_steward else None
     if latest is not None:
@@ -107,6 +119,6 @@ def draw_charts(wh: MeasureStages, access: Access, out: Path) -> DrawnCharts:
             f"{', '.join(map(str, report.validate_cohorts))}; bins with fewer "
             f"than {floor} students are left out.",
         )
-        written += chart.write(out, "risk-calibration")
+        written += chart.write(out, CHART_STEMS[3])
     access.log("publish", f"early-warning charts in {out}", files=len(written))
     return DrawnCharts(tuple(written), tuple(withheld))
