@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import csv
 import json
+import os
 import shutil
 from collections.abc import Iterator
 from datetime import date, datetime, time
@@ -400,6 +401,48 @@ def test_interactive_review_records_decisions(built: Path, tmp_path: Path) -> No
         decisions = wh.linkage.decisions()
     assert [d.decision for d in decisions] == ["same", "different"]
     assert {d.by for d in decisions} == {"steward"}  # the signed-in reviewer
+
+
+@pytest.mark.slow
+def test_review_does_not_hold_the_warehouse_while_it_waits_for_a_key(
+    built: Path, tmp_path: Path
+) -> None:
+    """A reviewer thinking over a pair keeps nobody out: another command that
+    needs the warehouse for writing gets it at once (--no-wait)."""
+    import subprocess
+    import sys
+
+    shutil.copytree(built, tmp_path / "wh")
+    w = str(tmp_path / "wh")
+    env = {**os.environ, **_signed_in(tmp_path / "wh")}
+    backbone = [sys.executable, "-m", "backbone"]
+    reviewing = subprocess.Popen(
+        [*backbone, "review", "--limit", "2", "-w", w],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert reviewing.stdout is not None and reviewing.stdin is not None
+    shown = ""
+    while "Same person?" not in shown:  # the prompt ends without a newline
+        char = reviewing.stdout.read(1)
+        assert char, reviewing.communicate()[1]
+        shown += char
+    other = subprocess.run(
+        [*backbone, "--no-wait", "review", "list", "-w", w],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    out, err = reviewing.communicate("q\n", timeout=60)
+    assert other.returncode == 0, other.stderr
+    assert "pairs waiting for review" in other.stdout
+    assert reviewing.returncode == 0, err
+    assert "Recorded 0 decisions" in out
 
 
 @pytest.mark.slow

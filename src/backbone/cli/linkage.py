@@ -298,44 +298,49 @@ def review(
     token: TokenOption = None,
     warehouse: WarehouseOption = Path("warehouse"),
 ) -> None:
-    """Review uncertain pairs side by side: [y]es same, [n]o different, [s]kip, [q]uit, [q]uit.
+    """Review uncertain pairs side by side: [y]es same, [n]o different, [s]kip, [q]uit.
 
-    Decisions are recorded under the signed-in reviewer's name."""
+    Decisions are recorded under the signed-in reviewer's name. The warehouse is
+    held only to read a pair and to record a decision, never while a key is awaited,
+    so other commands go on meanwhile."""
     if ctx.invoked_subcommand is not None:
         return
     with doors(), Warehouse.open(warehouse) as wh:
         principal = signed_in(wh, user, token)
-        access = wh.access(principal, IDENTITY_RESOLUTION)
-        queue = wh.linkage.review_queue(access, limit)
-        if not queue:
-            _out().print(
-                "Nothing to review. Run `backbone link` after new submissions."
-            )
-            return
-        decided = 0
-        for number, pair in enumerate(queue, start=1):
-            x = wh.linkage.explain(access, pair.left, pair.right)
-            _out().print(
-                f"\nPair {number} of {len(queue)}: probability {pair.match_probability:.4f}"
-            )
-            _show_pair(x.left, x.right)
-            _plain().print(
-                "  "
-                + "; ".join(
-                    f"{p.comparison} {p.level} {p.weight:+.1f}" for p in x.parts
-                )
-            )
-            choice = _review_choice()
-            if choice == "quit":
-                break
-            if choice != "skip":
-                with wh.session(principal, purpose=IDENTITY_RESOLUTION) as s:
-                    wh.linkage.decide(s, pair.left, pair.right, choice)
-                decided += 1
-        _out().print(
-            f"Recorded {decided} decisions; they override the model from the next "
-            "`backbone link` on."
+        queue = wh.linkage.review_queue(
+            wh.access(principal, IDENTITY_RESOLUTION), limit
         )
+    if not queue:
+        _out().print("Nothing to review. Run `backbone link` after new submissions.")
+        return
+    decided = 0
+    for number, pair in enumerate(queue, start=1):
+        with doors(), Warehouse.open(warehouse) as wh:
+            access = wh.access(principal, IDENTITY_RESOLUTION)
+            x = wh.linkage.explain(access, pair.left, pair.right)
+        _out().print(
+            f"\nPair {number} of {len(queue)}: probability {pair.match_probability:.4f}"
+        )
+        _show_pair(x.left, x.right)
+        _plain().print(
+            "  "
+            + "; ".join(f"{p.comparison} {p.level} {p.weight:+.1f}" for p in x.parts)
+        )
+        choice = _review_choice()
+        if choice == "quit":
+            break
+        if choice != "skip":
+            with (
+                doors(),
+                Warehouse.open(warehouse) as wh,
+                wh.session(principal, purpose=IDENTITY_RESOLUTION) as s,
+            ):
+                wh.linkage.decide(s, pair.left, pair.right, choice)
+            decided += 1
+    _out().print(
+        f"Recorded {decided} decisions; they override the model from the next "
+        "`backbone link` on."
+    )
 
 
 REVIEW_KEYS = {"y": "same", "n": "different", "s": "skip", "q": "quit"}

@@ -246,6 +246,7 @@ def roster(
     combined across every provider whose rows you may read; names where you may see
     them identified."""
     from backbone.governance.access import export_bytes
+    from backbone.measures.indicators import roster_in_words
 
     with doors():
         file_form = export_target(out, force) if out else None
@@ -266,8 +267,7 @@ def roster(
             else (None if form is OutputForm.table else f"standard output ({form})"),
         )
         ranked = wh.risk.ranked(r)
-    scored = "risk_score" in ranked.column_names
-    rows = ranked.to_pylist()
+    words = roster_in_words(ranked)
     year = school_year_label(
         r.snapshot.school_year, wh.settings["calendar.school_year_start_month"]
     )
@@ -275,38 +275,23 @@ def roster(
         title=f"Early warning {year} "
         f"as of {r.snapshot.as_of} (definitions v{r.snapshot.definition_version})"
     )
-    named = any(x["name"] for x in rows)
-    columns = [
-        "person",
-        *(["name"] if named else []),
-        "records",
-        "district",
-        "school",
-        "grade",
-        "tier",
-        "attendance",
-        "flags",
-    ]
-    if scored:
-        columns += ["risk", "top factors"]
-    for column in columns:
+    for column in words.column_names:
         table.add_column(
             column, justify="right" if column in ("attendance", "risk") else "left"
         )
-    shown = [_roster_cells(x, named, scored) for x in rows]
-    for cells in shown[:limit]:
-        table.add_row(*cells)
+    for row in words.slice(0, limit).to_pylist():
+        row["attendance"] = _pct(row["attendance"])
+        if "risk" in row:
+            row["risk"] = f"{row['risk']:.2f}"
+        table.add_row(*map(str, row.values()))
     emit(table, form)
     note = notes(form)
     if out and file_form:
-        import pyarrow as pa
-
-        whole = pa.table({c: [row[i] for row in shown] for i, c in enumerate(columns)})
         with doors():
-            write_file(out, export_bytes(whole, file_form), "the roster")
-        note.print(f"Saved all {len(shown):,} students to {out}.")
+            write_file(out, export_bytes(words, file_form), "the roster")
+        note.print(f"Saved all {words.num_rows:,} students to {out}.")
     note.print(
-        f"{len(rows):,} students ({min(limit, len(rows))} shown); data of "
+        f"{words.num_rows:,} students ({min(limit, words.num_rows)} shown); data of "
         f"{', '.join(r.providers) or 'no provider'}"
         + (
             "; withheld: " + "; ".join(f"{p} ({why})" for p, why in r.refused.items())
@@ -314,24 +299,6 @@ def roster(
             else ""
         )
     )
-
-
-def _roster_cells(x: dict[str, Any], named: bool, scored: bool) -> list[str]:
-    """One student's line of the roster, in words (school names, not ids)."""
-    cells = [
-        str(x["person_id"]) if x["person_id"] is not None else f"~{x['unit'][:10]}",
-        *([x["name"] or ""] if named else []),
-        ", ".join(x["records"] or []),
-        x["district"] or "",
-        x["school_name"] or x["school_id"] or "",
-        x["grade_level"] or "",
-        x["tier"],
-        _pct(x["attendance_rate"]),
-        x["flags"] or "",
-    ]
-    if scored:
-        cells += [f"{x['risk_score']:.2f}", x["risk_factors"]]
-    return cells
 
 
 @indicators_app.command("count")

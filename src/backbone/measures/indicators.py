@@ -98,6 +98,39 @@ class Roster:
     """The same persons' earlier year-end values (the risk score's history)."""
 
 
+def roster_in_words(ranked: pa.Table) -> pa.Table:
+    """A ranked roster (:meth:`backbone.measures.risk.Risk.ranked`) as every door
+    shows and saves it: a person's number (``~`` and the start of the unit's code
+    where the reader sees no person id), names where the reader sees them
+    identified, school names rather than ids, the attendance rate and, with a
+    trained model, the risk score and its top factors in words."""
+    person = pc.if_else(
+        pc.is_null(ranked["person_id"]),
+        pc.binary_join_element_wise(
+            "~", pc.utf8_slice_codeunits(ranked["unit"], 0, 10), ""
+        ),
+        pc.cast(ranked["person_id"], pa.string()),
+    )
+    columns: dict[str, pa.Array | pa.ChunkedArray] = {"person": person}
+    if pc.any(pc.is_valid(ranked["name"])).as_py():
+        columns["name"] = pc.fill_null(ranked["name"], "")
+    columns |= {
+        "records": pc.fill_null(pc.binary_join(ranked["records"], ", "), ""),
+        "district": pc.fill_null(ranked["district"], ""),
+        "school": pc.fill_null(
+            pc.coalesce(ranked["school_name"], ranked["school_id"]), ""
+        ),
+        "grade": pc.fill_null(ranked["grade_level"], ""),
+        "tier": ranked["tier"],
+        "attendance": ranked["attendance_rate"],
+        "flags": pc.fill_null(ranked["flags"], ""),
+    }
+    if "risk_score" in ranked.column_names:
+        columns["risk"] = pc.round(ranked["risk_score"], 2)
+        columns["top factors"] = ranked["risk_factors"]
+    return pa.table(columns)
+
+
 class Indicators:
     def __init__(
         self,
