@@ -64,6 +64,13 @@ SETTINGS: tuple[Setting, ...] = (
         "next school year, named by its ending year as Ed-Fi does (2025-26 is 2026).",
     ),
     Setting(
+        "ingest.earliest_birth_year",
+        1900,
+        "Birth dates and years before this year are refused as not plausible (a "
+        "partnership of school children only may raise it; adult learners, parents "
+        "and alumni need it low).",
+    ),
+    Setting(
         "governance.min_cell_size",
         10,
         "Smallest count any aggregate may show where no agreement sets a stricter "

@@ -212,6 +212,7 @@ class Warehouse:
             self.feeds,
             self.settings["calendar.school_year_start_month"],
             self.settings["engine.memory_limit"] or None,
+            earliest_birth_year=int(self.settings["ingest.earliest_birth_year"]),
         )
 
     @_stage

@@ -129,7 +129,11 @@ def link(
 @link_app.command("evaluate")
 def link_evaluate(
     truth: Annotated[
-        Path, typer.Option(help="The demo community's truth/ folder (planted linkage).")
+        Path,
+        typer.Option(
+            help="A CSV or Parquet file, one row per record: partner_id, local_id, "
+            "person_key (or a demo community's truth/ folder)."
+        ),
     ],
     user: UserOption = None,
     token: TokenOption = None,
@@ -162,6 +166,12 @@ def link_evaluate(
             f"{kind.f1:.4f}",
         )
     _out().print(table)
+    if result.not_held:
+        _plain().print(
+            f"{result.not_held:,} records of the truth are not in the warehouse "
+            "(refused at upload, or never sent): each counted as a person of its own, "
+            "its pairs missed. `backbone submissions list` shows what was refused."
+        )
 
 
 @link_app.command("explain")

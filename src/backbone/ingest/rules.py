@@ -37,11 +37,11 @@ class Range:
 RANGES: dict[str, dict[str, Range]] = {
     "partner_record": {
         "birth_date": Range(
-            "birth_date BETWEEN DATE '1940-01-01' AND current_date",
+            "birth_date BETWEEN make_date({earliest_birth_year}, 1, 1) AND current_date",
             "birth date is not plausible",
         ),
         "birth_year": Range(
-            "birth_year BETWEEN 1940 AND year(current_date)",
+            "birth_year BETWEEN {earliest_birth_year} AND year(current_date)",
             "birth year is not plausible",
         ),
         "birth_quarter": Range(
@@ -117,9 +117,13 @@ RANGES: dict[str, dict[str, Range]] = {
 }
 
 
-def ranges(entity: str, start_month: int) -> dict[str, Range]:
-    """The range rules of ``entity``, school-year bounds filled in for ``start_month``."""
+def ranges(
+    entity: str, start_month: int, earliest_birth_year: int = 1900
+) -> dict[str, Range]:
+    """The range rules of ``entity``, school-year bounds filled in for
+    ``start_month`` and birth dates' for ``earliest_birth_year``."""
     calendar = {
+        "earliest_birth_year": str(int(earliest_birth_year)),
         "first_day_of_school_year": school_year_first_day_sql(
             "school_year", start_month
         ),

@@ -370,8 +370,10 @@ class Ingestor:
         feeds: FeedRegistry,
         school_year_start_month: int,
         memory_limit: str | None = None,
+        earliest_birth_year: int = 1900,
     ) -> None:
         self._con = con
+        self._earliest_birth_year = earliest_birth_year
         self._memory_limit = memory_limit
         self._root = root
         self._agreements = agreements
@@ -839,6 +841,7 @@ class Ingestor:
                                 if x.correction
                                 else None,
                                 received=literal(call.on),
+                                earliest_birth_year=self._earliest_birth_year,
                             )
                             for k, part_plan in enumerate(plans)
                         ]

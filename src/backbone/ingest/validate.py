@@ -90,21 +90,28 @@ def raw_sql(
             value = "true" if value else "false"
         return literal(str(value))
     if spec.template is not None:
+        # a part the file leaves empty drops out ("{number} {street}" without a
+        # number is the street); with every column part empty there is no value
         parts = []
+        columns = []
         position = 0
         for match in re.finditer(r"\{([^{}]+)\}", spec.template):
             if match.start() > position:
                 parts.append(literal(spec.template[position : match.start()]))
             ref = match.group(1)
-            parts.append(
-                literal(partner_id)
-                if ref == "partner_id"
-                else f"NULLIF({code_text_sql(_text(source_sql(ref)))}, '')"
-            )
             position = match.end()
+            if ref == "partner_id":
+                parts.append(literal(partner_id))
+                continue
+            value = f"NULLIF({code_text_sql(_text(source_sql(ref)))}, '')"
+            columns.append(value)
+            parts.append(f"coalesce({value}, '')")
         if position < len(spec.template):
             parts.append(literal(spec.template[position:]))
-        return "(" + " || ".join(parts or ["''"]) + ")"
+        joined = f"trim({' || '.join(parts or [literal('')])})"
+        if not columns:
+            return f"({joined})"
+        return f"CASE WHEN coalesce({', '.join(columns)}) IS NULL THEN NULL ELSE {joined} END"
     ref = spec.column or spec.school_year_from
     assert ref is not None
     if spec.contains is not None:
@@ -282,6 +289,7 @@ def typed_sql(
     skip_when: tuple[SkipRule, ...] = (),
     correction: str | None = None,
     received: str = "current_date",
+    earliest_birth_year: int = 1900,
 ) -> str:
     """SELECT of typed canonical fields plus ``__errors`` (rule, message) per row.
     Rows outside ``only_when`` or matching a ``skip_when`` rule are not selected, nor,
@@ -322,7 +330,9 @@ def typed_sql(
             f"{literal(_failure_rule(f))}, 'message': {_failure_message(f, raw_v)}}} END"
         )
     names = set(plan.field_names)
-    for column, rule in ranges(plan.table.name, start_month).items():
+    for column, rule in ranges(
+        plan.table.name, start_month, earliest_birth_year
+    ).items():
         if column in names and all(
             n in names
             for n in re.findall(r"[a-z_]+", rule.condition)

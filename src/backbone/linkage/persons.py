@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from backbone.engines import (
     Connection,
+    EngineError,
     arrow,
     create_table_as,
     registered,
@@ -283,6 +284,8 @@ class Evaluation:
     cluster_recall: float
     cluster_f1: float
     by_partner_kind: list[KindAccuracy]
+    not_held: int = 0
+    """records of the truth the warehouse does not hold (refused, or never sent)"""
 
 
 _KIND_LABELS = {
@@ -954,26 +957,75 @@ class Linkage:
     # --- accuracy against a planted truth ---------------------------------------------
 
     def evaluate(self, access: Access, truth: Path) -> Evaluation:
-        """Pairwise and cluster precision, recall and F1 against ``truth/records.parquet``
-        (the steward's check; only aggregates come out)."""
+        """Pairwise and cluster precision, recall and F1 against a truth: a CSV or
+        Parquet file (or a folder holding ``records.parquet``) with one row per
+        record, ``partner_id, local_id, person_key`` (the steward's check; only
+        aggregates come out). Scored against the whole truth: a record it names
+        that the warehouse does not hold (refused at upload, or never sent) is a
+        person of its own, so every pair it had is missed, and they are counted."""
         access.require_steward("link", "evaluate linkage")
         source = truth / "records.parquet" if truth.is_dir() else truth
         if not source.exists():
             raise UserError(
-                f"No truth at {source}: point --truth at a demo community's truth/ folder."
+                f"No truth at {source}: give a CSV or Parquet file with the columns "
+                "partner_id, local_id, person_key (or a demo community's truth/ "
+                "folder)."
+            )
+        reader = {".csv": "read_csv", ".parquet": "read_parquet"}.get(
+            source.suffix.lower()
+        )
+        if reader is None:
+            raise InputFileError(
+                "a truth is a .csv or .parquet file with the columns partner_id, "
+                "local_id, person_key.",
+                path=source,
             )
         c = self._con
+        options = ", all_varchar = true, header = true" if reader == "read_csv" else ""
+        try:
+            create_table_as(
+                c,
+                "eval_t",
+                "SELECT CAST(partner_id AS VARCHAR) AS partner_id, "
+                "CAST(local_id AS VARCHAR) AS local_id, "
+                "CAST(person_key AS VARCHAR) AS person_key "
+                f"FROM {reader}(?{options})",
+                [str(source)],
+                replace=True,
+                temporary=True,
+            )
+        except EngineError as exc:
+            raise InputFileError(
+                "cannot be read as a truth: it needs the columns partner_id, "
+                f"local_id and person_key ({str(exc).splitlines()[0]}).",
+                path=source,
+            ) from None
         create_table_as(
             c,
             "eval_j",
-            "SELECT t.partner_id, t.person_key, rp.person_id, p.kind "
-            "FROM read_parquet(?) t "
-            "JOIN identity.record_person rp USING (partner_id, local_id) "
-            "JOIN ref.partner p USING (partner_id)",
-            [str(source)],
+            # a record the warehouse does not hold is a person of its own
+            "SELECT t.partner_id, t.person_key, "
+            "coalesce(rp.person_id, -row_number() OVER ()) AS person_id, "
+            "coalesce(p.kind, 'unknown') AS kind, rp.person_id IS NULL AS unplaced "
+            "FROM eval_t t "
+            "LEFT JOIN identity.record_person rp USING (partner_id, local_id) "
+            "LEFT JOIN ref.partner p USING (partner_id)",
             replace=True,
             temporary=True,
         )
+        c.execute("DROP TABLE eval_t")
+        held, unplaced = c.execute(
+            "SELECT count(*) FILTER (WHERE NOT unplaced), "
+            "count(*) FILTER (WHERE unplaced) FROM eval_j"
+        ).fetchall()[0]
+        if not held:
+            c.execute("DROP TABLE eval_j")
+            raise InputFileError(
+                f"none of its {unplaced:,} records is a record the warehouse holds: "
+                "check that partner_id and local_id are spelled as submitted, and "
+                "that `backbone link` has run.",
+                path=source,
+            )
         tot = c.execute(
             """
             SELECT count(*),
@@ -1038,4 +1090,5 @@ class Linkage:
             cr,
             _f1(cp, cr),
             kinds,
+            int(unplaced),
         )
