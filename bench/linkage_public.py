@@ -176,7 +176,46 @@ def through_doors(files: TwoFiles, work: Path) -> dict[str, Any]:
         for a in a_of.get(pid, [])
     }
     evaluated = run("link", "evaluate", "--truth", str(files.truth))
-    return {**_score(files, pairs, seconds), "link_said": said, "evaluate": evaluated}
+    return {
+        **_score(files, pairs, seconds),
+        "blocking_recall": _blocking_recall(files, work / "wh"),
+        "link_said": said,
+        "evaluate": evaluated,
+    }
+
+
+def _blocking_recall(files: TwoFiles, warehouse: Path) -> float:
+    """The share of true pairs that any blocking rule puts before the model (read
+    from the warehouse's records, standardized as a run does), apart from how the
+    model then scores them."""
+    import duckdb
+
+    from backbone import Warehouse
+    from backbone.engines import arrow
+    from backbone.linkage import prepare
+    from backbone.linkage.link import records_sql
+    from backbone.linkage.model import BLOCKING_RULES, DIFFERENT_PARTNERS
+
+    with Warehouse.open(warehouse, read_only=True) as wh:
+        records = arrow(wh._con, records_sql("TRUE", 7))
+    con = duckdb.connect()
+    con.register("clear_records", records)
+    prepare.load_nicknames(con)
+    con.execute(
+        "CREATE TABLE linkage_input AS " + prepare.linkage_input_sql("clear_records")
+    )
+    blocked = " UNION ".join(
+        "SELECT l.partner_id AS pl, l.local_id AS il, r.partner_id AS pr, "
+        "r.local_id AS ir FROM linkage_input l JOIN linkage_input r "
+        f"ON ({rule}) AND {DIFFERENT_PARTNERS}"
+        for rule in BLOCKING_RULES
+    )
+    found = {
+        (il, ir) if pl == PARTNERS[0] else (ir, il)
+        for pl, il, _pr, ir in con.execute(blocked).fetchall()
+    }
+    truth = _truth_pairs(files)
+    return round(len(found & truth) / len(truth), 4) if truth else 1.0
 
 
 def _has(path: Path, column: str) -> bool:

@@ -87,7 +87,15 @@ SETTINGS: tuple[Setting, ...] = (
         "linkage.auto_link_probability",
         0.95,
         "Pairs the model scores at or above this match probability are linked "
-        "without review.",
+        "without review (and lower ones too, where linkage.target_precision "
+        "allows).",
+    ),
+    Setting(
+        "linkage.target_precision",
+        0.999,
+        "Each run links, without review, the model's pairs from the lowest "
+        "probability at which the linked pairs' own probabilities still average "
+        "this (and never below 0.5); the run says where that was.",
     ),
     Setting(
         "linkage.review_probability",

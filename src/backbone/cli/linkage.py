@@ -91,6 +91,12 @@ def print_link_summary(summary: LinkSummary) -> None:
     if summary.model_note:
         note = summary.model_note
         _out().print(f"{note[0].upper()}{note[1:]}.")
+    if summary.with_model:
+        _out().print(
+            "The model's pairs were linked from match probability "
+            f"{summary.auto_link_probability:.3f} up, where by its own probabilities "
+            "they are right as often as linkage.target_precision asks."
+        )
     saved = f"; model saved to {summary.model_path}" if summary.with_model else ""
     _out().print(
         f"Linked in {summary.seconds:.1f} s{saved}. Next: `backbone review` for "

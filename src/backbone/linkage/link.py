@@ -66,6 +66,8 @@ class LinkSummary:
     """Why no model was trained or used, or which training rules it skipped."""
     with_model: bool = True
     """False when pairs were not scored by a model (nothing it could compare)."""
+    auto_link_probability: float = 1.0
+    """the match probability from which the model's pairs were linked this run"""
 
 
 def records_sql(where: str, start_month: int) -> str:
@@ -164,7 +166,8 @@ def run_linkage(
     say = progress or (lambda _m: None)
     started = time.perf_counter()
     at = unit.clock().replace(tzinfo=None)
-    upper = float(settings["linkage.auto_link_probability"])
+    ceiling = float(settings["linkage.auto_link_probability"])
+    target = float(settings["linkage.target_precision"])
     lower = float(settings["linkage.review_probability"])
     upper_dice = float(settings["linkage.auto_link_dice"])
     lower_dice = float(settings["linkage.review_dice"])
@@ -260,18 +263,24 @@ def run_linkage(
                         "no model: no two partners holding records may be linked "
                         "under their agreements (linkage.allowed, linkable_with)"
                     )
-                if n_clear >= 2 and pairs:
-                    # a model saved by a version that compared differently is retrained
+                compared = model.compared_fields(s, "linkage_input")
+                if n_clear >= 2 and pairs and not compared:
+                    model_note = (
+                        "no model: no identifying field is filled by two partners"
+                    )
+                if n_clear >= 2 and pairs and compared:
+                    # a model saved by a version that compared differently, or before
+                    # a field was filled by two partners, is retrained
                     if (
                         previous_model
                         and not retrain
-                        and model.same_design(previous_model)
+                        and model.same_design(previous_model, compared)
                     ):
                         say("scoring with the saved model")
                         linker = model.trained(api, "linkage_input", previous_model)
                     else:
                         say(f"training the model on {n_clear:,} records (EM)")
-                        linker, skipped = model.train(api, "linkage_input")
+                        linker, skipped = model.train(api, "linkage_input", compared)
                         if skipped:
                             model_note = (
                                 "the model had nothing to learn from in: "
@@ -297,6 +306,7 @@ def run_linkage(
                 pairs_scored += int(_scalar(s, "SELECT count(*) FROM encoded"))
 
                 say("applying identifiers, reviews and thresholds")
+                upper = _scalar(s, calibrated_threshold_sql("scored", target, ceiling))
                 create_table_as(s, "edges", _edges_sql(upper, upper_dice))
                 say("joining pairs into persons")
                 create_table_as(
@@ -362,6 +372,7 @@ def run_linkage(
         model_path=model_path,
         model_note=model_note,
         with_model=model_text != "{}",
+        auto_link_probability=upper,
         **counts,
     )
 
@@ -401,6 +412,28 @@ def _number_records(s: Connection) -> None:
         JOIN records b ON b.partner_id = d.partner_id_r AND b.local_id = d.local_id_r
         """,
     )
+
+
+def calibrated_threshold_sql(scored: str, target: float, ceiling: float) -> str:
+    """The match probability from which a run links the model's pairs: the lowest
+    at which the pairs at or above it are, by the model's own probabilities, right
+    at least ``target`` of the time (their mean probability; adding a pair of lower
+    probability only lowers it, so the first that falls short ends the search),
+    never above ``ceiling`` (the setting's fixed bound) and never below 0.5 (a pair
+    the model thinks more likely two people is not linked unseen)."""
+    return f"""
+    WITH ranked AS (
+        SELECT match_probability AS p,
+               avg(match_probability) OVER (
+                   ORDER BY match_probability DESC
+                   ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS expected
+        FROM {scored}
+    )
+    SELECT greatest(0.5, least({float(ceiling)},
+                              coalesce(min(p) FILTER (WHERE expected >= {float(target)}),
+                                       {float(ceiling)})))
+    FROM ranked
+    """
 
 
 def _edges_sql(upper: float, upper_dice: float) -> str:

@@ -37,6 +37,7 @@ LINKAGE_COLUMNS = (
     "birth_year",
     "sex",
     "address",
+    "address_number",
     "postal_code",
     "schools",
     "school_years",
@@ -129,6 +130,7 @@ def linkage_input_sql(
            END AS first_forms,
            coalesce(list_min(n.formals), std.first_name) AS first_canon,
            std.birth_date, std.birth_date_swapped, std.birth_year, std.sex, std.address,
+           nullif(regexp_extract(std.address, '^([0-9]+)', 1), '') AS address_number,
            std.postal_code, std.schools, std.school_years, std.reports_school, std.state_student_id
     FROM std LEFT JOIN {nicknames} n ON n.name = std.first_name
     """
