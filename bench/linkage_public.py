@@ -155,12 +155,36 @@ def through_doors(files: TwoFiles, work: Path) -> dict[str, Any]:
     started = time.perf_counter()
     said = run("link")
     seconds = time.perf_counter() - started
+    found = _linked_pairs(run, work)
+    evaluated = run("link", "evaluate", "--truth", str(files.truth))
+    # the same warehouse with twins held for review (linkage.twins_to_review)
+    toml = work / "wh" / "backbone.toml"
+    text = toml.read_text(encoding="utf-8")
+    toml.write_text(
+        text.replace("twins_to_review = false", "twins_to_review = true"),
+        encoding="utf-8",
+    )
+    started = time.perf_counter()
+    run("link", "--retrain")
+    twins = _score(files, _linked_pairs(run, work), time.perf_counter() - started)
+    return {
+        **_score(files, found, seconds),
+        "blocking_recall": _blocking_recall(files, work / "wh"),
+        "twins_to_review": twins,
+        "link_said": said,
+        "evaluate": evaluated,
+    }
+
+
+def _linked_pairs(run: Doors, work: Path) -> set[tuple[str, str]]:
+    """The pairs of the two rosters the warehouse holds as one person, from the
+    crosswalks it gives each partner back."""
     person: dict[tuple[str, str], str] = {}
     for partner in PARTNERS:
         out = work / f"{partner}-crosswalk.csv"
         run(
             "export", "crosswalk", "--partner", partner, "--out", str(out),
-            "--purpose", "research",
+            "--purpose", "research", "--force",
         )  # fmt: skip
         with out.open(encoding="utf-8") as f:
             for row in csv.DictReader(f):
@@ -169,18 +193,11 @@ def through_doors(files: TwoFiles, work: Path) -> dict[str, Any]:
     for (partner, local), pid in person.items():
         if partner == PARTNERS[0]:
             a_of.setdefault(pid, []).append(local)
-    pairs = {
+    return {
         (a, local)
         for (partner, local), pid in person.items()
         if partner == PARTNERS[1]
         for a in a_of.get(pid, [])
-    }
-    evaluated = run("link", "evaluate", "--truth", str(files.truth))
-    return {
-        **_score(files, pairs, seconds),
-        "blocking_recall": _blocking_recall(files, work / "wh"),
-        "link_said": said,
-        "evaluate": evaluated,
     }
 
 
@@ -381,7 +398,11 @@ def main() -> None:
             results.append((name, "recordlinkage", bare_recordlinkage(files)))
     for name, linker, r in results:
         by_error = r.pop("recall_by_error")
+        twins = r.pop("twins_to_review", None)
         print(f"linkage_public: {name} {linker} {json.dumps(r)}")
+        if twins:
+            twins.pop("recall_by_error")
+            print(f"  with linkage.twins_to_review: {json.dumps(twins)}")
         if linker == "backbone":
             print(f"  recall by error type: {json.dumps(by_error)}")
 

@@ -104,6 +104,13 @@ SETTINGS: tuple[Setting, ...] = (
         "below it they are not linked.",
     ),
     Setting(
+        "linkage.twins_to_review",
+        False,
+        "Pairs born the same day whose first names have nothing in common (twins, "
+        "as often as one person) wait for review however high the model scores them; "
+        "off, the model decides (and a partner holding both twins keeps them apart).",
+    ),
+    Setting(
         "linkage.auto_link_dice",
         0.85,
         "Privacy-preserving pairs whose encodings' Dice similarity is at or above "
@@ -172,6 +179,10 @@ def _coerce(path: Path, setting: Setting, value: Any) -> Any:
         raise SettingsError(
             f"{path}: setting '{setting.name}' must be a whole number, not {value!r}."
         )
+    if expected is bool and not isinstance(value, bool):
+        raise SettingsError(
+            f"{path}: setting '{setting.name}' must be true or false, not {value!r}."
+        )
     if expected is str and not isinstance(value, str):
         raise SettingsError(
             f"{path}: setting '{setting.name}' must be text in quotes, not {value!r}."
@@ -197,6 +208,8 @@ def _coerce(path: Path, setting: Setting, value: Any) -> Any:
 
 
 def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, str):
         escaped = value.replace("\\", "\\\\").replace('"', '\\"')
         return f'"{escaped}"'

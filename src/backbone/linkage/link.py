@@ -168,6 +168,7 @@ def run_linkage(
     at = unit.clock().replace(tzinfo=None)
     ceiling = float(settings["linkage.auto_link_probability"])
     target = float(settings["linkage.target_precision"])
+    twins_to_review = bool(settings["linkage.twins_to_review"])
     lower = float(settings["linkage.review_probability"])
     upper_dice = float(settings["linkage.auto_link_dice"])
     lower_dice = float(settings["linkage.review_dice"])
@@ -240,7 +241,8 @@ def run_linkage(
                 model_text = "{}"
                 s.execute(
                     "CREATE TABLE scored (unique_id_l BIGINT, unique_id_r BIGINT, "
-                    "match_weight DOUBLE, match_probability DOUBLE)"
+                    "match_weight DOUBLE, match_probability DOUBLE, "
+                    "like_twins BOOLEAN)"
                 )
                 # the model scores pairs of records from two partners; with records of
                 # one partner only (a partnership's first feed) there is nothing to score
@@ -293,9 +295,13 @@ def run_linkage(
                         _scalar(s, f"SELECT count(*) FROM {predictions.physical_name}")
                     )
                     s.execute(
-                        "INSERT INTO scored SELECT unique_id_l, unique_id_r, match_weight, "
-                        f"match_probability FROM {predictions.physical_name} "
-                        f"WHERE match_probability >= {lower}"
+                        "INSERT INTO scored SELECT p.unique_id_l, p.unique_id_r, "
+                        "p.match_weight, p.match_probability, "
+                        f"{like_twins_sql('l', 'r') if twins_to_review else 'FALSE'} "
+                        f"FROM {predictions.physical_name} p "
+                        "JOIN linkage_input l ON l.unique_id = p.unique_id_l "
+                        "JOIN linkage_input r ON r.unique_id = p.unique_id_r "
+                        f"WHERE p.match_probability >= {lower}"
                     )
                     predictions.drop_table_from_database_and_remove_from_cache()
 
@@ -414,6 +420,22 @@ def _number_records(s: Connection) -> None:
     )
 
 
+def like_twins_sql(left: str, right: str) -> str:
+    """True for two records born the same day whose first names have nothing in
+    common (not alike, not forms of one name, not an initial, not given the other
+    way round): twins, as often as one person. The model may score them high on
+    everything else they share (surname, home); they are never linked unseen, but
+    wait for a reviewer."""
+    first_l, first_r = f"{left}.first_name", f"{right}.first_name"
+    return f"""coalesce(
+        {left}.birth_date = {right}.birth_date
+        AND jaro_winkler_similarity({first_l}, {first_r}) < 0.8
+        AND len(list_intersect({left}.first_forms, {right}.first_forms)) = 0
+        AND least(length({first_l}), length({first_r})) > 1
+        AND {first_l} <> {right}.last_name AND {left}.last_name <> {first_r},
+        FALSE)"""
+
+
 def calibrated_threshold_sql(scored: str, target: float, ceiling: float) -> str:
     """The match probability from which a run links the model's pairs: the lowest
     at which the pairs at or above it are, by the model's own probabilities, right
@@ -441,7 +463,8 @@ def _edges_sql(upper: float, upper_dice: float) -> str:
     return f"""
     WITH evidence AS (
         SELECT unique_id_l, unique_id_r, 'model' AS method, match_weight,
-               match_probability, match_probability >= {upper} AS strong
+               match_probability, match_probability >= {upper} AND NOT like_twins
+               AS strong
         FROM scored
         UNION ALL
         SELECT unique_id_l, unique_id_r, 'encoded', NULL, dice, dice >= {upper_dice}

@@ -79,29 +79,38 @@ BLOCKING_RULES: tuple[str, ...] = (
 )
 
 # The fields each comparison reads: it is part of a run's model only when at least
-# two partners filled them (no evidence from a field nobody can compare).
+# two partners filled one of them (no evidence from a field nobody can compare).
 COMPARED_FIELDS: dict[str, tuple[str, ...]] = {
     "first_name": ("first_name",),
     "middle_name": ("middle_name",),
     "last_name": ("last_name",),
     "birth_date": ("birth_date",),
     "sex": ("sex",),
-    "address": ("address",),
-    "postal_code": ("postal_code",),
+    "residence": ("address", "postal_code"),
     "school": ("schools",),
 }
 
 # EM sessions: each fixes the fields it blocks on and learns the others', so every
 # comparison is learned in a session that does not block on it.
 _SAME_BIRTH_DATE = "l.birth_date = r.birth_date"
+# twins share a birth date and a home: where homes are compared, names and sex are
+# learned from pairs born the same day who live apart, or EM takes twins for one
+# person whose first name and sex were mistyped
+_SAME_BIRTH_DATE_APART = (
+    "l.birth_date = r.birth_date AND NOT coalesce("
+    "l.address = r.address OR l.postal_code = r.postal_code, FALSE)"
+)
 _SAME_NAMES = "l.first_canon = r.first_canon AND l.last_name = r.last_name"
 # names alone pair many namesakes: a middle initial, where partners send middle
 # names, keeps that session mostly true pairs
 _SAME_NAMES_AND_INITIAL = (
     f"{_SAME_NAMES} AND substr(l.middle_name, 1, 1) = substr(r.middle_name, 1, 1)"
 )
-_SAME_POSTCODE_AND_SURNAME = (
-    "l.postal_code = r.postal_code AND l.last_name = r.last_name"
+# without birth dates, names are learned where a first name and a postcode agree
+# (not a surname and a postcode: that block is mostly brothers and sisters, and EM
+# would learn that a different first name is common in one person's records)
+_SAME_POSTCODE_AND_FIRST_NAME = (
+    "l.postal_code = r.postal_code AND l.first_canon = r.first_canon"
 )
 
 
@@ -110,28 +119,33 @@ def training_rules(compared: frozenset[str]) -> list[str]:
     it compares."""
     rules = []
     if "birth_date" in compared:
-        rules.append(_SAME_BIRTH_DATE)
+        apart = "residence" in compared
+        rules.append(_SAME_BIRTH_DATE_APART if apart else _SAME_BIRTH_DATE)
     if {"first_name", "last_name"} <= compared:
         middle = "middle_name" in compared
         rules.append(_SAME_NAMES_AND_INITIAL if middle else _SAME_NAMES)
-    if {"postal_code", "last_name"} <= compared:
-        rules.append(_SAME_POSTCODE_AND_SURNAME)
+    if "birth_date" not in compared and {"residence", "first_name"} <= compared:
+        rules.append(_SAME_POSTCODE_AND_FIRST_NAME)
     return rules
 
 
 def compared_fields(con: Any, table: str) -> frozenset[str]:
-    """The comparisons whose fields at least two partners filled in ``table``."""
+    """The comparisons with a field at least two partners filled in ``table``."""
+    fields = sorted({f for group in COMPARED_FIELDS.values() for f in group})
     counts = ", ".join(
-        f"count(DISTINCT partner_id) FILTER (WHERE {field} IS NOT NULL)"
-        for fields in COMPARED_FIELDS.values()
-        for field in fields
+        f"count(DISTINCT partner_id) FILTER (WHERE {f} IS NOT NULL)" for f in fields
     )
-    row = con.execute(f"SELECT {counts} FROM {table}").fetchall()[0]
-    filled = iter(row)
+    partners = dict(
+        zip(
+            fields,
+            con.execute(f"SELECT {counts} FROM {table}").fetchall()[0],
+            strict=True,
+        )
+    )
     return frozenset(
         name
-        for name, fields in COMPARED_FIELDS.items()
-        if all(next(filled) >= 2 for _f in fields)
+        for name, group in COMPARED_FIELDS.items()
+        if any(partners[f] >= 2 for f in group)
     )
 
 
@@ -167,6 +181,15 @@ class PairScore:
 
 ALL_COMPARED = frozenset(COMPARED_FIELDS)
 
+# first and last name the other way round: one exactly, the other alike (a name
+# given crosswise alone is a relative's as often as the person's own)
+_NAMES_SWAPPED = (
+    "(first_name_l = last_name_r "
+    "AND jaro_winkler_similarity(last_name_l, first_name_r) >= 0.88) "
+    "OR (last_name_l = first_name_r "
+    "AND jaro_winkler_similarity(first_name_l, last_name_r) >= 0.88)"
+)
+
 
 def _comparisons(compared: frozenset[str] = ALL_COMPARED) -> list[Any]:
     """The comparisons of ``compared``, in a fixed order."""
@@ -194,8 +217,14 @@ def _all_comparisons() -> list[tuple[str, Any]]:
                     base_dialect_str="duckdb",
                 ),
                 cll.CustomLevel(
-                    "first_name_l = last_name_r OR last_name_l = first_name_r",
-                    "given as the other's last name (swapped)",
+                    _NAMES_SWAPPED,
+                    "first and last name given the other way round",
+                    base_dialect_str="duckdb",
+                ),
+                cll.CustomLevel(
+                    "(length(first_name_l) = 1 OR length(first_name_r) = 1) "
+                    "AND substr(first_name_l, 1, 1) = substr(first_name_r, 1, 1)",
+                    "an initial that fits",
                     base_dialect_str="duckdb",
                 ),
                 cll.JaroWinklerLevel("first_name", 0.92),
@@ -222,8 +251,8 @@ def _all_comparisons() -> list[tuple[str, Any]]:
                 cll.NullLevel("last_name"),
                 cll.ExactMatchLevel("last_name", term_frequency_adjustments=True),
                 cll.CustomLevel(
-                    "last_name_l = first_name_r OR first_name_l = last_name_r",
-                    "given as the other's first name (swapped)",
+                    _NAMES_SWAPPED,
+                    "first and last name given the other way round",
                     base_dialect_str="duckdb",
                 ),
                 cll.JaroWinklerLevel("last_name", 0.92),
@@ -265,21 +294,42 @@ def _all_comparisons() -> list[tuple[str, Any]]:
             ],
         ),
         cl.ExactMatch("sex"),
+        # where a person lives, as one piece of evidence: the street and the postal
+        # code agree together (counting both would count one fact twice)
         cl.CustomComparison(
-            output_column_name="address",
+            output_column_name="residence",
             comparison_levels=[
-                cll.NullLevel("address"),
-                cll.ExactMatchLevel("address"),
-                cll.JaroWinklerLevel("address", 0.90),
-                cll.ElseLevel(),
-            ],
-        ),
-        cl.CustomComparison(
-            output_column_name="postal_code",
-            comparison_levels=[
-                cll.NullLevel("postal_code"),
-                cll.ExactMatchLevel("postal_code"),
-                cll.DamerauLevenshteinLevel("postal_code", 1),
+                cll.CustomLevel(
+                    "(address_l IS NULL AND postal_code_l IS NULL) "
+                    "OR (address_r IS NULL AND postal_code_r IS NULL)",
+                    "no address to compare",
+                    base_dialect_str="duckdb",
+                ).configure(is_null_level=True),
+                cll.CustomLevel(
+                    "address_l = address_r AND postal_code_l = postal_code_r",
+                    "same address and postal code",
+                    base_dialect_str="duckdb",
+                ),
+                cll.CustomLevel(
+                    "address_l = address_r", "same address", base_dialect_str="duckdb"
+                ),
+                cll.CustomLevel(
+                    "postal_code_l = postal_code_r "
+                    "AND jaro_winkler_similarity(address_l, address_r) >= 0.9",
+                    "same postal code, address spelled alike",
+                    base_dialect_str="duckdb",
+                ),
+                cll.CustomLevel(
+                    "postal_code_l = postal_code_r",
+                    "same postal code",
+                    base_dialect_str="duckdb",
+                ),
+                cll.CustomLevel(
+                    "jaro_winkler_similarity(address_l, address_r) >= 0.9 "
+                    "OR damerau_levenshtein(postal_code_l, postal_code_r) <= 1",
+                    "address or postal code one slip apart",
+                    base_dialect_str="duckdb",
+                ),
                 cll.ElseLevel(),
             ],
         ),
