@@ -423,7 +423,26 @@ def train(
             fields = dict.fromkeys(re.findall(r"\bl\.(\w+)", rule))
             skipped.append("pairs agreeing on " + ", ".join(fields))
     _floor_prior(linker, n)  # EM estimates it again, from as little
+    prior = linker._settings_obj._probability_two_random_records_match
+    _smooth_m(linker, matches=prior * n * (n - 1) / 2)
     return linker, skipped
+
+
+def _smooth_m(linker: Linker, matches: float) -> None:
+    """Add one pseudo-pair to every level of every comparison (Laplace smoothing
+    of its m-probabilities, over the ``matches`` the model expects): EM on a block
+    with few pairs of some kind puts their level's m at 0, or leaves it unobserved,
+    and one disagreement then outweighs all the other evidence (a moved family's
+    child never linked again). With many matches the pseudo-pair weighs nothing."""
+    for comparison in linker._settings_obj.comparisons:
+        levels = [lv for lv in comparison.comparison_levels if not lv.is_null_level]
+        observed = [
+            lv._m_probability if isinstance(lv._m_probability, float) else 0.0
+            for lv in levels
+        ]
+        total = sum(observed) or 1.0
+        for level, m in zip(levels, observed, strict=True):
+            level.m_probability = (m / total * matches + 1) / (matches + len(levels))
 
 
 def _floor_prior(linker: Linker, n: int) -> bool:
