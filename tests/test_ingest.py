@@ -1133,3 +1133,93 @@ def test_a_fixed_part_of_a_wide_row_goes_back_without_its_sibling(
         ("2025-09-02", "Excused Absence"),
         ("2025-09-02", "Unexcused Absence"),
     ]
+
+
+def test_a_local_id_given_to_two_people_is_refused_not_merged(
+    wh: Warehouse, tmp_path: Path
+) -> None:
+    """A roster may list a person twice (merged), never two people under one id:
+    the second person's row is refused, named with the row of the first."""
+    roster = (
+        "id,first,last,dob,middle\n"
+        "S1,Ana,Ruiz,02/03/2010,\n"  # line 2 (the header is line 1)
+        "S1,Ana,Ruiz,02/03/2010,\n"  # the same person again, merged
+        "S2,Ben,Lee,05/06/2010,\n"  # line 4
+        "S2,Cy,Lee,07/08/2011,\n"  # line 5: a sibling under Ben's id
+    )
+    [r] = submit(
+        wh, "d1", "records", [csv_file(tmp_path / "students.csv", roster)], on=ON
+    )
+    assert _q(wh, r.submission_id) == {5: ["local_id_reused"]}  # line 5
+    message = wh._con.execute(
+        "SELECT messages[1] FROM ops.quarantine WHERE submission_id = ?",
+        [r.submission_id],
+    ).fetchall()[0][0]
+    assert "local id S2 is another person's in row 4" in message
+    held = wh._con.execute(
+        "SELECT local_id, first_name FROM identity.partner_record ORDER BY 1"
+    ).fetchall()
+    assert held == [("S1", "Ana"), ("S2", "Ben")]
+
+
+def test_a_template_keeps_the_parts_a_row_has(tmp_path: Path) -> None:
+    """``{number} {street}`` without a number is the street; with neither, empty."""
+    from .ingest_fixtures import ENROLLMENT_FIELDS, RECORD_FIELDS
+
+    wh = make_warehouse(
+        tmp_path,
+        fields={
+            "partner_record": [*RECORD_FIELDS, "address"],
+            "enrollment": ENROLLMENT_FIELDS,
+        },
+    )
+    mapping = dict(MAPPINGS["records"])
+    section = dict(mapping["files"][0])
+    section["columns"] = {
+        **section["columns"],
+        "address": {"template": "{number} {street}"},
+    }
+    mapping["files"] = [section]
+    wh.close()
+    path = tmp_path / "wh" / "mappings" / "d1" / "records.yaml"
+    path.write_text(yaml.safe_dump(mapping), encoding="utf-8")
+    roster = (
+        "id,first,last,dob,middle,number,street\n"
+        "S1,Ana,Ruiz,02/03/2010,,12,Elm Street\n"
+        "S2,Ben,Lee,05/06/2010,,,Oak Avenue\n"
+        "S3,Cy,Ng,07/08/2010,,,\n"
+    )
+    with Warehouse.open(tmp_path / "wh") as wh:
+        submit(
+            wh, "d1", "records", [csv_file(tmp_path / "students.csv", roster)], on=ON
+        )
+        addresses = wh._con.execute(
+            "SELECT local_id, address FROM identity.partner_record ORDER BY 1"
+        ).fetchall()
+    assert addresses == [("S1", "12 Elm Street"), ("S2", "Oak Avenue"), ("S3", None)]
+
+
+def test_birth_dates_are_plausible_from_the_warehouse_setting(tmp_path: Path) -> None:
+    """An adult learner born in 1935 is kept by default (1900 on); a warehouse of
+    school children may refuse anything before 1990."""
+    roster = (
+        "id,first,last,dob,middle\nS1,Ana,Ruiz,02/03/1935,\nS2,Ben,Lee,05/06/1899,\n"
+    )
+    wh = make_warehouse(tmp_path)
+    [r] = submit(
+        wh, "d1", "records", [csv_file(tmp_path / "students.csv", roster)], on=ON
+    )
+    assert _q(wh, r.submission_id) == {3: ["out_of_range"]}
+    wh.close()
+    toml = tmp_path / "wh" / "backbone.toml"
+    toml.write_text(
+        toml.read_text().replace(
+            "earliest_birth_year = 1900", "earliest_birth_year = 1990"
+        )
+    )
+    with Warehouse.open(tmp_path / "wh") as wh:
+        again = roster.replace("S1,", "S3,").replace("S2,", "S4,")
+        [r] = submit(
+            wh, "d1", "records", [csv_file(tmp_path / "students2.csv", again)], on=ON
+        )
+        assert _q(wh, r.submission_id) == {2: ["out_of_range"], 3: ["out_of_range"]}

@@ -87,6 +87,25 @@ def built(community: GenerateSummary, tmp_path_factory: pytest.TempPathFactory) 
     return path
 
 
+@pytest.fixture(scope="module")
+def reviewing(built: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The linked demo where the partnership has every pair below 0.95 looked at
+    (linkage.target_precision = 1: the model's calibration lowers no threshold), so
+    pairs wait for review."""
+    path = tmp_path_factory.mktemp("reviewing") / "wh"
+    shutil.copytree(built, path)
+    toml = path / "backbone.toml"
+    text = toml.read_text(encoding="utf-8")
+    assert "target_precision = 0.995" in text
+    toml.write_text(
+        text.replace("target_precision = 0.995", "target_precision = 1.0"),
+        encoding="utf-8",
+    )
+    with Warehouse.open(path) as wh:
+        _link(wh)
+    return path
+
+
 @pytest.fixture
 def wh(built: Path, tmp_path: Path) -> Iterator[Warehouse]:
     """A private copy of the linked warehouse, so tests may change it."""
@@ -249,7 +268,8 @@ def test_demo_linkage_is_accurate_at_the_products_threshold(
     with Warehouse.open(built, read_only=True) as w:
         result = w.linkage.evaluate(_steward(w), community.out / "truth")
         run = w.linkage.last_run()
-    assert run is not None and run.auto_link_probability == 0.95
+    # linked from where the model's own calibration says 99.5 % are right
+    assert run is not None and 0.5 <= run.auto_link_probability <= 0.95
     assert result.pairwise_f1 >= 0.99, result
     assert result.pairwise_precision >= 0.995
     kinds = {k.kinds for k in result.by_partner_kind}
@@ -356,11 +376,11 @@ def test_a_reviewers_different_splits_a_person_and_the_split_is_logged(
 
 @pytest.mark.slow
 def test_a_reviewers_same_links_a_pair_from_the_review_queue(
-    built: Path, tmp_path: Path
+    reviewing: Path, tmp_path: Path
 ) -> None:
     # the decision and the run are dated by the session's clock, not the wall's
     noon = datetime.combine(date.today(), time(12, 0))
-    shutil.copytree(built, tmp_path / "wh")
+    shutil.copytree(reviewing, tmp_path / "wh")
     with Warehouse.open(tmp_path / "wh", clock=lambda: noon) as wh:
         queue = wh.linkage.review_queue(_steward(wh))
         assert queue, "the demo leaves some pairs for review"
@@ -382,8 +402,8 @@ def test_a_reviewers_same_links_a_pair_from_the_review_queue(
 
 
 @pytest.mark.slow
-def test_interactive_review_records_decisions(built: Path, tmp_path: Path) -> None:
-    shutil.copytree(built, tmp_path / "wh")
+def test_interactive_review_records_decisions(reviewing: Path, tmp_path: Path) -> None:
+    shutil.copytree(reviewing, tmp_path / "wh")
     w = str(tmp_path / "wh")
     result = runner.invoke(
         app,
@@ -405,18 +425,18 @@ def test_interactive_review_records_decisions(built: Path, tmp_path: Path) -> No
 
 @pytest.mark.slow
 def test_review_does_not_hold_the_warehouse_while_it_waits_for_a_key(
-    built: Path, tmp_path: Path
+    reviewing: Path, tmp_path: Path
 ) -> None:
     """A reviewer thinking over a pair keeps nobody out: another command that
     needs the warehouse for writing gets it at once (--no-wait)."""
     import subprocess
     import sys
 
-    shutil.copytree(built, tmp_path / "wh")
+    shutil.copytree(reviewing, tmp_path / "wh")
     w = str(tmp_path / "wh")
     env = {**os.environ, **_signed_in(tmp_path / "wh")}
     backbone = [sys.executable, "-m", "backbone"]
-    reviewing = subprocess.Popen(
+    reviewer = subprocess.Popen(
         [*backbone, "review", "--limit", "2", "-w", w],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -424,11 +444,11 @@ def test_review_does_not_hold_the_warehouse_while_it_waits_for_a_key(
         text=True,
         env=env,
     )
-    assert reviewing.stdout is not None and reviewing.stdin is not None
+    assert reviewer.stdout is not None and reviewer.stdin is not None
     shown = ""
     while "Same person?" not in shown:  # the prompt ends without a newline
-        char = reviewing.stdout.read(1)
-        assert char, reviewing.communicate()[1]
+        char = reviewer.stdout.read(1)
+        assert char, reviewer.communicate()[1]
         shown += char
     other = subprocess.run(
         [*backbone, "--no-wait", "review", "list", "-w", w],
@@ -438,10 +458,10 @@ def test_review_does_not_hold_the_warehouse_while_it_waits_for_a_key(
         timeout=120,
         check=False,
     )
-    out, err = reviewing.communicate("q\n", timeout=60)
+    out, err = reviewer.communicate("q\n", timeout=60)
     assert other.returncode == 0, other.stderr
     assert "pairs waiting for review" in other.stdout
-    assert reviewing.returncode == 0, err
+    assert reviewer.returncode == 0, err
     assert "Recorded 0 decisions" in out
 
 
@@ -826,3 +846,25 @@ def test_a_link_run_starts_again_for_new_encodings_not_for_a_receipt(
         with wh.session() as s:
             wh.linkage.add_encodings(s, "c09-test", second, project="p")
         assert _inputs_fingerprint(wh._con) != before
+
+
+@pytest.mark.slow
+def test_each_run_gets_a_new_number_after_the_warehouse_is_reopened(
+    built: Path, tmp_path: Path
+) -> None:
+    """A run hands the file back while its model works: the number it is recorded
+    under is drawn when it writes, so a later run, in a later process, never draws
+    it again (it did: a primary-key error on the third run)."""
+    shutil.copytree(built, tmp_path / "wh")
+    numbers = []
+    for _ in range(2):
+        with Warehouse.open(tmp_path / "wh") as wh:
+            numbers.append(_link(wh).run_id)
+    with Warehouse.open(tmp_path / "wh", read_only=True) as wh:
+        recorded = [
+            r[0]
+            for r in wh._con.execute(
+                "SELECT run_id FROM identity.link_run ORDER BY 1"
+            ).fetchall()
+        ]
+    assert numbers == [2, 3] and recorded == [1, 2, 3]

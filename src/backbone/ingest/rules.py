@@ -223,6 +223,7 @@ RULE_HELP = {
     "out_of_range": "A value is outside what is possible.",
     "date_order": "An end date is before its start date.",
     "duplicate_in_file": "The same record appears more than once in the file.",
+    "local_id_reused": "One local id is given to two different people in the file.",
     "duplicate_of_loaded": "The record was already loaded from an earlier submission.",
     "unknown_enrollment": "Attendance for a student with no enrollment in that school and year.",
     "outside_period": "A row dated in another school year than the file's (replace-period feeds).",

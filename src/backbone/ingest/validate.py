@@ -464,9 +464,11 @@ def duplicate_in_file_sql(
 ) -> str | None:
     """Rows repeating the natural key of an earlier row of the same file.
 
-    Identity records are merged instead (a roster lists a person once per program)."""
+    Identity records of one person are merged instead (a roster lists a person
+    once per program); a local id given to two different people (another name or
+    birth date) is refused from its second person on."""
     if plan.table.name == "partner_record":
-        return None
+        return _local_id_reused_sql(plan, typed, section)
     key = [k for k in key_columns(plan.table) if k in plan.field_names]
     if len(key) != len(key_columns(plan.table)):
         return None
@@ -484,6 +486,36 @@ SELECT t.__row, 'duplicate_in_file' AS rule,
        'the same record as row ' || {first} AS message
 FROM {typed} t JOIN d ON {join}
 WHERE t.__row > d.first_row AND len(t.__errors) = 0
+"""
+
+
+# what tells two people apart in a roster: the same local id with any of these
+# different is two people under one id, not one person listed twice
+_PERSON_FIELDS = ("first_name", "last_surname", "birth_date")
+
+
+def _local_id_reused_sql(
+    plan: CheckPlan, typed: str, section: FileSection
+) -> str | None:
+    fields = [f for f in _PERSON_FIELDS if f in plan.field_names]
+    if "local_id" not in plan.field_names or not fields:
+        return None
+    person = ", ".join(f"{{alias}}.{ident(f)}" for f in fields)
+    parts = max(len(section.each), 1)
+    first = f"((d.first_row - 1) // {parts} + 1)" if parts > 1 else "d.first_row"
+    return f"""
+WITH d AS (
+    SELECT local_id, min(__row) AS first_row FROM {typed}
+    WHERE len(__errors) = 0 GROUP BY local_id
+    HAVING count(DISTINCT ({person.format(alias=typed)})) > 1
+)
+SELECT t.__row, 'local_id_reused' AS rule,
+       'local id ' || t.local_id || ' is another person''s in row ' || {first}
+       || ' (another name or birth date): the id column must name one person; '
+       || 'check that the mapping''s local_id is the student id' AS message
+FROM {typed} t JOIN d USING (local_id) JOIN {typed} f ON f.__row = d.first_row
+WHERE t.__row > d.first_row AND len(t.__errors) = 0
+  AND ({person.format(alias="t")}) IS DISTINCT FROM ({person.format(alias="f")})
 """
 
 

@@ -172,7 +172,6 @@ def run_linkage(
     lower = float(settings["linkage.review_probability"])
     upper_dice = float(settings["linkage.auto_link_dice"])
     lower_dice = float(settings["linkage.review_dice"])
-    run_id = next_id(con, "identity.link_run_id_seq")
     saved = con.execute(
         "SELECT model_json FROM identity.link_run WHERE model_json <> '{}' "
         "ORDER BY run_id DESC LIMIT 1"
@@ -328,6 +327,10 @@ def run_linkage(
                 raise InputsChanged(
                     "partner records, reviews or encodings changed while linking"
                 )
+            # drawn in the transaction that writes the run: a number drawn before
+            # the pause was rolled back with the reads, and the engine, closed
+            # meanwhile, could hand it out again
+            run_id = next_id(con, "identity.link_run_id_seq")
             say("keeping person ids stable")
             counts = _assign_person_ids(s, con, run_id, at)
             summary_counts = s.execute(

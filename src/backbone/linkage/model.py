@@ -149,13 +149,19 @@ def compared_fields(con: Any, table: str) -> frozenset[str]:
     )
 
 
-# Pairs that agree on all of these are almost surely one person; used (with an
-# assumed recall) to estimate how many of all pairs are matches.
-_PRIOR_RULE = (
-    "l.first_name = r.first_name AND l.last_name = r.last_name "
-    "AND l.birth_date = r.birth_date"
-)
+# Pairs that agree on both names and a birth date (or, without birth dates, a
+# postal code) are almost surely one person; used (with an assumed recall) to
+# estimate how many of all pairs are matches.
 _PRIOR_RECALL = 0.7
+
+
+def _prior_rule(compared: frozenset[str]) -> str:
+    names = "l.first_name = r.first_name AND l.last_name = r.last_name"
+    if "birth_date" in compared:
+        return f"{names} AND l.birth_date = r.birth_date"
+    if "residence" in compared:
+        return f"{names} AND l.postal_code = r.postal_code"
+    return names
 
 
 @dataclass(frozen=True)
@@ -402,7 +408,7 @@ def train(
     records = db_api.register(table)
     linker = Linker(records, settings(compared), log_level=logging.ERROR)
     linker.training.estimate_probability_two_random_records_match(
-        [_PRIOR_RULE], recall=_PRIOR_RECALL
+        [_prior_rule(compared)], recall=_PRIOR_RECALL
     )
     # With no pair its rule finds (a first small feed), the prior is estimated as
     # 0 or 1, and EM and scoring take its logarithm: assume one match among all
