@@ -1143,7 +1143,7 @@ def test_a_local_id_given_to_two_people_is_refused_not_merged(
     roster = (
         "id,first,last,dob,middle\n"
         "S1,Ana,Ruiz,02/03/2010,\n"  # line 2 (the header is line 1)
-        "S1,Ana,Ruiz,02/03/2010,\n"  # the same person again, merged
+        "S1,ANA,Ruiz,,\n"  # the same person again (other capitals, no date)
         "S2,Ben,Lee,05/06/2010,\n"  # line 4
         "S2,Cy,Lee,07/08/2011,\n"  # line 5: a sibling under Ben's id
     )
@@ -1157,9 +1157,12 @@ def test_a_local_id_given_to_two_people_is_refused_not_merged(
     ).fetchall()[0][0]
     assert "local id S2 is another person's in row 4" in message
     held = wh._con.execute(
-        "SELECT local_id, first_name FROM identity.partner_record ORDER BY 1"
+        "SELECT local_id, first_name, birth_date FROM identity.partner_record "
+        "ORDER BY 1"
     ).fetchall()
-    assert held == [("S1", "Ana"), ("S2", "Ben")]
+    # one record of S1: the birth date its first row gave kept, not lost to the
+    # second row that left it out
+    assert held == [("S1", "ANA", date(2010, 2, 3)), ("S2", "Ben", date(2010, 5, 6))]
 
 
 def test_a_template_keeps_the_parts_a_row_has(tmp_path: Path) -> None:

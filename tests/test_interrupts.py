@@ -97,7 +97,9 @@ def _audit(wh: Warehouse, action: str) -> list[str]:
 
 
 def _no_half_placed_files(root: Path) -> None:
-    stray = [*root.rglob("*.pending"), *(root / ".pending").glob("*")]
+    stray = [
+        p for p in (*root.rglob("*.pending"), *root.glob(".pending/*")) if p.is_file()
+    ]
     assert not stray, stray
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
@@ -868,3 +869,35 @@ def test_each_run_gets_a_new_number_after_the_warehouse_is_reopened(
             ).fetchall()
         ]
     assert numbers == [2, 3] and recorded == [1, 2, 3]
+
+
+@pytest.mark.slow
+def test_evaluation_reads_a_csv_truth_and_counts_records_it_does_not_hold(
+    built: Path, community: GenerateSummary, tmp_path: Path
+) -> None:
+    """A documented CSV truth scores as its Parquet does; a record the warehouse
+    does not hold (refused at upload, never sent) is a miss, counted; a truth that
+    names none of the warehouse's records is refused, not scored as perfect."""
+    truth = pq.read_table(community.out / "truth" / "records.parquet")
+    as_csv = tmp_path / "truth.csv"
+    pacsv.write_csv(truth.select(["partner_id", "local_id", "person_key"]), as_csv)
+    missing = tmp_path / "more.csv"
+    first = truth.slice(0, 1).to_pylist()[0]
+    with as_csv.open(encoding="utf-8") as f:
+        text = f.read()
+    missing.write_text(
+        text + f'"{first["partner_id"]}","never-sent","{first["person_key"]}"\n',
+        encoding="utf-8",
+    )
+    nobody = tmp_path / "nobody.csv"
+    nobody.write_text("partner_id,local_id,person_key\nx,y,z\n", encoding="utf-8")
+    with Warehouse.open(built, read_only=True) as wh:
+        access = _steward(wh)
+        parquet = wh.linkage.evaluate(access, community.out / "truth")
+        csv_ = wh.linkage.evaluate(access, as_csv)
+        more = wh.linkage.evaluate(access, missing)
+        with pytest.raises(InputFileError, match="none of its 1 records"):
+            wh.linkage.evaluate(access, nobody)
+    assert csv_ == parquet and parquet.not_held == 0
+    assert more.not_held == 1 and more.true_pairs > parquet.true_pairs
+    assert more.pairwise_recall < parquet.pairwise_recall

@@ -450,8 +450,9 @@ school_years:
 
 def test_a_club_whose_roster_has_no_birth_dates(tmp_path: Path) -> None:
     """Three club members known by name only, beside four students: linking runs
-    (no crash on a prior it cannot estimate, nor on training rules that find no
-    pair), says what it could not learn, and links the two whose names agree."""
+    (no crash on training sessions with nothing to learn), compares only the names
+    both partners sent, says what it could not learn, and puts the two whose names
+    agree before a reviewer: a name alone is not enough to link a child unseen."""
     p = build(
         tmp_path,
         WITH_CLUB,
@@ -489,11 +490,13 @@ def test_a_club_whose_roster_has_no_birth_dates(tmp_path: Path) -> None:
     assert "program_participation: 3 in, 3 loaded, 0 quarantined" in said
     linked = p.run("link")
     # Ana Ruiz and Cy Ng are the district's S1 and S3; Zed Who is nobody's
-    assert "│ partner records │ 7 │" in linked and "│ persons │ 5 │" in linked
-    assert "│ linked by the model │ 2 │" in linked
+    assert "│ partner records │ 7 │" in linked and "│ persons │ 7 │" in linked
+    assert "│ linked by the model │ 0 │" in linked
+    assert "│ waiting for review │ 2 │" in linked
     assert "The model had nothing to learn from in:" in linked
-    assert "pairs agreeing on birth_date;" in linked
-    assert "the prior (no pair found to estimate it from)" in linked
+    assert "pairs agreeing on first name, last name" in linked
+    queue = p.run("review", "list", "--format", "csv")
+    assert "c1:M1" in queue and "d1:S1" in queue and "M3" not in queue
 
 
 @pytest.mark.parametrize("basis", [b.value for b in LegalBasis])

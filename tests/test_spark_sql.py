@@ -55,7 +55,11 @@ from backbone.ingest.validate import (
     typed_sql,
 )
 from backbone.linkage.cluster import method_rank_sql, violating_clusters_sql
-from backbone.linkage.link import records_sql
+from backbone.linkage.link import (
+    calibrated_threshold_sql,
+    like_twins_sql,
+    records_sql,
+)
 from backbone.linkage.pprl import dice_edges_sql
 from backbone.linkage.prepare import linkage_input_sql, name_sql
 from backbone.measures.college import college_units_sql
@@ -420,6 +424,12 @@ def _governance_linkage_demo() -> dict[str, Callable[[], Iterator[str]]]:
         ),
         "backbone.linkage.link.records_sql": lambda: iter(
             [records_sql("pr.partner_id = 'd1'", 7)]
+        ),
+        "backbone.linkage.link.calibrated_threshold_sql": lambda: iter(
+            [calibrated_threshold_sql("scored", 0.995, 0.95)]
+        ),
+        "backbone.linkage.link.like_twins_sql": lambda: iter(
+            [expression(like_twins_sql("l", "r"))]
         ),
         "backbone.linkage.pprl.dice_edges_sql": lambda: iter(
             [dice_edges_sql("encoded", 0.8)]

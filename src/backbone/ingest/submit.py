@@ -1236,15 +1236,23 @@ class Ingestor:
                 f" ON CONFLICT (partner_id, local_id) DO UPDATE SET {', '.join(updates)}"
                 f" WHERE {table.qualified_name}.submission_id < EXCLUDED.submission_id"
             )
+        if conflict:
+            # a person listed on several rows (once per program) is one record:
+            # each field as the last row that gives it says
+            merged = [
+                f"max_by({ident(f)}, __row) FILTER (WHERE {ident(f)} IS NOT NULL) "
+                f"AS {ident(f)}"
+                for f in fields
+                if f != "local_id"
+            ]
+            good = (
+                f"(SELECT {', '.join(['local_id', *merged, 'min(__row) AS __row'])} "
+                f"FROM {good} GROUP BY local_id)"
+            )
         con.execute(
             f"INSERT INTO {table.qualified_name} ({owner}, {columns}, submission_id) "
             f"SELECT {literal(partner_id)}, {columns}, {sid} FROM {good} "
-            + (
-                "QUALIFY row_number() OVER (PARTITION BY local_id ORDER BY __row DESC) = 1 "
-                if conflict
-                else ""
-            )
-            + f"ORDER BY __row{conflict}"
+            f"ORDER BY __row{conflict}"
         )
         # Only the paths the allowed fields read are kept: a struct column may hold
         # more (an SSN inside a JSON object) that must never be stored.

@@ -74,6 +74,36 @@ def code_text_sql(expr: str) -> str:
     return f"regexp_replace(trim({expr}), '^([+-]?[0-9]+)\\.0+$', '\\1')"
 
 
+def _template_sql(template: str, partner_id: str, *, keep_present: bool) -> str:
+    """A template's value: its text with each ``{column}`` (or ``{partner_id}``)
+    filled in. With ``keep_present`` a part the row leaves empty drops out (and
+    with every column part empty there is no value); otherwise any empty part
+    leaves the whole value empty."""
+    parts: list[str] = []
+    columns: list[str] = []
+    position = 0
+    for match in re.finditer(r"\{([^{}]+)\}", template):
+        if match.start() > position:
+            parts.append(literal(template[position : match.start()]))
+        position = match.end()
+        ref = match.group(1)
+        if ref == "partner_id":
+            parts.append(literal(partner_id))
+            continue
+        value = f"NULLIF({code_text_sql(_text(source_sql(ref)))}, '')"
+        columns.append(value)
+        parts.append(f"coalesce({value}, '')" if keep_present else value)
+    if position < len(template):
+        parts.append(literal(template[position:]))
+    joined = " || ".join(parts or [literal("")])
+    if not keep_present or not columns:
+        return f"({joined})"
+    return (
+        f"CASE WHEN coalesce({', '.join(columns)}) IS NULL THEN NULL "
+        f"ELSE trim({joined}) END"
+    )
+
+
 def raw_sql(
     name: str,
     spec: FieldSpec,
@@ -90,28 +120,11 @@ def raw_sql(
             value = "true" if value else "false"
         return literal(str(value))
     if spec.template is not None:
-        # a part the file leaves empty drops out ("{number} {street}" without a
-        # number is the street); with every column part empty there is no value
-        parts = []
-        columns = []
-        position = 0
-        for match in re.finditer(r"\{([^{}]+)\}", spec.template):
-            if match.start() > position:
-                parts.append(literal(spec.template[position : match.start()]))
-            ref = match.group(1)
-            position = match.end()
-            if ref == "partner_id":
-                parts.append(literal(partner_id))
-                continue
-            value = f"NULLIF({code_text_sql(_text(source_sql(ref)))}, '')"
-            columns.append(value)
-            parts.append(f"coalesce({value}, '')")
-        if position < len(spec.template):
-            parts.append(literal(spec.template[position:]))
-        joined = f"trim({' || '.join(parts or [literal('')])})"
-        if not columns:
-            return f"({joined})"
-        return f"CASE WHEN coalesce({', '.join(columns)}) IS NULL THEN NULL ELSE {joined} END"
+        # a part the file leaves empty drops out of a descriptive value ("{number}
+        # {street}" without a number is the street); never out of an id, which is
+        # then missing ("{partner_id}/{school}" without a school is no school)
+        is_id = name == "local_id" or name.endswith("_id")
+        return _template_sql(spec.template, partner_id, keep_present=not is_id)
     ref = spec.column or spec.school_year_from
     assert ref is not None
     if spec.contains is not None:
@@ -500,22 +513,26 @@ def _local_id_reused_sql(
     fields = [f for f in _PERSON_FIELDS if f in plan.field_names]
     if "local_id" not in plan.field_names or not fields:
         return None
-    person = ", ".join(f"{{alias}}.{ident(f)}" for f in fields)
-    parts = max(len(section.each), 1)
-    first = f"((d.first_row - 1) // {parts} + 1)" if parts > 1 else "d.first_row"
+
+    def spelled(alias: str, field: str) -> str:
+        value = f"{alias}.{ident(field)}"
+        return value if field == "birth_date" else f"lower(trim({value}))"
+
+    # two people: a field both rows give, given differently (a value one row
+    # leaves out, or spells in other capitals, is not a difference)
+    differs = " OR ".join(f"({spelled('t', f)} <> {spelled('f', f)})" for f in fields)
     return f"""
 WITH d AS (
     SELECT local_id, min(__row) AS first_row FROM {typed}
-    WHERE len(__errors) = 0 GROUP BY local_id
-    HAVING count(DISTINCT ({person.format(alias=typed)})) > 1
+    WHERE len(__errors) = 0 GROUP BY local_id HAVING count(*) > 1
 )
 SELECT t.__row, 'local_id_reused' AS rule,
-       'local id ' || t.local_id || ' is another person''s in row ' || {first}
+       'local id ' || t.local_id || ' is another person''s in row '
+       || {source_row_sql(section, "f")}
        || ' (another name or birth date): the id column must name one person; '
        || 'check that the mapping''s local_id is the student id' AS message
 FROM {typed} t JOIN d USING (local_id) JOIN {typed} f ON f.__row = d.first_row
-WHERE t.__row > d.first_row AND len(t.__errors) = 0
-  AND ({person.format(alias="t")}) IS DISTINCT FROM ({person.format(alias="f")})
+WHERE t.__row > d.first_row AND len(t.__errors) = 0 AND coalesce({differs}, FALSE)
 """
 
 

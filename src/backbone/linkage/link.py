@@ -264,7 +264,8 @@ def run_linkage(
                         "no model: no two partners holding records may be linked "
                         "under their agreements (linkage.allowed, linkable_with)"
                     )
-                compared = model.compared_fields(s, "linkage_input")
+                filled = model.filled_fields(s, "linkage_input")
+                compared = model.compared_fields(filled)
                 if n_clear >= 2 and pairs and not compared:
                     model_note = (
                         "no model: no identifying field is filled by two partners"
@@ -281,7 +282,7 @@ def run_linkage(
                         linker = model.trained(api, "linkage_input", previous_model)
                     else:
                         say(f"training the model on {n_clear:,} records (EM)")
-                        linker, skipped = model.train(api, "linkage_input", compared)
+                        linker, skipped = model.train(api, "linkage_input", filled)
                         if skipped:
                             model_note = (
                                 "the model had nothing to learn from in: "
@@ -433,9 +434,10 @@ def like_twins_sql(left: str, right: str) -> str:
     return f"""coalesce(
         {left}.birth_date = {right}.birth_date
         AND jaro_winkler_similarity({first_l}, {first_r}) < 0.8
-        AND len(list_intersect({left}.first_forms, {right}.first_forms)) = 0
+        AND array_length(array_intersect({left}.first_forms, {right}.first_forms)) = 0
         AND least(length({first_l}), length({first_r})) > 1
-        AND {first_l} <> {right}.last_name AND {left}.last_name <> {first_r},
+        AND {first_l} IS DISTINCT FROM {right}.last_name
+        AND {left}.last_name IS DISTINCT FROM {first_r},
         FALSE)"""
 
 
@@ -445,13 +447,14 @@ def calibrated_threshold_sql(scored: str, target: float, ceiling: float) -> str:
     at least ``target`` of the time (their mean probability; adding a pair of lower
     probability only lowers it, so the first that falls short ends the search),
     never above ``ceiling`` (the setting's fixed bound) and never below 0.5 (a pair
-    the model thinks more likely two people is not linked unseen)."""
+    the model thinks more likely two people is not linked unseen). Pairs of one
+    probability are linked together or not at all: the mean runs over all of them."""
     return f"""
     WITH ranked AS (
         SELECT match_probability AS p,
                avg(match_probability) OVER (
                    ORDER BY match_probability DESC
-                   ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS expected
+                   RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS expected
         FROM {scored}
     )
     SELECT greatest(0.5, least({float(ceiling)},

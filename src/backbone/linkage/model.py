@@ -1,18 +1,23 @@
 """The probabilistic model: Splink settings, training by EM, scoring pairs.
 
-A Fellegi–Sunter model built with Splink. Comparisons follow what a person expert
-looks at: first name (exact, nickname of the same formal name, Jaro–Winkler), last
-name (exact, Jaro–Winkler, a shared part of a hyphenated or changed surname), birth
-date (exact, day and month swapped, same year and month, within ten days), sex,
-address, postal code and school (the same school in the same school year, or
-a school in common). Blocking rules keep the pairs tractable and never
-pair two records of the same partner (see :mod:`backbone.linkage.constraints`).
-m is estimated by EM, u by random sampling; the trained model is JSON and is saved
-with each run so every pair's weights can be explained later.
+A Fellegi–Sunter model built with Splink, shaped by the partnership's data, not by
+the demo's. Comparisons follow what a person expert looks at — first name (exact,
+nickname of the same formal name, first and last name the other way round, an
+initial, Jaro–Winkler), last name, birth date (exact, day and month swapped, one
+digit mistyped, within ten days, same year), sex, where the person lives (street and
+postal code as one piece of evidence), school — and a run compares only the fields
+that two partners fill (:func:`compared_fields`). EM sessions are chosen from the
+same fields (:func:`training_rules`), u is estimated by random sampling, every
+level's m is smoothed by one pseudo-pair, term frequencies adjust names. Blocking
+rules pair any two records that agree on two of names, birth date, address and
+postal code, and never two records of the same partner (see
+:mod:`backbone.linkage.cluster`). The trained model is JSON, saved with each run so
+every pair's weights can be explained later.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import re
@@ -32,6 +37,7 @@ __all__ = [
     "PairScore",
     "compared_fields",
     "explain_pair",
+    "filled_fields",
     "settings",
     "train",
     "training_rules",
@@ -106,46 +112,54 @@ _SAME_NAMES = "l.first_canon = r.first_canon AND l.last_name = r.last_name"
 _SAME_NAMES_AND_INITIAL = (
     f"{_SAME_NAMES} AND substr(l.middle_name, 1, 1) = substr(r.middle_name, 1, 1)"
 )
-# without birth dates, names are learned where a first name and a postcode agree
-# (not a surname and a postcode: that block is mostly brothers and sisters, and EM
-# would learn that a different first name is common in one person's records)
-_SAME_POSTCODE_AND_FIRST_NAME = (
-    "l.postal_code = r.postal_code AND l.first_canon = r.first_canon"
-)
+
+# the fields a training session blocks on, as a person names them
+_SAYS = {
+    "first_canon": "first name",
+    "last_name": "last name",
+    "middle_name": "middle initial",
+    "birth_date": "birth date",
+    "postal_code": "postal code",
+    "address": "address",
+}
 
 
-def training_rules(compared: frozenset[str]) -> list[str]:
-    """The EM sessions for a model comparing ``compared``: only those whose fields
-    it compares."""
+def training_rules(filled: frozenset[str]) -> list[str]:
+    """The EM sessions for data whose ``filled`` fields (:func:`filled_fields`)
+    two partners fill: only sessions on those fields."""
     rules = []
-    if "birth_date" in compared:
-        apart = "residence" in compared
-        rules.append(_SAME_BIRTH_DATE_APART if apart else _SAME_BIRTH_DATE)
-    if {"first_name", "last_name"} <= compared:
-        middle = "middle_name" in compared
+    home = [f for f in ("postal_code", "address") if f in filled]
+    if "birth_date" in filled:
+        rules.append(_SAME_BIRTH_DATE_APART if home else _SAME_BIRTH_DATE)
+    if {"first_name", "last_name"} <= filled:
+        middle = "middle_name" in filled
         rules.append(_SAME_NAMES_AND_INITIAL if middle else _SAME_NAMES)
-    if "birth_date" not in compared and {"residence", "first_name"} <= compared:
-        rules.append(_SAME_POSTCODE_AND_FIRST_NAME)
+    if "birth_date" not in filled and "first_name" in filled and home:
+        # without birth dates, names are learned where a first name and a home agree
+        # (not a surname and a home: that block is mostly brothers and sisters, and
+        # EM would learn that a different first name is common in one person's
+        # records)
+        rules.append(f"l.{home[0]} = r.{home[0]} AND l.first_canon = r.first_canon")
     return rules
 
 
-def compared_fields(con: Any, table: str) -> frozenset[str]:
-    """The comparisons with a field at least two partners filled in ``table``."""
+def filled_fields(con: Any, table: str) -> frozenset[str]:
+    """The compared fields of ``table`` that at least two partners filled."""
     fields = sorted({f for group in COMPARED_FIELDS.values() for f in group})
     counts = ", ".join(
         f"count(DISTINCT partner_id) FILTER (WHERE {f} IS NOT NULL)" for f in fields
     )
-    partners = dict(
-        zip(
-            fields,
-            con.execute(f"SELECT {counts} FROM {table}").fetchall()[0],
-            strict=True,
-        )
-    )
+    row = con.execute(f"SELECT {counts} FROM {table}").fetchall()[0]
+    return frozenset(f for f, n in zip(fields, row, strict=True) if n >= 2)
+
+
+def compared_fields(filled: frozenset[str]) -> frozenset[str]:
+    """The comparisons a model makes of data whose ``filled`` fields two partners
+    fill: those that read one of them."""
     return frozenset(
         name
         for name, group in COMPARED_FIELDS.items()
-        if any(partners[f] >= 2 for f in group)
+        if any(f in filled for f in group)
     )
 
 
@@ -155,12 +169,11 @@ def compared_fields(con: Any, table: str) -> frozenset[str]:
 _PRIOR_RECALL = 0.7
 
 
-def _prior_rule(compared: frozenset[str]) -> str:
+def _prior_rule(filled: frozenset[str]) -> str:
     names = "l.first_name = r.first_name AND l.last_name = r.last_name"
-    if "birth_date" in compared:
-        return f"{names} AND l.birth_date = r.birth_date"
-    if "residence" in compared:
-        return f"{names} AND l.postal_code = r.postal_code"
+    for field in ("birth_date", "postal_code", "address"):
+        if field in filled:
+            return f"{names} AND l.{field} = r.{field}"
     return names
 
 
@@ -305,9 +318,11 @@ def _all_comparisons() -> list[tuple[str, Any]]:
         cl.CustomComparison(
             output_column_name="residence",
             comparison_levels=[
+                # nothing in common to compare: no street on one side and no
+                # postal code on one side
                 cll.CustomLevel(
-                    "(address_l IS NULL AND postal_code_l IS NULL) "
-                    "OR (address_r IS NULL AND postal_code_r IS NULL)",
+                    "(address_l IS NULL OR address_r IS NULL) "
+                    "AND (postal_code_l IS NULL OR postal_code_r IS NULL)",
                     "no address to compare",
                     base_dialect_str="duckdb",
                 ).configure(is_null_level=True),
@@ -391,24 +406,24 @@ def settings(compared: frozenset[str] = ALL_COMPARED) -> SettingsCreator:
 def train(
     db_api: DatabaseAPISubClass,
     table: str,
-    compared: frozenset[str] = ALL_COMPARED,
+    filled: frozenset[str],
     *,
     seed: int = 20261130,
     u_pairs: float = 2e6,
     em_pairs: float = 2e6,
 ) -> tuple[Linker, list[str]]:
-    """A linker over ``table`` (already in the Splink database) comparing
-    ``compared`` (:func:`compared_fields`), with parameters estimated, and the
+    """A linker over ``table`` (already in the Splink database) comparing what two
+    partners fill (``filled``, :func:`filled_fields`), with parameters estimated, and the
     training sessions skipped because the data gave them nothing to learn from
     (no pair they block)."""
     from splink import Linker
-    from splink.internals.exceptions import EMTrainingException
+    from splink.internals.exceptions import EMTrainingException, SplinkException
 
     _quiet_splink()
     records = db_api.register(table)
-    linker = Linker(records, settings(compared), log_level=logging.ERROR)
+    linker = Linker(records, settings(compared_fields(filled)), log_level=logging.ERROR)
     linker.training.estimate_probability_two_random_records_match(
-        [_prior_rule(compared)], recall=_PRIOR_RECALL
+        [_prior_rule(filled)], recall=_PRIOR_RECALL
     )
     # With no pair its rule finds (a first small feed), the prior is estimated as
     # 0 or 1, and EM and scoring take its logarithm: assume one match among all
@@ -416,21 +431,31 @@ def train(
     # whose sessions start from it).
     skipped = []
     n = int(db_api.duckdb_con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
-    if _floor_prior(linker, n):
+    floored = _floor_prior(linker, n)
+    if floored:
         skipped.append("the prior (no pair found to estimate it from)")
     linker.training.estimate_u_using_random_sampling(max_pairs=u_pairs, seed=seed)
-    for rule in training_rules(compared):
+    for rule in training_rules(filled):
+        # a session that fails part-way leaves its fixed comparisons out of the
+        # model: put the settings back as they were before it
+        before = copy.deepcopy(linker._settings_obj)
         try:
             linker.training.estimate_parameters_using_expectation_maximisation(
                 f"{rule} AND {DIFFERENT_PARTNERS}", max_pairs=em_pairs
             )
-        except EMTrainingException:
-            # named by the fields it blocks on, not by its SQL
-            fields = dict.fromkeys(re.findall(r"\bl\.(\w+)", rule))
+        except (EMTrainingException, SplinkException):
+            linker._settings_obj = before
+            # no pair it blocks, or nothing left to learn once its fields are fixed
+            # (names alone: the name comparisons read each other's fields); named by
+            # the fields it blocks on, not by its SQL
+            fields = dict.fromkeys(
+                _SAYS.get(f, f) for f in re.findall(r"\bl\.(\w+)", rule)
+            )
             skipped.append("pairs agreeing on " + ", ".join(fields))
     _floor_prior(linker, n)  # EM estimates it again, from as little
-    prior = linker._settings_obj._probability_two_random_records_match
-    _smooth_m(linker, matches=prior * n * (n - 1) / 2)
+    if not floored:  # with no estimate of how many pairs match, nothing to weigh by
+        prior = linker._settings_obj._probability_two_random_records_match
+        _smooth_m(linker, matches=prior * n * (n - 1) / 2)
     return linker, skipped
 
 
@@ -442,6 +467,8 @@ def _smooth_m(linker: Linker, matches: float) -> None:
     child never linked again). With many matches the pseudo-pair weighs nothing."""
     for comparison in linker._settings_obj.comparisons:
         levels = [lv for lv in comparison.comparison_levels if not lv.is_null_level]
+        if not any(isinstance(lv._m_probability, float) for lv in levels):
+            continue  # never trained: Splink's defaults stand
         observed = [
             lv._m_probability if isinstance(lv._m_probability, float) else 0.0
             for lv in levels
