@@ -38,6 +38,7 @@ check: lint typecheck
 bench: $(VENV)/.installed
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/generate.py
+	$(BIN)/python bench/linkage_public.py
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/linkage.py
 	$(BIN)/python bench/pprl.py

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 import backbone
-from backbone.settings import SETTINGS
+from backbone.settings import SETTINGS, toml_value
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,7 +22,9 @@ def test_readme_settings_table_matches_the_settings() -> None:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     table = text.split("<!-- settings-table", 1)[1].split("<!-- /settings-table -->")[0]
     rows = [line for line in table.splitlines() if line.startswith("| `")]
-    expected = [f"| `{s.name}` | `{s.default!r}` | {s.help} |" for s in SETTINGS]
+    expected = [
+        f"| `{s.name}` | `{toml_value(s.default)}` | {s.help} |" for s in SETTINGS
+    ]
     assert rows == expected
 
 

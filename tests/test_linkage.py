@@ -901,3 +901,106 @@ def test_evaluation_reads_a_csv_truth_and_counts_records_it_does_not_hold(
     assert csv_ == parquet and parquet.not_held == 0
     assert more.not_held == 1 and more.true_pairs > parquet.true_pairs
     assert more.pairwise_recall < parquet.pairwise_recall
+
+
+# --- the model's design and its threshold, on hand-made numbers -----------------
+
+
+def _threshold(probabilities: list[float], target: float, ceiling: float) -> float:
+    from backbone.linkage.link import calibrated_threshold_sql
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE scored (match_probability DOUBLE)")
+    if probabilities:
+        con.executemany("INSERT INTO scored VALUES (?)", [[p] for p in probabilities])
+    return float(
+        con.execute(calibrated_threshold_sql("scored", target, ceiling)).fetchall()[0][
+            0
+        ]
+    )
+
+
+def test_the_link_threshold_follows_the_models_own_probabilities() -> None:
+    # ten pairs at 0.99 and one at 0.9 average 0.9818: at a target of 0.98 the
+    # 0.9 pair is linked too; at 0.985 it is not, and the fixed bound stands
+    assert _threshold([0.99] * 10 + [0.9], 0.98, 0.95) == pytest.approx(0.9)
+    assert _threshold([0.99] * 10 + [0.9], 0.985, 0.95) == 0.95
+    # two pairs of one probability are linked together or not at all: with both
+    # the mean is 0.975, short of 0.98 (the first alone would have passed)
+    assert _threshold([0.99] * 10 + [0.9, 0.9], 0.98, 0.95) == 0.95
+    # never above the setting's bound, never below 0.5, and the bound with no pairs
+    assert _threshold([0.999] * 5, 0.99, 0.95) == 0.95
+    assert _threshold([0.45] * 3, 0.4, 0.95) == 0.5
+    assert _threshold([], 0.995, 0.95) == 0.95
+
+
+def test_pairs_like_twins_are_born_the_same_day_with_unrelated_first_names() -> None:
+    from backbone.linkage.link import like_twins_sql
+
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE r (id INT, first_name VARCHAR, last_name VARCHAR, "
+        "birth_date DATE, first_forms VARCHAR[])"
+    )
+    born = "DATE '2012-03-04'"
+    con.execute(
+        f"""INSERT INTO r VALUES
+        (1, 'jill', 'schwartz', {born}, ['jill']),
+        (2, 'dennis', 'schwartz', {born}, ['dennis']),   -- a twin of 1
+        (3, 'jil', 'schwartz', {born}, ['jil']),         -- 1 mistyped
+        (4, 'dennis', NULL, {born}, ['dennis']),         -- a twin with no surname
+        (5, 'j', 'schwartz', {born}, ['j']),             -- 1's initial
+        (6, 'schwartz', 'jill', {born}, ['schwartz']),   -- 1, names swapped
+        (7, 'dennis', 'schwartz', DATE '2010-01-01', ['dennis'])  -- a brother"""
+    )
+    twins = {
+        b
+        for (b,) in con.execute(
+            f"SELECT r.id FROM r l, r r WHERE l.id = 1 AND r.id > 1 AND "
+            f"{like_twins_sql('l', 'r')}"
+        ).fetchall()
+    }
+    assert twins == {2, 4}
+
+
+def test_the_model_compares_and_learns_only_what_two_partners_fill() -> None:
+    from backbone.linkage.model import compared_fields, training_rules
+
+    names = frozenset({"first_name", "last_name"})
+    everything = names | {"middle_name", "birth_date", "sex", "address", "postal_code"}
+    assert compared_fields(names) == names
+    assert compared_fields(frozenset({"postal_code"})) == {"residence"}
+    # twins share a birth date and a home: that session looks only at pairs apart
+    full = training_rules(everything)
+    assert full[0].startswith("l.birth_date = r.birth_date AND NOT")
+    assert "middle_name" in full[1] and len(full) == 2
+    # no middle names: the name session without the initial (it found nothing)
+    assert "middle_name" not in training_rules(everything - {"middle_name"})[1]
+    # no birth dates: names learned where a first name and a home agree
+    no_dates = training_rules(names | {"address"})
+    assert no_dates == [
+        "l.first_canon = r.first_canon AND l.last_name = r.last_name",
+        "l.address = r.address AND l.first_canon = r.first_canon",
+    ]
+
+
+@pytest.mark.slow
+def test_a_pair_decided_meanwhile_is_not_decided_over(
+    reviewing: Path, tmp_path: Path
+) -> None:
+    """Two reviewers at one queue: the second's decision on a pair the first has
+    just decided is refused with who decided what, not written over it."""
+    from backbone.errors import Conflict
+
+    shutil.copytree(reviewing, tmp_path / "wh")
+    with Warehouse.open(tmp_path / "wh") as wh:
+        pair = wh.linkage.review_queue(_steward(wh))[0]
+        _decide(wh, pair.left, pair.right, "same")
+        with (
+            pytest.raises(Conflict, match="decided meanwhile: same, by"),
+            wh.session(steward(wh, "b00-backbone"), purpose="identity_resolution") as s,
+        ):
+            wh.linkage.decide(
+                s, pair.left, pair.right, "different", unless_decided=True
+            )
+        assert [d.decision for d in wh.linkage.decisions()] == ["same"]

@@ -84,6 +84,12 @@ class NotFoundError(UserError):
     status = 404
 
 
+class Conflict(UserError):
+    """What the request was based on changed meanwhile (another person's decision)."""
+
+    status = 409
+
+
 class WarehouseError(BackboneError):
     """The warehouse folder cannot be used."""
 

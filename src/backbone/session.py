@@ -17,9 +17,13 @@ protocol.
 
 from __future__ import annotations
 
+import errno
 import itertools
 import os
+import platform
+import re
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass, field
@@ -103,22 +107,35 @@ Append = Callable[[AuditEntry, Connection], int]
 
 # A unit's files wait here (in the warehouse folder, so putting one in place is a
 # rename) until it commits; a process killed meanwhile leaves them behind, and the
-# next unit of work sweeps them (see :func:`sweep_pending`).
+# next unit of work sweeps them (see :func:`sweep_pending`). A file is named
+# ``HOST~PID~N~name``: only this machine can tell whether its processes are gone.
 PENDING_FOLDER = ".pending"
+_HOST = re.sub(r"[^A-Za-z0-9-]", "-", platform.node() or "host")
 _aside_numbers = itertools.count(1)
+# a file another machine left waiting this long is its killed process's too
+_OTHER_HOSTS_AFTER_SECONDS = 7 * 24 * 3600
 
 
 def sweep_pending(folder: Path) -> int:
     """Remove the files that units of work of processes now gone left waiting
-    (killed before their unit ended); how many. A file is named ``PID.N.name``."""
+    (killed before their unit ended); how many."""
     swept = 0
     try:
         entries = list(folder.iterdir())
     except OSError:
         return 0
+    now = time.time()
     for entry in entries:
-        pid = entry.name.split(".", 1)[0]
-        if not pid.isdigit() or _alive(int(pid)):
+        host, _, rest = entry.name.partition("~")
+        pid = rest.partition("~")[0]
+        gone = False
+        if host == _HOST:
+            gone = pid.isdigit() and not _alive(int(pid))
+        else:
+            with suppress(OSError):
+                age = now - entry.stat().st_mtime
+                gone = age > _OTHER_HOSTS_AFTER_SECONDS
+        if not gone:
             continue
         with suppress(OSError):
             entry.unlink()
@@ -134,6 +151,20 @@ def _alive(pid: int) -> bool:
     except OSError:  # another user's process: alive
         return True
     return True
+
+
+def _put_in_place(aside: Path, path: Path) -> None:
+    """Move a waiting file to its place whole: a rename, or where the place is on
+    another disk a copy beside it first, renamed over it once complete."""
+    try:
+        os.replace(aside, path)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        beside = path.with_name(f".{path.name}.{_HOST}~{os.getpid()}.copying")
+        shutil.copyfile(aside, beside)
+        os.replace(beside, path)
+        aside.unlink()
 
 
 @dataclass(frozen=True)
@@ -218,7 +249,7 @@ class Session:
         it."""
         path.parent.mkdir(parents=True, exist_ok=True)
         # one aside file per write: the last write to a path wins
-        waiting = f"{os.getpid()}.{next(_aside_numbers)}.{path.name}"
+        waiting = f"{_HOST}~{os.getpid()}~{next(_aside_numbers)}~{path.name}"
         if self._pending is None:
             aside = path.with_name(f".{waiting}.pending")
         else:
@@ -246,8 +277,8 @@ class Session:
                 aside, path = self._files[0]  # the rest for abandon_files
                 if aside is None:
                     path.unlink(missing_ok=True)
-                else:  # a rename; a copy where the place is on another disk
-                    shutil.move(aside, path)
+                else:
+                    _put_in_place(aside, path)
                 self._files.pop(0)
 
     def abandon_files(self) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from backbone.errors import SettingsError
 
-__all__ = ["SETTINGS", "Setting", "Settings", "render_settings_toml"]
+__all__ = ["SETTINGS", "Setting", "Settings", "render_settings_toml", "toml_value"]
 
 
 @dataclass(frozen=True)
@@ -86,9 +86,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "linkage.auto_link_probability",
         0.95,
-        "Pairs the model scores at or above this match probability are linked "
-        "without review (and lower ones too, where linkage.target_precision "
-        "allows).",
+        "Pairs the model scores at or above this match probability are always "
+        "linked without review; lower ones too, down to where "
+        "linkage.target_precision allows.",
     ),
     Setting(
         "linkage.target_precision",
@@ -100,8 +100,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "linkage.review_probability",
         0.5,
-        "Pairs scored from here up to the auto-link bound wait for clerical review; "
-        "below it they are not linked.",
+        "Pairs scored from here up to the run's link threshold wait for clerical "
+        "review; below it they are not linked.",
     ),
     Setting(
         "linkage.twins_to_review",
@@ -197,6 +197,11 @@ def _coerce(path: Path, setting: Setting, value: Any) -> Any:
                 f"{path}: setting '{setting.name}' must be between 0 and 1, not {value}."
             )
         value = float(value)
+    if setting.name == "ingest.earliest_birth_year" and not 1800 <= value <= 2100:
+        raise SettingsError(
+            f"{path}: setting '{setting.name}' must be a year from 1800 on (a "
+            f"partnership of children may raise it), not {value}."
+        )
     if setting.name == "calendar.school_year_start_month" and not 1 <= value <= 12:
         raise SettingsError(
             f"{path}: setting '{setting.name}' must be a month from 1 to 12, "
@@ -207,7 +212,8 @@ def _coerce(path: Path, setting: Setting, value: Any) -> Any:
     return value
 
 
-def _toml_value(value: Any) -> str:
+def toml_value(value: Any) -> str:
+    """A setting's value as backbone.toml spells it."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
@@ -229,5 +235,5 @@ def render_settings_toml(overrides: dict[str, Any] | None = None) -> str:
             section = setting.section
             lines += ["", f"[{section}]"]
         lines.append(f"# {setting.help}")
-        lines.append(f"{setting.key} = {_toml_value(values[setting.name])}")
+        lines.append(f"{setting.key} = {toml_value(values[setting.name])}")
     return "\n".join(lines) + "\n"

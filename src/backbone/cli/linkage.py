@@ -27,7 +27,7 @@ from backbone.cli.common import (
     working,
     write_file,
 )
-from backbone.errors import InputFileError
+from backbone.errors import Conflict, InputFileError
 
 if TYPE_CHECKING:
     from backbone.governance import Access
@@ -175,8 +175,9 @@ def link_evaluate(
     if result.not_held:
         _plain().print(
             f"{result.not_held:,} records of the truth are not in the warehouse "
-            "(refused at upload, or never sent): each counted as a person of its own, "
-            "its pairs missed. `backbone submissions list` shows what was refused."
+            "(refused at upload, never sent, or sent after the last `backbone link`): "
+            "each counted as a person of its own, its pairs missed. `backbone "
+            "submissions list` shows what was refused."
         )
 
 
@@ -346,13 +347,15 @@ def review(
         if choice == "quit":
             break
         if choice != "skip":
-            with (
-                doors(),
-                Warehouse.open(warehouse) as wh,
-                wh.session(principal, purpose=IDENTITY_RESOLUTION) as s,
-            ):
-                wh.linkage.decide(s, pair.left, pair.right, choice)
-            decided += 1
+            with doors(), Warehouse.open(warehouse) as wh:
+                try:
+                    with wh.session(principal, purpose=IDENTITY_RESOLUTION) as s:
+                        wh.linkage.decide(
+                            s, pair.left, pair.right, choice, unless_decided=True
+                        )
+                    decided += 1
+                except Conflict as meanwhile:  # another reviewer was quicker
+                    _plain().print(str(meanwhile))
     _out().print(
         f"Recorded {decided} decisions; they override the model from the next "
         "`backbone link` on."

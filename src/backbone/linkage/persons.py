@@ -27,6 +27,7 @@ from backbone.engines import (
 )
 from backbone.engines.splink import scratch_api
 from backbone.errors import (
+    Conflict,
     InputFileError,
     NotFoundError,
     PolicyDenied,
@@ -740,10 +741,13 @@ class Linkage:
         decision: str,
         *,
         note: str | None = None,
+        unless_decided: bool = False,
     ) -> None:
         """Record a reviewer's decision; it overrides the model on every later run.
         The reviewer is the session's principal, who must link (the steward), and
-        both providers' agreements must allow linking their records with each other."""
+        both providers' agreements must allow linking their records with each other.
+        ``unless_decided``: refuse (:class:`Conflict`) a pair someone decided since
+        it was shown (two reviewers at one queue), instead of replacing that."""
         left, right = sorted((left, right))
         pair = f"a pair of {left.partner_id} and {right.partner_id} records"
         providers = tuple(sorted({left.partner_id, right.partner_id}))
@@ -759,6 +763,19 @@ class Linkage:
         self._require_linkable(s, left.partner_id, right.partner_id, pair)
         self._record(left, s.con)
         self._record(right, s.con)
+        if unless_decided:
+            earlier = s.con.execute(
+                "SELECT decision, decided_by, decided_at FROM identity.review_decision "
+                "WHERE partner_id_l = ? AND local_id_l = ? AND partner_id_r = ? "
+                "AND local_id_r = ?",
+                [left.partner_id, left.local_id, right.partner_id, right.local_id],
+            ).fetchall()
+            if earlier:
+                said, by, at = earlier[0]
+                raise Conflict(
+                    f"{left} and {right} were decided meanwhile: {said}, by {by} at "
+                    f"{at:%Y-%m-%d %H:%M}; yours was not recorded."
+                )
         when = s.clock().replace(tzinfo=None)
         s.con.execute(
             "DELETE FROM identity.review_decision WHERE partner_id_l = ? AND "
