@@ -224,7 +224,8 @@ def _blocking_recall(files: TwoFiles, warehouse: Path) -> float:
     blocked = " UNION ".join(
         "SELECT l.partner_id AS pl, l.local_id AS il, r.partner_id AS pr, "
         "r.local_id AS ir FROM linkage_input l JOIN linkage_input r "
-        f"ON ({rule}) AND {DIFFERENT_PARTNERS}"
+        # as Splink pairs records of one table: each pair once, left the lower id
+        f"ON ({rule}) AND {DIFFERENT_PARTNERS} AND l.unique_id < r.unique_id"
         for rule in BLOCKING_RULES
     )
     found = {

@@ -92,7 +92,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "linkage.target_precision",
-        0.995,
+        0.99,
         "Each run links, without review, the model's pairs from the lowest "
         "probability at which the linked pairs' own probabilities still average "
         "this (and never below 0.5); the run says where that was.",
