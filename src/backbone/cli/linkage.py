@@ -545,6 +545,11 @@ def encode(
         f"Encoded {encoded.records:,} records to {out} (local ids and encodings only); "
         f"send it with `backbone encodings submit {out.name} --partner YOUR_ID`."
     )
+    if encoded.without:
+        _plain().print(
+            f"The file has no column {sex_column}: encoded without sex (tell the "
+            "other partners of the project, who should encode without it too)."
+        )
     if encoded.quarantined:
         _plain().print(
             f"{len(encoded.quarantined):,} rows were not encoded: {set_aside} says "
