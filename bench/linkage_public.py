@@ -382,10 +382,84 @@ def bare_recordlinkage(files: TwoFiles) -> dict[str, Any]:
     return _score(files, found, time.perf_counter() - started)
 
 
+CLKHASH_ENV = Path.home() / ".cache" / "backbone-bench-clkhash"
+
+
+def pprl_through_doors(files: TwoFiles, work: Path) -> dict[str, Any]:
+    """Both partners send only encodings (`backbone encode` on their own machine,
+    then `encodings submit`); the warehouse links them by Dice similarity."""
+    import yaml
+
+    run = Doors(work)
+    run("init", str(work / "wh"), "--name", f"bench pprl {files.name}")
+    (work / "partnership.yaml").write_text(DIRECTORY, encoding="utf-8")
+    run("partner", "import", str(work / "partnership.yaml"))
+    run("user", "add", "steward", "--partner", "b0-backbone", "--role", "steward_admin")
+    run.env["BACKBONE_TOKEN"] = run("user", "token", "steward").strip()
+    secret = work / "project.key"
+    secret.write_bytes(b"the partners' shared secret for the benchmark")
+    started = time.perf_counter()
+    for partner, other, roster in (
+        (PARTNERS[0], PARTNERS[1], files.a),
+        (PARTNERS[1], PARTNERS[0], files.b),
+    ):
+        doc = work / f"{partner}-agreement.yaml"
+        doc.write_text(yaml.safe_dump(_agreement(partner, other)), encoding="utf-8")
+        run("agreement", "add", str(doc))
+        encoded = work / f"{partner}-encoded.csv"
+        run(
+            "encode", str(roster), "--secret-file", str(secret), "--out", str(encoded),
+            "--id-column", "id", "--first-column", "given_name",
+            "--last-column", "surname", "--birth-column", "date_of_birth",
+            "--sex-column", "sex", "--date-format", "%Y%m%d",
+        )  # fmt: skip
+        run("encodings", "submit", str(encoded), "--partner", partner)
+    run("link")
+    return _score(files, _linked_pairs(run, work), time.perf_counter() - started)
+
+
+def clkhash_anonlink(files: TwoFiles, work: Path) -> dict[str, Any] | None:
+    """clkhash + anonlink in their own environment (created once, as pip can)."""
+    python = CLKHASH_ENV / "bin" / "python"
+    if not python.exists():
+        made = (
+            subprocess.run(
+                [sys.executable, "-m", "venv", str(CLKHASH_ENV)], check=False
+            ).returncode
+            == 0
+            and subprocess.run(
+                [str(python), "-m", "pip", "install", "-q", "clkhash", "anonlink"],
+                check=False,
+            ).returncode
+            == 0
+        )
+        if not made:
+            return None
+    out = work / "clkhash-pairs.csv"
+    done = subprocess.run(
+        [str(python), str(Path(__file__).parent / "pprl_clkhash.py"), str(files.a),
+         str(files.b), str(out)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        print(done.stderr[-2000:], file=sys.stderr)
+        return None
+    seconds = json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
+    with out.open(encoding="utf-8") as f:
+        found = {(a, b) for a, b in csv.reader(f)}
+    return _score(files, found, seconds)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sets", default=",".join(SETS))
     parser.add_argument("--keep", type=Path, default=None, help="Keep the work here.")
+    parser.add_argument(
+        "--pprl",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Also link by encodings only, beside clkhash + anonlink.",
+    )
     args = parser.parse_args()
     results = []
     with tempfile.TemporaryDirectory(prefix="backbone-bench-public-") as tmp:
@@ -397,6 +471,12 @@ def main() -> None:
             results.append((name, "backbone", product))
             results.append((name, "splink", bare_splink(files)))
             results.append((name, "recordlinkage", bare_recordlinkage(files)))
+            if args.pprl:
+                work = root / name / "pprl"
+                results.append((name, "backbone pprl", pprl_through_doors(files, work)))
+                other = clkhash_anonlink(files, work)
+                if other is not None:
+                    results.append((name, "clkhash+anonlink", other))
     for name, linker, r in results:
         by_error = r.pop("recall_by_error")
         twins = r.pop("twins_to_review", None)
@@ -404,7 +484,7 @@ def main() -> None:
         if twins:
             twins.pop("recall_by_error")
             print(f"  with linkage.twins_to_review: {json.dumps(twins)}")
-        if linker == "backbone":
+        if linker.startswith("backbone"):
             print(f"  recall by error type: {json.dumps(by_error)}")
 
 
