@@ -124,23 +124,30 @@ class Doors:
         return done.stdout
 
 
-def through_doors(files: TwoFiles, work: Path) -> dict[str, Any]:
+def _partnership(files: TwoFiles, work: Path, label: str) -> Doors:
+    """A new warehouse, its two partners and the steward, and an agreement for each
+    partner that lets its records be linked with the other's."""
     import yaml
 
     run = Doors(work)
-    with_sex = _has(files.a, "sex")
-    run("init", str(work / "wh"), "--name", f"bench {files.name}")
+    run("init", str(work / "wh"), "--name", f"bench {label} {files.name}")
     (work / "partnership.yaml").write_text(DIRECTORY, encoding="utf-8")
     run("partner", "import", str(work / "partnership.yaml"))
     run("user", "add", "steward", "--partner", "b0-backbone", "--role", "steward_admin")
     run.env["BACKBONE_TOKEN"] = run("user", "token", "steward").strip()
-    for partner, other, roster in (
-        (PARTNERS[0], PARTNERS[1], files.a),
-        (PARTNERS[1], PARTNERS[0], files.b),
-    ):
+    for partner, other in (PARTNERS, PARTNERS[::-1]):
         doc = work / f"{partner}-agreement.yaml"
         doc.write_text(yaml.safe_dump(_agreement(partner, other)), encoding="utf-8")
         run("agreement", "add", str(doc))
+    return run
+
+
+def through_doors(files: TwoFiles, work: Path) -> dict[str, Any]:
+    import yaml
+
+    run = _partnership(files, work, "clear")
+    with_sex = _has(files.a, "sex")
+    for partner, roster in zip(PARTNERS, (files.a, files.b), strict=True):
         run(
             "feed", "add", partner, "roster", "--entity", "partner_record",
             "--cadence", "yearly", "--agreement", f"DSA-{partner.upper()}",
@@ -388,24 +395,11 @@ CLKHASH_ENV = Path.home() / ".cache" / "backbone-bench-clkhash"
 def pprl_through_doors(files: TwoFiles, work: Path) -> dict[str, Any]:
     """Both partners send only encodings (`backbone encode` on their own machine,
     then `encodings submit`); the warehouse links them by Dice similarity."""
-    import yaml
-
-    run = Doors(work)
-    run("init", str(work / "wh"), "--name", f"bench pprl {files.name}")
-    (work / "partnership.yaml").write_text(DIRECTORY, encoding="utf-8")
-    run("partner", "import", str(work / "partnership.yaml"))
-    run("user", "add", "steward", "--partner", "b0-backbone", "--role", "steward_admin")
-    run.env["BACKBONE_TOKEN"] = run("user", "token", "steward").strip()
+    run = _partnership(files, work, "pprl")
     secret = work / "project.key"
     secret.write_bytes(b"the partners' shared secret for the benchmark")
     started = time.perf_counter()
-    for partner, other, roster in (
-        (PARTNERS[0], PARTNERS[1], files.a),
-        (PARTNERS[1], PARTNERS[0], files.b),
-    ):
-        doc = work / f"{partner}-agreement.yaml"
-        doc.write_text(yaml.safe_dump(_agreement(partner, other)), encoding="utf-8")
-        run("agreement", "add", str(doc))
+    for partner, roster in zip(PARTNERS, (files.a, files.b), strict=True):
         encoded = work / f"{partner}-encoded.csv"
         run(
             "encode", str(roster), "--secret-file", str(secret), "--out", str(encoded),

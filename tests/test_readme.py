@@ -40,8 +40,6 @@ WAITING_ON_THE_GATE = (
     "backbone outcomes scorecard",
     "backbone outcomes what-we-get",
     "backbone outcomes college",
-    "backbone indicators trend",
-    "backbone indicators charts",
 )
 
 
