@@ -616,10 +616,16 @@ def test_a_partners_csv_is_encoded_to_bytes_it_can_send() -> None:
     assert sorted(q[0] for q in got.quarantined) == [2, 3]
     with pytest.raises(InputFileError, match="has no column last_surname"):
         encode_csv(data, secret, columns=IdentityColumns("id", "given"))
-    # a roster without a sex column is encoded without it, and says so
+    # a roster without a sex column is encoded without it, and says so (a sex
+    # column named and not there is a mistake)
     no_sex = b"id,given,family,dob\n1,Maria,Garcia,2008-03-14\n"
-    got = encode_csv(no_sex, secret, columns=columns)
+    with pytest.raises(InputFileError, match="has no column sex"):
+        encode_csv(no_sex, secret, columns=columns)
+    got = encode_csv(
+        no_sex, secret, columns=IdentityColumns("id", "given", "family", "dob")
+    )
     assert got.records == 1 and got.without == ("sex",)
+    assert "sex" not in [f["identifier"] for f in json.loads(got.schema)["features"]]
     assert got.csv.decode().splitlines()[1].split(",")[1] == (
         encode_records([("1", "Maria", "Garcia", date(2008, 3, 14), None)], secret)[
             0
@@ -1068,3 +1074,33 @@ def test_encoding_by_columns_gives_the_per_record_encoding_exactly() -> None:
         got = [e.clk for e in encode_records(rows, secret, salt_with_birth_year=salted)]
         assert got == one_by_one(rows, secret, salted)
     assert encode_records([], secret) == []
+
+
+def test_odd_rosters_are_encoded_or_set_aside_as_the_csv_module_reads_them() -> None:
+    """What a partner's spreadsheet writes: a tab after an id, a two-digit year, a
+    short row, a column twice, a last line without its newline; a date format that
+    is none; nothing of a name in any message."""
+    secret = b"a secret only the partners hold"
+    columns = IdentityColumns("id", "given", "family", "dob")
+    odd = (
+        b"id,given,family,dob,given\n"
+        b"1\t,Ana,Ruiz,2010-02-03,Anna\n"  # tab after the id; the second given counts
+        b"2,Bo,Li,11-01-05,Bo\n"  # a year of two digits: set aside
+        b"3,Cy,Ng\n"  # a short row: no birth date
+        b"\n"
+        b"\t,Di,Oz,2010-01-01,Di"  # no id (white space only), no final newline
+    )
+    got = encode_csv(odd, secret, columns=columns)
+    sent = [line.split(",")[0] for line in got.csv.decode().splitlines()[1:]]
+    assert sent == ["1", "3"]
+    assert [(q[0], q[1], q[2]) for q in got.quarantined] == [
+        (3, "2", "dob"),
+        (5, "", "id"),
+    ]
+    assert got.csv.decode().splitlines()[1].split(",")[1] == (
+        encode_records([("1", "Anna", "Ruiz", date(2010, 2, 3), None)], secret)[0].clk
+    )
+    with pytest.raises(UserError, match="is not a date format"):
+        encode_csv(odd, secret, columns=columns, date_format="%Q")
+    with pytest.raises(UserError, match="no records"):
+        encode_csv(b"id,given,family,dob", secret, columns=columns)

@@ -110,7 +110,19 @@ Append = Callable[[AuditEntry, Connection], int]
 # next unit of work sweeps them (see :func:`sweep_pending`). A file is named
 # ``HOST~PID~N~name``: only this machine can tell whether its processes are gone.
 PENDING_FOLDER = ".pending"
-_HOST = re.sub(r"[^A-Za-z0-9-]", "-", platform.node() or "host")
+
+
+def _host_id() -> str:
+    """This machine, as its processes' ids are seen: the host name and the pid
+    namespace (two containers of one name keep apart)."""
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        namespace = 0
+    return f"{re.sub(r'[^A-Za-z0-9-]', '-', platform.node() or 'host')}-{namespace}"
+
+
+_HOST = _host_id()
 _aside_numbers = itertools.count(1)
 # a file another machine left waiting this long is its killed process's too
 _OTHER_HOSTS_AFTER_SECONDS = 7 * 24 * 3600
@@ -162,8 +174,14 @@ def _put_in_place(aside: Path, path: Path) -> None:
         if exc.errno != errno.EXDEV:
             raise
         beside = path.with_name(f".{path.name}.{_HOST}~{os.getpid()}.copying")
-        shutil.copyfile(aside, beside)
-        os.replace(beside, path)
+        try:
+            shutil.copyfile(aside, beside)
+            with beside.open("rb") as copied:
+                os.fsync(copied.fileno())
+            os.replace(beside, path)
+        except BaseException:
+            beside.unlink(missing_ok=True)  # never half a file beside the place
+            raise
         aside.unlink()
 
 

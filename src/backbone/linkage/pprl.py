@@ -160,7 +160,7 @@ def encode_columns(
         "first_name": people["first_name"],
         "last_name": people["last_name"],
         "birth_date": pc.strftime(born, format="%Y%m%d"),
-        "sex": pc.utf8_lower(pc.utf8_slice_codeunits(people["sex"], 0, 1)),
+        "sex": people["sex"],
     }
     # with the birth year as salt a value is its year and itself: "2011|ana"
     year = (
@@ -168,33 +168,51 @@ def encode_columns(
         if salt_with_birth_year
         else pa.nulls(people.num_rows, pa.string())
     )
-    clks = np.zeros((people.num_rows, BITS // 8), dtype=np.uint8)
+    masks: dict[str, np.ndarray] = {}
+    wheres: dict[str, np.ndarray] = {}
     for feature in FEATURES:
         keyed = pc.binary_join_element_wise(
             pc.fill_null(year, ""), pc.fill_null(values[feature.name], ""), "|"
         )
         distinct = pc.unique(keyed)
-        masks = (
-            np.stack(
-                [
-                    _value_mask(
-                        feature, keys[feature.name], v, clean=feature.tokens == "bigram"
-                    )
-                    for v in distinct.to_pylist()
-                ]
-            )
-            if len(distinct)
-            else np.zeros((0, BITS // 8), dtype=np.uint8)
+        masks[feature.name] = np.stack(
+            [
+                _value_mask(feature, keys[feature.name], v)
+                for v in [*distinct.to_pylist(), "|"]  # "|": nothing (no rows)
+            ]
         )
-        where = pc.index_in(keyed, value_set=distinct).to_numpy(zero_copy_only=False)
-        np.bitwise_or(clks, masks[where], out=clks)
-    return pa.table({"local_id": people["local_id"], "clk": _base64_rows(clks)})
+        where = pc.index_in(keyed, value_set=distinct)
+        wheres[feature.name] = where.to_numpy(zero_copy_only=False)
+    # rows put together a block at a time: a million rows' bits never all at once
+    blocks = []
+    for start in range(0, people.num_rows, _BLOCK_ROWS):
+        stop = min(start + _BLOCK_ROWS, people.num_rows)
+        clks = np.zeros((stop - start, BITS // 8), dtype=np.uint8)
+        for feature in FEATURES:
+            np.bitwise_or(
+                clks, masks[feature.name][wheres[feature.name][start:stop]], out=clks
+            )
+        blocks.append(_base64_rows(clks))
+    text = (
+        pa.chunked_array(blocks, pa.string()) if blocks else pa.array([], pa.string())
+    )
+    return pa.table({"local_id": people["local_id"], "clk": text})
 
 
-def _value_mask(feature: Feature, key: bytes, keyed: str, *, clean: bool) -> np.ndarray:
-    """The bits of one (year-salted) value of ``feature``, packed."""
+_BLOCK_ROWS = 65_536
+
+
+def _value_mask(feature: Feature, key: bytes, keyed: str) -> np.ndarray:
+    """The bits of one (year-salted) value of ``feature``, packed; the value
+    normalized as the per-record encoder always did (names: letters only, lower
+    case, accents off; sex: its first letter, lower case)."""
     year_salt, _, raw = keyed.partition("|")
-    value = _clean(raw) if clean else raw
+    if feature.tokens == "bigram":
+        value = _clean(raw)
+    elif feature.name == "sex":
+        value = raw[:1].lower()
+    else:
+        value = raw
     bits = np.zeros(BITS, dtype=bool)
     for token in _tokens(feature, value):
         digest = hashlib.blake2b(
@@ -306,7 +324,7 @@ def encode_csv(
     ``source`` names it in errors. Names and birth dates never leave this call.
     Read and checked as columns (Arrow, then SQL), so a million rows take seconds.
     A file without the sex column is encoded without it (``without``)."""
-    from backbone.engines import arrow, registered, scratch
+    from backbone.engines import EngineError, arrow, registered, scratch
 
     try:
         text = data.decode("utf-8-sig")
@@ -314,7 +332,10 @@ def encode_csv(
         raise InputFileError(
             f"is not UTF-8 text (byte {exc.start}); save it as UTF-8 CSV.", path=source
         ) from None
-    header = next(csv.reader(text.splitlines()[:1]), [])
+    # read as the csv module reads (rows of text, blank lines skipped, short rows
+    # padded): in C, row by row, with no name ever in an error message
+    records = list(filter(None, csv.reader(io.StringIO(text, newline=""))))
+    header = records[0] if records else []
     wanted = [
         columns.local_id,
         columns.first_name,
@@ -329,12 +350,28 @@ def encode_csv(
             path=source,
             row=1,
         )
+    # a roster without sex is encoded without it, unless a sex column was named
+    if columns.sex not in header and columns.sex != IdentityColumns().sex:
+        raise InputFileError(
+            f"has no column {columns.sex} (--sex-column); leave the option out to "
+            "encode without sex.",
+            path=source,
+            row=1,
+        )
     without = () if columns.sex in header else ("sex",)
-    table = _read_text_columns(data, header, source)
-    n = table.num_rows
+    rows = records[1:]
+    n = len(rows)
+    width = len(header)
+    ragged = [i for i, length in enumerate(map(len, rows)) if length != width]
+    for i in ragged:  # only the rows that need it: a short row's missing cells
+        rows[i] = (rows[i] + [""] * width)[:width]
+    cells = list(zip(*rows, strict=True)) if rows else [()] * width
 
-    def column(name: str) -> pa.ChunkedArray | pa.Array:
-        return table[name] if name in table.column_names else pa.nulls(n, pa.string())
+    def column(name: str) -> pa.Array:
+        if name not in header:
+            return pa.nulls(n, pa.string())
+        # a repeated column name: the last one, as a dict of the row would have it
+        return pa.array(cells[width - 1 - header[::-1].index(name)], pa.string())
 
     people = pa.table(
         {
@@ -348,11 +385,19 @@ def encode_csv(
     )
     con = scratch()
     try:
+        try:
+            con.execute("SELECT try_strptime('2000-01-01', ?)", [date_format])
+        except EngineError:
+            raise UserError(
+                f"{date_format!r} is not a date format: give one such as %Y-%m-%d "
+                "or %m/%d/%Y (--date-format)."
+            ) from None
         with registered(con, people=people):
             checked = arrow(
                 con,
                 _CHECK_SQL,
                 [
+                    date_format,
                     date_format,
                     _NO_ID,
                     date_format,
@@ -404,41 +449,33 @@ def encode_csv(
     return EncodedFile(
         encoded.num_rows,
         _encodings_csv(encoded["local_id"].to_pylist(), encoded["clk"].to_pylist()),
-        json.dumps(schema(project, salt_with_birth_year), indent=2).encode("utf-8"),
+        json.dumps(schema(project, salt_with_birth_year, without), indent=2).encode(
+            "utf-8"
+        ),
         quarantined,
         without,
     )
-
-
-def _read_text_columns(data: bytes, header: list[str], source: str) -> pa.Table:
-    """Every column of a CSV as text (empty cells as empty text)."""
-    import pyarrow.csv as pacsv
-
-    if not header:
-        return pa.table({})
-    try:
-        return pacsv.read_csv(
-            io.BytesIO(data),
-            convert_options=pacsv.ConvertOptions(
-                column_types=dict.fromkeys(header, pa.string()),
-                strings_can_be_null=False,
-            ),
-            parse_options=pacsv.ParseOptions(newlines_in_values=True),
-        )
-    except pa.ArrowException as exc:
-        raise InputFileError(f"cannot be read as CSV ({exc}).", path=source) from None
 
 
 # Each row once: set aside (no id, or a birth date that is not a date in the
 # format), or encoded (the first row of its id), or a repeat of an encoded row.
 # An id given to two people, or on a row set aside, is sent from no row: its first
 # kept row and every row unlike that one are set aside too.
-_CHECK_SQL = """
-WITH typed AS (
-    SELECT row, nullif(trim(id), '') AS id, first, last,
-           nullif(trim(born_text), '') AS born_text,
-           try_strptime(nullif(trim(born_text), ''), ?)::DATE AS born, sex
+_CHECK_SQL = r"""
+WITH stripped AS (
+    -- as Python's str.strip: any white space, not only blanks
+    SELECT row, nullif(regexp_replace(id, '^\s+|\s+$', '', 'g'), '') AS id,
+           first, last,
+           nullif(regexp_replace(born_text, '^\s+|\s+$', '', 'g'), '') AS born_text,
+           sex
     FROM people
+),
+typed AS (
+    SELECT *,
+           -- a year of fewer than four digits ("11-01-05") is no year
+           CASE WHEN year(try_strptime(born_text, ?)) >= 1000
+                THEN try_strptime(born_text, ?)::DATE END AS born
+    FROM stripped
 ),
 refused AS (
     SELECT row, coalesce(id, '') AS id,
@@ -482,8 +519,11 @@ def dice(a: str, b: str) -> float:
     return 2 * int((x & y).sum()) / total if total else 0.0
 
 
-def schema(project: str, salt_with_birth_year: bool) -> dict[str, object]:
-    """The encoding as a clkhash v3-style schema document (shared with partners)."""
+def schema(
+    project: str, salt_with_birth_year: bool, without: tuple[str, ...] = ()
+) -> dict[str, object]:
+    """The encoding as a clkhash v3-style schema document (shared with partners);
+    ``without``: features the partner's file has no column for (left empty)."""
     return {
         "version": 3,
         "clkConfig": {
@@ -511,6 +551,7 @@ def schema(project: str, salt_with_birth_year: bool) -> dict[str, object]:
                 },
             }
             for f in FEATURES
+            if f.name not in without
         ],
     }
 
