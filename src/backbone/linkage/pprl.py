@@ -322,7 +322,8 @@ def encode_csv(
 ) -> EncodedFile:
     """Encode a partner's CSV of identity fields (``data``, UTF-8, a BOM allowed);
     ``source`` names it in errors. Names and birth dates never leave this call.
-    Read and checked as columns (Arrow, then SQL), so a million rows take seconds.
+    Read by the csv module, checked as columns in SQL, encoded by distinct values:
+    a million rows take seconds.
     A file without the sex column is encoded without it (``without``)."""
     from backbone.engines import EngineError, arrow, registered, scratch
 
@@ -334,7 +335,10 @@ def encode_csv(
         ) from None
     # read as the csv module reads (rows of text, blank lines skipped, short rows
     # padded): in C, row by row, with no name ever in an error message
-    records = list(filter(None, csv.reader(io.StringIO(text, newline=""))))
+    try:
+        records = list(filter(None, csv.reader(io.StringIO(text, newline=""))))
+    except csv.Error as exc:  # its messages name no cell's content
+        raise InputFileError(f"cannot be read as CSV ({exc}).", path=source) from None
     header = records[0] if records else []
     wanted = [
         columns.local_id,
@@ -362,8 +366,8 @@ def encode_csv(
     rows = records[1:]
     n = len(rows)
     width = len(header)
-    ragged = [i for i, length in enumerate(map(len, rows)) if length != width]
-    for i in ragged:  # only the rows that need it: a short row's missing cells
+    lengths = np.fromiter(map(len, rows), dtype=np.int64, count=n)
+    for i in np.flatnonzero(lengths != width):  # only rows that need it: padded
         rows[i] = (rows[i] + [""] * width)[:width]
     cells = list(zip(*rows, strict=True)) if rows else [()] * width
 
