@@ -305,3 +305,39 @@ def test_mapping_suggest_proposes_a_code_only_for_a_real_match() -> None:
     ]
     assert crosswalk("Femle", sexes) == "? Female (guess)"
     assert crosswalk("X", sexes) == "?"
+
+
+def test_mapping_suggest_never_takes_a_repeating_column_for_a_persons_id(
+    tmp_path: Path,
+) -> None:
+    """A roster's "id" that repeats (a family's number) cannot be each person's
+    own id: the draft leaves local_id to answer and says why; an id that does not
+    repeat is proposed."""
+    runner = CliRunner()
+    families = csv_file(
+        tmp_path / "roster.csv",
+        "id,first name,last name\n7,Ana,Ruiz\n7,Bo,Ruiz\n8,Cy,Ng\n",
+    )
+    people = csv_file(
+        tmp_path / "people.csv", "id,first name,last name\n1,Ana,Ruiz\n2,Bo,Ruiz\n"
+    )
+    texts = []
+    for source in (families, people):
+        out = tmp_path / f"{source.stem}.yaml"
+        result = runner.invoke(
+            app,
+            [
+                "mapping",
+                "suggest",
+                str(source),
+                "--entity",
+                "partner_record",
+                "--out",
+                str(out),
+            ],
+        )
+        assert result.exit_code == 0, result.output
+        texts.append(out.read_text())
+    assert "local_id: '?'" in texts[0]
+    assert "column 'id' repeats values (3 rows, 2 different)" in texts[0]
+    assert "local_id: id" in texts[1] and "repeats" not in texts[1]

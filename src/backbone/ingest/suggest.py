@@ -142,6 +142,18 @@ def suggest_mapping(
                 notes.append(f"{column.name} is required: name its source column")
                 columns[column.name] = "?"
             continue
+        if entity == "partner_record" and column.name == "local_id":
+            rows, distinct = con.execute(
+                f"SELECT count(*), count(DISTINCT {ident(match)}) FROM ingest_suggest"
+            ).fetchall()[0]
+            if distinct < rows:  # a household's or a class's id, not a person's
+                notes.append(
+                    f"local_id: column {match!r} repeats values ({rows:,} rows, "
+                    f"{distinct:,} different): it cannot be each person's own id; "
+                    "name the column that is"
+                )
+                columns[column.name] = "?"
+                continue
         used.add(match)
         spec: dict[str, Any] = {"column": match}
         values = [
