@@ -176,7 +176,7 @@ def through_doors(files: TwoFiles, work: Path) -> dict[str, Any]:
     twins = _score(files, _linked_pairs(run, work), time.perf_counter() - started)
     return {
         **_score(files, found, seconds),
-        "blocking_recall": _blocking_recall(files, work / "wh"),
+        **_blocking_recall(files, work / "wh"),
         "twins_to_review": twins,
         "link_said": said,
         "evaluate": evaluated,
@@ -208,10 +208,11 @@ def _linked_pairs(run: Doors, work: Path) -> set[tuple[str, str]]:
     }
 
 
-def _blocking_recall(files: TwoFiles, warehouse: Path) -> float:
+def _blocking_recall(files: TwoFiles, warehouse: Path) -> dict[str, float]:
     """The share of true pairs that any blocking rule puts before the model (read
     from the warehouse's records, standardized as a run does), apart from how the
-    model then scores them."""
+    model then scores them: of all true pairs, and of those whose two records were
+    both accepted at upload (what blocking itself can reach)."""
     import duckdb
 
     from backbone import Warehouse
@@ -240,7 +241,18 @@ def _blocking_recall(files: TwoFiles, warehouse: Path) -> float:
         for pl, il, _pr, ir in con.execute(blocked).fetchall()
     }
     truth = _truth_pairs(files)
-    return round(len(found & truth) / len(truth), 4) if truth else 1.0
+    held = set(con.execute("SELECT partner_id, local_id FROM linkage_input").fetchall())
+    loaded = {
+        (a, b)
+        for a, b in truth
+        if (PARTNERS[0], a) in held and (PARTNERS[1], b) in held
+    }
+    return {
+        "blocking_recall": round(len(found & truth) / len(truth), 4) if truth else 1.0,
+        "blocking_recall_of_loaded": (
+            round(len(found & loaded) / len(loaded), 4) if loaded else 1.0
+        ),
+    }
 
 
 def _has(path: Path, column: str) -> bool:

@@ -148,7 +148,7 @@ def test_standardizing_finds_nicknames_swapped_dates_and_surname_parts() -> None
     rows = con.execute(
         "SELECT first_name, first_forms, first_canon, last_name, surname_parts, "
         "birth_date_swapped, sex, address, postal_code, schools, state_student_id, "
-        "school_years, reports_school "
+        "school_years, reports_school, birth_month_day, street, address_number "
         f"FROM ({linkage_input_sql('src')}) ORDER BY unique_id"
     ).fetchall()
     bill, william, jose = rows
@@ -164,6 +164,9 @@ def test_standardizing_finds_nicknames_swapped_dates_and_surname_parts() -> None
     assert jose[0] == "jose" and jose[3] == "nunez" and jose[10] is None
     assert bill[11] == ["oak middle|2024"] and bill[12] is True
     assert william[12] is False and jose[11] is None
+    # keys for blocking: the date without its year, the street's letters alone
+    assert bill[13] == "03-04" and jose[13] == "04-13"
+    assert bill[14] == "oakst" and bill[15] == "12" and william[14] is None
 
 
 def test_conflicted_clusters_are_re_formed_strongest_pair_first() -> None:

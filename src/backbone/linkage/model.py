@@ -68,15 +68,23 @@ BLOCKING_RULES: tuple[str, ...] = (
     "l.address = r.address",
     "l.address_number = r.address_number AND l.last_name = r.last_name",
     "l.address_number = r.address_number AND l.first_canon = r.first_canon",
+    "l.address_number = r.address_number AND l.postal_code = r.postal_code",
+    "l.address_number = r.address_number AND l.street = r.street",
+    "l.street = r.street AND l.birth_date = r.birth_date",
     # day and month swapped; a birth year and two names
     "l.birth_date = r.birth_date_swapped AND substr(l.last_name, 1, 1) = substr(r.last_name, 1, 1)",
     "l.birth_date_swapped = r.birth_date AND substr(l.last_name, 1, 1) = substr(r.last_name, 1, 1)",
     "l.last_name = r.last_name AND l.birth_year = r.birth_year "
     "AND substr(l.first_name, 1, 1) = substr(r.first_name, 1, 1)",
+    # the birth year mistyped: day and month and one name
+    "l.birth_month_day = r.birth_month_day AND l.last_name = r.last_name",
+    "l.birth_month_day = r.birth_month_day AND l.first_canon = r.first_canon",
     # first and last name the other way round, both or one of them with the date
     "l.first_name = r.last_name AND l.last_name = r.first_name",
     "l.first_name = r.last_name AND l.birth_date = r.birth_date",
     "l.last_name = r.first_name AND l.birth_date = r.birth_date",
+    "l.first_name = r.last_name AND l.postal_code = r.postal_code",
+    "l.last_name = r.first_name AND l.postal_code = r.postal_code",
     # a missing birth date leaves the names alone to find the pair
     "(l.birth_date IS NULL OR r.birth_date IS NULL) AND l.last_name = r.last_name "
     "AND substr(l.first_name, 1, 1) = substr(r.first_name, 1, 1)",

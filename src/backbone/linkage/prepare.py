@@ -35,9 +35,11 @@ LINKAGE_COLUMNS = (
     "birth_date",
     "birth_date_swapped",
     "birth_year",
+    "birth_month_day",
     "sex",
     "address",
     "address_number",
+    "street",
     "postal_code",
     "schools",
     "school_years",
@@ -88,7 +90,8 @@ def linkage_input_sql(
     ``first_forms`` holds the first name and every formal name it may shorten, so
     "Bill" and "William" share a form; ``first_canon`` is the alphabetically first
     formal name (a blocking key). ``birth_date_swapped`` is the birth date with day
-    and month exchanged, where that is still a date.
+    and month exchanged, where that is still a date; ``birth_month_day`` the date
+    without its year (a year mistyped); ``street`` the address's letters alone.
     """
     return f"""
     WITH std AS (
@@ -106,6 +109,7 @@ def linkage_input_sql(
                     THEN make_date(year(birth_date), day(birth_date), month(birth_date))
                END AS birth_date_swapped,
                year(birth_date) AS birth_year,
+               strftime(birth_date, '%m-%d') AS birth_month_day,
                CASE lower(birth_sex) WHEN 'male' THEN 'm' WHEN 'female' THEN 'f' END AS sex,
                nullif(regexp_replace(lower(trim(address)), '[^a-z0-9]+', ' ', 'g'), '')
                    AS address,
@@ -129,8 +133,12 @@ def linkage_input_sql(
                 ELSE list_distinct(list_append(coalesce(n.formals, []), std.first_name))
            END AS first_forms,
            coalesce(list_min(n.formals), std.first_name) AS first_canon,
-           std.birth_date, std.birth_date_swapped, std.birth_year, std.sex, std.address,
+           std.birth_date, std.birth_date_swapped, std.birth_year, std.birth_month_day,
+           std.sex, std.address,
            nullif(regexp_extract(std.address, '^([0-9]+)', 1), '') AS address_number,
+           -- the street's letters alone: a space lost or added, or the house number
+           -- missing, leaves it the same
+           nullif(regexp_replace(std.address, '[^a-z]', '', 'g'), '') AS street,
            std.postal_code, std.schools, std.school_years, std.reports_school, std.state_student_id
     FROM std LEFT JOIN {nicknames} n ON n.name = std.first_name
     """
