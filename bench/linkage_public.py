@@ -418,6 +418,8 @@ def pprl_through_doors(files: TwoFiles, work: Path) -> dict[str, Any]:
             "--id-column", "id", "--first-column", "given_name",
             "--last-column", "surname", "--birth-column", "date_of_birth",
             "--sex-column", "sex", "--date-format", "%Y%m%d",
+            "--address-column", "street_number", "--address-column", "address_1",
+            "--postcode-column", "postcode",
         )  # fmt: skip
         run("encodings", "submit", str(encoded), "--partner", partner)
     run("link")

@@ -1,8 +1,8 @@
 """clkhash + anonlink on two rosters, run in an environment of their own (they pin
 an old ``cryptography``): ``python bench/pprl_clkhash.py A.csv B.csv OUT.csv``
 writes the pairs anonlink's greedy solver matches at Dice 0.8 and above, with the
-same fields the product encodes (given name, surname, birth date, and sex where the
-rosters have it). Used by ``bench/linkage_public.py``."""
+same fields the product encodes (given name, surname, birth date, sex where the
+rosters have it, street address and postcode). Used by ``bench/linkage_public.py``."""
 
 from __future__ import annotations
 
@@ -50,6 +50,19 @@ def _schema(with_sex: bool) -> dict:
     ]
     if with_sex:
         features.append(text("sex", 16))
+    features.append(text("address", 16))
+    features.append(
+        {
+            "identifier": "postcode",
+            "format": {"type": "string", "encoding": "utf-8"},
+            "hashing": {
+                "comparison": {"type": "ngram", "n": 1, "positional": True},
+                "strategy": {"bitsPerToken": 16},
+                "hash": {"type": "blakeHash"},
+                "missingValue": {"sentinel": ""},
+            },
+        }
+    )
     return {
         "version": 3,
         "clkConfig": {
@@ -66,7 +79,14 @@ def _rows(path: str, with_sex: bool) -> tuple[list[str], list[list[str]]]:
     columns = ["id", "given_name", "surname", "date_of_birth"] + (
         ["sex"] if with_sex else []
     )
-    return [r["id"] for r in rows], [[r[c] or "" for c in columns] for r in rows]
+    return [r["id"] for r in rows], [
+        [r[c] or "" for c in columns]
+        + [
+            f"{r['street_number'] or ''} {r['address_1'] or ''}".strip(),
+            r["postcode"] or "",
+        ]
+        for r in rows
+    ]
 
 
 def main() -> None:

@@ -591,7 +591,7 @@ def test_a_partners_csv_is_encoded_to_bytes_it_can_send() -> None:
         ).encode()
     )
     assert b"Maria" not in got.csv and b"2008" not in got.csv
-    assert json.loads(got.schema) == schema("p1", False)
+    assert json.loads(got.schema) == schema("p1", False, ("address", "postal_code"))
     # a bad row is set aside with what to fix; the rest is encoded
     partly = encode_csv(data, secret, columns=columns, source="f.csv")  # ISO dates
     assert partly.records == 1 and [q[:3] for q in partly.quarantined] == [
@@ -627,7 +627,7 @@ def test_a_partners_csv_is_encoded_to_bytes_it_can_send() -> None:
     got = encode_csv(
         no_sex, secret, columns=IdentityColumns("id", "given", "family", "dob")
     )
-    assert got.records == 1 and got.without == ("sex",)
+    assert got.records == 1 and got.without == ("sex", "address", "postal_code")
     assert "sex" not in [f["identifier"] for f in json.loads(got.schema)["features"]]
     assert got.csv.decode().splitlines()[1].split(",")[1] == (
         encode_records([("1", "Maria", "Garcia", date(2008, 3, 14), None)], secret)[
@@ -636,6 +636,39 @@ def test_a_partners_csv_is_encoded_to_bytes_it_can_send() -> None:
     )
     with pytest.raises(UserError, match="no records"):
         encode_csv(b"id,given,family,dob,sex\n", secret, columns=columns)
+    # the address as one column or as house number and street, spaced any way,
+    # is one encoding; with it the record's encoding differs from one without
+    cols = IdentityColumns(
+        "id", "given", "family", "dob", "sex", ("no", "street"), "zip"
+    )
+    parts = b"id,given,family,dob,sex,no,street,zip\n1,Ana,Ruiz,2009-01-01,F,12,Oak St,55101\n"
+    whole = (
+        b"id,given,family,dob,sex,addr,zip\n1,Ana,Ruiz,2009-01-01,F,12  OakSt.,55101\n"
+    )
+    by_parts = encode_csv(parts, secret, columns=cols)
+    by_whole = encode_csv(
+        whole,
+        secret,
+        columns=IdentityColumns(
+            "id", "given", "family", "dob", "sex", ("addr",), "zip"
+        ),
+    )
+    assert by_parts.csv == by_whole.csv and by_parts.without == ()
+    no_home = encode_csv(
+        parts, secret, columns=IdentityColumns("id", "given", "family", "dob", "sex")
+    )
+    assert no_home.without == ("address", "postal_code") and no_home.csv != by_parts.csv
+    assert {"address", "postal_code"} <= {
+        f["identifier"] for f in json.loads(by_parts.schema)["features"]
+    }
+    with pytest.raises(
+        InputFileError, match=r"has no column zip \(--postcode-column\)"
+    ):
+        encode_csv(
+            no_sex,
+            secret,
+            columns=IdentityColumns("id", "given", "family", "dob", postal_code="zip"),
+        )
 
 
 @pytest.mark.slow

@@ -112,14 +112,17 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "linkage.auto_link_dice",
-        0.85,
+        0.95,
         "Privacy-preserving pairs whose encodings' Dice similarity is at or above "
-        "this are linked without review.",
+        "this are always linked. Below it a run links from the lowest Dice at which "
+        "the pairs, as estimated from the similarities themselves, are right as often "
+        "as linkage.target_precision asks.",
     ),
     Setting(
         "linkage.review_dice",
-        0.75,
-        "Encoded pairs from here up to the auto-link Dice bound wait for review.",
+        0.6,
+        "Encoded pairs below this Dice similarity are never linked; from here up to "
+        "the run's Dice threshold they wait for review.",
     ),
     Setting(
         "linkage.memory_limit",

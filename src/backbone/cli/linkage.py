@@ -97,6 +97,12 @@ def print_link_summary(summary: LinkSummary) -> None:
             f"{summary.auto_link_probability:.3f} up, where by its own probabilities "
             "they are right as often as linkage.target_precision asks."
         )
+    if summary.auto_link_dice is not None:
+        _out().print(
+            f"Encoded pairs were linked from Dice similarity {summary.auto_link_dice:.2f} "
+            "up, where by the spread of the similarities they are right as often as "
+            "linkage.target_precision asks."
+        )
     saved = f"; model saved to {summary.model_path}" if summary.with_model else ""
     _out().print(
         f"Linked in {summary.seconds:.1f} s{saved}. Next: `backbone review` for "
@@ -501,6 +507,16 @@ def encode(
         str, typer.Option(help="Column of the birth date.")
     ] = "birth_date",
     sex_column: Annotated[str, typer.Option(help="Column of sex (F/M).")] = "birth_sex",
+    address_column: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Column of the street address; give it twice for house number and "
+            "street kept apart.  [default: address]"
+        ),
+    ] = None,
+    postcode_column: Annotated[
+        str, typer.Option(help="Column of the postal code.")
+    ] = "postal_code",
     date_format: Annotated[str, typer.Option(help="Birth date format.")] = "%Y-%m-%d",
     project: Annotated[
         str, typer.Option(help="Linkage project (rotates the salt).")
@@ -529,7 +545,13 @@ def encode(
             file.read_bytes(),
             secret,
             columns=IdentityColumns(
-                id_column, first_column, last_column, birth_column, sex_column
+                id_column,
+                first_column,
+                last_column,
+                birth_column,
+                sex_column,
+                tuple(address_column or IdentityColumns().address),
+                postcode_column,
             ),
             date_format=date_format,
             project=project,
@@ -546,8 +568,9 @@ def encode(
         f"send it with `backbone encodings submit {out.name} --partner YOUR_ID`."
     )
     if encoded.without:
+        fields = ", ".join(f.replace("_", " ") for f in encoded.without)
         _plain().print(
-            f"The file has no column {sex_column}: encoded without sex (tell the "
+            f"The file has no column for {fields}: encoded without it (tell the "
             "other partners of the project, who should encode without it too)."
         )
     if encoded.quarantined:

@@ -36,7 +36,7 @@ from backbone.engines import (
 from backbone.engines.splink import scratch_api
 from backbone.engines.sql import literal
 from backbone.linkage import cluster, model, prepare
-from backbone.linkage.pprl import dice_edges_sql
+from backbone.linkage.pprl import dice_edges_sql, dice_scores_sql, dice_threshold_sql
 from backbone.model.calendar import school_year_sql
 from backbone.session import Session
 from backbone.settings import Settings
@@ -68,6 +68,8 @@ class LinkSummary:
     """False when pairs were not scored by a model (nothing it could compare)."""
     auto_link_probability: float = 1.0
     """the match probability from which the model's pairs were linked this run"""
+    auto_link_dice: float | None = None
+    """the Dice similarity from which encoded pairs were linked (None: no encodings)"""
 
 
 def records_sql(where: str, start_month: int) -> str:
@@ -170,7 +172,7 @@ def run_linkage(
     target = float(settings["linkage.target_precision"])
     twins_to_review = bool(settings["linkage.twins_to_review"])
     lower = float(settings["linkage.review_probability"])
-    upper_dice = float(settings["linkage.auto_link_dice"])
+    ceiling_dice = float(settings["linkage.auto_link_dice"])
     lower_dice = float(settings["linkage.review_dice"])
     saved = con.execute(
         "SELECT model_json FROM identity.link_run WHERE model_json <> '{}' "
@@ -306,10 +308,22 @@ def run_linkage(
                     predictions.drop_table_from_database_and_remove_from_cache()
 
                 say("scoring privacy-preserving encodings")
-                create_table_as(
-                    s, "encoded", dice_edges_sql("encoded_records", lower_dice)
+                create_table_as(s, "dice_scores", dice_scores_sql("encoded_records"))
+                pairs_scored += int(_scalar(s, "SELECT count(*) FROM dice_scores"))
+                create_table_as(s, "encoded", dice_edges_sql("dice_scores", lower_dice))
+                has_encoded = bool(_scalar(s, "SELECT count(*) > 0 FROM dice_scores"))
+                upper_dice = (
+                    float(
+                        _scalar(
+                            s,
+                            dice_threshold_sql(
+                                "dice_scores", target, lower_dice, ceiling_dice
+                            ),
+                        )
+                    )
+                    if has_encoded
+                    else ceiling_dice
                 )
-                pairs_scored += int(_scalar(s, "SELECT count(*) FROM encoded"))
 
                 say("applying identifiers, reviews and thresholds")
                 upper = _scalar(s, calibrated_threshold_sql("scored", target, ceiling))
@@ -383,6 +397,7 @@ def run_linkage(
         model_note=model_note,
         with_model=model_text != "{}",
         auto_link_probability=upper,
+        auto_link_dice=upper_dice if has_encoded else None,
         **counts,
     )
 

@@ -4,7 +4,8 @@ A partner runs :func:`encode_records` on its own machine with a secret shared
 among the partners of a linkage project and never given to the backbone. Each
 record becomes one 1024-bit record-level Bloom filter (a CLK, Schnell et al.):
 first and last name as padded bigrams, the birth date as positional unigrams, sex
-as one token. Every feature has its own key, derived from the secret by HKDF
+as one token, and where the roster has them the address (house number and street,
+letters and digits only) as bigrams and the postal code as positional unigrams. Every feature has its own key, derived from the secret by HKDF
 (RFC 5869, SHA-256); each token is hashed by keyed BLAKE2b, whose digest gives the
 token's bit positions (random hashing, not the attackable double hashing). Bits per
 token are set so about half the bits are on. Salting with the birth year is
@@ -47,6 +48,8 @@ __all__ = [
     "IdentityColumns",
     "dice",
     "dice_edges_sql",
+    "dice_scores_sql",
+    "dice_threshold_sql",
     "encode_columns",
     "encode_csv",
     "encode_records",
@@ -64,6 +67,7 @@ class Feature:
     name: str
     tokens: str  # "bigram" or "positional"
     bits_per_token: int
+    keeps: str = "letters"  # the characters a value is reduced to: "letters", "alnum"
 
 
 FEATURES: tuple[Feature, ...] = (
@@ -71,6 +75,8 @@ FEATURES: tuple[Feature, ...] = (
     Feature("last_name", "bigram", 24),
     Feature("birth_date", "positional", 20),
     Feature("sex", "positional", 16),
+    Feature("address", "bigram", 16, keeps="alnum"),
+    Feature("postal_code", "positional", 16, keeps="alnum"),
 )
 
 
@@ -91,11 +97,15 @@ def _hkdf(secret: bytes, salt: bytes, info: bytes, length: int = 32) -> bytes:
     return out[:length]
 
 
-def _clean(value: str | None) -> str:
+def _clean(value: str | None, keeps: str = "letters") -> str:
+    """Lower-case ASCII, accents off, only letters (or letters and digits): a
+    space, hyphen or full stop one partner writes and another does not changes
+    nothing."""
     if not value:
         return ""
     ascii_text = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode()
-    return "".join(ch for ch in ascii_text.lower() if ch.isalpha())
+    kept = str.isalnum if keeps == "alnum" else str.isalpha
+    return "".join(ch for ch in ascii_text.lower() if kept(ch))
 
 
 def _tokens(feature: Feature, value: str) -> list[str]:
@@ -157,11 +167,12 @@ def encode_columns(
     keys = {f.name: _hkdf(secret, salt, f.name.encode()) for f in FEATURES}
     born = people["birth_date"]
     values = {
-        "first_name": people["first_name"],
-        "last_name": people["last_name"],
-        "birth_date": pc.strftime(born, format="%Y%m%d"),
-        "sex": people["sex"],
+        f.name: pc.cast(people[f.name], pa.string())
+        if f.name in people.column_names
+        else pa.nulls(people.num_rows, pa.string())
+        for f in FEATURES
     }
+    values["birth_date"] = pc.strftime(born, format="%Y%m%d")
     # with the birth year as salt a value is its year and itself: "2011|ana"
     year = (
         pc.cast(pc.year(born), pa.string())
@@ -202,17 +213,25 @@ def encode_columns(
 _BLOCK_ROWS = 65_536
 
 
+def _joined(parts: list[pa.Array]) -> pa.Array:
+    """The parts of an address as one text, blanks between, NULL when all empty."""
+    text = pc.utf8_trim_whitespace(
+        pc.binary_join_element_wise(*[pc.fill_null(p, "") for p in parts], " ")
+    )
+    return pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
+
+
 def _value_mask(feature: Feature, key: bytes, keyed: str) -> np.ndarray:
     """The bits of one (year-salted) value of ``feature``, packed; the value
     normalized as the per-record encoder always did (names: letters only, lower
     case, accents off; sex: its first letter, lower case)."""
     year_salt, _, raw = keyed.partition("|")
-    if feature.tokens == "bigram":
-        value = _clean(raw)
-    elif feature.name == "sex":
+    if feature.name == "sex":
         value = raw[:1].lower()
-    else:
+    elif feature.name == "birth_date":
         value = raw
+    else:
+        value = _clean(raw, feature.keeps)
     bits = np.zeros(BITS, dtype=bool)
     for token in _tokens(feature, value):
         digest = hashlib.blake2b(
@@ -258,6 +277,9 @@ class IdentityColumns:
     last_name: str = "last_surname"
     birth_date: str = "birth_date"
     sex: str = "birth_sex"
+    address: tuple[str, ...] = ("address",)
+    """one column, or the parts of the address in order (house number, street)"""
+    postal_code: str = "postal_code"
 
 
 @dataclass(frozen=True)
@@ -273,7 +295,8 @@ class EncodedFile:
     quarantined: tuple[tuple[int, str, str, str], ...] = ()
     """(row, local id, column, what to fix) of each row not encoded; no names"""
     without: tuple[str, ...] = ()
-    """fields the file does not have, encoded as empty (``sex``)"""
+    """fields the file does not have, encoded as empty (``sex``, ``address``,
+    ``postal_code``)"""
 
     def quarantine_csv(self) -> bytes:
         """The rows not encoded, for the partner to fix (never sent)."""
@@ -324,7 +347,8 @@ def encode_csv(
     ``source`` names it in errors. Names and birth dates never leave this call.
     Read by the csv module, checked as columns in SQL, encoded by distinct values:
     a million rows take seconds.
-    A file without the sex column is encoded without it (``without``)."""
+    A file without a sex, address or postal code column is encoded without it
+    (``without``)."""
     from backbone.engines import EngineError, arrow, registered, scratch
 
     try:
@@ -354,15 +378,31 @@ def encode_csv(
             path=source,
             row=1,
         )
-    # a roster without sex is encoded without it, unless a sex column was named
-    if columns.sex not in header and columns.sex != IdentityColumns().sex:
-        raise InputFileError(
-            f"has no column {columns.sex} (--sex-column); leave the option out to "
-            "encode without sex.",
-            path=source,
-            row=1,
-        )
-    without = () if columns.sex in header else ("sex",)
+    # a roster without sex, address or postal code is encoded without it, unless
+    # its column was named
+    default = IdentityColumns()
+    optional = {
+        "sex": ((columns.sex,), (default.sex,), "--sex-column"),
+        "address": (columns.address, default.address, "--address-column"),
+        "postal_code": (
+            (columns.postal_code,),
+            (default.postal_code,),
+            "--postcode-column",
+        ),
+    }
+    without_list = []
+    for field, (named, by_default, option) in optional.items():
+        absent = [c for c in named if c not in header]
+        if absent and named != by_default:
+            raise InputFileError(
+                f"has no column {', '.join(absent)} ({option}); leave the option out "
+                f"to encode without {field.replace('_', ' ')}.",
+                path=source,
+                row=1,
+            )
+        if absent:
+            without_list.append(field)
+    without = tuple(without_list)
     rows = records[1:]
     n = len(rows)
     width = len(header)
@@ -385,6 +425,8 @@ def encode_csv(
             "last": column(columns.last_name),
             "born_text": column(columns.birth_date),
             "sex": column(columns.sex),
+            "address": _joined([column(c) for c in columns.address]),
+            "postal": column(columns.postal_code),
         }
     )
     con = scratch()
@@ -444,6 +486,8 @@ def encode_csv(
                 "last_name": kept["last"],
                 "birth_date": kept["born"],
                 "sex": kept["sex"],
+                "address": kept["address"],
+                "postal_code": kept["postal"],
             }
         ),
         secret,
@@ -471,7 +515,7 @@ WITH stripped AS (
     SELECT row, nullif(regexp_replace(id, '^\s+|\s+$', '', 'g'), '') AS id,
            first, last,
            nullif(regexp_replace(born_text, '^\s+|\s+$', '', 'g'), '') AS born_text,
-           sex
+           sex, address, postal
     FROM people
 ),
 typed AS (
@@ -502,16 +546,17 @@ troubled AS (
     SELECT id FROM shaped WHERE NOT like_first
     UNION SELECT id FROM refused WHERE id <> ''
 )
-SELECT row, id, first, last, born, sex,
+-- a person listed twice at two addresses (a move) is one person: the first row's
+SELECT row, id, first, last, born, sex, address, postal,
        NULL::VARCHAR AS problem, NULL::VARCHAR AS field
 FROM shaped WHERE row = first_row AND id NOT IN (SELECT id FROM troubled)
 UNION ALL
-SELECT row, id, NULL, NULL, NULL, NULL,
+SELECT row, id, NULL, NULL, NULL, NULL, NULL, NULL,
        CASE WHEN row = first_row THEN ? ELSE ? END, ?
 FROM shaped WHERE id IN (SELECT id FROM troubled)
   AND (row = first_row OR NOT like_first)
 UNION ALL
-SELECT row, id, NULL, NULL, NULL, NULL, problem, field FROM refused
+SELECT row, id, NULL, NULL, NULL, NULL, NULL, NULL, problem, field FROM refused
 """
 
 
@@ -569,14 +614,14 @@ def band_positions(bands: int = BANDS, width: int = BAND_WIDTH) -> list[Sequence
     ]
 
 
-def dice_edges_sql(table: str, threshold: float) -> str:
-    """SELECT candidate pairs of encodings with Dice ≥ ``threshold``.
+def dice_scores_sql(table: str) -> str:
+    """SELECT every candidate pair of encodings and its Dice similarity.
 
     ``table(unique_id, partner_id, clk BLOB, clear BOOLEAN)``: ``clear`` marks
     records the warehouse also holds in clear text; two of those are left to the
     clear-text model, so encodings only speak for records known by nothing else.
-    Pairs from the same partner are never compared. Each record keeps only its best match per other partner, and a
-    pair stays only if it is best for both records (one-to-one).
+    Pairs from the same partner are never compared; candidates share all bits of
+    at least one band.
     """
     band_keys = []
     for b, positions in enumerate(band_positions()):
@@ -597,15 +642,21 @@ def dice_edges_sql(table: str, threshold: float) -> str:
         FROM keyed a JOIN keyed b
           ON a.band = b.band AND a.key = b.key AND a.unique_id < b.unique_id
          AND a.partner_id <> b.partner_id AND NOT (a.clear AND b.clear)
-    ),
-    scored AS (
-        SELECT c.unique_id_l, c.unique_id_r, l.partner_id AS partner_l,
-               r.partner_id AS partner_r,
-               2.0 * bit_count(l.bits & r.bits) / (l.ones + r.ones) AS dice
-        FROM candidates c JOIN e l ON l.unique_id = c.unique_id_l
-        JOIN e r ON r.unique_id = c.unique_id_r
-    ),
-    kept AS (SELECT * FROM scored WHERE dice >= {threshold}),
+    )
+    SELECT c.unique_id_l, c.unique_id_r, l.partner_id AS partner_l,
+           r.partner_id AS partner_r,
+           2.0 * bit_count(l.bits & r.bits) / (l.ones + r.ones) AS dice
+    FROM candidates c JOIN e l ON l.unique_id = c.unique_id_l
+    JOIN e r ON r.unique_id = c.unique_id_r
+    """
+
+
+def dice_edges_sql(scores: str, threshold: float) -> str:
+    """SELECT the pairs of ``scores`` (:func:`dice_scores_sql`) with Dice ≥
+    ``threshold`` that are each record's best match in the other's partner, both
+    ways (one-to-one: a partner holds one record per person)."""
+    return f"""
+    WITH kept AS (SELECT * FROM {scores} WHERE dice >= {float(threshold)}),
     ranked AS (
         SELECT *,
                row_number() OVER (PARTITION BY unique_id_l, partner_r ORDER BY dice DESC, unique_id_r) AS rank_l,
@@ -613,4 +664,50 @@ def dice_edges_sql(table: str, threshold: float) -> str:
         FROM kept
     )
     SELECT unique_id_l, unique_id_r, dice FROM ranked WHERE rank_l = 1 AND rank_r = 1
+    """
+
+
+def dice_threshold_sql(scores: str, target: float, floor: float, ceiling: float) -> str:
+    """The Dice similarity from which one-to-one pairs are linked, read from the
+    similarities themselves: the lowest (in hundredths, within ``floor`` and
+    ``ceiling``) at which the pairs linked are estimated right at least ``target``
+    of the time.
+
+    A false link is a record whose true match is not there and whose best other
+    record reaches the threshold. How often a best non-match reaches t is read
+    from each record's *second*-best candidate in the other partner (its best that
+    is not its match); the records without a match are those left over once the
+    links are made. So at t: links L, record slots N, share q of slots whose
+    second best reaches t, expected false links (N - 2L) q / 2, and precision
+    1 - that / L. Where nothing reaches ``target`` the ceiling holds."""
+    return f"""
+    WITH sides AS (
+        SELECT unique_id_l AS unique_id, partner_r AS other, dice FROM {scores}
+        UNION ALL
+        SELECT unique_id_r, partner_l, dice FROM {scores}
+    ),
+    ranked AS (
+        SELECT unique_id, other, dice,
+               row_number() OVER (PARTITION BY unique_id, other ORDER BY dice DESC) AS rank
+        FROM sides
+    ),
+    slots AS (SELECT count(*) AS n FROM ranked WHERE rank = 1),
+    mutual AS ({dice_edges_sql(scores, floor)}),
+    grid AS (SELECT range / 100.0 AS t FROM range(50, 100)),
+    estimated AS (
+        SELECT g.t,
+               (SELECT count(*) FROM mutual m WHERE m.dice >= g.t) AS links,
+               (SELECT count(*) FROM ranked r WHERE r.rank = 2 AND r.dice >= g.t)
+                   AS seconds_over
+        FROM grid g
+    ),
+    precision AS (
+        SELECT t, links,
+               1 - greatest(s.n - 2 * links, 0) * (seconds_over / s.n) / 2
+                   / links AS expected
+        FROM estimated, slots s WHERE links > 0
+    )
+    SELECT greatest({float(floor)}, least({float(ceiling)},
+           coalesce(min(t) FILTER (WHERE expected >= {float(target)}), {float(ceiling)})))
+    FROM precision
     """
