@@ -36,7 +36,15 @@ from backbone.linkage import (
     encode_records,
 )
 from backbone.linkage.cluster import CONSTRAINTS, resolve_conflicts
-from backbone.linkage.pprl import BITS, IdentityColumns, dice, encode_csv, schema
+from backbone.linkage.pprl import (
+    BITS,
+    IdentityColumns,
+    dice,
+    dice_edges_sql,
+    dice_threshold_sql,
+    encode_csv,
+    schema,
+)
 from backbone.linkage.prepare import linkage_input_sql, load_nicknames
 from backbone.partners import Partner
 
@@ -669,6 +677,42 @@ def test_a_partners_csv_is_encoded_to_bytes_it_can_send() -> None:
             secret,
             columns=IdentityColumns("id", "given", "family", "dob", postal_code="zip"),
         )
+
+
+def test_encoded_pairs_are_linked_one_to_one_from_a_threshold_read_off_the_scores() -> (
+    None
+):
+    # partner a: records 1-3; partner b: 4-6. Worked by hand: each record's
+    # second-best candidate (1: .55, 2: .70, 5: .55, 6: .62; 3 and 4 have one) is
+    # the tail a non-match reaches; 6 slots; the one-to-one pairs from .60 up are
+    # (1,4) .95 and (2,5) .90 ((3,6) is not 6's best). At t the expected false
+    # links are (6 - 2 links) * (seconds >= t) / 6 / 2: .33 from .50, .17 from .56,
+    # .08 from .63, none from .71; precision 1 - that / 2.
+    con = duckdb.connect()
+    con.execute(
+        """
+        CREATE TABLE scores AS SELECT * FROM (VALUES
+            (1, 4, 'a', 'b', 0.95), (1, 5, 'a', 'b', 0.55), (2, 5, 'a', 'b', 0.90),
+            (2, 6, 'a', 'b', 0.70), (3, 6, 'a', 'b', 0.62)
+        ) t(unique_id_l, unique_id_r, partner_l, partner_r, dice)
+        """
+    )
+    pairs = con.execute(
+        f"SELECT unique_id_l, unique_id_r FROM ({dice_edges_sql('scores', 0.6)}) ORDER BY 1"
+    ).fetchall()
+    assert pairs == [(1, 4), (2, 5)]
+
+    def threshold(target: float, floor: float = 0.6, ceiling: float = 0.95) -> float:
+        sql = dice_threshold_sql("scores", target, floor, ceiling)
+        return round(con.execute(sql).fetchall()[0][0], 2)
+
+    assert threshold(0.9) == 0.63
+    assert threshold(0.8) == 0.6  # .56 is below the floor
+    assert threshold(0.99) == 0.71
+    assert threshold(0.99, ceiling=0.7) == 0.7
+    assert threshold(0.9, floor=0.75) == 0.75
+    con.execute("DELETE FROM scores")
+    assert threshold(0.99) == 0.95  # nothing to read: the ceiling
 
 
 @pytest.mark.slow

@@ -60,7 +60,7 @@ from backbone.linkage.link import (
     like_twins_sql,
     records_sql,
 )
-from backbone.linkage.pprl import dice_edges_sql
+from backbone.linkage.pprl import dice_edges_sql, dice_scores_sql, dice_threshold_sql
 from backbone.linkage.prepare import linkage_input_sql, name_sql
 from backbone.measures.college import college_units_sql
 from backbone.measures.college_sql import college_measures, graduate_outcomes_sql
@@ -432,7 +432,13 @@ def _governance_linkage_demo() -> dict[str, Callable[[], Iterator[str]]]:
             [expression(like_twins_sql("l", "r"))]
         ),
         "backbone.linkage.pprl.dice_edges_sql": lambda: iter(
-            [dice_edges_sql("encoded", 0.8)]
+            [dice_edges_sql("dice_scores", 0.8)]
+        ),
+        "backbone.linkage.pprl.dice_scores_sql": lambda: iter(
+            [dice_scores_sql("encoded")]
+        ),
+        "backbone.linkage.pprl.dice_threshold_sql": lambda: iter(
+            [dice_threshold_sql("dice_scores", 0.99, 0.6, 0.95)]
         ),
         "backbone.linkage.prepare.name_sql": lambda: iter(
             [expression(name_sql("first_name"))]
