@@ -144,6 +144,7 @@ def bare_splink(out: Path) -> None:
     from backbone.engines import literal
 
     con = duckdb.connect()
+    con.execute(f"SET temp_directory = {literal(str(out / 'spill'))}")
     con.execute(
         f"""
         CREATE TABLE records AS
@@ -236,6 +237,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--phase", choices=["simulate", "link", "splink"], default=None)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--keep", type=Path, default=None, help="Keep the records and warehouse here."
+    )
     args = parser.parse_args()
     if args.phase == "simulate":
         simulate(args.out, int(args.records / RECORDS_PER_STUDENT), args.seed)
@@ -247,7 +251,8 @@ def main() -> None:
         bare_splink(args.out)
         return
     with tempfile.TemporaryDirectory(prefix="backbone-bench-link-") as tmp:
-        out = Path(tmp)
+        out = args.keep or Path(tmp)
+        out.mkdir(parents=True, exist_ok=True)
         me = [
             sys.executable,
             __file__,
