@@ -41,6 +41,7 @@ from backbone.linkage.pprl import (
     IdentityColumns,
     dice,
     dice_edges_sql,
+    dice_scores_sql,
     dice_threshold_sql,
     encode_csv,
     schema,
@@ -682,12 +683,13 @@ def test_a_partners_csv_is_encoded_to_bytes_it_can_send() -> None:
 def test_encoded_pairs_are_linked_one_to_one_from_a_threshold_read_off_the_scores() -> (
     None
 ):
-    # partner a: records 1-3; partner b: 4-6. Worked by hand: each record's
-    # second-best candidate (1: .55, 2: .70, 5: .55, 6: .62; 3 and 4 have one) is
-    # the tail a non-match reaches; 6 slots; the one-to-one pairs from .60 up are
-    # (1,4) .95 and (2,5) .90 ((3,6) is not 6's best). At t the expected false
-    # links are (6 - 2 links) * (seconds >= t) / 6 / 2: .33 from .50, .17 from .56,
-    # .08 from .63, none from .71; precision 1 - that / 2.
+    # partner a: records 1-3; partner b: 4-6. Worked by hand: the one-to-one
+    # pairs from .60 up are (1,4) .95 and (2,5) .90 ((3,6) is not 6's best): 2
+    # links, 1 record left unmatched on each side. Each record's second-best
+    # candidate is the tail a non-match reaches: a's 1: .55, 2: .70; b's 5: .55,
+    # 6: .62. Expected false links at t, the smaller way round of
+    # unmatched a x (a's seconds >= t) / 3 x unmatched b / 3: 2/9 from .50
+    # (precision .89), 1/9 from .56 (.94), 0 from .63 (b has no second that high).
     con = duckdb.connect()
     con.execute(
         """
@@ -706,13 +708,42 @@ def test_encoded_pairs_are_linked_one_to_one_from_a_threshold_read_off_the_score
         sql = dice_threshold_sql("scores", target, floor, ceiling)
         return round(con.execute(sql).fetchall()[0][0], 2)
 
-    assert threshold(0.9) == 0.63
-    assert threshold(0.8) == 0.6  # .56 is below the floor
-    assert threshold(0.99) == 0.71
-    assert threshold(0.99, ceiling=0.7) == 0.7
+    assert threshold(0.9) == 0.6  # .56 is below the floor
+    assert threshold(0.95) == 0.63
+    assert threshold(0.99) == 0.63
+    assert threshold(0.99, ceiling=0.62) == 0.62
     assert threshold(0.9, floor=0.75) == 0.75
     con.execute("DELETE FROM scores")
     assert threshold(0.99) == 0.95  # nothing to read: the ceiling
+
+
+def test_small_partners_encodings_are_all_compared_large_ones_by_bands() -> None:
+    rng = np.random.default_rng(7)
+    clks = [bytes(rng.integers(0, 256, BITS // 8, dtype=np.uint8)) for _ in range(7)]
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE enc (unique_id INT, partner_id VARCHAR, clk BLOB, clear BOOLEAN)"
+    )
+    # a: 1-3, b: 4-5 (5 also in clear text), c: 6-7 (both in clear text)
+    partners = ["a", "a", "a", "b", "b", "c", "c"]
+    clear = [False, False, False, False, True, True, True]
+    con.executemany(
+        "INSERT INTO enc VALUES (?, ?, ?, ?)",
+        [[i + 1, partners[i], clks[i], clear[i]] for i in range(7)],
+    )
+
+    def pairs(budget: int) -> set[tuple[int, int]]:
+        sql = f"SELECT unique_id_l, unique_id_r FROM ({dice_scores_sql('enc', budget)})"
+        return set(con.execute(sql).fetchall())
+
+    everything = pairs(100)
+    # every pair across partners but the two held in clear text (5-6, 5-7): the
+    # clear-text model speaks for those
+    assert everything == {(a, b) for a in (1, 2, 3) for b in (4, 5, 6, 7)} | {
+        (4, 6),
+        (4, 7),
+    }
+    assert pairs(0) < everything  # random encodings rarely share a band
 
 
 @pytest.mark.slow

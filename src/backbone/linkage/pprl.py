@@ -42,6 +42,7 @@ from backbone.errors import InputFileError, UserError
 
 __all__ = [
     "BITS",
+    "EXHAUSTIVE_PAIRS",
     "FEATURES",
     "EncodedFile",
     "EncodedRecord",
@@ -614,14 +615,22 @@ def band_positions(bands: int = BANDS, width: int = BAND_WIDTH) -> list[Sequence
     ]
 
 
-def dice_scores_sql(table: str) -> str:
+EXHAUSTIVE_PAIRS = 50_000_000
+"""Two partners' encodings are all compared, pair by pair, up to this many pairs
+(about 6 s on two cores); beyond it only pairs that share a band are. Banding
+misses about one true pair in fifteen on the public sets (bench/linkage_public.py),
+comparing all misses none."""
+
+
+def dice_scores_sql(table: str, exhaustive_pairs: int = EXHAUSTIVE_PAIRS) -> str:
     """SELECT every candidate pair of encodings and its Dice similarity.
 
     ``table(unique_id, partner_id, clk BLOB, clear BOOLEAN)``: ``clear`` marks
     records the warehouse also holds in clear text; two of those are left to the
     clear-text model, so encodings only speak for records known by nothing else.
-    Pairs from the same partner are never compared; candidates share all bits of
-    at least one band.
+    Pairs from the same partner are never compared. Two partners whose records
+    make at most ``exhaustive_pairs`` pairs have all of them compared; larger
+    ones, the pairs that share all bits of at least one band.
     """
     band_keys = []
     for b, positions in enumerate(band_positions()):
@@ -635,6 +644,12 @@ def dice_scores_sql(table: str) -> str:
         SELECT unique_id, partner_id, clear, clk::BIT AS bits, bit_count(clk::BIT) AS ones
         FROM {table}
     ),
+    sizes AS (SELECT partner_id, count(*) AS n FROM e GROUP BY partner_id),
+    small AS (
+        SELECT a.partner_id AS partner_a, b.partner_id AS partner_b
+        FROM sizes a JOIN sizes b ON a.partner_id < b.partner_id
+        WHERE a.n * b.n <= {int(exhaustive_pairs)}
+    ),
     keyed AS ({bands}),
     candidates AS (
         SELECT DISTINCT least(a.unique_id, b.unique_id) AS unique_id_l,
@@ -642,6 +657,13 @@ def dice_scores_sql(table: str) -> str:
         FROM keyed a JOIN keyed b
           ON a.band = b.band AND a.key = b.key AND a.unique_id < b.unique_id
          AND a.partner_id <> b.partner_id AND NOT (a.clear AND b.clear)
+        WHERE (least(a.partner_id, b.partner_id), greatest(a.partner_id, b.partner_id))
+              NOT IN (SELECT (partner_a, partner_b) FROM small)
+        UNION ALL
+        SELECT least(a.unique_id, b.unique_id), greatest(a.unique_id, b.unique_id)
+        FROM small s JOIN e a ON a.partner_id = s.partner_a
+        JOIN e b ON b.partner_id = s.partner_b
+        WHERE NOT (a.clear AND b.clear)
     )
     SELECT c.unique_id_l, c.unique_id_r, l.partner_id AS partner_l,
            r.partner_id AS partner_r,
@@ -673,39 +695,64 @@ def dice_threshold_sql(scores: str, target: float, floor: float, ceiling: float)
     ``ceiling``) at which the pairs linked are estimated right at least ``target``
     of the time.
 
-    A false link is a record whose true match is not there and whose best other
-    record reaches the threshold. How often a best non-match reaches t is read
-    from each record's *second*-best candidate in the other partner (its best that
-    is not its match); the records without a match are those left over once the
-    links are made. So at t: links L, record slots N, share q of slots whose
-    second best reaches t, expected false links (N - 2L) q / 2, and precision
-    1 - that / L. Where nothing reaches ``target`` the ceiling holds."""
+    A false link joins a record of partner p whose match is not there to one of
+    partner o whose match is not there either, each the other's best, at t or
+    above. For each record the best that is not its match is read from its
+    *second*-best candidate in the other partner; the records without a match are
+    those left over once the links are made. So for p towards o at t: records
+    n_p, links L, unmatched u_p = n_p - L, share q_p of p's records whose second
+    best reaches t; expected false links u_p q_p (u_o / n_o), the smaller of the
+    two ways round, summed over pairs of partners; precision 1 - that / all links.
+    Where nothing reaches ``target`` the ceiling holds."""
     return f"""
     WITH sides AS (
-        SELECT unique_id_l AS unique_id, partner_r AS other, dice FROM {scores}
+        SELECT unique_id_l AS unique_id, partner_l AS partner, partner_r AS other, dice
+        FROM {scores}
         UNION ALL
-        SELECT unique_id_r, partner_l, dice FROM {scores}
+        SELECT unique_id_r, partner_r, partner_l, dice FROM {scores}
     ),
     ranked AS (
-        SELECT unique_id, other, dice,
+        SELECT partner, other, dice,
                row_number() OVER (PARTITION BY unique_id, other ORDER BY dice DESC) AS rank
         FROM sides
     ),
-    slots AS (SELECT count(*) AS n FROM ranked WHERE rank = 1),
+    held AS (
+        SELECT partner, other, count(*) FILTER (WHERE rank = 1) AS n FROM ranked
+        GROUP BY ALL
+    ),
     mutual AS ({dice_edges_sql(scores, floor)}),
+    linked AS (
+        SELECT least(l.partner_id, r.partner_id) AS partner,
+               greatest(l.partner_id, r.partner_id) AS other, m.dice
+        FROM mutual m JOIN (SELECT DISTINCT unique_id_l AS unique_id, partner_l AS partner_id
+                            FROM {scores}) l ON l.unique_id = m.unique_id_l
+        JOIN (SELECT DISTINCT unique_id_r AS unique_id, partner_r AS partner_id
+              FROM {scores}) r ON r.unique_id = m.unique_id_r
+    ),
     grid AS (SELECT range / 100.0 AS t FROM range(50, 100)),
-    estimated AS (
-        SELECT g.t,
-               (SELECT count(*) FROM mutual m WHERE m.dice >= g.t) AS links,
-               (SELECT count(*) FROM ranked r WHERE r.rank = 2 AND r.dice >= g.t)
-                   AS seconds_over
-        FROM grid g
+    by_side AS (
+        SELECT g.t, h.partner, h.other, h.n,
+               (SELECT count(*) FROM linked k
+                WHERE k.partner = least(h.partner, h.other)
+                  AND k.other = greatest(h.partner, h.other) AND k.dice >= g.t) AS links,
+               (SELECT count(*) FROM ranked r
+                WHERE r.partner = h.partner AND r.other = h.other AND r.rank = 2
+                  AND r.dice >= g.t) AS seconds_over
+        FROM grid g, held h
+    ),
+    false_links AS (
+        SELECT a.t, a.links,
+               least(greatest(a.n - a.links, 0) * (a.seconds_over / a.n)
+                         * greatest(b.n - b.links, 0) / b.n,
+                     greatest(b.n - b.links, 0) * (b.seconds_over / b.n)
+                         * greatest(a.n - a.links, 0) / a.n) AS expected_false
+        FROM by_side a JOIN by_side b
+          ON a.t = b.t AND a.partner = b.other AND a.other = b.partner
+         AND a.partner < a.other
     ),
     precision AS (
-        SELECT t, links,
-               1 - greatest(s.n - 2 * links, 0) * (seconds_over / s.n) / 2
-                   / links AS expected
-        FROM estimated, slots s WHERE links > 0
+        SELECT t, 1 - sum(expected_false) / sum(links) AS expected
+        FROM false_links GROUP BY t HAVING sum(links) > 0
     )
     SELECT greatest({float(floor)}, least({float(ceiling)},
            coalesce(min(t) FILTER (WHERE expected >= {float(target)}), {float(ceiling)})))
