@@ -1,7 +1,8 @@
 """The demo's privacy-preserving linkage project, played out on one machine.
 
 Every partner encodes its own records with the project's shared secret (as each
-would on its own machine, from the identity fields it holds) and sends the
+would on its own machine, from the identity fields it holds, its address and
+postal code among them where it has them) and sends the
 encodings; the partners named ``encoded_only`` send nothing else, so the warehouse
 holds none of their names or birth dates. Used by the tests and ``bench/pprl.py``
 to compare linkage with and without clear text.
@@ -13,8 +14,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from backbone.linkage import encode_records
-from backbone.linkage.pprl import encodings_csv
+from backbone.engines import arrow
+from backbone.linkage.pprl import EncodedRecord, encode_columns, encodings_csv
 
 if TYPE_CHECKING:
     from backbone.governance import Principal
@@ -45,14 +46,25 @@ def play_pprl_project(
     ]
     sent: dict[str, int] = {}
     for partner in partners:
-        rows = wh._con.execute(
-            "SELECT local_id, first_name, last_surname, birth_date, birth_sex "
+        people = arrow(
+            wh._con,
+            "SELECT local_id, first_name, last_surname AS last_name, birth_date, "
+            "birth_sex AS sex, address, postal_code "
             "FROM identity.partner_record WHERE partner_id = ? ORDER BY local_id",
             [partner],
-        ).fetchall()
-        encoded = encode_records(rows, secret, project=project)
+        )
+        encoded = encode_columns(people, secret, project=project)
         path = workdir / f"{partner}-encodings.csv"
-        path.write_bytes(encodings_csv(encoded))
+        path.write_bytes(
+            encodings_csv(
+                EncodedRecord(i, c)
+                for i, c in zip(
+                    encoded["local_id"].to_pylist(),
+                    encoded["clk"].to_pylist(),
+                    strict=True,
+                )
+            )
+        )
         sender = (
             uploaders[partner]
             if uploaders is not None
