@@ -820,9 +820,22 @@ def test_encodings_that_are_not_encodings_are_refused_with_the_row(
         warehouse.session() as s,  # no user yet: whoever set it up
     ):
         warehouse.linkage.add_encodings(s, "c09-test", bad, project="p")
+    good = base64.b64encode(bytes(range(128))).decode()
+    for text, says in (
+        (f"local_id,clk\n1,{good}\n2,{good[:-1]}A\n", r"row 3.*clk.*1024-bit"),
+        (f"local_id,clk\n1,{good}\n\n2,{good}x\n", r"row 3.*clk"),
+        (f"id,clk\n1,{good}\n", r"row 1.*columns local_id and clk"),
+        (f"local_id,clk\n1,{good}\n1,{good}\n", r"column 'local_id'.*twice"),
+    ):
+        bad.write_text(text)
+        with pytest.raises(InputFileError, match=says), warehouse.session() as s:
+            warehouse.linkage.add_encodings(s, "c09-test", bad, project="p")
     assert warehouse._con.execute(
         "SELECT count(*) FROM identity.encoding"
     ).fetchall() == [(0,)]
+    bad.write_text(f"local_id,clk\r\n1,{good}\r\n2,{good}\r\n")
+    with warehouse.session() as s:
+        assert warehouse.linkage.add_encodings(s, "c09-test", bad, project="p") == 2
 
 
 def test_encode_sets_aside_a_row_with_a_bad_date_naming_row_and_column(
