@@ -183,16 +183,26 @@ def encode_columns(
     masks: dict[str, np.ndarray] = {}
     wheres: dict[str, np.ndarray] = {}
     for feature in FEATURES:
-        keyed = pc.binary_join_element_wise(
-            pc.fill_null(year, ""), pc.fill_null(values[feature.name], ""), "|"
+        cleaned = feature.name not in ("sex", "birth_date")
+        value = (
+            _clean_column(values[feature.name], feature.keeps)
+            if cleaned
+            else pc.fill_null(values[feature.name], "")
         )
+        keyed = pc.binary_join_element_wise(pc.fill_null(year, ""), value, "|")
         distinct = pc.unique(keyed)
-        masks[feature.name] = np.stack(
-            [
-                _value_mask(feature, keys[feature.name], v)
-                for v in [*distinct.to_pylist(), "|"]  # "|": nothing (no rows)
-            ]
-        )
+        if cleaned:  # ASCII by now: hashed token by token, put together in NumPy
+            bits = _masks_by_token(feature, keys[feature.name], distinct)
+            masks[feature.name] = np.vstack(
+                [bits, np.zeros(BITS // 8, dtype=np.uint8)]  # last: no rows
+            )
+        else:
+            masks[feature.name] = np.stack(
+                [
+                    _value_mask(feature, keys[feature.name], v)
+                    for v in [*distinct.to_pylist(), "|"]  # "|": nothing (no rows)
+                ]
+            )
         where = pc.index_in(keyed, value_set=distinct)
         wheres[feature.name] = where.to_numpy(zero_copy_only=False)
     # rows put together a block at a time: a million rows' bits never all at once
@@ -212,6 +222,95 @@ def encode_columns(
 
 
 _BLOCK_ROWS = 65_536
+
+
+def _clean_column(values: pa.Array, keeps: str) -> pa.Array:
+    """:func:`_clean` of every value at once (NULL as empty)."""
+    text = pc.utf8_normalize(pc.fill_null(values, ""), "NFKD")
+    text = pc.utf8_lower(pc.replace_substring_regex(text, r"[^\x00-\x7f]", ""))
+    dropped = "[^a-z0-9]" if keeps == "alnum" else "[^a-z]"
+    return pc.replace_substring_regex(text, dropped, "")
+
+
+_TOKEN_BLOCK = 65_536
+
+
+def _masks_by_token(feature: Feature, key: bytes, keyed: pa.Array) -> np.ndarray:
+    """The packed bits of each ``"year|value"`` of ``keyed`` (values already
+    cleaned to ASCII), as :func:`_value_mask` gives them: each distinct token is
+    hashed once, and a value's bits are its tokens' bits or-ed together in NumPy,
+    so a million different addresses cost no Python loop over addresses."""
+    parts = pc.split_pattern(keyed, "|", max_splits=1)
+    years = pc.list_element(parts, 0).to_numpy(zero_copy_only=False)
+    texts = pc.list_element(parts, 1)
+    if feature.tokens == "bigram":  # padded: "_ana_"
+        texts = pc.if_else(
+            pc.equal(texts, ""), "", pc.binary_join_element_wise("_", texts, "_", "")
+        )
+    out = np.zeros((len(keyed), BITS // 8), dtype=np.uint8)
+    for year in np.unique(years):
+        rows = np.flatnonzero(years == year)
+        table: dict[int, int] = {}
+        masks: list[np.ndarray] = []
+        for start in range(0, len(rows), _TOKEN_BLOCK):
+            block = rows[start : start + _TOKEN_BLOCK]
+            codes, valid = _token_codes(feature, texts.take(pa.array(block)))
+            fresh = np.setdiff1d(np.unique(codes[valid]), np.fromiter(table, np.int64))
+            for code in fresh.tolist():
+                table[code] = len(masks)
+                masks.append(
+                    _token_mask(feature, key, year + _token_text(feature, code))
+                )
+            lookup = np.vstack([*masks, np.zeros(BITS // 8, dtype=np.uint8)])
+            known = np.fromiter(table, np.int64, len(table))
+            order = np.argsort(known)
+            index = np.full(codes.shape, len(masks))
+            hit = np.searchsorted(known[order], codes[valid])
+            index[valid] = np.fromiter(table.values(), np.int64, len(table))[order][hit]
+            out[block] = np.bitwise_or.reduce(lookup[index], axis=1)
+    return out
+
+
+def _token_codes(feature: Feature, texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Each ASCII text's tokens as integers (bigram: two bytes; positional:
+    position and byte), and which of them exist."""
+    texts = texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts
+    lengths = pc.binary_length(texts).to_numpy(zero_copy_only=False).astype(np.int64)
+    width = max(int(lengths.max(initial=0)), 2)
+    offsets = np.frombuffer(texts.buffers()[1], dtype=np.int32)[
+        texts.offset : texts.offset + len(texts) + 1
+    ]
+    data = texts.buffers()[2]
+    chars = (
+        np.frombuffer(data, dtype=np.uint8)
+        if data is not None
+        else np.zeros(1, np.uint8)
+    )
+    position = np.arange(width)
+    inside = position[None, :] < lengths[:, None]
+    matrix = np.zeros((len(texts), width), dtype=np.int64)
+    matrix[inside] = chars[(offsets[:-1, None] + position[None, :])[inside]]
+    if feature.tokens == "bigram":
+        return matrix[:, :-1] * 256 + matrix[:, 1:], position[None, :-1] < (
+            lengths[:, None] - 1
+        )
+    return position[None, :] * 256 + matrix, inside
+
+
+def _token_text(feature: Feature, code: int) -> str:
+    if feature.tokens == "bigram":
+        return chr(code // 256) + chr(code % 256)
+    return f"{code // 256}:{chr(code % 256)}"
+
+
+def _token_mask(feature: Feature, key: bytes, salted_token: str) -> np.ndarray:
+    """The packed bits one (salted) token sets."""
+    bits = np.zeros(BITS, dtype=bool)
+    digest = hashlib.blake2b(
+        salted_token.encode(), key=key, digest_size=2 * feature.bits_per_token
+    ).digest()
+    bits[np.frombuffer(digest, dtype=">u2") % BITS] = True
+    return np.packbits(bits)
 
 
 def _joined(parts: list[pa.Array]) -> pa.Array:
