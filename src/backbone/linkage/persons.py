@@ -884,7 +884,7 @@ class Linkage:
             raise InputFileError("no such file.", path=path)
         when = s.clock().replace(tzinfo=None)
         table = _read_encodings(path)
-        rows = table.num_rows
+        rows = int(table.num_rows)
         table = table.append_column(
             "partner_id", pa.array([partner_id] * rows, pa.string())
         ).append_column("linkage_project", pa.array([project] * rows, pa.string()))
