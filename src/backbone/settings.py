@@ -129,6 +129,24 @@ SETTINGS: tuple[Setting, ...] = (
         "6GB",
         "Memory cap of the linkage scratch database; work beyond it spills to disk.",
     ),
+    Setting(
+        "web.session_idle_minutes",
+        30,
+        "A web session unused this long ends (the user signs in again); any session "
+        "ends after 12 hours.",
+    ),
+    Setting(
+        "web.sign_in_failures_before_lockout",
+        5,
+        "Failed web sign-ins in a row after which the user is locked out; before "
+        "that each failure makes the next attempt wait a second longer.",
+    ),
+    Setting(
+        "web.lockout_minutes",
+        15,
+        "How long a user stays locked out of the web site after too many failed "
+        "sign-ins (every attempt is audited).",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

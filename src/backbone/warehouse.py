@@ -42,9 +42,11 @@ from backbone.settings import Settings, render_settings_toml
 
 if TYPE_CHECKING:
     from backbone.governance.access import Access, Keys
+    from backbone.governance.audit import AuditHead
     from backbone.governance.release import ReleaseGate
     from backbone.governance.retention import Retention
     from backbone.ingest import Ingestor
+    from backbone.ingest.submit import Submission
     from backbone.linkage import Linkage
     from backbone.measures.indicators import Indicators
     from backbone.measures.initiatives import Initiatives
@@ -55,8 +57,10 @@ if TYPE_CHECKING:
     from backbone.partners.commitments import CommitmentBook
     from backbone.partners.feeds import FeedRegistry
     from backbone.partners.requests import RequestBook
+    from backbone.partners.status import PartnershipStatus
 
 __all__ = [
+    "Dashboard",
     "SchemaMigration",
     "TableInfo",
     "Warehouse",
@@ -111,6 +115,18 @@ class SchemaMigration:
     @property
     def changed(self) -> bool:
         return self.from_version != self.to_version
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    """What the steward's dashboard shows (:meth:`Warehouse.dashboard`)."""
+
+    status: PartnershipStatus
+    submissions: list[Submission]
+    """the latest ten, newest first"""
+    review_queue: int | None
+    """pairs waiting for review (None: the steward may not link)"""
+    audit_head: AuditHead
 
 
 @dataclass(frozen=True)
@@ -414,6 +430,23 @@ class Warehouse:
 
             self._keys = Keys(path.read_bytes())
         return self._keys
+
+    def dashboard(self, access: Access) -> Dashboard:
+        """The partnership at a glance for the steward: what to chase
+        (:func:`~backbone.partners.status.partnership_status`), the latest
+        submissions with their quarantine counts, the review queue's size and the
+        audit chain's head. Anyone else is refused (and the refusal audited)."""
+        from backbone.partners.status import partnership_status
+
+        access.require_steward("aggregate", "the partnership dashboard")
+        status = partnership_status(self, self.today())
+        submissions = self.ingest.list()[-10:][::-1]
+        queue = (
+            len(self.linkage.review_queue(access))
+            if access.principal.may("link")
+            else None
+        )
+        return Dashboard(status, submissions, queue, self.audit.head())
 
     def access(
         self, principal: Principal, purpose: str, *, on: date | None = None

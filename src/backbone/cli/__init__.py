@@ -168,6 +168,26 @@ def info(warehouse: WarehouseOption = Path("warehouse")) -> None:
 
 
 @app.command()
+def serve(
+    warehouse: WarehouseOption = Path("warehouse"),
+    host: Annotated[
+        str, typer.Option(help="Address to listen on (loopback by default).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve the web site for the warehouse: every role signs in with its
+    password and sees what the agreements let it see. Ctrl-C stops it."""
+    with doors():
+        import uvicorn
+
+        from backbone.web import create_app
+
+        site = create_app(warehouse)
+    _plain().print(f"Serving {warehouse} at http://{host}:{port}/ (Ctrl-C stops).")
+    uvicorn.run(site, host=host, port=port, log_level="warning")
+
+
+@app.command()
 def migrate(warehouse: WarehouseOption = Path("warehouse")) -> None:
     """Bring a warehouse written by an older Backbone to this version's schema, in
     one transaction (take a copy of the folder first). Opening never migrates."""
@@ -357,6 +377,13 @@ def demo_run(
         f"Sign in as the demo's steward admin: export BACKBONE_TOKEN=$(cat {token_file}) "
         f"BACKBONE_WAREHOUSE={warehouse}"
     )
+    if done.sign_ins:
+        _plain().print(
+            f"The web site: backbone serve --warehouse {warehouse}   "
+            "(then open http://127.0.0.1:8000/), signing in as"
+        )
+        for user_id, password, who in done.sign_ins:
+            _plain().print(f"  {user_id} / {password}   ({who})")
     for refused in ingested.refused_columns:
         sid = refused.submission_id
         _out().print(

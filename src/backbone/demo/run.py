@@ -9,6 +9,7 @@ its own files, and every step leaves its audit entry.
 
 from __future__ import annotations
 
+import secrets
 import shutil
 from dataclasses import dataclass
 from datetime import date
@@ -25,7 +26,7 @@ from backbone.demo.ingest import (
     submission_plan,
 )
 from backbone.demo.outcomes import outcomes_tour
-from backbone.demo.users import create_demo_users, governance_tour
+from backbone.demo.users import DemoUsers, create_demo_users, governance_tour
 from backbone.errors import UserError
 from backbone.governance.policy import IDENTITY_RESOLUTION
 from backbone.linkage.link import LinkSummary
@@ -67,6 +68,8 @@ class DemoRun:
     token_file: Path
     facts: WarehouseInfo
     refused_columns: tuple[RefusedColumns, ...] = ()
+    sign_ins: tuple[tuple[str, str, str], ...] = ()
+    """(user, password, what the user is) for the web site, one per kind of user"""
 
     @property
     def reconciled(self) -> bool:
@@ -150,6 +153,7 @@ def run_demo(
             )
         token_file.write_text(issued.token + "\n", encoding="utf-8")
         token_file.chmod(0o600)
+        sign_ins = _web_sign_ins(wh, users)
         facts = wh.info()
     return DemoRun(
         community=community,
@@ -163,4 +167,31 @@ def run_demo(
         token_file=token_file,
         facts=facts,
         refused_columns=ingested.refused_columns,
+        sign_ins=sign_ins,
     )
+
+
+def _web_sign_ins(wh: Warehouse, users: DemoUsers) -> tuple[tuple[str, str, str], ...]:
+    """A fresh password for one user of each kind, set by the steward (audited),
+    so that each role can be tried on the web site (`backbone serve`)."""
+    district = next(iter(users.analysts))
+    organization = (
+        "c02-eastside"
+        if "c02-eastside" in users.uploaders
+        else next(p for p in users.uploaders if p.startswith("c"))
+    )
+    funder = next(iter(users.viewers))
+    chosen = (
+        (users.steward.user_id, "the steward's admin"),
+        (users.analyst.user_id, "the steward's analyst"),
+        (users.analysts[district].user_id, f"{district}'s analyst"),
+        (users.uploaders[organization].user_id, f"{organization}'s uploader"),
+        (users.viewers[funder].user_id, f"{funder}'s viewer"),
+    )
+    out = []
+    with wh.session(users.steward) as s:
+        for user_id, who in chosen:
+            password = secrets.token_urlsafe(9)
+            wh.users.set_password(s, user_id, password)
+            out.append((user_id, password, who))
+    return tuple(out)

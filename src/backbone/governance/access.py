@@ -374,6 +374,24 @@ class Access:
                 f"{self.principal.partner_id}",
             )
 
+    def submission_scope(self) -> str | None:
+        """Whose submissions (file names, dates, counts) the principal may list:
+        ``None`` for the steward (everyone's), its own partner for a partner's
+        uploaders and analysts; anyone else is refused, and the refusal audited."""
+        lapsed = self.principal.lapsed(self.on)
+        if not lapsed and self.principal.is_steward:
+            return None
+        if not lapsed and self.principal.role in (
+            Role.partner_uploader,
+            Role.partner_analyst,
+        ):
+            return self.principal.partner_id
+        raise self._deny(
+            "read",
+            "the list of submissions",
+            lapsed or "only a partner's own users and the steward may",
+        )
+
     def own_or_steward(
         self, partner: str, what: str, *, rows: int | None = None
     ) -> None:

@@ -361,6 +361,11 @@ class Principals:
         )
         return AuthenticationFailed(why)
 
+    def refuse_sign_in(self, user_id: str, why: str) -> AuthenticationFailed:
+        """Refuse an attempt without checking its password (a door's throttle or
+        lockout said no): audited like every attempt; raise what it returns."""
+        return self._refuse(user_id, why, "throttled")
+
     def sign_in(self, user_id: str, password: str) -> Principal:
         """Check a password; every attempt is audited."""
         found = self._con.execute(

@@ -23,6 +23,7 @@ concurrent sessions.
 
 from __future__ import annotations
 
+import builtins
 import fcntl
 import hashlib
 import re
@@ -174,6 +175,8 @@ class QuarantineReader(Protocol):
     def own_or_steward(
         self, partner: str, what: str, *, rows: int | None = None
     ) -> None: ...
+
+    def submission_scope(self) -> str | None: ...
 
 
 def _now() -> datetime:
@@ -1344,6 +1347,11 @@ class Ingestor:
                 [partner_id, partner_id],
             ).fetchall()
         ]
+
+    def list_for(self, reader: QuarantineReader) -> builtins.list[Submission]:
+        """The submissions ``reader`` may see, newest first: the steward's all,
+        a partner's users their own partner's."""
+        return self.list(reader.submission_scope())[::-1]
 
     def get(self, submission_id: int) -> Submission:
         return _submission(self._con, submission_id)

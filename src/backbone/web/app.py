@@ -1,0 +1,355 @@
+"""The web door: pages rendered on the server, on the same stage methods as the CLI.
+
+A page parses the request, opens the warehouse for that request only (so the CLI
+and other processes get in between requests), calls one stage method and renders
+its result. Roles are never checked here: the stage refuses (403) what the
+agreements do not allow and writes the audit entry. Every form carries the
+session's CSRF token; every response carries a strict Content-Security-Policy (no
+inline script, nothing from elsewhere) and is never cached.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request, UploadFile
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.datastructures import FormData
+
+from backbone.errors import (
+    AuthenticationFailed,
+    BackboneError,
+    Conflict,
+    Forbidden,
+    NotFoundError,
+    UserError,
+    WarehouseError,
+)
+from backbone.governance.principals import Principal
+from backbone.warehouse import Warehouse
+from backbone.web.sessions import SessionStore, SignInThrottle, WebSession
+
+__all__ = ["create_app"]
+
+COOKIE = "backbone_session"
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+)
+_log = logging.getLogger("backbone.web")
+
+
+class _SignInNeeded(Exception):
+    """The request needs a signed-in user (answered by a redirect to sign in)."""
+
+
+def _package_folder(name: str) -> Path:
+    return Path(str(resources.files("backbone.web") / name))
+
+
+def create_app(warehouse: Path) -> FastAPI:
+    """The site for the warehouse at ``warehouse``."""
+    with Warehouse.open(warehouse, read_only=True) as wh:  # a warehouse, or say so
+        settings = wh.settings
+        name = wh.info().name
+    app = FastAPI(title=f"Backbone: {name}", docs_url=None, redoc_url=None)
+    templates = Jinja2Templates(directory=str(_package_folder("templates")))
+    sessions = SessionStore(int(settings["web.session_idle_minutes"]))
+    throttle = SignInThrottle(
+        int(settings["web.sign_in_failures_before_lockout"]),
+        int(settings["web.lockout_minutes"]),
+    )
+    # one request at a time holds the warehouse file in this process; other
+    # processes (the CLI) get it between requests
+    holding = threading.Lock()
+    app.mount("/static", StaticFiles(directory=_package_folder("static")), "static")
+
+    @contextmanager
+    def opened() -> Iterator[Warehouse]:
+        with holding, Warehouse.open(warehouse) as wh:
+            yield wh
+
+    def session_of(request: Request) -> WebSession | None:
+        return sessions.get(request.cookies.get(COOKIE))
+
+    def signed_in(request: Request, wh: Warehouse) -> tuple[WebSession, Principal]:
+        """The request's session and its user, looked up again: a disabled or
+        lapsed user's session ends here."""
+        session = session_of(request)
+        if session is None or session.user_id is None:
+            raise _SignInNeeded
+        try:
+            principal = wh.users.current(session.user_id)
+        except AuthenticationFailed:
+            principal = None
+        if principal is None or principal.lapsed(wh.today()):
+            sessions.end(session.token)
+            raise _SignInNeeded
+        return session, principal
+
+    def page(
+        request: Request,
+        template: str,
+        status: int = 200,
+        session: WebSession | None = None,
+        principal: Principal | None = None,
+        **context: Any,
+    ) -> HTMLResponse:
+        return templates.TemplateResponse(
+            request,
+            template,
+            {
+                "site": name,
+                "csrf": session.csrf if session else "",
+                "me": principal,
+                **context,
+            },
+            status_code=status,
+        )
+
+    async def checked_form(request: Request, session: WebSession) -> FormData:
+        form = await request.form()
+        sent = form.get("csrf")
+        if not session.csrf_matches(sent if isinstance(sent, str) else None):
+            raise Forbidden(
+                "the form is out of date or did not come from this site; "
+                "reload the page and try again."
+            )
+        return form
+
+    @app.middleware("http")
+    async def security_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["X-Frame-Options"] = "DENY"
+        if not request.url.path.startswith("/static/"):
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @app.exception_handler(_SignInNeeded)
+    async def sign_in_needed(request: Request, _exc: _SignInNeeded) -> Response:
+        return RedirectResponse("/sign-in", status_code=303)
+
+    @app.exception_handler(BackboneError)
+    async def refused(request: Request, exc: BackboneError) -> Response:
+        status = 400
+        if isinstance(exc, AuthenticationFailed):
+            status = 401
+        elif isinstance(exc, Forbidden):
+            status = 403
+        elif isinstance(exc, NotFoundError):
+            status = 404
+        elif isinstance(exc, Conflict):
+            status = 409
+        elif isinstance(exc, WarehouseError):
+            status = 503
+        return page(
+            request,
+            "error.html",
+            status,
+            session_of(request),
+            message=str(exc),
+            status_code=status,
+        )
+
+    @app.exception_handler(Exception)
+    async def broken(request: Request, exc: Exception) -> Response:
+        _log.exception("unexpected error on %s", request.url.path)
+        return page(
+            request,
+            "error.html",
+            500,
+            message="Something went wrong on the server; nothing was changed by "
+            "this page. The steward can find the details in the server's log.",
+            status_code=500,
+        )
+
+    @app.exception_handler(404)
+    async def missing(request: Request, _exc: Exception) -> Response:
+        return page(
+            request, "error.html", 404, message="No such page.", status_code=404
+        )
+
+    # --- signing in and out -----------------------------------------------------
+
+    @app.get("/")
+    def home_redirect(request: Request) -> Response:
+        session = session_of(request)
+        target = "/home" if session and session.user_id else "/sign-in"
+        return RedirectResponse(target, status_code=303)
+
+    @app.get("/sign-in")
+    def sign_in_form(request: Request) -> Response:
+        session = session_of(request) or sessions.new()
+        response = page(request, "sign_in.html", session=session, failed=None)
+        _set_cookie(request, response, session)
+        return response
+
+    @app.post("/sign-in")
+    async def sign_in(request: Request) -> Response:
+        session = session_of(request)
+        if session is None:  # no form of ours was shown: show it
+            return RedirectResponse("/sign-in", status_code=303)
+        form = await checked_form(request, session)
+        user_id = str(form.get("user") or "").strip()
+        password = str(form.get("password") or "")
+        wait = throttle.wait_seconds(user_id)
+        try:
+            with opened() as wh:
+                if wait > 0:
+                    raise wh.users.refuse_sign_in(
+                        user_id,
+                        f"too many failed sign-ins; try again in {int(wait) + 1} s.",
+                    )
+                try:
+                    principal = wh.users.sign_in(user_id, password)
+                except AuthenticationFailed:
+                    throttle.failed(user_id)
+                    raise
+        except AuthenticationFailed as exc:
+            return page(request, "sign_in.html", 401, session=session, failed=str(exc))
+        throttle.succeeded(user_id)
+        sessions.end(session.token)  # a new token once signed in (no fixation)
+        fresh = sessions.new(principal.user_id)
+        response = RedirectResponse("/home", status_code=303)
+        _set_cookie(request, response, fresh)
+        return response
+
+    @app.post("/sign-out")
+    async def sign_out(request: Request) -> Response:
+        session = session_of(request)
+        if session is not None:
+            await checked_form(request, session)
+            sessions.end(session.token)
+        response = RedirectResponse("/sign-in", status_code=303)
+        response.delete_cookie(COOKIE)
+        return response
+
+    # --- pages ------------------------------------------------------------------
+
+    @app.get("/home")
+    def home(request: Request) -> Response:
+        with opened() as wh:
+            session, me = signed_in(request, wh)
+            partner = wh.partners.get(me.partner_id)
+        return page(
+            request, "home.html", session=session, principal=me, partner=partner
+        )
+
+    @app.get("/dashboard")
+    def dashboard(request: Request) -> Response:
+        with opened() as wh:
+            session, me = signed_in(request, wh)
+            board = wh.dashboard(wh.access(me, "data_quality"))
+        return page(
+            request, "dashboard.html", session=session, principal=me, board=board
+        )
+
+    @app.get("/submissions")
+    def submissions(request: Request) -> Response:
+        with opened() as wh:
+            session, me = signed_in(request, wh)
+            listed = wh.ingest.list_for(wh.access(me, "data_quality"))
+        return page(
+            request,
+            "submissions.html",
+            session=session,
+            principal=me,
+            submissions=listed,
+        )
+
+    @app.get("/submissions/{submission_id}")
+    def submission(request: Request, submission_id: int) -> Response:
+        with opened() as wh:
+            session, me = signed_in(request, wh)
+            report = wh.ingest.report(submission_id, wh.access(me, "data_quality"))
+        return page(
+            request, "submission.html", session=session, principal=me, report=report
+        )
+
+    @app.get("/submissions/{submission_id}/quarantine.csv")
+    def quarantine(request: Request, submission_id: int) -> Response:
+        with opened() as wh:
+            _session, me = signed_in(request, wh)
+            text = wh.ingest.quarantine_csv(
+                submission_id,
+                wh.access(me, "data_quality"),
+                to="a download from the web site",
+            )
+        return Response(
+            text,
+            media_type="text/csv; charset=utf-8",
+            headers={
+                "Content-Disposition": "attachment; "
+                f'filename="submission-{submission_id}-quarantine.csv"'
+            },
+        )
+
+    @app.get("/upload")
+    def upload_form(request: Request) -> Response:
+        with opened() as wh:
+            session, me = signed_in(request, wh)
+            feeds = wh.feeds.list(me.partner_id)
+        return page(
+            request,
+            "upload.html",
+            session=session,
+            principal=me,
+            feeds=feeds,
+            results=None,
+        )
+
+    @app.post("/upload")
+    async def upload(request: Request) -> Response:
+        with opened() as wh:
+            session, me = signed_in(request, wh)
+        form = await checked_form(request, session)
+        feed = str(form.get("feed") or "")
+        sent = form.get("file")
+        if not isinstance(sent, UploadFile) or not sent.filename:
+            raise UserError("choose a file to upload.")
+        # the file is written to disk as it arrives, never held whole in memory
+        with tempfile.TemporaryDirectory(prefix="backbone-upload-") as folder:
+            path = Path(folder) / Path(sent.filename).name
+            with path.open("wb") as out:
+                shutil.copyfileobj(sent.file, out, 1 << 20)
+            with opened() as wh:
+                session, me = signed_in(request, wh)
+                with wh.session(me) as s:
+                    results = wh.ingest.submit(s, me.partner_id, feed, [path])
+                feeds = wh.feeds.list(me.partner_id)
+        return page(
+            request,
+            "upload.html",
+            session=session,
+            principal=me,
+            feeds=feeds,
+            results=results,
+        )
+
+    return app
+
+
+def _set_cookie(request: Request, response: Response, session: WebSession) -> None:
+    response.set_cookie(
+        COOKIE,
+        session.token,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+    )

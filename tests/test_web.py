@@ -1,0 +1,233 @@
+"""The web door, served by a real `backbone serve` process on the loopback address,
+driven over HTTP and by Debian's Chromium through Playwright: sign-in, CSRF, the
+throttle, security headers, pages by role, and a partner's upload with a planted
+error. Screenshots of each role's main page go to reports/."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.demo_build import DemoBuild, copy_demo
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("web")]
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+REPORTS = Path(__file__).resolve().parent.parent / "reports"
+SIGN_IN = re.compile(r"^\s+(\S+) / (\S+)\s+\((.+)\)$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Site:
+    url: str
+    warehouse: Path
+    community: Path
+    passwords: dict[str, str]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def site(
+    demo_build: DemoBuild, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Site]:
+    out = copy_demo(demo_build, tmp_path_factory.mktemp("web") / "demo")
+    passwords = {user: pw for user, pw, _ in SIGN_IN.findall(demo_build.output)}
+    assert {"steward", "c02-eastside.uploader"} <= set(passwords), demo_build.output
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "backbone", "serve", "--warehouse",
+         str(out / "warehouse"), "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                httpx.get(url + "/sign-in", timeout=1)
+                break
+            except httpx.TransportError:
+                assert server.poll() is None, (
+                    server.stdout.read() if server.stdout else ""
+                )
+                time.sleep(0.1)
+        yield Site(url, out / "warehouse", out / "community", passwords)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def _csrf(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, html[:500]
+    return found.group(1)
+
+
+def _signed_in(site: Site, user: str) -> httpx.Client:
+    client = httpx.Client(base_url=site.url, follow_redirects=True, timeout=60)
+    form = client.get("/sign-in")
+    done = client.post(
+        "/sign-in",
+        data={"csrf": _csrf(form.text), "user": user, "password": site.passwords[user]},
+    )
+    assert done.status_code == 200 and "/home" in str(done.url), done.text[:500]
+    return client
+
+
+def test_every_page_is_locked_down_by_headers_and_sign_in(site: Site) -> None:
+    with httpx.Client(base_url=site.url, timeout=60) as anonymous:
+        page = anonymous.get("/sign-in")
+        csp = page.headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+        assert (
+            "unsafe-inline" not in csp and page.headers["cache-control"] == "no-store"
+        )
+        assert "<script>" not in page.text  # no inline script anywhere
+        cookie = page.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=strict" in cookie
+        # nothing but the sign-in form without signing in
+        for path in (
+            "/home",
+            "/dashboard",
+            "/submissions",
+            "/submissions/1",
+            "/upload",
+        ):
+            assert anonymous.get(path).headers["location"] == "/sign-in"
+        # a form without the session's CSRF token is refused, password unchecked
+        refused = anonymous.post(
+            "/sign-in", data={"csrf": "forged", "user": "steward", "password": "x"}
+        )
+        assert refused.status_code == 403 and "Traceback" not in refused.text
+
+
+def test_wrong_passwords_slow_then_lock_out_and_every_attempt_is_audited(
+    site: Site,
+) -> None:
+    user = "steward.analyst"
+    with httpx.Client(base_url=site.url, timeout=60) as client:
+        said = []
+        for _ in range(7):
+            form = client.get("/sign-in")
+            answer = client.post(
+                "/sign-in",
+                data={"csrf": _csrf(form.text), "user": user, "password": "guess"},
+            )
+            assert answer.status_code == 401
+            said.append(answer.text)
+        assert any("too many failed sign-ins" in t for t in said)
+        # the right password is refused while the user is locked out
+        form = client.get("/sign-in")
+        locked = client.post(
+            "/sign-in",
+            data={
+                "csrf": _csrf(form.text),
+                "user": user,
+                "password": site.passwords[user],
+            },
+        )
+        assert locked.status_code == 401 and "too many failed sign-ins" in locked.text
+    from backbone import Warehouse
+
+    with Warehouse.open(site.warehouse, read_only=True) as wh:
+        entries = [
+            r[0] for r in wh._con.execute("SELECT entry FROM gov.audit_log").fetchall()
+        ]
+    attempts = [e for e in entries if '"login"' in e and user in e]
+    assert len(attempts) >= 8, attempts
+
+
+def test_a_partner_sees_its_own_submissions_only_even_by_a_changed_id(
+    site: Site,
+) -> None:
+    with _signed_in(site, "c02-eastside.uploader") as client:
+        listed = client.get("/submissions")
+        assert listed.status_code == 200
+        ids = [int(i) for i in re.findall(r'href="/submissions/(\d+)"', listed.text)]
+        assert ids and "c02-eastside" in listed.text
+        assert "d01-northfield" not in listed.text
+        own = client.get(f"/submissions/{ids[0]}")
+        assert own.status_code == 200 and "Validation report" in own.text
+        others = [i for i in range(1, max(ids) + 5) if i not in ids]
+        for other in others[:5]:
+            answer = client.get(f"/submissions/{other}")
+            assert answer.status_code in (403, 404), answer.text[:300]
+            assert "Traceback" not in answer.text and "SELECT" not in answer.text
+        assert client.get("/dashboard").status_code == 403  # the steward's page
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="needs Debian's chromium (make test installs it)"
+)
+def test_in_a_browser_a_steward_reads_the_dashboard_and_a_partner_fixes_a_quarantined_row(
+    site: Site, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    REPORTS.mkdir(exist_ok=True)
+    roster = sorted(
+        (site.community / "partners" / "c02-eastside").glob("roster_*.csv")
+    )[-1]
+    lines = roster.read_text(encoding="utf-8").splitlines()
+    planted = lines[1].split(",")
+    planted[3] = "13/45/2010"  # BIRTHDATE: no such date
+    lines[1] = ",".join(planted)
+    bad = tmp_path / roster.name
+    bad.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            steward = browser.new_page()
+            steward.goto(site.url + "/")
+            steward.fill("#user", "steward")
+            steward.fill("#password", site.passwords["steward"])
+            steward.click("button[type=submit]")
+            steward.click("nav >> text=Dashboard")
+            expect(steward.locator("h1")).to_contain_text("The partnership on")
+            expect(steward.locator(".tiles")).to_contain_text(
+                "pairs waiting for review"
+            )
+            steward.screenshot(
+                path=str(REPORTS / "web-steward-dashboard.png"), full_page=True
+            )
+
+            partner = browser.new_page(accept_downloads=True)
+            partner.goto(site.url + "/sign-in")
+            partner.fill("#user", "c02-eastside.uploader")
+            partner.fill("#password", site.passwords["c02-eastside.uploader"])
+            partner.click("button[type=submit]")
+            partner.click("nav >> text=Upload")
+            partner.set_input_files("#file", str(bad))
+            partner.click("#upload-form button[type=submit]")
+            expect(partner.locator("section[aria-label=Result]")).to_contain_text(
+                "quarantined", timeout=60_000
+            )
+            partner.screenshot(
+                path=str(REPORTS / "web-partner-upload.png"), full_page=True
+            )
+            with partner.expect_download() as download:
+                partner.click("text=Download the quarantined rows")
+            fixed = tmp_path / "quarantine.csv"
+            download.value.save_as(fixed)
+            text = fixed.read_text(encoding="utf-8")
+            assert "13/45/2010" in text and planted[0] in text
+            partner.goto(site.url + "/submissions/1")  # a district's, by a typed URL
+            expect(partner.locator("h1")).to_have_text(
+                re.compile("Not allowed|Not found")
+            )
+        finally:
+            browser.close()
