@@ -120,7 +120,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "linkage.review_dice",
-        0.6,
+        0.7,
         "Encoded pairs below this Dice similarity are never linked; from here up to "
         "the run's Dice threshold they wait for review.",
     ),

@@ -794,64 +794,47 @@ def dice_threshold_sql(scores: str, target: float, floor: float, ceiling: float)
     ``ceiling``) at which the pairs linked are estimated right at least ``target``
     of the time.
 
-    A false link joins a record of partner p whose match is not there to one of
-    partner o whose match is not there either, each the other's best, at t or
-    above. For each record the best that is not its match is read from its
-    *second*-best candidate in the other partner; the records without a match are
-    those left over once the links are made. So for p towards o at t: records
-    n_p, links L, unmatched u_p = n_p - L, share q_p of p's records whose second
-    best reaches t; expected false links u_p q_p (u_o / n_o), the smaller of the
-    two ways round, summed over pairs of partners; precision 1 - that / all links.
-    Where nothing reaches ``target`` the ceiling holds."""
+    How high a non-match reaches is read from each record's *second*-best
+    candidate in the other partner (its best that is not its match): at t, a
+    share q(t) of the n record slots have one that high. A false link needs a
+    record without its match and a best non-match without its own. The records
+    with their match are counted only from the links no second best reaches
+    (where no non-match was seen, so not from links that may be false
+    themselves): M of them, leaving u = n - 2M unmatched. Expected false links
+    at t: u q(t) (u / n) / 2; precision 1 - that / links(t). Two rosters of
+    different people leave u = n, and nothing is linked below the ceiling; two
+    of the same people, whose matches stand clear of the rest, are linked down
+    to the floor. Where nothing reaches ``target`` the ceiling holds."""
     return f"""
     WITH sides AS (
-        SELECT unique_id_l AS unique_id, partner_l AS partner, partner_r AS other, dice
-        FROM {scores}
+        SELECT unique_id_l AS unique_id, partner_r AS other, dice FROM {scores}
         UNION ALL
-        SELECT unique_id_r, partner_r, partner_l, dice FROM {scores}
+        SELECT unique_id_r, partner_l, dice FROM {scores}
     ),
     ranked AS (
-        SELECT partner, other, dice,
+        SELECT dice,
                row_number() OVER (PARTITION BY unique_id, other ORDER BY dice DESC) AS rank
         FROM sides
     ),
-    held AS (
-        SELECT partner, other, count(*) FILTER (WHERE rank = 1) AS n FROM ranked
-        GROUP BY ALL
-    ),
+    slots AS (SELECT count(*) AS n FROM ranked WHERE rank = 1),
+    seconds AS (SELECT dice FROM ranked WHERE rank = 2),
     mutual AS ({dice_edges_sql(scores, floor)}),
-    linked AS (
-        SELECT least(l.partner_id, r.partner_id) AS partner,
-               greatest(l.partner_id, r.partner_id) AS other, m.dice
-        FROM mutual m JOIN (SELECT DISTINCT unique_id_l AS unique_id, partner_l AS partner_id
-                            FROM {scores}) l ON l.unique_id = m.unique_id_l
-        JOIN (SELECT DISTINCT unique_id_r AS unique_id, partner_r AS partner_id
-              FROM {scores}) r ON r.unique_id = m.unique_id_r
+    sure AS (
+        SELECT count(*) AS m FROM mutual
+        WHERE dice > coalesce((SELECT quantile_cont(dice, 0.99) FROM seconds), 0)
     ),
     grid AS (SELECT range / 100.0 AS t FROM range(50, 100)),
-    by_side AS (
-        SELECT g.t, h.partner, h.other, h.n,
-               (SELECT count(*) FROM linked k
-                WHERE k.partner = least(h.partner, h.other)
-                  AND k.other = greatest(h.partner, h.other) AND k.dice >= g.t) AS links,
-               (SELECT count(*) FROM ranked r
-                WHERE r.partner = h.partner AND r.other = h.other AND r.rank = 2
-                  AND r.dice >= g.t) AS seconds_over
-        FROM grid g, held h
-    ),
-    false_links AS (
-        SELECT a.t, a.links,
-               least(greatest(a.n - a.links, 0) * (a.seconds_over / a.n)
-                         * greatest(b.n - b.links, 0) / b.n,
-                     greatest(b.n - b.links, 0) * (b.seconds_over / b.n)
-                         * greatest(a.n - a.links, 0) / a.n) AS expected_false
-        FROM by_side a JOIN by_side b
-          ON a.t = b.t AND a.partner = b.other AND a.other = b.partner
-         AND a.partner < a.other
+    estimated AS (
+        SELECT g.t,
+               (SELECT count(*) FROM mutual WHERE dice >= g.t) AS links,
+               (SELECT count(*) FROM seconds WHERE dice >= g.t) AS seconds_over
+        FROM grid g
     ),
     precision AS (
-        SELECT t, 1 - sum(expected_false) / sum(links) AS expected
-        FROM false_links GROUP BY t HAVING sum(links) > 0
+        SELECT e.t,
+               1 - greatest(s.n - 2 * m.m, 0) * (e.seconds_over / s.n)
+                   * greatest(s.n - 2 * m.m, 0) / s.n / 2 / e.links AS expected
+        FROM estimated e, slots s, sure m WHERE e.links > 0
     )
     SELECT greatest({float(floor)}, least({float(ceiling)},
            coalesce(min(t) FILTER (WHERE expected >= {float(target)}), {float(ceiling)})))
