@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_DIR ?= demo-out
 
-.PHONY: demo test check lint typecheck bench clean
+.PHONY: demo test check lint typecheck bench clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,14 @@ typecheck: $(VENV)/.installed
 	$(BIN)/mypy
 
 # the full suite; tests marked xdist_group("demo") share one `demo run` on one worker
-test: lint typecheck
+# the web door's tests drive Debian's Chromium (Playwright's own download does not
+# work here); installed once, by apt, as root or through sudo
+browser:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get install -y -q chromium >/dev/null; \
+	  else sudo apt-get install -y -q chromium >/dev/null; fi; }
+
+test: lint typecheck browser
 	$(BIN)/python -m pytest -n 2 -q --dist loadgroup
 
 # the quick lane for daily work: lint, types and every test not marked slow (a

@@ -5,6 +5,7 @@ error. Screenshots of each role's main page go to reports/."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import socket
@@ -52,7 +53,7 @@ def site(
     server = subprocess.Popen(
         [sys.executable, "-m", "backbone", "serve", "--warehouse",
          str(out / "warehouse"), "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
@@ -68,7 +69,8 @@ def site(
         yield Site(url, out / "warehouse", out / "community", passwords)
     finally:
         server.terminate()
-        server.wait(timeout=10)
+        _, errors = server.communicate(timeout=10)
+        assert "Traceback" not in errors, errors[-3000:]
 
 
 def _csrf(html: str) -> str:
@@ -154,7 +156,8 @@ def test_wrong_passwords_slow_then_lock_out_and_every_attempt_is_audited(
 def test_a_partner_sees_its_own_submissions_only_even_by_a_changed_id(
     site: Site,
 ) -> None:
-    with _signed_in(site, "c02-eastside.uploader") as client:
+    client = _signed_in(site, "c02-eastside.uploader")
+    with contextlib.closing(client):
         listed = client.get("/submissions")
         assert listed.status_code == 200
         ids = [int(i) for i in re.findall(r'href="/submissions/(\d+)"', listed.text)]
