@@ -911,7 +911,15 @@ def test_encodings_that_are_not_encodings_are_refused_with_the_row(
     assert warehouse._con.execute(
         "SELECT count(*) FROM identity.encoding"
     ).fetchall() == [(0,)]
-    bad.write_text(f"local_id,clk\r\n1,{good}\r\n2,{good}\r\n")
+    bad.write_bytes(b"local_id,clk\n1,\xff\n")
+    with pytest.raises(InputFileError, match="not UTF-8"), warehouse.session() as s:
+        warehouse.linkage.add_encodings(s, "c09-test", bad, project="p")
+    # as the csv module reads it: a BOM, CRLF, a blank line, a trailing comma, a
+    # repeated column (its last one counts)
+    bad.write_text(
+        f"\ufefflocal_id,clk,clk\r\n1,x,{good}\r\n\r\n2,y,{good},\r\n",
+        encoding="utf-8",
+    )
     with warehouse.session() as s:
         assert warehouse.linkage.add_encodings(s, "c09-test", bad, project="p") == 2
 
@@ -1233,13 +1241,16 @@ def test_encoding_by_columns_gives_the_per_record_encoding_exactly() -> None:
 
     from backbone.linkage import pprl
 
-    def one_by_one(rows: list, secret: bytes, salted: bool) -> list[str]:
+    def one_by_one(
+        rows: list, secret: bytes, salted: bool, homes: list | None = None
+    ) -> list[str]:
         salt = hashlib.sha256(b"backbone-pprl:backbone").digest()
         keys = {
             f.name: pprl._hkdf(secret, salt, f.name.encode()) for f in pprl.FEATURES
         }
         out = []
-        for _id, first, last, born, sex in rows:
+        for i, (_id, first, last, born, sex) in enumerate(rows):
+            home, code = homes[i] if homes else (None, None)
             bits = np.zeros(pprl.BITS, dtype=bool)
             year = str(born.year) if salted and born else ""
             values = {
@@ -1247,8 +1258,8 @@ def test_encoding_by_columns_gives_the_per_record_encoding_exactly() -> None:
                 "last_name": pprl._clean(last),
                 "birth_date": born.strftime("%Y%m%d") if born else "",
                 "sex": (sex or "")[:1].lower(),
-                "address": "",  # the per-record encoder had no address
-                "postal_code": "",
+                "address": pprl._clean(home, "alnum"),
+                "postal_code": pprl._clean(code, "alnum"),
             }
             for f in pprl.FEATURES:
                 for token in pprl._tokens(f, values[f.name]):
@@ -1278,6 +1289,28 @@ def test_encoding_by_columns_gives_the_per_record_encoding_exactly() -> None:
         got = [e.clk for e in encode_records(rows, secret, salt_with_birth_year=salted)]
         assert got == one_by_one(rows, secret, salted)
     assert encode_records([], secret) == []
+    # addresses and postal codes (letters and digits kept), long ones included,
+    # hashed token by token as one value at a time would be
+    homes = [
+        rng.choice(["12 Oak St.", "Apt 4-B, 9 Élm", "", None, "7" * 300]) for _ in rows
+    ]
+    codes = [rng.choice(["55101", "SW1A 1AA", "", None]) for _ in rows]
+    table = pa.table(
+        {
+            "local_id": [r[0] for r in rows],
+            "first_name": [r[1] for r in rows],
+            "last_name": [r[2] for r in rows],
+            "birth_date": pa.array([r[3] for r in rows], pa.date32()),
+            "sex": [r[4] for r in rows],
+            "address": homes,
+            "postal_code": codes,
+        }
+    )
+    for salted in (False, True):
+        got = pprl.encode_columns(table, secret, salt_with_birth_year=salted)
+        assert got["clk"].to_pylist() == one_by_one(
+            rows, secret, salted, list(zip(homes, codes, strict=True))
+        )
 
 
 def test_odd_rosters_are_encoded_or_set_aside_as_the_csv_module_reads_them() -> None:

@@ -6,6 +6,8 @@ translates into and out of it.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import tempfile
 from collections.abc import Callable, Collection
@@ -1082,29 +1084,44 @@ _CLK_PATTERN = (
 
 
 def _read_encodings(path: Path) -> pa.Table:
-    """``local_id, clk`` of an encodings file, checked as columns (no loop over
-    rows): every clk a 1024-bit encoding in base64, every local id once."""
+    """``local_id, clk`` of an encodings file, read as the csv module reads it
+    (blank lines skipped, short rows padded, extra cells ignored, a repeated
+    column's last one) and checked as columns: every clk a 1024-bit encoding in
+    base64, every local id once. Rows are numbered as records, header first."""
+    import numpy as np
     import pyarrow.compute as pc
-    import pyarrow.csv as pacsv
 
     try:
-        table = pacsv.read_csv(
-            path,
-            convert_options=pacsv.ConvertOptions(
-                column_types={"local_id": pa.string(), "clk": pa.string()},
-                strings_can_be_null=False,
-            ),
-        )
-    except (pa.ArrowInvalid, UnicodeDecodeError):
-        table = None
-    if table is None or not {"local_id", "clk"} <= set(table.column_names):
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputFileError(
+            f"is not UTF-8 text (byte {exc.start}); send the file `backbone encode` "
+            "wrote, unchanged.",
+            path=path,
+        ) from None
+    try:
+        records = list(filter(None, csv.reader(io.StringIO(text, newline=""))))
+    except csv.Error as exc:
+        raise InputFileError(f"cannot be read as CSV ({exc}).", path=path) from None
+    header = records[0] if records else []
+    if not {"local_id", "clk"} <= set(header):
         raise InputFileError(
             "needs the columns local_id and clk, as `backbone encode` writes them.",
             path=path,
             row=1,
         )
-    clk = table["clk"]
-    bad = pc.invert(pc.match_substring_regex(clk, _CLK_PATTERN))
+    rows = records[1:]
+    width = len(header)
+    lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+    for i in np.flatnonzero(lengths != width):  # only odd rows: padded or cut
+        rows[i] = (rows[i] + [""] * width)[:width]
+    cells = list(zip(*rows, strict=True)) if rows else [()] * width
+
+    def column(name: str) -> pa.Array:  # a repeated name: the last, as DictReader
+        return pa.array(cells[width - 1 - header[::-1].index(name)], pa.string())
+
+    table = pa.table({"local_id": column("local_id"), "clk": column("clk")})
+    bad = pc.invert(pc.match_substring_regex(table["clk"], _CLK_PATTERN))
     if table.num_rows and pc.any(bad).as_py():
         raise InputFileError(
             f"clk is not a {BITS}-bit encoding in base64; "
@@ -1113,11 +1130,10 @@ def _read_encodings(path: Path) -> pa.Table:
             row=int(pc.index(bad, True).as_py()) + 2,
             column="clk",
         )
-    ids = table["local_id"]
-    if pc.count_distinct(ids).as_py() != table.num_rows:
+    if pc.count_distinct(table["local_id"]).as_py() != table.num_rows:
         raise InputFileError(
             "a local_id appears twice; send one encoding per record.",
             path=path,
             column="local_id",
         )
-    return table.select(["local_id", "clk"])
+    return table

@@ -10,12 +10,16 @@ letters and digits only) as bigrams and the postal code as positional unigrams. 
 token's bit positions (random hashing, not the attackable double hashing). Bits per
 token are set so about half the bits are on. Salting with the birth year is
 optional. Only local ids and encodings leave the partner. The layout follows the
-clkhash v3 schema (``schema()``), so other tools can produce the same encodings.
+clkhash v3 schema (``schema()``); the values are cleaned first (lower case, accents
+off, letters only, or letters and digits for the address and postal code; an
+address's parts joined by a space), which the schema does not say.
 
-The warehouse compares encodings by Dice similarity. Candidate pairs come from
-locality-sensitive blocking on sampled bit positions (bands), and each encoded
-record keeps at most its best match in each other partner (one-to-one), since a
-partner holds one record per person.
+The warehouse compares encodings by Dice similarity: every pair of records of
+two partners while a run's budget lasts (:data:`EXHAUSTIVE_PAIRS`), beyond it the
+pairs that locality-sensitive blocking on sampled bit positions (bands) finds. Each
+encoded record keeps at most its best match in each other partner (one-to-one),
+since a partner holds one record per person, and pairs are linked from a Dice
+similarity read off each run's scores (:func:`dice_threshold_sql`).
 
 clkhash itself pins an old ``cryptography``, so the encoder is written here (a few
 dozen lines over ``hashlib``/``hmac``) rather than depended on.
@@ -232,14 +236,15 @@ def _clean_column(values: pa.Array, keeps: str) -> pa.Array:
     return pc.replace_substring_regex(text, dropped, "")
 
 
-_TOKEN_BLOCK = 65_536
+_TOKEN_BLOCK = 16_384
 
 
 def _masks_by_token(feature: Feature, key: bytes, keyed: pa.Array) -> np.ndarray:
     """The packed bits of each ``"year|value"`` of ``keyed`` (values already
     cleaned to ASCII), as :func:`_value_mask` gives them: each distinct token is
     hashed once, and a value's bits are its tokens' bits or-ed together in NumPy,
-    so a million different addresses cost no Python loop over addresses."""
+    so a million different addresses cost no Python loop over addresses. Memory
+    follows the tokens there are, not the longest value times the rows."""
     parts = pc.split_pattern(keyed, "|", max_splits=1)
     years = pc.list_element(parts, 0).to_numpy(zero_copy_only=False)
     texts = pc.list_element(parts, 1)
@@ -254,47 +259,51 @@ def _masks_by_token(feature: Feature, key: bytes, keyed: pa.Array) -> np.ndarray
         masks: list[np.ndarray] = []
         for start in range(0, len(rows), _TOKEN_BLOCK):
             block = rows[start : start + _TOKEN_BLOCK]
-            codes, valid = _token_codes(feature, texts.take(pa.array(block)))
-            fresh = np.setdiff1d(np.unique(codes[valid]), np.fromiter(table, np.int64))
+            codes, counts = _token_codes(feature, texts.take(pa.array(block)))
+            fresh = np.setdiff1d(np.unique(codes), np.fromiter(table, np.int64))
             for code in fresh.tolist():
                 table[code] = len(masks)
                 masks.append(
                     _token_mask(feature, key, year + _token_text(feature, code))
                 )
-            lookup = np.vstack([*masks, np.zeros(BITS // 8, dtype=np.uint8)])
+            if not len(codes):
+                continue
             known = np.fromiter(table, np.int64, len(table))
+            slot = np.fromiter(table.values(), np.int64, len(table))
             order = np.argsort(known)
-            index = np.full(codes.shape, len(masks))
-            hit = np.searchsorted(known[order], codes[valid])
-            index[valid] = np.fromiter(table.values(), np.int64, len(table))[order][hit]
-            out[block] = np.bitwise_or.reduce(lookup[index], axis=1)
+            which = slot[order][np.searchsorted(known[order], codes)]
+            # one row of 64-bit words per token, or-ed value by value
+            words = np.vstack(masks).view(np.uint64)[which]
+            firsts = np.cumsum(counts) - counts
+            filled = counts > 0
+            out[block[filled]] = np.bitwise_or.reduceat(
+                words, firsts[filled], axis=0
+            ).view(np.uint8)
     return out
 
 
 def _token_codes(feature: Feature, texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """Each ASCII text's tokens as integers (bigram: two bytes; positional:
-    position and byte), and which of them exist."""
+    """Every token of each ASCII text as an integer (bigram: two bytes;
+    positional: position and byte), text after text, and how many each has."""
     texts = texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts
     lengths = pc.binary_length(texts).to_numpy(zero_copy_only=False).astype(np.int64)
-    width = max(int(lengths.max(initial=0)), 2)
     offsets = np.frombuffer(texts.buffers()[1], dtype=np.int32)[
-        texts.offset : texts.offset + len(texts) + 1
-    ]
+        texts.offset : texts.offset + len(texts)
+    ].astype(np.int64)
     data = texts.buffers()[2]
     chars = (
-        np.frombuffer(data, dtype=np.uint8)
+        np.frombuffer(data, dtype=np.uint8).astype(np.int64)
         if data is not None
-        else np.zeros(1, np.uint8)
+        else np.zeros(1, np.int64)
     )
-    position = np.arange(width)
-    inside = position[None, :] < lengths[:, None]
-    matrix = np.zeros((len(texts), width), dtype=np.int64)
-    matrix[inside] = chars[(offsets[:-1, None] + position[None, :])[inside]]
-    if feature.tokens == "bigram":
-        return matrix[:, :-1] * 256 + matrix[:, 1:], position[None, :-1] < (
-            lengths[:, None] - 1
-        )
-    return position[None, :] * 256 + matrix, inside
+    bigram = feature.tokens == "bigram"
+    counts = np.maximum(lengths - 1, 0) if bigram else lengths
+    total = int(counts.sum())
+    within = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+    at = np.repeat(offsets, counts) + within
+    if bigram:
+        return chars[at] * 256 + chars[at + 1], counts
+    return within * 256 + chars[at], counts
 
 
 def _token_text(feature: Feature, code: int) -> str:
@@ -715,10 +724,10 @@ def band_positions(bands: int = BANDS, width: int = BAND_WIDTH) -> list[Sequence
 
 
 EXHAUSTIVE_PAIRS = 50_000_000
-"""Two partners' encodings are all compared, pair by pair, up to this many pairs
-(about 6 s on two cores); beyond it only pairs that share a band are. Banding
-misses about one true pair in fifteen on the public sets (bench/linkage_public.py),
-comparing all misses none."""
+"""A run compares partners' encodings pair by pair, the smallest pairs of partners
+first, up to this many pairs in all (about 6 s on two cores); beyond it only pairs
+that share a band are. Banding misses about one true pair in fifteen on the public
+sets (bench/linkage_public.py), comparing all misses none."""
 
 
 def dice_scores_sql(table: str, exhaustive_pairs: int = EXHAUSTIVE_PAIRS) -> str:
@@ -727,9 +736,10 @@ def dice_scores_sql(table: str, exhaustive_pairs: int = EXHAUSTIVE_PAIRS) -> str
     ``table(unique_id, partner_id, clk BLOB, clear BOOLEAN)``: ``clear`` marks
     records the warehouse also holds in clear text; two of those are left to the
     clear-text model, so encodings only speak for records known by nothing else.
-    Pairs from the same partner are never compared. Two partners whose records
-    make at most ``exhaustive_pairs`` pairs have all of them compared; larger
-    ones, the pairs that share all bits of at least one band.
+    Pairs from the same partner are never compared. Pairs of partners, the
+    smallest first, have all their pairs of records compared while the total stays
+    within ``exhaustive_pairs``; the others, the pairs that share all bits of at
+    least one band.
     """
     band_keys = []
     for b, positions in enumerate(band_positions()):
@@ -744,10 +754,16 @@ def dice_scores_sql(table: str, exhaustive_pairs: int = EXHAUSTIVE_PAIRS) -> str
         FROM {table}
     ),
     sizes AS (SELECT partner_id, count(*) AS n FROM e GROUP BY partner_id),
-    small AS (
-        SELECT a.partner_id AS partner_a, b.partner_id AS partner_b
+    pairs_of AS (
+        SELECT a.partner_id AS partner_a, b.partner_id AS partner_b,
+               sum(a.n * b.n) OVER (ORDER BY a.n * b.n, a.partner_id, b.partner_id)
+                   AS running
         FROM sizes a JOIN sizes b ON a.partner_id < b.partner_id
-        WHERE a.n * b.n <= {int(exhaustive_pairs)}
+    ),
+    -- the smallest pairs of partners first, until the run's budget is spent
+    small AS (
+        SELECT partner_a, partner_b FROM pairs_of
+        WHERE running <= {int(exhaustive_pairs)}
     ),
     keyed AS ({bands}),
     candidates AS (
