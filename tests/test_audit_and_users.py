@@ -107,6 +107,34 @@ def test_passwords_are_argon2_and_every_sign_in_is_audited(wh: Warehouse) -> Non
         wh.users.set_password(s, "d1.analyst", "short")
 
 
+def test_a_second_factor_is_kept_once_a_code_shows_it_works_and_every_code_audited(
+    wh: Warehouse,
+) -> None:
+    import pyotp
+
+    analyst = user(wh, "d1.analyst")
+    secret = wh.users.new_second_factor_secret()
+    app = pyotp.TOTP(secret)
+    wrong = f"{(int(app.now()) + 1) % 1_000_000:06d}"
+    assert not wh.users.has_second_factor("d1.analyst")
+    with pytest.raises(UserError, match="does not match"), wh.session(analyst) as s:
+        wh.users.set_second_factor(s, "d1.analyst", secret, wrong)
+    assert not wh.users.has_second_factor("d1.analyst")
+    with wh.session(analyst) as s:  # one's own
+        wh.users.set_second_factor(s, "d1.analyst", secret, app.now())
+    assert wh.users.has_second_factor("d1.analyst")
+    with pytest.raises(Forbidden), wh.session(analyst) as s:  # not someone else's
+        wh.users.set_second_factor(s, "steward", secret, app.now())
+    assert wh.users.check_second_factor("d1.analyst", app.now()).partner_id == "d1"
+    with pytest.raises(AuthenticationFailed, match="does not match"):
+        wh.users.check_second_factor("d1.analyst", wrong)
+    with pytest.raises(AuthenticationFailed, match="no second factor"):
+        wh.users.check_second_factor("steward", app.now())
+    logins = wh.audit.entries(action="login")
+    assert [e.decision for e in logins[-3:]] == ["allow", "deny", "deny"]
+    assert "second factor" in (logins[-3].what or "")
+
+
 def test_tokens_are_stored_hashed_and_expire_or_get_revoked(
     wh: Warehouse, clock: Clock
 ) -> None:

@@ -431,6 +431,20 @@ class Warehouse:
             self._keys = Keys(path.read_bytes())
         return self._keys
 
+    def second_factor_required(self, principal: Principal) -> bool:
+        """Whether an agreement in force today that the principal's partner is a
+        party to requires a second factor to sign in (``security.mfa_required``)."""
+        today = self.today()
+        for agreement_id in self.agreements.ids():
+            version = self.agreements.in_force(agreement_id, today)
+            if (
+                version is not None
+                and principal.partner_id in version.document.parties.all()
+                and version.document.security.mfa_required
+            ):
+                return True
+        return False
+
     def dashboard(self, access: Access) -> Dashboard:
         """The partnership at a glance for the steward: what to chase
         (:func:`~backbone.partners.status.partnership_status`), the latest

@@ -240,7 +240,9 @@ class Principals:
         if _principal(con, user_id) is not None:
             raise UserError(f"user {user_id!r} already exists.")
         con.execute(
-            "INSERT INTO gov.principal VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
+            "INSERT INTO gov.principal (user_id, display_name, partner_id, role, "
+            "password_hash, created_at, created_by, expires_on, training_until) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 user_id,
                 display_name,
@@ -291,6 +293,57 @@ class Principals:
             [self._hasher.hash(password), user_id],
         )
         s.record("user", f"set the password of {user_id}")
+
+    # --- a second factor (TOTP, RFC 6238) ------------------------------------------
+
+    def has_second_factor(self, user_id: str) -> bool:
+        row = self._con.execute(
+            "SELECT totp_secret IS NOT NULL FROM gov.principal WHERE user_id = ?",
+            [user_id],
+        ).fetchone()
+        return bool(row and row[0])
+
+    @staticmethod
+    def new_second_factor_secret() -> str:
+        """A fresh base32 secret for an authenticator app (not stored until
+        :meth:`set_second_factor` sees a code made from it)."""
+        import pyotp
+
+        return str(pyotp.random_base32())
+
+    def set_second_factor(
+        self, s: Session, user_id: str, secret: str, code: str
+    ) -> None:
+        """Keep ``secret`` as the user's second factor once ``code`` shows the
+        user's app makes the same codes: one's own, or anyone's as a steward admin
+        (audited)."""
+        import pyotp
+
+        _self_or_admin(s, user_id, f"set the second factor of {user_id}", "user")
+        if not pyotp.TOTP(secret).verify(code.strip(), valid_window=1):
+            raise UserError(
+                "that code does not match; enter the six digits the app shows now."
+            )
+        s.con.execute(
+            "UPDATE gov.principal SET totp_secret = ? WHERE user_id = ?",
+            [secret, user_id],
+        )
+        s.record("user", f"set the second factor of {user_id}")
+
+    def check_second_factor(self, user_id: str, code: str) -> Principal:
+        """The second step of signing in: the code of the user's app (the current
+        one or the one before or after, for clocks a little apart); every attempt
+        audited like the password's."""
+        import pyotp
+
+        row = self._con.execute(
+            "SELECT totp_secret FROM gov.principal WHERE user_id = ?", [user_id]
+        ).fetchone()
+        if row is None or row[0] is None:
+            raise self._refuse(user_id, "no second factor is set up.", "no TOTP")
+        if not pyotp.TOTP(row[0]).verify(code.strip(), valid_window=1):
+            raise self._refuse(user_id, "that code does not match.", "wrong TOTP code")
+        return self._admit(self.get(user_id), "password and second factor")
 
     def issue_token(
         self,

@@ -197,6 +197,11 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE ref.program ADD COLUMN closed_on DATE",
         ),
     ),
+    Migration(
+        12,
+        "a second factor for signing in to the web site: each user's TOTP secret",
+        ("ALTER TABLE gov.principal ADD COLUMN totp_secret VARCHAR",),
+    ),
     # Append new steps here, with their SQL inline or in frozen_ddl/NNNN.sql.
 )
 

@@ -35,7 +35,7 @@ from backbone.errors import (
     UserError,
     WarehouseError,
 )
-from backbone.governance.principals import Principal
+from backbone.governance.principals import Principal, Principals
 from backbone.warehouse import Warehouse
 from backbone.web.sessions import SessionStore, SignInThrottle, WebSession
 
@@ -223,11 +223,98 @@ def create_app(warehouse: Path) -> FastAPI:
         except AuthenticationFailed as exc:
             return page(request, "sign_in.html", 401, session=session, failed=str(exc))
         throttle.succeeded(user_id)
+        with opened() as wh:
+            needs_code = wh.second_factor_required(principal)
+            has_code = wh.users.has_second_factor(principal.user_id)
+        if not needs_code:
+            return finish(request, session, principal.user_id)
+        session.pending_user = principal.user_id
+        if has_code:
+            return RedirectResponse("/sign-in/code", status_code=303)
+        session.pending_secret = Principals.new_second_factor_secret()
+        return RedirectResponse("/sign-in/setup", status_code=303)
+
+    def finish(request: Request, session: WebSession, user_id: str) -> Response:
         sessions.end(session.token)  # a new token once signed in (no fixation)
-        fresh = sessions.new(principal.user_id)
+        fresh = sessions.new(user_id)
         response = RedirectResponse("/home", status_code=303)
         _set_cookie(request, response, fresh)
         return response
+
+    def pending(request: Request) -> WebSession:
+        session = session_of(request)
+        if session is None or session.pending_user is None:
+            raise _SignInNeeded
+        return session
+
+    @app.get("/sign-in/code")
+    def code_form(request: Request) -> Response:
+        return page(request, "sign_in_code.html", session=pending(request), failed=None)
+
+    @app.post("/sign-in/code")
+    async def code(request: Request) -> Response:
+        session = pending(request)
+        form = await checked_form(request, session)
+        user_id = str(session.pending_user)
+        wait = throttle.wait_seconds(user_id)
+        try:
+            with opened() as wh:
+                if wait > 0:
+                    raise wh.users.refuse_sign_in(
+                        user_id,
+                        f"too many failed sign-ins; try again in {int(wait) + 1} s.",
+                    )
+                try:
+                    wh.users.check_second_factor(user_id, str(form.get("code") or ""))
+                except AuthenticationFailed:
+                    throttle.failed(user_id)
+                    raise
+        except AuthenticationFailed as exc:
+            return page(
+                request, "sign_in_code.html", 401, session=session, failed=str(exc)
+            )
+        throttle.succeeded(user_id)
+        return finish(request, session, user_id)
+
+    @app.get("/sign-in/setup")
+    def setup_form(request: Request) -> Response:
+        session = pending(request)
+        if session.pending_secret is None:
+            raise _SignInNeeded
+        return page(
+            request,
+            "sign_in_setup.html",
+            session=session,
+            failed=None,
+            secret=session.pending_secret,
+            qr=_qr_data_uri(session.pending_secret, str(session.pending_user), name),
+        )
+
+    @app.post("/sign-in/setup")
+    async def setup(request: Request) -> Response:
+        session = pending(request)
+        form = await checked_form(request, session)
+        user_id, secret = str(session.pending_user), session.pending_secret
+        if secret is None:
+            raise _SignInNeeded
+        entered = str(form.get("code") or "")
+        try:
+            with opened() as wh:
+                me = wh.users.current(user_id)
+                with wh.session(me) as s:
+                    wh.users.set_second_factor(s, user_id, secret, entered)
+                wh.users.check_second_factor(user_id, entered)
+        except (UserError, AuthenticationFailed) as exc:
+            return page(
+                request,
+                "sign_in_setup.html",
+                401,
+                session=session,
+                failed=str(exc),
+                secret=secret,
+                qr=_qr_data_uri(secret, user_id, name),
+            )
+        return finish(request, session, user_id)
 
     @app.post("/sign-out")
     async def sign_out(request: Request) -> Response:
@@ -353,3 +440,12 @@ def _set_cookie(request: Request, response: Response, session: WebSession) -> No
         secure=request.url.scheme == "https",
         path="/",
     )
+
+
+def _qr_data_uri(secret: str, user_id: str, site: str) -> str:
+    """The secret as a QR code an authenticator app scans, drawn here (SVG)."""
+    import pyotp
+    import segno
+
+    uri = pyotp.TOTP(secret).provisioning_uri(name=user_id, issuer_name=site)
+    return str(segno.make(uri, error="m").svg_data_uri(scale=5))

@@ -23,6 +23,10 @@ class WebSession:
     csrf: str
     user_id: str | None = None
     """None until signed in (the sign-in form has a session of its own, for CSRF)"""
+    pending_user: str | None = None
+    """whose password was right, while the second factor is asked"""
+    pending_secret: str | None = None
+    """a second factor being set up, until a code from it is entered"""
     started: float = field(default_factory=time.monotonic)
     seen: float = field(default_factory=time.monotonic)
 

@@ -173,6 +173,12 @@ ACCESS_TABLES = (
             _c("training_until", "DATE", doc="confidentiality training valid until"),
             _c("disabled_at", "TIMESTAMP"),
             _c("disabled_reason", "VARCHAR"),
+            _c(
+                "totp_secret",
+                "VARCHAR",
+                doc="base32 secret of the user's second factor (TOTP, RFC 6238), "
+                "once set up (migration 12)",
+            ),
         ),
         ("user_id",),
         doc="Users: each belongs to one partner and has one role.",
