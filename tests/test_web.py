@@ -263,3 +263,64 @@ def test_in_a_browser_a_steward_reads_the_dashboard_and_a_partner_fixes_a_quaran
             )
         finally:
             browser.close()
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="needs Debian's chromium (make test installs it)"
+)
+def test_in_a_browser_the_steward_approves_a_widening_amendment_marked_as_such(
+    site: Site, tmp_path: Path
+) -> None:
+    import yaml
+    from playwright.sync_api import expect, sync_playwright
+
+    from backbone import Warehouse
+
+    with Warehouse.open(site.warehouse) as wh:
+        steward = wh.users.get("steward")
+        agreement_id = "DSA-C02"
+        current = wh.agreements.in_force(agreement_id, wh.today())
+        assert current is not None
+        doc = current.document.model_dump(mode="json", exclude_none=True)
+        doc["version"] = current.version + 1
+        doc["purposes"].append(
+            {"id": "college_outcomes", "description": "Follow alumni into college."}
+        )
+        (tmp_path / "v2.yaml").write_text(yaml.safe_dump(doc), encoding="utf-8")
+        with wh.session(steward) as s:
+            amended = wh.agreements.amend(
+                s,
+                agreement_id,
+                tmp_path / "v2.yaml",
+                effective=wh.today(),
+                summary="Follow program alumni into college.",
+            )
+        version = amended.version.version
+        parties = amended.version.awaiting
+    assert amended.version.status == "pending" and "b00-backbone" in parties
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            _browser_sign_in(page, site, "steward")
+            page.click("nav >> text=Agreements")
+            page.click(f"text={agreement_id} >> nth=0")
+            pending = page.locator(f"section.version:has(h2#v{version})")
+            expect(pending.locator("h2")).to_contain_text("pending")
+            expect(pending.locator("tr.widening")).to_contain_text("college_outcomes")
+            page.screenshot(
+                path=str(REPORTS / "web-steward-agreement.png"), full_page=True
+            )
+            for party in parties:  # the steward records each party's approval
+                pending.locator(
+                    f"form:has(input[value='{party}']) input[name=title]"
+                ).fill("Director")
+                pending.locator(f"form:has(input[value='{party}']) button").click()
+                page.wait_for_load_state()
+            expect(page.locator(f"h2#v{version}")).not_to_contain_text("pending")
+        finally:
+            browser.close()
+    with Warehouse.open(site.warehouse, read_only=True) as wh:
+        now = wh.agreements.version(agreement_id, version)
+        assert now.status == "approved"
+        assert {a[0] for a in now.approvals} == set(parties)

@@ -30,7 +30,13 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 from backbone import __version__
 from backbone.engines import Connection, EngineError, begin, connect, end, literal
 from backbone.engines.duckdb import Handle, clear_note
-from backbone.errors import NotAWarehouseError, UserError, WarehouseError
+from backbone.errors import (
+    AuthenticationFailed,
+    NotAWarehouseError,
+    NotFoundError,
+    UserError,
+    WarehouseError,
+)
 from backbone.governance.audit import AuditLog, system_clock
 from backbone.governance.principals import Principal, Principals
 from backbone.interrupts import deferred
@@ -54,6 +60,8 @@ if TYPE_CHECKING:
     from backbone.measures.risk import RiskModels
     from backbone.model.codes import DescriptorMaps
     from backbone.partners.agreements import AgreementRegistry
+    from backbone.partners.agreements.diff import Change
+    from backbone.partners.agreements.store import VersionRecord
     from backbone.partners.commitments import CommitmentBook
     from backbone.partners.feeds import FeedRegistry
     from backbone.partners.requests import RequestBook
@@ -444,6 +452,41 @@ class Warehouse:
             ):
                 return True
         return False
+
+    def agreements_for(self, access: Access) -> list[VersionRecord]:
+        """Every version of the agreements ``access``'s principal may read: the
+        steward's all, a partner's those it is a party to (newest first)."""
+        me = access.principal
+        lapsed = me.lapsed(self.today())
+        if lapsed:
+            raise AuthenticationFailed(lapsed + ".")
+        return [
+            v
+            for v in reversed(self.agreements.all_versions())
+            if me.is_steward or me.partner_id in v.document.parties.all()
+        ]
+
+    def agreement_history(
+        self, access: Access, agreement_id: str
+    ) -> list[tuple[VersionRecord, list[Change]]]:
+        """One agreement's versions, each with its changes from the one before,
+        for a principal who may read it (:meth:`agreements_for`); to anyone else
+        it does not exist."""
+        versions = [
+            v for v in self.agreements_for(access) if v.agreement_id == agreement_id
+        ]
+        if not versions:
+            raise NotFoundError(f"no agreement {agreement_id!r} you may read.")
+        ordered = sorted(versions, key=lambda v: v.version)
+        out = []
+        for before, after in zip([None, *ordered], ordered, strict=False):
+            changes = (
+                self.agreements.diff(agreement_id, before.version, after.version)
+                if before is not None
+                else []
+            )
+            out.append((after, changes))
+        return out[::-1]
 
     def dashboard(self, access: Access) -> Dashboard:
         """The partnership at a glance for the steward: what to chase

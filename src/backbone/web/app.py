@@ -346,6 +346,46 @@ def create_app(warehouse: Path) -> FastAPI:
             request, "dashboard.html", session=session, principal=me, board=board
         )
 
+    @app.get("/agreements")
+    def agreements(request: Request) -> Response:
+        with opened() as wh:
+            session, me = signed_in(request, wh)
+            versions = wh.agreements_for(wh.access(me, "data_quality"))
+        return page(
+            request, "agreements.html", session=session, principal=me, versions=versions
+        )
+
+    @app.get("/agreements/{agreement_id}")
+    def agreement(request: Request, agreement_id: str) -> Response:
+        with opened() as wh:
+            session, me = signed_in(request, wh)
+            history = wh.agreement_history(wh.access(me, "data_quality"), agreement_id)
+        return page(
+            request,
+            "agreement.html",
+            session=session,
+            principal=me,
+            agreement_id=agreement_id,
+            history=history,
+        )
+
+    @app.post("/agreements/{agreement_id}/{version}/approve")
+    async def approve(request: Request, agreement_id: str, version: int) -> Response:
+        with opened() as wh:
+            session, me = signed_in(request, wh)
+        form = await checked_form(request, session)
+        party = str(form.get("party") or me.partner_id)
+        title = str(form.get("title") or "") or None
+        with opened() as wh:
+            session, me = signed_in(request, wh)
+            # the stage decides who may approve for whom, and audits
+            wh.agreement_history(wh.access(me, "data_quality"), agreement_id)
+            with wh.session(me) as s:
+                wh.agreements.approve(
+                    s, agreement_id, party, on=wh.today(), version=version, title=title
+                )
+        return RedirectResponse(f"/agreements/{agreement_id}", status_code=303)
+
     @app.get("/submissions")
     def submissions(request: Request) -> Response:
         with opened() as wh:
