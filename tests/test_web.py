@@ -324,3 +324,44 @@ def test_in_a_browser_the_steward_approves_a_widening_amendment_marked_as_such(
         now = wh.agreements.version(agreement_id, version)
         assert now.status == "approved"
         assert {a[0] for a in now.approvals} == set(parties)
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="needs Debian's chromium (make test installs it)"
+)
+def test_every_page_passes_axe_with_no_serious_or_critical_violation(
+    site: Site,
+) -> None:
+    from axe_playwright_python.sync_playwright import Axe
+    from playwright.sync_api import sync_playwright
+
+    axe = Axe()  # axe-core as the package ships it: nothing fetched
+    found: dict[str, list[str]] = {}
+
+    def check(page: Any, path: str) -> None:
+        page.goto(site.url + path)
+        result = axe.run(page)
+        bad = [
+            f"{v['id']} ({v['impact']}): {v['help']}"
+            for v in result.response["violations"]
+            if v["impact"] in ("serious", "critical")
+        ]
+        if bad:
+            found[path] = bad
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            check(page, "/sign-in")
+            _browser_sign_in(page, site, "steward")
+            for path in ("/home", "/dashboard", "/agreements", "/agreements/DSA-C02",
+                         "/submissions", "/submissions/1", "/no-such-page"):  # fmt: skip
+                check(page, path)
+            partner = browser.new_page()
+            _browser_sign_in(partner, site, "c02-eastside.uploader")
+            for path in ("/home", "/upload", "/submissions", "/dashboard"):
+                check(partner, path)
+        finally:
+            browser.close()
+    assert not found, found
