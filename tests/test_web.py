@@ -257,6 +257,18 @@ def test_in_a_browser_a_steward_reads_the_dashboard_and_a_partner_fixes_a_quaran
             download.value.save_as(fixed)
             text = fixed.read_text(encoding="utf-8")
             assert "13/45/2010" in text and planted[0] in text
+            # the partner fixes the date and sends the fixed rows back
+            fixed.write_text(text.replace("13/45/2010", "09/03/2010"), encoding="utf-8")
+            partner.click("nav >> text=Upload")
+            partner.check("input[name=mode][value=append]")
+            partner.set_input_files("#file", str(fixed))
+            partner.click("#upload-form button[type=submit]")
+            result = partner.locator("section[aria-label=Result]")
+            expect(result).to_contain_text("loaded", timeout=60_000)
+            partner.screenshot(
+                path=str(REPORTS / "web-partner-resubmit.png"), full_page=True
+            )
+            assert "13/45/2010" not in result.inner_text()
             partner.goto(site.url + "/submissions/1")  # a district's, by a typed URL
             expect(partner.locator("h1")).to_have_text(
                 re.compile("Not allowed|Not found")

@@ -446,6 +446,7 @@ def create_app(warehouse: Path) -> FastAPI:
             session, me = signed_in(request, wh)
         form = await checked_form(request, session)
         feed = str(form.get("feed") or "")
+        mode = "append" if form.get("mode") == "append" else None
         sent = form.get("file")
         if not isinstance(sent, UploadFile) or not sent.filename:
             raise UserError("choose a file to upload.")
@@ -457,7 +458,9 @@ def create_app(warehouse: Path) -> FastAPI:
             with opened() as wh:
                 session, me = signed_in(request, wh)
                 with wh.session(me) as s:
-                    results = wh.ingest.submit(s, me.partner_id, feed, [path])
+                    results = wh.ingest.submit(
+                        s, me.partner_id, feed, [path], mode=mode
+                    )
                 feeds = wh.feeds.list(me.partner_id)
         return page(
             request,

@@ -1,0 +1,140 @@
+"""Benchmark: the web site under 20 signed-in users at once, on the loopback address.
+
+Builds a demo warehouse (`backbone demo run`, 4,000 students unless --warehouse
+names one a demo built), starts `backbone serve` on a free loopback port, signs in
+20 clients as the demo's steward (password and second factor, as a person would)
+and has each fetch the dashboard, the agreements, the submissions and its home page
+in turn, a bounded number of rounds. Prints, last, p50 and p95 per page in ms and
+the requests per second. Target: p95 < 200 ms for pages that read stored results.
+
+    .venv/bin/python bench/web.py [--warehouse DIR] [--clients 20] [--rounds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pyotp
+
+PAGES = ("/dashboard", "/agreements", "/submissions", "/home")
+SIGN_IN = re.compile(r"^\s+(\S+) / (\S+)\s+\((.+)\)$", re.MULTILINE)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _csrf(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, html[:300]
+    return found.group(1)
+
+
+def sign_in(url: str, user: str, password: str, secret: list[str]) -> httpx.Client:
+    """A client signed in as a person would: password, then the app's code (the
+    second factor set up by the first client and shared by the others)."""
+    client = httpx.Client(base_url=url, follow_redirects=True, timeout=120)
+    page = client.get("/sign-in")
+    page = client.post(
+        "/sign-in", data={"csrf": _csrf(page.text), "user": user, "password": password}
+    )
+    if page.url.path == "/sign-in/setup":
+        found = re.search(r'id="totp-secret">([A-Z2-7]+)<', page.text)
+        assert found, page.text[:300]
+        secret.append(found.group(1))
+    if page.url.path in ("/sign-in/setup", "/sign-in/code"):
+        page = client.post(
+            page.url.path,
+            data={"csrf": _csrf(page.text), "code": pyotp.TOTP(secret[0]).now()},
+        )
+    assert page.url.path == "/home", (page.status_code, page.text[:300])
+    return client
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--warehouse", type=Path, default=None)
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=10)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="backbone-bench-web-") as tmp:
+        out = Path(tmp) / "demo"
+        built = subprocess.run(
+            [sys.executable, "-m", "backbone", "demo", "run", "--out", str(out),
+             "--students", "4000"],
+            capture_output=True, text=True, check=True,
+            env={**os.environ, "COLUMNS": "250"},
+        )  # fmt: skip
+        users = {u: pw for u, pw, _ in SIGN_IN.findall(built.stdout)}
+        warehouse = args.warehouse or out / "warehouse"
+        port = _free_port()
+        url = f"http://127.0.0.1:{port}"
+        server = subprocess.Popen(
+            [sys.executable, "-m", "backbone", "serve", "--warehouse", str(warehouse),
+             "--port", str(port)],
+        )  # fmt: skip
+        try:
+            for _ in range(300):
+                try:
+                    httpx.get(url + "/sign-in", timeout=1)
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            secret: list[str] = []
+            clients = [sign_in(url, "steward", users["steward"], secret)]
+            clients += [
+                sign_in(url, "steward", users["steward"], secret)
+                for _ in range(args.clients - 1)
+            ]
+            times: dict[str, list[float]] = {p: [] for p in PAGES}
+            lock = threading.Lock()
+
+            def work(client: httpx.Client) -> None:
+                for _ in range(args.rounds):
+                    for path in PAGES:
+                        start = time.perf_counter()
+                        answer = client.get(path)
+                        took = time.perf_counter() - start
+                        assert answer.status_code == 200, (path, answer.status_code)
+                        with lock:
+                            times[path].append(took)
+
+            started = time.perf_counter()
+            threads = [threading.Thread(target=work, args=(c,)) for c in clients]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            seconds = time.perf_counter() - started
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+    total = sum(len(v) for v in times.values())
+    for path, took in times.items():
+        ms = sorted(t * 1000 for t in took)
+        p95 = ms[int(0.95 * (len(ms) - 1))]
+        print(
+            f"web: {path} p50 {statistics.median(ms):.0f} ms, p95 {p95:.0f} ms "
+            f"({len(ms)} requests)"
+        )
+    print(
+        f"web: {total} requests from {args.clients} signed-in clients in {seconds:.1f} s "
+        f"({total / seconds:.0f} requests/s)"
+    )
+
+
+if __name__ == "__main__":
+    main()
