@@ -259,10 +259,8 @@ def test_in_a_browser_a_steward_reads_the_dashboard_and_a_partner_fixes_a_quaran
             assert "13/45/2010" in text and planted[0] in text
             # the partner fixes the date and sends the fixed rows back
             fixed.write_text(text.replace("13/45/2010", "09/03/2010"), encoding="utf-8")
-            partner.click("nav >> text=Upload")
-            partner.check("input[name=mode][value=append]")
-            partner.set_input_files("#file", str(fixed))
-            partner.click("#upload-form button[type=submit]")
+            partner.set_input_files("form.resubmit input[type=file]", str(fixed))
+            partner.click("form.resubmit button[type=submit]")
             result = partner.locator("section[aria-label=Result]")
             expect(result).to_contain_text("loaded", timeout=60_000)
             partner.screenshot(

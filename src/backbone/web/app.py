@@ -426,6 +426,39 @@ def create_app(warehouse: Path) -> FastAPI:
             },
         )
 
+    @app.post("/submissions/{submission_id}/resubmit")
+    async def resubmit(request: Request, submission_id: int) -> Response:
+        """The fixed rows of a submission's quarantine, sent back under the
+        original file's name and feed, added to what is loaded."""
+        with opened() as wh:
+            session, me = signed_in(request, wh)
+        form = await checked_form(request, session)
+        sent = form.get("file")
+        if not isinstance(sent, UploadFile) or not sent.filename:
+            raise UserError("choose the file with the fixed rows.")
+        with tempfile.TemporaryDirectory(prefix="backbone-upload-") as folder:
+            with opened() as wh:
+                session, me = signed_in(request, wh)
+                report = wh.ingest.report(submission_id, wh.access(me, "data_quality"))
+            path = Path(folder) / Path(report.file_name).name
+            with path.open("wb") as out:
+                shutil.copyfileobj(sent.file, out, 1 << 20)
+            with opened() as wh:
+                session, me = signed_in(request, wh)
+                with wh.session(me) as s:
+                    results = wh.ingest.submit(
+                        s, report.partner_id, report.feed, [path], mode="append"
+                    )
+                feeds = wh.feeds.list(me.partner_id)
+        return page(
+            request,
+            "upload.html",
+            session=session,
+            principal=me,
+            feeds=feeds,
+            results=results,
+        )
+
     @app.get("/upload")
     def upload_form(request: Request) -> Response:
         with opened() as wh:
@@ -446,7 +479,6 @@ def create_app(warehouse: Path) -> FastAPI:
             session, me = signed_in(request, wh)
         form = await checked_form(request, session)
         feed = str(form.get("feed") or "")
-        mode = "append" if form.get("mode") == "append" else None
         sent = form.get("file")
         if not isinstance(sent, UploadFile) or not sent.filename:
             raise UserError("choose a file to upload.")
@@ -458,9 +490,7 @@ def create_app(warehouse: Path) -> FastAPI:
             with opened() as wh:
                 session, me = signed_in(request, wh)
                 with wh.session(me) as s:
-                    results = wh.ingest.submit(
-                        s, me.partner_id, feed, [path], mode=mode
-                    )
+                    results = wh.ingest.submit(s, me.partner_id, feed, [path])
                 feeds = wh.feeds.list(me.partner_id)
         return page(
             request,
