@@ -53,6 +53,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/policy.py
 	$(BIN)/python bench/indicators.py
 	$(BIN)/python bench/outcomes.py
+	$(BIN)/python bench/web.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache
