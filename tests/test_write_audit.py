@@ -17,6 +17,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import pyotp
 import pytest
 
 from backbone import Warehouse
@@ -115,6 +116,8 @@ def _unsigned_d2() -> dict[str, Any]:
         signatories=[],
     )
 
+
+TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"  # a second factor's key
 
 CASES = [
     Case(
@@ -333,6 +336,15 @@ CASES = [
         "steward",
         "d2.analyst",
         lambda wh, s, tmp: wh.users.set_password(s, "d1.analyst", "a long passphrase"),
+    ),
+    Case(
+        "user set_second_factor: someone else's",
+        "user",
+        "steward",
+        "d2.analyst",
+        lambda wh, s, tmp: wh.users.set_second_factor(
+            s, "d1.analyst", TOTP_SECRET, pyotp.TOTP(TOTP_SECRET).now()
+        ),
     ),
     Case(
         "user issue_token: someone else's",
