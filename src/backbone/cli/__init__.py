@@ -377,13 +377,6 @@ def demo_run(
         f"Sign in as the demo's steward admin: export BACKBONE_TOKEN=$(cat {token_file}) "
         f"BACKBONE_WAREHOUSE={warehouse}"
     )
-    if done.sign_ins:
-        _plain().print(
-            f"The web site: backbone serve --warehouse {warehouse}   "
-            "(then open http://127.0.0.1:8000/), signing in as"
-        )
-        for user_id, password, who in done.sign_ins:
-            _plain().print(f"  {user_id} / {password}   ({who})")
     for refused in ingested.refused_columns:
         sid = refused.submission_id
         _out().print(
@@ -399,6 +392,13 @@ def demo_run(
         f"[bold]backbone agreement history DSA-A01 --warehouse {warehouse}[/] shows a "
         f"living agreement; {community}/README.md describes each partner's dialect."
     )
+    if done.sign_ins:
+        _plain().print(
+            f"The web site: backbone serve --warehouse {warehouse}   "
+            "(then open http://127.0.0.1:8000/), signing in as"
+        )
+        for user_id, password, who in done.sign_ins:
+            _plain().print(f"  {user_id} / {password}   ({who})")
 
 
 def _register() -> None:
