@@ -199,6 +199,24 @@ def create_app(warehouse: Path) -> FastAPI:
         _set_cookie(request, response, session)
         return response
 
+    def throttled(user_id: str, check: Callable[[Warehouse], Principal]) -> Principal:
+        """``check`` a sign-in step unless the throttle says wait (refused, and
+        audited, without looking at what was entered); count its failures."""
+        wait = throttle.wait_seconds(user_id)
+        with opened() as wh:
+            if wait > 0:
+                raise wh.users.refuse_sign_in(
+                    user_id,
+                    f"too many failed sign-ins; try again in {int(wait) + 1} s.",
+                )
+            try:
+                principal = check(wh)
+            except AuthenticationFailed:
+                throttle.failed(user_id)
+                raise
+        throttle.succeeded(user_id)
+        return principal
+
     @app.post("/sign-in")
     async def sign_in(request: Request) -> Response:
         session = session_of(request)
@@ -207,22 +225,12 @@ def create_app(warehouse: Path) -> FastAPI:
         form = await checked_form(request, session)
         user_id = str(form.get("user") or "").strip()
         password = str(form.get("password") or "")
-        wait = throttle.wait_seconds(user_id)
         try:
-            with opened() as wh:
-                if wait > 0:
-                    raise wh.users.refuse_sign_in(
-                        user_id,
-                        f"too many failed sign-ins; try again in {int(wait) + 1} s.",
-                    )
-                try:
-                    principal = wh.users.sign_in(user_id, password)
-                except AuthenticationFailed:
-                    throttle.failed(user_id)
-                    raise
+            principal = throttled(
+                user_id, lambda wh: wh.users.sign_in(user_id, password)
+            )
         except AuthenticationFailed as exc:
             return page(request, "sign_in.html", 401, session=session, failed=str(exc))
-        throttle.succeeded(user_id)
         with opened() as wh:
             needs_code = wh.second_factor_required(principal)
             has_code = wh.users.has_second_factor(principal.user_id)
@@ -256,24 +264,15 @@ def create_app(warehouse: Path) -> FastAPI:
         session = pending(request)
         form = await checked_form(request, session)
         user_id = str(session.pending_user)
-        wait = throttle.wait_seconds(user_id)
+        entered = str(form.get("code") or "")
         try:
-            with opened() as wh:
-                if wait > 0:
-                    raise wh.users.refuse_sign_in(
-                        user_id,
-                        f"too many failed sign-ins; try again in {int(wait) + 1} s.",
-                    )
-                try:
-                    wh.users.check_second_factor(user_id, str(form.get("code") or ""))
-                except AuthenticationFailed:
-                    throttle.failed(user_id)
-                    raise
+            throttled(
+                user_id, lambda wh: wh.users.check_second_factor(user_id, entered)
+            )
         except AuthenticationFailed as exc:
             return page(
                 request, "sign_in_code.html", 401, session=session, failed=str(exc)
             )
-        throttle.succeeded(user_id)
         return finish(request, session, user_id)
 
     @app.get("/sign-in/setup")
@@ -328,45 +327,55 @@ def create_app(warehouse: Path) -> FastAPI:
 
     # --- pages ------------------------------------------------------------------
 
-    @app.get("/home")
-    def home(request: Request) -> Response:
+    def shown(
+        request: Request,
+        template: str,
+        read: Callable[[Warehouse, Principal], dict[str, Any]],
+    ) -> Response:
+        """A page: the warehouse opened for the request, its user found again,
+        ``read`` (one stage method) for what the template shows."""
         with opened() as wh:
             session, me = signed_in(request, wh)
-            partner = wh.partners.get(me.partner_id)
-        return page(
-            request, "home.html", session=session, principal=me, partner=partner
+            context = read(wh, me)
+        return page(request, template, session=session, principal=me, **context)
+
+    @app.get("/home")
+    def home(request: Request) -> Response:
+        return shown(
+            request,
+            "home.html",
+            lambda wh, me: {"partner": wh.partners.get(me.partner_id)},
         )
 
     @app.get("/dashboard")
     def dashboard(request: Request) -> Response:
-        with opened() as wh:
-            session, me = signed_in(request, wh)
-            board = wh.dashboard(wh.access(me, "data_quality"))
-        return page(
-            request, "dashboard.html", session=session, principal=me, board=board
+        return shown(
+            request,
+            "dashboard.html",
+            lambda wh, me: {"board": wh.dashboard(wh.access(me, "data_quality"))},
         )
 
     @app.get("/agreements")
     def agreements(request: Request) -> Response:
-        with opened() as wh:
-            session, me = signed_in(request, wh)
-            versions = wh.agreements_for(wh.access(me, "data_quality"))
-        return page(
-            request, "agreements.html", session=session, principal=me, versions=versions
+        return shown(
+            request,
+            "agreements.html",
+            lambda wh, me: {
+                "versions": wh.agreements_for(wh.access(me, "data_quality"))
+            },
         )
 
     @app.get("/agreements/{agreement_id}")
     def agreement(request: Request, agreement_id: str) -> Response:
-        with opened() as wh:
-            session, me = signed_in(request, wh)
-            history = wh.agreement_history(wh.access(me, "data_quality"), agreement_id)
-        return page(
+        return shown(
             request,
             "agreement.html",
-            session=session,
-            principal=me,
-            agreement_id=agreement_id,
-            history=history,
+            lambda wh, me: {
+                "agreement_id": agreement_id,
+                "history": wh.agreement_history(
+                    wh.access(me, "data_quality"), agreement_id
+                ),
+            },
         )
 
     @app.post("/agreements/{agreement_id}/{version}/approve")
@@ -388,24 +397,22 @@ def create_app(warehouse: Path) -> FastAPI:
 
     @app.get("/submissions")
     def submissions(request: Request) -> Response:
-        with opened() as wh:
-            session, me = signed_in(request, wh)
-            listed = wh.ingest.list_for(wh.access(me, "data_quality"))
-        return page(
+        return shown(
             request,
             "submissions.html",
-            session=session,
-            principal=me,
-            submissions=listed,
+            lambda wh, me: {
+                "submissions": wh.ingest.list_for(wh.access(me, "data_quality"))
+            },
         )
 
     @app.get("/submissions/{submission_id}")
     def submission(request: Request, submission_id: int) -> Response:
-        with opened() as wh:
-            session, me = signed_in(request, wh)
-            report = wh.ingest.report(submission_id, wh.access(me, "data_quality"))
-        return page(
-            request, "submission.html", session=session, principal=me, report=report
+        return shown(
+            request,
+            "submission.html",
+            lambda wh, me: {
+                "report": wh.ingest.report(submission_id, wh.access(me, "data_quality"))
+            },
         )
 
     @app.get("/submissions/{submission_id}/quarantine.csv")
@@ -430,67 +437,56 @@ def create_app(warehouse: Path) -> FastAPI:
     async def resubmit(request: Request, submission_id: int) -> Response:
         """The fixed rows of a submission's quarantine, sent back under the
         original file's name and feed, added to what is loaded."""
-        with opened() as wh:
-            session, me = signed_in(request, wh)
-        form = await checked_form(request, session)
-        sent = form.get("file")
-        if not isinstance(sent, UploadFile) or not sent.filename:
-            raise UserError("choose the file with the fixed rows.")
-        with tempfile.TemporaryDirectory(prefix="backbone-upload-") as folder:
-            with opened() as wh:
-                session, me = signed_in(request, wh)
-                report = wh.ingest.report(submission_id, wh.access(me, "data_quality"))
-            path = Path(folder) / Path(report.file_name).name
-            with path.open("wb") as out:
-                shutil.copyfileobj(sent.file, out, 1 << 20)
-            with opened() as wh:
-                session, me = signed_in(request, wh)
-                with wh.session(me) as s:
-                    results = wh.ingest.submit(
-                        s, report.partner_id, report.feed, [path], mode="append"
-                    )
-                feeds = wh.feeds.list(me.partner_id)
-        return page(
-            request,
-            "upload.html",
-            session=session,
-            principal=me,
-            feeds=feeds,
-            results=results,
-        )
+
+        def target(wh: Warehouse, me: Principal) -> tuple[str, str, str]:
+            report = wh.ingest.report(submission_id, wh.access(me, "data_quality"))
+            return report.partner_id, report.feed, report.file_name
+
+        return await submitted(request, target, mode="append")
 
     @app.get("/upload")
     def upload_form(request: Request) -> Response:
-        with opened() as wh:
-            session, me = signed_in(request, wh)
-            feeds = wh.feeds.list(me.partner_id)
-        return page(
+        return shown(
             request,
             "upload.html",
-            session=session,
-            principal=me,
-            feeds=feeds,
-            results=None,
+            lambda wh, me: {"feeds": wh.feeds.list(me.partner_id), "results": None},
         )
 
     @app.post("/upload")
     async def upload(request: Request) -> Response:
+        """A file for one of the signed-in partner's feeds."""
+        return await submitted(request, None, mode=None)
+
+    async def submitted(
+        request: Request,
+        target: Callable[[Warehouse, Principal], tuple[str, str, str]] | None,
+        mode: str | None,
+    ) -> Response:
+        """Submit the form's file, written to disk as it arrives (never held
+        whole in memory), under ``target``'s (partner, feed, file name), or else
+        the signed-in user's partner, the form's feed and the file's own name;
+        render the upload page with what became of it."""
         with opened() as wh:
             session, me = signed_in(request, wh)
         form = await checked_form(request, session)
-        feed = str(form.get("feed") or "")
         sent = form.get("file")
         if not isinstance(sent, UploadFile) or not sent.filename:
-            raise UserError("choose a file to upload.")
-        # the file is written to disk as it arrives, never held whole in memory
+            raise UserError("choose a file to send.")
         with tempfile.TemporaryDirectory(prefix="backbone-upload-") as folder:
-            path = Path(folder) / Path(sent.filename).name
+            with opened() as wh:
+                session, me = signed_in(request, wh)
+                partner, feed, name = (
+                    target(wh, me)
+                    if target is not None
+                    else (me.partner_id, str(form.get("feed") or ""), sent.filename)
+                )
+            path = Path(folder) / Path(name).name
             with path.open("wb") as out:
                 shutil.copyfileobj(sent.file, out, 1 << 20)
             with opened() as wh:
                 session, me = signed_in(request, wh)
                 with wh.session(me) as s:
-                    results = wh.ingest.submit(s, me.partner_id, feed, [path])
+                    results = wh.ingest.submit(s, partner, feed, [path], mode=mode)
                 feeds = wh.feeds.list(me.partner_id)
         return page(
             request,
