@@ -21,6 +21,7 @@ import httpx
 import pyotp
 import pytest
 
+from backbone import Warehouse
 from tests.demo_build import DemoBuild, copy_demo
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("web")]
@@ -375,3 +376,57 @@ def test_every_page_passes_axe_with_no_serious_or_critical_violation(
         finally:
             browser.close()
     assert not found, found
+
+
+def test_a_password_alone_never_replaces_or_skips_a_users_second_factor(
+    site: Site,
+) -> None:
+    # the attacker knows a fresh user's password (whose app is not set up yet)
+    # and the victim's password; the victim has a second factor
+    attacker = next(u for u in site.passwords if u.endswith(".analyst") and u[0] == "d")
+    victim = "c02-eastside.uploader"
+    if victim not in SECRETS:
+        _signed_in(site, victim).close()
+    before = SECRETS[victim]
+    with httpx.Client(base_url=site.url, follow_redirects=True, timeout=60) as client:
+        form = client.get("/sign-in")
+        setup = client.post(
+            "/sign-in",
+            data={"csrf": _csrf(form.text), "user": attacker,
+                  "password": site.passwords[attacker]},
+        )  # fmt: skip
+        assert setup.url.path == "/sign-in/setup"
+        theirs = re.search(r'id="totp-secret">([A-Z2-7]+)<', setup.text)
+        assert theirs
+        form = client.get("/sign-in")
+        asked = client.post(
+            "/sign-in",
+            data={"csrf": _csrf(form.text), "user": victim,
+                  "password": site.passwords[victim]},
+        )  # fmt: skip
+        assert asked.url.path == "/sign-in/code"
+        sneaked = client.post(
+            "/sign-in/setup",
+            data={"csrf": _csrf(asked.text), "code": pyotp.TOTP(theirs.group(1)).now()},
+        )
+        assert sneaked.url.path == "/sign-in", sneaked.text[:300]
+        # wrong codes count even when the password is given again in between
+        said = []
+        for _ in range(3):
+            form = client.get("/sign-in")
+            asked = client.post(
+                "/sign-in",
+                data={"csrf": _csrf(form.text), "user": victim,
+                      "password": site.passwords[victim]},
+            )  # fmt: skip
+            for _ in range(2):
+                wrong = client.post(
+                    "/sign-in/code", data={"csrf": _csrf(asked.text), "code": "000000"}
+                )
+                said.append(wrong.text)
+        assert any("too many failed sign-ins" in t for t in said)
+    with Warehouse.open(site.warehouse, read_only=True) as wh:
+        kept = wh._con.execute(
+            "SELECT totp_secret FROM gov.principal WHERE user_id = ?", [victim]
+        ).fetchall()[0][0]
+    assert kept == before

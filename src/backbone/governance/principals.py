@@ -319,7 +319,12 @@ class Principals:
         (audited)."""
         import pyotp
 
-        _self_or_admin(s, user_id, f"set the second factor of {user_id}", "user")
+        who = _self_or_admin(s, user_id, f"set the second factor of {user_id}", "user")
+        if who.user_id == user_id and self.has_second_factor(user_id):
+            # whoever knows the password must not swap the user's app for theirs
+            raise UserError(
+                f"{user_id} has a second factor already; a steward admin can replace it."
+            )
         if not pyotp.TOTP(secret).verify(code.strip(), valid_window=1):
             raise UserError(
                 "that code does not match; enter the six digits the app shows now."

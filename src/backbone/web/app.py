@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -62,7 +64,9 @@ def create_app(warehouse: Path) -> FastAPI:
     with Warehouse.open(warehouse, read_only=True) as wh:  # a warehouse, or say so
         settings = wh.settings
         name = wh.info().name
-    app = FastAPI(title=f"Backbone: {name}", docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title=f"Backbone: {name}", docs_url=None, redoc_url=None, openapi_url=None
+    )
     templates = Jinja2Templates(directory=str(_package_folder("templates")))
     sessions = SessionStore(int(settings["web.session_idle_minutes"]))
     throttle = SignInThrottle(
@@ -169,13 +173,37 @@ def create_app(warehouse: Path) -> FastAPI:
     @app.exception_handler(Exception)
     async def broken(request: Request, exc: Exception) -> Response:
         _log.exception("unexpected error on %s", request.url.path)
-        return page(
+        response = page(
             request,
             "error.html",
             500,
             message="Something went wrong on the server; nothing was changed by "
             "this page. The steward can find the details in the server's log.",
             status_code=500,
+        )
+        # outside the middleware: the headers are put on here
+        response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def malformed(request: Request, _exc: Exception) -> Response:
+        return page(
+            request,
+            "error.html",
+            404,
+            message="No such page.",
+            status_code=404,
+        )
+
+    @app.exception_handler(405)
+    async def wrong_method(request: Request, _exc: Exception) -> Response:
+        return page(
+            request,
+            "error.html",
+            405,
+            message="That page cannot be used that way.",
+            status_code=405,
         )
 
     @app.exception_handler(404)
@@ -199,10 +227,15 @@ def create_app(warehouse: Path) -> FastAPI:
         _set_cookie(request, response, session)
         return response
 
-    def throttled(user_id: str, check: Callable[[Warehouse], Principal]) -> Principal:
+    def throttled(
+        counter: str, user_id: str, check: Callable[[Warehouse], Principal]
+    ) -> Principal:
         """``check`` a sign-in step unless the throttle says wait (refused, and
-        audited, without looking at what was entered); count its failures."""
-        wait = throttle.wait_seconds(user_id)
+        audited, without looking at what was entered); count its failures under
+        ``counter`` (the password's and the code's apart, so that a right password
+        does not wipe out wrong codes)."""
+        key = f"{counter}:{user_id}"
+        wait = throttle.wait_seconds(key)
         with opened() as wh:
             if wait > 0:
                 raise wh.users.refuse_sign_in(
@@ -211,11 +244,22 @@ def create_app(warehouse: Path) -> FastAPI:
                 )
             try:
                 principal = check(wh)
-            except AuthenticationFailed:
-                throttle.failed(user_id)
+            except (AuthenticationFailed, UserError):
+                throttle.failed(key)
                 raise
-        throttle.succeeded(user_id)
+        throttle.succeeded(key)
         return principal
+
+    def password_step(user_id: str, password: str) -> tuple[Principal, bool, bool]:
+        principal = throttled(
+            "password", user_id, lambda wh: wh.users.sign_in(user_id, password)
+        )
+        with opened() as wh:
+            return (
+                principal,
+                wh.second_factor_required(principal),
+                wh.users.has_second_factor(principal.user_id),
+            )
 
     @app.post("/sign-in")
     async def sign_in(request: Request) -> Response:
@@ -223,24 +267,31 @@ def create_app(warehouse: Path) -> FastAPI:
         if session is None:  # no form of ours was shown: show it
             return RedirectResponse("/sign-in", status_code=303)
         form = await checked_form(request, session)
+        # whatever this session was in the middle of ends here, with its token
+        sessions.end(session.token)
+        session = sessions.new()
         user_id = str(form.get("user") or "").strip()
         password = str(form.get("password") or "")
         try:
-            principal = throttled(
-                user_id, lambda wh: wh.users.sign_in(user_id, password)
+            principal, needs_code, has_code = await run_in_threadpool(
+                password_step, user_id, password
             )
         except AuthenticationFailed as exc:
-            return page(request, "sign_in.html", 401, session=session, failed=str(exc))
-        with opened() as wh:
-            needs_code = wh.second_factor_required(principal)
-            has_code = wh.users.has_second_factor(principal.user_id)
+            refused = page(
+                request, "sign_in.html", 401, session=session, failed=str(exc)
+            )
+            _set_cookie(request, refused, session)
+            return refused
         if not needs_code:
             return finish(request, session, principal.user_id)
         session.pending_user = principal.user_id
         if has_code:
-            return RedirectResponse("/sign-in/code", status_code=303)
-        session.pending_secret = Principals.new_second_factor_secret()
-        return RedirectResponse("/sign-in/setup", status_code=303)
+            response = RedirectResponse("/sign-in/code", status_code=303)
+        else:
+            session.pending_secret = Principals.new_second_factor_secret()
+            response = RedirectResponse("/sign-in/setup", status_code=303)
+        _set_cookie(request, response, session)
+        return response
 
     def finish(request: Request, session: WebSession, user_id: str) -> Response:
         sessions.end(session.token)  # a new token once signed in (no fixation)
@@ -266,8 +317,11 @@ def create_app(warehouse: Path) -> FastAPI:
         user_id = str(session.pending_user)
         entered = str(form.get("code") or "")
         try:
-            throttled(
-                user_id, lambda wh: wh.users.check_second_factor(user_id, entered)
+            await run_in_threadpool(
+                throttled,
+                "code",
+                user_id,
+                lambda wh: wh.users.check_second_factor(user_id, entered),
             )
         except AuthenticationFailed as exc:
             return page(
@@ -297,12 +351,15 @@ def create_app(warehouse: Path) -> FastAPI:
         if secret is None:
             raise _SignInNeeded
         entered = str(form.get("code") or "")
+
+        def set_up(wh: Warehouse) -> Principal:
+            me = wh.users.current(user_id)
+            with wh.session(me) as s:  # refused if the user has one already
+                wh.users.set_second_factor(s, user_id, secret, entered)
+            return wh.users.check_second_factor(user_id, entered)
+
         try:
-            with opened() as wh:
-                me = wh.users.current(user_id)
-                with wh.session(me) as s:
-                    wh.users.set_second_factor(s, user_id, secret, entered)
-                wh.users.check_second_factor(user_id, entered)
+            await run_in_threadpool(throttled, "code", user_id, set_up)
         except (UserError, AuthenticationFailed) as exc:
             return page(
                 request,
@@ -385,14 +442,23 @@ def create_app(warehouse: Path) -> FastAPI:
         form = await checked_form(request, session)
         party = str(form.get("party") or me.partner_id)
         title = str(form.get("title") or "") or None
-        with opened() as wh:
-            session, me = signed_in(request, wh)
-            # the stage decides who may approve for whom, and audits
-            wh.agreement_history(wh.access(me, "data_quality"), agreement_id)
-            with wh.session(me) as s:
-                wh.agreements.approve(
-                    s, agreement_id, party, on=wh.today(), version=version, title=title
-                )
+
+        def approved() -> None:
+            with opened() as wh:
+                _session, me = signed_in(request, wh)
+                # the stage decides who may approve for whom, and audits
+                wh.agreement_history(wh.access(me, "data_quality"), agreement_id)
+                with wh.session(me) as s:
+                    wh.agreements.approve(
+                        s,
+                        agreement_id,
+                        party,
+                        on=wh.today(),
+                        version=version,
+                        title=title,
+                    )
+
+        await run_in_threadpool(approved)
         return RedirectResponse(f"/agreements/{agreement_id}", status_code=303)
 
     @app.get("/submissions")
@@ -466,36 +532,48 @@ def create_app(warehouse: Path) -> FastAPI:
         whole in memory), under ``target``'s (partner, feed, file name), or else
         the signed-in user's partner, the form's feed and the file's own name;
         render the upload page with what became of it."""
-        with opened() as wh:
-            session, me = signed_in(request, wh)
+        session = session_of(request)
+        if session is None or session.user_id is None:
+            raise _SignInNeeded
         form = await checked_form(request, session)
         sent = form.get("file")
         if not isinstance(sent, UploadFile) or not sent.filename:
             raise UserError("choose a file to send.")
-        with tempfile.TemporaryDirectory(prefix="backbone-upload-") as folder:
-            with opened() as wh:
-                session, me = signed_in(request, wh)
-                partner, feed, name = (
-                    target(wh, me)
-                    if target is not None
-                    else (me.partner_id, str(form.get("feed") or ""), sent.filename)
-                )
-            path = Path(folder) / Path(name).name
-            with path.open("wb") as out:
-                shutil.copyfileobj(sent.file, out, 1 << 20)
-            with opened() as wh:
-                session, me = signed_in(request, wh)
-                with wh.session(me) as s:
-                    results = wh.ingest.submit(s, partner, feed, [path], mode=mode)
-                feeds = wh.feeds.list(me.partner_id)
-        return page(
-            request,
-            "upload.html",
-            session=session,
-            principal=me,
-            feeds=feeds,
-            results=results,
-        )
+        upload: UploadFile = sent
+
+        def send() -> Response:  # away from the event loop: other pages go on
+            with tempfile.TemporaryDirectory(prefix="backbone-upload-") as folder:
+                with opened() as wh:
+                    _session, me = signed_in(request, wh)
+                    partner, feed, name = (
+                        target(wh, me)
+                        if target is not None
+                        else (
+                            me.partner_id,
+                            str(form.get("feed") or ""),
+                            str(upload.filename),
+                        )
+                    )
+                path = Path(folder) / Path(name).name
+                if path.name in ("", ".", ".."):
+                    raise UserError("the file needs a name such as roster.csv.")
+                with path.open("wb") as out:
+                    shutil.copyfileobj(upload.file, out, 1 << 20)
+                with opened() as wh:
+                    session, me = signed_in(request, wh)
+                    with wh.session(me) as s:
+                        results = wh.ingest.submit(s, partner, feed, [path], mode=mode)
+                    feeds = wh.feeds.list(me.partner_id)
+            return page(
+                request,
+                "upload.html",
+                session=session,
+                principal=me,
+                feeds=feeds,
+                results=results,
+            )
+
+        return await run_in_threadpool(send)
 
     return app
 

@@ -42,6 +42,7 @@ class SessionStore:
         self._idle = idle_minutes * 60
         self._max = max_hours * 3600
         self._sessions: dict[str, WebSession] = {}
+        self._made = 0
         self._lock = threading.Lock()
 
     def new(self, user_id: str | None = None) -> WebSession:
@@ -49,6 +50,12 @@ class SessionStore:
         session.user_id = user_id
         with self._lock:
             self._sessions[session.token] = session
+            self._made += 1
+            if self._made % 256 == 0:  # sessions nobody came back to, swept
+                now = time.monotonic()
+                for token, old in list(self._sessions.items()):
+                    if now - old.seen > self._idle or now - old.started > self._max:
+                        del self._sessions[token]
         return session
 
     def get(self, token: str | None) -> WebSession | None:
