@@ -82,13 +82,17 @@ def _csrf(html: str) -> str:
     return found.group(1)
 
 
+def _password(client: httpx.Client, user: str, password: str) -> httpx.Response:
+    """The sign-in form fetched and posted with ``user``'s password."""
+    form = client.get("/sign-in")
+    return client.post(
+        "/sign-in", data={"csrf": _csrf(form.text), "user": user, "password": password}
+    )
+
+
 def _signed_in(site: Site, user: str) -> httpx.Client:
     client = httpx.Client(base_url=site.url, follow_redirects=True, timeout=60)
-    form = client.get("/sign-in")
-    done = client.post(
-        "/sign-in",
-        data={"csrf": _csrf(form.text), "user": user, "password": site.passwords[user]},
-    )
+    done = _password(client, user, site.passwords[user])
     if str(done.url).endswith("/sign-in/setup"):  # an agreement asks for a 2nd factor
         secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', done.text)
         assert secret, done.text[:500]
@@ -159,24 +163,12 @@ def test_wrong_passwords_slow_then_lock_out_and_every_attempt_is_audited(
     with httpx.Client(base_url=site.url, timeout=60) as client:
         said = []
         for _ in range(7):
-            form = client.get("/sign-in")
-            answer = client.post(
-                "/sign-in",
-                data={"csrf": _csrf(form.text), "user": user, "password": "guess"},
-            )
+            answer = _password(client, user, "guess")
             assert answer.status_code == 401
             said.append(answer.text)
         assert any("too many failed sign-ins" in t for t in said)
         # the right password is refused while the user is locked out
-        form = client.get("/sign-in")
-        locked = client.post(
-            "/sign-in",
-            data={
-                "csrf": _csrf(form.text),
-                "user": user,
-                "password": site.passwords[user],
-            },
-        )
+        locked = _password(client, user, site.passwords[user])
         assert locked.status_code == 401 and "too many failed sign-ins" in locked.text
     from backbone import Warehouse
 
@@ -389,21 +381,11 @@ def test_a_password_alone_never_replaces_or_skips_a_users_second_factor(
         _signed_in(site, victim).close()
     before = SECRETS[victim]
     with httpx.Client(base_url=site.url, follow_redirects=True, timeout=60) as client:
-        form = client.get("/sign-in")
-        setup = client.post(
-            "/sign-in",
-            data={"csrf": _csrf(form.text), "user": attacker,
-                  "password": site.passwords[attacker]},
-        )  # fmt: skip
+        setup = _password(client, attacker, site.passwords[attacker])
         assert setup.url.path == "/sign-in/setup"
         theirs = re.search(r'id="totp-secret">([A-Z2-7]+)<', setup.text)
         assert theirs
-        form = client.get("/sign-in")
-        asked = client.post(
-            "/sign-in",
-            data={"csrf": _csrf(form.text), "user": victim,
-                  "password": site.passwords[victim]},
-        )  # fmt: skip
+        asked = _password(client, victim, site.passwords[victim])
         assert asked.url.path == "/sign-in/code"
         sneaked = client.post(
             "/sign-in/setup",
@@ -413,12 +395,7 @@ def test_a_password_alone_never_replaces_or_skips_a_users_second_factor(
         # wrong codes count even when the password is given again in between
         said = []
         for _ in range(3):
-            form = client.get("/sign-in")
-            asked = client.post(
-                "/sign-in",
-                data={"csrf": _csrf(form.text), "user": victim,
-                      "password": site.passwords[victim]},
-            )  # fmt: skip
+            asked = _password(client, victim, site.passwords[victim])
             for _ in range(2):
                 wrong = client.post(
                     "/sign-in/code", data={"csrf": _csrf(asked.text), "code": "000000"}

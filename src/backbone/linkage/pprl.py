@@ -241,7 +241,7 @@ _TOKEN_BLOCK = 16_384
 
 def _masks_by_token(feature: Feature, key: bytes, keyed: pa.Array) -> np.ndarray:
     """The packed bits of each ``"year|value"`` of ``keyed`` (values already
-    cleaned to ASCII), as :func:`_value_mask` gives them: each distinct token is
+    cleaned to ASCII), as hashing each value's tokens in turn would: each distinct token is
     hashed once, and a value's bits are its tokens' bits or-ed together in NumPy,
     so a million different addresses cost no Python loop over addresses. Memory
     follows the tokens there are, not the longest value times the rows."""
@@ -331,25 +331,14 @@ def _joined(parts: list[pa.Array]) -> pa.Array:
 
 
 def _value_mask(feature: Feature, key: bytes, keyed: str) -> np.ndarray:
-    """The bits of one (year-salted) value of ``feature``, packed; the value
-    normalized as the per-record encoder always did (names: letters only, lower
-    case, accents off; sex: its first letter, lower case)."""
+    """The bits of one (year-salted) value of a feature taken as sent (the birth
+    date as YYYYMMDD; sex: its first letter, lower case), packed."""
     year_salt, _, raw = keyed.partition("|")
-    if feature.name == "sex":
-        value = raw[:1].lower()
-    elif feature.name == "birth_date":
-        value = raw
-    else:
-        value = _clean(raw, feature.keeps)
-    bits = np.zeros(BITS, dtype=bool)
+    value = raw[:1].lower() if feature.name == "sex" else raw
+    bits = np.zeros(BITS // 8, dtype=np.uint8)
     for token in _tokens(feature, value):
-        digest = hashlib.blake2b(
-            (year_salt + token).encode(),
-            key=key,
-            digest_size=2 * feature.bits_per_token,
-        ).digest()
-        bits[np.frombuffer(digest, dtype=">u2") % BITS] = True
-    return np.packbits(bits)
+        bits |= _token_mask(feature, key, year_salt + token)
+    return bits
 
 
 _B64 = np.frombuffer(

@@ -186,31 +186,20 @@ def create_app(warehouse: Path) -> FastAPI:
         response.headers["Cache-Control"] = "no-store"
         return response
 
+    def error_page(request: Request, status: int, message: str) -> Response:
+        return page(request, "error.html", status, message=message, status_code=status)
+
     @app.exception_handler(RequestValidationError)
     async def malformed(request: Request, _exc: Exception) -> Response:
-        return page(
-            request,
-            "error.html",
-            404,
-            message="No such page.",
-            status_code=404,
-        )
+        return error_page(request, 404, "No such page.")
 
     @app.exception_handler(405)
     async def wrong_method(request: Request, _exc: Exception) -> Response:
-        return page(
-            request,
-            "error.html",
-            405,
-            message="That page cannot be used that way.",
-            status_code=405,
-        )
+        return error_page(request, 405, "That page cannot be used that way.")
 
     @app.exception_handler(404)
     async def missing(request: Request, _exc: Exception) -> Response:
-        return page(
-            request, "error.html", 404, message="No such page.", status_code=404
-        )
+        return error_page(request, 404, "No such page.")
 
     # --- signing in and out -----------------------------------------------------
 
