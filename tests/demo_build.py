@@ -37,3 +37,13 @@ def copy_demo(build: DemoBuild, to: Path) -> Path:
     """A private copy of the demo folder, for a test that changes it."""
     shutil.copytree(build.out, to)
     return to
+
+
+def kept_demo(folder: Path) -> DemoBuild:
+    """The demo in ``folder`` (``BACKBONE_TEST_DEMO``), built there on first use:
+    for a developer rerunning a few demo tests; the suite builds its own."""
+    output = folder / "demo-output.txt"
+    if not output.is_file():
+        built = build_demo(folder / "demo")
+        output.write_text(built.output, encoding="utf-8")
+    return DemoBuild(folder / "demo", output.read_text(encoding="utf-8"))

@@ -11,22 +11,16 @@ inline script, nothing from elsewhere) and is never cached.
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
-import threading
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from starlette.datastructures import FormData, UploadFile
 
 from backbone.errors import (
     AuthenticationFailed,
@@ -39,20 +33,17 @@ from backbone.errors import (
 )
 from backbone.governance.principals import Principal, Principals
 from backbone.warehouse import Warehouse
+from backbone.web.door import COOKIE, Door, SignInNeeded
+from backbone.web.pages import PAGE_MODULES
 from backbone.web.sessions import SessionStore, SignInThrottle, WebSession
 
 __all__ = ["create_app"]
 
-COOKIE = "backbone_session"
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
 )
 _log = logging.getLogger("backbone.web")
-
-
-class _SignInNeeded(Exception):
-    """The request needs a signed-in user (answered by a redirect to sign in)."""
 
 
 def _package_folder(name: str) -> Path:
@@ -73,63 +64,10 @@ def create_app(warehouse: Path) -> FastAPI:
         int(settings["web.sign_in_failures_before_lockout"]),
         int(settings["web.lockout_minutes"]),
     )
-    # one request at a time holds the warehouse file in this process; other
-    # processes (the CLI) get it between requests
-    holding = threading.Lock()
     app.mount("/static", StaticFiles(directory=_package_folder("static")), "static")
-
-    @contextmanager
-    def opened() -> Iterator[Warehouse]:
-        with holding, Warehouse.open(warehouse) as wh:
-            yield wh
-
-    def session_of(request: Request) -> WebSession | None:
-        return sessions.get(request.cookies.get(COOKIE))
-
-    def signed_in(request: Request, wh: Warehouse) -> tuple[WebSession, Principal]:
-        """The request's session and its user, looked up again: a disabled or
-        lapsed user's session ends here."""
-        session = session_of(request)
-        if session is None or session.user_id is None:
-            raise _SignInNeeded
-        try:
-            principal = wh.users.current(session.user_id)
-        except AuthenticationFailed:
-            principal = None
-        if principal is None or principal.lapsed(wh.today()):
-            sessions.end(session.token)
-            raise _SignInNeeded
-        return session, principal
-
-    def page(
-        request: Request,
-        template: str,
-        status: int = 200,
-        session: WebSession | None = None,
-        principal: Principal | None = None,
-        **context: Any,
-    ) -> HTMLResponse:
-        return templates.TemplateResponse(
-            request,
-            template,
-            {
-                "site": name,
-                "csrf": session.csrf if session else "",
-                "me": principal,
-                **context,
-            },
-            status_code=status,
-        )
-
-    async def checked_form(request: Request, session: WebSession) -> FormData:
-        form = await request.form()
-        sent = form.get("csrf")
-        if not session.csrf_matches(sent if isinstance(sent, str) else None):
-            raise Forbidden(
-                "the form is out of date or did not come from this site; "
-                "reload the page and try again."
-            )
-        return form
+    door = Door(warehouse, name, templates, sessions)
+    opened, session_of = door.opened, door.session_of
+    page, checked_form, error_page = door.page, door.checked_form, door.error_page
 
     @app.middleware("http")
     async def security_headers(
@@ -144,8 +82,8 @@ def create_app(warehouse: Path) -> FastAPI:
             response.headers["Cache-Control"] = "no-store"
         return response
 
-    @app.exception_handler(_SignInNeeded)
-    async def sign_in_needed(request: Request, _exc: _SignInNeeded) -> Response:
+    @app.exception_handler(SignInNeeded)
+    async def sign_in_needed(request: Request, _exc: SignInNeeded) -> Response:
         return RedirectResponse("/sign-in", status_code=303)
 
     @app.exception_handler(BackboneError)
@@ -185,9 +123,6 @@ def create_app(warehouse: Path) -> FastAPI:
         response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
         response.headers["Cache-Control"] = "no-store"
         return response
-
-    def error_page(request: Request, status: int, message: str) -> Response:
-        return page(request, "error.html", status, message=message, status_code=status)
 
     @app.exception_handler(RequestValidationError)
     async def malformed(request: Request, _exc: Exception) -> Response:
@@ -292,7 +227,7 @@ def create_app(warehouse: Path) -> FastAPI:
     def pending(request: Request) -> WebSession:
         session = session_of(request)
         if session is None or session.pending_user is None:
-            raise _SignInNeeded
+            raise SignInNeeded
         return session
 
     @app.get("/sign-in/code")
@@ -322,7 +257,7 @@ def create_app(warehouse: Path) -> FastAPI:
     def setup_form(request: Request) -> Response:
         session = pending(request)
         if session.pending_secret is None:
-            raise _SignInNeeded
+            raise SignInNeeded
         return page(
             request,
             "sign_in_setup.html",
@@ -338,7 +273,7 @@ def create_app(warehouse: Path) -> FastAPI:
         form = await checked_form(request, session)
         user_id, secret = str(session.pending_user), session.pending_secret
         if secret is None:
-            raise _SignInNeeded
+            raise SignInNeeded
         entered = str(form.get("code") or "")
 
         def set_up(wh: Warehouse) -> Principal:
@@ -371,198 +306,8 @@ def create_app(warehouse: Path) -> FastAPI:
         response.delete_cookie(COOKIE)
         return response
 
-    # --- pages ------------------------------------------------------------------
-
-    def shown(
-        request: Request,
-        template: str,
-        read: Callable[[Warehouse, Principal], dict[str, Any]],
-    ) -> Response:
-        """A page: the warehouse opened for the request, its user found again,
-        ``read`` (one stage method) for what the template shows."""
-        with opened() as wh:
-            session, me = signed_in(request, wh)
-            context = read(wh, me)
-        return page(request, template, session=session, principal=me, **context)
-
-    @app.get("/home")
-    def home(request: Request) -> Response:
-        return shown(
-            request,
-            "home.html",
-            lambda wh, me: {"partner": wh.partners.get(me.partner_id)},
-        )
-
-    @app.get("/dashboard")
-    def dashboard(request: Request) -> Response:
-        return shown(
-            request,
-            "dashboard.html",
-            lambda wh, me: {"board": wh.dashboard(wh.access(me, "data_quality"))},
-        )
-
-    @app.get("/agreements")
-    def agreements(request: Request) -> Response:
-        return shown(
-            request,
-            "agreements.html",
-            lambda wh, me: {
-                "versions": wh.agreements_for(wh.access(me, "data_quality"))
-            },
-        )
-
-    @app.get("/agreements/{agreement_id}")
-    def agreement(request: Request, agreement_id: str) -> Response:
-        return shown(
-            request,
-            "agreement.html",
-            lambda wh, me: {
-                "agreement_id": agreement_id,
-                "history": wh.agreement_history(
-                    wh.access(me, "data_quality"), agreement_id
-                ),
-            },
-        )
-
-    @app.post("/agreements/{agreement_id}/{version}/approve")
-    async def approve(request: Request, agreement_id: str, version: int) -> Response:
-        with opened() as wh:
-            session, me = signed_in(request, wh)
-        form = await checked_form(request, session)
-        party = str(form.get("party") or me.partner_id)
-        title = str(form.get("title") or "") or None
-
-        def approved() -> None:
-            with opened() as wh:
-                _session, me = signed_in(request, wh)
-                # the stage decides who may approve for whom, and audits
-                wh.agreement_history(wh.access(me, "data_quality"), agreement_id)
-                with wh.session(me) as s:
-                    wh.agreements.approve(
-                        s,
-                        agreement_id,
-                        party,
-                        on=wh.today(),
-                        version=version,
-                        title=title,
-                    )
-
-        await run_in_threadpool(approved)
-        return RedirectResponse(f"/agreements/{agreement_id}", status_code=303)
-
-    @app.get("/submissions")
-    def submissions(request: Request) -> Response:
-        return shown(
-            request,
-            "submissions.html",
-            lambda wh, me: {
-                "submissions": wh.ingest.list_for(wh.access(me, "data_quality"))
-            },
-        )
-
-    @app.get("/submissions/{submission_id}")
-    def submission(request: Request, submission_id: int) -> Response:
-        return shown(
-            request,
-            "submission.html",
-            lambda wh, me: {
-                "report": wh.ingest.report(submission_id, wh.access(me, "data_quality"))
-            },
-        )
-
-    @app.get("/submissions/{submission_id}/quarantine.csv")
-    def quarantine(request: Request, submission_id: int) -> Response:
-        with opened() as wh:
-            _session, me = signed_in(request, wh)
-            text = wh.ingest.quarantine_csv(
-                submission_id,
-                wh.access(me, "data_quality"),
-                to="a download from the web site",
-            )
-        return Response(
-            text,
-            media_type="text/csv; charset=utf-8",
-            headers={
-                "Content-Disposition": "attachment; "
-                f'filename="submission-{submission_id}-quarantine.csv"'
-            },
-        )
-
-    @app.post("/submissions/{submission_id}/resubmit")
-    async def resubmit(request: Request, submission_id: int) -> Response:
-        """The fixed rows of a submission's quarantine, sent back under the
-        original file's name and feed, added to what is loaded."""
-
-        def target(wh: Warehouse, me: Principal) -> tuple[str, str, str]:
-            report = wh.ingest.report(submission_id, wh.access(me, "data_quality"))
-            return report.partner_id, report.feed, report.file_name
-
-        return await submitted(request, target, mode="append")
-
-    @app.get("/upload")
-    def upload_form(request: Request) -> Response:
-        return shown(
-            request,
-            "upload.html",
-            lambda wh, me: {"feeds": wh.feeds.list(me.partner_id), "results": None},
-        )
-
-    @app.post("/upload")
-    async def upload(request: Request) -> Response:
-        """A file for one of the signed-in partner's feeds."""
-        return await submitted(request, None, mode=None)
-
-    async def submitted(
-        request: Request,
-        target: Callable[[Warehouse, Principal], tuple[str, str, str]] | None,
-        mode: str | None,
-    ) -> Response:
-        """Submit the form's file, written to disk as it arrives (never held
-        whole in memory), under ``target``'s (partner, feed, file name), or else
-        the signed-in user's partner, the form's feed and the file's own name;
-        render the upload page with what became of it."""
-        session = session_of(request)
-        if session is None or session.user_id is None:
-            raise _SignInNeeded
-        form = await checked_form(request, session)
-        sent = form.get("file")
-        if not isinstance(sent, UploadFile) or not sent.filename:
-            raise UserError("choose a file to send.")
-        upload: UploadFile = sent
-
-        def send() -> Response:  # away from the event loop: other pages go on
-            with tempfile.TemporaryDirectory(prefix="backbone-upload-") as folder:
-                with opened() as wh:
-                    _session, me = signed_in(request, wh)
-                    partner, feed, name = (
-                        target(wh, me)
-                        if target is not None
-                        else (
-                            me.partner_id,
-                            str(form.get("feed") or ""),
-                            str(upload.filename),
-                        )
-                    )
-                path = Path(folder) / Path(name).name
-                if path.name in ("", ".", ".."):
-                    raise UserError("the file needs a name such as roster.csv.")
-                with path.open("wb") as out:
-                    shutil.copyfileobj(upload.file, out, 1 << 20)
-                with opened() as wh:
-                    session, me = signed_in(request, wh)
-                    with wh.session(me) as s:
-                        results = wh.ingest.submit(s, partner, feed, [path], mode=mode)
-                    feeds = wh.feeds.list(me.partner_id)
-            return page(
-                request,
-                "upload.html",
-                session=session,
-                principal=me,
-                feeds=feeds,
-                results=results,
-            )
-
-        return await run_in_threadpool(send)
+    for module in PAGE_MODULES:
+        module.register(app, door)
 
     return app
 
