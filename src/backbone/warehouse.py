@@ -28,7 +28,15 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 from backbone import __version__
-from backbone.engines import Connection, EngineError, begin, connect, end, literal
+from backbone.engines import (
+    Connection,
+    EngineError,
+    begin,
+    connect,
+    end,
+    literal,
+    others_waiting,
+)
 from backbone.engines.duckdb import Handle, clear_note
 from backbone.errors import (
     AuthenticationFailed,
@@ -651,6 +659,12 @@ class Warehouse:
             con.close()
             raise
         return warehouse
+
+    @staticmethod
+    def wanted_elsewhere(path: Path | str) -> bool:
+        """Whether another process waits for the warehouse at ``path``: one that
+        keeps it open between pieces of work (the web server) closes it then."""
+        return others_waiting(Path(path) / DATABASE_FILE)
 
     @classmethod
     def migrate(

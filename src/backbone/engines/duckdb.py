@@ -103,6 +103,31 @@ def clear_note(database: Path | str) -> None:
             path.unlink()
 
 
+def _waiting_path(database: Path) -> Path:
+    return database.with_name(f"{database.name}.waiting.{os.getpid()}")
+
+
+def others_waiting(database: Path | str) -> bool:
+    """Whether another running process waits for the database file (it leaves a
+    note while it does): a process that keeps the file open between pieces of work,
+    the web server, hands it over then."""
+    database = Path(database)
+    for note in database.parent.glob(f"{database.name}.waiting.*"):
+        pid = note.name.rsplit(".", 1)[-1]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:  # gone without clearing it
+            with suppress(OSError):
+                note.unlink()
+            continue
+        except OSError:
+            pass
+        return True
+    return False
+
+
 def connect(
     database: Path | str,
     settings: Settings,
@@ -122,6 +147,24 @@ def connect(
     patience = min(float(settings["engine.lock_wait_seconds"]), limit or float("inf"))
     if limit == 0:
         patience = 0.0
+    waiting_note = _waiting_path(Path(database))
+    try:
+        return _connect_waiting(
+            database, read_only, config, patience, on_wait, waiting_note
+        )
+    finally:
+        with suppress(OSError):
+            waiting_note.unlink()
+
+
+def _connect_waiting(
+    database: Path | str,
+    read_only: bool,
+    config: dict[str, str | bool | int | float | list[str]],
+    patience: float,
+    on_wait: Callable[[str], None] | None,
+    waiting_note: Path,
+) -> duckdb.DuckDBPyConnection:
     deadline = time.monotonic() + patience
     told = False
     while True:
@@ -138,8 +181,11 @@ def connect(
                     f"The warehouse database {database} is held by {holder}; gave up "
                     f"{waited}. Wait for it to finish, or stop it, then try again."
                 ) from None
-            if not told and on_wait is not None:
-                on_wait(f"Waiting for the warehouse: it is in use by {holder} ...")
+            if not told:
+                with suppress(OSError):  # a holder that can hand it over will
+                    waiting_note.write_text(str(os.getpid()), encoding="utf-8")
+                if on_wait is not None:
+                    on_wait(f"Waiting for the warehouse: it is in use by {holder} ...")
                 told = True
             time.sleep(POLL_SECONDS)
             continue

@@ -216,6 +216,14 @@ class FeedRegistry:
         ).fetchone()
         return row[0] if row else None
 
+    def last_submissions(self) -> dict[str, datetime]:
+        """Each partner's last submission, read at once."""
+        return dict(
+            self._con.execute(
+                "SELECT partner_id, max(received_at) FROM ops.submission GROUP BY ALL"
+            ).fetchall()
+        )
+
     def recent_submissions(
         self, partner_id: str, since: date
     ) -> builtins.list[RecentSubmission]:
@@ -242,13 +250,20 @@ class FeedRegistry:
         term feeds follow the school year (``calendar.school_year_start_month``).
         """
         out = []
+        latest = {  # each feed's last submission, read at once
+            (partner, feed): at
+            for partner, feed, at in self._con.execute(
+                "SELECT partner_id, feed, max(received_at) FROM ops.submission "
+                "GROUP BY ALL"
+            ).fetchall()
+        }
         for feed in self.list():
             if covered is not None and not covered(feed.agreement_id):
                 continue
             due = last_due(feed.cadence, feed.since, on, school_year_start_month)
             if due is None:
                 continue
-            last = self.last_submission(feed.partner_id, feed.feed_id)
+            last = latest.get((feed.partner_id, feed.feed_id))
             if last is None or last.date() <= due.period_end:
                 out.append(LateFeed(feed, due.due, last))
         return out

@@ -10,9 +10,11 @@ provider, ready for signature and linked to the request.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -113,6 +115,10 @@ def _load(path: Path) -> RequestDocument:
         data = read_yaml(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise InputFileError(f"cannot read the request ({exc}).", path=path) from None
+    return _parse(data, path)
+
+
+def _parse(data: Any, source: Path | None) -> RequestDocument:
     try:
         return RequestDocument.model_validate(data)
     except ValidationError as exc:
@@ -121,7 +127,7 @@ def _load(path: Path) -> RequestDocument:
             for e in exc.errors()
         )
         raise InputFileError(
-            f"the request is not valid: {problems}. Nothing was filed.", path=path
+            f"the request is not valid: {problems}. Nothing was filed.", path=source
         ) from None
 
 
@@ -131,12 +137,25 @@ class RequestBook:
         self._drafts = agreements_folder / "drafts"
 
     def file(self, s: Session, path: Path, *, on: date) -> DataRequest:
-        """File a data-use request from its YAML document: an analyst of the
-        requesting partner, or a steward admin filing it on the requester's behalf."""
+        """File a data-use request from its YAML document: an analyst or a
+        researcher of the requesting partner, or a steward admin filing it on the
+        requester's behalf."""
         s.actor()  # who are you, before the file is read
-        doc = _load(path)
+        return self._file(s, _load(path), on=on, source=path)
+
+    def file_document(
+        self, s: Session, data: Mapping[str, Any], *, on: date
+    ) -> DataRequest:
+        """File a data-use request from its document already read (the fields of a
+        web form, in the YAML document's shape), as :meth:`file` does."""
+        s.actor()
+        return self._file(s, _parse(data, None), on=on, source=None)
+
+    def _file(
+        self, s: Session, doc: RequestDocument, *, on: date, source: Path | None
+    ) -> DataRequest:
         who = s.require(
-            "act_for_partner",
+            "file_request",
             f"file the data-use request {doc.request_id} for {doc.requester}",
             partner=doc.requester,
             action="request",
@@ -147,7 +166,7 @@ class RequestBook:
         if unknown:
             raise InputFileError(
                 f"unknown partner {unknown[0]!r}; register it with `backbone partner add` first.",
-                path=path,
+                path=source,
             )
         if con.execute(
             "SELECT 1 FROM gov.data_request WHERE request_id = ?", [doc.request_id]

@@ -78,9 +78,12 @@ class PartnershipStatus:
 
 
 def _covered(wh: Partnership, on: date) -> Callable[[str], bool]:
+    states = wh.agreements.states(on)  # read once for every feed
+
     def covered(agreement_id: str) -> bool:
         # a suspended agreement's feed is still owed: only its dates matter here
-        return wh.agreements.state(agreement_id, on).in_term
+        state = states.get(agreement_id)
+        return state is not None and state.in_term
 
     return covered
 
@@ -99,8 +102,9 @@ def partnership_status(wh: Partnership, on: date) -> PartnershipStatus:
     overdue: dict[str, list[Commitment]] = {}
     for c in wh.commitments.list(on=on, overdue=True):
         overdue.setdefault(c.owner_partner_id, []).append(c)
+    received = wh.feeds.last_submissions()
     last = [
-        LastSubmission(p.partner_id, p.name, wh.feeds.last_submission(p.partner_id))
+        LastSubmission(p.partner_id, p.name, received.get(p.partner_id))
         for p in wh.partners.list()
         if p.kind not in ("backbone", "funder")
     ]

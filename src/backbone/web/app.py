@@ -11,7 +11,8 @@ inline script, nothing from elsewhere) and is never cached.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
 
@@ -55,17 +56,27 @@ def create_app(warehouse: Path) -> FastAPI:
     with Warehouse.open(warehouse, read_only=True) as wh:  # a warehouse, or say so
         settings = wh.settings
         name = wh.info().name
-    app = FastAPI(
-        title=f"Backbone: {name}", docs_url=None, redoc_url=None, openapi_url=None
-    )
     templates = Jinja2Templates(directory=str(_package_folder("templates")))
     sessions = SessionStore(int(settings["web.session_idle_minutes"]))
+    door = Door(warehouse, name, templates, sessions)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        door.keeper.close()  # the file closed cleanly when the server stops
+
+    app = FastAPI(
+        title=f"Backbone: {name}",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=lifespan,
+    )
     throttle = SignInThrottle(
         int(settings["web.sign_in_failures_before_lockout"]),
         int(settings["web.lockout_minutes"]),
     )
     app.mount("/static", StaticFiles(directory=_package_folder("static")), "static")
-    door = Door(warehouse, name, templates, sessions)
     opened, session_of = door.opened, door.session_of
     page, checked_form, error_page = door.page, door.checked_form, door.error_page
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 import csv
 import io
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -26,7 +27,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
 
-from backbone.errors import AuthenticationFailed, Forbidden, NotFoundError
+from backbone.errors import (
+    AuthenticationFailed,
+    Forbidden,
+    NotFoundError,
+    WarehouseError,
+)
 from backbone.governance.principals import Principal
 from backbone.session import Session
 from backbone.warehouse import Warehouse
@@ -35,6 +41,9 @@ from backbone.web.sessions import SessionStore, WebSession
 __all__ = ["Column", "Door", "NavItem", "SignInNeeded", "Table"]
 
 COOKIE = "backbone_session"
+WATCH_SECONDS = 0.1
+# how long a request lets processes that wait for the warehouse go first
+WAITERS_FIRST_SECONDS = 30.0
 DOWNLOAD_FORMATS = ("csv", "xlsx")
 # a cell a spreadsheet would run as a formula starts with one of these
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -177,6 +186,73 @@ def download(table: Table, kind: str, stem: str) -> Response:
     )
 
 
+class Keeper:
+    """The server's warehouse, kept open from one request to the next (opening it
+    and warming its stages for every request would cost more than most pages) and
+    handed over whenever another process (a CLI command, a job) waits for it, or
+    once no request has come for ``idle_seconds``. One request at a time uses it;
+    pages render outside. A warehouse another process has written meanwhile is
+    opened afresh, so nothing read before is kept."""
+
+    def __init__(self, path: Path, idle_seconds: float = 2.0) -> None:
+        self.path = path
+        self.idle_seconds = idle_seconds
+        self._warehouse: Warehouse | None = None
+        self._lock = threading.Lock()
+        self._last_used = time.monotonic()
+        self._stop = threading.Event()
+        self._watcher = threading.Thread(
+            target=self._watch, name="backbone-keeper", daemon=True
+        )
+        self._watcher.start()
+
+    @contextmanager
+    def opened(self) -> Iterator[Warehouse]:
+        with self._lock:
+            if self._warehouse is not None and Warehouse.wanted_elsewhere(self.path):
+                self._close()
+            if self._warehouse is None:
+                self._let_waiters_in()
+                self._warehouse = Warehouse.open(self.path)
+            try:
+                yield self._warehouse
+            except (WarehouseError, KeyboardInterrupt, SystemExit):
+                self._close()  # start afresh next time
+                raise
+            finally:
+                self._last_used = time.monotonic()
+
+    def _let_waiters_in(self) -> None:
+        """Before taking the file again, let a process that waits for it have it
+        first (it polls; without this the next request would take it back)."""
+        deadline = time.monotonic() + WAITERS_FIRST_SECONDS
+        while Warehouse.wanted_elsewhere(self.path) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def _close(self) -> None:
+        warehouse, self._warehouse = self._warehouse, None
+        if warehouse is not None:
+            warehouse.close()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(WATCH_SECONDS):
+            if not self._lock.acquire(blocking=False):
+                continue  # a request has it
+            try:
+                idle = time.monotonic() - self._last_used > self.idle_seconds
+                if self._warehouse is not None and (
+                    idle or Warehouse.wanted_elsewhere(self.path)
+                ):
+                    self._close()
+            finally:
+                self._lock.release()
+
+    def close(self) -> None:
+        self._stop.set()
+        with self._lock:
+            self._close()
+
+
 class Door:
     """The request-scoped helpers every page uses (one per app)."""
 
@@ -192,14 +268,10 @@ class Door:
         self.templates = templates
         self.sessions = sessions
         self.nav: list[NavItem] = []
-        # one request at a time holds the warehouse file in this process; other
-        # processes (the CLI) get it between requests
-        self._holding = threading.Lock()
+        self.keeper = Keeper(warehouse)
 
-    @contextmanager
-    def opened(self) -> Iterator[Warehouse]:
-        with self._holding, Warehouse.open(self.warehouse) as wh:
-            yield wh
+    def opened(self) -> AbstractContextManager[Warehouse]:
+        return self.keeper.opened()
 
     def menu(self, *items: NavItem) -> None:
         """Add ``items`` to the menu (a page module's own links)."""

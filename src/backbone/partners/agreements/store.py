@@ -191,7 +191,7 @@ class AgreementRegistry:
                 f"{doc.agreement_id} use `backbone agreement amend`.",
                 path=source,
             )
-        if _versions_rows(con, doc.agreement_id):
+        if self._histories(con, doc.agreement_id):
             raise UserError(
                 f"Agreement {doc.agreement_id} already exists; record changes with "
                 f"`backbone agreement amend {doc.agreement_id} FILE --effective DATE --summary TEXT`."
@@ -417,33 +417,55 @@ class AgreementRegistry:
         return self._versions(self._con, agreement_id)
 
     def _versions(self, con: Connection, agreement_id: str) -> list[VersionRecord]:
-        rows = _versions_rows(con, agreement_id)
-        if not rows:
+        history = self._histories(con, agreement_id).get(agreement_id)
+        if not history:
             raise NotFoundError(
                 f"No agreement {agreement_id!r}; `backbone agreement list` shows them."
             )
-        approvals: dict[int, list[tuple[str, str, date]]] = {}
-        for version, partner, by, on in con.execute(
-            "SELECT version, partner_id, approved_by, approved_on FROM gov.agreement_approval "
-            "WHERE agreement_id = ? ORDER BY approved_on, partner_id",
-            [agreement_id],
+        return history
+
+    def _histories(
+        self, con: Connection, agreement_id: str | None = None
+    ) -> dict[str, list[VersionRecord]]:
+        """Every version of one agreement, or of all (two queries either way),
+        by agreement id, oldest version first."""
+        where, params = (
+            ("WHERE agreement_id = ? ", [agreement_id]) if agreement_id else ("", [])
+        )
+        approvals: dict[tuple[str, int], list[tuple[str, str, date]]] = {}
+        for aid, version, partner, by, on in con.execute(
+            "SELECT agreement_id, version, partner_id, approved_by, approved_on "
+            f"FROM gov.agreement_approval {where}"
+            "ORDER BY approved_on, partner_id",
+            params,
         ).fetchall():
-            approvals.setdefault(version, []).append((partner, by, on))
-        return [
-            VersionRecord(
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                r[4],
-                r[5],
-                r[6],
-                r[7],
-                tuple(approvals.get(r[1], [])),
-                self._document(r[8], f"{r[0]}@{r[1]}"),
+            approvals.setdefault((aid, version), []).append((partner, by, on))
+        out: dict[str, list[VersionRecord]] = {}
+        for r in con.execute(
+            "SELECT agreement_id, version, effective_from, summary, change_class, "
+            f"status, in_force_from, recorded_at, document FROM gov.agreement_version "
+            f"{where}ORDER BY agreement_id, version",
+            params,
+        ).fetchall():
+            out.setdefault(r[0], []).append(
+                VersionRecord(
+                    r[0],
+                    r[1],
+                    r[2],
+                    r[3],
+                    r[4],
+                    r[5],
+                    r[6],
+                    r[7],
+                    tuple(approvals.get((r[0], r[1]), [])),
+                    self._document(r[8], f"{r[0]}@{r[1]}"),
+                )
             )
-            for r in rows
-        ]
+        return out
+
+    def histories(self) -> dict[str, list[VersionRecord]]:
+        """Every agreement's versions, read at once (by agreement id)."""
+        return self._histories(self._con)
 
     def version(self, agreement_id: str, version: int) -> VersionRecord:
         return self._version(self._con, agreement_id, version)
@@ -470,7 +492,14 @@ class AgreementRegistry:
         ]
 
     def all_versions(self) -> list[VersionRecord]:
-        return [v for agreement_id in self.ids() for v in self.versions(agreement_id)]
+        return [v for history in self.histories().values() for v in history]
+
+    def states(self, on: date) -> dict[str, VersionState[VersionRecord]]:
+        """Each agreement's version in force on ``on`` and whether it applies."""
+        return {
+            aid: VersionState(version_in_force(history, on), on)
+            for aid, history in self.histories().items()
+        }
 
     def diff(self, agreement_id: str, v1: int, v2: int) -> list[Change]:
         return diff_documents(
@@ -514,8 +543,8 @@ class AgreementRegistry:
 
     def expiring(self, on: date, within_days: int) -> list[VersionRecord]:
         out = []
-        for aid in self.ids():
-            current = self.in_force(aid, on)
+        for history in self.histories().values():
+            current = version_in_force(history, on)
             end = current.document.effective_to if current else None
             if current and end and 0 <= (end - on).days <= within_days:
                 out.append(current)
@@ -523,15 +552,6 @@ class AgreementRegistry:
 
     def pending(self) -> list[VersionRecord]:
         return [v for v in self.all_versions() if v.status == "pending"]
-
-
-def _versions_rows(con: Connection, agreement_id: str) -> list[tuple]:  # type: ignore[type-arg]
-    return con.execute(
-        "SELECT agreement_id, version, effective_from, summary, change_class, status, "
-        "in_force_from, recorded_at, document FROM gov.agreement_version "
-        "WHERE agreement_id = ? ORDER BY version",
-        [agreement_id],
-    ).fetchall()
 
 
 def _pick(
