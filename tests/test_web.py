@@ -6,6 +6,7 @@ error. Screenshots of each role's main page go to reports/."""
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import shutil
 import socket
@@ -111,6 +112,25 @@ def _signed_in(site: Site, user: str) -> httpx.Client:
 
 
 SECRETS: dict[str, str] = {}  # second factors set up during the module's tests
+
+
+def _ready(client: httpx.Client, path: str, **params: str) -> httpx.Response:
+    """``path`` once its release is ready: a costly one is prepared away from the
+    pages (202, "Preparing ...") the first time its audience asks today."""
+    deadline = time.monotonic() + 300
+    while (answer := client.get(path, params=params)).status_code == 202:
+        assert "data-reload-when" in answer.text, answer.text[:500]
+        assert time.monotonic() < deadline, f"{path} was not ready in 300 s"
+        time.sleep(1)
+    return answer
+
+
+def _visit(page: Any, url: str) -> None:
+    """Open ``url`` in the browser and wait while it prepares (it reloads itself
+    once its release is ready)."""
+    page.goto(url)
+    page.wait_for_selector("[data-reload-when]", state="detached", timeout=300_000)
+    page.wait_for_load_state()
 
 
 def _browser_sign_in(page: Any, site: Site, user: str) -> None:
@@ -342,7 +362,7 @@ def test_every_page_passes_axe_with_no_serious_or_critical_violation(
     found: dict[str, list[str]] = {}
 
     def check(page: Any, path: str) -> None:
-        page.goto(site.url + path)
+        _visit(page, site.url + path)
         result = axe.run(page)
         bad = [
             f"{v['id']} ({v['impact']}): {v['help']}"
@@ -357,14 +377,22 @@ def test_every_page_passes_axe_with_no_serious_or_critical_violation(
         try:
             page = browser.new_page()
             check(page, "/sign-in")
-            _browser_sign_in(page, site, "steward")
-            for path in ("/home", "/dashboard", "/agreements", "/agreements/DSA-C02",
-                         "/submissions", "/submissions/1", "/no-such-page"):  # fmt: skip
-                check(page, path)
-            partner = browser.new_page()
-            _browser_sign_in(partner, site, "c02-eastside.uploader")
-            for path in ("/home", "/upload", "/submissions", "/dashboard"):
-                check(partner, path)
+            check(page, "/no-such-page")
+            for user in sorted(site.passwords):  # every role the demo has
+                page = browser.new_page()
+                _browser_sign_in(page, site, user)
+                menu = [
+                    str(a.get_attribute("href"))
+                    for a in page.locator("nav[aria-label=Main] a").all()
+                ]
+                assert "/home" in menu, (user, menu)
+                for path in menu:
+                    check(page, path)
+                    # and the first thing each page links to in its tables
+                    first = page.locator("main table a[href^='/']").first
+                    if first.count():
+                        check(page, str(first.get_attribute("href")))
+                page.close()
         finally:
             browser.close()
     assert not found, found
@@ -375,13 +403,21 @@ def test_a_password_alone_never_replaces_or_skips_a_users_second_factor(
 ) -> None:
     # the attacker knows a fresh user's password (whose app is not set up yet)
     # and the victim's password; the victim has a second factor
-    attacker = next(u for u in site.passwords if u.endswith(".analyst") and u[0] == "d")
+    attacker, attackers_password = "d01-northfield.newcomer", "a-fresh-password-1"
+    with Warehouse.open(site.warehouse) as wh, wh.session(wh.users.get("steward")) as s:
+        wh.users.add(
+            s,
+            attacker,
+            partner="d01-northfield",
+            role="partner_analyst",
+            password=attackers_password,
+        )
     victim = "c02-eastside.uploader"
     if victim not in SECRETS:
         _signed_in(site, victim).close()
     before = SECRETS[victim]
     with httpx.Client(base_url=site.url, follow_redirects=True, timeout=60) as client:
-        setup = _password(client, attacker, site.passwords[attacker])
+        setup = _password(client, attacker, attackers_password)
         assert setup.url.path == "/sign-in/setup"
         theirs = re.search(r'id="totp-secret">([A-Z2-7]+)<', setup.text)
         assert theirs
@@ -407,3 +443,119 @@ def test_a_password_alone_never_replaces_or_skips_a_users_second_factor(
             "SELECT totp_secret FROM gov.principal WHERE user_id = ?", [victim]
         ).fetchall()[0][0]
     assert kept == before
+
+
+def _job(client: httpx.Client, **form: str) -> tuple[str, httpx.Response]:
+    """Start a job through the form; follow it until it is done (bounded)."""
+    page = client.get("/jobs")
+    started = client.post("/jobs", data={"csrf": _csrf(page.text), **form})
+    assert started.status_code == 200, started.text[:500]
+    path = started.url.path
+    assert re.fullmatch(r"/jobs/\d+", path), path
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        status = client.get(path + "/status")
+        if "data-done" in status.text:
+            return path, status
+        time.sleep(0.5)
+    raise AssertionError(f"{path} did not finish in 300 s")
+
+
+def _follow_a_job_while_reading(steward: httpx.Client, funder: httpx.Client) -> str:
+    page = steward.get("/jobs")
+    started = steward.post(
+        "/jobs", data={"csrf": _csrf(page.text), "kind": "indicators"}
+    )
+    path = started.url.path
+    served: list[float] = []
+    while "data-done" not in (status := steward.get(path + "/status")).text:
+        begun = time.perf_counter()
+        assert steward.get("/dashboard").status_code == 200
+        served.append(time.perf_counter() - begun)
+        time.sleep(0.3)
+    text = status.text
+    assert "Finished" in text and "early-warning snapshots" in text, text[:2000]
+    assert "computing indicators" in text  # the command's progress, step by step
+    assert served, "the job finished before any page was asked for"
+    # its page is the starter's own: another user is told there is no such job
+    assert funder.get(path).status_code == 404
+    return path
+
+
+def test_a_long_job_runs_as_its_own_process_while_pages_keep_answering(
+    site: Site,
+) -> None:
+    with Warehouse.open(site.warehouse, read_only=True) as wh:
+        since = wh.audit.head().seq
+    steward = _signed_in(site, "steward")
+    funder = _signed_in(site, "f01-unitedfund.viewer")
+    with contextlib.closing(steward), contextlib.closing(funder):
+        _follow_a_job_while_reading(steward, funder)
+    # the job ran as the steward, under a token issued for it and revoked after
+    with Warehouse.open(site.warehouse, read_only=True) as wh:
+        said = [
+            (e.actor, e.what) for e in wh.audit.entries(since_seq=since, action="token")
+        ]
+    issued = {w.split()[2] for u, w in said if u == "steward" and "issued" in w}
+    revoked = {w.split()[2] for u, w in said if u == "steward" and "revoked" in w}
+    assert issued and issued <= revoked, said
+
+
+def test_a_job_the_users_role_may_not_run_fails_with_the_stages_reason(
+    site: Site,
+) -> None:
+    with contextlib.closing(_signed_in(site, "f01-unitedfund.viewer")) as funder:
+        path, status = _job(funder, kind="link")
+        assert "Failed" in status.text and "What went wrong" in status.text
+        assert "Traceback" not in status.text
+        assert path in funder.get("/jobs").text  # listed as theirs
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="needs Debian's chromium (make test installs it)"
+)
+def test_in_a_browser_an_upload_and_a_cli_submit_run_at_once_and_both_land(
+    site: Site, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    def changed(partner: str) -> Path:
+        """The partner's latest roster less its last row: a new file to send."""
+        latest = sorted((site.community / "partners" / partner).glob("roster_*"))[-1]
+        (tmp_path / partner).mkdir()
+        sent = tmp_path / partner / latest.name
+        rows = latest.read_text(encoding="utf-8").splitlines()[:-1]
+        sent.write_text("\n".join(rows) + "\n", encoding="utf-8")
+        return sent
+
+    through_site, through_cli = changed("c02-eastside"), changed("c03-stepup")
+    with Warehouse.open(site.warehouse, read_only=True) as wh:
+        before = len(wh.ingest.list())
+    token = (site.warehouse.parent / "steward.token").read_text().strip()
+    env = {**os.environ, "BACKBONE_TOKEN": token}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            _browser_sign_in(page, site, "c02-eastside.uploader")
+            page.click("nav >> text=Upload")
+            cli = subprocess.Popen(
+                [sys.executable, "-m", "backbone", "submit", "--partner", "c03-stepup",
+                 "--feed", "rosters", str(through_cli), "--warehouse",
+                 str(site.warehouse)],
+                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )  # fmt: skip
+            page.select_option("#feed", "rosters")
+            page.set_input_files("#file", str(through_site))
+            page.click("#upload-form button[type=submit]")
+            expect(page.locator("section[aria-label=Result]")).to_contain_text(
+                "loaded", timeout=120_000
+            )
+            out, err = cli.communicate(timeout=300)
+            assert cli.returncode == 0, (out, err)
+        finally:
+            browser.close()
+    with Warehouse.open(site.warehouse, read_only=True) as wh:
+        added = wh.ingest.list()[before:]
+    assert sorted(s.partner_id for s in added) == ["c02-eastside", "c03-stepup"]
+    assert all(s.rows_loaded for s in added), added

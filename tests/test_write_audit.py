@@ -226,6 +226,15 @@ CASES = [
         ),
     ),
     Case(
+        "request filed from a web form",
+        "request",
+        "steward",
+        "d1.analyst",
+        lambda wh, s, tmp: wh.requests.file_document(
+            s, {**REQUEST, "request_id": "REQ-3"}, on=DAY
+        ),
+    ),
+    Case(
         "request review",
         "request",
         "d1.analyst",

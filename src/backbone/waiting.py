@@ -8,7 +8,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-__all__ = ["limit", "opened", "report_waits_to", "reporter", "wait_at_most"]
+__all__ = [
+    "PROGRESS_LINES",
+    "PROGRESS_PREFIX",
+    "limit",
+    "opened",
+    "report_waits_to",
+    "reporter",
+    "wait_at_most",
+]
+
+# set in a command's environment by whoever runs it as a job (the web's jobs):
+# each progress message goes to stderr on its own line, after the prefix
+PROGRESS_LINES = "BACKBONE_PROGRESS_LINES"
+PROGRESS_PREFIX = "progress: "
 
 _reporter: list[Callable[[str], None]] = []
 _limit: list[float] = []

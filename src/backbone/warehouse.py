@@ -18,7 +18,7 @@ import os
 import secrets
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -40,22 +40,24 @@ from backbone.engines import (
 from backbone.engines.duckdb import Handle, clear_note
 from backbone.errors import (
     AuthenticationFailed,
+    Forbidden,
     NotAWarehouseError,
     NotFoundError,
     UserError,
     WarehouseError,
 )
 from backbone.governance.audit import AuditLog, system_clock
-from backbone.governance.principals import Principal, Principals
+from backbone.governance.principals import Principal, Principals, Role
 from backbone.interrupts import deferred
 from backbone.model.migrations import CURRENT_VERSION, migrate, schema_version
 from backbone.model.schema import ALL_TABLES
 from backbone.partners import Partner, PartnerRegistry
+from backbone.partners.registry import Contact, Program, School
 from backbone.session import PENDING_FOLDER, AuditEntry, Session, sweep_pending
 from backbone.settings import Settings, render_settings_toml
 
 if TYPE_CHECKING:
-    from backbone.governance.access import Access, Keys
+    from backbone.governance.access import Access, Export, Keys
     from backbone.governance.audit import AuditHead
     from backbone.governance.release import ReleaseGate
     from backbone.governance.retention import Retention
@@ -63,20 +65,23 @@ if TYPE_CHECKING:
     from backbone.ingest.submit import Submission
     from backbone.linkage import Linkage
     from backbone.measures.indicators import Indicators
-    from backbone.measures.initiatives import Initiatives
+    from backbone.measures.initiatives import Initiative, Initiatives
     from backbone.measures.outcomes import Outcomes
     from backbone.measures.risk import RiskModels
+    from backbone.measures.shelf import Shelf
     from backbone.model.codes import DescriptorMaps
     from backbone.partners.agreements import AgreementRegistry
     from backbone.partners.agreements.diff import Change
     from backbone.partners.agreements.store import VersionRecord
     from backbone.partners.commitments import CommitmentBook
-    from backbone.partners.feeds import FeedRegistry
-    from backbone.partners.requests import RequestBook
-    from backbone.partners.status import PartnershipStatus
+    from backbone.partners.feeds import Feed, FeedRegistry
+    from backbone.partners.requests import DataRequest, RequestBook
+    from backbone.partners.status import Digest, OwnFeed, PartnershipStatus
 
 __all__ = [
     "Dashboard",
+    "FeedState",
+    "PartnerEntry",
     "SchemaMigration",
     "TableInfo",
     "Warehouse",
@@ -146,6 +151,29 @@ class Dashboard:
 
 
 @dataclass(frozen=True)
+class PartnerEntry:
+    """A partner with its contacts, schools and sites, and programs
+    (:meth:`Warehouse.partner_directory`)."""
+
+    partner: Partner
+    contacts: list[Contact]
+    schools: list[School]
+    programs: list[Program]
+
+
+@dataclass(frozen=True)
+class FeedState:
+    """A feed, whether it is late, and its mapping (:meth:`Warehouse.feed_book`)."""
+
+    feed: Feed
+    late_since: date | None
+    """the due date it missed (None: on time)"""
+    last_received: datetime | None
+    mapping: str | None
+    """the mapping document's text (None: the feed has none yet)"""
+
+
+@dataclass(frozen=True)
 class WarehouseInfo:
     path: Path
     name: str
@@ -169,6 +197,7 @@ class Warehouse:
         clock: Callable[[], datetime] = system_clock,
         *,
         read_only: bool = False,
+        write_lock: threading.RLock | None = None,
     ) -> None:
         self.path = path
         self.settings = settings
@@ -176,8 +205,10 @@ class Warehouse:
         self.clock = clock
         self.read_only = read_only
         # one unit of work at a time in this process; other processes are kept out
-        # by the database file's own lock (see engines.duckdb)
-        self._write_lock = threading.RLock()
+        # by the database file's own lock (see engines.duckdb). Warehouses of one
+        # file open at once in a process (the web server's) share it: the audit
+        # chain has one head
+        self._write_lock = write_lock or threading.RLock()
         self._sessions = 0
         self._swept = False
         self._stages_lock = threading.RLock()  # a stage may build the ones it uses
@@ -186,6 +217,10 @@ class Warehouse:
         self.users = Principals(con, self.audit, clock)
         self.partners = PartnerRegistry(con)
         self._keys: Keys | None = None
+
+    @property
+    def write_lock(self) -> threading.RLock:
+        return self._write_lock
 
     # --- the stages ----------------------------------------------------------------
     # Each is built, and its module loaded, on first use: a command that only looks
@@ -474,6 +509,15 @@ class Warehouse:
             if me.is_steward or me.partner_id in v.document.parties.all()
         ]
 
+    def initiatives_for(self, principal: Principal) -> list[Initiative]:
+        """The initiatives ``principal`` may ask about: the steward's all, a
+        funder's its own (others: none)."""
+        return [
+            i
+            for i in self.initiatives.list()
+            if principal.is_steward or i.funder == principal.partner_id
+        ]
+
     def agreement_history(
         self, access: Access, agreement_id: str
     ) -> list[tuple[VersionRecord, list[Change]]]:
@@ -496,6 +540,102 @@ class Warehouse:
             out.append((after, changes))
         return out[::-1]
 
+    def requests_for(self, access: Access) -> list[DataRequest]:
+        """The data-use requests ``access``'s principal may read: the steward's
+        all; a researcher's those its partner filed; anyone else's those its
+        partner filed or provides data for (and so reviews)."""
+        me = access.principal
+        lapsed = me.lapsed(self.today())
+        if lapsed:
+            raise AuthenticationFailed(lapsed + ".")
+        return [r for r in self.requests.list() if _reads_request(me, r)]
+
+    def request_for(self, access: Access, request_id: str) -> DataRequest:
+        """One data-use request, for a principal who may read it
+        (:meth:`requests_for`); to anyone else it does not exist."""
+        me = access.principal
+        lapsed = me.lapsed(self.today())
+        if lapsed:
+            raise AuthenticationFailed(lapsed + ".")
+        try:
+            found = self.requests.get(request_id)
+        except NotFoundError:
+            found = None
+        if found is None or not _reads_request(me, found):
+            raise NotFoundError(f"no data-use request {request_id!r} you may read.")
+        return found
+
+    def request_extract(
+        self, principal: Principal, request_id: str, item: int
+    ) -> Export:
+        """The rows of an approved request's data item ``item`` (counted from 1) as
+        a pseudonymous CSV extract, for its requester's users: read for the
+        request's purpose through :meth:`access` (the agreements in force decide,
+        the export is audited), only the item's fields and the reader's pseudonym,
+        never a name, birth date or local id."""
+        from backbone.governance.access import ExportFormat
+        from backbone.governance.policy import IDENTIFYING, Grant
+        from backbone.partners.agreements.document import AccessLevel
+
+        request = self.request_for(
+            self.access(principal, "data_use_request"), request_id
+        )
+        data = request.document.data
+        if not 1 <= item <= len(data):
+            raise NotFoundError(f"{request_id} has no data item {item}.")
+        wanted = data[item - 1]
+        what = (
+            f"extract of {request_id} item {item} ({wanted.provider} {wanted.entity})"
+        )
+
+        def refused(reason: str) -> Forbidden:
+            self.audit.append(
+                AuditEntry(
+                    "export",
+                    principal.user_id,
+                    decision="deny",
+                    reason=reason,
+                    actor_partner=principal.partner_id,
+                    what=what,
+                    providers=(wanted.provider,),
+                )
+            )
+            return Forbidden(f"{what}: {reason}.")
+
+        if principal.partner_id != request.requester:
+            raise refused(f"its extracts are for {request.requester}'s users only")
+        if request.status != "approved":
+            raise UserError(
+                f"{request_id} is {request.status}; extracts wait for its approval."
+            )
+        if wanted.level.value != "pseudonymous":
+            raise UserError(
+                f"data item {item} of {request_id} is licensed at the "
+                f"{wanted.level.value} level; only pseudonymous items are extracts."
+            )
+        access = self.access(principal, request.document.purpose.id)
+        grants = access.grants(wanted.entity, "export_microdata", [wanted.provider])
+        if any(
+            isinstance(g, Grant) and g.access is AccessLevel.identified for g in grants
+        ):
+            raise refused(
+                f"{principal.user_id} would see it identified; a request's extract "
+                "is pseudonymous only"
+            )
+        export = access.export(
+            wanted.entity,
+            ExportFormat.csv,
+            destination=f"a download from the web site (request {request_id}, item {item})",
+            providers=[wanted.provider],
+            fields=list(wanted.fields),
+        )
+        named = set(export.table.column_names) & (IDENTIFYING | {"person_id"})
+        if named:  # the policy never grants these pseudonymously: never let one out
+            raise WarehouseError(
+                f"the extract would carry {sorted(named)[0]}; refused."
+            )
+        return export
+
     def dashboard(self, access: Access) -> Dashboard:
         """The partnership at a glance for the steward: what to chase
         (:func:`~backbone.partners.status.partnership_status`), the latest
@@ -512,6 +652,93 @@ class Warehouse:
             else None
         )
         return Dashboard(status, submissions, queue, self.audit.head())
+
+    def partner_directory(self, access: Access) -> list[PartnerEntry]:
+        """Every partner with its contacts, schools and sites, and programs, for
+        the steward (``backbone partner list/show``); anyone else is refused, and
+        the refusal audited."""
+        access.require_steward("aggregate", "the partner directory")
+        return [
+            PartnerEntry(
+                p,
+                self.partners.contacts(p.partner_id),
+                self.partners.schools(p.partner_id),
+                self.partners.programs(p.partner_id),
+            )
+            for p in self.partners.list()
+        ]
+
+    def feed_book(self, access: Access) -> list[FeedState]:
+        """Every partner's feeds, the late ones marked as ``backbone status`` marks
+        them, each with its mapping document's text, for the steward; anyone else
+        is refused, and the refusal audited."""
+        from backbone.partners.status import late_feeds
+
+        access.require_steward("aggregate", "the feeds and their mappings")
+        late = {
+            (f.feed.partner_id, f.feed.feed_id): f.due
+            for f in late_feeds(self, self.today())
+        }
+        out = []
+        for f in self.feeds.list():
+            # mappings/<partner>/<feed>.yaml (see backbone.ingest.mapping)
+            path = self.path / "mappings" / f.partner_id / f"{f.feed_id}.yaml"
+            out.append(
+                FeedState(
+                    f,
+                    late.get((f.partner_id, f.feed_id)),
+                    self.feeds.last_submission(f.partner_id, f.feed_id),
+                    path.read_text(encoding="utf-8") if path.is_file() else None,
+                )
+            )
+        return out
+
+    # --- a partner's own pages (the web door's /feeds/mine, /digest, results) ------
+
+    def feeds_for(self, access: Access) -> list[OwnFeed]:
+        """The feeds of ``access``'s principal's partner (the steward's: every
+        partner's), each with its cadence, last file received, last due date and
+        whether it is late (:func:`~backbone.partners.status.feed_states`, the
+        rule ``backbone status`` follows). Only a partner's uploaders and analysts
+        and the steward may; anyone else is refused and the refusal audited."""
+        from backbone.partners.status import feed_states
+
+        scope = access.submission_scope()
+        return feed_states(self, self.today(), scope)
+
+    def digest_for(self, access: Access, partner_id: str | None = None) -> Digest:
+        """A partner's weekly digest (``backbone digest``) for one of its own users
+        (``partner_id`` left out or their own), or for the steward (any partner,
+        while an agreement of that partner's names the steward); anyone else,
+        another partner's users included, is refused and the refusal audited."""
+        from backbone.partners.status import build_digest
+
+        partner = partner_id or access.principal.partner_id
+        self.partners.get(partner)  # a partner, or NotFoundError
+        if not (access.principal.is_steward and partner == access.principal.partner_id):
+            access.own_or_steward(partner, f"the weekly digest of {partner}")
+        return build_digest(self, partner, self.today())
+
+    def shown_again(
+        self, shelf: Shelf, access: Access, what: str, *key: Hashable
+    ) -> Any | None:
+        """What a long-running door kept on ``shelf`` for ``access``'s audience
+        (released earlier today to the same partner, role and purpose, nothing
+        changed since), shown again (audited as such); None if nothing is kept:
+        then :meth:`keep` makes it (the web door does so away from its pages)."""
+        return shelf.find(access, self.audit.last_change, what, key)
+
+    def keep(
+        self,
+        shelf: Shelf,
+        access: Access,
+        what: str,
+        make: Callable[[], _T],
+        *key: Hashable,
+    ) -> _T:
+        """``make()`` (a release through the gate as ``access``), kept on
+        ``shelf`` for the same audience (:class:`~backbone.measures.shelf.Shelf`)."""
+        return shelf.keep(access, self.audit.last_change, what, make, key)
 
     def access(
         self, principal: Principal, purpose: str, *, on: date | None = None
@@ -622,12 +849,15 @@ class Warehouse:
         read_only: bool = False,
         clock: Callable[[], datetime] = system_clock,
         on_wait: Callable[[str], None] | None = None,
+        write_lock: threading.RLock | None = None,
     ) -> Warehouse:
         """Open an existing warehouse. Opening changes nothing: a warehouse of an
         older schema must be migrated first (:meth:`migrate`, ``backbone migrate``),
         and retention runs on its schedule (``backbone retention run``). Read-only,
         it shares the file with other readers; for writing, it holds the file until
-        closed, and ``on_wait`` hears what it waits for meanwhile."""
+        closed, and ``on_wait`` hears what it waits for meanwhile. The same file
+        opened again in the same process must be given the first one's
+        ``write_lock`` (:attr:`write_lock`)."""
         path, settings, con = cls._connect(path, read_only, on_wait)
         database = path / DATABASE_FILE
         handle = Handle(
@@ -653,6 +883,7 @@ class Warehouse:
                 cast(Connection, handle),
                 clock,
                 read_only=read_only,
+                write_lock=write_lock,
             )
             warehouse._handle = handle
         except BaseException:
@@ -762,6 +993,17 @@ class Warehouse:
             raw_files=len(raw_files),
             raw_bytes=sum(p.stat().st_size for p in raw_files),
         )
+
+
+def _reads_request(me: Principal, request: DataRequest) -> bool:
+    """Whether ``me`` may read a data-use request (:meth:`Warehouse.requests_for`)."""
+    if me.is_steward:
+        return True
+    if me.partner_id == request.requester:
+        return True
+    return (
+        me.role is not Role.researcher and me.partner_id in request.document.providers()
+    )
 
 
 def _system_account() -> str:

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from backbone import waiting
 from backbone.errors import AuthenticationFailed, BackboneError, UserError
 
 if TYPE_CHECKING:
@@ -152,6 +153,17 @@ def working(what: str) -> Iterator[Callable[[str], None]]:
     if _spinner:
         _spinner[-1][1](what)
         yield _spinner[-1][1]
+        return
+    if os.environ.get(
+        waiting.PROGRESS_LINES
+    ):  # a job runner reads them (the web's jobs)
+
+        def line(message: str) -> None:
+            sys.stderr.write(f"{waiting.PROGRESS_PREFIX}{message}\n")
+            sys.stderr.flush()
+
+        line(what)
+        yield line
         return
     console = Console(stderr=True)
     if not console.is_terminal:

@@ -26,7 +26,12 @@ from backbone.demo.ingest import (
     submission_plan,
 )
 from backbone.demo.outcomes import outcomes_tour
-from backbone.demo.users import DemoUsers, create_demo_users, governance_tour
+from backbone.demo.users import (
+    DemoUsers,
+    create_demo_users,
+    governance_tour,
+    research_tour,
+)
 from backbone.errors import UserError
 from backbone.governance.policy import IDENTITY_RESOLUTION
 from backbone.linkage.link import LinkSummary
@@ -146,6 +151,12 @@ def run_demo(
         tour += early_warning_tour(wh, users, out_dir / "charts")
         say.phase("evaluating the funders' initiatives")
         tour += outcomes_tour(wh, users, community / "truth", out_dir / "charts")
+        # last, so the license it ends with changes nothing the tours above show
+        say.phase("a researcher's data-use request")
+        tour += research_tour(wh, users, today)
+        registered["requests"] += 1
+        registered["agreements"] += 1
+        registered["agreement versions"] += 1
         token_file = out_dir / "steward.token"
         with wh.session(users.steward) as s:
             issued = wh.users.issue_token(
@@ -187,6 +198,10 @@ def _web_sign_ins(wh: Warehouse, users: DemoUsers) -> tuple[tuple[str, str, str]
         (users.analysts[district].user_id, f"{district}'s analyst"),
         (users.uploaders[organization].user_id, f"{organization}'s uploader"),
         (users.viewers[funder].user_id, f"{funder}'s viewer"),
+        *(
+            (researcher.user_id, f"{partner}'s researcher")
+            for partner, researcher in users.researchers.items()
+        ),
     )
     out = []
     with wh.session(users.steward) as s:

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from backbone.engines import Connection
 from backbone.errors import Forbidden
@@ -33,9 +33,11 @@ __all__ = [
     "AuditEntry",
     "AuditHead",
     "AuditLog",
+    "AuditPage",
     "Disclosure",
     "DisclosureReport",
     "LoggedEntry",
+    "StewardCheck",
     "Verification",
     "canonical_json",
     "chain_hash",
@@ -44,6 +46,8 @@ __all__ = [
 ]
 
 GENESIS = "0" * 64
+# the most entries one page of the log shows (the web door's /audit)
+AUDIT_PAGE_LIMIT = 500
 # Actions that put a partner's data in someone's hands (recordation).
 DISCLOSING = ("read", "export", "release", "link")
 # Entries that record what happened rather than a change: kept even when the unit of
@@ -158,6 +162,26 @@ class Verification:
     problem: str = ""
 
 
+class StewardCheck(Protocol):
+    """Who asks for the steward's own records (the log, the users, retention):
+    :class:`~backbone.governance.access.Access` refuses anyone but the steward
+    whose role may do ``operation``, and audits the refusal."""
+
+    def require_steward(self, operation: str, what: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    """One page of the log, newest first (:meth:`AuditLog.page_for`)."""
+
+    entries: tuple[LoggedEntry, ...]
+    head: AuditHead
+    older: int | None
+    """``before`` for the next older page (None: this page reaches entry 1)"""
+    newer: int | None
+    """``before`` for the next newer page (None: this page starts at the head)"""
+
+
 @dataclass(frozen=True)
 class Disclosure:
     """One disclosure of a partner's data: a read, an export, a release or a link."""
@@ -249,6 +273,25 @@ class AuditLog:
         self._lock = lock or threading.RLock()
         self.active: Session | None = None
         """The open unit of work, if any (set by the warehouse)."""
+        self._changes_seen = (0, 0)  # (entries read up to, last change among them)
+
+    def last_change(self) -> int:
+        """:func:`last_change`, reading only the entries committed since the last
+        time asked, so that asking on every page view costs the same however long
+        the log is. Entries are appended under the unit-of-work lock, one
+        transaction at a time, so none ever appears below one already read."""
+        with self._lock:
+            seen, last = self._changes_seen
+            row = self._con.execute(
+                "SELECT max(seq), max(seq) FILTER ("
+                "json_extract_string(entry, '$.decision') = 'allow' "
+                "AND NOT list_contains(?, json_extract_string(entry, '$.action'))) "
+                "FROM gov.audit_log WHERE seq > ?",
+                [sorted(SURVIVES_ROLLBACK), seen],
+            ).fetchall()[0]
+            if row[0] is not None:
+                self._changes_seen = (int(row[0]), int(row[1] or last))
+            return self._changes_seen[1]
 
     def append(self, entry: AuditEntry, con: Connection | None = None) -> int:
         """Add one entry at the head of the chain; returns its sequence number.
@@ -331,6 +374,39 @@ class AuditLog:
             [since_seq, action, action, limit],
         ).fetchall()
         return [LoggedEntry.from_json(json.loads(r[0])) for r in rows]
+
+    def page_for(
+        self, reader: StewardCheck, *, before: int | None = None, limit: int = 100
+    ) -> AuditPage:
+        """Up to ``limit`` entries older than ``before`` (from the head when None),
+        newest first, for whoever may audit (the steward's admins); anyone else is
+        refused, and the refusal audited. A page is a range of sequence numbers,
+        so it costs the same however long the log grows."""
+        reader.require_steward("audit", "the audit log")
+        limit = max(1, min(int(limit), AUDIT_PAGE_LIMIT))
+        head = _head(self._con)
+        start = head.seq + 1 if before is None else max(1, min(before, head.seq + 1))
+        # entries are numbered without gaps: the page is one range of seq, which
+        # the table's zone maps find without reading the rest of the log
+        rows = self._con.execute(
+            "SELECT entry FROM gov.audit_log WHERE seq >= ? AND seq < ? "
+            "ORDER BY seq DESC",
+            [start - limit, start],
+        ).fetchall()
+        entries = tuple(LoggedEntry.from_json(json.loads(r[0])) for r in rows)
+        oldest = entries[-1].seq if entries else start
+        return AuditPage(
+            entries,
+            head,
+            older=oldest if entries and oldest > 1 else None,
+            newer=min(start + limit, head.seq + 1) if start <= head.seq else None,
+        )
+
+    def verify_for(self, reader: StewardCheck) -> Verification:
+        """:meth:`verify` for whoever may audit (the steward's admins); anyone
+        else is refused, and the refusal audited."""
+        reader.require_steward("audit", "verify the audit chain")
+        return self.verify()
 
     def report(
         self, s: Session, partner: str, *, since: datetime | None = None

@@ -10,6 +10,7 @@ confidentiality training lapses.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import hmac
 import re
@@ -24,7 +25,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from backbone.engines import Connection
 from backbone.errors import AuthenticationFailed, NotFoundError, UserError
-from backbone.governance.audit import AuditEntry, AuditLog
+from backbone.governance.audit import AuditEntry, AuditLog, StewardCheck
 from backbone.session import Actor, Session, SetupActor
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "Principal",
     "Principals",
     "Role",
+    "UserState",
 ]
 
 _USER_ID = re.compile(r"^[a-z0-9][a-z0-9._@-]{1,63}$")
@@ -54,6 +56,9 @@ class Role(StrEnum):
 # reporting progress on its commitments); a steward admin may record it on any
 # partner's behalf. "derive" is computing what the warehouse derives from everyone's
 # facts (early-warning indicators, the risk model): the steward's work, like linking.
+# "file_request" is filing a data-use request for one's own partner: an analyst, or a
+# researcher asking for data for its study (who otherwise does not speak for its
+# partner); a steward admin may file one on a partner's behalf.
 ROLE_OPERATIONS: dict[Role, frozenset[str]] = {
     Role.steward_admin: frozenset(
         {
@@ -65,6 +70,7 @@ ROLE_OPERATIONS: dict[Role, frozenset[str]] = {
             "administer",
             "audit",
             "act_for_partner",
+            "file_request",
             "derive",
         }
     ),
@@ -72,11 +78,19 @@ ROLE_OPERATIONS: dict[Role, frozenset[str]] = {
         {"row_level_view", "export_microdata", "link", "aggregate", "derive"}
     ),
     Role.partner_analyst: frozenset(
-        {"row_level_view", "export_microdata", "aggregate", "act_for_partner"}
+        {
+            "row_level_view",
+            "export_microdata",
+            "aggregate",
+            "act_for_partner",
+            "file_request",
+        }
     ),
     Role.partner_uploader: frozenset({"upload"}),
     Role.funder_viewer: frozenset({"aggregate"}),
-    Role.researcher: frozenset({"row_level_view", "export_microdata", "aggregate"}),
+    Role.researcher: frozenset(
+        {"row_level_view", "export_microdata", "aggregate", "file_request"}
+    ),
 }
 # The partner kinds a role fits.
 ROLE_KINDS: dict[Role, frozenset[str]] = {
@@ -136,6 +150,17 @@ class Principal:
 
 
 @dataclass(frozen=True)
+class UserState:
+    """A user as the steward's list shows it (:meth:`Principals.list_for`)."""
+
+    principal: Principal
+    second_factor: bool
+    """whether an authenticator app is set up for signing in"""
+    disabled_at: datetime | None
+    disabled_reason: str | None
+
+
+@dataclass(frozen=True)
 class IssuedToken:
     token: str
     """Shown once; only its hash is kept."""
@@ -185,6 +210,17 @@ class Principals:
             ).fetchall()
         ]
         return [self.get(i) for i in ids]
+
+    def list_for(self, reader: StewardCheck) -> builtins.list[UserState]:
+        """Every user with role, partner and state (whether a second factor is
+        set, never the secret itself), for the steward; anyone else is refused,
+        and the refusal audited."""
+        reader.require_steward("aggregate", "the list of users")
+        rows = self._con.execute(
+            "SELECT user_id, totp_secret IS NOT NULL, disabled_at, disabled_reason "
+            "FROM gov.principal ORDER BY partner_id, user_id"
+        ).fetchall()
+        return [UserState(self.get(r[0]), bool(r[1]), r[2], r[3]) for r in rows]
 
     def count(self) -> int:
         row = self._con.execute("SELECT count(*) FROM gov.principal").fetchone()

@@ -30,7 +30,7 @@ from typing import Any
 from backbone.engines import Connection
 from backbone.engines.duckdb import next_id, transaction
 from backbone.engines.sql import literal
-from backbone.governance.audit import AuditEntry, AuditLog, canonical_json
+from backbone.governance.audit import AuditEntry, AuditLog, StewardCheck, canonical_json
 from backbone.model.schema import ALL_TABLES, DERIVED_FROM
 from backbone.partners.agreements.document import AgreementDocument, Status
 from backbone.partners.agreements.inforce import came_into_force, end_of
@@ -43,6 +43,7 @@ __all__ = [
     "Due",
     "Purge",
     "Retention",
+    "RetentionState",
     "destruction_due",
 ]
 
@@ -151,6 +152,15 @@ class Certificate:
     purged_at: datetime
     rows_destroyed: int
     certificate: DestructionCertificate
+
+
+@dataclass(frozen=True)
+class RetentionState:
+    """What is due for destruction today and what was destroyed so far."""
+
+    on: date
+    due: list[Due]
+    certificates: list[Certificate]
 
 
 def _due(ended: date, doc: AgreementDocument) -> date:
@@ -283,6 +293,13 @@ class Retention:
         return destruction_due(
             self._agreements.all_versions(), self._holdings(con or self._con), today
         )
+
+    def due_for(self, reader: StewardCheck) -> RetentionState:
+        """What is due today and the destructions done, for the steward; anyone
+        else is refused, and the refusal audited."""
+        reader.require_steward("aggregate", "what is due for destruction")
+        today = self._clock().date()
+        return RetentionState(today, self.due(today), self.certificates())
 
     def certificates(self) -> list[Certificate]:
         """Every destruction done so far, oldest first."""

@@ -18,6 +18,7 @@ from backbone.linkage.persons import (
     PersonView,
     RecordKey,
     ReviewPair,
+    ReviewStep,
 )
 from backbone.linkage.pprl import encode_records
 
@@ -35,5 +36,6 @@ __all__ = [
     "PersonView",
     "RecordKey",
     "ReviewPair",
+    "ReviewStep",
     "encode_records",
 ]

@@ -62,6 +62,7 @@ __all__ = [
     "RecordKey",
     "ReviewDecision",
     "ReviewPair",
+    "ReviewStep",
 ]
 
 IDENTITY_FIELDS = (
@@ -158,6 +159,20 @@ class ReviewPair:
     right: RecordKey
     match_probability: float
     method: str
+
+
+@dataclass(frozen=True)
+class ReviewStep:
+    """Where a reviewer is in the queue (:meth:`Linkage.review_next`): the pair at
+    ``position`` shown side by side, or none once the queue is empty or skipped
+    through."""
+
+    waiting: int
+    """pairs in the queue"""
+    position: int
+    """0-based; pairs before it were skipped in this sitting"""
+    pair: ReviewPair | None
+    explanation: PairExplanation | None
 
 
 @dataclass(frozen=True)
@@ -584,6 +599,13 @@ class Linkage:
             person_id, created, retired, merged, records, evidence, events
         )
 
+    def linked_person(self, access: Access, person_id: int) -> PersonView:
+        """:meth:`person` as the steward's identity-resolution work sees it (every
+        link's evidence): for whoever links (the steward); anyone else is refused,
+        and the refusal audited, whatever records of its own the person has."""
+        access.require_steward("link", f"the records and links of person {person_id}")
+        return self.person(access, person_id)
+
     def explain(
         self, access: Access, left: RecordKey, right: RecordKey
     ) -> PairExplanation:
@@ -718,6 +740,20 @@ class Linkage:
             rows=len(pairs),
         )
         return pairs
+
+    def review_next(self, access: Access, position: int = 0) -> ReviewStep:
+        """The queue's pair at ``position`` (the ones before it skipped), its two
+        records side by side with the model's weights (:meth:`explain`): for
+        whoever may link both providers' records (the steward). The queue's read
+        and the pair's are each audited."""
+        queue = self.review_queue(access)
+        position = max(0, int(position))
+        if position >= len(queue):
+            return ReviewStep(len(queue), position, None, None)
+        pair = queue[position]
+        return ReviewStep(
+            len(queue), position, pair, self.explain(access, pair.left, pair.right)
+        )
 
     def _queue(self, limit: int | None = None) -> list[ReviewPair]:
         sql = (

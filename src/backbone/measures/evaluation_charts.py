@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from backbone.measures.charts import (
     BalanceRow,
+    Chart,
     EffectRow,
     balance_plot,
     effect_intervals,
@@ -17,7 +18,7 @@ from backbone.measures.charts import (
 if TYPE_CHECKING:
     from backbone.measures.outcomes import Evaluation
 
-__all__ = ["evaluation_charts"]
+__all__ = ["evaluation_chart_list", "evaluation_charts"]
 
 
 def evaluation_charts(
@@ -26,6 +27,17 @@ def evaluation_charts(
     """Write the charts; ``truth`` (program, outcome) → planted effect, for the
     demo's check against its simulation."""
     written: list[Path] = []
+    for stem, chart in evaluation_chart_list(ev, truth):
+        written.extend(chart.write(out, stem))
+    return written
+
+
+def evaluation_chart_list(
+    ev: Evaluation, truth: dict[tuple[str, str], float] | None = None
+) -> list[tuple[str, Chart]]:
+    """The charts (each with the file stem it is written under), for a door that
+    shows them rather than writing them."""
+    charts: list[tuple[str, Chart]] = []
     stem = ev.initiative.initiative_id.lower()
     by_unit: dict[str, list[EffectRow]] = {}
     for p in ev.programs:
@@ -56,7 +68,7 @@ def evaluation_charts(
                 f"an adjusted matched comparison. Release {ev.release_id}."
             ),
         )
-        written.extend(chart.write(out, f"{stem}-effects-{i + 1}"))
+        charts.append((f"{stem}-effects-{i + 1}", chart))
     for p in ev.programs:
         rows_b = [
             BalanceRow(
@@ -78,5 +90,5 @@ def evaluation_charts(
             "0.05 equivalent, 0.05–0.25 adjusted for in the analysis, above 0.25 "
             "not equivalent.",
         )
-        written.extend(chart.write(out, f"{stem}-balance-{p.program_id.lower()}"))
-    return written
+        charts.append((f"{stem}-balance-{p.program_id.lower()}", chart))
+    return charts

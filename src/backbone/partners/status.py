@@ -17,7 +17,14 @@ from typing import Protocol
 
 from backbone.partners.agreements.store import AgreementRegistry, VersionRecord
 from backbone.partners.commitments import Commitment, CommitmentBook
-from backbone.partners.feeds import FeedRegistry, LateFeed, RecentSubmission
+from backbone.partners.feeds import (
+    DuePeriod,
+    Feed,
+    FeedRegistry,
+    LateFeed,
+    RecentSubmission,
+    last_due,
+)
 from backbone.partners.registry import PartnerRegistry
 from backbone.partners.requests import DataRequest, RequestBook
 from backbone.settings import Settings
@@ -25,10 +32,13 @@ from backbone.settings import Settings
 __all__ = [
     "Digest",
     "LastSubmission",
+    "OwnFeed",
     "PartnershipStatus",
     "build_digest",
     "digest_html",
+    "digest_sections",
     "digest_text",
+    "feed_states",
     "late_feeds",
     "partnership_status",
 ]
@@ -96,6 +106,42 @@ def late_feeds(wh: Partnership, on: date) -> list[LateFeed]:
         _covered(wh, on),
         school_year_start_month=wh.settings["calendar.school_year_start_month"],
     )
+
+
+@dataclass(frozen=True)
+class OwnFeed:
+    """One feed as its partner sees it: what is owed, when it last came, and
+    whether it is late (by :func:`late_feeds`' rule)."""
+
+    feed: Feed
+    last_received: datetime | None
+    """the feed's last submission (None: never)"""
+    last_due: DuePeriod | None
+    """the last period whose data is due by the day asked (None: none yet)"""
+    late: LateFeed | None
+    """set when the feed is late on the day asked"""
+
+
+def feed_states(
+    wh: Partnership, on: date, partner_id: str | None = None
+) -> list[OwnFeed]:
+    """Every feed of ``partner_id`` (None: of every partner) on ``on``: its last
+    file, its last due date, and whether it is late."""
+    start = wh.settings["calendar.school_year_start_month"]
+    late = {
+        (f.feed.partner_id, f.feed.feed_id): f
+        for f in late_feeds(wh, on)
+        if partner_id is None or f.feed.partner_id == partner_id
+    }
+    return [
+        OwnFeed(
+            feed,
+            wh.feeds.last_submission(feed.partner_id, feed.feed_id),
+            last_due(feed.cadence, feed.since, on, start),
+            late.get((feed.partner_id, feed.feed_id)),
+        )
+        for feed in wh.feeds.list(partner_id)
+    ]
 
 
 def partnership_status(wh: Partnership, on: date) -> PartnershipStatus:
@@ -228,6 +274,12 @@ def _sections(d: Digest) -> list[tuple[str, list[str]]]:
             [f"{v.ref} ends {v.document.effective_to}" for v in d.expiring],
         ),
     ]
+
+
+def digest_sections(d: Digest) -> list[tuple[str, list[str]]]:
+    """The digest's sections, each a title and its lines, as the text and HTML
+    forms say them (for a door that renders the digest in its own page)."""
+    return _sections(d)
 
 
 def digest_text(d: Digest) -> str:

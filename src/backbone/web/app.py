@@ -63,7 +63,7 @@ def create_app(warehouse: Path) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
-        door.keeper.close()  # the file closed cleanly when the server stops
+        door.close()  # jobs stopped, the file closed cleanly
 
     app = FastAPI(
         title=f"Backbone: {name}",
@@ -108,14 +108,21 @@ def create_app(warehouse: Path) -> FastAPI:
             status = 404
         elif isinstance(exc, Conflict):
             status = 409
-        elif isinstance(exc, WarehouseError):
+        message = str(exc)
+        if isinstance(exc, WarehouseError):
+            # the details (the folder, the command holding it) are the steward's
             status = 503
+            _log.warning("%s: %s", request.url.path, exc)
+            message = (
+                "The warehouse is busy with other work (or being looked after) and "
+                "could not answer now; nothing was changed. Try again in a minute."
+            )
         return page(
             request,
             "error.html",
             status,
             session_of(request),
-            message=str(exc),
+            message=message,
             status_code=status,
         )
 

@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlencode
 
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
@@ -34,12 +37,17 @@ from backbone.errors import (
     WarehouseError,
 )
 from backbone.governance.principals import Principal
+from backbone.measures.shelf import Shelf
 from backbone.session import Session
 from backbone.warehouse import Warehouse
 from backbone.web.sessions import SessionStore, WebSession
 
-__all__ = ["Column", "Door", "NavItem", "SignInNeeded", "Table"]
+__all__ = ["Column", "Door", "NavItem", "SignInNeeded", "StillPreparing", "Table"]
 
+if TYPE_CHECKING:
+    from backbone.governance.access import Access
+
+_T = TypeVar("_T")
 COOKIE = "backbone_session"
 WATCH_SECONDS = 0.1
 # how long a request lets processes that wait for the warehouse go first
@@ -197,6 +205,8 @@ class Keeper:
     def __init__(self, path: Path, idle_seconds: float = 2.0) -> None:
         self.path = path
         self.idle_seconds = idle_seconds
+        # shared with the warehouses opened beside it (see Preparer)
+        self.write_lock = threading.RLock()
         self._warehouse: Warehouse | None = None
         self._lock = threading.Lock()
         self._last_used = time.monotonic()
@@ -213,7 +223,7 @@ class Keeper:
                 self._close()
             if self._warehouse is None:
                 self._let_waiters_in()
-                self._warehouse = Warehouse.open(self.path)
+                self._warehouse = Warehouse.open(self.path, write_lock=self.write_lock)
             try:
                 yield self._warehouse
             except (WarehouseError, KeyboardInterrupt, SystemExit):
@@ -253,6 +263,88 @@ class Keeper:
             self._close()
 
 
+class StillPreparing(Exception):
+    """A page's result is being made away from the pages (answered by a page that
+    says so and reloads itself once it is ready)."""
+
+    def __init__(self, ticket: Ticket) -> None:
+        super().__init__(ticket.what)
+        self.ticket = ticket
+
+
+@dataclass
+class Ticket:
+    ticket_id: int
+    what: str
+    done: bool = False
+    error: BaseException | None = None
+
+
+class Preparer:
+    """Releases too costly to make while a page waits (an evaluation's matching,
+    the scorecard's protected cells: seconds to a minute), made one at a time in a
+    thread of their own, on a warehouse of their own (the same file and audit
+    lock as the keeper's: pages go on meanwhile), and kept on the shelf for
+    their audience. One ticket per audience: a second user of it waits on the
+    same one."""
+
+    def __init__(self, keeper: Keeper, shelf: Shelf) -> None:
+        self.keeper = keeper
+        self.shelf = shelf
+        self._tickets: dict[tuple[Hashable, ...], Ticket] = {}
+        self._by_id: dict[int, Ticket] = {}
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="backbone-prepare")
+
+    def start(
+        self,
+        access: Access,
+        what: str,
+        make: Callable[[Warehouse, Access], Any],
+        key: tuple[Hashable, ...],
+    ) -> Ticket:
+        """The ticket of the audience's release: one started now, the one under
+        way, or a failed one's error raised (once: asking again starts anew)."""
+        audience = Shelf.audience(access, what, key)
+        user_id, purpose = access.principal.user_id, access.purpose
+        with self._lock:
+            ticket = self._tickets.get(audience)
+            if ticket is not None and ticket.error is not None:
+                del self._tickets[audience]
+                raise ticket.error
+            if ticket is not None and not ticket.done:
+                return ticket
+            ticket = Ticket(next(self._ids), what)
+            self._tickets[audience] = ticket
+            self._by_id[ticket.ticket_id] = ticket
+
+        def run() -> None:
+            try:
+                with Warehouse.open(
+                    self.keeper.path, write_lock=self.keeper.write_lock
+                ) as wh:
+                    me = wh.users.current(user_id)
+                    mine = wh.access(me, purpose)
+                    wh.keep(self.shelf, mine, what, lambda: make(wh, mine), *key)
+            except BaseException as exc:  # shown to whoever asks next
+                ticket.error = exc
+            finally:
+                ticket.done = True
+
+        self._pool.submit(run)
+        return ticket
+
+    def ticket(self, ticket_id: int) -> Ticket:
+        found = self._by_id.get(ticket_id)
+        if found is None:
+            raise NotFoundError("nothing is being prepared under that number.")
+        return found
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
 class Door:
     """The request-scoped helpers every page uses (one per app)."""
 
@@ -269,9 +361,36 @@ class Door:
         self.sessions = sessions
         self.nav: list[NavItem] = []
         self.keeper = Keeper(warehouse)
+        self.shelf = Shelf()
+        self.preparer = Preparer(self.keeper, self.shelf)
+        self.closing: list[Callable[[], None]] = []
+        """what page modules need done when the server stops"""
 
     def opened(self) -> AbstractContextManager[Warehouse]:
         return self.keeper.opened()
+
+    def close(self) -> None:
+        for done in self.closing:
+            done()
+        self.preparer.close()
+        self.keeper.close()
+
+    def prepared(
+        self,
+        wh: Warehouse,
+        access: Access,
+        what: str,
+        make: Callable[[Warehouse, Access], _T],
+        *key: Hashable,
+    ) -> _T:
+        """A costly release for a page: as released earlier to the same audience
+        (shown again, audited), or else made away from the pages while the page
+        says so (:class:`StillPreparing`, which :meth:`shown` renders) and
+        reloads itself. ``make(wh, access)`` must use only what it is given."""
+        found = wh.shown_again(self.shelf, access, what, *key)
+        if found is not None:
+            return found  # type: ignore[no-any-return]
+        raise StillPreparing(self.preparer.start(access, what, make, key))
 
     def menu(self, *items: NavItem) -> None:
         """Add ``items`` to the menu (a page module's own links)."""
@@ -315,6 +434,12 @@ class Door:
                 "me": principal,
                 "nav": [n for n in self.nav if principal and n.shows(principal)],
                 "path": request.url.path,
+                # the page's own query, for its tables' downloads to keep
+                "kept_query": "".join(
+                    f"{urlencode({k: v})}&"
+                    for k, v in request.query_params.multi_items()
+                    if k not in ("download", "format")
+                ),
                 **context,
             },
             status_code=status,
@@ -347,7 +472,17 @@ class Door:
         file instead, from the same read."""
         with self.opened() as wh:
             session, me = self.signed_in(request, wh)
-            context = read(wh, me)
+            try:
+                context = read(wh, me)
+            except StillPreparing as preparing:
+                return self.page(
+                    request,
+                    "preparing.html",
+                    202,
+                    session=session,
+                    principal=me,
+                    ticket=preparing.ticket,
+                )
         wanted = request.query_params.get("download")
         if wanted:
             kind = request.query_params.get("format", "csv")

@@ -22,7 +22,10 @@ from backbone.governance.policy import Grant
 if TYPE_CHECKING:
     from backbone.governance.access import Access
 
-__all__ = ["Ledger", "Protected"]
+__all__ = ["Ledger", "LedgerEntry", "Protected"]
+
+# the most releases one page of the ledger shows (the web door's /releases)
+LEDGER_PAGE_LIMIT = 500
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,41 @@ class Protected:
     thresholds: np.ndarray[Any, Any]
 
 
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One release as the ledger records it (its cells' counts left out)."""
+
+    release_id: int
+    released_at: datetime
+    user_id: str
+    partner_id: str
+    """the recipient's partner"""
+    purpose: str
+    name: str
+    """the table asked for: its definition's name, or its entity and dimensions"""
+    mode: str
+    """suppression or dp"""
+    cells: int
+    suppressed: int
+    epsilon: float | None
+    agreements: tuple[str, ...]
+    providers: tuple[str, ...]
+
+
+def _release_name(definition: str) -> str:
+    try:
+        d = json.loads(definition)
+    except ValueError:
+        return ""
+    if not isinstance(d, dict):
+        return ""
+    if d.get("name"):
+        return str(d["name"])
+    entity = d.get("entity") or ", ".join(d.get("entities") or ())
+    by = d.get("by") or ()
+    return f"{entity} by {', '.join(map(str, by))}" if by else str(entity)
+
+
 class Ledger:
     """The release gate's ledger (:class:`ReleaseGate` is one)."""
 
@@ -46,6 +84,38 @@ class Ledger:
     _clock: Callable[[], datetime]
     _audit_capacity: int
     _hand_back: Callable[[], AbstractContextManager[bool]]
+
+    def releases_for(
+        self, reader: Access, *, before: int | None = None, limit: int = 100
+    ) -> list[LedgerEntry]:
+        """Up to ``limit`` releases numbered below ``before`` (the newest when
+        None), newest first: what left, when, to whom, how much was suppressed.
+        For the steward; anyone else is refused, and the refusal audited."""
+        reader.require_steward("aggregate", "the release ledger")
+        limit = max(1, min(int(limit), LEDGER_PAGE_LIMIT))
+        rows = self._con.execute(
+            "SELECT release_id, released_at, user_id, partner_id, purpose, definition, "
+            "mode, cells, suppressed, epsilon, agreements, providers FROM gov.release "
+            "WHERE ? IS NULL OR release_id < ? ORDER BY release_id DESC LIMIT ?",
+            [before, before, limit],
+        ).fetchall()
+        return [
+            LedgerEntry(
+                int(r[0]),
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                _release_name(r[5]),
+                r[6],
+                int(r[7]),
+                int(r[8]),
+                r[9],
+                tuple(a for a in str(r[10]).split(",") if a),
+                tuple(json.loads(r[11] or "[]")),
+            )
+            for r in rows
+        ]
 
     def _previous_modes(
         self, definition: dict[str, Any], grants: list[Grant]

@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
 from backbone.errors import UserError
@@ -90,6 +90,14 @@ def submissions_table(rows: list[Submission]) -> Table:
 
 def register(app: FastAPI, door: Door) -> None:
     door.menu(*NAV)
+
+    @app.get("/preparing/{ticket_id}")
+    def preparing(request: Request, ticket_id: int) -> Response:
+        """Whether what a page waits for is ready ("done") or not ("running")."""
+        with door.opened() as wh:
+            door.signed_in(request, wh)
+        ticket = door.preparer.ticket(ticket_id)
+        return PlainTextResponse("done" if ticket.done else "running")
 
     @app.get("/home")
     def home(request: Request) -> Response:
