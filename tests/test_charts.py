@@ -623,3 +623,15 @@ def test_bad_evaluation_input_is_a_user_error(call: object, message: str) -> Non
     assert callable(call)
     with pytest.raises(UserError, match=message):
         call()
+
+
+def test_balance_plot_keeps_a_covariate_it_cannot_compute_as_a_row_without_a_point() -> (
+    None
+):
+    rows = [
+        BalanceRow("Attendance rate", 0.4, 0.02, "equivalent"),
+        BalanceRow("Prior-year GPA", None, None, "not computable"),
+    ]
+    chart = balance_plot("Baseline equivalence", rows)
+    assert [row[0] for row in chart.rows] == ["Attendance rate", "Prior-year GPA"]
+    assert chart.rows[1][3] == "not computable"

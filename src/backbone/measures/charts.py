@@ -667,6 +667,8 @@ _LABEL_WIDTH = 42  # characters per line of a row label before it wraps
 WWC_EQUIVALENT = 0.05
 WWC_ADJUST = 0.25
 BALANCE_FLAGS = ("equivalent", "adjust", "not equivalent")
+# a covariate whose difference cannot be computed (a group of fewer than two)
+NOT_COMPUTABLE = "not computable"
 
 
 @dataclass(frozen=True)
@@ -965,10 +967,10 @@ def _check_balance_row(row: object, n: int) -> BalanceRow:
     covariate = _row_label(row.covariate, f"Row {n}")
     before = _check_number(row.smd_before, f"{where}, SMD before")
     after = _check_number(row.smd_after, f"{where}, SMD after")
-    if row.flag is not None and row.flag not in BALANCE_FLAGS:
+    if row.flag is not None and row.flag not in (*BALANCE_FLAGS, NOT_COMPUTABLE):
         raise UserError(
-            f"{where}: the flag must be one of {', '.join(BALANCE_FLAGS)} or "
-            f"empty, got {row.flag!r}."
+            f"{where}: the flag must be one of {', '.join(BALANCE_FLAGS)}, "
+            f"{NOT_COMPUTABLE} or empty, got {row.flag!r}."
         )
     return BalanceRow(covariate, before, after, row.flag)
 

@@ -4,6 +4,7 @@ numbers the release gate published; suppressed ones show as suppressed."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -73,8 +74,10 @@ def evaluation_chart_list(
         rows_b = [
             BalanceRow(
                 covariate=b.label or b.covariate,
-                smd_before=b.smd_before,
-                smd_after=b.smd_after,
+                # a difference that cannot be computed (a group with fewer than
+                # two students) is no point on the plot; its flag says why
+                smd_before=_finite(b.smd_before),
+                smd_after=_finite(b.smd_after),
                 flag=b.flag,
             )
             for b in p.balance
@@ -92,3 +95,7 @@ def evaluation_chart_list(
         )
         charts.append((f"{stem}-balance-{p.program_id.lower()}", chart))
     return charts
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
