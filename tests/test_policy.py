@@ -548,3 +548,17 @@ def test_a_persons_view_shows_only_records_and_evidence_one_may_see(
     assert len(full.events[0].evidence) == 2  # the steward sees every side
     # nothing in the log names another provider's local id
     assert "c1-1" not in str(wh.audit.entries(limit=10**6))
+
+
+def test_a_csv_export_never_hands_a_spreadsheet_a_formula() -> None:
+    table = pa.table(
+        {
+            "note": ['=HYPERLINK("http://x")', "fine", None, "-2+3", "@SUM(A1)"],
+            "days": [1, -2, 3, 4, 5],
+        }
+    )
+    back = pacsv.read_csv(pa.BufferReader(export_bytes(table, ExportFormat.csv)))
+    assert back.column("note").to_pylist() == [
+        "'=HYPERLINK(\"http://x\")", "fine", "", "'-2+3", "'@SUM(A1)"
+    ]  # fmt: skip
+    assert back.column("days").to_pylist() == [1, -2, 3, 4, 5]  # numbers stay

@@ -174,6 +174,12 @@ def test_the_steward_sees_every_page_with_the_demos_data(site: Site) -> None:
         assert person.url.path == f"/persons/{person_id}"
         assert left in person.text and right in person.text
         assert " ~ " in person.text  # the evidence of the link
+        # viewing a person is not exporting one: no file of their records
+        assert "download=records" not in person.text
+        taken = client.get(
+            f"/persons/{person_id}", params={"download": "records", "format": "csv"}
+        )
+        assert taken.status_code == 404 and left not in taken.text
         # the person's records were a person-level read, recorded as one
         assert any(
             e["actor"] == "steward"

@@ -423,11 +423,15 @@ class Warehouse:
             yield False
             return
         with self._write_lock:
-            if self._sessions:
-                yield False
-                return
-            with self._handle.released():
-                yield True
+            busy = self._sessions > 0
+        if busy:
+            yield False
+            return
+        # the lock is not held while the gate computes: it is the audit's too, and
+        # another warehouse of this process (the web server's) appends meanwhile;
+        # a thread of this one that needs the file waits for it (Handle)
+        with self._handle.released():
+            yield True
 
     @contextmanager
     def released(self) -> Iterator[None]:

@@ -143,10 +143,26 @@ def export_bytes(table: pa.Table, format: ExportFormat) -> bytes:
         return _xlsx_bytes(table)
     sink = pa.BufferOutputStream()
     if format is ExportFormat.csv:
-        pacsv.write_csv(table, sink)
+        pacsv.write_csv(_formula_safe(table), sink)
     else:
         pq.write_table(table, sink)
     return bytes(sink.getvalue().to_pybytes())
+
+
+def _formula_safe(table: pa.Table) -> pa.Table:
+    """Text a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``, a tab
+    or carriage return first) quoted with a leading apostrophe, column by column
+    (no loop over rows); numbers stay numbers."""
+    import pyarrow.compute as pc
+
+    columns = []
+    for column in table.columns:
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            risky = pc.match_substring_regex(column, r"^[=+\-@\t\r]")
+            quoted = pc.binary_join_element_wise(pa.scalar("'"), column, "")
+            column = pc.if_else(pc.fill_null(risky, False), quoted, column)
+        columns.append(column)
+    return pa.table(columns, names=table.column_names)
 
 
 def _xlsx_bytes(table: pa.Table) -> bytes:

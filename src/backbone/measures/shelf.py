@@ -5,7 +5,8 @@ An evaluation's matching or the scorecard's six rate releases take seconds to a
 minute; a page that is read many times a day must not redo them (nor add a
 ledger entry) on every view. A :class:`Shelf` keeps each result under who it was
 released to (partner, role, purpose), the day, and the warehouse's last change
-(``audit.last_change``: any write, an agreement's included, starts afresh).
+(``audit.last_change``: any write, an agreement's included, starts afresh; a
+result during whose making anything changed is not kept).
 A user of the same partner and role, for the same purpose, on the same day,
 with nothing changed, would be given exactly the same decisions by the policy
 and the gate; showing it to them again reveals nothing new. Each showing is
@@ -75,12 +76,16 @@ class Shelf:
         key: tuple[Hashable, ...] = (),
     ) -> _T:
         """``make()`` (a release through the gate, as ``access``), kept for its
-        audience under the warehouse's last change read after it (its own
-        entries may count)."""
+        audience under the warehouse's last change, if nothing changed while it
+        was made (a release's own entries are not changes); else it is given to
+        this viewer only, and the next one makes it again."""
+        before = changed()
         result = make()
+        if changed() != before:  # made partly from what is gone or changed now
+            return result
         full = self.audience(access, what, key)
         with self._lock:
-            self._kept[full] = (changed(), result)
+            self._kept[full] = (before, result)
             self._kept.move_to_end(full)
             while len(self._kept) > self.limit:
                 self._kept.popitem(last=False)

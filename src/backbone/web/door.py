@@ -30,6 +30,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
 
+from backbone.engines import EngineError
 from backbone.errors import (
     AuthenticationFailed,
     Forbidden,
@@ -96,6 +97,9 @@ class Table:
     empty: str = "Nothing to show."
     note: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    downloadable: bool = True
+    """False for a person-level table read for viewing only: taking it away as a
+    file is an export, which the stage must decide (see the roster's download)"""
 
     def cell(self, row: dict[str, Any], column: Column) -> str:
         return _text(row.get(column.key), column.numeric)
@@ -209,6 +213,7 @@ class Keeper:
         self.write_lock = threading.RLock()
         self._warehouse: Warehouse | None = None
         self._lock = threading.Lock()
+        self._beside = 0  # warehouses of the same file open in this process now
         self._last_used = time.monotonic()
         self._stop = threading.Event()
         self._watcher = threading.Thread(
@@ -219,18 +224,36 @@ class Keeper:
     @contextmanager
     def opened(self) -> Iterator[Warehouse]:
         with self._lock:
-            if self._warehouse is not None and Warehouse.wanted_elsewhere(self.path):
+            if self._warehouse is not None and self._handing_over():
                 self._close()
             if self._warehouse is None:
-                self._let_waiters_in()
+                if not self._beside:
+                    self._let_waiters_in()
                 self._warehouse = Warehouse.open(self.path, write_lock=self.write_lock)
             try:
                 yield self._warehouse
-            except (WarehouseError, KeyboardInterrupt, SystemExit):
+            except (WarehouseError, EngineError, KeyboardInterrupt, SystemExit):
                 self._close()  # start afresh next time
                 raise
             finally:
                 self._last_used = time.monotonic()
+
+    def _handing_over(self) -> bool:
+        """Another process waits for the file, and closing ours would let it in
+        (not while a warehouse beside ours holds the file open in this process)."""
+        return not self._beside and Warehouse.wanted_elsewhere(self.path)
+
+    @contextmanager
+    def beside(self) -> Iterator[None]:
+        """A block during which another warehouse of the same file is open in this
+        process (the Preparer's)."""
+        with self._lock:
+            self._beside += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._beside -= 1
 
     def _let_waiters_in(self) -> None:
         """Before taking the file again, let a process that waits for it have it
@@ -250,9 +273,7 @@ class Keeper:
                 continue  # a request has it
             try:
                 idle = time.monotonic() - self._last_used > self.idle_seconds
-                if self._warehouse is not None and (
-                    idle or Warehouse.wanted_elsewhere(self.path)
-                ):
+                if self._warehouse is not None and (idle or self._handing_over()):
                     self._close()
             finally:
                 self._lock.release()
@@ -276,8 +297,12 @@ class StillPreparing(Exception):
 class Ticket:
     ticket_id: int
     what: str
+    audience: tuple[Hashable, ...]
     done: bool = False
     error: BaseException | None = None
+
+
+KEEP_TICKETS = 256
 
 
 class Preparer:
@@ -315,15 +340,22 @@ class Preparer:
                 raise ticket.error
             if ticket is not None and not ticket.done:
                 return ticket
-            ticket = Ticket(next(self._ids), what)
+            ticket = Ticket(next(self._ids), what, audience)
             self._tickets[audience] = ticket
             self._by_id[ticket.ticket_id] = ticket
+            while len(self._by_id) > KEEP_TICKETS:  # the oldest first
+                old = self._by_id.pop(next(iter(self._by_id)))
+                if self._tickets.get(old.audience) is old:
+                    del self._tickets[old.audience]
 
         def run() -> None:
             try:
-                with Warehouse.open(
-                    self.keeper.path, write_lock=self.keeper.write_lock
-                ) as wh:
+                with (
+                    self.keeper.beside(),
+                    Warehouse.open(
+                        self.keeper.path, write_lock=self.keeper.write_lock
+                    ) as wh,
+                ):
                     me = wh.users.current(user_id)
                     mine = wh.access(me, purpose)
                     wh.keep(self.shelf, mine, what, lambda: make(wh, mine), *key)
@@ -335,10 +367,11 @@ class Preparer:
         self._pool.submit(run)
         return ticket
 
-    def ticket(self, ticket_id: int) -> Ticket:
+    def ticket(self, ticket_id: int, me: Principal) -> Ticket:
+        """A ticket of ``me``'s audience (another's is not found)."""
         found = self._by_id.get(ticket_id)
-        if found is None:
-            raise NotFoundError("nothing is being prepared under that number.")
+        if found is None or found.audience[2:4] != (me.partner_id, me.role.value):
+            raise NotFoundError("nothing is being prepared for you under that number.")
         return found
 
     def close(self) -> None:
@@ -486,7 +519,7 @@ class Door:
         wanted = request.query_params.get("download")
         if wanted:
             kind = request.query_params.get("format", "csv")
-            found = [t for t in _tables(context) if t.name == wanted]
+            found = [t for t in _tables(context) if t.name == wanted and t.downloadable]
             if not found or kind not in DOWNLOAD_FORMATS:
                 raise NotFoundError(f"this page has no table {wanted!r} to download.")
             return download(found[0], kind, found[0].name)

@@ -96,6 +96,7 @@ class Jobs:
         self._processes: dict[int, subprocess.Popen[str]] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
+        self._followers: list[threading.Thread] = []
 
     def start(
         self,
@@ -109,11 +110,7 @@ class Jobs:
         if spec is None:
             raise UserError(f"there is no job {kind!r} to start.")
         with self._lock:
-            if sum(not j.done for j in self._jobs.values()) >= RUNNING_AT_ONCE:
-                raise Conflict(
-                    f"{RUNNING_AT_ONCE} jobs are running; start this one when one "
-                    "of them has finished."
-                )
+            self.check_room()
             job = Job(
                 next(self._ids),
                 kind,
@@ -141,9 +138,9 @@ class Jobs:
                     "-m",
                     "backbone",
                     *spec.command,
-                    *arguments,
                     "--warehouse",
                     str(self.warehouse),
+                    *arguments,  # last: they may start with "--"
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
@@ -155,8 +152,20 @@ class Jobs:
             )
             self._jobs[job.job_id] = job
             self._processes[job.job_id] = process
-        threading.Thread(target=self._follow, args=(job, process), daemon=True).start()
+        follower = threading.Thread(
+            target=self._follow, args=(job, process), daemon=True
+        )
+        self._followers.append(follower)
+        follower.start()
         return job
+
+    def check_room(self) -> None:
+        """Refuse a job while as many as may run at once are running."""
+        if sum(not j.done for j in self._jobs.values()) >= RUNNING_AT_ONCE:
+            raise Conflict(
+                f"{RUNNING_AT_ONCE} jobs are running; start this one when one "
+                "of them has finished."
+            )
 
     def _follow(self, job: Job, process: subprocess.Popen[str]) -> None:
         def read_errors() -> None:
@@ -207,3 +216,5 @@ class Jobs:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
+        for follower in self._followers:  # each revokes its job's token
+            follower.join(timeout=20)

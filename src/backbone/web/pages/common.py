@@ -95,8 +95,8 @@ def register(app: FastAPI, door: Door) -> None:
     def preparing(request: Request, ticket_id: int) -> Response:
         """Whether what a page waits for is ready ("done") or not ("running")."""
         with door.opened() as wh:
-            door.signed_in(request, wh)
-        ticket = door.preparer.ticket(ticket_id)
+            _session, me = door.signed_in(request, wh)
+        ticket = door.preparer.ticket(ticket_id, me)
         return PlainTextResponse("done" if ticket.done else "running")
 
     @app.get("/home")
@@ -140,15 +140,16 @@ def register(app: FastAPI, door: Door) -> None:
 
     @app.post("/agreements/{agreement_id}/{version}/approve")
     async def approve(request: Request, agreement_id: str, version: int) -> Response:
-        with door.opened() as wh:
-            session, me = door.signed_in(request, wh)
+        session = door.session_of(request)
+        if session is None or session.user_id is None:
+            raise SignInNeeded
         form = await door.checked_form(request, session)
-        party = str(form.get("party") or me.partner_id)
         title = str(form.get("title") or "") or None
 
         def approved() -> None:
             with door.opened() as wh:
                 _session, me = door.signed_in(request, wh)
+                party = str(form.get("party") or me.partner_id)
                 # the stage decides who may approve for whom, and audits
                 wh.agreement_history(wh.access(me, "data_quality"), agreement_id)
                 with wh.session(me) as s:

@@ -93,15 +93,21 @@ def register(app: FastAPI, door: Door) -> None:
         def start() -> Job:
             if kind not in JOB_KINDS:
                 raise UserError(f"there is no job {kind!r} to start.")
+            jobs.check_room()  # before a token is issued for it
             with door.opened() as wh:
                 _session, me = door.signed_in(request, wh)
                 with wh.session(me) as s:
                     issued = wh.users.issue_token(
                         s, me.user_id, label=f"web job: {kind}", days=1
                     )
-            return jobs.start(
-                kind, me.user_id, issued.token, issued.token_id, arguments
-            )
+            try:
+                return jobs.start(
+                    kind, me.user_id, issued.token, issued.token_id, arguments
+                )
+            except BaseException:  # never started: its token goes at once
+                with door.opened() as wh, wh.session(me) as s:
+                    wh.users.revoke_token(s, issued.token_id)
+                raise
 
         job = await run_in_threadpool(start)
         return RedirectResponse(f"/jobs/{job.job_id}", status_code=303)

@@ -276,6 +276,7 @@ def pair_table(step: ReviewStep) -> Table | None:
         rows,
         caption="The two records side by side",
         empty="The agreements let you see none of these records' fields.",
+        downloadable=False,  # person-level: viewing is not an export
     )
 
 
@@ -325,6 +326,7 @@ def person_tables(view: PersonView) -> dict[str, Table]:
         ],
         caption="Records",
         empty="No record of this person is open to you.",
+        downloadable=False,  # person-level: viewing is not an export
     )
     evidence = Table(
         "evidence",
@@ -347,6 +349,7 @@ def person_tables(view: PersonView) -> dict[str, Table]:
         ],
         caption="Evidence of the links",
         empty="No scored pair joins these records (one record, or linked by an id).",
+        downloadable=False,  # person-level: viewing is not an export
     )
     events = Table(
         "events",
