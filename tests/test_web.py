@@ -509,6 +509,15 @@ def test_a_job_the_users_role_may_not_run_fails_with_the_stages_reason(
         assert "Failed" in status.text and "What went wrong" in status.text
         assert "Traceback" not in status.text
         assert path in funder.get("/jobs").text  # listed as theirs
+        # what it may do, it does: an evaluation of its own initiative
+        offered = re.findall(
+            r'<option value="([^"]+)">[^<]*\(\1\)</option>', funder.get("/jobs").text
+        )
+        assert offered, "the funder is offered its initiatives"
+        said = [_job(funder, kind="evaluate", initiative=i)[1].text for i in offered]
+        assert all("release" in text and "Traceback" not in text for text in said)
+        # (an initiative whose programs are too small for an effect fails, saying so)
+        assert any("Finished" in text for text in said), said
 
 
 @pytest.mark.skipif(

@@ -53,6 +53,8 @@ DISCLOSING = ("read", "export", "release", "link")
 # Entries that record what happened rather than a change: kept even when the unit of
 # work they were written in rolls back.
 SURVIVES_ROLLBACK = frozenset({"read", "export", "release", "login"})
+# entries that record a disclosure, not a change of what the warehouse holds
+NOT_CHANGES = SURVIVES_ROLLBACK | {"publish"}
 
 
 def canonical_json(value: Any) -> str:
@@ -92,14 +94,14 @@ class AuditHead:
 
 def last_change(con: Connection) -> int:
     """The sequence number of the newest entry that records a change (not a read, a
-    release, a sign-in or a refusal); 0 if none. Every write leaves one, so a long job
+    release, a publication, a sign-in or a refusal); 0 if none. Every write leaves one, so a long job
     that hands the file back while it computes compares it before and after to know
     whether anyone changed anything meanwhile."""
     row = con.execute(
         "SELECT coalesce(max(seq), 0) FROM gov.audit_log "
         "WHERE json_extract_string(entry, '$.decision') = 'allow' "
         "AND NOT list_contains(?, json_extract_string(entry, '$.action'))",
-        [sorted(SURVIVES_ROLLBACK)],
+        [sorted(NOT_CHANGES)],
     ).fetchall()
     return int(row[0][0])
 
@@ -287,7 +289,7 @@ class AuditLog:
                 "json_extract_string(entry, '$.decision') = 'allow' "
                 "AND NOT list_contains(?, json_extract_string(entry, '$.action'))) "
                 "FROM gov.audit_log WHERE seq > ?",
-                [sorted(SURVIVES_ROLLBACK), seen],
+                [sorted(NOT_CHANGES), seen],
             ).fetchall()[0]
             if row[0] is not None:
                 self._changes_seen = (int(row[0]), int(row[1] or last))
