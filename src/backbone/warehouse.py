@@ -739,10 +739,11 @@ class Warehouse:
         what: str,
         make: Callable[[], _T],
         *key: Hashable,
+        detail: Callable[[_T], dict[str, Any]] | None = None,
     ) -> _T:
         """``make()`` (a release through the gate as ``access``), kept on
         ``shelf`` for the same audience (:class:`~backbone.measures.shelf.Shelf`)."""
-        return shelf.keep(access, self.audit.last_change, what, make, key)
+        return shelf.keep(access, self.audit.last_change, what, make, key, detail)
 
     def access(
         self, principal: Principal, purpose: str, *, on: date | None = None

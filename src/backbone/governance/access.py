@@ -372,6 +372,22 @@ class Access:
                 f"is {self.principal.role.value} of {self.principal.partner_id}",
             )
 
+    def require_some(self, entity: str, operation: str, what: str) -> None:
+        """Refuse at once (audited) when no provider's agreement in force grants
+        ``operation`` on ``entity`` for this purpose: for a door that would
+        otherwise start costly work for someone who may see none of it."""
+        lapsed = self.principal.lapsed(self.on)
+        if lapsed:
+            raise self._deny("read", what, lapsed)
+        answers = self.grants(entity, operation)
+        if not any(isinstance(a, Grant) for a in answers):
+            reasons = sorted({a.reason for a in answers if isinstance(a, Refusal)})
+            raise self._deny(
+                "read",
+                what,
+                "; ".join(reasons[:3]) or f"no agreement gives {entity} for this",
+            )
+
     def require_own_or_steward_aggregate(self, partner: str, what: str) -> None:
         """Aggregates about a partner's own undertaking (a funder's initiative):
         for that partner's users and the steward. The data under it still passes

@@ -64,7 +64,7 @@ class Shelf:
             if found is None or found[0] != changed():
                 return None
             self._kept.move_to_end(full)
-        access.log("read", f"{what} (as released earlier, shown again)")
+        access.log("read", f"{what} (as released earlier, shown again)", **found[2])
         return found[1]
 
     def keep(
@@ -74,18 +74,21 @@ class Shelf:
         what: str,
         make: Callable[[], _T],
         key: tuple[Hashable, ...] = (),
+        detail: Callable[[_T], dict[str, Any]] | None = None,
     ) -> _T:
         """``make()`` (a release through the gate, as ``access``), kept for its
         audience under the warehouse's last change, if nothing changed while it
         was made (a release's own entries are not changes); else it is given to
-        this viewer only, and the next one makes it again."""
+        this viewer only, and the next one makes it again. ``detail(result)``: what
+        each showing's audit entry says besides (a person-level read's providers
+        and rows)."""
         before = changed()
         result = make()
         if changed() != before:  # made partly from what is gone or changed now
             return result
         full = self.audience(access, what, key)
         with self._lock:
-            self._kept[full] = (before, result)
+            self._kept[full] = (before, result, detail(result) if detail else {})
             self._kept.move_to_end(full)
             while len(self._kept) > self.limit:
                 self._kept.popitem(last=False)

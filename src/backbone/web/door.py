@@ -328,6 +328,7 @@ class Preparer:
         what: str,
         make: Callable[[Warehouse, Access], Any],
         key: tuple[Hashable, ...],
+        detail: Callable[[Any], dict[str, Any]] | None = None,
     ) -> Ticket:
         """The ticket of the audience's release: one started now, the one under
         way, or a failed one's error raised (once: asking again starts anew)."""
@@ -358,7 +359,14 @@ class Preparer:
                 ):
                     me = wh.users.current(user_id)
                     mine = wh.access(me, purpose)
-                    wh.keep(self.shelf, mine, what, lambda: make(wh, mine), *key)
+                    wh.keep(
+                        self.shelf,
+                        mine,
+                        what,
+                        lambda: make(wh, mine),
+                        *key,
+                        detail=detail,
+                    )
             except BaseException as exc:  # shown to whoever asks next
                 ticket.error = exc
             finally:
@@ -415,15 +423,17 @@ class Door:
         what: str,
         make: Callable[[Warehouse, Access], _T],
         *key: Hashable,
+        detail: Callable[[_T], dict[str, Any]] | None = None,
     ) -> _T:
-        """A costly release for a page: as released earlier to the same audience
-        (shown again, audited), or else made away from the pages while the page
-        says so (:class:`StillPreparing`, which :meth:`shown` renders) and
-        reloads itself. ``make(wh, access)`` must use only what it is given."""
+        """A costly result for a page: as made earlier for the same audience
+        (shown again, audited: ``detail(result)`` says what a person-level read
+        reached), or else made away from the pages while the page says so
+        (:class:`StillPreparing`, which :meth:`shown` renders) and reloads
+        itself. ``make(wh, access)`` must use only what it is given."""
         found = wh.shown_again(self.shelf, access, what, *key)
         if found is not None:
             return found  # type: ignore[no-any-return]
-        raise StillPreparing(self.preparer.start(access, what, make, key))
+        raise StillPreparing(self.preparer.start(access, what, make, key, detail))
 
     def menu(self, *items: NavItem) -> None:
         """Add ``items`` to the menu (a page module's own links)."""

@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from backbone.errors import UserError
-from backbone.governance.access import ExportFormat
+from backbone.governance.access import Access, ExportFormat
 from backbone.governance.principals import Principal, Role
 from backbone.model.calendar import school_year_label
 from backbone.partners.status import OwnFeed
@@ -177,41 +177,46 @@ def register(app: FastAPI, door: Door) -> None:
         wanted = request.query_params.get("download")
         kind = request.query_params.get("format", "csv")
 
-        def read(wh: Warehouse, me: Principal) -> dict[str, Any]:
-            from backbone.measures.indicators import roster_in_words
+        page = _page_number(request)
+        if tier and tier not in TIERS:
+            raise UserError(f"unknown tier {tier!r}; use {', '.join(TIERS)}.")
 
-            r = wh.indicators.roster(
-                wh.access(me, EARLY_WARNING),
-                tiers=[tier] if tier else None,
-                school=school,
-                grade=grade,
-                # a roster downloaded is an extract: exporting must be permitted
-                export_to=f"{WEB_DOWNLOAD} ({kind})" if wanted else None,
+        def read(wh: Warehouse, me: Principal) -> dict[str, Any]:
+            access = wh.access(me, EARLY_WARNING)
+            if wanted:  # a file of it is an extract: the stage permits it, or not
+                view = _roster_view(
+                    wh, access, tier, school, grade, f"{WEB_DOWNLOAD} ({kind})"
+                )
+                return {**view, "table": roster_table(view["words"])}
+            # the roster of stored indicators and scores, kept for its readers
+            # while nothing changes; each showing is a person-level read, audited
+            access.require_some(
+                "student_indicator", "row_level_view", "the early-warning roster"
             )
-            ranked = wh.risk.ranked(r)
-            words = roster_in_words(ranked)
-            schools = sorted(
-                {
-                    (str(i), str(n or i))
-                    for i, n in zip(
-                        ranked.column("school_id").to_pylist(),
-                        ranked.column("school_name").to_pylist(),
-                        strict=True,
-                    )
-                    if i
+            view = door.prepared(
+                wh,
+                access,
+                "your early-warning roster",
+                lambda w, a: _roster_view(w, a, tier, school, grade, None),
+                tier,
+                school,
+                grade,
+                detail=lambda v: {
+                    "providers": v["roster"].providers,
+                    "rows": v["words"].num_rows,
                 },
-                key=lambda s: s[1],
             )
-            grades = sorted({g for g in words.column("grade").to_pylist() if g})
-            start = wh.settings["calendar.school_year_start_month"]
+            words = view["words"]
+            last = max(0, (words.num_rows - 1) // ROSTER_PAGE)
+            page_now = min(page, last)
             return {
-                "roster": r,
-                "year": school_year_label(r.snapshot.school_year, start),
-                "table": roster_table(words),
-                "tiers": TIERS,
-                "schools": schools,
-                "grades": grades,
-                "chosen": {"tier": tier, "school": school, "grade": grade},
+                **view,
+                "table": roster_table(words.slice(page_now * ROSTER_PAGE, ROSTER_PAGE)),
+                "students": words.num_rows,
+                "page": page_now,
+                "pages": last + 1,
+                "first_row": page_now * ROSTER_PAGE + 1,
+                "last_row": min(words.num_rows, (page_now + 1) * ROSTER_PAGE),
             }
 
         return door.shown(request, "partner_roster.html", read)
@@ -335,4 +340,60 @@ def _feeds(feeds: list[OwnFeed]) -> dict[str, Any]:
         "feeds": feeds,
         "table": feeds_table(feeds),
         "late": [f for f in feeds if f.late],
+    }
+
+
+ROSTER_PAGE = 100  # rows shown at once; a download has them all
+
+
+def _page_number(request: Request) -> int:
+    raw = request.query_params.get("page", "0")
+    if not raw.isdigit() or len(raw) > 6:
+        raise UserError("the page number must be a whole number, such as 2.")
+    return int(raw)
+
+
+def _roster_view(
+    wh: Warehouse,
+    access: Access,
+    tier: str | None,
+    school: str | None,
+    grade: str | None,
+    export_to: str | None,
+) -> dict[str, Any]:
+    """The roster (through the stage: a person-level read, audited), ranked by
+    the risk model and put in words, with the choices its filters offer."""
+    from backbone.measures.indicators import roster_in_words
+
+    r = wh.indicators.roster(
+        access,
+        tiers=[tier] if tier else None,
+        school=school,
+        grade=grade,
+        export_to=export_to,
+    )
+    ranked = wh.risk.ranked(r)
+    words = roster_in_words(ranked)
+    schools = sorted(
+        {
+            (str(i), str(n or i))
+            for i, n in zip(
+                ranked.column("school_id").to_pylist(),
+                ranked.column("school_name").to_pylist(),
+                strict=True,
+            )
+            if i
+        },
+        key=lambda s: s[1],
+    )
+    grades = sorted({g for g in words.column("grade").to_pylist() if g})
+    start = wh.settings["calendar.school_year_start_month"]
+    return {
+        "roster": r,
+        "words": words,
+        "year": school_year_label(r.snapshot.school_year, start),
+        "tiers": TIERS,
+        "schools": schools,
+        "grades": grades,
+        "chosen": {"tier": tier, "school": school, "grade": grade},
     }
