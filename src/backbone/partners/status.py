@@ -87,8 +87,12 @@ class PartnershipStatus:
     requests: list[DataRequest]
 
 
-def _covered(wh: Partnership, on: date) -> Callable[[str], bool]:
-    states = wh.agreements.states(on)  # read once for every feed
+def _covered(
+    wh: Partnership,
+    on: date,
+    histories: dict[str, list[VersionRecord]] | None = None,
+) -> Callable[[str], bool]:
+    states = wh.agreements.states(on, histories)  # read once for every feed
 
     def covered(agreement_id: str) -> bool:
         # a suspended agreement's feed is still owed: only its dates matter here
@@ -98,12 +102,16 @@ def _covered(wh: Partnership, on: date) -> Callable[[str], bool]:
     return covered
 
 
-def late_feeds(wh: Partnership, on: date) -> list[LateFeed]:
+def late_feeds(
+    wh: Partnership,
+    on: date,
+    histories: dict[str, list[VersionRecord]] | None = None,
+) -> list[LateFeed]:
     """Feeds late on ``on`` (not those whose agreement has ended: they are over),
     with the due date missed and the last submission; one rule for every door."""
     return wh.feeds.late(
         on,
-        _covered(wh, on),
+        _covered(wh, on, histories),
         school_year_start_month=wh.settings["calendar.school_year_start_month"],
     )
 
@@ -154,12 +162,13 @@ def partnership_status(wh: Partnership, on: date) -> PartnershipStatus:
         for p in wh.partners.list()
         if p.kind not in ("backbone", "funder")
     ]
+    histories = wh.agreements.histories()  # read once for all that follows
     return PartnershipStatus(
         on=on,
-        expiring=wh.agreements.expiring(on, EXPIRY_WINDOW_DAYS),
-        pending=wh.agreements.pending(),
+        expiring=wh.agreements.expiring(on, EXPIRY_WINDOW_DAYS, histories),
+        pending=wh.agreements.pending(histories),
         overdue=overdue,
-        late_feeds=late_feeds(wh, on),
+        late_feeds=late_feeds(wh, on, histories),
         last_submissions=last,
         requests=[r for r in wh.requests.list() if r.status == "in_review"],
     )

@@ -494,11 +494,14 @@ class AgreementRegistry:
     def all_versions(self) -> list[VersionRecord]:
         return [v for history in self.histories().values() for v in history]
 
-    def states(self, on: date) -> dict[str, VersionState[VersionRecord]]:
-        """Each agreement's version in force on ``on`` and whether it applies."""
+    def states(
+        self, on: date, histories: dict[str, list[VersionRecord]] | None = None
+    ) -> dict[str, VersionState[VersionRecord]]:
+        """Each agreement's version in force on ``on`` and whether it applies
+        (of ``histories`` when a caller has read them already)."""
         return {
             aid: VersionState(version_in_force(history, on), on)
-            for aid, history in self.histories().items()
+            for aid, history in (histories or self.histories()).items()
         }
 
     def diff(self, agreement_id: str, v1: int, v2: int) -> list[Change]:
@@ -541,17 +544,29 @@ class AgreementRegistry:
     def decide(self, request: AccessRequest) -> Decision:
         return decide(request, [v.view() for v in self.all_versions()])
 
-    def expiring(self, on: date, within_days: int) -> list[VersionRecord]:
+    def expiring(
+        self,
+        on: date,
+        within_days: int,
+        histories: dict[str, list[VersionRecord]] | None = None,
+    ) -> list[VersionRecord]:
         out = []
-        for history in self.histories().values():
+        for history in (histories or self.histories()).values():
             current = version_in_force(history, on)
             end = current.document.effective_to if current else None
             if current and end and 0 <= (end - on).days <= within_days:
                 out.append(current)
         return out
 
-    def pending(self) -> list[VersionRecord]:
-        return [v for v in self.all_versions() if v.status == "pending"]
+    def pending(
+        self, histories: dict[str, list[VersionRecord]] | None = None
+    ) -> list[VersionRecord]:
+        return [
+            v
+            for history in (histories or self.histories()).values()
+            for v in history
+            if v.status == "pending"
+        ]
 
 
 def _pick(
