@@ -46,13 +46,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def site(
-    demo_build: DemoBuild, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Site]:
-    out = copy_demo(demo_build, tmp_path_factory.mktemp("web") / "demo")
-    passwords = {user: pw for user, pw, _ in SIGN_IN.findall(demo_build.output)}
-    assert {"steward", "c02-eastside.uploader"} <= set(passwords), demo_build.output
+@contextlib.contextmanager
+def serving(out: Path, passwords: dict[str, str]) -> Iterator[Site]:
+    """`backbone serve` on the demo folder ``out``'s warehouse, on a free loopback
+    port, until the block ends (then it must have logged no traceback)."""
     port = _free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "backbone", "serve", "--warehouse",
@@ -66,15 +63,28 @@ def site(
                 httpx.get(url + "/sign-in", timeout=1)
                 break
             except httpx.TransportError:
-                assert server.poll() is None, (
-                    server.stdout.read() if server.stdout else ""
-                )
+                assert server.poll() is None, "the server stopped"
                 time.sleep(0.1)
         yield Site(url, out / "warehouse", out / "community", passwords)
     finally:
         server.terminate()
-        _, errors = server.communicate(timeout=10)
+        _, errors = server.communicate(timeout=30)
         assert "Traceback" not in errors, errors[-3000:]
+
+
+def demo_passwords(build: DemoBuild) -> dict[str, str]:
+    return {user: pw for user, pw, _ in SIGN_IN.findall(build.output)}
+
+
+@pytest.fixture(scope="module")
+def site(
+    demo_build: DemoBuild, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Site]:
+    out = copy_demo(demo_build, tmp_path_factory.mktemp("web") / "demo")
+    passwords = demo_passwords(demo_build)
+    assert {"steward", "c02-eastside.uploader"} <= set(passwords), demo_build.output
+    with serving(out, passwords) as site:
+        yield site
 
 
 def _csrf(html: str) -> str:

@@ -11,13 +11,9 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 from backbone import Warehouse
@@ -25,12 +21,12 @@ from tests.demo_build import DemoBuild, copy_demo
 from tests.test_web import (
     CHROMIUM,
     REPORTS,
-    SIGN_IN,
     Site,
     _browser_sign_in,
     _csrf,
-    _free_port,
     _signed_in,
+    demo_passwords,
+    serving,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("web")]
@@ -76,28 +72,9 @@ def site(
     demo_build: DemoBuild, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Site]:
     out = copy_demo(demo_build, tmp_path_factory.mktemp("web-steward") / "demo")
-    passwords = {user: pw for user, pw, _ in SIGN_IN.findall(demo_build.output)}
     _plant_review_pairs(out / "warehouse")
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "backbone", "serve", "--warehouse",
-         str(out / "warehouse"), "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                httpx.get(url + "/sign-in", timeout=1)
-                break
-            except httpx.TransportError:
-                assert server.poll() is None
-                time.sleep(0.1)
-        yield Site(url, out / "warehouse", out / "community", passwords)
-    finally:
-        server.terminate()
-        _, errors = server.communicate(timeout=10)
-        assert "Traceback" not in errors, errors[-3000:]
+    with serving(out, demo_passwords(demo_build)) as served:
+        yield served
 
 
 def _log(site: Site) -> list[dict[str, Any]]:
