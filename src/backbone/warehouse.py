@@ -649,7 +649,7 @@ class Warehouse:
 
         access.require_steward("aggregate", "the partnership dashboard")
         status = partnership_status(self, self.today())
-        submissions = self.ingest.list()[-10:][::-1]
+        submissions = self.ingest.latest(10)
         queue = (
             len(self.linkage.review_queue(access))
             if access.principal.may("link")

@@ -1348,6 +1348,17 @@ class Ingestor:
             ).fetchall()
         ]
 
+    def latest(self, count: int) -> builtins.list[Submission]:
+        """The ``count`` newest submissions, newest first (however many there are)."""
+        return [
+            Submission(*r)
+            for r in self._con.execute(
+                f"SELECT {_SUBMISSION_COLUMNS} FROM ops.submission "
+                "ORDER BY submission_id DESC LIMIT ?",
+                [count],
+            ).fetchall()
+        ]
+
     def list_for(self, reader: QuarantineReader) -> builtins.list[Submission]:
         """The submissions ``reader`` may see, newest first: the steward's all,
         a partner's users their own partner's."""

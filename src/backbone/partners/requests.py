@@ -292,11 +292,14 @@ class RequestBook:
     def get(self, request_id: str) -> DataRequest:
         return _get(self._con, request_id)
 
-    def list(self) -> list[DataRequest]:
+    def list(self, status: str | None = None) -> list[DataRequest]:
+        """Every request (in one ``status``), oldest first."""
         ids = [
             r[0]
             for r in self._con.execute(
-                "SELECT request_id FROM gov.data_request ORDER BY filed_on, request_id"
+                "SELECT request_id FROM gov.data_request "
+                "WHERE ? IS NULL OR status = ? ORDER BY filed_on, request_id",
+                [status, status],
             ).fetchall()
         ]
         return [self.get(i) for i in ids]

@@ -170,7 +170,7 @@ def partnership_status(wh: Partnership, on: date) -> PartnershipStatus:
         overdue=overdue,
         late_feeds=late_feeds(wh, on, histories),
         last_submissions=last,
-        requests=[r for r in wh.requests.list() if r.status == "in_review"],
+        requests=wh.requests.list(status="in_review"),
     )
 
 
