@@ -184,7 +184,7 @@ def serve(
 
         site = create_app(warehouse)
     _plain().print(f"Serving {warehouse} at http://{host}:{port}/ (Ctrl-C stops).")
-    uvicorn.run(site, host=host, port=port, log_level="warning")
+    uvicorn.run(site, host=host, port=port, log_level="warning", access_log=False)
 
 
 @app.command()
