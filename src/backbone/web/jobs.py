@@ -35,6 +35,7 @@ __all__ = ["JOB_KINDS", "Job", "JobKind", "Jobs"]
 _log = logging.getLogger("backbone.web")
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 KEEP_LINES = 200
+WAITING = "waiting for its turn at the warehouse"
 RUNNING_AT_ONCE = 2
 
 
@@ -174,7 +175,11 @@ class Jobs:
                 text = _ANSI.sub("", line.rstrip())
                 if text.startswith(waiting.PROGRESS_PREFIX):
                     job.progress.append(text[len(waiting.PROGRESS_PREFIX) :])
-                elif text.strip():
+                elif text.startswith("Waiting for the warehouse"):
+                    # the site hands the file over between pages: a step, not news
+                    if job.latest != WAITING:
+                        job.progress.append(WAITING)
+                elif text.strip() and text.strip() != "...":
                     job.messages.append(text)
 
         reader = threading.Thread(target=read_errors, daemon=True)
