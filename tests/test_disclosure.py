@@ -497,3 +497,32 @@ def test_a_cell_in_the_span_of_published_cells_is_public_already() -> None:
     more = np.array([[1, 0, 1, 0], [0, 0, 0, 1], [0, 0, 1, 0]], dtype=bool)
     assert independent(known, more).sum() == 1  # one new dimension (rank 3 -> 4)
     assert independent(known, new[:3]).tolist() == [False, False, False]
+
+
+def test_numerical_trouble_in_one_lp_algorithm_is_solved_by_another(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """HiGHS's status 4 (a solve error) on its first algorithm must not stop a
+    release: the same LP is solved again by the others."""
+    from scipy.optimize import linprog as real_linprog
+
+    from backbone.governance import disclosure
+
+    used: list[str] = []
+
+    def flaky(*args: object, **kwargs: object) -> object:
+        used.append(str(kwargs["method"]))
+        result = real_linprog(*args, **kwargs)  # type: ignore[call-overload]
+        if len(used) == 1:
+            result.status, result.message = 4, "Solve error"
+        return result
+
+    monkeypatch.setattr(disclosure, "linprog", flaky)
+    status, best, point, _ = disclosure._solve(
+        np.array([1.0, 1.0]),
+        None,
+        None,
+        np.array([[1.0, 5.0], [2.0, 5.0]]),
+    )
+    assert status == "optimal" and best == 3.0 and point.tolist() == [1.0, 2.0]
+    assert used == ["highs", "highs-ds"]

@@ -245,19 +245,25 @@ def _solve(
     b_ub: Floats | None = None,
     *,
     presolve: bool = True,
-    method: Literal["highs", "highs-ipm"] = "highs",
+    method: Literal["highs", "highs-ds", "highs-ipm"] = "highs",
 ) -> tuple[str, float, Floats, Floats]:
-    """linprog (HiGHS): status word, optimum, point, duals of the equality rows."""
-    res = linprog(
-        c,
-        A_ub=a_ub,
-        b_ub=b_ub,
-        A_eq=a_eq,
-        b_eq=b_eq,
-        bounds=bounds,
-        method=method,
-        options={"presolve": presolve},
-    )
+    """linprog (HiGHS): status word, optimum, point, duals of the equality rows.
+    HiGHS's numerical trouble on one algorithm (status 4) is met by solving again
+    with the others before giving up: the same LP, so the same answer."""
+    tries = [(method, presolve), ("highs-ds", not presolve), ("highs-ipm", presolve)]
+    for how, pre in tries:
+        res = linprog(
+            c,
+            A_ub=a_ub,
+            b_ub=b_ub,
+            A_eq=a_eq,
+            b_eq=b_eq,
+            bounds=bounds,
+            method=how,
+            options={"presolve": pre},
+        )
+        if res.status in (0, 2, 3):
+            break
     if res.status == 3:
         return "unbounded", -math.inf, np.zeros(0), np.zeros(0)
     if res.status == 2:
