@@ -135,6 +135,18 @@ def _ready(client: httpx.Client, path: str, **params: str) -> httpx.Response:
     return answer
 
 
+def serious_violations(page: Any) -> list[str]:
+    """axe-core's serious and critical findings on the page as it stands (axe as
+    the package ships it: nothing fetched)."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']}"
+        for v in Axe().run(page).response["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
 def _visit(page: Any, url: str) -> None:
     """Open ``url`` in the browser and wait while it prepares (it reloads itself
     once its release is ready)."""
@@ -365,20 +377,13 @@ def test_in_a_browser_the_steward_approves_a_widening_amendment_marked_as_such(
 def test_every_page_passes_axe_with_no_serious_or_critical_violation(
     site: Site,
 ) -> None:
-    from axe_playwright_python.sync_playwright import Axe
     from playwright.sync_api import sync_playwright
 
-    axe = Axe()  # axe-core as the package ships it: nothing fetched
     found: dict[str, list[str]] = {}
 
     def check(page: Any, path: str) -> None:
         _visit(page, site.url + path)
-        result = axe.run(page)
-        bad = [
-            f"{v['id']} ({v['impact']}): {v['help']}"
-            for v in result.response["violations"]
-            if v["impact"] in ("serious", "critical")
-        ]
+        bad = serious_violations(page)
         if bad:
             found[path] = bad
 

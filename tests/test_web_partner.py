@@ -26,6 +26,7 @@ from tests.test_web import (
     _ready,
     _signed_in,
     _visit,
+    serious_violations,
 )
 
 site = test_web.site  # the fixture: `backbone serve` on a copy of the demo
@@ -212,7 +213,6 @@ def test_the_scorecard_renders_for_a_funder_and_a_partner(site: Site) -> None:
 def test_in_a_browser_the_funders_outcomes_and_the_analysts_roster(
     site: Site, tmp_path: Path
 ) -> None:
-    from axe_playwright_python.sync_playwright import Axe
     from playwright.sync_api import expect, sync_playwright
 
     REPORTS.mkdir(exist_ok=True)
@@ -244,7 +244,6 @@ def test_in_a_browser_the_funders_outcomes_and_the_analysts_roster(
             download.value.save_as(saved)
             assert "high risk" in saved.read_text(encoding="utf-8-sig")
             # every page of this area passes axe (no serious or critical finding)
-            axe = Axe()
             found: dict[str, list[str]] = {}
             for page, paths in (
                 (funder, ("/outcomes", "/scorecard")),
@@ -252,11 +251,7 @@ def test_in_a_browser_the_funders_outcomes_and_the_analysts_roster(
             ):
                 for path in paths:
                     _visit(page, site.url + path)
-                    bad = [
-                        f"{v['id']} ({v['impact']}): {v['help']}"
-                        for v in axe.run(page).response["violations"]
-                        if v["impact"] in ("serious", "critical")
-                    ]
+                    bad = serious_violations(page)
                     if bad:
                         found[path] = bad
             assert not found, found

@@ -27,6 +27,7 @@ from tests.test_web import (
     _browser_sign_in,
     _csrf,
     _signed_in,
+    serious_violations,
 )
 
 site = test_web.site  # the fixture: a `backbone serve` on a copy of the demo
@@ -122,20 +123,13 @@ def _review(client: httpx.Client, request_id: str, **fields: str) -> httpx.Respo
 def test_in_a_browser_a_researcher_files_a_request_and_sees_it_awaiting_review(
     site: Site,
 ) -> None:
-    from axe_playwright_python.sync_playwright import Axe
     from playwright.sync_api import expect, sync_playwright
 
     REPORTS.mkdir(exist_ok=True)
-    axe = Axe()
     bad: dict[str, list[str]] = {}
 
     def accessible(page: Any) -> None:
-        result = axe.run(page)
-        found = [
-            f"{v['id']} ({v['impact']}): {v['help']}"
-            for v in result.response["violations"]
-            if v["impact"] in ("serious", "critical")
-        ]
+        found = serious_violations(page)
         if found:
             bad[page.url] = found
 

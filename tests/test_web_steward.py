@@ -26,6 +26,7 @@ from tests.test_web import (
     _csrf,
     _signed_in,
     demo_passwords,
+    serious_violations,
     serving,
 )
 
@@ -359,22 +360,15 @@ def test_disabling_a_user_ends_their_session_at_the_next_request(site: Site) -> 
 def test_in_a_browser_the_keys_review_pairs_and_every_page_passes_axe(
     site: Site,
 ) -> None:
-    from axe_playwright_python.sync_playwright import Axe
     from playwright.sync_api import expect, sync_playwright
 
     REPORTS.mkdir(exist_ok=True)
-    axe = Axe()
     found: dict[str, list[str]] = {}
 
     def check(page: Any, path: str | None = None) -> None:
         if path is not None:
             page.goto(site.url + path)
-        result = axe.run(page)
-        bad = [
-            f"{v['id']} ({v['impact']}): {v['help']}"
-            for v in result.response["violations"]
-            if v["impact"] in ("serious", "critical")
-        ]
+        bad = serious_violations(page)
         if bad:
             found[path or page.url] = bad
 

@@ -513,19 +513,22 @@ class Door:
         ``read`` (one stage method) for what the template shows. With
         ``?download=NAME&format=csv|xlsx`` the page's table NAME comes back as a
         file instead, from the same read."""
+        preparing: StillPreparing | None = None
         with self.opened() as wh:
             session, me = self.signed_in(request, wh)
             try:
                 context = read(wh, me)
-            except StillPreparing as preparing:
-                return self.page(
-                    request,
-                    "preparing.html",
-                    202,
-                    session=session,
-                    principal=me,
-                    ticket=preparing.ticket,
-                )
+            except StillPreparing as still:
+                preparing = still
+        if preparing is not None:  # rendered with the warehouse free for others
+            return self.page(
+                request,
+                "preparing.html",
+                202,
+                session=session,
+                principal=me,
+                ticket=preparing.ticket,
+            )
         wanted = request.query_params.get("download")
         if wanted:
             kind = request.query_params.get("format", "csv")
