@@ -147,6 +147,12 @@ SETTINGS: tuple[Setting, ...] = (
         "How long a user stays locked out of the web site after too many failed "
         "sign-ins (every attempt is audited).",
     ),
+    Setting(
+        "api.max_upload_bytes",
+        2 * 1024**3,
+        "The largest request the API takes (a file submitted through it); a "
+        "larger one is refused (413) as it arrives, before anything is written.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

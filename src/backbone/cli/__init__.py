@@ -175,15 +175,23 @@ def serve(
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
 ) -> None:
-    """Serve the web site for the warehouse: every role signs in with its
-    password and sees what the agreements let it see. Ctrl-C stops it."""
+    """Serve the web site and the API (/api/v1, documented at /api/v1/docs) for
+    the warehouse: every role signs in (a password on the site, a token on the
+    API) and sees what the agreements let it see. Ctrl-C stops it."""
     with doors():
         import uvicorn
 
+        from backbone.api import API_PREFIX, create_api
+        from backbone.serving import Serving
         from backbone.web import create_app
 
-        site = create_app(warehouse)
-    _plain().print(f"Serving {warehouse} at http://{host}:{port}/ (Ctrl-C stops).")
+        serving = Serving(warehouse)
+        site = create_app(warehouse, serving)
+        site.mount(API_PREFIX, create_api(serving))
+    _plain().print(
+        f"Serving {warehouse} at http://{host}:{port}/ and its API at "
+        f"http://{host}:{port}{API_PREFIX}/docs (Ctrl-C stops)."
+    )
     uvicorn.run(site, host=host, port=port, log_level="warning", access_log=False)
 
 

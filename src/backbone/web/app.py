@@ -35,6 +35,7 @@ from backbone.errors import (
     WarehouseError,
 )
 from backbone.governance.principals import Principal, Principals
+from backbone.serving import Serving
 from backbone.warehouse import Warehouse
 from backbone.web.door import COOKIE, Door, SignInNeeded
 from backbone.web.pages import PAGE_MODULES
@@ -53,14 +54,15 @@ def _package_folder(name: str) -> Path:
     return Path(str(resources.files("backbone.web") / name))
 
 
-def create_app(warehouse: Path) -> FastAPI:
-    """The site for the warehouse at ``warehouse``."""
+def create_app(warehouse: Path, serving: Serving | None = None) -> FastAPI:
+    """The site for the warehouse at ``warehouse`` (sharing ``serving`` with the
+    API when both are served)."""
     with Warehouse.open(warehouse, read_only=True) as wh:  # a warehouse, or say so
         settings = wh.settings
         name = wh.info().name
     templates = Jinja2Templates(directory=str(_package_folder("templates")))
     sessions = SessionStore(int(settings["web.session_idle_minutes"]))
-    door = Door(warehouse, name, templates, sessions)
+    door = Door(serving or Serving(warehouse), name, templates, sessions)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -1,6 +1,6 @@
 """Long jobs from the site: start one (link, indicators compute, evaluate, the
 scorecard) and follow its progress on its page, which updates itself while the
-job runs; the job runs as its own process (see :mod:`backbone.web.jobs`)."""
+job runs; the job runs as its own process (see :mod:`backbone.serving.jobs`)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from fastapi.responses import RedirectResponse, Response
 
 from backbone.errors import UserError
 from backbone.governance.principals import Principal
+from backbone.serving import JOB_KINDS, Job
 from backbone.warehouse import Warehouse
 from backbone.web.door import Column, Door, NavItem, SignInNeeded, Table
-from backbone.web.jobs import JOB_KINDS, Job, Jobs
 
 NAV = (
     NavItem(
@@ -55,15 +55,7 @@ def _jobs_table(jobs: list[Job]) -> Table:
 def register(app: FastAPI, door: Door) -> None:
     door.menu(*NAV)
 
-    def ended(job: Job) -> None:
-        """The job's token revoked by its user, so it cannot be used again."""
-        with door.opened() as wh:
-            me = wh.users.current(job.user_id)
-            with wh.session(me) as s:
-                wh.users.revoke_token(s, job.token_id)
-
-    jobs = Jobs(door.warehouse, ended)
-    door.closing.append(jobs.stop_all)
+    jobs = door.serving.jobs
 
     def listing(wh: Warehouse, me: Principal) -> dict[str, Any]:
         return {
@@ -91,23 +83,9 @@ def register(app: FastAPI, door: Door) -> None:
             arguments = ["--", initiative]  # never read as an option
 
         def start() -> Job:
-            if kind not in JOB_KINDS:
-                raise UserError(f"there is no job {kind!r} to start.")
-            jobs.check_room()  # before a token is issued for it
             with door.opened() as wh:
                 _session, me = door.signed_in(request, wh)
-                with wh.session(me) as s:
-                    issued = wh.users.issue_token(
-                        s, me.user_id, label=f"web job: {kind}", days=1
-                    )
-            try:
-                return jobs.start(
-                    kind, me.user_id, issued.token, issued.token_id, arguments
-                )
-            except BaseException:  # never started: its token goes at once
-                with door.opened() as wh, wh.session(me) as s:
-                    wh.users.revoke_token(s, issued.token_id)
-                raise
+            return door.serving.start_job(me, kind, arguments)
 
         job = await run_in_threadpool(start)
         return RedirectResponse(f"/jobs/{job.job_id}", status_code=303)

@@ -1,4 +1,4 @@
-"""Long jobs started from the site (link, indicators compute, evaluate, the
+"""Long jobs started from the site or the API (link, indicators compute, evaluate, the
 scorecard), run as the CLI's own commands in processes of their own, so that a
 page never waits on one: the server keeps answering while a job computes, and the
 job takes the warehouse file from the server the way any command does (it leaves a
@@ -32,7 +32,7 @@ from backbone.errors import Conflict, NotFoundError, UserError
 
 __all__ = ["JOB_KINDS", "Job", "JobKind", "Jobs"]
 
-_log = logging.getLogger("backbone.web")
+_log = logging.getLogger("backbone.serving")
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 KEEP_LINES = 200
 WAITING = "waiting for its turn at the warehouse"
@@ -107,9 +107,7 @@ class Jobs:
         token_id: str,
         arguments: Sequence[str] = (),
     ) -> Job:
-        spec = JOB_KINDS.get(kind)
-        if spec is None:
-            raise UserError(f"there is no job {kind!r} to start.")
+        spec = self.check_kind(kind)
         with self._lock:
             self.check_room()
             job = Job(
@@ -159,6 +157,16 @@ class Jobs:
         self._followers.append(follower)
         follower.start()
         return job
+
+    @staticmethod
+    def check_kind(kind: str) -> JobKind:
+        spec = JOB_KINDS.get(kind)
+        if spec is None:
+            raise UserError(
+                f"there is no job {kind!r} to start; start one of "
+                f"{', '.join(JOB_KINDS)}."
+            )
+        return spec
 
     def check_room(self) -> None:
         """Refuse a job while as many as may run at once are running."""
