@@ -352,6 +352,10 @@ def create_api(serving: Serving) -> FastAPI:
                         )
 
                 return typing.cast(list[SubmissionResult], asked(token, load))
+            except BackboneError as exc:  # named as sent, not where it was kept
+                status, code = _status_of(exc)
+                text = str(exc).replace(str(folder) + "/", "").replace(str(folder), "")
+                raise ApiError(status, code, text) from None
             finally:
                 shutil.rmtree(folder, ignore_errors=True)
 

@@ -94,6 +94,7 @@ def _submissions(wh: Warehouse, me: Principal, _p: NoParams) -> list[Submission]
 @dataclass(frozen=True)
 class SubmissionParams:
     submission_id: int
+    purpose: str = DATA_QUALITY
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ class SubmissionView:
 
 
 def _submission(wh: Warehouse, me: Principal, p: SubmissionParams) -> SubmissionView:
-    report = wh.ingest.report(p.submission_id, wh.access(me, DATA_QUALITY))
+    report = wh.ingest.report(p.submission_id, wh.access(me, p.purpose))
     return SubmissionView(report, wh.ingest.raw_decisions(p.submission_id))
 
 
@@ -209,11 +210,11 @@ def _count(wh: Warehouse, me: Principal, p: CountParams) -> Release:
         return access.rate(
             p.entity,
             p.by,
-            pairs(p.matching, "matching"),
-            where=pairs(p.where, "where"),
+            pairs(p.matching, "--matching"),
+            where=pairs(p.where, "--where"),
         )
     return access.count(
-        p.entity, p.by, where=pairs(p.where, "where"), epsilon=p.epsilon
+        p.entity, p.by, where=pairs(p.where, "--where"), epsilon=p.epsilon
     )
 
 

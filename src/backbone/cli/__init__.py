@@ -22,7 +22,9 @@ from rich.table import Table
 
 from backbone import __version__
 from backbone.cli.common import (
+    REMOTE_COMMANDS,
     ForceOption,
+    TokenOption,
     Warehouse,
     WarehouseOption,
     _err,
@@ -32,6 +34,7 @@ from backbone.cli.common import (
     end_interrupted,
     interrupted,
     on_interrupt,
+    use_server,
     working,
 )
 from backbone.errors import UserError
@@ -76,11 +79,24 @@ def _root(
             "of waiting for it (engine.lock_wait_seconds) with a message.",
         ),
     ] = False,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            envvar="BACKBONE_SERVER",
+            help="Ask a Backbone server (its URL, e.g. https://backbone.example.org) "
+            f"instead of a warehouse folder here: {REMOTE_COMMANDS}. Sign in with "
+            "--token (or $BACKBONE_TOKEN).",
+            show_default=False,
+        ),
+    ] = None,
+    token: TokenOption = None,
 ) -> None:
     """Backbone: a community data-sharing warehouse."""
     from backbone.waiting import wait_at_most
 
     wait_at_most(0 if no_wait else None)
+    use_server(server, token)
 
 
 def _size(n: int) -> str:

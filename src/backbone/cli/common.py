@@ -37,11 +37,17 @@ else:
         def __getattr__(self, name: str) -> Any:
             from backbone.warehouse import Warehouse
 
+            if _remote.get("server"):
+                raise UserError(
+                    "this command works on a warehouse folder on this machine; "
+                    f"against a server (--server) run one of: {REMOTE_COMMANDS}."
+                )
             return getattr(Warehouse, name)
 
     Warehouse = _WarehouseOnFirstUse()
 
 __all__ = [
+    "REMOTE_COMMANDS",
     "ForceOption",
     "FormatOption",
     "OnOption",
@@ -51,6 +57,7 @@ __all__ = [
     "UserOption",
     "Warehouse",
     "WarehouseOption",
+    "ask",
     "doors",
     "emit",
     "export_target",
@@ -60,10 +67,56 @@ __all__ = [
     "parse_date",
     "parse_pairs",
     "print_release",
+    "remote_server",
+    "remote_token",
     "signed_in",
+    "use_server",
     "working",
     "write_file",
 ]
+
+
+# `backbone --server URL` asks a server these (the API's questions), all else is local
+REMOTE_COMMANDS = (
+    "submit, submissions list, submissions show, rows, count, agreement export"
+)
+_remote: dict[str, str | None] = {}
+
+
+def use_server(server: str | None, token: str | None) -> None:
+    """Send this process's questions to ``server`` (from ``backbone --server``)."""
+    _remote.update(server=server, token=token)
+
+
+def remote_server() -> str | None:
+    return _remote.get("server")
+
+
+def remote_token() -> str | None:
+    """The token given before the command (``backbone --server URL --token T``)."""
+    return _remote.get("token")
+
+
+def ask(
+    name: str, params: Any, warehouse: Path, user: str | None, token: str | None
+) -> Any:
+    """The answer to the API's question ``name``: from the server when the command
+    line named one (``--server``), else from the warehouse folder here, signed in
+    as the command says. The same code answers both (backbone.api.questions)."""
+    server = _remote.get("server")
+    if server:
+        from backbone.api.client import Client
+
+        client = Client(server, token or _remote.get("token"))
+        try:
+            return client.ask(name, params)
+        finally:
+            client.close()
+    from backbone.api.questions import BY_NAME
+    from backbone.warehouse import Warehouse as Local
+
+    with Local.open(warehouse) as wh:
+        return BY_NAME[name].answer(wh, signed_in(wh, user, token), params)
 
 
 # Output read by a program or kept in a log is never cut to the width of a terminal.

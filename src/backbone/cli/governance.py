@@ -21,6 +21,7 @@ from backbone.cli.common import (
     Warehouse,
     WarehouseOption,
     _plain,
+    ask,
     doors,
     emit,
     export_target,
@@ -28,7 +29,6 @@ from backbone.cli.common import (
     maybe_signed_in,
     notes,
     parse_date,
-    parse_pairs,
     print_release,
     signed_in,
     write_file,
@@ -243,19 +243,30 @@ def rows(
 ) -> None:
     """Row-level view of an entity: only the rows and fields the agreements give you
     for this purpose (your own data, and others' as their agreements grant)."""
-    with doors(), Warehouse.open(warehouse) as wh:
-        access = wh.access(signed_in(wh, user, token), purpose)
+    from backbone.api.questions import RowsParams
+
+    with doors():
         # rows for a program (CSV, JSON) are an extract: exporting must be permitted
-        m = access.rows(
-            entity,
-            providers=provider,
-            fields=field,
-            export_to=None if form is OutputForm.table else f"standard output ({form})",
+        m = ask(
+            "rows",
+            RowsParams(
+                entity,
+                purpose,
+                provider=provider,
+                field=field,
+                limit=limit,
+                extract=None
+                if form is OutputForm.table
+                else f"standard output ({form})",
+            ),
+            warehouse,
+            user,
+            token,
         )
-    table = Table(title=f"{m.table.num_rows:,} rows of {entity}")
+    table = Table(title=f"{m.total_rows:,} rows of {entity}")
     for column in m.table.column_names:
         table.add_column(column)
-    for r in m.table.slice(0, limit).to_pylist():
+    for r in m.table.to_pylist():
         table.add_row(*("" if v is None else str(v) for v in r.values()))
     emit(table, form)
     console = notes(form)
@@ -320,16 +331,18 @@ def count(
     """Persons per group, through the release gate: small cells and the cells that
     would give them away are suppressed; the release is recorded in the ledger.
     With --matching, rates too (suppressed or top/bottom coded as agreed)."""
-    with doors(), Warehouse.open(warehouse) as wh:
-        access = wh.access(signed_in(wh, user, token), purpose)
-        if matching:
-            release = access.rate(
-                entity, by or [], parse_pairs(matching), where=parse_pairs(where)
-            )
-        else:
-            release = access.count(
-                entity, by or [], where=parse_pairs(where), epsilon=epsilon
-            )
+    from backbone.api.questions import CountParams
+
+    with doors():
+        release = ask(
+            "count",
+            CountParams(
+                entity, purpose, by or [], where or [], matching or [], epsilon
+            ),
+            warehouse,
+            user,
+            token,
+        )
     print_release(release, f"persons in {entity}")
 
 

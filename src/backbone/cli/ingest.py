@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -19,14 +19,20 @@ from backbone.cli.common import (
     Warehouse,
     WarehouseOption,
     _plain,
+    ask,
     doors,
     emit,
     may_write,
     parse_date,
+    remote_server,
+    remote_token,
     signed_in,
     working,
 )
 from backbone.errors import UserError
+
+if TYPE_CHECKING:
+    from backbone.ingest.submit import Submission, SubmissionResult
 
 submissions_app = typer.Typer(
     help="Submissions, their validation reports and quarantine.", no_args_is_help=True
@@ -68,11 +74,12 @@ def submit(
 
     Sign in as one of the partner's users (or the steward's). Each file is its own
     submission: a refused file stops the command, the files before it stay loaded."""
-    from backbone.ingest.report import QuarantineExample, write_report_files
-
+    if remote_server():
+        with doors():
+            _submit_to_server(files, partner, feed, mode, reprocess, on, token)
+        return
     with doors(), Warehouse.open(warehouse) as wh:
         principal = signed_in(wh, user, token)
-        console = _plain()
         for path in files:
             # one session per file, so each file's counts are shown as it is done
             with (
@@ -89,47 +96,103 @@ def submit(
                     progress=say,
                     reprocess=reprocess,
                 )
-            for result in results:
-                console.print(result.message)
-                if result.status != "loaded":
-                    continue
-                for t in result.targets:
-                    replaced = (
-                        f", replaced {t.rows_replaced:,} earlier rows"
-                        if t.rows_replaced
-                        else ""
-                    )
-                    skipped = f", {t.rows_skipped:,} skipped" if t.rows_skipped else ""
-                    console.print(
-                        f"  {t.entity}: {t.rows_in:,} in, {t.rows_loaded:,} loaded, "
-                        f"{t.rows_quarantined:,} quarantined{skipped}{replaced}"
-                    )
-                if result.undeclared or result.dropped:
-                    console.print(
-                        f"  refused and never stored: {', '.join(result.undeclared + result.dropped)}; "
-                        f"decide on the raw file with `backbone submissions decide-raw {result.submission_id}`"
-                    )
-                report = result.report
-                if report is None:
-                    continue
-                for g in report.groups:
-                    first = g.examples[0] if g.examples else QuarantineExample(0, "")
-                    console.print(
-                        f"  {g.rule} ({g.entity}): {g.rows:,} rows, e.g. row {first.row}: {first.message}"
-                    )
-                html_path, _ = write_report_files(report, wh.path / "reports")
-                if report.groups:
-                    console.print(f"  report: {html_path}")
+            _print_results(results, wh.path / "reports")
+
+
+def _submit_to_server(
+    files: list[Path],
+    partner: str,
+    feed: str,
+    mode: str | None,
+    reprocess: bool,
+    on: str | None,
+    token: str | None,
+) -> None:
+    """Each file sent to the server (``backbone --server``), streamed from disk."""
+    from backbone.api.client import Client
+
+    if on is not None:
+        raise UserError(
+            "--on is the day a submission is recorded as of, set at the warehouse; "
+            "a server records the day it receives the file."
+        )
+    client = Client(str(remote_server()), token or remote_token())
+    try:
+        for path in files:
+            with working(f"sending {path.name}"):
+                results = client.submit(
+                    partner, feed, path, mode=mode, reprocess=reprocess
+                )
+            _print_results(results, None)
+    finally:
+        client.close()
+
+
+def _print_results(results: list[SubmissionResult], reports: Path | None) -> None:
+    """What became of each file, as counts and errors by rule; the report's files
+    written into ``reports`` (here), or named on the server."""
+    from backbone.ingest.report import QuarantineExample, write_report_files
+
+    console = _plain()
+    for result in results:
+        console.print(result.message)
+        if result.status != "loaded":
+            continue
+        for t in result.targets:
+            replaced = (
+                f", replaced {t.rows_replaced:,} earlier rows"
+                if t.rows_replaced
+                else ""
+            )
+            skipped = f", {t.rows_skipped:,} skipped" if t.rows_skipped else ""
+            console.print(
+                f"  {t.entity}: {t.rows_in:,} in, {t.rows_loaded:,} loaded, "
+                f"{t.rows_quarantined:,} quarantined{skipped}{replaced}"
+            )
+        if result.undeclared or result.dropped:
+            console.print(
+                f"  refused and never stored: {', '.join(result.undeclared + result.dropped)}; "
+                f"decide on the raw file with `backbone submissions decide-raw {result.submission_id}`"
+            )
+        report = result.report
+        if report is None:
+            continue
+        for g in report.groups:
+            first = g.examples[0] if g.examples else QuarantineExample(0, "")
+            console.print(
+                f"  {g.rule} ({g.entity}): {g.rows:,} rows, e.g. row {first.row}: {first.message}"
+            )
+        if reports is not None:
+            html_path, _ = write_report_files(report, reports)
+            if report.groups:
+                console.print(f"  report: {html_path}")
+        elif report.groups:
+            console.print(
+                f"  report: `backbone submissions show {result.submission_id}`"
+            )
 
 
 @submissions_app.command("list")
 def submissions_list(
     partner: Annotated[str | None, typer.Option(help="Only this partner's.")] = None,
+    user: UserOption = None,
+    token: TokenOption = None,
     warehouse: WarehouseOption = Path("warehouse"),
     form: FormatOption = OutputForm.table,
 ) -> None:
-    """Every submission with its reconciled counts."""
-    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
+    """Every submission with its reconciled counts (signed in: those you may see)."""
+    from backbone.api.questions import NoParams
+
+    with doors():
+        if user or token or remote_server():
+            listed: list[Submission] = sorted(
+                ask("submissions", NoParams(), warehouse, user, token),
+                key=lambda r: r.submission_id,
+            )
+            listed = [r for r in listed if partner is None or r.partner_id == partner]
+        else:
+            with Warehouse.open(warehouse, read_only=True) as wh:
+                listed = wh.ingest.list(partner)
         table = Table(title="Submissions")
         for c in (
             "#",
@@ -143,7 +206,7 @@ def submissions_list(
             "quarantined",
         ):
             table.add_column(c)
-        for r in wh.ingest.list(partner):
+        for r in listed:
             table.add_row(
                 str(r.submission_id),
                 r.partner_id,
@@ -173,11 +236,18 @@ def submissions_show(
 ) -> None:
     """A submission's validation report: counts, and errors by rule with examples
     (for the partner's own users and the steward)."""
+    from backbone.api.questions import SubmissionParams
     from backbone.ingest.report import write_report_files
 
-    with doors(), Warehouse.open(warehouse) as wh:
-        access = wh.access(signed_in(wh, user, token), purpose)
-        report = wh.ingest.report(submission_id, access)
+    with doors():
+        view = ask(
+            "submission",
+            SubmissionParams(submission_id, purpose),
+            warehouse,
+            user,
+            token,
+        )
+        report = view.report
         console = _plain()
         console.print(
             f"Submission {report.submission_id}: {report.file_name} from {report.partner_id} "
@@ -202,7 +272,7 @@ def submissions_show(
             )
         if report.note:
             console.print(report.note)
-        for d in wh.ingest.raw_decisions(submission_id):
+        for d in view.raw_decisions:
             console.print(
                 f"Raw file decision: {d.decision} on {d.at:%Y-%m-%d} by {d.by} "
                 f"({d.reason})."

@@ -21,12 +21,14 @@ from backbone.cli.common import (
     WarehouseOption,
     _plain,
     _quiet_spinner,
+    ask,
     doors,
     emit,
     may_write,
     maybe_signed_in,
     parse_date,
     signed_in,
+    write_file,
 )
 from backbone.errors import UserError
 
@@ -437,6 +439,48 @@ def agreement_diff(
         for c in changes:
             table.add_row(c.effect.value, c.describe())
         _plain().print(table if changes else "No differences.")
+
+
+@agreement_app.command("export")
+def agreement_export(
+    agreement_id: str,
+    out: Annotated[
+        Path, typer.Option(help="Folder to write the documents into (one per dataset).")
+    ] = Path("."),
+    form: Annotated[
+        str, typer.Option("--format", help="odcs: Open Data Contract Standard v3 YAML.")
+    ] = "odcs",
+    on: OnOption = None,
+    force: ForceOption = False,
+    user: UserOption = None,
+    token: TokenOption = None,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Write each dataset the version in force shares as an Open Data Contract
+    Standard v3 document (the schema with the agreement's field classes; its
+    purposes, recipients, retention and publication rules as custom properties),
+    for data-governance tools. For the agreement's parties and the steward."""
+    import yaml
+
+    from backbone.api.questions import OdcsParams
+
+    with doors():
+        if form != "odcs":
+            raise UserError(f"--format {form!r}: agreements export as odcs.")
+        contracts = ask(
+            "agreement_odcs",
+            OdcsParams(agreement_id, parse_date(on) if on else None),
+            warehouse,
+            user,
+            token,
+        )
+        targets = [out / f"{c.name}.odcs.yaml" for c in contracts]
+        may_write(force, *targets)
+        for c, target in zip(contracts, targets, strict=True):
+            text = yaml.safe_dump(c.document, sort_keys=False, allow_unicode=True)
+            write_file(target, text.encode(), "the contract")
+    for target in targets:
+        _plain().print(f"Wrote {target}")
 
 
 @agreement_app.command("lint")
