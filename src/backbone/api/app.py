@@ -415,9 +415,9 @@ def create_api(serving: Serving) -> FastAPI:
     # --- the document and its docs -------------------------------------------
 
     static = FilePath(str(resources.files("backbone.api") / "static"))
-    import swagger_ui_bundle  # type: ignore[import-untyped]
-
-    api.mount("/docs/swagger", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path))
+    # Swagger UI 5 (it reads OpenAPI 3.1), as the swagger-ui-py package ships it
+    swagger = FilePath(str(resources.files("swagger_ui") / "static"))
+    api.mount("/docs/swagger", StaticFiles(directory=swagger))
     api.mount("/docs/static", StaticFiles(directory=static))
 
     @api.get("/docs", include_in_schema=False)
