@@ -21,7 +21,7 @@ from importlib import resources
 from pathlib import Path as FilePath
 from typing import Annotated, Any
 
-from fastapi import Body, FastAPI, Path, Query, Request
+from fastapi import Body, Depends, FastAPI, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -213,9 +213,21 @@ def create_api(serving: Serving) -> FastAPI:
     api.add_middleware(UploadLimit, limit=limit)
     components: dict[str, Any] = {}
 
-    def asked(token: str, ask: Callable[[Warehouse, Principal], Any]) -> Any:
+    def signed_in(request: Request) -> None:
+        """The request's token checked (and the sign-in audited) before anything
+        else of the request is read: a stranger learns nothing of the routes'
+        parameters, and sends no file."""
+        token = _bearer(request)
         with keeper.opened() as wh:
-            me = wh.sign_in_token(token)
+            request.state.user_id = wh.sign_in_token(token).user_id
+
+    authenticated = [Depends(signed_in)]
+
+    def asked(request: Request, ask: Callable[[Warehouse, Principal], Any]) -> Any:
+        with keeper.opened() as wh:
+            me = wh.users.current(request.state.user_id)  # disabled meanwhile: out
+            if me.lapsed(wh.today()):
+                raise AuthenticationFailed(f"{me.user_id} may no longer sign in.")
             return ask(wh, me)
 
     # --- errors ----------------------------------------------------------------
@@ -276,7 +288,7 @@ def create_api(serving: Serving) -> FastAPI:
     # --- the questions ---------------------------------------------------------
 
     for question in QUESTIONS:
-        _route(api, question, asked, components)
+        _route(api, question, asked, components, authenticated)
 
     # --- submitting a file -----------------------------------------------------
 
@@ -285,6 +297,7 @@ def create_api(serving: Serving) -> FastAPI:
         tags=["submissions"],
         summary="Submit a file for a feed: validated, loaded, quarantined.",
         status_code=201,
+        dependencies=authenticated,
         openapi_extra={
             "requestBody": {
                 "required": True,
@@ -322,7 +335,6 @@ def create_api(serving: Serving) -> FastAPI:
         },
     )
     async def submit(request: Request) -> Response:
-        token = _bearer(request)
         form = await request.form(max_files=1, max_fields=10)
         sent = form.get("file")
         if not isinstance(sent, UploadFile) or not sent.filename:
@@ -351,7 +363,7 @@ def create_api(serving: Serving) -> FastAPI:
                             s, partner, feed, [path], mode=mode, reprocess=reprocess
                         )
 
-                return typing.cast(list[SubmissionResult], asked(token, load))
+                return typing.cast(list[SubmissionResult], asked(request, load))
             except BackboneError as exc:  # named as sent, not where it was kept
                 status, code = _status_of(exc)
                 text = str(exc).replace(str(folder) + "/", "").replace(str(folder), "")
@@ -373,9 +385,9 @@ def create_api(serving: Serving) -> FastAPI:
         "yourself; follow it at /jobs/{job_id}.",
         status_code=202,
         responses={202: _schema(JobView, components)},
+        dependencies=authenticated,
     )
     def job_start(request: Request, start: JobStart) -> Response:
-        token = _bearer(request)
         arguments: list[str] = []
         spec = jobs.check_kind(start.kind)
         if spec.needs_initiative:
@@ -384,7 +396,7 @@ def create_api(serving: Serving) -> FastAPI:
                     422, "invalid", f"a {start.kind} job needs `initiative`."
                 )
             arguments = ["--", start.initiative]
-        me = asked(token, lambda _wh, me: me)
+        me = asked(request, lambda _wh, me: me)
         job = serving.start_job(me, start.kind, arguments)
         return JSONResponse(
             codec.encode(_job_view(job)),
@@ -396,20 +408,22 @@ def create_api(serving: Serving) -> FastAPI:
         "/jobs",
         tags=["jobs"],
         summary="Your jobs since the server started, newest first.",
+        dependencies=authenticated,
         responses={200: _schema(list[JobView], components)},
     )
     def job_list(request: Request) -> Response:
-        me = asked(_bearer(request), lambda _wh, me: me)
+        me = asked(request, lambda _wh, me: me)
         return JSONResponse(codec.encode([_job_view(j) for j in jobs.of(me.user_id)]))
 
     @api.get(
         "/jobs/{job_id}",
         tags=["jobs"],
         summary="A job of yours: its state and steps.",
+        dependencies=authenticated,
         responses={200: _schema(JobView, components)},
     )
     def job_show(request: Request, job_id: int) -> Response:
-        me = asked(_bearer(request), lambda _wh, me: me)
+        me = asked(request, lambda _wh, me: me)
         return JSONResponse(codec.encode(_job_view(jobs.get(job_id, me.user_id))))
 
     # --- the document and its docs -------------------------------------------
@@ -498,8 +512,9 @@ def _schema(hint: Any, components: dict[str, Any]) -> dict[str, Any]:
 def _route(
     api: FastAPI,
     question: Question,
-    asked: Callable[[str, Callable[[Warehouse, Principal], Any]], Any],
+    asked: Callable[[Request, Callable[[Warehouse, Principal], Any]], Any],
     components: dict[str, Any],
+    authenticated: list[Any],
 ) -> None:
     """``question`` as a route: its parameters in the path, the query (GET) or a
     JSON body (POST), its answer's schema in the document."""
@@ -531,9 +546,8 @@ def _route(
         )
 
     def endpoint(request: Request, **given: Any) -> Response:
-        token = _bearer(request)
         params = question.params(**given)
-        answer = asked(token, lambda wh, me: question.answer(wh, me, params))
+        answer = asked(request, lambda wh, me: question.answer(wh, me, params))
         return _answer_response(question, answer)
 
     endpoint.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
@@ -561,6 +575,7 @@ def _route(
         responses=responses,
         name=question.name,
         operation_id=question.name,
+        dependencies=authenticated,
     )
 
 
