@@ -42,7 +42,7 @@ from backbone.errors import (
 )
 from backbone.governance.principals import Principal
 from backbone.ingest.submit import SubmissionResult
-from backbone.serving import JOB_KINDS, Job, Serving
+from backbone.serving import JOB_KINDS, Job, Serving, Ticket
 from backbone.version import __version__
 from backbone.warehouse import Warehouse
 
@@ -149,6 +149,17 @@ def _answer_response(question: Question, answer: Any) -> Response:
             headers={"Content-Disposition": f'attachment; filename="{answer.name}"'},
         )
     return JSONResponse(codec.encode(answer), status_code=question.status)
+
+
+@dataclass(frozen=True)
+class PreparingView:
+    """An answer being prepared: ask the question again once it is ``done``."""
+
+    ticket: int
+    what: str
+    done: bool
+    failed: str | None
+    """why it could not be made (asking again tries anew)"""
 
 
 @dataclass(frozen=True)
@@ -288,7 +299,7 @@ def create_api(serving: Serving) -> FastAPI:
     # --- the questions ---------------------------------------------------------
 
     for question in QUESTIONS:
-        _route(api, question, asked, components, authenticated)
+        _route(api, question, asked, components, authenticated, serving)
 
     # --- submitting a file -----------------------------------------------------
 
@@ -426,6 +437,31 @@ def create_api(serving: Serving) -> FastAPI:
         me = asked(request, lambda _wh, me: me)
         return JSONResponse(codec.encode(_job_view(jobs.get(job_id, me.user_id))))
 
+    @api.get(
+        "/preparing/{ticket_id}",
+        tags=["jobs"],
+        summary="Whether an answer that was being prepared (202) is ready: when "
+        "`done`, ask the first question again.",
+        dependencies=authenticated,
+        responses={200: _schema(PreparingView, components)},
+    )
+    def preparing(request: Request, ticket_id: int) -> Response:
+        me = asked(request, lambda _wh, me: me)
+        ticket = serving.preparer.ticket(ticket_id, me)
+        failed = None
+        if ticket.error is not None:
+            failed = (
+                str(ticket.error)
+                if isinstance(ticket.error, BackboneError)
+                else "it could not be made; the steward can find why in the "
+                "server's log."
+            )
+        return JSONResponse(
+            codec.encode(
+                PreparingView(ticket.ticket_id, ticket.what, ticket.done, failed)
+            )
+        )
+
     # --- the document and its docs -------------------------------------------
 
     static = FilePath(str(resources.files("backbone.api") / "static"))
@@ -515,6 +551,7 @@ def _route(
     asked: Callable[[Request, Callable[[Warehouse, Principal], Any]], Any],
     components: dict[str, Any],
     authenticated: list[Any],
+    serving: Serving,
 ) -> None:
     """``question`` as a route: its parameters in the path, the query (GET) or a
     JSON body (POST), its answer's schema in the document."""
@@ -545,9 +582,32 @@ def _route(
             )
         )
 
+    prepared = question.prepared
+
     def endpoint(request: Request, **given: Any) -> Response:
         params = question.params(**given)
-        answer = asked(request, lambda wh, me: question.answer(wh, me, params))
+        if prepared is None:
+            answer = asked(request, lambda wh, me: question.answer(wh, me, params))
+            return _answer_response(question, answer)
+
+        def kept_or_started(wh: Warehouse, me: Principal) -> Any:
+            """As made earlier for this audience, or a ticket for it being made."""
+            assert prepared is not None
+            access = wh.access(me, prepared.purpose(me, params))
+            key = prepared.key(params)
+            found = wh.shown_again(serving.shelf, access, prepared.what, *key)
+            if found is not None:
+                return found
+            return serving.preparer.start(
+                access,
+                prepared.what,
+                lambda w, a: prepared.make(w, a, params),
+                key,
+            )
+
+        answer = asked(request, kept_or_started)
+        if isinstance(answer, Ticket):
+            return _preparing(answer)
         return _answer_response(question, answer)
 
     endpoint.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
@@ -576,6 +636,16 @@ def _route(
         name=question.name,
         operation_id=question.name,
         dependencies=authenticated,
+    )
+
+
+def _preparing(ticket: Ticket) -> JSONResponse:
+    """202: the answer is being made; poll ``Location`` and ask again when done."""
+    where = f"{API_PREFIX}/preparing/{ticket.ticket_id}"
+    return JSONResponse(
+        {"preparing": {"ticket": ticket.ticket_id, "what": ticket.what, "poll": where}},
+        status_code=202,
+        headers={"Location": where, "Retry-After": "2"},
     )
 
 

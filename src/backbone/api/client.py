@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -29,6 +32,8 @@ from backbone.ingest.submit import SubmissionResult
 __all__ = ["Client"]
 
 API_PREFIX = "/api/v1"
+PREPARING_ROUNDS = 5  # asked again after each preparation (the data may change)
+POLL_SECONDS = 1.0
 TIMEOUT = httpx.Timeout(30.0, read=3600.0)  # an answer may take a release's time
 _ERRORS: dict[int, type[BackboneError]] = {
     401: AuthenticationFailed,
@@ -37,16 +42,28 @@ _ERRORS: dict[int, type[BackboneError]] = {
 }
 
 
-class Client:
-    """Questions to the server at ``server`` under ``token``."""
+@contextmanager
+def _quiet(_what: str) -> Iterator[None]:
+    yield
 
-    def __init__(self, server: str, token: str | None) -> None:
+
+class Client:
+    """Questions to the server at ``server`` under ``token``; ``working`` says
+    what the server is preparing meanwhile (the CLI's spinner)."""
+
+    def __init__(
+        self,
+        server: str,
+        token: str | None,
+        working: Callable[[str], Any] = _quiet,
+    ) -> None:
         if not token:
             raise AuthenticationFailed(
                 "a server is asked under a token: pass --token (or set "
                 "BACKBONE_TOKEN); `backbone user token` issues one."
             )
         self.server = server.rstrip("/")
+        self._working = working
         self._http = httpx.Client(
             base_url=self.server + API_PREFIX,
             headers={"Authorization": f"Bearer {token}"},
@@ -69,12 +86,16 @@ class Client:
             for k, v in values.items()
             if k not in in_path and v is not None and v != []
         }
-        response = self._send(
-            question.method,
-            path,
-            params=rest if question.method == "GET" else None,
-            json=rest if question.method != "GET" else None,
-        )
+        for _ in range(PREPARING_ROUNDS):
+            response = self._send(
+                question.method,
+                path,
+                params=rest if question.method == "GET" else None,
+                json=rest if question.method != "GET" else None,
+            )
+            if response.status_code != 202:
+                break
+            self._wait_until_prepared(response)  # then the same question again
         if question.result is FileAnswer:
             disposition = response.headers.get("content-disposition", "")
             found = re.search(r'filename="([^"]+)"', disposition)
@@ -84,6 +105,18 @@ class Client:
                 response.content,
             )
         return codec.decode(response.json(), question.result)
+
+    def _wait_until_prepared(self, response: httpx.Response) -> None:
+        poll = str(response.json()["preparing"]["poll"]).removeprefix(API_PREFIX)
+        what = str(response.json()["preparing"]["what"])
+        with self._working(f"the server is preparing {what}"):
+            while True:
+                state = self._send("GET", poll).json()
+                if state["failed"]:
+                    raise UserError(str(state["failed"]))
+                if state["done"]:
+                    return
+                time.sleep(POLL_SECONDS)
 
     def submit(
         self,

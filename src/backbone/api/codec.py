@@ -13,6 +13,7 @@ import dataclasses
 import math
 import types
 import typing
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
@@ -58,7 +59,7 @@ def encode(value: Any) -> JSON:
             for f in dataclasses.fields(value)
             if not f.name.startswith("_")
         }
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):
         return {str(k): encode(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
         return [encode(v) for v in value]
@@ -120,15 +121,16 @@ def decode(data: JSON, hint: Any) -> Any:
         return None
     if hint is pa.Table:
         return _table(data)
-    if origin in (list, tuple, set, frozenset) or hint in (list, tuple):
+    if origin in (list, tuple, set, frozenset, Sequence) or hint in (list, tuple):
         if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
             return tuple(decode(v, args[0]) for v in data)
         if origin is tuple and args:
             return tuple(decode(v, a) for v, a in zip(data, args, strict=False))
         item = args[0] if args else Any
         made = [decode(v, item) for v in data]
-        return (origin or hint)(made) if (origin or hint) is not list else made
-    if origin is dict or hint is dict:
+        kind = origin or hint
+        return made if kind in (list, Sequence) else kind(made)
+    if origin in (dict, Mapping) or hint is dict:
         value = args[1] if len(args) == 2 else Any
         return {k: decode(v, value) for k, v in data.items()}
     if isinstance(hint, type):
@@ -209,10 +211,10 @@ def schema_of(hint: Any, components: dict[str, Any]) -> dict[str, Any]:
         return {"anyOf": [inner, {"type": "null"}]} if type(None) in args else inner
     if origin is typing.Literal:
         return {"enum": list(args)}
-    if origin in (list, tuple, set, frozenset):
+    if origin in (list, tuple, set, frozenset, Sequence):
         item = args[0] if args else Any
         return {"type": "array", "items": schema_of(item, components)}
-    if origin is dict:
+    if origin in (dict, Mapping):
         value = args[1] if len(args) == 2 else Any
         return {"type": "object", "additionalProperties": schema_of(value, components)}
     if isinstance(hint, type) and issubclass(hint, Enum):

@@ -22,11 +22,15 @@ from backbone.governance.principals import Principal
 from backbone.governance.release import Release
 from backbone.ingest.report import Report
 from backbone.ingest.submit import RawDecision, Submission
+from backbone.measures.college import CollegeReport
+from backbone.measures.scorecard import Scorecard
+from backbone.model.calendar import school_year_label
 from backbone.partners.agreements.diff import Change
 from backbone.partners.agreements.store import VersionRecord
 from backbone.partners.requests import DataRequest
 
 if TYPE_CHECKING:
+    from backbone.governance.access import Access
     from backbone.warehouse import Warehouse
 
 __all__ = [
@@ -40,6 +44,18 @@ __all__ = [
 
 DATA_QUALITY = "data_quality"
 MAX_PAGE = 10_000
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A release too costly to make while a request waits (an evaluation, the
+    scorecard): a server makes it away from the requests (202, then the answer)
+    and keeps it for its audience; a local command makes it there and then."""
+
+    what: str
+    purpose: Callable[[Principal, Any], str]
+    make: Callable[[Warehouse, Access, Any], Any]
+    key: Callable[[Any], tuple[Any, ...]]
 
 
 @dataclass(frozen=True)
@@ -57,6 +73,7 @@ class Question:
     summary: str
     tag: str
     status: int = 200
+    prepared: Prepared | None = None
 
 
 @dataclass(frozen=True)
@@ -402,6 +419,170 @@ def _crosswalk(wh: Warehouse, me: Principal, p: CrosswalkParams) -> FileAnswer:
     return FileAnswer(name, media, export.content)
 
 
+# --- measures ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RosterParams:
+    purpose: str = "early_warning"
+    school_year: int | None = None
+    as_of: date | None = None
+    tier: list[str] | None = None
+    """on track, watch, high risk (repeatable)"""
+    school: str | None = None
+    district: str | None = None
+    grade: str | None = None
+    not_served: bool = False
+    limit: int = 100
+    cursor: str | None = None
+    extract: str | None = None
+    """where the roster goes when it is an extract (exporting must be permitted)"""
+
+
+@dataclass(frozen=True)
+class RosterPage:
+    """A page of the early-warning roster, worst first, as every door shows it."""
+
+    table: pa.Table
+    total_rows: int
+    next_cursor: str | None
+    school_year: int
+    year_label: str
+    """the school year as the partnership writes it (2025-26)"""
+    as_of: date
+    definition_version: int
+    providers: tuple[str, ...]
+    refused: dict[str, str]
+
+
+def _roster(wh: Warehouse, me: Principal, p: RosterParams) -> RosterPage:
+    from backbone.measures.indicators import roster_in_words
+
+    if not 1 <= p.limit <= MAX_PAGE:
+        raise UserError(f"limit {p.limit}: ask for 1 to {MAX_PAGE:,} rows a page.")
+    start = _offset(p.cursor)
+    r = wh.indicators.roster(
+        wh.access(me, p.purpose),
+        school_year=p.school_year,
+        as_of=p.as_of,
+        tiers=p.tier,
+        school=p.school,
+        district=p.district,
+        grade=p.grade,
+        not_served=p.not_served,
+        export_to=p.extract,
+    )
+    words = roster_in_words(wh.risk.ranked(r))
+    end = min(start + p.limit, words.num_rows)
+    return RosterPage(
+        words.slice(start, max(0, end - start)),
+        words.num_rows,
+        _cursor(end) if end < words.num_rows else None,
+        r.snapshot.school_year,
+        school_year_label(
+            r.snapshot.school_year, wh.settings["calendar.school_year_start_month"]
+        ),
+        r.snapshot.as_of,
+        r.snapshot.definition_version,
+        r.providers,
+        dict(r.refused),
+    )
+
+
+@dataclass(frozen=True)
+class IndicatorCountParams:
+    purpose: str = "early_warning"
+    by: list[str] = field(default_factory=list)
+    school_year: int | None = None
+    as_of: date | None = None
+    where: list[str] = field(default_factory=list)
+    share_of: list[str] = field(default_factory=list)
+    """NAME=VALUE: also the share matching it, e.g. tier=high risk"""
+
+
+def _indicator_count(wh: Warehouse, me: Principal, p: IndicatorCountParams) -> Release:
+    return wh.indicators.count(
+        wh.access(me, p.purpose),
+        p.by,
+        school_year=p.school_year,
+        as_of=p.as_of,
+        where=pairs(p.where, "--where"),
+        numerator=pairs(p.share_of, "--share-of") or None,
+    )
+
+
+@dataclass(frozen=True)
+class OutcomesParams:
+    initiative_id: str
+    purpose: str | None = None
+    """initiative_outcomes (a funder) or program_evaluation (the steward)"""
+
+
+def _outcomes_purpose(me: Principal, p: Any) -> str:
+    given: str | None = p.purpose
+    return given or ("program_evaluation" if me.is_steward else "initiative_outcomes")
+
+
+def _evaluated(wh: Warehouse, access: Access, p: OutcomesParams) -> dict[str, Any]:
+    return wh.outcomes.evaluate(access, p.initiative_id).report()
+
+
+@dataclass(frozen=True)
+class CollegeParams:
+    by: str = "high_school,class_of"
+    """dimensions, comma-separated"""
+    measure: list[str] | None = None
+    purpose: str = "college_outcomes"
+
+
+def _college(wh: Warehouse, access: Access, p: CollegeParams) -> CollegeReport:
+    from backbone.measures.college import college_report
+
+    dims = tuple(d.strip() for d in p.by.split(",") if d.strip())
+    return college_report(access, as_of=access.on, by=dims, measures=p.measure)
+
+
+@dataclass(frozen=True)
+class ScorecardParams:
+    year: list[int] | None = None
+    purpose: str = "shared_measurement"
+
+
+def _scorecard(wh: Warehouse, access: Access, p: ScorecardParams) -> Scorecard:
+    from backbone.measures.scorecard import scorecard
+
+    return scorecard(wh, access, years=p.year)
+
+
+def _local(prepared: Prepared) -> Callable[[Warehouse, Principal, Any], Any]:
+    """A prepared question answered there and then (the CLI on a folder)."""
+
+    def answer(wh: Warehouse, me: Principal, p: Any) -> Any:
+        return prepared.make(wh, wh.access(me, prepared.purpose(me, p)), p)
+
+    return answer
+
+
+_OUTCOMES = Prepared(
+    "an initiative's evaluation",
+    _outcomes_purpose,
+    _evaluated,
+    lambda p: (p.initiative_id,),
+)
+_COLLEGE = Prepared(
+    "the college outcomes",
+    lambda _me, p: str(p.purpose),
+    _college,
+    lambda p: (p.by, tuple(p.measure or ())),
+)
+_SCORECARD = Prepared(
+    "the shared-measurement scorecard",
+    lambda _me, p: str(p.purpose),
+    _scorecard,
+    lambda p: (tuple(p.year or ()),),
+)
+
+
 QUESTIONS: tuple[Question, ...] = (
     Question(
         "submissions",
@@ -559,6 +740,65 @@ QUESTIONS: tuple[Question, ...] = (
         _verify,
         "Check the audit chain end to end (the steward).",
         "audit",
+    ),
+    Question(
+        "roster",
+        "GET",
+        "/indicators/roster",
+        RosterParams,
+        RosterPage,
+        _roster,
+        "The early-warning roster, worst first: the students the agreements let "
+        "you see, with tiers and top factors. Pages of `limit`; follow `next_cursor`.",
+        "measures",
+    ),
+    Question(
+        "indicator_count",
+        "GET",
+        "/indicators/counts",
+        IndicatorCountParams,
+        Release,
+        _indicator_count,
+        "Students per segment (district, school, grade, group, tier, indicator "
+        "level) through the release gate; with `share_of`, shares too.",
+        "measures",
+    ),
+    Question(
+        "outcomes",
+        "GET",
+        "/initiatives/{initiative_id}/outcomes",
+        OutcomesParams,
+        dict[str, Any],
+        _local(_OUTCOMES),
+        "An initiative's programs against matched comparison groups (effects with "
+        "intervals, balance, dose, subgroups), as released. Costly: answered 202 "
+        "with a `Location` to poll while it is prepared.",
+        "measures",
+        prepared=_OUTCOMES,
+    ),
+    Question(
+        "college",
+        "GET",
+        "/college",
+        CollegeParams,
+        CollegeReport,
+        _local(_COLLEGE),
+        "Graduates' college outcomes by high school and class (StudentTracker's "
+        "measures), as released. May answer 202 while it is prepared.",
+        "measures",
+        prepared=_COLLEGE,
+    ),
+    Question(
+        "scorecard",
+        "GET",
+        "/scorecard",
+        ScorecardParams,
+        Scorecard,
+        _local(_SCORECARD),
+        "The shared-measurement scorecard, each district beside the community, as "
+        "released. May answer 202 while it is prepared.",
+        "measures",
+        prepared=_SCORECARD,
     ),
     Question(
         "crosswalk",

@@ -78,7 +78,8 @@ __all__ = [
 
 # `backbone --server URL` asks a server these (the API's questions), all else is local
 REMOTE_COMMANDS = (
-    "submit, submissions list, submissions show, rows, count, agreement export"
+    "submit, submissions list, submissions show, rows, count, indicators roster, "
+    "indicators count, outcomes college, outcomes scorecard, agreement export"
 )
 _remote: dict[str, str | None] = {}
 
@@ -107,7 +108,7 @@ def ask(
     if server:
         from backbone.api.client import Client
 
-        client = Client(server, token or _remote.get("token"))
+        client = Client(server, token or _remote.get("token"), working)
         try:
             return client.ask(name, params)
         finally:

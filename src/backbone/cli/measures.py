@@ -21,6 +21,7 @@ from backbone.cli.common import (
     Warehouse,
     WarehouseOption,
     _plain,
+    ask,
     doors,
     emit,
     export_target,
@@ -245,35 +246,64 @@ def roster(
     """Students by risk, worst first: the persons the agreements let you see,
     combined across every provider whose rows you may read; names where you may see
     them identified."""
+    import pyarrow as pa
+
+    from backbone.api.questions import MAX_PAGE, RosterParams
     from backbone.governance.access import export_bytes
-    from backbone.measures.indicators import roster_in_words
 
     with doors():
         file_form = export_target(out, force) if out else None
-    with doors(), Warehouse.open(warehouse) as wh:
-        access = wh.access(signed_in(wh, user, token), purpose)
-        r = wh.indicators.roster(
-            access,
-            school_year=school_year,
-            as_of=_as_of(as_of),
-            tiers=tier,
-            school=school,
-            district=district,
-            grade=grade,
-            not_served=not_served,
-            # a roster saved, or printed for a program, is an extract
-            export_to=str(out)
-            if out
-            else (None if form is OutputForm.table else f"standard output ({form})"),
+    with doors():
+        page = ask(
+            "roster",
+            RosterParams(
+                purpose,
+                school_year=school_year,
+                as_of=_as_of(as_of),
+                tier=tier,
+                school=school,
+                district=district,
+                grade=grade,
+                not_served=not_served,
+                # the whole roster when it is saved, else what is shown
+                limit=MAX_PAGE if out else limit,
+                # a roster saved, or printed for a program, is an extract
+                extract=str(out)
+                if out
+                else (
+                    None if form is OutputForm.table else f"standard output ({form})"
+                ),
+            ),
+            warehouse,
+            user,
+            token,
         )
-        ranked = wh.risk.ranked(r)
-    words = roster_in_words(ranked)
-    year = school_year_label(
-        r.snapshot.school_year, wh.settings["calendar.school_year_start_month"]
-    )
+        pages = [page.table]
+        while out and page.next_cursor:  # a roster longer than a page, saved
+            page = ask(
+                "roster",
+                RosterParams(
+                    purpose,
+                    school_year=school_year,
+                    as_of=_as_of(as_of),
+                    tier=tier,
+                    school=school,
+                    district=district,
+                    grade=grade,
+                    not_served=not_served,
+                    limit=MAX_PAGE,
+                    cursor=page.next_cursor,
+                    extract=str(out),
+                ),
+                warehouse,
+                user,
+                token,
+            )
+            pages.append(page.table)
+    words = pa.concat_tables(pages)
     table = Table(
-        title=f"Early warning {year} "
-        f"as of {r.snapshot.as_of} (definitions v{r.snapshot.definition_version})"
+        title=f"Early warning {page.year_label} "
+        f"as of {page.as_of} (definitions v{page.definition_version})"
     )
     for column in words.column_names:
         table.add_column(
@@ -291,11 +321,12 @@ def roster(
             write_file(out, export_bytes(words, file_form), "the roster")
         note.print(f"Saved all {words.num_rows:,} students to {out}.")
     note.print(
-        f"{words.num_rows:,} students ({min(limit, words.num_rows)} shown); data of "
-        f"{', '.join(r.providers) or 'no provider'}"
+        f"{page.total_rows:,} students ({min(limit, page.total_rows)} shown); data of "
+        f"{', '.join(page.providers) or 'no provider'}"
         + (
-            "; withheld: " + "; ".join(f"{p} ({why})" for p, why in r.refused.items())
-            if r.refused
+            "; withheld: "
+            + "; ".join(f"{p} ({why})" for p, why in page.refused.items())
+            if page.refused
             else ""
         )
     )
@@ -325,15 +356,22 @@ def count(
 ) -> None:
     """Students per segment (district, school, grade, demographic group, program
     participation, tier, indicator level), through the release gate."""
-    with doors(), Warehouse.open(warehouse) as wh:
-        access = wh.access(signed_in(wh, user, token), purpose)
-        release = wh.indicators.count(
-            access,
-            by or [],
-            school_year=school_year,
-            as_of=_as_of(as_of),
-            where=parse_pairs(where, "--where"),
-            numerator=parse_pairs(share_of, "--share-of") or None,
+    from backbone.api.questions import IndicatorCountParams
+
+    with doors():
+        release = ask(
+            "indicator_count",
+            IndicatorCountParams(
+                purpose,
+                by or [],
+                school_year,
+                _as_of(as_of),
+                where or [],
+                share_of or [],
+            ),
+            warehouse,
+            user,
+            token,
         )
     print_release(release, f"students by {', '.join(by or []) or 'nothing'}")
 

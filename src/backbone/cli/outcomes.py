@@ -19,6 +19,7 @@ from backbone.cli.common import (
     Warehouse,
     WarehouseOption,
     _plain,
+    ask,
     doors,
     emit,
     may_write,
@@ -459,14 +460,19 @@ def college(
     """Graduates' college outcomes by high school and graduating class, shaped like
     the Clearinghouse StudentTracker reports: enrollment in the first fall, within
     one and two years, 2- vs 4-year, persistence, remediation, degrees."""
-    from backbone.measures.college import college_report
+    from backbone.api.questions import CollegeParams
 
     dims = tuple(d.strip() for d in by.split(",") if d.strip())
     with doors():  # an earlier chart stays unless --force
         may_write(force, *_chart_files(out, "college-going"))
-    with doors(), Warehouse.open(warehouse) as wh:
-        access = wh.access(signed_in(wh, user, token), purpose)
-        report = college_report(access, as_of=access.on, by=dims, measures=measure)
+    with doors():
+        report = ask(
+            "college",
+            CollegeParams(",".join(dims), measure, purpose),
+            warehouse,
+            user,
+            token,
+        )
     for m in report.measures.values():
         if m.release is None:
             _plain().print(f"{m.label}: {m.refused or 'not released'}")
@@ -507,11 +513,10 @@ def scorecard_command(
     """The shared-measurement scorecard: chronic absence, 9th-grade on-track,
     graduation, college enrollment and persistence, kindergarten readiness — by
     school year, each district beside the community."""
-    from backbone.measures.scorecard import scorecard
+    from backbone.api.questions import ScorecardParams
 
-    with doors(), Warehouse.open(warehouse) as wh:
-        access = wh.access(signed_in(wh, user, token), purpose)
-        card = scorecard(wh, access, years=year)
+    with doors():
+        card = ask("scorecard", ScorecardParams(year, purpose), warehouse, user, token)
     for r in card.indicators:
         grid = card.grid(r.code)
         if grid is None or r.status != "released":
