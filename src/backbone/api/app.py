@@ -28,6 +28,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backbone.api import codec
@@ -285,6 +286,11 @@ def create_api(serving: Serving) -> FastAPI:
                 405, "method_not_allowed", "that route cannot be used that way."
             )
         return envelope(exc.status_code, "error", str(exc.detail))
+
+    @api.exception_handler(ClientDisconnect)
+    async def gone(_request: Request, _exc: ClientDisconnect) -> Response:
+        # the client left mid-request: nothing of it was kept, no one to answer
+        return envelope(400, "disconnected", "the request ended before it was sent.")
 
     @api.exception_handler(Exception)
     async def broken(request: Request, _exc: Exception) -> Response:

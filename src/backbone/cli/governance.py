@@ -218,6 +218,26 @@ def user_token(
     )
 
 
+@user_app.command("revoke")
+def user_revoke(
+    token_id: Annotated[
+        str, typer.Argument(help="The token's id (the part after bbt_, as issued).")
+    ],
+    user: UserOption = None,
+    token: TokenOption = None,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Revoke an API token at once (your own, or anyone's as a steward admin); a
+    request under it is refused from then on."""
+    with (
+        doors(),
+        Warehouse.open(warehouse) as wh,
+        wh.session(signed_in(wh, user, token)) as s,
+    ):
+        wh.users.revoke_token(s, token_id)
+    _plain().print(f"Token {token_id} revoked.")
+
+
 # --- reading data ---------------------------------------------------------------------
 
 

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ODCS_VERSION", "odcs_documents"]
 
-ODCS_VERSION = "v3.0.2"
+ODCS_VERSION = "v3.1.0"
 # ODCS status values for an agreement's status, and logical types for the
 # canonical model's SQL types
 _STATUS = {"draft": "draft", "active": "active", "expired": "retired"}
@@ -146,8 +146,14 @@ def _dataset_contract(v: VersionRecord, dataset: Dataset) -> dict[str, Any]:
 
 
 def odcs_documents(v: VersionRecord) -> list[tuple[str, dict[str, Any]]]:
-    """Each shared dataset of agreement version ``v`` as (file stem, ODCS document)."""
-    return [
-        (f"{v.agreement_id}-v{v.version}-{d.entity}", _dataset_contract(v, d))
-        for d in v.document.datasets
-    ]
+    """Each shared dataset of agreement version ``v`` as (file stem, ODCS document),
+    each read by the standard's own model first (a document it refuses is a bug
+    here, never something to hand a governance tool)."""
+    from open_data_contract_standard.model import OpenDataContractStandard
+
+    made = []
+    for d in v.document.datasets:
+        document = _dataset_contract(v, d)
+        OpenDataContractStandard.model_validate(document)
+        made.append((f"{v.agreement_id}-v{v.version}-{d.entity}", document))
+    return made
