@@ -54,6 +54,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/indicators.py
 	$(BIN)/python bench/outcomes.py
 	$(BIN)/python bench/web.py
+	$(BIN)/python bench/api.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache
