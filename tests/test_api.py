@@ -463,3 +463,16 @@ def test_agreements_export_as_odcs_documents_valid_against_the_standard(
         r = funder.get("/agreements/DSA-D01/odcs")
         assert r.status_code in (403, 404)
         _envelope(r)
+
+
+def test_a_revoked_token_is_refused_at_its_next_request(api: Api) -> None:
+    issued = api.cli("user", "token", "d02-riverside.analyst", "--days", "1").strip()
+    token_id = issued.split("_")[1]
+    with httpx.Client(
+        base_url=api.url, headers={"Authorization": f"Bearer {issued}"}
+    ) as c:
+        assert c.get("/submissions").status_code == 200
+        api.cli("user", "revoke", token_id)
+        r = c.get("/submissions")
+        assert r.status_code == 401
+        assert "revoked" in _envelope(r)["message"]
