@@ -13,8 +13,9 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from backbone.errors import NotFoundError, UserError
+from backbone.errors import Conflict, NotFoundError, UserError
 from backbone.governance.access import ExportFormat
 from backbone.governance.audit import DisclosureReport, Verification
 from backbone.governance.policy import IDENTITY_RESOLUTION, Grant, Refusal
@@ -171,39 +172,63 @@ class RowsPage:
     refusals: tuple[Refusal, ...]
 
 
-def _offset(cursor: str | None) -> int:
+def _offset(wh: Warehouse, cursor: str | None) -> int:
+    """Where a page starts, from the cursor the page before gave; refused (409)
+    when anything changed in the warehouse since the first page, so that no page
+    skips or repeats a row."""
     if not cursor:
         return 0
     try:
-        kind, _, number = (
-            base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
+        kind, offset, change = (
+            base64.urlsafe_b64decode(cursor.encode()).decode().split(":")
         )
-        if kind != "rows":
+        if kind != "page":
             raise ValueError(kind)
-        return max(0, int(number))
+        start, since = max(0, int(offset)), int(change)
     except ValueError:
         raise UserError(
             f"cursor {cursor!r} is not one this API gave; start without one and "
             "follow next_cursor."
         ) from None
+    if wh.audit.last_change() != since:
+        raise Conflict(
+            "the warehouse changed since the first page was read; start again "
+            "without a cursor."
+        )
+    return start
 
 
-def _cursor(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"rows:{offset}".encode()).decode()
+def _cursor(wh: Warehouse, offset: int) -> str:
+    change = wh.audit.last_change()
+    return base64.urlsafe_b64encode(f"page:{offset}:{change}".encode()).decode()
+
+
+def _in_order(table: pa.Table) -> pa.Table:
+    """The rows in an order of their own values, the same for every page (the
+    warehouse's scan order is not promised from one read to the next)."""
+    if table.num_rows < 2:
+        return table
+    keys = [
+        (c, "ascending")
+        for c, t in zip(table.column_names, table.schema.types, strict=True)
+        if not (pa.types.is_nested(t) or pa.types.is_binary(t))
+    ]
+    return table.take(pc.sort_indices(table, sort_keys=keys)) if keys else table
 
 
 def _rows(wh: Warehouse, me: Principal, p: RowsParams) -> RowsPage:
     if not 1 <= p.limit <= MAX_PAGE:
         raise UserError(f"limit {p.limit}: ask for 1 to {MAX_PAGE:,} rows a page.")
-    start = _offset(p.cursor)
+    start = _offset(wh, p.cursor)
     m = wh.access(me, p.purpose).rows(
         p.entity, providers=p.provider, fields=p.field, export_to=p.extract
     )
-    end = min(start + p.limit, m.table.num_rows)
+    table = _in_order(m.table)
+    end = min(start + p.limit, table.num_rows)
     return RowsPage(
-        m.table.slice(start, max(0, end - start)),
-        m.table.num_rows,
-        _cursor(end) if end < m.table.num_rows else None,
+        table.slice(start, max(0, end - start)),
+        table.num_rows,
+        _cursor(wh, end) if end < table.num_rows else None,
         m.grants,
         m.refusals,
     )
@@ -460,7 +485,7 @@ def _roster(wh: Warehouse, me: Principal, p: RosterParams) -> RosterPage:
 
     if not 1 <= p.limit <= MAX_PAGE:
         raise UserError(f"limit {p.limit}: ask for 1 to {MAX_PAGE:,} rows a page.")
-    start = _offset(p.cursor)
+    start = _offset(wh, p.cursor)
     r = wh.indicators.roster(
         wh.access(me, p.purpose),
         school_year=p.school_year,
@@ -477,7 +502,7 @@ def _roster(wh: Warehouse, me: Principal, p: RosterParams) -> RosterPage:
     return RosterPage(
         words.slice(start, max(0, end - start)),
         words.num_rows,
-        _cursor(end) if end < words.num_rows else None,
+        _cursor(wh, end) if end < words.num_rows else None,
         r.snapshot.school_year,
         school_year_label(
             r.snapshot.school_year, wh.settings["calendar.school_year_start_month"]
