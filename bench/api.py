@@ -79,7 +79,9 @@ def _tokens(warehouse: Path) -> dict[str, str]:
     return tokens
 
 
-def _files(community: Path, folder: Path, rounds: int) -> dict[str, list[Path]]:
+def _files(
+    community: Path, folder: Path, rounds: int, phase: int
+) -> dict[str, list[Path]]:
     """Per uploader client: ``rounds`` new rosters of its partner (each leaves out
     a different row; every third has a date no one can read, to be quarantined)."""
     made: dict[str, list[Path]] = {}
@@ -89,7 +91,7 @@ def _files(community: Path, folder: Path, rounds: int) -> dict[str, list[Path]]:
         latest = sorted((community / "partners" / partner).glob("roster_*"))[-1]
         header, *rows = latest.read_text(encoding="utf-8").splitlines()
         for r in range(rounds):
-            n = i * rounds + r
+            n = phase * CLIENTS * rounds + i * rounds + r
             kept = [row for k, row in enumerate(rows) if k != n % len(rows)]
             if r % 3 == 2:
                 cells = kept[0].split(",")
@@ -97,7 +99,7 @@ def _files(community: Path, folder: Path, rounds: int) -> dict[str, list[Path]]:
                 if dated:
                     cells[dated[0]] = "not a date"
                 kept[0] = ",".join(cells)
-            target = folder / f"client{i:02d}-{r}" / latest.name
+            target = folder / f"phase{phase}-client{i:02d}-{r}" / latest.name
             target.parent.mkdir(parents=True)
             target.write_text("\n".join([header, *kept]) + "\n", encoding="utf-8")
             made.setdefault(f"{i}:{user}", []).append(target)
@@ -293,7 +295,8 @@ def main() -> None:
             shutil.copytree(args.demo, out)
         warehouse = out / "warehouse"
         tokens = _tokens(warehouse)
-        files = _files(out / "community", Path(tmp) / "files", args.rounds)
+        quiet_files = _files(out / "community", Path(tmp) / "files", args.rounds, 0)
+        files = _files(out / "community", Path(tmp) / "files", args.rounds, 1)
         port = _free_port()
         url = f"http://127.0.0.1:{port}/api/v1"
         server = subprocess.Popen(
@@ -303,6 +306,10 @@ def main() -> None:
         )  # fmt: skip
         try:
             _wait_for(url + "/openapi.json")
+            quiet, quiet_seconds, quiet_results = _load(
+                url, tokens, quiet_files, args.rounds
+            )
+            assert all(r["status"] == "loaded" for r in quiet_results)
             link = subprocess.Popen(
                 [sys.executable, "-m", "backbone", "link", "--warehouse", str(warehouse)],
                 env={**os.environ, "BACKBONE_TOKEN": tokens["steward"]},
@@ -346,9 +353,16 @@ def main() -> None:
     bare, bare_seconds = _bare(args.rounds)
     for line in lines:
         print(line)
+    quiet_total = sum(len(v) for v in quiet.values())
+    for route, took in sorted(quiet.items()):
+        print(f"api: alone: {route} {_percentiles(took)}")
+    print(
+        f"api: alone: {quiet_total} requests from {CLIENTS} clients in "
+        f"{quiet_seconds:.1f} s ({quiet_total / quiet_seconds:.1f} requests/s)"
+    )
     total = sum(len(v) for v in times.values())
     for route, took in sorted(times.items()):
-        print(f"api: {route} {_percentiles(took)}")
+        print(f"api: beside link: {route} {_percentiles(took)}")
     print(
         f"api: {total} requests from {CLIENTS} clients in {seconds:.1f} s "
         f"({total / seconds:.1f} requests/s), while `backbone link` ran"

@@ -21,7 +21,7 @@ import pytest
 
 from backbone import Warehouse
 from tests.demo_build import DemoBuild, copy_demo
-from tests.test_web import CHROMIUM, REPORTS, Site, serving
+from tests.test_web import CHROMIUM, REPORTS, Site, demo_passwords, serving
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("web")]
 
@@ -81,7 +81,7 @@ def api(
 ) -> Iterator[Api]:
     out = copy_demo(demo_build, tmp_path_factory.mktemp("api") / "demo")
     tokens = _issue_tokens(out / "warehouse")
-    with serving(out, {}) as site:
+    with serving(out, demo_passwords(demo_build)) as site:
         yield Api(site, tokens)
 
 
@@ -493,3 +493,25 @@ def test_a_revoked_token_is_refused_at_its_next_request(api: Api) -> None:
         r = c.get("/submissions")
         assert r.status_code == 401
         assert "revoked" in _envelope(r)["message"]
+
+
+def test_a_token_issued_with_a_password_alone_is_no_second_factor(api: Api) -> None:
+    """The agreements ask a second factor of the district's users: a token its
+    user issued with a password alone opens nothing on the API (one a steward
+    admin issued does)."""
+    user = "d03-lakeview.analyst"
+    done = subprocess.run(
+        [sys.executable, "-m", "backbone", "user", "token", user, "--days", "1",
+         "--user", user, "--warehouse", str(api.site.warehouse)],
+        env={**os.environ, "BACKBONE_PASSWORD": api.site.passwords[user]},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    with httpx.Client(
+        base_url=api.url, headers={"Authorization": f"Bearer {done.stdout.strip()}"}
+    ) as c:
+        r = c.get("/submissions")
+    assert r.status_code == 401
+    assert "second factor" in _envelope(r)["message"]
+    with api.client("d01-northfield.analyst") as c:  # issued by the steward
+        assert c.get("/submissions").status_code == 200

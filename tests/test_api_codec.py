@@ -19,7 +19,7 @@ import pytest
 from fastapi import FastAPI, Request
 
 from backbone.api import codec
-from backbone.api.app import ApiError, UploadLimit, _status_of, envelope
+from backbone.api.app import SMALL_BODY, ApiError, Gate, _status_of, envelope
 from backbone.api.questions import QUESTIONS, pairs
 from backbone.errors import (
     AuthenticationFailed,
@@ -142,33 +142,62 @@ def _limited(limit: int) -> Any:
     async def refused(_request: Request, exc: ApiError) -> Any:
         return envelope(exc.status, exc.code, str(exc))
 
-    @app.post("/echo")
-    async def echo(request: Request) -> dict[str, int]:
-        return {"bytes": len(await request.body())}
+    @app.post("/submissions")
+    async def upload(request: Request) -> dict[str, Any]:
+        return {"bytes": len(await request.body()), "by": request.state.user_id}
 
-    return UploadLimit(app, limit)
+    @app.post("/jobs")
+    async def job(request: Request) -> dict[str, Any]:
+        return {"bytes": len(await request.body()), "by": request.state.user_id}
+
+    def sign_in(token: str) -> str:
+        if token != "good":
+            raise AuthenticationFailed("unknown or wrong token.")
+        return "someone"
+
+    return Gate(app, sign_in, limit)
 
 
-def _post(app: Any, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
+def _post(app: Any, path: str, body: Any, token: str | None = "good") -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+
     async def go() -> httpx.Response:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
-            return await c.post("/echo", content=body, headers=headers)
+            return await c.post(path, content=body, headers=headers)
 
     return asyncio.run(go())
 
 
-def test_a_body_over_the_limit_is_refused_as_it_arrives() -> None:
+async def _chunks(n: int, size: int) -> Any:  # no length declared
+    for _ in range(n):
+        yield b"x" * size
+
+
+def test_a_stranger_is_refused_before_a_byte_of_the_body_is_read() -> None:
     app = _limited(1000)
-    assert _post(app, b"x" * 1000).json() == {"bytes": 1000}
-    declared = _post(app, b"x" * 1001)  # its Content-Length says so: not read
+    for token in (None, "forged"):
+        r = _post(app, "/jobs", _chunks(1000, 1000), token)
+        assert r.status_code == 401
+        assert r.json()["error"]["code"] == "unauthenticated"
+    assert _post(app, "/jobs", b"{}").json() == {"bytes": 2, "by": "someone"}
+
+
+def test_a_file_over_the_limit_is_refused_as_it_arrives() -> None:
+    app = _limited(1000)
+    assert _post(app, "/submissions", b"x" * 1000).json()["bytes"] == 1000
+    declared = _post(app, "/submissions", b"x" * 1001)  # by its Content-Length
     assert declared.status_code == 413
     assert declared.json()["error"]["code"] == "too_large"
-
-    async def chunks() -> Any:  # no length declared: counted as it comes
-        for _ in range(5):
-            yield b"x" * 400
-
-    streamed = _post(app, chunks())
+    streamed = _post(app, "/submissions", _chunks(5, 400))  # counted as it comes
     assert streamed.status_code == 413
     assert streamed.json()["error"]["code"] == "too_large"
+
+
+def test_anything_but_a_file_is_small() -> None:
+    app = _limited(10 * SMALL_BODY)
+    assert _post(app, "/jobs", b"x" * SMALL_BODY).json()["bytes"] == SMALL_BODY
+    for body in (b"x" * (SMALL_BODY + 1), _chunks(SMALL_BODY // 512 + 1, 1024)):
+        r = _post(app, "/jobs", body)
+        assert r.status_code == 413, r.text
+        assert r.json()["error"]["code"] == "too_large"

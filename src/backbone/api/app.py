@@ -10,9 +10,9 @@ with its status; never a traceback or SQL text.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
-import secrets
 import shutil
 import typing
 from collections.abc import Callable
@@ -21,6 +21,7 @@ from importlib import resources
 from pathlib import Path as FilePath
 from typing import Annotated, Any
 
+import anyio.to_thread
 from fastapi import Body, Depends, FastAPI, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
@@ -43,7 +44,7 @@ from backbone.errors import (
 )
 from backbone.governance.principals import Principal
 from backbone.ingest.submit import SubmissionResult
-from backbone.serving import JOB_KINDS, Job, Serving, Ticket
+from backbone.serving import JOB_KINDS, Job, Serving, Ticket, upload_folder
 from backbone.version import __version__
 from backbone.warehouse import Warehouse
 
@@ -83,33 +84,107 @@ def _status_of(exc: BackboneError) -> tuple[int, str]:
     return 400, "bad_request"
 
 
-class UploadLimit:
-    """Refuse a request body larger than ``limit`` bytes (413) as it arrives,
-    before it is written anywhere: by its Content-Length, or by counting."""
+PUBLIC = ("/openapi.json", "/docs")
+UPLOAD_ROUTE = "/submissions"
+SMALL_BODY = 64 * 1024  # a JSON body of parameters; only a file is larger
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit = app, limit
+
+class Gate:
+    """Every request to the API, before the routes: its token signed in (off the
+    event loop; ``sign_in(token)`` gives the user id, or raises) before a byte of
+    its body is read, and a body larger than its route takes refused (413): a
+    file up to ``upload_limit``, streamed on, counted as it arrives; anything
+    else up to :data:`SMALL_BODY`, read whole here first."""
+
+    def __init__(
+        self, app: ASGIApp, sign_in: Callable[[str], str], upload_limit: int
+    ) -> None:
+        self.app, self.sign_in, self.upload_limit = app, sign_in, upload_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await _too_large(self.limit)(scope, receive, send)
+        path = str(scope["path"])
+        root = str(scope.get("root_path", ""))
+        route = path[len(root) :] if root and path.startswith(root) else path
+        if not route.startswith(PUBLIC):
+            refused = await self._signed_in(scope)
+            if refused is not None:
+                await refused(scope, receive, send)
+                return
+        if scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
             return
-        seen = 0
-
-        async def counted() -> Message:
-            nonlocal seen
+        upload = route == UPLOAD_ROUTE
+        limit = self.upload_limit if upload else SMALL_BODY
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _too_large(limit)(scope, receive, send)
+            return
+        if upload:
+            await self.app(scope, _counted(receive, limit), send)
+            return
+        messages, size = [], 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise ApiError(413, "too_large", _too_large_text(self.limit))
-            return message
+            messages.append(message)
+            size += len(message.get("body", b""))
+            if size > limit:
+                await _too_large(limit)(scope, receive, send)
+                return
+            if message["type"] != "http.request" or not message.get("more_body"):
+                break
 
-        await self.app(scope, counted, send)
+        async def replayed() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replayed, send)
+
+    async def _signed_in(self, scope: Scope) -> JSONResponse | None:
+        header = dict(scope.get("headers") or []).get(b"authorization", b"")
+        scheme, _, token = header.decode("latin-1").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return envelope(401, "unauthenticated", NO_TOKEN)
+        try:
+            user_id = await anyio.to_thread.run_sync(self.sign_in, token.strip())
+        except BackboneError as exc:
+            status, code = _status_of(exc)
+            return envelope(status, code, BUSY if code == "busy" else str(exc))
+        except Exception:  # logged; the client gets the envelope only
+            _log.exception("signing in a token failed")
+            return envelope(500, "internal", BROKEN)
+        scope.setdefault("state", {})["user_id"] = user_id
+        return None
+
+
+def _counted(receive: Receive, limit: int) -> Receive:
+    seen = 0
+
+    async def counted() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise ApiError(413, "too_large", _too_large_text(limit))
+        return message
+
+    return counted
+
+
+NO_TOKEN = (
+    "send your API token as `Authorization: Bearer <token>`; "
+    "`backbone user token` issues one."
+)
+BUSY = (
+    "the warehouse is busy with other work and could not answer now; nothing was "
+    "changed. Try again in a minute."
+)
+BROKEN = (
+    "something went wrong on the server; nothing was changed by this request. "
+    "The steward can find the details in the server's log."
+)
 
 
 def _too_large_text(limit: int) -> str:
@@ -121,19 +196,6 @@ def _too_large_text(limit: int) -> str:
 
 def _too_large(limit: int) -> JSONResponse:
     return envelope(413, "too_large", _too_large_text(limit))
-
-
-def _bearer(request: Request) -> str:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise ApiError(
-            401,
-            "unauthenticated",
-            "send your API token as `Authorization: Bearer <token>`; "
-            "`backbone user token` issues one.",
-        )
-    return token.strip()
 
 
 def _hints(cls: type) -> dict[str, Any]:
@@ -187,6 +249,17 @@ class JobView:
     messages: list[str]
 
 
+def _said(lines: Any) -> list[str]:
+    """What a job's command said, up to any traceback (the server's log has it)."""
+    said: list[str] = []
+    for line in lines:
+        if line.startswith("Traceback"):
+            said.append("(the job failed unexpectedly; the steward can find why)")
+            break
+        said.append(line)
+    return said
+
+
 def _job_view(job: Job) -> JobView:
     return JobView(
         job.job_id,
@@ -196,8 +269,8 @@ def _job_view(job: Job) -> JobView:
         job.started.isoformat(),
         job.finished.isoformat() if job.finished else None,
         list(job.progress),
-        list(job.output),
-        list(job.messages),
+        _said(job.output),
+        _said(job.messages),
     )
 
 
@@ -222,16 +295,23 @@ def create_api(serving: Serving) -> FastAPI:
         servers=[{"url": API_PREFIX}],
     )
     keeper = serving.keeper
-    api.add_middleware(UploadLimit, limit=limit)
     components: dict[str, Any] = {}
 
-    def signed_in(request: Request) -> None:
-        """The request's token checked (and the sign-in audited) before anything
-        else of the request is read: a stranger learns nothing of the routes'
-        parameters, and sends no file."""
-        token = _bearer(request)
+    def sign_in(token: str) -> str:
+        """A token's user (the sign-in audited), where a token reaches beyond the
+        folder: one issued with a password alone is refused where an agreement
+        asks a second factor."""
         with keeper.opened() as wh:
-            request.state.user_id = wh.sign_in_token(token).user_id
+            return wh.users.sign_in_token(
+                token, second_factor_required=wh.second_factor_required
+            ).user_id
+
+    api.add_middleware(Gate, sign_in=sign_in, upload_limit=limit)
+
+    def signed_in(request: Request) -> None:
+        """Signed in by the :class:`Gate` (this only says so in the document)."""
+        if getattr(request.state, "user_id", None) is None:
+            raise ApiError(401, "unauthenticated", NO_TOKEN)
 
     authenticated = [Depends(signed_in)]
 
@@ -254,10 +334,7 @@ def create_api(serving: Serving) -> FastAPI:
         message = str(exc)
         if code == "busy":  # the details (the folder, the command) are the steward's
             _log.warning("%s: %s", request.url.path, exc)
-            message = (
-                "the warehouse is busy with other work and could not answer now; "
-                "nothing was changed. Try again in a minute."
-            )
+            message = BUSY
         return envelope(status, code, message)
 
     @api.exception_handler(RequestValidationError)
@@ -295,12 +372,7 @@ def create_api(serving: Serving) -> FastAPI:
     @api.exception_handler(Exception)
     async def broken(request: Request, _exc: Exception) -> Response:
         _log.exception("unexpected error on %s", request.url.path)
-        return envelope(
-            500,
-            "internal",
-            "something went wrong on the server; nothing was changed by this "
-            "request. The steward can find the details in the server's log.",
-        )
+        return envelope(500, "internal", BROKEN)
 
     # --- the questions ---------------------------------------------------------
 
@@ -353,6 +425,12 @@ def create_api(serving: Serving) -> FastAPI:
     )
     async def submit(request: Request) -> Response:
         form = await request.form(max_files=1, max_fields=10)
+        try:
+            return await _submitted(request, form)
+        finally:
+            await form.close()  # the spooled upload goes at once
+
+    async def _submitted(request: Request, form: Any) -> Response:
         sent = form.get("file")
         if not isinstance(sent, UploadFile) or not sent.filename:
             raise ApiError(
@@ -367,7 +445,7 @@ def create_api(serving: Serving) -> FastAPI:
             raise ApiError(422, "invalid", "the file needs a name such as roster.csv.")
 
         def send() -> list[SubmissionResult]:
-            folder = serving.warehouse / "tmp" / f"upload-{secrets.token_hex(8)}"
+            folder = upload_folder(serving.warehouse)
             try:
                 folder.mkdir(parents=True, mode=0o700)
                 path = folder / name
@@ -381,6 +459,8 @@ def create_api(serving: Serving) -> FastAPI:
                         )
 
                 return typing.cast(list[SubmissionResult], asked(request, load))
+            except WarehouseError:
+                raise  # answered as busy, its details for the steward's log
             except BackboneError as exc:  # named as sent, not where it was kept
                 status, code = _status_of(exc)
                 text = str(exc).replace(str(folder) + "/", "").replace(str(folder), "")
@@ -455,13 +535,12 @@ def create_api(serving: Serving) -> FastAPI:
         me = asked(request, lambda _wh, me: me)
         ticket = serving.preparer.ticket(ticket_id, me)
         failed = None
-        if ticket.error is not None:
-            failed = (
-                str(ticket.error)
-                if isinstance(ticket.error, BackboneError)
-                else "it could not be made; the steward can find why in the "
-                "server's log."
-            )
+        if isinstance(ticket.error, WarehouseError):
+            failed = BUSY
+        elif isinstance(ticket.error, BackboneError):
+            failed = str(ticket.error)
+        elif ticket.error is not None:
+            failed = BROKEN
         return JSONResponse(
             codec.encode(
                 PreparingView(ticket.ticket_id, ticket.what, ticket.done, failed)
@@ -592,6 +671,9 @@ def _route(
 
     def endpoint(request: Request, **given: Any) -> Response:
         params = question.params(**given)
+        if getattr(params, "extract", "") is None:
+            # rows sent to a program are an extract: exporting must be permitted
+            params = dataclasses.replace(params, extract="an API client")
         if prepared is None:
             answer = asked(request, lambda wh, me: question.answer(wh, me, params))
             return _answer_response(question, answer)

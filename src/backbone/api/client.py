@@ -34,6 +34,7 @@ __all__ = ["Client"]
 API_PREFIX = "/api/v1"
 PREPARING_ROUNDS = 5  # asked again after each preparation (the data may change)
 POLL_SECONDS = 1.0
+PREPARING_SECONDS = 3 * 3600.0
 TIMEOUT = httpx.Timeout(30.0, read=3600.0)  # an answer may take a release's time
 _ERRORS: dict[int, type[BackboneError]] = {
     401: AuthenticationFailed,
@@ -96,6 +97,11 @@ class Client:
             if response.status_code != 202:
                 break
             self._wait_until_prepared(response)  # then the same question again
+        else:
+            raise UserError(
+                "the server prepared the answer several times, but the warehouse "
+                "changed each time before it was asked again; try again later."
+            )
         if question.result is FileAnswer:
             disposition = response.headers.get("content-disposition", "")
             found = re.search(r'filename="([^"]+)"', disposition)
@@ -109,14 +115,19 @@ class Client:
     def _wait_until_prepared(self, response: httpx.Response) -> None:
         poll = str(response.json()["preparing"]["poll"]).removeprefix(API_PREFIX)
         what = str(response.json()["preparing"]["what"])
+        deadline = time.monotonic() + PREPARING_SECONDS
         with self._working(f"the server is preparing {what}"):
-            while True:
+            while time.monotonic() < deadline:
                 state = self._send("GET", poll).json()
                 if state["failed"]:
                     raise UserError(str(state["failed"]))
                 if state["done"]:
                     return
                 time.sleep(POLL_SECONDS)
+        raise UserError(
+            f"the server was still preparing {what} after {PREPARING_SECONDS // 60:.0f} "
+            "minutes; ask again later (it goes on)."
+        )
 
     def submit(
         self,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import math
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -79,6 +80,11 @@ def _arrow_type(text: str) -> pa.DataType | None:
         return pa.type_for_alias(text)
     except (ValueError, KeyError):
         pass
+    zoned = re.fullmatch(r"timestamp\[(s|ms|us|ns), tz=(.+)\]", text)
+    if zoned:
+        return pa.timestamp(zoned.group(1), tz=zoned.group(2))
+    if text.startswith("dictionary<values=") and " indices=" in text:
+        return _arrow_type(text.removeprefix("dictionary<values=").split(",")[0])
     if text.startswith("decimal128(") or text.startswith("decimal("):
         precision, scale = text[text.index("(") + 1 : -1].split(",")
         return pa.decimal128(int(precision), int(scale))

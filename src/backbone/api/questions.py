@@ -13,7 +13,6 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from backbone.errors import Conflict, NotFoundError, UserError
 from backbone.governance.access import ExportFormat
@@ -44,7 +43,7 @@ __all__ = [
 ]
 
 DATA_QUALITY = "data_quality"
-MAX_PAGE = 10_000
+MAX_PAGE = 100_000
 
 
 @dataclass(frozen=True)
@@ -203,32 +202,23 @@ def _cursor(wh: Warehouse, offset: int) -> str:
     return base64.urlsafe_b64encode(f"page:{offset}:{change}".encode()).decode()
 
 
-def _in_order(table: pa.Table) -> pa.Table:
-    """The rows in an order of their own values, the same for every page (the
-    warehouse's scan order is not promised from one read to the next)."""
-    if table.num_rows < 2:
-        return table
-    keys = [
-        (c, "ascending")
-        for c, t in zip(table.column_names, table.schema.types, strict=True)
-        if not (pa.types.is_nested(t) or pa.types.is_binary(t))
-    ]
-    return table.take(pc.sort_indices(table, sort_keys=keys)) if keys else table
-
-
 def _rows(wh: Warehouse, me: Principal, p: RowsParams) -> RowsPage:
     if not 1 <= p.limit <= MAX_PAGE:
         raise UserError(f"limit {p.limit}: ask for 1 to {MAX_PAGE:,} rows a page.")
     start = _offset(wh, p.cursor)
     m = wh.access(me, p.purpose).rows(
-        p.entity, providers=p.provider, fields=p.field, export_to=p.extract
+        p.entity,
+        providers=p.provider,
+        fields=p.field,
+        export_to=p.extract,
+        page=(start, p.limit),
     )
-    table = _in_order(m.table)
-    end = min(start + p.limit, table.num_rows)
+    total = m.total_rows or 0
+    end = start + m.table.num_rows
     return RowsPage(
-        table.slice(start, max(0, end - start)),
-        table.num_rows,
-        _cursor(wh, end) if end < table.num_rows else None,
+        m.table,
+        total,
+        _cursor(wh, end) if end < total else None,
         m.grants,
         m.refusals,
     )
@@ -458,19 +448,19 @@ class RosterParams:
     district: str | None = None
     grade: str | None = None
     not_served: bool = False
-    limit: int = 100
-    cursor: str | None = None
+    limit: int | None = None
+    """the first this many, worst first (all when left out)"""
     extract: str | None = None
     """where the roster goes when it is an extract (exporting must be permitted)"""
 
 
 @dataclass(frozen=True)
 class RosterPage:
-    """A page of the early-warning roster, worst first, as every door shows it."""
+    """The early-warning roster, worst first, as every door shows it (its first
+    ``limit`` students)."""
 
     table: pa.Table
     total_rows: int
-    next_cursor: str | None
     school_year: int
     year_label: str
     """the school year as the partnership writes it (2025-26)"""
@@ -483,9 +473,8 @@ class RosterPage:
 def _roster(wh: Warehouse, me: Principal, p: RosterParams) -> RosterPage:
     from backbone.measures.indicators import roster_in_words
 
-    if not 1 <= p.limit <= MAX_PAGE:
-        raise UserError(f"limit {p.limit}: ask for 1 to {MAX_PAGE:,} rows a page.")
-    start = _offset(wh, p.cursor)
+    if p.limit is not None and p.limit < 1:
+        raise UserError(f"limit {p.limit}: ask for at least one student.")
     r = wh.indicators.roster(
         wh.access(me, p.purpose),
         school_year=p.school_year,
@@ -498,11 +487,9 @@ def _roster(wh: Warehouse, me: Principal, p: RosterParams) -> RosterPage:
         export_to=p.extract,
     )
     words = roster_in_words(wh.risk.ranked(r))
-    end = min(start + p.limit, words.num_rows)
     return RosterPage(
-        words.slice(start, max(0, end - start)),
+        words if p.limit is None else words.slice(0, p.limit),
         words.num_rows,
-        _cursor(wh, end) if end < words.num_rows else None,
         r.snapshot.school_year,
         school_year_label(
             r.snapshot.school_year, wh.settings["calendar.school_year_start_month"]
@@ -774,7 +761,7 @@ QUESTIONS: tuple[Question, ...] = (
         RosterPage,
         _roster,
         "The early-warning roster, worst first: the students the agreements let "
-        "you see, with tiers and top factors. Pages of `limit`; follow `next_cursor`.",
+        "you see, with tiers and top factors (the first `limit`, or all).",
         "measures",
     ),
     Question(

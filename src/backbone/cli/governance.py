@@ -221,7 +221,11 @@ def user_token(
 @user_app.command("revoke")
 def user_revoke(
     token_id: Annotated[
-        str, typer.Argument(help="The token's id (the part after bbt_, as issued).")
+        str,
+        typer.Argument(
+            help="The token's id, as `user token` said it (bbt_<id>_<secret>: the "
+            "part between the first and second underscore)."
+        ),
     ],
     user: UserOption = None,
     token: TokenOption = None,
@@ -234,6 +238,7 @@ def user_revoke(
         Warehouse.open(warehouse) as wh,
         wh.session(signed_in(wh, user, token)) as s,
     ):
+        token_id = token_id.split("_")[1] if token_id.startswith("bbt_") else token_id
         wh.users.revoke_token(s, token_id)
     _plain().print(f"Token {token_id} revoked.")
 

@@ -246,9 +246,7 @@ def roster(
     """Students by risk, worst first: the persons the agreements let you see,
     combined across every provider whose rows you may read; names where you may see
     them identified."""
-    import pyarrow as pa
-
-    from backbone.api.questions import MAX_PAGE, RosterParams
+    from backbone.api.questions import RosterParams
     from backbone.governance.access import export_bytes
 
     with doors():
@@ -266,7 +264,7 @@ def roster(
                 grade=grade,
                 not_served=not_served,
                 # the whole roster when it is saved, else what is shown
-                limit=MAX_PAGE if out else limit,
+                limit=None if out else limit,
                 # a roster saved, or printed for a program, is an extract
                 extract=str(out)
                 if out
@@ -278,29 +276,7 @@ def roster(
             user,
             token,
         )
-        pages = [page.table]
-        while out and page.next_cursor:  # a roster longer than a page, saved
-            page = ask(
-                "roster",
-                RosterParams(
-                    purpose,
-                    school_year=school_year,
-                    as_of=_as_of(as_of),
-                    tier=tier,
-                    school=school,
-                    district=district,
-                    grade=grade,
-                    not_served=not_served,
-                    limit=MAX_PAGE,
-                    cursor=page.next_cursor,
-                    extract=str(out),
-                ),
-                warehouse,
-                user,
-                token,
-            )
-            pages.append(page.table)
-    words = pa.concat_tables(pages)
+    words = page.table
     table = Table(
         title=f"Early warning {page.year_label} "
         f"as of {page.as_of} (definitions v{page.definition_version})"

@@ -460,6 +460,8 @@ def agreement_export(
     Standard v3 document (the schema with the agreement's field classes; its
     purposes, recipients, retention and publication rules as custom properties),
     for data-governance tools. For the agreement's parties and the steward."""
+    import re
+
     import yaml
 
     from backbone.api.questions import OdcsParams
@@ -474,7 +476,10 @@ def agreement_export(
             user,
             token,
         )
-        targets = [out / f"{c.name}.odcs.yaml" for c in contracts]
+        names = [c.name for c in contracts]
+        if not all(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", n) for n in names):
+            raise UserError("the server sent a contract name that is not a file name.")
+        targets = [out / f"{n}.odcs.yaml" for n in names]
         may_write(force, *targets)
         for c, target in zip(contracts, targets, strict=True):
             text = yaml.safe_dump(c.document, sort_keys=False, allow_unicode=True)

@@ -108,6 +108,8 @@ class Materialized:
     refusals: tuple[Refusal, ...]
     rows_by_provider: dict[str, int] = field(default_factory=dict)
     """How many of the rows each provider's grant gave (for the audit log)."""
+    total_rows: int | None = None
+    """the rows of all pages, when this is one page of them"""
 
     @property
     def agreements(self) -> tuple[str, ...]:
@@ -116,6 +118,27 @@ class Materialized:
     @property
     def providers(self) -> tuple[str, ...]:
         return tuple(sorted({g.provider for g in self.grants}))
+
+
+def _page(m: Materialized, provider_col: str, offset: int, limit: int) -> Materialized:
+    """Rows ``offset`` to ``offset + limit`` of ``m`` in an order of their own
+    values (the scan order is not promised from one read to the next), with the
+    providers' counts of those rows only."""
+    table = m.table
+    keys = [
+        (c, "ascending")
+        for c, t in zip(table.column_names, table.schema.types, strict=True)
+        if not (pa.types.is_nested(t) or pa.types.is_binary(t))
+    ]
+    if table.num_rows > 1 and keys:
+        table = table.take(pc.sort_indices(table, sort_keys=keys))
+    shown = table.slice(offset, max(0, min(limit, table.num_rows - offset)))
+    if provider_col in shown.column_names:
+        counted = pc.value_counts(shown.column(provider_col)).to_pylist()
+        counts = {str(c["values"]): int(c["counts"]) for c in counted}
+    else:  # no provider column asked for: each provider's share, at most
+        counts = {p: min(n, shown.num_rows) for p, n in m.rows_by_provider.items()}
+    return Materialized(shown, m.grants, m.refusals, counts, table.num_rows)
 
 
 class ExportFormat(StrEnum):
@@ -621,10 +644,13 @@ class Access:
         fields: Sequence[str] | None = None,
         person_ids: Sequence[int] | None = None,
         export_to: str | None = None,
+        page: tuple[int, int] | None = None,
     ) -> Materialized:
         """Row-level view of an entity: only permitted rows and fields. With
         ``export_to`` the rows are for a file there: exporting must be permitted
-        (export_microdata) and the entry names where they go."""
+        (export_microdata) and the entry names where they go. With ``page``
+        (offset, limit) only those rows, in an order of their own values (the
+        same from one read to the next), and only they are recorded as read."""
         action = "export" if export_to else "read"
         m = self._materialize(
             entity,
@@ -634,10 +660,16 @@ class Access:
             operation="export_microdata" if export_to else "row_level_view",
             action=action,
         )
+        what = f"rows of {entity}"
+        if page is not None:
+            m = _page(m, subject_columns(entity)[0], *page)
+            if m.table.num_rows != m.total_rows:  # a part: which rows
+                first, last = page[0] + 1, page[0] + m.table.num_rows
+                what += f" (rows {first:,} to {last:,} of {m.total_rows:,})"
         self._record(
             action,
             m,
-            f"rows of {entity}",
+            what,
             destination=export_to,
             persons=len(person_ids) if person_ids is not None else None,
         )

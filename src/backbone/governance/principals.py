@@ -393,6 +393,7 @@ class Principals:
         *,
         label: str | None = None,
         days: int | None = 90,
+        after_second_factor: bool = False,
     ) -> IssuedToken:
         """A new API token for ``user_id``. A user may issue their own; a steward
         admin anyone's. With no one signed in, only a new warehouse's one steward
@@ -412,9 +413,21 @@ class Principals:
         secret = secrets.token_urlsafe(32)
         now = s.clock()
         expires = now + timedelta(days=days) if days else None
+        issuer = SetupActor().user_id if first else s.actor().user_id
         con.execute(
-            "INSERT INTO gov.api_token VALUES (?, ?, ?, ?, ?, ?, NULL)",
-            [token_id, user_id, _secret_hash(secret), label, now, expires],
+            "INSERT INTO gov.api_token (token_id, user_id, secret_hash, label, "
+            "created_at, expires_at, issued_by, after_second_factor) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                token_id,
+                user_id,
+                _secret_hash(secret),
+                label,
+                now,
+                expires,
+                issuer,
+                after_second_factor,
+            ],
         )
         what = f"issued token {token_id} for {user_id}"
         detail = {"expires_at": expires.isoformat() if expires else None}
@@ -438,9 +451,12 @@ class Principals:
         row = con.execute(
             "SELECT user_id FROM gov.api_token WHERE token_id = ?", [token_id]
         ).fetchone()
+        # who may not revoke it learns nothing of it, not even that it exists
+        _self_or_admin(
+            s, "" if row is None else str(row[0]), f"revoke token {token_id}", "token"
+        )
         if row is None:
             raise NotFoundError(f"no token {token_id!r}.")
-        _self_or_admin(s, str(row[0]), f"revoke token {token_id}", "token")
         con.execute(
             "UPDATE gov.api_token SET revoked_at = ? WHERE token_id = ?",
             [s.clock(), token_id],
@@ -476,7 +492,16 @@ class Principals:
             raise self._refuse(user_id, wrong, "wrong password") from None
         return self._admit(self.get(user_id), "password")
 
-    def sign_in_token(self, token: str) -> Principal:
+    def sign_in_token(
+        self,
+        token: str,
+        *,
+        second_factor_required: Callable[[Principal], bool] | None = None,
+    ) -> Principal:
+        """Check a token; every attempt is audited. Where the door reaches beyond
+        the folder (the API), ``second_factor_required(principal)`` says whether an
+        agreement asks a second factor of the principal: then only a token that
+        stands in for one (:meth:`vouched_for`) is accepted."""
         parts = token.strip().split("_", 2)
         if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
             raise self._refuse("(token)", "that is not a Backbone token.", "malformed")
@@ -496,7 +521,36 @@ class Principals:
             raise self._refuse(
                 row[0], f"the token expired on {row[2]:%Y-%m-%d}.", f"token {token_id}"
             )
-        return self._admit(self.get(row[0]), f"token {token_id}")
+        principal = self.get(row[0])
+        if (
+            second_factor_required is not None
+            and not self.vouched_for(token)
+            and second_factor_required(principal)
+        ):
+            raise self._refuse(
+                row[0],
+                "an agreement of your partner asks a second factor, and this token "
+                "was issued with a password alone; ask a steward admin to issue "
+                "your API token (`backbone user token`).",
+                f"token {token_id} without a second factor",
+            )
+        return self._admit(principal, f"token {token_id}")
+
+    def vouched_for(self, token: str) -> bool:
+        """Whether a (valid) token stands in for a second factor: issued by a
+        steward admin for someone else (or, for a new warehouse's first admin, by
+        whoever holds the folder), or by its user after signing in with a second
+        factor (a job started from the web site). One its user issued with a
+        password alone does not."""
+        parts = token.strip().split("_", 2)
+        row = self._con.execute(
+            "SELECT user_id, issued_by, after_second_factor FROM gov.api_token "
+            "WHERE token_id = ?",
+            [parts[1] if len(parts) == 3 else ""],
+        ).fetchone()
+        if row is None or row[1] is None:
+            return False
+        return bool(row[2]) or row[1] != row[0]
 
     def _admit(self, principal: Principal, how: str) -> Principal:
         why = principal.lapsed(self._clock().date())

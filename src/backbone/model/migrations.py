@@ -202,6 +202,15 @@ MIGRATIONS: tuple[Migration, ...] = (
         "a second factor for signing in to the web site: each user's TOTP secret",
         ("ALTER TABLE gov.principal ADD COLUMN totp_secret VARCHAR",),
     ),
+    Migration(
+        13,
+        "who issued each API token, and whether after a second factor: a token "
+        "that reaches the API stands in for a second factor an agreement requires",
+        (
+            "ALTER TABLE gov.api_token ADD COLUMN issued_by VARCHAR",
+            "ALTER TABLE gov.api_token ADD COLUMN after_second_factor BOOLEAN",
+        ),
+    ),
     # Append new steps here, with their SQL inline or in frozen_ddl/NNNN.sql.
 )
 

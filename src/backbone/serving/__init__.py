@@ -6,6 +6,9 @@ door is followed on the other."""
 
 from __future__ import annotations
 
+import os
+import secrets
+import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -24,7 +27,37 @@ __all__ = [
     "Serving",
     "StillPreparing",
     "Ticket",
+    "sweep_uploads",
+    "upload_folder",
 ]
+
+
+UPLOADS = "upload-"
+
+
+def upload_folder(warehouse: Path) -> Path:
+    """A new folder for one upload, under the warehouse's tmp/ (named for this
+    process, so a later server sweeps what a killed one left)."""
+    return warehouse / "tmp" / f"{UPLOADS}{os.getpid()}-{secrets.token_hex(8)}"
+
+
+def sweep_uploads(warehouse: Path) -> None:
+    """Remove the upload folders of server processes that are gone (killed
+    mid-upload: a partner's file is kept nowhere but in raw/, once loaded)."""
+    for folder in (warehouse / "tmp").glob(f"{UPLOADS}*"):
+        pid = folder.name.removeprefix(UPLOADS).split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class Serving:
@@ -32,6 +65,7 @@ class Serving:
 
     def __init__(self, warehouse: Path) -> None:
         self.warehouse = warehouse
+        sweep_uploads(warehouse)
         self.keeper = Keeper(warehouse)
         self.shelf = Shelf()
         self.preparer = Preparer(self.keeper, self.shelf)
@@ -53,7 +87,10 @@ class Serving:
         self.jobs.check_kind(kind)
         self.jobs.check_room()
         with self.keeper.opened() as wh, wh.session(me) as s:
-            issued = wh.users.issue_token(s, me.user_id, label=f"job: {kind}", days=1)
+            # its user passed the door's own sign-in, second factor and all
+            issued = wh.users.issue_token(
+                s, me.user_id, label=f"job: {kind}", days=1, after_second_factor=True
+            )
         try:
             return self.jobs.start(
                 kind, me.user_id, issued.token, issued.token_id, arguments

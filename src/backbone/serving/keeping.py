@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from backbone.engines import EngineError
-from backbone.errors import NotFoundError, WarehouseError
+from backbone.errors import Conflict, NotFoundError, WarehouseError
 from backbone.governance.principals import Principal
 from backbone.measures.shelf import Shelf
 from backbone.warehouse import Warehouse
@@ -136,6 +136,7 @@ class Ticket:
 
 
 KEEP_TICKETS = 256
+MAX_PREPARING = 8  # waiting or being made at once: more would starve the others
 
 
 class Preparer:
@@ -174,6 +175,11 @@ class Preparer:
                 raise ticket.error
             if ticket is not None and not ticket.done:
                 return ticket
+            if sum(not t.done for t in self._by_id.values()) >= MAX_PREPARING:
+                raise Conflict(
+                    f"{MAX_PREPARING} results are being prepared; ask again when "
+                    "one of them is ready."
+                )
             ticket = Ticket(next(self._ids), what, audience)
             self._tickets[audience] = ticket
             self._by_id[ticket.ticket_id] = ticket

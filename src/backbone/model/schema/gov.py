@@ -201,6 +201,12 @@ ACCESS_TABLES = (
             _c("created_at", "TIMESTAMP", required=True),
             _c("expires_at", "TIMESTAMP"),
             _c("revoked_at", "TIMESTAMP"),
+            _c("issued_by", "VARCHAR", doc="the user (or (setup)) who issued it"),
+            _c(
+                "after_second_factor",
+                "BOOLEAN",
+                doc="issued by its user after signing in with a second factor",
+            ),
         ),
         ("token_id",),
         doc="API tokens; only a hash of the secret is kept.",
