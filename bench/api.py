@@ -4,9 +4,9 @@ while `backbone link` runs, and a client killed in the middle of an upload.
 Builds a demo warehouse (`backbone demo run`, 4,000 students) or copies one
 (--demo DIR, the folder `backbone demo run --out DIR` wrote), issues API tokens,
 starts `backbone serve` on a free loopback port and `backbone link` beside it, then
-runs 20 clients a bounded number of rounds: ten community-organization uploaders
-each submit files (their latest roster, each with a different row left out, one in
-three with a row whose date cannot be read), ten readers (district analysts, the
+runs 20 clients a bounded number of rounds: ten district uploaders each submit
+files (this year's attendance, each with a different row left out, one in three
+with a row whose date cannot be read), ten readers (district analysts, the
 steward, the funder) read counts and the list of submissions. Then it checks that
 every file was loaded with its rows reconciled (read = loaded + quarantined +
 skipped) and recorded once, kills a client with SIGKILL halfway through streaming
@@ -38,7 +38,9 @@ import httpx
 
 from backbone import Warehouse
 
-UPLOADERS = ("c02-eastside.uploader", "c03-stepup.uploader")
+# districts sending this year's attendance: facts about students, not who they are,
+# so `backbone link` beside them has partner records that hold still
+UPLOADERS = ("d02-riverside.uploader", "d03-lakeview.uploader")
 READERS = {  # who counts what: (entity, purpose, by)
     "d01-northfield.analyst": ("enrollment", "early_warning", "school_year"),
     "d02-riverside.analyst": ("enrollment", "early_warning", "school_year"),
@@ -82,13 +84,14 @@ def _tokens(warehouse: Path) -> dict[str, str]:
 def _files(
     community: Path, folder: Path, rounds: int, phase: int
 ) -> dict[str, list[Path]]:
-    """Per uploader client: ``rounds`` new rosters of its partner (each leaves out
-    a different row; every third has a date no one can read, to be quarantined)."""
+    """Per uploader client: ``rounds`` new attendance files of its district (each
+    leaves out a different row; every third has a date no one can read, to be
+    quarantined)."""
     made: dict[str, list[Path]] = {}
     for i in range(CLIENTS // 2):
         user = UPLOADERS[i % len(UPLOADERS)]
         partner = user.split(".")[0]
-        latest = sorted((community / "partners" / partner).glob("roster_*"))[-1]
+        latest = community / "partners" / partner / "2026" / "attendance.csv"
         header, *rows = latest.read_text(encoding="utf-8").splitlines()
         for r in range(rounds):
             n = phase * CLIENTS * rounds + i * rounds + r
@@ -140,7 +143,7 @@ def _load(
                         "POST /submissions",
                         lambda f=f, path=path: c.post(
                             "/submissions",
-                            data={"partner": partner, "feed": "rosters"},
+                            data={"partner": partner, "feed": "attendance"},
                             files={"file": (path.name, f)},
                         ),
                     )
