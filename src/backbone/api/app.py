@@ -597,6 +597,19 @@ def create_api(serving: Serving) -> FastAPI:
     return api
 
 
+PREPARING_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "preparing": {
+            "type": "object",
+            "properties": {
+                "ticket": {"type": "integer"},
+                "what": {"type": "string"},
+                "poll": {"type": "string"},
+            },
+        }
+    },
+}
 ERROR_SCHEMA = {
     "type": "object",
     "required": ["error"],
@@ -713,6 +726,12 @@ def _route(
         }
     else:
         responses = {question.status: _schema(question.result, components)}
+    if question.prepared is not None:
+        responses[202] = {
+            "description": "Being prepared away from the requests: poll `Location` "
+            "(`/preparing/{ticket}`) until `done`, then ask this again.",
+            "content": {"application/json": {"schema": PREPARING_SCHEMA}},
+        }
     api.add_api_route(
         question.path,
         endpoint,
