@@ -1075,6 +1075,39 @@ def test_a_link_run_starts_again_for_new_encodings_not_for_a_receipt(
         assert _inputs_fingerprint(wh._con) != before
 
 
+def test_a_link_run_starts_again_for_a_changed_record_not_for_attendance(
+    tmp_path: Path,
+) -> None:
+    """A district's attendance loaded while linking changes nothing linking reads
+    (a busy partnership's uploads must not keep a run from finishing); a partner
+    record changed in place, or a new enrollment naming a school, does."""
+    from backbone.linkage.link import _inputs_fingerprint
+
+    with Warehouse.init(tmp_path / "wh") as wh:
+        con = wh._con
+        con.execute(
+            "INSERT INTO identity.partner_record (partner_id, local_id, first_name, "
+            "submission_id) VALUES ('d09', '1', 'Ana', 1)"
+        )
+        before = _inputs_fingerprint(con)
+        con.execute(
+            "INSERT INTO analytic.attendance_event (provider_partner_id, "
+            "student_local_id, school_id, school_year, event_date, "
+            "attendance_event_category, submission_id) "
+            "VALUES ('d09', '1', 'd09/1', 2026, DATE '2025-09-02', 'Excused', 2)"
+        )
+        assert _inputs_fingerprint(con) == before
+        con.execute("UPDATE identity.partner_record SET first_name = 'Anna'")
+        renamed = _inputs_fingerprint(con)
+        assert renamed != before
+        con.execute(
+            "INSERT INTO analytic.enrollment (provider_partner_id, student_local_id, "
+            "school_id, entry_date, entry_grade_level, school_year, submission_id) "
+            "VALUES ('d09', '1', 'd09/1', DATE '2025-08-20', 'Ninth grade', 2026, 3)"
+        )
+        assert _inputs_fingerprint(con) != renamed
+
+
 @pytest.mark.slow
 def test_each_run_gets_a_new_number_after_the_warehouse_is_reopened(
     built: Path, tmp_path: Path

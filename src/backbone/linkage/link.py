@@ -123,18 +123,26 @@ class InputsChanged(Exception):
 def _inputs_fingerprint(con: Connection) -> tuple[Any, ...]:
     """What a run reads, summarized: every change to it (a review, an agreement, a
     purge, another link run) leaves an audit entry, so the newest such entry changes
-    with it; a load changes the loaded submissions, new encodings their digest. A file
-    received, refused or found already loaded changes no record, so it does not make
-    the run start again."""
+    with it; a load changes the digest of the records it reads (partner records, and
+    the enrollments and program participations that name their schools), new
+    encodings theirs. A file received, refused or found already loaded changes no
+    record, and a load of other facts (attendance, assessments) none it reads, so
+    neither makes the run start again."""
     row = con.execute(
         """
         SELECT (SELECT max(seq) FROM gov.audit_log
                 WHERE json_extract_string(entry, '$.action') IN
                       ('review', 'link', 'purge', 'retention', 'agreement', 'partner'))
                    AS last_change,
-               (SELECT count(*) FROM identity.partner_record),
-               (SELECT (count(*), sum(submission_id)) FROM ops.submission
-                WHERE status = 'loaded'),
+               (SELECT (count(*), bit_xor(hash(partner_id, local_id, first_name,
+                        middle_name, last_surname, birth_date, birth_sex, birth_year,
+                        birth_quarter, address, postal_code, state_student_id,
+                        school_id, school_name)))
+                FROM identity.partner_record),
+               (SELECT (count(*), bit_xor(hash(provider_partner_id, student_local_id,
+                        school_id, school_year))) FROM analytic.enrollment),
+               (SELECT (count(*), bit_xor(hash(provider_partner_id, student_local_id,
+                        begin_date))) FROM analytic.program_participation),
                (SELECT count(*) FROM identity.review_decision),
                (SELECT (count(*), bit_xor(hash(concat_ws('|', partner_id, local_id,
                         clk, received_at)))) FROM identity.encoding),
