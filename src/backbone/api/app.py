@@ -452,14 +452,13 @@ def create_api(serving: Serving) -> FastAPI:
                 with path.open("wb") as out:  # from the spooled upload, in pieces
                     shutil.copyfileobj(sent.file, out, 1 << 20)
 
-                return serving.submit(
-                    request.state.user_id,
-                    partner,
-                    feed,
-                    path,
-                    mode=mode,
-                    reprocess=reprocess,
-                )
+                def load(wh: Warehouse, me: Principal) -> list[SubmissionResult]:
+                    with wh.session(me) as s:
+                        return wh.ingest.submit(
+                            s, partner, feed, [path], mode=mode, reprocess=reprocess
+                        )
+
+                return typing.cast(list[SubmissionResult], asked(request, load))
             except WarehouseError:
                 raise  # answered as busy, its details for the steward's log
             except BackboneError as exc:  # named as sent, not where it was kept

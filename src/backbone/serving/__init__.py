@@ -9,17 +9,13 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from backbone.errors import AuthenticationFailed
 from backbone.governance.principals import Principal
-from backbone.ingest.submit import SubmissionResult
 from backbone.measures.shelf import Shelf
 from backbone.serving.jobs import JOB_KINDS, Job, JobKind, Jobs
 from backbone.serving.keeping import Keeper, Preparer, StillPreparing, Ticket
-from backbone.warehouse import Warehouse
 
 __all__ = [
     "JOB_KINDS",
@@ -74,7 +70,6 @@ class Serving:
         self.shelf = Shelf()
         self.preparer = Preparer(self.keeper, self.shelf)
         self.jobs = Jobs(warehouse, self._job_ended)
-        self._uploads = threading.Lock()
         self.closing: list[Callable[[], None]] = []
         """what the doors need done when the server stops"""
 
@@ -104,33 +99,6 @@ class Serving:
             with self.keeper.opened() as wh, wh.session(me) as s:
                 wh.users.revoke_token(s, issued.token_id)
             raise
-
-    def submit(
-        self,
-        user_id: str,
-        partner: str,
-        feed: str,
-        path: Path,
-        *,
-        mode: str | None = None,
-        reprocess: bool = False,
-    ) -> list[SubmissionResult]:
-        """A file submitted as ``user_id``, on a warehouse of its own beside the
-        keeper's (the same file and audit lock): reads go on while it is read,
-        typed and checked. One upload at a time, from every door: two loads of
-        one feed's period never meet."""
-        with (
-            self._uploads,
-            self.keeper.beside(),
-            Warehouse.open(self.warehouse, write_lock=self.keeper.write_lock) as wh,
-        ):
-            me = wh.users.current(user_id)  # disabled meanwhile: out
-            if me.lapsed(wh.today()):
-                raise AuthenticationFailed(f"{user_id} may no longer sign in.")
-            with wh.session(me) as s:
-                return wh.ingest.submit(
-                    s, partner, feed, [path], mode=mode, reprocess=reprocess
-                )
 
     def close(self) -> None:
         for done in self.closing:

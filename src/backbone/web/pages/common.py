@@ -265,11 +265,10 @@ def register(app: FastAPI, door: Door) -> None:
                     raise UserError("the file needs a name such as roster.csv.")
                 with path.open("wb") as out:
                     shutil.copyfileobj(upload.file, out, 1 << 20)
-                results = door.serving.submit(
-                    me.user_id, partner, feed, path, mode=mode
-                )
                 with door.opened() as wh:
                     session, me = door.signed_in(request, wh)
+                    with wh.session(me) as s:
+                        results = wh.ingest.submit(s, partner, feed, [path], mode=mode)
                     feeds = wh.feeds.list(me.partner_id)
             return door.page(
                 request,
