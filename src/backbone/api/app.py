@@ -249,18 +249,25 @@ class JobView:
     messages: list[str]
 
 
-def _said(lines: Any) -> list[str]:
-    """What a job's command said, up to any traceback (the server's log has it)."""
+def _said(lines: Any, warehouse: FilePath) -> list[str]:
+    """What a job's command said, up to any traceback (the server's log has it),
+    with the warehouse's place on the disk and a busy warehouse's holder left out."""
     said: list[str] = []
+    places = (str(warehouse.resolve()), str(warehouse))
     for line in lines:
         if line.startswith("Traceback"):
             said.append("(the job failed unexpectedly; the steward can find why)")
             break
+        if "is held by" in line or "in use by" in line:
+            said.append(BUSY)
+            continue
+        for place in places:
+            line = line.replace(place + "/", "").replace(place, "the warehouse")
         said.append(line)
     return said
 
 
-def _job_view(job: Job) -> JobView:
+def _job_view(job: Job, warehouse: FilePath) -> JobView:
     return JobView(
         job.job_id,
         job.kind,
@@ -269,8 +276,8 @@ def _job_view(job: Job) -> JobView:
         job.started.isoformat(),
         job.finished.isoformat() if job.finished else None,
         list(job.progress),
-        _said(job.output),
-        _said(job.messages),
+        _said(job.output, warehouse),
+        _said(job.messages, warehouse),
     )
 
 
@@ -464,6 +471,9 @@ def create_api(serving: Serving) -> FastAPI:
             except BackboneError as exc:  # named as sent, not where it was kept
                 status, code = _status_of(exc)
                 text = str(exc).replace(str(folder) + "/", "").replace(str(folder), "")
+                # a mapping or a setting is named from the warehouse, not the disk
+                text = text.replace(str(serving.warehouse.resolve()) + "/", "")
+                text = text.replace(str(serving.warehouse) + "/", "")
                 raise ApiError(status, code, text) from None
             finally:
                 shutil.rmtree(folder, ignore_errors=True)
@@ -496,7 +506,7 @@ def create_api(serving: Serving) -> FastAPI:
         me = asked(request, lambda _wh, me: me)
         job = serving.start_job(me, start.kind, arguments)
         return JSONResponse(
-            codec.encode(_job_view(job)),
+            codec.encode(_job_view(job, serving.warehouse)),
             status_code=202,
             headers={"Location": f"{API_PREFIX}/jobs/{job.job_id}"},
         )
@@ -510,7 +520,9 @@ def create_api(serving: Serving) -> FastAPI:
     )
     def job_list(request: Request) -> Response:
         me = asked(request, lambda _wh, me: me)
-        return JSONResponse(codec.encode([_job_view(j) for j in jobs.of(me.user_id)]))
+        return JSONResponse(
+            codec.encode([_job_view(j, serving.warehouse) for j in jobs.of(me.user_id)])
+        )
 
     @api.get(
         "/jobs/{job_id}",
@@ -521,7 +533,9 @@ def create_api(serving: Serving) -> FastAPI:
     )
     def job_show(request: Request, job_id: int) -> Response:
         me = asked(request, lambda _wh, me: me)
-        return JSONResponse(codec.encode(_job_view(jobs.get(job_id, me.user_id))))
+        return JSONResponse(
+            codec.encode(_job_view(jobs.get(job_id, me.user_id), serving.warehouse))
+        )
 
     @api.get(
         "/preparing/{ticket_id}",

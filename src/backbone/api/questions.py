@@ -171,10 +171,15 @@ class RowsPage:
     refusals: tuple[Refusal, ...]
 
 
-def _offset(wh: Warehouse, cursor: str | None) -> int:
+CHANGED = (
+    "the warehouse changed since the first page was read; start again without a cursor."
+)
+
+
+def _offset(cursor: str | None, now: int) -> int:
     """Where a page starts, from the cursor the page before gave; refused (409)
-    when anything changed in the warehouse since the first page, so that no page
-    skips or repeats a row."""
+    when anything changed in the warehouse since the first page (``now`` is its
+    newest change), so that no page skips or repeats a row."""
     if not cursor:
         return 0
     try:
@@ -189,23 +194,20 @@ def _offset(wh: Warehouse, cursor: str | None) -> int:
             f"cursor {cursor!r} is not one this API gave; start without one and "
             "follow next_cursor."
         ) from None
-    if wh.audit.last_change() != since:
-        raise Conflict(
-            "the warehouse changed since the first page was read; start again "
-            "without a cursor."
-        )
+    if now != since:
+        raise Conflict(CHANGED)
     return start
 
 
-def _cursor(wh: Warehouse, offset: int) -> str:
-    change = wh.audit.last_change()
+def _cursor(offset: int, change: int) -> str:
     return base64.urlsafe_b64encode(f"page:{offset}:{change}".encode()).decode()
 
 
 def _rows(wh: Warehouse, me: Principal, p: RowsParams) -> RowsPage:
     if not 1 <= p.limit <= MAX_PAGE:
         raise UserError(f"limit {p.limit}: ask for 1 to {MAX_PAGE:,} rows a page.")
-    start = _offset(wh, p.cursor)
+    before = wh.audit.last_change()
+    start = _offset(p.cursor, before)
     m = wh.access(me, p.purpose).rows(
         p.entity,
         providers=p.provider,
@@ -213,12 +215,14 @@ def _rows(wh: Warehouse, me: Principal, p: RowsParams) -> RowsPage:
         export_to=p.extract,
         page=(start, p.limit),
     )
+    if wh.audit.last_change() != before:  # changed while this page was read
+        raise Conflict(CHANGED)
     total = m.total_rows or 0
     end = start + m.table.num_rows
     return RowsPage(
         m.table,
         total,
-        _cursor(wh, end) if end < total else None,
+        _cursor(end, before) if end < total else None,
         m.grants,
         m.refusals,
     )

@@ -17,7 +17,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from enum import StrEnum
 from pathlib import PurePath
@@ -136,8 +136,8 @@ def _page(m: Materialized, provider_col: str, offset: int, limit: int) -> Materi
     if provider_col in shown.column_names:
         counted = pc.value_counts(shown.column(provider_col)).to_pylist()
         counts = {str(c["values"]): int(c["counts"]) for c in counted}
-    else:  # no provider column asked for: each provider's share, at most
-        counts = {p: min(n, shown.num_rows) for p, n in m.rows_by_provider.items()}
+    else:  # the column masked: each provider that gave rows, at most the page
+        counts = {p: min(n, shown.num_rows) for p, n in m.rows_by_provider.items() if n}
     return Materialized(shown, m.grants, m.refusals, counts, table.num_rows)
 
 
@@ -652,17 +652,24 @@ class Access:
         (offset, limit) only those rows, in an order of their own values (the
         same from one read to the next), and only they are recorded as read."""
         action = "export" if export_to else "read"
+        provider_col = subject_columns(entity)[0]
+        # a page counts its rows per provider: the provider column is read for it
+        counted = page is not None and fields is not None and provider_col not in fields
         m = self._materialize(
             entity,
             providers=providers,
-            fields=fields,
+            fields=[*fields, provider_col]
+            if counted and fields is not None
+            else fields,
             person_ids=person_ids,
             operation="export_microdata" if export_to else "row_level_view",
             action=action,
         )
         what = f"rows of {entity}"
         if page is not None:
-            m = _page(m, subject_columns(entity)[0], *page)
+            m = _page(m, provider_col, *page)
+            if counted and provider_col in m.table.column_names:
+                m = replace(m, table=m.table.drop_columns([provider_col]))
             if m.table.num_rows != m.total_rows:  # a part: which rows
                 first, last = page[0] + 1, page[0] + m.table.num_rows
                 what += f" (rows {first:,} to {last:,} of {m.total_rows:,})"

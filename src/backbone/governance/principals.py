@@ -530,27 +530,31 @@ class Principals:
             raise self._refuse(
                 row[0],
                 "an agreement of your partner asks a second factor, and this token "
-                "was issued with a password alone; ask a steward admin to issue "
-                "your API token (`backbone user token`).",
+                "does not stand for one (issued by its user with a password alone, "
+                "or before Backbone recorded who issued tokens); ask a steward "
+                "admin to issue your API token (`backbone user token`).",
                 f"token {token_id} without a second factor",
             )
         return self._admit(principal, f"token {token_id}")
 
     def vouched_for(self, token: str) -> bool:
         """Whether a (valid) token stands in for a second factor: issued by a
-        steward admin for someone else (or, for a new warehouse's first admin, by
-        whoever holds the folder), or by its user after signing in with a second
-        factor (a job started from the web site). One its user issued with a
-        password alone does not."""
+        steward admin (for anyone, themselves included: they run the warehouse),
+        by whoever holds the folder for a new warehouse's first admin, or by its
+        user after signing in with a second factor (a job started from the web
+        site). One a partner's user issued for themselves with a password alone
+        does not; nor one issued before Backbone recorded who issued tokens."""
         parts = token.strip().split("_", 2)
         row = self._con.execute(
-            "SELECT user_id, issued_by, after_second_factor FROM gov.api_token "
-            "WHERE token_id = ?",
+            "SELECT t.user_id, t.issued_by, t.after_second_factor, p.role "
+            "FROM gov.api_token t LEFT JOIN gov.principal p ON p.user_id = t.issued_by "
+            "WHERE t.token_id = ?",
             [parts[1] if len(parts) == 3 else ""],
         ).fetchone()
         if row is None or row[1] is None:
             return False
-        return bool(row[2]) or row[1] != row[0]
+        # a steward admin's word (on the warehouse's own machine) is the vouching
+        return bool(row[2]) or row[1] != row[0] or row[3] == Role.steward_admin.value
 
     def _admit(self, principal: Principal, how: str) -> Principal:
         why = principal.lapsed(self._clock().date())

@@ -126,7 +126,7 @@ def _inputs_fingerprint(con: Connection) -> tuple[Any, ...]:
     with it; a load changes the digest of the records it reads (partner records, and
     the enrollments and program participations that name their schools), new
     encodings theirs. A file received, refused or found already loaded changes no
-    record, and a load of other facts (attendance, assessments) none it reads, so
+    record (a sum of row hashes: duplicate rows do not cancel out), and a load of other facts (attendance, assessments) none it reads, so
     neither makes the run start again."""
     row = con.execute(
         """
@@ -134,15 +134,15 @@ def _inputs_fingerprint(con: Connection) -> tuple[Any, ...]:
                 WHERE json_extract_string(entry, '$.action') IN
                       ('review', 'link', 'purge', 'retention', 'agreement', 'partner'))
                    AS last_change,
-               (SELECT (count(*), bit_xor(hash(partner_id, local_id, first_name,
+               (SELECT (count(*), sum(hash(partner_id, local_id, first_name,
                         middle_name, last_surname, birth_date, birth_sex, birth_year,
                         birth_quarter, address, postal_code, state_student_id,
-                        school_id, school_name)))
+                        school_id, school_name)::HUGEINT))
                 FROM identity.partner_record),
-               (SELECT (count(*), bit_xor(hash(provider_partner_id, student_local_id,
-                        school_id, school_year))) FROM analytic.enrollment),
-               (SELECT (count(*), bit_xor(hash(provider_partner_id, student_local_id,
-                        begin_date))) FROM analytic.program_participation),
+               (SELECT (count(*), sum(hash(provider_partner_id, student_local_id,
+                        school_id, school_year)::HUGEINT)) FROM analytic.enrollment),
+               (SELECT (count(*), sum(hash(provider_partner_id, student_local_id,
+                        begin_date)::HUGEINT)) FROM analytic.program_participation),
                (SELECT count(*) FROM identity.review_decision),
                (SELECT (count(*), bit_xor(hash(concat_ws('|', partner_id, local_id,
                         clk, received_at)))) FROM identity.encoding),

@@ -80,16 +80,26 @@ class Serving:
             with wh.session(me) as s:
                 wh.users.revoke_token(s, job.token_id)
 
-    def start_job(self, me: Principal, kind: str, arguments: Sequence[str] = ()) -> Job:
+    def start_job(
+        self,
+        me: Principal,
+        kind: str,
+        arguments: Sequence[str] = (),
+        *,
+        after_second_factor: bool = False,
+    ) -> Job:
         """Start a job of ``kind`` as ``me``, under a one-day token issued for it
         (audited) and revoked when it ends; refused before any token is issued
         when there is no room for it."""
         self.jobs.check_kind(kind)
         self.jobs.check_room()
         with self.keeper.opened() as wh, wh.session(me) as s:
-            # its user passed the door's own sign-in, second factor and all
             issued = wh.users.issue_token(
-                s, me.user_id, label=f"job: {kind}", days=1, after_second_factor=True
+                s,
+                me.user_id,
+                label=f"job: {kind}",
+                days=1,
+                after_second_factor=after_second_factor,
             )
         try:
             return self.jobs.start(

@@ -121,7 +121,8 @@ class Jobs:
             env = {
                 k: v
                 for k, v in os.environ.items()
-                if k not in ("BACKBONE_USER", "BACKBONE_PASSWORD")
+                # the job signs in with its own token, on this folder
+                if k not in ("BACKBONE_USER", "BACKBONE_PASSWORD", "BACKBONE_SERVER")
             }
             env.update(
                 {

@@ -5,7 +5,6 @@ resubmission, and uploading a file for a feed."""
 from __future__ import annotations
 
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from starlette.datastructures import UploadFile
 from backbone.errors import UserError
 from backbone.governance.principals import Principal
 from backbone.ingest.submit import Submission
+from backbone.serving import upload_folder
 from backbone.warehouse import Warehouse
 from backbone.web.door import Column, Door, NavItem, SignInNeeded, Table
 
@@ -248,7 +248,9 @@ def register(app: FastAPI, door: Door) -> None:
         upload: UploadFile = sent
 
         def send() -> Response:  # away from the event loop: other pages go on
-            with tempfile.TemporaryDirectory(prefix="backbone-upload-") as folder:
+            folder = upload_folder(door.warehouse)  # swept if the server is killed
+            folder.mkdir(parents=True, mode=0o700)
+            try:
                 with door.opened() as wh:
                     _session, me = door.signed_in(request, wh)
                     partner, feed, name = (
@@ -270,6 +272,8 @@ def register(app: FastAPI, door: Door) -> None:
                     with wh.session(me) as s:
                         results = wh.ingest.submit(s, partner, feed, [path], mode=mode)
                     feeds = wh.feeds.list(me.partner_id)
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
             return door.page(
                 request,
                 "upload.html",

@@ -85,7 +85,8 @@ def register(app: FastAPI, door: Door) -> None:
         def start() -> Job:
             with door.opened() as wh:
                 _session, me = door.signed_in(request, wh)
-            return door.serving.start_job(me, kind, arguments)
+            # the site asked its second factor wherever an agreement does
+            return door.serving.start_job(me, kind, arguments, after_second_factor=True)
 
         job = await run_in_threadpool(start)
         return RedirectResponse(f"/jobs/{job.job_id}", status_code=303)
