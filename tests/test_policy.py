@@ -562,3 +562,44 @@ def test_a_csv_export_never_hands_a_spreadsheet_a_formula() -> None:
         "'=HYPERLINK(\"http://x\")", "fine", "", "'-2+3", "'@SUM(A1)"
     ]  # fmt: skip
     assert back.column("days").to_pylist() == [1, -2, 3, 4, 5]  # numbers stay
+
+
+def test_pages_of_rows_cover_every_row_once_and_record_only_their_own(
+    wh: Warehouse,
+) -> None:
+    """The steward's 70 enrollment rows of both districts in pages of 30: the
+    same order from one read to the next, every row once, and each page's audit
+    entry counts that page's rows per provider, even without the provider column."""
+    access = wh.access(user(wh, "steward"), "early_warning")
+    read = access.rows("enrollment")
+    whole = read.table
+    assert set(read.rows_by_provider) == {"d1", "d2"}
+    for fields in (None, ["school_year", "entry_grade_level"]):
+        pages = [
+            access.rows("enrollment", fields=fields, page=(start, 30))
+            for start in (0, 30, 60)
+        ]
+        assert [p.table.num_rows for p in pages] == [30, 30, 10]
+        assert all(p.total_rows == 70 for p in pages)
+        if fields is not None:
+            assert "provider_partner_id" not in pages[0].table.column_names
+        again = access.rows("enrollment", fields=fields, page=(30, 30))
+        assert again.table.equals(pages[1].table)  # the same order each read
+        counted = [p.rows_by_provider for p in pages]
+        assert sum(sum(c.values()) for c in counted) == 70
+        for provider, n in read.rows_by_provider.items():
+            assert sum(c.get(provider, 0) for c in counted) == n
+        entries = wh.audit.page_for(
+            wh.access(user(wh, "steward"), "stewardship"), before=None, limit=10
+        )
+        assert any(
+            e.what == "rows of enrollment (rows 61 to 70 of 70)" and e.rows == 10
+            for e in entries.entries
+        ), [e.what for e in entries.entries]
+    rows = sorted(str(r) for r in whole.to_pylist())
+    paged = [
+        str(r)
+        for start in (0, 30, 60)
+        for r in access.rows("enrollment", page=(start, 30)).table.to_pylist()
+    ]
+    assert sorted(paged) == rows
