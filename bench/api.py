@@ -201,9 +201,9 @@ KILLED_CLIENT = textwrap.dedent(
         yield (b"--b\\r\\nContent-Disposition: form-data; name=file; "
                b"filename=roster_2025-26.csv\\r\\nContent-Type: text/csv\\r\\n\\r\\n")
         yield b"program_id,first_name\\r\\n"
-        print("sending", flush=True)
-        for _ in range(200):
+        for n in range(200):
             yield b"x,y\\r\\n" * 200_000   # 1 MB a piece, 200 MB in all
+            print(f"sent {n + 1}", flush=True)
     httpx.post(url + "/submissions", content=body(), timeout=600,
                headers={"Authorization": "Bearer " + token,
                         "Content-Type": "multipart/form-data; boundary=b"})
@@ -220,8 +220,12 @@ def _kill_mid_upload(url: str, token: str, warehouse: Path) -> str:
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert client.stdout is not None
-    client.stdout.readline()  # it has begun sending the file
-    time.sleep(1.5)
+    # 20 MB sent is more than the sockets hold: the server was reading the file
+    for line in client.stdout:
+        if line.strip() == "sent 20":
+            break
+    else:
+        raise SystemExit("the killed client's upload was never read by the server")
     client.send_signal(signal.SIGKILL)
     client.wait()
     time.sleep(2)  # the server notices the connection gone
@@ -233,7 +237,7 @@ def _kill_mid_upload(url: str, token: str, warehouse: Path) -> str:
     assert raw_after == raw_before, (raw_before, raw_after)
     assert not leftovers, leftovers
     return (
-        f"api: a client killed (SIGKILL) mid-upload of 200 MB: no submission "
+        f"api: a client killed (SIGKILL) after sending 20 of 200 MB: no submission "
         f"recorded ({before} before and after), no raw file kept, no upload left in tmp/"
     )
 
