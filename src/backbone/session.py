@@ -36,7 +36,7 @@ from backbone.engines.duckdb import begin, end
 from backbone.errors import AuthenticationFailed, Forbidden, WarehouseError
 from backbone.interrupts import deferred, note_commit
 
-__all__ = ["Actor", "AuditEntry", "Session", "SetupActor"]
+__all__ = ["Actor", "AuditEntry", "Session", "SetupActor", "process_alive"]
 
 
 class Actor(Protocol):
@@ -142,7 +142,7 @@ def sweep_pending(folder: Path) -> int:
         pid = rest.partition("~")[0]
         gone = False
         if host == _HOST:
-            gone = pid.isdigit() and not _alive(int(pid))
+            gone = pid.isdigit() and not process_alive(int(pid))
         else:
             with suppress(OSError):
                 age = now - entry.stat().st_mtime
@@ -155,7 +155,8 @@ def sweep_pending(folder: Path) -> int:
     return swept
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this machine still runs (another user's counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -198,12 +198,6 @@ def _too_large(limit: int) -> JSONResponse:
     return envelope(413, "too_large", _too_large_text(limit))
 
 
-def _hints(cls: type) -> dict[str, Any]:
-    import sys
-
-    return typing.get_type_hints(cls, globalns=vars(sys.modules[cls.__module__]))
-
-
 def _answer_response(question: Question, answer: Any) -> Response:
     if isinstance(answer, FileAnswer):
         return Response(
@@ -667,7 +661,7 @@ def _route(
 ) -> None:
     """``question`` as a route: its parameters in the path, the query (GET) or a
     JSON body (POST), its answer's schema in the document."""
-    hints = _hints(question.params)
+    hints = codec.type_hints(question.params)
     parameters = [
         inspect.Parameter(
             "request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request

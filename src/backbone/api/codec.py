@@ -24,7 +24,7 @@ from typing import Any
 import pyarrow as pa
 from pydantic import BaseModel
 
-__all__ = ["decode", "encode", "schema_of"]
+__all__ = ["decode", "encode", "schema_of", "type_hints"]
 
 JSON = Any
 
@@ -67,7 +67,8 @@ def encode(value: Any) -> JSON:
     raise TypeError(f"cannot encode {type(value).__name__}")  # a result type to add
 
 
-def _hints(cls: type) -> dict[str, Any]:
+def type_hints(cls: type) -> dict[str, Any]:
+    """A dataclass's field types, its module's names (and ``pa``) resolving them."""
     import sys
 
     module = sys.modules.get(cls.__module__)
@@ -143,7 +144,7 @@ def decode(data: JSON, hint: Any) -> Any:
         if issubclass(hint, BaseModel):
             return hint.model_validate(data)
         if dataclasses.is_dataclass(hint):
-            hints = _hints(hint)
+            hints = type_hints(hint)
             given = {
                 f.name: decode(data[f.name], hints[f.name])
                 for f in dataclasses.fields(hint)
@@ -239,7 +240,7 @@ def schema_of(hint: Any, components: dict[str, Any]) -> dict[str, Any]:
         name = hint.__name__
         if name not in components:
             components[name] = {}  # a placeholder while its fields are described
-            hints = _hints(hint)
+            hints = type_hints(hint)
             fields = [f for f in dataclasses.fields(hint) if not f.name.startswith("_")]
             doc = (hint.__doc__ or "").strip().split("\n\n")[0]
             if doc.startswith(f"{name}("):  # the dataclass's own, not a description

@@ -16,6 +16,7 @@ from backbone.governance.principals import Principal
 from backbone.measures.shelf import Shelf
 from backbone.serving.jobs import JOB_KINDS, Job, JobKind, Jobs
 from backbone.serving.keeping import Keeper, Preparer, StillPreparing, Ticket
+from backbone.session import process_alive
 
 __all__ = [
     "JOB_KINDS",
@@ -46,18 +47,8 @@ def sweep_uploads(warehouse: Path) -> None:
     mid-upload: a partner's file is kept nowhere but in raw/, once loaded)."""
     for folder in (warehouse / "tmp").glob(f"{UPLOADS}*"):
         pid = folder.name.removeprefix(UPLOADS).split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not process_alive(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Serving:
