@@ -35,6 +35,7 @@ from backbone.engines import Connection
 from backbone.engines.duckdb import begin, end
 from backbone.errors import AuthenticationFailed, Forbidden, WarehouseError
 from backbone.interrupts import deferred, note_commit
+from backbone.waiting import process_alive
 
 __all__ = ["Actor", "AuditEntry", "Session", "SetupActor", "process_alive"]
 
@@ -153,17 +154,6 @@ def sweep_pending(folder: Path) -> int:
             entry.unlink()
             swept += 1
     return swept
-
-
-def process_alive(pid: int) -> bool:
-    """Whether process ``pid`` of this machine still runs (another user's counts)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # another user's process: alive
-        return True
-    return True
 
 
 def _put_in_place(aside: Path, path: Path) -> None:

@@ -52,6 +52,34 @@ SETTINGS: tuple[Setting, ...] = (
         "DuckDB use 80% of RAM.",
     ),
     Setting(
+        "engine.kind",
+        "duckdb",
+        "Where the heavy stages (linking, indicators, an evaluation's person-years) "
+        "run: 'duckdb' (this machine, the default) or 'spark' (a Spark cluster: "
+        "engine.spark_remote or engine.spark_master). `--engine` overrides it for "
+        "one run.",
+    ),
+    Setting(
+        "engine.spark_master",
+        "local[2]",
+        "Spark master URL when engine.kind is 'spark': 'local[N]' (N cores of this "
+        "machine) or 'spark://host:7077' (a standalone cluster).",
+    ),
+    Setting(
+        "engine.spark_remote",
+        "",
+        "Spark Connect URL such as 'sc://host:15002' (a managed cluster); when "
+        "set, it is used instead of engine.spark_master.",
+    ),
+    Setting(
+        "engine.spark_exchange",
+        "",
+        "Folder or object-store URI (s3://, gs://, hdfs://) that both the warehouse "
+        "and the Spark cluster read and write: each job's inputs and results pass "
+        "there as Parquet and are deleted after. Empty: the warehouse's own "
+        "'exchange' folder (for a cluster on this machine or a shared mount).",
+    ),
+    Setting(
         "engine.lock_wait_seconds",
         600,
         "How long a command waits for another process that holds the warehouse "
@@ -158,6 +186,10 @@ SETTINGS: tuple[Setting, ...] = (
 _BY_NAME = {s.name: s for s in SETTINGS}
 
 
+# where the heavy stages may run (``engine.kind``, ``--engine``)
+ENGINE_KINDS = ("duckdb", "spark")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Resolved settings of one warehouse (defaults overlaid with backbone.toml)."""
@@ -233,6 +265,11 @@ def _coerce(path: Path, setting: Setting, value: Any) -> Any:
         raise SettingsError(
             f"{path}: setting '{setting.name}' must be a month from 1 to 12, "
             f"not {value}."
+        )
+    if setting.name == "engine.kind" and value not in ENGINE_KINDS:
+        raise SettingsError(
+            f"{path}: setting 'engine.kind' must be one of "
+            f"{', '.join(map(repr, ENGINE_KINDS))}, not {value!r}."
         )
     if isinstance(value, int) and value < 0:
         raise SettingsError(f"{path}: setting '{setting.name}' cannot be negative.")

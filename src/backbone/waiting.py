@@ -6,6 +6,7 @@ them."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 __all__ = [
@@ -13,6 +14,7 @@ __all__ = [
     "PROGRESS_PREFIX",
     "limit",
     "opened",
+    "process_alive",
     "report_waits_to",
     "reporter",
     "wait_at_most",
@@ -50,3 +52,14 @@ def opened() -> None:
     """The command has the warehouse: the limit was for getting it, not for taking
     it back after a long job handed it over (that waits as the setting says)."""
     _limit.clear()
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this machine still runs (another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True

@@ -38,6 +38,7 @@ from backbone.engines import (
     others_waiting,
 )
 from backbone.engines.duckdb import Handle, clear_note
+from backbone.engines.offload import EngineChoice
 from backbone.errors import (
     AuthenticationFailed,
     Forbidden,
@@ -299,7 +300,10 @@ class Warehouse:
         from backbone.measures.indicators import Indicators
 
         return Indicators(
-            self._con, self.clock, self.settings["calendar.school_year_start_month"]
+            self._con,
+            self.clock,
+            self.settings["calendar.school_year_start_month"],
+            self.engine_choice,
         )
 
     @_stage
@@ -322,7 +326,13 @@ class Warehouse:
             self.initiatives,
             self._con,
             self.settings["calendar.school_year_start_month"],
+            self.engine_choice,
         )
+
+    def engine_choice(self, kind: str | None = None) -> EngineChoice:
+        """Where a heavy stage runs: ``engine.*`` settings, ``kind`` (``--engine``)
+        overriding ``engine.kind`` for one run."""
+        return EngineChoice.of(self.settings, self.path, kind)
 
     # --- the unit of work ---------------------------------------------------------
 

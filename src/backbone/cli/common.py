@@ -427,6 +427,16 @@ def _ask_password(ctx: typer.Context, user: str | None) -> str | None:
     return user
 
 
+EngineOption = Annotated[
+    str | None,
+    typer.Option(
+        "--engine",
+        help="Where the heavy work runs for this run: duckdb (this machine) or "
+        "spark (engine.spark_master / engine.spark_remote); default: engine.kind.",
+        show_default=False,
+    ),
+]
+
 UserOption = Annotated[
     str | None,
     typer.Option(

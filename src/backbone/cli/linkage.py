@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from backbone.cli.common import (
+    EngineOption,
     ForceOption,
     FormatOption,
     OutputForm,
@@ -117,6 +118,7 @@ def link(
         bool,
         typer.Option(help="Estimate the model again instead of reusing the saved one."),
     ] = False,
+    engine: EngineOption = None,
     user: UserOption = None,
     token: TokenOption = None,
     warehouse: WarehouseOption = Path("warehouse"),
@@ -134,7 +136,7 @@ def link(
             working("linking") as say,
             wh.session(principal, purpose=IDENTITY_RESOLUTION) as s,
         ):
-            summary = wh.linkage.run(s, retrain=retrain, progress=say)
+            summary = wh.linkage.run(s, retrain=retrain, progress=say, engine=engine)
         print_link_summary(summary)
 
 

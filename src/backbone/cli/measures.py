@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from backbone.cli.common import (
+    EngineOption,
     ForceOption,
     FormatOption,
     OutputForm,
@@ -148,6 +149,7 @@ def compute(
     as_of: AsOfOption = None,
     school_year: YearOption = None,
     purpose: PurposeOption = "early_warning",
+    engine: EngineOption = None,
     user: UserOption = None,
     token: TokenOption = None,
     warehouse: WarehouseOption = Path("warehouse"),
@@ -168,6 +170,7 @@ def compute(
                 as_of=_as_of(as_of),
                 school_years=[school_year] if school_year is not None else None,
                 progress=say,
+                engine=engine,
             )
     _print_snapshots(snaps, "Computed", wh.settings["calendar.school_year_start_month"])
 

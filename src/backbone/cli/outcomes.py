@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from backbone.cli.common import (
+    EngineOption,
     ForceOption,
     FormatOption,
     OutputForm,
@@ -345,6 +346,7 @@ def evaluate(
     ] = False,
     out: OutOption = None,
     force: ForceOption = False,
+    engine: EngineOption = None,
     user: UserOption = None,
     token: TokenOption = None,
     warehouse: WarehouseOption = Path("warehouse"),
@@ -371,6 +373,7 @@ def evaluate(
                 control=control,
                 adjust=adjust,
             ),
+            engine=engine,
         )
         written = write_evaluation(ev, out) if out else []
         _print_evaluation(ev)

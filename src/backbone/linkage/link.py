@@ -33,7 +33,8 @@ from backbone.engines import (
     registered,
     transaction,
 )
-from backbone.engines.splink import scratch_api
+from backbone.engines.offload import EngineChoice
+from backbone.engines.splink import model_place, scratch_api
 from backbone.engines.sql import literal
 from backbone.linkage import cluster, model, prepare
 from backbone.linkage.pprl import dice_edges_sql, dice_scores_sql, dice_threshold_sql
@@ -44,6 +45,12 @@ from backbone.settings import Settings
 __all__ = ["LinkSummary", "records_sql", "run_linkage"]
 
 Progress = Callable[[str], None]
+
+# what the model reads of the linkage input (what goes to Spark): the matching
+# fields, not the partners' local ids or state student ids
+MODEL_COLUMNS = tuple(
+    c for c in prepare.LINKAGE_COLUMNS if c not in ("local_id", "state_student_id")
+)
 
 
 @dataclass(frozen=True)
@@ -160,6 +167,7 @@ def run_linkage(
     linkable: set[tuple[str, str]],
     retrain: bool = False,
     progress: Progress | None = None,
+    engine: EngineChoice | None = None,
 ) -> LinkSummary:
     """Link every partner record in the warehouse; returns what the run did.
 
@@ -171,7 +179,10 @@ def run_linkage(
     hands the warehouse file back (``unit.released()``), so other processes are not
     kept waiting while the model works; if what it read changed meanwhile it raises
     :class:`InputsChanged` and writes nothing. Its times are the unit's clock.
+    On Spark (``engine``) the model trains and scores there; everything else, and
+    every write, happens here.
     """
+    engine = engine or EngineChoice()
     con = unit.con
     say = progress or (lambda _m: None)
     started = time.perf_counter()
@@ -281,39 +292,45 @@ def run_linkage(
                         "no model: no identifying field is filled by two partners"
                     )
                 if n_clear >= 2 and pairs and compared:
-                    # a model saved by a version that compared differently, or before
-                    # a field was filled by two partners, is retrained
-                    if (
-                        previous_model
-                        and not retrain
-                        and model.same_design(previous_model, compared)
-                    ):
-                        say("scoring with the saved model")
-                        linker = model.trained(api, "linkage_input", previous_model)
-                    else:
-                        say(f"training the model on {n_clear:,} records (EM)")
-                        linker, skipped = model.train(api, "linkage_input", filled)
-                        if skipped:
-                            model_note = (
-                                "the model had nothing to learn from in: "
-                                f"{'; '.join(skipped)} (it uses what it was given)"
+                    if engine.on_spark:
+                        say(f"sending the linkage input to {engine.where()}")
+                    with model_place(
+                        engine, api, "linkage_input", MODEL_COLUMNS
+                    ) as place:
+                        # a model saved by a version that compared differently, or
+                        # before a field was filled by two partners, is retrained
+                        if (
+                            previous_model
+                            and not retrain
+                            and model.same_design(previous_model, compared)
+                        ):
+                            say("scoring with the saved model")
+                            linker = model.trained(
+                                place.api, place.records, previous_model, compared
                             )
-                    model_text = model.model_json(linker)
-                    say("scoring blocked pairs")
-                    predictions = linker.inference.predict()
-                    pairs_scored = int(
-                        _scalar(s, f"SELECT count(*) FROM {predictions.physical_name}")
-                    )
+                        else:
+                            say(f"training the model on {n_clear:,} records (EM)")
+                            linker, skipped = model.train(
+                                place.api, place.records, filled, n=place.count
+                            )
+                            if skipped:
+                                model_note = (
+                                    "the model had nothing to learn from in: "
+                                    f"{'; '.join(skipped)} (it uses what it was given)"
+                                )
+                        model_text = model.model_json(linker, compared)
+                        say("scoring blocked pairs")
+                        pairs_scored = place.scored(
+                            linker.inference.predict(), "predicted", lower
+                        )
                     s.execute(
                         "INSERT INTO scored SELECT p.unique_id_l, p.unique_id_r, "
                         "p.match_weight, p.match_probability, "
                         f"{like_twins_sql('l', 'r') if twins_to_review else 'FALSE'} "
-                        f"FROM {predictions.physical_name} p "
+                        "FROM predicted p "
                         "JOIN linkage_input l ON l.unique_id = p.unique_id_l "
-                        "JOIN linkage_input r ON r.unique_id = p.unique_id_r "
-                        f"WHERE p.match_probability >= {lower}"
+                        "JOIN linkage_input r ON r.unique_id = p.unique_id_r"
                     )
-                    predictions.drop_table_from_database_and_remove_from_cache()
 
                 say("scoring privacy-preserving encodings")
                 create_table_as(s, "dice_scores", dice_scores_sql("encoded_records"))

@@ -239,7 +239,7 @@ def _all_comparisons() -> list[tuple[str, Any]]:
                 cll.NullLevel("first_name"),
                 cll.ExactMatchLevel("first_name", term_frequency_adjustments=True),
                 cll.CustomLevel(
-                    "len(list_intersect(first_forms_l, first_forms_r)) > 0",
+                    "array_length(array_intersect(first_forms_l, first_forms_r)) > 0",
                     "nickname of the same name",
                     base_dialect_str="duckdb",
                 ),
@@ -284,7 +284,7 @@ def _all_comparisons() -> list[tuple[str, Any]]:
                 ),
                 cll.JaroWinklerLevel("last_name", 0.92),
                 cll.CustomLevel(
-                    "len(list_intersect(surname_parts_l, surname_parts_r)) > 0",
+                    "array_length(array_intersect(surname_parts_l, surname_parts_r)) > 0",
                     "shares a surname part (hyphenated or changed)",
                     base_dialect_str="duckdb",
                 ),
@@ -374,12 +374,12 @@ def _all_comparisons() -> list[tuple[str, Any]]:
                     base_dialect_str="duckdb",
                 ).configure(is_null_level=True),
                 cll.CustomLevel(
-                    "len(list_intersect(school_years_l, school_years_r)) > 0",
+                    "array_length(array_intersect(school_years_l, school_years_r)) > 0",
                     "the same school in the same school year",
                     base_dialect_str="duckdb",
                 ),
                 cll.CustomLevel(
-                    "len(list_intersect(schools_l, schools_r)) > 0",
+                    "array_length(array_intersect(schools_l, schools_r)) > 0",
                     "a school in common",
                     base_dialect_str="duckdb",
                 ),
@@ -413,17 +413,18 @@ def settings(compared: frozenset[str] = ALL_COMPARED) -> SettingsCreator:
 
 def train(
     db_api: DatabaseAPISubClass,
-    table: str,
+    table: Any,
     filled: frozenset[str],
     *,
+    n: int,
     seed: int = 20261130,
     u_pairs: float = 2e6,
     em_pairs: float = 2e6,
 ) -> tuple[Linker, list[str]]:
-    """A linker over ``table`` (already in the Splink database) comparing what two
-    partners fill (``filled``, :func:`filled_fields`), with parameters estimated, and the
-    training sessions skipped because the data gave them nothing to learn from
-    (no pair they block)."""
+    """A linker over ``table`` (a table where Splink runs, or a frame it takes) of
+    ``n`` records comparing what two partners fill (``filled``,
+    :func:`filled_fields`), with parameters estimated, and the training sessions
+    skipped because the data gave them nothing to learn from (no pair they block)."""
     from splink import Linker
     from splink.internals.exceptions import EMTrainingException, SplinkException
 
@@ -438,7 +439,6 @@ def train(
     # pairs instead, the least that still lets evidence decide (set before EM,
     # whose sessions start from it).
     skipped = []
-    n = int(db_api.duckdb_con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
     floored = _floor_prior(linker, n)
     if floored:
         skipped.append("the prior (no pair found to estimate it from)")
@@ -496,6 +496,16 @@ def _floor_prior(linker: Linker, n: int) -> bool:
     return True
 
 
+# conditions an earlier version spelled differently (one text now serves DuckDB and
+# Spark): a model saved with the old spelling has the same design
+_EARLIER_SPELLINGS = {
+    f"len(list_intersect({f}_l, {f}_r)) > 0": (
+        f"array_length(array_intersect({f}_l, {f}_r)) > 0"
+    )
+    for f in ("first_forms", "surname_parts", "school_years", "schools")
+}
+
+
 def _design(model: dict[str, Any]) -> list[Any]:
     """What a model compares and how it blocks, without its trained parameters."""
     rules = [
@@ -507,11 +517,37 @@ def _design(model: dict[str, Any]) -> list[Any]:
         [
             (
                 c["output_column_name"],
-                [lv["sql_condition"] for lv in c["comparison_levels"]],
+                [
+                    _EARLIER_SPELLINGS.get(lv["sql_condition"], lv["sql_condition"])
+                    for lv in c["comparison_levels"]
+                ],
             )
             for c in model["comparisons"]
         ],
     ]
+
+
+def _with_parameters(design: dict[str, Any], trained: dict[str, Any]) -> dict[str, Any]:
+    """``design`` (a settings dict of this version's model) with the parameters of
+    ``trained`` (a saved model of the same design, in any SQL dialect)."""
+    design["probability_two_random_records_match"] = trained[
+        "probability_two_random_records_match"
+    ]
+    for mine, theirs in zip(design["comparisons"], trained["comparisons"], strict=True):
+        levels = zip(
+            mine["comparison_levels"], theirs["comparison_levels"], strict=True
+        )
+        for level, saved in levels:
+            for key in ("m_probability", "u_probability"):
+                if key in saved:
+                    level[key] = saved[key]
+                else:
+                    level.pop(key, None)
+    return design
+
+
+def _dialect(db_api: DatabaseAPISubClass) -> str:
+    return str(db_api.sql_dialect.sql_dialect_str)
 
 
 def same_design(model: str, compared: frozenset[str] = ALL_COMPARED) -> bool:
@@ -523,17 +559,36 @@ def same_design(model: str, compared: frozenset[str] = ALL_COMPARED) -> bool:
     )
 
 
-def trained(db_api: DatabaseAPISubClass, table: str, model: str) -> Linker:
-    """A linker over ``table`` with the parameters of a saved model."""
+def trained(
+    db_api: DatabaseAPISubClass,
+    table: Any,
+    model: str,
+    compared: frozenset[str] = ALL_COMPARED,
+) -> Linker:
+    """A linker over ``table`` with the parameters of a saved model (saved models
+    are DuckDB SQL; elsewhere, this version's design, of the same ``compared``
+    fields, in the engine's dialect carries them)."""
     from splink import Linker
 
     _quiet_splink()
-    return Linker(db_api.register(table), json.loads(model), log_level=logging.ERROR)
+    saved = json.loads(model)
+    dialect = _dialect(db_api)
+    if dialect != "duckdb":
+        saved = _with_parameters(
+            settings(compared).create_settings_dict(dialect), saved
+        )
+    return Linker(db_api.register(table), saved, log_level=logging.ERROR)
 
 
-def model_json(linker: Linker) -> str:
-    """The trained model as JSON (saved with the run)."""
-    return json.dumps(linker.misc.save_model_to_json(), sort_keys=True)
+def model_json(linker: Linker, compared: frozenset[str] = ALL_COMPARED) -> str:
+    """The trained model as JSON (saved with the run), in DuckDB's SQL whatever
+    engine trained it, so any engine can score with it again."""
+    saved = linker.misc.save_model_to_json()
+    if linker._sql_dialect_str != "duckdb":
+        saved = _with_parameters(
+            settings(compared).create_settings_dict("duckdb"), saved
+        )
+    return json.dumps(saved, sort_keys=True)
 
 
 def explain_pair(

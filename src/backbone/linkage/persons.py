@@ -25,6 +25,7 @@ from backbone.engines import (
     create_table_as,
     registered,
 )
+from backbone.engines.offload import EngineChoice
 from backbone.engines.splink import scratch_api
 from backbone.errors import (
     Conflict,
@@ -368,6 +369,7 @@ class Linkage:
         progress: Callable[[str], None] | None = None,
         on: date | None = None,
         retrain: bool = False,
+        engine: str | None = None,
     ) -> LinkSummary:
         """Link every partner record; persons keep their ids across runs.
 
@@ -378,6 +380,7 @@ class Linkage:
         the session's one transaction.
         """
         s.require("link", "link partner records", action="link")
+        choice = EngineChoice.of(self._settings, self._path, engine)
         today = on or s.today()
         for attempt in range(3):
             # the agreements are read again each try: one may have changed meanwhile
@@ -390,6 +393,7 @@ class Linkage:
                     linkable=linkable,
                     retrain=retrain,
                     progress=progress,
+                    engine=choice,
                 )
                 break
             except InputsChanged:
@@ -407,7 +411,10 @@ class Linkage:
             f"link run {summary.run_id}",
             providers=tuple(sorted({p for pair in linkable for p in pair})),
             rows=summary.records,
-            detail={"persons": summary.persons},
+            detail={
+                "persons": summary.persons,
+                **({"engine": choice.where()} if choice.on_spark else {}),
+            },
         )
         return summary
 

@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 from backbone import engines
 from backbone.engines import Connection
 from backbone.engines.duckdb import transaction
+from backbone.engines.offload import EngineChoice, Runner, offloaded
 from backbone.errors import Forbidden, UserError, WarehouseError
 from backbone.governance.access import Access, locked_connection
 from backbone.governance.audit import last_change
@@ -137,9 +138,11 @@ class Indicators:
         con: Connection,
         clock: Callable[[], datetime],
         school_year_start_month: int,
+        engine: Callable[[str | None], EngineChoice] = lambda _kind: EngineChoice(),
     ) -> None:
         self._con = con
         self._start = school_year_start_month
+        self._engine = engine
         self.definitions = DefinitionStore(con, clock)
 
     # --- the school year (the warehouse's calendar) -------------------------------
@@ -167,13 +170,17 @@ class Indicators:
         as_of: date | None = None,
         school_years: Sequence[int] | None = None,
         progress: Callable[[str], None] | None = None,
+        engine: str | None = None,
     ) -> list[Snapshot]:
         """Compute and store snapshots: for ``as_of``, one in-year snapshot of its
         school year; otherwise one per school year (at its end, or today for the
         year under way). A snapshot computed again replaces itself. The steward's
         work (``derive``), in one unit of work with one audit entry; ``access`` (the
-        same principal's) answers which providers' facts the agreements share."""
+        same principal's) answers which providers' facts the agreements share.
+        ``engine`` (``duckdb``, ``spark``) overrides ``engine.kind`` for the run:
+        on Spark only the facts of those providers go to the cluster."""
         s.require("derive", "compute early-warning indicators", action="derive")
+        choice = self._engine(engine)
         access = access.within(s)
         in_use = self.definitions._for_write(s)
         today = access.on
@@ -222,7 +229,9 @@ class Indicators:
             # the inputs are in memory: the warehouse file is handed back to other
             # processes while the snapshots are computed from them
             with s.released():
-                computed = self._computed(inputs, in_use, plan, allowed, sources, say)
+                computed = self._computed(
+                    inputs, in_use, plan, allowed, sources, say, choice
+                )
             if last_change(s.con) == read_after:
                 break
             if attempt == COMPUTE_ATTEMPTS:
@@ -269,6 +278,7 @@ class Indicators:
                 "snapshots": [f"{snap.school_year}@{snap.as_of}" for snap in out],
                 "definition_version": in_use.version,
                 "refused": refused,
+                **({"engine": choice.where()} if choice.on_spark else {}),
             },
         )
         return out
@@ -281,9 +291,11 @@ class Indicators:
         allowed: list[str],
         sources: dict[str, list[str]],
         say: Callable[[str], None],
+        choice: EngineChoice,
     ) -> list[tuple[tuple[int, date, float], pa.Table]]:
-        """Each planned snapshot's component rows, computed in a private database
-        holding copies of the inputs (not the warehouse: it may be handed back)."""
+        """Each planned snapshot's component rows, computed from a private database
+        holding copies of the inputs (not the warehouse: it may be handed back),
+        there or on the engine ``choice`` names."""
         con = engines.scratch()
         try:
             for name, table in inputs.items():
@@ -294,30 +306,44 @@ class Indicators:
                         con, engines.qualified(schema, plain), "SELECT * FROM copy"
                     )
             out = []
-            for year, cutoff in plan:
-                begin, end = self.year_bounds(year)
-                cutoff = min(cutoff, end)
-                say(
-                    f"indicators for {school_year_label(year, self._start)} "
-                    f"as of {cutoff}"
-                )
-                started = time.perf_counter()
-                sql, params = components_sql(
-                    in_use.definitions,
-                    version=in_use.version,
-                    school_year=year,
-                    year_begin=begin,
-                    cutoff=cutoff,
-                    year_end=end,
-                    start_month=self._start,
-                    providers=allowed,
-                    sources=sources,
-                )
-                table = engines.arrow(con, sql, params)
-                out.append(((year, cutoff, time.perf_counter() - started), table))
+            if choice.on_spark:
+                say(f"sending the inputs to {choice.where()}")
+            with offloaded(choice, con, list(inputs)) as run:
+                out = self._snapshots(run, in_use, plan, allowed, sources, say)
             return out
         finally:
             con.close()
+
+    def _snapshots(
+        self,
+        run: Runner,
+        in_use: DefinitionsInUse,
+        plan: Sequence[tuple[int, date]],
+        allowed: list[str],
+        sources: dict[str, list[str]],
+        say: Callable[[str], None],
+    ) -> list[tuple[tuple[int, date, float], pa.Table]]:
+        """Each planned snapshot's component rows, by ``run``."""
+        out = []
+        for year, cutoff in plan:
+            begin, end = self.year_bounds(year)
+            cutoff = min(cutoff, end)
+            say(f"indicators for {school_year_label(year, self._start)} as of {cutoff}")
+            started = time.perf_counter()
+            sql, params = components_sql(
+                in_use.definitions,
+                version=in_use.version,
+                school_year=year,
+                year_begin=begin,
+                cutoff=cutoff,
+                year_end=end,
+                start_month=self._start,
+                providers=allowed,
+                sources=sources,
+            )
+            table = run.arrow(sql, params)
+            out.append(((year, cutoff, time.perf_counter() - started), table))
+        return out
 
     def snapshots(self, con: Connection | None = None) -> list[Snapshot]:
         """The snapshots stored (as ``con``, a session's cursor, sees them)."""

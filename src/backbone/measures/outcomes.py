@@ -39,6 +39,7 @@ import pyarrow as pa
 
 from backbone import engines
 from backbone.engines import Connection
+from backbone.engines.offload import EngineChoice, offloaded
 from backbone.errors import UserError
 from backbone.governance.release import Derived, Statistic, StatisticsRelease
 from backbone.measures.evaluation_sql import (
@@ -1011,9 +1012,14 @@ def _derive(
     start_month: int,
     as_of: date,
     settings: EvaluationSettings,
+    choice: EngineChoice | None = None,
 ) -> Derived:
-    years = engines.frame(con, person_years_sql())
-    participation = engines.frame(con, participation_sql(start_month))
+    # the heavy derivations, on the engine chosen, from the gate's permitted
+    # inputs (the tables of the locked database: what this reader may read)
+    # (and the schools: no person in them)
+    with offloaded(choice or EngineChoice(), con, [*INPUTS, "school"]) as run:
+        years = run.frame(person_years_sql())
+        participation = run.frame(participation_sql(start_month))
     sql, params = long_term_sql(as_of, start_month)
     long_term = engines.frame(con, sql, params)
     frame_all = _with_outcomes(years, long_term, as_of, start_month)
@@ -1073,10 +1079,12 @@ class Outcomes:
         initiatives: Initiatives,
         con: Connection,
         start_month: int,
+        engine: Callable[[str | None], EngineChoice] = lambda _kind: EngineChoice(),
     ) -> None:
         self._initiatives = initiatives
         self._con = con
         self._start_month = start_month
+        self._engine = engine
 
     def evaluate(
         self,
@@ -1085,15 +1093,19 @@ class Outcomes:
         *,
         as_of: date | None = None,
         settings: EvaluationSettings | None = None,
+        engine: str | None = None,
     ) -> Evaluation:
         """Each of the initiative's programs against its matched comparison group,
         through the release gate. The steward may evaluate any initiative; a
-        funder only its own."""
+        funder only its own. ``engine`` (``duckdb``, ``spark``) overrides
+        ``engine.kind``: on Spark, the person-years and participations are derived
+        there from the gate's permitted inputs, and only those."""
         initiative = self._initiatives.get(initiative_id)
         access.require_own_or_steward_aggregate(
             initiative.funder, f"evaluation of {initiative_id}"
         )
         settings = settings or EvaluationSettings()
+        choice = self._engine(engine)
         _check_design(settings, self._con)
         today = as_of or access.on
         names = dict(
@@ -1103,7 +1115,9 @@ class Outcomes:
         )
         release = access.statistics(
             INPUTS,
-            lambda con: _derive(con, initiative, self._start_month, today, settings),
+            lambda con: _derive(
+                con, initiative, self._start_month, today, settings, choice
+            ),
             definition={
                 "name": f"evaluation of {initiative_id}",
                 "initiative": initiative.model_dump(mode="json"),

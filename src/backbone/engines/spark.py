@@ -1,0 +1,265 @@
+"""Where Spark runs: the only module that imports pyspark.
+
+A job (:class:`SparkJob`) is one stage's use of the cluster: the tables the stage
+decided the job may read go to the exchange as Parquet (partitioned by provider
+and school year, :mod:`backbone.engines.exchange`) and are registered as views
+under names of this job alone; the stage's DuckDB SQL runs translated
+(:func:`backbone.engines.spark_sql.to_spark`); each result comes back through the
+exchange, cast to the types DuckDB gives the same SQL, so a stage cannot tell
+which engine answered. The job's folder is deleted when it ends.
+
+One Spark session per process (starting one costs seconds): ``local[N]``, a
+standalone master (``spark://host:7077``) or Spark Connect (``sc://host:15002``).
+Splink's bundled similarity functions are on its class path.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+import pyarrow as pa
+
+from backbone.engines.exchange import Exchange
+from backbone.engines.spark_sql import SPARK_FUNCTIONS, to_spark
+from backbone.errors import UserError, WarehouseError
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+    from backbone.engines.offload import EngineChoice
+
+__all__ = ["SparkJob", "job", "register_functions", "session", "spark_ddl", "stop"]
+
+_lock = threading.Lock()
+_current: dict[str, Any] = {}
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def _similarity_jar() -> str:
+    from splink.internals.spark.jar_location import similarity_jar_location
+
+    return str(similarity_jar_location())
+
+
+def _on_this_machine(master: str) -> bool:
+    return master.startswith("local") or urlparse(master).hostname in _LOOPBACK
+
+
+def session(choice: EngineChoice) -> SparkSession:
+    """The process's Spark session for ``choice`` (started once; another master's
+    session is stopped first)."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise UserError(
+            "engine.kind 'spark' needs pyspark: install Backbone with its spark extra "
+            "(pip install 'backbone[spark]'), and Java 17."
+        ) from None
+
+    key = choice.spark_remote or choice.spark_master
+    with _lock:
+        if _current.get("key") == key:
+            found: SparkSession = _current["session"]
+            return found
+        _stop_locked()
+        logging.getLogger("py4j").setLevel(logging.WARNING)
+        builder: Any = SparkSession.builder
+        try:
+            if choice.spark_remote:
+                # the server has Splink's jar (`--jars`, see the README); SQL only
+                spark = builder.remote(choice.spark_remote).getOrCreate()
+            else:
+                builder = (
+                    builder.master(choice.spark_master)
+                    .appName("backbone")
+                    .config("spark.jars", _similarity_jar())
+                    .config("spark.ui.enabled", "false")
+                    .config("spark.ui.showConsoleProgress", "false")
+                )
+                if _on_this_machine(choice.spark_master):
+                    builder = builder.config(
+                        "spark.driver.bindAddress", "127.0.0.1"
+                    ).config("spark.driver.host", "127.0.0.1")
+                if choice.spark_master.startswith("local"):
+                    builder = builder.config("spark.sql.shuffle.partitions", "8")
+                spark = builder.getOrCreate()
+                spark.sparkContext.setLogLevel("ERROR")
+        except Exception as exc:  # Java missing, master unreachable: say which
+            raise WarehouseError(
+                f"Spark did not start at {key} ({str(exc).splitlines()[0][:300]}). "
+                "Check engine.spark_master / engine.spark_remote, that the cluster "
+                "runs, and that Java 17 is installed."
+            ) from None
+        # DuckDB's semantics where Spark's differ: times without zones, NULL (not
+        # an error) for a division by zero, timestamps written as DuckDB reads them
+        for name, value in (
+            ("spark.sql.session.timeZone", "UTC"),
+            ("spark.sql.ansi.enabled", "false"),
+            ("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS"),
+            ("spark.sql.timestampType", "TIMESTAMP_NTZ"),
+        ):
+            spark.conf.set(name, value)
+        _current.update(key=key, session=spark)
+        started: SparkSession = spark
+        return started
+
+
+def stop() -> None:
+    """Stop the process's Spark session, if any."""
+    with _lock:
+        _stop_locked()
+
+
+def _stop_locked() -> None:
+    spark = _current.pop("session", None)
+    _current.pop("key", None)
+    if spark is not None:
+        with suppress(Exception):
+            spark.stop()
+
+
+_SIMPLE = {
+    pa.string(): "STRING",
+    pa.large_string(): "STRING",
+    pa.bool_(): "BOOLEAN",
+    pa.int8(): "TINYINT",
+    pa.int16(): "SMALLINT",
+    pa.int32(): "INT",
+    pa.int64(): "BIGINT",
+    pa.uint8(): "SMALLINT",
+    pa.uint16(): "INT",
+    pa.uint32(): "BIGINT",
+    pa.uint64(): "DECIMAL(20,0)",
+    pa.float32(): "FLOAT",
+    pa.float64(): "DOUBLE",
+    pa.date32(): "DATE",
+    pa.binary(): "BINARY",
+    pa.large_binary(): "BINARY",
+    pa.null(): "STRING",
+}
+
+
+def _spark_type(t: pa.DataType) -> str:
+    if t in _SIMPLE:
+        return _SIMPLE[t]
+    if pa.types.is_timestamp(t):
+        return "TIMESTAMP" if t.tz else "TIMESTAMP_NTZ"
+    if pa.types.is_decimal(t):
+        return f"DECIMAL({t.precision},{t.scale})"
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return f"ARRAY<{_spark_type(t.value_type)}>"
+    if pa.types.is_struct(t):
+        fields = ", ".join(
+            f"`{f.name.replace('`', '``')}`: {_spark_type(f.type)}" for f in t
+        )
+        return f"STRUCT<{fields}>"
+    raise WarehouseError(f"a column of type {t} cannot go to Spark")
+
+
+def spark_ddl(schema: pa.Schema) -> str:
+    """An Arrow schema as Spark's DDL (``\\`a\\` BIGINT, ...``)."""
+    return ", ".join(
+        f"`{f.name.replace('`', '``')}` {_spark_type(f.type)}" for f in schema
+    )
+
+
+def _cast_like(table: pa.Table, like: pa.Schema) -> pa.Table:
+    """Spark's result with DuckDB's columns, order and types for the same SQL."""
+    by_name = {name.lower(): name for name in table.column_names}
+    columns = []
+    for field in like:
+        column = table.column(by_name[field.name.lower()])
+        columns.append(column.cast(field.type, safe=False))
+    return pa.Table.from_arrays(columns, schema=like)
+
+
+class SparkJob:
+    """One stage's job on Spark: inputs through the exchange, SQL, results back."""
+
+    def __init__(self, choice: EngineChoice) -> None:
+        self.spark = session(choice)
+        self.exchange = Exchange(choice.spark_exchange)
+        self._tag = "bb_" + secrets.token_hex(4)
+        self.views: dict[str, str] = {}
+        self._results = 0
+        if not choice.spark_remote:
+            # Splink breaks long lineages by writing tables here: in the job's
+            # folder, which the cluster reaches and which is deleted with it
+            self.spark.sparkContext.setCheckpointDir(self.exchange.uri("checkpoints"))
+
+    def put(self, name: str, rows: pa.Table | pa.RecordBatchReader) -> DataFrame:
+        """``rows`` readable by the job's SQL as ``name`` (``schema.table`` or a
+        plain name), through the exchange."""
+        schema = rows.schema
+        safe = re.sub(r"[^A-Za-z0-9_]", "_", name)
+        uri = self.exchange.put(safe, rows)
+        ddl = spark_ddl(schema)
+        if self.exchange.empty(safe):
+            frame = self.spark.createDataFrame([], ddl)
+        else:
+            frame = self.spark.read.schema(ddl).parquet(uri)
+        view = f"{self._tag}_{safe}"
+        frame.createOrReplaceTempView(view)
+        self.views[name] = view
+        return frame
+
+    def sql(self, sql: str, params: Sequence[Any] | None = None) -> DataFrame:
+        """DuckDB SQL over the job's inputs, as a Spark frame."""
+        return self.spark.sql(to_spark(sql, params, self.views))
+
+    def arrow(
+        self,
+        sql: str,
+        params: Sequence[Any] | None = None,
+        *,
+        like: pa.Schema | None = None,
+    ) -> pa.Table:
+        """The result of DuckDB SQL run on Spark, back through the exchange (cast
+        like ``like``, DuckDB's schema of the same SQL)."""
+        return self.take(self.sql(sql, params), like=like)
+
+    def take(self, frame: DataFrame, *, like: pa.Schema | None = None) -> pa.Table:
+        """A Spark frame's rows, written by the cluster to the exchange and read
+        back here."""
+        self._results += 1
+        name = f"result{self._results}"
+        frame.write.parquet(self.exchange.out(name))
+        table = self.exchange.take(name)
+        if like is None:
+            return table
+        if not table.num_rows:
+            return like.empty_table()
+        return _cast_like(table, like)
+
+    def close(self) -> None:
+        for view in self.views.values():
+            with suppress(Exception):
+                self.spark.catalog.dropTempView(view)
+        self.exchange.remove()
+
+
+@contextmanager
+def job(choice: EngineChoice) -> Iterator[SparkJob]:
+    """A Spark job whose exchange folder is removed when it ends, however it ends."""
+    work = SparkJob(choice)
+    try:
+        yield work
+    finally:
+        work.close()
+
+
+def register_functions(
+    spark: SparkSession, names: Mapping[str, str] = SPARK_FUNCTIONS
+) -> None:
+    """The Java functions the translated SQL calls by sqlglot's names."""
+    from pyspark.sql.types import DoubleType
+
+    for name, java_class in names.items():
+        spark.udf.registerJavaFunction(name.lower(), java_class, DoubleType())
