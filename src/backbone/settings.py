@@ -72,6 +72,13 @@ SETTINGS: tuple[Setting, ...] = (
         "set, it is used instead of engine.spark_master.",
     ),
     Setting(
+        "engine.spark_driver_memory",
+        "4g",
+        "Memory of the Spark driver this process starts (Spark's notation, '4g'); "
+        "the driver plans the jobs and receives no rows. Not used with "
+        "engine.spark_remote.",
+    ),
+    Setting(
         "engine.spark_exchange",
         "",
         "Folder or object-store URI (s3://, gs://, hdfs://) that both the warehouse "

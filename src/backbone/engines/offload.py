@@ -47,6 +47,7 @@ class EngineChoice:
     spark_master: str = "local[2]"
     spark_remote: str = ""
     spark_exchange: str = ""
+    spark_driver_memory: str = "4g"
 
     @classmethod
     def of(
@@ -66,6 +67,7 @@ class EngineChoice:
             spark_remote=str(settings["engine.spark_remote"]),
             spark_exchange=str(settings["engine.spark_exchange"])
             or str(Path(folder) / "exchange"),
+            spark_driver_memory=str(settings["engine.spark_driver_memory"]),
         )
 
     @property

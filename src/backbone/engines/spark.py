@@ -27,7 +27,7 @@ from urllib.parse import urlparse
 import pyarrow as pa
 
 from backbone.engines.exchange import Exchange
-from backbone.engines.spark_sql import SPARK_FUNCTIONS, to_spark
+from backbone.engines.spark_sql import SPARK_FUNCTIONS, in_steps
 from backbone.errors import UserError, WarehouseError
 
 if TYPE_CHECKING:
@@ -46,6 +46,10 @@ def _similarity_jar() -> str:
     from splink.internals.spark.jar_location import similarity_jar_location
 
     return str(similarity_jar_location())
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:500]
 
 
 def _on_this_machine(master: str) -> bool:
@@ -80,6 +84,7 @@ def session(choice: EngineChoice) -> SparkSession:
                     builder.master(choice.spark_master)
                     .appName("backbone")
                     .config("spark.jars", _similarity_jar())
+                    .config("spark.driver.memory", choice.spark_driver_memory)
                     .config("spark.ui.enabled", "false")
                     .config("spark.ui.showConsoleProgress", "false")
                 )
@@ -93,7 +98,7 @@ def session(choice: EngineChoice) -> SparkSession:
                 spark.sparkContext.setLogLevel("ERROR")
         except Exception as exc:  # Java missing, master unreachable: say which
             raise WarehouseError(
-                f"Spark did not start at {key} ({str(exc).splitlines()[0][:300]}). "
+                f"Spark did not start at {key} ({_first_line(exc)}). "
                 "Check engine.spark_master / engine.spark_remote, that the cluster "
                 "runs, and that Java 17 is installed."
             ) from None
@@ -188,7 +193,9 @@ class SparkJob:
         self.exchange = Exchange(choice.spark_exchange)
         self._tag = "bb_" + secrets.token_hex(4)
         self.views: dict[str, str] = {}
+        self._temporary: list[str] = []
         self._results = 0
+        self._steps = 0
         if not choice.spark_remote:
             # Splink breaks long lineages by writing tables here: in the job's
             # folder, which the cluster reaches and which is deleted with it
@@ -210,14 +217,33 @@ class SparkJob:
         self.views[name] = view
         return frame
 
-    def sql(self, sql: str, params: Sequence[Any] | None = None) -> DataFrame:
+    def sql(
+        self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+    ) -> DataFrame:
         """DuckDB SQL over the job's inputs, as a Spark frame."""
-        return self.spark.sql(to_spark(sql, params, self.views))
+        self._steps += 1
+        try:
+            frame = None
+            for view, text, reads in in_steps(
+                sql, params, self.views, f"{self._tag}_s{self._steps}"
+            ):
+                frame = self.spark.sql(text)
+                if view is not None:
+                    if reads > 1:  # computed once, its lineage cut
+                        frame = frame.localCheckpoint(eager=True)
+                    frame.createOrReplaceTempView(view)
+                    self._temporary.append(view)
+            assert frame is not None
+            return frame
+        except Exception as exc:  # Spark's analysis error: one line, no trace
+            raise WarehouseError(
+                f"Spark could not run the job's SQL: {_first_line(exc)}"
+            ) from exc
 
     def arrow(
         self,
         sql: str,
-        params: Sequence[Any] | None = None,
+        params: Sequence[Any] | Mapping[str, Any] | None = None,
         *,
         like: pa.Schema | None = None,
     ) -> pa.Table:
@@ -230,7 +256,10 @@ class SparkJob:
         back here."""
         self._results += 1
         name = f"result{self._results}"
-        frame.write.parquet(self.exchange.out(name))
+        try:
+            frame.write.parquet(self.exchange.out(name))
+        except Exception as exc:  # the cluster's error, said in one line
+            raise WarehouseError(f"the Spark job failed: {_first_line(exc)}") from exc
         table = self.exchange.take(name)
         if like is None:
             return table
@@ -239,7 +268,7 @@ class SparkJob:
         return _cast_like(table, like)
 
     def close(self) -> None:
-        for view in self.views.values():
+        for view in [*self.views.values(), *self._temporary]:
             with suppress(Exception):
                 self.spark.catalog.dropTempView(view)
         self.exchange.remove()

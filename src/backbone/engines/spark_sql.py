@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlglot
 from sqlglot import exp
@@ -18,7 +18,7 @@ from sqlglot.errors import ErrorLevel
 
 from backbone.engines.sql import literal
 
-__all__ = ["SPARK_FUNCTIONS", "tables_read", "to_spark"]
+__all__ = ["SPARK_FUNCTIONS", "in_steps", "tables_read", "to_spark"]
 
 # DuckDB functions with no Spark built-in of that name that sqlglot passes through,
 # and the Spark functions a job registers for them (Splink's bundled similarity
@@ -37,15 +37,14 @@ def _constant(value: object) -> str:
     raise TypeError(f"cannot send a {type(value).__name__} to Spark as a parameter")
 
 
-def to_spark(
-    sql: str,
-    params: Sequence[Any] | Mapping[str, Any] | None = None,
-    tables: Mapping[str, str] | None = None,
-) -> str:
-    """One DuckDB statement as Spark SQL, its parameters written in (``?`` in order
-    from a sequence, ``$name`` from a mapping), each table named in ``tables``
-    (``schema.table`` or ``table``) renamed."""
-    tree = sqlglot.parse_one(sql, read="duckdb", error_level=ErrorLevel.RAISE)
+def _bound(
+    sql: str, params: Sequence[Any] | Mapping[str, Any] | None
+) -> exp.Expression:
+    """The statement parsed, its parameters written in (``?`` in order from a
+    sequence, ``$name`` from a mapping)."""
+    tree = sqlglot.parse_one(
+        sql, read="duckdb", error_level=ErrorLevel.RAISE
+    )
     holes = list(tree.find_all(exp.Placeholder, bfs=False))  # in written order
     if isinstance(params, Mapping):
         missing = {str(h.this) for h in holes} - set(params)
@@ -60,18 +59,74 @@ def to_spark(
             )
     for hole, value in zip(holes, values, strict=True):
         hole.replace(sqlglot.parse_one(_constant(value), read="duckdb"))
-    if tables:
-        # a name the statement defines itself (a CTE) is not an input
-        defined = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
-        for table in tree.find_all(exp.Table):
-            name = ".".join(p for p in (table.db, table.name) if p)
-            if name in tables and not (not table.db and name in defined):
-                alias = table.alias or (table.name if table.db else "")
-                new = exp.to_table(tables[name])
-                if alias:
-                    new.set("alias", exp.TableAlias(this=exp.to_identifier(alias)))
+    return cast(exp.Expression, tree)
+
+
+def _renamed(tree: exp.Expression, tables: Mapping[str, str]) -> exp.Expression:
+    """Each table of ``tables`` read by ``tree`` renamed (not a CTE of that name)."""
+    defined = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+    for table in list(tree.find_all(exp.Table)):
+        name = ".".join(p for p in (table.db, table.name) if p)
+        if name in tables and not (not table.db and name in defined):
+            alias = table.alias or (table.name if table.db else "")
+            new = exp.to_table(tables[name])
+            if alias:
+                new.set("alias", exp.TableAlias(this=exp.to_identifier(alias)))
+            table.replace(new)
+    return tree
+
+
+def _spark_text(tree: exp.Expression) -> str:
+    return tree.sql(dialect="spark", unsupported_level=ErrorLevel.RAISE)
+
+
+def to_spark(
+    sql: str,
+    params: Sequence[Any] | Mapping[str, Any] | None = None,
+    tables: Mapping[str, str] | None = None,
+) -> str:
+    """One DuckDB statement as Spark SQL, its parameters written in (``?`` in order
+    from a sequence, ``$name`` from a mapping), each table named in ``tables``
+    (``schema.table`` or ``table``) renamed."""
+    return _spark_text(_renamed(_bound(sql, params), tables or {}))
+
+
+def in_steps(
+    sql: str,
+    params: Sequence[Any] | Mapping[str, Any] | None,
+    tables: Mapping[str, str],
+    prefix: str,
+) -> list[tuple[str | None, str, int]]:
+    """A statement with a ``WITH`` as Spark SQL in steps: each CTE a view named
+    ``<prefix>_<cte>`` (with how often later steps read it), then the statement
+    reading them. Spark plans a CTE read twice twice, and a chain of them grows
+    its plans beyond the driver's memory; a view kept once does not."""
+    tree = _renamed(_bound(sql, params), tables)
+    with_ = tree.args.get("with_") or tree.args.get("with")
+    if not isinstance(tree, exp.Query) or with_ is None or with_.args.get("recursive"):
+        return [(None, _spark_text(tree), 0)]
+    ctes = list(with_.expressions)
+    tree.set("with_" if "with_" in tree.args else "with", None)
+    views = {cte.alias_or_name: f"{prefix}_{cte.alias_or_name}" for cte in ctes}
+    steps: list[tuple[str | None, exp.Expression]] = [
+        (cte.alias_or_name, cte.this) for cte in ctes
+    ]
+    steps.append((None, tree))
+    reads: dict[str, int] = dict.fromkeys(views, 0)
+    out: list[tuple[str | None, exp.Expression]] = []
+    for name, body in steps:
+        for table in list(body.find_all(exp.Table)):
+            if not table.db and table.name in views:
+                reads[table.name] += 1
+                alias = table.alias or table.name
+                new = exp.to_table(views[table.name])
+                new.set("alias", exp.TableAlias(this=exp.to_identifier(alias)))
                 table.replace(new)
-    return tree.sql(dialect="spark", unsupported_level=ErrorLevel.RAISE, pretty=False)
+        out.append((name, body))
+    return [
+        (views[name] if name else None, _spark_text(body), reads[name] if name else 0)
+        for name, body in out
+    ]
 
 
 def tables_read(sql: str) -> set[str]:

@@ -190,9 +190,11 @@ cal AS (
     FROM (SELECT DISTINCT school_id FROM ref.calendar_date
           WHERE date BETWEEN {begin} AND {cut}
             AND school_id IN (SELECT school_id FROM merged)) s
-    CROSS JOIN (SELECT CAST(unnest(generate_series(CAST({begin} AS DATE),
-                                                   CAST({cut} AS DATE),
-                                                   INTERVAL 1 DAY)) AS DATE) AS day) d
+    -- (the series unnested alone, then cast: Spark takes no generator in a CAST)
+    CROSS JOIN (SELECT CAST(day AS DATE) AS day
+                FROM (SELECT unnest(generate_series(CAST({begin} AS DATE),
+                                                    CAST({cut} AS DATE),
+                                                    INTERVAL 1 DAY)) AS day)) d
     LEFT JOIN ref.calendar_date c ON c.school_id = s.school_id AND c.date = d.day
 ),
 spell AS (
