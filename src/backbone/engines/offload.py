@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
-from backbone.engines.duckdb import Connection, arrow, frame
+from backbone.engines.duckdb import Connection, arrow, frame, registered
 from backbone.engines.spark_sql import tables_read
 from backbone.engines.sql import qualified
 from backbone.errors import UserError, WarehouseError
@@ -135,7 +135,10 @@ class _OnSpark:
         return result
 
     def frame(self, sql: str, params: Params = None) -> pd.DataFrame:
-        return self.arrow(sql, params).to_pandas()
+        # through DuckDB, so the frame's dtypes are those DuckDB gives (a DECIMAL
+        # as float64, not Python decimals)
+        with registered(self._con, spark_result=self.arrow(sql, params)):
+            return frame(self._con, "SELECT * FROM spark_result")
 
 
 @contextmanager

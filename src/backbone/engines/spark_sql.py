@@ -68,10 +68,10 @@ def _renamed(tree: exp.Expression, tables: Mapping[str, str]) -> exp.Expression:
     for table in list(tree.find_all(exp.Table)):
         name = ".".join(p for p in (table.db, table.name) if p)
         if name in tables and not (not table.db and name in defined):
-            alias = table.alias or (table.name if table.db else "")
+            # under its own name still, for the columns that name it (``t.x``)
             new = exp.to_table(tables[name])
-            if alias:
-                new.set("alias", exp.TableAlias(this=exp.to_identifier(alias)))
+            alias = table.alias or table.name
+            new.set("alias", exp.TableAlias(this=exp.to_identifier(alias)))
             table.replace(new)
     return tree
 

@@ -1,0 +1,110 @@
+"""A real Spark standalone cluster on this machine, for the tests: a master and one
+worker started from the pyspark installation as separate processes on the loopback
+address, and stopped (their process groups killed) afterwards."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+START_SECONDS = 120.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def spark_home() -> Path:
+    import pyspark
+
+    return Path(pyspark.__file__).parent
+
+
+def _start(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "SPARK_HOME": str(spark_home()), "SPARK_LOCAL_IP": "127.0.0.1"}
+    return subprocess.Popen(
+        [str(spark_home() / "bin" / "spark-class"), *args],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,  # its own process group: stopped whole
+    )
+
+
+def _wait_for(log: Path, text: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + START_SECONDS
+    while time.monotonic() < deadline:
+        if text in log.read_text(errors="replace"):
+            return
+        if process.poll() is not None:
+            raise RuntimeError(f"exited: {log.read_text(errors='replace')[-2000:]}")
+        time.sleep(0.5)
+    raise RuntimeError(f"not ready in {START_SECONDS} s: {log}")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+
+
+@contextmanager
+def standalone_cluster(
+    logs: Path,
+) -> Iterator[tuple[str, list[subprocess.Popen[bytes]]]]:
+    """A master and a worker (one core, 1 GB); yields the master's URL and both
+    processes."""
+    logs.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    master = _start(
+        [
+            "org.apache.spark.deploy.master.Master",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--webui-port",
+            str(_free_port()),
+        ],
+        logs / "master.log",
+    )
+    started = [master]
+    try:
+        _wait_for(logs / "master.log", "I have been elected leader", master)
+        url = f"spark://127.0.0.1:{port}"
+        worker = _start(
+            [
+                "org.apache.spark.deploy.worker.Worker",
+                "--host",
+                "127.0.0.1",
+                "--cores",
+                "1",
+                "--memory",
+                "1g",
+                "--webui-port",
+                str(_free_port()),
+                "--work-dir",
+                str(logs / "work"),
+                url,
+            ],
+            logs / "worker.log",
+        )
+        started.append(worker)
+        _wait_for(logs / "worker.log", "Successfully registered with master", worker)
+        yield url, started
+    finally:
+        for process in reversed(started):
+            _stop(process)

@@ -1,0 +1,453 @@
+"""Backbone on Spark gives the answers it gives on DuckDB.
+
+The seam's pure parts (the SQL translation, the exchange, the settings) are tested
+without Spark; the rest runs on a real Spark: ``local[2]`` in this process, and a
+standalone master and worker started as processes of their own. On the
+hand-worked early-warning partnership and on the 4,000-student test community,
+indicators computed on Spark equal DuckDB's value for value, linkage finds the same
+persons, an evaluation publishes the same numbers; every job's exchange folder is
+gone after it, and the audit log says where the work ran.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from backbone import Warehouse
+from backbone.engines.exchange import Exchange, sweep
+from backbone.engines.offload import EngineChoice, offloaded
+from backbone.engines.spark import spark_ddl
+from backbone.engines.spark_sql import in_steps, tables_read, to_spark
+from backbone.errors import SettingsError, UserError, WarehouseError
+from backbone.measures.definitions import default_definitions
+from backbone.measures.indicator_sql import persons_sql
+from backbone.settings import Settings
+from tests.demo_build import DemoBuild, copy_demo
+from tests.early_warning_fixtures import NOW, build
+from tests.signin import steward, steward_env
+from tests.spark_cluster import standalone_cluster
+
+# columns a computation stamps itself: not part of the answer
+STAMPS = {"computed_at", "submission_id"}
+
+
+def _spark(exchange: Path, master: str = "local[2]") -> EngineChoice:
+    return EngineChoice("spark", master, "", str(exchange))
+
+
+# --- the SQL, as strings ------------------------------------------------------------
+
+
+def test_parameters_are_written_in_by_position_and_by_name() -> None:
+    sql = "SELECT ? AS a, x FROM t WHERE list_contains(?, p) AND d <= ?"
+    spark = to_spark(sql, [2026, ["d1", "o'b"], date(2026, 3, 2)])
+    assert spark == (
+        "SELECT 2026 AS a, x FROM t WHERE ARRAY_CONTAINS(ARRAY('d1', 'o\\'b'), p) "
+        "AND d <= CAST('2026-03-02' AS DATE)"
+    )
+    assert (
+        to_spark("SELECT $y AS y, $y + 1 AS z", {"y": 7}) == "SELECT 7 AS y, 7 + 1 AS z"
+    )
+    with pytest.raises(ValueError, match="parameters"):
+        to_spark("SELECT ? AS a", [])
+    with pytest.raises(ValueError, match="not given"):
+        to_spark("SELECT $a AS a", {"b": 1})
+
+
+def test_inputs_are_renamed_to_the_jobs_views_but_not_a_cte_of_that_name() -> None:
+    sql = (
+        "WITH enrollment AS (SELECT * FROM analytic.enrollment) "
+        "SELECT * FROM enrollment e JOIN ref.school USING (school_id)"
+    )
+    views = {
+        "analytic.enrollment": "j_enr",
+        "ref.school": "j_school",
+        "enrollment": "x",
+    }
+    assert to_spark(sql, tables=views) == (
+        "WITH enrollment AS (SELECT * FROM j_enr AS enrollment) "
+        "SELECT * FROM enrollment AS e JOIN j_school AS school USING (school_id)"
+    )
+    assert tables_read(sql) == {"analytic.enrollment", "ref.school"}
+
+
+def test_a_with_runs_in_steps_each_cte_a_view_read_as_often_as_written() -> None:
+    sql = (
+        "WITH a AS (SELECT ? AS x), b AS (SELECT x FROM a), "
+        "c AS (SELECT * FROM a JOIN b USING (x)) SELECT * FROM c, t"
+    )
+    steps = in_steps(sql, [5], {"t": "v_t"}, "p")
+    assert steps == [
+        ("p_a", "SELECT 5 AS x", 2),
+        ("p_b", "SELECT x FROM p_a AS a", 1),
+        ("p_c", "SELECT * FROM p_a AS a JOIN p_b AS b USING (x)", 1),
+        (None, "SELECT * FROM p_c AS c, v_t AS t", 0),
+    ]
+    assert in_steps("SELECT 1 AS x", None, {}, "p") == [(None, "SELECT 1 AS x", 0)]
+
+
+def test_arrow_types_become_spark_ddl() -> None:
+    schema = pa.schema(
+        [
+            ("id", pa.int64()),
+            ("name", pa.string()),
+            ("day", pa.date32()),
+            ("at", pa.timestamp("us")),
+            ("gpa", pa.decimal128(4, 2)),
+            ("schools", pa.list_(pa.string())),
+            ("odd`name", pa.bool_()),
+        ]
+    )
+    assert spark_ddl(schema) == (
+        "`id` BIGINT, `name` STRING, `day` DATE, `at` TIMESTAMP_NTZ, "
+        "`gpa` DECIMAL(4,2), `schools` ARRAY<STRING>, `odd``name` BOOLEAN"
+    )
+
+
+# --- the exchange and the settings --------------------------------------------------
+
+
+def test_the_exchange_is_partitioned_by_provider_and_school_year_and_swept(
+    tmp_path: Path,
+) -> None:
+    rows = pa.table(
+        {
+            "provider_partner_id": ["d1", "d1", "d2"],
+            "school_year": [2025, 2026, 2026],
+            "student_local_id": ["a", "b", "c"],
+        }
+    )
+    job = Exchange(str(tmp_path / "exchange"))
+    job.put("analytic.enrollment", rows)
+    folder = Path(job.path) / "in" / "analytic.enrollment"
+    parts = sorted(
+        p.relative_to(folder).parent.as_posix() for p in folder.rglob("*.parquet")
+    )
+    assert parts == [
+        "provider_partner_id=d1/school_year=2025",
+        "provider_partner_id=d1/school_year=2026",
+        "provider_partner_id=d2/school_year=2026",
+    ]
+    assert oct(Path(job.path).stat().st_mode & 0o777) == "0o700"
+    # a job whose process died leaves its folder: the next job (or retention) sweeps it
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    left = tmp_path / "exchange" / f"job-{int(NOW.timestamp()) + 10**9}-{dead}-abcd1234"
+    (left / "in").mkdir(parents=True)
+    assert sweep(str(tmp_path / "exchange")) == 1
+    assert not left.exists() and Path(job.path).exists()  # a live job stays
+    job.remove()
+    assert not Path(job.path).exists()
+
+
+def test_the_engine_comes_from_the_settings_and_a_run_may_override_it(
+    tmp_path: Path,
+) -> None:
+    settings = Settings.defaults()
+    choice = EngineChoice.of(settings, tmp_path)
+    assert (choice.kind, choice.on_spark) == ("duckdb", False)
+    spark = EngineChoice.of(settings, tmp_path, "spark")
+    assert spark.on_spark and spark.spark_exchange == str(tmp_path / "exchange")
+    assert spark.where() == "spark local[2]"
+    with pytest.raises(UserError, match=r"--engine 'flink'.*duckdb, spark"):
+        EngineChoice.of(settings, tmp_path, "flink")
+    toml = tmp_path / "backbone.toml"
+    toml.write_text('[engine]\nkind = "postgres"\n', encoding="utf-8")
+    with pytest.raises(SettingsError, match=r"engine\.kind.*'duckdb', 'spark'"):
+        Settings.load(toml)
+
+
+# --- on Spark local[2] --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def early(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("early") / "wh"
+    build(path)
+    return path
+
+
+def _indicators(path: Path) -> pa.Table:
+    con = duckdb.connect(str(path / "backbone.duckdb"), read_only=True)
+    try:
+        table = con.sql("SELECT * FROM analytic.student_indicator").to_arrow_table()
+    finally:
+        con.close()
+    keep = [c for c in table.column_names if c not in STAMPS]
+    order = [
+        (c, "ascending")
+        for c in keep
+        if not pa.types.is_list(table.schema.field(c).type)
+    ]
+    return table.select(keep).sort_by(order)
+
+
+def _compute(path: Path, engine: str | None, **kw: Any) -> None:
+    with Warehouse.open(path, clock=lambda: NOW) as wh:
+        principal = wh.users.get("steward")
+        with wh.session(principal, purpose="early_warning") as s:
+            wh.indicators.compute(
+                s, wh.access(principal, "early_warning"), engine=engine, **kw
+            )
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("spark")
+def test_indicators_on_spark_equal_duckdbs_on_the_hand_worked_partnership(
+    early: Path, tmp_path: Path
+) -> None:
+    on_duckdb, on_spark = tmp_path / "duckdb", tmp_path / "spark"
+    shutil.copytree(early, on_duckdb)
+    shutil.copytree(early, on_spark)
+    for path, engine in ((on_duckdb, None), (on_spark, "spark")):
+        _compute(path, engine)  # every school year, at its end
+        _compute(path, engine, as_of=date(2025, 8, 28))  # an in-year snapshot
+    spark = _indicators(on_spark)
+    assert spark.equals(_indicators(on_duckdb))
+    # the hand-worked facts, from Spark's rows
+    rows = {
+        (r["provider_partner_id"], r["student_local_id"], r["as_of_date"]): r
+        for r in spark.to_pylist()
+    }
+    a1 = rows[("d1", "a1", date(2026, 6, 30))]
+    assert (a1["days_enrolled"], a1["days_absent"], a1["conduct_incidents"]) == (
+        9,
+        1.5,
+        2,
+    )
+    b2 = rows[("d2", "b2", date(2026, 6, 30))]
+    assert (b2["days_enrolled"], b2["days_absent"], b2["suspension_days"]) == (4, 2, 2)
+    a3 = rows[("d1", "a3", date(2026, 6, 30))]
+    assert (a3["gpa"], a3["cumulative_credits"], a3["state_offenses"]) == (1.9, 2.5, 1)
+    assert rows[("d1", "a1", date(2025, 8, 28))]["days_enrolled"] == 4
+    # the job's files are gone, and the audit entry says where it ran
+    assert not any((on_spark / "exchange").iterdir())
+    with Warehouse.open(on_spark, clock=lambda: NOW) as wh:
+        entry = [e for e in wh.audit.entries() if e.action == "derive"][-1]
+        assert entry.detail["engine"] == "spark local[2]"
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("spark")
+def test_per_person_indicators_on_spark_equal_duckdbs(
+    early: Path, tmp_path: Path
+) -> None:
+    shutil.copytree(early, tmp_path / "wh")
+    _compute(tmp_path / "wh", None)
+    con = duckdb.connect()
+    con.register("computed", _indicators(tmp_path / "wh"))
+    con.execute(f"ATTACH '{tmp_path / 'wh' / 'backbone.duckdb'}' AS w (READ_ONLY)")
+    # as a reader's roster combines them: per person (``unit``), identifiers beside
+    con.execute(
+        "CREATE TABLE components AS SELECT c.*, rp.person_id, rp.person_id AS unit "
+        "FROM computed c JOIN w.identity.record_person rp "
+        "ON rp.partner_id = c.provider_partner_id AND rp.local_id = c.student_local_id"
+    )
+    sql = persons_sql({1: default_definitions()}, "components")
+    with offloaded(EngineChoice(), con, ["components"]) as here:
+        expected = here.arrow(sql)
+    with offloaded(_spark(tmp_path / "exchange"), con, ["components"]) as there:
+        got = there.arrow(sql)
+    order = [(c, "ascending") for c in ("unit", "school_year", "as_of_date")]
+    assert got.num_rows == expected.num_rows > 0
+    assert got.sort_by(order).equals(expected.sort_by(order))
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("spark")
+def test_a_job_reads_only_the_tables_its_stage_allowed(tmp_path: Path) -> None:
+    con = duckdb.connect()
+    con.execute("CREATE TABLE allowed AS SELECT 1 AS x")
+    con.execute("CREATE TABLE secret AS SELECT 'name' AS n")
+    exchange = tmp_path / "exchange"
+    with offloaded(_spark(exchange), con, ["allowed"]) as run:
+        assert run.arrow("SELECT x + 1 AS y FROM allowed").to_pylist() == [{"y": 2}]
+        with pytest.raises(WarehouseError, match="may not read secret"):
+            run.arrow("SELECT n FROM secret")
+        # what went to the cluster: the allowed table alone
+        sent = [p.name for job in exchange.iterdir() for p in (job / "in").iterdir()]
+        assert sent == ["allowed"]
+    assert list(exchange.iterdir()) == []
+
+
+# --- the 4,000-student test community -----------------------------------------------
+
+
+def _persons(path: Path) -> set[frozenset[tuple[str, str]]]:
+    """The persons as sets of records (not their ids)."""
+    con = duckdb.connect(str(path / "backbone.duckdb"), read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT person_id, partner_id, local_id FROM identity.record_person "
+            "ORDER BY person_id"
+        ).fetchall()
+    finally:
+        con.close()
+    return {
+        frozenset((p, r) for _, p, r in group)
+        for _, group in itertools.groupby(rows, key=lambda row: row[0])
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("demo")
+def test_linkage_trained_on_spark_finds_the_persons_duckdb_finds(
+    demo_build: DemoBuild, tmp_path: Path
+) -> None:
+    demo = copy_demo(demo_build, tmp_path / "demo")
+    path = demo / "warehouse"
+    with Warehouse.open(path) as wh:
+        admin = steward(wh, "b00-backbone")
+        on_duckdb = wh.linkage.evaluate(
+            wh.access(admin, "identity_resolution"), demo / "community" / "truth"
+        )
+    before = _persons(path)
+    with Warehouse.open(path) as wh:
+        with wh.session(admin, purpose="identity_resolution") as s:
+            summary = wh.linkage.run(s, retrain=True, engine="spark")
+        on_spark = wh.linkage.evaluate(
+            wh.access(admin, "identity_resolution"), demo / "community" / "truth"
+        )
+        entry = [e for e in wh.audit.entries() if e.action == "link"][-1]
+    after = _persons(path)
+    differing = sorted(tuple(sorted(p)) for p in before.symmetric_difference(after))
+    assert summary.with_model and summary.records == on_spark.records
+    assert abs(on_spark.pairwise_f1 - on_duckdb.pairwise_f1) <= 0.001, differing
+    assert len(differing) <= 10, differing  # persons that differ, both ways
+    assert entry.detail["engine"] == "spark local[2]"
+    assert not any((path / "exchange").iterdir())
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("demo")
+def test_indicators_and_an_evaluation_on_spark_equal_duckdbs_on_the_community(
+    demo_build: DemoBuild, tmp_path: Path
+) -> None:
+    demo = copy_demo(demo_build, tmp_path / "demo")
+    path = demo / "warehouse"
+
+    def compute(engine: str | None) -> pa.Table:
+        with Warehouse.open(path) as wh:
+            admin = steward(wh, "b00-backbone")
+            with wh.session(admin, purpose="early_warning") as s:
+                wh.indicators.compute(
+                    s,
+                    wh.access(admin, "early_warning"),
+                    engine=engine,
+                    school_years=[2025, 2026],
+                )
+        return _indicators(path)
+
+    assert compute("spark").equals(compute(None))
+
+    def evaluate(engine: str | None) -> dict[str, Any]:
+        with Warehouse.open(path) as wh:
+            access = wh.access(steward(wh, "b00-backbone"), "program_evaluation")
+            report = wh.outcomes.evaluate(access, "INIT-ATTEND", engine=engine).report()
+        report.pop("release_id", None)
+        return report
+
+    on_duckdb, on_spark = evaluate(None), evaluate("spark")
+    assert on_spark == pytest.approx(on_duckdb, rel=1e-9, nan_ok=True)
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("demo")
+def test_link_and_indicators_on_a_standalone_spark_cluster(
+    demo_build: DemoBuild, tmp_path: Path
+) -> None:
+    demo = copy_demo(demo_build, tmp_path / "demo")
+    path = demo / "warehouse"
+    before = _persons(path)
+    with Warehouse.open(path) as wh:
+        env = {**os.environ, **steward_env(wh, "b00-backbone"), "COLUMNS": "200"}
+    with standalone_cluster(tmp_path / "cluster") as (master, processes):
+        settings = path / "backbone.toml"
+        settings.write_text(
+            settings.read_text(encoding="utf-8")
+            + f'\n[engine]\nkind = "spark"\nspark_master = "{master}"\n',
+            encoding="utf-8",
+        )
+        backbone = [sys.executable, "-m", "backbone"]
+        linked = subprocess.run(
+            [*backbone, "link", "-w", str(path)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert linked.returncode == 0, linked.stderr[-3000:]
+        assert "persons" in linked.stdout
+        computed = subprocess.run(
+            [
+                *backbone,
+                "indicators",
+                "compute",
+                "--school-year",
+                "2026",
+                "-w",
+                str(path),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert computed.returncode == 0, computed.stderr[-3000:]
+        # the work ran on the worker: it started executors for the application
+        assert "Launching executor" in (tmp_path / "cluster" / "worker.log").read_text()
+    for process in processes:
+        assert process.poll() is not None  # stopped
+    assert _persons(path) == before  # the saved model, the same persons
+    on_cluster = _indicators(path).filter(
+        pa.compute.equal(_indicators(path)["school_year"], 2026)
+    )
+    computed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "backbone",
+            "indicators",
+            "compute",
+            "--engine",
+            "duckdb",
+            "--school-year",
+            "2026",
+            "-w",
+            str(path),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert computed.returncode == 0, computed.stderr[-3000:]
+    on_duckdb = _indicators(path).filter(
+        pa.compute.equal(_indicators(path)["school_year"], 2026)
+    )
+    assert on_cluster.equals(on_duckdb)
+    assert not any((path / "exchange").iterdir())
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _stop_spark() -> Iterator[None]:
+    yield
+    from backbone.engines import spark
+
+    spark.stop()
