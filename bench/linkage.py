@@ -57,10 +57,11 @@ def simulate(out: Path, students: int, seed: int) -> None:
     con.close()
 
 
-def link(out: Path) -> None:
+def link(out: Path, engine: str = "duckdb") -> None:
     from backbone import Warehouse
     from backbone.demo.community import CBOS, COLLEGE_AGENCY, DISTRICTS
     from backbone.engines import literal
+    from backbone.engines.offload import EngineChoice
     from backbone.linkage.link import run_linkage
 
     wh = Warehouse.init(out / "wh")
@@ -97,7 +98,13 @@ def link(out: Path) -> None:
     linkable |= {(b, a) for a, b in linkable}
     start = time.perf_counter()
     with wh.session() as unit:  # no user: the bench's warehouse is set up bare
-        summary = run_linkage(unit, wh.path, wh.settings, linkable=linkable)
+        summary = run_linkage(
+            unit,
+            wh.path,
+            wh.settings,
+            linkable=linkable,
+            engine=EngineChoice.of(wh.settings, wh.path, engine),
+        )
     seconds = time.perf_counter() - start
     truth = out / "truth"
     truth.mkdir()
@@ -237,6 +244,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--phase", choices=["simulate", "link", "splink"], default=None)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--engine", choices=["duckdb", "spark"], default="duckdb")
     parser.add_argument(
         "--keep", type=Path, default=None, help="Keep the records and warehouse here."
     )
@@ -245,7 +253,7 @@ def main() -> None:
         simulate(args.out, int(args.records / RECORDS_PER_STUDENT), args.seed)
         return
     if args.phase == "link":
-        link(args.out)
+        link(args.out, args.engine)
         return
     if args.phase == "splink":
         bare_splink(args.out)

@@ -11,6 +11,7 @@ gone after it, and the audit log says where the work ran.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import os
 import shutil
@@ -38,6 +39,11 @@ from tests.demo_build import DemoBuild, copy_demo
 from tests.early_warning_fixtures import NOW, build
 from tests.signin import steward, steward_env
 from tests.spark_cluster import standalone_cluster
+
+# py4j (Spark's bridge from Python to Java) leaves sockets for the collector
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Exception ignored in. <socket.socket:pytest.PytestUnraisableExceptionWarning"
+)
 
 # columns a computation stamps itself: not part of the answer
 STAMPS = {"computed_at", "submission_id"}
@@ -154,6 +160,27 @@ def test_the_exchange_is_partitioned_by_provider_and_school_year_and_swept(
     assert not left.exists() and Path(job.path).exists()  # a live job stays
     job.remove()
     assert not Path(job.path).exists()
+
+
+def test_retention_removes_what_a_dead_spark_job_left_in_the_exchange(
+    tmp_path: Path,
+) -> None:
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    with Warehouse.init(tmp_path / "wh") as wh:
+        left = (
+            tmp_path / "wh" / "exchange" / f"job-{int(NOW.timestamp())}-{dead}-0a0b0c0d"
+        )
+        (left / "in" / "analytic.enrollment").mkdir(parents=True)
+        with wh.session() as s:
+            wh.retention.run(s)
+        assert not left.exists()
+        entry = [e for e in wh.audit.entries() if e.action == "retention"][-1]
+        assert entry.detail["exchange_jobs_removed"] == 1
 
 
 def test_the_engine_comes_from_the_settings_and_a_run_may_override_it(
@@ -364,7 +391,20 @@ def test_indicators_and_an_evaluation_on_spark_equal_duckdbs_on_the_community(
         return report
 
     on_duckdb, on_spark = evaluate(None), evaluate("spark")
-    assert on_spark == pytest.approx(on_duckdb, rel=1e-9, nan_ok=True)
+    # the same numbers; the last digits of a float may differ, summed in another order
+    assert _same(on_spark, on_duckdb), (on_spark, on_duckdb)
+    assert any(p["effects"] for p in on_spark["programs"])
+
+
+def _same(a: object, b: object) -> bool:
+    """Equal, floats to 1e-9 relative."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and isinstance(b, float):
+        return a == pytest.approx(b, rel=1e-9, nan_ok=True)
+    return a == b
 
 
 @pytest.mark.slow
@@ -451,3 +491,12 @@ def _stop_spark() -> Iterator[None]:
     from backbone.engines import spark
 
     spark.stop()
+    gc.collect()
+
+
+@pytest.fixture(autouse=True)
+def _py4j_sockets() -> Iterator[None]:
+    """py4j drops the connections of threads that called Java unclosed; they are
+    collected here, inside this module's filter, not during a later test."""
+    yield
+    gc.collect()

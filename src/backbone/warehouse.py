@@ -293,7 +293,14 @@ class Warehouse:
     def retention(self) -> Retention:
         from backbone.governance.retention import Retention
 
-        return Retention(self._con, self.path, self.agreements, self.audit, self.clock)
+        return Retention(
+            self._con,
+            self.path,
+            self.agreements,
+            self.audit,
+            self.clock,
+            self.engine_choice().spark_exchange,
+        )
 
     @_stage
     def indicators(self) -> Indicators:

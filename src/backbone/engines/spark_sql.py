@@ -42,9 +42,7 @@ def _bound(
 ) -> exp.Expression:
     """The statement parsed, its parameters written in (``?`` in order from a
     sequence, ``$name`` from a mapping)."""
-    tree = sqlglot.parse_one(
-        sql, read="duckdb", error_level=ErrorLevel.RAISE
-    )
+    tree = sqlglot.parse_one(sql, read="duckdb", error_level=ErrorLevel.RAISE)
     holes = list(tree.find_all(exp.Placeholder, bfs=False))  # in written order
     if isinstance(params, Mapping):
         missing = {str(h.this) for h in holes} - set(params)

@@ -29,6 +29,7 @@ from typing import Any
 
 from backbone.engines import Connection
 from backbone.engines.duckdb import next_id, transaction
+from backbone.engines.exchange import sweep
 from backbone.engines.sql import literal
 from backbone.governance.audit import AuditEntry, AuditLog, StewardCheck, canonical_json
 from backbone.model.schema import ALL_TABLES, DERIVED_FROM
@@ -263,9 +264,11 @@ class Retention:
         agreements: AgreementRegistry,
         audit: AuditLog,
         clock: Callable[[], datetime],
+        exchange: str = "",
     ) -> None:
         self._con = con
         self._root = root
+        self._exchange = exchange
         self._agreements = agreements
         self._audit = audit
         self._clock = clock
@@ -324,8 +327,10 @@ class Retention:
         the users of partners no agreement names any more: a steward admin's step
         (``backbone retention run``, scheduled daily), in one unit of work. Each
         destruction appends its certificate (``purge``) to the audit log, and the
-        run its own entry (``retention``)."""
+        run its own entry (``retention``). Rows a Spark job that died left in the
+        exchange go too (the job folder of a process that is gone)."""
         who = s.require("administer", "run the retention schedule", action="retention")
+        swept = sweep(self._exchange) if self._exchange else 0
         due = self.due(s.today(), s.con)
         files: list[Path] = []
         purges = [
@@ -350,7 +355,8 @@ class Retention:
         s.record(
             "retention",
             f"retention run: {done}"
-            + (f"; disabled {', '.join(u for u, _ in disabled)}" if disabled else ""),
+            + (f"; disabled {', '.join(u for u, _ in disabled)}" if disabled else "")
+            + (f"; removed {swept} dead Spark job(s)' exchange files" if swept else ""),
             providers=tuple(p.provider for p in purges),
             rows=sum(p.destroyed for p in purges),
             detail={
@@ -359,6 +365,7 @@ class Retention:
                     u: f"no agreement in force names {partner}"
                     for u, partner in disabled
                 },
+                **({"exchange_jobs_removed": swept} if swept else {}),
             },
         )
         # Files go last, once every row is written: should the commit still fail,
