@@ -30,13 +30,14 @@ def spark_home() -> Path:
 
 def _start(args: list[str], log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "SPARK_HOME": str(spark_home()), "SPARK_LOCAL_IP": "127.0.0.1"}
-    return subprocess.Popen(
-        [str(spark_home() / "bin" / "spark-class"), *args],
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        env=env,
-        start_new_session=True,  # its own process group: stopped whole
-    )
+    with log.open("wb") as out:  # the child has its own copy of the handle
+        return subprocess.Popen(
+            [str(spark_home() / "bin" / "spark-class"), *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,  # its own process group: stopped whole
+        )
 
 
 def _wait_for(log: Path, text: str, process: subprocess.Popen[bytes]) -> None:

@@ -34,7 +34,7 @@ from backbone.engines.spark_sql import in_steps, tables_read, to_spark
 from backbone.errors import SettingsError, UserError, WarehouseError
 from backbone.measures.definitions import default_definitions
 from backbone.measures.indicator_sql import persons_sql
-from backbone.settings import Settings
+from backbone.settings import Settings, render_settings_toml
 from tests.demo_build import DemoBuild, copy_demo
 from tests.early_warning_fixtures import NOW, build
 from tests.signin import steward, steward_env
@@ -419,11 +419,12 @@ def test_link_and_indicators_on_a_standalone_spark_cluster(
         env = {**os.environ, **steward_env(wh, "b00-backbone"), "COLUMNS": "200"}
     with standalone_cluster(tmp_path / "cluster") as (master, processes):
         settings = path / "backbone.toml"
-        settings.write_text(
-            settings.read_text(encoding="utf-8")
-            + f'\n[engine]\nkind = "spark"\nspark_master = "{master}"\n',
-            encoding="utf-8",
-        )
+        values = {
+            **Settings.load(settings).values,
+            "engine.kind": "spark",
+            "engine.spark_master": master,
+        }
+        settings.write_text(render_settings_toml(values), encoding="utf-8")
         backbone = [sys.executable, "-m", "backbone"]
         linked = subprocess.run(
             [*backbone, "link", "-w", str(path)],
@@ -450,8 +451,9 @@ def test_link_and_indicators_on_a_standalone_spark_cluster(
             timeout=600,
         )
         assert computed.returncode == 0, computed.stderr[-3000:]
-        # the work ran on the worker: it started executors for the application
-        assert "Launching executor" in (tmp_path / "cluster" / "worker.log").read_text()
+        # the work ran on the worker: an executor for each command's application
+        log = (tmp_path / "cluster" / "worker.log").read_text()
+        assert log.count("Asked to launch executor") == 2, log[-3000:]
     for process in processes:
         assert process.poll() is not None  # stopped
     assert _persons(path) == before  # the saved model, the same persons
