@@ -1,6 +1,7 @@
-"""A real Spark standalone cluster on this machine, for the tests: a master and one
-worker started from the pyspark installation as separate processes on the loopback
-address, and stopped (their process groups killed) afterwards."""
+"""Real Spark servers on this machine, for the tests, started from the pyspark
+installation as separate processes on the loopback address and stopped (their
+process groups killed) afterwards: a standalone master and one worker, or a Spark
+Connect server (with Splink's similarity jar, as a managed cluster would have it)."""
 
 from __future__ import annotations
 
@@ -28,11 +29,13 @@ def spark_home() -> Path:
     return Path(pyspark.__file__).parent
 
 
-def _start(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+def _start(
+    args: list[str], log: Path, program: str = "spark-class"
+) -> subprocess.Popen[bytes]:
     env = {**os.environ, "SPARK_HOME": str(spark_home()), "SPARK_LOCAL_IP": "127.0.0.1"}
     with log.open("wb") as out:  # the child has its own copy of the handle
         return subprocess.Popen(
-            [str(spark_home() / "bin" / "spark-class"), *args],
+            [str(spark_home() / "bin" / program), *args],
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
@@ -109,3 +112,30 @@ def standalone_cluster(
     finally:
         for process in reversed(started):
             _stop(process)
+
+
+@contextmanager
+def connect_server(logs: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A Spark Connect server running ``local[2]``; yields its ``sc://`` URL."""
+    from splink.internals.spark.jar_location import similarity_jar_location
+
+    logs.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    server = _start(
+        [
+            "--master", "local[2]",
+            "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
+            "--jars", similarity_jar_location(),
+            "--conf", f"spark.connect.grpc.binding.port={port}",
+            "--conf", "spark.connect.grpc.binding.address=127.0.0.1",
+            "--conf", "spark.ui.enabled=false",
+            "spark-internal",
+        ],
+        logs / "connect.log",
+        program="spark-submit",
+    )  # fmt: skip
+    try:
+        _wait_for(logs / "connect.log", "Spark Connect server started", server)
+        yield f"sc://127.0.0.1:{port}", server
+    finally:
+        _stop(server)

@@ -38,7 +38,7 @@ from backbone.settings import Settings, render_settings_toml
 from tests.demo_build import DemoBuild, copy_demo
 from tests.early_warning_fixtures import NOW, build
 from tests.signin import steward, steward_env
-from tests.spark_cluster import standalone_cluster
+from tests.spark_cluster import connect_server, standalone_cluster
 
 # py4j (Spark's bridge from Python to Java) leaves sockets for the collector
 pytestmark = pytest.mark.filterwarnings(
@@ -484,6 +484,43 @@ def test_link_and_indicators_on_a_standalone_spark_cluster(
         pa.compute.equal(_indicators(path)["school_year"], 2026)
     )
     assert on_cluster.equals(on_duckdb)
+    assert not any((path / "exchange").iterdir())
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("demo")
+def test_link_and_indicators_through_spark_connect(
+    demo_build: DemoBuild, tmp_path: Path
+) -> None:
+    demo = copy_demo(demo_build, tmp_path / "demo")
+    path = demo / "warehouse"
+    before = _persons(path)
+    with Warehouse.open(path) as wh:
+        env = {**os.environ, **steward_env(wh, "b00-backbone"), "COLUMNS": "200"}
+    with connect_server(tmp_path / "connect") as (url, server):
+        settings = path / "backbone.toml"
+        values = {**Settings.load(settings).values, "engine.spark_remote": url}
+        settings.write_text(render_settings_toml(values), encoding="utf-8")
+        backbone = [sys.executable, "-m", "backbone"]
+        for command in (
+            ["link", "--engine", "spark"],
+            ["indicators", "compute", "--engine", "spark", "--school-year", "2026"],
+        ):
+            done = subprocess.run(
+                [*backbone, *command, "-w", str(path)],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            assert done.returncode == 0, done.stderr[-3000:]
+        log = (tmp_path / "connect" / "connect.log").read_text()
+        assert "backbone" in log or "Session" in log  # the server did the work
+    assert server.poll() is not None
+    assert _persons(path) == before
+    with Warehouse.open(path) as wh:
+        entries = [e for e in wh.audit.entries() if e.action in ("link", "derive")]
+        assert {e.detail.get("engine") for e in entries[-2:]} == {f"spark {url}"}
     assert not any((path / "exchange").iterdir())
 
 
