@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_DIR ?= demo-out
 
-.PHONY: demo test check lint typecheck bench clean browser
+.PHONY: demo test check lint typecheck bench clean browser java
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +34,13 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get install -y -q chromium >/dev/null; \
 	  else sudo apt-get install -y -q chromium >/dev/null; fi; }
 
-test: lint typecheck browser
+# the Spark tests start a JVM (Spark 4 needs Java 17 or later); installed once, by apt
+java:
+	@command -v java >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get install -y -q openjdk-17-jre-headless >/dev/null; \
+	  else sudo apt-get install -y -q openjdk-17-jre-headless >/dev/null; fi; }
+
+test: lint typecheck browser java
 	$(BIN)/python -m pytest -n 2 -q --dist loadgroup
 
 # the quick lane for daily work: lint, types and every test not marked slow (a
@@ -55,6 +61,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/outcomes.py
 	$(BIN)/python bench/web.py
 	$(BIN)/python bench/api.py
+	$(BIN)/python bench/spark.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

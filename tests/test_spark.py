@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -27,7 +28,7 @@ import pyarrow as pa
 import pytest
 
 from backbone import Warehouse
-from backbone.engines.exchange import Exchange, sweep
+from backbone.engines.exchange import Exchange, sweep, this_host
 from backbone.engines.offload import EngineChoice, offloaded
 from backbone.engines.spark import spark_ddl
 from backbone.engines.spark_sql import in_steps, tables_read, to_spark
@@ -70,6 +71,24 @@ def test_parameters_are_written_in_by_position_and_by_name() -> None:
         to_spark("SELECT ? AS a", [])
     with pytest.raises(ValueError, match="not given"):
         to_spark("SELECT $a AS a", {"b": 1})
+
+
+def test_markers_are_filled_in_the_order_they_are_written() -> None:
+    # the parse tree keeps a CTE and a LIMIT elsewhere than the text does
+    sql = "WITH a AS (SELECT ? AS x) SELECT ? AS y, '?' AS q FROM a ORDER BY 1 LIMIT ?"
+    assert to_spark(sql, [1, 2, 3]) == (
+        "WITH a AS (SELECT 1 AS x) SELECT 2 AS y, '?' AS q FROM a "
+        "ORDER BY 1 NULLS LAST LIMIT 3"
+    )
+
+
+def test_a_with_whose_ctes_cannot_stand_alone_runs_whole() -> None:
+    for sql in (
+        "WITH a(y, x) AS (SELECT x, y FROM t) SELECT x FROM a",  # a column list
+        "WITH A AS (SELECT 1 AS x) SELECT * FROM a",  # names in another case
+        "WITH RECURSIVE r AS (SELECT 1 AS n) SELECT * FROM r",
+    ):
+        assert [view for view, _, _ in in_steps(sql, None, {}, "p")] == [None]
 
 
 def test_inputs_are_renamed_to_the_jobs_views_but_not_a_cte_of_that_name() -> None:
@@ -154,10 +173,16 @@ def test_the_exchange_is_partitioned_by_provider_and_school_year_and_swept(
         text=True,
         check=True,
     ).stdout.strip()
-    left = tmp_path / "exchange" / f"job-{int(NOW.timestamp()) + 10**9}-{dead}-abcd1234"
+    exchange = tmp_path / "exchange"
+    left = exchange / f"job-{int(time.time())}-{this_host()}-{dead}-abcd1234"
     (left / "in").mkdir(parents=True)
-    assert sweep(str(tmp_path / "exchange")) == 1
+    # another machine's job of today, and anything not a job's folder, stay
+    elsewhere = exchange / f"job-{int(time.time())}-otherhost-{dead}-abcd1234"
+    elsewhere.mkdir()
+    (exchange / "notes").mkdir()
+    assert sweep(str(exchange)) == 1
     assert not left.exists() and Path(job.path).exists()  # a live job stays
+    assert elsewhere.exists() and (exchange / "notes").exists()
     job.remove()
     assert not Path(job.path).exists()
 
@@ -172,9 +197,8 @@ def test_retention_removes_what_a_dead_spark_job_left_in_the_exchange(
         check=True,
     ).stdout.strip()
     with Warehouse.init(tmp_path / "wh") as wh:
-        left = (
-            tmp_path / "wh" / "exchange" / f"job-{int(NOW.timestamp())}-{dead}-0a0b0c0d"
-        )
+        name = f"job-{int(time.time())}-{this_host()}-{dead}-0a0b0c0d"
+        left = tmp_path / "wh" / "exchange" / name
         (left / "in" / "analytic.enrollment").mkdir(parents=True)
         with wh.session() as s:
             wh.retention.run(s)

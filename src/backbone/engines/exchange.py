@@ -1,7 +1,7 @@
 """The exchange: a folder (or object-store URI) both the warehouse and a Spark
 cluster reach, where a job's inputs and results pass as Parquet.
 
-Each job has its own folder, ``<exchange>/job-<time>-<pid>-<random>/``: ``in/<name>/``
+Each job has its own folder, ``<exchange>/job-<time>-<host>-<pid>-<random>/``: ``in/<name>/``
 holds what the warehouse decided the job may read, partitioned (Hive style) by
 provider and school year where a table has them; ``out/<name>/`` what the cluster
 sends back. The folder is deleted when the job ends; one left by a process that
@@ -13,7 +13,9 @@ through Arrow's file systems (a local path, ``file://``, ``s3://``, ``gs://``,
 from __future__ import annotations
 
 import os
+import re
 import secrets
+import socket
 import time
 from collections.abc import Sequence
 from contextlib import suppress
@@ -26,13 +28,26 @@ import pyarrow.fs as pafs
 from backbone.errors import WarehouseError
 from backbone.waiting import process_alive
 
-__all__ = ["PARTITION_COLUMNS", "Exchange", "sweep"]
+__all__ = ["PARTITION_COLUMNS", "Exchange", "sweep", "this_host"]
 
 # what a table is partitioned by, where it has the column: the provider (under the
 # names the warehouse and the gate's tables give it) and the school year
 PARTITION_COLUMNS = ("provider_partner_id", "provider", "partner_id", "school_year")
 # a job folder of another host (whose process cannot be asked) is swept this old
-STALE_SECONDS = 24 * 3600
+STALE_SECONDS = 7 * 24 * 3600
+
+
+def this_host() -> str:
+    """This machine's name as a folder name's part (no dashes: they separate)."""
+    return re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:40] or "host"
+
+
+def _unreachable(root: str, exc: BaseException) -> WarehouseError:
+    return WarehouseError(
+        f"the Spark exchange {root!r} cannot be used ({exc}). Check "
+        "engine.spark_exchange: a folder, or an s3://, gs:// or hdfs:// URI both the "
+        "warehouse and the cluster can read and write."
+    )
 
 
 def _filesystem(root: str) -> tuple[pafs.FileSystem, str]:
@@ -41,11 +56,7 @@ def _filesystem(root: str) -> tuple[pafs.FileSystem, str]:
     try:
         fs, path = pafs.FileSystem.from_uri(root)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
-        raise WarehouseError(
-            f"engine.spark_exchange = {root!r} cannot be reached ({exc}). Give a "
-            "folder, or an s3://, gs:// or hdfs:// URI both the warehouse and the "
-            "cluster can read and write."
-        ) from None
+        raise _unreachable(root, exc) from None
     return fs, str(path)
 
 
@@ -55,20 +66,29 @@ class Exchange:
     def __init__(self, root: str) -> None:
         self.root = root
         self._fs, self._base = _filesystem(root)
-        self.job = f"job-{int(time.time())}-{os.getpid()}-{secrets.token_hex(4)}"
+        self.job = (
+            f"job-{int(time.time())}-{this_host()}-{os.getpid()}-{secrets.token_hex(4)}"
+        )
         self.path = f"{self._base.rstrip('/')}/{self.job}"
         sweep(root)
-        self._fs.create_dir(self.path, recursive=True)
-        if isinstance(self._fs, pafs.LocalFileSystem):
-            os.chmod(self.path, 0o700)  # person-level rows: the owner's alone
+        try:
+            self._fs.create_dir(self.path, recursive=True)
+            if isinstance(self._fs, pafs.LocalFileSystem):
+                os.chmod(self.path, 0o700)  # person-level rows: the owner's alone
+        except OSError as exc:
+            raise _unreachable(root, exc) from None
 
     def uri(self, relative: str) -> str:
-        """Where the cluster finds ``relative`` (Spark's names for the schemes)."""
-        full = f"{self.path}/{relative}"
+        """Where the cluster finds ``relative``: the root as given (its host and
+        options kept), Spark's name for the scheme (``s3a``)."""
         if "://" not in self.root:
-            return "file://" + full
-        scheme = self.root.split("://", 1)[0]
-        return f"{'s3a' if scheme == 's3' else scheme}://{full}"
+            return f"file://{self.path}/{relative}"
+        scheme, rest = self.root.split("://", 1)
+        where, _, _query = rest.partition("?")  # the options are Arrow's, not Spark's
+        return (
+            f"{'s3a' if scheme == 's3' else scheme}://{where.rstrip('/')}/"
+            f"{self.job}/{relative}"
+        )
 
     def put(
         self,
@@ -85,6 +105,21 @@ class Exchange:
             if c in schema.names
         ]
         target = f"{self.path}/in/{name}"
+        try:
+            self._write(rows, target, keys, schema)
+        except (OSError, pa.ArrowException) as exc:
+            raise WarehouseError(
+                f"could not write {name} to the Spark exchange {self.root!r} ({exc})"
+            ) from None
+        return self.uri(f"in/{name}")
+
+    def _write(
+        self,
+        rows: pa.Table | pa.RecordBatchReader,
+        target: str,
+        keys: list[str],
+        schema: pa.Schema,
+    ) -> None:
         ds.write_dataset(
             rows,
             target,
@@ -98,8 +133,8 @@ class Exchange:
             existing_data_behavior="error",
             # each partition's rows in as few files as the memory allows
             max_rows_per_group=1 << 20,
+            max_partitions=1 << 16,  # providers x school years
         )
-        return self.uri(f"in/{name}")
 
     def empty(self, name: str) -> bool:
         """Whether ``in/<name>`` has no rows (Arrow writes no file for none)."""
@@ -112,21 +147,33 @@ class Exchange:
 
     def take(self, name: str) -> pa.Table:
         """What the cluster wrote to ``out/<name>``."""
-        return ds.dataset(
-            f"{self.path}/out/{name}",
-            format="parquet",
-            filesystem=self._fs,
-            exclude_invalid_files=True,  # Spark's _SUCCESS and .crc files
-        ).to_table()
+        try:
+            return ds.dataset(
+                f"{self.path}/out/{name}",
+                format="parquet",
+                filesystem=self._fs,
+                exclude_invalid_files=True,  # Spark's _SUCCESS and .crc files
+            ).to_table()
+        except (OSError, pa.ArrowException) as exc:
+            raise WarehouseError(
+                f"the cluster's result is not in the exchange {self.root!r} ({exc}): "
+                "does the cluster write to the same place the warehouse reads?"
+            ) from None
 
-    def remove(self) -> None:
-        with suppress(FileNotFoundError, OSError):
+    def remove(self) -> bool:
+        """Delete the job's folder; False if it could not be (said by the caller)."""
+        try:
             self._fs.delete_dir(self.path)
+        except FileNotFoundError:
+            return True
+        except OSError:
+            return False
+        return True
 
 
 def sweep(root: str) -> int:
-    """Delete the job folders of processes of this host that are gone (and any
-    older than a day): rows a killed job left in the exchange. How many."""
+    """Delete the job folders of processes of this host that are gone (another
+    host's after a week): rows a killed job left in the exchange. How many."""
     fs, base = _filesystem(root)
     try:
         found = fs.get_file_info(pafs.FileSelector(base, allow_not_found=True))
@@ -135,11 +182,15 @@ def sweep(root: str) -> int:
     removed = 0
     for info in found:
         parts = info.base_name.split("-")
-        if len(parts) != 4 or parts[0] != "job" or not parts[1].isdigit():
-            continue
-        started, pid = int(parts[1]), int(parts[2]) if parts[2].isdigit() else 0
-        stale = time.time() - started > STALE_SECONDS
-        if stale or (pid != os.getpid() and not process_alive(pid)):
+        if len(parts) != 5 or parts[0] != "job" or not parts[1].isdigit():
+            continue  # not a job's folder: never touched
+        started, host = int(parts[1]), parts[2]
+        pid = int(parts[3]) if parts[3].isdigit() else 0
+        if host != this_host():  # another machine's job: its process cannot be asked
+            gone = time.time() - started > STALE_SECONDS
+        else:
+            gone = pid != os.getpid() and not process_alive(pid)
+        if gone:
             with suppress(OSError):
                 fs.delete_dir(info.path)
                 removed += 1

@@ -35,7 +35,16 @@ if TYPE_CHECKING:
 
     from backbone.engines.offload import EngineChoice
 
-__all__ = ["SparkJob", "job", "register_functions", "session", "spark_ddl", "stop"]
+__all__ = [
+    "SparkJob",
+    "is_engine_error",
+    "job",
+    "register_functions",
+    "said",
+    "session",
+    "spark_ddl",
+    "stop",
+]
 
 _lock = threading.Lock()
 _current: dict[str, Any] = {}
@@ -49,7 +58,23 @@ def _similarity_jar() -> str:
 
 
 def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:500]
+    """An engine's error in one line: the Java cause's message where there is one
+    (py4j's own says only which call failed)."""
+    java = getattr(exc, "java_exception", None)
+    text = str(java) if java is not None else str(exc)
+    if "An error occurred while calling" in text and exc.__cause__ is not None:
+        text = str(exc.__cause__)
+    return (text.strip().splitlines() or [type(exc).__name__])[0][:500]
+
+
+def is_engine_error(exc: BaseException) -> bool:
+    """Whether ``exc`` comes from Spark (its Python side, py4j, a Connect call)."""
+    return type(exc).__module__.split(".")[0] in ("pyspark", "py4j", "grpc")
+
+
+def said(exc: BaseException, doing: str) -> WarehouseError:
+    """Spark's error while ``doing``, in one line, for people."""
+    return WarehouseError(f"Spark failed {doing}: {_first_line(exc)}")
 
 
 def _on_this_machine(master: str) -> bool:
@@ -96,21 +121,22 @@ def session(choice: EngineChoice) -> SparkSession:
                     builder = builder.config("spark.sql.shuffle.partitions", "8")
                 spark = builder.getOrCreate()
                 spark.sparkContext.setLogLevel("ERROR")
+            # DuckDB's semantics where Spark's differ: times without zones, NULL
+            # (not an error) for a division by zero, timestamps as DuckDB reads them
+            # (a Connect session reaches its server only here)
+            for name, value in (
+                ("spark.sql.session.timeZone", "UTC"),
+                ("spark.sql.ansi.enabled", "false"),
+                ("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS"),
+                ("spark.sql.timestampType", "TIMESTAMP_NTZ"),
+            ):
+                spark.conf.set(name, value)
         except Exception as exc:  # Java missing, master unreachable: say which
             raise WarehouseError(
                 f"Spark did not start at {key} ({_first_line(exc)}). "
                 "Check engine.spark_master / engine.spark_remote, that the cluster "
                 "runs, and that Java 17 is installed."
             ) from None
-        # DuckDB's semantics where Spark's differ: times without zones, NULL (not
-        # an error) for a division by zero, timestamps written as DuckDB reads them
-        for name, value in (
-            ("spark.sql.session.timeZone", "UTC"),
-            ("spark.sql.ansi.enabled", "false"),
-            ("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS"),
-            ("spark.sql.timestampType", "TIMESTAMP_NTZ"),
-        ):
-            spark.conf.set(name, value)
         _current.update(key=key, session=spark)
         started: SparkSession = spark
         return started
@@ -176,12 +202,19 @@ def spark_ddl(schema: pa.Schema) -> str:
 
 
 def _cast_like(table: pa.Table, like: pa.Schema) -> pa.Table:
-    """Spark's result with DuckDB's columns, order and types for the same SQL."""
-    by_name = {name.lower(): name for name in table.column_names}
-    columns = []
-    for field in like:
-        column = table.column(by_name[field.name.lower()])
-        columns.append(column.cast(field.type, safe=False))
+    """Spark's result with DuckDB's columns and types for the same SQL (both give
+    the columns in the statement's order; names are compared as Spark folds them)."""
+    got = [name.lower() for name in table.column_names]
+    want = [field.name.lower() for field in like]
+    if got != want:
+        raise WarehouseError(
+            "Spark's result has other columns than DuckDB's for the same SQL "
+            f"({', '.join(table.column_names)} against {', '.join(like.names)})"
+        )
+    columns = [
+        column.cast(field.type, safe=False)
+        for column, field in zip(table.columns, like, strict=True)
+    ]
     return pa.Table.from_arrays(columns, schema=like)
 
 
@@ -208,10 +241,19 @@ class SparkJob:
         safe = re.sub(r"[^A-Za-z0-9_]", "_", name)
         uri = self.exchange.put(safe, rows)
         ddl = spark_ddl(schema)
-        if self.exchange.empty(safe):
-            frame = self.spark.createDataFrame([], ddl)
-        else:
-            frame = self.spark.read.schema(ddl).parquet(uri)
+        try:
+            if self.exchange.empty(safe):
+                frame = self.spark.createDataFrame([], ddl)
+            else:
+                # partition columns come last from the files: put them back
+                frame = self.spark.read.schema(ddl).parquet(uri)
+                frame = frame.select(
+                    *[f"`{c.replace('`', '``')}`" for c in schema.names]
+                )
+        except Exception as exc:
+            if not is_engine_error(exc):
+                raise
+            raise said(exc, f"to read {name} from the exchange") from exc
         view = f"{self._tag}_{safe}"
         frame.createOrReplaceTempView(view)
         self.views[name] = view
@@ -236,9 +278,9 @@ class SparkJob:
             assert frame is not None
             return frame
         except Exception as exc:  # Spark's analysis error: one line, no trace
-            raise WarehouseError(
-                f"Spark could not run the job's SQL: {_first_line(exc)}"
-            ) from exc
+            if not is_engine_error(exc):
+                raise
+            raise said(exc, "to run the job's SQL") from exc
 
     def arrow(
         self,
@@ -259,7 +301,9 @@ class SparkJob:
         try:
             frame.write.parquet(self.exchange.out(name))
         except Exception as exc:  # the cluster's error, said in one line
-            raise WarehouseError(f"the Spark job failed: {_first_line(exc)}") from exc
+            if not is_engine_error(exc):
+                raise
+            raise said(exc, "running the job") from exc
         table = self.exchange.take(name)
         if like is None:
             return table
@@ -271,7 +315,12 @@ class SparkJob:
         for view in [*self.views.values(), *self._temporary]:
             with suppress(Exception):
                 self.spark.catalog.dropTempView(view)
-        self.exchange.remove()
+        if not self.exchange.remove():
+            # the rows stay where the cluster can read them: say so, loudly
+            raise WarehouseError(
+                f"could not delete the job's files {self.exchange.path} from the "
+                "Spark exchange; delete them (or run `backbone retention run`)."
+            )
 
 
 @contextmanager
@@ -280,8 +329,11 @@ def job(choice: EngineChoice) -> Iterator[SparkJob]:
     work = SparkJob(choice)
     try:
         yield work
-    finally:
-        work.close()
+    except Exception:
+        with suppress(WarehouseError):  # the job's own error is the one to tell
+            work.close()
+        raise
+    work.close()
 
 
 def register_functions(

@@ -13,7 +13,7 @@ from datetime import date, datetime
 from typing import Any, cast
 
 import sqlglot
-from sqlglot import exp
+from sqlglot import TokenType, exp
 from sqlglot.errors import ErrorLevel
 
 from backbone.engines.sql import literal
@@ -37,26 +37,44 @@ def _constant(value: object) -> str:
     raise TypeError(f"cannot send a {type(value).__name__} to Spark as a parameter")
 
 
+def _named_in_order(sql: str) -> tuple[str, int]:
+    """``sql`` with its ``?`` markers renamed ``$__p0``, ``$__p1``, ... in the order
+    they are written (the tokens', not the parse tree's, which puts a CTE or a
+    LIMIT elsewhere); how many there were."""
+    from sqlglot.dialects.duckdb import DuckDB
+
+    holes = [t for t in DuckDB().tokenize(sql) if t.token_type == TokenType.PLACEHOLDER]
+    out, at = [], 0
+    for n, token in enumerate(t for t in holes if t.text == "?"):
+        out.append(sql[at : token.start])
+        out.append(f"$__p{n}")
+        at = token.end + 1
+    out.append(sql[at:])
+    return "".join(out), sum(1 for t in holes if t.text == "?")
+
+
 def _bound(
     sql: str, params: Sequence[Any] | Mapping[str, Any] | None
 ) -> exp.Expression:
     """The statement parsed, its parameters written in (``?`` in order from a
     sequence, ``$name`` from a mapping)."""
-    tree = sqlglot.parse_one(sql, read="duckdb", error_level=ErrorLevel.RAISE)
-    holes = list(tree.find_all(exp.Placeholder, bfs=False))  # in written order
     if isinstance(params, Mapping):
-        missing = {str(h.this) for h in holes} - set(params)
-        if missing or any(h.this is None for h in holes):
-            raise ValueError(f"parameters not given: {sorted(missing) or '?'}")
-        values = [params[str(h.this)] for h in holes]
+        named = dict(params)
     else:
         values = list(params or [])
-        if any(h.this is not None for h in holes) or len(holes) != len(values):
+        sql, count = _named_in_order(sql)
+        if count != len(values):
             raise ValueError(
-                f"{len(holes)} parameters in the SQL, {len(values)} given in order"
+                f"{count} parameters in the SQL, {len(values)} given in order"
             )
-    for hole, value in zip(holes, values, strict=True):
-        hole.replace(sqlglot.parse_one(_constant(value), read="duckdb"))
+        named = {f"__p{n}": v for n, v in enumerate(values)}
+    tree = sqlglot.parse_one(sql, read="duckdb", error_level=ErrorLevel.RAISE)
+    holes = list(tree.find_all(exp.Placeholder))
+    missing = {str(h.this) for h in holes if h.this is not None} - set(named)
+    if missing or any(h.this is None for h in holes):
+        raise ValueError(f"parameters not given: {sorted(missing) or '?'}")
+    for hole in holes:
+        hole.replace(sqlglot.parse_one(_constant(named[str(hole.this)]), read="duckdb"))
     return cast(exp.Expression, tree)
 
 
@@ -101,7 +119,7 @@ def in_steps(
     its plans beyond the driver's memory; a view kept once does not."""
     tree = _renamed(_bound(sql, params), tables)
     with_ = tree.args.get("with_") or tree.args.get("with")
-    if not isinstance(tree, exp.Query) or with_ is None or with_.args.get("recursive"):
+    if not isinstance(tree, exp.Query) or with_ is None or not _splittable(with_):
         return [(None, _spark_text(tree), 0)]
     ctes = list(with_.expressions)
     tree.set("with_" if "with_" in tree.args else "with", None)
@@ -114,7 +132,7 @@ def in_steps(
     out: list[tuple[str | None, exp.Expression]] = []
     for name, body in steps:
         for table in list(body.find_all(exp.Table)):
-            if not table.db and table.name in views:
+            if not table.db and not table.catalog and table.name in views:
                 reads[table.name] += 1
                 alias = table.alias or table.name
                 new = exp.to_table(views[table.name])
@@ -125,6 +143,25 @@ def in_steps(
         (views[name] if name else None, _spark_text(body), reads[name] if name else 0)
         for name, body in out
     ]
+
+
+def _splittable(with_: exp.Expression) -> bool:
+    """Whether a WITH's CTEs can become views of their own: not recursive, no
+    column lists (``a(x, y)``), no WITH inside one (whose names could shadow
+    another's), names distinct whatever their case."""
+    ctes = list(with_.expressions)
+    names = [cte.alias_or_name.lower() for cte in ctes]
+    return not (
+        with_.args.get("recursive")
+        or len(set(names)) != len(names)
+        or any(cte.args["alias"].columns for cte in ctes)
+        or any(
+            isinstance(node, exp.With)
+            for cte in ctes
+            for node in cte.this.find_all(exp.With)
+        )
+        or any(cte.alias_or_name != cte.alias_or_name.lower() for cte in ctes)
+    )
 
 
 def tables_read(sql: str) -> set[str]:

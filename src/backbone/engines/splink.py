@@ -102,27 +102,36 @@ def model_place(
     scratch: DuckDBAPI,
     table: str,
     columns: Sequence[str],
+    where: str = "",
 ) -> Iterator[ModelPlace]:
     """Where Splink works on ``table`` of the scratch database: there, or on Spark
-    (only ``columns`` of it sent, through the exchange, removed after)."""
+    (only ``columns`` of its rows that meet ``where`` sent, through the exchange,
+    removed after)."""
     con = scratch.duckdb_con
-    n = int(con.execute(f"SELECT count(*) FROM {ident(table)}").fetchall()[0][0])
     if not choice.on_spark:
+        n = int(con.execute(f"SELECT count(*) FROM {ident(table)}").fetchall()[0][0])
         yield ModelPlace(scratch, table, n, con)
         return
     from splink.internals.spark.database_api import SparkAPI
 
     from backbone.engines import spark
 
+    rows_sql = f"SELECT {', '.join(ident(c) for c in columns)} FROM {ident(table)}" + (
+        f" WHERE {where}" if where else ""
+    )
+    n = int(con.execute(f"SELECT count(*) FROM ({rows_sql})").fetchall()[0][0])
     with spark.job(choice) as job:
-        spark.register_functions(job.spark)
-        rows = con.sql(
-            f"SELECT {', '.join(ident(c) for c in columns)} FROM {ident(table)}"
-        ).to_arrow_reader()
+        rows = con.sql(rows_sql).to_arrow_reader()
         frame = job.put(table, rows)
-        api = SparkAPI(  # type: ignore[no-untyped-call]
-            spark_session=job.spark,
-            # Spark Connect has no checkpoint directory: keep tables in memory
-            break_lineage_method="persist" if choice.spark_remote else "parquet",
-        )
-        yield ModelPlace(api, frame, n, con, job)
+        try:
+            spark.register_functions(job.spark)
+            api = SparkAPI(  # type: ignore[no-untyped-call]
+                spark_session=job.spark,
+                # Spark Connect has no checkpoint directory: keep tables in memory
+                break_lineage_method="persist" if choice.spark_remote else "parquet",
+            )
+            yield ModelPlace(api, frame, n, con, job)
+        except Exception as exc:  # Spark's (or Splink's on Spark): in one line
+            if not spark.is_engine_error(exc):
+                raise
+            raise spark.said(exc, "to train or score the linkage model") from exc

@@ -31,6 +31,7 @@ from backbone.engines import Connection
 from backbone.engines.duckdb import next_id, transaction
 from backbone.engines.exchange import sweep
 from backbone.engines.sql import literal
+from backbone.errors import WarehouseError
 from backbone.governance.audit import AuditEntry, AuditLog, StewardCheck, canonical_json
 from backbone.model.schema import ALL_TABLES, DERIVED_FROM
 from backbone.partners.agreements.document import AgreementDocument, Status
@@ -330,7 +331,11 @@ class Retention:
         run its own entry (``retention``). Rows a Spark job that died left in the
         exchange go too (the job folder of a process that is gone)."""
         who = s.require("administer", "run the retention schedule", action="retention")
-        swept = sweep(self._exchange) if self._exchange else 0
+        try:  # an exchange out of reach does not hold up the day's destruction
+            swept = sweep(self._exchange) if self._exchange else 0
+            unswept = ""
+        except WarehouseError as exc:
+            swept, unswept = 0, str(exc)
         due = self.due(s.today(), s.con)
         files: list[Path] = []
         purges = [
@@ -366,6 +371,7 @@ class Retention:
                     for u, partner in disabled
                 },
                 **({"exchange_jobs_removed": swept} if swept else {}),
+                **({"exchange_not_swept": unswept} if unswept else {}),
             },
         )
         # Files go last, once every row is written: should the commit still fail,

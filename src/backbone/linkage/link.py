@@ -294,8 +294,16 @@ def run_linkage(
                 if n_clear >= 2 and pairs and compared:
                     if engine.on_spark:
                         say(f"sending the linkage input to {engine.where()}")
+                    # on Spark, only the records of partners that may be linked to
+                    # another holder leave the warehouse (here all are scored, and
+                    # the pairs no agreement allows dropped after)
+                    linked = sorted({p for pair in pairs for p in pair})
                     with model_place(
-                        engine, api, "linkage_input", MODEL_COLUMNS
+                        engine,
+                        api,
+                        "linkage_input",
+                        MODEL_COLUMNS,
+                        where=f"partner_id IN ({', '.join(map(literal, linked))})",
                     ) as place:
                         # a model saved by a version that compared differently, or
                         # before a field was filled by two partners, is retrained

@@ -224,7 +224,7 @@ class Indicators:
         say = progress or (lambda _m: None)
         for attempt in range(1, COMPUTE_ATTEMPTS + 1):
             in_use = self.definitions.current()
-            inputs = _input_copies(s.con, sorted({*allowed, *candidates}))
+            inputs = _input_copies(s.con, sources)
             read_after = last_change(s.con)
             # the inputs are in memory: the warehouse file is handed back to other
             # processes while the snapshots are computed from them
@@ -635,15 +635,19 @@ def with_identifiers(table: pa.Table) -> pa.Table:
     return table
 
 
-def _input_copies(con: Connection, providers: list[str]) -> dict[str, pa.Table]:
-    """Copies of what the indicators are computed from: the facts of these
-    providers and the calendar (``schema.table`` -> rows)."""
+def _input_copies(
+    con: Connection, sources: Mapping[str, Sequence[str]]
+) -> dict[str, pa.Table]:
+    """Copies of what the indicators are computed from: each entity's facts of the
+    providers whose agreements share it for the purpose (``sources``), and the
+    calendar (``schema.table`` -> rows). Nothing else leaves the warehouse, for the
+    scratch database or for a Spark cluster."""
     copies = {
         f"analytic.{entity}": engines.arrow(
             con,
             f"SELECT * FROM analytic.{engines.ident(entity)} "
             "WHERE list_contains(?, provider_partner_id)",
-            [providers],
+            [list(sources.get(entity, ()))],
         )
         for entity in sorted(set(DERIVED_FROM[ENTITY]))
     }
