@@ -123,7 +123,7 @@ def indicators_phase(folder: Path, engine: str) -> None:
         "analytic.student_demographic",
     ]
     with offloaded(choice, con, tables) as run:
-        result = run.arrow(sql, params)
+        result = run.table(sql, params)
     seconds = time.perf_counter() - started
     check = (
         duckdb.connect()

@@ -312,9 +312,9 @@ def test_per_person_indicators_on_spark_equal_duckdbs(
     )
     sql = persons_sql({1: default_definitions()}, "components")
     with offloaded(EngineChoice(), con, ["components"]) as here:
-        expected = here.arrow(sql)
+        expected = here.table(sql)
     with offloaded(_spark(tmp_path / "exchange"), con, ["components"]) as there:
-        got = there.arrow(sql)
+        got = there.table(sql)
     order = [(c, "ascending") for c in ("unit", "school_year", "as_of_date")]
     assert got.num_rows == expected.num_rows > 0
     assert got.sort_by(order).equals(expected.sort_by(order))
@@ -328,9 +328,9 @@ def test_a_job_reads_only_the_tables_its_stage_allowed(tmp_path: Path) -> None:
     con.execute("CREATE TABLE secret AS SELECT 'name' AS n")
     exchange = tmp_path / "exchange"
     with offloaded(_spark(exchange), con, ["allowed"]) as run:
-        assert run.arrow("SELECT x + 1 AS y FROM allowed").to_pylist() == [{"y": 2}]
+        assert run.table("SELECT x + 1 AS y FROM allowed").to_pylist() == [{"y": 2}]
         with pytest.raises(WarehouseError, match="may not read secret"):
-            run.arrow("SELECT n FROM secret")
+            run.table("SELECT n FROM secret")
         # what went to the cluster: the allowed table alone
         sent = [p.name for job in exchange.iterdir() for p in (job / "in").iterdir()]
         assert sent == ["allowed"]
@@ -357,7 +357,7 @@ def _persons(path: Path) -> set[frozenset[tuple[str, str]]]:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("demo")
+@pytest.mark.xdist_group("spark")
 def test_linkage_trained_on_spark_finds_the_persons_duckdb_finds(
     demo_build: DemoBuild, tmp_path: Path
 ) -> None:
@@ -386,7 +386,7 @@ def test_linkage_trained_on_spark_finds_the_persons_duckdb_finds(
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("demo")
+@pytest.mark.xdist_group("spark")
 def test_indicators_and_an_evaluation_on_spark_equal_duckdbs_on_the_community(
     demo_build: DemoBuild, tmp_path: Path
 ) -> None:
@@ -432,7 +432,7 @@ def _same(a: object, b: object) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("demo")
+@pytest.mark.xdist_group("spark")
 def test_link_and_indicators_on_a_standalone_spark_cluster(
     demo_build: DemoBuild, tmp_path: Path
 ) -> None:
@@ -512,7 +512,7 @@ def test_link_and_indicators_on_a_standalone_spark_cluster(
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("demo")
+@pytest.mark.xdist_group("spark")
 def test_link_and_indicators_through_spark_connect(
     demo_build: DemoBuild, tmp_path: Path
 ) -> None:

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from backbone.engines.duckdb import Connection, arrow, frame, registered
-from backbone.engines.spark_sql import tables_read
 from backbone.engines.sql import qualified
 from backbone.errors import UserError, WarehouseError
 from backbone.settings import ENGINE_KINDS, Settings
@@ -84,7 +83,7 @@ class EngineChoice:
 class Runner(Protocol):
     """SQL (DuckDB's dialect) over the tables a stage gave the job."""
 
-    def arrow(self, sql: str, params: Params = None) -> pa.Table: ...
+    def table(self, sql: str, params: Params = None) -> pa.Table: ...
 
     def frame(self, sql: str, params: Params = None) -> pd.DataFrame: ...
 
@@ -93,7 +92,7 @@ class _Here:
     def __init__(self, con: Connection) -> None:
         self._con = con
 
-    def arrow(self, sql: str, params: Params = None) -> pa.Table:
+    def table(self, sql: str, params: Params = None) -> pa.Table:
         return arrow(self._con, sql, _given(params))
 
     def frame(self, sql: str, params: Params = None) -> pd.DataFrame:
@@ -109,6 +108,8 @@ class _OnSpark:
     def _send(self, sql: str) -> None:
         """Put the tables ``sql`` reads in the exchange, once each: only tables
         the stage allowed the job (a statement reading another is refused)."""
+        from backbone.engines.spark_sql import tables_read  # sqlglot: only here
+
         wanted = tables_read(sql) - set(self._job.views)
         refused = wanted - self._allowed
         if refused:
@@ -122,7 +123,7 @@ class _OnSpark:
             ).to_arrow_reader()
             self._job.put(name, rows)
 
-    def arrow(self, sql: str, params: Params = None) -> pa.Table:
+    def table(self, sql: str, params: Params = None) -> pa.Table:
         self._send(sql)
         # DuckDB's own types for this SQL (planned, not run), so a result from
         # Spark is the result DuckDB would give, type for type
@@ -137,7 +138,7 @@ class _OnSpark:
     def frame(self, sql: str, params: Params = None) -> pd.DataFrame:
         # through DuckDB, so the frame's dtypes are those DuckDB gives (a DECIMAL
         # as float64, not Python decimals)
-        with registered(self._con, spark_result=self.arrow(sql, params)):
+        with registered(self._con, spark_result=self.table(sql, params)):
             return frame(self._con, "SELECT * FROM spark_result")
 
 

@@ -341,7 +341,7 @@ class Indicators:
                 providers=allowed,
                 sources=sources,
             )
-            table = run.arrow(sql, params)
+            table = run.table(sql, params)
             out.append(((year, cutoff, time.perf_counter() - started), table))
         return out
 
