@@ -89,6 +89,7 @@ def indicators_phase(folder: Path, engine: str) -> None:
     from backbone.engines.offload import EngineChoice, offloaded
     from backbone.measures.definitions import default_definitions
     from backbone.measures.indicator_sql import components_sql
+    from backbone.model.schema import DERIVED_FROM
 
     sys.path.insert(0, str(HERE))
     from indicators import CUTOFF, SCHOOL_YEAR, YEAR_BEGIN  # type: ignore[import-not-found]
@@ -109,19 +110,9 @@ def indicators_phase(folder: Path, engine: str) -> None:
     con.execute(f"ATTACH '{folder / 'backbone.duckdb'}' AS w (READ_ONLY)")
     con.execute("USE w")
     started = time.perf_counter()
-    tables = [
-        "analytic.enrollment",
-        "analytic.attendance_event",
-        "ref.calendar_date",
-        "analytic.program_participation",
-        "analytic.program_attendance",
-        "analytic.discipline_incident",
-        "analytic.discipline_action",
-        "analytic.course_transcript",
-        "analytic.student_academic_record",
-        "analytic.student_assessment",
-        "analytic.student_demographic",
-    ]
+    # what the stage copies for the job: the facts indicators are derived from
+    tables = [f"analytic.{e}" for e in sorted(set(DERIVED_FROM["student_indicator"]))]
+    tables.append("ref.calendar_date")
     with offloaded(choice, con, tables) as run:
         result = run.table(sql, params)
     seconds = time.perf_counter() - started
