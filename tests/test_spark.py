@@ -123,6 +123,24 @@ def test_a_with_runs_in_steps_each_cte_a_view_read_as_often_as_written() -> None
     assert in_steps("SELECT 1 AS x", None, {}, "p") == [(None, "SELECT 1 AS x", 0)]
 
 
+def test_an_engine_error_is_said_in_one_line_without_the_sql_around_it() -> None:
+    from pyspark.errors import AnalysisException
+
+    from backbone.engines.spark import is_engine_error, said
+
+    try:
+        try:
+            raise AnalysisException(message="[TABLE_OR_VIEW_NOT_FOUND] t\n== plan ==")
+        except AnalysisException as inner:  # as Splink wraps it, with its SQL
+            raise RuntimeError("SELECT name FROM t WHERE secret") from inner
+    except RuntimeError as wrapped:
+        assert is_engine_error(wrapped)
+        message = str(said(wrapped, "to score pairs"))
+    assert message.startswith("Spark failed to score pairs: [TABLE_OR_VIEW_NOT_FOUND]")
+    assert "SELECT" not in message and "\n" not in message
+    assert not is_engine_error(ValueError("ours"))
+
+
 def test_arrow_types_become_spark_ddl() -> None:
     schema = pa.schema(
         [
@@ -431,84 +449,70 @@ def _same(a: object, b: object) -> bool:
     return a == b
 
 
-@pytest.mark.slow
-@pytest.mark.xdist_group("spark")
-def test_link_and_indicators_on_a_standalone_spark_cluster(
-    demo_build: DemoBuild, tmp_path: Path
-) -> None:
-    demo = copy_demo(demo_build, tmp_path / "demo")
-    path = demo / "warehouse"
-    before = _persons(path)
-    with Warehouse.open(path) as wh:
-        env = {**os.environ, **steward_env(wh, "b00-backbone"), "COLUMNS": "200"}
-    with standalone_cluster(tmp_path / "cluster") as (master, processes):
-        settings = path / "backbone.toml"
-        values = {
-            **Settings.load(settings).values,
-            "engine.kind": "spark",
-            "engine.spark_master": master,
-        }
-        settings.write_text(render_settings_toml(values), encoding="utf-8")
-        backbone = [sys.executable, "-m", "backbone"]
-        linked = subprocess.run(
-            [*backbone, "link", "-w", str(path)],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert linked.returncode == 0, linked.stderr[-3000:]
-        assert "persons" in linked.stdout
-        computed = subprocess.run(
-            [
-                *backbone,
-                "indicators",
-                "compute",
-                "--school-year",
-                "2026",
-                "-w",
-                str(path),
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert computed.returncode == 0, computed.stderr[-3000:]
-        # the work ran on the worker: an executor for each command's application
-        log = (tmp_path / "cluster" / "worker.log").read_text()
-        assert log.count("Asked to launch executor") == 2, log[-3000:]
-    for process in processes:
-        assert process.poll() is not None  # stopped
-    assert _persons(path) == before  # the saved model, the same persons
-    on_cluster = _indicators(path).filter(
-        pa.compute.equal(_indicators(path)["school_year"], 2026)
-    )
-    computed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "backbone",
-            "indicators",
-            "compute",
-            "--engine",
-            "duckdb",
-            "--school-year",
-            "2026",
-            "-w",
-            str(path),
-        ],
+def _backbone(path: Path, env: dict[str, str], *args: str) -> str:
+    """A ``backbone`` command in a process of its own, on the warehouse ``path``;
+    what it printed."""
+    done = subprocess.run(
+        [sys.executable, "-m", "backbone", *args, "-w", str(path)],
         env=env,
         capture_output=True,
         text=True,
         timeout=600,
     )
-    assert computed.returncode == 0, computed.stderr[-3000:]
-    on_duckdb = _indicators(path).filter(
-        pa.compute.equal(_indicators(path)["school_year"], 2026)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def _year(path: Path, school_year: int) -> pa.Table:
+    table = _indicators(path)
+    return table.filter(pa.compute.equal(table["school_year"], school_year))
+
+
+def _link_and_compute_on(demo_build: DemoBuild, tmp_path: Path, **engine: str) -> Path:
+    """On a copy of the demo whose settings send the work to Spark (``engine``
+    settings): ``backbone link`` (the saved model) and ``indicators compute`` for
+    2025-26, each a process of its own. Checks the same persons and the same
+    indicators as DuckDB's, and nothing left in the exchange; the warehouse."""
+    path = copy_demo(demo_build, tmp_path / "demo") / "warehouse"
+    before = _persons(path)
+    with Warehouse.open(path) as wh:
+        env = {**os.environ, **steward_env(wh, "b00-backbone"), "COLUMNS": "200"}
+    settings = path / "backbone.toml"
+    values = {**Settings.load(settings).values, **engine}
+    settings.write_text(render_settings_toml(values), encoding="utf-8")
+    assert "persons" in _backbone(path, env, "link", "--engine", "spark")
+    _backbone(
+        path, env, "indicators", "compute", "--engine", "spark", "--school-year", "2026"
     )
-    assert on_cluster.equals(on_duckdb)
+    on_spark = _year(path, 2026)
+    assert _persons(path) == before  # the saved model, the same persons
+    _backbone(
+        path,
+        env,
+        "indicators",
+        "compute",
+        "--engine",
+        "duckdb",
+        "--school-year",
+        "2026",
+    )
+    assert on_spark.equals(_year(path, 2026))
     assert not any((path / "exchange").iterdir())
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("spark")
+def test_link_and_indicators_on_a_standalone_spark_cluster(
+    demo_build: DemoBuild, tmp_path: Path
+) -> None:
+    with standalone_cluster(tmp_path / "cluster") as (master, processes):
+        _link_and_compute_on(demo_build, tmp_path, **{"engine.spark_master": master})
+        # the work ran on the worker: an executor for each command's application
+        log = (tmp_path / "cluster" / "worker.log").read_text()
+        assert log.count("Asked to launch executor") == 2, log[-3000:]
+    for process in processes:
+        assert process.poll() is not None  # stopped
 
 
 @pytest.mark.slow
@@ -516,36 +520,19 @@ def test_link_and_indicators_on_a_standalone_spark_cluster(
 def test_link_and_indicators_through_spark_connect(
     demo_build: DemoBuild, tmp_path: Path
 ) -> None:
-    demo = copy_demo(demo_build, tmp_path / "demo")
-    path = demo / "warehouse"
-    before = _persons(path)
-    with Warehouse.open(path) as wh:
-        env = {**os.environ, **steward_env(wh, "b00-backbone"), "COLUMNS": "200"}
     with connect_server(tmp_path / "connect") as (url, server):
-        settings = path / "backbone.toml"
-        values = {**Settings.load(settings).values, "engine.spark_remote": url}
-        settings.write_text(render_settings_toml(values), encoding="utf-8")
-        backbone = [sys.executable, "-m", "backbone"]
-        for command in (
-            ["link", "--engine", "spark"],
-            ["indicators", "compute", "--engine", "spark", "--school-year", "2026"],
-        ):
-            done = subprocess.run(
-                [*backbone, *command, "-w", str(path)],
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=600,
-            )
-            assert done.returncode == 0, done.stderr[-3000:]
-        log = (tmp_path / "connect" / "connect.log").read_text()
-        assert "backbone" in log or "Session" in log  # the server did the work
-    assert server.poll() is not None
-    assert _persons(path) == before
+        path = _link_and_compute_on(
+            demo_build, tmp_path, **{"engine.spark_remote": url}
+        )
+    assert server.poll() is not None  # stopped
     with Warehouse.open(path) as wh:
         entries = [e for e in wh.audit.entries() if e.action in ("link", "derive")]
-        assert {e.detail.get("engine") for e in entries[-2:]} == {f"spark {url}"}
-    assert not any((path / "exchange").iterdir())
+        # the link run and the Spark computation named the server; DuckDB's did not
+        assert [e.detail.get("engine") for e in entries[-3:]] == [
+            f"spark {url}",
+            f"spark {url}",
+            None,
+        ]
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -60,6 +60,11 @@ def _similarity_jar() -> str:
 def _first_line(exc: BaseException) -> str:
     """An engine's error in one line: the Java cause's message where there is one
     (py4j's own says only which call failed)."""
+    while type(exc).__module__.split(".")[0] not in ("pyspark", "py4j", "grpc"):
+        inner = exc.__cause__ or exc.__context__
+        if inner is None:
+            break
+        exc = inner  # the engine's own error, not a wrapper's (with its SQL)
     java = getattr(exc, "java_exception", None)
     text = str(java) if java is not None else str(exc)
     if "An error occurred while calling" in text and exc.__cause__ is not None:
@@ -68,8 +73,16 @@ def _first_line(exc: BaseException) -> str:
 
 
 def is_engine_error(exc: BaseException) -> bool:
-    """Whether ``exc`` comes from Spark (its Python side, py4j, a Connect call)."""
-    return type(exc).__module__.split(".")[0] in ("pyspark", "py4j", "grpc")
+    """Whether ``exc`` comes from Spark (its Python side, py4j, a Connect call), or
+    wraps such an error (Splink's, with its SQL)."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return False
+        if type(seen).__module__.split(".")[0] in ("pyspark", "py4j", "grpc"):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def said(exc: BaseException, doing: str) -> WarehouseError:
