@@ -41,7 +41,7 @@ java:
 	  else sudo apt-get install -y -q openjdk-17-jre-headless >/dev/null; fi; }
 
 test: lint typecheck browser java
-	$(BIN)/python -m pytest -n 2 -q --dist loadgroup
+	$(BIN)/python -m pytest -n 2 -q --dist loadgroup --durations=12
 
 # the quick lane for daily work: lint, types and every test not marked slow (a
 # module's tests on one worker, so its module fixtures are built once)
