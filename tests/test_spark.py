@@ -141,6 +141,19 @@ def test_an_engine_error_is_said_in_one_line_without_the_sql_around_it() -> None
     assert not is_engine_error(ValueError("ours"))
 
 
+def test_a_spark_nobody_answers_at_is_refused_at_once(tmp_path: Path) -> None:
+    from backbone.engines.spark import session
+
+    for choice in (
+        EngineChoice("spark", "local[2]", "sc://127.0.0.1:1", str(tmp_path)),
+        EngineChoice("spark", "spark://127.0.0.1:1", "", str(tmp_path)),
+    ):
+        started = time.monotonic()
+        with pytest.raises(WarehouseError, match=r"no Spark answers at .*127\.0\.0\.1:1"):
+            session(choice)
+        assert time.monotonic() - started < 5
+
+
 def test_arrow_types_become_spark_ddl() -> None:
     schema = pa.schema(
         [

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import socket
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -49,6 +50,7 @@ __all__ = [
 _lock = threading.Lock()
 _current: dict[str, Any] = {}
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+REACH_SECONDS = 10.0
 
 
 def _similarity_jar() -> str:
@@ -94,6 +96,21 @@ def _on_this_machine(master: str) -> bool:
     return master.startswith("local") or urlparse(master).hostname in _LOOPBACK
 
 
+def _reachable(url: str, default_port: int) -> None:
+    """Refuse at once a master or Connect server nobody answers at (Spark's own
+    clients retry for minutes)."""
+    parsed = urlparse(url)
+    host, port = parsed.hostname or "", parsed.port or default_port
+    try:
+        with socket.create_connection((host, port), timeout=REACH_SECONDS):
+            pass
+    except OSError as exc:
+        raise WarehouseError(
+            f"no Spark answers at {url} ({exc.strerror or exc}). Check "
+            "engine.spark_remote / engine.spark_master and that the cluster runs."
+        ) from None
+
+
 def session(choice: EngineChoice) -> SparkSession:
     """The process's Spark session for ``choice`` (started once; another master's
     session is stopped first)."""
@@ -106,6 +123,10 @@ def session(choice: EngineChoice) -> SparkSession:
         ) from None
 
     key = choice.spark_remote or choice.spark_master
+    if choice.spark_remote:
+        _reachable(choice.spark_remote, 15002)
+    elif choice.spark_master.startswith("spark://"):
+        _reachable(choice.spark_master.split(",")[0], 7077)
     with _lock:
         if _current.get("key") == key:
             found: SparkSession = _current["session"]
