@@ -149,7 +149,9 @@ def test_a_spark_nobody_answers_at_is_refused_at_once(tmp_path: Path) -> None:
         EngineChoice("spark", "spark://127.0.0.1:1", "", str(tmp_path)),
     ):
         started = time.monotonic()
-        with pytest.raises(WarehouseError, match=r"no Spark answers at .*127\.0\.0\.1:1"):
+        with pytest.raises(
+            WarehouseError, match=r"no Spark answers at .*127\.0\.0\.1:1"
+        ):
             session(choice)
         assert time.monotonic() - started < 5
 
