@@ -171,16 +171,23 @@ SETTINGS: tuple[Setting, ...] = (
         "ends after 12 hours.",
     ),
     Setting(
-        "web.sign_in_failures_before_lockout",
+        "security.sign_in_failures_before_lockout",
         5,
-        "Failed web sign-ins in a row after which the user is locked out; before "
-        "that each failure makes the next attempt wait a second longer.",
+        "Failed sign-ins in a row (password or second-factor code, at any door) "
+        "after which the user is locked out; before that, after two, each failure "
+        "doubles the wait before the next attempt (1, 2, 4 s ...).",
     ),
     Setting(
-        "web.lockout_minutes",
+        "security.lockout_minutes",
         15,
-        "How long a user stays locked out of the web site after too many failed "
-        "sign-ins (every attempt is audited).",
+        "How long a locked-out user stays locked out; 0: until a steward admin "
+        "unlocks them (`backbone user unlock`, audited). Every attempt is audited.",
+    ),
+    Setting(
+        "security.sign_in_max_delay_seconds",
+        60,
+        "The longest wait imposed after failures from one source (an address, or "
+        "this machine's account): a source is slowed, never locked out.",
     ),
     Setting(
         "api.max_upload_bytes",
@@ -191,6 +198,11 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
+# settings renamed since: an older backbone.toml keeps working
+_RENAMED = {
+    "web.sign_in_failures_before_lockout": "security.sign_in_failures_before_lockout",
+    "web.lockout_minutes": "security.lockout_minutes",
+}
 
 
 # where the heavy stages may run (``engine.kind``, ``--engine``)
@@ -226,6 +238,7 @@ class Settings:
                 )
             for key, value in table.items():
                 name = f"{section}.{key}"
+                name = _RENAMED.get(name, name)
                 setting = _BY_NAME.get(name)
                 if setting is None:
                     raise SettingsError(

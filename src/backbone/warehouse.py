@@ -49,6 +49,7 @@ from backbone.errors import (
 )
 from backbone.governance.audit import AuditLog, system_clock
 from backbone.governance.principals import Principal, Principals, Role
+from backbone.governance.throttle import ThrottleRules
 from backbone.interrupts import deferred
 from backbone.model.migrations import CURRENT_VERSION, migrate, schema_version
 from backbone.model.schema import ALL_TABLES
@@ -215,7 +216,7 @@ class Warehouse:
         self._stages_lock = threading.RLock()  # a stage may build the ones it uses
         self._handle: Handle | None = None
         self.audit = AuditLog(con, clock, self._write_lock)
-        self.users = Principals(con, self.audit, clock)
+        self.users = Principals(con, self.audit, clock, ThrottleRules.of(settings))
         self.partners = PartnerRegistry(con)
         self._keys: Keys | None = None
 
@@ -471,11 +472,13 @@ class Warehouse:
     def today(self) -> date:
         return self.clock().date()
 
-    def sign_in(self, user_id: str, password: str) -> Principal:
-        return self.users.sign_in(user_id, password)
+    def sign_in(
+        self, user_id: str, password: str, *, source: str = "local"
+    ) -> Principal:
+        return self.users.sign_in(user_id, password, source=source)
 
-    def sign_in_token(self, token: str) -> Principal:
-        return self.users.sign_in_token(token)
+    def sign_in_token(self, token: str, *, source: str = "local") -> Principal:
+        return self.users.sign_in_token(token, source=source)
 
     def _released_before(self) -> bool:
         row = self._con.execute(

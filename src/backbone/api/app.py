@@ -91,13 +91,13 @@ SMALL_BODY = 64 * 1024  # a JSON body of parameters; only a file is larger
 
 class Gate:
     """Every request to the API, before the routes: its token signed in (off the
-    event loop; ``sign_in(token)`` gives the user id, or raises) before a byte of
+    event loop; ``sign_in(token, source)`` gives the user id, or raises) before a byte of
     its body is read, and a body larger than its route takes refused (413): a
     file up to ``upload_limit``, streamed on, counted as it arrives; anything
     else up to :data:`SMALL_BODY`, read whole here first."""
 
     def __init__(
-        self, app: ASGIApp, sign_in: Callable[[str], str], upload_limit: int
+        self, app: ASGIApp, sign_in: Callable[[str, str], str], upload_limit: int
     ) -> None:
         self.app, self.sign_in, self.upload_limit = app, sign_in, upload_limit
 
@@ -147,7 +147,11 @@ class Gate:
         if scheme.lower() != "bearer" or not token.strip():
             return envelope(401, "unauthenticated", NO_TOKEN)
         try:
-            user_id = await anyio.to_thread.run_sync(self.sign_in, token.strip())
+            client = scope.get("client")
+            source = f"api:{client[0] if client else 'unknown'}"
+            user_id = await anyio.to_thread.run_sync(
+                self.sign_in, token.strip(), source
+            )
         except BackboneError as exc:
             status, code = _status_of(exc)
             return envelope(status, code, BUSY if code == "busy" else str(exc))
@@ -298,13 +302,13 @@ def create_api(serving: Serving) -> FastAPI:
     keeper = serving.keeper
     components: dict[str, Any] = {}
 
-    def sign_in(token: str) -> str:
+    def sign_in(token: str, source: str) -> str:
         """A token's user (the sign-in audited), where a token reaches beyond the
         folder: one issued with a password alone is refused where an agreement
         asks a second factor."""
         with keeper.opened() as wh:
             return wh.users.sign_in_token(
-                token, second_factor_required=wh.second_factor_required
+                token, second_factor_required=wh.second_factor_required, source=source
             ).user_id
 
     api.add_middleware(Gate, sign_in=sign_in, upload_limit=limit)

@@ -32,6 +32,7 @@ from backbone.cli.common import (
     _plain,
     doors,
     end_interrupted,
+    forget_warehouses,
     interrupted,
     on_interrupt,
     use_server,
@@ -97,6 +98,7 @@ def _root(
 
     wait_at_most(0 if no_wait else None)
     use_server(server, token)
+    forget_warehouses()  # the command's own --warehouse is noted as it is parsed
 
 
 def _size(n: int) -> str:

@@ -61,6 +61,7 @@ __all__ = [
     "doors",
     "emit",
     "export_target",
+    "forget_warehouses",
     "may_write",
     "maybe_signed_in",
     "notes",
@@ -261,6 +262,22 @@ def notes(form: OutputForm) -> Console:
     return _plain() if form is OutputForm.table else _err()
 
 
+# The warehouse folders this command names: no file it writes may land inside one
+# (an export over the database or the settings would destroy the warehouse).
+_warehouses: set[Path] = set()
+
+
+def forget_warehouses() -> None:
+    """Start a command afresh (several may run in one process, as in the tests)."""
+    _warehouses.clear()
+
+
+def _note_warehouse(folder: Path | None) -> Path | None:
+    if folder is not None:
+        _warehouses.add(folder)
+    return folder
+
+
 WarehouseOption = Annotated[
     Path,
     typer.Option(
@@ -269,6 +286,7 @@ WarehouseOption = Annotated[
         envvar="BACKBONE_WAREHOUSE",
         help="Warehouse folder (default: $BACKBONE_WAREHOUSE, then ./warehouse).",
         show_default=False,
+        callback=_note_warehouse,
     ),
 ]
 
@@ -351,9 +369,33 @@ ForceOption = Annotated[
 ]
 
 
+def _inside_warehouse(target: Path) -> Path | None:
+    """The warehouse folder ``target`` would land in (links followed), if any."""
+    where = target.resolve()
+    for folder in _warehouses | _env_warehouse():
+        home = folder.resolve()
+        if where == home or home in where.parents:
+            return folder
+    return None
+
+
+def _env_warehouse() -> set[Path]:
+    named = os.environ.get("BACKBONE_WAREHOUSE")
+    return {Path(named)} if named else set()
+
+
 def may_write(force: bool, *targets: Path) -> None:
-    """Refuse, before any work is done or disclosed, to replace a file (or a folder's
-    contents) that is already there, unless --force was given."""
+    """Refuse, before any work is done or disclosed, to write inside the warehouse
+    folder (never, --force or not: its database, settings and files are the
+    warehouse's own), or to replace a file (or a folder's contents) that is already
+    there unless --force was given."""
+    for target in targets:
+        folder = _inside_warehouse(target)
+        if folder is not None:
+            raise UserError(
+                f"{target} is inside the warehouse folder {folder}; write outputs "
+                "elsewhere (--out a path outside it)."
+            )
     if force:
         return
     for target in targets:
@@ -377,6 +419,7 @@ def export_target(out: Path, force: bool) -> ExportFormat:
 def write_file(out: Path, content: bytes, what: str) -> None:
     """Put what a stage made (a report, an export) at ``out``: where bytes go is the
     door's one decision about them (:func:`may_write` asked first)."""
+    may_write(True, out)  # never inside the warehouse, whatever the caller asked
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(content)
@@ -406,13 +449,49 @@ OnOption = Annotated[
 ]
 
 
+def _token_value(ctx: typer.Context, value: str | None) -> str | None:
+    """The token, from where a secret belongs: ``--token @FILE`` or
+    $BACKBONE_TOKEN_FILE (a file only its owner reads), or $BACKBONE_TOKEN. One
+    written on the command line itself works, with a warning: every user of the
+    machine sees a command line (``ps``)."""
+    if value is None:
+        named = os.environ.get("BACKBONE_TOKEN_FILE")
+        return _token_file(Path(named)) if named else None
+    if value.startswith("@"):
+        return _token_file(Path(value[1:]))
+    source = ctx.get_parameter_source("token") if ctx else None
+    if source is not None and source.name == "COMMANDLINE":
+        _err().print(
+            "Warning: a token on the command line is visible to other users of this "
+            "machine; use --token @FILE, $BACKBONE_TOKEN_FILE or $BACKBONE_TOKEN.",
+            highlight=False,
+        )
+    return value
+
+
+def _token_file(path: Path) -> str:
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise typer.BadParameter(
+            f"cannot read the token file {path} ({exc.strerror or exc})."
+        ) from None
+    except UnicodeDecodeError:
+        raise typer.BadParameter(f"{path} is not a token file (not text).") from None
+    if not text:
+        raise typer.BadParameter(f"the token file {path} is empty.")
+    return text
+
+
 TokenOption = Annotated[
     str | None,
     typer.Option(
         "--token",
         envvar="BACKBONE_TOKEN",
-        help="Your API token (default: $BACKBONE_TOKEN); `backbone user token` issues one.",
+        help="Your API token: @FILE reads it from a file (default: $BACKBONE_TOKEN, "
+        "then the file $BACKBONE_TOKEN_FILE); `backbone user token` issues one.",
         show_default=False,
+        callback=_token_value,
     ),
 ]
 # Passwords asked for while the command line is read, before any command opens the
@@ -421,7 +500,11 @@ _passwords: dict[str, str] = {}
 
 
 def _ask_password(ctx: typer.Context, user: str | None) -> str | None:
-    token_given = ctx.params.get("token") or os.environ.get("BACKBONE_TOKEN")
+    token_given = (
+        ctx.params.get("token")
+        or os.environ.get("BACKBONE_TOKEN")
+        or os.environ.get("BACKBONE_TOKEN_FILE")
+    )
     if user and not token_given and os.environ.get("BACKBONE_PASSWORD") is None:
         _passwords[user] = typer.prompt(f"Password for {user}", hide_input=True)
     return user
@@ -459,18 +542,28 @@ PurposeOption = Annotated[
 def signed_in(wh: Warehouse, user: str | None, token: str | None) -> Principal:
     """The principal behind a command: a token, or a user and password."""
     if token:
-        return wh.sign_in_token(token)
+        return wh.sign_in_token(token, source=_local_source())
     if user:
         password = os.environ.get("BACKBONE_PASSWORD")
         if password is None:
             password = _passwords.get(user)
         if password is None:
             password = typer.prompt(f"Password for {user}", hide_input=True)
-        return wh.sign_in(user, password)
+        return wh.sign_in(user, password, source=_local_source())
     raise AuthenticationFailed(
         "sign in first: pass --token (or set BACKBONE_TOKEN), or --user (or set "
         "BACKBONE_USER) and give the password."
     )
+
+
+def _local_source() -> str:
+    """Where a command-line sign-in comes from: this machine's account."""
+    try:
+        import getpass
+
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no name for this uid
+        return f"cli:uid {os.getuid()}"
 
 
 def maybe_signed_in(

@@ -164,6 +164,26 @@ def user_disable(
     _plain().print(f"Disabled {user_id}; the user's tokens are revoked.")
 
 
+@user_app.command("unlock")
+def user_unlock(
+    user_id: Annotated[str, typer.Argument(help="The user to unlock.")],
+    user: UserOption = None,
+    token: TokenOption = None,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Let a user locked out by failed sign-ins try again at once (steward admins;
+    audited). Their failed attempts stay in the audit log."""
+    with (
+        doors(),
+        Warehouse.open(warehouse) as wh,
+        wh.session(signed_in(wh, user, token)) as s,
+    ):
+        cleared = wh.users.unlock(s, user_id)
+    _plain().print(
+        f"Unlocked {user_id}." if cleared else f"{user_id} was not locked out."
+    )
+
+
 @user_app.command("password")
 def user_password(
     user_id: Annotated[str, typer.Argument(help="Whose password to set.")],

@@ -26,6 +26,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from backbone.engines import Connection
 from backbone.errors import AuthenticationFailed, NotFoundError, UserError
 from backbone.governance.audit import AuditEntry, AuditLog, StewardCheck
+from backbone.governance.throttle import SignInThrottle, ThrottleRules
 from backbone.session import Actor, Session, SetupActor
 
 __all__ = [
@@ -38,6 +39,8 @@ __all__ = [
 
 _USER_ID = re.compile(r"^[a-z0-9][a-z0-9._@-]{1,63}$")
 TOKEN_PREFIX = "bbt"
+# beyond ten years a date is no longer a limit anyone means (and overflows at some point)
+MAX_TOKEN_DAYS = 3650
 
 
 class Role(StrEnum):
@@ -158,6 +161,8 @@ class UserState:
     """whether an authenticator app is set up for signing in"""
     disabled_at: datetime | None
     disabled_reason: str | None
+    locked: bool = False
+    """locked out after too many failed sign-ins"""
 
 
 @dataclass(frozen=True)
@@ -180,10 +185,12 @@ class Principals:
         con: Connection,
         audit: AuditLog,
         clock: Callable[[], datetime],
+        rules: ThrottleRules | None = None,
     ) -> None:
         self._con = con
         self._audit = audit
         self._clock = clock
+        self._throttle = SignInThrottle(con, rules or ThrottleRules(), clock)
         # argon2id with the library's defaults (RFC 9106 low-memory profile)
         self._hasher = PasswordHasher()
 
@@ -220,7 +227,12 @@ class Principals:
             "SELECT user_id, totp_secret IS NOT NULL, disabled_at, disabled_reason "
             "FROM gov.principal ORDER BY partner_id, user_id"
         ).fetchall()
-        return [UserState(self.get(r[0]), bool(r[1]), r[2], r[3]) for r in rows]
+        return [
+            UserState(
+                self.get(r[0]), bool(r[1]), r[2], r[3], self._throttle.is_locked(r[0])
+            )
+            for r in rows
+        ]
 
     def count(self) -> int:
         row = self._con.execute("SELECT count(*) FROM gov.principal").fetchone()
@@ -371,12 +383,15 @@ class Principals:
         )
         s.record("user", f"set the second factor of {user_id}")
 
-    def check_second_factor(self, user_id: str, code: str) -> Principal:
+    def check_second_factor(
+        self, user_id: str, code: str, *, source: str = "local"
+    ) -> Principal:
         """The second step of signing in: the code of the user's app (the current
         one or the one before or after, for clocks a little apart); every attempt
-        audited like the password's."""
+        audited and throttled like the password's."""
         import pyotp
 
+        self._hold_or_count(f"code:{user_id}", user_id, source)
         row = self._con.execute(
             "SELECT totp_secret FROM gov.principal WHERE user_id = ?", [user_id]
         ).fetchone()
@@ -384,6 +399,7 @@ class Principals:
             raise self._refuse(user_id, "no second factor is set up.", "no TOTP")
         if not pyotp.TOTP(row[0]).verify(code.strip(), valid_window=1):
             raise self._refuse(user_id, "that code does not match.", "wrong TOTP code")
+        self._throttle.succeeded(f"code:{user_id}", source)
         return self._admit(self.get(user_id), "password and second factor")
 
     def issue_token(
@@ -403,6 +419,12 @@ class Principals:
             raise UserError(
                 f"--days {days}: a token lasts at least one day. A token that never "
                 "expires is issued only when asked for (--no-expiry), and recorded so."
+            )
+        if days is not None and days > MAX_TOKEN_DAYS:
+            raise UserError(
+                f"--days {days}: a token lasts at most {MAX_TOKEN_DAYS:,} days (ten "
+                "years). One that never expires is issued only when asked for "
+                "(--no-expiry), and recorded so."
             )
         con = s.con
         target = _known(con, user_id)
@@ -471,13 +493,31 @@ class Principals:
         )
         return AuthenticationFailed(why)
 
-    def refuse_sign_in(self, user_id: str, why: str) -> AuthenticationFailed:
-        """Refuse an attempt without checking its password (a door's throttle or
-        lockout said no): audited like every attempt; raise what it returns."""
-        return self._refuse(user_id, why, "throttled")
+    def _hold_or_count(self, subject: str | None, who: str, source: str) -> None:
+        """Refuse an attempt the throttle holds (audited, what was entered not
+        looked at), else count it as failed until it succeeds."""
+        hold = self._throttle.admit_attempt(subject, source)
+        if hold is not None:
+            raise self._refuse(who, hold.why, f"{hold.detail} (from {source})")
 
-    def sign_in(self, user_id: str, password: str) -> Principal:
-        """Check a password; every attempt is audited."""
+    def unlock(self, s: Session, user_id: str) -> bool:
+        """Clear ``user_id``'s failed sign-ins (a lockout included): a steward
+        admin's act, audited. Whether there was anything to clear."""
+        _known(s.con, user_id)
+        s.require("administer", f"unlock {user_id}", action="user")
+        cleared = self._throttle.unlock(user_id) > 0
+        s.record(
+            "user",
+            f"unlocked {user_id}" if cleared else f"unlock {user_id}: nothing held",
+        )
+        return cleared
+
+    def sign_in(
+        self, user_id: str, password: str, *, source: str = "local"
+    ) -> Principal:
+        """Check a password; every attempt is audited, and throttled (by user and
+        by ``source``: where it came from, as the door knows it)."""
+        self._hold_or_count(f"password:{user_id}", user_id, source)
         found = self._con.execute(
             "SELECT password_hash FROM gov.principal WHERE user_id = ?", [user_id]
         ).fetchone()
@@ -490,6 +530,7 @@ class Principals:
             self._hasher.verify(found[0], password)
         except (VerificationError, InvalidHashError):
             raise self._refuse(user_id, wrong, "wrong password") from None
+        self._throttle.succeeded(f"password:{user_id}", source)
         return self._admit(self.get(user_id), "password")
 
     def sign_in_token(
@@ -497,13 +538,19 @@ class Principals:
         token: str,
         *,
         second_factor_required: Callable[[Principal], bool] | None = None,
+        source: str = "local",
     ) -> Principal:
         """Check a token; every attempt is audited. Where the door reaches beyond
         the folder (the API), ``second_factor_required(principal)`` says whether an
         agreement asks a second factor of the principal: then only a token that
         stands in for one (:meth:`vouched_for`) is accepted."""
+        # a token is not guessable: only a source sending wrong ones is slowed
+        hold = self._throttle.admit_attempt(None, source, count=False)
+        if hold is not None:
+            raise self._refuse("(token)", hold.why, f"{hold.detail} (from {source})")
         parts = token.strip().split("_", 2)
         if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
+            self._throttle.failed(source)
             raise self._refuse("(token)", "that is not a Backbone token.", "malformed")
         _, token_id, secret = parts
         row = self._con.execute(
@@ -512,6 +559,7 @@ class Principals:
             [token_id],
         ).fetchone()
         if row is None or not hmac.compare_digest(row[1], _secret_hash(secret)):
+            self._throttle.failed(source)
             raise self._refuse(
                 f"(token {token_id})", "unknown or wrong token.", "no such token"
             )

@@ -211,6 +211,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE gov.api_token ADD COLUMN after_second_factor BOOLEAN",
         ),
     ),
+    Migration(
+        14,
+        "the sign-in throttle, shared by the command line, the web site and the API",
+        (
+            "CREATE TABLE gov.sign_in_failure (subject VARCHAR NOT NULL, "
+            "failures INTEGER NOT NULL, last_failed_at TIMESTAMP NOT NULL, "
+            "PRIMARY KEY (subject))",
+        ),
+    ),
     # Append new steps here, with their SQL inline or in frozen_ddl/NNNN.sql.
 )
 

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -39,7 +40,7 @@ from backbone.serving import Serving
 from backbone.warehouse import Warehouse
 from backbone.web.door import COOKIE, Door, SignInNeeded
 from backbone.web.pages import PAGE_MODULES
-from backbone.web.sessions import SessionStore, SignInThrottle, WebSession
+from backbone.web.sessions import SessionStore, WebSession
 
 __all__ = ["create_app"]
 
@@ -75,10 +76,6 @@ def create_app(warehouse: Path, serving: Serving | None = None) -> FastAPI:
         redoc_url=None,
         openapi_url=None,
         lifespan=lifespan,
-    )
-    throttle = SignInThrottle(
-        int(settings["web.sign_in_failures_before_lockout"]),
-        int(settings["web.lockout_minutes"]),
     )
     app.mount("/static", StaticFiles(directory=_package_folder("static")), "static")
     opened, session_of = door.opened, door.session_of
@@ -162,34 +159,12 @@ def create_app(warehouse: Path, serving: Serving | None = None) -> FastAPI:
         _set_cookie(request, response, session)
         return response
 
-    def throttled(
-        counter: str, user_id: str, check: Callable[[Warehouse], Principal]
-    ) -> Principal:
-        """``check`` a sign-in step unless the throttle says wait (refused, and
-        audited, without looking at what was entered); count its failures under
-        ``counter`` (the password's and the code's apart, so that a right password
-        does not wipe out wrong codes)."""
-        key = f"{counter}:{user_id}"
-        wait = throttle.wait_seconds(key)
+    def password_step(
+        user_id: str, password: str, source: str
+    ) -> tuple[Principal, bool, bool]:
+        # throttled in the warehouse (by user and by address, shared with every door)
         with opened() as wh:
-            if wait > 0:
-                raise wh.users.refuse_sign_in(
-                    user_id,
-                    f"too many failed sign-ins; try again in {int(wait) + 1} s.",
-                )
-            try:
-                principal = check(wh)
-            except (AuthenticationFailed, UserError):
-                throttle.failed(key)
-                raise
-        throttle.succeeded(key)
-        return principal
-
-    def password_step(user_id: str, password: str) -> tuple[Principal, bool, bool]:
-        principal = throttled(
-            "password", user_id, lambda wh: wh.users.sign_in(user_id, password)
-        )
-        with opened() as wh:
+            principal = wh.users.sign_in(user_id, password, source=source)
             return (
                 principal,
                 wh.second_factor_required(principal),
@@ -209,7 +184,7 @@ def create_app(warehouse: Path, serving: Serving | None = None) -> FastAPI:
         password = str(form.get("password") or "")
         try:
             principal, needs_code, has_code = await run_in_threadpool(
-                password_step, user_id, password
+                password_step, user_id, password, _source(request)
             )
         except AuthenticationFailed as exc:
             refused = page(
@@ -251,13 +226,13 @@ def create_app(warehouse: Path, serving: Serving | None = None) -> FastAPI:
         form = await checked_form(request, session)
         user_id = str(session.pending_user)
         entered = str(form.get("code") or "")
+        source = _source(request)
+
+        def check(wh: Warehouse) -> Principal:
+            return wh.users.check_second_factor(user_id, entered, source=source)
+
         try:
-            await run_in_threadpool(
-                throttled,
-                "code",
-                user_id,
-                lambda wh: wh.users.check_second_factor(user_id, entered),
-            )
+            await run_in_threadpool(_in, opened, check)
         except AuthenticationFailed as exc:
             return page(
                 request, "sign_in_code.html", 401, session=session, failed=str(exc)
@@ -291,10 +266,11 @@ def create_app(warehouse: Path, serving: Serving | None = None) -> FastAPI:
             me = wh.users.current(user_id)
             with wh.session(me) as s:  # refused if the user has one already
                 wh.users.set_second_factor(s, user_id, secret, entered)
-            return wh.users.check_second_factor(user_id, entered)
+            return wh.users.check_second_factor(user_id, entered, source=source)
 
+        source = _source(request)
         try:
-            await run_in_threadpool(throttled, "code", user_id, set_up)
+            await run_in_threadpool(_in, opened, set_up)
         except (UserError, AuthenticationFailed) as exc:
             return page(
                 request,
@@ -369,3 +345,13 @@ def _qr_data_uri(secret: str, user_id: str, site: str) -> str:
 
     uri = pyotp.TOTP(secret).provisioning_uri(name=user_id, issuer_name=site)
     return str(segno.make(uri, error="m").svg_data_uri(scale=5))
+
+
+def _source(request: Request) -> str:
+    """Where a sign-in came from, for the throttle (the peer's address)."""
+    return f"web:{request.client.host if request.client else 'unknown'}"
+
+
+def _in(opened: Callable[[], Any], act: Callable[[Warehouse], Principal]) -> Principal:
+    with opened() as wh:
+        return act(wh)

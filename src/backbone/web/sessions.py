@@ -1,5 +1,5 @@
-"""Browser sessions of the web door: who is signed in, each form's CSRF token, and
-the sign-in throttle.
+"""Browser sessions of the web door: who is signed in, each form's CSRF token (the
+sign-in throttle is the warehouse's, shared by every door: governance/throttle.py).
 
 Sessions live in the server process (a restart signs everyone out); the cookie
 carries only a random token. Each request looks the user up again in the
@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-__all__ = ["SessionStore", "SignInThrottle", "WebSession"]
+__all__ = ["SessionStore", "WebSession"]
 
 
 @dataclass
@@ -75,36 +75,3 @@ class SessionStore:
     def end(self, token: str | None) -> None:
         with self._lock:
             self._sessions.pop(token or "", None)
-
-
-class SignInThrottle:
-    """Failed sign-ins by user: after ``failures`` in a row the user is locked out
-    for ``lockout_minutes``; before that, each failure makes the next attempt wait
-    one second more (the caller refuses early attempts without checking the
-    password). A success clears the count."""
-
-    def __init__(self, failures: int, lockout_minutes: int) -> None:
-        self._limit = failures
-        self._lockout = lockout_minutes * 60
-        self._failed: dict[str, tuple[int, float]] = {}
-        self._lock = threading.Lock()
-
-    def wait_seconds(self, user_id: str) -> float:
-        """How long ``user_id`` must wait before its password is checked again."""
-        with self._lock:
-            count, last = self._failed.get(user_id, (0, 0.0))
-        if not count:
-            return 0.0
-        pause = self._lockout if count >= self._limit else count
-        return max(0.0, last + pause - time.monotonic())
-
-    def failed(self, user_id: str) -> bool:
-        """Count a failure; True when it locks the user out."""
-        with self._lock:
-            count, _ = self._failed.get(user_id, (0, 0.0))
-            self._failed[user_id] = (count + 1, time.monotonic())
-            return count + 1 >= self._limit
-
-    def succeeded(self, user_id: str) -> None:
-        with self._lock:
-            self._failed.pop(user_id, None)

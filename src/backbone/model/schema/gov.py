@@ -211,6 +211,23 @@ ACCESS_TABLES = (
         ("token_id",),
         doc="API tokens; only a hash of the secret is kept.",
     ),
+    # added by migration 14
+    Table(
+        "gov",
+        "sign_in_failure",
+        (
+            _c(
+                "subject",
+                "VARCHAR",
+                required=True,
+                doc="password:<user>, code:<user> or source:<where from>",
+            ),
+            _c("failures", "INTEGER", required=True, doc="recent failures in a row"),
+            _c("last_failed_at", "TIMESTAMP", required=True),
+        ),
+        ("subject",),
+        doc="The sign-in throttle every door shares: failures not yet forgotten.",
+    ),
     Table(
         "gov",
         "audit_log",

@@ -532,7 +532,8 @@ def users_table(users: list[UserState], today: date) -> Table:
                 "state": (
                     f"disabled ({u.disabled_reason})"
                     if u.principal.disabled and u.disabled_reason
-                    else u.principal.lapsed(today) or "active"
+                    else u.principal.lapsed(today)
+                    or ("locked out (failed sign-ins)" if u.locked else "active")
                 ),
             }
             for u in users
@@ -596,6 +597,11 @@ def _disable(wh: Warehouse, s: Session, me: Principal, form: FormData) -> str:
     if not reason:
         raise UserError("say why the user is disabled; the reason is kept on record.")
     wh.users.disable(s, user_id, reason=reason)
+    return "/users"
+
+
+def _unlock(wh: Warehouse, s: Session, me: Principal, form: FormData) -> str:
+    wh.users.unlock(s, _text(form, "user_id"))
     return "/users"
 
 
@@ -749,6 +755,7 @@ def register(app: FastAPI, door: Door) -> None:
             return {
                 "users": users_table(listed, wh.today()),
                 "enabled": [u.principal for u in listed if not u.principal.disabled],
+                "locked": [u.principal for u in listed if u.locked],
             }
 
         return door.shown(request, "steward_users.html", read)
@@ -756,3 +763,7 @@ def register(app: FastAPI, door: Door) -> None:
     @app.post("/users/disable")
     async def disable(request: Request) -> Response:
         return await door.acted(request, _disable)
+
+    @app.post("/users/unlock")
+    async def unlock(request: Request) -> Response:
+        return await door.acted(request, _unlock)

@@ -1,0 +1,202 @@
+"""Security a district's counsel asks for: throttled sign-in at every door (issue 23).
+
+The throttle is the warehouse's: the command line, the web site and the API count
+failures in the same table, so a guesser gains nothing by switching doors or by
+running attempts in parallel."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from backbone import Warehouse
+from backbone.errors import AuthenticationFailed, Forbidden
+from backbone.governance.throttle import delay_seconds
+from tests.policy_fixtures import NOW, build, user
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("security") / "wh"
+    build(path)
+    with (
+        Warehouse.open(path, clock=lambda: NOW) as wh,
+        wh.session(user(wh, "steward")) as s,
+    ):
+        for who in ("d1.analyst", "d2.analyst", "c1.analyst", "steward"):
+            wh.users.set_password(s, who, f"right horse {who}")
+    return path
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(NOW)
+
+
+@pytest.fixture
+def wh(built: Path, tmp_path: Path, clock: Clock) -> Iterator[Warehouse]:
+    shutil.copytree(built, tmp_path / "wh")
+    with Warehouse.open(tmp_path / "wh", clock=clock) as w:
+        yield w
+
+
+def _logins(wh: Warehouse, who: str) -> list[str]:
+    return [
+        r[0]
+        for r in wh._con.execute(
+            "SELECT entry FROM gov.audit_log WHERE "
+            "json_extract_string(entry, '$.action') = 'login' AND "
+            "json_extract_string(entry, '$.actor') = ? ORDER BY seq",
+            [who],
+        ).fetchall()
+    ]
+
+
+def test_the_wait_doubles_after_the_free_failures_up_to_its_cap() -> None:
+    assert [delay_seconds(n, 60, 2) for n in range(7)] == [0, 0, 0, 1, 2, 4, 8]
+    assert delay_seconds(40, 60, 2) == 60 and delay_seconds(10**9, 60) == 60
+
+
+def test_wrong_passwords_wait_then_lock_out_until_a_steward_admin_unlocks(
+    wh: Warehouse, clock: Clock
+) -> None:
+    who, right = "d1.analyst", "right horse d1.analyst"
+    for _ in range(3):  # two typos are free; the third counts and starts the wait
+        with pytest.raises(AuthenticationFailed, match="wrong password"):
+            wh.sign_in(who, "guess")
+    with pytest.raises(AuthenticationFailed, match=r"try again in 1 s"):
+        wh.sign_in(who, right)  # held: not even the right password is looked at
+    clock.now += timedelta(seconds=2)
+    with pytest.raises(AuthenticationFailed, match="wrong password"):
+        wh.sign_in(who, "guess")
+    clock.now += timedelta(seconds=3)
+    with pytest.raises(AuthenticationFailed, match="wrong password"):
+        wh.sign_in(who, "guess")  # the fifth: locked out
+    clock.now += timedelta(minutes=5)
+    with pytest.raises(AuthenticationFailed, match="locked until"):
+        wh.sign_in(who, right)
+    listed = {
+        u.principal.user_id: u
+        for u in wh.users.list_for(wh.access(user(wh, "steward"), "data_quality"))
+    }
+    assert listed[who].locked and not listed["d2.analyst"].locked
+    # only a steward admin unlocks, and the unlock is audited
+    with pytest.raises(Forbidden), wh.session(user(wh, "d2.analyst")) as s:
+        wh.users.unlock(s, who)
+    with wh.session(user(wh, "steward")) as s:
+        assert wh.users.unlock(s, who)
+    assert wh.sign_in(who, right).user_id == who
+    entries = _logins(wh, who)
+    assert sum("wrong password" in e for e in entries) == 5
+    assert sum('"locked out' in e for e in entries) == 1
+    assert sum("throttled" in e for e in entries) == 1
+    unlocked = wh._con.execute(
+        "SELECT count(*) FROM gov.audit_log WHERE entry LIKE '%unlocked d1.analyst%'"
+    ).fetchone()
+    assert unlocked == (1,)
+
+
+def test_a_lockout_ends_by_itself_after_its_minutes(
+    wh: Warehouse, clock: Clock
+) -> None:
+    who = "d2.analyst"
+    for _ in range(5):
+        with pytest.raises(AuthenticationFailed):
+            wh.sign_in(who, "guess")
+        clock.now += timedelta(seconds=10)
+    with pytest.raises(AuthenticationFailed, match="locked"):
+        wh.sign_in(who, "right horse d2.analyst")
+    clock.now += timedelta(minutes=16)
+    assert wh.sign_in(who, "right horse d2.analyst").user_id == who
+
+
+def test_one_source_guessing_across_many_users_is_slowed(wh: Warehouse) -> None:
+    users = [
+        "d1.analyst",
+        "d2.analyst",
+        "c1.analyst",
+        "steward",
+        "f1.viewer",
+        "r1.researcher",
+        "analyst",
+    ]
+    said = []
+    for who in users:
+        try:
+            wh.sign_in(who, "Summer2026!", source="web:10.0.0.9")
+        except AuthenticationFailed as exc:
+            said.append(str(exc))
+    assert said[:6] == ["unknown user or wrong password."] * 6
+    assert "try again in" in said[6]
+    # another address is not held back by this one
+    with pytest.raises(AuthenticationFailed, match="wrong password"):
+        wh.sign_in("r1.researcher", "Summer2026!", source="web:10.0.0.10")
+
+
+def test_wrong_tokens_from_one_source_are_slowed_and_right_ones_are_not_counted(
+    wh: Warehouse,
+) -> None:
+    with wh.session(user(wh, "steward")) as s:
+        good = wh.users.issue_token(s, "d1.analyst").token
+    for _ in range(20):
+        assert wh.sign_in_token(good, source="api:10.0.0.7").user_id == "d1.analyst"
+    said = []
+    for i in range(8):
+        try:
+            wh.sign_in_token(f"bbt_{i:012x}_nope", source="api:10.0.0.7")
+        except AuthenticationFailed as exc:
+            said.append(str(exc))
+    assert said[:6] == ["unknown or wrong token."] * 6
+    assert "try again in" in said[6]
+
+
+def test_parallel_command_line_guesses_lock_the_user_out_across_processes(
+    built: Path, tmp_path: Path
+) -> None:
+    """Real processes, each its own `backbone` command with a wrong password, at
+    once: they take turns at the file, and the user ends locked out."""
+    folder = tmp_path / "wh"
+    shutil.copytree(built, folder)
+    env = {**os.environ, "BACKBONE_PASSWORD": "guess", "BACKBONE_USER": "d1.analyst"}
+    env.pop("BACKBONE_TOKEN", None)
+    command = [sys.executable, "-m", "backbone", "user", "token", "d1.analyst",
+               "--warehouse", str(folder)]  # fmt: skip
+    runs = [
+        subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(8)
+    ]
+    said = [run.communicate(timeout=120)[1] for run in runs]
+    assert all(run.returncode == 1 for run in runs), said
+    assert not any("Traceback" in s for s in said)
+    with Warehouse.open(folder, read_only=True) as wh:
+        checked = sum("wrong password" in e for e in _logins(wh, "d1.analyst"))
+    assert 3 <= checked <= 5, said
+    right = subprocess.run(
+        command,
+        env={**env, "BACKBONE_PASSWORD": "right horse d1.analyst"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if checked == 5:
+        assert "locked" in right.stderr
+    else:  # the processes came faster than the waits
+        assert "too many failed sign-ins" in right.stderr
+    assert right.returncode == 1
