@@ -148,6 +148,8 @@ def district_agreement(provider: str, min_cell: int) -> dict[str, Any]:
         "linkage": {"allowed": True, "linkable_with": [other, "c1"]},
         "publication": {
             "min_cell_size": min_cell,
+            # hand-worked answers over a few rows: a history shared by two will do
+            "extract_k": 2,
             "dp_budget": {"epsilon": 1.0},
             # d2 codes rates above 95% and below 5%; d1 publishes them as they are
             **(
@@ -203,7 +205,7 @@ def club_agreement() -> dict[str, Any]:
             },
         ],
         "linkage": {"allowed": True, "linkable_with": ["d1", "d2"]},
-        "publication": {"min_cell_size": 10},
+        "publication": {"min_cell_size": 10, "extract_k": 2},
     }
 
 

@@ -10,14 +10,18 @@ import os
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
 import pytest
 
 from backbone import Warehouse
 from backbone.errors import AuthenticationFailed, Forbidden
+from backbone.governance.extracts import new_seed, protect_extract, shuffled
 from backbone.governance.throttle import delay_seconds
 from tests.policy_fixtures import NOW, build, user
 
@@ -200,3 +204,102 @@ def test_parallel_command_line_guesses_lock_the_user_out_across_processes(
     else:  # the processes came faster than the waits
         assert "too many failed sign-ins" in right.stderr
     assert right.returncode == 1
+
+
+# --- extracts that cannot be joined or singled out -----------------------------------
+
+
+def _enrollments(rows: list[tuple[str, str, str]]) -> pa.Table:
+    return pa.table(
+        {
+            "school_id": [r[1] for r in rows],
+            "entry_date": pa.array([date.fromisoformat(r[2]) for r in rows]),
+            "event_duration": [1.0] * len(rows),  # a measure: not a quasi-identifier
+            "pseudonym": [r[0] for r in rows],
+        }
+    )
+
+
+HAND_WORKED = [
+    ("A", "s1", "2024-09-03"),
+    ("B", "s1", "2024-09-04"),
+    ("C", "s1", "2024-09-05"),
+    ("D", "s2", "2024-09-03"),
+    ("E", "s2", "2024-10-01"),
+    ("F", "s3", "2024-09-03"),
+]
+
+
+def test_dates_coarsen_to_the_finest_level_where_histories_are_shared_then_rare_ones_are_withheld() -> (
+    None
+):
+    # k=2: by day all six differ; by month D and E still do; by school year only F
+    table, done = protect_extract(_enrollments(HAND_WORKED), 2, 7)
+    assert done is not None and done.dates_as == "school year"
+    assert (done.persons, done.withheld_persons, done.withheld_rows) == (6, 1, 1)
+    assert sorted(table.column("pseudonym").to_pylist()) == list("ABCDE")
+    assert set(table.column("entry_date").to_pylist()) == {"2025"}
+    assert "event_duration" not in done.quasi_identifiers
+    assert "fewer than 2" in done.note() and "school year" in done.note()
+    # k=3: D and E share a school year, but only two of them
+    table, done = protect_extract(_enrollments(HAND_WORKED), 3, 7)
+    assert done is not None and done.withheld_persons == 3
+    # k=3 without D, E and F: by month A, B and C are alike, and nothing is withheld
+    table, done = protect_extract(_enrollments(HAND_WORKED[:3]), 3, 7)
+    assert done is not None and (done.dates_as, done.withheld_persons) == ("month", 0)
+    assert set(table.column("entry_date").to_pylist()) == {"2024-09"}
+
+
+def test_identified_rows_pass_unprotected() -> None:
+    identified = pa.table({"school_id": ["s9"], "person_id": [4]})
+    assert protect_extract(identified, 5, 7) == (identified, None)
+
+
+def test_two_recipients_extracts_cannot_be_joined_by_position_or_by_history() -> None:
+    """The attack replayed: two recipients receive the same persons' enrollment
+    histories under their own pseudonyms. Side by side, row i of one is not row i
+    of the other; and every history of one matches at least k of the other."""
+    rng = np.random.default_rng(20261206)
+    persons = 3000
+    schools = [f"s{i}" for i in range(12)]
+    first = date(2023, 8, 20)
+    rows = []
+    for person in range(persons):
+        for year in range(int(rng.integers(1, 4))):
+            day = first + timedelta(days=365 * year + int(rng.integers(0, 40)))
+            rows.append((person, str(rng.choice(schools)), day.isoformat()))
+
+    def extract(recipient: str) -> tuple[pa.Table, dict[str, int]]:
+        named = {
+            p: f"{recipient}-{hash((recipient, p)) & 0xFFFFFFFF:08x}"
+            for p in range(persons)
+        }
+        table = _enrollments([(named[p], s, d) for p, s, d in rows])
+        table, done = protect_extract(table, 5, 7)
+        assert done is not None
+        return shuffled(table, new_seed()), {v: k for k, v in named.items()}
+
+    a, who_a = extract("r1")
+    b, who_b = extract("r2")
+    assert a.num_rows == b.num_rows > 0
+    same_place = sum(
+        who_a[x] == who_b[y]
+        for x, y in zip(
+            a.column("pseudonym").to_pylist(),
+            b.column("pseudonym").to_pylist(),
+            strict=True,
+        )
+    )
+    assert same_place < a.num_rows * 0.01  # chance, not a mapping
+
+    def histories(t: pa.Table) -> dict[str, tuple[tuple[str, str], ...]]:
+        out: dict[str, set[tuple[str, str]]] = {}
+        for r in t.to_pylist():
+            out.setdefault(r["pseudonym"], set()).add((r["school_id"], r["entry_date"]))
+        return {p: tuple(sorted(h)) for p, h in out.items()}
+
+    shared_b = Counter(histories(b).values())
+    shared_a = Counter(histories(a).values())
+    assert min(shared_a.values()) >= 5 and min(shared_b.values()) >= 5  # no one unique
+    # joining on history: every pseudonym of one matches five or more of the other
+    assert all(shared_b[h] >= 5 for h in histories(a).values())

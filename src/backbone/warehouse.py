@@ -488,6 +488,15 @@ class Warehouse:
         ).fetchone()
         return bool(row and row[0])
 
+    def seal(self, text: str) -> str:
+        """A tag only this warehouse makes for ``text`` (keyed by its own key): a
+        cursor handed to a client comes back unchanged, or is refused."""
+        import hashlib
+        import hmac
+
+        key = self._warehouse_keys().derive("seal").encode()
+        return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()[:32]
+
     def _warehouse_keys(self) -> Keys:
         if self._keys is None:
             path = self.path / KEY_FILE

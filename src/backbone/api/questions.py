@@ -7,8 +7,9 @@ gives the same answer from the same code; the stage decides who may, and audits.
 from __future__ import annotations
 
 import base64
+import hmac
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ import pyarrow as pa
 from backbone.errors import Conflict, NotFoundError, UserError
 from backbone.governance.access import ExportFormat
 from backbone.governance.audit import DisclosureReport, Verification
+from backbone.governance.extracts import new_seed
 from backbone.governance.policy import IDENTITY_RESOLUTION, Grant, Refusal
 from backbone.governance.principals import Principal
 from backbone.governance.release import Release
@@ -169,6 +171,8 @@ class RowsPage:
     next_cursor: str | None
     grants: tuple[Grant, ...]
     refusals: tuple[Refusal, ...]
+    protection: str | None = None
+    """what was done to pseudonymous rows before they left (k, coarsened dates)"""
 
 
 CHANGED = (
@@ -176,55 +180,73 @@ CHANGED = (
 )
 
 
-def _offset(cursor: str | None, now: int) -> int:
-    """Where a page starts, from the cursor the page before gave; refused (409)
-    when anything changed in the warehouse since the first page (``now`` is its
-    newest change), so that no page skips or repeats a row."""
+@dataclass(frozen=True)
+class _Cursor:
+    offset: int
+    change: int
+    seed: int
+    """the release's random row order: every page of it the same"""
+
+
+def _parse_cursor(
+    wh: Warehouse, me: Principal, cursor: str | None, now: int
+) -> _Cursor:
+    """Where a page starts and in which order, from the cursor the page before
+    gave (sealed by the warehouse for this reader: a made-up order or one of
+    another reader's is refused); refused (409) when anything changed in the
+    warehouse since the first page (``now`` is its newest change), so that no page
+    skips or repeats a row."""
     if not cursor:
-        return 0
+        return _Cursor(0, now, new_seed())
     try:
-        kind, offset, change = (
+        kind, offset, change, seed, tag = (
             base64.urlsafe_b64decode(cursor.encode()).decode().split(":")
         )
-        if kind != "page":
+        if kind != "page" or not hmac.compare_digest(
+            tag, wh.seal(f"{me.user_id}:{offset}:{change}:{seed}")
+        ):
             raise ValueError(kind)
-        start, since = max(0, int(offset)), int(change)
-    except ValueError:
+        found = _Cursor(max(0, int(offset)), int(change), int(seed))
+    except (ValueError, UnicodeDecodeError):
         raise UserError(
-            f"cursor {cursor!r} is not one this API gave; start without one and "
-            "follow next_cursor."
+            f"cursor {cursor!r} is not one this API gave you; start without one "
+            "and follow next_cursor."
         ) from None
-    if now != since:
+    if now != found.change:
         raise Conflict(CHANGED)
-    return start
+    return found
 
 
-def _cursor(offset: int, change: int) -> str:
-    return base64.urlsafe_b64encode(f"page:{offset}:{change}".encode()).decode()
+def _cursor(wh: Warehouse, me: Principal, at: _Cursor) -> str:
+    body = f"{at.offset}:{at.change}:{at.seed}"
+    tag = wh.seal(f"{me.user_id}:{body}")
+    return base64.urlsafe_b64encode(f"page:{body}:{tag}".encode()).decode()
 
 
 def _rows(wh: Warehouse, me: Principal, p: RowsParams) -> RowsPage:
     if not 1 <= p.limit <= MAX_PAGE:
         raise UserError(f"limit {p.limit}: ask for 1 to {MAX_PAGE:,} rows a page.")
     before = wh.audit.last_change()
-    start = _offset(p.cursor, before)
+    at = _parse_cursor(wh, me, p.cursor, before)
     m = wh.access(me, p.purpose).rows(
         p.entity,
         providers=p.provider,
         fields=p.field,
         export_to=p.extract,
-        page=(start, p.limit),
+        page=(at.offset, p.limit),
+        order_seed=at.seed,
     )
     if wh.audit.last_change() != before:  # changed while this page was read
         raise Conflict(CHANGED)
     total = m.total_rows or 0
-    end = start + m.table.num_rows
+    end = at.offset + m.table.num_rows
     return RowsPage(
         m.table,
         total,
-        _cursor(end, before) if end < total else None,
+        _cursor(wh, me, replace(at, offset=end)) if end < total else None,
         m.grants,
         m.refusals,
+        m.protection.note() if m.protection else None,
     )
 
 

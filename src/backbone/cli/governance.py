@@ -319,6 +319,8 @@ def rows(
         console.print(f"{g.provider}: {g.reason} ({g.access.value})")
     for r in m.refusals:
         console.print(f"{r.provider}: not shown, {r.reason}")
+    if m.protection:
+        console.print(m.protection)
 
 
 def export_rows(
@@ -348,6 +350,9 @@ def export_rows(
         f"(under {', '.join(export.agreements) or 'your own data'}); the export is "
         "recorded."
     )
+    protection = export.materialized.protection
+    if protection:
+        _plain().print(protection.note())
 
 
 def count(

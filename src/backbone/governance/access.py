@@ -39,6 +39,12 @@ from backbone.engines.duckdb import set_option
 from backbone.engines.sql import ident
 from backbone.errors import NotFoundError, PolicyDenied, UserError
 from backbone.governance.audit import AuditEntry, AuditLog
+from backbone.governance.extracts import (
+    ExtractProtection,
+    new_seed,
+    protect_extract,
+    shuffled,
+)
 from backbone.governance.policy import (
     ENTITIES,
     Grant,
@@ -110,6 +116,8 @@ class Materialized:
     """How many of the rows each provider's grant gave (for the audit log)."""
     total_rows: int | None = None
     """the rows of all pages, when this is one page of them"""
+    protection: ExtractProtection | None = None
+    """what was done to its pseudonymous rows before they left (k, coarsening)"""
 
     @property
     def agreements(self) -> tuple[str, ...]:
@@ -121,24 +129,18 @@ class Materialized:
 
 
 def _page(m: Materialized, provider_col: str, offset: int, limit: int) -> Materialized:
-    """Rows ``offset`` to ``offset + limit`` of ``m`` in an order of their own
-    values (the scan order is not promised from one read to the next), with the
-    providers' counts of those rows only."""
+    """Rows ``offset`` to ``offset + limit`` of ``m`` (already in its release's
+    order), with the providers' counts of those rows only."""
     table = m.table
-    keys = [
-        (c, "ascending")
-        for c, t in zip(table.column_names, table.schema.types, strict=True)
-        if not (pa.types.is_nested(t) or pa.types.is_binary(t))
-    ]
-    if table.num_rows > 1 and keys:
-        table = table.take(pc.sort_indices(table, sort_keys=keys))
     shown = table.slice(offset, max(0, min(limit, table.num_rows - offset)))
     if provider_col in shown.column_names:
         counted = pc.value_counts(shown.column(provider_col)).to_pylist()
         counts = {str(c["values"]): int(c["counts"]) for c in counted}
     else:  # the column masked: each provider that gave rows, at most the page
         counts = {p: min(n, shown.num_rows) for p, n in m.rows_by_provider.items() if n}
-    return Materialized(shown, m.grants, m.refusals, counts, table.num_rows)
+    return Materialized(
+        shown, m.grants, m.refusals, counts, table.num_rows, m.protection
+    )
 
 
 class ExportFormat(StrEnum):
@@ -645,12 +647,16 @@ class Access:
         person_ids: Sequence[int] | None = None,
         export_to: str | None = None,
         page: tuple[int, int] | None = None,
+        order_seed: int | None = None,
     ) -> Materialized:
-        """Row-level view of an entity: only permitted rows and fields. With
+        """Row-level view of an entity: only permitted rows and fields, the
+        pseudonymous ones protected (:func:`_protected`), in a random order of
+        this release (``order_seed``: the pages of one release share it). With
         ``export_to`` the rows are for a file there: exporting must be permitted
         (export_microdata) and the entry names where they go. With ``page``
-        (offset, limit) only those rows, in an order of their own values (the
-        same from one read to the next), and only they are recorded as read."""
+        (offset, limit) only those rows, and only they are recorded as read."""
+        if page is not None and order_seed is None:
+            raise ValueError("the pages of one release share its order_seed")
         action = "export" if export_to else "read"
         provider_col = subject_columns(entity)[0]
         # a page counts its rows per provider: the provider column is read for it
@@ -665,6 +671,7 @@ class Access:
             operation="export_microdata" if export_to else "row_level_view",
             action=action,
         )
+        m = self._protected(m, order_seed)
         what = f"rows of {entity}"
         if page is not None:
             m = _page(m, provider_col, *page)
@@ -679,8 +686,31 @@ class Access:
             what,
             destination=export_to,
             persons=len(person_ids) if person_ids is not None else None,
+            **_protection_detail(m),
         )
         return m
+
+    def _protected(self, m: Materialized, seed: int | None) -> Materialized:
+        """``m`` as it may leave: its pseudonymous rows k-anonymous in their
+        quasi-identifiers (the largest ``publication.extract_k`` of the agreements
+        behind them), every row in this release's random order."""
+        pseudonymous = [
+            g.extract_k
+            for g in m.grants
+            if g.access is AccessLevel.pseudonymous
+            and m.rows_by_provider.get(g.provider)
+        ]
+        table, protection = m.table, None
+        if pseudonymous:
+            table, protection = protect_extract(
+                table, max(pseudonymous), self.school_year_start_month
+            )
+        table = shuffled(table, new_seed() if seed is None else seed)
+        if protection is not None and protection.withheld_rows:
+            counts = _recount(m, table)
+        else:
+            counts = m.rows_by_provider
+        return replace(m, table=table, protection=protection, rows_by_provider=counts)
 
     def export(
         self,
@@ -700,8 +730,15 @@ class Access:
             fields=fields,
             action="export",
         )
+        m = self._protected(m, None)
         content = export_bytes(m.table, format)
-        self._record("export", m, f"export of {entity}", destination=destination)
+        self._record(
+            "export",
+            m,
+            f"export of {entity}",
+            destination=destination,
+            **_protection_detail(m),
+        )
         return Export(content, format, m)
 
     def session(
@@ -890,3 +927,17 @@ class Access:
                 detail=detail,
             )
         )
+
+
+def _protection_detail(m: Materialized) -> dict[str, Any]:
+    return {"protection": m.protection.as_detail()} if m.protection else {}
+
+
+def _recount(m: Materialized, table: pa.Table) -> dict[str, int]:
+    """Rows per provider left after persons were withheld (by the provider
+    column when it was read; else at most what each gave)."""
+    for column in ("provider_partner_id", "partner_id"):
+        if column in table.column_names:
+            counted = pc.value_counts(table.column(column)).to_pylist()
+            return {str(c["values"]): int(c["counts"]) for c in counted}
+    return {p: min(n, table.num_rows) for p, n in m.rows_by_provider.items()}

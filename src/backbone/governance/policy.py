@@ -125,6 +125,8 @@ class Grant:
     private_epsilon: float | None = None
     """Set when the agreement publishes by differential privacy: what one count
     table spends (a table of its data is then never released by suppression)."""
+    extract_k: int = 5
+    """How many pseudonyms must share each history in a pseudonymous extract."""
 
 
 @dataclass(frozen=True)
@@ -333,6 +335,7 @@ def decide_grants(
                 else None,
                 _coding(doc),
                 _private_epsilon(doc),
+                doc.publication.extract_k,
             )
         )
     return out

@@ -225,6 +225,9 @@ def diff_documents(before: AgreementDocument, after: AgreementDocument) -> list[
         ap.min_cell_size,
         more_is_wider=False,
     )
+    changes += _ordered(
+        "publication.extract_k", bp.extract_k, ap.extract_k, more_is_wider=False
+    )
     if bp.complementary_suppression != ap.complementary_suppression:
         changes.append(
             Change(

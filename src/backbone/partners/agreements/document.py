@@ -221,6 +221,10 @@ class PublicationMethod(StrEnum):
 class Publication(_Model):
     method: PublicationMethod = PublicationMethod.suppression
     min_cell_size: int = Field(default=10, ge=1)
+    extract_k: int = Field(default=5, ge=2)
+    """In a pseudonymous extract, every pseudonym's history (schools, years,
+    grades, dates, demographics) is shared by at least this many pseudonyms:
+    dates are coarsened, and the persons still rarer withheld."""
     complementary_suppression: bool = True
     top_bottom_coding: TopBottomCoding | None = None
     dp_budget: DpBudget | None = None
