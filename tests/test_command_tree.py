@@ -11,6 +11,7 @@ database, whatever it is given.
 from __future__ import annotations
 
 import os
+import typing
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -165,3 +166,82 @@ def test_no_command_changes_the_warehouse_for_someone_not_signed_in(
     assert "Traceback" not in result.output
     if name not in READS:
         assert result.exit_code != 0, f"{name} ran without a principal: {result.output}"
+
+
+# --- every numeric option at its extremes ------------------------------------------
+
+# what a person (or a script gone wrong) may type where a number is asked
+INT_EXTREMES = ("-2147483649", "0", "9223372036854775808")
+FLOAT_EXTREMES = ("nan", "-inf", "1e-300", "1e308")
+
+
+def _numeric(command: Any) -> list[tuple[Any, tuple[str, ...]]]:
+    found = []
+    for param in command.params:
+        kinds = set(typing.get_args(param.type_descriptor.annotation)) - {type(None)}
+        kinds = kinds or {param.type_descriptor.annotation}
+        if kinds == {int} or kinds == {list[int]}:
+            found.append((param, INT_EXTREMES))
+        elif kinds <= {int, float} and float in kinds:
+            found.append((param, FLOAT_EXTREMES))
+    return found
+
+
+NUMERIC = sorted(
+    (name, param.name)
+    for name, command in COMMANDS.items()
+    if name not in SERVERS
+    for param, _ in _numeric(command)
+)
+
+
+@pytest.fixture(scope="module")
+def steward_token(warehouse: Path) -> str:
+    with Warehouse.open(warehouse) as wh, wh.session() as s:
+        return wh.users.issue_token(s, "steward").token
+
+
+@pytest.mark.parametrize(("name", "option"), NUMERIC)
+def test_every_numeric_option_at_its_extremes_is_answered_without_a_traceback(
+    name: str,
+    option: str,
+    warehouse: Path,
+    steward_token: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each number a command takes, at the ends of what can be typed (overflowing
+    a 64-bit integer, NaN, infinities, the tiniest float): answered with a line
+    for a person (or done), never a traceback, a hang or a crash."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "any.yaml").write_text("a: 1\n", encoding="utf-8")
+    command = COMMANDS[name]
+    param, extremes = next((p, e) for p, e in _numeric(command) if p.name == option)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKBONE_")}
+    env |= {"BACKBONE_TOKEN": steward_token, "COLUMNS": "200"}
+    for extreme in extremes:
+        args = _args(name, command, tmp_path)
+        if param.opts[0].startswith("--"):
+            args += [param.opts[0], extreme]
+        else:  # a required argument: put the extreme in its place
+            position = [
+                p
+                for p in command.params
+                if p.required and not p.opts[0].startswith("--")
+            ].index(param)
+            index = len(name.split()) + position
+            args[index] = extreme
+        if "warehouse" in {p.name for p in command.params}:
+            args += ["--warehouse", str(warehouse)]
+        if name.startswith("demo "):  # a small community, should an extreme pass
+            args += ["--out", str(tmp_path / "demo"), "--force"]
+            for small, value in (("--students", "100"), ("--years", "2")):
+                if param.opts[0] != small:
+                    args += [small, value]
+        result = CliRunner().invoke(app, args, env=env, input="\n")
+        said = f"{name} --{option} {extreme}: {result.output}"
+        assert result.exception is None or isinstance(result.exception, SystemExit), (
+            said + repr(result.exception)
+        )
+        assert "Traceback" not in result.output, said
+        assert result.exit_code in (0, 1, 2), said

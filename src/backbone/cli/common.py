@@ -21,6 +21,7 @@ from rich.text import Text
 
 from backbone import waiting
 from backbone.errors import AuthenticationFailed, BackboneError, UserError
+from backbone.spreadsheet import formula_safe
 
 if TYPE_CHECKING:
     from backbone.governance import Principal
@@ -183,10 +184,10 @@ def emit(table: Table, form: OutputForm = OutputForm.table) -> None:
             strict=True,
         )
     )
-    if form == "csv":
+    if form == "csv":  # for a spreadsheet: no cell runs as a formula
         out = csv.writer(sys.stdout, lineterminator="\n")
-        out.writerow(headers)
-        out.writerows(rows)
+        out.writerow([formula_safe(h) for h in headers])
+        out.writerows([formula_safe(cell) for cell in row] for row in rows)
     else:
         records = [dict(zip(headers, r, strict=True)) for r in rows]
         sys.stdout.write(json.dumps(records, ensure_ascii=False, indent=1) + "\n")

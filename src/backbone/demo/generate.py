@@ -103,6 +103,11 @@ def _prepare(out: Path, *, replace: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
+# the largest community generated on purpose (bench/generate.py goes to 1M); beyond
+# it a typo would fill the disk
+MAX_STUDENTS = 5_000_000
+
+
 def generate(
     out: Path | str,
     *,
@@ -117,10 +122,14 @@ def generate(
 ) -> GenerateSummary:
     """Simulate the community and write every partner's files plus the planted truth
     (replacing an earlier demo community in ``out`` only when ``replace``)."""
-    if students < 100:
-        raise UserError("Generate at least 100 students (--students).")
+    if not 100 <= students <= MAX_STUDENTS:
+        raise UserError(f"Generate from 100 to {MAX_STUDENTS:,} students (--students).")
     if not 2 <= years <= 20:
         raise UserError("Generate between 2 and 20 school years (--years).")
+    if not 0 <= seed < 2**32:
+        raise UserError(f"Give a seed from 0 to {2**32 - 1:,} (--seed).")
+    if not 2000 <= last_year <= 2100:
+        raise UserError("Give a last school year from 2000 to 2100 (--last-year).")
     say = progress or (lambda _msg: None)
     out = Path(out)
     _prepare(out, replace=replace)

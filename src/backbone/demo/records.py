@@ -207,7 +207,7 @@ def build_partner_records(con: Connection, rng: np.random.Generator) -> None:
             rng.integers(0, len(STREET_TYPES), k)
         ]
         tables.append(pa.table(cols))
-    register(con, "record_draws", pa.concat_tables(tables))
+    register(con, "record_draws", pa.concat_tables(tables, promote_options="default"))
     n_persons = con.execute("SELECT count(*) FROM persons").fetchall()[0][0]
     # a home address per person, which partners share unless the family moved
     register(

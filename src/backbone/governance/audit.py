@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from backbone.engines import Connection
 from backbone.errors import Forbidden
 from backbone.session import AuditEntry, Session
+from backbone.spreadsheet import formula_safe
 
 __all__ = [
     "GENESIS",
@@ -235,7 +236,8 @@ def disclosure_csv(report: DisclosureReport) -> bytes:
     writer.writerow(DISCLOSURE_COLUMNS)
     for e in report.disclosures:
         writer.writerow(
-            [
+            formula_safe(str(cell)) if isinstance(cell, str) else cell
+            for cell in [
                 e.seq,
                 _timestamp(e.at),
                 e.action,

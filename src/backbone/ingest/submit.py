@@ -47,6 +47,7 @@ from backbone.errors import (
     UserError,
     WarehouseError,
 )
+from backbone.ids import checked_id
 from backbone.ingest.mapping import (
     IMPLICIT,
     FileSection,
@@ -454,7 +455,12 @@ class Ingestor:
 
     def _mapping(self, partner_id: str, feed_id: str) -> Mapping:
         """The feed's mapping, parsed once while its file is unchanged."""
-        path = self._root / "mappings" / partner_id / f"{feed_id}.yaml"
+        path = (
+            self._root
+            / "mappings"
+            / checked_id(partner_id, "partner")
+            / f"{checked_id(feed_id, 'feed')}.yaml"
+        )
         stat = path.stat() if path.exists() else None
         key: tuple[object, ...] = (
             str(path),
@@ -1432,9 +1438,9 @@ class Ingestor:
                 "remove that section.",
                 path=source,
             )
-        folder = self._root / "mappings" / partner_id
+        folder = self._root / "mappings" / checked_id(partner_id, "partner")
         folder.mkdir(parents=True, exist_ok=True)
-        target = folder / f"{feed_id}.yaml"
+        target = folder / f"{checked_id(feed_id, 'feed')}.yaml"
         if target.is_file() and target.read_text(encoding="utf-8") == text:
             return target
         # the file is replaced when the audit entry commits: never an unrecorded one

@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta
 
 from backbone.engines import Connection
 from backbone.errors import NotFoundError, UserError
+from backbone.ids import checked_id
 from backbone.model.calendar import school_year_bounds, school_year_of
 from backbone.session import Session
 
@@ -129,6 +130,7 @@ class FeedRegistry:
             providers=(feed.partner_id,),
         )
         con = s.con
+        checked_id(feed.feed_id, "feed id")
         if feed.mode not in MODES:
             raise UserError(f"Mode {feed.mode!r} is not one of {', '.join(MODES)}.")
         if feed.cadence not in CADENCES:

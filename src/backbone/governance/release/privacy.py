@@ -4,6 +4,7 @@ counts, charged to each provider agreement's privacy budget."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,11 @@ __all__ = ["DP_DELTA", "DifferentialPrivacy"]
 DP_DELTA = 1e-7
 
 
+# the smallest epsilon a count table may spend: below it the noise (scale 1/ε)
+# buries every count, and OpenDP's search for the scale can overflow
+MIN_EPSILON = 0.001
+
+
 class DifferentialPrivacy(Ledger):
     """The release gate's differential-privacy path."""
 
@@ -42,8 +48,11 @@ class DifferentialPrivacy(Ledger):
         what = (
             f"private count of {definition['entity']} by {', '.join(by) or 'nothing'}"
         )
-        if epsilon <= 0:
-            raise UserError("epsilon must be greater than 0.")
+        if not math.isfinite(epsilon) or epsilon < MIN_EPSILON:
+            raise UserError(
+                f"epsilon {epsilon:g}: give at least {MIN_EPSILON:g} (a smaller one "
+                "buries every count in noise of thousands) and at most the budget left."
+            )
         if "suppression" in self._previous_modes(definition, grants):
             raise access._deny(
                 "release",
@@ -90,7 +99,13 @@ class DifferentialPrivacy(Ledger):
             )
         finally:
             local.close()
-        result = dp_counts(frame, by or ["_all"], None, epsilon, DP_DELTA)
+        try:
+            result = dp_counts(frame, by or ["_all"], None, epsilon, DP_DELTA)
+        except Exception as exc:  # OpenDP's own refusal (e.g. a noise scale too large)
+            raise UserError(
+                f"OpenDP cannot release these counts with epsilon {epsilon:g} "
+                f"({str(exc).splitlines()[0][:200]}); ask with a larger epsilon."
+            ) from None
         table = result.table
         release_id = self._record(
             access,
