@@ -7,22 +7,26 @@ running attempts in parallel."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pytest
 
 from backbone import Warehouse
-from backbone.errors import AuthenticationFailed, Forbidden
+from backbone.errors import AuthenticationFailed, Forbidden, UserError
 from backbone.governance.extracts import new_seed, protect_extract, shuffled
 from backbone.governance.throttle import delay_seconds
+from backbone.ingest.mapping import load_mapping
 from tests.policy_fixtures import NOW, build, user
 
 
@@ -192,6 +196,16 @@ def test_parallel_command_line_guesses_lock_the_user_out_across_processes(
     with Warehouse.open(folder, read_only=True) as wh:
         checked = sum("wrong password" in e for e in _logins(wh, "d1.analyst"))
     assert 3 <= checked <= 5, said
+    said_last = said[-1]
+    for _ in range(5):  # guess on, after the wait each refusal names, until locked
+        if "locked until" in said_last:
+            break
+        wait = re.search(r"try again in (\d+) s", said_last)
+        time.sleep(int(wait.group(1)) if wait else 0)
+        said_last = subprocess.run(
+            command, env=env, capture_output=True, text=True, timeout=120
+        ).stderr
+    assert "locked until" in said_last, said_last
     right = subprocess.run(
         command,
         env={**env, "BACKBONE_PASSWORD": "right horse d1.analyst"},
@@ -199,11 +213,10 @@ def test_parallel_command_line_guesses_lock_the_user_out_across_processes(
         text=True,
         timeout=120,
     )
-    if checked == 5:
-        assert "locked" in right.stderr
-    else:  # the processes came faster than the waits
-        assert "too many failed sign-ins" in right.stderr
-    assert right.returncode == 1
+    assert right.returncode == 1 and "locked until" in right.stderr, right.stderr
+    with Warehouse.open(folder, read_only=True) as wh:
+        checked = sum("wrong password" in e for e in _logins(wh, "d1.analyst"))
+    assert checked == 5  # never more passwords checked than the lockout allows
 
 
 # --- extracts that cannot be joined or singled out -----------------------------------
@@ -303,3 +316,143 @@ def test_two_recipients_extracts_cannot_be_joined_by_position_or_by_history() ->
     assert min(shared_a.values()) >= 5 and min(shared_b.values()) >= 5  # no one unique
     # joining on history: every pseudonym of one matches five or more of the other
     assert all(shared_b[h] >= 5 for h in histories(a).values())
+
+
+# --- the command line's holes -------------------------------------------------------
+
+
+def _cli(args: list[str], **env: str) -> Any:
+    from typer.testing import CliRunner
+
+    from backbone.cli import app
+
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("BACKBONE_")}
+    return CliRunner().invoke(app, args, env={**clean, **env, "COLUMNS": "200"})
+
+
+def test_no_output_lands_inside_the_warehouse_even_with_force(
+    built: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "wh"
+    shutil.copytree(built, folder)
+    settings = (folder / "backbone.toml").read_bytes()
+    with (
+        Warehouse.open(folder, clock=lambda: NOW) as wh,
+        wh.session(user(wh, "steward")) as s,
+    ):
+        token = wh.users.issue_token(s, "steward", days=3000).token
+    for out in (
+        folder / "backbone.toml",
+        folder / "reports" / "x.csv",
+        folder / ".." / "wh" / "backbone.duckdb",
+    ):
+        said = _cli(
+            [
+                "audit",
+                "report",
+                "--partner",
+                "d1",
+                "--out",
+                str(out),
+                "--force",
+                "--warehouse",
+                str(folder),
+            ],
+            BACKBONE_TOKEN=token,
+        )
+        assert said.exit_code == 1 and "inside the warehouse folder" in said.output, (
+            said.output
+        )
+    assert (folder / "backbone.toml").read_bytes() == settings
+    link = tmp_path / "elsewhere"
+    link.symlink_to(folder)  # a link into the folder is the folder
+    said = _cli(
+        [
+            "audit",
+            "report",
+            "--partner",
+            "d1",
+            "--out",
+            str(link / "r.csv"),
+            "--warehouse",
+            str(folder),
+        ],
+        BACKBONE_TOKEN=token,
+    )
+    assert "inside the warehouse folder" in said.output
+
+
+def test_a_token_is_read_from_a_file_and_one_on_the_command_line_is_warned_of(
+    built: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "wh"
+    shutil.copytree(built, folder)
+    with (
+        Warehouse.open(folder, clock=lambda: NOW) as wh,
+        wh.session(user(wh, "steward")) as s,
+    ):
+        token = wh.users.issue_token(s, "steward", days=3000).token
+    secret = tmp_path / "token"
+    secret.write_text(token + "\n", encoding="utf-8")
+    secret.chmod(0o600)
+    by_file = _cli(
+        [
+            "user",
+            "token",
+            "d1.analyst",
+            "--token",
+            f"@{secret}",
+            "--warehouse",
+            str(folder),
+        ]
+    )
+    assert by_file.exit_code == 0 and "visible to other users" not in by_file.output, (
+        by_file.output
+    )
+    by_env = _cli(
+        ["user", "token", "d1.analyst", "--warehouse", str(folder)],
+        BACKBONE_TOKEN_FILE=str(secret),
+    )
+    assert by_env.exit_code == 0, by_env.output
+    typed = _cli(
+        ["user", "token", "d1.analyst", "--token", token, "--warehouse", str(folder)]
+    )
+    assert typed.exit_code == 0 and "visible to other users" in typed.output
+    missing = _cli(
+        [
+            "user",
+            "token",
+            "d1.analyst",
+            "--token",
+            "@/nonexistent/t",
+            "--warehouse",
+            str(folder),
+        ]
+    )
+    assert missing.exit_code == 2 and "cannot read the token file" in missing.output
+    assert "Traceback" not in missing.output
+
+
+def test_ids_that_would_name_a_path_are_refused_at_every_door(wh: Warehouse) -> None:
+    from backbone.partners.feeds import Feed
+
+    with (
+        pytest.raises(UserError, match="no spaces or path separators"),
+        wh.session(user(wh, "steward")) as s,
+    ):
+        wh.feeds.add(
+            s,
+            Feed(
+                "d1", "../../etc", ("enrollment",), "annual", "DSA-d1", None, NOW.date()
+            ),
+        )
+    with pytest.raises(UserError, match="path separators"):
+        load_mapping(Path("/tmp"), "d1", "../x")
+
+
+def test_a_token_cannot_outlive_ten_years_and_says_so(wh: Warehouse) -> None:
+    with (
+        pytest.raises(UserError, match="at most 3,650 days"),
+        wh.session(user(wh, "steward")) as s,
+    ):
+        wh.users.issue_token(s, "d1.analyst", days=3_650_000)
