@@ -456,3 +456,119 @@ def test_a_token_cannot_outlive_ten_years_and_says_so(wh: Warehouse) -> None:
         wh.session(user(wh, "steward")) as s,
     ):
         wh.users.issue_token(s, "d1.analyst", days=3_650_000)
+
+
+# --- a witnessed audit chain ---------------------------------------------------------
+
+
+def _rewrite_from(wh: Warehouse, seq: int) -> None:
+    """An insider's consistent rewrite: entry ``seq`` edited, every later hash
+    recomputed, so that the chain alone verifies."""
+    from backbone.governance.audit import GENESIS, chain_hash
+
+    rows = wh._con.execute(
+        "SELECT seq, entry, prev_hash, row_hash FROM gov.audit_log ORDER BY seq"
+    ).fetchall()
+    prev = GENESIS
+    for number, text, _, row_hash in rows:
+        if number >= seq:
+            if number == seq:
+                text = text.replace('"login"', '"logout"', 1)
+            row_hash = chain_hash(prev, text)
+            wh._con.execute(
+                "UPDATE gov.audit_log SET entry = ?, prev_hash = ?, row_hash = ? "
+                "WHERE seq = ?",
+                [text, prev, row_hash, number],
+            )
+        prev = row_hash
+
+
+def test_a_signed_checkpoint_catches_truncation_and_a_consistent_rewrite(
+    wh: Warehouse, tmp_path: Path
+) -> None:
+    for _ in range(3):
+        wh.sign_in("d1.analyst", "right horse d1.analyst")
+    kept = wh.checkpoint("d1")
+    assert kept.partner == "d1" and kept.seq == wh.audit.head().seq
+    assert wh.verify_audit(checkpoints=[kept]).ok
+    wh.sign_in("d2.analyst", "right horse d2.analyst")  # the chain goes on
+    assert wh.verify_audit(checkpoints=[kept]).ok
+
+    # the newest entries deleted, back past the checkpoint: the chain alone holds
+    copy = tmp_path / "cut"
+    shutil.copytree(wh.path, copy)
+    with Warehouse.open(copy, clock=lambda: NOW) as cut:
+        cut._con.execute("DELETE FROM gov.audit_log WHERE seq >= ?", [kept.seq - 1])
+        assert cut.audit.verify().ok
+        found = cut.verify_audit(checkpoints=[kept])
+        assert not found.ok and "ends before entry" in found.problem
+
+    # rewritten from an entry before the checkpoint, every hash recomputed
+    _rewrite_from(wh, kept.seq - 2)
+    assert wh.audit.verify().ok
+    found = wh.verify_audit(checkpoints=[kept])
+    assert not found.ok and "rewritten" in found.problem
+
+
+def test_a_checkpoint_altered_or_signed_by_another_key_is_refused(
+    wh: Warehouse, built: Path, tmp_path: Path
+) -> None:
+    from dataclasses import replace
+
+    kept = wh.checkpoint("d1")
+    forged = replace(kept, seq=kept.seq + 5)  # the signature no longer covers it
+    found = wh.verify_audit(checkpoints=[forged])
+    assert not found.ok and "altered" in found.problem
+    other = tmp_path / "other"
+    shutil.copytree(built, other)
+    (other / "secrets" / "warehouse.key").write_bytes(os.urandom(32))
+    with Warehouse.open(other, clock=lambda: NOW) as elsewhere:
+        theirs = elsewhere.checkpoint("d1")
+    found = wh.verify_audit(checkpoints=[theirs])
+    assert not found.ok and "another key" in found.problem
+
+
+def test_the_disclosure_report_hands_out_a_checkpoint_that_audit_verify_checks(
+    built: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "wh"
+    shutil.copytree(built, folder)
+    with (
+        Warehouse.open(folder, clock=lambda: NOW) as wh,
+        wh.session(user(wh, "steward")) as s,
+    ):
+        token = wh.users.issue_token(s, "steward", days=3000).token
+    out = tmp_path / "report" / "d1.csv"
+    said = _cli(
+        [
+            "audit",
+            "report",
+            "--partner",
+            "d1",
+            "--out",
+            str(out),
+            "--warehouse",
+            str(folder),
+        ],
+        BACKBONE_TOKEN=token,
+    )
+    kept = out.with_suffix(".checkpoint.json")
+    assert said.exit_code == 0 and kept.is_file(), said.output
+    ok = _cli(
+        ["audit", "verify", "--checkpoints", str(kept), "--warehouse", str(folder)]
+    )
+    assert ok.exit_code == 0 and "holds 1 signed checkpoint" in ok.output, ok.output
+    with Warehouse.open(folder) as wh:
+        wh._con.execute(
+            "DELETE FROM gov.audit_log WHERE seq >= (SELECT max(seq) - 1 FROM gov.audit_log)"
+        )
+    cut = _cli(
+        ["audit", "verify", "--checkpoints", str(kept), "--warehouse", str(folder)]
+    )
+    assert cut.exit_code == 1 and "BROKEN" in cut.output and "deleted" in cut.output
+    junk = tmp_path / "junk.json"
+    junk.write_text("{}", encoding="utf-8")
+    bad = _cli(
+        ["audit", "verify", "--checkpoints", str(junk), "--warehouse", str(folder)]
+    )
+    assert bad.exit_code == 1 and "not a Backbone audit checkpoint" in bad.output

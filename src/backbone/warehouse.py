@@ -18,7 +18,7 @@ import os
 import secrets
 import socket
 import threading
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -47,7 +47,7 @@ from backbone.errors import (
     UserError,
     WarehouseError,
 )
-from backbone.governance.audit import AuditLog, system_clock
+from backbone.governance.audit import AuditLog, Verification, system_clock
 from backbone.governance.principals import Principal, Principals, Role
 from backbone.governance.throttle import ThrottleRules
 from backbone.interrupts import deferred
@@ -61,6 +61,7 @@ from backbone.settings import Settings, render_settings_toml
 if TYPE_CHECKING:
     from backbone.governance.access import Access, Export, Keys
     from backbone.governance.audit import AuditHead
+    from backbone.governance.checkpoints import Checkpoint
     from backbone.governance.release import ReleaseGate
     from backbone.governance.retention import Retention
     from backbone.ingest import Ingestor
@@ -487,6 +488,36 @@ class Warehouse:
             "WHERE json_extract_string(entry, '$.action') IN ('read', 'export'))"
         ).fetchone()
         return bool(row and row[0])
+
+    def checkpoint(self, partner: str) -> Checkpoint:
+        """The chain's head signed by this warehouse, for ``partner`` to keep (with
+        its digest, with a disclosure report)."""
+        from backbone.governance.checkpoints import CheckpointSigner
+
+        signer = CheckpointSigner(self._warehouse_keys().secret)
+        return signer.sign(
+            self.audit.head(),
+            warehouse=str(self.settings["warehouse.name"]),
+            partner=partner,
+            at=self.clock(),
+        )
+
+    def verify_audit(
+        self, *, anchor: AuditHead | None = None, checkpoints: Sequence[Checkpoint] = ()
+    ) -> Verification:
+        """The chain walked, holding every anchor and signed checkpoint a partner
+        kept; a checkpoint not signed by this warehouse is refused first."""
+        from backbone.governance.checkpoints import CheckpointSigner
+
+        if checkpoints:
+            signer = CheckpointSigner(self._warehouse_keys().secret)
+            for c in checkpoints:
+                why = signer.problem(c)
+                if why:
+                    return Verification(
+                        False, 0, "", c.seq, f"the checkpoint at entry {c.seq}: {why}"
+                    )
+        return self.audit.verify(anchor=anchor, anchors=[c.head for c in checkpoints])
 
     def seal(self, text: str) -> str:
         """A tag only this warehouse makes for ``text`` (keyed by its own key): a

@@ -418,14 +418,34 @@ def audit_verify(
         str | None,
         typer.Option(help="SEQ:HASH handed out earlier; proves nothing was rewritten."),
     ] = None,
+    checkpoints: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--checkpoints",
+            help="A signed checkpoint file a partner kept (from a digest or a "
+            "disclosure report); repeatable. Catches a chain cut short or rewritten "
+            "before it.",
+        ),
+    ] = None,
     warehouse: WarehouseOption = Path("warehouse"),
 ) -> None:
     """Walk the hash chain; name the first edited, deleted or reordered entry."""
+    from backbone.governance.checkpoints import read_checkpoint
+
+    with doors():
+        kept = []
+        for path in checkpoints or []:
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise UserError(f"cannot read the checkpoint {path} ({exc}).") from None
+            kept.append(read_checkpoint(text, str(path)))
     with doors(), Warehouse.open(warehouse, read_only=True) as wh:
-        result = wh.audit.verify(anchor=_anchor(anchor))
+        result = wh.verify_audit(anchor=_anchor(anchor), checkpoints=kept)
     if result.ok:
+        held = f"; holds {len(kept)} signed checkpoint(s)" if kept else ""
         _plain().print(
-            f"Audit log intact: {result.entries:,} entries, head {result.head}."
+            f"Audit log intact: {result.entries:,} entries, head {result.head}{held}."
         )
         return
     _plain().print(
@@ -460,7 +480,7 @@ def audit_report(
     that partner's own users and the steward's admins."""
     start = parse_date(since, "--since") if since else None
     with doors():
-        may_write(force, *([out] if out else []))
+        may_write(force, *([out, out.with_suffix(".checkpoint.json")] if out else []))
     with (
         doors(),
         Warehouse.open(warehouse) as wh,
@@ -469,6 +489,7 @@ def audit_report(
         report = wh.audit.report(
             s, partner, since=None if start is None else _midnight(start)
         )
+        checkpoint = wh.checkpoint(partner)
     entries = report.disclosures
     table = Table(title=f"Disclosures of {partner}'s data ({len(entries):,})")
     for column in ("#", "when", "what", "who", "purpose", "agreements", "rows/cells"):
@@ -487,15 +508,19 @@ def audit_report(
             size,
         )
     emit(table, form)
+    kept = out.with_suffix(".checkpoint.json") if out is not None else None
     notes(form).print(
-        f"Chain head {report.head} — keep it; `backbone audit verify --anchor` "
-        "proves later that this history was not rewritten."
+        f"Chain head {report.head}, signed by the warehouse"
+        + (f" in {kept}" if kept else " (--out writes it to a file)")
+        + ": keep it; `backbone audit verify --checkpoints FILE` proves later that "
+        "this history was not cut short or rewritten."
     )
-    if out is not None:
+    if out is not None and kept is not None:
         with doors():
             from backbone.governance.audit import disclosure_csv
 
             write_file(out, disclosure_csv(report), "the report")
+            write_file(kept, checkpoint.to_json().encode(), "the signed checkpoint")
 
 
 def _midnight(day: date) -> datetime:

@@ -1014,17 +1014,23 @@ def digest(
 
     with doors(), Warehouse.open(warehouse, read_only=True) as wh:
         d = build_digest(wh, partner, parse_date(on))
+        checkpoint = wh.checkpoint(partner)
     text_path = out / f"digest-{partner}-{d.on}.txt"
     html_path = out / f"digest-{partner}-{d.on}.html"
+    kept = out / f"digest-{partner}-{d.on}.checkpoint.json"
     with doors():
-        may_write(force, text_path, html_path)
+        may_write(force, text_path, html_path, kept)
         try:
             out.mkdir(parents=True, exist_ok=True)
             text_path.write_text(digest_text(d), encoding="utf-8")
             html_path.write_text(digest_html(d), encoding="utf-8")
+            kept.write_text(checkpoint.to_json(), encoding="utf-8")
         except OSError as exc:
             raise UserError(
                 f"Cannot write the digest into {out} ({exc.strerror}); choose another --out folder."
             ) from None
-    _plain().print(f"Wrote {text_path} and {html_path}.")
+    _plain().print(
+        f"Wrote {text_path} and {html_path}, and the warehouse's signed audit "
+        f"checkpoint {kept} (entry {checkpoint.seq}) to send with them."
+    )
     _plain().print(digest_text(d), highlight=False, markup=False)

@@ -87,6 +87,12 @@ class Keys:
     def __init__(self, master: bytes) -> None:
         self._master = master
 
+    @property
+    def secret(self) -> bytes:
+        """The warehouse's secret itself, for a key derived outside this class
+        (the audit checkpoints' signing key)."""
+        return self._master
+
     def derive(self, use: str) -> str:
         return hmac.new(self._master, use.encode("utf-8"), hashlib.sha256).hexdigest()
 

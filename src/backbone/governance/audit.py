@@ -19,7 +19,7 @@ import hashlib
 import io
 import json
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -327,42 +327,47 @@ class AuditLog:
         """The newest entry: the anchor to hand out."""
         return _head(self._con)
 
-    def verify(self, *, anchor: AuditHead | None = None) -> Verification:
-        """Walk the chain from the start; name the first entry that does not hold.
+    def verify(
+        self, *, anchor: AuditHead | None = None, anchors: Sequence[AuditHead] = ()
+    ) -> Verification:
+        """Walk the chain from the start; name the first entry that does not hold,
+        or the first anchor (a head handed out earlier, a signed checkpoint's) the
+        chain no longer holds: another hash there (rewritten), or a chain that
+        ends before it (its newest entries deleted).
 
         Each entry carries its own sequence number inside the hashed text, so
         renumbering rows to hide a deletion or a swap breaks the chain too.
         """
+        wanted: dict[int, list[str]] = {}
+        for a in (*anchors, *([anchor] if anchor else [])):
+            wanted.setdefault(a.seq, []).append(a.hash)
         cursor = self._con.execute(
             "SELECT seq, entry, prev_hash, row_hash FROM gov.audit_log ORDER BY seq"
         )
         prev, expected, count = GENESIS, 1, 0
-        anchored = anchor is None
         while batch := cursor.fetchmany(10_000):
             for seq, text, prev_hash, row_hash in batch:
                 problem = _check(seq, text, prev_hash, row_hash, prev, expected)
                 if problem:
                     return Verification(False, count, prev, expected, problem)
-                if anchor is not None and seq == anchor.seq:
-                    if row_hash != anchor.hash:
-                        return Verification(
-                            False,
-                            count,
-                            prev,
-                            seq,
-                            f"entry {seq} does not match the anchor handed out "
-                            "earlier: the chain was rewritten",
-                        )
-                    anchored = True
+                if any(h != row_hash for h in wanted.pop(seq, ())):
+                    return Verification(
+                        False,
+                        count,
+                        prev,
+                        seq,
+                        f"entry {seq} does not match the anchor handed out "
+                        "earlier: the chain was rewritten",
+                    )
                 prev, expected, count = row_hash, expected + 1, count + 1
-        if not anchored:
-            assert anchor is not None
+        if wanted:
+            first = min(wanted)
             return Verification(
                 False,
                 count,
                 prev,
-                anchor.seq,
-                f"the chain ends before entry {anchor.seq}, which was handed out as "
+                first,
+                f"the chain ends before entry {first}, which was handed out as "
                 "an anchor: entries were deleted",
             )
         return Verification(True, count, prev)

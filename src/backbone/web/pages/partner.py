@@ -277,17 +277,21 @@ def register(app: FastAPI, door: Door) -> None:
         """The digest as the file ``backbone digest`` writes (HTML or text)."""
         partner = _choice(request, "partner")
         asked = request.query_params.get("format", "html")
-        if asked not in ("html", "txt"):
-            raise UserError("ask for the digest as html or txt.")
+        if asked not in ("html", "txt", "checkpoint.json"):
+            raise UserError("ask for the digest as html or txt, or its checkpoint.")
         from backbone.partners.status import digest_html, digest_text
 
         with door.opened() as wh:
             _session, me = door.signed_in(request, wh)
             d = wh.digest_for(wh.access(me, "data_quality"), partner)
+            # the chain head signed for the partner the digest is for (decided above)
+            checkpoint = wh.checkpoint(d.partner_id).to_json()
         body, media = (
             (digest_html(d), "text/html; charset=utf-8")
             if asked == "html"
             else (digest_text(d), "text/plain; charset=utf-8")
+            if asked == "txt"
+            else (checkpoint, "application/json")
         )
         return Response(
             body,
