@@ -25,7 +25,7 @@ import pytest
 from backbone import Warehouse
 from backbone.errors import AuthenticationFailed, Forbidden, UserError
 from backbone.governance.extracts import new_seed, protect_extract, shuffled
-from backbone.governance.throttle import delay_seconds
+from backbone.governance.throttle import delay_seconds, source_subject
 from backbone.ingest.mapping import load_mapping
 from tests.policy_fixtures import NOW, build, user
 
@@ -146,14 +146,14 @@ def test_one_source_guessing_across_many_users_is_slowed(wh: Warehouse) -> None:
     said = []
     for who in users:
         try:
-            wh.sign_in(who, "Summer2026!", source="web:10.0.0.9")
+            wh.sign_in(who, "Summer2026!", source="ip:10.0.0.9")
         except AuthenticationFailed as exc:
             said.append(str(exc))
     assert said[:6] == ["unknown user or wrong password."] * 6
     assert "try again in" in said[6]
     # another address is not held back by this one
     with pytest.raises(AuthenticationFailed, match="wrong password"):
-        wh.sign_in("r1.researcher", "Summer2026!", source="web:10.0.0.10")
+        wh.sign_in("r1.researcher", "Summer2026!", source="ip:10.0.0.10")
 
 
 def test_wrong_tokens_from_one_source_are_slowed_and_right_ones_are_not_counted(
@@ -162,15 +162,37 @@ def test_wrong_tokens_from_one_source_are_slowed_and_right_ones_are_not_counted(
     with wh.session(user(wh, "steward")) as s:
         good = wh.users.issue_token(s, "d1.analyst").token
     for _ in range(20):
-        assert wh.sign_in_token(good, source="api:10.0.0.7").user_id == "d1.analyst"
+        assert wh.sign_in_token(good, source="ip:10.0.0.7").user_id == "d1.analyst"
     said = []
     for i in range(8):
         try:
-            wh.sign_in_token(f"bbt_{i:012x}_nope", source="api:10.0.0.7")
+            wh.sign_in_token(f"bbt_{i:012x}_nope", source="ip:10.0.0.7")
         except AuthenticationFailed as exc:
             said.append(str(exc))
     assert said[:6] == ["unknown or wrong token."] * 6
     assert "try again in" in said[6]
+    # a right token from the same address is never held back by the wrong ones
+    assert wh.sign_in_token(good, source="ip:10.0.0.7").user_id == "d1.analyst"
+
+
+def test_a_source_is_an_ipv6_slash_64_and_is_forgotten_after_a_while(
+    wh: Warehouse, clock: Clock
+) -> None:
+    assert source_subject("ip:2001:db8:1:2::17") == source_subject(
+        "ip:2001:db8:1:2:ffff::1"
+    )
+    assert source_subject("ip:2001:db8:1:3::1") != source_subject("ip:2001:db8:1:2::1")
+    for i in range(7):  # one /64 walking its addresses is still one source
+        with pytest.raises(AuthenticationFailed):
+            wh.sign_in(
+                "d2.analyst" if i % 2 else "c1.analyst", "x", source=f"ip:2001:db8::{i}"
+            )
+        clock.now += timedelta(seconds=1)
+    with pytest.raises(AuthenticationFailed, match="try again"):
+        wh.sign_in("r1.researcher", "x", source="ip:2001:db8::99")
+    clock.now += timedelta(minutes=16)
+    with pytest.raises(AuthenticationFailed, match="wrong password"):
+        wh.sign_in("r1.researcher", "x", source="ip:2001:db8::99")
 
 
 def test_parallel_command_line_guesses_lock_the_user_out_across_processes(

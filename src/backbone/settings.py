@@ -181,13 +181,15 @@ SETTINGS: tuple[Setting, ...] = (
         "security.lockout_minutes",
         15,
         "How long a locked-out user stays locked out; 0: until a steward admin "
-        "unlocks them (`backbone user unlock`, audited). Every attempt is audited.",
+        "unlocks them (`backbone user unlock`, audited; an admin's API token is not "
+        "locked out, so keep one). Every attempt is audited.",
     ),
     Setting(
         "security.sign_in_max_delay_seconds",
         60,
-        "The longest wait imposed after failures from one source (an address, or "
-        "this machine's account): a source is slowed, never locked out.",
+        "The longest wait imposed after failed sign-ins, of a user or of one "
+        "source (an address, or this machine's account): a source is slowed, never "
+        "locked out.",
     ),
     Setting(
         "api.max_upload_bytes",
@@ -238,7 +240,15 @@ class Settings:
                 )
             for key, value in table.items():
                 name = f"{section}.{key}"
-                name = _RENAMED.get(name, name)
+                if name in _RENAMED:
+                    if _RENAMED[name].partition(".")[2] in raw.get(
+                        _RENAMED[name].partition(".")[0], {}
+                    ):
+                        raise SettingsError(
+                            f"{path}: '{name}' is now '{_RENAMED[name]}', which "
+                            "is set too; keep one of them."
+                        )
+                    name = _RENAMED[name]
                 setting = _BY_NAME.get(name)
                 if setting is None:
                     raise SettingsError(

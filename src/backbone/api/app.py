@@ -43,6 +43,7 @@ from backbone.errors import (
     WarehouseError,
 )
 from backbone.governance.principals import Principal
+from backbone.governance.throttle import address_source
 from backbone.ingest.submit import SubmissionResult
 from backbone.serving import JOB_KINDS, Job, Serving, Ticket, upload_folder
 from backbone.version import __version__
@@ -148,7 +149,7 @@ class Gate:
             return envelope(401, "unauthenticated", NO_TOKEN)
         try:
             client = scope.get("client")
-            source = f"api:{client[0] if client else 'unknown'}"
+            source = address_source(client[0] if client else None)
             user_id = await anyio.to_thread.run_sync(
                 self.sign_in, token.strip(), source
             )

@@ -472,6 +472,12 @@ def _token_value(ctx: typer.Context, value: str | None) -> str | None:
 
 def _token_file(path: Path) -> str:
     try:
+        if path.stat().st_mode & 0o077:
+            _err().print(
+                f"Warning: the token file {path} can be read by other users of this "
+                f"machine; `chmod 600 {path}`.",
+                highlight=False,
+            )
         text = path.read_text(encoding="utf-8").strip()
     except OSError as exc:
         raise typer.BadParameter(
@@ -558,13 +564,9 @@ def signed_in(wh: Warehouse, user: str | None, token: str | None) -> Principal:
 
 
 def _local_source() -> str:
-    """Where a command-line sign-in comes from: this machine's account."""
-    try:
-        import getpass
-
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):  # no name for this uid
-        return f"cli:uid {os.getuid()}"
+    """Where a command-line sign-in comes from: this machine's account (by its
+    number: $USER is whatever the caller sets)."""
+    return f"cli:uid {os.getuid()}"
 
 
 def maybe_signed_in(

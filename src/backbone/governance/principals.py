@@ -391,16 +391,22 @@ class Principals:
         audited and throttled like the password's."""
         import pyotp
 
-        self._hold_or_count(f"code:{user_id}", user_id, source)
+        subject = f"code:{user_id}"
+        self._unless_held(subject, user_id, source)
         row = self._con.execute(
             "SELECT totp_secret FROM gov.principal WHERE user_id = ?", [user_id]
         ).fetchone()
         if row is None or row[0] is None:
-            raise self._refuse(user_id, "no second factor is set up.", "no TOTP")
+            raise self._refuse(
+                user_id, "no second factor is set up.", "no TOTP", source
+            )
         if not pyotp.TOTP(row[0]).verify(code.strip(), valid_window=1):
-            raise self._refuse(user_id, "that code does not match.", "wrong TOTP code")
-        self._throttle.succeeded(f"code:{user_id}", source)
-        return self._admit(self.get(user_id), "password and second factor")
+            self._throttle.failed(subject, source)
+            raise self._refuse(
+                user_id, "that code does not match.", "wrong TOTP code", source
+            )
+        self._throttle.succeeded(subject)
+        return self._admit(self.get(user_id), "password and second factor", source)
 
     def issue_token(
         self,
@@ -487,25 +493,35 @@ class Principals:
 
     # --- signing in --------------------------------------------------------------
 
-    def _refuse(self, who: str, why: str, detail: str) -> AuthenticationFailed:
+    def _refuse(
+        self, who: str, why: str, detail: str, source: str | None = None
+    ) -> AuthenticationFailed:
         self._audit.append(
-            AuditEntry("login", who, decision="deny", reason=detail, what=why)
+            AuditEntry(
+                "login",
+                who,
+                decision="deny",
+                reason=detail,
+                what=why,
+                detail={"from": source} if source else {},
+            )
         )
         return AuthenticationFailed(why)
 
-    def _hold_or_count(self, subject: str | None, who: str, source: str) -> None:
-        """Refuse an attempt the throttle holds (audited, what was entered not
-        looked at), else count it as failed until it succeeds."""
-        hold = self._throttle.admit_attempt(subject, source)
+    def _unless_held(self, subject: str | None, who: str, source: str) -> None:
+        """Refuse an attempt the throttle holds, without looking at what was
+        entered (audited, with where it came from)."""
+        hold = self._throttle.hold(subject, source)
         if hold is not None:
-            raise self._refuse(who, hold.why, f"{hold.detail} (from {source})")
+            raise self._refuse(who, hold.why, hold.detail, source)
 
     def unlock(self, s: Session, user_id: str) -> bool:
         """Clear ``user_id``'s failed sign-ins (a lockout included): a steward
-        admin's act, audited. Whether there was anything to clear."""
-        _known(s.con, user_id)
+        admin's act, audited in the same unit of work. Whether there was anything
+        to clear."""
         s.require("administer", f"unlock {user_id}", action="user")
-        cleared = self._throttle.unlock(user_id) > 0
+        _known(s.con, user_id)
+        cleared = self._throttle.unlock(s.con, user_id) > 0
         s.record(
             "user",
             f"unlocked {user_id}" if cleared else f"unlock {user_id}: nothing held",
@@ -517,7 +533,8 @@ class Principals:
     ) -> Principal:
         """Check a password; every attempt is audited, and throttled (by user and
         by ``source``: where it came from, as the door knows it)."""
-        self._hold_or_count(f"password:{user_id}", user_id, source)
+        subject = f"password:{user_id}"
+        self._unless_held(subject, user_id, source)
         found = self._con.execute(
             "SELECT password_hash FROM gov.principal WHERE user_id = ?", [user_id]
         ).fetchone()
@@ -525,13 +542,17 @@ class Principals:
         if found is None or found[0] is None:
             # hash anyway so that timing does not tell which users exist
             self._hasher.hash(password)
-            raise self._refuse(user_id, wrong, "unknown user or no password set")
+            self._throttle.failed(subject, source)
+            raise self._refuse(
+                user_id, wrong, "unknown user or no password set", source
+            )
         try:
             self._hasher.verify(found[0], password)
         except (VerificationError, InvalidHashError):
-            raise self._refuse(user_id, wrong, "wrong password") from None
-        self._throttle.succeeded(f"password:{user_id}", source)
-        return self._admit(self.get(user_id), "password")
+            self._throttle.failed(subject, source)
+            raise self._refuse(user_id, wrong, "wrong password", source) from None
+        self._throttle.succeeded(subject)
+        return self._admit(self.get(user_id), "password", source)
 
     def sign_in_token(
         self,
@@ -544,14 +565,9 @@ class Principals:
         the folder (the API), ``second_factor_required(principal)`` says whether an
         agreement asks a second factor of the principal: then only a token that
         stands in for one (:meth:`vouched_for`) is accepted."""
-        # a token is not guessable: only a source sending wrong ones is slowed
-        hold = self._throttle.admit_attempt(None, source, count=False)
-        if hold is not None:
-            raise self._refuse("(token)", hold.why, f"{hold.detail} (from {source})")
         parts = token.strip().split("_", 2)
         if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
-            self._throttle.failed(source)
-            raise self._refuse("(token)", "that is not a Backbone token.", "malformed")
+            raise self._wrong_token("(token)", "that is not a Backbone token.", source)
         _, token_id, secret = parts
         row = self._con.execute(
             "SELECT user_id, secret_hash, expires_at, revoked_at FROM gov.api_token "
@@ -559,9 +575,8 @@ class Principals:
             [token_id],
         ).fetchone()
         if row is None or not hmac.compare_digest(row[1], _secret_hash(secret)):
-            self._throttle.failed(source)
-            raise self._refuse(
-                f"(token {token_id})", "unknown or wrong token.", "no such token"
+            raise self._wrong_token(
+                f"(token {token_id})", "unknown or wrong token.", source
             )
         if row[3] is not None:
             raise self._refuse(row[0], "the token was revoked.", f"token {token_id}")
@@ -583,7 +598,17 @@ class Principals:
                 "admin to issue your API token (`backbone user token`).",
                 f"token {token_id} without a second factor",
             )
-        return self._admit(principal, f"token {token_id}")
+        return self._admit(principal, f"token {token_id}", source)
+
+    def _wrong_token(self, who: str, why: str, source: str) -> AuthenticationFailed:
+        """A token that is no one's. A right token is never held back (it is not
+        guessed, and one source's bad tokens must not lock out its good ones);
+        a source sending wrong ones is told to wait, and slowed by the wait."""
+        hold = self._throttle.hold(None, source)
+        self._throttle.failed(None, source)
+        if hold is not None:
+            return self._refuse(who, hold.why, hold.detail, source)
+        return self._refuse(who, why, "no such token", source)
 
     def vouched_for(self, token: str) -> bool:
         """Whether a (valid) token stands in for a second factor: issued by a
@@ -604,16 +629,19 @@ class Principals:
         # a steward admin's word (on the warehouse's own machine) is the vouching
         return bool(row[2]) or row[1] != row[0] or row[3] == Role.steward_admin.value
 
-    def _admit(self, principal: Principal, how: str) -> Principal:
+    def _admit(
+        self, principal: Principal, how: str, source: str | None = None
+    ) -> Principal:
         why = principal.lapsed(self._clock().date())
         if why:
-            raise self._refuse(principal.user_id, why + ".", how)
+            raise self._refuse(principal.user_id, why + ".", how, source)
         self._audit.append(
             AuditEntry(
                 "login",
                 principal.user_id,
                 actor_partner=principal.partner_id,
                 what=f"signed in with {how}",
+                detail={"from": source} if source else {},
             )
         )
         return principal

@@ -7,13 +7,15 @@ Beyond a few free failures (a typo or two: :data:`FREE_FAILURES`), the next atte
 of a subject waits 1, 2, 4 … seconds (at most ``max_delay_seconds``); a user reaching ``failures_before_lockout`` is locked out for
 ``lockout_minutes`` (0: until a steward admin unlocks them, audited). A source is
 slowed, never locked out: a school's many users share one address. Counting
-happens before the password is checked, under a lock, so parallel attempts cannot
-all slip into the same second; a success clears its user and takes its own count
-back from the source. Failures are forgotten ``memory_minutes`` after the last.
+happens as each attempt is checked, one at a time (the file's lock, a server's
+one warehouse), so parallel attempts cannot all slip into the same second; a
+success clears its user, never its source. Failures are forgotten
+``memory_minutes`` after the last (a source's sooner).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import threading
 from collections.abc import Callable
@@ -23,12 +25,21 @@ from typing import Any
 
 from backbone.engines import Connection
 
-__all__ = ["SignInThrottle", "ThrottleRules", "delay_seconds"]
+__all__ = [
+    "SignInThrottle",
+    "ThrottleRules",
+    "address_source",
+    "delay_seconds",
+    "source_subject",
+]
 
 # one process holds the file for writing; within it, every warehouse object on it
 _LOCK = threading.Lock()
 # failures in a row that cost no wait: a user's typos; a shared address's users' typos
 FREE_FAILURES = {"user": 2, "source": 5}
+# a source's failures are forgotten this long after its last: a school's shared
+# address must not stay slowed by a morning's typos
+SOURCE_MEMORY_MINUTES = 15
 
 
 @dataclass(frozen=True)
@@ -68,6 +79,10 @@ class Hold:
 
 
 class SignInThrottle:
+    """Attempts are checked one at a time: a command holds the database file
+    while it signs in, and a server's requests take turns at its one warehouse;
+    within a process :data:`_LOCK` keeps each look-then-count whole."""
+
     def __init__(
         self, con: Connection, rules: ThrottleRules, clock: Callable[[], datetime]
     ) -> None:
@@ -84,19 +99,24 @@ class SignInThrottle:
         return (int(row[0]), row[1]) if row else None
 
     def _forget_old(self, now: datetime) -> None:
+        """A source's failures go :data:`SOURCE_MEMORY_MINUTES` after its last; a
+        user's after ``memory_minutes`` or the lockout, whichever is longer (never,
+        while locked until unlocked)."""
         rules = self.rules
         memory = timedelta(minutes=max(rules.memory_minutes, rules.lockout_minutes))
-        keep_locked = (
-            " AND NOT (NOT starts_with(subject, 'source:') AND failures >= ?)"
-            if rules.lockout_minutes == 0
-            else ""
-        )
+        keep_locked = " AND NOT (failures >= ?)" if rules.lockout_minutes == 0 else ""
         params: list[Any] = [now - memory]
         if keep_locked:
             params.append(rules.failures_before_lockout)
         self._con.execute(
-            f"DELETE FROM gov.sign_in_failure WHERE last_failed_at < ?{keep_locked}",
+            "DELETE FROM gov.sign_in_failure WHERE NOT starts_with(subject, "
+            f"'source:') AND last_failed_at < ?{keep_locked}",
             params,
+        )
+        self._con.execute(
+            "DELETE FROM gov.sign_in_failure WHERE starts_with(subject, 'source:') "
+            "AND last_failed_at < ?",
+            [now - timedelta(minutes=SOURCE_MEMORY_MINUTES)],
         )
 
     def _hold(self, subject: str, now: datetime, user: bool) -> Hold | None:
@@ -135,52 +155,44 @@ class SignInThrottle:
             )
         return None
 
-    def admit_attempt(
-        self, user_subject: str | None, source: str, *, count: bool = True
-    ) -> Hold | None:
-        """Refuse (a Hold) or count this attempt as failed until it succeeds
-        (``count=False``: only look; the caller counts a failure with :meth:`failed`)."""
-        subjects = [s for s in (user_subject, _source(source)) if s]
+    def hold(self, user_subject: str | None, source: str) -> Hold | None:
+        """Why this attempt must not be checked now (its user locked out or
+        waiting, or its source waiting), or None."""
         with _LOCK:
             now = self._clock()
             self._forget_old(now)
-            for subject in subjects:
-                hold = self._hold(subject, now, user=subject is user_subject)
-                if hold is not None:
-                    return hold
-            if count:
-                self._count(subjects, now)
+            for subject, user in (
+                (user_subject, True),
+                (source_subject(source), False),
+            ):
+                if subject:
+                    found = self._hold(subject, now, user=user)
+                    if found is not None:
+                        return found
         return None
 
-    def failed(self, source: str) -> None:
-        """Count a failure of ``source`` after the fact (a wrong token)."""
+    def failed(self, user_subject: str | None, source: str) -> None:
+        """Count a failed attempt against its user (if any) and its source."""
         with _LOCK:
-            self._count([_source(source)], self._clock())
+            now = self._clock()
+            for subject in (user_subject, source_subject(source)):
+                if subject:
+                    self._con.execute(
+                        "INSERT INTO gov.sign_in_failure (subject, failures, "
+                        "last_failed_at) VALUES (?, 1, ?) ON CONFLICT (subject) DO "
+                        "UPDATE SET failures = failures + 1, last_failed_at = "
+                        "excluded.last_failed_at",
+                        [subject, now],
+                    )
 
-    def _count(self, subjects: list[str], now: datetime) -> None:
-        for subject in subjects:
-            self._con.execute(
-                "INSERT INTO gov.sign_in_failure (subject, failures, "
-                "last_failed_at) VALUES (?, 1, ?) ON CONFLICT (subject) DO "
-                "UPDATE SET failures = failures + 1, last_failed_at = "
-                "excluded.last_failed_at",
-                [subject, now],
-            )
-
-    def succeeded(self, user_subject: str | None, source: str) -> None:
-        """The attempt was right: its user's failures are cleared, and the source
-        is given back the failure counted in advance."""
+    def succeeded(self, user_subject: str) -> None:
+        """The attempt was right: its user's failures are cleared. A source's are
+        not (a guesser with one account of their own must not wipe them); they
+        are forgotten with time."""
         with _LOCK:
-            if user_subject:
-                self._con.execute(
-                    "DELETE FROM gov.sign_in_failure WHERE subject = ?", [user_subject]
-                )
             self._con.execute(
-                "UPDATE gov.sign_in_failure SET failures = failures - 1 "
-                "WHERE subject = ?",
-                [_source(source)],
+                "DELETE FROM gov.sign_in_failure WHERE subject = ?", [user_subject]
             )
-            self._con.execute("DELETE FROM gov.sign_in_failure WHERE failures <= 0")
 
     def is_locked(self, user_id: str) -> bool:
         now = self._clock()
@@ -190,15 +202,17 @@ class SignInThrottle:
                 return True
         return False
 
-    def unlock(self, user_id: str) -> int:
-        """Forget ``user_id``'s failures; how many subjects were cleared."""
+    def unlock(self, con: Connection, user_id: str) -> int:
+        """Forget ``user_id``'s failures on ``con`` (the unlocking unit of work's,
+        so that the unlock and its audit entry commit together); how many
+        subjects were cleared."""
         with _LOCK:
             subjects = user_subjects(user_id)
-            row = self._con.execute(
+            row = con.execute(
                 "SELECT count(*) FROM gov.sign_in_failure WHERE subject IN (?, ?)",
                 subjects,
             ).fetchone()
-            self._con.execute(
+            con.execute(
                 "DELETE FROM gov.sign_in_failure WHERE subject IN (?, ?)", subjects
             )
         return int(row[0]) if row else 0
@@ -208,5 +222,20 @@ def user_subjects(user_id: str) -> list[str]:
     return [f"password:{user_id}", f"code:{user_id}"]
 
 
-def _source(source: str) -> str:
+def source_subject(source: str) -> str:
+    """A source as counted: an IPv6 address by its /64 (one household or host
+    holds a whole /64 and could walk it), anything else as given."""
+    kind, _, address = source.partition(":")
+    if kind == "ip" and ":" in address:
+        try:
+            network = ipaddress.ip_network(f"{address}/64", strict=False)
+        except ValueError:
+            return f"source:{source}"
+        return f"source:ip:{network}"
     return f"source:{source}"
+
+
+def address_source(host: str | None) -> str:
+    """The source of a request from ``host`` (the web site and the API alike: a
+    guesser gains nothing by switching doors)."""
+    return f"ip:{host or 'unknown'}"

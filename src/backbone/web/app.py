@@ -36,6 +36,7 @@ from backbone.errors import (
     WarehouseError,
 )
 from backbone.governance.principals import Principal, Principals
+from backbone.governance.throttle import address_source
 from backbone.serving import Serving
 from backbone.warehouse import Warehouse
 from backbone.web.door import COOKIE, Door, SignInNeeded
@@ -348,8 +349,9 @@ def _qr_data_uri(secret: str, user_id: str, site: str) -> str:
 
 
 def _source(request: Request) -> str:
-    """Where a sign-in came from, for the throttle (the peer's address)."""
-    return f"web:{request.client.host if request.client else 'unknown'}"
+    """Where a sign-in came from, for the throttle: the peer's address (behind a
+    reverse proxy, the proxy's: README, Security)."""
+    return address_source(request.client.host if request.client else None)
 
 
 def _in(opened: Callable[[], Any], act: Callable[[Warehouse], Principal]) -> Principal:
