@@ -249,12 +249,14 @@ def _enrollments(rows: list[tuple[str, str, str]]) -> pa.Table:
         {
             "school_id": [r[1] for r in rows],
             "entry_date": pa.array([date.fromisoformat(r[2]) for r in rows]),
-            "event_duration": [1.0] * len(rows),  # a measure: not a quasi-identifier
+            "event_duration": [1.0] * len(rows),  # a measure, the same for all
+            "incident_identifier": [f"i{n}" for n in range(len(rows))],  # a record's id
             "pseudonym": [r[0] for r in rows],
         }
     )
 
 
+KEY = "the recipient's key"
 HAND_WORKED = [
     ("A", "s1", "2024-09-03"),
     ("B", "s1", "2024-09-04"),
@@ -269,25 +271,50 @@ def test_dates_coarsen_to_the_finest_level_where_histories_are_shared_then_rare_
     None
 ):
     # k=2: by day all six differ; by month D and E still do; by school year only F
-    table, done = protect_extract(_enrollments(HAND_WORKED), 2, 7)
+    table, done = protect_extract(_enrollments(HAND_WORKED), 2, 7, KEY)
     assert done is not None and done.dates_as == "school year"
     assert (done.persons, done.withheld_persons, done.withheld_rows) == (6, 1, 1)
     assert sorted(table.column("pseudonym").to_pylist()) == list("ABCDE")
     assert set(table.column("entry_date").to_pylist()) == {"2025"}
-    assert "event_duration" not in done.quasi_identifiers
+    assert "incident_identifier" not in done.quasi_identifiers  # never a history
+    tokens = table.column("incident_identifier").to_pylist()
+    assert not set(tokens) & {f"i{n}" for n in range(6)}  # the recipient's own tokens
+    again, _ = protect_extract(_enrollments(HAND_WORKED), 2, 7, "another recipient")
+    assert not set(tokens) & set(again.column("incident_identifier").to_pylist())
     assert "fewer than 2" in done.note() and "school year" in done.note()
     # k=3: D and E share a school year, but only two of them
-    table, done = protect_extract(_enrollments(HAND_WORKED), 3, 7)
+    table, done = protect_extract(_enrollments(HAND_WORKED), 3, 7, KEY)
     assert done is not None and done.withheld_persons == 3
     # k=3 without D, E and F: by month A, B and C are alike, and nothing is withheld
-    table, done = protect_extract(_enrollments(HAND_WORKED[:3]), 3, 7)
+    table, done = protect_extract(_enrollments(HAND_WORKED[:3]), 3, 7, KEY)
     assert done is not None and (done.dates_as, done.withheld_persons) == ("month", 0)
     assert set(table.column("entry_date").to_pylist()) == {"2024-09"}
 
 
+def test_a_history_counts_its_rows_and_its_measures() -> None:
+    """Fifty identical rows are not hidden among people with one; an exact score
+    is a fingerprint, rounded until shared."""
+    many = [("A", "s1", "2024-09-03")] * 50 + [
+        ("B", "s1", "2024-09-03"),
+        ("C", "s1", "2024-09-03"),
+    ]
+    table, done = protect_extract(_enrollments(many), 2, 7, KEY)
+    assert done is not None and done.withheld_persons == 1
+    assert set(table.column("pseudonym").to_pylist()) == {"B", "C"}
+    scores = pa.table(
+        {"scale_score": [612.5, 618.0, 604.25], "pseudonym": ["A", "B", "C"]}
+    )
+    table, done = protect_extract(scores, 3, 7, KEY)
+    assert done is not None and (done.dates_as, done.withheld_persons) == (
+        "school year",
+        0,
+    )
+    assert set(table.column("scale_score").to_pylist()) == {600.0}
+
+
 def test_identified_rows_pass_unprotected() -> None:
     identified = pa.table({"school_id": ["s9"], "person_id": [4]})
-    assert protect_extract(identified, 5, 7) == (identified, None)
+    assert protect_extract(identified, 5, 7, KEY) == (identified, None)
 
 
 def test_two_recipients_extracts_cannot_be_joined_by_position_or_by_history() -> None:
@@ -310,7 +337,7 @@ def test_two_recipients_extracts_cannot_be_joined_by_position_or_by_history() ->
             for p in range(persons)
         }
         table = _enrollments([(named[p], s, d) for p, s, d in rows])
-        table, done = protect_extract(table, 5, 7)
+        table, done = protect_extract(table, 5, 7, recipient)
         assert done is not None
         return shuffled(table, new_seed()), {v: k for k, v in named.items()}
 

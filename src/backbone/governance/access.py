@@ -139,7 +139,10 @@ def _page(m: Materialized, provider_col: str, offset: int, limit: int) -> Materi
     order), with the providers' counts of those rows only."""
     table = m.table
     shown = table.slice(offset, max(0, min(limit, table.num_rows - offset)))
-    if provider_col in shown.column_names:
+    if PROVIDER_TAG in shown.column_names:
+        counted = pc.value_counts(shown.column(PROVIDER_TAG)).to_pylist()
+        counts = {str(c["values"]): int(c["counts"]) for c in counted}
+    elif provider_col in shown.column_names:
         counted = pc.value_counts(shown.column(provider_col)).to_pylist()
         counts = {str(c["values"]): int(c["counts"]) for c in counted}
     else:  # the column masked: each provider that gave rows, at most the page
@@ -147,6 +150,10 @@ def _page(m: Materialized, provider_col: str, offset: int, limit: int) -> Materi
     return Materialized(
         shown, m.grants, m.refusals, counts, table.num_rows, m.protection
     )
+
+
+# each released row's provider, while it is counted (never leaves)
+PROVIDER_TAG = "_backbone_provider"
 
 
 class ExportFormat(StrEnum):
@@ -577,6 +584,7 @@ class Access:
         person_ids: Sequence[int] | None = None,
         action: str = "read",
         where: Mapping[str, Sequence[object]] | None = None,
+        tagged: bool = False,
     ) -> Materialized:
         grants, refusals = self._admit(action, entity, operation, providers)
         if where:
@@ -597,6 +605,17 @@ class Access:
         for provider, part in read:
             if part.num_rows:
                 counts[provider] = counts.get(provider, 0) + part.num_rows
+        if tagged:  # each row's provider, whatever the grants mask
+            read = [
+                (
+                    g,
+                    p.append_column(
+                        PROVIDER_TAG, pa.array([g] * p.num_rows, pa.string())
+                    ),
+                )
+                for g, p in read
+                if p.num_columns
+            ]
         parts = [p for _, p in read if p.num_columns]
         table = (
             pa.concat_tables(parts, promote_options="default")
@@ -656,7 +675,7 @@ class Access:
         order_seed: int | None = None,
     ) -> Materialized:
         """Row-level view of an entity: only permitted rows and fields, the
-        pseudonymous ones protected (:func:`_protected`), in a random order of
+        pseudonymous ones of an extract protected (:meth:`_released`), in a random order of
         this release (``order_seed``: the pages of one release share it). With
         ``export_to`` the rows are for a file there: exporting must be permitted
         (export_microdata) and the entry names where they go. With ``page``
@@ -665,27 +684,22 @@ class Access:
             raise ValueError("the pages of one release share its order_seed")
         action = "export" if export_to else "read"
         provider_col = subject_columns(entity)[0]
-        # a page counts its rows per provider: the provider column is read for it
-        counted = page is not None and fields is not None and provider_col not in fields
-        m = self._materialize(
+        m = self._released(
             entity,
             providers=providers,
-            fields=[*fields, provider_col]
-            if counted and fields is not None
-            else fields,
+            fields=fields,
             person_ids=person_ids,
             operation="export_microdata" if export_to else "row_level_view",
             action=action,
+            seed=order_seed,
         )
-        m = self._protected(m, order_seed)
         what = f"rows of {entity}"
         if page is not None:
             m = _page(m, provider_col, *page)
-            if counted and provider_col in m.table.column_names:
-                m = replace(m, table=m.table.drop_columns([provider_col]))
             if m.table.num_rows != m.total_rows:  # a part: which rows
                 first, last = page[0] + 1, page[0] + m.table.num_rows
                 what += f" (rows {first:,} to {last:,} of {m.total_rows:,})"
+        m = _only(m, fields)
         self._record(
             action,
             m,
@@ -696,26 +710,52 @@ class Access:
         )
         return m
 
-    def _protected(self, m: Materialized, seed: int | None) -> Materialized:
-        """``m`` as it may leave: its pseudonymous rows k-anonymous in their
-        quasi-identifiers (the largest ``publication.extract_k`` of the agreements
-        behind them), every row in this release's random order."""
-        pseudonymous = [
+    def _released(
+        self,
+        entity: str,
+        *,
+        providers: Sequence[str] | None,
+        fields: Sequence[str] | None,
+        person_ids: Sequence[int] | None,
+        operation: str,
+        action: str,
+        seed: int | None,
+    ) -> Materialized:
+        """The permitted rows as they may leave, in this release's random order,
+        each tagged with its provider (:data:`PROVIDER_TAG`, to count each
+        provider's rows; :func:`_only` keeps what was asked for). An extract's pseudonymous rows are protected
+        (:func:`~backbone.governance.extracts.protect_extract`, at the largest
+        ``publication.extract_k`` of the agreements behind them) over every field
+        the grants give, whatever was asked: a history asked for one field at a
+        time must not slip through."""
+        extract = operation == "export_microdata"
+        m = self._materialize(
+            entity,
+            providers=providers,
+            fields=None if extract else fields,
+            person_ids=person_ids,
+            operation=operation,
+            action=action,
+            tagged=True,
+        )
+        table, protection = m.table, None
+        ks = [
             g.extract_k
             for g in m.grants
             if g.access is AccessLevel.pseudonymous
             and m.rows_by_provider.get(g.provider)
         ]
-        table, protection = m.table, None
-        if pseudonymous:
+        if extract and ks:
             table, protection = protect_extract(
-                table, max(pseudonymous), self.school_year_start_month
+                table,
+                max(ks),
+                self.school_year_start_month,
+                self._keys.pseudonym_key(self.principal.partner_id),
             )
-        table = shuffled(table, new_seed() if seed is None else seed)
+        counts = m.rows_by_provider
         if protection is not None and protection.withheld_rows:
-            counts = _recount(m, table)
-        else:
-            counts = m.rows_by_provider
+            counts = _recount(table, PROVIDER_TAG)
+        table = shuffled(table, new_seed() if seed is None else seed)
         return replace(m, table=table, protection=protection, rows_by_provider=counts)
 
     def export(
@@ -729,14 +769,18 @@ class Access:
     ) -> Export:
         """Permitted rows as the bytes of a CSV or Parquet file, for the door to put
         at ``destination`` (named in the audit entry: where the rows go)."""
-        m = self._materialize(
-            entity,
-            operation="export_microdata",
-            providers=providers,
-            fields=fields,
-            action="export",
+        m = _only(
+            self._released(
+                entity,
+                providers=providers,
+                fields=fields,
+                person_ids=None,
+                operation="export_microdata",
+                action="export",
+                seed=None,
+            ),
+            fields,
         )
-        m = self._protected(m, None)
         content = export_bytes(m.table, format)
         self._record(
             "export",
@@ -939,11 +983,20 @@ def _protection_detail(m: Materialized) -> dict[str, Any]:
     return {"protection": m.protection.as_detail()} if m.protection else {}
 
 
-def _recount(m: Materialized, table: pa.Table) -> dict[str, int]:
-    """Rows per provider left after persons were withheld (by the provider
-    column when it was read; else at most what each gave)."""
-    for column in ("provider_partner_id", "partner_id"):
-        if column in table.column_names:
-            counted = pc.value_counts(table.column(column)).to_pylist()
-            return {str(c["values"]): int(c["counts"]) for c in counted}
-    return {p: min(n, table.num_rows) for p, n in m.rows_by_provider.items()}
+def _recount(table: pa.Table, provider_col: str) -> dict[str, int]:
+    """Rows per provider left after persons were withheld."""
+    if provider_col not in table.column_names or not table.num_rows:
+        return {}
+    counted = pc.value_counts(table.column(provider_col)).to_pylist()
+    return {str(c["values"]): int(c["counts"]) for c in counted}
+
+
+def _only(m: Materialized, fields: Sequence[str] | None) -> Materialized:
+    """``m`` with the columns asked for (and the person key), in that order, and
+    without its provider tag."""
+    names = [c for c in m.table.column_names if c != PROVIDER_TAG]
+    if fields is None:
+        return replace(m, table=m.table.select(names))
+    keep = [f for f in fields if f in names]
+    keep += [k for k in ("person_id", "pseudonym") if k in names and k not in keep]
+    return replace(m, table=m.table.select(keep))
