@@ -6,6 +6,7 @@ running attempts in parallel."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -495,7 +496,7 @@ def test_ids_that_would_name_a_path_are_refused_at_every_door(wh: Warehouse) -> 
                 "d1", "../../etc", ("enrollment",), "annual", "DSA-d1", None, NOW.date()
             ),
         )
-    with pytest.raises(UserError, match="path separators"):
+    with pytest.raises(UserError, match="path separator"):
         load_mapping(Path("/tmp"), "d1", "../x")
 
 
@@ -621,3 +622,90 @@ def test_the_disclosure_report_hands_out_a_checkpoint_that_audit_verify_checks(
         ["audit", "verify", "--checkpoints", str(junk), "--warehouse", str(folder)]
     )
     assert bad.exit_code == 1 and "not a Backbone audit checkpoint" in bad.output
+
+
+def test_a_cursor_serves_only_the_listing_and_reader_it_was_sealed_for(
+    wh: Warehouse,
+) -> None:
+    import base64
+
+    from backbone.api.questions import BY_NAME, RowsParams
+
+    rows = BY_NAME["rows"]
+    steward = user(wh, "steward")
+    first = rows.answer(
+        wh, steward, RowsParams("enrollment", "early_warning", limit=30)
+    )
+    assert first.next_cursor
+    second = rows.answer(
+        wh,
+        steward,
+        RowsParams("enrollment", "early_warning", limit=30, cursor=first.next_cursor),
+    )
+    assert second.table.num_rows == 30
+    forged = base64.urlsafe_b64encode("page:30:1:7:ü".encode()).decode()
+    for other in (
+        RowsParams("demographics", "early_warning", limit=30, cursor=first.next_cursor),
+        RowsParams("enrollment", "early_warning", limit=10, cursor=first.next_cursor),
+        RowsParams("enrollment", "early_warning", limit=30, cursor=forged),
+    ):
+        with pytest.raises(UserError, match="not one this API gave you"):
+            rows.answer(wh, steward, other)
+    with pytest.raises(UserError, match="not one this API gave you"):
+        rows.answer(
+            wh,
+            user(wh, "analyst"),
+            RowsParams(
+                "enrollment", "early_warning", limit=30, cursor=first.next_cursor
+            ),
+        )
+
+
+def test_a_checkpoint_file_of_the_wrong_shape_is_said_not_crashed(
+    tmp_path: Path,
+) -> None:
+    from backbone.governance.checkpoints import read_checkpoint
+
+    good = {
+        "kind": "backbone audit checkpoint",
+        "warehouse": "w",
+        "partner": "d1",
+        "seq": 4,
+        "hash": "ab",
+        "at": "2026-01-01T00:00:00Z",
+        "public_key": "AAAA",
+        "signature": "AAAA",
+    }
+    assert read_checkpoint(json.dumps(good), "ok.json").seq == 4
+    for bad in (
+        {"signature": 5},
+        {"seq": True},
+        {"seq": "4"},
+        {"extra": 1},
+        {"kind": "x"},
+    ):
+        with pytest.raises(UserError, match="not a Backbone audit checkpoint"):
+            read_checkpoint(json.dumps({**good, **bad}), "bad.json")
+    with pytest.raises(UserError, match="not a Backbone audit checkpoint"):
+        read_checkpoint("[1, 2]", "list.json")
+
+
+def test_an_output_path_that_loops_is_said_not_crashed(
+    built: Path, tmp_path: Path
+) -> None:
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    said = _cli(
+        [
+            "audit",
+            "report",
+            "--partner",
+            "d1",
+            "--out",
+            str(loop / "r.csv"),
+            "--warehouse",
+            str(built),
+        ]
+    )
+    assert said.exit_code == 1 and "Traceback" not in said.output
+    assert "cannot tell where this path leads" in said.output

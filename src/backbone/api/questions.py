@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -188,8 +189,15 @@ class _Cursor:
     """the release's random row order: every page of it the same"""
 
 
+def _listing(me: Principal, p: RowsParams) -> str:
+    """What a cursor belongs to: the reader and the listing it asked for (a
+    cursor of another listing would skip or repeat rows)."""
+    asked = [p.entity, p.purpose, p.provider or [], p.field or [], p.extract, p.limit]
+    return f"{me.user_id}:{json.dumps(asked, sort_keys=True)}"
+
+
 def _parse_cursor(
-    wh: Warehouse, me: Principal, cursor: str | None, now: int
+    wh: Warehouse, me: Principal, p: RowsParams, cursor: str | None, now: int
 ) -> _Cursor:
     """Where a page starts and in which order, from the cursor the page before
     gave (sealed by the warehouse for this reader: a made-up order or one of
@@ -202,24 +210,23 @@ def _parse_cursor(
         kind, offset, change, seed, tag = (
             base64.urlsafe_b64decode(cursor.encode()).decode().split(":")
         )
-        if kind != "page" or not hmac.compare_digest(
-            tag, wh.seal(f"{me.user_id}:{offset}:{change}:{seed}")
-        ):
+        expected = wh.seal(f"{_listing(me, p)}:{offset}:{change}:{seed}")
+        if kind != "page" or not hmac.compare_digest(tag.encode(), expected.encode()):
             raise ValueError(kind)
         found = _Cursor(max(0, int(offset)), int(change), int(seed))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeError, TypeError):
         raise UserError(
-            f"cursor {cursor!r} is not one this API gave you; start without one "
-            "and follow next_cursor."
+            f"cursor {cursor!r} is not one this API gave you for this listing; "
+            "start without one and follow next_cursor."
         ) from None
     if now != found.change:
         raise Conflict(CHANGED)
     return found
 
 
-def _cursor(wh: Warehouse, me: Principal, at: _Cursor) -> str:
+def _cursor(wh: Warehouse, me: Principal, p: RowsParams, at: _Cursor) -> str:
     body = f"{at.offset}:{at.change}:{at.seed}"
-    tag = wh.seal(f"{me.user_id}:{body}")
+    tag = wh.seal(f"{_listing(me, p)}:{body}")
     return base64.urlsafe_b64encode(f"page:{body}:{tag}".encode()).decode()
 
 
@@ -227,7 +234,7 @@ def _rows(wh: Warehouse, me: Principal, p: RowsParams) -> RowsPage:
     if not 1 <= p.limit <= MAX_PAGE:
         raise UserError(f"limit {p.limit}: ask for 1 to {MAX_PAGE:,} rows a page.")
     before = wh.audit.last_change()
-    at = _parse_cursor(wh, me, p.cursor, before)
+    at = _parse_cursor(wh, me, p, p.cursor, before)
     m = wh.access(me, p.purpose).rows(
         p.entity,
         providers=p.provider,
@@ -243,7 +250,7 @@ def _rows(wh: Warehouse, me: Principal, p: RowsParams) -> RowsPage:
     return RowsPage(
         m.table,
         total,
-        _cursor(wh, me, replace(at, offset=end)) if end < total else None,
+        _cursor(wh, me, p, replace(at, offset=end)) if end < total else None,
         m.grants,
         m.refusals,
         m.protection.note() if m.protection else None,

@@ -371,12 +371,32 @@ ForceOption = Annotated[
 
 
 def _inside_warehouse(target: Path) -> Path | None:
-    """The warehouse folder ``target`` would land in (links followed), if any."""
-    where = target.resolve()
-    for folder in _warehouses | _env_warehouse():
-        home = folder.resolve()
-        if where == home or home in where.parents:
-            return folder
+    """The warehouse folder ``target`` would land in, if any: the folder itself
+    or any of its parents that exists is the warehouse's (compared as files, so
+    links, letter case and other spellings do not get round it)."""
+    try:
+        where = target.absolute()
+        existing = [p for p in (where, *where.parents) if p.exists()]
+        homes = [
+            (folder, folder.stat())
+            for folder in _warehouses | _env_warehouse()
+            if folder.is_dir()
+        ]
+        for folder, home in homes:
+            if any(os.path.samestat(p.stat(), home) for p in existing):
+                return folder
+            resolved = where.resolve()  # a link from outside into the folder
+            if any(
+                os.path.samestat(p.stat(), home)
+                for p in (resolved, *resolved.parents)
+                if p.exists()
+            ):
+                return folder
+    except (OSError, RuntimeError):  # a loop of links, a path too long
+        raise UserError(
+            f"{target}: cannot tell where this path leads (a loop of links?); "
+            "choose another."
+        ) from None
     return None
 
 

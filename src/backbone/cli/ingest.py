@@ -240,6 +240,8 @@ def submissions_show(
     from backbone.ingest.report import write_report_files
 
     with doors():
+        if out is not None:  # never inside the warehouse (--out is a folder of reports)
+            may_write(True, out)
         view = ask(
             "submission",
             SubmissionParams(submission_id, purpose),

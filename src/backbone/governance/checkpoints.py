@@ -108,7 +108,7 @@ class CheckpointSigner:
                 base64.b64decode(checkpoint.public_key)
             )
             key.verify(base64.b64decode(checkpoint.signature), checkpoint.signed_text())
-        except (InvalidSignature, ValueError):
+        except (InvalidSignature, ValueError, TypeError):
             return "its signature does not match its contents: it was altered"
         return None
 
@@ -120,8 +120,19 @@ def read_checkpoint(text: str, source: str) -> Checkpoint:
         if data.pop("kind", None) != KIND:
             raise ValueError("not a checkpoint")
         checkpoint = Checkpoint(**data)
-        if not isinstance(checkpoint.seq, int) or checkpoint.seq < 1:
+        seq = checkpoint.seq
+        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
             raise ValueError("no entry number")
+        texts = (
+            checkpoint.warehouse,
+            checkpoint.partner,
+            checkpoint.hash,
+            checkpoint.at,
+            checkpoint.public_key,
+            checkpoint.signature,
+        )
+        if not all(isinstance(t, str) for t in texts):
+            raise ValueError("a field is not text")
     except (ValueError, TypeError, AttributeError):
         raise UserError(
             f"{source} is not a Backbone audit checkpoint (a JSON file from a "

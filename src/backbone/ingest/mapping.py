@@ -39,7 +39,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from backbone.errors import InputFileError
-from backbone.ids import checked_id
+from backbone.ids import path_part
 from backbone.model.schema import ALL_TABLES, Table
 from backbone.yamltext import read_yaml
 
@@ -376,7 +376,7 @@ def _stock(name: str, partner: str, feed: str, source: Path | str) -> dict[str, 
 
 def load_mapping(folder: Path, partner: str, feed: str) -> Mapping:
     """Load and validate a feed's mapping."""
-    path = folder / checked_id(partner, "partner") / f"{checked_id(feed, 'feed')}.yaml"
+    path = folder / path_part(partner, "partner") / f"{path_part(feed, 'feed')}.yaml"
     if not path.is_file():
         raise InputFileError(
             f"there is no mapping for feed {feed!r} of {partner}. Draft one with "

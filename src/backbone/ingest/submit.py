@@ -47,7 +47,7 @@ from backbone.errors import (
     UserError,
     WarehouseError,
 )
-from backbone.ids import checked_id
+from backbone.ids import path_part
 from backbone.ingest.mapping import (
     IMPLICIT,
     FileSection,
@@ -458,8 +458,8 @@ class Ingestor:
         path = (
             self._root
             / "mappings"
-            / checked_id(partner_id, "partner")
-            / f"{checked_id(feed_id, 'feed')}.yaml"
+            / path_part(partner_id, "partner")
+            / f"{path_part(feed_id, 'feed')}.yaml"
         )
         stat = path.stat() if path.exists() else None
         key: tuple[object, ...] = (
@@ -1438,9 +1438,9 @@ class Ingestor:
                 "remove that section.",
                 path=source,
             )
-        folder = self._root / "mappings" / checked_id(partner_id, "partner")
+        folder = self._root / "mappings" / path_part(partner_id, "partner")
         folder.mkdir(parents=True, exist_ok=True)
-        target = folder / f"{checked_id(feed_id, 'feed')}.yaml"
+        target = folder / f"{path_part(feed_id, 'feed')}.yaml"
         if target.is_file() and target.read_text(encoding="utf-8") == text:
             return target
         # the file is replaced when the audit entry commits: never an unrecorded one

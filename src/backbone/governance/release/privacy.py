@@ -50,8 +50,9 @@ class DifferentialPrivacy(Ledger):
         )
         if not math.isfinite(epsilon) or epsilon < MIN_EPSILON:
             raise UserError(
-                f"epsilon {epsilon:g}: give at least {MIN_EPSILON:g} (a smaller one "
-                "buries every count in noise of thousands) and at most the budget left."
+                f"epsilon {epsilon:g} (asked with --epsilon, or the agreement's "
+                f"epsilon_per_release): a count table spends at least {MIN_EPSILON:g}; "
+                "a smaller one buries every count in noise of thousands."
             )
         if "suppression" in self._previous_modes(definition, grants):
             raise access._deny(
@@ -99,9 +100,11 @@ class DifferentialPrivacy(Ledger):
             )
         finally:
             local.close()
+        from opendp.mod import OpenDPException
+
         try:
             result = dp_counts(frame, by or ["_all"], None, epsilon, DP_DELTA)
-        except Exception as exc:  # OpenDP's own refusal (e.g. a noise scale too large)
+        except OpenDPException as exc:  # OpenDP's refusal (a noise scale too large)
             raise UserError(
                 f"OpenDP cannot release these counts with epsilon {epsilon:g} "
                 f"({str(exc).splitlines()[0][:200]}); ask with a larger epsilon."
