@@ -59,7 +59,7 @@ def test_settings_lists_every_setting() -> None:
         ),
         (
             ["demo", "generate", "--out", "{tmp}/x", "--students", "5"],
-            "at least 100 students",
+            "from 100 to",
         ),
     ],
 )

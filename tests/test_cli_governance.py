@@ -96,8 +96,11 @@ def test_the_first_admin_then_users_tokens_and_passwords(tmp_path: Path) -> None
         app, ["user", "token", "ann", "--days", "7", "-w", w], env=admin
     )
     assert token.exit_code == 0 and token.stdout.startswith("bbt_")
-    listed = runner.invoke(app, ["user", "list", "-w", w], env=WIDE)
+    listed = runner.invoke(app, ["user", "list", "-w", w], env=admin)
     assert "ann" in listed.output and "active" in listed.output
+    # the list of users is the steward's: nobody else's, and not without signing in
+    unsigned = runner.invoke(app, ["user", "list", "-w", w], env=WIDE)
+    assert unsigned.exit_code == 1 and "sign in first" in unsigned.output
     bad = runner.invoke(
         app,
         ["rows", "enrollment", "--purpose", "early_warning", "-w", w],
@@ -254,8 +257,12 @@ def test_audit_verify_report_and_a_broken_chain(w: str, tmp_path: Path) -> None:
 
 
 def test_retention_due_and_run(w: str) -> None:
-    due = runner.invoke(app, ["retention", "due", "-w", w], env=WIDE)
+    due = runner.invoke(app, ["retention", "due", "-w", w], env=_token(w, "steward"))
     assert due.exit_code == 0 and "Nothing is due" in due.output
+    partner = runner.invoke(
+        app, ["retention", "due", "-w", w], env=_token(w, "d1.analyst")
+    )
+    assert partner.exit_code == 1 and "only the steward's" in partner.output
     unsigned = runner.invoke(app, ["retention", "run", "-w", w], env=WIDE)
     assert unsigned.exit_code == 1 and "sign in first" in unsigned.output
     ran = runner.invoke(app, ["retention", "run", "-w", w], env=_token(w, "steward"))

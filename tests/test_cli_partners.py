@@ -402,7 +402,7 @@ def test_commitments_feeds_requests_status_and_digest(wh: str, tmp_path: Path) -
             ["commitment", "add", "Do it", "--owner", "zz", "--due", "2026-01-01"],
             "Unknown owner partner 'zz'",
         ),
-        (["agreement", "show", "NOPE"], "No agreement 'NOPE'"),
+        (["agreement", "show", "NOPE"], "no agreement 'NOPE'"),
         (
             [
                 "commitment",

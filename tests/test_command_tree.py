@@ -30,32 +30,20 @@ from backbone.warehouse import Warehouse
 READS = {
     "info",
     "settings",
-    "status",
-    "digest",  # writes the digest files it is asked for, not the warehouse
     "partner list",
     "partner show",
-    "agreement list",
-    "agreement show",
-    "agreement history",
-    "agreement diff",
     "agreement lint",
     "agreement check",
     "commitment list",
     "commitment show",
-    "feed list",
-    "request list",
-    "request show",
-    "submissions list",
     "mapping suggest",  # drafts a mapping file from a partner's file
     "mapping check",
-    "retention due",
     "audit verify",
     "audit head",
     "indicators definitions show",
     "indicators definitions history",
     "outcomes initiative list",
     "outcomes initiative show",
-    "user list",
 }
 # Commands that set a new warehouse up, or work on files outside any warehouse.
 OUTSIDE = {

@@ -709,3 +709,45 @@ def test_an_output_path_that_loops_is_said_not_crashed(
     )
     assert said.exit_code == 1 and "Traceback" not in said.output
     assert "cannot tell where this path leads" in said.output
+
+
+def test_metadata_needs_a_sign_in_and_shows_each_partner_its_own(
+    built: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "wh"
+    shutil.copytree(built, folder)
+    with (
+        Warehouse.open(folder, clock=lambda: NOW) as wh,
+        wh.session(user(wh, "steward")) as s,
+    ):
+        tokens = {
+            who: wh.users.issue_token(s, who, days=3000).token
+            for who in ("steward", "d1.analyst", "f1.viewer")
+        }
+        everyone = set(wh.agreements.ids())
+    w = ["--warehouse", str(folder), "--format", "csv"]
+    for command in (
+        ["agreement", "list"],
+        ["user", "list"],
+        ["submissions", "list"],
+        ["feed", "list"],
+    ):
+        unsigned = _cli([*command, *w])
+        assert unsigned.exit_code == 1 and "sign in first" in unsigned.output, command
+
+    def listed(who: str) -> set[str]:
+        said = _cli(["agreement", "list", *w], BACKBONE_TOKEN=tokens[who])
+        assert said.exit_code == 0, said.output
+        return {line.split(",")[0] for line in said.output.splitlines()[1:]}
+
+    assert listed("steward") == everyone
+    mine = listed("d1.analyst")
+    assert mine and mine < everyone  # the agreements d1 is a party to, not d2's own
+    other = next(iter(everyone - mine))
+    hidden = _cli(
+        ["agreement", "show", other, "--warehouse", str(folder)],
+        BACKBONE_TOKEN=tokens["d1.analyst"],
+    )
+    assert hidden.exit_code == 1 and "no agreement" in hidden.output
+    users = _cli(["user", "list", *w], BACKBONE_TOKEN=tokens["d1.analyst"])
+    assert users.exit_code == 1 and "only the steward" in users.output

@@ -25,7 +25,7 @@ from backbone.spreadsheet import formula_safe
 
 if TYPE_CHECKING:
     from backbone.governance import Principal
-    from backbone.governance.access import ExportFormat
+    from backbone.governance.access import Access, ExportFormat
     from backbone.governance.release import Release
     from backbone.warehouse import Warehouse
 else:
@@ -69,6 +69,7 @@ __all__ = [
     "parse_date",
     "parse_pairs",
     "print_release",
+    "reading",
     "remote_server",
     "remote_token",
     "signed_in",
@@ -587,6 +588,17 @@ def _local_source() -> str:
     """Where a command-line sign-in comes from: this machine's account (by its
     number: $USER is whatever the caller sets)."""
     return f"cli:uid {os.getuid()}"
+
+
+@contextmanager
+def reading(
+    warehouse: Path, user: str | None, token: str | None, purpose: str = "data_quality"
+) -> Iterator[tuple[Warehouse, Access]]:
+    """The warehouse and the signed-in reader of its metadata (agreements,
+    requests, feeds, submissions, users): every listing shows each partner its
+    own, and nobody anything without signing in (the sign-in is audited)."""
+    with Warehouse.open(warehouse) as wh:
+        yield wh, wh.access(signed_in(wh, user, token), purpose)
 
 
 def maybe_signed_in(

@@ -30,6 +30,7 @@ from backbone.cli.common import (
     notes,
     parse_date,
     print_release,
+    reading,
     signed_in,
     write_file,
 )
@@ -126,10 +127,13 @@ def user_add(
 def user_list(
     warehouse: WarehouseOption = Path("warehouse"),
     form: FormatOption = OutputForm.table,
+    user: UserOption = None,
+    token: TokenOption = None,
 ) -> None:
-    """Users with their partner, role and state."""
-    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
-        users = wh.users.list()
+    """Users with their partner, role and state (the steward's)."""
+    with doors(), reading(warehouse, user, token) as (wh, access):
+        states = {u.principal.user_id: u for u in wh.users.list_for(access)}
+        users = [u.principal for u in states.values()]
         today = wh.today()
     table = Table(title=f"{len(users)} users")
     for column in ("user", "partner", "role", "expires", "training until", "state"):
@@ -141,7 +145,10 @@ def user_list(
             u.role.value,
             str(u.expires_on or ""),
             str(u.training_until or ""),
-            u.lapsed(today) or "active",
+            u.lapsed(today)
+            or (
+                "locked out (failed sign-ins)" if states[u.user_id].locked else "active"
+            ),
         )
     emit(table, form)
 
@@ -531,9 +538,15 @@ def _midnight(day: date) -> datetime:
 
 
 @retention_app.command("due")
-def retention_due(warehouse: WarehouseOption = Path("warehouse")) -> None:
-    """What the agreements say must be destroyed, and when it was due."""
-    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
+def retention_due(
+    warehouse: WarehouseOption = Path("warehouse"),
+    user: UserOption = None,
+    token: TokenOption = None,
+) -> None:
+    """What the agreements say must be destroyed, and when it was due (the
+    steward's)."""
+    with doors(), reading(warehouse, user, token) as (wh, access):
+        access.require_steward("aggregate", "what is due for destruction")
         due = wh.retention.due()
     if not due:
         _plain().print("Nothing is due for destruction.")

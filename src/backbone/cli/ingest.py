@@ -180,19 +180,16 @@ def submissions_list(
     warehouse: WarehouseOption = Path("warehouse"),
     form: FormatOption = OutputForm.table,
 ) -> None:
-    """Every submission with its reconciled counts (signed in: those you may see)."""
+    """The submissions you may see (your partner's; the steward: all), with their
+    reconciled counts."""
     from backbone.api.questions import NoParams
 
     with doors():
-        if user or token or remote_server():
-            listed: list[Submission] = sorted(
-                ask("submissions", NoParams(), warehouse, user, token),
-                key=lambda r: r.submission_id,
-            )
-            listed = [r for r in listed if partner is None or r.partner_id == partner]
-        else:
-            with Warehouse.open(warehouse, read_only=True) as wh:
-                listed = wh.ingest.list(partner)
+        listed: list[Submission] = sorted(
+            ask("submissions", NoParams(), warehouse, user, token),
+            key=lambda r: r.submission_id,
+        )
+        listed = [r for r in listed if partner is None or r.partner_id == partner]
         table = Table(title="Submissions")
         for c in (
             "#",
@@ -318,8 +315,8 @@ def submissions_quarantine(
     from backbone.ingest.mapping import load_mapping
 
     with doors(), Warehouse.open(warehouse) as wh:
-        sub = wh.ingest.get(submission_id)
         access = wh.access(signed_in(wh, user, token), purpose)
+        sub = wh.ingest.get(submission_id)
         if out is None:
             out = Path(f"{Path(sub.file_name).stem}-fix.csv")
         may_write(force, out)

@@ -27,13 +27,16 @@ from backbone.cli.common import (
     may_write,
     maybe_signed_in,
     parse_date,
+    reading,
     signed_in,
     write_file,
 )
-from backbone.errors import UserError
+from backbone.errors import NotFoundError, UserError
 
 if TYPE_CHECKING:
+    from backbone.governance.access import Access
     from backbone.partners.agreements.store import VersionRecord
+    from backbone.warehouse import Warehouse as WarehouseType
 
 partner_app = typer.Typer(
     help="Partners: organizations, contacts, schools and sites.", no_args_is_help=True
@@ -164,6 +167,20 @@ def partner_list(
                 str(len(wh.partners.schools(p.partner_id))),
             )
         emit(table, form)
+
+
+def _agreements_of(wh: WarehouseType, access: Access) -> set[str]:
+    """The agreements the reader is a party to (the steward: all)."""
+    return {v.agreement_id for v in wh.agreements_for(access)}
+
+
+def _party_to(wh: WarehouseType, access: Access, agreement_id: str) -> None:
+    """Refuse an agreement the reader is not a party to as if it did not exist."""
+    if agreement_id not in _agreements_of(wh, access):
+        raise NotFoundError(
+            f"no agreement {agreement_id!r} of yours; `backbone agreement list` "
+            "shows them."
+        )
 
 
 def _closed(day: date | None) -> str:
@@ -333,10 +350,14 @@ def agreement_list(
     warehouse: WarehouseOption = Path("warehouse"),
     on: OnOption = None,
     form: FormatOption = OutputForm.table,
+    user: UserOption = None,
+    token: TokenOption = None,
 ) -> None:
-    """List agreements with the version in force."""
-    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
+    """List the agreements you are a party to (the steward: all), with the
+    version in force."""
+    with doors(), reading(warehouse, user, token) as (wh, access):
         day = parse_date(on)
+        mine = _agreements_of(wh, access)
         table = _table(
             f"Agreements on {day}",
             "id",
@@ -348,6 +369,8 @@ def agreement_list(
             "ends",
         )
         for aid in wh.agreements.ids():
+            if aid not in mine:
+                continue
             history = wh.agreements.versions(aid)
             latest = history[-1]
             current = wh.agreements.in_force(aid, day)
@@ -372,11 +395,15 @@ def agreement_show(
         int | None, typer.Option(help="Show this version instead.")
     ] = None,
     warehouse: WarehouseOption = Path("warehouse"),
+    user: UserOption = None,
+    token: TokenOption = None,
 ) -> None:
-    """Print the version in force on a day (default today)."""
+    """Print the version in force on a day (default today), of an agreement you
+    are a party to (the steward: any)."""
     from backbone.partners.agreements.document import dump_document
 
-    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
+    with doors(), reading(warehouse, user, token) as (wh, access):
+        _party_to(wh, access, agreement_id)
         day = parse_date(on)
         v = (
             wh.agreements.version(agreement_id, version)
@@ -402,9 +429,13 @@ def agreement_history(
     agreement_id: str,
     warehouse: WarehouseOption = Path("warehouse"),
     form: FormatOption = OutputForm.table,
+    user: UserOption = None,
+    token: TokenOption = None,
 ) -> None:
-    """Every version, with its class, status and approvals."""
-    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
+    """Every version, with its class, status and approvals (of an agreement you
+    are a party to; the steward: any)."""
+    with doors(), reading(warehouse, user, token) as (wh, access):
+        _party_to(wh, access, agreement_id)
         table = _table(
             f"History of {agreement_id}",
             "version",
@@ -430,10 +461,17 @@ def agreement_history(
 
 @agreement_app.command("diff")
 def agreement_diff(
-    agreement_id: str, v1: int, v2: int, warehouse: WarehouseOption = Path("warehouse")
+    agreement_id: str,
+    v1: int,
+    v2: int,
+    warehouse: WarehouseOption = Path("warehouse"),
+    user: UserOption = None,
+    token: TokenOption = None,
 ) -> None:
-    """Every change between two versions, classed as widening, narrowing or neutral."""
-    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
+    """Every change between two versions, classed as widening, narrowing or neutral
+    (of an agreement you are a party to; the steward: any)."""
+    with doors(), reading(warehouse, user, token) as (wh, access):
+        _party_to(wh, access, agreement_id)
         changes = wh.agreements.diff(agreement_id, v1, v2)
         table = _table(f"{agreement_id} v{v1} → v{v2}", "effect", "change")
         for c in changes:
@@ -761,9 +799,17 @@ def feed_list(
     on: OnOption = None,
     warehouse: WarehouseOption = Path("warehouse"),
     form: FormatOption = OutputForm.table,
+    user: UserOption = None,
+    token: TokenOption = None,
 ) -> None:
-    """List feeds, with the late ones marked."""
-    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
+    """List your partner's feeds (the steward: every partner's), with the late
+    ones marked."""
+    with doors(), reading(warehouse, user, token) as (wh, access):
+        scope = access.submission_scope()  # None: the steward's, all
+        if scope is not None:
+            if partner not in (None, scope):
+                raise NotFoundError(f"no feeds of {partner!r} of yours.")
+            partner = scope
         day = parse_date(on)
         from backbone.partners.status import late_feeds
 
@@ -865,13 +911,16 @@ def request_review(
 def request_list(
     warehouse: WarehouseOption = Path("warehouse"),
     form: FormatOption = OutputForm.table,
+    user: UserOption = None,
+    token: TokenOption = None,
 ) -> None:
-    """List data-use requests."""
-    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
+    """List the data-use requests you may read (your partner's, those for its
+    data; the steward: all)."""
+    with doors(), reading(warehouse, user, token) as (wh, access):
         table = _table(
             "Data-use requests", "id", "from", "title", "filed", "status", "awaiting"
         )
-        for r in wh.requests.list():
+        for r in wh.requests_for(access):
             table.add_row(
                 r.request_id,
                 r.requester,
@@ -885,11 +934,14 @@ def request_list(
 
 @request_app.command("show")
 def request_show(
-    request_id: str, warehouse: WarehouseOption = Path("warehouse")
+    request_id: str,
+    warehouse: WarehouseOption = Path("warehouse"),
+    user: UserOption = None,
+    token: TokenOption = None,
 ) -> None:
-    """A request, its data, and its reviews."""
-    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
-        r = wh.requests.get(request_id)
+    """A request you may read, its data, and its reviews."""
+    with doors(), reading(warehouse, user, token) as (wh, access):
+        r = wh.request_for(access, request_id)
         d = r.document
         console = _plain()
         console.print(
@@ -930,11 +982,18 @@ def request_show(
 # --- status and digest --------------------------------------------------------------
 
 
-def status(warehouse: WarehouseOption = Path("warehouse"), on: OnOption = None) -> None:
-    """The partnership at a glance: agreements, commitments, feeds, submissions, requests."""
+def status(
+    warehouse: WarehouseOption = Path("warehouse"),
+    on: OnOption = None,
+    user: UserOption = None,
+    token: TokenOption = None,
+) -> None:
+    """The partnership at a glance: agreements, commitments, feeds, submissions,
+    requests (the steward's)."""
     from backbone.partners.status import partnership_status
 
-    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
+    with doors(), reading(warehouse, user, token) as (wh, access):
+        access.require_steward("aggregate", "the partnership status")
         s = partnership_status(wh, parse_date(on))
     console = _plain()
     console.print(f"Partnership status on {s.on}")
@@ -1008,11 +1067,15 @@ def digest(
     on: OnOption = None,
     force: ForceOption = False,
     warehouse: WarehouseOption = Path("warehouse"),
+    user: UserOption = None,
+    token: TokenOption = None,
 ) -> None:
-    """Write a partner's weekly digest as text and HTML."""
+    """Write a partner's weekly digest as text and HTML, with the warehouse's
+    signed audit checkpoint (the partner's own users; the steward: any partner's)."""
     from backbone.partners.status import build_digest, digest_html, digest_text
 
-    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
+    with doors(), reading(warehouse, user, token) as (wh, access):
+        wh.digest_for(access, partner)  # whether this reader may: refused, audited
         d = build_digest(wh, partner, parse_date(on))
         checkpoint = wh.checkpoint(partner)
     text_path = out / f"digest-{partner}-{d.on}.txt"
