@@ -751,3 +751,73 @@ def test_metadata_needs_a_sign_in_and_shows_each_partner_its_own(
     assert hidden.exit_code == 1 and "no agreement" in hidden.output
     users = _cli(["user", "list", *w], BACKBONE_TOKEN=tokens["d1.analyst"])
     assert users.exit_code == 1 and "only the steward" in users.output
+
+
+# --- a false roster opens nothing ----------------------------------------------------
+
+
+def test_a_record_grants_sight_of_others_facts_only_when_the_partners_own_facts_back_it(
+    wh: Warehouse,
+) -> None:
+    from backbone.governance.policy import CORROBORATING, ENTITIES
+
+    def club_rows() -> int:
+        return (
+            wh.access(user(wh, "d1.analyst"), "early_warning")
+            .rows("program_participation")
+            .table.num_rows
+        )
+
+    before = club_rows()
+    assert before > 0
+    con = wh._con
+    # a false roster line: d1 claims a club member it never enrolled, linked to them
+    stranger = con.execute(
+        "SELECT rc.person_id FROM identity.record_person rc "
+        "JOIN analytic.program_participation pp ON pp.provider_partner_id = 'c1' "
+        "AND pp.student_local_id = rc.local_id WHERE rc.partner_id = 'c1' "
+        "AND rc.person_id NOT IN (SELECT person_id FROM identity.record_person "
+        "WHERE partner_id = 'd1') LIMIT 1"
+    ).fetchone()
+    assert stranger is not None
+    con.execute(
+        "INSERT INTO identity.record_person VALUES ('d1', 'false-roster-1', ?, "
+        "'deterministic', ?)",
+        [stranger[0], NOW],
+    )
+    assert club_rows() == before  # the bare roster line opened nothing
+    # and a record d1 really holds stops opening anything once its facts are gone
+    held = con.execute(
+        "SELECT rp.local_id FROM identity.record_person rp JOIN identity.record_person rc "
+        "ON rc.person_id = rp.person_id AND rc.partner_id = 'c1' "
+        "JOIN analytic.program_participation pp ON pp.provider_partner_id = 'c1' "
+        "AND pp.student_local_id = rc.local_id WHERE rp.partner_id = 'd1' LIMIT 1"
+    ).fetchone()
+    assert held is not None
+    for entity in CORROBORATING:
+        con.execute(
+            f"DELETE FROM {ENTITIES[entity].qualified_name} "
+            "WHERE provider_partner_id = 'd1' AND student_local_id = ?",
+            [held[0]],
+        )
+    assert club_rows() < before
+
+
+def test_records_no_fact_backs_are_counted_per_partner_for_the_alert(
+    wh: Warehouse,
+) -> None:
+    from backbone.linkage.persons import _unserved
+
+    before = dict(_unserved(wh._con))
+    club = wh._con.execute(
+        "SELECT DISTINCT person_id FROM identity.record_person WHERE partner_id = 'c1' "
+        "ORDER BY person_id LIMIT 3"
+    ).fetchall()
+    for n, (person,) in enumerate(club):
+        wh._con.execute(
+            "INSERT INTO identity.record_person VALUES ('d2', ?, ?, 'model', ?)",
+            [f"roster-only-{n}", person, NOW],
+        )
+    after = dict(_unserved(wh._con))
+    assert after.get("d2", 0) == before.get("d2", 0) + len(club)
+    assert after.get("d1", 0) == before.get("d1", 0)

@@ -31,6 +31,7 @@ from backbone.governance.policy import (
     ENTITIES,
     Grant,
     RowScope,
+    held_records_sql,
     permitted_rows_sql,
     pseudonym_sql,
 )
@@ -410,6 +411,9 @@ def _governance_linkage_demo() -> dict[str, Callable[[], Iterator[str]]]:
 
     return {
         "backbone.governance.policy.permitted_rows_sql": permitted,
+        "backbone.governance.policy.held_records_sql": lambda: iter(
+            [held_records_sql()[0]]
+        ),
         "backbone.governance.policy.pseudonym_sql": lambda: iter(
             [expression(pseudonym_sql("rp.person_id", "t.p", "t.l"))]
         ),

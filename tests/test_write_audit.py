@@ -44,6 +44,7 @@ USERS = (
 )
 # what the warehouse holds of the paperwork, compared whole before and after
 TABLES = (
+    "gov.sign_in_failure",
     "gov.agreement_version",
     "gov.agreement_approval",
     "gov.feed",
@@ -82,6 +83,10 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
             wh.requests.file(s, write(files / "req.yaml", REQUEST), on=DAY)
             wh.users.issue_token(s, "d1.analyst", label="laptop")
             wh.partners.add_school(s, "d1", "63", "One High")
+        # d2's analyst locked out by failed sign-ins: for the unlock
+        wh._con.execute(
+            "INSERT INTO gov.sign_in_failure VALUES ('password:d2.analyst', 5, now())"
+        )
     return path
 
 
@@ -338,6 +343,13 @@ CASES = [
         "steward",
         "b0.analyst",
         lambda wh, s, tmp: wh.users.disable(s, "d2.analyst", reason="left"),
+    ),
+    Case(
+        "user unlock",
+        "user",
+        "steward",
+        "b0.analyst",
+        lambda wh, s, tmp: wh.users.unlock(s, "d2.analyst"),
     ),
     Case(
         "user set_password: someone else's",

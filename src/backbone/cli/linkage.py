@@ -104,6 +104,18 @@ def print_link_summary(summary: LinkSummary) -> None:
             "up, where by the spread of the similarities they are right as often as "
             "linkage.target_precision asks."
         )
+    from backbone.linkage.persons import UNSERVED_ALERT
+
+    for partner, records in summary.unserved:
+        alert = records >= UNSERVED_ALERT
+        _out().print(
+            f"{'ALERT: ' if alert else ''}{records:,} of {partner}'s records "
+            "are linked to persons other partners hold, and none of its own facts "
+            "(an enrollment, a service) back them: they open nothing of the others' "
+            "data until they do"
+            + (" (recorded in the audit log)" if alert else "")
+            + "."
+        )
     saved = f"; model saved to {summary.model_path}" if summary.with_model else ""
     _out().print(
         f"Linked in {summary.seconds:.1f} s{saved}. Next: `backbone review` for "

@@ -95,10 +95,44 @@ def subject_columns(entity: str) -> tuple[str, str]:
     return "provider_partner_id", "student_local_id"
 
 
+# What shows that a partner serves a person: facts it sent about them (an
+# enrollment, a service, a course, a score), not a bare roster line or a
+# demographics row, which anyone can type in about anyone.
+CORROBORATING = (
+    "enrollment",
+    "attendance_event",
+    "attendance_period",
+    "discipline_incident",
+    "discipline_action",
+    "course_transcript",
+    "student_academic_record",
+    "student_assessment",
+    "program_participation",
+    "program_attendance",
+    "graduation",
+    "postsecondary_enrollment",
+    "postsecondary_event",
+)
+
+
+def held_records_sql() -> tuple[str, int]:
+    """The local ids of a partner's records that its own facts corroborate (one
+    ``?`` per fact table, each the partner), and how many ``?`` it takes: a record
+    grants sight of others' facts about its person only then (a false roster line
+    opens nothing)."""
+    parts = [
+        f"SELECT student_local_id FROM {ENTITIES[e].qualified_name} "
+        "WHERE provider_partner_id = ?"
+        for e in CORROBORATING
+    ]
+    return " UNION ".join(parts), len(parts)
+
+
 @dataclass(frozen=True)
 class RowScope:
     persons_of: str | None = None
-    """Only persons linked to a record of this partner (None: every row)."""
+    """Only persons linked to a record of this partner that its own facts
+    corroborate (:func:`held_records_sql`; None: every row)."""
     school_years: tuple[int, ...] | None = None
     consent_purpose: str | None = None
     """Only persons with a current consent grant for this purpose."""
@@ -414,8 +448,13 @@ def permitted_rows_sql(
         )
         params.append(list(scope.school_years))
     if scope.persons_of is not None:
-        held = "SELECT person_id FROM identity.record_person WHERE partner_id = ?"
+        corroborated, facts = held_records_sql()
+        held = (
+            "SELECT person_id FROM identity.record_person WHERE partner_id = ? "
+            f"AND local_id IN ({corroborated})"
+        )
         params.append(scope.persons_of)
+        params += [scope.persons_of] * facts
         if scope.persons_consent_purpose is not None:
             consented, more = _consented_sql(
                 scope.persons_of, scope.persons_consent_purpose, on, school_year

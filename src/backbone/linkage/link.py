@@ -77,6 +77,10 @@ class LinkSummary:
     """the match probability from which the model's pairs were linked this run"""
     auto_link_dice: float | None = None
     """the Dice similarity from which encoded pairs were linked (None: no encodings)"""
+    unserved: tuple[tuple[str, int], ...] = ()
+    """(partner, records): a partner's records linked to persons other partners
+    hold that its own facts do not back (a roster line of a child it never
+    enrolled or served: they open nothing, and many of them deserve a look)"""
 
 
 def records_sql(where: str, start_month: int) -> str:
@@ -431,7 +435,10 @@ def run_linkage(
         with_model=model_text != "{}",
         auto_link_probability=upper,
         auto_link_dice=upper_dice if has_encoded else None,
-        **counts,
+        persons=counts["persons"],
+        new_persons=counts["new_persons"],
+        merges=counts["merges"],
+        splits=counts["splits"],
     )
 
 

@@ -406,6 +406,8 @@ class Linkage:
                 if progress:
                     progress("records changed meanwhile; linking again")
         self._purge_encodings(s.con, today, s.clock().replace(tzinfo=None))
+        unserved = _unserved(s.con)
+        summary = replace(summary, unserved=unserved)
         s.record(
             "link",
             f"link run {summary.run_id}",
@@ -414,8 +416,18 @@ class Linkage:
             detail={
                 "persons": summary.persons,
                 **({"engine": choice.where()} if choice.on_spark else {}),
+                **({"unserved": dict(unserved)} if unserved else {}),
             },
         )
+        many = [(p, n) for p, n in unserved if n >= UNSERVED_ALERT]
+        if many:
+            s.record(
+                "alert",
+                "records linked to persons their partner never served: "
+                + ", ".join(f"{p} {n:,}" for p, n in many),
+                providers=tuple(p for p, _ in many),
+                detail={"run": summary.run_id, "unserved": dict(many)},
+            )
         return summary
 
     def _purge_encodings(self, con: Connection, today: date, now: datetime) -> int:
@@ -1180,3 +1192,28 @@ def _read_encodings(path: Path) -> pa.Table:
             column="local_id",
         )
     return table
+
+
+# A partner's records linked to persons it holds no facts about: a few are a roster
+# sent before its enrollments; this many in one partner is a roster of children it
+# does not serve (a mistake, or a try at others' data), for the steward to look at.
+UNSERVED_ALERT = 10
+
+
+def _unserved(con: Connection) -> tuple[tuple[str, int], ...]:
+    """Per partner, its records linked to a person another partner also holds,
+    that none of its own facts back (:func:`~backbone.governance.policy.held_records_sql`)."""
+    from backbone.governance.policy import CORROBORATING, ENTITIES
+
+    facts = " UNION ".join(
+        f"SELECT provider_partner_id, student_local_id FROM {ENTITIES[e].qualified_name}"
+        for e in CORROBORATING
+    )
+    rows = con.execute(
+        "SELECT rp.partner_id, count(*) FROM identity.record_person rp "
+        "WHERE EXISTS (SELECT 1 FROM identity.record_person o WHERE o.person_id = "
+        "rp.person_id AND o.partner_id <> rp.partner_id) "
+        f"AND (rp.partner_id, rp.local_id) NOT IN ({facts}) "
+        "GROUP BY rp.partner_id ORDER BY rp.partner_id"
+    ).fetchall()
+    return tuple((str(p), int(n)) for p, n in rows)
