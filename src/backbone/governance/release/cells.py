@@ -156,7 +156,7 @@ def _rates(
             columns["matching"][-1] = None
             columns["rate"].append("*")
             columns["rate_value"].append(None)
-            columns["note"].append("suppressed with its counts")
+            columns["note"].append(SUPPRESSED)
             continue
         threshold = max(limit[lab], limit.get("#" + lab, 0))
         coded = code_rates(
@@ -175,9 +175,7 @@ def _rates(
         if text[:1] in "<>":
             # a coded rate beside its counts would be no coding at all
             columns["matching"][-1] = None
-        columns["note"].append(
-            "rate would reveal a small count" if coded.suppressed[0] else ""
-        )
+        columns["note"].append(SUPPRESSED if coded.suppressed[0] else "")
     return pa.table(
         {
             name: pa.array(values, pa.float64())
@@ -187,6 +185,9 @@ def _rates(
         }
     )
 
+
+# the note of a suppressed cell, whatever the reason (the reason would narrow it)
+SUPPRESSED = "suppressed"
 
 def _table(
     by: list[str],
@@ -202,10 +203,8 @@ def _table(
     columns["persons"] = [
         None if s else int(v) for v, s in zip(values, suppressed, strict=True)
     ]
-    columns["note"] = [
-        ("fewer than the minimum" if p else "suppressed to protect another cell")
-        if s
-        else ""
-        for s, p in zip(suppressed, primary, strict=True)
-    ]
+    # one word for every suppressed cell: "fewer than the minimum" beside
+    # "suppressed to protect another cell" would tell which is which, and with the
+    # total pin the small one to a narrower range than the gate protects
+    columns["note"] = [SUPPRESSED if s else "" for s in suppressed]
     return pa.table(columns)
