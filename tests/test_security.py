@@ -821,3 +821,30 @@ def test_records_no_fact_backs_are_counted_per_partner_for_the_alert(
     after = dict(_unserved(wh._con))
     assert after.get("d2", 0) == before.get("d2", 0) + len(club)
     assert after.get("d1", 0) == before.get("d1", 0)
+
+
+# --- noise and exactness never meet on the same persons and attributes ----------------
+
+
+def test_an_attribute_released_with_noise_is_not_released_exactly_from_another_entity(
+    wh: Warehouse,
+) -> None:
+    """The indicators carry the demographics' attributes: counts of English
+    learners made noisy once must not come out exact through another entity."""
+    from backbone.errors import PolicyDenied
+
+    wh._con.execute(
+        "INSERT INTO gov.release VALUES (9001, ?, 'steward', 'b0', 'early_warning', "
+        '\'{"by":["english_learner"],"entity":"student_indicator","where":{}}\', '
+        "'DSA-D1@1', '[\"d1\"]', 'dp', 2, 0, 0.5)",
+        [NOW],
+    )
+    with pytest.raises(PolicyDenied, match="differential privacy"):
+        wh.access(user(wh, "steward"), "shared_measurement").count(
+            "demographics", ["english_learner"]
+        )
+    # another attribute of the same entity is another matter
+    released = wh.access(user(wh, "steward"), "shared_measurement").count(
+        "demographics", ["as_of_date"]
+    )
+    assert released.mode == "suppression"

@@ -120,12 +120,16 @@ class Ledger:
     def _previous_modes(
         self, definition: dict[str, Any], grants: list[Grant]
     ) -> set[str]:
-        """How earlier releases of the same entity with data of any of the same
-        providers were made: one universe is released one way only, whatever the
-        filters or dimensions (a noisy table and a suppressed one of overlapping
-        cells can be combined)."""
+        """How earlier releases with data of any of the same providers were made,
+        of the same entity or of any of the same attributes (a dimension or a
+        filter: ``sex`` counted from the demographics and from the indicators is
+        one attribute of the same persons): one universe is released one way only
+        (a noisy table and an exact one of overlapping cells can be combined)."""
         entities = sorted(
             {definition.get("entity", ""), *definition.get("entities", [])} - {""}
+        )
+        attributes = sorted(
+            {*definition.get("by", []), *dict(definition.get("where") or {})}
         )
         # a table of several entities names them all ("entities"); one of one
         # entity its "entity": either way, any shared entity counts
@@ -135,9 +139,12 @@ class Ledger:
                 "SELECT DISTINCT mode FROM gov.release "
                 "WHERE (list_contains(?, json_extract_string(definition, '$.entity')) "
                 "OR list_has_any(?, coalesce(CAST(json_extract(definition, "
-                "'$.entities') AS VARCHAR[]), []))) "
+                "'$.entities') AS VARCHAR[]), [])) "
+                "OR list_has_any(?, coalesce(CAST(json_extract(definition, '$.by') "
+                "AS VARCHAR[]), []) || coalesce(json_keys(json_extract(definition, "
+                "'$.where')), []))) "
                 "AND list_has_any(CAST(json(providers) AS VARCHAR[]), ?)",
-                [entities, entities, sorted({g.provider for g in grants})],
+                [entities, entities, attributes, sorted({g.provider for g in grants})],
             ).fetchall()
         }
 
