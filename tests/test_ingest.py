@@ -1226,3 +1226,31 @@ def test_birth_dates_are_plausible_from_the_warehouse_setting(tmp_path: Path) ->
             wh, "d1", "records", [csv_file(tmp_path / "students2.csv", again)], on=ON
         )
         assert _q(wh, r.submission_id) == {2: ["out_of_range"], 3: ["out_of_range"]}
+
+
+def test_a_much_smaller_replace_period_file_waits_for_confirmation(
+    wh: Warehouse, tmp_path: Path
+) -> None:
+    """A cut-off export of a school year must not wipe the year: 120 rows loaded,
+    then a 10-row file of the same year is refused (nothing changes) until it is
+    sent again with --replace-smaller."""
+    rows = "\n".join(f"S{n},HS01,2025-08-25,10,," for n in range(120))
+    whole = csv_file(
+        tmp_path / "enroll_all.csv", f"id,school,entry,grade,exit,why\n{rows}\n"
+    )
+    submit(wh, "d1", "records", [whole], on=ON)
+    cut = "\n".join(f"S{n},HS01,2025-08-25,10,," for n in range(10))
+    short = csv_file(
+        tmp_path / "enroll_cut.csv", f"id,school,entry,grade,exit,why\n{cut}\n"
+    )
+    with pytest.raises(UserError, match=r"10 good rows .* would replace 120 rows"):
+        submit(wh, "d1", "records", [short], on=ON)
+    assert wh._con.execute("SELECT count(*) FROM analytic.enrollment").fetchone() == (
+        120,
+    )
+    with wh.session(steward(wh, "b0")) as s:
+        [r] = wh.ingest.submit(s, "d1", "records", [short], on=ON, replace_smaller=True)
+    assert r.targets[0].rows_replaced == 120
+    assert wh._con.execute("SELECT count(*) FROM analytic.enrollment").fetchone() == (
+        10,
+    )

@@ -409,6 +409,7 @@ def create_api(serving: Serving) -> FastAPI:
                                     "enum": ["replace-period", "append"],
                                 },
                                 "reprocess": {"type": "boolean"},
+                                "replace_smaller": {"type": "boolean"},
                                 "file": {"type": "string", "format": "binary"},
                             },
                         }
@@ -446,6 +447,7 @@ def create_api(serving: Serving) -> FastAPI:
         feed = str(form.get("feed") or "")
         mode = str(form.get("mode") or "") or None
         reprocess = str(form.get("reprocess") or "").lower() in ("1", "true", "yes")
+        smaller = str(form.get("replace_smaller") or "").lower() in ("1", "true", "yes")
         name = FilePath(str(sent.filename)).name
         if name in ("", ".", ".."):
             raise ApiError(422, "invalid", "the file needs a name such as roster.csv.")
@@ -461,7 +463,13 @@ def create_api(serving: Serving) -> FastAPI:
                 def load(wh: Warehouse, me: Principal) -> list[SubmissionResult]:
                     with wh.session(me) as s:
                         return wh.ingest.submit(
-                            s, partner, feed, [path], mode=mode, reprocess=reprocess
+                            s,
+                            partner,
+                            feed,
+                            [path],
+                            mode=mode,
+                            reprocess=reprocess,
+                            replace_smaller=smaller,
                         )
 
                 return typing.cast(list[SubmissionResult], asked(request, load))

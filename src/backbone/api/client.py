@@ -137,9 +137,15 @@ class Client:
         *,
         mode: str | None = None,
         reprocess: bool = False,
+        replace_smaller: bool = False,
     ) -> list[SubmissionResult]:
         """One file sent to a feed, streamed from disk as it goes."""
-        data = {"partner": partner, "feed": feed, "reprocess": str(reprocess).lower()}
+        data = {
+            "partner": partner,
+            "feed": feed,
+            "reprocess": str(reprocess).lower(),
+            "replace_smaller": str(replace_smaller).lower(),
+        }
         if mode:
             data["mode"] = mode
         try:

@@ -65,6 +65,15 @@ def submit(
             "new rows replace the ones its earlier load left."
         ),
     ] = False,
+    replace_smaller: Annotated[
+        bool,
+        typer.Option(
+            "--replace-smaller",
+            help="Let a replace-period file replace a period's rows though it holds "
+            "far fewer (without it such a file waits: a cut-off export is the usual "
+            "cause).",
+        ),
+    ] = False,
     on: OnOption = None,
     user: UserOption = None,
     token: TokenOption = None,
@@ -76,7 +85,9 @@ def submit(
     submission: a refused file stops the command, the files before it stay loaded."""
     if remote_server():
         with doors():
-            _submit_to_server(files, partner, feed, mode, reprocess, on, token)
+            _submit_to_server(
+                files, partner, feed, mode, reprocess, on, token, replace_smaller
+            )
         return
     with doors(), Warehouse.open(warehouse) as wh:
         principal = signed_in(wh, user, token)
@@ -95,6 +106,7 @@ def submit(
                     on=parse_date(on),
                     progress=say,
                     reprocess=reprocess,
+                    replace_smaller=replace_smaller,
                 )
             _print_results(results, wh.path / "reports")
 
@@ -107,6 +119,7 @@ def _submit_to_server(
     reprocess: bool,
     on: str | None,
     token: str | None,
+    replace_smaller: bool = False,
 ) -> None:
     """Each file sent to the server (``backbone --server``), streamed from disk."""
     from backbone.api.client import Client
@@ -121,7 +134,12 @@ def _submit_to_server(
         for path in files:
             with working(f"sending {path.name}"):
                 results = client.submit(
-                    partner, feed, path, mode=mode, reprocess=reprocess
+                    partner,
+                    feed,
+                    path,
+                    mode=mode,
+                    reprocess=reprocess,
+                    replace_smaller=replace_smaller,
                 )
             _print_results(results, None)
     finally:

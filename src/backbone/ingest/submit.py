@@ -194,6 +194,14 @@ def _sha256(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
+# A replace-period file with fewer than this share of the rows it would replace
+# (when they are at least SMALLER_FILE_FLOOR) waits for --replace-smaller: a school
+# year's enrollments change by a few percent from one export to the next, and a
+# file cut off halfway must not wipe the rest of the year.
+SMALLER_FILE_SHARE = 0.5
+SMALLER_FILE_FLOOR = 100
+
+
 @dataclass(frozen=True)
 class _Call:
     """What one ``submit`` call is about (the cursor is the session's, which changes
@@ -205,6 +213,8 @@ class _Call:
     """The day the files are received (agreements in force, received dates)."""
     reprocess: bool = False
     """Process a file loaded before again (its mapping changed), replacing its rows."""
+    replace_smaller: bool = False
+    """Let a replace-period file replace far more rows than it holds (confirmed)."""
 
 
 class _NotTakenBack(Exception):
@@ -398,6 +408,7 @@ class Ingestor:
         on: date | None = None,
         progress: Callable[[str], None] | None = None,
         reprocess: bool = False,
+        replace_smaller: bool = False,
     ) -> list[SubmissionResult]:
         """Submit a partner's files in order, uploaded by one of its users (or the
         steward's); ``on`` is the day they are received (default: today);
@@ -412,7 +423,9 @@ class Ingestor:
         every file found already loaded, has exactly one ``upload`` entry. A file
         loaded before is a no-op, unless ``reprocess``: then it is read again with
         the feed's mapping as it is now, and its new rows replace the ones its earlier
-        load left (recorded in ``ops.replacement``). While a
+        load left (recorded in ``ops.replacement``). A replace-period file with less
+        than :data:`SMALLER_FILE_SHARE` of the rows it would replace is refused
+        unless ``replace_smaller`` (a cut-off export must not wipe a school year). While a
         file is read and checked the warehouse is handed back (see
         :meth:`Session.released`); if it cannot be taken back the submission stays
         *received* and sending the file again loads it. Make it the only write of its
@@ -428,7 +441,7 @@ class Ingestor:
             raise UserError("Name at least one file to submit.")
         if mode is not None and mode not in MODES:
             raise UserError(f"Mode {mode!r} is not one of {', '.join(MODES)}.")
-        call = _Call(partner_id, feed_id, on or s.today(), reprocess)
+        call = _Call(partner_id, feed_id, on or s.today(), reprocess, replace_smaller)
         tell = progress or (lambda _message: None)
         results = [self._submit_one(s, call, Path(p), mode, tell) for p in paths]
         for r in results:
@@ -979,6 +992,7 @@ class Ingestor:
                         errors,
                         mode,
                         feed_id,
+                        smaller_confirmed=call.replace_smaller,
                     )
                     result.targets.append(
                         replace(
@@ -1169,6 +1183,8 @@ class Ingestor:
         errors: str,
         mode: str,
         feed_id: str,
+        *,
+        smaller_confirmed: bool = False,
     ) -> TargetResult:
         table = plan.table
         entity = section.entity
@@ -1207,6 +1223,21 @@ class Ingestor:
                 f"SELECT submission_id, count(*) FROM {table.qualified_name} WHERE {owner} = ? AND {keep_sql} GROUP BY 1",
                 same_feed,
             ).fetchall()
+            replacing = sum(int(n) for _, n in counts)
+            incoming_row = con.execute(f"SELECT count(*) FROM {good} g").fetchone()
+            incoming = int(incoming_row[0]) if incoming_row else 0
+            if (
+                not smaller_confirmed
+                and replacing >= SMALLER_FILE_FLOOR
+                and incoming < replacing * SMALLER_FILE_SHARE
+            ):
+                raise UserError(
+                    f"{name}: its {incoming:,} good rows of {entity} would replace "
+                    f"{replacing:,} rows of the same period, loaded before: far fewer. "
+                    "Nothing was loaded. If the export was cut short, send the whole "
+                    "file; if the period really shrank, send it again with "
+                    "--replace-smaller."
+                )
             newer = [r for r, _ in counts if r > sid]
             if newer:  # loaded while this file was checked, received after it
                 raise UserError(

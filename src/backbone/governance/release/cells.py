@@ -189,6 +189,7 @@ def _rates(
 # the note of a suppressed cell, whatever the reason (the reason would narrow it)
 SUPPRESSED = "suppressed"
 
+
 def _table(
     by: list[str],
     labels: list[str],
