@@ -150,7 +150,8 @@ def _limited(limit: int) -> Any:
     async def job(request: Request) -> dict[str, Any]:
         return {"bytes": len(await request.body()), "by": request.state.user_id}
 
-    def sign_in(token: str) -> str:
+    def sign_in(token: str, source: str) -> str:
+        assert source.startswith("ip:")  # where it came from, for the throttle
         if token != "good":
             raise AuthenticationFailed("unknown or wrong token.")
         return "someone"

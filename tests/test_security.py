@@ -848,3 +848,21 @@ def test_an_attribute_released_with_noise_is_not_released_exactly_from_another_e
         "demographics", ["as_of_date"]
     )
     assert released.mode == "suppression"
+
+
+def test_a_new_warehouse_and_what_commands_write_are_their_owners_alone(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "wh"
+    made = subprocess.run(
+        [sys.executable, "-m", "backbone", "init", str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "BACKBONE_WAREHOUSE": ""},
+    )
+    assert made.returncode == 0, made.stderr
+    assert folder.stat().st_mode & 0o777 == 0o700
+    for path in folder.rglob("*"):
+        mode = path.stat().st_mode & 0o777
+        assert mode == (0o700 if path.is_dir() else 0o600), (path, oct(mode))

@@ -860,14 +860,18 @@ class Warehouse:
                 f"{path} exists and is not empty; choose a new or empty folder so "
                 "nothing there is overwritten."
             )
-        path.mkdir(parents=True, exist_ok=True)
+        # the folder is its owner's alone, whatever the umask of the process
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.chmod(0o700)
         for folder in FOLDERS:
-            (path / folder).mkdir(exist_ok=True)
+            (path / folder).mkdir(exist_ok=True, mode=0o700)
         overrides = {"warehouse.name": name} if name else None
         (path / SETTINGS_FILE).write_text(
             render_settings_toml(overrides), encoding="utf-8"
         )
+        (path / SETTINGS_FILE).chmod(0o600)
         warehouse = cls.open(path, clock=clock)
+        (path / DATABASE_FILE).chmod(0o600)
         warehouse._warehouse_keys()
         warehouse._con.execute(
             "INSERT INTO ops.meta VALUES ('created_at', ?), ('created_by', ?)",

@@ -490,9 +490,14 @@ _register()
 
 
 def main() -> None:
+    import os
     import signal
 
     from backbone.waiting import report_waits_to
+
+    # every file and folder a command makes (the database and its journal, raw
+    # files, reports, exports) is its user's alone: 0600 and 0700
+    os.umask(0o077)
 
     # a command that finds the warehouse held says what it waits for, on stderr
     report_waits_to(lambda message: _err().print(message, highlight=False))
