@@ -866,3 +866,18 @@ def test_a_new_warehouse_and_what_commands_write_are_their_owners_alone(
     for path in folder.rglob("*"):
         mode = path.stat().st_mode & 0o777
         assert mode == (0o700 if path.is_dir() else 0o600), (path, oct(mode))
+
+
+def test_a_tiny_epsilon_once_the_budget_is_spent_is_a_sentence_not_a_traceback(
+    wh: Warehouse,
+) -> None:
+    from backbone.errors import PolicyDenied
+
+    access = wh.access(user(wh, "steward"), "shared_measurement")
+    spent = access.count("demographics", ["english_learner"], epsilon=1.0)
+    assert spent.mode == "dp"
+    for tiny in (1e-13, 1e-300, 5e-324):
+        with pytest.raises(UserError, match="spends at least 0.001"):
+            access.count("demographics", ["english_learner"], epsilon=tiny)
+    with pytest.raises(PolicyDenied, match="budget is spent"):
+        access.count("demographics", ["english_learner"], epsilon=0.5)
