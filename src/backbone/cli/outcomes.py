@@ -29,6 +29,7 @@ from backbone.cli.common import (
     signed_in,
 )
 from backbone.errors import UserError
+from backbone.ids import path_part
 from backbone.model.outcomes import OUTCOME_CODES
 
 if TYPE_CHECKING:
@@ -307,7 +308,7 @@ def write_evaluation(ev: Evaluation, out: Path) -> list[Path]:
     from backbone.measures.evaluation_charts import evaluation_charts
 
     out.mkdir(parents=True, exist_ok=True)
-    report = out / f"{ev.initiative.initiative_id}.json"
+    report = out / f"{path_part(ev.initiative.initiative_id, 'initiative')}.json"
     report.write_bytes(ev.report_json())
     return [report, *evaluation_charts(ev, out)]
 
@@ -359,7 +360,10 @@ def evaluate(
     from backbone.measures.outcomes import EvaluationSettings
 
     with doors():  # an earlier report of this initiative stays unless --force
-        may_write(force, *([out / f"{initiative_id}.json"] if out else []))
+        may_write(
+            force,
+            *([out / f"{path_part(initiative_id, 'initiative')}.json"] if out else []),
+        )
     with doors(), Warehouse.open(warehouse) as wh:
         principal = signed_in(wh, user, token)
         access = wh.access(principal, _purpose(principal, purpose))
