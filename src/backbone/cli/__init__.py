@@ -412,7 +412,8 @@ def demo_run(
         )
     from backbone.cli.partners import status
 
-    status(warehouse=warehouse, on=None)
+    # the partnership at a glance, as the steward (signed in with the demo's token)
+    status(warehouse=warehouse, on=None, token=token_file.read_text("utf-8").strip())
     _out().print(
         f"Next: [bold]backbone info --warehouse {warehouse}[/] shows what it holds; "
         f"[bold]backbone agreement history DSA-A01 --warehouse {warehouse}[/] shows a "
