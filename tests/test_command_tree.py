@@ -31,11 +31,8 @@ READS = {
     "info",
     "settings",
     "partner list",
-    "partner show",
     "agreement lint",
     "agreement check",
-    "commitment list",
-    "commitment show",
     "mapping suggest",  # drafts a mapping file from a partner's file
     "mapping check",
     "audit verify",

@@ -183,6 +183,9 @@ def test_a_source_is_an_ipv6_slash_64_and_is_forgotten_after_a_while(
         "ip:2001:db8:1:2:ffff::1"
     )
     assert source_subject("ip:2001:db8:1:3::1") != source_subject("ip:2001:db8:1:2::1")
+    # IPv4 clients of a dual-stack server each their own source, not one /64
+    assert source_subject("ip:::ffff:1.2.3.4") == source_subject("ip:1.2.3.4")
+    assert source_subject("ip:::ffff:1.2.3.4") != source_subject("ip:::ffff:5.6.7.8")
     for i in range(7):  # one /64 walking its addresses is still one source
         with pytest.raises(AuthenticationFailed):
             wh.sign_in(
@@ -843,6 +846,11 @@ def test_an_attribute_released_with_noise_is_not_released_exactly_from_another_e
         wh.access(user(wh, "steward"), "shared_measurement").count(
             "demographics", ["english_learner"]
         )
+    # nor as the numerator of a rate (the share of English learners)
+    with pytest.raises(PolicyDenied, match="differential privacy"):
+        wh.access(user(wh, "steward"), "shared_measurement").rate(
+            "demographics", ["as_of_date"], {"english_learner": ["true"]}
+        )
     # another attribute of the same entity is another matter
     released = wh.access(user(wh, "steward"), "shared_measurement").count(
         "demographics", ["as_of_date"]
@@ -877,7 +885,7 @@ def test_a_tiny_epsilon_once_the_budget_is_spent_is_a_sentence_not_a_traceback(
     spent = access.count("demographics", ["english_learner"], epsilon=1.0)
     assert spent.mode == "dp"
     for tiny in (1e-13, 1e-300, 5e-324):
-        with pytest.raises(UserError, match="spends at least 0.001"):
+        with pytest.raises(UserError, match=r"spends at least 0\.001"):
             access.count("demographics", ["english_learner"], epsilon=tiny)
     with pytest.raises(PolicyDenied, match="budget is spent"):
         access.count("demographics", ["english_learner"], epsilon=0.5)

@@ -189,12 +189,19 @@ def _closed(day: date | None) -> str:
 
 @partner_app.command("show")
 def partner_show(
-    partner_id: str, warehouse: WarehouseOption = Path("warehouse"), on: OnOption = None
+    partner_id: str,
+    warehouse: WarehouseOption = Path("warehouse"),
+    on: OnOption = None,
+    user: UserOption = None,
+    token: TokenOption = None,
 ) -> None:
-    """Everything about one partner: contacts, schools, programs, agreements, feeds."""
-    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
+    """Everything about one partner: contacts, schools, programs, and the
+    agreements and feeds you may see of it (signed in; the steward: all)."""
+    with doors(), reading(warehouse, user, token) as (wh, access):
         day = parse_date(on)
         p = wh.partners.get(partner_id)
+        mine = _agreements_of(wh, access)
+        scope = access.submission_scope()
         console = _plain()
         console.print(f"{p.name} ({p.partner_id}), {p.kind.replace('_', ' ')}")
         for c in wh.partners.contacts(partner_id):
@@ -218,6 +225,8 @@ def partner_show(
                 highlight=False,
             )
         for aid in wh.agreements.ids():
+            if aid not in mine:
+                continue
             latest = wh.agreements.versions(aid)[-1]
             if partner_id in latest.document.parties.all() or partner_id in {
                 r.partner for r in latest.document.recipients
@@ -227,7 +236,7 @@ def partner_show(
                 console.print(
                     f"  agreement: {aid} — {latest.document.title} ({state}; latest v{latest.version} {latest.status})"
                 )
-        for f in wh.feeds.list(partner_id):
+        for f in wh.feeds.list(partner_id) if scope in (None, partner_id) else []:
             console.print(
                 f"  feed: {f.feed_id} ({f.cadence}) {', '.join(f.entities)} under {f.agreement_id}"
             )
@@ -701,13 +710,21 @@ def commitment_list(
     on: OnOption = None,
     warehouse: WarehouseOption = Path("warehouse"),
     form: FormatOption = OutputForm.table,
+    user: UserOption = None,
+    token: TokenOption = None,
 ) -> None:
-    """List commitments (open ones by default)."""
-    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
+    """List commitments (open ones by default): your partner's, owed by it or to
+    it (the steward: all)."""
+    with doors(), reading(warehouse, user, token) as (wh, access):
         day = parse_date(on)
-        items = wh.commitments.list(
-            on=day, owner=owner, overdue=overdue, open_only=not all_
-        )
+        scope = access.submission_scope()
+        items = [
+            c
+            for c in wh.commitments.list(
+                on=day, owner=owner, overdue=overdue, open_only=not all_
+            )
+            if scope in (None, c.owner_partner_id, c.counterpart_partner_id)
+        ]
         table = _table(
             f"Commitments on {day}",
             "#",
@@ -738,11 +755,18 @@ def commitment_list(
 
 @commitment_app.command("show")
 def commitment_show(
-    commitment_id: int, warehouse: WarehouseOption = Path("warehouse")
+    commitment_id: int,
+    warehouse: WarehouseOption = Path("warehouse"),
+    user: UserOption = None,
+    token: TokenOption = None,
 ) -> None:
-    """A commitment and its dated history."""
-    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
+    """A commitment of your partner's (owed by it or to it; the steward: any) and
+    its dated history."""
+    with doors(), reading(warehouse, user, token) as (wh, access):
         c = wh.commitments.get(commitment_id)
+        scope = access.submission_scope()
+        if scope not in (None, c.owner_partner_id, c.counterpart_partner_id):
+            raise NotFoundError(f"no commitment #{commitment_id} of yours.")
         console = _plain()
         console.print(
             f"#{c.commitment_id} {c.title} — {c.owner_partner_id} ({c.owner_person or 'no one named'}), "

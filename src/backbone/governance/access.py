@@ -675,7 +675,7 @@ class Access:
         order_seed: int | None = None,
     ) -> Materialized:
         """Row-level view of an entity: only permitted rows and fields, the
-        pseudonymous ones of an extract protected (:meth:`_released`), in a random order of
+        pseudonymous ones protected (:meth:`_released`), in a random order of
         this release (``order_seed``: the pages of one release share it). With
         ``export_to`` the rows are for a file there: exporting must be permitted
         (export_microdata) and the entry names where they go. With ``page``
@@ -723,16 +723,24 @@ class Access:
     ) -> Materialized:
         """The permitted rows as they may leave, in this release's random order,
         each tagged with its provider (:data:`PROVIDER_TAG`, to count each
-        provider's rows; :func:`_only` keeps what was asked for). An extract's pseudonymous rows are protected
+        provider's rows; :func:`_only` keeps what was asked for). Pseudonymous
+        rows, read or exported, are protected
         (:func:`~backbone.governance.extracts.protect_extract`, at the largest
         ``publication.extract_k`` of the agreements behind them) over every field
         the grants give, whatever was asked: a history asked for one field at a
         time must not slip through."""
-        extract = operation == "export_microdata"
+        if fields is not None:  # names checked before anything is read
+            known = {c.name for c in ENTITIES[entity].columns}
+            unknown = sorted(set(fields) - known)
+            if unknown:
+                raise UserError(
+                    f"{entity} has no field {unknown[0]!r}; its fields are "
+                    f"{', '.join(c.name for c in ENTITIES[entity].columns)}."
+                )
         m = self._materialize(
             entity,
             providers=providers,
-            fields=None if extract else fields,
+            fields=None,  # every granted field: the whole history is judged
             person_ids=person_ids,
             operation=operation,
             action=action,
@@ -745,7 +753,7 @@ class Access:
             if g.access is AccessLevel.pseudonymous
             and m.rows_by_provider.get(g.provider)
         ]
-        if extract and ks:
+        if ks:
             table, protection = protect_extract(
                 table,
                 max(ks),
@@ -860,6 +868,16 @@ class Access:
         )
         identified = [g for g in m.grants if g.access is AccessLevel.identified]
         used = identified or list(m.grants)
+        if export_to and not identified and m.table.num_rows:
+            # per-pseudonym measures with exact schools, grades and dates would
+            # leave without the protection an extract of the rows gets
+            raise self._deny(
+                action,
+                what,
+                "a roster of pseudonyms is read here, not saved to a file: its "
+                "histories are not protected as an extract's are; export the rows "
+                "themselves (`backbone export rows`), which are",
+            )
         left_out = [
             Refusal(
                 g.provider,

@@ -226,13 +226,17 @@ def source_subject(source: str) -> str:
     """A source as counted: an IPv6 address by its /64 (one household or host
     holds a whole /64 and could walk it), anything else as given."""
     kind, _, address = source.partition(":")
-    if kind == "ip" and ":" in address:
-        try:
-            network = ipaddress.ip_network(f"{address}/64", strict=False)
-        except ValueError:
-            return f"source:{source}"
-        return f"source:ip:{network}"
-    return f"source:{source}"
+    if kind != "ip":
+        return f"source:{source}"
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return f"source:{source}"
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:  # an IPv4 client of a dual-stack server
+            return f"source:ip:{ip.ipv4_mapped}"
+        return f"source:ip:{ipaddress.ip_network(f'{ip}/64', strict=False)}"
+    return f"source:ip:{ip}"
 
 
 def address_source(host: str | None) -> str:

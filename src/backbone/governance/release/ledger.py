@@ -121,15 +121,19 @@ class Ledger:
         self, definition: dict[str, Any], grants: list[Grant]
     ) -> set[str]:
         """How earlier releases with data of any of the same providers were made,
-        of the same entity or of any of the same attributes (a dimension or a
-        filter: ``sex`` counted from the demographics and from the indicators is
+        of the same entity or of any of the same attributes (a dimension, a
+        filter or a rate's numerator: ``sex`` counted from the demographics and from the indicators is
         one attribute of the same persons): one universe is released one way only
         (a noisy table and an exact one of overlapping cells can be combined)."""
         entities = sorted(
             {definition.get("entity", ""), *definition.get("entities", [])} - {""}
         )
         attributes = sorted(
-            {*definition.get("by", []), *dict(definition.get("where") or {})}
+            {
+                *definition.get("by", []),
+                *dict(definition.get("where") or {}),
+                *dict(definition.get("numerator") or {}),
+            }
         )
         # a table of several entities names them all ("entities"); one of one
         # entity its "entity": either way, any shared entity counts
@@ -142,7 +146,8 @@ class Ledger:
                 "'$.entities') AS VARCHAR[]), [])) "
                 "OR list_has_any(?, coalesce(CAST(json_extract(definition, '$.by') "
                 "AS VARCHAR[]), []) || coalesce(json_keys(json_extract(definition, "
-                "'$.where')), []))) "
+                "'$.where')), []) || coalesce(json_keys(json_extract(definition, "
+                "'$.numerator')), []))) "
                 "AND list_has_any(CAST(json(providers) AS VARCHAR[]), ?)",
                 [entities, entities, attributes, sorted({g.provider for g in grants})],
             ).fetchall()
