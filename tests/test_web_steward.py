@@ -11,9 +11,11 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from backbone import Warehouse
@@ -350,6 +352,39 @@ def test_disabling_a_user_ends_their_session_at_the_next_request(site: Site) -> 
         e["action"] == "user"
         and e["actor"] == "steward"
         and e["what"] == f"disabled user {victim}"
+        for e in _log(site)
+    )
+
+
+def test_a_user_locked_out_by_wrong_passwords_is_unlocked_on_the_users_page(
+    site: Site,
+) -> None:
+    victim = "d02-riverside.analyst"
+    with httpx.Client(base_url=site.url, timeout=60) as guesser:
+        said = ""
+        for _ in range(8):  # each after the wait it is told, until locked out
+            wait = re.search(r"try again in (\d+) s", said)
+            time.sleep(int(wait.group(1)) if wait else 0)
+            form = guesser.get("/sign-in")
+            said = guesser.post(
+                "/sign-in",
+                data={"csrf": _csrf(form.text), "user": victim, "password": "guess"},
+            ).text
+            if "locked until" in said:
+                break
+        assert "locked until" in said
+    with contextlib.closing(_signed_in(site, "steward")) as steward:
+        users = steward.get("/users")
+        assert "locked out (failed sign-ins)" in users.text
+        assert 'action="/users/unlock"' in users.text
+        done = steward.post(
+            "/users/unlock", data={"csrf": _csrf(users.text), "user_id": victim}
+        )
+        assert done.status_code == 200 and "locked out" not in done.text
+    assert any(
+        e["action"] == "user"
+        and e["actor"] == "steward"
+        and e["what"] == f"unlocked {victim}"
         for e in _log(site)
     )
 

@@ -246,6 +246,8 @@ def register(app: FastAPI, door: Door) -> None:
         if not isinstance(sent, UploadFile) or not sent.filename:
             raise UserError("choose a file to send.")
         upload: UploadFile = sent
+        # the uploader confirmed a file far smaller than the period it replaces
+        smaller = str(form.get("replace_smaller") or "") == "yes"
 
         def send() -> Response:  # away from the event loop: other pages go on
             folder = upload_folder(door.warehouse)  # swept if the server is killed
@@ -270,7 +272,14 @@ def register(app: FastAPI, door: Door) -> None:
                 with door.opened() as wh:
                     session, me = door.signed_in(request, wh)
                     with wh.session(me) as s:
-                        results = wh.ingest.submit(s, partner, feed, [path], mode=mode)
+                        results = wh.ingest.submit(
+                            s,
+                            partner,
+                            feed,
+                            [path],
+                            mode=mode,
+                            replace_smaller=smaller,
+                        )
                     feeds = wh.feeds.list(me.partner_id)
             finally:
                 shutil.rmtree(folder, ignore_errors=True)
