@@ -316,6 +316,17 @@ def test_a_history_counts_its_rows_and_its_measures() -> None:
     assert set(table.column("scale_score").to_pylist()) == {600.0}
 
 
+def test_a_measure_that_is_not_a_number_passes_as_it_is() -> None:
+    scores = pa.table(
+        {
+            "scale_score": [612.5, float("nan"), float("inf")],
+            "pseudonym": ["A", "B", "C"],
+        }
+    )
+    _, done = protect_extract(scores, 2, 7, KEY)
+    assert done is not None and done.withheld_persons == 3  # no two alike, at any level
+
+
 def test_identified_rows_pass_unprotected() -> None:
     identified = pa.table({"school_id": ["s9"], "person_id": [4]})
     assert protect_extract(identified, 5, 7, KEY) == (identified, None)
@@ -889,3 +900,12 @@ def test_a_tiny_epsilon_once_the_budget_is_spent_is_a_sentence_not_a_traceback(
             access.count("demographics", ["english_learner"], epsilon=tiny)
     with pytest.raises(PolicyDenied, match="budget is spent"):
         access.count("demographics", ["english_learner"], epsilon=0.5)
+
+
+def test_the_stewards_dashboard_shows_the_newest_alerts(wh: Warehouse) -> None:
+    with wh.session(user(wh, "steward")) as s:
+        s.record("alert", "records linked to persons their partner never served: d2 12")
+    board = wh.dashboard(wh.access(user(wh, "steward"), "data_quality"))
+    assert [a.what for a in board.alerts] == [
+        "records linked to persons their partner never served: d2 12"
+    ]

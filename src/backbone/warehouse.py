@@ -20,7 +20,7 @@ import socket
 import threading
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import cached_property
 from pathlib import Path
@@ -60,7 +60,7 @@ from backbone.settings import Settings, render_settings_toml
 
 if TYPE_CHECKING:
     from backbone.governance.access import Access, Export, Keys
-    from backbone.governance.audit import AuditHead
+    from backbone.governance.audit import AuditHead, LoggedEntry
     from backbone.governance.checkpoints import Checkpoint
     from backbone.governance.release import ReleaseGate
     from backbone.governance.retention import Retention
@@ -151,6 +151,8 @@ class Dashboard:
     review_queue: int | None
     """pairs waiting for review (None: the steward may not link)"""
     audit_head: AuditHead
+    alerts: list[LoggedEntry] = field(default_factory=list)
+    """the newest alerts (a partner's records linked to persons it never served)"""
 
 
 @dataclass(frozen=True)
@@ -715,7 +717,9 @@ class Warehouse:
             if access.principal.may("link")
             else None
         )
-        return Dashboard(status, submissions, queue, self.audit.head())
+        return Dashboard(
+            status, submissions, queue, self.audit.head(), self.audit.latest("alert")
+        )
 
     def partner_directory(self, access: Access) -> list[PartnerEntry]:
         """Every partner with its contacts, schools and sites, and programs, for

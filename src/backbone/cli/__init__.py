@@ -210,7 +210,16 @@ def serve(
         f"Serving {warehouse} at http://{host}:{port}/ and its API at "
         f"http://{host}:{port}{API_PREFIX}/docs (Ctrl-C stops)."
     )
-    uvicorn.run(site, host=host, port=port, log_level="warning", access_log=False)
+    # the peer's address is the client's: a forwarded-for header from anyone on
+    # this machine would let a guesser be a new source at every try (README, Security)
+    uvicorn.run(
+        site,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        proxy_headers=False,
+    )
 
 
 @app.command()

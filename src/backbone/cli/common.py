@@ -445,6 +445,7 @@ def write_file(out: Path, content: bytes, what: str) -> None:
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(content)
+        out.chmod(0o600)  # its writer's alone, even where it replaced another's file
     except OSError as exc:
         raise UserError(
             f"{out}: cannot write {what} ({exc.strerror or exc})."

@@ -372,6 +372,17 @@ class AuditLog:
             )
         return Verification(True, count, prev)
 
+    def latest(self, action: str, limit: int = 5) -> list[LoggedEntry]:
+        """The newest entries of one ``action``, newest first (the dashboard's
+        alerts)."""
+        rows = self._con.execute(
+            "SELECT entry FROM gov.audit_log "
+            "WHERE json_extract_string(entry, '$.action') = ? "
+            "ORDER BY seq DESC LIMIT ?",
+            [action, limit],
+        ).fetchall()
+        return [LoggedEntry.from_json(json.loads(r[0])) for r in rows]
+
     def entries(
         self, *, since_seq: int = 0, action: str | None = None, limit: int = 1000
     ) -> list[LoggedEntry]:

@@ -140,7 +140,7 @@ def _rounded(column: str, level: str) -> str:
     digits = 2 if level == "month" else 1
     x = f"CAST({name} AS DOUBLE)"
     return (
-        f"CASE WHEN {x} IS NULL OR {x} = 0 THEN {x} ELSE round({x}, "
+        f"CASE WHEN {x} IS NULL OR {x} = 0 OR NOT isfinite({x}) THEN {x} ELSE round({x}, "
         f"{digits - 1} - CAST(floor(log10(abs({x}))) AS INTEGER)) END"
     )
 
