@@ -23,6 +23,7 @@ from enum import StrEnum
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -154,6 +155,12 @@ def _page(m: Materialized, provider_col: str, offset: int, limit: int) -> Materi
 
 # each released row's provider, while it is counted (never leaves)
 PROVIDER_TAG = "_backbone_provider"
+
+
+def _constant(value: str, rows: int) -> pa.DictionaryArray:
+    """``value`` on each of ``rows`` rows, without a Python object per row."""
+    indices = pa.array(np.zeros(rows, dtype=np.int32))
+    return pa.DictionaryArray.from_arrays(indices, pa.array([value], pa.string()))
 
 
 class ExportFormat(StrEnum):
@@ -607,12 +614,7 @@ class Access:
                 counts[provider] = counts.get(provider, 0) + part.num_rows
         if tagged:  # each row's provider, whatever the grants mask
             read = [
-                (
-                    g,
-                    p.append_column(
-                        PROVIDER_TAG, pa.array([g] * p.num_rows, pa.string())
-                    ),
-                )
+                (g, p.append_column(PROVIDER_TAG, _constant(g, p.num_rows)))
                 for g, p in read
                 if p.num_columns
             ]
