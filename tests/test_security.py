@@ -385,6 +385,21 @@ def test_two_recipients_extracts_cannot_be_joined_by_position_or_by_history() ->
 # --- the command line's holes -------------------------------------------------------
 
 
+def _with_tokens(
+    built: Path, tmp_path: Path, *users: str
+) -> tuple[Path, dict[str, str]]:
+    """A copy of the warehouse, and an API token for each of ``users``."""
+    folder = tmp_path / "wh"
+    shutil.copytree(built, folder)
+    with (
+        Warehouse.open(folder, clock=lambda: NOW) as wh,
+        wh.session(user(wh, "steward")) as s,
+    ):
+        return folder, {
+            who: wh.users.issue_token(s, who, days=3000).token for who in users
+        }
+
+
 def _cli(args: list[str], **env: str) -> Any:
     from typer.testing import CliRunner
 
@@ -397,14 +412,9 @@ def _cli(args: list[str], **env: str) -> Any:
 def test_no_output_lands_inside_the_warehouse_even_with_force(
     built: Path, tmp_path: Path
 ) -> None:
-    folder = tmp_path / "wh"
-    shutil.copytree(built, folder)
+    folder, tokens = _with_tokens(built, tmp_path, "steward")
+    token = tokens["steward"]
     settings = (folder / "backbone.toml").read_bytes()
-    with (
-        Warehouse.open(folder, clock=lambda: NOW) as wh,
-        wh.session(user(wh, "steward")) as s,
-    ):
-        token = wh.users.issue_token(s, "steward", days=3000).token
     for out in (
         folder / "backbone.toml",
         folder / "reports" / "x.csv",
@@ -449,13 +459,8 @@ def test_no_output_lands_inside_the_warehouse_even_with_force(
 def test_a_token_is_read_from_a_file_and_one_on_the_command_line_is_warned_of(
     built: Path, tmp_path: Path
 ) -> None:
-    folder = tmp_path / "wh"
-    shutil.copytree(built, folder)
-    with (
-        Warehouse.open(folder, clock=lambda: NOW) as wh,
-        wh.session(user(wh, "steward")) as s,
-    ):
-        token = wh.users.issue_token(s, "steward", days=3000).token
+    folder, tokens = _with_tokens(built, tmp_path, "steward")
+    token = tokens["steward"]
     secret = tmp_path / "token"
     secret.write_text(token + "\n", encoding="utf-8")
     secret.chmod(0o600)
@@ -595,13 +600,8 @@ def test_a_checkpoint_altered_or_signed_by_another_key_is_refused(
 def test_the_disclosure_report_hands_out_a_checkpoint_that_audit_verify_checks(
     built: Path, tmp_path: Path
 ) -> None:
-    folder = tmp_path / "wh"
-    shutil.copytree(built, folder)
-    with (
-        Warehouse.open(folder, clock=lambda: NOW) as wh,
-        wh.session(user(wh, "steward")) as s,
-    ):
-        token = wh.users.issue_token(s, "steward", days=3000).token
+    folder, tokens = _with_tokens(built, tmp_path, "steward")
+    token = tokens["steward"]
     out = tmp_path / "report" / "d1.csv"
     said = _cli(
         [
@@ -728,16 +728,8 @@ def test_an_output_path_that_loops_is_said_not_crashed(
 def test_metadata_needs_a_sign_in_and_shows_each_partner_its_own(
     built: Path, tmp_path: Path
 ) -> None:
-    folder = tmp_path / "wh"
-    shutil.copytree(built, folder)
-    with (
-        Warehouse.open(folder, clock=lambda: NOW) as wh,
-        wh.session(user(wh, "steward")) as s,
-    ):
-        tokens = {
-            who: wh.users.issue_token(s, who, days=3000).token
-            for who in ("steward", "d1.analyst", "f1.viewer")
-        }
+    folder, tokens = _with_tokens(built, tmp_path, "steward", "d1.analyst")
+    with Warehouse.open(folder, read_only=True) as wh:
         everyone = set(wh.agreements.ids())
     w = ["--warehouse", str(folder), "--format", "csv"]
     for command in (
