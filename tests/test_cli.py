@@ -88,7 +88,7 @@ def test_user_errors_are_one_clear_line_without_traceback(
 @pytest.mark.slow
 @pytest.mark.xdist_group("demo")
 def test_demo_run_builds_a_warehouse_and_says_where_to_look(
-    demo_build: DemoBuild,
+    demo_build: DemoBuild, tmp_path: Path
 ) -> None:
     output = demo_build.output  # `demo run` succeeded (the fixture checks)
     assert "Demo community built" in output
@@ -105,14 +105,19 @@ def test_demo_run_builds_a_warehouse_and_says_where_to_look(
     assert "Overdue commitments by owner" in output
     assert "graduate lists" in output
     assert "REQ-2026-07" in output
-    wh = str(demo_build.out / "warehouse")
+    # the agreements are read signed in (as the demo's steward, on a copy: a
+    # sign-in is audited)
+    demo = copy_demo(demo_build, tmp_path / "demo")
+    wh = str(demo / "warehouse")
+    steward = {
+        "COLUMNS": "250",
+        "BACKBONE_TOKEN": (demo / "steward.token").read_text("utf-8").strip(),
+    }
     history = runner.invoke(
-        app, ["agreement", "history", "DSA-A01", "-w", wh], env={"COLUMNS": "250"}
+        app, ["agreement", "history", "DSA-A01", "-w", wh], env=steward
     )
     assert "widening" in history.output and "approved" in history.output
-    listing = runner.invoke(
-        app, ["agreement", "list", "-w", wh], env={"COLUMNS": "250"}
-    ).output
+    listing = runner.invoke(app, ["agreement", "list", "-w", wh], env=steward).output
     assert "DSA-C03-PILOT" in listing and "2023-06-30" in listing
     funder = runner.invoke(
         app,
