@@ -261,6 +261,16 @@ def insert_persons(
     )
 
 
+class Clock:
+    """A clock a test moves by hand (``clock.now += timedelta(...)``)."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
 def build(path: Path, clock: Callable[[], datetime] = lambda: NOW) -> None:
     """Create the partnership's warehouse at ``path`` (closed afterwards)."""
     with Warehouse.init(path, clock=clock) as wh:

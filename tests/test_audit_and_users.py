@@ -21,7 +21,7 @@ from backbone.governance.audit import (
     chain_hash,
     disclosure_csv,
 )
-from tests.policy_fixtures import NOW, build, user
+from tests.policy_fixtures import NOW, Clock, build, user
 
 
 @pytest.fixture(scope="module")
@@ -29,14 +29,6 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("audit") / "wh"
     build(path)
     return path
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture

@@ -20,15 +20,7 @@ from backbone.errors import PolicyDenied
 from backbone.governance.audit import canonical_json
 from backbone.governance.release import _rates
 from backbone.governance.retention import DestructionCertificate, Purge
-from tests.policy_fixtures import NOW, build, club_agreement, user
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
+from tests.policy_fixtures import NOW, Clock, build, club_agreement, user
 
 
 @pytest.fixture(scope="module")

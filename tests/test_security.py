@@ -15,7 +15,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +28,7 @@ from backbone.errors import AuthenticationFailed, Forbidden, UserError
 from backbone.governance.extracts import new_seed, protect_extract, shuffled
 from backbone.governance.throttle import delay_seconds, source_subject
 from backbone.ingest.mapping import load_mapping
-from tests.policy_fixtures import NOW, build, user
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
+from tests.policy_fixtures import NOW, Clock, build, user
 
 
 @pytest.fixture(scope="module")

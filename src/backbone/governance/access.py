@@ -135,21 +135,19 @@ class Materialized:
         return tuple(sorted({g.provider for g in self.grants}))
 
 
-def _page(m: Materialized, provider_col: str, offset: int, limit: int) -> Materialized:
+def _page(m: Materialized, offset: int, limit: int) -> Materialized:
     """Rows ``offset`` to ``offset + limit`` of ``m`` (already in its release's
-    order), with the providers' counts of those rows only."""
+    order, each tagged with its provider), with the providers' counts of those
+    rows only."""
     table = m.table
     shown = table.slice(offset, max(0, min(limit, table.num_rows - offset)))
-    if PROVIDER_TAG in shown.column_names:
-        counted = pc.value_counts(shown.column(PROVIDER_TAG)).to_pylist()
-        counts = {str(c["values"]): int(c["counts"]) for c in counted}
-    elif provider_col in shown.column_names:
-        counted = pc.value_counts(shown.column(provider_col)).to_pylist()
-        counts = {str(c["values"]): int(c["counts"]) for c in counted}
-    else:  # the column masked: each provider that gave rows, at most the page
-        counts = {p: min(n, shown.num_rows) for p, n in m.rows_by_provider.items() if n}
     return Materialized(
-        shown, m.grants, m.refusals, counts, table.num_rows, m.protection
+        shown,
+        m.grants,
+        m.refusals,
+        _recount(shown, PROVIDER_TAG),
+        table.num_rows,
+        m.protection,
     )
 
 
@@ -685,7 +683,6 @@ class Access:
         if page is not None and order_seed is None:
             raise ValueError("the pages of one release share its order_seed")
         action = "export" if export_to else "read"
-        provider_col = subject_columns(entity)[0]
         m = self._released(
             entity,
             providers=providers,
@@ -697,7 +694,7 @@ class Access:
         )
         what = f"rows of {entity}"
         if page is not None:
-            m = _page(m, provider_col, *page)
+            m = _page(m, *page)
             if m.table.num_rows != m.total_rows:  # a part: which rows
                 first, last = page[0] + 1, page[0] + m.table.num_rows
                 what += f" (rows {first:,} to {last:,} of {m.total_rows:,})"
