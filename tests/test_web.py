@@ -102,8 +102,23 @@ def _password(client: httpx.Client, user: str, password: str) -> httpx.Response:
     )
 
 
+def guesser(site: Site, address: str, **options: Any) -> httpx.Client:
+    """A client whose requests come from ``address`` (another loopback address):
+    a test's deliberate failures slow that source, not every other test's."""
+    transport = httpx.HTTPTransport(local_address=address)
+    return httpx.Client(base_url=site.url, timeout=60, transport=transport, **options)
+
+
 def _signed_in(site: Site, user: str) -> httpx.Client:
     client = httpx.Client(base_url=site.url, follow_redirects=True, timeout=60)
+    try:
+        return _sign_in(client, site, user)
+    except BaseException:
+        client.close()
+        raise
+
+
+def _sign_in(client: httpx.Client, site: Site, user: str) -> httpx.Client:
     done = _password(client, user, site.passwords[user])
     if str(done.url).endswith("/sign-in/setup"):  # an agreement asks for a 2nd factor
         secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', done.text)
@@ -205,13 +220,13 @@ def test_wrong_passwords_slow_then_lock_out_and_every_attempt_is_audited(
     user = "steward.analyst"
 
     def guess(_: int) -> httpx.Response:
-        with httpx.Client(base_url=site.url, timeout=60) as client:
+        with guesser(site, "127.0.0.2") as client:
             return _password(client, user, "guess")
 
     with ThreadPoolExecutor(4) as pool:  # in parallel: no more guesses for it
         said = [answer.text for answer in pool.map(guess, range(8))]
     assert any("too many failed sign-ins" in t for t in said)
-    with httpx.Client(base_url=site.url, timeout=60) as client:
+    with guesser(site, "127.0.0.2") as client:
         for _ in range(6):  # guessing on, each after the wait it is told
             wait = re.search(r"try again in (\d+) s", said[-1])
             if "locked until" in said[-1]:
@@ -233,6 +248,10 @@ def test_wrong_passwords_slow_then_lock_out_and_every_attempt_is_audited(
     # attempts are checked one at a time: parallel requests cannot all slip in
     # before the lockout
     assert 3 <= sum("wrong password" in e for e in attempts) <= 5, attempts
+    assert all('"from":"ip:127.0.0.2"' in e for e in attempts), attempts
+    # the guesser's address was slowed, not everyone's: another user from
+    # another address signs in at once
+    _signed_in(site, "steward").close()
     # unlocked again (a steward admin's step), for the other tests of this site
     with Warehouse.open(site.warehouse) as wh, wh.session(wh.users.get("steward")) as s:
         assert wh.users.unlock(s, user)
@@ -447,7 +466,7 @@ def test_a_password_alone_never_replaces_or_skips_a_users_second_factor(
     if victim not in SECRETS:
         _signed_in(site, victim).close()
     before = SECRETS[victim]
-    with httpx.Client(base_url=site.url, follow_redirects=True, timeout=60) as client:
+    with guesser(site, "127.0.0.3", follow_redirects=True) as client:
         setup = _password(client, attacker, attackers_password)
         assert setup.url.path == "/sign-in/setup"
         theirs = re.search(r'id="totp-secret">([A-Z2-7]+)<', setup.text)

@@ -15,7 +15,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 from backbone import Warehouse
@@ -28,6 +27,7 @@ from tests.test_web import (
     _csrf,
     _signed_in,
     demo_passwords,
+    guesser,
     serious_violations,
     serving,
 )
@@ -360,13 +360,13 @@ def test_a_user_locked_out_by_wrong_passwords_is_unlocked_on_the_users_page(
     site: Site,
 ) -> None:
     victim = "d02-riverside.analyst"
-    with httpx.Client(base_url=site.url, timeout=60) as guesser:
+    with guesser(site, "127.0.0.4") as guessing:
         said = ""
         for _ in range(8):  # each after the wait it is told, until locked out
             wait = re.search(r"try again in (\d+) s", said)
             time.sleep(int(wait.group(1)) if wait else 0)
-            form = guesser.get("/sign-in")
-            said = guesser.post(
+            form = guessing.get("/sign-in")
+            said = guessing.post(
                 "/sign-in",
                 data={"csrf": _csrf(form.text), "user": victim, "password": "guess"},
             ).text
