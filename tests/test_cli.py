@@ -141,10 +141,10 @@ def test_demo_run_builds_a_warehouse_and_says_where_to_look(
             "-w",
             wh,
         ],
-        env={"COLUMNS": "250"},
+        env=steward,
     )
     assert funder.exit_code == 1 and "not permitted for f01-unitedfund" in funder.output
-    lint = runner.invoke(app, ["agreement", "lint", "-w", wh], env={"COLUMNS": "250"})
+    lint = runner.invoke(app, ["agreement", "lint", "-w", wh], env=steward)
     assert lint.exit_code == 0, lint.output
 
 

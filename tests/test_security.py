@@ -749,6 +749,33 @@ def test_metadata_needs_a_sign_in_and_shows_each_partner_its_own(
     assert hidden.exit_code == 1 and "no agreement" in hidden.output
     users = _cli(["user", "list", *w], BACKBONE_TOKEN=tokens["d1.analyst"])
     assert users.exit_code == 1 and "only the steward" in users.output
+    # the agreements' findings and decisions: a partner's own, signed in
+    here = ["--warehouse", str(folder)]
+    unsigned = _cli(["agreement", "lint", *here])
+    assert unsigned.exit_code == 1 and "sign in first" in unsigned.output
+    linted = _cli(["agreement", "lint", *here], BACKBONE_TOKEN=tokens["d1.analyst"])
+    assert {line.split("@")[0] for line in linted.output.splitlines()} == mine
+    theirs = _cli(
+        ["agreement", "lint", other, *here], BACKBONE_TOKEN=tokens["d1.analyst"]
+    )
+    assert theirs.exit_code == 1 and "no agreement" in theirs.output
+    use = ["agreement", "check", "--recipient", "b0", "--entity", "enrollment",
+           "--purpose", "early_warning", "--operation", "aggregate", *here]  # fmt: skip
+    asked = {
+        who: _cli([*use, "--provider", provider], BACKBONE_TOKEN=tokens[who]).output
+        for who, provider in (("d1.analyst", "d2"), ("steward", "d2"))
+    }
+    assert "you may ask only about uses" in asked["d1.analyst"]
+    assert asked["steward"].startswith(("ALLOW", "DENY"))
+    assert "sign in first" in _cli([*use, "--provider", "d1"]).output
+    # every partner's row counts: the steward's, signed in
+    counts = "analytic.enrollment"
+    assert counts not in _cli(["info", *here]).output
+    steward = _cli(["info", *here], BACKBONE_TOKEN=tokens["steward"])
+    assert steward.exit_code == 0 and counts in steward.output
+    assert (
+        counts not in _cli(["info", *here], BACKBONE_TOKEN=tokens["d1.analyst"]).output
+    )
 
 
 # --- a false roster opens nothing ----------------------------------------------------

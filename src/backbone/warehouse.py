@@ -73,7 +73,12 @@ if TYPE_CHECKING:
     from backbone.measures.risk import RiskModels
     from backbone.measures.shelf import Shelf
     from backbone.model.codes import DescriptorMaps
-    from backbone.partners.agreements import AgreementRegistry
+    from backbone.partners.agreements import (
+        AccessRequest,
+        AgreementRegistry,
+        Decision,
+        Finding,
+    )
     from backbone.partners.agreements.diff import Change
     from backbone.partners.agreements.store import VersionRecord
     from backbone.partners.commitments import CommitmentBook
@@ -584,6 +589,41 @@ class Warehouse:
             if principal.is_steward or i.funder == principal.partner_id
         ]
 
+    def lint_agreements(
+        self, access: Access, agreement_id: str | None = None
+    ) -> dict[str, list[Finding]]:
+        """Findings on the agreements ``access``'s principal may read (all of
+        them, or one: to anyone else it does not exist)."""
+        mine = {v.agreement_id for v in self.agreements_for(access)}
+        if agreement_id is not None and agreement_id not in mine:
+            raise NotFoundError(f"no agreement {agreement_id!r} you may read.")
+        if agreement_id is not None:
+            return self.agreements.lint(agreement_id)
+        return {
+            ref: findings
+            for aid in sorted(mine)
+            for ref, findings in self.agreements.lint(aid).items()
+        }
+
+    def check_use(self, access: Access, use: AccessRequest) -> Decision:
+        """What the agreements say of ``use``, to a principal it concerns: the
+        steward, or a partner that would provide, receive or be linked with the
+        data (others would learn another partnership's terms)."""
+        me = access.principal
+        lapsed = me.lapsed(self.today())
+        if lapsed:
+            raise AuthenticationFailed(lapsed + ".")
+        if not me.is_steward and me.partner_id not in {
+            use.provider,
+            use.recipient,
+            use.link_with,
+        }:
+            raise Forbidden(
+                "you may ask only about uses where your partner provides, receives "
+                "or is linked with the data."
+            )
+        return self.agreements.decide(use)
+
     def agreement_history(
         self, access: Access, agreement_id: str
     ) -> list[tuple[VersionRecord, list[Change]]]:
@@ -1052,16 +1092,20 @@ class Warehouse:
             TableInfo(t.qualified_name, counts[t.qualified_name]) for t in ALL_TABLES
         ]
 
-    def info(self) -> WarehouseInfo:
+    def info(self, me: Principal | None = None) -> WarehouseInfo:
+        """What the warehouse holds. Row counts per table (every partner's rows
+        together) go to its steward only, or to anyone while it has no user yet;
+        a partner's own are in its status (:meth:`partner_status`)."""
         meta = dict(self._con.execute("SELECT key, value FROM ops.meta").fetchall())
         raw_files = [p for p in (self.path / "raw").rglob("*") if p.is_file()]
+        counted = (me is not None and me.is_steward) or self.users.count() == 0
         return WarehouseInfo(
             path=self.path,
             name=self.settings["warehouse.name"],
             schema_version=int(meta["schema_version"]),
             created_at=meta.get("created_at"),
             partners=self.partners.list(),
-            tables=self.table_counts(),
+            tables=self.table_counts() if counted else [],
             database_bytes=(self.path / DATABASE_FILE).stat().st_size,
             raw_files=len(raw_files),
             raw_bytes=sum(p.stat().st_size for p in raw_files),

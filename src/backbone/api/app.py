@@ -283,7 +283,7 @@ def _job_view(job: Job, warehouse: FilePath) -> JobView:
 def create_api(serving: Serving) -> FastAPI:
     """The API for the warehouse ``serving`` holds (mounted at ``/api/v1``)."""
     with Warehouse.open(serving.warehouse, read_only=True) as wh:
-        name = wh.info().name
+        name = str(wh.settings["warehouse.name"])
         limit = int(wh.settings["api.max_upload_bytes"])
     api = FastAPI(
         title=f"Backbone API: {name}",

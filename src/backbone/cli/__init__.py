@@ -25,6 +25,7 @@ from backbone.cli.common import (
     REMOTE_COMMANDS,
     ForceOption,
     TokenOption,
+    UserOption,
     Warehouse,
     WarehouseOption,
     _err,
@@ -35,6 +36,7 @@ from backbone.cli.common import (
     forget_warehouses,
     interrupted,
     on_interrupt,
+    signed_in,
     use_server,
     working,
 )
@@ -161,10 +163,20 @@ def init(
 
 
 @app.command()
-def info(warehouse: WarehouseOption = Path("warehouse")) -> None:
-    """Show what a warehouse holds: partners, tables with row counts, sizes."""
-    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
-        facts = wh.info()
+def info(
+    warehouse: WarehouseOption = Path("warehouse"),
+    user: UserOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Show what a warehouse holds: partners, sizes, and (to its steward, signed
+    in) every table's row count."""
+    with doors():
+        if user or token:  # the sign-in is audited: open for writing
+            with Warehouse.open(warehouse) as wh:
+                facts = wh.info(signed_in(wh, user, token))
+        else:
+            with Warehouse.open(warehouse, read_only=True) as wh:
+                facts = wh.info()
     _out().print(f"[bold]{escape(facts.name)}[/] at {escape(str(facts.path))}")
     _out().print(
         f"schema version {facts.schema_version}; created {facts.created_at}; "
@@ -182,7 +194,13 @@ def info(warehouse: WarehouseOption = Path("warehouse")) -> None:
     tables.add_column("rows", justify="right")
     for t in facts.tables:
         tables.add_row(t.name, f"{t.rows:,}")
-    _out().print(tables)
+    if facts.tables:
+        _out().print(tables)
+    else:
+        _out().print(
+            "Row counts per table are shown to the steward, signed in (--user or "
+            "--token); a partner's own are in `backbone status`."
+        )
 
 
 @app.command()

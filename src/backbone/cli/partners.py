@@ -544,8 +544,12 @@ def agreement_lint(
         ),
     ] = None,
     warehouse: WarehouseOption = Path("warehouse"),
+    user: UserOption = None,
+    token: TokenOption = None,
 ) -> None:
-    """Check mandatory terms by legal basis; exits 1 if any error is found."""
+    """Check mandatory terms by legal basis; exits 1 if any error is found. A
+    YAML file is checked as it is; recorded agreements (yours; the steward: all)
+    after signing in."""
     from backbone.partners.agreements import Severity, lint_document, load_document
 
     with doors():
@@ -560,8 +564,8 @@ def agreement_lint(
         if target and Path(target).is_file():
             results = {target: lint_document(load_document(Path(target)))}
         else:
-            with Warehouse.open(warehouse, read_only=True) as wh:
-                results = wh.agreements.lint(target)
+            with reading(warehouse, user, token) as (wh, access):
+                results = wh.lint_agreements(access, target)
         errors = 0
         console = _plain()
         for ref, findings in results.items():
@@ -601,12 +605,16 @@ def agreement_check(
     ] = None,
     on: OnOption = None,
     warehouse: WarehouseOption = Path("warehouse"),
+    user: UserOption = None,
+    token: TokenOption = None,
 ) -> None:
-    """Ask the agreements whether a use is allowed on a day, and why."""
+    """Ask the agreements whether a use is allowed on a day, and why (a use your
+    partner provides, receives or is linked in; the steward: any)."""
     from backbone.partners.agreements import AccessRequest
 
-    with doors(), Warehouse.open(warehouse, read_only=True) as wh:
-        d = wh.agreements.decide(
+    with doors(), reading(warehouse, user, token) as (wh, access):
+        d = wh.check_use(
+            access,
             AccessRequest(
                 provider,
                 recipient,
@@ -617,7 +625,7 @@ def agreement_check(
                 parse_date(on),
                 role,
                 link_with,
-            )
+            ),
         )
         _plain().print(
             ("ALLOW " if d.allowed else "DENY ") + d.reason,

@@ -165,7 +165,7 @@ def run_demo(
         token_file.write_text(issued.token + "\n", encoding="utf-8")
         token_file.chmod(0o600)
         sign_ins = _web_sign_ins(wh, users)
-        facts = wh.info()
+        facts = wh.info(users.steward)
     return DemoRun(
         community=community,
         warehouse=warehouse,

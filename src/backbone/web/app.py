@@ -61,7 +61,7 @@ def create_app(warehouse: Path, serving: Serving | None = None) -> FastAPI:
     API when both are served)."""
     with Warehouse.open(warehouse, read_only=True) as wh:  # a warehouse, or say so
         settings = wh.settings
-        name = wh.info().name
+        name = str(wh.settings["warehouse.name"])
     templates = Jinja2Templates(directory=str(_package_folder("templates")))
     sessions = SessionStore(int(settings["web.session_idle_minutes"]))
     door = Door(serving or Serving(warehouse), name, templates, sessions)
