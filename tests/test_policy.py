@@ -481,20 +481,22 @@ def test_the_permitted_rows_query_is_built_from_the_model_only() -> None:
     # the agreement's school years, by the participation's begin date (July starts one)
     assert f"list_contains(?, {school_year_sql('t.begin_date', 7)})" in sql
     # d1's records count only where d1's own facts corroborate them (a false
-    # roster line opens nothing): one parameter for each fact table
+    # roster line opens nothing), or a steward admin confirmed them: one parameter
+    # for each fact table, and one for the confirmations
     from backbone.governance.policy import CORROBORATING
 
     assert (
         "SELECT student_local_id FROM analytic.enrollment WHERE provider_partner_id = ?"
         in sql
     )
+    assert "SELECT local_id FROM gov.held_confirmation WHERE partner_id = ?" in sql
     assert params == [
         "k",
         "k",
         "c1",
         [2026],
         "d1",
-        *["d1"] * len(CORROBORATING),
+        *["d1"] * (len(CORROBORATING) + 1),
         "c1",
         "early_warning",
         date(2026, 3, 2),

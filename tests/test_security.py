@@ -24,7 +24,7 @@ import pyarrow as pa
 import pytest
 
 from backbone import Warehouse
-from backbone.errors import AuthenticationFailed, Forbidden, UserError
+from backbone.errors import AuthenticationFailed, Forbidden, NotFoundError, UserError
 from backbone.governance.extracts import new_seed, protect_extract, shuffled
 from backbone.governance.throttle import delay_seconds, source_subject
 from backbone.ingest.mapping import load_mapping
@@ -828,12 +828,99 @@ def test_a_record_grants_sight_of_others_facts_only_when_the_partners_own_facts_
     assert club_rows() < before
 
 
+def test_a_steward_admin_confirms_a_record_its_partner_serves_and_may_withdraw_it(
+    wh: Warehouse,
+) -> None:
+    """A roster sent before its first facts: the steward admin looks at the
+    unbacked records, confirms one with a reason (it then opens the others'
+    facts), and withdraws it again; each step audited, and nobody else's."""
+    con = wh._con
+    stranger = con.execute(
+        "SELECT rc.person_id FROM identity.record_person rc "
+        "JOIN analytic.program_participation pp ON pp.provider_partner_id = 'c1' "
+        "AND pp.student_local_id = rc.local_id WHERE rc.partner_id = 'c1' "
+        "AND rc.person_id NOT IN (SELECT person_id FROM identity.record_person "
+        "WHERE partner_id = 'd1') LIMIT 1"
+    ).fetchone()
+    assert stranger is not None
+    person = stranger[0]
+    con.execute(
+        "INSERT INTO identity.record_person VALUES ('d1', 'new-roster-1', ?, "
+        "'deterministic', ?)",
+        [person, NOW],
+    )
+
+    def club_rows() -> int:
+        access = wh.access(user(wh, "d1.analyst"), "early_warning")
+        return access.rows("program_participation").table.num_rows
+
+    before = club_rows()
+    steward, analyst = user(wh, "steward"), user(wh, "d1.analyst")
+    with wh.session(steward, purpose="identity_resolution") as s:
+        waiting = wh.linkage.unbacked(s, "d1")
+    assert [(u.local_id, u.person_id) for u in waiting] == [("new-roster-1", person)]
+    assert "c1" in waiting[0].others and "d1" not in waiting[0].others
+    with pytest.raises(Forbidden), wh.session(analyst) as s:
+        wh.linkage.confirm_held(s, "d1", "new-roster-1", "trust me")
+    with pytest.raises(UserError, match="reason"), wh.session(steward) as s:
+        wh.linkage.confirm_held(s, "d1", "new-roster-1", "  ")
+    with pytest.raises(NotFoundError), wh.session(steward) as s:
+        wh.linkage.confirm_held(s, "d1", "no-such-record", "signed form")
+    with wh.session(steward) as s:
+        wh.linkage.confirm_held(s, "d1", "new-roster-1", "signed enrollment form")
+    assert club_rows() > before
+    with wh.session(steward, purpose="identity_resolution") as s:
+        assert wh.linkage.unbacked(s, "d1") == []
+    with wh.session(steward) as s:
+        assert wh.linkage.withdraw_held(s, "d1", "new-roster-1", "form was forged")
+    assert club_rows() == before
+    entries = wh.audit.entries(since_seq=0)
+    steps = [(e["action"], e["decision"], e["actor"]) for e in entries
+             if e["action"] == "holding"]  # fmt: skip
+    assert steps == [
+        ("holding", "deny", "d1.analyst"),
+        ("holding", "allow", "steward"),
+        ("holding", "allow", "steward"),
+    ]
+    assert any(e["reason"] == "signed enrollment form" for e in entries)
+
+
+def test_the_steward_admin_reads_and_confirms_unbacked_records_from_the_command_line(
+    built: Path, tmp_path: Path
+) -> None:
+    folder, tokens = _with_tokens(built, tmp_path, "steward", "d1.analyst")
+    with Warehouse.open(folder) as wh:
+        person = wh._con.execute(
+            "SELECT min(person_id) FROM identity.record_person WHERE partner_id = 'c1'"
+        ).fetchone()
+        assert person is not None
+        wh._con.execute(
+            "INSERT INTO identity.record_person VALUES ('d2', 'roster-9', ?, "
+            "'deterministic', ?)",
+            [person[0], NOW],
+        )
+    here = ["--warehouse", str(folder)]
+    listed = _cli(["link", "unbacked", "--partner", "d2", *here],
+                  BACKBONE_TOKEN=tokens["steward"])  # fmt: skip
+    assert listed.exit_code == 0 and "roster-9" in listed.output, listed.output
+    refused = _cli(["link", "unbacked", *here], BACKBONE_TOKEN=tokens["d1.analyst"])
+    assert refused.exit_code == 1 and "Traceback" not in refused.output
+    confirm = ["link", "confirm", "d2", "roster-9", *here]
+    no_reason = _cli(confirm, BACKBONE_TOKEN=tokens["steward"])
+    assert no_reason.exit_code != 0 and "--reason" in no_reason.output
+    done = _cli([*confirm, "--reason", "signed form"], BACKBONE_TOKEN=tokens["steward"])
+    assert done.exit_code == 0 and "now counts as held" in done.output, done.output
+    after = _cli(["link", "unbacked", "--partner", "d2", *here],
+                 BACKBONE_TOKEN=tokens["steward"])  # fmt: skip
+    assert "roster-9" not in after.output
+
+
 def test_records_no_fact_backs_are_counted_per_partner_for_the_alert(
     wh: Warehouse,
 ) -> None:
-    from backbone.linkage.persons import _unserved
+    from backbone.linkage.holdings import unbacked_counts
 
-    before = dict(_unserved(wh._con))
+    before = dict(unbacked_counts(wh._con))
     club = wh._con.execute(
         "SELECT DISTINCT person_id FROM identity.record_person WHERE partner_id = 'c1' "
         "ORDER BY person_id LIMIT 3"
@@ -843,7 +930,7 @@ def test_records_no_fact_backs_are_counted_per_partner_for_the_alert(
             "INSERT INTO identity.record_person VALUES ('d2', ?, ?, 'model', ?)",
             [f"roster-only-{n}", person, NOW],
         )
-    after = dict(_unserved(wh._con))
+    after = dict(unbacked_counts(wh._con))
     assert after.get("d2", 0) == before.get("d2", 0) + len(club)
     assert after.get("d1", 0) == before.get("d1", 0)
 

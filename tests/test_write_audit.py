@@ -21,6 +21,7 @@ import pyotp
 import pytest
 
 from backbone import Warehouse
+from backbone.errors import AuthenticationFailed, Forbidden
 from backbone.governance import Principal, Role
 from backbone.partners.agreements.document import parse_document
 from backbone.partners.feeds import Feed
@@ -45,6 +46,7 @@ USERS = (
 # what the warehouse holds of the paperwork, compared whole before and after
 TABLES = (
     "gov.sign_in_failure",
+    "gov.held_confirmation",
     "gov.agreement_version",
     "gov.agreement_approval",
     "gov.feed",
@@ -83,6 +85,16 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
             wh.requests.file(s, write(files / "req.yaml", REQUEST), on=DAY)
             wh.users.issue_token(s, "d1.analyst", label="laptop")
             wh.partners.add_school(s, "d1", "63", "One High")
+        # records of d1 and d2 linked to one person: d1's to be confirmed as
+        # served, d2's confirmed already (to be withdrawn)
+        wh._con.execute(
+            "INSERT INTO identity.record_person VALUES ('d1', 's1', 1, "
+            "'deterministic', now()), ('d2', 's2', 1, 'deterministic', now())"
+        )
+        wh._con.execute(
+            "INSERT INTO gov.held_confirmation VALUES ('d2', 's2', 'steward', now(), "
+            "'signed form')"
+        )
         # d2's analyst locked out by failed sign-ins: for the unlock
         wh._con.execute(
             "INSERT INTO gov.sign_in_failure VALUES ('password:d2.analyst', 5, now())"
@@ -352,6 +364,20 @@ CASES = [
         lambda wh, s, tmp: wh.users.unlock(s, "d2.analyst"),
     ),
     Case(
+        "linkage confirm_held",
+        "holding",
+        "steward",
+        "b0.analyst",
+        lambda wh, s, tmp: wh.linkage.confirm_held(s, "d1", "s1", "signed form"),
+    ),
+    Case(
+        "linkage withdraw_held",
+        "holding",
+        "steward",
+        "b0.analyst",
+        lambda wh, s, tmp: wh.linkage.withdraw_held(s, "d2", "s2", "forged"),
+    ),
+    Case(
         "user set_password: someone else's",
         "user",
         "steward",
@@ -449,3 +475,24 @@ def test_the_signed_in_user_is_who_approved_reviewed_and_reported(
     # speaks for its own partner
     assert [e["on_behalf_of"] for e in entries] == [None, None, "d2"]
     assert "signed by Superintendent of District Two" in entries[-1]["what"]
+
+
+def test_the_unbacked_records_are_the_steward_admins_to_read_and_each_read_audited(
+    wh: Warehouse,
+) -> None:
+    seq = wh.audit.head().seq
+    with pytest.raises(AuthenticationFailed), wh.session(None) as s:
+        wh.linkage.unbacked(s)
+    with pytest.raises(Forbidden), wh.session(_user(wh, "b0.analyst")) as s:
+        wh.linkage.unbacked(s, "d1")
+    with wh.session(_user(wh, "steward")) as s:
+        found = wh.linkage.unbacked(s)
+    # d1's record waits; d2's, confirmed, does not
+    assert [(u.partner_id, u.local_id, u.others) for u in found] == [
+        ("d1", "s1", ("d2",))
+    ]
+    entries = wh.audit.entries(since_seq=seq)
+    assert [(e["action"], e["decision"], e["actor"], e["rows"]) for e in entries] == [
+        ("read", "deny", "b0.analyst", None),
+        ("read", "allow", "steward", 1),
+    ]

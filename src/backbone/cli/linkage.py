@@ -104,7 +104,7 @@ def print_link_summary(summary: LinkSummary) -> None:
             "up, where by the spread of the similarities they are right as often as "
             "linkage.target_precision asks."
         )
-    from backbone.linkage.persons import UNSERVED_ALERT
+    from backbone.linkage.holdings import UNSERVED_ALERT
 
     for partner, records in summary.unserved:
         alert = records >= UNSERVED_ALERT
@@ -114,7 +114,7 @@ def print_link_summary(summary: LinkSummary) -> None:
             "(an enrollment, a service) back them: they open nothing of the others' "
             "data until they do"
             + (" (recorded in the audit log)" if alert else "")
-            + "."
+            + "; `backbone link unbacked` lists them."
         )
     saved = f"; model saved to {summary.model_path}" if summary.with_model else ""
     _out().print(
@@ -150,6 +150,88 @@ def link(
         ):
             summary = wh.linkage.run(s, retrain=retrain, progress=say, engine=engine)
         print_link_summary(summary)
+
+
+@link_app.command("unbacked")
+def link_unbacked(
+    partner: Annotated[
+        str | None, typer.Option(help="Only this partner's records.")
+    ] = None,
+    user: UserOption = None,
+    token: TokenOption = None,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Records linked to persons other partners hold, that none of their partner's
+    own facts back (the link run's alert): they open nothing of the others' data
+    until facts arrive or a steward admin confirms them (`backbone link confirm`)."""
+    with doors(), Warehouse.open(warehouse) as wh:
+        principal = signed_in(wh, user, token)
+        with wh.session(principal, purpose=IDENTITY_RESOLUTION) as s:
+            found = wh.linkage.unbacked(s, partner)
+    if not found:
+        _out().print(
+            "No record waits: every linked record is backed by its partner's facts."
+        )
+        return
+    table = Table(title=f"Unbacked records ({len(found):,})")
+    for column in ("partner", "record", "person", "also held by", "submission"):
+        table.add_column(column)
+    for u in found:
+        table.add_row(
+            u.partner_id,
+            u.local_id,
+            str(u.person_id),
+            ", ".join(u.others),
+            "" if u.submission_id is None else str(u.submission_id),
+        )
+    _plain().print(table)
+    _out().print(
+        "Ask the partner about a record (`backbone submissions show ID`); confirm one "
+        "it really serves with `backbone link confirm PARTNER RECORD --reason ...`."
+    )
+
+
+@link_app.command("confirm")
+def link_confirm(
+    partner: Annotated[str, typer.Argument(help="The partner holding the record.")],
+    record: Annotated[str, typer.Argument(help="The partner's local id of it.")],
+    reason: Annotated[
+        str, typer.Option(help="What shows that the partner serves this person.")
+    ],
+    user: UserOption = None,
+    token: TokenOption = None,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Confirm that a partner serves the person of one of its records (a steward
+    admin's act, audited): the record then opens others' facts about the person
+    as the partner's own facts would."""
+    with doors(), Warehouse.open(warehouse) as wh:
+        principal = signed_in(wh, user, token)
+        with wh.session(principal, purpose=IDENTITY_RESOLUTION) as s:
+            wh.linkage.confirm_held(s, partner, record, reason)
+    _out().print(f"Confirmed: {partner}'s record {record} now counts as held.")
+
+
+@link_app.command("withdraw")
+def link_withdraw(
+    partner: Annotated[str, typer.Argument(help="The partner holding the record.")],
+    record: Annotated[str, typer.Argument(help="The partner's local id of it.")],
+    reason: Annotated[str, typer.Option(help="Why the confirmation ends.")],
+    user: UserOption = None,
+    token: TokenOption = None,
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Withdraw a confirmation (`backbone link confirm`): the record opens nothing
+    again until the partner's own facts back it. Audited."""
+    with doors(), Warehouse.open(warehouse) as wh:
+        principal = signed_in(wh, user, token)
+        with wh.session(principal, purpose=IDENTITY_RESOLUTION) as s:
+            withdrawn = wh.linkage.withdraw_held(s, partner, record, reason)
+    _out().print(
+        f"Withdrawn: {partner}'s record {record} no longer counts as held."
+        if withdrawn
+        else f"{partner}'s record {record} had no confirmation; nothing changed."
+    )
 
 
 @link_app.command("evaluate")

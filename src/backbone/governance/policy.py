@@ -116,16 +116,29 @@ CORROBORATING = (
 
 
 def held_records_sql() -> tuple[str, int]:
-    """The local ids of a partner's records that its own facts corroborate (one
-    ``?`` per fact table, each the partner), and how many ``?`` it takes: a record
-    grants sight of others' facts about its person only then (a false roster line
-    opens nothing)."""
+    """The local ids of a partner's records that its own facts corroborate, or a
+    steward admin confirmed (one ``?`` per part, each the partner), and how many
+    ``?`` it takes: a record grants sight of others' facts about its person only
+    then (a false roster line opens nothing)."""
     parts = [
         f"SELECT student_local_id FROM {ENTITIES[e].qualified_name} "
         "WHERE provider_partner_id = ?"
         for e in CORROBORATING
     ]
+    parts.append("SELECT local_id FROM gov.held_confirmation WHERE partner_id = ?")
     return " UNION ".join(parts), len(parts)
+
+
+def corroborated_records_sql() -> str:
+    """(partner, local id) of every record that :func:`held_records_sql` counts,
+    of every partner at once."""
+    parts = [
+        "SELECT provider_partner_id, student_local_id FROM "
+        f"{ENTITIES[e].qualified_name}"
+        for e in CORROBORATING
+    ]
+    parts.append("SELECT partner_id, local_id FROM gov.held_confirmation")
+    return " UNION ".join(parts)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ Public face: :class:`Linkage` (``wh.linkage``), :class:`RecordKey`, and the
 partner-side encoder :func:`encode_records`.
 """
 
+from backbone.linkage.holdings import Unbacked
 from backbone.linkage.link import LinkSummary
 from backbone.linkage.model import ComparisonWeight
 from backbone.linkage.persons import (
@@ -37,5 +38,6 @@ __all__ = [
     "RecordKey",
     "ReviewPair",
     "ReviewStep",
+    "Unbacked",
     "encode_records",
 ]

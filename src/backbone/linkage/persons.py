@@ -37,6 +37,14 @@ from backbone.errors import (
 )
 from backbone.governance.policy import Grant
 from backbone.linkage import model, prepare
+from backbone.linkage.holdings import (
+    UNSERVED_ALERT,
+    Unbacked,
+    confirm_held,
+    unbacked_counts,
+    unbacked_records,
+    withdraw_held,
+)
 from backbone.linkage.link import InputsChanged, LinkSummary, records_sql, run_linkage
 from backbone.linkage.model import ComparisonWeight
 from backbone.linkage.pprl import BITS
@@ -362,6 +370,25 @@ class Linkage:
             if a in allowed.get(b, set())
         }
 
+    # --- which records open others' facts (:mod:`backbone.linkage.holdings`) ------
+
+    def unbacked(self, s: Session, partner: str | None = None) -> list[Unbacked]:
+        """Records linked to persons others hold that nothing of their partner's
+        backs (of one partner, or all): the steward admin's, audited."""
+        return unbacked_records(s, partner)
+
+    def confirm_held(
+        self, s: Session, partner: str, local_id: str, reason: str
+    ) -> None:
+        """Confirm that ``partner`` serves the person of its record ``local_id``."""
+        confirm_held(s, partner, local_id, reason, s.clock())
+
+    def withdraw_held(
+        self, s: Session, partner: str, local_id: str, reason: str
+    ) -> bool:
+        """Withdraw such a confirmation; whether there was one."""
+        return withdraw_held(s, partner, local_id, reason)
+
     def run(
         self,
         s: Session,
@@ -406,7 +433,7 @@ class Linkage:
                 if progress:
                     progress("records changed meanwhile; linking again")
         self._purge_encodings(s.con, today, s.clock().replace(tzinfo=None))
-        unserved = _unserved(s.con)
+        unserved = unbacked_counts(s.con)
         summary = replace(summary, unserved=unserved)
         s.record(
             "link",
@@ -1192,28 +1219,3 @@ def _read_encodings(path: Path) -> pa.Table:
             column="local_id",
         )
     return table
-
-
-# A partner's records linked to persons it holds no facts about: a few are a roster
-# sent before its enrollments; this many in one partner is a roster of children it
-# does not serve (a mistake, or a try at others' data), for the steward to look at.
-UNSERVED_ALERT = 10
-
-
-def _unserved(con: Connection) -> tuple[tuple[str, int], ...]:
-    """Per partner, its records linked to a person another partner also holds,
-    that none of its own facts back (:func:`~backbone.governance.policy.held_records_sql`)."""
-    from backbone.governance.policy import CORROBORATING, ENTITIES
-
-    facts = " UNION ".join(
-        f"SELECT provider_partner_id, student_local_id FROM {ENTITIES[e].qualified_name}"
-        for e in CORROBORATING
-    )
-    rows = con.execute(
-        "SELECT rp.partner_id, count(*) FROM identity.record_person rp "
-        "WHERE EXISTS (SELECT 1 FROM identity.record_person o WHERE o.person_id = "
-        "rp.person_id AND o.partner_id <> rp.partner_id) "
-        f"AND (rp.partner_id, rp.local_id) NOT IN ({facts}) "
-        "GROUP BY rp.partner_id ORDER BY rp.partner_id"
-    ).fetchall()
-    return tuple((str(p), int(n)) for p, n in rows)

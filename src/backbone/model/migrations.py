@@ -220,6 +220,16 @@ MIGRATIONS: tuple[Migration, ...] = (
             "PRIMARY KEY (subject))",
         ),
     ),
+    Migration(
+        15,
+        "a steward admin's confirmation that a partner serves the person of a record",
+        (
+            "CREATE TABLE gov.held_confirmation (partner_id VARCHAR NOT NULL, "
+            "local_id VARCHAR NOT NULL, confirmed_by VARCHAR NOT NULL, "
+            "confirmed_at TIMESTAMP NOT NULL, reason VARCHAR NOT NULL, "
+            "PRIMARY KEY (partner_id, local_id))",
+        ),
+    ),
     # Append new steps here, with their SQL inline or in frozen_ddl/NNNN.sql.
 )
 

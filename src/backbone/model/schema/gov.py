@@ -228,6 +228,21 @@ ACCESS_TABLES = (
         ("subject",),
         doc="The sign-in throttle every door shares: failures not yet forgotten.",
     ),
+    # added by migration 15
+    Table(
+        "gov",
+        "held_confirmation",
+        (
+            _c("partner_id", "VARCHAR", required=True),
+            _c("local_id", "VARCHAR", required=True, doc="the partner's record"),
+            _c("confirmed_by", "VARCHAR", required=True, doc="the steward admin"),
+            _c("confirmed_at", "TIMESTAMP", required=True),
+            _c("reason", "VARCHAR", required=True, doc="what showed it"),
+        ),
+        ("partner_id", "local_id"),
+        doc="Records a steward admin confirmed their partner serves the person of: "
+        "they open others' facts as the partner's own facts would.",
+    ),
     Table(
         "gov",
         "audit_log",
