@@ -191,6 +191,35 @@ def test_a_source_is_an_ipv6_slash_64_and_is_forgotten_after_a_while(
         wh.sign_in("r1.researcher", "x", source="ip:2001:db8::99")
 
 
+def test_a_second_factor_code_is_taken_once(wh: Warehouse) -> None:
+    """A code seen over a shoulder, or replayed from a log, within its 30
+    seconds is refused; the app's next code is taken."""
+    from datetime import datetime
+
+    import pyotp
+
+    who = "d1.analyst"
+    secret = wh.users.new_second_factor_secret()
+    app = pyotp.TOTP(secret)
+    with wh.session(user(wh, "steward")) as s:
+        wh.users.set_second_factor(s, who, secret, app.now())
+    step = app.timecode(datetime.now())
+    code = app.generate_otp(step)
+    assert wh.users.check_second_factor(who, code).user_id == who
+    with pytest.raises(AuthenticationFailed, match="used already"):
+        wh.users.check_second_factor(who, code)
+    # nor an older one still inside the window
+    with pytest.raises(AuthenticationFailed, match="used already"):
+        wh.users.check_second_factor(who, app.generate_otp(step - 1))
+    # the app's next code is taken, once
+    following = app.generate_otp(step + 1)
+    assert wh.users.check_second_factor(who, following).user_id == who
+    with pytest.raises(AuthenticationFailed, match="used already"):
+        wh.users.check_second_factor(who, following)
+    reasons = [json.loads(e)["reason"] for e in _logins(wh, who)]
+    assert reasons.count("TOTP code used before") == 3
+
+
 def test_parallel_command_line_guesses_lock_the_user_out_across_processes(
     built: Path, tmp_path: Path
 ) -> None:

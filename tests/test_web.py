@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -124,20 +125,34 @@ def _sign_in(client: httpx.Client, site: Site, user: str) -> httpx.Client:
         secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', done.text)
         assert secret, done.text[:500]
         SECRETS[user] = secret.group(1)
+        TAKEN.pop(user, None)  # a new app: no code of it taken yet
         done = client.post(
             "/sign-in/setup",
-            data={"csrf": _csrf(done.text), "code": pyotp.TOTP(SECRETS[user]).now()},
+            data={"csrf": _csrf(done.text), "code": fresh_code(user)},
         )
     elif str(done.url).endswith("/sign-in/code"):
         done = client.post(
             "/sign-in/code",
-            data={"csrf": _csrf(done.text), "code": pyotp.TOTP(SECRETS[user]).now()},
+            data={"csrf": _csrf(done.text), "code": fresh_code(user)},
         )
     assert done.status_code == 200 and "/home" in str(done.url), done.text[:500]
     return client
 
 
 SECRETS: dict[str, str] = {}  # second factors set up during the module's tests
+TAKEN: dict[str, int] = {}  # each user's last code step taken (a code works once)
+
+
+def fresh_code(user: str) -> str:
+    """A code of ``user``'s app the warehouse has not taken yet: the current
+    step's, else the next one's (accepted for clocks a little apart), else the
+    one after, once it is the next one."""
+    app = pyotp.TOTP(SECRETS[user])
+    step = max(app.timecode(datetime.now()), TAKEN.get(user, -1) + 1)
+    while step > app.timecode(datetime.now()) + 1:
+        time.sleep(1)
+    TAKEN[user] = step
+    return str(app.generate_otp(step))
 
 
 def _ready(client: httpx.Client, path: str, **params: str) -> httpx.Response:
@@ -182,7 +197,7 @@ def _browser_sign_in(page: Any, site: Site, user: str) -> None:
     if page.url.endswith("/sign-in/setup"):
         SECRETS[user] = page.inner_text("#totp-secret").strip()
     if "/sign-in/" in page.url:
-        page.fill("#code", pyotp.TOTP(SECRETS[user]).now())
+        page.fill("#code", fresh_code(user))
         page.click("main button[type=submit]")
     page.wait_for_url(re.compile(".*/home$"))
 

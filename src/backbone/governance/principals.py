@@ -15,10 +15,12 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -387,8 +389,9 @@ class Principals:
         self, user_id: str, code: str, *, source: str = "local"
     ) -> Principal:
         """The second step of signing in: the code of the user's app (the current
-        one or the one before or after, for clocks a little apart); every attempt
-        audited and throttled like the password's."""
+        one or the one before or after, for clocks a little apart), each code
+        taken once (a replayed one is refused); every attempt audited and
+        throttled like the password's."""
         import pyotp
 
         subject = f"code:{user_id}"
@@ -400,10 +403,29 @@ class Principals:
             raise self._refuse(
                 user_id, "no second factor is set up.", "no TOTP", source
             )
-        if not pyotp.TOTP(row[0]).verify(code.strip(), valid_window=1):
+        step = _matched_step(pyotp.TOTP(row[0]), code.strip())
+        if step is None:
             self._throttle.failed(subject, source)
             raise self._refuse(
                 user_id, "that code does not match.", "wrong TOTP code", source
+            )
+        with _STEPS:  # a code is taken once, even by two requests at the same time
+            used = self._con.execute(
+                "SELECT last_step FROM gov.second_factor_step WHERE user_id = ?",
+                [user_id],
+            ).fetchone()
+            if used is not None and step <= used[0]:
+                self._throttle.failed(subject, source)
+                raise self._refuse(
+                    user_id,
+                    "that code was used already; enter the next one your app shows.",
+                    "TOTP code used before",
+                    source,
+                )
+            self._con.execute(
+                "INSERT INTO gov.second_factor_step VALUES (?, ?) ON CONFLICT "
+                "(user_id) DO UPDATE SET last_step = excluded.last_step",
+                [user_id, step],
             )
         self._throttle.succeeded(subject)
         return self._admit(self.get(user_id), "password and second factor", source)
@@ -693,3 +715,18 @@ def _bootstrapping(con: Connection, target: Principal) -> bool:
         and tokens == 0
         and passwords == 0
     )
+
+
+# one look-then-keep of a user's last code step at a time, within a process (the
+# file's lock keeps other processes out)
+_STEPS = threading.Lock()
+
+
+def _matched_step(totp: Any, code: str) -> int | None:
+    """The 30-second step whose code ``code`` is: the current one, or the one
+    before or after (clocks a little apart); None if none."""
+    current = int(totp.timecode(datetime.now()))
+    for step in (current - 1, current, current + 1):
+        if hmac.compare_digest(str(totp.generate_otp(step)), code):
+            return step
+    return None

@@ -230,6 +230,14 @@ MIGRATIONS: tuple[Migration, ...] = (
             "PRIMARY KEY (partner_id, local_id))",
         ),
     ),
+    Migration(
+        16,
+        "each user's last second-factor code taken, so that none is taken twice",
+        (
+            "CREATE TABLE gov.second_factor_step (user_id VARCHAR NOT NULL, "
+            "last_step BIGINT NOT NULL, PRIMARY KEY (user_id))",
+        ),
+    ),
     # Append new steps here, with their SQL inline or in frozen_ddl/NNNN.sql.
 )
 

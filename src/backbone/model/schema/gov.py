@@ -243,6 +243,23 @@ ACCESS_TABLES = (
         doc="Records a steward admin confirmed their partner serves the person of: "
         "they open others' facts as the partner's own facts would.",
     ),
+    # added by migration 16
+    Table(
+        "gov",
+        "second_factor_step",
+        (
+            _c("user_id", "VARCHAR", required=True),
+            _c(
+                "last_step",
+                "BIGINT",
+                required=True,
+                doc="the 30-second step of the last code taken (Unix time / 30)",
+            ),
+        ),
+        ("user_id",),
+        doc="A second-factor code is taken once: a code seen over a shoulder or "
+        "replayed from a log is refused.",
+    ),
     Table(
         "gov",
         "audit_log",
