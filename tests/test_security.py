@@ -886,7 +886,7 @@ def test_a_steward_admin_confirms_a_record_its_partner_serves_and_may_withdraw_i
     before = club_rows()
     steward, analyst = user(wh, "steward"), user(wh, "d1.analyst")
     with wh.session(steward, purpose="identity_resolution") as s:
-        waiting = wh.linkage.unbacked(s, "d1")
+        waiting = wh.linkage.unbacked(s, "d1").waiting
     assert [(u.local_id, u.person_id) for u in waiting] == [("new-roster-1", person)]
     assert "c1" in waiting[0].others and "d1" not in waiting[0].others
     with pytest.raises(Forbidden), wh.session(analyst) as s:
@@ -899,7 +899,11 @@ def test_a_steward_admin_confirms_a_record_its_partner_serves_and_may_withdraw_i
         wh.linkage.confirm_held(s, "d1", "new-roster-1", "signed enrollment form")
     assert club_rows() > before
     with wh.session(steward, purpose="identity_resolution") as s:
-        assert wh.linkage.unbacked(s, "d1") == []
+        now = wh.linkage.unbacked(s, "d1")
+    assert now.waiting == []
+    assert [(c.local_id, c.confirmed_by, c.reason) for c in now.confirmed] == [
+        ("new-roster-1", "steward", "signed enrollment form")
+    ]
     with wh.session(steward) as s:
         assert wh.linkage.withdraw_held(s, "d1", "new-roster-1", "form was forged")
     assert club_rows() == before
@@ -941,7 +945,10 @@ def test_the_steward_admin_reads_and_confirms_unbacked_records_from_the_command_
     assert done.exit_code == 0 and "now counts as held" in done.output, done.output
     after = _cli(["link", "unbacked", "--partner", "d2", *here],
                  BACKBONE_TOKEN=tokens["steward"])  # fmt: skip
-    assert "roster-9" not in after.output
+    assert (
+        "Confirmed by a steward admin" in after.output and "signed form" in after.output
+    )
+    assert "Unbacked records" not in after.output
 
 
 def test_records_no_fact_backs_are_counted_per_partner_for_the_alert(

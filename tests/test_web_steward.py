@@ -39,6 +39,7 @@ PAGES = (
     "/feeds",
     "/review",
     "/persons",
+    "/unbacked",
     "/releases",
     "/audit",
     "/retention",
@@ -356,6 +357,57 @@ def test_disabling_a_user_ends_their_session_at_the_next_request(site: Site) -> 
     )
 
 
+def test_a_steward_admin_confirms_an_unbacked_record_and_withdraws_it_on_its_page(
+    site: Site,
+) -> None:
+    with Warehouse.open(site.warehouse) as wh:  # a roster line with no facts behind
+        person = wh._con.execute(
+            "SELECT min(person_id) FROM identity.record_person "
+            "WHERE partner_id = 'c02-eastside'"
+        ).fetchone()
+        assert person is not None
+        wh._con.execute(
+            "INSERT INTO identity.record_person VALUES ('d03-lakeview', "
+            "'web-roster-1', ?, 'deterministic', now())",
+            [person[0]],
+        )
+    record = "d03-lakeview:web-roster-1"
+    with contextlib.closing(_signed_in(site, "steward")) as steward:
+        page = steward.get("/unbacked")
+        assert page.status_code == 200 and "web-roster-1" in page.text
+        assert f'<option value="{record}"' in page.text
+        unexplained = steward.post(
+            "/unbacked/confirm",
+            data={"csrf": _csrf(page.text), "record": record, "reason": " "},
+        )
+        assert unexplained.status_code == 400 and "--reason" not in unexplained.text
+        assert "reason" in unexplained.text and "Traceback" not in unexplained.text
+        done = steward.post(
+            "/unbacked/confirm",
+            data={"csrf": _csrf(page.text), "record": record,
+                  "reason": "enrollment form seen"},
+        )  # fmt: skip
+        assert done.status_code == 200 and done.url.path == "/unbacked"
+        assert "enrollment form seen" in done.text
+        assert f'<option value="{record}"' in done.text  # now offered to withdraw
+        assert 'action="/unbacked/withdraw"' in done.text
+        gone = steward.post(
+            "/unbacked/withdraw",
+            data={"csrf": _csrf(done.text), "record": record, "reason": "a mistake"},
+        )
+        assert gone.status_code == 200 and "enrollment form seen" not in gone.text
+        forged = steward.post(
+            "/unbacked/confirm",
+            data={"csrf": "forged", "record": record, "reason": "x"},
+        )
+        assert forged.status_code == 403
+    steps = [e["what"] for e in _log(site) if e["action"] == "holding"]
+    assert steps[-2:] == [
+        "confirmed that d03-lakeview serves the person of its record web-roster-1",
+        "withdrew the confirmation of d03-lakeview's record web-roster-1",
+    ]
+
+
 def test_a_user_locked_out_by_wrong_passwords_is_unlocked_on_the_users_page(
     site: Site,
 ) -> None:
@@ -438,8 +490,11 @@ def test_in_a_browser_the_keys_review_pairs_and_every_page_passes_axe(
             expect(page.locator("main")).to_contain_text("Audit log intact")
             check(page)
             for path in ("/partners", "/feeds", "/persons", f"/persons/{person_id}",
-                         "/releases", "/retention", "/users"):  # fmt: skip
+                         "/releases", "/retention", "/users", "/unbacked"):  # fmt: skip
                 check(page, path)
+            page.screenshot(
+                path=str(REPORTS / "web-steward-unbacked.png"), full_page=True
+            )
         finally:
             browser.close()
     assert not found, found

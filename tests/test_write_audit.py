@@ -488,11 +488,12 @@ def test_the_unbacked_records_are_the_steward_admins_to_read_and_each_read_audit
     with wh.session(_user(wh, "steward")) as s:
         found = wh.linkage.unbacked(s)
     # d1's record waits; d2's, confirmed, does not
-    assert [(u.partner_id, u.local_id, u.others) for u in found] == [
+    assert [(u.partner_id, u.local_id, u.others) for u in found.waiting] == [
         ("d1", "s1", ("d2",))
     ]
+    assert [(c.partner_id, c.local_id) for c in found.confirmed] == [("d2", "s2")]
     entries = wh.audit.entries(since_seq=seq)
     assert [(e["action"], e["decision"], e["actor"], e["rows"]) for e in entries] == [
         ("read", "deny", "b0.analyst", None),
-        ("read", "allow", "steward", 1),
+        ("read", "allow", "steward", 2),
     ]

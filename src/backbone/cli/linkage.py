@@ -167,7 +167,23 @@ def link_unbacked(
     with doors(), Warehouse.open(warehouse) as wh:
         principal = signed_in(wh, user, token)
         with wh.session(principal, purpose=IDENTITY_RESOLUTION) as s:
-            found = wh.linkage.unbacked(s, partner)
+            holdings = wh.linkage.unbacked(s, partner)
+    if holdings.confirmed:
+        confirmed = Table(
+            title=f"Confirmed by a steward admin ({len(holdings.confirmed):,})"
+        )
+        for column in ("partner", "record", "by", "on", "why"):
+            confirmed.add_column(column)
+        for c in holdings.confirmed:
+            confirmed.add_row(
+                c.partner_id,
+                c.local_id,
+                c.confirmed_by,
+                f"{c.confirmed_at:%Y-%m-%d}",
+                c.reason,
+            )
+        _plain().print(confirmed)
+    found = holdings.waiting
     if not found:
         _out().print(
             "No record waits: every linked record is backed by its partner's facts."

@@ -4,7 +4,7 @@ Public face: :class:`Linkage` (``wh.linkage``), :class:`RecordKey`, and the
 partner-side encoder :func:`encode_records`.
 """
 
-from backbone.linkage.holdings import Unbacked
+from backbone.linkage.holdings import Confirmation, Holdings, Unbacked
 from backbone.linkage.link import LinkSummary
 from backbone.linkage.model import ComparisonWeight
 from backbone.linkage.persons import (
@@ -25,8 +25,10 @@ from backbone.linkage.pprl import encode_records
 
 __all__ = [
     "ComparisonWeight",
+    "Confirmation",
     "Evaluation",
     "EventPair",
+    "Holdings",
     "IdentityRecord",
     "KindAccuracy",
     "LinkEvidence",

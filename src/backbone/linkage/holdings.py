@@ -21,6 +21,8 @@ from backbone.session import Session
 
 __all__ = [
     "UNSERVED_ALERT",
+    "Confirmation",
+    "Holdings",
     "Unbacked",
     "confirm_held",
     "unbacked_counts",
@@ -57,6 +59,26 @@ class Unbacked:
     """The submission the record came in, for asking the partner about it."""
 
 
+@dataclass(frozen=True)
+class Confirmation:
+    """A steward admin's word that a partner serves the person of its record."""
+
+    partner_id: str
+    local_id: str
+    confirmed_by: str
+    confirmed_at: datetime
+    reason: str
+
+
+@dataclass(frozen=True)
+class Holdings:
+    """What the steward admin decides on: the records waiting, and the
+    confirmations in force."""
+
+    waiting: list[Unbacked]
+    confirmed: list[Confirmation]
+
+
 def unbacked_counts(con: Connection) -> tuple[tuple[str, int], ...]:
     """Per partner, how many of its records are unbacked."""
     rows = con.execute(
@@ -66,10 +88,15 @@ def unbacked_counts(con: Connection) -> tuple[tuple[str, int], ...]:
     return tuple((str(p), int(n)) for p, n in rows)
 
 
-def unbacked_records(s: Session, partner: str | None = None) -> list[Unbacked]:
-    """The unbacked records (of one partner, or all), at most
-    :data:`LISTED_AT_MOST`: a steward admin's read, audited in the unit of work."""
-    what = f"unbacked records of {partner}" if partner else "unbacked records"
+def unbacked_records(s: Session, partner: str | None = None) -> Holdings:
+    """The unbacked records and the confirmations (of one partner, or all), at
+    most :data:`LISTED_AT_MOST` of each: a steward admin's read, audited in the
+    unit of work."""
+    what = (
+        f"unbacked and confirmed records of {partner}"
+        if partner
+        else "unbacked and confirmed records"
+    )
     s.require("administer", f"read {what}", action="read")
     only = " AND rp.partner_id = ?" if partner else ""
     rows = s.con.execute(
@@ -86,13 +113,24 @@ def unbacked_records(s: Session, partner: str | None = None) -> list[Unbacked]:
         Unbacked(str(p), str(local), int(person), tuple(others or ()), submission)
         for p, local, person, others, submission in rows
     ]
+    confirmed = [
+        Confirmation(*row)
+        for row in s.con.execute(
+            "SELECT partner_id, local_id, confirmed_by, confirmed_at, reason FROM "
+            f"gov.held_confirmation{' WHERE partner_id = ?' if partner else ''} "
+            "ORDER BY partner_id, local_id LIMIT ?",
+            [*([partner] if partner else []), LISTED_AT_MOST],
+        ).fetchall()
+    ]
     s.record(
         "read",
         what,
-        providers=tuple(sorted({u.partner_id for u in found})),
-        rows=len(found),
+        providers=tuple(
+            sorted({u.partner_id for u in found} | {c.partner_id for c in confirmed})
+        ),
+        rows=len(found) + len(confirmed),
     )
-    return found
+    return Holdings(found, confirmed)
 
 
 def _known_record(con: Connection, partner: str, local_id: str) -> None:
@@ -117,8 +155,8 @@ def confirm_held(
     who = s.require("administer", what, action="holding", providers=(partner,))
     if not reason.strip():
         raise UserError(
-            "give the reason (--reason): what shows that the partner serves this "
-            "person (a signed enrollment form, a call with its coordinator)."
+            "say what shows that the partner serves this person (a signed "
+            "enrollment form, a call with its coordinator): the reason is kept."
         )
     _known_record(s.con, partner, local_id)
     s.con.execute(
@@ -137,7 +175,7 @@ def withdraw_held(s: Session, partner: str, local_id: str, reason: str) -> bool:
     what = f"withdrew the confirmation of {partner}'s record {local_id}"
     s.require("administer", what, action="holding", providers=(partner,))
     if not reason.strip():
-        raise UserError("give the reason (--reason) for withdrawing it.")
+        raise UserError("say why the confirmation ends: the reason is kept.")
     found = s.con.execute(
         "DELETE FROM gov.held_confirmation WHERE partner_id = ? AND local_id = ? "
         "RETURNING 1",

@@ -39,7 +39,7 @@ from backbone.governance.policy import Grant
 from backbone.linkage import model, prepare
 from backbone.linkage.holdings import (
     UNSERVED_ALERT,
-    Unbacked,
+    Holdings,
     confirm_held,
     unbacked_counts,
     unbacked_records,
@@ -372,9 +372,10 @@ class Linkage:
 
     # --- which records open others' facts (:mod:`backbone.linkage.holdings`) ------
 
-    def unbacked(self, s: Session, partner: str | None = None) -> list[Unbacked]:
+    def unbacked(self, s: Session, partner: str | None = None) -> Holdings:
         """Records linked to persons others hold that nothing of their partner's
-        backs (of one partner, or all): the steward admin's, audited."""
+        backs, and the confirmations in force (of one partner, or all): the
+        steward admin's, audited."""
         return unbacked_records(s, partner)
 
     def confirm_held(

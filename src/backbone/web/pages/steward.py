@@ -22,7 +22,7 @@ from backbone.governance.policy import IDENTITY_RESOLUTION
 from backbone.governance.principals import Principal, UserState
 from backbone.governance.release.ledger import LedgerEntry
 from backbone.governance.retention import RetentionState
-from backbone.linkage import PersonView, RecordKey, ReviewStep
+from backbone.linkage import Holdings, PersonView, RecordKey, ReviewStep
 from backbone.session import Session
 from backbone.warehouse import FeedState, PartnerEntry, Warehouse
 from backbone.web.door import Column, Door, NavItem, SignInNeeded, Table
@@ -79,6 +79,14 @@ NAV = (
         "Persons",
         "a linked person's records and the evidence of their links",
         lambda me: me.is_steward and me.may("link"),
+        order=63,
+    ),
+    NavItem(
+        "/unbacked",
+        "Unbacked records",
+        "records that open nothing until their partner's facts back them, and "
+        "the records a steward admin confirmed",
+        lambda me: me.is_steward and me.may("administer"),
         order=63,
     ),
     NavItem(
@@ -600,6 +608,77 @@ def _disable(wh: Warehouse, s: Session, me: Principal, form: FormData) -> str:
     return "/users"
 
 
+def holdings_tables(holdings: Holdings) -> dict[str, Table]:
+    waiting = Table(
+        "unbacked",
+        (
+            Column("partner_id", "Partner"),
+            Column("local_id", "Record"),
+            Column("person_id", "Person", link="/persons/{person_id}"),
+            Column("others", "Also held by"),
+            Column("submission_id", "Submission", link="/submissions/{submission_id}"),
+        ),
+        [
+            {
+                "partner_id": u.partner_id,
+                "local_id": u.local_id,
+                "person_id": u.person_id,
+                "others": ", ".join(u.others),
+                "submission_id": u.submission_id,
+            }
+            for u in holdings.waiting
+        ],
+        caption="Waiting: linked to persons other partners hold, no fact of their "
+        "partner's behind them",
+        empty="No record waits: every linked record is backed by its partner's facts.",
+        downloadable=False,
+    )
+    confirmed = Table(
+        "confirmed",
+        (
+            Column("partner_id", "Partner"),
+            Column("local_id", "Record"),
+            Column("confirmed_by", "Confirmed by"),
+            Column("confirmed_at", "On"),
+            Column("reason", "Why"),
+        ),
+        [
+            {
+                "partner_id": c.partner_id,
+                "local_id": c.local_id,
+                "confirmed_by": c.confirmed_by,
+                "confirmed_at": c.confirmed_at.date(),
+                "reason": c.reason,
+            }
+            for c in holdings.confirmed
+        ],
+        caption="Confirmed by a steward admin",
+        empty="No record is confirmed.",
+        downloadable=False,
+    )
+    return {"waiting": waiting, "confirmed": confirmed}
+
+
+def _record_of(form: FormData) -> tuple[str, str]:
+    """``PARTNER:RECORD`` as the form's choice names it."""
+    partner, sep, record = _text(form, "record").partition(":")
+    if not sep or not partner or not record:
+        raise UserError("choose a record from the list.")
+    return partner, record
+
+
+def _confirm_held(wh: Warehouse, s: Session, me: Principal, form: FormData) -> str:
+    partner, record = _record_of(form)
+    wh.linkage.confirm_held(s, partner, record, str(form.get("reason") or ""))
+    return "/unbacked"
+
+
+def _withdraw_held(wh: Warehouse, s: Session, me: Principal, form: FormData) -> str:
+    partner, record = _record_of(form)
+    wh.linkage.withdraw_held(s, partner, record, str(form.get("reason") or ""))
+    return "/unbacked"
+
+
 def _unlock(wh: Warehouse, s: Session, me: Principal, form: FormData) -> str:
     wh.users.unlock(s, _text(form, "user_id"))
     return "/users"
@@ -759,6 +838,23 @@ def register(app: FastAPI, door: Door) -> None:
             }
 
         return door.shown(request, "steward_users.html", read)
+
+    @app.get("/unbacked")
+    def unbacked(request: Request) -> Response:
+        def read(wh: Warehouse, me: Principal) -> dict[str, Any]:
+            with wh.session(me, purpose=IDENTITY_RESOLUTION) as s:
+                holdings = wh.linkage.unbacked(s)
+            return {"holdings": holdings, **holdings_tables(holdings)}
+
+        return door.shown(request, "steward_unbacked.html", read)
+
+    @app.post("/unbacked/confirm")
+    async def confirm_held(request: Request) -> Response:
+        return await door.acted(request, _confirm_held)
+
+    @app.post("/unbacked/withdraw")
+    async def withdraw_held(request: Request) -> Response:
+        return await door.acted(request, _withdraw_held)
 
     @app.post("/users/disable")
     async def disable(request: Request) -> Response:
