@@ -489,7 +489,8 @@ def test_the_permitted_rows_query_is_built_from_the_model_only() -> None:
         "SELECT student_local_id FROM analytic.enrollment WHERE provider_partner_id = ?"
         in sql
     )
-    assert "SELECT local_id FROM gov.held_confirmation WHERE partner_id = ?" in sql
+    assert "FROM gov.held_confirmation hc JOIN identity.record_person cr" in sql
+    assert "cr.person_id = hc.person_id WHERE hc.partner_id = ?" in sql
     assert params == [
         "k",
         "k",

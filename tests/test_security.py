@@ -203,6 +203,8 @@ def test_a_second_factor_code_is_taken_once(wh: Warehouse) -> None:
     app = pyotp.TOTP(secret)
     with wh.session(user(wh, "steward")) as s:
         wh.users.set_second_factor(s, who, secret, app.now())
+    if time.time() % 30 > 27:  # the step below must not end while it is checked
+        time.sleep(4)
     step = app.timecode(datetime.now())
     code = app.generate_otp(step)
     assert wh.users.check_second_factor(who, code).user_id == who
@@ -216,6 +218,11 @@ def test_a_second_factor_code_is_taken_once(wh: Warehouse) -> None:
     assert wh.users.check_second_factor(who, following).user_id == who
     with pytest.raises(AuthenticationFailed, match="used already"):
         wh.users.check_second_factor(who, following)
+    # a new app (set by a steward admin): its current code is taken at once
+    fresh = wh.users.new_second_factor_secret()
+    with wh.session(user(wh, "steward")) as s:
+        wh.users.set_second_factor(s, who, fresh, pyotp.TOTP(fresh).now())
+    assert wh.users.check_second_factor(who, pyotp.TOTP(fresh).now()).user_id == who
     reasons = [json.loads(e)["reason"] for e in _logins(wh, who)]
     assert reasons.count("TOTP code used before") == 3
 
@@ -796,6 +803,13 @@ def test_metadata_needs_a_sign_in_and_shows_each_partner_its_own(
     }
     assert "you may ask only about uses" in asked["d1.analyst"]
     assert asked["steward"].startswith(("ALLOW", "DENY"))
+    # naming oneself as the other side of a link does not make another use one's own
+    sneaked = _cli([*use, "--provider", "d2", "--link-with", "d1"],
+                   BACKBONE_TOKEN=tokens["d1.analyst"]).output  # fmt: skip
+    assert "you may ask only about uses" in sneaked and "DSA-D2" not in sneaked
+    # a partner's own question is answered from its own agreements only
+    own = _cli([*use, "--provider", "d1"], BACKBONE_TOKEN=tokens["d1.analyst"]).output
+    assert own.startswith(("ALLOW", "DENY")) and "DSA-D2" not in own
     assert "sign in first" in _cli([*use, "--provider", "d1"]).output
     # every partner's row counts: the steward's, signed in
     counts = "analytic.enrollment"
@@ -904,6 +918,28 @@ def test_a_steward_admin_confirms_a_record_its_partner_serves_and_may_withdraw_i
     assert [(c.local_id, c.confirmed_by, c.reason) for c in now.confirmed] == [
         ("new-roster-1", "steward", "signed enrollment form")
     ]
+    # the local id linked to someone else later (sent again with another child's
+    # name): the confirmation was about the first child and opens nothing now
+    other = con.execute(
+        "SELECT min(person_id) FROM identity.record_person WHERE person_id <> ?",
+        [person],
+    ).fetchone()
+    assert other is not None
+    con.execute(
+        "UPDATE identity.record_person SET person_id = ? WHERE partner_id = 'd1' "
+        "AND local_id = 'new-roster-1'",
+        [other[0]],
+    )
+    assert club_rows() == before
+    with wh.session(steward, purpose="identity_resolution") as s:
+        [lapsed] = wh.linkage.unbacked(s, "d1").confirmed
+    assert not lapsed.holds and lapsed.person_id == person
+    con.execute(
+        "UPDATE identity.record_person SET person_id = ? WHERE partner_id = 'd1' "
+        "AND local_id = 'new-roster-1'",
+        [person],
+    )
+    assert club_rows() > before
     with wh.session(steward) as s:
         assert wh.linkage.withdraw_held(s, "d1", "new-roster-1", "form was forged")
     assert club_rows() == before
@@ -949,6 +985,15 @@ def test_the_steward_admin_reads_and_confirms_unbacked_records_from_the_command_
         "Confirmed by a steward admin" in after.output and "signed form" in after.output
     )
     assert "Unbacked records" not in after.output
+    withdrawn = _cli(["link", "withdraw", "d2", "roster-9", "--reason", "a mistake",
+                      *here], BACKBONE_TOKEN=tokens["steward"])  # fmt: skip
+    assert withdrawn.exit_code == 0 and "no longer counts" in withdrawn.output
+    again = _cli(["link", "unbacked", "--partner", "d2", *here],
+                 BACKBONE_TOKEN=tokens["steward"])  # fmt: skip
+    assert "roster-9" in again.output and "Confirmed" not in again.output
+    unknown = _cli(["link", "unbacked", "--partner", "d9", *here],
+                   BACKBONE_TOKEN=tokens["steward"])  # fmt: skip
+    assert unknown.exit_code == 1 and "no partner 'd9'" in unknown.output
 
 
 def test_records_no_fact_backs_are_counted_per_partner_for_the_alert(

@@ -92,7 +92,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "'deterministic', now()), ('d2', 's2', 1, 'deterministic', now())"
         )
         wh._con.execute(
-            "INSERT INTO gov.held_confirmation VALUES ('d2', 's2', 'steward', now(), "
+            "INSERT INTO gov.held_confirmation VALUES ('d2', 's2', 1, 'steward', now(), "
             "'signed form')"
         )
         # d2's analyst locked out by failed sign-ins: for the unlock

@@ -592,11 +592,22 @@ class Warehouse:
     def lint_agreements(
         self, access: Access, agreement_id: str | None = None
     ) -> dict[str, list[Finding]]:
-        """Findings on the agreements ``access``'s principal may read (all of
-        them, or one: to anyone else it does not exist)."""
-        mine = {v.agreement_id for v in self.agreements_for(access)}
+        """Findings on the latest version of each agreement ``access``'s
+        principal is a party to (the steward: every one), or of one of them: to
+        anyone else it does not exist."""
+        me = access.principal
+        mine = {
+            v.agreement_id
+            for v in self.agreements_for(access)
+            if me.is_steward
+            or me.partner_id
+            in self.agreements.versions(v.agreement_id)[-1].document.parties.all()
+        }
         if agreement_id is not None and agreement_id not in mine:
-            raise NotFoundError(f"no agreement {agreement_id!r} you may read.")
+            raise NotFoundError(
+                f"no agreement {agreement_id!r} of yours; `backbone agreement list` "
+                "shows them."
+            )
         if agreement_id is not None:
             return self.agreements.lint(agreement_id)
         return {
@@ -607,22 +618,31 @@ class Warehouse:
 
     def check_use(self, access: Access, use: AccessRequest) -> Decision:
         """What the agreements say of ``use``, to a principal it concerns: the
-        steward, or a partner that would provide, receive or be linked with the
-        data (others would learn another partnership's terms)."""
+        steward, or a partner that would provide or receive the data (or be
+        linked with it, for a link). A partner's answer comes from the versions
+        it is a party to only: others would tell it another partnership's terms."""
+        from backbone.partners.agreements import decide
+
         me = access.principal
         lapsed = me.lapsed(self.today())
         if lapsed:
             raise AuthenticationFailed(lapsed + ".")
-        if not me.is_steward and me.partner_id not in {
-            use.provider,
-            use.recipient,
-            use.link_with,
-        }:
+        concerned = {use.provider, use.recipient}
+        if use.operation == "link" and use.link_with is not None:
+            concerned.add(use.link_with)
+        if not me.is_steward and me.partner_id not in concerned:
             raise Forbidden(
-                "you may ask only about uses where your partner provides, receives "
-                "or is linked with the data."
+                "you may ask only about uses where your partner provides or receives "
+                "the data (or, for a link, is linked with it)."
             )
-        return self.agreements.decide(use)
+        return decide(
+            use,
+            [
+                v.view()
+                for v in self.agreements.all_versions()
+                if me.is_steward or me.partner_id in v.document.parties.all()
+            ],
+        )
 
     def agreement_history(
         self, access: Access, agreement_id: str
@@ -1095,7 +1115,8 @@ class Warehouse:
     def info(self, me: Principal | None = None) -> WarehouseInfo:
         """What the warehouse holds. Row counts per table (every partner's rows
         together) go to its steward only, or to anyone while it has no user yet;
-        a partner's own are in its status (:meth:`partner_status`)."""
+        a partner's own files and their rows are in its submissions
+        (:meth:`~backbone.ingest.Ingestor.list_for`)."""
         meta = dict(self._con.execute("SELECT key, value FROM ops.meta").fetchall())
         raw_files = [p for p in (self.path / "raw").rglob("*") if p.is_file()]
         counted = (me is not None and me.is_steward) or self.users.count() == 0

@@ -198,8 +198,9 @@ def info(
         _out().print(tables)
     else:
         _out().print(
-            "Row counts per table are shown to the steward, signed in (--user or "
-            "--token); a partner's own are in `backbone status`."
+            "Row counts per table are the steward's (signed in with --user or "
+            "--token); a partner's own files and their rows: `backbone submissions "
+            "list`."
         )
 
 

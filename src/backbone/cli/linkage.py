@@ -170,17 +170,19 @@ def link_unbacked(
             holdings = wh.linkage.unbacked(s, partner)
     if holdings.confirmed:
         confirmed = Table(
-            title=f"Confirmed by a steward admin ({len(holdings.confirmed):,})"
+            title=f"Confirmed by a steward admin ({_shown(len(holdings.confirmed), holdings.confirmed_total)})"
         )
-        for column in ("partner", "record", "by", "on", "why"):
+        for column in ("partner", "record", "person", "by", "on", "why", "holds"):
             confirmed.add_column(column)
         for c in holdings.confirmed:
             confirmed.add_row(
                 c.partner_id,
                 c.local_id,
+                str(c.person_id),
                 c.confirmed_by,
                 f"{c.confirmed_at:%Y-%m-%d}",
                 c.reason,
+                "yes" if c.holds else "no: linked to another person now",
             )
         _plain().print(confirmed)
     found = holdings.waiting
@@ -189,7 +191,9 @@ def link_unbacked(
             "No record waits: every linked record is backed by its partner's facts."
         )
         return
-    table = Table(title=f"Unbacked records ({len(found):,})")
+    table = Table(
+        title=f"Unbacked records ({_shown(len(found), holdings.waiting_total)})"
+    )
     for column in ("partner", "record", "person", "also held by", "submission"):
         table.add_column(column)
     for u in found:
@@ -205,6 +209,10 @@ def link_unbacked(
         "Ask the partner about a record (`backbone submissions show ID`); confirm one "
         "it really serves with `backbone link confirm PARTNER RECORD --reason ...`."
     )
+
+
+def _shown(listed: int, total: int) -> str:
+    return f"{total:,}" if listed == total else f"the first {listed:,} of {total:,}"
 
 
 @link_app.command("confirm")
@@ -225,7 +233,7 @@ def link_confirm(
         principal = signed_in(wh, user, token)
         with wh.session(principal, purpose=IDENTITY_RESOLUTION) as s:
             wh.linkage.confirm_held(s, partner, record, reason)
-    _out().print(f"Confirmed: {partner}'s record {record} now counts as held.")
+    _plain().print(f"Confirmed: {partner}'s record {record} now counts as held.")
 
 
 @link_app.command("withdraw")
@@ -243,7 +251,7 @@ def link_withdraw(
         principal = signed_in(wh, user, token)
         with wh.session(principal, purpose=IDENTITY_RESOLUTION) as s:
             withdrawn = wh.linkage.withdraw_held(s, partner, record, reason)
-    _out().print(
+    _plain().print(
         f"Withdrawn: {partner}'s record {record} no longer counts as held."
         if withdrawn
         else f"{partner}'s record {record} had no confirmation; nothing changed."

@@ -125,8 +125,17 @@ def held_records_sql() -> tuple[str, int]:
         "WHERE provider_partner_id = ?"
         for e in CORROBORATING
     ]
-    parts.append("SELECT local_id FROM gov.held_confirmation WHERE partner_id = ?")
+    parts.append(f"SELECT hc.local_id {_CONFIRMED} WHERE hc.partner_id = ?")
     return " UNION ".join(parts), len(parts)
+
+
+# a steward admin's confirmation holds while its record stays linked to the person
+# confirmed (a local id sent again for someone else opens nothing)
+_CONFIRMED = (
+    "FROM gov.held_confirmation hc JOIN identity.record_person cr ON "
+    "cr.partner_id = hc.partner_id AND cr.local_id = hc.local_id AND "
+    "cr.person_id = hc.person_id"
+)
 
 
 def corroborated_records_sql() -> str:
@@ -137,7 +146,7 @@ def corroborated_records_sql() -> str:
         f"{ENTITIES[e].qualified_name}"
         for e in CORROBORATING
     ]
-    parts.append("SELECT partner_id, local_id FROM gov.held_confirmation")
+    parts.append(f"SELECT hc.partner_id, hc.local_id {_CONFIRMED}")
     return " UNION ".join(parts)
 
 

@@ -383,6 +383,8 @@ class Principals:
             "UPDATE gov.principal SET totp_secret = ? WHERE user_id = ?",
             [secret, user_id],
         )
+        # a new app's codes: none of them taken yet
+        s.con.execute("DELETE FROM gov.second_factor_step WHERE user_id = ?", [user_id])
         s.record("user", f"set the second factor of {user_id}")
 
     def check_second_factor(

@@ -251,6 +251,7 @@ def _flows(entity: str) -> list[tuple[str, str]]:
             ("identity.review_decision", "partner_id_l"),
             ("identity.review_decision", "partner_id_r"),
             ("identity.partner_record", "partner_id"),
+            ("gov.held_confirmation", "partner_id"),
         ]
     return [(f"analytic.{entity}", "provider_partner_id")]
 

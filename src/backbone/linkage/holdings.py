@@ -65,18 +65,25 @@ class Confirmation:
 
     partner_id: str
     local_id: str
+    person_id: int
     confirmed_by: str
     confirmed_at: datetime
     reason: str
+    holds: bool
+    """False once the record links to another person (sent again for someone
+    else, or its person merged): it then opens nothing, and waits again."""
 
 
 @dataclass(frozen=True)
 class Holdings:
     """What the steward admin decides on: the records waiting, and the
-    confirmations in force."""
+    confirmations made (each list at most :data:`LISTED_AT_MOST` long)."""
 
     waiting: list[Unbacked]
+    waiting_total: int
+    """how many wait in all"""
     confirmed: list[Confirmation]
+    confirmed_total: int
 
 
 def unbacked_counts(con: Connection) -> tuple[tuple[str, int], ...]:
@@ -98,7 +105,20 @@ def unbacked_records(s: Session, partner: str | None = None) -> Holdings:
         else "unbacked and confirmed records"
     )
     s.require("administer", f"read {what}", action="read")
+    if (
+        partner is not None
+        and not s.con.execute(
+            "SELECT 1 FROM ref.partner WHERE partner_id = ?", [partner]
+        ).fetchone()
+    ):
+        raise NotFoundError(
+            f"no partner {partner!r}; `backbone partner list` shows them."
+        )
     only = " AND rp.partner_id = ?" if partner else ""
+    asked = [partner] if partner else []
+    waiting_total = s.con.execute(
+        f"SELECT count(*) {_UNBACKED}{only}", asked
+    ).fetchall()[0][0]
     rows = s.con.execute(
         "SELECT rp.partner_id, rp.local_id, rp.person_id, "
         "(SELECT list(DISTINCT o.partner_id ORDER BY o.partner_id) FROM "
@@ -107,19 +127,26 @@ def unbacked_records(s: Session, partner: str | None = None) -> Holdings:
         "(SELECT max(pr.submission_id) FROM identity.partner_record pr WHERE "
         "pr.partner_id = rp.partner_id AND pr.local_id = rp.local_id) "
         f"{_UNBACKED}{only} ORDER BY rp.partner_id, rp.local_id LIMIT ?",
-        [*([partner] if partner else []), LISTED_AT_MOST],
+        [*asked, LISTED_AT_MOST],
     ).fetchall()
     found = [
         Unbacked(str(p), str(local), int(person), tuple(others or ()), submission)
         for p, local, person, others, submission in rows
     ]
+    mine = " WHERE hc.partner_id = ?" if partner else ""
+    confirmed_total = s.con.execute(
+        f"SELECT count(*) FROM gov.held_confirmation hc{mine}", asked
+    ).fetchall()[0][0]
     confirmed = [
         Confirmation(*row)
         for row in s.con.execute(
-            "SELECT partner_id, local_id, confirmed_by, confirmed_at, reason FROM "
-            f"gov.held_confirmation{' WHERE partner_id = ?' if partner else ''} "
-            "ORDER BY partner_id, local_id LIMIT ?",
-            [*([partner] if partner else []), LISTED_AT_MOST],
+            "SELECT hc.partner_id, hc.local_id, hc.person_id, hc.confirmed_by, "
+            "hc.confirmed_at, hc.reason, EXISTS (SELECT 1 FROM "
+            "identity.record_person r WHERE r.partner_id = hc.partner_id AND "
+            "r.local_id = hc.local_id AND r.person_id = hc.person_id) FROM "
+            f"gov.held_confirmation hc{mine} ORDER BY hc.partner_id, hc.local_id "
+            "LIMIT ?",
+            [*asked, LISTED_AT_MOST],
         ).fetchall()
     ]
     s.record(
@@ -130,12 +157,13 @@ def unbacked_records(s: Session, partner: str | None = None) -> Holdings:
         ),
         rows=len(found) + len(confirmed),
     )
-    return Holdings(found, confirmed)
+    return Holdings(found, int(waiting_total), confirmed, int(confirmed_total))
 
 
-def _known_record(con: Connection, partner: str, local_id: str) -> None:
+def _linked_person(con: Connection, partner: str, local_id: str) -> int:
     found = con.execute(
-        "SELECT 1 FROM identity.record_person WHERE partner_id = ? AND local_id = ?",
+        "SELECT person_id FROM identity.record_person WHERE partner_id = ? AND "
+        "local_id = ?",
         [partner, local_id],
     ).fetchone()
     if found is None:
@@ -143,6 +171,7 @@ def _known_record(con: Connection, partner: str, local_id: str) -> None:
             f"{partner} has no linked record {local_id!r}; `backbone link unbacked "
             f"--partner {partner}` lists the records waiting for a confirmation."
         )
+    return int(found[0])
 
 
 def confirm_held(
@@ -158,15 +187,22 @@ def confirm_held(
             "say what shows that the partner serves this person (a signed "
             "enrollment form, a call with its coordinator): the reason is kept."
         )
-    _known_record(s.con, partner, local_id)
+    person = _linked_person(s.con, partner, local_id)
     s.con.execute(
-        "INSERT INTO gov.held_confirmation (partner_id, local_id, confirmed_by, "
-        "confirmed_at, reason) VALUES (?, ?, ?, ?, ?) ON CONFLICT (partner_id, "
-        "local_id) DO UPDATE SET confirmed_by = excluded.confirmed_by, "
-        "confirmed_at = excluded.confirmed_at, reason = excluded.reason",
-        [partner, local_id, who.user_id, now, reason.strip()],
+        "INSERT INTO gov.held_confirmation (partner_id, local_id, person_id, "
+        "confirmed_by, confirmed_at, reason) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT "
+        "(partner_id, local_id) DO UPDATE SET person_id = excluded.person_id, "
+        "confirmed_by = excluded.confirmed_by, confirmed_at = excluded.confirmed_at, "
+        "reason = excluded.reason",
+        [partner, local_id, person, who.user_id, now, reason.strip()],
     )
-    s.record("holding", what, providers=(partner,), reason=reason.strip())
+    s.record(
+        "holding",
+        what,
+        providers=(partner,),
+        reason=reason.strip(),
+        detail={"person": person},
+    )
 
 
 def withdraw_held(s: Session, partner: str, local_id: str, reason: str) -> bool:

@@ -225,7 +225,8 @@ MIGRATIONS: tuple[Migration, ...] = (
         "a steward admin's confirmation that a partner serves the person of a record",
         (
             "CREATE TABLE gov.held_confirmation (partner_id VARCHAR NOT NULL, "
-            "local_id VARCHAR NOT NULL, confirmed_by VARCHAR NOT NULL, "
+            "local_id VARCHAR NOT NULL, person_id BIGINT NOT NULL, "
+            "confirmed_by VARCHAR NOT NULL, "
             "confirmed_at TIMESTAMP NOT NULL, reason VARCHAR NOT NULL, "
             "PRIMARY KEY (partner_id, local_id))",
         ),

@@ -235,6 +235,13 @@ ACCESS_TABLES = (
         (
             _c("partner_id", "VARCHAR", required=True),
             _c("local_id", "VARCHAR", required=True, doc="the partner's record"),
+            _c(
+                "person_id",
+                "BIGINT",
+                required=True,
+                doc="the person it was linked to: the confirmation holds only while "
+                "the record stays linked to them",
+            ),
             _c("confirmed_by", "VARCHAR", required=True, doc="the steward admin"),
             _c("confirmed_at", "TIMESTAMP", required=True),
             _c("reason", "VARCHAR", required=True, doc="what showed it"),

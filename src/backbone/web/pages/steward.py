@@ -629,7 +629,8 @@ def holdings_tables(holdings: Holdings) -> dict[str, Table]:
             for u in holdings.waiting
         ],
         caption="Waiting: linked to persons other partners hold, no fact of their "
-        "partner's behind them",
+        "partner's behind them"
+        + _of_total(len(holdings.waiting), holdings.waiting_total),
         empty="No record waits: every linked record is backed by its partner's facts.",
         downloadable=False,
     )
@@ -638,25 +639,34 @@ def holdings_tables(holdings: Holdings) -> dict[str, Table]:
         (
             Column("partner_id", "Partner"),
             Column("local_id", "Record"),
+            Column("person_id", "Person", link="/persons/{person_id}"),
             Column("confirmed_by", "Confirmed by"),
             Column("confirmed_at", "On"),
             Column("reason", "Why"),
+            Column("holds", "Holds"),
         ),
         [
             {
                 "partner_id": c.partner_id,
                 "local_id": c.local_id,
+                "person_id": c.person_id,
                 "confirmed_by": c.confirmed_by,
                 "confirmed_at": c.confirmed_at.date(),
                 "reason": c.reason,
+                "holds": "yes" if c.holds else "no: linked to another person now",
             }
             for c in holdings.confirmed
         ],
-        caption="Confirmed by a steward admin",
+        caption="Confirmed by a steward admin"
+        + _of_total(len(holdings.confirmed), holdings.confirmed_total),
         empty="No record is confirmed.",
         downloadable=False,
     )
     return {"waiting": waiting, "confirmed": confirmed}
+
+
+def _of_total(listed: int, total: int) -> str:
+    return "" if listed == total else f" (the first {listed:,} of {total:,})"
 
 
 def _record_of(form: FormData) -> tuple[str, str]:
