@@ -105,7 +105,9 @@ def _password(client: httpx.Client, user: str, password: str) -> httpx.Response:
 
 def guesser(site: Site, address: str, **options: Any) -> httpx.Client:
     """A client whose requests come from ``address`` (another loopback address):
-    a test's deliberate failures slow that source, not every other test's."""
+    a test's deliberate failures slow that source, not every other test's.
+    Linux answers on all of 127.0.0.0/8; elsewhere add the address to the
+    loopback interface first (macOS: ``sudo ifconfig lo0 alias 127.0.0.2``)."""
     transport = httpx.HTTPTransport(local_address=address)
     return httpx.Client(base_url=site.url, timeout=60, transport=transport, **options)
 
