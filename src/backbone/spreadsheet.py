@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["formula_safe"]
+__all__ = ["RISKY_START", "formula_safe"]
 
-_RISKY = re.compile(r"^[=+\-@\t\r]")
+RISKY_START = r"^[=+\-@\t\r]"
+"""What a formula starts with, as a regular expression (for a whole column at once)"""
+_RISKY = re.compile(RISKY_START)
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?%?$")
 
 

@@ -62,6 +62,7 @@ from backbone.partners.agreements.decide import VersionView
 from backbone.partners.agreements.document import AccessLevel
 from backbone.partners.agreements.inforce import VersionState
 from backbone.session import Session
+from backbone.spreadsheet import RISKY_START
 
 if TYPE_CHECKING:
     from backbone.governance.release import (
@@ -201,7 +202,7 @@ def _formula_safe(table: pa.Table) -> pa.Table:
     columns = []
     for column in table.columns:
         if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-            risky = pc.match_substring_regex(column, r"^[=+\-@\t\r]")
+            risky = pc.match_substring_regex(column, RISKY_START)
             quoted = pc.binary_join_element_wise(pa.scalar("'"), column, "")
             column = pc.if_else(pc.fill_null(risky, False), quoted, column)
         columns.append(column)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from backbone.engines import Connection
 from backbone.ingest.rules import RULE_HELP
+from backbone.spreadsheet import formula_safe
 
 __all__ = [
     "Report",
@@ -26,20 +27,12 @@ __all__ = [
 ]
 
 EXAMPLES = 5
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def safe_cell(value: object) -> str:
     """A cell a spreadsheet will never run: formula-like text is prefixed with a quote
     (numbers such as -1 stay numbers)."""
-    text = "" if value is None else str(value)
-    if not text.startswith(FORMULA_START):
-        return text
-    try:
-        float(text)
-    except ValueError:
-        return "'" + text
-    return text
+    return formula_safe("" if value is None else str(value))
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from backbone.errors import (
 from backbone.governance.principals import Principal
 from backbone.serving import Serving, StillPreparing
 from backbone.session import Session
+from backbone.spreadsheet import formula_safe
 from backbone.warehouse import Warehouse
 from backbone.web.sessions import SessionStore, WebSession
 
@@ -44,8 +45,6 @@ if TYPE_CHECKING:
 _T = TypeVar("_T")
 COOKIE = "backbone_session"
 DOWNLOAD_FORMATS = ("csv", "xlsx")
-# a cell a spreadsheet would run as a formula starts with one of these
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True)
@@ -130,8 +129,7 @@ def _plain(value: Any) -> Any:
         return value.strftime("%Y-%m-%d %H:%M:%S")
     if isinstance(value, date):
         return value.isoformat()
-    text = str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
+    return formula_safe(str(value))
 
 
 def table_csv(table: Table) -> bytes:
