@@ -824,6 +824,24 @@ def test_metadata_needs_a_sign_in_and_shows_each_partner_its_own(
 # --- a false roster opens nothing ----------------------------------------------------
 
 
+def _roster_line_of_a_club_member(wh: Warehouse, local_id: str) -> int:
+    """A record of d1's, ``local_id``, linked to a member of c1's club that d1
+    holds nothing about (a roster line and nothing else); the member's person id."""
+    stranger = wh._con.execute(
+        "SELECT rc.person_id FROM identity.record_person rc "
+        "JOIN analytic.program_participation pp ON pp.provider_partner_id = 'c1' "
+        "AND pp.student_local_id = rc.local_id WHERE rc.partner_id = 'c1' "
+        "AND rc.person_id NOT IN (SELECT person_id FROM identity.record_person "
+        "WHERE partner_id = 'd1') LIMIT 1"
+    ).fetchone()
+    assert stranger is not None
+    wh._con.execute(
+        "INSERT INTO identity.record_person VALUES ('d1', ?, ?, 'deterministic', ?)",
+        [local_id, stranger[0], NOW],
+    )
+    return int(stranger[0])
+
+
 def test_a_record_grants_sight_of_others_facts_only_when_the_partners_own_facts_back_it(
     wh: Warehouse,
 ) -> None:
@@ -840,19 +858,7 @@ def test_a_record_grants_sight_of_others_facts_only_when_the_partners_own_facts_
     assert before > 0
     con = wh._con
     # a false roster line: d1 claims a club member it never enrolled, linked to them
-    stranger = con.execute(
-        "SELECT rc.person_id FROM identity.record_person rc "
-        "JOIN analytic.program_participation pp ON pp.provider_partner_id = 'c1' "
-        "AND pp.student_local_id = rc.local_id WHERE rc.partner_id = 'c1' "
-        "AND rc.person_id NOT IN (SELECT person_id FROM identity.record_person "
-        "WHERE partner_id = 'd1') LIMIT 1"
-    ).fetchone()
-    assert stranger is not None
-    con.execute(
-        "INSERT INTO identity.record_person VALUES ('d1', 'false-roster-1', ?, "
-        "'deterministic', ?)",
-        [stranger[0], NOW],
-    )
+    _roster_line_of_a_club_member(wh, "false-roster-1")
     assert club_rows() == before  # the bare roster line opened nothing
     # and a record d1 really holds stops opening anything once its facts are gone
     held = con.execute(
@@ -878,20 +884,7 @@ def test_a_steward_admin_confirms_a_record_its_partner_serves_and_may_withdraw_i
     unbacked records, confirms one with a reason (it then opens the others'
     facts), and withdraws it again; each step audited, and nobody else's."""
     con = wh._con
-    stranger = con.execute(
-        "SELECT rc.person_id FROM identity.record_person rc "
-        "JOIN analytic.program_participation pp ON pp.provider_partner_id = 'c1' "
-        "AND pp.student_local_id = rc.local_id WHERE rc.partner_id = 'c1' "
-        "AND rc.person_id NOT IN (SELECT person_id FROM identity.record_person "
-        "WHERE partner_id = 'd1') LIMIT 1"
-    ).fetchone()
-    assert stranger is not None
-    person = stranger[0]
-    con.execute(
-        "INSERT INTO identity.record_person VALUES ('d1', 'new-roster-1', ?, "
-        "'deterministic', ?)",
-        [person, NOW],
-    )
+    person = _roster_line_of_a_club_member(wh, "new-roster-1")
 
     def club_rows() -> int:
         access = wh.access(user(wh, "d1.analyst"), "early_warning")
