@@ -94,7 +94,7 @@ class Table:
         return _text(row.get(column.key), column.numeric)
 
     def href(self, row: dict[str, Any], column: Column) -> str | None:
-        if column.link is None:
+        if column.link is None or row.get(column.key) is None:  # nothing to open
             return None
         try:
             return column.link.format(**row)
