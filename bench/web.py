@@ -159,7 +159,12 @@ def _run(
                 start = time.perf_counter()
                 answer = client.get(path)
                 took = time.perf_counter() - start
-                assert answer.status_code == 200, (path, answer.status_code)
+                # the page itself, not a sign-in page the session was sent to
+                assert answer.status_code == 200 and answer.url.path == path, (
+                    path,
+                    answer.status_code,
+                    str(answer.url),
+                )
                 with lock:
                     times[path].append(took)
 

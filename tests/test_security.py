@@ -756,7 +756,7 @@ def test_an_output_path_that_loops_is_said_not_crashed(
 def test_metadata_needs_a_sign_in_and_shows_each_partner_its_own(
     built: Path, tmp_path: Path
 ) -> None:
-    folder, tokens = _with_tokens(built, tmp_path, "steward", "d1.analyst")
+    folder, tokens = _with_tokens(built, tmp_path, "steward", "d1.analyst", "f1.viewer")
     with Warehouse.open(folder, read_only=True) as wh:
         everyone = set(wh.agreements.ids())
     w = ["--warehouse", str(folder), "--format", "csv"]
@@ -810,6 +810,13 @@ def test_metadata_needs_a_sign_in_and_shows_each_partner_its_own(
     # a partner's own question is answered from its own agreements only
     own = _cli([*use, "--provider", "d1"], BACKBONE_TOKEN=tokens["d1.analyst"]).output
     assert own.startswith(("ALLOW", "DENY")) and "DSA-D2" not in own
+    # a funder named as a recipient (not a party) is answered as the steward would be
+    funded = ["agreement", "check", "--provider", "d1", "--recipient", "f1",
+              "--entity", "enrollment", "--purpose", "program_evaluation",
+              "--operation", "aggregate", "--on", "2026-03-02", *here]  # fmt: skip
+    theirs_said = _cli(funded, BACKBONE_TOKEN=tokens["f1.viewer"]).output
+    assert theirs_said.startswith("ALLOW") and "DSA-D1" in theirs_said, theirs_said
+    assert _cli(funded, BACKBONE_TOKEN=tokens["steward"]).output == theirs_said
     assert "sign in first" in _cli([*use, "--provider", "d1"]).output
     # every partner's row counts: the steward's, signed in
     counts = "analytic.enrollment"
@@ -913,11 +920,15 @@ def test_a_steward_admin_confirms_a_record_its_partner_serves_and_may_withdraw_i
     ]
     # the local id linked to someone else later (sent again with another child's
     # name): the confirmation was about the first child and opens nothing now
-    other = con.execute(
-        "SELECT min(person_id) FROM identity.record_person WHERE person_id <> ?",
+    other = con.execute(  # another club member d1 holds nothing about
+        "SELECT min(rc.person_id) FROM identity.record_person rc "
+        "JOIN analytic.program_participation pp ON pp.provider_partner_id = 'c1' "
+        "AND pp.student_local_id = rc.local_id WHERE rc.partner_id = 'c1' "
+        "AND rc.person_id <> ? AND rc.person_id NOT IN (SELECT person_id FROM "
+        "identity.record_person WHERE partner_id = 'd1')",
         [person],
     ).fetchone()
-    assert other is not None
+    assert other is not None and other[0] is not None
     con.execute(
         "UPDATE identity.record_person SET person_id = ? WHERE partner_id = 'd1' "
         "AND local_id = 'new-roster-1'",

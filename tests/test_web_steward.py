@@ -402,10 +402,27 @@ def test_a_steward_admin_confirms_an_unbacked_record_and_withdraws_it_on_its_pag
         )
         assert forged.status_code == 403
     steps = [e["what"] for e in _log(site) if e["action"] == "holding"]
+    person_said = f"d03-lakeview serves person {person[0]}"
     assert steps[-2:] == [
-        "confirmed that d03-lakeview serves the person of its record web-roster-1",
-        "withdrew the confirmation of d03-lakeview's record web-roster-1",
+        f"confirmed that {person_said}",
+        f"withdrew the confirmation that {person_said}",
     ]
+    # a steward analyst may not look or decide: refused, and the refusal audited
+    with contextlib.closing(_signed_in(site, "steward.analyst")) as analyst:
+        assert analyst.get("/unbacked").status_code == 403
+        home = analyst.get("/home").text
+        refused = analyst.post(
+            "/unbacked/confirm",
+            data={"csrf": _csrf(home), "record": record, "reason": "x"},
+        )
+        assert refused.status_code == 403 and "Traceback" not in refused.text
+    denied = [e for e in _log(site) if e["decision"] == "deny"][-2:]
+    assert [(e["action"], e["actor"]) for e in denied] == [
+        ("read", "steward.analyst"),
+        ("holding", "steward.analyst"),
+    ]
+    # the partner's local id stays out of the log every provider named in it sees
+    assert not any("web-roster-1" in e["what"] for e in _log(site))
 
 
 def test_a_user_locked_out_by_wrong_passwords_is_unlocked_on_the_users_page(

@@ -497,3 +497,9 @@ def test_the_unbacked_records_are_the_steward_admins_to_read_and_each_read_audit
         ("read", "deny", "b0.analyst", None),
         ("read", "allow", "steward", 2),
     ]
+    # each partner's disclosure report counts what showed its data: d1 its waiting
+    # record; d2 its confirmed one and its holding d1's person
+    assert entries[-1]["detail"]["rows_by_provider"] == {"d1": 1, "d2": 2}
+    with wh.session(_user(wh, "steward")) as s:
+        reported = {p: wh.audit.report(s, p).disclosures[-1].rows for p in ("d1", "d2")}
+    assert reported == {"d1": 1, "d2": 2}

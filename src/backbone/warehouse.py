@@ -619,8 +619,9 @@ class Warehouse:
     def check_use(self, access: Access, use: AccessRequest) -> Decision:
         """What the agreements say of ``use``, to a principal it concerns: the
         steward, or a partner that would provide or receive the data (or be
-        linked with it, for a link). A partner's answer comes from the versions
-        it is a party to only: others would tell it another partnership's terms."""
+        linked with it, for a link). A partner's answer comes from the
+        agreements that name it (a party, a recipient, a partner to link with)
+        only: others would tell it another partnership's terms."""
         from backbone.partners.agreements import decide
 
         me = access.principal
@@ -635,14 +636,18 @@ class Warehouse:
                 "you may ask only about uses where your partner provides or receives "
                 "the data (or, for a link, is linked with it)."
             )
-        return decide(
-            use,
-            [
-                v.view()
-                for v in self.agreements.all_versions()
-                if me.is_steward or me.partner_id in v.document.parties.all()
-            ],
-        )
+        versions = self.agreements.all_versions()
+        # whole agreements (every version: a later one may have dropped the asker)
+        # that name the asker: a party, a recipient, or a partner to link with
+        concerning = {
+            v.agreement_id
+            for v in versions
+            if me.is_steward
+            or me.partner_id in v.document.parties.all()
+            or me.partner_id in {r.partner for r in v.document.recipients}
+            or me.partner_id in v.document.linkage.linkable_with
+        }
+        return decide(use, [v.view() for v in versions if v.agreement_id in concerning])
 
     def agreement_history(
         self, access: Access, agreement_id: str

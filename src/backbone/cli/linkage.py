@@ -231,7 +231,7 @@ def link_confirm(
     as the partner's own facts would."""
     with doors(), Warehouse.open(warehouse) as wh:
         principal = signed_in(wh, user, token)
-        with wh.session(principal, purpose=IDENTITY_RESOLUTION) as s:
+        with wh.session(principal) as s:
             wh.linkage.confirm_held(s, partner, record, reason)
     _plain().print(f"Confirmed: {partner}'s record {record} now counts as held.")
 
@@ -249,7 +249,7 @@ def link_withdraw(
     again until the partner's own facts back it. Audited."""
     with doors(), Warehouse.open(warehouse) as wh:
         principal = signed_in(wh, user, token)
-        with wh.session(principal, purpose=IDENTITY_RESOLUTION) as s:
+        with wh.session(principal) as s:
             withdrawn = wh.linkage.withdraw_held(s, partner, record, reason)
     _plain().print(
         f"Withdrawn: {partner}'s record {record} no longer counts as held."

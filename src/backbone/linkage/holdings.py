@@ -36,6 +36,8 @@ __all__ = [
 UNSERVED_ALERT = 10
 # a steward reads at most this many unbacked records at a time
 LISTED_AT_MOST = 1000
+# a confirmation's reason: a sentence
+MAX_REASON = 500
 
 _UNBACKED = (
     "FROM identity.record_person rp "
@@ -149,13 +151,21 @@ def unbacked_records(s: Session, partner: str | None = None) -> Holdings:
             [*asked, LISTED_AT_MOST],
         ).fetchall()
     ]
+    # each partner's disclosure report counts the rows that showed its data: its
+    # own records, and the persons it was named as also holding
+    by_provider: dict[str, int] = {}
+    for shown in (
+        *(u.partner_id for u in found),
+        *(c.partner_id for c in confirmed),
+        *(other for u in found for other in u.others),
+    ):
+        by_provider[shown] = by_provider.get(shown, 0) + 1
     s.record(
         "read",
         what,
-        providers=tuple(
-            sorted({u.partner_id for u in found} | {c.partner_id for c in confirmed})
-        ),
+        providers=tuple(sorted(by_provider)),
         rows=len(found) + len(confirmed),
+        detail={"rows_by_provider": dict(sorted(by_provider.items()))},
     )
     return Holdings(found, int(waiting_total), confirmed, int(confirmed_total))
 
@@ -174,19 +184,38 @@ def _linked_person(con: Connection, partner: str, local_id: str) -> int:
     return int(found[0])
 
 
+def _reason(text: str, ask: str) -> str:
+    """The reason given, as kept: said, and short (a sentence, not a file)."""
+    kept = text.strip()
+    if not kept:
+        raise UserError(ask)
+    if len(kept) > MAX_REASON:
+        raise UserError(
+            f"the reason is {len(kept):,} characters; say it in at most "
+            f"{MAX_REASON}, and without names (it is kept in the audit log)."
+        )
+    return kept
+
+
 def confirm_held(
     s: Session, partner: str, local_id: str, reason: str, now: datetime
 ) -> None:
     """A steward admin confirms that ``partner`` serves the person of its record
     ``local_id``: the record opens others' facts as if the partner's own facts
-    backed it. Audited in the unit of work, with the reason."""
-    what = f"confirmed that {partner} serves the person of its record {local_id}"
-    who = s.require("administer", what, action="holding", providers=(partner,))
-    if not reason.strip():
-        raise UserError(
-            "say what shows that the partner serves this person (a signed "
-            "enrollment form, a call with its coordinator): the reason is kept."
-        )
+    backed it, while it stays linked to that person. Audited in the unit of
+    work with the reason and the person (local ids stay out of the log: it is
+    shown to every provider named in it)."""
+    who = s.require(
+        "administer",
+        f"confirm that {partner} serves the person of one of its records",
+        action="holding",
+        providers=(partner,),
+    )
+    kept = _reason(
+        reason,
+        "say what shows that the partner serves this person (a signed "
+        "enrollment form, a call with its coordinator): the reason is kept.",
+    )
     person = _linked_person(s.con, partner, local_id)
     s.con.execute(
         "INSERT INTO gov.held_confirmation (partner_id, local_id, person_id, "
@@ -194,33 +223,37 @@ def confirm_held(
         "(partner_id, local_id) DO UPDATE SET person_id = excluded.person_id, "
         "confirmed_by = excluded.confirmed_by, confirmed_at = excluded.confirmed_at, "
         "reason = excluded.reason",
-        [partner, local_id, person, who.user_id, now, reason.strip()],
+        [partner, local_id, person, who.user_id, now, kept],
     )
     s.record(
         "holding",
-        what,
+        f"confirmed that {partner} serves person {person}",
         providers=(partner,),
-        reason=reason.strip(),
-        detail={"person": person},
+        reason=kept,
     )
 
 
 def withdraw_held(s: Session, partner: str, local_id: str, reason: str) -> bool:
     """Undo a confirmation (the record opens nothing again until the partner's
     own facts back it); whether there was one. Audited, with the reason."""
-    what = f"withdrew the confirmation of {partner}'s record {local_id}"
-    s.require("administer", what, action="holding", providers=(partner,))
-    if not reason.strip():
-        raise UserError("say why the confirmation ends: the reason is kept.")
+    s.require(
+        "administer",
+        f"withdraw a confirmation that {partner} serves a person",
+        action="holding",
+        providers=(partner,),
+    )
+    kept = _reason(reason, "say why the confirmation ends: the reason is kept.")
     found = s.con.execute(
         "DELETE FROM gov.held_confirmation WHERE partner_id = ? AND local_id = ? "
-        "RETURNING 1",
+        "RETURNING person_id",
         [partner, local_id],
     ).fetchall()
     s.record(
         "holding",
-        what if found else f"{what}: there was none",
+        f"withdrew the confirmation that {partner} serves person {found[0][0]}"
+        if found
+        else f"withdrew a confirmation of {partner}'s: there was none",
         providers=(partner,),
-        reason=reason.strip(),
+        reason=kept,
     )
     return bool(found)
