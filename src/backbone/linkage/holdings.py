@@ -178,8 +178,9 @@ def _linked_person(con: Connection, partner: str, local_id: str) -> int:
     ).fetchone()
     if found is None:
         raise NotFoundError(
-            f"{partner} has no linked record {local_id!r}; `backbone link unbacked "
-            f"--partner {partner}` lists the records waiting for a confirmation."
+            f"{partner} has no linked record {local_id!r}; the unbacked records "
+            "(`backbone link unbacked`, or the web site's Unbacked records page) "
+            "list the records waiting for a confirmation."
         )
     return int(found[0])
 
