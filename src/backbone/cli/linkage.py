@@ -188,7 +188,8 @@ def link_unbacked(
     found = holdings.waiting
     if not found:
         _out().print(
-            "No record waits: every linked record is backed by its partner's facts."
+            "No record waits: every linked record is backed by its partner's facts "
+            "or a confirmation."
         )
         return
     table = Table(

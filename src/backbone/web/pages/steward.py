@@ -631,7 +631,8 @@ def holdings_tables(holdings: Holdings) -> dict[str, Table]:
         caption="Waiting: linked to persons other partners hold, no fact of their "
         "partner's behind them"
         + _of_total(len(holdings.waiting), holdings.waiting_total),
-        empty="No record waits: every linked record is backed by its partner's facts.",
+        empty="No record waits: every linked record is backed by its partner's "
+        "facts or a confirmation.",
         downloadable=False,
     )
     confirmed = Table(
