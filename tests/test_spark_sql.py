@@ -31,6 +31,7 @@ from backbone.governance.policy import (
     ENTITIES,
     Grant,
     RowScope,
+    corroborated_records_sql,
     held_records_sql,
     permitted_rows_sql,
     pseudonym_sql,
@@ -413,6 +414,9 @@ def _governance_linkage_demo() -> dict[str, Callable[[], Iterator[str]]]:
         "backbone.governance.policy.permitted_rows_sql": permitted,
         "backbone.governance.policy.held_records_sql": lambda: iter(
             [held_records_sql()[0]]
+        ),
+        "backbone.governance.policy.corroborated_records_sql": lambda: iter(
+            [corroborated_records_sql()]
         ),
         "backbone.governance.policy.pseudonym_sql": lambda: iter(
             [expression(pseudonym_sql("rp.person_id", "t.p", "t.l"))]
