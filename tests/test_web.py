@@ -146,12 +146,17 @@ TAKEN: dict[str, int] = {}  # each user's last code step taken (a code works onc
 
 
 def fresh_code(user: str) -> str:
-    """A code of ``user``'s app the warehouse has not taken yet: the current
-    step's, else the next one's (accepted for clocks a little apart), else the
-    one after, once it is the next one."""
+    """A code of ``user``'s app the warehouse has not taken yet, the oldest it
+    still accepts (the step before the current one, unless that ends in a moment;
+    then the current, then the next), so that a user signing in again soon seldom
+    waits for a new step."""
     app = pyotp.TOTP(SECRETS[user])
-    step = max(app.timecode(datetime.now()), TAKEN.get(user, -1) + 1)
-    while step > app.timecode(datetime.now()) + 1:
+    while True:
+        current = app.timecode(datetime.now())
+        oldest = current - 1 if 30 - time.time() % 30 > 3 else current
+        step = max(oldest, TAKEN.get(user, -1) + 1)
+        if step <= current + 1:
+            break
         time.sleep(1)
     TAKEN[user] = step
     return str(app.generate_otp(step))
@@ -198,6 +203,7 @@ def _browser_sign_in(page: Any, site: Site, user: str) -> None:
     page.wait_for_load_state()
     if page.url.endswith("/sign-in/setup"):
         SECRETS[user] = page.inner_text("#totp-secret").strip()
+        TAKEN.pop(user, None)  # a new app: no code of it taken yet
     if "/sign-in/" in page.url:
         page.fill("#code", fresh_code(user))
         page.click("main button[type=submit]")
