@@ -40,8 +40,11 @@ java:
 	  if [ "$$(id -u)" = 0 ]; then apt-get install -y -q openjdk-17-jre-headless >/dev/null; \
 	  else sudo apt-get install -y -q openjdk-17-jre-headless >/dev/null; fi; }
 
+# a module's tests on one worker, so its module fixtures (a served site, a built
+# warehouse) are built once: pytest 9.2 names nodes by `_id`, so xdist 3.8's
+# loadgroup (which renames `_nodeid`) no longer groups anything
 test: lint typecheck browser java
-	$(BIN)/python -m pytest -n 2 -q --dist loadgroup --durations=12
+	$(BIN)/python -m pytest -n 2 -q --dist loadscope --durations=12
 
 # the quick lane for daily work: lint, types and every test not marked slow (a
 # module's tests on one worker, so its module fixtures are built once)
