@@ -907,6 +907,8 @@ def test_a_steward_admin_confirms_a_record_its_partner_serves_and_may_withdraw_i
         wh.linkage.confirm_held(s, "d1", "new-roster-1", "trust me")
     with pytest.raises(UserError, match="reason"), wh.session(steward) as s:
         wh.linkage.confirm_held(s, "d1", "new-roster-1", "  ")
+    with pytest.raises(UserError, match="at most 500"), wh.session(steward) as s:
+        wh.linkage.confirm_held(s, "d1", "new-roster-1", "a pasted letter " * 40)
     with pytest.raises(NotFoundError), wh.session(steward) as s:
         wh.linkage.confirm_held(s, "d1", "no-such-record", "signed form")
     with wh.session(steward) as s:
