@@ -1094,3 +1094,24 @@ def test_the_stewards_dashboard_shows_the_newest_alerts(wh: Warehouse) -> None:
     assert [a.what for a in board.alerts] == [
         "records linked to persons their partner never served: d2 12"
     ]
+
+
+def test_a_partner_reads_only_the_commitments_owed_by_it_or_to_it(
+    wh: Warehouse,
+) -> None:
+    day = NOW.date()
+    with wh.session(user(wh, "steward")) as s:
+        theirs = wh.commitments.add(s, "Send rosters", owner="d2", due=day, made_on=day)
+        mine = wh.commitments.add(
+            s, "Share the calendar", owner="c1", counterpart="d1", due=day, made_on=day
+        )
+    d1 = wh.access(user(wh, "d1.analyst"), "data_quality")
+    listed = {c.commitment_id for c in wh.commitments_for(d1, on=day)}
+    assert mine.commitment_id in listed and theirs.commitment_id not in listed
+    with pytest.raises(NotFoundError, match="of yours"):
+        wh.commitment_for(d1, theirs.commitment_id)
+    assert wh.commitment_for(d1, mine.commitment_id)[0].title == "Share the calendar"
+    steward = wh.access(user(wh, "steward"), "data_quality")
+    assert {theirs.commitment_id, mine.commitment_id} <= {
+        c.commitment_id for c in wh.commitments_for(steward, on=day)
+    }

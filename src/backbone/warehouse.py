@@ -81,7 +81,11 @@ if TYPE_CHECKING:
     )
     from backbone.partners.agreements.diff import Change
     from backbone.partners.agreements.store import VersionRecord
-    from backbone.partners.commitments import CommitmentBook
+    from backbone.partners.commitments import (
+        Commitment,
+        CommitmentBook,
+        CommitmentUpdate,
+    )
     from backbone.partners.feeds import Feed, FeedRegistry
     from backbone.partners.requests import DataRequest, RequestBook
     from backbone.partners.status import Digest, OwnFeed, PartnershipStatus
@@ -588,6 +592,37 @@ class Warehouse:
             for i in self.initiatives.list()
             if principal.is_steward or i.funder == principal.partner_id
         ]
+
+    def commitments_for(
+        self,
+        access: Access,
+        *,
+        on: date,
+        owner: str | None = None,
+        overdue: bool = False,
+        open_only: bool = False,
+    ) -> list[Commitment]:
+        """The commitments ``access``'s principal may read: its partner's, owed
+        by it or to it (the steward: all)."""
+        scope = access.submission_scope()
+        return [
+            c
+            for c in self.commitments.list(
+                on=on, owner=owner, overdue=overdue, open_only=open_only
+            )
+            if scope in (None, c.owner_partner_id, c.counterpart_partner_id)
+        ]
+
+    def commitment_for(
+        self, access: Access, commitment_id: int
+    ) -> tuple[Commitment, list[CommitmentUpdate]]:
+        """One commitment of the principal's partner (owed by it or to it; the
+        steward: any) and its dated history; to anyone else it does not exist."""
+        c = self.commitments.get(commitment_id)
+        scope = access.submission_scope()
+        if scope not in (None, c.owner_partner_id, c.counterpart_partner_id):
+            raise NotFoundError(f"no commitment #{commitment_id} of yours.")
+        return c, self.commitments.history(commitment_id)
 
     def lint_agreements(
         self, access: Access, agreement_id: str | None = None

@@ -725,14 +725,9 @@ def commitment_list(
     it (the steward: all)."""
     with doors(), reading(warehouse, user, token) as (wh, access):
         day = parse_date(on)
-        scope = access.submission_scope()
-        items = [
-            c
-            for c in wh.commitments.list(
-                on=day, owner=owner, overdue=overdue, open_only=not all_
-            )
-            if scope in (None, c.owner_partner_id, c.counterpart_partner_id)
-        ]
+        items = wh.commitments_for(
+            access, on=day, owner=owner, overdue=overdue, open_only=not all_
+        )
         table = _table(
             f"Commitments on {day}",
             "#",
@@ -771,16 +766,13 @@ def commitment_show(
     """A commitment of your partner's (owed by it or to it; the steward: any) and
     its dated history."""
     with doors(), reading(warehouse, user, token) as (wh, access):
-        c = wh.commitments.get(commitment_id)
-        scope = access.submission_scope()
-        if scope not in (None, c.owner_partner_id, c.counterpart_partner_id):
-            raise NotFoundError(f"no commitment #{commitment_id} of yours.")
+        c, history = wh.commitment_for(access, commitment_id)
         console = _plain()
         console.print(
             f"#{c.commitment_id} {c.title} — {c.owner_partner_id} ({c.owner_person or 'no one named'}), "
             f"owed to {c.counterpart_partner_id or 'the partnership'}, due {c.due_date}, {c.status}"
         )
-        for u in wh.commitments.history(commitment_id):
+        for u in history:
             console.print(
                 f"  {u.on} {u.status} (due {u.due})"
                 f"{f' — {u.note}' if u.note else ''}{f' [{u.by}]' if u.by else ''}"
