@@ -372,6 +372,17 @@ def test_a_steward_admin_confirms_an_unbacked_record_and_withdraws_it_on_its_pag
             [person[0]],
         )
     record = "d03-lakeview:web-roster-1"
+    with Warehouse.open(site.warehouse) as wh, wh.session(wh.users.get("steward")) as s:
+        s.record("alert", "records linked to persons their partner never served: "
+                 "d03-lakeview 12")  # fmt: skip
+    # the dashboard shows the alert: a steward admin is sent to the page, an
+    # analyst told who decides
+    for who, said in (("steward", 'href="/unbacked"'),
+                      ("steward.analyst", "A steward admin looks at them")):  # fmt: skip
+        with contextlib.closing(_signed_in(site, who)) as client:
+            board = client.get("/dashboard")
+            assert board.status_code == 200, board.text[:300]
+            assert "d03-lakeview 12" in board.text and said in board.text
     with contextlib.closing(_signed_in(site, "steward")) as steward:
         page = steward.get("/unbacked")
         assert page.status_code == 200 and "web-roster-1" in page.text
